@@ -1,0 +1,43 @@
+// Command kioskctl provisions, inspects and looks after a Tether terminal.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: kioskctl COMMAND [flags]
+
+commands:
+  roster import FILE   load inmates and technicians from a JSON file
+  hash-pin             read a PIN on standard input and print its argon2id hash
+  test badge|pinpad    show decoded events from a serial device live
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kioskctl:", err)
+		os.Exit(1)
+	}
+}
+
+// run is main without the process: tests call it directly.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (see kioskctl help)", args[0])
+}

@@ -1,0 +1,277 @@
+package kiosk
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// StoreFile is the name of the terminal's bbolt file inside its data directory.
+const StoreFile = "terminal.db"
+
+// Bucket names; every bucket exists from schema version 1 on.
+const (
+	bMeta        = "meta"
+	bInmates     = "inmates"     // inmate id -> Inmate
+	bTechnicians = "technicians" // technician id -> Technician
+	bBadges      = "badges"      // badge id -> BadgeOwner
+	bLogins      = "logins"      // person id -> LoginState
+	bAccounts    = "accounts"    // inmate id -> Account
+	bDeposits    = "deposits"    // ref -> Deposit
+	bSessions    = "sessions"    // session id -> Session
+	bCharges     = "charges"     // session id + "/" + minute (%06d) -> Charge
+	bCredits     = "credits"     // session id + "/" + minute (%06d) -> Credit
+	bContacts    = "contacts"    // inmate id + "/" + contact id -> Contact
+	bMessages    = "messages"    // message id (UUIDv7, so time order) -> Message
+	bDrafts      = "drafts"      // inmate id -> Draft
+	bOutq        = "outq"        // seq (8 bytes big endian) -> Item, waiting for the relay
+	bAudit       = "audit"       // audit id (UUIDv7) -> AuditEvent, kept locally for technicians
+	bDownlink    = "downlink"    // applied downlink state (sync owns its keys)
+)
+
+// Keys in the meta bucket.
+const (
+	kSchema    = "schema_version"
+	kEpoch     = "epoch"
+	kNextSeq   = "next_seq"
+	kCreatedAt = "created_at"
+	kPolicy    = "policy"
+	// Record counts kept beside their buckets, since bbolt can only count by walking.
+	kOutqCount  = "outq_count"
+	kAuditCount = "audit_count"
+)
+
+// migrations[i] moves a store from schema version i to i+1, inside the open transaction.
+func migrations() []func(tx *bolt.Tx) error {
+	return []func(tx *bolt.Tx) error{
+		migrate0to1,
+	}
+}
+
+// SchemaVersion is the version this program writes.
+func SchemaVersion() int { return len(migrations()) }
+
+func migrate0to1(tx *bolt.Tx) error {
+	for _, name := range []string{bMeta, bInmates, bTechnicians, bBadges, bLogins, bAccounts, bDeposits,
+		bSessions, bCharges, bCredits, bContacts, bMessages, bDrafts, bOutq, bAudit, bDownlink} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket([]byte(bMeta))
+	epoch := make([]byte, 16)
+	if _, err := rand.Read(epoch); err != nil {
+		return fmt.Errorf("make store epoch: %w", err)
+	}
+	if err := meta.Put([]byte(kEpoch), []byte(hex.EncodeToString(epoch))); err != nil {
+		return err
+	}
+	if err := meta.Put([]byte(kNextSeq), u64(1)); err != nil {
+		return err
+	}
+	return meta.Put([]byte(kCreatedAt), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+}
+
+// Store is the terminal's one bbolt file. Every state change is one transaction.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+// StoreOptions tune Open; the zero value is what a terminal uses.
+type StoreOptions struct {
+	// LockTimeout bounds the wait for another process's lock (default 1s).
+	LockTimeout time.Duration
+	// NoSync skips fsync; only for benchmarks that measure something else.
+	NoSync bool
+}
+
+// OpenStore opens or creates the store in dir. A store held by another process, a store from a
+// newer program, and a damaged store are each refused with a message saying so, and left as found.
+func OpenStore(dir string, opts StoreOptions) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: make data directory %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, StoreFile)
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.Size() == 0:
+		return nil, corrupt(path, errors.New("the file is empty (truncated)"))
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, &Error{Kind: KindConflict, Op: "open store", Err: fmt.Errorf("store %s is in use by another process", path)}
+	}
+	if err != nil {
+		return nil, corrupt(path, err)
+	}
+	s := &Store{db: db, path: path}
+	if err := s.checkIntact(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func corrupt(path string, err error) error {
+	return &Error{Kind: KindCorrupt, Op: "open store",
+		Err: fmt.Errorf("store %s is damaged and was left untouched for a technician (%v)", path, err)}
+}
+
+// checkIntact refuses a file shorter than its own pages or whose page tree does not hold together.
+func (s *Store) checkIntact() error {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", s.path, err)
+	}
+	return s.db.View(func(tx *bolt.Tx) (err error) {
+		if tx.Size() > fi.Size() {
+			return corrupt(s.path, fmt.Errorf("file is %d bytes but its pages need %d (truncated)", fi.Size(), tx.Size()))
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				err = corrupt(s.path, fmt.Errorf("page check panicked: %v", r))
+			}
+		}()
+		for cerr := range tx.Check() {
+			return corrupt(s.path, cerr)
+		}
+		return nil
+	})
+}
+
+func (s *Store) migrate() error {
+	var version int
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		version = readSchema(tx)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read schema of %s: %w", s.path, err)
+	}
+	ms := migrations()
+	if version > len(ms) {
+		return &Error{Kind: KindCorrupt, Op: "open store", Err: fmt.Errorf(
+			"store %s has schema version %d, newer than this program's %d: install a newer Tether", s.path, version, len(ms))}
+	}
+	if version == len(ms) {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for v := version; v < len(ms); v++ {
+			if err := ms[v](tx); err != nil {
+				return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+			}
+		}
+		return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(uint64(len(ms))))
+	})
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func readSchema(tx *bolt.Tx) int {
+	meta := tx.Bucket([]byte(bMeta))
+	if meta == nil {
+		return 0
+	}
+	v := meta.Get([]byte(kSchema))
+	if len(v) != 8 {
+		return 0
+	}
+	return int(binary.BigEndian.Uint64(v))
+}
+
+// Close releases the file and its lock.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Path is the store file's path.
+func (s *Store) Path() string { return s.path }
+
+// Epoch is the random id made when this store was created; sequence numbers are unique within it.
+func (s *Store) Epoch() (string, error) {
+	var epoch string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		epoch = string(tx.Bucket([]byte(bMeta)).Get([]byte(kEpoch)))
+		return nil
+	})
+	return epoch, err
+}
+
+// update runs fn in one read-write transaction; any error rolls back everything fn wrote.
+func (s *Store) update(op string, fn func(tx *bolt.Tx) error) error {
+	return errIO(op, s.db.Update(fn))
+}
+
+// view runs fn in one read-only transaction.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error { return s.db.View(fn) }
+
+// getJSON decodes bucket[key] into v; found is false when the key is absent.
+func getJSON(tx *bolt.Tx, bucket, key string, v any) (found bool, err error) {
+	raw := tx.Bucket([]byte(bucket)).Get([]byte(key))
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, &Error{Kind: KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: %w", key, err)}
+	}
+	return true, nil
+}
+
+// putJSON encodes v into bucket[key].
+func putJSON(tx *bolt.Tx, bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s record %q: %w", bucket, key, err)
+	}
+	if err := tx.Bucket([]byte(bucket)).Put([]byte(key), raw); err != nil {
+		return fmt.Errorf("write %s record %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// addCount adds delta to a counter in meta and returns the new value.
+func addCount(tx *bolt.Tx, key string, delta int64) (int64, error) {
+	n := readCount(tx, key) + delta
+	if err := tx.Bucket([]byte(bMeta)).Put([]byte(key), u64(uint64(n))); err != nil {
+		return 0, fmt.Errorf("update %s: %w", key, err)
+	}
+	return n, nil
+}
+
+func readCount(tx *bolt.Tx, key string) int64 {
+	v := tx.Bucket([]byte(bMeta)).Get([]byte(key))
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
