@@ -1,0 +1,76 @@
+package keyboard
+
+import (
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/tether-kiosk/tether/ui/theme"
+)
+
+func find(o fyne.CanvasObject, label string) *widget.Button {
+	if b, ok := o.(*widget.Button); ok && b.Text == label {
+		return b
+	}
+	if c, ok := o.(*fyne.Container); ok {
+		for _, ch := range c.Objects {
+			if b := find(ch, label); b != nil {
+				return b
+			}
+		}
+	}
+	return nil
+}
+
+func TestTypesSpanishIntoAnEntry(t *testing.T) {
+	test.NewTempApp(t)
+	test.ApplyTheme(t, theme.New())
+	k := New(Labels{Space: "espacio", Shift: "Mayús"})
+	e := widget.NewMultiLineEntry()
+	k.TypeInto(e)
+	w := test.NewWindow(k.Object())
+	w.Resize(fyne.NewSize(1000, 420))
+	defer w.Close()
+
+	press := func(label string) {
+		t.Helper()
+		b := find(k.Object(), label)
+		if b == nil {
+			t.Fatalf("no key %q", label)
+		}
+		if s := b.Size(); s.Width < theme.MinTarget || s.Height < theme.MinTarget {
+			t.Fatalf("key %q is %v, smaller than a finger", label, s)
+		}
+		test.Tap(b)
+	}
+	press("¿")
+	press("Mayús")
+	press("N") // shifted label
+	press("i")
+	press("ñ")
+	press("o")
+	press("espacio")
+	press("a")
+	press("ú")
+	press("n")
+	press("?")
+	if got, want := e.Text, "¿Niño aún?"; got != want {
+		t.Fatalf("typed %q, want %q", got, want)
+	}
+	if k.Shifted() {
+		t.Error("shift stayed on after one letter")
+	}
+	for _, r := range "ñáéíóúü¿¡" {
+		if find(k.Object(), string(r)) == nil {
+			t.Errorf("no key for %q", r)
+		}
+	}
+	press("Mayús")
+	press("Ñ")
+	k.OnKey(fyne.KeyBackspace)
+	if got := e.Text; got != "¿Niño aún?" {
+		t.Errorf("after Ñ and backspace: %q", got)
+	}
+}
