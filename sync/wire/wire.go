@@ -1,0 +1,453 @@
+// Package wire is the Tether sync protocol, version 1: the frames a terminal and a relay
+// exchange over one websocket, the enrollment request, their limits, and the signatures that
+// authenticate a terminal. Both sides encode and decode only through this package, so a frame
+// one side writes is a frame the other side accepts. docs/PROTOCOL.md is the prose contract.
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Subprotocol is the websocket subprotocol of this version; a peer offering anything else is
+// closed with StatusPolicyViolation and ReasonUnsupportedVersion.
+const Subprotocol = "tether.v1"
+
+// Paths served by a relay.
+const (
+	PathTerminal = "/v1/terminal" // websocket
+	PathEnroll   = "/v1/enroll"   // HTTP POST
+)
+
+// Limits. A decoder refuses anything beyond them before acting on it.
+const (
+	// MaxBatchBytes bounds the stored bytes of the items in one uplink batch.
+	MaxBatchBytes = 1 << 20
+	// MaxItemBytes bounds one item's body; a terminal refuses a bigger item locally.
+	MaxItemBytes = 256 << 10
+	// MaxFrameBytes is the read limit both sides set: the largest batch plus envelope overhead.
+	MaxFrameBytes = MaxBatchBytes + 64<<10
+	// MaxBatchItems bounds the items (uplink or downlink) in one frame.
+	MaxBatchItems = 4096
+	// MaxRejected bounds the refusals reported in one ack.
+	MaxRejected = MaxBatchItems
+	// MaxIDLen bounds terminal ids, item ids, epochs, kinds and reasons.
+	MaxIDLen = 128
+	// MaxReasonLen bounds a refusal reason; websocket close reasons must fit in 123 bytes.
+	MaxReasonLen = 120
+	// NonceLen is the size of a challenge nonce.
+	NonceLen = 32
+	// MaxEnrollBytes bounds an enrollment request or response body.
+	MaxEnrollBytes = 16 << 10
+)
+
+// Frame types.
+const (
+	TypeHello     = "hello"     // terminal -> relay
+	TypeChallenge = "challenge" // relay -> terminal
+	TypeAuth      = "auth"      // terminal -> relay
+	TypeWelcome   = "welcome"   // relay -> terminal
+	TypeBatch     = "batch"     // terminal -> relay: uplink items
+	TypeAck       = "ack"       // relay -> terminal: uplink acknowledged
+	TypeDown      = "down"      // relay -> terminal: downlink items
+	TypeDownAck   = "down_ack"  // terminal -> relay: downlink applied
+)
+
+// Close reasons sent with StatusPolicyViolation (1008) unless noted. Each fits a close frame.
+const (
+	ReasonUnsupportedVersion = "unsupported protocol version: this relay speaks " + Subprotocol
+	ReasonUnknownTerminal    = "unknown terminal"
+	ReasonRevoked            = "terminal revoked"
+	ReasonBadSignature       = "bad signature"
+	ReasonAuthTimeout        = "authentication timed out"
+	ReasonMalformed          = "malformed frame" // followed by ": " and the decoder's error, cut to fit
+	ReasonUnexpected         = "unexpected frame"
+	ReasonSequenceGap        = "sequence gap"
+	ReasonWrongEpoch         = "batch epoch differs from hello"
+	ReasonReplaced           = "replaced by a newer connection"
+	ReasonShutdown           = "relay shutting down" // StatusGoingAway
+)
+
+// Refusal reasons for uplink items refused for good (Ack.Rejected).
+const (
+	RefuseTooLarge       = "too_large"
+	RefuseUnknownContact = "unknown_contact"
+	RefuseSuspended      = "suspended"
+	RefuseInvalid        = "invalid"
+	RefuseUnknownKind    = "unknown_kind"
+)
+
+// Modes a terminal is enrolled in.
+const (
+	ModeKiosk  = "kiosk"
+	ModeTablet = "tablet"
+)
+
+// Hello opens a connection: who the terminal says it is and where its streams stand.
+type Hello struct {
+	TerminalID string `json:"terminal_id"`
+	// Epoch is the terminal store's epoch; every batch on this connection carries it.
+	Epoch string `json:"epoch"`
+	// DownApplied is the highest downlink seq the terminal has applied; the relay resumes after it.
+	DownApplied uint64 `json:"down_applied"`
+	// Software names the terminal build, for the technicians (informational).
+	Software string `json:"software,omitempty"`
+}
+
+// Challenge carries a fresh random nonce the terminal must sign.
+type Challenge struct {
+	Nonce []byte `json:"nonce"` // NonceLen bytes, base64 in JSON
+}
+
+// Auth is the terminal's ed25519 signature over AuthMessage(terminal id, nonce).
+type Auth struct {
+	Signature []byte `json:"signature"` // 64 bytes, base64 in JSON
+}
+
+// Welcome ends the handshake: what the relay knows of the terminal.
+type Welcome struct {
+	TerminalID string    `json:"terminal_id"`
+	Facility   string    `json:"facility"`
+	Mode       string    `json:"mode"`
+	InmateID   string    `json:"inmate_id,omitempty"` // tablet: the inmate it is bound to
+	ServerTime time.Time `json:"server_time"`
+}
+
+// Item is one uplink record, the shape of kiosk.Item.
+type Item struct {
+	Seq       uint64          `json:"seq"`
+	ID        string          `json:"id"`
+	Kind      string          `json:"kind"`
+	CreatedAt time.Time       `json:"created_at"`
+	Body      json.RawMessage `json:"body"`
+}
+
+// Batch carries uplink items in increasing seq order, all of one epoch.
+type Batch struct {
+	Epoch string `json:"epoch"`
+	Items []Item `json:"items"`
+}
+
+// Rejection is an uplink item refused for good; the terminal does not send it again.
+type Rejection struct {
+	Seq    uint64 `json:"seq"`
+	Reason string `json:"reason"`
+}
+
+// Ack says the relay durably holds every item of Epoch with seq <= Seq (refused ones included,
+// listed in Rejected).
+type Ack struct {
+	Epoch    string      `json:"epoch"`
+	Seq      uint64      `json:"seq"`
+	Rejected []Rejection `json:"rejected,omitempty"`
+}
+
+// DownItem is one downlink record; Seq increases by one per terminal, with no gaps.
+type DownItem struct {
+	Seq  uint64          `json:"seq"`
+	Kind string          `json:"kind"`
+	Body json.RawMessage `json:"body"`
+}
+
+// Down carries downlink items in increasing seq order.
+type Down struct {
+	Items []DownItem `json:"items"`
+}
+
+// DownAck says the terminal has applied every downlink item with seq <= Seq; Refused lists
+// items it could not apply for good (skipped, recorded in its audit log).
+type DownAck struct {
+	Seq     uint64      `json:"seq"`
+	Refused []Rejection `json:"refused,omitempty"`
+}
+
+// Frame is one decoded websocket message: Type and exactly the matching field set.
+type Frame struct {
+	Type      string
+	Hello     *Hello
+	Challenge *Challenge
+	Auth      *Auth
+	Welcome   *Welcome
+	Batch     *Batch
+	Ack       *Ack
+	Down      *Down
+	DownAck   *DownAck
+}
+
+// envelope is a frame on the wire: {"type": "...", "body": {...}}.
+type envelope struct {
+	Type string          `json:"type"`
+	Body json.RawMessage `json:"body"`
+}
+
+// Encode writes a frame for one of the message types above (value or pointer).
+func Encode(msg any) ([]byte, error) {
+	var typ string
+	switch m := msg.(type) {
+	case Hello, *Hello:
+		typ = TypeHello
+	case Challenge, *Challenge:
+		typ = TypeChallenge
+	case Auth, *Auth:
+		typ = TypeAuth
+	case Welcome, *Welcome:
+		typ = TypeWelcome
+	case Batch, *Batch:
+		typ = TypeBatch
+	case Ack, *Ack:
+		typ = TypeAck
+	case Down, *Down:
+		typ = TypeDown
+	case DownAck, *DownAck:
+		typ = TypeDownAck
+	default:
+		return nil, fmt.Errorf("encode frame: unknown message type %T", m)
+	}
+	body, err := json.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s frame: %w", typ, err)
+	}
+	out, err := json.Marshal(envelope{Type: typ, Body: body})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s frame: %w", typ, err)
+	}
+	if len(out) > MaxFrameBytes {
+		return nil, fmt.Errorf("encode %s frame: %w (%d bytes, limit %d)", typ, ErrTooLarge, len(out), MaxFrameBytes)
+	}
+	return out, nil
+}
+
+// ErrTooLarge is wrapped by errors about input or output beyond a limit.
+var ErrTooLarge = errors.New("frame too large")
+
+// DecodeFrame parses and validates one frame. Unknown fields are ignored (a later minor
+// revision may add some); an unknown type, a missing body or a value beyond a limit is an error.
+func DecodeFrame(b []byte) (Frame, error) {
+	if len(b) > MaxFrameBytes {
+		return Frame{}, fmt.Errorf("decode frame: %w (%d bytes, limit %d)", ErrTooLarge, len(b), MaxFrameBytes)
+	}
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return Frame{}, fmt.Errorf("decode frame: %w", err)
+	}
+	if len(bytes.TrimSpace(env.Body)) == 0 || bytes.Equal(bytes.TrimSpace(env.Body), []byte("null")) {
+		return Frame{}, fmt.Errorf("decode %q frame: missing body", cut(env.Type))
+	}
+	f := Frame{Type: env.Type}
+	var target interface{ validate() error }
+	switch env.Type {
+	case TypeHello:
+		f.Hello = new(Hello)
+		target = f.Hello
+	case TypeChallenge:
+		f.Challenge = new(Challenge)
+		target = f.Challenge
+	case TypeAuth:
+		f.Auth = new(Auth)
+		target = f.Auth
+	case TypeWelcome:
+		f.Welcome = new(Welcome)
+		target = f.Welcome
+	case TypeBatch:
+		f.Batch = new(Batch)
+		target = f.Batch
+	case TypeAck:
+		f.Ack = new(Ack)
+		target = f.Ack
+	case TypeDown:
+		f.Down = new(Down)
+		target = f.Down
+	case TypeDownAck:
+		f.DownAck = new(DownAck)
+		target = f.DownAck
+	default:
+		return Frame{}, fmt.Errorf("decode frame: unknown type %q", cut(env.Type))
+	}
+	if err := json.Unmarshal(env.Body, target); err != nil {
+		return Frame{}, fmt.Errorf("decode %s frame: %w", env.Type, err)
+	}
+	if err := target.validate(); err != nil {
+		return Frame{}, fmt.Errorf("decode %s frame: %w", env.Type, err)
+	}
+	return f, nil
+}
+
+// cut shortens a peer-supplied string before it goes into an error or a log line.
+func cut(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+func checkID(field, s string, required bool) error {
+	if s == "" {
+		if required {
+			return fmt.Errorf("%s is missing", field)
+		}
+		return nil
+	}
+	if len(s) > MaxIDLen {
+		return fmt.Errorf("%s is %d bytes, limit %d", field, len(s), MaxIDLen)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%s holds a control character", field)
+		}
+	}
+	return nil
+}
+
+func checkReason(field, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is missing", field)
+	}
+	if len(s) > MaxReasonLen {
+		return fmt.Errorf("%s is %d bytes, limit %d", field, len(s), MaxReasonLen)
+	}
+	return nil
+}
+
+func (h *Hello) validate() error {
+	if err := checkID("terminal_id", h.TerminalID, true); err != nil {
+		return err
+	}
+	if err := checkID("epoch", h.Epoch, true); err != nil {
+		return err
+	}
+	return checkID("software", h.Software, false)
+}
+
+func (c *Challenge) validate() error {
+	if len(c.Nonce) != NonceLen {
+		return fmt.Errorf("nonce is %d bytes, want %d", len(c.Nonce), NonceLen)
+	}
+	return nil
+}
+
+func (a *Auth) validate() error {
+	if len(a.Signature) != SignatureSize {
+		return fmt.Errorf("signature is %d bytes, want %d", len(a.Signature), SignatureSize)
+	}
+	return nil
+}
+
+func (w *Welcome) validate() error {
+	if err := checkID("terminal_id", w.TerminalID, true); err != nil {
+		return err
+	}
+	if err := checkID("facility", w.Facility, true); err != nil {
+		return err
+	}
+	if err := checkMode(w.Mode, w.InmateID); err != nil {
+		return err
+	}
+	return nil
+}
+
+func checkMode(mode, inmate string) error {
+	switch mode {
+	case ModeKiosk:
+		if inmate != "" {
+			return fmt.Errorf("a kiosk is bound to no inmate (got inmate_id)")
+		}
+	case ModeTablet:
+		if err := checkID("inmate_id", inmate, true); err != nil {
+			return fmt.Errorf("a tablet must be bound to an inmate: %w", err)
+		}
+	default:
+		return fmt.Errorf("mode %q is neither %q nor %q", cut(mode), ModeKiosk, ModeTablet)
+	}
+	return nil
+}
+
+func checkBody(field string, body json.RawMessage) error {
+	if len(body) == 0 {
+		return fmt.Errorf("%s is missing", field)
+	}
+	if len(body) > MaxItemBytes {
+		return fmt.Errorf("%s is %d bytes, limit %d: %w", field, len(body), MaxItemBytes, ErrTooLarge)
+	}
+	return nil
+}
+
+func (b *Batch) validate() error {
+	if err := checkID("epoch", b.Epoch, true); err != nil {
+		return err
+	}
+	if len(b.Items) == 0 {
+		return errors.New("batch has no items")
+	}
+	if len(b.Items) > MaxBatchItems {
+		return fmt.Errorf("batch has %d items, limit %d", len(b.Items), MaxBatchItems)
+	}
+	var last uint64
+	for i, it := range b.Items {
+		if it.Seq == 0 || it.Seq <= last {
+			return fmt.Errorf("item %d: seq %d does not follow %d", i, it.Seq, last)
+		}
+		last = it.Seq
+		if err := checkID(fmt.Sprintf("item %d id", i), it.ID, true); err != nil {
+			return err
+		}
+		if err := checkID(fmt.Sprintf("item %d kind", i), it.Kind, true); err != nil {
+			return err
+		}
+		if err := checkBody(fmt.Sprintf("item %d body", i), it.Body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkRejections(field string, rs []Rejection, upTo uint64) error {
+	if len(rs) > MaxRejected {
+		return fmt.Errorf("%s lists %d items, limit %d", field, len(rs), MaxRejected)
+	}
+	var last uint64
+	for i, r := range rs {
+		if r.Seq == 0 || r.Seq <= last || r.Seq > upTo {
+			return fmt.Errorf("%s %d: seq %d out of order or beyond %d", field, i, r.Seq, upTo)
+		}
+		last = r.Seq
+		if err := checkReason(fmt.Sprintf("%s %d reason", field, i), r.Reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Ack) validate() error {
+	if err := checkID("epoch", a.Epoch, true); err != nil {
+		return err
+	}
+	return checkRejections("rejected", a.Rejected, a.Seq)
+}
+
+func (d *Down) validate() error {
+	if len(d.Items) == 0 {
+		return errors.New("down has no items")
+	}
+	if len(d.Items) > MaxBatchItems {
+		return fmt.Errorf("down has %d items, limit %d", len(d.Items), MaxBatchItems)
+	}
+	var last uint64
+	for i, it := range d.Items {
+		if it.Seq == 0 || it.Seq <= last {
+			return fmt.Errorf("item %d: seq %d does not follow %d", i, it.Seq, last)
+		}
+		last = it.Seq
+		if err := checkID(fmt.Sprintf("item %d kind", i), it.Kind, true); err != nil {
+			return err
+		}
+		if err := checkBody(fmt.Sprintf("item %d body", i), it.Body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *DownAck) validate() error { return checkRejections("refused", d.Refused, d.Seq) }
