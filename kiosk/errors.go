@@ -107,6 +107,13 @@ const (
 	ReasonNoticeNotAccepted   Reason = "notice_not_accepted"
 )
 
+// Mailbox refusals.
+const (
+	ReasonContactLimit       Reason = "contact_limit"
+	ReasonContactNotApproved Reason = "contact_not_approved"
+	ReasonNoSession          Reason = "no_session"
+)
+
 // Session end reasons, recorded on every session.
 const (
 	EndLogout        Reason = "logout"

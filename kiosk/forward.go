@@ -162,6 +162,8 @@ func (s *Store) Reject(now time.Time, seq uint64, reason string) error {
 // onForwarded applies what an acknowledgement means for each kind of item.
 func onForwarded(tx *bolt.Tx, now time.Time, it Item) error {
 	switch it.Kind {
+	case ItemMessage, ItemPREA:
+		return messageForwarded(tx, now, it)
 	default:
 		return nil
 	}
@@ -170,6 +172,10 @@ func onForwarded(tx *bolt.Tx, now time.Time, it Item) error {
 // onRefused applies what a permanent refusal means for each kind of item.
 func onRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 	switch it.Kind {
+	case ItemMessage, ItemPREA:
+		return messageRefused(tx, now, it, reason)
+	case ItemContactRequest:
+		return contactRequestRefused(tx, now, it, reason)
 	default:
 		return nil
 	}

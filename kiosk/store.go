@@ -36,6 +36,7 @@ const (
 	bOutq        = "outq"        // seq (8 bytes big endian) -> Item, waiting for the relay
 	bAudit       = "audit"       // audit id (UUIDv7) -> AuditEvent, kept locally for technicians
 	bDownlink    = "downlink"    // applied downlink state (sync owns its keys)
+	bMsgIndex    = "msgindex"    // inmate id + "/" + message id -> box ("outbox", "inbox", "inbox:read")
 )
 
 // Keys in the meta bucket.
@@ -62,7 +63,7 @@ func SchemaVersion() int { return len(migrations()) }
 
 func migrate0to1(tx *bolt.Tx) error {
 	for _, name := range []string{bMeta, bInmates, bTechnicians, bBadges, bLogins, bAccounts, bDeposits,
-		bSessions, bCharges, bCredits, bContacts, bMessages, bDrafts, bOutq, bAudit, bDownlink} {
+		bSessions, bCharges, bCredits, bContacts, bMessages, bDrafts, bOutq, bAudit, bDownlink, bMsgIndex} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}

@@ -1,0 +1,339 @@
+package kiosk
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Address limits from RFC 5321 (path 254 usable, local part 64, domain 253, label 63).
+const (
+	maxEmailLen       = 254
+	maxEmailLocalLen  = 64
+	maxEmailDomainLen = 253
+	maxEmailLabelLen  = 63
+	maxContactNameLen = 100 // code points
+)
+
+// ValidateEmail checks an address an inmate typed and returns it as it will be stored
+// (surrounding spaces trimmed, domain lower-cased). It accepts only one plain address: no
+// display name, no angle brackets, no comments, no quoted local part, no IP literal, ASCII only,
+// so what staff approve is exactly where the mail goes.
+func ValidateEmail(addr string) (string, error) {
+	bad := func(format string, args ...any) (string, error) {
+		return "", errInvalid("email address", format, args...)
+	}
+	a := strings.TrimSpace(addr)
+	if a == "" {
+		return bad("is empty")
+	}
+	// Display names, lists, comments, quoting and IP literals all need one of these.
+	if i := strings.IndexAny(a, `<>"(),;:[]\`); i >= 0 {
+		return bad("character %q is not allowed: enter one plain address like name@example.com", a[i])
+	}
+	for i, r := range a {
+		if r == utf8.RuneError || r > unicode.MaxASCII {
+			return bad("character %q at position %d is not allowed (plain letters, digits and . _ - + only)", r, utf8.RuneCountInString(a[:i])+1)
+		}
+		if r <= ' ' || r == 0x7f {
+			return bad("must not contain spaces or control characters (position %d)", utf8.RuneCountInString(a[:i])+1)
+		}
+	}
+	if len(a) > maxEmailLen {
+		return bad("is %d characters long; the limit is %d", len(a), maxEmailLen)
+	}
+	at := strings.Count(a, "@")
+	if at == 0 {
+		return bad("has no @")
+	}
+	if at > 1 {
+		return bad("has more than one @")
+	}
+	local, domain, _ := strings.Cut(a, "@")
+	if local == "" {
+		return bad("has nothing before the @")
+	}
+	if len(local) > maxEmailLocalLen {
+		return bad("the part before the @ is %d characters; the limit is %d", len(local), maxEmailLocalLen)
+	}
+	if domain == "" {
+		return bad("has no domain after the @")
+	}
+	if len(domain) > maxEmailDomainLen {
+		return bad("the domain is %d characters; the limit is %d", len(domain), maxEmailDomainLen)
+	}
+	if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
+		return bad("the part before the @ must not start or end with a dot or have two dots in a row")
+	}
+	if !strings.Contains(domain, ".") {
+		return bad("the domain %q has no dot (like example.com)", domain)
+	}
+	labels := strings.Split(domain, ".")
+	for _, l := range labels {
+		if l == "" {
+			return bad("the domain %q has an empty part between dots", domain)
+		}
+		if len(l) > maxEmailLabelLen {
+			return bad("the domain part %q is longer than %d characters", l, maxEmailLabelLen)
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return bad("the domain part %q must not start or end with a hyphen", l)
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return bad("the domain %q may hold only letters, digits, hyphens and dots", domain)
+			}
+		}
+	}
+	if tld := labels[len(labels)-1]; strings.Trim(tld, "0123456789") == "" {
+		return bad("the domain %q ends in a number, not a name like .com", domain)
+	}
+	// net/mail has the last word on syntax; it must read back exactly one bare address.
+	parsed, err := mail.ParseAddress(a)
+	if err != nil {
+		return bad("is not a valid address (%v)", err)
+	}
+	if parsed.Name != "" || parsed.Address != a {
+		return bad("enter only the address itself, like name@example.com")
+	}
+	return local + "@" + strings.ToLower(domain), nil
+}
+
+// validateContactName checks the name an inmate gives a contact.
+func validateContactName(name string) (string, error) {
+	n := strings.TrimSpace(name)
+	if n == "" {
+		return "", errInvalid("contact name", "is empty")
+	}
+	if !utf8.ValidString(n) {
+		return "", errInvalid("contact name", "is not valid text")
+	}
+	if c := utf8.RuneCountInString(n); c > maxContactNameLen {
+		return "", errInvalid("contact name", "is %d characters; the limit is %d", c, maxContactNameLen)
+	}
+	for i, r := range []rune(n) {
+		if unicode.IsControl(r) {
+			return "", errInvalid("contact name", "character U+%04X at position %d is not allowed", r, i+1)
+		}
+	}
+	return n, nil
+}
+
+func contactKey(inmateID, contactID string) string { return inmateID + "/" + contactID }
+
+// listContactsTx returns every contact record of an inmate, removed ones included, oldest first.
+func listContactsTx(tx *bolt.Tx, inmateID string) ([]Contact, error) {
+	var out []Contact
+	prefix := []byte(inmateID + "/")
+	c := tx.Bucket([]byte(bContacts)).Cursor()
+	for k, v := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, v = c.Next() {
+		var ct Contact
+		if err := json.Unmarshal(v, &ct); err != nil {
+			return nil, &Error{Kind: KindCorrupt, Op: "read contacts", Err: fmt.Errorf("record %q: %w", k, err)}
+		}
+		// An id holding "/" could share this prefix; the record says whose it is.
+		if ct.InmateID == inmateID {
+			out = append(out, ct)
+		}
+	}
+	return out, nil
+}
+
+// countsTowardLimit: only live contacts use one of the inmate's slots.
+func countsTowardLimit(state string) bool {
+	return state == ContactPending || state == ContactApproved
+}
+
+func getInmateTx(tx *bolt.Tx, op, inmateID string) (Inmate, error) {
+	var in Inmate
+	if inmateID == "" {
+		return in, errInvalid(op, "no inmate given")
+	}
+	found, err := getJSON(tx, bInmates, inmateID, &in)
+	if err != nil {
+		return in, err
+	}
+	if !found {
+		return in, errNotFound(op, "inmate %q is not on this terminal's roster", inmateID)
+	}
+	return in, nil
+}
+
+// Contacts lists an inmate's contacts that are pending, approved or declined, oldest first.
+func (t *Terminal) Contacts(inmateID string) ([]Contact, error) {
+	var out []Contact
+	err := t.store.view(func(tx *bolt.Tx) error {
+		all, err := listContactsTx(tx, inmateID)
+		for _, c := range all {
+			if c.State != ContactRemoved {
+				out = append(out, c)
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+// AddContact asks for a new contact: it is stored as pending and a request is queued for the
+// relay in the same transaction. Live (pending + approved) contacts are limited to
+// Policy.MaxContacts; an address already live is a conflict; a declined or removed address
+// is asked for again under its old id.
+func (t *Terminal) AddContact(inmateID, name, email string) (Contact, error) {
+	const op = "add contact"
+	name, err := validateContactName(name)
+	if err != nil {
+		return Contact{}, err
+	}
+	email, err = ValidateEmail(email)
+	if err != nil {
+		return Contact{}, err
+	}
+	if err := t.requireSession(op, inmateID); err != nil {
+		return Contact{}, err
+	}
+	max := t.Policy().MaxContacts
+	now := t.clock.Now().UTC()
+	var added Contact
+	err = t.store.update(op, func(tx *bolt.Tx) error {
+		in, err := getInmateTx(tx, op, inmateID)
+		if err != nil {
+			return err
+		}
+		if !in.Messaging {
+			return errRefused(op, ReasonNoMessaging, time.Time{})
+		}
+		all, err := listContactsTx(tx, inmateID)
+		if err != nil {
+			return err
+		}
+		live := 0
+		var old *Contact
+		for i, c := range all {
+			if countsTowardLimit(c.State) {
+				live++
+			}
+			if strings.EqualFold(c.Email, email) {
+				if countsTowardLimit(c.State) {
+					return &Error{Kind: KindConflict, Op: op, Err: fmt.Errorf("%s is already a contact (%s)", email, c.State)}
+				}
+				old = &all[i]
+			}
+		}
+		if live >= max {
+			return &Error{Kind: KindRefused, Op: op, Reason: ReasonContactLimit,
+				Err: fmt.Errorf("%d of %d contacts are in use; remove one first", live, max)}
+		}
+		if old != nil {
+			added = *old
+		} else {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return fmt.Errorf("make contact id: %w", err)
+			}
+			added = Contact{ID: id.String(), InmateID: inmateID}
+		}
+		added.Name, added.Email, added.State, added.Reason, added.UpdatedAt = name, email, ContactPending, "", now
+		if err := putJSON(tx, bContacts, contactKey(inmateID, added.ID), added); err != nil {
+			return err
+		}
+		_, err = enqueue(tx, now, ItemContactRequest, added)
+		return err
+	})
+	if err != nil {
+		return Contact{}, err
+	}
+	t.emit(Event{Kind: EventChanged, InmateID: inmateID, At: now})
+	return added, nil
+}
+
+// RemoveContact marks a contact removed and queues the removal for the relay. Removing a
+// contact already removed changes nothing.
+func (t *Terminal) RemoveContact(inmateID, contactID string) error {
+	const op = "remove contact"
+	now := t.clock.Now().UTC()
+	changed := false
+	err := t.store.update(op, func(tx *bolt.Tx) error {
+		var c Contact
+		found, err := getJSON(tx, bContacts, contactKey(inmateID, contactID), &c)
+		if err != nil {
+			return err
+		}
+		if !found || c.InmateID != inmateID {
+			return errNotFound(op, "contact %q", contactID)
+		}
+		if c.State == ContactRemoved {
+			return nil
+		}
+		c.State, c.Reason, c.UpdatedAt = ContactRemoved, "", now
+		if err := putJSON(tx, bContacts, contactKey(inmateID, contactID), c); err != nil {
+			return err
+		}
+		changed = true
+		_, err = enqueue(tx, now, ItemContactRemove, c)
+		return err
+	})
+	if err == nil && changed {
+		t.emit(Event{Kind: EventChanged, InmateID: inmateID, At: now})
+	}
+	return err
+}
+
+// setContactStateTx applies the relay's decision on a contact (approved or declined, or
+// removed by the facility). A contact the inmate removed stays removed: a late approval must
+// not bring it back. Setting the state it already has changes nothing.
+func setContactStateTx(tx *bolt.Tx, now time.Time, inmateID, contactID, state, reason string) error {
+	const op = "set contact state"
+	switch state {
+	case ContactApproved, ContactDeclined, ContactRemoved:
+	default:
+		return errInvalid(op, "state %q is not approved, declined or removed", state)
+	}
+	var c Contact
+	found, err := getJSON(tx, bContacts, contactKey(inmateID, contactID), &c)
+	if err != nil {
+		return err
+	}
+	if !found || c.InmateID != inmateID {
+		return errNotFound(op, "contact %q of inmate %q", contactID, inmateID)
+	}
+	if c.State == ContactRemoved || (c.State == state && c.Reason == reason) {
+		return nil
+	}
+	c.State, c.Reason, c.UpdatedAt = state, reason, now.UTC()
+	return putJSON(tx, bContacts, contactKey(inmateID, contactID), c)
+}
+
+// SetContactState applies a relay decision in its own transaction and tells the screens.
+func (t *Terminal) SetContactState(inmateID, contactID, state, reason string) error {
+	now := t.clock.Now()
+	err := t.store.update("set contact state", func(tx *bolt.Tx) error {
+		return setContactStateTx(tx, now, inmateID, contactID, state, reason)
+	})
+	if err == nil {
+		t.emit(Event{Kind: EventChanged, InmateID: inmateID, At: now})
+	}
+	return err
+}
+
+// contactRequestRefused: a request the relay refuses for good will never be approved, so
+// it stops holding one of the inmate's slots and the inmate sees why.
+func contactRequestRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
+	var c Contact
+	if err := json.Unmarshal(it.Body, &c); err != nil {
+		return &Error{Kind: KindCorrupt, Op: "read contact request", Err: err}
+	}
+	var cur Contact
+	found, err := getJSON(tx, bContacts, contactKey(c.InmateID, c.ID), &cur)
+	if err != nil || !found || cur.State != ContactPending {
+		return err
+	}
+	cur.State, cur.Reason, cur.UpdatedAt = ContactDeclined, reason, now.UTC()
+	return putJSON(tx, bContacts, contactKey(c.InmateID, c.ID), cur)
+}
