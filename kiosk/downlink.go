@@ -1,0 +1,390 @@
+package kiosk
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Downlink kinds: what the relay sends a terminal (docs/PROTOCOL.md; the same strings as in
+// sync/wire, which a test in sync/client keeps equal).
+const (
+	DownInboundMessage   = "inbound_message"    // Message (inbox)
+	DownMessageStatus    = "message_status"     // MessageStatus
+	DownInmate           = "inmate"             // Inmate
+	DownTechnician       = "technician"         // Technician
+	DownTechnicianRemove = "technician_removed" // TechnicianRemoved
+	DownDeposit          = "deposit"            // Deposit
+	DownContact          = "contact"            // Contact
+	DownPolicy           = "policy"             // Policy
+	DownRemoteCharge     = "remote_charge"      // Charge from another terminal
+	DownRemoteCredit     = "remote_credit"      // Credit from another terminal
+	DownRemoteSessionEnd = "remote_session_end" // Session ended on another terminal
+	DownNotice           = "notice"             // Notice
+)
+
+// Keys of the downlink bucket.
+const (
+	kDownApplied  = "applied"    // u64: highest downlink seq applied
+	kEnrollment   = "enrollment" // Enrollment
+	noticePrefix  = "notice/"    // notice/<id> -> Notice
+	maxNotices    = 100          // oldest dropped beyond this
+	maxNoticeText = 2000         // bytes
+)
+
+// MessageStatus is the relay's report on a message this terminal sent.
+type MessageStatus struct {
+	MessageID string    `json:"message_id"`
+	InmateID  string    `json:"inmate_id"`
+	State     string    `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// TechnicianRemoved names a technician taken off the roster.
+type TechnicianRemoved struct {
+	ID string `json:"id"`
+}
+
+// Notice is text the facility wants on screen: for everyone (InmateID "") or one inmate.
+type Notice struct {
+	ID       string    `json:"id"`
+	InmateID string    `json:"inmate_id,omitempty"`
+	Text     string    `json:"text"`
+	Language string    `json:"language,omitempty"`
+	At       time.Time `json:"at"`
+	Until    time.Time `json:"until,omitempty"`
+}
+
+// Enrollment is what the relay told this terminal when it enrolled.
+type Enrollment struct {
+	TerminalID string `json:"terminal_id"`
+	Facility   string `json:"facility"`
+	Mode       string `json:"mode"` // "kiosk" or "tablet"
+	InmateID   string `json:"inmate_id,omitempty"`
+}
+
+// DownlinkApplied is the highest downlink seq applied to this store (0 if none).
+func (t *Terminal) DownlinkApplied() (uint64, error) {
+	var seq uint64
+	err := t.store.view(func(tx *bolt.Tx) error {
+		seq = downAppliedTx(tx)
+		return nil
+	})
+	return seq, err
+}
+
+func downAppliedTx(tx *bolt.Tx) uint64 {
+	v := tx.Bucket([]byte(bDownlink)).Get([]byte(kDownApplied))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// ApplyDownlink applies one downlink item and records seq as applied, in one transaction, so
+// a crash leaves the item either fully applied with its seq or not at all. A seq already
+// applied is ignored. An item that can never apply (malformed body, unknown kind, a record
+// that breaks a rule) is skipped: its seq is recorded, an audit event says why, and refused
+// names the reason for the relay. err is only for failures worth retrying (storage).
+func (t *Terminal) ApplyDownlink(seq uint64, kind string, body json.RawMessage) (refused string, err error) {
+	if seq == 0 {
+		return "", errInvalid("apply downlink", "sequence number 0")
+	}
+	now := t.clock.Now()
+	var (
+		skip   bool
+		ev     = Event{Kind: EventChanged, At: now}
+		policy *Policy
+	)
+	applyErr := t.store.update("apply downlink", func(tx *bolt.Tx) error {
+		applied := downAppliedTx(tx)
+		if seq <= applied {
+			skip = true
+			return nil
+		}
+		if seq > applied+1 {
+			// The relay promises no gaps; if one appears anyway, keep going but leave a trace.
+			if err := appendAudit(tx, now, "downlink_gap", "relay", map[string]string{
+				"after": fmt.Sprint(applied), "seq": fmt.Sprint(seq)}); err != nil {
+				return err
+			}
+		}
+		var err error
+		ev.InmateID, policy, err = applyDownTx(tx, now, kind, body)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bDownlink)).Put([]byte(kDownApplied), u64(seq))
+	})
+	switch {
+	case applyErr == nil && skip:
+		return "", nil
+	case applyErr == nil:
+		if policy != nil {
+			t.mu.Lock()
+			t.policy = *policy
+			t.mu.Unlock()
+		}
+		t.emit(ev)
+		return "", nil
+	case !permanent(applyErr):
+		return "", applyErr
+	}
+	// Skipped for good: record the seq and why, in a transaction of its own (the failed one
+	// rolled back everything the item wrote).
+	refused = refusalReason(applyErr)
+	err = t.store.update("skip downlink item", func(tx *bolt.Tx) error {
+		if seq <= downAppliedTx(tx) {
+			return nil
+		}
+		if err := appendAudit(tx, now, "downlink_refused", "relay", map[string]string{
+			"seq": fmt.Sprint(seq), "kind": clip(kind, 64), "reason": refused}); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bDownlink)).Put([]byte(kDownApplied), u64(seq))
+	})
+	if err != nil {
+		return "", err
+	}
+	t.logf("downlink item %d (%s) skipped: %s", seq, clip(kind, 64), refused)
+	return refused, nil
+}
+
+// applyDownTx applies one item in tx and says which inmate it concerns ("" for everyone).
+func applyDownTx(tx *bolt.Tx, now time.Time, kind string, body json.RawMessage) (inmate string, policy *Policy, err error) {
+	decode := func(v any) error {
+		if err := json.Unmarshal(body, v); err != nil {
+			return errInvalid("apply "+kind, "body: %v", err)
+		}
+		return nil
+	}
+	switch kind {
+	case DownInboundMessage:
+		var m Message
+		if err := decode(&m); err != nil {
+			return "", nil, err
+		}
+		_, err := deliverInboundTx(tx, now, m)
+		return m.InmateID, nil, err
+	case DownMessageStatus:
+		var s MessageStatus
+		if err := decode(&s); err != nil {
+			return "", nil, err
+		}
+		err := setMessageStateTx(tx, now, s.MessageID, s.State, s.Reason)
+		if KindOf(err) == KindNotFound {
+			// Sent from another kiosk: this terminal has no copy to update.
+			return s.InmateID, nil, nil
+		}
+		return s.InmateID, nil, err
+	case DownInmate:
+		var in Inmate
+		if err := decode(&in); err != nil {
+			return "", nil, err
+		}
+		return in.ID, nil, upsertInmateTx(tx, now, in)
+	case DownTechnician:
+		var tc Technician
+		if err := decode(&tc); err != nil {
+			return "", nil, err
+		}
+		return "", nil, upsertTechnicianTx(tx, now, tc)
+	case DownTechnicianRemove:
+		var r TechnicianRemoved
+		if err := decode(&r); err != nil {
+			return "", nil, err
+		}
+		return "", nil, removeTechnicianTx(tx, now, r.ID, "relay")
+	case DownDeposit:
+		var d Deposit
+		if err := decode(&d); err != nil {
+			return "", nil, err
+		}
+		_, err := applyDepositTx(tx, now, d)
+		return d.InmateID, nil, err
+	case DownContact:
+		var c Contact
+		if err := decode(&c); err != nil {
+			return "", nil, err
+		}
+		return c.InmateID, nil, setContactStateTx(tx, now, c.InmateID, c.ID, c.State, c.Reason)
+	case DownPolicy:
+		var p Policy
+		if err := decode(&p); err != nil {
+			return "", nil, err
+		}
+		if err := p.Validate(); err != nil {
+			return "", nil, err
+		}
+		return "", &p, setPolicyTx(tx, now, p, "relay")
+	case DownNotice:
+		var n Notice
+		if err := decode(&n); err != nil {
+			return "", nil, err
+		}
+		return n.InmateID, nil, putNoticeTx(tx, now, n)
+	default:
+		return "", nil, errInvalid("apply downlink", "unknown kind %q", clip(kind, 64))
+	}
+}
+
+// permanent reports whether retrying the same item could never succeed.
+func permanent(err error) bool {
+	switch KindOf(err) {
+	case KindInvalid, KindNotFound, KindRefused, KindConflict:
+		return true
+	}
+	return false
+}
+
+// refusalReason is a short, secret-free reason for the relay and the audit log.
+func refusalReason(err error) string {
+	var e *Error
+	msg := err.Error()
+	if errors.As(err, &e) {
+		msg = e.Kind.String() + ": " + e.Error()
+	}
+	return clip(msg, 120)
+}
+
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !isRuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+func putNoticeTx(tx *bolt.Tx, now time.Time, n Notice) error {
+	const op = "show notice"
+	if err := checkID("id", n.ID); err != nil {
+		return &Error{Kind: KindInvalid, Op: op, Err: err}
+	}
+	if n.InmateID != "" {
+		if err := checkID("inmate_id", n.InmateID); err != nil {
+			return &Error{Kind: KindInvalid, Op: op, Err: err}
+		}
+	}
+	if strings.TrimSpace(n.Text) == "" || len(n.Text) > maxNoticeText {
+		return errInvalid(op, "text must be 1 to %d bytes", maxNoticeText)
+	}
+	n.Text = strings.ToValidUTF8(n.Text, "\uFFFD")
+	if n.At.IsZero() {
+		n.At = now
+	}
+	b := tx.Bucket([]byte(bDownlink))
+	if err := putJSON(tx, bDownlink, noticePrefix+n.ID, n); err != nil {
+		return err
+	}
+	// Keep the newest maxNotices: notices are small but the relay could send many.
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek([]byte(noticePrefix)); k != nil && strings.HasPrefix(string(k), noticePrefix); k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for len(keys) > maxNotices {
+		var oldest []byte
+		var oldestAt time.Time
+		for _, k := range keys {
+			var m Notice
+			if err := json.Unmarshal(b.Get(k), &m); err != nil || oldest == nil || m.At.Before(oldestAt) {
+				oldest, oldestAt = k, m.At
+			}
+		}
+		if err := b.Delete(oldest); err != nil {
+			return fmt.Errorf("drop old notice: %w", err)
+		}
+		for i, k := range keys {
+			if string(k) == string(oldest) {
+				keys = append(keys[:i], keys[i+1:]...)
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// Notices lists the notices in force now for inmateID ("" for the welcome screen: only
+// notices to everyone), oldest first.
+func (t *Terminal) Notices(inmateID string) ([]Notice, error) {
+	now := t.clock.Now()
+	var out []Notice
+	err := t.store.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(bDownlink)).Cursor()
+		for k, v := c.Seek([]byte(noticePrefix)); k != nil && strings.HasPrefix(string(k), noticePrefix); k, v = c.Next() {
+			var n Notice
+			if err := json.Unmarshal(v, &n); err != nil {
+				return &Error{Kind: KindCorrupt, Op: "read notices", Err: fmt.Errorf("record %q: %w", k, err)}
+			}
+			if (n.InmateID == "" || n.InmateID == inmateID) && (n.Until.IsZero() || now.Before(n.Until)) {
+				out = append(out, n)
+			}
+		}
+		return nil
+	})
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].At.Before(out[j-1].At); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out, err
+}
+
+// SetEnrollment records what the relay said at enrollment and, in the same transaction,
+// binds the terminal to the tablet's inmate (or unbinds a kiosk). The inmate need not be on
+// the roster yet: the roster arrives over the downlink after enrollment.
+func (t *Terminal) SetEnrollment(e Enrollment) error {
+	const op = "record enrollment"
+	switch e.Mode {
+	case "kiosk":
+		if e.InmateID != "" {
+			return errInvalid(op, "a kiosk is bound to no inmate")
+		}
+	case "tablet":
+		if err := checkID("inmate_id", e.InmateID); err != nil {
+			return &Error{Kind: KindInvalid, Op: op, Err: err}
+		}
+	default:
+		return errInvalid(op, "mode %q is neither kiosk nor tablet", e.Mode)
+	}
+	if e.TerminalID == "" || e.Facility == "" {
+		return errInvalid(op, "terminal id and facility are required")
+	}
+	now := t.clock.Now()
+	err := t.store.update(op, func(tx *bolt.Tx) error {
+		if err := putJSON(tx, bDownlink, kEnrollment, e); err != nil {
+			return err
+		}
+		if bound := boundInmateTx(tx); bound != e.InmateID {
+			if err := bindTabletTx(tx, now, e.InmateID, ""); err != nil {
+				return err
+			}
+		}
+		return appendAudit(tx, now, "enrolled", "", map[string]string{
+			"terminal": e.TerminalID, "facility": e.Facility, "mode": e.Mode})
+	})
+	if err == nil {
+		t.emit(Event{Kind: EventChanged, At: now})
+	}
+	return err
+}
+
+// Enrollment reports the stored enrollment; ok is false on a terminal never enrolled.
+func (t *Terminal) Enrollment() (e Enrollment, ok bool, err error) {
+	err = t.store.view(func(tx *bolt.Tx) error {
+		ok, err = getJSON(tx, bDownlink, kEnrollment, &e)
+		return err
+	})
+	return e, ok, err
+}

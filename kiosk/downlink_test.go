@@ -1,0 +1,250 @@
+package kiosk
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-kiosk/tether/kiosk/clock"
+)
+
+var dlStart = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+type dlRig struct {
+	dir    string
+	clock  *clock.Fake
+	store  *Store
+	t      *Terminal
+	mu     sync.Mutex
+	events []Event
+}
+
+func newDLRig(tb testing.TB) *dlRig {
+	tb.Helper()
+	r := &dlRig{dir: tb.TempDir(), clock: clock.NewFake(dlStart)}
+	r.open(tb)
+	return r
+}
+
+func (r *dlRig) open(tb testing.TB) {
+	tb.Helper()
+	s, err := OpenStore(r.dir, StoreOptions{})
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	term, err := NewTerminal(TerminalConfig{Store: s, Clock: r.clock, PINParams: TestPINParams(), Logf: tb.Logf,
+		OnEvent: func(ev Event) { r.mu.Lock(); r.events = append(r.events, ev); r.mu.Unlock() }})
+	if err != nil {
+		tb.Fatalf("new terminal: %v", err)
+	}
+	r.store, r.t = s, term
+	tb.Cleanup(func() { s.Close() })
+}
+
+func (r *dlRig) reopen(tb testing.TB) {
+	tb.Helper()
+	if err := r.store.Close(); err != nil {
+		tb.Fatalf("close: %v", err)
+	}
+	r.open(tb)
+}
+
+func dlHash(tb testing.TB) string {
+	tb.Helper()
+	h, err := HashPINWith("4826", TestPINParams())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+func (r *dlRig) apply(tb testing.TB, seq uint64, kind string, body any) string {
+	tb.Helper()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	refused, err := r.t.ApplyDownlink(seq, kind, raw)
+	if err != nil {
+		tb.Fatalf("apply %d %s: %v", seq, kind, err)
+	}
+	return refused
+}
+
+func (r *dlRig) changed() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, ev := range r.events {
+		if ev.Kind == EventChanged {
+			n++
+		}
+	}
+	return n
+}
+
+func TestDownlinkAppliesOnceInOrder(t *testing.T) {
+	r := newDLRig(t)
+	in := Inmate{ID: "A1", Name: "Ana Ruiz", Badges: []string{"B1"}, PINHash: dlHash(t), Language: "es", Status: StatusActive, Messaging: true}
+	if refused := r.apply(t, 1, DownInmate, in); refused != "" {
+		t.Fatalf("inmate refused: %s", refused)
+	}
+	dep := Deposit{Ref: "dep-1", InmateID: "A1", Cents: 2500, At: dlStart}
+	if refused := r.apply(t, 2, DownDeposit, dep); refused != "" {
+		t.Fatalf("deposit refused: %s", refused)
+	}
+	// The relay resends after a reconnect: nothing changes twice.
+	r.apply(t, 2, DownDeposit, dep)
+	r.apply(t, 1, DownInmate, in)
+	if bal, _ := r.t.Balance("A1"); bal != 2500 {
+		t.Fatalf("balance after a resent deposit = %s, want 25.00", bal)
+	}
+	// Even under a new seq, the same ref counts once.
+	r.apply(t, 3, DownDeposit, dep)
+	if bal, _ := r.t.Balance("A1"); bal != 2500 {
+		t.Fatalf("balance after a repeated ref = %s, want 25.00", bal)
+	}
+	msg := Message{ID: "0192aaaa-0000-7000-8000-000000000001", InmateID: "A1", Peer: "c-1", PeerName: "Mom", Body: "Te quiero", CreatedAt: dlStart}
+	r.apply(t, 4, DownInboundMessage, msg)
+	inbox, err := r.t.Inbox("A1")
+	if err != nil || len(inbox) != 1 || inbox[0].Body != "Te quiero" {
+		t.Fatalf("inbox = %+v, %v", inbox, err)
+	}
+	in.Status = StatusSuspended
+	r.apply(t, 5, DownInmate, in)
+	if got, _ := r.t.Inmate("A1"); got.Status != StatusSuspended {
+		t.Fatalf("inmate status = %q, want suspended", got.Status)
+	}
+	if _, err := r.t.Badge("B1"); ReasonOf(err) != ReasonSuspended {
+		t.Fatalf("badge of a suspended inmate: %v, want %s", err, ReasonSuspended)
+	}
+	if n := r.changed(); n != 5 {
+		t.Errorf("EventChanged count = %d, want 5 (one per item applied)", n)
+	}
+	r.reopen(t)
+	if seq, err := r.t.DownlinkApplied(); err != nil || seq != 5 {
+		t.Fatalf("applied after restart = %d, %v; want 5", seq, err)
+	}
+}
+
+func TestDownlinkPolicyTakesEffect(t *testing.T) {
+	r := newDLRig(t)
+	p := DefaultPolicy()
+	p.RatePerMinute = 7
+	p.Lockdown = true
+	r.apply(t, 1, DownPolicy, p)
+	if got := r.t.Policy(); got.RatePerMinute != 7 || !got.Lockdown {
+		t.Fatalf("policy in force: rate %s lockdown %v", got.RatePerMinute, got.Lockdown)
+	}
+	r.reopen(t)
+	if got := r.t.Policy(); got.RatePerMinute != 7 || !got.Lockdown {
+		t.Fatalf("policy after restart: rate %s lockdown %v", got.RatePerMinute, got.Lockdown)
+	}
+	bad := DefaultPolicy()
+	bad.RatePerMinute = -1
+	if refused := r.apply(t, 2, DownPolicy, bad); refused == "" {
+		t.Fatal("a negative rate was applied")
+	}
+	if got := r.t.Policy(); got.RatePerMinute != 7 {
+		t.Fatalf("refused policy replaced the old one: rate %s", got.RatePerMinute)
+	}
+}
+
+func TestDownlinkRefusedItemIsSkippedWholeAndAudited(t *testing.T) {
+	r := newDLRig(t)
+	h := dlHash(t)
+	if refused := r.apply(t, 1, DownInmate, Inmate{ID: "A1", Name: "Ana", Badges: []string{"B1"}, PINHash: h, Language: "en", Status: StatusActive}); refused != "" {
+		t.Fatalf("inmate refused: %s", refused)
+	}
+	// A second inmate claiming A1's badge breaks a rule: nothing of it may be stored.
+	refused := r.apply(t, 2, DownInmate, Inmate{ID: "A2", Name: "Bo", Badges: []string{"B1"}, PINHash: h, Language: "en", Status: StatusActive})
+	if refused == "" {
+		t.Fatal("a badge clash was applied")
+	}
+	if _, err := r.t.Inmate("A2"); KindOf(err) != KindNotFound {
+		t.Fatalf("refused inmate was stored: %v", err)
+	}
+	if refused := r.apply(t, 3, "teleport", map[string]string{"x": "y"}); !strings.Contains(refused, "unknown kind") {
+		t.Fatalf("unknown kind: refused %q", refused)
+	}
+	raw := json.RawMessage(`{"ref": 12}`)
+	if refused, err := r.t.ApplyDownlink(4, DownDeposit, raw); err != nil || refused == "" {
+		t.Fatalf("malformed deposit: refused %q err %v", refused, err)
+	}
+	if seq, _ := r.t.DownlinkApplied(); seq != 4 {
+		t.Fatalf("applied = %d, want 4: refused items must not block the stream", seq)
+	}
+	evs, err := r.store.RecentAudit(10, func(ev AuditEvent) bool { return ev.Kind == "downlink_refused" })
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("downlink_refused audit events = %d (%v), want 3", len(evs), err)
+	}
+}
+
+func TestDownlinkNotices(t *testing.T) {
+	r := newDLRig(t)
+	r.apply(t, 1, DownNotice, Notice{ID: "n1", Text: "Kiosks close at 21:00", At: dlStart, Until: dlStart.Add(time.Hour)})
+	r.apply(t, 2, DownNotice, Notice{ID: "n2", InmateID: "A1", Text: "Your package arrived", At: dlStart.Add(time.Minute)})
+	if ns, _ := r.t.Notices(""); len(ns) != 1 || ns[0].ID != "n1" {
+		t.Fatalf("welcome-screen notices = %+v", ns)
+	}
+	if ns, _ := r.t.Notices("A1"); len(ns) != 2 || ns[1].ID != "n2" {
+		t.Fatalf("A1's notices = %+v", ns)
+	}
+	r.clock.Advance(2 * time.Hour)
+	if ns, _ := r.t.Notices("A1"); len(ns) != 1 || ns[0].ID != "n2" {
+		t.Fatalf("after n1 expired: %+v", ns)
+	}
+	if refused := r.apply(t, 3, DownNotice, Notice{ID: "n3", Text: "  "}); refused == "" {
+		t.Fatal("an empty notice was stored")
+	}
+}
+
+func TestDownlinkGapIsAppliedAndAudited(t *testing.T) {
+	r := newDLRig(t)
+	if refused := r.apply(t, 1, DownTechnician, Technician{ID: "T1", Name: "Sam", Badges: []string{"TB1"}, PINHash: dlHash(t), Role: "installer"}); refused != "" {
+		t.Fatalf("technician refused: %s", refused)
+	}
+	if _, err := r.t.Technician("T1"); err != nil {
+		t.Fatalf("technician not stored: %v", err)
+	}
+	r.apply(t, 5, DownTechnicianRemove, TechnicianRemoved{ID: "T1"})
+	if _, err := r.t.Technician("T1"); KindOf(err) != KindNotFound {
+		t.Fatalf("technician still present: %v", err)
+	}
+	evs, _ := r.store.RecentAudit(10, func(ev AuditEvent) bool { return ev.Kind == "downlink_gap" })
+	if len(evs) != 1 || evs[0].Detail["after"] != "1" || evs[0].Detail["seq"] != "5" {
+		t.Fatalf("gap audit = %+v", evs)
+	}
+}
+
+func TestSetEnrollmentBindsTablet(t *testing.T) {
+	r := newDLRig(t)
+	if _, ok, _ := r.t.Enrollment(); ok {
+		t.Fatal("fresh terminal reports an enrollment")
+	}
+	e := Enrollment{TerminalID: "t-7", Facility: "north", Mode: "tablet", InmateID: "A9"}
+	if err := r.t.SetEnrollment(e); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, _ := r.t.BoundInmate(); !ok || id != "A9" {
+		t.Fatalf("bound inmate = %q %v, want A9", id, ok)
+	}
+	r.reopen(t)
+	if got, ok, err := r.t.Enrollment(); err != nil || !ok || got != e {
+		t.Fatalf("enrollment after restart = %+v %v %v", got, ok, err)
+	}
+	if err := r.t.SetEnrollment(Enrollment{TerminalID: "t-7", Facility: "north", Mode: "kiosk"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := r.t.BoundInmate(); ok {
+		t.Fatal("re-enrolled as a kiosk but still bound")
+	}
+	for _, bad := range []Enrollment{{TerminalID: "t", Facility: "f", Mode: "tablet"}, {TerminalID: "t", Facility: "f", Mode: "phone"},
+		{TerminalID: "t", Facility: "f", Mode: "kiosk", InmateID: "A1"}, {Facility: "f", Mode: "kiosk"}} {
+		if err := r.t.SetEnrollment(bad); KindOf(err) != KindInvalid {
+			t.Errorf("SetEnrollment(%+v) = %v, want invalid", bad, err)
+		}
+	}
+}
