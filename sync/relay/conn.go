@@ -1,0 +1,291 @@
+package relay
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// Close reasons of this relay beyond wire's.
+const (
+	ReasonBusy    = "relay busy: too many unauthenticated connections"
+	ReasonStorage = "relay storage error"
+	ReasonNoPong  = "no pong"
+)
+
+// downWindow bounds downlink items sent but not yet acknowledged on one connection.
+const downWindow = 1024
+
+// writeTimeout bounds one frame's write; a peer that does not read is dropped.
+const writeTimeout = 30 * time.Second
+
+// closeReason fits a reason into a close frame (123 bytes of valid UTF-8).
+func closeReason(s string) string {
+	s = strings.ToValidUTF8(s, "?")
+	for len(s) > 123 {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+func (r *Relay) routeTerminal(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+wire.PathTerminal, r.serveTerminal)
+	mux.HandleFunc("POST "+wire.PathEnroll, r.serveEnroll)
+}
+
+// serveTerminal runs one terminal connection: handshake, then uplink batches and downlink.
+func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
+	if !r.hub.enter() {
+		http.Error(w, wire.ReasonShutdown, http.StatusServiceUnavailable)
+		return
+	}
+	defer r.hub.exit()
+	c, err := websocket.Accept(w, req, &websocket.AcceptOptions{
+		Subprotocols:    []string{wire.Subprotocol},
+		CompressionMode: websocket.CompressionNoContextTakeover,
+	})
+	if err != nil {
+		return // Accept already answered with an HTTP error
+	}
+	if !r.hub.admit(c) {
+		c.Close(websocket.StatusTryAgainLater, ReasonBusy)
+		return
+	}
+	var sess *session
+	defer func() { r.hub.leave(c, sess) }()
+	if c.Subprotocol() != wire.Subprotocol {
+		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnsupportedVersion)
+		return
+	}
+	c.SetReadLimit(wire.MaxFrameBytes)
+	ctx, cancel := closeCtx()
+	defer cancel()
+
+	hello, info, ok := r.handshake(ctx, c)
+	if !ok {
+		return
+	}
+	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1)}
+	if old := r.hub.authenticated(sess); old != nil {
+		go old.conn.Close(websocket.StatusPolicyViolation, wire.ReasonReplaced)
+	}
+	// hello.down_applied is the terminal's durable truth: forget what it applied, resume after it.
+	resume := hello.DownApplied
+	acked, err := r.ackDown(info.ID, hello.DownApplied, nil)
+	if err != nil {
+		r.fail(c, "record downlink position", err)
+		return
+	}
+	if resume > acked {
+		resume = acked // it claims more than was ever queued; only ever send new seqs
+	}
+	sess.acked.Store(resume)
+	if err := r.send(ctx, c, wire.Welcome{TerminalID: info.ID, Facility: info.FacilityID, Mode: info.Mode,
+		InmateID: info.InmateID, ServerTime: r.clock.Now().UTC()}); err != nil {
+		return
+	}
+	r.logf("relay: terminal %s connected", info.ID)
+	go r.writeLoop(ctx, sess, resume)
+	r.readLoop(ctx, sess, hello)
+}
+
+// handshake reads hello, sends a challenge, reads auth and checks it; on any failure the
+// connection is closed with a reason and ok is false.
+func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, TerminalInfo, bool) {
+	timer := time.AfterFunc(r.cfg.HandshakeTimeout, func() {
+		c.Close(websocket.StatusPolicyViolation, wire.ReasonAuthTimeout)
+	})
+	f, ok := r.readFrame(ctx, c)
+	if !ok {
+		return wire.Hello{}, TerminalInfo{}, false
+	}
+	if f.Type != wire.TypeHello {
+		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnexpected)
+		return wire.Hello{}, TerminalInfo{}, false
+	}
+	hello := *f.Hello
+	nonce := make([]byte, wire.NonceLen)
+	if _, err := rand.Read(nonce); err != nil {
+		r.fail(c, "make nonce", err)
+		return wire.Hello{}, TerminalInfo{}, false
+	}
+	if err := r.send(ctx, c, wire.Challenge{Nonce: nonce}); err != nil {
+		return wire.Hello{}, TerminalInfo{}, false
+	}
+	f, ok = r.readFrame(ctx, c)
+	if !ok {
+		return wire.Hello{}, TerminalInfo{}, false
+	}
+	if f.Type != wire.TypeAuth {
+		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnexpected)
+		return wire.Hello{}, TerminalInfo{}, false
+	}
+	if !timer.Stop() {
+		return wire.Hello{}, TerminalInfo{}, false // the timeout already closed it
+	}
+	t, found, err := r.terminal(hello.TerminalID)
+	switch {
+	case err != nil:
+		r.fail(c, "read terminal", err)
+		return wire.Hello{}, TerminalInfo{}, false
+	case !found:
+		r.logf("relay: refused an unknown terminal id")
+		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnknownTerminal)
+		return wire.Hello{}, TerminalInfo{}, false
+	case !wire.VerifyAuth(ed25519.PublicKey(t.PublicKey), hello.TerminalID, nonce, f.Auth.Signature):
+		r.logf("relay: refused terminal %s: bad signature", t.ID)
+		c.Close(websocket.StatusPolicyViolation, wire.ReasonBadSignature)
+		return wire.Hello{}, TerminalInfo{}, false
+	case t.Revoked:
+		r.logf("relay: refused revoked terminal %s", t.ID)
+		c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
+		return wire.Hello{}, TerminalInfo{}, false
+	}
+	info, err := r.seen(t.ID, hello.Software)
+	if err != nil {
+		r.fail(c, "record terminal seen", err)
+		return wire.Hello{}, TerminalInfo{}, false
+	}
+	return hello, info, true
+}
+
+// readFrame reads and decodes one frame; a malformed one closes the connection with the decoder's error.
+func (r *Relay) readFrame(ctx context.Context, c *websocket.Conn) (wire.Frame, bool) {
+	_, data, err := c.Read(ctx)
+	if err != nil {
+		return wire.Frame{}, false // closed: by the peer, by us, or by the library (1009 too big)
+	}
+	f, err := wire.DecodeFrame(data)
+	if err != nil {
+		c.Close(websocket.StatusPolicyViolation, closeReason(wire.ReasonMalformed+": "+err.Error()))
+		return wire.Frame{}, false
+	}
+	return f, true
+}
+
+func (r *Relay) send(ctx context.Context, c *websocket.Conn, msg any) error {
+	b, err := wire.Encode(msg)
+	if err != nil {
+		r.fail(c, "encode frame", err)
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return c.Write(wctx, websocket.MessageText, b)
+}
+
+// fail logs a relay-side error and closes the connection with 1011 and no detail.
+func (r *Relay) fail(c *websocket.Conn, what string, err error) {
+	r.logf("relay: %s: %v", what, err)
+	c.Close(websocket.StatusInternalError, ReasonStorage)
+}
+
+var errRevoked = errors.New("terminal revoked")
+
+// readLoop handles uplink batches and downlink acks until the connection ends.
+func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
+	c := s.conn
+	for {
+		f, ok := r.readFrame(ctx, c)
+		if !ok {
+			return
+		}
+		switch f.Type {
+		case wire.TypeBatch:
+			if f.Batch.Epoch != hello.Epoch {
+				c.Close(websocket.StatusPolicyViolation, wire.ReasonWrongEpoch)
+				return
+			}
+			t, found, err := r.terminal(s.id)
+			if err != nil {
+				r.fail(c, "read terminal", err)
+				return
+			}
+			if !found || t.Revoked {
+				c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
+				return
+			}
+			ack, err := r.storeBatch(t.TerminalInfo, *f.Batch)
+			var gap *gapError
+			if err != nil && !errors.As(err, &gap) {
+				r.fail(c, "store batch from "+s.id, err)
+				return
+			}
+			if serr := r.send(ctx, c, ack); serr != nil {
+				return
+			}
+			if gap != nil {
+				r.logf("relay: terminal %s: %v", s.id, gap)
+				c.Close(websocket.StatusPolicyViolation, wire.ReasonSequenceGap)
+				return
+			}
+		case wire.TypeDownAck:
+			cur, err := r.ackDown(s.id, f.DownAck.Seq, f.DownAck.Refused)
+			if err != nil {
+				r.fail(c, "acknowledge downlink of "+s.id, err)
+				return
+			}
+			if cur > s.acked.Load() {
+				s.acked.Store(cur)
+			}
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		default:
+			c.Close(websocket.StatusPolicyViolation, wire.ReasonUnexpected)
+			return
+		}
+	}
+}
+
+// writeLoop sends downlink after seq `sent`, at most downWindow unacknowledged, and pings.
+func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
+	ping := time.NewTicker(r.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		for sent-s.acked.Load() < downWindow {
+			room := int(downWindow - (sent - s.acked.Load()))
+			items, err := r.pendingDown(s.id, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
+			if err != nil {
+				if !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+					r.fail(s.conn, "read downlink of "+s.id, err)
+				}
+				return
+			}
+			if len(items) == 0 {
+				break
+			}
+			if err := r.send(ctx, s.conn, wire.Down{Items: items}); err != nil {
+				return
+			}
+			sent = items[len(items)-1].Seq
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
+			err := s.conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					s.conn.Close(websocket.StatusPolicyViolation, ReasonNoPong)
+				}
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// termRoute is the fan-out index value: what decides which items a terminal receives.
+type termRoute struct {
+	Mode     string `json:"mode"`
+	InmateID string `json:"inmate_id,omitempty"`
+}
+
+// fanout queues downlink items inside one transaction and remembers whom to wake after commit.
+type fanout struct {
+	r     *Relay
+	tx    *bolt.Tx
+	woken []string
+}
+
+// scope picks the terminals of a facility an item goes to.
+type scope int
+
+const (
+	// scopeInmate: every kiosk of the facility and the tablets bound to the inmate.
+	scopeInmate scope = iota
+	// scopeAll: every terminal of the facility (policy, notices).
+	scopeAll
+	// scopeKiosks: kiosks only (technicians' roster entries).
+	scopeKiosks
+)
+
+// toInmate queues kind/body for every kiosk of facility and the inmate's tablets, except the terminal `except`.
+func (f *fanout) toInmate(facility, inmateID, except, kind string, body any) error {
+	return f.queue(facility, scopeInmate, inmateID, except, kind, body)
+}
+
+// toFacility queues kind/body for every terminal of facility, except `except`.
+func (f *fanout) toFacility(facility, except, kind string, body any) error {
+	return f.queue(facility, scopeAll, "", except, kind, body)
+}
+
+func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string, body any) error {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encode downlink %s: %w", kind, err)
+	}
+	prefix := facility + "/"
+	c := f.tx.Bucket([]byte(bFacTerms)).Cursor()
+	for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+		id := strings.TrimPrefix(string(k), prefix)
+		if id == except {
+			continue
+		}
+		var rt termRoute
+		if err := json.Unmarshal(v, &rt); err != nil {
+			return fmt.Errorf("read fan-out index %q: %w", k, err)
+		}
+		switch {
+		case rt.Mode == wire.ModeKiosk:
+		case sc == scopeAll:
+		case sc == scopeInmate && rt.InmateID == inmateID:
+		default:
+			continue
+		}
+		if err := f.appendRaw(id, kind, raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// toTerminal queues one item for one terminal.
+func (f *fanout) toTerminal(id, kind string, body any) error {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encode downlink %s: %w", kind, err)
+	}
+	return f.appendRaw(id, kind, raw)
+}
+
+func (f *fanout) appendRaw(id, kind string, raw json.RawMessage) error {
+	b, err := f.tx.Bucket([]byte(bDown)).CreateBucketIfNotExists([]byte(id))
+	if err != nil {
+		return fmt.Errorf("downlink of %s: %w", id, err)
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("downlink of %s: %w", id, err)
+	}
+	enc, err := json.Marshal(wire.DownItem{Seq: seq, Kind: kind, Body: raw})
+	if err != nil {
+		return fmt.Errorf("encode downlink %s: %w", kind, err)
+	}
+	if err := b.Put(u64(seq), enc); err != nil {
+		return fmt.Errorf("queue downlink %s for %s: %w", kind, id, err)
+	}
+	if len(f.woken) == 0 || f.woken[len(f.woken)-1] != id {
+		f.woken = append(f.woken, id)
+	}
+	return nil
+}
+
+// downState is where a terminal's downlink stands: last queued and last acknowledged seq.
+func downState(tx *bolt.Tx, id string) (last, acked uint64) {
+	if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
+		last = b.Sequence()
+	}
+	return last, readU64(tx.Bucket([]byte(bDownAcked)).Get([]byte(id)))
+}
+
+// pendingDown reads up to maxItems items (about maxBytes) after seq `after`.
+func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]wire.DownItem, error) {
+	var items []wire.DownItem
+	err := r.view("read downlink", func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bDown)).Bucket([]byte(id))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		size := 0
+		for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
+			if len(items) >= maxItems || (len(items) > 0 && size+len(v) > maxBytes) {
+				break
+			}
+			var it wire.DownItem
+			if err := json.Unmarshal(v, &it); err != nil {
+				return fmt.Errorf("downlink %s item %d: %w", id, readU64(k), err)
+			}
+			items = append(items, it)
+			size += len(v)
+		}
+		return nil
+	})
+	return items, err
+}
+
+// ackDown records that terminal id applied every item up to seq and drops them; it returns the
+// cursor now stored. A seq beyond what was ever queued is clamped.
+func (r *Relay) ackDown(id string, seq uint64, refused []wire.Rejection) (uint64, error) {
+	var cur uint64
+	err := r.update("acknowledge downlink", func(tx *bolt.Tx, _ *fanout) error {
+		last, acked := downState(tx, id)
+		if seq > last {
+			r.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", id, seq, last)
+			seq = last
+		}
+		cur = acked
+		if seq <= acked {
+			return nil
+		}
+		if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil && readU64(k) <= seq; k, _ = c.First() {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+		}
+		for _, rf := range refused {
+			r.logf("relay: terminal %s refused downlink %d: %s", id, rf.Seq, rf.Reason)
+		}
+		cur = seq
+		return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
+	})
+	return cur, err
+}

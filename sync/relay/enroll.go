@@ -1,0 +1,296 @@
+package relay
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// EnrollmentRequest asks for a one-time code for a new terminal.
+type EnrollmentRequest struct {
+	FacilityID string `json:"facility_id"`
+	Mode       string `json:"mode"`                // wire.ModeKiosk or wire.ModeTablet
+	InmateID   string `json:"inmate_id,omitempty"` // tablets only: the inmate it is bound to
+}
+
+// Enrollment is a one-time code and when it stops working.
+type Enrollment struct {
+	Code      string    `json:"code"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// codeAlphabet leaves out letters people confuse (0/O, 1/I/L, U/V).
+const codeAlphabet = "ABCDEFGHJKMNPQRSTWXYZ23456789"
+
+func newCode() (string, error) {
+	var raw [12]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for i, c := range raw {
+		if i > 0 && i%4 == 0 {
+			b.WriteByte('-')
+		}
+		// 256 % 29 bias is negligible next to 29^12 codes valid for a day.
+		b.WriteByte(codeAlphabet[int(c)%len(codeAlphabet)])
+	}
+	return b.String(), nil
+}
+
+// codeKey is how a code is stored: hashed, so the file holds no usable codes.
+func codeKey(code string) string {
+	norm := strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(code))
+	sum := sha256.Sum256([]byte(norm))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateEnrollment makes a one-time code for a kiosk of a facility or a tablet bound to an inmate.
+func (r *Relay) CreateEnrollment(req EnrollmentRequest) (Enrollment, error) {
+	const op = "create enrollment"
+	if err := checkID(op, "facility_id", req.FacilityID); err != nil {
+		return Enrollment{}, err
+	}
+	switch req.Mode {
+	case wire.ModeKiosk:
+		if req.InmateID != "" {
+			return Enrollment{}, invalid(op, "inmate_id", "a kiosk is bound to no inmate")
+		}
+	case wire.ModeTablet:
+		if err := checkID(op, "inmate_id", req.InmateID); err != nil {
+			return Enrollment{}, err
+		}
+	default:
+		return Enrollment{}, invalid(op, "mode", "must be %q or %q", wire.ModeKiosk, wire.ModeTablet)
+	}
+	code, err := newCode()
+	if err != nil {
+		return Enrollment{}, ioErr(op, err)
+	}
+	now := r.clock.Now().UTC()
+	e := Enrollment{Code: code, ExpiresAt: now.Add(r.cfg.EnrollTTL)}
+	err = r.update(op, func(tx *bolt.Tx, _ *fanout) error {
+		if ok, err := getJSON(tx, bFacilities, req.FacilityID, &facilityRec{}); err != nil {
+			return err
+		} else if !ok {
+			return notFound(op, "facility_id", "unknown facility %q (PUT its roster or policy first)", req.FacilityID)
+		}
+		if req.Mode == wire.ModeTablet {
+			var in inmateRec
+			ok, err := getJSON(tx, bInmates, req.InmateID, &in)
+			if err != nil {
+				return err
+			}
+			if !ok || in.FacilityID != req.FacilityID {
+				return notFound(op, "inmate_id", "no inmate %q in facility %q", req.InmateID, req.FacilityID)
+			}
+		}
+		return putJSON(tx, bEnrollments, codeKey(code), enrollmentRec{FacilityID: req.FacilityID, Mode: req.Mode,
+			InmateID: req.InmateID, CreatedAt: now, ExpiresAt: e.ExpiresAt})
+	})
+	if err != nil {
+		return Enrollment{}, err
+	}
+	r.logf("relay: enrollment code made for a %s of facility %s, expires %s", req.Mode, req.FacilityID, e.ExpiresAt.Format(time.RFC3339))
+	return e, nil
+}
+
+// EnrollError is an enrollment refusal with its wire code (wire.Enroll*).
+type EnrollError struct {
+	Code string
+	Msg  string
+}
+
+func (e *EnrollError) Error() string { return "enroll: " + e.Code + ": " + e.Msg }
+
+// Enroll spends a one-time code on a terminal's public key (already verified by the caller with
+// wire.DecodeEnrollRequest) and queues the facility's current state as its first downlink.
+func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
+	const op = "enroll"
+	now := r.clock.Now().UTC()
+	var resp wire.EnrollResponse
+	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		key := codeKey(req.Code)
+		var e enrollmentRec
+		ok, err := getJSON(tx, bEnrollments, key, &e)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &EnrollError{Code: wire.EnrollUnknownCode, Msg: "no such enrollment code"}
+		}
+		if e.UsedBy != "" {
+			return &EnrollError{Code: wire.EnrollCodeUsed, Msg: "this enrollment code was already used"}
+		}
+		if !now.Before(e.ExpiresAt) {
+			return &EnrollError{Code: wire.EnrollCodeExpired, Msg: "the enrollment code has expired; ask for a new one"}
+		}
+		keys := tx.Bucket([]byte(bKeys))
+		if keys.Get(req.PublicKey) != nil {
+			return &EnrollError{Code: wire.EnrollKeyInUse, Msg: "this public key already belongs to another terminal"}
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return err
+		}
+		t := terminalRec{TerminalInfo: TerminalInfo{ID: "t-" + id.String(), FacilityID: e.FacilityID, Mode: e.Mode,
+			InmateID: e.InmateID, EnrolledAt: now, Software: req.Software}, PublicKey: append([]byte(nil), req.PublicKey...)}
+		e.UsedBy, e.UsedAt = t.ID, now
+		if err := putJSON(tx, bEnrollments, key, e); err != nil {
+			return err
+		}
+		if err := keys.Put(req.PublicKey, []byte(t.ID)); err != nil {
+			return err
+		}
+		if err := putJSON(tx, bTerminals, t.ID, t); err != nil {
+			return err
+		}
+		if err := putJSON(tx, bFacTerms, t.FacilityID+"/"+t.ID, termRoute{Mode: t.Mode, InmateID: t.InmateID}); err != nil {
+			return err
+		}
+		if t.Mode == wire.ModeTablet {
+			if err := r.refreshTabletBound(tx, f, t.FacilityID, t.InmateID); err != nil {
+				return err
+			}
+		}
+		if err := r.snapshot(tx, f, t.TerminalInfo); err != nil {
+			return err
+		}
+		resp = wire.EnrollResponse{TerminalID: t.ID, Facility: t.FacilityID, Mode: t.Mode, InmateID: t.InmateID, ServerTime: now}
+		return nil
+	})
+	if err != nil {
+		return wire.EnrollResponse{}, err
+	}
+	r.logf("relay: terminal %s enrolled as a %s of facility %s", resp.TerminalID, resp.Mode, resp.Facility)
+	return resp, nil
+}
+
+// snapshot queues what a new terminal needs: policy, technicians, its inmates with their money,
+// sessions and contacts. Money facts go as the same kinds other terminals receive, applied once per ref/record id.
+func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo) error {
+	var fac facilityRec
+	if _, err := getJSON(tx, bFacilities, t.FacilityID, &fac); err != nil {
+		return err
+	}
+	if fac.Policy != nil {
+		if err := f.toTerminal(t.ID, wire.DownPolicy, fac.Policy); err != nil {
+			return err
+		}
+	}
+	var techs []kiosk.Technician
+	if err := forEachJSON(tx, bTechnicians, t.FacilityID+"/", func(_ string, tc kiosk.Technician) bool {
+		techs = append(techs, tc)
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, tc := range techs {
+		if err := f.toTerminal(t.ID, wire.DownTechnician, tc); err != nil {
+			return err
+		}
+	}
+	var inmates []kiosk.Inmate
+	if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
+		if in.FacilityID == t.FacilityID && (t.Mode == wire.ModeKiosk || in.ID == t.InmateID) {
+			inmates = append(inmates, in.Inmate)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, in := range inmates {
+		if err := r.snapshotInmate(tx, f, t.ID, in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshotInmate queues one inmate's roster entry, deposits, usage, last session and contacts for one terminal.
+func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in kiosk.Inmate) error {
+	if err := f.toTerminal(termID, wire.DownInmate, in); err != nil {
+		return err
+	}
+	var raws []struct {
+		kind string
+		body any
+	}
+	add := func(kind string, body any) {
+		raws = append(raws, struct {
+			kind string
+			body any
+		}{kind, body})
+	}
+	if err := forEachJSON(tx, bDeposits, "", func(_ string, d kiosk.Deposit) bool {
+		if d.InmateID == in.ID {
+			add(wire.DownDeposit, d)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, b := range []struct{ bucket, kind string }{{bCharges, wire.DownRemoteCharge}, {bCredits, wire.DownRemoteCredit}} {
+		if err := forEachJSON(tx, b.bucket, in.ID+"/", func(_ string, u UsageRecord) bool {
+			add(b.kind, u.record())
+			return true
+		}); err != nil {
+			return err
+		}
+	}
+	var last *kiosk.Session
+	if err := forEachJSON(tx, bSessions, in.ID+"/", func(_ string, s kiosk.Session) bool {
+		if last == nil || s.End.After(last.End) {
+			s := s
+			last = &s
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	if last != nil {
+		add(wire.DownRemoteSessionEnd, *last)
+	}
+	if err := forEachJSON(tx, bContacts, "", func(_ string, c ContactRecord) bool {
+		if c.InmateID == in.ID && c.State != kiosk.ContactRemoved {
+			add(wire.DownContact, c.Contact)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, x := range raws {
+		if err := f.toTerminal(termID, x.kind, x.body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// record turns a stored usage record back into the kiosk record a terminal applies.
+func (u UsageRecord) record() any {
+	if u.Kind == "credit" {
+		return kiosk.Credit{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, Reason: u.Reason, At: u.At}
+	}
+	return kiosk.Charge{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, At: u.At}
+}
+
+// terminal reads one terminal's record.
+func (r *Relay) terminal(id string) (terminalRec, bool, error) {
+	var t terminalRec
+	var ok bool
+	err := r.view("read terminal", func(tx *bolt.Tx) error {
+		var err error
+		ok, err = getJSON(tx, bTerminals, id, &t)
+		return err
+	})
+	return t, ok, err
+}

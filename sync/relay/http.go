@@ -1,0 +1,500 @@
+package relay
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// Body limits of the admin API.
+const (
+	maxAdminBody  = 1 << 20
+	maxRosterBody = 32 << 20
+)
+
+// ErrorBody is every non-2xx answer of the admin API.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// ServeHTTP makes the relay itself an http.Handler.
+func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.handler.ServeHTTP(w, req) }
+
+type route struct {
+	methods map[string]http.HandlerFunc
+	query   []string // query parameters this route accepts
+}
+
+func (r *Relay) routeAdmin(mux *http.ServeMux) {
+	type h = http.HandlerFunc
+	routes := map[string]route{
+		"/admin/v1/enrollments":                      {methods: map[string]http.HandlerFunc{"POST": h(r.hEnroll)}},
+		"/admin/v1/facilities/{facility}/roster":     {methods: map[string]http.HandlerFunc{"PUT": h(r.hRoster)}},
+		"/admin/v1/facilities/{facility}/policy":     {methods: map[string]http.HandlerFunc{"PUT": h(r.hPutPolicy), "GET": h(r.hGetPolicy)}},
+		"/admin/v1/facilities/{facility}/monitoring": {methods: map[string]http.HandlerFunc{"PUT": h(r.hMonitoring)}},
+		"/admin/v1/notices":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hNotice)}},
+		"/admin/v1/deposits":                         {methods: map[string]http.HandlerFunc{"POST": h(r.hDeposit)}},
+		"/admin/v1/inbound":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hInbound)}},
+		"/admin/v1/outbound":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hOutbound)}, query: []string{"status", "inmate_id"}},
+		"/admin/v1/outbound/{id}/approve":            {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveOutbound)}},
+		"/admin/v1/outbound/{id}/reject":             {methods: map[string]http.HandlerFunc{"POST": h(r.hRejectOutbound)}},
+		"/admin/v1/contacts":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hContacts)}, query: []string{"status", "inmate_id"}},
+		"/admin/v1/contacts/{id}/approve":            {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveContact)}},
+		"/admin/v1/contacts/{id}/decline":            {methods: map[string]http.HandlerFunc{"POST": h(r.hDeclineContact)}},
+		"/admin/v1/usage":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hUsage)}, query: []string{"inmate_id"}},
+		"/admin/v1/balances/{inmate_id}":             {methods: map[string]http.HandlerFunc{"GET": h(r.hBalance)}},
+		"/admin/v1/items":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hItems)}, query: []string{"terminal_id", "kind"}},
+		"/admin/v1/terminals":                        {methods: map[string]http.HandlerFunc{"GET": h(r.hTerminals)}},
+		"/admin/v1/terminals/{id}/revoke":            {methods: map[string]http.HandlerFunc{"POST": h(r.hRevoke)}},
+	}
+	for pattern, rt := range routes {
+		mux.Handle(pattern, r.admin(rt))
+	}
+	mux.Handle("/admin/", r.admin(route{}))
+}
+
+// admin wraps a route with the bearer-token check, method and query validation, and a log line.
+func (r *Relay) admin(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		start := r.clock.Now()
+		defer func() {
+			// The path and status only: bodies may hold PINs, headers the token.
+			r.logf("relay: admin %s %s -> %d (%v)", req.Method, req.URL.Path, sw.status, r.clock.Now().Sub(start).Round(time.Millisecond))
+		}()
+		if !r.authorized(sw, req) {
+			return
+		}
+		if rt.methods == nil {
+			writeJSON(sw, http.StatusNotFound, ErrorBody{Error: "no such admin call", Field: "path"})
+			return
+		}
+		fn, ok := rt.methods[req.Method]
+		if !ok {
+			allow := make([]string, 0, len(rt.methods))
+			for m := range rt.methods {
+				allow = append(allow, m)
+			}
+			sw.Header().Set("Allow", strings.Join(allow, ", "))
+			writeJSON(sw, http.StatusMethodNotAllowed, ErrorBody{Error: "method " + req.Method + " not allowed here", Field: "method"})
+			return
+		}
+		for name := range req.URL.Query() {
+			known := false
+			for _, q := range rt.query {
+				known = known || q == name
+			}
+			if !known {
+				writeJSON(sw, http.StatusBadRequest, ErrorBody{Error: "unknown query parameter", Field: name})
+				return
+			}
+		}
+		fn(sw, req)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// authorized checks "Authorization: Bearer <token>" in constant time (over hashes, so the length leaks nothing either).
+func (r *Relay) authorized(w http.ResponseWriter, req *http.Request) bool {
+	if r.cfg.AdminToken == "" {
+		writeJSON(w, http.StatusForbidden, ErrorBody{Error: "the admin API is disabled: this relay has no admin token"})
+		return false
+	}
+	got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+	want := sha256.Sum256([]byte(r.cfg.AdminToken))
+	have := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	if !ok || subtle.ConstantTimeCompare(want[:], have[:]) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tether relay admin"`)
+		writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: "a valid bearer token is required", Field: "Authorization"})
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// writeErr answers with the status of the error's kind and the field it names; storage and
+// internal errors say no more than that (the log has the detail).
+func (r *Relay) writeErr(w http.ResponseWriter, err error) {
+	field := FieldOf(err)
+	var fe *FieldError
+	msg := err.Error()
+	if errors.As(err, &fe) {
+		msg = fe.Msg
+	}
+	switch kiosk.KindOf(err) {
+	case kiosk.KindInvalid:
+		if field == "body" && strings.Contains(msg, "too large") {
+			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: msg, Field: field})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: msg, Field: field})
+	case kiosk.KindNotFound:
+		writeJSON(w, http.StatusNotFound, ErrorBody{Error: msg, Field: field})
+	case kiosk.KindConflict, kiosk.KindRefused:
+		writeJSON(w, http.StatusConflict, ErrorBody{Error: msg, Field: field})
+	default:
+		r.logf("relay: admin call failed: %v", err)
+		writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: "the relay could not complete the request; see its log"})
+	}
+}
+
+// Admin request decoders, one per body shape: pure functions of the bytes so they can be fuzzed.
+
+func decodeEnrollmentRequest(b []byte) (EnrollmentRequest, error) {
+	var v EnrollmentRequest
+	return v, decodeStrict("create enrollment", b, &v)
+}
+
+func decodeRoster(b []byte) (Roster, error) {
+	var v Roster
+	return v, decodeStrict("put roster", b, &v)
+}
+
+// decodePolicy reads a policy over the defaults, so omitted fields keep their default values.
+func decodePolicy(b []byte) (kiosk.Policy, error) {
+	v := kiosk.DefaultPolicy()
+	return v, decodeStrict("put policy", b, &v)
+}
+
+func decodeMonitoring(b []byte) (Monitoring, error) {
+	var v struct {
+		HoldOutbound *bool `json:"hold_outbound"`
+	}
+	if err := decodeStrict("set monitoring", b, &v); err != nil {
+		return Monitoring{}, err
+	}
+	if v.HoldOutbound == nil {
+		return Monitoring{}, invalid("set monitoring", "hold_outbound", "is required (true or false)")
+	}
+	return Monitoring{HoldOutbound: *v.HoldOutbound}, nil
+}
+
+func decodeNotice(b []byte) (NoticeRequest, error) {
+	var v NoticeRequest
+	return v, decodeStrict("post notice", b, &v)
+}
+
+func decodeDeposit(b []byte) (DepositRequest, error) {
+	var v DepositRequest
+	return v, decodeStrict("deposit", b, &v)
+}
+
+func decodeInbound(b []byte) (InboundRequest, error) {
+	var v InboundRequest
+	return v, decodeStrict("inbound", b, &v)
+}
+
+// reasonBody is the body of reject and decline.
+type reasonBody struct {
+	Reason string `json:"reason"`
+}
+
+func decodeReason(b []byte, required bool) (string, error) {
+	var v reasonBody
+	if !required && len(strings.TrimSpace(string(b))) == 0 {
+		return "", nil
+	}
+	err := decodeStrict("review", b, &v)
+	return v.Reason, err
+}
+
+func body(op string, req *http.Request, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		return nil, invalid(op, "body", "cannot be read: %v", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, invalid(op, "body", "is too large (limit %d bytes)", limit)
+	}
+	return data, nil
+}
+
+func (r *Relay) hEnroll(w http.ResponseWriter, req *http.Request) {
+	b, err := body("create enrollment", req, maxAdminBody)
+	if err == nil {
+		var er EnrollmentRequest
+		if er, err = decodeEnrollmentRequest(b); err == nil {
+			var e Enrollment
+			if e, err = r.CreateEnrollment(er); err == nil {
+				writeJSON(w, http.StatusCreated, e)
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
+}
+
+func (r *Relay) hRoster(w http.ResponseWriter, req *http.Request) {
+	b, err := body("put roster", req, maxRosterBody)
+	if err == nil {
+		var ro Roster
+		if ro, err = decodeRoster(b); err == nil {
+			if err = r.PutRoster(req.PathValue("facility"), ro); err == nil {
+				writeJSON(w, http.StatusOK, map[string]int{"inmates": len(ro.Inmates), "technicians": len(ro.Technicians)})
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
+}
+
+func (r *Relay) hPutPolicy(w http.ResponseWriter, req *http.Request) {
+	b, err := body("put policy", req, maxAdminBody)
+	if err == nil {
+		var p kiosk.Policy
+		if p, err = decodePolicy(b); err == nil {
+			if err = r.PutPolicy(req.PathValue("facility"), p); err == nil {
+				writeJSON(w, http.StatusOK, p)
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
+}
+
+func (r *Relay) hGetPolicy(w http.ResponseWriter, req *http.Request) {
+	p, err := r.Policy(req.PathValue("facility"))
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (r *Relay) hMonitoring(w http.ResponseWriter, req *http.Request) {
+	b, err := body("set monitoring", req, maxAdminBody)
+	if err == nil {
+		var m Monitoring
+		if m, err = decodeMonitoring(b); err == nil {
+			if err = r.SetMonitoring(req.PathValue("facility"), m); err == nil {
+				writeJSON(w, http.StatusOK, m)
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
+}
+
+func (r *Relay) hNotice(w http.ResponseWriter, req *http.Request) {
+	b, err := body("post notice", req, maxAdminBody)
+	if err == nil {
+		var nr NoticeRequest
+		if nr, err = decodeNotice(b); err == nil {
+			var n wire.Notice
+			if n, err = r.PostNotice(nr); err == nil {
+				writeJSON(w, http.StatusCreated, n)
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
+}
+
+func (r *Relay) hDeposit(w http.ResponseWriter, req *http.Request) {
+	b, err := body("deposit", req, maxAdminBody)
+	if err == nil {
+		var dr DepositRequest
+		if dr, err = decodeDeposit(b); err == nil {
+			d, created, derr := r.Deposit(dr)
+			if err = derr; err == nil {
+				status := http.StatusOK
+				if created {
+					status = http.StatusCreated
+				}
+				writeJSON(w, status, d)
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
+}
+
+func (r *Relay) hInbound(w http.ResponseWriter, req *http.Request) {
+	b, err := body("inbound", req, maxAdminBody)
+	if err == nil {
+		var ir InboundRequest
+		if ir, err = decodeInbound(b); err == nil {
+			var m kiosk.Message
+			if m, err = r.Inbound(ir); err == nil {
+				writeJSON(w, http.StatusCreated, m)
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
+}
+
+func (r *Relay) hOutbound(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	list, err := r.Outbound(OutboundFilter{Status: q.Get("status"), InmateID: q.Get("inmate_id")})
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": list})
+}
+
+func (r *Relay) hApproveOutbound(w http.ResponseWriter, req *http.Request) {
+	o, err := r.ApproveOutbound(req.PathValue("id"))
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+func (r *Relay) hRejectOutbound(w http.ResponseWriter, req *http.Request) {
+	b, err := body("reject outbound", req, maxAdminBody)
+	if err == nil {
+		var reason string
+		if reason, err = decodeReason(b, true); err == nil {
+			var o Outbound
+			if o, err = r.RejectOutbound(req.PathValue("id"), reason); err == nil {
+				writeJSON(w, http.StatusOK, o)
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
+}
+
+func (r *Relay) hContacts(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	list, err := r.Contacts(q.Get("status"), q.Get("inmate_id"))
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"contacts": list})
+}
+
+func (r *Relay) hApproveContact(w http.ResponseWriter, req *http.Request) {
+	c, err := r.ApproveContact(req.PathValue("id"))
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (r *Relay) hDeclineContact(w http.ResponseWriter, req *http.Request) {
+	b, err := body("decline contact", req, maxAdminBody)
+	if err == nil {
+		var reason string
+		if reason, err = decodeReason(b, false); err == nil {
+			var c ContactRecord
+			if c, err = r.DeclineContact(req.PathValue("id"), reason); err == nil {
+				writeJSON(w, http.StatusOK, c)
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
+}
+
+func (r *Relay) hUsage(w http.ResponseWriter, req *http.Request) {
+	u, err := r.Usage(req.URL.Query().Get("inmate_id"))
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+func (r *Relay) hBalance(w http.ResponseWriter, req *http.Request) {
+	b, err := r.Balance(req.PathValue("inmate_id"))
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (r *Relay) hItems(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	items, err := r.Items(ItemFilter{TerminalID: q.Get("terminal_id"), Kind: q.Get("kind")})
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (r *Relay) hTerminals(w http.ResponseWriter, req *http.Request) {
+	ts, err := r.Terminals()
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"terminals": ts})
+}
+
+func (r *Relay) hRevoke(w http.ResponseWriter, req *http.Request) {
+	id := req.PathValue("id")
+	if err := r.Revoke(id); err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "revoked": true})
+}
+
+// serveEnroll is POST /v1/enroll: a terminal spends a one-time code on its public key.
+func (r *Relay) serveEnroll(w http.ResponseWriter, req *http.Request) {
+	data, err := io.ReadAll(io.LimitReader(req.Body, wire.MaxEnrollBytes+1))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, wire.ErrorResponse{Error: wire.EnrollInvalid, Message: "the request body cannot be read"})
+		return
+	}
+	er, err := wire.DecodeEnrollRequest(data)
+	if errors.Is(err, wire.ErrBadEnrollSignature) {
+		writeJSON(w, http.StatusBadRequest, wire.ErrorResponse{Error: wire.EnrollBadSignature, Message: "the signature does not match the public key and code"})
+		return
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, wire.ErrorResponse{Error: wire.EnrollInvalid, Message: closeReason(err.Error())})
+		return
+	}
+	resp, err := r.Enroll(er)
+	var ee *EnrollError
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, resp)
+	case errors.As(err, &ee):
+		status := map[string]int{wire.EnrollUnknownCode: http.StatusNotFound, wire.EnrollCodeUsed: http.StatusConflict,
+			wire.EnrollCodeExpired: http.StatusGone, wire.EnrollKeyInUse: http.StatusConflict}[ee.Code]
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		r.logf("relay: enrollment refused: %s", ee.Code)
+		writeJSON(w, status, wire.ErrorResponse{Error: ee.Code, Message: ee.Msg})
+	default:
+		r.logf("relay: enrollment failed: %v", err)
+		writeJSON(w, http.StatusInternalServerError, wire.ErrorResponse{Error: "internal", Message: "the relay could not enroll the terminal; see its log"})
+	}
+}

@@ -1,0 +1,153 @@
+package relay
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// hub tracks open connections: how many are still unauthenticated (bounded), which terminal
+// each authenticated one belongs to (one per terminal), and every one for shutdown.
+type hub struct {
+	mu         sync.Mutex
+	sessions   map[string]*session
+	all        map[*websocket.Conn]struct{}
+	pending    int
+	maxPending int
+	closed     bool
+	handlers   sync.WaitGroup
+}
+
+// session is one authenticated connection.
+type session struct {
+	id    string
+	conn  *websocket.Conn
+	wake  chan struct{} // capacity 1: "downlink may have grown"
+	acked atomic.Uint64 // highest downlink seq the terminal acknowledged on this connection
+}
+
+func newHub(maxPending int) *hub {
+	return &hub{sessions: map[string]*session{}, all: map[*websocket.Conn]struct{}{}, maxPending: maxPending}
+}
+
+// enter counts a handler in; false once the relay is closing.
+func (h *hub) enter() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.handlers.Add(1)
+	return true
+}
+
+func (h *hub) exit() { h.handlers.Done() }
+
+// admit registers a new connection as pending; false if too many are pending or the relay closes.
+func (h *hub) admit(c *websocket.Conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || h.pending >= h.maxPending {
+		return false
+	}
+	h.pending++
+	h.all[c] = struct{}{}
+	return true
+}
+
+// authenticated moves a pending connection to a terminal's session and returns the one it replaces.
+func (h *hub) authenticated(s *session) (old *session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pending--
+	old = h.sessions[s.id]
+	h.sessions[s.id] = s
+	return old
+}
+
+// leave forgets a connection; s is nil if it never authenticated.
+func (h *hub) leave(c *websocket.Conn, s *session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.all, c)
+	if s == nil {
+		h.pending--
+		return
+	}
+	if h.sessions[s.id] == s {
+		delete(h.sessions, s.id)
+	}
+}
+
+func (h *hub) connected(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions[id] != nil
+}
+
+// wake tells the named terminals' writers that their downlink grew.
+func (h *hub) wake(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		if s := h.sessions[id]; s != nil {
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// kick closes a terminal's open connection with a policy-violation reason.
+func (h *hub) kick(id, reason string) {
+	h.mu.Lock()
+	s := h.sessions[id]
+	h.mu.Unlock()
+	if s != nil {
+		go s.conn.Close(websocket.StatusPolicyViolation, reason)
+	}
+}
+
+// closeAll refuses new connections, closes every open one (going away) and waits for the
+// handlers to finish, at most about ten seconds.
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	h.closed = true
+	conns := make([]*websocket.Conn, 0, len(h.all))
+	for c := range h.all {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Close(websocket.StatusGoingAway, wire.ReasonShutdown)
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		h.handlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// closeCtx is the context handlers run under: cancelled when the connection ends.
+func closeCtx() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}

@@ -1,0 +1,222 @@
+package relay
+
+import (
+	"strings"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// InboundRequest is a message from an approved contact to an inmate; From is the contact's id or email.
+type InboundRequest struct {
+	InmateID string `json:"inmate_id"`
+	From     string `json:"from"`
+	Subject  string `json:"subject,omitempty"`
+	Body     string `json:"body"`
+}
+
+// Inbound delivers a message from an approved contact to the inmate's terminals (every kiosk of
+// the facility and the inmate's tablet).
+func (r *Relay) Inbound(req InboundRequest) (kiosk.Message, error) {
+	const op = "inbound"
+	if err := checkID(op, "inmate_id", req.InmateID); err != nil {
+		return kiosk.Message{}, err
+	}
+	if err := checkText(op, "from", req.From, true, 254); err != nil {
+		return kiosk.Message{}, err
+	}
+	if err := checkText(op, "subject", req.Subject, false, 200); err != nil {
+		return kiosk.Message{}, err
+	}
+	if strings.TrimSpace(req.Body) == "" {
+		return kiosk.Message{}, invalid(op, "body", "is required")
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return kiosk.Message{}, ioErr(op, err)
+	}
+	now := r.clock.Now().UTC()
+	var m kiosk.Message
+	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		var in inmateRec
+		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(op, "inmate_id", "unknown inmate %q", req.InmateID)
+		}
+		if in.Status != kiosk.StatusActive || !in.Messaging {
+			return conflict(op, "inmate_id", "inmate %q may not receive messages now (suspended or no messaging)", req.InmateID)
+		}
+		var fac facilityRec
+		if _, err := getJSON(tx, bFacilities, in.FacilityID, &fac); err != nil {
+			return err
+		}
+		if err := checkText(op, "body", req.Body, true, fac.policy().MaxMessageChars); err != nil {
+			return err
+		}
+		var contact *ContactRecord
+		if err := forEachJSON(tx, bContacts, "", func(_ string, c ContactRecord) bool {
+			if c.InmateID == req.InmateID && c.State == kiosk.ContactApproved &&
+				(c.ID == req.From || strings.EqualFold(c.Email, req.From)) {
+				contact = &c
+			}
+			return contact == nil
+		}); err != nil {
+			return err
+		}
+		if contact == nil {
+			return notFound(op, "from", "%q is not an approved contact of inmate %q", req.From, req.InmateID)
+		}
+		m = kiosk.Message{ID: id.String(), InmateID: in.ID, Box: kiosk.BoxInbox, Peer: contact.ID, PeerName: contact.Name,
+			Subject: req.Subject, Body: req.Body, CreatedAt: now, UpdatedAt: now}
+		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
+			return err
+		}
+		return f.toInmate(in.FacilityID, in.ID, "", wire.DownInboundMessage, m)
+	})
+	if err != nil {
+		return kiosk.Message{}, err
+	}
+	r.logf("relay: inbound message %s for inmate %s", m.ID, m.InmateID)
+	return m, nil
+}
+
+// OutboundFilter narrows the review list; empty fields match everything.
+type OutboundFilter struct {
+	Status   string // kiosk.MsgHeld, MsgDelivered, MsgRejected or ""
+	InmateID string
+}
+
+// Outbound lists outbound messages, oldest first.
+func (r *Relay) Outbound(flt OutboundFilter) ([]Outbound, error) {
+	const op = "list outbound"
+	switch flt.Status {
+	case "", kiosk.MsgHeld, kiosk.MsgDelivered, kiosk.MsgRejected:
+	default:
+		return nil, invalid(op, "status", "must be held, delivered or rejected")
+	}
+	if flt.InmateID != "" {
+		if err := checkID(op, "inmate_id", flt.InmateID); err != nil {
+			return nil, err
+		}
+	}
+	out := []Outbound{}
+	err := r.view(op, func(tx *bolt.Tx) error {
+		return forEachJSON(tx, bOutbound, "", func(_ string, o Outbound) bool {
+			if (flt.Status == "" || o.Status == flt.Status) && (flt.InmateID == "" || o.InmateID == flt.InmateID) {
+				out = append(out, o)
+			}
+			return true
+		})
+	})
+	return out, err
+}
+
+// ApproveOutbound releases a held message; the inmate's terminals see it delivered.
+func (r *Relay) ApproveOutbound(id string) (Outbound, error) {
+	return r.reviewOutbound("approve outbound", id, kiosk.MsgDelivered, "")
+}
+
+// RejectOutbound refuses a held message with a reason the inmate sees.
+func (r *Relay) RejectOutbound(id, reason string) (Outbound, error) {
+	if err := checkText("reject outbound", "reason", reason, true, 500); err != nil {
+		return Outbound{}, err
+	}
+	return r.reviewOutbound("reject outbound", id, kiosk.MsgRejected, reason)
+}
+
+func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
+	if err := checkID(op, "id", id); err != nil {
+		return Outbound{}, err
+	}
+	now := r.clock.Now().UTC()
+	var o Outbound
+	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		ok, err := getJSON(tx, bOutbound, id, &o)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(op, "id", "no outbound message %q", id)
+		}
+		if o.Status != kiosk.MsgHeld {
+			return conflict(op, "id", "message %q is already %s", id, o.Status)
+		}
+		o.Status, o.State, o.Reason, o.ReviewedAt, o.UpdatedAt = state, state, reason, now, now
+		if err := putJSON(tx, bOutbound, id, o); err != nil {
+			return err
+		}
+		return f.toInmate(o.FacilityID, o.InmateID, "", wire.DownMessageStatus,
+			wire.MessageStatus{MessageID: o.ID, InmateID: o.InmateID, State: state, Reason: reason, At: now})
+	})
+	return o, err
+}
+
+// Contacts lists contacts in a state ("" for all), optionally of one inmate.
+func (r *Relay) Contacts(status, inmateID string) ([]ContactRecord, error) {
+	const op = "list contacts"
+	switch status {
+	case "", kiosk.ContactPending, kiosk.ContactApproved, kiosk.ContactDeclined, kiosk.ContactRemoved:
+	default:
+		return nil, invalid(op, "status", "must be pending, approved, declined or removed")
+	}
+	if inmateID != "" {
+		if err := checkID(op, "inmate_id", inmateID); err != nil {
+			return nil, err
+		}
+	}
+	out := []ContactRecord{}
+	err := r.view(op, func(tx *bolt.Tx) error {
+		return forEachJSON(tx, bContacts, "", func(_ string, c ContactRecord) bool {
+			if (status == "" || c.State == status) && (inmateID == "" || c.InmateID == inmateID) {
+				out = append(out, c)
+			}
+			return true
+		})
+	})
+	return out, err
+}
+
+// ApproveContact lets the inmate write to a pending contact.
+func (r *Relay) ApproveContact(id string) (ContactRecord, error) {
+	return r.reviewContact("approve contact", id, kiosk.ContactApproved, "")
+}
+
+// DeclineContact refuses a pending contact; reason is optional.
+func (r *Relay) DeclineContact(id, reason string) (ContactRecord, error) {
+	if err := checkText("decline contact", "reason", reason, false, 500); err != nil {
+		return ContactRecord{}, err
+	}
+	return r.reviewContact("decline contact", id, kiosk.ContactDeclined, reason)
+}
+
+func (r *Relay) reviewContact(op, id, state, reason string) (ContactRecord, error) {
+	if err := checkID(op, "id", id); err != nil {
+		return ContactRecord{}, err
+	}
+	now := r.clock.Now().UTC()
+	var c ContactRecord
+	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		ok, err := getJSON(tx, bContacts, id, &c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(op, "id", "no contact %q", id)
+		}
+		if c.State != kiosk.ContactPending {
+			return conflict(op, "id", "contact %q is %s, not pending", id, c.State)
+		}
+		c.State, c.Reason, c.UpdatedAt = state, reason, now
+		if err := putJSON(tx, bContacts, id, c); err != nil {
+			return err
+		}
+		return f.toInmate(c.FacilityID, c.InmateID, "", wire.DownContact, c.Contact)
+	})
+	return c, err
+}

@@ -1,0 +1,118 @@
+package relay
+
+import (
+	"time"
+
+	"github.com/tether-kiosk/tether/kiosk"
+)
+
+// facilityRec is what the relay knows of a facility.
+type facilityRec struct {
+	ID           string        `json:"id"`
+	Policy       *kiosk.Policy `json:"policy,omitempty"`
+	HoldOutbound *bool         `json:"hold_outbound,omitempty"` // HoldByFacility only; nil means hold
+	UpdatedAt    time.Time     `json:"updated_at"`
+}
+
+func (f facilityRec) policy() kiosk.Policy {
+	if f.Policy != nil {
+		return *f.Policy
+	}
+	return kiosk.DefaultPolicy()
+}
+
+// inmateRec is a roster entry with the facility it lives in.
+type inmateRec struct {
+	kiosk.Inmate
+	FacilityID string `json:"facility_id"`
+}
+
+type enrollmentRec struct {
+	FacilityID string    `json:"facility_id"`
+	Mode       string    `json:"mode"`
+	InmateID   string    `json:"inmate_id,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// UsedBy and UsedAt are set when a terminal spends the code, so a second try says "used".
+	UsedBy string    `json:"used_by,omitempty"`
+	UsedAt time.Time `json:"used_at,omitempty"`
+}
+
+// TerminalInfo is what GET /admin/v1/terminals shows of one terminal.
+type TerminalInfo struct {
+	ID         string    `json:"id"`
+	FacilityID string    `json:"facility_id"`
+	Mode       string    `json:"mode"`
+	InmateID   string    `json:"inmate_id,omitempty"`
+	EnrolledAt time.Time `json:"enrolled_at"`
+	LastSeen   time.Time `json:"last_seen,omitempty"`
+	// ItemsWaiting is the terminal's forwarding queue length as it last reported it.
+	ItemsWaiting int       `json:"items_waiting"`
+	Software     string    `json:"software,omitempty"`
+	Revoked      bool      `json:"revoked"`
+	RevokedAt    time.Time `json:"revoked_at,omitempty"`
+	Connected    bool      `json:"connected"`
+	// DownQueued and DownAcked are the last downlink seq queued for it and the last it applied.
+	DownQueued uint64 `json:"down_queued"`
+	DownAcked  uint64 `json:"down_acked"`
+}
+
+type terminalRec struct {
+	TerminalInfo
+	PublicKey []byte `json:"public_key"`
+}
+
+// Outbound is a message an inmate sent, as the reviewers see it.
+type Outbound struct {
+	kiosk.Message
+	FacilityID string    `json:"facility_id"`
+	TerminalID string    `json:"terminal_id"`
+	Status     string    `json:"status"` // kiosk.MsgHeld, MsgDelivered, MsgRejected
+	ReceivedAt time.Time `json:"received_at"`
+	ReviewedAt time.Time `json:"reviewed_at,omitempty"`
+}
+
+// ContactRecord is a contact as the relay keeps it.
+type ContactRecord struct {
+	kiosk.Contact
+	FacilityID string    `json:"facility_id"`
+	TerminalID string    `json:"terminal_id,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// UsageRecord is one billed or credited minute.
+type UsageRecord struct {
+	Kind       string      `json:"kind"` // "charge" or "credit"
+	RecordID   string      `json:"record_id"`
+	SessionID  string      `json:"session_id"`
+	InmateID   string      `json:"inmate_id"`
+	Minute     int         `json:"minute"`
+	Cents      kiosk.Cents `json:"cents"`
+	Reason     string      `json:"reason,omitempty"`
+	At         time.Time   `json:"at"`
+	TerminalID string      `json:"terminal_id"`
+}
+
+// Usage is an inmate's statement: every record, and charges minus credits.
+type Usage struct {
+	InmateID   string          `json:"inmate_id"`
+	Records    []UsageRecord   `json:"records"`
+	Sessions   []kiosk.Session `json:"sessions"`
+	TotalCents kiosk.Cents     `json:"total_cents"`
+}
+
+// totals are an inmate's running sums, updated in the transaction of each money record.
+type totals struct {
+	Deposits kiosk.Cents `json:"deposits_cents"`
+	Charges  kiosk.Cents `json:"charges_cents"`
+	Credits  kiosk.Cents `json:"credits_cents"`
+}
+
+// Balance is deposits - charges + credits across every terminal.
+type Balance struct {
+	InmateID     string      `json:"inmate_id"`
+	BalanceCents kiosk.Cents `json:"balance_cents"`
+	Deposits     kiosk.Cents `json:"deposits_cents"`
+	Charges      kiosk.Cents `json:"charges_cents"`
+	Credits      kiosk.Cents `json:"credits_cents"`
+}

@@ -1,0 +1,149 @@
+package relay
+
+import (
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// DepositRequest adds money to an inmate's account; Ref makes a retried deposit count once.
+type DepositRequest struct {
+	InmateID string      `json:"inmate_id"`
+	Cents    kiosk.Cents `json:"cents"`
+	Ref      string      `json:"ref"`
+}
+
+// Deposit records a deposit once per ref and sends it to the inmate's terminals. created is false
+// when the same ref was already recorded with the same inmate and amount (nothing changes); the same
+// ref with a different inmate or amount is a conflict.
+func (r *Relay) Deposit(req DepositRequest) (d kiosk.Deposit, created bool, err error) {
+	const op = "deposit"
+	if err := checkID(op, "inmate_id", req.InmateID); err != nil {
+		return d, false, err
+	}
+	if err := checkID(op, "ref", req.Ref); err != nil {
+		return d, false, err
+	}
+	if req.Cents <= 0 {
+		return d, false, invalid(op, "cents", "must be more than 0, got %d", req.Cents)
+	}
+	now := r.clock.Now().UTC()
+	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		var in inmateRec
+		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(op, "inmate_id", "unknown inmate %q", req.InmateID)
+		}
+		var fac facilityRec
+		if _, err := getJSON(tx, bFacilities, in.FacilityID, &fac); err != nil {
+			return err
+		}
+		if max := fac.policy().MaxDeposit; req.Cents > max {
+			return invalid(op, "cents", "%d is more than the facility's largest deposit %d", req.Cents, max)
+		}
+		var prev kiosk.Deposit
+		if found, err := getJSON(tx, bDeposits, req.Ref, &prev); err != nil {
+			return err
+		} else if found {
+			if prev.InmateID != req.InmateID || prev.Cents != req.Cents {
+				return conflict(op, "ref", "ref %q was already used for a different deposit", req.Ref)
+			}
+			d = prev
+			return nil
+		}
+		d = kiosk.Deposit{Ref: req.Ref, InmateID: req.InmateID, Cents: req.Cents, At: now}
+		if err := putJSON(tx, bDeposits, d.Ref, d); err != nil {
+			return err
+		}
+		if err := addTotals(tx, d.InmateID, func(t *totals) { t.Deposits += d.Cents }); err != nil {
+			return err
+		}
+		created = true
+		return f.toInmate(in.FacilityID, in.ID, "", wire.DownDeposit, d)
+	})
+	if err != nil {
+		return kiosk.Deposit{}, false, err
+	}
+	if created {
+		r.logf("relay: deposit %s of %s for inmate %s", d.Ref, d.Cents, d.InmateID)
+	}
+	return d, created, nil
+}
+
+func addTotals(tx *bolt.Tx, inmateID string, change func(*totals)) error {
+	var t totals
+	if _, err := getJSON(tx, bBalances, inmateID, &t); err != nil {
+		return err
+	}
+	change(&t)
+	return putJSON(tx, bBalances, inmateID, t)
+}
+
+// Balance is deposits - charges + credits for an inmate, across every terminal.
+func (r *Relay) Balance(inmateID string) (Balance, error) {
+	const op = "balance"
+	if err := checkID(op, "inmate_id", inmateID); err != nil {
+		return Balance{}, err
+	}
+	var b Balance
+	err := r.view(op, func(tx *bolt.Tx) error {
+		var t totals
+		hasMoney, err := getJSON(tx, bBalances, inmateID, &t)
+		if err != nil {
+			return err
+		}
+		known, err := getJSON(tx, bInmates, inmateID, &inmateRec{})
+		if err != nil {
+			return err
+		}
+		if !hasMoney && !known {
+			return notFound(op, "inmate_id", "unknown inmate %q", inmateID)
+		}
+		b = Balance{InmateID: inmateID, BalanceCents: t.Deposits - t.Charges + t.Credits, Deposits: t.Deposits, Charges: t.Charges, Credits: t.Credits}
+		return nil
+	})
+	return b, err
+}
+
+// Usage is an inmate's statement: every charge and credit, sessions, and charges minus credits.
+func (r *Relay) Usage(inmateID string) (Usage, error) {
+	const op = "usage"
+	if err := checkID(op, "inmate_id", inmateID); err != nil {
+		return Usage{}, err
+	}
+	u := Usage{InmateID: inmateID, Records: []UsageRecord{}, Sessions: []kiosk.Session{}}
+	err := r.view(op, func(tx *bolt.Tx) error {
+		known, err := getJSON(tx, bInmates, inmateID, &inmateRec{})
+		if err != nil {
+			return err
+		}
+		for _, bucket := range []string{bCharges, bCredits} {
+			if err := forEachJSON(tx, bucket, inmateID+"/", func(_ string, rec UsageRecord) bool {
+				u.Records = append(u.Records, rec)
+				if rec.Kind == "credit" {
+					u.TotalCents -= rec.Cents
+				} else {
+					u.TotalCents += rec.Cents
+				}
+				return true
+			}); err != nil {
+				return err
+			}
+		}
+		if err := forEachJSON(tx, bSessions, inmateID+"/", func(_ string, s kiosk.Session) bool {
+			u.Sessions = append(u.Sessions, s)
+			return true
+		}); err != nil {
+			return err
+		}
+		if !known && len(u.Records) == 0 && len(u.Sessions) == 0 {
+			return notFound(op, "inmate_id", "unknown inmate %q", inmateID)
+		}
+		return nil
+	})
+	return u, err
+}

@@ -1,0 +1,492 @@
+package relay
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// Roster is a facility's whole list of inmates and technicians; PUT replaces it.
+type Roster struct {
+	Inmates     []RosterInmate     `json:"inmates"`
+	Technicians []RosterTechnician `json:"technicians"`
+}
+
+// RosterInmate is one inmate as an admin sends it: a plain pin (hashed on receipt, never stored)
+// or a pin_hash; neither keeps the stored hash of an inmate already known.
+type RosterInmate struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Badges    []string `json:"badges"`
+	PIN       string   `json:"pin,omitempty"`
+	PINHash   string   `json:"pin_hash,omitempty"`
+	Language  string   `json:"language"`
+	Status    string   `json:"status"`
+	Messaging *bool    `json:"messaging,omitempty"` // default true
+	Media     bool     `json:"media,omitempty"`
+}
+
+// RosterTechnician is one technician as an admin sends it.
+type RosterTechnician struct {
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Badges  []string `json:"badges"`
+	PIN     string   `json:"pin,omitempty"`
+	PINHash string   `json:"pin_hash,omitempty"`
+	Role    string   `json:"role"`
+}
+
+// String never shows the PIN.
+func (ri RosterInmate) String() string { return fmt.Sprintf("inmate %s", ri.ID) }
+
+// String never shows the PIN.
+func (rt RosterTechnician) String() string { return fmt.Sprintf("technician %s", rt.ID) }
+
+// MaxRosterPeople bounds one roster.
+const MaxRosterPeople = 20000
+
+// checkPIN validates a pin / pin_hash pair without ever repeating the PIN.
+func checkPIN(op, field, pin, hash string) error {
+	switch {
+	case pin != "" && hash != "":
+		return invalid(op, field+".pin", "give pin or pin_hash, not both")
+	case pin != "":
+		if err := kiosk.ValidatePIN(pin); err != nil {
+			return invalid(op, field+".pin", "must be 4 to 12 digits")
+		}
+	case hash != "":
+		if err := kiosk.ValidatePINHash(hash); err != nil {
+			return invalid(op, field+".pin_hash", "is not an argon2id hash this relay can verify")
+		}
+	}
+	return nil
+}
+
+func checkBadges(op, field string, badges []string, owner string, seen map[string]string) error {
+	if len(badges) == 0 {
+		return invalid(op, field+".badges", "needs at least one badge")
+	}
+	if len(badges) > 8 {
+		return invalid(op, field+".badges", "has %d badges, limit 8", len(badges))
+	}
+	for j, b := range badges {
+		f := fmt.Sprintf("%s.badges[%d]", field, j)
+		if err := checkID(op, f, b); err != nil {
+			return err
+		}
+		if prev, dup := seen[b]; dup {
+			return invalid(op, f, "badge %q is also %s's", b, prev)
+		}
+		seen[b] = owner
+	}
+	return nil
+}
+
+// validateRoster checks every field before anything is hashed or written.
+func validateRoster(facility string, ro Roster) error {
+	const op = "put roster"
+	if err := checkID(op, "facility", facility); err != nil {
+		return err
+	}
+	if n := len(ro.Inmates) + len(ro.Technicians); n > MaxRosterPeople {
+		return invalid(op, "inmates", "%d people, limit %d", n, MaxRosterPeople)
+	}
+	ids := map[string]bool{}
+	badges := map[string]string{}
+	for i, in := range ro.Inmates {
+		f := fmt.Sprintf("inmates[%d]", i)
+		if err := checkID(op, f+".id", in.ID); err != nil {
+			return err
+		}
+		if ids[in.ID] {
+			return invalid(op, f+".id", "inmate %q is listed twice", in.ID)
+		}
+		ids[in.ID] = true
+		if err := checkText(op, f+".name", in.Name, true, 120); err != nil {
+			return err
+		}
+		if err := checkBadges(op, f, in.Badges, in.ID, badges); err != nil {
+			return err
+		}
+		if err := checkPIN(op, f, in.PIN, in.PINHash); err != nil {
+			return err
+		}
+		if in.Language != "en" && in.Language != "es" {
+			return invalid(op, f+".language", "must be \"en\" or \"es\"")
+		}
+		if in.Status != kiosk.StatusActive && in.Status != kiosk.StatusSuspended {
+			return invalid(op, f+".status", "must be %q or %q", kiosk.StatusActive, kiosk.StatusSuspended)
+		}
+	}
+	techIDs := map[string]bool{}
+	for i, tc := range ro.Technicians {
+		f := fmt.Sprintf("technicians[%d]", i)
+		if err := checkID(op, f+".id", tc.ID); err != nil {
+			return err
+		}
+		if techIDs[tc.ID] {
+			return invalid(op, f+".id", "technician %q is listed twice", tc.ID)
+		}
+		techIDs[tc.ID] = true
+		if err := checkText(op, f+".name", tc.Name, true, 120); err != nil {
+			return err
+		}
+		if err := checkBadges(op, f, tc.Badges, tc.ID, badges); err != nil {
+			return err
+		}
+		if err := checkPIN(op, f, tc.PIN, tc.PINHash); err != nil {
+			return err
+		}
+		if err := checkText(op, f+".role", tc.Role, false, 40); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutRoster replaces a facility's roster in one transaction. Plain PINs are hashed first (outside
+// the transaction; never stored or logged). Changed entries go down to the facility's terminals;
+// an inmate no longer listed is sent down as suspended, so no terminal lets them in.
+func (r *Relay) PutRoster(facility string, ro Roster) error {
+	const op = "put roster"
+	if err := validateRoster(facility, ro); err != nil {
+		return err
+	}
+	inmates := make([]kiosk.Inmate, len(ro.Inmates))
+	for i, in := range ro.Inmates {
+		hash := in.PINHash
+		if in.PIN != "" {
+			h, err := kiosk.HashPINWith(in.PIN, r.cfg.PINParams)
+			if err != nil {
+				return invalid(op, fmt.Sprintf("inmates[%d].pin", i), "cannot be hashed")
+			}
+			hash = h
+		}
+		messaging := in.Messaging == nil || *in.Messaging
+		inmates[i] = kiosk.Inmate{ID: in.ID, Name: in.Name, Badges: in.Badges, PINHash: hash, Language: in.Language,
+			Status: in.Status, Messaging: messaging, Media: in.Media}
+	}
+	techs := make([]kiosk.Technician, len(ro.Technicians))
+	for i, tc := range ro.Technicians {
+		hash := tc.PINHash
+		if tc.PIN != "" {
+			h, err := kiosk.HashPINWith(tc.PIN, r.cfg.PINParams)
+			if err != nil {
+				return invalid(op, fmt.Sprintf("technicians[%d].pin", i), "cannot be hashed")
+			}
+			hash = h
+		}
+		techs[i] = kiosk.Technician{ID: tc.ID, Name: tc.Name, Badges: tc.Badges, PINHash: hash, Role: tc.Role}
+	}
+	now := r.clock.Now().UTC()
+	return r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		if err := touchFacility(tx, facility, now, nil); err != nil {
+			return err
+		}
+		listed := map[string]bool{}
+		for i, in := range inmates {
+			listed[in.ID] = true
+			var old inmateRec
+			found, err := getJSON(tx, bInmates, in.ID, &old)
+			if err != nil {
+				return err
+			}
+			if in.PINHash == "" {
+				if !found {
+					return invalid(op, fmt.Sprintf("inmates[%d].pin", i), "a new inmate needs pin or pin_hash")
+				}
+				in.PINHash = old.PINHash
+			}
+			in.TabletBound = hasTablet(tx, facility, in.ID)
+			rec := inmateRec{Inmate: in, FacilityID: facility}
+			if found && sameJSON(old, rec) {
+				continue
+			}
+			if found && old.FacilityID != facility {
+				// Moved here from another facility: that facility's terminals stop letting them in.
+				gone := old.Inmate
+				gone.Status = kiosk.StatusSuspended
+				if err := f.toInmate(old.FacilityID, old.ID, "", wire.DownInmate, gone); err != nil {
+					return err
+				}
+			}
+			if err := putJSON(tx, bInmates, in.ID, rec); err != nil {
+				return err
+			}
+			if found && old.FacilityID == facility {
+				if err := f.toInmate(facility, in.ID, "", wire.DownInmate, in); err != nil {
+					return err
+				}
+				continue
+			}
+			// New to this facility: its terminals need the inmate's money, sessions and contacts too.
+			if err := forTerminals(tx, facility, in.ID, func(termID string) error {
+				return r.snapshotInmate(tx, f, termID, in)
+			}); err != nil {
+				return err
+			}
+		}
+		var removed []inmateRec
+		if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
+			if in.FacilityID == facility && !listed[in.ID] {
+				removed = append(removed, in)
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, in := range removed {
+			if err := tx.Bucket([]byte(bInmates)).Delete([]byte(in.ID)); err != nil {
+				return err
+			}
+			gone := in.Inmate
+			gone.Status = kiosk.StatusSuspended
+			if err := f.toInmate(facility, in.ID, "", wire.DownInmate, gone); err != nil {
+				return err
+			}
+		}
+		return r.putTechnicians(tx, f, facility, techs)
+	})
+}
+
+func (r *Relay) putTechnicians(tx *bolt.Tx, f *fanout, facility string, techs []kiosk.Technician) error {
+	const op = "put roster"
+	prefix := facility + "/"
+	old := map[string]kiosk.Technician{}
+	if err := forEachJSON(tx, bTechnicians, prefix, func(k string, tc kiosk.Technician) bool {
+		old[tc.ID] = tc
+		return true
+	}); err != nil {
+		return err
+	}
+	for i, tc := range techs {
+		prev, found := old[tc.ID]
+		delete(old, tc.ID)
+		if tc.PINHash == "" {
+			if !found {
+				return invalid(op, fmt.Sprintf("technicians[%d].pin", i), "a new technician needs pin or pin_hash")
+			}
+			tc.PINHash = prev.PINHash
+		}
+		if found && sameJSON(prev, tc) {
+			continue
+		}
+		if err := putJSON(tx, bTechnicians, prefix+tc.ID, tc); err != nil {
+			return err
+		}
+		if err := f.toFacility(facility, "", wire.DownTechnician, tc); err != nil {
+			return err
+		}
+	}
+	for id := range old {
+		if err := tx.Bucket([]byte(bTechnicians)).Delete([]byte(prefix + id)); err != nil {
+			return err
+		}
+		if err := f.toFacility(facility, "", wire.DownTechnicianRemove, wire.TechnicianRemoved{ID: id}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameJSON(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
+
+// hasTablet reports whether a live tablet of the facility is bound to the inmate.
+func hasTablet(tx *bolt.Tx, facility, inmateID string) bool {
+	found := false
+	_ = forEachJSON(tx, bFacTerms, facility+"/", func(_ string, rt termRoute) bool {
+		found = rt.Mode == wire.ModeTablet && rt.InmateID == inmateID
+		return !found
+	})
+	return found
+}
+
+// forTerminals calls fn for each live terminal of the facility that receives the inmate's items.
+func forTerminals(tx *bolt.Tx, facility, inmateID string, fn func(id string) error) error {
+	var ids []string
+	if err := forEachJSON(tx, bFacTerms, facility+"/", func(k string, rt termRoute) bool {
+		if rt.Mode == wire.ModeKiosk || rt.InmateID == inmateID {
+			ids = append(ids, strings.TrimPrefix(k, facility+"/"))
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := fn(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// touchFacility creates the facility record if needed and applies change to it.
+func touchFacility(tx *bolt.Tx, facility string, now time.Time, change func(*facilityRec)) error {
+	var fac facilityRec
+	if _, err := getJSON(tx, bFacilities, facility, &fac); err != nil {
+		return err
+	}
+	fac.ID = facility
+	fac.UpdatedAt = now
+	if change != nil {
+		change(&fac)
+	}
+	return putJSON(tx, bFacilities, facility, fac)
+}
+
+// PutPolicy validates and stores a facility's policy and sends it to every terminal of the facility.
+func (r *Relay) PutPolicy(facility string, p kiosk.Policy) error {
+	const op = "put policy"
+	if err := checkID(op, "facility", facility); err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return invalid(op, policyField(err), "%s", policyMsg(err))
+	}
+	now := r.clock.Now().UTC()
+	return r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		if err := touchFacility(tx, facility, now, func(fac *facilityRec) { fac.Policy = &p }); err != nil {
+			return err
+		}
+		return f.toFacility(facility, "", wire.DownPolicy, p)
+	})
+}
+
+// policyField pulls the field name out of kiosk.Policy.Validate's "field: message".
+func policyField(err error) string {
+	var ke *kiosk.Error
+	if errors.As(err, &ke) && ke.Err != nil {
+		if f, _, ok := strings.Cut(ke.Err.Error(), ": "); ok {
+			return f
+		}
+	}
+	return "policy"
+}
+
+func policyMsg(err error) string {
+	var ke *kiosk.Error
+	if errors.As(err, &ke) && ke.Err != nil {
+		if _, m, ok := strings.Cut(ke.Err.Error(), ": "); ok {
+			return m
+		}
+		return ke.Err.Error()
+	}
+	return err.Error()
+}
+
+// Policy returns a facility's policy (the default if it never set one).
+func (r *Relay) Policy(facility string) (kiosk.Policy, error) {
+	var fac facilityRec
+	var ok bool
+	err := r.view("read policy", func(tx *bolt.Tx) error {
+		var err error
+		ok, err = getJSON(tx, bFacilities, facility, &fac)
+		return err
+	})
+	if err != nil {
+		return kiosk.Policy{}, err
+	}
+	if !ok {
+		return kiosk.Policy{}, notFound("read policy", "facility", "unknown facility %q", facility)
+	}
+	return fac.policy(), nil
+}
+
+// Monitoring is a facility's outbound review setting (used when the relay's HoldPolicy is "facility").
+type Monitoring struct {
+	HoldOutbound bool `json:"hold_outbound"`
+}
+
+// SetMonitoring sets whether a facility's outbound messages wait for review.
+func (r *Relay) SetMonitoring(facility string, m Monitoring) error {
+	const op = "set monitoring"
+	if err := checkID(op, "facility", facility); err != nil {
+		return err
+	}
+	now := r.clock.Now().UTC()
+	return r.update(op, func(tx *bolt.Tx, _ *fanout) error {
+		hold := m.HoldOutbound
+		return touchFacility(tx, facility, now, func(fac *facilityRec) { fac.HoldOutbound = &hold })
+	})
+}
+
+// holds reports whether a new outbound message of the facility waits for review.
+func (r *Relay) holds(fac facilityRec) bool {
+	switch r.cfg.HoldPolicy {
+	case HoldNone:
+		return false
+	case HoldByFacility:
+		return fac.HoldOutbound == nil || *fac.HoldOutbound
+	default:
+		return true
+	}
+}
+
+// NoticeRequest is an announcement for a facility's screens, or one inmate's.
+type NoticeRequest struct {
+	FacilityID string    `json:"facility_id"`
+	InmateID   string    `json:"inmate_id,omitempty"`
+	Text       string    `json:"text"`
+	Language   string    `json:"language,omitempty"`
+	Until      time.Time `json:"until,omitempty"`
+}
+
+// PostNotice queues a notice for the facility's terminals (or the inmate's).
+func (r *Relay) PostNotice(req NoticeRequest) (wire.Notice, error) {
+	const op = "post notice"
+	if err := checkID(op, "facility_id", req.FacilityID); err != nil {
+		return wire.Notice{}, err
+	}
+	if req.InmateID != "" {
+		if err := checkID(op, "inmate_id", req.InmateID); err != nil {
+			return wire.Notice{}, err
+		}
+	}
+	if err := checkText(op, "text", req.Text, true, 2000); err != nil {
+		return wire.Notice{}, err
+	}
+	if req.Language != "" && req.Language != "en" && req.Language != "es" {
+		return wire.Notice{}, invalid(op, "language", "must be \"en\", \"es\" or empty for every language")
+	}
+	now := r.clock.Now().UTC()
+	if !req.Until.IsZero() && !req.Until.After(now) {
+		return wire.Notice{}, invalid(op, "until", "is in the past")
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return wire.Notice{}, ioErr(op, err)
+	}
+	n := wire.Notice{ID: id.String(), InmateID: req.InmateID, Text: req.Text, Language: req.Language, At: now, Until: req.Until.UTC()}
+	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		if ok, err := getJSON(tx, bFacilities, req.FacilityID, &facilityRec{}); err != nil {
+			return err
+		} else if !ok {
+			return notFound(op, "facility_id", "unknown facility %q", req.FacilityID)
+		}
+		if req.InmateID != "" {
+			var in inmateRec
+			ok, err := getJSON(tx, bInmates, req.InmateID, &in)
+			if err != nil {
+				return err
+			}
+			if !ok || in.FacilityID != req.FacilityID {
+				return notFound(op, "inmate_id", "no inmate %q in facility %q", req.InmateID, req.FacilityID)
+			}
+			return f.toInmate(req.FacilityID, req.InmateID, "", wire.DownNotice, n)
+		}
+		return f.toFacility(req.FacilityID, "", wire.DownNotice, n)
+	})
+	return n, err
+}

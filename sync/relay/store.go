@@ -1,0 +1,178 @@
+package relay
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/tether-kiosk/tether/kiosk"
+)
+
+// DBFile is the relay's one bbolt file inside its data directory.
+const DBFile = "relay.db"
+
+// Buckets; all exist from schema version 1 on.
+const (
+	bMeta        = "meta"
+	bFacilities  = "facilities"  // facility id -> facilityRec
+	bInmates     = "inmates"     // inmate id -> inmateRec
+	bTechnicians = "technicians" // facility id + "/" + technician id -> kiosk.Technician
+	bEnrollments = "enrollments" // sha256(code) hex -> enrollmentRec
+	bTerminals   = "terminals"   // terminal id -> terminalRec
+	bKeys        = "keys"        // terminal public key -> terminal id (a key enrolls once)
+	bFacTerms    = "fac_terms"   // facility id + "/" + terminal id -> nil (fan-out index)
+	bDedupe      = "dedupe"      // terminal id + "/" + epoch -> highest contiguous stored seq (8 bytes)
+	bRefusals    = "refusals"    // terminal id + "/" + epoch + "/" + seq (%020d) -> reason, re-listed when resent
+	bItems       = "items"       // arrival number (8 bytes) -> StoredItem: every uplink item stored, in order
+	bDown        = "down"        // terminal id -> nested bucket: seq (8 bytes) -> DownItem
+	bDownAcked   = "down_acked"  // terminal id -> highest downlink seq the terminal acknowledged
+	bDeposits    = "deposits"    // ref -> kiosk.Deposit
+	bCharges     = "charges"     // inmate id + "/" + record id -> usageRec
+	bCredits     = "credits"     // inmate id + "/" + record id -> usageRec
+	bSessions    = "sessions"    // inmate id + "/" + session id -> kiosk.Session
+	bBalances    = "balances"    // inmate id -> totals
+	bOutbound    = "outbound"    // message id -> Outbound
+	bPREA        = "prea"        // message id -> Outbound (never held, never shown in the review queue)
+	bContacts    = "contacts"    // contact id -> ContactRecord
+	bInbound     = "inbound"     // message id -> kiosk.Message delivered to an inmate
+	bAudit       = "audit"       // terminal id + "/" + audit id -> kiosk.AuditEvent
+	bDevices     = "devices"     // terminal id -> last device_status body
+)
+
+const kSchema = "schema_version"
+
+func allBuckets() []string {
+	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
+		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts,
+		bInbound, bAudit, bDevices}
+}
+
+// schemaVersion is what this program writes; migrations[i] moves version i to i+1.
+const schemaVersion = 1
+
+func migrate0to1(tx *bolt.Tx) error {
+	for _, name := range allBuckets() {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// openDB opens or creates DIR/relay.db, refusing a file held by another process, a newer schema or a damaged file.
+func openDB(dir string, noSync bool) (*bolt.DB, error) {
+	if dir == "" {
+		return nil, invalid("open relay", "data_dir", "a data directory is required")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open relay: make data directory %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, DBFile)
+	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
+		return nil, &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "open relay", Err: fmt.Errorf("%s is empty (truncated); left untouched", path)}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: noSync})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, &kiosk.Error{Kind: kiosk.KindConflict, Op: "open relay", Err: fmt.Errorf("%s is in use by another process", path)}
+	}
+	if err != nil {
+		return nil, &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "open relay", Err: fmt.Errorf("%s cannot be opened; left untouched: %w", path, err)}
+	}
+	var version uint64
+	_ = db.View(func(tx *bolt.Tx) error {
+		if m := tx.Bucket([]byte(bMeta)); m != nil {
+			if v := m.Get([]byte(kSchema)); len(v) == 8 {
+				version = binary.BigEndian.Uint64(v)
+			}
+		}
+		return nil
+	})
+	if version > schemaVersion {
+		db.Close()
+		return nil, &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "open relay", Err: fmt.Errorf(
+			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
+	}
+	if version < schemaVersion {
+		migrations := []func(*bolt.Tx) error{migrate0to1}
+		err := db.Update(func(tx *bolt.Tx) error {
+			for v := version; v < schemaVersion; v++ {
+				if err := migrations[v](tx); err != nil {
+					return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+				}
+			}
+			return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(schemaVersion))
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open relay %s: %w", path, err)
+		}
+	}
+	return db, nil
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func readU64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+// getJSON decodes bucket[key] into v; found is false when the key is absent.
+func getJSON(tx *bolt.Tx, bucket, key string, v any) (bool, error) {
+	raw := tx.Bucket([]byte(bucket)).Get([]byte(key))
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: %w", key, err)}
+	}
+	return true, nil
+}
+
+func putJSON(tx *bolt.Tx, bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s record %q: %w", bucket, key, err)
+	}
+	if err := tx.Bucket([]byte(bucket)).Put([]byte(key), raw); err != nil {
+		return fmt.Errorf("write %s record %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// forEachJSON decodes every value under prefix (all if prefix is "") and calls fn until it returns false.
+func forEachJSON[T any](tx *bolt.Tx, bucket, prefix string, fn func(key string, v T) bool) error {
+	c := tx.Bucket([]byte(bucket)).Cursor()
+	var k, raw []byte
+	if prefix == "" {
+		k, raw = c.First()
+	} else {
+		k, raw = c.Seek([]byte(prefix))
+	}
+	for ; k != nil; k, raw = c.Next() {
+		if prefix != "" && (len(k) < len(prefix) || string(k[:len(prefix)]) != prefix) {
+			break
+		}
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: %w", k, err)}
+		}
+		if !fn(string(k), v) {
+			break
+		}
+	}
+	return nil
+}

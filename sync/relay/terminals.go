@@ -1,0 +1,121 @@
+package relay
+
+import (
+	"sort"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// Terminals lists every enrolled terminal, revoked ones included.
+func (r *Relay) Terminals() ([]TerminalInfo, error) {
+	out := []TerminalInfo{}
+	err := r.view("list terminals", func(tx *bolt.Tx) error {
+		return forEachJSON(tx, bTerminals, "", func(_ string, t terminalRec) bool {
+			info := t.TerminalInfo
+			info.DownQueued, info.DownAcked = downState(tx, t.ID)
+			info.Connected = r.hub.connected(t.ID)
+			out = append(out, info)
+			return true
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
+
+// Revoke stops a terminal for good: it can no longer authenticate, receives no more downlink, and
+// its open connection is closed with "terminal revoked". Revoking twice changes nothing.
+func (r *Relay) Revoke(id string) error {
+	const op = "revoke terminal"
+	if err := checkID(op, "id", id); err != nil {
+		return err
+	}
+	now := r.clock.Now().UTC()
+	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		var t terminalRec
+		ok, err := getJSON(tx, bTerminals, id, &t)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(op, "id", "no terminal %q", id)
+		}
+		if t.Revoked {
+			return nil
+		}
+		t.Revoked, t.RevokedAt = true, now
+		if err := putJSON(tx, bTerminals, id, t); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte(bFacTerms)).Delete([]byte(t.FacilityID + "/" + id)); err != nil {
+			return err
+		}
+		if b := tx.Bucket([]byte(bDown)); b.Bucket([]byte(id)) != nil {
+			// Keep the sequence so a terminal record never sees numbers reused; drop the items.
+			seq := b.Bucket([]byte(id)).Sequence()
+			if err := b.DeleteBucket([]byte(id)); err != nil {
+				return err
+			}
+			nb, err := b.CreateBucket([]byte(id))
+			if err != nil {
+				return err
+			}
+			if err := nb.SetSequence(seq); err != nil {
+				return err
+			}
+		}
+		if t.Mode == wire.ModeTablet {
+			return r.refreshTabletBound(tx, f, t.FacilityID, t.InmateID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.hub.kick(id, wire.ReasonRevoked)
+	r.logf("relay: terminal %s revoked", id)
+	return nil
+}
+
+// refreshTabletBound keeps an inmate's tablet_bound flag true exactly while a live tablet is bound to them.
+func (r *Relay) refreshTabletBound(tx *bolt.Tx, f *fanout, facility, inmateID string) error {
+	var in inmateRec
+	ok, err := getJSON(tx, bInmates, inmateID, &in)
+	if err != nil || !ok || in.FacilityID != facility {
+		return err
+	}
+	bound := hasTablet(tx, facility, inmateID)
+	if in.TabletBound == bound {
+		return nil
+	}
+	in.TabletBound = bound
+	if err := putJSON(tx, bInmates, inmateID, in); err != nil {
+		return err
+	}
+	return f.toInmate(facility, inmateID, "", wire.DownInmate, in.Inmate)
+}
+
+// authTerminal records a successful authentication and returns what the welcome says.
+func (r *Relay) seen(id, software string) (TerminalInfo, error) {
+	now := r.clock.Now().UTC()
+	var info TerminalInfo
+	err := r.update("record terminal seen", func(tx *bolt.Tx, _ *fanout) error {
+		var t terminalRec
+		ok, err := getJSON(tx, bTerminals, id, &t)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &kiosk.Error{Kind: kiosk.KindNotFound, Op: "record terminal seen"}
+		}
+		t.LastSeen = now
+		if software != "" {
+			t.Software = software
+		}
+		info = t.TerminalInfo
+		return putJSON(tx, bTerminals, id, t)
+	})
+	return info, err
+}
