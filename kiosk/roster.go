@@ -1,0 +1,616 @@
+package kiosk
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// kBoundInmate is the meta key holding the id of the inmate a tablet is bound to.
+const kBoundInmate = "bound_inmate"
+
+// Languages the screens are translated into.
+var languages = []string{"en", "es"}
+
+// Limits on roster fields; generous for real rosters, small enough for a bbolt key and a screen.
+const (
+	maxIDLen    = 64
+	maxBadgeLen = 128
+	maxNameLen  = 100 // runes
+	maxRoleLen  = 32
+	maxBadges   = 8
+)
+
+// fieldError is a roster validation failure naming the field at fault as a JSON path.
+type fieldError struct {
+	path string
+	msg  string
+}
+
+func (e *fieldError) Error() string {
+	if e.path == "" {
+		return e.msg
+	}
+	return e.path + ": " + e.msg
+}
+
+func badField(path, format string, args ...any) error {
+	return &fieldError{path: path, msg: fmt.Sprintf(format, args...)}
+}
+
+// join makes a JSON path: join("inmates[3]", "badges[0]") is "inmates[3].badges[0]".
+func join(prefix, field string) string {
+	if prefix == "" {
+		return field
+	}
+	return prefix + "." + field
+}
+
+func checkID(path, id string) error {
+	if id == "" {
+		return badField(path, "must not be empty")
+	}
+	if len(id) > maxIDLen {
+		return badField(path, "is longer than %d characters", maxIDLen)
+	}
+	for _, r := range id {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':'
+		if !ok {
+			// Ids become bbolt keys and parts of "id/..." keys, so a slash or a space would be ambiguous.
+			return badField(path, "%q may hold only letters, digits and - _ . :", id)
+		}
+	}
+	return nil
+}
+
+func checkName(path, name string) error {
+	if strings.TrimSpace(name) == "" {
+		return badField(path, "must not be empty")
+	}
+	if !utf8.ValidString(name) {
+		return badField(path, "is not valid UTF-8")
+	}
+	if utf8.RuneCountInString(name) > maxNameLen {
+		return badField(path, "is longer than %d characters", maxNameLen)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return badField(path, "must not contain control characters")
+		}
+	}
+	return nil
+}
+
+func checkBadges(path string, badges []string) error {
+	if len(badges) == 0 {
+		return badField(path, "needs at least one badge")
+	}
+	if len(badges) > maxBadges {
+		return badField(path, "has %d badges, at most %d are allowed", len(badges), maxBadges)
+	}
+	for i, b := range badges {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if b == "" {
+			return badField(p, "must not be empty")
+		}
+		if len(b) > maxBadgeLen {
+			return badField(p, "is longer than %d characters", maxBadgeLen)
+		}
+		for j := 0; j < len(b); j++ {
+			if b[j] <= ' ' || b[j] > '~' {
+				return badField(p, "may hold only printable ASCII without spaces")
+			}
+		}
+		if j := slices.Index(badges[:i], b); j >= 0 {
+			return badField(p, "badge %q is listed twice (also %s[%d])", b, path, j)
+		}
+	}
+	return nil
+}
+
+func checkPINHash(path, h string) error {
+	if h == "" {
+		return badField(path, "is missing (make one with kioskctl hash-pin)")
+	}
+	if err := ValidatePINHash(h); err != nil {
+		// The hash is not a secret the way a PIN is, but it is long and useless on a screen.
+		var e *Error
+		if errors.As(err, &e) && e.Err != nil {
+			return badField(path, "%v", e.Err)
+		}
+		return badField(path, "not an argon2id hash")
+	}
+	return nil
+}
+
+// validateInmate checks every field of in; path prefixes the field names in the error.
+func validateInmate(path string, in Inmate) error {
+	if err := checkID(join(path, "id"), in.ID); err != nil {
+		return err
+	}
+	if err := checkName(join(path, "name"), in.Name); err != nil {
+		return err
+	}
+	if err := checkBadges(join(path, "badges"), in.Badges); err != nil {
+		return err
+	}
+	if err := checkPINHash(join(path, "pin_hash"), in.PINHash); err != nil {
+		return err
+	}
+	if !slices.Contains(languages, in.Language) {
+		return badField(join(path, "language"), "%q is not one of en, es", in.Language)
+	}
+	if in.Status != StatusActive && in.Status != StatusSuspended {
+		return badField(join(path, "status"), "%q is not %s or %s", in.Status, StatusActive, StatusSuspended)
+	}
+	return nil
+}
+
+// validateTechnician checks every field of tc; path prefixes the field names in the error.
+func validateTechnician(path string, tc Technician) error {
+	if err := checkID(join(path, "id"), tc.ID); err != nil {
+		return err
+	}
+	if err := checkName(join(path, "name"), tc.Name); err != nil {
+		return err
+	}
+	if err := checkBadges(join(path, "badges"), tc.Badges); err != nil {
+		return err
+	}
+	if err := checkPINHash(join(path, "pin_hash"), tc.PINHash); err != nil {
+		return err
+	}
+	if tc.Role == "" || len(tc.Role) > maxRoleLen {
+		return badField(join(path, "role"), "needs 1 to %d characters", maxRoleLen)
+	}
+	for _, r := range tc.Role {
+		if !(r >= 'a' && r <= 'z' || r == '_' || r == '-') {
+			return badField(join(path, "role"), "%q may hold only lowercase letters, - and _", tc.Role)
+		}
+	}
+	return nil
+}
+
+// ValidateInmate reports the first bad field of in, by its JSON name.
+func ValidateInmate(in Inmate) error {
+	if err := validateInmate("", in); err != nil {
+		return &Error{Kind: KindInvalid, Op: "inmate", Err: err}
+	}
+	return nil
+}
+
+// ValidateTechnician reports the first bad field of tc, by its JSON name.
+func ValidateTechnician(tc Technician) error {
+	if err := validateTechnician("", tc); err != nil {
+		return &Error{Kind: KindInvalid, Op: "technician", Err: err}
+	}
+	return nil
+}
+
+// badgeOwnerTx returns who holds badge, found false if nobody does.
+func badgeOwnerTx(tx *bolt.Tx, badge string) (BadgeOwner, bool, error) {
+	var o BadgeOwner
+	found, err := getJSON(tx, bBadges, badge, &o)
+	return o, found, err
+}
+
+// dropBadgesTx removes the mappings of badges that still point at (kind, id).
+func dropBadgesTx(tx *bolt.Tx, kind, id string, badges []string) error {
+	b := tx.Bucket([]byte(bBadges))
+	for _, badge := range badges {
+		o, found, err := badgeOwnerTx(tx, badge)
+		if err != nil {
+			return err
+		}
+		if found && o.Kind == kind && o.ID == id {
+			if err := b.Delete([]byte(badge)); err != nil {
+				return fmt.Errorf("remove badge mapping: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// claimBadgesTx maps each badge to (kind, id), refusing any badge someone else holds.
+func claimBadgesTx(tx *bolt.Tx, path, kind, id string, badges []string) error {
+	for i, badge := range badges {
+		o, found, err := badgeOwnerTx(tx, badge)
+		if err != nil {
+			return err
+		}
+		if found && (o.Kind != kind || o.ID != id) {
+			return &Error{Kind: KindConflict, Op: "roster", Err: badField(
+				fmt.Sprintf("%s[%d]", join(path, "badges"), i), "badge %q already belongs to %s %s", badge, o.Kind, o.ID)}
+		}
+		if err := putJSON(tx, bBadges, badge, BadgeOwner{Kind: kind, ID: id}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// upsertInmateTx stores in, replacing any earlier record with its id: badges it no longer holds
+// are released, the new ones claimed. A change of status is audited; the rest is the relay's.
+func upsertInmateTx(tx *bolt.Tx, now time.Time, in Inmate) error {
+	return upsertInmateAt(tx, now, "", in, "")
+}
+
+func upsertInmateAt(tx *bolt.Tx, now time.Time, path string, in Inmate, actor string) error {
+	if err := validateInmate(path, in); err != nil {
+		return &Error{Kind: KindInvalid, Op: "roster", Err: err}
+	}
+	if tx.Bucket([]byte(bTechnicians)).Get([]byte(in.ID)) != nil {
+		// Login state is kept per person id, so an id must name one person.
+		return &Error{Kind: KindConflict, Op: "roster", Err: badField(join(path, "id"), "%q is already a technician's id", in.ID)}
+	}
+	var old Inmate
+	had, err := getJSON(tx, bInmates, in.ID, &old)
+	if err != nil {
+		return err
+	}
+	if had {
+		if err := dropBadgesTx(tx, PersonInmate, in.ID, old.Badges); err != nil {
+			return err
+		}
+	}
+	if err := claimBadgesTx(tx, path, PersonInmate, in.ID, in.Badges); err != nil {
+		return err
+	}
+	in.Badges = slices.Clone(in.Badges)
+	if err := putJSON(tx, bInmates, in.ID, in); err != nil {
+		return err
+	}
+	if had && old.Status != in.Status {
+		return appendAudit(tx, now, "inmate_status", actor, map[string]string{"inmate": in.ID, "status": in.Status})
+	}
+	return nil
+}
+
+// upsertTechnicianTx stores tc, replacing any earlier record with its id.
+func upsertTechnicianTx(tx *bolt.Tx, now time.Time, tc Technician) error {
+	return upsertTechnicianAt(tx, "", tc)
+}
+
+func upsertTechnicianAt(tx *bolt.Tx, path string, tc Technician) error {
+	if err := validateTechnician(path, tc); err != nil {
+		return &Error{Kind: KindInvalid, Op: "roster", Err: err}
+	}
+	if tx.Bucket([]byte(bInmates)).Get([]byte(tc.ID)) != nil {
+		return &Error{Kind: KindConflict, Op: "roster", Err: badField(join(path, "id"), "%q is already an inmate's id", tc.ID)}
+	}
+	var old Technician
+	had, err := getJSON(tx, bTechnicians, tc.ID, &old)
+	if err != nil {
+		return err
+	}
+	if had {
+		if err := dropBadgesTx(tx, PersonTechnician, tc.ID, old.Badges); err != nil {
+			return err
+		}
+	}
+	if err := claimBadgesTx(tx, path, PersonTechnician, tc.ID, tc.Badges); err != nil {
+		return err
+	}
+	tc.Badges = slices.Clone(tc.Badges)
+	return putJSON(tx, bTechnicians, tc.ID, tc)
+}
+
+// setInmateStatusTx suspends or reinstates an inmate; the change is audited.
+func setInmateStatusTx(tx *bolt.Tx, now time.Time, id, status, actor string) error {
+	if status != StatusActive && status != StatusSuspended {
+		return errInvalid("set inmate status", "status %q is not %s or %s", status, StatusActive, StatusSuspended)
+	}
+	var in Inmate
+	found, err := getJSON(tx, bInmates, id, &in)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return errNotFound("set inmate status", "no inmate %q", id)
+	}
+	if in.Status == status {
+		return nil
+	}
+	in.Status = status
+	if err := putJSON(tx, bInmates, id, in); err != nil {
+		return err
+	}
+	return appendAudit(tx, now, "inmate_status", actor, map[string]string{"inmate": id, "status": status})
+}
+
+// removeInmateTx deletes an inmate (released, transferred), its badges, login state and any
+// tablet binding to it. Accounts, sessions and messages stay until the relay has them.
+func removeInmateTx(tx *bolt.Tx, now time.Time, id, actor string) error {
+	var in Inmate
+	found, err := getJSON(tx, bInmates, id, &in)
+	if err != nil || !found {
+		return err
+	}
+	if err := dropBadgesTx(tx, PersonInmate, id, in.Badges); err != nil {
+		return err
+	}
+	if err := tx.Bucket([]byte(bInmates)).Delete([]byte(id)); err != nil {
+		return fmt.Errorf("remove inmate: %w", err)
+	}
+	if err := tx.Bucket([]byte(bLogins)).Delete([]byte(id)); err != nil {
+		return fmt.Errorf("remove login state: %w", err)
+	}
+	meta := tx.Bucket([]byte(bMeta))
+	if string(meta.Get([]byte(kBoundInmate))) == id {
+		if err := meta.Delete([]byte(kBoundInmate)); err != nil {
+			return fmt.Errorf("remove tablet binding: %w", err)
+		}
+	}
+	return appendAudit(tx, now, "inmate_removed", actor, map[string]string{"inmate": id})
+}
+
+// removeTechnicianTx deletes a technician, its badges and login state.
+func removeTechnicianTx(tx *bolt.Tx, now time.Time, id, actor string) error {
+	var tc Technician
+	found, err := getJSON(tx, bTechnicians, id, &tc)
+	if err != nil || !found {
+		return err
+	}
+	if err := dropBadgesTx(tx, PersonTechnician, id, tc.Badges); err != nil {
+		return err
+	}
+	if err := tx.Bucket([]byte(bTechnicians)).Delete([]byte(id)); err != nil {
+		return fmt.Errorf("remove technician: %w", err)
+	}
+	if err := tx.Bucket([]byte(bLogins)).Delete([]byte(id)); err != nil {
+		return fmt.Errorf("remove login state: %w", err)
+	}
+	return appendAudit(tx, now, "technician_removed", actor, map[string]string{"technician": id})
+}
+
+// applyRosterTx upserts every record of r as one change: all badges of the records being
+// replaced are released first, so a badge may move between people listed in the same roster.
+// src (a file name, "relay") starts every error, which names the record's field.
+func applyRosterTx(tx *bolt.Tx, now time.Time, src string, r Roster, actor string) error {
+	for _, in := range r.Inmates {
+		var old Inmate
+		if had, err := getJSON(tx, bInmates, in.ID, &old); err != nil {
+			return err
+		} else if had {
+			if err := dropBadgesTx(tx, PersonInmate, old.ID, old.Badges); err != nil {
+				return err
+			}
+		}
+	}
+	for _, tc := range r.Technicians {
+		var old Technician
+		if had, err := getJSON(tx, bTechnicians, tc.ID, &old); err != nil {
+			return err
+		} else if had {
+			if err := dropBadgesTx(tx, PersonTechnician, old.ID, old.Badges); err != nil {
+				return err
+			}
+		}
+	}
+	prefix := func(err error) error {
+		var e *Error
+		if src != "" && errors.As(err, &e) && e.Err != nil {
+			e.Err = fmt.Errorf("%s: %w", src, e.Err)
+		}
+		return err
+	}
+	for i, in := range r.Inmates {
+		if err := upsertInmateAt(tx, now, fmt.Sprintf("inmates[%d]", i), in, actor); err != nil {
+			return prefix(err)
+		}
+	}
+	for i, tc := range r.Technicians {
+		if err := upsertTechnicianAt(tx, fmt.Sprintf("technicians[%d]", i), tc); err != nil {
+			return prefix(err)
+		}
+	}
+	return nil
+}
+
+// bindTabletTx binds this terminal to inmateID (tablet mode); "" unbinds it.
+func bindTabletTx(tx *bolt.Tx, now time.Time, inmateID, actor string) error {
+	meta := tx.Bucket([]byte(bMeta))
+	if inmateID == "" {
+		if err := meta.Delete([]byte(kBoundInmate)); err != nil {
+			return fmt.Errorf("unbind tablet: %w", err)
+		}
+		return appendAudit(tx, now, "tablet_unbound", actor, nil)
+	}
+	if err := checkID("inmate", inmateID); err != nil {
+		return &Error{Kind: KindInvalid, Op: "bind tablet", Err: err}
+	}
+	if err := meta.Put([]byte(kBoundInmate), []byte(inmateID)); err != nil {
+		return fmt.Errorf("bind tablet: %w", err)
+	}
+	return appendAudit(tx, now, "tablet_bound", actor, map[string]string{"inmate": inmateID})
+}
+
+func boundInmateTx(tx *bolt.Tx) string {
+	return string(tx.Bucket([]byte(bMeta)).Get([]byte(kBoundInmate)))
+}
+
+// UpsertInmate adds or replaces an inmate record (validated, badges unique across the roster);
+// the change is audited under actor.
+func (t *Terminal) UpsertInmate(in Inmate, actor string) error {
+	err := t.store.update("save inmate", func(tx *bolt.Tx) error {
+		now := t.clock.Now()
+		if err := upsertInmateAt(tx, now, "", in, actor); err != nil {
+			return err
+		}
+		return appendAudit(tx, now, "inmate_saved", actor, map[string]string{"inmate": in.ID})
+	})
+	if err == nil {
+		t.emit(Event{Kind: EventChanged, InmateID: in.ID, At: t.clock.Now()})
+	}
+	return err
+}
+
+// UpsertTechnician adds or replaces a technician record; the change is audited under actor.
+func (t *Terminal) UpsertTechnician(tc Technician, actor string) error {
+	return t.store.update("save technician", func(tx *bolt.Tx) error {
+		if err := upsertTechnicianAt(tx, "", tc); err != nil {
+			return err
+		}
+		return appendAudit(tx, t.clock.Now(), "technician_saved", actor, map[string]string{"technician": tc.ID, "role": tc.Role})
+	})
+}
+
+// SuspendInmate refuses the inmate's future logins until ReinstateInmate.
+func (t *Terminal) SuspendInmate(id, actor string) error {
+	return t.setStatus(id, StatusSuspended, actor)
+}
+
+// ReinstateInmate lets a suspended inmate log in again.
+func (t *Terminal) ReinstateInmate(id, actor string) error {
+	return t.setStatus(id, StatusActive, actor)
+}
+
+func (t *Terminal) setStatus(id, status, actor string) error {
+	err := t.store.update("set inmate status", func(tx *bolt.Tx) error {
+		return setInmateStatusTx(tx, t.clock.Now(), id, status, actor)
+	})
+	if err == nil {
+		t.emit(Event{Kind: EventChanged, InmateID: id, At: t.clock.Now()})
+	}
+	return err
+}
+
+// RemoveInmate deletes an inmate from this terminal's roster; removing one absent is not an error.
+func (t *Terminal) RemoveInmate(id, actor string) error {
+	return t.store.update("remove inmate", func(tx *bolt.Tx) error {
+		return removeInmateTx(tx, t.clock.Now(), id, actor)
+	})
+}
+
+// RemoveTechnician deletes a technician; removing one absent is not an error.
+func (t *Terminal) RemoveTechnician(id, actor string) error {
+	return t.store.update("remove technician", func(tx *bolt.Tx) error {
+		return removeTechnicianTx(tx, t.clock.Now(), id, actor)
+	})
+}
+
+// SetLanguage remembers the language an inmate reads the screens in.
+func (t *Terminal) SetLanguage(inmateID, lang string) error {
+	if !slices.Contains(languages, lang) {
+		return errInvalid("set language", "language %q is not one of en, es", lang)
+	}
+	err := t.store.update("set language", func(tx *bolt.Tx) error {
+		var in Inmate
+		found, err := getJSON(tx, bInmates, inmateID, &in)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return errNotFound("set language", "no inmate %q", inmateID)
+		}
+		if in.Language == lang {
+			return nil
+		}
+		in.Language = lang
+		return putJSON(tx, bInmates, inmateID, in)
+	})
+	if err == nil {
+		t.emit(Event{Kind: EventChanged, InmateID: inmateID, At: t.clock.Now()})
+	}
+	return err
+}
+
+// Inmate returns an inmate's record for the screens, without the PIN hash: a short PIN
+// is quickly found from its hash, so the hash stays inside this package.
+func (t *Terminal) Inmate(id string) (Inmate, error) {
+	var in Inmate
+	err := t.store.view(func(tx *bolt.Tx) error {
+		found, err := getJSON(tx, bInmates, id, &in)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return errNotFound("inmate", "no inmate %q", id)
+		}
+		return nil
+	})
+	in.PINHash = ""
+	return in, err
+}
+
+// Technician returns a technician's record without the PIN hash.
+func (t *Terminal) Technician(id string) (Technician, error) {
+	var tc Technician
+	err := t.store.view(func(tx *bolt.Tx) error {
+		found, err := getJSON(tx, bTechnicians, id, &tc)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return errNotFound("technician", "no technician %q", id)
+		}
+		return nil
+	})
+	tc.PINHash = ""
+	return tc, err
+}
+
+// Roster lists every inmate and technician, in id order, without PIN hashes.
+func (s *Store) Roster() (Roster, error) {
+	var r Roster
+	err := s.view(func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte(bInmates)).ForEach(func(k, v []byte) error {
+			var in Inmate
+			if err := json.Unmarshal(v, &in); err != nil {
+				return &Error{Kind: KindCorrupt, Op: "read inmates", Err: fmt.Errorf("record %q: %w", k, err)}
+			}
+			in.PINHash = ""
+			r.Inmates = append(r.Inmates, in)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bTechnicians)).ForEach(func(k, v []byte) error {
+			var tc Technician
+			if err := json.Unmarshal(v, &tc); err != nil {
+				return &Error{Kind: KindCorrupt, Op: "read technicians", Err: fmt.Errorf("record %q: %w", k, err)}
+			}
+			tc.PINHash = ""
+			r.Technicians = append(r.Technicians, tc)
+			return nil
+		})
+	})
+	return r, err
+}
+
+// BindTablet puts the terminal in tablet mode for inmateID, who must be on the roster.
+func (t *Terminal) BindTablet(inmateID string) error {
+	err := t.store.update("bind tablet", func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte(bInmates)).Get([]byte(inmateID)) == nil {
+			return errNotFound("bind tablet", "no inmate %q", inmateID)
+		}
+		return bindTabletTx(tx, t.clock.Now(), inmateID, "")
+	})
+	if err == nil {
+		t.emit(Event{Kind: EventChanged, InmateID: inmateID, At: t.clock.Now()})
+	}
+	return err
+}
+
+// UnbindTablet returns the terminal to shared-kiosk mode.
+func (t *Terminal) UnbindTablet() error {
+	return t.store.update("unbind tablet", func(tx *bolt.Tx) error {
+		return bindTabletTx(tx, t.clock.Now(), "", "")
+	})
+}
+
+// BoundInmate reports the inmate this terminal is bound to; ok is false on a shared kiosk.
+func (t *Terminal) BoundInmate() (inmateID string, ok bool, err error) {
+	err = t.store.view(func(tx *bolt.Tx) error {
+		inmateID = boundInmateTx(tx)
+		return nil
+	})
+	return inmateID, inmateID != "", err
+}
