@@ -114,6 +114,12 @@ const (
 	ReasonNoSession          Reason = "no_session"
 )
 
+// Login refusals of tablets and of the notice step (roster+login).
+const (
+	ReasonNotBound     Reason = "tablet_not_bound"
+	ReasonLoginExpired Reason = "login_expired"
+)
+
 // Session end reasons, recorded on every session.
 const (
 	EndLogout        Reason = "logout"

@@ -38,6 +38,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "roster":
+		return runRoster(ctx, args[1:], stdin, stdout, stderr)
+	case "hash-pin":
+		return runHashPIN(ctx, args[1:], stdin, stdout, stderr)
 	}
 	return fmt.Errorf("unknown command %q (see kioskctl help)", args[0])
 }
