@@ -1,0 +1,384 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// Config wires an Engine. DataDir and Terminal are required; zero values take the defaults.
+type Config struct {
+	DataDir  string          // holds identity.key and enrollment.json
+	Terminal *kiosk.Terminal // the store is Terminal.Store(); downlink goes to ApplyDownlink
+	Logf     kiosk.Logf
+	Clock    clock.Clock // default Terminal.Clock(); stamps acks and status
+	// RelayURL and Transport override the enrolled ones (e.g. a technician moved the relay).
+	RelayURL  string
+	Transport *Transport
+	Software  string
+
+	BatchItems   int           // a batch closes at this many items (256)
+	BatchBytes   int           // ... or this many stored bytes (1 MiB, at most wire.MaxBatchBytes)
+	BatchDelay   time.Duration // ... or this long after its first item was seen (200 ms)
+	Window       int           // unacknowledged batches in flight (4)
+	PingInterval time.Duration // websocket ping period; two missed pongs end the link (30 s)
+	AckTimeout   time.Duration // no ack progress this long with batches in flight ends the link (60 s)
+	Handshake    time.Duration // dial + hello..welcome (15 s)
+	BackoffMin   time.Duration // first reconnect wait bound (1 s)
+	BackoffMax   time.Duration // largest reconnect wait bound (60 s)
+	// Rand returns a float in [0,1) for the backoff jitter (default math/rand/v2).
+	Rand func() float64
+	// After waits for a reconnect delay (default time.After); tests inject their own.
+	After func(d time.Duration) <-chan time.Time
+	// OnStatus, if set, is called after each status change, from the engine's goroutines.
+	OnStatus func(Status)
+}
+
+// Status is what the screens and the technicians see of sync.
+type Status struct {
+	Connected     bool
+	LastSuccess   time.Time // last welcome, ack or applied downlink
+	Waiting       int       // items in the forwarding queue
+	OldestWaiting time.Time // creation time of the oldest of them (zero if none)
+	LastError     string    // why the last connection failed or ended ("" after a success)
+	TerminalID    string
+	Facility      string
+	Mode          string
+	InmateID      string // a tablet's inmate
+	DownApplied   uint64 // highest downlink seq applied
+}
+
+// Engine forwards the terminal's queue and applies the relay's downlink, on its own goroutines.
+type Engine struct {
+	cfg   Config
+	term  *kiosk.Terminal
+	store *kiosk.Store
+	clock clock.Clock
+	logf  kiosk.Logf
+	enr   Enrollment
+	ep    endpoints
+	key   ed25519.PrivateKey
+	hc    *http.Client
+
+	wake chan struct{}
+
+	mu sync.Mutex
+	st Status
+}
+
+// New loads the enrollment and the identity key from cfg.DataDir; it fails on a terminal
+// that was never enrolled (ErrNotEnrolled).
+func New(cfg Config) (*Engine, error) {
+	if cfg.DataDir == "" || cfg.Terminal == nil {
+		return nil, fmt.Errorf("sync engine: data directory and terminal are required")
+	}
+	enr, err := LoadEnrollment(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("sync engine: %w", err)
+	}
+	key, err := LoadKey(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("sync engine: %w", err)
+	}
+	if cfg.RelayURL == "" {
+		cfg.RelayURL = enr.RelayURL
+	}
+	tr := enr.Transport
+	if cfg.Transport != nil {
+		tr = *cfg.Transport
+	}
+	ep, err := parseRelayURL(cfg.RelayURL, tr)
+	if err != nil {
+		return nil, fmt.Errorf("sync engine: %w", err)
+	}
+	hc, err := tr.httpClient(0)
+	if err != nil {
+		return nil, fmt.Errorf("sync engine: %w", err)
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&cfg.BatchItems, 256)
+	def(&cfg.BatchBytes, 1<<20)
+	cfg.BatchItems = min(cfg.BatchItems, wire.MaxBatchItems)
+	cfg.BatchBytes = min(cfg.BatchBytes, wire.MaxBatchBytes)
+	def(&cfg.Window, 4)
+	defD(&cfg.BatchDelay, 200*time.Millisecond)
+	defD(&cfg.PingInterval, 30*time.Second)
+	defD(&cfg.AckTimeout, 60*time.Second)
+	defD(&cfg.Handshake, 15*time.Second)
+	defD(&cfg.BackoffMin, time.Second)
+	defD(&cfg.BackoffMax, 60*time.Second)
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = cfg.Terminal.Clock()
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	e := &Engine{cfg: cfg, term: cfg.Terminal, store: cfg.Terminal.Store(), clock: cfg.Clock, logf: cfg.Logf,
+		enr: enr, ep: ep, key: key, hc: hc, wake: make(chan struct{}, 1)}
+	e.st = Status{TerminalID: enr.TerminalID, Facility: enr.Facility, Mode: enr.Mode, InmateID: enr.InmateID}
+	return e, nil
+}
+
+// Enrollment is what the engine was enrolled as.
+func (e *Engine) Enrollment() Enrollment { return e.enr }
+
+// Status reports the engine's state, with the queue counted now.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	st := e.st
+	e.mu.Unlock()
+	if n, oldest, err := e.store.QueueStats(); err == nil {
+		st.Waiting, st.OldestWaiting = n, oldest
+	}
+	if seq, err := e.term.DownlinkApplied(); err == nil {
+		st.DownApplied = seq
+	}
+	return st
+}
+
+// SyncNow wakes the engine: a batch waiting for its delay goes now, and a reconnect waiting
+// for its backoff is tried now.
+func (e *Engine) SyncNow() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) update(fn func(st *Status)) {
+	e.mu.Lock()
+	fn(&e.st)
+	e.mu.Unlock()
+	if e.cfg.OnStatus != nil {
+		e.cfg.OnStatus(e.Status())
+	}
+}
+
+// Backoff is the wait before reconnect attempt n (n >= 1): full jitter, uniformly random in
+// [0, min(max, base*2^(n-1))).
+func Backoff(n int, base, max time.Duration, rnd func() float64) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	ceil := float64(max)
+	if n < 63 {
+		ceil = math.Min(ceil, float64(base)*math.Pow(2, float64(n-1)))
+	}
+	return time.Duration(rnd() * ceil)
+}
+
+// Run connects, syncs and reconnects until ctx ends; it returns nil then. The terminal keeps
+// working whatever happens here.
+func (e *Engine) Run(ctx context.Context) error {
+	failures := 0
+	for ctx.Err() == nil {
+		welcomed, err := e.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if welcomed {
+			failures = 0
+		}
+		failures++
+		wait := Backoff(failures, e.cfg.BackoffMin, e.cfg.BackoffMax, e.cfg.Rand)
+		if refusedForGood(err) {
+			wait = e.cfg.BackoffMax
+		}
+		msg := "connection ended"
+		if err != nil {
+			msg = err.Error()
+		}
+		e.logf("sync: %s; retrying in %v", msg, wait.Round(time.Millisecond))
+		e.update(func(st *Status) { st.Connected, st.LastError = false, msg })
+		select {
+		case <-ctx.Done():
+		case <-e.cfg.After(wait):
+		case <-e.wake:
+		}
+	}
+	e.update(func(st *Status) { st.Connected = false })
+	return nil
+}
+
+// refusedForGood reports a relay that will refuse this terminal until a technician acts.
+func refusedForGood(err error) bool {
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation {
+		return false
+	}
+	switch ce.Reason {
+	case wire.ReasonUnknownTerminal, wire.ReasonRevoked, wire.ReasonBadSignature, wire.ReasonUnsupportedVersion:
+		return true
+	}
+	return false
+}
+
+// linkError ends a session; close says how to close the websocket.
+type linkError struct {
+	code   websocket.StatusCode
+	reason string
+	err    error
+}
+
+func (l *linkError) Error() string { return l.err.Error() }
+func (l *linkError) Unwrap() error { return l.err }
+
+func protocolErr(reason string, format string, args ...any) error {
+	return &linkError{code: websocket.StatusPolicyViolation, reason: reason, err: fmt.Errorf(format, args...)}
+}
+
+// peerClosed turns the relay's close frame into an error that names its reason.
+func peerClosed(op string, err error) error {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%s: relay closed the connection (%d): %s: %w", op, ce.Code, ce.Reason, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// session runs one connection from dial to its end; welcomed reports a completed handshake.
+func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
+	dctx, cancel := context.WithTimeout(parent, e.cfg.Handshake)
+	defer cancel()
+	conn, _, err := websocket.Dial(dctx, e.ep.websocket, &websocket.DialOptions{
+		HTTPClient:      e.hc,
+		Subprotocols:    []string{wire.Subprotocol},
+		CompressionMode: websocket.CompressionNoContextTakeover,
+	})
+	if err != nil {
+		return false, fmt.Errorf("connect to %s: %w", e.ep.base, err)
+	}
+	defer conn.CloseNow()
+	defer func() {
+		var le *linkError
+		if errors.As(err, &le) && le.code != 0 {
+			conn.Close(le.code, le.reason)
+		}
+	}()
+	if conn.Subprotocol() != wire.Subprotocol {
+		return false, protocolErr(wire.ReasonUnsupportedVersion, "relay did not select subprotocol %s (got %q)", wire.Subprotocol, conn.Subprotocol())
+	}
+	conn.SetReadLimit(wire.MaxFrameBytes)
+
+	epoch, err := e.store.Epoch()
+	if err != nil {
+		return false, fmt.Errorf("read store epoch: %w", err)
+	}
+	applied, err := e.term.DownlinkApplied()
+	if err != nil {
+		return false, fmt.Errorf("read downlink position: %w", err)
+	}
+	if err := writeFrame(dctx, conn, wire.Hello{TerminalID: e.enr.TerminalID, Epoch: epoch, DownApplied: applied, Software: e.cfg.Software}); err != nil {
+		return false, err
+	}
+	f, err := readFrame(dctx, conn)
+	if err != nil {
+		return false, peerClosed("handshake", err)
+	}
+	if f.Challenge == nil {
+		return false, protocolErr(wire.ReasonUnexpected, "handshake: expected challenge, got %s", f.Type)
+	}
+	if err := writeFrame(dctx, conn, wire.Auth{Signature: wire.SignAuth(e.key, e.enr.TerminalID, f.Challenge.Nonce)}); err != nil {
+		return false, err
+	}
+	if f, err = readFrame(dctx, conn); err != nil {
+		return false, peerClosed("handshake", err)
+	}
+	if f.Welcome == nil {
+		return false, protocolErr(wire.ReasonUnexpected, "handshake: expected welcome, got %s", f.Type)
+	}
+	if f.Welcome.TerminalID != e.enr.TerminalID {
+		return false, protocolErr(wire.ReasonUnexpected, "handshake: relay welcomed terminal %q, we are %q", f.Welcome.TerminalID, e.enr.TerminalID)
+	}
+	w := *f.Welcome
+	e.update(func(st *Status) {
+		st.Connected, st.LastError, st.LastSuccess = true, "", e.clock.Now()
+		st.Facility, st.Mode, st.InmateID = w.Facility, w.Mode, w.InmateID
+	})
+	e.logf("sync: connected to %s as %s (%s, %s)", e.ep.base, w.TerminalID, w.Facility, w.Mode)
+
+	ctx, stop := context.WithCancelCause(parent)
+	defer stop(nil)
+	l := &link{e: e, conn: conn, epoch: epoch, acks: make(chan wire.Ack, 64), downs: make(chan wire.Down, 16)}
+	var wg sync.WaitGroup
+	for _, fn := range []func(context.Context) error{l.read, l.uplink, l.downlink, l.ping} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil {
+				stop(err)
+			}
+		}()
+	}
+	<-ctx.Done()
+	cause := context.Cause(ctx)
+	var le *linkError
+	if errors.As(cause, &le) && le.code != 0 {
+		conn.Close(le.code, le.reason)
+	} else if parent.Err() != nil {
+		conn.Close(websocket.StatusGoingAway, "terminal shutting down")
+	}
+	conn.CloseNow()
+	wg.Wait()
+	if parent.Err() != nil {
+		return true, nil
+	}
+	return true, cause
+}
+
+func writeFrame(ctx context.Context, conn *websocket.Conn, msg any) error {
+	b, err := wire.Encode(msg)
+	if err != nil {
+		return err
+	}
+	if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+func readFrame(ctx context.Context, conn *websocket.Conn) (wire.Frame, error) {
+	typ, b, err := conn.Read(ctx)
+	if err != nil {
+		return wire.Frame{}, err
+	}
+	if typ != websocket.MessageText {
+		return wire.Frame{}, protocolErr(wire.ReasonMalformed, "relay sent a binary message")
+	}
+	f, err := wire.DecodeFrame(b)
+	if err != nil {
+		reason := wire.ReasonMalformed + ": " + err.Error()
+		if len(reason) > wire.MaxReasonLen {
+			reason = reason[:wire.MaxReasonLen]
+		}
+		return wire.Frame{}, protocolErr(reason, "relay sent a bad frame: %w", err)
+	}
+	return f, nil
+}

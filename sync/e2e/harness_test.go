@@ -1,0 +1,391 @@
+// Package e2e runs a real relay (sync/relay) on 127.0.0.1 against real terminal stores driven by
+// the real sync engine (sync/client), through a TCP proxy that can cut connections.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/sync/client"
+	"github.com/tether-kiosk/tether/sync/relay"
+)
+
+const adminToken = "e2e-admin-token-0123456789abcdef"
+
+// relayEnv is a real relay on its own data directory and listener; restart keeps the directory.
+type relayEnv struct {
+	t   testing.TB
+	dir string
+	r   *relay.Relay
+	srv *http.Server
+	ln  net.Listener
+}
+
+func startRelay(t testing.TB, dir string) *relayEnv {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	e := &relayEnv{t: t, dir: dir}
+	e.open()
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *relayEnv) open() {
+	e.t.Helper()
+	r, err := relay.Open(relay.Config{DataDir: e.dir, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
+		HoldPolicy: relay.HoldNone, HandshakeTimeout: 5 * time.Second, Logf: quiet})
+	if err != nil {
+		e.t.Fatalf("open relay: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.r, e.ln = r, ln
+	e.srv = &http.Server{Handler: r}
+	go e.srv.Serve(ln)
+}
+
+// stop shuts the relay down (terminals see 1001) and releases its file.
+func (e *relayEnv) stop() {
+	if e.r == nil {
+		return
+	}
+	e.srv.Close()
+	if err := e.r.Close(); err != nil {
+		e.t.Errorf("close relay: %v", err)
+	}
+	e.r = nil
+}
+
+func (e *relayEnv) restart() {
+	e.t.Helper()
+	e.stop()
+	e.open()
+}
+
+func (e *relayEnv) addr() string { return e.ln.Addr().String() }
+
+func quiet(string, ...any) {}
+
+// seed makes facility "north" with inmates A1 and A2 (money on account) and technician T1.
+func (e *relayEnv) seed() {
+	e.t.Helper()
+	p := kiosk.DefaultPolicy()
+	p.FacilityName = "North"
+	p.MaxSession = kiosk.Duration(24 * time.Hour)
+	p.Cooldown = 0
+	p.OfflineSpendCap = 100000
+	p.Curfew = nil
+	p.Lockdown = false
+	if err := e.r.PutPolicy("north", p); err != nil {
+		e.t.Fatal(err)
+	}
+	ro := relay.Roster{
+		Inmates: []relay.RosterInmate{
+			{ID: "A1", Name: "Ana", Badges: []string{"B1"}, PIN: "1234", Language: "en", Status: kiosk.StatusActive},
+			{ID: "A2", Name: "Bo", Badges: []string{"B2"}, PIN: "2345", Language: "es", Status: kiosk.StatusActive},
+		},
+		Technicians: []relay.RosterTechnician{{ID: "T1", Name: "Tess", Badges: []string{"TB1"}, PIN: "9999", Role: "installer"}},
+	}
+	if err := e.r.PutRoster("north", ro); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, id := range []string{"A1", "A2"} {
+		if _, _, err := e.r.Deposit(relay.DepositRequest{InmateID: id, Cents: 50000, Ref: "seed-" + id}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func (e *relayEnv) code(mode, inmate string) string {
+	e.t.Helper()
+	en, err := e.r.CreateEnrollment(relay.EnrollmentRequest{FacilityID: "north", Mode: mode, InmateID: inmate})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return en.Code
+}
+
+// proxy forwards 127.0.0.1 TCP connections to the relay; it can cut them all, or cut each one
+// after a random number of bytes (mid-frame), and its backend can move (a restarted relay).
+type proxy struct {
+	ln      net.Listener
+	mu      sync.Mutex
+	backend string
+	conns   map[net.Conn]struct{}
+	budget  func() int64 // bytes a connection may carry before it is cut; nil: no limit
+	cuts    atomic.Int64
+}
+
+func startProxy(t testing.TB, backend string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, backend: backend, conns: map[net.Conn]struct{}{}}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.cutAll() })
+	return p
+}
+
+func (p *proxy) url() string { return "http://" + p.ln.Addr().String() }
+
+func (p *proxy) setBackend(addr string) {
+	p.mu.Lock()
+	p.backend = addr
+	p.mu.Unlock()
+}
+
+// setBudget makes every new connection die after a random number of bytes in [lo, hi).
+func (p *proxy) setBudget(lo, hi int64, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var mu sync.Mutex
+	p.mu.Lock()
+	p.budget = func() int64 { mu.Lock(); defer mu.Unlock(); return lo + rng.Int64N(hi-lo) }
+	if lo <= 0 {
+		p.budget = nil
+	}
+	p.mu.Unlock()
+}
+
+func (p *proxy) cutAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.handle(c)
+	}
+}
+
+func (p *proxy) handle(c net.Conn) {
+	p.mu.Lock()
+	backend, budgetFn := p.backend, p.budget
+	p.mu.Unlock()
+	b, err := net.DialTimeout("tcp", backend, 2*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns[c], p.conns[b] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	var left atomic.Int64
+	left.Store(1 << 62)
+	if budgetFn != nil {
+		left.Store(budgetFn())
+	}
+	var once sync.Once
+	done := func() {
+		once.Do(func() {
+			c.Close()
+			b.Close()
+			p.mu.Lock()
+			delete(p.conns, c)
+			delete(p.conns, b)
+			p.mu.Unlock()
+		})
+	}
+	pipe := func(dst, src net.Conn) {
+		defer done()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				rem := left.Add(-int64(n))
+				if rem < 0 {
+					// Write what fits in the budget, then cut: the peer sees half a frame.
+					if keep := int64(n) + rem; keep > 0 {
+						dst.Write(buf[:keep])
+					}
+					p.cuts.Add(1)
+					return
+				}
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go pipe(b, c)
+	go pipe(c, b)
+}
+
+// terminal is a real terminal: its own data directory, store, domain and sync engine.
+type terminal struct {
+	t      testing.TB
+	dir    string
+	store  *kiosk.Store
+	term   *kiosk.Terminal
+	eng    *client.Engine
+	cancel context.CancelFunc
+	done   chan struct{}
+	cfg    func(*client.Config)
+}
+
+func openTerminal(t testing.TB, dir string, opts kiosk.StoreOptions) *terminal {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	tm := &terminal{t: t, dir: dir}
+	s, err := kiosk.OpenStore(dir, opts)
+	if err != nil {
+		t.Fatalf("open terminal store: %v", err)
+	}
+	id := ""
+	if en, err := client.LoadEnrollment(dir); err == nil {
+		id = en.TerminalID
+	}
+	term, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: s, Clock: clock.NewReal(), PINParams: kiosk.TestPINParams(), ID: id})
+	if err != nil {
+		t.Fatalf("new terminal: %v", err)
+	}
+	tm.store, tm.term = s, term
+	t.Cleanup(tm.close)
+	return tm
+}
+
+func (tm *terminal) enroll(url, code string) client.Enrollment {
+	tm.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	en, err := client.Enroll(ctx, client.EnrollConfig{DataDir: tm.dir, RelayURL: url, Code: code, Terminal: tm.term, Label: "e2e"})
+	if err != nil {
+		tm.t.Fatalf("enroll: %v", err)
+	}
+	return en
+}
+
+// start runs the sync engine with test-sized timings.
+func (tm *terminal) start() {
+	tm.t.Helper()
+	cfg := client.Config{DataDir: tm.dir, Terminal: tm.term, BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		BatchDelay: 20 * time.Millisecond, PingInterval: 2 * time.Second, AckTimeout: 10 * time.Second, Handshake: 5 * time.Second}
+	if tm.cfg != nil {
+		tm.cfg(&cfg)
+	}
+	eng, err := client.New(cfg)
+	if err != nil {
+		tm.t.Fatalf("new sync engine: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tm.eng, tm.cancel, tm.done = eng, cancel, make(chan struct{})
+	go func() {
+		defer close(tm.done)
+		eng.Run(ctx)
+	}()
+}
+
+func (tm *terminal) stopSync() {
+	if tm.cancel == nil {
+		return
+	}
+	tm.cancel()
+	<-tm.done
+	tm.cancel = nil
+}
+
+func (tm *terminal) close() {
+	tm.stopSync()
+	if tm.store != nil {
+		tm.store.Close()
+		tm.store = nil
+	}
+}
+
+// waitFor polls cond until it holds; the deadline only stops a hung test.
+func waitFor(t testing.TB, what string, limit time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("gave up waiting for %s (%v); last state: %s", what, limit, last)
+}
+
+// login opens a billed session for an inmate through the real login flow.
+func (tm *terminal) login(badge, pin string) kiosk.SessionInfo {
+	tm.t.Helper()
+	if _, err := tm.term.Badge(badge); err != nil {
+		tm.t.Fatalf("badge %s: %v", badge, err)
+	}
+	p, err := tm.term.EnterPIN(badge, pin)
+	if err != nil {
+		tm.t.Fatalf("pin for %s: %v", badge, err)
+	}
+	si, err := tm.term.AcceptNotice(p)
+	if err != nil {
+		tm.t.Fatalf("accept notice for %s: %v", badge, err)
+	}
+	return si
+}
+
+// waitSynced waits until the terminal's queue is empty.
+func (tm *terminal) waitSynced(limit time.Duration) {
+	tm.t.Helper()
+	waitFor(tm.t, "the terminal's queue to drain", limit, func() (bool, string) {
+		n, _, err := tm.store.QueueStats()
+		return err == nil && n == 0, fmt.Sprintf("%d waiting, err %v, status %+v", n, err, tm.eng.Status())
+	})
+}
+
+// waitRoster waits until the downlink has brought the seeded inmates and their money.
+func (tm *terminal) waitRoster(limit time.Duration) {
+	tm.t.Helper()
+	waitFor(tm.t, "roster and deposits on the terminal", limit, func() (bool, string) {
+		a, errA := tm.term.Balance("A1")
+		b, errB := tm.term.Balance("A2")
+		return errA == nil && errB == nil && a >= 50000 && b >= 50000, fmt.Sprintf("A1 %v %v, A2 %v %v", a, errA, b, errB)
+	})
+}
+
+// helperEnv names the environment variable that turns the test binary into a child terminal.
+const helperEnv = "TETHER_E2E_CHILD"
+
+func childDir() string { return os.Getenv(helperEnv) }
+
+func fileExists(dir, name string) bool {
+	_, err := os.Stat(filepath.Join(dir, name))
+	return err == nil
+}
+
+var _ = errors.New
+var _ = io.EOF
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
