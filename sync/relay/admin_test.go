@@ -337,7 +337,9 @@ func TestRosterUpdateFansOut(t *testing.T) {
 	if err := e.r.PutRoster("north", ro); err != nil {
 		t.Fatal(err)
 	}
-	a1 := decodeAs[kiosk.Inmate](t, c.waitDown(wire.DownInmate, func(b json.RawMessage) bool { return decodeAs[kiosk.Inmate](t, b).ID == "A1" && decodeAs[kiosk.Inmate](t, b).Status == "suspended" }).Body)
+	a1 := decodeAs[kiosk.Inmate](t, c.waitDown(wire.DownInmate, func(b json.RawMessage) bool {
+		return decodeAs[kiosk.Inmate](t, b).ID == "A1" && decodeAs[kiosk.Inmate](t, b).Status == "suspended"
+	}).Body)
 	if !kiosk.VerifyPIN(a1.PINHash, "1234") {
 		t.Fatal("a roster entry without a pin lost its stored hash")
 	}
