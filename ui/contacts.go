@@ -1,0 +1,190 @@
+package ui
+
+import (
+	"errors"
+	"image/color"
+	"strconv"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	fynetheme "fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/ui/keyboard"
+	"github.com/tether-kiosk/tether/ui/theme"
+)
+
+// showContacts lists the inmate's contacts with their states; each can be removed.
+func (k *Kiosk) showContacts() { k.showContactsWith("") }
+
+func (k *Kiosk) showContactsWith(note string) {
+	s := k.sess
+	v, w, status := k.sessionView("contacts")
+	max := k.d.Policy().MaxContacts
+	count := text("", theme.White)
+	list := container.NewVBox()
+	var load func()
+	load = func() {
+		id := s.inmateID
+		k.run(func() func() {
+			cs, err := k.d.Contacts(id)
+			return func() {
+				if k.v != v {
+					return
+				}
+				list.RemoveAll()
+				if err != nil {
+					list.Add(text(w.refusal(err), theme.Orange))
+				}
+				live := 0
+				for _, c := range cs {
+					if c.State == kiosk.ContactPending || c.State == kiosk.ContactApproved {
+						live++
+					}
+				}
+				count.Text = w.T("contacts.count", "n", strconv.Itoa(live), "max", strconv.Itoa(max))
+				count.Refresh()
+				if len(cs) == 0 && err == nil {
+					list.Add(label(w.T("contacts.empty")))
+				}
+				for _, c := range cs {
+					c := c
+					name := theme.Text(c.Name, theme.TextSize, theme.White, true)
+					state := theme.Text(w.contactState(c), theme.TextSize, contactColor(c.State), false)
+					lines := []fyne.CanvasObject{name, text(c.Email, theme.Grey), state}
+					remove := k.button(w.T("contacts.remove"), fynetheme.DeleteIcon(), func() { k.removeContact(c, load) })
+					row := container.NewBorder(nil, nil, nil, container.NewCenter(big(remove, 180, 60)), container.NewVBox(lines...))
+					list.Add(card(theme.Panel, row))
+				}
+			}
+		})
+	}
+	v.onChanged = load
+	add := big(k.primary(w.T("contacts.add"), fynetheme.ContentAddIcon(), k.showAddContact), 300, 64)
+	top := container.NewBorder(nil, nil, count, add)
+	var body fyne.CanvasObject = container.NewBorder(top, nil, nil, nil, k.vscroll(list))
+	if note != "" {
+		n := label(note)
+		n.Importance = widget.SuccessImportance
+		body = container.NewBorder(n, nil, nil, nil, body)
+	}
+	k.setScreen(v, k.frame(w, w.T("contacts.title"), k.showHome, status, body))
+	load()
+}
+
+// contactColor: green approved, orange pending, red declined.
+func contactColor(state string) color.Color {
+	switch state {
+	case kiosk.ContactApproved:
+		return theme.Green
+	case kiosk.ContactPending:
+		return theme.Orange
+	case kiosk.ContactDeclined:
+		return theme.Red
+	}
+	return theme.Grey
+}
+
+func (k *Kiosk) removeContact(c kiosk.Contact, reload func()) {
+	s := k.sess
+	w := k.words(s.lang)
+	id := s.inmateID
+	k.run(func() func() {
+		err := k.d.RemoveContact(id, c.ID)
+		return func() {
+			if k.sess != s {
+				return
+			}
+			if err != nil {
+				k.showContactsWith(w.refusal(err))
+				return
+			}
+			k.showContactsWith(w.T("contacts.removed", "name", c.Name))
+		}
+	})
+}
+
+// showAddContact asks for a name and an email; the contact is pending until approved.
+func (k *Kiosk) showAddContact() {
+	s := k.sess
+	v, w, status := k.sessionView("add_contact")
+	name := k.newEntry(false, w.T("contacts.name"))
+	email := k.newEntry(false, w.T("contacts.email"))
+	name.OnChanged = func(string) { k.touch() }
+	email.OnChanged = func(string) { k.touch() }
+	errT := label("")
+	errT.Importance = widget.WarningImportance
+
+	kb := keyboard.New(keyboard.Labels{Space: w.T("kbd.space"), Shift: w.T("kbd.shift")})
+	target := &name.Entry
+	kb.OnRune = func(r rune) { k.touch(); target.TypedRune(r) }
+	kb.OnKey = func(n fyne.KeyName) {
+		k.touch()
+		if n == fyne.KeyReturn {
+			if target == &name.Entry {
+				k.win.Canvas().Focus(email)
+			}
+			return
+		}
+		target.TypedKey(&fyne.KeyEvent{Name: n})
+	}
+	name.onFocus = func() { target = &name.Entry }
+	email.onFocus = func() { target = &email.Entry }
+
+	var add *widget.Button
+	add = k.primary(w.T("contacts.add"), fynetheme.ContentAddIcon(), func() {
+		n, e := strings.TrimSpace(name.Text), strings.TrimSpace(email.Text)
+		if n == "" {
+			errT.SetText(w.T("contacts.err.name"))
+			return
+		}
+		if _, err := kiosk.ValidateEmail(e); err != nil {
+			errT.SetText(w.T("contacts.err.email"))
+			return
+		}
+		add.Disable()
+		id := s.inmateID
+		k.run(func() func() {
+			c, err := k.d.AddContact(id, n, e)
+			return func() {
+				if k.v != v {
+					return
+				}
+				add.Enable()
+				if err != nil {
+					errT.SetText(contactError(w, err))
+					return
+				}
+				k.showContactsWith(w.T("contacts.added", "name", c.Name))
+			}
+		})
+	})
+	form := container.NewVBox(
+		theme.Text(w.T("contacts.name"), theme.TextSize, theme.White, true), name,
+		theme.Text(w.T("contacts.email"), theme.TextSize, theme.White, true), email,
+		container.NewBorder(nil, nil, nil, big(add, 300, 64), errT),
+	)
+	body := container.NewBorder(form, kb.Object(), nil, nil)
+	k.setScreen(v, k.frame(w, w.T("contacts.add"), k.showContacts, status, body))
+	k.win.Canvas().Focus(name)
+}
+
+// contactError says why a contact could not be added.
+func contactError(w words, err error) string {
+	var e *kiosk.Error
+	if errors.As(err, &e) {
+		switch {
+		case e.Reason == kiosk.ReasonContactLimit:
+			return w.T("contacts.err.full")
+		case e.Kind == kiosk.KindConflict:
+			return w.T("contacts.err.duplicate")
+		case e.Kind == kiosk.KindInvalid && e.Op == "email address":
+			return w.T("contacts.err.email")
+		case e.Kind == kiosk.KindInvalid && e.Op == "contact name":
+			return w.T("contacts.err.name")
+		}
+	}
+	return w.refusal(err)
+}

@@ -1,0 +1,35 @@
+package ui
+
+import "github.com/tether-kiosk/tether/kiosk"
+
+// Domain is what the screens need from the kiosk domain; *kiosk.Terminal satisfies it.
+// Every method may touch the disk, so the screens call them off the UI goroutine,
+// except Policy and Touch, which only read or write memory.
+type Domain interface {
+	Policy() kiosk.Policy
+	Touch()
+
+	Badge(badgeID string) (kiosk.BadgeResult, error)
+	PrecheckBound() (kiosk.BadgeResult, error)
+	EnterPIN(badgeID, pin string) (kiosk.Pending, error)
+	EnterBoundPIN(pin string) (kiosk.Pending, error)
+	AcceptNotice(p kiosk.Pending) (kiosk.SessionInfo, error)
+	Active() (kiosk.SessionInfo, bool)
+	Logout() error
+	SetLanguage(inmateID, lang string) error
+
+	Usage(inmateID string) ([]kiosk.Session, error)
+
+	Contacts(inmateID string) ([]kiosk.Contact, error)
+	AddContact(inmateID, name, email string) (kiosk.Contact, error)
+	RemoveContact(inmateID, contactID string) error
+
+	Recipients(inmateID string) ([]kiosk.Recipient, error)
+	Send(inmateID, peer, subject, body string) (kiosk.Message, error)
+	SaveDraft(d kiosk.Draft) error
+	Draft(inmateID string) (kiosk.Draft, bool, error)
+	Inbox(inmateID string) ([]kiosk.Message, error)
+	Sent(inmateID string) ([]kiosk.Message, error)
+	MarkRead(inmateID, messageID string) error
+	Unread(inmateID string) int
+}

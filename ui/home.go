@@ -1,0 +1,94 @@
+package ui
+
+import (
+	"image/color"
+	"strconv"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	fynetheme "fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/ui/theme"
+)
+
+// showHome is the session's start screen: who, money, time, mail, and the big tiles.
+func (k *Kiosk) showHome() {
+	s := k.sess
+	w := k.words(s.lang)
+	v := &view{name: "home", lang: s.lang}
+
+	hello := heading(w.T("home.hello", "name", s.name))
+	balance := theme.Text("", theme.SubHeadingSize, theme.White, true)
+	usage := text("", theme.White)
+	left := text("", theme.White)
+	unread := text("", theme.Yellow)
+	link := text("", theme.White)
+	apply := func(info kiosk.SessionInfo) {
+		balance.Text = w.T("home.balance", "amount", info.Balance.String())
+		usage.Text = w.T("home.session", "minutes", strconv.Itoa(info.Minutes), "cost", info.Cost.String())
+		left.Text = w.T("home.time_left", "minutes", strconv.Itoa(minutesLeft(info.TimeLeft)))
+		for _, t := range []*canvas.Text{balance, usage, left} {
+			t.Refresh()
+		}
+	}
+	counts := func() {
+		if s.unread > 0 {
+			unread.Text = w.T("home.unread", "n", strconv.Itoa(s.unread))
+		} else {
+			unread.Text = w.T("home.unread_none")
+		}
+		unread.Refresh()
+		link.Text, link.Color = k.linkWords(w, s.queued)
+		link.Refresh()
+	}
+	apply(s.info)
+	counts()
+	v.onSession = apply
+	v.onLink = counts
+	v.onChanged = counts
+
+	tile := func(id string, icon fyne.Resource, fn func()) fyne.CanvasObject {
+		b := k.button(w.T(id), icon, fn)
+		b.Alignment = widget.ButtonAlignCenter
+		b.IconPlacement = widget.ButtonIconLeadingText
+		return big(b, 300, 140)
+	}
+	tiles := container.NewGridWithColumns(3,
+		tile("tile.inbox", fynetheme.MailReplyIcon(), k.showInbox),
+		tile("tile.write", fynetheme.MailComposeIcon(), k.openWrite),
+		tile("tile.sent", fynetheme.MailSendIcon(), k.showSent),
+		tile("tile.contacts", fynetheme.AccountIcon(), k.showContacts),
+		tile("tile.usage", fynetheme.ListIcon(), k.showUsage),
+		tile("tile.logout", fynetheme.LogoutIcon(), k.logout),
+	)
+	langs := container.NewHBox()
+	for _, code := range k.cat.Languages() {
+		code := code
+		b := k.button(w.T("lang."+code), nil, func() { k.setLanguage(code) })
+		if code == s.lang {
+			b.Importance = widget.HighImportance
+		}
+		langs.Add(big(b, 160, 56))
+	}
+	info := container.NewVBox(balance, usage, left, unread, link)
+	top := container.NewBorder(nil, nil, nil, langs, hello)
+	body := container.NewBorder(container.NewVBox(top, card(theme.Panel, info)), nil, nil, nil, tiles)
+	k.setScreen(v, container.NewPadded(body))
+	k.refreshCounts()
+}
+
+// linkWords says where the inmate's messages stand with the relay.
+func (k *Kiosk) linkWords(w words, queued int) (string, color.Color) {
+	switch {
+	case k.online && queued == 0:
+		return w.T("link.online"), theme.Green
+	case k.online:
+		return w.T("link.online_sending", "n", strconv.Itoa(queued)), theme.Green
+	case queued == 0:
+		return w.T("link.offline_none"), theme.Orange
+	}
+	return w.T("link.offline", "n", strconv.Itoa(queued)), theme.Orange
+}

@@ -1,0 +1,97 @@
+package ui
+
+import (
+	"strconv"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"image/color"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/ui/theme"
+)
+
+// showUsage is the itemised statement: one row a session, newest first, and the total.
+func (k *Kiosk) showUsage() {
+	s := k.sess
+	v, w, status := k.sessionView("usage")
+	table := container.NewVBox()
+	total := theme.Text("", theme.SubHeadingSize, theme.Yellow, true)
+	load := func() {
+		id := s.inmateID
+		k.run(func() func() {
+			rows, err := k.d.Usage(id)
+			return func() {
+				if k.v != v {
+					return
+				}
+				table.RemoveAll()
+				if err != nil {
+					table.Add(text(w.refusal(err), theme.Orange))
+					return
+				}
+				if len(rows) == 0 {
+					table.Add(label(w.T("usage.empty")))
+					return
+				}
+				cell := func(s string, c color.Color, bold bool) fyne.CanvasObject {
+					return theme.Text(s, theme.TextSize, c, bold)
+				}
+				head := []fyne.CanvasObject{}
+				for _, id := range []string{"usage.start", "usage.end", "usage.minutes", "usage.cost", "usage.reason"} {
+					head = append(head, cell(w.T(id), theme.Yellow, true))
+				}
+				table.Add(container.New(usageLayout{}, head...))
+				minutes, cost := 0, kiosk.Cents(0)
+				for _, r := range rows {
+					end, reason := w.T("usage.in_progress"), ""
+					if !r.End.IsZero() {
+						end, reason = w.stamp(r.End), w.endReason(r.EndReason)
+					}
+					c := r.Charged - r.Credited
+					minutes += r.Minutes
+					cost += c
+					costText := c.String()
+					if r.Credited > 0 {
+						costText += " (" + w.T("usage.credited", "amount", r.Credited.String()) + ")"
+					}
+					table.Add(container.New(usageLayout{},
+						cell(w.stamp(r.Start), theme.White, false),
+						cell(end, theme.White, false),
+						cell(strconv.Itoa(r.Minutes), theme.White, false),
+						cell(costText, theme.White, false),
+						cell(reason, theme.White, false)))
+				}
+				total.Text = w.T("usage.total", "minutes", strconv.Itoa(minutes), "cost", cost.String())
+				total.Refresh()
+			}
+		})
+	}
+	v.onChanged = load
+	body := container.NewBorder(nil, total, nil, nil, k.vscroll(table))
+	k.setScreen(v, k.frame(w, w.T("usage.title"), k.showHome, status, body))
+	load()
+}
+
+// usageLayout lays a statement row out in fixed proportions, so columns line up.
+type usageLayout struct{}
+
+var usageCols = []float32{0.22, 0.22, 0.1, 0.22, 0.24}
+
+func (usageLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	h := float32(0)
+	for _, o := range objs {
+		h = max(h, o.MinSize().Height)
+	}
+	return fyne.NewSize(600, h+theme.MinTarget/4)
+}
+
+func (usageLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	x := float32(0)
+	for i, o := range objs {
+		w := size.Width * usageCols[i%len(usageCols)]
+		o.Move(fyne.NewPos(x, 0))
+		o.Resize(fyne.NewSize(w, size.Height))
+		x += w
+	}
+}

@@ -1,0 +1,409 @@
+package ui
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	fynetheme "fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/ui/keypad"
+	"github.com/tether-kiosk/tether/ui/theme"
+)
+
+// loginState is a login between the badge and the session: the PIN being typed lives here.
+type loginState struct {
+	badge   string // "" on a tablet
+	res     kiosk.BadgeResult
+	lang    string
+	pin     []byte
+	busy    bool
+	msg     error // why the last PIN was refused
+	pending *kiosk.Pending
+
+	dots   *canvas.Text
+	status *canvas.Text
+}
+
+// welcomeLanguage is the language of the welcome screen right now.
+func (k *Kiosk) welcomeLanguage() string {
+	if k.welcomeLang != "" {
+		return k.welcomeLang
+	}
+	if k.tablet && k.login != nil && k.login.lang != "" {
+		return k.login.lang
+	}
+	return k.lang0
+}
+
+// showWelcome builds the welcome screen from scratch.
+func (k *Kiosk) showWelcome() {
+	lang := k.welcomeLanguage()
+	w := k.words(lang)
+	pol := k.d.Policy()
+	v := &view{name: "welcome", lang: lang}
+
+	clockT := theme.Text(w.clock(k.clk.Now()), 64, theme.White, true)
+	dayT := theme.Text(capitalize(w.T("day."+strconv.Itoa(int(k.clk.Now().In(w.loc).Weekday())))), theme.SubHeadingSize, theme.Grey, false)
+	dayT.Alignment, clockT.Alignment = fyne.TextAlignTrailing, fyne.TextAlignTrailing
+	facility := theme.Text(pol.FacilityName, theme.HeadingSize, theme.White, true)
+	top := container.NewBorder(nil, nil, container.NewVBox(facility, k.linkText(w)), container.NewVBox(clockT, dayT))
+	v.onTick = func() {
+		now := k.clk.Now()
+		clockT.Text = w.clock(now)
+		clockT.Refresh()
+	}
+	v.onLink = func() { k.showWelcome() }
+
+	var center []fyne.CanvasObject
+	if k.tablet {
+		if k.login == nil {
+			k.login = &loginState{lang: lang}
+			k.precheckTablet()
+		}
+		center = append(center, k.pinBlock(w, theme.Text(w.T("welcome.tablet_pin"), 48, theme.Yellow, true))...)
+	} else {
+		scan := theme.Text(w.T("welcome.scan"), 64, theme.Yellow, true)
+		scan.Alignment = fyne.TextAlignCenter
+		hint := label(w.T("welcome.scan_hint"))
+		hint.Alignment = fyne.TextAlignCenter
+		center = append(center, scan, hint)
+		if k.login != nil && k.login.busy {
+			center = append(center, text(w.T("welcome.checking"), theme.White))
+		}
+	}
+	if n := k.note; n != nil {
+		var msg string
+		if n.refused != nil {
+			msg = w.refusal(n.refused)
+		} else {
+			msg = w.T("welcome.session_ended", "reason", w.endReason(n.ended))
+		}
+		t := label(msg)
+		t.Alignment = fyne.TextAlignCenter
+		t.Importance = widget.WarningImportance
+		center = append(center, theme.Banner(t, theme.Panel))
+	}
+	if txt := strings.TrimSpace(k.notice[lang]); txt != "" {
+		title := theme.Text(w.T("welcome.notice"), theme.SubHeadingSize, theme.Yellow, true)
+		center = append(center, card(theme.Panel, title, label(txt)))
+	}
+
+	langs := container.NewHBox()
+	for _, code := range k.cat.Languages() {
+		code := code
+		b := k.button(w.T("lang."+code), nil, func() {
+			k.welcomeLang = code
+			if k.login != nil {
+				k.login.lang = code
+			}
+			k.showWelcome()
+		})
+		if code == lang {
+			b.Importance = widget.HighImportance
+		}
+		langs.Add(big(b, 200, 64))
+	}
+	body := container.NewBorder(top, langs, nil, nil,
+		container.NewCenter(container.New(layout.NewVBoxLayout(), center...)))
+	k.setScreen(v, container.NewPadded(body))
+}
+
+// linkText says when the kiosk is offline (nothing when all is well).
+func (k *Kiosk) linkText(w words) fyne.CanvasObject {
+	if k.online {
+		return layout.NewSpacer()
+	}
+	return text(w.T("link.offline_none"), theme.Orange)
+}
+
+// onBadge starts a login, unless someone is already logged in.
+func (k *Kiosk) onBadge(id string) {
+	k.touch()
+	if k.sess != nil {
+		k.logf("ui: badge read during a session; ignored")
+		return
+	}
+	if k.tablet {
+		return // a tablet logs in its bound inmate by PIN only
+	}
+	k.login = &loginState{badge: id, busy: true}
+	k.note = nil
+	k.showWelcome()
+	k.run(func() func() {
+		res, err := k.d.Badge(id)
+		return func() {
+			if k.login == nil || k.login.badge != id {
+				return // cancelled, or another badge came since
+			}
+			lang := k.welcomeLang
+			if lang == "" {
+				lang = res.Language
+			}
+			if err != nil {
+				k.login = nil
+				if lang != "" && k.welcomeLang == "" {
+					k.welcomeLang = lang // a known person's refusal is told in their language
+				}
+				k.refuse(err)
+				return
+			}
+			k.login = &loginState{badge: id, res: res, lang: lang}
+			k.showPIN()
+		}
+	})
+}
+
+// refuse returns to the welcome screen saying why.
+func (k *Kiosk) refuse(err error) {
+	k.note = &note{refused: err, at: k.clk.Mono()}
+	if k.tablet {
+		k.login = nil
+	}
+	k.showWelcome()
+}
+
+// precheckTablet learns the bound inmate's language and any refusal before the PIN.
+func (k *Kiosk) precheckTablet() {
+	l := k.login
+	k.run(func() func() {
+		res, err := k.d.PrecheckBound()
+		return func() {
+			if k.login != l || k.sess != nil {
+				return
+			}
+			l.res = res
+			if k.welcomeLang == "" && res.Language != "" && res.Language != l.lang {
+				l.lang = res.Language
+				k.showWelcome()
+			}
+			if err != nil && (k.note == nil || k.note.refused == nil) {
+				k.note = &note{refused: err, at: k.clk.Mono()}
+				k.showWelcome()
+			}
+		}
+	})
+}
+
+// showPIN asks for the PIN of the badge just read.
+func (k *Kiosk) showPIN() {
+	l := k.login
+	w := k.words(l.lang)
+	v := &view{name: "pin", lang: l.lang}
+	title := theme.Text(w.T("pin.title"), 48, theme.Yellow, true)
+	block := k.pinBlock(w, title)
+	cancel := big(k.button(w.T("pin.cancel"), fynetheme.CancelIcon(), func() {
+		k.login = nil
+		k.showWelcome()
+	}), 240, 72)
+	facility := theme.Text(k.d.Policy().FacilityName, theme.HeadingSize, theme.White, true)
+	body := container.NewBorder(facility, container.NewCenter(cancel), nil, nil,
+		container.NewCenter(container.NewVBox(block...)))
+	k.setScreen(v, container.NewPadded(body))
+}
+
+// pinBlock is the title, dots, status line and keypad that take a PIN.
+func (k *Kiosk) pinBlock(w words, title *canvas.Text) []fyne.CanvasObject {
+	l := k.login
+	title.Alignment = fyne.TextAlignCenter
+	hint := label(w.T("pin.hint"))
+	hint.Alignment = fyne.TextAlignCenter
+	l.dots = theme.Text(dots(len(l.pin)), 48, theme.White, true)
+	l.dots.Alignment = fyne.TextAlignCenter
+	l.status = theme.Text("", theme.TextSize, theme.Orange, true)
+	l.status.Alignment = fyne.TextAlignCenter
+	if l.msg != nil {
+		l.status.Text = w.refusal(l.msg)
+	}
+	order := keypad.Standard
+	if k.d.Policy().ScrambleKeypad {
+		order = keypad.Scramble(k.rng)
+	}
+	pad, err := keypad.New(order, w.T("pin.ok"), func(kind keypad.Key, d byte) {
+		k.touch()
+		k.onPINKey(kind, d)
+	})
+	if err != nil {
+		k.logf("ui: keypad: %v", err) // cannot happen: both orders are valid
+	}
+	dotsBox := theme.MinSize(l.dots, 400, 60)
+	return []fyne.CanvasObject{title, hint, dotsBox, l.status, container.NewCenter(pad)}
+}
+
+// capitalize makes a weekday a heading ("martes" -> "Martes").
+func capitalize(s string) string {
+	r := []rune(s)
+	if len(r) > 0 {
+		r[0] = unicode.ToUpper(r[0])
+	}
+	return string(r)
+}
+
+// dots shows how many digits are typed, never which.
+func dots(n int) string {
+	if n == 0 {
+		return " "
+	}
+	return strings.TrimSpace(strings.Repeat("● ", n))
+}
+
+// maxPIN matches kiosk.ValidatePIN's upper bound.
+const maxPIN = 12
+
+func (k *Kiosk) onPINKey(kind keypad.Key, d byte) {
+	l := k.login
+	if l == nil || l.busy || l.pending != nil || l.dots == nil {
+		return
+	}
+	switch kind {
+	case keypad.Digit:
+		if d >= '0' && d <= '9' && len(l.pin) < maxPIN {
+			l.pin = append(l.pin, d)
+		}
+	case keypad.Backspace:
+		if len(l.pin) > 0 {
+			l.pin[len(l.pin)-1] = 0
+			l.pin = l.pin[:len(l.pin)-1]
+		}
+	case keypad.Clear:
+		clearPIN(l)
+	case keypad.Cancel:
+		clearPIN(l)
+		if !k.tablet {
+			k.login = nil
+			k.showWelcome()
+			return
+		}
+	case keypad.Enter:
+		k.submitPIN()
+		return
+	}
+	l.dots.Text = dots(len(l.pin))
+	l.dots.Refresh()
+}
+
+func clearPIN(l *loginState) {
+	for i := range l.pin {
+		l.pin[i] = 0
+	}
+	l.pin = l.pin[:0]
+}
+
+func (k *Kiosk) submitPIN() {
+	l := k.login
+	if len(l.pin) == 0 {
+		return
+	}
+	pin := string(l.pin)
+	clearPIN(l)
+	l.busy = true
+	w := k.words(l.lang)
+	l.dots.Text = dots(0)
+	l.dots.Refresh()
+	l.status.Text = w.T("pin.checking")
+	l.status.Refresh()
+	k.run(func() func() {
+		var p kiosk.Pending
+		var err error
+		if k.tablet {
+			p, err = k.d.EnterBoundPIN(pin)
+		} else {
+			p, err = k.d.EnterPIN(l.badge, pin)
+		}
+		return func() {
+			if k.login != l {
+				return
+			}
+			l.busy = false
+			if err != nil {
+				if kiosk.ReasonOf(err) == kiosk.ReasonWrongPIN || kiosk.KindOf(err) == kiosk.KindInvalid {
+					l.msg = err
+					l.status.Text = k.words(l.lang).refusal(err)
+					l.status.Refresh()
+					return
+				}
+				k.login = nil
+				k.refuse(err)
+				return
+			}
+			l.pending = &p
+			k.showNotice()
+		}
+	})
+}
+
+// showNotice asks the person to accept the monitoring notice.
+func (k *Kiosk) showNotice() {
+	l := k.login
+	w := k.words(l.lang)
+	v := &view{name: "notice", lang: l.lang}
+	txt := k.d.Policy().MonitoringNotice[l.lang]
+	if txt == "" {
+		txt = l.pending.Notice
+	}
+	body := label(txt)
+	body.TextStyle = fyne.TextStyle{Bold: true}
+	var accept, decline *widget.Button
+	accept = k.primary(w.T("notice.accept"), fynetheme.ConfirmIcon(), func() {
+		accept.Disable()
+		decline.Disable()
+		k.acceptNotice()
+	})
+	decline = k.button(w.T("notice.decline"), fynetheme.CancelIcon(), func() {
+		k.login = nil
+		k.refuse(&kiosk.Error{Kind: kiosk.KindRefused, Op: "login", Reason: kiosk.ReasonNoticeNotAccepted})
+	})
+	buttons := container.NewGridWithColumns(2, big(decline, 300, 90), big(accept, 300, 90))
+	title := heading(w.T("notice.title"))
+	content := container.NewBorder(container.NewCenter(title), container.NewPadded(buttons), nil, nil,
+		container.NewPadded(card(theme.Panel, body)))
+	k.setScreen(v, container.NewPadded(content))
+}
+
+func (k *Kiosk) acceptNotice() {
+	l := k.login
+	p := *l.pending
+	remember := k.welcomeLang != "" && k.welcomeLang != l.res.Language && p.Kind == kiosk.PersonInmate
+	k.run(func() func() {
+		info, err := k.d.AcceptNotice(p)
+		if err == nil && remember {
+			if e := k.d.SetLanguage(p.PersonID, l.lang); e != nil {
+				k.logf("ui: remember language: %v", e)
+			}
+		}
+		return func() {
+			if k.login != l {
+				return
+			}
+			if err != nil {
+				k.login = nil
+				k.refuse(err)
+				return
+			}
+			k.login = nil
+			if info.Technician {
+				k.sess = &session{inmateID: "", name: "", lang: l.lang, info: info}
+				k.showTechnician()
+				return
+			}
+			k.sess = &session{inmateID: info.InmateID, name: info.InmateName, lang: l.lang, info: info}
+			k.welcomeLang = ""
+			k.showHome()
+		}
+	})
+}
+
+// showTechnician is a placeholder until the technician screens land: log out only.
+func (k *Kiosk) showTechnician() {
+	w := k.words(k.sess.lang)
+	v := &view{name: "technician", lang: k.sess.lang}
+	out := big(k.primary(w.T("tile.logout"), fynetheme.LogoutIcon(), func() { k.endSession(kiosk.EndLogout) }), 300, 90)
+	body := container.NewCenter(container.NewVBox(heading(w.T("tech.title")), label(w.T("tech.body")), out))
+	k.setScreen(v, k.frame(w, w.T("tech.title"), nil, nil, body))
+}

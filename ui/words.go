@@ -1,0 +1,178 @@
+package ui
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/ui/i18n"
+)
+
+// words turns domain values into what a person reads, in one language and time zone.
+type words struct {
+	i18n.Lang
+	loc *time.Location
+	now time.Time
+}
+
+// clock is the wall time as the screens show it.
+func (w words) clock(t time.Time) string { return t.In(w.loc).Format("15:04") }
+
+// when is a time of day, with the weekday when it is not today.
+func (w words) when(t time.Time) string {
+	t = t.In(w.loc)
+	n := w.now.In(w.loc)
+	if t.Year() == n.Year() && t.YearDay() == n.YearDay() {
+		return t.Format("15:04")
+	}
+	return w.T("day."+strconv.Itoa(int(t.Weekday()))) + " " + t.Format("15:04")
+}
+
+// stamp is a date and time for lists and statements (ISO order reads the same in en and es).
+func (w words) stamp(t time.Time) string { return t.In(w.loc).Format("2006-01-02 15:04") }
+
+// num groups thousands the way the language does: 13,000 in English, 13.000 in Spanish.
+func (w words) num(n int) string {
+	sep := ","
+	if w.Code() == "es" {
+		sep = "."
+	}
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	s := strconv.Itoa(n)
+	out := ""
+	for len(s) > 3 {
+		out = sep + s[len(s)-3:] + out
+		s = s[:len(s)-3]
+	}
+	out = s + out
+	if neg {
+		out = "-" + out
+	}
+	return out
+}
+
+// minutesLeft rounds up, so "1 minute left" shows until the very end.
+func minutesLeft(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Minute - 1) / time.Minute)
+}
+
+// refusal says in plain words why the domain said no (login, send, contacts).
+func (w words) refusal(err error) string {
+	var e *kiosk.Error
+	if !errors.As(err, &e) {
+		return w.T("error.generic")
+	}
+	until := ""
+	if !e.Until.IsZero() {
+		until = w.when(e.Until)
+	}
+	switch e.Reason {
+	case kiosk.ReasonUnknownBadge:
+		return w.T("refuse.unknown_badge")
+	case kiosk.ReasonSuspended:
+		return w.T("refuse.suspended")
+	case kiosk.ReasonLocked:
+		return w.T("refuse.locked", "until", until)
+	case kiosk.ReasonCooldown:
+		return w.T("refuse.cooldown", "until", until)
+	case kiosk.ReasonCurfew:
+		if until == "" {
+			return w.T("refuse.curfew_open")
+		}
+		return w.T("refuse.curfew", "until", until)
+	case kiosk.ReasonLockdown:
+		return w.T("refuse.lockdown")
+	case kiosk.ReasonInsufficientBalance:
+		return w.T("refuse.insufficient_balance")
+	case kiosk.ReasonOfflineLimit:
+		return w.T("refuse.offline_limit")
+	case kiosk.ReasonNoMessaging:
+		return w.T("refuse.no_messaging")
+	case kiosk.ReasonNoticeNotAccepted:
+		return w.T("refuse.notice_not_accepted")
+	case kiosk.ReasonWrongPIN:
+		if n, ok := kiosk.AttemptsLeft(err); ok {
+			return w.T("refuse.wrong_pin_left", "n", strconv.Itoa(n))
+		}
+		return w.T("refuse.wrong_pin")
+	case kiosk.ReasonNotBound:
+		return w.T("refuse.not_bound")
+	case kiosk.ReasonLoginExpired:
+		return w.T("refuse.login_expired")
+	case kiosk.ReasonContactNotApproved:
+		return w.T("write.err.not_approved")
+	case kiosk.ReasonContactLimit:
+		return w.T("contacts.err.full")
+	case kiosk.ReasonNoSession:
+		return w.T("refuse.no_session")
+	}
+	switch e.Kind {
+	case kiosk.KindIO, kiosk.KindCorrupt:
+		return w.T("error.io")
+	case kiosk.KindRefused:
+		return w.T("refuse.other")
+	}
+	return w.T("error.generic")
+}
+
+// endReason names why a session ended.
+func (w words) endReason(r kiosk.Reason) string {
+	switch r {
+	case kiosk.EndLogout, kiosk.EndIdle, kiosk.EndMaxLength, kiosk.EndBalance, kiosk.EndCurfew,
+		kiosk.EndLockdown, kiosk.EndOfflineLimit:
+		return w.T("end." + string(r))
+	case kiosk.EndTerminalFault:
+		return w.T("end.terminal_fault")
+	}
+	return w.T("end.other")
+}
+
+// msgState names an outbox message's state.
+func (w words) msgState(m kiosk.Message) string {
+	switch m.State {
+	case kiosk.MsgQueued, kiosk.MsgSent, kiosk.MsgHeld, kiosk.MsgDelivered:
+		return w.T("state." + m.State)
+	case kiosk.MsgRejected:
+		if m.Reason != "" {
+			return w.T("state.rejected", "reason", m.Reason)
+		}
+		return w.T("state.rejected_plain")
+	}
+	return m.State
+}
+
+// contactState names a contact's state.
+func (w words) contactState(c kiosk.Contact) string {
+	switch c.State {
+	case kiosk.ContactPending:
+		return w.T("contacts.pending")
+	case kiosk.ContactApproved:
+		return w.T("contacts.approved")
+	case kiosk.ContactDeclined:
+		if c.Reason != "" {
+			return w.T("contacts.declined", "reason", c.Reason)
+		}
+		return w.T("contacts.declined_plain")
+	case kiosk.ContactRemoved:
+		return w.T("contacts.removed_state")
+	}
+	return c.State
+}
+
+// recipientName is how a recipient shows in the chooser.
+func (w words) recipientName(r kiosk.Recipient) string {
+	switch r.Kind {
+	case "prea":
+		return w.T("write.prea")
+	case "department":
+		return w.T("write.department", "name", r.Name)
+	}
+	return r.Name
+}

@@ -1,0 +1,323 @@
+package ui
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	fynetheme "fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/ui/keyboard"
+	"github.com/tether-kiosk/tether/ui/theme"
+)
+
+// compose is the message being written; it outlives the Write screen until sent or logout.
+type compose struct {
+	peer, peerName, subject, body, replyTo string
+
+	dirty     bool          // changed since the last save began
+	saving    bool          // a save is on the worker
+	saved     bool          // at least one save landed
+	lastSave  time.Duration // monotonic time the last save began
+	savedAt   time.Time     // wall time the last save landed
+	keyboard  bool          // on-screen keyboard shown
+	onSaved   func()        // the Write screen's "draft saved" mark, while it shows
+	sendError error
+}
+
+// pendingDraft is the draft to save if anything changed since the last save.
+func (c *compose) pendingDraft(inmateID string) (kiosk.Draft, bool) {
+	if !c.dirty {
+		return kiosk.Draft{}, false
+	}
+	return c.draft(inmateID), true
+}
+
+func (c *compose) draft(inmateID string) kiosk.Draft {
+	return kiosk.Draft{InmateID: inmateID, Peer: c.peer, Subject: c.subject, Body: c.body, ReplyTo: c.replyTo}
+}
+
+// openWrite continues the message in progress, or the saved draft, or starts one.
+func (k *Kiosk) openWrite() {
+	s := k.sess
+	if s.compose != nil {
+		k.showWrite()
+		return
+	}
+	id := s.inmateID
+	k.run(func() func() {
+		d, ok, err := k.d.Draft(id)
+		rs, rerr := k.d.Recipients(id)
+		return func() {
+			if k.sess != s {
+				return
+			}
+			if err != nil {
+				k.logf("ui: load draft: %v", err)
+			}
+			c := &compose{keyboard: true}
+			if ok {
+				c.peer, c.subject, c.body, c.replyTo = d.Peer, d.Subject, d.Body, d.ReplyTo
+				c.saved, c.savedAt = true, d.UpdatedAt
+				if rerr == nil {
+					for _, r := range rs {
+						if r.ID == d.Peer {
+							c.peerName = k.words(s.lang).recipientName(r)
+						}
+					}
+				}
+			}
+			s.compose = c
+			if c.peer == "" {
+				k.showChooser(rs, rerr)
+				return
+			}
+			k.showWrite()
+		}
+	})
+}
+
+// reply starts a message to the sender of m.
+func (k *Kiosk) reply(m kiosk.Message) {
+	s := k.sess
+	w := k.words(s.lang)
+	if s.compose != nil {
+		if d, ok := s.compose.pendingDraft(s.inmateID); ok {
+			k.run(func() func() { _ = k.d.SaveDraft(d); return nil })
+		}
+	}
+	subj := m.Subject
+	if subj != "" && !strings.HasPrefix(subj, "Re: ") {
+		subj = w.T("write.reply_subject", "subject", subj)
+	}
+	s.compose = &compose{peer: m.Peer, peerName: m.PeerName, subject: subj, replyTo: m.ID, keyboard: true, dirty: true}
+	k.showWrite()
+}
+
+// chooseRecipient lists whom the inmate may write to.
+func (k *Kiosk) chooseRecipient() {
+	s := k.sess
+	id := s.inmateID
+	k.run(func() func() {
+		rs, err := k.d.Recipients(id)
+		return func() {
+			if k.sess == s {
+				k.showChooser(rs, err)
+			}
+		}
+	})
+}
+
+func (k *Kiosk) showChooser(rs []kiosk.Recipient, err error) {
+	s := k.sess
+	v, w, status := k.sessionView("choose")
+	list := container.NewVBox()
+	if err != nil {
+		list.Add(text(w.refusal(err), theme.Orange))
+	}
+	for _, r := range rs {
+		r := r
+		name := w.recipientName(r)
+		b := k.button(name, nil, func() {
+			c := s.compose
+			if c == nil {
+				c = &compose{keyboard: true}
+				s.compose = c
+			}
+			if c.peer != r.ID {
+				c.peer, c.peerName, c.dirty = r.ID, name, true
+			}
+			k.showWrite()
+		})
+		b.Alignment = widget.ButtonAlignLeading
+		if r.Kind == "prea" {
+			b.Importance = widget.WarningImportance
+		}
+		list.Add(big(b, 600, 64))
+	}
+	k.setScreen(v, k.frame(w, w.T("write.choose"), k.showHome, status, k.vscroll(list)))
+}
+
+// showWrite is the compose screen: recipient, subject, body, countdown, draft mark, keyboard.
+func (k *Kiosk) showWrite() {
+	s := k.sess
+	c := s.compose
+	v, w, status := k.sessionView("write")
+	max := k.d.Policy().MaxMessageChars
+
+	to := k.button(c.peerName, fynetheme.AccountIcon(), k.chooseRecipient)
+	if c.peerName == "" {
+		to.SetText(w.T("write.choose"))
+	}
+	to.Alignment = widget.ButtonAlignLeading
+	subject := k.newEntry(false, w.T("write.subject"))
+	subject.SetText(c.subject)
+	body := k.newEntry(true, w.T("write.body"))
+	body.SetText(c.body)
+
+	count := theme.Text("", theme.TextSize, theme.White, true)
+	mark := theme.Text("", theme.TextSize, theme.Green, false)
+	errT := label("")
+	errT.Importance = widget.WarningImportance
+	updateCount := func() {
+		n := utf8.RuneCountInString(c.body)
+		if n <= max {
+			count.Text, count.Color = w.T("write.left", "n", w.num(max-n), "max", w.num(max)), theme.White
+		} else {
+			count.Text, count.Color = w.T("write.over", "n", w.num(n-max), "max", w.num(max)), theme.Red
+		}
+		count.Refresh()
+	}
+	updateMark := func() {
+		if c.saved {
+			mark.Text, mark.Color = w.T("write.draft_saved", "time", w.clock(c.savedAt)), theme.Green
+		} else {
+			mark.Text, mark.Color = w.T("write.draft_unsaved"), theme.Grey
+		}
+		mark.Refresh()
+	}
+	showErr := func(msg string) {
+		errT.SetText(msg)
+	}
+	if c.sendError != nil {
+		showErr(w.refusal(c.sendError))
+	}
+	updateCount()
+	updateMark()
+	c.onSaved = updateMark
+
+	subject.OnChanged = func(t string) {
+		k.touch()
+		c.subject, c.dirty = t, true
+		k.saveDraftIfDue(false)
+	}
+	body.OnChanged = func(t string) {
+		k.touch()
+		c.body, c.dirty = t, true
+		updateCount()
+		k.saveDraftIfDue(false)
+	}
+
+	kb := keyboard.New(keyboard.Labels{Space: w.T("kbd.space"), Shift: w.T("kbd.shift")})
+	target := &body.Entry
+	kb.OnRune = func(r rune) { k.touch(); target.TypedRune(r) }
+	kb.OnKey = func(n fyne.KeyName) { k.touch(); target.TypedKey(&fyne.KeyEvent{Name: n}) }
+	subject.onFocus = func() { target = &subject.Entry }
+	body.onFocus = func() { target = &body.Entry }
+	kbObj := kb.Object()
+	if !c.keyboard {
+		kbObj.Hide()
+	}
+	var toggle *widget.Button
+	toggle = k.button("", fynetheme.MenuIcon(), func() {
+		c.keyboard = !c.keyboard
+		if c.keyboard {
+			kbObj.Show()
+			toggle.SetText(w.T("write.keyboard_hide"))
+		} else {
+			kbObj.Hide()
+			toggle.SetText(w.T("write.keyboard_show"))
+		}
+	})
+	toggle.SetText(w.T(map[bool]string{true: "write.keyboard_hide", false: "write.keyboard_show"}[c.keyboard]))
+
+	var send *widget.Button
+	send = k.primary(w.T("write.send"), fynetheme.MailSendIcon(), func() {
+		switch {
+		case c.peer == "":
+			showErr(w.T("write.err.no_recipient"))
+			return
+		case strings.TrimSpace(c.body) == "":
+			showErr(w.T("write.err.empty"))
+			return
+		case utf8.RuneCountInString(c.body) > max:
+			showErr(w.T("write.err.too_long", "n", w.num(utf8.RuneCountInString(c.body)-max)))
+			return
+		}
+		send.Disable()
+		showErr(w.T("write.sending"))
+		k.send(c, func(err error) {
+			send.Enable()
+			showErr(w.refusal(err))
+		})
+	})
+
+	toRow := container.NewBorder(nil, nil, theme.Text(w.T("write.to"), theme.SubHeadingSize, theme.White, true), nil, big(to, 400, 56))
+	actions := container.NewHBox(big(toggle, 220, 60), big(send, 220, 60))
+	info := container.NewBorder(nil, nil, container.NewVBox(count, mark), actions, errT)
+	top := container.NewVBox(toRow, subject)
+	bottom := container.NewVBox(info, kbObj)
+	form := container.NewBorder(top, bottom, nil, nil, body)
+	back := func() {
+		k.saveDraftIfDue(true)
+		c.onSaved = nil
+		k.showHome()
+	}
+	k.setScreen(v, k.frame(w, w.T("write.title"), back, status, form))
+	k.win.Canvas().Focus(body)
+}
+
+// send queues the message; on success the Sent screen shows it with its state.
+func (k *Kiosk) send(c *compose, fail func(error)) {
+	s := k.sess
+	id := s.inmateID
+	peer, subject, body := c.peer, c.subject, c.body
+	k.run(func() func() {
+		m, err := k.d.Send(id, peer, subject, body)
+		return func() {
+			if k.sess != s {
+				return
+			}
+			if err != nil {
+				c.sendError = err
+				if k.v != nil && k.v.name == "write" && s.compose == c {
+					fail(err)
+				}
+				return
+			}
+			if s.compose == c {
+				s.compose = nil
+			}
+			k.refreshCounts()
+			k.showSentWith(k.words(s.lang).T("write.queued", "name", m.PeerName))
+		}
+	})
+}
+
+// saveDraftIfDue saves the draft being typed at most every Policy.DraftSaveEvery; force
+// saves now whatever the interval (leaving the screen).
+func (k *Kiosk) saveDraftIfDue(force bool) {
+	s := k.sess
+	if s == nil || s.compose == nil {
+		return
+	}
+	c := s.compose
+	if !c.dirty || c.saving {
+		return
+	}
+	now := k.clk.Mono()
+	if !force && c.lastSave != 0 && now-c.lastSave < k.d.Policy().DraftSaveEvery.D() {
+		return // the tick after the interval saves it
+	}
+	d := c.draft(s.inmateID)
+	c.dirty, c.saving, c.lastSave = false, true, max(now, 1)
+	k.run(func() func() {
+		err := k.d.SaveDraft(d)
+		return func() {
+			c.saving = false
+			if err != nil {
+				k.logf("ui: save draft: %v", err)
+				c.dirty = true
+				return
+			}
+			c.saved, c.savedAt = true, k.clk.Now()
+			if c.onSaved != nil {
+				c.onSaved()
+			}
+		}
+	})
+}
