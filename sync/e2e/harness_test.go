@@ -275,6 +275,22 @@ func openTerminal(t testing.TB, dir string, opts kiosk.StoreOptions) *terminal {
 	return tm
 }
 
+// reopen closes the store and opens it again with opts, as a restart does (sync stays stopped).
+func (tm *terminal) reopen(opts kiosk.StoreOptions) {
+	tm.t.Helper()
+	tm.close()
+	s, err := kiosk.OpenStore(tm.dir, opts)
+	if err != nil {
+		tm.t.Fatalf("reopen terminal store: %v", err)
+	}
+	en, _ := client.LoadEnrollment(tm.dir)
+	term, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: s, Clock: clock.NewReal(), PINParams: kiosk.TestPINParams(), ID: en.TerminalID})
+	if err != nil {
+		tm.t.Fatalf("new terminal: %v", err)
+	}
+	tm.store, tm.term = s, term
+}
+
 func (tm *terminal) enroll(url, code string) client.Enrollment {
 	tm.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -389,3 +405,35 @@ var _ = errors.New
 var _ = io.EOF
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// approvedContact asks for a contact on the terminal (inmate logged in), has the relay approve
+// it, and waits until the approval is back on the terminal. It returns the contact id.
+func approvedContact(t testing.TB, rl *relayEnv, tm *terminal, inmate, name, email string) string {
+	t.Helper()
+	c, err := tm.term.AddContact(inmate, name, email)
+	if err != nil {
+		t.Fatalf("add contact: %v", err)
+	}
+	waitFor(t, "the contact request on the relay", 20*time.Second, func() (bool, string) {
+		cs, err := rl.r.Contacts("", inmate)
+		for _, rc := range cs {
+			if rc.ID == c.ID {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(cs, err)
+	})
+	if _, err := rl.r.ApproveContact(c.ID); err != nil {
+		t.Fatalf("approve contact: %v", err)
+	}
+	waitFor(t, "the approval on the terminal", 20*time.Second, func() (bool, string) {
+		cs, err := tm.term.Contacts(inmate)
+		for _, got := range cs {
+			if got.ID == c.ID && got.State == kiosk.ContactApproved {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(cs, err)
+	})
+	return c.ID
+}
