@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runRoster(ctx, args[1:], stdin, stdout, stderr)
 	case "hash-pin":
 		return runHashPIN(ctx, args[1:], stdin, stdout, stderr)
+	case "test":
+		return runTestDevice(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("unknown command %q (see kioskctl help)", args[0])
 }
