@@ -79,13 +79,14 @@ func (k *Kiosk) showWelcome() {
 		}
 	}
 	if n := k.note; n != nil {
-		var msg string
-		if n.refused != nil {
-			msg = w.refusal(n.refused)
-		} else {
-			msg = w.T("welcome.session_ended", "reason", w.endReason(n.ended))
+		var msgs []string
+		if n.ended != "" {
+			msgs = append(msgs, w.T("welcome.session_ended", "reason", w.endReason(n.ended)))
 		}
-		t := label(msg)
+		if n.refused != nil {
+			msgs = append(msgs, w.refusal(n.refused))
+		}
+		t := label(strings.Join(msgs, "\n"))
 		t.Alignment = fyne.TextAlignCenter
 		t.Importance = widget.WarningImportance
 		center = append(center, theme.Banner(t, theme.Panel))
@@ -184,7 +185,10 @@ func (k *Kiosk) precheckTablet() {
 				k.showWelcome()
 			}
 			if err != nil && (k.note == nil || k.note.refused == nil) {
-				k.note = &note{refused: err, at: k.clk.Mono()}
+				if k.note == nil {
+					k.note = &note{at: k.clk.Mono()}
+				}
+				k.note.refused = err
 				k.showWelcome()
 			}
 		}

@@ -99,6 +99,9 @@ func (w words) refusal(err error) string {
 		return w.T("refuse.notice_not_accepted")
 	case kiosk.ReasonWrongPIN:
 		if n, ok := kiosk.AttemptsLeft(err); ok {
+			if n == 1 {
+				return w.T("refuse.wrong_pin_last")
+			}
 			return w.T("refuse.wrong_pin_left", "n", strconv.Itoa(n))
 		}
 		return w.T("refuse.wrong_pin")

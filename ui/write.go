@@ -22,6 +22,7 @@ type compose struct {
 	dirty     bool          // changed since the last save began
 	saving    bool          // a save is on the worker
 	saved     bool          // at least one save landed
+	began     bool          // at least one save began (lastSave is set)
 	lastSave  time.Duration // monotonic time the last save began
 	savedAt   time.Time     // wall time the last save landed
 	keyboard  bool          // on-screen keyboard shown
@@ -300,11 +301,11 @@ func (k *Kiosk) saveDraftIfDue(force bool) {
 		return
 	}
 	now := k.clk.Mono()
-	if !force && c.lastSave != 0 && now-c.lastSave < k.d.Policy().DraftSaveEvery.D() {
+	if !force && c.began && now-c.lastSave < k.d.Policy().DraftSaveEvery.D() {
 		return // the tick after the interval saves it
 	}
 	d := c.draft(s.inmateID)
-	c.dirty, c.saving, c.lastSave = false, true, max(now, 1)
+	c.dirty, c.saving, c.began, c.lastSave = false, true, true, now
 	k.run(func() func() {
 		err := k.d.SaveDraft(d)
 		return func() {
