@@ -44,7 +44,11 @@ func jsonError(op string, err error) error {
 	}
 	msg := err.Error()
 	if rest, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return invalid(op, strings.Trim(rest, `"`), "is not a known field")
+		name := strings.Trim(rest, `"`)
+		if name == "" || len(name) > 64 {
+			return invalid(op, "body", "holds an unknown field")
+		}
+		return invalid(op, name, "is not a known field")
 	}
 	// Errors from a field's own decoder (e.g. a duration) carry no field name.
 	return invalid(op, "body", "%s", strings.TrimPrefix(msg, "json: "))

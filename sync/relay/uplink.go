@@ -68,9 +68,15 @@ func (r *Relay) storeBatch(t TerminalInfo, b wire.Batch) (wire.Ack, error) {
 				gap = &gapError{want: high + 1, got: it.Seq}
 				break
 			}
-			reason, err := r.applyItem(tx, f, t, fac, pol, it, now)
-			if err != nil {
-				return fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
+			var reason string
+			if json.Valid(it.Body) {
+				var err error
+				if reason, err = r.applyItem(tx, f, t, fac, pol, it, now); err != nil {
+					return fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
+				}
+			} else {
+				// wire.DecodeFrame never yields this; a direct caller might. Keep the record storable.
+				reason, it.Body = wire.RefuseInvalid, json.RawMessage("null")
 			}
 			if reason != "" {
 				ack.Rejected = append(ack.Rejected, wire.Rejection{Seq: it.Seq, Reason: reason})

@@ -1,0 +1,166 @@
+package relay
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// Each admin body decoder either refuses its input with an error naming a field, or returns a
+// value the operation's own validation can judge without panicking.
+
+func checkDecodeErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && FieldOf(err) == "" {
+		t.Fatalf("decode error names no field: %v", err)
+	}
+	if err != nil && kiosk.KindOf(err) != kiosk.KindInvalid {
+		t.Fatalf("decode error is not KindInvalid: %v", err)
+	}
+}
+
+func FuzzDecodeEnrollmentRequest(f *testing.F) {
+	f.Add([]byte(`{"facility_id":"north","mode":"kiosk"}`))
+	f.Add([]byte(`{"facility_id":"north","mode":"tablet","inmate_id":"A1"}`))
+	f.Add([]byte(`{"facility_id":7}`))
+	f.Add([]byte(`{"x":1} {}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := decodeEnrollmentRequest(b)
+		checkDecodeErr(t, err)
+		if err == nil {
+			_ = checkID("", "facility_id", v.FacilityID)
+		}
+	})
+}
+
+func FuzzDecodeRoster(f *testing.F) {
+	f.Add([]byte(`{"inmates":[{"id":"A1","name":"Ana","badges":["B1"],"pin":"1234","language":"en","status":"active"}],"technicians":[{"id":"T1","name":"T","badges":["TB"],"pin_hash":"$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5"}]}`))
+	f.Add([]byte(`{"inmates":[{"id":"A1","badges":["B1","B1"]}]}`))
+	f.Add([]byte(`{"inmates":{}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ro, err := decodeRoster(b)
+		checkDecodeErr(t, err)
+		if err != nil {
+			return
+		}
+		if err := validateRoster("north", ro); err != nil && FieldOf(err) == "" {
+			t.Fatalf("roster error names no field: %v", err)
+		}
+		for _, in := range ro.Inmates {
+			if in.PIN != "" && strings.Contains(in.String(), in.PIN) && !strings.Contains(in.ID, in.PIN) {
+				t.Fatalf("String() shows the PIN")
+			}
+		}
+	})
+}
+
+func FuzzDecodePolicy(f *testing.F) {
+	p, _ := json.Marshal(kiosk.DefaultPolicy())
+	f.Add(p)
+	f.Add([]byte(`{"rate_cents_per_minute":7,"max_session":"45m"}`))
+	f.Add([]byte(`{"curfew":[{"weekday":9,"start":"22:00","end":"06:00"}]}`))
+	f.Add([]byte(`{"max_session":"forever"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		pol, err := decodePolicy(b)
+		checkDecodeErr(t, err)
+		if err == nil {
+			if verr := pol.Validate(); verr != nil && policyField(verr) == "" {
+				t.Fatalf("policy error names no field: %v", verr)
+			}
+		}
+	})
+}
+
+func FuzzDecodeMonitoring(f *testing.F) {
+	f.Add([]byte(`{"hold_outbound":true}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, err := decodeMonitoring(b)
+		checkDecodeErr(t, err)
+	})
+}
+
+func FuzzDecodeNotice(f *testing.F) {
+	f.Add([]byte(`{"facility_id":"north","text":"Closed at 9","until":"2030-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{"until":"yesterday"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, err := decodeNotice(b)
+		checkDecodeErr(t, err)
+	})
+}
+
+func FuzzDecodeDeposit(f *testing.F) {
+	f.Add([]byte(`{"inmate_id":"A1","cents":2500,"ref":"dep-1"}`))
+	f.Add([]byte(`{"inmate_id":"A1","cents":1.5,"ref":"r"}`))
+	f.Add([]byte(`{"cents":99999999999999999999999}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, err := decodeDeposit(b)
+		checkDecodeErr(t, err)
+	})
+}
+
+func FuzzDecodeInbound(f *testing.F) {
+	f.Add([]byte(`{"inmate_id":"A1","from":"c1","subject":"hi","body":"Hello"}`))
+	f.Add([]byte(`{"body":"\u0000"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := decodeInbound(b)
+		checkDecodeErr(t, err)
+		if err == nil {
+			_ = checkText("", "body", v.Body, true, 100)
+		}
+	})
+}
+
+func FuzzDecodeReason(f *testing.F) {
+	f.Add([]byte(`{"reason":"content_policy"}`), true)
+	f.Add([]byte(``), false)
+	f.Fuzz(func(t *testing.T, b []byte, required bool) {
+		_, err := decodeReason(b, required)
+		checkDecodeErr(t, err)
+	})
+}
+
+// FuzzUplinkItem feeds any kind and body through the relay's item handling on a real store: every
+// item is either stored or refused with a reason, the ack always advances by one, and a resend is
+// acknowledged the same way without storing anything twice.
+func FuzzUplinkItem(f *testing.F) {
+	e := newEnv(f, func(c *Config) { c.NoSync = true })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	t, found, err := e.r.terminal(k.id)
+	if err != nil || !found {
+		f.Fatal(err)
+	}
+	for _, kind := range wire.UpKinds {
+		f.Add(kind, []byte(`{}`))
+	}
+	f.Add(wire.UpCharge, []byte(`{"record_id":"s/1","session_id":"s","inmate_id":"A1","minute":1,"cents":5}`))
+	f.Add(wire.UpCharge, []byte(`{"record_id":"s/2","session_id":"s","inmate_id":"A1","minute":1,"cents":-5}`))
+	f.Add(wire.UpMessage, []byte(`{"id":"m1","inmate_id":"A1","peer":"dept-medical","body":"hi"}`))
+	f.Add(wire.UpContactRequest, []byte(`{"id":"c1","inmate_id":"A1","name":"Mom"}`))
+	f.Add(wire.UpDeviceStatus, []byte(`{"items_waiting":1e300}`))
+	f.Add("nonsense", []byte(`[]`))
+	var calls atomic.Uint64
+	f.Fuzz(func(tt *testing.T, kind string, b []byte) {
+		// A fresh epoch per call: the fuzzer may run inputs in any order and more than once.
+		epoch := fmt.Sprintf("fuzz-%d", calls.Add(1))
+		const seq = 1
+		it := wire.Item{Seq: seq, ID: "i", Kind: kind, Body: b}
+		ack, err := e.r.storeBatch(t.TerminalInfo, wire.Batch{Epoch: epoch, Items: []wire.Item{it}})
+		if err != nil {
+			tt.Fatalf("store %q %q: %v", kind, b, err)
+		}
+		if ack.Seq != seq {
+			tt.Fatalf("ack %d, want %d", ack.Seq, seq)
+		}
+		again, err := e.r.storeBatch(t.TerminalInfo, wire.Batch{Epoch: epoch, Items: []wire.Item{it}})
+		if err != nil || again.Seq != seq || len(again.Rejected) != len(ack.Rejected) {
+			tt.Fatalf("resend: %+v %v, first %+v", again, err, ack)
+		}
+	})
+}
