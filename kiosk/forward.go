@@ -164,6 +164,8 @@ func onForwarded(tx *bolt.Tx, now time.Time, it Item) error {
 	switch it.Kind {
 	case ItemMessage, ItemPREA:
 		return messageForwarded(tx, now, it)
+	case ItemCharge:
+		return chargeSettledTx(tx, it)
 	default:
 		return nil
 	}
@@ -174,6 +176,8 @@ func onRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 	switch it.Kind {
 	case ItemMessage, ItemPREA:
 		return messageRefused(tx, now, it, reason)
+	case ItemCharge:
+		return chargeSettledTx(tx, it) // refused for good: no longer pending either
 	case ItemContactRequest:
 		return contactRequestRefused(tx, now, it, reason)
 	default:

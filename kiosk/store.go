@@ -37,6 +37,7 @@ const (
 	bAudit       = "audit"       // audit id (UUIDv7) -> AuditEvent, kept locally for technicians
 	bDownlink    = "downlink"    // applied downlink state (sync owns its keys)
 	bMsgIndex    = "msgindex"    // inmate id + "/" + message id -> box ("outbox", "inbox", "inbox:read")
+	bSessIndex   = "sessindex"   // inmate id + "/" + session id -> nothing (usage statements)
 )
 
 // Keys in the meta bucket.
@@ -63,7 +64,7 @@ func SchemaVersion() int { return len(migrations()) }
 
 func migrate0to1(tx *bolt.Tx) error {
 	for _, name := range []string{bMeta, bInmates, bTechnicians, bBadges, bLogins, bAccounts, bDeposits,
-		bSessions, bCharges, bCredits, bContacts, bMessages, bDrafts, bOutq, bAudit, bDownlink, bMsgIndex} {
+		bSessions, bCharges, bCredits, bContacts, bMessages, bDrafts, bOutq, bAudit, bDownlink, bMsgIndex, bSessIndex} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}

@@ -64,6 +64,10 @@ type Terminal struct {
 
 	mu     sync.Mutex
 	policy Policy
+
+	meter meter // the session in progress and its billing (session.go, meter.go)
+	// verified is the last login whose PIN was accepted, awaiting its notice (login.go).
+	verified verifiedLogin
 }
 
 // NewTerminal loads the stored policy (or the default) and is ready for logins.
@@ -83,6 +87,9 @@ func NewTerminal(cfg TerminalConfig) (*Terminal, error) {
 		return nil, err
 	}
 	t.policy = p
+	if err := t.Recover(); err != nil {
+		return nil, fmt.Errorf("new terminal: %w", err)
+	}
 	return t, nil
 }
 
