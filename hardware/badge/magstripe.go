@@ -157,44 +157,34 @@ func (d *magDecoder) finish() Result {
 	return Result{ID: id}
 }
 
-// Fields the encoder puts on a test card around the id.
+// Fields the encoder puts on a test card after the id, as far as the track has room.
 const (
-	testExpiry = "2912"
-	testName   = "TEST/CARD"
+	testTrack2Rest = "=2912101"
+	testTrack1Rest = "^TEST/CARD^2912101"
 )
 
 // EncodeMagstripe builds a swipe for id: track 2 (";id=2912101?" + LRC + CR) when id fits
-// the track 2 character set, else track 1 ("%Bid^TEST/CARD^2912101?" + LRC + CR).
+// the track 2 character set, else track 1 ("%Bid^TEST/CARD^2912101?" + LRC + CR); the
+// fields after the id are cut to the track's length.
 func EncodeMagstripe(id string, _ Options) ([]byte, error) {
-	if fitsTrack2(id) {
-		return MagstripeFrame(2, id+"="+testExpiry+"101", true, false), nil
+	if fitsTrack(id, track2Max, 0x30, 0x3F, ";=?") {
+		return MagstripeFrame(2, id+cut(testTrack2Rest, track2Max-len(id)), true, false), nil
 	}
-	if fitsTrack1(id) {
-		return MagstripeFrame(1, "B"+id+"^"+testName+"^"+testExpiry+"101", true, false), nil
+	if fitsTrack(id, track1Max-1, 0x20, 0x5F, "^?%") {
+		return MagstripeFrame(1, "B"+id+cut(testTrack1Rest, track1Max-1-len(id)), true, false), nil
 	}
 	return nil, fmt.Errorf("magstripe id %q: not encodable on track 1 or 2", id)
 }
 
-func fitsTrack2(id string) bool {
-	if id == "" || len(id) > track2Max-8 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if c < 0x30 || c > 0x3F || c == ';' || c == '=' || c == '?' {
-			return false
-		}
-	}
-	return true
-}
+func cut(s string, n int) string { return s[:min(len(s), n)] }
 
-func fitsTrack1(id string) bool {
-	if id == "" || len(id) > track1Max-len(testName)-10 {
+// fitsTrack reports whether id can be a track's id field: in [lo, hi], no reserved byte.
+func fitsTrack(id string, max int, lo, hi byte, reserved string) bool {
+	if id == "" || len(id) > max {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if c < 0x20 || c > 0x5F || c == '^' || c == '?' || c == '%' {
+		if id[i] < lo || id[i] > hi || strings.IndexByte(reserved, id[i]) >= 0 {
 			return false
 		}
 	}
