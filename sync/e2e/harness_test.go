@@ -350,7 +350,7 @@ func waitFor(t testing.TB, what string, limit time.Duration, cond func() (bool, 
 			return
 		}
 		last = state
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("gave up waiting for %s (%v); last state: %s", what, limit, last)
 }

@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// body1KiB is a 1 KiB message body (letters and spaces, like text an inmate writes).
+var body1KiB = strings.Repeat("lorem ipsum dolor sit amet, consectetur adipiscing elit ", 19)[:1024]
+
+// benchRig is a relay and an enrolled terminal with the roster synced, sync stopped.
+func benchRig(b *testing.B) (*relayEnv, *terminal) {
+	b.Helper()
+	rl := startRelay(b, "")
+	rl.seed()
+	tm := openTerminal(b, "", kiosk.StoreOptions{})
+	tm.enroll("http://"+rl.addr(), rl.code(wire.ModeKiosk, ""))
+	tm.start()
+	tm.waitRoster(20 * time.Second)
+	tm.stopSync()
+	return rl, tm
+}
+
+// queue puts n 1 KiB messages in the terminal's queue (fsync off while filling), then reopens
+// the store as a terminal runs it.
+func (tm *terminal) queue(n int) {
+	tm.t.Helper()
+	tm.reopen(kiosk.StoreOptions{NoSync: true})
+	tm.login("B1", "1234")
+	for i := 0; i < n; i++ {
+		if _, err := tm.term.Send("A1", "dept-medical", fmt.Sprintf("A1 #%06d", i), body1KiB); err != nil {
+			tm.t.Fatalf("send: %v", err)
+		}
+	}
+	if err := tm.term.Logout(); err != nil {
+		tm.t.Fatal(err)
+	}
+	tm.reopen(kiosk.StoreOptions{})
+}
+
+// drain runs the sync engine until the queue is empty and returns how long that took.
+func (tm *terminal) drain() time.Duration {
+	tm.t.Helper()
+	start := time.Now()
+	tm.start()
+	for {
+		n, _, err := tm.store.QueueStats()
+		if err != nil {
+			tm.t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	d := time.Since(start)
+	tm.stopSync()
+	return d
+}
+
+// rawWebsocket writes n 1 KiB text messages over a loopback websocket with the same
+// compression, to a server that reads every one; it is the ceiling sync is compared with.
+func rawWebsocket(b *testing.B, n int) time.Duration {
+	b.Helper()
+	got := make(chan int, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionNoContextTakeover})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(wire.MaxFrameBytes)
+		count := 0
+		for count < n {
+			if _, _, err := c.Read(r.Context()); err != nil {
+				break
+			}
+			count++
+		}
+		got <- count
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{CompressionMode: websocket.CompressionNoContextTakeover})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.CloseNow()
+	msg := []byte(body1KiB)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if k := <-got; k != n {
+		b.Fatalf("raw websocket: server read %d of %d", k, n)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkUplink1KiB: messages/s the terminal forwards (stored durably on both sides, acked)
+// next to raw websocket writes of the same messages in the same run.
+func BenchmarkUplink1KiB(b *testing.B) {
+	const per = 5000
+	_, tm := benchRig(b)
+	var syncTime, rawTime time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		tm.queue(per)
+		b.StartTimer()
+		syncTime += tm.drain()
+		b.StopTimer()
+		rawTime += rawWebsocket(b, per)
+	}
+	msgs := float64(per * b.N)
+	b.ReportMetric(msgs/syncTime.Seconds(), "msgs/s")
+	b.ReportMetric(msgs/rawTime.Seconds(), "raw_ws_msgs/s")
+	b.ReportMetric(rawTime.Seconds()/syncTime.Seconds(), "sync/raw")
+}
+
+// BenchmarkDrainBacklog100k: time to forward a 100,000-item backlog (fsync on both sides).
+func BenchmarkDrainBacklog100k(b *testing.B) {
+	const n = 100000
+	_, tm := benchRig(b)
+	var syncTime, rawTime time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		tm.queue(n)
+		b.StartTimer()
+		syncTime += tm.drain()
+		b.StopTimer()
+		rawTime += rawWebsocket(b, n)
+	}
+	b.ReportMetric(syncTime.Seconds()/float64(b.N), "s/drain")
+	b.ReportMetric(rawTime.Seconds()/float64(b.N), "raw_ws_s")
+	b.ReportMetric(rawTime.Seconds()/syncTime.Seconds(), "sync/raw")
+}
