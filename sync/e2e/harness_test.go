@@ -3,9 +3,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -28,8 +28,9 @@ const adminToken = "e2e-admin-token-0123456789abcdef"
 
 // relayEnv is a real relay on its own data directory and listener; restart keeps the directory.
 type relayEnv struct {
-	t   testing.TB
-	dir string
+	t    testing.TB
+	dir  string
+	hold relay.HoldPolicy
 	r   *relay.Relay
 	srv *http.Server
 	ln  net.Listener
@@ -37,10 +38,15 @@ type relayEnv struct {
 
 func startRelay(t testing.TB, dir string) *relayEnv {
 	t.Helper()
+	return startRelayHold(t, dir, relay.HoldNone)
+}
+
+func startRelayHold(t testing.TB, dir string, hold relay.HoldPolicy) *relayEnv {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	e := &relayEnv{t: t, dir: dir}
+	e := &relayEnv{t: t, dir: dir, hold: hold}
 	e.open()
 	t.Cleanup(e.stop)
 	return e
@@ -49,7 +55,7 @@ func startRelay(t testing.TB, dir string) *relayEnv {
 func (e *relayEnv) open() {
 	e.t.Helper()
 	r, err := relay.Open(relay.Config{DataDir: e.dir, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
-		HoldPolicy: relay.HoldNone, HandshakeTimeout: 5 * time.Second, Logf: quiet})
+		HoldPolicy: e.holdPolicy(), HandshakeTimeout: 5 * time.Second, Logf: quiet})
 	if err != nil {
 		e.t.Fatalf("open relay: %v", err)
 	}
@@ -78,6 +84,13 @@ func (e *relayEnv) restart() {
 	e.t.Helper()
 	e.stop()
 	e.open()
+}
+
+func (e *relayEnv) holdPolicy() relay.HoldPolicy {
+	if e.hold == "" {
+		return relay.HoldNone
+	}
+	return e.hold
 }
 
 func (e *relayEnv) addr() string { return e.ln.Addr().String() }
@@ -401,8 +414,6 @@ func fileExists(dir, name string) bool {
 	return err == nil
 }
 
-var _ = errors.New
-var _ = io.EOF
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
@@ -436,4 +447,37 @@ func approvedContact(t testing.TB, rl *relayEnv, tm *terminal, inmate, name, ema
 		return false, fmt.Sprint(cs, err)
 	})
 	return c.ID
+}
+
+// admin calls the relay's admin HTTP API with the token; out (if not nil) receives the answer.
+func (e *relayEnv) admin(method, path string, in, out any) {
+	e.t.Helper()
+	var rd io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, "http://"+e.addr()+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		e.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
+	}
 }
