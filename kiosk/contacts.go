@@ -181,8 +181,8 @@ func (t *Terminal) Contacts(inmateID string) ([]Contact, error) {
 	return out, err
 }
 
-// AddContact asks for a new contact: it is stored as pending and a request is queued for the
-// relay in the same transaction. Live (pending + approved) contacts are limited to
+// AddContact asks for a new contact in the inmate's own session: it is stored as pending and a
+// request is queued for the relay in the same transaction. Live (pending + approved) contacts are limited to
 // Policy.MaxContacts; an address already live is a conflict; a declined or removed address
 // is asked for again under its old id.
 func (t *Terminal) AddContact(inmateID, name, email string) (Contact, error) {
@@ -253,10 +253,13 @@ func (t *Terminal) AddContact(inmateID, name, email string) (Contact, error) {
 	return added, nil
 }
 
-// RemoveContact marks a contact removed and queues the removal for the relay. Removing a
-// contact already removed changes nothing.
+// RemoveContact marks a contact removed and queues the removal for the relay, in the inmate's
+// own session. Removing a contact already removed changes nothing.
 func (t *Terminal) RemoveContact(inmateID, contactID string) error {
 	const op = "remove contact"
+	if err := t.requireSession(op, inmateID); err != nil {
+		return err
+	}
 	now := t.clock.Now().UTC()
 	changed := false
 	err := t.store.update(op, func(tx *bolt.Tx) error {
@@ -336,4 +339,39 @@ func contactRequestRefused(tx *bolt.Tx, now time.Time, it Item, reason string) e
 	}
 	cur.State, cur.Reason, cur.UpdatedAt = ContactDeclined, reason, now.UTC()
 	return putJSON(tx, bContacts, contactKey(c.InmateID, c.ID), cur)
+}
+
+// applyContactTx applies a contact record from the relay. A contact this terminal knows gets
+// the relay's decision (setContactStateTx); one it does not know (the inmate asked for it at
+// another kiosk) is stored as the relay sends it, so it can be written to from here too.
+func applyContactTx(tx *bolt.Tx, now time.Time, c Contact) error {
+	const op = "apply contact"
+	if c.ID == "" || len(c.ID) > 128 || strings.Contains(c.ID, "/") || c.InmateID == "" {
+		return errInvalid(op, "contact id %q of inmate %q is missing or malformed", c.ID, c.InmateID)
+	}
+	found, err := getJSON(tx, bContacts, contactKey(c.InmateID, c.ID), &Contact{})
+	if err != nil {
+		return err
+	}
+	if found {
+		if c.State == ContactPending {
+			return nil // the terminal already knows it asked
+		}
+		return setContactStateTx(tx, now, c.InmateID, c.ID, c.State, c.Reason)
+	}
+	switch c.State {
+	case ContactPending, ContactApproved, ContactDeclined:
+	case ContactRemoved:
+		return nil
+	default:
+		return errInvalid(op, "state %q is not pending, approved, declined or removed", c.State)
+	}
+	if c.Name, err = validateContactName(c.Name); err != nil {
+		return err
+	}
+	if c.Email, err = ValidateEmail(c.Email); err != nil {
+		return err
+	}
+	c.UpdatedAt = now.UTC()
+	return putJSON(tx, bContacts, contactKey(c.InmateID, c.ID), c)
 }

@@ -31,6 +31,12 @@ func newMBRig(tb testing.TB) *mbRig {
 	tb.Helper()
 	r := &mbRig{dir: tb.TempDir(), clock: clock.NewFake(mbStart)}
 	r.open(tb)
+	// Logins in these tests switch inmates often: no cool-down, and room to spend offline.
+	p := r.t.Policy()
+	p.Cooldown, p.OfflineSpendCap = 0, p.MaxDeposit
+	if err := r.t.SetPolicy(p, "test"); err != nil {
+		tb.Fatal(err)
+	}
 	return r
 }
 
@@ -58,18 +64,52 @@ func (r *mbRig) reopen(tb testing.TB) {
 	r.open(tb)
 }
 
-// addInmate writes an inmate record directly; the roster is another file's concern.
+const mbPIN = "2468"
+
+// addInmate puts an inmate with badge "badge-<id>", PIN mbPIN and money on the roster.
 func (r *mbRig) addInmate(tb testing.TB, id string, messaging bool) {
 	tb.Helper()
-	in := Inmate{ID: id, Name: "Inmate " + id, Language: "en", Status: StatusActive, Messaging: messaging}
-	if err := r.store.update("test add inmate", func(tx *bolt.Tx) error { return putJSON(tx, bInmates, id, in) }); err != nil {
+	hash, err := HashPINWith(mbPIN, TestPINParams())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	in := Inmate{ID: id, Name: "Inmate " + id, Badges: []string{"badge-" + id}, PINHash: hash,
+		Language: "en", Status: StatusActive, Messaging: messaging}
+	if err := r.t.UpsertInmate(in, "test"); err != nil {
 		tb.Fatalf("add inmate: %v", err)
+	}
+	if err := r.t.Deposit(id, 10000, "mb-"+id); err != nil {
+		tb.Fatalf("deposit: %v", err)
+	}
+}
+
+// login makes id's session the active one, ending any other, through badge, PIN and notice.
+func (r *mbRig) login(tb testing.TB, id string) {
+	tb.Helper()
+	if info, ok := r.t.Active(); ok {
+		if info.InmateID == id {
+			return
+		}
+		if err := r.t.Logout(); err != nil {
+			tb.Fatalf("logout: %v", err)
+		}
+	}
+	if _, err := r.t.Badge("badge-" + id); err != nil {
+		tb.Fatalf("badge of %s: %v", id, err)
+	}
+	p, err := r.t.EnterPIN("badge-"+id, mbPIN)
+	if err != nil {
+		tb.Fatalf("PIN of %s: %v", id, err)
+	}
+	if _, err := r.t.AcceptNotice(p); err != nil {
+		tb.Fatalf("notice of %s: %v", id, err)
 	}
 }
 
 // approved adds a contact and has the relay approve it.
 func (r *mbRig) approved(tb testing.TB, inmateID, name, email string) Contact {
 	tb.Helper()
+	r.login(tb, inmateID)
 	c, err := r.t.AddContact(inmateID, name, email)
 	if err != nil {
 		tb.Fatalf("add contact %s: %v", email, err)
@@ -209,7 +249,13 @@ func FuzzValidateEmail(f *testing.F) {
 func TestContactLifecycle(t *testing.T) {
 	r := newMBRig(t)
 	r.addInmate(t, "i1", true)
-
+	r.addInmate(t, "i2", true)
+	// Contacts change only in the inmate's own session.
+	_, err := r.t.AddContact("i1", "Ana", "ana@example.com")
+	if ReasonOf(err) != ReasonNoSession {
+		t.Fatalf("add without a session = %v, want %s", err, ReasonNoSession)
+	}
+	r.login(t, "i1")
 	c, err := r.t.AddContact("i1", " Ana Lopez ", "Ana@Example.COM")
 	if err != nil {
 		t.Fatalf("add: %v", err)
@@ -277,6 +323,10 @@ func TestContactLifecycle(t *testing.T) {
 		t.Fatalf("after remove contacts = %+v, want only Bob", cs)
 	}
 	wantKind(t, r.t.RemoveContact("i1", "nope"), KindNotFound)
+	if err := r.t.RemoveContact("i2", d.ID); ReasonOf(err) != ReasonNoSession {
+		t.Fatalf("removing in another's session = %v, want %s", err, ReasonNoSession)
+	}
+	r.login(t, "i2")
 	wantKind(t, r.t.RemoveContact("i2", d.ID), KindNotFound)
 
 	// Survives a restart.
@@ -296,6 +346,7 @@ func TestContactLimitCountsPendingAndApprovedOnly(t *testing.T) {
 		t.Fatalf("default MaxContacts = %d, want 30", max)
 	}
 	var ids []string
+	r.login(t, "i1")
 	for i := 0; i < max; i++ {
 		c, err := r.t.AddContact("i1", fmt.Sprintf("Person %d", i), fmt.Sprintf("p%d@example.com", i))
 		if err != nil {
@@ -314,9 +365,11 @@ func TestContactLimitCountsPendingAndApprovedOnly(t *testing.T) {
 		t.Fatalf("31st contact error = %v, want contact_limit saying 30 of 30", err)
 	}
 	// Another inmate's slots are their own.
+	r.login(t, "i2")
 	if _, err := r.t.AddContact("i2", "Ana", "ana@example.com"); err != nil {
 		t.Fatalf("other inmate: %v", err)
 	}
+	r.login(t, "i1")
 	// Departments and PREA take no slot: all still reachable at the limit.
 	recips, err := r.t.Recipients("i1")
 	if err != nil {
@@ -363,7 +416,7 @@ func TestAddContactRefusals(t *testing.T) {
 		says                       string
 	}{
 		{"no messaging privilege", "muted", "Ana", "ana@example.com", KindRefused, ReasonNoMessaging, ""},
-		{"unknown inmate", "ghost", "Ana", "ana@example.com", KindNotFound, "", "ghost"},
+		{"no session", "ghost", "Ana", "ana@example.com", KindRefused, ReasonNoSession, ""},
 		{"empty name", "i1", "  ", "ana@example.com", KindInvalid, "", "contact name: is empty"},
 		{"control in name", "i1", "An\ba", "ana@example.com", KindInvalid, "", "U+0008 at position 3"},
 		{"long name", "i1", strings.Repeat("é", 101), "ana@example.com", KindInvalid, "", "101 characters"},
@@ -373,6 +426,9 @@ func TestAddContactRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.inmate != "ghost" {
+				r.login(t, tc.inmate)
+			}
 			_, err := r.t.AddContact(tc.inmate, tc.cname, tc.email)
 			wantKind(t, err, tc.kind)
 			if ReasonOf(err) != tc.reason || !strings.Contains(err.Error(), tc.says) {
@@ -388,6 +444,7 @@ func TestAddContactRefusals(t *testing.T) {
 func TestRefusedContactRequestFreesTheSlot(t *testing.T) {
 	r := newMBRig(t)
 	r.addInmate(t, "i1", true)
+	r.login(t, "i1")
 	c, err := r.t.AddContact("i1", "Ana", "ana@example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -399,5 +456,48 @@ func TestRefusedContactRequestFreesTheSlot(t *testing.T) {
 	cs, _ := r.t.Contacts("i1")
 	if len(cs) != 1 || cs[0].ID != c.ID || cs[0].State != ContactDeclined || cs[0].Reason != "address is on the blocked list" {
 		t.Fatalf("after refusal contacts = %+v", cs)
+	}
+}
+
+func TestApplyContactFromRelay(t *testing.T) {
+	r := newMBRig(t)
+	r.addInmate(t, "i1", true)
+	apply := func(c Contact) error {
+		return r.store.update("test apply contact", func(tx *bolt.Tx) error { return applyContactTx(tx, r.clock.Now(), c) })
+	}
+	// Asked for at another kiosk and approved there: usable here.
+	if err := apply(Contact{ID: "c-far", InmateID: "i1", Name: "Ana", Email: "ana@example.com", State: ContactApproved}); err != nil {
+		t.Fatal(err)
+	}
+	r.login(t, "i1")
+	if _, err := r.t.Send("i1", "c-far", "", "hello from the other kiosk"); err != nil {
+		t.Fatalf("send to a contact approved elsewhere: %v", err)
+	}
+	// A known contact gets the decision; a late "pending" echo changes nothing.
+	if err := apply(Contact{ID: "c-far", InmateID: "i1", State: ContactDeclined, Reason: "revoked"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(Contact{ID: "c-far", InmateID: "i1", State: ContactPending}); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := r.t.Contacts("i1")
+	if len(cs) != 1 || cs[0].State != ContactDeclined || cs[0].Reason != "revoked" || cs[0].Email != "ana@example.com" {
+		t.Fatalf("contacts = %+v", cs)
+	}
+	// Removed and unknown: nothing to keep. Malformed records are refused.
+	if err := apply(Contact{ID: "c-gone", InmateID: "i1", Name: "Bo", Email: "bo@example.com", State: ContactRemoved}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []Contact{
+		{ID: "", InmateID: "i1", Name: "X", Email: "x@example.com", State: ContactApproved},
+		{ID: "a/b", InmateID: "i1", Name: "X", Email: "x@example.com", State: ContactApproved},
+		{ID: "c1", InmateID: "i1", Name: "X", Email: "X <x@example.com>", State: ContactApproved},
+		{ID: "c1", InmateID: "i1", Name: "", Email: "x@example.com", State: ContactApproved},
+		{ID: "c1", InmateID: "i1", Name: "X", Email: "x@example.com", State: "maybe"},
+	} {
+		wantKind(t, apply(bad), KindInvalid)
+	}
+	if cs, _ := r.t.Contacts("i1"); len(cs) != 1 {
+		t.Fatalf("contacts after bad records = %+v", cs)
 	}
 }

@@ -162,9 +162,10 @@ func (t *Terminal) Recipients(inmateID string) ([]Recipient, error) {
 }
 
 // Send puts a message in the outbox as queued, queues it for the relay and clears the
-// inmate's draft, all in one transaction. Only an approved contact (with the messaging
-// privilege), a department or the PREA channel can be written to. If the write fails the
-// error is KindIO, nothing was sent, and the text is kept as the draft.
+// inmate's draft, all in one transaction. It needs the inmate's own active session
+// (ReasonNoSession); only an approved contact (with the messaging privilege), a department or
+// the PREA channel can be written to. If the write fails the error is KindIO, nothing was
+// sent, and the text is kept as the draft.
 func (t *Terminal) Send(inmateID, peer, subject, body string) (Message, error) {
 	if peer == PREAChannel {
 		return t.sendPREA(inmateID, subject, body, func(Draft) bool { return true })
@@ -533,8 +534,12 @@ func messageRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 	return putMessageTx(tx, m)
 }
 
-// requireSession refuses a normal message or contact change unless inmateID is the inmate
-// whose session is active on this terminal.
+// requireSession refuses a normal message or contact change unless it is made in the inmate's
+// own session on this terminal: the screens offer them only then, and the domain makes sure
+// nothing else writes in an inmate's name. PREA reports and drafts need no session.
 func (t *Terminal) requireSession(op, inmateID string) error {
-	return nil
+	if info, ok := t.Active(); ok && !info.Technician && inmateID != "" && info.InmateID == inmateID {
+		return nil
+	}
+	return errRefused(op, ReasonNoSession, time.Time{})
 }

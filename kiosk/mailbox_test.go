@@ -107,13 +107,16 @@ func TestSendOnlyToApprovedContactsDepartmentsAndPREA(t *testing.T) {
 		{"removed contact", "i1", removed.ID, KindNotFound, ""},
 		{"another inmate's contact", "i1", others.ID, KindNotFound, ""},
 		{"nobody", "i1", "", KindInvalid, ""},
-		{"unknown inmate", "ghost", dept.ID, KindNotFound, ""},
+		{"unknown inmate", "ghost", dept.ID, KindRefused, ReasonNoSession},
 		{"no messaging privilege, contact", "muted", ok.ID, KindNotFound, ""},
 		{"no messaging privilege, department", "muted", dept.ID, 0, ""},
 		{"no messaging privilege, PREA", "muted", PREAChannel, 0, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.inmate != "ghost" {
+				r.login(t, tc.inmate)
+			}
 			before := len(r.queued(t, ItemMessage, ItemPREA))
 			m, err := r.t.Send(tc.inmate, tc.peer, "Hi", "Hello there")
 			after := len(r.queued(t, ItemMessage, ItemPREA))
@@ -130,9 +133,16 @@ func TestSendOnlyToApprovedContactsDepartmentsAndPREA(t *testing.T) {
 		})
 	}
 
+	// Only in one's own session: i2 is logged in, so i1 cannot send.
+	r.login(t, "i2")
+	_, err := r.t.Send("i1", ok.ID, "", "hello")
+	if ReasonOf(err) != ReasonNoSession {
+		t.Fatalf("send in another's session = %v, want %s", err, ReasonNoSession)
+	}
 	// A muted inmate with an approved contact is refused for the privilege, not the contact.
 	r.addInmate(t, "i1", false)
-	_, err := r.t.Send("i1", ok.ID, "", "hello")
+	r.login(t, "i1")
+	_, err = r.t.Send("i1", ok.ID, "", "hello")
 	if ReasonOf(err) != ReasonNoMessaging {
 		t.Fatalf("send without privilege = %v, want %s", err, ReasonNoMessaging)
 	}
@@ -354,7 +364,8 @@ func TestPREAReportAlwaysOpenAndErasedAfterAck(t *testing.T) {
 	if len(sent) != 1 || sent[0].ID != m.ID || sent[0].State != MsgSent || sent[0].Body != "" {
 		t.Fatalf("after ack Sent = %+v", sent)
 	}
-	// The text is nowhere in the store's records any more.
+	// The text is nowhere in the store's records any more. (bbolt does not zero the pages it
+	// frees, so the bytes can linger in the file until reused; scrubbing them is the store's.)
 	r.store.db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			return b.ForEach(func(k, v []byte) error {
@@ -456,5 +467,26 @@ func TestInboxDeliveryIsIdempotentWithReadState(t *testing.T) {
 	for _, bad := range []Message{{InmateID: "i1", Peer: "x"}, {ID: "a/b", InmateID: "i1", Peer: "x"}, {ID: "z", Peer: "x"}, {ID: "z", InmateID: "i1"}} {
 		_, err := r.t.DeliverInbound(bad)
 		wantKind(t, err, KindInvalid)
+	}
+}
+
+// TestSendOnClosedStoreKeepsTheDraft forces a write error without root: the store's database
+// is closed under the terminal, so the send's transaction cannot even begin.
+func TestSendOnClosedStoreKeepsTheDraft(t *testing.T) {
+	r := newMBRig(t)
+	r.addInmate(t, "i1", true)
+	c := r.approved(t, "i1", "Ana", "ana@example.com")
+	if err := r.t.SaveDraft(Draft{InmateID: "i1", Peer: c.ID, Body: "typed before the fault"}); err != nil {
+		t.Fatal(err)
+	}
+	r.store.Close()
+	_, err := r.t.Send("i1", c.ID, "", "typed before the fault, and more")
+	wantKind(t, err, KindIO)
+	r.open(t)
+	if d, ok, _ := r.t.Draft("i1"); !ok || d.Body != "typed before the fault" {
+		t.Fatalf("draft after failed send = %+v, %v", d, ok)
+	}
+	if sent, _ := r.t.Sent("i1"); len(sent) != 0 || len(r.queued(t, ItemMessage)) != 0 {
+		t.Fatalf("a failed send left %d messages", len(sent))
 	}
 }
