@@ -47,6 +47,7 @@ type setup struct {
 	tablet bool
 	policy func(*kiosk.Policy)
 	lang   string // Maria's stored language
+	wrap   func(*kiosk.Terminal) Domain
 }
 
 func newHarness(t *testing.T, opts ...func(*setup)) *harness {
@@ -90,7 +91,11 @@ func newHarness(t *testing.T, opts ...func(*setup)) *harness {
 	if su.tablet {
 		must(t, term.BindTablet(mariaID))
 	}
-	k, err = New(h.app, Deps{Domain: term, Clock: h.clk, Logf: t.Logf, Tablet: su.tablet,
+	var d Domain = term
+	if su.wrap != nil {
+		d = su.wrap(term)
+	}
+	k, err = New(h.app, Deps{Domain: d, Clock: h.clk, Logf: t.Logf, Tablet: su.tablet,
 		Rand: rand.New(rand.NewPCG(1, 2)), Do: h.enqueue})
 	must(t, err)
 	h.k = k

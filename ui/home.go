@@ -85,10 +85,14 @@ func (k *Kiosk) linkWords(w words, queued int) (string, color.Color) {
 	switch {
 	case k.online && queued == 0:
 		return w.T("link.online"), theme.Green
+	case k.online && queued == 1:
+		return w.T("link.online_sending_one"), theme.Green
 	case k.online:
 		return w.T("link.online_sending", "n", strconv.Itoa(queued)), theme.Green
 	case queued == 0:
 		return w.T("link.offline_none"), theme.Orange
+	case queued == 1:
+		return w.T("link.offline_one"), theme.Orange
 	}
 	return w.T("link.offline", "n", strconv.Itoa(queued)), theme.Orange
 }

@@ -143,6 +143,9 @@ func New(app fyne.App, deps Deps) (*Kiosk, error) {
 		k.win.SetFullScreen(true)
 	}
 	k.work = newWorker()
+	// A key pressed with nothing focused is input too (a physical keyboard on the kiosk).
+	k.win.Canvas().SetOnTypedKey(func(*fyne.KeyEvent) { k.touch() })
+	k.win.Canvas().SetOnTypedRune(func(rune) { k.touch() })
 	k.showWelcome()
 	return k, nil
 }
@@ -277,6 +280,10 @@ func (k *Kiosk) onEvent(ev kiosk.Event) {
 			k.showIdle(ev.Remaining)
 		}
 	case kiosk.EventChanged:
+		if k.sess == nil && k.login == nil && k.v != nil && k.v.name == "welcome" {
+			k.showWelcome() // the policy may have changed the facility name or a rule
+			return
+		}
 		if k.sess != nil && (ev.InmateID == "" || ev.InmateID == k.sess.inmateID) {
 			k.refreshCounts()
 			if k.v != nil && k.v.onChanged != nil {

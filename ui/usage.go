@@ -35,7 +35,8 @@ func (k *Kiosk) showUsage() {
 					return
 				}
 				cell := func(s string, c color.Color, bold bool) fyne.CanvasObject {
-					return theme.Text(s, theme.TextSize, c, bold)
+					t := theme.Text(s, theme.TextSize, c, bold)
+					return container.New(clipLayout{}, t) // a long reason must not run into the next column
 				}
 				head := []fyne.CanvasObject{}
 				for _, id := range []string{"usage.start", "usage.end", "usage.minutes", "usage.cost", "usage.reason"} {
@@ -51,15 +52,14 @@ func (k *Kiosk) showUsage() {
 					c := r.Charged - r.Credited
 					minutes += r.Minutes
 					cost += c
-					costText := c.String()
-					if r.Credited > 0 {
-						costText += " (" + w.T("usage.credited", "amount", r.Credited.String()) + ")"
+					if r.Credited > 0 && r.EndReason != kiosk.EndTerminalFault {
+						reason += "; " + w.T("usage.credited", "amount", r.Credited.String())
 					}
 					table.Add(container.New(usageLayout{},
 						cell(w.stamp(r.Start), theme.White, false),
 						cell(end, theme.White, false),
 						cell(strconv.Itoa(r.Minutes), theme.White, false),
-						cell(costText, theme.White, false),
+						cell(c.String(), theme.White, false),
 						cell(reason, theme.White, false)))
 				}
 				total.Text = w.T("usage.total", "minutes", strconv.Itoa(minutes), "cost", cost.String())
@@ -76,7 +76,7 @@ func (k *Kiosk) showUsage() {
 // usageLayout lays a statement row out in fixed proportions, so columns line up.
 type usageLayout struct{}
 
-var usageCols = []float32{0.22, 0.22, 0.1, 0.22, 0.24}
+var usageCols = []float32{0.19, 0.19, 0.1, 0.12, 0.40}
 
 func (usageLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
 	h := float32(0)
@@ -94,4 +94,17 @@ func (usageLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 		o.Resize(fyne.NewSize(w, size.Height))
 		x += w
 	}
+}
+
+// clipLayout gives its object the cell's size and reports no width of its own, so a long
+// text is cut at the cell's edge by the row's layout rather than widening the table.
+type clipLayout struct{}
+
+func (clipLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	return fyne.NewSize(0, objs[0].MinSize().Height)
+}
+
+func (clipLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	objs[0].Move(fyne.NewPos(0, 0))
+	objs[0].Resize(size)
 }

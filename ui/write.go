@@ -23,6 +23,7 @@ type compose struct {
 	saving    bool          // a save is on the worker
 	saved     bool          // at least one save landed
 	began     bool          // at least one save began (lastSave is set)
+	flush     bool          // leaving the screen: save what is left once the current save lands
 	lastSave  time.Duration // monotonic time the last save began
 	savedAt   time.Time     // wall time the last save landed
 	keyboard  bool          // on-screen keyboard shown
@@ -297,6 +298,9 @@ func (k *Kiosk) saveDraftIfDue(force bool) {
 		return
 	}
 	c := s.compose
+	if c.saving && force {
+		c.flush = true // save again as soon as the one on the disk lands
+	}
 	if !c.dirty || c.saving {
 		return
 	}
@@ -318,6 +322,10 @@ func (k *Kiosk) saveDraftIfDue(force bool) {
 			c.saved, c.savedAt = true, k.clk.Now()
 			if c.onSaved != nil {
 				c.onSaved()
+			}
+			if c.flush {
+				c.flush = false
+				k.saveDraftIfDue(true)
 			}
 		}
 	})
