@@ -151,3 +151,18 @@ func hexVal(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// padDecimal appends v in decimal, zero-padded to width; fmt would cost an allocation per id.
+func padDecimal(dst []byte, v uint64, width int) []byte {
+	var tmp [20]byte
+	i := len(tmp)
+	for v > 0 || i == len(tmp) {
+		i--
+		tmp[i] = byte('0' + v%10)
+		v /= 10
+	}
+	for n := len(tmp) - i; n < width; n++ {
+		dst = append(dst, '0')
+	}
+	return append(dst, tmp[i:]...)
+}

@@ -72,7 +72,8 @@ func (d *em4100Decoder) finish() Result {
 		return Result{ID: strings.ToUpper(string(d.buf[:10]))}
 	}
 	tag := uint32(b[1])<<24 | uint32(b[2])<<16 | uint32(b[3])<<8 | uint32(b[4])
-	return Result{ID: fmt.Sprintf("%010d", tag)}
+	var id [10]byte
+	return Result{ID: string(padDecimal(id[:0], uint64(tag), 10))}
 }
 
 // EncodeEM4100 builds the frame a reader sends for id: decimal ids (up to 4294967295) get

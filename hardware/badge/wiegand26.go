@@ -72,10 +72,12 @@ func (d *wiegandDecoder) finish() Result {
 		return Result{Reason: ReasonBadParity}
 	}
 	fc, card := (v>>17)&0xFF, (v>>1)&0xFFFF
+	var id [9]byte
 	if d.cardOnly {
-		return Result{ID: fmt.Sprintf("%05d", card)}
+		return Result{ID: string(padDecimal(id[:0], uint64(card), 5))}
 	}
-	return Result{ID: fmt.Sprintf("%03d-%05d", fc, card)}
+	b := append(padDecimal(id[:0], uint64(fc), 3), '-')
+	return Result{ID: string(padDecimal(b, uint64(card), 5))}
 }
 
 // Wiegand26Bits packs facility code and card number with correct parity.
