@@ -1,0 +1,55 @@
+// Package ui is the kiosk's touchscreen: the Fyne screens an inmate sees, from the welcome
+// screen to logout, over the kiosk domain (*kiosk.Terminal, through the Domain interface).
+//
+// # Entry point for kioskd
+//
+//	k, err := ui.New(app, ui.Deps{Domain: term, Clock: clk, Logf: logf, Tablet: tablet,
+//		Size: size, FullScreen: true, DefaultLanguage: "en"})
+//	term's TerminalConfig.OnEvent = k.HandleEvent   // session ended, warnings, data changed
+//	badge reader goroutine:  k.HandleBadge(id)
+//	PIN pad goroutine:       k.HandlePINKey(ui.KeyDigit, '7') / KeyEnter / KeyBackspace / KeyClear / KeyCancel
+//	sync engine:             k.SetLinkStatus(online)
+//	tick loop (~1/s):        k.Tick()            // after term.Tick(); clock, counters, due draft saves
+//	facility bulletin:       k.SetFacilityNotice(map[string]string{"en": ..., "es": ...})
+//	k.Window().ShowAndRun(); k.Close() when the app has quit
+//
+// Every exported method of Kiosk may be called from any goroutine: it hops to the UI
+// goroutine with Deps.Do (fyne.Do by default). New and Window are for the UI goroutine.
+// ShowWelcome drops whoever is at the screen (e.g. on a technician's command).
+//
+// # Threading
+//
+// Widgets change only on the UI goroutine. Every domain call (each may write to bbolt) runs
+// on one worker goroutine per Kiosk, in the order the screens asked (a draft saved before a
+// logout lands first); its result is applied back on the UI goroutine. A result that arrives
+// after the person it was for has logged out is dropped (a generation counter), so nothing
+// of one inmate can appear on the next one's screen. Only Policy and Touch, which touch
+// memory only, are called on the UI goroutine directly. This package never opens bbolt.
+//
+// # Screens
+//
+// Welcome (facility, clock, notice, language, why a login was refused) -> PIN (on-screen
+// keypad, scrambled when Policy.ScrambleKeypad, and the serial pad at once) -> monitoring
+// notice -> Home (balance, session minutes/cost/time left, unread, link state, six tiles)
+// -> Inbox/reader/reply, Write (recipient chooser, 13,000 code point countdown, draft saved
+// at most every Policy.DraftSaveEvery, on-screen keyboard with ñ á é í ó ú ü ¿ ¡), Sent
+// (states), Contacts (add, remove), Usage (one row a session). On a tablet the welcome
+// screen takes the bound inmate's PIN directly. Warnings come as a band across the top, the
+// idle question as a full-screen layer that any touch dismisses. Every tap, key and scroll
+// calls Domain.Touch.
+//
+// On EventSessionEnded, whatever the reason, the draft being typed is queued for saving,
+// then the window's whole content tree is replaced, focus, overlays and the clipboard are
+// cleared and every reference to the session is dropped; the title never names anyone.
+//
+// Words come from assets/translations/<lang>.json through ui/i18n; sizes and colours from
+// ui/theme (high contrast, targets >= theme.MinTarget). Sub-packages: i18n, theme, keypad,
+// keyboard.
+//
+// # Tests
+//
+// Tests drive the real *kiosk.Terminal over a bbolt store in t.TempDir() with a fake clock,
+// with Deps.Do queueing UI work that the test goroutine runs (it plays the UI goroutine).
+// Golden images of the main screens in English and Spanish are under testdata/golden; after
+// a deliberate change, run the tests, look at testdata/failed/golden/*.png and copy them over.
+package ui
