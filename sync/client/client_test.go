@@ -1,0 +1,405 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+func TestBackoffFullJitter(t *testing.T) {
+	one := func() float64 { return 0.999999 }
+	zero := func() float64 { return 0 }
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second, 60 * time.Second, 60 * time.Second}
+	for i, w := range want {
+		got := Backoff(i+1, time.Second, 60*time.Second, one)
+		if got > w || got < w*99/100 {
+			t.Errorf("attempt %d: ceiling %v, want about %v", i+1, got, w)
+		}
+		if z := Backoff(i+1, time.Second, 60*time.Second, zero); z != 0 {
+			t.Errorf("attempt %d with rand 0 waits %v", i+1, z)
+		}
+	}
+	if got := Backoff(1000, time.Second, 60*time.Second, one); got > 60*time.Second {
+		t.Errorf("attempt 1000 waits %v, over the maximum", got)
+	}
+	if got := Backoff(3, time.Second, 60*time.Second, func() float64 { return 0.5 }); got != 2*time.Second {
+		t.Errorf("attempt 3 with rand 0.5 = %v, want 2s", got)
+	}
+}
+
+func TestKeyFileIsPrivateAndStable(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := loadOrCreateKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	k2, err := loadOrCreateKey(dir)
+	if err != nil || !k1.Equal(k2) {
+		t.Fatalf("second load gave another key (%v)", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("data dir holds %d files after writing the key, want 1 (no temp files left)", len(entries))
+	}
+	os.Chmod(filepath.Join(dir, KeyFile), 0o644)
+	if _, err := LoadKey(dir); err == nil || !strings.Contains(err.Error(), "others may read") {
+		t.Fatalf("world-readable key accepted: %v", err)
+	}
+	os.Chmod(filepath.Join(dir, KeyFile), 0o600)
+	os.WriteFile(filepath.Join(dir, KeyFile), []byte("short"), 0o600)
+	if _, err := LoadKey(dir); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("truncated key accepted: %v", err)
+	}
+	if _, err := LoadEnrollment(t.TempDir()); !errors.Is(err, ErrNotEnrolled) {
+		t.Fatalf("missing enrollment: %v", err)
+	}
+}
+
+func TestRelayURLRules(t *testing.T) {
+	ok := map[string]string{
+		"wss://relay.example:8443":  "wss://relay.example:8443/v1/terminal",
+		"https://relay.example/":    "wss://relay.example/v1/terminal",
+		"ws://127.0.0.1:9000":       "ws://127.0.0.1:9000/v1/terminal",
+		"http://localhost:9000/pfx": "ws://localhost:9000/pfx/v1/terminal",
+		"ws://[::1]:9000":           "ws://[::1]:9000/v1/terminal",
+	}
+	for in, want := range ok {
+		ep, err := parseRelayURL(in, Transport{})
+		if err != nil || ep.websocket != want {
+			t.Errorf("%s: %q %v, want %q", in, ep.websocket, err, want)
+		}
+	}
+	for _, in := range []string{"ws://relay.example", "http://10.0.0.5:80", "ftp://x", "wss://", "wss://u:p@relay.example", "relay.example"} {
+		if _, err := parseRelayURL(in, Transport{}); err == nil {
+			t.Errorf("%s accepted", in)
+		}
+	}
+	if _, err := parseRelayURL("ws://relay.example", Transport{Insecure: true}); err != nil {
+		t.Errorf("insecure setting ignored: %v", err)
+	}
+	if _, err := parseRelayURL("ws://127.0.0.1", Transport{PinSHA256: strings.Repeat("ab", 32)}); err == nil {
+		t.Error("a pin over plain ws accepted")
+	}
+}
+
+func TestDownKindsMatchKiosk(t *testing.T) {
+	kioskKinds := []string{kiosk.DownInboundMessage, kiosk.DownMessageStatus, kiosk.DownInmate, kiosk.DownTechnician,
+		kiosk.DownTechnicianRemove, kiosk.DownDeposit, kiosk.DownContact, kiosk.DownPolicy, kiosk.DownRemoteCharge,
+		kiosk.DownRemoteCredit, kiosk.DownRemoteSessionEnd, kiosk.DownNotice}
+	if !slices.Equal(kioskKinds, wire.DownKinds) {
+		t.Fatalf("kiosk downlink kinds %v differ from wire %v", kioskKinds, wire.DownKinds)
+	}
+	upKinds := []string{string(kiosk.ItemMessage), string(kiosk.ItemPREA), string(kiosk.ItemContactRequest), string(kiosk.ItemContactRemove),
+		string(kiosk.ItemCharge), string(kiosk.ItemCredit), string(kiosk.ItemSessionEnd), string(kiosk.ItemAudit), string(kiosk.ItemDeviceStatus)}
+	if !slices.Equal(upKinds, wire.UpKinds) {
+		t.Fatalf("kiosk item kinds %v differ from wire %v", upKinds, wire.UpKinds)
+	}
+}
+
+// fakeRelay is an in-process stand-in for what the real relay never does: wrong versions,
+// oversized frames, a certificate to pin. The real relay is exercised in sync/e2e.
+type fakeRelay struct {
+	srv       *httptest.Server
+	subproto  []string
+	onConnect func(ctx context.Context, c *websocket.Conn)
+	mu        sync.Mutex
+	enrolls   int
+}
+
+func newFakeRelay(t *testing.T, tlsOn bool) *fakeRelay {
+	f := &fakeRelay{subproto: []string{wire.Subprotocol}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+wire.PathEnroll, func(w http.ResponseWriter, r *http.Request) {
+		var req wire.EnrollRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		raw, _ := json.Marshal(req)
+		if _, err := wire.DecodeEnrollRequest(raw); err != nil {
+			w.WriteHeader(400)
+			json.NewEncoder(w).Encode(wire.ErrorResponse{Error: wire.EnrollBadSignature})
+			return
+		}
+		if req.Code != "GOOD-CODE" {
+			w.WriteHeader(http.StatusGone)
+			json.NewEncoder(w).Encode(wire.ErrorResponse{Error: wire.EnrollCodeExpired, Message: "expired at noon"})
+			return
+		}
+		f.mu.Lock()
+		f.enrolls++
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(wire.EnrollResponse{TerminalID: "t-1", Facility: "north", Mode: wire.ModeTablet, InmateID: "A7"})
+	})
+	mux.HandleFunc("GET "+wire.PathTerminal, func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: f.subproto})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		if f.onConnect != nil {
+			f.onConnect(r.Context(), c)
+		}
+	})
+	if tlsOn {
+		f.srv = httptest.NewTLSServer(mux)
+	} else {
+		f.srv = httptest.NewServer(mux)
+	}
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func newTestTerminal(t *testing.T) (*kiosk.Terminal, string) {
+	dir := t.TempDir()
+	s, err := kiosk.OpenStore(dir, kiosk.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	term, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: s, Clock: clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)), PINParams: kiosk.TestPINParams()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return term, dir
+}
+
+func TestEnrollWithPinnedCertificate(t *testing.T) {
+	f := newFakeRelay(t, true)
+	term, dir := newTestTerminal(t)
+	ctx := context.Background()
+	base := f.srv.URL // https://127.0.0.1:port
+	pin := wire.Fingerprint(f.srv.Certificate().Raw)
+
+	// The test certificate is not in the system roots: without a pin or CA it fails.
+	if _, err := Enroll(ctx, EnrollConfig{DataDir: dir, RelayURL: base, Code: "GOOD-CODE", Terminal: term}); err == nil {
+		t.Fatal("enrolled with an unverified certificate")
+	}
+	wrong := strings.Repeat("00", 32)
+	if _, err := Enroll(ctx, EnrollConfig{DataDir: dir, RelayURL: base, Code: "GOOD-CODE", Terminal: term, Transport: Transport{PinSHA256: wrong}}); err == nil ||
+		!strings.Contains(err.Error(), "does not match the pinned") {
+		t.Fatalf("wrong pin: %v", err)
+	}
+	_, err := Enroll(ctx, EnrollConfig{DataDir: dir, RelayURL: base, Code: "OLD-CODE", Terminal: term, Transport: Transport{PinSHA256: pin}})
+	var ee *EnrollError
+	if !errors.As(err, &ee) || ee.Code != wire.EnrollCodeExpired || ee.Status != http.StatusGone || !strings.Contains(err.Error(), "expired at noon") {
+		t.Fatalf("expired code: %v", err)
+	}
+	en, err := Enroll(ctx, EnrollConfig{DataDir: dir, RelayURL: base, Code: "GOOD-CODE", Terminal: term, Transport: Transport{PinSHA256: pin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if en.TerminalID != "t-1" || en.Mode != wire.ModeTablet || en.InmateID != "A7" {
+		t.Fatalf("enrollment = %+v", en)
+	}
+	if id, ok, _ := term.BoundInmate(); !ok || id != "A7" {
+		t.Fatalf("tablet bound to %q (%v), want A7", id, ok)
+	}
+	got, err := LoadEnrollment(dir)
+	if err != nil || got.TerminalID != "t-1" || got.Transport.PinSHA256 != pin {
+		t.Fatalf("stored enrollment = %+v, %v", got, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, EnrollmentFile)); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("enrollment file mode %v", fi.Mode().Perm())
+	}
+	// The engine uses the stored pin over wss:// to the same relay.
+	f.onConnect = func(ctx context.Context, c *websocket.Conn) {
+		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnknownTerminal)
+	}
+	eng := runEngine(t, term, dir, nil)
+	waitStatus(t, eng, func(st Status) bool { return strings.Contains(st.LastError, wire.ReasonUnknownTerminal) })
+}
+
+func runEngine(t *testing.T, term *kiosk.Terminal, dir string, change func(*Config)) *Engine {
+	t.Helper()
+	cfg := Config{DataDir: dir, Terminal: term, BackoffMin: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Logf: t.Logf}
+	if change != nil {
+		change(&cfg)
+	}
+	eng, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); eng.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return eng
+}
+
+func waitStatus(t *testing.T, eng *Engine, cond func(Status) bool) Status {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := eng.Status(); cond(st) {
+			return st
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("status never matched; last %+v", eng.Status())
+	return Status{}
+}
+
+func enrolledPlain(t *testing.T, f *fakeRelay) (*kiosk.Terminal, string) {
+	t.Helper()
+	term, dir := newTestTerminal(t)
+	if _, err := Enroll(context.Background(), EnrollConfig{DataDir: dir, RelayURL: f.srv.URL, Code: "GOOD-CODE", Terminal: term}); err != nil {
+		t.Fatal(err)
+	}
+	return term, dir
+}
+
+func TestRelayWithoutOurVersionIsRefused(t *testing.T) {
+	f := newFakeRelay(t, false)
+	f.subproto = []string{"tether.v0"}
+	term, dir := enrolledPlain(t, f)
+	closed := make(chan websocket.CloseError, 1)
+	f.onConnect = func(ctx context.Context, c *websocket.Conn) {
+		_, _, err := c.Read(ctx)
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			select {
+			case closed <- ce:
+			default:
+			}
+		}
+	}
+	eng := runEngine(t, term, dir, nil)
+	st := waitStatus(t, eng, func(st Status) bool { return st.LastError != "" })
+	if !strings.Contains(st.LastError, "did not select subprotocol") {
+		t.Fatalf("status error = %q", st.LastError)
+	}
+	select {
+	case ce := <-closed:
+		if ce.Code != websocket.StatusPolicyViolation || ce.Reason != wire.ReasonUnsupportedVersion {
+			t.Fatalf("terminal closed with %d %q", ce.Code, ce.Reason)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the relay saw no close frame with a reason")
+	}
+}
+
+func TestOversizedFrameIsRefused(t *testing.T) {
+	f := newFakeRelay(t, false)
+	term, dir := enrolledPlain(t, f)
+	closed := make(chan websocket.CloseError, 1)
+	f.onConnect = func(ctx context.Context, c *websocket.Conn) {
+		c.SetReadLimit(wire.MaxFrameBytes)
+		c.Read(ctx) // hello
+		frame, _ := wire.Encode(wire.Challenge{Nonce: make([]byte, wire.NonceLen)})
+		c.Write(ctx, websocket.MessageText, frame)
+		c.Read(ctx) // auth
+		frame, _ = wire.Encode(wire.Welcome{TerminalID: "t-1", Facility: "north", Mode: wire.ModeTablet, InmateID: "A7"})
+		c.Write(ctx, websocket.MessageText, frame)
+		// A frame near the limit (four 250 KiB items) is read; the terminal acknowledges it.
+		var d wire.Down
+		for i := 1; i <= 4; i++ {
+			body, _ := json.Marshal(wire.Notice{ID: "n", Text: strings.Repeat("y", 250<<10)})
+			d.Items = append(d.Items, wire.DownItem{Seq: uint64(i), Kind: wire.DownNotice, Body: body})
+		}
+		frame, err := wire.Encode(d)
+		if err != nil || len(frame) < wire.MaxBatchBytes-64<<10 {
+			t.Errorf("near-limit frame: %d bytes, %v", len(frame), err)
+			return
+		}
+		c.Write(ctx, websocket.MessageText, frame)
+		for {
+			_, raw, err := c.Read(ctx)
+			if err != nil {
+				t.Errorf("no down_ack for the near-limit frame: %v", err)
+				return
+			}
+			f, err := wire.DecodeFrame(raw)
+			if err != nil {
+				t.Errorf("terminal sent a bad frame: %v", err)
+				return
+			}
+			if f.Batch != nil {
+				continue // the terminal's uplink; this relay never acks
+			}
+			if f.DownAck == nil || f.DownAck.Seq != 4 || len(f.DownAck.Refused) != 4 {
+				t.Errorf("answer to the near-limit frame: %s", raw)
+				return
+			}
+			break
+		}
+		big := make([]byte, wire.MaxFrameBytes+1)
+		for i := range big {
+			big[i] = 'x'
+		}
+		c.Write(ctx, websocket.MessageText, big)
+		_, _, err = c.Read(ctx)
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			select {
+			case closed <- ce:
+			default:
+			}
+		}
+	}
+	eng := runEngine(t, term, dir, nil)
+	select {
+	case ce := <-closed:
+		if ce.Code != websocket.StatusMessageTooBig {
+			t.Fatalf("terminal closed with %d %q, want 1009", ce.Code, ce.Reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("terminal did not refuse the oversized frame; status %+v", eng.Status())
+	}
+}
+
+func TestStatusCallbackAndQueueCounts(t *testing.T) {
+	f := newFakeRelay(t, false)
+	term, dir := enrolledPlain(t, f)
+	// A relay that completes the handshake and then acknowledges nothing.
+	f.onConnect = func(ctx context.Context, c *websocket.Conn) {
+		c.Read(ctx)
+		frame, _ := wire.Encode(wire.Challenge{Nonce: make([]byte, wire.NonceLen)})
+		c.Write(ctx, websocket.MessageText, frame)
+		c.Read(ctx)
+		frame, _ = wire.Encode(wire.Welcome{TerminalID: "t-1", Facility: "north", Mode: wire.ModeTablet, InmateID: "A7"})
+		c.Write(ctx, websocket.MessageText, frame)
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+		}
+	}
+	var mu sync.Mutex
+	var seen []Status
+	eng := runEngine(t, term, dir, func(c *Config) {
+		c.OnStatus = func(st Status) { mu.Lock(); seen = append(seen, st); mu.Unlock() }
+	})
+	st := waitStatus(t, eng, func(st Status) bool { return st.Connected })
+	if st.TerminalID != "t-1" || st.Facility != "north" || st.Mode != wire.ModeTablet || st.InmateID != "A7" {
+		t.Fatalf("status = %+v", st)
+	}
+	// Enrollment left an audit item in the queue; nothing acknowledges it.
+	if st.Waiting == 0 || st.OldestWaiting.IsZero() {
+		t.Fatalf("queue not reported: %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) == 0 || !seen[len(seen)-1].Connected {
+		t.Fatalf("OnStatus calls = %+v", seen)
+	}
+}
