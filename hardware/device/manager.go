@@ -50,6 +50,8 @@ type State struct {
 	Connected         bool
 	DisconnectedSince time.Time // zero while connected
 	LastError         string    // why it is (or last was) disconnected
+	FailedOpens       uint64    // failed attempts to open since it was last connected
+	NextRetry         time.Time // when the next attempt is due while disconnected
 	LastEvent         time.Time // zero before the first badge, rejection or key
 	LastEventKind     EventKind
 	Accepted          uint64            // badge frames that decoded, repeats included
@@ -204,6 +206,8 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 		if err != nil {
 			d.mu.Lock()
 			d.state.LastError = err.Error()
+			d.state.FailedOpens++
+			d.state.NextRetry = m.opt.Clock.Now().Add(backoff)
 			d.mu.Unlock()
 			if err.Error() != lastErr {
 				// Log a failure once, not on every retry, so a missing device cannot flood the log.
@@ -217,6 +221,7 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 		backoff, lastErr = m.opt.BackoffMin, ""
 		d.mu.Lock()
 		d.state.Connected, d.state.DisconnectedSince, d.state.LastError = true, time.Time{}, ""
+		d.state.FailedOpens, d.state.NextRetry = 0, time.Time{}
 		if everConnected {
 			d.state.Reconnects++
 		}
@@ -241,6 +246,7 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 		}
 		d.mu.Lock()
 		d.state.Connected, d.state.DisconnectedSince, d.state.LastError = false, m.opt.Clock.Now(), reason
+		d.state.NextRetry = d.state.DisconnectedSince.Add(backoff)
 		d.mu.Unlock()
 		m.opt.Logf("device %q: %s; retrying", d.cfg.Name, reason)
 		m.emit(d, Event{Kind: EventDisconnected, Reason: reason})

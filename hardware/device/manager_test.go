@@ -410,3 +410,32 @@ func TestValidate(t *testing.T) {
 		t.Errorf("duplicate names: %v", err)
 	}
 }
+
+// A missing device is retried with a doubling interval up to the cap, not in a tight loop.
+func TestBackoffDoublesUpToCap(t *testing.T) {
+	missing := Config{Name: "gone", Role: RoleBadge, Path: t.TempDir() + "/usb-gone", Framing: badge.Line}
+	// 200 ms doubling: attempts at 0, 0.2, 0.6, 1.4 s; a fixed 200 ms would make 9 by 1.7 s.
+	r := startRig(t, []Config{missing}, Options{})
+	time.Sleep(1700 * time.Millisecond)
+	st, _ := r.m.State("gone")
+	if st.FailedOpens < 2 || st.FailedOpens > 5 {
+		t.Errorf("%d failed opens in 1.7 s, want about 4 (200 ms doubling)", st.FailedOpens)
+	}
+	if st.Connected || st.NextRetry.Before(st.DisconnectedSince) || !strings.Contains(st.LastError, "no such file") {
+		t.Errorf("state %+v", st)
+	}
+	r.stop()
+
+	// Cap at 40 ms from 10 ms: about 25 attempts in a second; uncapped doubling would make 7.
+	r = startRig(t, []Config{missing}, Options{BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
+	time.Sleep(time.Second)
+	if st, _ := r.m.State("gone"); st.FailedOpens < 12 {
+		t.Errorf("%d failed opens in 1 s with a 40 ms cap, want at least 12", st.FailedOpens)
+	}
+	r.logMu.Lock()
+	n := len(r.logs)
+	r.logMu.Unlock()
+	if n != 1 {
+		t.Errorf("%d log lines for one missing device, want 1 (no flood on retries)", n)
+	}
+}
