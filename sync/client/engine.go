@@ -295,7 +295,12 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("read downlink position: %w", err)
 	}
-	if err := writeFrame(dctx, conn, wire.Hello{TerminalID: e.enr.TerminalID, Epoch: epoch, DownApplied: applied, Software: e.cfg.Software}); err != nil {
+	waiting, _, err := e.store.QueueStats()
+	if err != nil {
+		return false, fmt.Errorf("read queue length: %w", err)
+	}
+	if err := writeFrame(dctx, conn, wire.Hello{TerminalID: e.enr.TerminalID, Epoch: epoch, DownApplied: applied,
+		Software: e.cfg.Software, Waiting: waiting}); err != nil {
 		return false, err
 	}
 	f, err := readFrame(dctx, conn)

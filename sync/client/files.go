@@ -1,5 +1,16 @@
 // Package client is the terminal side of Tether sync: enrollment, the identity key, and the
 // engine that forwards the store's queue to the relay and applies what the relay sends back.
+//
+// kioskctl enroll (once, with the store open and a kiosk.Terminal over it):
+//
+//	en, err := client.Enroll(ctx, client.EnrollConfig{DataDir: dir, RelayURL: "wss://relay:8443",
+//		Code: code, Terminal: term, Transport: client.Transport{PinSHA256: fp}})
+//
+// kioskd (every start; the terminal id for kiosk.TerminalConfig.ID comes from LoadEnrollment):
+//
+//	en, err := client.LoadEnrollment(dir) // client.ErrNotEnrolled: run without sync, say so on screen
+//	eng, err := client.New(client.Config{DataDir: dir, Terminal: term, Logf: logf, OnStatus: show})
+//	go eng.Run(ctx) // returns when ctx ends; eng.Status() and eng.SyncNow() for the screens
 package client
 
 import (

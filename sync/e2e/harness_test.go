@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,9 +30,9 @@ type relayEnv struct {
 	t    testing.TB
 	dir  string
 	hold relay.HoldPolicy
-	r   *relay.Relay
-	srv *http.Server
-	ln  net.Listener
+	r    *relay.Relay
+	srv  *http.Server
+	ln   net.Listener
 }
 
 func startRelay(t testing.TB, dir string) *relayEnv {
@@ -408,12 +407,6 @@ func (tm *terminal) waitRoster(limit time.Duration) {
 const helperEnv = "TETHER_E2E_CHILD"
 
 func childDir() string { return os.Getenv(helperEnv) }
-
-func fileExists(dir, name string) bool {
-	_, err := os.Stat(filepath.Join(dir, name))
-	return err == nil
-}
-
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 

@@ -95,6 +95,8 @@ type Hello struct {
 	DownApplied uint64 `json:"down_applied"`
 	// Software names the terminal build, for the technicians (informational).
 	Software string `json:"software,omitempty"`
+	// Waiting is the terminal's forwarding queue length when it connected (informational).
+	Waiting int `json:"waiting,omitempty"`
 }
 
 // Challenge carries a fresh random nonce the terminal must sign.
@@ -317,6 +319,9 @@ func (h *Hello) validate() error {
 	}
 	if err := checkID("epoch", h.Epoch, true); err != nil {
 		return err
+	}
+	if h.Waiting < 0 {
+		return fmt.Errorf("waiting is negative")
 	}
 	return checkID("software", h.Software, false)
 }

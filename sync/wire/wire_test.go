@@ -14,7 +14,7 @@ import (
 func samples() []any {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	return []any{
-		Hello{TerminalID: "t-1", Epoch: "9f2c", DownApplied: 7, Software: "tether 0.1"},
+		Hello{TerminalID: "t-1", Epoch: "9f2c", DownApplied: 7, Software: "tether 0.1", Waiting: 12},
 		Challenge{Nonce: bytes.Repeat([]byte{7}, NonceLen)},
 		Auth{Signature: bytes.Repeat([]byte{1}, SignatureSize)},
 		Welcome{TerminalID: "t-1", Facility: "north", Mode: ModeTablet, InmateID: "A123", ServerTime: at},
