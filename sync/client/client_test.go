@@ -403,3 +403,24 @@ func TestStatusCallbackAndQueueCounts(t *testing.T) {
 		t.Fatalf("OnStatus calls = %+v", seen)
 	}
 }
+
+func TestDeadLinkDetectedByMissedPongs(t *testing.T) {
+	f := newFakeRelay(t, false)
+	term, dir := enrolledPlain(t, f)
+	// After the handshake this relay stops reading, so it never answers a ping (the TCP
+	// connection stays open, as with a link that silently died).
+	f.onConnect = func(ctx context.Context, c *websocket.Conn) {
+		c.Read(ctx)
+		frame, _ := wire.Encode(wire.Challenge{Nonce: make([]byte, wire.NonceLen)})
+		c.Write(ctx, websocket.MessageText, frame)
+		c.Read(ctx)
+		frame, _ = wire.Encode(wire.Welcome{TerminalID: "t-1", Facility: "north", Mode: wire.ModeTablet, InmateID: "A7"})
+		c.Write(ctx, websocket.MessageText, frame)
+		<-ctx.Done()
+	}
+	eng := runEngine(t, term, dir, func(c *Config) { c.PingInterval = 50 * time.Millisecond; c.AckTimeout = time.Hour })
+	st := waitStatus(t, eng, func(st Status) bool { return strings.Contains(st.LastError, "no pong") })
+	if st.Connected {
+		t.Fatalf("still connected after the link died: %+v", st)
+	}
+}
