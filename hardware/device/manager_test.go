@@ -10,6 +10,7 @@ import (
 
 	"github.com/tether-kiosk/tether/hardware/badge"
 	"github.com/tether-kiosk/tether/hardware/sim"
+	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
 // rig runs a Manager over simulated devices on real ptys.
@@ -437,5 +438,30 @@ func TestBackoffDoublesUpToCap(t *testing.T) {
 	r.logMu.Unlock()
 	if n != 1 {
 		t.Errorf("%d log lines for one missing device, want 1 (no flood on retries)", n)
+	}
+}
+
+// A half-typed PIN is dropped after 30 s without a key, on the manager's (injected) clock.
+func TestHalfTypedPINDroppedAfter30s(t *testing.T) {
+	pad, err := sim.NewPinPadWith(sim.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pad.Close()
+	clk := clock.NewFake(time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC))
+	r := startRig(t, []Config{{Name: "pad", Role: RolePinPad, Path: pad.Path()}}, Options{Clock: clk})
+	r.next(EventConnected)
+	pad.Write([]byte("12"))
+	r.next(EventKey)
+	r.next(EventKey)
+	clk.Advance(29 * time.Second)
+	r.quiet(400*time.Millisecond, EventPINDropped)
+	clk.Advance(time.Second)
+	if ev := r.next(EventPINDropped); ev.Device != "pad" || ev.Reason != "no key for 30 s" {
+		t.Fatalf("got %+v", ev)
+	}
+	pad.Write([]byte("3\r"))
+	if ev := r.next(EventPIN); ev.PIN.Reveal() != "3" {
+		t.Fatal("dropped digits came back")
 	}
 }
