@@ -268,7 +268,7 @@ func (k *Kiosk) onTick() {
 func (k *Kiosk) onEvent(ev kiosk.Event) {
 	switch ev.Kind {
 	case kiosk.EventSessionEnded:
-		if k.sess != nil || k.login != nil {
+		if k.sess != nil {
 			k.endSession(ev.Reason)
 		}
 	case kiosk.EventWarning:

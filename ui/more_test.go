@@ -113,3 +113,18 @@ func TestEveryInputKeepsTheSessionAlive(t *testing.T) {
 	}
 	h.mustNotSee("Are you still there?")
 }
+
+func TestPREAReportNeedsNoContact(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	h.tap("Write")
+	h.tap("PREA report (free, confidential)")
+	test.Type(h.entry("Type your message here"), "I need to report something.")
+	h.tap("Send")
+	h.mustSee("Sent messages", "Waiting to be sent")
+	sent, err := h.term.Sent(mariaID)
+	must(t, err)
+	if len(sent) != 1 || sent[0].Peer != kiosk.PREAChannel {
+		t.Fatalf("sent = %+v", sent)
+	}
+}

@@ -31,7 +31,7 @@ var (
 	White   = color.NRGBA{255, 255, 255, 255}
 	Yellow  = color.NRGBA{255, 212, 0, 255}
 	Blue    = color.NRGBA{0, 58, 112, 255}
-	Red     = color.NRGBA{255, 120, 120, 255}
+	Red     = color.NRGBA{255, 140, 140, 255}
 	Green   = color.NRGBA{70, 220, 130, 255}
 	Orange  = color.NRGBA{255, 176, 0, 255}
 	Grey    = color.NRGBA{170, 170, 170, 255}
