@@ -286,7 +286,8 @@ func TestIdleWarningTouchAndLogoutWipesEverything(t *testing.T) {
 	h.login()
 	ana := h.addContact("Ana Ruiz", "ana@example.com", kiosk.ContactApproved)
 	h.deliver("in-1", ana.ID, "Ana Ruiz", "Visit", "The secret family recipe is in the blue box.")
-	h.tap("Inbox")
+	h.mustSee("1 unread")
+	h.tap("Inbox (1)")
 	h.mustSee("From: Ana Ruiz", "NEW", "Visit")
 	h.tapText("From: Ana Ruiz")
 	h.mustSee("The secret family recipe is in the blue box.")
@@ -454,7 +455,7 @@ func TestTouchTargetsAreFingerSized(t *testing.T) {
 	check("home")
 	ana := h.addContact("Ana Ruiz", "ana@example.com", kiosk.ContactApproved)
 	h.deliver("in-1", ana.ID, "Ana Ruiz", "Hi", "Hello")
-	for _, tile := range []string{"Inbox", "Sent", "Contacts", "Usage"} {
+	for _, tile := range []string{"Inbox (1)", "Sent", "Contacts", "Usage"} {
 		h.tap(tile)
 		check(tile)
 		h.tap("Back")

@@ -34,7 +34,15 @@ func (k *Kiosk) showHome() {
 			t.Refresh()
 		}
 	}
+	var inboxTile *widget.Button
 	counts := func() {
+		if inboxTile != nil {
+			label := w.T("tile.inbox")
+			if s.unread > 0 {
+				label += " (" + strconv.Itoa(s.unread) + ")"
+			}
+			inboxTile.SetText(label)
+		}
 		if s.unread > 0 {
 			unread.Text = w.T("home.unread", "n", strconv.Itoa(s.unread))
 		} else {
@@ -44,26 +52,28 @@ func (k *Kiosk) showHome() {
 		link.Text, link.Color = k.linkWords(w, s.queued)
 		link.Refresh()
 	}
-	apply(s.info)
-	counts()
 	v.onSession = apply
 	v.onLink = counts
 	v.onChanged = counts
 
-	tile := func(id string, icon fyne.Resource, fn func()) fyne.CanvasObject {
+	tile := func(id string, icon fyne.Resource, fn func()) *widget.Button {
 		b := k.button(w.T(id), icon, fn)
 		b.Alignment = widget.ButtonAlignCenter
 		b.IconPlacement = widget.ButtonIconLeadingText
-		return big(b, 300, 140)
+		return b
 	}
+	inboxTile = tile("tile.inbox", fynetheme.MailReplyIcon(), k.showInbox)
+	apply(s.info)
+	counts()
 	tiles := container.NewGridWithColumns(3,
-		tile("tile.inbox", fynetheme.MailReplyIcon(), k.showInbox),
+		inboxTile,
 		tile("tile.write", fynetheme.MailComposeIcon(), k.openWrite),
 		tile("tile.sent", fynetheme.MailSendIcon(), k.showSent),
 		tile("tile.contacts", fynetheme.AccountIcon(), k.showContacts),
 		tile("tile.usage", fynetheme.ListIcon(), k.showUsage),
 		tile("tile.logout", fynetheme.LogoutIcon(), k.logout),
 	)
+	tilesBox := theme.MinSize(tiles, 900, 2*140)
 	langs := container.NewHBox()
 	for _, code := range k.cat.Languages() {
 		code := code
@@ -75,7 +85,7 @@ func (k *Kiosk) showHome() {
 	}
 	info := container.NewVBox(balance, usage, left, unread, link)
 	top := container.NewBorder(nil, nil, nil, langs, hello)
-	body := container.NewBorder(container.NewVBox(top, card(theme.Panel, info)), nil, nil, nil, tiles)
+	body := container.NewBorder(container.NewVBox(top, card(theme.Panel, info)), nil, nil, nil, tilesBox)
 	k.setScreen(v, container.NewPadded(body))
 	k.refreshCounts()
 }
