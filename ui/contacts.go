@@ -54,8 +54,17 @@ func (k *Kiosk) showContactsWith(note string) {
 					name := theme.Text(c.Name, theme.TextSize, theme.White, true)
 					state := theme.Text(w.contactState(c), theme.TextSize, contactColor(c.State), false)
 					lines := []fyne.CanvasObject{name, text(c.Email, theme.Grey), state}
-					remove := k.button(w.T("contacts.remove"), fynetheme.DeleteIcon(), func() { k.removeContact(c, load) })
-					row := container.NewBorder(nil, nil, nil, container.NewCenter(big(remove, 180, 60)), container.NewVBox(lines...))
+					// Removing frees a slot but needs a new approval to undo: a second tap confirms.
+					var remove *widget.Button
+					remove = k.button(w.T("contacts.remove"), fynetheme.DeleteIcon(), func() {
+						if remove.Importance != widget.DangerImportance {
+							remove.Importance = widget.DangerImportance
+							remove.SetText(w.T("contacts.remove_confirm"))
+							return
+						}
+						k.removeContact(c)
+					})
+					row := container.NewBorder(nil, nil, nil, container.NewCenter(big(remove, 260, 60)), container.NewVBox(lines...))
 					list.Add(card(theme.Panel, row))
 				}
 			}
@@ -87,7 +96,7 @@ func contactColor(state string) color.Color {
 	return theme.Grey
 }
 
-func (k *Kiosk) removeContact(c kiosk.Contact, reload func()) {
+func (k *Kiosk) removeContact(c kiosk.Contact) {
 	s := k.sess
 	w := k.words(s.lang)
 	id := s.inmateID

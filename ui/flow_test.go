@@ -66,6 +66,22 @@ func TestCancelAndDeclineReturnToWelcome(t *testing.T) {
 	}
 }
 
+func TestAbandonedLoginIsDropped(t *testing.T) {
+	h := newHarness(t)
+	h.badge(mariaBadge)
+	h.tap("4")
+	h.advance(30 * time.Second)
+	h.mustSee("Enter your PIN")
+	h.advance(45 * time.Second)
+	h.mustSee("Scan your badge")
+	h.mustNotSee("●")
+	h.badge(mariaBadge)
+	h.typePIN(mariaPIN, "OK")
+	h.advance(2 * time.Minute) // walked away at the notice
+	h.mustSee("Scan your badge")
+	h.mustNotSee("Monitoring notice")
+}
+
 func TestSerialPINPad(t *testing.T) {
 	h := newHarness(t)
 	h.badge(mariaBadge)
@@ -429,6 +445,11 @@ func TestContactsAddAndRemove(t *testing.T) {
 	h.settle()
 	h.mustSee("Approved")
 	h.tap("Remove")
+	h.mustSee("José Núñez", "Tap again to remove") // one stray tap removes nothing
+	if cs, _ := h.term.Contacts(mariaID); len(cs) != 1 {
+		t.Fatal("removed on the first tap")
+	}
+	h.tap("Tap again to remove")
 	h.mustSee("José Núñez was removed.", "No contacts yet.")
 }
 

@@ -247,6 +247,11 @@ func (k *Kiosk) setScreen(v *view, obj fyne.CanvasObject) {
 }
 
 func (k *Kiosk) onTick() {
+	if l := k.login; l != nil && !l.busy && l.badge != "" && k.clk.Mono()-l.lastInput > loginIdle {
+		// Someone scanned and walked away: the next person must not find their PIN screen.
+		k.login = nil
+		k.showWelcome()
+	}
 	if k.note != nil && k.clk.Mono()-k.note.at > time.Minute {
 		k.note = nil
 		if k.v != nil && k.v.name == "welcome" && k.login == nil {

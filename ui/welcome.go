@@ -3,6 +3,7 @@ package ui
 import (
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"fyne.io/fyne/v2"
@@ -29,7 +30,12 @@ type loginState struct {
 
 	dots   *canvas.Text
 	status *canvas.Text
+	// lastInput is when the person last pressed a key here; a login left alone is dropped.
+	lastInput time.Duration
 }
+
+// loginIdle is how long a half-done login (PIN or notice screen) waits for its person.
+const loginIdle = time.Minute
 
 // welcomeLanguage is the language of the welcome screen right now.
 func (k *Kiosk) welcomeLanguage() string {
@@ -155,7 +161,7 @@ func (k *Kiosk) onBadge(id string) {
 				k.refuse(err)
 				return
 			}
-			k.login = &loginState{badge: id, res: res, lang: lang}
+			k.login = &loginState{badge: id, res: res, lang: lang, lastInput: k.clk.Mono()}
 			k.showPIN()
 		}
 	})
@@ -265,6 +271,7 @@ func (k *Kiosk) onPINKey(kind keypad.Key, d byte) {
 	if l == nil || l.busy || l.pending != nil || l.dots == nil {
 		return
 	}
+	l.lastInput = k.clk.Mono()
 	switch kind {
 	case keypad.Digit:
 		if d >= '0' && d <= '9' && len(l.pin) < maxPIN {
@@ -337,6 +344,7 @@ func (k *Kiosk) submitPIN() {
 				return
 			}
 			l.pending = &p
+			l.lastInput = k.clk.Mono()
 			k.showNotice()
 		}
 	})

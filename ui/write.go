@@ -199,7 +199,7 @@ func (k *Kiosk) showWrite() {
 	}
 	body.OnChanged = func(t string) {
 		k.touch()
-		c.body, c.dirty = t, true
+		c.body, c.dirty, c.sendError = t, true, nil
 		updateCount()
 		k.saveDraftIfDue(false)
 	}
@@ -243,6 +243,9 @@ func (k *Kiosk) showWrite() {
 		send.Disable()
 		showErr(w.T("write.sending"))
 		k.send(c, func(err error) {
+			if k.v != v {
+				return // the inmate left the screen; the error shows when they come back
+			}
 			send.Enable()
 			showErr(w.refusal(err))
 		})
@@ -276,7 +279,7 @@ func (k *Kiosk) send(c *compose, fail func(error)) {
 			}
 			if err != nil {
 				c.sendError = err
-				if k.v != nil && k.v.name == "write" && s.compose == c {
+				if s.compose == c {
 					fail(err)
 				}
 				return
