@@ -1,0 +1,209 @@
+// Command relayd is the reference Tether relay: terminals enroll and sync over websockets, and
+// staff use the admin API under /admin/v1/. Everything is stored in one bbolt file in -data.
+//
+//	relayd -data DIR [-listen 127.0.0.1:8443] [-cert FILE -key FILE] [-insecure] [-admin-token TOKEN]
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tether-kiosk/tether/sync/relay"
+)
+
+// TokenFile is where a generated admin token is kept, inside the data directory.
+const TokenFile = "admin-token"
+
+// TokenEnv is the environment variable that may carry the admin token.
+const TokenEnv = "RELAYD_ADMIN_TOKEN"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "relayd:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	data, listen, cert, key, token, hold string
+	insecure                             bool
+	enrollTTL                            time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("relayd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.data, "data", "", "data directory (holds relay.db and, if generated, admin-token); required")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8443", "address to listen on")
+	fs.StringVar(&o.cert, "cert", "", "TLS certificate file (PEM); with -key")
+	fs.StringVar(&o.key, "key", "", "TLS private key file (PEM); with -cert")
+	fs.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP on a non-loopback address (testing only)")
+	fs.StringVar(&o.token, "admin-token", "", "admin API bearer token (default: $"+TokenEnv+", else generated once into DIR/"+TokenFile+")")
+	fs.StringVar(&o.hold, "hold", string(relay.HoldAll), "outbound review: all (hold every message), none, or facility (each facility decides)")
+	fs.DurationVar(&o.enrollTTL, "enroll-ttl", 24*time.Hour, "how long an enrollment code stays valid")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.data == "" {
+		return o, errors.New("-data DIR is required")
+	}
+	if (o.cert == "") != (o.key == "") {
+		return o, errors.New("-cert and -key go together")
+	}
+	if o.cert == "" && !o.insecure && !loopback(o.listen) {
+		return o, fmt.Errorf("-listen %s is not a loopback address: give -cert and -key, or -insecure for testing", o.listen)
+	}
+	return o, nil
+}
+
+// loopback reports whether addr (host:port) listens only on a loopback interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// adminToken picks the token: the flag, then the environment, then DIR/admin-token, and else
+// makes one, stores it with mode 0600 and reports it once (shown is true only then).
+func adminToken(flagToken string, getenv func(string) string, dir string) (token string, shown bool, err error) {
+	if flagToken != "" {
+		return flagToken, false, nil
+	}
+	if v := getenv(TokenEnv); v != "" {
+		return v, false, nil
+	}
+	path := filepath.Join(dir, TokenFile)
+	if fi, err := os.Stat(path); err == nil {
+		if fi.Mode().Perm()&0o077 != 0 {
+			return "", false, fmt.Errorf("%s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return "", false, fmt.Errorf("read admin token: %w", err)
+		}
+		t := strings.TrimSpace(string(raw))
+		if len(t) < 16 {
+			return "", false, fmt.Errorf("%s holds no usable token (under 16 characters)", path)
+		}
+		return t, false, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", false, fmt.Errorf("make data directory: %w", err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", false, fmt.Errorf("make admin token: %w", err)
+	}
+	token = hex.EncodeToString(b)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("store admin token: %w", err)
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		os.Remove(path)
+		return "", false, fmt.Errorf("store admin token: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return "", false, fmt.Errorf("store admin token: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", false, fmt.Errorf("store admin token: %w", err)
+	}
+	return token, true, nil
+}
+
+// run serves until ctx ends; ready, if set, receives the listening base URL.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	token, shown, err := adminToken(o.token, getenv, o.data)
+	if err != nil {
+		return err
+	}
+	logger := log.New(stderr, "", log.LstdFlags|log.LUTC)
+	r, err := relay.Open(relay.Config{DataDir: o.data, Logf: logger.Printf, AdminToken: token,
+		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if shown {
+		// The only time the token is ever written out; the log never carries it.
+		fmt.Fprintf(stdout, "relayd: generated admin token (shown once, kept in %s):\n%s\n", filepath.Join(o.data, TokenFile), token)
+	}
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	scheme := "http"
+	if o.cert != "" {
+		pair, err := tls.LoadX509KeyPair(o.cert, o.key)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
+	srv := &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          logger,
+	}
+	base := scheme + "://" + ln.Addr().String()
+	logger.Printf("relayd: serving %s (data %s, outbound review: %s)", base, o.data, o.hold)
+	if ready != nil {
+		ready <- base
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Printf("relayd: shutting down")
+	// Websockets are hijacked, so Shutdown does not see them: the relay closes them first.
+	cerr := r.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return cerr
+}

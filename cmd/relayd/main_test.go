@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs relayd until the test ends and returns its base URL and outputs.
+func start(t *testing.T, args []string, env map[string]string) (base string, stdout, stderr *syncBuf, stop func()) {
+	t.Helper()
+	stdout, stderr = &syncBuf{}, &syncBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, stdout, stderr, ready) }()
+	select {
+	case base = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("relayd exited: %v\n%s", err, stderr)
+	}
+	stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relayd: %v", err)
+		}
+	}
+	return base, stdout, stderr, stop
+}
+
+func get(t *testing.T, client *http.Client, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// With no token given, relayd makes one on first start, keeps it 0600 and shows it once.
+func TestGeneratedTokenShownOnce(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"-data", dir, "-listen", "127.0.0.1:0"}
+	base, stdout, stderr, stop := start(t, args, nil)
+	raw, err := os.ReadFile(filepath.Join(dir, TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(raw))
+	fi, _ := os.Stat(filepath.Join(dir, TokenFile))
+	if fi.Mode().Perm() != 0o600 || len(token) != 64 {
+		t.Fatalf("token file mode %v, token length %d", fi.Mode().Perm(), len(token))
+	}
+	if !strings.Contains(stdout.String(), token) {
+		t.Fatalf("token not shown: %q", stdout)
+	}
+	if get(t, http.DefaultClient, base+"/admin/v1/terminals", token) != 200 {
+		t.Fatal("generated token refused")
+	}
+	if get(t, http.DefaultClient, base+"/admin/v1/terminals", "wrong") != 401 {
+		t.Fatal("wrong token accepted")
+	}
+	stop()
+	if strings.Contains(stderr.String(), token) {
+		t.Fatal("the token reached the log")
+	}
+
+	base, stdout, stderr, stop = start(t, args, nil)
+	defer stop()
+	if strings.Contains(stdout.String(), token) || strings.Contains(stderr.String(), token) {
+		t.Fatal("the token was shown again on the second start")
+	}
+	if get(t, http.DefaultClient, base+"/admin/v1/terminals", token) != 200 {
+		t.Fatal("stored token refused after restart")
+	}
+}
+
+func TestTokenFromFlagAndEnv(t *testing.T) {
+	dir := t.TempDir()
+	base, _, _, stop := start(t, []string{"-data", dir, "-listen", "127.0.0.1:0"}, map[string]string{TokenEnv: "from-the-environment-1"})
+	if get(t, http.DefaultClient, base+"/admin/v1/terminals", "from-the-environment-1") != 200 {
+		t.Fatal("env token refused")
+	}
+	stop()
+	base, _, _, stop = start(t, []string{"-data", dir, "-listen", "127.0.0.1:0", "-admin-token", "from-the-flag-2"}, map[string]string{TokenEnv: "from-the-environment-1"})
+	defer stop()
+	if get(t, http.DefaultClient, base+"/admin/v1/terminals", "from-the-flag-2") != 200 {
+		t.Fatal("flag token refused")
+	}
+	if _, err := os.Stat(filepath.Join(dir, TokenFile)); !os.IsNotExist(err) {
+		t.Fatal("a token file was written although a token was given")
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "-data DIR is required"},
+		{[]string{"-data", dir, "-listen", "0.0.0.0:8443"}, "not a loopback address"},
+		{[]string{"-data", dir, "-listen", ":8443"}, "not a loopback address"},
+		{[]string{"-data", dir, "-cert", "c.pem"}, "-cert and -key go together"},
+		{[]string{"-data", dir, "-hold", "maybe"}, "hold_policy"},
+		{[]string{"-data", dir, "extra"}, "unexpected argument"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := run(ctx, tc.args, func(string) string { return "" }, io.Discard, io.Discard, nil)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	// A token file others can read is refused, not used.
+	open := t.TempDir()
+	os.WriteFile(filepath.Join(open, TokenFile), []byte("0123456789abcdef0123\n"), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"-data", open, "-listen", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "readable by others") {
+		t.Fatalf("open token file: %v", err)
+	}
+}
+
+// With -cert and -key relayd serves TLS, on any address.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSigned(t)
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cert, certPEM, 0o600)
+	os.WriteFile(key, keyPEM, 0o600)
+	base, _, _, stop := start(t, []string{"-data", filepath.Join(dir, "d"), "-listen", "127.0.0.1:0", "-cert", cert, "-key", key, "-admin-token", "tls-token-0123456"}, nil)
+	defer stop()
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("base %s", base)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if get(t, client, base+"/admin/v1/terminals", "tls-token-0123456") != 200 {
+		t.Fatal("TLS admin call failed")
+	}
+}
+
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relay"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _ := x509.MarshalECPrivateKey(k)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
+}
