@@ -16,6 +16,13 @@ commands:
   roster import FILE   load inmates and technicians from a JSON file
   hash-pin             read a PIN on standard input and print its argon2id hash
   test badge|pinpad    show decoded events from a serial device live
+  enroll               enroll this terminal with a relay's one-time code
+  status               terminal, relay link, queue, devices, store, session
+  config show|set|check  the terminal's configuration
+  backup FILE          a consistent copy of the store, also while kioskd runs
+  verify               check the store's pages and rules
+  compact              rewrite the store smaller (kioskd stopped)
+  reissue              wipe the last inmate's records before handing a tablet on
 `
 
 func main() {
@@ -44,6 +51,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runHashPIN(ctx, args[1:], stdin, stdout, stderr)
 	case "test":
 		return runTestDevice(ctx, args[1:], stdout, stderr)
+	case "enroll":
+		return runEnroll(ctx, args[1:], stdout, stderr)
+	case "status":
+		return runStatus(ctx, args[1:], stdout, stderr)
+	case "config":
+		return runConfig(ctx, args[1:], stdout, stderr)
+	case "backup":
+		return runBackup(ctx, args[1:], stdout, stderr)
+	case "verify":
+		return runVerify(ctx, args[1:], stdout, stderr)
+	case "compact":
+		return runCompact(ctx, args[1:], stdout, stderr)
+	case "reissue":
+		return runReissue(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("unknown command %q (see kioskctl help)", args[0])
 }
