@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/ui/i18n"
+)
+
+// screenMarks: a screen is recognised by a text only it shows (a translation id, any
+// language). The ui package does not report which screen is up, so kioskd reads the window.
+var screenMarks = []struct{ name, id string }{
+	{"home", "tile.usage"},
+	{"notice", "notice.title"},
+	{"pin", "pin.title"},
+	{"welcome", "welcome.scan"},
+	{"welcome", "welcome.tablet_pin"},
+	{"technician", "tech.title"},
+	{"inbox", "inbox.title"},
+	{"sent", "sent.title"},
+	{"write", "write.title"},
+	{"write", "write.choose"},
+	{"contacts", "contacts.title"},
+	{"contacts", "contacts.add"},
+	{"usage", "usage.title"},
+}
+
+// screens watches which screen the kiosk window shows, logs each change ("screen: home"),
+// and lets the demo script wait for one, tap a button and take a screenshot.
+type screens struct {
+	win     fyne.Window
+	cat     *i18n.Catalog
+	logf    kiosk.Logf
+	started time.Time // process start
+	opened  time.Time // store opened (after the demo's seeding)
+	marks   map[string]string
+
+	mu      sync.Mutex
+	cur     string
+	since   time.Time
+	changed chan struct{} // closed and replaced at each change
+}
+
+func newScreens(win fyne.Window, cat *i18n.Catalog, logf kiosk.Logf, started, opened time.Time) *screens {
+	s := &screens{win: win, cat: cat, logf: logf, started: started, opened: opened,
+		marks: map[string]string{}, changed: make(chan struct{})}
+	for _, m := range screenMarks {
+		for _, lang := range cat.Languages() {
+			if t := cat.T(lang, m.id); t != "" && t != m.id {
+				if _, dup := s.marks[t]; !dup {
+					s.marks[t] = m.name
+				}
+			}
+		}
+	}
+	return s
+}
+
+// watch polls the window every 20 ms on the UI goroutine until ctx ends.
+func (s *screens) watch(ctx context.Context) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fyne.Do(s.poll)
+		}
+	}
+}
+
+// poll runs on the UI goroutine.
+func (s *screens) poll() {
+	name := s.identify(s.win.Content())
+	if name == "" {
+		name = "other"
+	}
+	s.mu.Lock()
+	if name == s.cur {
+		s.mu.Unlock()
+		return
+	}
+	first := s.cur == ""
+	s.cur, s.since = name, time.Now()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	if first && name == "welcome" {
+		s.logf("screen: welcome (%v after start, %v after the store opened)",
+			time.Since(s.started).Round(time.Millisecond), time.Since(s.opened).Round(time.Millisecond))
+		return
+	}
+	s.logf("screen: %s", name)
+}
+
+// identify names the screen that o shows (the first mark found wins by screenMarks order).
+func (s *screens) identify(o fyne.CanvasObject) string {
+	found := map[string]bool{}
+	walk(o, func(text string, _ *widget.Button) {
+		if n, ok := s.marks[text]; ok {
+			found[n] = true
+		}
+	})
+	for _, m := range screenMarks {
+		if found[m.name] {
+			return m.name
+		}
+	}
+	return ""
+}
+
+// walk calls fn for every visible text under o: canvas texts, labels and buttons.
+func walk(o fyne.CanvasObject, fn func(text string, b *widget.Button)) {
+	if o == nil || !o.Visible() {
+		return
+	}
+	switch v := o.(type) {
+	case *fyne.Container:
+		for _, c := range v.Objects {
+			walk(c, fn)
+		}
+	case *canvas.Text:
+		fn(v.Text, nil)
+	case *widget.Label:
+		fn(v.Text, nil)
+	case *widget.Button:
+		fn(v.Text, v)
+	}
+}
+
+// current is the screen on show and since when.
+func (s *screens) current() (string, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur, s.since
+}
+
+// wait returns when name is on show (at once if it is), with the time it appeared.
+func (s *screens) wait(ctx context.Context, name string, timeout time.Duration) (time.Time, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		cur, since, ch := s.cur, s.since, s.changed
+		s.mu.Unlock()
+		if cur == name {
+			return since, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-deadline.C:
+			return time.Time{}, fmt.Errorf("screen %q did not show within %v (showing %q)", name, timeout, cur)
+		}
+	}
+}
+
+// tap presses the enabled button labelled with translation id (any language), as a finger
+// on the touchscreen does.
+func (s *screens) tap(id string) error {
+	labels := map[string]bool{}
+	for _, lang := range s.cat.Languages() {
+		labels[s.cat.T(lang, id)] = true
+	}
+	var err error
+	fyne.DoAndWait(func() {
+		var hit *widget.Button
+		walk(s.win.Content(), func(text string, b *widget.Button) {
+			if b != nil && hit == nil && labels[text] && !b.Disabled() {
+				hit = b
+			}
+		})
+		if hit == nil {
+			err = fmt.Errorf("tap %s: no such button on screen", id)
+			return
+		}
+		hit.Tapped(&fyne.PointEvent{})
+	})
+	return err
+}
+
+// screenshot writes the window as a PNG (captured on the UI goroutine, written atomically).
+func (s *screens) screenshot(path string) error {
+	var img image.Image
+	fyne.DoAndWait(func() { img = s.win.Canvas().Capture() })
+	how := "canvas Capture"
+	if blank(img) {
+		// Under Xvfb's software GL the front buffer reads back empty; the X server has the pixels.
+		var err error
+		fyne.DoAndWait(func() { img, err = grabX11(s.win) })
+		if err != nil {
+			return fmt.Errorf("canvas capture is empty and %v", err)
+		}
+		how = "X server (canvas capture came back empty)"
+	}
+	if blank(img) {
+		return fmt.Errorf("capture of the window is empty")
+	}
+	if err := writePNG(path, img); err != nil {
+		return err
+	}
+	s.logf("screenshot: %s (%dx%d, from the %s)", path, img.Bounds().Dx(), img.Bounds().Dy(), how)
+	return nil
+}
+
+// blank reports an image with no opaque pixel (sampled on a grid).
+func blank(img image.Image) bool {
+	if img == nil || img.Bounds().Empty() {
+		return true
+	}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 5 {
+		for x := b.Min.X; x < b.Max.X; x += 5 {
+			if _, _, _, a := img.At(x, y).RGBA(); a != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func writePNG(path string, img image.Image) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("screenshot %s: %w", path, err)
+		}
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("screenshot %s: %w", path, err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("screenshot %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("screenshot %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
