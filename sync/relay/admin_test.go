@@ -177,6 +177,15 @@ func TestAdminHappyPaths(t *testing.T) {
 		t.Fatalf("items waiting = %d", tl.Terminals[0].ItemsWaiting)
 	}
 
+	// Or in its hello, when it connects.
+	k.waiting = 42
+	c.c.Close(websocket.StatusNormalClosure, "")
+	c = k.connect(t, c.lastSeq())
+	e.must(http.StatusOK, "GET", "/admin/v1/terminals", nil, &tl)
+	if tl.Terminals[0].ItemsWaiting != 42 || tl.Terminals[0].Software != "test" {
+		t.Fatalf("after hello: %+v", tl.Terminals[0])
+	}
+
 	e.must(http.StatusOK, "POST", "/admin/v1/terminals/"+k.id+"/revoke", nil, nil)
 	expectClose(t, c.c, websocket.StatusPolicyViolation, wire.ReasonRevoked)
 	e.must(http.StatusOK, "GET", "/admin/v1/terminals", nil, &tl)

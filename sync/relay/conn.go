@@ -152,7 +152,7 @@ func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, T
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
 		return wire.Hello{}, TerminalInfo{}, false
 	}
-	info, err := r.seen(t.ID, hello.Software)
+	info, err := r.seen(t.ID, hello.Software, hello.Waiting)
 	if err != nil {
 		r.fail(c, "record terminal seen", err)
 		return wire.Hello{}, TerminalInfo{}, false

@@ -179,6 +179,8 @@ type term struct {
 	epoch string
 	mode  string
 	seq   uint64
+	// waiting is the queue length the next hello reports.
+	waiting int
 }
 
 func (e *env) enroll(mode, inmate string) *term {
@@ -270,7 +272,7 @@ func read(t testing.TB, c *websocket.Conn) wire.Frame {
 func (tm *term) connect(t testing.TB, downApplied uint64) *tconn {
 	t.Helper()
 	c := dial(t, tm.e.wsURL())
-	send(t, c, wire.Hello{TerminalID: tm.id, Epoch: tm.epoch, DownApplied: downApplied, Software: "test"})
+	send(t, c, wire.Hello{TerminalID: tm.id, Epoch: tm.epoch, DownApplied: downApplied, Software: "test", Waiting: tm.waiting})
 	f := read(t, c)
 	if f.Type != wire.TypeChallenge {
 		t.Fatalf("got %s, want challenge", f.Type)

@@ -46,7 +46,8 @@ type TerminalInfo struct {
 	InmateID   string    `json:"inmate_id,omitempty"`
 	EnrolledAt time.Time `json:"enrolled_at"`
 	LastSeen   time.Time `json:"last_seen,omitempty"`
-	// ItemsWaiting is the terminal's forwarding queue length as it last reported it.
+	// ItemsWaiting is the terminal's forwarding queue length as it last reported it (hello's
+	// "waiting", or "items_waiting" in a device_status body).
 	ItemsWaiting int       `json:"items_waiting"`
 	Software     string    `json:"software,omitempty"`
 	Revoked      bool      `json:"revoked"`

@@ -97,8 +97,8 @@ func (r *Relay) refreshTabletBound(tx *bolt.Tx, f *fanout, facility, inmateID st
 	return f.toInmate(facility, inmateID, "", wire.DownInmate, in.Inmate)
 }
 
-// authTerminal records a successful authentication and returns what the welcome says.
-func (r *Relay) seen(id, software string) (TerminalInfo, error) {
+// seen records a successful authentication (time, software, queue length) and returns what the welcome says.
+func (r *Relay) seen(id, software string, waiting int) (TerminalInfo, error) {
 	now := r.clock.Now().UTC()
 	var info TerminalInfo
 	err := r.update("record terminal seen", func(tx *bolt.Tx, _ *fanout) error {
@@ -114,6 +114,7 @@ func (r *Relay) seen(id, software string) (TerminalInfo, error) {
 		if software != "" {
 			t.Software = software
 		}
+		t.ItemsWaiting = waiting
 		info = t.TerminalInfo
 		return putJSON(tx, bTerminals, id, t)
 	})
