@@ -126,7 +126,7 @@ func (k *Kiosk) showAddContact() {
 	errT := label("")
 	errT.Importance = widget.WarningImportance
 
-	kb := keyboard.New(keyboard.Labels{Space: w.T("kbd.space"), Shift: w.T("kbd.shift")})
+	kb := keyboard.New(keyboard.Labels{Space: w.T("kbd.space")})
 	target := &name.Entry
 	kb.OnRune = func(r rune) { k.touch(); target.TypedRune(r) }
 	kb.OnKey = func(n fyne.KeyName) {

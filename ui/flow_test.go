@@ -458,6 +458,10 @@ func TestTouchTargetsAreFingerSized(t *testing.T) {
 	check := func(screen string) {
 		t.Helper()
 		h.settle()
+		// Every screen fits a 1024x768 kiosk; nothing is pushed off the glass.
+		if m := h.k.win.Canvas().Content().MinSize(); m.Width > 1024 || m.Height > 768 {
+			t.Errorf("%s needs %v, more than 1024x768", screen, m)
+		}
 		walk(h.k.win.Canvas().Content(), true, func(o fyne.CanvasObject) {
 			if _, ok := o.(fyne.Tappable); !ok {
 				return
@@ -485,4 +489,8 @@ func TestTouchTargetsAreFingerSized(t *testing.T) {
 	check("choose")
 	h.tap("Ana Ruiz <ana@example.com>")
 	check("write")
+	h.tap("Back")
+	h.tap("Contacts")
+	h.tap("Add contact")
+	check("add contact")
 }

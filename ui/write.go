@@ -204,7 +204,7 @@ func (k *Kiosk) showWrite() {
 		k.saveDraftIfDue(false)
 	}
 
-	kb := keyboard.New(keyboard.Labels{Space: w.T("kbd.space"), Shift: w.T("kbd.shift")})
+	kb := keyboard.New(keyboard.Labels{Space: w.T("kbd.space")})
 	target := &body.Entry
 	kb.OnRune = func(r rune) { k.touch(); target.TypedRune(r) }
 	kb.OnKey = func(n fyne.KeyName) { k.touch(); target.TypedKey(&fyne.KeyEvent{Name: n}) }

@@ -26,9 +26,12 @@ var Rows = []string{
 // KeyHeight keeps each key above theme.MinTarget.
 const KeyHeight float32 = 52
 
+// ShiftLabel is the Shift key's face.
+const ShiftLabel = "⇧"
+
 // Labels are the words on the special keys, in the inmate's language.
 type Labels struct {
-	Space, Shift string
+	Space string
 }
 
 // Keyboard types into whatever target the screen gives it.
@@ -50,7 +53,8 @@ func New(l Labels) *Keyboard {
 	for i, row := range Rows {
 		var keys []fyne.CanvasObject
 		if i == 3 {
-			k.shiftB = widget.NewButtonWithIcon(l.Shift, fynetheme.MoveUpIcon(), k.toggleShift)
+			// A glyph, not a word: the key must stay as narrow as the letters beside it.
+			k.shiftB = widget.NewButton(ShiftLabel, k.toggleShift)
 			keys = append(keys, k.shiftB)
 		}
 		for _, r := range row {

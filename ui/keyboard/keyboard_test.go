@@ -27,7 +27,7 @@ func find(o fyne.CanvasObject, label string) *widget.Button {
 func TestTypesSpanishIntoAnEntry(t *testing.T) {
 	test.NewTempApp(t)
 	test.ApplyTheme(t, theme.New())
-	k := New(Labels{Space: "espacio", Shift: "Mayús"})
+	k := New(Labels{Space: "espacio"})
 	e := widget.NewMultiLineEntry()
 	k.TypeInto(e)
 	w := test.NewWindow(k.Object())
@@ -45,8 +45,11 @@ func TestTypesSpanishIntoAnEntry(t *testing.T) {
 		}
 		test.Tap(b)
 	}
+	if w := k.Object().MinSize().Width; w > 800 {
+		t.Errorf("keyboard needs %v units across; it must fit a 1024-wide tablet beside nothing else", w)
+	}
 	press("¿")
-	press("Mayús")
+	press(ShiftLabel)
 	press("N") // shifted label
 	press("i")
 	press("ñ")
@@ -67,7 +70,7 @@ func TestTypesSpanishIntoAnEntry(t *testing.T) {
 			t.Errorf("no key for %q", r)
 		}
 	}
-	press("Mayús")
+	press(ShiftLabel)
 	press("Ñ")
 	k.OnKey(fyne.KeyBackspace)
 	if got := e.Text; got != "¿Niño aún?" {
