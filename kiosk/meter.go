@@ -426,9 +426,8 @@ func (t *Terminal) warningsLocked(p Policy, s *liveSession, now time.Duration, w
 		acc, err = loadAccountTx(tx, s.inmateID)
 		return err
 	})
-	if err != nil {
-		t.logf("read account for warnings: %v", err)
-	} else {
+	// A store that cannot be read skips the warnings; it is logged once, by the next billing.
+	if err == nil {
 		end, reason := predictEnd(p, s, acc)
 		left := end - now
 		ws := make([]time.Duration, 0, len(p.WarnBefore))

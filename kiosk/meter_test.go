@@ -2,6 +2,8 @@ package kiosk
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -565,5 +567,105 @@ func TestTechnicianGetsNoBilledSession(t *testing.T) {
 	}
 	if _, ok := r.term.Active(); ok {
 		t.Fatal("technician got a billed session")
+	}
+}
+
+// TestConcurrentUse runs the tick loop, the screens (Touch, Active, Send), deposits from sync
+// and stall reports at once: under -race this finds unguarded state, and a lock-order mistake
+// between the meter and the store hangs it.
+func TestConcurrentUse(t *testing.T) {
+	r := newRig(t, func(p *Policy) { p.Cooldown = 0 })
+	r.addInmate("a", 100000)
+	r.mustLogin("a")
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(4)
+	go func() { // the tick loop
+		defer wg.Done()
+		defer close(done)
+		for range 600 {
+			r.clk.Advance(time.Second)
+			r.term.Tick()
+		}
+	}()
+	go func() { // the screens
+		defer wg.Done()
+		for n := 0; ; n++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			r.term.Touch()
+			if info, ok := r.term.Active(); ok && n%20 == 0 {
+				if _, err := r.term.Send(info.InmateID, "dept-medical", "Hi", "text"); err != nil && ReasonOf(err) != ReasonNoSession {
+					t.Errorf("send: %v", err)
+				}
+			}
+		}
+	}()
+	go func() { // deposits
+		defer wg.Done()
+		for n := 0; ; n++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if err := r.term.Deposit("a", 10, fmt.Sprintf("c-%d", n)); err != nil {
+				t.Errorf("deposit: %v", err)
+			}
+		}
+	}()
+	go func() { // stalls reported by the UI
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if err := r.term.ReportStall(11 * time.Second); err != nil {
+				t.Errorf("stall: %v", err)
+			}
+		}
+	}()
+	wg.Wait()
+	if err := r.term.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	checkLedger(t, r.store, false)
+	if s := r.lastSession("a"); s.Minutes != 11 || s.EndReason != EndLogout {
+		t.Fatalf("after 10 minutes of concurrent use: %+v", s)
+	}
+}
+
+// TestBillingWriteFails: when the store cannot take a minute's charge, the minute is not
+// begun, the session ends at once as a terminal fault (the screens are told), and the next
+// start closes it for good with its last billed minute credited.
+func TestBillingWriteFails(t *testing.T) {
+	r := newRig(t, nil)
+	r.addInmate("a", 1000)
+	info := r.mustLogin("a")
+	r.run(90*time.Second, true)
+	if err := r.store.Close(); err != nil { // every later write fails
+		t.Fatal(err)
+	}
+	r.run(40*time.Second, true)
+	if _, ok := r.term.Active(); ok {
+		t.Fatal("session still active after its minute could not be billed")
+	}
+	ended := r.eventsOf(EventSessionEnded)
+	if len(ended) != 1 || ended[0].Reason != EndTerminalFault || ended[0].SessionID != info.SessionID {
+		t.Fatalf("ended events %+v; want one terminal fault", ended)
+	}
+	r.open()
+	s := r.lastSession("a")
+	if s.ID != info.SessionID || s.EndReason != EndTerminalFault || s.Minutes != 2 || s.Credited != 5 {
+		t.Fatalf("after restart: %+v; want 2 minutes billed, the last credited, terminal fault", s)
+	}
+	checkLedger(t, r.store, false)
+	if got := r.balance("a"); got != 995 {
+		t.Fatalf("balance %v; want 995", got)
 	}
 }
