@@ -119,6 +119,20 @@ func TestAdminHappyPaths(t *testing.T) {
 	if len(ol.Messages) != 3 || ol.Messages[0].ID != "m1" || ol.Messages[0].TerminalID != k.id {
 		t.Fatalf("held = %+v", ol)
 	}
+	// A PREA report is never held with the mail and is listed apart, even from a suspended inmate.
+	ack = c.batch(k.item(wire.UpPREA, kiosk.Message{ID: "p1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: kiosk.PREAChannel, Body: "report"}))
+	if ack.Seq != 7 || len(ack.Rejected) != 0 {
+		t.Fatalf("prea ack = %+v", ack)
+	}
+	var pl struct{ Reports []Outbound }
+	e.must(http.StatusOK, "GET", "/admin/v1/prea?inmate_id=A1", nil, &pl)
+	if len(pl.Reports) != 1 || pl.Reports[0].Body != "report" {
+		t.Fatalf("prea = %+v", pl)
+	}
+	e.must(http.StatusOK, "GET", "/admin/v1/outbound?status=held&inmate_id=A1", nil, &ol)
+	if len(ol.Messages) != 3 {
+		t.Fatalf("a PREA report joined the review queue: %+v", ol)
+	}
 	var o Outbound
 	e.must(http.StatusOK, "POST", "/admin/v1/outbound/m1/approve", nil, &o)
 	e.must(http.StatusOK, "POST", "/admin/v1/outbound/m2/reject", map[string]string{"reason": "content_policy"}, &o)
@@ -139,7 +153,7 @@ func TestAdminHappyPaths(t *testing.T) {
 	// Usage and balance: two charges, one credit.
 	ack = c.batch(k.item(wire.UpCharge, charge("A1", "s1", 0, 5)), k.item(wire.UpCharge, charge("A1", "s1", 1, 5)),
 		k.item(wire.UpCredit, kiosk.Credit{RecordID: "s1/1", SessionID: "s1", InmateID: "A1", Minute: 1, Cents: 5, Reason: "stall", At: t0}))
-	if ack.Seq != 9 {
+	if ack.Seq != 10 {
 		t.Fatalf("ack = %+v", ack)
 	}
 	var u Usage

@@ -175,7 +175,7 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 }
 
 // snapshot queues what a new terminal needs: policy, technicians, its inmates with their money,
-// sessions and contacts. Money facts go as the same kinds other terminals receive, applied once per ref/record id.
+// sessions and approved contacts. Money facts go as the same kinds other terminals receive, applied once per ref/record id.
 func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo) error {
 	var fac facilityRec
 	if _, err := getJSON(tx, bFacilities, t.FacilityID, &fac); err != nil {
@@ -230,13 +230,12 @@ func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in kiosk.I
 			body any
 		}{kind, body})
 	}
-	if err := forEachJSON(tx, bDeposits, "", func(_ string, d kiosk.Deposit) bool {
-		if d.InmateID == in.ID {
-			add(wire.DownDeposit, d)
+	for _, ref := range indexed(tx, in.ID, "d") {
+		var d kiosk.Deposit
+		if _, err := getJSON(tx, bDeposits, ref, &d); err != nil {
+			return err
 		}
-		return true
-	}); err != nil {
-		return err
+		add(wire.DownDeposit, d)
 	}
 	for _, b := range []struct{ bucket, kind string }{{bCharges, wire.DownRemoteCharge}, {bCredits, wire.DownRemoteCredit}} {
 		if err := forEachJSON(tx, b.bucket, in.ID+"/", func(_ string, u UsageRecord) bool {
@@ -259,13 +258,14 @@ func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in kiosk.I
 	if last != nil {
 		add(wire.DownRemoteSessionEnd, *last)
 	}
-	if err := forEachJSON(tx, bContacts, "", func(_ string, c ContactRecord) bool {
-		if c.InmateID == in.ID && c.State != kiosk.ContactRemoved {
+	contacts, err := inmateContacts(tx, in.ID)
+	if err != nil {
+		return err
+	}
+	for _, c := range contacts {
+		if c.State == kiosk.ContactApproved {
 			add(wire.DownContact, c.Contact)
 		}
-		return true
-	}); err != nil {
-		return err
 	}
 	for _, x := range raws {
 		if err := f.toTerminal(termID, x.kind, x.body); err != nil {

@@ -47,6 +47,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/outbound":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hOutbound)}, query: []string{"status", "inmate_id"}},
 		"/admin/v1/outbound/{id}/approve":            {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveOutbound)}},
 		"/admin/v1/outbound/{id}/reject":             {methods: map[string]http.HandlerFunc{"POST": h(r.hRejectOutbound)}},
+		"/admin/v1/prea":                             {methods: map[string]http.HandlerFunc{"GET": h(r.hPREA)}, query: []string{"inmate_id"}},
 		"/admin/v1/contacts":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hContacts)}, query: []string{"status", "inmate_id"}},
 		"/admin/v1/contacts/{id}/approve":            {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveContact)}},
 		"/admin/v1/contacts/{id}/decline":            {methods: map[string]http.HandlerFunc{"POST": h(r.hDeclineContact)}},
@@ -358,6 +359,15 @@ func (r *Relay) hOutbound(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": list})
+}
+
+func (r *Relay) hPREA(w http.ResponseWriter, req *http.Request) {
+	list, err := r.PREAReports(req.URL.Query().Get("inmate_id"))
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reports": list})
 }
 
 func (r *Relay) hApproveOutbound(w http.ResponseWriter, req *http.Request) {

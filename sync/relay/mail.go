@@ -60,14 +60,15 @@ func (r *Relay) Inbound(req InboundRequest) (kiosk.Message, error) {
 			return err
 		}
 		var contact *ContactRecord
-		if err := forEachJSON(tx, bContacts, "", func(_ string, c ContactRecord) bool {
-			if c.InmateID == req.InmateID && c.State == kiosk.ContactApproved &&
-				(c.ID == req.From || strings.EqualFold(c.Email, req.From)) {
-				contact = &c
-			}
-			return contact == nil
-		}); err != nil {
+		all, err := inmateContacts(tx, req.InmateID)
+		if err != nil {
 			return err
+		}
+		for _, c := range all {
+			if c.State == kiosk.ContactApproved && (c.ID == req.From || strings.EqualFold(c.Email, req.From)) {
+				contact = &c
+				break
+			}
 		}
 		if contact == nil {
 			return notFound(op, "from", "%q is not an approved contact of inmate %q", req.From, req.InmateID)
@@ -109,6 +110,27 @@ func (r *Relay) Outbound(flt OutboundFilter) ([]Outbound, error) {
 	err := r.view(op, func(tx *bolt.Tx) error {
 		return forEachJSON(tx, bOutbound, "", func(_ string, o Outbound) bool {
 			if (flt.Status == "" || o.Status == flt.Status) && (flt.InmateID == "" || o.InmateID == flt.InmateID) {
+				out = append(out, o)
+			}
+			return true
+		})
+	})
+	return out, err
+}
+
+// PREAReports lists PREA reports, oldest first, optionally of one inmate. They are never held
+// or reviewed with the mail; this list is for the facility's PREA coordinator.
+func (r *Relay) PREAReports(inmateID string) ([]Outbound, error) {
+	const op = "list PREA reports"
+	if inmateID != "" {
+		if err := checkID(op, "inmate_id", inmateID); err != nil {
+			return nil, err
+		}
+	}
+	out := []Outbound{}
+	err := r.view(op, func(tx *bolt.Tx) error {
+		return forEachJSON(tx, bPREA, "", func(_ string, o Outbound) bool {
+			if inmateID == "" || o.InmateID == inmateID {
 				out = append(out, o)
 			}
 			return true

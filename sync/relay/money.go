@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"sort"
+
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk"
@@ -57,6 +59,9 @@ func (r *Relay) Deposit(req DepositRequest) (d kiosk.Deposit, created bool, err 
 		}
 		d = kiosk.Deposit{Ref: req.Ref, InmateID: req.InmateID, Cents: req.Cents, At: now}
 		if err := putJSON(tx, bDeposits, d.Ref, d); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(d.InmateID, "d", d.Ref), nil); err != nil {
 			return err
 		}
 		if err := addTotals(tx, d.InmateID, func(t *totals) { t.Deposits += d.Cents }); err != nil {
@@ -140,6 +145,7 @@ func (r *Relay) Usage(inmateID string) (Usage, error) {
 		}); err != nil {
 			return err
 		}
+		sort.SliceStable(u.Records, func(i, j int) bool { return u.Records[i].At.Before(u.Records[j].At) })
 		if !known && len(u.Records) == 0 && len(u.Sessions) == 0 {
 			return notFound(op, "inmate_id", "unknown inmate %q", inmateID)
 		}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,7 @@ const (
 	bOutbound    = "outbound"    // message id -> Outbound
 	bPREA        = "prea"        // message id -> Outbound (never held, never shown in the review queue)
 	bContacts    = "contacts"    // contact id -> ContactRecord
+	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, or + "/c/" + contact id -> nil (index)
 	bInbound     = "inbound"     // message id -> kiosk.Message delivered to an inmate
 	bAudit       = "audit"       // terminal id + "/" + audit id -> kiosk.AuditEvent
 	bDevices     = "devices"     // terminal id -> last device_status body
@@ -50,7 +52,7 @@ const kSchema = "schema_version"
 
 func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
-		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts,
+		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices}
 }
 
@@ -175,4 +177,34 @@ func forEachJSON[T any](tx *bolt.Tx, bucket, prefix string, fn func(key string, 
 		}
 	}
 	return nil
+}
+
+// indexKey is a by_inmate key: what (d = deposit, c = contact) of an inmate.
+func indexKey(inmateID, what, id string) []byte { return []byte(inmateID + "/" + what + "/" + id) }
+
+// indexed lists the ids of one kind an inmate has, in key order.
+func indexed(tx *bolt.Tx, inmateID, what string) []string {
+	prefix := []byte(inmateID + "/" + what + "/")
+	var ids []string
+	c := tx.Bucket([]byte(bByInmate)).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		ids = append(ids, string(k[len(prefix):]))
+	}
+	return ids
+}
+
+// inmateContacts reads an inmate's contacts through the index.
+func inmateContacts(tx *bolt.Tx, inmateID string) ([]ContactRecord, error) {
+	var out []ContactRecord
+	for _, id := range indexed(tx, inmateID, "c") {
+		var c ContactRecord
+		ok, err := getJSON(tx, bContacts, id, &c)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }

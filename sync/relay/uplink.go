@@ -122,7 +122,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		if !decode(&c) || checkID("", "", c.ID) != nil || strings.TrimSpace(c.Name) == "" || c.InmateID == "" {
 			return wire.RefuseInvalid, nil
 		}
-		return r.applyContactRequest(tx, f, t, pol, c, now)
+		return r.applyContactRequest(tx, t, pol, c, now)
 	case wire.UpContactRemove:
 		var c kiosk.Contact
 		if !decode(&c) || c.ID == "" || c.InmateID == "" {
@@ -246,7 +246,7 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 		wire.MessageStatus{MessageID: m.ID, InmateID: m.InmateID, State: status, At: now})
 }
 
-func (r *Relay) applyContactRequest(tx *bolt.Tx, f *fanout, t TerminalInfo, pol kiosk.Policy, c kiosk.Contact, now time.Time) (string, error) {
+func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol kiosk.Policy, c kiosk.Contact, now time.Time) (string, error) {
 	in, ok, err := inmateFor(tx, t, c.InmateID)
 	if err != nil {
 		return "", err
@@ -269,23 +269,25 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, f *fanout, t TerminalInfo, pol 
 		return wire.RefuseSuspended, nil
 	}
 	n := 0
-	if err := forEachJSON(tx, bContacts, "", func(_ string, x ContactRecord) bool {
-		if x.InmateID == c.InmateID && (x.State == kiosk.ContactPending || x.State == kiosk.ContactApproved) {
+	all, err := inmateContacts(tx, c.InmateID)
+	if err != nil {
+		return "", err
+	}
+	for _, x := range all {
+		if x.State == kiosk.ContactPending || x.State == kiosk.ContactApproved {
 			n++
 		}
-		return true
-	}); err != nil {
-		return "", err
 	}
 	if n >= pol.MaxContacts {
 		return RefuseContactLimit, nil
 	}
 	c.State, c.Reason, c.UpdatedAt = kiosk.ContactPending, "", now
 	rec := ContactRecord{Contact: c, FacilityID: t.FacilityID, TerminalID: t.ID, CreatedAt: now}
-	if err := putJSON(tx, bContacts, c.ID, rec); err != nil {
+	if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(c.InmateID, "c", c.ID), nil); err != nil {
 		return "", err
 	}
-	return "", f.toInmate(t.FacilityID, c.InmateID, t.ID, wire.DownContact, c)
+	// Other terminals learn of the contact once it is decided (approved or declined), not while pending.
+	return "", putJSON(tx, bContacts, c.ID, rec)
 }
 
 func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c kiosk.Contact, now time.Time) (string, error) {
