@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -125,7 +126,12 @@ func runScript(ctx context.Context, path string, d *demo, scr *screens, logf kio
 			if err != nil {
 				return fail("%v", err)
 			}
-			logf("bench: rss %d KiB (%.1f MiB)", kb, float64(kb)/1024)
+			debug.FreeOSMemory()
+			after, err := rssKiB()
+			if err != nil {
+				return fail("%v", err)
+			}
+			logf("bench: rss %.1f MiB (%.1f MiB after returning freed memory to the OS)", float64(kb)/1024, float64(after)/1024)
 		case "sleep":
 			v, err := time.ParseDuration(arg(1))
 			if err != nil {

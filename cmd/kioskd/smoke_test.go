@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmokeDemoUnderXvfb starts the real kioskd -demo binary in a real window under Xvfb,
+// logs Maria in with her badge and PIN through the simulated serial devices (ptys read by
+// the real decoders), accepts the notice with a tap, and checks what the window shows:
+// the welcome screen first, her home screen after, and two different screenshots.
+func TestSmokeDemoUnderXvfb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("smoke test: skipped with -short")
+	}
+	xvfb, err := exec.LookPath("Xvfb")
+	if err != nil {
+		t.Skip("smoke test skipped: Xvfb is not installed (make deps installs it)")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "kioskd")
+	build := exec.Command(goTool(), "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	display := startXvfb(t, xvfb)
+
+	welcome, home := filepath.Join(dir, "welcome.png"), filepath.Join(dir, "home.png")
+	script := filepath.Join(dir, "script.txt")
+	writeFile(t, script, strings.Join([]string{
+		"wait welcome 90s",
+		"screenshot " + welcome,
+		"badge 0004198231",
+		"wait pin 30s",
+		"pin 2468",
+		"wait notice 30s",
+		"tap notice.accept",
+		"wait home 30s",
+		"sleep 300ms",
+		"screenshot " + home,
+		"quit",
+	}, "\n"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-demo", "-data", filepath.Join(dir, "demo-data"), "-demo-script", script)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display, "LANG=en_US.UTF-8")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	log := stderr.String()
+	if err != nil {
+		t.Fatalf("kioskd -demo: %v\n%s", err, log)
+	}
+	// The screens came in the order a person sees them, and the session ended at the stop.
+	at := 0
+	for _, want := range []string{"screen: welcome", "screen: pin", "screen: notice", "screen: home", "stopping: session", "stopped"} {
+		i := strings.Index(log[at:], want)
+		if i < 0 {
+			t.Fatalf("log lacks %q after offset %d:\n%s", want, at, log)
+		}
+		at += i
+	}
+	if strings.Contains(log, "2468") {
+		t.Errorf("the PIN reached the log:\n%s", log)
+	}
+	a, b := readPNG(t, welcome), readPNG(t, home)
+	if a.Bounds() != b.Bounds() || a.Bounds().Dx() < 640 {
+		t.Fatalf("screenshots are %v and %v", a.Bounds(), b.Bounds())
+	}
+	if f := changed(a, b); f < 0.10 {
+		t.Errorf("home screenshot differs from welcome in %.1f%% of pixels only", 100*f)
+	}
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "bench:") || strings.Contains(l, "screen: welcome (") {
+			t.Log(l)
+		}
+	}
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// startXvfb starts Xvfb on a free display number and stops it when the test ends.
+func startXvfb(t *testing.T, xvfb string) string {
+	t.Helper()
+	for n := 90; n < 190; n++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
+			continue
+		}
+		sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
+		if _, err := os.Stat(sock); err == nil {
+			continue
+		}
+		cmd := exec.Command(xvfb, fmt.Sprintf(":%d", n), "-screen", "0", "1920x1080x24", "-nolisten", "tcp")
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start Xvfb: %v", err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(sock); err == nil {
+				t.Cleanup(func() {
+					_ = cmd.Process.Kill()
+					<-exited
+				})
+				return fmt.Sprintf(":%d", n)
+			}
+			select {
+			case <-exited:
+				deadline = time.Time{} // lost a race for this number: try the next
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	t.Fatal("no free X display number for Xvfb")
+	return ""
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readPNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if blank(img) {
+		t.Fatalf("%s is blank", path)
+	}
+	return img
+}
+
+// changed is the fraction of pixels that differ between a and b.
+func changed(a, b image.Image) float64 {
+	r := a.Bounds()
+	diff := 0
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			r1, g1, b1, _ := a.At(x, y).RGBA()
+			r2, g2, b2, _ := b.At(x, y).RGBA()
+			if r1 != r2 || g1 != g2 || b1 != b2 {
+				diff++
+			}
+		}
+	}
+	return float64(diff) / float64(r.Dx()*r.Dy())
+}
