@@ -122,6 +122,29 @@ func TestScrambledKeypadChangesEachLogin(t *testing.T) {
 	}
 }
 
+func TestTabletKeypadStaysPutWhileTyping(t *testing.T) {
+	h := newHarness(t, func(s *setup) { s.tablet = true; s.policy = func(p *kiosk.Policy) { p.ScrambleKeypad = true } })
+	digits := func() string {
+		var ds []string
+		walk(h.k.win.Canvas().Content(), true, func(o fyne.CanvasObject) {
+			if b, ok := o.(*widget.Button); ok && len(b.Text) == 1 && b.Text[0] >= '0' && b.Text[0] <= '9' {
+				ds = append(ds, b.Text)
+			}
+		})
+		return strings.Join(ds, "")
+	}
+	before := digits()
+	h.tap("4")
+	h.k.SetLinkStatus(false) // rebuilds the welcome screen
+	h.settle()
+	h.mustSee("Offline", "●")
+	if after := digits(); after != before {
+		t.Errorf("keys moved while a PIN was typed: %s -> %s", before, after)
+	}
+	h.typePIN("321", "OK")
+	h.mustSee("Monitoring notice")
+}
+
 func TestRefusalsInPlainWords(t *testing.T) {
 	h := newHarness(t)
 	h.badge("NOPE")
@@ -191,6 +214,9 @@ func TestNotEnoughBalance(t *testing.T) {
 	h.badge("B2002")
 	h.mustSee("Su saldo no alcanza para una sesión.") // told in his own language
 	h.mustNotSee("Luis")
+	h.advance(61 * time.Second) // the next person finds the kiosk as it was
+	h.mustSee("Scan your badge")
+	h.mustNotSee("Su saldo")
 }
 
 func TestComposeCountdownSendAndSent(t *testing.T) {

@@ -90,6 +90,7 @@ type note struct {
 	refused error
 	ended   kiosk.Reason
 	at      time.Duration
+	lang    string // the refused person's language, while the note shows
 }
 
 // view is the screen on show and what it does when time passes or data changes.
@@ -173,6 +174,9 @@ func (k *Kiosk) HandleEvent(ev kiosk.Event) { k.do(func() { k.onEvent(ev) }) }
 // SetLinkStatus tells the screens whether the relay is reachable.
 func (k *Kiosk) SetLinkStatus(online bool) {
 	k.do(func() {
+		if k.online == online {
+			return
+		}
 		k.online = online
 		if k.v != nil && k.v.onLink != nil {
 			k.v.onLink()
@@ -247,7 +251,8 @@ func (k *Kiosk) setScreen(v *view, obj fyne.CanvasObject) {
 }
 
 func (k *Kiosk) onTick() {
-	if l := k.login; l != nil && !l.busy && l.badge != "" && k.clk.Mono()-l.lastInput > loginIdle {
+	if l := k.login; l != nil && !l.busy && (l.badge != "" || len(l.pin) > 0 || l.pending != nil) &&
+		k.clk.Mono()-l.lastInput > loginIdle {
 		// Someone scanned and walked away: the next person must not find their PIN screen.
 		k.login = nil
 		k.showWelcome()

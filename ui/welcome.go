@@ -28,6 +28,7 @@ type loginState struct {
 	msg     error // why the last PIN was refused
 	pending *kiosk.Pending
 
+	order  string // the keypad's digit layout for this login
 	dots   *canvas.Text
 	status *canvas.Text
 	// lastInput is when the person last pressed a key here; a login left alone is dropped.
@@ -41,6 +42,9 @@ const loginIdle = time.Minute
 func (k *Kiosk) welcomeLanguage() string {
 	if k.welcomeLang != "" {
 		return k.welcomeLang
+	}
+	if k.note != nil && k.note.lang != "" {
+		return k.note.lang
 	}
 	if k.tablet && k.login != nil && k.login.lang != "" {
 		return k.login.lang
@@ -155,10 +159,9 @@ func (k *Kiosk) onBadge(id string) {
 			}
 			if err != nil {
 				k.login = nil
-				if lang != "" && k.welcomeLang == "" {
-					k.welcomeLang = lang // a known person's refusal is told in their language
-				}
 				k.refuse(err)
+				k.note.lang = res.Language // a known person's refusal is told in their language
+				k.showWelcome()
 				return
 			}
 			k.login = &loginState{badge: id, res: res, lang: lang, lastInput: k.clk.Mono()}
@@ -231,11 +234,13 @@ func (k *Kiosk) pinBlock(w words, title *canvas.Text) []fyne.CanvasObject {
 	if l.msg != nil {
 		l.status.Text = w.refusal(l.msg)
 	}
-	order := keypad.Standard
-	if k.d.Policy().ScrambleKeypad {
-		order = keypad.Scramble(k.rng)
+	if l.order == "" { // once per login: the keys must not move while a PIN is typed
+		l.order = keypad.Standard
+		if k.d.Policy().ScrambleKeypad {
+			l.order = keypad.Scramble(k.rng)
+		}
 	}
-	pad, err := keypad.New(order, w.T("pin.ok"), func(kind keypad.Key, d byte) {
+	pad, err := keypad.New(l.order, w.T("pin.ok"), func(kind keypad.Key, d byte) {
 		k.touch()
 		k.onPINKey(kind, d)
 	})
