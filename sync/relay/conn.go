@@ -106,6 +106,7 @@ func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, T
 	timer := time.AfterFunc(r.cfg.HandshakeTimeout, func() {
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonAuthTimeout)
 	})
+	defer timer.Stop()
 	f, ok := r.readFrame(ctx, c)
 	if !ok {
 		return wire.Hello{}, TerminalInfo{}, false

@@ -263,3 +263,31 @@ func TestConnectionFlood(t *testing.T) {
 	gc.c.Close(websocket.StatusNormalClosure, "")
 	syncOK(t, good, good.connect(t, 0))
 }
+
+// An authenticated terminal that stops answering pings is closed with a reason; one that answers stays.
+func TestPingWithoutPong(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PingInterval = 200 * time.Millisecond })
+	e.seed()
+	live := e.enroll(wire.ModeKiosk, "")
+	lc := live.connect(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	readerDone := make(chan struct{})
+	go func() { // reading answers pings
+		defer close(readerDone)
+		for {
+			if _, _, err := lc.c.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	dead := e.enroll(wire.ModeKiosk, "")
+	dc := dead.connect(t, 0)
+	time.Sleep(time.Second) // dc reads nothing, so it answers no ping
+	expectClose(t, dc.c, websocket.StatusPolicyViolation, ReasonNoPong)
+	if !e.r.hub.connected(live.id) {
+		t.Fatal("the terminal that answers pings was dropped")
+	}
+	cancel()
+	<-readerDone
+}

@@ -173,7 +173,7 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 		if err := putJSON(tx, bOutbound, id, o); err != nil {
 			return err
 		}
-		return f.toInmate(o.FacilityID, o.InmateID, "", wire.DownMessageStatus,
+		return f.toInmate(facilityOf(tx, o.InmateID, o.FacilityID), o.InmateID, "", wire.DownMessageStatus,
 			wire.MessageStatus{MessageID: o.ID, InmateID: o.InmateID, State: state, Reason: reason, At: now})
 	})
 	return o, err
@@ -238,7 +238,16 @@ func (r *Relay) reviewContact(op, id, state, reason string) (ContactRecord, erro
 		if err := putJSON(tx, bContacts, id, c); err != nil {
 			return err
 		}
-		return f.toInmate(c.FacilityID, c.InmateID, "", wire.DownContact, c.Contact)
+		return f.toInmate(facilityOf(tx, c.InmateID, c.FacilityID), c.InmateID, "", wire.DownContact, c.Contact)
 	})
 	return c, err
+}
+
+// facilityOf is where an inmate lives now (they may have moved since a record was made), else fallback.
+func facilityOf(tx *bolt.Tx, inmateID, fallback string) string {
+	var in inmateRec
+	if ok, err := getJSON(tx, bInmates, inmateID, &in); err == nil && ok {
+		return in.FacilityID
+	}
+	return fallback
 }
