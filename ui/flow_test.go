@@ -471,11 +471,11 @@ func TestContactsAddAndRemove(t *testing.T) {
 	h.settle()
 	h.mustSee("Approved")
 	h.tap("Remove")
-	h.mustSee("José Núñez", "Tap again to remove") // one stray tap removes nothing
+	h.mustSee("José Núñez", "Yes, remove") // one stray tap removes nothing
 	if cs, _ := h.term.Contacts(mariaID); len(cs) != 1 {
 		t.Fatal("removed on the first tap")
 	}
-	h.tap("Tap again to remove")
+	h.tap("Yes, remove")
 	h.mustSee("José Núñez was removed.", "No contacts yet.")
 }
 
