@@ -185,7 +185,12 @@ type term struct {
 
 func (e *env) enroll(mode, inmate string) *term {
 	e.t.Helper()
-	en, err := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: "north", Mode: mode, InmateID: inmate})
+	return e.enrollAt("north", mode, inmate)
+}
+
+func (e *env) enrollAt(facility, mode, inmate string) *term {
+	e.t.Helper()
+	en, err := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: facility, Mode: mode, InmateID: inmate})
 	if err != nil {
 		e.t.Fatal(err)
 	}

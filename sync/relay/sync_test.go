@@ -117,3 +117,103 @@ func TestSyncEndToEnd(t *testing.T) {
 		t.Fatalf("deposit d2 = %+v", d2)
 	}
 }
+
+// A terminal enrolled later gets the inmate's whole story; a tablet speaks only for its inmate;
+// an inmate who moves to another facility is suspended at the old one and known at the new one.
+func TestSnapshotTabletAndMove(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 900, Ref: "d-a1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A2", Cents: 800, Ref: "d-a2"}); err != nil {
+		t.Fatal(err)
+	}
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	ack := c.batch(
+		k.item(wire.UpCharge, charge("A1", "s1", 0, 5)),
+		k.item(wire.UpCredit, kiosk.Credit{RecordID: "s1/0", SessionID: "s1", InmateID: "A1", Cents: 5, Reason: "stall", At: t0}),
+		k.item(wire.UpSessionEnd, kiosk.Session{ID: "s1", InmateID: "A1", Start: t0, End: t0.Add(time.Minute), Minutes: 1}),
+		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c1", InmateID: "A1", Name: "Mom", Email: "mom@example.org"}),
+		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c2", InmateID: "A1", Name: "Dad", Email: "dad@example.org"}),
+		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c3", InmateID: "A3", Name: "Sis"}), // A3 is suspended
+	)
+	if ack.Seq != 6 || len(ack.Rejected) != 1 || ack.Rejected[0] != (wire.Rejection{Seq: 6, Reason: wire.RefuseSuspended}) {
+		t.Fatalf("ack = %+v", ack)
+	}
+	for _, id := range []string{"c1", "c2"} {
+		if _, err := e.r.ApproveContact(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	tab := e.enroll(wire.ModeTablet, "A1")
+	tc := tab.connect(t, 0)
+	tc.waitDown(wire.DownContact, func(b json.RawMessage) bool { return decodeAs[kiosk.Contact](t, b).ID == "c2" })
+	kinds := map[string]int{}
+	for _, it := range tc.down {
+		kinds[it.Kind]++
+		switch it.Kind {
+		case wire.DownInmate:
+			if in := decodeAs[kiosk.Inmate](t, it.Body); in.ID != "A1" || !in.TabletBound {
+				t.Fatalf("tablet snapshot inmate = %+v", in)
+			}
+		case wire.DownDeposit:
+			if d := decodeAs[kiosk.Deposit](t, it.Body); d.InmateID != "A1" {
+				t.Fatalf("tablet got %+v", d)
+			}
+		}
+	}
+	for _, k := range []string{wire.DownPolicy, wire.DownTechnician, wire.DownDeposit, wire.DownRemoteCharge, wire.DownRemoteCredit, wire.DownRemoteSessionEnd} {
+		if kinds[k] != 1 {
+			t.Fatalf("tablet snapshot has %d %s items: %v", kinds[k], k, kinds)
+		}
+	}
+	// The kiosk learns that A1 now has a tablet.
+	c.waitDown(wire.DownInmate, func(b json.RawMessage) bool { in := decodeAs[kiosk.Inmate](t, b); return in.ID == "A1" && in.TabletBound })
+
+	// The tablet may write for A1 only.
+	ack = tc.batch(
+		tab.item(wire.UpMessage, kiosk.Message{ID: "m-a2", InmateID: "A2", Peer: "dept-medical", Body: "not mine"}),
+		tab.item(wire.UpMessage, kiosk.Message{ID: "m-a1", InmateID: "A1", Peer: "c1", Body: "mine"}),
+		tab.item(wire.UpMessage, kiosk.Message{ID: "m-long", InmateID: "A1", Peer: "c1", Body: string(make([]rune, 201))}),
+		tab.item("selfie", map[string]string{}),
+	)
+	want := []wire.Rejection{{Seq: 1, Reason: wire.RefuseInvalid}, {Seq: 3, Reason: wire.RefuseTooLarge}, {Seq: 4, Reason: wire.RefuseUnknownKind}}
+	if ack.Seq != 4 || len(ack.Rejected) != 3 || ack.Rejected[0] != want[0] || ack.Rejected[1] != want[1] || ack.Rejected[2] != want[2] {
+		t.Fatalf("tablet ack = %+v", ack)
+	}
+
+	// A contact removed on the kiosk is removed on the tablet.
+	c.batch(k.item(wire.UpContactRemove, kiosk.Contact{ID: "c2", InmateID: "A1"}))
+	got := decodeAs[kiosk.Contact](t, tc.waitDown(wire.DownContact, func(b json.RawMessage) bool {
+		x := decodeAs[kiosk.Contact](t, b)
+		return x.ID == "c2" && x.State == kiosk.ContactRemoved
+	}).Body)
+	if got.Name != "Dad" {
+		t.Fatalf("removed contact = %+v", got)
+	}
+	if cl, _ := e.r.Contacts(kiosk.ContactRemoved, "A1"); len(cl) != 1 {
+		t.Fatalf("removed contacts = %+v", cl)
+	}
+
+	// A2 moves to facility south: north's kiosk suspends them; south's kiosk gets them with their deposit.
+	if err := e.r.PutPolicy("south", kiosk.DefaultPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	south := e.enrollAt("south", wire.ModeKiosk, "")
+	sc := south.connect(t, 0)
+	sc.waitDown(wire.DownPolicy, nil)
+	if err := e.r.PutRoster("south", Roster{Inmates: []RosterInmate{{ID: "A2", Name: "Bo", Badges: []string{"S2"}, Language: "es", Status: kiosk.StatusActive}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitDown(wire.DownInmate, func(b json.RawMessage) bool { in := decodeAs[kiosk.Inmate](t, b); return in.ID == "A2" && in.Status == kiosk.StatusSuspended })
+	d := decodeAs[kiosk.Deposit](t, sc.waitDown(wire.DownDeposit, nil).Body)
+	if d.InmateID != "A2" || d.Cents != 800 {
+		t.Fatalf("south got deposit %+v", d)
+	}
+	if in := decodeAs[kiosk.Inmate](t, sc.waitDown(wire.DownInmate, nil).Body); in.ID != "A2" || !kiosk.VerifyPIN(in.PINHash, "2345") {
+		t.Fatalf("south got inmate %+v", in)
+	}
+}
