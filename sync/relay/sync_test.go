@@ -171,7 +171,10 @@ func TestSnapshotTabletAndMove(t *testing.T) {
 		}
 	}
 	// The kiosk learns that A1 now has a tablet.
-	c.waitDown(wire.DownInmate, func(b json.RawMessage) bool { in := decodeAs[kiosk.Inmate](t, b); return in.ID == "A1" && in.TabletBound })
+	c.waitDown(wire.DownInmate, func(b json.RawMessage) bool {
+		in := decodeAs[kiosk.Inmate](t, b)
+		return in.ID == "A1" && in.TabletBound
+	})
 
 	// The tablet may write for A1 only.
 	ack = tc.batch(
@@ -208,7 +211,10 @@ func TestSnapshotTabletAndMove(t *testing.T) {
 	if err := e.r.PutRoster("south", Roster{Inmates: []RosterInmate{{ID: "A2", Name: "Bo", Badges: []string{"S2"}, Language: "es", Status: kiosk.StatusActive}}}); err != nil {
 		t.Fatal(err)
 	}
-	c.waitDown(wire.DownInmate, func(b json.RawMessage) bool { in := decodeAs[kiosk.Inmate](t, b); return in.ID == "A2" && in.Status == kiosk.StatusSuspended })
+	c.waitDown(wire.DownInmate, func(b json.RawMessage) bool {
+		in := decodeAs[kiosk.Inmate](t, b)
+		return in.ID == "A2" && in.Status == kiosk.StatusSuspended
+	})
 	d := decodeAs[kiosk.Deposit](t, sc.waitDown(wire.DownDeposit, nil).Body)
 	if d.InmateID != "A2" || d.Cents != 800 {
 		t.Fatalf("south got deposit %+v", d)
