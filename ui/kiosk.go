@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 
 	"github.com/tether-kiosk/tether/assets"
@@ -80,7 +81,7 @@ type Kiosk struct {
 	screen      *fyne.Container
 	warnLayer   *fyne.Container
 	idleLayer   *fyne.Container
-	idleText    fyne.CanvasObject
+	idleText    *canvas.Text
 	idleUntil   time.Duration
 }
 

@@ -128,3 +128,15 @@ func TestPREAReportNeedsNoContact(t *testing.T) {
 		t.Fatalf("sent = %+v", sent)
 	}
 }
+
+func TestShowWelcomeDropsTheSession(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	h.k.ShowWelcome()
+	h.settle()
+	h.mustSee("Scan your badge")
+	h.mustNotSee(mariaName)
+	if h.k.sess != nil {
+		t.Error("session still referenced")
+	}
+}

@@ -150,8 +150,8 @@ func (k *Kiosk) showIdle(left time.Duration) {
 }
 
 func (k *Kiosk) updateIdle() {
-	t, ok := k.idleText.(*canvas.Text)
-	if !ok || k.sess == nil {
+	t := k.idleText
+	if t == nil || k.sess == nil {
 		return
 	}
 	secs := int((k.idleUntil - k.clk.Mono() + time.Second - 1) / time.Second)
