@@ -27,6 +27,7 @@ run: deps build
 
 test:
 	$(GO) vet ./...
+	@command -v Xvfb >/dev/null || echo "note: the kioskd smoke test (real window under Xvfb) will be skipped: Xvfb is not installed ('make deps' installs it)"
 	$(GO) test -race -timeout 20m ./...
 
 bench:

@@ -25,6 +25,7 @@ import (
 //	tap ID                  tap the button labelled with translation ID (e.g. notice.accept)
 //	screenshot PATH         write the window as PNG
 //	rss                     log the resident memory
+//	verify                  time one argon2id PIN check (the baseline of the login figures)
 //	sleep DURATION
 //	quit                    stop kioskd as SIGTERM would
 //
@@ -132,6 +133,15 @@ func runScript(ctx context.Context, path string, d *demo, scr *screens, logf kio
 				return fail("%v", err)
 			}
 			logf("bench: rss %.1f MiB (%.1f MiB after returning freed memory to the OS)", float64(kb)/1024, float64(after)/1024)
+		case "verify":
+			// The baseline of the login figures: one PIN check at the kiosk's argon2id cost.
+			h, err := kiosk.HashPIN("97531")
+			if err != nil {
+				return fail("%v", err)
+			}
+			t0 := time.Now()
+			kiosk.VerifyPIN(h, "97531")
+			logf("bench: one argon2id PIN check %v", time.Since(t0).Round(time.Millisecond))
 		case "sleep":
 			v, err := time.ParseDuration(arg(1))
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -116,8 +117,14 @@ func startXvfb(t *testing.T, xvfb string) string {
 		for time.Now().Before(deadline) {
 			if _, err := os.Stat(sock); err == nil {
 				t.Cleanup(func() {
-					_ = cmd.Process.Kill()
-					<-exited
+					// SIGTERM lets Xvfb remove its lock and socket; a kill would leave them.
+					_ = cmd.Process.Signal(syscall.SIGTERM)
+					select {
+					case <-exited:
+					case <-time.After(5 * time.Second):
+						_ = cmd.Process.Kill()
+						<-exited
+					}
 				})
 				return fmt.Sprintf(":%d", n)
 			}
