@@ -1,8 +1,12 @@
 package relay
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -161,6 +165,38 @@ func FuzzUplinkItem(f *testing.F) {
 		again, err := e.r.storeBatch(t.TerminalInfo, wire.Batch{Epoch: epoch, Items: []wire.Item{it}})
 		if err != nil || again.Seq != seq || len(again.Rejected) != len(ack.Rejected) {
 			tt.Fatalf("resend: %+v %v, first %+v", again, err, ack)
+		}
+	})
+}
+
+// FuzzEnrollBody posts any body to the enrollment endpoint: the answer is always a JSON
+// wire.ErrorResponse with a 4xx status, or a 200 enrollment (for a valid signed code).
+func FuzzEnrollBody(f *testing.F) {
+	e := newEnv(f, func(c *Config) { c.NoSync = true })
+	e.seed()
+	en, err := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: "north", Mode: wire.ModeKiosk})
+	if err != nil {
+		f.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	good, _ := json.Marshal(wire.EnrollRequest{Code: en.Code, PublicKey: priv.Public().(ed25519.PublicKey), Signature: wire.SignEnroll(priv, en.Code)})
+	f.Add(good)
+	f.Add([]byte(`{"code":"X","public_key":"AAAA","signature":"AAAA"}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rec := httptest.NewRecorder()
+		e.r.ServeHTTP(rec, httptest.NewRequest("POST", wire.PathEnroll, bytes.NewReader(b)))
+		switch rec.Code {
+		case 200:
+			if _, err := wire.DecodeEnrollResponse(rec.Body.Bytes()); err != nil {
+				t.Fatalf("200 with %s: %v", rec.Body, err)
+			}
+		case 400, 404, 409, 410:
+			if er := wire.DecodeErrorResponse(rec.Body.Bytes()); er.Error == "" {
+				t.Fatalf("%d without an error code: %s", rec.Code, rec.Body)
+			}
+		default:
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
 	})
 }
