@@ -15,7 +15,7 @@
 //
 // Every exported method of Kiosk may be called from any goroutine: it hops to the UI
 // goroutine with Deps.Do (fyne.Do by default). New and Window are for the UI goroutine.
-// ShowWelcome drops whoever is at the screen (e.g. on a technician's command).
+// ShowWelcome logs out whoever is at the screen, draft saved, and shows the welcome screen.
 //
 // # Threading
 //

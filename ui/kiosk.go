@@ -158,8 +158,18 @@ func (k *Kiosk) Window() fyne.Window { return k.win }
 // Close stops the kiosk's worker after the calls already queued (the window is the caller's).
 func (k *Kiosk) Close() { k.work.close() }
 
-// ShowWelcome drops whoever is at the screen from view and shows the welcome screen.
-func (k *Kiosk) ShowWelcome() { k.do(func() { k.wipe(); k.showWelcome() }) }
+// ShowWelcome returns to the welcome screen: a session in progress is logged out (its draft
+// saved first), so no one is billed for a screen they can no longer see.
+func (k *Kiosk) ShowWelcome() {
+	k.do(func() {
+		if k.sess != nil && !k.sess.info.Technician {
+			k.logout()
+			return
+		}
+		k.wipe()
+		k.showWelcome()
+	})
+}
 
 // HandleBadge starts a login with a badge read by the serial reader.
 func (k *Kiosk) HandleBadge(id string) { k.do(func() { k.onBadge(id) }) }

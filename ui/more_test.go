@@ -139,4 +139,7 @@ func TestShowWelcomeDropsTheSession(t *testing.T) {
 	if h.k.sess != nil {
 		t.Error("session still referenced")
 	}
+	if _, ok := h.term.Active(); ok {
+		t.Error("the session goes on, billed, behind the welcome screen")
+	}
 }
