@@ -129,7 +129,7 @@ func BenchmarkIdleTerminals(b *testing.B) {
 			return c, nil
 		})
 		relayBytes := float64(liveBytes()-before) / n
-		if got := len(e.r.hub.sessions); got != n {
+		if got := e.r.hub.count(); got != n {
 			b.Fatalf("%d sessions, want %d", got, n)
 		}
 		b.ReportMetric(plainBytes, "plain-B/conn")

@@ -84,6 +84,13 @@ func (h *hub) leave(c *websocket.Conn, s *session) {
 	}
 }
 
+// count is the number of authenticated connections.
+func (h *hub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
 func (h *hub) connected(id string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()

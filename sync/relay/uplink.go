@@ -136,9 +136,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		if !decode(&s) || checkID("", "", s.ID) != nil || checkID("", "", s.InmateID) != nil {
 			return wire.RefuseInvalid, nil
 		}
-		if s.Terminal == "" {
-			s.Terminal = t.ID
-		}
+		s.Terminal = t.ID // what the relay saw, not what the body claims
 		key := s.InmateID + "/" + s.ID
 		if tx.Bucket([]byte(bSessions)).Get([]byte(key)) != nil {
 			return "", nil
