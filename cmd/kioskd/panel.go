@@ -16,19 +16,22 @@ import (
 func (d *demo) panel(a fyne.App) fyne.Window {
 	w := a.NewWindow("Tether demo: simulated devices")
 	title := widget.NewLabelWithStyle("Simulated devices", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	how := widget.NewLabel(fmt.Sprintf("Each press is written into a pseudo-terminal\n(%s, %s)\nand read by kioskd's serial decoders.", d.badge.TTY(), d.pad.TTY()))
+	how := widget.NewLabel(fmt.Sprintf("Presses become serial frames written into\n%s and %s, read by kioskd's decoders.", d.badge.TTY(), d.pad.TTY()))
 
 	cards := container.NewVBox(widget.NewLabelWithStyle("Badge reader (EM4100): tap a card", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
 	for _, p := range demoPeople {
 		p := p
-		label := fmt.Sprintf("%s  ·  badge %s  ·  PIN %s", p.Name, p.Badge, p.PIN)
+		name := p.Name
 		if p.Technician {
-			label = fmt.Sprintf("%s (technician)  ·  badge %s  ·  PIN %s", p.Name, p.Badge, p.PIN)
+			name += " (tech)"
 		}
-		cards.Add(widget.NewButton(label, func() { d.present(p.Badge) }))
+		cards.Add(container.NewGridWithColumns(2,
+			widget.NewButton(name, func() { d.present(p.Badge) }),
+			widget.NewLabel(p.Badge+"  PIN "+p.PIN)))
 	}
-	cards.Add(widget.NewButton("Unknown card  ·  badge "+demoUnknownBadge, func() { d.present(demoUnknownBadge) }))
-	cards.Add(widget.NewButton("Garbled frame (bad checksum)", d.garble))
+	cards.Add(container.NewGridWithColumns(2,
+		widget.NewButton("Unknown card", func() { d.present(demoUnknownBadge) }),
+		widget.NewButton("Garbled frame", d.garble)))
 
 	key := func(label string, b byte) fyne.CanvasObject {
 		return widget.NewButton(label, func() { d.press(b) })
@@ -45,7 +48,7 @@ func (d *demo) panel(a fyne.App) fyne.Window {
 		container.NewGridWithColumns(2, key("Cancel", sim.Cancel), key("Enter", sim.Enter)),
 	)
 	w.SetContent(container.NewPadded(container.NewVBox(title, how, widget.NewSeparator(), cards, widget.NewSeparator(), pad)))
-	w.Resize(fyne.NewSize(480, 640))
+	w.Resize(fyne.NewSize(600, 760))
 	// Closing the panel only hides it; the kiosk window is the app.
 	w.SetCloseIntercept(func() { w.Hide() })
 	w.Show()
