@@ -175,16 +175,18 @@ func runCrashChild(dir string, seed uint64, after time.Duration) ([]string, erro
 func outboxExactlyOnce(tx *bolt.Tx, sent map[string]bool) error {
 	queued := map[string]int{}
 	err := tx.Bucket([]byte(bOutq)).ForEach(func(k, v []byte) error {
-		var it Item
+		if isAuditItem(v) {
+			return nil
+		}
+		var it struct {
+			Kind ItemKind
+			Body struct{ ID string }
+		}
 		if err := json.Unmarshal(v, &it); err != nil {
 			return err
 		}
 		if it.Kind == ItemMessage {
-			var m Message
-			if err := json.Unmarshal(it.Body, &m); err != nil {
-				return err
-			}
-			queued[m.ID]++
+			queued[it.Body.ID]++
 		}
 		return nil
 	})

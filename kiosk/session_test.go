@@ -1,6 +1,7 @@
 package kiosk
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -184,6 +185,12 @@ func checkLedger(tb testing.TB, s *Store, acked bool) {
 	}
 }
 
+// isAuditItem spots a queued audit item without decoding it (the invariant checks run after
+// every step of long tests).
+func isAuditItem(v []byte) bool {
+	return bytes.Contains(v, []byte(`"kind":"audit"`))
+}
+
 func ledgerInvariants(tx *bolt.Tx, acked bool) error {
 	deposits := map[string]Cents{}
 	net := map[string]Cents{}
@@ -295,23 +302,24 @@ func ledgerInvariants(tx *bolt.Tx, acked bool) error {
 	// The forwarding queue: no record queued twice; with nothing acknowledged, every one queued.
 	queued := map[string]int{}
 	if err := tx.Bucket([]byte(bOutq)).ForEach(func(k, v []byte) error {
-		var it Item
+		if isAuditItem(v) {
+			return nil // the bulk of the queue, and none of the ledger's business
+		}
+		var it struct {
+			Kind ItemKind
+			Body struct {
+				RecordID string `json:"record_id"`
+				ID       string `json:"id"`
+			}
+		}
 		if err := json.Unmarshal(v, &it); err != nil {
 			return err
 		}
 		switch it.Kind {
 		case ItemCharge, ItemCredit:
-			var c Charge
-			if err := json.Unmarshal(it.Body, &c); err != nil {
-				return err
-			}
-			queued[string(it.Kind)+":"+c.RecordID]++
+			queued[string(it.Kind)+":"+it.Body.RecordID]++
 		case ItemSessionEnd:
-			var s Session
-			if err := json.Unmarshal(it.Body, &s); err != nil {
-				return err
-			}
-			queued["end:"+s.ID]++
+			queued["end:"+it.Body.ID]++
 		}
 		return nil
 	}); err != nil {
