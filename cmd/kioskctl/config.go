@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +21,7 @@ const configUsage = `usage:
   kioskctl config set KEY VALUE [--config FILE] [--data DIR]    change one setting (validated, audited)
   kioskctl config check FILE                                    validate a config file
 
-keys: ` + "relay.url, relay.ca_file, relay.pin_sha256, relay.insecure, mode, screen.width, screen.height,\n  screen.language, devices.NAME.FIELD (role, path, baud, data_bits, parity, stop_bits, framing,\n  id_format, prefix, suffix, max_len, dedupe_window)" + `
+keys: ` + "relay.url, relay.ca_file, relay.pin_sha256, relay.insecure, mode, screen.width, screen.height,\n  screen.language, devices.NAME (a JSON object of device fields), devices.NAME.FIELD (role, path, baud, data_bits, parity, stop_bits, framing,\n  id_format, prefix, suffix, max_len, dedupe_window)" + `
 kioskd reads its config when it starts: restart it to apply a change.
 `
 
@@ -30,9 +31,11 @@ func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errors.New("config: say show, set or check")
 	}
 	fs, cf := newFlags("config "+args[0], configUsage, stderr)
-	if err := fs.Parse(args[1:]); err != nil {
+	pos, err := parseInterleaved(fs, args[1:])
+	if err != nil {
 		return err
 	}
+	fs = flagArgs(pos)
 	switch args[0] {
 	case "show":
 		if fs.NArg() != 0 {
@@ -103,6 +106,28 @@ func configShow(ctx context.Context, cf *ctlFlags, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "device     %s: %s at %s%s\n", d.Name, d.Role, d.Path, extra)
 	}
 	return nil
+}
+
+// parseInterleaved lets flags follow positional arguments (config set KEY VALUE --data DIR).
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// flagArgs is a flag set holding only positional arguments, for fs.NArg and fs.Arg.
+func flagArgs(pos []string) *flag.FlagSet {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs.Parse(append([]string{"--"}, pos...))
+	return fs
 }
 
 func orNone(s string) string {

@@ -17,7 +17,7 @@ const DefaultPath = "/etc/tether/kioskd.json"
 // Keys lists what `kioskctl config set` can change; devices are "devices.NAME.FIELD".
 var Keys = []string{"relay.url", "relay.ca_file", "relay.pin_sha256", "relay.insecure", "mode",
 	"screen.width", "screen.height", "screen.language",
-	"devices.NAME.{role,path,baud,data_bits,parity,stop_bits,framing,id_format,prefix,suffix,max_len,dedupe_window}"}
+	"devices.NAME (a JSON object)", "devices.NAME.{role,path,baud,data_bits,parity,stop_bits,framing,id_format,prefix,suffix,max_len,dedupe_window}"}
 
 // Set returns c with key set to value, validated; the error names the key. A device that
 // does not exist yet is added when its role is set first.
@@ -61,6 +61,26 @@ func (c Config) Set(key, value string) (Config, error) {
 	default:
 		rest, ok := strings.CutPrefix(key, "devices.")
 		name, field, ok2 := strings.Cut(rest, ".")
+		if ok && !ok2 && name != "" {
+			// A whole device as a JSON object: adds or replaces it.
+			dec := json.NewDecoder(strings.NewReader(value))
+			dec.DisallowUnknownFields()
+			var d DeviceConfig
+			if err := dec.Decode(&d); err != nil {
+				return bad("want a JSON object of device fields: %v", err)
+			}
+			d.Name = name
+			replaced := false
+			for j := range out.Devices {
+				if out.Devices[j].Name == name {
+					out.Devices[j], replaced = d, true
+				}
+			}
+			if !replaced {
+				out.Devices = append(out.Devices, d)
+			}
+			break
+		}
 		if !ok || !ok2 || name == "" {
 			return bad("unknown key (want one of %s)", strings.Join(Keys, ", "))
 		}
@@ -71,11 +91,7 @@ func (c Config) Set(key, value string) (Config, error) {
 			}
 		}
 		if i < 0 {
-			if field != "role" {
-				return bad("no device %q: set devices.%s.role first to add it", name, name)
-			}
-			out.Devices = append(out.Devices, DeviceConfig{Name: name})
-			i = len(out.Devices) - 1
+			return bad(`no device %q: add it whole first, e.g. devices.%s '{"role":"badge","path":"/dev/ttyUSB0","framing":"em4100"}'`, name, name)
 		}
 		d := &out.Devices[i]
 		num := func(p *int) error {
