@@ -45,6 +45,8 @@ type screens struct {
 	started time.Time // process start
 	opened  time.Time // store opened (after the demo's seeding)
 	marks   map[string]string
+	do      func(func()) // runs f on the UI goroutine (fyne.Do)
+	doWait  func(func()) // ... and waits for it (fyne.DoAndWait)
 
 	mu      sync.Mutex
 	cur     string
@@ -52,8 +54,8 @@ type screens struct {
 	changed chan struct{} // closed and replaced at each change
 }
 
-func newScreens(win fyne.Window, cat *i18n.Catalog, logf kiosk.Logf, started, opened time.Time) *screens {
-	s := &screens{win: win, cat: cat, logf: logf, started: started, opened: opened,
+func newScreens(win fyne.Window, cat *i18n.Catalog, logf kiosk.Logf, started, opened time.Time, do, doWait func(func())) *screens {
+	s := &screens{win: win, cat: cat, logf: logf, started: started, opened: opened, do: do, doWait: doWait,
 		marks: map[string]string{}, changed: make(chan struct{})}
 	for _, m := range screenMarks {
 		for _, lang := range cat.Languages() {
@@ -76,7 +78,7 @@ func (s *screens) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			fyne.Do(s.poll)
+			s.do(s.poll)
 		}
 	}
 }
@@ -176,7 +178,7 @@ func (s *screens) tap(id string) error {
 		labels[s.cat.T(lang, id)] = true
 	}
 	var err error
-	fyne.DoAndWait(func() {
+	s.doWait(func() {
 		var hit *widget.Button
 		walk(s.win.Content(), func(text string, b *widget.Button) {
 			if b != nil && hit == nil && labels[text] && !b.Disabled() {
@@ -195,12 +197,12 @@ func (s *screens) tap(id string) error {
 // screenshot writes the window as a PNG (captured on the UI goroutine, written atomically).
 func (s *screens) screenshot(path string) error {
 	var img image.Image
-	fyne.DoAndWait(func() { img = s.win.Canvas().Capture() })
+	s.doWait(func() { img = s.win.Canvas().Capture() })
 	how := "canvas Capture"
 	if blank(img) {
 		// Under Xvfb's software GL the front buffer reads back empty; the X server has the pixels.
 		var err error
-		fyne.DoAndWait(func() { img, err = grabX11(s.win) })
+		s.doWait(func() { img, err = grabX11(s.win) })
 		if err != nil {
 			return fmt.Errorf("canvas capture is empty and %v", err)
 		}

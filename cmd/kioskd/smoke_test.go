@@ -11,9 +11,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
 // TestSmokeDemoUnderXvfb starts the real kioskd -demo binary in a real window under Xvfb,
@@ -49,31 +53,71 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 		"wait home 30s",
 		"sleep 300ms",
 		"screenshot " + home,
-		"quit",
+		"sleep 2m",
 	}, "\n"))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-demo", "-data", filepath.Join(dir, "demo-data"), "-demo-script", script)
+	data := filepath.Join(dir, "demo-data")
+	cmd := exec.CommandContext(ctx, bin, "-demo", "-data", data, "-demo-script", script)
 	cmd.Env = append(os.Environ(), "DISPLAY="+display, "LANG=en_US.UTF-8")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err = cmd.Run()
+	stderr := &watchedBuffer{want: "screenshot: " + home, seen: make(chan struct{})}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Stop it as an operator would, while Maria's session is open.
+	select {
+	case <-stderr.seen:
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+	}
+	err = cmd.Wait()
 	log := stderr.String()
 	if err != nil {
 		t.Fatalf("kioskd -demo: %v\n%s", err, log)
 	}
-	// The screens came in the order a person sees them, and the session ended at the stop.
+	// The screens came in the order a person sees them, then the orderly stop.
 	at := 0
-	for _, want := range []string{"screen: welcome", "screen: pin", "screen: notice", "screen: home", "stopping: session", "stopped"} {
+	for _, want := range []string{"screen: welcome", "screen: pin", "screen: notice", "screen: home",
+		"stopping: ", "stopping: session", "stopping: devices closed", "stopped"} {
 		i := strings.Index(log[at:], want)
 		if i < 0 {
 			t.Fatalf("log lacks %q after offset %d:\n%s", want, at, log)
 		}
 		at += i
 	}
+	if !strings.Contains(log, "received signal terminated") {
+		t.Errorf("kioskd did not see the SIGTERM:\n%s", log)
+	}
+	if strings.Contains(log, "Error in Fyne call thread") || strings.Contains(log, "panic") {
+		t.Errorf("the stop touched the UI off its goroutine:\n%s", log)
+	}
 	if strings.Contains(log, "2468") {
 		t.Errorf("the PIN reached the log:\n%s", log)
+	}
+	// The session was closed as a logout in the store, which kioskd closed cleanly.
+	st, err := kiosk.OpenStore(filepath.Join(data, "terminal"), kiosk.StoreOptions{})
+	if err != nil {
+		t.Fatalf("reopen the kiosk's store: %v", err)
+	}
+	defer st.Close()
+	term, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: st, Clock: clock.NewReal()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := term.Usage("A100001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ended []kiosk.Reason
+	for _, s := range sessions {
+		ended = append(ended, s.EndReason)
+	}
+	if len(ended) == 0 || ended[len(ended)-1] != kiosk.EndLogout {
+		t.Errorf("Maria's sessions on the kiosk ended with %v, want the last one %q", ended, kiosk.EndLogout)
 	}
 	a, b := readPNG(t, welcome), readPNG(t, home)
 	if a.Bounds() != b.Bounds() || a.Bounds().Dx() < 640 {
@@ -179,4 +223,29 @@ func changed(a, b image.Image) float64 {
 		}
 	}
 	return float64(diff) / float64(r.Dx()*r.Dy())
+}
+
+// watchedBuffer collects a process's stderr and says when a line appears.
+type watchedBuffer struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *watchedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
+}
+
+func (w *watchedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }

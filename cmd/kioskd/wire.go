@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -143,8 +144,16 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	if err != nil {
 		return err
 	}
+	// loopStarted/loopDone follow Fyne's event loop: once it has ended (Fyne ends it by itself
+	// on SIGINT/SIGTERM) nothing may be handed to the UI goroutine any more.
+	var loopStarted, loopDone atomic.Bool
+	uiDo := func(f func()) {
+		if !loopDone.Load() {
+			fyne.Do(f)
+		}
+	}
 	k, err := ui.New(a, ui.Deps{Domain: term, Clock: clk, Logf: logf, Tablet: mode == ModeTablet, Size: size,
-		FullScreen: !o.windowed, Catalog: cat, DefaultLanguage: cfg.Screen.Language})
+		FullScreen: !o.windowed, Catalog: cat, DefaultLanguage: cfg.Screen.Language, Do: uiDo})
 	if err != nil {
 		return err
 	}
@@ -157,7 +166,11 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 		k.SetLinkStatus(false)
 	}
 	win := k.Window()
-	scr := newScreens(win, cat, logf, started, opened)
+	scr := newScreens(win, cat, logf, started, opened, uiDo, func(f func()) {
+		if !loopDone.Load() {
+			fyne.DoAndWait(f)
+		}
+	})
 
 	// Orderly stop, once, whoever asks: signal, closed window (windowed), script.
 	var stopOnce sync.Once
@@ -182,11 +195,17 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 		syncWG.Wait()
 		close(stopped)
 	}
+	var shutDown atomic.Bool
 	stop := func(why string) {
 		stopOnce.Do(func() {
 			go func() {
 				shutdown(why)
-				fyne.Do(a.Quit)
+				shutDown.Store(true)
+				// A signal also reached Fyne, which ends its loop by itself; before the loop
+				// has started, OnStarted quits it.
+				if loopStarted.Load() && !strings.HasPrefix(why, "signal") {
+					uiDo(a.Quit)
+				}
 			}()
 		})
 	}
@@ -202,6 +221,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	go func() {
 		select {
 		case s := <-sigs:
+			logf("received signal %s", s)
 			stop("signal " + s.String())
 		case <-ctx.Done():
 		}
@@ -235,6 +255,11 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 		panel = dm.panel(a)
 	}
 	a.Lifecycle().SetOnStarted(func() {
+		loopStarted.Store(true)
+		if shutDown.Load() {
+			a.Quit() // stopped before the window came up
+			return
+		}
 		logf("window shown (%v after start)", time.Since(started).Round(time.Millisecond))
 		if panel != nil {
 			placeBeside(win, panel, logf)
@@ -265,10 +290,12 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 		dm.stop = stop
 	}
 	win.ShowAndRun()
+	loopDone.Store(true)
+	hub.k.Store(nil)
 
 	// The window is gone: make sure everything stopped, then let the screens' worker
 	// finish what it holds before the store closes under it.
-	stopOnce.Do(func() { shutdown("window closed") })
+	stopOnce.Do(func() { shutdown("the window closed") })
 	<-stopped
 	cancel()
 	bgWG.Wait()
