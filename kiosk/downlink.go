@@ -131,6 +131,9 @@ func (t *Terminal) ApplyDownlink(seq uint64, kind string, body json.RawMessage) 
 			t.policy = *policy
 			t.mu.Unlock()
 		}
+		if kind == DownRemoteSessionEnd {
+			t.forgetCooldown(ev.InmateID)
+		}
 		t.emit(ev)
 		return "", nil
 	case !permanent(applyErr):
@@ -213,7 +216,25 @@ func applyDownTx(tx *bolt.Tx, now time.Time, kind string, body json.RawMessage) 
 		if err := decode(&c); err != nil {
 			return "", nil, err
 		}
-		return c.InmateID, nil, setContactStateTx(tx, now, c.InmateID, c.ID, c.State, c.Reason)
+		return c.InmateID, nil, applyContactTx(tx, now, c)
+	case DownRemoteCharge:
+		var c Charge
+		if err := decode(&c); err != nil {
+			return "", nil, err
+		}
+		return c.InmateID, nil, applyRemoteChargeTx(tx, c)
+	case DownRemoteCredit:
+		var cr Credit
+		if err := decode(&cr); err != nil {
+			return "", nil, err
+		}
+		return cr.InmateID, nil, applyRemoteCreditTx(tx, cr)
+	case DownRemoteSessionEnd:
+		var s Session
+		if err := decode(&s); err != nil {
+			return "", nil, err
+		}
+		return s.InmateID, nil, applyRemoteSessionEndTx(tx, s)
 	case DownPolicy:
 		var p Policy
 		if err := decode(&p); err != nil {

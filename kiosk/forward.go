@@ -184,3 +184,24 @@ func onRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 		return nil
 	}
 }
+
+// MarkForwarded is Store.Ack for the sync engine, telling the screens that states moved
+// (a message now "sent") when anything was acknowledged.
+func (t *Terminal) MarkForwarded(upTo uint64) (int, error) {
+	now := t.clock.Now()
+	n, err := t.store.Ack(now, upTo)
+	if err == nil && n > 0 {
+		t.emit(Event{Kind: EventChanged, At: now})
+	}
+	return n, err
+}
+
+// MarkRefused is Store.Reject for the sync engine; the inmate sees the refusal at once.
+func (t *Terminal) MarkRefused(seq uint64, reason string) error {
+	now := t.clock.Now()
+	if err := t.store.Reject(now, seq, reason); err != nil {
+		return err
+	}
+	t.emit(Event{Kind: EventChanged, At: now})
+	return nil
+}

@@ -38,6 +38,7 @@ const (
 	bDownlink    = "downlink"    // applied downlink state (sync owns its keys)
 	bMsgIndex    = "msgindex"    // inmate id + "/" + message id -> box ("outbox", "inbox", "inbox:read")
 	bSessIndex   = "sessindex"   // inmate id + "/" + session id -> nothing (usage statements)
+	bRemote      = "remote"      // "charge/"|"credit/" + record id -> Charge|Credit from other terminals
 )
 
 // Keys in the meta bucket.
@@ -64,7 +65,7 @@ func SchemaVersion() int { return len(migrations()) }
 
 func migrate0to1(tx *bolt.Tx) error {
 	for _, name := range []string{bMeta, bInmates, bTechnicians, bBadges, bLogins, bAccounts, bDeposits,
-		bSessions, bCharges, bCredits, bContacts, bMessages, bDrafts, bOutq, bAudit, bDownlink, bMsgIndex, bSessIndex} {
+		bSessions, bCharges, bCredits, bContacts, bMessages, bDrafts, bOutq, bAudit, bDownlink, bMsgIndex, bSessIndex, bRemote} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}

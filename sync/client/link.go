@@ -150,7 +150,7 @@ func (l *link) nextBatch(sent uint64) ([]kiosk.Item, bool, error) {
 		for _, it := range items {
 			if len(it.Body) > wire.MaxItemBytes {
 				l.e.logf("sync: item %d (%s) is %d bytes, over %d: refused", it.Seq, it.Kind, len(it.Body), wire.MaxItemBytes)
-				if err := l.e.store.Reject(l.e.clock.Now(), it.Seq, wire.RefuseTooLarge); err != nil {
+				if err := l.e.term.MarkRefused(it.Seq, wire.RefuseTooLarge); err != nil {
 					return nil, false, fmt.Errorf("refuse oversized item %d: %w", it.Seq, err)
 				}
 				refused = true
@@ -205,13 +205,13 @@ func (l *link) acked(a wire.Ack, sent uint64, inflight []uint64) ([]uint64, erro
 		if r.Seq > upTo {
 			break
 		}
-		if err := l.e.store.Reject(now, r.Seq, r.Reason); err != nil {
+		if err := l.e.term.MarkRefused(r.Seq, r.Reason); err != nil {
 			return inflight, fmt.Errorf("record refusal of item %d: %w", r.Seq, err)
 		}
 		l.e.logf("sync: relay refused item %d: %s", r.Seq, r.Reason)
 	}
 	if upTo > 0 {
-		if _, err := l.e.store.Ack(now, upTo); err != nil {
+		if _, err := l.e.term.MarkForwarded(upTo); err != nil {
 			return inflight, fmt.Errorf("mark items up to %d forwarded: %w", upTo, err)
 		}
 	}

@@ -1,0 +1,77 @@
+package kiosk
+
+import (
+	bolt "go.etcd.io/bbolt"
+)
+
+// Facts from the facility's other terminals, so balance and cool-down hold facility-wide.
+// They are kept apart from this terminal's own charges and credits (bRemote), each once by
+// its record id: a relay resending them after a reconnect changes nothing.
+
+const (
+	remoteChargePrefix = "charge/"
+	remoteCreditPrefix = "credit/"
+)
+
+// applyRemoteChargeTx lowers the inmate's balance by a minute billed on another terminal.
+func applyRemoteChargeTx(tx *bolt.Tx, c Charge) error {
+	const op = "apply remote charge"
+	if c.RecordID == "" || c.InmateID == "" || c.Cents <= 0 || c.Cents > MaxRatePerMinute {
+		return errInvalid(op, "record %q for inmate %q of %d cents", clip(c.RecordID, 64), clip(c.InmateID, 64), int64(c.Cents))
+	}
+	return applyRemoteTx(tx, remoteChargePrefix+c.RecordID, c.InmateID, -c.Cents, c)
+}
+
+// applyRemoteCreditTx gives back a minute another terminal credited.
+func applyRemoteCreditTx(tx *bolt.Tx, cr Credit) error {
+	const op = "apply remote credit"
+	if cr.RecordID == "" || cr.InmateID == "" || cr.Cents <= 0 || cr.Cents > MaxRatePerMinute {
+		return errInvalid(op, "record %q for inmate %q of %d cents", clip(cr.RecordID, 64), clip(cr.InmateID, 64), int64(cr.Cents))
+	}
+	return applyRemoteTx(tx, remoteCreditPrefix+cr.RecordID, cr.InmateID, cr.Cents, cr)
+}
+
+func applyRemoteTx(tx *bolt.Tx, key, inmateID string, delta Cents, record any) error {
+	if tx.Bucket([]byte(bRemote)).Get([]byte(key)) != nil {
+		return nil
+	}
+	if err := putJSON(tx, bRemote, key, record); err != nil {
+		return err
+	}
+	acc, err := loadAccountTx(tx, inmateID)
+	if err != nil {
+		return err
+	}
+	acc.Balance += delta
+	return putJSON(tx, bAccounts, acc.InmateID, acc)
+}
+
+// applyRemoteSessionEndTx starts the inmate's cool-down from a session that ended elsewhere,
+// unless a later one is already in force.
+func applyRemoteSessionEndTx(tx *bolt.Tx, s Session) error {
+	if s.InmateID == "" || s.End.IsZero() {
+		return errInvalid("apply remote session end", "session %q has no inmate or end", clip(s.ID, 64))
+	}
+	p, err := policyTx(tx)
+	if err != nil {
+		return err
+	}
+	acc, err := loadAccountTx(tx, s.InmateID)
+	if err != nil {
+		return err
+	}
+	until := s.End.Add(p.Cooldown.D()).UTC()
+	if !until.After(acc.CooldownUntil) {
+		return nil
+	}
+	acc.CooldownUntil = until
+	return putJSON(tx, bAccounts, acc.InmateID, acc)
+}
+
+// forgetCooldown drops the in-memory cool-down so the next check reads the stored one, which a
+// remote session end may just have extended.
+func (t *Terminal) forgetCooldown(inmateID string) {
+	t.meter.coolMu.Lock()
+	delete(t.meter.cool, inmateID)
+	t.meter.coolMu.Unlock()
+}
