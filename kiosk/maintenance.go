@@ -268,6 +268,23 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 		return nil
 	})
 
+	// Charges and credits from the facility's other terminals move balances too.
+	var rec struct {
+		InmateID string `json:"inmate_id"`
+		Cents    Cents  `json:"cents"`
+	}
+	each(bRemote, &rec, func(k []byte) {
+		switch {
+		case strings.HasPrefix(string(k), remoteChargePrefix):
+			balance[rec.InmateID] -= rec.Cents
+		case strings.HasPrefix(string(k), remoteCreditPrefix):
+			balance[rec.InmateID] += rec.Cents
+		default:
+			add("remote", "remote record under unknown key %q", k)
+		}
+		rec.InmateID, rec.Cents = "", 0
+	})
+
 	// Balances: deposits - charges + credits, per inmate.
 	var d Deposit
 	each(bDeposits, &d, func(k []byte) {
@@ -451,7 +468,7 @@ func (t *Terminal) Reissue(actor string) (ReissueReport, error) {
 		sort.Strings(rep.Inmates)
 
 		// Whole buckets that hold only inmates' records.
-		for _, name := range []string{bInmates, bAccounts, bDeposits, bSessions, bCharges, bCredits,
+		for _, name := range []string{bInmates, bAccounts, bDeposits, bSessions, bCharges, bCredits, bRemote,
 			bContacts, bMessages, bDrafts, bMsgIndex, bSessIndex} {
 			n, err := clearBucket(tx, name, nil)
 			if err != nil {

@@ -57,6 +57,9 @@ func TestRemoteFactsHoldFacilityWide(t *testing.T) {
 	if !asError(err, &e) || !e.Until.Equal(end.Add(30*time.Minute)) {
 		t.Fatalf("cool-down until %v, want %v", e.Until, end.Add(30*time.Minute))
 	}
+	if rep, err := r.term.Verify("test"); err != nil || !rep.OK {
+		t.Fatalf("verify after remote facts: %+v, %v", rep.Problems, err)
+	}
 	r.restart()
 	if got := balance(); got != 100 {
 		t.Fatalf("balance after restart = %v, want $1.00", got)
