@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -181,7 +182,9 @@ func (s *screens) tap(id string) error {
 	s.doWait(func() {
 		var hit *widget.Button
 		walk(s.win.Content(), func(text string, b *widget.Button) {
-			if b != nil && hit == nil && labels[text] && !b.Disabled() {
+			// A tile may carry a count after its label: "Inbox (2)".
+			base, _, _ := strings.Cut(text, " (")
+			if b != nil && hit == nil && (labels[text] || labels[base]) && !b.Disabled() {
 				hit = b
 			}
 		})
