@@ -357,7 +357,11 @@ func TestBackupVerifyCompactThroughKioskd(t *testing.T) {
 			}
 			c, err := k.term.AddContact("A-1", "Friend "+itoa(i), "f"+itoa(i)+"@example.org")
 			if kiosk.KindOf(err) == kiosk.KindRefused { // the contact limit: delete one, go on
-				if err = k.term.RemoveContact("A-1", acked[0]); err == nil {
+				mu.Lock()
+				oldest := acked[0]
+				acked = acked[1:]
+				mu.Unlock()
+				if err = k.term.RemoveContact("A-1", oldest); err == nil {
 					continue
 				}
 			}
@@ -373,7 +377,11 @@ func TestBackupVerifyCompactThroughKioskd(t *testing.T) {
 			}
 		}
 	}()
-	<-started
+	select {
+	case <-started:
+	case <-done:
+		t.Fatal("the write load stopped before the backup could begin")
+	}
 	mu.Lock()
 	before := append([]string(nil), acked...)
 	mu.Unlock()
