@@ -17,6 +17,34 @@
 // goroutine with Deps.Do (fyne.Do by default). New and Window are for the UI goroutine.
 // ShowWelcome logs out whoever is at the screen, draft saved, and shows the welcome screen.
 //
+// # Technician area
+//
+// A technician's badge and PIN (SessionInfo.Technician from AcceptNotice) open the technician
+// area instead of Home; nothing else leads there, and every screen of it checks that the
+// login in progress is a technician's. It shows the sync link and "Sync now", the devices
+// with a live test view and each device's serial port and framing, enrollment, and the
+// last technician actions. Each action is first recorded through the domain
+// (kiosk.Terminal.TechnicianAction: an audit event forwarded to the relay) and only then
+// done; one that cannot be recorded is not done. Left alone for Policy.IdleTimeout, the
+// area closes. Sync and devices come in Deps.Tech as plain funcs (a nil one shows "not
+// available"), so this package imports neither. kioskd wires them:
+//
+//	feed := &ui.DeviceFeed{}            // the device pump also calls feed.Publish(uiDeviceEvent(ev))
+//	tech := ui.TechDeps{
+//		Devices:      func() []ui.DeviceInfo { return uiDevices(devs.States(), configs) },
+//		DeviceEvents: feed.Subscribe,
+//		Ports:        uiPorts,          // serialport.List() as []ui.PortInfo
+//		Framings:     badge.Framings(),
+//		SetDevice:    setDevice,        // validate, save the config, restart the device manager
+//		Enroll:       enroll,           // client.Enroll with DataDir and Terminal; the code is never logged
+//	}
+//	tech.LinkStatus = func() ui.LinkInfo { return ui.LinkInfo{} }  // not enrolled: says so
+//	if engine != nil { tech.LinkStatus = linkInfo(engine.Status); tech.SyncNow = engine.SyncNow }
+//	k, err := ui.New(app, ui.Deps{..., Tech: tech})
+//
+// uiDeviceEvent and uiDevices are written out in tech_test.go (techRig), which wires a real
+// device.Manager over simulated readers the same way. PIN events never reach the feed.
+//
 // # Threading
 //
 // Widgets change only on the UI goroutine. Every domain call (each may write to bbolt) runs

@@ -51,6 +51,8 @@ type Deps struct {
 	Catalog *i18n.Catalog
 	// DefaultLanguage is the welcome screen's language ("" means "en").
 	DefaultLanguage string
+	// Tech is what the technician area reaches beyond the domain (techdeps.go).
+	Tech TechDeps
 }
 
 // Kiosk is the whole touchscreen: one window whose content is rebuilt from scratch for
@@ -67,6 +69,7 @@ type Kiosk struct {
 	work   *worker
 	tablet bool
 	lang0  string
+	techD  TechDeps
 
 	// Everything below is touched only on the UI goroutine.
 	gen         uint64 // bumped at each logout; results of older calls are dropped
@@ -83,6 +86,7 @@ type Kiosk struct {
 	idleLayer   *fyne.Container
 	idleText    *canvas.Text
 	idleUntil   time.Duration
+	tech        *techArea // the technician area, while a technician is logged in
 }
 
 // note is why the last login was refused or the last session ended, shown on the welcome
@@ -110,7 +114,7 @@ func New(app fyne.App, deps Deps) (*Kiosk, error) {
 		return nil, fmt.Errorf("ui: Domain and Clock are required")
 	}
 	k := &Kiosk{app: app, d: deps.Domain, clk: deps.Clock, logf: deps.Logf, cat: deps.Catalog,
-		rng: deps.Rand, do: deps.Do, tablet: deps.Tablet, lang0: deps.DefaultLanguage, online: true}
+		rng: deps.Rand, do: deps.Do, tablet: deps.Tablet, lang0: deps.DefaultLanguage, online: true, techD: deps.Tech}
 	if k.logf == nil {
 		k.logf = func(string, ...any) {}
 	}
@@ -333,6 +337,7 @@ func (k *Kiosk) endSession(reason kiosk.Reason) {
 // wipe drops every reference to the last person and builds a new, empty window tree.
 func (k *Kiosk) wipe() {
 	k.gen++
+	k.closeTech()
 	k.sess = nil
 	k.login = nil
 	k.welcomeLang = ""

@@ -415,12 +415,3 @@ func (k *Kiosk) acceptNotice() {
 		}
 	})
 }
-
-// showTechnician is a placeholder until the technician screens land: log out only.
-func (k *Kiosk) showTechnician() {
-	w := k.words(k.sess.lang)
-	v := &view{name: "technician", lang: k.sess.lang}
-	out := big(k.primary(w.T("tile.logout"), fynetheme.LogoutIcon(), func() { k.endSession(kiosk.EndLogout) }), 300, 90)
-	body := container.NewCenter(container.NewVBox(heading(w.T("tech.title")), label(w.T("tech.body")), out))
-	k.setScreen(v, k.frame(w, w.T("tech.title"), nil, nil, body))
-}

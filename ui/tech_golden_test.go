@@ -1,0 +1,39 @@
+package ui
+
+import (
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+)
+
+// TestGoldenTechnician renders the technician area's home in English; see TestGoldenScreens
+// for how to update the image after a deliberate change.
+func TestGoldenTechnician(t *testing.T) {
+	syncs := 0
+	h := techHarness(t, TechDeps{
+		LinkStatus: func() LinkInfo {
+			return LinkInfo{Enrolled: true, Connected: false, RelayURL: "wss://relay.example:8443", TerminalID: "term-1",
+				Facility: "North Unit", Mode: "kiosk", LastSuccess: start.Add(-12 * time.Minute), Waiting: 42,
+				OldestWaiting: start.Add(-11 * time.Minute), LastError: "dial tcp 10.0.0.5:8443: connect: connection refused"}
+		},
+		SyncNow: func() { syncs++ },
+		Devices: func() []DeviceInfo {
+			return []DeviceInfo{
+				{Name: "door", Role: "badge", Path: "/dev/serial/by-id/usb-FTDI_FT232R_A10K3XJ2-if00-port0", Framing: "em4100",
+					Connected: true, Accepted: 128, Rejected: 3, LastEvent: start.Add(-time.Minute)},
+				{Name: "pad", Role: "pinpad", Path: "/dev/serial/by-id/usb-Prolific_PL2303-if00-port0",
+					LastError: "device disconnected", Keys: 512},
+			}
+		},
+		Ports:     func() ([]PortInfo, error) { return nil, nil },
+		SetDevice: func(name, path, framing string) error { return nil },
+	})
+	h.techLogin()
+	h.tap("Sync now")
+	h.advance(time.Second)
+	test.AssertImageMatches(t, "golden/tech_en.png", h.k.win.Canvas().Capture())
+	if syncs != 1 {
+		t.Errorf("syncs = %d", syncs)
+	}
+}
