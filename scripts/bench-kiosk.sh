@@ -33,9 +33,27 @@ wait home 30s
 quit
 EOT
 for i in $(seq "$RUNS"); do
-	DISPLAY=":$n" bin/kioskd -demo -data "$work/data" -demo-script "$work/script.txt" >"$work/run$i.log" 2>&1 ||
-		{ echo "run $i failed:"; tail -20 "$work/run$i.log"; exit 1; }
+	# A hung run dumps its goroutines (SIGQUIT) into the log kept in /tmp.
+	DISPLAY=":$n" timeout -s QUIT 120 bin/kioskd -demo -data "$work/data" -demo-script "$work/script.txt" >"$work/run$i.log" 2>&1 ||
+		{ cp "$work/run$i.log" /tmp/bench-kiosk-failed.log; echo "run $i failed (log: /tmp/bench-kiosk-failed.log):"; tail -20 "$work/run$i.log"; exit 1; }
 	echo "run $i done" >&2
+done
+
+# A plain kiosk as a facility runs it (no demo relay, no seeding, not enrolled, one badge
+# reader not plugged in): start -> welcome and resident memory after 5 s idle.
+cat >"$work/plain.json" <<EOT
+{"mode": "kiosk", "devices": [{"name": "badge reader", "role": "badge", "path": "$work/no-such-tty", "framing": "em4100"}]}
+EOT
+for i in $(seq "$RUNS"); do
+	rm -rf "$work/plain"
+	DISPLAY=":$n" bin/kioskd -config "$work/plain.json" -data "$work/plain" >"$work/plain$i.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 300); do grep -q "screen: welcome" "$work/plain$i.log" && break; sleep 0.1; done
+	sleep 5
+	awk '/^VmRSS/ {print "plain rss", $2}' "/proc/$pid/status" >"$work/plain$i.rss"
+	kill -TERM "$pid"
+	wait "$pid" || true
+	echo "plain run $i done" >&2
 done
 
 python3 - "$work" "$RUNS" <<'EOT'
@@ -58,7 +76,17 @@ pats = {
     'home':    (r'bench: home (\S+) after the last PIN key', dur),
     'accept':  (r'bench: home (\S+) after the notice was accepted', dur),
 }
-vals = {k: [] for k in pats}
+plain = {
+    'p_welcome': (r'screen: welcome \((\S+) after start', dur),
+    'p_rss':     (r'plain rss (\d+)', lambda v: float(v) / 1024),
+}
+vals = {k: [] for k in list(pats) + list(plain)}
+for i in range(1, runs + 1):
+    log = open(os.path.join(work, f'plain{i}.log')).read() + open(os.path.join(work, f'plain{i}.rss')).read()
+    for k, (p, f) in plain.items():
+        m = re.search(p, log)
+        if m:
+            vals[k].append(f(m.group(1)))
 for i in range(1, runs + 1):
     log = open(os.path.join(work, f'run{i}.log')).read()
     for k, (p, f) in pats.items():
@@ -83,7 +111,9 @@ def row(name, k, unit='ms'):
         print(f"| {name} | {med[k]:.0f} {unit} | {lo:.0f}..{hi:.0f} |")
 print("| figure | median | range |")
 print("|---|---|---|")
-row("start -> welcome screen (whole demo: relay + seeding + kiosk)", 'welcome')
+row("plain kiosk: start -> welcome screen", 'p_welcome')
+row("plain kiosk: idle RSS 5 s after welcome", 'p_rss', 'MiB')
+row("demo: start -> welcome screen (relay + seeding + kiosk)", 'welcome')
 row("  of which the demo's relay and seeding", 'seed')
 row("store opened -> welcome screen (the kiosk itself)", 'welcome_store')
 row("start -> window shown (baseline: GL window up, empty)", 'window')

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -88,6 +89,11 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 			t.Fatalf("log lacks %q after offset %d:\n%s", want, at, log)
 		}
 		at += i
+	}
+	if m := regexp.MustCompile(`devices closed in (\S+)`).FindStringSubmatch(log); m == nil {
+		t.Error("no devices-closed line")
+	} else if d, err := time.ParseDuration(m[1]); err != nil || d > time.Second {
+		t.Errorf("devices closed in %s, want within 1s", m[1])
 	}
 	if !strings.Contains(log, "received signal terminated") {
 		t.Errorf("kioskd did not see the SIGTERM:\n%s", log)

@@ -195,7 +195,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 		syncWG.Wait()
 		close(stopped)
 	}
-	var shutDown atomic.Bool
+	var shutDown, scriptFailed atomic.Bool
 	stop := func(why string) {
 		stopOnce.Do(func() {
 			go func() {
@@ -205,6 +205,22 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 				// has started, OnStarted quits it.
 				if loopStarted.Load() && !strings.HasPrefix(why, "signal") {
 					uiDo(a.Quit)
+				}
+				// Everything that holds data has stopped; a window loop that does not end
+				// must not keep a stopped kiosk on screen.
+				for i := 0; i < 2 && !loopDone.Load(); i++ {
+					time.Sleep(5 * time.Second)
+					if !loopDone.Load() {
+						logf("stopping: the window loop has not ended; asking it again")
+						uiDo(a.Quit)
+					}
+				}
+				if !loopDone.Load() {
+					time.Sleep(5 * time.Second)
+					if !loopDone.Load() {
+						logf("stopping: the window loop did not end; exiting")
+						os.Exit(1)
+					}
 				}
 			}()
 		})
@@ -279,6 +295,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 				go func() {
 					if err := runScript(ctx, o.script, dm, scr, logf); err != nil {
 						logf("demo script: %v", err)
+						scriptFailed.Store(true)
 						stop("demo script failed")
 						return
 					}
@@ -301,11 +318,22 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	bgWG.Wait()
 	hub.k.Store(nil)
 	k.Close()
+	// The screens' last queued call may have started a session after the stop ended one.
+	if info, ok := term.Active(); ok {
+		if err := term.Logout(); err != nil {
+			logf("stopping: end session %s: %v", info.SessionID, err)
+		} else {
+			logf("stopping: session %s ended (logout)", info.SessionID)
+		}
+	}
 	storeOpen = false
 	if err := store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	logf("stopped")
+	if scriptFailed.Load() {
+		return errors.New("the demo script failed")
+	}
 	return nil
 }
 
