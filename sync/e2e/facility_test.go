@@ -197,8 +197,12 @@ func TestFacilityOneInmateTwoKiosks(t *testing.T) {
 		return bal == want && reason == kiosk.ReasonCooldown && until.Equal(wantUntil) && approved,
 			fmt.Sprintf("balance %s, refusal %q until %v, contacts %+v", bal, reason, until, cs)
 	})
-	// A2, who did nothing, still has all their money on the new kiosk.
-	if bal, _ := cc.term.Balance("A2"); bal != deposits {
-		t.Fatalf("A2 on the new kiosk = %s, want %s", bal, deposits)
+	// A2, who did nothing, has all their money on the new kiosk (once the snapshot reaches them).
+	waitFor(t, "A2 in the snapshot", 20*time.Second, func() (bool, string) {
+		bal, _ := cc.term.Balance("A2")
+		return bal == deposits, fmt.Sprintf("A2 %s, want %s", bal, deposits)
+	})
+	if bal, _ := cc.term.Balance("A1"); bal != want {
+		t.Fatalf("A1 on the new kiosk after the whole snapshot = %s, want %s", bal, want)
 	}
 }
