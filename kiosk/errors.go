@@ -112,6 +112,7 @@ const (
 	ReasonContactLimit       Reason = "contact_limit"
 	ReasonContactNotApproved Reason = "contact_not_approved"
 	ReasonNoSession          Reason = "no_session"
+	ReasonPREABacklog        Reason = "prea_backlog" // too many PREA reports still waiting for the relay
 )
 
 // Login refusals of tablets and of the notice step (roster+login).

@@ -162,8 +162,16 @@ func (s *Store) Reject(now time.Time, seq uint64, reason string) error {
 // onForwarded applies what an acknowledgement means for each kind of item.
 func onForwarded(tx *bolt.Tx, now time.Time, it Item) error {
 	switch it.Kind {
-	case ItemMessage, ItemPREA:
+	case ItemMessage:
 		return messageForwarded(tx, now, it)
+	case ItemPREA:
+		if err := messageForwarded(tx, now, it); err != nil {
+			return err
+		}
+		if err := preaSettledTx(tx, it); err != nil {
+			return err
+		}
+		return markScrubPending(tx) // the text just erased is still in the freed pages
 	case ItemCharge:
 		return chargeSettledTx(tx, it)
 	default:
@@ -174,8 +182,13 @@ func onForwarded(tx *bolt.Tx, now time.Time, it Item) error {
 // onRefused applies what a permanent refusal means for each kind of item.
 func onRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 	switch it.Kind {
-	case ItemMessage, ItemPREA:
+	case ItemMessage:
 		return messageRefused(tx, now, it, reason)
+	case ItemPREA:
+		if err := messageRefused(tx, now, it, reason); err != nil {
+			return err
+		}
+		return preaSettledTx(tx, it)
 	case ItemCharge:
 		return chargeSettledTx(tx, it) // refused for good: no longer pending either
 	case ItemContactRequest:
@@ -186,11 +199,13 @@ func onRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 }
 
 // MarkForwarded is Store.Ack for the sync engine, telling the screens that states moved
-// (a message now "sent") when anything was acknowledged.
+// (a message now "sent") when anything was acknowledged. A PREA text erased by the ack is
+// scrubbed from the file at once.
 func (t *Terminal) MarkForwarded(upTo uint64) (int, error) {
 	now := t.clock.Now()
 	n, err := t.store.Ack(now, upTo)
 	if err == nil && n > 0 {
+		t.scrub()
 		t.emit(Event{Kind: EventChanged, At: now})
 	}
 	return n, err
@@ -202,6 +217,15 @@ func (t *Terminal) MarkRefused(seq uint64, reason string) error {
 	if err := t.store.Reject(now, seq, reason); err != nil {
 		return err
 	}
+	t.scrub()
 	t.emit(Event{Kind: EventChanged, At: now})
 	return nil
+}
+
+// scrub runs a scrub an erase asked for; one that fails is not the acknowledgement's failure:
+// the request stays and is retried at the next acknowledgement or start.
+func (t *Terminal) scrub() {
+	if _, err := t.store.Scrub(); err != nil {
+		t.logf("store: scrub of erased text failed, will retry: %v", err)
+	}
 }

@@ -230,6 +230,9 @@ func (t *Terminal) sendPREA(inmateID, subject, body string, clearDraft func(Draf
 				return err
 			}
 		}
+		if err := preaRoomTx(tx, op, inmateID); err != nil {
+			return err
+		}
 		var err error
 		m, err = newOutboxMessage(now, inmateID, PREAChannel, "PREA report", subject, body)
 		if err != nil {
@@ -247,6 +250,47 @@ func (t *Terminal) sendPREA(inmateID, subject, body string, clearDraft func(Draf
 		t.emit(Event{Kind: EventChanged, InmateID: inmateID, At: now})
 	}
 	return m, nil
+}
+
+// PREA reports waiting for the relay are bounded, so that a terminal offline for days still
+// takes every real report but one person (or, anonymously, anyone) cannot fill its disk.
+const (
+	MaxPREAWaiting     = 20 // per inmate
+	MaxAnonPREAWaiting = 50 // anonymous ones, together
+)
+
+// preaWaitingKey counts in meta the PREA reports of an inmate ("" anonymous) not yet
+// acknowledged or refused by the relay.
+func preaWaitingKey(inmateID string) string { return "prea_waiting/" + inmateID }
+
+// preaRoomTx refuses a report beyond the bound and counts the one about to be queued.
+func preaRoomTx(tx *bolt.Tx, op, inmateID string) error {
+	key, max := preaWaitingKey(inmateID), int64(MaxPREAWaiting)
+	if inmateID == "" {
+		max = MaxAnonPREAWaiting
+	}
+	if n := readCount(tx, key); n >= max {
+		return &Error{Kind: KindRefused, Op: op, Reason: ReasonPREABacklog, Err: fmt.Errorf(
+			"%d PREA reports are still waiting to reach the relay; more can be filed once they have", n)}
+	}
+	_, err := addCount(tx, key, 1)
+	return err
+}
+
+// preaSettledTx: the relay took (or refused for good) a PREA report; it no longer waits.
+func preaSettledTx(tx *bolt.Tx, it Item) error {
+	var ref struct {
+		InmateID string `json:"inmate_id"`
+	}
+	if err := json.Unmarshal(it.Body, &ref); err != nil {
+		return &Error{Kind: KindCorrupt, Op: "read prea item", Err: err}
+	}
+	key := preaWaitingKey(ref.InmateID)
+	if readCount(tx, key) <= 1 {
+		return tx.Bucket([]byte(bMeta)).Delete([]byte(key))
+	}
+	_, err := addCount(tx, key, -1)
+	return err
 }
 
 // resolvePeerTx says whether inmate in may write to peer now, and under what name.
@@ -526,6 +570,9 @@ func messageRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 	}
 	if it.Kind == ItemPREA && m.InmateID == "" {
 		m.Body, m.Subject = "", ""
+		if err := markScrubPending(tx); err != nil { // the text is still in the freed pages
+			return err
+		}
 	}
 	if stateRank(m.State) < stateRank(MsgRejected) {
 		m.State, m.Reason = MsgRejected, reason

@@ -357,8 +357,8 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 		}
 		return nil
 	})
-	for id := range msgs {
-		if _, ok := indexed[id]; !ok {
+	for id, msg := range msgs {
+		if _, ok := indexed[id]; !ok && msg.InmateID != "" { // an anonymous PREA report is nobody's
 			add("message_index", "message %s is in no inmate's index", id)
 		}
 	}
@@ -570,9 +570,10 @@ type CompactInfo struct {
 	AfterBytes  int64  `json:"after_bytes"`
 }
 
-// CompactStore rewrites the store in dir without its free pages. It needs the store to itself:
-// a store another process holds is refused (KindConflict). The audit event is written first,
-// so the compacted file holds it; the new file replaces the old by rename only once complete.
+// CompactStore rewrites the store in dir without its free pages (as Store.Scrub does). It needs
+// the store to itself: a store another process holds is refused (KindConflict). The audit event
+// is written first, so the compacted file holds it; the new file replaces the old by rename
+// only once complete.
 func CompactStore(dir string, now time.Time, actor string, opts StoreOptions) (CompactInfo, error) {
 	s, err := OpenStore(dir, opts)
 	if err != nil {
@@ -588,30 +589,8 @@ func CompactStore(dir string, now time.Time, actor string, opts StoreOptions) (C
 	}); err != nil {
 		return info, err
 	}
-	tmp := s.path + ".compact"
-	os.Remove(tmp)
-	defer os.Remove(tmp)
-	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
+	if err := s.compact(); err != nil {
 		return info, fmt.Errorf("compact: %w", err)
-	}
-	if err := bolt.Compact(dst, s.db, 1<<20); err != nil {
-		dst.Close()
-		return info, fmt.Errorf("compact: %w", err)
-	}
-	if err := dst.Sync(); err != nil {
-		dst.Close()
-		return info, fmt.Errorf("compact: sync: %w", err)
-	}
-	if err := dst.Close(); err != nil {
-		return info, fmt.Errorf("compact: %w", err)
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		return info, fmt.Errorf("compact: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	if fi, err := os.Stat(s.path); err == nil {
 		info.AfterBytes = fi.Size()

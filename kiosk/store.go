@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -51,6 +52,9 @@ const (
 	// Record counts kept beside their buckets, since bbolt can only count by walking.
 	kOutqCount  = "outq_count"
 	kAuditCount = "audit_count"
+	// kScrubPending is set in the transaction that erases text that must leave the terminal
+	// (a PREA report's): bbolt does not zero freed pages, so the file is rewritten without them.
+	kScrubPending = "scrub_pending"
 )
 
 // migrations[i] moves a store from schema version i to i+1, inside the open transaction.
@@ -86,8 +90,12 @@ func migrate0to1(tx *bolt.Tx) error {
 
 // Store is the terminal's one bbolt file. Every state change is one transaction.
 type Store struct {
+	// mu is held for reading by every transaction and for writing while the file is swapped
+	// for a rewritten one (Scrub, compaction), which replaces db.
+	mu   sync.RWMutex
 	db   *bolt.DB
 	path string
+	opts StoreOptions
 }
 
 // StoreOptions tune Open; the zero value is what a terminal uses.
@@ -96,6 +104,9 @@ type StoreOptions struct {
 	LockTimeout time.Duration
 	// NoSync skips fsync; only for benchmarks that measure something else.
 	NoSync bool
+	// Logf, if set, hears about a scrub that failed at open (the store opens anyway and the
+	// scrub is tried again at the next acknowledgement or start).
+	Logf Logf
 }
 
 // OpenStore opens or creates the store in dir. A store held by another process, a store from a
@@ -115,14 +126,11 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, &Error{Kind: KindConflict, Op: "open store", Err: fmt.Errorf("store %s is in use by another process", path)}
-	}
+	db, err := openLocked(path, opts)
 	if err != nil {
-		return nil, corrupt(path, err)
+		return nil, err
 	}
-	s := &Store{db: db, path: path}
+	s := &Store{db: db, path: path, opts: opts}
 	if err := s.checkIntact(); err != nil {
 		db.Close()
 		return nil, err
@@ -131,7 +139,125 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	// A scrub that did not finish (or never ran: kioskd restarted) is done before anything else.
+	if _, err := s.Scrub(); err != nil && opts.Logf != nil {
+		opts.Logf("store: scrub of erased text failed, will retry: %v", err)
+	}
 	return s, nil
+}
+
+// openLocked opens path with bbolt and holds its lock. A process that waited for the lock
+// while the file was replaced by a rewritten one (Scrub, compaction) holds the old, unlinked
+// file: it lets go and opens the new one.
+func openLocked(path string, opts StoreOptions) (*bolt.DB, error) {
+	for try := 0; ; try++ {
+		before, statErr := os.Stat(path)
+		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, &Error{Kind: KindConflict, Op: "open store", Err: fmt.Errorf("store %s is in use by another process", path)}
+		}
+		if err != nil {
+			return nil, corrupt(path, err)
+		}
+		after, err := os.Stat(path)
+		if statErr != nil || (err == nil && os.SameFile(before, after)) || try == 3 {
+			return db, nil
+		}
+		db.Close()
+	}
+}
+
+// markScrubPending asks, in tx, for the file to be rewritten without its free pages: tx erases
+// something that must not stay readable in them.
+func markScrubPending(tx *bolt.Tx) error {
+	if err := tx.Bucket([]byte(bMeta)).Put([]byte(kScrubPending), []byte{1}); err != nil {
+		return fmt.Errorf("mark store for scrubbing: %w", err)
+	}
+	return nil
+}
+
+// Scrub rewrites the file without its free pages if an erase asked for it (scrubbed reports
+// whether it did), so erased text is gone from the disk, not just from the records. It
+// waits for the transactions in progress and holds new ones off until the new file is in
+// place (about the time it takes to copy the live data). An error before the new file is in
+// place leaves the store as it was and the request standing, to be tried again.
+func (s *Store) Scrub() (scrubbed bool, err error) {
+	pending := func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte(bMeta)).Get([]byte(kScrubPending)) == nil {
+			return errNoScrub
+		}
+		return nil
+	}
+	// Asked on every acknowledgement: look without holding other transactions off.
+	if err := s.view(pending); err != nil {
+		return false, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.db.View(pending); err != nil {
+		return false, nil // another caller scrubbed meanwhile
+	}
+	if err := s.rewriteLocked(); err != nil {
+		return false, &Error{Kind: KindIO, Op: "scrub store", Err: err}
+	}
+	return true, nil
+}
+
+var errNoScrub = errors.New("no scrub pending")
+
+// compact rewrites the file without its free pages, unconditionally.
+func (s *Store) compact() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rewriteLocked()
+}
+
+// rewriteLocked copies the live data into a new file beside the store (bbolt.Compact) with
+// the scrub request cleared, fsyncs it, renames it over the store and fsyncs the directory.
+// The new file is opened (so locked) before it takes the store's name and becomes s.db, so no
+// other process can slip in between; the old file, free pages and all, is closed and gone.
+// s.mu must be held for writing.
+func (s *Store) rewriteLocked() error {
+	tmp := s.path + ".compact"
+	os.Remove(tmp) // a leftover of a rewrite cut short
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: s.opts.LockTimeout, NoSync: s.opts.NoSync})
+	if err != nil {
+		return fmt.Errorf("rewrite %s: %w", s.path, err)
+	}
+	fail := func(err error) error {
+		dst.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("rewrite %s: %w", s.path, err)
+	}
+	if err := bolt.Compact(dst, s.db, 1<<20); err != nil {
+		return fail(err)
+	}
+	if err := dst.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bMeta)).Delete([]byte(kScrubPending))
+	}); err != nil {
+		return fail(err)
+	}
+	if err := dst.Sync(); err != nil {
+		return fail(fmt.Errorf("sync: %w", err))
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return fail(err)
+	}
+	old := s.db
+	s.db = dst
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("rewrite %s: close the old file: %w", s.path, err)
+	}
+	d, err := os.Open(filepath.Dir(s.path))
+	if err != nil {
+		return fmt.Errorf("rewrite %s: open directory: %w", s.path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		// The old file, request and all, may come back after a crash: scrubbed again at start.
+		return fmt.Errorf("rewrite %s: sync directory: %w", s.path, err)
+	}
+	return nil
 }
 
 func corrupt(path string, err error) error {
@@ -205,6 +331,8 @@ func readSchema(tx *bolt.Tx) int {
 
 // Close releases the file and its lock.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)
 	}
@@ -217,7 +345,7 @@ func (s *Store) Path() string { return s.path }
 // Epoch is the random id made when this store was created; sequence numbers are unique within it.
 func (s *Store) Epoch() (string, error) {
 	var epoch string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		epoch = string(tx.Bucket([]byte(bMeta)).Get([]byte(kEpoch)))
 		return nil
 	})
@@ -226,11 +354,17 @@ func (s *Store) Epoch() (string, error) {
 
 // update runs fn in one read-write transaction; any error rolls back everything fn wrote.
 func (s *Store) update(op string, fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return errIO(op, s.db.Update(fn))
 }
 
 // view runs fn in one read-only transaction.
-func (s *Store) view(fn func(tx *bolt.Tx) error) error { return s.db.View(fn) }
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.View(fn)
+}
 
 // getJSON decodes bucket[key] into v; found is false when the key is absent.
 func getJSON(tx *bolt.Tx, bucket, key string, v any) (found bool, err error) {
