@@ -11,6 +11,7 @@ import (
 
 	demoseed "github.com/tether-kiosk/tether/assets/demo"
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
 
@@ -152,5 +153,27 @@ func TestDemoResetRefusesForeignDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(own, "store.db")); !os.IsNotExist(err) {
 		t.Fatalf("reset left the old store: %v", err)
+	}
+}
+
+func TestModeComesFromEnrollmentOrConfig(t *testing.T) {
+	tablet := client.Enrollment{Mode: ModeTablet, InmateID: "A100001"}
+	cases := []struct {
+		cfg      string
+		enrolled bool
+		want     string
+		fails    bool
+	}{
+		{"", false, ModeKiosk, false},
+		{ModeTablet, false, ModeTablet, false},
+		{"", true, ModeTablet, false},
+		{ModeTablet, true, ModeTablet, false},
+		{ModeKiosk, true, "", true},
+	}
+	for _, c := range cases {
+		got, err := resolveMode(c.cfg, tablet, c.enrolled)
+		if (err != nil) != c.fails || got != c.want {
+			t.Errorf("config %q, enrolled %v: got %q, %v", c.cfg, c.enrolled, got, err)
+		}
 	}
 }

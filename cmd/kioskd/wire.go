@@ -74,15 +74,9 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	if err != nil && !errors.Is(err, client.ErrNotEnrolled) {
 		return err
 	}
-	mode := cfg.Mode
-	if enrolled {
-		if mode != "" && mode != enr.Mode {
-			return fmt.Errorf("config mode: %q, but this terminal is enrolled as a %s", mode, enr.Mode)
-		}
-		mode = enr.Mode
-	}
-	if mode == "" {
-		mode = ModeKiosk
+	mode, err := resolveMode(cfg.Mode, enr, enrolled)
+	if err != nil {
+		return err
 	}
 
 	hub := &screenHub{}
@@ -335,6 +329,21 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 		return errors.New("the demo script failed")
 	}
 	return nil
+}
+
+// resolveMode: the enrollment says what the relay registered this terminal as; a config may
+// only repeat it. Unenrolled, the config decides (default kiosk).
+func resolveMode(cfgMode string, enr client.Enrollment, enrolled bool) (string, error) {
+	if enrolled {
+		if cfgMode != "" && cfgMode != enr.Mode {
+			return "", fmt.Errorf("config mode: %q, but this terminal is enrolled as a %s", cfgMode, enr.Mode)
+		}
+		return enr.Mode, nil
+	}
+	if cfgMode == "" {
+		return ModeKiosk, nil
+	}
+	return cfgMode, nil
 }
 
 // pumpDevices hands what the serial devices read to the screens (which hop to the UI goroutine).
