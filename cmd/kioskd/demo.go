@@ -92,7 +92,7 @@ func newDemo(dir string, logf kiosk.Logf) (*demo, Config, error) {
 	if err := d.seedRelay(); err != nil {
 		return nil, Config{}, err
 	}
-	if err := d.seedByIntakeKiosk(); err != nil {
+	if err := d.seedYesterday(); err != nil {
 		return nil, Config{}, fmt.Errorf("seed contacts and messages: %w", err)
 	}
 	if err := d.topUp(); err != nil {
@@ -174,14 +174,15 @@ func (d *demo) seedRelay() error {
 	return nil
 }
 
-// seedByIntakeKiosk makes the contacts and the held message the way real ones are made: an
-// intake kiosk of the facility (its own store, enrolled, real sync), yesterday, where the
-// inmates asked for their contacts; the relay approves them; then one message is sent and
-// held for review. The demo kiosk later learns all of it from the relay.
-func (d *demo) seedByIntakeKiosk() error {
+// seedYesterday enrolls the demo kiosk and makes its history the way a real one is made, on a
+// clock set to yesterday: Maria and James logged in with their badges and PINs and asked for
+// their contacts, the relay approved them, Maria wrote to her mother and the message waits
+// for review, and letters from the contacts arrived. All of it goes through the kiosk's real
+// store and real sync; kioskd then opens the same store with the real clock.
+func (d *demo) seedYesterday() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	dir := filepath.Join(d.dir, "intake")
+	dir := filepath.Join(d.dir, "terminal")
 	fake := clock.NewFake(time.Now().Add(-26 * time.Hour).Truncate(time.Minute))
 	st, err := kiosk.OpenStore(dir, kiosk.StoreOptions{})
 	if err != nil {
@@ -197,7 +198,7 @@ func (d *demo) seedByIntakeKiosk() error {
 		return err
 	}
 	if _, err := client.Enroll(ctx, client.EnrollConfig{DataDir: dir, RelayURL: d.url, Code: code.Code, Terminal: t,
-		Label: "intake kiosk (demo seed)", Software: software}); err != nil {
+		Label: "demo kiosk", Software: software}); err != nil {
 		return err
 	}
 	eng, err := client.New(client.Config{DataDir: dir, Terminal: t, Software: software, BatchDelay: 5 * time.Millisecond,
@@ -214,7 +215,7 @@ func (d *demo) seedByIntakeKiosk() error {
 	for _, p := range demoPeople {
 		byID[p.ID] = p
 	}
-	if err := poll(ctx, "the roster to reach the intake kiosk", func() bool {
+	if err := poll(ctx, "the roster to reach the kiosk", func() bool {
 		for _, c := range d.fac.Contacts {
 			if _, err := t.Inmate(c.InmateID); err != nil {
 				return false
@@ -230,14 +231,14 @@ func (d *demo) seedByIntakeKiosk() error {
 			return fmt.Errorf("inmate %s has no demo badge", id)
 		}
 		if _, err := t.Badge(p.Badge); err != nil {
-			return fmt.Errorf("%s at the intake kiosk: %w", id, err)
+			return fmt.Errorf("%s logging in yesterday: %w", id, err)
 		}
 		pend, err := t.EnterPIN(p.Badge, p.PIN)
 		if err != nil {
-			return fmt.Errorf("%s at the intake kiosk: %w", id, err)
+			return fmt.Errorf("%s logging in yesterday: %w", id, err)
 		}
 		if _, err := t.AcceptNotice(pend); err != nil {
-			return fmt.Errorf("%s at the intake kiosk: %w", id, err)
+			return fmt.Errorf("%s logging in yesterday: %w", id, err)
 		}
 		ferr := fn()
 		fake.Advance(30 * time.Second)
@@ -301,7 +302,7 @@ func (d *demo) seedByIntakeKiosk() error {
 		return "", false
 	}
 	for _, h := range d.fac.Held {
-		if err := poll(ctx, "the contact approval to reach the intake kiosk", func() bool {
+		if err := poll(ctx, "the contact approval to reach the kiosk", func() bool {
 			_, ok := peer(h.InmateID, h.To)
 			return ok
 		}); err != nil {
@@ -318,11 +319,40 @@ func (d *demo) seedByIntakeKiosk() error {
 	if err := drained("the held message to reach the relay"); err != nil {
 		return err
 	}
-	d.logf("demo: %d contacts approved, %d message(s) held for review", len(pending), len(d.fac.Held))
+	for _, m := range d.fac.Inbound {
+		if _, err := d.relay.Inbound(relay.InboundRequest{InmateID: m.InmateID, From: m.From, Subject: m.Subject, Body: m.Body}); err != nil {
+			return fmt.Errorf("seed inbound message: %w", err)
+		}
+	}
+	// Wait for the reviewer's "held" and the letters, so the kiosk starts with all of it.
+	if err := poll(ctx, "the held status and the letters to reach the kiosk", func() bool {
+		for _, h := range d.fac.Held {
+			sent, err := t.Sent(h.InmateID)
+			if err != nil || len(sent) == 0 || sent[len(sent)-1].State != kiosk.MsgHeld {
+				return false
+			}
+		}
+		want := map[string]int{}
+		for _, m := range d.fac.Inbound {
+			want[m.InmateID]++
+		}
+		for id, n := range want {
+			if in, err := t.Inbox(id); err != nil || len(in) < n {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	if e, err := client.LoadEnrollment(dir); err == nil {
+		d.logf("demo: kiosk enrolled as %s in facility %s; %d contacts approved, %d message(s) held for review, %d letters",
+			e.TerminalID, e.Facility, len(pending), len(d.fac.Held), len(d.fac.Inbound))
+	}
 	return nil
 }
 
-// topUp deposits what the intake sessions cost, so the balances are the seed's round figures.
+// topUp deposits what yesterday's sessions cost, so the balances are the seed's round figures.
 func (d *demo) topUp() error {
 	for _, b := range d.fac.Balances {
 		bal, err := d.relay.Balance(b.InmateID)
@@ -333,33 +363,6 @@ func (d *demo) topUp() error {
 			if _, _, err := d.relay.Deposit(relay.DepositRequest{InmateID: b.InmateID, Cents: diff, Ref: "demo-topup-" + b.InmateID}); err != nil {
 				return fmt.Errorf("seed deposit: %w", err)
 			}
-		}
-	}
-	return nil
-}
-
-// enroll enrolls the demo kiosk with a fresh code (as a technician would with kioskctl
-// enroll), then posts the inbound messages, which reach it over its downlink.
-func (d *demo) enroll(store *kiosk.Store) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	code, err := d.relay.CreateEnrollment(relay.EnrollmentRequest{FacilityID: d.fac.ID, Mode: ModeKiosk})
-	if err != nil {
-		return err
-	}
-	t, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: store, Clock: clock.NewReal(), Logf: d.logf})
-	if err != nil {
-		return err
-	}
-	e, err := client.Enroll(ctx, client.EnrollConfig{DataDir: filepath.Join(d.dir, "terminal"), RelayURL: d.url,
-		Code: code.Code, Terminal: t, Label: "demo kiosk", Software: software})
-	if err != nil {
-		return err
-	}
-	d.logf("demo: kiosk enrolled as %s in facility %s", e.TerminalID, e.Facility)
-	for _, m := range d.fac.Inbound {
-		if _, err := d.relay.Inbound(relay.InboundRequest{InmateID: m.InmateID, From: m.From, Subject: m.Subject, Body: m.Body}); err != nil {
-			return fmt.Errorf("seed inbound message: %w", err)
 		}
 	}
 	return nil

@@ -63,11 +63,6 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 			store.Close()
 		}
 	}()
-	if dm != nil {
-		if err := dm.enroll(store); err != nil {
-			return fmt.Errorf("demo: %w", err)
-		}
-	}
 
 	enr, err := client.LoadEnrollment(termDir)
 	enrolled := err == nil
