@@ -26,6 +26,7 @@ type options struct {
 	demo       bool
 	screenshot string
 	script     string
+	stderr     io.Writer // where the log goes (and a goroutine dump if the stop hangs)
 }
 
 // errUsage is a bad command line (flag has printed why).
@@ -85,6 +86,7 @@ func run(args []string, stderr io.Writer, started time.Time) int {
 	if err != nil {
 		return 2
 	}
+	o.stderr = stderr
 	lg := log.New(stderr, "kioskd ", log.LstdFlags|log.Lmicroseconds)
 	logf := kiosk.Logf(lg.Printf)
 	var cfg Config

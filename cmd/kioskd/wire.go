@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -298,6 +299,15 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	win.ShowAndRun()
 	loopDone.Store(true)
 	hub.k.Store(nil)
+	// Nothing below waits on the network or a person; if it hangs anyway, say where and exit.
+	watchdog := time.AfterFunc(20*time.Second, func() {
+		logf("stopping: not stopped 20 s after the window closed; goroutines follow")
+		if o.stderr != nil {
+			_ = pprof.Lookup("goroutine").WriteTo(o.stderr, 1)
+		}
+		os.Exit(1)
+	})
+	defer watchdog.Stop()
 
 	// The window is gone: make sure everything stopped, then let the screens' worker
 	// finish what it holds before the store closes under it.
