@@ -28,6 +28,7 @@ var screenMarks = []struct{ name, id string }{
 	{"welcome", "welcome.scan"},
 	{"welcome", "welcome.tablet_pin"},
 	{"technician", "tech.title"},
+	{"technician", "tech.area"},
 	{"inbox", "inbox.title"},
 	{"sent", "sent.title"},
 	{"write", "write.title"},

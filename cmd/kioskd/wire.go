@@ -142,8 +142,11 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 			fyne.Do(f)
 		}
 	}
+	feed := &ui.DeviceFeed{}
+	tech := (&techWiring{termDir: termDir, term: term, engine: engine, relay: cfg.Relay, devs: devs,
+		configs: cfg.deviceConfigs(), feed: feed, logf: logf}).deps()
 	k, err := ui.New(a, ui.Deps{Domain: term, Clock: clk, Logf: logf, Tablet: mode == ModeTablet, Size: size,
-		FullScreen: !o.windowed, Catalog: cat, DefaultLanguage: cfg.Screen.Language, Do: uiDo})
+		FullScreen: !o.windowed, Catalog: cat, DefaultLanguage: cfg.Screen.Language, Do: uiDo, Tech: tech})
 	if err != nil {
 		return err
 	}
@@ -242,7 +245,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	bgWG.Add(2)
 	go func() {
 		defer bgWG.Done()
-		pumpDevices(ctx, events, k, logf)
+		pumpDevices(ctx, events, k, feed, logf)
 	}()
 	if engine != nil {
 		syncWG.Add(1)
@@ -352,12 +355,15 @@ func resolveMode(cfgMode string, enr client.Enrollment, enrolled bool) (string, 
 }
 
 // pumpDevices hands what the serial devices read to the screens (which hop to the UI goroutine).
-func pumpDevices(ctx context.Context, events <-chan device.Event, k *ui.Kiosk, logf kiosk.Logf) {
+func pumpDevices(ctx context.Context, events <-chan device.Event, k *ui.Kiosk, feed *ui.DeviceFeed, logf kiosk.Logf) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-events:
+			if feed != nil && ev.Kind != device.EventPIN {
+				feed.Publish(uiDeviceEvent(ev)) // the technician's live test view
+			}
 			switch ev.Kind {
 			case device.EventBadge:
 				logf("device %q: badge read", ev.Device) // the id stays out of the log

@@ -110,7 +110,7 @@ func TestSerialLoginReachesTheScreens(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = devs.Run(ctx) }()
-	go func() { defer wg.Done(); pumpDevices(ctx, events, k, t.Logf) }()
+	go func() { defer wg.Done(); pumpDevices(ctx, events, k, nil, t.Logf) }()
 	defer func() { cancel(); wg.Wait() }()
 
 	scr := newScreens(k.Window(), cat, t.Logf, time.Now(), time.Now(), loop.do, loop.doWait)

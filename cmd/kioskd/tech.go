@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tether-kiosk/tether/hardware/badge"
+	"github.com/tether-kiosk/tether/hardware/device"
+	"github.com/tether-kiosk/tether/hardware/serialport"
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/client"
+	"github.com/tether-kiosk/tether/ui"
+)
+
+// techWiring is what the technician area reaches beyond the domain (ui.TechDeps).
+type techWiring struct {
+	termDir string
+	term    *kiosk.Terminal
+	engine  *client.Engine // nil when not enrolled
+	relay   RelayConfig
+	devs    *device.Manager
+	configs []device.Config
+	feed    *ui.DeviceFeed
+	logf    kiosk.Logf
+}
+
+func (w *techWiring) deps() ui.TechDeps {
+	d := ui.TechDeps{
+		LinkStatus:   w.linkStatus,
+		Devices:      w.devices,
+		DeviceEvents: w.feed.Subscribe,
+		Ports:        w.ports,
+		Framings:     badge.Framings(),
+		Enroll:       w.enroll,
+		// SetDevice stays nil ("not available"): moving a device needs the device manager
+		// restarted with a saved config, which kioskd does not do yet.
+	}
+	if w.engine != nil {
+		d.SyncNow = w.engine.SyncNow
+	}
+	return d
+}
+
+func (w *techWiring) linkStatus() ui.LinkInfo {
+	if w.engine == nil {
+		return ui.LinkInfo{}
+	}
+	st := w.engine.Status()
+	url := w.relay.URL
+	if url == "" {
+		url = w.engine.Enrollment().RelayURL
+	}
+	return ui.LinkInfo{Enrolled: true, Connected: st.Connected, RelayURL: url, LastSuccess: st.LastSuccess,
+		Waiting: st.Waiting, OldestWaiting: st.OldestWaiting, LastError: st.LastError,
+		TerminalID: st.TerminalID, Facility: st.Facility, Mode: st.Mode}
+}
+
+func (w *techWiring) devices() []ui.DeviceInfo {
+	states := w.devs.States()
+	out := make([]ui.DeviceInfo, 0, len(states))
+	for i, s := range states {
+		d := ui.DeviceInfo{Name: s.Name, Role: s.Role, Path: s.Path, Connected: s.Connected, LastError: s.LastError,
+			LastEvent: s.LastEvent, Accepted: s.Accepted, Keys: s.Keys}
+		for _, n := range s.Rejected {
+			d.Rejected += n
+		}
+		if i < len(w.configs) && w.configs[i].Name == s.Name {
+			d.Framing = w.configs[i].Framing
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// ports lists the machine's serial ports, and the configured paths that are not under /dev
+// (the demo's simulated devices).
+func (w *techWiring) ports() ([]ui.PortInfo, error) {
+	list, err := serialport.List()
+	out := make([]ui.PortInfo, 0, len(list)+len(w.configs))
+	seen := map[string]bool{}
+	for _, e := range list {
+		out = append(out, ui.PortInfo{Path: e.Path, Resolved: e.Resolved})
+		seen[e.Path] = true
+	}
+	for _, c := range w.configs {
+		if !seen[c.Path] {
+			out = append(out, ui.PortInfo{Path: c.Path, Resolved: c.Path})
+			seen[c.Path] = true
+		}
+	}
+	return out, err
+}
+
+// enroll runs client.Enroll; the code is never logged. The sync engine starts with the new
+// enrollment when kioskd next starts.
+func (w *techWiring) enroll(ctx context.Context, relayURL, code string) (ui.EnrollInfo, error) {
+	var tr client.Transport
+	if t := w.relay.transport(); t != nil {
+		tr = *t
+	}
+	e, err := client.Enroll(ctx, client.EnrollConfig{DataDir: w.termDir, RelayURL: relayURL, Code: code,
+		Transport: tr, Terminal: w.term, Software: software})
+	if err != nil {
+		var ee *client.EnrollError
+		if errors.As(err, &ee) {
+			w.logf("technician: enrollment refused by the relay: %s", ee.Code)
+		} else {
+			w.logf("technician: enrollment failed")
+		}
+		return ui.EnrollInfo{}, err
+	}
+	w.logf("technician: enrolled as %s in facility %s (%s); sync starts with it at the next start", e.TerminalID, e.Facility, e.Mode)
+	return ui.EnrollInfo{TerminalID: e.TerminalID, Facility: e.Facility, Mode: e.Mode}, nil
+}
+
+// uiDeviceEvent is a device event for the technician's live test view: a key's kind, never
+// its digit, and never a PIN.
+func uiDeviceEvent(ev device.Event) ui.DeviceEvent {
+	out := ui.DeviceEvent{Device: ev.Device, Kind: string(ev.Kind), At: ev.At, ID: ev.ID, Reason: ev.Reason}
+	if ev.Kind == device.EventKey {
+		out.Key = ev.Key.Kind()
+	}
+	return out
+}
