@@ -18,10 +18,11 @@ type techWiring struct {
 	term    *kiosk.Terminal
 	engine  *client.Engine // nil when not enrolled
 	relay   RelayConfig
-	devs    *device.Manager
-	configs []device.Config
+	devs    *deviceHost
 	feed    *ui.DeviceFeed
 	logf    kiosk.Logf
+	ctx     context.Context             // the devices run until it ends
+	save    func([]device.Config) error // records a moved device in the config file (nil: demo)
 }
 
 func (w *techWiring) deps() ui.TechDeps {
@@ -32,8 +33,7 @@ func (w *techWiring) deps() ui.TechDeps {
 		Ports:        w.ports,
 		Framings:     badge.Framings(),
 		Enroll:       w.enroll,
-		// SetDevice stays nil ("not available"): moving a device needs the device manager
-		// restarted with a saved config, which kioskd does not do yet.
+		SetDevice:    w.setDevice,
 	}
 	if w.engine != nil {
 		d.SyncNow = w.engine.SyncNow
@@ -56,7 +56,7 @@ func (w *techWiring) linkStatus() ui.LinkInfo {
 }
 
 func (w *techWiring) devices() []ui.DeviceInfo {
-	states := w.devs.States()
+	states, configs := w.devs.States(), w.devs.Configs()
 	out := make([]ui.DeviceInfo, 0, len(states))
 	for i, s := range states {
 		d := ui.DeviceInfo{Name: s.Name, Role: s.Role, Path: s.Path, Connected: s.Connected, LastError: s.LastError,
@@ -64,8 +64,8 @@ func (w *techWiring) devices() []ui.DeviceInfo {
 		for _, n := range s.Rejected {
 			d.Rejected += n
 		}
-		if i < len(w.configs) && w.configs[i].Name == s.Name {
-			d.Framing = w.configs[i].Framing
+		if i < len(configs) && configs[i].Name == s.Name {
+			d.Framing = configs[i].Framing
 		}
 		out = append(out, d)
 	}
@@ -76,13 +76,14 @@ func (w *techWiring) devices() []ui.DeviceInfo {
 // (the demo's simulated devices).
 func (w *techWiring) ports() ([]ui.PortInfo, error) {
 	list, err := serialport.List()
-	out := make([]ui.PortInfo, 0, len(list)+len(w.configs))
+	configs := w.devs.Configs()
+	out := make([]ui.PortInfo, 0, len(list)+len(configs))
 	seen := map[string]bool{}
 	for _, e := range list {
 		out = append(out, ui.PortInfo{Path: e.Path, Resolved: e.Resolved})
 		seen[e.Path] = true
 	}
-	for _, c := range w.configs {
+	for _, c := range configs {
 		if !seen[c.Path] {
 			out = append(out, ui.PortInfo{Path: c.Path, Resolved: c.Path})
 			seen[c.Path] = true
@@ -111,6 +112,17 @@ func (w *techWiring) enroll(ctx context.Context, relayURL, code string) (ui.Enro
 	}
 	w.logf("technician: enrolled as %s in facility %s (%s); sync starts with it at the next start", e.TerminalID, e.Facility, e.Mode)
 	return ui.EnrollInfo{TerminalID: e.TerminalID, Facility: e.Facility, Mode: e.Mode}, nil
+}
+
+// setDevice moves a device to another port (and framing), saves the config and restarts the
+// devices; the error names what was wrong and changes nothing.
+func (w *techWiring) setDevice(name, path, framing string) error {
+	if err := w.devs.Move(w.ctx, name, path, framing, w.save); err != nil {
+		w.logf("technician: move device %q: %v", name, err)
+		return err
+	}
+	w.logf("technician: device %q now on %s", name, path)
+	return nil
 }
 
 // uiDeviceEvent is a device event for the technician's live test view: a key's kind, never

@@ -120,7 +120,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	}
 
 	events := make(chan device.Event, 64)
-	devs, err := device.New(cfg.deviceConfigs(), device.Options{Events: events, Logf: logf})
+	devs, err := newDeviceHost(cfg.deviceConfigs(), device.Options{Events: events, Logf: logf})
 	if err != nil {
 		return err
 	}
@@ -143,8 +143,12 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 		}
 	}
 	feed := &ui.DeviceFeed{}
-	tech := (&techWiring{termDir: termDir, term: term, engine: engine, relay: cfg.Relay, devs: devs,
-		configs: cfg.deviceConfigs(), feed: feed, logf: logf}).deps()
+	tw := &techWiring{termDir: termDir, term: term, engine: engine, relay: cfg.Relay, devs: devs, feed: feed, logf: logf}
+	if !o.demo {
+		tw.save = func(devices []device.Config) error { return saveConfig(o.configPath, cfg, devices) }
+	}
+	tw.ctx = ctx
+	tech := tw.deps()
 	k, err := ui.New(a, ui.Deps{Domain: term, Clock: clk, Logf: logf, Tablet: mode == ModeTablet, Size: size,
 		FullScreen: !o.windowed, Catalog: cat, DefaultLanguage: cfg.Screen.Language, Do: uiDo, Tech: tech})
 	if err != nil {
@@ -168,8 +172,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	// Orderly stop, once, whoever asks: signal, closed window (windowed), script.
 	var stopOnce sync.Once
 	stopped := make(chan struct{})
-	var devWG, syncWG sync.WaitGroup
-	devCtx, devCancel := context.WithCancel(ctx)
+	var syncWG sync.WaitGroup
 	syncCtx, syncCancel := context.WithCancel(ctx)
 	shutdown := func(why string) {
 		logf("stopping: %s", why)
@@ -181,8 +184,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 			}
 		}
 		t0 := time.Now()
-		devCancel()
-		devWG.Wait()
+		devs.Stop()
 		logf("stopping: devices closed in %v", time.Since(t0).Round(time.Millisecond))
 		syncCancel()
 		syncWG.Wait()
@@ -236,11 +238,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 		}
 	}()
 
-	devWG.Add(1)
-	go func() {
-		defer devWG.Done()
-		_ = devs.Run(devCtx)
-	}()
+	devs.Run(ctx)
 	var bgWG sync.WaitGroup
 	bgWG.Add(2)
 	go func() {
