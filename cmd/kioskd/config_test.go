@@ -23,7 +23,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if len(c.Devices) != 2 || c.Devices[0].DedupeWindow != Duration(2*time.Second) {
 		t.Fatalf("devices = %+v", c.Devices)
 	}
-	dc := c.deviceConfigs()
+	dc := c.DeviceConfigs()
 	if dc[1].KeyMap['#'] != "enter" || dc[1].KeyMap[0x7f] != "backspace" {
 		t.Fatalf("key map = %v", dc[1].KeyMap)
 	}

@@ -39,6 +39,10 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	ctl := filepath.Join(dir, "kioskctl")
+	if out, err := exec.Command(goTool(), "build", "-o", ctl, "../kioskctl").CombinedOutput(); err != nil {
+		t.Fatalf("go build kioskctl: %v\n%s", err, out)
+	}
 	display := startXvfb(t, xvfb)
 
 	welcome, home := filepath.Join(dir, "welcome.png"), filepath.Join(dir, "home.png")
@@ -67,9 +71,16 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Stop it as an operator would, while Maria's session is open.
+	// Stop it as an operator would, while Maria's session is open; first a technician asks
+	// the running kioskd for its status over the control socket.
+	var status string
 	select {
 	case <-stderr.seen:
+		out, err := exec.Command(ctl, "status", "--json", "--data", filepath.Join(data, "terminal")).CombinedOutput()
+		if err != nil {
+			t.Errorf("kioskctl status against the running kioskd: %v\n%s", err, out)
+		}
+		status = string(out)
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
@@ -103,6 +114,14 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 	}
 	if strings.Contains(log, "2468") {
 		t.Errorf("the PIN reached the log:\n%s", log)
+	}
+	for _, want := range []string{`"kioskd": "running"`, `"inmate_id": "A100001"`, `"enrolled": true`} {
+		if !strings.Contains(status, want) {
+			t.Errorf("kioskctl status lacks %s:\n%s", want, status)
+		}
+	}
+	if strings.Contains(status, "2468") || strings.Contains(status, "Maria") {
+		t.Errorf("kioskctl status shows more than the inmate's id:\n%s", status)
 	}
 	// The session was closed as a logout in the store, which kioskd closed cleanly.
 	st, err := kiosk.OpenStore(filepath.Join(data, "terminal"), kiosk.StoreOptions{})

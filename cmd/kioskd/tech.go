@@ -96,7 +96,7 @@ func (w *techWiring) ports() ([]ui.PortInfo, error) {
 // enrollment when kioskd next starts.
 func (w *techWiring) enroll(ctx context.Context, relayURL, code string) (ui.EnrollInfo, error) {
 	var tr client.Transport
-	if t := w.relay.transport(); t != nil {
+	if t := w.relay.Transport(); t != nil {
 		tr = *t
 	}
 	e, err := client.Enroll(ctx, client.EnrollConfig{DataDir: w.termDir, RelayURL: relayURL, Code: code,

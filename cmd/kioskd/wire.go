@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tether-kiosk/tether/cmd/internal/ctlwire"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -99,7 +100,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	var online atomic.Int32 // 0 unknown, 1 online, 2 offline
 	if enrolled {
 		engine, err = client.New(client.Config{DataDir: termDir, Terminal: term, Logf: logf, RelayURL: cfg.Relay.URL,
-			Transport: cfg.Relay.transport(), Software: software,
+			Transport: cfg.Relay.Transport(), Software: software,
 			OnStatus: func(st client.Status) {
 				v := int32(2)
 				if st.Connected {
@@ -120,7 +121,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	}
 
 	events := make(chan device.Event, 64)
-	devs, err := newDeviceHost(cfg.deviceConfigs(), device.Options{Events: events, Logf: logf})
+	devs, err := newDeviceHost(cfg.DeviceConfigs(), device.Options{Events: events, Logf: logf})
 	if err != nil {
 		return err
 	}
@@ -142,6 +143,13 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 			fyne.Do(f)
 		}
 	}
+	// The control API for kioskctl: it answers from this process, which holds the store's lock.
+	ctl, err := ctlwire.Serve(ctlwire.Options{DataDir: termDir, ConfigPath: o.configPath, Config: cfg,
+		Terminal: term, Engine: engine, Devices: devs, Logf: logf, Software: software})
+	if err != nil {
+		return err
+	}
+	defer ctl.Close() // a no-op after the orderly stop below, which closes it before the store
 	feed := &ui.DeviceFeed{}
 	tw := &techWiring{termDir: termDir, term: term, engine: engine, relay: cfg.Relay, devs: devs, feed: feed, logf: logf}
 	if !o.demo {
@@ -325,6 +333,9 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 		} else {
 			logf("stopping: session %s ended (logout)", info.SessionID)
 		}
+	}
+	if err := ctl.Close(); err != nil {
+		logf("stopping: control socket: %v", err)
 	}
 	storeOpen = false
 	if err := store.Close(); err != nil {

@@ -22,7 +22,7 @@ type Options struct {
 	Config     termconfig.Config       // as loaded
 	Terminal   *kiosk.Terminal         // required
 	Engine     *client.Engine          // nil when the terminal is not enrolled
-	Devices    *device.Manager         // nil when kioskd runs no devices
+	Devices    DeviceStates            // nil when kioskd runs no devices
 	Logf       kiosk.Logf              // nil = silent
 	Software   string                  // the build name sent to the relay at enrollment
 	OnEnrolled func(client.Enrollment) // optional: kioskd may start sync after `kioskctl enroll`
@@ -80,7 +80,11 @@ func (s engineSource) Link() control.Link {
 	return control.Link{Connected: st.Connected, LastSuccess: st.LastSuccess, LastError: st.LastError}
 }
 
-type deviceSource struct{ m *device.Manager }
+// DeviceStates is what the status needs of the devices: a device.Manager, or kioskd's host
+// that restarts one when a technician moves a device.
+type DeviceStates interface{ States() []device.State }
+
+type deviceSource struct{ m DeviceStates }
 
 func (s deviceSource) Devices() []control.Device {
 	if s.m == nil {
