@@ -181,7 +181,7 @@ func TestRefusalWordsForEveryReason(t *testing.T) {
 			kiosk.ReasonCooldown, kiosk.ReasonCurfew, kiosk.ReasonLockdown, kiosk.ReasonInsufficientBalance,
 			kiosk.ReasonOfflineLimit, kiosk.ReasonNoMessaging, kiosk.ReasonNoticeNotAccepted, kiosk.ReasonWrongPIN,
 			kiosk.ReasonNotBound, kiosk.ReasonLoginExpired, kiosk.ReasonContactNotApproved, kiosk.ReasonContactLimit,
-			kiosk.ReasonNoSession} {
+			kiosk.ReasonNoSession, kiosk.ReasonPREABacklog} {
 			err := &kiosk.Error{Kind: kiosk.KindRefused, Op: "login", Reason: r, Until: now.Add(35 * time.Minute)}
 			got := w.refusal(err)
 			if got == w.T("refuse.other") || got == w.T("error.generic") || strings.Contains(got, ".") && strings.HasPrefix(got, "refuse.") {

@@ -115,6 +115,8 @@ func (w words) refusal(err error) string {
 		return w.T("contacts.err.full")
 	case kiosk.ReasonNoSession:
 		return w.T("refuse.no_session")
+	case kiosk.ReasonPREABacklog:
+		return w.T("refuse.prea_backlog")
 	}
 	switch e.Kind {
 	case kiosk.KindIO, kiosk.KindCorrupt:
