@@ -1,6 +1,6 @@
 package wire
 
-import "time"
+import "github.com/tether-kiosk/tether/kiosk"
 
 // Downlink kinds. Bodies whose shape is a kiosk record use that record's JSON (kiosk/model.go
 // field names are the wire names); the others are defined here. kiosk/downlink.go applies them.
@@ -41,26 +41,11 @@ const (
 var UpKinds = []string{UpMessage, UpPREA, UpContactRequest, UpContactRemove, UpCharge, UpCredit,
 	UpSessionEnd, UpAudit, UpDeviceStatus}
 
-// MessageStatus changes the state of a message the terminal sent (held, delivered, rejected).
-type MessageStatus struct {
-	MessageID string    `json:"message_id"`
-	InmateID  string    `json:"inmate_id"`
-	State     string    `json:"state"` // "held", "delivered" or "rejected"
-	Reason    string    `json:"reason,omitempty"`
-	At        time.Time `json:"at"`
-}
-
-// TechnicianRemoved takes a technician off the terminal's roster.
-type TechnicianRemoved struct {
-	ID string `json:"id"`
-}
-
-// Notice is text to show on screen: to everyone (InmateID empty) or to one inmate, until Until.
-type Notice struct {
-	ID       string    `json:"id"`
-	InmateID string    `json:"inmate_id,omitempty"`
-	Text     string    `json:"text"`
-	Language string    `json:"language,omitempty"` // "" for every language
-	At       time.Time `json:"at"`
-	Until    time.Time `json:"until,omitempty"`
-}
+// Downlink bodies are the kiosk's own records, defined once there: MessageStatus changes the
+// state of a message the terminal sent, TechnicianRemoved takes a technician off the roster,
+// Notice is text to show on screen (to everyone when InmateID is empty).
+type (
+	MessageStatus     = kiosk.MessageStatus
+	TechnicianRemoved = kiosk.TechnicianRemoved
+	Notice            = kiosk.Notice
+)
