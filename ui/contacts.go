@@ -25,19 +25,26 @@ func (k *Kiosk) showContactsWith(note string) {
 	max := k.d.Policy().MaxContacts
 	count := text("", theme.White)
 	list := container.NewVBox()
-	var load func()
-	load = func() {
+	load := func() {
 		id := s.inmateID
-		k.run(func() func() {
-			cs, err := k.d.Contacts(id)
-			return func() {
-				if k.v != v {
-					return
-				}
-				list.RemoveAll()
-				if err != nil {
-					list.Add(text(w.refusal(err), theme.Orange))
-				}
+		fillList(k, v, w, list, "contacts.empty", func() ([]kiosk.Contact, error) { return k.d.Contacts(id) },
+			func(c kiosk.Contact) fyne.CanvasObject {
+				name := theme.Text(c.Name, theme.TextSize, theme.White, true)
+				state := theme.Text(w.contactState(c), theme.TextSize, contactColor(c.State), false)
+				lines := []fyne.CanvasObject{name, text(c.Email, theme.Grey), state}
+				// Removing frees a slot but needs a new approval to undo: a second tap confirms.
+				var remove *widget.Button
+				remove = k.button(w.T("contacts.remove"), fynetheme.DeleteIcon(), func() {
+					if remove.Importance != widget.DangerImportance {
+						remove.Importance = widget.DangerImportance
+						remove.SetText(w.T("contacts.remove_confirm"))
+						return
+					}
+					k.removeContact(c)
+				})
+				row := container.NewBorder(nil, nil, nil, container.NewCenter(big(remove, 260, 60)), container.NewVBox(lines...))
+				return card(theme.Panel, row)
+			}, func(cs []kiosk.Contact) {
 				live := 0
 				for _, c := range cs {
 					if c.State == kiosk.ContactPending || c.State == kiosk.ContactApproved {
@@ -46,29 +53,7 @@ func (k *Kiosk) showContactsWith(note string) {
 				}
 				count.Text = w.T("contacts.count", "n", strconv.Itoa(live), "max", strconv.Itoa(max))
 				count.Refresh()
-				if len(cs) == 0 && err == nil {
-					list.Add(label(w.T("contacts.empty")))
-				}
-				for _, c := range cs {
-					c := c
-					name := theme.Text(c.Name, theme.TextSize, theme.White, true)
-					state := theme.Text(w.contactState(c), theme.TextSize, contactColor(c.State), false)
-					lines := []fyne.CanvasObject{name, text(c.Email, theme.Grey), state}
-					// Removing frees a slot but needs a new approval to undo: a second tap confirms.
-					var remove *widget.Button
-					remove = k.button(w.T("contacts.remove"), fynetheme.DeleteIcon(), func() {
-						if remove.Importance != widget.DangerImportance {
-							remove.Importance = widget.DangerImportance
-							remove.SetText(w.T("contacts.remove_confirm"))
-							return
-						}
-						k.removeContact(c)
-					})
-					row := container.NewBorder(nil, nil, nil, container.NewCenter(big(remove, 260, 60)), container.NewVBox(lines...))
-					list.Add(card(theme.Panel, row))
-				}
-			}
-		})
+			})
 	}
 	v.onChanged = load
 	add := big(k.primary(w.T("contacts.add"), fynetheme.ContentAddIcon(), k.showAddContact), 300, 64)

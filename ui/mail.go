@@ -33,36 +33,21 @@ func (k *Kiosk) showInbox() {
 	list := container.NewVBox()
 	load := func() {
 		id := s.inmateID
-		k.run(func() func() {
-			msgs, err := k.d.Inbox(id)
-			return func() {
-				if k.v != v {
-					return
+		fillList(k, v, w, list, "inbox.empty", func() ([]kiosk.Message, error) { return k.d.Inbox(id) },
+			func(m kiosk.Message) fyne.CanvasObject {
+				from := theme.Text(w.T("inbox.from", "name", m.PeerName), theme.TextSize, theme.White, true)
+				when := text(w.stamp(m.CreatedAt), theme.Grey)
+				head := container.NewBorder(nil, nil, nil, when, from)
+				lines := []fyne.CanvasObject{head}
+				if !m.Read {
+					lines = append(lines, theme.Text(w.T("inbox.new"), theme.CaptionSize, theme.Yellow, true))
 				}
-				list.RemoveAll()
-				if err != nil {
-					list.Add(text(w.refusal(err), theme.Orange))
+				if m.Subject != "" {
+					lines = append(lines, text(m.Subject, theme.White))
 				}
-				if len(msgs) == 0 && err == nil {
-					list.Add(label(w.T("inbox.empty")))
-				}
-				for _, m := range msgs {
-					m := m
-					from := theme.Text(w.T("inbox.from", "name", m.PeerName), theme.TextSize, theme.White, true)
-					when := text(w.stamp(m.CreatedAt), theme.Grey)
-					head := container.NewBorder(nil, nil, nil, when, from)
-					lines := []fyne.CanvasObject{head}
-					if !m.Read {
-						lines = append(lines, theme.Text(w.T("inbox.new"), theme.CaptionSize, theme.Yellow, true))
-					}
-					if m.Subject != "" {
-						lines = append(lines, text(m.Subject, theme.White))
-					}
-					lines = append(lines, text(firstLine(m.Body, 80), theme.Grey))
-					list.Add(newTappable(card(theme.Panel, lines...), func() { k.touch(); k.showReader(m) }))
-				}
-			}
-		})
+				lines = append(lines, text(firstLine(m.Body, 80), theme.Grey))
+				return newTappable(card(theme.Panel, lines...), func() { k.touch(); k.showReader(m) })
+			}, nil)
 	}
 	v.onChanged = load
 	k.setScreen(v, k.frame(w, w.T("inbox.title"), k.showHome, status, k.vscroll(list)))
@@ -104,34 +89,20 @@ func (k *Kiosk) showSentWith(note string) {
 	list := container.NewVBox()
 	load := func() {
 		id := s.inmateID
-		k.run(func() func() {
-			msgs, err := k.d.Sent(id)
-			return func() {
-				if k.v != v {
-					return
+		fillList(k, v, w, list, "sent.empty", func() ([]kiosk.Message, error) { return k.d.Sent(id) },
+			func(m kiosk.Message) fyne.CanvasObject {
+				to := theme.Text(w.T("sent.to", "name", m.PeerName), theme.TextSize, theme.White, true)
+				when := text(w.stamp(m.CreatedAt), theme.Grey)
+				state := theme.Text(w.msgState(m), theme.TextSize, stateColor(m.State), true)
+				lines := []fyne.CanvasObject{container.NewBorder(nil, nil, nil, when, to), state}
+				if m.Subject != "" {
+					lines = append(lines, text(m.Subject, theme.White))
 				}
-				list.RemoveAll()
-				if err != nil {
-					list.Add(text(w.refusal(err), theme.Orange))
+				if m.Body != "" {
+					lines = append(lines, text(firstLine(m.Body, 80), theme.Grey))
 				}
-				if len(msgs) == 0 && err == nil {
-					list.Add(label(w.T("sent.empty")))
-				}
-				for _, m := range msgs {
-					to := theme.Text(w.T("sent.to", "name", m.PeerName), theme.TextSize, theme.White, true)
-					when := text(w.stamp(m.CreatedAt), theme.Grey)
-					state := theme.Text(w.msgState(m), theme.TextSize, stateColor(m.State), true)
-					lines := []fyne.CanvasObject{container.NewBorder(nil, nil, nil, when, to), state}
-					if m.Subject != "" {
-						lines = append(lines, text(m.Subject, theme.White))
-					}
-					if m.Body != "" {
-						lines = append(lines, text(firstLine(m.Body, 80), theme.Grey))
-					}
-					list.Add(card(theme.Panel, lines...))
-				}
-			}
-		})
+				return card(theme.Panel, lines...)
+			}, nil)
 	}
 	v.onChanged = load
 	var body fyne.CanvasObject = k.vscroll(list)
