@@ -68,7 +68,7 @@ func startKioskd(t *testing.T, dir string, cfg termconfig.Config, withSync bool)
 		t.Fatal(err)
 	}
 	k.srv, err = ctlwire.Serve(ctlwire.Options{DataDir: dir, ConfigPath: "kioskd.json", Config: cfg, Terminal: term,
-		Engine: eng, Devices: devs, Logf: t.Logf})
+		Engine: func() *client.Engine { return eng }, Devices: devs, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 type techWiring struct {
 	termDir string
 	term    *kiosk.Terminal
-	engine  *client.Engine // nil when not enrolled
+	syncs   *syncHolder // its engine is nil until the terminal is enrolled
 	relay   RelayConfig
 	devs    *deviceHost
 	feed    *ui.DeviceFeed
@@ -34,21 +34,28 @@ func (w *techWiring) deps() ui.TechDeps {
 		Framings:     badge.Framings(),
 		Enroll:       w.enroll,
 		SetDevice:    w.setDevice,
-	}
-	if w.engine != nil {
-		d.SyncNow = w.engine.SyncNow
+		SyncNow:      w.syncNow, // set even unenrolled: a live enrollment starts an engine
 	}
 	return d
 }
 
+func (w *techWiring) syncNow() {
+	if e := w.syncs.Engine(); e != nil {
+		e.SyncNow()
+	} else {
+		w.logf("technician: sync now: this terminal is not enrolled")
+	}
+}
+
 func (w *techWiring) linkStatus() ui.LinkInfo {
-	if w.engine == nil {
+	e := w.syncs.Engine()
+	if e == nil {
 		return ui.LinkInfo{}
 	}
-	st := w.engine.Status()
+	st := e.Status()
 	url := w.relay.URL
 	if url == "" {
-		url = w.engine.Enrollment().RelayURL
+		url = e.Enrollment().RelayURL
 	}
 	return ui.LinkInfo{Enrolled: true, Connected: st.Connected, RelayURL: url, LastSuccess: st.LastSuccess,
 		Waiting: st.Waiting, OldestWaiting: st.OldestWaiting, LastError: st.LastError,
@@ -92,8 +99,8 @@ func (w *techWiring) ports() ([]ui.PortInfo, error) {
 	return out, err
 }
 
-// enroll runs client.Enroll; the code is never logged. The sync engine starts with the new
-// enrollment when kioskd next starts.
+// enroll runs client.Enroll; the code is never logged. Sync starts with the new enrollment
+// right away.
 func (w *techWiring) enroll(ctx context.Context, relayURL, code string) (ui.EnrollInfo, error) {
 	var tr client.Transport
 	if t := w.relay.Transport(); t != nil {
@@ -110,7 +117,8 @@ func (w *techWiring) enroll(ctx context.Context, relayURL, code string) (ui.Enro
 		}
 		return ui.EnrollInfo{}, err
 	}
-	w.logf("technician: enrolled as %s in facility %s (%s); sync starts with it at the next start", e.TerminalID, e.Facility, e.Mode)
+	w.logf("technician: enrolled as %s in facility %s (%s)", e.TerminalID, e.Facility, e.Mode)
+	w.syncs.enrolled(e)
 	return ui.EnrollInfo{TerminalID: e.TerminalID, Facility: e.Facility, Mode: e.Mode}, nil
 }
 

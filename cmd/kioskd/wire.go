@@ -95,25 +95,26 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	// Sync: only an enrolled terminal has a relay; the others keep everything for later.
-	var engine *client.Engine
+	// Sync: only an enrolled terminal has a relay; the others keep everything for later, and
+	// start sync when a technician enrolls them while they run.
 	var online atomic.Int32 // 0 unknown, 1 online, 2 offline
+	syncs := newSyncHolder(ctx, client.Config{DataDir: termDir, Terminal: term, Logf: logf, RelayURL: cfg.Relay.URL,
+		Transport: cfg.Relay.Transport(), Software: software,
+		OnStatus: func(st client.Status) {
+			v := int32(2)
+			if st.Connected {
+				v = 1
+			}
+			if online.Swap(v) != v {
+				logf("sync: link %s", map[bool]string{true: "up", false: "down"}[st.Connected])
+				if k := hub.k.Load(); k != nil {
+					k.SetLinkStatus(st.Connected)
+				}
+			}
+		}}, mode, logf)
+	defer syncs.Stop() // on an early return; the orderly stop below stops it before the store closes
 	if enrolled {
-		engine, err = client.New(client.Config{DataDir: termDir, Terminal: term, Logf: logf, RelayURL: cfg.Relay.URL,
-			Transport: cfg.Relay.Transport(), Software: software,
-			OnStatus: func(st client.Status) {
-				v := int32(2)
-				if st.Connected {
-					v = 1
-				}
-				if online.Swap(v) != v {
-					logf("sync: link %s", map[bool]string{true: "up", false: "down"}[st.Connected])
-					if k := hub.k.Load(); k != nil {
-						k.SetLinkStatus(st.Connected)
-					}
-				}
-			}})
-		if err != nil {
+		if _, _, err := syncs.Start(); err != nil {
 			return err
 		}
 	} else {
@@ -145,13 +146,13 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	}
 	// The control API for kioskctl: it answers from this process, which holds the store's lock.
 	ctl, err := ctlwire.Serve(ctlwire.Options{DataDir: termDir, ConfigPath: o.configPath, Config: cfg,
-		Terminal: term, Engine: engine, Devices: devs, Logf: logf, Software: software})
+		Terminal: term, Engine: syncs.Engine, Devices: devs, Logf: logf, Software: software, OnEnrolled: syncs.enrolled})
 	if err != nil {
 		return err
 	}
 	defer ctl.Close() // a no-op after the orderly stop below, which closes it before the store
 	feed := &ui.DeviceFeed{}
-	tw := &techWiring{termDir: termDir, term: term, engine: engine, relay: cfg.Relay, devs: devs, feed: feed, logf: logf}
+	tw := &techWiring{termDir: termDir, term: term, syncs: syncs, relay: cfg.Relay, devs: devs, feed: feed, logf: logf}
 	if !o.demo {
 		tw.save = func(devices []device.Config) error { return saveConfig(o.configPath, cfg, devices) }
 	}
@@ -180,8 +181,6 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	// Orderly stop, once, whoever asks: signal, closed window (windowed), script.
 	var stopOnce sync.Once
 	stopped := make(chan struct{})
-	var syncWG sync.WaitGroup
-	syncCtx, syncCancel := context.WithCancel(ctx)
 	shutdown := func(why string) {
 		logf("stopping: %s", why)
 		if info, ok := term.Active(); ok {
@@ -194,8 +193,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 		t0 := time.Now()
 		devs.Stop()
 		logf("stopping: devices closed in %v", time.Since(t0).Round(time.Millisecond))
-		syncCancel()
-		syncWG.Wait()
+		syncs.Stop()
 		close(stopped)
 	}
 	var shutDown, scriptFailed atomic.Bool
@@ -253,13 +251,6 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 		defer bgWG.Done()
 		pumpDevices(ctx, events, k, feed, logf)
 	}()
-	if engine != nil {
-		syncWG.Add(1)
-		go func() {
-			defer syncWG.Done()
-			_ = engine.Run(syncCtx)
-		}()
-	}
 	go func() {
 		defer bgWG.Done()
 		tickLoop(ctx, term, k)

@@ -21,7 +21,7 @@ type Options struct {
 	ConfigPath string                  // the config file kioskd loaded ("" in a demo)
 	Config     termconfig.Config       // as loaded
 	Terminal   *kiosk.Terminal         // required
-	Engine     *client.Engine          // nil when the terminal is not enrolled
+	Engine     func() *client.Engine   // asked at each status: nil (or it returns nil) until the terminal is enrolled
 	Devices    DeviceStates            // nil when kioskd runs no devices
 	Logf       kiosk.Logf              // nil = silent
 	Software   string                  // the build name sent to the relay at enrollment
@@ -34,17 +34,18 @@ func Serve(o Options) (*control.Server, error) {
 		return nil, errors.New("control: terminal is required")
 	}
 	var devs control.DeviceSource = deviceSource{o.Devices}
-	var link control.LinkSource
-	if o.Engine != nil {
-		link = engineSource{o.Engine}
-	}
 	return control.Listen(control.Options{
 		DataDir:  o.DataDir,
 		Terminal: o.Terminal,
 		Logf:     o.Logf,
 		Sources: func() control.Sources {
 			src := StoppedSources(o.DataDir, o.Config)
-			src.Link, src.Devices = link, devs
+			src.Devices = devs
+			if o.Engine != nil {
+				if e := o.Engine(); e != nil { // an engine started by a live enrollment shows too
+					src.Link = engineSource{e}
+				}
+			}
 			return src
 		},
 		Enroll: func(ctx context.Context, actor string, r control.EnrollRequest) (control.EnrollResult, error) {
