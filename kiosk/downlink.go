@@ -362,6 +362,16 @@ func (t *Terminal) Notices(inmateID string) ([]Notice, error) {
 	return out, err
 }
 
+// terminalIDTx names this terminal in its records: the enrollment stored in tx, which may have
+// been made while the terminal ran, else the id it was started with.
+func terminalIDTx(tx *bolt.Tx, fallback string) string {
+	var e Enrollment
+	if found, err := getJSON(tx, bDownlink, kEnrollment, &e); err == nil && found && e.TerminalID != "" {
+		return e.TerminalID
+	}
+	return fallback
+}
+
 // SetEnrollment records what the relay said at enrollment and, in the same transaction,
 // binds the terminal to the tablet's inmate (or unbinds a kiosk). The inmate need not be on
 // the roster yet: the roster arrives over the downlink after enrollment.

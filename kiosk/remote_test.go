@@ -69,3 +69,22 @@ func TestRemoteFactsHoldFacilityWide(t *testing.T) {
 		t.Fatalf("badge after the cool-down: %v", err)
 	}
 }
+
+// A terminal enrolled while it runs names itself by its new id in the sessions that follow.
+func TestSessionsNameTheEnrolledTerminal(t *testing.T) {
+	r := newRig(t, nil)
+	r.addInmate("A1", 500)
+	if err := r.term.SetEnrollment(Enrollment{TerminalID: "t-9", Facility: "north", Mode: "kiosk"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.login("A1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.term.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := r.term.Usage("A1")
+	if err != nil || len(sessions) != 1 || sessions[0].Terminal != "t-9" {
+		t.Fatalf("usage = %+v, %v; want one session on terminal t-9", sessions, err)
+	}
+}

@@ -122,7 +122,7 @@ func (t *Terminal) AcceptNotice(p Pending) (SessionInfo, error) {
 			"kind": PersonInmate, "session": id.String(), "language": p.Language}); err != nil {
 			return err
 		}
-		sess = Session{ID: id.String(), InmateID: in.ID, Terminal: t.id, Start: wall.UTC(), Rate: pol.RatePerMinute}
+		sess = Session{ID: id.String(), InmateID: in.ID, Terminal: terminalIDTx(tx, t.id), Start: wall.UTC(), Rate: pol.RatePerMinute}
 		acc, err := loadAccountTx(tx, in.ID)
 		if err != nil {
 			return err
