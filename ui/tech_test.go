@@ -533,3 +533,22 @@ func (h *harness) tapPrefix(prefix string) {
 	test.Tap(found)
 	h.settle()
 }
+
+// An unenrolled terminal has no relay to reach: Sync now is offered only once it is enrolled.
+func TestSyncNowWaitsForEnrollment(t *testing.T) {
+	r := newTechRig(t)
+	r.link = LinkInfo{}
+	h := techHarness(t, r.deps())
+	h.techLogin()
+	h.eventually("the link shown as not enrolled", func() bool { return strings.Contains(h.screenText(), "enrolled") })
+	if !h.button("Sync now").Disabled() {
+		t.Fatal("Sync now is enabled on a terminal that is not enrolled")
+	}
+	r.mu.Lock()
+	r.link = LinkInfo{Enrolled: true, Connected: true, TerminalID: "term-1"}
+	r.mu.Unlock()
+	h.eventually("Sync now enabled after enrollment", func() bool {
+		h.k.Tick() // kioskd's once-a-second tick re-reads the link
+		return !h.button("Sync now").Disabled()
+	})
+}

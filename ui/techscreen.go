@@ -275,7 +275,20 @@ func (k *Kiosk) showTechHome() {
 	var v *view
 	var w words
 	var scroll *container.Scroll
+	var syncB *widget.Button
+	// Sync now needs a relay: an unenrolled terminal has none to reach.
+	syncable := func(link *LinkInfo) {
+		if syncB == nil {
+			return
+		}
+		if deps.SyncNow == nil || link == nil || !link.Enrolled {
+			syncB.Disable()
+		} else {
+			syncB.Enable()
+		}
+	}
 	render := func(link *LinkInfo, devs []DeviceInfo) {
+		syncable(link)
 		if shown.done && reflect.DeepEqual(shown.link, link) && reflect.DeepEqual(shown.devs, devs) {
 			return // redraw only on change
 		}
@@ -292,7 +305,7 @@ func (k *Kiosk) showTechHome() {
 	v, w = k.techView("tech", func() { k.techPoll(v, render) })
 	render(k.tech.link, nil)
 
-	syncB := k.techButton(w.T("tech.sync_now"), fynetheme.ViewRefreshIcon(), func() {})
+	syncB = k.techButton(w.T("tech.sync_now"), fynetheme.ViewRefreshIcon(), func() {})
 	syncB.Importance = widget.HighImportance
 	syncB.OnTapped = func() {
 		k.techInput()
@@ -307,9 +320,7 @@ func (k *Kiosk) showTechHome() {
 			}
 		})
 	}
-	if deps.SyncNow == nil {
-		syncB.Disable()
-	}
+	syncable(k.tech.link)
 	linkHead := theme.Text(w.T("tech.link"), theme.SubHeadingSize, theme.Yellow, true)
 	linkCard := card(theme.Panel, container.NewBorder(nil, nil, nil, container.NewVBox(big(syncB, 260, 64)),
 		container.NewVBox(linkHead, linkBox)))
