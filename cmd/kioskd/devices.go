@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/tether-kiosk/tether/hardware/device"
@@ -116,7 +113,7 @@ func (h *deviceHost) Move(ctx context.Context, name, path, framing string, save 
 }
 
 // saveConfig rewrites the config file at path with devices in place of the old ones
-// (temp file, fsync, rename), so that a crash leaves the old file or the new one.
+// atomically, so that a crash leaves the old file or the new one.
 func saveConfig(path string, cfg Config, devices []device.Config) error {
 	cfg.Devices = make([]DeviceConfig, 0, len(devices))
 	for _, d := range devices {
@@ -134,29 +131,5 @@ func saveConfig(path string, cfg Config, devices []device.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	raw, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(append(raw, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	return nil
+	return cfg.Save(path)
 }
