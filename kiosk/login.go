@@ -1,6 +1,7 @@
 package kiosk
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -96,6 +97,41 @@ func loginStateTx(tx *bolt.Tx, id string) (LoginState, error) {
 	var st LoginState
 	_, err := getJSON(tx, bLogins, id, &st)
 	return st, err
+}
+
+// clampLocks runs at start: a lock stored as ending more than one Policy.Lockout from now was
+// set under a wall clock that has since gone back (a dead RTC battery resets the date), and
+// must not last days; it is shortened to one Lockout from now and stored.
+func (t *Terminal) clampLocks() error {
+	now := t.clock.Now()
+	limit := now.Add(t.Policy().Lockout.D()).UTC()
+	return t.store.update("check lockouts", func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bLogins))
+		var fix []string
+		if err := b.ForEach(func(k, v []byte) error {
+			var st LoginState
+			if err := json.Unmarshal(v, &st); err != nil {
+				return &Error{Kind: KindCorrupt, Op: "read login state", Err: fmt.Errorf("%q: %w", k, err)}
+			}
+			if st.LockedUntil.After(limit) {
+				fix = append(fix, string(k))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, id := range fix {
+			st, err := loginStateTx(tx, id)
+			if err != nil {
+				return err
+			}
+			st.LockedUntil = limit
+			if err := putJSON(tx, bLogins, id, st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // precheckTx applies every refusal that needs no PIN: suspended, locked, then (inmates) the

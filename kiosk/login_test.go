@@ -527,3 +527,23 @@ func BenchmarkLogin(b *testing.B) { benchLogin(b, DefaultPINParams()) }
 // BenchmarkLoginCheapHash is the same login with a nearly free hash: the baseline that shows
 // what argon2id costs (the rest is bbolt with fsync).
 func BenchmarkLoginCheapHash(b *testing.B) { benchLogin(b, TestPINParams()) }
+
+// A wall clock set back after a lockout (an RTC battery died, the date reset at boot) does not
+// lengthen the lock beyond one Policy.Lockout from the new time.
+func TestLockoutSurvivesAClockSetBack(t *testing.T) {
+	f := newLoginFixture(t)
+	for i := 0; i < 5; i++ {
+		f.term.EnterPIN("B-1001", pinWrong)
+	}
+	f.clk.JumpWall(-72 * time.Hour) // the terminal restarts with its date three days back
+	f.reopen()
+	_, err := f.term.Badge("B-1001")
+	var e *Error
+	if !errors.As(err, &e) || e.Reason != ReasonLocked || !e.Until.Equal(f.clk.Now().Add(15*time.Minute)) {
+		t.Fatalf("badge after the clock went back 3 days: %v; want locked until %v", err, f.clk.Now().Add(15*time.Minute))
+	}
+	f.clk.Advance(15 * time.Minute)
+	if _, err := f.term.EnterPIN("B-1001", pinAna); err != nil {
+		t.Fatalf("right PIN 15 minutes later: %v", err)
+	}
+}

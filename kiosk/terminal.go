@@ -90,6 +90,9 @@ func NewTerminal(cfg TerminalConfig) (*Terminal, error) {
 	if err := t.Recover(); err != nil {
 		return nil, fmt.Errorf("new terminal: %w", err)
 	}
+	if err := t.clampLocks(); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
