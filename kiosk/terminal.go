@@ -91,7 +91,7 @@ func NewTerminal(cfg TerminalConfig) (*Terminal, error) {
 		return nil, fmt.Errorf("new terminal: %w", err)
 	}
 	if err := t.clampLocks(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("new terminal: %w", err)
 	}
 	return t, nil
 }
