@@ -1,6 +1,7 @@
 package kiosk
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +119,32 @@ func FuzzPINHashParse(f *testing.F) {
 		if ValidatePINHash(s) == nil {
 			VerifyPIN(s, "1234") // must not panic or allocate without bound
 		}
+	})
+}
+
+// FuzzParsePolicy: nothing panics, and whatever is accepted is valid and survives a round trip.
+func FuzzParsePolicy(f *testing.F) {
+	f.Add(`{"rate_cents_per_minute": 7, "cooldown": "45m"}`)
+	f.Add(`{"curfew": [{"weekday": 4, "start": "22:00", "end": "06:00"}], "lockdown": true}`)
+	f.Add(`{"max_session": "1m", "idle_timeout": "30s", "idle_warning": "10s", "warn_before": ["30s"]}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePolicy([]byte(s))
+		if err != nil {
+			if KindOf(err) != KindInvalid {
+				t.Fatalf("refusal of %q is not KindInvalid: %v", s, err)
+			}
+			return
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("accepted policy is invalid: %v", err)
+		}
+		raw, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParsePolicy(raw); err != nil {
+			t.Fatalf("accepted policy re-encoded as %s is refused: %v", raw, err)
+		}
+		p.CurfewAt(time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC))
 	})
 }

@@ -142,6 +142,9 @@ func jsonError(raw []byte, err error) error {
 		return fmt.Errorf("%s (see cmd/internal/termconfig for the fields)", strings.TrimPrefix(err.Error(), "json: "))
 	case errors.Is(err, io.EOF):
 		return errors.New("empty file: want a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		line, _ := lineCol(raw, int64(len(raw)))
+		return fmt.Errorf("line %d: the file ends in the middle of the JSON object (truncated?)", line)
 	}
 	return err
 }
