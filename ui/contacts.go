@@ -59,11 +59,7 @@ func (k *Kiosk) showContactsWith(note string) {
 	add := big(k.primary(w.T("contacts.add"), fynetheme.ContentAddIcon(), k.showAddContact), 300, 64)
 	top := container.NewBorder(nil, nil, count, add)
 	var body fyne.CanvasObject = container.NewBorder(top, nil, nil, nil, k.vscroll(list))
-	if note != "" {
-		n := label(note)
-		n.Importance = widget.SuccessImportance
-		body = container.NewBorder(n, nil, nil, nil, body)
-	}
+	body = withNote(body, note)
 	k.setScreen(v, k.frame(w, w.T("contacts.title"), k.showHome, status, body))
 	load()
 }

@@ -2,6 +2,8 @@ package ui
 
 import (
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/tether-kiosk/tether/ui/theme"
 )
@@ -32,4 +34,15 @@ func fillList[T any](k *Kiosk, v *view, w words, list *fyne.Container, emptyID s
 			}
 		}
 	})
+}
+
+// withNote puts a confirmation of what was just done (a message sent, a contact asked for)
+// above body; an empty note leaves body alone.
+func withNote(body fyne.CanvasObject, note string) fyne.CanvasObject {
+	if note == "" {
+		return body
+	}
+	n := label(note)
+	n.Importance = widget.SuccessImportance
+	return container.NewBorder(n, nil, nil, nil, body)
 }

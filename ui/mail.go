@@ -7,7 +7,6 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	fynetheme "fyne.io/fyne/v2/theme"
-	"fyne.io/fyne/v2/widget"
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/ui/theme"
@@ -106,11 +105,7 @@ func (k *Kiosk) showSentWith(note string) {
 	}
 	v.onChanged = load
 	var body fyne.CanvasObject = k.vscroll(list)
-	if note != "" {
-		n := label(note)
-		n.Importance = widget.SuccessImportance
-		body = container.NewBorder(n, nil, nil, nil, body)
-	}
+	body = withNote(body, note)
 	k.setScreen(v, k.frame(w, w.T("sent.title"), k.showHome, status, body))
 	load()
 }
