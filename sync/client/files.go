@@ -97,7 +97,8 @@ func LoadKey(dataDir string) (ed25519.PrivateKey, error) {
 
 // loadOrCreateKey returns the stored key, or makes and stores a new one.
 func loadOrCreateKey(dataDir string) (ed25519.PrivateKey, error) {
-	if _, err := os.Stat(filepath.Join(dataDir, KeyFile)); err == nil {
+	// Only a key that is truly absent is made anew: any other stat error must not replace an identity.
+	if _, err := os.Stat(filepath.Join(dataDir, KeyFile)); !errors.Is(err, os.ErrNotExist) {
 		return LoadKey(dataDir)
 	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
