@@ -379,11 +379,7 @@ func readFrame(ctx context.Context, conn *websocket.Conn) (wire.Frame, error) {
 	}
 	f, err := wire.DecodeFrame(b)
 	if err != nil {
-		reason := wire.ReasonMalformed + ": " + err.Error()
-		if len(reason) > wire.MaxReasonLen {
-			reason = reason[:wire.MaxReasonLen]
-		}
-		return wire.Frame{}, protocolErr(reason, "relay sent a bad frame: %w", err)
+		return wire.Frame{}, protocolErr(wire.CloseReason(wire.ReasonMalformed+": "+err.Error()), "relay sent a bad frame: %w", err)
 	}
 	return f, nil
 }

@@ -6,9 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	bolt "go.etcd.io/bbolt"
@@ -28,16 +26,6 @@ const downWindow = 1024
 
 // writeTimeout bounds one frame's write; a peer that does not read is dropped.
 const writeTimeout = 30 * time.Second
-
-// closeReason fits a reason into a close frame (123 bytes of valid UTF-8).
-func closeReason(s string) string {
-	s = strings.ToValidUTF8(s, "?")
-	for len(s) > 123 {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
-}
 
 func (r *Relay) routeTerminal(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+wire.PathTerminal, r.serveTerminal)
@@ -169,7 +157,7 @@ func (r *Relay) readFrame(ctx context.Context, c *websocket.Conn) (wire.Frame, b
 	}
 	f, err := wire.DecodeFrame(data)
 	if err != nil {
-		c.Close(websocket.StatusPolicyViolation, closeReason(wire.ReasonMalformed+": "+err.Error()))
+		c.Close(websocket.StatusPolicyViolation, wire.CloseReason(wire.ReasonMalformed+": "+err.Error()))
 		return wire.Frame{}, false
 	}
 	return f, true

@@ -487,7 +487,7 @@ func (r *Relay) serveEnroll(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, wire.ErrorResponse{Error: wire.EnrollInvalid, Message: closeReason(err.Error())})
+		writeJSON(w, http.StatusBadRequest, wire.ErrorResponse{Error: wire.EnrollInvalid, Message: wire.CloseReason(err.Error())})
 		return
 	}
 	resp, err := r.Enroll(er)

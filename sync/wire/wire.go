@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Subprotocol is the websocket subprotocol of this version; a peer offering anything else is
@@ -275,6 +277,17 @@ func DecodeFrame(b []byte) (Frame, error) {
 		return Frame{}, fmt.Errorf("decode %s frame: %w", env.Type, err)
 	}
 	return f, nil
+}
+
+// CloseReason fits a reason into a websocket close frame: valid UTF-8, at most 123 bytes, cut
+// at a rune boundary.
+func CloseReason(s string) string {
+	s = strings.ToValidUTF8(s, "?")
+	for len(s) > 123 {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
 }
 
 // cut shortens a peer-supplied string before it goes into an error or a log line.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func samples() []any {
@@ -190,5 +191,17 @@ func TestCloseReasonsFit(t *testing.T) {
 		if len(r) > MaxReasonLen {
 			t.Errorf("close reason %q is %d bytes, limit %d", r, len(r), MaxReasonLen)
 		}
+	}
+}
+
+// A long decoder error with multi-byte runes still makes a close reason the peer accepts.
+func TestCloseReasonCutsAtARune(t *testing.T) {
+	long := ReasonMalformed + ": " + strings.Repeat("ñ", 100) + "\xff"
+	r := CloseReason(long)
+	if len(r) > 123 || !utf8.ValidString(r) || !strings.HasPrefix(r, ReasonMalformed+": ñ") {
+		t.Fatalf("CloseReason = %q (%d bytes)", r, len(r))
+	}
+	if CloseReason("bad\xffbyte") != "bad?byte" {
+		t.Fatalf("invalid UTF-8 kept: %q", CloseReason("bad\xffbyte"))
 	}
 }
