@@ -96,6 +96,12 @@ func TestRelayURLRules(t *testing.T) {
 			t.Errorf("%s accepted", in)
 		}
 	}
+	// A password in the URL is refused without being repeated, whether or not the URL parses.
+	for _, in := range []string{"wss://u:s3cret@relay.example", "wss://u:s3cret@relay.example:bad"} {
+		if _, err := parseRelayURL(in, Transport{}); err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
 	if _, err := parseRelayURL("ws://relay.example", Transport{Insecure: true}); err != nil {
 		t.Errorf("insecure setting ignored: %v", err)
 	}

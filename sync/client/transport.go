@@ -38,7 +38,15 @@ type endpoints struct {
 func parseRelayURL(raw string, tr Transport) (endpoints, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
-		return endpoints{}, fmt.Errorf("relay URL %q: %w", raw, err)
+		// url's error repeats the whole URL, password included: name only what was wrong.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return endpoints{}, fmt.Errorf("relay URL: %w", err)
+	}
+	if u.User != nil {
+		raw = u.Redacted()
 	}
 	if u.Host == "" {
 		return endpoints{}, fmt.Errorf("relay URL %q: no host", raw)
