@@ -74,29 +74,18 @@ func (w words) refusal(err error) string {
 		until = w.when(e.Until)
 	}
 	switch e.Reason {
-	case kiosk.ReasonUnknownBadge:
-		return w.T("refuse.unknown_badge")
-	case kiosk.ReasonSuspended:
-		return w.T("refuse.suspended")
-	case kiosk.ReasonLocked:
-		return w.T("refuse.locked", "until", until)
-	case kiosk.ReasonCooldown:
-		return w.T("refuse.cooldown", "until", until)
+	case kiosk.ReasonUnknownBadge, kiosk.ReasonSuspended, kiosk.ReasonLockdown, kiosk.ReasonInsufficientBalance,
+		kiosk.ReasonOfflineLimit, kiosk.ReasonNoticeNotAccepted, kiosk.ReasonNoSession, kiosk.ReasonPREABacklog:
+		return w.T("refuse." + string(e.Reason))
+	case kiosk.ReasonLocked, kiosk.ReasonCooldown:
+		return w.T("refuse."+string(e.Reason), "until", until)
 	case kiosk.ReasonCurfew:
 		if until == "" {
 			return w.T("refuse.curfew_open")
 		}
 		return w.T("refuse.curfew", "until", until)
-	case kiosk.ReasonLockdown:
-		return w.T("refuse.lockdown")
-	case kiosk.ReasonInsufficientBalance:
-		return w.T("refuse.insufficient_balance")
-	case kiosk.ReasonOfflineLimit:
-		return w.T("refuse.offline_limit")
 	case kiosk.ReasonNoMessaging:
 		return w.T("refuse.no_messaging")
-	case kiosk.ReasonNoticeNotAccepted:
-		return w.T("refuse.notice_not_accepted")
 	case kiosk.ReasonWrongPIN:
 		if n, ok := kiosk.AttemptsLeft(err); ok {
 			if n == 1 {
@@ -113,10 +102,6 @@ func (w words) refusal(err error) string {
 		return w.T("write.err.not_approved")
 	case kiosk.ReasonContactLimit:
 		return w.T("contacts.err.full")
-	case kiosk.ReasonNoSession:
-		return w.T("refuse.no_session")
-	case kiosk.ReasonPREABacklog:
-		return w.T("refuse.prea_backlog")
 	}
 	switch e.Kind {
 	case kiosk.KindIO, kiosk.KindCorrupt:
