@@ -304,18 +304,24 @@ func TestRelayWithoutOurVersionIsRefused(t *testing.T) {
 	}
 }
 
+// acceptAnyAuth plays the relay's side of the handshake without checking the signature and
+// welcomes the terminal as tablet t-1 of north, bound to A7.
+func acceptAnyAuth(ctx context.Context, c *websocket.Conn) {
+	c.Read(ctx) // hello
+	frame, _ := wire.Encode(wire.Challenge{Nonce: make([]byte, wire.NonceLen)})
+	c.Write(ctx, websocket.MessageText, frame)
+	c.Read(ctx) // auth
+	frame, _ = wire.Encode(wire.Welcome{TerminalID: "t-1", Facility: "north", Mode: wire.ModeTablet, InmateID: "A7"})
+	c.Write(ctx, websocket.MessageText, frame)
+}
+
 func TestOversizedFrameIsRefused(t *testing.T) {
 	f := newFakeRelay(t, false)
 	term, dir := enrolledPlain(t, f)
 	closed := make(chan websocket.CloseError, 1)
 	f.onConnect = func(ctx context.Context, c *websocket.Conn) {
 		c.SetReadLimit(wire.MaxFrameBytes)
-		c.Read(ctx) // hello
-		frame, _ := wire.Encode(wire.Challenge{Nonce: make([]byte, wire.NonceLen)})
-		c.Write(ctx, websocket.MessageText, frame)
-		c.Read(ctx) // auth
-		frame, _ = wire.Encode(wire.Welcome{TerminalID: "t-1", Facility: "north", Mode: wire.ModeTablet, InmateID: "A7"})
-		c.Write(ctx, websocket.MessageText, frame)
+		acceptAnyAuth(ctx, c)
 		// A frame near the limit (four 250 KiB items) is read; the terminal acknowledges it.
 		var d wire.Down
 		for i := 1; i <= 4; i++ {
@@ -380,12 +386,7 @@ func TestStatusCallbackAndQueueCounts(t *testing.T) {
 	term, dir := enrolledPlain(t, f)
 	// A relay that completes the handshake and then acknowledges nothing.
 	f.onConnect = func(ctx context.Context, c *websocket.Conn) {
-		c.Read(ctx)
-		frame, _ := wire.Encode(wire.Challenge{Nonce: make([]byte, wire.NonceLen)})
-		c.Write(ctx, websocket.MessageText, frame)
-		c.Read(ctx)
-		frame, _ = wire.Encode(wire.Welcome{TerminalID: "t-1", Facility: "north", Mode: wire.ModeTablet, InmateID: "A7"})
-		c.Write(ctx, websocket.MessageText, frame)
+		acceptAnyAuth(ctx, c)
 		for {
 			if _, _, err := c.Read(ctx); err != nil {
 				return
@@ -418,12 +419,7 @@ func TestDeadLinkDetectedByMissedPongs(t *testing.T) {
 	// After the handshake this relay stops reading, so it never answers a ping (the TCP
 	// connection stays open, as with a link that silently died).
 	f.onConnect = func(ctx context.Context, c *websocket.Conn) {
-		c.Read(ctx)
-		frame, _ := wire.Encode(wire.Challenge{Nonce: make([]byte, wire.NonceLen)})
-		c.Write(ctx, websocket.MessageText, frame)
-		c.Read(ctx)
-		frame, _ = wire.Encode(wire.Welcome{TerminalID: "t-1", Facility: "north", Mode: wire.ModeTablet, InmateID: "A7"})
-		c.Write(ctx, websocket.MessageText, frame)
+		acceptAnyAuth(ctx, c)
 		<-ctx.Done()
 	}
 	eng := runEngine(t, term, dir, func(c *Config) { c.PingInterval = 50 * time.Millisecond; c.AckTimeout = time.Hour })
