@@ -1,11 +1,11 @@
 package ui
 
 import (
+	"image/color"
 	"strconv"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"image/color"
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/ui/theme"
@@ -17,55 +17,46 @@ func (k *Kiosk) showUsage() {
 	v, w, status := k.sessionView("usage")
 	table := container.NewVBox()
 	total := theme.Text("", theme.SubHeadingSize, theme.Yellow, true)
+	cell := func(s string, c color.Color, bold bool) fyne.CanvasObject {
+		t := theme.Text(s, theme.TextSize, c, bold)
+		return container.New(clipLayout{}, t) // a long reason must not run into the next column
+	}
+	row := func(r kiosk.Session) fyne.CanvasObject {
+		end, reason := w.T("usage.in_progress"), ""
+		if !r.End.IsZero() {
+			end, reason = w.stamp(r.End), w.endReason(r.EndReason)
+		}
+		if r.Credited > 0 && r.EndReason != kiosk.EndTerminalFault {
+			reason += "; " + w.T("usage.credited", "amount", r.Credited.String())
+		}
+		return container.New(usageLayout{},
+			cell(w.stamp(r.Start), theme.White, false),
+			cell(end, theme.White, false),
+			cell(strconv.Itoa(r.Minutes), theme.White, false),
+			cell((r.Charged-r.Credited).String(), theme.White, false),
+			cell(reason, theme.White, false))
+	}
+	// The head row and the total, above and below the rows, once there are rows.
+	headAndTotal := func(rows []kiosk.Session) {
+		if len(rows) == 0 {
+			return
+		}
+		head := []fyne.CanvasObject{}
+		for _, id := range []string{"usage.start", "usage.end", "usage.minutes", "usage.cost", "usage.reason"} {
+			head = append(head, cell(w.T(id), theme.Yellow, true))
+		}
+		table.Add(container.New(usageLayout{}, head...))
+		minutes, cost := 0, kiosk.Cents(0)
+		for _, r := range rows {
+			minutes += r.Minutes
+			cost += r.Charged - r.Credited
+		}
+		total.Text = w.T("usage.total", "minutes", strconv.Itoa(minutes), "cost", cost.String())
+		total.Refresh()
+	}
 	load := func() {
 		id := s.inmateID
-		k.run(func() func() {
-			rows, err := k.d.Usage(id)
-			return func() {
-				if k.v != v {
-					return
-				}
-				table.RemoveAll()
-				if err != nil {
-					table.Add(text(w.refusal(err), theme.Orange))
-					return
-				}
-				if len(rows) == 0 {
-					table.Add(label(w.T("usage.empty")))
-					return
-				}
-				cell := func(s string, c color.Color, bold bool) fyne.CanvasObject {
-					t := theme.Text(s, theme.TextSize, c, bold)
-					return container.New(clipLayout{}, t) // a long reason must not run into the next column
-				}
-				head := []fyne.CanvasObject{}
-				for _, id := range []string{"usage.start", "usage.end", "usage.minutes", "usage.cost", "usage.reason"} {
-					head = append(head, cell(w.T(id), theme.Yellow, true))
-				}
-				table.Add(container.New(usageLayout{}, head...))
-				minutes, cost := 0, kiosk.Cents(0)
-				for _, r := range rows {
-					end, reason := w.T("usage.in_progress"), ""
-					if !r.End.IsZero() {
-						end, reason = w.stamp(r.End), w.endReason(r.EndReason)
-					}
-					c := r.Charged - r.Credited
-					minutes += r.Minutes
-					cost += c
-					if r.Credited > 0 && r.EndReason != kiosk.EndTerminalFault {
-						reason += "; " + w.T("usage.credited", "amount", r.Credited.String())
-					}
-					table.Add(container.New(usageLayout{},
-						cell(w.stamp(r.Start), theme.White, false),
-						cell(end, theme.White, false),
-						cell(strconv.Itoa(r.Minutes), theme.White, false),
-						cell(c.String(), theme.White, false),
-						cell(reason, theme.White, false)))
-				}
-				total.Text = w.T("usage.total", "minutes", strconv.Itoa(minutes), "cost", cost.String())
-				total.Refresh()
-			}
-		})
+		fillList(k, v, w, table, "usage.empty", func() ([]kiosk.Session, error) { return k.d.Usage(id) }, row, headAndTotal)
 	}
 	v.onChanged = load
 	body := container.NewBorder(nil, total, nil, nil, k.vscroll(table))
