@@ -166,8 +166,6 @@ func contactError(w words, err error) string {
 	var e *kiosk.Error
 	if errors.As(err, &e) {
 		switch {
-		case e.Reason == kiosk.ReasonContactLimit:
-			return w.T("contacts.err.full")
 		case e.Kind == kiosk.KindConflict:
 			return w.T("contacts.err.duplicate")
 		case e.Kind == kiosk.KindInvalid && e.Op == "email address":
