@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
-	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // TestBacklogWhileRelayDown: 10,000 messages queued while the relay is down all arrive once,
@@ -15,13 +14,7 @@ func TestBacklogWhileRelayDown(t *testing.T) {
 	if testing.Short() {
 		n = 1000
 	}
-	rl := startRelay(t, "")
-	rl.seed()
-	px := startProxy(t, rl.addr())
-	tm := openTerminal(t, "", kiosk.StoreOptions{})
-	en := tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
-	tm.start()
-	tm.waitRoster(20 * time.Second)
+	rl, px, tm, en := syncedKiosk(t, nil)
 	rl.stop()
 	tm.stopSync()
 	// Queueing is not what this test measures: skip fsync while filling, then reopen normally.

@@ -10,7 +10,6 @@ import (
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
-	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // downlinkDone waits until the terminal applied everything the relay queued for it, and
@@ -43,14 +42,7 @@ func downlinkDone(t *testing.T, rl *relayEnv, tm *terminal, id string) {
 // directions) and at random moments, while the terminal sends and the relay sends back.
 func TestCutLinksExactlyOnceBothWays(t *testing.T) {
 	const msgs, deposits, inbound = 600, 60, 60
-	rl := startRelay(t, "")
-	rl.seed()
-	px := startProxy(t, rl.addr())
-	tm := openTerminal(t, "", kiosk.StoreOptions{})
-	en := tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
-	tm.cfg = func(c *client.Config) { c.BatchItems = 16 } // many small batches: more cut points
-	tm.start()
-	tm.waitRoster(20 * time.Second)
+	rl, px, tm, en := syncedKiosk(t, func(c *client.Config) { c.BatchItems = 16 }) // many small batches: more cut points
 	tm.login("B1", "1234")
 	mom := approvedContact(t, rl, tm, "A1", "Mom", "mom@example.org")
 

@@ -21,6 +21,7 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 const adminToken = "e2e-admin-token-0123456789abcdef"
@@ -312,6 +313,21 @@ func (tm *terminal) enroll(url, code string) client.Enrollment {
 		tm.t.Fatalf("enroll: %v", err)
 	}
 	return en
+}
+
+// syncedKiosk is how most tests begin: a seeded relay behind a proxy and one kiosk enrolled
+// through it (its engine changed by change, if set) running with the roster applied.
+func syncedKiosk(t testing.TB, change func(*client.Config)) (*relayEnv, *proxy, *terminal, client.Enrollment) {
+	t.Helper()
+	rl := startRelay(t, "")
+	rl.seed()
+	px := startProxy(t, rl.addr())
+	tm := openTerminal(t, "", kiosk.StoreOptions{})
+	en := tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
+	tm.cfg = change
+	tm.start()
+	tm.waitRoster(20 * time.Second)
+	return rl, px, tm, en
 }
 
 // start runs the sync engine with test-sized timings.

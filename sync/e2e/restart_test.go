@@ -12,19 +12,12 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/client"
-	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // TestRelayRestartMidStream restarts the relay several times while a backlog drains.
 func TestRelayRestartMidStream(t *testing.T) {
 	const n = 3000
-	rl := startRelay(t, "")
-	rl.seed()
-	px := startProxy(t, rl.addr())
-	tm := openTerminal(t, "", kiosk.StoreOptions{})
-	en := tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
-	tm.start()
-	tm.waitRoster(20 * time.Second)
+	rl, px, tm, en := syncedKiosk(t, nil)
 	tm.stopSync()
 	tm.reopen(kiosk.StoreOptions{NoSync: true})
 	t.Logf("%v: queueing", time.Now().Format("05.000"))
@@ -69,13 +62,7 @@ func TestKilledTerminalResumes(t *testing.T) {
 		t.Skip("spawns processes")
 	}
 	const n = 3000
-	rl := startRelay(t, "")
-	rl.seed()
-	px := startProxy(t, rl.addr())
-	tm := openTerminal(t, "", kiosk.StoreOptions{})
-	en := tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
-	tm.start()
-	tm.waitRoster(20 * time.Second)
+	rl, _, tm, en := syncedKiosk(t, nil)
 	tm.stopSync()
 	tm.reopen(kiosk.StoreOptions{NoSync: true})
 	tm.login("B1", "1234")

@@ -67,16 +67,10 @@ func countMessages(r *relay.Relay, terminalID string) int {
 }
 
 func TestEnrollSyncBothWays(t *testing.T) {
-	rl := startRelay(t, "")
-	rl.seed()
-	px := startProxy(t, rl.addr())
-	tm := openTerminal(t, "", kiosk.StoreOptions{})
-	en := tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
+	rl, _, tm, en := syncedKiosk(t, nil)
 	if en.TerminalID == "" || en.Facility != "north" || en.Mode != wire.ModeKiosk {
 		t.Fatalf("enrollment = %+v", en)
 	}
-	tm.start()
-	tm.waitRoster(20 * time.Second)
 	st := tm.eng.Status()
 	if !st.Connected || st.TerminalID != en.TerminalID || st.Facility != "north" {
 		t.Fatalf("status = %+v", st)
