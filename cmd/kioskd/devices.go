@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
 	"github.com/tether-kiosk/tether/hardware/device"
 )
 
@@ -73,8 +74,8 @@ func (h *deviceHost) Configs() []device.Config {
 }
 
 // Move sets device name to path (and framing, for a badge reader), checks the result, and
-// restarts the devices with it; save (if set) records it first, so a restart keeps it.
-func (h *deviceHost) Move(ctx context.Context, name, path, framing string, save func([]device.Config) error) error {
+// restarts the devices with it; save (if set) records the move first, so a restart keeps it.
+func (h *deviceHost) Move(ctx context.Context, name, path, framing string, save func(name, path, framing string) error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.stopped {
@@ -99,7 +100,7 @@ func (h *deviceHost) Move(ctx context.Context, name, path, framing string, save 
 		return err
 	}
 	if save != nil {
-		if err := save(next); err != nil {
+		if err := save(name, path, framing); err != nil {
 			return err
 		}
 	}
@@ -112,24 +113,28 @@ func (h *deviceHost) Move(ctx context.Context, name, path, framing string, save 
 	return nil
 }
 
-// saveConfig rewrites the config file at path with devices in place of the old ones
-// atomically, so that a crash leaves the old file or the new one.
-func saveConfig(path string, cfg Config, devices []device.Config) error {
-	cfg.Devices = make([]DeviceConfig, 0, len(devices))
-	for _, d := range devices {
-		var km map[string]string
-		if d.KeyMap != nil {
-			km = make(map[string]string, len(d.KeyMap))
-			for b, v := range d.KeyMap {
-				km[fmt.Sprintf("0x%02x", b)] = v
+// saveMove records a moved device in the config file as it is on disk now, not as kioskd
+// loaded it, so a change made since (kioskctl config set) is kept; the write is atomic.
+func saveMove(path, name, port, framing string) error {
+	cfg, err := termconfig.Load(path)
+	if err != nil {
+		return fmt.Errorf("save the move: %w", err)
+	}
+	found := false
+	for i := range cfg.Devices {
+		if d := &cfg.Devices[i]; d.Name == name {
+			found = true
+			d.Path = port
+			if d.Role == device.RoleBadge && framing != "" {
+				d.Framing = framing
 			}
 		}
-		cfg.Devices = append(cfg.Devices, DeviceConfig{Name: d.Name, Role: d.Role, Path: d.Path, Baud: d.Baud,
-			DataBits: d.DataBits, Parity: d.Parity, StopBits: d.StopBits, Framing: d.Framing, IDFormat: d.IDFormat,
-			Prefix: d.Prefix, Suffix: d.Suffix, MaxLen: d.MaxLen, DedupeWindow: Duration(d.DedupeWindow), KeyMap: km})
+	}
+	if !found {
+		return fmt.Errorf("save the move: device %q is no longer in %s", name, path)
 	}
 	if err := cfg.Validate(); err != nil {
-		return err
+		return fmt.Errorf("save the move: %w", err)
 	}
 	return cfg.Save(path)
 }

@@ -39,13 +39,28 @@ func TestMoveDeviceSavesAndRestarts(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), "kioskd.json")
 	cfg := Config{Mode: ModeKiosk, Devices: []DeviceConfig{{Name: "reader", Role: device.RoleBadge, Path: a.Path(), Framing: badge.EM4100}}}
-	save := func(d []device.Config) error { return saveConfig(path, cfg, d) }
+	if err := cfg.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	// A change made in the file after kioskd loaded it (kioskctl config set) must survive the move.
+	edited, err := cfg.Set("screen.language", "es")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := edited.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := func(name, p, framing string) error { return saveMove(path, name, p, framing) }
 
 	if err := h.Move(ctx, "reader", b.Path(), "barcode", save); err == nil || !strings.Contains(err.Error(), "framing") {
 		t.Fatalf("bad framing: %v", err)
 	}
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Fatal("a refused move was saved")
+	if after, err := os.ReadFile(path); err != nil || string(after) != string(before) {
+		t.Fatalf("a refused move changed the config file: %v\n%s", err, after)
 	}
 	if err := h.Move(ctx, "door", b.Path(), "", save); err == nil {
 		t.Fatal("moved a device that is not configured")
@@ -59,6 +74,9 @@ func TestMoveDeviceSavesAndRestarts(t *testing.T) {
 	}
 	if d := saved.Devices[0]; d.Path != b.Path() || d.Framing != badge.Wiegand26 {
 		t.Fatalf("saved device = %+v", d)
+	}
+	if saved.Screen.Language != "es" {
+		t.Fatalf("the move overwrote a change made in the file since start: %+v", saved.Screen)
 	}
 	if err := poll(ctx, "the moved reader to connect", func() bool {
 		s := h.States()

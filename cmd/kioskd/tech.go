@@ -21,8 +21,8 @@ type techWiring struct {
 	devs    *deviceHost
 	feed    *ui.DeviceFeed
 	logf    kiosk.Logf
-	ctx     context.Context             // the devices run until it ends
-	save    func([]device.Config) error // records a moved device in the config file (nil: demo)
+	ctx     context.Context                        // the devices run until it ends
+	save    func(name, path, framing string) error // records a moved device in the config file (nil: demo)
 }
 
 func (w *techWiring) deps() ui.TechDeps {

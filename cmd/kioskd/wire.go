@@ -154,7 +154,7 @@ func start(o options, cfg Config, logf kiosk.Logf, started time.Time) error {
 	feed := &ui.DeviceFeed{}
 	tw := &techWiring{termDir: termDir, term: term, syncs: syncs, relay: cfg.Relay, devs: devs, feed: feed, logf: logf}
 	if !o.demo {
-		tw.save = func(devices []device.Config) error { return saveConfig(o.configPath, cfg, devices) }
+		tw.save = func(name, path, framing string) error { return saveMove(o.configPath, name, path, framing) }
 	}
 	tw.ctx = ctx
 	tech := tw.deps()
