@@ -47,7 +47,13 @@ func enqueue(tx *bolt.Tx, now time.Time, kind ItemKind, body any) (Item, error) 
 		return Item{}, fmt.Errorf("make %s item id: %w", kind, err)
 	}
 	meta := tx.Bucket([]byte(bMeta))
-	seq := binary.BigEndian.Uint64(meta.Get([]byte(kNextSeq)))
+	next := meta.Get([]byte(kNextSeq))
+	if len(next) != 8 {
+		// A damaged counter must not panic mid-transaction nor restart at 1 and reuse seqs.
+		return Item{}, &Error{Kind: KindCorrupt, Op: "queue " + string(kind) + " item",
+			Err: fmt.Errorf("forwarding sequence counter is %d bytes, want 8", len(next))}
+	}
+	seq := binary.BigEndian.Uint64(next)
 	if err := meta.Put([]byte(kNextSeq), u64(seq+1)); err != nil {
 		return Item{}, fmt.Errorf("advance forwarding sequence: %w", err)
 	}

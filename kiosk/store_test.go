@@ -237,3 +237,24 @@ func TestUpdateErrorRollsBackEverything(t *testing.T) {
 		return nil
 	})
 }
+
+// A damaged forwarding counter refuses the write as a corrupt store, without a panic and
+// without writing the record it would have forwarded.
+func TestDamagedSequenceCounterRefusesWrites(t *testing.T) {
+	r := newRig(t, nil)
+	r.addInmate("a", 100)
+	if err := r.store.update("damage", func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bMeta)).Put([]byte(kNextSeq), []byte{1, 2, 3})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.term.Badge("nobody"); KindOf(err) != KindCorrupt {
+		t.Fatalf("audited badge refusal with a damaged counter: %v, want a corrupt-store error", err)
+	}
+	if err := r.term.Deposit("a", 50, "after-damage"); KindOf(err) != KindCorrupt {
+		t.Fatalf("deposit with a damaged counter: %v, want a corrupt-store error", err)
+	}
+	if got := r.balance("a"); got != 100 {
+		t.Fatalf("balance %v after a refused deposit, want $1.00", got)
+	}
+}
