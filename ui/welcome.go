@@ -159,8 +159,8 @@ func (k *Kiosk) onBadge(id string) {
 			}
 			if err != nil {
 				k.login = nil
-				k.refuse(err)
-				k.note.lang = res.Language // a known person's refusal is told in their language
+				// A known person's refusal is told in their language.
+				k.note = &note{refused: err, at: k.clk.Mono(), lang: res.Language}
 				k.showWelcome()
 				return
 			}
