@@ -387,10 +387,11 @@ func (k *Kiosk) acceptNotice() {
 	l := k.login
 	p := *l.pending
 	remember := k.welcomeLang != "" && k.welcomeLang != l.res.Language && p.Kind == kiosk.PersonInmate
+	lang := l.lang // the worker reads a copy, never the login the UI goroutine owns
 	k.run(func() func() {
 		info, err := k.d.AcceptNotice(p)
 		if err == nil && remember {
-			if e := k.d.SetLanguage(p.PersonID, l.lang); e != nil {
+			if e := k.d.SetLanguage(p.PersonID, lang); e != nil {
 				k.logf("ui: remember language: %v", e)
 			}
 		}
