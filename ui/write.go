@@ -89,7 +89,12 @@ func (k *Kiosk) reply(m kiosk.Message) {
 	w := k.words(s.lang)
 	if s.compose != nil {
 		if d, ok := s.compose.pendingDraft(s.inmateID); ok {
-			k.run(func() func() { _ = k.d.SaveDraft(d); return nil })
+			k.run(func() func() {
+				if err := k.d.SaveDraft(d); err != nil {
+					k.logf("ui: save draft before reply: %v", err)
+				}
+				return nil
+			})
 		}
 	}
 	subj := m.Subject
