@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,10 +33,7 @@ func runRoster(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprint(stderr, rosterUsage)
 		return errors.New("roster: say import or list")
 	}
-	fs := flag.NewFlagSet("roster "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	data := fs.String("data", defaultDataDir(), "terminal data directory (env TETHER_DATA)")
-	fs.Usage = func() { fmt.Fprint(stderr, rosterUsage); fs.PrintDefaults() }
+	fs, cf := newFlags("roster "+args[0], rosterUsage, stderr)
 	switch args[0] {
 	case "import":
 		if err := fs.Parse(args[1:]); err != nil {
@@ -47,12 +43,12 @@ func runRoster(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			fs.Usage()
 			return errors.New("roster import: give exactly one FILE")
 		}
-		return rosterImport(ctx, *data, fs.Arg(0), stdin, stdout)
+		return rosterImport(ctx, cf.data, fs.Arg(0), stdin, stdout)
 	case "list":
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		return rosterList(*data, stdout)
+		return rosterList(cf.data, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, rosterUsage)
 		return nil
@@ -85,7 +81,7 @@ func rosterImport(ctx context.Context, dir, file string, stdin io.Reader, stdout
 	if err != nil {
 		return err
 	}
-	st, err := s.ImportRoster(time.Now(), name, r, "kioskctl")
+	st, err := s.ImportRoster(time.Now(), name, r, actorName())
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}

@@ -75,6 +75,11 @@ func TestRosterImportThenLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// The import is audited under the Unix user who ran it, like every other kioskctl change.
+	if ev, err := s.RecentAudit(10, func(ev kiosk.AuditEvent) bool { return ev.Kind == "roster_imported" }); err != nil ||
+		len(ev) != 1 || ev[0].Actor != actorName() {
+		t.Fatalf("roster_imported audit: %+v, %v", ev, err)
+	}
 	term, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: s, Clock: clock.NewReal(), PINParams: kiosk.TestPINParams()})
 	if err != nil {
 		t.Fatal(err)
