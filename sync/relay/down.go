@@ -163,8 +163,9 @@ func (r *Relay) ackDown(id string, seq uint64, refused []wire.Rejection) (uint64
 				}
 			}
 		}
+		// %q: the reason is the terminal's text and must not forge a log line.
 		for _, rf := range refused {
-			r.logf("relay: terminal %s refused downlink %d: %s", id, rf.Seq, rf.Reason)
+			r.logf("relay: terminal %s refused downlink %d: %q", id, rf.Seq, rf.Reason)
 		}
 		cur = seq
 		return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
