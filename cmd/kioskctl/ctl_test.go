@@ -204,9 +204,13 @@ func TestEnrollSyncAndStatusEndToEnd(t *testing.T) {
 	if res.TerminalID == "" || res.Facility != "north" || res.Mode != "kiosk" || res.InmateID != "" {
 		t.Fatalf("enroll: %+v", res)
 	}
-	// A used code is refused with the relay's reason.
-	if _, err := kioskctl(t, "", "enroll", "--data", dir, "--relay", srv.URL, "--code", enr.Code); err == nil || !strings.Contains(err.Error(), "code_used") {
+	// A used code is refused with the relay's reason, and the code (a secret) is not repeated.
+	out, err := kioskctl(t, "", "enroll", "--data", dir, "--relay", srv.URL, "--code", enr.Code)
+	if err == nil || !strings.Contains(err.Error(), "code_used") {
 		t.Fatalf("second enroll with the same code: %v", err)
+	}
+	if strings.Contains(out+err.Error(), enr.Code) {
+		t.Fatalf("the refused enrollment repeats the code: %q %v", out, err)
 	}
 
 	k := startKioskd(t, dir, termconfig.Config{}, true)
