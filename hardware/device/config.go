@@ -2,6 +2,7 @@ package device
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tether-kiosk/tether/hardware/badge"
@@ -61,7 +62,7 @@ func (c Config) Validate() error {
 	switch c.Role {
 	case RoleBadge:
 		if c.Framing == "" {
-			return bad("framing is empty (want %s)", joinFramings())
+			return bad("framing is empty (want %s)", strings.Join(badge.Framings(), ", "))
 		}
 		if err := badge.CheckOptions(c.Framing, c.badgeOptions()); err != nil {
 			return bad("%v", err)
@@ -80,17 +81,6 @@ func (c Config) Validate() error {
 		return bad("role %q unknown (want badge, pinpad)", c.Role)
 	}
 	return nil
-}
-
-func joinFramings() string {
-	s := ""
-	for i, f := range badge.Framings() {
-		if i > 0 {
-			s += ", "
-		}
-		s += f
-	}
-	return s
 }
 
 func (c Config) portConfig(readTimeout time.Duration) serialport.Config {
