@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestDefaultPolicyIsValid(t *testing.T) {
@@ -147,4 +149,39 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 		p.CurfewAt(time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC))
 	})
+}
+
+// A stored policy that does not decode, or decodes to values no facility may set, stops the
+// terminal at start with a message saying which, and is left in the store for a technician.
+func TestStoredPolicyIsCheckedAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  string
+		kind Kind
+		says string
+	}{
+		{"garbled", `{"rate_cents_per_minute": `, KindCorrupt, "load policy"},
+		{"out of range", `{"rate_cents_per_minute": 0}`, KindInvalid, "rate_cents_per_minute"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			if err := r.store.update("damage", func(tx *bolt.Tx) error {
+				return tx.Bucket([]byte(bMeta)).Put([]byte(kPolicy), []byte(tc.raw))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := NewTerminal(TerminalConfig{Store: r.store, Clock: r.clk, PINParams: TestPINParams()})
+			if KindOf(err) != tc.kind || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("start over a %s policy: %v, want kind %v naming %q", tc.name, err, tc.kind, tc.says)
+			}
+			var raw string
+			r.store.view(func(tx *bolt.Tx) error {
+				raw = string(tx.Bucket([]byte(bMeta)).Get([]byte(kPolicy)))
+				return nil
+			})
+			if raw != tc.raw {
+				t.Fatalf("stored policy changed to %q", raw)
+			}
+		})
+	}
 }

@@ -1,7 +1,6 @@
 package kiosk
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -136,19 +135,17 @@ func setPolicyTx(tx *bolt.Tx, now time.Time, p Policy, actor string) error {
 	return appendAudit(tx, now, "policy_set", actor, nil)
 }
 
+// loadPolicy reads the stored policy (policyTx) and checks it once, at start.
 func loadPolicy(s *Store) (Policy, error) {
-	p := DefaultPolicy()
-	err := s.view(func(tx *bolt.Tx) error {
-		raw := tx.Bucket([]byte(bMeta)).Get([]byte(kPolicy))
-		if raw == nil {
-			return nil
-		}
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return &Error{Kind: KindCorrupt, Op: "load policy", Err: err}
-		}
-		return p.Validate()
+	var p Policy
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		p, err = policyTx(tx)
+		return err
 	})
-	return p, err
+	if err != nil {
+		return Policy{}, err
+	}
+	return p, p.Validate()
 }
 
 // emit tells the screens; it must be called without t.mu held.
