@@ -30,6 +30,45 @@ func TestLoginWrongThenRightPIN(t *testing.T) {
 	}
 }
 
+// TestPINNeverShownNorLogged: no digit string of a PIN, wrong or right, typed on the glass or
+// the serial pad, is ever in the window's tree (shown or hidden) or in a log line.
+func TestPINNeverShownNorLogged(t *testing.T) {
+	h := newHarness(t)
+	const wrong = "9786"
+	leaks := func(when string, pins ...string) {
+		t.Helper()
+		all := strings.Join(h.texts(false), "\n")
+		logs := h.logged()
+		for _, pin := range pins {
+			if strings.Contains(all, pin) {
+				t.Errorf("%s: the window holds %q:\n%s", when, pin, all)
+			}
+			if strings.Contains(logs, pin) {
+				t.Errorf("%s: a log line holds %q:\n%s", when, pin, logs)
+			}
+		}
+	}
+	h.badge(mariaBadge)
+	for _, d := range wrong[:3] {
+		h.tap(string(d))
+	}
+	leaks("typing", wrong[:3])
+	h.tap(string(wrong[3]))
+	h.tap("OK")
+	h.mustSee("Wrong PIN")
+	leaks("wrong PIN", wrong)
+	for _, d := range []byte(mariaPIN) {
+		h.k.HandlePINKey(KeyDigit, d)
+	}
+	h.settle()
+	leaks("serial pad", mariaPIN)
+	h.k.HandlePINKey(KeyEnter, 0)
+	h.settle()
+	h.tap("I accept")
+	h.mustSee("Hello, " + mariaName)
+	leaks("logged in", wrong, mariaPIN)
+}
+
 func TestLockoutAfterFiveWrongPINs(t *testing.T) {
 	h := newHarness(t)
 	h.badge(mariaBadge)

@@ -41,6 +41,7 @@ type harness struct {
 
 	mu    sync.Mutex
 	queue []func()
+	logs  []string // every line the terminal and the screens logged
 }
 
 type setup struct {
@@ -64,7 +65,7 @@ func newHarness(t *testing.T, opts ...func(*setup)) *harness {
 	t.Cleanup(func() { store.Close() })
 	var k *Kiosk
 	term, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: store, Clock: h.clk, PINParams: kiosk.TestPINParams(),
-		ID: "term-1", Logf: t.Logf, OnEvent: func(ev kiosk.Event) {
+		ID: "term-1", Logf: h.logf, OnEvent: func(ev kiosk.Event) {
 			if k != nil {
 				k.HandleEvent(ev)
 			}
@@ -95,7 +96,7 @@ func newHarness(t *testing.T, opts ...func(*setup)) *harness {
 	if su.wrap != nil {
 		d = su.wrap(term)
 	}
-	k, err = New(h.app, Deps{Domain: d, Clock: h.clk, Logf: t.Logf, Tablet: su.tablet,
+	k, err = New(h.app, Deps{Domain: d, Clock: h.clk, Logf: h.logf, Tablet: su.tablet,
 		Rand: rand.New(rand.NewPCG(1, 2)), Do: h.enqueue})
 	must(t, err)
 	h.k = k
@@ -109,6 +110,20 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func (h *harness) logf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	h.mu.Lock()
+	h.logs = append(h.logs, line)
+	h.mu.Unlock()
+	h.t.Log(line)
+}
+
+func (h *harness) logged() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(h.logs, "\n")
 }
 
 func (h *harness) enqueue(f func()) {
