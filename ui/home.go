@@ -74,15 +74,7 @@ func (k *Kiosk) showHome() {
 		tile("tile.logout", fynetheme.LogoutIcon(), k.logout),
 	)
 	tilesBox := theme.MinSize(tiles, 900, 2*140)
-	langs := container.NewHBox()
-	for _, code := range k.cat.Languages() {
-		code := code
-		b := k.button(w.T("lang."+code), nil, func() { k.setLanguage(code) })
-		if code == s.lang {
-			b.Importance = widget.HighImportance
-		}
-		langs.Add(big(b, 160, 56))
-	}
+	langs := k.langButtons(w, s.lang, 160, 56, k.setLanguage)
 	info := container.NewVBox(balance, usage, left, unread, link)
 	top := container.NewBorder(nil, nil, nil, langs, hello)
 	body := container.NewBorder(container.NewVBox(top, card(theme.Panel, info)), nil, nil, nil, tilesBox)

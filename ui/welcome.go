@@ -106,21 +106,13 @@ func (k *Kiosk) showWelcome() {
 		center = append(center, card(theme.Panel, title, label(txt)))
 	}
 
-	langs := container.NewHBox()
-	for _, code := range k.cat.Languages() {
-		code := code
-		b := k.button(w.T("lang."+code), nil, func() {
-			k.welcomeLang = code
-			if k.login != nil {
-				k.login.lang = code
-			}
-			k.showWelcome()
-		})
-		if code == lang {
-			b.Importance = widget.HighImportance
+	langs := k.langButtons(w, lang, 200, 64, func(code string) {
+		k.welcomeLang = code
+		if k.login != nil {
+			k.login.lang = code
 		}
-		langs.Add(big(b, 200, 64))
-	}
+		k.showWelcome()
+	})
 	body := container.NewBorder(top, langs, nil, nil,
 		container.NewCenter(container.New(layout.NewVBoxLayout(), center...)))
 	k.setScreen(v, container.NewPadded(body))

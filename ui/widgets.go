@@ -136,3 +136,16 @@ func (k *Kiosk) vscroll(o fyne.CanvasObject) *container.Scroll {
 	s.OnScrolled = func(fyne.Position) { k.touch() }
 	return s
 }
+
+// langButtons is one button a language, at least width by height, the current one lit.
+func (k *Kiosk) langButtons(w words, current string, width, height float32, pick func(code string)) *fyne.Container {
+	langs := container.NewHBox()
+	for _, code := range k.cat.Languages() {
+		b := k.button(w.T("lang."+code), nil, func() { pick(code) })
+		if code == current {
+			b.Importance = widget.HighImportance
+		}
+		langs.Add(big(b, width, height))
+	}
+	return langs
+}
