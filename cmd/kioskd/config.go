@@ -1,10 +1,6 @@
 package main
 
-import (
-	"io"
-
-	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
-)
+import "github.com/tether-kiosk/tether/cmd/internal/termconfig"
 
 // kioskd's configuration file is defined once, in termconfig, which kioskctl shares to show,
 // edit and check it; these names keep kioskd's code short.
@@ -24,6 +20,3 @@ const (
 
 // LoadConfig reads and validates the config file at path.
 func LoadConfig(path string) (Config, error) { return termconfig.Load(path) }
-
-// ParseConfig decodes strictly and validates; the error names the field.
-func ParseConfig(r io.Reader) (Config, error) { return termconfig.Parse(r) }

@@ -29,38 +29,6 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 }
 
-// Each broken config is refused with the offending field named.
-func TestBrokenConfigNamesTheField(t *testing.T) {
-	cases := []struct{ json, want string }{
-		{`{"mode": "phone"}`, "mode"},
-		{`{"relay": {"url": "ws://relay.example.org"}}`, "relay.url"},
-		{`{"relay": {"url": "ftp://relay"}}`, "relay.url"},
-		{`{"relay": {"url": "wss://r", "pin_sha256": "abc"}}`, "relay.pin_sha256"},
-		{`{"relay": {"ca_file": "/nonexistent/ca.pem"}}`, "relay.ca_file"},
-		{`{"devices": [{"name": "b", "role": "badge", "path": "/dev/ttyUSB0"}]}`, "devices[0]"},
-		{`{"devices": [{"name": "b", "role": "badge", "path": "/dev/ttyUSB0", "framing": "barcode"}]}`, "devices[0]"},
-		{`{"devices": [{"name": "p", "role": "pinpad", "path": "/dev/ttyUSB1", "key_map": {"300": "enter"}}]}`, "devices[0].key_map"},
-		{`{"devices": [{"name": "p", "role": "pinpad", "path": "/a"}, {"name": "p", "role": "pinpad", "path": "/b"}]}`, "devices[1].name"},
-		{`{"devices": [{"name": "p", "role": "pinpad", "path": "/a", "dedupe_window": "soon"}]}`, "duration"},
-		{`{"screen": {"width": -1}}`, "screen.width"},
-		{`{"screen": {"language": "fr"}}`, "screen.language"},
-		{`{"screen": {"width": "wide"}}`, "screen.width"},
-		{`{"sreen": {}}`, "sreen"},
-		{`{"mode": "kiosk",}`, "line 1"},
-		{``, "empty"},
-	}
-	for _, c := range cases {
-		_, err := ParseConfig(strings.NewReader(c.json))
-		if err == nil {
-			t.Errorf("%s: accepted", c.json)
-			continue
-		}
-		if !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: error %q does not name %q", c.json, err, c.want)
-		}
-	}
-}
-
 // A broken config exits 2 before the data directory is touched.
 func TestBrokenConfigTouchesNothing(t *testing.T) {
 	dir := t.TempDir()

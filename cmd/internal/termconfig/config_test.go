@@ -27,14 +27,26 @@ func TestDemoConfigLoadsAndSavesUnchanged(t *testing.T) {
 	}
 }
 
+// Each broken config is refused with the offending field (or line) named.
 func TestBrokenConfigNamesTheField(t *testing.T) {
 	for _, c := range []struct{ json, field string }{
 		{`{"mode": "kiosq"}`, "mode"},
+		{`{"relay": {"url": "ws://relay.example.org"}}`, "relay.url"},
+		{`{"relay": {"url": "ftp://relay"}}`, "relay.url"},
+		{`{"relay": {"url": "wss://r", "pin_sha256": "abc"}}`, "relay.pin_sha256"},
+		{`{"relay": {"ca_file": "/nonexistent/ca.pem"}}`, "relay.ca_file"},
+		{`{"devices": [{"name": "b", "role": "badge", "path": "/dev/ttyUSB0"}]}`, "devices[0]"},
 		{`{"devices": [{"name": "d", "role": "badge", "path": "/dev/x", "framing": "morse"}]}`, "devices[0]"},
-		{`{"relay": {"url": "ws://relay.example.org/"}}`, "relay"},
-		{`{"screen": {"width": -1}}`, "screen"},
+		{`{"devices": [{"name": "p", "role": "pinpad", "path": "/dev/ttyUSB1", "key_map": {"300": "enter"}}]}`, "devices[0].key_map"},
+		{`{"devices": [{"name": "p", "role": "pinpad", "path": "/a"}, {"name": "p", "role": "pinpad", "path": "/b"}]}`, "devices[1].name"},
+		{`{"devices": [{"name": "p", "role": "pinpad", "path": "/a", "dedupe_window": "soon"}]}`, "duration"},
+		{`{"screen": {"width": -1}}`, "screen.width"},
+		{`{"screen": {"language": "fr"}}`, "screen.language"},
+		{`{"screen": {"width": "wide"}}`, "screen.width"},
 		{`{"unknown": 1}`, "unknown"},
+		{`{"mode": "kiosk",}`, "line 1"},
 		{`{"mode": `, "line"},
+		{``, "empty"},
 	} {
 		_, err := Parse(strings.NewReader(c.json))
 		if err == nil || !strings.Contains(err.Error(), c.field) {
