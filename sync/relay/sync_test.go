@@ -223,3 +223,38 @@ func TestSnapshotTabletAndMove(t *testing.T) {
 		t.Fatalf("south got inmate %+v", in)
 	}
 }
+
+// A terminal bills only inmates it serves: a kiosk of another facility, or a tablet speaking for
+// another inmate, is refused for good and no balance moves.
+func TestUsageOnlyForTheTerminalsOwnInmates(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	p := kiosk.DefaultPolicy()
+	p.FacilityName = "South"
+	if err := e.r.PutPolicy("south", p); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 1000, Ref: "d1"}); err != nil {
+		t.Fatal(err)
+	}
+	south := e.enrollAt("south", wire.ModeKiosk, "")
+	tab := e.enroll(wire.ModeTablet, "A2")
+	cs := south.connect(t, 0)
+	ack := cs.batch(
+		south.item(wire.UpCharge, charge("A1", "x1", 0, 5)),
+		south.item(wire.UpSessionEnd, kiosk.Session{ID: "x1", InmateID: "A1", Start: t0, End: t0.Add(time.Minute), EndReason: kiosk.EndLogout}),
+	)
+	if ack.Seq != 2 || len(ack.Rejected) != 2 || ack.Rejected[0].Reason != wire.RefuseNotYours || ack.Rejected[1].Reason != wire.RefuseNotYours {
+		t.Fatalf("another facility's kiosk billing A1: ack %+v, want both refused %q", ack, wire.RefuseNotYours)
+	}
+	ct := tab.connect(t, 0)
+	if ack := ct.batch(tab.item(wire.UpCredit, kiosk.Credit{RecordID: "y/0", SessionID: "y", InmateID: "A1", Cents: 5, At: t0})); len(ack.Rejected) != 1 {
+		t.Fatalf("A2's tablet crediting A1: ack %+v, want it refused", ack)
+	}
+	if b, err := e.r.Balance("A1"); err != nil || b.BalanceCents != 1000 {
+		t.Fatalf("A1's balance = %+v, %v; want $10.00 untouched", b, err)
+	}
+	if ack := ct.batch(tab.item(wire.UpCharge, charge("A2", "z", 0, 5))); len(ack.Rejected) != 0 {
+		t.Fatalf("A2's tablet billing A2: ack %+v, want it taken", ack)
+	}
+}

@@ -137,6 +137,9 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			return wire.RefuseInvalid, nil
 		}
 		s.Terminal = t.ID // what the relay saw, not what the body claims
+		if _, ok, err := inmateFor(tx, t, s.InmateID); err != nil || !ok {
+			return wire.RefuseNotYours, err
+		}
 		key := s.InmateID + "/" + s.ID
 		if tx.Bucket([]byte(bSessions)).Get([]byte(key)) != nil {
 			return "", nil
@@ -310,7 +313,8 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c kio
 }
 
 // applyUsage records a billed or credited minute once per record id: money the terminal already
-// took is never refused for the inmate's status, only for a body that breaks the rules.
+// took is never refused for the inmate's status, only for a body that breaks the rules or an
+// inmate the terminal does not serve.
 func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item) (string, error) {
 	var u UsageRecord
 	var down any
@@ -334,6 +338,11 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item)
 	if u.RecordID == "" || len(u.RecordID) > wire.MaxIDLen || checkID("", "", u.InmateID) != nil ||
 		u.Cents < 0 || u.Cents > kiosk.MaxRatePerMinute || u.Minute < 0 {
 		return wire.RefuseInvalid, nil
+	}
+	// A terminal bills only inmates of its own facility (a tablet only its own inmate): an
+	// authenticated but hostile terminal must not move another facility's balances.
+	if _, ok, err := inmateFor(tx, t, u.InmateID); err != nil || !ok {
+		return wire.RefuseNotYours, err
 	}
 	bucket, kind := bCharges, wire.DownRemoteCharge
 	if u.Kind == "credit" {

@@ -80,6 +80,7 @@ const (
 	RefuseSuspended      = "suspended"
 	RefuseInvalid        = "invalid"
 	RefuseUnknownKind    = "unknown_kind"
+	RefuseNotYours       = "not_this_terminals_inmate" // not of the terminal's facility, or not the tablet's inmate
 )
 
 // Modes a terminal is enrolled in.
