@@ -274,18 +274,8 @@ func refusalReason(err error) string {
 	return clip(msg, 120)
 }
 
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "?")
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !isRuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+// clip makes s valid text of at most n bytes, for errors and audit details.
+func clip(s string, n int) string { return capText(strings.ToValidUTF8(s, "?"), n) }
 
 func putNoticeTx(tx *bolt.Tx, now time.Time, n Notice) error {
 	const op = "show notice"

@@ -37,7 +37,7 @@ func (t *Terminal) TechnicianAction(techID, action string, detail map[string]str
 			}
 		}
 		if len(v) > maxTechDetail {
-			v = v[:maxTechDetail] + "…"
+			v = capText(v, maxTechDetail) + "…" // never half a character
 		}
 		d[k] = v
 	}
