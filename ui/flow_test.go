@@ -559,3 +559,40 @@ func TestTouchTargetsAreFingerSized(t *testing.T) {
 	h.tap("Add contact")
 	check("add contact")
 }
+
+// There is one draft slot: Reply never writes over a letter already begun, on screen or saved
+// at an earlier session; it opens that letter and says why.
+func TestReplyKeepsTheLetterAlreadyBegun(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	ana := h.addContact("Ana Ruiz", "ana@example.com", kiosk.ContactApproved)
+	h.deliver("in-1", ana.ID, "Ana Ruiz", "Visit", "See you Sunday.")
+	h.tap("Write")
+	h.tap("Ana Ruiz <ana@example.com>")
+	test.Type(h.entry("Type your message here"), "A long letter about the garden")
+	h.tap("Back")
+	h.tap("Inbox (1)")
+	h.tapText("From: Ana Ruiz")
+	h.tap("Reply")
+	h.mustSee("You have a letter you have not sent yet.")
+	if got := h.entry("Type your message here").Text; got != "A long letter about the garden" {
+		t.Fatalf("after Reply the letter reads %q", got)
+	}
+
+	// The same from the saved draft, at the next session.
+	h.tap("Back")
+	h.tap("Log out")
+	h.mustSee("Scan your badge")
+	h.advance(31 * time.Minute) // the cool-down
+	h.login()
+	h.tap("Inbox")
+	h.tapText("From: Ana Ruiz")
+	h.tap("Reply")
+	h.mustSee("You have a letter you have not sent yet.")
+	if got := h.entry("Type your message here").Text; got != "A long letter about the garden" {
+		t.Fatalf("after Reply at the next session the letter reads %q", got)
+	}
+	if d, ok, err := h.term.Draft(mariaID); err != nil || !ok || d.Body != "A long letter about the garden" {
+		t.Fatalf("stored draft = %+v, %v, %v", d, ok, err)
+	}
+}

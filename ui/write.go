@@ -29,6 +29,7 @@ type compose struct {
 	keyboard  bool          // on-screen keyboard shown
 	onSaved   func()        // the Write screen's "draft saved" mark, while it shows
 	sendError error
+	noteID    string // a translation id shown above the letter (why it opened instead of a reply)
 }
 
 // pendingDraft is the draft to save if anything changed since the last save.
@@ -44,7 +45,10 @@ func (c *compose) draft(inmateID string) kiosk.Draft {
 }
 
 // openWrite continues the message in progress, or the saved draft, or starts one.
-func (k *Kiosk) openWrite() {
+func (k *Kiosk) openWrite() { k.openWriteNote("") }
+
+// openWriteNote is openWrite with a note (a translation id) shown above the letter.
+func (k *Kiosk) openWriteNote(noteID string) {
 	s := k.sess
 	if s.compose != nil {
 		k.showWrite()
@@ -61,7 +65,7 @@ func (k *Kiosk) openWrite() {
 			if err != nil {
 				k.logf("ui: load draft: %v", err)
 			}
-			c := &compose{keyboard: true}
+			c := &compose{keyboard: true, noteID: noteID}
 			if ok {
 				c.peer, c.subject, c.body, c.replyTo = d.Peer, d.Subject, d.Body, d.ReplyTo
 				c.saved, c.savedAt = true, d.UpdatedAt
@@ -83,26 +87,45 @@ func (k *Kiosk) openWrite() {
 	})
 }
 
-// reply starts a message to the sender of m.
+// reply starts a message to the sender of m. There is one draft slot, so a letter already
+// begun (on screen or saved) is opened instead, with a note, rather than written over.
 func (k *Kiosk) reply(m kiosk.Message) {
 	s := k.sess
 	w := k.words(s.lang)
-	if s.compose != nil {
-		if d, ok := s.compose.pendingDraft(s.inmateID); ok {
-			k.run(func() func() {
-				if err := k.d.SaveDraft(d); err != nil {
-					k.logf("ui: save draft before reply: %v", err)
-				}
-				return nil
-			})
-		}
-	}
 	subj := m.Subject
 	if subj != "" && !strings.HasPrefix(subj, "Re: ") {
 		subj = w.T("write.reply_subject", "subject", subj)
 	}
-	s.compose = &compose{peer: m.Peer, peerName: m.PeerName, subject: subj, replyTo: m.ID, keyboard: true, dirty: true}
-	k.showWrite()
+	start := func() {
+		s.compose = &compose{peer: m.Peer, peerName: m.PeerName, subject: subj, replyTo: m.ID, keyboard: true, dirty: true}
+		k.showWrite()
+	}
+	if c := s.compose; c != nil {
+		if strings.TrimSpace(c.body) != "" && c.replyTo != m.ID {
+			c.noteID = "write.finish_first"
+			k.showWrite()
+			return
+		}
+		start()
+		return
+	}
+	id := s.inmateID
+	k.run(func() func() {
+		d, ok, err := k.d.Draft(id)
+		return func() {
+			if k.sess != s {
+				return
+			}
+			if err != nil {
+				k.logf("ui: load draft before reply: %v", err)
+			}
+			if ok && strings.TrimSpace(d.Body) != "" && d.ReplyTo != m.ID {
+				k.openWriteNote("write.finish_first") // the saved letter, with its recipient
+				return
+			}
+			start()
+		}
+	})
 }
 
 // chooseRecipient lists whom the inmate may write to.
@@ -192,6 +215,9 @@ func (k *Kiosk) showWrite() {
 	}
 	if c.sendError != nil {
 		showErr(w.refusal(c.sendError))
+	} else if c.noteID != "" {
+		showErr(w.T(c.noteID))
+		c.noteID = ""
 	}
 	updateCount()
 	updateMark()
