@@ -204,8 +204,9 @@ func TestEnrollSyncAndStatusEndToEnd(t *testing.T) {
 	if res.TerminalID == "" || res.Facility != "north" || res.Mode != "kiosk" || res.InmateID != "" {
 		t.Fatalf("enroll: %+v", res)
 	}
-	// A used code is refused with the relay's reason, and the code (a secret) is not repeated.
-	out, err := kioskctl(t, "", "enroll", "--data", dir, "--relay", srv.URL, "--code", enr.Code)
+	// A used code (read from standard input this time, kept out of the process list) is refused
+	// with the relay's reason, and the code (a secret) is not repeated.
+	out, err := kioskctl(t, enr.Code+"\n", "enroll", "--data", dir, "--relay", srv.URL, "--code", "-")
 	if err == nil || !strings.Contains(err.Error(), "code_used") {
 		t.Fatalf("second enroll with the same code: %v", err)
 	}

@@ -1,33 +1,43 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/tether-kiosk/tether/cmd/internal/ctlwire"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/control"
 )
 
-const enrollUsage = `usage: kioskctl enroll --relay URL --code CODE [--ca FILE | --pin-sha256 FP] [--data DIR] [--json]
+const enrollUsage = `usage: kioskctl enroll --relay URL --code CODE|- [--ca FILE | --pin-sha256 FP] [--data DIR] [--json]
 
 Enrolls this terminal with a one-time code from the relay and reports its terminal id,
-facility, mode and, for a tablet, the inmate it is bound to.
+facility, mode and, for a tablet, the inmate it is bound to. With --code - the code is read
+from standard input, so it stays out of the process list and the shell history.
 `
 
-func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runEnroll(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs, cf := newFlags("enroll", enrollUsage, stderr)
 	var r control.EnrollRequest
 	fs.StringVar(&r.RelayURL, "relay", "", "relay base URL, e.g. wss://relay.example:8443")
-	fs.StringVar(&r.Code, "code", "", "one-time enrollment code")
+	fs.StringVar(&r.Code, "code", "", "one-time enrollment code, or - to read it from standard input")
 	fs.StringVar(&r.CAFile, "ca", "", "PEM file of CAs to trust instead of the system roots")
 	fs.StringVar(&r.PinSHA256, "pin-sha256", "", "SHA-256 of the relay's leaf certificate (hex)")
 	fs.BoolVar(&r.Insecure, "insecure", false, "allow plain ws:// to a relay off loopback")
 	fs.StringVar(&r.Label, "label", "", "name shown to the technicians on the relay")
 	if err := noArgs(fs, args); err != nil {
 		return err
+	}
+	if r.Code == "-" {
+		line, err := bufio.NewReader(io.LimitReader(stdin, 256)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("enroll: read the code from standard input: %w", err)
+		}
+		r.Code = strings.TrimSpace(line)
 	}
 	if r.RelayURL == "" || r.Code == "" {
 		fs.Usage()

@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "test":
 		return runTestDevice(ctx, args[1:], stdout, stderr)
 	case "enroll":
-		return runEnroll(ctx, args[1:], stdout, stderr)
+		return runEnroll(ctx, args[1:], stdin, stdout, stderr)
 	case "status":
 		return runStatus(ctx, args[1:], stdout, stderr)
 	case "config":
