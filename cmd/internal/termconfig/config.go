@@ -202,12 +202,16 @@ func (c Config) Validate() error {
 
 func (r RelayConfig) validate() error {
 	if r.URL != "" {
+		// The URL is never echoed back: one with a password in it must not reach a log.
 		u, err := url.Parse(strings.TrimSpace(r.URL))
 		if err != nil {
-			return fmt.Errorf("relay.url: %v", err)
+			return errors.New("relay.url: not a URL (want wss://host:port)")
+		}
+		if u.User != nil {
+			return fmt.Errorf("relay.url: credentials, query and fragment are not allowed")
 		}
 		if u.Host == "" {
-			return fmt.Errorf("relay.url: %q has no host", r.URL)
+			return errors.New("relay.url: has no host (want wss://host:port)")
 		}
 		switch u.Scheme {
 		case "wss", "https":

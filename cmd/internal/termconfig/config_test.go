@@ -46,11 +46,15 @@ func TestBrokenConfigNamesTheField(t *testing.T) {
 		{`{"unknown": 1}`, "unknown"},
 		{`{"mode": "kiosk",}`, "line 1"},
 		{`{"mode": `, "line"},
+		{`{"relay": {"url": "wss://tech:s3cret@"}}`, "credentials"},
+		{`{"relay": {"url": "wss://tech:s3cret@relay:8443/%zz"}}`, "relay.url"},
 		{``, "empty"},
 	} {
 		_, err := Parse(strings.NewReader(c.json))
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: err = %v, want one naming %s", c.json, err, c.field)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: the error repeats the password: %v", c.json, err)
 		}
 	}
 }
