@@ -1,0 +1,243 @@
+package relay
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// maxVerifyProblems keeps a badly broken relay's report readable.
+const maxVerifyProblems = 200
+
+// Verify checks the relay file's pages and the relay's own rules of money and letters in one
+// read transaction, as kioskctl verify does for a terminal:
+//   - each inmate's running totals equal the deposits, charges and credits stored for them;
+//   - every credit gives back a charge the relay holds, of the same inmate and session, at most
+//     its amount (the credit is keyed by the charge's record id, so there is at most one);
+//   - every uplink item id was stored once, and never above the high-water mark of its epoch;
+//   - every outbound message and PREA report is stored under its own id with a known status.
+func (r *Relay) Verify() (kiosk.VerifyReport, error) {
+	var rep kiosk.VerifyReport
+	err := r.view("verify", func(tx *bolt.Tx) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				rep.Problems = append(rep.Problems, kiosk.Problem{Check: "pages", Detail: fmt.Sprintf("page check panicked: %v", p)})
+			}
+		}()
+		rep = verifyRelayTx(tx)
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("verify relay: %w", err)
+	}
+	rep.OK = len(rep.Problems) == 0
+	if rep.Problems == nil {
+		rep.Problems = []kiosk.Problem{}
+	}
+	return rep, nil
+}
+
+func verifyRelayTx(tx *bolt.Tx) kiosk.VerifyReport {
+	rep := kiosk.VerifyReport{Records: map[string]int{}}
+	add := func(check, format string, args ...any) {
+		if len(rep.Problems) < maxVerifyProblems {
+			rep.Problems = append(rep.Problems, kiosk.Problem{Check: check, Detail: fmt.Sprintf(format, args...)})
+		}
+	}
+	for cerr := range tx.Check() {
+		add("pages", "%v", cerr)
+	}
+	_ = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		rep.Records[string(name)] = b.Stats().KeyN
+		return nil
+	})
+	decodeErr := func(bucket string) func(string, error) {
+		return func(k string, err error) { add("decode", "%s record %q: %v", bucket, k, err) }
+	}
+
+	// Money: totals per inmate against the records they sum.
+	sums := map[string]*totals{}
+	sum := func(id string) *totals {
+		if sums[id] == nil {
+			sums[id] = &totals{}
+		}
+		return sums[id]
+	}
+	eachRaw(tx, bDeposits, decodeErr(bDeposits), func(k string, d kiosk.Deposit) {
+		if d.Ref != k {
+			add("deposit_key", "deposit %q is stored under key %q", d.Ref, k)
+		}
+		sum(d.InmateID).Deposits += d.Cents
+	})
+	charges := map[string]UsageRecord{}
+	eachRaw(tx, bCharges, decodeErr(bCharges), func(k string, u UsageRecord) {
+		if k != u.InmateID+"/"+u.RecordID {
+			add("charge_key", "charge %q of inmate %s is stored under key %q", u.RecordID, u.InmateID, k)
+		}
+		charges[k] = u
+		sum(u.InmateID).Charges += u.Cents
+	})
+	eachRaw(tx, bCredits, decodeErr(bCredits), func(k string, u UsageRecord) {
+		ch, ok := charges[k]
+		switch {
+		case !ok:
+			add("credit_charge", "credit %s of inmate %s gives back no charge the relay holds", u.RecordID, u.InmateID)
+		case ch.SessionID != u.SessionID:
+			add("credit_charge", "credit %s is for session %s but its charge is of session %s", u.RecordID, u.SessionID, ch.SessionID)
+		case u.Cents > ch.Cents:
+			add("credit_charge", "credit %s gives back %s, more than its charge of %s", u.RecordID, u.Cents, ch.Cents)
+		}
+		sum(u.InmateID).Credits += u.Cents
+	})
+	held := map[string]bool{}
+	eachRaw(tx, bBalances, decodeErr(bBalances), func(k string, t totals) {
+		held[k] = true
+		want := sums[k]
+		if want == nil {
+			want = &totals{}
+		}
+		if t != *want {
+			add("balance", "inmate %s has running totals %+v but the records add up to %+v", k, t, *want)
+		}
+	})
+	for _, id := range sortedKeys(sums) {
+		if !held[id] && *sums[id] != (totals{}) {
+			add("balance", "inmate %s has records worth %+v but no running totals", id, *sums[id])
+		}
+	}
+
+	// Uplink items: each item id once, each within its epoch's high-water mark.
+	seen := map[string]uint64{}
+	eachRaw(tx, bItems, decodeErr(bItems), func(k string, it StoredItem) {
+		n := readU64([]byte(k))
+		if prev, dup := seen[it.ID]; dup {
+			add("item_once", "uplink item %s is stored twice (arrivals %d and %d)", it.ID, prev, n)
+		}
+		seen[it.ID] = n
+		high := readU64(tx.Bucket([]byte(bDedupe)).Get([]byte(dedupeKey(it.TerminalID, it.Epoch))))
+		if it.Seq > high {
+			add("item_seq", "uplink item %s (seq %d of terminal %s) is above its epoch's acknowledged %d", it.ID, it.Seq, it.TerminalID, high)
+		}
+	})
+
+	// Letters: under their own ids, with a status the sender can be shown.
+	for _, bucket := range []string{bOutbound, bPREA} {
+		eachRaw(tx, bucket, decodeErr(bucket), func(k string, o Outbound) {
+			if o.ID != k {
+				add("letter_key", "%s message %q is stored under key %q", bucket, o.ID, k)
+			}
+			switch o.Status {
+			case kiosk.MsgHeld, kiosk.MsgDelivered, kiosk.MsgRejected:
+			default:
+				add("letter_status", "%s message %s has status %q", bucket, k, o.Status)
+			}
+		})
+	}
+	return rep
+}
+
+// eachRaw decodes every record of a bucket, reporting the ones that do not decode.
+func eachRaw[T any](tx *bolt.Tx, bucket string, bad func(string, error), fn func(k string, v T)) {
+	b := tx.Bucket([]byte(bucket))
+	if b == nil {
+		bad(bucket, fmt.Errorf("bucket is missing"))
+		return
+	}
+	_ = b.ForEach(func(k, raw []byte) error {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			bad(string(k), err)
+			return nil
+		}
+		fn(string(k), v)
+		return nil
+	})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LedgerFor is the relay's side of kiosk.Reconcile for one terminal: the balance of every
+// inmate the terminal serves now (a kiosk: its facility's; a tablet: its own inmate), and the
+// state of each named letter as the relay holds it: its review status, "delivered" for a PREA
+// report, or "rejected" with the reason when the relay refused the item that carried it.
+func (r *Relay) LedgerFor(terminalID string, letters []string) (kiosk.Ledger, error) {
+	const op = "ledger"
+	l := kiosk.Ledger{Balances: map[string]kiosk.Cents{}, Letters: map[string]kiosk.LetterState{}}
+	err := r.view(op, func(tx *bolt.Tx) error {
+		var t terminalRec
+		ok, err := getJSON(tx, bTerminals, terminalID, &t)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(op, "terminal_id", "unknown terminal %q", terminalID)
+		}
+		if err := forEachJSON(tx, bInmates, "", func(id string, in inmateRec) bool {
+			if serves(t.TerminalInfo, in) {
+				var tt totals
+				if _, err = getJSON(tx, bBalances, id, &tt); err != nil {
+					return false
+				}
+				l.Balances[id] = tt.Deposits - tt.Charges + tt.Credits
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		want := map[string]bool{}
+		for _, id := range letters {
+			want[id] = true
+			var o Outbound
+			if ok, err := getJSON(tx, bOutbound, id, &o); err != nil {
+				return err
+			} else if ok {
+				l.Letters[id] = kiosk.LetterState{InmateID: o.InmateID, Peer: o.Peer, State: o.Status, Reason: o.Reason}
+				continue
+			}
+			if ok, err := getJSON(tx, bPREA, id, &o); err != nil {
+				return err
+			} else if ok {
+				l.Letters[id] = kiosk.LetterState{InmateID: o.InmateID, Peer: kiosk.PREAChannel, State: kiosk.MsgDelivered}
+			}
+		}
+		// A letter the relay refused lives only as a refused uplink item.
+		return forEachJSON(tx, bItems, "", func(_ string, it StoredItem) bool {
+			if it.Refused == "" || (it.Kind != wire.UpMessage && it.Kind != wire.UpPREA) {
+				return true
+			}
+			var m kiosk.Message
+			if json.Unmarshal(it.Body, &m) != nil || !want[m.ID] {
+				return true
+			}
+			if _, stored := l.Letters[m.ID]; !stored {
+				l.Letters[m.ID] = kiosk.LetterState{InmateID: m.InmateID, Peer: m.Peer, State: kiosk.MsgRejected, Reason: it.Refused}
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return kiosk.Ledger{}, err
+	}
+	return l, nil
+}
+
+// serves is the rule of which inmates a terminal speaks for: those of its facility and, for a
+// tablet, only its own.
+func serves(t TerminalInfo, in inmateRec) bool {
+	return in.FacilityID == t.FacilityID && (t.Mode != wire.ModeTablet || in.ID == t.InmateID)
+}

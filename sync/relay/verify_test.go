@@ -1,0 +1,92 @@
+package relay
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// A relay that took deposits, charges, credits and letters verifies clean, and its ledger for
+// a kiosk is what the kiosk must show once synced.
+func TestVerifyCleanRelayAndLedger(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	ack := c.batch(
+		k.item(wire.UpCharge, charge("A1", "s1", 0, 5)),
+		k.item(wire.UpCharge, charge("A1", "s1", 1, 5)),
+		k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "nobody", Body: "hi"}),
+		k.item(wire.UpMessage, kiosk.Message{ID: "m2", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-records", Body: "my file"}),
+	)
+	if ack.Seq != 4 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	rep, err := e.r.Verify()
+	if err != nil || !rep.OK {
+		t.Fatalf("verify = %+v, %v", rep, err)
+	}
+	l, err := e.r.LedgerFor(k.id, []string{"m1", "m2", "never-sent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bal, err := e.r.Balance("A1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Balances["A1"]; got != bal.BalanceCents {
+		t.Fatalf("ledger balance of A1 = %s, relay balance %s", got, bal.BalanceCents)
+	}
+	if got := l.Letters["m1"]; got.State != kiosk.MsgRejected || got.Reason != wire.RefuseUnknownContact {
+		t.Fatalf("refused letter in ledger = %+v", got)
+	}
+	if got := l.Letters["m2"]; got.State != kiosk.MsgHeld {
+		t.Fatalf("held letter in ledger = %+v", got)
+	}
+	if _, ok := l.Letters["never-sent"]; ok {
+		t.Fatal("a letter the relay never saw is in its ledger")
+	}
+}
+
+// Verify finds running totals that disagree with the records, and a credit with no charge,
+// written behind the relay's back into its file.
+func TestVerifyFindsBrokenMoney(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	c.batch(k.item(wire.UpCharge, charge("A1", "s1", 0, 5)))
+	e.close()
+	db, err := bolt.Open(filepath.Join(e.dir, DBFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := putJSON(tx, bBalances, "A1", totals{Deposits: 99999}); err != nil {
+			return err
+		}
+		return putJSON(tx, bCredits, "A1/forged", UsageRecord{Kind: "credit", RecordID: "forged", SessionID: "s9", InmateID: "A1", Cents: 50})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	e.open()
+	rep, err := e.r.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checks []string
+	for _, p := range rep.Problems {
+		checks = append(checks, p.Check+": "+p.Detail)
+	}
+	all := strings.Join(checks, "\n")
+	if rep.OK || !strings.Contains(all, "balance: inmate A1") || !strings.Contains(all, "credit_charge: credit forged") {
+		t.Fatalf("verify of a broken relay = ok %v:\n%s", rep.OK, all)
+	}
+}
