@@ -73,6 +73,10 @@ const (
 	ReasonShutdown           = "relay shutting down" // StatusGoingAway
 )
 
+// ReasonBinary (1008) closes a connection on which the peer sent a binary websocket message;
+// a text message that is not valid UTF-8 gets ReasonMalformed with DecodeFrame's ErrNotUTF8.
+const ReasonBinary = ReasonMalformed + ": binary message (frames are UTF-8 JSON text messages)"
+
 // Refusal reasons for uplink items refused for good (Ack.Rejected).
 const (
 	RefuseTooLarge       = "too_large"
@@ -228,11 +232,19 @@ func Encode(msg any) ([]byte, error) {
 // ErrTooLarge is wrapped by errors about input or output beyond a limit.
 var ErrTooLarge = errors.New("frame too large")
 
+// ErrNotUTF8 is wrapped by DecodeFrame's error for a message that is not valid UTF-8.
+var ErrNotUTF8 = errors.New("not valid UTF-8")
+
 // DecodeFrame parses and validates one frame. Unknown fields are ignored (a later minor
 // revision may add some); an unknown type, a missing body or a value beyond a limit is an error.
 func DecodeFrame(b []byte) (Frame, error) {
 	if len(b) > MaxFrameBytes {
 		return Frame{}, fmt.Errorf("decode frame: %w (%d bytes, limit %d)", ErrTooLarge, len(b), MaxFrameBytes)
+	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD silently; a frame is UTF-8 text, so
+	// a peer that sends anything else is broken or hostile and is told so.
+	if !utf8.Valid(b) {
+		return Frame{}, fmt.Errorf("decode frame: %w", ErrNotUTF8)
 	}
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
@@ -309,12 +321,38 @@ func checkID(field, s string, required bool) error {
 	if len(s) > MaxIDLen {
 		return fmt.Errorf("%s is %d bytes, limit %d", field, len(s), MaxIDLen)
 	}
+	return CheckIDText(field, s)
+}
+
+// CheckIDText refuses text that must not appear in an id, a kind, an epoch or a label: invalid
+// UTF-8, and any rune ForbiddenInID reports. Ids end up in logs, admin listings and screens,
+// where a control or direction-changing character could hide or reorder what a reader sees.
+func CheckIDText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%s holds a control character", field)
+		if ForbiddenInID(r) {
+			return fmt.Errorf("%s holds a control character (U+%04X)", field, r)
 		}
 	}
 	return nil
+}
+
+// ForbiddenInID reports the "control characters" of this protocol: C0 (U+0000-U+001F), DEL
+// (U+007F), C1 (U+0080-U+009F, e.g. U+0085 NEXT LINE), the line and paragraph separators
+// U+2028 and U+2029, and the bidirectional formatting characters (U+061C, U+200E, U+200F,
+// U+202A-U+202E, U+2066-U+2069) that reorder how text around them is displayed.
+func ForbiddenInID(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0x2028, r == 0x2029:
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }
 
 func checkReason(field, s string) error {
