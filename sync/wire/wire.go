@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tether-kiosk/tether/kiosk"
 )
 
 // Subprotocol is the websocket subprotocol of this version; a peer offering anything else is
@@ -339,21 +341,9 @@ func CheckIDText(field, s string) error {
 	return nil
 }
 
-// ForbiddenInID reports the "control characters" of this protocol: C0 (U+0000-U+001F), DEL
-// (U+007F), C1 (U+0080-U+009F, e.g. U+0085 NEXT LINE), the line and paragraph separators
-// U+2028 and U+2029, and the bidirectional formatting characters (U+061C, U+200E, U+200F,
-// U+202A-U+202E, U+2066-U+2069) that reorder how text around them is displayed.
-func ForbiddenInID(r rune) bool {
-	switch {
-	case r < 0x20, r >= 0x7f && r <= 0x9f:
-		return true
-	case r == 0x2028, r == 0x2029:
-		return true
-	case r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
-		return true
-	}
-	return false
-}
+// ForbiddenInID reports the "control characters" of this protocol (kiosk.ControlRune: C0,
+// DEL, C1 such as U+0085, U+2028, U+2029 and the bidi formatting characters).
+func ForbiddenInID(r rune) bool { return kiosk.ControlRune(r) }
 
 func checkReason(field, s string) error {
 	if s == "" {
