@@ -96,7 +96,7 @@ func goldenFrames(t *testing.T) map[string]any {
 	}
 	down := goldenDownBodies()
 	return map[string]any{
-		"frame_hello.json": Hello{TerminalID: vectorTerminal, Epoch: epoch, DownApplied: 4711, Software: "tether 0.1.0", Waiting: 12},
+		"frame_hello.json":     Hello{TerminalID: vectorTerminal, Epoch: epoch, DownApplied: 4711, Software: "tether 0.1.0", Waiting: 12},
 		"frame_challenge.json": Challenge{Nonce: b64(t, vectorNonce)},
 		"frame_auth.json":      Auth{Signature: b64(t, vectorAuthSig)},
 		"frame_welcome.json": Welcome{TerminalID: vectorTerminal, Facility: "north", Mode: ModeTablet, InmateID: "A123456",
@@ -144,7 +144,7 @@ func goldenDownBodies() map[string]any {
 		DownMessageStatus: MessageStatus{MessageID: "01920c6e-8f00-7000-8000-000000000001", InmateID: "A123456",
 			State: kiosk.MsgRejected, Reason: "content_policy", At: at.Add(12 * time.Minute)},
 		DownInmate: kiosk.Inmate{ID: "A123456", Name: "Ana Diaz", Badges: []string{"0004471234"},
-			PINHash: "$argon2id$v=19$m=65536,t=1,p=2$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+			PINHash:  "$argon2id$v=19$m=65536,t=1,p=2$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
 			Language: "es", Status: kiosk.StatusActive, Messaging: true, Media: false, TabletBound: true},
 		DownTechnician: kiosk.Technician{ID: "tech-4", Name: "Tess", Badges: []string{"TECH-01"},
 			PINHash: "$argon2id$v=19$m=65536,t=1,p=2$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g", Role: "installer"},
