@@ -19,7 +19,7 @@ func appendAudit(tx *bolt.Tx, now time.Time, kind, actor string, detail map[stri
 	if err != nil {
 		return fmt.Errorf("make audit id: %w", err)
 	}
-	ev := AuditEvent{ID: id.String(), At: now.UTC(), Kind: kind, Actor: actor, Detail: detail}
+	ev := fitAudit(AuditEvent{ID: id.String(), At: now.UTC(), Kind: kind, Actor: actor, Detail: detail})
 	if err := putJSON(tx, bAudit, ev.ID, ev); err != nil {
 		return err
 	}

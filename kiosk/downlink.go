@@ -58,7 +58,7 @@ type Notice struct {
 	Text     string    `json:"text"`
 	Language string    `json:"language,omitempty"`
 	At       time.Time `json:"at"`
-	Until    time.Time `json:"until,omitempty"`
+	Until    time.Time `json:"until,omitzero"` // zero: no expiry, and then absent on the wire
 }
 
 // Enrollment is what the relay told this terminal when it enrolled.

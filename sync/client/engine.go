@@ -375,7 +375,7 @@ func readFrame(ctx context.Context, conn *websocket.Conn) (wire.Frame, error) {
 		return wire.Frame{}, err
 	}
 	if typ != websocket.MessageText {
-		return wire.Frame{}, protocolErr(wire.ReasonMalformed, "relay sent a binary message")
+		return wire.Frame{}, protocolErr(wire.ReasonBinary, "relay sent a binary message")
 	}
 	f, err := wire.DecodeFrame(b)
 	if err != nil {

@@ -26,10 +26,11 @@ func TestAdminHappyPaths(t *testing.T) {
 	if pol.FacilityName != "North" || pol.MaxContacts != 2 {
 		t.Fatalf("policy = %+v", pol)
 	}
-	// A partial policy keeps the defaults for what it leaves out.
-	e.must(http.StatusOK, "PUT", "/admin/v1/facilities/south/policy", `{"facility_name":"South","rate_cents_per_minute":7}`, &pol)
-	if pol.RatePerMinute != 7 || pol.MaxContacts != 30 {
-		t.Fatalf("partial policy = %+v", pol)
+	// GET, change, PUT back: the way to change one field.
+	pol.RatePerMinute = 7
+	e.must(http.StatusOK, "PUT", "/admin/v1/facilities/south/policy", pol, &pol)
+	if pol.RatePerMinute != 7 || pol.MaxContacts != 2 {
+		t.Fatalf("policy put back = %+v", pol)
 	}
 
 	hash, _ := kiosk.HashPINWith("5555", kiosk.TestPINParams())
@@ -261,11 +262,13 @@ func TestAdminValidation(t *testing.T) {
 		{"roster technician pin", "PUT", "/admin/v1/facilities/north/roster", map[string]any{
 			"technicians": []any{map[string]any{"id": "T8", "name": "T", "badges": []string{"X1"}, "pin": "1"}}}, 400, "technicians[0].pin"},
 
-		{"policy invalid", "PUT", "/admin/v1/facilities/north/policy", `{"rate_cents_per_minute":0}`, 400, "rate_cents_per_minute"},
-		{"policy absurd rate", "PUT", "/admin/v1/facilities/north/policy", `{"rate_cents_per_minute":500}`, 400, "rate_cents_per_minute"},
+		{"policy invalid", "PUT", "/admin/v1/facilities/north/policy", policyJSON(t, func(m map[string]any) { m["rate_cents_per_minute"] = 0 }), 400, "rate_cents_per_minute"},
+		{"policy absurd rate", "PUT", "/admin/v1/facilities/north/policy", policyJSON(t, func(m map[string]any) { m["rate_cents_per_minute"] = 500 }), 400, "rate_cents_per_minute"},
 		{"policy bad duration", "PUT", "/admin/v1/facilities/north/policy", `{"max_session":"forever"}`, 400, "body"},
 		{"policy unknown field", "PUT", "/admin/v1/facilities/north/policy", `{"free_calls":true}`, 400, "free_calls"},
-		{"policy curfew", "PUT", "/admin/v1/facilities/north/policy", `{"curfew":[{"weekday":1,"start":"25:00","end":"06:00"}]}`, 400, "curfew[0].start"},
+		{"policy curfew", "PUT", "/admin/v1/facilities/north/policy", policyJSON(t, func(m map[string]any) {
+			m["curfew"] = []any{map[string]any{"weekday": 1, "start": "25:00", "end": "06:00"}}
+		}), 400, "curfew[0].start"},
 		{"policy of unknown facility", "GET", "/admin/v1/facilities/nowhere/policy", nil, 404, "facility"},
 		{"monitoring missing", "PUT", "/admin/v1/facilities/north/monitoring", `{}`, 400, "hold_outbound"},
 		{"monitoring type", "PUT", "/admin/v1/facilities/north/monitoring", `{"hold_outbound":"yes"}`, 400, "hold_outbound"},

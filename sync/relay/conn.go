@@ -151,9 +151,13 @@ func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, T
 
 // readFrame reads and decodes one frame; a malformed one closes the connection with the decoder's error.
 func (r *Relay) readFrame(ctx context.Context, c *websocket.Conn) (wire.Frame, bool) {
-	_, data, err := c.Read(ctx)
+	typ, data, err := c.Read(ctx)
 	if err != nil {
 		return wire.Frame{}, false // closed: by the peer, by us, or by the library (1009 too big)
+	}
+	if typ != websocket.MessageText {
+		c.Close(websocket.StatusPolicyViolation, wire.ReasonBinary)
+		return wire.Frame{}, false
 	}
 	f, err := wire.DecodeFrame(data)
 	if err != nil {

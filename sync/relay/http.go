@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -177,10 +178,46 @@ func decodeRoster(b []byte) (Roster, error) {
 	return v, decodeStrict("put roster", b, &v)
 }
 
-// decodePolicy reads a policy over the defaults, so omitted fields keep their default values.
+// decodePolicy reads a whole policy: PUT replaces the facility's policy with exactly the body,
+// so every field must be present (an empty list or string where that is what is meant). A
+// body that leaves fields out is refused naming them, rather than silently resetting them to
+// the defaults (what a partial PUT used to do) or keeping stale stored values (a merge, under
+// which lists and the notice map would also behave unlike the scalars).
 func decodePolicy(b []byte) (kiosk.Policy, error) {
-	v := kiosk.DefaultPolicy()
-	return v, decodeStrict("put policy", b, &v)
+	const op = "put policy"
+	var v kiosk.Policy
+	if err := decodeStrict(op, b, &v); err != nil {
+		return kiosk.Policy{}, err
+	}
+	var present map[string]json.RawMessage
+	if err := json.Unmarshal(b, &present); err != nil {
+		return kiosk.Policy{}, invalid(op, "body", "must be a JSON object")
+	}
+	var missing []string
+	for _, name := range policyFields() {
+		if _, ok := present[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return kiosk.Policy{}, invalid(op, missing[0], "the policy is missing %s: PUT takes the whole policy (GET it, change it, PUT it back)",
+			strings.Join(missing, ", "))
+	}
+	return v, nil
+}
+
+// policyFields lists the JSON names of kiosk.Policy's fields, from its struct tags, so a field
+// added to the policy is required by PUT without a second list to keep in step.
+func policyFields() []string {
+	t := reflect.TypeFor[kiosk.Policy]()
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 func decodeMonitoring(b []byte) (Monitoring, error) {

@@ -440,7 +440,7 @@ type NoticeRequest struct {
 	InmateID   string    `json:"inmate_id,omitempty"`
 	Text       string    `json:"text"`
 	Language   string    `json:"language,omitempty"`
-	Until      time.Time `json:"until,omitempty"`
+	Until      time.Time `json:"until,omitzero"`
 }
 
 // PostNotice queues a notice for the facility's terminals (or the inmate's).

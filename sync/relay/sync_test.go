@@ -134,7 +134,7 @@ func TestSnapshotTabletAndMove(t *testing.T) {
 	ack := c.batch(
 		k.item(wire.UpCharge, charge("A1", "s1", 0, 5)),
 		k.item(wire.UpCredit, kiosk.Credit{RecordID: "s1/0", SessionID: "s1", InmateID: "A1", Cents: 5, Reason: "stall", At: t0}),
-		k.item(wire.UpSessionEnd, kiosk.Session{ID: "s1", InmateID: "A1", Start: t0, End: t0.Add(time.Minute), Minutes: 1}),
+		k.item(wire.UpSessionEnd, kiosk.Session{ID: "s1", InmateID: "A1", Start: t0, End: t0.Add(time.Minute), Minutes: 1, Rate: 5, Charged: 5, Credited: 5, EndReason: kiosk.EndLogout}),
 		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c1", InmateID: "A1", Name: "Mom", Email: "mom@example.org"}),
 		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c2", InmateID: "A1", Name: "Dad", Email: "dad@example.org"}),
 		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c3", InmateID: "A3", Name: "Sis"}), // A3 is suspended

@@ -110,7 +110,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	switch it.Kind {
 	case wire.UpMessage, wire.UpPREA:
 		var m kiosk.Message
-		if !decode(&m) || checkID("", "", m.ID) != nil || m.InmateID == "" {
+		if !decode(&m) || wire.CheckUpBody(it.Kind, it.Body) != nil { // a prea may be anonymous
 			return wire.RefuseInvalid, nil
 		}
 		if it.Kind == wire.UpPREA || m.Peer == kiosk.PREAChannel {
@@ -133,7 +133,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		return r.applyUsage(tx, f, t, it)
 	case wire.UpSessionEnd:
 		var s kiosk.Session
-		if !decode(&s) || checkID("", "", s.ID) != nil || checkID("", "", s.InmateID) != nil {
+		if !decode(&s) || wire.CheckUpBody(it.Kind, it.Body) != nil {
 			return wire.RefuseInvalid, nil
 		}
 		s.Terminal = t.ID // what the relay saw, not what the body claims
@@ -150,7 +150,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		return "", f.toInmate(t.FacilityID, s.InmateID, t.ID, wire.DownRemoteSessionEnd, s)
 	case wire.UpAudit:
 		var ev kiosk.AuditEvent
-		if !decode(&ev) || ev.ID == "" || len(ev.ID) > wire.MaxIDLen {
+		if !decode(&ev) || wire.CheckUpBody(it.Kind, it.Body) != nil {
 			return wire.RefuseInvalid, nil
 		}
 		return "", putJSON(tx, bAudit, t.ID+"/"+ev.ID, ev)

@@ -112,3 +112,27 @@ func FuzzParseFingerprint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheckUpBody: no body makes the schema check panic, and what it accepts of a known
+// kind is a JSON object.
+func FuzzCheckUpBody(f *testing.F) {
+	for kind, v := range goldenUpBodies() {
+		b, _ := json.Marshal(v)
+		f.Add(kind, b)
+	}
+	f.Add(UpAudit, []byte(`{"id":"a","at":"2026-03-01T12:00:00Z","kind":"k","detail":{"x":5}}`))
+	f.Add(UpSessionEnd, []byte(`null`))
+	f.Fuzz(func(t *testing.T, kind string, b []byte) {
+		if CheckUpBody(kind, b) != nil {
+			return
+		}
+		for _, k := range UpKinds {
+			if k == kind {
+				var m map[string]any
+				if err := json.Unmarshal(b, &m); err != nil || m == nil {
+					t.Fatalf("%s: accepted a body that is not a JSON object: %q", kind, b)
+				}
+			}
+		}
+	})
+}

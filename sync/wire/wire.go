@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tether-kiosk/tether/kiosk"
 )
 
 // Subprotocol is the websocket subprotocol of this version; a peer offering anything else is
@@ -72,6 +74,10 @@ const (
 	ReasonReplaced           = "replaced by a newer connection"
 	ReasonShutdown           = "relay shutting down" // StatusGoingAway
 )
+
+// ReasonBinary (1008) closes a connection on which the peer sent a binary websocket message;
+// a text message that is not valid UTF-8 gets ReasonMalformed with DecodeFrame's ErrNotUTF8.
+const ReasonBinary = ReasonMalformed + ": binary message (frames are UTF-8 JSON text messages)"
 
 // Refusal reasons for uplink items refused for good (Ack.Rejected).
 const (
@@ -228,11 +234,19 @@ func Encode(msg any) ([]byte, error) {
 // ErrTooLarge is wrapped by errors about input or output beyond a limit.
 var ErrTooLarge = errors.New("frame too large")
 
+// ErrNotUTF8 is wrapped by DecodeFrame's error for a message that is not valid UTF-8.
+var ErrNotUTF8 = errors.New("not valid UTF-8")
+
 // DecodeFrame parses and validates one frame. Unknown fields are ignored (a later minor
 // revision may add some); an unknown type, a missing body or a value beyond a limit is an error.
 func DecodeFrame(b []byte) (Frame, error) {
 	if len(b) > MaxFrameBytes {
 		return Frame{}, fmt.Errorf("decode frame: %w (%d bytes, limit %d)", ErrTooLarge, len(b), MaxFrameBytes)
+	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD silently; a frame is UTF-8 text, so
+	// a peer that sends anything else is broken or hostile and is told so.
+	if !utf8.Valid(b) {
+		return Frame{}, fmt.Errorf("decode frame: %w", ErrNotUTF8)
 	}
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
@@ -309,13 +323,27 @@ func checkID(field, s string, required bool) error {
 	if len(s) > MaxIDLen {
 		return fmt.Errorf("%s is %d bytes, limit %d", field, len(s), MaxIDLen)
 	}
+	return CheckIDText(field, s)
+}
+
+// CheckIDText refuses text that must not appear in an id, a kind, an epoch or a label: invalid
+// UTF-8, and any rune ForbiddenInID reports. Ids end up in logs, admin listings and screens,
+// where a control or direction-changing character could hide or reorder what a reader sees.
+func CheckIDText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%s holds a control character", field)
+		if ForbiddenInID(r) {
+			return fmt.Errorf("%s holds a control character (U+%04X)", field, r)
 		}
 	}
 	return nil
 }
+
+// ForbiddenInID reports the "control characters" of this protocol (kiosk.ControlRune: C0,
+// DEL, C1 such as U+0085, U+2028, U+2029 and the bidi formatting characters).
+func ForbiddenInID(r rune) bool { return kiosk.ControlRune(r) }
 
 func checkReason(field, s string) error {
 	if s == "" {

@@ -205,3 +205,40 @@ func TestCloseReasonCutsAtARune(t *testing.T) {
 		t.Fatalf("invalid UTF-8 kept: %q", CloseReason("bad\xffbyte"))
 	}
 }
+
+// "Control character" in an id means C0, DEL, C1 (U+0085 NEXT LINE among them), the line and
+// paragraph separators and the bidi formatting characters; ordinary non-ASCII text is an id.
+func TestIDControlCharacters(t *testing.T) {
+	hello := func(id string) string {
+		b, _ := json.Marshal(id)
+		return `{"type":"hello","body":{"terminal_id":` + string(b) + `,"epoch":"e"}}`
+	}
+	for _, id := range []string{"a\u0000b", "a\u001fb", "a\u007fb", "a\u0085b", "a\u0080b", "a\u009fb",
+		"a\u2028b", "a\u2029b", "a\u202eb", "a\u2066b", "a\u200fb", "a\u061cb"} {
+		_, err := DecodeFrame([]byte(hello(id)))
+		if err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("terminal_id %+q: got %v, want a control character refusal", id, err)
+		}
+	}
+	// The same rune written as a JSON escape is refused the same way.
+	if _, err := DecodeFrame([]byte(`{"type":"hello","body":{"terminal_id":"a\u0085b","epoch":"e"}}`)); err == nil {
+		t.Error(`terminal_id "a\u0085b" (escaped) accepted`)
+	}
+	for _, id := range []string{"t-01HZX3", "kiosk ñandú 2", "北-1", "a\u00a0b"} {
+		if _, err := DecodeFrame([]byte(hello(id))); err != nil {
+			t.Errorf("terminal_id %q refused: %v", id, err)
+		}
+	}
+}
+
+// A frame that is not valid UTF-8 is refused whole, never repaired into U+FFFD.
+func TestInvalidUTF8Refused(t *testing.T) {
+	in := []byte("{\"type\":\"hello\",\"body\":{\"terminal_id\":\"t-\xff\",\"epoch\":\"e\"}}")
+	if _, err := DecodeFrame(in); !errors.Is(err, ErrNotUTF8) {
+		t.Fatalf("invalid UTF-8 in an id: got %v, want ErrNotUTF8", err)
+	}
+	in = []byte("{\"type\":\"batch\",\"body\":{\"epoch\":\"e\",\"items\":[{\"seq\":1,\"id\":\"i\",\"kind\":\"message\",\"body\":{\"body\":\"hi \xc3\"}}]}}")
+	if _, err := DecodeFrame(in); !errors.Is(err, ErrNotUTF8) {
+		t.Fatalf("invalid UTF-8 in an item body: got %v, want ErrNotUTF8", err)
+	}
+}

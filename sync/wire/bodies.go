@@ -1,0 +1,256 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tether-kiosk/tether/kiosk"
+)
+
+// The uplink item bodies, field by field (docs/PROTOCOL.md, "Uplink bodies"). CheckUpBody is
+// the one statement of what a relay refuses as RefuseInvalid before it looks at its own
+// records: a body that does not parse, a required field that is missing or of the wrong JSON
+// type, a value beyond its limit. What depends on the relay's records (an unknown inmate, a
+// contact that is not approved, a message longer than the facility allows) comes after, with
+// its own reasons. Unknown fields are ignored, as everywhere in this protocol.
+
+// MaxRecordIDLen bounds a record id (message, contact, session, audit event, inmate).
+const MaxRecordIDLen = 64
+
+// Limits of the free text in uplink bodies.
+const (
+	MaxContactName  = 200 // bytes
+	MaxContactEmail = 254 // bytes
+	MaxEndReason    = 64  // bytes of a session's end_reason
+	// MaxSessionMinutes bounds a session's billed minutes: a policy's max_session is at most 24 h.
+	MaxSessionMinutes = 24 * 60
+)
+
+// CheckRecordID accepts 1 to 64 bytes of A-Z a-z 0-9 . _ - : @ (no "/", which keys use as a
+// separator, no space, nothing that needs escaping in a URL path).
+func CheckRecordID(field, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is missing", field)
+	}
+	if len(s) > MaxRecordIDLen {
+		return fmt.Errorf("%s is %d bytes, limit %d", field, len(s), MaxRecordIDLen)
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:@", r)
+		if !ok {
+			return fmt.Errorf("%s may hold only letters, digits and . _ - : @", field)
+		}
+	}
+	return nil
+}
+
+// CheckUpBody checks an uplink body of kind against its schema. An unknown kind is not an
+// error here (the relay refuses it with RefuseUnknownKind).
+func CheckUpBody(kind string, body json.RawMessage) error {
+	if err := checkUpBody(kind, body); err != nil {
+		return fmt.Errorf("%s body: %w", cut(kind), err)
+	}
+	return nil
+}
+
+func checkUpBody(kind string, body json.RawMessage) error {
+	if !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+		return fmt.Errorf("is not a JSON object")
+	}
+	// Field presence: a missing required number must not pass as 0.
+	var present map[string]json.RawMessage
+	if err := json.Unmarshal(body, &present); err != nil {
+		return fmt.Errorf("does not parse: %w", err)
+	}
+	need := func(names ...string) error {
+		for _, n := range names {
+			v, ok := present[n]
+			if !ok || bytes.Equal(v, []byte("null")) {
+				return fmt.Errorf("%s is missing", n)
+			}
+		}
+		return nil
+	}
+	decode := func(v any) error {
+		if err := json.Unmarshal(body, v); err != nil {
+			return fmt.Errorf("does not parse: %w", err)
+		}
+		return nil
+	}
+	switch kind {
+	case UpMessage, UpPREA:
+		var m kiosk.Message
+		if err := decode(&m); err != nil {
+			return err
+		}
+		if err := CheckRecordID("id", m.ID); err != nil {
+			return err
+		}
+		if kind == UpPREA && m.InmateID == "" {
+			return nil // an anonymous report: it must reach the coordinator all the same
+		}
+		return nonEmpty("inmate_id", m.InmateID)
+	case UpContactRequest:
+		var c kiosk.Contact
+		if err := decode(&c); err != nil {
+			return err
+		}
+		if err := CheckRecordID("id", c.ID); err != nil {
+			return err
+		}
+		if err := nonEmpty("inmate_id", c.InmateID); err != nil {
+			return err
+		}
+		if strings.TrimSpace(c.Name) == "" {
+			return fmt.Errorf("name is missing")
+		}
+		if len(c.Name) > MaxContactName {
+			return fmt.Errorf("name is %d bytes, limit %d", len(c.Name), MaxContactName)
+		}
+		if len(c.Email) > MaxContactEmail {
+			return fmt.Errorf("email is %d bytes, limit %d", len(c.Email), MaxContactEmail)
+		}
+		return nil
+	case UpContactRemove:
+		var c kiosk.Contact
+		if err := decode(&c); err != nil {
+			return err
+		}
+		if err := nonEmpty("id", c.ID); err != nil {
+			return err
+		}
+		return nonEmpty("inmate_id", c.InmateID)
+	case UpCharge, UpCredit:
+		var c kiosk.Credit
+		if kind == UpCharge {
+			var ch kiosk.Charge
+			if err := decode(&ch); err != nil {
+				return err
+			}
+			c = kiosk.Credit{RecordID: ch.RecordID, InmateID: ch.InmateID, Minute: ch.Minute, Cents: ch.Cents}
+		} else if err := decode(&c); err != nil {
+			return err
+		}
+		if c.RecordID == "" || len(c.RecordID) > MaxIDLen {
+			return fmt.Errorf("record_id must be 1 to %d bytes", MaxIDLen)
+		}
+		if err := CheckRecordID("inmate_id", c.InmateID); err != nil {
+			return err
+		}
+		if c.Cents < 0 || c.Cents > kiosk.MaxRatePerMinute {
+			return fmt.Errorf("cents %d is outside 0..%d", c.Cents, kiosk.MaxRatePerMinute)
+		}
+		if c.Minute < 0 {
+			return fmt.Errorf("minute %d is negative", c.Minute)
+		}
+		return nil
+	case UpSessionEnd:
+		return checkSessionEnd(need, decode)
+	case UpAudit:
+		return checkAudit(need, decode)
+	case UpDeviceStatus:
+		return nil // any JSON object
+	}
+	return nil
+}
+
+func nonEmpty(field, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is missing", field)
+	}
+	return nil
+}
+
+func checkTime(field string, t time.Time) error {
+	if t.IsZero() {
+		return fmt.Errorf("%s is the zero time", field)
+	}
+	return nil
+}
+
+func checkSessionEnd(need func(...string) error, decode func(any) error) error {
+	if err := need("id", "inmate_id", "start", "end", "minutes", "rate_cents", "charged_cents", "credited_cents", "end_reason"); err != nil {
+		return err
+	}
+	var s kiosk.Session
+	if err := decode(&s); err != nil {
+		return err
+	}
+	if err := CheckRecordID("id", s.ID); err != nil {
+		return err
+	}
+	if err := CheckRecordID("inmate_id", s.InmateID); err != nil {
+		return err
+	}
+	if err := checkTime("start", s.Start); err != nil {
+		return err
+	}
+	if err := checkTime("end", s.End); err != nil {
+		return err
+	}
+	if s.End.Before(s.Start) {
+		return fmt.Errorf("end is before start")
+	}
+	if s.Minutes < 0 || s.Minutes > MaxSessionMinutes {
+		return fmt.Errorf("minutes %d is outside 0..%d", s.Minutes, MaxSessionMinutes)
+	}
+	if s.Rate < 0 || s.Rate > kiosk.MaxRatePerMinute {
+		return fmt.Errorf("rate_cents %d is outside 0..%d", s.Rate, kiosk.MaxRatePerMinute)
+	}
+	if maxCharged := kiosk.Cents(MaxSessionMinutes) * kiosk.MaxRatePerMinute; s.Charged < 0 || s.Charged > maxCharged {
+		return fmt.Errorf("charged_cents %d is outside 0..%d", s.Charged, maxCharged)
+	}
+	if s.Credited < 0 || s.Credited > s.Charged {
+		return fmt.Errorf("credited_cents %d is outside 0..charged_cents", s.Credited)
+	}
+	if s.EndReason == "" || len(s.EndReason) > MaxEndReason {
+		return fmt.Errorf("end_reason must be 1 to %d bytes", MaxEndReason)
+	}
+	return CheckIDText("end_reason", string(s.EndReason))
+}
+
+func checkAudit(need func(...string) error, decode func(any) error) error {
+	if err := need("id", "at", "kind"); err != nil {
+		return err
+	}
+	var ev kiosk.AuditEvent
+	if err := decode(&ev); err != nil {
+		return err
+	}
+	if err := CheckRecordID("id", ev.ID); err != nil {
+		return err
+	}
+	if err := checkTime("at", ev.At); err != nil {
+		return err
+	}
+	if ev.Kind == "" || len(ev.Kind) > kiosk.MaxAuditKindLen {
+		return fmt.Errorf("kind must be 1 to %d bytes", kiosk.MaxAuditKindLen)
+	}
+	if err := CheckIDText("kind", ev.Kind); err != nil {
+		return err
+	}
+	if len(ev.Actor) > kiosk.MaxAuditActorLen {
+		return fmt.Errorf("actor is %d bytes, limit %d", len(ev.Actor), kiosk.MaxAuditActorLen)
+	}
+	if err := CheckIDText("actor", ev.Actor); err != nil {
+		return err
+	}
+	if len(ev.Detail) > kiosk.MaxAuditDetail {
+		return fmt.Errorf("detail has %d entries, limit %d", len(ev.Detail), kiosk.MaxAuditDetail)
+	}
+	for k, v := range ev.Detail {
+		if k == "" || len(k) > kiosk.MaxAuditDetailKey {
+			return fmt.Errorf("detail key %q must be 1 to %d bytes", cut(k), kiosk.MaxAuditDetailKey)
+		}
+		if err := CheckIDText("detail key", k); err != nil {
+			return err
+		}
+		if len(v) > kiosk.MaxAuditDetailValue {
+			return fmt.Errorf("detail %q is %d bytes, limit %d", cut(k), len(v), kiosk.MaxAuditDetailValue)
+		}
+	}
+	return nil
+}
