@@ -1,7 +1,9 @@
 package kiosk
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -163,6 +165,82 @@ func (s *Store) Reject(now time.Time, seq uint64, reason string) error {
 		_, err := addCount(tx, kOutqCount, -1)
 		return err
 	})
+}
+
+// newEpochID makes a store epoch: 16 random bytes in hex, as at store creation.
+func newEpochID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("make store epoch: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// NewEpoch starts a new uplink epoch, for when the relay cannot take the current numbering
+// (this store was restored from a backup and reuses seqs the relay holds, or the relay lost
+// items). In one transaction: a fresh random epoch; every waiting item renumbered 1..n in the
+// same order, keeping its id, kind, creation time and body (the relay knows an item it already
+// holds by its id); the next seq n+1; and an audit event saying why. Nothing waiting is lost.
+// Nothing else keys on queue seqs: acknowledgement and refusal follow-ups read item bodies.
+func (s *Store) NewEpoch(now time.Time, reason string) (string, error) {
+	epoch, err := newEpochID()
+	if err != nil {
+		return "", err
+	}
+	err = s.update("start new epoch", func(tx *bolt.Tx) error {
+		meta := tx.Bucket([]byte(bMeta))
+		old := string(meta.Get([]byte(kEpoch)))
+		b := tx.Bucket([]byte(bOutq))
+		var items []Item
+		var keys [][]byte
+		if err := b.ForEach(func(k, v []byte) error {
+			var it Item
+			if err := json.Unmarshal(v, &it); err != nil {
+				return &Error{Kind: KindCorrupt, Op: "read forwarding queue", Err: fmt.Errorf("item %d: %w", binary.BigEndian.Uint64(k), err)}
+			}
+			items, keys = append(items, it), append(keys, append([]byte(nil), k...))
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return fmt.Errorf("renumber item %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+		}
+		for i := range items {
+			items[i].Seq = uint64(i + 1)
+			enc, err := json.Marshal(items[i])
+			if err != nil {
+				return fmt.Errorf("encode item %s: %w", items[i].ID, err)
+			}
+			if err := b.Put(u64(items[i].Seq), enc); err != nil {
+				return fmt.Errorf("renumber item %s: %w", items[i].ID, err)
+			}
+		}
+		if err := meta.Put([]byte(kEpoch), []byte(epoch)); err != nil {
+			return fmt.Errorf("set epoch: %w", err)
+		}
+		if err := meta.Put([]byte(kNextSeq), u64(uint64(len(items))+1)); err != nil {
+			return fmt.Errorf("set next seq: %w", err)
+		}
+		return appendAudit(tx, now, "new_epoch", "", map[string]string{
+			"reason": reason, "old_epoch": old, "new_epoch": epoch, "renumbered": fmt.Sprint(len(items))})
+	})
+	if err != nil {
+		return "", err
+	}
+	return epoch, nil
+}
+
+// NewEpoch is Store.NewEpoch for the sync engine, at the terminal's clock; the screens hear of it.
+func (t *Terminal) NewEpoch(reason string) (string, error) {
+	now := t.clock.Now()
+	epoch, err := t.store.NewEpoch(now, reason)
+	if err == nil {
+		t.emit(Event{Kind: EventChanged, At: now})
+	}
+	return epoch, err
 }
 
 // onForwarded applies what an acknowledgement means for each kind of item.

@@ -25,7 +25,7 @@ type StoreInfo struct {
 	Path      string `json:"path"`
 	Epoch     string `json:"epoch"`
 	Schema    int    `json:"schema_version"`
-	NextSeq   uint64 `json:"next_seq"`   // the next forwarding sequence number; never reset
+	NextSeq   uint64 `json:"next_seq"`   // the next forwarding sequence number; restarts only with a new epoch
 	SizeBytes int64  `json:"size_bytes"` // the file on disk
 }
 

@@ -58,6 +58,10 @@ type Status struct {
 	Mode          string
 	InmateID      string // a tablet's inmate
 	DownApplied   uint64 // highest downlink seq applied
+	// LastRecovery says what the engine last repaired by itself (a new epoch after the relay
+	// refused the numbering), and when; it stays after later successes, for the technicians.
+	LastRecovery   string
+	LastRecoveryAt time.Time
 }
 
 // Engine forwards the terminal's queue and applies the relay's downlink, on its own goroutines.
@@ -197,7 +201,7 @@ func Backoff(n int, base, max time.Duration, rnd func() float64) time.Duration {
 // Run connects, syncs and reconnects until ctx ends; it returns nil then. The terminal keeps
 // working whatever happens here.
 func (e *Engine) Run(ctx context.Context) error {
-	failures := 0
+	failures, renewals := 0, 0
 	for ctx.Err() == nil {
 		welcomed, err := e.session(ctx)
 		if ctx.Err() != nil {
@@ -214,6 +218,22 @@ func (e *Engine) Run(ctx context.Context) error {
 		msg := "connection ended"
 		if err != nil {
 			msg = err.Error()
+		}
+		if reason := newEpochNeeded(err); reason != "" {
+			if epoch, nerr := e.term.NewEpoch(reason); nerr != nil {
+				msg = fmt.Sprintf("%s; starting a new epoch failed: %v", msg, nerr)
+			} else {
+				// Everything waiting goes again under the new epoch, at once: the relay knows
+				// what it already holds by item id. Repeated renewals back off as failures do.
+				renewals++
+				failures = 0
+				wait = Backoff(renewals, e.cfg.BackoffMin, e.cfg.BackoffMax, e.cfg.Rand)
+				msg = fmt.Sprintf("relay refused the uplink numbering (%s): resending everything waiting under new epoch %s", reason, epoch)
+				now := e.clock.Now()
+				e.update(func(st *Status) { st.LastRecovery, st.LastRecoveryAt = msg, now })
+			}
+		} else {
+			renewals = 0
 		}
 		e.logf("sync: %s; retrying in %v", msg, wait.Round(time.Millisecond))
 		e.update(func(st *Status) { st.Connected, st.LastError = false, msg })
@@ -238,6 +258,21 @@ func refusedForGood(err error) bool {
 		return true
 	}
 	return false
+}
+
+// newEpochNeeded returns why the relay cannot take this store's numbering, or "": it closed
+// with a sequence conflict (this store was restored from a backup) or a gap (the relay lost
+// items, or does not know this epoch under this terminal id).
+func newEpochNeeded(err error) string {
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation {
+		return ""
+	}
+	switch ce.Reason {
+	case wire.ReasonNewEpoch, wire.ReasonSequenceGap:
+		return ce.Reason
+	}
+	return ""
 }
 
 // linkError ends a session; close says how to close the websocket.
@@ -333,11 +368,16 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	defer stop(nil)
 	l := &link{e: e, conn: conn, epoch: epoch, acks: make(chan wire.Ack, 64), downs: make(chan wire.Down, 16)}
 	var wg sync.WaitGroup
-	for _, fn := range []func(context.Context) error{l.read, l.uplink, l.downlink, l.ping} {
+	var readErr error // the reader's own end: the relay's close frame, if it sent one
+	for i, fn := range []func(context.Context) error{l.read, l.uplink, l.downlink, l.ping} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := fn(ctx); err != nil {
+			err := fn(ctx)
+			if i == 0 {
+				readErr = err
+			}
+			if err != nil {
 				stop(err)
 			}
 		}()
@@ -354,6 +394,10 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	wg.Wait()
 	if parent.Err() != nil {
 		return true, nil
+	}
+	if newEpochNeeded(readErr) != "" {
+		// The relay's reason decides the recovery, whichever goroutine noticed the end first.
+		return true, readErr
 	}
 	return true, cause
 }

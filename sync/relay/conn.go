@@ -210,17 +210,23 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 				return
 			}
 			ack, err := r.storeBatch(t.TerminalInfo, *f.Batch)
-			var gap *gapError
-			if err != nil && !errors.As(err, &gap) {
+			var seqErr *sequenceError
+			if err != nil && !errors.As(err, &seqErr) {
 				r.fail(c, "store batch from "+s.id, err)
 				return
 			}
 			if serr := r.send(ctx, c, ack); serr != nil {
 				return
 			}
-			if gap != nil {
-				r.logf("relay: terminal %s: %v", s.id, gap)
-				c.Close(websocket.StatusPolicyViolation, wire.ReasonSequenceGap)
+			if seqErr != nil {
+				// Nothing at or after the seq in question was acknowledged; the terminal starts a
+				// new epoch and resends what waits (it is listed in GET /admin/v1/refusals).
+				r.logf("relay: terminal %s epoch %s: %v", s.id, f.Batch.Epoch, seqErr)
+				reason := wire.ReasonNewEpoch
+				if seqErr.gap {
+					reason = wire.ReasonSequenceGap
+				}
+				c.Close(websocket.StatusPolicyViolation, reason)
 				return
 			}
 		case wire.TypeDownAck:

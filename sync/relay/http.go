@@ -55,6 +55,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/usage":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hUsage)}, query: []string{"inmate_id"}},
 		"/admin/v1/balances/{inmate_id}":             {methods: map[string]http.HandlerFunc{"GET": h(r.hBalance)}},
 		"/admin/v1/items":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hItems)}, query: []string{"terminal_id", "kind"}},
+		"/admin/v1/refusals":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hRefusals)}, query: []string{"terminal_id"}},
 		"/admin/v1/terminals":                        {methods: map[string]http.HandlerFunc{"GET": h(r.hTerminals)}},
 		"/admin/v1/terminals/{id}/revoke":            {methods: map[string]http.HandlerFunc{"POST": h(r.hRevoke)}},
 	}
@@ -491,6 +492,15 @@ func (r *Relay) hItems(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (r *Relay) hRefusals(w http.ResponseWriter, req *http.Request) {
+	rs, err := r.Refusals(RefusalFilter{TerminalID: req.URL.Query().Get("terminal_id")})
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"refusals": rs})
 }
 
 func (r *Relay) hTerminals(w http.ResponseWriter, req *http.Request) {

@@ -19,7 +19,7 @@ import (
 // DBFile is the relay's one bbolt file inside its data directory.
 const DBFile = "relay.db"
 
-// Buckets; all exist from schema version 1 on.
+// Buckets; all exist from schema version 1 on, except those marked "v2".
 const (
 	bMeta        = "meta"
 	bFacilities  = "facilities"  // facility id -> facilityRec
@@ -46,6 +46,11 @@ const (
 	bInbound     = "inbound"     // message id -> kiosk.Message delivered to an inmate
 	bAudit       = "audit"       // terminal id + "/" + audit id -> kiosk.AuditEvent
 	bDevices     = "devices"     // terminal id -> last device_status body
+	// v2: what each seq and each item id held, so a reused seq or id is told from a resend.
+	bSeqs      = "seqs"          // terminal id + "/" + epoch + "/" + seq (%020d) -> seqRec (item id, hash)
+	bItemIDs   = "item_ids"      // item id -> itemRef: the first item stored under that id
+	bRefused   = "refused_items" // arrival number (8 bytes) -> Refusal: every uplink item refused for good
+	bConflicts = "seq_conflicts" // terminal id + "/" + epoch + "/" + seq (%020d) -> Refusal: a seq reused or skipped
 )
 
 const kSchema = "schema_version"
@@ -53,11 +58,11 @@ const kSchema = "schema_version"
 func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
-		bInbound, bAudit, bDevices}
+		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 1
+const schemaVersion = 2
 
 func migrate0to1(tx *bolt.Tx) error {
 	for _, name := range allBuckets() {
@@ -102,7 +107,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
 	}
 	if version < schemaVersion {
-		migrations := []func(*bolt.Tx) error{migrate0to1}
+		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2}
 		err := db.Update(func(tx *bolt.Tx) error {
 			for v := version; v < schemaVersion; v++ {
 				if err := migrations[v](tx); err != nil {

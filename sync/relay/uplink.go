@@ -25,29 +25,21 @@ type StoredItem struct {
 // Refusal reason beyond wire's list: the inmate already has max_contacts contacts.
 const RefuseContactLimit = "contact_limit"
 
-// errGap is returned by storeBatch when a batch skips sequence numbers; the connection is closed.
-type gapError struct{ want, got uint64 }
-
-func (e *gapError) Error() string {
-	return fmt.Sprintf("sequence gap: expected seq %d, got %d", e.want, e.got)
-}
-
 func dedupeKey(termID, epoch string) string { return termID + "/" + epoch }
 
-func refusalKey(termID, epoch string, seq uint64) string {
-	return fmt.Sprintf("%s/%s/%020d", termID, epoch, seq)
-}
-
-// storeBatch stores a batch in one transaction and returns the ack: the highest contiguous seq
-// held for (terminal, epoch) and every refusal among the batch's seqs (remembered, so a resent
-// refused item is listed again). A gap stores what precedes it and returns *gapError too.
+// storeBatch stores a batch in one transaction and returns the ack: the highest seq of this
+// batch that the relay holds contiguously and has compared (never one it has not seen from this
+// batch), and every refusal among the batch's seqs (remembered, so a resent refused item is
+// listed again). A seq at or below H whose item differs from the one held there, or a seq past
+// H+1, stops the batch: what precedes it is stored and acknowledged, and a *sequenceError says
+// the connection must end.
 func (r *Relay) storeBatch(t TerminalInfo, b wire.Batch) (wire.Ack, error) {
 	now := r.clock.Now().UTC()
 	ack := wire.Ack{Epoch: b.Epoch}
-	var gap error
+	var stop error
 	err := r.update("store batch", func(tx *bolt.Tx, f *fanout) error {
 		ack.Rejected = nil
-		gap = nil
+		stop = nil
 		dk := []byte(dedupeKey(t.ID, b.Epoch))
 		dd := tx.Bucket([]byte(bDedupe))
 		high := readU64(dd.Get(dk))
@@ -57,50 +49,115 @@ func (r *Relay) storeBatch(t TerminalInfo, b wire.Batch) (wire.Ack, error) {
 			return err
 		}
 		pol := fac.policy()
+		var compared uint64
 		for _, it := range b.Items {
+			h := itemHash(it.Kind, it.Body)
+			sk := seqKey(t.ID, b.Epoch, it.Seq)
 			if it.Seq <= high {
-				if reason := ref.Get([]byte(refusalKey(t.ID, b.Epoch, it.Seq))); reason != nil {
+				var held seqRec
+				found, err := getJSON(tx, bSeqs, sk, &held)
+				if err != nil {
+					return err
+				}
+				if !found || held.ItemID != it.ID || held.Hash != h {
+					stop = &sequenceError{got: it.Seq, held: held.ItemID, id: it.ID}
+					if err := recordConflict(tx, Refusal{TerminalID: t.ID, Epoch: b.Epoch, Seq: it.Seq, ItemID: it.ID,
+						Kind: it.Kind, Reason: ConflictSequence, At: now, HeldItemID: held.ItemID}); err != nil {
+						return err
+					}
+					break
+				}
+				if reason := ref.Get([]byte(sk)); reason != nil {
 					ack.Rejected = append(ack.Rejected, wire.Rejection{Seq: it.Seq, Reason: string(reason)})
 				}
+				compared = it.Seq
 				continue
 			}
 			if it.Seq != high+1 {
-				gap = &gapError{want: high + 1, got: it.Seq}
+				stop = &sequenceError{gap: true, want: high + 1, got: it.Seq}
+				if err := recordConflict(tx, Refusal{TerminalID: t.ID, Epoch: b.Epoch, Seq: it.Seq, ItemID: it.ID,
+					Kind: it.Kind, Reason: ConflictGap, At: now}); err != nil {
+					return err
+				}
 				break
 			}
-			var reason string
-			if json.Valid(it.Body) {
-				var err error
-				if reason, err = r.applyItem(tx, f, t, fac, pol, it, now); err != nil {
-					return fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
-				}
-			} else {
-				// wire.DecodeFrame never yields this; a direct caller might. Keep the record storable.
-				reason, it.Body = wire.RefuseInvalid, json.RawMessage("null")
+			reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, h, now)
+			if err != nil {
+				return fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
 			}
 			if reason != "" {
 				ack.Rejected = append(ack.Rejected, wire.Rejection{Seq: it.Seq, Reason: reason})
-				if err := ref.Put([]byte(refusalKey(t.ID, b.Epoch, it.Seq)), []byte(reason)); err != nil {
-					return err
-				}
 			}
-			items := tx.Bucket([]byte(bItems))
-			n, err := items.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := putJSON(tx, bItems, string(u64(n)), StoredItem{Item: it, TerminalID: t.ID, Epoch: b.Epoch, ReceivedAt: now, Refused: reason}); err != nil {
-				return err
-			}
-			high = it.Seq
+			high, compared = it.Seq, it.Seq
 		}
-		ack.Seq = high
+		ack.Seq = compared
 		return dd.Put(dk, u64(high))
 	})
 	if err != nil {
 		return wire.Ack{}, err
 	}
-	return ack, gap
+	return ack, stop
+}
+
+// storeItem takes the item at seq H+1. An item id already held with the same content is a
+// resend (under a new epoch, or a new terminal id after re-enrollment): it counts in H, is not
+// stored or applied again, and its earlier refusal stands. An item id held with other content
+// is refused id_conflict. Anything else is applied by kind and stored.
+func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, epoch string, it wire.Item, h string, now time.Time) (string, error) {
+	sk := seqKey(t.ID, epoch, it.Seq)
+	if err := putJSON(tx, bSeqs, sk, seqRec{ItemID: it.ID, Hash: h}); err != nil {
+		return "", err
+	}
+	remember := func(reason string) error {
+		if reason == "" {
+			return nil
+		}
+		return tx.Bucket([]byte(bRefusals)).Put([]byte(sk), []byte(reason))
+	}
+	var prev itemRef
+	found, err := getJSON(tx, bItemIDs, it.ID, &prev)
+	if err != nil {
+		return "", err
+	}
+	if found && prev.Hash == h {
+		return prev.Refused, remember(prev.Refused)
+	}
+	var reason string
+	switch {
+	case found:
+		reason = wire.RefuseIDConflict
+		r.logf("relay: terminal %s item %d (%s): item id %s already held with other content (from terminal %s): refused %s",
+			t.ID, it.Seq, it.Kind, it.ID, prev.TerminalID, reason)
+	case json.Valid(it.Body):
+		if reason, err = r.applyItem(tx, f, t, fac, pol, it, now); err != nil {
+			return "", err
+		}
+		if reason == wire.RefuseIDConflict {
+			r.logf("relay: terminal %s item %d (%s): a record id in it is already held with other content: refused %s",
+				t.ID, it.Seq, it.Kind, reason)
+		}
+	default:
+		// wire.DecodeFrame never yields this; a direct caller might. Keep the record storable.
+		reason, it.Body = wire.RefuseInvalid, json.RawMessage("null")
+	}
+	if !found {
+		if err := putJSON(tx, bItemIDs, it.ID, itemRef{Hash: h, TerminalID: t.ID, Epoch: epoch, Seq: it.Seq, Refused: reason}); err != nil {
+			return "", err
+		}
+	}
+	if err := remember(reason); err != nil {
+		return "", err
+	}
+	if reason != "" {
+		if err := recordRefusal(tx, Refusal{TerminalID: t.ID, Epoch: epoch, Seq: it.Seq, ItemID: it.ID, Kind: it.Kind, Reason: reason, At: now}); err != nil {
+			return "", err
+		}
+	}
+	n, err := tx.Bucket([]byte(bItems)).NextSequence()
+	if err != nil {
+		return "", err
+	}
+	return reason, putJSON(tx, bItems, string(u64(n)), StoredItem{Item: it, TerminalID: t.ID, Epoch: epoch, ReceivedAt: now, Refused: reason})
 }
 
 // applyItem stores one new item by kind and queues what other terminals must learn. It returns
@@ -141,8 +198,12 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			return wire.RefuseNotYours, err
 		}
 		key := s.InmateID + "/" + s.ID
-		if tx.Bucket([]byte(bSessions)).Get([]byte(key)) != nil {
-			return "", nil
+		var prev kiosk.Session
+		if found, err := getJSON(tx, bSessions, key, &prev); err != nil || found {
+			if err != nil || sameSessionEnd(prev, s) {
+				return "", err
+			}
+			return wire.RefuseIDConflict, nil
 		}
 		if err := putJSON(tx, bSessions, key, s); err != nil {
 			return "", err
@@ -152,6 +213,13 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		var ev kiosk.AuditEvent
 		if !decode(&ev) || wire.CheckUpBody(it.Kind, it.Body) != nil {
 			return wire.RefuseInvalid, nil
+		}
+		var prev kiosk.AuditEvent
+		if found, err := getJSON(tx, bAudit, t.ID+"/"+ev.ID, &prev); err != nil || found {
+			if err != nil || sameAudit(prev, ev) {
+				return "", err
+			}
+			return wire.RefuseIDConflict, nil
 		}
 		return "", putJSON(tx, bAudit, t.ID+"/"+ev.ID, ev)
 	case wire.UpDeviceStatus:
@@ -189,10 +257,39 @@ func inmateFor(tx *bolt.Tx, t TerminalInfo, id string) (inmateRec, bool, error) 
 	return in, true, nil
 }
 
-// applyPREA stores a PREA report: never held, never refused for the inmate's status.
+// heldMessage finds a message id among outbound messages and PREA reports: one id space.
+func heldMessage(tx *bolt.Tx, id string) (kiosk.Message, bool, error) {
+	for _, bucket := range []string{bOutbound, bPREA} {
+		var o Outbound
+		found, err := getJSON(tx, bucket, id, &o)
+		if err != nil || found {
+			return o.Message, found, err
+		}
+	}
+	return kiosk.Message{}, false, nil
+}
+
+// messageIDReuse says what an uplink message whose id is already held is: a duplicate (""),
+// or an id reused for another message (id_conflict). found is false for a new id.
+func messageIDReuse(tx *bolt.Tx, m kiosk.Message) (reason string, found bool, err error) {
+	prev, found, err := heldMessage(tx, m.ID)
+	if err != nil || !found {
+		return "", false, err
+	}
+	if prev.InmateID == m.InmateID && prev.Peer == m.Peer && prev.Subject == m.Subject && prev.Body == m.Body {
+		return "", true, nil
+	}
+	return wire.RefuseIDConflict, true, nil
+}
+
+// applyPREA stores a PREA report: never held, never refused for the inmate's status, contact
+// or money; but only for an inmate the terminal serves.
 func (r *Relay) applyPREA(tx *bolt.Tx, t TerminalInfo, m kiosk.Message, now time.Time) (string, error) {
-	if tx.Bucket([]byte(bPREA)).Get([]byte(m.ID)) != nil {
-		return "", nil
+	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
+		return reason, err
+	}
+	if _, ok, err := inmateFor(tx, t, m.InmateID); err != nil || !ok {
+		return wire.RefuseNotYours, err
 	}
 	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: kiosk.MsgDelivered, ReceivedAt: now}
 	r.logf("relay: PREA report %s received from terminal %s", m.ID, t.ID)
@@ -200,8 +297,8 @@ func (r *Relay) applyPREA(tx *bolt.Tx, t TerminalInfo, m kiosk.Message, now time
 }
 
 func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, m kiosk.Message, now time.Time) (string, error) {
-	if tx.Bucket([]byte(bOutbound)).Get([]byte(m.ID)) != nil {
-		return "", nil
+	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
+		return reason, err
 	}
 	in, ok, err := inmateFor(tx, t, m.InmateID)
 	if err != nil {
@@ -260,8 +357,10 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol kiosk.Polic
 	if err != nil {
 		return "", err
 	}
-	if found && prev.InmateID != c.InmateID {
-		return wire.RefuseInvalid, nil
+	// A terminal asks again under the same id for the same address (kiosk AddContact); the same
+	// id for another inmate or another address is another contact.
+	if found && (prev.InmateID != c.InmateID || !strings.EqualFold(prev.Email, c.Email)) {
+		return wire.RefuseIDConflict, nil
 	}
 	if found && (prev.State == kiosk.ContactPending || prev.State == kiosk.ContactApproved) {
 		return "", nil // asked again for a contact already pending or approved: nothing new
@@ -302,8 +401,10 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c kio
 	}
 	if _, ok, err := inmateFor(tx, t, prev.InmateID); err != nil {
 		return "", err
-	} else if !ok || prev.InmateID != c.InmateID {
+	} else if !ok {
 		return wire.RefuseInvalid, nil
+	} else if prev.InmateID != c.InmateID {
+		return wire.RefuseIDConflict, nil
 	}
 	prev.State, prev.Reason, prev.UpdatedAt = kiosk.ContactRemoved, "", now
 	if err := putJSON(tx, bContacts, c.ID, prev); err != nil {
@@ -349,8 +450,23 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item)
 		bucket, kind = bCredits, wire.DownRemoteCredit
 	}
 	key := u.InmateID + "/" + u.RecordID
-	if tx.Bucket([]byte(bucket)).Get([]byte(key)) != nil {
-		return "", nil
+	if u.Kind == "credit" {
+		if reason, err := checkCredit(tx, t, u); err != nil || reason != "" {
+			return reason, err
+		}
+	}
+	// A record id already held: the same minute again is a duplicate; other money under the
+	// same id is refused (a second credit of one charge, a charge id reused).
+	var prev UsageRecord
+	if found, err := getJSON(tx, bucket, key, &prev); err != nil || found {
+		switch {
+		case err != nil || sameMinute(prev, u):
+			return "", err
+		case u.Kind == "credit":
+			return wire.RefuseAlreadyCredited, nil
+		default:
+			return wire.RefuseIDConflict, nil
+		}
 	}
 	if err := putJSON(tx, bucket, key, u); err != nil {
 		return "", err
@@ -365,6 +481,67 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item)
 		return "", err
 	}
 	return "", f.toInmate(t.FacilityID, u.InmateID, t.ID, kind, down)
+}
+
+// sameMinute: two usage records of one record id describe the same money (a duplicate).
+func sameMinute(a, b UsageRecord) bool {
+	return a.InmateID == b.InmateID && a.SessionID == b.SessionID && a.Minute == b.Minute && a.Cents == b.Cents
+}
+
+// checkCredit decides whether a credit may give money back. A terminal credits a minute it
+// billed itself (kiosk creditTx: the credit's record id is the charge's), so a credit must name
+// a charge the relay holds for the same inmate and session, billed by the same terminal; it
+// gives back at most that charge's cents, and a charge is credited once (the caller checks the
+// credits already held). Anything else would let a terminal mint money. "" lets it through.
+func checkCredit(tx *bolt.Tx, t TerminalInfo, u UsageRecord) (string, error) {
+	key := u.InmateID + "/" + u.RecordID
+	var ch UsageRecord
+	found, err := getJSON(tx, bCharges, key, &ch)
+	if err != nil {
+		return "", err
+	}
+	if !found || ch.SessionID != u.SessionID || ch.Minute != u.Minute {
+		return wire.RefuseNoSuchCharge, nil
+	}
+	same, err := sameTerminalLineage(tx, t.ID, ch.TerminalID)
+	if err != nil {
+		return "", err
+	}
+	if !same {
+		return wire.RefuseOtherTerminalsCharge, nil
+	}
+	if u.Cents > ch.Cents {
+		return wire.RefuseCreditExceedsCharge, nil
+	}
+	return "", nil
+}
+
+// sameTerminalLineage reports whether the terminal sending a credit is the one that billed the
+// charge. Today that is the same terminal id.
+// TODO(lead): once terminal records carry Replaces (the terminal a re-enrolled one
+// supersedes), follow that chain so a re-enrolled terminal may credit its predecessor's charges.
+func sameTerminalLineage(tx *bolt.Tx, creditTerminal, chargeTerminal string) (bool, error) {
+	_ = tx
+	return creditTerminal != "" && creditTerminal == chargeTerminal, nil
+}
+
+// sameSessionEnd: two session ends of one session id describe the same session.
+func sameSessionEnd(a, b kiosk.Session) bool {
+	return a.InmateID == b.InmateID && a.Start.Equal(b.Start) && a.End.Equal(b.End) && a.Minutes == b.Minutes &&
+		a.Charged == b.Charged && a.Credited == b.Credited && a.EndReason == b.EndReason
+}
+
+// sameAudit: two audit events of one id (from one terminal) are the same event.
+func sameAudit(a, b kiosk.AuditEvent) bool {
+	if a.Kind != b.Kind || a.Actor != b.Actor || !a.At.Equal(b.At) || len(a.Detail) != len(b.Detail) {
+		return false
+	}
+	for k, v := range a.Detail {
+		if w, ok := b.Detail[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 // ItemFilter narrows Items; empty fields match everything.

@@ -70,9 +70,12 @@ const (
 	ReasonMalformed          = "malformed frame" // followed by ": " and the decoder's error, cut to fit
 	ReasonUnexpected         = "unexpected frame"
 	ReasonSequenceGap        = "sequence gap"
-	ReasonWrongEpoch         = "batch epoch differs from hello"
-	ReasonReplaced           = "replaced by a newer connection"
-	ReasonShutdown           = "relay shutting down" // StatusGoingAway
+	// ReasonNewEpoch: an item reuses a seq the relay already holds for another item (the
+	// terminal was restored from a backup); the terminal starts a new epoch and resends.
+	ReasonNewEpoch   = "sequence conflict: start a new epoch"
+	ReasonWrongEpoch = "batch epoch differs from hello"
+	ReasonReplaced   = "replaced by a newer connection"
+	ReasonShutdown   = "relay shutting down" // StatusGoingAway
 )
 
 // ReasonBinary (1008) closes a connection on which the peer sent a binary websocket message;
@@ -87,6 +90,13 @@ const (
 	RefuseInvalid        = "invalid"
 	RefuseUnknownKind    = "unknown_kind"
 	RefuseNotYours       = "not_this_terminals_inmate" // not of the terminal's facility, or not the tablet's inmate
+	// RefuseIDConflict: the item id, or a record id in its body, is already held with other content.
+	RefuseIDConflict = "id_conflict"
+	// Credits: a credit must give back a charge the relay holds, once, from the charging terminal.
+	RefuseNoSuchCharge         = "no_such_charge"         // no charge with that record id for that inmate and session
+	RefuseCreditExceedsCharge  = "credit_exceeds_charge"  // more cents than the charge
+	RefuseAlreadyCredited      = "already_credited"       // the charge already has another credit
+	RefuseOtherTerminalsCharge = "other_terminals_charge" // the charge was billed by another terminal
 )
 
 // Modes a terminal is enrolled in.
