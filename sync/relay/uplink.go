@@ -288,8 +288,12 @@ func (r *Relay) applyPREA(tx *bolt.Tx, t TerminalInfo, m kiosk.Message, now time
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		return reason, err
 	}
-	if _, ok, err := inmateFor(tx, t, m.InmateID); err != nil || !ok {
-		return wire.RefuseNotYours, err
+	// An anonymous report names nobody; a named one must be of an inmate the terminal serves,
+	// so no terminal files reports in another facility's name.
+	if m.InmateID != "" {
+		if _, ok, err := inmateFor(tx, t, m.InmateID); err != nil || !ok {
+			return wire.RefuseNotYours, err
+		}
 	}
 	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: kiosk.MsgDelivered, ReceivedAt: now}
 	r.logf("relay: PREA report %s received from terminal %s", m.ID, t.ID)
