@@ -248,3 +248,37 @@ func TestSetEnrollmentBindsTablet(t *testing.T) {
 		}
 	}
 }
+
+// A deposit from the relay is the relay's decision: a max_deposit_cents lowered after the relay
+// accepted it does not refuse it here. It still counts once per ref, must be positive and
+// within the absolute bound; a deposit made on this terminal still obeys the policy.
+func TestRelayDepositOutlivesALoweredPolicy(t *testing.T) {
+	r := newDLRig(t)
+	in := Inmate{ID: "A1", Name: "Ana Ruiz", Badges: []string{"B1"}, PINHash: dlHash(t), Language: "es", Status: StatusActive, Messaging: true}
+	r.apply(t, 1, DownInmate, in)
+	p := DefaultPolicy()
+	p.MaxDeposit = 1000
+	p.OfflineSpendCap = 1000
+	if refused := r.apply(t, 2, DownPolicy, p); refused != "" {
+		t.Fatalf("policy refused: %s", refused)
+	}
+	if refused := r.apply(t, 3, DownDeposit, Deposit{Ref: "dep-50", InmateID: "A1", Cents: 5000, At: dlStart}); refused != "" {
+		t.Fatalf("a $50 deposit the relay accepted was refused under a $10 limit: %s", refused)
+	}
+	r.apply(t, 4, DownDeposit, Deposit{Ref: "dep-50", InmateID: "A1", Cents: 5000, At: dlStart})
+	for seq, d := range map[uint64]Deposit{
+		5: {Ref: "dep-0", InmateID: "A1", Cents: 0},
+		6: {Ref: "dep-neg", InmateID: "A1", Cents: -100},
+		7: {Ref: "dep-huge", InmateID: "A1", Cents: MaxDepositLimit + 1},
+	} {
+		if refused := r.apply(t, seq, DownDeposit, d); refused == "" {
+			t.Fatalf("deposit %s of %d cents was applied", d.Ref, int64(d.Cents))
+		}
+	}
+	if bal, _ := r.t.Balance("A1"); bal != 5000 {
+		t.Fatalf("balance = %s, want $50.00", bal)
+	}
+	if err := r.t.Deposit("A1", 5000, "local-50"); KindOf(err) != KindInvalid {
+		t.Fatalf("a $50 deposit on the terminal under a $10 limit: %v, want refused", err)
+	}
+}
