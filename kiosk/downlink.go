@@ -363,7 +363,8 @@ func terminalIDTx(tx *bolt.Tx, fallback string) string {
 }
 
 // SetEnrollment records what the relay said at enrollment and, in the same transaction,
-// binds the terminal to the tablet's inmate (or unbinds a kiosk). The inmate need not be on
+// binds the terminal to the tablet's inmate (or unbinds a kiosk) and, under a new terminal id,
+// starts the downlink position again at 0. The inmate need not be on
 // the roster yet: the roster arrives over the downlink after enrollment.
 func (t *Terminal) SetEnrollment(e Enrollment) error {
 	const op = "record enrollment"
@@ -384,6 +385,19 @@ func (t *Terminal) SetEnrollment(e Enrollment) error {
 	}
 	now := t.clock.Now()
 	err := t.store.update(op, func(tx *bolt.Tx) error {
+		var prev Enrollment
+		if _, err := getJSON(tx, bDownlink, kEnrollment, &prev); err != nil {
+			return err
+		}
+		if prev.TerminalID != e.TerminalID {
+			// A new terminal id is a new downlink stream on the relay, numbered from 1: the
+			// cursor of the old one would make this terminal ignore its first items (the
+			// snapshot) as already applied. What the old stream brought stays; the relay's
+			// snapshot resends it, applied once by id.
+			if err := tx.Bucket([]byte(bDownlink)).Put([]byte(kDownApplied), u64(0)); err != nil {
+				return fmt.Errorf("reset downlink position: %w", err)
+			}
+		}
 		if err := putJSON(tx, bDownlink, kEnrollment, e); err != nil {
 			return err
 		}

@@ -360,3 +360,39 @@ func TestRelayMovesABadgeToItsLatestHolder(t *testing.T) {
 		t.Fatalf("after a restart badge X1 belongs to %q", got)
 	}
 }
+
+// Enrolled again under a new terminal id (its store kept), the terminal reads the new id's
+// downlink from seq 1: the old stream's position would have it ignore the relay's snapshot.
+func TestNewEnrollmentStartsTheDownlinkAgain(t *testing.T) {
+	r := newDLRig(t)
+	if err := r.t.SetEnrollment(Enrollment{TerminalID: "t-1", Facility: "north", Mode: "kiosk"}); err != nil {
+		t.Fatal(err)
+	}
+	in := Inmate{ID: "A1", Name: "Ana Ruiz", Badges: []string{"B1"}, PINHash: dlHash(t), Language: "es", Status: StatusActive, Messaging: true}
+	r.apply(t, 1, DownInmate, in)
+	r.apply(t, 2, DownDeposit, Deposit{Ref: "dep-1", InmateID: "A1", Cents: 2500})
+	r.apply(t, 3, DownNotice, Notice{ID: "n1", Text: "Kiosks close at 21:00"})
+	// The same enrollment recorded again keeps the position.
+	if err := r.t.SetEnrollment(Enrollment{TerminalID: "t-1", Facility: "north", Mode: "kiosk"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.t.DownlinkApplied(); got != 3 {
+		t.Fatalf("applied after the same enrollment = %d, want 3", got)
+	}
+	if err := r.t.SetEnrollment(Enrollment{TerminalID: "t-2", Facility: "north", Mode: "kiosk"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.t.DownlinkApplied(); got != 0 {
+		t.Fatalf("applied after enrolling as a new terminal = %d, want 0", got)
+	}
+	// The new stream's snapshot repeats what the store holds: it applies, once.
+	r.apply(t, 1, DownInmate, in)
+	r.apply(t, 2, DownDeposit, Deposit{Ref: "dep-1", InmateID: "A1", Cents: 2500})
+	r.apply(t, 3, DownDeposit, Deposit{Ref: "dep-2", InmateID: "A1", Cents: 100})
+	if bal, _ := r.t.Balance("A1"); bal != 2600 {
+		t.Fatalf("balance = %s, want $26.00", bal)
+	}
+	if got, _ := r.t.DownlinkApplied(); got != 3 {
+		t.Fatalf("applied = %d, want 3", got)
+	}
+}
