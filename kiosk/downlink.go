@@ -363,7 +363,8 @@ func terminalIDTx(tx *bolt.Tx, fallback string) string {
 }
 
 // SetEnrollment records what the relay said at enrollment and, in the same transaction,
-// binds the terminal to the tablet's inmate (or unbinds a kiosk). The inmate need not be on
+// binds the terminal to the tablet's inmate (or unbinds a kiosk) and, under a new terminal id,
+// starts the downlink position again at 0 and the uplink on a new epoch. The inmate need not be on
 // the roster yet: the roster arrives over the downlink after enrollment.
 func (t *Terminal) SetEnrollment(e Enrollment) error {
 	const op = "record enrollment"
@@ -383,7 +384,32 @@ func (t *Terminal) SetEnrollment(e Enrollment) error {
 		return errInvalid(op, "terminal id and facility are required")
 	}
 	now := t.clock.Now()
-	err := t.store.update(op, func(tx *bolt.Tx) error {
+	epoch, err := newEpochID()
+	if err != nil {
+		return err
+	}
+	err = t.store.update(op, func(tx *bolt.Tx) error {
+		var prev Enrollment
+		if _, err := getJSON(tx, bDownlink, kEnrollment, &prev); err != nil {
+			return err
+		}
+		if prev.TerminalID != e.TerminalID {
+			// A new terminal id is a new downlink stream on the relay, numbered from 1: the
+			// cursor of the old one would make this terminal ignore its first items (the
+			// snapshot) as already applied. What the old stream brought stays; the relay's
+			// snapshot resends it, applied once by id.
+			if err := tx.Bucket([]byte(bDownlink)).Put([]byte(kDownApplied), u64(0)); err != nil {
+				return fmt.Errorf("reset downlink position: %w", err)
+			}
+		}
+		if prev.TerminalID != "" && prev.TerminalID != e.TerminalID {
+			// It is a new uplink stream too: the relay knows no seq of this terminal id, so the
+			// waiting items are renumbered from 1 under a new epoch; what the old id already
+			// delivered the relay recognises by item id and does not store twice.
+			if err := newEpochTx(tx, now, epoch, "enrolled again as "+e.TerminalID); err != nil {
+				return err
+			}
+		}
 		if err := putJSON(tx, bDownlink, kEnrollment, e); err != nil {
 			return err
 		}

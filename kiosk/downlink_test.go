@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
@@ -158,23 +160,39 @@ func TestDownlinkRefusedItemIsSkippedWholeAndAudited(t *testing.T) {
 	if refused := r.apply(t, 1, DownInmate, Inmate{ID: "A1", Name: "Ana", Badges: []string{"B1"}, PINHash: h, Language: "en", Status: StatusActive}); refused != "" {
 		t.Fatalf("inmate refused: %s", refused)
 	}
-	// A second inmate claiming A1's badge breaks a rule: nothing of it may be stored.
-	refused := r.apply(t, 2, DownInmate, Inmate{ID: "A2", Name: "Bo", Badges: []string{"B1"}, PINHash: h, Language: "en", Status: StatusActive})
+	if refused := r.apply(t, 2, DownTechnician, Technician{ID: "A2", Name: "Tess", Badges: []string{"TB1"}, PINHash: h, Role: "installer"}); refused != "" {
+		t.Fatalf("technician refused: %s", refused)
+	}
+	// An inmate whose id is a technician's breaks a rule: nothing of it may be stored, not even
+	// the badge it would have taken from A1 on the way.
+	refused := r.apply(t, 3, DownInmate, Inmate{ID: "A2", Name: "Bo", Badges: []string{"B1"}, PINHash: h, Language: "en", Status: StatusActive})
 	if refused == "" {
-		t.Fatal("a badge clash was applied")
+		t.Fatal("an inmate with a technician's id was applied")
 	}
 	if _, err := r.t.Inmate("A2"); KindOf(err) != KindNotFound {
 		t.Fatalf("refused inmate was stored: %v", err)
 	}
-	if refused := r.apply(t, 3, "teleport", map[string]string{"x": "y"}); !strings.Contains(refused, "unknown kind") {
+	if in, err := r.t.Inmate("A1"); err != nil || len(in.Badges) != 1 {
+		t.Fatalf("A1 after the refused item: %+v %v, want badge B1 kept", in.Badges, err)
+	}
+	if err := r.store.view(func(tx *bolt.Tx) error {
+		o, found, err := badgeOwnerTx(tx, "B1")
+		if err != nil || !found || o.ID != "A1" {
+			t.Fatalf("badge B1 after the refused item: %+v %v %v, want A1's", o, found, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if refused := r.apply(t, 4, "teleport", map[string]string{"x": "y"}); !strings.Contains(refused, "unknown kind") {
 		t.Fatalf("unknown kind: refused %q", refused)
 	}
 	raw := json.RawMessage(`{"ref": 12}`)
-	if refused, err := r.t.ApplyDownlink(4, DownDeposit, raw); err != nil || refused == "" {
+	if refused, err := r.t.ApplyDownlink(5, DownDeposit, raw); err != nil || refused == "" {
 		t.Fatalf("malformed deposit: refused %q err %v", refused, err)
 	}
-	if seq, _ := r.t.DownlinkApplied(); seq != 4 {
-		t.Fatalf("applied = %d, want 4: refused items must not block the stream", seq)
+	if seq, _ := r.t.DownlinkApplied(); seq != 5 {
+		t.Fatalf("applied = %d, want 5: refused items must not block the stream", seq)
 	}
 	evs, err := r.store.RecentAudit(10, func(ev AuditEvent) bool { return ev.Kind == "downlink_refused" })
 	if err != nil || len(evs) != 3 {
@@ -246,5 +264,135 @@ func TestSetEnrollmentBindsTablet(t *testing.T) {
 		if err := r.t.SetEnrollment(bad); KindOf(err) != KindInvalid {
 			t.Errorf("SetEnrollment(%+v) = %v, want invalid", bad, err)
 		}
+	}
+}
+
+// A deposit from the relay is the relay's decision: a max_deposit_cents lowered after the relay
+// accepted it does not refuse it here. It still counts once per ref, must be positive and
+// within the absolute bound; a deposit made on this terminal still obeys the policy.
+func TestRelayDepositOutlivesALoweredPolicy(t *testing.T) {
+	r := newDLRig(t)
+	in := Inmate{ID: "A1", Name: "Ana Ruiz", Badges: []string{"B1"}, PINHash: dlHash(t), Language: "es", Status: StatusActive, Messaging: true}
+	r.apply(t, 1, DownInmate, in)
+	p := DefaultPolicy()
+	p.MaxDeposit = 1000
+	p.OfflineSpendCap = 1000
+	if refused := r.apply(t, 2, DownPolicy, p); refused != "" {
+		t.Fatalf("policy refused: %s", refused)
+	}
+	if refused := r.apply(t, 3, DownDeposit, Deposit{Ref: "dep-50", InmateID: "A1", Cents: 5000, At: dlStart}); refused != "" {
+		t.Fatalf("a $50 deposit the relay accepted was refused under a $10 limit: %s", refused)
+	}
+	r.apply(t, 4, DownDeposit, Deposit{Ref: "dep-50", InmateID: "A1", Cents: 5000, At: dlStart})
+	for i, d := range []Deposit{
+		{Ref: "dep-0", InmateID: "A1", Cents: 0},
+		{Ref: "dep-neg", InmateID: "A1", Cents: -100},
+		{Ref: "dep-huge", InmateID: "A1", Cents: MaxDepositLimit + 1},
+	} {
+		if refused := r.apply(t, uint64(5+i), DownDeposit, d); refused == "" {
+			t.Fatalf("deposit %s of %d cents was applied", d.Ref, int64(d.Cents))
+		}
+	}
+	if bal, _ := r.t.Balance("A1"); bal != 5000 {
+		t.Fatalf("balance = %s, want $50.00", bal)
+	}
+	if err := r.t.Deposit("A1", 5000, "local-50"); KindOf(err) != KindInvalid {
+		t.Fatalf("a $50 deposit on the terminal under a $10 limit: %v, want refused", err)
+	}
+}
+
+// The relay's latest word on a badge wins: a badge moved from a released inmate to a new one,
+// two people's badges swapped, or a technician's badge given to an inmate all end with the
+// person the relay named last, whatever order the items come in.
+func TestRelayMovesABadgeToItsLatestHolder(t *testing.T) {
+	r := newDLRig(t)
+	h := dlHash(t)
+	inmate := func(id, status string, badges ...string) Inmate {
+		return Inmate{ID: id, Name: "Inmate " + id, Badges: badges, PINHash: h, Language: "en", Status: status, Messaging: true}
+	}
+	var seq uint64
+	apply := func(kind string, body any) {
+		t.Helper()
+		seq++
+		if refused := r.apply(t, seq, kind, body); refused != "" {
+			t.Fatalf("%s refused: %s", kind, refused)
+		}
+	}
+	holder := func(badge string) string {
+		t.Helper()
+		res, err := r.t.Badge(badge)
+		if err != nil {
+			return "refused: " + err.Error()
+		}
+		return res.Kind + " " + res.PersonID
+	}
+	apply(DownInmate, inmate("R1", StatusActive, "X1", "X2"))
+	apply(DownInmate, inmate("A", StatusActive, "YA"))
+	apply(DownInmate, inmate("B", StatusActive, "YB"))
+	apply(DownTechnician, Technician{ID: "T1", Name: "Tess", Badges: []string{"TX"}, PINHash: h, Role: "installer"})
+
+	// R1 released, N1 takes X1, in either order: the relay's newest item names N1.
+	apply(DownInmate, inmate("N1", StatusActive, "X1"))
+	apply(DownInmate, inmate("R1", StatusSuspended, "X2"))
+	// A and B swap badges: the first item takes a badge the other still holds.
+	apply(DownInmate, inmate("A", StatusActive, "YB"))
+	apply(DownInmate, inmate("B", StatusActive, "YA"))
+	// A technician's badge goes to an inmate before the technician's new entry arrives.
+	apply(DownInmate, inmate("N2", StatusActive, "TX"))
+	apply(DownTechnician, Technician{ID: "T1", Name: "Tess", Badges: []string{"TY"}, PINHash: h, Role: "installer"})
+	for _, id := range []string{"N1", "A", "B", "N2"} {
+		apply(DownDeposit, Deposit{Ref: "d-" + id, InmateID: id, Cents: 500})
+	}
+
+	for badge, want := range map[string]string{"X1": "inmate N1", "YB": "inmate A", "YA": "inmate B", "TX": "inmate N2", "TY": "technician T1"} {
+		if got := holder(badge); got != want {
+			t.Errorf("badge %s belongs to %q, want %q", badge, got, want)
+		}
+	}
+	if _, err := r.t.Badge("X2"); ReasonOf(err) != ReasonSuspended {
+		t.Errorf("the released inmate's badge: %v, want a suspended refusal", err)
+	}
+	if rep, err := r.t.Verify("test"); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep.Problems, err)
+	}
+	r.reopen(t)
+	if got := holder("X1"); got != "inmate N1" {
+		t.Fatalf("after a restart badge X1 belongs to %q", got)
+	}
+}
+
+// Enrolled again under a new terminal id (its store kept), the terminal reads the new id's
+// downlink from seq 1: the old stream's position would have it ignore the relay's snapshot.
+func TestNewEnrollmentStartsTheDownlinkAgain(t *testing.T) {
+	r := newDLRig(t)
+	if err := r.t.SetEnrollment(Enrollment{TerminalID: "t-1", Facility: "north", Mode: "kiosk"}); err != nil {
+		t.Fatal(err)
+	}
+	in := Inmate{ID: "A1", Name: "Ana Ruiz", Badges: []string{"B1"}, PINHash: dlHash(t), Language: "es", Status: StatusActive, Messaging: true}
+	r.apply(t, 1, DownInmate, in)
+	r.apply(t, 2, DownDeposit, Deposit{Ref: "dep-1", InmateID: "A1", Cents: 2500})
+	r.apply(t, 3, DownNotice, Notice{ID: "n1", Text: "Kiosks close at 21:00"})
+	// The same enrollment recorded again keeps the position.
+	if err := r.t.SetEnrollment(Enrollment{TerminalID: "t-1", Facility: "north", Mode: "kiosk"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.t.DownlinkApplied(); got != 3 {
+		t.Fatalf("applied after the same enrollment = %d, want 3", got)
+	}
+	if err := r.t.SetEnrollment(Enrollment{TerminalID: "t-2", Facility: "north", Mode: "kiosk"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.t.DownlinkApplied(); got != 0 {
+		t.Fatalf("applied after enrolling as a new terminal = %d, want 0", got)
+	}
+	// The new stream's snapshot repeats what the store holds: it applies, once.
+	r.apply(t, 1, DownInmate, in)
+	r.apply(t, 2, DownDeposit, Deposit{Ref: "dep-1", InmateID: "A1", Cents: 2500})
+	r.apply(t, 3, DownDeposit, Deposit{Ref: "dep-2", InmateID: "A1", Cents: 100})
+	if bal, _ := r.t.Balance("A1"); bal != 2600 {
+		t.Fatalf("balance = %s, want $26.00", bal)
+	}
+	if got, _ := r.t.DownlinkApplied(); got != 3 {
+		t.Fatalf("applied = %d, want 3", got)
 	}
 }

@@ -88,3 +88,50 @@ func TestNewEpochRenumbersTheQueue(t *testing.T) {
 		t.Fatalf("next seq = %d (%v), want 2", info.NextSeq, err)
 	}
 }
+
+// Enrolling under a new terminal id starts a new uplink epoch: the relay knows no seq of the new
+// id, so the waiting items are renumbered from 1 with their ids kept. The first enrollment and
+// the same enrollment recorded again keep the epoch.
+func TestNewTerminalIDStartsANewEpoch(t *testing.T) {
+	r := newRig(t, nil)
+	r.addInmate("a", 1000)
+	enroll := func(id string) {
+		t.Helper()
+		if err := r.term.SetEnrollment(Enrollment{TerminalID: id, Facility: "north", Mode: "kiosk"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	epoch0, _ := r.store.Epoch()
+	enroll("t-1")
+	enroll("t-1")
+	if got, _ := r.store.Epoch(); got != epoch0 {
+		t.Fatalf("epoch changed without a new terminal id: %q -> %q", epoch0, got)
+	}
+	r.mustLogin("a")
+	r.run(90*time.Second, true)
+	before, err := r.store.Pending(0, 1000, 1<<30)
+	if err != nil || len(before) < 3 {
+		t.Fatalf("queue before: %d items, %v", len(before), err)
+	}
+	if _, err := r.store.Ack(r.clk.Now(), before[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	before = before[1:]
+
+	enroll("t-2")
+	if got, _ := r.store.Epoch(); got == epoch0 {
+		t.Fatal("a new terminal id kept the old epoch: the relay would see a sequence gap")
+	}
+	after, err := r.store.Pending(0, 1000, 1<<30)
+	if err != nil || len(after) < len(before) {
+		t.Fatalf("queue after: %d items, %v; want the %d waiting first", len(after), err, len(before))
+	}
+	for i, it := range before {
+		if after[i].Seq != uint64(i+1) || after[i].ID != it.ID {
+			t.Fatalf("item %d after enrolling again: seq %d id %s, want seq %d id %s", i, after[i].Seq, after[i].ID, i+1, it.ID)
+		}
+	}
+	if rep, err := r.term.Verify("test"); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}

@@ -187,50 +187,53 @@ func (s *Store) NewEpoch(now time.Time, reason string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	err = s.update("start new epoch", func(tx *bolt.Tx) error {
-		meta := tx.Bucket([]byte(bMeta))
-		old := string(meta.Get([]byte(kEpoch)))
-		b := tx.Bucket([]byte(bOutq))
-		var items []Item
-		var keys [][]byte
-		if err := b.ForEach(func(k, v []byte) error {
-			var it Item
-			if err := json.Unmarshal(v, &it); err != nil {
-				return &Error{Kind: KindCorrupt, Op: "read forwarding queue", Err: fmt.Errorf("item %d: %w", binary.BigEndian.Uint64(k), err)}
-			}
-			items, keys = append(items, it), append(keys, append([]byte(nil), k...))
-			return nil
-		}); err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return fmt.Errorf("renumber item %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-		}
-		for i := range items {
-			items[i].Seq = uint64(i + 1)
-			enc, err := json.Marshal(items[i])
-			if err != nil {
-				return fmt.Errorf("encode item %s: %w", items[i].ID, err)
-			}
-			if err := b.Put(u64(items[i].Seq), enc); err != nil {
-				return fmt.Errorf("renumber item %s: %w", items[i].ID, err)
-			}
-		}
-		if err := meta.Put([]byte(kEpoch), []byte(epoch)); err != nil {
-			return fmt.Errorf("set epoch: %w", err)
-		}
-		if err := meta.Put([]byte(kNextSeq), u64(uint64(len(items))+1)); err != nil {
-			return fmt.Errorf("set next seq: %w", err)
-		}
-		return appendAudit(tx, now, "new_epoch", "", map[string]string{
-			"reason": reason, "old_epoch": old, "new_epoch": epoch, "renumbered": fmt.Sprint(len(items))})
-	})
+	err = s.update("start new epoch", func(tx *bolt.Tx) error { return newEpochTx(tx, now, epoch, reason) })
 	if err != nil {
 		return "", err
 	}
 	return epoch, nil
+}
+
+// newEpochTx is NewEpoch in the caller's transaction.
+func newEpochTx(tx *bolt.Tx, now time.Time, epoch, reason string) error {
+	meta := tx.Bucket([]byte(bMeta))
+	old := string(meta.Get([]byte(kEpoch)))
+	b := tx.Bucket([]byte(bOutq))
+	var items []Item
+	var keys [][]byte
+	if err := b.ForEach(func(k, v []byte) error {
+		var it Item
+		if err := json.Unmarshal(v, &it); err != nil {
+			return &Error{Kind: KindCorrupt, Op: "read forwarding queue", Err: fmt.Errorf("item %d: %w", binary.BigEndian.Uint64(k), err)}
+		}
+		items, keys = append(items, it), append(keys, append([]byte(nil), k...))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("renumber item %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+	}
+	for i := range items {
+		items[i].Seq = uint64(i + 1)
+		enc, err := json.Marshal(items[i])
+		if err != nil {
+			return fmt.Errorf("encode item %s: %w", items[i].ID, err)
+		}
+		if err := b.Put(u64(items[i].Seq), enc); err != nil {
+			return fmt.Errorf("renumber item %s: %w", items[i].ID, err)
+		}
+	}
+	if err := meta.Put([]byte(kEpoch), []byte(epoch)); err != nil {
+		return fmt.Errorf("set epoch: %w", err)
+	}
+	if err := meta.Put([]byte(kNextSeq), u64(uint64(len(items))+1)); err != nil {
+		return fmt.Errorf("set next seq: %w", err)
+	}
+	return appendAudit(tx, now, "new_epoch", "", map[string]string{
+		"reason": reason, "old_epoch": old, "new_epoch": epoch, "renumbered": fmt.Sprint(len(items))})
 }
 
 // NewEpoch is Store.NewEpoch for the sync engine, at the terminal's clock; the screens hear of it.

@@ -60,15 +60,14 @@ func validateDeposit(op string, p Policy, inmateID string, cents Cents, ref stri
 }
 
 // applyDepositTx applies d in the caller's transaction (the sync engine's downlink uses it
-// directly). It validates the amount against the stored policy; a ref already applied with the
-// same inmate and amount reports applied=false and no error, with different ones a conflict.
+// directly). The facility's max_deposit_cents is checked where a deposit is accepted (Deposit
+// here, the relay's admin API for the downlink): a deposit the relay accepted stays the relay's
+// decision even if the policy was lowered since. Here it must only be positive and within
+// MaxDepositLimit. A ref already applied with the same inmate and amount reports applied=false
+// and no error, with different ones a conflict.
 func applyDepositTx(tx *bolt.Tx, now time.Time, d Deposit) (applied bool, err error) {
 	const op = "apply deposit"
-	p, err := policyTx(tx)
-	if err != nil {
-		return false, err
-	}
-	if err := validateDeposit(op, p, d.InmateID, d.Cents, d.Ref); err != nil {
+	if err := validateDeposit(op, Policy{MaxDeposit: MaxDepositLimit}, d.InmateID, d.Cents, d.Ref); err != nil {
 		return false, err
 	}
 	var old Deposit

@@ -62,6 +62,10 @@ type Department struct {
 // MaxRatePerMinute refuses absurd rates: no facility charges more than a dollar a minute.
 const MaxRatePerMinute Cents = 100
 
+// MaxDepositLimit is the largest max_deposit_cents a policy may set ($10,000), and so the
+// largest deposit a terminal applies from the relay whatever its policy says now.
+const MaxDepositLimit Cents = 10_000_00
+
 // DefaultPolicy is what a terminal uses before the facility says otherwise (TRULINCS-like).
 func DefaultPolicy() Policy {
 	return Policy{
@@ -147,8 +151,8 @@ func (p Policy) Validate() error {
 	if p.OfflineSpendCap < 0 || p.OfflineSpendCap > p.MaxDeposit {
 		return bad("offline_spend_cap_cents", "%d is outside 0..max_deposit_cents", p.OfflineSpendCap)
 	}
-	if p.MaxDeposit <= 0 || p.MaxDeposit > 10_000_00 {
-		return bad("max_deposit_cents", "%d is outside 1..1000000", p.MaxDeposit)
+	if p.MaxDeposit <= 0 || p.MaxDeposit > MaxDepositLimit {
+		return bad("max_deposit_cents", "%d is outside 1..%d", p.MaxDeposit, MaxDepositLimit)
 	}
 	for i, w := range p.Curfew {
 		field := fmt.Sprintf("curfew[%d]", i)

@@ -6,7 +6,10 @@ import (
 
 // Facts from the facility's other terminals, so balance and cool-down hold facility-wide.
 // They are kept apart from this terminal's own charges and credits (bRemote), each once by
-// its record id: a relay resending them after a reconnect changes nothing.
+// its record id: a relay resending them after a reconnect changes nothing. A record id this
+// terminal holds in its own ledger (bCharges, bCredits) is its own minute coming back (a
+// re-enrolled terminal kept its store; a relay snapshot holds every record of the inmate):
+// it is already counted, so it is skipped.
 
 const (
 	remoteChargePrefix = "charge/"
@@ -19,6 +22,9 @@ func applyRemoteChargeTx(tx *bolt.Tx, c Charge) error {
 	if c.RecordID == "" || c.InmateID == "" || c.Cents <= 0 || c.Cents > MaxRatePerMinute {
 		return errInvalid(op, "record %q for inmate %q of %d cents", clip(c.RecordID, 64), clip(c.InmateID, 64), int64(c.Cents))
 	}
+	if tx.Bucket([]byte(bCharges)).Get([]byte(c.RecordID)) != nil {
+		return nil
+	}
 	return applyRemoteTx(tx, remoteChargePrefix+c.RecordID, c.InmateID, -c.Cents, c)
 }
 
@@ -27,6 +33,9 @@ func applyRemoteCreditTx(tx *bolt.Tx, cr Credit) error {
 	const op = "apply remote credit"
 	if cr.RecordID == "" || cr.InmateID == "" || cr.Cents <= 0 || cr.Cents > MaxRatePerMinute {
 		return errInvalid(op, "record %q for inmate %q of %d cents", clip(cr.RecordID, 64), clip(cr.InmateID, 64), int64(cr.Cents))
+	}
+	if tx.Bucket([]byte(bCredits)).Get([]byte(cr.RecordID)) != nil {
+		return nil
 	}
 	return applyRemoteTx(tx, remoteCreditPrefix+cr.RecordID, cr.InmateID, cr.Cents, cr)
 }

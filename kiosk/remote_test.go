@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
@@ -136,4 +138,82 @@ func FuzzApplyDownlink(f *testing.F) {
 			t.Fatalf("after %s %q the store does not verify: %+v %v", kind, body, rep.Problems, err)
 		}
 	})
+}
+
+// A terminal's own minutes sent back to it as remote records (a relay snapshot holds every
+// record of the inmate, this terminal's too) are already in its ledger: they change nothing.
+func TestOwnRecordsComingBackCountOnce(t *testing.T) {
+	r := newRig(t, nil)
+	r.addInmate("A1", 1000)
+	r.mustLogin("A1")
+	r.run(2*time.Minute+20*time.Second, true) // minutes 0, 1 and 2 billed
+	if err := r.term.ReportStall(12 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.term.ReportStall(15 * time.Second); err != nil { // minute 2 credited
+		t.Fatal(err)
+	}
+	if err := r.term.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	want := r.balance("A1")
+	if want != 1000-15+5 {
+		t.Fatalf("balance before the snapshot = %v, want $9.90", want)
+	}
+	var charges []Charge
+	var credits []Credit
+	if err := r.store.view(func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte(bCharges)).ForEach(func(_, v []byte) error {
+			var c Charge
+			charges = append(charges, c)
+			return json.Unmarshal(v, &charges[len(charges)-1])
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bCredits)).ForEach(func(_, v []byte) error {
+			var c Credit
+			credits = append(credits, c)
+			return json.Unmarshal(v, &credits[len(credits)-1])
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(charges) != 3 || len(credits) != 1 {
+		t.Fatalf("own ledger: %d charges, %d credits; want 3 and 1", len(charges), len(credits))
+	}
+	var seq uint64
+	for round := 0; round < 2; round++ { // a second snapshot changes nothing either
+		for _, c := range charges {
+			seq++
+			raw, _ := json.Marshal(c)
+			if refused, err := r.term.ApplyDownlink(seq, DownRemoteCharge, raw); err != nil || refused != "" {
+				t.Fatalf("own charge %s back from the relay: refused %q, %v", c.RecordID, refused, err)
+			}
+		}
+		for _, cr := range credits {
+			seq++
+			raw, _ := json.Marshal(cr)
+			if refused, err := r.term.ApplyDownlink(seq, DownRemoteCredit, raw); err != nil || refused != "" {
+				t.Fatalf("own credit %s back from the relay: refused %q, %v", cr.RecordID, refused, err)
+			}
+		}
+	}
+	if got := r.balance("A1"); got != want {
+		t.Fatalf("balance after its own records came back = %v, want %v", got, want)
+	}
+	if applied, _ := r.term.DownlinkApplied(); applied != seq {
+		t.Fatalf("downlink applied = %d, want %d (skipped records still count as applied)", applied, seq)
+	}
+	// Another terminal's minute of the same inmate still counts.
+	seq++
+	raw, _ := json.Marshal(Charge{RecordID: "S-other/000000", SessionID: "S-other", InmateID: "A1", Cents: 5, At: rigStart})
+	if _, err := r.term.ApplyDownlink(seq, DownRemoteCharge, raw); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.balance("A1"); got != want-5 {
+		t.Fatalf("balance after another terminal's minute = %v, want %v", got, want-5)
+	}
+	if rep, err := r.term.Verify("test"); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v, %v", rep.Problems, err)
+	}
 }

@@ -236,10 +236,68 @@ func claimBadgesTx(tx *bolt.Tx, path, kind, id string, badges []string) error {
 	return nil
 }
 
-// upsertInmateTx stores in, replacing any earlier record with its id: badges it no longer holds
-// are released, the new ones claimed. A change of status is audited; the rest is the relay's.
+// upsertInmateTx stores in from the relay, replacing any earlier record with its id: badges it
+// no longer holds are released, the new ones claimed, taken from whoever holds them here. A
+// change of status is audited; the rest is the relay's.
 func upsertInmateTx(tx *bolt.Tx, now time.Time, in Inmate) error {
+	if err := validateInmate("", in); err != nil {
+		return &Error{Kind: KindInvalid, Op: "roster", Err: err}
+	}
+	if err := takeBadgesTx(tx, now, PersonInmate, in.ID, in.Badges); err != nil {
+		return err
+	}
 	return upsertInmateAt(tx, now, "", in, "")
+}
+
+// takeBadgesTx moves each badge another person holds on this terminal to (kind, id): the relay
+// keeps badges unique across a facility's roster, so its latest word on a badge is the truth. A
+// roster update can move a badge from a released inmate to a new one, or swap two people's
+// badges, and no order of items would then let a refusing terminal catch up. The person who
+// loses a badge keeps the rest of their record (possibly with no badge left: then only the
+// relay's next word about them gives them one).
+func takeBadgesTx(tx *bolt.Tx, now time.Time, kind, id string, badges []string) error {
+	for _, badge := range badges {
+		o, found, err := badgeOwnerTx(tx, badge)
+		if err != nil {
+			return err
+		}
+		if !found || (o.Kind == kind && o.ID == id) {
+			continue
+		}
+		bucket := bInmates
+		if o.Kind == PersonTechnician {
+			bucket = bTechnicians
+		}
+		var rec map[string]json.RawMessage
+		had, err := getJSON(tx, bucket, o.ID, &rec)
+		if err != nil {
+			return err
+		}
+		if had {
+			var held []string
+			if err := json.Unmarshal(rec["badges"], &held); err != nil && rec["badges"] != nil {
+				return &Error{Kind: KindCorrupt, Op: "move badge", Err: fmt.Errorf("%s %s: badges: %w", o.Kind, o.ID, err)}
+			}
+			held = slices.DeleteFunc(held, func(b string) bool { return b == badge })
+			raw, err := json.Marshal(held)
+			if err != nil {
+				return fmt.Errorf("move badge: %w", err)
+			}
+			rec["badges"] = raw
+			if err := putJSON(tx, bucket, o.ID, rec); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket([]byte(bBadges)).Delete([]byte(badge)); err != nil {
+			return fmt.Errorf("move badge: %w", err)
+		}
+		// The badge id itself stays out of the audit log; who lost one to whom is enough.
+		if err := appendAudit(tx, now, "badge_moved", "relay", map[string]string{
+			"from": o.Kind + " " + o.ID, "to": kind + " " + id}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func upsertInmateAt(tx *bolt.Tx, now time.Time, path string, in Inmate, actor string) error {
@@ -273,8 +331,15 @@ func upsertInmateAt(tx *bolt.Tx, now time.Time, path string, in Inmate, actor st
 	return nil
 }
 
-// upsertTechnicianTx stores tc, replacing any earlier record with its id.
+// upsertTechnicianTx stores tc from the relay, replacing any earlier record with its id; its
+// badges are taken from whoever holds them here (takeBadgesTx).
 func upsertTechnicianTx(tx *bolt.Tx, now time.Time, tc Technician) error {
+	if err := validateTechnician("", tc); err != nil {
+		return &Error{Kind: KindInvalid, Op: "roster", Err: err}
+	}
+	if err := takeBadgesTx(tx, now, PersonTechnician, tc.ID, tc.Badges); err != nil {
+		return err
+	}
 	return upsertTechnicianAt(tx, "", tc)
 }
 

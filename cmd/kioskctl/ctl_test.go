@@ -317,8 +317,8 @@ func TestReissueThroughKioskd(t *testing.T) {
 	}
 	before, _ := k.store.Info()
 	out, err := kioskctl(t, "", "reissue", "--data", dir)
-	if err != nil || !strings.Contains(out, "reissued") {
-		t.Fatalf("reissue: %q %v", out, err)
+	if err != nil || !strings.Contains(out, "reissued") || !strings.Contains(out, "kioskctl enroll") {
+		t.Fatalf("reissue: %q %v; want it to say to enroll again", out, err)
 	}
 	k.stop()
 	if hits := scanBolt(t, filepath.Join(dir, kiosk.StoreFile), "A-5", "Carla Mendez", "Luis Mendez", "luis@example.org"); len(hits) > 0 {
@@ -424,5 +424,42 @@ func TestBackupVerifyCompactThroughKioskd(t *testing.T) {
 	}
 	if out, err := kioskctl(t, "", "verify", "--data", dir); err != nil || !strings.Contains(out, "store ok") {
 		t.Fatalf("verify after compact: %q %v", out, err)
+	}
+}
+
+// What reissue tells the technician works: the terminal, its store and key kept, enrolls again
+// with a new code; the relay's new record replaces the old one, which is revoked.
+func TestEnrollAgainWithTheSameKey(t *testing.T) {
+	r, err := relay.Open(relay.Config{DataDir: t.TempDir(), AdminToken: "tok", PINParams: kiosk.TestPINParams(), Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r)
+	t.Cleanup(func() { srv.Close(); r.Close() })
+	if err := r.PutPolicy("north", kiosk.DefaultPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var first, second control.EnrollResult
+	for _, res := range []*control.EnrollResult{&first, &second} {
+		enr, err := r.CreateEnrollment(relay.EnrollmentRequest{FacilityID: "north", Mode: "kiosk"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctlJSON(t, res, "enroll", "--data", dir, "--relay", srv.URL, "--code", enr.Code)
+	}
+	if second.TerminalID == "" || second.TerminalID == first.TerminalID {
+		t.Fatalf("enrolled again as %q (first %q)", second.TerminalID, first.TerminalID)
+	}
+	ts, err := r.Terminals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]relay.TerminalInfo{}
+	for _, ti := range ts {
+		byID[ti.ID] = ti
+	}
+	if !byID[first.TerminalID].Revoked || byID[second.TerminalID].Revoked || byID[second.TerminalID].Replaces != first.TerminalID {
+		t.Fatalf("relay terminals after enrolling again: %+v", ts)
 	}
 }

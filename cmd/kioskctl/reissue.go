@@ -12,8 +12,9 @@ import (
 const reissueUsage = `usage: kioskctl reissue [--data DIR] [--json]
 
 Prepares a tablet for another inmate: refuses while anything waits to be forwarded, otherwise
-removes every record of the last inmate in one transaction and keeps the enrollment. Enroll it
-again with a tablet code to bind the next inmate.
+removes every record of the last inmate in one transaction and keeps the enrollment and the
+identity key. Then enroll it again (kioskctl enroll) with a tablet code of the same facility for
+the next inmate: the relay replaces this terminal's record with a new one under the same key.
 `
 
 func runReissue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -54,5 +55,7 @@ func runReissue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintf(stdout, "  %-10s %d\n", k, rep.Removed[k])
 		}
 	}
+	fmt.Fprintln(stdout, "next: kioskctl enroll --relay URL --code - with a tablet code of this facility for the next inmate;"+
+		" the relay replaces this terminal's record (same key)")
 	return nil
 }

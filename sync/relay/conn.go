@@ -68,6 +68,15 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	if old := r.hub.authenticated(sess); old != nil {
 		go old.conn.Close(websocket.StatusPolicyViolation, wire.ReasonReplaced)
 	}
+	// A position below what the terminal acknowledged means its store was replaced (wiped, or a
+	// backup restored) and lost what was deleted here as applied: it gets a complete snapshot.
+	if queued, err := r.resync(info, hello.DownApplied); err != nil {
+		r.fail(c, "resync terminal", err)
+		return
+	} else if queued {
+		r.logf("relay: terminal %s came back with downlink position %d, below what it acknowledged: store replaced, complete snapshot queued",
+			info.ID, hello.DownApplied)
+	}
 	// hello.down_applied is the terminal's durable truth: forget what it applied, resume after it.
 	resume := hello.DownApplied
 	acked, err := r.ackDown(info.ID, hello.DownApplied, nil)

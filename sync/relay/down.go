@@ -46,6 +46,12 @@ func (f *fanout) toFacility(facility, except, kind string, body any) error {
 	return f.queue(facility, scopeAll, "", except, kind, body)
 }
 
+// toKiosks queues kind/body for every kiosk of facility: technicians' badges and PIN hashes
+// are for the kiosks' maintenance screens, and a tablet has no business holding them.
+func (f *fanout) toKiosks(facility, kind string, body any) error {
+	return f.queue(facility, scopeKiosks, "", "", kind, body)
+}
+
 func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string, body any) error {
 	raw, err := json.Marshal(body)
 	if err != nil {

@@ -113,11 +113,19 @@ func (e *EnrollError) Error() string { return "enroll: " + e.Code + ": " + e.Msg
 
 // Enroll spends a one-time code on a terminal's public key (already verified by the caller with
 // wire.DecodeEnrollRequest) and queues the facility's current state as its first downlink.
+//
+// A key that already belongs to a live terminal X of the code's facility is that terminal's
+// store enrolling again (kioskctl reissue, a damaged enrollment file): a new terminal record
+// replaces X, which is revoked in the same transaction. The terminal starts a new uplink epoch
+// under its new id; what X already delivered is recognised by item id and not stored twice. A key of another facility's terminal,
+// or of a revoked one, is refused: see enrollKeyRule.
 func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 	const op = "enroll"
 	now := r.clock.Now().UTC()
 	var resp wire.EnrollResponse
+	var replaced string
 	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		replaced = ""
 		key := codeKey(req.Code)
 		var e enrollmentRec
 		ok, err := getJSON(tx, bEnrollments, key, &e)
@@ -134,15 +142,22 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 			return &EnrollError{Code: wire.EnrollCodeExpired, Msg: "the enrollment code has expired; ask for a new one"}
 		}
 		keys := tx.Bucket([]byte(bKeys))
-		if keys.Get(req.PublicKey) != nil {
-			return &EnrollError{Code: wire.EnrollKeyInUse, Msg: "this public key already belongs to another terminal"}
+		var old terminalRec
+		if holder := keys.Get(req.PublicKey); holder != nil {
+			found, err := getJSON(tx, bTerminals, string(holder), &old)
+			if err != nil {
+				return err
+			}
+			if err := enrollKeyRule(found, old, e); err != nil {
+				return err
+			}
 		}
 		id, err := uuid.NewV7()
 		if err != nil {
 			return err
 		}
 		t := terminalRec{TerminalInfo: TerminalInfo{ID: "t-" + id.String(), FacilityID: e.FacilityID, Mode: e.Mode,
-			InmateID: e.InmateID, EnrolledAt: now, Software: req.Software}, PublicKey: append([]byte(nil), req.PublicKey...)}
+			InmateID: e.InmateID, EnrolledAt: now, Software: req.Software, Replaces: old.ID}, PublicKey: append([]byte(nil), req.PublicKey...)}
 		e.UsedBy, e.UsedAt = t.ID, now
 		if err := putJSON(tx, bEnrollments, key, e); err != nil {
 			return err
@@ -156,12 +171,18 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 		if err := putJSON(tx, bFacTerms, t.FacilityID+"/"+t.ID, termRoute{Mode: t.Mode, InmateID: t.InmateID}); err != nil {
 			return err
 		}
+		if old.ID != "" {
+			if err := r.revokeTx(tx, f, old.ID, now); err != nil {
+				return err
+			}
+			replaced = old.ID
+		}
 		if t.Mode == wire.ModeTablet {
 			if err := r.refreshTabletBound(tx, f, t.FacilityID, t.InmateID); err != nil {
 				return err
 			}
 		}
-		if err := r.snapshot(tx, f, t.TerminalInfo); err != nil {
+		if err := r.snapshot(tx, f, t.TerminalInfo, now); err != nil {
 			return err
 		}
 		resp = wire.EnrollResponse{TerminalID: t.ID, Facility: t.FacilityID, Mode: t.Mode, InmateID: t.InmateID, ServerTime: now}
@@ -170,107 +191,36 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 	if err != nil {
 		return wire.EnrollResponse{}, err
 	}
+	if replaced != "" {
+		r.hub.kick(replaced, wire.ReasonRevoked)
+		r.logf("relay: terminal %s enrolled as a %s of facility %s with the key of terminal %s, which it replaces (revoked)",
+			resp.TerminalID, resp.Mode, resp.Facility, replaced)
+		return resp, nil
+	}
 	r.logf("relay: terminal %s enrolled as a %s of facility %s", resp.TerminalID, resp.Mode, resp.Facility)
 	return resp, nil
 }
 
-// snapshot queues what a new terminal needs: policy, technicians, its inmates with their money,
-// sessions and approved contacts. Money facts go as the same kinds other terminals receive, applied once per ref/record id.
-func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo) error {
-	var fac facilityRec
-	if _, err := getJSON(tx, bFacilities, t.FacilityID, &fac); err != nil {
-		return err
-	}
-	if fac.Policy != nil {
-		if err := f.toTerminal(t.ID, wire.DownPolicy, fac.Policy); err != nil {
-			return err
-		}
-	}
-	var techs []kiosk.Technician
-	if err := forEachJSON(tx, bTechnicians, t.FacilityID+"/", func(_ string, tc kiosk.Technician) bool {
-		techs = append(techs, tc)
-		return true
-	}); err != nil {
-		return err
-	}
-	for _, tc := range techs {
-		if err := f.toTerminal(t.ID, wire.DownTechnician, tc); err != nil {
-			return err
-		}
-	}
-	var inmates []kiosk.Inmate
-	if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
-		if in.FacilityID == t.FacilityID && (t.Mode == wire.ModeKiosk || in.ID == t.InmateID) {
-			inmates = append(inmates, in.Inmate)
-		}
-		return true
-	}); err != nil {
-		return err
-	}
-	for _, in := range inmates {
-		if err := r.snapshotInmate(tx, f, t.ID, in); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// snapshotInmate queues one inmate's roster entry, deposits, usage, last session and contacts for one terminal.
-func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in kiosk.Inmate) error {
-	if err := f.toTerminal(termID, wire.DownInmate, in); err != nil {
-		return err
-	}
-	var raws []struct {
-		kind string
-		body any
-	}
-	add := func(kind string, body any) {
-		raws = append(raws, struct {
-			kind string
-			body any
-		}{kind, body})
-	}
-	for _, ref := range indexed(tx, in.ID, "d") {
-		var d kiosk.Deposit
-		if _, err := getJSON(tx, bDeposits, ref, &d); err != nil {
-			return err
-		}
-		add(wire.DownDeposit, d)
-	}
-	for _, b := range []struct{ bucket, kind string }{{bCharges, wire.DownRemoteCharge}, {bCredits, wire.DownRemoteCredit}} {
-		if err := forEachJSON(tx, b.bucket, in.ID+"/", func(_ string, u UsageRecord) bool {
-			add(b.kind, u.record())
-			return true
-		}); err != nil {
-			return err
-		}
-	}
-	var last *kiosk.Session
-	if err := forEachJSON(tx, bSessions, in.ID+"/", func(_ string, s kiosk.Session) bool {
-		if last == nil || s.End.After(last.End) {
-			s := s
-			last = &s
-		}
-		return true
-	}); err != nil {
-		return err
-	}
-	if last != nil {
-		add(wire.DownRemoteSessionEnd, *last)
-	}
-	contacts, err := inmateContacts(tx, in.ID)
-	if err != nil {
-		return err
-	}
-	for _, c := range contacts {
-		if c.State == kiosk.ContactApproved {
-			add(wire.DownContact, c.Contact)
-		}
-	}
-	for _, x := range raws {
-		if err := f.toTerminal(termID, x.kind, x.body); err != nil {
-			return err
-		}
+// enrollKeyRule decides whether a key that already belongs to terminal old may enroll with
+// code e. A key proves possession of a terminal's store, nothing more:
+//   - old is live and of the same facility: the same store enrolling again; it replaces old.
+//   - old is of another facility: refused. Its store holds that facility's inmates, money not
+//     yet forwarded and letters; under another facility the relay would refuse them for good
+//     (not_this_terminals_inmate) and they would be lost. Moving a terminal between facilities
+//     takes a wiped store and a new key.
+//   - old was revoked: refused. A technician revokes a terminal that was lost or stolen, and
+//     its key may have been copied; enrolling it again would hand the copy a live terminal.
+//     The terminal makes a new key (remove identity.key) and enrolls as a new terminal.
+func enrollKeyRule(found bool, old terminalRec, e enrollmentRec) error {
+	switch {
+	case !found:
+		return &EnrollError{Code: wire.EnrollKeyInUse, Msg: "this public key already belongs to another terminal"}
+	case old.Revoked:
+		return &EnrollError{Code: wire.EnrollKeyInUse, Msg: "this public key belongs to a revoked terminal and may have been copied; " +
+			"remove the terminal's identity.key so it makes a new one, and enroll again"}
+	case old.FacilityID != e.FacilityID:
+		return &EnrollError{Code: wire.EnrollKeyInUse, Msg: "this public key belongs to a terminal of another facility; " +
+			"a terminal moves to another facility only with a wiped store and a new key"}
 	}
 	return nil
 }

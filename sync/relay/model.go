@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // facilityRec is what the relay knows of a facility.
@@ -12,6 +13,27 @@ type facilityRec struct {
 	Policy       *kiosk.Policy `json:"policy,omitempty"`
 	HoldOutbound *bool         `json:"hold_outbound,omitempty"` // HoldByFacility only; nil means hold
 	UpdatedAt    time.Time     `json:"updated_at"`
+	// Notices are the facility's notices still in force (the newest maxNotices), for snapshots.
+	Notices []wire.Notice `json:"notices,omitempty"`
+}
+
+// maxNotices bounds the notices a facility keeps for snapshots, as a terminal keeps at most
+// this many.
+const maxNotices = 100
+
+// keepNotice adds n and drops notices no longer in force, then the oldest beyond maxNotices.
+func (f *facilityRec) keepNotice(n wire.Notice, now time.Time) {
+	kept := f.Notices[:0]
+	for _, x := range f.Notices {
+		if inForce(x, now) {
+			kept = append(kept, x)
+		}
+	}
+	kept = append(kept, n)
+	if len(kept) > maxNotices {
+		kept = kept[len(kept)-maxNotices:]
+	}
+	f.Notices = kept
 }
 
 func (f facilityRec) policy() kiosk.Policy {
@@ -56,6 +78,9 @@ type TerminalInfo struct {
 	// DownQueued and DownAcked are the last downlink seq queued for it and the last it applied.
 	DownQueued uint64 `json:"down_queued"`
 	DownAcked  uint64 `json:"down_acked"`
+	// Replaces is the terminal this one superseded: enrolled again with the same key (its store
+	// kept), the old record was revoked in the same transaction.
+	Replaces string `json:"replaces,omitempty"`
 }
 
 type terminalRec struct {

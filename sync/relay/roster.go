@@ -192,8 +192,32 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 			return err
 		}
 		listed := map[string]bool{}
-		for i, in := range inmates {
+		for _, in := range inmates {
 			listed[in.ID] = true
+		}
+		// Inmates no longer listed go first: a badge they held may be another's in this roster,
+		// and terminals give a badge to the person the relay named last.
+		var removed []inmateRec
+		if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
+			if in.FacilityID == facility && !listed[in.ID] {
+				removed = append(removed, in)
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, in := range removed {
+			if err := tx.Bucket([]byte(bInmates)).Delete([]byte(in.ID)); err != nil {
+				return err
+			}
+			gone := in.Inmate
+			gone.Status = kiosk.StatusSuspended
+			if err := f.toInmate(facility, in.ID, "", wire.DownInmate, gone); err != nil {
+				return err
+			}
+		}
+		var arrived []kiosk.Inmate
+		for i, in := range inmates {
 			var old inmateRec
 			found, err := getJSON(tx, bInmates, in.ID, &old)
 			if err != nil {
@@ -227,29 +251,22 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 				}
 				continue
 			}
-			// New to this facility: its terminals need the inmate's money, sessions and contacts too.
-			if err := forTerminals(tx, facility, in.ID, func(termID string) error {
-				return r.snapshotInmate(tx, f, termID, in)
-			}); err != nil {
-				return err
-			}
+			// New to this facility: its terminals need the inmate's money, sessions, contacts and
+			// mail too (queued below, with the mail read once for all of them).
+			arrived = append(arrived, in)
 		}
-		var removed []inmateRec
-		if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
-			if in.FacilityID == facility && !listed[in.ID] {
-				removed = append(removed, in)
-			}
-			return true
-		}); err != nil {
+		ids := map[string]bool{}
+		for _, in := range arrived {
+			ids[in.ID] = true
+		}
+		m, err := mailOf(tx, ids, nil)
+		if err != nil {
 			return err
 		}
-		for _, in := range removed {
-			if err := tx.Bucket([]byte(bInmates)).Delete([]byte(in.ID)); err != nil {
-				return err
-			}
-			gone := in.Inmate
-			gone.Status = kiosk.StatusSuspended
-			if err := f.toInmate(facility, in.ID, "", wire.DownInmate, gone); err != nil {
+		for _, in := range arrived {
+			if err := forTerminals(tx, facility, in.ID, func(termID string) error {
+				return r.snapshotInmate(tx, f, termID, in, m)
+			}); err != nil {
 				return err
 			}
 		}
@@ -282,7 +299,7 @@ func (r *Relay) putTechnicians(tx *bolt.Tx, f *fanout, facility string, techs []
 		if err := putJSON(tx, bTechnicians, prefix+tc.ID, tc); err != nil {
 			return err
 		}
-		if err := f.toFacility(facility, "", wire.DownTechnician, tc); err != nil {
+		if err := f.toKiosks(facility, wire.DownTechnician, tc); err != nil {
 			return err
 		}
 	}
@@ -290,7 +307,7 @@ func (r *Relay) putTechnicians(tx *bolt.Tx, f *fanout, facility string, techs []
 		if err := tx.Bucket([]byte(bTechnicians)).Delete([]byte(prefix + id)); err != nil {
 			return err
 		}
-		if err := f.toFacility(facility, "", wire.DownTechnicianRemove, wire.TechnicianRemoved{ID: id}); err != nil {
+		if err := f.toKiosks(facility, wire.DownTechnicianRemove, wire.TechnicianRemoved{ID: id}); err != nil {
 			return err
 		}
 	}
@@ -484,6 +501,12 @@ func (r *Relay) PostNotice(req NoticeRequest) (wire.Notice, error) {
 			if !ok || in.FacilityID != req.FacilityID {
 				return notFound(op, "inmate_id", "no inmate %q in facility %q", req.InmateID, req.FacilityID)
 			}
+		}
+		// Kept (while in force) for the snapshot of a terminal enrolled or wiped later.
+		if err := touchFacility(tx, req.FacilityID, now, func(fac *facilityRec) { fac.keepNotice(n, now) }); err != nil {
+			return err
+		}
+		if req.InmateID != "" {
 			return f.toInmate(req.FacilityID, req.InmateID, "", wire.DownNotice, n)
 		}
 		return f.toFacility(req.FacilityID, "", wire.DownNotice, n)

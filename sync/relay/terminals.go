@@ -2,6 +2,7 @@ package relay
 
 import (
 	"sort"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -34,48 +35,53 @@ func (r *Relay) Revoke(id string) error {
 	}
 	now := r.clock.Now().UTC()
 	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
-		var t terminalRec
-		ok, err := getJSON(tx, bTerminals, id, &t)
-		if err != nil {
+		if ok, err := getJSON(tx, bTerminals, id, &terminalRec{}); err != nil {
 			return err
-		}
-		if !ok {
+		} else if !ok {
 			return notFound(op, "id", "no terminal %q", id)
 		}
-		if t.Revoked {
-			return nil
-		}
-		t.Revoked, t.RevokedAt = true, now
-		if err := putJSON(tx, bTerminals, id, t); err != nil {
-			return err
-		}
-		if err := tx.Bucket([]byte(bFacTerms)).Delete([]byte(t.FacilityID + "/" + id)); err != nil {
-			return err
-		}
-		if b := tx.Bucket([]byte(bDown)); b.Bucket([]byte(id)) != nil {
-			// Keep the sequence so a terminal record never sees numbers reused; drop the items.
-			seq := b.Bucket([]byte(id)).Sequence()
-			if err := b.DeleteBucket([]byte(id)); err != nil {
-				return err
-			}
-			nb, err := b.CreateBucket([]byte(id))
-			if err != nil {
-				return err
-			}
-			if err := nb.SetSequence(seq); err != nil {
-				return err
-			}
-		}
-		if t.Mode == wire.ModeTablet {
-			return r.refreshTabletBound(tx, f, t.FacilityID, t.InmateID)
-		}
-		return nil
+		return r.revokeTx(tx, f, id, now)
 	})
 	if err != nil {
 		return err
 	}
 	r.hub.kick(id, wire.ReasonRevoked)
 	r.logf("relay: terminal %s revoked", id)
+	return nil
+}
+
+// revokeTx marks terminal id revoked, takes it out of the fan-out index and drops its pending
+// downlink (keeping the sequence, so numbers are never reused). The caller closes its open
+// connection after commit (hub.kick). A terminal already revoked is left as it is.
+func (r *Relay) revokeTx(tx *bolt.Tx, f *fanout, id string, now time.Time) error {
+	var t terminalRec
+	ok, err := getJSON(tx, bTerminals, id, &t)
+	if err != nil || !ok || t.Revoked {
+		return err
+	}
+	t.Revoked, t.RevokedAt = true, now
+	if err := putJSON(tx, bTerminals, id, t); err != nil {
+		return err
+	}
+	if err := tx.Bucket([]byte(bFacTerms)).Delete([]byte(t.FacilityID + "/" + id)); err != nil {
+		return err
+	}
+	if b := tx.Bucket([]byte(bDown)); b.Bucket([]byte(id)) != nil {
+		seq := b.Bucket([]byte(id)).Sequence()
+		if err := b.DeleteBucket([]byte(id)); err != nil {
+			return err
+		}
+		nb, err := b.CreateBucket([]byte(id))
+		if err != nil {
+			return err
+		}
+		if err := nb.SetSequence(seq); err != nil {
+			return err
+		}
+	}
+	if t.Mode == wire.ModeTablet {
+		return r.refreshTabletBound(tx, f, t.FacilityID, t.InmateID)
+	}
 	return nil
 }
 

@@ -521,12 +521,17 @@ func checkCredit(tx *bolt.Tx, t TerminalInfo, u UsageRecord) (string, error) {
 }
 
 // sameTerminalLineage reports whether the terminal sending a credit is the one that billed the
-// charge. Today that is the same terminal id.
-// TODO(lead): once terminal records carry Replaces (the terminal a re-enrolled one
-// supersedes), follow that chain so a re-enrolled terminal may credit its predecessor's charges.
+// charge, or replaced it by enrolling again with the same key and store (a session cut by a
+// crash is credited at the next start, which may come after the re-enrollment).
 func sameTerminalLineage(tx *bolt.Tx, creditTerminal, chargeTerminal string) (bool, error) {
-	_ = tx
-	return creditTerminal != "" && creditTerminal == chargeTerminal, nil
+	if creditTerminal == "" {
+		return false, nil
+	}
+	family, err := lineage(tx, creditTerminal)
+	if err != nil {
+		return false, err
+	}
+	return family[chargeTerminal], nil
 }
 
 // sameSessionEnd: two session ends of one session id describe the same session.

@@ -1,0 +1,283 @@
+package relay
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// terminalInfo is one terminal as GET /admin/v1/terminals shows it.
+func (e *env) terminalInfo(id string) TerminalInfo {
+	e.t.Helper()
+	var tl struct{ Terminals []TerminalInfo }
+	e.must(http.StatusOK, "GET", "/admin/v1/terminals", nil, &tl)
+	for _, ti := range tl.Terminals {
+		if ti.ID == id {
+			return ti
+		}
+	}
+	e.t.Fatalf("terminal %s is not listed: %+v", id, tl.Terminals)
+	return TerminalInfo{}
+}
+
+// The same key enrolling again in its facility (kioskctl reissue, a damaged enrollment file)
+// makes a new terminal that replaces the old one: the old is revoked with nothing left queued
+// and its connection closed, the new one goes on with the store's sequence numbers (what the
+// old delivered is a duplicate, not stored twice). A revoked terminal's key is refused.
+func TestReenrollSameKey(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	old := e.enroll(wire.ModeKiosk, "")
+	oc := old.connect(t, 0)
+	sent := []wire.Item{
+		old.item(wire.UpCharge, charge("A1", "s1", 0, 5)),
+		old.item(wire.UpContactRequest, kiosk.Contact{ID: "c1", InmateID: "A1", Name: "Mom", Email: "mom@example.org"}),
+		old.item(wire.UpCharge, charge("A1", "s1", 1, 5)),
+	}
+	ack := oc.batch(sent...)
+	if ack.Seq != 3 || len(ack.Rejected) != 0 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	// Downlink piles up for the old terminal while it does not acknowledge.
+	if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 700, Ref: "d-before"}); err != nil {
+		t.Fatal(err)
+	}
+
+	en, err := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: "north", Mode: wire.ModeKiosk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, status := e.postEnroll(en.Code, old.priv)
+	if status != http.StatusOK {
+		t.Fatalf("enrolling again with the same key: %d %s", status, raw)
+	}
+	var er wire.EnrollResponse
+	if err := json.Unmarshal(raw, &er); err != nil {
+		t.Fatal(err)
+	}
+	expectClose(t, oc.c, websocket.StatusPolicyViolation, wire.ReasonRevoked)
+	if oi := e.terminalInfo(old.id); !oi.Revoked {
+		t.Fatalf("the replaced terminal is not revoked: %+v", oi)
+	}
+	if items, err := e.r.pendingDown(old.id, 0, 1000, 1<<20); err != nil || len(items) != 0 {
+		t.Fatalf("downlink still queued for the replaced terminal: %d items, %v", len(items), err)
+	}
+	var tl struct {
+		Terminals []map[string]any `json:"terminals"`
+	}
+	e.must(http.StatusOK, "GET", "/admin/v1/terminals", nil, &tl)
+	replaces := ""
+	for _, ti := range tl.Terminals {
+		if ti["id"] == er.TerminalID {
+			replaces, _ = ti["replaces"].(string)
+		}
+	}
+	if replaces != old.id {
+		t.Fatalf("GET /admin/v1/terminals: the new terminal replaces %q, want %q", replaces, old.id)
+	}
+	// The old id can no longer authenticate.
+	c := dial(t, e.wsURL())
+	send(t, c, wire.Hello{TerminalID: old.id, Epoch: old.epoch})
+	f := read(t, c)
+	send(t, c, wire.Auth{Signature: wire.SignAuth(old.priv, old.id, f.Challenge.Nonce)})
+	expectClose(t, c, websocket.StatusPolicyViolation, wire.ReasonRevoked)
+
+	// The same store and key as the new terminal, on the new epoch its enrollment started
+	// (kiosk.SetEnrollment): the relay knows no seq of the new id.
+	nt := &term{e: e, id: er.TerminalID, priv: old.priv, epoch: old.epoch + "-2", mode: wire.ModeKiosk}
+	nc := nt.connect(t, 0)
+	// It resends, renumbered, what the old one delivered (its acks were lost) and goes on.
+	resent := func(it wire.Item) wire.Item { nt.seq++; it.Seq = nt.seq; return it }
+	ack = nc.batch(resent(sent[1]), resent(sent[2]), nt.item(wire.UpCharge, charge("A1", "s2", 0, 5)))
+	if ack.Seq != 3 || len(ack.Rejected) != 0 {
+		t.Fatalf("ack on the new terminal = %+v, want seq 3 and no refusal", ack)
+	}
+	if items, _ := e.r.Items(ItemFilter{Kind: wire.UpCharge}); len(items) != 3 {
+		t.Fatalf("%d charges stored, want 3 (no resent item twice)", len(items))
+	}
+	if b, _ := e.r.Balance("A1"); b.Charges != 15 {
+		t.Fatalf("relay charges of A1 = %s, want $0.15", b.Charges)
+	}
+	// A session the old terminal billed and a crash cut is credited at the next start, which came
+	// after the re-enrollment: the charge is the replaced terminal's, and the credit is taken.
+	if ack := nc.batch(nt.item(wire.UpCredit, credit(charge("A1", "s1", 0, 5), 5, kiosk.CreditTerminalFault))); len(ack.Rejected) != 0 {
+		t.Fatalf("credit of the replaced terminal's charge refused: %+v", ack)
+	}
+	if b, _ := e.r.Balance("A1"); b.Credits != 5 {
+		t.Fatalf("relay credits of A1 = %s, want $0.05", b.Credits)
+	}
+	// Its snapshot holds the deposit, and its own earlier charges (the terminal skips those it holds).
+	nc.waitDown(wire.DownDeposit, func(b json.RawMessage) bool { return decodeAs[kiosk.Deposit](t, b).Ref == "d-before" })
+	nc.waitDown(wire.DownRemoteCharge, func(b json.RawMessage) bool { return decodeAs[kiosk.Charge](t, b).RecordID == "s1/1" })
+	// New downlink goes to the new terminal, none to the old.
+	if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 300, Ref: "d-after"}); err != nil {
+		t.Fatal(err)
+	}
+	nc.waitDown(wire.DownDeposit, func(b json.RawMessage) bool { return decodeAs[kiosk.Deposit](t, b).Ref == "d-after" })
+	if items, _ := e.r.pendingDown(old.id, 0, 1000, 1<<20); len(items) != 0 {
+		t.Fatalf("the replaced terminal still receives downlink: %d items", len(items))
+	}
+
+	// A revoked terminal's key may have been copied: it is not enrolled again.
+	if err := e.r.Revoke(nt.id); err != nil {
+		t.Fatal(err)
+	}
+	en, _ = e.r.CreateEnrollment(EnrollmentRequest{FacilityID: "north", Mode: wire.ModeKiosk})
+	raw, status = e.postEnroll(en.Code, old.priv)
+	if er := wire.DecodeErrorResponse(raw); status != http.StatusConflict || er.Error != wire.EnrollKeyInUse || !strings.Contains(er.Message, "revoked") {
+		t.Fatalf("enrolling a revoked terminal's key: %d %s", status, raw)
+	}
+	if strings.Contains(e.logText(), en.Code) {
+		t.Fatal("an enrollment code reached the log")
+	}
+}
+
+// Technicians' badges and PIN hashes go to kiosks only: a tablet's downlink holds none, in its
+// snapshot or after roster changes.
+func TestTechniciansGoToKiosksOnly(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	tab := e.enroll(wire.ModeTablet, "A1")
+	k := e.enroll(wire.ModeKiosk, "")
+	ro := Roster{
+		Inmates: []RosterInmate{
+			{ID: "A1", Name: "Ana", Badges: []string{"B1"}, Language: "en", Status: kiosk.StatusActive},
+			{ID: "A2", Name: "Bo", Badges: []string{"B2"}, Language: "es", Status: kiosk.StatusActive},
+			{ID: "A3", Name: "Cy", Badges: []string{"B3"}, Language: "en", Status: kiosk.StatusSuspended},
+		},
+		Technicians: []RosterTechnician{{ID: "T2", Name: "Ty", Badges: []string{"TB2"}, PIN: "8888", Role: "installer"}},
+	}
+	if err := e.r.PutRoster("north", ro); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.PostNotice(NoticeRequest{FacilityID: "north", Text: "last"}); err != nil {
+		t.Fatal(err)
+	}
+	kc := k.connect(t, 0)
+	kc.waitDown(wire.DownNotice, nil)
+	tc := tab.connect(t, 0)
+	tc.waitDown(wire.DownNotice, nil)
+	count := func(items []wire.DownItem) (n int) {
+		for _, it := range items {
+			if it.Kind == wire.DownTechnician || it.Kind == wire.DownTechnicianRemove || strings.Contains(string(it.Body), "TB") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(tc.down); n != 0 {
+		t.Fatalf("the tablet received %d technician items", n)
+	}
+	if n := count(kc.down); n != 3 { // T1 in the snapshot, then T2 added and T1 removed
+		t.Fatalf("the kiosk received %d technician items, want 3", n)
+	}
+}
+
+// A terminal whose store was replaced (hello's down_applied below what it acknowledged: wiped,
+// or a backup restored) gets a complete snapshot after its last queued seq, once.
+func TestWipedTerminalGetsACompleteSnapshot(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.HoldPolicy = HoldAll })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	other := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 2000, Ref: "d1"}); err != nil {
+		t.Fatal(err)
+	}
+	c.batch(k.item(wire.UpCharge, charge("A1", "s1", 0, 5)),
+		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c1", InmateID: "A1", Name: "Mom", Email: "mom@example.org"}),
+		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c2", InmateID: "A1", Name: "Dad", Email: "dad@example.org"}),
+		k.item(wire.UpSessionEnd, kiosk.Session{ID: "s1", InmateID: "A1", Start: t0, End: t0.Add(time.Minute), Minutes: 1, Rate: 5, Charged: 5, EndReason: kiosk.EndLogout}))
+	if _, err := e.r.ApproveContact("c1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.DeclineContact("c2", "unknown person"); err != nil {
+		t.Fatal(err)
+	}
+	c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Peer: "c1", Body: "hi mom"}))
+	if _, err := e.r.RejectOutbound("m1", "content_policy"); err != nil {
+		t.Fatal(err)
+	}
+	oc := other.connect(t, 0)
+	oc.batch(other.item(wire.UpCharge, charge("A2", "s9", 0, 5)))
+	in, err := e.r.Inbound(InboundRequest{InmateID: "A1", From: "c1", Body: "see you Sunday"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.PostNotice(NoticeRequest{FacilityID: "north", Text: "gone soon", Until: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.PostNotice(NoticeRequest{FacilityID: "north", InmateID: "A1", Text: "package"}); err != nil {
+		t.Fatal(err)
+	}
+	last := c.waitDown(wire.DownNotice, func(b json.RawMessage) bool { return decodeAs[kiosk.Notice](t, b).Text == "package" }).Seq
+	c.ackDown(last)
+	waitAcked := func(want uint64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for e.terminalInfo(k.id).DownAcked != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("down_acked = %d, want %d", e.terminalInfo(k.id).DownAcked, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitAcked(last)
+	c.c.Close(websocket.StatusNormalClosure, "")
+	e.clock.Advance(2 * time.Hour) // the first notice is over
+
+	// Wiped: a new epoch, nothing applied.
+	k.epoch, k.seq = "wiped-epoch", 0
+	c = k.connect(t, 0)
+	c.waitDown(wire.DownNotice, func(b json.RawMessage) bool { return decodeAs[kiosk.Notice](t, b).Text == "package" })
+	kinds := map[string][]string{}
+	for _, it := range c.down {
+		if it.Seq <= last {
+			t.Fatalf("item %d (%s) resent from before the wipe; the snapshot goes after seq %d", it.Seq, it.Kind, last)
+		}
+		var id struct {
+			ID        string `json:"id"`
+			Ref       string `json:"ref"`
+			RecordID  string `json:"record_id"`
+			MessageID string `json:"message_id"`
+			State     string `json:"state"`
+			Text      string `json:"text"`
+		}
+		json.Unmarshal(it.Body, &id)
+		kinds[it.Kind] = append(kinds[it.Kind], id.ID+id.Ref+id.RecordID+id.MessageID+id.Text+"/"+id.State)
+	}
+	want := map[string]int{wire.DownPolicy: 1, wire.DownTechnician: 1, wire.DownInmate: 3, wire.DownDeposit: 1,
+		wire.DownRemoteCharge: 2, wire.DownRemoteSessionEnd: 1, wire.DownContact: 2, wire.DownInboundMessage: 1,
+		wire.DownMessageStatus: 1, wire.DownNotice: 1}
+	for kind, n := range want {
+		if len(kinds[kind]) != n {
+			t.Errorf("snapshot has %d %s items %v, want %d", len(kinds[kind]), kind, kinds[kind], n)
+		}
+	}
+	if got := kinds[wire.DownInboundMessage]; len(got) == 1 && got[0] != in.ID+"/" {
+		t.Errorf("inbound in the snapshot = %v, want %s", got, in.ID)
+	}
+	if got := strings.Join(kinds[wire.DownMessageStatus], " "); got != "m1/"+kiosk.MsgRejected {
+		t.Errorf("message statuses = %q, want m1 rejected", got)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	queued := e.terminalInfo(k.id).DownQueued
+	// Gone again before applying anything: the same position does not queue a second snapshot.
+	c.c.Close(websocket.StatusNormalClosure, "")
+	c = k.connect(t, 0)
+	c.waitDown(wire.DownNotice, func(b json.RawMessage) bool { return decodeAs[kiosk.Notice](t, b).Text == "package" })
+	if ti := e.terminalInfo(k.id); ti.DownQueued != queued {
+		t.Fatalf("a second snapshot was queued: down_queued %d, was %d", ti.DownQueued, queued)
+	}
+	c.ackDown(c.lastSeq())
+	waitAcked(c.lastSeq())
+}

@@ -1,0 +1,230 @@
+package relay
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// A snapshot is everything a terminal serves, queued on its downlink as the ordinary kinds: a
+// terminal applies each once by its id (ref, record id, message id...), so a snapshot on top of
+// what a terminal holds changes nothing twice. It is queued for a new terminal (enrollment, a
+// re-enrollment that replaces another) and for one whose store was replaced (hello's
+// down_applied below what it acknowledged: wiped, or a backup restored). docs/PROTOCOL.md,
+// "Snapshot", lists what it holds.
+
+// maxLineage bounds the walk back through the terminals a terminal replaced.
+const maxLineage = 64
+
+// snapshot queues the complete current state terminal t serves: policy, technicians (kiosks
+// only), each inmate it serves with their money, sessions, contacts and mail, and the notices
+// still in force.
+func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo, now time.Time) error {
+	var fac facilityRec
+	if _, err := getJSON(tx, bFacilities, t.FacilityID, &fac); err != nil {
+		return err
+	}
+	if fac.Policy != nil {
+		if err := f.toTerminal(t.ID, wire.DownPolicy, fac.Policy); err != nil {
+			return err
+		}
+	}
+	if t.Mode == wire.ModeKiosk {
+		var techs []kiosk.Technician
+		if err := forEachJSON(tx, bTechnicians, t.FacilityID+"/", func(_ string, tc kiosk.Technician) bool {
+			techs = append(techs, tc)
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, tc := range techs {
+			if err := f.toTerminal(t.ID, wire.DownTechnician, tc); err != nil {
+				return err
+			}
+		}
+	}
+	var inmates []kiosk.Inmate
+	served := map[string]bool{}
+	if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
+		if in.FacilityID == t.FacilityID && (t.Mode == wire.ModeKiosk || in.ID == t.InmateID) {
+			inmates = append(inmates, in.Inmate)
+			served[in.ID] = true
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	family, err := lineage(tx, t.ID)
+	if err != nil {
+		return err
+	}
+	m, err := mailOf(tx, served, family)
+	if err != nil {
+		return err
+	}
+	for _, in := range inmates {
+		if err := r.snapshotInmate(tx, f, t.ID, in, m); err != nil {
+			return err
+		}
+	}
+	for _, n := range fac.Notices {
+		if (n.InmateID == "" || served[n.InmateID]) && inForce(n, now) {
+			if err := f.toTerminal(t.ID, wire.DownNotice, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lineage is the terminal and every terminal it replaced (re-enrollments with the same key).
+func lineage(tx *bolt.Tx, id string) (map[string]bool, error) {
+	ids := map[string]bool{}
+	for i := 0; id != "" && !ids[id] && i < maxLineage; i++ {
+		ids[id] = true
+		var t terminalRec
+		ok, err := getJSON(tx, bTerminals, id, &t)
+		if err != nil {
+			return nil, fmt.Errorf("lineage of terminal %s: %w", id, err)
+		}
+		if !ok {
+			break
+		}
+		id = t.Replaces
+	}
+	return ids, nil
+}
+
+// mail is the letters a snapshot carries, by inmate.
+type mail struct {
+	inbound  map[string][]kiosk.Message
+	statuses map[string][]wire.MessageStatus
+}
+
+// mailOf reads, for the given inmates, every inbound message and the status of every outbound
+// message that terminals in own forwarded (only the terminal that sent a message holds a copy
+// whose status can change; the others ignore it).
+func mailOf(tx *bolt.Tx, inmates, own map[string]bool) (mail, error) {
+	m := mail{inbound: map[string][]kiosk.Message{}, statuses: map[string][]wire.MessageStatus{}}
+	if err := forEachJSON(tx, bInbound, "", func(_ string, msg kiosk.Message) bool {
+		if inmates[msg.InmateID] {
+			m.inbound[msg.InmateID] = append(m.inbound[msg.InmateID], msg)
+		}
+		return true
+	}); err != nil {
+		return m, err
+	}
+	if err := forEachJSON(tx, bOutbound, "", func(_ string, o Outbound) bool {
+		if inmates[o.InmateID] && own[o.TerminalID] {
+			at := o.UpdatedAt
+			if !o.ReviewedAt.IsZero() {
+				at = o.ReviewedAt
+			}
+			m.statuses[o.InmateID] = append(m.statuses[o.InmateID],
+				wire.MessageStatus{MessageID: o.ID, InmateID: o.InmateID, State: o.Status, Reason: o.Reason, At: at})
+		}
+		return true
+	}); err != nil {
+		return m, err
+	}
+	for _, list := range m.inbound {
+		sort.SliceStable(list, func(i, j int) bool { return list[i].CreatedAt.Before(list[j].CreatedAt) })
+	}
+	return m, nil
+}
+
+// snapshotInmate queues one inmate's roster entry, deposits, every charge and credit (those of
+// termID itself too: its store may have lost them, and a terminal skips a record it holds in its
+// own ledger), last session end, decided contacts, inbound messages and the statuses in m.
+func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in kiosk.Inmate, m mail) error {
+	if err := f.toTerminal(termID, wire.DownInmate, in); err != nil {
+		return err
+	}
+	type item struct {
+		kind string
+		body any
+	}
+	var items []item
+	for _, ref := range indexed(tx, in.ID, "d") {
+		var d kiosk.Deposit
+		if _, err := getJSON(tx, bDeposits, ref, &d); err != nil {
+			return err
+		}
+		items = append(items, item{wire.DownDeposit, d})
+	}
+	for _, b := range []struct{ bucket, kind string }{{bCharges, wire.DownRemoteCharge}, {bCredits, wire.DownRemoteCredit}} {
+		if err := forEachJSON(tx, b.bucket, in.ID+"/", func(_ string, u UsageRecord) bool {
+			items = append(items, item{b.kind, u.record()})
+			return true
+		}); err != nil {
+			return err
+		}
+	}
+	var last *kiosk.Session
+	if err := forEachJSON(tx, bSessions, in.ID+"/", func(_ string, s kiosk.Session) bool {
+		if last == nil || s.End.After(last.End) {
+			s := s
+			last = &s
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	if last != nil {
+		items = append(items, item{wire.DownRemoteSessionEnd, *last})
+	}
+	contacts, err := inmateContacts(tx, in.ID)
+	if err != nil {
+		return err
+	}
+	for _, c := range contacts {
+		// Pending requests stay with the terminal that made them, as in the fan-out; a decided
+		// contact (removed too: a restored terminal may still hold it approved) goes everywhere.
+		if c.State != kiosk.ContactPending {
+			items = append(items, item{wire.DownContact, c.Contact})
+		}
+	}
+	for _, msg := range m.inbound[in.ID] {
+		items = append(items, item{wire.DownInboundMessage, msg})
+	}
+	for _, st := range m.statuses[in.ID] {
+		items = append(items, item{wire.DownMessageStatus, st})
+	}
+	for _, x := range items {
+		if err := f.toTerminal(termID, x.kind, x.body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inForce reports whether a notice is still to be shown at now.
+func inForce(n wire.Notice, now time.Time) bool { return n.Until.IsZero() || now.Before(n.Until) }
+
+// resync queues a complete snapshot for a terminal whose hello reports a downlink position below
+// the one it acknowledged: its store was replaced (wiped, or a backup restored) and what it
+// acknowledged was deleted here. The snapshot goes after the last seq queued; the terminal
+// accepts the jump from its position. The acknowledged position moves down to the hello's, so
+// a terminal that reconnects before applying anything does not get a second snapshot. It
+// reports whether a snapshot was queued.
+func (r *Relay) resync(t TerminalInfo, applied uint64) (bool, error) {
+	now := r.clock.Now().UTC()
+	queued := false
+	err := r.update("resync terminal", func(tx *bolt.Tx, f *fanout) error {
+		queued = false
+		if _, acked := downState(tx, t.ID); applied >= acked {
+			return nil
+		}
+		if err := r.snapshot(tx, f, t, now); err != nil {
+			return err
+		}
+		queued = true
+		return tx.Bucket([]byte(bDownAcked)).Put([]byte(t.ID), u64(applied))
+	})
+	return queued, err
+}
