@@ -142,7 +142,7 @@ const maxProblems = 200
 // transaction, and audits that it ran with the count of problems found.
 func (t *Terminal) Verify(actor string) (VerifyReport, error) {
 	var rep VerifyReport
-	err := t.store.view(func(tx *bolt.Tx) (err error) {
+	err := t.store.inspect(func(tx *bolt.Tx) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
 				rep.Problems = append(rep.Problems, Problem{"pages", fmt.Sprintf("page check panicked: %v", r)})

@@ -359,6 +359,28 @@ func (s *Store) update(op string, fn func(tx *bolt.Tx) error) error {
 	return errIO(op, s.db.Update(fn))
 }
 
+// errRolledBack ends a writable transaction that must change nothing.
+var errRolledBack = errors.New("rolled back")
+
+// inspect runs fn in a writable transaction that is always rolled back. A page check in a
+// read-only transaction races the commits made meanwhile: pages they free, the reader's
+// snapshot still reaches, and bbolt reports them "reachable freed". Holding the writer lock
+// for the check keeps the freelist and the snapshot the same.
+func (s *Store) inspect(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errRolledBack
+	})
+	if errors.Is(err, errRolledBack) {
+		return nil
+	}
+	return err
+}
+
 // view runs fn in one read-only transaction.
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 	s.mu.RLock()

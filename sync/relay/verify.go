@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -23,7 +24,7 @@ const maxVerifyProblems = 200
 //   - every outbound message and PREA report is stored under its own id with a known status.
 func (r *Relay) Verify() (kiosk.VerifyReport, error) {
 	var rep kiosk.VerifyReport
-	err := r.view("verify", func(tx *bolt.Tx) (err error) {
+	err := r.inspect("verify", func(tx *bolt.Tx) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				rep.Problems = append(rep.Problems, kiosk.Problem{Check: "pages", Detail: fmt.Sprintf("page check panicked: %v", p)})
@@ -40,6 +41,26 @@ func (r *Relay) Verify() (kiosk.VerifyReport, error) {
 		rep.Problems = []kiosk.Problem{}
 	}
 	return rep, nil
+}
+
+// errRolledBack ends a writable transaction that must change nothing.
+var errRolledBack = errors.New("rolled back")
+
+// inspect runs fn in a writable transaction that is always rolled back. A page check in a
+// read-only transaction races the commits made meanwhile: pages they free, the reader's
+// snapshot still reaches, and bbolt reports them "reachable freed". Holding the writer lock
+// for the check keeps the freelist and the snapshot the same.
+func (r *Relay) inspect(op string, fn func(tx *bolt.Tx) error) error {
+	err := r.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errRolledBack
+	})
+	if errors.Is(err, errRolledBack) {
+		return nil
+	}
+	return ioErr(op, err)
 }
 
 func verifyRelayTx(tx *bolt.Tx) kiosk.VerifyReport {
