@@ -82,6 +82,23 @@ type Engine struct {
 	st Status
 }
 
+// adoptEnrollment records the enrollment file's identity in the store when the store knows the
+// terminal by another one, or by none: a store restored from a backup taken before a
+// re-enrollment, or a wiped store. The file is what the relay knows this terminal as; recording
+// it (kiosk.Terminal.SetEnrollment) starts the downlink position again for the new id's stream,
+// the uplink on a new epoch, and binds a tablet to its inmate, so the store neither skips the
+// stream's items as applied nor reuses seqs the relay holds.
+func adoptEnrollment(term *kiosk.Terminal, enr Enrollment) error {
+	cur, ok, err := term.Enrollment()
+	if err != nil {
+		return fmt.Errorf("read the store's enrollment: %w", err)
+	}
+	if ok && cur.TerminalID == enr.TerminalID {
+		return nil
+	}
+	return term.SetEnrollment(kiosk.Enrollment{TerminalID: enr.TerminalID, Facility: enr.Facility, Mode: enr.Mode, InmateID: enr.InmateID})
+}
+
 // New loads the enrollment and the identity key from cfg.DataDir; it fails on a terminal
 // that was never enrolled (ErrNotEnrolled).
 func New(cfg Config) (*Engine, error) {
@@ -94,6 +111,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	key, err := LoadKey(cfg.DataDir)
 	if err != nil {
+		return nil, fmt.Errorf("sync engine: %w", err)
+	}
+	if err := adoptEnrollment(cfg.Terminal, enr); err != nil {
 		return nil, fmt.Errorf("sync engine: %w", err)
 	}
 	if cfg.RelayURL == "" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // copyFile copies src to dst (a backup taken or put back while its owner is stopped).
@@ -279,5 +280,65 @@ func TestStallCreditEndToEnd(t *testing.T) {
 	local, _ := tm.term.Balance("A1")
 	if local != b.BalanceCents {
 		t.Fatalf("terminal balance %v, relay %v", local, b.BalanceCents)
+	}
+}
+
+// A backup taken before the terminal enrolled again names the old terminal id, and its
+// downlink position counts the old id's stream. Restored, the store takes on the identity of
+// the enrollment file as sync starts: it applies the new id's stream from the beginning (a
+// deposit made between the re-enrollment and the restore is not skipped as already applied)
+// and forwards on a new epoch.
+func TestRestoreAcrossReenrollment(t *testing.T) {
+	rl, px, tm, _ := syncedKiosk(t, nil)
+	// Enough downlink on the old id that its position is past the new stream's first items.
+	for i := range 20 {
+		if _, _, err := rl.r.Deposit(relay.DepositRequest{InmateID: "A2", Cents: 1, Ref: fmt.Sprintf("early-%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the early deposits on the kiosk", 20*time.Second, func() (bool, string) {
+		b, err := tm.term.Balance("A2")
+		return err == nil && b == 50020, fmt.Sprint(b, err)
+	})
+	tm.stopSync()
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := kiosk.WriteFileAtomic(backup, func(w io.Writer) error {
+		_, err := tm.term.Backup(w, "T1", nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	oldApplied, _ := tm.term.DownlinkApplied()
+
+	en := tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
+	if _, _, err := rl.r.Deposit(relay.DepositRequest{InmateID: "A1", Cents: 777, Ref: "after-reenroll"}); err != nil {
+		t.Fatal(err)
+	}
+	tm.close()
+	copyFile(t, backup, filepath.Join(tm.dir, kiosk.StoreFile))
+	tm.reopen(kiosk.StoreOptions{})
+	tm.start()
+	want, err := rl.r.Balance("A1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deposit made after the re-enrollment on the restored kiosk", 20*time.Second, func() (bool, string) {
+		b, err := tm.term.Balance("A1")
+		applied, _ := tm.term.DownlinkApplied()
+		return err == nil && b == want.BalanceCents, fmt.Sprintf("balance %v (relay %s), %v; downlink applied %d (the old id's was %d)",
+			b, want.BalanceCents, err, applied, oldApplied)
+	})
+	got, ok, err := tm.term.Enrollment()
+	if err != nil || !ok || got.TerminalID != en.TerminalID {
+		t.Fatalf("the restored store's enrollment = %+v %v %v, want terminal %s", got, ok, err, en.TerminalID)
+	}
+	tm.login("B1", "1234")
+	tm.sendNumbered("A1", 0, 2)
+	if err := tm.term.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	tm.waitSynced(20 * time.Second)
+	if n := len(messagesOf(t, rl.r, "A1")); n != 2 {
+		t.Fatalf("relay holds %d letters from the restored kiosk, want 2", n)
 	}
 }
