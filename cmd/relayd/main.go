@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-kiosk/tether/kiosk/boltfile"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
 
@@ -37,9 +38,35 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "relayd:", err)
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
 }
+
+// exitStatuses is the end of -h.
+const exitStatuses = `exit status: 0 after SIGINT/SIGTERM, 1 on a failure, 2 on a bad command line, 3 when relay.db
+is damaged (left untouched; restarting will not help: restore it from a backup). A unit file
+lists 2 and 3 in RestartPreventExitStatus.`
+
+// exitStatus maps run's error to the process's exit status (see exitStatuses).
+func exitStatus(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, boltfile.ErrDamaged):
+		return 3
+	case errors.As(err, &ue):
+		return 2
+	}
+	return 1
+}
+
+// usageError is a bad command line.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usageErrorf(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 type options struct {
 	data, listen, cert, key, token, hold string
@@ -59,20 +86,25 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.token, "admin-token", "", "admin API bearer token (default: $"+TokenEnv+", else generated once into DIR/"+TokenFile+")")
 	fs.StringVar(&o.hold, "hold", string(relay.HoldAll), "outbound review: all (hold every message), none, or facility (each facility decides)")
 	fs.DurationVar(&o.enrollTTL, "enroll-ttl", 24*time.Hour, "how long an enrollment code stays valid")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]")
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, exitStatuses)
+	}
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		return o, usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return o, usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
 	if o.data == "" {
-		return o, errors.New("-data DIR is required")
+		return o, usageErrorf("-data DIR is required")
 	}
 	if (o.cert == "") != (o.key == "") {
-		return o, errors.New("-cert and -key go together")
+		return o, usageErrorf("-cert and -key go together")
 	}
 	if o.cert == "" && !o.insecure && !loopback(o.listen) {
-		return o, fmt.Errorf("-listen %s is not a loopback address: give -cert and -key, or -insecure for testing", o.listen)
+		return o, usageErrorf("-listen %s is not a loopback address: give -cert and -key, or -insecure for testing", o.listen)
 	}
 	return o, nil
 }

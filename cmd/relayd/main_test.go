@@ -198,3 +198,33 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 	kd, _ := x509.MarshalECPrivateKey(k)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
 }
+
+// A damaged relay.db stops relayd with exit status 3, naming the file; bad flags exit 2; -h
+// documents both.
+func TestDamagedStoreExitsThree(t *testing.T) {
+	dir := t.TempDir()
+	_, _, _, stop := start(t, []string{"-data", dir, "-listen", "127.0.0.1:0"}, nil)
+	stop()
+	path := filepath.Join(dir, "relay.db")
+	if err := os.Truncate(path, 4096*2+10); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"-data", dir, "-listen", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard, io.Discard, nil)
+	if exitStatus(err) != 3 || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "backup") {
+		t.Fatalf("exit %d: %v", exitStatus(err), err)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != 4096*2+10 {
+		t.Fatalf("the damaged file was changed: %d bytes", fi.Size())
+	}
+	err = run(ctx, []string{"-data", dir, "-listen", "0.0.0.0:1"}, func(string) string { return "" }, io.Discard, io.Discard, nil)
+	if exitStatus(err) != 2 {
+		t.Fatalf("bad flags: exit %d: %v", exitStatus(err), err)
+	}
+	var help syncBuf
+	err = run(ctx, []string{"-h"}, func(string) string { return "" }, io.Discard, &help, nil)
+	if exitStatus(err) != 2 || !strings.Contains(help.String(), "3 when relay.db") {
+		t.Fatalf("-h: exit %d, %q", exitStatus(err), help.String())
+	}
+}
