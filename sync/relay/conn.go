@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"net"
 	"net/http"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 
 // Close reasons of this relay beyond wire's.
 const (
-	ReasonBusy    = "relay busy: too many unauthenticated connections"
+	ReasonBusy     = "relay busy: too many unauthenticated connections"
+	ReasonBusyAddr = "relay busy: too many unauthenticated connections from this address"
 	ReasonStorage = "relay storage error"
 	ReasonNoPong  = "no pong"
 )
@@ -46,8 +48,12 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	if err != nil {
 		return // Accept already answered with an HTTP error
 	}
-	if !r.hub.admit(c) {
-		c.Close(websocket.StatusTryAgainLater, ReasonBusy)
+	if refusal := r.hub.admit(c, sourceAddr(req)); refusal != "" {
+		code := websocket.StatusTryAgainLater
+		if refusal == wire.ReasonShutdown {
+			code = websocket.StatusGoingAway
+		}
+		c.Close(code, refusal)
 		return
 	}
 	var sess *session
@@ -88,10 +94,22 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	r.readLoop(ctx, sess, hello)
 }
 
+// sourceAddr is the address a request came from (its IP, without the port): the unit the
+// per-address limit of unauthenticated connections counts.
+func sourceAddr(req *http.Request) string {
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		return req.RemoteAddr
+	}
+	return host
+}
+
 // handshake reads hello, sends a challenge, reads auth and checks it; on any failure the
-// connection is closed with a reason and ok is false.
+// connection is closed with a reason and ok is false. hello must come within HelloTimeout,
+// and auth within HandshakeTimeout of the start, so an idle socket is let go early.
 func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, TerminalInfo, bool) {
-	timer := time.AfterFunc(r.cfg.HandshakeTimeout, func() {
+	start := time.Now()
+	timer := time.AfterFunc(r.cfg.HelloTimeout, func() {
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonAuthTimeout)
 	})
 	defer timer.Stop()
@@ -103,6 +121,10 @@ func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, T
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnexpected)
 		return wire.Hello{}, TerminalInfo{}, false
 	}
+	if !timer.Stop() {
+		return wire.Hello{}, TerminalInfo{}, false // the timeout already closed it
+	}
+	timer.Reset(r.cfg.HandshakeTimeout - time.Since(start))
 	hello := *f.Hello
 	nonce := make([]byte, wire.NonceLen)
 	if _, err := rand.Read(nonce); err != nil {

@@ -43,8 +43,14 @@ type Config struct {
 	PINParams kiosk.PINParams
 	// HandshakeTimeout bounds hello+auth on a new connection (default 10s).
 	HandshakeTimeout time.Duration
+	// HelloTimeout bounds the wait for hello on a new connection (default 3s, at most
+	// HandshakeTimeout): an idle socket holds a pending place no longer than that.
+	HelloTimeout time.Duration
 	// MaxPending bounds connections not yet authenticated (default 64); more are closed at once.
 	MaxPending int
+	// MaxPendingPerAddr bounds connections not yet authenticated from one source IP address
+	// (default 8), so one client cannot take every pending place.
+	MaxPendingPerAddr int
 	// PingInterval is how often an idle connection is pinged (default 30s).
 	PingInterval time.Duration
 	// NoSync skips fsync; only for benchmarks that measure something else.
@@ -89,8 +95,15 @@ func Open(cfg Config) (*Relay, error) {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
 	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = 3 * time.Second
+	}
+	cfg.HelloTimeout = min(cfg.HelloTimeout, cfg.HandshakeTimeout)
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 64
+	}
+	if cfg.MaxPendingPerAddr <= 0 {
+		cfg.MaxPendingPerAddr = 8
 	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 30 * time.Second
@@ -100,7 +113,7 @@ func Open(cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{})}
-	r.hub = newHub(cfg.MaxPending)
+	r.hub = newHub(cfg.MaxPending, cfg.MaxPendingPerAddr)
 	mux := http.NewServeMux()
 	r.routeTerminal(mux)
 	r.routeAdmin(mux)

@@ -1,0 +1,132 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// dialFrom opens a websocket to url from the loopback address ip (all of 127.0.0.0/8 is
+// loopback on Linux), so tests can play several clients.
+func dialFrom(ctx context.Context, url, ip string) (*websocket.Conn, error) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
+		Subprotocols:    []string{wire.Subprotocol},
+		CompressionMode: websocket.CompressionNoContextTakeover,
+		HTTPClient:      &http.Client{Transport: &http.Transport{DialContext: d.DialContext}},
+	})
+	return c, err
+}
+
+// pendingCount is how many connections wait for authentication.
+func (e *env) pendingCount() int {
+	e.r.hub.mu.Lock()
+	defer e.r.hub.mu.Unlock()
+	return e.r.hub.pending
+}
+
+// One client holding many idle sockets takes at most its own share of the pending places: a
+// good terminal from another address still connects, authenticates and syncs throughout.
+func TestIdleSocketsFromOneAddressDoNotLockOthersOut(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.MaxPending = 16
+		c.MaxPendingPerAddr = 4
+		c.HelloTimeout = 5 * time.Second
+		c.HandshakeTimeout = 10 * time.Second
+	})
+	e.seed()
+	good := e.enroll(wire.ModeKiosk, "")
+	gc := good.connect(t, 0)
+
+	const n = 40
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dialFrom(ctx, e.wsURL(), "127.0.0.2")
+			key := "no close frame"
+			if err != nil {
+				key = "dial error: " + err.Error()
+			} else {
+				defer c.CloseNow()
+				_, _, err = c.Read(ctx) // idle: never says hello
+				var ce websocket.CloseError
+				if errors.As(err, &ce) {
+					key = ce.Reason
+				}
+			}
+			mu.Lock()
+			outcomes[key]++
+			mu.Unlock()
+		}()
+	}
+	// Wait until the hostile client has taken all it may.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		mu.Lock()
+		refused := outcomes[ReasonBusyAddr]
+		mu.Unlock()
+		if refused == n-4 && e.pendingCount() == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hostile client: %d pending, outcomes %v", e.pendingCount(), outcomes)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Meanwhile good terminals, from another address, connect and sync.
+	syncOK(t, good, gc)
+	other := e.enroll(wire.ModeKiosk, "")
+	syncOK(t, other, other.connect(t, 0))
+	gc.c.Close(websocket.StatusNormalClosure, "")
+	syncOK(t, good, good.connect(t, 0))
+
+	// The idle sockets are let go after HelloTimeout, with the handshake's reason.
+	wg.Wait()
+	if outcomes[ReasonBusyAddr] != n-4 || outcomes[wire.ReasonAuthTimeout] != 4 {
+		t.Fatalf("hostile outcomes: %v", outcomes)
+	}
+	if got := e.pendingCount(); got != 0 {
+		t.Fatalf("%d connections still counted as pending", got)
+	}
+}
+
+// A socket that never says hello is closed after HelloTimeout, well before the whole
+// handshake budget; one that says hello gets the rest of the budget for auth.
+func TestHelloTimeoutIsShorterThanTheHandshake(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.HelloTimeout = 200 * time.Millisecond
+		c.HandshakeTimeout = time.Minute
+	})
+	e.seed()
+	tm := e.enroll(wire.ModeKiosk, "")
+	c := dial(t, e.wsURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, _, err := c.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Reason != wire.ReasonAuthTimeout {
+		t.Fatalf("idle socket: %v, want closed with %q long before the one-minute handshake budget", err, wire.ReasonAuthTimeout)
+	}
+	// hello in time, auth after the hello timeout: still within the handshake, so welcomed.
+	c = dial(t, e.wsURL())
+	send(t, c, wire.Hello{TerminalID: tm.id, Epoch: tm.epoch})
+	f := read(t, c)
+	time.Sleep(400 * time.Millisecond)
+	send(t, c, wire.Auth{Signature: wire.SignAuth(tm.priv, tm.id, f.Challenge.Nonce)})
+	if f := read(t, c); f.Type != wire.TypeWelcome {
+		t.Fatalf("got %s after a slow auth, want welcome", f.Type)
+	}
+}
