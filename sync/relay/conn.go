@@ -19,8 +19,8 @@ import (
 const (
 	ReasonBusy     = "relay busy: too many unauthenticated connections"
 	ReasonBusyAddr = "relay busy: too many unauthenticated connections from this address"
-	ReasonStorage = "relay storage error"
-	ReasonNoPong  = "no pong"
+	ReasonStorage  = "relay storage error"
+	ReasonNoPong   = "no pong"
 )
 
 // downWindow bounds downlink items sent but not yet acknowledged on one connection.
