@@ -213,9 +213,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := &http.Server{
 		Handler:           r,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          logger,
+		// A whole request, body included (an admin roster may be 32 MiB); POST /v1/enroll has
+		// its own, shorter deadline; a websocket is no longer bound by it once upgraded.
+		ReadTimeout:    2 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       logger,
 	}
 	base := scheme + "://" + ln.Addr().String()
 	logger.Printf("relayd: serving %s (data %s, outbound review: %s)", base, o.data, o.hold)

@@ -1,10 +1,14 @@
 package relay
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,4 +133,54 @@ func TestHelloTimeoutIsShorterThanTheHandshake(t *testing.T) {
 	if f := read(t, c); f.Type != wire.TypeWelcome {
 		t.Fatalf("got %s after a slow auth, want welcome", f.Type)
 	}
+}
+
+// A client trickling the body of POST /v1/enroll a byte at a time is cut off by the server
+// (400, connection closed) instead of holding a handler for as long as it likes.
+func TestSlowEnrollBodyIsCutOff(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.EnrollReadTimeout = 200 * time.Millisecond })
+	e.seed()
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const size = 100000 // at a byte per 20 ms, over half an hour
+	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", wire.PathEnroll, size); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	sent := make(chan int, 1)
+	go func() {
+		n := 1
+		defer func() { sent <- n }()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for ; n < size; n++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if _, err := conn.Write([]byte(" ")); err != nil {
+				return
+			}
+		}
+	}()
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	close(stop)
+	if err != nil {
+		t.Fatalf("no answer while the body trickled in: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), wire.EnrollInvalid) {
+		t.Fatalf("slow body: %d %s, want 400 %s", resp.StatusCode, body, wire.EnrollInvalid)
+	}
+	if n := <-sent; n >= size {
+		t.Fatal("the whole body was sent: the server waited for it")
+	}
+	// The relay still enrolls a normal terminal.
+	e.enroll(wire.ModeKiosk, "")
 }

@@ -51,6 +51,9 @@ type Config struct {
 	// MaxPendingPerAddr bounds connections not yet authenticated from one source IP address
 	// (default 8), so one client cannot take every pending place.
 	MaxPendingPerAddr int
+	// EnrollReadTimeout bounds reading the body of POST /v1/enroll, which anyone may send
+	// (default 10s): a client trickling its body is cut off instead of holding a handler.
+	EnrollReadTimeout time.Duration
 	// PingInterval is how often an idle connection is pinged (default 30s).
 	PingInterval time.Duration
 	// NoSync skips fsync; only for benchmarks that measure something else.
@@ -104,6 +107,9 @@ func Open(cfg Config) (*Relay, error) {
 	}
 	if cfg.MaxPendingPerAddr <= 0 {
 		cfg.MaxPendingPerAddr = 8
+	}
+	if cfg.EnrollReadTimeout <= 0 {
+		cfg.EnrollReadTimeout = 10 * time.Second
 	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 30 * time.Second
