@@ -73,8 +73,8 @@ func usageErrorf(format string, args ...any) error { return usageError{fmt.Error
 
 type options struct {
 	data, listen, cert, key, tokenFile, hold string
-	insecure                             bool
-	enrollTTL                            time.Duration
+	insecure                                 bool
+	enrollTTL                                time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
