@@ -78,18 +78,11 @@ func TestIdleSocketsFromOneAddressDoNotLockOthersOut(t *testing.T) {
 		}()
 	}
 	// Wait until the hostile client has taken all it may.
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	waitUntil(t, "the hostile client holds its 4 places", func() bool {
 		mu.Lock()
-		refused := outcomes[ReasonBusyAddr]
-		mu.Unlock()
-		if refused == n-4 && e.pendingCount() == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hostile client: %d pending, outcomes %v", e.pendingCount(), outcomes)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return outcomes[ReasonBusyAddr] == n-4 && e.pendingCount() == 4
+	})
 	// Meanwhile good terminals, from another address, connect and sync.
 	syncOK(t, good, gc)
 	other := e.enroll(wire.ModeKiosk, "")
@@ -102,8 +95,16 @@ func TestIdleSocketsFromOneAddressDoNotLockOthersOut(t *testing.T) {
 	if outcomes[ReasonBusyAddr] != n-4 || outcomes[wire.ReasonAuthTimeout] != 4 {
 		t.Fatalf("hostile outcomes: %v", outcomes)
 	}
-	if got := e.pendingCount(); got != 0 {
-		t.Fatalf("%d connections still counted as pending", got)
+	waitUntil(t, "no connection counted as pending", func() bool { return e.pendingCount() == 0 })
+}
+
+// waitUntil polls cond until it holds (the relay's handlers finish after the peer saw the close).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
 	}
 }
 
