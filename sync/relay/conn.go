@@ -29,6 +29,15 @@ const downWindow = 1024
 // writeTimeout bounds one frame's write; a peer that does not read is dropped.
 const writeTimeout = 30 * time.Second
 
+// A terminal's downlink acknowledgements are kept in memory per connection and written to the
+// store (pruning what it applied) at most every ackFlushInterval, or once ackFlushItems more
+// items were acknowledged, and when the connection ends: never one transaction per frame. The
+// hello's down_applied is the durable truth at the next connection anyway.
+const (
+	ackFlushInterval = 5 * time.Second
+	ackFlushItems    = 256
+)
+
 func (r *Relay) routeTerminal(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+wire.PathTerminal, r.serveTerminal)
 	mux.HandleFunc("POST "+wire.PathEnroll, r.serveEnroll)
@@ -71,12 +80,13 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1)}
+	defer r.flushAck(sess)
 	if old := r.hub.authenticated(sess); old != nil {
 		go old.conn.Close(websocket.StatusPolicyViolation, wire.ReasonReplaced)
 	}
 	// hello.down_applied is the terminal's durable truth: forget what it applied, resume after it.
 	resume := hello.DownApplied
-	acked, err := r.ackDown(info.ID, hello.DownApplied, nil)
+	acked, err := r.ackDown(info.ID, hello.DownApplied)
 	if err != nil {
 		r.fail(c, "record downlink position", err)
 		return
@@ -85,6 +95,8 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		resume = acked // it claims more than was ever queued; only ever send new seqs
 	}
 	sess.acked.Store(resume)
+	sess.sent.Store(resume)
+	sess.persisted = acked
 	if err := r.send(ctx, c, wire.Welcome{TerminalID: info.ID, Facility: info.FacilityID, Mode: info.Mode,
 		InmateID: info.InmateID, ServerTime: r.clock.Now().UTC()}); err != nil {
 		return
@@ -242,13 +254,31 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 				return
 			}
 		case wire.TypeDownAck:
-			cur, err := r.ackDown(s.id, f.DownAck.Seq, f.DownAck.Refused)
-			if err != nil {
-				r.fail(c, "acknowledge downlink of "+s.id, err)
-				return
+			prev, seq := s.acked.Load(), f.DownAck.Seq
+			if sent := s.sent.Load(); seq > sent {
+				s.flushMu.Lock()
+				if !s.clamped {
+					s.clamped = true
+					r.logf("relay: terminal %s acknowledged downlink %d beyond the last sent %d; clamped", s.id, seq, sent)
+				}
+				s.flushMu.Unlock()
+				seq = sent
 			}
-			if cur > s.acked.Load() {
-				s.acked.Store(cur)
+			if seq <= prev {
+				continue // nothing new: costs nothing
+			}
+			// %q: the reason is the terminal's text and must not forge a log line.
+			for _, rf := range f.DownAck.Refused {
+				if rf.Seq > prev && rf.Seq <= seq {
+					r.logf("relay: terminal %s refused downlink %d: %q", s.id, rf.Seq, rf.Reason)
+				}
+			}
+			s.acked.Store(seq)
+			if p := s.flushed(); seq > p && seq-p >= ackFlushItems {
+				if err := r.flushAck(s); err != nil {
+					r.fail(c, "acknowledge downlink of "+s.id, err)
+					return
+				}
 			}
 			select {
 			case s.wake <- struct{}{}:
@@ -261,10 +291,39 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 	}
 }
 
-// writeLoop sends downlink after seq `sent`, at most downWindow unacknowledged, and pings.
+// flushed is the acknowledged seq last written to the store.
+func (s *session) flushed() uint64 {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	return s.persisted
+}
+
+// flushAck writes the connection's acknowledged downlink cursor to the store and prunes the
+// items up to it, if it moved since the last write.
+func (r *Relay) flushAck(s *session) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	seq := s.acked.Load()
+	if seq <= s.persisted {
+		return nil
+	}
+	if _, err := r.ackDown(s.id, seq); err != nil {
+		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+			return nil // the relay closed; the next hello says where the terminal stands
+		}
+		return err
+	}
+	s.persisted = seq
+	return nil
+}
+
+// writeLoop sends downlink after seq `sent`, at most downWindow unacknowledged, pings, and
+// writes the acknowledged cursor to the store now and then.
 func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 	ping := time.NewTicker(r.cfg.PingInterval)
 	defer ping.Stop()
+	flush := time.NewTicker(ackFlushInterval)
+	defer flush.Stop()
 	for {
 		for sent-s.acked.Load() < downWindow {
 			room := int(downWindow - (sent - s.acked.Load()))
@@ -278,15 +337,22 @@ func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 			if len(items) == 0 {
 				break
 			}
+			// Before the write: the terminal may ack these before Write returns.
+			sent = items[len(items)-1].Seq
+			s.sent.Store(sent)
 			if err := r.send(ctx, s.conn, wire.Down{Items: items}); err != nil {
 				return
 			}
-			sent = items[len(items)-1].Seq
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+		case <-flush.C:
+			if err := r.flushAck(s); err != nil {
+				r.fail(s.conn, "acknowledge downlink of "+s.id, err)
+				return
+			}
 		case <-ping.C:
 			pctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
 			err := s.conn.Ping(pctx)

@@ -28,10 +28,18 @@ type hub struct {
 
 // session is one authenticated connection.
 type session struct {
-	id    string
-	conn  *websocket.Conn
-	wake  chan struct{} // capacity 1: "downlink may have grown"
-	acked atomic.Uint64 // highest downlink seq the terminal acknowledged on this connection
+	id   string
+	conn *websocket.Conn
+	wake chan struct{} // capacity 1: "downlink may have grown"
+	// acked is the highest downlink seq the terminal acknowledged on this connection, kept in
+	// memory; sent is the highest seq sent on it (an ack beyond it is clamped).
+	acked atomic.Uint64
+	sent  atomic.Uint64
+
+	// flushMu orders the writes of acked to the store; persisted is the last one written.
+	flushMu   sync.Mutex
+	persisted uint64
+	clamped   bool // an ack beyond what was sent was logged once
 }
 
 func newHub(maxPending, maxPerAddr int) *hub {
@@ -111,6 +119,17 @@ func (h *hub) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.sessions)
+}
+
+// acked is the downlink seq the terminal's open connection acknowledged; ok is false when it
+// has none.
+func (h *hub) acked(id string) (seq uint64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.sessions[id]; s != nil {
+		return s.acked.Load(), true
+	}
+	return 0, false
 }
 
 func (h *hub) connected(id string) bool {

@@ -3,6 +3,7 @@ package relay
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -184,4 +186,76 @@ func TestSlowEnrollBodyIsCutOff(t *testing.T) {
 	}
 	// The relay still enrolls a normal terminal.
 	e.enroll(wire.ModeKiosk, "")
+}
+
+// A terminal flooding down_ack (thousands of frames, each seq acknowledged one by one and
+// again and again) costs a handful of store transactions, not one per frame; what it
+// acknowledged is still written and pruned when it leaves, and a good terminal syncs throughout.
+func TestDownAckFloodIsCheap(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.NoSync = true })
+	e.seed()
+	flooder := e.enroll(wire.ModeKiosk, "")
+	good := e.enroll(wire.ModeKiosk, "")
+	for i := 0; i < 600; i++ {
+		if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 1, Ref: fmt.Sprint("flood-", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gc := good.connect(t, 0)
+	fc := flooder.connect(t, 0)
+	fc.waitDown(wire.DownDeposit, func(b json.RawMessage) bool { return decodeAs[kiosk.Deposit](t, b).Ref == "flood-599" })
+	last := fc.lastSeq()
+
+	before := e.r.writeTxs.Load()
+	frames := 0
+	for seq := uint64(1); seq <= last; seq++ {
+		for i := 0; i < 4; i++ {
+			fc.ackDown(seq)
+			frames++
+		}
+		fc.ackDown(seq / 2) // lower: nothing
+		frames++
+		if seq%200 == 0 {
+			syncOK(t, good, gc)
+		}
+	}
+	fc.ackDown(last + 1000) // beyond anything sent: clamped
+	frames++
+	// The relay handles a connection's frames in order: once this batch is acknowledged,
+	// every down_ack before it was handled.
+	if ack := fc.batch(flooder.item(wire.UpAudit, kiosk.AuditEvent{ID: "after-flood", Kind: "test", At: t0})); ack.Seq != flooder.seq {
+		t.Fatalf("batch after the flood: %+v", ack)
+	}
+	syncOK(t, good, gc)
+	writes := e.r.writeTxs.Load() - before
+	// The flooder's batch and the good terminal's four batches, a write per ackFlushItems
+	// acknowledged items, and the odd timed flush.
+	if limit := 5 + last/ackFlushItems + 4; writes > limit {
+		t.Fatalf("%d down_ack frames cost %d write transactions, want at most %d", frames, writes, limit)
+	}
+
+	// Leaving writes what it acknowledged: the relay forgets those items.
+	fc.c.Close(websocket.StatusNormalClosure, "")
+	waitUntil(t, "the flooder has left", func() bool { return !e.r.hub.connected(flooder.id) })
+	ts, err := e.r.Terminals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked uint64
+	for _, ti := range ts {
+		if ti.ID != flooder.id {
+			continue
+		}
+		// The clamped ack counts for what was sent by then: the deposits, and maybe the good
+		// terminal's charges fanned out meanwhile; never more than was queued.
+		if acked = ti.DownAcked; acked < last || acked > ti.DownQueued {
+			t.Fatalf("after leaving, down_acked = %d, want %d..%d", acked, last, ti.DownQueued)
+		}
+	}
+	if left, err := e.r.pendingDown(flooder.id, 0, 1000, 1<<30); err != nil || (len(left) > 0 && left[0].Seq <= acked) {
+		t.Fatalf("acknowledged items still stored: %v (%v)", left, err)
+	}
+	if strings.Count(e.logText(), "beyond the last sent") != 1 {
+		t.Fatalf("the clamped ack was not logged exactly once:\n%s", e.logText())
+	}
 }

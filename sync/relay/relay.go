@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -72,6 +73,8 @@ type Relay struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
+	writeTxs atomic.Uint64
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.
@@ -149,6 +152,7 @@ func New(cfg Config) (*Relay, error) { return Open(cfg) }
 // update runs fn in one read-write transaction and, once it committed, wakes the terminals it queued downlink for.
 func (r *Relay) update(op string, fn func(tx *bolt.Tx, f *fanout) error) error {
 	f := &fanout{r: r}
+	r.writeTxs.Add(1)
 	err := r.db.Update(func(tx *bolt.Tx) error {
 		f.tx = tx
 		return fn(tx, f)
