@@ -411,7 +411,8 @@ type ReissueReport struct {
 // record of every inmate on the terminal (on a tablet, the last one's): messages, drafts,
 // contacts, sessions, charges, credits, accounts, deposits, login states, notices and audit
 // copies naming them, the inmate records and badges, and the tablet binding. The enrollment,
-// the store's epoch and its sequence counter stay.
+// the store's epoch and its sequence counter stay. The file is then rewritten without its free
+// pages (Scrub), so none of it stays in the file's bytes either.
 func (t *Terminal) Reissue(actor string) (ReissueReport, error) {
 	const op = "reissue"
 	if info, ok := t.Active(); ok {
@@ -534,11 +535,14 @@ func (t *Terminal) Reissue(actor string) (ReissueReport, error) {
 			return err
 		}
 		rep.NextSeq = binary.BigEndian.Uint64(meta.Get([]byte(kNextSeq)))
-		return nil
+		// bbolt does not zero freed pages: the last inmate's letters would stay readable in
+		// the file for the next one's tablet. Rewritten without them, as after a PREA erase.
+		return markScrubPending(tx)
 	})
 	if err != nil {
 		return ReissueReport{}, err
 	}
+	t.scrub()
 	t.emit(Event{Kind: EventChanged, At: now})
 	return rep, nil
 }

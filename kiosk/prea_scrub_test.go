@@ -231,3 +231,36 @@ func TestPREAFloodIsBounded(t *testing.T) {
 		return nil
 	})
 }
+
+// TestReissueLeavesNoTraceInTheFile: after a reissue the raw bytes of the store (and anything
+// beside it) hold none of the last inmate's letters, draft or contacts, not even in free pages.
+func TestReissueLeavesNoTraceInTheFile(t *testing.T) {
+	r := newMBRig(t)
+	const id = "A-5120"
+	busyInmate(t, r, id)
+	secrets := []string{"see you Sunday", "love, Rosa", "half a thought", "rosa@example.org"}
+	for _, s := range secrets {
+		if !fileHolds(t, r.dir, s) {
+			t.Fatalf("%q is not in the file before the reissue: this test would prove nothing", s)
+		}
+	}
+	if _, err := r.store.Ack(r.clock.Now(), 1<<62); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.t.Reissue("kioskctl:test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets {
+		if fileHolds(t, r.dir, s) {
+			t.Errorf("%q is still in the bytes of the store after the reissue", s)
+		}
+	}
+	if scrubPending(t, r.store) {
+		t.Fatal("scrub still pending after the reissue")
+	}
+	// The store goes on after the file was swapped under it.
+	r.reopen(t)
+	if rep, err := r.t.Verify("test"); err != nil || !rep.OK {
+		t.Fatalf("verify after reissue: %+v %v", rep, err)
+	}
+}

@@ -14,6 +14,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/tether-kiosk/tether/kiosk/boltfile"
 )
 
 // StoreFile is the name of the terminal's bbolt file inside its data directory.
@@ -109,20 +111,16 @@ type StoreOptions struct {
 	Logf Logf
 }
 
-// OpenStore opens or creates the store in dir. A store held by another process, a store from a
-// newer program, and a damaged store are each refused with a message saying so, and left as found.
+// OpenStore opens or creates the store in dir. A store held by another process (KindConflict),
+// a store from a newer program and a damaged store (KindCorrupt; errors.Is(err,
+// boltfile.ErrDamaged) for damage) are each refused with a message saying so, and left as
+// found. A file that cannot be opened at all (permission, a directory in its place) is KindIO,
+// with the operating system's error wrapped so errors.Is(err, fs.ErrPermission) works.
 func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open store: make data directory %s: %w", dir, err)
+		return nil, &Error{Kind: KindIO, Op: "open store", Err: fmt.Errorf("make data directory %s: %w", dir, err)}
 	}
 	path := filepath.Join(dir, StoreFile)
-	fi, err := os.Stat(path)
-	switch {
-	case err == nil && fi.Size() == 0:
-		return nil, corrupt(path, errors.New("the file is empty (truncated)"))
-	case err != nil && !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
 	}
@@ -146,18 +144,20 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 	return s, nil
 }
 
-// openLocked opens path with bbolt and holds its lock. A process that waited for the lock
-// while the file was replaced by a rewritten one (Scrub, compaction) holds the old, unlinked
-// file: it lets go and opens the new one.
+// openLocked opens path with bbolt (after boltfile's check of its header) and holds its lock.
+// A process that waited for the lock while the file was replaced by a rewritten one (Scrub,
+// compaction) holds the old, unlinked file: it lets go and opens the new one.
 func openLocked(path string, opts StoreOptions) (*bolt.DB, error) {
 	for try := 0; ; try++ {
 		before, statErr := os.Stat(path)
-		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
-		if errors.Is(err, berrors.ErrTimeout) {
+		db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
 			return nil, &Error{Kind: KindConflict, Op: "open store", Err: fmt.Errorf("store %s is in use by another process", path)}
-		}
-		if err != nil {
+		case errors.Is(err, boltfile.ErrDamaged):
 			return nil, corrupt(path, err)
+		case err != nil:
+			return nil, &Error{Kind: KindIO, Op: "open store", Err: fmt.Errorf("store %s cannot be opened: %w", path, err)}
 		}
 		after, err := os.Stat(path)
 		if statErr != nil || (err == nil && os.SameFile(before, after)) || try == 3 {
@@ -260,31 +260,44 @@ func (s *Store) rewriteLocked() error {
 	return nil
 }
 
+// RecoverAdvice is what a technician can do about a damaged terminal store.
+const RecoverAdvice = "it was left untouched: stop kioskd, move it aside and copy in a backup made by " +
+	"`kioskctl backup`, or move it aside and enroll the terminal again (`kioskctl enroll`)"
+
+// corrupt is the refusal of a damaged store: KindCorrupt, naming the file and the way out, and
+// matching boltfile.ErrDamaged.
 func corrupt(path string, err error) error {
-	return &Error{Kind: KindCorrupt, Op: "open store",
-		Err: fmt.Errorf("store %s is damaged and was left untouched for a technician (%v)", path, err)}
+	problem := err.Error()
+	var de *boltfile.DamageError
+	if errors.As(err, &de) {
+		problem = de.Problem
+	}
+	return &Error{Kind: KindCorrupt, Op: "open store", Err: &boltfile.DamageError{Path: path,
+		Problem: "the store is damaged (" + problem + "); " + RecoverAdvice}}
 }
 
-// checkIntact refuses a file shorter than its own pages or whose page tree does not hold together.
+// checkIntact refuses a file shorter than its own pages or whose page tree does not hold
+// together. It walks every page (bbolt's Check); a panic or memory fault on the way is damage.
 func (s *Store) checkIntact() error {
 	fi, err := os.Stat(s.path)
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", s.path, err)
+		return &Error{Kind: KindIO, Op: "open store", Err: fmt.Errorf("store %s: %w", s.path, err)}
 	}
-	return s.db.View(func(tx *bolt.Tx) (err error) {
-		if tx.Size() > fi.Size() {
-			return corrupt(s.path, fmt.Errorf("file is %d bytes but its pages need %d (truncated)", fi.Size(), tx.Size()))
-		}
-		defer func() {
-			if r := recover(); r != nil {
-				err = corrupt(s.path, fmt.Errorf("page check panicked: %v", r))
+	err = boltfile.Guard(s.path, func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			if tx.Size() > fi.Size() {
+				return fmt.Errorf("file is %d bytes but its pages need %d (truncated)", fi.Size(), tx.Size())
 			}
-		}()
-		for cerr := range tx.Check() {
-			return corrupt(s.path, cerr)
-		}
-		return nil
+			for cerr := range tx.Check() {
+				return cerr
+			}
+			return nil
+		})
 	})
+	if err != nil {
+		return corrupt(s.path, err)
+	}
+	return nil
 }
 
 func (s *Store) migrate() error {

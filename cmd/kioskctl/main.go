@@ -3,11 +3,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tether-kiosk/tether/kiosk/boltfile"
 )
 
 const usage = `usage: kioskctl COMMAND [flags]
@@ -23,6 +26,9 @@ commands:
   verify               check the store's pages and rules
   compact              rewrite the store smaller (kioskd stopped)
   reissue              wipe the last inmate's records before handing a tablet on
+
+exit status: 0 done, 1 failed, 3 the store is damaged (left untouched: restore a backup
+into its place with kioskd stopped, or move it aside and enroll the terminal again)
 `
 
 func main() {
@@ -31,8 +37,17 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kioskctl:", err)
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
+}
+
+// exitStatus is 3 for a damaged store, so scripts (and a technician) can tell it from other
+// failures, and 1 otherwise.
+func exitStatus(err error) int {
+	if errors.Is(err, boltfile.ErrDamaged) {
+		return 3
+	}
+	return 1
 }
 
 // run is main without the process: tests call it directly.

@@ -145,3 +145,38 @@ func TestModeComesFromEnrollmentOrConfig(t *testing.T) {
 		}
 	}
 }
+
+// A damaged store stops kioskd with exit status 3 (so systemd stops restarting it), naming
+// the file and the way out; the file is left as it was.
+func TestDamagedStoreExitsThree(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "kioskd.json")
+	if err := os.WriteFile(cfg, []byte(`{"mode": "kiosk"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	s, err := kiosk.OpenStore(data, kiosk.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(data, kiosk.StoreFile)
+	if err := os.Truncate(path, 3*4096+100); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"-config", cfg, "-data", data}, &stderr, time.Now()); code != 3 {
+		t.Fatalf("exit %d, want 3: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), path) || !strings.Contains(stderr.String(), "damaged") {
+		t.Fatalf("the message does not name the damaged file: %s", stderr.String())
+	}
+	if fi, _ := os.Stat(path); fi.Size() != 3*4096+100 {
+		t.Fatalf("the damaged store was changed: %d bytes", fi.Size())
+	}
+	stderr.Reset()
+	run([]string{"-h"}, &stderr, time.Now())
+	if !strings.Contains(stderr.String(), "3 when the store is damaged") {
+		t.Fatalf("-h does not document exit status 3: %s", stderr.String())
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/boltfile"
 )
 
 // options are kioskd's flags.
@@ -45,6 +46,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kioskd -config FILE -data DIR [-windowed]\n       kioskd -demo [-data DIR] [-screenshot PNG] [-demo-script FILE]")
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, exitStatuses)
 	}
 	if err := fs.Parse(args); err != nil {
 		return o, errUsage
@@ -79,12 +81,23 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stderr, time.Now()))
 }
 
-// run is kioskd; it returns the exit status: 0 after an orderly stop, 1 on a failure,
-// 2 on a bad command line or config (nothing touched).
+// Exit statuses. A damaged store gets its own, so a service manager can stop restarting
+// (systemd: RestartPreventExitStatus=2 3): a restart would only fail the same way.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+	exitDamaged = 3
+)
+
+const exitStatuses = `exit status: 0 after an orderly stop, 1 on a failure, 2 on a bad command line or config
+(nothing touched), 3 when the store is damaged (left untouched; restarting will not help: restore
+it from a kioskctl backup or re-enroll the terminal)`
+
+// run is kioskd; it returns the exit status (see exitStatuses).
 func run(args []string, stderr io.Writer, started time.Time) int {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
-		return 2
+		return exitUsage
 	}
 	o.stderr = stderr
 	lg := log.New(stderr, "kioskd ", log.LstdFlags|log.Lmicroseconds)
@@ -95,12 +108,15 @@ func run(args []string, stderr io.Writer, started time.Time) int {
 		cfg, err = LoadConfig(o.configPath)
 		if err != nil {
 			logf("%v", err)
-			return 2
+			return exitUsage
 		}
 	}
 	if err := start(o, cfg, logf, started); err != nil {
 		logf("%v", err)
-		return 1
+		if errors.Is(err, boltfile.ErrDamaged) {
+			return exitDamaged
+		}
+		return exitFailure
 	}
 	return 0
 }

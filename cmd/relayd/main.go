@@ -1,7 +1,7 @@
 // Command relayd is the reference Tether relay: terminals enroll and sync over websockets, and
 // staff use the admin API under /admin/v1/. Everything is stored in one bbolt file in -data.
 //
-//	relayd -data DIR [-listen 127.0.0.1:8443] [-cert FILE -key FILE] [-insecure] [-admin-token TOKEN]
+//	relayd -data DIR [-listen 127.0.0.1:8443] [-cert FILE -key FILE] [-insecure] [-admin-token-file FILE]
 package main
 
 import (
@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-kiosk/tether/kiosk/boltfile"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
 
@@ -32,19 +33,48 @@ const TokenFile = "admin-token"
 // TokenEnv is the environment variable that may carry the admin token.
 const TokenEnv = "RELAYD_ADMIN_TOKEN"
 
+// MinTokenLen is the shortest admin token accepted, from any source.
+const MinTokenLen = 16
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "relayd:", err)
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
 }
 
+// exitStatuses is the end of -h.
+const exitStatuses = `exit status: 0 after SIGINT/SIGTERM, 1 on a failure, 2 on a bad command line, 3 when relay.db
+is damaged (left untouched; restarting will not help: restore it from a backup). A unit file
+lists 2 and 3 in RestartPreventExitStatus.`
+
+// exitStatus maps run's error to the process's exit status (see exitStatuses).
+func exitStatus(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, boltfile.ErrDamaged):
+		return 3
+	case errors.As(err, &ue):
+		return 2
+	}
+	return 1
+}
+
+// usageError is a bad command line.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usageErrorf(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
 type options struct {
-	data, listen, cert, key, token, hold string
-	insecure                             bool
-	enrollTTL                            time.Duration
+	data, listen, cert, key, tokenFile, hold string
+	insecure                                 bool
+	enrollTTL                                time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -56,23 +86,34 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cert, "cert", "", "TLS certificate file (PEM); with -key")
 	fs.StringVar(&o.key, "key", "", "TLS private key file (PEM); with -cert")
 	fs.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP on a non-loopback address (testing only)")
-	fs.StringVar(&o.token, "admin-token", "", "admin API bearer token (default: $"+TokenEnv+", else generated once into DIR/"+TokenFile+")")
+	fs.StringVar(&o.tokenFile, "admin-token-file", "", "file holding the admin API bearer token, mode 0600 (default: $"+TokenEnv+
+		", else DIR/"+TokenFile+", generated at the first start)")
+	var oldToken string
+	fs.StringVar(&oldToken, "admin-token", "", "removed: a token given on the command line shows in ps to every user; use -admin-token-file or $"+TokenEnv)
 	fs.StringVar(&o.hold, "hold", string(relay.HoldAll), "outbound review: all (hold every message), none, or facility (each facility decides)")
 	fs.DurationVar(&o.enrollTTL, "enroll-ttl", 24*time.Hour, "how long an enrollment code stays valid")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]")
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, exitStatuses)
+	}
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		return o, usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return o, usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	if oldToken != "" {
+		return o, usageErrorf("-admin-token is gone (a token on the command line shows in ps): put it in a file for -admin-token-file, or in $%s", TokenEnv)
 	}
 	if o.data == "" {
-		return o, errors.New("-data DIR is required")
+		return o, usageErrorf("-data DIR is required")
 	}
 	if (o.cert == "") != (o.key == "") {
-		return o, errors.New("-cert and -key go together")
+		return o, usageErrorf("-cert and -key go together")
 	}
 	if o.cert == "" && !o.insecure && !loopback(o.listen) {
-		return o, fmt.Errorf("-listen %s is not a loopback address: give -cert and -key, or -insecure for testing", o.listen)
+		return o, usageErrorf("-listen %s is not a loopback address: give -cert and -key, or -insecure for testing", o.listen)
 	}
 	return o, nil
 }
@@ -90,29 +131,27 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// adminToken picks the token: the flag, then the environment, then DIR/admin-token, and else
-// makes one, stores it with mode 0600 and reports it once (shown is true only then).
-func adminToken(flagToken string, getenv func(string) string, dir string) (token string, shown bool, err error) {
-	if flagToken != "" {
-		return flagToken, false, nil
+// adminToken picks the token: -admin-token-file, then the environment, then DIR/admin-token,
+// and else makes one, stores it with mode 0600 and reports it once (shown is true only then).
+// Every source must give at least MinTokenLen characters; a token file others can read is refused.
+func adminToken(tokenFile string, getenv func(string) string, dir string) (token string, shown bool, err error) {
+	if tokenFile != "" {
+		t, err := readTokenFile(tokenFile)
+		if err != nil {
+			return "", false, fmt.Errorf("-admin-token-file: %w", err)
+		}
+		return t, false, nil
 	}
-	if v := getenv(TokenEnv); v != "" {
+	if v := strings.TrimSpace(getenv(TokenEnv)); v != "" {
+		if len(v) < MinTokenLen {
+			return "", false, fmt.Errorf("$%s holds a token of %d characters; at least %d are needed", TokenEnv, len(v), MinTokenLen)
+		}
 		return v, false, nil
 	}
 	path := filepath.Join(dir, TokenFile)
-	if fi, err := os.Stat(path); err == nil {
-		if fi.Mode().Perm()&0o077 != 0 {
-			return "", false, fmt.Errorf("%s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return "", false, fmt.Errorf("read admin token: %w", err)
-		}
-		t := strings.TrimSpace(string(raw))
-		if len(t) < 16 {
-			return "", false, fmt.Errorf("%s holds no usable token (under 16 characters)", path)
-		}
-		return t, false, nil
+	if _, err := os.Stat(path); err == nil {
+		t, err := readTokenFile(path)
+		return t, false, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", false, fmt.Errorf("make data directory: %w", err)
@@ -142,13 +181,33 @@ func adminToken(flagToken string, getenv func(string) string, dir string) (token
 	return token, true, nil
 }
 
+// readTokenFile reads a token from path, refusing a file others can read and a short token.
+func readTokenFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	t := strings.TrimSpace(string(raw))
+	if len(t) < MinTokenLen {
+		return "", fmt.Errorf("%s holds a token of %d characters; at least %d are needed", path, len(t), MinTokenLen)
+	}
+	return t, nil
+}
+
 // run serves until ctx ends; ready, if set, receives the listening base URL.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	token, shown, err := adminToken(o.token, getenv, o.data)
+	token, shown, err := adminToken(o.tokenFile, getenv, o.data)
 	if err != nil {
 		return err
 	}
@@ -181,9 +240,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := &http.Server{
 		Handler:           r,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          logger,
+		// A whole request, body included (an admin roster may be 32 MiB); POST /v1/enroll has
+		// its own, shorter deadline; a websocket is no longer bound by it once upgraded.
+		ReadTimeout:    2 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       logger,
 	}
 	base := scheme + "://" + ln.Addr().String()
 	logger.Printf("relayd: serving %s (data %s, outbound review: %s)", base, o.data, o.hold)

@@ -113,20 +113,62 @@ func TestGeneratedTokenShownOnce(t *testing.T) {
 	}
 }
 
-func TestTokenFromFlagAndEnv(t *testing.T) {
+func TestTokenFromFileAndEnv(t *testing.T) {
 	dir := t.TempDir()
 	base, _, _, stop := start(t, []string{"-data", dir, "-listen", "127.0.0.1:0"}, map[string]string{TokenEnv: "from-the-environment-1"})
 	if get(t, http.DefaultClient, base+"/admin/v1/terminals", "from-the-environment-1") != 200 {
 		t.Fatal("env token refused")
 	}
 	stop()
-	base, _, _, stop = start(t, []string{"-data", dir, "-listen", "127.0.0.1:0", "-admin-token", "from-the-flag-2"}, map[string]string{TokenEnv: "from-the-environment-1"})
+	file := writeToken(t, "from-the-file-0002")
+	base, _, _, stop = start(t, []string{"-data", dir, "-listen", "127.0.0.1:0", "-admin-token-file", file}, map[string]string{TokenEnv: "from-the-environment-1"})
 	defer stop()
-	if get(t, http.DefaultClient, base+"/admin/v1/terminals", "from-the-flag-2") != 200 {
-		t.Fatal("flag token refused")
+	if get(t, http.DefaultClient, base+"/admin/v1/terminals", "from-the-file-0002") != 200 {
+		t.Fatal("token file refused")
 	}
 	if _, err := os.Stat(filepath.Join(dir, TokenFile)); !os.IsNotExist(err) {
 		t.Fatal("a token file was written although a token was given")
+	}
+}
+
+// writeToken puts token in a 0600 file and returns its path.
+func writeToken(t *testing.T, token string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Every source of the admin token needs 16 characters, and the refusal names the source; a
+// token on the command line is refused, saying why (ps shows it).
+func TestShortTokensRefusedFromEverySource(t *testing.T) {
+	short := "short-token"
+	dir := t.TempDir()
+	file := writeToken(t, short)
+	inDir := t.TempDir()
+	os.WriteFile(filepath.Join(inDir, TokenFile), []byte(short+"\n"), 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"file flag", []string{"-data", dir, "-admin-token-file", file}, nil, "-admin-token-file: " + file + " holds a token of 11 characters; at least 16"},
+		{"environment", []string{"-data", dir}, map[string]string{TokenEnv: short}, "$" + TokenEnv + " holds a token of 11 characters; at least 16"},
+		{"data directory", []string{"-data", inDir}, nil, filepath.Join(inDir, TokenFile) + " holds a token of 11 characters"},
+		{"value flag", []string{"-data", dir, "-admin-token", "a-long-enough-token-123"}, nil, "-admin-token is gone (a token on the command line shows in ps)"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := run(ctx, append(tc.args, "-listen", "127.0.0.1:0"), func(k string) string { return tc.env[k] }, io.Discard, io.Discard, nil)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+		if strings.Contains(err.Error(), short) {
+			t.Fatalf("%s: the refusal shows the token: %v", tc.name, err)
+		}
 	}
 }
 
@@ -168,7 +210,7 @@ func TestTLS(t *testing.T) {
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	os.WriteFile(cert, certPEM, 0o600)
 	os.WriteFile(key, keyPEM, 0o600)
-	base, _, _, stop := start(t, []string{"-data", filepath.Join(dir, "d"), "-listen", "127.0.0.1:0", "-cert", cert, "-key", key, "-admin-token", "tls-token-0123456"}, nil)
+	base, _, _, stop := start(t, []string{"-data", filepath.Join(dir, "d"), "-listen", "127.0.0.1:0", "-cert", cert, "-key", key, "-admin-token-file", writeToken(t, "tls-token-0123456")}, nil)
 	defer stop()
 	if !strings.HasPrefix(base, "https://") {
 		t.Fatalf("base %s", base)
@@ -197,4 +239,34 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 	}
 	kd, _ := x509.MarshalECPrivateKey(k)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
+}
+
+// A damaged relay.db stops relayd with exit status 3, naming the file; bad flags exit 2; -h
+// documents both.
+func TestDamagedStoreExitsThree(t *testing.T) {
+	dir := t.TempDir()
+	_, _, _, stop := start(t, []string{"-data", dir, "-listen", "127.0.0.1:0"}, nil)
+	stop()
+	path := filepath.Join(dir, "relay.db")
+	if err := os.Truncate(path, 4096*2+10); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"-data", dir, "-listen", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard, io.Discard, nil)
+	if exitStatus(err) != 3 || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "backup") {
+		t.Fatalf("exit %d: %v", exitStatus(err), err)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != 4096*2+10 {
+		t.Fatalf("the damaged file was changed: %d bytes", fi.Size())
+	}
+	err = run(ctx, []string{"-data", dir, "-listen", "0.0.0.0:1"}, func(string) string { return "" }, io.Discard, io.Discard, nil)
+	if exitStatus(err) != 2 {
+		t.Fatalf("bad flags: exit %d: %v", exitStatus(err), err)
+	}
+	var help syncBuf
+	err = run(ctx, []string{"-h"}, func(string) string { return "" }, io.Discard, &help, nil)
+	if exitStatus(err) != 2 || !strings.Contains(help.String(), "3 when relay.db") {
+		t.Fatalf("-h: exit %d, %q", exitStatus(err), help.String())
+	}
 }

@@ -95,6 +95,7 @@ func BenchmarkIdleTerminals(b *testing.B) {
 		e := newEnv(b, func(c *Config) {
 			c.NoSync = true
 			c.MaxPending = n
+			c.MaxPendingPerAddr = n // every bench terminal dials from 127.0.0.1
 			c.Logf = nil
 			c.HandshakeTimeout = time.Minute
 		})

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"net"
 	"net/http"
 	"time"
 
@@ -16,9 +17,10 @@ import (
 
 // Close reasons of this relay beyond wire's.
 const (
-	ReasonBusy    = "relay busy: too many unauthenticated connections"
-	ReasonStorage = "relay storage error"
-	ReasonNoPong  = "no pong"
+	ReasonBusy     = "relay busy: too many unauthenticated connections"
+	ReasonBusyAddr = "relay busy: too many unauthenticated connections from this address"
+	ReasonStorage  = "relay storage error"
+	ReasonNoPong   = "no pong"
 )
 
 // downWindow bounds downlink items sent but not yet acknowledged on one connection.
@@ -26,6 +28,15 @@ const downWindow = 1024
 
 // writeTimeout bounds one frame's write; a peer that does not read is dropped.
 const writeTimeout = 30 * time.Second
+
+// A terminal's downlink acknowledgements are kept in memory per connection and written to the
+// store (pruning what it applied) at most every ackFlushInterval, or once ackFlushItems more
+// items were acknowledged, and when the connection ends: never one transaction per frame. The
+// hello's down_applied is the durable truth at the next connection anyway.
+const (
+	ackFlushInterval = 5 * time.Second
+	ackFlushItems    = 256
+)
 
 func (r *Relay) routeTerminal(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+wire.PathTerminal, r.serveTerminal)
@@ -46,8 +57,12 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	if err != nil {
 		return // Accept already answered with an HTTP error
 	}
-	if !r.hub.admit(c) {
-		c.Close(websocket.StatusTryAgainLater, ReasonBusy)
+	if refusal := r.hub.admit(c, sourceAddr(req)); refusal != "" {
+		code := websocket.StatusTryAgainLater
+		if refusal == wire.ReasonShutdown {
+			code = websocket.StatusGoingAway
+		}
+		c.Close(code, refusal)
 		return
 	}
 	var sess *session
@@ -65,6 +80,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1)}
+	defer r.flushAck(sess)
 	if old := r.hub.authenticated(sess); old != nil {
 		go old.conn.Close(websocket.StatusPolicyViolation, wire.ReasonReplaced)
 	}
@@ -79,7 +95,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	}
 	// hello.down_applied is the terminal's durable truth: forget what it applied, resume after it.
 	resume := hello.DownApplied
-	acked, err := r.ackDown(info.ID, hello.DownApplied, nil)
+	acked, err := r.ackDown(info.ID, hello.DownApplied)
 	if err != nil {
 		r.fail(c, "record downlink position", err)
 		return
@@ -88,6 +104,8 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		resume = acked // it claims more than was ever queued; only ever send new seqs
 	}
 	sess.acked.Store(resume)
+	sess.sent.Store(resume)
+	sess.persisted = acked
 	if err := r.send(ctx, c, wire.Welcome{TerminalID: info.ID, Facility: info.FacilityID, Mode: info.Mode,
 		InmateID: info.InmateID, ServerTime: r.clock.Now().UTC()}); err != nil {
 		return
@@ -97,10 +115,22 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	r.readLoop(ctx, sess, hello)
 }
 
+// sourceAddr is the address a request came from (its IP, without the port): the unit the
+// per-address limit of unauthenticated connections counts.
+func sourceAddr(req *http.Request) string {
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		return req.RemoteAddr
+	}
+	return host
+}
+
 // handshake reads hello, sends a challenge, reads auth and checks it; on any failure the
-// connection is closed with a reason and ok is false.
+// connection is closed with a reason and ok is false. hello must come within HelloTimeout,
+// and auth within HandshakeTimeout of the start, so an idle socket is let go early.
 func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, TerminalInfo, bool) {
-	timer := time.AfterFunc(r.cfg.HandshakeTimeout, func() {
+	start := time.Now()
+	timer := time.AfterFunc(r.cfg.HelloTimeout, func() {
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonAuthTimeout)
 	})
 	defer timer.Stop()
@@ -112,6 +142,10 @@ func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, T
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnexpected)
 		return wire.Hello{}, TerminalInfo{}, false
 	}
+	if !timer.Stop() {
+		return wire.Hello{}, TerminalInfo{}, false // the timeout already closed it
+	}
+	timer.Reset(r.cfg.HandshakeTimeout - time.Since(start))
 	hello := *f.Hello
 	nonce := make([]byte, wire.NonceLen)
 	if _, err := rand.Read(nonce); err != nil {
@@ -239,13 +273,31 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 				return
 			}
 		case wire.TypeDownAck:
-			cur, err := r.ackDown(s.id, f.DownAck.Seq, f.DownAck.Refused)
-			if err != nil {
-				r.fail(c, "acknowledge downlink of "+s.id, err)
-				return
+			prev, seq := s.acked.Load(), f.DownAck.Seq
+			if sent := s.sent.Load(); seq > sent {
+				s.flushMu.Lock()
+				if !s.clamped {
+					s.clamped = true
+					r.logf("relay: terminal %s acknowledged downlink %d beyond the last sent %d; clamped", s.id, seq, sent)
+				}
+				s.flushMu.Unlock()
+				seq = sent
 			}
-			if cur > s.acked.Load() {
-				s.acked.Store(cur)
+			if seq <= prev {
+				continue // nothing new: costs nothing
+			}
+			// %q: the reason is the terminal's text and must not forge a log line.
+			for _, rf := range f.DownAck.Refused {
+				if rf.Seq > prev && rf.Seq <= seq {
+					r.logf("relay: terminal %s refused downlink %d: %q", s.id, rf.Seq, rf.Reason)
+				}
+			}
+			s.acked.Store(seq)
+			if p := s.flushed(); seq > p && seq-p >= ackFlushItems {
+				if err := r.flushAck(s); err != nil {
+					r.fail(c, "acknowledge downlink of "+s.id, err)
+					return
+				}
 			}
 			select {
 			case s.wake <- struct{}{}:
@@ -258,10 +310,39 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 	}
 }
 
-// writeLoop sends downlink after seq `sent`, at most downWindow unacknowledged, and pings.
+// flushed is the acknowledged seq last written to the store.
+func (s *session) flushed() uint64 {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	return s.persisted
+}
+
+// flushAck writes the connection's acknowledged downlink cursor to the store and prunes the
+// items up to it, if it moved since the last write.
+func (r *Relay) flushAck(s *session) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	seq := s.acked.Load()
+	if seq <= s.persisted {
+		return nil
+	}
+	if _, err := r.ackDown(s.id, seq); err != nil {
+		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+			return nil // the relay closed; the next hello says where the terminal stands
+		}
+		return err
+	}
+	s.persisted = seq
+	return nil
+}
+
+// writeLoop sends downlink after seq `sent`, at most downWindow unacknowledged, pings, and
+// writes the acknowledged cursor to the store now and then.
 func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 	ping := time.NewTicker(r.cfg.PingInterval)
 	defer ping.Stop()
+	flush := time.NewTicker(ackFlushInterval)
+	defer flush.Stop()
 	for {
 		for sent-s.acked.Load() < downWindow {
 			room := int(downWindow - (sent - s.acked.Load()))
@@ -275,15 +356,22 @@ func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 			if len(items) == 0 {
 				break
 			}
+			// Before the write: the terminal may ack these before Write returns.
+			sent = items[len(items)-1].Seq
+			s.sent.Store(sent)
 			if err := r.send(ctx, s.conn, wire.Down{Items: items}); err != nil {
 				return
 			}
-			sent = items[len(items)-1].Seq
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+		case <-flush.C:
+			if err := r.flushAck(s); err != nil {
+				r.fail(s.conn, "acknowledge downlink of "+s.id, err)
+				return
+			}
 		case <-ping.C:
 			pctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
 			err := s.conn.Ping(pctx)

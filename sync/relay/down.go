@@ -148,8 +148,9 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 }
 
 // ackDown records that terminal id applied every item up to seq and drops them; it returns the
-// cursor now stored. A seq beyond what was ever queued is clamped.
-func (r *Relay) ackDown(id string, seq uint64, refused []wire.Rejection) (uint64, error) {
+// cursor now stored. A seq beyond what was ever queued is clamped. It is one transaction: the
+// connection calls it at the hello and then only now and then (flushAck), never per down_ack.
+func (r *Relay) ackDown(id string, seq uint64) (uint64, error) {
 	var cur uint64
 	err := r.update("acknowledge downlink", func(tx *bolt.Tx, _ *fanout) error {
 		last, acked := downState(tx, id)
@@ -168,10 +169,6 @@ func (r *Relay) ackDown(id string, seq uint64, refused []wire.Rejection) (uint64
 					return err
 				}
 			}
-		}
-		// %q: the reason is the terminal's text and must not forge a log line.
-		for _, rf := range refused {
-			r.logf("relay: terminal %s refused downlink %d: %q", id, rf.Seq, rf.Reason)
 		}
 		cur = seq
 		return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))

@@ -221,6 +221,7 @@ func TestConnectionFlood(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
 		c.HandshakeTimeout = time.Second
 		c.MaxPending = 20
+		c.MaxPendingPerAddr = 200 // the flood comes from 127.0.0.1 like the good terminal: this tests the global bound
 	})
 	e.seed()
 	good := e.enroll(wire.ModeKiosk, "")

@@ -523,6 +523,9 @@ func (r *Relay) hRevoke(w http.ResponseWriter, req *http.Request) {
 
 // serveEnroll is POST /v1/enroll: a terminal spends a one-time code on its public key.
 func (r *Relay) serveEnroll(w http.ResponseWriter, req *http.Request) {
+	// Unauthenticated: the whole body must arrive within EnrollReadTimeout. A server that
+	// cannot set deadlines (not net/http's) keeps its own limits.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.cfg.EnrollReadTimeout))
 	data, err := io.ReadAll(io.LimitReader(req.Body, wire.MaxEnrollBytes+1))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, wire.ErrorResponse{Error: wire.EnrollInvalid, Message: "the request body cannot be read"})

@@ -11,28 +11,40 @@ import (
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
-// hub tracks open connections: how many are still unauthenticated (bounded), which terminal
-// each authenticated one belongs to (one per terminal), and every one for shutdown.
+// hub tracks open connections: how many are still unauthenticated (bounded in all and per
+// source address), which terminal each authenticated one belongs to (one per terminal), and
+// every one for shutdown.
 type hub struct {
 	mu         sync.Mutex
 	sessions   map[string]*session
-	all        map[*websocket.Conn]struct{}
+	all        map[*websocket.Conn]string // connection -> source address
 	pending    int
+	pendingBy  map[string]int // source address -> connections not yet authenticated
 	maxPending int
+	maxPerAddr int
 	closed     bool
 	handlers   sync.WaitGroup
 }
 
 // session is one authenticated connection.
 type session struct {
-	id    string
-	conn  *websocket.Conn
-	wake  chan struct{} // capacity 1: "downlink may have grown"
-	acked atomic.Uint64 // highest downlink seq the terminal acknowledged on this connection
+	id   string
+	conn *websocket.Conn
+	wake chan struct{} // capacity 1: "downlink may have grown"
+	// acked is the highest downlink seq the terminal acknowledged on this connection, kept in
+	// memory; sent is the highest seq sent on it (an ack beyond it is clamped).
+	acked atomic.Uint64
+	sent  atomic.Uint64
+
+	// flushMu orders the writes of acked to the store; persisted is the last one written.
+	flushMu   sync.Mutex
+	persisted uint64
+	clamped   bool // an ack beyond what was sent was logged once
 }
 
-func newHub(maxPending int) *hub {
-	return &hub{sessions: map[string]*session{}, all: map[*websocket.Conn]struct{}{}, maxPending: maxPending}
+func newHub(maxPending, maxPerAddr int) *hub {
+	return &hub{sessions: map[string]*session{}, all: map[*websocket.Conn]string{}, pendingBy: map[string]int{},
+		maxPending: maxPending, maxPerAddr: maxPerAddr}
 }
 
 // enter counts a handler in; false once the relay is closing.
@@ -48,23 +60,39 @@ func (h *hub) enter() bool {
 
 func (h *hub) exit() { h.handlers.Done() }
 
-// admit registers a new connection as pending; false if too many are pending or the relay closes.
-func (h *hub) admit(c *websocket.Conn) bool {
+// admit registers a new connection from addr as pending; "" if admitted, else the close
+// reason: too many pending in all or from addr, or the relay closes.
+func (h *hub) admit(c *websocket.Conn, addr string) (refusal string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed || h.pending >= h.maxPending {
-		return false
+	switch {
+	case h.closed:
+		return wire.ReasonShutdown
+	case h.pendingBy[addr] >= h.maxPerAddr:
+		return ReasonBusyAddr
+	case h.pending >= h.maxPending:
+		return ReasonBusy
 	}
 	h.pending++
-	h.all[c] = struct{}{}
-	return true
+	h.pendingBy[addr]++
+	h.all[c] = addr
+	return ""
+}
+
+// unpend takes a connection off the pending counts; h.mu is held.
+func (h *hub) unpend(c *websocket.Conn) {
+	h.pending--
+	addr := h.all[c]
+	if h.pendingBy[addr]--; h.pendingBy[addr] <= 0 {
+		delete(h.pendingBy, addr)
+	}
 }
 
 // authenticated moves a pending connection to a terminal's session and returns the one it replaces.
 func (h *hub) authenticated(s *session) (old *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.pending--
+	h.unpend(s.conn)
 	old = h.sessions[s.id]
 	h.sessions[s.id] = s
 	return old
@@ -74,9 +102,11 @@ func (h *hub) authenticated(s *session) (old *session) {
 func (h *hub) leave(c *websocket.Conn, s *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if s == nil {
+		h.unpend(c)
+	}
 	delete(h.all, c)
 	if s == nil {
-		h.pending--
 		return
 	}
 	if h.sessions[s.id] == s {
@@ -89,6 +119,17 @@ func (h *hub) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.sessions)
+}
+
+// acked is the downlink seq the terminal's open connection acknowledged; ok is false when it
+// has none.
+func (h *hub) acked(id string) (seq uint64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.sessions[id]; s != nil {
+		return s.acked.Load(), true
+	}
+	return 0, false
 }
 
 func (h *hub) connected(id string) bool {

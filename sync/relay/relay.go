@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -43,8 +44,17 @@ type Config struct {
 	PINParams kiosk.PINParams
 	// HandshakeTimeout bounds hello+auth on a new connection (default 10s).
 	HandshakeTimeout time.Duration
+	// HelloTimeout bounds the wait for hello on a new connection (default 3s, at most
+	// HandshakeTimeout): an idle socket holds a pending place no longer than that.
+	HelloTimeout time.Duration
 	// MaxPending bounds connections not yet authenticated (default 64); more are closed at once.
 	MaxPending int
+	// MaxPendingPerAddr bounds connections not yet authenticated from one source IP address
+	// (default 8), so one client cannot take every pending place.
+	MaxPendingPerAddr int
+	// EnrollReadTimeout bounds reading the body of POST /v1/enroll, which anyone may send
+	// (default 10s): a client trickling its body is cut off instead of holding a handler.
+	EnrollReadTimeout time.Duration
 	// PingInterval is how often an idle connection is pinged (default 30s).
 	PingInterval time.Duration
 	// NoSync skips fsync; only for benchmarks that measure something else.
@@ -63,6 +73,8 @@ type Relay struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
+	writeTxs atomic.Uint64
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.
@@ -89,8 +101,18 @@ func Open(cfg Config) (*Relay, error) {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
 	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = 3 * time.Second
+	}
+	cfg.HelloTimeout = min(cfg.HelloTimeout, cfg.HandshakeTimeout)
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 64
+	}
+	if cfg.MaxPendingPerAddr <= 0 {
+		cfg.MaxPendingPerAddr = 8
+	}
+	if cfg.EnrollReadTimeout <= 0 {
+		cfg.EnrollReadTimeout = 10 * time.Second
 	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 30 * time.Second
@@ -100,7 +122,7 @@ func Open(cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{})}
-	r.hub = newHub(cfg.MaxPending)
+	r.hub = newHub(cfg.MaxPending, cfg.MaxPendingPerAddr)
 	mux := http.NewServeMux()
 	r.routeTerminal(mux)
 	r.routeAdmin(mux)
@@ -130,6 +152,7 @@ func New(cfg Config) (*Relay, error) { return Open(cfg) }
 // update runs fn in one read-write transaction and, once it committed, wakes the terminals it queued downlink for.
 func (r *Relay) update(op string, fn func(tx *bolt.Tx, f *fanout) error) error {
 	f := &fanout{r: r}
+	r.writeTxs.Add(1)
 	err := r.db.Update(func(tx *bolt.Tx) error {
 		f.tx = tx
 		return fn(tx, f)

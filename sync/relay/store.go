@@ -14,6 +14,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/boltfile"
 )
 
 // DBFile is the relay's one bbolt file inside its data directory.
@@ -73,24 +74,42 @@ func migrate0to1(tx *bolt.Tx) error {
 	return nil
 }
 
-// openDB opens or creates DIR/relay.db, refusing a file held by another process, a newer schema or a damaged file.
+// RecoverAdvice is what an operator can do about a damaged relay store.
+const RecoverAdvice = "it was left untouched: stop relayd, move it aside and restore relay.db from a backup"
+
+// openDB opens or creates DIR/relay.db. A file held by another process is KindConflict; a
+// newer schema and a damaged file (errors.Is(err, boltfile.ErrDamaged)) are KindCorrupt and
+// left untouched; a file the system will not open (permission, a directory in its place) is
+// KindIO wrapping the system's error.
 func openDB(dir string, noSync bool) (*bolt.DB, error) {
 	if dir == "" {
 		return nil, invalid("open relay", "data_dir", "a data directory is required")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open relay: make data directory %s: %w", dir, err)
+		return nil, &kiosk.Error{Kind: kiosk.KindIO, Op: "open relay", Err: fmt.Errorf("make data directory %s: %w", dir, err)}
 	}
 	path := filepath.Join(dir, DBFile)
-	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
-		return nil, &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "open relay", Err: fmt.Errorf("%s is empty (truncated); left untouched", path)}
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: noSync})
-	if errors.Is(err, berrors.ErrTimeout) {
+	db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: noSync})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, &kiosk.Error{Kind: kiosk.KindConflict, Op: "open relay", Err: fmt.Errorf("%s is in use by another process", path)}
+	case errors.Is(err, boltfile.ErrDamaged):
+		return nil, damagedDB(path, err)
+	case err != nil:
+		return nil, &kiosk.Error{Kind: kiosk.KindIO, Op: "open relay", Err: fmt.Errorf("%s cannot be opened: %w", path, err)}
 	}
-	if err != nil {
-		return nil, &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "open relay", Err: fmt.Errorf("%s cannot be opened; left untouched: %w", path, err)}
+	// A cheap look at the tree bbolt will walk first: the buckets' root pages. A full page
+	// check would read the whole file on every start.
+	if err := boltfile.Guard(path, func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+				b.Cursor().First()
+				return nil
+			})
+		})
+	}); err != nil {
+		db.Close()
+		return nil, damagedDB(path, err)
 	}
 	var version uint64
 	_ = db.View(func(tx *bolt.Tx) error {
@@ -122,6 +141,17 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 		}
 	}
 	return db, nil
+}
+
+// damagedDB is the refusal of a damaged relay.db: KindCorrupt, naming the file and the way out.
+func damagedDB(path string, err error) error {
+	problem := err.Error()
+	var de *boltfile.DamageError
+	if errors.As(err, &de) {
+		problem = de.Problem
+	}
+	return &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "open relay", Err: &boltfile.DamageError{Path: path,
+		Problem: "the relay store is damaged (" + problem + "); " + RecoverAdvice}}
 }
 
 func u64(v uint64) []byte {

@@ -17,7 +17,11 @@ func (r *Relay) Terminals() ([]TerminalInfo, error) {
 		return forEachJSON(tx, bTerminals, "", func(_ string, t terminalRec) bool {
 			info := t.TerminalInfo
 			info.DownQueued, info.DownAcked = downState(tx, t.ID)
-			info.Connected = r.hub.connected(t.ID)
+			// A connected terminal's newest acknowledgement may not be written yet.
+			if acked, ok := r.hub.acked(t.ID); ok {
+				info.Connected = true
+				info.DownAcked = max(info.DownAcked, min(acked, info.DownQueued))
+			}
 			out = append(out, info)
 			return true
 		})
