@@ -93,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.hold, "hold", string(relay.HoldAll), "outbound review: all (hold every message), none, or facility (each facility decides)")
 	fs.DurationVar(&o.enrollTTL, "enroll-ttl", 24*time.Hour, "how long an enrollment code stays valid")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]")
+		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, exitStatuses)
 	}
@@ -201,8 +201,12 @@ func readTokenFile(path string) (string, error) {
 	return t, nil
 }
 
-// run serves until ctx ends; ready, if set, receives the listening base URL.
+// run serves until ctx ends; ready, if set, receives the listening base URL. `relayd verify`
+// checks a stopped relay's file instead.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return verify(args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err

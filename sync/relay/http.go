@@ -57,6 +57,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/items":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hItems)}, query: []string{"terminal_id", "kind"}},
 		"/admin/v1/refusals":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hRefusals)}, query: []string{"terminal_id"}},
 		"/admin/v1/terminals":                        {methods: map[string]http.HandlerFunc{"GET": h(r.hTerminals)}},
+		"/admin/v1/verify":                           {methods: map[string]http.HandlerFunc{"GET": h(r.hVerify)}},
 		"/admin/v1/terminals/{id}/revoke":            {methods: map[string]http.HandlerFunc{"POST": h(r.hRevoke)}},
 	}
 	for pattern, rt := range routes {
@@ -501,6 +502,15 @@ func (r *Relay) hRefusals(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"refusals": rs})
+}
+
+func (r *Relay) hVerify(w http.ResponseWriter, req *http.Request) {
+	rep, err := r.Verify()
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (r *Relay) hTerminals(w http.ResponseWriter, req *http.Request) {
