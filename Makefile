@@ -6,7 +6,7 @@ BIN := bin
 DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev xvfb
 FUZZTIME ?= 10s
 
-.PHONY: deps build run test bench fuzz lint
+.PHONY: deps build run test bench soak fuzz lint
 
 # deps installs the Debian packages Fyne needs when any is missing, then the Go modules.
 deps:
@@ -32,6 +32,10 @@ test:
 
 bench:
 	./scripts/bench.sh
+
+# soak runs the lifecycle model test over many seeds (SEEDS, STEPS, FIRST); too long for make test.
+soak:
+	./scripts/soak.sh
 
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Long runs kept out of `make test`: the lifecycle model test over many seeds and steps.
+# SEEDS (default 200) seeds from FIRST (default 1), STEPS (default 150) steps each. A failing
+# seed prints the command that replays it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+first=${FIRST:-1}
+seeds=${SEEDS:-200}
+steps=${STEPS:-150}
+bin=$(mktemp -d)/e2e.test
+go test -c -o "$bin" ./sync/e2e/
+failed=0
+for ((s = first; s < first + seeds; s++)); do
+	if ! out=$(cd sync/e2e && TETHER_LIFECYCLE_SEED=$s TETHER_LIFECYCLE_STEPS=$steps "$bin" -test.run '^TestLifecycleModel$' -test.count=1 2>&1); then
+		echo "$out" | tail -40
+		echo "FAILED seed $s: replay with TETHER_LIFECYCLE_SEED=$s TETHER_LIFECYCLE_STEPS=$steps go test ./sync/e2e/ -run TestLifecycleModel -v"
+		failed=$((failed + 1))
+	fi
+done
+echo "lifecycle soak: $((seeds - failed)) passed, $failed failed ($steps steps each)"
+[ "$failed" -eq 0 ]
