@@ -101,8 +101,8 @@ type run struct {
 	stormEnd  atomic.Int64 // unix nanoseconds of the last re-welcome
 	stormDone chan struct{}
 
-	items, batches, downItems, handshakes, handshakeErrors, busy, cuts, lostN atomic.Int64
-	lastAck                                                                   atomic.Int64
+	items, batches, downItems, downAcks, handshakes, handshakeErrors, busy, cuts, lostN atomic.Int64
+	lastAck                                                                             atomic.Int64
 
 	mu        sync.Mutex
 	lostWhy   map[string]int64
@@ -306,11 +306,12 @@ wait:
 		rep.Unacked += int64(len(t.pending))
 	}
 	rep.LoadS = loadEnd.Sub(loadStart).Seconds()
-	rep.Items, rep.Batches, rep.DownItems = r.items.Load(), r.batches.Load(), r.downItems.Load()
+	rep.Items, rep.Batches, rep.DownItems, rep.DownAcks = r.items.Load(), r.batches.Load(), r.downItems.Load(), r.downAcks.Load()
 	if rep.LoadS > 0 {
 		rep.ItemsPerS = float64(rep.Items) / rep.LoadS
 		rep.BatchesPerS = float64(rep.Batches) / rep.LoadS
 		rep.DownPerS = float64(rep.DownItems) / rep.LoadS
+		rep.DownAcksPerS = float64(rep.DownAcks) / rep.LoadS
 	}
 	rep.Ack = summarise(lat)
 	rep.Handshakes, rep.HandshakeErrors, rep.Busy = r.handshakes.Load(), r.handshakeErrors.Load(), r.busy.Load()

@@ -70,8 +70,8 @@ func TestLoadExactlyOnceWithCuts(t *testing.T) {
 	if s := rep.Storm; s == nil || s.TimedOut || s.Recovered != cfg.Terminals || s.RecoverS <= 0 {
 		t.Fatalf("storm: %+v, want all %d terminals welcomed again", s, cfg.Terminals)
 	}
-	if rep.DownItems == 0 {
-		t.Error("no downlink applied: charges and letters fan out to the facility's other kiosks")
+	if rep.DownItems == 0 || rep.DownAcks == 0 {
+		t.Errorf("%d downlink items applied, %d down_acks: charges and letters fan out to the facility's other kiosks", rep.DownItems, rep.DownAcks)
 	}
 
 	// What the relay itself says it holds.

@@ -46,6 +46,8 @@ type Report struct {
 	Rejected     int64   `json:"rejected"` // items the relay refused (a realistic load has none)
 	DownItems    int64   `json:"down_items"`
 	DownPerS     float64 `json:"down_per_s"`
+	DownAcks     int64   `json:"down_acks"` // down_ack frames sent (the relay makes one durable write for each)
+	DownAcksPerS float64 `json:"down_acks_per_s"`
 	Cuts         int64   `json:"cuts"`
 	Lost         int64   `json:"lost"` // connections ended by the relay or the network, not the tool
 	Unacked      int64   `json:"unacked"`
@@ -136,7 +138,7 @@ func (rep *Report) Table(w io.Writer) error {
 	row("items acked", "%d (%.0f/s)", rep.Items, rep.ItemsPerS)
 	row("batches acked", "%d (%.0f/s)", rep.Batches, rep.BatchesPerS)
 	row("ack latency", "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d batches)", rep.Ack.P50ms, rep.Ack.P99ms, rep.Ack.MaxMs, rep.Ack.Samples)
-	row("downlink", "%d items applied (%.0f/s)", rep.DownItems, rep.DownPerS)
+	row("downlink", "%d items applied (%.0f/s), %d down_acks sent (%.0f/s)", rep.DownItems, rep.DownPerS, rep.DownAcks, rep.DownAcksPerS)
 	row("refused", "%d", rep.Rejected)
 	row("connections", "%d cut by the tool, %d lost (closed by the relay or the network)", rep.Cuts, rep.Lost)
 	if rep.Unacked > 0 || rep.DrainTimeout {

@@ -303,6 +303,7 @@ func (t *terminal) session(ctx context.Context, c *websocket.Conn, stormCh *<-ch
 					return lost(err)
 				}
 				downAcked = seq
+				r.downAcks.Add(1)
 			}
 		case err := <-readerDone:
 			readerEnded = true
