@@ -5,8 +5,11 @@ GO ?= go
 BIN := bin
 DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev xvfb
 FUZZTIME ?= 10s
+LOAD_TERMINALS ?= 50
+LOAD_DURATION ?= 10s
+LOAD_FLAGS ?= -per-facility 10 -baseline fsync,update,batch -baseline-time 2s
 
-.PHONY: deps build run test bench soak fuzz lint
+.PHONY: deps build run test bench soak fuzz lint load
 
 # deps installs the Debian packages Fyne needs when any is missing, then the Go modules.
 deps:
@@ -39,6 +42,12 @@ soak:
 
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
+
+# load starts a relayd on a temporary directory and puts it under a small load (see README).
+load:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/relayd ./cmd/tetherload
+	$(BIN)/tetherload -spawn $(BIN)/relayd -terminals $(LOAD_TERMINALS) -duration $(LOAD_DURATION) $(LOAD_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Baseline names, for -baseline.
+const (
+	BaselineFsync  = "fsync"  // one writer: write a small record to a file and fsync it
+	BaselineUpdate = "update" // W writers, each one Put per bbolt Update (one fsync per write)
+	BaselineBatch  = "batch"  // W writers, each one Put per bbolt Batch (writes grouped into one commit)
+)
+
+// ParseBaselines reads "fsync,update,batch" (any subset; "" or "none" for none).
+func ParseBaselines(s string) ([]string, error) {
+	if s == "" || s == "none" {
+		return nil, nil
+	}
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		switch name {
+		case BaselineFsync, BaselineUpdate, BaselineBatch:
+		default:
+			return nil, fmt.Errorf("-baseline %q: unknown baseline %q (want fsync, update or batch)", s, name)
+		}
+		for _, prev := range out {
+			if prev == name {
+				return nil, fmt.Errorf("-baseline %q: %q is given twice", s, name)
+			}
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// maxBaselineOps bounds each baseline in count as well as in time.
+const maxBaselineOps = 10_000_000
+
+// RunBaseline measures one baseline in a fresh file under dir for about d; writers is the
+// number of concurrent writers of the bbolt baselines (the fsync loop has one).
+func RunBaseline(ctx context.Context, name, dir string, writers int, d time.Duration) (Baseline, error) {
+	tmp, err := os.MkdirTemp(dir, "tetherload-baseline-")
+	if err != nil {
+		return Baseline{}, fmt.Errorf("baseline %s: %w", name, err)
+	}
+	defer os.RemoveAll(tmp)
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	var ops int64
+	switch name {
+	case BaselineFsync:
+		writers = 1
+		ops, err = fsyncLoop(ctx, filepath.Join(tmp, "fsync.log"))
+	case BaselineUpdate, BaselineBatch:
+		ops, err = boltLoop(ctx, filepath.Join(tmp, "baseline.db"), writers, name == BaselineBatch)
+	default:
+		err = fmt.Errorf("unknown baseline %q", name)
+	}
+	if err != nil {
+		return Baseline{}, fmt.Errorf("baseline %s: %w", name, err)
+	}
+	el := time.Since(start).Seconds()
+	return Baseline{Name: name, Writers: writers, Ops: ops, OpsPerS: float64(ops) / el}, nil
+}
+
+// fsyncLoop appends a 64-byte record and fsyncs, until ctx ends: the floor under any durable write.
+func fsyncLoop(ctx context.Context, path string) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	rec := make([]byte, 64)
+	var n int64
+	for ctx.Err() == nil && n < maxBaselineOps {
+		binary.BigEndian.PutUint64(rec, uint64(n))
+		if _, err := f.Write(rec); err != nil {
+			return n, err
+		}
+		if err := f.Sync(); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// boltLoop runs writers goroutines, each putting one 64-byte value per transaction (Update) or
+// per Batch call, until ctx ends.
+func boltLoop(ctx context.Context, path string, writers int, batch bool) (int64, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
+		return 0, err
+	}
+	var ops atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			val := make([]byte, 64)
+			for i := 0; ctx.Err() == nil && ops.Load() < maxBaselineOps; i++ {
+				key := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(nil, uint32(w)), uint64(i))
+				put := func(tx *bolt.Tx) error { return tx.Bucket([]byte("b")).Put(key, val) }
+				var err error
+				if batch {
+					err = db.Batch(put)
+				} else {
+					err = db.Update(put)
+				}
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				ops.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return ops.Load(), firstErr
+}

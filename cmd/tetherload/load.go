@@ -1,0 +1,507 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	mrand "math/rand/v2"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/kiosk"
+)
+
+// Config is one load run.
+type Config struct {
+	RelayURL    string // http(s):// or ws(s):// base of the relay
+	AdminToken  string
+	Terminals   int
+	PerFacility int
+	Inmates     int // per facility
+	BatchItems  int
+	Window      int
+	// Duration of the load, or Batches per terminal (one of the two).
+	Duration time.Duration
+	Batches  int
+	// Drain bounds the wait for the last acks after Duration.
+	Drain time.Duration
+	// Timeout bounds the whole run, enrollment to the end of verification.
+	Timeout  time.Duration
+	CutEvery time.Duration // cut each link about this often (0: never)
+	CutProb  float64       // cut the link right after a batch with this probability
+	// Storm cuts every terminal at once and times the reconnection: StormAt into the load, or
+	// after the load when StormAt is 0.
+	Storm   bool
+	StormAt time.Duration
+	// StormTimeout bounds the wait for every terminal to be welcomed again.
+	StormTimeout time.Duration
+	Mix          Mix
+	Seed         uint64
+	// DialConcurrency bounds first connections in flight during the ramp (the relay refuses
+	// more than 64 unauthenticated connections by default).
+	DialConcurrency int
+	RelayPID        int  // 0: no process figures
+	Verify          bool // check exactly-once through GET /admin/v1/items after the load
+	Logf            func(format string, args ...any)
+}
+
+func (c *Config) check() error {
+	switch {
+	case c.Terminals < 1 || c.Terminals > 100000:
+		return fmt.Errorf("-terminals %d: want 1..100000", c.Terminals)
+	case c.PerFacility < 1:
+		return fmt.Errorf("-per-facility %d: want at least 1", c.PerFacility)
+	case c.Inmates < 1 || c.Inmates > 1000:
+		return fmt.Errorf("-inmates %d: want 1..1000", c.Inmates)
+	case c.BatchItems < 1 || c.BatchItems > 256:
+		return fmt.Errorf("-batch-items %d: want 1..256 (a terminal closes a batch at 256)", c.BatchItems)
+	case c.Window < 1 || c.Window > 64:
+		return fmt.Errorf("-window %d: want 1..64", c.Window)
+	case (c.Duration > 0) == (c.Batches > 0):
+		return errors.New("give exactly one of -duration and -batches")
+	case c.Batches < 0 || c.Duration < 0 || c.Drain < 0 || c.CutEvery < 0 || c.StormAt < 0:
+		return errors.New("durations and counts must not be negative")
+	case c.CutProb < 0 || c.CutProb >= 1:
+		return fmt.Errorf("-cut-prob %g: want 0 <= p < 1", c.CutProb)
+	case c.Timeout <= 0:
+		return errors.New("-timeout must be positive")
+	case c.DialConcurrency < 1:
+		return fmt.Errorf("-dial-concurrency %d: want at least 1", c.DialConcurrency)
+	case c.Mix.Charge+c.Mix.Message+c.Mix.Status == 0:
+		return errors.New("the mix has no kind with a positive weight")
+	}
+	return nil
+}
+
+// run is the state the terminals of one run share.
+type run struct {
+	cfg     Config
+	ep      endpoints
+	hc      *http.Client
+	dialSem chan struct{}
+
+	start    chan struct{} // closed when every terminal is welcomed: the load begins
+	loadOver chan struct{} // closed when no new items may be made (-duration reached)
+	runOver  chan struct{} // closed when the terminals must close and stop
+	storm    chan struct{} // closed at the reconnect storm
+
+	rampWG, finishedWG, exitWG sync.WaitGroup
+
+	stormLeft atomic.Int64
+	stormEnd  atomic.Int64 // unix nanoseconds of the last re-welcome
+	stormDone chan struct{}
+
+	items, batches, downItems, downAcks, handshakes, handshakeErrors, busy, cuts, lostN atomic.Int64
+	lastAck                                                                             atomic.Int64
+
+	mu        sync.Mutex
+	lostWhy   map[string]int64
+	failedWhy map[string]int64
+	anomalies map[string]int64
+}
+
+func (r *run) count(m map[string]int64, key string) {
+	r.mu.Lock()
+	m[key]++
+	r.mu.Unlock()
+}
+
+func (r *run) failed(err error) {
+	r.handshakeErrors.Add(1)
+	var ce websocket.CloseError
+	if errors.As(err, &ce) && ce.Code == websocket.StatusTryAgainLater {
+		r.busy.Add(1)
+	}
+	r.count(r.failedWhy, reason(err))
+}
+
+func (r *run) lost(err error) {
+	r.lostN.Add(1)
+	r.count(r.lostWhy, reason(err))
+}
+
+func (r *run) anomaly(what string) { r.count(r.anomalies, what) }
+
+func (r *run) stormWelcomed() {
+	if r.stormLeft.Add(-1) == 0 {
+		r.stormEnd.Store(time.Now().UnixNano())
+		close(r.stormDone)
+	}
+}
+
+func (r *run) logf(format string, args ...any) {
+	if r.cfg.Logf != nil {
+		r.cfg.Logf(format, args...)
+	}
+}
+
+// Run enrolls the terminals, connects them, drives the load and reports. It returns an error
+// only when the run could not be made (setup failed, terminals could not connect); trouble
+// during the load (lost connections, refusals, a failed exactly-once check) is in the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	ep, err := parseRelayURL(cfg.RelayURL)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	// One transport for everything; enough idle connections that admin calls reuse them.
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second, ForceAttemptHTTP2: false}}
+	defer hc.CloseIdleConnections()
+	r := &run{cfg: cfg, ep: ep, hc: hc, dialSem: make(chan struct{}, cfg.DialConcurrency),
+		start: make(chan struct{}), loadOver: make(chan struct{}), runOver: make(chan struct{}),
+		storm: make(chan struct{}), stormDone: make(chan struct{}),
+		lostWhy: map[string]int64{}, failedWhy: map[string]int64{}, anomalies: map[string]int64{}}
+	nf := (cfg.Terminals + cfg.PerFacility - 1) / cfg.PerFacility
+	rep := &Report{Terminals: cfg.Terminals, PerFacility: cfg.PerFacility, Facilities: nf, BatchItems: cfg.BatchItems,
+		Window: cfg.Window, Mix: cfg.Mix.String(), CutEveryS: cfg.CutEvery.Seconds(), CutProb: cfg.CutProb, Seed: cfg.Seed,
+		CPUs: runtime.NumCPU(), LoadAvg: loadAverage(), Go: runtime.Version()}
+
+	var proc [4]procSample // start, connected, load start, load end
+	sample := func(i int) error {
+		if cfg.RelayPID == 0 {
+			return nil
+		}
+		s, err := sampleProc(cfg.RelayPID)
+		proc[i] = s
+		return err
+	}
+	if err := sample(0); err != nil {
+		return nil, err
+	}
+
+	a := &admin{ep: ep, token: cfg.AdminToken, hc: hc}
+	terms, err := enroll(ctx, r, a, nf, rep)
+	if err != nil {
+		return nil, err
+	}
+
+	// Connect every terminal; the load starts when all are welcomed.
+	r.rampWG.Add(len(terms))
+	r.finishedWG.Add(len(terms))
+	r.exitWG.Add(len(terms))
+	rampStart := time.Now()
+	for _, t := range terms {
+		go t.loop(ctx)
+	}
+	stop := func() {
+		if !closed(r.runOver) {
+			close(r.runOver)
+		}
+		r.exitWG.Wait()
+	}
+	if !waitWG(ctx, &r.rampWG) {
+		stop()
+		return nil, fmt.Errorf("only %d of %d terminals were welcomed before the time limit (-timeout %v); handshake failures: %s",
+			r.handshakes.Load(), len(terms), cfg.Timeout, r.reasons(r.failedWhy))
+	}
+	rep.RampS = time.Since(rampStart).Seconds()
+	rep.HandshakesPerS = float64(len(terms)) / rep.RampS
+	if err := sample(1); err != nil {
+		stop()
+		return nil, err
+	}
+	r.logf("%d terminals welcomed in %.2fs; load begins", len(terms), rep.RampS)
+
+	_ = sample(2)
+	loadStart := time.Now()
+	r.lastAck.Store(loadStart.UnixNano())
+	close(r.start)
+
+	loadDone := make(chan struct{})
+	stormFinished := make(chan struct{})
+	if cfg.Storm {
+		go func() {
+			defer close(stormFinished)
+			var at <-chan time.Time
+			if cfg.StormAt > 0 {
+				at = time.After(cfg.StormAt)
+			}
+			select {
+			case <-at:
+			case <-loadDone:
+			case <-ctx.Done():
+				return
+			}
+			st := &Storm{Terminals: len(terms), DuringLoad: !closed(loadDone)}
+			r.stormLeft.Store(int64(len(terms)))
+			r.logf("reconnect storm: cutting all %d terminals", len(terms))
+			busy := r.busy.Load()
+			stormAt := time.Now()
+			close(r.storm)
+			select {
+			case <-r.stormDone:
+			case <-time.After(cfg.StormTimeout):
+				st.TimedOut = true
+			case <-ctx.Done():
+				st.TimedOut = true
+			}
+			st.Recovered = len(terms) - int(max(0, r.stormLeft.Load()))
+			if st.TimedOut {
+				st.RecoverS = time.Since(stormAt).Seconds()
+			} else {
+				st.RecoverS = time.Unix(0, r.stormEnd.Load()).Sub(stormAt).Seconds()
+			}
+			st.Busy = r.busy.Load() - busy
+			rep.Storm = st
+		}()
+	} else {
+		close(stormFinished)
+	}
+
+	finished := make(chan struct{})
+	go func() { r.finishedWG.Wait(); close(finished) }()
+	progress := time.NewTicker(5 * time.Second)
+	defer progress.Stop()
+	var loadTimer, drainTimer <-chan time.Time
+	if cfg.Duration > 0 {
+		loadTimer = time.After(cfg.Duration)
+	}
+wait:
+	for {
+		select {
+		case <-finished:
+			break wait
+		case <-loadTimer:
+			close(r.loadOver)
+			loadTimer, drainTimer = nil, time.After(cfg.Drain)
+		case <-drainTimer:
+			rep.DrainTimeout = true
+			break wait
+		case <-progress.C:
+			r.logf("%.0fs: %d items acknowledged, %d cuts, %d lost", time.Since(loadStart).Seconds(), r.items.Load(), r.cuts.Load(), r.lostN.Load())
+		case <-ctx.Done():
+			rep.DrainTimeout = true
+			break wait
+		}
+	}
+	loadEnd := time.Unix(0, r.lastAck.Load())
+	_ = sample(3)
+	if !closed(r.loadOver) {
+		close(r.loadOver)
+	}
+	close(loadDone)
+	// The storm goroutine fills rep.Storm within its own bounds.
+	<-stormFinished
+	stop()
+
+	// Gather what the terminals measured.
+	var lat []time.Duration
+	for _, t := range terms {
+		lat = append(lat, t.lat...)
+		rep.Rejected += t.rejected
+		rep.Unacked += int64(len(t.pending))
+	}
+	rep.LoadS = loadEnd.Sub(loadStart).Seconds()
+	rep.Items, rep.Batches, rep.DownItems, rep.DownAcks = r.items.Load(), r.batches.Load(), r.downItems.Load(), r.downAcks.Load()
+	if rep.LoadS > 0 {
+		rep.ItemsPerS = float64(rep.Items) / rep.LoadS
+		rep.BatchesPerS = float64(rep.Batches) / rep.LoadS
+		rep.DownPerS = float64(rep.DownItems) / rep.LoadS
+		rep.DownAcksPerS = float64(rep.DownAcks) / rep.LoadS
+	}
+	rep.Ack = summarise(lat)
+	rep.Handshakes, rep.HandshakeErrors, rep.Busy = r.handshakes.Load(), r.handshakeErrors.Load(), r.busy.Load()
+	rep.Cuts, rep.Lost = r.cuts.Load(), r.lostN.Load()
+	r.mu.Lock()
+	rep.LostReasons, rep.FailureReasons, rep.Anomalies = nonEmpty(r.lostWhy), nonEmpty(r.failedWhy), nonEmpty(r.anomalies)
+	r.mu.Unlock()
+
+	if cfg.RelayPID != 0 {
+		end, err := sampleProc(cfg.RelayPID)
+		if err != nil {
+			return rep, err
+		}
+		mib := func(kib int64) float64 { return float64(kib) / 1024 }
+		cpu := proc[3].cpu - proc[2].cpu
+		rep.Relay = &RelayStats{PID: cfg.RelayPID, RSSStartMiB: mib(proc[0].mem.RSSKiB), RSSConnectedMiB: mib(proc[1].mem.RSSKiB),
+			RSSEndMiB: mib(end.mem.RSSKiB), HWMMiB: mib(end.mem.HWMKiB),
+			KiBPerTerminal: float64(proc[1].mem.RSSKiB-proc[0].mem.RSSKiB) / float64(len(terms)),
+			CPUS:           cpu.Seconds()}
+		if wall := proc[3].at.Sub(proc[2].at); wall > 0 {
+			rep.Relay.CPUPercent = 100 * cpu.Seconds() / wall.Seconds()
+		}
+	}
+	if cfg.Verify {
+		v, err := verify(ctx, a, terms)
+		if err != nil {
+			return rep, fmt.Errorf("check exactly-once: %w", err)
+		}
+		rep.Verify = v
+	}
+	return rep, nil
+}
+
+// enroll creates the facilities and enrolls the terminals, a few at a time.
+func enroll(ctx context.Context, r *run, a *admin, nf int, rep *Report) ([]*terminal, error) {
+	cfg := &r.cfg
+	started := time.Now()
+	var id [4]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("make run id: %w", err)
+	}
+	// Facility names carry a run id, so runs against the same relay do not touch each other's rosters.
+	runID := hex.EncodeToString(id[:])
+	pinHash, err := kiosk.HashPINWith("2468", kiosk.TestPINParams())
+	if err != nil {
+		return nil, fmt.Errorf("hash the load inmates' PIN: %w", err)
+	}
+	facilities := make([]string, nf)
+	inmates := make([][]string, nf)
+	for f := range nf {
+		facilities[f] = fmt.Sprintf("load-%s-f%04d", runID, f)
+		if inmates[f], err = a.setupFacility(ctx, facilities[f], cfg.Inmates, pinHash); err != nil {
+			return nil, err
+		}
+	}
+	r.logf("created %d facilities; enrolling %d terminals", nf, cfg.Terminals)
+	terms := make([]*terminal, cfg.Terminals)
+	jobs := make(chan int)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				f := i / cfg.PerFacility
+				resp, priv, err := a.enrollKiosk(ectx, facilities[f], fmt.Sprintf("load kiosk %d", i))
+				if err != nil {
+					select {
+					case errc <- fmt.Errorf("enroll terminal %d of %s: %w", i, facilities[f], err):
+					default:
+					}
+					cancel()
+					continue
+				}
+				var ep [16]byte
+				if _, err := rand.Read(ep[:]); err != nil {
+					select {
+					case errc <- fmt.Errorf("make epoch: %w", err):
+					default:
+					}
+					cancel()
+					continue
+				}
+				terms[i] = &terminal{idx: i, id: resp.TerminalID, facility: facilities[f], inmates: inmates[f], priv: priv,
+					epoch: hex.EncodeToString(ep[:]), mix: cfg.Mix, run: r,
+					rng: mrand.New(mrand.NewPCG(cfg.Seed, uint64(i)))}
+			}
+		}()
+	}
+feed:
+	for i := range cfg.Terminals {
+		select {
+		case jobs <- i:
+		case <-ectx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return nil, err
+	default:
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("enrollment did not finish within -timeout: %w", ctx.Err())
+	}
+	rep.EnrollS = time.Since(started).Seconds()
+	rep.EnrollPerS = float64(cfg.Terminals) / rep.EnrollS
+	return terms, nil
+}
+
+// verify lists the relay's stored items and checks that every item this run's terminals had
+// acknowledged is there exactly once (by item id and by (terminal, epoch, seq)).
+func verify(ctx context.Context, a *admin, terms []*terminal) (*Verify, error) {
+	items, err := a.items(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type key struct {
+		term, epoch string
+		seq         uint64
+	}
+	ours := make(map[string]*terminal, len(terms))
+	for _, t := range terms {
+		ours[t.id] = t
+	}
+	v := &Verify{}
+	ids := map[string]bool{}
+	seqs := map[key]bool{}
+	for _, it := range items {
+		if _, ok := ours[it.TerminalID]; !ok {
+			continue
+		}
+		v.Stored++
+		k := key{it.TerminalID, it.Epoch, it.Seq}
+		if ids[it.ID] || seqs[k] {
+			v.Duplicates++
+		}
+		ids[it.ID], seqs[k] = true, true
+		if it.Refused != "" {
+			v.Refused++
+		}
+	}
+	for _, t := range terms {
+		acked := t.nextSeq
+		if len(t.pending) > 0 {
+			acked = t.pending[0].Seq - 1
+		}
+		for s := uint64(1); s <= acked; s++ {
+			if !seqs[key{t.id, t.epoch, s}] {
+				v.Missing++
+			}
+		}
+	}
+	v.OK = v.Duplicates == 0 && v.Missing == 0 && v.Refused == 0
+	return v, nil
+}
+
+// waitWG waits for wg or ctx, whichever comes first.
+func waitWG(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func nonEmpty(m map[string]int64) map[string]int64 {
+	if len(m) == 0 {
+		return nil
+	}
+	return maps.Clone(m)
+}
+
+func (r *run) reasons(m map[string]int64) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s (%d)", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSummarise(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	l := summarise(ds)
+	if l.Samples != 100 || l.P50ms != 50 || l.P99ms != 99 || l.MaxMs != 100 {
+		t.Fatalf("summarise 1..100 ms: %+v, want p50 50, p99 99, max 100", l)
+	}
+	if one := summarise([]time.Duration{3 * time.Millisecond}); one.P50ms != 3 || one.MaxMs != 3 {
+		t.Fatalf("one sample: %+v", one)
+	}
+	if (summarise(nil) != Latency{}) {
+		t.Fatal("no samples must give zero figures")
+	}
+}
+
+// The /proc parsers read this very process.
+func TestProcSelf(t *testing.T) {
+	s, err := sampleProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.mem.RSSKiB <= 0 || s.mem.HWMKiB < s.mem.RSSKiB || s.cpu < 0 {
+		t.Fatalf("this process: %+v", s)
+	}
+	if _, err := sampleProc(1 << 30); err == nil {
+		t.Fatal("a process that does not exist gave figures")
+	}
+	// A command name with spaces and parentheses does not shift the fields.
+	cpu, err := parseProcStat([]byte("42 (a) b (c) S 1 1 1 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 1 1 1\n"))
+	if err != nil || cpu != 3*time.Second {
+		t.Fatalf("stat with a tricky name: %v %v, want 3s", cpu, err)
+	}
+	if _, err := parseProcStatus([]byte("Name:\tx\nVmRSS:\t12 MB\nVmHWM:\t1 kB\n")); err == nil {
+		t.Fatal("a size in MB accepted")
+	}
+}
+
+func TestParseMix(t *testing.T) {
+	m, err := ParseMix(" message=2, device_status=1 ")
+	if err != nil || m != (Mix{Message: 2, Status: 1}) {
+		t.Fatalf("parse: %+v %v", m, err)
+	}
+	for _, bad := range []string{"", "charge=0", "charge", "charge=-1", "charge=1,charge=2", "letters=3", "charge=1001"} {
+		if _, err := ParseMix(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func FuzzParseMix(f *testing.F) {
+	for _, s := range []string{DefaultMix, "status=1", "message=3,charge=0", "charge=,", "device_status=1,status=2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMix(s)
+		if err != nil {
+			return
+		}
+		if m.Charge < 0 || m.Message < 0 || m.Status < 0 || m.Charge+m.Message+m.Status == 0 {
+			t.Fatalf("%q gave an unusable mix %+v", s, m)
+		}
+		again, err := ParseMix(m.String())
+		if err != nil || again != m {
+			t.Fatalf("%q: canonical form %q parses to %+v, %v", s, m.String(), again, err)
+		}
+	})
+}
+
+func FuzzParseProcStatus(f *testing.F) {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("VmRSS:\t1 kB\nVmHWM:\t2 kB\n"))
+	f.Add([]byte("VmRSS: x kB"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := parseProcStatus(b)
+		if err == nil && (m.RSSKiB < 0 || m.HWMKiB < 0) {
+			t.Fatalf("negative size accepted: %+v", m)
+		}
+	})
+}
+
+func FuzzParseProcStat(f *testing.F) {
+	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("1 (x) S 0 0 0 0 0 0 0 0 0 0 1 2 0"))
+	f.Add([]byte("1 (x"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := parseProcStat(b)
+		if err == nil && d < 0 {
+			t.Fatalf("negative CPU time %v", d)
+		}
+	})
+}
+
+func FuzzParseRelayURL(f *testing.F) {
+	for _, s := range []string{"http://127.0.0.1:8443", "wss://relay.example/", "ws://[::1]:1", "http://u:p@h", "https://h/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ep, err := parseRelayURL(s)
+		if err != nil {
+			return
+		}
+		if !strings.HasSuffix(ep.ws, "/v1/terminal") || strings.Contains(ep.http, "@") ||
+			!(strings.HasPrefix(ep.http, "http://") || strings.HasPrefix(ep.http, "https://")) {
+			t.Fatalf("%q gave endpoints %+v", s, ep)
+		}
+	})
+}

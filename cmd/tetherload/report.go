@@ -1,0 +1,175 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"text/tabwriter"
+)
+
+// Report is what one run measured. It is printed as a table and as one JSON line; the JSON
+// names are the contract for scripts that compare runs.
+type Report struct {
+	// What was run.
+	Terminals   int     `json:"terminals"`
+	PerFacility int     `json:"per_facility"`
+	Facilities  int     `json:"facilities"`
+	BatchItems  int     `json:"batch_items"`
+	Window      int     `json:"window"`
+	Mix         string  `json:"mix"`
+	CutEveryS   float64 `json:"cut_every_s,omitempty"`
+	CutProb     float64 `json:"cut_prob,omitempty"`
+	Seed        uint64  `json:"seed"`
+	// The machine, because it is shared: figures are only comparable within one run.
+	CPUs    int     `json:"cpus"`
+	LoadAvg float64 `json:"loadavg"`
+	Go      string  `json:"go"`
+
+	// Setup and connection ramp.
+	EnrollS         float64 `json:"enroll_s"`
+	EnrollPerS      float64 `json:"enroll_per_s"`
+	RampS           float64 `json:"ramp_s"`
+	HandshakesPerS  float64 `json:"handshakes_per_s"` // first connections of all terminals / ramp time
+	Handshakes      int64   `json:"handshakes"`       // every welcome of the run, reconnects too
+	HandshakeErrors int64   `json:"handshake_errors"`
+	Busy            int64   `json:"busy"` // handshakes refused with 1013 (too many unauthenticated)
+
+	// The load.
+	LoadS        float64 `json:"load_s"` // from the first batch to the last ack (or the drain limit)
+	Items        int64   `json:"items"`  // items acknowledged, each counted once
+	Batches      int64   `json:"batches"`
+	ItemsPerS    float64 `json:"items_per_s"`
+	BatchesPerS  float64 `json:"batches_per_s"`
+	Ack          Latency `json:"ack"`
+	Rejected     int64   `json:"rejected"` // items the relay refused (a realistic load has none)
+	DownItems    int64   `json:"down_items"`
+	DownPerS     float64 `json:"down_per_s"`
+	DownAcks     int64   `json:"down_acks"` // down_ack frames sent (the relay makes one durable write for each)
+	DownAcksPerS float64 `json:"down_acks_per_s"`
+	Cuts         int64   `json:"cuts"`
+	Lost         int64   `json:"lost"` // connections ended by the relay or the network, not the tool
+	Unacked      int64   `json:"unacked"`
+	DrainTimeout bool    `json:"drain_timeout,omitempty"`
+
+	Storm *Storm `json:"storm,omitempty"`
+
+	// Why things went wrong, counted by reason (close code and reason, or a short error).
+	LostReasons    map[string]int64 `json:"lost_reasons,omitempty"`
+	FailureReasons map[string]int64 `json:"failure_reasons,omitempty"`
+	Anomalies      map[string]int64 `json:"anomalies,omitempty"`
+
+	Verify *Verify     `json:"verify,omitempty"`
+	Relay  *RelayStats `json:"relay,omitempty"`
+
+	Baselines []Baseline `json:"baselines,omitempty"`
+}
+
+// Storm is the reconnect storm: every terminal cut at once, and the time until the last one
+// was welcomed again.
+type Storm struct {
+	Terminals  int     `json:"terminals"`
+	RecoverS   float64 `json:"recover_s"`
+	Recovered  int     `json:"recovered"`
+	Busy       int64   `json:"busy"`
+	TimedOut   bool    `json:"timed_out,omitempty"`
+	DuringLoad bool    `json:"during_load,omitempty"`
+}
+
+// Verify is the check, through the admin API, that the relay holds every acknowledged item
+// exactly once.
+type Verify struct {
+	Stored     int64 `json:"stored"`     // items of this run's terminals the relay lists
+	Duplicates int64 `json:"duplicates"` // the same item id, or (terminal, epoch, seq), listed twice
+	Missing    int64 `json:"missing"`    // acknowledged but not listed
+	Refused    int64 `json:"refused"`
+	OK         bool  `json:"ok"`
+}
+
+// RelayStats is the relay process, read from /proc.
+type RelayStats struct {
+	PID             int     `json:"pid"`
+	RSSStartMiB     float64 `json:"rss_start_mib"`     // before enrollment
+	RSSConnectedMiB float64 `json:"rss_connected_mib"` // all terminals welcomed, before the load
+	RSSEndMiB       float64 `json:"rss_end_mib"`
+	HWMMiB          float64 `json:"hwm_mib"`
+	KiBPerTerminal  float64 `json:"kib_per_terminal"` // (connected - start) / terminals
+	CPUS            float64 `json:"cpu_s"`            // during the load
+	CPUPercent      float64 `json:"cpu_pct"`          // of one core, during the load
+}
+
+// Baseline is a durable-write loop measured in the same run, and the relay's batches/s as a
+// ratio to it.
+type Baseline struct {
+	Name    string  `json:"name"`
+	Writers int     `json:"writers"`
+	Ops     int64   `json:"ops"`
+	OpsPerS float64 `json:"ops_per_s"`
+	Ratio   float64 `json:"ratio"` // relay batches/s ÷ ops/s
+}
+
+// JSON writes the report as one line.
+func (rep *Report) JSON(w io.Writer) error {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// Table writes the report for a person.
+func (rep *Report) Table(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	row("terminals", "%d kiosks in %d facilities (%d each)", rep.Terminals, rep.Facilities, rep.PerFacility)
+	row("batches", "%d item(s) each, window %d, mix %s", rep.BatchItems, rep.Window, rep.Mix)
+	if rep.CutEveryS > 0 {
+		row("link cuts", "about every %.3gs per terminal", rep.CutEveryS)
+	}
+	if rep.CutProb > 0 {
+		row("link cuts", "with probability %.3g after each batch", rep.CutProb)
+	}
+	row("machine", "%d CPUs, load average %.2f at start, %s", rep.CPUs, rep.LoadAvg, rep.Go)
+	row("enrollment", "%.2fs (%.0f/s)", rep.EnrollS, rep.EnrollPerS)
+	row("handshakes", "%.0f/s over the ramp (%.2fs); %d in all, %d failed, %d busy", rep.HandshakesPerS, rep.RampS, rep.Handshakes, rep.HandshakeErrors, rep.Busy)
+	row("load", "%.2fs", rep.LoadS)
+	row("items acked", "%d (%.0f/s)", rep.Items, rep.ItemsPerS)
+	row("batches acked", "%d (%.0f/s)", rep.Batches, rep.BatchesPerS)
+	row("ack latency", "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d batches)", rep.Ack.P50ms, rep.Ack.P99ms, rep.Ack.MaxMs, rep.Ack.Samples)
+	row("downlink", "%d items applied (%.0f/s), %d down_acks sent (%.0f/s)", rep.DownItems, rep.DownPerS, rep.DownAcks, rep.DownAcksPerS)
+	row("refused", "%d", rep.Rejected)
+	row("connections", "%d cut by the tool, %d lost (closed by the relay or the network)", rep.Cuts, rep.Lost)
+	if rep.Unacked > 0 || rep.DrainTimeout {
+		row("unacknowledged", "%d items at the end (drain limit reached: %v)", rep.Unacked, rep.DrainTimeout)
+	}
+	if s := rep.Storm; s != nil {
+		during := "after the load"
+		if s.DuringLoad {
+			during = "during the load"
+		}
+		row("reconnect storm", "%d of %d welcomed again in %.2fs (%s; %d busy refusals, timed out: %v)",
+			s.Recovered, s.Terminals, s.RecoverS, during, s.Busy, s.TimedOut)
+	}
+	for _, part := range []struct {
+		name string
+		m    map[string]int64
+	}{{"lost because", rep.LostReasons}, {"failed because", rep.FailureReasons}, {"anomaly", rep.Anomalies}} {
+		for _, k := range slices.Sorted(maps.Keys(part.m)) {
+			row(part.name, "%s: %d", k, part.m[k])
+		}
+	}
+	if v := rep.Verify; v != nil {
+		row("exactly once", "ok=%v: %d stored, %d duplicates, %d missing, %d refused", v.OK, v.Stored, v.Duplicates, v.Missing, v.Refused)
+	}
+	if s := rep.Relay; s != nil {
+		row("relay RSS", "%.1f MiB at start, %.1f MiB connected (%.1f KiB per terminal), %.1f MiB at end, peak %.1f MiB",
+			s.RSSStartMiB, s.RSSConnectedMiB, s.KiBPerTerminal, s.RSSEndMiB, s.HWMMiB)
+		row("relay CPU", "%.2fs during the load (%.0f%% of one core)", s.CPUS, s.CPUPercent)
+	}
+	for _, b := range rep.Baselines {
+		row("baseline "+b.Name, "%.0f ops/s (%d writers); relay batches/s ÷ this = %.3f", b.OpsPerS, b.Writers, b.Ratio)
+	}
+	return tw.Flush()
+}
