@@ -64,8 +64,14 @@ func Enroll(ctx context.Context, cfg EnrollConfig) (Enrollment, error) {
 		return Enrollment{}, fmt.Errorf("enroll: %w", err)
 	}
 	pub := priv.Public().(ed25519.PublicKey)
+	// The terminal this store was, if any: enrolling again under a new key, the relay then
+	// retires that record instead of leaving it to pile up downlink.
+	prev, _, err := cfg.Terminal.Enrollment()
+	if err != nil {
+		return Enrollment{}, fmt.Errorf("enroll: read the store's enrollment: %w", err)
+	}
 	body, err := json.Marshal(wire.EnrollRequest{Code: cfg.Code, PublicKey: pub, Signature: wire.SignEnroll(priv, cfg.Code),
-		Label: cfg.Label, Software: cfg.Software})
+		Label: cfg.Label, Software: cfg.Software, Replaces: prev.TerminalID})
 	if err != nil {
 		return Enrollment{}, fmt.Errorf("enroll: %w", err)
 	}

@@ -151,6 +151,14 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 			if err := enrollKeyRule(found, old, e); err != nil {
 				return err
 			}
+		} else if req.Replaces != "" {
+			found, err := getJSON(tx, bTerminals, req.Replaces, &old)
+			if err != nil {
+				return err
+			}
+			if err := enrollClaimRule(found, &old, e); err != nil {
+				return err
+			}
 		}
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -220,6 +228,24 @@ func enrollKeyRule(found bool, old terminalRec, e enrollmentRec) error {
 			"remove the terminal's identity.key so it makes a new one, and enroll again"}
 	case old.FacilityID != e.FacilityID:
 		return &EnrollError{Code: wire.EnrollKeyInUse, Msg: "this public key belongs to a terminal of another facility; " +
+			"a terminal moves to another facility only with a wiped store and a new key"}
+	}
+	return nil
+}
+
+// enrollClaimRule decides a new key's claim to have been terminal old (req.Replaces: the id the
+// store was enrolled as; the key that could prove it is lost). The code is the proof: a
+// technician made it for this facility. A live terminal of the facility is replaced as with
+// the same key. A claimed terminal the relay does not know (a relay restored from a backup)
+// or that was revoked (a lost or stolen terminal's store may have been copied) is not
+// inherited from: the store enrolls as a new terminal (old is cleared). A terminal of another
+// facility is refused: its store holds that facility's people and money.
+func enrollClaimRule(found bool, old *terminalRec, e enrollmentRec) error {
+	switch {
+	case !found || old.Revoked:
+		*old = terminalRec{}
+	case old.FacilityID != e.FacilityID:
+		return &EnrollError{Code: wire.EnrollKeyInUse, Msg: "this terminal's store was enrolled in another facility; " +
 			"a terminal moves to another facility only with a wiped store and a new key"}
 	}
 	return nil

@@ -1,7 +1,11 @@
 package relay
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -280,4 +284,91 @@ func TestWipedTerminalGetsACompleteSnapshot(t *testing.T) {
 	}
 	c.ackDown(c.lastSeq())
 	waitAcked(c.lastSeq())
+}
+
+// enrollClaiming enrolls a new key for facility's mode, naming the terminal the store was.
+func (e *env) enrollClaiming(facility, mode, replaces string) ([]byte, int, ed25519.PrivateKey) {
+	e.t.Helper()
+	en, err := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: facility, Mode: mode})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	body, _ := json.Marshal(wire.EnrollRequest{Code: en.Code, PublicKey: priv.Public().(ed25519.PublicKey),
+		Signature: wire.SignEnroll(priv, en.Code), Replaces: replaces})
+	resp, err := http.Post(e.srv.URL+wire.PathEnroll, "application/json", bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return raw, resp.StatusCode, priv
+}
+
+// A store whose key was lost enrolls again under a new key and names the terminal it was: the
+// relay retires that record (no downlink piles up for it), and the new one is its successor:
+// its snapshot carries the status of the letters the old one forwarded, and it may credit the
+// old one's charges. A claim to another facility's terminal is refused; a claim to a revoked
+// terminal, or one the relay does not know, enrolls a plain new terminal.
+func TestReenrollNewKeyNamesTheTerminalItWas(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	old := e.enroll(wire.ModeKiosk, "")
+	oc := old.connect(t, 0)
+	if ack := oc.batch(
+		old.item(wire.UpCharge, charge("A1", "s1", 0, 5)),
+		old.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-records", Body: "my file"}),
+	); ack.Seq != 2 || len(ack.Rejected) != 0 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	oc.c.Close(websocket.StatusNormalClosure, "")
+
+	raw, status, priv := e.enrollClaiming("north", wire.ModeKiosk, old.id)
+	if status != http.StatusOK {
+		t.Fatalf("enrolling a new key for the same store: %d %s", status, raw)
+	}
+	var er wire.EnrollResponse
+	if err := json.Unmarshal(raw, &er); err != nil {
+		t.Fatal(err)
+	}
+	if oi := e.terminalInfo(old.id); !oi.Revoked {
+		t.Fatalf("the terminal the store was is not retired: %+v", oi)
+	}
+	if ni := e.terminalInfo(er.TerminalID); ni.Replaces != old.id {
+		t.Fatalf("new terminal replaces %q, want %q", ni.Replaces, old.id)
+	}
+	nt := &term{e: e, id: er.TerminalID, priv: priv, epoch: "new-epoch", mode: wire.ModeKiosk}
+	nc := nt.connect(t, 0)
+	nc.waitDown(wire.DownMessageStatus, func(b json.RawMessage) bool {
+		return decodeAs[wire.MessageStatus](t, b).MessageID == "m1"
+	})
+	if ack := nc.batch(nt.item(wire.UpCredit, credit(charge("A1", "s1", 0, 5), 5, kiosk.CreditTerminalFault))); len(ack.Rejected) != 0 {
+		t.Fatalf("credit of the old terminal's charge refused: %+v", ack)
+	}
+
+	if err := e.r.PutPolicy("south", kiosk.DefaultPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	south := e.enrollAt("south", wire.ModeKiosk, "")
+	raw, status, _ = e.enrollClaiming("north", wire.ModeKiosk, south.id)
+	if er := wire.DecodeErrorResponse(raw); status != http.StatusConflict || er.Error != wire.EnrollKeyInUse || !strings.Contains(er.Message, "another facility") {
+		t.Fatalf("claiming another facility's terminal: %d %s", status, raw)
+	}
+	if si := e.terminalInfo(south.id); si.Revoked {
+		t.Fatal("a refused claim revoked the other facility's terminal")
+	}
+
+	if err := e.r.Revoke(er.TerminalID); err != nil {
+		t.Fatal(err)
+	}
+	for _, claim := range []string{er.TerminalID, "t-never-enrolled"} {
+		raw, status, _ = e.enrollClaiming("north", wire.ModeKiosk, claim)
+		var got wire.EnrollResponse
+		if status != http.StatusOK || json.Unmarshal(raw, &got) != nil {
+			t.Fatalf("claiming %s: %d %s", claim, status, raw)
+		}
+		if ni := e.terminalInfo(got.TerminalID); ni.Replaces != "" {
+			t.Fatalf("claiming %s made a successor of it: %+v", claim, ni)
+		}
+	}
 }

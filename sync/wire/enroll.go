@@ -15,6 +15,10 @@ type EnrollRequest struct {
 	Signature []byte `json:"signature"`  // SignEnroll(private key, code)
 	Label     string `json:"label,omitempty"`
 	Software  string `json:"software,omitempty"`
+	// Replaces is the terminal id the store was last enrolled as, if any: a store enrolling
+	// again under a new key (its identity.key was lost) names the terminal it was, so the relay
+	// retires that record and the new one inherits its letters' statuses and its charges.
+	Replaces string `json:"replaces,omitempty"`
 }
 
 // EnrollResponse is the 200 answer to an enrollment.
@@ -74,6 +78,9 @@ func DecodeEnrollRequest(b []byte) (EnrollRequest, error) {
 		return EnrollRequest{}, fmt.Errorf("decode enroll request: %w", err)
 	}
 	if err := checkID("software", r.Software, false); err != nil {
+		return EnrollRequest{}, fmt.Errorf("decode enroll request: %w", err)
+	}
+	if err := checkID("replaces", r.Replaces, false); err != nil {
 		return EnrollRequest{}, fmt.Errorf("decode enroll request: %w", err)
 	}
 	if !VerifyEnroll(ed25519.PublicKey(r.PublicKey), r.Code, r.Signature) {
