@@ -1,5 +1,3 @@
-// Package e2e runs a real relay (sync/relay) on 127.0.0.1 against real terminal stores driven by
-// the real sync engine (sync/client), through a TCP proxy that can cut connections.
 package e2e
 
 import (
