@@ -21,7 +21,8 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
-// TestSmokeDemoUnderXvfb starts the real kioskd -demo binary in a real window under Xvfb,
+// TestSmokeDemoUnderXvfb starts the real tetherdemo binary (kioskd's kiosk with the demo's
+// relay and simulated devices) in a real window under Xvfb,
 // logs Maria in with her badge and PIN through the simulated serial devices (ptys read by
 // the real decoders), accepts the notice with a tap, and checks what the window shows:
 // the welcome screen first, her home screen after, and two different screenshots.
@@ -34,7 +35,7 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 		t.Skip("smoke test skipped: Xvfb is not installed (make deps installs it)")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "kioskd")
+	bin := filepath.Join(dir, "tetherdemo")
 	build := exec.Command(goTool(), "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -64,7 +65,7 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	data := filepath.Join(dir, "demo-data")
-	cmd := exec.CommandContext(ctx, bin, "-demo", "-data", data, "-demo-script", script)
+	cmd := exec.CommandContext(ctx, bin, "-data", data, "-script", script)
 	cmd.Env = append(os.Environ(), "DISPLAY="+display, "LANG=en_US.UTF-8")
 	stderr := &watchedBuffer{want: "screenshot: " + home, seen: make(chan struct{})}
 	cmd.Stderr = stderr
@@ -89,7 +90,7 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 	err = cmd.Wait()
 	log := stderr.String()
 	if err != nil {
-		t.Fatalf("kioskd -demo: %v\n%s", err, log)
+		t.Fatalf("tetherdemo: %v\n%s", err, log)
 	}
 	// The screens came in the order a person sees them, then the orderly stop.
 	at := 0
