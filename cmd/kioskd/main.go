@@ -91,13 +91,15 @@ func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int
 		logf("%v", err)
 		return exitUsage
 	}
+	// Signals are taken before Open: one that comes while kioskd opens stops it in order as
+	// soon as it runs, instead of killing it.
+	ctx, stop := signalContext(logf)
+	defer stop()
 	app, err := kioskapp.Open(kioskapp.Options{DataDir: o.dataDir, ConfigPath: o.configPath, Config: cfg,
 		Windowed: o.windowed, Logf: logf, Started: started, Stderr: stderr, Hung: func() { exit(exitFailure) }})
 	if err != nil {
 		return failed(logf, err)
 	}
-	ctx, stop := signalContext(logf)
-	defer stop()
 	runErr := app.Run(ctx)
 	if err := errors.Join(runErr, app.Stop()); err != nil {
 		return failed(logf, err)

@@ -72,6 +72,12 @@ func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int
 }
 
 func demoMain(o options, logf kiosk.Logf, stderr io.Writer, started time.Time, exit func(int)) error {
+	// Signals are taken first: one that comes while the demo seeds stops the kiosk as soon as
+	// it runs, in order.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stopSignals := onSignal(logf, cancel)
+	defer stopSignals()
 	d, cfg, err := newDemo(o.dataDir, logf)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -82,10 +88,6 @@ func demoMain(o options, logf kiosk.Logf, stderr io.Writer, started time.Time, e
 		return err
 	}
 	scr := newScreens(cat, logf)
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	stopSignals := onSignal(logf, cancel)
-	defer stopSignals()
 	stop := func(why string) { cancel(errors.New(why)) }
 
 	var (

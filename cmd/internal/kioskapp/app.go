@@ -111,7 +111,8 @@ type App struct {
 	ctl      *control.Server
 	feed     *ui.DeviceFeed
 	tech     *techWiring
-	shownOne bool // touched on the UI goroutine only
+	current  string // the view on show; with shownOne, touched on the UI goroutine only
+	shownOne bool
 
 	// The loop's state: once it has ended nothing may be handed to the UI goroutine.
 	loopStarted, loopDone atomic.Bool
@@ -270,9 +271,19 @@ func (a *App) linkStatus(st client.Status) {
 	}
 }
 
-// screenShown logs each screen as it comes (the first with the start-up figures), on the
-// UI goroutine.
+// screenShown follows the view on show (ui's OnScreen, on the UI goroutine) and logs each
+// once the window is up; the first, with the start-up figures, when the window shows it.
 func (a *App) screenShown(name string) {
+	a.current = name
+	if a.loopStarted.Load() {
+		a.logScreen(name)
+	}
+	if a.o.OnScreen != nil {
+		a.o.OnScreen(name)
+	}
+}
+
+func (a *App) logScreen(name string) {
 	if !a.shownOne && name == "welcome" {
 		a.logf("screen: welcome (%v after start, %v after the store opened)",
 			time.Since(a.o.Started).Round(time.Millisecond), time.Since(a.opened).Round(time.Millisecond))
@@ -280,9 +291,6 @@ func (a *App) screenShown(name string) {
 		a.logf("screen: %s", name)
 	}
 	a.shownOne = true
-	if a.o.OnScreen != nil {
-		a.o.OnScreen(name)
-	}
 }
 
 // Run starts sync, the devices and the clock and runs the window loop on the calling
@@ -366,6 +374,9 @@ func (a *App) onStarted() {
 		return
 	}
 	a.logf("window shown (%v after start)", time.Since(a.o.Started).Round(time.Millisecond))
+	if a.current != "" {
+		a.logScreen(a.current)
+	}
 	if a.o.OnShown != nil {
 		a.o.OnShown()
 	}
