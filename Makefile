@@ -21,10 +21,12 @@ deps:
 	fi
 	$(GO) mod download
 
+# build puts every command in bin/: kioskd, kioskctl, relayd, and tetherdemo (the demo kiosk).
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
+# run starts bin/tetherdemo: the kiosk with a built-in relay and simulated devices.
 run: deps build
 	./scripts/run-demo.sh
 

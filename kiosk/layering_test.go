@@ -4,15 +4,17 @@ import (
 	"encoding/json"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // TestLayering guards the direction of dependencies across the module: cmd wires everything;
 // ui, sync and hardware may use kiosk; kiosk uses none of them; ui never opens bbolt; only cmd
-// starts a real Fyne driver.
+// starts a real Fyne driver. Test imports count too: a test that imports a layer it must not
+// ties the layers together as surely as the code does.
 func TestLayering(t *testing.T) {
-	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "github.com/tether-kiosk/tether/...").Output()
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports,TestImports,XTestImports", "github.com/tether-kiosk/tether/...").Output()
 	if err != nil {
 		t.Skipf("go list unavailable: %v", err)
 	}
@@ -20,8 +22,8 @@ func TestLayering(t *testing.T) {
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for {
 		var p struct {
-			ImportPath string
-			Imports    []string
+			ImportPath                         string
+			Imports, TestImports, XTestImports []string
 		}
 		if err := dec.Decode(&p); err == io.EOF {
 			break
@@ -29,7 +31,7 @@ func TestLayering(t *testing.T) {
 			t.Fatal(err)
 		}
 		rel := strings.TrimPrefix(p.ImportPath, mod)
-		for _, imp := range p.Imports {
+		for _, imp := range slices.Concat(p.Imports, p.TestImports, p.XTestImports) {
 			irel := "" // empty for imports from outside the module, like the standard library's sync/atomic
 			if strings.HasPrefix(imp, mod) {
 				irel = strings.TrimPrefix(imp, mod)
@@ -46,6 +48,40 @@ func TestLayering(t *testing.T) {
 			case !strings.HasPrefix(rel, "cmd/") && strings.HasPrefix(irel, "cmd/"):
 				t.Errorf("%s imports %s: nothing imports a command", rel, irel)
 			}
+		}
+	}
+}
+
+// demoOnly are what the demo needs and a facility's kioskd must not carry: the reference
+// relay (a server, with its admin API), the serial simulators and the pseudo-terminals they
+// write into.
+var demoOnly = []string{"github.com/tether-kiosk/tether/sync/relay", "github.com/tether-kiosk/tether/hardware/sim",
+	"github.com/creack/pty"}
+
+// TestLayeringKioskdLinksNoDemo: the kioskd binary (everything it links, transitively) holds none of
+// the demo, and neither do kioskd's own tests, which test the binary a facility runs. The
+// demo is cmd/tetherdemo.
+func TestLayeringKioskdLinksNoDemo(t *testing.T) {
+	const kioskd = "github.com/tether-kiosk/tether/cmd/kioskd"
+	list := func(args ...string) []string {
+		t.Helper()
+		out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+		if err != nil {
+			t.Skipf("go list unavailable: %v", err)
+		}
+		return strings.Fields(string(out))
+	}
+	binary := list("-deps", kioskd)
+	if !slices.Contains(binary, "github.com/tether-kiosk/tether/kiosk") {
+		t.Fatalf("go list -deps %s does not list the kiosk package: %v", kioskd, binary)
+	}
+	withTests := list("-deps", "-test", kioskd)
+	for _, pkg := range demoOnly {
+		if slices.Contains(binary, pkg) {
+			t.Errorf("the kioskd binary links %s: the demo belongs in cmd/tetherdemo", pkg)
+		}
+		if slices.Contains(withTests, pkg) {
+			t.Errorf("kioskd's tests link %s: they test the binary a facility runs, without the demo", pkg)
 		}
 	}
 }

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Kiosk app figures for docs/BENCHMARKS.md: time from start to the welcome screen, resident
 # memory of an idle kiosk, and time from the last PIN key to the home screen. It runs the real
-# kioskd -demo RUNS times in a real window under its own Xvfb, drives a login through the
-# simulated badge reader and PIN pad, and prints medians with the machine they ran on.
+# tetherdemo (the kiosk with the demo's relay and devices) RUNS times in a real window under
+# its own Xvfb, drives a login through the simulated badge reader and PIN pad, and prints
+# medians with the machine they ran on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 case "${LANG:-C}" in C | C.* | POSIX) export LANG=en_US.UTF-8 ;; esac
 command -v Xvfb >/dev/null || { echo "bench-kiosk: Xvfb is not installed (make deps)" >&2; exit 1; }
 mkdir -p bin
-go build -o bin/kioskd ./cmd/kioskd
+go build -o bin/ ./cmd/kioskd ./cmd/tetherdemo
 
 work=$(mktemp -d)
 n=90
@@ -34,7 +35,7 @@ quit
 EOT
 for i in $(seq "$RUNS"); do
 	# A hung run dumps its goroutines (SIGQUIT) into the log kept in /tmp.
-	DISPLAY=":$n" timeout -s QUIT 120 bin/kioskd -demo -data "$work/data" -demo-script "$work/script.txt" >"$work/run$i.log" 2>&1 ||
+	DISPLAY=":$n" timeout -s QUIT 120 bin/tetherdemo -data "$work/data" -script "$work/script.txt" >"$work/run$i.log" 2>&1 ||
 		{ cp "$work/run$i.log" /tmp/bench-kiosk-failed.log; echo "run $i failed (log: /tmp/bench-kiosk-failed.log):"; tail -20 "$work/run$i.log"; exit 1; }
 	echo "run $i done" >&2
 done

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Starts the demo kiosk (what `make run` runs after building): kioskd -demo with its own
-# relay, a seeded facility and simulated devices, in ./demo-data (reset at each start).
+# Starts the demo kiosk (what `make run` runs after building): bin/tetherdemo, the kiosk
+# kioskd runs with its own relay, a seeded facility and simulated devices, in ./demo-data
+# (reset at each start). The production kioskd has none of the demo in it.
 # With no display it says so, runs the same demo under Xvfb, logs Maria in once through the
 # simulated badge reader and PIN pad, and saves screenshots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${KIOSKD:-bin/kioskd}
+BIN=${TETHERDEMO:-bin/tetherdemo}
 DATA=${DEMO_DATA:-demo-data}
 if [ ! -x "$BIN" ]; then
 	echo "run-demo: $BIN is missing; run 'make build' first" >&2
@@ -27,7 +28,7 @@ Data: $DATA (reset at each start). Stop with Ctrl-C.
 EOT
 
 if [ -n "${DISPLAY:-}" ]; then
-	exec "$BIN" -demo -data "$DATA"
+	exec "$BIN" -data "$DATA"
 fi
 
 if ! command -v Xvfb >/dev/null; then
@@ -38,7 +39,7 @@ n=90
 while [ -e "/tmp/.X$n-lock" ] || [ -e "/tmp/.X11-unix/X$n" ]; do n=$((n + 1)); done
 echo
 echo "No display (\$DISPLAY is empty): running the same demo under Xvfb on :$n."
-# Its own session: Ctrl-C must stop kioskd (orderly) before the X server goes away.
+# Its own session: Ctrl-C must stop the kiosk (orderly) before the X server goes away.
 setsid Xvfb ":$n" -screen 0 1920x1080x24 -nolisten tcp >/dev/null 2>&1 &
 xvfb=$!
 kiosk=""
@@ -51,14 +52,14 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 for _ in $(seq 100); do [ -e "/tmp/.X11-unix/X$n" ] && break; sleep 0.1; done
 
-# kioskd resets $DATA when it starts, before it takes these.
+# tetherdemo resets $DATA when it starts, before it takes these.
 welcome="$DATA/welcome.png"
 home="$DATA/home.png"
 tour=$(mktemp)
 sed "s#demo-data/home.png#$home#" assets/demo/tour.txt >"$tour"
 echo "It saves a screenshot of the welcome screen to $welcome,"
 echo "then logs Maria in through the simulated devices and saves her home screen to $home."
-DISPLAY=":$n" "$BIN" -demo -data "$DATA" -screenshot "$welcome" -demo-script "$tour" &
+DISPLAY=":$n" "$BIN" -data "$DATA" -screenshot "$welcome" -script "$tour" &
 kiosk=$!
 told=""
 while kill -0 "$kiosk" 2>/dev/null; do

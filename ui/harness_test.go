@@ -42,6 +42,7 @@ type harness struct {
 	mu    sync.Mutex
 	queue []func()
 	logs  []string // every line the terminal and the screens logged
+	onUI  bool     // the test goroutine is running queued UI work (drain)
 }
 
 type setup struct {
@@ -49,6 +50,8 @@ type setup struct {
 	policy func(*kiosk.Policy)
 	lang   string // Maria's stored language
 	wrap   func(*kiosk.Terminal) Domain
+	// onScreen is Deps.OnScreen; it gets the harness, to check where it is called from.
+	onScreen func(h *harness, name string)
 }
 
 func newHarness(t *testing.T, opts ...func(*setup)) *harness {
@@ -96,8 +99,12 @@ func newHarness(t *testing.T, opts ...func(*setup)) *harness {
 	if su.wrap != nil {
 		d = su.wrap(term)
 	}
+	var onScreen func(string)
+	if su.onScreen != nil {
+		onScreen = func(name string) { su.onScreen(h, name) }
+	}
 	k, err = New(h.app, Deps{Domain: d, Clock: h.clk, Logf: h.logf, Tablet: su.tablet,
-		Rand: rand.New(rand.NewPCG(1, 2)), Do: h.enqueue})
+		Rand: rand.New(rand.NewPCG(1, 2)), Do: h.enqueue, OnScreen: onScreen})
 	must(t, err)
 	h.k = k
 	t.Cleanup(k.Close)
@@ -137,9 +144,11 @@ func (h *harness) drain() int {
 	q := h.queue
 	h.queue = nil
 	h.mu.Unlock()
+	h.onUI = true
 	for _, f := range q {
 		f()
 	}
+	h.onUI = false
 	return len(q)
 }
 
@@ -275,7 +284,9 @@ func (h *harness) tap(label string) {
 	if b.Disabled() {
 		h.t.Fatalf("button %q is disabled", label)
 	}
+	h.onUI = true // a finger's tap runs on the UI goroutine, which the test goroutine plays
 	test.Tap(b)
+	h.onUI = false
 	h.settle()
 }
 

@@ -53,6 +53,10 @@ type Deps struct {
 	DefaultLanguage string
 	// Tech is what the technician area reaches beyond the domain (techdeps.go).
 	Tech TechDeps
+	// OnScreen is told the name of the view on show each time it changes to another one
+	// ("welcome", "pin", "notice", "home", "inbox", "tech", ...), on the UI goroutine, starting
+	// with the welcome screen New builds. It must not block: the screens wait for it.
+	OnScreen func(name string)
 }
 
 // Kiosk is the whole touchscreen: one window whose content is rebuilt from scratch for
@@ -87,6 +91,8 @@ type Kiosk struct {
 	idleText    *canvas.Text
 	idleUntil   time.Duration
 	tech        *techArea // the technician area, while a technician is logged in
+	onScreen    func(string)
+	shown       string // the view name last told to onScreen
 }
 
 // note is why the last login was refused or the last session ended, shown on the welcome
@@ -153,6 +159,17 @@ func New(app fyne.App, deps Deps) (*Kiosk, error) {
 	k.win.Canvas().SetOnTypedKey(func(*fyne.KeyEvent) { k.touch() })
 	k.win.Canvas().SetOnTypedRune(func(rune) { k.touch() })
 	k.showWelcome()
+	if deps.OnScreen != nil {
+		// New may run on any goroutine: the hook is set, and told of the welcome screen, on the
+		// UI goroutine, before anything queued after New returns.
+		k.do(func() {
+			k.onScreen = deps.OnScreen
+			if k.v != nil {
+				k.shown = k.v.name
+				k.onScreen(k.shown)
+			}
+		})
+	}
 	return k, nil
 }
 
@@ -262,6 +279,11 @@ func (k *Kiosk) setScreen(v *view, obj fyne.CanvasObject) {
 	k.screen.Refresh()
 	if c := k.win.Canvas(); c != nil {
 		c.Unfocus()
+	}
+	// Told after the window holds the view, so the hook may look at it.
+	if k.onScreen != nil && v.name != k.shown {
+		k.shown = v.name
+		k.onScreen(v.name)
 	}
 }
 

@@ -1,4 +1,4 @@
-// Package demo holds the seed of the demo facility that `kioskd -demo` (make run) loads:
+// Package demo holds the seed of the demo facility that tetherdemo (make run) loads:
 // a roster whose PINs are stored only as argon2id hashes, balances, contacts and messages.
 // The badges and PINs of the demo people are listed in README.md, not here.
 package demo

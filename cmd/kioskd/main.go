@@ -1,20 +1,25 @@
 // Command kioskd is the program a kiosk or tablet runs: it wires the terminal's store, its
 // serial devices, the sync engine and the touchscreen, full screen with no way out but a
-// technician (or SIGTERM).
+// technician (or SIGTERM). The demo (built-in relay, simulated devices) is another command,
+// tetherdemo: none of it is linked here.
 //
 //	kioskd -config /etc/tether/kioskd.json -data /var/lib/tether
-//	kioskd -demo [-data ./demo-data] [-screenshot shot.png] [-demo-script script.txt]
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
+	"github.com/tether-kiosk/tether/cmd/internal/kioskapp"
+	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
 )
@@ -24,10 +29,6 @@ type options struct {
 	configPath string
 	dataDir    string
 	windowed   bool
-	demo       bool
-	screenshot string
-	script     string
-	stderr     io.Writer // where the log goes (and a goroutine dump if the stop hangs)
 }
 
 // errUsage is a bad command line (flag has printed why).
@@ -40,11 +41,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.configPath, "config", "", "JSON config file (relay, mode, devices, screen)")
 	fs.StringVar(&o.dataDir, "data", "", "data directory: the store, identity key and enrollment")
 	fs.BoolVar(&o.windowed, "windowed", false, "a normal window instead of full screen (development)")
-	fs.BoolVar(&o.demo, "demo", false, "demo: built-in relay, seeded facility, simulated devices (data dir default ./demo-data, reset at start)")
-	fs.StringVar(&o.screenshot, "screenshot", "", "write a PNG of the window to this path once the welcome screen shows")
-	fs.StringVar(&o.script, "demo-script", "", "demo only: run the commands in this file (- for stdin): badge, pin, tap, wait, screenshot, rss, sleep, quit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kioskd -config FILE -data DIR [-windowed]\n       kioskd -demo [-data DIR] [-screenshot PNG] [-demo-script FILE]")
+		fmt.Fprintln(stderr, "usage: kioskd -config FILE -data DIR [-windowed]\n(the demo kiosk is tetherdemo)")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, exitStatuses)
 	}
@@ -55,30 +53,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fmt.Fprintf(stderr, "kioskd: unexpected argument %q\n", fs.Arg(0))
 		return o, errUsage
 	}
-	if o.demo {
-		if o.configPath != "" {
-			fmt.Fprintln(stderr, "kioskd: -demo makes its own config; drop -config")
-			return o, errUsage
-		}
-		if o.dataDir == "" {
-			o.dataDir = "demo-data"
-		}
-		o.windowed = true
-		return o, nil
-	}
-	if o.script != "" {
-		fmt.Fprintln(stderr, "kioskd: -demo-script needs -demo")
-		return o, errUsage
-	}
 	if o.configPath == "" || o.dataDir == "" {
-		fmt.Fprintln(stderr, "kioskd: -config and -data are required (or -demo)")
+		fmt.Fprintln(stderr, "kioskd: -config and -data are required")
 		return o, errUsage
 	}
 	return o, nil
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr, time.Now()))
+	os.Exit(run(os.Args[1:], os.Stderr, time.Now(), os.Exit))
 }
 
 // Exit statuses. A damaged store gets its own, so a service manager can stop restarting
@@ -93,30 +76,64 @@ const exitStatuses = `exit status: 0 after an orderly stop, 1 on a failure, 2 on
 (nothing touched), 3 when the store is damaged (left untouched; restarting will not help: restore
 it from a kioskctl backup or re-enroll the terminal)`
 
-// run is kioskd; it returns the exit status (see exitStatuses).
-func run(args []string, stderr io.Writer, started time.Time) int {
+// run is kioskd; it returns the exit status (see exitStatuses). exit ends the process at
+// once (os.Exit), for a stop that hangs in the window loop, which run cannot return from.
+func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return exitUsage
 	}
-	o.stderr = stderr
 	lg := log.New(stderr, "kioskd ", log.LstdFlags|log.Lmicroseconds)
 	logf := kiosk.Logf(lg.Printf)
-	var cfg Config
-	if !o.demo {
-		// The config is checked before anything else, so a broken one touches nothing.
-		cfg, err = LoadConfig(o.configPath)
-		if err != nil {
-			logf("%v", err)
-			return exitUsage
-		}
-	}
-	if err := start(o, cfg, logf, started); err != nil {
+	// The config is checked before anything else, so a broken one touches nothing.
+	cfg, err := termconfig.Load(o.configPath)
+	if err != nil {
 		logf("%v", err)
-		if errors.Is(err, boltfile.ErrDamaged) {
-			return exitDamaged
-		}
-		return exitFailure
+		return exitUsage
+	}
+	// Signals are taken before Open: one that comes while kioskd opens stops it in order as
+	// soon as it runs, instead of killing it.
+	ctx, stop := signalContext(logf)
+	defer stop()
+	app, err := kioskapp.Open(kioskapp.Options{DataDir: o.dataDir, ConfigPath: o.configPath, Config: cfg,
+		Windowed: o.windowed, Logf: logf, Started: started, Stderr: stderr, Hung: func() { exit(exitFailure) }})
+	if err != nil {
+		return failed(logf, err)
+	}
+	runErr := app.Run(ctx)
+	if err := errors.Join(runErr, app.Stop()); err != nil {
+		return failed(logf, err)
 	}
 	return 0
+}
+
+// failed logs err and maps it to its exit status.
+func failed(logf kiosk.Logf, err error) int {
+	logf("%v", err)
+	if errors.Is(err, boltfile.ErrDamaged) {
+		return exitDamaged
+	}
+	return exitFailure
+}
+
+// signalContext ends at SIGTERM or SIGINT, with the signal as its cause (the stop's reason
+// in the log).
+func signalContext(logf kiosk.Logf) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			logf("received signal %s", s)
+			cancel(fmt.Errorf("signal %s", s))
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
 }

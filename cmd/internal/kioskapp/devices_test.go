@@ -1,4 +1,4 @@
-package main
+package kioskapp
 
 import (
 	"context"
@@ -78,12 +78,10 @@ func TestMoveDeviceSavesAndRestarts(t *testing.T) {
 	if saved.Screen.Language != "es" {
 		t.Fatalf("the move overwrote a change made in the file since start: %+v", saved.Screen)
 	}
-	if err := poll(ctx, "the moved reader to connect", func() bool {
+	eventually(t, "the moved reader connected", func() bool {
 		s := h.States()
 		return len(s) == 1 && s[0].Connected && s[0].Path == b.Path()
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if err := b.Present("123-45678"); err != nil {
 		t.Fatal(err)
 	}

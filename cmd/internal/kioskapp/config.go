@@ -1,4 +1,4 @@
-package main
+package kioskapp
 
 import "github.com/tether-kiosk/tether/cmd/internal/termconfig"
 

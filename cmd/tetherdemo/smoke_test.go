@@ -21,7 +21,8 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
-// TestSmokeDemoUnderXvfb starts the real kioskd -demo binary in a real window under Xvfb,
+// TestSmokeDemoUnderXvfb starts the real tetherdemo binary (kioskd's kiosk with the demo's
+// relay and simulated devices) in a real window under Xvfb,
 // logs Maria in with her badge and PIN through the simulated serial devices (ptys read by
 // the real decoders), accepts the notice with a tap, and checks what the window shows:
 // the welcome screen first, her home screen after, and two different screenshots.
@@ -34,7 +35,7 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 		t.Skip("smoke test skipped: Xvfb is not installed (make deps installs it)")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "kioskd")
+	bin := filepath.Join(dir, "tetherdemo")
 	build := exec.Command(goTool(), "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -64,7 +65,7 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	data := filepath.Join(dir, "demo-data")
-	cmd := exec.CommandContext(ctx, bin, "-demo", "-data", data, "-demo-script", script)
+	cmd := exec.CommandContext(ctx, bin, "-data", data, "-script", script)
 	cmd.Env = append(os.Environ(), "DISPLAY="+display, "LANG=en_US.UTF-8")
 	stderr := &watchedBuffer{want: "screenshot: " + home, seen: make(chan struct{})}
 	cmd.Stderr = stderr
@@ -89,7 +90,7 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 	err = cmd.Wait()
 	log := stderr.String()
 	if err != nil {
-		t.Fatalf("kioskd -demo: %v\n%s", err, log)
+		t.Fatalf("tetherdemo: %v\n%s", err, log)
 	}
 	// The screens came in the order a person sees them, then the orderly stop.
 	at := 0
@@ -273,4 +274,65 @@ func (w *watchedBuffer) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+// TestSmokeKioskdUnderXvfb starts the production kioskd binary (no demo in it) as a facility
+// would, on a config and an empty data directory, in a real window under Xvfb: the welcome
+// screen comes up, SIGTERM stops it in order with exit status 0, and the store opens again.
+// It lives here, beside the demo's smoke test, to share its Xvfb helper.
+func TestSmokeKioskdUnderXvfb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("smoke test: skipped with -short")
+	}
+	xvfb, err := exec.LookPath("Xvfb")
+	if err != nil {
+		t.Skip("smoke test skipped: Xvfb is not installed (make deps installs it)")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "kioskd")
+	if out, err := exec.Command(goTool(), "build", "-o", bin, "../kioskd").CombinedOutput(); err != nil {
+		t.Fatalf("go build kioskd: %v\n%s", err, out)
+	}
+	display := startXvfb(t, xvfb)
+	cfg, data := filepath.Join(dir, "kioskd.json"), filepath.Join(dir, "data")
+	writeFile(t, cfg, `{"mode": "kiosk", "screen": {"language": "es"}}`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-config", cfg, "-data", data)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display, "LANG=en_US.UTF-8")
+	stderr := &watchedBuffer{want: "screen: welcome (", seen: make(chan struct{})}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stderr.seen:
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+	}
+	err = cmd.Wait()
+	log := stderr.String()
+	if err != nil {
+		t.Fatalf("kioskd: %v\n%s", err, log)
+	}
+	at := 0
+	for _, want := range []string{"not enrolled", "screen: welcome (", "received signal terminated", "stopping: ",
+		"stopping: devices closed", "stopped"} {
+		i := strings.Index(log[at:], want)
+		if i < 0 {
+			t.Fatalf("log lacks %q after offset %d:\n%s", want, at, log)
+		}
+		at += i
+	}
+	if strings.Contains(log, "Error in Fyne call thread") || strings.Contains(log, "panic") {
+		t.Errorf("the stop touched the UI off its goroutine:\n%s", log)
+	}
+	st, err := kiosk.OpenStore(data, kiosk.StoreOptions{})
+	if err != nil {
+		t.Fatalf("reopen the kiosk's store: %v", err)
+	}
+	st.Close()
 }

@@ -12,7 +12,7 @@ import (
 
 // panel opens the demo's second window: badge cards and a PIN pad whose every press is
 // written as real serial frames into the simulators' pseudo-terminals, which kioskd's
-// device manager reads through the real decoders. Only -demo shows it.
+// device manager reads through the real decoders.
 func (d *demo) panel(a fyne.App) fyne.Window {
 	w := a.NewWindow("Tether demo: simulated devices")
 	title := widget.NewLabelWithStyle("Simulated devices", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})

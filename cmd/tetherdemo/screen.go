@@ -19,36 +19,13 @@ import (
 	"github.com/tether-kiosk/tether/ui/i18n"
 )
 
-// screenMarks: a screen is recognised by a text only it shows (a translation id, any
-// language). The ui package does not report which screen is up, so kioskd reads the window.
-var screenMarks = []struct{ name, id string }{
-	{"home", "tile.usage"},
-	{"notice", "notice.title"},
-	{"pin", "pin.title"},
-	{"welcome", "welcome.scan"},
-	{"welcome", "welcome.tablet_pin"},
-	{"technician", "tech.title"},
-	{"technician", "tech.area"},
-	{"inbox", "inbox.title"},
-	{"sent", "sent.title"},
-	{"write", "write.title"},
-	{"write", "write.choose"},
-	{"contacts", "contacts.title"},
-	{"contacts", "contacts.add"},
-	{"usage", "usage.title"},
-}
-
-// screens watches which screen the kiosk window shows, logs each change ("screen: home"),
-// and lets the demo script wait for one, tap a button and take a screenshot.
+// screens follows which screen the kiosk shows, as ui names it (OnScreen), and lets the demo
+// script wait for one, tap a button and take a screenshot.
 type screens struct {
-	win     fyne.Window
-	cat     *i18n.Catalog
-	logf    kiosk.Logf
-	started time.Time // process start
-	opened  time.Time // store opened (after the demo's seeding)
-	marks   map[string]string
-	do      func(func()) // runs f on the UI goroutine (fyne.Do)
-	doWait  func(func()) // ... and waits for it (fyne.DoAndWait)
+	win    fyne.Window
+	cat    *i18n.Catalog
+	logf   kiosk.Logf
+	doWait func(func()) // runs f on the UI goroutine and waits for it (fyne.DoAndWait)
 
 	mu      sync.Mutex
 	cur     string
@@ -56,73 +33,24 @@ type screens struct {
 	changed chan struct{} // closed and replaced at each change
 }
 
-func newScreens(win fyne.Window, cat *i18n.Catalog, logf kiosk.Logf, started, opened time.Time, do, doWait func(func())) *screens {
-	s := &screens{win: win, cat: cat, logf: logf, started: started, opened: opened, do: do, doWait: doWait,
-		marks: map[string]string{}, changed: make(chan struct{})}
-	for _, m := range screenMarks {
-		for _, lang := range cat.Languages() {
-			if t := cat.T(lang, m.id); t != "" && t != m.id {
-				if _, dup := s.marks[t]; !dup {
-					s.marks[t] = m.name
-				}
-			}
-		}
-	}
-	return s
+func newScreens(cat *i18n.Catalog, logf kiosk.Logf) *screens {
+	return &screens{cat: cat, logf: logf, changed: make(chan struct{})}
 }
 
-// watch polls the window every 20 ms on the UI goroutine until ctx ends.
-func (s *screens) watch(ctx context.Context) {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.do(s.poll)
-		}
-	}
-}
-
-// poll runs on the UI goroutine.
-func (s *screens) poll() {
-	name := s.identify(s.win.Content())
-	if name == "" {
-		name = "other"
-	}
+// attach gives the screens the kiosk's window, once it is built.
+func (s *screens) attach(win fyne.Window, doWait func(func())) {
 	s.mu.Lock()
-	if name == s.cur {
-		s.mu.Unlock()
-		return
-	}
-	first := s.cur == ""
+	defer s.mu.Unlock()
+	s.win, s.doWait = win, doWait
+}
+
+// shown is the kiosk's OnScreen hook: name is on show from now.
+func (s *screens) shown(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.cur, s.since = name, time.Now()
 	close(s.changed)
 	s.changed = make(chan struct{})
-	s.mu.Unlock()
-	if first && name == "welcome" {
-		s.logf("screen: welcome (%v after start, %v after the store opened)",
-			time.Since(s.started).Round(time.Millisecond), time.Since(s.opened).Round(time.Millisecond))
-		return
-	}
-	s.logf("screen: %s", name)
-}
-
-// identify names the screen that o shows (the first mark found wins by screenMarks order).
-func (s *screens) identify(o fyne.CanvasObject) string {
-	found := map[string]bool{}
-	walk(o, func(text string, _ *widget.Button) {
-		if n, ok := s.marks[text]; ok {
-			found[n] = true
-		}
-	})
-	for _, m := range screenMarks {
-		if found[m.name] {
-			return m.name
-		}
-	}
-	return ""
 }
 
 // walk calls fn for every visible text under o: canvas texts, labels and buttons.
@@ -142,13 +70,6 @@ func walk(o fyne.CanvasObject, fn func(text string, b *widget.Button)) {
 	case *widget.Button:
 		fn(v.Text, v)
 	}
-}
-
-// current is the screen on show and since when.
-func (s *screens) current() (string, time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cur, s.since
 }
 
 // wait returns when name is on show (at once if it is), with the time it appeared.

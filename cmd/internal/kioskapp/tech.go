@@ -1,4 +1,4 @@
-package main
+package kioskapp
 
 import (
 	"context"
@@ -107,7 +107,7 @@ func (w *techWiring) enroll(ctx context.Context, relayURL, code string) (ui.Enro
 		tr = *t
 	}
 	e, err := client.Enroll(ctx, client.EnrollConfig{DataDir: w.termDir, RelayURL: relayURL, Code: code,
-		Transport: tr, Terminal: w.term, Software: software})
+		Transport: tr, Terminal: w.term, Software: Software})
 	if err != nil {
 		var ee *client.EnrollError
 		if errors.As(err, &ee) {

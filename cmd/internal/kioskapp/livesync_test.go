@@ -1,15 +1,12 @@
-package main
+package kioskapp
 
 import (
 	"context"
 	"fmt"
 	"net/http/httptest"
 	"testing"
-	"time"
 
-	"github.com/tether-kiosk/tether/cmd/internal/ctlwire"
 	"github.com/tether-kiosk/tether/kiosk"
-	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/control"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
@@ -34,8 +31,7 @@ func liveRelay(t *testing.T) (*relay.Relay, string) {
 	return r, srv.URL
 }
 
-// unenrolledKioskd is what start wires for a terminal that is not enrolled: its store and
-// Terminal, the sync holder with no engine, the control API and the technician wiring on it.
+// unenrolledKioskd is a kioskd opened on a new data directory (so not enrolled) and running.
 type unenrolledKioskd struct {
 	dir   string
 	term  *kiosk.Terminal
@@ -46,32 +42,27 @@ type unenrolledKioskd struct {
 func startUnenrolled(t *testing.T) *unenrolledKioskd {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := kiosk.OpenStore(dir, kiosk.StoreOptions{})
+	a, err := Open(Options{DataDir: dir, Logf: t.Logf, Driver: newTestDriver(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := client.LoadEnrollment(dir); err != client.ErrNotEnrolled {
 		t.Fatalf("a new data directory is enrolled? %v", err)
 	}
-	term, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: st, Clock: clock.NewReal(), Logf: t.Logf, PINParams: kiosk.TestPINParams()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	syncs := newSyncHolder(context.Background(), client.Config{DataDir: dir, Terminal: term, Logf: t.Logf, Software: software},
-		ModeKiosk, t.Logf)
-	ctl, err := ctlwire.Serve(ctlwire.Options{DataDir: dir, Terminal: term, Engine: syncs.Engine, Logf: t.Logf,
-		Software: software, OnEnrolled: syncs.enrolled})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The orderly stop's order: control API, sync, then the store.
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx) }()
+	// The orderly stop: Run ends (sync stops), then Stop closes the control socket and the store.
 	t.Cleanup(func() {
-		ctl.Close()
-		syncs.Stop()
-		st.Close()
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := a.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
 	})
-	return &unenrolledKioskd{dir: dir, term: term, syncs: syncs,
-		tech: &techWiring{termDir: dir, term: term, syncs: syncs, logf: t.Logf}}
+	return &unenrolledKioskd{dir: dir, term: a.term, syncs: a.syncs, tech: a.tech}
 }
 
 // loginAndWrite opens Ben's session and sends a message to a department: queued, offline.
@@ -105,17 +96,17 @@ func (k *unenrolledKioskd) loginAndWrite(t *testing.T) kiosk.Message {
 // waitFor polls cond (which says what it saw) until it holds.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ok, saw := cond()
-		if ok {
-			return
+	var saw string
+	defer func() {
+		if t.Failed() {
+			t.Logf("waiting for %s, last saw: %s", what, saw)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never saw %s; last: %s", what, saw)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	eventually(t, what, func() bool {
+		ok, s := cond()
+		saw = s
+		return ok
+	})
 }
 
 func relayHas(t *testing.T, r *relay.Relay, m kiosk.Message) func() (bool, string) {

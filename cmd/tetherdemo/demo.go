@@ -13,6 +13,7 @@ import (
 	"time"
 
 	demoseed "github.com/tether-kiosk/tether/assets/demo"
+	"github.com/tether-kiosk/tether/cmd/internal/kioskapp"
 	"github.com/tether-kiosk/tether/hardware/badge"
 	"github.com/tether-kiosk/tether/hardware/device"
 	"github.com/tether-kiosk/tether/hardware/sim"
@@ -55,19 +56,18 @@ type demo struct {
 	pad   *sim.PinPad
 	keys  chan func() // device presses, in order, off the UI goroutine
 	done  chan struct{}
-	stop  func(why string)
 }
 
 // newDemo resets dir, starts the relay and seeds it, and plugs in the simulated devices.
 // It returns the config a kiosk of that facility would have.
-func newDemo(dir string, logf kiosk.Logf) (*demo, Config, error) {
+func newDemo(dir string, logf kiosk.Logf) (*demo, kioskapp.Config, error) {
 	t0 := time.Now()
 	if err := resetDemoDir(dir); err != nil {
-		return nil, Config{}, err
+		return nil, kioskapp.Config{}, err
 	}
 	fac, err := demoseed.LoadFacility()
 	if err != nil {
-		return nil, Config{}, err
+		return nil, kioskapp.Config{}, err
 	}
 	d := &demo{dir: dir, logf: logf, fac: fac, keys: make(chan func(), 256), done: make(chan struct{})}
 	ok := false
@@ -78,11 +78,11 @@ func newDemo(dir string, logf kiosk.Logf) (*demo, Config, error) {
 	}()
 	d.relay, err = relay.Open(relay.Config{DataDir: filepath.Join(dir, "relay"), Logf: logf, HoldPolicy: relay.HoldAll})
 	if err != nil {
-		return nil, Config{}, err
+		return nil, kioskapp.Config{}, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, Config{}, fmt.Errorf("relay listen: %w", err)
+		return nil, kioskapp.Config{}, fmt.Errorf("relay listen: %w", err)
 	}
 	d.url = "http://" + ln.Addr().String()
 	d.srv = &http.Server{Handler: d.relay, ReadHeaderTimeout: 10 * time.Second}
@@ -90,40 +90,40 @@ func newDemo(dir string, logf kiosk.Logf) (*demo, Config, error) {
 	logf("demo: relay on %s (data in %s)", d.url, filepath.Join(dir, "relay"))
 
 	if err := d.seedRelay(); err != nil {
-		return nil, Config{}, err
+		return nil, kioskapp.Config{}, err
 	}
 	if err := d.seedYesterday(); err != nil {
-		return nil, Config{}, fmt.Errorf("seed contacts and messages: %w", err)
+		return nil, kioskapp.Config{}, fmt.Errorf("seed contacts and messages: %w", err)
 	}
 	if err := d.topUp(); err != nil {
-		return nil, Config{}, err
+		return nil, kioskapp.Config{}, err
 	}
 
 	devDir := filepath.Join(dir, "devices")
 	if err := os.MkdirAll(devDir, 0o700); err != nil {
-		return nil, Config{}, err
+		return nil, kioskapp.Config{}, err
 	}
 	d.badge, err = sim.NewBadgeReaderWith(badge.EM4100, sim.Options{Dir: devDir})
 	if err != nil {
-		return nil, Config{}, err
+		return nil, kioskapp.Config{}, err
 	}
 	d.pad, err = sim.NewPinPadWith(sim.Options{Dir: devDir})
 	if err != nil {
-		return nil, Config{}, err
+		return nil, kioskapp.Config{}, err
 	}
 	go d.pressLoop()
 	logf("demo: badge reader (em4100) at %s -> %s; PIN pad at %s -> %s", d.badge.Path(), d.badge.TTY(), d.pad.Path(), d.pad.TTY())
-	cfg := Config{
-		Relay: RelayConfig{URL: d.url},
-		Mode:  ModeKiosk,
-		Devices: []DeviceConfig{
+	cfg := kioskapp.Config{
+		Relay: kioskapp.RelayConfig{URL: d.url},
+		Mode:  kioskapp.ModeKiosk,
+		Devices: []kioskapp.DeviceConfig{
 			{Name: "badge reader", Role: device.RoleBadge, Path: d.badge.Path(), Framing: badge.EM4100},
 			{Name: "PIN pad", Role: device.RolePinPad, Path: d.pad.Path()},
 		},
-		Screen: ScreenConfig{Width: 1280, Height: 800},
+		Screen: kioskapp.ScreenConfig{Width: 1280, Height: 800},
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, Config{}, fmt.Errorf("demo config: %w", err)
+		return nil, kioskapp.Config{}, fmt.Errorf("demo config: %w", err)
 	}
 	logf("demo: facility seeded in %v", time.Since(t0).Round(time.Millisecond))
 	ok = true
@@ -149,7 +149,7 @@ func resetDemoDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("demo data directory: %w", err)
 	}
-	return os.WriteFile(filepath.Join(dir, demoMarker), []byte("made by kioskd -demo; reset at each start\n"), 0o600)
+	return os.WriteFile(filepath.Join(dir, demoMarker), []byte("made by tetherdemo; reset at each start\n"), 0o600)
 }
 
 // seedRelay puts the policy, the roster and the opening balances on the relay.
@@ -178,7 +178,7 @@ func (d *demo) seedRelay() error {
 // clock set to yesterday: Maria and James logged in with their badges and PINs and asked for
 // their contacts, the relay approved them, Maria wrote to her mother and the message waits
 // for review, and letters from the contacts arrived. All of it goes through the kiosk's real
-// store and real sync; kioskd then opens the same store with the real clock.
+// store and real sync; the kiosk then opens the same store with the real clock.
 func (d *demo) seedYesterday() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -193,15 +193,15 @@ func (d *demo) seedYesterday() error {
 	if err != nil {
 		return err
 	}
-	code, err := d.relay.CreateEnrollment(relay.EnrollmentRequest{FacilityID: d.fac.ID, Mode: ModeKiosk})
+	code, err := d.relay.CreateEnrollment(relay.EnrollmentRequest{FacilityID: d.fac.ID, Mode: kioskapp.ModeKiosk})
 	if err != nil {
 		return err
 	}
 	if _, err := client.Enroll(ctx, client.EnrollConfig{DataDir: dir, RelayURL: d.url, Code: code.Code, Terminal: t,
-		Label: "demo kiosk", Software: software}); err != nil {
+		Label: "demo kiosk", Software: kioskapp.Software}); err != nil {
 		return err
 	}
-	eng, err := client.New(client.Config{DataDir: dir, Terminal: t, Software: software, BatchDelay: 5 * time.Millisecond,
+	eng, err := client.New(client.Config{DataDir: dir, Terminal: t, Software: kioskapp.Software, BatchDelay: 5 * time.Millisecond,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
 	if err != nil {
 		return err

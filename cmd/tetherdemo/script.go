@@ -18,7 +18,9 @@ import (
 // paths a person uses: cards and keys go into the simulators' ptys, taps go to the window's
 // buttons. Lines:
 //
-//	wait SCREEN [TIMEOUT]   until welcome, pin, notice, home, ... shows (default 30s)
+//	wait SCREEN [TIMEOUT]   until the screen shows (default 30s): the screens' own names, as
+//	                        ui reports them: welcome, pin, notice, home, inbox, reader, sent,
+//	                        choose, write, contacts, add_contact, usage, tech, tech_test, ...
 //	badge ID                present a card on the simulated reader
 //	pin DIGITS              type the digits and Enter on the simulated PIN pad
 //	key enter|clear|backspace|cancel
@@ -27,10 +29,10 @@ import (
 //	rss                     log the resident memory
 //	verify                  time one argon2id PIN check (the baseline of the login figures)
 //	sleep DURATION
-//	quit                    stop kioskd as SIGTERM would
+//	quit                    stop the kiosk as SIGTERM would
 //
 // The PIN's digits are never logged, only how many there were.
-func runScript(ctx context.Context, path string, d *demo, scr *screens, logf kiosk.Logf) error {
+func runScript(ctx context.Context, path string, d *demo, scr *screens, stop func(why string), logf kiosk.Logf) error {
 	var r io.Reader = os.Stdin
 	if path != "-" {
 		f, err := os.Open(path)
@@ -154,7 +156,7 @@ func runScript(ctx context.Context, path string, d *demo, scr *screens, logf kio
 			}
 		case "quit":
 			logf("demo script: done")
-			d.stop("demo script quit")
+			stop("demo script quit")
 			return nil
 		default:
 			return fail("unknown command")
