@@ -17,11 +17,26 @@ type termRoute struct {
 	InmateID string `json:"inmate_id,omitempty"`
 }
 
-// fanout queues downlink items inside one transaction and remembers whom to wake after commit.
+// fanout queues downlink items inside one transaction and remembers whom to wake, and what to
+// log, after commit. A write function may run more than once (group commit): reset forgets what
+// an earlier run left.
 type fanout struct {
 	r     *Relay
 	tx    *bolt.Tx
 	woken []string
+	logs  []string
+}
+
+func (f *fanout) reset(tx *bolt.Tx) {
+	f.tx = tx
+	f.woken = f.woken[:0]
+	f.logs = f.logs[:0]
+}
+
+// logf keeps a log line until the transaction commits: a run that is rolled back and run again
+// must not log twice, nor log what never happened.
+func (f *fanout) logf(format string, args ...any) {
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
 }
 
 // scope picks the terminals of a facility an item goes to.
@@ -152,26 +167,32 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 // connection calls it at the hello and then only now and then (flushAck), never per down_ack.
 func (r *Relay) ackDown(id string, seq uint64) (uint64, error) {
 	var cur uint64
-	err := r.update("acknowledge downlink", func(tx *bolt.Tx, _ *fanout) error {
-		last, acked := downState(tx, id)
-		if seq > last {
-			r.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", id, seq, last)
-			seq = last
-		}
-		cur = acked
-		if seq <= acked {
-			return nil
-		}
-		if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
-			c := b.Cursor()
-			for k, _ := c.First(); k != nil && readU64(k) <= seq; k, _ = c.First() {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-			}
-		}
-		cur = seq
-		return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
+	err := r.update("acknowledge downlink", func(tx *bolt.Tx, f *fanout) error {
+		cur = 0
+		return ackDownTx(tx, f, id, seq, &cur)
 	})
 	return cur, err
+}
+
+// ackDownTx is ackDown's write inside a transaction; cur receives the cursor now stored.
+func ackDownTx(tx *bolt.Tx, f *fanout, id string, seq uint64, cur *uint64) error {
+	last, acked := downState(tx, id)
+	if seq > last {
+		f.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", id, seq, last)
+		seq = last
+	}
+	*cur = acked
+	if seq <= acked {
+		return nil
+	}
+	if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && readU64(k) <= seq; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+	}
+	*cur = seq
+	return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
 }

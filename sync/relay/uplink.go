@@ -126,14 +126,14 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	switch {
 	case found:
 		reason = wire.RefuseIDConflict
-		r.logf("relay: terminal %s item %d (%s): item id %s already held with other content (from terminal %s): refused %s",
+		f.logf("relay: terminal %s item %d (%s): item id %s already held with other content (from terminal %s): refused %s",
 			t.ID, it.Seq, it.Kind, it.ID, prev.TerminalID, reason)
 	case json.Valid(it.Body):
 		if reason, err = r.applyItem(tx, f, t, fac, pol, it, now); err != nil {
 			return "", err
 		}
 		if reason == wire.RefuseIDConflict {
-			r.logf("relay: terminal %s item %d (%s): a record id in it is already held with other content: refused %s",
+			f.logf("relay: terminal %s item %d (%s): a record id in it is already held with other content: refused %s",
 				t.ID, it.Seq, it.Kind, reason)
 		}
 	default:
@@ -171,7 +171,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			return wire.RefuseInvalid, nil
 		}
 		if it.Kind == wire.UpPREA || m.Peer == kiosk.PREAChannel {
-			return r.applyPREA(tx, t, m, now)
+			return r.applyPREA(tx, f, t, m, now)
 		}
 		return r.applyMessage(tx, f, t, fac, pol, m, now)
 	case wire.UpContactRequest:
@@ -284,7 +284,7 @@ func messageIDReuse(tx *bolt.Tx, m kiosk.Message) (reason string, found bool, er
 
 // applyPREA stores a PREA report: never held, never refused for the inmate's status, contact
 // or money; but only for an inmate the terminal serves.
-func (r *Relay) applyPREA(tx *bolt.Tx, t TerminalInfo, m kiosk.Message, now time.Time) (string, error) {
+func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m kiosk.Message, now time.Time) (string, error) {
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		return reason, err
 	}
@@ -296,7 +296,7 @@ func (r *Relay) applyPREA(tx *bolt.Tx, t TerminalInfo, m kiosk.Message, now time
 		}
 	}
 	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: kiosk.MsgDelivered, ReceivedAt: now}
-	r.logf("relay: PREA report %s received from terminal %s", m.ID, t.ID)
+	f.logf("relay: PREA report %s received from terminal %s", m.ID, t.ID)
 	return "", putJSON(tx, bPREA, m.ID, o)
 }
 
