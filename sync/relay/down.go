@@ -49,6 +49,8 @@ const (
 	scopeAll
 	// scopeKiosks: kiosks only (technicians' roster entries).
 	scopeKiosks
+	// scopeTablets: the tablets bound to the inmate only.
+	scopeTablets
 )
 
 // toInmate queues kind/body for every kiosk of facility and the inmate's tablets, except the terminal `except`.
@@ -67,11 +69,62 @@ func (f *fanout) toKiosks(facility, kind string, body any) error {
 	return f.queue(facility, scopeKiosks, "", "", kind, body)
 }
 
+// toHolder queues a message's status for the terminal that holds the message (holder: the one
+// that forwarded it, or the live terminal that replaced it; "" if none) and for the tablets
+// bound to the inmate, not for every kiosk: only the holder has a copy whose status changes,
+// and one uplinked letter must not cost a downlink item on each of a facility's kiosks.
+func (f *fanout) toHolder(facility, inmateID, holder, kind string, body any) error {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encode downlink %s: %w", kind, err)
+	}
+	if holder != "" {
+		if err := f.appendRaw(holder, kind, raw); err != nil {
+			return err
+		}
+	}
+	return f.queueRaw(facility, scopeTablets, inmateID, holder, kind, raw)
+}
+
+// liveHolder is the live terminal that holds what terminal id forwarded: id itself, or the
+// terminal that replaced it by enrolling again with the same key and store (and so on); "" if
+// there is none (revoked for good, or unknown).
+func liveHolder(tx *bolt.Tx, id string) (string, error) {
+	for i := 0; id != "" && i < maxLineage; i++ {
+		var t terminalRec
+		ok, err := getJSON(tx, bTerminals, id, &t)
+		if err != nil || !ok {
+			return "", err
+		}
+		if !t.Revoked {
+			return id, nil
+		}
+		// A replacement is enrolled in the same facility (enrollKeyRule): look there.
+		next := ""
+		if err := forEachJSON(tx, bFacTerms, t.FacilityID+"/", func(k string, _ termRoute) bool {
+			var c terminalRec
+			if ok, err := getJSON(tx, bTerminals, strings.TrimPrefix(k, t.FacilityID+"/"), &c); err == nil && ok && c.Replaces == id {
+				next = c.ID
+				return false
+			}
+			return true
+		}); err != nil {
+			return "", err
+		}
+		id = next
+	}
+	return "", nil
+}
+
 func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string, body any) error {
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return fmt.Errorf("encode downlink %s: %w", kind, err)
 	}
+	return f.queueRaw(facility, sc, inmateID, except, kind, raw)
+}
+
+func (f *fanout) queueRaw(facility string, sc scope, inmateID, except, kind string, raw json.RawMessage) error {
 	prefix := facility + "/"
 	c := f.tx.Bucket([]byte(bFacTerms)).Cursor()
 	for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
@@ -84,6 +137,10 @@ func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string,
 			return fmt.Errorf("read fan-out index %q: %w", k, err)
 		}
 		switch {
+		case sc == scopeTablets:
+			if rt.Mode != wire.ModeTablet || rt.InmateID != inmateID {
+				continue
+			}
 		case rt.Mode == wire.ModeKiosk:
 		case sc == scopeAll:
 		case sc == scopeInmate && rt.InmateID == inmateID:

@@ -175,7 +175,11 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 		if err := putJSON(tx, bOutbound, id, o); err != nil {
 			return err
 		}
-		return f.toInmate(facilityOf(tx, o.InmateID, o.FacilityID), o.InmateID, "", wire.DownMessageStatus,
+		holder, err := liveHolder(tx, o.TerminalID)
+		if err != nil {
+			return err
+		}
+		return f.toHolder(facilityOf(tx, o.InmateID, o.FacilityID), o.InmateID, holder, wire.DownMessageStatus,
 			wire.MessageStatus{MessageID: o.ID, InmateID: o.InmateID, State: state, Reason: reason, At: now})
 	})
 	return o, err

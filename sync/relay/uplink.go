@@ -344,7 +344,7 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	if err := putJSON(tx, bOutbound, m.ID, o); err != nil {
 		return "", err
 	}
-	return "", f.toInmate(t.FacilityID, m.InmateID, "", wire.DownMessageStatus,
+	return "", f.toHolder(t.FacilityID, m.InmateID, t.ID, wire.DownMessageStatus,
 		wire.MessageStatus{MessageID: m.ID, InmateID: m.InmateID, State: status, At: now})
 }
 
