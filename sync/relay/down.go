@@ -219,6 +219,15 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 	return items, err
 }
 
+// downPosition reads where a terminal's downlink stands: last queued and last acknowledged seq.
+func (r *Relay) downPosition(id string) (last, acked uint64, err error) {
+	err = r.view("read downlink position", func(tx *bolt.Tx) error {
+		last, acked = downState(tx, id)
+		return nil
+	})
+	return last, acked, err
+}
+
 // ackDown records that terminal id applied every item up to seq and drops them; it returns the
 // cursor now stored. A seq beyond what was ever queued is clamped. It is one transaction: the
 // connection calls it at the hello and then only now and then (flushAck), never per down_ack.
@@ -242,6 +251,15 @@ func ackDownTx(tx *bolt.Tx, f *fanout, id string, seq uint64, cur *uint64) error
 	if seq <= acked {
 		return nil
 	}
+	if err := pruneDown(tx, id, seq); err != nil {
+		return err
+	}
+	*cur = seq
+	return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
+}
+
+// pruneDown deletes terminal id's downlink items up to seq.
+func pruneDown(tx *bolt.Tx, id string, seq uint64) error {
 	if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
 		c := b.Cursor()
 		for k, _ := c.First(); k != nil && readU64(k) <= seq; k, _ = c.First() {
@@ -250,6 +268,5 @@ func ackDownTx(tx *bolt.Tx, f *fanout, id string, seq uint64, cur *uint64) error
 			}
 		}
 	}
-	*cur = seq
-	return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/coder/websocket"
+
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -90,4 +92,38 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// A terminal connecting costs the store no write transaction: its last seen, software and
+// queue length are shown at once from memory and written with its first batch, or when the
+// connection ends.
+func TestHandshakeTakesNoWriteTransaction(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	k.waiting = 9
+	before := e.r.writeTxs.Load()
+	c := k.connect(t, 0)
+	if n := e.r.writeTxs.Load() - before; n != 0 {
+		t.Fatalf("connecting took %d write transactions, want none", n)
+	}
+	if ti := e.terminalInfo(k.id); !ti.Connected || ti.LastSeen.IsZero() || ti.Software != "test" || ti.ItemsWaiting != 9 {
+		t.Fatalf("while connected: %+v", ti)
+	}
+	// A device status in the first batch comes after the hello: its queue length stands.
+	c.batch(k.item(wire.UpDeviceStatus, map[string]any{"items_waiting": 3}))
+	c.c.Close(websocket.StatusNormalClosure, "")
+	waitUntil(t, "the terminal is gone", func() bool { return !e.r.hub.connected(k.id) })
+	if ti := e.terminalInfo(k.id); ti.Connected || ti.LastSeen.IsZero() || ti.Software != "test" || ti.ItemsWaiting != 3 {
+		t.Fatalf("after the connection: %+v", ti)
+	}
+	// Connected and gone without a batch: the hello is written when the connection ends.
+	k.waiting = 5
+	c = k.connect(t, 0)
+	c.c.Close(websocket.StatusNormalClosure, "")
+	waitUntil(t, "the terminal is gone", func() bool { return !e.r.hub.connected(k.id) })
+	e.restart()
+	if ti := e.terminalInfo(k.id); ti.ItemsWaiting != 5 {
+		t.Fatalf("after a connection without batches and a restart: %+v", ti)
+	}
 }

@@ -34,12 +34,21 @@ func dedupeKey(termID, epoch string) string { return termID + "/" + epoch }
 // H+1, stops the batch: what precedes it is stored and acknowledged, and a *sequenceError says
 // the connection must end.
 func (r *Relay) storeBatch(t TerminalInfo, b wire.Batch) (wire.Ack, error) {
+	return r.storeBatchSeen(t, b, nil)
+}
+
+// storeBatchSeen is storeBatch that also writes the connection's hello record (if not nil)
+// first, in the same transaction.
+func (r *Relay) storeBatchSeen(t TerminalInfo, b wire.Batch, seen *seenRec) (wire.Ack, error) {
 	now := r.clock.Now().UTC()
 	ack := wire.Ack{Epoch: b.Epoch}
 	var stop error
 	err := r.update("store batch", func(tx *bolt.Tx, f *fanout) error {
 		ack.Rejected = nil
 		stop = nil
+		if err := seenTx(tx, t.ID, seen); err != nil {
+			return err
+		}
 		dk := []byte(dedupeKey(t.ID, b.Epoch))
 		dd := tx.Bucket([]byte(bDedupe))
 		high := readU64(dd.Get(dk))
