@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -172,10 +173,16 @@ func (f *fanout) appendRaw(id, kind string, raw json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("downlink of %s: %w", id, err)
 	}
-	enc, err := json.Marshal(wire.DownItem{Seq: seq, Kind: kind, Body: raw})
-	if err != nil {
-		return fmt.Errorf("encode downlink %s: %w", kind, err)
-	}
+	// raw came from json.Marshal once for every recipient: written as it is, not checked and
+	// compacted again per terminal. kind is one of wire's constants (plain letters and _).
+	enc := make([]byte, 0, len(raw)+len(kind)+48)
+	enc = append(enc, `{"seq":`...)
+	enc = strconv.AppendUint(enc, seq, 10)
+	enc = append(enc, `,"kind":`...)
+	enc = strconv.AppendQuote(enc, kind)
+	enc = append(enc, `,"body":`...)
+	enc = append(enc, raw...)
+	enc = append(enc, '}')
 	if err := b.Put(u64(seq), enc); err != nil {
 		return fmt.Errorf("queue downlink %s for %s: %w", kind, id, err)
 	}

@@ -43,6 +43,12 @@ func (r *Relay) storeBatchSeen(t TerminalInfo, b wire.Batch, seen *seenRec) (wir
 	now := r.clock.Now().UTC()
 	ack := wire.Ack{Epoch: b.Epoch}
 	var stop error
+	// One JSON pass per item, outside the transaction (and not again if it runs twice): the
+	// stored form, its hash and whether it is JSON at all.
+	prep := make([]prepared, len(b.Items))
+	for i, it := range b.Items {
+		prep[i] = prepare(it)
+	}
 	err := r.update("store batch", func(tx *bolt.Tx, f *fanout) error {
 		ack.Rejected = nil
 		stop = nil
@@ -59,8 +65,8 @@ func (r *Relay) storeBatchSeen(t TerminalInfo, b wire.Batch, seen *seenRec) (wir
 		}
 		pol := fac.policy()
 		var compared uint64
-		for _, it := range b.Items {
-			h := itemHash(it.Kind, it.Body)
+		for i, it := range b.Items {
+			h := prep[i].hash
 			sk := seqKey(t.ID, b.Epoch, it.Seq)
 			if it.Seq <= high {
 				var held seqRec
@@ -90,7 +96,7 @@ func (r *Relay) storeBatchSeen(t TerminalInfo, b wire.Batch, seen *seenRec) (wir
 				}
 				break
 			}
-			reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, h, now)
+			reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, prep[i], now)
 			if err != nil {
 				return fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
 			}
@@ -112,7 +118,8 @@ func (r *Relay) storeBatchSeen(t TerminalInfo, b wire.Batch, seen *seenRec) (wir
 // resend (under a new epoch, or a new terminal id after re-enrollment): it counts in H, is not
 // stored or applied again, and its earlier refusal stands. An item id held with other content
 // is refused id_conflict. Anything else is applied by kind and stored.
-func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, epoch string, it wire.Item, h string, now time.Time) (string, error) {
+func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, epoch string, it wire.Item, p prepared, now time.Time) (string, error) {
+	h := p.hash
 	sk := seqKey(t.ID, epoch, it.Seq)
 	if err := putJSON(tx, bSeqs, sk, seqRec{ItemID: it.ID, Hash: h}); err != nil {
 		return "", err
@@ -137,7 +144,7 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		reason = wire.RefuseIDConflict
 		f.logf("relay: terminal %s item %d (%s): item id %s already held with other content (from terminal %s): refused %s",
 			t.ID, it.Seq, it.Kind, it.ID, prev.TerminalID, reason)
-	case json.Valid(it.Body):
+	case p.valid:
 		if reason, err = r.applyItem(tx, f, t, fac, pol, it, now); err != nil {
 			return "", err
 		}
@@ -146,8 +153,9 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 				t.ID, it.Seq, it.Kind, reason)
 		}
 	default:
-		// wire.DecodeFrame never yields this; a direct caller might. Keep the record storable.
-		reason, it.Body = wire.RefuseInvalid, json.RawMessage("null")
+		// wire.DecodeFrame never yields this; a direct caller might. The record stays storable
+		// (prepare gave it a null body).
+		reason = wire.RefuseInvalid
 	}
 	if !found {
 		if err := putJSON(tx, bItemIDs, it.ID, itemRef{Hash: h, TerminalID: t.ID, Epoch: epoch, Seq: it.Seq, Refused: reason}); err != nil {
@@ -166,7 +174,58 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	if err != nil {
 		return "", err
 	}
-	return reason, putJSON(tx, bItems, string(u64(n)), StoredItem{Item: it, TerminalID: t.ID, Epoch: epoch, ReceivedAt: now, Refused: reason})
+	raw, err := storedItemJSON(it, p.canon, t.ID, epoch, now, reason)
+	if err != nil {
+		return "", err
+	}
+	if err := tx.Bucket([]byte(bItems)).Put(u64(n), raw); err != nil {
+		return "", fmt.Errorf("write item %d: %w", it.Seq, err)
+	}
+	return reason, nil
+}
+
+// prepared is an uplink item's body as the relay stores it (compact JSON, HTML-escaped as
+// json.Marshal writes it, so hashes match those of items stored before), its hash, and whether
+// it parsed; a body that did not is stored as null.
+type prepared struct {
+	canon json.RawMessage
+	hash  string
+	valid bool
+}
+
+func prepare(it wire.Item) prepared {
+	canon, err := json.Marshal(it.Body)
+	if err != nil {
+		return prepared{canon: json.RawMessage("null"), hash: itemHash(it.Kind, it.Body)}
+	}
+	return prepared{canon: canon, hash: canonHash(it.Kind, canon), valid: true}
+}
+
+// storedHead is a StoredItem without its body, which storedItemJSON adds as it is.
+type storedHead struct {
+	Seq        uint64    `json:"seq"`
+	ID         string    `json:"id"`
+	Kind       string    `json:"kind"`
+	CreatedAt  time.Time `json:"created_at"`
+	TerminalID string    `json:"terminal_id"`
+	Epoch      string    `json:"epoch"`
+	ReceivedAt time.Time `json:"received_at"`
+	Refused    string    `json:"refused,omitempty"`
+}
+
+// storedItemJSON encodes a StoredItem with canon (already valid, compact JSON) as its body,
+// without encoding and checking the body again.
+func storedItemJSON(it wire.Item, canon json.RawMessage, termID, epoch string, now time.Time, reason string) ([]byte, error) {
+	head, err := json.Marshal(storedHead{Seq: it.Seq, ID: it.ID, Kind: it.Kind, CreatedAt: it.CreatedAt,
+		TerminalID: termID, Epoch: epoch, ReceivedAt: now, Refused: reason})
+	if err != nil {
+		return nil, fmt.Errorf("encode item %d: %w", it.Seq, err)
+	}
+	out := make([]byte, 0, len(head)+len(canon)+10)
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, `,"body":`...)
+	out = append(out, canon...)
+	return append(out, '}'), nil
 }
 
 // applyItem stores one new item by kind and queues what other terminals must learn. It returns
@@ -175,10 +234,11 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	decode := func(v any) bool { return json.Unmarshal(it.Body, v) == nil }
 	switch it.Kind {
 	case wire.UpMessage, wire.UpPREA:
-		var m kiosk.Message
-		if !decode(&m) || wire.CheckUpBody(it.Kind, it.Body) != nil { // a prea may be anonymous
+		v, err := wire.DecodeUpBody(it.Kind, it.Body) // checked and read in one pass; a prea may be anonymous
+		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
+		m := *v.(*kiosk.Message)
 		if it.Kind == wire.UpPREA || m.Peer == kiosk.PREAChannel {
 			return r.applyPREA(tx, f, t, m, now)
 		}
@@ -198,10 +258,11 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	case wire.UpCharge, wire.UpCredit:
 		return r.applyUsage(tx, f, t, it)
 	case wire.UpSessionEnd:
-		var s kiosk.Session
-		if !decode(&s) || wire.CheckUpBody(it.Kind, it.Body) != nil {
+		v, err := wire.DecodeUpBody(it.Kind, it.Body)
+		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
+		s := *v.(*kiosk.Session)
 		s.Terminal = t.ID // what the relay saw, not what the body claims
 		if _, ok, err := inmateFor(tx, t, s.InmateID); err != nil || !ok {
 			return wire.RefuseNotYours, err
@@ -219,10 +280,11 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		}
 		return "", f.toInmate(t.FacilityID, s.InmateID, t.ID, wire.DownRemoteSessionEnd, s)
 	case wire.UpAudit:
-		var ev kiosk.AuditEvent
-		if !decode(&ev) || wire.CheckUpBody(it.Kind, it.Body) != nil {
+		v, err := wire.DecodeUpBody(it.Kind, it.Body)
+		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
+		ev := *v.(*kiosk.AuditEvent)
 		var prev kiosk.AuditEvent
 		if found, err := getJSON(tx, bAudit, t.ID+"/"+ev.ID, &prev); err != nil || found {
 			if err != nil || sameAudit(prev, ev) {
