@@ -79,29 +79,47 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1)}
+	// The handshake takes no write transaction: what it records (last seen, software, queue
+	// length, the hello's downlink position) is kept with the session and written with the
+	// connection's first batch or its next downlink flush, whichever comes first.
+	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1),
+		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting}}
 	defer r.flushAck(sess)
+	// What the connection this one replaces acknowledged may not be written yet: this one
+	// takes it over (and the old one writes nothing more).
+	var floor uint64
 	if old := r.hub.authenticated(sess); old != nil {
 		go old.conn.Close(websocket.StatusPolicyViolation, wire.ReasonReplaced)
+		floor = old.retire()
+	}
+	last, acked, err := r.downPosition(info.ID)
+	if err != nil {
+		r.fail(c, "read downlink position", err)
+		return
 	}
 	// A position below what the terminal acknowledged means its store was replaced (wiped, or a
 	// backup restored) and lost what was deleted here as applied: it gets a complete snapshot.
-	if queued, err := r.resync(info, hello.DownApplied); err != nil {
-		r.fail(c, "resync terminal", err)
-		return
-	} else if queued {
-		r.logf("relay: terminal %s came back with downlink position %d, below what it acknowledged: store replaced, complete snapshot queued",
-			info.ID, hello.DownApplied)
+	if hello.DownApplied < max(acked, min(floor, last)) {
+		queued, err := r.resync(info, hello.DownApplied, floor)
+		if err != nil {
+			r.fail(c, "resync terminal", err)
+			return
+		}
+		if queued {
+			r.logf("relay: terminal %s came back with downlink position %d, below what it acknowledged: store replaced, complete snapshot queued",
+				info.ID, hello.DownApplied)
+		}
+		if last, acked, err = r.downPosition(info.ID); err != nil {
+			r.fail(c, "read downlink position", err)
+			return
+		}
 	}
-	// hello.down_applied is the terminal's durable truth: forget what it applied, resume after it.
-	resume := hello.DownApplied
-	acked, err := r.ackDown(info.ID, hello.DownApplied)
-	if err != nil {
-		r.fail(c, "record downlink position", err)
-		return
-	}
-	if resume > acked {
-		resume = acked // it claims more than was ever queued; only ever send new seqs
+	// hello.down_applied is the terminal's durable truth: resume after it, and forget what it
+	// applied at the connection's first flush (not here: no write in the connect path).
+	resume := max(hello.DownApplied, acked)
+	if resume > last {
+		r.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", info.ID, resume, last)
+		resume = last // it claims more than was ever queued; only ever send new seqs
 	}
 	sess.acked.Store(resume)
 	sess.sent.Store(resume)
@@ -184,12 +202,7 @@ func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, T
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
 		return wire.Hello{}, TerminalInfo{}, false
 	}
-	info, err := r.seen(t.ID, hello.Software, hello.Waiting)
-	if err != nil {
-		r.fail(c, "record terminal seen", err)
-		return wire.Hello{}, TerminalInfo{}, false
-	}
-	return hello, info, true
+	return hello, t.TerminalInfo, true
 }
 
 // readFrame reads and decodes one frame; a malformed one closes the connection with the decoder's error.
@@ -252,7 +265,9 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 				c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
 				return
 			}
-			ack, err := r.storeBatch(t.TerminalInfo, *f.Batch)
+			s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
+			ack, err := r.storeBatchSeen(t.TerminalInfo, *f.Batch, s.takeSeen())
+			s.flushMu.Unlock()
 			var seqErr *sequenceError
 			if err != nil && !errors.As(err, &seqErr) {
 				r.fail(c, "store batch from "+s.id, err)
@@ -318,21 +333,37 @@ func (s *session) flushed() uint64 {
 }
 
 // flushAck writes the connection's acknowledged downlink cursor to the store and prunes the
-// items up to it, if it moved since the last write.
+// items up to it, if it moved since the last write, together with the hello's record (last
+// seen, software, queue length) if no batch wrote it yet.
 func (r *Relay) flushAck(s *session) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
+	if s.retired {
+		return nil // a newer connection of the terminal took over its position
+	}
 	seq := s.acked.Load()
-	if seq <= s.persisted {
+	seen := s.takeSeen()
+	if seq <= s.persisted && seen == nil {
 		return nil
 	}
-	if _, err := r.ackDown(s.id, seq); err != nil {
+	err := r.update("acknowledge downlink", func(tx *bolt.Tx, f *fanout) error {
+		if err := seenTx(tx, s.id, seen); err != nil {
+			return err
+		}
+		if seq <= s.persisted {
+			return nil
+		}
+		var cur uint64
+		return ackDownTx(tx, f, s.id, seq, &cur)
+	})
+	if err != nil {
+		s.putBackSeen(seen)
 		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
 			return nil // the relay closed; the next hello says where the terminal stands
 		}
 		return err
 	}
-	s.persisted = seq
+	s.persisted = max(s.persisted, seq)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,11 +18,26 @@ type termRoute struct {
 	InmateID string `json:"inmate_id,omitempty"`
 }
 
-// fanout queues downlink items inside one transaction and remembers whom to wake after commit.
+// fanout queues downlink items inside one transaction and remembers whom to wake, and what to
+// log, after commit. A write function may run more than once (group commit): reset forgets what
+// an earlier run left.
 type fanout struct {
 	r     *Relay
 	tx    *bolt.Tx
 	woken []string
+	logs  []string
+}
+
+func (f *fanout) reset(tx *bolt.Tx) {
+	f.tx = tx
+	f.woken = f.woken[:0]
+	f.logs = f.logs[:0]
+}
+
+// logf keeps a log line until the transaction commits: a run that is rolled back and run again
+// must not log twice, nor log what never happened.
+func (f *fanout) logf(format string, args ...any) {
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
 }
 
 // scope picks the terminals of a facility an item goes to.
@@ -34,6 +50,8 @@ const (
 	scopeAll
 	// scopeKiosks: kiosks only (technicians' roster entries).
 	scopeKiosks
+	// scopeTablets: the tablets bound to the inmate only.
+	scopeTablets
 )
 
 // toInmate queues kind/body for every kiosk of facility and the inmate's tablets, except the terminal `except`.
@@ -52,11 +70,62 @@ func (f *fanout) toKiosks(facility, kind string, body any) error {
 	return f.queue(facility, scopeKiosks, "", "", kind, body)
 }
 
+// toHolder queues a message's status for the terminal that holds the message (holder: the one
+// that forwarded it, or the live terminal that replaced it; "" if none) and for the tablets
+// bound to the inmate, not for every kiosk: only the holder has a copy whose status changes,
+// and one uplinked letter must not cost a downlink item on each of a facility's kiosks.
+func (f *fanout) toHolder(facility, inmateID, holder, kind string, body any) error {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encode downlink %s: %w", kind, err)
+	}
+	if holder != "" {
+		if err := f.appendRaw(holder, kind, raw); err != nil {
+			return err
+		}
+	}
+	return f.queueRaw(facility, scopeTablets, inmateID, holder, kind, raw)
+}
+
+// liveHolder is the live terminal that holds what terminal id forwarded: id itself, or the
+// terminal that replaced it by enrolling again with the same key and store (and so on); "" if
+// there is none (revoked for good, or unknown).
+func liveHolder(tx *bolt.Tx, id string) (string, error) {
+	for i := 0; id != "" && i < maxLineage; i++ {
+		var t terminalRec
+		ok, err := getJSON(tx, bTerminals, id, &t)
+		if err != nil || !ok {
+			return "", err
+		}
+		if !t.Revoked {
+			return id, nil
+		}
+		// A replacement is enrolled in the same facility (enrollKeyRule): look there.
+		next := ""
+		if err := forEachJSON(tx, bFacTerms, t.FacilityID+"/", func(k string, _ termRoute) bool {
+			var c terminalRec
+			if ok, err := getJSON(tx, bTerminals, strings.TrimPrefix(k, t.FacilityID+"/"), &c); err == nil && ok && c.Replaces == id {
+				next = c.ID
+				return false
+			}
+			return true
+		}); err != nil {
+			return "", err
+		}
+		id = next
+	}
+	return "", nil
+}
+
 func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string, body any) error {
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return fmt.Errorf("encode downlink %s: %w", kind, err)
 	}
+	return f.queueRaw(facility, sc, inmateID, except, kind, raw)
+}
+
+func (f *fanout) queueRaw(facility string, sc scope, inmateID, except, kind string, raw json.RawMessage) error {
 	prefix := facility + "/"
 	c := f.tx.Bucket([]byte(bFacTerms)).Cursor()
 	for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
@@ -69,6 +138,10 @@ func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string,
 			return fmt.Errorf("read fan-out index %q: %w", k, err)
 		}
 		switch {
+		case sc == scopeTablets:
+			if rt.Mode != wire.ModeTablet || rt.InmateID != inmateID {
+				continue
+			}
 		case rt.Mode == wire.ModeKiosk:
 		case sc == scopeAll:
 		case sc == scopeInmate && rt.InmateID == inmateID:
@@ -100,10 +173,16 @@ func (f *fanout) appendRaw(id, kind string, raw json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("downlink of %s: %w", id, err)
 	}
-	enc, err := json.Marshal(wire.DownItem{Seq: seq, Kind: kind, Body: raw})
-	if err != nil {
-		return fmt.Errorf("encode downlink %s: %w", kind, err)
-	}
+	// raw came from json.Marshal once for every recipient: written as it is, not checked and
+	// compacted again per terminal. kind is one of wire's constants (plain letters and _).
+	enc := make([]byte, 0, len(raw)+len(kind)+48)
+	enc = append(enc, `{"seq":`...)
+	enc = strconv.AppendUint(enc, seq, 10)
+	enc = append(enc, `,"kind":`...)
+	enc = strconv.AppendQuote(enc, kind)
+	enc = append(enc, `,"body":`...)
+	enc = append(enc, raw...)
+	enc = append(enc, '}')
 	if err := b.Put(u64(seq), enc); err != nil {
 		return fmt.Errorf("queue downlink %s for %s: %w", kind, id, err)
 	}
@@ -147,31 +226,54 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 	return items, err
 }
 
+// downPosition reads where a terminal's downlink stands: last queued and last acknowledged seq.
+func (r *Relay) downPosition(id string) (last, acked uint64, err error) {
+	err = r.view("read downlink position", func(tx *bolt.Tx) error {
+		last, acked = downState(tx, id)
+		return nil
+	})
+	return last, acked, err
+}
+
 // ackDown records that terminal id applied every item up to seq and drops them; it returns the
 // cursor now stored. A seq beyond what was ever queued is clamped. It is one transaction: the
 // connection calls it at the hello and then only now and then (flushAck), never per down_ack.
 func (r *Relay) ackDown(id string, seq uint64) (uint64, error) {
 	var cur uint64
-	err := r.update("acknowledge downlink", func(tx *bolt.Tx, _ *fanout) error {
-		last, acked := downState(tx, id)
-		if seq > last {
-			r.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", id, seq, last)
-			seq = last
-		}
-		cur = acked
-		if seq <= acked {
-			return nil
-		}
-		if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
-			c := b.Cursor()
-			for k, _ := c.First(); k != nil && readU64(k) <= seq; k, _ = c.First() {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-			}
-		}
-		cur = seq
-		return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
+	err := r.update("acknowledge downlink", func(tx *bolt.Tx, f *fanout) error {
+		cur = 0
+		return ackDownTx(tx, f, id, seq, &cur)
 	})
 	return cur, err
+}
+
+// ackDownTx is ackDown's write inside a transaction; cur receives the cursor now stored.
+func ackDownTx(tx *bolt.Tx, f *fanout, id string, seq uint64, cur *uint64) error {
+	last, acked := downState(tx, id)
+	if seq > last {
+		f.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", id, seq, last)
+		seq = last
+	}
+	*cur = acked
+	if seq <= acked {
+		return nil
+	}
+	if err := pruneDown(tx, id, seq); err != nil {
+		return err
+	}
+	*cur = seq
+	return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
+}
+
+// pruneDown deletes terminal id's downlink items up to seq.
+func pruneDown(tx *bolt.Tx, id string, seq uint64) error {
+	if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && readU64(k) <= seq; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

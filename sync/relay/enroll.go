@@ -125,7 +125,7 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 	var resp wire.EnrollResponse
 	var replaced string
 	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
-		replaced = ""
+		replaced, resp = "", wire.EnrollResponse{}
 		key := codeKey(req.Code)
 		var e enrollmentRec
 		ok, err := getJSON(tx, bEnrollments, key, &e)

@@ -36,10 +36,64 @@ type session struct {
 	acked atomic.Uint64
 	sent  atomic.Uint64
 
-	// flushMu orders the writes of acked to the store; persisted is the last one written.
+	// flushMu orders the connection's writes (batches, and acked with the hello's record);
+	// persisted is the acked seq last written.
 	flushMu   sync.Mutex
 	persisted uint64
 	clamped   bool // an ack beyond what was sent was logged once
+	retired   bool // replaced by a newer connection, which writes the position from now on
+
+	// seen is the hello's record until a write took it (nil since); seenMu guards it and is
+	// never held across a transaction, so the admin list may read it.
+	seenMu sync.Mutex
+	seen   *seenRec
+}
+
+// retire stops a replaced connection's writes of its downlink position (after any under way)
+// and returns the seq it acknowledged, for the connection that replaces it.
+func (s *session) retire() uint64 {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.retired = true
+	return s.acked.Load()
+}
+
+// seenRec is what a hello says of a terminal: when it authenticated, its software and queue.
+type seenRec struct {
+	at       time.Time
+	software string
+	waiting  int
+}
+
+// takeSeen hands the hello's record to the write that stores it (nil if one already did).
+func (s *session) takeSeen() *seenRec {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	seen := s.seen
+	s.seen = nil
+	return seen
+}
+
+// putBackSeen returns the record after a write that failed, unless a newer one came meanwhile.
+func (s *session) putBackSeen(seen *seenRec) {
+	if seen == nil {
+		return
+	}
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if s.seen == nil {
+		s.seen = seen
+	}
+}
+
+// pendingSeen is the hello's record not yet written, if any.
+func (s *session) pendingSeen() (seenRec, bool) {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if s.seen == nil {
+		return seenRec{}, false
+	}
+	return *s.seen, true
 }
 
 func newHub(maxPending, maxPerAddr int) *hub {
@@ -121,15 +175,11 @@ func (h *hub) count() int {
 	return len(h.sessions)
 }
 
-// acked is the downlink seq the terminal's open connection acknowledged; ok is false when it
-// has none.
-func (h *hub) acked(id string) (seq uint64, ok bool) {
+// session is the terminal's open connection, or nil.
+func (h *hub) session(id string) *session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s := h.sessions[id]; s != nil {
-		return s.acked.Load(), true
-	}
-	return 0, false
+	return h.sessions[id]
 }
 
 func (h *hub) connected(id string) bool {

@@ -41,6 +41,7 @@ func (r *Relay) Inbound(req InboundRequest) (kiosk.Message, error) {
 	now := r.clock.Now().UTC()
 	var m kiosk.Message
 	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		m = kiosk.Message{}
 		var in inmateRec
 		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
 		if err != nil {
@@ -159,6 +160,7 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 	now := r.clock.Now().UTC()
 	var o Outbound
 	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		o = Outbound{} // a run again must not see what an earlier run decoded and changed
 		ok, err := getJSON(tx, bOutbound, id, &o)
 		if err != nil {
 			return err
@@ -173,7 +175,11 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 		if err := putJSON(tx, bOutbound, id, o); err != nil {
 			return err
 		}
-		return f.toInmate(facilityOf(tx, o.InmateID, o.FacilityID), o.InmateID, "", wire.DownMessageStatus,
+		holder, err := liveHolder(tx, o.TerminalID)
+		if err != nil {
+			return err
+		}
+		return f.toHolder(facilityOf(tx, o.InmateID, o.FacilityID), o.InmateID, holder, wire.DownMessageStatus,
 			wire.MessageStatus{MessageID: o.ID, InmateID: o.InmateID, State: state, Reason: reason, At: now})
 	})
 	return o, err
@@ -224,6 +230,7 @@ func (r *Relay) reviewContact(op, id, state, reason string) (ContactRecord, erro
 	now := r.clock.Now().UTC()
 	var c ContactRecord
 	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		c = ContactRecord{} // a run again must not see what an earlier run decoded and changed
 		ok, err := getJSON(tx, bContacts, id, &c)
 		if err != nil {
 			return err

@@ -32,6 +32,7 @@ func (r *Relay) Deposit(req DepositRequest) (d kiosk.Deposit, created bool, err 
 	}
 	now := r.clock.Now().UTC()
 	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		d, created = kiosk.Deposit{}, false
 		var in inmateRec
 		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
 		if err != nil {

@@ -73,6 +73,8 @@ type Relay struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// writes commits every write of the relay, shared between concurrent callers.
+	writes *committer
 	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
 	writeTxs atomic.Uint64
 }
@@ -123,6 +125,7 @@ func Open(cfg Config) (*Relay, error) {
 	}
 	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{})}
 	r.hub = newHub(cfg.MaxPending, cfg.MaxPendingPerAddr)
+	r.writes = &committer{db: db, txs: func() { r.writeTxs.Add(1) }}
 	mux := http.NewServeMux()
 	r.routeTerminal(mux)
 	r.routeAdmin(mux)
@@ -149,16 +152,16 @@ func (r *Relay) Handler() http.Handler { return r.handler }
 // New is Open, under the name the terminal side's tests first asked for.
 func New(cfg Config) (*Relay, error) { return Open(cfg) }
 
-// update runs fn in one read-write transaction and, once it committed, wakes the terminals it queued downlink for.
+// update runs fn in a read-write transaction shared with other writers (group commit, see
+// commit.go) and, once it committed, wakes the terminals fn queued downlink for and writes the
+// log lines fn left with the fanout. fn may run more than once and must be safe to re-run.
 func (r *Relay) update(op string, fn func(tx *bolt.Tx, f *fanout) error) error {
 	f := &fanout{r: r}
-	r.writeTxs.Add(1)
-	err := r.db.Update(func(tx *bolt.Tx) error {
-		f.tx = tx
-		return fn(tx, f)
-	})
-	if err != nil {
+	if err := r.writes.do(&writeCall{fn: fn, f: f}); err != nil {
 		return ioErr(op, err)
+	}
+	for _, l := range f.logs {
+		r.logf("%s", l)
 	}
 	r.hub.wake(f.woken)
 	return nil

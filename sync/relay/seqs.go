@@ -68,6 +68,11 @@ func itemHash(kind string, body json.RawMessage) string {
 	if err != nil {
 		canon = body
 	}
+	return canonHash(kind, canon)
+}
+
+// canonHash is itemHash of a body already in the stored (compact) form.
+func canonHash(kind string, canon []byte) string {
 	h := sha256.New()
 	h.Write([]byte(kind))
 	h.Write([]byte{0})

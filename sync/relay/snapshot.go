@@ -212,13 +212,21 @@ func inForce(n wire.Notice, now time.Time) bool { return n.Until.IsZero() || now
 // accepts the jump from its position. The acknowledged position moves down to the hello's, so
 // a terminal that reconnects before applying anything does not get a second snapshot. It
 // reports whether a snapshot was queued.
-func (r *Relay) resync(t TerminalInfo, applied uint64) (bool, error) {
+//
+// floor is what the terminal's previous connection acknowledged, perhaps not yet written.
+func (r *Relay) resync(t TerminalInfo, applied, floor uint64) (bool, error) {
 	now := r.clock.Now().UTC()
 	queued := false
 	err := r.update("resync terminal", func(tx *bolt.Tx, f *fanout) error {
 		queued = false
-		if _, acked := downState(tx, t.ID); applied >= acked {
+		last, acked := downState(tx, t.ID)
+		acked = max(acked, min(floor, last))
+		if applied >= acked {
 			return nil
+		}
+		// What it acknowledged is gone from its store and is not resent: the snapshot holds it.
+		if err := pruneDown(tx, t.ID, acked); err != nil {
+			return err
 		}
 		if err := r.snapshot(tx, f, t, now); err != nil {
 			return err

@@ -6,7 +6,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -17,10 +16,13 @@ func (r *Relay) Terminals() ([]TerminalInfo, error) {
 		return forEachJSON(tx, bTerminals, "", func(_ string, t terminalRec) bool {
 			info := t.TerminalInfo
 			info.DownQueued, info.DownAcked = downState(tx, t.ID)
-			// A connected terminal's newest acknowledgement may not be written yet.
-			if acked, ok := r.hub.acked(t.ID); ok {
+			// A connected terminal's newest acknowledgement, and its hello, may not be written yet.
+			if s := r.hub.session(t.ID); s != nil {
 				info.Connected = true
-				info.DownAcked = max(info.DownAcked, min(acked, info.DownQueued))
+				info.DownAcked = max(info.DownAcked, min(s.acked.Load(), info.DownQueued))
+				if seen, ok := s.pendingSeen(); ok {
+					seen.apply(&info)
+				}
 			}
 			out = append(out, info)
 			return true
@@ -107,26 +109,26 @@ func (r *Relay) refreshTabletBound(tx *bolt.Tx, f *fanout, facility, inmateID st
 	return f.toInmate(facility, inmateID, "", wire.DownInmate, in.Inmate)
 }
 
-// seen records a successful authentication (time, software, queue length) and returns what the welcome says.
-func (r *Relay) seen(id, software string, waiting int) (TerminalInfo, error) {
-	now := r.clock.Now().UTC()
-	var info TerminalInfo
-	err := r.update("record terminal seen", func(tx *bolt.Tx, _ *fanout) error {
-		var t terminalRec
-		ok, err := getJSON(tx, bTerminals, id, &t)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return &kiosk.Error{Kind: kiosk.KindNotFound, Op: "record terminal seen"}
-		}
-		t.LastSeen = now
-		if software != "" {
-			t.Software = software
-		}
-		t.ItemsWaiting = waiting
-		info = t.TerminalInfo
-		return putJSON(tx, bTerminals, id, t)
-	})
-	return info, err
+// apply sets what a hello reports on a terminal's record.
+func (seen seenRec) apply(t *TerminalInfo) {
+	t.LastSeen = seen.at
+	if seen.software != "" {
+		t.Software = seen.software
+	}
+	t.ItemsWaiting = seen.waiting
+}
+
+// seenTx writes a hello's record (nothing if seen is nil): a write of the connection carries
+// it, the handshake takes no transaction of its own.
+func seenTx(tx *bolt.Tx, id string, seen *seenRec) error {
+	if seen == nil {
+		return nil
+	}
+	var t terminalRec
+	ok, err := getJSON(tx, bTerminals, id, &t)
+	if err != nil || !ok {
+		return err // gone (a test wiped it?): nothing to record
+	}
+	seen.apply(&t.TerminalInfo)
+	return putJSON(tx, bTerminals, id, t)
 }

@@ -34,12 +34,27 @@ func dedupeKey(termID, epoch string) string { return termID + "/" + epoch }
 // H+1, stops the batch: what precedes it is stored and acknowledged, and a *sequenceError says
 // the connection must end.
 func (r *Relay) storeBatch(t TerminalInfo, b wire.Batch) (wire.Ack, error) {
+	return r.storeBatchSeen(t, b, nil)
+}
+
+// storeBatchSeen is storeBatch that also writes the connection's hello record (if not nil)
+// first, in the same transaction.
+func (r *Relay) storeBatchSeen(t TerminalInfo, b wire.Batch, seen *seenRec) (wire.Ack, error) {
 	now := r.clock.Now().UTC()
 	ack := wire.Ack{Epoch: b.Epoch}
 	var stop error
+	// One JSON pass per item, outside the transaction (and not again if it runs twice): the
+	// stored form, its hash and whether it is JSON at all.
+	prep := make([]prepared, len(b.Items))
+	for i, it := range b.Items {
+		prep[i] = prepare(it)
+	}
 	err := r.update("store batch", func(tx *bolt.Tx, f *fanout) error {
 		ack.Rejected = nil
 		stop = nil
+		if err := seenTx(tx, t.ID, seen); err != nil {
+			return err
+		}
 		dk := []byte(dedupeKey(t.ID, b.Epoch))
 		dd := tx.Bucket([]byte(bDedupe))
 		high := readU64(dd.Get(dk))
@@ -50,8 +65,8 @@ func (r *Relay) storeBatch(t TerminalInfo, b wire.Batch) (wire.Ack, error) {
 		}
 		pol := fac.policy()
 		var compared uint64
-		for _, it := range b.Items {
-			h := itemHash(it.Kind, it.Body)
+		for i, it := range b.Items {
+			h := prep[i].hash
 			sk := seqKey(t.ID, b.Epoch, it.Seq)
 			if it.Seq <= high {
 				var held seqRec
@@ -81,7 +96,7 @@ func (r *Relay) storeBatch(t TerminalInfo, b wire.Batch) (wire.Ack, error) {
 				}
 				break
 			}
-			reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, h, now)
+			reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, prep[i], now)
 			if err != nil {
 				return fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
 			}
@@ -103,7 +118,8 @@ func (r *Relay) storeBatch(t TerminalInfo, b wire.Batch) (wire.Ack, error) {
 // resend (under a new epoch, or a new terminal id after re-enrollment): it counts in H, is not
 // stored or applied again, and its earlier refusal stands. An item id held with other content
 // is refused id_conflict. Anything else is applied by kind and stored.
-func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, epoch string, it wire.Item, h string, now time.Time) (string, error) {
+func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, epoch string, it wire.Item, p prepared, now time.Time) (string, error) {
+	h := p.hash
 	sk := seqKey(t.ID, epoch, it.Seq)
 	if err := putJSON(tx, bSeqs, sk, seqRec{ItemID: it.ID, Hash: h}); err != nil {
 		return "", err
@@ -126,19 +142,20 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	switch {
 	case found:
 		reason = wire.RefuseIDConflict
-		r.logf("relay: terminal %s item %d (%s): item id %s already held with other content (from terminal %s): refused %s",
+		f.logf("relay: terminal %s item %d (%s): item id %s already held with other content (from terminal %s): refused %s",
 			t.ID, it.Seq, it.Kind, it.ID, prev.TerminalID, reason)
-	case json.Valid(it.Body):
+	case p.valid:
 		if reason, err = r.applyItem(tx, f, t, fac, pol, it, now); err != nil {
 			return "", err
 		}
 		if reason == wire.RefuseIDConflict {
-			r.logf("relay: terminal %s item %d (%s): a record id in it is already held with other content: refused %s",
+			f.logf("relay: terminal %s item %d (%s): a record id in it is already held with other content: refused %s",
 				t.ID, it.Seq, it.Kind, reason)
 		}
 	default:
-		// wire.DecodeFrame never yields this; a direct caller might. Keep the record storable.
-		reason, it.Body = wire.RefuseInvalid, json.RawMessage("null")
+		// wire.DecodeFrame never yields this; a direct caller might. The record stays storable
+		// (prepare gave it a null body).
+		reason = wire.RefuseInvalid
 	}
 	if !found {
 		if err := putJSON(tx, bItemIDs, it.ID, itemRef{Hash: h, TerminalID: t.ID, Epoch: epoch, Seq: it.Seq, Refused: reason}); err != nil {
@@ -157,7 +174,58 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	if err != nil {
 		return "", err
 	}
-	return reason, putJSON(tx, bItems, string(u64(n)), StoredItem{Item: it, TerminalID: t.ID, Epoch: epoch, ReceivedAt: now, Refused: reason})
+	raw, err := storedItemJSON(it, p.canon, t.ID, epoch, now, reason)
+	if err != nil {
+		return "", err
+	}
+	if err := tx.Bucket([]byte(bItems)).Put(u64(n), raw); err != nil {
+		return "", fmt.Errorf("write item %d: %w", it.Seq, err)
+	}
+	return reason, nil
+}
+
+// prepared is an uplink item's body as the relay stores it (compact JSON, HTML-escaped as
+// json.Marshal writes it, so hashes match those of items stored before), its hash, and whether
+// it parsed; a body that did not is stored as null.
+type prepared struct {
+	canon json.RawMessage
+	hash  string
+	valid bool
+}
+
+func prepare(it wire.Item) prepared {
+	canon, err := json.Marshal(it.Body)
+	if err != nil {
+		return prepared{canon: json.RawMessage("null"), hash: itemHash(it.Kind, it.Body)}
+	}
+	return prepared{canon: canon, hash: canonHash(it.Kind, canon), valid: true}
+}
+
+// storedHead is a StoredItem without its body, which storedItemJSON adds as it is.
+type storedHead struct {
+	Seq        uint64    `json:"seq"`
+	ID         string    `json:"id"`
+	Kind       string    `json:"kind"`
+	CreatedAt  time.Time `json:"created_at"`
+	TerminalID string    `json:"terminal_id"`
+	Epoch      string    `json:"epoch"`
+	ReceivedAt time.Time `json:"received_at"`
+	Refused    string    `json:"refused,omitempty"`
+}
+
+// storedItemJSON encodes a StoredItem with canon (already valid, compact JSON) as its body,
+// without encoding and checking the body again.
+func storedItemJSON(it wire.Item, canon json.RawMessage, termID, epoch string, now time.Time, reason string) ([]byte, error) {
+	head, err := json.Marshal(storedHead{Seq: it.Seq, ID: it.ID, Kind: it.Kind, CreatedAt: it.CreatedAt,
+		TerminalID: termID, Epoch: epoch, ReceivedAt: now, Refused: reason})
+	if err != nil {
+		return nil, fmt.Errorf("encode item %d: %w", it.Seq, err)
+	}
+	out := make([]byte, 0, len(head)+len(canon)+10)
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, `,"body":`...)
+	out = append(out, canon...)
+	return append(out, '}'), nil
 }
 
 // applyItem stores one new item by kind and queues what other terminals must learn. It returns
@@ -166,12 +234,13 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	decode := func(v any) bool { return json.Unmarshal(it.Body, v) == nil }
 	switch it.Kind {
 	case wire.UpMessage, wire.UpPREA:
-		var m kiosk.Message
-		if !decode(&m) || wire.CheckUpBody(it.Kind, it.Body) != nil { // a prea may be anonymous
+		v, err := wire.DecodeUpBody(it.Kind, it.Body) // checked and read in one pass; a prea may be anonymous
+		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
+		m := *v.(*kiosk.Message)
 		if it.Kind == wire.UpPREA || m.Peer == kiosk.PREAChannel {
-			return r.applyPREA(tx, t, m, now)
+			return r.applyPREA(tx, f, t, m, now)
 		}
 		return r.applyMessage(tx, f, t, fac, pol, m, now)
 	case wire.UpContactRequest:
@@ -189,10 +258,11 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	case wire.UpCharge, wire.UpCredit:
 		return r.applyUsage(tx, f, t, it)
 	case wire.UpSessionEnd:
-		var s kiosk.Session
-		if !decode(&s) || wire.CheckUpBody(it.Kind, it.Body) != nil {
+		v, err := wire.DecodeUpBody(it.Kind, it.Body)
+		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
+		s := *v.(*kiosk.Session)
 		s.Terminal = t.ID // what the relay saw, not what the body claims
 		if _, ok, err := inmateFor(tx, t, s.InmateID); err != nil || !ok {
 			return wire.RefuseNotYours, err
@@ -210,10 +280,11 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		}
 		return "", f.toInmate(t.FacilityID, s.InmateID, t.ID, wire.DownRemoteSessionEnd, s)
 	case wire.UpAudit:
-		var ev kiosk.AuditEvent
-		if !decode(&ev) || wire.CheckUpBody(it.Kind, it.Body) != nil {
+		v, err := wire.DecodeUpBody(it.Kind, it.Body)
+		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
+		ev := *v.(*kiosk.AuditEvent)
 		var prev kiosk.AuditEvent
 		if found, err := getJSON(tx, bAudit, t.ID+"/"+ev.ID, &prev); err != nil || found {
 			if err != nil || sameAudit(prev, ev) {
@@ -284,7 +355,7 @@ func messageIDReuse(tx *bolt.Tx, m kiosk.Message) (reason string, found bool, er
 
 // applyPREA stores a PREA report: never held, never refused for the inmate's status, contact
 // or money; but only for an inmate the terminal serves.
-func (r *Relay) applyPREA(tx *bolt.Tx, t TerminalInfo, m kiosk.Message, now time.Time) (string, error) {
+func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m kiosk.Message, now time.Time) (string, error) {
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		return reason, err
 	}
@@ -296,7 +367,7 @@ func (r *Relay) applyPREA(tx *bolt.Tx, t TerminalInfo, m kiosk.Message, now time
 		}
 	}
 	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: kiosk.MsgDelivered, ReceivedAt: now}
-	r.logf("relay: PREA report %s received from terminal %s", m.ID, t.ID)
+	f.logf("relay: PREA report %s received from terminal %s", m.ID, t.ID)
 	return "", putJSON(tx, bPREA, m.ID, o)
 }
 
@@ -344,7 +415,7 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	if err := putJSON(tx, bOutbound, m.ID, o); err != nil {
 		return "", err
 	}
-	return "", f.toInmate(t.FacilityID, m.InmateID, "", wire.DownMessageStatus,
+	return "", f.toHolder(t.FacilityID, m.InmateID, t.ID, wire.DownMessageStatus,
 		wire.MessageStatus{MessageID: m.ID, InmateID: m.InmateID, State: status, At: now})
 }
 

@@ -50,22 +50,35 @@ func CheckRecordID(field, s string) error {
 // CheckUpBody checks an uplink body of kind against its schema. An unknown kind is not an
 // error here (the relay refuses it with RefuseUnknownKind).
 func CheckUpBody(kind string, body json.RawMessage) error {
-	if err := checkUpBody(kind, body); err != nil {
-		return fmt.Errorf("%s body: %w", cut(kind), err)
-	}
-	return nil
+	_, err := DecodeUpBody(kind, body)
+	return err
 }
 
-func checkUpBody(kind string, body json.RawMessage) error {
+// DecodeUpBody is CheckUpBody that also returns the body decoded, so a relay checks and reads
+// it in one pass: *kiosk.Message (message, prea), *kiosk.Contact (contact_request,
+// contact_remove), *kiosk.Charge, *kiosk.Credit, *kiosk.Session (session_end),
+// *kiosk.AuditEvent (audit); nil for device_status and an unknown kind.
+func DecodeUpBody(kind string, body json.RawMessage) (any, error) {
+	v, err := checkUpBody(kind, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s body: %w", cut(kind), err)
+	}
+	return v, nil
+}
+
+func checkUpBody(kind string, body json.RawMessage) (any, error) {
 	if !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
-		return fmt.Errorf("is not a JSON object")
+		return nil, fmt.Errorf("is not a JSON object")
 	}
-	// Field presence: a missing required number must not pass as 0.
+	// Field presence (a missing required number must not pass as 0), read only for the kinds
+	// that need it.
 	var present map[string]json.RawMessage
-	if err := json.Unmarshal(body, &present); err != nil {
-		return fmt.Errorf("does not parse: %w", err)
-	}
 	need := func(names ...string) error {
+		if present == nil {
+			if err := json.Unmarshal(body, &present); err != nil {
+				return fmt.Errorf("does not parse: %w", err)
+			}
+		}
 		for _, n := range names {
 			v, ok := present[n]
 			if !ok || bytes.Equal(v, []byte("null")) {
@@ -82,79 +95,82 @@ func checkUpBody(kind string, body json.RawMessage) error {
 	}
 	switch kind {
 	case UpMessage, UpPREA:
-		var m kiosk.Message
-		if err := decode(&m); err != nil {
-			return err
+		m := new(kiosk.Message)
+		if err := decode(m); err != nil {
+			return nil, err
 		}
 		if err := CheckRecordID("id", m.ID); err != nil {
-			return err
+			return nil, err
 		}
 		if kind == UpPREA && m.InmateID == "" {
-			return nil // an anonymous report: it must reach the coordinator all the same
+			return m, nil // an anonymous report: it must reach the coordinator all the same
 		}
-		return nonEmpty("inmate_id", m.InmateID)
+		return m, nonEmpty("inmate_id", m.InmateID)
 	case UpContactRequest:
-		var c kiosk.Contact
-		if err := decode(&c); err != nil {
-			return err
+		c := new(kiosk.Contact)
+		if err := decode(c); err != nil {
+			return nil, err
 		}
 		if err := CheckRecordID("id", c.ID); err != nil {
-			return err
+			return nil, err
 		}
 		if err := nonEmpty("inmate_id", c.InmateID); err != nil {
-			return err
+			return nil, err
 		}
 		if strings.TrimSpace(c.Name) == "" {
-			return fmt.Errorf("name is missing")
+			return nil, fmt.Errorf("name is missing")
 		}
 		if len(c.Name) > MaxContactName {
-			return fmt.Errorf("name is %d bytes, limit %d", len(c.Name), MaxContactName)
+			return nil, fmt.Errorf("name is %d bytes, limit %d", len(c.Name), MaxContactName)
 		}
 		if len(c.Email) > MaxContactEmail {
-			return fmt.Errorf("email is %d bytes, limit %d", len(c.Email), MaxContactEmail)
+			return nil, fmt.Errorf("email is %d bytes, limit %d", len(c.Email), MaxContactEmail)
 		}
-		return nil
+		return c, nil
 	case UpContactRemove:
-		var c kiosk.Contact
-		if err := decode(&c); err != nil {
-			return err
+		c := new(kiosk.Contact)
+		if err := decode(c); err != nil {
+			return nil, err
 		}
 		if err := nonEmpty("id", c.ID); err != nil {
-			return err
+			return nil, err
 		}
-		return nonEmpty("inmate_id", c.InmateID)
+		return c, nonEmpty("inmate_id", c.InmateID)
 	case UpCharge, UpCredit:
 		var c kiosk.Credit
+		var out any = &c
 		if kind == UpCharge {
-			var ch kiosk.Charge
-			if err := decode(&ch); err != nil {
-				return err
+			ch := new(kiosk.Charge)
+			if err := decode(ch); err != nil {
+				return nil, err
 			}
-			c = kiosk.Credit{RecordID: ch.RecordID, InmateID: ch.InmateID, Minute: ch.Minute, Cents: ch.Cents}
+			c, out = kiosk.Credit{RecordID: ch.RecordID, InmateID: ch.InmateID, Minute: ch.Minute, Cents: ch.Cents}, ch
 		} else if err := decode(&c); err != nil {
-			return err
+			return nil, err
 		}
 		if c.RecordID == "" || len(c.RecordID) > MaxIDLen {
-			return fmt.Errorf("record_id must be 1 to %d bytes", MaxIDLen)
+			return nil, fmt.Errorf("record_id must be 1 to %d bytes", MaxIDLen)
 		}
 		if err := CheckRecordID("inmate_id", c.InmateID); err != nil {
-			return err
+			return nil, err
 		}
 		if c.Cents < 0 || c.Cents > kiosk.MaxRatePerMinute {
-			return fmt.Errorf("cents %d is outside 0..%d", c.Cents, kiosk.MaxRatePerMinute)
+			return nil, fmt.Errorf("cents %d is outside 0..%d", c.Cents, kiosk.MaxRatePerMinute)
 		}
 		if c.Minute < 0 {
-			return fmt.Errorf("minute %d is negative", c.Minute)
+			return nil, fmt.Errorf("minute %d is negative", c.Minute)
 		}
-		return nil
+		return out, nil
 	case UpSessionEnd:
-		return checkSessionEnd(need, decode)
+		s := new(kiosk.Session)
+		return s, checkSessionEnd(s, need, decode)
 	case UpAudit:
-		return checkAudit(need, decode)
+		ev := new(kiosk.AuditEvent)
+		return ev, checkAudit(ev, need, decode)
 	case UpDeviceStatus:
-		return nil // any JSON object
+		return nil, nil // any JSON object
 	}
-	return nil
+	return nil, nil
 }
 
 func nonEmpty(field, s string) error {
@@ -171,12 +187,11 @@ func checkTime(field string, t time.Time) error {
 	return nil
 }
 
-func checkSessionEnd(need func(...string) error, decode func(any) error) error {
+func checkSessionEnd(s *kiosk.Session, need func(...string) error, decode func(any) error) error {
 	if err := need("id", "inmate_id", "start", "end", "minutes", "rate_cents", "charged_cents", "credited_cents", "end_reason"); err != nil {
 		return err
 	}
-	var s kiosk.Session
-	if err := decode(&s); err != nil {
+	if err := decode(s); err != nil {
 		return err
 	}
 	if err := CheckRecordID("id", s.ID); err != nil {
@@ -212,12 +227,11 @@ func checkSessionEnd(need func(...string) error, decode func(any) error) error {
 	return CheckIDText("end_reason", string(s.EndReason))
 }
 
-func checkAudit(need func(...string) error, decode func(any) error) error {
+func checkAudit(ev *kiosk.AuditEvent, need func(...string) error, decode func(any) error) error {
 	if err := need("id", "at", "kind"); err != nil {
 		return err
 	}
-	var ev kiosk.AuditEvent
-	if err := decode(&ev); err != nil {
+	if err := decode(ev); err != nil {
 		return err
 	}
 	if err := CheckRecordID("id", ev.ID); err != nil {
