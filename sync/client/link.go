@@ -222,7 +222,8 @@ func (l *link) acked(a wire.Ack, sent uint64, inflight []uint64) ([]uint64, erro
 	return inflight, nil
 }
 
-// downlink applies each item in its own store transaction, in order, then acknowledges.
+// downlink applies each frame in one store transaction (kiosk.Terminal.ApplyDownlinkBatch), in
+// order, then acknowledges the position it reached and the items refused for good.
 func (l *link) downlink(ctx context.Context) error {
 	for {
 		var d wire.Down
@@ -231,19 +232,21 @@ func (l *link) downlink(ctx context.Context) error {
 			return nil
 		case d = <-l.downs:
 		}
-		var refused []wire.Rejection
-		for _, it := range d.Items {
-			reason, err := l.e.term.ApplyDownlink(it.Seq, it.Kind, it.Body)
-			if err != nil {
-				return fmt.Errorf("apply downlink item %d (%s): %w", it.Seq, it.Kind, err)
-			}
-			if reason != "" {
-				refused = append(refused, wire.Rejection{Seq: it.Seq, Reason: reason})
-			}
+		items := make([]kiosk.DownlinkItem, len(d.Items))
+		for i, it := range d.Items {
+			items[i] = kiosk.DownlinkItem{Seq: it.Seq, Kind: it.Kind, Body: it.Body}
 		}
-		applied, err := l.e.term.DownlinkApplied()
+		applied, refusals, err := l.e.term.ApplyDownlinkBatch(items)
 		if err != nil {
-			return fmt.Errorf("read downlink position: %w", err)
+			first, last := uint64(0), uint64(0)
+			if len(items) > 0 {
+				first, last = items[0].Seq, items[len(items)-1].Seq
+			}
+			return fmt.Errorf("apply downlink items %d..%d: %w", first, last, err)
+		}
+		var refused []wire.Rejection
+		for _, r := range refusals {
+			refused = append(refused, wire.Rejection{Seq: r.Seq, Reason: r.Reason})
 		}
 		if err := l.send(ctx, wire.DownAck{Seq: applied, Refused: refused}); err != nil {
 			return err
