@@ -1,11 +1,13 @@
 package kiosk
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -139,6 +141,61 @@ func (s *Store) Pending(after uint64, maxItems, maxBytes int) ([]Item, error) {
 		}
 		return nil
 	})
+	return items, err
+}
+
+// QueuedItem is a waiting item as the store holds it: its seq and its JSON, which is the item's
+// wire encoding ({"seq","id","kind","created_at","body"} in that order: the shape of sync/wire's
+// Item, written by encoding/json at enqueue and never edited in place), so a batch is built by
+// copying these bytes, not by decoding and encoding each item again.
+type QueuedItem struct {
+	Seq  uint64
+	JSON []byte
+}
+
+// Decode parses the item, for the few uses that need its fields.
+func (q QueuedItem) Decode() (Item, error) {
+	var it Item
+	if err := json.Unmarshal(q.JSON, &it); err != nil {
+		return Item{}, &Error{Kind: KindCorrupt, Op: "read forwarding queue", Err: fmt.Errorf("item %d: %w", q.Seq, err)}
+	}
+	return it, nil
+}
+
+// PendingWire is Pending without decoding: the items with Seq > after, in order, as stored
+// (copied out of the transaction). Each must open with its own seq ({"seq":N,) and be one JSON
+// object; one that does not is KindCorrupt, as Pending reports an item that does not decode.
+func (s *Store) PendingWire(after uint64, maxItems, maxBytes int) ([]QueuedItem, error) {
+	var items []QueuedItem
+	var arena []byte // every item's bytes, one allocation per batch rather than one per item
+	var ends []int
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(bOutq)).Cursor()
+		size := 0
+		var prefix []byte
+		for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
+			if len(items) >= maxItems || (len(items) > 0 && size+len(v) > maxBytes) {
+				break
+			}
+			seq := binary.BigEndian.Uint64(k)
+			prefix = strconv.AppendUint(append(prefix[:0], `{"seq":`...), seq, 10)
+			prefix = append(prefix, ',')
+			if !bytes.HasPrefix(v, prefix) || v[len(v)-1] != '}' {
+				return &Error{Kind: KindCorrupt, Op: "read forwarding queue",
+					Err: fmt.Errorf("item %d is not stored as a JSON item of that seq", seq)}
+			}
+			items = append(items, QueuedItem{Seq: seq})
+			arena = append(arena, v...)
+			ends = append(ends, len(arena))
+			size += len(v)
+		}
+		return nil
+	})
+	start := 0
+	for i, end := range ends {
+		items[i].JSON = arena[start:end:end]
+		start = end
+	}
 	return items, err
 }
 
