@@ -1,6 +1,10 @@
 package kiosk
 
 import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,4 +89,69 @@ func (r *rig) keepBilling(b *testing.B) {
 		r.deposit("bench", 1_000_000, time.Now().String())
 	}
 	r.mustLogin("bench")
+}
+
+// benchBody is a 1 KiB message text, as in sync/e2e's benchmarks.
+var benchBody = strings.Repeat("lorem ipsum dolor sit amet, consectetur adipiscing elit ", 19)[:1024]
+
+// BenchmarkAck256 measures acknowledging a batch of 256 queued 1 KiB messages (one fsync'd
+// transaction), as the sync engine does when the relay acks a full batch. The 256 messages are
+// queued outside the timer, in one transaction.
+func BenchmarkAck256(b *testing.B) {
+	r := newMBRig(b)
+	r.addInmate(b, "i1", true)
+	now := r.clock.Now()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		var last uint64
+		if err := r.store.update("bench queue", func(tx *bolt.Tx) error {
+			for j := 0; j < 256; j++ {
+				m, err := newOutboxMessage(now, "i1", "dept-medical", "Medical", fmt.Sprintf("#%d", j), benchBody)
+				if err != nil {
+					return err
+				}
+				if err := queueOutboxTx(tx, now, ItemMessage, m, func(Draft) bool { return false }); err != nil {
+					return err
+				}
+			}
+			last = binary.BigEndian.Uint64(tx.Bucket([]byte(bMeta)).Get([]byte(kNextSeq))) - 1
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if n, err := r.t.MarkForwarded(last); err != nil || n < 256 {
+			b.Fatalf("ack = %d, %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(b.N*256)/b.Elapsed().Seconds(), "items/s")
+}
+
+// BenchmarkDownlinkFrame256 measures applying one downlink frame of 256 inbound 1 KiB messages,
+// as the sync engine does with a full `down` frame.
+func BenchmarkDownlinkFrame256(b *testing.B) {
+	r := newDLRig(b)
+	var seq uint64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		items := make([]DownlinkItem, 256)
+		for j := range items {
+			seq++
+			raw, err := json.Marshal(Message{ID: fmt.Sprintf("0192aaaa-0000-7000-8000-%012d", seq), InmateID: "A1",
+				Peer: "c-1", PeerName: "Mom", Body: benchBody, CreatedAt: dlStart})
+			if err != nil {
+				b.Fatal(err)
+			}
+			items[j] = DownlinkItem{Seq: seq, Kind: DownInboundMessage, Body: raw}
+		}
+		b.StartTimer()
+		applyFrame(b, r.t, items)
+	}
+	b.ReportMetric(float64(b.N*256)/b.Elapsed().Seconds(), "items/s")
+}
+
+func applyFrame(b *testing.B, term *Terminal, items []DownlinkItem) {
+	if _, refused, err := term.ApplyDownlinkBatch(items); err != nil || len(refused) > 0 {
+		b.Fatalf("apply frame: %v, %v", refused, err)
+	}
 }

@@ -122,7 +122,12 @@ func TestCrashRecovery(t *testing.T) {
 // runCrashChild starts a child on dir, waits until it says it is metering, lets it run for
 // after, kills it, and returns the ids of the messages it reported as stored.
 func runCrashChild(dir string, seed uint64, after time.Duration) ([]string, error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	return runChildTest("TestCrashChild", dir, seed, after)
+}
+
+// runChildTest is runCrashChild for the child test named.
+func runChildTest(name, dir string, seed uint64, after time.Duration) ([]string, error) {
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashEnv+"="+dir, fmt.Sprintf("TETHER_CRASH_SEED=%d", seed))
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -93,70 +93,156 @@ func downAppliedTx(tx *bolt.Tx) uint64 {
 // that breaks a rule) is skipped: its seq is recorded, an audit event says why, and refused
 // names the reason for the relay. err is only for failures worth retrying (storage).
 func (t *Terminal) ApplyDownlink(seq uint64, kind string, body json.RawMessage) (refused string, err error) {
-	if seq == 0 {
-		return "", errInvalid("apply downlink", "sequence number 0")
-	}
-	now := t.clock.Now()
-	var (
-		skip   bool
-		ev     = Event{Kind: EventChanged, At: now}
-		policy *Policy
-	)
-	applyErr := t.store.update("apply downlink", func(tx *bolt.Tx) error {
-		applied := downAppliedTx(tx)
-		if seq <= applied {
-			skip = true
-			return nil
-		}
-		if seq > applied+1 {
-			// The relay promises no gaps; if one appears anyway, keep going but leave a trace.
-			if err := appendAudit(tx, now, "downlink_gap", "relay", map[string]string{
-				"after": fmt.Sprint(applied), "seq": fmt.Sprint(seq)}); err != nil {
-				return err
-			}
-		}
-		var err error
-		ev.InmateID, policy, err = applyDownTx(tx, now, kind, body)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket([]byte(bDownlink)).Put([]byte(kDownApplied), u64(seq))
-	})
-	switch {
-	case applyErr == nil && skip:
-		return "", nil
-	case applyErr == nil:
-		if policy != nil {
-			t.mu.Lock()
-			t.policy = *policy
-			t.mu.Unlock()
-		}
-		if kind == DownRemoteSessionEnd {
-			t.forgetCooldown(ev.InmateID)
-		}
-		t.emit(ev)
-		return "", nil
-	case !permanent(applyErr):
-		return "", applyErr
-	}
-	// Skipped for good: record the seq and why, in a transaction of its own (the failed one
-	// rolled back everything the item wrote).
-	refused = refusalReason(applyErr)
-	err = t.store.update("skip downlink item", func(tx *bolt.Tx) error {
-		if seq <= downAppliedTx(tx) {
-			return nil
-		}
-		if err := appendAudit(tx, now, "downlink_refused", "relay", map[string]string{
-			"seq": fmt.Sprint(seq), "kind": clip(kind, 64), "reason": refused}); err != nil {
-			return err
-		}
-		return tx.Bucket([]byte(bDownlink)).Put([]byte(kDownApplied), u64(seq))
-	})
-	if err != nil {
+	_, refusals, err := t.ApplyDownlinkBatch([]DownlinkItem{{Seq: seq, Kind: kind, Body: body}})
+	if err != nil || len(refusals) == 0 {
 		return "", err
 	}
-	t.logf("downlink item %d (%s) skipped: %s", seq, clip(kind, 64), refused)
-	return refused, nil
+	return refusals[0].Reason, nil
+}
+
+// DownlinkItem is one item of a downlink frame (sync/wire's DownItem).
+type DownlinkItem struct {
+	Seq  uint64
+	Kind string
+	Body json.RawMessage
+}
+
+// DownlinkRefusal is a downlink item skipped for good, and the reason for the relay.
+type DownlinkRefusal struct {
+	Seq    uint64
+	Reason string
+}
+
+// maxFrameRetries bounds the transactions one frame may take to find its refused items (each
+// refusal rolls the frame back and applies it again without that item); a frame with more
+// refusals than that applies the rest of its items one transaction each.
+const maxFrameRetries = 8
+
+// ApplyDownlinkBatch applies the items of one downlink frame, in order, in one transaction,
+// and moves the downlink position once, to the last item's seq: a crash leaves the whole frame
+// applied or none of it, and the frame costs one fsync. Items already applied are ignored. An
+// item refused for good is skipped as ApplyDownlink skips it (its seq recorded, an audit event,
+// a refusal for the relay) and the others are applied: bbolt cannot roll back one item's
+// writes, so the frame is applied again without it. A storage failure applies nothing and is
+// err. applied is the downlink position afterwards. The screens hear of the frame once.
+func (t *Terminal) ApplyDownlinkBatch(items []DownlinkItem) (applied uint64, refused []DownlinkRefusal, err error) {
+	for _, it := range items {
+		if it.Seq == 0 {
+			return 0, nil, errInvalid("apply downlink", "sequence number 0")
+		}
+	}
+	now := t.clock.Now()
+	skip := map[int]string{} // index in items -> why it is refused for good
+	limit := len(items)      // items[limit:] go one transaction each (too many refusals)
+	var fx frameEffects
+	for attempt := 0; ; attempt++ {
+		failed, failErr := -1, error(nil)
+		fx = frameEffects{}
+		err = t.store.update("apply downlink", func(tx *bolt.Tx) error {
+			pos := downAppliedTx(tx)
+			start := pos
+			for i, it := range items[:limit] {
+				if it.Seq <= pos {
+					continue
+				}
+				if it.Seq > pos+1 {
+					// The relay promises no gaps; if one appears anyway, keep going but leave a trace.
+					if err := appendAudit(tx, now, "downlink_gap", "relay", map[string]string{
+						"after": fmt.Sprint(pos), "seq": fmt.Sprint(it.Seq)}); err != nil {
+						return err
+					}
+				}
+				if reason, ok := skip[i]; ok {
+					if err := appendAudit(tx, now, "downlink_refused", "relay", map[string]string{
+						"seq": fmt.Sprint(it.Seq), "kind": clip(it.Kind, 64), "reason": reason}); err != nil {
+						return err
+					}
+					fx.refused = append(fx.refused, DownlinkRefusal{Seq: it.Seq, Reason: reason})
+					pos = it.Seq
+					continue
+				}
+				inmate, policy, err := applyDownTx(tx, now, it.Kind, it.Body)
+				if permanent(err) {
+					failed, failErr = i, err
+					return errRolledBack
+				}
+				if err != nil {
+					return err
+				}
+				fx.add(it.Kind, inmate, policy)
+				pos = it.Seq
+			}
+			if pos == start {
+				return nil
+			}
+			return tx.Bucket([]byte(bDownlink)).Put([]byte(kDownApplied), u64(pos))
+		})
+		if failed < 0 {
+			break
+		}
+		// Item failed can never apply: roll back and go again without it.
+		skip[failed] = refusalReason(failErr)
+		t.logf("downlink item %d (%s) skipped: %s", items[failed].Seq, clip(items[failed].Kind, 64), skip[failed])
+		if attempt+1 >= maxFrameRetries {
+			limit = failed + 1
+		}
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	t.frameApplied(now, fx)
+	refused = fx.refused
+	for _, it := range items[limit:] {
+		reason, err := t.ApplyDownlink(it.Seq, it.Kind, it.Body)
+		if err != nil {
+			return 0, refused, err
+		}
+		if reason != "" {
+			refused = append(refused, DownlinkRefusal{Seq: it.Seq, Reason: reason})
+		}
+	}
+	applied, err = t.DownlinkApplied()
+	return applied, refused, err
+}
+
+// frameEffects is what a committed frame changes outside the store.
+type frameEffects struct {
+	n        int    // items applied
+	inmate   string // the one inmate every applied item concerned, "" if several or everyone
+	policy   *Policy
+	sessEnds []string // inmates whose session ended on another terminal
+	refused  []DownlinkRefusal
+}
+
+func (fx *frameEffects) add(kind, inmate string, policy *Policy) {
+	if fx.n == 0 {
+		fx.inmate = inmate
+	} else if fx.inmate != inmate {
+		fx.inmate = ""
+	}
+	fx.n++
+	if policy != nil {
+		fx.policy = policy
+	}
+	if kind == DownRemoteSessionEnd {
+		fx.sessEnds = append(fx.sessEnds, inmate)
+	}
+}
+
+// frameApplied puts a committed frame's policy in force, forgets cool-downs a session ended
+// elsewhere sets anew, and tells the screens once.
+func (t *Terminal) frameApplied(now time.Time, fx frameEffects) {
+	if fx.policy != nil {
+		t.mu.Lock()
+		t.policy = *fx.policy
+		t.mu.Unlock()
+	}
+	for _, id := range fx.sessEnds {
+		t.forgetCooldown(id)
+	}
+	if fx.n > 0 {
+		t.emit(Event{Kind: EventChanged, InmateID: fx.inmate, At: now})
+	}
 }
 
 // applyDownTx applies one item in tx and says which inmate it concerns ("" for everyone).

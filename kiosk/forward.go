@@ -1,11 +1,13 @@
 package kiosk
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,10 +69,56 @@ func enqueue(tx *bolt.Tx, now time.Time, kind ItemKind, body any) (Item, error) 
 	if err := tx.Bucket([]byte(bOutq)).Put(u64(seq), enc); err != nil {
 		return Item{}, fmt.Errorf("queue %s item: %w", kind, err)
 	}
+	if needsFollowUp(kind) {
+		if err := tx.Bucket([]byte(bOutFollow)).Put(u64(seq), []byte(kind)); err != nil {
+			return Item{}, fmt.Errorf("queue %s item: %w", kind, err)
+		}
+	}
 	if _, err := addCount(tx, kOutqCount, 1); err != nil {
 		return Item{}, err
 	}
 	return it, nil
+}
+
+// needsFollowUp says which kinds of item need work of their own when acknowledged: a PREA
+// report's text is erased, a charge stops counting against the offline cap. Everything else
+// is settled by the acknowledged cursor alone (an outbox message reads as "sent" once the
+// cursor passes its item, see messageStateTx).
+func needsFollowUp(kind ItemKind) bool { return kind == ItemPREA || kind == ItemCharge }
+
+// ackCursorTx is where acknowledgement stands in the current queue generation: every item of
+// this generation with seq <= the cursor was acknowledged (or refused). gen counts the epochs
+// this store started (NewEpoch renumbers what waits and starts the cursor again at 0).
+func ackCursorTx(tx *bolt.Tx) (gen, cursor uint64) {
+	meta := tx.Bucket([]byte(bMeta))
+	return metaU64(meta, kQueueGen), metaU64(meta, kAckedSeq)
+}
+
+// ackLogKey is the ack log's key for cursor position seq of generation gen.
+func ackLogKey(gen, seq uint64) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, gen)
+	binary.BigEndian.PutUint64(k[8:], seq)
+	return k
+}
+
+// ackedAtTx is when the item at seq of generation gen was acknowledged, from the ack log
+// (ok=false if no entry covers it).
+func ackedAtTx(tx *bolt.Tx, gen, seq uint64) (at time.Time, ok bool) {
+	k, v := tx.Bucket([]byte(bAckLog)).Cursor().Seek(ackLogKey(gen, seq))
+	if len(k) != 16 || binary.BigEndian.Uint64(k) != gen {
+		return time.Time{}, false
+	}
+	at, err := time.Parse(time.RFC3339Nano, string(v))
+	return at, err == nil
+}
+
+func metaU64(meta *bolt.Bucket, key string) uint64 {
+	v := meta.Get([]byte(key))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
 }
 
 // Pending returns waiting items with Seq > after, in order, up to maxItems items and about
@@ -96,6 +144,61 @@ func (s *Store) Pending(after uint64, maxItems, maxBytes int) ([]Item, error) {
 	return items, err
 }
 
+// QueuedItem is a waiting item as the store holds it: its seq and its JSON, which is the item's
+// wire encoding ({"seq","id","kind","created_at","body"} in that order: the shape of sync/wire's
+// Item, written by encoding/json at enqueue and never edited in place), so a batch is built by
+// copying these bytes, not by decoding and encoding each item again.
+type QueuedItem struct {
+	Seq  uint64
+	JSON []byte
+}
+
+// Decode parses the item, for the few uses that need its fields.
+func (q QueuedItem) Decode() (Item, error) {
+	var it Item
+	if err := json.Unmarshal(q.JSON, &it); err != nil {
+		return Item{}, &Error{Kind: KindCorrupt, Op: "read forwarding queue", Err: fmt.Errorf("item %d: %w", q.Seq, err)}
+	}
+	return it, nil
+}
+
+// PendingWire is Pending without decoding: the items with Seq > after, in order, as stored
+// (copied out of the transaction). Each must open with its own seq ({"seq":N,) and be one JSON
+// object; one that does not is KindCorrupt, as Pending reports an item that does not decode.
+func (s *Store) PendingWire(after uint64, maxItems, maxBytes int) ([]QueuedItem, error) {
+	var items []QueuedItem
+	var arena []byte // every item's bytes, one allocation per batch rather than one per item
+	var ends []int
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(bOutq)).Cursor()
+		size := 0
+		var prefix []byte
+		for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
+			if len(items) >= maxItems || (len(items) > 0 && size+len(v) > maxBytes) {
+				break
+			}
+			seq := binary.BigEndian.Uint64(k)
+			prefix = strconv.AppendUint(append(prefix[:0], `{"seq":`...), seq, 10)
+			prefix = append(prefix, ',')
+			if !bytes.HasPrefix(v, prefix) || v[len(v)-1] != '}' {
+				return &Error{Kind: KindCorrupt, Op: "read forwarding queue",
+					Err: fmt.Errorf("item %d is not stored as a JSON item of that seq", seq)}
+			}
+			items = append(items, QueuedItem{Seq: seq})
+			arena = append(arena, v...)
+			ends = append(ends, len(arena))
+			size += len(v)
+		}
+		return nil
+	})
+	start := 0
+	for i, end := range ends {
+		items[i].JSON = arena[start:end:end]
+		start = end
+	}
+	return items, err
+}
+
 // QueueStats reports how many items wait and when the oldest was made (zero if none).
 func (s *Store) QueueStats() (waiting int, oldest time.Time, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
@@ -113,27 +216,45 @@ func (s *Store) QueueStats() (waiting int, oldest time.Time, err error) {
 	return waiting, oldest, err
 }
 
-// Ack marks every item with Seq <= upTo as forwarded: each kind's follow-up (a message becomes
-// "sent", a PREA text is erased) and the removal from the queue happen in one transaction.
-// Acknowledging the same range twice changes nothing the second time.
+// Ack marks every item with Seq <= upTo as forwarded, in one transaction: the acknowledged
+// cursor moves to upTo (never past the last seq handed out, never back), the range leaves the
+// queue, and only the items that need it get work of their own (a PREA text is erased, a
+// charge settles against Account.Unsynced, once per inmate for the whole range). An outbox
+// message needs no write: it reads as "sent" from the cursor. Acknowledging the same range twice
+// changes nothing the second time.
 func (s *Store) Ack(now time.Time, upTo uint64) (acked int, err error) {
 	err = s.update("acknowledge forwarded items", func(tx *bolt.Tx) error {
+		meta := tx.Bucket([]byte(bMeta))
+		next := meta.Get([]byte(kNextSeq))
+		if len(next) != 8 {
+			return &Error{Kind: KindCorrupt, Op: "acknowledge forwarded items",
+				Err: fmt.Errorf("forwarding sequence counter is %d bytes, want 8", len(next))}
+		}
+		// A relay cannot acknowledge what was never queued: a cursor past it would make
+		// messages queued later read as sent before they left.
+		upTo = min(upTo, binary.BigEndian.Uint64(next)-1)
+		if err := followUpsTx(tx, now, upTo); err != nil {
+			return err
+		}
 		b := tx.Bucket([]byte(bOutq))
-		c := b.Cursor()
 		var done [][]byte
-		for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upTo; k, v = c.Next() {
-			var it Item
-			if err := json.Unmarshal(v, &it); err != nil {
-				return &Error{Kind: KindCorrupt, Op: "read forwarding queue", Err: err}
-			}
-			if err := onForwarded(tx, now, it); err != nil {
-				return fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
-			}
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upTo; k, _ = c.Next() {
 			done = append(done, append([]byte(nil), k...))
 		}
 		for _, k := range done {
 			if err := b.Delete(k); err != nil {
-				return err
+				return fmt.Errorf("remove item %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+		}
+		if gen, cursor := ackCursorTx(tx); upTo > cursor {
+			if err := meta.Put([]byte(kAckedSeq), u64(upTo)); err != nil {
+				return fmt.Errorf("move acknowledged cursor: %w", err)
+			}
+			if metaU64(meta, kLastMsgSeq) > cursor {
+				if err := tx.Bucket([]byte(bAckLog)).Put(ackLogKey(gen, upTo), []byte(now.UTC().Format(time.RFC3339Nano))); err != nil {
+					return fmt.Errorf("log acknowledgement: %w", err)
+				}
 			}
 		}
 		acked = len(done)
@@ -141,6 +262,58 @@ func (s *Store) Ack(now time.Time, upTo uint64) (acked int, err error) {
 		return err
 	})
 	return acked, err
+}
+
+// followUpsTx does the per-item work of the items up to upTo that need it (needsFollowUp) and
+// removes their follow-up entries. Charges settle summed per inmate: one account write each.
+func followUpsTx(tx *bolt.Tx, now time.Time, upTo uint64) error {
+	fb, q := tx.Bucket([]byte(bOutFollow)), tx.Bucket([]byte(bOutq))
+	var done [][]byte
+	settle := map[string]Cents{}
+	var inmates []string // in first-seen order, so the writes are the same on every run
+	c := fb.Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upTo; k, _ = c.Next() {
+		seq := binary.BigEndian.Uint64(k)
+		done = append(done, append([]byte(nil), k...))
+		v := q.Get(k)
+		if v == nil {
+			return &Error{Kind: KindCorrupt, Op: "acknowledge forwarded items",
+				Err: fmt.Errorf("follow-up entry %d names no queued item", seq)}
+		}
+		var it Item
+		if err := json.Unmarshal(v, &it); err != nil {
+			return &Error{Kind: KindCorrupt, Op: "read forwarding queue", Err: fmt.Errorf("item %d: %w", seq, err)}
+		}
+		switch it.Kind {
+		case ItemPREA:
+			if err := preaForwardedTx(tx, now, it); err != nil {
+				return fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
+			}
+		case ItemCharge:
+			var ch struct {
+				InmateID string `json:"inmate_id"`
+				Cents    Cents  `json:"cents"`
+			}
+			if err := json.Unmarshal(it.Body, &ch); err != nil {
+				return &Error{Kind: KindCorrupt, Op: "settle charge", Err: fmt.Errorf("item %d: %w", seq, err)}
+			}
+			if _, seen := settle[ch.InmateID]; !seen {
+				inmates = append(inmates, ch.InmateID)
+			}
+			settle[ch.InmateID] += ch.Cents
+		}
+	}
+	for _, k := range done {
+		if err := fb.Delete(k); err != nil {
+			return fmt.Errorf("remove follow-up entry %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+	}
+	for _, id := range inmates {
+		if err := settleUnsyncedTx(tx, id, settle[id]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Reject records that the relay refused item seq for good, with its reason, and stops
@@ -162,6 +335,9 @@ func (s *Store) Reject(now time.Time, seq uint64, reason string) error {
 		if err := b.Delete(u64(seq)); err != nil {
 			return err
 		}
+		if err := tx.Bucket([]byte(bOutFollow)).Delete(u64(seq)); err != nil {
+			return err
+		}
 		_, err := addCount(tx, kOutqCount, -1)
 		return err
 	})
@@ -180,8 +356,10 @@ func newEpochID() (string, error) {
 // (this store was restored from a backup and reuses seqs the relay holds, or the relay lost
 // items). In one transaction: a fresh random epoch; every waiting item renumbered 1..n in the
 // same order, keeping its id, kind, creation time and body (the relay knows an item it already
-// holds by its id); the next seq n+1; and an audit event saying why. Nothing waiting is lost.
-// Nothing else keys on queue seqs: acknowledgement and refusal follow-ups read item bodies.
+// holds by its id), with its follow-up entry and its outbox message's queue position moved
+// along; a new queue generation with the acknowledged cursor back at 0 (a message acknowledged
+// under the old generation stays sent); the next seq n+1; and an audit event saying why.
+// Nothing waiting is lost.
 func (s *Store) NewEpoch(now time.Time, reason string) (string, error) {
 	epoch, err := newEpochID()
 	if err != nil {
@@ -216,6 +394,14 @@ func newEpochTx(tx *bolt.Tx, now time.Time, epoch, reason string) error {
 			return fmt.Errorf("renumber item %d: %w", binary.BigEndian.Uint64(k), err)
 		}
 	}
+	if _, err := clearBucket(tx, bOutFollow, nil); err != nil {
+		return err
+	}
+	gen, _ := ackCursorTx(tx)
+	gen++
+	if err := meta.Put([]byte(kLastMsgSeq), u64(0)); err != nil {
+		return fmt.Errorf("reset last message seq: %w", err)
+	}
 	for i := range items {
 		items[i].Seq = uint64(i + 1)
 		enc, err := json.Marshal(items[i])
@@ -225,6 +411,15 @@ func newEpochTx(tx *bolt.Tx, now time.Time, epoch, reason string) error {
 		if err := b.Put(u64(items[i].Seq), enc); err != nil {
 			return fmt.Errorf("renumber item %s: %w", items[i].ID, err)
 		}
+		if err := trackItemTx(tx, items[i], gen); err != nil {
+			return err
+		}
+	}
+	if err := meta.Put([]byte(kQueueGen), u64(gen)); err != nil {
+		return fmt.Errorf("set queue generation: %w", err)
+	}
+	if err := meta.Put([]byte(kAckedSeq), u64(0)); err != nil {
+		return fmt.Errorf("reset acknowledged cursor: %w", err)
 	}
 	if err := meta.Put([]byte(kEpoch), []byte(epoch)); err != nil {
 		return fmt.Errorf("set epoch: %w", err)
@@ -234,6 +429,36 @@ func newEpochTx(tx *bolt.Tx, now time.Time, epoch, reason string) error {
 	}
 	return appendAudit(tx, now, "new_epoch", "", map[string]string{
 		"reason": reason, "old_epoch": old, "new_epoch": epoch, "renumbered": fmt.Sprint(len(items))})
+}
+
+// trackItemTx writes the bookkeeping of a waiting item at its (new) seq in queue generation
+// gen: its follow-up entry, and for an outbox message still queued, the message's queue
+// position. NewEpoch and the upgrade from schema 1 use it.
+func trackItemTx(tx *bolt.Tx, it Item, gen uint64) error {
+	if needsFollowUp(it.Kind) {
+		if err := tx.Bucket([]byte(bOutFollow)).Put(u64(it.Seq), []byte(it.Kind)); err != nil {
+			return fmt.Errorf("track item %d: %w", it.Seq, err)
+		}
+	}
+	if it.Kind != ItemMessage && it.Kind != ItemPREA {
+		return nil
+	}
+	var ref struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(it.Body, &ref); err != nil {
+		return &Error{Kind: KindCorrupt, Op: "read " + string(it.Kind) + " item", Err: fmt.Errorf("item %d: %w", it.Seq, err)}
+	}
+	var sm storedMessage
+	found, err := getJSON(tx, bMessages, ref.ID, &sm)
+	if err != nil || !found || sm.State != MsgQueued {
+		return err // a message the relay already reported on needs no position
+	}
+	sm.QueueGen, sm.QueueSeq = gen, it.Seq
+	if err := putJSON(tx, bMessages, sm.ID, sm); err != nil {
+		return err
+	}
+	return tx.Bucket([]byte(bMeta)).Put([]byte(kLastMsgSeq), u64(it.Seq)) // items come in seq order
 }
 
 // NewEpoch is Store.NewEpoch for the sync engine, at the terminal's clock; the screens hear of it.
@@ -246,24 +471,16 @@ func (t *Terminal) NewEpoch(reason string) (string, error) {
 	return epoch, err
 }
 
-// onForwarded applies what an acknowledgement means for each kind of item.
-func onForwarded(tx *bolt.Tx, now time.Time, it Item) error {
-	switch it.Kind {
-	case ItemMessage:
-		return messageForwarded(tx, now, it)
-	case ItemPREA:
-		if err := messageForwarded(tx, now, it); err != nil {
-			return err
-		}
-		if err := preaSettledTx(tx, it); err != nil {
-			return err
-		}
-		return markScrubPending(tx) // the text just erased is still in the freed pages
-	case ItemCharge:
-		return chargeSettledTx(tx, it)
-	default:
-		return nil
+// preaForwardedTx is what an acknowledgement means for a PREA report: the message reads
+// "sent", its text leaves the terminal, and it no longer counts against the waiting bound.
+func preaForwardedTx(tx *bolt.Tx, now time.Time, it Item) error {
+	if err := messageForwarded(tx, now, it); err != nil {
+		return err
 	}
+	if err := preaSettledTx(tx, it); err != nil {
+		return err
+	}
+	return markScrubPending(tx) // the text just erased is still in the freed pages
 }
 
 // onRefused applies what a permanent refusal means for each kind of item.

@@ -117,18 +117,23 @@ func loadAccountTx(tx *bolt.Tx, inmateID string) (Account, error) {
 	return acc, nil
 }
 
-// chargeSettledTx runs when the relay has taken a charge (acknowledged, or refused for good):
-// it no longer counts against the offline cap. Credits do not lower Unsynced, so the cap
-// errs on the side of less unsynced spending.
+// chargeSettledTx runs when the relay has refused a charge for good: it no longer counts
+// against the offline cap. (Acknowledged charges settle by range, see Store.Ack.) Credits do
+// not lower Unsynced, so the cap errs on the side of less unsynced spending.
 func chargeSettledTx(tx *bolt.Tx, it Item) error {
 	var c Charge
 	if err := json.Unmarshal(it.Body, &c); err != nil {
 		return &Error{Kind: KindCorrupt, Op: "settle charge", Err: err}
 	}
-	acc, err := loadAccountTx(tx, c.InmateID)
+	return settleUnsyncedTx(tx, c.InmateID, c.Cents)
+}
+
+// settleUnsyncedTx lowers an inmate's Unsynced by cents the relay now holds (never below 0).
+func settleUnsyncedTx(tx *bolt.Tx, inmateID string, cents Cents) error {
+	acc, err := loadAccountTx(tx, inmateID)
 	if err != nil {
 		return err
 	}
-	acc.Unsynced = max(acc.Unsynced-c.Cents, 0)
+	acc.Unsynced = max(acc.Unsynced-cents, 0)
 	return putJSON(tx, bAccounts, acc.InmateID, acc)
 }

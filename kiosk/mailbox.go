@@ -95,9 +95,34 @@ func stateRank(state string) int {
 
 func msgIndexKey(inmateID, msgID string) []byte { return []byte(inmateID + "/" + msgID) }
 
-// putMessageTx stores m and, when it belongs to an inmate, its index entry.
+// storedMessage is a Message as the messages bucket holds it. An outbox message queued for the
+// relay also records where its item stood: queue generation and seq (see ackCursorTx). Its
+// record keeps the state "queued" after the acknowledgement; it reads "sent" once the cursor
+// has passed it (messageState), so acknowledging a batch rewrites no message.
+type storedMessage struct {
+	Message
+	QueueGen uint64 `json:"queue_gen,omitempty"`
+	QueueSeq uint64 `json:"queue_seq,omitempty"` // 0: not waiting for an acknowledgement
+}
+
+// putMessageTx stores m and, when it belongs to an inmate, its index entry. A message that
+// waits for its acknowledgement is written with putQueuedMessageTx instead.
 func putMessageTx(tx *bolt.Tx, m Message) error {
-	if err := putJSON(tx, bMessages, m.ID, m); err != nil {
+	return putStoredMessageTx(tx, storedMessage{Message: m})
+}
+
+// putQueuedMessageTx stores an outbox message whose forwarding item is seq.
+func putQueuedMessageTx(tx *bolt.Tx, m Message, seq uint64) error {
+	gen, _ := ackCursorTx(tx)
+	if err := tx.Bucket([]byte(bMeta)).Put([]byte(kLastMsgSeq), u64(seq)); err != nil {
+		return fmt.Errorf("note queued message: %w", err)
+	}
+	return putStoredMessageTx(tx, storedMessage{Message: m, QueueGen: gen, QueueSeq: seq})
+}
+
+func putStoredMessageTx(tx *bolt.Tx, sm storedMessage) error {
+	m := sm.Message
+	if err := putJSON(tx, bMessages, m.ID, sm); err != nil {
 		return err
 	}
 	if m.InmateID == "" {
@@ -116,10 +141,32 @@ func putMessageTx(tx *bolt.Tx, m Message) error {
 	return nil
 }
 
+// getMessageTx loads a message with the state it has now: a queued outbox message whose item
+// was acknowledged reads "sent", updated when that acknowledgement was applied.
 func getMessageTx(tx *bolt.Tx, id string) (Message, bool, error) {
-	var m Message
-	found, err := getJSON(tx, bMessages, id, &m)
-	return m, found, err
+	var sm storedMessage
+	found, err := getJSON(tx, bMessages, id, &sm)
+	if err != nil || !found {
+		return Message{}, found, err
+	}
+	gen, cursor := ackCursorTx(tx)
+	if state := messageState(sm, gen, cursor); state != sm.State {
+		sm.State = state
+		if at, ok := ackedAtTx(tx, sm.QueueGen, sm.QueueSeq); ok {
+			sm.UpdatedAt = at
+		}
+	}
+	return sm.Message, true, nil
+}
+
+// messageState is the state of a stored message given the acknowledged cursor: a queued one
+// whose item was acknowledged (in an earlier queue generation, or at or below the cursor in
+// this one) is sent. NewEpoch moves every message still waiting into the new generation.
+func messageState(sm storedMessage, gen, cursor uint64) string {
+	if sm.Box == BoxOutbox && sm.State == MsgQueued && sm.QueueSeq != 0 && (sm.QueueGen < gen || sm.QueueSeq <= cursor) {
+		return MsgSent
+	}
+	return sm.State
 }
 
 // Recipient is someone an inmate may write to right now.
@@ -332,10 +379,11 @@ func newOutboxMessage(now time.Time, inmateID, peer, peerName, subject, body str
 
 // queueOutboxTx writes the message, its forwarding item and the draft's removal together.
 func queueOutboxTx(tx *bolt.Tx, now time.Time, kind ItemKind, m Message, clearDraft func(Draft) bool) error {
-	if err := putMessageTx(tx, m); err != nil {
+	it, err := enqueue(tx, now, kind, m)
+	if err != nil {
 		return err
 	}
-	if _, err := enqueue(tx, now, kind, m); err != nil {
+	if err := putQueuedMessageTx(tx, m, it.Seq); err != nil {
 		return err
 	}
 	if m.InmateID == "" {

@@ -327,6 +327,9 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 		add("next_seq", "queued item %d is not below the next sequence number %d", binary.BigEndian.Uint64(k), next)
 	}
 
+	// The acknowledged cursor and what hangs on it.
+	verifyAckTx(tx, next, add)
+
 	// Messages: each in exactly one box, indexed once, under its own inmate.
 	msgs := map[string]Message{}
 	var m Message
@@ -396,6 +399,95 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 		bo = BadgeOwner{}
 	})
 	return rep
+}
+
+// verifyAckTx checks the acknowledgement bookkeeping (Store.Ack): the cursor is below the next
+// seq and nothing at or below it still waits; the follow-up list names exactly the waiting
+// items that need one; and each outbox message still waiting for its acknowledgement and its
+// queue item point at each other, so the message reads "sent" exactly when its item is gone.
+func verifyAckTx(tx *bolt.Tx, next uint64, add func(check, format string, args ...any)) {
+	gen, cursor := ackCursorTx(tx)
+	if cursor >= next {
+		add("ack_cursor", "the acknowledged cursor %d is not below the next sequence number %d", cursor, next)
+	}
+	follow := tx.Bucket([]byte(bOutFollow))
+	if follow == nil || tx.Bucket([]byte(bAckLog)) == nil {
+		add("bucket", "bucket %s or %s is missing", bOutFollow, bAckLog)
+		return
+	}
+	type queued struct {
+		seq  uint64
+		kind ItemKind
+	}
+	waitingMsg := map[string]queued{} // message id -> its waiting item
+	_ = tx.Bucket([]byte(bOutq)).ForEach(func(k, v []byte) error {
+		seq := binary.BigEndian.Uint64(k)
+		if seq <= cursor {
+			add("ack_cursor", "item %d still waits though the acknowledged cursor is at %d", seq, cursor)
+		}
+		var it struct {
+			Seq  uint64   `json:"seq"`
+			Kind ItemKind `json:"kind"`
+			Body struct {
+				ID string `json:"id"`
+			} `json:"body"`
+		}
+		if err := json.Unmarshal(v, &it); err != nil {
+			add("decode", "queued item %d: %v", seq, err)
+			return nil
+		}
+		if it.Seq != seq {
+			add("queue_seq", "queued item under key %d says it is item %d", seq, it.Seq)
+		}
+		f := follow.Get(k)
+		switch {
+		case needsFollowUp(it.Kind) && string(f) != string(it.Kind):
+			add("ack_follow_up", "queued %s item %d has no follow-up entry (found %q)", it.Kind, seq, f)
+		case !needsFollowUp(it.Kind) && f != nil:
+			add("ack_follow_up", "queued %s item %d has a follow-up entry %q it needs none", it.Kind, seq, f)
+		}
+		if it.Kind == ItemMessage || it.Kind == ItemPREA {
+			waitingMsg[it.Body.ID] = queued{seq, it.Kind}
+		}
+		return nil
+	})
+	_ = tx.Bucket([]byte(bAckLog)).ForEach(func(k, _ []byte) error {
+		if len(k) != 16 {
+			add("ack_log", "ack log key %x is not 16 bytes", k)
+			return nil
+		}
+		if g, c := binary.BigEndian.Uint64(k), binary.BigEndian.Uint64(k[8:]); g > gen || g == gen && c > cursor {
+			add("ack_log", "ack log entry at generation %d cursor %d is ahead of the store (%d, %d)", g, c, gen, cursor)
+		}
+		return nil
+	})
+	_ = follow.ForEach(func(k, v []byte) error {
+		if tx.Bucket([]byte(bOutq)).Get(k) == nil {
+			add("ack_follow_up", "follow-up entry %d (%s) names no queued item", binary.BigEndian.Uint64(k), v)
+		}
+		return nil
+	})
+	_ = tx.Bucket([]byte(bMessages)).ForEach(func(k, v []byte) error {
+		var sm storedMessage
+		if json.Unmarshal(v, &sm) != nil || sm.Box != BoxOutbox {
+			return nil // the message checks report what does not decode
+		}
+		w, waiting := waitingMsg[string(k)]
+		switch {
+		case sm.State == MsgQueued && sm.QueueSeq == 0:
+			add("message_queue", "message %s is queued but names no forwarding item", k)
+		case sm.State != MsgQueued && sm.QueueSeq != 0:
+			add("message_queue", "message %s is %s but still names forwarding item %d", k, sm.State, sm.QueueSeq)
+		case sm.QueueGen > gen:
+			add("message_queue", "message %s names queue generation %d, the store is at %d", k, sm.QueueGen, gen)
+		case sm.State != MsgQueued:
+		case messageState(sm, gen, cursor) == MsgQueued && (!waiting || w.seq != sm.QueueSeq):
+			add("message_queue", "message %s reads queued at item %d but that item is not its (waiting: %v at %d)", k, sm.QueueSeq, waiting, w.seq)
+		case messageState(sm, gen, cursor) == MsgSent && waiting:
+			add("message_queue", "message %s reads sent but its item %d still waits", k, w.seq)
+		}
+		return nil
+	})
 }
 
 // ReissueReport says what Reissue removed.
@@ -470,7 +562,7 @@ func (t *Terminal) Reissue(actor string) (ReissueReport, error) {
 
 		// Whole buckets that hold only inmates' records.
 		for _, name := range []string{bInmates, bAccounts, bDeposits, bSessions, bCharges, bCredits, bRemote,
-			bContacts, bMessages, bDrafts, bMsgIndex, bSessIndex} {
+			bContacts, bMessages, bDrafts, bMsgIndex, bSessIndex, bAckLog} {
 			n, err := clearBucket(tx, name, nil)
 			if err != nil {
 				return err

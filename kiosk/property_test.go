@@ -234,8 +234,7 @@ func propertyRecords(tx *bolt.Tx, m *propModel) error {
 		return err
 	}
 	for id := range m.sent {
-		var msg Message
-		found, err := getJSON(tx, bMessages, id, &msg)
+		msg, found, err := getMessageTx(tx, id) // the state the screens show
 		if err != nil {
 			return err
 		}

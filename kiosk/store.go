@@ -42,6 +42,14 @@ const (
 	bMsgIndex    = "msgindex"    // inmate id + "/" + message id -> box ("outbox", "inbox", "inbox:read")
 	bSessIndex   = "sessindex"   // inmate id + "/" + session id -> nothing (usage statements)
 	bRemote      = "remote"      // "charge/"|"credit/" + record id -> Charge|Credit from other terminals
+	// bOutFollow (schema 2) lists the queued items whose acknowledgement needs work of their own
+	// (needsFollowUp): seq (as in outq) -> item kind.
+	bOutFollow = "outq_follow"
+	// bAckLog (schema 2): queue generation + cursor (8+8 bytes big endian) -> when the
+	// acknowledgement that moved the cursor there was applied (RFC 3339), written only when
+	// an outbox message was among what it acknowledged: a message read as sent is stamped with
+	// it, as it was when an acknowledgement rewrote the message.
+	bAckLog = "acklog"
 )
 
 // Keys in the meta bucket.
@@ -57,12 +65,21 @@ const (
 	// kScrubPending is set in the transaction that erases text that must leave the terminal
 	// (a PREA report's): bbolt does not zero freed pages, so the file is rewritten without them.
 	kScrubPending = "scrub_pending"
+	// kAckedSeq (schema 2) is the acknowledged cursor: every item of the current queue
+	// generation with seq <= it was acknowledged (Store.Ack). kQueueGen counts the epochs
+	// started since (NewEpoch), so a message position from an older one reads as acknowledged.
+	kAckedSeq = "acked_seq"
+	kQueueGen = "queue_gen"
+	// kLastMsgSeq (schema 2) is the seq of the last outbox message queued in this generation:
+	// an acknowledgement reaching past the cursor only needs an ack log entry if it is above.
+	kLastMsgSeq = "last_msg_seq"
 )
 
 // migrations[i] moves a store from schema version i to i+1, inside the open transaction.
 func migrations() []func(tx *bolt.Tx) error {
 	return []func(tx *bolt.Tx) error{
 		migrate0to1,
+		migrate1to2,
 	}
 }
 
@@ -88,6 +105,32 @@ func migrate0to1(tx *bolt.Tx) error {
 		return err
 	}
 	return meta.Put([]byte(kCreatedAt), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+}
+
+// migrate1to2 brings in the acknowledged cursor (Store.Ack): the follow-up list of the items
+// that need work at acknowledgement, and each queued outbox message's position in the queue.
+// The queue entries themselves keep their format. The cursor starts at 0 in generation 0:
+// everything still queued was, by definition, not acknowledged yet.
+func migrate1to2(tx *bolt.Tx) error {
+	for _, name := range []string{bOutFollow, bAckLog} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	gen, _ := ackCursorTx(tx)
+	return tx.Bucket([]byte(bOutq)).ForEach(func(k, v []byte) error {
+		// An item that does not decode is left as it is, for Pending and Verify to report as
+		// before: it must not keep the store from opening.
+		var it Item
+		if json.Unmarshal(v, &it) != nil {
+			return nil
+		}
+		it.Seq = binary.BigEndian.Uint64(k)
+		if err := trackItemTx(tx, it, gen); err != nil && KindOf(err) != KindCorrupt {
+			return err
+		}
+		return nil
+	})
 }
 
 // Store is the terminal's one bbolt file. Every state change is one transaction.

@@ -21,7 +21,7 @@ import (
 // Config wires an Engine. DataDir and Terminal are required; zero values take the defaults.
 type Config struct {
 	DataDir  string          // holds identity.key and enrollment.json
-	Terminal *kiosk.Terminal // the store is Terminal.Store(); downlink goes to ApplyDownlink
+	Terminal *kiosk.Terminal // the store is Terminal.Store(); downlink goes to ApplyDownlinkBatch
 	Logf     kiosk.Logf
 	Clock    clock.Clock // default Terminal.Clock(); stamps acks and status
 	// RelayURL and Transport override the enrolled ones (e.g. a technician moved the relay).
