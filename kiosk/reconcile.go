@@ -41,9 +41,11 @@ func (t *Terminal) Ledger() (Ledger, error) {
 		}); err != nil {
 			return err
 		}
-		return tx.Bucket([]byte(bMessages)).ForEach(func(k, v []byte) error {
-			var m Message
-			if err := json.Unmarshal(v, &m); err != nil {
+		// Through getMessageTx: a letter's "sent" follows from the acknowledged cursor, as the
+		// Sent screen shows it, not from the stored record alone.
+		return tx.Bucket([]byte(bMessages)).ForEach(func(k, _ []byte) error {
+			m, _, err := getMessageTx(tx, string(k))
+			if err != nil {
 				return &Error{Kind: KindCorrupt, Op: "read ledger", Err: fmt.Errorf("message %q: %w", k, err)}
 			}
 			if m.Box == BoxOutbox {

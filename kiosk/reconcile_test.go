@@ -46,3 +46,36 @@ func TestReconcile(t *testing.T) {
 		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// The terminal's ledger shows a letter as the Sent screen does: "queued" until the relay
+// acknowledges it, then "sent" (worked out from the acknowledged cursor), with its balance.
+func TestTerminalLedgerFollowsTheAck(t *testing.T) {
+	r := newRig(t, nil)
+	r.addInmate("a", 1000)
+	r.mustLogin("a")
+	m, err := r.term.Send("a", "dept-medical", "", "my file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := r.term.Ledger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Letters[m.ID]; got.State != MsgQueued || got.InmateID != "a" {
+		t.Fatalf("letter before the ack: %+v", got)
+	}
+	bal, _ := r.term.Balance("a")
+	if l.Balances["a"] != bal {
+		t.Fatalf("ledger balance %s, terminal balance %s", l.Balances["a"], bal)
+	}
+	items, err := r.store.Pending(0, 100, 1<<20)
+	if err != nil || len(items) == 0 {
+		t.Fatalf("queue: %d items, %v", len(items), err)
+	}
+	if _, err := r.term.MarkForwarded(items[len(items)-1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ = r.term.Ledger(); l.Letters[m.ID].State != MsgSent {
+		t.Fatalf("letter after the ack: %+v", l.Letters[m.ID])
+	}
+}
