@@ -94,17 +94,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := printJSON(stdout, rep); err != nil {
 			return err
 		}
-	} else {
-		for _, p := range rep.Problems {
-			fmt.Fprintf(stdout, "%s: %s\n", p.Check, p.Detail)
-		}
-		if rep.OK {
-			total := 0
-			for _, n := range rep.Records {
-				total += n
-			}
-			fmt.Fprintf(stdout, "store ok (%d records)\n", total)
-		}
+	} else if err := rep.WriteText(stdout, "store"); err != nil {
+		return err
 	}
 	if !rep.OK {
 		return fmt.Errorf("verify: %d problems found", len(rep.Problems))

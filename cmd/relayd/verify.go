@@ -47,17 +47,8 @@ func verify(args []string, stdout, stderr io.Writer) error {
 		if err := enc.Encode(rep); err != nil {
 			return fmt.Errorf("print report: %w", err)
 		}
-	} else {
-		for _, p := range rep.Problems {
-			fmt.Fprintf(stdout, "%s: %s\n", p.Check, p.Detail)
-		}
-		if rep.OK {
-			total := 0
-			for _, n := range rep.Records {
-				total += n
-			}
-			fmt.Fprintf(stdout, "relay ok (%d records)\n", total)
-		}
+	} else if err := rep.WriteText(stdout, "relay"); err != nil {
+		return fmt.Errorf("print report: %w", err)
 	}
 	if !rep.OK {
 		return fmt.Errorf("verify: %d problems found", len(rep.Problems))
