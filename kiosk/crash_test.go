@@ -72,7 +72,7 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("kill %d: reopen: %v", i, err)
 		}
 		err = s.view(func(tx *bolt.Tx) error {
-			if err := ledgerInvariants(tx, false); err != nil {
+			if err := ledgerProblems(tx, false); err != nil {
 				return err
 			}
 			if string(tx.Bucket([]byte(bMeta)).Get([]byte(kOpenSession))) != "" {

@@ -184,7 +184,7 @@ func propertySequence(t *testing.T, seed uint64, steps int) {
 			m.active = ""
 		}
 		err := r.store.view(func(tx *bolt.Tx) error {
-			if err := ledgerInvariants(tx, m.acked); err != nil {
+			if err := ledgerProblems(tx, m.acked); err != nil {
 				return err
 			}
 			return propertyRecords(tx, m)
