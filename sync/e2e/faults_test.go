@@ -67,7 +67,10 @@ func TestCutLinksExactlyOnceBothWays(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; i < msgs; i += 10 {
-			tm.sendNumbered("A1", i, 10)
+			if err := tm.trySendNumbered("A1", i, 10); err != nil {
+				t.Error(err)
+				return
+			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
