@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay"
@@ -86,7 +85,7 @@ func TestEnrollSyncBothWays(t *testing.T) {
 	}
 	tm.login("B1", "1234")
 	tm.sendNumbered("A1", 0, 20)
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 	checkMessages(t, rl.r, en.TerminalID, map[string]int{"A1": 20})
 	sent, err := tm.term.Sent("A1")
 	if err != nil {
