@@ -14,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/tether-kiosk/tether/internal/testseed"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
@@ -42,8 +43,7 @@ func TestCrashRecovery(t *testing.T) {
 		kills = 40
 	}
 	dir := t.TempDir()
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	// The roster and policy the children work with.
