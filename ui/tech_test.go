@@ -86,7 +86,10 @@ func newTechRig(t *testing.T) *techRig {
 	return r
 }
 
-// uiDeviceEvent and uiDevices are the conversions kioskd makes (see doc.go).
+// uiDeviceEvent and uiDevices stand in for kioskd's conversions (cmd/internal/kioskapp, which
+// ui may not import), so these tests can drive the screens from real simulated devices. The
+// real event conversion and port list are tested where they live (kioskapp's
+// TestTechnicianAdaptersCarryNoSecret); what these tests show is the screens, not them.
 func uiDeviceEvent(ev device.Event) DeviceEvent {
 	out := DeviceEvent{Device: ev.Device, Kind: string(ev.Kind), At: ev.At, ID: ev.ID, Reason: ev.Reason}
 	if ev.Kind == device.EventKey {
