@@ -10,6 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/tether-kiosk/tether/internal/testseed"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
@@ -25,8 +26,7 @@ func TestAckCrashRecovery(t *testing.T) {
 		kills = 10
 	}
 	dir := t.TempDir()
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	r := &rig{tb: t, dir: dir, clk: clock.NewFake(time.Now())}
 	r.open()

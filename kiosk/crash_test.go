@@ -14,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/tether-kiosk/tether/internal/testseed"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
@@ -42,8 +43,7 @@ func TestCrashRecovery(t *testing.T) {
 		kills = 40
 	}
 	dir := t.TempDir()
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	// The roster and policy the children work with.
@@ -72,7 +72,7 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("kill %d: reopen: %v", i, err)
 		}
 		err = s.view(func(tx *bolt.Tx) error {
-			if err := ledgerInvariants(tx, false); err != nil {
+			if err := ledgerProblems(tx, false); err != nil {
 				return err
 			}
 			if string(tx.Bucket([]byte(bMeta)).Get([]byte(kOpenSession))) != "" {

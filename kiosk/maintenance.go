@@ -220,6 +220,10 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 			add("charge_session", "charge %s belongs to no session", k)
 		case sess.InmateID != c.InmateID:
 			add("charge_session", "charge %s is for inmate %s but its session is %s's", k, c.InmateID, sess.InmateID)
+		case c.Minute < 0 || c.Minute >= sess.Minutes:
+			// With one charge per key and as many charges as minutes, this makes the charges
+			// exactly minutes 0..Minutes-1: no minute begun went unbilled.
+			add("session_minutes", "charge %s bills minute %d of a session that counts %d", k, c.Minute, sess.Minutes)
 		}
 		charged[c.SessionID]++
 		chargedCents[c.SessionID] += c.Cents
@@ -229,12 +233,16 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 	credited := map[string]Cents{}
 	var cr Credit
 	each(bCredits, &cr, func(k []byte) {
+		if cr.RecordID != string(k) {
+			add("credit_key", "credit %q is stored under key %q", cr.RecordID, k)
+		}
 		ch, ok := charges[string(k)]
 		switch {
 		case !ok:
 			add("credit_charge", "credit %s gives back a minute never billed", k)
-		case ch.Cents != cr.Cents || ch.InmateID != cr.InmateID:
-			add("credit_charge", "credit %s (%s for %s) differs from its charge (%s for %s)", k, cr.Cents, cr.InmateID, ch.Cents, ch.InmateID)
+		case ch.Cents != cr.Cents || ch.InmateID != cr.InmateID || ch.SessionID != cr.SessionID:
+			add("credit_charge", "credit %s (%s for %s in session %s) differs from its charge (%s for %s in session %s)",
+				k, cr.Cents, cr.InmateID, cr.SessionID, ch.Cents, ch.InmateID, ch.SessionID)
 		}
 		credited[cr.SessionID] += cr.Cents
 		balance[cr.InmateID] += cr.Cents
@@ -245,8 +253,20 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	// The open mark is how a start after a crash finds the session to close (Recover): a
+	// session without an end that is not marked would stay open, billable, for ever.
+	open := string(tx.Bucket([]byte(bMeta)).Get([]byte(kOpenSession)))
+	if _, ok := sessions[open]; open != "" && !ok {
+		add("session_open", "the open session mark names session %s, which is not stored", open)
+	}
 	for _, id := range ids {
 		sess := sessions[id]
+		switch {
+		case sess.End.IsZero() && id != open:
+			add("session_open", "session %s has not ended but is not marked open", id)
+		case !sess.End.IsZero() && id == open:
+			add("session_open", "session %s is marked open but ended at %s", id, sess.End.Format(time.RFC3339))
+		}
 		if sess.Minutes != charged[id] {
 			add("session_minutes", "session %s counts %d minutes but has %d charges", id, sess.Minutes, charged[id])
 		}
@@ -294,6 +314,7 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 		balance[d.InmateID] += d.Cents
 		d = Deposit{}
 	})
+	unsynced := verifyQueuedLedgerTx(tx, charges, add)
 	accounts := map[string]bool{}
 	var acc Account
 	each(bAccounts, &acc, func(k []byte) {
@@ -301,11 +322,21 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 		if want := balance[string(k)]; acc.Balance != want {
 			add("balance", "inmate %s has balance %s but deposits - charges + credits = %s", k, acc.Balance, want)
 		}
+		// The offline spending cap reads Unsynced: too high locks an inmate out, too low lets
+		// a terminal cut off from the relay spend past the cap.
+		if want := unsynced[string(k)]; acc.Unsynced != want {
+			add("unsynced", "inmate %s has %s unsynced but the charges waiting for the relay add up to %s", k, acc.Unsynced, want)
+		}
 		acc = Account{}
 	})
 	for id, want := range balance {
 		if !accounts[id] && want != 0 {
 			add("balance", "inmate %s has records worth %s but no account", id, want)
+		}
+	}
+	for id, want := range unsynced {
+		if !accounts[id] && want != 0 {
+			add("unsynced", "inmate %s has charges worth %s waiting for the relay but no account", id, want)
 		}
 	}
 
@@ -399,6 +430,67 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 		bo = BadgeOwner{}
 	})
 	return rep
+}
+
+// verifyQueuedLedgerTx checks the money items waiting for the relay: each charge, credit and
+// session end waits at most once (the relay is told of each once, and a second copy would
+// settle a charge twice), and each waiting charge or credit is a stored one. It returns, per
+// inmate, the cents of the charges still waiting: what Account.Unsynced must say, as charges
+// settle only when acknowledged or refused (Store.Ack, Store.Reject). charges are the stored
+// charges by key.
+func verifyQueuedLedgerTx(tx *bolt.Tx, charges map[string]Charge, add func(check, format string, args ...any)) map[string]Cents {
+	unsynced := map[string]Cents{}
+	seen := map[string]uint64{} // kind:record -> the seq that first held it
+	credits := tx.Bucket([]byte(bCredits))
+	_ = tx.Bucket([]byte(bOutq)).ForEach(func(k, v []byte) error {
+		if len(k) != 8 {
+			return nil // verifyAckTx and the counters report a malformed queue
+		}
+		seq := binary.BigEndian.Uint64(k)
+		var it struct {
+			Kind ItemKind `json:"kind"`
+			Body struct {
+				RecordID string `json:"record_id"`
+				ID       string `json:"id"`
+				InmateID string `json:"inmate_id"`
+				Cents    Cents  `json:"cents"`
+			} `json:"body"`
+		}
+		if json.Unmarshal(v, &it) != nil {
+			return nil // verifyAckTx reports what does not decode
+		}
+		var rec string
+		switch it.Kind {
+		case ItemCharge:
+			rec = it.Body.RecordID
+			c, ok := charges[rec]
+			switch {
+			case !ok:
+				add("queue_record", "queued charge item %d names charge %s, which is not stored", seq, rec)
+			case c.Cents != it.Body.Cents || c.InmateID != it.Body.InmateID:
+				add("queue_record", "queued charge item %d (%s for %s) differs from charge %s (%s for %s)",
+					seq, it.Body.Cents, it.Body.InmateID, rec, c.Cents, c.InmateID)
+			}
+			unsynced[it.Body.InmateID] += it.Body.Cents
+		case ItemCredit:
+			rec = it.Body.RecordID
+			if credits.Get([]byte(rec)) == nil {
+				add("queue_record", "queued credit item %d names credit %s, which is not stored", seq, rec)
+			}
+		case ItemSessionEnd:
+			rec = it.Body.ID
+		default:
+			return nil
+		}
+		key := string(it.Kind) + ":" + rec
+		if first, dup := seen[key]; dup {
+			add("queue_duplicate", "%s %s waits twice, as items %d and %d", it.Kind, rec, first, seq)
+		} else {
+			seen[key] = seq
+		}
+		return nil
+	})
+	return unsynced
 }
 
 // verifyAckTx checks the acknowledgement bookkeeping (Store.Ack): the cursor is below the next

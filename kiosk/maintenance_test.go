@@ -198,6 +198,93 @@ func TestVerifyNamesEachBrokenRule(t *testing.T) {
 	}
 }
 
+// TestVerifyFindsLedgerDamage breaks, behind the domain's back, each ledger rule the tests
+// once checked with their own copy and kioskctl verify did not, one store per rule: verify
+// must name the rule.
+func TestVerifyFindsLedgerDamage(t *testing.T) {
+	// firstOf decodes the first record of bucket into v and returns its key; a record that
+	// does not decode leaves v empty, and the broken rule then shows as a different problem.
+	firstOf := func(tx *bolt.Tx, bucket string, v any) string {
+		k, raw := tx.Bucket([]byte(bucket)).Cursor().First()
+		_ = json.Unmarshal(raw, v)
+		return string(k)
+	}
+	for _, c := range []struct {
+		check, says string
+		breakIt     func(tx *bolt.Tx) error
+	}{
+		{"credit_key", "is stored under key", func(tx *bolt.Tx) error {
+			var cr Credit
+			k := firstOf(tx, bCredits, &cr)
+			cr.RecordID += "x"
+			return putJSON(tx, bCredits, k, cr)
+		}},
+		{"session_minutes", "bills minute", func(tx *bolt.Tx) error {
+			// Minute 0 unbilled, one past the end billed instead: as many charges as minutes.
+			var s Session
+			firstOf(tx, bSessions, &s)
+			var ch Charge
+			if _, err := getJSON(tx, bCharges, chargeKey(s.ID, 0), &ch); err != nil {
+				return err
+			}
+			if err := tx.Bucket([]byte(bCharges)).Delete([]byte(ch.RecordID)); err != nil {
+				return err
+			}
+			ch.Minute = s.Minutes
+			ch.RecordID = chargeKey(s.ID, ch.Minute)
+			return putJSON(tx, bCharges, ch.RecordID, ch)
+		}},
+		{"session_open", "has not ended but is not marked open", func(tx *bolt.Tx) error {
+			var s Session
+			k := firstOf(tx, bSessions, &s)
+			s.End = time.Time{}
+			return putJSON(tx, bSessions, k, s)
+		}},
+		{"session_open", "is marked open but ended", func(tx *bolt.Tx) error {
+			var s Session
+			k := firstOf(tx, bSessions, &s)
+			return tx.Bucket([]byte(bMeta)).Put([]byte(kOpenSession), []byte(k))
+		}},
+		{"unsynced", "inmate A-1 has", func(tx *bolt.Tx) error {
+			var acc Account
+			k := firstOf(tx, bAccounts, &acc)
+			acc.Unsynced += 5
+			return putJSON(tx, bAccounts, k, acc)
+		}},
+		{"queue_duplicate", "waits twice", func(tx *bolt.Tx) error {
+			var s Session
+			firstOf(tx, bSessions, &s)
+			_, err := enqueue(tx, mbStart, ItemSessionEnd, s)
+			return err
+		}},
+		{"queue_record", "which is not stored", func(tx *bolt.Tx) error {
+			_, err := enqueue(tx, mbStart, ItemCharge, Charge{RecordID: "ghost/000000", SessionID: "ghost", InmateID: "A-1"})
+			return err
+		}},
+	} {
+		t.Run(c.check+" "+c.says, func(t *testing.T) {
+			r := newMBRig(t)
+			busyInmate(t, r, "A-1")
+			if rep, err := r.t.Verify("test"); err != nil || !rep.OK {
+				t.Fatalf("verify of a sound store: %+v, %v", rep, err)
+			}
+			if err := r.store.db.Update(c.breakIt); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := r.t.Verify("test")
+			if err != nil || rep.OK {
+				t.Fatalf("verify of a broken store: %+v, %v", rep, err)
+			}
+			for _, p := range rep.Problems {
+				if p.Check == c.check && strings.Contains(p.Detail, c.says) {
+					return
+				}
+			}
+			t.Errorf("no problem %s saying %q in %+v", c.check, c.says, rep.Problems)
+		})
+	}
+}
+
 func TestBackupUnderLoadHoldsEverythingAcknowledged(t *testing.T) {
 	r := newMBRig(t)
 	r.addInmate(t, "A-1", true)

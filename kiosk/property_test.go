@@ -9,6 +9,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/tether-kiosk/tether/internal/testseed"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
@@ -21,12 +22,12 @@ func TestPropertyLedger(t *testing.T) {
 	if testing.Short() {
 		sequences = 50
 	}
-	base := uint64(time.Now().UnixNano())
-	t.Logf("base seed %d (sequence i uses base+i)", base)
+	base := testseed.Seed(t) // sequence i uses base+i
 	for i := range sequences {
 		seed := base + uint64(i)
 		if !t.Run(fmt.Sprint(i), func(t *testing.T) { propertySequence(t, seed, steps) }) {
-			t.Fatalf("sequence %d failed; seed %d", i, seed)
+			t.Fatalf("sequence %d failed (seed %d); replay it alone with %s=%d go test -run '^TestPropertyLedger$/^%d$' ./kiosk/",
+				i, seed, testseed.Env, base, i)
 		}
 	}
 }
@@ -184,7 +185,7 @@ func propertySequence(t *testing.T, seed uint64, steps int) {
 			m.active = ""
 		}
 		err := r.store.view(func(tx *bolt.Tx) error {
-			if err := ledgerInvariants(tx, m.acked); err != nil {
+			if err := ledgerProblems(tx, m.acked); err != nil {
 				return err
 			}
 			return propertyRecords(tx, m)

@@ -3,12 +3,10 @@ package ui
 import (
 	"testing"
 	"time"
-
-	"fyne.io/fyne/v2/test"
 )
 
-// TestGoldenTechnician renders the technician area's home in English; see TestGoldenScreens
-// for how to update the image after a deliberate change.
+// TestGoldenTechnician renders the technician area's home in English; see assertGolden for
+// how to update the goldens after a deliberate change.
 func TestGoldenTechnician(t *testing.T) {
 	syncs := 0
 	h := techHarness(t, TechDeps{
@@ -32,7 +30,7 @@ func TestGoldenTechnician(t *testing.T) {
 	h.techLogin()
 	h.tap("Sync now")
 	h.advance(time.Second)
-	test.AssertImageMatches(t, "golden/tech_en.png", h.k.win.Canvas().Capture())
+	assertGolden(t, h, "tech_en")
 	if syncs != 1 {
 		t.Errorf("syncs = %d", syncs)
 	}

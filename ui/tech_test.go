@@ -18,6 +18,7 @@ import (
 	"github.com/tether-kiosk/tether/hardware/device"
 	"github.com/tether-kiosk/tether/hardware/serialport"
 	"github.com/tether-kiosk/tether/hardware/sim"
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/ui/theme"
 )
@@ -85,7 +86,10 @@ func newTechRig(t *testing.T) *techRig {
 	return r
 }
 
-// uiDeviceEvent and uiDevices are the conversions kioskd makes (see doc.go).
+// uiDeviceEvent and uiDevices stand in for kioskd's conversions (cmd/internal/kioskapp, which
+// ui may not import), so these tests can drive the screens from real simulated devices. The
+// real event conversion and port list are tested where they live (kioskapp's
+// TestTechnicianAdaptersCarryNoSecret); what these tests show is the screens, not them.
 func uiDeviceEvent(ev device.Event) DeviceEvent {
 	out := DeviceEvent{Device: ev.Device, Kind: string(ev.Kind), At: ev.At, ID: ev.ID, Reason: ev.Reason}
 	if ev.Kind == device.EventKey {
@@ -169,14 +173,13 @@ func (h *harness) techLogin() {
 // eventually settles the screens until cond holds (device events arrive from ptys).
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s did not happen in 10s; screen shows:\n%s", what, h.screenText())
-		}
-		time.Sleep(5 * time.Millisecond)
+	testwait.UntilSaw(h.t, what, func() (bool, string) {
 		h.settle()
-	}
+		if cond() {
+			return true, ""
+		}
+		return false, "the screen showing:\n" + h.screenText()
+	})
 }
 
 // techActions is the domain's audit of technician actions, oldest first, as kind[detail].
@@ -210,16 +213,10 @@ func (h *harness) mustHaveAction(kind string, detail map[string]string) kiosk.Au
 
 func (r *techRig) waitConnected(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if s, ok := r.m.State("door"); ok && s.Connected {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("door reader never connected")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, "the door reader to connect", func() bool {
+		s, ok := r.m.State("door")
+		return ok && s.Connected
+	})
 }
 
 func TestTechnicianSeesLinkAndDevices(t *testing.T) {
@@ -504,13 +501,7 @@ func TestDeviceFeed(t *testing.T) {
 	f.Publish(DeviceEvent{Kind: "pin"})
 	f.Publish(DeviceEvent{Kind: "key", Key: "digit"})
 	cancel()
-	deadline := time.Now().Add(5 * time.Second)
-	for f.Subscribers() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("subscriber not removed after its context ended")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Until(t, "the subscriber to go once its context ended", func() bool { return f.Subscribers() == 0 })
 	f.Publish(DeviceEvent{Kind: "badge"})
 	mu.Lock()
 	defer mu.Unlock()

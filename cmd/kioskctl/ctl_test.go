@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/tether-kiosk/tether/cmd/internal/ctlwire"
 	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
 	"github.com/tether-kiosk/tether/hardware/device"
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/control"
@@ -217,18 +219,11 @@ func TestEnrollSyncAndStatusEndToEnd(t *testing.T) {
 	k := startKioskd(t, dir, termconfig.Config{}, true)
 	seedInmate(t, k.term, "A-9", "Ben Ode")
 	cfgPath := filepath.Join(t.TempDir(), "none.json")
-	deadline := time.Now().Add(10 * time.Second)
 	var st control.Status
-	for {
+	testwait.UntilSaw(t, "status to show linked with nothing waiting", func() (bool, string) {
 		ctlJSON(t, &st, "status", "--data", dir, "--config", cfgPath+"x")
-		if st.Relay.Link == control.LinkConnected && st.Queue.Waiting == 0 && st.Relay.LastSuccess != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status never showed linked with nothing waiting: %+v", st)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return st.Relay.Link == control.LinkConnected && st.Queue.Waiting == 0 && st.Relay.LastSuccess != nil, fmt.Sprintf("%+v", st)
+	})
 	if st.TerminalID != res.TerminalID || st.Relay.URL != res.RelayURL {
 		t.Fatalf("status: %+v", st)
 	}

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tether-kiosk/tether/hardware/badge"
 	"github.com/tether-kiosk/tether/hardware/sim"
+	"github.com/tether-kiosk/tether/internal/testwait"
 )
 
 // syncBuffer is written by the command's goroutine and read by the test.
@@ -51,25 +52,20 @@ func startTest(t *testing.T, args ...string) (stdout, stderr *syncBuffer, stop f
 // waitLines waits until stdout holds n JSON lines and returns them decoded.
 func waitLines(t *testing.T, out *syncBuffer, n int) []map[string]string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-		if len(lines) >= n && lines[0] != "" {
-			var got []map[string]string
-			for _, l := range lines {
-				var m map[string]string
-				if err := json.Unmarshal([]byte(l), &m); err != nil {
-					t.Fatalf("line %q is not a JSON object of strings: %v", l, err)
-				}
-				got = append(got, m)
-			}
-			return got
+	var lines []string
+	testwait.UntilSaw(t, fmt.Sprintf("%d lines on stdout", n), func() (bool, string) {
+		lines = strings.Split(strings.TrimSpace(out.String()), "\n")
+		return len(lines) >= n && lines[0] != "", out.String()
+	})
+	var got []map[string]string
+	for _, l := range lines {
+		var m map[string]string
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q is not a JSON object of strings: %v", l, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("wanted %d lines within 5 s, have:\n%s", n, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		got = append(got, m)
 	}
+	return got
 }
 
 func TestTestBadgeJSON(t *testing.T) {
@@ -141,14 +137,13 @@ func TestTestDeviceText(t *testing.T) {
 	}
 	defer s.Close()
 	stdout, stderr, stop := startTest(t, "badge", "--port", s.Path(), "--framing", "wiegand26")
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(stdout.String(), "connected") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.UntilSaw(t, "the reader to connect", func() (bool, string) {
+		return strings.Contains(stdout.String(), "connected"), stdout.String()
+	})
 	s.Present("101-04095")
-	for !strings.Contains(stdout.String(), "badge 101-04095") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.UntilSaw(t, "the badge on stdout", func() (bool, string) {
+		return strings.Contains(stdout.String(), "badge 101-04095"), stdout.String()
+	})
 	stop()
 	if !strings.Contains(stdout.String(), "badge 101-04095") || !strings.Contains(stderr.String(), "listening on "+s.Path()) {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout, stderr)

@@ -17,12 +17,3 @@ func TestFakeWallJumpLeavesMonoAlone(t *testing.T) {
 		t.Fatalf("Now = %v, want %v", got, want)
 	}
 }
-
-func TestRealMonoNeverGoesBack(t *testing.T) {
-	r := NewReal()
-	a := r.Mono()
-	b := r.Mono()
-	if b < a {
-		t.Fatalf("Mono went back: %v then %v", a, b)
-	}
-}

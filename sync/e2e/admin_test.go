@@ -3,8 +3,8 @@ package e2e
 import (
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -18,7 +18,7 @@ func TestAdminAPIReachesTerminal(t *testing.T) {
 	tm := openTerminal(t, "", kiosk.StoreOptions{})
 	en := tm.enroll("http://"+rl.addr(), rl.code(wire.ModeKiosk, ""))
 	tm.start()
-	tm.waitRoster(20 * time.Second)
+	tm.waitRoster()
 
 	// Usage: two sessions for A1, each billed its first minute.
 	tm.login("B1", "1234")
@@ -38,7 +38,7 @@ func TestAdminAPIReachesTerminal(t *testing.T) {
 	if err := tm.term.Logout(); err != nil {
 		t.Fatal(err)
 	}
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 
 	// Review decisions on the two held messages.
 	var held struct {
@@ -61,7 +61,7 @@ func TestAdminAPIReachesTerminal(t *testing.T) {
 		Technicians: []relay.RosterTechnician{{ID: "T1", Name: "Tess", Badges: []string{"TB1"}, PIN: "9999", Role: "installer"}},
 	}, nil)
 
-	waitFor(t, "admin changes on the terminal", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "admin changes on the terminal", func() (bool, string) {
 		sent, _ := tm.term.Sent("A1")
 		states := map[string]string{}
 		for _, m := range sent {
@@ -96,7 +96,7 @@ func TestAdminAPIReachesTerminal(t *testing.T) {
 	if len(sessions) != 2 || local <= 0 || usage.TotalCents != local {
 		t.Fatalf("usage: relay total %s over %d records, terminal %s over %d sessions", usage.TotalCents, len(usage.Records), local, len(sessions))
 	}
-	waitFor(t, "balances to agree", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "balances to agree", func() (bool, string) {
 		var bal relay.Balance
 		rl.admin("GET", "/admin/v1/balances/A1", nil, &bal)
 		got, _ := tm.term.Balance("A1")
@@ -113,9 +113,9 @@ func TestRevokedTerminalIsRefusedWithReason(t *testing.T) {
 	tm := openTerminal(t, "", kiosk.StoreOptions{})
 	en := tm.enroll("http://"+rl.addr(), rl.code(wire.ModeKiosk, ""))
 	tm.start()
-	tm.waitRoster(20 * time.Second)
+	tm.waitRoster()
 	rl.admin("POST", "/admin/v1/terminals/"+en.TerminalID+"/revoke", nil, nil)
-	waitFor(t, "the terminal to be refused", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the terminal to be refused", func() (bool, string) {
 		st := tm.eng.Status()
 		return !st.Connected && strings.Contains(st.LastError, wire.ReasonRevoked), st.LastError
 	})
@@ -134,7 +134,7 @@ func TestTabletEnrollmentBindsInmate(t *testing.T) {
 		t.Fatalf("bound inmate = %q %v %v", id, ok, err)
 	}
 	tm.start()
-	waitFor(t, "A2 on the tablet", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "A2 on the tablet", func() (bool, string) {
 		_, err := tm.term.Inmate("A2")
 		bal, _ := tm.term.Balance("A2")
 		return err == nil && bal > 0, ""

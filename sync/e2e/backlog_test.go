@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 )
 
@@ -34,7 +35,7 @@ func TestBacklogWhileRelayDown(t *testing.T) {
 	t.Logf("queued %d messages in %v", n, time.Since(start))
 	tm.reopen(kiosk.StoreOptions{})
 	tm.start()
-	waitFor(t, "the engine to notice the relay is down", 10*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the engine to notice the relay is down", func() (bool, string) {
 		st := tm.eng.Status()
 		return st.LastError != "", ""
 	})
@@ -47,7 +48,7 @@ func TestBacklogWhileRelayDown(t *testing.T) {
 	rl.open()
 	px.setBackend(rl.addr())
 	tm.eng.SyncNow()
-	tm.waitSynced(120 * time.Second)
+	tm.waitSynced()
 	t.Logf("drained in %v", time.Since(start))
 	checkMessages(t, rl.r, en.TerminalID, map[string]int{"A1": n / 2, "A2": n - n/2})
 }

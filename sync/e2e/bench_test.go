@@ -26,7 +26,7 @@ func benchRig(b *testing.B) (*relayEnv, *terminal) {
 	tm := openTerminal(b, "", kiosk.StoreOptions{})
 	tm.enroll("http://"+rl.addr(), rl.code(wire.ModeKiosk, ""))
 	tm.start()
-	tm.waitRoster(20 * time.Second)
+	tm.waitRoster()
 	tm.stopSync()
 	return rl, tm
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -20,7 +21,7 @@ func TestRealTerminalBodiesMeetSchemas(t *testing.T) {
 	tm := openFakeTerminal(t, clk)
 	en := tm.enroll("http://"+rl.addr(), rl.code(wire.ModeKiosk, ""))
 	tm.start()
-	tm.waitRoster(20 * time.Second)
+	tm.waitRoster()
 
 	tm.login("B1", "1234")
 	if _, err := tm.term.AddContact("A1", "Mom", "mom@example.org"); err != nil {
@@ -49,10 +50,10 @@ func TestRealTerminalBodiesMeetSchemas(t *testing.T) {
 	if _, err := tm.term.SendPREA("", "anonymous report"); err != nil {
 		t.Fatal(err)
 	}
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 
 	kinds := map[string]int{}
-	waitFor(t, "the session end and audit on the relay", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the session end and audit on the relay", func() (bool, string) {
 		items, err := rl.r.Items(relay.ItemFilter{TerminalID: en.TerminalID})
 		if err != nil {
 			t.Fatal(err)

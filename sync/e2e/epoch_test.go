@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -85,7 +86,7 @@ func TestRestoredTerminalLosesNothing(t *testing.T) {
 	if err := tm.term.Logout(); err != nil {
 		t.Fatal(err)
 	}
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 
 	// Items waiting at backup time: two letters the relay has not seen yet.
 	tm.stopSync()
@@ -110,7 +111,7 @@ func TestRestoredTerminalLosesNothing(t *testing.T) {
 	if err := tm.term.Logout(); err != nil {
 		t.Fatal(err)
 	}
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 	before := messagesOf(t, rl.r, "A1")
 	if len(before) != 8 {
 		t.Fatalf("relay holds %d letters before the restore, want 8", len(before))
@@ -155,7 +156,7 @@ func TestRestoredTerminalLosesNothing(t *testing.T) {
 	}
 
 	tm.start()
-	tm.waitSynced(30 * time.Second)
+	tm.waitSynced()
 
 	// Every item the restored terminal held or made is on the relay exactly once.
 	storedOnce(t, rl.r, waiting)
@@ -207,7 +208,7 @@ func TestRestoredRelayTerminalRecovers(t *testing.T) {
 	rl, px, tm, en := syncedKiosk(t, nil)
 	tm.login("B1", "1234")
 	tm.sendNumbered("A1", 0, 2)
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 	relayBackup := filepath.Join(t.TempDir(), "relay.db")
 	rl.stop()
 	copyFile(t, filepath.Join(rl.dir, relay.DBFile), relayBackup)
@@ -215,7 +216,7 @@ func TestRestoredRelayTerminalRecovers(t *testing.T) {
 	px.setBackend(rl.addr())
 
 	tm.sendNumbered("A1", 2, 3) // acknowledged, then lost with the relay's restore
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 	tm.stopSync()
 	rl.stop()
 	copyFile(t, relayBackup, filepath.Join(rl.dir, relay.DBFile))
@@ -226,7 +227,7 @@ func TestRestoredRelayTerminalRecovers(t *testing.T) {
 	tm.sendNumbered("A1", 5, 4)
 	waiting := tm.waitingIDs()
 	tm.start()
-	tm.waitSynced(30 * time.Second)
+	tm.waitSynced()
 	storedOnce(t, rl.r, waiting)
 	got := messagesOf(t, rl.r, "A1")
 	for i := 5; i < 9; i++ {
@@ -254,7 +255,7 @@ func TestStallCreditEndToEnd(t *testing.T) {
 	if err := tm.term.Logout(); err != nil {
 		t.Fatal(err)
 	}
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 	u, err := rl.r.Usage("A1")
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +297,7 @@ func TestRestoreAcrossReenrollment(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the early deposits on the kiosk", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the early deposits on the kiosk", func() (bool, string) {
 		b, err := tm.term.Balance("A2")
 		return err == nil && b == 50020, fmt.Sprint(b, err)
 	})
@@ -322,7 +323,7 @@ func TestRestoreAcrossReenrollment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deposit made after the re-enrollment on the restored kiosk", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the deposit made after the re-enrollment on the restored kiosk", func() (bool, string) {
 		b, err := tm.term.Balance("A1")
 		applied, _ := tm.term.DownlinkApplied()
 		return err == nil && b == want.BalanceCents, fmt.Sprintf("balance %v (relay %s), %v; downlink applied %d (the old id's was %d)",
@@ -337,7 +338,7 @@ func TestRestoreAcrossReenrollment(t *testing.T) {
 	if err := tm.term.Logout(); err != nil {
 		t.Fatal(err)
 	}
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 	if n := len(messagesOf(t, rl.r, "A1")); n != 2 {
 		t.Fatalf("relay holds %d letters from the restored kiosk, want 2", n)
 	}

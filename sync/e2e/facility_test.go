@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/relay"
@@ -79,8 +80,8 @@ func TestFacilityOneInmateTwoKiosks(t *testing.T) {
 	for _, tm := range []*terminal{a, b} {
 		tm.enroll(url, rl.code(wire.ModeKiosk, ""))
 		tm.start()
-		tm.waitRoster(20 * time.Second)
-		waitFor(t, "the facility's policy on the terminal", 20*time.Second, func() (bool, string) {
+		tm.waitRoster()
+		testwait.UntilSaw(t, "the facility's policy on the terminal", func() (bool, string) {
 			got := tm.term.Policy()
 			return got.Cooldown.D() == cooldown && got.RatePerMinute == 7, fmt.Sprintf("%+v", got)
 		})
@@ -117,7 +118,7 @@ func TestFacilityOneInmateTwoKiosks(t *testing.T) {
 	wantUntil := sessA.End.Add(cooldown)
 
 	// The contact request reaches the relay and is approved over the admin API.
-	waitFor(t, "the contact request on the relay", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the contact request on the relay", func() (bool, string) {
 		var list struct {
 			Contacts []relay.ContactRecord `json:"contacts"`
 		}
@@ -130,10 +131,10 @@ func TestFacilityOneInmateTwoKiosks(t *testing.T) {
 		return false, fmt.Sprint(list.Contacts)
 	})
 	rl.admin("POST", "/admin/v1/contacts/"+c.ID+"/approve", nil, nil)
-	a.waitSynced(20 * time.Second)
+	a.waitSynced()
 
 	// Kiosk B: the lowered balance, the cool-down from A's session end, the approved contact.
-	waitFor(t, "A's charges, session end and the approval on B", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "A's charges, session end and the approval on B", func() (bool, string) {
 		bal, _ := b.term.Balance("A1")
 		reason, until := refusal(b, "B1")
 		cs, _ := b.term.Contacts("A1")
@@ -167,11 +168,11 @@ func TestFacilityOneInmateTwoKiosks(t *testing.T) {
 	if chargedB != 7 {
 		t.Fatalf("session on B charged %s, want 7 cents (one begun minute)", chargedB)
 	}
-	b.waitSynced(20 * time.Second)
+	b.waitSynced()
 
 	// The relay and both kiosks agree on what A1 has left.
 	want := deposits - chargedA - chargedB
-	waitFor(t, "one balance on the relay and both kiosks", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "one balance on the relay and both kiosks", func() (bool, string) {
 		var bal relay.Balance
 		rl.admin("GET", "/admin/v1/balances/A1", nil, &bal)
 		ba, _ := a.term.Balance("A1")
@@ -180,7 +181,7 @@ func TestFacilityOneInmateTwoKiosks(t *testing.T) {
 	})
 	// And A, too, now refuses A1 until B's session end + cool-down.
 	wantUntil = sessB.End.Add(cooldown)
-	waitFor(t, "B's session end on A", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "B's session end on A", func() (bool, string) {
 		reason, until := refusal(a, "B1")
 		return reason == kiosk.ReasonCooldown && until.Equal(wantUntil), fmt.Sprintf("%q until %v", reason, until)
 	})
@@ -189,7 +190,7 @@ func TestFacilityOneInmateTwoKiosks(t *testing.T) {
 	cc := openFakeTerminal(t, clk)
 	cc.enroll(url, rl.code(wire.ModeKiosk, ""))
 	cc.start()
-	waitFor(t, "the snapshot on the new kiosk", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the snapshot on the new kiosk", func() (bool, string) {
 		bal, _ := cc.term.Balance("A1")
 		reason, until := refusal(cc, "B1")
 		cs, _ := cc.term.Contacts("A1")
@@ -198,7 +199,7 @@ func TestFacilityOneInmateTwoKiosks(t *testing.T) {
 			fmt.Sprintf("balance %s, refusal %q until %v, contacts %+v", bal, reason, until, cs)
 	})
 	// A2, who did nothing, has all their money on the new kiosk (once the snapshot reaches them).
-	waitFor(t, "A2 in the snapshot", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "A2 in the snapshot", func() (bool, string) {
 		bal, _ := cc.term.Balance("A2")
 		return bal == deposits, fmt.Sprintf("A2 %s, want %s", bal, deposits)
 	})

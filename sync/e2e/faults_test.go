@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
@@ -16,7 +17,7 @@ import (
 // checks the stream had no gap.
 func downlinkDone(t *testing.T, rl *relayEnv, tm *terminal, id string) {
 	t.Helper()
-	waitFor(t, "the downlink to be applied", 60*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the downlink to be applied", func() (bool, string) {
 		ts, err := rl.r.Terminals()
 		if err != nil {
 			return false, err.Error()
@@ -67,7 +68,10 @@ func TestCutLinksExactlyOnceBothWays(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; i < msgs; i += 10 {
-			tm.sendNumbered("A1", i, 10)
+			if err := tm.trySendNumbered("A1", i, 10); err != nil {
+				t.Error(err)
+				return
+			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
@@ -95,7 +99,7 @@ func TestCutLinksExactlyOnceBothWays(t *testing.T) {
 	// Let it heal: no more cuts, everything must arrive.
 	px.setBudget(0, 0, 0)
 	px.cutAll()
-	tm.waitSynced(60 * time.Second)
+	tm.waitSynced()
 	downlinkDone(t, rl, tm, en.TerminalID)
 	if px.cuts.Load() < 10 {
 		t.Fatalf("only %d mid-stream cuts happened; the test proves little", px.cuts.Load())

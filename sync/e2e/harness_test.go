@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/client"
@@ -324,7 +325,7 @@ func syncedKiosk(t testing.TB, change func(*client.Config)) (*relayEnv, *proxy, 
 	en := tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
 	tm.cfg = change
 	tm.start()
-	tm.waitRoster(20 * time.Second)
+	tm.waitRoster()
 	return rl, px, tm, en
 }
 
@@ -365,22 +366,6 @@ func (tm *terminal) close() {
 	}
 }
 
-// waitFor polls cond until it holds; the deadline only stops a hung test.
-func waitFor(t testing.TB, what string, limit time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("gave up waiting for %s (%v); last state: %s", what, limit, last)
-}
-
 // login opens a billed session for an inmate through the real login flow.
 func (tm *terminal) login(badge, pin string) kiosk.SessionInfo {
 	tm.t.Helper()
@@ -399,18 +384,18 @@ func (tm *terminal) login(badge, pin string) kiosk.SessionInfo {
 }
 
 // waitSynced waits until the terminal's queue is empty.
-func (tm *terminal) waitSynced(limit time.Duration) {
+func (tm *terminal) waitSynced() {
 	tm.t.Helper()
-	waitFor(tm.t, "the terminal's queue to drain", limit, func() (bool, string) {
+	testwait.UntilSaw(tm.t, "the terminal's queue to drain", func() (bool, string) {
 		n, _, err := tm.store.QueueStats()
 		return err == nil && n == 0, fmt.Sprintf("%d waiting, err %v, status %+v", n, err, tm.eng.Status())
 	})
 }
 
 // waitRoster waits until the downlink has brought the seeded inmates and their money.
-func (tm *terminal) waitRoster(limit time.Duration) {
+func (tm *terminal) waitRoster() {
 	tm.t.Helper()
-	waitFor(tm.t, "roster and deposits on the terminal", limit, func() (bool, string) {
+	testwait.UntilSaw(tm.t, "roster and deposits on the terminal", func() (bool, string) {
 		a, errA := tm.term.Balance("A1")
 		b, errB := tm.term.Balance("A2")
 		return errA == nil && errB == nil && a >= 50000 && b >= 50000, fmt.Sprintf("A1 %v %v, A2 %v %v", a, errA, b, errB)
@@ -432,7 +417,7 @@ func approvedContact(t testing.TB, rl *relayEnv, tm *terminal, inmate, name, ema
 	if err != nil {
 		t.Fatalf("add contact: %v", err)
 	}
-	waitFor(t, "the contact request on the relay", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the contact request on the relay", func() (bool, string) {
 		cs, err := rl.r.Contacts("", inmate)
 		for _, rc := range cs {
 			if rc.ID == c.ID {
@@ -444,7 +429,7 @@ func approvedContact(t testing.TB, rl *relayEnv, tm *terminal, inmate, name, ema
 	if _, err := rl.r.ApproveContact(c.ID); err != nil {
 		t.Fatalf("approve contact: %v", err)
 	}
-	waitFor(t, "the approval on the terminal", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the approval on the terminal", func() (bool, string) {
 		cs, err := tm.term.Contacts(inmate)
 		for _, got := range cs {
 			if got.ID == c.ID && got.State == kiosk.ContactApproved {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/client"
@@ -24,7 +25,7 @@ func historyKiosk(t *testing.T) (*relayEnv, *terminal, *clock.Fake, client.Enrol
 	tm := openFakeTerminal(t, clk)
 	en := tm.enroll("http://"+rl.addr(), rl.code(wire.ModeKiosk, ""))
 	tm.start()
-	tm.waitRoster(20 * time.Second)
+	tm.waitRoster()
 	tm.login("B1", "1234")
 	cid := approvedContact(t, rl, tm, "A1", "Mom", "mom@example.org")
 	if _, err := tm.term.Send("A1", cid, "hi", "written before the trouble"); err != nil {
@@ -39,7 +40,7 @@ func historyKiosk(t *testing.T) (*relayEnv, *terminal, *clock.Fake, client.Enrol
 	if err := tm.term.Logout(); err != nil {
 		t.Fatal(err)
 	}
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 	sameBalance(t, rl, tm, "A1")
 	return rl, tm, clk, en
 }
@@ -57,7 +58,7 @@ func use(tm *terminal, clk *clock.Fake, d time.Duration) {
 func sameBalance(t *testing.T, rl *relayEnv, tm *terminal, inmate string) kiosk.Cents {
 	t.Helper()
 	var want kiosk.Cents
-	waitFor(t, "one balance of "+inmate+" on the relay and the kiosk", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "one balance of "+inmate+" on the relay and the kiosk", func() (bool, string) {
 		var bal relay.Balance
 		rl.admin("GET", "/admin/v1/balances/"+inmate, nil, &bal)
 		got, err := tm.term.Balance(inmate)
@@ -102,7 +103,7 @@ func TestReenrollSameKeyKeepsStoreAndMoney(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the old terminal's downlink applied", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the old terminal's downlink applied", func() (bool, string) {
 		ti := rl.terminalsByID()[old.TerminalID]
 		return ti.DownAcked == ti.DownQueued, fmt.Sprintf("%+v", ti)
 	})
@@ -122,7 +123,7 @@ func TestReenrollSameKeyKeepsStoreAndMoney(t *testing.T) {
 	if _, _, err := rl.r.Deposit(relay.DepositRequest{InmateID: "A1", Cents: 300, Ref: "after-reenroll"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deposit made after enrolling again", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the deposit made after enrolling again", func() (bool, string) {
 		got, _ := tm.term.Balance("A1")
 		return got == before+300, fmt.Sprintf("kiosk %s, want %s (status %+v)", got, before+300, tm.eng.Status())
 	})
@@ -131,7 +132,7 @@ func TestReenrollSameKeyKeepsStoreAndMoney(t *testing.T) {
 		t.Fatalf("downlink still queued for the replaced terminal: %d, was %d", q, oldQueued)
 	}
 	// Its snapshot (its own past minutes among them) has been applied in full.
-	waitFor(t, "the whole snapshot applied", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the whole snapshot applied", func() (bool, string) {
 		ti := rl.terminalsByID()[en.TerminalID]
 		return ti.DownAcked == ti.DownQueued, fmt.Sprintf("%+v", ti)
 	})
@@ -148,7 +149,7 @@ func TestReenrollSameKeyKeepsStoreAndMoney(t *testing.T) {
 	if err := tm.term.Logout(); err != nil {
 		t.Fatal(err)
 	}
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 	if got := sameBalance(t, rl, tm, "A1"); got >= before+300 {
 		t.Fatalf("balance %s after a billed minute, want below %s", got, before+300)
 	}
@@ -184,7 +185,7 @@ func TestWipedKioskGetsItsStateBack(t *testing.T) {
 	if _, err := rl.r.PostNotice(relay.NoticeRequest{FacilityID: "north", Text: "Kiosks close at 21:00"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "policy, letter and notice on the kiosk", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "policy, letter and notice on the kiosk", func() (bool, string) {
 		in, _ := tm.term.Inbox("A1")
 		ns, _ := tm.term.Notices("")
 		return tm.term.Policy().RatePerMinute == 9 && len(in) == 1 && len(ns) == 1, fmt.Sprintf("inbox %d, notices %d", len(in), len(ns))
@@ -206,7 +207,7 @@ func TestWipedKioskGetsItsStateBack(t *testing.T) {
 	}
 	tm.store, tm.term = s, term
 	tm.start()
-	waitFor(t, "the wiped kiosk's state back", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the wiped kiosk's state back", func() (bool, string) {
 		bal, _ := tm.term.Balance("A1")
 		cs, _ := tm.term.Contacts("A1")
 		in, _ := tm.term.Inbox("A1")
@@ -227,7 +228,7 @@ func TestWipedKioskGetsItsStateBack(t *testing.T) {
 	if err := tm.term.Logout(); err != nil {
 		t.Fatal(err)
 	}
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 	sameBalance(t, rl, tm, "A1")
 }
 
@@ -248,7 +249,7 @@ func TestRosterBadgeMovesToTheNewInmate(t *testing.T) {
 	if _, _, err := rl.r.Deposit(relay.DepositRequest{InmateID: "A9", Cents: 1000, Ref: "a9"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the roster update and A9's deposit on the kiosk", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "the roster update and A9's deposit on the kiosk", func() (bool, string) {
 		bal, _ := tm.term.Balance("A9")
 		a1, _ := tm.term.Inmate("A1")
 		return bal == 1000 && a1.Status == kiosk.StatusSuspended, fmt.Sprintf("A9 %s, A1 %+v", bal, a1.Status)
@@ -283,7 +284,7 @@ func TestLoweredMaxDepositAndTabletTechnicians(t *testing.T) {
 	k := openTerminal(t, "", kiosk.StoreOptions{})
 	k.enroll(url, rl.code(wire.ModeKiosk, ""))
 	k.start()
-	k.waitRoster(20 * time.Second)
+	k.waitRoster()
 	if got, _ := k.term.Balance("A1"); got != 50000 {
 		t.Fatalf("A1 on the new kiosk = %s, want $500.00", got)
 	}
@@ -294,7 +295,7 @@ func TestLoweredMaxDepositAndTabletTechnicians(t *testing.T) {
 	tab := openTerminal(t, "", kiosk.StoreOptions{})
 	tab.enroll(url, rl.code(wire.ModeTablet, "A1"))
 	tab.start()
-	waitFor(t, "A1's money on the tablet", 20*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "A1's money on the tablet", func() (bool, string) {
 		got, err := tab.term.Balance("A1")
 		return got == 50000, fmt.Sprint(got, err)
 	})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/client"
@@ -590,7 +591,7 @@ func (w *lcWorld) settle() {
 		}
 	}
 	for _, lt := range w.terms {
-		waitFor(w.t, lt.name+" to settle", 60*time.Second, func() (bool, string) {
+		testwait.UntilSaw(w.t, lt.name+" to settle", func() (bool, string) {
 			waiting, _, err := lt.tm.store.QueueStats()
 			if err != nil {
 				return false, err.Error()

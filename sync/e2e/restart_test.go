@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/client"
 )
@@ -46,7 +47,7 @@ func TestRelayRestartMidStream(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("%v: restarts done", time.Now().Format("05.000"))
-	tm.waitSynced(60 * time.Second)
+	tm.waitSynced()
 	t.Logf("%v: synced", time.Now().Format("05.000"))
 	if restarts < 2 {
 		t.Fatalf("only %d relay restarts happened mid-stream", restarts)
@@ -74,7 +75,7 @@ func TestKilledTerminalResumes(t *testing.T) {
 		child := startChild(t, tm.dir)
 		// Kill it once it has made progress, at a moment it is most likely mid-batch.
 		target := (kills + 1) * n / 5
-		waitFor(t, "the child to forward some items", 60*time.Second, func() (bool, string) {
+		testwait.UntilSaw(t, "the child to forward some items", func() (bool, string) {
 			got := countMessages(rl.r, en.TerminalID)
 			return got >= target, fmt.Sprintf("%d of %d", got, target)
 		})
@@ -86,7 +87,7 @@ func TestKilledTerminalResumes(t *testing.T) {
 	}
 	child := startChild(t, tm.dir)
 	defer func() { child.Process.Signal(syscall.SIGKILL); child.Wait() }()
-	waitFor(t, "every message on the relay", 60*time.Second, func() (bool, string) {
+	testwait.UntilSaw(t, "every message on the relay", func() (bool, string) {
 		got := countMessages(rl.r, en.TerminalID)
 		return got >= n, fmt.Sprintf("%d of %d", got, n)
 	})
@@ -98,7 +99,7 @@ func TestKilledTerminalResumes(t *testing.T) {
 		// The last acks may not have reached the store before the kill; a restart resends them
 		// and the relay drops the duplicates.
 		tm.start()
-		tm.waitSynced(30 * time.Second)
+		tm.waitSynced()
 		checkMessages(t, rl.r, en.TerminalID, map[string]int{"A1": n})
 	}
 }

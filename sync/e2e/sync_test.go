@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay"
@@ -15,11 +14,20 @@ import (
 // sendNumbered queues n messages from inmate to the medical department, numbered in their subject.
 func (tm *terminal) sendNumbered(inmate string, from, n int) {
 	tm.t.Helper()
+	if err := tm.trySendNumbered(inmate, from, n); err != nil {
+		tm.t.Fatal(err)
+	}
+}
+
+// trySendNumbered is sendNumbered for a goroutine other than the test's, which must not
+// stop the test (t.Fatal there ends only that goroutine): it returns the first failure.
+func (tm *terminal) trySendNumbered(inmate string, from, n int) error {
 	for i := from; i < from+n; i++ {
 		if _, err := tm.term.Send(inmate, "dept-medical", fmt.Sprintf("%s #%06d", inmate, i), "body of message "+strconv.Itoa(i)); err != nil {
-			tm.t.Fatalf("send %s #%d: %v", inmate, i, err)
+			return fmt.Errorf("send %s #%d: %w", inmate, i, err)
 		}
 	}
+	return nil
 }
 
 // checkMessages asserts the relay holds exactly want[inmate] messages per inmate, each once,
@@ -77,7 +85,7 @@ func TestEnrollSyncBothWays(t *testing.T) {
 	}
 	tm.login("B1", "1234")
 	tm.sendNumbered("A1", 0, 20)
-	tm.waitSynced(20 * time.Second)
+	tm.waitSynced()
 	checkMessages(t, rl.r, en.TerminalID, map[string]int{"A1": 20})
 	sent, err := tm.term.Sent("A1")
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/tether-kiosk/tether/hardware/device"
 	"github.com/tether-kiosk/tether/hardware/pinpad"
 	"github.com/tether-kiosk/tether/hardware/sim"
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
 	"github.com/tether-kiosk/tether/kiosk/clock"
@@ -93,27 +94,6 @@ func (l *logBuf) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
-}
-
-// eventually polls cond until it holds; it gives up just before the test binary's own
-// deadline (go test -timeout), to say what it waited for.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	var giveUp <-chan time.Time
-	if d, ok := t.Deadline(); ok {
-		tm := time.NewTimer(time.Until(d) - 5*time.Second)
-		defer tm.Stop()
-		giveUp = tm.C
-	}
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-giveUp:
-			t.Fatalf("never saw %s", what)
-		}
-	}
 }
 
 // seedMaria puts Maria (badge 0004198231, PIN 2468, $12.00) in the store of dir, as the
@@ -220,7 +200,7 @@ func TestOpenRunStop(t *testing.T) {
 		}
 	}
 	step("welcome")
-	eventually(t, "the devices connected", func() bool {
+	testwait.Until(t, "the devices connected", func() bool {
 		for _, s := range a.devs.States() {
 			if !s.Connected {
 				return false
@@ -319,7 +299,7 @@ func TestStopReleasesTheStore(t *testing.T) {
 	}
 	ran := make(chan error, 1)
 	go func() { ran <- b.Run(context.Background()) }()
-	eventually(t, "the window shown", func() bool { return strings.Contains(lb.String(), "window shown") })
+	testwait.Until(t, "the window shown", func() bool { return strings.Contains(lb.String(), "window shown") })
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tether-kiosk/tether/hardware/badge"
 	"github.com/tether-kiosk/tether/hardware/device"
 	"github.com/tether-kiosk/tether/hardware/sim"
+	"github.com/tether-kiosk/tether/internal/testwait"
 )
 
 // A technician moves the badge reader to another port and framing: the move is saved in
@@ -78,7 +79,7 @@ func TestMoveDeviceSavesAndRestarts(t *testing.T) {
 	if saved.Screen.Language != "es" {
 		t.Fatalf("the move overwrote a change made in the file since start: %+v", saved.Screen)
 	}
-	eventually(t, "the moved reader connected", func() bool {
+	testwait.Until(t, "the moved reader connected", func() bool {
 		s := h.States()
 		return len(s) == 1 && s[0].Connected && s[0].Path == b.Path()
 	})

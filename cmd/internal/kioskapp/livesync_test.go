@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/control"
 	"github.com/tether-kiosk/tether/sync/client"
@@ -93,22 +94,6 @@ func (k *unenrolledKioskd) loginAndWrite(t *testing.T) kiosk.Message {
 	return m
 }
 
-// waitFor polls cond (which says what it saw) until it holds.
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	var saw string
-	defer func() {
-		if t.Failed() {
-			t.Logf("waiting for %s, last saw: %s", what, saw)
-		}
-	}()
-	eventually(t, what, func() bool {
-		ok, s := cond()
-		saw = s
-		return ok
-	})
-}
-
 func relayHas(t *testing.T, r *relay.Relay, m kiosk.Message) func() (bool, string) {
 	return func() (bool, string) {
 		out, err := r.Outbound(relay.OutboundFilter{InmateID: "A-9"})
@@ -160,8 +145,8 @@ func TestEnrollThroughControlSocketStartsSyncLive(t *testing.T) {
 		t.Fatalf("enroll: %+v", res)
 	}
 
-	waitFor(t, "the offline message at the relay", relayHas(t, r, m))
-	waitFor(t, "a connected link with nothing waiting in kioskctl status", func() (bool, string) {
+	testwait.UntilSaw(t, "the offline message at the relay", relayHas(t, r, m))
+	testwait.UntilSaw(t, "a connected link with nothing waiting in kioskctl status", func() (bool, string) {
 		st, err := c.Status(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -195,8 +180,8 @@ func TestEnrollFromTechnicianScreenStartsSyncLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the offline message at the relay", relayHas(t, r, m))
-	waitFor(t, "a connected link on the technician screen", func() (bool, string) {
+	testwait.UntilSaw(t, "the offline message at the relay", relayHas(t, r, m))
+	testwait.UntilSaw(t, "a connected link on the technician screen", func() (bool, string) {
 		l := k.tech.linkStatus()
 		return l.Enrolled && l.Connected && l.TerminalID == info.TerminalID && l.Waiting == 0, l.TerminalID
 	})
