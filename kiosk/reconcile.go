@@ -74,8 +74,8 @@ func (l Ledger) LetterIDs() []string {
 // directions have drained. The relay's Balances name the inmates the terminal serves now: each
 // must have the same balance on the terminal (an account the terminal no longer serves, such as
 // an inmate moved to another facility, is not compared). Every letter written on the terminal
-// must be held by the relay exactly as the sender sees it; a PREA report only has to be held,
-// since no status comes back for it.
+// must be held by the relay, and, while the terminal serves its writer, exactly as the writer
+// sees it; a PREA report only has to be held, since no status comes back for it.
 func Reconcile(terminal, relay Ledger) []Problem {
 	var out []Problem
 	add := func(check, format string, args ...any) {
@@ -98,6 +98,7 @@ func Reconcile(terminal, relay Ledger) []Problem {
 			add("relay_balance", "inmate %s has %s on the terminal but %s on the relay", id, got, want)
 		}
 	}
+	served := func(inmate string) bool { _, ok := relay.Balances[inmate]; return ok }
 	for _, id := range terminal.LetterIDs() {
 		mine := terminal.Letters[id]
 		theirs, ok := relay.Letters[id]
@@ -109,6 +110,9 @@ func Reconcile(terminal, relay Ledger) []Problem {
 		case theirs.InmateID != mine.InmateID:
 			add("relay_letter", "letter %s is inmate %s's on the terminal but %s's on the relay", id, mine.InmateID, theirs.InmateID)
 		case mine.Peer == PREAChannel:
+		case !served(mine.InmateID):
+			// Released or moved away: nobody reads this letter here any more, and the relay
+			// sends this terminal nothing about that person; it only has to hold the letter.
 		case theirs.State != mine.State || theirs.Reason != mine.Reason:
 			add("relay_letter", "letter %s of inmate %s is %s on the terminal but %s on the relay", id, mine.InmateID,
 				letterWords(mine), letterWords(theirs))

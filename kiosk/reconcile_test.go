@@ -25,6 +25,18 @@ func TestReconcile(t *testing.T) {
 	if probs := Reconcile(term, relay); len(probs) != 0 {
 		t.Fatalf("agreeing ledgers: %+v", probs)
 	}
+	// A released inmate's letter need only be held: the relay tells this terminal nothing more
+	// about that person. A letter the relay does not hold is a problem whoever wrote it.
+	term.Letters["r1"] = LetterState{InmateID: "GONE", Peer: "c9", State: MsgHeld}
+	relay.Letters["r1"] = LetterState{InmateID: "GONE", Peer: "c9", State: MsgDelivered}
+	if probs := Reconcile(term, relay); len(probs) != 0 {
+		t.Fatalf("a released inmate's letter compared by status: %+v", probs)
+	}
+	delete(relay.Letters, "r1")
+	if probs := Reconcile(term, relay); len(probs) != 1 || !strings.Contains(probs[0].Detail, "r1") {
+		t.Fatalf("a released inmate's letter missing on the relay: %+v", probs)
+	}
+	delete(term.Letters, "r1")
 
 	relay.Balances["A2"] = 45
 	relay.Balances["A3"] = 10
