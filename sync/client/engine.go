@@ -342,10 +342,12 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	}
 	conn.SetReadLimit(wire.MaxFrameBytes)
 
-	epoch, err := e.store.Epoch()
+	// The epoch and the next seq are read together: NewEpoch changes both at once.
+	info, err := e.store.Info()
 	if err != nil {
 		return false, fmt.Errorf("read store epoch: %w", err)
 	}
+	epoch := info.Epoch
 	applied, err := e.term.DownlinkApplied()
 	if err != nil {
 		return false, fmt.Errorf("read downlink position: %w", err)
@@ -355,7 +357,7 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 		return false, fmt.Errorf("read queue length: %w", err)
 	}
 	if err := writeFrame(dctx, conn, wire.Hello{TerminalID: e.enr.TerminalID, Epoch: epoch, DownApplied: applied,
-		Software: e.cfg.Software, Waiting: waiting}); err != nil {
+		Software: e.cfg.Software, Waiting: waiting, UplinkNext: info.NextSeq}); err != nil {
 		return false, err
 	}
 	f, err := readFrame(dctx, conn)

@@ -97,10 +97,24 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		r.fail(c, "read downlink position", err)
 		return
 	}
+	// An uplink position at or below what the relay holds for the epoch means the store is
+	// older than what it forwarded: a backup was restored. Its downlink position may not show it
+	// (nothing came down between the backup and the restore), but what the terminal itself
+	// billed and wrote since the backup is gone from its store: it gets a complete snapshot, which
+	// carries its own records back, and starts a new epoch before numbering anything anew.
+	restored := false
+	if hello.UplinkNext > 0 {
+		high, err := r.uplinkHigh(info.ID, hello.Epoch)
+		if err != nil {
+			r.fail(c, "read uplink position", err)
+			return
+		}
+		restored = hello.UplinkNext <= high
+	}
 	// A position below what the terminal acknowledged means its store was replaced (wiped, or a
 	// backup restored) and lost what was deleted here as applied: it gets a complete snapshot.
-	if hello.DownApplied < max(acked, min(floor, last)) {
-		queued, err := r.resync(info, hello.DownApplied, floor)
+	if restored || hello.DownApplied < max(acked, min(floor, last)) {
+		queued, err := r.resync(info, hello.DownApplied, floor, restored)
 		if err != nil {
 			r.fail(c, "resync terminal", err)
 			return
@@ -113,6 +127,12 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 			r.fail(c, "read downlink position", err)
 			return
 		}
+	}
+	if restored {
+		r.logf("relay: terminal %s came back with uplink seq %d of epoch %s, below what it forwarded: a restored backup; snapshot queued, new epoch asked",
+			info.ID, hello.UplinkNext, hello.Epoch)
+		c.Close(websocket.StatusPolicyViolation, wire.ReasonNewEpoch)
+		return
 	}
 	// hello.down_applied is the terminal's durable truth: resume after it, and forget what it
 	// applied at the connection's first flush (not here: no write in the connect path).

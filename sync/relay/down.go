@@ -227,6 +227,16 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 }
 
 // downPosition reads where a terminal's downlink stands: last queued and last acknowledged seq.
+// uplinkHigh is the highest contiguous uplink seq the relay holds for (terminal, epoch).
+func (r *Relay) uplinkHigh(id, epoch string) (uint64, error) {
+	var high uint64
+	err := r.view("read uplink position", func(tx *bolt.Tx) error {
+		high = readU64(tx.Bucket([]byte(bDedupe)).Get([]byte(dedupeKey(id, epoch))))
+		return nil
+	})
+	return high, err
+}
+
 func (r *Relay) downPosition(id string) (last, acked uint64, err error) {
 	err = r.view("read downlink position", func(tx *bolt.Tx) error {
 		last, acked = downState(tx, id)

@@ -214,14 +214,14 @@ func inForce(n wire.Notice, now time.Time) bool { return n.Until.IsZero() || now
 // reports whether a snapshot was queued.
 //
 // floor is what the terminal's previous connection acknowledged, perhaps not yet written.
-func (r *Relay) resync(t TerminalInfo, applied, floor uint64) (bool, error) {
+func (r *Relay) resync(t TerminalInfo, applied, floor uint64, restored bool) (bool, error) {
 	now := r.clock.Now().UTC()
 	queued := false
 	err := r.update("resync terminal", func(tx *bolt.Tx, f *fanout) error {
 		queued = false
 		last, acked := downState(tx, t.ID)
 		acked = max(acked, min(floor, last))
-		if applied >= acked {
+		if applied >= acked && !restored {
 			return nil
 		}
 		// What it acknowledged is gone from its store and is not resent: the snapshot holds it.
