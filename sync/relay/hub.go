@@ -37,9 +37,9 @@ type session struct {
 	sent  atomic.Uint64
 
 	// flushMu orders the connection's writes (batches, and acked with the hello's record);
-	// persisted is the acked seq last written.
+	// persisted is the acked seq last written (changed only under flushMu).
 	flushMu   sync.Mutex
-	persisted uint64
+	persisted atomic.Uint64
 	clamped   bool // an ack beyond what was sent was logged once
 	retired   bool // replaced by a newer connection, which writes the position from now on
 
