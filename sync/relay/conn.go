@@ -325,7 +325,7 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan *wire.Ba
 			return
 		}
 		s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
-		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen())
+		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen(), true)
 		s.flushMu.Unlock()
 		var seqErr *sequenceError
 		if err != nil && !errors.As(err, &seqErr) {
@@ -430,7 +430,7 @@ func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 	for {
 		for sent-s.acked.Load() < downWindow {
 			room := int(downWindow - (sent - s.acked.Load()))
-			items, err := r.pendingDown(s.id, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
+			items, last, err := r.pendingDownRaw(s.id, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
 			if err != nil {
 				if !errors.Is(err, bolt.ErrDatabaseNotOpen) {
 					r.fail(s.conn, "read downlink of "+s.id, err)
@@ -440,10 +440,18 @@ func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 			if len(items) == 0 {
 				break
 			}
+			frame, err := downFrame(items)
+			if err != nil {
+				r.fail(s.conn, "encode downlink of "+s.id, err)
+				return
+			}
 			// Before the write: the terminal may ack these before Write returns.
-			sent = items[len(items)-1].Seq
+			sent = last
 			s.sent.Store(sent)
-			if err := r.send(ctx, s.conn, wire.Down{Items: items}); err != nil {
+			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+			err = s.conn.Write(wctx, websocket.MessageText, frame)
+			cancel()
+			if err != nil {
 				return
 			}
 		}

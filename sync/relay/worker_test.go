@@ -2,10 +2,13 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -95,4 +98,70 @@ func TestSlowCommitKeepsReadingAndAcksInOrder(t *testing.T) {
 		}
 	}
 	tc.c.Close(websocket.StatusNormalClosure, "")
+}
+
+// The down frame the writer puts together from stored items is byte for byte what wire.Encode
+// writes for the same items, for bodies with characters JSON escapes too, and a terminal
+// decodes it.
+func TestDownFrameFromStoredItemsMatchesEncode(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	texts := []string{"plain", `<b>&"quoted"</b>`, "line\nbreak \u2028 é ✓"}
+	for i, text := range texts {
+		if err := e.r.update("queue", func(tx *bolt.Tx, f *fanout) error {
+			return f.toTerminal(k.id, wire.DownNotice, wire.Notice{ID: fmt.Sprintf("n%d", i), Text: text, At: t0})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, last, err := e.r.pendingDownRaw(k.id, 0, 1000, wire.MaxBatchBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := e.r.pendingDown(k.id, 0, 1000, wire.MaxBatchBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != len(items) || len(items) < len(texts) || last != items[len(items)-1].Seq {
+		t.Fatalf("%d raw items up to %d, %d decoded", len(raw), last, len(items))
+	}
+	got, err := downFrame(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := wire.Encode(wire.Down{Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("down frame:\n%s\nwant (wire.Encode):\n%s", got, want)
+	}
+	f, err := wire.DecodeFrame(got)
+	if err != nil || f.Type != wire.TypeDown {
+		t.Fatalf("terminal decodes %v, %v", f.Type, err)
+	}
+	var n wire.Notice
+	if err := json.Unmarshal(f.Down.Items[len(f.Down.Items)-1].Body, &n); err != nil || n.Text != texts[len(texts)-1] {
+		t.Fatalf("last notice %q, %v; want %q", n.Text, err, texts[len(texts)-1])
+	}
+}
+
+// The fan-out index's kiosk entry is recognised by its bytes: they must be what enrollment
+// writes, or every kiosk would silently take the slow path (and a change of termRoute be missed).
+func TestKioskRouteIsWhatEnrollmentWrites(t *testing.T) {
+	raw, err := json.Marshal(termRoute{Mode: wire.ModeKiosk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(raw) != kioskRoute {
+		t.Fatalf("termRoute of a kiosk encodes as %s, kioskRoute is %s", raw, kioskRoute)
+	}
+	for _, v := range []string{kioskRoute, `{"mode":"tablet","inmate_id":"A1"}`, `{"inmate_id":"A1","mode":"kiosk"}`} {
+		fast, err := decodeRoute([]byte(v))
+		var slow termRoute
+		if jerr := json.Unmarshal([]byte(v), &slow); err != nil || jerr != nil || fast != slow {
+			t.Fatalf("decodeRoute(%s) = %+v, %v; json gives %+v, %v", v, fast, err, slow, jerr)
+		}
+	}
 }
