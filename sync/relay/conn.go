@@ -356,12 +356,9 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan *wire.Ba
 func (r *Relay) downAck(s *session, da wire.DownAck) {
 	prev, seq := s.acked.Load(), da.Seq
 	if sent := s.sent.Load(); seq > sent {
-		s.flushMu.Lock()
-		if !s.clamped {
-			s.clamped = true
+		if s.clamped.CompareAndSwap(false, true) {
 			r.logf("relay: terminal %s acknowledged downlink %d beyond the last sent %d; clamped", s.id, seq, sent)
 		}
-		s.flushMu.Unlock()
 		seq = sent
 	}
 	if seq <= prev {
