@@ -143,7 +143,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	}
 	sess.acked.Store(resume)
 	sess.sent.Store(resume)
-	sess.persisted = acked
+	sess.persisted.Store(acked)
 	if err := r.send(ctx, c, wire.Welcome{TerminalID: info.ID, Facility: info.FacilityID, Mode: info.Mode,
 		InmateID: info.InmateID, ServerTime: r.clock.Now().UTC()}); err != nil {
 		return
@@ -262,9 +262,30 @@ func (r *Relay) fail(c *websocket.Conn, what string, err error) {
 
 var errRevoked = errors.New("terminal revoked")
 
-// readLoop handles uplink batches and downlink acks until the connection ends.
+// batchQueue bounds the batches read on one connection and not yet stored: the terminal's
+// pipeline (four in flight) fits, and a terminal sending faster waits for the relay to read.
+const batchQueue = 8
+
+// readLoop reads frames until the connection ends. Batches go to the connection's batch worker
+// (storeLoop), so reading goes on while a commit is under way: pongs are read (a queued terminal
+// is not taken for a dead link), down_acks move the cursor, and the next batches are decoded
+// while the previous ones commit. The worker answers them in order.
 func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 	c := s.conn
+	queue := make(chan *wire.Batch, batchQueue)
+	stopped := make(chan struct{}) // closed when the worker ends (on its own after a failure)
+	wctx, gone := context.WithCancel(ctx)
+	go func() {
+		defer close(stopped)
+		r.storeLoop(wctx, s, queue)
+	}()
+	defer func() {
+		// The connection is over: batches still queued are dropped unanswered (the terminal
+		// sends them again), one being stored finishes, and the session ends after it.
+		gone()
+		close(queue)
+		<-stopped
+	}()
 	for {
 		f, ok := r.readFrame(ctx, c)
 		if !ok {
@@ -276,68 +297,13 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 				c.Close(websocket.StatusPolicyViolation, wire.ReasonWrongEpoch)
 				return
 			}
-			t, found, err := r.terminal(s.id)
-			if err != nil {
-				r.fail(c, "read terminal", err)
-				return
-			}
-			if !found || t.Revoked {
-				c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
-				return
-			}
-			s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
-			ack, err := r.storeBatchSeen(t.TerminalInfo, *f.Batch, s.takeSeen())
-			s.flushMu.Unlock()
-			var seqErr *sequenceError
-			if err != nil && !errors.As(err, &seqErr) {
-				r.fail(c, "store batch from "+s.id, err)
-				return
-			}
-			if serr := r.send(ctx, c, ack); serr != nil {
-				return
-			}
-			if seqErr != nil {
-				// Nothing at or after the seq in question was acknowledged; the terminal starts a
-				// new epoch and resends what waits (it is listed in GET /admin/v1/refusals).
-				r.logf("relay: terminal %s epoch %s: %v", s.id, f.Batch.Epoch, seqErr)
-				reason := wire.ReasonNewEpoch
-				if seqErr.gap {
-					reason = wire.ReasonSequenceGap
-				}
-				c.Close(websocket.StatusPolicyViolation, reason)
-				return
+			select {
+			case queue <- f.Batch:
+			case <-stopped:
+				return // the worker closed the connection
 			}
 		case wire.TypeDownAck:
-			prev, seq := s.acked.Load(), f.DownAck.Seq
-			if sent := s.sent.Load(); seq > sent {
-				s.flushMu.Lock()
-				if !s.clamped {
-					s.clamped = true
-					r.logf("relay: terminal %s acknowledged downlink %d beyond the last sent %d; clamped", s.id, seq, sent)
-				}
-				s.flushMu.Unlock()
-				seq = sent
-			}
-			if seq <= prev {
-				continue // nothing new: costs nothing
-			}
-			// %q: the reason is the terminal's text and must not forge a log line.
-			for _, rf := range f.DownAck.Refused {
-				if rf.Seq > prev && rf.Seq <= seq {
-					r.logf("relay: terminal %s refused downlink %d: %q", s.id, rf.Seq, rf.Reason)
-				}
-			}
-			s.acked.Store(seq)
-			if p := s.flushed(); seq > p && seq-p >= ackFlushItems {
-				if err := r.flushAck(s); err != nil {
-					r.fail(c, "acknowledge downlink of "+s.id, err)
-					return
-				}
-			}
-			select {
-			case s.wake <- struct{}{}:
-			default:
-			}
+			r.downAck(s, *f.DownAck)
 		default:
 			c.Close(websocket.StatusPolicyViolation, wire.ReasonUnexpected)
 			return
@@ -345,12 +311,95 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 	}
 }
 
-// flushed is the acknowledged seq last written to the store.
-func (s *session) flushed() uint64 {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
-	return s.persisted
+// storeLoop stores the batches readLoop queued and answers each with its ack, in the order they
+// came. What is queued when it turns to the queue goes into one transaction: the batches a
+// terminal pipelined while the last commit was under way share the next one. A failure closes
+// the connection and ends the loop.
+func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan *wire.Batch) {
+	c := s.conn
+	var group []wire.Batch
+	for b := range queue {
+		group = append(group[:0], *b)
+	more:
+		for len(group) < batchQueue {
+			select {
+			case b, ok := <-queue:
+				if !ok {
+					break more
+				}
+				group = append(group, *b)
+			default:
+				break more
+			}
+		}
+		if ctx.Err() != nil {
+			continue // the connection ended: nobody to answer; the terminal sends them again
+		}
+		t, found, err := r.terminal(s.id)
+		if err != nil {
+			r.fail(c, "read terminal", err)
+			return
+		}
+		if !found || t.Revoked {
+			c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
+			return
+		}
+		s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
+		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen(), true)
+		s.flushMu.Unlock()
+		var seqErr *sequenceError
+		if err != nil && !errors.As(err, &seqErr) {
+			r.fail(c, "store batch from "+s.id, err)
+			return
+		}
+		for _, ack := range acks {
+			if serr := r.send(ctx, c, ack); serr != nil {
+				return
+			}
+		}
+		if seqErr != nil {
+			// Nothing at or after the seq in question was acknowledged; the terminal starts a
+			// new epoch and resends what waits (it is listed in GET /admin/v1/refusals).
+			r.logf("relay: terminal %s epoch %s: %v", s.id, acks[len(acks)-1].Epoch, seqErr)
+			reason := wire.ReasonNewEpoch
+			if seqErr.gap {
+				reason = wire.ReasonSequenceGap
+			}
+			c.Close(websocket.StatusPolicyViolation, reason)
+			return
+		}
+	}
 }
+
+// downAck takes a terminal's down_ack: the cursor moves in memory, and the writer is woken to
+// send more and to write the cursor once enough piled up (never a write on the read path).
+func (r *Relay) downAck(s *session, da wire.DownAck) {
+	prev, seq := s.acked.Load(), da.Seq
+	if sent := s.sent.Load(); seq > sent {
+		if s.clamped.CompareAndSwap(false, true) {
+			r.logf("relay: terminal %s acknowledged downlink %d beyond the last sent %d; clamped", s.id, seq, sent)
+		}
+		seq = sent
+	}
+	if seq <= prev {
+		return // nothing new: costs nothing
+	}
+	// %q: the reason is the terminal's text and must not forge a log line.
+	for _, rf := range da.Refused {
+		if rf.Seq > prev && rf.Seq <= seq {
+			r.logf("relay: terminal %s refused downlink %d: %q", s.id, rf.Seq, rf.Reason)
+		}
+	}
+	s.acked.Store(seq)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flushed is the acknowledged seq last written to the store. It takes no lock: the writer
+// asks while a batch of the connection may be committing under flushMu.
+func (s *session) flushed() uint64 { return s.persisted.Load() }
 
 // flushAck writes the connection's acknowledged downlink cursor to the store and prunes the
 // items up to it, if it moved since the last write, together with the hello's record (last
@@ -363,14 +412,15 @@ func (r *Relay) flushAck(s *session) error {
 	}
 	seq := s.acked.Load()
 	seen := s.takeSeen()
-	if seq <= s.persisted && seen == nil {
+	persisted := s.persisted.Load()
+	if seq <= persisted && seen == nil {
 		return nil
 	}
 	err := r.update("acknowledge downlink", func(tx *bolt.Tx, f *fanout) error {
 		if err := seenTx(tx, s.id, seen); err != nil {
 			return err
 		}
-		if seq <= s.persisted {
+		if seq <= persisted {
 			return nil
 		}
 		var cur uint64
@@ -383,7 +433,7 @@ func (r *Relay) flushAck(s *session) error {
 		}
 		return err
 	}
-	s.persisted = max(s.persisted, seq)
+	s.persisted.Store(max(persisted, seq))
 	return nil
 }
 
@@ -397,7 +447,7 @@ func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 	for {
 		for sent-s.acked.Load() < downWindow {
 			room := int(downWindow - (sent - s.acked.Load()))
-			items, err := r.pendingDown(s.id, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
+			items, last, err := r.pendingDownRaw(s.id, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
 			if err != nil {
 				if !errors.Is(err, bolt.ErrDatabaseNotOpen) {
 					r.fail(s.conn, "read downlink of "+s.id, err)
@@ -407,10 +457,18 @@ func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 			if len(items) == 0 {
 				break
 			}
+			frame, err := downFrame(items)
+			if err != nil {
+				r.fail(s.conn, "encode downlink of "+s.id, err)
+				return
+			}
 			// Before the write: the terminal may ack these before Write returns.
-			sent = items[len(items)-1].Seq
+			sent = last
 			s.sent.Store(sent)
-			if err := r.send(ctx, s.conn, wire.Down{Items: items}); err != nil {
+			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+			err = s.conn.Write(wctx, websocket.MessageText, frame)
+			cancel()
+			if err != nil {
 				return
 			}
 		}
@@ -418,6 +476,12 @@ func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+			if a, p := s.acked.Load(), s.flushed(); a > p && a-p >= ackFlushItems {
+				if err := r.flushAck(s); err != nil {
+					r.fail(s.conn, "acknowledge downlink of "+s.id, err)
+					return
+				}
+			}
 		case <-flush.C:
 			if err := r.flushAck(s); err != nil {
 				r.fail(s.conn, "acknowledge downlink of "+s.id, err)

@@ -18,6 +18,21 @@ type termRoute struct {
 	InmateID string `json:"inmate_id,omitempty"`
 }
 
+// kioskRoute is the fan-out index value of every kiosk, as putJSON writes termRoute{Mode:
+// kiosk}: most of a facility's terminals, recognised without decoding.
+const kioskRoute = `{"mode":"` + wire.ModeKiosk + `"}`
+
+// decodeRoute reads a fan-out index value. A facility's 20 entries are read for every item
+// that fans out, so the common one (a kiosk) is compared, not decoded.
+func decodeRoute(v []byte) (termRoute, error) {
+	if string(v) == kioskRoute {
+		return termRoute{Mode: wire.ModeKiosk}, nil
+	}
+	var rt termRoute
+	err := json.Unmarshal(v, &rt)
+	return rt, err
+}
+
 // fanout queues downlink items inside one transaction and remembers whom to wake, and what to
 // log, after commit. A write function may run more than once (group commit): reset forgets what
 // an earlier run left.
@@ -133,8 +148,8 @@ func (f *fanout) queueRaw(facility string, sc scope, inmateID, except, kind stri
 		if id == except {
 			continue
 		}
-		var rt termRoute
-		if err := json.Unmarshal(v, &rt); err != nil {
+		rt, err := decodeRoute(v)
+		if err != nil {
 			return fmt.Errorf("read fan-out index %q: %w", k, err)
 		}
 		switch {
@@ -202,8 +217,24 @@ func downState(tx *bolt.Tx, id string) (last, acked uint64) {
 
 // pendingDown reads up to maxItems items (about maxBytes) after seq `after`.
 func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]wire.DownItem, error) {
-	var items []wire.DownItem
-	err := r.view("read downlink", func(tx *bolt.Tx) error {
+	raw, _, err := r.pendingDownRaw(id, after, maxItems, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]wire.DownItem, len(raw))
+	for i, v := range raw {
+		if err := json.Unmarshal(v, &items[i]); err != nil {
+			return nil, fmt.Errorf("downlink %s after %d: %w", id, after, err)
+		}
+	}
+	return items, nil
+}
+
+// pendingDownRaw reads up to maxItems items (about maxBytes) after seq `after` as they are
+// stored (the JSON of a wire.DownItem, see appendRaw), and the seq of the last one.
+func (r *Relay) pendingDownRaw(id string, after uint64, maxItems, maxBytes int) (items [][]byte, last uint64, err error) {
+	err = r.view("read downlink", func(tx *bolt.Tx) error {
+		items, last = items[:0], 0
 		b := tx.Bucket([]byte(bDown)).Bucket([]byte(id))
 		if b == nil {
 			return nil
@@ -214,16 +245,41 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 			if len(items) >= maxItems || (len(items) > 0 && size+len(v) > maxBytes) {
 				break
 			}
-			var it wire.DownItem
-			if err := json.Unmarshal(v, &it); err != nil {
-				return fmt.Errorf("downlink %s item %d: %w", id, readU64(k), err)
+			// A value is copied out (bbolt's memory is only valid in the transaction) and
+			// checked, so a damaged record is the relay's error, not a frame the terminal
+			// refuses as malformed.
+			if !json.Valid(v) || !bytes.HasPrefix(v, []byte(`{"seq":`)) {
+				return fmt.Errorf("downlink %s item %d: stored record is not a downlink item", id, readU64(k))
 			}
-			items = append(items, it)
+			items = append(items, bytes.Clone(v))
+			last = readU64(k)
 			size += len(v)
 		}
 		return nil
 	})
-	return items, err
+	return items, last, err
+}
+
+// downFrame is the `down` frame wire.Encode would write for items stored by appendRaw, put
+// together from their stored JSON instead of decoding and encoding each one again.
+func downFrame(items [][]byte) ([]byte, error) {
+	const head, tail = `{"type":"` + wire.TypeDown + `","body":{"items":[`, `]}}`
+	n := len(head) + len(tail) + len(items)
+	for _, it := range items {
+		n += len(it)
+	}
+	if n > wire.MaxFrameBytes {
+		return nil, fmt.Errorf("encode down frame: %w (%d bytes, limit %d)", wire.ErrTooLarge, n, wire.MaxFrameBytes)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, head...)
+	for i, it := range items {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, it...)
+	}
+	return append(out, tail...), nil
 }
 
 // downPosition reads where a terminal's downlink stands: last queued and last acknowledged seq.

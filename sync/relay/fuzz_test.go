@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -197,6 +198,31 @@ func FuzzEnrollBody(f *testing.F) {
 			}
 		default:
 			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	})
+}
+
+// FuzzCompactJSON: whenever compactJSON takes a valid body as it is, json.Marshal (what the
+// relay stored and hashed before the fast path) writes exactly the same bytes, so an item's
+// hash, and with it the resend and id_conflict rules, does not depend on the path taken.
+func FuzzCompactJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1}`, `{"a": 1}`, `{"s":"a b\"c\\"}`, `{"h":"<b>&"}`, `{"u":"\u2028"}`,
+		"{\"u\":\"\u2028\"}", `{"t":"é✓"}`, `[1,2,{"x":null}]`, "{\n\"a\":true}", `{"e":"\\u003c"}`, `"\\"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) || !utf8.Valid(b) {
+			return
+		}
+		want, err := json.Marshal(json.RawMessage(b))
+		if err != nil {
+			t.Fatalf("marshal valid %q: %v", b, err)
+		}
+		if compactJSON(b) && string(want) != string(b) {
+			t.Fatalf("compactJSON took %q as it is; json.Marshal writes %q", b, want)
+		}
+		if !compactJSON(b) && string(want) == string(b) && !bytes.ContainsAny(b, " \t\r\n") {
+			t.Fatalf("compactJSON refused %q, which is already compact", b)
 		}
 	})
 }

@@ -37,11 +37,11 @@ type session struct {
 	sent  atomic.Uint64
 
 	// flushMu orders the connection's writes (batches, and acked with the hello's record);
-	// persisted is the acked seq last written.
+	// persisted is the acked seq last written (changed only under flushMu).
 	flushMu   sync.Mutex
-	persisted uint64
-	clamped   bool // an ack beyond what was sent was logged once
-	retired   bool // replaced by a newer connection, which writes the position from now on
+	persisted atomic.Uint64
+	clamped   atomic.Bool // an ack beyond what was sent was logged once (no lock: read path)
+	retired   bool        // replaced by a newer connection, which writes the position from now on
 
 	// seen is the hello's record until a write took it (nil since); seenMu guards it and is
 	// never held across a transaction, so the admin list may read it.

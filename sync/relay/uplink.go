@@ -40,78 +40,113 @@ func (r *Relay) storeBatch(t TerminalInfo, b wire.Batch) (wire.Ack, error) {
 // storeBatchSeen is storeBatch that also writes the connection's hello record (if not nil)
 // first, in the same transaction.
 func (r *Relay) storeBatchSeen(t TerminalInfo, b wire.Batch, seen *seenRec) (wire.Ack, error) {
+	acks, err := r.storeBatches(t, []wire.Batch{b}, seen, false)
+	if len(acks) == 0 {
+		return wire.Ack{}, err
+	}
+	return acks[0], err
+}
+
+// storeBatches stores batches of one connection, in order, in one transaction (one commit for
+// what a terminal pipelined while the previous commit was under way), and returns one ack per
+// batch stored. The hello record (if not nil) is written first. A batch that stops on a
+// *sequenceError is the last one answered: its ack is the last in the list, the batches after
+// it are not looked at, and the error is returned with the acks. Any other error answers none.
+// decoded says the batches came out of wire.DecodeFrame (their bodies are valid JSON).
+func (r *Relay) storeBatches(t TerminalInfo, batches []wire.Batch, seen *seenRec, decoded bool) ([]wire.Ack, error) {
 	now := r.clock.Now().UTC()
-	ack := wire.Ack{Epoch: b.Epoch}
-	var stop error
 	// One JSON pass per item, outside the transaction (and not again if it runs twice): the
 	// stored form, its hash and whether it is JSON at all.
-	prep := make([]prepared, len(b.Items))
-	for i, it := range b.Items {
-		prep[i] = prepare(it)
+	preps := make([][]prepared, len(batches))
+	for i, b := range batches {
+		preps[i] = make([]prepared, len(b.Items))
+		for j, it := range b.Items {
+			preps[i][j] = prepare(it, decoded)
+		}
 	}
+	var acks []wire.Ack
+	var stop error
 	err := r.update("store batch", func(tx *bolt.Tx, f *fanout) error {
-		ack.Rejected = nil
-		stop = nil
+		acks, stop = acks[:0], nil // a re-run starts over
 		if err := seenTx(tx, t.ID, seen); err != nil {
 			return err
 		}
-		dk := []byte(dedupeKey(t.ID, b.Epoch))
-		dd := tx.Bucket([]byte(bDedupe))
-		high := readU64(dd.Get(dk))
-		ref := tx.Bucket([]byte(bRefusals))
 		var fac facilityRec
 		if _, err := getJSON(tx, bFacilities, t.FacilityID, &fac); err != nil {
 			return err
 		}
 		pol := fac.policy()
-		var compared uint64
-		for i, it := range b.Items {
-			h := prep[i].hash
-			sk := seqKey(t.ID, b.Epoch, it.Seq)
-			if it.Seq <= high {
-				var held seqRec
-				found, err := getJSON(tx, bSeqs, sk, &held)
-				if err != nil {
-					return err
-				}
-				if !found || held.ItemID != it.ID || held.Hash != h {
-					stop = &sequenceError{got: it.Seq, held: held.ItemID, id: it.ID}
-					if err := recordConflict(tx, Refusal{TerminalID: t.ID, Epoch: b.Epoch, Seq: it.Seq, ItemID: it.ID,
-						Kind: it.Kind, Reason: ConflictSequence, At: now, HeldItemID: held.ItemID}); err != nil {
-						return err
-					}
-					break
-				}
-				if reason := ref.Get([]byte(sk)); reason != nil {
-					ack.Rejected = append(ack.Rejected, wire.Rejection{Seq: it.Seq, Reason: string(reason)})
-				}
-				compared = it.Seq
-				continue
+		for i, b := range batches {
+			ack, seqErr, err := r.storeBatchTx(tx, f, t, fac, pol, b, preps[i], now)
+			if err != nil {
+				return err
 			}
-			if it.Seq != high+1 {
-				stop = &sequenceError{gap: true, want: high + 1, got: it.Seq}
+			acks = append(acks, ack)
+			if seqErr != nil {
+				stop = seqErr
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return acks, stop
+}
+
+// storeBatchTx is one batch of storeBatches inside its transaction: the ack, and a
+// *sequenceError if the batch stopped (what precedes the stop is stored).
+func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, b wire.Batch, prep []prepared, now time.Time) (wire.Ack, *sequenceError, error) {
+	ack := wire.Ack{Epoch: b.Epoch}
+	var stop *sequenceError
+	dk := []byte(dedupeKey(t.ID, b.Epoch))
+	dd := tx.Bucket([]byte(bDedupe))
+	high := readU64(dd.Get(dk))
+	ref := tx.Bucket([]byte(bRefusals))
+	var compared uint64
+	for i, it := range b.Items {
+		h := prep[i].hash
+		sk := seqKey(t.ID, b.Epoch, it.Seq)
+		if it.Seq <= high {
+			var held seqRec
+			found, err := getJSON(tx, bSeqs, sk, &held)
+			if err != nil {
+				return ack, nil, err
+			}
+			if !found || held.ItemID != it.ID || held.Hash != h {
+				stop = &sequenceError{got: it.Seq, held: held.ItemID, id: it.ID}
 				if err := recordConflict(tx, Refusal{TerminalID: t.ID, Epoch: b.Epoch, Seq: it.Seq, ItemID: it.ID,
-					Kind: it.Kind, Reason: ConflictGap, At: now}); err != nil {
-					return err
+					Kind: it.Kind, Reason: ConflictSequence, At: now, HeldItemID: held.ItemID}); err != nil {
+					return ack, nil, err
 				}
 				break
 			}
-			reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, prep[i], now)
-			if err != nil {
-				return fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
+			if reason := ref.Get([]byte(sk)); reason != nil {
+				ack.Rejected = append(ack.Rejected, wire.Rejection{Seq: it.Seq, Reason: string(reason)})
 			}
-			if reason != "" {
-				ack.Rejected = append(ack.Rejected, wire.Rejection{Seq: it.Seq, Reason: reason})
-			}
-			high, compared = it.Seq, it.Seq
+			compared = it.Seq
+			continue
 		}
-		ack.Seq = compared
-		return dd.Put(dk, u64(high))
-	})
-	if err != nil {
-		return wire.Ack{}, err
+		if it.Seq != high+1 {
+			stop = &sequenceError{gap: true, want: high + 1, got: it.Seq}
+			if err := recordConflict(tx, Refusal{TerminalID: t.ID, Epoch: b.Epoch, Seq: it.Seq, ItemID: it.ID,
+				Kind: it.Kind, Reason: ConflictGap, At: now}); err != nil {
+				return ack, nil, err
+			}
+			break
+		}
+		reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, prep[i], now)
+		if err != nil {
+			return ack, nil, fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
+		}
+		if reason != "" {
+			ack.Rejected = append(ack.Rejected, wire.Rejection{Seq: it.Seq, Reason: reason})
+		}
+		high, compared = it.Seq, it.Seq
 	}
-	return ack, stop
+	ack.Seq = compared
+	return ack, stop, dd.Put(dk, u64(high))
 }
 
 // storeItem takes the item at seq H+1. An item id already held with the same content is a
@@ -193,12 +228,48 @@ type prepared struct {
 	valid bool
 }
 
-func prepare(it wire.Item) prepared {
+// prepare makes an item's prepared body. valid says the body is known to be valid JSON (it came out of wire.DecodeFrame, whose
+// json.Unmarshal checks the whole frame): a body already compact is then taken as it is,
+// without a second scan and copy.
+func prepare(it wire.Item, valid bool) prepared {
+	if valid && compactJSON(it.Body) {
+		return prepared{canon: it.Body, hash: canonHash(it.Kind, it.Body), valid: true}
+	}
 	canon, err := json.Marshal(it.Body)
 	if err != nil {
 		return prepared{canon: json.RawMessage("null"), hash: itemHash(it.Kind, it.Body)}
 	}
 	return prepared{canon: canon, hash: canonHash(it.Kind, canon), valid: true}
+}
+
+// compactJSON reports whether b, valid JSON, is already what json.Marshal writes for it as a
+// json.RawMessage: no white space outside strings, and none of what it escapes (<, >, &,
+// U+2028, U+2029). FuzzCompactJSON holds it to that.
+func compactJSON(b []byte) bool {
+	in, esc := false, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '<' || c == '>' || c == '&':
+			return false
+		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9):
+			return false
+		case in:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				in = false
+			}
+		case c == '"':
+			in = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			return false
+		}
+	}
+	return true
 }
 
 // storedHead is a StoredItem without its body, which storedItemJSON adds as it is.
