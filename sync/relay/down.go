@@ -103,8 +103,8 @@ func (f *fanout) toHolder(facility, inmateID, holder, kind string, body any) err
 }
 
 // liveHolder is the live terminal that holds what terminal id forwarded: id itself, or the
-// terminal that replaced it by enrolling again with the same key and store (and so on); "" if
-// there is none (revoked for good, or unknown).
+// terminal that replaced it by enrolling again with its store (and so on, through replaced
+// terminals that were themselves replaced); "" if there is none (revoked for good, or unknown).
 func liveHolder(tx *bolt.Tx, id string) (string, error) {
 	for i := 0; id != "" && i < maxLineage; i++ {
 		var t terminalRec
@@ -115,17 +115,19 @@ func liveHolder(tx *bolt.Tx, id string) (string, error) {
 		if !t.Revoked {
 			return id, nil
 		}
-		// A replacement is enrolled in the same facility (enrollKeyRule): look there.
-		next := ""
-		if err := forEachJSON(tx, bFacTerms, t.FacilityID+"/", func(k string, _ termRoute) bool {
-			var c terminalRec
-			if ok, err := getJSON(tx, bTerminals, strings.TrimPrefix(k, t.FacilityID+"/"), &c); err == nil && ok && c.Replaces == id {
-				next = c.ID
-				return false
+		// Forward through the terminals that replaced it, revoked ones too (a store enrolled
+		// again twice): ReplacedBy, or for records written before it existed, a search.
+		next := t.ReplacedBy
+		if next == "" {
+			if err := forEachJSON(tx, bTerminals, "", func(k string, c terminalRec) bool {
+				if c.Replaces == id {
+					next = k
+					return false
+				}
+				return true
+			}); err != nil {
+				return "", err
 			}
-			return true
-		}); err != nil {
-			return "", err
 		}
 		id = next
 	}

@@ -183,6 +183,14 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 			if err := r.revokeTx(tx, f, old.ID, now); err != nil {
 				return err
 			}
+			var rec terminalRec
+			if _, err := getJSON(tx, bTerminals, old.ID, &rec); err != nil {
+				return err
+			}
+			rec.ReplacedBy = t.ID
+			if err := putJSON(tx, bTerminals, old.ID, rec); err != nil {
+				return err
+			}
 			replaced = old.ID
 		}
 		if t.Mode == wire.ModeTablet {

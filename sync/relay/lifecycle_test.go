@@ -372,3 +372,44 @@ func TestReenrollNewKeyNamesTheTerminalItWas(t *testing.T) {
 		}
 	}
 }
+
+// A letter's review reaches the store that holds it after it enrolled again twice: the status
+// goes forward from the sender through every terminal that replaced it, revoked ones too.
+func TestReviewReachesTheStoreAfterTwoReenrollments(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	x := e.enroll(wire.ModeKiosk, "")
+	xc := x.connect(t, 0)
+	if ack := xc.batch(x.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox,
+		Peer: "dept-records", Body: "my file"})); ack.Seq != 1 || len(ack.Rejected) != 0 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	xc.c.Close(websocket.StatusNormalClosure, "")
+	again := func() string {
+		t.Helper()
+		en, err := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: "north", Mode: wire.ModeKiosk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, status := e.postEnroll(en.Code, x.priv)
+		var er wire.EnrollResponse
+		if status != http.StatusOK || json.Unmarshal(raw, &er) != nil {
+			t.Fatalf("enrolling again: %d %s", status, raw)
+		}
+		return er.TerminalID
+	}
+	y := again()
+	z := again()
+	if yi := e.terminalInfo(y); yi.ReplacedBy != z || !yi.Revoked {
+		t.Fatalf("the middle terminal: %+v, want revoked and replaced by %s", yi, z)
+	}
+	if _, err := e.r.RejectOutbound("m1", "content_policy"); err != nil {
+		t.Fatal(err)
+	}
+	zt := &term{e: e, id: z, priv: x.priv, epoch: "z-epoch", mode: wire.ModeKiosk}
+	zc := zt.connect(t, 0)
+	zc.waitDown(wire.DownMessageStatus, func(b json.RawMessage) bool {
+		st := decodeAs[wire.MessageStatus](t, b)
+		return st.MessageID == "m1" && st.State == kiosk.MsgRejected
+	})
+}

@@ -81,6 +81,9 @@ type TerminalInfo struct {
 	// Replaces is the terminal this one superseded: enrolled again with the same key (its store
 	// kept), the old record was revoked in the same transaction.
 	Replaces string `json:"replaces,omitempty"`
+	// ReplacedBy is the terminal that superseded this one (set as it was revoked for it): the
+	// way forward to whoever holds what this terminal forwarded.
+	ReplacedBy string `json:"replaced_by,omitempty"`
 }
 
 type terminalRec struct {
