@@ -149,7 +149,7 @@ func TestEveryFramingOverPTY(t *testing.T) {
 				}
 			}
 			st, _ := r.m.State("door")
-			if !st.Connected || len(st.Rejected) != len(want) {
+			if !st.Connected() || len(st.Rejected) != len(want) {
 				t.Errorf("state %+v, want connected with rejections %v", st, want)
 			}
 			for reason, n := range want {
@@ -157,7 +157,7 @@ func TestEveryFramingOverPTY(t *testing.T) {
 					t.Errorf("rejected[%q] = %d, want %d", reason, st.Rejected[reason], n)
 				}
 			}
-			if st.LastEventKind != EventRejected || st.LastEvent.IsZero() {
+			if st.LastEventKind != string(EventRejected) || st.LastEvent.IsZero() {
 				t.Errorf("last event %v at %v", st.LastEventKind, st.LastEvent)
 			}
 		})
@@ -234,12 +234,12 @@ func TestUnplugReplugOverPTY(t *testing.T) {
 		t.Errorf("disconnect reason %q", ev.Reason)
 	}
 	st, _ := r.m.State("door")
-	if st.Connected || st.DisconnectedSince.IsZero() || st.LastError == "" {
+	if st.Connected() || st.DisconnectedSince.IsZero() || st.LastError == "" {
 		t.Errorf("state after unplug: %+v", st)
 	}
 	time.Sleep(700 * time.Millisecond) // a few failed retries at 200, 400 ms
-	if st, _ := r.m.State("door"); st.Connected || !strings.Contains(st.LastError, "no such file") {
-		t.Errorf("state while gone: connected %v, last error %q", st.Connected, st.LastError)
+	if st, _ := r.m.State("door"); st.Connected() || !strings.Contains(st.LastError, "no such file") {
+		t.Errorf("state while gone: connected %v, last error %q", st.Connected(), st.LastError)
 	}
 	if err := s.Replug(); err != nil {
 		t.Fatal(err)
@@ -250,7 +250,7 @@ func TestUnplugReplugOverPTY(t *testing.T) {
 		t.Fatalf("after replug: got %+v", ev)
 	}
 	st, _ = r.m.State("door")
-	if !st.Connected || !st.DisconnectedSince.IsZero() || st.Reconnects != 1 {
+	if !st.Connected() || !st.DisconnectedSince.IsZero() || st.Reconnects != 1 {
 		t.Errorf("state after replug: %+v", st)
 	}
 	t.Logf("replugged from %s to %s", oldTTY, s.TTY())
@@ -278,7 +278,7 @@ func TestShutdownWithinOneSecond(t *testing.T) {
 		t.Fatalf("shutdown took %v, want under 1 s", took)
 	}
 	for _, st := range r.m.States() {
-		if st.Connected {
+		if st.Connected() {
 			t.Errorf("%s still connected after shutdown", st.Name)
 		}
 	}
@@ -422,7 +422,7 @@ func TestBackoffDoublesUpToCap(t *testing.T) {
 	if st.FailedOpens < 2 || st.FailedOpens > 5 {
 		t.Errorf("%d failed opens in 1.7 s, want about 4 (200 ms doubling)", st.FailedOpens)
 	}
-	if st.Connected || st.NextRetry.Before(st.DisconnectedSince) || !strings.Contains(st.LastError, "no such file") {
+	if st.Connected() || st.NextRetry.Before(st.DisconnectedSince) || !strings.Contains(st.LastError, "no such file") {
 		t.Errorf("state %+v", st)
 	}
 	r.stop()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -232,7 +233,7 @@ func TestEnrollWithPinnedCertificate(t *testing.T) {
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnknownTerminal)
 	}
 	eng := runEngine(t, term, dir, nil)
-	waitStatus(t, eng, func(st Status) bool { return strings.Contains(st.LastError, wire.ReasonUnknownTerminal) })
+	waitStatus(t, eng, func(st status.Link) bool { return strings.Contains(st.LastError, wire.ReasonUnknownTerminal) })
 }
 
 func runEngine(t *testing.T, term *kiosk.Terminal, dir string, change func(*Config)) *Engine {
@@ -252,7 +253,7 @@ func runEngine(t *testing.T, term *kiosk.Terminal, dir string, change func(*Conf
 	return eng
 }
 
-func waitStatus(t *testing.T, eng *Engine, cond func(Status) bool) Status {
+func waitStatus(t *testing.T, eng *Engine, cond func(status.Link) bool) status.Link {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -262,7 +263,7 @@ func waitStatus(t *testing.T, eng *Engine, cond func(Status) bool) Status {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("status never matched; last %+v", eng.Status())
-	return Status{}
+	return status.Link{}
 }
 
 func enrolledPlain(t *testing.T, f *fakeRelay) (*kiosk.Terminal, string) {
@@ -290,7 +291,7 @@ func TestRelayWithoutOurVersionIsRefused(t *testing.T) {
 		}
 	}
 	eng := runEngine(t, term, dir, nil)
-	st := waitStatus(t, eng, func(st Status) bool { return st.LastError != "" })
+	st := waitStatus(t, eng, func(st status.Link) bool { return st.LastError != "" })
 	if !strings.Contains(st.LastError, "did not select subprotocol") {
 		t.Fatalf("status error = %q", st.LastError)
 	}
@@ -394,11 +395,11 @@ func TestStatusCallbackAndQueueCounts(t *testing.T) {
 		}
 	}
 	var mu sync.Mutex
-	var seen []Status
+	var seen []status.Link
 	eng := runEngine(t, term, dir, func(c *Config) {
-		c.OnStatus = func(st Status) { mu.Lock(); seen = append(seen, st); mu.Unlock() }
+		c.OnStatus = func(st status.Link) { mu.Lock(); seen = append(seen, st); mu.Unlock() }
 	})
-	st := waitStatus(t, eng, func(st Status) bool { return st.Connected })
+	st := waitStatus(t, eng, func(st status.Link) bool { return st.Connected })
 	if st.TerminalID != "t-1" || st.Facility != "north" || st.Mode != wire.ModeTablet || st.InmateID != "A7" {
 		t.Fatalf("status = %+v", st)
 	}
@@ -423,7 +424,7 @@ func TestDeadLinkDetectedByMissedPongs(t *testing.T) {
 		<-ctx.Done()
 	}
 	eng := runEngine(t, term, dir, func(c *Config) { c.PingInterval = 50 * time.Millisecond; c.AckTimeout = time.Hour })
-	st := waitStatus(t, eng, func(st Status) bool { return strings.Contains(st.LastError, "no pong") })
+	st := waitStatus(t, eng, func(st status.Link) bool { return strings.Contains(st.LastError, "no pong") })
 	if st.Connected {
 		t.Fatalf("still connected after the link died: %+v", st)
 	}

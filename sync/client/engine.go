@@ -15,6 +15,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -43,25 +44,7 @@ type Config struct {
 	// After waits for a reconnect delay (default time.After); tests inject their own.
 	After func(d time.Duration) <-chan time.Time
 	// OnStatus, if set, is called after each status change, from the engine's goroutines.
-	OnStatus func(Status)
-}
-
-// Status is what the screens and the technicians see of sync.
-type Status struct {
-	Connected     bool
-	LastSuccess   time.Time // last welcome, ack or applied downlink
-	Waiting       int       // items in the forwarding queue
-	OldestWaiting time.Time // creation time of the oldest of them (zero if none)
-	LastError     string    // why the last connection failed or ended ("" after a success)
-	TerminalID    string
-	Facility      string
-	Mode          string
-	InmateID      string // a tablet's inmate
-	DownApplied   uint64 // highest downlink seq applied
-	// LastRecovery says what the engine last repaired by itself (a new epoch after the relay
-	// refused the numbering), and when; it stays after later successes, for the technicians.
-	LastRecovery   string
-	LastRecoveryAt time.Time
+	OnStatus func(status.Link)
 }
 
 // Engine forwards the terminal's queue and applies the relay's downlink, on its own goroutines.
@@ -79,7 +62,7 @@ type Engine struct {
 	wake chan struct{}
 
 	mu sync.Mutex
-	st Status
+	st status.Link
 }
 
 // adoptEnrollment records the enrollment file's identity in the store when the store knows the
@@ -166,15 +149,16 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, term: cfg.Terminal, store: cfg.Terminal.Store(), clock: cfg.Clock, logf: cfg.Logf,
 		enr: enr, ep: ep, key: key, hc: hc, wake: make(chan struct{}, 1)}
-	e.st = Status{TerminalID: enr.TerminalID, Facility: enr.Facility, Mode: enr.Mode, InmateID: enr.InmateID}
+	e.st = status.Link{Enrolled: true, RelayURL: cfg.RelayURL, TerminalID: enr.TerminalID, Facility: enr.Facility,
+		Mode: enr.Mode, InmateID: enr.InmateID}
 	return e, nil
 }
 
 // Enrollment is what the engine was enrolled as.
 func (e *Engine) Enrollment() Enrollment { return e.enr }
 
-// Status reports the engine's state, with the queue counted now.
-func (e *Engine) Status() Status {
+// Status reports the link, with the queue counted now.
+func (e *Engine) Status() status.Link {
 	e.mu.Lock()
 	st := e.st
 	e.mu.Unlock()
@@ -196,7 +180,7 @@ func (e *Engine) SyncNow() {
 	}
 }
 
-func (e *Engine) update(fn func(st *Status)) {
+func (e *Engine) update(fn func(st *status.Link)) {
 	e.mu.Lock()
 	fn(&e.st)
 	e.mu.Unlock()
@@ -250,20 +234,20 @@ func (e *Engine) Run(ctx context.Context) error {
 				wait = Backoff(renewals, e.cfg.BackoffMin, e.cfg.BackoffMax, e.cfg.Rand)
 				msg = fmt.Sprintf("relay refused the uplink numbering (%s): resending everything waiting under new epoch %s", reason, epoch)
 				now := e.clock.Now()
-				e.update(func(st *Status) { st.LastRecovery, st.LastRecoveryAt = msg, now })
+				e.update(func(st *status.Link) { st.LastRecovery, st.LastRecoveryAt = msg, now })
 			}
 		} else {
 			renewals = 0
 		}
 		e.logf("sync: %s; retrying in %v", msg, wait.Round(time.Millisecond))
-		e.update(func(st *Status) { st.Connected, st.LastError = false, msg })
+		e.update(func(st *status.Link) { st.Connected, st.LastError = false, msg })
 		select {
 		case <-ctx.Done():
 		case <-e.cfg.After(wait):
 		case <-e.wake:
 		}
 	}
-	e.update(func(st *Status) { st.Connected = false })
+	e.update(func(st *status.Link) { st.Connected = false })
 	return nil
 }
 
@@ -378,7 +362,7 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 		return false, protocolErr(wire.ReasonUnexpected, "handshake: relay welcomed terminal %q, we are %q", f.Welcome.TerminalID, e.enr.TerminalID)
 	}
 	w := *f.Welcome
-	e.update(func(st *Status) {
+	e.update(func(st *status.Link) {
 		st.Connected, st.LastError, st.LastSuccess = true, "", e.clock.Now()
 		st.Facility, st.Mode, st.InmateID = w.Facility, w.Mode, w.InmateID
 	})

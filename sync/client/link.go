@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -272,7 +273,7 @@ func (l *link) acked(a wire.Ack, sent uint64, inflight []uint64) ([]uint64, erro
 	for len(inflight) > 0 && inflight[0] <= upTo {
 		inflight = inflight[1:]
 	}
-	l.e.update(func(st *Status) { st.LastSuccess = now })
+	l.e.update(func(st *status.Link) { st.LastSuccess = now })
 	return inflight, nil
 }
 
@@ -306,7 +307,7 @@ func (l *link) downlink(ctx context.Context) error {
 			return err
 		}
 		now := l.e.clock.Now()
-		l.e.update(func(st *Status) { st.LastSuccess = now })
+		l.e.update(func(st *status.Link) { st.LastSuccess = now })
 	}
 }
 

@@ -222,7 +222,7 @@ func TestOpenRunStop(t *testing.T) {
 	step("welcome")
 	eventually(t, "the devices connected", func() bool {
 		for _, s := range a.devs.States() {
-			if !s.Connected {
+			if !s.Connected() {
 				return false
 			}
 		}
