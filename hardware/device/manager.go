@@ -8,12 +8,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tether-kiosk/tether/hardware/badge"
 	"github.com/tether-kiosk/tether/hardware/pinpad"
 	"github.com/tether-kiosk/tether/hardware/serialport"
+	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/status"
 )
@@ -50,7 +53,7 @@ type Options struct {
 	// event is dropped and counted in status.Device.Dropped, so give it room (64 is plenty).
 	// The manager does not close it. Nil discards events (states still count).
 	Events      chan<- Event
-	Clock       clock.Clock                      // nil = real
+	Clock       clock.Clock                      // nil = real; paces the reconnects, dedupe and PIN expiry
 	Logf        func(format string, args ...any) // nil = silent; never given PIN digits
 	ReadTimeout time.Duration                    // per read, clamped to 100-500 ms; default 200 ms
 	BackoffMin  time.Duration                    // first retry after a failure; default 200 ms
@@ -169,6 +172,12 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 	for ctx.Err() == nil {
 		p, err := serialport.Open(d.cfg.portConfig(m.opt.ReadTimeout))
 		if err != nil {
+			err = openErr(err)
+			if !kiosk.Retryable(err) {
+				// The same open fails until a technician acts; retry at the slowest pace only,
+				// so the fix is still noticed without a restart.
+				backoff = m.opt.BackoffMax
+			}
 			d.mu.Lock()
 			d.state.LastError = err.Error()
 			d.state.FailedOpens++
@@ -176,7 +185,11 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 			d.mu.Unlock()
 			if err.Error() != lastErr {
 				// Log a failure once, not on every retry, so a missing device cannot flood the log.
-				m.opt.Logf("device %q: %v; retrying", d.cfg.Name, err)
+				if kiosk.Retryable(err) {
+					m.opt.Logf("device %q: %v; retrying", d.cfg.Name, err)
+				} else {
+					m.opt.Logf("device %q: %v; a technician must fix the path or its permissions; retrying every %v", d.cfg.Name, err, backoff)
+				}
 				lastErr = err.Error()
 			}
 			m.sleep(ctx, backoff)
@@ -222,12 +235,23 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 	}
 }
 
+// openErr sorts a failed open. A path we may not open, or that is not a serial device (a
+// directory, a plain file), stays so until a technician fixes the configuration or the
+// permissions; anything else (the device not plugged in yet, busy, an I/O error) may clear.
+func openErr(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTTY):
+		return &kiosk.Error{Kind: kiosk.KindRefused, Op: "open device", Err: err}
+	}
+	return &kiosk.Error{Kind: kiosk.KindTransient, Op: "open device", Err: err}
+}
+
 func (m *Manager) sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
+	t := m.opt.Clock.NewTimer(d) // on the manager's clock, so tests drive the backoff
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-t.C:
+	case <-t.C():
 	}
 }
 
