@@ -25,6 +25,9 @@ type Config struct {
 	Terminal *kiosk.Terminal // the store is Terminal.Store(); downlink goes to ApplyDownlinkBatch
 	Logf     kiosk.Logf
 	Clock    clock.Clock // default Terminal.Clock(); stamps acks and status
+	// Timers paces batches, pings, ack timeouts and reconnects (default a real clock, not the
+	// terminal's, which tests stop at will); tests give a fake one and Advance it.
+	Timers clock.Clock
 	// RelayURL and Transport override the enrolled ones (e.g. a technician moved the relay).
 	RelayURL  string
 	Transport *Transport
@@ -41,8 +44,6 @@ type Config struct {
 	BackoffMax   time.Duration // largest reconnect wait bound (60 s)
 	// Rand returns a float in [0,1) for the backoff jitter (default math/rand/v2).
 	Rand func() float64
-	// After waits for a reconnect delay (default time.After); tests inject their own.
-	After func(d time.Duration) <-chan time.Time
 	// OnStatus, if set, is called after each status change, from the engine's goroutines.
 	OnStatus func(status.Link)
 }
@@ -52,7 +53,8 @@ type Engine struct {
 	cfg   Config
 	term  *kiosk.Terminal
 	store *kiosk.Store
-	clock clock.Clock
+	clock clock.Clock // stamps
+	tick  clock.Clock // paces (Config.Timers)
 	logf  kiosk.Logf
 	enr   Enrollment
 	ep    endpoints
@@ -138,8 +140,8 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	if cfg.After == nil {
-		cfg.After = time.After
+	if cfg.Timers == nil {
+		cfg.Timers = clock.NewReal()
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = cfg.Terminal.Clock()
@@ -147,7 +149,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	e := &Engine{cfg: cfg, term: cfg.Terminal, store: cfg.Terminal.Store(), clock: cfg.Clock, logf: cfg.Logf,
+	e := &Engine{cfg: cfg, term: cfg.Terminal, store: cfg.Terminal.Store(), clock: cfg.Clock, tick: cfg.Timers, logf: cfg.Logf,
 		enr: enr, ep: ep, key: key, hc: hc, wake: make(chan struct{}, 1)}
 	e.st = status.Link{Enrolled: true, RelayURL: cfg.RelayURL, TerminalID: enr.TerminalID, Facility: enr.Facility,
 		Mode: enr.Mode, InmateID: enr.InmateID}
@@ -216,7 +218,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		failures++
 		wait := Backoff(failures, e.cfg.BackoffMin, e.cfg.BackoffMax, e.cfg.Rand)
-		if refusedForGood(err) {
+		if err != nil && !kiosk.Retryable(classify(err)) {
+			// Asking again soon would fail the same way: a technician must act (re-enroll,
+			// free the store). Keep trying, at the slowest pace, so the fix is noticed.
 			wait = e.cfg.BackoffMax
 		}
 		msg := "connection ended"
@@ -241,14 +245,34 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		e.logf("sync: %s; retrying in %v", msg, wait.Round(time.Millisecond))
 		e.update(func(st *status.Link) { st.Connected, st.LastError = false, msg })
+		t := e.tick.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-		case <-e.cfg.After(wait):
+		case <-t.C():
 		case <-e.wake:
 		}
+		t.Stop()
 	}
 	e.update(func(st *status.Link) { st.Connected = false })
 	return nil
+}
+
+// classify gives a session's end the kiosk.Kind its retry depends on: the relay refusing this
+// terminal for good is KindRefused; a store that is damaged, read-only or refused to us
+// keeps its own kind; everything else (the relay out of reach, a dropped connection, a
+// timeout, a full disk) is KindTransient and is retried with backoff.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if refusedForGood(err) {
+		return &kiosk.Error{Kind: kiosk.KindRefused, Op: "sync", Err: err}
+	}
+	var ke *kiosk.Error
+	if errors.As(err, &ke) {
+		return err
+	}
+	return &kiosk.Error{Kind: kiosk.KindTransient, Op: "sync", Err: err}
 }
 
 // refusedForGood reports a relay that will refuse this terminal until a technician acts.
