@@ -174,8 +174,8 @@ func TestDownlinkFrameOnFullDiskAppliesNothing(t *testing.T) {
 	fillDisk(t, filler)
 	events := r.changed()
 	_, _, err := r.t.ApplyDownlinkBatch(frame)
-	if KindOf(err) != KindIO || !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("frame on a full disk = %v (kind %v), want KindIO wrapping ENOSPC", err, KindOf(err))
+	if KindOf(err) != KindTransient || !Retryable(err) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("frame on a full disk = %v (kind %v), want KindTransient wrapping ENOSPC", err, KindOf(err))
 	}
 	checkNothing := func(when string) {
 		t.Helper()

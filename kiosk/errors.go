@@ -3,6 +3,7 @@ package kiosk
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 )
 
@@ -24,6 +25,10 @@ const (
 	KindIO
 	// KindCorrupt is a store that cannot be trusted; it is left untouched for a technician.
 	KindCorrupt
+	// KindTransient is a failure that may clear by itself: a full disk (a log rotated, a
+	// compaction freed pages), a relay out of reach, a device unplugged for a moment. Nothing
+	// was changed; the same request may succeed later, so a loop retries it (Retryable).
+	KindTransient
 )
 
 func (k Kind) String() string {
@@ -40,6 +45,8 @@ func (k Kind) String() string {
 		return "storage error"
 	case KindCorrupt:
 		return "corrupt store"
+	case KindTransient:
+		return "temporary failure"
 	default:
 		return "internal error"
 	}
@@ -79,6 +86,11 @@ func KindOf(err error) Kind {
 	}
 	return KindInternal
 }
+
+// Retryable reports whether err is worth retrying as it is (KindTransient). Every other
+// kind gives up: bad input, a refusal or a clash fail the same way again, and a store that is
+// damaged, read-only or not allowed to us waits for a person.
+func Retryable(err error) bool { return err != nil && KindOf(err) == KindTransient }
 
 // ReasonOf reports the refusal reason carried by err, if any.
 func ReasonOf(err error) Reason {
@@ -145,7 +157,8 @@ func errNotFound(op, format string, args ...any) error {
 	return &Error{Kind: KindNotFound, Op: op, Err: fmt.Errorf(format, args...)}
 }
 
-// errIO marks a storage failure so the screens can say "not saved" rather than "invalid".
+// errIO marks a storage failure so the screens can say "not saved" rather than "invalid"; a
+// full disk or quota is KindTransient, as it may clear, the rest KindIO.
 func errIO(op string, err error) error {
 	if err == nil {
 		return nil
@@ -153,6 +166,9 @@ func errIO(op string, err error) error {
 	var e *Error
 	if errors.As(err, &e) {
 		return err
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return &Error{Kind: KindTransient, Op: op, Err: err}
 	}
 	return &Error{Kind: KindIO, Op: op, Err: err}
 }

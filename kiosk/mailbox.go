@@ -211,8 +211,8 @@ func (t *Terminal) Recipients(inmateID string) ([]Recipient, error) {
 // Send puts a message in the outbox as queued, queues it for the relay and clears the
 // inmate's draft, all in one transaction. It needs the inmate's own active session
 // (ReasonNoSession); only an approved contact (with the messaging privilege), a department or
-// the PREA channel can be written to. If the write fails the error is KindIO, nothing was
-// sent, and the text is kept as the draft.
+// the PREA channel can be written to. If the write fails the error is KindIO (KindTransient
+// for a full disk), nothing was sent, and the text is kept as the draft.
 func (t *Terminal) Send(inmateID, peer, subject, body string) (Message, error) {
 	if peer == PREAChannel {
 		return t.sendPREA(inmateID, subject, body, func(Draft) bool { return true })
@@ -400,7 +400,7 @@ func queueOutboxTx(tx *bolt.Tx, now time.Time, kind ItemKind, m Message, clearDr
 // keepAsDraft saves the text of a send that could not be stored, so it is not lost; when
 // the disk is full this may fail too, and the screen still holds the text.
 func (t *Terminal) keepAsDraft(sendErr error, d Draft) {
-	if KindOf(sendErr) != KindIO {
+	if k := KindOf(sendErr); k != KindIO && k != KindTransient {
 		return
 	}
 	if err := t.SaveDraft(d); err != nil {

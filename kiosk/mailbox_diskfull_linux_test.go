@@ -38,8 +38,8 @@ func TestSendOnFullDiskKeepsTheDraft(t *testing.T) {
 	filler := filepath.Join(mnt, "filler")
 	fillDisk(t, filler)
 	_, err := r.t.Send("i1", c.ID, "", body)
-	if KindOf(err) != KindIO || !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("send on a full disk = %v (kind %v), want KindIO wrapping ENOSPC", err, KindOf(err))
+	if KindOf(err) != KindTransient || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("send on a full disk = %v (kind %v), want KindTransient wrapping ENOSPC", err, KindOf(err))
 	}
 	checkNothingSent := func(when string) {
 		t.Helper()

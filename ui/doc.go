@@ -31,18 +31,20 @@
 //
 //	feed := &ui.DeviceFeed{}            // the device pump also calls feed.Publish(uiDeviceEvent(ev))
 //	tech := ui.TechDeps{
-//		Devices:      func() []ui.DeviceInfo { return uiDevices(devs.States(), configs) },
+//		Devices:      devs.States,      // []status.Device, as the device manager reports them
 //		DeviceEvents: feed.Subscribe,
 //		Ports:        uiPorts,          // serialport.List() as []ui.PortInfo
 //		Framings:     badge.Framings(),
 //		SetDevice:    setDevice,        // validate, save the config, restart the device manager
 //		Enroll:       enroll,           // client.Enroll with DataDir and Terminal; the code is never logged
 //	}
-//	tech.LinkStatus = func() ui.LinkInfo { return ui.LinkInfo{} }  // not enrolled: says so
-//	if engine != nil { tech.LinkStatus = linkInfo(engine.Status); tech.SyncNow = engine.SyncNow }
+//	tech.LinkStatus = func() status.Link { return status.Link{} }  // not enrolled: says so
+//	if engine != nil { tech.LinkStatus = engine.Status; tech.SyncNow = engine.SyncNow }
 //	k, err := ui.New(app, ui.Deps{..., Tech: tech})
 //
-// uiDeviceEvent and uiDevices are written out in tech_test.go (techRig), which wires a real
+// Devices and the link are shown as kiosk/status defines them, the types the device manager
+// and the sync engine report and the control API answers, so no conversion stands between a
+// screen and kioskctl status. uiDeviceEvent is written out in tech_test.go (techRig), which wires a real
 // device.Manager over simulated readers the same way. PIN events never reach the feed.
 //
 // # Threading

@@ -20,6 +20,7 @@ import (
 	"github.com/tether-kiosk/tether/hardware/sim"
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/ui/theme"
 )
 
@@ -42,7 +43,7 @@ type techRig struct {
 
 	mu     sync.Mutex
 	syncs  int
-	link   LinkInfo
+	link   status.Link
 	sets   []string
 	setErr error
 	enroll func(ctx context.Context, url, code string) (EnrollInfo, error)
@@ -80,7 +81,7 @@ func newTechRig(t *testing.T) *techRig {
 		}
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	r.link = LinkInfo{Enrolled: true, Connected: true, RelayURL: "wss://relay.example:8443", TerminalID: "term-1",
+	r.link = status.Link{Enrolled: true, Connected: true, RelayURL: "wss://relay.example:8443", TerminalID: "term-1",
 		Facility: "North Unit", Mode: "kiosk", LastSuccess: start.Add(-2 * time.Minute), Waiting: 3,
 		OldestWaiting: start.Add(-time.Minute)}
 	return r
@@ -101,27 +102,11 @@ func uiDeviceEvent(ev device.Event) DeviceEvent {
 	return out
 }
 
-func uiDevices(states []device.State, configs []device.Config) []DeviceInfo {
-	out := make([]DeviceInfo, 0, len(states))
-	for i, s := range states {
-		d := DeviceInfo{Name: s.Name, Role: s.Role, Path: s.Path, Connected: s.Connected, LastError: s.LastError,
-			LastEvent: s.LastEvent, Accepted: s.Accepted, Keys: s.Keys}
-		for _, n := range s.Rejected {
-			d.Rejected += n
-		}
-		if i < len(configs) && configs[i].Name == s.Name {
-			d.Framing = configs[i].Framing
-		}
-		out = append(out, d)
-	}
-	return out
-}
-
 func (r *techRig) deps() TechDeps {
 	return TechDeps{
-		LinkStatus:   func() LinkInfo { r.mu.Lock(); defer r.mu.Unlock(); return r.link },
+		LinkStatus:   func() status.Link { r.mu.Lock(); defer r.mu.Unlock(); return r.link },
 		SyncNow:      func() { r.mu.Lock(); r.syncs++; r.mu.Unlock() },
-		Devices:      func() []DeviceInfo { return uiDevices(r.m.States(), r.configs) },
+		Devices:      r.m.States,
 		DeviceEvents: r.feed.Subscribe,
 		Ports: func() ([]PortInfo, error) {
 			es, err := serialport.ListIn(r.dev)
@@ -215,7 +200,7 @@ func (r *techRig) waitConnected(t *testing.T) {
 	t.Helper()
 	testwait.Until(t, "the door reader to connect", func() bool {
 		s, ok := r.m.State("door")
-		return ok && s.Connected
+		return ok && s.Connected()
 	})
 }
 
@@ -254,7 +239,7 @@ func TestInmateCannotReachTechnicianArea(t *testing.T) {
 	}
 	// No route either: every way in refuses someone who is not a technician's login.
 	for _, open := range []func(){h.k.showTechnician, h.k.showTechHome, h.k.showTechTest, h.k.showTechAudit,
-		h.k.showTechEnroll, func() { h.k.showTechDevice(DeviceInfo{Name: "door", Role: "badge"}) }} {
+		h.k.showTechEnroll, func() { h.k.showTechDevice(status.Device{Name: "door", Role: "badge"}) }} {
 		open()
 		h.settle()
 		h.mustSee("Hello, " + mariaName)
@@ -528,7 +513,7 @@ func (h *harness) tapPrefix(prefix string) {
 // An unenrolled terminal has no relay to reach: Sync now is offered only once it is enrolled.
 func TestSyncNowWaitsForEnrollment(t *testing.T) {
 	r := newTechRig(t)
-	r.link = LinkInfo{}
+	r.link = status.Link{}
 	h := techHarness(t, r.deps())
 	h.techLogin()
 	h.eventually("the link shown as not enrolled", func() bool { return strings.Contains(h.screenText(), "enrolled") })
@@ -536,7 +521,7 @@ func TestSyncNowWaitsForEnrollment(t *testing.T) {
 		t.Fatal("Sync now is enabled on a terminal that is not enrolled")
 	}
 	r.mu.Lock()
-	r.link = LinkInfo{Enrolled: true, Connected: true, TerminalID: "term-1"}
+	r.link = status.Link{Enrolled: true, Connected: true, TerminalID: "term-1"}
 	r.mu.Unlock()
 	h.eventually("Sync now enabled after enrollment", func() bool {
 		h.k.Tick() // kioskd's once-a-second tick re-reads the link

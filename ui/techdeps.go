@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/status"
 )
 
 // TechDeps is what the technician area reaches beyond the domain: sync and the serial
@@ -13,12 +14,13 @@ import (
 // neither. A nil func shows "not available" where it would be used. The funcs are called
 // off the UI goroutine (on the kiosk's worker) and may block briefly.
 type TechDeps struct {
-	// LinkStatus is the sync link as it stands (client.Engine.Status).
-	LinkStatus func() LinkInfo
+	// LinkStatus is the sync link as it stands (client.Engine.Status; the zero Link while the
+	// terminal is not enrolled).
+	LinkStatus func() status.Link
 	// SyncNow wakes the sync engine (client.Engine.SyncNow).
 	SyncNow func()
 	// Devices lists the configured devices and their state (device.Manager.States).
-	Devices func() []DeviceInfo
+	Devices func() []status.Device
 	// DeviceEvents sends every device event to send, from any goroutine, until ctx ends
 	// (DeviceFeed.Subscribe does this for events kioskd publishes).
 	DeviceEvents func(ctx context.Context, send func(DeviceEvent))
@@ -32,29 +34,6 @@ type TechDeps struct {
 	// Enroll enrolls the terminal with the relay at relayURL using a one-time code
 	// (client.Enroll). The code is a secret: the screens never log, show back or audit it.
 	Enroll func(ctx context.Context, relayURL, code string) (EnrollInfo, error)
-}
-
-// LinkInfo is the sync link as the technician sees it.
-type LinkInfo struct {
-	Enrolled      bool
-	Connected     bool
-	RelayURL      string
-	LastSuccess   time.Time // zero: never
-	Waiting       int       // items waiting for the relay
-	OldestWaiting time.Time
-	LastError     string
-	TerminalID    string
-	Facility      string
-	Mode          string
-}
-
-// DeviceInfo is one configured serial device and its state.
-type DeviceInfo struct {
-	Name, Role, Path, Framing string
-	Connected                 bool
-	LastError                 string
-	LastEvent                 time.Time
-	Accepted, Rejected, Keys  uint64
 }
 
 // DeviceEvent is one thing a device did, for the live test view. A PIN never travels in

@@ -20,6 +20,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/ui/keyboard"
 	"github.com/tether-kiosk/tether/ui/theme"
 )
@@ -31,8 +32,8 @@ type techArea struct {
 	lastInput time.Duration
 	stop      context.CancelFunc // the live view's subscription or an enrollment in flight
 	polling   bool
-	link      *LinkInfo // last seen, to prefill the relay address
-	msg       string    // the result of the last action, shown on the area's home
+	link      *status.Link // last seen, to prefill the relay address
+	msg       string       // the result of the last action, shown on the area's home
 	msgBad    bool
 }
 
@@ -226,7 +227,7 @@ func clip(s string) string {
 }
 
 // techPoll reads link and devices on the worker (one read in flight) and hands them to show.
-func (k *Kiosk) techPoll(v *view, show func(link *LinkInfo, devs []DeviceInfo)) {
+func (k *Kiosk) techPoll(v *view, show func(link *status.Link, devs []status.Device)) {
 	t := k.tech
 	if t == nil || t.polling {
 		return
@@ -234,8 +235,8 @@ func (k *Kiosk) techPoll(v *view, show func(link *LinkInfo, devs []DeviceInfo)) 
 	t.polling = true
 	deps := k.techD
 	k.run(func() func() {
-		var link *LinkInfo
-		var devs []DeviceInfo
+		var link *status.Link
+		var devs []status.Device
 		if deps.LinkStatus != nil {
 			l := deps.LinkStatus()
 			link = &l
@@ -268,8 +269,8 @@ func (k *Kiosk) showTechHome() {
 	linkBox := container.NewVBox()
 	devBox := container.NewVBox()
 	var shown struct {
-		link *LinkInfo
-		devs []DeviceInfo
+		link *status.Link
+		devs []status.Device
 		done bool
 	}
 	var v *view
@@ -277,7 +278,7 @@ func (k *Kiosk) showTechHome() {
 	var scroll *container.Scroll
 	var syncB *widget.Button
 	// Sync now needs a relay: an unenrolled terminal has none to reach.
-	syncable := func(link *LinkInfo) {
+	syncable := func(link *status.Link) {
 		if syncB == nil {
 			return
 		}
@@ -287,7 +288,7 @@ func (k *Kiosk) showTechHome() {
 			syncB.Enable()
 		}
 	}
-	render := func(link *LinkInfo, devs []DeviceInfo) {
+	render := func(link *status.Link, devs []status.Device) {
 		syncable(link)
 		if shown.done && reflect.DeepEqual(shown.link, link) && reflect.DeepEqual(shown.devs, devs) {
 			return // redraw only on change
@@ -353,7 +354,7 @@ func (k *Kiosk) showTechHome() {
 }
 
 // techLinkRows describes the sync link.
-func (k *Kiosk) techLinkRows(w words, deps TechDeps, l *LinkInfo) []fyne.CanvasObject {
+func (k *Kiosk) techLinkRows(w words, deps TechDeps, l *status.Link) []fyne.CanvasObject {
 	if deps.LinkStatus == nil {
 		return []fyne.CanvasObject{text(w.T("tech.unavailable"), theme.Grey)}
 	}
@@ -395,7 +396,7 @@ func (k *Kiosk) techLinkRows(w words, deps TechDeps, l *LinkInfo) []fyne.CanvasO
 }
 
 // techDeviceRows is one card a device: what it is, where, its state and its settings.
-func (k *Kiosk) techDeviceRows(w words, deps TechDeps, devs []DeviceInfo) []fyne.CanvasObject {
+func (k *Kiosk) techDeviceRows(w words, deps TechDeps, devs []status.Device) []fyne.CanvasObject {
 	if deps.Devices == nil {
 		return []fyne.CanvasObject{text(w.T("tech.unavailable"), theme.Grey)}
 	}
@@ -412,7 +413,7 @@ func (k *Kiosk) techDeviceRows(w words, deps TechDeps, devs []DeviceInfo) []fyne
 		state, c := w.techDeviceState(d)
 		head := container.NewHBox(name, text(state, c))
 		about := w.T("tech.device.counts", "accepted", strconv.FormatUint(d.Accepted, 10),
-			"rejected", strconv.FormatUint(d.Rejected, 10), "presses", strconv.FormatUint(d.Keys, 10))
+			"rejected", strconv.FormatUint(d.RejectedTotal(), 10), "presses", strconv.FormatUint(d.Keys, 10))
 		if d.Framing != "" {
 			about = w.T("tech.device.framing", "framing", d.Framing) + " · " + about
 		}
@@ -439,9 +440,9 @@ func (w words) techRole(role string) string {
 	return role
 }
 
-func (w words) techDeviceState(d DeviceInfo) (string, color.Color) {
+func (w words) techDeviceState(d status.Device) (string, color.Color) {
 	switch {
-	case d.Connected:
+	case d.Connected():
 		return w.T("tech.device.connected"), theme.Green
 	case d.LastError != "":
 		return w.T("tech.device.disconnected", "error", clip(d.LastError)), theme.Orange
@@ -484,9 +485,9 @@ func (k *Kiosk) showTechTest() {
 	var body *fyne.Container
 	var v *view
 	var w words
-	var lastDevs []DeviceInfo
+	var lastDevs []status.Device
 	v, w = k.techView("tech_test", func() {
-		k.techPoll(v, func(_ *LinkInfo, devs []DeviceInfo) {
+		k.techPoll(v, func(_ *status.Link, devs []status.Device) {
 			if devs == nil || reflect.DeepEqual(devs, lastDevs) {
 				return
 			}
@@ -548,7 +549,7 @@ func (k *Kiosk) showTechTest() {
 }
 
 // showTechDevice picks a device's serial port and framing.
-func (k *Kiosk) showTechDevice(d DeviceInfo) {
+func (k *Kiosk) showTechDevice(d status.Device) {
 	if !k.isTech() {
 		return
 	}

@@ -104,7 +104,7 @@ func (w words) refusal(err error) string {
 		return w.T("contacts.err.full")
 	}
 	switch e.Kind {
-	case kiosk.KindIO, kiosk.KindCorrupt:
+	case kiosk.KindIO, kiosk.KindTransient, kiosk.KindCorrupt:
 		return w.T("error.io")
 	case kiosk.KindRefused:
 		return w.T("refuse.other")

@@ -10,10 +10,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/tether-kiosk/tether/cmd/internal/ctlwire"
+	"github.com/tether-kiosk/tether/cmd/internal/control"
 	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
 	"github.com/tether-kiosk/tether/kiosk"
-	"github.com/tether-kiosk/tether/kiosk/control"
 )
 
 const configUsage = `usage:
@@ -81,14 +80,14 @@ func configShow(ctx context.Context, cf *ctlFlags, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if v, err = ctlwire.ShowConfig(cf.data, cf.config, cfg); err != nil {
+		if v, err = control.ShowConfig(cf.data, cf.config, cfg); err != nil {
 			return err
 		}
 	}
 	if cf.json {
 		return printJSON(stdout, v)
 	}
-	var sh ctlwire.Shown
+	var sh control.Shown
 	raw, _ := json.Marshal(v)
 	if err := json.Unmarshal(raw, &sh); err != nil {
 		return fmt.Errorf("config show: %w", err)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tether-kiosk/tether/cmd/internal/ctlwire"
+	"github.com/tether-kiosk/tether/cmd/internal/control"
 	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
 	"github.com/tether-kiosk/tether/kiosk"
 )
@@ -31,7 +31,7 @@ func TestConfigSetShowCheck(t *testing.T) {
 			t.Errorf("set %s %s: %v, want %q", c.key, c.value, err, c.want)
 		}
 	}
-	var sh ctlwire.Shown
+	var sh control.Shown
 	ctlJSON(t, &sh, "config", "show", "--data", dir, "--config", path)
 	if sh.RelayURL != "wss://relay.example:8443" || len(sh.Config.Devices) != 1 || sh.Config.Devices[0].Framing != "wiegand26" ||
 		sh.Config.Screen.Language != "es" || sh.EffectiveMode != "kiosk" {
@@ -43,7 +43,7 @@ func TestConfigSetShowCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := startKioskd(t, dir, cfg, false)
-	var running ctlwire.Shown
+	var running control.Shown
 	ctlJSON(t, &running, "config", "show", "--data", dir, "--config", path)
 	if running.RelayURL != sh.RelayURL || len(running.Config.Devices) != 1 {
 		t.Fatalf("config show through kioskd: %+v", running)

@@ -10,10 +10,10 @@ import (
 	"os/user"
 	"time"
 
+	"github.com/tether-kiosk/tether/cmd/internal/control"
 	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
-	"github.com/tether-kiosk/tether/kiosk/control"
 	"github.com/tether-kiosk/tether/sync/client"
 )
 

@@ -16,13 +16,13 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/cmd/internal/ctlwire"
+	"github.com/tether-kiosk/tether/cmd/internal/control"
 	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
 	"github.com/tether-kiosk/tether/hardware/device"
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
-	"github.com/tether-kiosk/tether/kiosk/control"
+	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
@@ -69,8 +69,12 @@ func startKioskd(t *testing.T, dir string, cfg termconfig.Config, withSync bool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.srv, err = ctlwire.Serve(ctlwire.Options{DataDir: dir, ConfigPath: "kioskd.json", Config: cfg, Terminal: term,
-		Engine: func() *client.Engine { return eng }, Devices: devs, Logf: t.Logf})
+	link := func() status.Link { return status.Link{} } // not enrolled: no engine
+	if eng != nil {
+		link = eng.Status
+	}
+	k.srv, err = control.Serve(control.ServeOptions{DataDir: dir, ConfigPath: "kioskd.json", Config: cfg, Terminal: term,
+		Link: link, Devices: devs.States, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +136,7 @@ func withoutLive(m map[string]any) map[string]any {
 	delete(m, "session")
 	r := m["relay"].(map[string]any)
 	delete(r, "link")
-	delete(r, "last_success")
-	delete(r, "last_error")
+	delete(r, "sync")
 	delete(m["store"].(map[string]any), "free_bytes")
 	return m
 }
@@ -154,7 +157,7 @@ func TestStatusIsTheSameWithKioskdRunningOrStopped(t *testing.T) {
 	ctlJSON(t, &running, "status", "--data", dir, "--config", cfgPath)
 	ctlJSON(t, &runningSt, "status", "--data", dir, "--config", cfgPath)
 	if runningSt.Kioskd != "running" || runningSt.Relay.Link != control.LinkNotEnroll && runningSt.Relay.Link != control.LinkDown ||
-		len(runningSt.Devices) != 1 || runningSt.Devices[0].State != control.DeviceDisconnected {
+		len(runningSt.Devices) != 1 || runningSt.Devices[0].State != status.DeviceDisconnected {
 		t.Fatalf("running status: %+v", runningSt)
 	}
 	if runningSt.TerminalID != "t-42" || runningSt.Queue.Waiting == 0 || runningSt.Store.FreeBytes == 0 || runningSt.Store.SizeBytes == 0 {
@@ -167,7 +170,7 @@ func TestStatusIsTheSameWithKioskdRunningOrStopped(t *testing.T) {
 	ctlJSON(t, &stopped, "status", "--data", dir, "--config", cfgPath)
 	ctlJSON(t, &stoppedSt, "status", "--data", dir, "--config", cfgPath)
 	if stoppedSt.Relay.Link != control.LinkNotRunning || stoppedSt.Kioskd != "not running" ||
-		len(stoppedSt.Devices) != 1 || stoppedSt.Devices[0].State != control.DeviceUnknown || stoppedSt.Devices[0].Name != "door-reader" {
+		len(stoppedSt.Devices) != 1 || stoppedSt.Devices[0].State != status.DeviceUnknown || stoppedSt.Devices[0].Name != "door-reader" {
 		t.Fatalf("stopped status: %+v", stoppedSt)
 	}
 	a, _ := json.Marshal(withoutLive(running))
@@ -222,7 +225,7 @@ func TestEnrollSyncAndStatusEndToEnd(t *testing.T) {
 	var st control.Status
 	testwait.UntilSaw(t, "status to show linked with nothing waiting", func() (bool, string) {
 		ctlJSON(t, &st, "status", "--data", dir, "--config", cfgPath+"x")
-		return st.Relay.Link == control.LinkConnected && st.Queue.Waiting == 0 && st.Relay.LastSuccess != nil, fmt.Sprintf("%+v", st)
+		return st.Relay.Link == control.LinkConnected && st.Queue.Waiting == 0 && st.Relay.Sync != nil && !st.Relay.Sync.LastSuccess.IsZero(), fmt.Sprintf("%+v", st)
 	})
 	if st.TerminalID != res.TerminalID || st.Relay.URL != res.RelayURL {
 		t.Fatalf("status: %+v", st)

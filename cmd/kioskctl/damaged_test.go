@@ -47,3 +47,19 @@ func TestDamagedStoreExitsThree(t *testing.T) {
 		t.Fatal("a failure that is not damage exits 3")
 	}
 }
+
+// A store file that cannot be opened (a directory in its place) is a storage error, never
+// reported as damage: exit 1, the system's words, no advice to restore a backup.
+func TestStoreInTheWayIsNotDamage(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, kiosk.StoreFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"status"}, {"verify"}, {"compact"}} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), append([]string{args[0], "--data", dir}, args[1:]...), strings.NewReader(""), &out, &errb)
+		if err == nil || exitStatus(err) != 1 || !strings.Contains(err.Error(), "is a directory") || strings.Contains(err.Error(), "damaged") {
+			t.Fatalf("%v with a directory in place of the store: exit %d: %v", args, exitStatus(err), err)
+		}
+	}
+}

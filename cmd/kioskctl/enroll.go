@@ -8,9 +8,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/tether-kiosk/tether/cmd/internal/ctlwire"
+	"github.com/tether-kiosk/tether/cmd/internal/control"
 	"github.com/tether-kiosk/tether/kiosk"
-	"github.com/tether-kiosk/tether/kiosk/control"
 )
 
 const enrollUsage = `usage: kioskctl enroll --relay URL --code CODE|- [--ca FILE | --pin-sha256 FP] [--data DIR] [--json]
@@ -53,7 +52,7 @@ func runEnroll(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		res, err = c.Enroll(ctx, r)
 	} else {
 		err = withTerminal(cf.data, func(t *kiosk.Terminal) error {
-			res, _, err = ctlwire.Enroll(ctx, cf.data, t, actorName(), "tether kioskctl "+control.Version, r)
+			res, _, err = control.Enroll(ctx, cf.data, t, actorName(), "tether kioskctl "+control.Version, r)
 			return err
 		})
 	}

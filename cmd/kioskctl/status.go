@@ -7,9 +7,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tether-kiosk/tether/cmd/internal/ctlwire"
+	"github.com/tether-kiosk/tether/cmd/internal/control"
 	"github.com/tether-kiosk/tether/kiosk"
-	"github.com/tether-kiosk/tether/kiosk/control"
+	"github.com/tether-kiosk/tether/kiosk/status"
 )
 
 const statusUsage = `usage: kioskctl status [--data DIR] [--config FILE] [--json]
@@ -49,7 +49,7 @@ func getStatus(ctx context.Context, cf *ctlFlags) (control.Status, error) {
 	}
 	var st control.Status
 	err = withTerminal(cf.data, func(t *kiosk.Terminal) error {
-		st, err = control.ComputeStatus(t, ctlwire.StoppedSources(cf.data, cfg))
+		st, err = control.ComputeStatus(t, control.StoppedSources(cf.data, cfg))
 		return err
 	})
 	return st, err
@@ -76,13 +76,13 @@ func printStatus(w io.Writer, st control.Status, now time.Time) error {
 		relay = "(none)"
 	}
 	fmt.Fprintf(tw, "relay\t%s\n", relay)
-	link := st.Relay.Link
-	if st.Relay.LastError != "" && st.Relay.Link != control.LinkConnected {
-		link += ": " + st.Relay.LastError
+	link, sync := st.Relay.Link, st.Relay.Sync
+	if sync != nil && sync.LastError != "" && !sync.Connected {
+		link += ": " + sync.LastError
 	}
 	fmt.Fprintf(tw, "link\t%s\n", link)
-	if st.Relay.LastSuccess != nil {
-		fmt.Fprintf(tw, "last sync\t%s\n", ago(*st.Relay.LastSuccess, now))
+	if sync != nil && !sync.LastSuccess.IsZero() {
+		fmt.Fprintf(tw, "last sync\t%s\n", ago(sync.LastSuccess, now))
 	} else if st.Kioskd == "running" {
 		fmt.Fprintf(tw, "last sync\tnot since kioskd started\n")
 	}
@@ -111,21 +111,21 @@ func printStatus(w io.Writer, st control.Status, now time.Time) error {
 	}
 	if len(st.Devices) > 0 {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DEVICE\tROLE\tSTATE\tLAST EVENT\tACCEPTED\tREJECTED\tPATH")
+		fmt.Fprintln(tw, "DEVICE\tROLE\tSTATE\tLAST EVENT\tACCEPTED\tREJECTED\tKEYS\tPATH")
 		for _, d := range st.Devices {
-			last, acc, rej := "-", "-", "-"
-			if d.State != control.DeviceUnknown {
+			last, acc, rej, keys := "-", "-", "-", "-"
+			if d.State != status.DeviceUnknown {
 				last = ago(d.LastEvent, now)
 				if !d.LastEvent.IsZero() {
 					last = d.LastEventKind + " " + last
 				}
-				acc, rej = fmt.Sprint(d.Accepted), fmt.Sprint(d.Rejected)
+				acc, rej, keys = fmt.Sprint(d.Accepted), fmt.Sprint(d.RejectedTotal()), fmt.Sprint(d.Keys)
 			}
-			state := d.State
-			if d.LastError != "" && d.State == control.DeviceDisconnected {
+			state := string(d.State)
+			if d.LastError != "" && d.State == status.DeviceDisconnected {
 				state += " (" + d.LastError + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Role, state, last, acc, rej, d.Path)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Role, state, last, acc, rej, keys, d.Path)
 		}
 		return tw.Flush()
 	}

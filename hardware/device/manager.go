@@ -8,14 +8,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"io/fs"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tether-kiosk/tether/hardware/badge"
 	"github.com/tether-kiosk/tether/hardware/pinpad"
 	"github.com/tether-kiosk/tether/hardware/serialport"
+	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/status"
 )
 
 // EventKind says what happened.
@@ -44,34 +47,13 @@ type Event struct {
 	PIN    *pinpad.PIN // EventPIN; prints redacted; call Reveal in the login, then Wipe
 }
 
-// State is what a technician sees for one device.
-type State struct {
-	Name, Role, Path  string
-	Connected         bool
-	DisconnectedSince time.Time // zero while connected
-	LastError         string    // why it is (or last was) disconnected
-	FailedOpens       uint64    // failed attempts to open since it was last connected
-	NextRetry         time.Time // when the next attempt is due while disconnected
-	LastEvent         time.Time // zero before the first badge, rejection or key
-	LastEventKind     EventKind
-	Accepted          uint64            // badge frames that decoded, repeats included
-	Duplicates        uint64            // of those, repeats within the dedupe window
-	Rejected          map[string]uint64 // rejected frames by reason
-	Noise             uint64            // bytes skipped between badge frames
-	Keys              uint64            // PIN pad keys accepted (counts only, never digits)
-	UnknownBytes      uint64            // PIN pad bytes not in the key map
-	Bounced           uint64            // PIN pad contact bounces suppressed
-	Dropped           uint64            // events lost because the consumer's channel was full
-	Reconnects        uint64            // times the device came back after going away
-}
-
 // Options for a Manager; zero values give the defaults.
 type Options struct {
 	// Events receives every event. The manager never blocks on it: when it is full the
-	// event is dropped and counted in State.Dropped, so give it room (64 is plenty).
+	// event is dropped and counted in status.Device.Dropped, so give it room (64 is plenty).
 	// The manager does not close it. Nil discards events (states still count).
 	Events      chan<- Event
-	Clock       clock.Clock                      // nil = real
+	Clock       clock.Clock                      // nil = real; paces the reconnects, dedupe and PIN expiry
 	Logf        func(format string, args ...any) // nil = silent; never given PIN digits
 	ReadTimeout time.Duration                    // per read, clamped to 100-500 ms; default 200 ms
 	BackoffMin  time.Duration                    // first retry after a failure; default 200 ms
@@ -90,7 +72,7 @@ type dev struct {
 	pad *pinpad.Pad // PIN pads only
 
 	mu    sync.Mutex
-	state State
+	state status.Device
 }
 
 // New checks every config and prepares the devices; nothing is opened until Run.
@@ -120,7 +102,8 @@ func New(configs []Config, o Options) (*Manager, error) {
 			return nil, fmt.Errorf("device %q: name used twice", c.Name)
 		}
 		seen[c.Name] = true
-		d := &dev{cfg: c, state: State{Name: c.Name, Role: c.Role, Path: c.Path, Rejected: map[string]uint64{}}}
+		d := &dev{cfg: c, state: status.Device{Name: c.Name, Role: c.Role, Path: c.Path, Framing: c.Framing,
+			State: status.DeviceDisconnected, Rejected: map[string]uint64{}}}
 		if c.Role == RolePinPad {
 			km, _ := pinpad.ParseKeyMap(c.KeyMap) // checked by Validate
 			d.pad = pinpad.New(pinpad.Options{Clock: o.Clock, KeyMap: km})
@@ -152,8 +135,8 @@ func (m *Manager) Run(ctx context.Context) error {
 }
 
 // States returns every device's state, in config order.
-func (m *Manager) States() []State {
-	out := make([]State, 0, len(m.devs))
+func (m *Manager) States() []status.Device {
+	out := make([]status.Device, 0, len(m.devs))
 	for _, d := range m.devs {
 		out = append(out, d.snapshot())
 	}
@@ -161,16 +144,16 @@ func (m *Manager) States() []State {
 }
 
 // State returns one device's state by name.
-func (m *Manager) State(name string) (State, bool) {
+func (m *Manager) State(name string) (status.Device, bool) {
 	for _, d := range m.devs {
 		if d.cfg.Name == name {
 			return d.snapshot(), true
 		}
 	}
-	return State{}, false
+	return status.Device{}, false
 }
 
-func (d *dev) snapshot() State {
+func (d *dev) snapshot() status.Device {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.state
@@ -181,21 +164,6 @@ func (d *dev) snapshot() State {
 	return s
 }
 
-// RejectReasons lists a state's rejection reasons, most frequent first, for display.
-func (s State) RejectReasons() []string {
-	out := make([]string, 0, len(s.Rejected))
-	for r := range s.Rejected {
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if s.Rejected[out[i]] != s.Rejected[out[j]] {
-			return s.Rejected[out[i]] > s.Rejected[out[j]]
-		}
-		return out[i] < out[j]
-	})
-	return out
-}
-
 // serve is the one goroutine that owns d's port: open, read until gone, back off, repeat.
 func (m *Manager) serve(ctx context.Context, d *dev) {
 	backoff := m.opt.BackoffMin
@@ -204,6 +172,12 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 	for ctx.Err() == nil {
 		p, err := serialport.Open(d.cfg.portConfig(m.opt.ReadTimeout))
 		if err != nil {
+			err = openErr(err)
+			if !kiosk.Retryable(err) {
+				// The same open fails until a technician acts; retry at the slowest pace only,
+				// so the fix is still noticed without a restart.
+				backoff = m.opt.BackoffMax
+			}
 			d.mu.Lock()
 			d.state.LastError = err.Error()
 			d.state.FailedOpens++
@@ -211,7 +185,11 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 			d.mu.Unlock()
 			if err.Error() != lastErr {
 				// Log a failure once, not on every retry, so a missing device cannot flood the log.
-				m.opt.Logf("device %q: %v; retrying", d.cfg.Name, err)
+				if kiosk.Retryable(err) {
+					m.opt.Logf("device %q: %v; retrying", d.cfg.Name, err)
+				} else {
+					m.opt.Logf("device %q: %v; a technician must fix the path or its permissions; retrying every %v", d.cfg.Name, err, backoff)
+				}
 				lastErr = err.Error()
 			}
 			m.sleep(ctx, backoff)
@@ -220,7 +198,7 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 		}
 		backoff, lastErr = m.opt.BackoffMin, ""
 		d.mu.Lock()
-		d.state.Connected, d.state.DisconnectedSince, d.state.LastError = true, time.Time{}, ""
+		d.state.State, d.state.DisconnectedSince, d.state.LastError = status.DeviceConnected, time.Time{}, ""
 		d.state.FailedOpens, d.state.NextRetry = 0, time.Time{}
 		if everConnected {
 			d.state.Reconnects++
@@ -236,7 +214,7 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 		}
 		if ctx.Err() != nil {
 			d.mu.Lock()
-			d.state.Connected, d.state.DisconnectedSince, d.state.LastError = false, m.opt.Clock.Now(), "shut down"
+			d.state.State, d.state.DisconnectedSince, d.state.LastError = status.DeviceDisconnected, m.opt.Clock.Now(), "shut down"
 			d.mu.Unlock()
 			return
 		}
@@ -245,7 +223,7 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 			reason = err.Error()
 		}
 		d.mu.Lock()
-		d.state.Connected, d.state.DisconnectedSince, d.state.LastError = false, m.opt.Clock.Now(), reason
+		d.state.State, d.state.DisconnectedSince, d.state.LastError = status.DeviceDisconnected, m.opt.Clock.Now(), reason
 		d.state.NextRetry = d.state.DisconnectedSince.Add(backoff)
 		d.mu.Unlock()
 		m.opt.Logf("device %q: %s; retrying", d.cfg.Name, reason)
@@ -257,12 +235,23 @@ func (m *Manager) serve(ctx context.Context, d *dev) {
 	}
 }
 
+// openErr sorts a failed open. A path we may not open, or that is not a serial device (a
+// directory, a plain file), stays so until a technician fixes the configuration or the
+// permissions; anything else (the device not plugged in yet, busy, an I/O error) may clear.
+func openErr(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTTY):
+		return &kiosk.Error{Kind: kiosk.KindRefused, Op: "open device", Err: err}
+	}
+	return &kiosk.Error{Kind: kiosk.KindTransient, Op: "open device", Err: err}
+}
+
 func (m *Manager) sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
+	t := m.opt.Clock.NewTimer(d) // on the manager's clock, so tests drive the backoff
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-t.C:
+	case <-t.C():
 	}
 }
 
@@ -371,7 +360,7 @@ func (m *Manager) emit(d *dev, ev Event) {
 	ev.Device, ev.At = d.cfg.Name, m.opt.Clock.Now()
 	d.mu.Lock()
 	if ev.Kind != EventConnected && ev.Kind != EventDisconnected && ev.Kind != EventPINDropped {
-		d.state.LastEvent, d.state.LastEventKind = ev.At, ev.Kind
+		d.state.LastEvent, d.state.LastEventKind = ev.At, string(ev.Kind)
 	}
 	d.mu.Unlock()
 	if m.opt.Events == nil {

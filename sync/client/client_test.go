@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -232,37 +235,56 @@ func TestEnrollWithPinnedCertificate(t *testing.T) {
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnknownTerminal)
 	}
 	eng := runEngine(t, term, dir, nil)
-	waitStatus(t, eng, func(st Status) bool { return strings.Contains(st.LastError, wire.ReasonUnknownTerminal) })
+	waitStatus(t, eng, func(st status.Link) bool { return strings.Contains(st.LastError, wire.ReasonUnknownTerminal) })
 }
 
-func runEngine(t *testing.T, term *kiosk.Terminal, dir string, change func(*Config)) *Engine {
+// testEngine is an engine running on a fake timers clock: it reconnects, pings and times
+// out only when the test advances the clock.
+type testEngine struct {
+	*Engine
+	clk     *clock.Fake
+	changed chan struct{} // a status change since the last look
+}
+
+func runEngine(t *testing.T, term *kiosk.Terminal, dir string, change func(*Config)) *testEngine {
 	t.Helper()
-	cfg := Config{DataDir: dir, Terminal: term, BackoffMin: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Logf: t.Logf}
+	te := &testEngine{clk: clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)), changed: make(chan struct{}, 1)}
+	cfg := Config{DataDir: dir, Terminal: term, Timers: te.clk, Logf: t.Logf}
 	if change != nil {
 		change(&cfg)
+	}
+	onStatus := cfg.OnStatus
+	cfg.OnStatus = func(st status.Link) {
+		if onStatus != nil {
+			onStatus(st)
+		}
+		select {
+		case te.changed <- struct{}{}:
+		default: // one is pending already: the waiter looks at the status then
+		}
 	}
 	eng, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	te.Engine = eng
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); eng.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return eng
+	return te
 }
 
-func waitStatus(t *testing.T, eng *Engine, cond func(Status) bool) Status {
+// waitStatus waits, change by change, until the status satisfies cond. It has no deadline of
+// its own: a status that never comes is the test binary's timeout.
+func waitStatus(t *testing.T, eng *testEngine, cond func(status.Link) bool) status.Link {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	for {
 		if st := eng.Status(); cond(st) {
 			return st
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-eng.changed
 	}
-	t.Fatalf("status never matched; last %+v", eng.Status())
-	return Status{}
 }
 
 func enrolledPlain(t *testing.T, f *fakeRelay) (*kiosk.Terminal, string) {
@@ -290,17 +312,12 @@ func TestRelayWithoutOurVersionIsRefused(t *testing.T) {
 		}
 	}
 	eng := runEngine(t, term, dir, nil)
-	st := waitStatus(t, eng, func(st Status) bool { return st.LastError != "" })
+	st := waitStatus(t, eng, func(st status.Link) bool { return st.LastError != "" })
 	if !strings.Contains(st.LastError, "did not select subprotocol") {
 		t.Fatalf("status error = %q", st.LastError)
 	}
-	select {
-	case ce := <-closed:
-		if ce.Code != websocket.StatusPolicyViolation || ce.Reason != wire.ReasonUnsupportedVersion {
-			t.Fatalf("terminal closed with %d %q", ce.Code, ce.Reason)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the relay saw no close frame with a reason")
+	if ce := <-closed; ce.Code != websocket.StatusPolicyViolation || ce.Reason != wire.ReasonUnsupportedVersion {
+		t.Fatalf("terminal closed with %d %q", ce.Code, ce.Reason)
 	}
 }
 
@@ -370,14 +387,9 @@ func TestOversizedFrameIsRefused(t *testing.T) {
 			}
 		}
 	}
-	eng := runEngine(t, term, dir, nil)
-	select {
-	case ce := <-closed:
-		if ce.Code != websocket.StatusMessageTooBig {
-			t.Fatalf("terminal closed with %d %q, want 1009", ce.Code, ce.Reason)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("terminal did not refuse the oversized frame; status %+v", eng.Status())
+	runEngine(t, term, dir, nil)
+	if ce := <-closed; ce.Code != websocket.StatusMessageTooBig {
+		t.Fatalf("terminal closed with %d %q, want 1009", ce.Code, ce.Reason)
 	}
 }
 
@@ -394,11 +406,11 @@ func TestStatusCallbackAndQueueCounts(t *testing.T) {
 		}
 	}
 	var mu sync.Mutex
-	var seen []Status
+	var seen []status.Link
 	eng := runEngine(t, term, dir, func(c *Config) {
-		c.OnStatus = func(st Status) { mu.Lock(); seen = append(seen, st); mu.Unlock() }
+		c.OnStatus = func(st status.Link) { mu.Lock(); seen = append(seen, st); mu.Unlock() }
 	})
-	st := waitStatus(t, eng, func(st Status) bool { return st.Connected })
+	st := waitStatus(t, eng, func(st status.Link) bool { return st.Connected })
 	if st.TerminalID != "t-1" || st.Facility != "north" || st.Mode != wire.ModeTablet || st.InmateID != "A7" {
 		t.Fatalf("status = %+v", st)
 	}
@@ -422,9 +434,79 @@ func TestDeadLinkDetectedByMissedPongs(t *testing.T) {
 		acceptAnyAuth(ctx, c)
 		<-ctx.Done()
 	}
-	eng := runEngine(t, term, dir, func(c *Config) { c.PingInterval = 50 * time.Millisecond; c.AckTimeout = time.Hour })
-	st := waitStatus(t, eng, func(st Status) bool { return strings.Contains(st.LastError, "no pong") })
+	const iv = 30 * time.Second
+	eng := runEngine(t, term, dir, func(c *Config) { c.PingInterval = iv; c.AckTimeout = time.Hour })
+	waitStatus(t, eng, func(st status.Link) bool { return st.Connected })
+	// Armed: the uplink's poll and the next ping (whose time is also the deadline of the
+	// pong of the one out). The first ping goes at iv, is given up at 2iv and the second
+	// goes; that one is given up at 3iv: two missed pongs end the link.
+	for range 3 {
+		eng.clk.WaitTimers(2)
+		if st := eng.Status(); !st.Connected {
+			t.Fatalf("link ended before two pings went unanswered: %+v", st)
+		}
+		eng.clk.Advance(iv)
+	}
+	st := waitStatus(t, eng, func(st status.Link) bool { return strings.Contains(st.LastError, "no pong") })
 	if st.Connected {
 		t.Fatalf("still connected after the link died: %+v", st)
+	}
+}
+
+// The reconnect pace follows the kind of failure: a relay out of reach or a dropped link is
+// retried with backoff; a relay refusing this terminal (revoked) at the cap, as asking again
+// soon fails the same way until a technician acts.
+func TestReconnectPaceFollowsTheKind(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		reason string // close reason; "" drops the connection as a network fault does
+		wait   time.Duration
+	}{
+		{"dropped", "", 500 * time.Millisecond}, // Backoff(1) with rand 0.5: half of BackoffMin
+		{"revoked", wire.ReasonRevoked, time.Minute},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeRelay(t, false)
+			term, dir := enrolledPlain(t, f)
+			connects := make(chan struct{}, 4)
+			f.onConnect = func(ctx context.Context, c2 *websocket.Conn) {
+				connects <- struct{}{}
+				if c.reason != "" {
+					c2.Close(websocket.StatusPolicyViolation, c.reason)
+				}
+			}
+			eng := runEngine(t, term, dir, func(cfg *Config) {
+				cfg.BackoffMin, cfg.BackoffMax = time.Second, time.Minute
+				cfg.Rand = func() float64 { return 0.5 }
+			})
+			<-connects
+			waitStatus(t, eng, func(st status.Link) bool { return st.LastError != "" })
+			eng.clk.WaitTimers(1) // the reconnect
+			eng.clk.Advance(c.wait - time.Millisecond)
+			if eng.clk.Timers() != 1 {
+				t.Fatalf("reconnected before %v", c.wait)
+			}
+			eng.clk.Advance(time.Millisecond)
+			<-connects
+		})
+	}
+}
+
+// A session's end is retried when it may clear by itself, and not soon when a person must
+// act: a damaged or unwritable store keeps its own kind.
+func TestClassifySessionEnd(t *testing.T) {
+	for _, c := range []struct {
+		err       error
+		retryable bool
+	}{
+		{fmt.Errorf("connect to relay: %w", syscall.ECONNREFUSED), true},
+		{&kiosk.Error{Kind: kiosk.KindTransient, Op: "apply", Err: syscall.ENOSPC}, true},
+		{&kiosk.Error{Kind: kiosk.KindCorrupt, Op: "apply"}, false},
+		{&kiosk.Error{Kind: kiosk.KindIO, Op: "apply", Err: syscall.EROFS}, false},
+		{fmt.Errorf("handshake: %w", websocket.CloseError{Code: websocket.StatusPolicyViolation, Reason: wire.ReasonUnknownTerminal}), false},
+	} {
+		if got := kiosk.Retryable(classify(c.err)); got != c.retryable {
+			t.Errorf("%v: retryable %v, want %v", c.err, got, c.retryable)
+		}
 	}
 }

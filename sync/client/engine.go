@@ -15,6 +15,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -24,6 +25,9 @@ type Config struct {
 	Terminal *kiosk.Terminal // the store is Terminal.Store(); downlink goes to ApplyDownlinkBatch
 	Logf     kiosk.Logf
 	Clock    clock.Clock // default Terminal.Clock(); stamps acks and status
+	// Timers paces batches, pings, ack timeouts and reconnects (default a real clock, not the
+	// terminal's, which tests stop at will); tests give a fake one and Advance it.
+	Timers clock.Clock
 	// RelayURL and Transport override the enrolled ones (e.g. a technician moved the relay).
 	RelayURL  string
 	Transport *Transport
@@ -40,28 +44,8 @@ type Config struct {
 	BackoffMax   time.Duration // largest reconnect wait bound (60 s)
 	// Rand returns a float in [0,1) for the backoff jitter (default math/rand/v2).
 	Rand func() float64
-	// After waits for a reconnect delay (default time.After); tests inject their own.
-	After func(d time.Duration) <-chan time.Time
 	// OnStatus, if set, is called after each status change, from the engine's goroutines.
-	OnStatus func(Status)
-}
-
-// Status is what the screens and the technicians see of sync.
-type Status struct {
-	Connected     bool
-	LastSuccess   time.Time // last welcome, ack or applied downlink
-	Waiting       int       // items in the forwarding queue
-	OldestWaiting time.Time // creation time of the oldest of them (zero if none)
-	LastError     string    // why the last connection failed or ended ("" after a success)
-	TerminalID    string
-	Facility      string
-	Mode          string
-	InmateID      string // a tablet's inmate
-	DownApplied   uint64 // highest downlink seq applied
-	// LastRecovery says what the engine last repaired by itself (a new epoch after the relay
-	// refused the numbering), and when; it stays after later successes, for the technicians.
-	LastRecovery   string
-	LastRecoveryAt time.Time
+	OnStatus func(status.Link)
 }
 
 // Engine forwards the terminal's queue and applies the relay's downlink, on its own goroutines.
@@ -69,7 +53,8 @@ type Engine struct {
 	cfg   Config
 	term  *kiosk.Terminal
 	store *kiosk.Store
-	clock clock.Clock
+	clock clock.Clock // stamps
+	tick  clock.Clock // paces (Config.Timers)
 	logf  kiosk.Logf
 	enr   Enrollment
 	ep    endpoints
@@ -79,7 +64,7 @@ type Engine struct {
 	wake chan struct{}
 
 	mu sync.Mutex
-	st Status
+	st status.Link
 }
 
 // adoptEnrollment records the enrollment file's identity in the store when the store knows the
@@ -155,8 +140,8 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	if cfg.After == nil {
-		cfg.After = time.After
+	if cfg.Timers == nil {
+		cfg.Timers = clock.NewReal()
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = cfg.Terminal.Clock()
@@ -164,17 +149,18 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	e := &Engine{cfg: cfg, term: cfg.Terminal, store: cfg.Terminal.Store(), clock: cfg.Clock, logf: cfg.Logf,
+	e := &Engine{cfg: cfg, term: cfg.Terminal, store: cfg.Terminal.Store(), clock: cfg.Clock, tick: cfg.Timers, logf: cfg.Logf,
 		enr: enr, ep: ep, key: key, hc: hc, wake: make(chan struct{}, 1)}
-	e.st = Status{TerminalID: enr.TerminalID, Facility: enr.Facility, Mode: enr.Mode, InmateID: enr.InmateID}
+	e.st = status.Link{Enrolled: true, RelayURL: cfg.RelayURL, TerminalID: enr.TerminalID, Facility: enr.Facility,
+		Mode: enr.Mode, InmateID: enr.InmateID}
 	return e, nil
 }
 
 // Enrollment is what the engine was enrolled as.
 func (e *Engine) Enrollment() Enrollment { return e.enr }
 
-// Status reports the engine's state, with the queue counted now.
-func (e *Engine) Status() Status {
+// Status reports the link, with the queue counted now.
+func (e *Engine) Status() status.Link {
 	e.mu.Lock()
 	st := e.st
 	e.mu.Unlock()
@@ -196,7 +182,7 @@ func (e *Engine) SyncNow() {
 	}
 }
 
-func (e *Engine) update(fn func(st *Status)) {
+func (e *Engine) update(fn func(st *status.Link)) {
 	e.mu.Lock()
 	fn(&e.st)
 	e.mu.Unlock()
@@ -232,7 +218,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		failures++
 		wait := Backoff(failures, e.cfg.BackoffMin, e.cfg.BackoffMax, e.cfg.Rand)
-		if refusedForGood(err) {
+		if err != nil && !kiosk.Retryable(classify(err)) {
+			// Asking again soon would fail the same way: a technician must act (re-enroll,
+			// free the store). Keep trying, at the slowest pace, so the fix is noticed.
 			wait = e.cfg.BackoffMax
 		}
 		msg := "connection ended"
@@ -250,21 +238,41 @@ func (e *Engine) Run(ctx context.Context) error {
 				wait = Backoff(renewals, e.cfg.BackoffMin, e.cfg.BackoffMax, e.cfg.Rand)
 				msg = fmt.Sprintf("relay refused the uplink numbering (%s): resending everything waiting under new epoch %s", reason, epoch)
 				now := e.clock.Now()
-				e.update(func(st *Status) { st.LastRecovery, st.LastRecoveryAt = msg, now })
+				e.update(func(st *status.Link) { st.LastRecovery, st.LastRecoveryAt = msg, now })
 			}
 		} else {
 			renewals = 0
 		}
 		e.logf("sync: %s; retrying in %v", msg, wait.Round(time.Millisecond))
-		e.update(func(st *Status) { st.Connected, st.LastError = false, msg })
+		e.update(func(st *status.Link) { st.Connected, st.LastError = false, msg })
+		t := e.tick.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-		case <-e.cfg.After(wait):
+		case <-t.C():
 		case <-e.wake:
 		}
+		t.Stop()
 	}
-	e.update(func(st *Status) { st.Connected = false })
+	e.update(func(st *status.Link) { st.Connected = false })
 	return nil
+}
+
+// classify gives a session's end the kiosk.Kind its retry depends on: the relay refusing this
+// terminal for good is KindRefused; a store that is damaged, read-only or refused to us
+// keeps its own kind; everything else (the relay out of reach, a dropped connection, a
+// timeout, a full disk) is KindTransient and is retried with backoff.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if refusedForGood(err) {
+		return &kiosk.Error{Kind: kiosk.KindRefused, Op: "sync", Err: err}
+	}
+	var ke *kiosk.Error
+	if errors.As(err, &ke) {
+		return err
+	}
+	return &kiosk.Error{Kind: kiosk.KindTransient, Op: "sync", Err: err}
 }
 
 // refusedForGood reports a relay that will refuse this terminal until a technician acts.
@@ -380,7 +388,7 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 		return false, protocolErr(wire.ReasonUnexpected, "handshake: relay welcomed terminal %q, we are %q", f.Welcome.TerminalID, e.enr.TerminalID)
 	}
 	w := *f.Welcome
-	e.update(func(st *Status) {
+	e.update(func(st *status.Link) {
 		st.Connected, st.LastError, st.LastSuccess = true, "", e.clock.Now()
 		st.Facility, st.Mode, st.InmateID = w.Facility, w.Mode, w.InmateID
 	})

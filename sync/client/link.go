@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -67,11 +68,13 @@ func (l *link) read(ctx context.Context) error {
 func (l *link) uplink(ctx context.Context) error {
 	cfg := l.e.cfg
 	var (
-		sent      uint64   // highest seq sent on this connection
-		inflight  []uint64 // last seq of each unacknowledged batch
-		waitSince time.Time
-		lastAck   = time.Now()
-		poll      = time.NewTimer(0)
+		sent      uint64        // highest seq sent on this connection
+		inflight  []uint64      // last seq of each unacknowledged batch
+		waiting   bool          // items wait for a batch, since waitSince
+		waitSince time.Duration // on the engine's timers clock, as every duration here
+		tick      = l.e.tick
+		lastAck   = tick.Mono()
+		poll      = tick.NewTimer(0)
 	)
 	defer poll.Stop()
 	for {
@@ -83,7 +86,7 @@ func (l *link) uplink(ctx context.Context) error {
 				if inflight, err = l.acked(a, sent, inflight); err != nil {
 					return err
 				}
-				lastAck = time.Now()
+				lastAck = tick.Mono()
 			default:
 				drained = true
 			}
@@ -96,12 +99,12 @@ func (l *link) uplink(ctx context.Context) error {
 			}
 			switch {
 			case len(items) == 0:
-				waitSince = time.Time{}
+				waiting = false
 			default:
-				if waitSince.IsZero() {
-					waitSince = time.Now()
+				if !waiting {
+					waiting, waitSince = true, tick.Mono()
 				}
-				due := full || time.Since(waitSince) >= cfg.BatchDelay
+				due := full || tick.Mono()-waitSince >= cfg.BatchDelay
 				if !due {
 					// A batch not yet full goes at once if its first item already waited long
 					// enough (e.g. queued while the link was down).
@@ -117,17 +120,17 @@ func (l *link) uplink(ctx context.Context) error {
 						return err
 					}
 					if len(inflight) == 0 {
-						lastAck = time.Now()
+						lastAck = tick.Mono()
 					}
 					sent = last
 					inflight = append(inflight, last)
-					waitSince = time.Time{}
+					waiting = false
 					continue
 				}
-				next = cfg.BatchDelay - time.Since(waitSince)
+				next = cfg.BatchDelay - (tick.Mono() - waitSince)
 			}
 		}
-		if len(inflight) > 0 && time.Since(lastAck) > cfg.AckTimeout {
+		if len(inflight) > 0 && tick.Mono()-lastAck > cfg.AckTimeout {
 			return fmt.Errorf("relay acknowledged nothing for %v", cfg.AckTimeout)
 		}
 		poll.Reset(max(next, time.Millisecond))
@@ -139,10 +142,10 @@ func (l *link) uplink(ctx context.Context) error {
 			if inflight, err = l.acked(a, sent, inflight); err != nil {
 				return err
 			}
-			lastAck = time.Now()
+			lastAck = tick.Mono()
 		case <-l.e.wake:
-			waitSince = time.Now().Add(-cfg.BatchDelay) // send what waits now
-		case <-poll.C:
+			waiting, waitSince = true, tick.Mono()-cfg.BatchDelay // send what waits now
+		case <-poll.C():
 		}
 	}
 }
@@ -272,7 +275,7 @@ func (l *link) acked(a wire.Ack, sent uint64, inflight []uint64) ([]uint64, erro
 	for len(inflight) > 0 && inflight[0] <= upTo {
 		inflight = inflight[1:]
 	}
-	l.e.update(func(st *Status) { st.LastSuccess = now })
+	l.e.update(func(st *status.Link) { st.LastSuccess = now })
 	return inflight, nil
 }
 
@@ -306,31 +309,41 @@ func (l *link) downlink(ctx context.Context) error {
 			return err
 		}
 		now := l.e.clock.Now()
-		l.e.update(func(st *Status) { st.LastSuccess = now })
+		l.e.update(func(st *status.Link) { st.LastSuccess = now })
 	}
 }
 
 // ping checks the link every PingInterval; two pings in a row without a pong end it.
 func (l *link) ping(ctx context.Context) error {
 	iv := l.e.cfg.PingInterval
-	t := time.NewTicker(iv)
+	t := l.e.tick.NewTimer(iv)
 	defer t.Stop()
 	missed := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-t.C():
 		}
-		pctx, cancel := context.WithTimeout(ctx, iv)
-		err := l.conn.Ping(pctx)
-		cancel()
-		if ctx.Err() != nil {
+		// The next ping is due iv after this one; a pong not back by then is missed. The pong
+		// is awaited on its own goroutine, not by cancelling Ping: a cancelled write closes
+		// the connection. That goroutine ends with the pong or with the link.
+		t.Reset(iv)
+		pong := make(chan error, 1)
+		go func() { pong <- l.conn.Ping(ctx) }()
+		select {
+		case <-ctx.Done():
 			return nil
-		}
-		if err == nil {
-			missed = 0
-			continue
+		case err := <-pong:
+			if err == nil {
+				missed = 0
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+		case <-t.C():
+			t.Reset(0) // the next ping is due now
 		}
 		if missed++; missed >= 2 {
 			return fmt.Errorf("link dead: no pong to two pings %v apart", iv)

@@ -17,12 +17,12 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
 
-	"github.com/tether-kiosk/tether/cmd/internal/ctlwire"
+	"github.com/tether-kiosk/tether/cmd/internal/control"
 	"github.com/tether-kiosk/tether/hardware/device"
 	"github.com/tether-kiosk/tether/hardware/pinpad"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
-	"github.com/tether-kiosk/tether/kiosk/control"
+	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/ui"
 	"github.com/tether-kiosk/tether/ui/i18n"
@@ -205,8 +205,8 @@ func Open(o Options) (*App, error) {
 		return nil, err
 	}
 	// The control API for kioskctl: it answers from this process, which holds the store's lock.
-	a.ctl, err = ctlwire.Serve(ctlwire.Options{DataDir: o.DataDir, ConfigPath: o.ConfigPath, Config: cfg,
-		Terminal: a.term, Engine: a.syncs.Engine, Devices: a.devs, Logf: a.logf, Software: Software, OnEnrolled: a.syncs.enrolled})
+	a.ctl, err = control.Serve(control.ServeOptions{DataDir: o.DataDir, ConfigPath: o.ConfigPath, Config: cfg,
+		Terminal: a.term, Link: a.syncs.Link, Devices: a.devs.States, Logf: a.logf, Software: Software, OnEnrolled: a.syncs.enrolled})
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +258,7 @@ func (a *App) uiDo(f func()) {
 
 // linkStatus is the sync engine's status callback: changes of the link reach the log and
 // the screens.
-func (a *App) linkStatus(st client.Status) {
+func (a *App) linkStatus(st status.Link) {
 	v := int32(2)
 	if st.Connected {
 		v = 1

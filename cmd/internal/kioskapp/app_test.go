@@ -1,7 +1,9 @@
 package kioskapp
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/tether-kiosk/tether/cmd/internal/control"
 	"github.com/tether-kiosk/tether/hardware/badge"
 	"github.com/tether-kiosk/tether/hardware/device"
 	"github.com/tether-kiosk/tether/hardware/pinpad"
@@ -202,7 +205,7 @@ func TestOpenRunStop(t *testing.T) {
 	step("welcome")
 	testwait.Until(t, "the devices connected", func() bool {
 		for _, s := range a.devs.States() {
-			if !s.Connected {
+			if !s.Connected() {
 				return false
 			}
 		}
@@ -220,6 +223,26 @@ func TestOpenRunStop(t *testing.T) {
 	step("home")
 	if info, ok := a.term.Active(); !ok || info.InmateID != "A100001" {
 		t.Fatalf("active session = %+v, %v", info, ok)
+	}
+	// The technician screen and kioskctl status read the devices as one model: the PIN pad's
+	// keys are keys, not accepted badge frames, and the reader's framing shows, on both.
+	ctl, err := control.Dial(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	ctlSt, err := ctl.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	onScreen, _ := json.Marshal(a.tech.deps().Devices())
+	if got, _ := json.Marshal(ctlSt.Devices); !bytes.Equal(got, onScreen) {
+		t.Errorf("kioskctl status devices %s, the screen's %s", got, onScreen)
+	}
+	for _, d := range ctlSt.Devices {
+		if d.Role == device.RolePinPad && (d.Keys != 5 || d.Accepted != 0) || d.Role == device.RoleBadge && (d.Accepted != 1 || d.Framing != badge.EM4100) {
+			t.Errorf("device %+v: want the pad with 5 keys and no frames, the reader with 1 frame in em4100", d)
+		}
 	}
 
 	cancel(errors.New("the test is over"))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
 	"github.com/tether-kiosk/tether/hardware/device"
+	"github.com/tether-kiosk/tether/kiosk/status"
 )
 
 // deviceHost runs the device manager and replaces it when a technician moves a device.
@@ -59,7 +60,7 @@ func (h *deviceHost) Stop() {
 }
 
 // States is the running manager's device states.
-func (h *deviceHost) States() []device.State {
+func (h *deviceHost) States() []status.Device {
 	h.mu.Lock()
 	m := h.m
 	h.mu.Unlock()

@@ -81,7 +81,7 @@ func TestMoveDeviceSavesAndRestarts(t *testing.T) {
 	}
 	testwait.Until(t, "the moved reader connected", func() bool {
 		s := h.States()
-		return len(s) == 1 && s[0].Connected && s[0].Path == b.Path()
+		return len(s) == 1 && s[0].Connected() && s[0].Path == b.Path()
 	})
 	if err := b.Present("123-45678"); err != nil {
 		t.Fatal(err)

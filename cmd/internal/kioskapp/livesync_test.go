@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/tether-kiosk/tether/internal/testwait"
+	"github.com/tether-kiosk/tether/cmd/internal/control"
 	"github.com/tether-kiosk/tether/kiosk"
-	"github.com/tether-kiosk/tether/kiosk/control"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
@@ -129,7 +129,7 @@ func TestEnrollThroughControlSocketStartsSyncLive(t *testing.T) {
 	if st.Relay.Link != control.LinkNotEnroll || st.Queue.Waiting == 0 {
 		t.Fatalf("before enrollment: link %q, %d waiting", st.Relay.Link, st.Queue.Waiting)
 	}
-	if l := k.tech.linkStatus(); l.Enrolled {
+	if l := k.tech.deps().LinkStatus(); l.Enrolled {
 		t.Fatalf("technician screen shows an enrolled link before enrollment: %+v", l)
 	}
 
@@ -155,7 +155,7 @@ func TestEnrollThroughControlSocketStartsSyncLive(t *testing.T) {
 			st.Relay.Link + " " + st.TerminalID
 	})
 	// The technician screen reads the same engine.
-	if l := k.tech.linkStatus(); !l.Enrolled || !l.Connected || l.TerminalID != res.TerminalID || l.RelayURL != res.RelayURL {
+	if l := k.tech.deps().LinkStatus(); !l.Enrolled || !l.Connected || l.TerminalID != res.TerminalID || l.RelayURL != res.RelayURL {
 		t.Fatalf("technician screen link: %+v", l)
 	}
 	// Enrolling again does not start a second engine.
@@ -182,7 +182,7 @@ func TestEnrollFromTechnicianScreenStartsSyncLive(t *testing.T) {
 	}
 	testwait.UntilSaw(t, "the offline message at the relay", relayHas(t, r, m))
 	testwait.UntilSaw(t, "a connected link on the technician screen", func() (bool, string) {
-		l := k.tech.linkStatus()
+		l := k.tech.deps().LinkStatus()
 		return l.Enrolled && l.Connected && l.TerminalID == info.TerminalID && l.Waiting == 0, l.TerminalID
 	})
 	k.tech.syncNow()

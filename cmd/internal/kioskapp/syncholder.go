@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/sync/client"
 )
 
@@ -35,6 +36,15 @@ func (h *syncHolder) Engine() *client.Engine {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.engine
+}
+
+// Link is the sync link as the screens and the control API show it: the engine's, or the
+// zero Link (not enrolled) while none runs.
+func (h *syncHolder) Link() status.Link {
+	if e := h.Engine(); e != nil {
+		return e.Status()
+	}
+	return status.Link{}
 }
 
 // Start makes the engine from the enrollment in the data directory and runs it; once one

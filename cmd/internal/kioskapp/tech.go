@@ -27,8 +27,8 @@ type techWiring struct {
 
 func (w *techWiring) deps() ui.TechDeps {
 	d := ui.TechDeps{
-		LinkStatus:   w.linkStatus,
-		Devices:      w.devices,
+		LinkStatus:   w.syncs.Link,
+		Devices:      w.devs.States,
 		DeviceEvents: w.feed.Subscribe,
 		Ports:        w.ports,
 		Framings:     badge.Framings(),
@@ -45,38 +45,6 @@ func (w *techWiring) syncNow() {
 	} else {
 		w.logf("technician: sync now: this terminal is not enrolled")
 	}
-}
-
-func (w *techWiring) linkStatus() ui.LinkInfo {
-	e := w.syncs.Engine()
-	if e == nil {
-		return ui.LinkInfo{}
-	}
-	st := e.Status()
-	url := w.relay.URL
-	if url == "" {
-		url = e.Enrollment().RelayURL
-	}
-	return ui.LinkInfo{Enrolled: true, Connected: st.Connected, RelayURL: url, LastSuccess: st.LastSuccess,
-		Waiting: st.Waiting, OldestWaiting: st.OldestWaiting, LastError: st.LastError,
-		TerminalID: st.TerminalID, Facility: st.Facility, Mode: st.Mode}
-}
-
-func (w *techWiring) devices() []ui.DeviceInfo {
-	states, configs := w.devs.States(), w.devs.Configs()
-	out := make([]ui.DeviceInfo, 0, len(states))
-	for i, s := range states {
-		d := ui.DeviceInfo{Name: s.Name, Role: s.Role, Path: s.Path, Connected: s.Connected, LastError: s.LastError,
-			LastEvent: s.LastEvent, Accepted: s.Accepted, Keys: s.Keys}
-		for _, n := range s.Rejected {
-			d.Rejected += n
-		}
-		if i < len(configs) && configs[i].Name == s.Name {
-			d.Framing = configs[i].Framing
-		}
-		out = append(out, d)
-	}
-	return out
 }
 
 // ports lists the machine's serial ports, and the configured paths that are not under /dev

@@ -66,7 +66,7 @@ func TestTechnicianAdaptersCarryNoSecret(t *testing.T) {
 	}
 	testwait.Until(t, "the devices connected", func() bool {
 		for _, s := range a.devs.States() {
-			if !s.Connected {
+			if !s.Connected() {
 				return false
 			}
 		}

@@ -10,15 +10,8 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/status"
 )
-
-type fixedLink struct{ l Link }
-
-func (f fixedLink) Link() Link { return f.l }
-
-type fixedDevices []Device
-
-func (f fixedDevices) Devices() []Device { return f }
 
 func newTerminal(t *testing.T, dir string) *kiosk.Terminal {
 	t.Helper()
@@ -39,10 +32,12 @@ func newTerminal(t *testing.T, dir string) *kiosk.Terminal {
 func TestStatusOverSocketMatchesInProcess(t *testing.T) {
 	dir := t.TempDir()
 	term := newTerminal(t, dir)
-	link := Link{Connected: true, LastSuccess: time.Date(2026, 11, 26, 8, 59, 0, 0, time.UTC)}
-	devs := fixedDevices{{Name: "door", Role: "badge", Path: "/dev/ttyUSB0", State: DeviceConnected, Accepted: 7, Rejected: 2}}
+	link := status.Link{Connected: true, LastSuccess: time.Date(2026, 11, 26, 8, 59, 0, 0, time.UTC)}
+	devs := []status.Device{{Name: "door", Role: "badge", Path: "/dev/ttyUSB0", State: status.DeviceConnected, Accepted: 7,
+		Rejected: map[string]uint64{"checksum": 2}}}
 	srv, err := Listen(Options{DataDir: dir, Terminal: term, Sources: func() Sources {
-		return Sources{DataDir: dir, RelayURL: "wss://relay.example:8443", Link: fixedLink{link}, Devices: devs}
+		return Sources{DataDir: dir, RelayURL: "wss://relay.example:8443", Link: func() status.Link { return link },
+			Devices: func() []status.Device { return devs }}
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +60,7 @@ func TestStatusOverSocketMatchesInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Kioskd != "running" || len(got.Devices) != 1 || got.Devices[0].Accepted != 7 || got.Relay.URL != "wss://relay.example:8443" {
+	if got.Kioskd != "running" || len(got.Devices) != 1 || got.Devices[0].Accepted != 7 || got.Devices[0].RejectedTotal() != 2 || got.Relay.URL != "wss://relay.example:8443" {
 		t.Fatalf("status over the socket = %+v", got)
 	}
 	stopped, err := ComputeStatus(term, Sources{DataDir: dir})

@@ -143,6 +143,8 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case kiosk.KindRefused, kiosk.KindConflict:
 		code = http.StatusConflict
+	case kiosk.KindTransient:
+		code = http.StatusServiceUnavailable // worth asking again later
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

@@ -1,7 +1,9 @@
-// Package control is the technicians' view of a running terminal: one answer type per
-// question (Status, ...), computed by the same functions whether kioskd serves them over its
-// unix socket or kioskctl opened the store itself. It knows sync and the devices only through
-// the small interfaces below; cmd/ wires the real ones in.
+// Package control is the technicians' view of a running terminal, served to kioskctl over a
+// unix socket: one answer type per question (Status, ...), computed by the same functions
+// whether kioskd serves them (Serve) or kioskctl opened the store itself. It is a command's
+// plumbing, not domain, so it lives under cmd/ and may reach the sync engine, the devices and
+// the config file; devices and the link are shown as kiosk/status defines them, as the
+// technician screens show them.
 package control
 
 import (
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/status"
 )
 
 // Version names this build in status answers.
@@ -27,73 +30,40 @@ const (
 	LinkNotRunning = "kioskd not running"
 )
 
-// Device states.
-const (
-	DeviceConnected    = "connected"
-	DeviceDisconnected = "disconnected"
-	DeviceUnknown      = "unknown"
-)
-
-// Link is the sync engine's state as a running kioskd knows it.
-type Link struct {
-	Connected   bool      `json:"connected"`
-	LastSuccess time.Time `json:"last_success"` // last welcome, ack or applied downlink
-	LastError   string    `json:"last_error,omitempty"`
-}
-
-// Device is one serial device's state.
-type Device struct {
-	Name          string    `json:"name"`
-	Role          string    `json:"role"`
-	Path          string    `json:"path"`
-	State         string    `json:"state"` // DeviceConnected, DeviceDisconnected or DeviceUnknown
-	LastEvent     time.Time `json:"last_event"`
-	LastEventKind string    `json:"last_event_kind,omitempty"`
-	Accepted      uint64    `json:"frames_accepted"`
-	Rejected      uint64    `json:"frames_rejected"`
-	LastError     string    `json:"last_error,omitempty"`
-}
-
-// LinkSource reports the sync engine's link (kioskd adapts its engine).
-type LinkSource interface{ Link() Link }
-
-// DeviceSource reports the devices' live states (kioskd adapts its device manager).
-type DeviceSource interface{ Devices() []Device }
-
 // Sources is what a status needs beyond the store. With Link and Devices nil, the answer is
 // that of a stopped kioskd: link "kioskd not running", configured devices "unknown".
 type Sources struct {
-	DataDir    string       // for free disk space
-	RelayURL   string       // the relay in use: config override or enrollment
-	Mode       string       // configured mode, shown when the terminal is not enrolled
-	Configured []Device     // devices in the config file (names, roles, paths)
-	Link       LinkSource   // nil when kioskd is not running
-	Devices    DeviceSource // nil when kioskd is not running
+	DataDir    string                 // for free disk space
+	RelayURL   string                 // the relay configured: config override or enrollment
+	Mode       string                 // configured mode, shown when the terminal is not enrolled
+	Configured []status.Device        // devices in the config file (names, roles, paths, framings)
+	Link       func() status.Link     // the sync engine's link (zero when not enrolled); nil when kioskd is not running
+	Devices    func() []status.Device // the device manager's states; nil when kioskd is not running
 }
 
 // Status is `kioskctl status`.
 type Status struct {
-	TerminalID  string   `json:"terminal_id"`
-	Facility    string   `json:"facility"`
-	Mode        string   `json:"mode"`
-	BoundInmate string   `json:"bound_inmate,omitempty"`
-	Enrolled    bool     `json:"enrolled"`
-	Version     string   `json:"version"`
-	Kioskd      string   `json:"kioskd"` // "running" or "not running"
-	Relay       Relay    `json:"relay"`
-	Queue       Queue    `json:"queue"`
-	Devices     []Device `json:"devices"`
-	Store       Store    `json:"store"`
+	TerminalID  string          `json:"terminal_id"`
+	Facility    string          `json:"facility"`
+	Mode        string          `json:"mode"`
+	BoundInmate string          `json:"bound_inmate,omitempty"`
+	Enrolled    bool            `json:"enrolled"`
+	Version     string          `json:"version"`
+	Kioskd      string          `json:"kioskd"` // "running" or "not running"
+	Relay       Relay           `json:"relay"`
+	Queue       Queue           `json:"queue"`
+	Devices     []status.Device `json:"devices"`
+	Store       Store           `json:"store"`
 	// Session is the session in progress: the inmate's id only, never a PIN or a name.
 	Session *Session `json:"session"`
 }
 
 // Relay is the relay and the link to it.
 type Relay struct {
-	URL         string     `json:"url"`
-	Link        string     `json:"link"` // Link* constants
-	LastSuccess *time.Time `json:"last_success"`
-	LastError   string     `json:"last_error,omitempty"`
+	URL  string `json:"url"`
+	Link string `json:"link"` // Link* constants, in one word
+	// Sync is the sync engine's report; nil when none runs (kioskd stopped, or not enrolled).
+	Sync *status.Link `json:"sync,omitempty"`
 }
 
 // Queue is the forwarding queue.
@@ -119,7 +89,7 @@ type Session struct {
 
 // ComputeStatus builds the status from the terminal and src.
 func ComputeStatus(t *kiosk.Terminal, src Sources) (Status, error) {
-	st := Status{Version: Version, Kioskd: "not running", Mode: src.Mode, Devices: []Device{}}
+	st := Status{Version: Version, Kioskd: "not running", Mode: src.Mode, Devices: []status.Device{}}
 	e, ok, err := t.Enrollment()
 	if err != nil {
 		return st, fmt.Errorf("status: %w", err)
@@ -166,28 +136,30 @@ func ComputeStatus(t *kiosk.Terminal, src Sources) (Status, error) {
 			}
 		}
 	}
+	var link status.Link
+	if src.Link != nil {
+		link = src.Link()
+	}
 	switch {
 	case !running:
 		st.Relay.Link = LinkNotRunning
-	case !st.Enrolled || src.Link == nil:
+	case !st.Enrolled || !link.Enrolled:
 		st.Relay.Link = LinkNotEnroll
 	default:
-		l := src.Link.Link()
 		st.Relay.Link = LinkDown
-		if l.Connected {
+		if link.Connected {
 			st.Relay.Link = LinkConnected
 		}
-		if !l.LastSuccess.IsZero() {
-			ls := l.LastSuccess
-			st.Relay.LastSuccess = &ls
+		if link.RelayURL != "" {
+			st.Relay.URL = link.RelayURL // the one in use
 		}
-		st.Relay.LastError = l.LastError
+		st.Relay.Sync = &link
 	}
 	if src.Devices != nil {
-		st.Devices = append(st.Devices, src.Devices.Devices()...)
+		st.Devices = append(st.Devices, src.Devices()...)
 	} else {
 		for _, d := range src.Configured {
-			d.State = DeviceUnknown
+			d.State = status.DeviceUnknown
 			st.Devices = append(st.Devices, d)
 		}
 	}
