@@ -590,8 +590,14 @@ func (w *lcWorld) settle() {
 			lt.tm.start()
 		}
 	}
-	for _, lt := range w.terms {
-		testwait.UntilSaw(w.t, lt.name+" to settle", func() (bool, string) {
+	// Every terminal at once, and twice in a row with the same downlink positions: a terminal
+	// that drains its queue last fans records out to the others after they were looked at, so
+	// one terminal settled before another drains proves nothing.
+	last := ""
+	testwait.UntilSaw(w.t, "every terminal to settle", func() (bool, string) {
+		var state, detail []string
+		settled := true
+		for _, lt := range w.terms {
 			waiting, _, err := lt.tm.store.QueueStats()
 			if err != nil {
 				return false, err.Error()
@@ -601,10 +607,15 @@ func (w *lcWorld) settle() {
 				return false, err.Error()
 			}
 			queued, ok := w.downQueued(lt)
-			return waiting == 0 && ok && applied >= queued,
-				fmt.Sprintf("%d waiting, downlink %d of %d, status %+v", waiting, applied, queued, lt.tm.eng.Status())
-		})
-	}
+			settled = settled && waiting == 0 && ok && applied >= queued
+			state = append(state, fmt.Sprintf("%s: %d waiting, downlink %d of %d", lt.name, waiting, applied, queued))
+			detail = append(detail, fmt.Sprintf("%s status %+v", lt.name, lt.tm.eng.Status()))
+		}
+		now := strings.Join(state, "; ")
+		done := settled && now == last
+		last = now
+		return done, now + "; " + strings.Join(detail, "; ")
+	})
 	for _, lt := range w.terms {
 		mine, err := lt.tm.term.Ledger()
 		if err != nil {
