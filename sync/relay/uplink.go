@@ -333,7 +333,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		}
 		s := *v.(*kiosk.Session)
 		s.Terminal = t.ID // what the relay saw, not what the body claims
-		if _, ok, err := inmateFor(tx, t, s.InmateID); err != nil || !ok {
+		if _, ok, err := f.inmateFor(t, s.InmateID); err != nil || !ok {
 			return wire.RefuseNotYours, err
 		}
 		key := s.InmateID + "/" + s.ID
@@ -384,6 +384,34 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	}
 }
 
+// inmateFor is the package inmateFor, remembering each inmate record it read for the rest of
+// the write call: a batch of a thousand letters of one inmate reads and decodes it once. No
+// uplink item changes an inmate record, and the memory goes with the call (reset at a re-run).
+func (f *fanout) inmateFor(t TerminalInfo, id string) (inmateRec, bool, error) {
+	look, ok := f.inmates[id]
+	if !ok {
+		var err error
+		look.found, err = getJSON(f.tx, bInmates, id, &look.rec)
+		if err != nil {
+			return inmateRec{}, false, err
+		}
+		if f.inmates == nil {
+			f.inmates = map[string]inmateLookup{}
+		}
+		f.inmates[id] = look
+	}
+	if !look.found {
+		return inmateRec{}, false, nil
+	}
+	return look.rec, serves(t, look.rec), nil
+}
+
+// inmateLookup is a remembered read of one inmate record.
+type inmateLookup struct {
+	rec   inmateRec
+	found bool
+}
+
 // inmateFor finds the inmate a terminal speaks for: in its facility and, for a tablet, its own.
 func inmateFor(tx *bolt.Tx, t TerminalInfo, id string) (inmateRec, bool, error) {
 	var in inmateRec
@@ -430,7 +458,7 @@ func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m kiosk.Messag
 	// An anonymous report names nobody; a named one must be of an inmate the terminal serves,
 	// so no terminal files reports in another facility's name.
 	if m.InmateID != "" {
-		if _, ok, err := inmateFor(tx, t, m.InmateID); err != nil || !ok {
+		if _, ok, err := f.inmateFor(t, m.InmateID); err != nil || !ok {
 			return wire.RefuseNotYours, err
 		}
 	}
@@ -443,7 +471,7 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		return reason, err
 	}
-	in, ok, err := inmateFor(tx, t, m.InmateID)
+	in, ok, err := f.inmateFor(t, m.InmateID)
 	if err != nil {
 		return "", err
 	}
@@ -542,7 +570,7 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c kio
 	if !found || prev.State == kiosk.ContactRemoved {
 		return "", nil
 	}
-	if _, ok, err := inmateFor(tx, t, prev.InmateID); err != nil {
+	if _, ok, err := f.inmateFor(t, prev.InmateID); err != nil {
 		return "", err
 	} else if !ok {
 		return wire.RefuseInvalid, nil
@@ -585,7 +613,7 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item)
 	}
 	// A terminal bills only inmates of its own facility (a tablet only its own inmate): an
 	// authenticated but hostile terminal must not move another facility's balances.
-	if _, ok, err := inmateFor(tx, t, u.InmateID); err != nil || !ok {
+	if _, ok, err := f.inmateFor(t, u.InmateID); err != nil || !ok {
 		return wire.RefuseNotYours, err
 	}
 	bucket, kind := bCharges, wire.DownRemoteCharge
