@@ -172,7 +172,7 @@ func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, T
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonAuthTimeout)
 	})
 	defer timer.Stop()
-	f, ok := r.readFrame(ctx, c)
+	f, _, ok := r.readFrame(ctx, c)
 	if !ok {
 		return wire.Hello{}, TerminalInfo{}, false
 	}
@@ -193,7 +193,7 @@ func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, T
 	if err := r.send(ctx, c, wire.Challenge{Nonce: nonce}); err != nil {
 		return wire.Hello{}, TerminalInfo{}, false
 	}
-	f, ok = r.readFrame(ctx, c)
+	f, _, ok = r.readFrame(ctx, c)
 	if !ok {
 		return wire.Hello{}, TerminalInfo{}, false
 	}
@@ -225,22 +225,23 @@ func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, T
 	return hello, t.TerminalInfo, true
 }
 
-// readFrame reads and decodes one frame; a malformed one closes the connection with the decoder's error.
-func (r *Relay) readFrame(ctx context.Context, c *websocket.Conn) (wire.Frame, bool) {
+// readFrame reads and decodes one frame, with what the decoder learned of a batch's item
+// bodies; a malformed one closes the connection with the decoder's error.
+func (r *Relay) readFrame(ctx context.Context, c *websocket.Conn) (wire.Frame, []wire.UpBody, bool) {
 	typ, data, err := c.Read(ctx)
 	if err != nil {
-		return wire.Frame{}, false // closed: by the peer, by us, or by the library (1009 too big)
+		return wire.Frame{}, nil, false // closed: by the peer, by us, or by the library (1009 too big)
 	}
 	if typ != websocket.MessageText {
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonBinary)
-		return wire.Frame{}, false
+		return wire.Frame{}, nil, false
 	}
-	f, err := wire.DecodeFrame(data)
+	f, bodies, err := wire.DecodeUplinkFrame(data)
 	if err != nil {
 		c.Close(websocket.StatusPolicyViolation, wire.CloseReason(wire.ReasonMalformed+": "+err.Error()))
-		return wire.Frame{}, false
+		return wire.Frame{}, nil, false
 	}
-	return f, true
+	return f, bodies, true
 }
 
 func (r *Relay) send(ctx context.Context, c *websocket.Conn, msg any) error {
@@ -272,7 +273,7 @@ const batchQueue = 8
 // while the previous ones commit. The worker answers them in order.
 func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 	c := s.conn
-	queue := make(chan *wire.Batch, batchQueue)
+	queue := make(chan upBatch, batchQueue)
 	stopped := make(chan struct{}) // closed when the worker ends (on its own after a failure)
 	wctx, gone := context.WithCancel(ctx)
 	go func() {
@@ -287,7 +288,7 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 		<-stopped
 	}()
 	for {
-		f, ok := r.readFrame(ctx, c)
+		f, bodies, ok := r.readFrame(ctx, c)
 		if !ok {
 			return
 		}
@@ -298,7 +299,7 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 				return
 			}
 			select {
-			case queue <- f.Batch:
+			case queue <- upBatch{Batch: *f.Batch, bodies: bodies}:
 			case <-stopped:
 				return // the worker closed the connection
 			}
@@ -315,11 +316,11 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 // came. What is queued when it turns to the queue goes into one transaction: the batches a
 // terminal pipelined while the last commit was under way share the next one. A failure closes
 // the connection and ends the loop.
-func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan *wire.Batch) {
+func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch) {
 	c := s.conn
-	var group []wire.Batch
+	var group []upBatch
 	for b := range queue {
-		group = append(group[:0], *b)
+		group = append(group[:0], b)
 	more:
 		for len(group) < batchQueue {
 			select {
@@ -327,7 +328,7 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan *wire.Ba
 				if !ok {
 					break more
 				}
-				group = append(group, *b)
+				group = append(group, b)
 			default:
 				break more
 			}
@@ -345,7 +346,7 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan *wire.Ba
 			return
 		}
 		s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
-		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen(), true)
+		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen())
 		s.flushMu.Unlock()
 		var seqErr *sequenceError
 		if err != nil && !errors.As(err, &seqErr) {

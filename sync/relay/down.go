@@ -41,12 +41,15 @@ type fanout struct {
 	tx    *bolt.Tx
 	woken []string
 	logs  []string
+	// inmates remembers the inmate records read in this write call (fanout.inmateFor).
+	inmates map[string]inmateLookup
 }
 
 func (f *fanout) reset(tx *bolt.Tx) {
 	f.tx = tx
 	f.woken = f.woken[:0]
 	f.logs = f.logs[:0]
+	clear(f.inmates)
 }
 
 // logf keeps a log line until the transaction commits: a run that is rolled back and run again

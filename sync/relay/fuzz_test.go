@@ -202,7 +202,7 @@ func FuzzEnrollBody(f *testing.F) {
 	})
 }
 
-// FuzzCompactJSON: whenever compactJSON takes a valid body as it is, json.Marshal (what the
+// FuzzCompactJSON: whenever wire.IsCompactJSON takes a valid body as it is, json.Marshal (what the
 // relay stored and hashed before the fast path) writes exactly the same bytes, so an item's
 // hash, and with it the resend and id_conflict rules, does not depend on the path taken.
 func FuzzCompactJSON(f *testing.F) {
@@ -218,11 +218,11 @@ func FuzzCompactJSON(f *testing.F) {
 		if err != nil {
 			t.Fatalf("marshal valid %q: %v", b, err)
 		}
-		if compactJSON(b) && string(want) != string(b) {
-			t.Fatalf("compactJSON took %q as it is; json.Marshal writes %q", b, want)
+		if wire.IsCompactJSON(b) && string(want) != string(b) {
+			t.Fatalf("IsCompactJSON took %q as it is; json.Marshal writes %q", b, want)
 		}
-		if !compactJSON(b) && string(want) == string(b) && !bytes.ContainsAny(b, " \t\r\n") {
-			t.Fatalf("compactJSON refused %q, which is already compact", b)
+		if !wire.IsCompactJSON(b) && string(want) == string(b) && !bytes.ContainsAny(b, " \t\r\n") {
+			t.Fatalf("IsCompactJSON refused %q, which is already compact", b)
 		}
 	})
 }

@@ -109,7 +109,7 @@ func (r *Relay) Outbound(flt OutboundFilter) ([]Outbound, error) {
 	}
 	out := []Outbound{}
 	err := r.view(op, func(tx *bolt.Tx) error {
-		return forEachJSON(tx, bOutbound, "", func(_ string, o Outbound) bool {
+		return forEachLetter(tx, bOutbound, func(o Outbound) bool {
 			if (flt.Status == "" || o.Status == flt.Status) && (flt.InmateID == "" || o.InmateID == flt.InmateID) {
 				out = append(out, o)
 			}
@@ -130,7 +130,7 @@ func (r *Relay) PREAReports(inmateID string) ([]Outbound, error) {
 	}
 	out := []Outbound{}
 	err := r.view(op, func(tx *bolt.Tx) error {
-		return forEachJSON(tx, bPREA, "", func(_ string, o Outbound) bool {
+		return forEachLetter(tx, bPREA, func(o Outbound) bool {
 			if inmateID == "" || o.InmateID == inmateID {
 				out = append(out, o)
 			}
@@ -160,11 +160,11 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 	now := r.clock.Now().UTC()
 	var o Outbound
 	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
-		o = Outbound{} // a run again must not see what an earlier run decoded and changed
-		ok, err := getJSON(tx, bOutbound, id, &o)
+		rec, ok, err := getLetter(tx, bOutbound, id) // a run again reads it afresh
 		if err != nil {
 			return err
 		}
+		o = rec.Outbound
 		if !ok {
 			return notFound(op, "id", "no outbound message %q", id)
 		}
@@ -172,7 +172,7 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 			return conflict(op, "id", "message %q is already %s", id, o.Status)
 		}
 		o.Status, o.State, o.Reason, o.ReviewedAt, o.UpdatedAt = state, state, reason, now, now
-		if err := putJSON(tx, bOutbound, id, o); err != nil {
+		if err := putLetter(tx, bOutbound, o, rec.BodyItem); err != nil {
 			return err
 		}
 		holder, err := liveHolder(tx, o.TerminalID)

@@ -40,8 +40,8 @@ const (
 	bCredits     = "credits"     // inmate id + "/" + record id -> usageRec
 	bSessions    = "sessions"    // inmate id + "/" + session id -> kiosk.Session
 	bBalances    = "balances"    // inmate id -> totals
-	bOutbound    = "outbound"    // message id -> Outbound
-	bPREA        = "prea"        // message id -> Outbound (never held, never shown in the review queue)
+	bOutbound    = "outbound"    // message id -> letterRec (v3: the body text is in the item that carried it)
+	bPREA        = "prea"        // message id -> letterRec (never held, never shown in the review queue)
 	bContacts    = "contacts"    // contact id -> ContactRecord
 	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, or + "/c/" + contact id -> nil (index)
 	bInbound     = "inbound"     // message id -> kiosk.Message delivered to an inmate
@@ -63,7 +63,7 @@ func allBuckets() []string {
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 2
+const schemaVersion = 3
 
 func migrate0to1(tx *bolt.Tx) error {
 	for _, name := range allBuckets() {
@@ -126,7 +126,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
 	}
 	if version < schemaVersion {
-		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2}
+		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3}
 		err := db.Update(func(tx *bolt.Tx) error {
 			for v := version; v < schemaVersion; v++ {
 				if err := migrations[v](tx); err != nil {

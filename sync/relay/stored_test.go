@@ -18,12 +18,12 @@ func TestStoredItemKeepsTheBodyAsChecked(t *testing.T) {
 		`{"detail":{"k":[1,2.5,null,true]}}`,
 	} {
 		it := wire.Item{Seq: 7, ID: "i-1", Kind: wire.UpMessage, CreatedAt: t0, Body: json.RawMessage(body)}
-		p := prepare(it, false)
+		p := prepare(it, nil)
 		if !p.valid || p.hash != itemHash(it.Kind, it.Body) {
 			t.Fatalf("%s: valid %v, hash %s, want %s", body, p.valid, p.hash, itemHash(it.Kind, it.Body))
 		}
 		// A body from a decoded frame, compact or not, comes out the same.
-		if q := prepare(it, true); q.hash != p.hash || string(q.canon) != string(p.canon) || !q.valid {
+		if q := prepare(it, &wire.CheckedBodies([]wire.Item{it})[0]); q.hash != p.hash || string(q.canon) != string(p.canon) || !q.valid {
 			t.Fatalf("%s: from a decoded frame %s %s, want %s %s", body, q.canon, q.hash, p.canon, p.hash)
 		}
 		got, err := storedItemJSON(it, p.canon, "t-1", "ep", t0, "invalid")
@@ -46,7 +46,7 @@ func TestStoredItemKeepsTheBodyAsChecked(t *testing.T) {
 		}
 	}
 	// A body that is not JSON (no frame yields one; a direct caller might) is stored as null.
-	p := prepare(wire.Item{Kind: wire.UpMessage, Body: json.RawMessage(`{"id":`)}, false)
+	p := prepare(wire.Item{Kind: wire.UpMessage, Body: json.RawMessage(`{"id":`)}, nil)
 	if p.valid || string(p.canon) != "null" {
 		t.Fatalf("broken body prepared as %+v", p)
 	}

@@ -40,7 +40,7 @@ func (r *Relay) storeBatch(t TerminalInfo, b wire.Batch) (wire.Ack, error) {
 // storeBatchSeen is storeBatch that also writes the connection's hello record (if not nil)
 // first, in the same transaction.
 func (r *Relay) storeBatchSeen(t TerminalInfo, b wire.Batch, seen *seenRec) (wire.Ack, error) {
-	acks, err := r.storeBatches(t, []wire.Batch{b}, seen, false)
+	acks, err := r.storeBatches(t, []upBatch{{Batch: b}}, seen)
 	if len(acks) == 0 {
 		return wire.Ack{}, err
 	}
@@ -52,16 +52,19 @@ func (r *Relay) storeBatchSeen(t TerminalInfo, b wire.Batch, seen *seenRec) (wir
 // batch stored. The hello record (if not nil) is written first. A batch that stops on a
 // *sequenceError is the last one answered: its ack is the last in the list, the batches after
 // it are not looked at, and the error is returned with the acks. Any other error answers none.
-// decoded says the batches came out of wire.DecodeFrame (their bodies are valid JSON).
-func (r *Relay) storeBatches(t TerminalInfo, batches []wire.Batch, seen *seenRec, decoded bool) ([]wire.Ack, error) {
+func (r *Relay) storeBatches(t TerminalInfo, batches []upBatch, seen *seenRec) ([]wire.Ack, error) {
 	now := r.clock.Now().UTC()
-	// One JSON pass per item, outside the transaction (and not again if it runs twice): the
-	// stored form, its hash and whether it is JSON at all.
+	// What each item's body is, outside the transaction (and not again if it runs twice): the
+	// stored form, its hash, whether it is JSON at all and, from a decoded frame, its check.
 	preps := make([][]prepared, len(batches))
 	for i, b := range batches {
 		preps[i] = make([]prepared, len(b.Items))
 		for j, it := range b.Items {
-			preps[i][j] = prepare(it, decoded)
+			var up *wire.UpBody
+			if b.bodies != nil {
+				up = &b.bodies[j]
+			}
+			preps[i][j] = prepare(it, up)
 		}
 	}
 	var acks []wire.Ack
@@ -77,7 +80,7 @@ func (r *Relay) storeBatches(t TerminalInfo, batches []wire.Batch, seen *seenRec
 		}
 		pol := fac.policy()
 		for i, b := range batches {
-			ack, seqErr, err := r.storeBatchTx(tx, f, t, fac, pol, b, preps[i], now)
+			ack, seqErr, err := r.storeBatchTx(tx, f, t, fac, pol, b.Batch, preps[i], now)
 			if err != nil {
 				return err
 			}
@@ -173,6 +176,12 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	if found && prev.Hash == h {
 		return prev.Refused, remember(prev.Refused)
 	}
+	// The item's arrival number, taken first: a letter it carries refers to its record for the
+	// body text (letterRec).
+	n, err := tx.Bucket([]byte(bItems)).NextSequence()
+	if err != nil {
+		return "", err
+	}
 	var reason string
 	switch {
 	case found:
@@ -180,7 +189,7 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		f.logf("relay: terminal %s item %d (%s): item id %s already held with other content (from terminal %s): refused %s",
 			t.ID, it.Seq, it.Kind, it.ID, prev.TerminalID, reason)
 	case p.valid:
-		if reason, err = r.applyItem(tx, f, t, fac, pol, it, now); err != nil {
+		if reason, err = r.applyItem(tx, f, t, fac, pol, it, p, n, now); err != nil {
 			return "", err
 		}
 		if reason == wire.RefuseIDConflict {
@@ -205,10 +214,6 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			return "", err
 		}
 	}
-	n, err := tx.Bucket([]byte(bItems)).NextSequence()
-	if err != nil {
-		return "", err
-	}
 	raw, err := storedItemJSON(it, p.canon, t.ID, epoch, now, reason)
 	if err != nil {
 		return "", err
@@ -219,57 +224,49 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	return reason, nil
 }
 
-// prepared is an uplink item's body as the relay stores it (compact JSON, HTML-escaped as
-// json.Marshal writes it, so hashes match those of items stored before), its hash, and whether
-// it parsed; a body that did not is stored as null.
-type prepared struct {
-	canon json.RawMessage
-	hash  string
-	valid bool
+// upBatch is a batch to store and, when it came out of wire.DecodeUplinkFrame, what the
+// decoder learned of each body (nil otherwise: each body is checked here).
+type upBatch struct {
+	wire.Batch
+	bodies []wire.UpBody
 }
 
-// prepare makes an item's prepared body. valid says the body is known to be valid JSON (it came out of wire.DecodeFrame, whose
-// json.Unmarshal checks the whole frame): a body already compact is then taken as it is,
-// without a second scan and copy.
-func prepare(it wire.Item, valid bool) prepared {
-	if valid && compactJSON(it.Body) {
-		return prepared{canon: it.Body, hash: canonHash(it.Kind, it.Body), valid: true}
+// prepared is an uplink item's body as the relay stores it (compact JSON, HTML-escaped as
+// json.Marshal writes it, so hashes match those of items stored before), its hash, and whether
+// it parsed; a body that did not is stored as null. checked says up holds the body's schema
+// check (wire.DecodeUpBody's answer), so applyItem does not decode it again.
+type prepared struct {
+	canon   json.RawMessage
+	hash    string
+	valid   bool
+	checked bool
+	up      wire.UpBody
+}
+
+// prepare makes an item's prepared body. up, if not nil, is what the frame decoder learned of
+// it (the body is valid JSON): a body already compact is taken as it is, without a second scan
+// and copy, and its check is kept.
+func prepare(it wire.Item, up *wire.UpBody) prepared {
+	if up != nil && up.Compact {
+		return prepared{canon: it.Body, hash: canonHash(it.Kind, it.Body), valid: true, checked: true, up: *up}
 	}
 	canon, err := json.Marshal(it.Body)
 	if err != nil {
 		return prepared{canon: json.RawMessage("null"), hash: itemHash(it.Kind, it.Body)}
 	}
-	return prepared{canon: canon, hash: canonHash(it.Kind, canon), valid: true}
+	p := prepared{canon: canon, hash: canonHash(it.Kind, canon), valid: true}
+	if up != nil {
+		p.checked, p.up = true, *up
+	}
+	return p
 }
 
-// compactJSON reports whether b, valid JSON, is already what json.Marshal writes for it as a
-// json.RawMessage: no white space outside strings, and none of what it escapes (<, >, &,
-// U+2028, U+2029). FuzzCompactJSON holds it to that.
-func compactJSON(b []byte) bool {
-	in, esc := false, false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case c == '<' || c == '>' || c == '&':
-			return false
-		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9):
-			return false
-		case in:
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				in = false
-			}
-		case c == '"':
-			in = true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			return false
-		}
+// upBody is the item's body checked by wire.DecodeUpBody, from the frame decoder if it did so.
+func (p prepared) upBody(it wire.Item) (any, error) {
+	if p.checked {
+		return p.up.Value, p.up.Err
 	}
-	return true
+	return wire.DecodeUpBody(it.Kind, it.Body)
 }
 
 // storedHead is a StoredItem without its body, which storedItemJSON adds as it is.
@@ -299,21 +296,22 @@ func storedItemJSON(it wire.Item, canon json.RawMessage, termID, epoch string, n
 	return append(out, '}'), nil
 }
 
-// applyItem stores one new item by kind and queues what other terminals must learn. It returns
-// a refusal reason for an item refused for good; an error aborts the whole batch.
-func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, it wire.Item, now time.Time) (string, error) {
+// applyItem stores one new item (p: its prepared body, n: its arrival number) by kind and
+// queues what other terminals must learn. It returns a refusal reason for an item refused for
+// good; an error aborts the whole batch.
+func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, it wire.Item, p prepared, n uint64, now time.Time) (string, error) {
 	decode := func(v any) bool { return json.Unmarshal(it.Body, v) == nil }
 	switch it.Kind {
 	case wire.UpMessage, wire.UpPREA:
-		v, err := wire.DecodeUpBody(it.Kind, it.Body) // checked and read in one pass; a prea may be anonymous
+		v, err := p.upBody(it) // checked and read once, mostly by the frame decoder; a prea may be anonymous
 		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
-		m := *v.(*kiosk.Message)
+		m := *v.(*kiosk.Message) // a copy: a re-run of the transaction starts from the same value
 		if it.Kind == wire.UpPREA || m.Peer == kiosk.PREAChannel {
-			return r.applyPREA(tx, f, t, m, now)
+			return r.applyPREA(tx, f, t, m, n, now)
 		}
-		return r.applyMessage(tx, f, t, fac, pol, m, now)
+		return r.applyMessage(tx, f, t, fac, pol, m, n, now)
 	case wire.UpContactRequest:
 		var c kiosk.Contact
 		if !decode(&c) || checkID("", "", c.ID) != nil || strings.TrimSpace(c.Name) == "" || c.InmateID == "" {
@@ -329,13 +327,13 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	case wire.UpCharge, wire.UpCredit:
 		return r.applyUsage(tx, f, t, it)
 	case wire.UpSessionEnd:
-		v, err := wire.DecodeUpBody(it.Kind, it.Body)
+		v, err := p.upBody(it)
 		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
 		s := *v.(*kiosk.Session)
 		s.Terminal = t.ID // what the relay saw, not what the body claims
-		if _, ok, err := inmateFor(tx, t, s.InmateID); err != nil || !ok {
+		if _, ok, err := f.inmateFor(t, s.InmateID); err != nil || !ok {
 			return wire.RefuseNotYours, err
 		}
 		key := s.InmateID + "/" + s.ID
@@ -351,7 +349,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		}
 		return "", f.toInmate(t.FacilityID, s.InmateID, t.ID, wire.DownRemoteSessionEnd, s)
 	case wire.UpAudit:
-		v, err := wire.DecodeUpBody(it.Kind, it.Body)
+		v, err := p.upBody(it)
 		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
@@ -386,6 +384,34 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	}
 }
 
+// inmateFor is the package inmateFor, remembering each inmate record it read for the rest of
+// the write call: a batch of a thousand letters of one inmate reads and decodes it once. No
+// uplink item changes an inmate record, and the memory goes with the call (reset at a re-run).
+func (f *fanout) inmateFor(t TerminalInfo, id string) (inmateRec, bool, error) {
+	look, ok := f.inmates[id]
+	if !ok {
+		var err error
+		look.found, err = getJSON(f.tx, bInmates, id, &look.rec)
+		if err != nil {
+			return inmateRec{}, false, err
+		}
+		if f.inmates == nil {
+			f.inmates = map[string]inmateLookup{}
+		}
+		f.inmates[id] = look
+	}
+	if !look.found {
+		return inmateRec{}, false, nil
+	}
+	return look.rec, serves(t, look.rec), nil
+}
+
+// inmateLookup is a remembered read of one inmate record.
+type inmateLookup struct {
+	rec   inmateRec
+	found bool
+}
+
 // inmateFor finds the inmate a terminal speaks for: in its facility and, for a tablet, its own.
 func inmateFor(tx *bolt.Tx, t TerminalInfo, id string) (inmateRec, bool, error) {
 	var in inmateRec
@@ -402,8 +428,7 @@ func inmateFor(tx *bolt.Tx, t TerminalInfo, id string) (inmateRec, bool, error) 
 // heldMessage finds a message id among outbound messages and PREA reports: one id space.
 func heldMessage(tx *bolt.Tx, id string) (kiosk.Message, bool, error) {
 	for _, bucket := range []string{bOutbound, bPREA} {
-		var o Outbound
-		found, err := getJSON(tx, bucket, id, &o)
+		o, found, err := getLetter(tx, bucket, id)
 		if err != nil || found {
 			return o.Message, found, err
 		}
@@ -426,27 +451,27 @@ func messageIDReuse(tx *bolt.Tx, m kiosk.Message) (reason string, found bool, er
 
 // applyPREA stores a PREA report: never held, never refused for the inmate's status, contact
 // or money; but only for an inmate the terminal serves.
-func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m kiosk.Message, now time.Time) (string, error) {
+func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m kiosk.Message, n uint64, now time.Time) (string, error) {
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		return reason, err
 	}
 	// An anonymous report names nobody; a named one must be of an inmate the terminal serves,
 	// so no terminal files reports in another facility's name.
 	if m.InmateID != "" {
-		if _, ok, err := inmateFor(tx, t, m.InmateID); err != nil || !ok {
+		if _, ok, err := f.inmateFor(t, m.InmateID); err != nil || !ok {
 			return wire.RefuseNotYours, err
 		}
 	}
 	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: kiosk.MsgDelivered, ReceivedAt: now}
 	f.logf("relay: PREA report %s received from terminal %s", m.ID, t.ID)
-	return "", putJSON(tx, bPREA, m.ID, o)
+	return "", putLetter(tx, bPREA, o, n)
 }
 
-func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, m kiosk.Message, now time.Time) (string, error) {
+func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, m kiosk.Message, n uint64, now time.Time) (string, error) {
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		return reason, err
 	}
-	in, ok, err := inmateFor(tx, t, m.InmateID)
+	in, ok, err := f.inmateFor(t, m.InmateID)
 	if err != nil {
 		return "", err
 	}
@@ -483,7 +508,7 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	}
 	m.Box, m.State, m.UpdatedAt = kiosk.BoxOutbox, status, now
 	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: status, ReceivedAt: now}
-	if err := putJSON(tx, bOutbound, m.ID, o); err != nil {
+	if err := putLetter(tx, bOutbound, o, n); err != nil {
 		return "", err
 	}
 	return "", f.toHolder(t.FacilityID, m.InmateID, t.ID, wire.DownMessageStatus,
@@ -545,7 +570,7 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c kio
 	if !found || prev.State == kiosk.ContactRemoved {
 		return "", nil
 	}
-	if _, ok, err := inmateFor(tx, t, prev.InmateID); err != nil {
+	if _, ok, err := f.inmateFor(t, prev.InmateID); err != nil {
 		return "", err
 	} else if !ok {
 		return wire.RefuseInvalid, nil
@@ -588,7 +613,7 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item)
 	}
 	// A terminal bills only inmates of its own facility (a tablet only its own inmate): an
 	// authenticated but hostile terminal must not move another facility's balances.
-	if _, ok, err := inmateFor(tx, t, u.InmateID); err != nil || !ok {
+	if _, ok, err := f.inmateFor(t, u.InmateID); err != nil || !ok {
 		return wire.RefuseNotYours, err
 	}
 	bucket, kind := bCharges, wire.DownRemoteCharge

@@ -21,7 +21,8 @@ const maxVerifyProblems = 200
 //   - every credit gives back a charge the relay holds, of the same inmate and session, at most
 //     its amount (the credit is keyed by the charge's record id, so there is at most one);
 //   - every uplink item id was stored once, and never above the high-water mark of its epoch;
-//   - every outbound message and PREA report is stored under its own id with a known status.
+//   - every outbound message and PREA report is stored under its own id with a known status,
+//     and the item it names for its text is a letter item of that id.
 func (r *Relay) Verify() (kiosk.VerifyReport, error) {
 	var rep kiosk.VerifyReport
 	err := r.inspect("verify", func(tx *bolt.Tx) (err error) {
@@ -146,11 +147,17 @@ func verifyRelayTx(tx *bolt.Tx) kiosk.VerifyReport {
 		}
 	})
 
-	// Letters: under their own ids, with a status the sender can be shown.
+	// Letters: under their own ids, with a status the sender can be shown, and their text in
+	// the item they name.
 	for _, bucket := range []string{bOutbound, bPREA} {
-		eachRaw(tx, bucket, decodeErr(bucket), func(k string, o Outbound) {
+		eachRaw(tx, bucket, decodeErr(bucket), func(k string, o letterRec) {
 			if o.ID != k {
 				add("letter_key", "%s message %q is stored under key %q", bucket, o.ID, k)
+			}
+			if o.BodyItem != 0 {
+				if err := fillBody(tx, bucket, k, &o); err != nil {
+					add("letter_body", "%s message %s: %v", bucket, k, err)
+				}
 			}
 			switch o.Status {
 			case kiosk.MsgHeld, kiosk.MsgDelivered, kiosk.MsgRejected:

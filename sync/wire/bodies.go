@@ -99,13 +99,7 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 		if err := decode(m); err != nil {
 			return nil, err
 		}
-		if err := CheckRecordID("id", m.ID); err != nil {
-			return nil, err
-		}
-		if kind == UpPREA && m.InmateID == "" {
-			return m, nil // an anonymous report: it must reach the coordinator all the same
-		}
-		return m, nonEmpty("inmate_id", m.InmateID)
+		return m, checkMessage(kind, m)
 	case UpContactRequest:
 		c := new(kiosk.Contact)
 		if err := decode(c); err != nil {
@@ -171,6 +165,18 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 		return nil, nil // any JSON object
 	}
 	return nil, nil
+}
+
+// checkMessage is the schema check of a message or prea body once decoded (DecodeUpBody and
+// the batch decoder share it).
+func checkMessage(kind string, m *kiosk.Message) error {
+	if err := CheckRecordID("id", m.ID); err != nil {
+		return err
+	}
+	if kind == UpPREA && m.InmateID == "" {
+		return nil // an anonymous report: it must reach the coordinator all the same
+	}
+	return nonEmpty("inmate_id", m.InmateID)
 }
 
 func nonEmpty(field, s string) error {

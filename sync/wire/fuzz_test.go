@@ -4,7 +4,13 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/tether-kiosk/tether/kiosk"
 )
 
 func FuzzDecodeFrame(f *testing.F) {
@@ -135,4 +141,127 @@ func FuzzCheckUpBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// batchSeeds are batch frames the one-pass decoder reads itself, and variants of them it must
+// leave to encoding/json or refuse as it does.
+func batchSeeds() []string {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	msg := kiosk.Message{ID: "m-1", InmateID: "A1", Box: "outbox", Peer: "c-1", PeerName: "Mom", Subject: "Sunday <3",
+		Body: "line one\nline \"two\" & \u2028 \U0001F600 \\ end", State: "queued", CreatedAt: at, UpdatedAt: at}
+	mb, _ := json.Marshal(msg)
+	item := func(seq int, kind, body string) string {
+		return fmt.Sprintf(`{"seq":%d,"id":"i-%d","kind":%q,"created_at":"2026-03-01T12:00:00Z","body":%s}`, seq, seq, kind, body)
+	}
+	frame := func(items ...string) string {
+		return `{"type":"batch","body":{"epoch":"e1","items":[` + strings.Join(items, ",") + `]}}`
+	}
+	good := frame(item(1, UpMessage, string(mb)), item(2, UpPREA, `{"id":"p-1","body":"help"}`),
+		item(3, UpCharge, `{"record_id":"s/1","session_id":"s","inmate_id":"A1","minute":1,"cents":5,"at":"2026-03-01T12:00:00Z"}`))
+	return []string{
+		good,
+		strings.ReplaceAll(good, `,"`, `, "`), // white space: not compact, still read
+		strings.Replace(good, `"seq":1`, `"Seq":1`, 1),            // a name in other case
+		strings.Replace(good, `"seq":1`, `"seq":1,"seq":1`, 1),    // a duplicate
+		strings.Replace(good, `"seq":1`, `"seq":1.0`, 1),          // not an unsigned integer
+		strings.Replace(good, `"seq":1`, `"seq":-0`, 1),           // not an unsigned integer
+		strings.Replace(good, `"id":"m-1"`, `"id":null`, 1),       // a null in a message
+		strings.Replace(good, `"id":"m-1"`, `"ID":"m-2"`, 1),      // a message field in other case
+		strings.Replace(good, `"id":"m-1"`, `"id":5`, 1),          // a message field of another type
+		strings.Replace(good, `"id":"m-1"`, `"\u0069d":"m-1"`, 1), // an escaped name
+		strings.Replace(good, `"id":"m-1"`, `"id":"m\u002d1"`, 1), // an escaped value
+		strings.Replace(good, `"id":"m-1"`, `"id":"m-1","read":true,"x":[1,{"y":null}]`, 1),
+		strings.Replace(good, `"id":"m-1"`, `"id":"m-1","read":"yes"`, 1),
+		strings.Replace(good, `"id":"m-1"`, `"id":"m/1"`, 1), // a bad record id: refused item, good frame
+		strings.Replace(good, `"body":"help"`, `"body":"\ud83d\ude00\ud800x\udc00"`, 1),
+		strings.Replace(good, `"body":"help"`, `"body":"\x"`, 1),
+		strings.Replace(good, `"created_at":"2026-03-01T12:00:00Z","body":{"id":"p-1"`, `"created_at":"2026-13-01T12:00:00Z","body":{"id":"p-1"`, 1),
+		strings.Replace(good, `"kind":"prea","created_at":"2026-03-01T12:00:00Z","body":{"id":"p-1","body":"help"}`,
+			`"created_at":"2026-03-01T12:00:00Z","body":{"id":"p-1","body":"help"},"kind":"prea"`, 1), // kind after body
+		strings.Replace(good, `{"type":"batch",`, `{"type":"batch","body":{}, `, 1),
+		strings.Replace(good, `"epoch":"e1"`, `"epoch":"e1","items":null`, 1),
+		good + " ",
+		good + "\x00",
+		good + "{}",
+		strings.Replace(good, `"body":"help"`, `"body":"help","deep":`+strings.Repeat("[", 300)+strings.Repeat("]", 300), 1),
+		strings.Replace(good, `"cents":5`, `"cents":5e0`, 1),
+		strings.Replace(good, `"cents":5`, `"cents":05`, 1),
+		strings.Replace(good, `"cents":5`, `"cents":-`, 1),
+		frame(item(1, UpMessage, `{"id":"m-9","inmate_id":"A1","body":"x"} `)),
+		frame(item(1, UpMessage, `"not an object"`)),
+		frame(item(1, UpMessage, `null`)),
+		frame(),
+		`{"body":{"epoch":"e1","items":[` + item(1, UpAudit, `{}`) + `]},"type":"batch"}`,
+	}
+}
+
+// FuzzBatchDecoderSame: the one-pass batch decoder accepts and refuses exactly what
+// encoding/json (decodeFrameStd) does, with the same error, the same frame and, per item, what
+// DecodeUpBody and IsCompactJSON say of the body.
+func FuzzBatchDecoderSame(f *testing.F) {
+	for _, s := range batchSeeds() {
+		f.Add([]byte(s))
+	}
+	for _, m := range samples() {
+		b, _ := Encode(m)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, werr := decodeFrameStd(b)
+		got, ups, gerr := DecodeUplinkFrame(b)
+		if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
+			t.Fatalf("encoding/json says %v, the batch decoder %v\n%q", werr, gerr, b)
+		}
+		if werr != nil {
+			return
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoded otherwise:\n got %#v\nwant %#v", got, want)
+		}
+		if got.Batch == nil {
+			if ups != nil {
+				t.Fatalf("bodies for a %s frame", got.Type)
+			}
+			return
+		}
+		wantUps := CheckedBodies(want.Batch.Items)
+		if len(ups) != len(wantUps) {
+			t.Fatalf("%d bodies for %d items", len(ups), len(wantUps))
+		}
+		for i, w := range wantUps {
+			g := ups[i]
+			if g.Compact != w.Compact || !reflect.DeepEqual(g.Value, w.Value) || fmt.Sprint(g.Err) != fmt.Sprint(w.Err) {
+				t.Fatalf("item %d body %s:\n got %v %#v %v\nwant %v %#v %v", i, want.Batch.Items[i].Body,
+					g.Compact, g.Value, g.Err, w.Compact, w.Value, w.Err)
+			}
+		}
+	})
+}
+
+// The one-pass decoder does read what terminals send (it is not left to encoding/json), and a
+// frame it reads does not share memory with the caller's buffer.
+func TestBatchDecoderTakesEncodedBatches(t *testing.T) {
+	good := []byte(batchSeeds()[0])
+	f, ups, ok := decodeBatchFast(good, true)
+	if !ok {
+		t.Fatal("a batch as wire.Encode writes it went to encoding/json")
+	}
+	if len(ups) != 3 || !ups[0].Compact || ups[0].Err != nil || ups[0].Value.(*kiosk.Message).Body == "" {
+		t.Fatalf("bodies: %#v", ups)
+	}
+	body := f.Batch.Items[0].Body
+	before := string(body)
+	for i := range good {
+		good[i] = 'x'
+	}
+	if string(body) != before {
+		t.Fatal("a decoded body changed with the caller's buffer")
+	}
+	// White space costs compactness, not the fast path; a name in other case goes to encoding/json.
+	if _, ups, ok := decodeBatchFast([]byte(batchSeeds()[1]), true); !ok || ups[0].Compact {
+		t.Fatalf("spaced batch: fast %v, bodies %#v", ok, ups)
+	}
+	if _, _, ok := decodeBatchFast([]byte(batchSeeds()[2]), true); ok {
+		t.Fatal("took a field name in other case itself")
+	}
 }

@@ -254,6 +254,15 @@ var ErrNotUTF8 = errors.New("not valid UTF-8")
 // DecodeFrame parses and validates one frame. Unknown fields are ignored (a later minor
 // revision may add some); an unknown type, a missing body or a value beyond a limit is an error.
 func DecodeFrame(b []byte) (Frame, error) {
+	f, _, err := decodeFrame(b, false)
+	return f, err
+}
+
+// decodeFrameStd is DecodeFrame by encoding/json: two passes (the envelope, then its body),
+// each scanning the whole text once to validate it and once more to decode it. It decodes
+// every frame the batch decoder (batch.go) leaves to it, and is the reference that decoder is
+// fuzzed against (FuzzBatchDecoderSame).
+func decodeFrameStd(b []byte) (Frame, error) {
 	if len(b) > MaxFrameBytes {
 		return Frame{}, fmt.Errorf("decode frame: %w (%d bytes, limit %d)", ErrTooLarge, len(b), MaxFrameBytes)
 	}

@@ -1,0 +1,147 @@
+package relay
+
+import (
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// A letter (an outbound message or a PREA report) arrives as an uplink item, and the relay
+// keeps every uplink item as it came (bItems). Up to schema 2 the letter's record held its body
+// text too, so each letter's text was written twice, the largest part of what the relay wrote
+// for it. From schema 3 the letter's record names the item that carried it (BodyItem) and holds
+// no body text; the text is read from the item when a letter is shown. A record without
+// BodyItem (one migrate2to3 could not match to its item) still holds its text itself.
+
+// letterRec is a letter as stored in bOutbound and bPREA.
+type letterRec struct {
+	Outbound
+	// BodyItem is the arrival number of the item that carried the letter (0: Body is here).
+	BodyItem uint64 `json:"body_item,omitempty"`
+}
+
+// putLetter stores o, its body text left to item n (0: kept in the record).
+func putLetter(tx *bolt.Tx, bucket string, o Outbound, n uint64) error {
+	rec := letterRec{Outbound: o, BodyItem: n}
+	if n != 0 {
+		rec.Body = ""
+	}
+	return putJSON(tx, bucket, o.ID, rec)
+}
+
+// getLetter reads one letter record, its body text filled in from its item.
+func getLetter(tx *bolt.Tx, bucket, id string) (letterRec, bool, error) {
+	var rec letterRec
+	found, err := getJSON(tx, bucket, id, &rec)
+	if err != nil || !found {
+		return rec, found, err
+	}
+	return rec, true, fillBody(tx, bucket, id, &rec)
+}
+
+// forEachLetter calls fn with every letter of bucket in id order, body text filled in, until it
+// returns false.
+func forEachLetter(tx *bolt.Tx, bucket string, fn func(o Outbound) bool) error {
+	var ferr error
+	err := forEachJSON(tx, bucket, "", func(k string, rec letterRec) bool {
+		if ferr = fillBody(tx, bucket, k, &rec); ferr != nil {
+			return false
+		}
+		return fn(rec.Outbound)
+	})
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
+// itemLetter is what a letter's text is read from: the body of the item that carried it, as
+// kiosk.Message decodes it (the field is matched as it was when the letter was made).
+type itemLetter struct {
+	Kind string `json:"kind"`
+	Body struct {
+		ID   string `json:"id"`
+		Body string `json:"body"`
+	} `json:"body"`
+}
+
+// fillBody sets rec's body text from the item it names.
+func fillBody(tx *bolt.Tx, bucket, key string, rec *letterRec) error {
+	if rec.BodyItem == 0 {
+		return nil
+	}
+	il, err := readItemLetter(tx, rec.BodyItem)
+	if err == nil && il.Body.ID != rec.ID {
+		err = fmt.Errorf("item %d carries message %q", rec.BodyItem, il.Body.ID)
+	}
+	if err != nil {
+		return &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: body: %w", key, err)}
+	}
+	rec.Body = il.Body.Body
+	return nil
+}
+
+// readItemLetter reads the letter part of item n.
+func readItemLetter(tx *bolt.Tx, n uint64) (itemLetter, error) {
+	var il itemLetter
+	raw := tx.Bucket([]byte(bItems)).Get(u64(n))
+	if raw == nil {
+		return il, fmt.Errorf("item %d is missing", n)
+	}
+	if err := json.Unmarshal(raw, &il); err != nil {
+		return il, fmt.Errorf("item %d: %w", n, err)
+	}
+	if il.Kind != wire.UpMessage && il.Kind != wire.UpPREA {
+		return il, fmt.Errorf("item %d is a %q item, not a letter", n, il.Kind)
+	}
+	return il, nil
+}
+
+// migrate2to3 moves each letter's body text out of its record: the record names the item that
+// carried it (the first stored, not refused, message or prea item of that message id whose
+// text is the same). A letter no item matches keeps its text.
+func migrate2to3(tx *bolt.Tx) error {
+	carrier := map[string]uint64{}
+	err := forEachJSON(tx, bItems, "", func(k string, it StoredItem) bool {
+		if it.Refused != "" || (it.Kind != wire.UpMessage && it.Kind != wire.UpPREA) {
+			return true
+		}
+		var m kiosk.Message
+		if json.Unmarshal(it.Body, &m) != nil {
+			return true
+		}
+		if _, ok := carrier[m.ID]; !ok {
+			carrier[m.ID] = readU64([]byte(k))
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	for _, bucket := range []string{bOutbound, bPREA} {
+		var recs []letterRec
+		if err := forEachJSON(tx, bucket, "", func(_ string, rec letterRec) bool {
+			if rec.BodyItem == 0 && carrier[rec.ID] != 0 {
+				recs = append(recs, rec)
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			n := carrier[rec.ID]
+			il, err := readItemLetter(tx, n)
+			if err != nil || il.Body.Body != rec.Body {
+				continue // not the text this record holds: it keeps it
+			}
+			if err := putLetter(tx, bucket, rec.Outbound, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
