@@ -132,6 +132,14 @@ func checkPINHash(path, h string) error {
 
 // validateInmate checks every field of in; path prefixes the field names in the error.
 func validateInmate(path string, in Inmate) error {
+	if err := checkPINHash(join(path, "pin_hash"), in.PINHash); err != nil {
+		return err
+	}
+	return validateInmateFields(path, in)
+}
+
+// validateInmateFields checks every field of in but its PIN hash.
+func validateInmateFields(path string, in Inmate) error {
 	if err := checkID(join(path, "id"), in.ID); err != nil {
 		return err
 	}
@@ -139,9 +147,6 @@ func validateInmate(path string, in Inmate) error {
 		return err
 	}
 	if err := checkBadges(join(path, "badges"), in.Badges); err != nil {
-		return err
-	}
-	if err := checkPINHash(join(path, "pin_hash"), in.PINHash); err != nil {
 		return err
 	}
 	if !slices.Contains(languages, in.Language) {
@@ -155,6 +160,14 @@ func validateInmate(path string, in Inmate) error {
 
 // validateTechnician checks every field of tc; path prefixes the field names in the error.
 func validateTechnician(path string, tc Technician) error {
+	if err := checkPINHash(join(path, "pin_hash"), tc.PINHash); err != nil {
+		return err
+	}
+	return validateTechnicianFields(path, tc)
+}
+
+// validateTechnicianFields checks every field of tc but its PIN hash.
+func validateTechnicianFields(path string, tc Technician) error {
 	if err := checkID(join(path, "id"), tc.ID); err != nil {
 		return err
 	}
@@ -162,9 +175,6 @@ func validateTechnician(path string, tc Technician) error {
 		return err
 	}
 	if err := checkBadges(join(path, "badges"), tc.Badges); err != nil {
-		return err
-	}
-	if err := checkPINHash(join(path, "pin_hash"), tc.PINHash); err != nil {
 		return err
 	}
 	if tc.Role == "" || len(tc.Role) > maxRoleLen {
@@ -192,6 +202,27 @@ func ValidateTechnician(tc Technician) error {
 		return &Error{Kind: KindInvalid, Op: "technician", Err: err}
 	}
 	return nil
+}
+
+// RosterFieldError names the roster field a person breaks and how, for one person at path
+// (e.g. "inmates[3]"), checking every field but the PIN hash. The relay checks the rosters it
+// takes with it before it hashes their plain PINs, so it refuses exactly what a terminal would
+// refuse when the person arrives (an id with '@', a name of 110 characters, a role "Installer").
+func RosterFieldError(path string, person any) (field, problem string, bad bool) {
+	var err error
+	switch p := person.(type) {
+	case Inmate:
+		err = validateInmateFields(path, p)
+	case Technician:
+		err = validateTechnicianFields(path, p)
+	default:
+		return path, fmt.Sprintf("is a %T, not an inmate or a technician", person), true
+	}
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return fe.path, fe.msg, true
+	}
+	return "", "", false
 }
 
 // badgeOwnerTx returns who holds badge, found false if nobody does.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,14 +75,10 @@ func checkBadges(op, field string, badges []string, owner string, seen map[strin
 	if len(badges) == 0 {
 		return invalid(op, field+".badges", "needs at least one badge")
 	}
-	if len(badges) > 8 {
-		return invalid(op, field+".badges", "has %d badges, limit 8", len(badges))
-	}
+	// Their number and form are the terminals' rules (kiosk.RosterFieldError, checked first);
+	// here only that a badge is nobody else's in the roster.
 	for j, b := range badges {
 		f := fmt.Sprintf("%s.badges[%d]", field, j)
-		if err := checkID(op, f, b); err != nil {
-			return err
-		}
 		if prev, dup := seen[b]; dup {
 			return invalid(op, f, "badge %q is also %s's", b, prev)
 		}
@@ -89,6 +86,9 @@ func checkBadges(op, field string, badges []string, owner string, seen map[strin
 	}
 	return nil
 }
+
+// DefaultTechnicianRole is the role of a technician a roster lists without one.
+const DefaultTechnicianRole = "technician"
 
 // validateRoster checks every field before anything is hashed or written.
 func validateRoster(facility string, ro Roster) error {
@@ -110,20 +110,17 @@ func validateRoster(facility string, ro Roster) error {
 			return invalid(op, f+".id", "inmate %q is listed twice", in.ID)
 		}
 		ids[in.ID] = true
-		if err := checkText(op, f+".name", in.Name, true, 120); err != nil {
-			return err
+		// The terminals' own rules for a person (kiosk.RosterFieldError), so nothing the relay
+		// takes is refused by a kiosk when it arrives.
+		if field, problem, bad := kiosk.RosterFieldError(f, kiosk.Inmate{ID: in.ID, Name: in.Name, Badges: in.Badges,
+			Language: in.Language, Status: in.Status}); bad {
+			return invalid(op, field, "%s", problem)
 		}
 		if err := checkBadges(op, f, in.Badges, in.ID, badges); err != nil {
 			return err
 		}
 		if err := checkPIN(op, f, in.PIN, in.PINHash); err != nil {
 			return err
-		}
-		if in.Language != "en" && in.Language != "es" {
-			return invalid(op, f+".language", "must be \"en\" or \"es\"")
-		}
-		if in.Status != kiosk.StatusActive && in.Status != kiosk.StatusSuspended {
-			return invalid(op, f+".status", "must be %q or %q", kiosk.StatusActive, kiosk.StatusSuspended)
 		}
 	}
 	techIDs := map[string]bool{}
@@ -136,16 +133,14 @@ func validateRoster(facility string, ro Roster) error {
 			return invalid(op, f+".id", "technician %q is listed twice", tc.ID)
 		}
 		techIDs[tc.ID] = true
-		if err := checkText(op, f+".name", tc.Name, true, 120); err != nil {
-			return err
+		if field, problem, bad := kiosk.RosterFieldError(f, kiosk.Technician{ID: tc.ID, Name: tc.Name, Badges: tc.Badges,
+			Role: tc.Role}); bad {
+			return invalid(op, field, "%s", problem)
 		}
 		if err := checkBadges(op, f, tc.Badges, tc.ID, badges); err != nil {
 			return err
 		}
 		if err := checkPIN(op, f, tc.PIN, tc.PINHash); err != nil {
-			return err
-		}
-		if err := checkText(op, f+".role", tc.Role, false, 40); err != nil {
 			return err
 		}
 	}
@@ -157,6 +152,13 @@ func validateRoster(facility string, ro Roster) error {
 // an inmate no longer listed is sent down as suspended, so no terminal lets them in.
 func (r *Relay) PutRoster(facility string, ro Roster) error {
 	const op = "put roster"
+	// A technician listed without a role is a plain technician; a kiosk needs a role.
+	ro.Technicians = slices.Clone(ro.Technicians)
+	for i := range ro.Technicians {
+		if ro.Technicians[i].Role == "" {
+			ro.Technicians[i].Role = DefaultTechnicianRole
+		}
+	}
 	if err := validateRoster(facility, ro); err != nil {
 		return err
 	}
