@@ -77,3 +77,13 @@ func fitAudit(ev AuditEvent) AuditEvent {
 	ev.Detail = d
 	return ev
 }
+
+// ValidateLetter checks an outgoing letter's body and subject by the rules Send applies on the
+// terminal; the relay applies the same to every letter it takes, so neither side accepts what
+// the other refuses.
+func ValidateLetter(body, subject string, maxChars int) error {
+	if err := ValidateMessageBody(body, maxChars); err != nil {
+		return err
+	}
+	return validateSubject(subject)
+}

@@ -53,3 +53,36 @@ func TestRosterTakesTheTerminalsRules(t *testing.T) {
 		t.Fatalf("a kiosk would refuse the technician the relay sent: %v", err)
 	}
 }
+
+// A letter is taken by the rules Send applies on the terminal (kiosk.ValidateLetter): a body a
+// terminal would refuse (a control character, a line break in the subject) is refused invalid,
+// one too long is too_large, and a good one is taken.
+func TestLettersTakeTheTerminalsRules(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	letter := func(id, subject, body string) wire.Item {
+		return k.item(wire.UpMessage, kiosk.Message{ID: id, InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-records",
+			Subject: subject, Body: body})
+	}
+	ack := c.batch(
+		letter("m-bell", "", "ring \a ring"),
+		letter("m-subject", "two\nlines", "fine"),
+		letter("m-long", "", strings.Repeat("x", kiosk.DefaultPolicy().MaxMessageChars+1)),
+		letter("m-good", "Records", "Please send my file.\nThank you."),
+	)
+	want := map[uint64]string{1: wire.RefuseInvalid, 2: wire.RefuseInvalid, 3: wire.RefuseTooLarge}
+	got := map[uint64]string{}
+	for _, r := range ack.Rejected {
+		got[r.Seq] = r.Reason
+	}
+	if ack.Seq != 4 || len(got) != len(want) || got[1] != want[1] || got[2] != want[2] || got[3] != want[3] {
+		t.Fatalf("ack = %+v, want refusals %v and the good letter taken", ack, want)
+	}
+	for seq, body := range map[uint64]string{1: "ring \a ring", 2: "fine"} {
+		if kiosk.ValidateLetter(body, map[uint64]string{1: "", 2: "two\nlines"}[seq], 13000) == nil {
+			t.Errorf("seq %d: the terminal's rule takes what the relay refused", seq)
+		}
+	}
+}

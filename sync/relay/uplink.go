@@ -481,11 +481,13 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	if in.Status != kiosk.StatusActive || !in.Messaging {
 		return wire.RefuseSuspended, nil
 	}
-	if !utf8.ValidString(m.Body) || !utf8.ValidString(m.Subject) {
-		return wire.RefuseInvalid, nil
-	}
 	if utf8.RuneCountInString(m.Body) > pol.MaxMessageChars {
 		return wire.RefuseTooLarge, nil
+	}
+	// The terminal's own rules for a letter (kiosk.ValidateLetter): what Send refuses, the
+	// relay refuses too.
+	if kiosk.ValidateLetter(m.Body, m.Subject, pol.MaxMessageChars) != nil {
+		return wire.RefuseInvalid, nil
 	}
 	known := false
 	for _, d := range pol.Departments {
