@@ -171,7 +171,7 @@ func (p Policy) Validate() error {
 			return bad(field, "start and end are both %s", w.Start)
 		}
 	}
-	for _, lang := range []string{"en", "es"} {
+	for _, lang := range Languages() {
 		if strings.TrimSpace(p.MonitoringNotice[lang]) == "" {
 			return bad("monitoring_notice."+lang, "must not be empty")
 		}

@@ -16,8 +16,12 @@ import (
 // kBoundInmate is the meta key holding the id of the inmate a tablet is bound to.
 const kBoundInmate = "bound_inmate"
 
-// Languages the screens are translated into.
-var languages = []string{"en", "es"}
+// Languages are the languages the screens are translated into: a person's language, a
+// notice's and a policy's texts are one of these, on the terminal and on the relay alike.
+func Languages() []string { return []string{"en", "es"} }
+
+// KnownLanguage reports whether lang is one of Languages.
+func KnownLanguage(lang string) bool { return slices.Contains(Languages(), lang) }
 
 // Limits on roster fields; generous for real rosters, small enough for a bbolt key and a screen.
 const (
@@ -149,7 +153,7 @@ func validateInmateFields(path string, in Inmate) error {
 	if err := checkBadges(join(path, "badges"), in.Badges); err != nil {
 		return err
 	}
-	if !slices.Contains(languages, in.Language) {
+	if !KnownLanguage(in.Language) {
 		return badField(join(path, "language"), "%q is not one of en, es", in.Language)
 	}
 	if in.Status != StatusActive && in.Status != StatusSuspended {
@@ -594,7 +598,7 @@ func (t *Terminal) RemoveTechnician(id, actor string) error {
 
 // SetLanguage remembers the language an inmate reads the screens in.
 func (t *Terminal) SetLanguage(inmateID, lang string) error {
-	if !slices.Contains(languages, lang) {
+	if !KnownLanguage(lang) {
 		return errInvalid("set language", "language %q is not one of en, es", lang)
 	}
 	err := t.store.update("set language", func(tx *bolt.Tx) error {

@@ -476,7 +476,7 @@ func (r *Relay) PostNotice(req NoticeRequest) (wire.Notice, error) {
 	if err := checkText(op, "text", req.Text, true, 2000); err != nil {
 		return wire.Notice{}, err
 	}
-	if req.Language != "" && req.Language != "en" && req.Language != "es" {
+	if req.Language != "" && !kiosk.KnownLanguage(req.Language) {
 		return wire.Notice{}, invalid(op, "language", "must be \"en\", \"es\" or empty for every language")
 	}
 	now := r.clock.Now().UTC()
