@@ -58,6 +58,12 @@
 //
 // # Screens
 //
+// Notices the relay sent (Domain.Notices) show on the welcome screen (those to everyone) and
+// on Home (those too, and the person's own), in the person's language when the facility
+// posted one in it, until they expire; the kiosk's own bulletin (SetFacilityNotice) comes
+// first. Lockdown and curfew show on the welcome screen before anyone scans a badge. Every
+// EventChanged (a frame from the relay: notice, policy, message) rebuilds what is on show.
+//
 // Welcome (facility, clock, notice, language, why a login was refused) -> PIN (on-screen
 // keypad, scrambled when Policy.ScrambleKeypad, and the serial pad at once) -> monitoring
 // notice -> Home (balance, session minutes/cost/time left, unread, link state, six tiles)

@@ -32,4 +32,6 @@ type Domain interface {
 	Sent(inmateID string) ([]kiosk.Message, error)
 	MarkRead(inmateID, messageID string) error
 	Unread(inmateID string) int
+
+	Notices(inmateID string) ([]kiosk.Notice, error)
 }

@@ -52,9 +52,13 @@ func (k *Kiosk) showHome() {
 		link.Text, link.Color = k.linkWords(w, s.queued)
 		link.Refresh()
 	}
+	var header *fyne.Container // hello, the session card, then the notices
 	v.onSession = apply
 	v.onLink = counts
-	v.onChanged = counts
+	v.onChanged = func() {
+		counts()
+		k.loadNotices(v, w, header, 2, s.inmateID, s.lang, "")
+	}
 
 	tile := func(id string, icon fyne.Resource, fn func()) *widget.Button {
 		b := k.button(w.T(id), icon, fn)
@@ -77,9 +81,11 @@ func (k *Kiosk) showHome() {
 	langs := k.langButtons(w, s.lang, 160, 56, k.setLanguage)
 	info := container.NewVBox(balance, usage, left, unread, link)
 	top := container.NewBorder(nil, nil, nil, langs, hello)
-	body := container.NewBorder(container.NewVBox(top, card(theme.Panel, info)), nil, nil, nil, tilesBox)
+	header = container.NewVBox(top, card(theme.Panel, info))
+	body := container.NewBorder(header, nil, nil, nil, tilesBox)
 	k.setScreen(v, container.NewPadded(body))
 	k.refreshCounts()
+	k.loadNotices(v, w, header, 2, s.inmateID, s.lang, "")
 }
 
 // linkWords says where the inmate's messages stand with the relay.

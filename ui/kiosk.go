@@ -112,6 +112,10 @@ type view struct {
 	onChanged func()
 	onSession func(kiosk.SessionInfo)
 	onLink    func()
+
+	// noticesUntil is when the first notice on show expires; reloadNotices reloads them.
+	noticesUntil  time.Time
+	reloadNotices func()
 }
 
 // New builds the kiosk window on app, showing the welcome screen. Call Close when done.
@@ -307,6 +311,7 @@ func (k *Kiosk) onTick() {
 			k.updateIdle()
 		}
 	}
+	k.noticesDue()
 	if k.v != nil && k.v.onTick != nil {
 		k.v.onTick()
 	}

@@ -64,10 +64,14 @@ func (k *Kiosk) showWelcome() {
 	dayT.Alignment, clockT.Alignment = fyne.TextAlignTrailing, fyne.TextAlignTrailing
 	facility := theme.Text(pol.FacilityName, theme.HeadingSize, theme.White, true)
 	top := container.NewBorder(nil, nil, container.NewVBox(facility, k.linkText(w)), container.NewVBox(clockT, dayT))
+	inCurfew, curfewEnd := pol.CurfewAt(k.clk.Now())
 	v.onTick = func() {
 		now := k.clk.Now()
 		clockT.Text = w.clock(now)
 		clockT.Refresh()
+		if c, _ := pol.CurfewAt(now); c != inCurfew && k.v == v {
+			k.showWelcome() // curfew began or ended: say so before anyone scans a badge
+		}
 	}
 	v.onLink = func() { k.showWelcome() }
 
@@ -88,6 +92,13 @@ func (k *Kiosk) showWelcome() {
 			center = append(center, text(w.T("welcome.checking"), theme.White))
 		}
 	}
+	// Closed for everyone: said before anyone scans a badge, not only after.
+	switch {
+	case pol.Lockdown:
+		center = append(center, k.closedBanner(w.refusal(&kiosk.Error{Kind: kiosk.KindRefused, Reason: kiosk.ReasonLockdown})))
+	case inCurfew:
+		center = append(center, k.closedBanner(w.refusal(&kiosk.Error{Kind: kiosk.KindRefused, Reason: kiosk.ReasonCurfew, Until: curfewEnd})))
+	}
 	if n := k.note; n != nil {
 		var msgs []string
 		if n.ended != "" {
@@ -101,10 +112,8 @@ func (k *Kiosk) showWelcome() {
 		t.Importance = widget.WarningImportance
 		center = append(center, theme.Banner(t, theme.Panel))
 	}
-	if txt := strings.TrimSpace(k.notice[lang]); txt != "" {
-		title := theme.Text(w.T("welcome.notice"), theme.SubHeadingSize, theme.Yellow, true)
-		center = append(center, card(theme.Panel, title, label(txt)))
-	}
+	base := len(center)
+	center = append(center, k.noticeCards(w, nil, k.notice[lang])...)
 
 	langs := k.langButtons(w, lang, 200, 64, func(code string) {
 		k.welcomeLang = code
@@ -113,9 +122,19 @@ func (k *Kiosk) showWelcome() {
 		}
 		k.showWelcome()
 	})
-	body := container.NewBorder(top, langs, nil, nil,
-		container.NewCenter(container.New(layout.NewVBoxLayout(), center...)))
+	centerBox := container.New(layout.NewVBoxLayout(), center...)
+	body := container.NewBorder(top, langs, nil, nil, container.NewCenter(centerBox))
 	k.setScreen(v, container.NewPadded(body))
+	k.loadNotices(v, w, centerBox, base, "", lang, k.notice[lang])
+}
+
+// closedBanner says that the kiosks are closed to everyone right now.
+func (k *Kiosk) closedBanner(msg string) fyne.CanvasObject {
+	t := label(msg)
+	t.Alignment = fyne.TextAlignCenter
+	t.TextStyle = fyne.TextStyle{Bold: true}
+	t.Importance = widget.WarningImportance
+	return theme.Banner(t, theme.Panel)
 }
 
 // linkText says when the kiosk is offline (nothing when all is well).
