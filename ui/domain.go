@@ -34,4 +34,10 @@ type Domain interface {
 	Unread(inmateID string) int
 
 	Notices(inmateID string) ([]kiosk.Notice, error)
+
+	PREABadge(badgeID string) (kiosk.BadgeResult, error)
+	VerifyPREA(badgeID, pin string) (kiosk.PREAReporter, error)
+	VerifyBoundPREA(pin string) (kiosk.PREAReporter, error)
+	FilePREA(r kiosk.PREAReporter, body string) (kiosk.Message, error)
+	SendPREA(inmateID, body string) (kiosk.Message, error)
 }

@@ -90,3 +90,120 @@ func TestClosedSaidBeforeABadge(t *testing.T) {
 	h.advance(25 * time.Minute)
 	h.mustNotSee("curfew")
 }
+
+// preaQueued is the PREA reports waiting for the relay, as the domain holds them.
+func (h *harness) preaSent(inmateID string) []kiosk.Message {
+	h.t.Helper()
+	ms, err := h.term.Sent(inmateID)
+	must(h.t, err)
+	var out []kiosk.Message
+	for _, m := range ms {
+		if m.Peer == kiosk.PREAChannel {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestPREAFromWelcomeWhenLoginIsRefused: Maria has no money and the facility is in lockdown,
+// so her badge is refused; from the welcome screen she still reports with badge and PIN, in
+// Spanish, free, with no session, and keeps a reference. Her report is not in Sent on the
+// shared kiosk, nor counted as "sending".
+func TestPREAFromWelcomeWhenLoginIsRefused(t *testing.T) {
+	h := newHarness(t, func(s *setup) {
+		s.lang = "es"
+		s.policy = func(p *kiosk.Policy) { p.Lockdown = true }
+	})
+	bal, err := h.term.Balance(mariaID)
+	must(t, err)
+	h.badge(mariaBadge)
+	h.mustSee("El centro está en cierre total")
+	h.tap("Denunciar abuso sexual (PREA)")
+	h.mustSee("Siempre puede denunciar abuso o acoso sexual, sin costo")
+	h.tap("Denunciar con mi credencial y PIN")
+	h.mustSee("Pase su credencial")
+	h.badge(mariaBadge)
+	h.mustSee("Escriba su PIN")
+	h.typePIN("1111", "Aceptar")
+	h.mustSee("PIN incorrecto")
+	h.typePIN(mariaPIN, "Aceptar")
+	h.mustSee("Denunciar abuso sexual (PREA)", "Esta denuncia se envía a su nombre, Maria Gonzalez. No cuesta nada.")
+	if _, ok := h.term.Active(); ok {
+		t.Fatal("a PREA report opened a session")
+	}
+	h.tap("Enviar denuncia")
+	h.mustSee("El mensaje está vacío")
+	h.entry("Escriba lo que pasó. Tómese el tiempo que necesite.").SetText("Un guardia me amenazó.")
+	h.tap("Enviar denuncia")
+	ms := h.preaSent(mariaID)
+	if len(ms) != 1 {
+		t.Fatalf("%d PREA reports filed, want 1", len(ms))
+	}
+	ref := kiosk.PREAReference(ms[0].ID)
+	h.mustSee("Su denuncia fue enviada.", "Referencia: "+ref)
+	if after, _ := h.term.Balance(mariaID); after != bal {
+		t.Fatalf("balance %v -> %v: the report cost money", bal, after)
+	}
+	h.advance(2 * time.Minute) // the reference does not wait for the next person
+	h.mustSee("Scan your badge")
+	h.mustNotSee(ref)
+
+	p := h.term.Policy()
+	p.Lockdown = false
+	must(t, h.term.SetPolicy(p, "test"))
+	h.settle()
+	h.login2("es")
+	h.tap("Enviados")
+	h.mustNotSee(ref, "PREA", "Un guardia")
+	h.tap("Volver")
+	h.mustSee("Hola, " + mariaName)
+	h.mustNotSee("enviando")
+}
+
+// TestPREAAnonymousWithoutAnyAccount: anyone, known or not, files an anonymous report from the
+// welcome screen; it names no one, and the reference shows.
+func TestPREAAnonymousWithoutAnyAccount(t *testing.T) {
+	h := newHarness(t)
+	h.tap("Report sexual abuse (PREA)")
+	h.tap("Report anonymously")
+	h.mustSee("Anonymous: your name is not sent with this report.")
+	h.entry("Write what happened. Take the time you need.").SetText("It happened in the laundry room.")
+	h.tap("Send report")
+	ms := h.preaSent("")
+	if len(ms) != 0 {
+		t.Fatalf("an anonymous report is listed under an inmate: %+v", ms)
+	}
+	h.mustSee("Your report was sent.", "Reference: PREA-")
+	h.tap("Done")
+	h.mustSee("Scan your badge")
+}
+
+// TestPREALockedBadgeOffersAnonymous: a locked badge cannot report by PIN, is told why, and
+// can still report anonymously.
+func TestPREALockedBadgeOffersAnonymous(t *testing.T) {
+	h := newHarness(t)
+	h.badge(mariaBadge)
+	for i := 0; i < 5; i++ {
+		h.typePIN("0000", "OK")
+	}
+	h.mustSee("Too many wrong PINs")
+	h.tap("Report sexual abuse (PREA)")
+	h.tap("Report with my badge and PIN")
+	h.badge(mariaBadge)
+	h.mustSee("Too many wrong PINs. You can try again at 10:15.", "You can still report anonymously.")
+	h.tap("Report anonymously")
+	h.mustSee("Anonymous: your name is not sent")
+}
+
+// login2 logs Maria in with the words of lang.
+func (h *harness) login2(lang string) {
+	h.t.Helper()
+	if lang != "es" {
+		h.login()
+		return
+	}
+	h.badge(mariaBadge)
+	h.typePIN(mariaPIN, "Aceptar")
+	h.tap("Acepto")
+	h.mustSee("Hola, " + mariaName)
+}

@@ -82,6 +82,7 @@ type Kiosk struct {
 	welcomeLang string // chosen on the welcome screen by the person standing there
 	note        *note
 	login       *loginState
+	prea        *preaState // a PREA report made from the welcome screen, outside any session
 	sess        *session
 	v           *view
 	root        *fyne.Container
@@ -312,6 +313,7 @@ func (k *Kiosk) onTick() {
 		}
 	}
 	k.noticesDue()
+	k.preaDue()
 	if k.v != nil && k.v.onTick != nil {
 		k.v.onTick()
 	}
@@ -367,6 +369,7 @@ func (k *Kiosk) wipe() {
 	k.closeTech()
 	k.sess = nil
 	k.login = nil
+	k.prea = nil
 	k.welcomeLang = ""
 	k.v = nil
 	k.idleText = nil

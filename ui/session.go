@@ -47,7 +47,7 @@ func (k *Kiosk) refreshCounts() {
 		sent, err := k.d.Sent(id)
 		queued := 0
 		for _, m := range sent {
-			if m.State == kiosk.MsgQueued {
+			if m.State == kiosk.MsgQueued && k.listed(m) {
 				queued++
 			}
 		}

@@ -27,6 +27,7 @@ type loginState struct {
 	busy    bool
 	msg     error // why the last PIN was refused
 	pending *kiosk.Pending
+	prea    bool // the PIN is for a PREA report only (preaState), not a session
 
 	order  string // the keypad's digit layout for this login
 	dots   *canvas.Text
@@ -54,6 +55,7 @@ func (k *Kiosk) welcomeLanguage() string {
 
 // showWelcome builds the welcome screen from scratch.
 func (k *Kiosk) showWelcome() {
+	k.prea = nil // the welcome screen on show: no report is being made
 	lang := k.welcomeLanguage()
 	w := k.words(lang)
 	pol := k.d.Policy()
@@ -82,12 +84,13 @@ func (k *Kiosk) showWelcome() {
 			k.precheckTablet()
 		}
 		center = append(center, k.pinBlock(w, theme.Text(w.T("welcome.tablet_pin"), 48, theme.Yellow, true))...)
+		center = append(center, k.preaButton(w, lang))
 	} else {
 		scan := theme.Text(w.T("welcome.scan"), 64, theme.Yellow, true)
 		scan.Alignment = fyne.TextAlignCenter
 		hint := label(w.T("welcome.scan_hint"))
 		hint.Alignment = fyne.TextAlignCenter
-		center = append(center, scan, hint)
+		center = append(center, scan, hint, k.preaButton(w, lang))
 		if k.login != nil && k.login.busy {
 			center = append(center, text(w.T("welcome.checking"), theme.White))
 		}
@@ -150,6 +153,12 @@ func (k *Kiosk) onBadge(id string) {
 	k.touch()
 	if k.sess != nil {
 		k.logf("ui: badge read during a session; ignored")
+		return
+	}
+	if k.prea != nil {
+		if k.prea.scanning && !k.tablet {
+			k.preaBadge(id)
+		}
 		return
 	}
 	if k.tablet {
@@ -335,6 +344,10 @@ func (k *Kiosk) submitPIN() {
 	l.dots.Refresh()
 	l.status.Text = w.T("pin.checking")
 	l.status.Refresh()
+	if l.prea {
+		k.submitPREAPIN(l, pin)
+		return
+	}
 	k.run(func() func() {
 		var p kiosk.Pending
 		var err error
@@ -362,6 +375,32 @@ func (k *Kiosk) submitPIN() {
 			l.pending = &p
 			l.lastInput = k.clk.Mono()
 			k.showNotice()
+		}
+	})
+}
+
+// submitPREAPIN checks a PIN for a PREA report only: no session follows.
+func (k *Kiosk) submitPREAPIN(l *loginState, pin string) {
+	k.run(func() func() {
+		var rep kiosk.PREAReporter
+		var err error
+		if k.tablet {
+			rep, err = k.d.VerifyBoundPREA(pin)
+		} else {
+			rep, err = k.d.VerifyPREA(l.badge, pin)
+		}
+		return func() {
+			if k.login != l {
+				return
+			}
+			l.busy = false
+			if err != nil && (kiosk.ReasonOf(err) == kiosk.ReasonWrongPIN || kiosk.KindOf(err) == kiosk.KindInvalid) {
+				l.msg = err
+				l.status.Text = k.words(l.lang).refusal(err)
+				l.status.Refresh()
+				return
+			}
+			k.preaVerified(rep, err)
 		}
 	})
 }

@@ -319,7 +319,13 @@ func (k *Kiosk) send(c *compose, fail func(error)) {
 				s.compose = nil
 			}
 			k.refreshCounts()
-			k.showSentWith(k.words(s.lang).T("write.queued", "name", m.PeerName))
+			w := k.words(s.lang)
+			if m.Peer == kiosk.PREAChannel {
+				// Not listed in Sent on a kiosk: the reference is what the person keeps.
+				k.showSentWith(w.T("prea.sent") + " " + w.T("prea.reference", "ref", kiosk.PREAReference(m.ID)) + ". " + w.T("prea.keep"))
+				return
+			}
+			k.showSentWith(w.T("write.queued", "name", m.PeerName))
 		}
 	})
 }
