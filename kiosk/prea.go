@@ -27,7 +27,6 @@ func (t *Terminal) PREABadge(badgeID string) (BadgeResult, error) {
 	})
 }
 
-
 // VerifyPREA checks the PIN of a badge's holder for a PREA report. Wrong PINs count toward
 // the lockout as at login (a report must not become a way to guess PINs); every attempt is
 // audited, with "for": "prea", never with the PIN.

@@ -20,13 +20,13 @@ import (
 // in lockdown, curfew and cool-down (28 CFR 115.51: reporting must always be possible).
 type preaState struct {
 	lang      string
-	scanning  bool                 // waiting for the badge
-	reporter  *kiosk.PREAReporter  // nil: anonymous (once writing)
-	writing   bool                 // the report screen is up
-	body      string               // the report being typed; never saved as a draft
-	msg       error                // why the last badge or PIN was refused
-	done      bool                 // the reference is on show
-	lastInput time.Duration        // a report left alone is dropped, text and all
+	scanning  bool                // waiting for the badge
+	reporter  *kiosk.PREAReporter // nil: anonymous (once writing)
+	writing   bool                // the report screen is up
+	body      string              // the report being typed; never saved as a draft
+	msg       error               // why the last badge or PIN was refused
+	done      bool                // the reference is on show
+	lastInput time.Duration       // a report left alone is dropped, text and all
 }
 
 // preaIdle is how long the reference stays on screen after a report, for the next person
