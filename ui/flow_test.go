@@ -294,7 +294,7 @@ func TestComposeCountdownSendAndSent(t *testing.T) {
 	h.mustSee("Held for review")
 	must(t, h.term.SetMessageState(sent[0].ID, kiosk.MsgRejected, "threatening content"))
 	h.settle()
-	h.mustSee("Rejected: threatening content")
+	h.mustSee("Rejected by staff. Staff note: threatening content")
 
 	h.tap("Back")
 	h.mustSee("Online: messages are being delivered")
@@ -457,7 +457,8 @@ func TestSpanishRememberedPerInmate(t *testing.T) {
 		t.Fatalf("language chosen on the welcome screen not remembered: %q", in.Language)
 	}
 	h.tap("Salir")
-	h.mustSee("Scan your badge", "Your session ended") // the next person starts in the default language
+	// The next person starts in the default language; Maria is told in hers why she left.
+	h.mustSee("Scan your badge", "Su sesión terminó: usted salió.")
 	h.badge(mariaBadge)
 	h.mustSee("Escriba su PIN") // Maria's own language, without choosing again
 	h.typePIN(mariaPIN, "Aceptar")

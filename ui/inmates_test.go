@@ -207,3 +207,47 @@ func (h *harness) login2(lang string) {
 	h.tap("Acepto")
 	h.mustSee("Hola, " + mariaName)
 }
+
+// TestRejectionSaysWhyInWords: a rejection shows a translated reason, never a raw code, with
+// the reviewer's note when there is one, and never the relay's technical detail.
+func TestRejectionSaysWhyInWords(t *testing.T) {
+	h := newHarness(t, func(s *setup) { s.lang = "es" })
+	h.login2("es")
+	send := func(body string) string {
+		t.Helper()
+		m, err := h.term.Send(mariaID, "dept-medical", "", body)
+		must(t, err)
+		return m.ID
+	}
+	a, b, c := send("uno"), send("dos"), send("tres")
+	must(t, h.term.SetMessageState(a, kiosk.MsgRejected, "content_policy"))
+	must(t, h.term.SetMessageState(b, kiosk.MsgRejected, "content_policy: nombra a otro interno"))
+	must(t, h.term.SetMessageState(c, kiosk.MsgRejected, "invalid: body: control character U+0007"))
+	h.tap("Enviados")
+	h.mustSee("Rechazado: no cumple las normas del centro sobre el contenido de los mensajes.",
+		"Nota del personal: nombra a otro interno",
+		"Rechazado: el sistema del centro no pudo aceptarlo. Consulte a un oficial.")
+	h.mustNotSee("content_policy", "U+0007", "invalid")
+	h.tap("Volver")
+	h.tap("English")
+	h.tap("Sent")
+	h.mustSee("Rejected: it breaks the facility's rules on what messages may say. Staff note: nombra a otro interno")
+}
+
+// TestEndAndLockoutInThePersonsLanguage: Maria reads Spanish; the welcome screen is in
+// English. Her lockout and the end of her session are told in Spanish.
+func TestEndAndLockoutInThePersonsLanguage(t *testing.T) {
+	h := newHarness(t, func(s *setup) { s.lang = "es" })
+	h.mustSee("Scan your badge")
+	h.badge(mariaBadge)
+	for i := 0; i < 5; i++ {
+		h.typePIN("0000", "Aceptar")
+	}
+	h.mustSee("Demasiados PIN incorrectos. Puede volver a intentarlo a las 10:15.")
+	h.advance(16 * time.Minute)
+	h.mustSee("Scan your badge")
+	h.login2("es")
+	h.tap("Salir")
+	h.mustSee("Su sesión terminó: usted salió.")
+	h.mustNotSee("Your session ended")
+}

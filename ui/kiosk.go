@@ -103,6 +103,9 @@ type note struct {
 	ended   kiosk.Reason
 	at      time.Duration
 	lang    string // the refused person's language, while the note shows
+	// msgLang is the language of the note alone (the person's), when the rest of the welcome
+	// screen stays in its own for whoever comes next.
+	msgLang string
 }
 
 // view is the screen on show and what it does when time passes or data changes.
@@ -358,8 +361,12 @@ func (k *Kiosk) endSession(reason kiosk.Reason) {
 			})
 		}
 	}
+	lang := ""
+	if k.sess != nil {
+		lang = k.sess.lang // said in the language the person was reading, not the welcome screen's
+	}
 	k.wipe()
-	k.note = &note{ended: reason, at: k.clk.Mono()}
+	k.note = &note{ended: reason, at: k.clk.Mono(), msgLang: lang}
 	k.showWelcome()
 }
 

@@ -103,6 +103,10 @@ func (k *Kiosk) showWelcome() {
 		center = append(center, k.closedBanner(w.refusal(&kiosk.Error{Kind: kiosk.KindRefused, Reason: kiosk.ReasonCurfew, Until: curfewEnd})))
 	}
 	if n := k.note; n != nil {
+		w := w
+		if n.msgLang != "" {
+			w = k.words(n.msgLang)
+		}
 		var msgs []string
 		if n.ended != "" {
 			msgs = append(msgs, w.T("welcome.session_ended", "reason", w.endReason(n.ended)))
@@ -190,9 +194,9 @@ func (k *Kiosk) onBadge(id string) {
 	})
 }
 
-// refuse returns to the welcome screen saying why.
-func (k *Kiosk) refuse(err error) {
-	k.note = &note{refused: err, at: k.clk.Mono()}
+// refuse returns to the welcome screen saying why, in lang (the person's; "" the screen's).
+func (k *Kiosk) refuse(err error, lang string) {
+	k.note = &note{refused: err, at: k.clk.Mono(), msgLang: lang}
 	if k.tablet {
 		k.login = nil
 	}
@@ -369,7 +373,7 @@ func (k *Kiosk) submitPIN() {
 					return
 				}
 				k.login = nil
-				k.refuse(err)
+				k.refuse(err, l.lang)
 				return
 			}
 			l.pending = &p
@@ -424,7 +428,7 @@ func (k *Kiosk) showNotice() {
 	})
 	decline = k.button(w.T("notice.decline"), fynetheme.CancelIcon(), func() {
 		k.login = nil
-		k.refuse(&kiosk.Error{Kind: kiosk.KindRefused, Op: "login", Reason: kiosk.ReasonNoticeNotAccepted})
+		k.refuse(&kiosk.Error{Kind: kiosk.KindRefused, Op: "login", Reason: kiosk.ReasonNoticeNotAccepted}, l.lang)
 	})
 	buttons := container.NewGridWithColumns(2, big(decline, 300, 90), big(accept, 300, 90))
 	title := heading(w.T("notice.title"))
@@ -451,7 +455,7 @@ func (k *Kiosk) acceptNotice() {
 			}
 			if err != nil {
 				k.login = nil
-				k.refuse(err)
+				k.refuse(err, l.lang)
 				return
 			}
 			k.login = nil

@@ -3,6 +3,7 @@ package ui
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
@@ -130,12 +131,47 @@ func (w words) msgState(m kiosk.Message) string {
 	case kiosk.MsgQueued, kiosk.MsgSent, kiosk.MsgHeld, kiosk.MsgDelivered:
 		return w.T("state." + m.State)
 	case kiosk.MsgRejected:
-		if m.Reason != "" {
-			return w.T("state.rejected", "reason", m.Reason)
-		}
-		return w.T("state.rejected_plain")
+		return w.rejection(m.Reason)
 	}
 	return m.State
+}
+
+// rejectKind sorts a rejection code: a reviewer's (which may carry a note for the inmate
+// after ": "), the relay's own refusal of the item (whose detail after ": " is technical and
+// never shown), or neither (docs/PROTOCOL.md lists them).
+func rejectKind(code string) string {
+	switch code {
+	case "content_policy":
+		return "review"
+	case "too_large", "unknown_contact", "suspended", "invalid", "unknown_kind", "id_conflict", "not_this_terminals_inmate":
+		return "relay"
+	}
+	return ""
+}
+
+// rejection says why a message was rejected in the reader's words: never a raw code. A
+// reason that is no code at all is a reviewer's own words, shown as their note.
+func (w words) rejection(reason string) string {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return w.T("state.rejected_plain")
+	}
+	code, note, _ := strings.Cut(reason, ":")
+	code, note = strings.TrimSpace(code), strings.TrimSpace(note)
+	switch rejectKind(code) {
+	case "review":
+		return withStaffNote(w, w.T("reject."+code), note)
+	case "relay":
+		return w.T("reject." + code)
+	}
+	return withStaffNote(w, w.T("reject.staff"), reason)
+}
+
+func withStaffNote(w words, msg, note string) string {
+	if note == "" {
+		return msg
+	}
+	return msg + " " + w.T("reject.note", "note", note)
 }
 
 // contactState names a contact's state.
