@@ -251,3 +251,21 @@ func TestEndAndLockoutInThePersonsLanguage(t *testing.T) {
 	h.mustSee("Su sesión terminó: usted salió.")
 	h.mustNotSee("Your session ended")
 }
+
+// TestWriteWithSymbols: the on-screen keyboard types a dash, quotes, a colon, a slash,
+// brackets, a plus and an ampersand into a letter.
+func TestWriteWithSymbols(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	h.tap("Write")
+	h.tap("Medical (department)")
+	h.tap("#+=")
+	for _, r := range `-_'":/()+&` {
+		h.tap(string(r))
+	}
+	h.tap("abc")
+	h.tap("o")
+	if got := h.entry("Type your message here").Text; got != `-_'":/()+&o` {
+		t.Fatalf("typed %q", got)
+	}
+}
