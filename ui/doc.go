@@ -6,7 +6,7 @@
 //	k, err := ui.New(app, ui.Deps{Domain: term, Clock: clk, Logf: logf, Tablet: tablet,
 //		Size: size, FullScreen: true, DefaultLanguage: "en"})
 //	term's TerminalConfig.OnEvent = k.HandleEvent   // session ended, warnings, data changed
-//	badge reader goroutine:  k.HandleBadge(id)
+//	badge reader goroutine:  k.HandleBadge(id); a rejected (garbled) frame: k.HandleBadgeMisread()
 //	PIN pad goroutine:       k.HandlePINKey(ui.KeyDigit, '7') / KeyEnter / KeyBackspace / KeyClear / KeyCancel
 //	sync engine:             k.SetLinkStatus(online)
 //	tick loop (~1/s):        k.Tick()            // after term.Tick(); clock, counters, due draft saves

@@ -269,3 +269,75 @@ func TestWriteWithSymbols(t *testing.T) {
 		t.Fatalf("typed %q", got)
 	}
 }
+
+// TestCooldownUntilRoundsUp: a cool-down that ends at 10:33:44 says 10:34, and the badge is
+// let in at 10:34, not refused after the time shown.
+func TestCooldownUntilRoundsUp(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	h.advance(2 * time.Minute)
+	h.tap("English") // a touch: not idle
+	h.advance(104 * time.Second)
+	h.tap("Log out") // 10:03:44, so the 30-minute break ends at 10:33:44
+	h.badge(mariaBadge)
+	h.mustSee("Please take a break. You can log in again at 10:34.")
+	h.advance(29*time.Minute + 50*time.Second) // 10:33:34
+	h.badge(mariaBadge)
+	h.mustSee("You can log in again at 10:34.")
+	h.advance(26 * time.Second) // 10:34:00
+	h.badge(mariaBadge)
+	h.mustSee("Enter your PIN")
+}
+
+// TestMisreadBadgeSaysTryAgain: a badge the reader could not decode is told to the person, in
+// the welcome screen's language, on the welcome screen and while a PREA report waits for it.
+func TestMisreadBadgeSaysTryAgain(t *testing.T) {
+	h := newHarness(t)
+	h.k.HandleBadgeMisread()
+	h.settle()
+	h.mustSee("Your badge was not read. Please hold it to the reader again.")
+	h.tap("Español")
+	h.k.HandleBadgeMisread()
+	h.settle()
+	h.mustSee("No se pudo leer su credencial. Acérquela al lector otra vez.")
+	h.tap("Denunciar abuso sexual (PREA)")
+	h.tap("Denunciar con mi credencial y PIN")
+	h.k.HandleBadgeMisread()
+	h.settle()
+	h.mustSee("Pase su credencial", "No se pudo leer su credencial.")
+	h.badge(mariaBadge)
+	h.mustSee("Escriba su PIN")
+}
+
+// TestWarningSaysWhy: the warning before a forced end says what ends it.
+func TestWarningSaysWhy(t *testing.T) {
+	for _, c := range []struct {
+		name, lang string
+		policy     func(*kiosk.Policy)
+		want       []string
+	}{
+		{"time limit", "en", func(p *kiosk.Policy) { p.MaxSession = kiosk.Duration(10 * time.Minute) },
+			[]string{"You are reaching the time limit for one session.", "Your session ends in 5 minutes."}},
+		{"curfew", "es", func(p *kiosk.Policy) {
+			p.Curfew = []kiosk.CurfewWindow{{Weekday: time.Tuesday, Start: "10:08", End: "11:00"}}
+		}, []string{"Los quioscos cierran por el toque de queda.", "Su sesión termina en 5 minutos."}},
+		{"balance", "en", func(p *kiosk.Policy) { p.RatePerMinute = 100; p.OfflineSpendCap = 5000 }, // $20.00 lasts 20 minutes
+			[]string{"Your balance is running out.", "Your session ends in 5 minutes."}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, func(s *setup) {
+				s.lang = c.lang
+				s.policy = func(p *kiosk.Policy) {
+					p.IdleTimeout = kiosk.Duration(10 * time.Minute)
+					c.policy(p)
+				}
+			})
+			h.login2(c.lang)
+			for i := 0; i < 20 && !h.see(c.want[1]); i++ {
+				h.advance(time.Minute)
+				h.tap(map[string]string{"en": "English", "es": "Español"}[c.lang]) // still there
+			}
+			h.mustSee(c.want...)
+		})
+	}
+}

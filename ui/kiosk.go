@@ -102,6 +102,7 @@ type note struct {
 	refused error
 	ended   kiosk.Reason
 	at      time.Duration
+	misread bool   // a badge was held to the reader but could not be read
 	lang    string // the refused person's language, while the note shows
 	// msgLang is the language of the note alone (the person's), when the rest of the welcome
 	// screen stays in its own for whoever comes next.
@@ -207,6 +208,11 @@ func (k *Kiosk) HandleBadge(id string) { k.do(func() { k.onBadge(id) }) }
 func (k *Kiosk) HandlePINKey(kind keypad.Key, digit byte) {
 	k.do(func() { k.touch(); k.onPINKey(kind, digit) })
 }
+
+// HandleBadgeMisread says that a badge was held to the reader but could not be read (a
+// garbled frame), so the person tries again rather than wait; wire it to the device
+// manager's rejected-frame event.
+func (k *Kiosk) HandleBadgeMisread() { k.do(k.onBadgeMisread) }
 
 // HandleEvent reacts to a domain event (wire it to kiosk.TerminalConfig.OnEvent).
 func (k *Kiosk) HandleEvent(ev kiosk.Event) { k.do(func() { k.onEvent(ev) }) }
@@ -330,7 +336,7 @@ func (k *Kiosk) onEvent(ev kiosk.Event) {
 		}
 	case kiosk.EventWarning:
 		if k.sess != nil {
-			k.showWarning(ev.Remaining)
+			k.showWarning(ev.Remaining, ev.Reason)
 		}
 	case kiosk.EventIdleWarning:
 		if k.sess != nil {

@@ -103,7 +103,10 @@ func (k *Kiosk) showPREAStart() {
 }
 
 // showPREAScan waits for the badge of the person reporting.
-func (k *Kiosk) showPREAScan() {
+func (k *Kiosk) showPREAScan() { k.showPREAScanNote("") }
+
+// showPREAScanNote is showPREAScan with a line saying why the last scan did not go through.
+func (k *Kiosk) showPREAScanNote(msg string) {
 	p := k.prea
 	p.scanning = true
 	w := k.preaWords()
@@ -113,7 +116,15 @@ func (k *Kiosk) showPREAScan() {
 	hint := label(w.T("prea.scan_hint"))
 	hint.Alignment = fyne.TextAlignCenter
 	back := k.button(w.T("common.back"), fynetheme.NavigateBackIcon(), k.showPREAStart)
-	k.setScreen(v, container.NewPadded(container.NewCenter(container.NewVBox(scan, hint, container.NewCenter(big(back, 240, 72))))))
+	objs := []fyne.CanvasObject{scan, hint}
+	if msg != "" {
+		m := label(msg)
+		m.Alignment = fyne.TextAlignCenter
+		m.Importance = widget.WarningImportance
+		objs = append(objs, m)
+	}
+	objs = append(objs, container.NewCenter(big(back, 240, 72)))
+	k.setScreen(v, container.NewPadded(container.NewCenter(container.NewVBox(objs...))))
 }
 
 // preaBadge checks a badge scanned for a report: only an unknown badge or a lock refuse it.

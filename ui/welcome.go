@@ -114,6 +114,9 @@ func (k *Kiosk) showWelcome() {
 		if n.refused != nil {
 			msgs = append(msgs, w.refusal(n.refused))
 		}
+		if n.misread {
+			msgs = append(msgs, w.T("welcome.misread"))
+		}
 		t := label(strings.Join(msgs, "\n"))
 		t.Alignment = fyne.TextAlignCenter
 		t.Importance = widget.WarningImportance
@@ -192,6 +195,21 @@ func (k *Kiosk) onBadge(id string) {
 			k.showPIN()
 		}
 	})
+}
+
+// onBadgeMisread tells whoever is at the welcome screen to scan again; a session, a PIN
+// being typed or a tablet ignore it.
+func (k *Kiosk) onBadgeMisread() {
+	if k.sess != nil || k.login != nil || k.tablet || k.v == nil {
+		return
+	}
+	switch k.v.name {
+	case "welcome":
+		k.note = &note{misread: true, at: k.clk.Mono()}
+		k.showWelcome()
+	case "prea_scan":
+		k.showPREAScanNote(k.preaWords().T("welcome.misread"))
+	}
 }
 
 // refuse returns to the welcome screen saying why, in lang (the person's; "" the screen's).

@@ -56,6 +56,14 @@ func (w words) num(n int) string {
 	return out
 }
 
+// ceilMinute is t, or the next whole minute when t falls within one.
+func ceilMinute(t time.Time) time.Time {
+	if f := t.Truncate(time.Minute); !f.Equal(t) {
+		return f.Add(time.Minute)
+	}
+	return t
+}
+
 // minutesLeft rounds up, so "1 minute left" shows until the very end.
 func minutesLeft(d time.Duration) int {
 	if d <= 0 {
@@ -72,7 +80,8 @@ func (w words) refusal(err error) string {
 	}
 	until := ""
 	if !e.Until.IsZero() {
-		until = w.when(e.Until)
+		// Rounded up: "try again at 09:33" must not be refused at 09:33:44.
+		until = w.when(ceilMinute(e.Until))
 	}
 	switch e.Reason {
 	case kiosk.ReasonUnknownBadge, kiosk.ReasonSuspended, kiosk.ReasonLockdown, kiosk.ReasonInsufficientBalance,
