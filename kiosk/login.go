@@ -152,7 +152,7 @@ func (t *Terminal) precheckTx(tx *bolt.Tx, now time.Time, s subject, prea bool) 
 		return st, errRefused("login", ReasonLocked, st.LockedUntil), nil
 	}
 	if s.kind == PersonInmate && !prea {
-		if e := t.eligible(tx, s.inmate, now); e != nil {
+		if _, e := t.eligible(tx, s.inmate, now); e != nil {
 			if KindOf(e) == KindRefused {
 				return st, e, nil
 			}

@@ -228,6 +228,9 @@ func (t *Terminal) Send(inmateID, peer, subject, body string) (Message, error) {
 	if err := t.requireSession(op, inmateID); err != nil {
 		return Message{}, err
 	}
+	if t.freeSession() && !(p.Free(FreeDepartments) && isDepartment(p, peer)) {
+		return Message{}, errRefused(op, ReasonNeedsFunds, time.Time{})
+	}
 	now := t.clock.Now().UTC()
 	var m Message
 	err := t.store.update(op, func(tx *bolt.Tx) error {
@@ -627,6 +630,21 @@ func messageRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 	}
 	m.UpdatedAt = now.UTC()
 	return putMessageTx(tx, m)
+}
+
+// freeSession reports whether the session in progress is an unbilled one (Policy.FreeServices).
+func (t *Terminal) freeSession() bool {
+	s := t.meter.snapshot()
+	return s != nil && s.free
+}
+
+func isDepartment(p Policy, peer string) bool {
+	for _, d := range p.Departments {
+		if d.ID == peer {
+			return true
+		}
+	}
+	return false
 }
 
 // requireSession refuses a normal message or contact change unless it is made in the inmate's

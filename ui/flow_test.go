@@ -246,7 +246,8 @@ func TestRefusalWordsForEveryReason(t *testing.T) {
 }
 
 func TestNotEnoughBalance(t *testing.T) {
-	h := newHarness(t)
+	// A facility that makes nothing free: too little money refuses the login.
+	h := newHarness(t, func(s *setup) { s.policy = func(p *kiosk.Policy) { p.FreeServices = nil } })
 	hash, _ := kiosk.HashPINWith("2468", kiosk.TestPINParams())
 	must(t, h.term.UpsertInmate(kiosk.Inmate{ID: "A2002", Name: "Luis Pardo", Badges: []string{"B2002"}, PINHash: hash,
 		Language: "es", Status: kiosk.StatusActive, Messaging: true}, "test"))

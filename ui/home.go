@@ -67,6 +67,10 @@ func (k *Kiosk) showHome() {
 		return b
 	}
 	inboxTile = tile("tile.inbox", fynetheme.MailReplyIcon(), k.showInbox)
+	pol := k.d.Policy()
+	if s.info.Free && !pol.Free(kiosk.FreeReadMail) {
+		inboxTile.Disable() // reading mail is paid use here, and this session is free
+	}
 	apply(s.info)
 	counts()
 	tiles := container.NewGridWithColumns(3,
@@ -80,6 +84,9 @@ func (k *Kiosk) showHome() {
 	tilesBox := theme.MinSize(tiles, 900, 2*140)
 	langs := k.langButtons(w, s.lang, 160, 56, k.setLanguage)
 	info := container.NewVBox(balance, usage, left, unread, link)
+	if s.info.Free {
+		info.Add(theme.Text(w.freeSession(pol), theme.TextSize, theme.Yellow, true))
+	}
 	top := container.NewBorder(nil, nil, nil, langs, hello)
 	header = container.NewVBox(top, card(theme.Panel, info))
 	body := container.NewBorder(header, nil, nil, nil, tilesBox)

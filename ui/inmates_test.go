@@ -341,3 +341,36 @@ func TestWarningSaysWhy(t *testing.T) {
 		})
 	}
 }
+
+// TestFreeSessionWithNoMoney: Luis has no money; the facility makes requests to staff free
+// (the default). He logs in, is told his session is free and what it allows, can write to a
+// department but not read mail or write to a contact, and is charged nothing.
+func TestFreeSessionWithNoMoney(t *testing.T) {
+	h := newHarness(t)
+	hash, _ := kiosk.HashPINWith("2468", kiosk.TestPINParams())
+	must(t, h.term.UpsertInmate(kiosk.Inmate{ID: "A2002", Name: "Luis Pardo", Badges: []string{"B2002"}, PINHash: hash,
+		Language: "es", Status: kiosk.StatusActive, Messaging: true}, "test"))
+	h.badge("B2002")
+	h.typePIN("2468", "Aceptar")
+	h.tap("Acepto")
+	h.mustSee("Hola, Luis Pardo", "Saldo: $0.00",
+		"Sesión gratuita (no hay dinero suficiente para el uso pagado): escribir al personal, denunciar abusos (PREA).")
+	if !h.button("Recibidos").Disabled() {
+		t.Error("the inbox opens in a free session where reading mail is paid")
+	}
+	c, err := h.term.AddContact("A2002", "Ana Ruiz", "ana@example.com")
+	must(t, err)
+	must(t, h.term.SetContactState("A2002", c.ID, kiosk.ContactApproved, ""))
+	h.settle()
+	h.tap("Escribir")
+	h.mustSee("Medical (departamento)")
+	h.mustNotSee("Ana Ruiz")
+	h.tap("Medical (departamento)")
+	h.entry("Escriba su mensaje aquí").SetText("Me duele una muela.")
+	h.tap("Enviar")
+	h.mustSee("Su mensaje para Medical está en camino.")
+	h.advance(2 * time.Minute)
+	if bal, _ := h.term.Balance("A2002"); bal != 0 {
+		t.Fatalf("balance %v after a free session", bal)
+	}
+}

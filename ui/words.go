@@ -112,6 +112,8 @@ func (w words) refusal(err error) string {
 		return w.T("write.err.not_approved")
 	case kiosk.ReasonContactLimit:
 		return w.T("contacts.err.full")
+	case kiosk.ReasonNeedsFunds:
+		return w.T("refuse.needs_funds")
 	}
 	switch e.Kind {
 	case kiosk.KindIO, kiosk.KindTransient, kiosk.KindCorrupt:
@@ -120,6 +122,19 @@ func (w words) refusal(err error) string {
 		return w.T("refuse.other")
 	}
 	return w.T("error.generic")
+}
+
+// freeSession says what a free session (too little money, Policy.FreeServices) may do.
+func (w words) freeSession(p kiosk.Policy) string {
+	var can []string
+	if p.Free(kiosk.FreeReadMail) {
+		can = append(can, w.T("free.read_mail"))
+	}
+	if p.Free(kiosk.FreeDepartments) {
+		can = append(can, w.T("free.departments"))
+	}
+	can = append(can, w.T("free.prea"))
+	return w.T("home.free", "services", strings.Join(can, ", "))
 }
 
 // endReason names why a session ended.

@@ -149,8 +149,12 @@ func (k *Kiosk) showChooser(rs []kiosk.Recipient, err error) {
 	if err != nil {
 		list.Add(text(w.refusal(err), theme.Orange))
 	}
+	pol := k.d.Policy()
 	for _, r := range rs {
 		r := r
+		if s.info.Free && r.Kind != "prea" && !(r.Kind == "department" && pol.Free(kiosk.FreeDepartments)) {
+			continue // paid use: not offered in a free session (the domain refuses it too)
+		}
 		name := w.recipientName(r)
 		b := k.button(name, nil, func() {
 			c := s.compose
