@@ -10,7 +10,10 @@ import (
 // with no money logs in to an unbilled session: writes to a department, is refused writing to
 // a contact, is never charged, and the session still ends at the time limit.
 func TestFreeSessionForStaffRequests(t *testing.T) {
-	r := newRig(t, func(p *Policy) { p.FreeServices = DefaultPolicy().FreeServices; p.IdleTimeout = Duration(20 * time.Minute) })
+	r := newRig(t, func(p *Policy) {
+		p.FreeServices = DefaultPolicy().FreeServices
+		p.IdleTimeout = Duration(20 * time.Minute)
+	})
 	r.addInmate("a", 0)
 	if _, err := r.term.Badge("B-a"); err != nil {
 		t.Fatalf("badge with no money and free requests: %v", err)
