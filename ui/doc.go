@@ -67,8 +67,9 @@
 // Welcome (facility, clock, notice, language, why a login was refused) -> PIN (on-screen
 // keypad, scrambled when Policy.ScrambleKeypad, and the serial pad at once) -> monitoring
 // notice -> Home (balance, session minutes/cost/time left, unread, link state, six tiles)
-// -> Inbox/reader/reply, Write (recipient chooser, 13,000 code point countdown, draft saved
-// at most every Policy.DraftSaveEvery, on-screen keyboard with ñ á é í ó ú ü ¿ ¡ and a symbols layer), Sent
+// -> Inbox/reader/reply, Write (the letters not sent, one draft per recipient, above the
+// recipient chooser; 13,000 code point countdown, draft saved at most every
+// Policy.DraftSaveEvery, on-screen keyboard with ñ á é í ó ú ü ¿ ¡ and a symbols layer), Sent
 // (states), Contacts (add, remove), Usage (one row a session). On a tablet the welcome
 // screen takes the bound inmate's PIN directly. Warnings come as a band across the top, the
 // idle question as a full-screen layer that any touch dismisses. Every tap, key and scroll

@@ -27,7 +27,8 @@ type Domain interface {
 	Recipients(inmateID string) ([]kiosk.Recipient, error)
 	Send(inmateID, peer, subject, body string) (kiosk.Message, error)
 	SaveDraft(d kiosk.Draft) error
-	Draft(inmateID string) (kiosk.Draft, bool, error)
+	Drafts(inmateID string) ([]kiosk.Draft, error)
+	DraftTo(inmateID, peer string) (kiosk.Draft, bool, error)
 	Inbox(inmateID string) ([]kiosk.Message, error)
 	Sent(inmateID string) ([]kiosk.Message, error)
 	MarkRead(inmateID, messageID string) error

@@ -357,6 +357,8 @@ func TestDraftSavedAtMostEveryInterval(t *testing.T) {
 	h.advance(31 * time.Minute)
 	h.login()
 	h.tap("Write")
+	h.mustSee("Letters you have not sent", "To: Medical (department)")
+	h.tapText("My knee hurts")
 	if got := h.entry("Type your message here").Text; got != "My knee hurts" {
 		t.Errorf("draft not restored: %q", got)
 	}
@@ -562,8 +564,8 @@ func TestTouchTargetsAreFingerSized(t *testing.T) {
 	check("add contact")
 }
 
-// There is one draft slot: Reply never writes over a letter already begun, on screen or saved
-// at an earlier session; it opens that letter and says why.
+// Reply never writes over a letter already begun to the same person, on screen or saved at an
+// earlier session; it opens that letter and says why.
 func TestReplyKeepsTheLetterAlreadyBegun(t *testing.T) {
 	h := newHarness(t)
 	h.login()

@@ -374,3 +374,48 @@ func TestFreeSessionWithNoMoney(t *testing.T) {
 		t.Fatalf("balance %v after a free session", bal)
 	}
 }
+
+// TestDraftsList: a letter begun to Ana stays hers when Maria starts one to Medical; both are
+// listed under Write, each opens with its own text, sending one leaves the other, and they are
+// still there at the next session.
+func TestDraftsList(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	h.addContact("Ana Ruiz", "ana@example.com", kiosk.ContactApproved)
+	h.tap("Write")
+	h.mustNotSee("Letters you have not sent")
+	h.tap("Ana Ruiz <ana@example.com>")
+	h.entry("Type your message here").SetText("Dear Ana, the garden is green.")
+	h.tap("Back")
+	h.tap("Write")
+	h.mustSee("Letters you have not sent", "To: Ana Ruiz <ana@example.com>", "Dear Ana, the garden is green.")
+	h.tap("Medical (department)")
+	if got := h.entry("Type your message here").Text; got != "" {
+		t.Fatalf("a new letter to Medical opens with %q", got)
+	}
+	h.entry("Type your message here").SetText("My knee hurts.")
+	h.tap("Back")
+	h.tap("Write")
+	h.mustSee("To: Medical (department)", "My knee hurts.", "To: Ana Ruiz <ana@example.com>", "Dear Ana, the garden is green.")
+	h.tapText("Dear Ana")
+	if got := h.entry("Type your message here").Text; got != "Dear Ana, the garden is green." {
+		t.Fatalf("Ana's letter reads %q", got)
+	}
+	h.tap("Send")
+	h.mustSee("Your message to Ana Ruiz is on its way.")
+	h.tap("Back")
+	h.tap("Write")
+	h.mustSee("My knee hurts.")
+	h.mustNotSee("Dear Ana")
+	h.tap("Back")
+	h.tap("Log out")
+	h.advance(31 * time.Minute)
+	h.login()
+	h.tap("Write")
+	h.mustSee("Letters you have not sent", "To: Medical (department)", "My knee hurts.")
+	// Choosing Medical again opens the letter begun to Medical, not a blank one.
+	h.tap("Medical (department)")
+	if got := h.entry("Type your message here").Text; got != "My knee hurts." {
+		t.Fatalf("Medical's letter reads %q", got)
+	}
+}
