@@ -419,3 +419,47 @@ func TestDraftsList(t *testing.T) {
 		t.Fatalf("Medical's letter reads %q", got)
 	}
 }
+
+// TestPREADraftNotListedOnASharedKiosk: a PREA report begun in the Write screen is not in the
+// list of letters not sent on a shared kiosk; choosing the PREA channel opens it.
+func TestPREADraftNotListedOnASharedKiosk(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	h.tap("Write")
+	h.tap("PREA report (free, confidential)")
+	h.entry("Type your message here").SetText("Something happened in the yard.")
+	h.tap("Back")
+	h.tap("Write")
+	h.mustNotSee("Letters you have not sent", "Something happened")
+	h.tap("PREA report (free, confidential)")
+	if got := h.entry("Type your message here").Text; got != "Something happened in the yard." {
+		t.Fatalf("the PREA draft reads %q", got)
+	}
+}
+
+// TestPREAOnATablet: on a tablet the report is made with the bound inmate's PIN, in her
+// language, with no session.
+func TestPREAOnATablet(t *testing.T) {
+	h := newHarness(t, func(s *setup) {
+		s.tablet = true
+		s.lang = "es"
+		s.policy = func(p *kiosk.Policy) { p.Lockdown = true }
+	})
+	h.mustSee("El centro está en cierre total")
+	h.tap("Denunciar abuso sexual (PREA)")
+	h.tap("Denunciar con mi PIN")
+	h.mustSee("Escriba su PIN")
+	h.typePIN(mariaPIN, "Aceptar")
+	h.mustSee("Esta denuncia se envía a su nombre, Maria Gonzalez.")
+	h.entry("Escriba lo que pasó. Tómese el tiempo que necesite.").SetText("Informe.")
+	h.tap("Enviar denuncia")
+	h.mustSee("Su denuncia fue enviada.")
+	if _, ok := h.term.Active(); ok {
+		t.Fatal("a PREA report opened a session on the tablet")
+	}
+	if ms := h.preaSent(mariaID); len(ms) != 1 {
+		t.Fatalf("%d reports filed", len(ms))
+	}
+	h.tap("Listo")
+	h.mustSee("Escriba su PIN para empezar")
+}

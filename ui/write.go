@@ -174,8 +174,13 @@ func (k *Kiosk) showChooser(rs []kiosk.Recipient, ds []kiosk.Draft, err error) {
 	}
 	var mine []kiosk.Draft
 	for _, d := range ds {
-		if _, ok := names[d.Peer]; ok { // a draft to someone no longer allowed stays saved, unlisted
-			drafts[d.Peer] = d
+		if _, ok := names[d.Peer]; !ok {
+			continue // a draft to someone no longer allowed stays saved, unlisted
+		}
+		drafts[d.Peer] = d
+		// On a shared kiosk a PREA report in progress is not listed, as it is not in Sent:
+		// choosing "PREA report" opens it.
+		if k.tablet || d.Peer != kiosk.PREAChannel {
 			mine = append(mine, d)
 		}
 	}
