@@ -463,3 +463,17 @@ func TestPREAOnATablet(t *testing.T) {
 	h.tap("Listo")
 	h.mustSee("Escriba su PIN para empezar")
 }
+
+// TestTabletWelcomeFollowsSync: on a tablet, whose welcome screen is its PIN pad, a notice and
+// a lockdown arriving by sync show at once, and the digits already typed stay.
+func TestTabletWelcomeFollowsSync(t *testing.T) {
+	h := newHarness(t, func(s *setup) { s.tablet = true })
+	h.mustSee("Enter your PIN to start")
+	h.tap("4")
+	h.down(kiosk.DownNotice, kiosk.Notice{ID: "n-1", Text: "Library open until 20:00.", At: start})
+	h.mustSee("Library open until 20:00.", "●")
+	p := h.term.Policy()
+	p.Lockdown = true
+	h.down(kiosk.DownPolicy, p)
+	h.mustSee("The facility is in lockdown. The kiosks are closed.", "●")
+}

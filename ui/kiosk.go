@@ -343,8 +343,11 @@ func (k *Kiosk) onEvent(ev kiosk.Event) {
 			k.showIdle(ev.Remaining)
 		}
 	case kiosk.EventChanged:
-		if k.sess == nil && k.login == nil && k.v != nil && k.v.name == "welcome" {
-			k.showWelcome() // the policy may have changed the facility name or a rule
+		// A tablet's welcome screen always holds a login (its PIN pad); rebuilding keeps the
+		// digits typed, so only a PIN being checked holds the rebuild back.
+		idle := k.login == nil || (k.tablet && !k.login.busy && k.login.pending == nil)
+		if k.sess == nil && idle && k.v != nil && k.v.name == "welcome" {
+			k.showWelcome() // the policy may have changed the facility name or a rule, or a notice came
 			return
 		}
 		if k.sess != nil && (ev.InmateID == "" || ev.InmateID == k.sess.inmateID) {
