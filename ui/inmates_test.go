@@ -2,10 +2,12 @@ package ui
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/ui/i18n"
 )
 
 // down applies one downlink item as the sync engine would, and lets the screens react.
@@ -476,4 +478,28 @@ func TestTabletWelcomeFollowsSync(t *testing.T) {
 	p.Lockdown = true
 	h.down(kiosk.DownPolicy, p)
 	h.mustSee("The facility is in lockdown. The kiosks are closed.", "●")
+}
+
+// FuzzRejection: any reason the relay or a reviewer sends reads as words, never empty, and a
+// relay code's technical detail is never shown.
+func FuzzRejection(f *testing.F) {
+	for _, s := range []string{"", "content_policy", "content_policy: names another inmate", "invalid: body: U+0007",
+		"too_large", "threatening content", ":", "content_policy:", " unknown_contact : x"} {
+		f.Add(s)
+	}
+	cat := i18n.MustLoad()
+	f.Fuzz(func(t *testing.T, reason string) {
+		for _, lang := range cat.Languages() {
+			w := words{Lang: cat.For(lang), loc: time.UTC, now: start}
+			got := w.rejection(reason)
+			if strings.TrimSpace(got) == "" {
+				t.Fatalf("%s: rejection %q reads as nothing", lang, reason)
+			}
+			code, detail, _ := strings.Cut(reason, ":")
+			if rejectKind(strings.TrimSpace(code)) == "relay" && strings.TrimSpace(detail) != "" &&
+				strings.Contains(got, strings.TrimSpace(detail)) && !strings.Contains(w.T("reject."+strings.TrimSpace(code)), strings.TrimSpace(detail)) {
+				t.Fatalf("%s: relay detail %q shown: %q", lang, detail, got)
+			}
+		}
+	})
 }
