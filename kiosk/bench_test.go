@@ -110,7 +110,7 @@ func BenchmarkAck256(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				if err := queueOutboxTx(tx, now, ItemMessage, m, func(Draft) bool { return false }); err != nil {
+				if err := queueOutboxTx(tx, now, ItemMessage, m); err != nil {
 					return err
 				}
 			}

@@ -60,7 +60,7 @@ func TestDraftSurvivesRestartAndIsCheapToResave(t *testing.T) {
 	// Discarding removes it; another inmate's draft is separate.
 	r.addInmate(t, "i2", true)
 	r.t.SaveDraft(Draft{InmateID: "i2", Body: "mine"})
-	if err := r.t.DiscardDraft("i1"); err != nil {
+	if err := r.t.DiscardDraft("i1", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := r.t.Draft("i1"); ok {
@@ -95,5 +95,56 @@ func TestDraftIsCappedWithoutSplittingCharacters(t *testing.T) {
 	}
 	if mbLastTxID(t, r.store) != before {
 		t.Fatal("resaving the capped draft wrote again")
+	}
+}
+
+// TestDraftsOnePerRecipient: a letter begun to one recipient is never written over by a letter
+// to another; each comes back by its recipient and in the list, newest first; sending one
+// clears only it; a draft stored the old way (one per inmate) is still found and replaced.
+func TestDraftsOnePerRecipient(t *testing.T) {
+	r := newMBRig(t)
+	r.addInmate(t, "i1", true)
+	ana := r.approved(t, "i1", "Ana", "ana@example.com")
+	save := func(peer, body string) {
+		t.Helper()
+		if err := r.t.SaveDraft(Draft{InmateID: "i1", Peer: peer, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		r.clock.Advance(time.Second)
+	}
+	save(ana.ID, "Dear Ana")
+	save("dept-medical", "My knee")
+	ds, err := r.t.Drafts("i1")
+	if err != nil || len(ds) != 2 || ds[0].Body != "My knee" || ds[1].Body != "Dear Ana" {
+		t.Fatalf("drafts = %+v, %v", ds, err)
+	}
+	if d, ok, _ := r.t.DraftTo("i1", ana.ID); !ok || d.Body != "Dear Ana" {
+		t.Fatalf("draft to Ana = %+v, %v", d, ok)
+	}
+	r.login(t, "i1")
+	if _, err := r.t.Send("i1", "dept-medical", "", "My knee hurts"); err != nil {
+		t.Fatal(err)
+	}
+	if ds, _ := r.t.Drafts("i1"); len(ds) != 1 || ds[0].Peer != ana.ID {
+		t.Fatalf("after sending to Medical the drafts are %+v", ds)
+	}
+	if err := r.t.DiscardDraft("i1", ana.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ds, _ := r.t.Drafts("i1"); len(ds) != 0 {
+		t.Fatalf("after discarding: %+v", ds)
+	}
+
+	// A draft stored by an older version, under the inmate id alone.
+	old := Draft{InmateID: "i1", Peer: ana.ID, Body: "old letter", UpdatedAt: mbStart}
+	if err := r.store.update("test", func(tx *bolt.Tx) error { return putJSON(tx, bDrafts, "i1", old) }); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok, _ := r.t.DraftTo("i1", ana.ID); !ok || d.Body != "old letter" {
+		t.Fatalf("old draft not found by its recipient: %+v", d)
+	}
+	save(ana.ID, "old letter, continued")
+	if ds, _ := r.t.Drafts("i1"); len(ds) != 1 || ds[0].Body != "old letter, continued" {
+		t.Fatalf("after saving over an old draft: %+v", ds)
 	}
 }

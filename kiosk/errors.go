@@ -125,6 +125,8 @@ const (
 	ReasonContactNotApproved Reason = "contact_not_approved"
 	ReasonNoSession          Reason = "no_session"
 	ReasonPREABacklog        Reason = "prea_backlog" // too many PREA reports still waiting for the relay
+	// ReasonNeedsFunds: a free session (Policy.FreeServices) cannot do what only money pays for.
+	ReasonNeedsFunds Reason = "needs_funds"
 )
 
 // Login refusals of tablets and of the notice step (roster+login).

@@ -136,8 +136,13 @@ func (t *Terminal) clampLocks() error {
 
 // precheckTx applies every refusal that needs no PIN: suspended, locked, then (inmates) the
 // sessions rules. A refusal is returned as refused; err is for storage failures.
-func (t *Terminal) precheckTx(tx *bolt.Tx, now time.Time, s subject) (st LoginState, refused error, err error) {
-	if s.kind == PersonInmate && s.inmate.Status != StatusActive {
+// A PREA attempt (prea) is refused only for a lock: a report must be possible whatever the
+// account, the balance or the hour (28 CFR 115.51), and only inmates file one.
+func (t *Terminal) precheckTx(tx *bolt.Tx, now time.Time, s subject, prea bool) (st LoginState, refused error, err error) {
+	if prea && s.kind != PersonInmate {
+		return st, errRefused("login", ReasonUnknownBadge, time.Time{}), nil
+	}
+	if !prea && s.kind == PersonInmate && s.inmate.Status != StatusActive {
 		return st, errRefused("login", ReasonSuspended, time.Time{}), nil
 	}
 	if st, err = loginStateTx(tx, s.id); err != nil {
@@ -146,8 +151,8 @@ func (t *Terminal) precheckTx(tx *bolt.Tx, now time.Time, s subject) (st LoginSt
 	if now.Before(st.LockedUntil) {
 		return st, errRefused("login", ReasonLocked, st.LockedUntil), nil
 	}
-	if s.kind == PersonInmate {
-		if e := t.eligible(tx, s.inmate, now); e != nil {
+	if s.kind == PersonInmate && !prea {
+		if _, e := t.eligible(tx, s.inmate, now); e != nil {
 			if KindOf(e) == KindRefused {
 				return st, e, nil
 			}
@@ -162,12 +167,16 @@ type loginAttempt struct {
 	via   string // "badge" or "tablet"
 	stage string // "badge" or "pin"
 	badge string // only for an unknown badge, and only if it cannot be a PIN
+	prea  bool   // for a PREA report only: no session follows
 	s     subject
 	found bool
 }
 
 func (a loginAttempt) detail(reason Reason) map[string]string {
 	d := map[string]string{"via": a.via, "stage": a.stage}
+	if a.prea {
+		d["for"] = "prea"
+	}
 	if reason != "" {
 		d["reason"] = string(reason)
 	}
@@ -232,7 +241,7 @@ func (t *Terminal) precheck(a loginAttempt, find func(*bolt.Tx) (subject, bool, 
 			return nil
 		}
 		a.s, a.found = s, true
-		st, ref, err := t.precheckTx(tx, now, s)
+		st, ref, err := t.precheckTx(tx, now, s, a.prea)
 		if err != nil {
 			return err
 		}
@@ -294,7 +303,8 @@ func (t *Terminal) enterPIN(a loginAttempt, pin string, find func(*bolt.Tx) (sub
 	now := t.clock.Now()
 	pol := t.Policy()
 	t.mu.Lock()
-	t.verified = verifiedLogin{} // a new attempt closes any login left on the notice screen
+	// A new attempt closes any login left on the notice screen, or on a PREA report.
+	t.verified, t.preaVerified = verifiedLogin{}, verifiedLogin{}
 	t.mu.Unlock()
 	var refusal error
 	err := t.store.view(func(tx *bolt.Tx) error {
@@ -307,7 +317,7 @@ func (t *Terminal) enterPIN(a loginAttempt, pin string, find func(*bolt.Tx) (sub
 			return nil
 		}
 		a.s, a.found = s, true
-		_, refusal, err = t.precheckTx(tx, now, s)
+		_, refusal, err = t.precheckTx(tx, now, s, a.prea)
 		return err
 	})
 	if err != nil {
@@ -332,7 +342,7 @@ func (t *Terminal) enterPIN(a loginAttempt, pin string, find func(*bolt.Tx) (sub
 			result = &Error{Kind: KindConflict, Op: "login", Err: errors.New("the roster changed during the login; please try again")}
 			return nil
 		}
-		if s.kind == PersonInmate && s.inmate.Status != StatusActive {
+		if s.kind == PersonInmate && s.inmate.Status != StatusActive && !a.prea {
 			result = errRefused("login", ReasonSuspended, time.Time{})
 			return appendAudit(tx, now, "login_refused", s.id, a.detail(ReasonSuspended))
 		}
@@ -383,7 +393,11 @@ func (t *Terminal) enterPIN(a loginAttempt, pin string, find func(*bolt.Tx) (sub
 		p.Notice = pol.MonitoringNotice["en"]
 	}
 	t.mu.Lock()
-	t.verified = verifiedLogin{kind: p.Kind, id: p.PersonID, at: p.At}
+	if a.prea {
+		t.preaVerified = verifiedLogin{kind: p.Kind, id: p.PersonID, at: p.At}
+	} else {
+		t.verified = verifiedLogin{kind: p.Kind, id: p.PersonID, at: p.At}
+	}
 	t.mu.Unlock()
 	return p, nil
 }

@@ -440,6 +440,9 @@ func scanStoreFor(t *testing.T, s *Store, needle string) {
 
 func TestBadgeRefusesIneligibleBeforePIN(t *testing.T) {
 	f := newLoginFixture(t)
+	if err := f.term.SetPolicy(testPolicy(nil), "test"); err != nil { // no free sessions
+		t.Fatal(err)
+	}
 	if err := f.term.UpsertInmate(Inmate{ID: "I-5", Name: "Eve Poor", Badges: []string{"B-5001"},
 		PINHash: testHash(t, "86420864"), Language: "en", Status: StatusActive}, "tester"); err != nil {
 		t.Fatal(err)

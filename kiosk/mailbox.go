@@ -209,13 +209,13 @@ func (t *Terminal) Recipients(inmateID string) ([]Recipient, error) {
 }
 
 // Send puts a message in the outbox as queued, queues it for the relay and clears the
-// inmate's draft, all in one transaction. It needs the inmate's own active session
-// (ReasonNoSession); only an approved contact (with the messaging privilege), a department or
+// inmate's draft to that recipient, all in one transaction. It needs the inmate's own active
+// session (ReasonNoSession); only an approved contact (with the messaging privilege), a department or
 // the PREA channel can be written to. If the write fails the error is KindIO (KindTransient
 // for a full disk), nothing was sent, and the text is kept as the draft.
 func (t *Terminal) Send(inmateID, peer, subject, body string) (Message, error) {
 	if peer == PREAChannel {
-		return t.sendPREA(inmateID, subject, body, func(Draft) bool { return true })
+		return t.sendPREA(inmateID, subject, body)
 	}
 	const op = "send message"
 	p := t.Policy()
@@ -227,6 +227,9 @@ func (t *Terminal) Send(inmateID, peer, subject, body string) (Message, error) {
 	}
 	if err := t.requireSession(op, inmateID); err != nil {
 		return Message{}, err
+	}
+	if t.freeSession() && !(p.Free(FreeDepartments) && isDepartment(p, peer)) {
+		return Message{}, errRefused(op, ReasonNeedsFunds, time.Time{})
 	}
 	now := t.clock.Now().UTC()
 	var m Message
@@ -243,7 +246,7 @@ func (t *Terminal) Send(inmateID, peer, subject, body string) (Message, error) {
 		if err != nil {
 			return err
 		}
-		return queueOutboxTx(tx, now, ItemMessage, m, func(Draft) bool { return true })
+		return queueOutboxTx(tx, now, ItemMessage, m)
 	})
 	if err != nil {
 		t.keepAsDraft(err, Draft{InmateID: inmateID, Peer: peer, Subject: subject, Body: body})
@@ -256,12 +259,12 @@ func (t *Terminal) Send(inmateID, peer, subject, body string) (Message, error) {
 // SendPREA files a PREA report. It needs no session, no privilege and no contact slot, is
 // never billed, and works during lockdown and curfew, so an inmate who is refused at login
 // can still report. inmateID "" files it anonymously. Once the relay acknowledges it, its
-// text is erased from the terminal. A draft is cleared only if it was this report.
+// text is erased from the terminal. The inmate's draft of a PREA report, if any, is cleared.
 func (t *Terminal) SendPREA(inmateID, body string) (Message, error) {
-	return t.sendPREA(inmateID, "", body, func(d Draft) bool { return d.Peer == PREAChannel })
+	return t.sendPREA(inmateID, "", body)
 }
 
-func (t *Terminal) sendPREA(inmateID, subject, body string, clearDraft func(Draft) bool) (Message, error) {
+func (t *Terminal) sendPREA(inmateID, subject, body string) (Message, error) {
 	const op = "send PREA report"
 	if err := validateSubject(subject); err != nil {
 		return Message{}, err
@@ -285,7 +288,7 @@ func (t *Terminal) sendPREA(inmateID, subject, body string, clearDraft func(Draf
 		if err != nil {
 			return err
 		}
-		return queueOutboxTx(tx, now, ItemPREA, m, clearDraft)
+		return queueOutboxTx(tx, now, ItemPREA, m)
 	})
 	if err != nil {
 		if inmateID != "" {
@@ -378,7 +381,7 @@ func newOutboxMessage(now time.Time, inmateID, peer, peerName, subject, body str
 }
 
 // queueOutboxTx writes the message, its forwarding item and the draft's removal together.
-func queueOutboxTx(tx *bolt.Tx, now time.Time, kind ItemKind, m Message, clearDraft func(Draft) bool) error {
+func queueOutboxTx(tx *bolt.Tx, now time.Time, kind ItemKind, m Message) error {
 	it, err := enqueue(tx, now, kind, m)
 	if err != nil {
 		return err
@@ -389,12 +392,7 @@ func queueOutboxTx(tx *bolt.Tx, now time.Time, kind ItemKind, m Message, clearDr
 	if m.InmateID == "" {
 		return nil
 	}
-	var d Draft
-	found, err := getJSON(tx, bDrafts, m.InmateID, &d)
-	if err != nil || !found || !clearDraft(d) {
-		return err
-	}
-	return tx.Bucket([]byte(bDrafts)).Delete([]byte(m.InmateID))
+	return deleteDraftTx(tx, m.InmateID, m.Peer) // the draft to this recipient, only
 }
 
 // keepAsDraft saves the text of a send that could not be stored, so it is not lost; when
@@ -627,6 +625,21 @@ func messageRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 	}
 	m.UpdatedAt = now.UTC()
 	return putMessageTx(tx, m)
+}
+
+// freeSession reports whether the session in progress is an unbilled one (Policy.FreeServices).
+func (t *Terminal) freeSession() bool {
+	s := t.meter.snapshot()
+	return s != nil && s.free
+}
+
+func isDepartment(p Policy, peer string) bool {
+	for _, d := range p.Departments {
+		if d.ID == peer {
+			return true
+		}
+	}
+	return false
 }
 
 // requireSession refuses a normal message or contact change unless it is made in the inmate's

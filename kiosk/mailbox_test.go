@@ -415,8 +415,11 @@ func TestPREARefusedIsShownAndSendClearsOnlyItsOwnDraft(t *testing.T) {
 	if _, err := r.t.SendPREA("i1", "second"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := r.t.Draft("i1"); ok {
+	if _, ok, _ := r.t.DraftTo("i1", PREAChannel); ok {
 		t.Fatalf("PREA draft kept after sending it")
+	}
+	if d, ok, _ := r.t.DraftTo("i1", c.ID); !ok || d.Body != "Dear Ana" {
+		t.Fatalf("letter draft after the second PREA = %+v, %v", d, ok)
 	}
 }
 

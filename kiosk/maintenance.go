@@ -631,7 +631,7 @@ func (t *Terminal) Reissue(actor string) (ReissueReport, error) {
 		if b := boundInmateTx(tx); b != "" {
 			ids[b] = true
 		}
-		for _, name := range []string{bAccounts, bDrafts, bLogins} {
+		for _, name := range []string{bAccounts, bLogins} {
 			_ = tx.Bucket([]byte(name)).ForEach(func(k, _ []byte) error {
 				if name != bLogins || tx.Bucket([]byte(bTechnicians)).Get(k) == nil {
 					ids[string(k)] = true
@@ -639,7 +639,7 @@ func (t *Terminal) Reissue(actor string) (ReissueReport, error) {
 				return nil
 			})
 		}
-		for _, name := range []string{bContacts, bMsgIndex, bSessIndex} {
+		for _, name := range []string{bContacts, bMsgIndex, bSessIndex, bDrafts} {
 			_ = tx.Bucket([]byte(name)).ForEach(func(k, _ []byte) error {
 				id, _, _ := strings.Cut(string(k), "/")
 				ids[id] = true

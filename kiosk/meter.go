@@ -56,6 +56,7 @@ type liveSession struct {
 	rate      Cents
 	charged   Cents
 	credited  Cents
+	free      bool // unbilled: the inmate cannot pay, Policy.FreeServices only
 
 	warned        map[time.Duration]bool // WarnBefore entries already raised
 	idleWarnedFor time.Duration          // lastInput value the idle warning was raised for (-1: none)
@@ -207,6 +208,13 @@ func (t *Terminal) advanceLocked(p Policy, now time.Duration, wall time.Time, ga
 	}
 	s.updateCurfew(p, now, wall)
 	var evs []Event
+	if s.free {
+		// Nothing to bill: only the rules (time limit, idle, curfew, lockdown) end it.
+		if end, reason := t.deadline(p, s, now); end <= now {
+			evs = append(evs, t.endLocked(p, reason, end, now, wall)...)
+		}
+		return evs
+	}
 	for m.cur != nil {
 		next := s.startMono + time.Duration(s.minutes)*minute
 		end, reason := t.deadline(p, s, now)

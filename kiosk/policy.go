@@ -43,6 +43,29 @@ type Policy struct {
 	MonitoringNotice map[string]string `json:"monitoring_notice"`
 	ScrambleKeypad   bool              `json:"scramble_keypad"`
 	Departments      []Department      `json:"departments"`
+
+	// FreeServices lets an inmate whose balance (or offline spending cap) cannot pay for a
+	// minute log in anyway, to an unbilled session for these only: FreeDepartments (write to
+	// the departments: the default, as TRULINCS makes requests to staff free) and
+	// FreeReadMail (read the inbox). Empty: too little money refuses the login before the
+	// PIN. PREA reports are free whatever this says.
+	FreeServices []string `json:"free_services"`
+}
+
+// Services a policy may make free (Policy.FreeServices).
+const (
+	FreeDepartments = "departments"
+	FreeReadMail    = "read_mail"
+)
+
+// Free reports whether the policy makes service free for an inmate who cannot pay.
+func (p Policy) Free(service string) bool {
+	for _, s := range p.FreeServices {
+		if s == service {
+			return true
+		}
+	}
+	return false
 }
 
 // CurfewWindow closes the terminals on one weekday between Start and End ("22:00", "06:00");
@@ -94,6 +117,7 @@ func DefaultPolicy() Policy {
 			{ID: "dept-education", Name: "Education"},
 			{ID: "dept-records", Name: "Records"},
 		},
+		FreeServices: []string{FreeDepartments},
 	}
 }
 
@@ -175,6 +199,16 @@ func (p Policy) Validate() error {
 		if strings.TrimSpace(p.MonitoringNotice[lang]) == "" {
 			return bad("monitoring_notice."+lang, "must not be empty")
 		}
+	}
+	free := map[string]bool{}
+	for i, s := range p.FreeServices {
+		if s != FreeDepartments && s != FreeReadMail {
+			return bad(fmt.Sprintf("free_services[%d]", i), "%q is not %q or %q", s, FreeDepartments, FreeReadMail)
+		}
+		if free[s] {
+			return bad(fmt.Sprintf("free_services[%d]", i), "%q is listed twice", s)
+		}
+		free[s] = true
 	}
 	seen := map[string]bool{}
 	for i, d := range p.Departments {

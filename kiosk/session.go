@@ -40,6 +40,8 @@ type SessionInfo struct {
 	Minutes    int       // minutes begun (each billed)
 	Cost       Cents     // charged minus credited so far
 	Balance    Cents
+	// Free marks an unbilled session of someone who cannot pay: only Policy.FreeServices.
+	Free bool
 	// TimeLeft is how long until the first of: maximum length, balance running out, curfew,
 	// offline cap; EndsBy names which.
 	TimeLeft time.Duration
@@ -96,6 +98,7 @@ func (t *Terminal) AcceptNotice(p Pending) (SessionInfo, error) {
 	mono := t.clock.Mono()
 	var sess Session
 	var in Inmate
+	var free bool
 	err = t.store.update(op, func(tx *bolt.Tx) error {
 		// A session left open by a failed write in this process is closed first.
 		if _, err := recoverOpenTx(tx, wall, ""); err != nil {
@@ -111,7 +114,8 @@ func (t *Terminal) AcceptNotice(p Pending) (SessionInfo, error) {
 		if in.Status == StatusSuspended {
 			return errRefused(op, ReasonSuspended, time.Time{})
 		}
-		if err := t.eligible(tx, in, wall); err != nil {
+		free, err = t.eligible(tx, in, wall)
+		if err != nil {
 			return err
 		}
 		pol, err := policyTx(tx)
@@ -127,7 +131,9 @@ func (t *Terminal) AcceptNotice(p Pending) (SessionInfo, error) {
 		if err != nil {
 			return err
 		}
-		if err := chargeTx(tx, wall, &sess, &acc); err != nil {
+		if free {
+			sess.Rate = 0 // nothing is billed: not minute 0, not any minute after
+		} else if err := chargeTx(tx, wall, &sess, &acc); err != nil {
 			return err
 		}
 		if err := putJSON(tx, bSessions, sess.ID, sess); err != nil {
@@ -149,7 +155,7 @@ func (t *Terminal) AcceptNotice(p Pending) (SessionInfo, error) {
 		lang = in.Language
 	}
 	s := &liveSession{id: sess.ID, inmateID: in.ID, name: in.Name, language: lang, start: sess.Start,
-		startMono: mono, minutes: sess.Minutes, rate: sess.Rate, charged: sess.Charged,
+		startMono: mono, minutes: sess.Minutes, rate: sess.Rate, charged: sess.Charged, free: free,
 		warned: map[time.Duration]bool{}, idleWarnedFor: -1, curfewAt: -1}
 	m.cur = s
 	m.setInput(mono)
@@ -161,34 +167,41 @@ func (t *Terminal) AcceptNotice(p Pending) (SessionInfo, error) {
 }
 
 // eligible says whether inmate in may start a session at wall time now; a refusal carries its
-// Reason and, where one applies, Until. It runs inside the caller's transaction (the login
-// engineer's badge check, and AcceptNotice) and reads the policy stored there.
-func (t *Terminal) eligible(tx *bolt.Tx, in Inmate, now time.Time) error {
+// Reason and, where one applies, Until. free is an unbilled session for Policy.FreeServices
+// only, when money alone stands in the way. It runs inside the caller's transaction (the
+// login engineer's badge check, and AcceptNotice) and reads the policy stored there.
+func (t *Terminal) eligible(tx *bolt.Tx, in Inmate, now time.Time) (free bool, err error) {
 	const op = "login"
 	p, err := policyTx(tx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if p.Lockdown {
-		return errRefused(op, ReasonLockdown, time.Time{})
+		return false, errRefused(op, ReasonLockdown, time.Time{})
 	}
 	if inCurfew, end := p.CurfewAt(now); inCurfew {
-		return errRefused(op, ReasonCurfew, end)
+		return false, errRefused(op, ReasonCurfew, end)
 	}
 	acc, err := loadAccountTx(tx, in.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if until, ok := t.cooldownUntil(p, in.ID, acc, now); ok {
-		return errRefused(op, ReasonCooldown, until)
+		return false, errRefused(op, ReasonCooldown, until)
 	}
-	if acc.Balance < p.RatePerMinute {
-		return errRefused(op, ReasonInsufficientBalance, time.Time{})
+	var short Reason
+	switch {
+	case acc.Balance < p.RatePerMinute:
+		short = ReasonInsufficientBalance
+	case acc.Unsynced+p.RatePerMinute > p.OfflineSpendCap:
+		short = ReasonOfflineLimit
+	default:
+		return false, nil
 	}
-	if acc.Unsynced+p.RatePerMinute > p.OfflineSpendCap {
-		return errRefused(op, ReasonOfflineLimit, time.Time{})
+	if len(p.FreeServices) > 0 {
+		return true, nil
 	}
-	return nil
+	return false, errRefused(op, short, time.Time{})
 }
 
 // cooldownUntil reports whether the inmate is still cooling down and until when (wall time).
@@ -255,7 +268,7 @@ func (t *Terminal) Active() (SessionInfo, bool) {
 
 // info fills a SessionInfo from s (a copy) and the stored account.
 func (t *Terminal) info(p Policy, s *liveSession, now time.Duration) (SessionInfo, error) {
-	info := SessionInfo{InmateID: s.inmateID, InmateName: s.name, Language: s.language, SessionID: s.id,
+	info := SessionInfo{InmateID: s.inmateID, InmateName: s.name, Language: s.language, SessionID: s.id, Free: s.free,
 		StartedAt: s.start, Minutes: s.minutes, Cost: s.charged - s.credited}
 	var acc Account
 	err := t.store.view(func(tx *bolt.Tx) error {

@@ -34,6 +34,8 @@ type rig struct {
 func testPolicy(mutate func(*Policy)) Policy {
 	p := DefaultPolicy()
 	p.Timezone = "UTC"
+	// No free sessions unless a test asks: most tests are about money refusing a login.
+	p.FreeServices = nil
 	if mutate != nil {
 		mutate(&p)
 	}

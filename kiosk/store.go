@@ -35,7 +35,7 @@ const (
 	bCredits     = "credits"     // session id + "/" + minute (%06d) -> Credit
 	bContacts    = "contacts"    // inmate id + "/" + contact id -> Contact
 	bMessages    = "messages"    // message id (UUIDv7, so time order) -> Message
-	bDrafts      = "drafts"      // inmate id -> Draft
+	bDrafts      = "drafts"      // inmate id/peer -> Draft (before: inmate id -> Draft; drafts.go)
 	bOutq        = "outq"        // seq (8 bytes big endian) -> Item, waiting for the relay
 	bAudit       = "audit"       // audit id (UUIDv7) -> AuditEvent, kept locally for technicians
 	bDownlink    = "downlink"    // applied downlink state (sync owns its keys)

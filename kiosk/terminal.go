@@ -67,6 +67,8 @@ type Terminal struct {
 	meter meter // the session in progress and its billing (session.go, meter.go)
 	// verified is the last login whose PIN was accepted, awaiting its notice (login.go).
 	verified verifiedLogin
+	// preaVerified is the last badge and PIN checked for a PREA report only (prea.go).
+	preaVerified verifiedLogin
 }
 
 // NewTerminal loads the stored policy (or the default) and is ready for logins.

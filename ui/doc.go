@@ -6,7 +6,7 @@
 //	k, err := ui.New(app, ui.Deps{Domain: term, Clock: clk, Logf: logf, Tablet: tablet,
 //		Size: size, FullScreen: true, DefaultLanguage: "en"})
 //	term's TerminalConfig.OnEvent = k.HandleEvent   // session ended, warnings, data changed
-//	badge reader goroutine:  k.HandleBadge(id)
+//	badge reader goroutine:  k.HandleBadge(id); a rejected (garbled) frame: k.HandleBadgeMisread()
 //	PIN pad goroutine:       k.HandlePINKey(ui.KeyDigit, '7') / KeyEnter / KeyBackspace / KeyClear / KeyCancel
 //	sync engine:             k.SetLinkStatus(online)
 //	tick loop (~1/s):        k.Tick()            // after term.Tick(); clock, counters, due draft saves
@@ -58,11 +58,18 @@
 //
 // # Screens
 //
+// Notices the relay sent (Domain.Notices) show on the welcome screen (those to everyone) and
+// on Home (those too, and the person's own), in the person's language when the facility
+// posted one in it, until they expire; the kiosk's own bulletin (SetFacilityNotice) comes
+// first. Lockdown and curfew show on the welcome screen before anyone scans a badge. Every
+// EventChanged (a frame from the relay: notice, policy, message) rebuilds what is on show.
+//
 // Welcome (facility, clock, notice, language, why a login was refused) -> PIN (on-screen
 // keypad, scrambled when Policy.ScrambleKeypad, and the serial pad at once) -> monitoring
 // notice -> Home (balance, session minutes/cost/time left, unread, link state, six tiles)
-// -> Inbox/reader/reply, Write (recipient chooser, 13,000 code point countdown, draft saved
-// at most every Policy.DraftSaveEvery, on-screen keyboard with ñ á é í ó ú ü ¿ ¡), Sent
+// -> Inbox/reader/reply, Write (the letters not sent, one draft per recipient, above the
+// recipient chooser; 13,000 code point countdown, draft saved at most every
+// Policy.DraftSaveEvery, on-screen keyboard with ñ á é í ó ú ü ¿ ¡ and a symbols layer), Sent
 // (states), Contacts (add, remove), Usage (one row a session). On a tablet the welcome
 // screen takes the bound inmate's PIN directly. Warnings come as a band across the top, the
 // idle question as a full-screen layer that any touch dismisses. Every tap, key and scroll

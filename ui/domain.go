@@ -27,9 +27,18 @@ type Domain interface {
 	Recipients(inmateID string) ([]kiosk.Recipient, error)
 	Send(inmateID, peer, subject, body string) (kiosk.Message, error)
 	SaveDraft(d kiosk.Draft) error
-	Draft(inmateID string) (kiosk.Draft, bool, error)
+	Drafts(inmateID string) ([]kiosk.Draft, error)
+	DraftTo(inmateID, peer string) (kiosk.Draft, bool, error)
 	Inbox(inmateID string) ([]kiosk.Message, error)
 	Sent(inmateID string) ([]kiosk.Message, error)
 	MarkRead(inmateID, messageID string) error
 	Unread(inmateID string) int
+
+	Notices(inmateID string) ([]kiosk.Notice, error)
+
+	PREABadge(badgeID string) (kiosk.BadgeResult, error)
+	VerifyPREA(badgeID, pin string) (kiosk.PREAReporter, error)
+	VerifyBoundPREA(pin string) (kiosk.PREAReporter, error)
+	FilePREA(r kiosk.PREAReporter, body string) (kiosk.Message, error)
+	SendPREA(inmateID, body string) (kiosk.Message, error)
 }

@@ -246,7 +246,8 @@ func TestRefusalWordsForEveryReason(t *testing.T) {
 }
 
 func TestNotEnoughBalance(t *testing.T) {
-	h := newHarness(t)
+	// A facility that makes nothing free: too little money refuses the login.
+	h := newHarness(t, func(s *setup) { s.policy = func(p *kiosk.Policy) { p.FreeServices = nil } })
 	hash, _ := kiosk.HashPINWith("2468", kiosk.TestPINParams())
 	must(t, h.term.UpsertInmate(kiosk.Inmate{ID: "A2002", Name: "Luis Pardo", Badges: []string{"B2002"}, PINHash: hash,
 		Language: "es", Status: kiosk.StatusActive, Messaging: true}, "test"))
@@ -294,7 +295,7 @@ func TestComposeCountdownSendAndSent(t *testing.T) {
 	h.mustSee("Held for review")
 	must(t, h.term.SetMessageState(sent[0].ID, kiosk.MsgRejected, "threatening content"))
 	h.settle()
-	h.mustSee("Rejected: threatening content")
+	h.mustSee("Rejected by staff. Staff note: threatening content")
 
 	h.tap("Back")
 	h.mustSee("Online: messages are being delivered")
@@ -356,6 +357,8 @@ func TestDraftSavedAtMostEveryInterval(t *testing.T) {
 	h.advance(31 * time.Minute)
 	h.login()
 	h.tap("Write")
+	h.mustSee("Letters you have not sent", "To: Medical (department)")
+	h.tapText("My knee hurts")
 	if got := h.entry("Type your message here").Text; got != "My knee hurts" {
 		t.Errorf("draft not restored: %q", got)
 	}
@@ -457,7 +460,8 @@ func TestSpanishRememberedPerInmate(t *testing.T) {
 		t.Fatalf("language chosen on the welcome screen not remembered: %q", in.Language)
 	}
 	h.tap("Salir")
-	h.mustSee("Scan your badge", "Your session ended") // the next person starts in the default language
+	// The next person starts in the default language; Maria is told in hers why she left.
+	h.mustSee("Scan your badge", "Su sesión terminó: usted salió.")
 	h.badge(mariaBadge)
 	h.mustSee("Escriba su PIN") // Maria's own language, without choosing again
 	h.typePIN(mariaPIN, "Aceptar")
@@ -560,8 +564,8 @@ func TestTouchTargetsAreFingerSized(t *testing.T) {
 	check("add contact")
 }
 
-// There is one draft slot: Reply never writes over a letter already begun, on screen or saved
-// at an earlier session; it opens that letter and says why.
+// Reply never writes over a letter already begun to the same person, on screen or saved at an
+// earlier session; it opens that letter and says why.
 func TestReplyKeepsTheLetterAlreadyBegun(t *testing.T) {
 	h := newHarness(t)
 	h.login()

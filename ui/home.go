@@ -52,9 +52,13 @@ func (k *Kiosk) showHome() {
 		link.Text, link.Color = k.linkWords(w, s.queued)
 		link.Refresh()
 	}
+	var header *fyne.Container // hello, the session card, then the notices
 	v.onSession = apply
 	v.onLink = counts
-	v.onChanged = counts
+	v.onChanged = func() {
+		counts()
+		k.loadNotices(v, w, header, 2, s.inmateID, s.lang, "")
+	}
 
 	tile := func(id string, icon fyne.Resource, fn func()) *widget.Button {
 		b := k.button(w.T(id), icon, fn)
@@ -63,6 +67,10 @@ func (k *Kiosk) showHome() {
 		return b
 	}
 	inboxTile = tile("tile.inbox", fynetheme.MailReplyIcon(), k.showInbox)
+	pol := k.d.Policy()
+	if s.info.Free && !pol.Free(kiosk.FreeReadMail) {
+		inboxTile.Disable() // reading mail is paid use here, and this session is free
+	}
 	apply(s.info)
 	counts()
 	tiles := container.NewGridWithColumns(3,
@@ -76,10 +84,15 @@ func (k *Kiosk) showHome() {
 	tilesBox := theme.MinSize(tiles, 900, 2*140)
 	langs := k.langButtons(w, s.lang, 160, 56, k.setLanguage)
 	info := container.NewVBox(balance, usage, left, unread, link)
+	if s.info.Free {
+		info.Add(theme.Text(w.freeSession(pol), theme.TextSize, theme.Yellow, true))
+	}
 	top := container.NewBorder(nil, nil, nil, langs, hello)
-	body := container.NewBorder(container.NewVBox(top, card(theme.Panel, info)), nil, nil, nil, tilesBox)
+	header = container.NewVBox(top, card(theme.Panel, info))
+	body := container.NewBorder(header, nil, nil, nil, tilesBox)
 	k.setScreen(v, container.NewPadded(body))
 	k.refreshCounts()
+	k.loadNotices(v, w, header, 2, s.inmateID, s.lang, "")
 }
 
 // linkWords says where the inmate's messages stand with the relay.

@@ -82,6 +82,7 @@ type Kiosk struct {
 	welcomeLang string // chosen on the welcome screen by the person standing there
 	note        *note
 	login       *loginState
+	prea        *preaState // a PREA report made from the welcome screen, outside any session
 	sess        *session
 	v           *view
 	root        *fyne.Container
@@ -101,7 +102,11 @@ type note struct {
 	refused error
 	ended   kiosk.Reason
 	at      time.Duration
+	misread bool   // a badge was held to the reader but could not be read
 	lang    string // the refused person's language, while the note shows
+	// msgLang is the language of the note alone (the person's), when the rest of the welcome
+	// screen stays in its own for whoever comes next.
+	msgLang string
 }
 
 // view is the screen on show and what it does when time passes or data changes.
@@ -112,6 +117,10 @@ type view struct {
 	onChanged func()
 	onSession func(kiosk.SessionInfo)
 	onLink    func()
+
+	// noticesUntil is when the first notice on show expires; reloadNotices reloads them.
+	noticesUntil  time.Time
+	reloadNotices func()
 }
 
 // New builds the kiosk window on app, showing the welcome screen. Call Close when done.
@@ -199,6 +208,11 @@ func (k *Kiosk) HandleBadge(id string) { k.do(func() { k.onBadge(id) }) }
 func (k *Kiosk) HandlePINKey(kind keypad.Key, digit byte) {
 	k.do(func() { k.touch(); k.onPINKey(kind, digit) })
 }
+
+// HandleBadgeMisread says that a badge was held to the reader but could not be read (a
+// garbled frame), so the person tries again rather than wait; wire it to the device
+// manager's rejected-frame event.
+func (k *Kiosk) HandleBadgeMisread() { k.do(k.onBadgeMisread) }
 
 // HandleEvent reacts to a domain event (wire it to kiosk.TerminalConfig.OnEvent).
 func (k *Kiosk) HandleEvent(ev kiosk.Event) { k.do(func() { k.onEvent(ev) }) }
@@ -307,6 +321,8 @@ func (k *Kiosk) onTick() {
 			k.updateIdle()
 		}
 	}
+	k.noticesDue()
+	k.preaDue()
 	if k.v != nil && k.v.onTick != nil {
 		k.v.onTick()
 	}
@@ -320,15 +336,18 @@ func (k *Kiosk) onEvent(ev kiosk.Event) {
 		}
 	case kiosk.EventWarning:
 		if k.sess != nil {
-			k.showWarning(ev.Remaining)
+			k.showWarning(ev.Remaining, ev.Reason)
 		}
 	case kiosk.EventIdleWarning:
 		if k.sess != nil {
 			k.showIdle(ev.Remaining)
 		}
 	case kiosk.EventChanged:
-		if k.sess == nil && k.login == nil && k.v != nil && k.v.name == "welcome" {
-			k.showWelcome() // the policy may have changed the facility name or a rule
+		// A tablet's welcome screen always holds a login (its PIN pad); rebuilding keeps the
+		// digits typed, so only a PIN being checked holds the rebuild back.
+		idle := k.login == nil || (k.tablet && !k.login.busy && k.login.pending == nil)
+		if k.sess == nil && idle && k.v != nil && k.v.name == "welcome" {
+			k.showWelcome() // the policy may have changed the facility name or a rule, or a notice came
 			return
 		}
 		if k.sess != nil && (ev.InmateID == "" || ev.InmateID == k.sess.inmateID) {
@@ -351,8 +370,12 @@ func (k *Kiosk) endSession(reason kiosk.Reason) {
 			})
 		}
 	}
+	lang := ""
+	if k.sess != nil {
+		lang = k.sess.lang // said in the language the person was reading, not the welcome screen's
+	}
 	k.wipe()
-	k.note = &note{ended: reason, at: k.clk.Mono()}
+	k.note = &note{ended: reason, at: k.clk.Mono(), msgLang: lang}
 	k.showWelcome()
 }
 
@@ -362,6 +385,7 @@ func (k *Kiosk) wipe() {
 	k.closeTech()
 	k.sess = nil
 	k.login = nil
+	k.prea = nil
 	k.welcomeLang = ""
 	k.v = nil
 	k.idleText = nil

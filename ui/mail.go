@@ -88,7 +88,16 @@ func (k *Kiosk) showSentWith(note string) {
 	list := container.NewVBox()
 	load := func() {
 		id := s.inmateID
-		fillList(k, v, w, list, "sent.empty", func() ([]kiosk.Message, error) { return k.d.Sent(id) },
+		fillList(k, v, w, list, "sent.empty", func() ([]kiosk.Message, error) {
+			all, err := k.d.Sent(id)
+			var ms []kiosk.Message
+			for _, m := range all {
+				if k.listed(m) {
+					ms = append(ms, m)
+				}
+			}
+			return ms, err
+		},
 			func(m kiosk.Message) fyne.CanvasObject {
 				to := theme.Text(w.T("sent.to", "name", m.PeerName), theme.TextSize, theme.White, true)
 				when := text(w.stamp(m.CreatedAt), theme.Grey)

@@ -47,7 +47,7 @@ func (k *Kiosk) refreshCounts() {
 		sent, err := k.d.Sent(id)
 		queued := 0
 		for _, m := range sent {
-			if m.State == kiosk.MsgQueued {
+			if m.State == kiosk.MsgQueued && k.listed(m) {
 				queued++
 			}
 		}
@@ -116,7 +116,7 @@ func (k *Kiosk) setLanguage(lang string) {
 }
 
 // showWarning puts a band across the top: the session ends soon.
-func (k *Kiosk) showWarning(left time.Duration) {
+func (k *Kiosk) showWarning(left time.Duration, why kiosk.Reason) {
 	w := k.words(k.sess.lang)
 	n := minutesLeft(left)
 	msg := w.T("warn.minutes", "n", strconv.Itoa(n))
@@ -124,11 +124,16 @@ func (k *Kiosk) showWarning(left time.Duration) {
 		msg = w.T("warn.one_minute")
 	}
 	t := theme.Text(msg, theme.SubHeadingSize, theme.Black, true)
+	lines := []fyne.CanvasObject{t}
+	switch why { // why it ends, first: a person can act on it (save, ask for funds)
+	case kiosk.EndMaxLength, kiosk.EndBalance, kiosk.EndCurfew, kiosk.EndOfflineLimit:
+		lines = append([]fyne.CanvasObject{theme.Text(w.T("warn.why."+string(why)), theme.SubHeadingSize, theme.Black, true)}, lines...)
+	}
 	ok := k.button(w.T("warn.ok"), nil, func() {
 		k.warnLayer.Objects = nil
 		k.warnLayer.Refresh()
 	})
-	band := theme.Banner(container.NewBorder(nil, nil, nil, big(ok, 140, 64), container.NewCenter(t)), theme.Yellow)
+	band := theme.Banner(container.NewBorder(nil, nil, nil, big(ok, 140, 64), container.NewCenter(container.NewVBox(lines...))), theme.Yellow)
 	k.warnLayer.Objects = []fyne.CanvasObject{band}
 	k.warnLayer.Refresh()
 }

@@ -27,6 +27,7 @@ type loginState struct {
 	busy    bool
 	msg     error // why the last PIN was refused
 	pending *kiosk.Pending
+	prea    bool // the PIN is for a PREA report only (preaState), not a session
 
 	order  string // the keypad's digit layout for this login
 	dots   *canvas.Text
@@ -54,6 +55,7 @@ func (k *Kiosk) welcomeLanguage() string {
 
 // showWelcome builds the welcome screen from scratch.
 func (k *Kiosk) showWelcome() {
+	k.prea = nil // the welcome screen on show: no report is being made
 	lang := k.welcomeLanguage()
 	w := k.words(lang)
 	pol := k.d.Policy()
@@ -64,10 +66,14 @@ func (k *Kiosk) showWelcome() {
 	dayT.Alignment, clockT.Alignment = fyne.TextAlignTrailing, fyne.TextAlignTrailing
 	facility := theme.Text(pol.FacilityName, theme.HeadingSize, theme.White, true)
 	top := container.NewBorder(nil, nil, container.NewVBox(facility, k.linkText(w)), container.NewVBox(clockT, dayT))
+	inCurfew, curfewEnd := pol.CurfewAt(k.clk.Now())
 	v.onTick = func() {
 		now := k.clk.Now()
 		clockT.Text = w.clock(now)
 		clockT.Refresh()
+		if c, _ := pol.CurfewAt(now); c != inCurfew && k.v == v {
+			k.showWelcome() // curfew began or ended: say so before anyone scans a badge
+		}
 	}
 	v.onLink = func() { k.showWelcome() }
 
@@ -78,17 +84,29 @@ func (k *Kiosk) showWelcome() {
 			k.precheckTablet()
 		}
 		center = append(center, k.pinBlock(w, theme.Text(w.T("welcome.tablet_pin"), 48, theme.Yellow, true))...)
+		center = append(center, k.preaButton(w, lang))
 	} else {
 		scan := theme.Text(w.T("welcome.scan"), 64, theme.Yellow, true)
 		scan.Alignment = fyne.TextAlignCenter
 		hint := label(w.T("welcome.scan_hint"))
 		hint.Alignment = fyne.TextAlignCenter
-		center = append(center, scan, hint)
+		center = append(center, scan, hint, k.preaButton(w, lang))
 		if k.login != nil && k.login.busy {
 			center = append(center, text(w.T("welcome.checking"), theme.White))
 		}
 	}
+	// Closed for everyone: said before anyone scans a badge, not only after.
+	switch {
+	case pol.Lockdown:
+		center = append(center, k.closedBanner(w.refusal(&kiosk.Error{Kind: kiosk.KindRefused, Reason: kiosk.ReasonLockdown})))
+	case inCurfew:
+		center = append(center, k.closedBanner(w.refusal(&kiosk.Error{Kind: kiosk.KindRefused, Reason: kiosk.ReasonCurfew, Until: curfewEnd})))
+	}
 	if n := k.note; n != nil {
+		w := w
+		if n.msgLang != "" {
+			w = k.words(n.msgLang)
+		}
 		var msgs []string
 		if n.ended != "" {
 			msgs = append(msgs, w.T("welcome.session_ended", "reason", w.endReason(n.ended)))
@@ -96,15 +114,16 @@ func (k *Kiosk) showWelcome() {
 		if n.refused != nil {
 			msgs = append(msgs, w.refusal(n.refused))
 		}
+		if n.misread {
+			msgs = append(msgs, w.T("welcome.misread"))
+		}
 		t := label(strings.Join(msgs, "\n"))
 		t.Alignment = fyne.TextAlignCenter
 		t.Importance = widget.WarningImportance
 		center = append(center, theme.Banner(t, theme.Panel))
 	}
-	if txt := strings.TrimSpace(k.notice[lang]); txt != "" {
-		title := theme.Text(w.T("welcome.notice"), theme.SubHeadingSize, theme.Yellow, true)
-		center = append(center, card(theme.Panel, title, label(txt)))
-	}
+	base := len(center)
+	center = append(center, k.noticeCards(w, nil, k.notice[lang])...)
 
 	langs := k.langButtons(w, lang, 200, 64, func(code string) {
 		k.welcomeLang = code
@@ -113,9 +132,19 @@ func (k *Kiosk) showWelcome() {
 		}
 		k.showWelcome()
 	})
-	body := container.NewBorder(top, langs, nil, nil,
-		container.NewCenter(container.New(layout.NewVBoxLayout(), center...)))
+	centerBox := container.New(layout.NewVBoxLayout(), center...)
+	body := container.NewBorder(top, langs, nil, nil, container.NewCenter(centerBox))
 	k.setScreen(v, container.NewPadded(body))
+	k.loadNotices(v, w, centerBox, base, "", lang, k.notice[lang])
+}
+
+// closedBanner says that the kiosks are closed to everyone right now.
+func (k *Kiosk) closedBanner(msg string) fyne.CanvasObject {
+	t := label(msg)
+	t.Alignment = fyne.TextAlignCenter
+	t.TextStyle = fyne.TextStyle{Bold: true}
+	t.Importance = widget.WarningImportance
+	return theme.Banner(t, theme.Panel)
 }
 
 // linkText says when the kiosk is offline (nothing when all is well).
@@ -131,6 +160,12 @@ func (k *Kiosk) onBadge(id string) {
 	k.touch()
 	if k.sess != nil {
 		k.logf("ui: badge read during a session; ignored")
+		return
+	}
+	if k.prea != nil {
+		if k.prea.scanning && !k.tablet {
+			k.preaBadge(id)
+		}
 		return
 	}
 	if k.tablet {
@@ -162,9 +197,24 @@ func (k *Kiosk) onBadge(id string) {
 	})
 }
 
-// refuse returns to the welcome screen saying why.
-func (k *Kiosk) refuse(err error) {
-	k.note = &note{refused: err, at: k.clk.Mono()}
+// onBadgeMisread tells whoever is at the welcome screen to scan again; a session, a PIN
+// being typed or a tablet ignore it.
+func (k *Kiosk) onBadgeMisread() {
+	if k.sess != nil || k.login != nil || k.tablet || k.v == nil {
+		return
+	}
+	switch k.v.name {
+	case "welcome":
+		k.note = &note{misread: true, at: k.clk.Mono()}
+		k.showWelcome()
+	case "prea_scan":
+		k.showPREAScanNote(k.preaWords().T("welcome.misread"))
+	}
+}
+
+// refuse returns to the welcome screen saying why, in lang (the person's; "" the screen's).
+func (k *Kiosk) refuse(err error, lang string) {
+	k.note = &note{refused: err, at: k.clk.Mono(), msgLang: lang}
 	if k.tablet {
 		k.login = nil
 	}
@@ -316,6 +366,10 @@ func (k *Kiosk) submitPIN() {
 	l.dots.Refresh()
 	l.status.Text = w.T("pin.checking")
 	l.status.Refresh()
+	if l.prea {
+		k.submitPREAPIN(l, pin)
+		return
+	}
 	k.run(func() func() {
 		var p kiosk.Pending
 		var err error
@@ -337,12 +391,38 @@ func (k *Kiosk) submitPIN() {
 					return
 				}
 				k.login = nil
-				k.refuse(err)
+				k.refuse(err, l.lang)
 				return
 			}
 			l.pending = &p
 			l.lastInput = k.clk.Mono()
 			k.showNotice()
+		}
+	})
+}
+
+// submitPREAPIN checks a PIN for a PREA report only: no session follows.
+func (k *Kiosk) submitPREAPIN(l *loginState, pin string) {
+	k.run(func() func() {
+		var rep kiosk.PREAReporter
+		var err error
+		if k.tablet {
+			rep, err = k.d.VerifyBoundPREA(pin)
+		} else {
+			rep, err = k.d.VerifyPREA(l.badge, pin)
+		}
+		return func() {
+			if k.login != l {
+				return
+			}
+			l.busy = false
+			if err != nil && (kiosk.ReasonOf(err) == kiosk.ReasonWrongPIN || kiosk.KindOf(err) == kiosk.KindInvalid) {
+				l.msg = err
+				l.status.Text = k.words(l.lang).refusal(err)
+				l.status.Refresh()
+				return
+			}
+			k.preaVerified(rep, err)
 		}
 	})
 }
@@ -366,7 +446,7 @@ func (k *Kiosk) showNotice() {
 	})
 	decline = k.button(w.T("notice.decline"), fynetheme.CancelIcon(), func() {
 		k.login = nil
-		k.refuse(&kiosk.Error{Kind: kiosk.KindRefused, Op: "login", Reason: kiosk.ReasonNoticeNotAccepted})
+		k.refuse(&kiosk.Error{Kind: kiosk.KindRefused, Op: "login", Reason: kiosk.ReasonNoticeNotAccepted}, l.lang)
 	})
 	buttons := container.NewGridWithColumns(2, big(decline, 300, 90), big(accept, 300, 90))
 	title := heading(w.T("notice.title"))
@@ -393,7 +473,7 @@ func (k *Kiosk) acceptNotice() {
 			}
 			if err != nil {
 				k.login = nil
-				k.refuse(err)
+				k.refuse(err, l.lang)
 				return
 			}
 			k.login = nil

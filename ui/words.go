@@ -3,6 +3,7 @@ package ui
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
@@ -55,6 +56,14 @@ func (w words) num(n int) string {
 	return out
 }
 
+// ceilMinute is t, or the next whole minute when t falls within one.
+func ceilMinute(t time.Time) time.Time {
+	if f := t.Truncate(time.Minute); !f.Equal(t) {
+		return f.Add(time.Minute)
+	}
+	return t
+}
+
 // minutesLeft rounds up, so "1 minute left" shows until the very end.
 func minutesLeft(d time.Duration) int {
 	if d <= 0 {
@@ -71,7 +80,8 @@ func (w words) refusal(err error) string {
 	}
 	until := ""
 	if !e.Until.IsZero() {
-		until = w.when(e.Until)
+		// Rounded up: "try again at 09:33" must not be refused at 09:33:44.
+		until = w.when(ceilMinute(e.Until))
 	}
 	switch e.Reason {
 	case kiosk.ReasonUnknownBadge, kiosk.ReasonSuspended, kiosk.ReasonLockdown, kiosk.ReasonInsufficientBalance,
@@ -102,6 +112,8 @@ func (w words) refusal(err error) string {
 		return w.T("write.err.not_approved")
 	case kiosk.ReasonContactLimit:
 		return w.T("contacts.err.full")
+	case kiosk.ReasonNeedsFunds:
+		return w.T("refuse.needs_funds")
 	}
 	switch e.Kind {
 	case kiosk.KindIO, kiosk.KindTransient, kiosk.KindCorrupt:
@@ -110,6 +122,19 @@ func (w words) refusal(err error) string {
 		return w.T("refuse.other")
 	}
 	return w.T("error.generic")
+}
+
+// freeSession says what a free session (too little money, Policy.FreeServices) may do.
+func (w words) freeSession(p kiosk.Policy) string {
+	var can []string
+	if p.Free(kiosk.FreeReadMail) {
+		can = append(can, w.T("free.read_mail"))
+	}
+	if p.Free(kiosk.FreeDepartments) {
+		can = append(can, w.T("free.departments"))
+	}
+	can = append(can, w.T("free.prea"))
+	return w.T("home.free", "services", strings.Join(can, ", "))
 }
 
 // endReason names why a session ended.
@@ -130,12 +155,47 @@ func (w words) msgState(m kiosk.Message) string {
 	case kiosk.MsgQueued, kiosk.MsgSent, kiosk.MsgHeld, kiosk.MsgDelivered:
 		return w.T("state." + m.State)
 	case kiosk.MsgRejected:
-		if m.Reason != "" {
-			return w.T("state.rejected", "reason", m.Reason)
-		}
-		return w.T("state.rejected_plain")
+		return w.rejection(m.Reason)
 	}
 	return m.State
+}
+
+// rejectKind sorts a rejection code: a reviewer's (which may carry a note for the inmate
+// after ": "), the relay's own refusal of the item (whose detail after ": " is technical and
+// never shown), or neither (docs/PROTOCOL.md lists them).
+func rejectKind(code string) string {
+	switch code {
+	case "content_policy":
+		return "review"
+	case "too_large", "unknown_contact", "suspended", "invalid", "unknown_kind", "id_conflict", "not_this_terminals_inmate":
+		return "relay"
+	}
+	return ""
+}
+
+// rejection says why a message was rejected in the reader's words: never a raw code. A
+// reason that is no code at all is a reviewer's own words, shown as their note.
+func (w words) rejection(reason string) string {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return w.T("state.rejected_plain")
+	}
+	code, note, _ := strings.Cut(reason, ":")
+	code, note = strings.TrimSpace(code), strings.TrimSpace(note)
+	switch rejectKind(code) {
+	case "review":
+		return withStaffNote(w, w.T("reject."+code), note)
+	case "relay":
+		return w.T("reject." + code)
+	}
+	return withStaffNote(w, w.T("reject.staff"), reason)
+}
+
+func withStaffNote(w words, msg, note string) string {
+	if note == "" {
+		return msg
+	}
+	return msg + " " + w.T("reject.note", "note", note)
 }
 
 // contactState names a contact's state.

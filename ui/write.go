@@ -44,51 +44,39 @@ func (c *compose) draft(inmateID string) kiosk.Draft {
 	return kiosk.Draft{InmateID: inmateID, Peer: c.peer, Subject: c.subject, Body: c.body, ReplyTo: c.replyTo}
 }
 
-// openWrite continues the message in progress, or the saved draft, or starts one.
-func (k *Kiosk) openWrite() { k.openWriteNote("") }
-
-// openWriteNote is openWrite with a note (a translation id) shown above the letter.
-func (k *Kiosk) openWriteNote(noteID string) {
-	s := k.sess
-	if s.compose != nil {
-		k.showWrite()
-		return
+// openWrite lists the letters not sent (one draft per recipient), the one last on screen
+// among them, above the recipients to start or continue one.
+func (k *Kiosk) openWrite() {
+	if c := k.sess.compose; c != nil {
+		k.leaveCompose(c) // saved before the list is read: the worker keeps the order
+		k.sess.compose = nil
 	}
-	id := s.inmateID
-	k.run(func() func() {
-		d, ok, err := k.d.Draft(id)
-		rs, rerr := k.d.Recipients(id)
-		return func() {
-			if k.sess != s {
-				return
-			}
-			if err != nil {
-				k.logf("ui: load draft: %v", err)
-			}
-			c := &compose{keyboard: true, noteID: noteID}
-			if ok {
-				c.peer, c.subject, c.body, c.replyTo = d.Peer, d.Subject, d.Body, d.ReplyTo
-				c.saved, c.savedAt = true, d.UpdatedAt
-				if rerr == nil {
-					for _, r := range rs {
-						if r.ID == d.Peer {
-							c.peerName = k.words(s.lang).recipientName(r)
-						}
-					}
-				}
-			}
-			s.compose = c
-			if c.peer == "" {
-				k.showChooser(rs, rerr)
-				return
-			}
-			k.showWrite()
-		}
-	})
+	k.chooseRecipient()
 }
 
-// reply starts a message to the sender of m. There is one draft slot, so a letter already
-// begun (on screen or saved) is opened instead, with a note, rather than written over.
+// composeFrom makes the compose of a saved draft; name is its recipient as the chooser says.
+func composeFrom(d kiosk.Draft, name, noteID string) *compose {
+	return &compose{peer: d.Peer, peerName: name, subject: d.Subject, body: d.Body, replyTo: d.ReplyTo,
+		keyboard: true, saved: true, savedAt: d.UpdatedAt, noteID: noteID}
+}
+
+// leaveCompose saves what is left of c (the letter being put aside for another) on the worker,
+// after any save of it already there; from then on the new letter is the one on screen.
+func (k *Kiosk) leaveCompose(c *compose) {
+	s := k.sess
+	if d, ok := c.pendingDraft(s.inmateID); ok {
+		k.work.submit(func() {
+			if err := k.d.SaveDraft(d); err != nil {
+				k.logf("ui: save draft: %v", err)
+			}
+		})
+	}
+	c.dirty, c.flush, c.onSaved = false, false, nil
+}
+
+// reply starts a message to the sender of m. A letter already begun to that sender (on screen
+// or saved) is opened instead, with a note, rather than written over; one to someone else is
+// kept as their draft.
 func (k *Kiosk) reply(m kiosk.Message) {
 	s := k.sess
 	w := k.words(s.lang)
@@ -101,17 +89,24 @@ func (k *Kiosk) reply(m kiosk.Message) {
 		k.showWrite()
 	}
 	if c := s.compose; c != nil {
-		if strings.TrimSpace(c.body) != "" && c.replyTo != m.ID {
-			c.noteID = "write.finish_first"
-			k.showWrite()
+		if c.peer == m.Peer {
+			switch {
+			case c.replyTo == m.ID:
+				k.showWrite() // this very reply, as far as it got
+			case strings.TrimSpace(c.body) != "":
+				c.noteID = "write.finish_first"
+				k.showWrite()
+			default:
+				start()
+			}
 			return
 		}
-		start()
-		return
+		k.leaveCompose(c)
+		s.compose = nil
 	}
 	id := s.inmateID
 	k.run(func() func() {
-		d, ok, err := k.d.Draft(id)
+		d, ok, err := k.d.DraftTo(id, m.Peer)
 		return func() {
 			if k.sess != s {
 				return
@@ -119,46 +114,117 @@ func (k *Kiosk) reply(m kiosk.Message) {
 			if err != nil {
 				k.logf("ui: load draft before reply: %v", err)
 			}
-			if ok && strings.TrimSpace(d.Body) != "" && d.ReplyTo != m.ID {
-				k.openWriteNote("write.finish_first") // the saved letter, with its recipient
-				return
+			switch {
+			case ok && d.ReplyTo == m.ID:
+				s.compose = composeFrom(d, m.PeerName, "")
+				k.showWrite()
+			case ok && strings.TrimSpace(d.Body) != "":
+				s.compose = composeFrom(d, m.PeerName, "write.finish_first")
+				k.showWrite()
+			default:
+				start()
 			}
-			start()
 		}
 	})
 }
 
-// chooseRecipient lists whom the inmate may write to.
+// chooseRecipient lists the saved drafts and whom the inmate may write to.
 func (k *Kiosk) chooseRecipient() {
 	s := k.sess
 	id := s.inmateID
 	k.run(func() func() {
 		rs, err := k.d.Recipients(id)
+		ds, derr := k.d.Drafts(id)
+		if derr != nil {
+			k.logf("ui: list drafts: %v", derr)
+		}
 		return func() {
 			if k.sess == s {
-				k.showChooser(rs, err)
+				k.showChooser(rs, ds, err)
 			}
 		}
 	})
 }
 
-func (k *Kiosk) showChooser(rs []kiosk.Recipient, err error) {
+// showChooser lists the drafts, newest first, then the recipients. Tapping a draft, or a
+// recipient who has one, opens that letter; from the Write screen, a recipient with none takes
+// the letter on screen.
+func (k *Kiosk) showChooser(rs []kiosk.Recipient, ds []kiosk.Draft, err error) {
 	s := k.sess
 	v, w, status := k.sessionView("choose")
 	list := container.NewVBox()
 	if err != nil {
 		list.Add(text(w.refusal(err), theme.Orange))
 	}
+	names := map[string]string{}
+	for _, r := range rs {
+		names[r.ID] = w.recipientName(r)
+	}
+	drafts := map[string]kiosk.Draft{}
+	open := func(d kiosk.Draft) {
+		if c := s.compose; c != nil {
+			if c.peer == d.Peer {
+				k.showWrite()
+				return
+			}
+			k.leaveCompose(c)
+		}
+		s.compose = composeFrom(d, names[d.Peer], "")
+		k.showWrite()
+	}
+	var mine []kiosk.Draft
+	for _, d := range ds {
+		if _, ok := names[d.Peer]; !ok {
+			continue // a draft to someone no longer allowed stays saved, unlisted
+		}
+		drafts[d.Peer] = d
+		// On a shared kiosk a PREA report in progress is not listed, as it is not in Sent:
+		// choosing "PREA report" opens it.
+		if k.tablet || d.Peer != kiosk.PREAChannel {
+			mine = append(mine, d)
+		}
+	}
+	if len(mine) > 0 {
+		list.Add(theme.Text(w.T("write.drafts"), theme.SubHeadingSize, theme.Yellow, true))
+		for _, d := range mine {
+			d := d
+			to := theme.Text(w.T("sent.to", "name", names[d.Peer]), theme.TextSize, theme.White, true)
+			when := text(w.T("write.draft_saved", "time", w.when(d.UpdatedAt)), theme.Grey)
+			lines := []fyne.CanvasObject{container.NewBorder(nil, nil, nil, when, to)}
+			if first := firstLine(d.Body, 80); strings.TrimSpace(first) != "" {
+				lines = append(lines, text(first, theme.Grey))
+			}
+			list.Add(newTappable(card(theme.Panel, lines...), func() { k.touch(); open(d) }))
+		}
+		list.Add(theme.Text(w.T("write.new_to"), theme.SubHeadingSize, theme.Yellow, true))
+	}
+	pol := k.d.Policy()
 	for _, r := range rs {
 		r := r
-		name := w.recipientName(r)
+		if s.info.Free && r.Kind != "prea" && !(r.Kind == "department" && pol.Free(kiosk.FreeDepartments)) {
+			continue // paid use: not offered in a free session (the domain refuses it too)
+		}
+		name := names[r.ID]
 		b := k.button(name, nil, func() {
 			c := s.compose
+			if d, ok := drafts[r.ID]; ok && (c == nil || c.peer != r.ID) {
+				open(d)
+				return
+			}
 			if c == nil {
 				c = &compose{keyboard: true}
 				s.compose = c
 			}
 			if c.peer != r.ID {
+				if c.peer != "" && (c.began || c.saved) {
+					// The letter moves to r: its draft under the old recipient goes.
+					old := kiosk.Draft{InmateID: s.inmateID, Peer: c.peer}
+					k.work.submit(func() {
+						if err := k.d.SaveDraft(old); err != nil {
+							k.logf("ui: move draft: %v", err)
+						}
+					})
+				}
 				c.peer, c.peerName, c.dirty = r.ID, name, true
 			}
 			k.showWrite()
@@ -319,7 +385,13 @@ func (k *Kiosk) send(c *compose, fail func(error)) {
 				s.compose = nil
 			}
 			k.refreshCounts()
-			k.showSentWith(k.words(s.lang).T("write.queued", "name", m.PeerName))
+			w := k.words(s.lang)
+			if m.Peer == kiosk.PREAChannel {
+				// Not listed in Sent on a kiosk: the reference is what the person keeps.
+				k.showSentWith(w.T("prea.sent") + " " + w.T("prea.reference", "ref", kiosk.PREAReference(m.ID)) + ". " + w.T("prea.keep"))
+				return
+			}
+			k.showSentWith(w.T("write.queued", "name", m.PeerName))
 		}
 	})
 }

@@ -1,5 +1,6 @@
 // Package keyboard is the on-screen keyboard for kiosks and tablets without a physical one:
-// QWERTY with the Spanish letters (ñ, á é í ó ú ü) and marks (¿ ¡), every key a touch target.
+// QWERTY with the Spanish letters (ñ, á é í ó ú ü) and marks (¿ ¡), a symbols layer (- _ ' " : / ( )
+// + & ...), every key a touch target.
 package keyboard
 
 import (
@@ -14,7 +15,8 @@ import (
 	"github.com/tether-kiosk/tether/ui/theme"
 )
 
-// Rows are the character keys, top to bottom; Shift, Backspace, Enter and Space are added.
+// Rows are the character keys, top to bottom; Shift, Backspace, Enter, Space and the key to
+// the symbols layer are added.
 var Rows = []string{
 	"1234567890",
 	"qwertyuiop",
@@ -23,11 +25,28 @@ var Rows = []string{
 	"áéíóúü¿¡!@",
 }
 
+// SymbolRows are the symbols layer: what letters of a letter or a form need besides letters
+// (a dash, quotes, a colon, a slash, brackets, an ampersand...), laid out like Rows.
+var SymbolRows = []string{
+	"1234567890",
+	"-_'\":;/()+",
+	"&#$%*=<>[]",
+	"{}|~^`\\€,.",
+	"¿?¡!@…«»°§",
+}
+
 // KeyHeight keeps each key above theme.MinTarget.
 const KeyHeight float32 = 52
 
 // ShiftLabel is the Shift key's face.
 const ShiftLabel = "⇧"
+
+// SymbolsLabel and LettersLabel are the faces of the key that switches layers: glyphs, the
+// same in every language, as on phone keyboards.
+const (
+	SymbolsLabel = "#+="
+	LettersLabel = "abc"
+)
 
 // Labels are the words on the special keys, in the inmate's language.
 type Labels struct {
@@ -43,16 +62,36 @@ type Keyboard struct {
 	shift   bool
 	letters []*widget.Button
 	shiftB  *widget.Button
-	obj     fyne.CanvasObject
+	letterL fyne.CanvasObject // the letters layer
+	symbolL fyne.CanvasObject // the symbols layer, hidden until its key is pressed
+	// toSymbols and toLetters are the layer key's two faces; one shows at a time.
+	toSymbols, toLetters *widget.Button
+	obj                  fyne.CanvasObject
 }
 
 // New builds a keyboard; set OnRune and OnKey before it is shown.
 func New(l Labels) *Keyboard {
 	k := &Keyboard{}
+	k.letterL = k.layer(Rows, true)
+	k.symbolL = k.layer(SymbolRows, false)
+	k.toSymbols = widget.NewButton(SymbolsLabel, func() { k.showSymbols(true) })
+	k.toLetters = widget.NewButton(LettersLabel, func() { k.showSymbols(false) })
+	k.symbolL.Hide()
+	k.toLetters.Hide()
+	space := widget.NewButton(l.Space, func() { k.rune(' ') })
+	// The layer key sits beside Space, not in a row: a wider face there would widen every column.
+	layerKey := theme.MinSize(container.NewStack(k.toSymbols, k.toLetters), 120, KeyHeight)
+	bottom := container.NewBorder(nil, nil, layerKey, nil, theme.MinSize(space, 0, KeyHeight))
+	k.obj = container.NewVBox(container.NewStack(k.letterL, k.symbolL), bottom)
+	return k
+}
+
+// layer is one set of rows with Backspace, Enter and (letters) Shift.
+func (k *Keyboard) layer(rowsOf []string, letters bool) fyne.CanvasObject {
 	var rows []fyne.CanvasObject
-	for i, row := range Rows {
+	for i, row := range rowsOf {
 		var keys []fyne.CanvasObject
-		if i == 3 {
+		if i == 3 && letters {
 			// A glyph, not a word: the key must stay as narrow as the letters beside it.
 			k.shiftB = widget.NewButton(ShiftLabel, k.toggleShift)
 			keys = append(keys, k.shiftB)
@@ -68,11 +107,26 @@ func New(l Labels) *Keyboard {
 		}
 		rows = append(rows, theme.MinSize(container.NewGridWithColumns(11, padRow(keys)...), 0, KeyHeight))
 	}
-	space := widget.NewButton(l.Space, func() { k.rune(' ') })
-	rows = append(rows, theme.MinSize(space, 0, KeyHeight))
-	k.obj = container.NewVBox(rows...)
-	return k
+	return container.NewVBox(rows...)
 }
+
+// showSymbols switches to the symbols layer (on) or back to the letters.
+func (k *Keyboard) showSymbols(on bool) {
+	if on {
+		k.letterL.Hide()
+		k.toSymbols.Hide()
+		k.symbolL.Show()
+		k.toLetters.Show()
+	} else {
+		k.symbolL.Hide()
+		k.toLetters.Hide()
+		k.letterL.Show()
+		k.toSymbols.Show()
+	}
+}
+
+// Symbols reports whether the symbols layer is on show.
+func (k *Keyboard) Symbols() bool { return k.symbolL.Visible() }
 
 // padRow fills a row to 11 cells so keys line up in columns.
 func padRow(keys []fyne.CanvasObject) []fyne.CanvasObject {

@@ -527,7 +527,9 @@ func pumpDevices(ctx context.Context, events <-chan device.Event, k *ui.Kiosk, f
 				logf("device %q: PIN entry dropped: %s", ev.Device, ev.Reason)
 				k.HandlePINKey(ui.KeyClear, 0)
 			case device.EventRejected:
-				// Logged by the device manager.
+				// Logged by the device manager. Only the badge reader rejects frames: the person
+				// holding the card is told to try again rather than left waiting.
+				k.HandleBadgeMisread()
 			}
 		}
 	}
