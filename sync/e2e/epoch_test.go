@@ -411,3 +411,45 @@ func TestRestoredBackupGetsItsOwnRecordsBack(t *testing.T) {
 		}
 	}
 }
+
+// A backup taken before an inmate left the roster, restored after: the store has them active
+// again, and the relay's snapshot (which lists the people of the roster now) said nothing of
+// them. The snapshot now repeats who left, so the restored kiosk refuses them as it did before.
+func TestRestoredBackupDoesNotBringBackAReleasedInmate(t *testing.T) {
+	rl, _, tm, _ := syncedKiosk(t, nil)
+	tm.stopSync()
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := kiosk.WriteFileAtomic(backup, func(w io.Writer) error {
+		_, err := tm.term.Backup(w, "T1", nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tm.start()
+	ro := relay.Roster{
+		Inmates: []relay.RosterInmate{{ID: "A1", Name: "Ana", Badges: []string{"B1"}, Language: "en", Status: kiosk.StatusActive}},
+		Technicians: []relay.RosterTechnician{{ID: "T1", Name: "Tess", Badges: []string{"TB1"}, Role: "installer"}},
+	}
+	if err := rl.r.PutRoster("north", ro); err != nil {
+		t.Fatal(err)
+	}
+	testwait.UntilSaw(t, "A2 refused on the kiosk after the release", func() (bool, string) {
+		reason, _ := refusal(tm, "B2")
+		return reason == kiosk.ReasonSuspended, fmt.Sprintf("badge B2: %q", reason)
+	})
+
+	tm.close()
+	copyFile(t, backup, filepath.Join(tm.dir, kiosk.StoreFile))
+	tm.reopen(kiosk.StoreOptions{})
+	if reason, _ := refusal(tm, "B2"); reason == kiosk.ReasonSuspended {
+		t.Fatal("the backup already has A2 released: this test needs it from before")
+	}
+	tm.start()
+	testwait.UntilSaw(t, "A2 refused again on the restored kiosk", func() (bool, string) {
+		reason, _ := refusal(tm, "B2")
+		return reason == kiosk.ReasonSuspended, fmt.Sprintf("badge B2: %q; status %+v", reason, tm.eng.Status())
+	})
+	if _, err := tm.term.Badge("B1"); err != nil {
+		t.Fatalf("A1, still on the roster, refused: %v", err)
+	}
+}

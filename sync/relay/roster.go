@@ -87,6 +87,12 @@ func checkBadges(op, field string, badges []string, owner string, seen map[strin
 	return nil
 }
 
+// released records that gone (suspended, as last sent) left facility's roster: a snapshot
+// repeats it, so a store restored from before the release does not let them in again.
+func released(tx *bolt.Tx, facility string, gone kiosk.Inmate) error {
+	return putJSON(tx, bReleased, facility+"/"+gone.ID, gone)
+}
+
 // DefaultTechnicianRole is the role of a technician a roster lists without one.
 const DefaultTechnicianRole = "technician"
 
@@ -214,6 +220,9 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 			}
 			gone := in.Inmate
 			gone.Status = kiosk.StatusSuspended
+			if err := released(tx, facility, gone); err != nil {
+				return err
+			}
 			if err := f.toInmate(facility, in.ID, "", wire.DownInmate, gone); err != nil {
 				return err
 			}
@@ -240,11 +249,18 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 				// Moved here from another facility: that facility's terminals stop letting them in.
 				gone := old.Inmate
 				gone.Status = kiosk.StatusSuspended
+				if err := released(tx, old.FacilityID, gone); err != nil {
+					return err
+				}
 				if err := f.toInmate(old.FacilityID, old.ID, "", wire.DownInmate, gone); err != nil {
 					return err
 				}
 			}
 			if err := putJSON(tx, bInmates, in.ID, rec); err != nil {
+				return err
+			}
+			// Back on this facility's roster: no longer one who left it.
+			if err := tx.Bucket([]byte(bReleased)).Delete([]byte(facility + "/" + in.ID)); err != nil {
 				return err
 			}
 			if found && old.FacilityID == facility {

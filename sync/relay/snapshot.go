@@ -34,6 +34,23 @@ func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo, now time.Time) 
 			return err
 		}
 	}
+	// Who left the facility's roster, first: a store restored from a backup taken before a
+	// release must not let them in again, and any badge of theirs that someone else holds now
+	// goes to that person below (a terminal gives a badge to the person named last).
+	var gone []kiosk.Inmate
+	if err := forEachJSON(tx, bReleased, t.FacilityID+"/", func(_ string, in kiosk.Inmate) bool {
+		if t.Mode == wire.ModeKiosk || in.ID == t.InmateID {
+			gone = append(gone, in)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, in := range gone {
+		if err := f.toTerminal(t.ID, wire.DownInmate, in); err != nil {
+			return err
+		}
+	}
 	if t.Mode == wire.ModeKiosk {
 		var techs []kiosk.Technician
 		if err := forEachJSON(tx, bTechnicians, t.FacilityID+"/", func(_ string, tc kiosk.Technician) bool {

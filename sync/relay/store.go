@@ -52,6 +52,8 @@ const (
 	bItemIDs   = "item_ids"      // item id -> itemRef: the first item stored under that id
 	bRefused   = "refused_items" // arrival number (8 bytes) -> Refusal: every uplink item refused for good
 	bConflicts = "seq_conflicts" // terminal id + "/" + epoch + "/" + seq (%020d) -> Refusal: a seq reused or skipped
+	// v4: who left a facility's roster, so a snapshot can tell a restored store they are gone.
+	bReleased = "released" // facility id + "/" + inmate id -> kiosk.Inmate as last sent (suspended)
 )
 
 const kSchema = "schema_version"
@@ -59,11 +61,19 @@ const kSchema = "schema_version"
 func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
-		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts}
+		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 3
+const schemaVersion = 4
+
+// migrate3to4 adds the record of who left each facility's roster (none is known from before).
+func migrate3to4(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bReleased)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bReleased, err)
+	}
+	return nil
+}
 
 func migrate0to1(tx *bolt.Tx) error {
 	for _, name := range allBuckets() {
@@ -126,7 +136,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
 	}
 	if version < schemaVersion {
-		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3}
+		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4}
 		err := db.Update(func(tx *bolt.Tx) error {
 			for v := version; v < schemaVersion; v++ {
 				if err := migrations[v](tx); err != nil {
