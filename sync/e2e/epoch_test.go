@@ -427,7 +427,7 @@ func TestRestoredBackupDoesNotBringBackAReleasedInmate(t *testing.T) {
 	}
 	tm.start()
 	ro := relay.Roster{
-		Inmates: []relay.RosterInmate{{ID: "A1", Name: "Ana", Badges: []string{"B1"}, Language: "en", Status: kiosk.StatusActive}},
+		Inmates:     []relay.RosterInmate{{ID: "A1", Name: "Ana", Badges: []string{"B1"}, Language: "en", Status: kiosk.StatusActive}},
 		Technicians: []relay.RosterTechnician{{ID: "T1", Name: "Tess", Badges: []string{"TB1"}, Role: "installer"}},
 	}
 	if err := rl.r.PutRoster("north", ro); err != nil {
