@@ -75,6 +75,7 @@ type options struct {
 	data, listen, cert, key, tokenFile, hold string
 	insecure                                 bool
 	enrollTTL                                time.Duration
+	pendingPerAddr                           int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -92,6 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&oldToken, "admin-token", "", "removed: a token given on the command line shows in ps to every user; use -admin-token-file or $"+TokenEnv)
 	fs.StringVar(&o.hold, "hold", string(relay.HoldAll), "outbound review: all (hold every message), none, or facility (each facility decides)")
 	fs.DurationVar(&o.enrollTTL, "enroll-ttl", 24*time.Hour, "how long an enrollment code stays valid")
+	fs.IntVar(&o.pendingPerAddr, "max-pending-per-addr", 8, "connections from one source address allowed between upgrade and welcome (1-64):\n"+
+		"raise it for a facility whose kiosks reach the relay through one NAT address")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)")
 		fs.PrintDefaults()
@@ -108,6 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.data == "" {
 		return o, usageErrorf("-data DIR is required")
+	}
+	if o.pendingPerAddr < 1 || o.pendingPerAddr > 64 {
+		return o, usageErrorf("-max-pending-per-addr %d is outside 1..64 (64 is the relay's limit for all addresses together)", o.pendingPerAddr)
 	}
 	if (o.cert == "") != (o.key == "") {
 		return o, usageErrorf("-cert and -key go together")
@@ -217,7 +223,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := log.New(stderr, "", log.LstdFlags|log.LUTC)
 	r, err := relay.Open(relay.Config{DataDir: o.data, Logf: logger.Printf, AdminToken: token,
-		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL})
+		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, MaxPendingPerAddr: o.pendingPerAddr})
 	if err != nil {
 		return err
 	}

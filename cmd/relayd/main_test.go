@@ -20,6 +20,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 type syncBuf struct {
@@ -184,6 +188,8 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-data", dir, "-cert", "c.pem"}, "-cert and -key go together"},
 		{[]string{"-data", dir, "-hold", "maybe"}, "hold_policy"},
 		{[]string{"-data", dir, "extra"}, "unexpected argument"},
+		{[]string{"-data", dir, "-max-pending-per-addr", "0"}, "outside 1..64"},
+		{[]string{"-data", dir, "-max-pending-per-addr", "65"}, "outside 1..64"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := run(ctx, tc.args, func(string) string { return "" }, io.Discard, io.Discard, nil)
@@ -268,5 +274,31 @@ func TestDamagedStoreExitsThree(t *testing.T) {
 	err = run(ctx, []string{"-h"}, func(string) string { return "" }, io.Discard, &help, nil)
 	if exitStatus(err) != 2 || !strings.Contains(help.String(), "3 when relay.db") {
 		t.Fatalf("-h: exit %d, %q", exitStatus(err), help.String())
+	}
+}
+
+// -max-pending-per-addr reaches the relay: with 1, a second socket from the same address that
+// has not said hello yet is turned away with 1013, as a facility's NAT address would be.
+func TestMaxPendingPerAddrFlag(t *testing.T) {
+	dir := t.TempDir()
+	base, _, _, stop := start(t, []string{"-data", dir, "-listen", "127.0.0.1:0", "-max-pending-per-addr", "1"},
+		map[string]string{TokenEnv: "pending-test-token-0123456789"})
+	defer stop()
+	url := "ws" + strings.TrimPrefix(base, "http") + wire.PathTerminal
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.CloseNow()
+	second, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.CloseNow()
+	_, _, err = second.Read(ctx)
+	if code := websocket.CloseStatus(err); code != websocket.StatusTryAgainLater {
+		t.Fatalf("second idle socket from the same address: %v (close %d), want 1013", err, code)
 	}
 }
