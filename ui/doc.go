@@ -70,7 +70,8 @@
 // -> Inbox/reader/reply, Write (the letters not sent, one draft per recipient, above the
 // recipient chooser; 13,000 code point countdown, draft saved at most every
 // Policy.DraftSaveEvery, on-screen keyboard with ñ á é í ó ú ü ¿ ¡ and a symbols layer), Sent
-// (states), Contacts (add, remove), Usage (one row a session). On a tablet the welcome
+// (states), Contacts (add, remove), Usage (the itemised statement: each deposit and minute
+// charged or refunded, with the balance after it, a page at a time). On a tablet the welcome
 // screen takes the bound inmate's PIN directly. Warnings come as a band across the top, the
 // idle question as a full-screen layer that any touch dismisses. Every tap, key and scroll
 // calls Domain.Touch.

@@ -18,7 +18,7 @@ type Domain interface {
 	Logout() error
 	SetLanguage(inmateID, lang string) error
 
-	Usage(inmateID string) ([]kiosk.Session, error)
+	Statement(inmateID string) ([]kiosk.StatementLine, error)
 
 	Contacts(inmateID string) ([]kiosk.Contact, error)
 	AddContact(inmateID, name, email string) (kiosk.Contact, error)
