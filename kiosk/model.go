@@ -51,6 +51,11 @@ type Account struct {
 	// Unsynced is what this terminal charged that the relay has not yet acknowledged.
 	Unsynced      Cents     `json:"unsynced_cents"`
 	CooldownUntil time.Time `json:"cooldown_until,omitempty"`
+	// CooldownFrom and CooldownReason are the end and end reason of the session that started
+	// the cool-down, so a check recomputes its length from the policy in force then: lowering
+	// the cool-down releases inmates already waiting.
+	CooldownFrom   time.Time `json:"cooldown_from,omitempty"`
+	CooldownReason Reason    `json:"cooldown_reason,omitempty"`
 }
 
 // Session is one login to logout; Minutes is the count of minutes begun and billed.
