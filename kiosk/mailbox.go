@@ -511,11 +511,32 @@ func deliverInboundTx(tx *bolt.Tx, now time.Time, m Message) (delivered bool, er
 	m.Body = strings.ToValidUTF8(m.Body, "\uFFFD")
 	m.Subject = strings.ToValidUTF8(m.Subject, "\uFFFD")
 	m.PeerName = strings.ToValidUTF8(m.PeerName, "\uFFFD")
+	if m.ReplyTo, err = replyLinkTx(tx, m); err != nil {
+		return false, err
+	}
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = now
 	}
 	m.UpdatedAt = now
 	return true, putMessageTx(tx, m)
+}
+
+// replyLinkTx is the reply_to an inbound message keeps. A malformed link, or one naming a
+// stored letter that is not this inmate's own sent one, is dropped rather than the message:
+// the answer still reaches the inbox, only unthreaded. A link to a request this terminal never
+// held (sent from another kiosk) is kept; the screens thread it when they can.
+func replyLinkTx(tx *bolt.Tx, m Message) (string, error) {
+	if m.ReplyTo == "" || len(m.ReplyTo) > 128 || strings.Contains(m.ReplyTo, "/") || !utf8.ValidString(m.ReplyTo) {
+		return "", nil
+	}
+	req, found, err := getMessageTx(tx, m.ReplyTo)
+	if err != nil {
+		return "", err
+	}
+	if found && (req.InmateID != m.InmateID || req.Box != BoxOutbox) {
+		return "", nil
+	}
+	return m.ReplyTo, nil
 }
 
 // DeliverInbound stores an inbound message in its own transaction and tells the screens.

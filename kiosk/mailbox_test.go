@@ -497,3 +497,44 @@ func TestSendOnClosedStoreKeepsTheDraft(t *testing.T) {
 		t.Fatalf("a failed send left %d messages", len(sent))
 	}
 }
+
+// TestAnswerKeepsLinkToOwnRequest: a department's answer keeps its reply_to when it names the
+// inmate's own request (or one this kiosk never held); a link to another inmate's letter or a
+// malformed one is dropped, and the answer still reaches the inbox.
+func TestAnswerKeepsLinkToOwnRequest(t *testing.T) {
+	r := newMBRig(t)
+	r.addInmate(t, "i1", true)
+	r.addInmate(t, "i2", true)
+	dept := r.t.Policy().Departments[0]
+	r.login(t, "i2")
+	other, err := r.t.Send("i2", dept.ID, "", "Mine too")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.login(t, "i1")
+	req, err := r.t.Send("i1", dept.ID, "Tooth", "My tooth hurts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ id, replyTo, want string }{
+		{"a1", req.ID, req.ID},
+		{"a2", "sent-from-another-kiosk", "sent-from-another-kiosk"},
+		{"a3", other.ID, ""},
+		{"a4", "bad/id", ""},
+	} {
+		if _, err := r.t.DeliverInbound(Message{ID: tc.id, InmateID: "i1", Peer: dept.ID, PeerName: dept.Name, Body: "Sick call Tuesday", ReplyTo: tc.replyTo}); err != nil {
+			t.Fatalf("deliver %s: %v", tc.id, err)
+		}
+	}
+	in, err := r.t.Inbox("i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range in {
+		got[m.ID] = m.ReplyTo
+	}
+	if len(got) != 4 || got["a1"] != req.ID || got["a2"] != "sent-from-another-kiosk" || got["a3"] != "" || got["a4"] != "" {
+		t.Fatalf("inbox links = %v; want a1→%s, a2 kept, a3 and a4 unlinked", got, req.ID)
+	}
+}

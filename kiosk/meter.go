@@ -40,7 +40,14 @@ type meter struct {
 	// cool holds cool-downs this process set, on the monotonic clock, so a wall-clock jump
 	// neither shortens nor lengthens them while the process runs (Account.CooldownUntil
 	// covers restarts).
-	cool map[string]time.Duration
+	cool map[string]coolDown
+}
+
+// coolDown is one cool-down on the monotonic clock: it began at from (the session end), lasts
+// the policy's length for reason as the policy says at check time, and never past until.
+type coolDown struct {
+	from, until time.Duration
+	reason      Reason
 }
 
 // liveSession is what the meter keeps in memory about the open session; the stored Session

@@ -3,6 +3,7 @@ package kiosk
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -667,5 +668,71 @@ func TestBillingWriteFails(t *testing.T) {
 	checkLedger(t, r.store, false)
 	if got := r.balance("a"); got != 995 {
 		t.Fatalf("balance %v; want 995", got)
+	}
+}
+
+// TestIdleCooldownIsShort: walking away from the terminal costs idle_cooldown (5m by default),
+// not the 30 minutes a chosen logout does, also after a restart.
+func TestIdleCooldownIsShort(t *testing.T) {
+	r := newRig(t, nil)
+	r.addInmate("a", 1000)
+	r.mustLogin("a")
+	r.run(5*time.Minute, false) // the idle timeout (3m) ends it at 10:03
+	if got := r.lastSession("a").EndReason; got != EndIdle {
+		t.Fatalf("session ended %q; want idle", got)
+	}
+	end := rigStart.Add(3 * time.Minute)
+	// 10:05 now: the idle cool-down ends at 10:08.
+	_, err := r.login("a")
+	var e *Error
+	if ReasonOf(err) != ReasonCooldown || !asError(err, &e) || !e.Until.Equal(end.Add(5*time.Minute)) {
+		t.Fatalf("login 2m after an idle logout: %v; want cooldown until %v", err, end.Add(5*time.Minute))
+	}
+	r.restart()
+	if _, err := r.login("a"); ReasonOf(err) != ReasonCooldown || !asError(err, &e) || !e.Until.Equal(end.Add(5*time.Minute)) {
+		t.Fatalf("after a restart: %v; want cooldown until %v", err, end.Add(5*time.Minute))
+	}
+	r.run(3*time.Minute, false)
+	r.mustLogin("a")
+}
+
+// TestLoweredCooldownReleasesWaiting: the facility lowers the cool-down from 30 to 10 minutes;
+// an inmate who logged out 12 minutes ago may log in at once, before and after a restart.
+func TestLoweredCooldownReleasesWaiting(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+			r := newRig(t, nil)
+			r.addInmate("a", 1000)
+			r.mustLogin("a")
+			if err := r.term.Logout(); err != nil {
+				t.Fatal(err)
+			}
+			r.run(12*time.Minute, false)
+			if _, err := r.login("a"); ReasonOf(err) != ReasonCooldown {
+				t.Fatalf("12m after logout with a 30m cool-down: %v; want cooldown", err)
+			}
+			if restart {
+				r.restart()
+			}
+			r.setPolicy(func(p *Policy) { p.Cooldown = Duration(15 * time.Minute) })
+			var e *Error
+			if _, err := r.login("a"); ReasonOf(err) != ReasonCooldown || !asError(err, &e) ||
+				!e.Until.Equal(rigStart.Add(15*time.Minute)) {
+				t.Fatalf("cool-down lowered to 15m: %v; want cooldown until %v", err, rigStart.Add(15*time.Minute))
+			}
+			r.setPolicy(func(p *Policy) { p.Cooldown = Duration(10 * time.Minute) })
+			r.mustLogin("a")
+		})
+	}
+}
+
+func TestIdleCooldownValidated(t *testing.T) {
+	p := DefaultPolicy()
+	p.IdleCooldown = Duration(25 * time.Hour)
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "idle_cooldown") {
+		t.Fatalf("idle_cooldown 25h: %v; want an error naming idle_cooldown", err)
+	}
+	if _, err := ParsePolicy([]byte(`{"idle_cooldown": "-1m"}`)); err == nil || !strings.Contains(err.Error(), "idle_cooldown") {
+		t.Fatalf("idle_cooldown -1m: %v; want an error naming idle_cooldown", err)
 	}
 }

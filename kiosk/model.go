@@ -51,6 +51,11 @@ type Account struct {
 	// Unsynced is what this terminal charged that the relay has not yet acknowledged.
 	Unsynced      Cents     `json:"unsynced_cents"`
 	CooldownUntil time.Time `json:"cooldown_until,omitempty"`
+	// CooldownFrom and CooldownReason are the end and end reason of the session that started
+	// the cool-down, so a check recomputes its length from the policy in force then: lowering
+	// the cool-down releases inmates already waiting.
+	CooldownFrom   time.Time `json:"cooldown_from,omitempty"`
+	CooldownReason Reason    `json:"cooldown_reason,omitempty"`
 }
 
 // Session is one login to logout; Minutes is the count of minutes begun and billed.
@@ -130,16 +135,19 @@ const (
 
 // Message is one plain-text message, in or out; To/From name a contact, department or "prea".
 type Message struct {
-	ID        string    `json:"id"` // UUIDv7
-	InmateID  string    `json:"inmate_id"`
-	Box       string    `json:"box"`
-	Peer      string    `json:"peer"`      // contact id, department id, or PREAChannel
-	PeerName  string    `json:"peer_name"` // shown on screen
-	Subject   string    `json:"subject,omitempty"`
-	Body      string    `json:"body"`
-	State     string    `json:"state,omitempty"` // outbox only
-	Reason    string    `json:"reason,omitempty"`
-	Read      bool      `json:"read,omitempty"` // inbox only
+	ID       string `json:"id"` // UUIDv7
+	InmateID string `json:"inmate_id"`
+	Box      string `json:"box"`
+	Peer     string `json:"peer"`      // contact id, department id, or PREAChannel
+	PeerName string `json:"peer_name"` // shown on screen
+	Subject  string `json:"subject,omitempty"`
+	Body     string `json:"body"`
+	State    string `json:"state,omitempty"` // outbox only
+	Reason   string `json:"reason,omitempty"`
+	Read     bool   `json:"read,omitempty"` // inbox only
+	// ReplyTo is, on a department's answer (inbox), the id of the inmate's request it answers,
+	// so the screens show it under that request.
+	ReplyTo   string    `json:"reply_to,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

@@ -18,6 +18,9 @@ type Policy struct {
 	IdleTimeout   Duration `json:"idle_timeout"`
 	IdleWarning   Duration `json:"idle_warning"` // how long before an idle logout "Are you still there?" shows
 	Cooldown      Duration `json:"cooldown"`
+	// IdleCooldown replaces Cooldown after a session the idle timeout ended: walking away
+	// from the terminal should not cost the full wait a chosen logout does.
+	IdleCooldown Duration `json:"idle_cooldown"`
 	// WarnBefore lists how long before a forced end the session warns, e.g. 5m and 1m.
 	WarnBefore []Duration `json:"warn_before"`
 
@@ -68,6 +71,14 @@ func (p Policy) Free(service string) bool {
 	return false
 }
 
+// CooldownAfter is how long an inmate waits after a session that ended for reason.
+func (p Policy) CooldownAfter(reason Reason) time.Duration {
+	if reason == EndIdle {
+		return p.IdleCooldown.D()
+	}
+	return p.Cooldown.D()
+}
+
 // CurfewWindow closes the terminals on one weekday between Start and End ("22:00", "06:00");
 // an End before Start runs past midnight into the next day.
 type CurfewWindow struct {
@@ -98,6 +109,7 @@ func DefaultPolicy() Policy {
 		IdleTimeout:     Duration(3 * time.Minute),
 		IdleWarning:     Duration(30 * time.Second),
 		Cooldown:        Duration(30 * time.Minute),
+		IdleCooldown:    Duration(5 * time.Minute),
 		WarnBefore:      []Duration{Duration(5 * time.Minute), Duration(time.Minute)},
 		MaxWrongPINs:    5,
 		Lockout:         Duration(15 * time.Minute),
@@ -148,6 +160,9 @@ func (p Policy) Validate() error {
 	}
 	if d := p.Cooldown.D(); d < 0 || d > 24*time.Hour {
 		return bad("cooldown", "%v is outside 0..24h", d)
+	}
+	if d := p.IdleCooldown.D(); d < 0 || d > 24*time.Hour {
+		return bad("idle_cooldown", "%v is outside 0..24h", d)
 	}
 	for i, w := range p.WarnBefore {
 		if w.D() <= 0 || w.D() >= p.MaxSession.D() {

@@ -69,11 +69,12 @@ func applyRemoteSessionEndTx(tx *bolt.Tx, s Session) error {
 	if err != nil {
 		return err
 	}
-	until := s.End.Add(p.Cooldown.D()).UTC()
+	until := s.End.Add(p.CooldownAfter(s.EndReason)).UTC()
 	if !until.After(acc.CooldownUntil) {
 		return nil
 	}
 	acc.CooldownUntil = until
+	acc.CooldownFrom, acc.CooldownReason = s.End.UTC(), s.EndReason
 	return putJSON(tx, bAccounts, acc.InmateID, acc)
 }
 

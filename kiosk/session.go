@@ -206,25 +206,33 @@ func (t *Terminal) eligible(tx *bolt.Tx, in Inmate, now time.Time) (free bool, e
 
 // cooldownUntil reports whether the inmate is still cooling down and until when (wall time).
 // A cool-down runs on the monotonic clock while the process lives, immune to wall-clock jumps;
-// after a restart the stored wall time is read once, and never trusted for more than
-// Policy.Cooldown (more means the wall clock went back), then kept on the monotonic clock.
+// after a restart the stored wall time is read once, and never trusted for more than the
+// policy's cool-down (more means the wall clock went back), then kept on the monotonic clock.
+// Its length is read from the policy p at every check, so lowering it releases those waiting.
 func (t *Terminal) cooldownUntil(p Policy, inmateID string, acc Account, now time.Time) (time.Time, bool) {
 	m := &t.meter
 	mono := t.clock.Mono()
 	m.coolMu.Lock()
 	defer m.coolMu.Unlock()
-	end, ok := m.cool[inmateID]
+	c, ok := m.cool[inmateID]
 	if !ok {
 		if !now.Before(acc.CooldownUntil) {
 			return time.Time{}, false
 		}
-		end = mono + min(acc.CooldownUntil.Sub(now), p.Cooldown.D())
-		if m.cool == nil {
-			m.cool = map[string]time.Duration{}
+		length := p.CooldownAfter(acc.CooldownReason)
+		c = coolDown{until: mono + min(acc.CooldownUntil.Sub(now), length), reason: acc.CooldownReason}
+		c.from = c.until - length
+		if !acc.CooldownFrom.IsZero() {
+			// A wall clock that went back would put the session end in the future: count
+			// from now then, and the clamp above still bounds the wait.
+			c.from = mono - max(now.Sub(acc.CooldownFrom), 0)
 		}
-		m.cool[inmateID] = end
+		if m.cool == nil {
+			m.cool = map[string]coolDown{}
+		}
+		m.cool[inmateID] = c
 	}
-	left := end - mono
+	left := min(c.until, c.from+p.CooldownAfter(c.reason)) - mono
 	return now.Add(left), left > 0
 }
 
@@ -337,7 +345,8 @@ func (t *Terminal) endWith(p Policy, reason Reason, at, now time.Duration, wall 
 			return err
 		}
 		// Wall time, because the cool-down must survive a restart and the monotonic clock does not.
-		acc.CooldownUntil = endWall.Add(p.Cooldown.D()).UTC()
+		acc.CooldownUntil = endWall.Add(p.CooldownAfter(reason)).UTC()
+		acc.CooldownFrom, acc.CooldownReason = endWall.UTC(), reason
 		return putJSON(tx, bAccounts, acc.InmateID, acc)
 	})
 	if err != nil {
@@ -345,9 +354,9 @@ func (t *Terminal) endWith(p Policy, reason Reason, at, now time.Duration, wall 
 	}
 	m.coolMu.Lock()
 	if m.cool == nil {
-		m.cool = map[string]time.Duration{}
+		m.cool = map[string]coolDown{}
 	}
-	m.cool[s.inmateID] = at + p.Cooldown.D()
+	m.cool[s.inmateID] = coolDown{from: at, until: at + p.CooldownAfter(reason), reason: reason}
 	m.coolMu.Unlock()
 	return []Event{t.dropLocked(reason, wall)}, nil
 }

@@ -413,3 +413,56 @@ func TestHoldPolicies(t *testing.T) {
 		t.Fatalf("bad hold policy: %v", err)
 	}
 }
+
+// TestReplyToRequest: Medical answers Ana's request; her kiosk gets the answer as an
+// inbound_message threaded under the request. Wrong ids, letters that are no request, another
+// department and an empty body are refused, and nothing is sent.
+func TestReplyToRequest(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	c.batch(k.item(wire.UpContactRequest, kiosk.Contact{ID: "c1", InmateID: "A1", Name: "Mom", Email: "mom@example.org", State: kiosk.ContactPending}))
+	e.must(http.StatusOK, "POST", "/admin/v1/contacts/c1/approve", nil, nil)
+	ack := c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "req-1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-medical", Subject: "Tooth", Body: "My tooth hurts"}),
+		k.item(wire.UpMessage, kiosk.Message{ID: "mom-1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "c1", Body: "Hi Mom"}))
+	if len(ack.Rejected) != 0 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	// Held for review like any letter; staff answer it once it is delivered.
+	st, b := e.call("POST", "/admin/v1/requests/req-1/reply", map[string]any{"from": "dept-medical", "body": "x"})
+	if st != http.StatusConflict || !strings.Contains(string(b), "message_id") {
+		t.Fatalf("reply to a held request: %d %s; want 409 naming message_id", st, b)
+	}
+	e.must(http.StatusOK, "POST", "/admin/v1/outbound/req-1/approve", nil, nil)
+	for _, tc := range []struct {
+		id     string
+		body   map[string]any
+		status int
+		field  string
+	}{
+		{"nope", map[string]any{"from": "dept-medical", "body": "x"}, http.StatusNotFound, "message_id"},
+		{"mom-1", map[string]any{"from": "dept-medical", "body": "x"}, http.StatusConflict, "message_id"},
+		{"req-1", map[string]any{"from": "dept-chaplain", "body": "x"}, http.StatusConflict, "from"},
+		{"req-1", map[string]any{"from": "dept-medical", "body": "  "}, http.StatusBadRequest, "body"},
+		{"req-1", map[string]any{"from": "dept-medical"}, http.StatusBadRequest, "body"},
+		{"req-1", map[string]any{"body": "x"}, http.StatusBadRequest, "from"},
+		{"req-1", map[string]any{"from": "dept-medical", "body": strings.Repeat("x", 201)}, http.StatusBadRequest, "body"},
+	} {
+		st, b := e.call("POST", "/admin/v1/requests/"+tc.id+"/reply", tc.body)
+		var eb ErrorBody
+		_ = json.Unmarshal(b, &eb)
+		if st != tc.status || eb.Field != tc.field {
+			t.Errorf("reply to %s with %v: %d %s; want %d naming %q", tc.id, tc.body, st, b, tc.status, tc.field)
+		}
+	}
+	var m kiosk.Message
+	e.must(http.StatusCreated, "POST", "/admin/v1/requests/req-1/reply",
+		map[string]any{"from": "dept-medical", "subject": "Re: Tooth", "body": "Sick call Tuesday 9:00"}, &m)
+	got := decodeAs[kiosk.Message](t, c.waitDown(wire.DownInboundMessage, nil).Body)
+	if got.ID != m.ID || got.InmateID != "A1" || got.Peer != "dept-medical" || got.PeerName != "Medical" ||
+		got.ReplyTo != "req-1" || got.Body != "Sick call Tuesday 9:00" || got.Box != kiosk.BoxInbox {
+		// The refused calls sent nothing: the first inbound_message is the answer.
+		t.Fatalf("inbound_message = %+v; want Medical's answer to req-1 for A1", got)
+	}
+}

@@ -45,6 +45,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/notices":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hNotice)}},
 		"/admin/v1/deposits":                         {methods: map[string]http.HandlerFunc{"POST": h(r.hDeposit)}},
 		"/admin/v1/inbound":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hInbound)}},
+		"/admin/v1/requests/{message_id}/reply":      {methods: map[string]http.HandlerFunc{"POST": h(r.hReply)}},
 		"/admin/v1/outbound":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hOutbound)}, query: []string{"status", "inmate_id"}},
 		"/admin/v1/outbound/{id}/approve":            {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveOutbound)}},
 		"/admin/v1/outbound/{id}/reject":             {methods: map[string]http.HandlerFunc{"POST": h(r.hRejectOutbound)}},
@@ -382,6 +383,21 @@ func (r *Relay) hInbound(w http.ResponseWriter, req *http.Request) {
 		if ir, err = decodeInbound(b); err == nil {
 			var m kiosk.Message
 			if m, err = r.Inbound(ir); err == nil {
+				writeJSON(w, http.StatusCreated, m)
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
+}
+
+func (r *Relay) hReply(w http.ResponseWriter, req *http.Request) {
+	b, err := body("reply to request", req, maxAdminBody)
+	if err == nil {
+		var rr ReplyRequest
+		if err = decodeStrict("reply to request", b, &rr); err == nil {
+			var m kiosk.Message
+			if m, err = r.ReplyToRequest(req.PathValue("message_id"), rr); err == nil {
 				writeJSON(w, http.StatusCreated, m)
 				return
 			}

@@ -88,6 +88,91 @@ func (r *Relay) Inbound(req InboundRequest) (kiosk.Message, error) {
 	return m, nil
 }
 
+// ReplyRequest is a department's answer to an inmate's request (POST
+// /admin/v1/requests/{message_id}/reply).
+type ReplyRequest struct {
+	From    string `json:"from"` // the department id the request was written to
+	Subject string `json:"subject,omitempty"`
+	Body    string `json:"body"`
+}
+
+// ReplyToRequest delivers a department's answer to the inmate who wrote request requestID, as
+// an inbound_message whose reply_to is the request, to the inmate's terminals. A department
+// is no approved contact, so POST /admin/v1/inbound refuses it; this is its only way in.
+func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (kiosk.Message, error) {
+	const op = "reply to request"
+	if err := checkID(op, "message_id", requestID); err != nil {
+		return kiosk.Message{}, err
+	}
+	if err := checkText(op, "from", req.From, true, 128); err != nil {
+		return kiosk.Message{}, err
+	}
+	if err := checkText(op, "subject", req.Subject, false, 200); err != nil {
+		return kiosk.Message{}, err
+	}
+	if strings.TrimSpace(req.Body) == "" {
+		return kiosk.Message{}, invalid(op, "body", "is required")
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return kiosk.Message{}, ioErr(op, err)
+	}
+	now := r.clock.Now().UTC()
+	var m kiosk.Message
+	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		m = kiosk.Message{}
+		o, found, err := getLetter(tx, bOutbound, requestID)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return notFound(op, "message_id", "no request %q", requestID)
+		}
+		var in inmateRec
+		if ok, err := getJSON(tx, bInmates, o.InmateID, &in); err != nil {
+			return err
+		} else if !ok {
+			return notFound(op, "message_id", "the inmate of request %q is not on the roster", requestID)
+		}
+		var fac facilityRec
+		if _, err := getJSON(tx, bFacilities, in.FacilityID, &fac); err != nil {
+			return err
+		}
+		pol := fac.policy()
+		var dept *kiosk.Department
+		for _, d := range pol.Departments {
+			if d.ID == o.Peer {
+				dept = &d
+				break
+			}
+		}
+		switch {
+		case dept == nil:
+			return conflict(op, "message_id", "message %q is not a request to one of the facility's departments", requestID)
+		case dept.ID != req.From:
+			return conflict(op, "from", "request %q was written to %q, not %q", requestID, dept.ID, req.From)
+		case o.Status != kiosk.MsgDelivered:
+			return conflict(op, "message_id", "request %q is %s, not delivered", requestID, o.Status)
+		case in.Status != kiosk.StatusActive || !in.Messaging:
+			return conflict(op, "message_id", "the inmate of request %q may not receive messages now (suspended or no messaging)", requestID)
+		}
+		if err := checkText(op, "body", req.Body, true, pol.MaxMessageChars); err != nil {
+			return err
+		}
+		m = kiosk.Message{ID: id.String(), InmateID: in.ID, Box: kiosk.BoxInbox, Peer: dept.ID, PeerName: dept.Name,
+			Subject: req.Subject, Body: req.Body, ReplyTo: requestID, CreatedAt: now, UpdatedAt: now}
+		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
+			return err
+		}
+		return f.toInmate(in.FacilityID, in.ID, "", wire.DownInboundMessage, m)
+	})
+	if err != nil {
+		return kiosk.Message{}, err
+	}
+	r.logf("relay: reply %s to request %s for inmate %s", m.ID, requestID, m.InmateID)
+	return m, nil
+}
+
 // OutboundFilter narrows the review list; empty fields match everything.
 type OutboundFilter struct {
 	Status   string // kiosk.MsgHeld, MsgDelivered, MsgRejected or ""
