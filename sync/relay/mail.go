@@ -28,58 +28,30 @@ func (r *Relay) Inbound(req InboundRequest) (kiosk.Message, error) {
 	if err := checkText(op, "from", req.From, true, 254); err != nil {
 		return kiosk.Message{}, err
 	}
-	if err := checkText(op, "subject", req.Subject, false, 200); err != nil {
-		return kiosk.Message{}, err
-	}
-	if strings.TrimSpace(req.Body) == "" {
-		return kiosk.Message{}, invalid(op, "body", "is required")
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return kiosk.Message{}, ioErr(op, err)
-	}
-	now := r.clock.Now().UTC()
-	var m kiosk.Message
-	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
-		m = kiosk.Message{}
+	m, err := r.deliverInbound(op, req.Subject, req.Body, func(tx *bolt.Tx) (inmateRec, error) {
 		var in inmateRec
 		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
 		if err != nil {
-			return err
+			return in, err
 		}
 		if !ok {
-			return notFound(op, "inmate_id", "unknown inmate %q", req.InmateID)
+			return in, notFound(op, "inmate_id", "unknown inmate %q", req.InmateID)
 		}
 		if in.Status != kiosk.StatusActive || !in.Messaging {
-			return conflict(op, "inmate_id", "inmate %q may not receive messages now (suspended or no messaging)", req.InmateID)
+			return in, conflict(op, "inmate_id", "inmate %q may not receive messages now (suspended or no messaging)", req.InmateID)
 		}
-		var fac facilityRec
-		if _, err := getJSON(tx, bFacilities, in.FacilityID, &fac); err != nil {
-			return err
-		}
-		if err := checkText(op, "body", req.Body, true, fac.policy().MaxMessageChars); err != nil {
-			return err
-		}
-		var contact *ContactRecord
+		return in, nil
+	}, func(tx *bolt.Tx) (kiosk.Message, error) {
 		all, err := inmateContacts(tx, req.InmateID)
 		if err != nil {
-			return err
+			return kiosk.Message{}, err
 		}
 		for _, c := range all {
 			if c.State == kiosk.ContactApproved && (c.ID == req.From || strings.EqualFold(c.Email, req.From)) {
-				contact = &c
-				break
+				return kiosk.Message{Peer: c.ID, PeerName: c.Name}, nil
 			}
 		}
-		if contact == nil {
-			return notFound(op, "from", "%q is not an approved contact of inmate %q", req.From, req.InmateID)
-		}
-		m = kiosk.Message{ID: id.String(), InmateID: in.ID, Box: kiosk.BoxInbox, Peer: contact.ID, PeerName: contact.Name,
-			Subject: req.Subject, Body: req.Body, CreatedAt: now, UpdatedAt: now}
-		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
-			return err
-		}
-		return f.toInmate(in.FacilityID, in.ID, "", wire.DownInboundMessage, m)
+		return kiosk.Message{}, notFound(op, "from", "%q is not an approved contact of inmate %q", req.From, req.InmateID)
 	})
 	if err != nil {
 		return kiosk.Message{}, err
@@ -107,10 +79,62 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (kiosk.Messag
 	if err := checkText(op, "from", req.From, true, 128); err != nil {
 		return kiosk.Message{}, err
 	}
-	if err := checkText(op, "subject", req.Subject, false, 200); err != nil {
+	var answer kiosk.Message
+	m, err := r.deliverInbound(op, req.Subject, req.Body, func(tx *bolt.Tx) (inmateRec, error) {
+		var in inmateRec
+		o, found, err := getLetter(tx, bOutbound, requestID)
+		if err != nil {
+			return in, err
+		}
+		if !found {
+			return in, notFound(op, "message_id", "no request %q", requestID)
+		}
+		if ok, err := getJSON(tx, bInmates, o.InmateID, &in); err != nil {
+			return in, err
+		} else if !ok {
+			return in, notFound(op, "message_id", "the inmate of request %q is not on the roster", requestID)
+		}
+		var fac facilityRec
+		if _, err := getJSON(tx, bFacilities, in.FacilityID, &fac); err != nil {
+			return in, err
+		}
+		var dept *kiosk.Department
+		for _, d := range fac.policy().Departments {
+			if d.ID == o.Peer {
+				dept = &d
+				break
+			}
+		}
+		switch {
+		case dept == nil:
+			return in, conflict(op, "message_id", "message %q is not a request to one of the facility's departments", requestID)
+		case dept.ID != req.From:
+			return in, conflict(op, "from", "request %q was written to %q, not %q", requestID, dept.ID, req.From)
+		case o.Status != kiosk.MsgDelivered:
+			return in, conflict(op, "message_id", "request %q is %s, not delivered", requestID, o.Status)
+		case in.Status != kiosk.StatusActive || !in.Messaging:
+			return in, conflict(op, "message_id", "the inmate of request %q may not receive messages now (suspended or no messaging)", requestID)
+		}
+		answer = kiosk.Message{Peer: dept.ID, PeerName: dept.Name, ReplyTo: requestID}
+		return in, nil
+	}, func(*bolt.Tx) (kiosk.Message, error) { return answer, nil })
+	if err != nil {
 		return kiosk.Message{}, err
 	}
-	if strings.TrimSpace(req.Body) == "" {
+	r.logf("relay: reply %s to request %s for inmate %s", m.ID, requestID, m.InmateID)
+	return m, nil
+}
+
+// deliverInbound is what every letter into the facility shares: a subject and a body checked,
+// then in one write: inmate finds the addressee (or refuses), the body is held to their
+// facility's limit, sender gives who writes (a template with the sender and any reply_to, or a
+// refusal), and the letter is stored and sent to the inmate's terminals.
+func (r *Relay) deliverInbound(op, subject, body string, inmate func(*bolt.Tx) (inmateRec, error),
+	sender func(*bolt.Tx) (kiosk.Message, error)) (kiosk.Message, error) {
+	if err := checkText(op, "subject", subject, false, 200); err != nil {
+		return kiosk.Message{}, err
+	}
+	if strings.TrimSpace(body) == "" {
 		return kiosk.Message{}, invalid(op, "body", "is required")
 	}
 	id, err := uuid.NewV7()
@@ -120,47 +144,23 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (kiosk.Messag
 	now := r.clock.Now().UTC()
 	var m kiosk.Message
 	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
-		m = kiosk.Message{}
-		o, found, err := getLetter(tx, bOutbound, requestID)
+		in, err := inmate(tx)
 		if err != nil {
 			return err
-		}
-		if !found {
-			return notFound(op, "message_id", "no request %q", requestID)
-		}
-		var in inmateRec
-		if ok, err := getJSON(tx, bInmates, o.InmateID, &in); err != nil {
-			return err
-		} else if !ok {
-			return notFound(op, "message_id", "the inmate of request %q is not on the roster", requestID)
 		}
 		var fac facilityRec
 		if _, err := getJSON(tx, bFacilities, in.FacilityID, &fac); err != nil {
 			return err
 		}
-		pol := fac.policy()
-		var dept *kiosk.Department
-		for _, d := range pol.Departments {
-			if d.ID == o.Peer {
-				dept = &d
-				break
-			}
-		}
-		switch {
-		case dept == nil:
-			return conflict(op, "message_id", "message %q is not a request to one of the facility's departments", requestID)
-		case dept.ID != req.From:
-			return conflict(op, "from", "request %q was written to %q, not %q", requestID, dept.ID, req.From)
-		case o.Status != kiosk.MsgDelivered:
-			return conflict(op, "message_id", "request %q is %s, not delivered", requestID, o.Status)
-		case in.Status != kiosk.StatusActive || !in.Messaging:
-			return conflict(op, "message_id", "the inmate of request %q may not receive messages now (suspended or no messaging)", requestID)
-		}
-		if err := checkText(op, "body", req.Body, true, pol.MaxMessageChars); err != nil {
+		if err := checkText(op, "body", body, true, fac.policy().MaxMessageChars); err != nil {
 			return err
 		}
-		m = kiosk.Message{ID: id.String(), InmateID: in.ID, Box: kiosk.BoxInbox, Peer: dept.ID, PeerName: dept.Name,
-			Subject: req.Subject, Body: req.Body, ReplyTo: requestID, CreatedAt: now, UpdatedAt: now}
+		tmpl, err := sender(tx)
+		if err != nil {
+			return err
+		}
+		m = kiosk.Message{ID: id.String(), InmateID: in.ID, Box: kiosk.BoxInbox, Peer: tmpl.Peer, PeerName: tmpl.PeerName,
+			Subject: subject, Body: body, ReplyTo: tmpl.ReplyTo, CreatedAt: now, UpdatedAt: now}
 		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
 			return err
 		}
@@ -169,7 +169,6 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (kiosk.Messag
 	if err != nil {
 		return kiosk.Message{}, err
 	}
-	r.logf("relay: reply %s to request %s for inmate %s", m.ID, requestID, m.InmateID)
 	return m, nil
 }
 
