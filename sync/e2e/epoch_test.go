@@ -14,6 +14,19 @@ import (
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
+// backup writes the terminal's store to a file, as kioskctl backup does, and returns its path.
+func (tm *terminal) backup(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "backup.db")
+	if err := kiosk.WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := tm.term.Backup(w, "T1", nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // copyFile copies src to dst (a backup taken or put back while its owner is stopped).
 func copyFile(t *testing.T, src, dst string) {
 	t.Helper()
@@ -95,13 +108,7 @@ func TestRestoredTerminalLosesNothing(t *testing.T) {
 	if err := tm.term.Logout(); err != nil {
 		t.Fatal(err)
 	}
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	if err := kiosk.WriteFileAtomic(backup, func(w io.Writer) error {
-		_, err := tm.term.Backup(w, "T1", nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	backup := tm.backup(t)
 	oldEpoch, _ := tm.store.Epoch()
 
 	// After the backup: more letters and a session, all acknowledged by the relay.
@@ -302,13 +309,7 @@ func TestRestoreAcrossReenrollment(t *testing.T) {
 		return err == nil && b == 50020, fmt.Sprint(b, err)
 	})
 	tm.stopSync()
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	if err := kiosk.WriteFileAtomic(backup, func(w io.Writer) error {
-		_, err := tm.term.Backup(w, "T1", nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	backup := tm.backup(t)
 	oldApplied, _ := tm.term.DownlinkApplied()
 
 	en := tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
@@ -351,13 +352,7 @@ func TestRestoreAcrossReenrollment(t *testing.T) {
 func TestRestoredBackupGetsItsOwnRecordsBack(t *testing.T) {
 	rl, _, tm, _ := syncedKiosk(t, nil)
 	tm.stopSync()
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	if err := kiosk.WriteFileAtomic(backup, func(w io.Writer) error {
-		_, err := tm.term.Backup(w, "T1", nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	backup := tm.backup(t)
 	appliedAtBackup, _ := tm.term.DownlinkApplied()
 	oldEpoch, _ := tm.store.Epoch()
 	tm.start()
@@ -418,13 +413,7 @@ func TestRestoredBackupGetsItsOwnRecordsBack(t *testing.T) {
 func TestRestoredBackupDoesNotBringBackAReleasedInmate(t *testing.T) {
 	rl, _, tm, _ := syncedKiosk(t, nil)
 	tm.stopSync()
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	if err := kiosk.WriteFileAtomic(backup, func(w io.Writer) error {
-		_, err := tm.term.Backup(w, "T1", nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	backup := tm.backup(t)
 	tm.start()
 	ro := relay.Roster{
 		Inmates:     []relay.RosterInmate{{ID: "A1", Name: "Ana", Badges: []string{"B1"}, Language: "en", Status: kiosk.StatusActive}},
