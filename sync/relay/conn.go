@@ -113,8 +113,12 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	}
 	// A position below what the terminal acknowledged means its store was replaced (wiped, or a
 	// backup restored) and lost what was deleted here as applied: it gets a complete snapshot.
-	if restored || hello.DownApplied < max(acked, min(floor, last)) {
-		queued, err := r.resync(info, hello.DownApplied, floor, restored)
+	restoreAgain := false
+	if restored {
+		_, restoreAgain = r.restoreSnapshots.LoadOrStore(info.ID+"/"+hello.Epoch, true)
+	}
+	if (restored && !restoreAgain) || hello.DownApplied < max(acked, min(floor, last)) {
+		queued, err := r.resync(info, hello.DownApplied, floor, restored && !restoreAgain)
 		if err != nil {
 			r.fail(c, "resync terminal", err)
 			return

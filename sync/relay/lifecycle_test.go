@@ -419,3 +419,36 @@ func TestReviewReachesTheStoreAfterTwoReenrollments(t *testing.T) {
 		return st.MessageID == "m1" && st.State == kiosk.MsgRejected
 	})
 }
+
+// A hello whose uplink_next is at or below what the relay holds for the epoch is a restored
+// backup: a snapshot is queued and a new epoch asked for, once. A terminal that keeps saying so
+// on the same epoch is asked again but does not make the relay build snapshot after snapshot.
+func TestRestoredHelloSnapshotsOncePerEpoch(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	if ack := c.batch(k.item(wire.UpCharge, charge("A1", "s1", 0, 5)), k.item(wire.UpCharge, charge("A1", "s1", 1, 5))); ack.Seq != 2 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	last := c.lastSeq()
+	c.ackDown(last)
+	c.c.Close(websocket.StatusNormalClosure, "")
+	restoredHello := func() {
+		t.Helper()
+		ws := dial(t, e.wsURL())
+		send(t, ws, wire.Hello{TerminalID: k.id, Epoch: k.epoch, DownApplied: last, UplinkNext: 1})
+		f := read(t, ws)
+		send(t, ws, wire.Auth{Signature: wire.SignAuth(k.priv, k.id, f.Challenge.Nonce)})
+		expectClose(t, ws, websocket.StatusPolicyViolation, wire.ReasonNewEpoch)
+	}
+	restoredHello()
+	queued := e.terminalInfo(k.id).DownQueued
+	if queued <= last {
+		t.Fatalf("no snapshot queued for the restored store: downlink %d, was %d", queued, last)
+	}
+	restoredHello()
+	if again := e.terminalInfo(k.id).DownQueued; again != queued {
+		t.Fatalf("a second restored hello on the same epoch queued %d more items", again-queued)
+	}
+}

@@ -77,6 +77,10 @@ type Relay struct {
 	writes *committer
 	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
 	writeTxs atomic.Uint64
+	// restoreSnapshots remembers each (terminal, epoch) already sent a snapshot for a restored
+	// backup: a terminal that keeps saying so on the same epoch (it should start a new one) is
+	// asked again for a new epoch, but does not make the relay build snapshot after snapshot.
+	restoreSnapshots sync.Map
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.
