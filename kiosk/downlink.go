@@ -37,30 +37,6 @@ const (
 	maxNoticeText = 2000         // bytes
 )
 
-// MessageStatus is the relay's report on a message this terminal sent.
-type MessageStatus struct {
-	MessageID string    `json:"message_id"`
-	InmateID  string    `json:"inmate_id"`
-	State     string    `json:"state"`
-	Reason    string    `json:"reason,omitempty"`
-	At        time.Time `json:"at"`
-}
-
-// TechnicianRemoved names a technician taken off the roster.
-type TechnicianRemoved struct {
-	ID string `json:"id"`
-}
-
-// Notice is text the facility wants on screen: for everyone (InmateID "") or one inmate.
-type Notice struct {
-	ID       string    `json:"id"`
-	InmateID string    `json:"inmate_id,omitempty"`
-	Text     string    `json:"text"`
-	Language string    `json:"language,omitempty"`
-	At       time.Time `json:"at"`
-	Until    time.Time `json:"until,omitzero"` // zero: no expiry, and then absent on the wire
-}
-
 // Enrollment is what the relay told this terminal when it enrolled.
 type Enrollment struct {
 	TerminalID string `json:"terminal_id"`
