@@ -46,6 +46,8 @@ const (
 	ContactDeclined           = vocab.ContactDeclined
 	ContactPending            = vocab.ContactPending
 	ContactRemoved            = vocab.ContactRemoved
+	CreditStall               = vocab.CreditStall
+	CreditTerminalFault       = vocab.CreditTerminalFault
 	EndBalance                = vocab.EndBalance
 	EndCurfew                 = vocab.EndCurfew
 	EndIdle                   = vocab.EndIdle

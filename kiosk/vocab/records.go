@@ -72,6 +72,12 @@ type Credit struct {
 	At        time.Time `json:"at"`
 }
 
+// Credit reasons, stored on Credit records.
+const (
+	CreditStall         = "stall"
+	CreditTerminalFault = "terminal fault"
+)
+
 // Deposit adds money; Ref makes the same deposit applied twice count once.
 type Deposit struct {
 	Ref      string    `json:"ref"`
