@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // FieldError names the input field that was wrong, so an admin sees which value to fix.
@@ -17,15 +17,15 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // invalid is a bad admin or wire input, naming the field.
 func invalid(op, field, format string, args ...any) error {
-	return &kiosk.Error{Kind: kiosk.KindInvalid, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
+	return &vocab.Error{Kind: vocab.KindInvalid, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
 }
 
 func notFound(op, field, format string, args ...any) error {
-	return &kiosk.Error{Kind: kiosk.KindNotFound, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
+	return &vocab.Error{Kind: vocab.KindNotFound, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
 }
 
 func conflict(op, field, format string, args ...any) error {
-	return &kiosk.Error{Kind: kiosk.KindConflict, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
+	return &vocab.Error{Kind: vocab.KindConflict, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
 }
 
 // FieldOf reports the input field an error names, "" if none.
@@ -42,10 +42,10 @@ func ioErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var ke *kiosk.Error
+	var ke *vocab.Error
 	var ee *EnrollError
 	if errors.As(err, &ke) || errors.As(err, &ee) {
 		return err
 	}
-	return &kiosk.Error{Kind: kiosk.KindIO, Op: op, Err: err}
+	return &vocab.Error{Kind: vocab.KindIO, Op: op, Err: err}
 }
