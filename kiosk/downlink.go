@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // Downlink kinds: what the relay sends a terminal (docs/PROTOCOL.md; the same strings as in
@@ -34,7 +36,7 @@ const (
 	kEnrollment   = "enrollment" // Enrollment
 	noticePrefix  = "notice/"    // notice/<id> -> Notice
 	maxNotices    = 100          // oldest dropped beyond this
-	maxNoticeText = 2000         // bytes
+	maxNoticeText = vocab.MaxNoticeText
 )
 
 // Enrollment is what the relay told this terminal when it enrolled.
@@ -349,7 +351,7 @@ func putNoticeTx(tx *bolt.Tx, now time.Time, n Notice) error {
 			return &Error{Kind: KindInvalid, Op: op, Err: err}
 		}
 	}
-	if strings.TrimSpace(n.Text) == "" || len(n.Text) > maxNoticeText {
+	if vocab.ValidateNoticeText(n.Text) != nil {
 		return errInvalid(op, "text must be 1 to %d bytes", maxNoticeText)
 	}
 	n.Text = strings.ToValidUTF8(n.Text, "\uFFFD")

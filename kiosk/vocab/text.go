@@ -1,6 +1,7 @@
 package vocab
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -33,6 +34,22 @@ const (
 	MaxAuditDetailKey   = 64   // bytes of one detail key
 	MaxAuditDetailValue = 2000 // bytes of one detail value
 )
+
+// MaxNoticeText bounds a notice's text in bytes, as a terminal stores and shows it.
+const MaxNoticeText = 2000
+
+// ValidateNoticeText checks a notice's text by the rule a terminal applies before it shows it
+// (1 to MaxNoticeText bytes); the relay applies the same when the notice is posted, so it never
+// sends a notice no screen would show.
+func ValidateNoticeText(text string) error {
+	if strings.TrimSpace(text) == "" {
+		return fmt.Errorf("is empty")
+	}
+	if len(text) > MaxNoticeText {
+		return fmt.Errorf("is %d bytes, limit %d", len(text), MaxNoticeText)
+	}
+	return nil
+}
 
 // MaxSubjectChars bounds a subject line in code points.
 const MaxSubjectChars = 200

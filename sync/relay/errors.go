@@ -7,13 +7,9 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
-// FieldError names the input field that was wrong, so an admin sees which value to fix.
-type FieldError struct {
-	Field string
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+// FieldError names the input field that was wrong, so an admin sees which value to fix; it is
+// the terminal's too (vocab.FieldError), so both name a field the same way.
+type FieldError = vocab.FieldError
 
 // invalid is a bad admin or wire input, naming the field.
 func invalid(op, field, format string, args ...any) error {
@@ -29,13 +25,7 @@ func conflict(op, field, format string, args ...any) error {
 }
 
 // FieldOf reports the input field an error names, "" if none.
-func FieldOf(err error) string {
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		return fe.Field
-	}
-	return ""
-}
+func FieldOf(err error) string { return vocab.FieldOf(err) }
 
 // ioErr marks a storage failure that is not already a classified error.
 func ioErr(op string, err error) error {

@@ -490,8 +490,11 @@ func (r *Relay) PostNotice(req NoticeRequest) (wire.Notice, error) {
 			return wire.Notice{}, err
 		}
 	}
-	if err := checkText(op, "text", req.Text, true, 2000); err != nil {
+	if err := checkText(op, "text", req.Text, true, vocab.MaxNoticeText); err != nil {
 		return wire.Notice{}, err
+	}
+	if err := vocab.ValidateNoticeText(req.Text); err != nil {
+		return wire.Notice{}, invalid(op, "text", "%v: a terminal shows no longer notice", err)
 	}
 	if req.Language != "" && !vocab.KnownLanguage(req.Language) {
 		return wire.Notice{}, invalid(op, "language", "must be \"en\", \"es\" or empty for every language")
