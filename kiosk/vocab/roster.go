@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -12,6 +13,15 @@ import (
 // Languages are the languages the screens are translated into: a person's language, a
 // notice's and a policy's texts are one of these, on the terminal and on the relay alike.
 func Languages() []string { return []string{"en", "es"} }
+
+// QuotedLanguages lists Languages for a message, quoted: "en", "es".
+func QuotedLanguages() string {
+	q := make([]string, 0, len(Languages()))
+	for _, l := range Languages() {
+		q = append(q, strconv.Quote(l))
+	}
+	return strings.Join(q, ", ")
+}
 
 // KnownLanguage reports whether lang is one of Languages.
 func KnownLanguage(lang string) bool { return slices.Contains(Languages(), lang) }
@@ -112,7 +122,7 @@ func ValidateInmateFields(path string, in Inmate) error {
 		return err
 	}
 	if !KnownLanguage(in.Language) {
-		return badField(FieldPath(path, "language"), "%q is not one of en, es", in.Language)
+		return badField(FieldPath(path, "language"), "%q is not one of %s", in.Language, strings.Join(Languages(), ", "))
 	}
 	if in.Status != StatusActive && in.Status != StatusSuspended {
 		return badField(FieldPath(path, "status"), "%q is not %s or %s", in.Status, StatusActive, StatusSuspended)

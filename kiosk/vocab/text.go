@@ -64,6 +64,13 @@ func ValidateLetter(body, subject string, maxChars int) error {
 	return ValidateSubject(subject)
 }
 
+// LetterTooLong reports whether body is over maxChars as ValidateLetter counts it, in Unicode
+// code points; the relay refuses such a letter as too large rather than as invalid.
+func LetterTooLong(body string, maxChars int) bool { return chars(body) > maxChars }
+
+// chars is how a letter's body and subject are measured against their limits.
+func chars(s string) int { return utf8.RuneCountInString(s) }
+
 // ValidateMessageBody checks a message body before it is sent: valid text, not empty, at most
 // max Unicode code points, and no control characters other than newline and tab. The error
 // says what and where, e.g. "character U+0007 at position 12 is not allowed".
@@ -87,7 +94,7 @@ func validateText(what, s string, max int, multiline bool) error {
 	if multiline && strings.TrimSpace(s) == "" {
 		return errInvalid(op, "%s is empty", what)
 	}
-	if n := utf8.RuneCountInString(s); n > max {
+	if n := chars(s); n > max {
 		return errInvalid(op, "%s is %d characters; the limit is %d (%d too many)", what, n, max, n-max)
 	}
 	pos := 0

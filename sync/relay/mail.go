@@ -131,7 +131,7 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (vocab.Messag
 // refusal), and the letter is stored and sent to the inmate's terminals.
 func (r *Relay) deliverInbound(op, subject, body string, inmate func(*bolt.Tx) (inmateRec, error),
 	sender func(*bolt.Tx) (vocab.Message, error)) (vocab.Message, error) {
-	if err := checkText(op, "subject", subject, false, 200); err != nil {
+	if err := checkText(op, "subject", subject, false, vocab.MaxSubjectChars); err != nil {
 		return vocab.Message{}, err
 	}
 	if strings.TrimSpace(body) == "" {

@@ -73,11 +73,8 @@ func checkPIN(op, field, pin, hash string) error {
 }
 
 func checkBadges(op, field string, badges []string, owner string, seen map[string]string) error {
-	if len(badges) == 0 {
-		return invalid(op, field+".badges", "needs at least one badge")
-	}
-	// Their number and form are the terminals' rules (vocab.RosterFieldError, checked first);
-	// here only that a badge is nobody else's in the roster.
+	// Their number (at least one) and form are the terminals' rules (vocab.RosterFieldError,
+	// checked first); here only that a badge is nobody else's in the roster.
 	for j, b := range badges {
 		f := fmt.Sprintf("%s.badges[%d]", field, j)
 		if prev, dup := seen[b]; dup {
@@ -497,7 +494,7 @@ func (r *Relay) PostNotice(req NoticeRequest) (wire.Notice, error) {
 		return wire.Notice{}, invalid(op, "text", "%v: a terminal shows no longer notice", err)
 	}
 	if req.Language != "" && !vocab.KnownLanguage(req.Language) {
-		return wire.Notice{}, invalid(op, "language", "must be \"en\", \"es\" or empty for every language")
+		return wire.Notice{}, invalid(op, "language", "must be %s or empty for every language", vocab.QuotedLanguages())
 	}
 	now := r.clock.Now().UTC()
 	if !req.Until.IsZero() && !req.Until.After(now) {

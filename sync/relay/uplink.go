@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -481,11 +480,11 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	if in.Status != vocab.StatusActive || !in.Messaging {
 		return wire.RefuseSuspended, nil
 	}
-	if utf8.RuneCountInString(m.Body) > pol.MaxMessageChars {
+	// The terminal's own rules for a letter (vocab.ValidateLetter): what Send refuses, the
+	// relay refuses too; a body too long for the policy first, by its own reason.
+	if vocab.LetterTooLong(m.Body, pol.MaxMessageChars) {
 		return wire.RefuseTooLarge, nil
 	}
-	// The terminal's own rules for a letter (vocab.ValidateLetter): what Send refuses, the
-	// relay refuses too.
 	if vocab.ValidateLetter(m.Body, m.Subject, pol.MaxMessageChars) != nil {
 		return wire.RefuseInvalid, nil
 	}
@@ -522,7 +521,7 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol vocab.Polic
 	if err != nil {
 		return "", err
 	}
-	if !ok || len(c.Name) > 200 || len(c.Email) > 254 {
+	if !ok || len(c.Name) > wire.MaxContactName || len(c.Email) > wire.MaxContactEmail {
 		return wire.RefuseInvalid, nil
 	}
 	var prev ContactRecord
