@@ -4,8 +4,9 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
-// Downlink kinds. Bodies whose shape is a kiosk record use that record's JSON (kiosk/model.go
-// field names are the wire names); the others are defined here. kiosk/downlink.go applies them.
+// Downlink kinds. Bodies whose shape is a shared record use that record's JSON
+// (kiosk/vocab/records.go field names are the wire names); the others are defined here.
+// kiosk/downlink.go applies them.
 const (
 	DownInboundMessage   = "inbound_message"    // vocab.Message, box "inbox"
 	DownMessageStatus    = "message_status"     // MessageStatus
