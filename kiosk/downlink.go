@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // Downlink kinds: what the relay sends a terminal (docs/PROTOCOL.md; the same strings as in
@@ -34,32 +36,8 @@ const (
 	kEnrollment   = "enrollment" // Enrollment
 	noticePrefix  = "notice/"    // notice/<id> -> Notice
 	maxNotices    = 100          // oldest dropped beyond this
-	maxNoticeText = 2000         // bytes
+	maxNoticeText = vocab.MaxNoticeText
 )
-
-// MessageStatus is the relay's report on a message this terminal sent.
-type MessageStatus struct {
-	MessageID string    `json:"message_id"`
-	InmateID  string    `json:"inmate_id"`
-	State     string    `json:"state"`
-	Reason    string    `json:"reason,omitempty"`
-	At        time.Time `json:"at"`
-}
-
-// TechnicianRemoved names a technician taken off the roster.
-type TechnicianRemoved struct {
-	ID string `json:"id"`
-}
-
-// Notice is text the facility wants on screen: for everyone (InmateID "") or one inmate.
-type Notice struct {
-	ID       string    `json:"id"`
-	InmateID string    `json:"inmate_id,omitempty"`
-	Text     string    `json:"text"`
-	Language string    `json:"language,omitempty"`
-	At       time.Time `json:"at"`
-	Until    time.Time `json:"until,omitzero"` // zero: no expiry, and then absent on the wire
-}
 
 // Enrollment is what the relay told this terminal when it enrolled.
 type Enrollment struct {
@@ -373,7 +351,7 @@ func putNoticeTx(tx *bolt.Tx, now time.Time, n Notice) error {
 			return &Error{Kind: KindInvalid, Op: op, Err: err}
 		}
 	}
-	if strings.TrimSpace(n.Text) == "" || len(n.Text) > maxNoticeText {
+	if vocab.ValidateNoticeText(n.Text) != nil {
 		return errInvalid(op, "text must be 1 to %d bytes", maxNoticeText)
 	}
 	n.Text = strings.ToValidUTF8(n.Text, "\uFFFD")

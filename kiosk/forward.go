@@ -14,31 +14,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// ItemKind names what a forwarded item carries; the relay dispatches on it.
-type ItemKind string
-
-const (
-	ItemMessage        ItemKind = "message"         // Body: Message (outbox)
-	ItemPREA           ItemKind = "prea"            // Body: Message to PREAChannel; text erased on ack
-	ItemContactRequest ItemKind = "contact_request" // Body: Contact
-	ItemContactRemove  ItemKind = "contact_remove"  // Body: Contact
-	ItemCharge         ItemKind = "charge"          // Body: Charge
-	ItemCredit         ItemKind = "credit"          // Body: Credit
-	ItemSessionEnd     ItemKind = "session_end"     // Body: Session
-	ItemAudit          ItemKind = "audit"           // Body: AuditEvent
-	ItemDeviceStatus   ItemKind = "device_status"   // Body: whatever the device layer reports
-)
-
-// Item is one record waiting in the forwarding queue. Seq is unique and increasing within the
-// store's epoch; ID is a UUIDv7 the relay dedupes on together with (epoch, seq).
-type Item struct {
-	Seq       uint64          `json:"seq"`
-	ID        string          `json:"id"`
-	Kind      ItemKind        `json:"kind"`
-	CreatedAt time.Time       `json:"created_at"`
-	Body      json.RawMessage `json:"body"`
-}
-
 // enqueue appends an item in the caller's transaction, so the record and its forwarding
 // entry are written together or not at all.
 func enqueue(tx *bolt.Tx, now time.Time, kind ItemKind, body any) (Item, error) {

@@ -14,6 +14,12 @@ import (
 // starts a real Fyne driver; kiosk/status, the state model every layer shares, imports nothing
 // of the module, so sharing it ties no layer to another. Test imports count too: a test that imports a layer it must not
 // ties the layers together as surely as the code does.
+//
+// The vocabulary terminal and relay share lives apart from the terminal: kiosk/vocab imports
+// only the standard library (and at most kiosk/clock), kiosk/pinhash and kiosk/ledger only
+// kiosk/vocab of the module; sync/wire (tests included) and the relay's code never import the
+// terminal package kiosk, so a relay links no terminal store. The relay's tests may, to drive
+// real terminals against it.
 func TestLayering(t *testing.T) {
 	out, err := exec.Command("go", "list", "-json=ImportPath,Imports,TestImports,XTestImports", "github.com/tether-kiosk/tether/...").Output()
 	if err != nil {
@@ -32,12 +38,25 @@ func TestLayering(t *testing.T) {
 			t.Fatal(err)
 		}
 		rel := strings.TrimPrefix(p.ImportPath, mod)
+		for _, imp := range p.Imports {
+			if rel == "sync/relay" && imp == mod+"kiosk" {
+				t.Errorf("%s imports %s: the relay uses the shared vocabulary (kiosk/vocab, kiosk/pinhash, kiosk/ledger), never the terminal package", rel, imp)
+			}
+		}
 		for _, imp := range slices.Concat(p.Imports, p.TestImports, p.XTestImports) {
 			irel := "" // empty for imports from outside the module, like the standard library's sync/atomic
 			if strings.HasPrefix(imp, mod) {
 				irel = strings.TrimPrefix(imp, mod)
 			}
 			switch {
+			case rel == "kiosk/vocab" && irel != "" && irel != "kiosk/clock":
+				t.Errorf("%s imports %s: the shared vocabulary imports nothing of the module but kiosk/clock", rel, irel)
+			case rel == "kiosk/vocab" && irel == "" && strings.Contains(strings.Split(imp, "/")[0], "."):
+				t.Errorf("%s imports %s: the shared vocabulary imports only the standard library", rel, imp)
+			case (rel == "kiosk/pinhash" || rel == "kiosk/ledger") && irel != "" && irel != "kiosk/vocab":
+				t.Errorf("%s imports %s: it builds on kiosk/vocab alone", rel, irel)
+			case rel == "sync/wire" && irel == "kiosk":
+				t.Errorf("%s imports %s: frames are built from the shared vocabulary (kiosk/vocab), never the terminal package", rel, imp)
 			case rel == "kiosk/status" && irel != "":
 				t.Errorf("%s imports %s: the shared status model imports nothing of the module", rel, irel)
 			case strings.HasPrefix(rel, "kiosk") && (strings.HasPrefix(irel, "sync/") || strings.HasPrefix(irel, "hardware/") || strings.HasPrefix(irel, "ui") || strings.HasPrefix(irel, "cmd/")):

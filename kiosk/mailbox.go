@@ -5,15 +5,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
-)
 
-// maxSubjectChars bounds a subject line in code points.
-const maxSubjectChars = 200
+	"github.com/tether-kiosk/tether/kiosk/vocab"
+)
 
 // maxInboundBytes refuses an inbound message so large it can only be a relay fault.
 const maxInboundBytes = 1 << 20
@@ -28,54 +26,6 @@ const (
 	peerKindDept  = "department"
 	peerKindHuman = "contact"
 )
-
-// ValidateMessageBody checks a message body before it is sent: valid text, not empty, at most
-// max Unicode code points, and no control characters other than newline and tab. The error
-// says what and where, e.g. "character U+0007 at position 12 is not allowed".
-func ValidateMessageBody(body string, max int) error {
-	return validateText("message", body, max, true)
-}
-
-// validateSubject checks a one-line subject (it may be empty).
-func validateSubject(subject string) error {
-	if subject == "" {
-		return nil
-	}
-	return validateText("subject", subject, maxSubjectChars, false)
-}
-
-func validateText(what, s string, max int, multiline bool) error {
-	op := "check " + what
-	if i := invalidUTF8At(s); i >= 0 {
-		return errInvalid(op, "%s holds bytes that are not text (at byte %d)", what, i)
-	}
-	if multiline && strings.TrimSpace(s) == "" {
-		return errInvalid(op, "%s is empty", what)
-	}
-	if n := utf8.RuneCountInString(s); n > max {
-		return errInvalid(op, "%s is %d characters; the limit is %d (%d too many)", what, n, max, n-max)
-	}
-	pos := 0
-	for _, r := range s {
-		pos++
-		if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\t')) {
-			return errInvalid(op, "character U+%04X at position %d is not allowed", r, pos)
-		}
-	}
-	return nil
-}
-
-// invalidUTF8At is the byte offset of the first invalid UTF-8 sequence, or -1.
-func invalidUTF8At(s string) int {
-	for i, r := range s {
-		if r == utf8.RuneError {
-			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
-				return i
-			}
-		}
-	}
-	return -1
-}
 
 // stateRank orders outbox states: a report may arrive late or twice, and a message never
 // moves back to an earlier state.
@@ -219,7 +169,7 @@ func (t *Terminal) Send(inmateID, peer, subject, body string) (Message, error) {
 	}
 	const op = "send message"
 	p := t.Policy()
-	if err := validateSubject(subject); err != nil {
+	if err := vocab.ValidateSubject(subject); err != nil {
 		return Message{}, err
 	}
 	if err := ValidateMessageBody(body, p.MaxMessageChars); err != nil {
@@ -266,7 +216,7 @@ func (t *Terminal) SendPREA(inmateID, body string) (Message, error) {
 
 func (t *Terminal) sendPREA(inmateID, subject, body string) (Message, error) {
 	const op = "send PREA report"
-	if err := validateSubject(subject); err != nil {
+	if err := vocab.ValidateSubject(subject); err != nil {
 		return Message{}, err
 	}
 	if err := ValidateMessageBody(body, t.Policy().MaxMessageChars); err != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // Technicians' maintenance of a terminal's store: backup, verify, compact and reissue. Each
@@ -122,21 +124,8 @@ func WriteFileAtomic(path string, write func(w io.Writer) error) error {
 	return nil
 }
 
-// Problem is one broken rule found by Verify.
-type Problem struct {
-	Check  string `json:"check"`  // e.g. "charge_session", "balance"
-	Detail string `json:"detail"` // names the record
-}
-
-// VerifyReport is Verify's answer; OK when Problems is empty.
-type VerifyReport struct {
-	OK       bool           `json:"ok"`
-	Problems []Problem      `json:"problems"`
-	Records  map[string]int `json:"records"` // keys per bucket
-}
-
 // maxProblems keeps a badly broken store's report readable.
-const maxProblems = 200
+const maxProblems = vocab.MaxProblems
 
 // Verify checks the file's page structure and the schema's own rules, in one read
 // transaction, and audits that it ran with the count of problems found.
@@ -145,7 +134,7 @@ func (t *Terminal) Verify(actor string) (VerifyReport, error) {
 	err := t.store.inspect(func(tx *bolt.Tx) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				rep.Problems = append(rep.Problems, Problem{"pages", fmt.Sprintf("page check panicked: %v", r)})
+				rep.Problems = append(rep.Problems, Problem{Check: "pages", Detail: fmt.Sprintf("page check panicked: %v", r)})
 			}
 		}()
 		rep = verifyTx(tx)
@@ -168,7 +157,7 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 	rep := VerifyReport{Records: map[string]int{}}
 	add := func(check, format string, args ...any) {
 		if len(rep.Problems) < maxProblems {
-			rep.Problems = append(rep.Problems, Problem{check, fmt.Sprintf(format, args...)})
+			rep.Problems = append(rep.Problems, Problem{Check: check, Detail: fmt.Sprintf(format, args...)})
 		}
 	}
 	for cerr := range tx.Check() {

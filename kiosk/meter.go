@@ -16,12 +16,6 @@ import (
 // minute is the billing unit.
 const minute = time.Minute
 
-// Credit reasons, stored on Credit records.
-const (
-	CreditStall         = "stall"
-	CreditTerminalFault = "terminal fault"
-)
-
 // meter is the Terminal's session state (one session at a time per terminal).
 type meter struct {
 	// mu serialises session changes; it is taken before a store transaction, never inside one.

@@ -35,7 +35,7 @@ func TestPolicyNamesTheBadField(t *testing.T) {
 		{"warn_before[1]", func(p *Policy) { p.WarnBefore = []Duration{Duration(time.Minute), Duration(-time.Minute)} }},
 		{"monitoring_notice.es", func(p *Policy) { p.MonitoringNotice = map[string]string{"en": "x"} }},
 		{"timezone", func(p *Policy) { p.Timezone = "Mars/Olympus" }},
-		{"departments[1]", func(p *Policy) { p.Departments = []Department{{"a", "A"}, {"a", "B"}} }},
+		{"departments[1]", func(p *Policy) { p.Departments = []Department{{ID: "a", Name: "A"}, {ID: "a", Name: "B"}} }},
 	}
 	for _, c := range cases {
 		p := DefaultPolicy()

@@ -5,120 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // kBoundInmate is the meta key holding the id of the inmate a tablet is bound to.
 const kBoundInmate = "bound_inmate"
 
-// Languages are the languages the screens are translated into: a person's language, a
-// notice's and a policy's texts are one of these, on the terminal and on the relay alike.
-func Languages() []string { return []string{"en", "es"} }
+// The rules for a person's fields, languages and ids are kiosk/vocab's, shared with the relay;
+// what is here is the terminal's own: a stored PIN hash must be one kiosk/pin can verify, and
+// a badge or id must be nobody else's in this store.
 
-// KnownLanguage reports whether lang is one of Languages.
-func KnownLanguage(lang string) bool { return slices.Contains(Languages(), lang) }
-
-// Limits on roster fields; generous for real rosters, small enough for a bbolt key and a screen.
-const (
-	maxIDLen    = 64
-	maxBadgeLen = 128
-	maxNameLen  = 100 // runes
-	maxRoleLen  = 32
-	maxBadges   = 8
-)
-
-// fieldError is a roster validation failure naming the field at fault as a JSON path.
-type fieldError struct {
-	path string
-	msg  string
-}
-
-func (e *fieldError) Error() string {
-	if e.path == "" {
-		return e.msg
-	}
-	return e.path + ": " + e.msg
-}
-
+// badField and join are vocab's field errors and paths, for the checks made here.
 func badField(path, format string, args ...any) error {
-	return &fieldError{path: path, msg: fmt.Sprintf(format, args...)}
+	return &vocab.FieldError{Field: path, Msg: fmt.Sprintf(format, args...)}
 }
 
-// join makes a JSON path: join("inmates[3]", "badges[0]") is "inmates[3].badges[0]".
-func join(prefix, field string) string {
-	if prefix == "" {
-		return field
-	}
-	return prefix + "." + field
-}
+func join(prefix, field string) string { return vocab.FieldPath(prefix, field) }
 
-func checkID(path, id string) error {
-	if id == "" {
-		return badField(path, "must not be empty")
-	}
-	if len(id) > maxIDLen {
-		return badField(path, "is longer than %d characters", maxIDLen)
-	}
-	for _, r := range id {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':'
-		if !ok {
-			// Ids become bbolt keys and parts of "id/..." keys, so a slash or a space would be ambiguous.
-			return badField(path, "%q may hold only letters, digits and - _ . :", id)
-		}
-	}
-	return nil
-}
+func checkID(path, id string) error { return vocab.CheckID(path, id) }
 
-func checkName(path, name string) error {
-	if strings.TrimSpace(name) == "" {
-		return badField(path, "must not be empty")
-	}
-	if !utf8.ValidString(name) {
-		return badField(path, "is not valid UTF-8")
-	}
-	if utf8.RuneCountInString(name) > maxNameLen {
-		return badField(path, "is longer than %d characters", maxNameLen)
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) {
-			return badField(path, "must not contain control characters")
-		}
-	}
-	return nil
-}
-
-func checkBadges(path string, badges []string) error {
-	if len(badges) == 0 {
-		return badField(path, "needs at least one badge")
-	}
-	if len(badges) > maxBadges {
-		return badField(path, "has %d badges, at most %d are allowed", len(badges), maxBadges)
-	}
-	for i, b := range badges {
-		p := fmt.Sprintf("%s[%d]", path, i)
-		if b == "" {
-			return badField(p, "must not be empty")
-		}
-		if len(b) > maxBadgeLen {
-			return badField(p, "is longer than %d characters", maxBadgeLen)
-		}
-		for j := 0; j < len(b); j++ {
-			if b[j] <= ' ' || b[j] > '~' {
-				return badField(p, "may hold only printable ASCII without spaces")
-			}
-		}
-		if j := slices.Index(badges[:i], b); j >= 0 {
-			return badField(p, "badge %q is listed twice (also %s[%d])", b, path, j)
-		}
-	}
-	return nil
-}
-
+// checkPINHash names the field of a PIN hash this terminal could not verify a PIN against.
 func checkPINHash(path, h string) error {
 	if h == "" {
 		return badField(path, "is missing (make one with kioskctl hash-pin)")
@@ -139,27 +49,7 @@ func validateInmate(path string, in Inmate) error {
 	if err := checkPINHash(join(path, "pin_hash"), in.PINHash); err != nil {
 		return err
 	}
-	return validateInmateFields(path, in)
-}
-
-// validateInmateFields checks every field of in but its PIN hash.
-func validateInmateFields(path string, in Inmate) error {
-	if err := checkID(join(path, "id"), in.ID); err != nil {
-		return err
-	}
-	if err := checkName(join(path, "name"), in.Name); err != nil {
-		return err
-	}
-	if err := checkBadges(join(path, "badges"), in.Badges); err != nil {
-		return err
-	}
-	if !KnownLanguage(in.Language) {
-		return badField(join(path, "language"), "%q is not one of en, es", in.Language)
-	}
-	if in.Status != StatusActive && in.Status != StatusSuspended {
-		return badField(join(path, "status"), "%q is not %s or %s", in.Status, StatusActive, StatusSuspended)
-	}
-	return nil
+	return vocab.ValidateInmateFields(path, in)
 }
 
 // validateTechnician checks every field of tc; path prefixes the field names in the error.
@@ -167,29 +57,7 @@ func validateTechnician(path string, tc Technician) error {
 	if err := checkPINHash(join(path, "pin_hash"), tc.PINHash); err != nil {
 		return err
 	}
-	return validateTechnicianFields(path, tc)
-}
-
-// validateTechnicianFields checks every field of tc but its PIN hash.
-func validateTechnicianFields(path string, tc Technician) error {
-	if err := checkID(join(path, "id"), tc.ID); err != nil {
-		return err
-	}
-	if err := checkName(join(path, "name"), tc.Name); err != nil {
-		return err
-	}
-	if err := checkBadges(join(path, "badges"), tc.Badges); err != nil {
-		return err
-	}
-	if tc.Role == "" || len(tc.Role) > maxRoleLen {
-		return badField(join(path, "role"), "needs 1 to %d characters", maxRoleLen)
-	}
-	for _, r := range tc.Role {
-		if !(r >= 'a' && r <= 'z' || r == '_' || r == '-') {
-			return badField(join(path, "role"), "%q may hold only lowercase letters, - and _", tc.Role)
-		}
-	}
-	return nil
+	return vocab.ValidateTechnicianFields(path, tc)
 }
 
 // ValidateInmate reports the first bad field of in, by its JSON name.
@@ -206,27 +74,6 @@ func ValidateTechnician(tc Technician) error {
 		return &Error{Kind: KindInvalid, Op: "technician", Err: err}
 	}
 	return nil
-}
-
-// RosterFieldError names the roster field a person breaks and how, for one person at path
-// (e.g. "inmates[3]"), checking every field but the PIN hash. The relay checks the rosters it
-// takes with it before it hashes their plain PINs, so it refuses exactly what a terminal would
-// refuse when the person arrives (an id with '@', a name of 110 characters, a role "Installer").
-func RosterFieldError(path string, person any) (field, problem string, bad bool) {
-	var err error
-	switch p := person.(type) {
-	case Inmate:
-		err = validateInmateFields(path, p)
-	case Technician:
-		err = validateTechnicianFields(path, p)
-	default:
-		return path, fmt.Sprintf("is a %T, not an inmate or a technician", person), true
-	}
-	var fe *fieldError
-	if errors.As(err, &fe) {
-		return fe.path, fe.msg, true
-	}
-	return "", "", false
 }
 
 // badgeOwnerTx returns who holds badge, found false if nobody does.

@@ -10,9 +10,6 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
-// Logf is how the domain writes to the log; it is passed in, never global.
-type Logf func(format string, args ...any)
-
 // EventKind names what the terminal tells its screens.
 type EventKind string
 

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -262,9 +262,9 @@ func enrollClaimRule(found bool, old *terminalRec, e enrollmentRec) error {
 // record turns a stored usage record back into the kiosk record a terminal applies.
 func (u UsageRecord) record() any {
 	if u.Kind == "credit" {
-		return kiosk.Credit{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, Reason: u.Reason, At: u.At}
+		return vocab.Credit{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, Reason: u.Reason, At: u.At}
 	}
-	return kiosk.Charge{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, At: u.At}
+	return vocab.Charge{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, At: u.At}
 }
 
 // terminal reads one terminal's record.

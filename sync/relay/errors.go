@@ -4,48 +4,38 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
-// FieldError names the input field that was wrong, so an admin sees which value to fix.
-type FieldError struct {
-	Field string
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+// FieldError names the input field that was wrong, so an admin sees which value to fix; it is
+// the terminal's too (vocab.FieldError), so both name a field the same way.
+type FieldError = vocab.FieldError
 
 // invalid is a bad admin or wire input, naming the field.
 func invalid(op, field, format string, args ...any) error {
-	return &kiosk.Error{Kind: kiosk.KindInvalid, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
+	return &vocab.Error{Kind: vocab.KindInvalid, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
 }
 
 func notFound(op, field, format string, args ...any) error {
-	return &kiosk.Error{Kind: kiosk.KindNotFound, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
+	return &vocab.Error{Kind: vocab.KindNotFound, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
 }
 
 func conflict(op, field, format string, args ...any) error {
-	return &kiosk.Error{Kind: kiosk.KindConflict, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
+	return &vocab.Error{Kind: vocab.KindConflict, Op: op, Err: &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}}
 }
 
 // FieldOf reports the input field an error names, "" if none.
-func FieldOf(err error) string {
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		return fe.Field
-	}
-	return ""
-}
+func FieldOf(err error) string { return vocab.FieldOf(err) }
 
 // ioErr marks a storage failure that is not already a classified error.
 func ioErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var ke *kiosk.Error
+	var ke *vocab.Error
 	var ee *EnrollError
 	if errors.As(err, &ke) || errors.As(err, &ee) {
 		return err
 	}
-	return &kiosk.Error{Kind: kiosk.KindIO, Op: op, Err: err}
+	return &vocab.Error{Kind: vocab.KindIO, Op: op, Err: err}
 }

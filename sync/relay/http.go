@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -152,16 +152,16 @@ func (r *Relay) writeErr(w http.ResponseWriter, err error) {
 	if errors.As(err, &fe) {
 		msg = fe.Msg
 	}
-	switch kiosk.KindOf(err) {
-	case kiosk.KindInvalid:
+	switch vocab.KindOf(err) {
+	case vocab.KindInvalid:
 		if field == "body" && strings.Contains(msg, "too large") {
 			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: msg, Field: field})
 			return
 		}
 		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: msg, Field: field})
-	case kiosk.KindNotFound:
+	case vocab.KindNotFound:
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: msg, Field: field})
-	case kiosk.KindConflict, kiosk.KindRefused:
+	case vocab.KindConflict, vocab.KindRefused:
 		writeJSON(w, http.StatusConflict, ErrorBody{Error: msg, Field: field})
 	default:
 		r.logf("relay: admin call failed: %v", err)
@@ -186,15 +186,15 @@ func decodeRoster(b []byte) (Roster, error) {
 // body that leaves fields out is refused naming them, rather than silently resetting them to
 // the defaults (what a partial PUT used to do) or keeping stale stored values (a merge, under
 // which lists and the notice map would also behave unlike the scalars).
-func decodePolicy(b []byte) (kiosk.Policy, error) {
+func decodePolicy(b []byte) (vocab.Policy, error) {
 	const op = "put policy"
-	var v kiosk.Policy
+	var v vocab.Policy
 	if err := decodeStrict(op, b, &v); err != nil {
-		return kiosk.Policy{}, err
+		return vocab.Policy{}, err
 	}
 	var present map[string]json.RawMessage
 	if err := json.Unmarshal(b, &present); err != nil {
-		return kiosk.Policy{}, invalid(op, "body", "must be a JSON object")
+		return vocab.Policy{}, invalid(op, "body", "must be a JSON object")
 	}
 	var missing []string
 	for _, name := range policyFields() {
@@ -203,16 +203,16 @@ func decodePolicy(b []byte) (kiosk.Policy, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return kiosk.Policy{}, invalid(op, missing[0], "the policy is missing %s: PUT takes the whole policy (GET it, change it, PUT it back)",
+		return vocab.Policy{}, invalid(op, missing[0], "the policy is missing %s: PUT takes the whole policy (GET it, change it, PUT it back)",
 			strings.Join(missing, ", "))
 	}
 	return v, nil
 }
 
-// policyFields lists the JSON names of kiosk.Policy's fields, from its struct tags, so a field
+// policyFields lists the JSON names of vocab.Policy's fields, from its struct tags, so a field
 // added to the policy is required by PUT without a second list to keep in step.
 func policyFields() []string {
-	t := reflect.TypeFor[kiosk.Policy]()
+	t := reflect.TypeFor[vocab.Policy]()
 	names := make([]string, 0, t.NumField())
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
@@ -308,7 +308,7 @@ func (r *Relay) hRoster(w http.ResponseWriter, req *http.Request) {
 func (r *Relay) hPutPolicy(w http.ResponseWriter, req *http.Request) {
 	b, err := body("put policy", req, maxAdminBody)
 	if err == nil {
-		var p kiosk.Policy
+		var p vocab.Policy
 		if p, err = decodePolicy(b); err == nil {
 			if err = r.PutPolicy(req.PathValue("facility"), p); err == nil {
 				writeJSON(w, http.StatusOK, p)
@@ -381,7 +381,7 @@ func (r *Relay) hInbound(w http.ResponseWriter, req *http.Request) {
 	if err == nil {
 		var ir InboundRequest
 		if ir, err = decodeInbound(b); err == nil {
-			var m kiosk.Message
+			var m vocab.Message
 			if m, err = r.Inbound(ir); err == nil {
 				writeJSON(w, http.StatusCreated, m)
 				return
@@ -396,7 +396,7 @@ func (r *Relay) hReply(w http.ResponseWriter, req *http.Request) {
 	if err == nil {
 		var rr ReplyRequest
 		if err = decodeStrict("reply to request", b, &rr); err == nil {
-			var m kiosk.Message
+			var m vocab.Message
 			if m, err = r.ReplyToRequest(req.PathValue("message_id"), rr); err == nil {
 				writeJSON(w, http.StatusCreated, m)
 				return

@@ -6,7 +6,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -60,7 +60,7 @@ func forEachLetter(tx *bolt.Tx, bucket string, fn func(o Outbound) bool) error {
 }
 
 // itemLetter is what a letter's text is read from: the body of the item that carried it, as
-// kiosk.Message decodes it (the field is matched as it was when the letter was made).
+// vocab.Message decodes it (the field is matched as it was when the letter was made).
 type itemLetter struct {
 	Kind string `json:"kind"`
 	Body struct {
@@ -79,7 +79,7 @@ func fillBody(tx *bolt.Tx, bucket, key string, rec *letterRec) error {
 		err = fmt.Errorf("item %d carries message %q", rec.BodyItem, il.Body.ID)
 	}
 	if err != nil {
-		return &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: body: %w", key, err)}
+		return &vocab.Error{Kind: vocab.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: body: %w", key, err)}
 	}
 	rec.Body = il.Body.Body
 	return nil
@@ -110,7 +110,7 @@ func migrate2to3(tx *bolt.Tx) error {
 		if it.Refused != "" || (it.Kind != wire.UpMessage && it.Kind != wire.UpPREA) {
 			return true
 		}
-		var m kiosk.Message
+		var m vocab.Message
 		if json.Unmarshal(it.Body, &m) != nil {
 			return true
 		}

@@ -6,7 +6,7 @@ import (
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -20,13 +20,13 @@ type InboundRequest struct {
 
 // Inbound delivers a message from an approved contact to the inmate's terminals (every kiosk of
 // the facility and the inmate's tablet).
-func (r *Relay) Inbound(req InboundRequest) (kiosk.Message, error) {
+func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 	const op = "inbound"
 	if err := checkID(op, "inmate_id", req.InmateID); err != nil {
-		return kiosk.Message{}, err
+		return vocab.Message{}, err
 	}
 	if err := checkText(op, "from", req.From, true, 254); err != nil {
-		return kiosk.Message{}, err
+		return vocab.Message{}, err
 	}
 	m, err := r.deliverInbound(op, req.Subject, req.Body, func(tx *bolt.Tx) (inmateRec, error) {
 		var in inmateRec
@@ -37,24 +37,24 @@ func (r *Relay) Inbound(req InboundRequest) (kiosk.Message, error) {
 		if !ok {
 			return in, notFound(op, "inmate_id", "unknown inmate %q", req.InmateID)
 		}
-		if in.Status != kiosk.StatusActive || !in.Messaging {
+		if in.Status != vocab.StatusActive || !in.Messaging {
 			return in, conflict(op, "inmate_id", "inmate %q may not receive messages now (suspended or no messaging)", req.InmateID)
 		}
 		return in, nil
-	}, func(tx *bolt.Tx) (kiosk.Message, error) {
+	}, func(tx *bolt.Tx) (vocab.Message, error) {
 		all, err := inmateContacts(tx, req.InmateID)
 		if err != nil {
-			return kiosk.Message{}, err
+			return vocab.Message{}, err
 		}
 		for _, c := range all {
-			if c.State == kiosk.ContactApproved && (c.ID == req.From || strings.EqualFold(c.Email, req.From)) {
-				return kiosk.Message{Peer: c.ID, PeerName: c.Name}, nil
+			if c.State == vocab.ContactApproved && (c.ID == req.From || strings.EqualFold(c.Email, req.From)) {
+				return vocab.Message{Peer: c.ID, PeerName: c.Name}, nil
 			}
 		}
-		return kiosk.Message{}, notFound(op, "from", "%q is not an approved contact of inmate %q", req.From, req.InmateID)
+		return vocab.Message{}, notFound(op, "from", "%q is not an approved contact of inmate %q", req.From, req.InmateID)
 	})
 	if err != nil {
-		return kiosk.Message{}, err
+		return vocab.Message{}, err
 	}
 	r.logf("relay: inbound message %s for inmate %s", m.ID, m.InmateID)
 	return m, nil
@@ -71,15 +71,15 @@ type ReplyRequest struct {
 // ReplyToRequest delivers a department's answer to the inmate who wrote request requestID, as
 // an inbound_message whose reply_to is the request, to the inmate's terminals. A department
 // is no approved contact, so POST /admin/v1/inbound refuses it; this is its only way in.
-func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (kiosk.Message, error) {
+func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (vocab.Message, error) {
 	const op = "reply to request"
 	if err := checkID(op, "message_id", requestID); err != nil {
-		return kiosk.Message{}, err
+		return vocab.Message{}, err
 	}
 	if err := checkText(op, "from", req.From, true, 128); err != nil {
-		return kiosk.Message{}, err
+		return vocab.Message{}, err
 	}
-	var answer kiosk.Message
+	var answer vocab.Message
 	m, err := r.deliverInbound(op, req.Subject, req.Body, func(tx *bolt.Tx) (inmateRec, error) {
 		var in inmateRec
 		o, found, err := getLetter(tx, bOutbound, requestID)
@@ -98,7 +98,7 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (kiosk.Messag
 		if _, err := getJSON(tx, bFacilities, in.FacilityID, &fac); err != nil {
 			return in, err
 		}
-		var dept *kiosk.Department
+		var dept *vocab.Department
 		for _, d := range fac.policy().Departments {
 			if d.ID == o.Peer {
 				dept = &d
@@ -110,16 +110,16 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (kiosk.Messag
 			return in, conflict(op, "message_id", "message %q is not a request to one of the facility's departments", requestID)
 		case dept.ID != req.From:
 			return in, conflict(op, "from", "request %q was written to %q, not %q", requestID, dept.ID, req.From)
-		case o.Status != kiosk.MsgDelivered:
+		case o.Status != vocab.MsgDelivered:
 			return in, conflict(op, "message_id", "request %q is %s, not delivered", requestID, o.Status)
-		case in.Status != kiosk.StatusActive || !in.Messaging:
+		case in.Status != vocab.StatusActive || !in.Messaging:
 			return in, conflict(op, "message_id", "the inmate of request %q may not receive messages now (suspended or no messaging)", requestID)
 		}
-		answer = kiosk.Message{Peer: dept.ID, PeerName: dept.Name, ReplyTo: requestID}
+		answer = vocab.Message{Peer: dept.ID, PeerName: dept.Name, ReplyTo: requestID}
 		return in, nil
-	}, func(*bolt.Tx) (kiosk.Message, error) { return answer, nil })
+	}, func(*bolt.Tx) (vocab.Message, error) { return answer, nil })
 	if err != nil {
-		return kiosk.Message{}, err
+		return vocab.Message{}, err
 	}
 	r.logf("relay: reply %s to request %s for inmate %s", m.ID, requestID, m.InmateID)
 	return m, nil
@@ -130,19 +130,19 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (kiosk.Messag
 // facility's limit, sender gives who writes (a template with the sender and any reply_to, or a
 // refusal), and the letter is stored and sent to the inmate's terminals.
 func (r *Relay) deliverInbound(op, subject, body string, inmate func(*bolt.Tx) (inmateRec, error),
-	sender func(*bolt.Tx) (kiosk.Message, error)) (kiosk.Message, error) {
-	if err := checkText(op, "subject", subject, false, 200); err != nil {
-		return kiosk.Message{}, err
+	sender func(*bolt.Tx) (vocab.Message, error)) (vocab.Message, error) {
+	if err := checkText(op, "subject", subject, false, vocab.MaxSubjectChars); err != nil {
+		return vocab.Message{}, err
 	}
 	if strings.TrimSpace(body) == "" {
-		return kiosk.Message{}, invalid(op, "body", "is required")
+		return vocab.Message{}, invalid(op, "body", "is required")
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return kiosk.Message{}, ioErr(op, err)
+		return vocab.Message{}, ioErr(op, err)
 	}
 	now := r.clock.Now().UTC()
-	var m kiosk.Message
+	var m vocab.Message
 	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
 		in, err := inmate(tx)
 		if err != nil {
@@ -159,7 +159,7 @@ func (r *Relay) deliverInbound(op, subject, body string, inmate func(*bolt.Tx) (
 		if err != nil {
 			return err
 		}
-		m = kiosk.Message{ID: id.String(), InmateID: in.ID, Box: kiosk.BoxInbox, Peer: tmpl.Peer, PeerName: tmpl.PeerName,
+		m = vocab.Message{ID: id.String(), InmateID: in.ID, Box: vocab.BoxInbox, Peer: tmpl.Peer, PeerName: tmpl.PeerName,
 			Subject: subject, Body: body, ReplyTo: tmpl.ReplyTo, CreatedAt: now, UpdatedAt: now}
 		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
 			return err
@@ -167,14 +167,14 @@ func (r *Relay) deliverInbound(op, subject, body string, inmate func(*bolt.Tx) (
 		return f.toInmate(in.FacilityID, in.ID, "", wire.DownInboundMessage, m)
 	})
 	if err != nil {
-		return kiosk.Message{}, err
+		return vocab.Message{}, err
 	}
 	return m, nil
 }
 
 // OutboundFilter narrows the review list; empty fields match everything.
 type OutboundFilter struct {
-	Status   string // kiosk.MsgHeld, MsgDelivered, MsgRejected or ""
+	Status   string // vocab.MsgHeld, MsgDelivered, MsgRejected or ""
 	InmateID string
 }
 
@@ -182,7 +182,7 @@ type OutboundFilter struct {
 func (r *Relay) Outbound(flt OutboundFilter) ([]Outbound, error) {
 	const op = "list outbound"
 	switch flt.Status {
-	case "", kiosk.MsgHeld, kiosk.MsgDelivered, kiosk.MsgRejected:
+	case "", vocab.MsgHeld, vocab.MsgDelivered, vocab.MsgRejected:
 	default:
 		return nil, invalid(op, "status", "must be held, delivered or rejected")
 	}
@@ -226,7 +226,7 @@ func (r *Relay) PREAReports(inmateID string) ([]Outbound, error) {
 
 // ApproveOutbound releases a held message; the inmate's terminals see it delivered.
 func (r *Relay) ApproveOutbound(id string) (Outbound, error) {
-	return r.reviewOutbound("approve outbound", id, kiosk.MsgDelivered, "")
+	return r.reviewOutbound("approve outbound", id, vocab.MsgDelivered, "")
 }
 
 // RejectOutbound refuses a held message with a reason the inmate sees.
@@ -234,7 +234,7 @@ func (r *Relay) RejectOutbound(id, reason string) (Outbound, error) {
 	if err := checkText("reject outbound", "reason", reason, true, 500); err != nil {
 		return Outbound{}, err
 	}
-	return r.reviewOutbound("reject outbound", id, kiosk.MsgRejected, reason)
+	return r.reviewOutbound("reject outbound", id, vocab.MsgRejected, reason)
 }
 
 func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
@@ -252,7 +252,7 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 		if !ok {
 			return notFound(op, "id", "no outbound message %q", id)
 		}
-		if o.Status != kiosk.MsgHeld {
+		if o.Status != vocab.MsgHeld {
 			return conflict(op, "id", "message %q is already %s", id, o.Status)
 		}
 		o.Status, o.State, o.Reason, o.ReviewedAt, o.UpdatedAt = state, state, reason, now, now
@@ -273,7 +273,7 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 func (r *Relay) Contacts(status, inmateID string) ([]ContactRecord, error) {
 	const op = "list contacts"
 	switch status {
-	case "", kiosk.ContactPending, kiosk.ContactApproved, kiosk.ContactDeclined, kiosk.ContactRemoved:
+	case "", vocab.ContactPending, vocab.ContactApproved, vocab.ContactDeclined, vocab.ContactRemoved:
 	default:
 		return nil, invalid(op, "status", "must be pending, approved, declined or removed")
 	}
@@ -296,7 +296,7 @@ func (r *Relay) Contacts(status, inmateID string) ([]ContactRecord, error) {
 
 // ApproveContact lets the inmate write to a pending contact.
 func (r *Relay) ApproveContact(id string) (ContactRecord, error) {
-	return r.reviewContact("approve contact", id, kiosk.ContactApproved, "")
+	return r.reviewContact("approve contact", id, vocab.ContactApproved, "")
 }
 
 // DeclineContact refuses a pending contact; reason is optional.
@@ -304,7 +304,7 @@ func (r *Relay) DeclineContact(id, reason string) (ContactRecord, error) {
 	if err := checkText("decline contact", "reason", reason, false, 500); err != nil {
 		return ContactRecord{}, err
 	}
-	return r.reviewContact("decline contact", id, kiosk.ContactDeclined, reason)
+	return r.reviewContact("decline contact", id, vocab.ContactDeclined, reason)
 }
 
 func (r *Relay) reviewContact(op, id, state, reason string) (ContactRecord, error) {
@@ -322,7 +322,7 @@ func (r *Relay) reviewContact(op, id, state, reason string) (ContactRecord, erro
 		if !ok {
 			return notFound(op, "id", "no contact %q", id)
 		}
-		if c.State != kiosk.ContactPending {
+		if c.State != vocab.ContactPending {
 			return conflict(op, "id", "contact %q is %s, not pending", id, c.State)
 		}
 		c.State, c.Reason, c.UpdatedAt = state, reason, now

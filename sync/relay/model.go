@@ -3,14 +3,14 @@ package relay
 import (
 	"time"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // facilityRec is what the relay knows of a facility.
 type facilityRec struct {
 	ID           string        `json:"id"`
-	Policy       *kiosk.Policy `json:"policy,omitempty"`
+	Policy       *vocab.Policy `json:"policy,omitempty"`
 	HoldOutbound *bool         `json:"hold_outbound,omitempty"` // HoldByFacility only; nil means hold
 	UpdatedAt    time.Time     `json:"updated_at"`
 	// Notices are the facility's notices still in force (the newest maxNotices), for snapshots.
@@ -36,16 +36,16 @@ func (f *facilityRec) keepNotice(n wire.Notice, now time.Time) {
 	f.Notices = kept
 }
 
-func (f facilityRec) policy() kiosk.Policy {
+func (f facilityRec) policy() vocab.Policy {
 	if f.Policy != nil {
 		return *f.Policy
 	}
-	return kiosk.DefaultPolicy()
+	return vocab.DefaultPolicy()
 }
 
 // inmateRec is a roster entry with the facility it lives in.
 type inmateRec struct {
-	kiosk.Inmate
+	vocab.Inmate
 	FacilityID string `json:"facility_id"`
 }
 
@@ -93,17 +93,17 @@ type terminalRec struct {
 
 // Outbound is a message an inmate sent, as the reviewers see it.
 type Outbound struct {
-	kiosk.Message
+	vocab.Message
 	FacilityID string    `json:"facility_id"`
 	TerminalID string    `json:"terminal_id"`
-	Status     string    `json:"status"` // kiosk.MsgHeld, MsgDelivered, MsgRejected
+	Status     string    `json:"status"` // vocab.MsgHeld, MsgDelivered, MsgRejected
 	ReceivedAt time.Time `json:"received_at"`
 	ReviewedAt time.Time `json:"reviewed_at,omitempty"`
 }
 
 // ContactRecord is a contact as the relay keeps it.
 type ContactRecord struct {
-	kiosk.Contact
+	vocab.Contact
 	FacilityID string    `json:"facility_id"`
 	TerminalID string    `json:"terminal_id,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
@@ -116,7 +116,7 @@ type UsageRecord struct {
 	SessionID  string      `json:"session_id"`
 	InmateID   string      `json:"inmate_id"`
 	Minute     int         `json:"minute"`
-	Cents      kiosk.Cents `json:"cents"`
+	Cents      vocab.Cents `json:"cents"`
 	Reason     string      `json:"reason,omitempty"`
 	At         time.Time   `json:"at"`
 	TerminalID string      `json:"terminal_id"`
@@ -126,22 +126,22 @@ type UsageRecord struct {
 type Usage struct {
 	InmateID   string          `json:"inmate_id"`
 	Records    []UsageRecord   `json:"records"`
-	Sessions   []kiosk.Session `json:"sessions"`
-	TotalCents kiosk.Cents     `json:"total_cents"`
+	Sessions   []vocab.Session `json:"sessions"`
+	TotalCents vocab.Cents     `json:"total_cents"`
 }
 
 // totals are an inmate's running sums, updated in the transaction of each money record.
 type totals struct {
-	Deposits kiosk.Cents `json:"deposits_cents"`
-	Charges  kiosk.Cents `json:"charges_cents"`
-	Credits  kiosk.Cents `json:"credits_cents"`
+	Deposits vocab.Cents `json:"deposits_cents"`
+	Charges  vocab.Cents `json:"charges_cents"`
+	Credits  vocab.Cents `json:"credits_cents"`
 }
 
 // Balance is deposits - charges + credits across every terminal.
 type Balance struct {
 	InmateID     string      `json:"inmate_id"`
-	BalanceCents kiosk.Cents `json:"balance_cents"`
-	Deposits     kiosk.Cents `json:"deposits_cents"`
-	Charges      kiosk.Cents `json:"charges_cents"`
-	Credits      kiosk.Cents `json:"credits_cents"`
+	BalanceCents vocab.Cents `json:"balance_cents"`
+	Deposits     vocab.Cents `json:"deposits_cents"`
+	Charges      vocab.Cents `json:"charges_cents"`
+	Credits      vocab.Cents `json:"credits_cents"`
 }

@@ -5,21 +5,21 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // DepositRequest adds money to an inmate's account; Ref makes a retried deposit count once.
 type DepositRequest struct {
 	InmateID string      `json:"inmate_id"`
-	Cents    kiosk.Cents `json:"cents"`
+	Cents    vocab.Cents `json:"cents"`
 	Ref      string      `json:"ref"`
 }
 
 // Deposit records a deposit once per ref and sends it to the inmate's terminals. created is false
 // when the same ref was already recorded with the same inmate and amount (nothing changes); the same
 // ref with a different inmate or amount is a conflict.
-func (r *Relay) Deposit(req DepositRequest) (d kiosk.Deposit, created bool, err error) {
+func (r *Relay) Deposit(req DepositRequest) (d vocab.Deposit, created bool, err error) {
 	const op = "deposit"
 	if err := checkID(op, "inmate_id", req.InmateID); err != nil {
 		return d, false, err
@@ -32,7 +32,7 @@ func (r *Relay) Deposit(req DepositRequest) (d kiosk.Deposit, created bool, err 
 	}
 	now := r.clock.Now().UTC()
 	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
-		d, created = kiosk.Deposit{}, false
+		d, created = vocab.Deposit{}, false
 		var in inmateRec
 		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
 		if err != nil {
@@ -48,7 +48,7 @@ func (r *Relay) Deposit(req DepositRequest) (d kiosk.Deposit, created bool, err 
 		if max := fac.policy().MaxDeposit; req.Cents > max {
 			return invalid(op, "cents", "%d is more than the facility's largest deposit %d", req.Cents, max)
 		}
-		var prev kiosk.Deposit
+		var prev vocab.Deposit
 		if found, err := getJSON(tx, bDeposits, req.Ref, &prev); err != nil {
 			return err
 		} else if found {
@@ -58,7 +58,7 @@ func (r *Relay) Deposit(req DepositRequest) (d kiosk.Deposit, created bool, err 
 			d = prev
 			return nil
 		}
-		d = kiosk.Deposit{Ref: req.Ref, InmateID: req.InmateID, Cents: req.Cents, At: now}
+		d = vocab.Deposit{Ref: req.Ref, InmateID: req.InmateID, Cents: req.Cents, At: now}
 		if err := putJSON(tx, bDeposits, d.Ref, d); err != nil {
 			return err
 		}
@@ -72,7 +72,7 @@ func (r *Relay) Deposit(req DepositRequest) (d kiosk.Deposit, created bool, err 
 		return f.toInmate(in.FacilityID, in.ID, "", wire.DownDeposit, d)
 	})
 	if err != nil {
-		return kiosk.Deposit{}, false, err
+		return vocab.Deposit{}, false, err
 	}
 	if created {
 		r.logf("relay: deposit %s of %s for inmate %s", d.Ref, d.Cents, d.InmateID)
@@ -121,7 +121,7 @@ func (r *Relay) Usage(inmateID string) (Usage, error) {
 	if err := checkID(op, "inmate_id", inmateID); err != nil {
 		return Usage{}, err
 	}
-	u := Usage{InmateID: inmateID, Records: []UsageRecord{}, Sessions: []kiosk.Session{}}
+	u := Usage{InmateID: inmateID, Records: []UsageRecord{}, Sessions: []vocab.Session{}}
 	err := r.view(op, func(tx *bolt.Tx) error {
 		known, err := getJSON(tx, bInmates, inmateID, &inmateRec{})
 		if err != nil {
@@ -140,7 +140,7 @@ func (r *Relay) Usage(inmateID string) (Usage, error) {
 				return err
 			}
 		}
-		if err := forEachJSON(tx, bSessions, inmateID+"/", func(_ string, s kiosk.Session) bool {
+		if err := forEachJSON(tx, bSessions, inmateID+"/", func(_ string, s vocab.Session) bool {
 			u.Sessions = append(u.Sessions, s)
 			return true
 		}); err != nil {

@@ -3,6 +3,7 @@ package relay
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,5 +47,22 @@ func TestNoticeWithoutUntil(t *testing.T) {
 	var got wire.Notice
 	if err := json.Unmarshal(it.Body, &got); err != nil || !got.Until.Equal(until) {
 		t.Fatalf("downlink notice until = %v (%v), want %v: %s", got.Until, err, until, it.Body)
+	}
+}
+
+// A terminal shows a notice of at most 2000 bytes (vocab.ValidateNoticeText) and refuses a
+// longer one, so the relay refuses it when it is posted, naming the text, rather than take a
+// notice no screen will show: 1000 "ñ" are 2000 bytes and pass, 1001 are 2002 bytes and do
+// not, although they are only 1001 characters.
+func TestNoticeTextWithinTerminalLimit(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	e.must(http.StatusCreated, "POST", "/admin/v1/notices",
+		map[string]any{"facility_id": "north", "text": strings.Repeat("ñ", 1000)}, nil)
+	status, raw := e.call("POST", "/admin/v1/notices",
+		map[string]any{"facility_id": "north", "text": strings.Repeat("ñ", 1001)})
+	var body ErrorBody
+	if err := json.Unmarshal(raw, &body); err != nil || status != http.StatusBadRequest || body.Field != "text" {
+		t.Fatalf("post a notice of 2002 bytes: %d %s (%v), want 400 naming the text", status, raw, err)
 	}
 }

@@ -12,8 +12,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/pinhash"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // HoldPolicy says which outbound messages wait for a reviewer.
@@ -32,7 +33,7 @@ const (
 type Config struct {
 	// DataDir holds the relay's one bbolt file.
 	DataDir string
-	Logf    kiosk.Logf
+	Logf    vocab.Logf
 	Clock   clock.Clock
 	// AdminToken is the bearer token of the admin API; empty disables the admin API over HTTP
 	// (the Go methods still work, e.g. for an embedding demo).
@@ -40,8 +41,8 @@ type Config struct {
 	HoldPolicy HoldPolicy
 	// EnrollTTL is how long an enrollment code stays valid (default 24h).
 	EnrollTTL time.Duration
-	// PINParams are the argon2id costs for plain PINs in a roster (zero: kiosk.DefaultPINParams).
-	PINParams kiosk.PINParams
+	// PINParams are the argon2id costs for plain PINs in a roster (zero: pinhash.DefaultParams).
+	PINParams pinhash.Params
 	// HandshakeTimeout bounds hello+auth on a new connection (default 10s).
 	HandshakeTimeout time.Duration
 	// HelloTimeout bounds the wait for hello on a new connection (default 3s, at most
@@ -65,7 +66,7 @@ type Config struct {
 type Relay struct {
 	cfg   Config
 	db    *bolt.DB
-	logf  kiosk.Logf
+	logf  vocab.Logf
 	clock clock.Clock
 	hub   *hub
 	// handler serves everything; built once in Open.
@@ -101,8 +102,8 @@ func Open(cfg Config) (*Relay, error) {
 	if cfg.EnrollTTL <= 0 {
 		cfg.EnrollTTL = 24 * time.Hour
 	}
-	if cfg.PINParams == (kiosk.PINParams{}) {
-		cfg.PINParams = kiosk.DefaultPINParams()
+	if cfg.PINParams == (pinhash.Params{}) {
+		cfg.PINParams = pinhash.DefaultParams()
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second

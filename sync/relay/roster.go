@@ -11,7 +11,8 @@ import (
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/pinhash"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -60,11 +61,11 @@ func checkPIN(op, field, pin, hash string) error {
 	case pin != "" && hash != "":
 		return invalid(op, field+".pin", "give pin or pin_hash, not both")
 	case pin != "":
-		if err := kiosk.ValidatePIN(pin); err != nil {
+		if err := pinhash.ValidatePIN(pin); err != nil {
 			return invalid(op, field+".pin", "must be 4 to 12 digits")
 		}
 	case hash != "":
-		if err := kiosk.ValidatePINHash(hash); err != nil {
+		if err := pinhash.Validate(hash); err != nil {
 			return invalid(op, field+".pin_hash", "is not an argon2id hash this relay can verify")
 		}
 	}
@@ -72,11 +73,8 @@ func checkPIN(op, field, pin, hash string) error {
 }
 
 func checkBadges(op, field string, badges []string, owner string, seen map[string]string) error {
-	if len(badges) == 0 {
-		return invalid(op, field+".badges", "needs at least one badge")
-	}
-	// Their number and form are the terminals' rules (kiosk.RosterFieldError, checked first);
-	// here only that a badge is nobody else's in the roster.
+	// Their number (at least one) and form are the terminals' rules (vocab.RosterFieldError,
+	// checked first); here only that a badge is nobody else's in the roster.
 	for j, b := range badges {
 		f := fmt.Sprintf("%s.badges[%d]", field, j)
 		if prev, dup := seen[b]; dup {
@@ -89,7 +87,7 @@ func checkBadges(op, field string, badges []string, owner string, seen map[strin
 
 // released records that gone (suspended, as last sent) left facility's roster: a snapshot
 // repeats it, so a store restored from before the release does not let them in again.
-func released(tx *bolt.Tx, facility string, gone kiosk.Inmate) error {
+func released(tx *bolt.Tx, facility string, gone vocab.Inmate) error {
 	return putJSON(tx, bReleased, facility+"/"+gone.ID, gone)
 }
 
@@ -116,9 +114,9 @@ func validateRoster(facility string, ro Roster) error {
 			return invalid(op, f+".id", "inmate %q is listed twice", in.ID)
 		}
 		ids[in.ID] = true
-		// The terminals' own rules for a person (kiosk.RosterFieldError), so nothing the relay
+		// The terminals' own rules for a person (vocab.RosterFieldError), so nothing the relay
 		// takes is refused by a kiosk when it arrives.
-		if field, problem, bad := kiosk.RosterFieldError(f, kiosk.Inmate{ID: in.ID, Name: in.Name, Badges: in.Badges,
+		if field, problem, bad := vocab.RosterFieldError(f, vocab.Inmate{ID: in.ID, Name: in.Name, Badges: in.Badges,
 			Language: in.Language, Status: in.Status}); bad {
 			return invalid(op, field, "%s", problem)
 		}
@@ -139,7 +137,7 @@ func validateRoster(facility string, ro Roster) error {
 			return invalid(op, f+".id", "technician %q is listed twice", tc.ID)
 		}
 		techIDs[tc.ID] = true
-		if field, problem, bad := kiosk.RosterFieldError(f, kiosk.Technician{ID: tc.ID, Name: tc.Name, Badges: tc.Badges,
+		if field, problem, bad := vocab.RosterFieldError(f, vocab.Technician{ID: tc.ID, Name: tc.Name, Badges: tc.Badges,
 			Role: tc.Role}); bad {
 			return invalid(op, field, "%s", problem)
 		}
@@ -168,31 +166,31 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 	if err := validateRoster(facility, ro); err != nil {
 		return err
 	}
-	inmates := make([]kiosk.Inmate, len(ro.Inmates))
+	inmates := make([]vocab.Inmate, len(ro.Inmates))
 	for i, in := range ro.Inmates {
 		hash := in.PINHash
 		if in.PIN != "" {
-			h, err := kiosk.HashPINWith(in.PIN, r.cfg.PINParams)
+			h, err := pinhash.HashWith(in.PIN, r.cfg.PINParams)
 			if err != nil {
 				return invalid(op, fmt.Sprintf("inmates[%d].pin", i), "cannot be hashed")
 			}
 			hash = h
 		}
 		messaging := in.Messaging == nil || *in.Messaging
-		inmates[i] = kiosk.Inmate{ID: in.ID, Name: in.Name, Badges: in.Badges, PINHash: hash, Language: in.Language,
+		inmates[i] = vocab.Inmate{ID: in.ID, Name: in.Name, Badges: in.Badges, PINHash: hash, Language: in.Language,
 			Status: in.Status, Messaging: messaging, Media: in.Media}
 	}
-	techs := make([]kiosk.Technician, len(ro.Technicians))
+	techs := make([]vocab.Technician, len(ro.Technicians))
 	for i, tc := range ro.Technicians {
 		hash := tc.PINHash
 		if tc.PIN != "" {
-			h, err := kiosk.HashPINWith(tc.PIN, r.cfg.PINParams)
+			h, err := pinhash.HashWith(tc.PIN, r.cfg.PINParams)
 			if err != nil {
 				return invalid(op, fmt.Sprintf("technicians[%d].pin", i), "cannot be hashed")
 			}
 			hash = h
 		}
-		techs[i] = kiosk.Technician{ID: tc.ID, Name: tc.Name, Badges: tc.Badges, PINHash: hash, Role: tc.Role}
+		techs[i] = vocab.Technician{ID: tc.ID, Name: tc.Name, Badges: tc.Badges, PINHash: hash, Role: tc.Role}
 	}
 	now := r.clock.Now().UTC()
 	return r.update(op, func(tx *bolt.Tx, f *fanout) error {
@@ -219,7 +217,7 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 				return err
 			}
 			gone := in.Inmate
-			gone.Status = kiosk.StatusSuspended
+			gone.Status = vocab.StatusSuspended
 			if err := released(tx, facility, gone); err != nil {
 				return err
 			}
@@ -227,7 +225,7 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 				return err
 			}
 		}
-		var arrived []kiosk.Inmate
+		var arrived []vocab.Inmate
 		for i, in := range inmates {
 			var old inmateRec
 			found, err := getJSON(tx, bInmates, in.ID, &old)
@@ -248,7 +246,7 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 			if found && old.FacilityID != facility {
 				// Moved here from another facility: that facility's terminals stop letting them in.
 				gone := old.Inmate
-				gone.Status = kiosk.StatusSuspended
+				gone.Status = vocab.StatusSuspended
 				if err := released(tx, old.FacilityID, gone); err != nil {
 					return err
 				}
@@ -292,11 +290,11 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 	})
 }
 
-func (r *Relay) putTechnicians(tx *bolt.Tx, f *fanout, facility string, techs []kiosk.Technician) error {
+func (r *Relay) putTechnicians(tx *bolt.Tx, f *fanout, facility string, techs []vocab.Technician) error {
 	const op = "put roster"
 	prefix := facility + "/"
-	old := map[string]kiosk.Technician{}
-	if err := forEachJSON(tx, bTechnicians, prefix, func(k string, tc kiosk.Technician) bool {
+	old := map[string]vocab.Technician{}
+	if err := forEachJSON(tx, bTechnicians, prefix, func(k string, tc vocab.Technician) bool {
 		old[tc.ID] = tc
 		return true
 	}); err != nil {
@@ -382,7 +380,7 @@ func touchFacility(tx *bolt.Tx, facility string, now time.Time, change func(*fac
 }
 
 // PutPolicy validates and stores a facility's policy and sends it to every terminal of the facility.
-func (r *Relay) PutPolicy(facility string, p kiosk.Policy) error {
+func (r *Relay) PutPolicy(facility string, p vocab.Policy) error {
 	const op = "put policy"
 	if err := checkID(op, "facility", facility); err != nil {
 		return err
@@ -399,9 +397,9 @@ func (r *Relay) PutPolicy(facility string, p kiosk.Policy) error {
 	})
 }
 
-// policyField pulls the field name out of kiosk.Policy.Validate's "field: message".
+// policyField pulls the field name out of vocab.Policy.Validate's "field: message".
 func policyField(err error) string {
-	var ke *kiosk.Error
+	var ke *vocab.Error
 	if errors.As(err, &ke) && ke.Err != nil {
 		if f, _, ok := strings.Cut(ke.Err.Error(), ": "); ok {
 			return f
@@ -411,7 +409,7 @@ func policyField(err error) string {
 }
 
 func policyMsg(err error) string {
-	var ke *kiosk.Error
+	var ke *vocab.Error
 	if errors.As(err, &ke) && ke.Err != nil {
 		if _, m, ok := strings.Cut(ke.Err.Error(), ": "); ok {
 			return m
@@ -422,7 +420,7 @@ func policyMsg(err error) string {
 }
 
 // Policy returns a facility's policy (the default if it never set one).
-func (r *Relay) Policy(facility string) (kiosk.Policy, error) {
+func (r *Relay) Policy(facility string) (vocab.Policy, error) {
 	var fac facilityRec
 	var ok bool
 	err := r.view("read policy", func(tx *bolt.Tx) error {
@@ -431,10 +429,10 @@ func (r *Relay) Policy(facility string) (kiosk.Policy, error) {
 		return err
 	})
 	if err != nil {
-		return kiosk.Policy{}, err
+		return vocab.Policy{}, err
 	}
 	if !ok {
-		return kiosk.Policy{}, notFound("read policy", "facility", "unknown facility %q", facility)
+		return vocab.Policy{}, notFound("read policy", "facility", "unknown facility %q", facility)
 	}
 	return fac.policy(), nil
 }
@@ -489,11 +487,14 @@ func (r *Relay) PostNotice(req NoticeRequest) (wire.Notice, error) {
 			return wire.Notice{}, err
 		}
 	}
-	if err := checkText(op, "text", req.Text, true, 2000); err != nil {
+	if err := checkText(op, "text", req.Text, true, vocab.MaxNoticeText); err != nil {
 		return wire.Notice{}, err
 	}
-	if req.Language != "" && !kiosk.KnownLanguage(req.Language) {
-		return wire.Notice{}, invalid(op, "language", "must be \"en\", \"es\" or empty for every language")
+	if err := vocab.ValidateNoticeText(req.Text); err != nil {
+		return wire.Notice{}, invalid(op, "text", "%v: a terminal shows no longer notice", err)
+	}
+	if req.Language != "" && !vocab.KnownLanguage(req.Language) {
+		return wire.Notice{}, invalid(op, "language", "must be %s or empty for every language", vocab.QuotedLanguages())
 	}
 	now := r.clock.Now().UTC()
 	if !req.Until.IsZero() && !req.Until.After(now) {

@@ -7,7 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -37,8 +37,8 @@ func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo, now time.Time) 
 	// Who left the facility's roster, first: a store restored from a backup taken before a
 	// release must not let them in again, and any badge of theirs that someone else holds now
 	// goes to that person below (a terminal gives a badge to the person named last).
-	var gone []kiosk.Inmate
-	if err := forEachJSON(tx, bReleased, t.FacilityID+"/", func(_ string, in kiosk.Inmate) bool {
+	var gone []vocab.Inmate
+	if err := forEachJSON(tx, bReleased, t.FacilityID+"/", func(_ string, in vocab.Inmate) bool {
 		if t.Mode == wire.ModeKiosk || in.ID == t.InmateID {
 			gone = append(gone, in)
 		}
@@ -52,8 +52,8 @@ func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo, now time.Time) 
 		}
 	}
 	if t.Mode == wire.ModeKiosk {
-		var techs []kiosk.Technician
-		if err := forEachJSON(tx, bTechnicians, t.FacilityID+"/", func(_ string, tc kiosk.Technician) bool {
+		var techs []vocab.Technician
+		if err := forEachJSON(tx, bTechnicians, t.FacilityID+"/", func(_ string, tc vocab.Technician) bool {
 			techs = append(techs, tc)
 			return true
 		}); err != nil {
@@ -65,7 +65,7 @@ func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo, now time.Time) 
 			}
 		}
 	}
-	var inmates []kiosk.Inmate
+	var inmates []vocab.Inmate
 	served := map[string]bool{}
 	if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
 		if in.FacilityID == t.FacilityID && (t.Mode == wire.ModeKiosk || in.ID == t.InmateID) {
@@ -119,7 +119,7 @@ func lineage(tx *bolt.Tx, id string) (map[string]bool, error) {
 
 // mail is the letters a snapshot carries, by inmate.
 type mail struct {
-	inbound  map[string][]kiosk.Message
+	inbound  map[string][]vocab.Message
 	statuses map[string][]wire.MessageStatus
 }
 
@@ -127,8 +127,8 @@ type mail struct {
 // message that terminals in own forwarded (only the terminal that sent a message holds a copy
 // whose status can change; the others ignore it).
 func mailOf(tx *bolt.Tx, inmates, own map[string]bool) (mail, error) {
-	m := mail{inbound: map[string][]kiosk.Message{}, statuses: map[string][]wire.MessageStatus{}}
-	if err := forEachJSON(tx, bInbound, "", func(_ string, msg kiosk.Message) bool {
+	m := mail{inbound: map[string][]vocab.Message{}, statuses: map[string][]wire.MessageStatus{}}
+	if err := forEachJSON(tx, bInbound, "", func(_ string, msg vocab.Message) bool {
 		if inmates[msg.InmateID] {
 			m.inbound[msg.InmateID] = append(m.inbound[msg.InmateID], msg)
 		}
@@ -158,7 +158,7 @@ func mailOf(tx *bolt.Tx, inmates, own map[string]bool) (mail, error) {
 // snapshotInmate queues one inmate's roster entry, deposits, every charge and credit (those of
 // termID itself too: its store may have lost them, and a terminal skips a record it holds in its
 // own ledger), last session end, decided contacts, inbound messages and the statuses in m.
-func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in kiosk.Inmate, m mail) error {
+func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in vocab.Inmate, m mail) error {
 	if err := f.toTerminal(termID, wire.DownInmate, in); err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in kiosk.I
 	}
 	var items []item
 	for _, ref := range indexed(tx, in.ID, "d") {
-		var d kiosk.Deposit
+		var d vocab.Deposit
 		if _, err := getJSON(tx, bDeposits, ref, &d); err != nil {
 			return err
 		}
@@ -182,8 +182,8 @@ func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in kiosk.I
 			return err
 		}
 	}
-	var last *kiosk.Session
-	if err := forEachJSON(tx, bSessions, in.ID+"/", func(_ string, s kiosk.Session) bool {
+	var last *vocab.Session
+	if err := forEachJSON(tx, bSessions, in.ID+"/", func(_ string, s vocab.Session) bool {
 		if last == nil || s.End.After(last.End) {
 			s := s
 			last = &s
@@ -202,7 +202,7 @@ func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in kiosk.I
 	for _, c := range contacts {
 		// Pending requests stay with the terminal that made them, as in the fan-out; a decided
 		// contact (removed too: a restored terminal may still hold it approved) goes everywhere.
-		if c.State != kiosk.ContactPending {
+		if c.State != vocab.ContactPending {
 			items = append(items, item{wire.DownContact, c.Contact})
 		}
 	}

@@ -13,8 +13,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
-	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // DBFile is the relay's one bbolt file inside its data directory.
@@ -25,7 +25,7 @@ const (
 	bMeta        = "meta"
 	bFacilities  = "facilities"  // facility id -> facilityRec
 	bInmates     = "inmates"     // inmate id -> inmateRec
-	bTechnicians = "technicians" // facility id + "/" + technician id -> kiosk.Technician
+	bTechnicians = "technicians" // facility id + "/" + technician id -> vocab.Technician
 	bEnrollments = "enrollments" // sha256(code) hex -> enrollmentRec
 	bTerminals   = "terminals"   // terminal id -> terminalRec
 	bKeys        = "keys"        // terminal public key -> terminal id (a key enrolls once)
@@ -35,17 +35,17 @@ const (
 	bItems       = "items"       // arrival number (8 bytes) -> StoredItem: every uplink item stored, in order
 	bDown        = "down"        // terminal id -> nested bucket: seq (8 bytes) -> DownItem
 	bDownAcked   = "down_acked"  // terminal id -> highest downlink seq the terminal acknowledged
-	bDeposits    = "deposits"    // ref -> kiosk.Deposit
+	bDeposits    = "deposits"    // ref -> vocab.Deposit
 	bCharges     = "charges"     // inmate id + "/" + record id -> usageRec
 	bCredits     = "credits"     // inmate id + "/" + record id -> usageRec
-	bSessions    = "sessions"    // inmate id + "/" + session id -> kiosk.Session
+	bSessions    = "sessions"    // inmate id + "/" + session id -> vocab.Session
 	bBalances    = "balances"    // inmate id -> totals
 	bOutbound    = "outbound"    // message id -> letterRec (v3: the body text is in the item that carried it)
 	bPREA        = "prea"        // message id -> letterRec (never held, never shown in the review queue)
 	bContacts    = "contacts"    // contact id -> ContactRecord
 	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, or + "/c/" + contact id -> nil (index)
-	bInbound     = "inbound"     // message id -> kiosk.Message delivered to an inmate
-	bAudit       = "audit"       // terminal id + "/" + audit id -> kiosk.AuditEvent
+	bInbound     = "inbound"     // message id -> vocab.Message delivered to an inmate
+	bAudit       = "audit"       // terminal id + "/" + audit id -> vocab.AuditEvent
 	bDevices     = "devices"     // terminal id -> last device_status body
 	// v2: what each seq and each item id held, so a reused seq or id is told from a resend.
 	bSeqs      = "seqs"          // terminal id + "/" + epoch + "/" + seq (%020d) -> seqRec (item id, hash)
@@ -53,7 +53,7 @@ const (
 	bRefused   = "refused_items" // arrival number (8 bytes) -> Refusal: every uplink item refused for good
 	bConflicts = "seq_conflicts" // terminal id + "/" + epoch + "/" + seq (%020d) -> Refusal: a seq reused or skipped
 	// v4: who left a facility's roster, so a snapshot can tell a restored store they are gone.
-	bReleased = "released" // facility id + "/" + inmate id -> kiosk.Inmate as last sent (suspended)
+	bReleased = "released" // facility id + "/" + inmate id -> vocab.Inmate as last sent (suspended)
 )
 
 const kSchema = "schema_version"
@@ -96,17 +96,17 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 		return nil, invalid("open relay", "data_dir", "a data directory is required")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, &kiosk.Error{Kind: kiosk.KindIO, Op: "open relay", Err: fmt.Errorf("make data directory %s: %w", dir, err)}
+		return nil, &vocab.Error{Kind: vocab.KindIO, Op: "open relay", Err: fmt.Errorf("make data directory %s: %w", dir, err)}
 	}
 	path := filepath.Join(dir, DBFile)
 	db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: noSync})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, &kiosk.Error{Kind: kiosk.KindConflict, Op: "open relay", Err: fmt.Errorf("%s is in use by another process", path)}
+		return nil, &vocab.Error{Kind: vocab.KindConflict, Op: "open relay", Err: fmt.Errorf("%s is in use by another process", path)}
 	case errors.Is(err, boltfile.ErrDamaged):
 		return nil, damagedDB(path, err)
 	case err != nil:
-		return nil, &kiosk.Error{Kind: kiosk.KindIO, Op: "open relay", Err: fmt.Errorf("%s cannot be opened: %w", path, err)}
+		return nil, &vocab.Error{Kind: vocab.KindIO, Op: "open relay", Err: fmt.Errorf("%s cannot be opened: %w", path, err)}
 	}
 	// A cheap look at the tree bbolt will walk first: the buckets' root pages. A full page
 	// check would read the whole file on every start.
@@ -132,7 +132,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 	})
 	if version > schemaVersion {
 		db.Close()
-		return nil, &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "open relay", Err: fmt.Errorf(
+		return nil, &vocab.Error{Kind: vocab.KindCorrupt, Op: "open relay", Err: fmt.Errorf(
 			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
 	}
 	if version < schemaVersion {
@@ -160,7 +160,7 @@ func damagedDB(path string, err error) error {
 	if errors.As(err, &de) {
 		problem = de.Problem
 	}
-	return &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "open relay", Err: &boltfile.DamageError{Path: path,
+	return &vocab.Error{Kind: vocab.KindCorrupt, Op: "open relay", Err: &boltfile.DamageError{Path: path,
 		Problem: "the relay store is damaged (" + problem + "); " + RecoverAdvice}}
 }
 
@@ -184,7 +184,7 @@ func getJSON(tx *bolt.Tx, bucket, key string, v any) (bool, error) {
 		return false, nil
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return true, &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: %w", key, err)}
+		return true, &vocab.Error{Kind: vocab.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: %w", key, err)}
 	}
 	return true, nil
 }
@@ -215,7 +215,7 @@ func forEachJSON[T any](tx *bolt.Tx, bucket, prefix string, fn func(key string, 
 		}
 		var v T
 		if err := json.Unmarshal(raw, &v); err != nil {
-			return &kiosk.Error{Kind: kiosk.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: %w", k, err)}
+			return &vocab.Error{Kind: vocab.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: %w", k, err)}
 		}
 		if !fn(string(k), v) {
 			break

@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -100,7 +99,7 @@ func (r *Relay) storeBatches(t TerminalInfo, batches []upBatch, seen *seenRec) (
 
 // storeBatchTx is one batch of storeBatches inside its transaction: the ack, and a
 // *sequenceError if the batch stopped (what precedes the stop is stored).
-func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, b wire.Batch, prep []prepared, now time.Time) (wire.Ack, *sequenceError, error) {
+func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, b wire.Batch, prep []prepared, now time.Time) (wire.Ack, *sequenceError, error) {
 	ack := wire.Ack{Epoch: b.Epoch}
 	var stop *sequenceError
 	dk := []byte(dedupeKey(t.ID, b.Epoch))
@@ -156,7 +155,7 @@ func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 // resend (under a new epoch, or a new terminal id after re-enrollment): it counts in H, is not
 // stored or applied again, and its earlier refusal stands. An item id held with other content
 // is refused id_conflict. Anything else is applied by kind and stored.
-func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, epoch string, it wire.Item, p prepared, now time.Time) (string, error) {
+func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, now time.Time) (string, error) {
 	h := p.hash
 	sk := seqKey(t.ID, epoch, it.Seq)
 	if err := putJSON(tx, bSeqs, sk, seqRec{ItemID: it.ID, Hash: h}); err != nil {
@@ -299,7 +298,7 @@ func storedItemJSON(it wire.Item, canon json.RawMessage, termID, epoch string, n
 // applyItem stores one new item (p: its prepared body, n: its arrival number) by kind and
 // queues what other terminals must learn. It returns a refusal reason for an item refused for
 // good; an error aborts the whole batch.
-func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, it wire.Item, p prepared, n uint64, now time.Time) (string, error) {
+func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, it wire.Item, p prepared, n uint64, now time.Time) (string, error) {
 	decode := func(v any) bool { return json.Unmarshal(it.Body, v) == nil }
 	switch it.Kind {
 	case wire.UpMessage, wire.UpPREA:
@@ -307,19 +306,19 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
-		m := *v.(*kiosk.Message) // a copy: a re-run of the transaction starts from the same value
-		if it.Kind == wire.UpPREA || m.Peer == kiosk.PREAChannel {
+		m := *v.(*vocab.Message) // a copy: a re-run of the transaction starts from the same value
+		if it.Kind == wire.UpPREA || m.Peer == vocab.PREAChannel {
 			return r.applyPREA(tx, f, t, m, n, now)
 		}
 		return r.applyMessage(tx, f, t, fac, pol, m, n, now)
 	case wire.UpContactRequest:
-		var c kiosk.Contact
+		var c vocab.Contact
 		if !decode(&c) || checkID("", "", c.ID) != nil || strings.TrimSpace(c.Name) == "" || c.InmateID == "" {
 			return wire.RefuseInvalid, nil
 		}
 		return r.applyContactRequest(tx, t, pol, c, now)
 	case wire.UpContactRemove:
-		var c kiosk.Contact
+		var c vocab.Contact
 		if !decode(&c) || c.ID == "" || c.InmateID == "" {
 			return wire.RefuseInvalid, nil
 		}
@@ -331,13 +330,13 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
-		s := *v.(*kiosk.Session)
+		s := *v.(*vocab.Session)
 		s.Terminal = t.ID // what the relay saw, not what the body claims
 		if _, ok, err := f.inmateFor(t, s.InmateID); err != nil || !ok {
 			return wire.RefuseNotYours, err
 		}
 		key := s.InmateID + "/" + s.ID
-		var prev kiosk.Session
+		var prev vocab.Session
 		if found, err := getJSON(tx, bSessions, key, &prev); err != nil || found {
 			if err != nil || sameSessionEnd(prev, s) {
 				return "", err
@@ -353,8 +352,8 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		if err != nil {
 			return wire.RefuseInvalid, nil
 		}
-		ev := *v.(*kiosk.AuditEvent)
-		var prev kiosk.AuditEvent
+		ev := *v.(*vocab.AuditEvent)
+		var prev vocab.AuditEvent
 		if found, err := getJSON(tx, bAudit, t.ID+"/"+ev.ID, &prev); err != nil || found {
 			if err != nil || sameAudit(prev, ev) {
 				return "", err
@@ -426,19 +425,19 @@ func inmateFor(tx *bolt.Tx, t TerminalInfo, id string) (inmateRec, bool, error) 
 }
 
 // heldMessage finds a message id among outbound messages and PREA reports: one id space.
-func heldMessage(tx *bolt.Tx, id string) (kiosk.Message, bool, error) {
+func heldMessage(tx *bolt.Tx, id string) (vocab.Message, bool, error) {
 	for _, bucket := range []string{bOutbound, bPREA} {
 		o, found, err := getLetter(tx, bucket, id)
 		if err != nil || found {
 			return o.Message, found, err
 		}
 	}
-	return kiosk.Message{}, false, nil
+	return vocab.Message{}, false, nil
 }
 
 // messageIDReuse says what an uplink message whose id is already held is: a duplicate (""),
 // or an id reused for another message (id_conflict). found is false for a new id.
-func messageIDReuse(tx *bolt.Tx, m kiosk.Message) (reason string, found bool, err error) {
+func messageIDReuse(tx *bolt.Tx, m vocab.Message) (reason string, found bool, err error) {
 	prev, found, err := heldMessage(tx, m.ID)
 	if err != nil || !found {
 		return "", false, err
@@ -451,7 +450,7 @@ func messageIDReuse(tx *bolt.Tx, m kiosk.Message) (reason string, found bool, er
 
 // applyPREA stores a PREA report: never held, never refused for the inmate's status, contact
 // or money; but only for an inmate the terminal serves.
-func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m kiosk.Message, n uint64, now time.Time) (string, error) {
+func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m vocab.Message, n uint64, now time.Time) (string, error) {
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		return reason, err
 	}
@@ -462,12 +461,12 @@ func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m kiosk.Messag
 			return wire.RefuseNotYours, err
 		}
 	}
-	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: kiosk.MsgDelivered, ReceivedAt: now}
+	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: vocab.MsgDelivered, ReceivedAt: now}
 	f.logf("relay: PREA report %s received from terminal %s", m.ID, t.ID)
 	return "", putLetter(tx, bPREA, o, n)
 }
 
-func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol kiosk.Policy, m kiosk.Message, n uint64, now time.Time) (string, error) {
+func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, m vocab.Message, n uint64, now time.Time) (string, error) {
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		return reason, err
 	}
@@ -478,15 +477,15 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	if !ok {
 		return wire.RefuseInvalid, nil
 	}
-	if in.Status != kiosk.StatusActive || !in.Messaging {
+	if in.Status != vocab.StatusActive || !in.Messaging {
 		return wire.RefuseSuspended, nil
 	}
-	if utf8.RuneCountInString(m.Body) > pol.MaxMessageChars {
+	// The terminal's own rules for a letter (vocab.ValidateLetter): what Send refuses, the
+	// relay refuses too; a body too long for the policy first, by its own reason.
+	if vocab.LetterTooLong(m.Body, pol.MaxMessageChars) {
 		return wire.RefuseTooLarge, nil
 	}
-	// The terminal's own rules for a letter (kiosk.ValidateLetter): what Send refuses, the
-	// relay refuses too.
-	if kiosk.ValidateLetter(m.Body, m.Subject, pol.MaxMessageChars) != nil {
+	if vocab.ValidateLetter(m.Body, m.Subject, pol.MaxMessageChars) != nil {
 		return wire.RefuseInvalid, nil
 	}
 	known := false
@@ -499,16 +498,16 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 		if err != nil {
 			return "", err
 		}
-		known = found && c.InmateID == m.InmateID && c.State == kiosk.ContactApproved
+		known = found && c.InmateID == m.InmateID && c.State == vocab.ContactApproved
 	}
 	if !known {
 		return wire.RefuseUnknownContact, nil
 	}
-	status := kiosk.MsgDelivered
+	status := vocab.MsgDelivered
 	if r.holds(fac) {
-		status = kiosk.MsgHeld
+		status = vocab.MsgHeld
 	}
-	m.Box, m.State, m.UpdatedAt = kiosk.BoxOutbox, status, now
+	m.Box, m.State, m.UpdatedAt = vocab.BoxOutbox, status, now
 	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: status, ReceivedAt: now}
 	if err := putLetter(tx, bOutbound, o, n); err != nil {
 		return "", err
@@ -517,12 +516,12 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 		wire.MessageStatus{MessageID: m.ID, InmateID: m.InmateID, State: status, At: now})
 }
 
-func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol kiosk.Policy, c kiosk.Contact, now time.Time) (string, error) {
+func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol vocab.Policy, c vocab.Contact, now time.Time) (string, error) {
 	in, ok, err := inmateFor(tx, t, c.InmateID)
 	if err != nil {
 		return "", err
 	}
-	if !ok || len(c.Name) > 200 || len(c.Email) > 254 {
+	if !ok || len(c.Name) > wire.MaxContactName || len(c.Email) > wire.MaxContactEmail {
 		return wire.RefuseInvalid, nil
 	}
 	var prev ContactRecord
@@ -535,10 +534,10 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol kiosk.Polic
 	if found && (prev.InmateID != c.InmateID || !strings.EqualFold(prev.Email, c.Email)) {
 		return wire.RefuseIDConflict, nil
 	}
-	if found && (prev.State == kiosk.ContactPending || prev.State == kiosk.ContactApproved) {
+	if found && (prev.State == vocab.ContactPending || prev.State == vocab.ContactApproved) {
 		return "", nil // asked again for a contact already pending or approved: nothing new
 	}
-	if in.Status != kiosk.StatusActive {
+	if in.Status != vocab.StatusActive {
 		return wire.RefuseSuspended, nil
 	}
 	n := 0
@@ -547,14 +546,14 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol kiosk.Polic
 		return "", err
 	}
 	for _, x := range all {
-		if x.State == kiosk.ContactPending || x.State == kiosk.ContactApproved {
+		if x.State == vocab.ContactPending || x.State == vocab.ContactApproved {
 			n++
 		}
 	}
 	if n >= pol.MaxContacts {
 		return RefuseContactLimit, nil
 	}
-	c.State, c.Reason, c.UpdatedAt = kiosk.ContactPending, "", now
+	c.State, c.Reason, c.UpdatedAt = vocab.ContactPending, "", now
 	rec := ContactRecord{Contact: c, FacilityID: t.FacilityID, TerminalID: t.ID, CreatedAt: now}
 	if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(c.InmateID, "c", c.ID), nil); err != nil {
 		return "", err
@@ -563,13 +562,13 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol kiosk.Polic
 	return "", putJSON(tx, bContacts, c.ID, rec)
 }
 
-func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c kiosk.Contact, now time.Time) (string, error) {
+func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c vocab.Contact, now time.Time) (string, error) {
 	var prev ContactRecord
 	found, err := getJSON(tx, bContacts, c.ID, &prev)
 	if err != nil {
 		return "", err
 	}
-	if !found || prev.State == kiosk.ContactRemoved {
+	if !found || prev.State == vocab.ContactRemoved {
 		return "", nil
 	}
 	if _, ok, err := f.inmateFor(t, prev.InmateID); err != nil {
@@ -579,7 +578,7 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c kio
 	} else if prev.InmateID != c.InmateID {
 		return wire.RefuseIDConflict, nil
 	}
-	prev.State, prev.Reason, prev.UpdatedAt = kiosk.ContactRemoved, "", now
+	prev.State, prev.Reason, prev.UpdatedAt = vocab.ContactRemoved, "", now
 	if err := putJSON(tx, bContacts, c.ID, prev); err != nil {
 		return "", err
 	}
@@ -594,14 +593,14 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item)
 	var down any
 	switch it.Kind {
 	case wire.UpCharge:
-		var c kiosk.Charge
+		var c vocab.Charge
 		if json.Unmarshal(it.Body, &c) != nil {
 			return wire.RefuseInvalid, nil
 		}
 		u = UsageRecord{Kind: "charge", RecordID: c.RecordID, SessionID: c.SessionID, InmateID: c.InmateID, Minute: c.Minute, Cents: c.Cents, At: c.At}
 		down = c
 	default:
-		var c kiosk.Credit
+		var c vocab.Credit
 		if json.Unmarshal(it.Body, &c) != nil {
 			return wire.RefuseInvalid, nil
 		}
@@ -610,7 +609,7 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item)
 	}
 	u.TerminalID = t.ID
 	if u.RecordID == "" || len(u.RecordID) > wire.MaxIDLen || checkID("", "", u.InmateID) != nil ||
-		u.Cents < 0 || u.Cents > kiosk.MaxRatePerMinute || u.Minute < 0 {
+		u.Cents < 0 || u.Cents > vocab.MaxRatePerMinute || u.Minute < 0 {
 		return wire.RefuseInvalid, nil
 	}
 	// A terminal bills only inmates of its own facility (a tablet only its own inmate): an
@@ -704,13 +703,13 @@ func sameTerminalLineage(tx *bolt.Tx, creditTerminal, chargeTerminal string) (bo
 }
 
 // sameSessionEnd: two session ends of one session id describe the same session.
-func sameSessionEnd(a, b kiosk.Session) bool {
+func sameSessionEnd(a, b vocab.Session) bool {
 	return a.InmateID == b.InmateID && a.Start.Equal(b.Start) && a.End.Equal(b.End) && a.Minutes == b.Minutes &&
 		a.Charged == b.Charged && a.Credited == b.Credited && a.EndReason == b.EndReason
 }
 
 // sameAudit: two audit events of one id (from one terminal) are the same event.
-func sameAudit(a, b kiosk.AuditEvent) bool {
+func sameAudit(a, b vocab.AuditEvent) bool {
 	if a.Kind != b.Kind || a.Actor != b.Actor || !a.At.Equal(b.At) || len(a.Detail) != len(b.Detail) {
 		return false
 	}

@@ -8,7 +8,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/ledger"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -23,12 +24,12 @@ const maxVerifyProblems = 200
 //   - every uplink item id was stored once, and never above the high-water mark of its epoch;
 //   - every outbound message and PREA report is stored under its own id with a known status,
 //     and the item it names for its text is a letter item of that id.
-func (r *Relay) Verify() (kiosk.VerifyReport, error) {
-	var rep kiosk.VerifyReport
+func (r *Relay) Verify() (vocab.VerifyReport, error) {
+	var rep vocab.VerifyReport
 	err := r.inspect("verify", func(tx *bolt.Tx) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				rep.Problems = append(rep.Problems, kiosk.Problem{Check: "pages", Detail: fmt.Sprintf("page check panicked: %v", p)})
+				rep.Problems = append(rep.Problems, vocab.Problem{Check: "pages", Detail: fmt.Sprintf("page check panicked: %v", p)})
 			}
 		}()
 		rep = verifyRelayTx(tx)
@@ -39,7 +40,7 @@ func (r *Relay) Verify() (kiosk.VerifyReport, error) {
 	}
 	rep.OK = len(rep.Problems) == 0
 	if rep.Problems == nil {
-		rep.Problems = []kiosk.Problem{}
+		rep.Problems = []vocab.Problem{}
 	}
 	return rep, nil
 }
@@ -64,11 +65,11 @@ func (r *Relay) inspect(op string, fn func(tx *bolt.Tx) error) error {
 	return ioErr(op, err)
 }
 
-func verifyRelayTx(tx *bolt.Tx) kiosk.VerifyReport {
-	rep := kiosk.VerifyReport{Records: map[string]int{}}
+func verifyRelayTx(tx *bolt.Tx) vocab.VerifyReport {
+	rep := vocab.VerifyReport{Records: map[string]int{}}
 	add := func(check, format string, args ...any) {
 		if len(rep.Problems) < maxVerifyProblems {
-			rep.Problems = append(rep.Problems, kiosk.Problem{Check: check, Detail: fmt.Sprintf(format, args...)})
+			rep.Problems = append(rep.Problems, vocab.Problem{Check: check, Detail: fmt.Sprintf(format, args...)})
 		}
 	}
 	for cerr := range tx.Check() {
@@ -90,7 +91,7 @@ func verifyRelayTx(tx *bolt.Tx) kiosk.VerifyReport {
 		}
 		return sums[id]
 	}
-	eachRaw(tx, bDeposits, decodeErr(bDeposits), func(k string, d kiosk.Deposit) {
+	eachRaw(tx, bDeposits, decodeErr(bDeposits), func(k string, d vocab.Deposit) {
 		if d.Ref != k {
 			add("deposit_key", "deposit %q is stored under key %q", d.Ref, k)
 		}
@@ -160,7 +161,7 @@ func verifyRelayTx(tx *bolt.Tx) kiosk.VerifyReport {
 				}
 			}
 			switch o.Status {
-			case kiosk.MsgHeld, kiosk.MsgDelivered, kiosk.MsgRejected:
+			case vocab.MsgHeld, vocab.MsgDelivered, vocab.MsgRejected:
 			default:
 				add("letter_status", "%s message %s has status %q", bucket, k, o.Status)
 			}
@@ -196,13 +197,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// LedgerFor is the relay's side of kiosk.Reconcile for one terminal: the balance of every
+// LedgerFor is the relay's side of ledger.Reconcile for one terminal: the balance of every
 // inmate the terminal serves now (a kiosk: its facility's; a tablet: its own inmate), and the
 // state of each named letter as the relay holds it: its review status, "delivered" for a PREA
 // report, or "rejected" with the reason when the relay refused the item that carried it.
-func (r *Relay) LedgerFor(terminalID string, letters []string) (kiosk.Ledger, error) {
+func (r *Relay) LedgerFor(terminalID string, letters []string) (ledger.Ledger, error) {
 	const op = "ledger"
-	l := kiosk.Ledger{Balances: map[string]kiosk.Cents{}, Letters: map[string]kiosk.LetterState{}}
+	l := ledger.Ledger{Balances: map[string]vocab.Cents{}, Letters: map[string]ledger.LetterState{}}
 	err := r.view(op, func(tx *bolt.Tx) error {
 		var t terminalRec
 		ok, err := getJSON(tx, bTerminals, terminalID, &t)
@@ -234,13 +235,13 @@ func (r *Relay) LedgerFor(terminalID string, letters []string) (kiosk.Ledger, er
 			if ok, err := getJSON(tx, bOutbound, id, &o); err != nil {
 				return err
 			} else if ok {
-				l.Letters[id] = kiosk.LetterState{InmateID: o.InmateID, Peer: o.Peer, State: o.Status, Reason: o.Reason}
+				l.Letters[id] = ledger.LetterState{InmateID: o.InmateID, Peer: o.Peer, State: o.Status, Reason: o.Reason}
 				continue
 			}
 			if ok, err := getJSON(tx, bPREA, id, &o); err != nil {
 				return err
 			} else if ok {
-				l.Letters[id] = kiosk.LetterState{InmateID: o.InmateID, Peer: kiosk.PREAChannel, State: kiosk.MsgDelivered}
+				l.Letters[id] = ledger.LetterState{InmateID: o.InmateID, Peer: vocab.PREAChannel, State: vocab.MsgDelivered}
 			}
 		}
 		// A letter the relay refused lives only as a refused uplink item.
@@ -248,18 +249,18 @@ func (r *Relay) LedgerFor(terminalID string, letters []string) (kiosk.Ledger, er
 			if it.Refused == "" || (it.Kind != wire.UpMessage && it.Kind != wire.UpPREA) {
 				return true
 			}
-			var m kiosk.Message
+			var m vocab.Message
 			if json.Unmarshal(it.Body, &m) != nil || !want[m.ID] {
 				return true
 			}
 			if _, stored := l.Letters[m.ID]; !stored {
-				l.Letters[m.ID] = kiosk.LetterState{InmateID: m.InmateID, Peer: m.Peer, State: kiosk.MsgRejected, Reason: it.Refused}
+				l.Letters[m.ID] = ledger.LetterState{InmateID: m.InmateID, Peer: m.Peer, State: vocab.MsgRejected, Reason: it.Refused}
 			}
 			return true
 		})
 	})
 	if err != nil {
-		return kiosk.Ledger{}, err
+		return ledger.Ledger{}, err
 	}
 	return l, nil
 }

@@ -8,7 +8,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // A relay reads a terminal's backlog as batch frames of up to a thousand letters. Through
@@ -17,7 +17,7 @@ import (
 // it. The batch decoder here reads a batch frame in one pass: the envelope, the batch and its
 // items are walked once, each item body is validated where it lies, its compactness noted (so
 // the relay stores it as it came, see UpBody.Compact), and a message or prea body decoded into
-// its kiosk.Message on the way.
+// its vocab.Message on the way.
 //
 // It takes only the frames terminals write (wire.Encode's): field names exactly as this package
 // spells them, each once, values of the declared JSON type. Anything else, valid or not (a
@@ -643,11 +643,11 @@ func (s *scanner) item(bodies bool) (Item, UpBody, bool) {
 	return it, up, ok && seen&16 != 0
 }
 
-// message decodes a message body as encoding/json decodes a kiosk.Message. ok is false for
+// message decodes a message body as encoding/json decodes a vocab.Message. ok is false for
 // invalid JSON; regular is false for valid JSON it leaves to encoding/json (a value of another
 // JSON type than its field's, a null, a key that differs from a field's name only in case).
-func (s *scanner) message() (m *kiosk.Message, regular, ok bool) {
-	m = new(kiosk.Message)
+func (s *scanner) message() (m *vocab.Message, regular, ok bool) {
+	m = new(vocab.Message)
 	regular = true
 	ok = s.object(messageFields, func(k string, plain bool) bool {
 		if !plain {

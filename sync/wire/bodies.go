@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // The uplink item bodies, field by field (docs/PROTOCOL.md, "Uplink bodies"). CheckUpBody is
@@ -55,9 +55,9 @@ func CheckUpBody(kind string, body json.RawMessage) error {
 }
 
 // DecodeUpBody is CheckUpBody that also returns the body decoded, so a relay checks and reads
-// it in one pass: *kiosk.Message (message, prea), *kiosk.Contact (contact_request,
-// contact_remove), *kiosk.Charge, *kiosk.Credit, *kiosk.Session (session_end),
-// *kiosk.AuditEvent (audit); nil for device_status and an unknown kind.
+// it in one pass: *vocab.Message (message, prea), *vocab.Contact (contact_request,
+// contact_remove), *vocab.Charge, *vocab.Credit, *vocab.Session (session_end),
+// *vocab.AuditEvent (audit); nil for device_status and an unknown kind.
 func DecodeUpBody(kind string, body json.RawMessage) (any, error) {
 	v, err := checkUpBody(kind, body)
 	if err != nil {
@@ -95,13 +95,13 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 	}
 	switch kind {
 	case UpMessage, UpPREA:
-		m := new(kiosk.Message)
+		m := new(vocab.Message)
 		if err := decode(m); err != nil {
 			return nil, err
 		}
 		return m, checkMessage(kind, m)
 	case UpContactRequest:
-		c := new(kiosk.Contact)
+		c := new(vocab.Contact)
 		if err := decode(c); err != nil {
 			return nil, err
 		}
@@ -122,7 +122,7 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 		}
 		return c, nil
 	case UpContactRemove:
-		c := new(kiosk.Contact)
+		c := new(vocab.Contact)
 		if err := decode(c); err != nil {
 			return nil, err
 		}
@@ -131,14 +131,14 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 		}
 		return c, nonEmpty("inmate_id", c.InmateID)
 	case UpCharge, UpCredit:
-		var c kiosk.Credit
+		var c vocab.Credit
 		var out any = &c
 		if kind == UpCharge {
-			ch := new(kiosk.Charge)
+			ch := new(vocab.Charge)
 			if err := decode(ch); err != nil {
 				return nil, err
 			}
-			c, out = kiosk.Credit{RecordID: ch.RecordID, InmateID: ch.InmateID, Minute: ch.Minute, Cents: ch.Cents}, ch
+			c, out = vocab.Credit{RecordID: ch.RecordID, InmateID: ch.InmateID, Minute: ch.Minute, Cents: ch.Cents}, ch
 		} else if err := decode(&c); err != nil {
 			return nil, err
 		}
@@ -148,18 +148,18 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 		if err := CheckRecordID("inmate_id", c.InmateID); err != nil {
 			return nil, err
 		}
-		if c.Cents < 0 || c.Cents > kiosk.MaxRatePerMinute {
-			return nil, fmt.Errorf("cents %d is outside 0..%d", c.Cents, kiosk.MaxRatePerMinute)
+		if c.Cents < 0 || c.Cents > vocab.MaxRatePerMinute {
+			return nil, fmt.Errorf("cents %d is outside 0..%d", c.Cents, vocab.MaxRatePerMinute)
 		}
 		if c.Minute < 0 {
 			return nil, fmt.Errorf("minute %d is negative", c.Minute)
 		}
 		return out, nil
 	case UpSessionEnd:
-		s := new(kiosk.Session)
+		s := new(vocab.Session)
 		return s, checkSessionEnd(s, need, decode)
 	case UpAudit:
-		ev := new(kiosk.AuditEvent)
+		ev := new(vocab.AuditEvent)
 		return ev, checkAudit(ev, need, decode)
 	case UpDeviceStatus:
 		return nil, nil // any JSON object
@@ -169,7 +169,7 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 
 // checkMessage is the schema check of a message or prea body once decoded (DecodeUpBody and
 // the batch decoder share it).
-func checkMessage(kind string, m *kiosk.Message) error {
+func checkMessage(kind string, m *vocab.Message) error {
 	if err := CheckRecordID("id", m.ID); err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func checkTime(field string, t time.Time) error {
 	return nil
 }
 
-func checkSessionEnd(s *kiosk.Session, need func(...string) error, decode func(any) error) error {
+func checkSessionEnd(s *vocab.Session, need func(...string) error, decode func(any) error) error {
 	if err := need("id", "inmate_id", "start", "end", "minutes", "rate_cents", "charged_cents", "credited_cents", "end_reason"); err != nil {
 		return err
 	}
@@ -218,10 +218,10 @@ func checkSessionEnd(s *kiosk.Session, need func(...string) error, decode func(a
 	if s.Minutes < 0 || s.Minutes > MaxSessionMinutes {
 		return fmt.Errorf("minutes %d is outside 0..%d", s.Minutes, MaxSessionMinutes)
 	}
-	if s.Rate < 0 || s.Rate > kiosk.MaxRatePerMinute {
-		return fmt.Errorf("rate_cents %d is outside 0..%d", s.Rate, kiosk.MaxRatePerMinute)
+	if s.Rate < 0 || s.Rate > vocab.MaxRatePerMinute {
+		return fmt.Errorf("rate_cents %d is outside 0..%d", s.Rate, vocab.MaxRatePerMinute)
 	}
-	if maxCharged := kiosk.Cents(MaxSessionMinutes) * kiosk.MaxRatePerMinute; s.Charged < 0 || s.Charged > maxCharged {
+	if maxCharged := vocab.Cents(MaxSessionMinutes) * vocab.MaxRatePerMinute; s.Charged < 0 || s.Charged > maxCharged {
 		return fmt.Errorf("charged_cents %d is outside 0..%d", s.Charged, maxCharged)
 	}
 	if s.Credited < 0 || s.Credited > s.Charged {
@@ -233,7 +233,7 @@ func checkSessionEnd(s *kiosk.Session, need func(...string) error, decode func(a
 	return CheckIDText("end_reason", string(s.EndReason))
 }
 
-func checkAudit(ev *kiosk.AuditEvent, need func(...string) error, decode func(any) error) error {
+func checkAudit(ev *vocab.AuditEvent, need func(...string) error, decode func(any) error) error {
 	if err := need("id", "at", "kind"); err != nil {
 		return err
 	}
@@ -246,30 +246,30 @@ func checkAudit(ev *kiosk.AuditEvent, need func(...string) error, decode func(an
 	if err := checkTime("at", ev.At); err != nil {
 		return err
 	}
-	if ev.Kind == "" || len(ev.Kind) > kiosk.MaxAuditKindLen {
-		return fmt.Errorf("kind must be 1 to %d bytes", kiosk.MaxAuditKindLen)
+	if ev.Kind == "" || len(ev.Kind) > vocab.MaxAuditKindLen {
+		return fmt.Errorf("kind must be 1 to %d bytes", vocab.MaxAuditKindLen)
 	}
 	if err := CheckIDText("kind", ev.Kind); err != nil {
 		return err
 	}
-	if len(ev.Actor) > kiosk.MaxAuditActorLen {
-		return fmt.Errorf("actor is %d bytes, limit %d", len(ev.Actor), kiosk.MaxAuditActorLen)
+	if len(ev.Actor) > vocab.MaxAuditActorLen {
+		return fmt.Errorf("actor is %d bytes, limit %d", len(ev.Actor), vocab.MaxAuditActorLen)
 	}
 	if err := CheckIDText("actor", ev.Actor); err != nil {
 		return err
 	}
-	if len(ev.Detail) > kiosk.MaxAuditDetail {
-		return fmt.Errorf("detail has %d entries, limit %d", len(ev.Detail), kiosk.MaxAuditDetail)
+	if len(ev.Detail) > vocab.MaxAuditDetail {
+		return fmt.Errorf("detail has %d entries, limit %d", len(ev.Detail), vocab.MaxAuditDetail)
 	}
 	for k, v := range ev.Detail {
-		if k == "" || len(k) > kiosk.MaxAuditDetailKey {
-			return fmt.Errorf("detail key %q must be 1 to %d bytes", cut(k), kiosk.MaxAuditDetailKey)
+		if k == "" || len(k) > vocab.MaxAuditDetailKey {
+			return fmt.Errorf("detail key %q must be 1 to %d bytes", cut(k), vocab.MaxAuditDetailKey)
 		}
 		if err := CheckIDText("detail key", k); err != nil {
 			return err
 		}
-		if len(v) > kiosk.MaxAuditDetailValue {
-			return fmt.Errorf("detail %q is %d bytes, limit %d", cut(k), len(v), kiosk.MaxAuditDetailValue)
+		if len(v) > vocab.MaxAuditDetailValue {
+			return fmt.Errorf("detail %q is %d bytes, limit %d", cut(k), len(v), vocab.MaxAuditDetailValue)
 		}
 	}
 	return nil

@@ -1,21 +1,24 @@
 package wire
 
-import "github.com/tether-kiosk/tether/kiosk"
+import (
+	"github.com/tether-kiosk/tether/kiosk/vocab"
+)
 
-// Downlink kinds. Bodies whose shape is a kiosk record use that record's JSON (kiosk/model.go
-// field names are the wire names); the others are defined here. kiosk/downlink.go applies them.
+// Downlink kinds. Bodies whose shape is a shared record use that record's JSON
+// (kiosk/vocab/records.go field names are the wire names); the others are defined here.
+// kiosk/downlink.go applies them.
 const (
-	DownInboundMessage   = "inbound_message"    // kiosk.Message, box "inbox"
+	DownInboundMessage   = "inbound_message"    // vocab.Message, box "inbox"
 	DownMessageStatus    = "message_status"     // MessageStatus
-	DownInmate           = "inmate"             // kiosk.Inmate: added or updated (status, badges, pin_hash...)
-	DownTechnician       = "technician"         // kiosk.Technician: added or updated
+	DownInmate           = "inmate"             // vocab.Inmate: added or updated (status, badges, pin_hash...)
+	DownTechnician       = "technician"         // vocab.Technician: added or updated
 	DownTechnicianRemove = "technician_removed" // TechnicianRemoved
-	DownDeposit          = "deposit"            // kiosk.Deposit; applied once per ref
-	DownContact          = "contact"            // kiosk.Contact: approved, declined or removed, with reason
-	DownPolicy           = "policy"             // kiosk.Policy: the whole facility policy
-	DownRemoteCharge     = "remote_charge"      // kiosk.Charge from another terminal; applied once per record_id
-	DownRemoteCredit     = "remote_credit"      // kiosk.Credit from another terminal; applied once per record_id
-	DownRemoteSessionEnd = "remote_session_end" // kiosk.Session ended on another terminal: sets cool-down
+	DownDeposit          = "deposit"            // vocab.Deposit; applied once per ref
+	DownContact          = "contact"            // vocab.Contact: approved, declined or removed, with reason
+	DownPolicy           = "policy"             // vocab.Policy: the whole facility policy
+	DownRemoteCharge     = "remote_charge"      // vocab.Charge from another terminal; applied once per record_id
+	DownRemoteCredit     = "remote_credit"      // vocab.Credit from another terminal; applied once per record_id
+	DownRemoteSessionEnd = "remote_session_end" // vocab.Session ended on another terminal: sets cool-down
 	DownNotice           = "notice"             // Notice
 )
 
@@ -24,16 +27,16 @@ var DownKinds = []string{DownInboundMessage, DownMessageStatus, DownInmate, Down
 	DownTechnicianRemove, DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit,
 	DownRemoteSessionEnd, DownNotice}
 
-// Uplink item kinds (kiosk.ItemKind values).
+// Uplink item kinds (vocab.ItemKind values).
 const (
-	UpMessage        = "message"         // kiosk.Message (outbox)
-	UpPREA           = "prea"            // kiosk.Message to the PREA channel
-	UpContactRequest = "contact_request" // kiosk.Contact
-	UpContactRemove  = "contact_remove"  // kiosk.Contact
-	UpCharge         = "charge"          // kiosk.Charge
-	UpCredit         = "credit"          // kiosk.Credit
-	UpSessionEnd     = "session_end"     // kiosk.Session
-	UpAudit          = "audit"           // kiosk.AuditEvent
+	UpMessage        = "message"         // vocab.Message (outbox)
+	UpPREA           = "prea"            // vocab.Message to the PREA channel
+	UpContactRequest = "contact_request" // vocab.Contact
+	UpContactRemove  = "contact_remove"  // vocab.Contact
+	UpCharge         = "charge"          // vocab.Charge
+	UpCredit         = "credit"          // vocab.Credit
+	UpSessionEnd     = "session_end"     // vocab.Session
+	UpAudit          = "audit"           // vocab.AuditEvent
 	UpDeviceStatus   = "device_status"   // free-form object from the device layer
 )
 
@@ -45,7 +48,7 @@ var UpKinds = []string{UpMessage, UpPREA, UpContactRequest, UpContactRemove, UpC
 // state of a message the terminal sent, TechnicianRemoved takes a technician off the roster,
 // Notice is text to show on screen (to everyone when InmateID is empty).
 type (
-	MessageStatus     = kiosk.MessageStatus
-	TechnicianRemoved = kiosk.TechnicianRemoved
-	Notice            = kiosk.Notice
+	MessageStatus     = vocab.MessageStatus
+	TechnicianRemoved = vocab.TechnicianRemoved
+	Notice            = vocab.Notice
 )

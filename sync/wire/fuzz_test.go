@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 func FuzzDecodeFrame(f *testing.F) {
@@ -147,7 +147,7 @@ func FuzzCheckUpBody(f *testing.F) {
 // leave to encoding/json or refuse as it does.
 func batchSeeds() []string {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	msg := kiosk.Message{ID: "m-1", InmateID: "A1", Box: "outbox", Peer: "c-1", PeerName: "Mom", Subject: "Sunday <3",
+	msg := vocab.Message{ID: "m-1", InmateID: "A1", Box: "outbox", Peer: "c-1", PeerName: "Mom", Subject: "Sunday <3",
 		Body: "line one\nline \"two\" & \u2028 \U0001F600 \\ end", State: "queued", CreatedAt: at, UpdatedAt: at}
 	mb, _ := json.Marshal(msg)
 	item := func(seq int, kind, body string) string {
@@ -246,7 +246,7 @@ func TestBatchDecoderTakesEncodedBatches(t *testing.T) {
 	if !ok {
 		t.Fatal("a batch as wire.Encode writes it went to encoding/json")
 	}
-	if len(ups) != 3 || !ups[0].Compact || ups[0].Err != nil || ups[0].Value.(*kiosk.Message).Body == "" {
+	if len(ups) != 3 || !ups[0].Compact || ups[0].Err != nil || ups[0].Value.(*vocab.Message).Body == "" {
 		t.Fatalf("bodies: %#v", ups)
 	}
 	body := f.Batch.Items[0].Body

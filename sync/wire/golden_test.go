@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 var update = flag.Bool("update", false, "rewrite sync/wire/testdata/golden from the values in golden_test.go")
@@ -117,20 +117,20 @@ func goldenFrames(t *testing.T) map[string]any {
 func goldenUpBodies() map[string]any {
 	at := time.Date(2026, 3, 1, 12, 0, 2, 0, time.UTC)
 	return map[string]any{
-		UpMessage: kiosk.Message{ID: "01920c6e-8f00-7000-8000-000000000001", InmateID: "A123456", Box: kiosk.BoxOutbox,
-			Peer: "c-17", PeerName: "Mom", Subject: "Sunday", Body: "Hi Mom", State: kiosk.MsgQueued, CreatedAt: at, UpdatedAt: at},
-		UpPREA: kiosk.Message{ID: "01920c6e-8f00-7000-8000-000000000003", Box: kiosk.BoxOutbox,
-			Peer: kiosk.PREAChannel, PeerName: "PREA report", Body: "An anonymous report.", State: kiosk.MsgQueued, CreatedAt: at, UpdatedAt: at},
-		UpContactRequest: kiosk.Contact{ID: "01920c6e-8f00-7000-8000-0000000000c1", InmateID: "A123456", Name: "Mom",
-			Email: "mom@example.org", State: kiosk.ContactPending, UpdatedAt: at},
-		UpContactRemove: kiosk.Contact{ID: "c-17", InmateID: "A123456", Name: "Mom", Email: "mom@example.org",
-			State: kiosk.ContactRemoved, UpdatedAt: at},
-		UpCharge: kiosk.Charge{RecordID: "s-9/000003", SessionID: "s-9", InmateID: "A123456", Minute: 3, Cents: 5, At: at.Add(3 * time.Second)},
-		UpCredit: kiosk.Credit{RecordID: "s-9/000003", SessionID: "s-9", InmateID: "A123456", Minute: 3, Cents: 5,
-			Reason: kiosk.CreditStall, At: at.Add(40 * time.Second)},
-		UpSessionEnd: kiosk.Session{ID: "s-9", InmateID: "A123456", Terminal: vectorTerminal, Start: at.Add(-3 * time.Minute),
-			End: at.Add(50 * time.Second), Minutes: 4, Rate: 5, Charged: 20, Credited: 5, EndReason: kiosk.EndLogout},
-		UpAudit: kiosk.AuditEvent{ID: "01920c6e-8f00-7000-8000-0000000000a1", At: at, Kind: "login_ok", Actor: "A123456",
+		UpMessage: vocab.Message{ID: "01920c6e-8f00-7000-8000-000000000001", InmateID: "A123456", Box: vocab.BoxOutbox,
+			Peer: "c-17", PeerName: "Mom", Subject: "Sunday", Body: "Hi Mom", State: vocab.MsgQueued, CreatedAt: at, UpdatedAt: at},
+		UpPREA: vocab.Message{ID: "01920c6e-8f00-7000-8000-000000000003", Box: vocab.BoxOutbox,
+			Peer: vocab.PREAChannel, PeerName: "PREA report", Body: "An anonymous report.", State: vocab.MsgQueued, CreatedAt: at, UpdatedAt: at},
+		UpContactRequest: vocab.Contact{ID: "01920c6e-8f00-7000-8000-0000000000c1", InmateID: "A123456", Name: "Mom",
+			Email: "mom@example.org", State: vocab.ContactPending, UpdatedAt: at},
+		UpContactRemove: vocab.Contact{ID: "c-17", InmateID: "A123456", Name: "Mom", Email: "mom@example.org",
+			State: vocab.ContactRemoved, UpdatedAt: at},
+		UpCharge: vocab.Charge{RecordID: "s-9/000003", SessionID: "s-9", InmateID: "A123456", Minute: 3, Cents: 5, At: at.Add(3 * time.Second)},
+		UpCredit: vocab.Credit{RecordID: "s-9/000003", SessionID: "s-9", InmateID: "A123456", Minute: 3, Cents: 5,
+			Reason: vocab.CreditStall, At: at.Add(40 * time.Second)},
+		UpSessionEnd: vocab.Session{ID: "s-9", InmateID: "A123456", Terminal: vectorTerminal, Start: at.Add(-3 * time.Minute),
+			End: at.Add(50 * time.Second), Minutes: 4, Rate: 5, Charged: 20, Credited: 5, EndReason: vocab.EndLogout},
+		UpAudit: vocab.AuditEvent{ID: "01920c6e-8f00-7000-8000-0000000000a1", At: at, Kind: "login_ok", Actor: "A123456",
 			Detail: map[string]string{"method": "badge"}},
 		UpDeviceStatus: map[string]any{"items_waiting": 12, "printer": "ok", "badge_reader": "ok"},
 	}
@@ -139,25 +139,25 @@ func goldenUpBodies() map[string]any {
 func goldenDownBodies() map[string]any {
 	at := time.Date(2026, 3, 1, 11, 58, 0, 0, time.UTC)
 	return map[string]any{
-		DownInboundMessage: kiosk.Message{ID: "01920c6e-7000-7000-8000-000000000009", InmateID: "A123456", Box: kiosk.BoxInbox,
+		DownInboundMessage: vocab.Message{ID: "01920c6e-7000-7000-8000-000000000009", InmateID: "A123456", Box: vocab.BoxInbox,
 			Peer: "c-17", PeerName: "Mom", Subject: "Sunday", Body: "See you Sunday.", CreatedAt: at, UpdatedAt: at},
 		DownMessageStatus: MessageStatus{MessageID: "01920c6e-8f00-7000-8000-000000000001", InmateID: "A123456",
-			State: kiosk.MsgRejected, Reason: "content_policy", At: at.Add(12 * time.Minute)},
-		DownInmate: kiosk.Inmate{ID: "A123456", Name: "Ana Diaz", Badges: []string{"0004471234"},
+			State: vocab.MsgRejected, Reason: "content_policy", At: at.Add(12 * time.Minute)},
+		DownInmate: vocab.Inmate{ID: "A123456", Name: "Ana Diaz", Badges: []string{"0004471234"},
 			PINHash:  "$argon2id$v=19$m=65536,t=1,p=2$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
-			Language: "es", Status: kiosk.StatusActive, Messaging: true, Media: false, TabletBound: true},
-		DownTechnician: kiosk.Technician{ID: "tech-4", Name: "Tess", Badges: []string{"TECH-01"},
+			Language: "es", Status: vocab.StatusActive, Messaging: true, Media: false, TabletBound: true},
+		DownTechnician: vocab.Technician{ID: "tech-4", Name: "Tess", Badges: []string{"TECH-01"},
 			PINHash: "$argon2id$v=19$m=65536,t=1,p=2$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g", Role: "installer"},
 		DownTechnicianRemove: TechnicianRemoved{ID: "tech-4"},
-		DownDeposit:          kiosk.Deposit{Ref: "dep-8812", InmateID: "A123456", Cents: 2500, At: at},
-		DownContact: kiosk.Contact{ID: "c-17", InmateID: "A123456", Name: "Mom", Email: "mom@example.org",
-			State: kiosk.ContactDeclined, Reason: "unknown person", UpdatedAt: at},
-		DownPolicy:       kiosk.DefaultPolicy(),
-		DownRemoteCharge: kiosk.Charge{RecordID: "s-8/000000", SessionID: "s-8", InmateID: "A123456", Minute: 0, Cents: 5, At: at},
-		DownRemoteCredit: kiosk.Credit{RecordID: "s-8/000000", SessionID: "s-8", InmateID: "A123456", Minute: 0, Cents: 5,
-			Reason: kiosk.CreditStall, At: at.Add(30 * time.Second)},
-		DownRemoteSessionEnd: kiosk.Session{ID: "s-8", InmateID: "A123456", Terminal: "t-01HZX4", Start: at, End: at.Add(time.Minute),
-			Minutes: 1, Rate: 5, Charged: 5, Credited: 5, EndReason: kiosk.EndTerminalFault},
+		DownDeposit:          vocab.Deposit{Ref: "dep-8812", InmateID: "A123456", Cents: 2500, At: at},
+		DownContact: vocab.Contact{ID: "c-17", InmateID: "A123456", Name: "Mom", Email: "mom@example.org",
+			State: vocab.ContactDeclined, Reason: "unknown person", UpdatedAt: at},
+		DownPolicy:       vocab.DefaultPolicy(),
+		DownRemoteCharge: vocab.Charge{RecordID: "s-8/000000", SessionID: "s-8", InmateID: "A123456", Minute: 0, Cents: 5, At: at},
+		DownRemoteCredit: vocab.Credit{RecordID: "s-8/000000", SessionID: "s-8", InmateID: "A123456", Minute: 0, Cents: 5,
+			Reason: vocab.CreditStall, At: at.Add(30 * time.Second)},
+		DownRemoteSessionEnd: vocab.Session{ID: "s-8", InmateID: "A123456", Terminal: "t-01HZX4", Start: at, End: at.Add(time.Minute),
+			Minutes: 1, Rate: 5, Charged: 5, Credited: 5, EndReason: vocab.EndTerminalFault},
 		DownNotice: Notice{ID: "01920c6e-6000-7000-8000-0000000000n1", Text: "Kiosks close at 21:00 tonight.",
 			At: at.Add(2 * time.Minute), Until: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)},
 	}
@@ -282,27 +282,27 @@ func TestGoldenFrames(t *testing.T) {
 // goldenBodyTypes is the production type each item body decodes into.
 func goldenBodyTypes() map[string]func() any {
 	return map[string]func() any{
-		"up_" + UpMessage:        func() any { return new(kiosk.Message) },
-		"up_" + UpPREA:           func() any { return new(kiosk.Message) },
-		"up_" + UpContactRequest: func() any { return new(kiosk.Contact) },
-		"up_" + UpContactRemove:  func() any { return new(kiosk.Contact) },
-		"up_" + UpCharge:         func() any { return new(kiosk.Charge) },
-		"up_" + UpCredit:         func() any { return new(kiosk.Credit) },
-		"up_" + UpSessionEnd:     func() any { return new(kiosk.Session) },
-		"up_" + UpAudit:          func() any { return new(kiosk.AuditEvent) },
+		"up_" + UpMessage:        func() any { return new(vocab.Message) },
+		"up_" + UpPREA:           func() any { return new(vocab.Message) },
+		"up_" + UpContactRequest: func() any { return new(vocab.Contact) },
+		"up_" + UpContactRemove:  func() any { return new(vocab.Contact) },
+		"up_" + UpCharge:         func() any { return new(vocab.Charge) },
+		"up_" + UpCredit:         func() any { return new(vocab.Credit) },
+		"up_" + UpSessionEnd:     func() any { return new(vocab.Session) },
+		"up_" + UpAudit:          func() any { return new(vocab.AuditEvent) },
 		"up_" + UpDeviceStatus:   func() any { return new(map[string]any) },
 
-		"down_" + DownInboundMessage:   func() any { return new(kiosk.Message) },
+		"down_" + DownInboundMessage:   func() any { return new(vocab.Message) },
 		"down_" + DownMessageStatus:    func() any { return new(MessageStatus) },
-		"down_" + DownInmate:           func() any { return new(kiosk.Inmate) },
-		"down_" + DownTechnician:       func() any { return new(kiosk.Technician) },
+		"down_" + DownInmate:           func() any { return new(vocab.Inmate) },
+		"down_" + DownTechnician:       func() any { return new(vocab.Technician) },
 		"down_" + DownTechnicianRemove: func() any { return new(TechnicianRemoved) },
-		"down_" + DownDeposit:          func() any { return new(kiosk.Deposit) },
-		"down_" + DownContact:          func() any { return new(kiosk.Contact) },
-		"down_" + DownPolicy:           func() any { return new(kiosk.Policy) },
-		"down_" + DownRemoteCharge:     func() any { return new(kiosk.Charge) },
-		"down_" + DownRemoteCredit:     func() any { return new(kiosk.Credit) },
-		"down_" + DownRemoteSessionEnd: func() any { return new(kiosk.Session) },
+		"down_" + DownDeposit:          func() any { return new(vocab.Deposit) },
+		"down_" + DownContact:          func() any { return new(vocab.Contact) },
+		"down_" + DownPolicy:           func() any { return new(vocab.Policy) },
+		"down_" + DownRemoteCharge:     func() any { return new(vocab.Charge) },
+		"down_" + DownRemoteCredit:     func() any { return new(vocab.Credit) },
+		"down_" + DownRemoteSessionEnd: func() any { return new(vocab.Session) },
 		"down_" + DownNotice:           func() any { return new(Notice) },
 	}
 }

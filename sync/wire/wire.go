@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // Subprotocol is the websocket subprotocol of this version; a peer offering anything else is
@@ -141,7 +141,7 @@ type Welcome struct {
 	ServerTime time.Time `json:"server_time"`
 }
 
-// Item is one uplink record, the shape of kiosk.Item.
+// Item is one uplink record, the shape of vocab.Item.
 type Item struct {
 	Seq       uint64          `json:"seq"`
 	ID        string          `json:"id"`
@@ -364,9 +364,9 @@ func CheckIDText(field, s string) error {
 	return nil
 }
 
-// ForbiddenInID reports the "control characters" of this protocol (kiosk.ControlRune: C0,
+// ForbiddenInID reports the "control characters" of this protocol (vocab.ControlRune: C0,
 // DEL, C1 such as U+0085, U+2028, U+2029 and the bidi formatting characters).
-func ForbiddenInID(r rune) bool { return kiosk.ControlRune(r) }
+func ForbiddenInID(r rune) bool { return vocab.ControlRune(r) }
 
 func checkReason(field, s string) error {
 	if s == "" {

@@ -1,4 +1,7 @@
-package kiosk
+// Package pinhash hashes and checks PINs with argon2id, for the terminal (login, a technician's
+// roster file) and the relay (plain PINs in a roster it takes) alike. It is apart from
+// kiosk/vocab so that the vocabulary carries no cryptographic dependency.
+package pinhash
 
 import (
 	"crypto/rand"
@@ -8,26 +11,28 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
-// PINParams are argon2id costs; they travel inside each hash so they can be raised later.
-type PINParams struct {
+// Params are argon2id costs; they travel inside each hash so they can be raised later.
+type Params struct {
 	Memory  uint32 // KiB
 	Time    uint32
 	Threads uint8
 }
 
-// DefaultPINParams are RFC 9106's second recommended option, scaled to a kiosk's memory.
-func DefaultPINParams() PINParams { return PINParams{Memory: 64 * 1024, Time: 1, Threads: 2} }
+// DefaultParams are RFC 9106's second recommended option, scaled to a kiosk's memory.
+func DefaultParams() Params { return Params{Memory: 64 * 1024, Time: 1, Threads: 2} }
 
-// TestPINParams are cheap costs for tests and benchmarks of things other than hashing.
-func TestPINParams() PINParams { return PINParams{Memory: 64, Time: 1, Threads: 1} }
+// TestParams are cheap costs for tests and benchmarks of things other than hashing.
+func TestParams() Params { return Params{Memory: 64, Time: 1, Threads: 1} }
 
-// HashPIN returns an argon2id PHC string with a fresh 16-byte salt.
-func HashPIN(pin string) (string, error) { return HashPINWith(pin, DefaultPINParams()) }
+// Hash returns an argon2id PHC string with a fresh 16-byte salt.
+func Hash(pin string) (string, error) { return HashWith(pin, DefaultParams()) }
 
-// HashPINWith is HashPIN with explicit costs (tests use cheap ones).
-func HashPINWith(pin string, p PINParams) (string, error) {
+// HashWith is Hash with explicit costs (tests use cheap ones).
+func HashWith(pin string, p Params) (string, error) {
 	if err := ValidatePIN(pin); err != nil {
 		return "", err
 	}
@@ -54,15 +59,15 @@ func ValidatePIN(pin string) error {
 	return nil
 }
 
-// ValidatePINHash checks that h is an argon2id string this package can verify.
-func ValidatePINHash(h string) error {
-	_, _, _, err := parsePINHash(h)
+// Validate checks that h is an argon2id string this package can verify.
+func Validate(h string) error {
+	_, _, _, err := parse(h)
 	return err
 }
 
-// VerifyPIN reports whether pin matches hash, in constant time over the derived key.
-func VerifyPIN(hash, pin string) bool {
-	p, salt, key, err := parsePINHash(hash)
+// Verify reports whether pin matches hash, in constant time over the derived key.
+func Verify(hash, pin string) bool {
+	p, salt, key, err := parse(hash)
 	if err != nil {
 		return false
 	}
@@ -70,8 +75,12 @@ func VerifyPIN(hash, pin string) bool {
 	return subtle.ConstantTimeCompare(got, key) == 1
 }
 
-func parsePINHash(h string) (PINParams, []byte, []byte, error) {
-	var p PINParams
+func errInvalid(op, format string, args ...any) error {
+	return &vocab.Error{Kind: vocab.KindInvalid, Op: op, Err: fmt.Errorf(format, args...)}
+}
+
+func parse(h string) (Params, []byte, []byte, error) {
+	var p Params
 	parts := strings.Split(h, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return p, nil, nil, errInvalid("pin hash", "not an argon2id hash")

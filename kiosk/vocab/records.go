@@ -1,0 +1,201 @@
+package vocab
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The records a terminal keeps and the relay keeps, one JSON value each. Field names are the
+// wire names too, so the store, the sync engine, the relay and the roster import read the
+// same shapes.
+
+// Inmate is a person who may log in and be billed.
+type Inmate struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Badges      []string `json:"badges"`
+	PINHash     string   `json:"pin_hash"`
+	Language    string   `json:"language"` // "en" or "es"
+	Status      string   `json:"status"`   // StatusActive or StatusSuspended
+	Messaging   bool     `json:"messaging"`
+	Media       bool     `json:"media"`
+	TabletBound bool     `json:"tablet_bound"`
+}
+
+const (
+	StatusActive    = "active"
+	StatusSuspended = "suspended"
+)
+
+// Technician installs and looks after terminals.
+type Technician struct {
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Badges  []string `json:"badges"`
+	PINHash string   `json:"pin_hash"`
+	Role    string   `json:"role"` // e.g. "installer", "supervisor"
+}
+
+// Session is one login to logout; Minutes is the count of minutes begun and billed.
+type Session struct {
+	ID        string    `json:"id"`
+	InmateID  string    `json:"inmate_id"`
+	Terminal  string    `json:"terminal,omitempty"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end,omitempty"`
+	Minutes   int       `json:"minutes"`
+	Rate      Cents     `json:"rate_cents"`
+	Charged   Cents     `json:"charged_cents"`
+	Credited  Cents     `json:"credited_cents"`
+	EndReason Reason    `json:"end_reason,omitempty"`
+}
+
+// Charge bills one begun minute; its key and RecordID are the session id and minute number,
+// so writing it twice is impossible.
+type Charge struct {
+	RecordID  string    `json:"record_id"`
+	SessionID string    `json:"session_id"`
+	InmateID  string    `json:"inmate_id"`
+	Minute    int       `json:"minute"`
+	Cents     Cents     `json:"cents"`
+	At        time.Time `json:"at"`
+}
+
+// Credit gives back a billed minute the terminal, not the inmate, lost.
+type Credit struct {
+	RecordID  string    `json:"record_id"`
+	SessionID string    `json:"session_id"`
+	InmateID  string    `json:"inmate_id"`
+	Minute    int       `json:"minute"`
+	Cents     Cents     `json:"cents"`
+	Reason    string    `json:"reason"`
+	At        time.Time `json:"at"`
+}
+
+// Credit reasons, stored on Credit records.
+const (
+	CreditStall         = "stall"
+	CreditTerminalFault = "terminal fault"
+)
+
+// Deposit adds money; Ref makes the same deposit applied twice count once.
+type Deposit struct {
+	Ref      string    `json:"ref"`
+	InmateID string    `json:"inmate_id"`
+	Cents    Cents     `json:"cents"`
+	At       time.Time `json:"at"`
+}
+
+// Contact states.
+const (
+	ContactPending  = "pending"
+	ContactApproved = "approved"
+	ContactDeclined = "declined"
+	ContactRemoved  = "removed"
+)
+
+// Contact is someone outside an inmate may write to once approved.
+type Contact struct {
+	ID        string    `json:"id"`
+	InmateID  string    `json:"inmate_id"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email"`
+	State     string    `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Message boxes and states.
+const (
+	BoxInbox  = "inbox"
+	BoxOutbox = "outbox"
+
+	MsgQueued    = "queued"
+	MsgSent      = "sent"
+	MsgHeld      = "held"
+	MsgDelivered = "delivered"
+	MsgRejected  = "rejected"
+)
+
+// Message is one plain-text message, in or out; To/From name a contact, department or "prea".
+type Message struct {
+	ID       string `json:"id"` // UUIDv7
+	InmateID string `json:"inmate_id"`
+	Box      string `json:"box"`
+	Peer     string `json:"peer"`      // contact id, department id, or PREAChannel
+	PeerName string `json:"peer_name"` // shown on screen
+	Subject  string `json:"subject,omitempty"`
+	Body     string `json:"body"`
+	State    string `json:"state,omitempty"` // outbox only
+	Reason   string `json:"reason,omitempty"`
+	Read     bool   `json:"read,omitempty"` // inbox only
+	// ReplyTo is, on a department's answer (inbox), the id of the inmate's request it answers,
+	// so the screens show it under that request.
+	ReplyTo   string    `json:"reply_to,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// PREAChannel is the free, always-open channel for PREA reports.
+const PREAChannel = "prea"
+
+// AuditEvent records who did what, never a PIN.
+type AuditEvent struct {
+	ID     string            `json:"id"` // UUIDv7
+	At     time.Time         `json:"at"`
+	Kind   string            `json:"kind"`  // e.g. "login_ok", "login_failed", "notice_accepted"
+	Actor  string            `json:"actor"` // inmate or technician id, or "" for the terminal
+	Detail map[string]string `json:"detail,omitempty"`
+}
+
+// MessageStatus is the relay's report on a message this terminal sent.
+type MessageStatus struct {
+	MessageID string    `json:"message_id"`
+	InmateID  string    `json:"inmate_id"`
+	State     string    `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// TechnicianRemoved names a technician taken off the roster.
+type TechnicianRemoved struct {
+	ID string `json:"id"`
+}
+
+// Notice is text the facility wants on screen: for everyone (InmateID "") or one inmate.
+type Notice struct {
+	ID       string    `json:"id"`
+	InmateID string    `json:"inmate_id,omitempty"`
+	Text     string    `json:"text"`
+	Language string    `json:"language,omitempty"`
+	At       time.Time `json:"at"`
+	Until    time.Time `json:"until,omitzero"` // zero: no expiry, and then absent on the wire
+}
+
+// ItemKind names what a forwarded item carries; the relay dispatches on it.
+type ItemKind string
+
+const (
+	ItemMessage        ItemKind = "message"         // Body: Message (outbox)
+	ItemPREA           ItemKind = "prea"            // Body: Message to PREAChannel; text erased on ack
+	ItemContactRequest ItemKind = "contact_request" // Body: Contact
+	ItemContactRemove  ItemKind = "contact_remove"  // Body: Contact
+	ItemCharge         ItemKind = "charge"          // Body: Charge
+	ItemCredit         ItemKind = "credit"          // Body: Credit
+	ItemSessionEnd     ItemKind = "session_end"     // Body: Session
+	ItemAudit          ItemKind = "audit"           // Body: AuditEvent
+	ItemDeviceStatus   ItemKind = "device_status"   // Body: whatever the device layer reports
+)
+
+// Item is one record waiting in the forwarding queue. Seq is unique and increasing within the
+// store's epoch; ID is a UUIDv7 the relay dedupes on together with (epoch, seq).
+type Item struct {
+	Seq       uint64          `json:"seq"`
+	ID        string          `json:"id"`
+	Kind      ItemKind        `json:"kind"`
+	CreatedAt time.Time       `json:"created_at"`
+	Body      json.RawMessage `json:"body"`
+}
+
+// Logf is how the terminal and the relay write to the log; it is passed in, never global.
+type Logf func(format string, args ...any)

@@ -1,0 +1,71 @@
+package vocab
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// The relay refuses a notice by the rule a terminal shows it by: bytes, not characters.
+func TestNoticeTextIsMeasuredInBytes(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		ok   bool
+	}{
+		{"Kiosks close at 21:00", true},
+		{strings.Repeat("ñ", 1000), true}, // 2000 bytes
+		{strings.Repeat("ñ", 1001), false},
+		{strings.Repeat("a", MaxNoticeText+1), false},
+		{" \n\t", false},
+	} {
+		if err := ValidateNoticeText(tc.text); (err == nil) != tc.ok {
+			t.Errorf("ValidateNoticeText(%d bytes) = %v, want ok %v", len(tc.text), err, tc.ok)
+		}
+	}
+}
+
+// LetterTooLong, which the relay uses to refuse a letter as too large, counts as
+// ValidateLetter, which the terminal's Send uses: a letter it calls too long, Send refuses too,
+// and one at the limit in multi-byte characters passes both.
+func TestLetterTooLongCountsAsValidateLetter(t *testing.T) {
+	const limit = 10
+	for _, body := range []string{strings.Repeat("é", limit), strings.Repeat("é", limit+1), strings.Repeat("a", limit+1)} {
+		long := LetterTooLong(body, limit)
+		err := ValidateLetter(body, "", limit)
+		if long != (err != nil) {
+			t.Errorf("%q: LetterTooLong %v but ValidateLetter %v", body, long, err)
+		}
+		if long && KindOf(err) != KindInvalid {
+			t.Errorf("%q: ValidateLetter kind %v, want invalid", body, KindOf(err))
+		}
+	}
+}
+
+// A roster person's fault is named by its JSON path, as the relay answers an admin and a
+// terminal reports a technician's file.
+func TestRosterFieldErrorNamesThePath(t *testing.T) {
+	in := Inmate{ID: "i-1", Name: "Ana", Language: "pt", Status: StatusActive, Badges: []string{"B1"}}
+	field, problem, bad := RosterFieldError("inmates[3]", in)
+	if !bad || field != "inmates[3].language" || !strings.Contains(problem, `"pt" is not one of en, es`) {
+		t.Fatalf("RosterFieldError = %q, %q, %v; want the language named", field, problem, bad)
+	}
+	in.Language, in.Badges = "es", []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}
+	if field, problem, bad := RosterFieldError("inmates[3]", in); !bad || field != "inmates[3].badges" || !strings.Contains(problem, "at most 8") {
+		t.Fatalf("nine badges: %q, %q, %v; want the badge limit named", field, problem, bad)
+	}
+	err := ValidateInmateFields("inmates[3]", in)
+	var fe *FieldError
+	if !errors.As(err, &fe) || FieldOf(err) != "inmates[3].badges" || err.Error() != "inmates[3].badges: "+fe.Msg {
+		t.Fatalf("ValidateInmateFields = %v; want a FieldError on inmates[3].badges", err)
+	}
+	in.Badges = []string{"B1"}
+	if _, _, bad := RosterFieldError("inmates[3]", in); bad {
+		t.Fatalf("a valid person is refused")
+	}
+}
+
+func TestQuotedLanguages(t *testing.T) {
+	if got := QuotedLanguages(); got != `"en", "es"` {
+		t.Fatalf("QuotedLanguages() = %s", got)
+	}
+}
