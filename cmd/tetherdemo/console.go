@@ -67,4 +67,3 @@ func (d *demo) withConsole() (http.Handler, error) {
 	fmt.Fprintf(d.out, "Staff console: %s\n  logins (user / password): %s\n", d.consoleURL, strings.Join(logins, ", "))
 	return mux, nil
 }
-

@@ -57,10 +57,10 @@ type demo struct {
 	// running it (the console address and logins).
 	consoleURL string
 	out        io.Writer
-	badge *sim.BadgeReader
-	pad   *sim.PinPad
-	keys  chan func() // device presses, in order, off the UI goroutine
-	done  chan struct{}
+	badge      *sim.BadgeReader
+	pad        *sim.PinPad
+	keys       chan func() // device presses, in order, off the UI goroutine
+	done       chan struct{}
 }
 
 // newDemo resets dir, starts the relay and seeds it, and plugs in the simulated devices.
