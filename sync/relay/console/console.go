@@ -139,6 +139,7 @@ func (c *Console) parse() error {
 		"has":     func(a Account, role string) bool { return a.Has(role) },
 		"contain": func(list []string, s string) bool { return slices.Contains(list, s) },
 		"join":    strings.Join,
+		"curfew":  formatCurfew,
 	}
 	names, err := fs.Glob(webFS, "web/*.html")
 	if err != nil {

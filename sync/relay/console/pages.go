@@ -393,27 +393,6 @@ func (c *Console) moneyPage(w http.ResponseWriter, req *http.Request, u who) {
 	c.render(w, req, http.StatusOK, "money", u, pageData{Title: "Money", Current: "money", Data: data})
 }
 
-// parseCents reads "12.50" or "12" as cents, refusing anything else.
-func parseCents(s string) (kiosk.Cents, error) {
-	s = strings.TrimPrefix(strings.TrimSpace(s), "$")
-	whole, frac, hasFrac := strings.Cut(s, ".")
-	if whole == "" || len(whole) > 7 || (hasFrac && (len(frac) == 0 || len(frac) > 2)) {
-		return 0, fmt.Errorf("amount %q: write dollars and cents, like 12.50", s)
-	}
-	if len(frac) == 1 {
-		frac += "0"
-	}
-	if frac == "" {
-		frac = "00"
-	}
-	w, err1 := strconv.ParseUint(whole, 10, 32)
-	f, err2 := strconv.ParseUint(frac, 10, 8)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("amount %q: write dollars and cents, like 12.50", s)
-	}
-	return kiosk.Cents(w*100 + f), nil
-}
-
 func (c *Console) deposit(w http.ResponseWriter, req *http.Request, u who) {
 	f := req.PostForm
 	id, ref := f.Get("inmate"), strings.TrimSpace(f.Get("ref"))
@@ -681,6 +660,11 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 	cents("max_deposit", &p.MaxDeposit)
 	cents("offline_spend_cap", &p.OfflineSpendCap)
 	p.Lockdown = f.Get("lockdown") == "on"
+	if cw, err := parseCurfew(f.Get("curfew")); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		p.Curfew = cw
+	}
 	if len(errs) > 0 {
 		back(w, req, "policy", q, "", errors.New(strings.Join(errs, "; ")))
 		return

@@ -77,7 +77,8 @@ func TestPolicyFormChangesThePolicy(t *testing.T) {
 	b.get("/console/policy?facility=north")
 	form := url.Values{"facility": {"north"}, "facility_name": {"North Yard"}, "rate": {"0.07"}, "max_session": {"45m"},
 		"idle_timeout": {"3m"}, "cooldown": {"10m"}, "idle_cooldown": {"2m"}, "max_contacts": {"20"}, "max_message_chars": {"4000"},
-		"max_deposit": {"500.00"}, "offline_spend_cap": {"20.00"}, "lockdown": {"on"}, "hold_outbound": {"on"}}
+		"max_deposit": {"500.00"}, "offline_spend_cap": {"20.00"}, "lockdown": {"on"}, "hold_outbound": {"on"},
+		"curfew": {"Mon 22:00-06:00\r\nFri 23:00-07:00"}}
 	if resp := b.postForm("/console/policy?facility=north", "/console/policy", form); strings.Contains(resp.Header.Get("Location"), "err=") {
 		t.Fatalf("save policy: %s", resp.Header.Get("Location"))
 	}
@@ -85,7 +86,8 @@ func TestPolicyFormChangesThePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.FacilityName != "North Yard" || p.RatePerMinute != 7 || p.MaxSession.D() != 45*time.Minute || !p.Lockdown || p.MaxDeposit != 50000 {
+	if p.FacilityName != "North Yard" || p.RatePerMinute != 7 || p.MaxSession.D() != 45*time.Minute || !p.Lockdown || p.MaxDeposit != 50000 ||
+		len(p.Curfew) != 2 || p.Curfew[1] != (kiosk.CurfewWindow{Weekday: time.Friday, Start: "23:00", End: "07:00"}) {
 		t.Errorf("policy after the form: %+v", p)
 	}
 	// A bad field is named and nothing changes.
