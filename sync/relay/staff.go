@@ -93,18 +93,20 @@ func (r *Relay) DeviceStatus(terminalID string) (body json.RawMessage, found boo
 	return body, found, err
 }
 
-// Replies lists the answers already sent to a request (inbound messages whose reply_to is
-// requestID), oldest first.
-func (r *Relay) Replies(requestID string) ([]kiosk.Message, error) {
-	out := []kiosk.Message{}
+// Replies gives the answers already sent to requests (inbound messages with a reply_to), by
+// the request they answer, oldest first: one pass over the inbound letters for a whole page.
+func (r *Relay) Replies() (map[string][]kiosk.Message, error) {
+	out := map[string][]kiosk.Message{}
 	err := r.view("list replies", func(tx *bolt.Tx) error {
 		return forEachJSON(tx, bInbound, "", func(_ string, m kiosk.Message) bool {
-			if m.ReplyTo == requestID {
-				out = append(out, m)
+			if m.ReplyTo != "" {
+				out[m.ReplyTo] = append(out[m.ReplyTo], m)
 			}
 			return true
 		})
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	for _, ms := range out {
+		sort.Slice(ms, func(i, j int) bool { return ms[i].CreatedAt.Before(ms[j].CreatedAt) })
+	}
 	return out, err
 }

@@ -297,8 +297,10 @@ func tokenKey(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// newSession stores a session for username and returns its cookie token.
-func (s *Store) newSession(now time.Time, username string) (string, session, error) {
+// newSession stores a session for username and returns its cookie token. Sessions past idle
+// or absolute are deleted on the way, so the bucket holds only live ones and those of the
+// last few minutes.
+func (s *Store) newSession(now time.Time, username string, idle, absolute time.Duration) (string, session, error) {
 	token, err := newToken()
 	if err != nil {
 		return "", session{}, err
@@ -309,12 +311,38 @@ func (s *Store) newSession(now time.Time, username string) (string, session, err
 	}
 	se := session{Username: username, CSRF: csrf, CreatedAt: now.UTC(), LastSeen: now.UTC()}
 	err = s.r.StaffUpdate(func(b *bolt.Bucket) error {
-		if err := putJSON(b.Bucket([]byte(bSessions)), tokenKey(token), se); err != nil {
+		sb := b.Bucket([]byte(bSessions))
+		var expired [][]byte
+		if err := sb.ForEach(func(k, v []byte) error {
+			var old session
+			if json.Unmarshal(v, &old) != nil || now.Sub(old.LastSeen) > idle || now.Sub(old.CreatedAt) > absolute {
+				expired = append(expired, slices.Clone(k))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range expired {
+			if err := sb.Delete(k); err != nil {
+				return err
+			}
+		}
+		if err := putJSON(sb, tokenKey(token), se); err != nil {
 			return err
 		}
 		return appendAudit(b, AuditEntry{At: now.UTC(), Who: username, Action: "login"})
 	})
 	return token, se, err
+}
+
+// sessionCount is how many sessions the store holds (for tests of the pruning).
+func (s *Store) sessionCount() int {
+	n := 0
+	_ = s.r.StaffView(func(b *bolt.Bucket) error {
+		n = b.Bucket([]byte(bSessions)).Stats().KeyN
+		return nil
+	})
+	return n
 }
 
 // session finds the live session of a cookie token; an expired one is gone.

@@ -239,6 +239,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+Prefix+"prea", c.need(RolePREA, c.preaPage))
 	m.HandleFunc("GET "+Prefix+"policy", c.need(RoleAdmin, c.policyPage))
 	m.HandleFunc("POST "+Prefix+"policy", c.need(RoleAdmin, c.putPolicy))
+	m.HandleFunc("POST "+Prefix+"facilities", c.need(RoleAdmin, c.addFacility))
 	m.HandleFunc("GET "+Prefix+"accounts", c.need(RoleAdmin, c.accountsPage))
 	m.HandleFunc("POST "+Prefix+"accounts", c.need(RoleAdmin, c.addAccount))
 	m.HandleFunc("POST "+Prefix+"accounts/{username}/{state}", c.need(RoleAdmin, c.setAccount))
@@ -435,7 +436,7 @@ func (c *Console) login(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	c.byUser.clear("u:" + username)
-	token, _, err := c.store.newSession(c.clock.Now(), a.Username)
+	token, _, err := c.store.newSession(c.clock.Now(), a.Username, c.cfg.SessionIdle, c.cfg.SessionMax)
 	if err != nil {
 		c.logf("console: new session: %v", err)
 		http.Error(w, "could not start a session", http.StatusInternalServerError)

@@ -231,6 +231,11 @@ func TestLogoutEndsTheSession(t *testing.T) {
 	if resp := b.get("/console/money"); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("a session idle for 31 minutes still works: %d", resp.StatusCode)
 	}
+	// The next sign-in clears the dead sessions out of the store.
+	e.browser().mustLogin("tess")
+	if n := e.c.Store().SessionCount(); n != 1 {
+		t.Errorf("%d sessions stored after every other one expired, want 1", n)
+	}
 }
 
 func TestReviewThroughRealSyncAndTheAuditLog(t *testing.T) {

@@ -249,18 +249,18 @@ func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u wh
 		c.fail(w, req, u, err)
 		return
 	}
+	replies, err := c.r.Replies()
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
 	var rows []requestRow
 	for _, o := range all {
 		name, ok := depts[o.FacilityID][o.Peer]
 		if !ok || !u.Serves(o.FacilityID) {
 			continue
 		}
-		replies, err := c.r.Replies(o.ID)
-		if err != nil {
-			c.fail(w, req, u, err)
-			return
-		}
-		rows = append(rows, requestRow{Outbound: o, InmateName: names[o.InmateID].Name, Department: name, Replies: replies})
+		rows = append(rows, requestRow{Outbound: o, InmateName: names[o.InmateID].Name, Department: name, Replies: replies[o.ID]})
 	}
 	// Unanswered first, then oldest first.
 	sort.SliceStable(rows, func(i, j int) bool {
@@ -680,6 +680,38 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 	}
 	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, lockdown %v, hold %v", p.RatePerMinute, p.Lockdown, hold))
 	back(w, req, "policy", q, "Policy saved; the facility's terminals get it at their next sync.", nil)
+}
+
+// addFacility starts a facility with the default policy under a new id; its roster comes
+// through the admin API (PUT .../roster) as before. Only an admin of every facility may: a
+// facility's own admin would otherwise grow their scope.
+func (c *Console) addFacility(w http.ResponseWriter, req *http.Request, u who) {
+	id, name := strings.TrimSpace(req.PostForm.Get("id")), strings.TrimSpace(req.PostForm.Get("name"))
+	if !slices.Contains(u.Facilities, AllFacilities) {
+		back(w, req, "policy", nil, "", errors.New("only an admin of every facility adds facilities"))
+		return
+	}
+	all, err := c.r.Facilities()
+	if err != nil {
+		back(w, req, "policy", nil, "", err)
+		return
+	}
+	if slices.Contains(all, id) {
+		back(w, req, "policy", nil, "", fmt.Errorf("facility %q already exists", id))
+		return
+	}
+	p := kiosk.DefaultPolicy()
+	p.FacilityName = name
+	if name == "" {
+		back(w, req, "policy", nil, "", errors.New("name: required"))
+		return
+	}
+	if err := c.r.PutPolicy(id, p); err != nil {
+		back(w, req, "policy", nil, "", err)
+		return
+	}
+	c.audit(u, "facility.add", id, id, "")
+	back(w, req, "policy", url.Values{"facility": {id}}, "Facility "+id+" added with the default policy; put its roster with the admin API.", nil)
 }
 
 // ---- accounts and audit

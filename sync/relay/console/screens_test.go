@@ -146,3 +146,25 @@ func TestPREAReportsOnlyForThePREARole(t *testing.T) {
 		t.Errorf("the report is held with the mail")
 	}
 }
+
+func TestOnlyAnAdminOfEveryFacilityAddsOne(t *testing.T) {
+	e := newEnv(t, false)
+	e.addStaff("nadia", []string{"admin"}, []string{"north"})
+	n := e.browser().mustLogin("nadia")
+	if resp := n.postForm("/console/policy", "/console/facilities", url.Values{"id": {"east"}, "name": {"East"}}); !strings.Contains(resp.Header.Get("Location"), "err=") {
+		t.Errorf("a north admin added a facility: %s", resp.Header.Get("Location"))
+	}
+	ada := e.browser().mustLogin("ada")
+	if resp := ada.postForm("/console/policy", "/console/facilities", url.Values{"id": {"east"}, "name": {"East"}}); strings.Contains(resp.Header.Get("Location"), "err=") {
+		t.Fatalf("add facility: %s", resp.Header.Get("Location"))
+	}
+	if p, err := e.r.Policy("east"); err != nil || p.FacilityName != "East" {
+		t.Errorf("east: %+v %v", p.FacilityName, err)
+	}
+	if resp := ada.postForm("/console/policy", "/console/facilities", url.Values{"id": {"east"}, "name": {"Again"}}); !strings.Contains(resp.Header.Get("Location"), "err=") {
+		t.Errorf("a facility was added twice")
+	}
+	if p, _ := e.r.Policy("east"); p.FacilityName != "East" {
+		t.Errorf("adding east again changed its policy: %q", p.FacilityName)
+	}
+}
