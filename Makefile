@@ -3,7 +3,8 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
-DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev xvfb
+# chromium: the staff console's browser tests (sync/relay/console) drive it headless with chromedp.
+DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev xvfb chromium
 FUZZTIME ?= 10s
 LOAD_TERMINALS ?= 50
 LOAD_DURATION ?= 10s
@@ -11,7 +12,7 @@ LOAD_FLAGS ?= -per-facility 10 -baseline fsync,update,batch -baseline-time 2s
 
 .PHONY: deps build run test bench soak fuzz lint load
 
-# deps installs the Debian packages Fyne needs when any is missing, then the Go modules.
+# deps installs the Debian packages Fyne and the browser tests need when any is missing, then the Go modules.
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -33,6 +34,7 @@ run: deps build
 test:
 	$(GO) vet ./...
 	@command -v Xvfb >/dev/null || echo "note: the kioskd smoke test (real window under Xvfb) will be skipped: Xvfb is not installed ('make deps' installs it)"
+	@command -v chromium >/dev/null || echo "note: the console's browser tests will be skipped: chromium is not installed ('make deps' installs it)"
 	$(GO) test -race -timeout 20m ./...
 
 bench:

@@ -24,6 +24,7 @@ frames into pseudo-terminals. Demo people (badge, PIN):
   James Carter  0007342519  1357   English, \$3.00
   Ahmed Khan    0001128406  8024   English, \$0.03 (not enough balance)
   Dana Reyes    0009900001  9731   technician
+The staff console's address and logins are printed below once the relay is up (README).
 Data: $DATA (reset at each start). Stop with Ctrl-C.
 EOT
 

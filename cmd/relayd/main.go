@@ -1,7 +1,9 @@
-// Command relayd is the reference Tether relay: terminals enroll and sync over websockets, and
-// staff use the admin API under /admin/v1/. Everything is stored in one bbolt file in -data.
+// Command relayd is the reference Tether relay: terminals enroll and sync over websockets, staff
+// use the web console under /console/ and scripts the admin API under /admin/v1/. Everything is
+// stored in one bbolt file in -data.
 //
 //	relayd -data DIR [-listen 127.0.0.1:8443] [-cert FILE -key FILE] [-insecure] [-admin-token-file FILE]
+//	relayd console-user add -data DIR -username U -name NAME -roles admin -facilities '*' < password
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/relay/console"
 )
 
 // TokenFile is where a generated admin token is kept, inside the data directory.
@@ -39,6 +42,13 @@ const MinTokenLen = 16
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "console-user" {
+		if err := consoleUser(os.Args[2:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "relayd:", err)
+			os.Exit(exitStatus(err))
+		}
+		return
+	}
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "relayd:", err)
 		os.Exit(exitStatus(err))
@@ -73,7 +83,7 @@ func usageErrorf(format string, args ...any) error { return usageError{fmt.Error
 
 type options struct {
 	data, listen, cert, key, tokenFile, hold string
-	insecure                                 bool
+	insecure, noConsole, secureCookies       bool
 	enrollTTL                                time.Duration
 	pendingPerAddr                           int
 }
@@ -95,8 +105,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.enrollTTL, "enroll-ttl", 24*time.Hour, "how long an enrollment code stays valid")
 	fs.IntVar(&o.pendingPerAddr, "max-pending-per-addr", 8, "connections from one source address allowed between upgrade and welcome (1-64):\n"+
 		"raise it for a facility whose kiosks reach the relay through one NAT address")
+	fs.BoolVar(&o.noConsole, "no-console", false, "do not serve the staff web console under /console/")
+	fs.BoolVar(&o.secureCookies, "console-secure-cookies", false, "mark console cookies Secure even on plain HTTP (TLS ends at a proxy in front)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)")
+		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)\n"+
+			"       relayd console-user add|list|disable|enable -data DIR ...   (staff accounts of the web console)")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, exitStatuses)
 	}
@@ -247,8 +260,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
 		scheme = "https"
 	}
+	var handler http.Handler = r
+	if !o.noConsole {
+		cons, err := console.New(console.Config{Relay: r, Logf: logger.Printf, SecureCookies: o.secureCookies})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle(console.Prefix, cons)
+		mux.Handle("/", r)
+		handler = mux
+	}
 	srv := &http.Server{
-		Handler:           r,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// A whole request, body included (an admin roster may be 32 MiB); POST /v1/enroll has
 		// its own, shorter deadline; a websocket is no longer bound by it once upgraded.
@@ -259,6 +284,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	base := scheme + "://" + ln.Addr().String()
 	logger.Printf("relayd: serving %s (data %s, outbound review: %s)", base, o.data, o.hold)
+	if !o.noConsole {
+		logger.Printf("relayd: staff console at %s%s (accounts: relayd console-user add)", base, console.Prefix)
+	}
 	if ready != nil {
 		ready <- base
 	}

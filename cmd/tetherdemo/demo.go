@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -52,15 +53,19 @@ type demo struct {
 	relay *relay.Relay
 	srv   *http.Server
 	url   string
-	badge *sim.BadgeReader
-	pad   *sim.PinPad
-	keys  chan func() // device presses, in order, off the UI goroutine
-	done  chan struct{}
+	// consoleURL is the staff console's address; out is where the demo tells the person
+	// running it (the console address and logins).
+	consoleURL string
+	out        io.Writer
+	badge      *sim.BadgeReader
+	pad        *sim.PinPad
+	keys       chan func() // device presses, in order, off the UI goroutine
+	done       chan struct{}
 }
 
 // newDemo resets dir, starts the relay and seeds it, and plugs in the simulated devices.
 // It returns the config a kiosk of that facility would have.
-func newDemo(dir string, logf kiosk.Logf) (*demo, kioskapp.Config, error) {
+func newDemo(dir string, logf kiosk.Logf, out io.Writer) (*demo, kioskapp.Config, error) {
 	t0 := time.Now()
 	if err := resetDemoDir(dir); err != nil {
 		return nil, kioskapp.Config{}, err
@@ -69,14 +74,18 @@ func newDemo(dir string, logf kiosk.Logf) (*demo, kioskapp.Config, error) {
 	if err != nil {
 		return nil, kioskapp.Config{}, err
 	}
-	d := &demo{dir: dir, logf: logf, fac: fac, keys: make(chan func(), 256), done: make(chan struct{})}
+	d := &demo{dir: dir, logf: logf, fac: fac, out: out, keys: make(chan func(), 256), done: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
 			d.close()
 		}
 	}()
-	d.relay, err = relay.Open(relay.Config{DataDir: filepath.Join(dir, "relay"), Logf: logf, HoldPolicy: relay.HoldAll})
+	token, tokenPath, err := demoAdminToken(dir)
+	if err != nil {
+		return nil, kioskapp.Config{}, err
+	}
+	d.relay, err = relay.Open(relay.Config{DataDir: filepath.Join(dir, "relay"), Logf: logf, HoldPolicy: relay.HoldAll, AdminToken: token})
 	if err != nil {
 		return nil, kioskapp.Config{}, err
 	}
@@ -85,9 +94,15 @@ func newDemo(dir string, logf kiosk.Logf) (*demo, kioskapp.Config, error) {
 		return nil, kioskapp.Config{}, fmt.Errorf("relay listen: %w", err)
 	}
 	d.url = "http://" + ln.Addr().String()
-	d.srv = &http.Server{Handler: d.relay, ReadHeaderTimeout: 10 * time.Second}
+	handler, err := d.withConsole()
+	if err != nil {
+		ln.Close()
+		return nil, kioskapp.Config{}, err
+	}
+	d.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = d.srv.Serve(ln) }()
 	logf("demo: relay on %s (data in %s)", d.url, filepath.Join(dir, "relay"))
+	fmt.Fprintf(out, "Admin API: %s/admin/v1/ with the bearer token in %s\n", d.url, tokenPath)
 
 	if err := d.seedRelay(); err != nil {
 		return nil, kioskapp.Config{}, err

@@ -78,7 +78,7 @@ func demoMain(o options, logf kiosk.Logf, stderr io.Writer, started time.Time, e
 	defer cancel(nil)
 	stopSignals := onSignal(logf, cancel)
 	defer stopSignals()
-	d, cfg, err := newDemo(o.dataDir, logf)
+	d, cfg, err := newDemo(o.dataDir, logf, stderr)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}

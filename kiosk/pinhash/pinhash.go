@@ -36,11 +36,17 @@ func HashWith(pin string, p Params) (string, error) {
 	if err := ValidatePIN(pin); err != nil {
 		return "", err
 	}
+	return HashSecretWith(pin, p)
+}
+
+// HashSecretWith hashes any secret (a staff password) as HashPINWith hashes a PIN, without the
+// PIN's digits-only rule; VerifyPIN checks it.
+func HashSecretWith(secret string, p PINParams) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash pin: read salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(pin), salt, p.Time, p.Memory, p.Threads, 32)
+	key := argon2.IDKey([]byte(secret), salt, p.Time, p.Memory, p.Threads, 32)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil

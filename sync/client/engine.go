@@ -360,12 +360,12 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("read downlink position: %w", err)
 	}
-	waiting, _, err := e.store.QueueStats()
+	waiting, oldest, err := e.store.QueueStats()
 	if err != nil {
 		return false, fmt.Errorf("read queue length: %w", err)
 	}
 	if err := writeFrame(dctx, conn, wire.Hello{TerminalID: e.enr.TerminalID, Epoch: epoch, DownApplied: applied,
-		Software: e.cfg.Software, Waiting: waiting, UplinkNext: info.NextSeq}); err != nil {
+		Software: e.cfg.Software, Waiting: waiting, OldestWaiting: oldest.UTC(), UplinkNext: info.NextSeq}); err != nil {
 		return false, err
 	}
 	f, err := readFrame(dctx, conn)

@@ -63,6 +63,7 @@ type seenRec struct {
 	at       time.Time
 	software string
 	waiting  int
+	oldest   time.Time
 }
 
 // takeSeen hands the hello's record to the write that stores it (nil if one already did).

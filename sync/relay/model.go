@@ -70,11 +70,14 @@ type TerminalInfo struct {
 	LastSeen   time.Time `json:"last_seen,omitempty"`
 	// ItemsWaiting is the terminal's forwarding queue length as it last reported it (hello's
 	// "waiting", or "items_waiting" in a device_status body).
-	ItemsWaiting int       `json:"items_waiting"`
-	Software     string    `json:"software,omitempty"`
-	Revoked      bool      `json:"revoked"`
-	RevokedAt    time.Time `json:"revoked_at,omitempty"`
-	Connected    bool      `json:"connected"`
+	ItemsWaiting int `json:"items_waiting"`
+	// OldestWaiting is when the oldest of those items was queued, as the terminal's hello said
+	// (informational: a terminal's clock; zero when none wait or it did not say).
+	OldestWaiting time.Time `json:"oldest_waiting,omitzero"`
+	Software      string    `json:"software,omitempty"`
+	Revoked       bool      `json:"revoked"`
+	RevokedAt     time.Time `json:"revoked_at,omitempty"`
+	Connected     bool      `json:"connected"`
 	// DownQueued and DownAcked are the last downlink seq queued for it and the last it applied.
 	DownQueued uint64 `json:"down_queued"`
 	DownAcked  uint64 `json:"down_acked"`

@@ -116,6 +116,10 @@ func (seen seenRec) apply(t *TerminalInfo) {
 		t.Software = seen.software
 	}
 	t.ItemsWaiting = seen.waiting
+	t.OldestWaiting = time.Time{}
+	if seen.waiting > 0 && !seen.oldest.IsZero() {
+		t.OldestWaiting = seen.oldest.UTC()
+	}
 }
 
 // seenTx writes a hello's record (nothing if seen is nil): a write of the connection carries

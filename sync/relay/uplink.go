@@ -375,6 +375,9 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 				return "", err
 			}
 			rec.ItemsWaiting = int(n)
+			if n == 0 {
+				rec.OldestWaiting = time.Time{} // nothing waits: the hello's oldest item went
+			}
 			return "", putJSON(tx, bTerminals, t.ID, rec)
 		}
 		return "", nil

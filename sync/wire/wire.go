@@ -116,6 +116,9 @@ type Hello struct {
 	Software string `json:"software,omitempty"`
 	// Waiting is the terminal's forwarding queue length when it connected (informational).
 	Waiting int `json:"waiting,omitempty"`
+	// OldestWaiting is when the oldest item of that queue was queued (informational, for the
+	// technicians' fleet view; absent when the queue is empty).
+	OldestWaiting time.Time `json:"oldest_waiting,omitzero"`
 	// UplinkNext is the seq the terminal's store will give its next uplink item in this epoch
 	// (0: not said). At or below what the relay already holds for the epoch, the store is older
 	// than what it forwarded: a backup was restored, and the relay sends a complete snapshot.

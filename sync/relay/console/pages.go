@@ -1,0 +1,776 @@
+package console
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// RejectReasons are the codes a reviewer may reject with: the terminal translates each for the
+// inmate (ui/words.go rejectKind "review"); a reviewer's note follows after ": ".
+var rejectReasons = []struct{ Code, Label string }{
+	{"content_policy", "Content policy"},
+}
+
+// errScope is an action on a facility outside the account's.
+var errScope = errors.New("that is not one of your facilities")
+
+// facilities lists the facilities an account serves that the relay knows.
+func (c *Console) facilities(u who) ([]string, error) {
+	all, err := c.r.Facilities()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range all {
+		if u.Serves(f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func (c *Console) fail(w http.ResponseWriter, req *http.Request, u who, err error) {
+	c.logf("console: %s %s: %v", req.Method, req.URL.Path, err)
+	c.render(w, req, http.StatusInternalServerError, "error", u, pageData{Title: "Error", Error: err.Error()})
+}
+
+// inmateNames maps inmate id to name for the facilities served.
+func (c *Console) inmateNames(u who) (map[string]relay.InmateInfo, error) {
+	ins, err := c.r.Inmates("")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]relay.InmateInfo{}
+	for _, in := range ins {
+		if u.Serves(in.FacilityID) {
+			out[in.ID] = in
+		}
+	}
+	return out, nil
+}
+
+// ---- review queue
+
+type heldRow struct {
+	relay.Outbound
+	InmateName string
+	Held       time.Duration
+	Overdue    bool
+}
+
+func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
+	held, err := c.r.Outbound(relay.OutboundFilter{Status: kiosk.MsgHeld})
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	names, err := c.inmateNames(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	now := c.clock.Now()
+	var rows []heldRow
+	for _, o := range held {
+		if !u.Serves(o.FacilityID) {
+			continue
+		}
+		d := now.Sub(o.ReceivedAt)
+		rows = append(rows, heldRow{Outbound: o, InmateName: names[o.InmateID].Name, Held: d, Overdue: d > c.cfg.ReviewTarget})
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ReceivedAt.Before(rows[j].ReceivedAt) })
+	c.render(w, req, http.StatusOK, "review", u, pageData{Title: "Review queue", Current: "review", Data: map[string]any{
+		"Rows": rows, "Target": c.cfg.ReviewTarget, "Reasons": rejectReasons}})
+}
+
+// heldIn finds a held letter of a facility the account serves.
+func (c *Console) heldIn(u who, id string) (relay.Outbound, error) {
+	all, err := c.r.Outbound(relay.OutboundFilter{Status: kiosk.MsgHeld})
+	if err != nil {
+		return relay.Outbound{}, err
+	}
+	for _, o := range all {
+		if o.ID == id {
+			if !u.Serves(o.FacilityID) {
+				return relay.Outbound{}, errScope
+			}
+			return o, nil
+		}
+	}
+	return relay.Outbound{}, fmt.Errorf("letter %s is no longer held (someone decided it already?)", id)
+}
+
+func (c *Console) approve(w http.ResponseWriter, req *http.Request, u who) {
+	id := req.PathValue("id")
+	o, err := c.heldIn(u, id)
+	if err == nil {
+		_, err = c.r.ApproveOutbound(id)
+	}
+	if err == nil {
+		c.audit(u, "letter.approve", id, o.FacilityID, "inmate "+o.InmateID)
+	}
+	back(w, req, "review", nil, "Approved the letter from "+o.InmateID+".", err)
+}
+
+func (c *Console) reject(w http.ResponseWriter, req *http.Request, u who) {
+	id := req.PathValue("id")
+	code := req.PostForm.Get("reason")
+	if !slices.ContainsFunc(rejectReasons, func(r struct{ Code, Label string }) bool { return r.Code == code }) {
+		back(w, req, "review", nil, "", fmt.Errorf("choose a reason from the list"))
+		return
+	}
+	note := strings.Join(strings.Fields(req.PostForm.Get("note")), " ")
+	reason := code
+	if note != "" {
+		reason += ": " + note
+	}
+	o, err := c.heldIn(u, id)
+	if err == nil {
+		_, err = c.r.RejectOutbound(id, reason)
+	}
+	if err == nil {
+		c.audit(u, "letter.reject", id, o.FacilityID, "inmate "+o.InmateID+"; "+code)
+	}
+	back(w, req, "review", nil, "Rejected the letter from "+o.InmateID+".", err)
+}
+
+// ---- contacts
+
+func (c *Console) contactsPage(w http.ResponseWriter, req *http.Request, u who) {
+	all, err := c.r.Contacts("", "")
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	names, err := c.inmateNames(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	type row struct {
+		relay.ContactRecord
+		InmateName string
+	}
+	var pending, others []row
+	for _, ct := range all {
+		if !u.Serves(ct.FacilityID) {
+			continue
+		}
+		r := row{ct, names[ct.InmateID].Name}
+		if ct.State == kiosk.ContactPending {
+			pending = append(pending, r)
+		} else {
+			others = append(others, r)
+		}
+	}
+	sort.SliceStable(pending, func(i, j int) bool { return pending[i].CreatedAt.Before(pending[j].CreatedAt) })
+	// TODO(invitations): show invitation state once sync/relay exports contact invitations.
+	c.render(w, req, http.StatusOK, "contacts", u, pageData{Title: "Contacts", Current: "contacts",
+		Data: map[string]any{"Pending": pending, "Others": others}})
+}
+
+func (c *Console) decideContact(w http.ResponseWriter, req *http.Request, u who) {
+	id, decision := req.PathValue("id"), req.PathValue("decision")
+	all, err := c.r.Contacts(kiosk.ContactPending, "")
+	if err != nil {
+		back(w, req, "contacts", nil, "", err)
+		return
+	}
+	i := slices.IndexFunc(all, func(ct relay.ContactRecord) bool { return ct.ID == id })
+	switch {
+	case i < 0:
+		err = fmt.Errorf("contact %s is not pending", id)
+	case !u.Serves(all[i].FacilityID):
+		err = errScope
+	case decision == "approve":
+		_, err = c.r.ApproveContact(id)
+	case decision == "decline":
+		_, err = c.r.DeclineContact(id, strings.TrimSpace(req.PostForm.Get("reason")))
+	default:
+		http.Error(w, "no such decision", http.StatusNotFound)
+		return
+	}
+	if err == nil {
+		c.audit(u, "contact."+decision, id, all[i].FacilityID, "inmate "+all[i].InmateID)
+	}
+	back(w, req, "contacts", nil, "Contact "+decision+"d.", err)
+}
+
+// ---- departments
+
+type requestRow struct {
+	relay.Outbound
+	InmateName string
+	Department string
+	Replies    []kiosk.Message
+}
+
+func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u who) {
+	facs, err := c.facilities(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	depts := map[string]map[string]string{} // facility -> dept id -> name
+	for _, f := range facs {
+		p, err := c.r.Policy(f)
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		depts[f] = map[string]string{}
+		for _, d := range p.Departments {
+			depts[f][d.ID] = d.Name
+		}
+	}
+	all, err := c.r.Outbound(relay.OutboundFilter{})
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	names, err := c.inmateNames(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	replies, err := c.r.Replies()
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	var rows []requestRow
+	for _, o := range all {
+		name, ok := depts[o.FacilityID][o.Peer]
+		if !ok || !u.Serves(o.FacilityID) {
+			continue
+		}
+		rows = append(rows, requestRow{Outbound: o, InmateName: names[o.InmateID].Name, Department: name, Replies: replies[o.ID]})
+	}
+	// Unanswered first, then oldest first.
+	sort.SliceStable(rows, func(i, j int) bool {
+		if (len(rows[i].Replies) == 0) != (len(rows[j].Replies) == 0) {
+			return len(rows[i].Replies) == 0
+		}
+		return rows[i].ReceivedAt.Before(rows[j].ReceivedAt)
+	})
+	c.render(w, req, http.StatusOK, "departments", u, pageData{Title: "Departments", Current: "departments", Data: rows})
+}
+
+func (c *Console) reply(w http.ResponseWriter, req *http.Request, u who) {
+	id := req.PathValue("id")
+	all, err := c.r.Outbound(relay.OutboundFilter{})
+	if err != nil {
+		back(w, req, "departments", nil, "", err)
+		return
+	}
+	i := slices.IndexFunc(all, func(o relay.Outbound) bool { return o.ID == id })
+	if i < 0 {
+		back(w, req, "departments", nil, "", fmt.Errorf("no request %s", id))
+		return
+	}
+	if !u.Serves(all[i].FacilityID) {
+		back(w, req, "departments", nil, "", errScope)
+		return
+	}
+	_, err = c.r.ReplyToRequest(id, relay.ReplyRequest{From: all[i].Peer, Body: req.PostForm.Get("body")})
+	if err == nil {
+		c.audit(u, "request.reply", id, all[i].FacilityID, "inmate "+all[i].InmateID+"; department "+all[i].Peer)
+	}
+	back(w, req, "departments", nil, "Answer sent.", err)
+}
+
+// ---- notices
+
+var noticeExpiries = []struct {
+	Value string
+	Label string
+}{{"1h", "1 hour"}, {"8h", "8 hours"}, {"24h", "1 day"}, {"72h", "3 days"}, {"168h", "1 week"}, {"720h", "30 days"}, {"", "No expiry"}}
+
+func (c *Console) noticesPage(w http.ResponseWriter, req *http.Request, u who) {
+	facs, err := c.facilities(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	c.render(w, req, http.StatusOK, "notices", u, pageData{Title: "Notices", Current: "notices",
+		Data: map[string]any{"Facilities": facs, "Expiries": noticeExpiries}})
+}
+
+func (c *Console) postNotice(w http.ResponseWriter, req *http.Request, u who) {
+	f := req.PostForm
+	fac, inmate := f.Get("facility"), strings.TrimSpace(f.Get("inmate"))
+	if !u.Serves(fac) {
+		back(w, req, "notices", nil, "", errScope)
+		return
+	}
+	var until time.Time
+	if e := f.Get("expires"); e != "" {
+		d, err := time.ParseDuration(e)
+		if err != nil || d <= 0 || d > 366*24*time.Hour {
+			back(w, req, "notices", nil, "", fmt.Errorf("expiry %q is not one of the choices", e))
+			return
+		}
+		until = c.clock.Now().Add(d)
+	}
+	texts := map[string]string{"en": strings.TrimSpace(f.Get("text_en")), "es": strings.TrimSpace(f.Get("text_es"))}
+	if texts["en"] == "" && texts["es"] == "" {
+		back(w, req, "notices", nil, "", fmt.Errorf("write the notice in English, Spanish or both"))
+		return
+	}
+	var posted []string
+	for _, lang := range []string{"en", "es"} {
+		if texts[lang] == "" {
+			continue
+		}
+		n, err := c.r.PostNotice(relay.NoticeRequest{FacilityID: fac, InmateID: inmate, Text: texts[lang], Language: lang, Until: until})
+		if err != nil {
+			back(w, req, "notices", nil, "", err)
+			return
+		}
+		posted = append(posted, lang)
+		target := fac
+		if inmate != "" {
+			target = inmate
+		}
+		c.audit(u, "notice.post", n.ID, fac, "to "+target+" in "+lang)
+	}
+	back(w, req, "notices", nil, "Notice posted ("+strings.Join(posted, ", ")+").", nil)
+}
+
+// ---- money
+
+func (c *Console) moneyPage(w http.ResponseWriter, req *http.Request, u who) {
+	names, err := c.inmateNames(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	inmates := make([]relay.InmateInfo, 0, len(names))
+	for _, in := range names {
+		inmates = append(inmates, in)
+	}
+	sort.Slice(inmates, func(i, j int) bool { return inmates[i].ID < inmates[j].ID })
+	ref, err := newToken()
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	data := map[string]any{"Inmates": inmates, "Ref": "web-" + ref[:12]}
+	if id := req.URL.Query().Get("inmate"); id != "" {
+		if _, ok := names[id]; !ok {
+			c.render(w, req, http.StatusNotFound, "money", u, pageData{Title: "Money", Current: "money", Error: "No inmate " + id + " in your facilities.", Data: data})
+			return
+		}
+		bal, err := c.r.Balance(id)
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		use, err := c.r.Usage(id)
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		data["Inmate"], data["Balance"], data["Usage"] = names[id], bal, use
+	}
+	// TODO(refunds): a refund form once sync/relay exports deposit refunds.
+	c.render(w, req, http.StatusOK, "money", u, pageData{Title: "Money", Current: "money", Data: data})
+}
+
+func (c *Console) deposit(w http.ResponseWriter, req *http.Request, u who) {
+	f := req.PostForm
+	id, ref := f.Get("inmate"), strings.TrimSpace(f.Get("ref"))
+	q := url.Values{"inmate": {id}}
+	names, err := c.inmateNames(u)
+	if err != nil {
+		back(w, req, "money", q, "", err)
+		return
+	}
+	in, ok := names[id]
+	if !ok {
+		back(w, req, "money", nil, "", fmt.Errorf("no inmate %q in your facilities", id))
+		return
+	}
+	cents, err := parseCents(f.Get("amount"))
+	if err != nil {
+		back(w, req, "money", q, "", err)
+		return
+	}
+	d, created, err := c.r.Deposit(relay.DepositRequest{InmateID: id, Cents: cents, Ref: ref})
+	if err != nil {
+		back(w, req, "money", q, "", err)
+		return
+	}
+	if !created {
+		back(w, req, "money", q, "", fmt.Errorf("reference %s was already recorded (%s on %s): nothing added", ref, d.Cents, when(d.At)))
+		return
+	}
+	c.audit(u, "deposit", ref, in.FacilityID, fmt.Sprintf("inmate %s; %s", id, cents))
+	back(w, req, "money", q, "Deposited "+cents.String()+" for "+id+" (ref "+ref+").", nil)
+}
+
+// ---- terminals
+
+type termRow struct {
+	relay.TerminalInfo
+	Backlog uint64
+	Device  string
+	Faults  []string
+}
+
+func (c *Console) terminalsPage(w http.ResponseWriter, req *http.Request, u who) {
+	c.terminals(w, req, u, http.StatusOK, nil)
+}
+
+func (c *Console) terminals(w http.ResponseWriter, req *http.Request, u who, status int, enrolled map[string]any) {
+	all, err := c.r.Terminals()
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	facs, err := c.facilities(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	var rows []termRow
+	for _, t := range all {
+		if !u.Serves(t.FacilityID) {
+			continue
+		}
+		row := termRow{TerminalInfo: t, Backlog: t.DownQueued - min(t.DownAcked, t.DownQueued)}
+		body, found, err := c.r.DeviceStatus(t.ID)
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		if found {
+			row.Device, row.Faults = deviceSummary(body)
+		}
+		rows = append(rows, row)
+	}
+	// Live terminals first, the longest silent on top: those are the ones to visit.
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].Revoked != rows[j].Revoked {
+			return !rows[i].Revoked
+		}
+		return rows[i].LastSeen.Before(rows[j].LastSeen)
+	})
+	c.render(w, req, status, "terminals", u, pageData{Title: "Terminals", Current: "terminals",
+		Data: map[string]any{"Rows": rows, "Facilities": facs, "Enrolled": enrolled}})
+}
+
+// deviceSummary shows a device_status body as short text, and the entries that look like
+// faults (a false "ok", an "error", a "fault", a non-empty "faults").
+func deviceSummary(body json.RawMessage) (string, []string) {
+	var m map[string]any
+	if json.Unmarshal(body, &m) != nil {
+		return "", nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts, faults []string
+	for _, k := range keys {
+		v := m[k]
+		s := fmt.Sprint(v)
+		if raw, err := json.Marshal(v); err == nil {
+			s = string(raw)
+		}
+		if len(s) > 80 {
+			s = s[:80] + "…"
+		}
+		parts = append(parts, k+"="+s)
+		lk := strings.ToLower(k)
+		switch {
+		case strings.Contains(lk, "fault") || strings.Contains(lk, "error"):
+			if v != nil && v != "" && v != false && s != "[]" && s != "{}" {
+				faults = append(faults, k+": "+s)
+			}
+		case strings.HasSuffix(lk, "ok") && v == false:
+			faults = append(faults, k+" is not ok")
+		}
+	}
+	return strings.Join(parts, " "), faults
+}
+
+func (c *Console) revoke(w http.ResponseWriter, req *http.Request, u who) {
+	id := req.PathValue("id")
+	all, err := c.r.Terminals()
+	if err != nil {
+		back(w, req, "terminals", nil, "", err)
+		return
+	}
+	i := slices.IndexFunc(all, func(t relay.TerminalInfo) bool { return t.ID == id })
+	switch {
+	case i < 0:
+		err = fmt.Errorf("no terminal %s", id)
+	case !u.Serves(all[i].FacilityID):
+		err = errScope
+	default:
+		err = c.r.Revoke(id)
+	}
+	if err == nil {
+		c.audit(u, "terminal.revoke", id, all[i].FacilityID, "")
+	}
+	back(w, req, "terminals", nil, "Terminal "+id+" revoked.", err)
+}
+
+func (c *Console) enroll(w http.ResponseWriter, req *http.Request, u who) {
+	f := req.PostForm
+	er := relay.EnrollmentRequest{FacilityID: f.Get("facility"), Mode: f.Get("mode"), InmateID: strings.TrimSpace(f.Get("inmate"))}
+	if er.Mode == wire.ModeKiosk {
+		er.InmateID = ""
+	}
+	if !u.Serves(er.FacilityID) {
+		back(w, req, "terminals", nil, "", errScope)
+		return
+	}
+	en, err := c.r.CreateEnrollment(er)
+	if err != nil {
+		back(w, req, "terminals", nil, "", err)
+		return
+	}
+	png, err := qrcode.Encode(en.Code, qrcode.Medium, 256)
+	if err != nil {
+		c.fail(w, req, u, fmt.Errorf("QR code: %w", err))
+		return
+	}
+	// The code is shown once, on this answer; the audit log never holds it.
+	c.audit(u, "terminal.enrollment_code", er.Mode, er.FacilityID, "expires "+when(en.ExpiresAt))
+	c.terminals(w, req, u, http.StatusOK, map[string]any{"Code": en.Code, "Expires": en.ExpiresAt, "Mode": er.Mode,
+		"Facility": er.FacilityID, "QR": template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))})
+}
+
+// ---- PREA
+
+func (c *Console) preaPage(w http.ResponseWriter, req *http.Request, u who) {
+	all, err := c.r.PREAReports("")
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	names, err := c.inmateNames(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	var rows []heldRow
+	for _, o := range all {
+		if u.Serves(o.FacilityID) {
+			rows = append(rows, heldRow{Outbound: o, InmateName: names[o.InmateID].Name})
+		}
+	}
+	c.audit(u, "prea.view", "", "", fmt.Sprintf("%d reports", len(rows)))
+	c.render(w, req, http.StatusOK, "prea", u, pageData{Title: "PREA reports", Current: "prea", Data: rows})
+}
+
+// ---- policy
+
+func (c *Console) policyPage(w http.ResponseWriter, req *http.Request, u who) {
+	facs, err := c.facilities(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	fac := req.URL.Query().Get("facility")
+	if fac == "" && len(facs) > 0 {
+		fac = facs[0]
+	}
+	data := map[string]any{"Facilities": facs, "Facility": fac}
+	if fac != "" {
+		if !slices.Contains(facs, fac) {
+			c.render(w, req, http.StatusForbidden, "error", u, pageData{Title: "Not allowed", Error: errScope.Error()})
+			return
+		}
+		p, err := c.r.Policy(fac)
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		data["Policy"] = p
+	}
+	c.render(w, req, http.StatusOK, "policy", u, pageData{Title: "Policy", Current: "policy", Data: data})
+}
+
+func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
+	f := req.PostForm
+	fac := f.Get("facility")
+	q := url.Values{"facility": {fac}}
+	if !u.Serves(fac) {
+		back(w, req, "policy", nil, "", errScope)
+		return
+	}
+	p, err := c.r.Policy(fac)
+	if err != nil {
+		back(w, req, "policy", q, "", err)
+		return
+	}
+	var errs []string
+	num := func(name string, dst *int) {
+		v, err := strconv.Atoi(strings.TrimSpace(f.Get(name)))
+		if err != nil {
+			errs = append(errs, name+": a whole number")
+			return
+		}
+		*dst = v
+	}
+	cents := func(name string, dst *kiosk.Cents) {
+		v, err := parseCents(f.Get(name))
+		if err != nil {
+			errs = append(errs, name+": "+err.Error())
+			return
+		}
+		*dst = v
+	}
+	dur := func(name string, dst *kiosk.Duration) {
+		v, err := time.ParseDuration(strings.TrimSpace(f.Get(name)))
+		if err != nil {
+			errs = append(errs, name+": a duration like 30m or 1h30m")
+			return
+		}
+		*dst = kiosk.Duration(v)
+	}
+	p.FacilityName = strings.TrimSpace(f.Get("facility_name"))
+	cents("rate", &p.RatePerMinute)
+	dur("max_session", &p.MaxSession)
+	dur("idle_timeout", &p.IdleTimeout)
+	dur("cooldown", &p.Cooldown)
+	dur("idle_cooldown", &p.IdleCooldown)
+	num("max_contacts", &p.MaxContacts)
+	num("max_message_chars", &p.MaxMessageChars)
+	cents("max_deposit", &p.MaxDeposit)
+	cents("offline_spend_cap", &p.OfflineSpendCap)
+	p.Lockdown = f.Get("lockdown") == "on"
+	if cw, err := parseCurfew(f.Get("curfew")); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		p.Curfew = cw
+	}
+	if len(errs) > 0 {
+		back(w, req, "policy", q, "", errors.New(strings.Join(errs, "; ")))
+		return
+	}
+	if err := c.r.PutPolicy(fac, p); err != nil {
+		back(w, req, "policy", q, "", err)
+		return
+	}
+	hold := f.Get("hold_outbound") == "on"
+	if err := c.r.SetMonitoring(fac, relay.Monitoring{HoldOutbound: hold}); err != nil {
+		back(w, req, "policy", q, "", err)
+		return
+	}
+	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, lockdown %v, hold %v", p.RatePerMinute, p.Lockdown, hold))
+	back(w, req, "policy", q, "Policy saved; the facility's terminals get it at their next sync.", nil)
+}
+
+// addFacility starts a facility with the default policy under a new id; its roster comes
+// through the admin API (PUT .../roster) as before. Only an admin of every facility may: a
+// facility's own admin would otherwise grow their scope.
+func (c *Console) addFacility(w http.ResponseWriter, req *http.Request, u who) {
+	id, name := strings.TrimSpace(req.PostForm.Get("id")), strings.TrimSpace(req.PostForm.Get("name"))
+	if !slices.Contains(u.Facilities, AllFacilities) {
+		back(w, req, "policy", nil, "", errors.New("only an admin of every facility adds facilities"))
+		return
+	}
+	all, err := c.r.Facilities()
+	if err != nil {
+		back(w, req, "policy", nil, "", err)
+		return
+	}
+	if slices.Contains(all, id) {
+		back(w, req, "policy", nil, "", fmt.Errorf("facility %q already exists", id))
+		return
+	}
+	p := kiosk.DefaultPolicy()
+	p.FacilityName = name
+	if name == "" {
+		back(w, req, "policy", nil, "", errors.New("name: required"))
+		return
+	}
+	if err := c.r.PutPolicy(id, p); err != nil {
+		back(w, req, "policy", nil, "", err)
+		return
+	}
+	c.audit(u, "facility.add", id, id, "")
+	back(w, req, "policy", url.Values{"facility": {id}}, "Facility "+id+" added with the default policy; put its roster with the admin API.", nil)
+}
+
+// ---- accounts and audit
+
+func (c *Console) accountsPage(w http.ResponseWriter, req *http.Request, u who) {
+	all, err := c.store.Accounts()
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	c.render(w, req, http.StatusOK, "accounts", u, pageData{Title: "Accounts", Current: "accounts",
+		Data: map[string]any{"Accounts": all, "Roles": roleList}})
+}
+
+func (c *Console) addAccount(w http.ResponseWriter, req *http.Request, u who) {
+	f := req.PostForm
+	var facs []string
+	for _, s := range strings.FieldsFunc(f.Get("facilities"), func(r rune) bool { return r == ',' || r == ' ' }) {
+		facs = append(facs, s)
+	}
+	for _, fac := range facs {
+		// An admin grants only what they hold: a facility's admin cannot mint a wider account.
+		if (fac == AllFacilities && !slices.Contains(u.Facilities, AllFacilities)) || !u.Serves(fac) {
+			back(w, req, "accounts", nil, "", fmt.Errorf("facility %q: %w", fac, errScope))
+			return
+		}
+	}
+	a, err := c.store.AddAccount(c.clock.Now(), u.Username, NewAccount{Username: f.Get("username"), Name: f.Get("name"),
+		Password: f.Get("password"), Roles: f["roles"], Facilities: facs})
+	back(w, req, "accounts", nil, "Account "+a.Username+" added.", err)
+}
+
+func (c *Console) setAccount(w http.ResponseWriter, req *http.Request, u who) {
+	name, state := req.PathValue("username"), req.PathValue("state")
+	if state != "disable" && state != "enable" {
+		http.Error(w, "no such change", http.StatusNotFound)
+		return
+	}
+	if name == u.Username {
+		back(w, req, "accounts", nil, "", errors.New("you cannot disable your own account"))
+		return
+	}
+	a, ok, err := c.store.Account(name)
+	if err == nil && (!ok || !slices.ContainsFunc(a.Facilities, func(f string) bool {
+		return f == AllFacilities && slices.Contains(u.Facilities, AllFacilities) || f != AllFacilities && u.Serves(f)
+	})) {
+		err = fmt.Errorf("account %q: %w", name, errScope)
+	}
+	if err == nil {
+		err = c.store.SetDisabled(c.clock.Now(), u.Username, name, state == "disable")
+	}
+	back(w, req, "accounts", nil, "Account "+name+" "+state+"d.", err)
+}
+
+func (c *Console) auditPage(w http.ResponseWriter, req *http.Request, u who) {
+	log, err := c.store.AuditLog(300)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	c.render(w, req, http.StatusOK, "audit", u, pageData{Title: "Audit log", Current: "audit", Data: log})
+}

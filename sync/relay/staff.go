@@ -1,0 +1,112 @@
+package relay
+
+import (
+	"encoding/json"
+	"errors"
+	"sort"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+)
+
+// What the staff console (sync/relay/console) needs of the relay beyond the admin API's
+// methods: a bucket of its own in the relay's one store, and a few read-only lists.
+
+// bStaff is the console's bucket: staff accounts, sessions and the staff audit log, in nested
+// buckets the console manages. It is made by the first StaffUpdate rather than by a schema
+// migration: nothing the relay already stored changes, a relayd without a console ignores it,
+// and an older relayd opening the file leaves it alone.
+const bStaff = "staff_console"
+
+// errNoStaffBucket is StaffView before any StaffUpdate made the bucket.
+var errNoStaffBucket = errors.New("the staff console's bucket does not exist yet")
+
+// StaffUpdate runs fn in a write transaction on the console's bucket (made if missing). fn may
+// run more than once (group commit) and must be safe to re-run.
+func (r *Relay) StaffUpdate(fn func(b *bolt.Bucket) error) error {
+	return r.update("staff console", func(tx *bolt.Tx, _ *fanout) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(bStaff))
+		if err != nil {
+			return err
+		}
+		return fn(b)
+	})
+}
+
+// StaffView runs fn in a read transaction on the console's bucket; it fails before the first
+// StaffUpdate made it (the console makes it as it starts).
+func (r *Relay) StaffView(fn func(b *bolt.Bucket) error) error {
+	return r.view("staff console", func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bStaff))
+		if b == nil {
+			return errNoStaffBucket
+		}
+		return fn(b)
+	})
+}
+
+// Facilities lists the ids of the facilities the relay knows (a roster or policy was put).
+func (r *Relay) Facilities() ([]string, error) {
+	out := []string{}
+	err := r.view("list facilities", func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bFacilities)).ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// InmateInfo is a roster entry as staff see it: no PIN hash.
+type InmateInfo struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	FacilityID string `json:"facility_id"`
+	Status     string `json:"status"`
+	Language   string `json:"language"`
+}
+
+// Inmates lists a facility's inmates ("" for every facility), by id.
+func (r *Relay) Inmates(facility string) ([]InmateInfo, error) {
+	out := []InmateInfo{}
+	err := r.view("list inmates", func(tx *bolt.Tx) error {
+		return forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
+			if facility == "" || in.FacilityID == facility {
+				out = append(out, InmateInfo{ID: in.ID, Name: in.Name, FacilityID: in.FacilityID, Status: in.Status, Language: in.Language})
+			}
+			return true
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
+
+// DeviceStatus is the last device_status body a terminal sent (found false if none).
+func (r *Relay) DeviceStatus(terminalID string) (body json.RawMessage, found bool, err error) {
+	err = r.view("device status", func(tx *bolt.Tx) error {
+		if v := tx.Bucket([]byte(bDevices)).Get([]byte(terminalID)); v != nil {
+			body, found = append(json.RawMessage(nil), v...), true
+		}
+		return nil
+	})
+	return body, found, err
+}
+
+// Replies gives the answers already sent to requests (inbound messages with a reply_to), by
+// the request they answer, oldest first: one pass over the inbound letters for a whole page.
+func (r *Relay) Replies() (map[string][]kiosk.Message, error) {
+	out := map[string][]kiosk.Message{}
+	err := r.view("list replies", func(tx *bolt.Tx) error {
+		return forEachJSON(tx, bInbound, "", func(_ string, m kiosk.Message) bool {
+			if m.ReplyTo != "" {
+				out[m.ReplyTo] = append(out[m.ReplyTo], m)
+			}
+			return true
+		})
+	})
+	for _, ms := range out {
+		sort.Slice(ms, func(i, j int) bool { return ms[i].CreatedAt.Before(ms[j].CreatedAt) })
+	}
+	return out, err
+}

@@ -1,0 +1,70 @@
+package relay
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// The fleet view shows how old a terminal's oldest waiting item is, from its hello, until a
+// device status says nothing waits any more.
+func TestHelloOldestWaitingShowsInTheFleet(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	oldest := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	c := dial(t, e.wsURL())
+	send(t, c, wire.Hello{TerminalID: k.id, Epoch: k.epoch, Software: "test", Waiting: 4, OldestWaiting: oldest})
+	f := read(t, c)
+	if f.Type != wire.TypeChallenge {
+		t.Fatalf("got %s, want challenge", f.Type)
+	}
+	send(t, c, wire.Auth{Signature: wire.SignAuth(k.priv, k.id, f.Challenge.Nonce)})
+	if f = read(t, c); f.Type != wire.TypeWelcome {
+		t.Fatalf("got %s, want welcome", f.Type)
+	}
+	if ti := e.terminalInfo(k.id); ti.ItemsWaiting != 4 || !ti.OldestWaiting.Equal(oldest) {
+		t.Fatalf("while connected: waiting %d, oldest %v", ti.ItemsWaiting, ti.OldestWaiting)
+	}
+	tc := &tconn{t: t, c: c, term: k, w: *f.Welcome}
+	tc.batch(k.item(wire.UpDeviceStatus, map[string]any{"items_waiting": 0}))
+	c.Close(websocket.StatusNormalClosure, "")
+	waitUntil(t, "the terminal is gone", func() bool { return !e.r.hub.connected(k.id) })
+	if ti := e.terminalInfo(k.id); ti.ItemsWaiting != 0 || !ti.OldestWaiting.IsZero() {
+		t.Fatalf("after a status with nothing waiting: waiting %d, oldest %v", ti.ItemsWaiting, ti.OldestWaiting)
+	}
+}
+
+// The console's bucket is made by its first write, survives a restart, and leaves Verify clean.
+func TestStaffBucket(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	if err := e.r.StaffView(func(*bolt.Bucket) error { return nil }); !errors.Is(err, errNoStaffBucket) {
+		t.Fatalf("StaffView before any StaffUpdate: %v", err)
+	}
+	if err := e.r.StaffUpdate(func(b *bolt.Bucket) error { return b.Put([]byte("k"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	var got string
+	if err := e.r.StaffView(func(b *bolt.Bucket) error { got = string(b.Get([]byte("k"))); return nil }); err != nil || got != "v" {
+		t.Fatalf("after a restart: %q %v", got, err)
+	}
+	rep, err := e.r.Verify()
+	if err != nil || len(rep.Problems) != 0 {
+		t.Fatalf("verify with the console's bucket: %+v %v", rep.Problems, err)
+	}
+	facs, err := e.r.Facilities()
+	if err != nil || len(facs) != 1 {
+		t.Errorf("facilities: %v %v", facs, err)
+	}
+	ins, err := e.r.Inmates(facs[0])
+	if err != nil || len(ins) == 0 {
+		t.Errorf("inmates of %s: %v %v", facs[0], ins, err)
+	}
+}
