@@ -165,6 +165,11 @@ func HashPINWith(pin string, p PINParams) (string, error) { return pinhash.HashW
 // ValidatePIN accepts 4 to 12 digits; the error never repeats the PIN.
 func ValidatePIN(pin string) error { return pinhash.ValidatePIN(pin) }
 
+// HashSecretWith is pinhash.HashSecretWith: a staff password, hashed like a PIN.
+func HashSecretWith(secret string, p PINParams) (string, error) {
+	return pinhash.HashSecretWith(secret, p)
+}
+
 // ValidatePINHash checks that h is an argon2id string a terminal can verify.
 func ValidatePINHash(h string) error { return pinhash.Validate(h) }
 

@@ -39,9 +39,9 @@ func HashWith(pin string, p Params) (string, error) {
 	return HashSecretWith(pin, p)
 }
 
-// HashSecretWith hashes any secret (a staff password) as HashPINWith hashes a PIN, without the
-// PIN's digits-only rule; VerifyPIN checks it.
-func HashSecretWith(secret string, p PINParams) (string, error) {
+// HashSecretWith hashes any secret (a staff password) as HashWith hashes a PIN, without the
+// PIN's digits-only rule; Verify checks it.
+func HashSecretWith(secret string, p Params) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash pin: read salt: %w", err)

@@ -7,7 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // What the staff console (sync/relay/console) needs of the relay beyond the admin API's
@@ -95,10 +95,10 @@ func (r *Relay) DeviceStatus(terminalID string) (body json.RawMessage, found boo
 
 // Replies gives the answers already sent to requests (inbound messages with a reply_to), by
 // the request they answer, oldest first: one pass over the inbound letters for a whole page.
-func (r *Relay) Replies() (map[string][]kiosk.Message, error) {
-	out := map[string][]kiosk.Message{}
+func (r *Relay) Replies() (map[string][]vocab.Message, error) {
+	out := map[string][]vocab.Message{}
 	err := r.view("list replies", func(tx *bolt.Tx) error {
-		return forEachJSON(tx, bInbound, "", func(_ string, m kiosk.Message) bool {
+		return forEachJSON(tx, bInbound, "", func(_ string, m vocab.Message) bool {
 			if m.ReplyTo != "" {
 				out[m.ReplyTo] = append(out[m.ReplyTo], m)
 			}

@@ -16,7 +16,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/pinhash"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
 
@@ -144,14 +144,14 @@ func (n NewAccount) check() error {
 // Store is the console's accounts, sessions and audit log, in the relay's store.
 type Store struct {
 	r      *relay.Relay
-	params kiosk.PINParams
+	params pinhash.Params
 }
 
 // OpenStore makes the console's buckets in r's store if missing. params are the argon2id costs
-// of new passwords (zero: kiosk.DefaultPINParams).
-func OpenStore(r *relay.Relay, params kiosk.PINParams) (*Store, error) {
-	if params == (kiosk.PINParams{}) {
-		params = kiosk.DefaultPINParams()
+// of new passwords (zero: pinhash.DefaultParams).
+func OpenStore(r *relay.Relay, params pinhash.Params) (*Store, error) {
+	if params == (pinhash.Params{}) {
+		params = pinhash.DefaultParams()
 	}
 	err := r.StaffUpdate(func(b *bolt.Bucket) error {
 		for _, name := range []string{bAccounts, bSessions, bAudit} {
@@ -174,7 +174,7 @@ func (s *Store) AddAccount(now time.Time, who string, n NewAccount) (Account, er
 	if err := n.check(); err != nil {
 		return Account{}, fmt.Errorf("add account: %w", err)
 	}
-	hash, err := kiosk.HashSecretWith(n.Password, s.params)
+	hash, err := pinhash.HashSecretWith(n.Password, s.params)
 	if err != nil {
 		return Account{}, fmt.Errorf("add account %s: %w", n.Username, err)
 	}
@@ -277,10 +277,10 @@ func (s *Store) Check(username, password string) (Account, bool) {
 	a, ok, err := s.Account(strings.ToLower(strings.TrimSpace(username)))
 	if err != nil || !ok || a.Disabled {
 		// The same costs as a real hash, so an unknown name takes as long.
-		_, _ = kiosk.HashSecretWith(password, s.params)
+		_, _ = pinhash.HashSecretWith(password, s.params)
 		return Account{}, false
 	}
-	return a, kiosk.VerifyPIN(a.Hash, password)
+	return a, pinhash.Verify(a.Hash, password)
 }
 
 func newToken() (string, error) {

@@ -19,8 +19,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/pinhash"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
 
@@ -40,9 +41,9 @@ var webFS embed.FS
 type Config struct {
 	Relay *relay.Relay
 	Clock clock.Clock
-	Logf  kiosk.Logf
-	// PasswordParams are argon2id costs of new passwords (zero: kiosk.DefaultPINParams).
-	PasswordParams kiosk.PINParams
+	Logf  vocab.Logf
+	// PasswordParams are argon2id costs of new passwords (zero: pinhash.DefaultParams).
+	PasswordParams pinhash.Params
 	// SecureCookies marks cookies Secure even when the request did not come over TLS here (a
 	// TLS-terminating proxy in front). Over TLS they are always Secure.
 	SecureCookies bool
@@ -64,7 +65,7 @@ type Console struct {
 	r       *relay.Relay
 	store   *Store
 	clock   clock.Clock
-	logf    kiosk.Logf
+	logf    vocab.Logf
 	pages   map[string]*template.Template
 	static  http.Handler
 	mux     *http.ServeMux
@@ -134,7 +135,7 @@ func (c *Console) parse() error {
 	funcs := template.FuncMap{
 		"since":   func(t time.Time) string { return ago(c.clock.Now().Sub(t)) },
 		"ago":     ago,
-		"cents":   func(v kiosk.Cents) string { return v.String() },
+		"cents":   func(v vocab.Cents) string { return v.String() },
 		"when":    func(t time.Time) string { return when(t) },
 		"has":     func(a Account, role string) bool { return a.Has(role) },
 		"contain": func(list []string, s string) bool { return slices.Contains(list, s) },

@@ -6,14 +6,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // Parsers of the console's form fields: each refuses anything it does not fully understand,
 // naming what it expected, so a typo never becomes a different rule.
 
 // parseCents reads "12.50", "12.5", "12" or "$12.50" as cents, refusing anything else.
-func parseCents(s string) (kiosk.Cents, error) {
+func parseCents(s string) (vocab.Cents, error) {
 	s = strings.TrimPrefix(strings.TrimSpace(s), "$")
 	whole, frac, hasFrac := strings.Cut(s, ".")
 	bad := fmt.Errorf("amount %q: write dollars and cents, like 12.50", s)
@@ -38,13 +38,13 @@ func parseCents(s string) (kiosk.Cents, error) {
 	if err1 != nil || err2 != nil {
 		return 0, bad
 	}
-	return kiosk.Cents(w*100 + f), nil
+	return vocab.Cents(w*100 + f), nil
 }
 
 var weekdays = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 
 // formatCurfew writes curfew windows one a line, as parseCurfew reads them.
-func formatCurfew(ws []kiosk.CurfewWindow) string {
+func formatCurfew(ws []vocab.CurfewWindow) string {
 	var b strings.Builder
 	for _, w := range ws {
 		name := "?"
@@ -58,8 +58,8 @@ func formatCurfew(ws []kiosk.CurfewWindow) string {
 
 // parseCurfew reads one window a line, "Mon 22:00-06:00" (the weekday the window starts on;
 // an end before the start runs past midnight). The policy's own check then validates the times.
-func parseCurfew(s string) ([]kiosk.CurfewWindow, error) {
-	var out []kiosk.CurfewWindow
+func parseCurfew(s string) ([]vocab.CurfewWindow, error) {
+	var out []vocab.CurfewWindow
 	for i, line := range strings.Split(s, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" {
@@ -81,7 +81,7 @@ func parseCurfew(s string) ([]kiosk.CurfewWindow, error) {
 				return nil, fmt.Errorf("curfew line %d %q: %q is not a time like 22:00", i+1, line, hm)
 			}
 		}
-		out = append(out, kiosk.CurfewWindow{Weekday: time.Weekday(wd), Start: strings.TrimSpace(start), End: strings.TrimSpace(end)})
+		out = append(out, vocab.CurfewWindow{Weekday: time.Weekday(wd), Start: strings.TrimSpace(start), End: strings.TrimSpace(end)})
 	}
 	return out, nil
 }

@@ -16,7 +16,7 @@ import (
 
 	qrcode "github.com/skip2/go-qrcode"
 
-	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -75,7 +75,7 @@ type heldRow struct {
 }
 
 func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
-	held, err := c.r.Outbound(relay.OutboundFilter{Status: kiosk.MsgHeld})
+	held, err := c.r.Outbound(relay.OutboundFilter{Status: vocab.MsgHeld})
 	if err != nil {
 		c.fail(w, req, u, err)
 		return
@@ -101,7 +101,7 @@ func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
 
 // heldIn finds a held letter of a facility the account serves.
 func (c *Console) heldIn(u who, id string) (relay.Outbound, error) {
-	all, err := c.r.Outbound(relay.OutboundFilter{Status: kiosk.MsgHeld})
+	all, err := c.r.Outbound(relay.OutboundFilter{Status: vocab.MsgHeld})
 	if err != nil {
 		return relay.Outbound{}, err
 	}
@@ -173,7 +173,7 @@ func (c *Console) contactsPage(w http.ResponseWriter, req *http.Request, u who) 
 			continue
 		}
 		r := row{ct, names[ct.InmateID].Name}
-		if ct.State == kiosk.ContactPending {
+		if ct.State == vocab.ContactPending {
 			pending = append(pending, r)
 		} else {
 			others = append(others, r)
@@ -187,7 +187,7 @@ func (c *Console) contactsPage(w http.ResponseWriter, req *http.Request, u who) 
 
 func (c *Console) decideContact(w http.ResponseWriter, req *http.Request, u who) {
 	id, decision := req.PathValue("id"), req.PathValue("decision")
-	all, err := c.r.Contacts(kiosk.ContactPending, "")
+	all, err := c.r.Contacts(vocab.ContactPending, "")
 	if err != nil {
 		back(w, req, "contacts", nil, "", err)
 		return
@@ -218,7 +218,7 @@ type requestRow struct {
 	relay.Outbound
 	InmateName string
 	Department string
-	Replies    []kiosk.Message
+	Replies    []vocab.Message
 }
 
 func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u who) {
@@ -633,7 +633,7 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 		}
 		*dst = v
 	}
-	cents := func(name string, dst *kiosk.Cents) {
+	cents := func(name string, dst *vocab.Cents) {
 		v, err := parseCents(f.Get(name))
 		if err != nil {
 			errs = append(errs, name+": "+err.Error())
@@ -641,13 +641,13 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 		}
 		*dst = v
 	}
-	dur := func(name string, dst *kiosk.Duration) {
+	dur := func(name string, dst *vocab.Duration) {
 		v, err := time.ParseDuration(strings.TrimSpace(f.Get(name)))
 		if err != nil {
 			errs = append(errs, name+": a duration like 30m or 1h30m")
 			return
 		}
-		*dst = kiosk.Duration(v)
+		*dst = vocab.Duration(v)
 	}
 	p.FacilityName = strings.TrimSpace(f.Get("facility_name"))
 	cents("rate", &p.RatePerMinute)
@@ -700,7 +700,7 @@ func (c *Console) addFacility(w http.ResponseWriter, req *http.Request, u who) {
 		back(w, req, "policy", nil, "", fmt.Errorf("facility %q already exists", id))
 		return
 	}
-	p := kiosk.DefaultPolicy()
+	p := vocab.DefaultPolicy()
 	p.FacilityName = name
 	if name == "" {
 		back(w, req, "policy", nil, "", errors.New("name: required"))
