@@ -1,0 +1,77 @@
+package ui
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+
+	"github.com/tether-kiosk/tether/kiosk"
+)
+
+// TestDepartmentReplyThreadedInInbox: Maria asks Medical about her knee; Medical's answer
+// comes in the inbox under her request, not as a letter from nowhere, and opening it shows
+// the answer with what she asked.
+func TestDepartmentReplyThreadedInInbox(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	h.tap("Write")
+	h.tap("Medical (department)")
+	test.Type(h.entry("Type your message here"), "My knee hurts when I climb stairs.")
+	h.tap("Send")
+	sent, err := h.term.Sent(mariaID)
+	must(t, err)
+	if len(sent) != 1 {
+		t.Fatalf("sent = %+v", sent)
+	}
+	h.advance(time.Minute)
+	_, err = h.term.DeliverInbound(kiosk.Message{ID: "ans-1", InmateID: mariaID, Peer: "dept-medical", PeerName: "Medical",
+		Body: "Sick call Tuesday 9:00. Bring your ID.", ReplyTo: sent[0].ID, CreatedAt: h.clk.Now()})
+	must(t, err)
+	h.deliver("ltr-1", "c-ana", "Ana Ruiz", "", "The garden is green.")
+	h.tap("Back")
+	h.tap("Inbox (2)")
+	h.mustSee("Your request to Medical, sent 2025-11-25 10:00", "My knee hurts when I climb stairs.",
+		"Answer from Medical", "Sick call Tuesday 9:00. Bring your ID.", "From: Ana Ruiz")
+	// Not threaded: an unrelated answer shows without any request above it.
+	all := h.screenText()
+	req, ans := strings.Index(all, "Your request to Medical"), strings.Index(all, "Answer from Medical")
+	if !(req >= 0 && req < ans) {
+		t.Fatalf("the answer is not under the request; screen shows:\n%s", all)
+	}
+	h.tapText("Sick call Tuesday")
+	h.mustSee("Answer from Medical", "Sick call Tuesday 9:00. Bring your ID.",
+		"Your request to Medical, sent 2025-11-25 10:00", "My knee hurts when I climb stairs.")
+	if n := h.term.Unread(mariaID); n != 1 {
+		t.Errorf("unread after reading the answer = %d, want 1 (Ana's letter)", n)
+	}
+}
+
+// TestAnswerWithoutItsRequest: an answer to a request this terminal does not hold (written
+// on another kiosk, history not here) still says it is an answer.
+func TestAnswerWithoutItsRequest(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	_, err := h.term.DeliverInbound(kiosk.Message{ID: "ans-2", InmateID: mariaID, Peer: "dept-medical", PeerName: "Medical",
+		Body: "Your glasses are ready.", ReplyTo: "req-elsewhere", CreatedAt: h.clk.Now()})
+	must(t, err)
+	h.settle()
+	h.tap("Inbox (1)")
+	h.mustSee("Answer from Medical", "An answer to a request you wrote", "Your glasses are ready.")
+	h.mustNotSee("Your request to")
+}
+
+// TestSentLetterOpensInFull: a long sent letter is cut in the list and read whole when opened.
+func TestSentLetterOpensInFull(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	long := "Dear Medical, " + strings.Repeat("my knee still hurts and ", 8) + "THE END"
+	_, err := h.term.Send(mariaID, "dept-medical", "Knee", long)
+	must(t, err)
+	h.settle()
+	h.tap("Sent")
+	h.mustNotSee("THE END")
+	h.tapText("Dear Medical")
+	h.mustSee("To: Medical", "Written 2025-11-25 10:00", "Knee", "THE END")
+}
