@@ -75,3 +75,25 @@ func TestSentLetterOpensInFull(t *testing.T) {
 	h.tapText("Dear Medical")
 	h.mustSee("To: Medical", "Written 2025-11-25 10:00", "Knee", "THE END")
 }
+
+// TestTabletCurfewLiftedBySync: a tablet showing the curfew goes back to its PIN pad when a
+// policy without the curfew arrives by sync, before the curfew would have ended, with no
+// restart and no tap.
+func TestTabletCurfewLiftedBySync(t *testing.T) {
+	h := newHarness(t, func(s *setup) {
+		s.tablet = true
+		s.policy = func(p *kiosk.Policy) {
+			p.Curfew = []kiosk.CurfewWindow{{Weekday: time.Tuesday, Start: "10:05", End: "10:30"}}
+		}
+	})
+	h.mustSee("Enter your PIN to start")
+	h.advance(6 * time.Minute)
+	h.mustSee("The kiosks are closed for curfew until 10:30.")
+	p := h.term.Policy()
+	p.Curfew = nil
+	h.down(kiosk.DownPolicy, p)
+	h.mustNotSee("curfew")
+	h.mustSee("Enter your PIN to start")
+	h.typePIN(mariaPIN, "OK")
+	h.mustSee("Monitoring notice")
+}
