@@ -27,6 +27,7 @@ const (
 	ItemSessionEnd     ItemKind = "session_end"     // Body: Session
 	ItemAudit          ItemKind = "audit"           // Body: AuditEvent
 	ItemDeviceStatus   ItemKind = "device_status"   // Body: whatever the device layer reports
+	ItemMessageRead    ItemKind = "message_read"    // Body: MessageRead (an inbox letter read here)
 )
 
 // Item is one record waiting in the forwarding queue. Seq is unique and increasing within the

@@ -308,6 +308,9 @@ func (t *Terminal) Logout() error {
 		evs = append(evs, end...)
 	}
 	m.mu.Unlock()
+	if err == nil {
+		t.scrub() // a history fetched for the session was wiped: its text leaves the disk now
+	}
 	for _, ev := range evs {
 		t.emit(ev)
 	}
@@ -367,6 +370,9 @@ func closeSessionTx(tx *bolt.Tx, now time.Time, sess Session) error {
 		return err
 	}
 	if _, err := enqueue(tx, now, ItemSessionEnd, sess); err != nil {
+		return err
+	}
+	if err := wipeHistoryTx(tx, sess.InmateID); err != nil {
 		return err
 	}
 	meta := tx.Bucket([]byte(bMeta))

@@ -17,12 +17,15 @@ const (
 	DownRemoteCredit     = "remote_credit"      // kiosk.Credit from another terminal; applied once per record_id
 	DownRemoteSessionEnd = "remote_session_end" // kiosk.Session ended on another terminal: sets cool-down
 	DownNotice           = "notice"             // Notice
+	DownSentMessage      = "sent_message"       // kiosk.Message (outbox): a letter written on another terminal (tablets)
+	DownHistory          = "history"            // History: an inmate's letters for one kiosk session
+	DownMessageRead      = "message_read"       // MessageRead: an inbox letter read on another terminal
 )
 
 // DownKinds lists every downlink kind of this protocol version.
 var DownKinds = []string{DownInboundMessage, DownMessageStatus, DownInmate, DownTechnician,
 	DownTechnicianRemove, DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit,
-	DownRemoteSessionEnd, DownNotice}
+	DownRemoteSessionEnd, DownNotice, DownSentMessage, DownHistory, DownMessageRead}
 
 // Uplink item kinds (kiosk.ItemKind values).
 const (
@@ -35,11 +38,12 @@ const (
 	UpSessionEnd     = "session_end"     // kiosk.Session
 	UpAudit          = "audit"           // kiosk.AuditEvent
 	UpDeviceStatus   = "device_status"   // free-form object from the device layer
+	UpMessageRead    = "message_read"    // MessageRead: an inbox letter read on this terminal
 )
 
 // UpKinds lists every uplink kind of this protocol version.
 var UpKinds = []string{UpMessage, UpPREA, UpContactRequest, UpContactRemove, UpCharge, UpCredit,
-	UpSessionEnd, UpAudit, UpDeviceStatus}
+	UpSessionEnd, UpAudit, UpDeviceStatus, UpMessageRead}
 
 // Downlink bodies are the kiosk's own records, defined once there: MessageStatus changes the
 // state of a message the terminal sent, TechnicianRemoved takes a technician off the roster,
@@ -48,4 +52,14 @@ type (
 	MessageStatus     = kiosk.MessageStatus
 	TechnicianRemoved = kiosk.TechnicianRemoved
 	Notice            = kiosk.Notice
+	// History carries an inmate's newest letters to a kiosk for one session (at most
+	// MaxHistoryLetters and MaxHistoryBytes); MessageRead says an inbox letter was read.
+	History     = kiosk.History
+	MessageRead = kiosk.MessageRead
+)
+
+// The bound of one session's history (docs/PROTOCOL.md, "History").
+const (
+	MaxHistoryLetters = kiosk.MaxHistoryLetters
+	MaxHistoryBytes   = kiosk.MaxHistoryBytes
 )
