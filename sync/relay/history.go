@@ -1,0 +1,150 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// History follows the person (docs/PROTOCOL.md, "History"): the letters an inmate wrote reach
+// their tablet wherever they were written (sent_message), a kiosk gets the newest of them when
+// the inmate's session starts there (history), and a letter read on one terminal is read on
+// the others (message_read).
+
+// auditSessionStart is the audit event a terminal queues when an inmate's session starts
+// (kiosk.AcceptNotice): actor the inmate, detail kind "inmate" and the session id.
+const auditSessionStart = "notice_accepted"
+
+// indexLetterTx lists a letter under its inmate (by_inmate, "m"), for the history.
+func indexLetterTx(tx *bolt.Tx, inmateID, id string) error {
+	if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(inmateID, "m", id), nil); err != nil {
+		return fmt.Errorf("index letter %s: %w", id, err)
+	}
+	return nil
+}
+
+// migrate4to5 lists every outbound letter under its inmate.
+func migrate4to5(tx *bolt.Tx) error {
+	var ierr error
+	err := forEachJSON(tx, bOutbound, "", func(k string, o Outbound) bool {
+		ierr = indexLetterTx(tx, o.InmateID, k)
+		return ierr == nil
+	})
+	if err != nil {
+		return err
+	}
+	return ierr
+}
+
+// sentCopy is a stored letter as its writer's other terminals show it: in the outbox, with the
+// state the review gave it.
+func sentCopy(o Outbound) kiosk.Message {
+	m := o.Message
+	m.Box, m.State, m.Reason, m.Read, m.ReplyTo = kiosk.BoxOutbox, o.Status, o.Reason, false, ""
+	return m
+}
+
+// sessionStart reads, from an audit event a kiosk sent, the session that started on it.
+func sessionStart(ev kiosk.AuditEvent) (inmateID, sessionID string, ok bool) {
+	if ev.Kind != auditSessionStart || ev.Detail["kind"] != kiosk.PersonInmate || ev.Actor == "" || ev.Detail["session"] == "" {
+		return "", "", false
+	}
+	return ev.Actor, ev.Detail["session"], true
+}
+
+// queueHistory answers a session that started on kiosk t with that inmate's newest letters,
+// queued on t's downlink only. What the relay can check, it does: t is a kiosk (a tablet
+// holds its inmate's letters already), the inmate is active on t's facility's roster, and the
+// session is one t itself reported starting (this audit event) that has not ended (no
+// session_end of it stored). It cannot check that the inmate is at the kiosk: a kiosk whose
+// key was stolen can start a session in any name of its facility, as it can read any inmate's
+// inbox it holds. Each history sent is logged (ids only) for staff.
+func (r *Relay) queueHistory(tx *bolt.Tx, f *fanout, t TerminalInfo, ev kiosk.AuditEvent) error {
+	inmateID, sessionID, ok := sessionStart(ev)
+	if !ok || t.Mode != wire.ModeKiosk {
+		return nil
+	}
+	in, serves, err := f.inmateFor(t, inmateID)
+	if err != nil || !serves || in.Status != kiosk.StatusActive {
+		return err
+	}
+	if tx.Bucket([]byte(bSessions)).Get([]byte(inmateID+"/"+sessionID)) != nil {
+		return nil // the session is over already: it was reported late, after its end
+	}
+	h, err := historyOf(tx, inmateID, sessionID)
+	if err != nil {
+		return err
+	}
+	f.logf("relay: history of %d letters for inmate %s, session %s, to kiosk %s", len(h.Letters), inmateID, sessionID, t.ID)
+	return f.toTerminal(t.ID, wire.DownHistory, h)
+}
+
+// historyOf is an inmate's newest letters (by id: UUIDv7s, in time order), newest first, within
+// wire.MaxHistoryLetters and wire.MaxHistoryBytes of JSON.
+func historyOf(tx *bolt.Tx, inmateID, sessionID string) (wire.History, error) {
+	h := wire.History{InmateID: inmateID, SessionID: sessionID, Letters: []kiosk.Message{}}
+	prefix := []byte(inmateID + "/m/")
+	size := 0
+	c := tx.Bucket([]byte(bByInmate)).Cursor()
+	k, _ := c.Seek(append(bytes.Clone(prefix), 0xff))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+		rec, found, err := getLetter(tx, bOutbound, string(k[len(prefix):]))
+		if err != nil {
+			return h, err
+		}
+		if !found || rec.InmateID != inmateID {
+			continue
+		}
+		m := sentCopy(rec.Outbound)
+		raw, err := json.Marshal(m)
+		if err != nil {
+			return h, fmt.Errorf("encode letter %s: %w", m.ID, err)
+		}
+		if len(h.Letters) == wire.MaxHistoryLetters || size+len(raw) > wire.MaxHistoryBytes {
+			h.Truncated = true
+			break
+		}
+		size += len(raw) + 1
+		h.Letters = append(h.Letters, m)
+	}
+	sort.SliceStable(h.Letters, func(i, j int) bool { return h.Letters[i].CreatedAt.After(h.Letters[j].CreatedAt) })
+	return h, nil
+}
+
+// applyMessageRead records that an inmate read an inbound letter on terminal t and tells their
+// other terminals. A letter of another inmate, or an inmate t does not serve, is refused
+// not_this_terminals_inmate; an unknown letter is accepted and changes nothing.
+func (r *Relay) applyMessageRead(tx *bolt.Tx, f *fanout, t TerminalInfo, rd kiosk.MessageRead, now time.Time) (string, error) {
+	if _, ok, err := f.inmateFor(t, rd.InmateID); err != nil || !ok {
+		return wire.RefuseNotYours, err
+	}
+	var m kiosk.Message
+	found, err := getJSON(tx, bInbound, rd.MessageID, &m)
+	if err != nil {
+		return "", err
+	}
+	if found && m.InmateID != rd.InmateID {
+		return wire.RefuseNotYours, nil
+	}
+	if !found || m.Read {
+		return "", nil // no such letter, or read already here or elsewhere: nothing new to tell
+	}
+	m.Read = true
+	if err := putJSON(tx, bInbound, m.ID, m); err != nil {
+		return "", err
+	}
+	return "", f.toInmate(facilityOf(tx, m.InmateID, t.FacilityID), m.InmateID, t.ID, wire.DownMessageRead,
+		wire.MessageRead{MessageID: m.ID, InmateID: m.InmateID, At: now})
+}
