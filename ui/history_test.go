@@ -97,3 +97,44 @@ func TestTabletCurfewLiftedBySync(t *testing.T) {
 	h.typePIN(mariaPIN, "OK")
 	h.mustSee("Monitoring notice")
 }
+
+// TestKioskSentSaysHistoryUnavailable: on a shared kiosk, until the letters Maria wrote on
+// other terminals come for her session, Sent shows what the kiosk holds and says the rest
+// cannot be shown; when they come they are listed, and after she logs out they are gone.
+func TestKioskSentSaysHistoryUnavailable(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	_, err := h.term.Send(mariaID, "dept-medical", "", "Written at this kiosk.")
+	must(t, err)
+	h.settle()
+	h.tap("Sent")
+	h.mustSee("Written at this kiosk.", "Letters you wrote on other terminals can't be shown right now.")
+	info, _ := h.term.Active()
+	h.down(kiosk.DownHistory, kiosk.History{InmateID: mariaID, SessionID: info.SessionID, Letters: []kiosk.Message{{
+		ID: "tab-1", InmateID: mariaID, Box: kiosk.BoxOutbox, Peer: "dept-medical", PeerName: "Medical",
+		Body: "Written on my tablet.", State: kiosk.MsgDelivered, CreatedAt: start.Add(-time.Hour)}}})
+	h.mustSee("Written at this kiosk.", "Written on my tablet.")
+	h.mustNotSee("can't be shown")
+	h.tap("Back")
+	h.tap("Log out")
+	sent, err := h.term.Sent(mariaID)
+	must(t, err)
+	if len(sent) != 1 || sent[0].Body != "Written at this kiosk." {
+		t.Fatalf("after logout the kiosk holds %+v", sent)
+	}
+}
+
+// TestTabletSentNeedsNoFetch: a tablet holds its person's letters and never says any are
+// missing; a letter written on a kiosk that came by sync opens in full.
+func TestTabletSentNeedsNoFetch(t *testing.T) {
+	h := newHarness(t, func(s *setup) { s.tablet = true })
+	h.down(kiosk.DownSentMessage, kiosk.Message{ID: "k-1", InmateID: mariaID, Box: kiosk.BoxOutbox, Peer: "dept-medical",
+		PeerName: "Medical", Body: "Written at the kiosk in unit B.", State: kiosk.MsgHeld, CreatedAt: start})
+	h.typePIN(mariaPIN, "OK")
+	h.tap("I accept")
+	h.tap("Sent")
+	h.mustSee("Written at the kiosk in unit B.", "Held for review")
+	h.mustNotSee("can't be shown")
+	h.tapText("Written at the kiosk")
+	h.mustSee("To: Medical", "Written at the kiosk in unit B.")
+}

@@ -185,7 +185,11 @@ func (k *Kiosk) showSentWith(note string) {
 	list := container.NewVBox()
 	load := func() {
 		id := s.inmateID
+		fetched := true
 		fillList(k, v, w, list, "sent.empty", func() ([]kiosk.Message, error) {
+			// A shared kiosk gets the person's letters from other terminals at login; until
+			// they come (offline, or not yet) it shows what it holds and says so.
+			fetched = k.tablet || k.d.HistoryFetched(id)
 			all, err := k.d.Sent(id)
 			var ms []kiosk.Message
 			for _, m := range all {
@@ -208,7 +212,11 @@ func (k *Kiosk) showSentWith(note string) {
 				}
 				lines = append(lines, text(firstLine(m.Body, 80), theme.Grey))
 				return newTappable(card(theme.Panel, lines...), func() { k.touch(); k.showSentReader(m, k.showSent) })
-			}, nil)
+			}, func([]kiosk.Message) {
+				if !fetched {
+					list.Add(text(w.T("sent.history_unavailable"), theme.Orange))
+				}
+			})
 	}
 	v.onChanged = load
 	var body fyne.CanvasObject = k.vscroll(list)
