@@ -98,9 +98,10 @@ func TestTabletCurfewLiftedBySync(t *testing.T) {
 	h.mustSee("Monitoring notice")
 }
 
-// TestKioskSentSaysHistoryUnavailable: on a shared kiosk, until the letters Maria wrote on
-// other terminals come for her session, Sent shows what the kiosk holds and says the rest
-// cannot be shown; when they come they are listed, and after she logs out they are gone.
+// TestKioskSentSaysHistoryUnavailable: on a shared kiosk that is offline before the letters
+// Maria wrote on other terminals came for her session, Sent shows what the kiosk holds and
+// says the rest cannot be shown; when they come they are listed, and after she logs out they
+// are gone.
 func TestKioskSentSaysHistoryUnavailable(t *testing.T) {
 	h := newHarness(t)
 	h.login()
@@ -108,6 +109,10 @@ func TestKioskSentSaysHistoryUnavailable(t *testing.T) {
 	must(t, err)
 	h.settle()
 	h.tap("Sent")
+	h.mustSee("Written at this kiosk.")
+	h.mustNotSee("can't be shown") // online: the history is on its way
+	h.k.SetLinkStatus(false)
+	h.settle()
 	h.mustSee("Written at this kiosk.", "Letters you wrote on other terminals can't be shown right now.")
 	info, _ := h.term.Active()
 	h.down(kiosk.DownHistory, kiosk.History{InmateID: mariaID, SessionID: info.SessionID, Letters: []kiosk.Message{{

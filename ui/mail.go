@@ -213,12 +213,14 @@ func (k *Kiosk) showSentWith(note string) {
 				lines = append(lines, text(firstLine(m.Body, 80), theme.Grey))
 				return newTappable(card(theme.Panel, lines...), func() { k.touch(); k.showSentReader(m, k.showSent) })
 			}, func([]kiosk.Message) {
-				if !fetched {
+				// Online, the history is on its way or there is none (the relay sends none for
+				// someone with no letters); offline, it cannot come.
+				if !fetched && !k.online {
 					list.Add(text(w.T("sent.history_unavailable"), theme.Orange))
 				}
 			})
 	}
-	v.onChanged = load
+	v.onChanged, v.onLink = load, load
 	var body fyne.CanvasObject = k.vscroll(list)
 	body = withNote(body, note)
 	k.setScreen(v, k.frame(w, w.T("sent.title"), k.showHome, status, body))

@@ -79,8 +79,8 @@ func (r *Relay) queueHistory(tx *bolt.Tx, f *fanout, t TerminalInfo, ev kiosk.Au
 		return nil // the session is over already: it was reported late, after its end
 	}
 	h, err := historyOf(tx, inmateID, sessionID)
-	if err != nil {
-		return err
+	if err != nil || len(h.Letters) == 0 {
+		return err // someone who never wrote costs the kiosk no downlink item
 	}
 	f.logf("relay: history of %d letters for inmate %s, session %s, to kiosk %s", len(h.Letters), inmateID, sessionID, t.ID)
 	return f.toTerminal(t.ID, wire.DownHistory, h)
