@@ -3,9 +3,13 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -175,5 +179,57 @@ func TestMessageReadFollowsThePerson(t *testing.T) {
 		if got := reads(id); len(got) != want {
 			t.Errorf("terminal %s got message_read %v, want %d", id, got, want)
 		}
+	}
+}
+
+// A relay file of schema 4 (letters not yet listed by inmate) is migrated: a session started
+// after the upgrade brings the letters stored before it.
+func TestSchema4LettersIndexedForHistory(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	c.batch(letter(k, "A1", 0, "before the upgrade"), letter(k, "A2", 0, "Bo's"))
+	c.c.Close(websocket.StatusNormalClosure, "")
+	e.close()
+	db, err := bolt.Open(filepath.Join(e.dir, DBFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bByInmate))
+		var keys [][]byte
+		if err := b.ForEach(func(k, _ []byte) error {
+			if strings.Contains(string(k), "/m/") {
+				keys = append(keys, k)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(keys) != 2 {
+			t.Fatalf("%d letters indexed, want 2", len(keys))
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(4))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.open()
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	c = k.connect(t, 0)
+	defer c.c.Close(websocket.StatusNormalClosure, "")
+	c.batch(k.item(wire.UpAudit, sessionStarted("A1", "s-1")))
+	hs := histories(t, e.r, k.id)
+	if len(hs) != 1 || len(hs[0].Letters) != 1 || hs[0].Letters[0].Body != "before the upgrade" {
+		t.Fatalf("history after the upgrade = %+v", hs)
 	}
 }
