@@ -344,6 +344,11 @@ func applyDownTx(tx *bolt.Tx, now time.Time, kind string, body json.RawMessage) 
 		if err := decode(&m); err != nil {
 			return "", nil, err
 		}
+		// A shared kiosk keeps no one's letters from elsewhere beyond a session (history).
+		var e Enrollment
+		if _, err := getJSON(tx, bDownlink, kEnrollment, &e); err != nil || e.Mode == "kiosk" {
+			return m.InmateID, nil, err
+		}
 		return m.InmateID, nil, putSentCopyTx(tx, now, m, false)
 	case DownHistory:
 		var h History

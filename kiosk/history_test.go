@@ -154,3 +154,17 @@ func TestReadStateFollowsThePerson(t *testing.T) {
 		t.Errorf("a read from the relay was forwarded back: %d queued", len(q))
 	}
 }
+
+// TestKioskKeepsNoSentCopy: an enrolled kiosk keeps no one's letter from elsewhere outside a
+// session's history, even if the relay sends one as it sends a tablet.
+func TestKioskKeepsNoSentCopy(t *testing.T) {
+	r := newMBRig(t)
+	r.addInmate(t, "i1", true)
+	if err := r.t.SetEnrollment(Enrollment{TerminalID: "t-1", Facility: "north", Mode: "kiosk"}); err != nil {
+		t.Fatal(err)
+	}
+	r.down(t, DownSentMessage, elsewhere("k-1", "i1", "Written on the tablet", mbStart))
+	if got := sentBodies(t, r, "i1"); len(got) != 0 {
+		t.Fatalf("the kiosk kept %q", got)
+	}
+}

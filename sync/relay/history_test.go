@@ -233,3 +233,25 @@ func TestSchema4LettersIndexedForHistory(t *testing.T) {
 		t.Fatalf("history after the upgrade = %+v", hs)
 	}
 }
+
+// A tablet enrolled (or wiped) after its inmate wrote on kiosks gets every letter of its
+// inmate in its snapshot, and none of another inmate's.
+func TestTabletSnapshotHoldsItsInmatesLetters(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	c.batch(letter(k, "A1", 0, "first"), letter(k, "A1", 1, "second"), letter(k, "A2", 0, "Bo's"))
+	tablet := e.enroll(wire.ModeTablet, "A1")
+	items, _ := downCount(t, e.r, tablet.id)
+	var got []string
+	for _, it := range items {
+		if it.Kind == wire.DownSentMessage {
+			m := decodeAs[kiosk.Message](t, it.Body)
+			got = append(got, m.InmateID+":"+m.Body+":"+m.State)
+		}
+	}
+	if want := []string{"A1:first:held", "A1:second:held"}; !equalStrings(got, want) {
+		t.Fatalf("tablet snapshot letters = %q, want %q", got, want)
+	}
+}

@@ -121,13 +121,14 @@ func lineage(tx *bolt.Tx, id string) (map[string]bool, error) {
 type mail struct {
 	inbound  map[string][]kiosk.Message
 	statuses map[string][]wire.MessageStatus
-	sent     map[string][]kiosk.Message // a tablet's: letters its inmate wrote on other terminals
+	sent     map[string][]kiosk.Message // a tablet's: every letter its inmate wrote
 }
 
 // mailOf reads, for the given inmates, every inbound message and the status of every outbound
 // message that terminals in own forwarded (only the terminal that sent a message holds a copy
-// whose status can change; the others ignore it). For a tablet (copies), the letters others
-// forwarded come whole: a tablet holds its inmate's history.
+// whose status can change; the others ignore it). For a tablet (copies), every letter of its
+// inmates comes whole too: a tablet holds its inmate's history, and one wiped gets it back
+// (a letter it holds is left as it is).
 func mailOf(tx *bolt.Tx, inmates, own map[string]bool, copies bool) (mail, error) {
 	m := mail{inbound: map[string][]kiosk.Message{}, statuses: map[string][]wire.MessageStatus{}, sent: map[string][]kiosk.Message{}}
 	var others []string
@@ -140,7 +141,7 @@ func mailOf(tx *bolt.Tx, inmates, own map[string]bool, copies bool) (mail, error
 		return m, err
 	}
 	if err := forEachJSON(tx, bOutbound, "", func(k string, o Outbound) bool {
-		if copies && inmates[o.InmateID] && !own[o.TerminalID] {
+		if copies && inmates[o.InmateID] {
 			others = append(others, k)
 		}
 		if inmates[o.InmateID] && own[o.TerminalID] {
