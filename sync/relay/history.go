@@ -66,7 +66,7 @@ func sessionStart(ev kiosk.AuditEvent) (inmateID, sessionID string, ok bool) {
 // session_end of it stored). It cannot check that the inmate is at the kiosk: a kiosk whose
 // key was stolen can start a session in any name of its facility, as it can read any inmate's
 // inbox it holds. Each history sent is logged (ids only) for staff.
-func (r *Relay) queueHistory(tx *bolt.Tx, f *fanout, t TerminalInfo, ev kiosk.AuditEvent) error {
+func (r *Relay) queueHistory(tx *bolt.Tx, f *fanout, t TerminalInfo, ev kiosk.AuditEvent, now time.Time) error {
 	inmateID, sessionID, ok := sessionStart(ev)
 	if !ok || t.Mode != wire.ModeKiosk {
 		return nil
@@ -82,8 +82,42 @@ func (r *Relay) queueHistory(tx *bolt.Tx, f *fanout, t TerminalInfo, ev kiosk.Au
 	if err != nil || len(h.Letters) == 0 {
 		return err // someone who never wrote costs the kiosk no downlink item
 	}
+	if ok, err := historyAllowed(tx, t.ID, now); err != nil || !ok {
+		if err == nil {
+			f.logf("relay: kiosk %s started more than %d sessions within an hour: no history for session %s", t.ID, maxHistoriesPerHour, sessionID)
+		}
+		return err
+	}
 	f.logf("relay: history of %d letters for inmate %s, session %s, to kiosk %s", len(h.Letters), inmateID, sessionID, t.ID)
 	return f.toTerminal(t.ID, wire.DownHistory, h)
+}
+
+// maxHistoriesPerHour bounds the histories one kiosk gets in an hour of the relay's clock. A
+// session start is a small audit event and its history up to wire.MaxHistoryBytes; without a
+// bound a hostile kiosk could make the relay write that much per event it sends. Sixty is a
+// session a minute, more than a kiosk's badge line allows; beyond it the kiosk shows the
+// letters it holds.
+const maxHistoriesPerHour = 60
+
+// historyAllowed counts one history for kiosk id in the current hour window (meta
+// "history_rate/<id>": window start, count) and says whether it is within the bound.
+func historyAllowed(tx *bolt.Tx, id string, now time.Time) (bool, error) {
+	key := []byte("history_rate/" + id)
+	meta := tx.Bucket([]byte(bMeta))
+	start, n := now, uint64(0)
+	if v := meta.Get(key); len(v) == 16 {
+		if s := time.Unix(0, int64(readU64(v[:8]))); !now.Before(s) && now.Sub(s) < time.Hour {
+			start, n = s, readU64(v[8:])
+		}
+	}
+	if n >= maxHistoriesPerHour {
+		return false, nil
+	}
+	v := append(u64(uint64(start.UnixNano())), u64(n+1)...)
+	if err := meta.Put(key, v); err != nil {
+		return false, fmt.Errorf("count histories of %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // historyOf is an inmate's newest letters (by id: UUIDv7s, in time order), newest first, within

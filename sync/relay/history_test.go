@@ -255,3 +255,30 @@ func TestTabletSnapshotHoldsItsInmatesLetters(t *testing.T) {
 		t.Fatalf("tablet snapshot letters = %q, want %q", got, want)
 	}
 }
+
+// A kiosk that reports session after session gets at most maxHistoriesPerHour histories an
+// hour: each is up to wire.MaxHistoryBytes, and a hostile kiosk must not make the relay write
+// that much per small audit event it sends.
+func TestHistoriesPerKioskBounded(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	c.batch(letter(k, "A1", 0, "a letter"))
+	var starts []wire.Item
+	for n := range maxHistoriesPerHour + 10 {
+		starts = append(starts, k.item(wire.UpAudit, sessionStarted("A1", fmt.Sprintf("s-%d", n))))
+	}
+	c.batch(starts...)
+	if got := len(histories(t, e.r, k.id)); got != maxHistoriesPerHour {
+		t.Fatalf("%d histories in an hour, want %d", got, maxHistoriesPerHour)
+	}
+	if !strings.Contains(e.logText(), "no history for session s-") {
+		t.Error("the refused histories are not logged")
+	}
+	e.clock.Advance(time.Hour)
+	c.batch(k.item(wire.UpAudit, sessionStarted("A1", "s-next-hour")))
+	if got := len(histories(t, e.r, k.id)); got != maxHistoriesPerHour+1 {
+		t.Fatalf("%d histories after an hour, want %d", got, maxHistoriesPerHour+1)
+	}
+}

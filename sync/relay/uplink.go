@@ -364,7 +364,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		if err := putJSON(tx, bAudit, t.ID+"/"+ev.ID, ev); err != nil {
 			return "", err
 		}
-		return "", r.queueHistory(tx, f, t, ev)
+		return "", r.queueHistory(tx, f, t, ev, now)
 	case wire.UpDeviceStatus:
 		var st map[string]any
 		if !decode(&st) || st == nil {
