@@ -143,3 +143,23 @@ func TestTabletSentNeedsNoFetch(t *testing.T) {
 	h.tapText("Written at the kiosk")
 	h.mustSee("To: Medical", "Written at the kiosk in unit B.")
 }
+
+// TestAnswerThreadedOnceHistoryComes: Maria asked Medical from her tablet; on a kiosk the
+// answer first stands alone, and once her session's history brings the request it is shown
+// under it.
+func TestAnswerThreadedOnceHistoryComes(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	_, err := h.term.DeliverInbound(kiosk.Message{ID: "ans-3", InmateID: mariaID, Peer: "dept-medical", PeerName: "Medical",
+		Body: "Your glasses are ready.", ReplyTo: "tab-req", CreatedAt: h.clk.Now()})
+	must(t, err)
+	h.settle()
+	h.tap("Inbox (1)")
+	h.mustSee("An answer to a request you wrote", "Your glasses are ready.")
+	info, _ := h.term.Active()
+	h.down(kiosk.DownHistory, kiosk.History{InmateID: mariaID, SessionID: info.SessionID, Letters: []kiosk.Message{{
+		ID: "tab-req", InmateID: mariaID, Box: kiosk.BoxOutbox, Peer: "dept-medical", PeerName: "Medical",
+		Body: "Are my glasses ready?", State: kiosk.MsgDelivered, CreatedAt: start.Add(-24 * time.Hour)}}})
+	h.mustSee("Your request to Medical, sent 2025-11-24 10:00", "Are my glasses ready?", "Answer from Medical", "Your glasses are ready.")
+	h.mustNotSee("An answer to a request you wrote")
+}
