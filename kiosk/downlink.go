@@ -28,6 +28,9 @@ const (
 	DownRemoteCredit     = "remote_credit"      // Credit from another terminal
 	DownRemoteSessionEnd = "remote_session_end" // Session ended on another terminal
 	DownNotice           = "notice"             // Notice
+	DownSentMessage      = "sent_message"       // Message (outbox) the inmate wrote on another terminal
+	DownHistory          = "history"            // History: a kiosk's copy of one session's letters
+	DownMessageRead      = "message_read"       // MessageRead: an inbox letter read on another terminal
 )
 
 // Keys of the downlink bucket.
@@ -314,6 +317,29 @@ func applyDownTx(tx *bolt.Tx, now time.Time, kind string, body json.RawMessage) 
 			return "", nil, err
 		}
 		return n.InmateID, nil, putNoticeTx(tx, now, n)
+	case DownSentMessage:
+		var m Message
+		if err := decode(&m); err != nil {
+			return "", nil, err
+		}
+		// A shared kiosk keeps no one's letters from elsewhere beyond a session (history).
+		var e Enrollment
+		if _, err := getJSON(tx, bDownlink, kEnrollment, &e); err != nil || e.Mode == "kiosk" {
+			return m.InmateID, nil, err
+		}
+		return m.InmateID, nil, putSentCopyTx(tx, now, m, false)
+	case DownHistory:
+		var h History
+		if err := decode(&h); err != nil {
+			return "", nil, err
+		}
+		return h.InmateID, nil, applyHistoryTx(tx, now, h)
+	case DownMessageRead:
+		var r MessageRead
+		if err := decode(&r); err != nil {
+			return "", nil, err
+		}
+		return r.InmateID, nil, applyReadTx(tx, now, r)
 	default:
 		return "", nil, errInvalid("apply downlink", "unknown kind %q", clip(kind, 64))
 	}

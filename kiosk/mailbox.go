@@ -53,12 +53,17 @@ type storedMessage struct {
 	Message
 	QueueGen uint64 `json:"queue_gen,omitempty"`
 	QueueSeq uint64 `json:"queue_seq,omitempty"` // 0: not waiting for an acknowledgement
+	// Fetched marks a kiosk's copy of a letter written elsewhere, fetched for one session and
+	// wiped at its end (history.go).
+	Fetched bool `json:"fetched,omitempty"`
 }
 
 // putMessageTx stores m and, when it belongs to an inmate, its index entry. A message that
-// waits for its acknowledgement is written with putQueuedMessageTx instead.
+// waits for its acknowledgement is written with putQueuedMessageTx instead. A fetched copy
+// stays one (its state may change while the session lasts).
 func putMessageTx(tx *bolt.Tx, m Message) error {
-	return putStoredMessageTx(tx, storedMessage{Message: m})
+	fetched := m.InmateID != "" && string(tx.Bucket([]byte(bMsgIndex)).Get(msgIndexKey(m.InmateID, m.ID))) == idxOutboxCopy
+	return putStoredMessageTx(tx, storedMessage{Message: m, Fetched: fetched})
 }
 
 // putQueuedMessageTx stores an outbox message whose forwarding item is seq.
@@ -79,6 +84,9 @@ func putStoredMessageTx(tx *bolt.Tx, sm storedMessage) error {
 		return nil
 	}
 	v := idxOutbox
+	if sm.Fetched {
+		v = idxOutboxCopy
+	}
 	if m.Box == BoxInbox {
 		v = idxInboxNew
 		if m.Read {
@@ -368,7 +376,7 @@ func (t *Terminal) box(inmateID, box string) ([]Message, error) {
 		prefix := msgIndexKey(inmateID, "")
 		c := tx.Bucket([]byte(bMsgIndex)).Cursor()
 		for k, v := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, v = c.Next() {
-			if (box == BoxOutbox) != (string(v) == idxOutbox) {
+			if (box == BoxOutbox) != (string(v) == idxOutbox || string(v) == idxOutboxCopy) {
 				continue
 			}
 			m, found, err := getMessageTx(tx, string(k[len(prefix):]))
@@ -431,7 +439,12 @@ func (t *Terminal) MarkRead(inmateID, messageID string) error {
 			return err
 		}
 		m.Read, m.UpdatedAt = true, now
-		return putMessageTx(tx, m)
+		if err := putMessageTx(tx, m); err != nil {
+			return err
+		}
+		// Read state follows the person: the relay tells the inmate's other terminals.
+		_, err = enqueue(tx, now, ItemMessageRead, MessageRead{MessageID: m.ID, InmateID: inmateID, At: now.UTC()})
+		return err
 	})
 	if err == nil {
 		t.emit(Event{Kind: EventChanged, InmateID: inmateID, At: now})

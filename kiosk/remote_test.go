@@ -97,13 +97,17 @@ func TestSessionsNameTheEnrolledTerminal(t *testing.T) {
 // anything but storage, and leaves a store whose own invariants hold.
 func FuzzApplyDownlink(f *testing.F) {
 	kinds := []string{DownInboundMessage, DownMessageStatus, DownInmate, DownTechnician, DownTechnicianRemove,
-		DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit, DownRemoteSessionEnd, DownNotice}
+		DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit, DownRemoteSessionEnd, DownNotice,
+		DownSentMessage, DownHistory, DownMessageRead}
 	f.Add(uint8(5), `{"ref":"d1","inmate_id":"A1","cents":500}`)
 	f.Add(uint8(8), `{"record_id":"S/000001","session_id":"S","inmate_id":"A1","minute":1,"cents":5}`)
 	f.Add(uint8(10), `{"id":"S","inmate_id":"A1","end":"2026-11-26T09:00:00Z"}`)
 	f.Add(uint8(0), `{"id":"0190b0c0-0000-7000-8000-000000000001","inmate_id":"A1","box":"inbox","peer":"c1","body":"hi"}`)
 	f.Add(uint8(6), `{"id":"c1","inmate_id":"A1","name":"Ana","email":"ana@example.org","state":"approved"}`)
 	f.Add(uint8(2), `{"id":"A2","name":"B","badges":["x"],"pin_hash":"","language":"es","status":"active"}`)
+	f.Add(uint8(12), `{"id":"k1","inmate_id":"A1","box":"outbox","peer":"dept-medical","body":"hi","state":"held"}`)
+	f.Add(uint8(13), `{"inmate_id":"A1","session_id":"S","letters":[{"id":"k2","inmate_id":"A1","peer":"d","body":"x","state":"sent"}]}`)
+	f.Add(uint8(14), `{"message_id":"0190b0c0-0000-7000-8000-000000000001","inmate_id":"A1","at":"2026-11-26T09:00:00Z"}`)
 	f.Add(uint8(99), `not json`)
 	s, err := OpenStore(f.TempDir(), StoreOptions{NoSync: true})
 	if err != nil {

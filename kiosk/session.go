@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // Pending is a person whose badge and PIN were accepted and who has yet to accept the
@@ -20,10 +22,10 @@ type Pending struct {
 	At       time.Time // when the PIN was accepted
 }
 
-// Pending kinds.
+// Pending kinds; also the "kind" an audit event's detail names (vocab: the relay reads it).
 const (
-	PersonInmate     = "inmate"
-	PersonTechnician = "technician"
+	PersonInmate     = vocab.PersonInmate
+	PersonTechnician = vocab.PersonTechnician
 )
 
 // SessionInfo is what the home screen shows about the session in progress.
@@ -308,6 +310,9 @@ func (t *Terminal) Logout() error {
 		evs = append(evs, end...)
 	}
 	m.mu.Unlock()
+	if err == nil {
+		t.scrub() // a history fetched for the session was wiped: its text leaves the disk now
+	}
 	for _, ev := range evs {
 		t.emit(ev)
 	}
@@ -367,6 +372,9 @@ func closeSessionTx(tx *bolt.Tx, now time.Time, sess Session) error {
 		return err
 	}
 	if _, err := enqueue(tx, now, ItemSessionEnd, sess); err != nil {
+		return err
+	}
+	if err := wipeHistoryTx(tx, sess.InmateID); err != nil {
 		return err
 	}
 	meta := tx.Bucket([]byte(bMeta))

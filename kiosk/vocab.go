@@ -64,6 +64,7 @@ const (
 	ItemContactRequest        = vocab.ItemContactRequest
 	ItemCredit                = vocab.ItemCredit
 	ItemDeviceStatus          = vocab.ItemDeviceStatus
+	ItemMessageRead           = vocab.ItemMessageRead
 	ItemMessage               = vocab.ItemMessage
 	ItemPREA                  = vocab.ItemPREA
 	ItemSessionEnd            = vocab.ItemSessionEnd
@@ -184,3 +185,15 @@ type LetterState = ledger.LetterState
 
 // Reconcile compares a terminal's ledger with the relay's view for that terminal.
 func Reconcile(terminal, relay Ledger) []Problem { return ledger.Reconcile(terminal, relay) }
+
+// History follows the person (kiosk/history.go); its records are shared with the relay.
+type (
+	MessageRead = vocab.MessageRead
+	History     = vocab.History
+)
+
+// The bound of one session's history (vocab).
+const (
+	MaxHistoryLetters = vocab.MaxHistoryLetters
+	MaxHistoryBytes   = vocab.MaxHistoryBytes
+)

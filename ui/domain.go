@@ -31,6 +31,9 @@ type Domain interface {
 	DraftTo(inmateID, peer string) (kiosk.Draft, bool, error)
 	Inbox(inmateID string) ([]kiosk.Message, error)
 	Sent(inmateID string) ([]kiosk.Message, error)
+	// HistoryFetched: the letters the inmate wrote on other terminals came for this session
+	// (a kiosk; a tablet holds them all).
+	HistoryFetched(inmateID string) bool
 	MarkRead(inmateID, messageID string) error
 	Unread(inmateID string) int
 

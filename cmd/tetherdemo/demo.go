@@ -339,6 +339,9 @@ func (d *demo) seedYesterday() error {
 			return fmt.Errorf("seed inbound message: %w", err)
 		}
 	}
+	if err := d.seedRequestAndNotices(t, session, drained); err != nil {
+		return err
+	}
 	// Wait for the reviewer's "held" and the letters, so the kiosk starts with all of it.
 	if err := poll(ctx, "the held status and the letters to reach the kiosk", func() bool {
 		for _, h := range d.fac.Held {
@@ -347,9 +350,12 @@ func (d *demo) seedYesterday() error {
 				return false
 			}
 		}
-		want := map[string]int{}
+		want := map[string]int{demoRequest.inmate: 1} // Medical's answer
 		for _, m := range d.fac.Inbound {
 			want[m.InmateID]++
+		}
+		if ns, err := t.Notices(demoRequest.inmate); err != nil || len(ns) < len(demoNotices) {
+			return false
 		}
 		for id, n := range want {
 			if in, err := t.Inbox(id); err != nil || len(in) < n {
@@ -363,6 +369,53 @@ func (d *demo) seedYesterday() error {
 	if e, err := client.LoadEnrollment(dir); err == nil {
 		d.logf("demo: kiosk enrolled as %s in facility %s; %d contacts approved, %d message(s) held for review, %d letters",
 			e.TerminalID, e.Facility, len(pending), len(d.fac.Held), len(d.fac.Inbound))
+	}
+	return nil
+}
+
+// demoRequest is what James asked Medical yesterday, and Medical's answer, which his inbox
+// shows under the request.
+var demoRequest = struct{ inmate, dept, subject, body, answer string }{
+	inmate: "A100002", dept: "dept-medical", subject: "Glasses",
+	body:   "My reading glasses broke. Can I get new ones?",
+	answer: "An optometry visit is booked for Thursday at 10:00. Bring the broken pair.",
+}
+
+// demoNotices are on the screens: the facility's on the welcome and home screens in each
+// language, James's own after he logs in.
+var demoNotices = []relay.NoticeRequest{
+	{Text: "Library hours this week: 08:00 to 20:00.", Language: "en"},
+	{Text: "Horario de la biblioteca esta semana: de 08:00 a 20:00.", Language: "es"},
+	{InmateID: demoRequest.inmate, Text: "Your property pickup is on Friday at 14:00."},
+}
+
+// seedRequestAndNotices has James write to Medical in a session, a reviewer pass it, Medical
+// answer it through the relay (POST /admin/v1/requests/{id}/reply), and the facility post the
+// notices; all reach the kiosk by sync.
+func (d *demo) seedRequestAndNotices(t *kiosk.Terminal, session func(string, func() error) error, drained func(string) error) error {
+	var req kiosk.Message
+	if err := session(demoRequest.inmate, func() error {
+		var err error
+		req, err = t.Send(demoRequest.inmate, demoRequest.dept, demoRequest.subject, demoRequest.body)
+		return err
+	}); err != nil {
+		return fmt.Errorf("seed request: %w", err)
+	}
+	if err := drained("the request to reach the relay"); err != nil {
+		return err
+	}
+	if _, err := d.relay.ApproveOutbound(req.ID); err != nil {
+		return fmt.Errorf("seed request review: %w", err)
+	}
+	if _, err := d.relay.ReplyToRequest(req.ID, relay.ReplyRequest{From: demoRequest.dept, Subject: "Re: " + demoRequest.subject,
+		Body: demoRequest.answer}); err != nil {
+		return fmt.Errorf("seed answer: %w", err)
+	}
+	for _, n := range demoNotices {
+		n.FacilityID, n.Until = d.fac.ID, time.Now().Add(7*24*time.Hour)
+		if _, err := d.relay.PostNotice(n); err != nil {
+			return fmt.Errorf("seed notice: %w", err)
+		}
 	}
 	return nil
 }

@@ -185,6 +185,7 @@ const (
 	ItemSessionEnd     ItemKind = "session_end"     // Body: Session
 	ItemAudit          ItemKind = "audit"           // Body: AuditEvent
 	ItemDeviceStatus   ItemKind = "device_status"   // Body: whatever the device layer reports
+	ItemMessageRead    ItemKind = "message_read"    // Body: MessageRead (an inbox letter read here)
 )
 
 // Item is one record waiting in the forwarding queue. Seq is unique and increasing within the
@@ -199,3 +200,34 @@ type Item struct {
 
 // Logf is how the terminal and the relay write to the log; it is passed in, never global.
 type Logf func(format string, args ...any)
+
+// MessageRead says an inmate read an inbox letter: uplink from the terminal where it was read,
+// downlink to the inmate's other terminals.
+type MessageRead struct {
+	MessageID string    `json:"message_id"`
+	InmateID  string    `json:"inmate_id"`
+	At        time.Time `json:"at"`
+}
+
+// History is the letters an inmate wrote, newest first, sent to a kiosk for one session.
+// Truncated says older letters were left out (MaxHistoryLetters, MaxHistoryBytes).
+type History struct {
+	InmateID  string    `json:"inmate_id"`
+	SessionID string    `json:"session_id"`
+	Letters   []Message `json:"letters"`
+	Truncated bool      `json:"truncated,omitempty"`
+}
+
+// The bound of one session's history: the relay sends the newest letters only, at most this
+// many and at most this many bytes of JSON (under the 256 KiB of one downlink item), so a
+// login costs a kiosk a bounded write and leaves it a bounded copy to wipe.
+const (
+	MaxHistoryLetters = 50
+	MaxHistoryBytes   = 192 << 10
+)
+
+// Who a login is for: the kind of person a session or an audit event's "kind" detail names.
+const (
+	PersonInmate     = "inmate"
+	PersonTechnician = "technician"
+)

@@ -34,6 +34,7 @@ func uplinkBodyCases() []bodyCase {
 			"rate_cents": 5, "charged_cents": 10, "credited_cents": 5, "end_reason": "logout"},
 		wire.UpAudit:        {"id": "ev-1", "at": at, "kind": "login_ok", "actor": "A1", "detail": map[string]any{"badge_hint": "…34"}},
 		wire.UpDeviceStatus: {"items_waiting": 3, "printer": "ok"},
+		wire.UpMessageRead:  {"message_id": "in-1", "inmate_id": "A1", "at": at},
 	}
 	with := func(kind string, change func(map[string]any)) map[string]any {
 		m := map[string]any{}
@@ -109,6 +110,11 @@ func uplinkBodyCases() []bodyCase {
 	ok(wire.UpAudit, "no actor, no detail", func(m map[string]any) { delete(m, "actor"); delete(m, "detail") })
 	ok(wire.UpAudit, "detail value with a line break", set("detail", map[string]any{"error": "line 1\nline 2"}))
 	ok(wire.UpAudit, "unknown field", set("severity", "high"))
+	for _, f := range []string{"message_id", "inmate_id", "at"} {
+		bad(wire.UpMessageRead, "no "+f, drop(f))
+	}
+	bad(wire.UpMessageRead, "message id with slash", set("message_id", "in/1"))
+	bad(wire.UpMessageRead, "zero at", set("at", "0001-01-01T00:00:00Z"))
 	return cases
 }
 

@@ -275,7 +275,7 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 		for _, in := range arrived {
 			ids[in.ID] = true
 		}
-		m, err := mailOf(tx, ids, nil)
+		m, err := mailOf(tx, ids, nil, false) // kiosks too: no copies of letters
 		if err != nil {
 			return err
 		}

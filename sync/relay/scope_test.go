@@ -11,15 +11,20 @@ import (
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
-// statusesFor lists the message_status items queued for a terminal as "message/state".
+// statusesFor lists the message_status and sent_message items queued for a terminal as
+// "message/state".
 func statusesFor(t *testing.T, r *Relay, id string) []string {
 	t.Helper()
 	items, _ := downCount(t, r, id)
 	var out []string
 	for _, it := range items {
-		if it.Kind == wire.DownMessageStatus {
+		switch it.Kind {
+		case wire.DownMessageStatus:
 			st := decodeAs[wire.MessageStatus](t, it.Body)
 			out = append(out, st.MessageID+"/"+st.State)
+		case wire.DownSentMessage: // a tablet gets a letter written elsewhere whole, with its state
+			m := decodeAs[kiosk.Message](t, it.Body)
+			out = append(out, m.ID+"/"+m.State)
 		}
 	}
 	return out

@@ -80,7 +80,7 @@ func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo, now time.Time) 
 	if err != nil {
 		return err
 	}
-	m, err := mailOf(tx, served, family)
+	m, err := mailOf(tx, served, family, t.Mode == wire.ModeTablet)
 	if err != nil {
 		return err
 	}
@@ -121,13 +121,17 @@ func lineage(tx *bolt.Tx, id string) (map[string]bool, error) {
 type mail struct {
 	inbound  map[string][]vocab.Message
 	statuses map[string][]wire.MessageStatus
+	sent     map[string][]vocab.Message // a tablet's: every letter its inmate wrote
 }
 
 // mailOf reads, for the given inmates, every inbound message and the status of every outbound
 // message that terminals in own forwarded (only the terminal that sent a message holds a copy
-// whose status can change; the others ignore it).
-func mailOf(tx *bolt.Tx, inmates, own map[string]bool) (mail, error) {
-	m := mail{inbound: map[string][]vocab.Message{}, statuses: map[string][]wire.MessageStatus{}}
+// whose status can change; the others ignore it). For a tablet (copies), every letter of its
+// inmates comes whole too: a tablet holds its inmate's history, and one wiped gets it back
+// (a letter it holds is left as it is).
+func mailOf(tx *bolt.Tx, inmates, own map[string]bool, copies bool) (mail, error) {
+	m := mail{inbound: map[string][]vocab.Message{}, statuses: map[string][]wire.MessageStatus{}, sent: map[string][]vocab.Message{}}
+	var others []string
 	if err := forEachJSON(tx, bInbound, "", func(_ string, msg vocab.Message) bool {
 		if inmates[msg.InmateID] {
 			m.inbound[msg.InmateID] = append(m.inbound[msg.InmateID], msg)
@@ -136,7 +140,10 @@ func mailOf(tx *bolt.Tx, inmates, own map[string]bool) (mail, error) {
 	}); err != nil {
 		return m, err
 	}
-	if err := forEachJSON(tx, bOutbound, "", func(_ string, o Outbound) bool {
+	if err := forEachJSON(tx, bOutbound, "", func(k string, o Outbound) bool {
+		if copies && inmates[o.InmateID] {
+			others = append(others, k)
+		}
 		if inmates[o.InmateID] && own[o.TerminalID] {
 			at := o.UpdatedAt
 			if !o.ReviewedAt.IsZero() {
@@ -148,6 +155,15 @@ func mailOf(tx *bolt.Tx, inmates, own map[string]bool) (mail, error) {
 		return true
 	}); err != nil {
 		return m, err
+	}
+	for _, id := range others {
+		rec, found, err := getLetter(tx, bOutbound, id)
+		if err != nil {
+			return m, err
+		}
+		if found {
+			m.sent[rec.InmateID] = append(m.sent[rec.InmateID], sentCopy(rec.Outbound))
+		}
 	}
 	for _, list := range m.inbound {
 		sort.SliceStable(list, func(i, j int) bool { return list[i].CreatedAt.Before(list[j].CreatedAt) })
@@ -208,6 +224,12 @@ func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in vocab.I
 	}
 	for _, msg := range m.inbound[in.ID] {
 		items = append(items, item{wire.DownInboundMessage, msg})
+		if msg.Read {
+			items = append(items, item{wire.DownMessageRead, wire.MessageRead{MessageID: msg.ID, InmateID: msg.InmateID, At: msg.UpdatedAt}})
+		}
+	}
+	for _, msg := range m.sent[in.ID] {
+		items = append(items, item{wire.DownSentMessage, msg})
 	}
 	for _, st := range m.statuses[in.ID] {
 		items = append(items, item{wire.DownMessageStatus, st})

@@ -43,7 +43,7 @@ const (
 	bOutbound    = "outbound"    // message id -> letterRec (v3: the body text is in the item that carried it)
 	bPREA        = "prea"        // message id -> letterRec (never held, never shown in the review queue)
 	bContacts    = "contacts"    // contact id -> ContactRecord
-	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, or + "/c/" + contact id -> nil (index)
+	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, + "/c/" + contact id, or (v5) + "/m/" + letter id -> nil (index)
 	bInbound     = "inbound"     // message id -> vocab.Message delivered to an inmate
 	bAudit       = "audit"       // terminal id + "/" + audit id -> vocab.AuditEvent
 	bDevices     = "devices"     // terminal id -> last device_status body
@@ -65,7 +65,7 @@ func allBuckets() []string {
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // migrate3to4 adds the record of who left each facility's roster (none is known from before).
 func migrate3to4(tx *bolt.Tx) error {
@@ -136,7 +136,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
 	}
 	if version < schemaVersion {
-		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4}
+		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5}
 		err := db.Update(func(tx *bolt.Tx) error {
 			for v := version; v < schemaVersion; v++ {
 				if err := migrations[v](tx); err != nil {
@@ -224,7 +224,7 @@ func forEachJSON[T any](tx *bolt.Tx, bucket, prefix string, fn func(key string, 
 	return nil
 }
 
-// indexKey is a by_inmate key: what (d = deposit, c = contact) of an inmate.
+// indexKey is a by_inmate key: what (d = deposit, c = contact, m = outbound letter) of an inmate.
 func indexKey(inmateID, what, id string) []byte { return []byte(inmateID + "/" + what + "/" + id) }
 
 // indexed lists the ids of one kind an inmate has, in key order.

@@ -360,7 +360,10 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			}
 			return wire.RefuseIDConflict, nil
 		}
-		return "", putJSON(tx, bAudit, t.ID+"/"+ev.ID, ev)
+		if err := putJSON(tx, bAudit, t.ID+"/"+ev.ID, ev); err != nil {
+			return "", err
+		}
+		return "", r.queueHistory(tx, f, t, ev, now)
 	case wire.UpDeviceStatus:
 		var st map[string]any
 		if !decode(&st) || st == nil {
@@ -381,6 +384,12 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			return "", putJSON(tx, bTerminals, t.ID, rec)
 		}
 		return "", nil
+	case wire.UpMessageRead:
+		v, err := p.upBody(it)
+		if err != nil {
+			return wire.RefuseInvalid, nil
+		}
+		return r.applyMessageRead(tx, f, t, *v.(*vocab.MessageRead), now)
 	default:
 		return wire.RefuseUnknownKind, nil
 	}
@@ -515,8 +524,17 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	if err := putLetter(tx, bOutbound, o, n); err != nil {
 		return "", err
 	}
-	return "", f.toHolder(t.FacilityID, m.InmateID, t.ID, wire.DownMessageStatus,
-		wire.MessageStatus{MessageID: m.ID, InmateID: m.InmateID, State: status, At: now})
+	if err := indexLetterTx(tx, m.InmateID, m.ID); err != nil {
+		return "", err
+	}
+	// The terminal that wrote it hears its state; the inmate's tablets get the letter itself,
+	// so what was written on a kiosk is in Sent on the tablet (their status follows by
+	// message_status, which goes to the tablets too).
+	if err := f.toTerminal(t.ID, wire.DownMessageStatus,
+		wire.MessageStatus{MessageID: m.ID, InmateID: m.InmateID, State: status, At: now}); err != nil {
+		return "", err
+	}
+	return "", f.queue(t.FacilityID, scopeTablets, m.InmateID, t.ID, wire.DownSentMessage, sentCopy(o))
 }
 
 func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol vocab.Policy, c vocab.Contact, now time.Time) (string, error) {

@@ -57,7 +57,8 @@ func CheckUpBody(kind string, body json.RawMessage) error {
 // DecodeUpBody is CheckUpBody that also returns the body decoded, so a relay checks and reads
 // it in one pass: *vocab.Message (message, prea), *vocab.Contact (contact_request,
 // contact_remove), *vocab.Charge, *vocab.Credit, *vocab.Session (session_end),
-// *vocab.AuditEvent (audit); nil for device_status and an unknown kind.
+// *vocab.AuditEvent (audit), *vocab.MessageRead (message_read); nil for device_status and an
+// unknown kind.
 func DecodeUpBody(kind string, body json.RawMessage) (any, error) {
 	v, err := checkUpBody(kind, body)
 	if err != nil {
@@ -163,6 +164,21 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 		return ev, checkAudit(ev, need, decode)
 	case UpDeviceStatus:
 		return nil, nil // any JSON object
+	case UpMessageRead:
+		r := new(vocab.MessageRead)
+		if err := decode(r); err != nil {
+			return nil, err
+		}
+		if err := CheckRecordID("message_id", r.MessageID); err != nil {
+			return nil, err
+		}
+		if err := CheckRecordID("inmate_id", r.InmateID); err != nil {
+			return nil, err
+		}
+		if err := need("at"); err != nil {
+			return nil, err
+		}
+		return r, checkTime("at", r.At)
 	}
 	return nil, nil
 }

@@ -4,9 +4,8 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
-// Downlink kinds. Bodies whose shape is a shared record use that record's JSON
-// (kiosk/vocab/records.go field names are the wire names); the others are defined here.
-// kiosk/downlink.go applies them.
+// Downlink kinds. Bodies whose shape is a kiosk record use that record's JSON (kiosk/model.go
+// field names are the wire names); the others are defined here. kiosk/downlink.go applies them.
 const (
 	DownInboundMessage   = "inbound_message"    // vocab.Message, box "inbox"
 	DownMessageStatus    = "message_status"     // MessageStatus
@@ -20,12 +19,15 @@ const (
 	DownRemoteCredit     = "remote_credit"      // vocab.Credit from another terminal; applied once per record_id
 	DownRemoteSessionEnd = "remote_session_end" // vocab.Session ended on another terminal: sets cool-down
 	DownNotice           = "notice"             // Notice
+	DownSentMessage      = "sent_message"       // vocab.Message (outbox): a letter written on another terminal (tablets)
+	DownHistory          = "history"            // History: an inmate's letters for one kiosk session
+	DownMessageRead      = "message_read"       // MessageRead: an inbox letter read on another terminal
 )
 
 // DownKinds lists every downlink kind of this protocol version.
 var DownKinds = []string{DownInboundMessage, DownMessageStatus, DownInmate, DownTechnician,
 	DownTechnicianRemove, DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit,
-	DownRemoteSessionEnd, DownNotice}
+	DownRemoteSessionEnd, DownNotice, DownSentMessage, DownHistory, DownMessageRead}
 
 // Uplink item kinds (vocab.ItemKind values).
 const (
@@ -38,11 +40,12 @@ const (
 	UpSessionEnd     = "session_end"     // vocab.Session
 	UpAudit          = "audit"           // vocab.AuditEvent
 	UpDeviceStatus   = "device_status"   // free-form object from the device layer
+	UpMessageRead    = "message_read"    // MessageRead: an inbox letter read on this terminal
 )
 
 // UpKinds lists every uplink kind of this protocol version.
 var UpKinds = []string{UpMessage, UpPREA, UpContactRequest, UpContactRemove, UpCharge, UpCredit,
-	UpSessionEnd, UpAudit, UpDeviceStatus}
+	UpSessionEnd, UpAudit, UpDeviceStatus, UpMessageRead}
 
 // Downlink bodies are the kiosk's own records, defined once there: MessageStatus changes the
 // state of a message the terminal sent, TechnicianRemoved takes a technician off the roster,
@@ -51,4 +54,14 @@ type (
 	MessageStatus     = vocab.MessageStatus
 	TechnicianRemoved = vocab.TechnicianRemoved
 	Notice            = vocab.Notice
+	// History carries an inmate's newest letters to a kiosk for one session (at most
+	// MaxHistoryLetters and MaxHistoryBytes); MessageRead says an inbox letter was read.
+	History     = vocab.History
+	MessageRead = vocab.MessageRead
+)
+
+// The bound of one session's history (docs/PROTOCOL.md, "History").
+const (
+	MaxHistoryLetters = vocab.MaxHistoryLetters
+	MaxHistoryBytes   = vocab.MaxHistoryBytes
 )

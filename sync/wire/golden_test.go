@@ -133,6 +133,7 @@ func goldenUpBodies() map[string]any {
 		UpAudit: vocab.AuditEvent{ID: "01920c6e-8f00-7000-8000-0000000000a1", At: at, Kind: "login_ok", Actor: "A123456",
 			Detail: map[string]string{"method": "badge"}},
 		UpDeviceStatus: map[string]any{"items_waiting": 12, "printer": "ok", "badge_reader": "ok"},
+		UpMessageRead:  MessageRead{MessageID: "01920c6e-7000-7000-8000-000000000009", InmateID: "A123456", At: at},
 	}
 }
 
@@ -160,6 +161,13 @@ func goldenDownBodies() map[string]any {
 			Minutes: 1, Rate: 5, Charged: 5, Credited: 5, EndReason: vocab.EndTerminalFault},
 		DownNotice: Notice{ID: "01920c6e-6000-7000-8000-0000000000n1", Text: "Kiosks close at 21:00 tonight.",
 			At: at.Add(2 * time.Minute), Until: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)},
+		DownSentMessage: vocab.Message{ID: "01920c6e-8f00-7000-8000-000000000001", InmateID: "A123456", Box: vocab.BoxOutbox,
+			Peer: "dept-medical", PeerName: "Medical", Subject: "Tooth", Body: "My tooth hurts.", State: vocab.MsgDelivered,
+			CreatedAt: at, UpdatedAt: at.Add(time.Minute)},
+		DownHistory: History{InmateID: "A123456", SessionID: "01920c6e-9900-7000-8000-000000000077", Truncated: true,
+			Letters: []vocab.Message{{ID: "01920c6e-8f00-7000-8000-000000000001", InmateID: "A123456", Box: vocab.BoxOutbox,
+				Peer: "c-17", PeerName: "Mom", Body: "Hi Mom", State: vocab.MsgHeld, CreatedAt: at, UpdatedAt: at}}},
+		DownMessageRead: MessageRead{MessageID: "01920c6e-7000-7000-8000-000000000009", InmateID: "A123456", At: at.Add(3 * time.Minute)},
 	}
 }
 
@@ -291,6 +299,7 @@ func goldenBodyTypes() map[string]func() any {
 		"up_" + UpSessionEnd:     func() any { return new(vocab.Session) },
 		"up_" + UpAudit:          func() any { return new(vocab.AuditEvent) },
 		"up_" + UpDeviceStatus:   func() any { return new(map[string]any) },
+		"up_" + UpMessageRead:    func() any { return new(MessageRead) },
 
 		"down_" + DownInboundMessage:   func() any { return new(vocab.Message) },
 		"down_" + DownMessageStatus:    func() any { return new(MessageStatus) },
@@ -304,6 +313,9 @@ func goldenBodyTypes() map[string]func() any {
 		"down_" + DownRemoteCredit:     func() any { return new(vocab.Credit) },
 		"down_" + DownRemoteSessionEnd: func() any { return new(vocab.Session) },
 		"down_" + DownNotice:           func() any { return new(Notice) },
+		"down_" + DownSentMessage:      func() any { return new(vocab.Message) },
+		"down_" + DownHistory:          func() any { return new(History) },
+		"down_" + DownMessageRead:      func() any { return new(MessageRead) },
 	}
 }
 

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"io"
+	"path/filepath"
+	"testing"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
+)
+
+// TestDemoSeedsNoticesAndAnswer: the demo kiosk starts with the facility's notices and James's
+// request to Medical answered, the answer linked to the request, so logging in as James
+// shows the answer under his request and his notice (README, demo table).
+func TestDemoSeedsNoticesAndAnswer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds a whole demo: skipped with -short")
+	}
+	dir := t.TempDir()
+	d, _, err := newDemo(dir, t.Logf, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.close()
+	st, err := kiosk.OpenStore(filepath.Join(dir, "terminal"), kiosk.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	term, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: st, Clock: clock.NewReal()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := term.Sent(demoRequest.inmate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req kiosk.Message
+	for _, m := range sent {
+		if m.Body == demoRequest.body {
+			req = m
+		}
+	}
+	if req.ID == "" || req.State != kiosk.MsgDelivered {
+		t.Fatalf("James's request on the kiosk: %+v (sent %+v)", req, sent)
+	}
+	in, err := term.Inbox(demoRequest.inmate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := false
+	for _, m := range in {
+		answered = answered || (m.ReplyTo == req.ID && m.Body == demoRequest.answer && m.PeerName == "Medical")
+	}
+	if !answered {
+		t.Fatalf("no answer to the request in James's inbox: %+v", in)
+	}
+	ns, err := term.Notices(demoRequest.inmate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	personal := 0
+	for _, n := range ns {
+		if n.InmateID == demoRequest.inmate {
+			personal++
+		}
+	}
+	if len(ns) != len(demoNotices) || personal != 1 {
+		t.Fatalf("notices on the kiosk for James: %+v", ns)
+	}
+	if others, _ := term.Notices("A100001"); len(others) != len(demoNotices)-1 {
+		t.Fatalf("Maria sees %d notices, want the facility's %d", len(others), len(demoNotices)-1)
+	}
+}
