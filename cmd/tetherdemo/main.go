@@ -8,6 +8,9 @@
 package main
 
 import (
+	// First, before Fyne reads the locale: quiet under C.UTF-8, a service's default.
+	_ "github.com/tether-kiosk/tether/internal/plainlocale"
+
 	"context"
 	"errors"
 	"flag"
