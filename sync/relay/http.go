@@ -75,6 +75,7 @@ func (r *Relay) admin(rt route) http.Handler {
 		defer func() {
 			// The path and status only: bodies may hold PINs, headers the token.
 			r.logf("relay: admin %s %s -> %d (%v)", req.Method, req.URL.Path, sw.status, r.clock.Now().Sub(start).Round(time.Millisecond))
+			r.metrics.adminRequest(req, sw.status)
 		}()
 		if !r.authorized(sw, req) {
 			return
