@@ -15,7 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,8 +23,10 @@ import (
 
 	"github.com/tether-kiosk/tether/cmd/internal/kioskapp"
 	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
+	"github.com/tether-kiosk/tether/internal/logging"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
+	"github.com/tether-kiosk/tether/sync/client"
 )
 
 // options are kioskd's flags.
@@ -32,6 +34,7 @@ type options struct {
 	configPath string
 	dataDir    string
 	windowed   bool
+	log        logging.Options
 }
 
 // errUsage is a bad command line (flag has printed why).
@@ -44,8 +47,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.configPath, "config", "", "JSON config file (relay, mode, devices, screen)")
 	fs.StringVar(&o.dataDir, "data", "", "data directory: the store, identity key and enrollment")
 	fs.BoolVar(&o.windowed, "windowed", false, "a normal window instead of full screen (development)")
+	o.log.Register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kioskd -config FILE -data DIR [-windowed]\n(the demo kiosk is tetherdemo)")
+		fmt.Fprintln(stderr, "usage: kioskd -config FILE -data DIR [-windowed] [-log-format text|json] [-log-level LEVEL]\n(the demo kiosk is tetherdemo)")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, exitStatuses)
 	}
@@ -86,12 +90,12 @@ func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int
 	if err != nil {
 		return exitUsage
 	}
-	lg := log.New(stderr, "kioskd ", log.LstdFlags|log.Lmicroseconds)
-	logf := kiosk.Logf(lg.Printf)
+	lg := newLogger(stderr, o, os.Getenv)
+	logf := kiosk.Logf(logging.Logf(lg))
 	// The config is checked before anything else, so a broken one touches nothing.
 	cfg, err := termconfig.Load(o.configPath)
 	if err != nil {
-		logf("%v", err)
+		lg.Error("bad config", "err", err)
 		return exitUsage
 	}
 	// Signals are taken before Open: one that comes while kioskd opens stops it in order as
@@ -101,18 +105,18 @@ func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int
 	app, err := kioskapp.Open(kioskapp.Options{DataDir: o.dataDir, ConfigPath: o.configPath, Config: cfg,
 		Windowed: o.windowed, Logf: logf, Started: started, Stderr: stderr, Hung: func() { exit(exitFailure) }})
 	if err != nil {
-		return failed(logf, err)
+		return failed(lg, err)
 	}
 	runErr := app.Run(ctx)
 	if err := errors.Join(runErr, app.Stop()); err != nil {
-		return failed(logf, err)
+		return failed(lg, err)
 	}
 	return 0
 }
 
 // failed logs err and maps it to its exit status.
-func failed(logf kiosk.Logf, err error) int {
-	logf("%v", err)
+func failed(lg *slog.Logger, err error) int {
+	lg.Error("kioskd failed", "err", err)
 	if errors.Is(err, boltfile.ErrDamaged) {
 		return exitDamaged
 	}
@@ -139,4 +143,15 @@ func signalContext(logf kiosk.Logf) (context.Context, func()) {
 		close(done)
 		cancel(nil)
 	}
+}
+
+// newLogger is kioskd's logger: every line names the terminal and its facility (from the
+// enrollment in the data directory; "unenrolled" before one), so a facility's journal, or a
+// log shipper gathering many terminals, tells them apart.
+func newLogger(w io.Writer, o options, getenv func(string) string) *slog.Logger {
+	id, facility := "unenrolled", "unenrolled"
+	if enr, err := client.LoadEnrollment(o.dataDir); err == nil {
+		id, facility = enr.TerminalID, enr.Facility
+	}
+	return logging.New(w, o.log, getenv).With("terminal", id, "facility", facility)
 }

@@ -16,7 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/logging"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
@@ -79,6 +80,7 @@ type options struct {
 	insecure                                 bool
 	enrollTTL                                time.Duration
 	pendingPerAddr                           int
+	log                                      logging.Options
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -98,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.enrollTTL, "enroll-ttl", 24*time.Hour, "how long an enrollment code stays valid")
 	fs.IntVar(&o.pendingPerAddr, "max-pending-per-addr", 8, "connections from one source address allowed between upgrade and welcome (1-64):\n"+
 		"raise it for a facility whose kiosks reach the relay through one NAT address")
+	o.log.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)")
 		fs.PrintDefaults()
@@ -224,8 +227,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	logger := log.New(stderr, "", log.LstdFlags|log.LUTC)
-	r, err := relay.Open(relay.Config{DataDir: o.data, Logf: logger.Printf, AdminToken: token,
+	logger := logging.New(stderr, o.log, getenv)
+	r, err := relay.Open(relay.Config{DataDir: o.data, Logf: logging.Logf(logger), AdminToken: token,
 		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, MaxPendingPerAddr: o.pendingPerAddr})
 	if err != nil {
 		return err
@@ -258,10 +261,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReadTimeout:    2 * time.Minute,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 16 << 10,
-		ErrorLog:       logger,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	base := scheme + "://" + ln.Addr().String()
-	logger.Printf("relayd: serving %s (data %s, outbound review: %s)", base, o.data, o.hold)
+	logger.Info("serving", "url", base, "data", o.data, "outbound_review", o.hold)
 	if ready != nil {
 		ready <- base
 	}
@@ -272,7 +275,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Printf("relayd: shutting down")
+	logger.Info("shutting down", "cause", context.Cause(ctx))
 	// Websockets are hijacked, so Shutdown does not see them: the relay closes them first.
 	cerr := r.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
