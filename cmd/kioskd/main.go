@@ -24,8 +24,10 @@ import (
 	"github.com/tether-kiosk/tether/cmd/internal/kioskapp"
 	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
 	"github.com/tether-kiosk/tether/internal/logging"
+	"github.com/tether-kiosk/tether/internal/sdnotify"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
+	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/client"
 )
 
@@ -102,12 +104,20 @@ func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int
 	// soon as it runs, instead of killing it.
 	ctx, stop := signalContext(logf)
 	defer stop()
+	ready := &readyGate{notify: sdnotify.Notify, logf: logf}
 	app, err := kioskapp.Open(kioskapp.Options{DataDir: o.dataDir, ConfigPath: o.configPath, Config: cfg,
-		Windowed: o.windowed, Logf: logf, Started: started, Stderr: stderr, Hung: func() { exit(exitFailure) }})
+		Windowed: o.windowed, Logf: logf, Started: started, Stderr: stderr, Hung: func() { exit(exitFailure) },
+		OnScreen: ready.screen, OnShown: ready.shown})
 	if err != nil {
 		return failed(lg, err)
 	}
+	if every := sdnotify.WatchdogEvery(os.Getenv, os.Getpid(), os.Getppid()); every > 0 {
+		p := &sdnotify.Pinger{Clock: clock.NewReal(), Every: every, OnLoop: app.Do}
+		go p.Run(ctx)
+		logf("systemd: watchdog pinged from the UI loop every %v", every)
+	}
 	runErr := app.Run(ctx)
+	_, _ = sdnotify.Notify(sdnotify.Stopping)
 	if err := errors.Join(runErr, app.Stop()); err != nil {
 		return failed(lg, err)
 	}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/internal/logging"
+	"github.com/tether-kiosk/tether/internal/sdnotify"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
@@ -270,12 +271,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// The socket listens: connections queue until Serve takes them, so systemd may start
+	// what depends on the relay.
+	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		logger.Warn("systemd notify failed", "err", err)
+	}
+	sdnotify.Status("serving " + base)
+	if every := sdnotify.WatchdogEvery(getenv, os.Getpid(), os.Getppid()); every > 0 {
+		go watchdog(ctx, r, every, logger)
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "cause", context.Cause(ctx))
+	_, _ = sdnotify.Notify(sdnotify.Stopping)
 	// Websockets are hijacked, so Shutdown does not see them: the relay closes them first.
 	cerr := r.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -284,4 +295,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("shut down: %w", err)
 	}
 	return cerr
+}
+
+// watchdog pings systemd each time the store's write queue answers a readiness probe: a
+// relay whose writes hang (a stuck commit, a wedged disk) stops pinging and is restarted
+// after WatchdogSec. A probe that fails (a full disk) still pings, since a restart would
+// not help, and says why in the log and in systemctl status.
+func watchdog(ctx context.Context, r *relay.Relay, every time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		err := r.Ready(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil && !failing:
+			logger.Warn("the store does not take writes", "err", err)
+			sdnotify.Status("store not writable: " + err.Error())
+		case err == nil && failing:
+			logger.Info("the store takes writes again")
+			sdnotify.Status("serving")
+		}
+		failing = err != nil
+		_, _ = sdnotify.Notify(sdnotify.Watchdog)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

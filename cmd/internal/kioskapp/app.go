@@ -249,6 +249,10 @@ func (a *App) DoAndWait(f func()) {
 	}
 }
 
+// Do hands f to the UI goroutine without waiting, unless the loop has ended (kioskd's
+// watchdog pings go this way, so a hung UI stops them).
+func (a *App) Do(f func()) { a.uiDo(f) }
+
 // uiDo hands f to the UI goroutine, unless the loop has ended.
 func (a *App) uiDo(f func()) {
 	if !a.loopDone.Load() {
