@@ -59,6 +59,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/refusals":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hRefusals)}, query: []string{"terminal_id"}},
 		"/admin/v1/terminals":                        {methods: map[string]http.HandlerFunc{"GET": h(r.hTerminals)}},
 		"/admin/v1/verify":                           {methods: map[string]http.HandlerFunc{"GET": h(r.hVerify)}},
+		PathBackup:                                   {methods: map[string]http.HandlerFunc{"GET": h(r.hBackup)}},
 		"/admin/v1/terminals/{id}/revoke":            {methods: map[string]http.HandlerFunc{"POST": h(r.hRevoke)}},
 	}
 	for pattern, rt := range routes {

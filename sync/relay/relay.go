@@ -70,6 +70,8 @@ type Relay struct {
 	hub   *hub
 	// metrics is the relay's own Prometheus registry and series (metrics.go).
 	metrics *metrics
+	// backups lets one online backup run at a time (backup.go).
+	backups backupGate
 	// handler serves everything; built once in Open.
 	handler http.Handler
 
