@@ -25,6 +25,7 @@ import (
 	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
 	"github.com/tether-kiosk/tether/internal/logging"
 	"github.com/tether-kiosk/tether/internal/sdnotify"
+	"github.com/tether-kiosk/tether/internal/version"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
 	"github.com/tether-kiosk/tether/kiosk/clock"
@@ -36,6 +37,7 @@ type options struct {
 	configPath string
 	dataDir    string
 	windowed   bool
+	version    bool
 	log        logging.Options
 }
 
@@ -50,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.dataDir, "data", "", "data directory: the store, identity key and enrollment")
 	fs.BoolVar(&o.windowed, "windowed", false, "a normal window instead of full screen (development)")
 	o.log.Register(fs)
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kioskd -config FILE -data DIR [-windowed] [-log-format text|json] [-log-level LEVEL]\n(the demo kiosk is tetherdemo)")
 		fs.PrintDefaults()
@@ -61,6 +64,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "kioskd: unexpected argument %q\n", fs.Arg(0))
 		return o, errUsage
+	}
+	if o.version {
+		return o, nil
 	}
 	if o.configPath == "" || o.dataDir == "" {
 		fmt.Fprintln(stderr, "kioskd: -config and -data are required")
@@ -91,6 +97,10 @@ func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return exitUsage
+	}
+	if o.version {
+		fmt.Fprintln(stderr, "kioskd", version.String())
+		return 0
 	}
 	lg := newLogger(stderr, o, os.Getenv)
 	logf := kiosk.Logf(logging.Logf(lg))

@@ -28,6 +28,7 @@ import (
 
 	"github.com/tether-kiosk/tether/internal/logging"
 	"github.com/tether-kiosk/tether/internal/sdnotify"
+	"github.com/tether-kiosk/tether/internal/version"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
@@ -103,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		"raise it for a facility whose kiosks reach the relay through one NAT address")
 	o.log.Register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)")
+		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)\n       relayd backup -o FILE [-relay URL]   (copy a running relay's store)\n       relayd -version")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, exitStatuses)
 	}
@@ -219,6 +220,13 @@ func readTokenFile(path string) (string, error) {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
 	if len(args) > 0 && args[0] == "verify" {
 		return verify(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "backup" {
+		return backup(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && (args[0] == "-version" || args[0] == "--version" || args[0] == "version") {
+		fmt.Fprintln(stdout, "relayd", version.String())
+		return nil
 	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
