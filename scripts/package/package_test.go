@@ -63,7 +63,9 @@ func entries(t *testing.T, deb string) map[string]string {
 		if len(f) < 6 {
 			continue
 		}
-		out[strings.TrimSuffix(strings.TrimPrefix(f[5], "."), "/")] = f[0] + " " + f[1]
+		// nfpm writes the changelog's owner by number only: 0/0 is root/root.
+		owner := strings.ReplaceAll(f[1], "0/0", "root/root")
+		out[strings.TrimSuffix(strings.TrimPrefix(f[5], "."), "/")] = f[0] + " " + owner
 	}
 	return out
 }
