@@ -95,8 +95,12 @@ func isComponent(s string) bool {
 }
 
 // Level is the level of a library line: Warn when it has one of the words that mark a
-// failure or a refusal, Info otherwise.
+// failure or a refusal, or is an HTTP call answered 4xx or 5xx ("... -> 401 (2ms)": a wrong
+// admin token is worth seeing), Info otherwise.
 func Level(msg string) slog.Level {
+	if _, after, ok := strings.Cut(msg, " -> "); ok && len(after) >= 3 && (after[0] == '4' || after[0] == '5') {
+		return slog.LevelWarn
+	}
 	m := strings.ToLower(msg)
 	for _, w := range [...]string{"fail", "error", "refused", "damaged", "cannot", "could not", "panic", "hung", "giving up", "not ready", "clamped", "dropped"} {
 		if strings.Contains(m, w) {

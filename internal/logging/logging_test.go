@@ -75,10 +75,12 @@ func TestBadFlags(t *testing.T) {
 
 func TestLevelWords(t *testing.T) {
 	for msg, want := range map[string]slog.Level{
-		"refused terminal t: bad signature": slog.LevelWarn,
-		"terminal t connected":              slog.LevelInfo,
-		"stopping: devices closed in 3ms":   slog.LevelInfo,
-		"read downlink position: EOF error": slog.LevelWarn,
+		"refused terminal t: bad signature":                 slog.LevelWarn,
+		"terminal t connected":                              slog.LevelInfo,
+		"stopping: devices closed in 3ms":                   slog.LevelInfo,
+		"read downlink position: EOF error":                 slog.LevelWarn,
+		"relay: admin GET /admin/v1/terminals -> 401 (2ms)": slog.LevelWarn,
+		"relay: admin GET /admin/v1/terminals -> 200 (2ms)": slog.LevelInfo,
 	} {
 		if got := Level(msg); got != want {
 			t.Errorf("Level(%q) = %v, want %v", msg, got, want)
