@@ -121,11 +121,7 @@ func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int
 	if err != nil {
 		return failed(lg, err)
 	}
-	if every := sdnotify.WatchdogEvery(os.Getenv, os.Getpid(), os.Getppid()); every > 0 {
-		p := &sdnotify.Pinger{Clock: clock.NewReal(), Every: every, OnLoop: app.Do}
-		go p.Run(ctx)
-		logf("systemd: watchdog pinged from the UI loop every %v", every)
-	}
+	startWatchdog(ctx, app, clock.NewReal(), os.Getenv, logf)
 	runErr := app.Run(ctx)
 	_, _ = sdnotify.Notify(sdnotify.Stopping)
 	if err := errors.Join(runErr, app.Stop()); err != nil {

@@ -1,6 +1,13 @@
 package main
 
-import "github.com/tether-kiosk/tether/kiosk"
+import (
+	"context"
+	"os"
+
+	"github.com/tether-kiosk/tether/internal/sdnotify"
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
+)
 
 // readyGate tells systemd READY=1 once, when the window is up and shows the welcome screen:
 // before that, a restarted kiosk is not yet usable, and systemd must not count it started.
@@ -35,4 +42,18 @@ func (g *readyGate) check() {
 	case ok:
 		g.logf("systemd: ready (welcome screen up)")
 	}
+}
+
+// startWatchdog pings systemd's watchdog through the UI loop (ui.Do, kioskapp's App.Do: Fyne's
+// fyne.Do), when the unit asks for it ($WATCHDOG_USEC): a frozen UI stops the pings and
+// systemd restarts the kiosk. It returns the pinger, or nil when there is no watchdog.
+func startWatchdog(ctx context.Context, ui interface{ Do(func()) }, clk clock.Clock, getenv func(string) string, logf kiosk.Logf) *sdnotify.Pinger {
+	every := sdnotify.WatchdogEvery(getenv, os.Getpid(), os.Getppid())
+	if every <= 0 {
+		return nil
+	}
+	p := &sdnotify.Pinger{Clock: clk, Every: every, OnLoop: ui.Do}
+	go p.Run(ctx)
+	logf("systemd: watchdog pinged from the UI loop every %v", every)
+	return p
 }

@@ -79,8 +79,9 @@ func (p *Pinger) Run(ctx context.Context) {
 		if p.waiting.CompareAndSwap(false, true) {
 			p.attempts.Add(1)
 			p.OnLoop(func() {
-				ping()
+				// Cleared first: once the ping is out, the next tick may hand over another.
 				p.waiting.Store(false)
+				ping()
 			})
 		}
 		// Armed again only after the attempt: a test that saw the timer armed knows the

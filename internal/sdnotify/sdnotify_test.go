@@ -2,66 +2,19 @@ package sdnotify
 
 import (
 	"context"
-	"errors"
-	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/tether-kiosk/tether/internal/testwait"
+	"github.com/tether-kiosk/tether/internal/sdnotify/sdtest"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
-// notifySocket is systemd's end of sd_notify: a unixgram socket named by $NOTIFY_SOCKET.
-type notifySocket struct {
-	t *testing.T
-	c *net.UnixConn
-}
-
-func listenNotify(t *testing.T) *notifySocket {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	t.Setenv("NOTIFY_SOCKET", path)
-	return &notifySocket{t: t, c: c}
-}
-
-// next reads the next datagram, waiting up to testwait.Limit (a hung test's bound only).
-func (s *notifySocket) next() string {
-	s.t.Helper()
-	buf := make([]byte, 4096)
-	_ = s.c.SetReadDeadline(time.Now().Add(testwait.Limit))
-	n, err := s.c.Read(buf)
-	if err != nil {
-		s.t.Fatalf("no notification: %v", err)
-	}
-	return string(buf[:n])
-}
-
-// none checks that nothing was sent: sd_notify writes before it returns, so what was sent
-// is already in the socket's queue.
-func (s *notifySocket) none() {
-	s.t.Helper()
-	buf := make([]byte, 4096)
-	_ = s.c.SetReadDeadline(time.Now())
-	if n, err := s.c.Read(buf); err == nil {
-		s.t.Fatalf("unexpected notification %q", buf[:n])
-	} else if !errors.Is(err, os.ErrDeadlineExceeded) {
-		s.t.Fatal(err)
-	}
-}
-
 func TestNotifyReachesTheSocket(t *testing.T) {
-	s := listenNotify(t)
+	s := sdtest.Listen(t)
 	if ok, err := Notify(Ready); !ok || err != nil {
 		t.Fatalf("Notify = %v, %v", ok, err)
 	}
-	if got := s.next(); got != "READY=1" {
+	if got := s.Next(); got != "READY=1" {
 		t.Fatalf("got %q", got)
 	}
 	t.Setenv("NOTIFY_SOCKET", "")
@@ -120,7 +73,7 @@ func (l *uiLoop) do(f func()) { l.jobs <- f }
 // hang. When the loop runs again, the ping that waited on it goes out; only one ever waits.
 func TestFrozenUILoopIsReportedWithinWatchdogSec(t *testing.T) {
 	const watchdogSec = 30 * time.Second
-	s := listenNotify(t)
+	s := sdtest.Listen(t)
 	clk := clock.NewFake(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	loop := newUILoop(t)
 	p := &Pinger{Clock: clk, Every: WatchdogEvery(func(k string) string {
@@ -139,7 +92,7 @@ func TestFrozenUILoopIsReportedWithinWatchdogSec(t *testing.T) {
 			clk.WaitTimers(1)
 			clk.Advance(p.Every)
 		}
-		if got := s.next(); got != "WATCHDOG=1" {
+		if got := s.Next(); got != "WATCHDOG=1" {
 			t.Fatalf("tick %d: got %q", i, got)
 		}
 		lastPing = clk.Mono()
@@ -156,7 +109,7 @@ func TestFrozenUILoopIsReportedWithinWatchdogSec(t *testing.T) {
 		clk.WaitTimers(1) // the tick before was taken: its ping (if any) was handed over
 		clk.Advance(p.Every)
 		clk.WaitTimers(1)
-		s.none()
+		s.None("while the UI loop is frozen")
 		if reported < 0 && unhealthy(clk.Mono()) {
 			reported = clk.Mono()
 		}
@@ -168,7 +121,7 @@ func TestFrozenUILoopIsReportedWithinWatchdogSec(t *testing.T) {
 		t.Fatalf("%d pings handed to the loop (waiting %v): a frozen loop must hold one, not pile them up", p.Attempts(), p.Waiting())
 	}
 	close(unfreeze)
-	if got := s.next(); got != "WATCHDOG=1" {
+	if got := s.Next(); got != "WATCHDOG=1" {
 		t.Fatalf("after the loop ran again: got %q", got)
 	}
 }
