@@ -103,6 +103,9 @@ func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int
 		return 0
 	}
 	lg := newLogger(stderr, o, os.Getenv)
+	// Fyne (and any other library) logs through the standard log package: its lines go
+	// through the same handler, with the terminal and facility, at Info.
+	slog.SetDefault(lg)
 	logf := kiosk.Logf(logging.Logf(lg))
 	// The config is checked before anything else, so a broken one touches nothing.
 	cfg, err := termconfig.Load(o.configPath)
