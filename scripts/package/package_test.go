@@ -194,6 +194,11 @@ func testInstall(t *testing.T, kiosk, relay, version string) {
 	check("var/lib/tether", 0o700)
 	check("etc/tether/kiosk", 0o700)
 	check("etc/tether/kiosk/kioskd.json", 0o600)
+	check("var/lib/tether-relay/admin-token", 0o600)
+	token, _ := os.ReadFile(filepath.Join(root, "var/lib/tether-relay/admin-token"))
+	if !regexp.MustCompile(`^[0-9a-f]{64}\n$`).Match(token) {
+		t.Errorf("admin token %q: want 64 hex digits and a newline", token)
+	}
 	if _, err := os.Lstat(filepath.Join(root, "etc/systemd/system/multi-user.target.wants/relayd.service")); err != nil {
 		t.Logf("relayd.service not enabled in the root (no systemctl --root here?): %v", err)
 	}
@@ -204,6 +209,9 @@ func testInstall(t *testing.T, kiosk, relay, version string) {
 	}
 	dpkg("-i", relay, kiosk)
 	again, _ := os.ReadFile(filepath.Join(root, "etc", "passwd"))
+	if token2, _ := os.ReadFile(filepath.Join(root, "var/lib/tether-relay/admin-token")); !bytes.Equal(token, token2) {
+		t.Error("a second install changed the admin token")
+	}
 	if !bytes.Equal(passwd, again) {
 		t.Errorf("a second install changed the users:\n%s\nthen\n%s", passwd, again)
 	}
