@@ -13,6 +13,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -28,7 +29,8 @@ func exportedSeries(t *testing.T) map[string]bool {
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
 	c := k.connect(t, 0)
-	c.batch(k.item(wire.UpCharge, charge("A1", "s1", 0, 5)), k.item("no_such_kind", map[string]int{}))
+	c.batch(k.item(wire.UpCharge, charge("A1", "s1", 0, 5)), k.item("no_such_kind", map[string]int{}),
+		k.item(wire.UpDeviceStatus, kiosk.Health{Devices: []kiosk.DeviceHealth{{Name: "badge reader", Role: "badge", State: "connected"}}}))
 	e.must(http.StatusOK, "GET", "/admin/v1/terminals", nil, nil)
 	e.r.CountConsole(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/console/", nil))
 	fams, err := e.r.Registry().Gather()

@@ -2,9 +2,11 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
 )
 
 // Operations endpoints. They need no token: a probe and a scraper hold none, and they tell
@@ -212,11 +216,13 @@ var (
 	descTWaiting  = prometheus.NewDesc("tether_terminal_uplink_waiting_items", "The terminal's forwarding queue as it last reported it.", termLabels, nil)
 	descTSeen     = prometheus.NewDesc("tether_terminal_last_seen_timestamp_seconds", "When the terminal last authenticated (Unix time; 0: never).", termLabels, nil)
 	descTInfo     = prometheus.NewDesc("tether_terminal_info", "The terminal's software as its hello said (value 1).", append(termLabels, "software"), nil)
+	descTDevice   = prometheus.NewDesc("tether_terminal_device_connected", "1 while the device is connected, as the terminal last reported (device_status).",
+		append(termLabels, "device", "role"), nil)
 	descScrapeErr = prometheus.NewDesc("tether_fleet_scrape_errors", "1 when the terminals could not be read for this scrape.", nil, nil)
 )
 
 func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEnrolled, descConnected, descBacklog, descTConn, descTBacklog, descTWaiting, descTSeen, descTInfo, descScrapeErr} {
+	for _, d := range []*prometheus.Desc{descEnrolled, descConnected, descBacklog, descTConn, descTBacklog, descTWaiting, descTSeen, descTInfo, descTDevice, descScrapeErr} {
 		ch <- d
 	}
 }
@@ -227,6 +233,10 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descConnected, float64(c.r.hub.count()))
 	terms, err := c.r.Terminals()
+	var devices map[string][]kiosk.DeviceHealth
+	if err == nil {
+		devices, err = c.r.deviceReports()
+	}
 	if err != nil {
 		gauge(descScrapeErr, 1)
 		return
@@ -254,7 +264,51 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descTWaiting, float64(t.ItemsWaiting), l...)
 		gauge(descTSeen, seen, l...)
 		gauge(descTInfo, 1, append(l, t.Software)...)
+		seenDev := map[string]bool{}
+		for _, d := range devices[t.ID] {
+			if seenDev[d.Name] {
+				continue // two with one name would be one series twice
+			}
+			seenDev[d.Name] = true
+			up := 0.0
+			if d.State == "connected" {
+				up = 1
+			}
+			gauge(descTDevice, up, append(l, d.Name, d.Role)...)
+		}
 	}
 	gauge(descEnrolled, float64(enrolled))
 	gauge(descBacklog, float64(backlog))
+}
+
+// deviceReports is each terminal's last device_status report, its devices only, within the
+// limits a terminal keeps to (kiosk.MaxHealthDevices, names cut to kiosk.MaxHealthNameBytes):
+// what a hostile terminal sends beyond them mints no series. A body that is not a health
+// report (an older terminal's free-form one) gives no devices.
+func (r *Relay) deviceReports() (map[string][]kiosk.DeviceHealth, error) {
+	out := map[string][]kiosk.DeviceHealth{}
+	err := r.view("read device reports", func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bDevices)).ForEach(func(k, v []byte) error {
+			var h kiosk.Health
+			if json.Unmarshal(v, &h) != nil {
+				return nil
+			}
+			devs := h.Devices[:min(len(h.Devices), kiosk.MaxHealthDevices)]
+			for i := range devs {
+				devs[i].Name = cutLabel(devs[i].Name)
+				devs[i].Role = cutLabel(devs[i].Role)
+			}
+			out[string(k)] = devs
+			return nil
+		})
+	})
+	return out, err
+}
+
+// cutLabel keeps a terminal-given label within kiosk.MaxHealthNameBytes and valid UTF-8.
+func cutLabel(s string) string {
+	if len(s) > kiosk.MaxHealthNameBytes {
+		s = s[:kiosk.MaxHealthNameBytes]
+	}
+	return strings.ToValidUTF8(s, "")
 }

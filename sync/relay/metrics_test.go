@@ -1,10 +1,12 @@
 package relay
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -213,5 +215,52 @@ func TestRelaysKeepTheirOwnCounts(t *testing.T) {
 	}
 	if v := value(a.scrape(), "tether_admin_requests_total", nil); v != 1 {
 		t.Fatalf("relay a counts %v admin requests, want 1", v)
+	}
+}
+
+// TestDeviceHealthMetrics: a kiosk's health report (kiosk.Health in a device_status item)
+// becomes tether_terminal_device_connected per device; a hostile report of many devices
+// with long names mints at most kiosk.MaxHealthDevices series of cut names.
+func TestDeviceHealthMetrics(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	c.batch(k.item(wire.UpDeviceStatus, kiosk.Health{Software: "tether kioskd test", ItemsWaiting: 3, Devices: []kiosk.DeviceHealth{
+		{Name: "badge reader", Role: "badge", State: "connected"},
+		{Name: "PIN pad", Role: "pinpad", State: "disconnected"},
+	}}))
+	fams := e.scrape()
+	for _, c := range []struct {
+		device string
+		want   float64
+	}{{"badge reader", 1}, {"PIN pad", 0}} {
+		if got := value(fams, "tether_terminal_device_connected", map[string]string{"terminal": k.id, "device": c.device}); got != c.want {
+			t.Errorf("device %q = %v, want %v", c.device, got, c.want)
+		}
+	}
+	if got := len(fams["tether_terminal_device_connected"].GetMetric()); got != 2 {
+		t.Errorf("%d device series, want 2", got)
+	}
+	if got := value(fams, "tether_terminal_uplink_waiting_items", map[string]string{"terminal": k.id}); got != 3 {
+		t.Errorf("items waiting = %v, want 3 from the report", got)
+	}
+
+	h := kiosk.Health{}
+	for i := 0; i < 50; i++ {
+		h.Devices = append(h.Devices, kiosk.DeviceHealth{Name: fmt.Sprintf("%03d-%s", i, strings.Repeat("é", 100)), Role: "badge", State: "connected"})
+	}
+	c.batch(k.item(wire.UpDeviceStatus, h))
+	fams = e.scrape()
+	ms := fams["tether_terminal_device_connected"].GetMetric()
+	if len(ms) != kiosk.MaxHealthDevices {
+		t.Fatalf("%d device series from a hostile report, want %d", len(ms), kiosk.MaxHealthDevices)
+	}
+	for _, m := range ms {
+		for _, l := range m.Label {
+			if l.GetName() == "device" && (len(l.GetValue()) > kiosk.MaxHealthNameBytes || !utf8.ValidString(l.GetValue())) {
+				t.Errorf("device label %q: longer than %d bytes or not UTF-8", l.GetValue(), kiosk.MaxHealthNameBytes)
+			}
+		}
 	}
 }

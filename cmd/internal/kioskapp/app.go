@@ -320,7 +320,11 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancelBg()
 	a.devs.Run(bgCtx)
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
+	go func() {
+		defer bg.Done()
+		(&healthReporter{term: a.term, store: a.store, devices: a.devs.States, software: Software, logf: a.logf}).run(bgCtx)
+	}()
 	go func() {
 		defer bg.Done()
 		pumpDevices(bgCtx, a.events, a.k, a.feed, a.logf)
