@@ -4,13 +4,14 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
 # chromium: the staff console's browser tests (sync/relay/console) drive it headless with chromedp.
-DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev xvfb chromium
+# systemd gives systemd-analyze (the unit checks) and systemd-sysusers (the package install test).
+DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev xvfb chromium systemd
 FUZZTIME ?= 10s
 LOAD_TERMINALS ?= 50
 LOAD_DURATION ?= 10s
 LOAD_FLAGS ?= -per-facility 10 -baseline fsync,update,batch -baseline-time 2s
 
-.PHONY: deps build run test bench soak fuzz lint load
+.PHONY: deps build run test bench soak fuzz lint load package package-test
 
 # deps installs the Debian packages Fyne and the browser tests need when any is missing, then the Go modules.
 deps:
@@ -56,3 +57,12 @@ load:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# package builds dist/tether-kiosk_*.deb and dist/tether-relay_*.deb (nfpm, version from git).
+package:
+	$(GO) run ./scripts/package -out dist
+
+# package-test builds the packages, reads them back and installs them into a throw-away root
+# (dpkg --root); too slow for make test.
+package-test:
+	TETHER_PACKAGE_TEST=1 $(GO) test -count=1 -timeout 30m -v -run TestPackages ./scripts/package/

@@ -2,6 +2,9 @@
 package main
 
 import (
+	// First, before Fyne reads the locale: quiet under C.UTF-8, a service's default.
+	_ "github.com/tether-kiosk/tether/internal/plainlocale"
+
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/tether-kiosk/tether/internal/version"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
 )
 
@@ -26,6 +30,7 @@ commands:
   verify               check the store's pages and rules
   compact              rewrite the store smaller (kioskd stopped)
   reissue              wipe the last inmate's records before handing a tablet on
+  version              the version of this build
 
 exit status: 0 done, 1 failed, 3 the store is damaged (left untouched: restore a backup
 into its place with kioskd stopped, or move it aside and enroll the terminal again)
@@ -59,6 +64,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
+		return nil
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "kioskctl", version.String())
 		return nil
 	case "roster":
 		return runRoster(ctx, args[1:], stdin, stdout, stderr)

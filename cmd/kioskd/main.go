@@ -7,12 +7,15 @@
 package main
 
 import (
+	// First, before Fyne reads the locale: quiet under C.UTF-8, a service's default.
+	_ "github.com/tether-kiosk/tether/internal/plainlocale"
+
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,8 +23,13 @@ import (
 
 	"github.com/tether-kiosk/tether/cmd/internal/kioskapp"
 	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
+	"github.com/tether-kiosk/tether/internal/logging"
+	"github.com/tether-kiosk/tether/internal/sdnotify"
+	"github.com/tether-kiosk/tether/internal/version"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
+	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/sync/client"
 )
 
 // options are kioskd's flags.
@@ -29,6 +37,8 @@ type options struct {
 	configPath string
 	dataDir    string
 	windowed   bool
+	version    bool
+	log        logging.Options
 }
 
 // errUsage is a bad command line (flag has printed why).
@@ -41,8 +51,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.configPath, "config", "", "JSON config file (relay, mode, devices, screen)")
 	fs.StringVar(&o.dataDir, "data", "", "data directory: the store, identity key and enrollment")
 	fs.BoolVar(&o.windowed, "windowed", false, "a normal window instead of full screen (development)")
+	o.log.Register(fs)
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kioskd -config FILE -data DIR [-windowed]\n(the demo kiosk is tetherdemo)")
+		fmt.Fprintln(stderr, "usage: kioskd -config FILE -data DIR [-windowed] [-log-format text|json] [-log-level LEVEL]\n(the demo kiosk is tetherdemo)")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, exitStatuses)
 	}
@@ -52,6 +64,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "kioskd: unexpected argument %q\n", fs.Arg(0))
 		return o, errUsage
+	}
+	if o.version {
+		return o, nil
 	}
 	if o.configPath == "" || o.dataDir == "" {
 		fmt.Fprintln(stderr, "kioskd: -config and -data are required")
@@ -83,33 +98,44 @@ func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int
 	if err != nil {
 		return exitUsage
 	}
-	lg := log.New(stderr, "kioskd ", log.LstdFlags|log.Lmicroseconds)
-	logf := kiosk.Logf(lg.Printf)
+	if o.version {
+		fmt.Fprintln(stderr, "kioskd", version.String())
+		return 0
+	}
+	lg := newLogger(stderr, o, os.Getenv)
+	// Fyne (and any other library) logs through the standard log package: its lines go
+	// through the same handler, with the terminal and facility, at Info.
+	slog.SetDefault(lg)
+	logf := kiosk.Logf(logging.Logf(lg))
 	// The config is checked before anything else, so a broken one touches nothing.
 	cfg, err := termconfig.Load(o.configPath)
 	if err != nil {
-		logf("%v", err)
+		lg.Error("bad config", "err", err)
 		return exitUsage
 	}
 	// Signals are taken before Open: one that comes while kioskd opens stops it in order as
 	// soon as it runs, instead of killing it.
 	ctx, stop := signalContext(logf)
 	defer stop()
+	ready := &readyGate{notify: sdnotify.Notify, logf: logf}
 	app, err := kioskapp.Open(kioskapp.Options{DataDir: o.dataDir, ConfigPath: o.configPath, Config: cfg,
-		Windowed: o.windowed, Logf: logf, Started: started, Stderr: stderr, Hung: func() { exit(exitFailure) }})
+		Windowed: o.windowed, Logf: logf, Started: started, Stderr: stderr, Hung: func() { exit(exitFailure) },
+		OnScreen: ready.screen, OnShown: ready.shown})
 	if err != nil {
-		return failed(logf, err)
+		return failed(lg, err)
 	}
+	startWatchdog(ctx, app, clock.NewReal(), os.Getenv, logf)
 	runErr := app.Run(ctx)
+	_, _ = sdnotify.Notify(sdnotify.Stopping)
 	if err := errors.Join(runErr, app.Stop()); err != nil {
-		return failed(logf, err)
+		return failed(lg, err)
 	}
 	return 0
 }
 
 // failed logs err and maps it to its exit status.
-func failed(logf kiosk.Logf, err error) int {
-	logf("%v", err)
+func failed(lg *slog.Logger, err error) int {
+	lg.Error("kioskd failed", "err", err)
 	if errors.Is(err, boltfile.ErrDamaged) {
 		return exitDamaged
 	}
@@ -136,4 +162,15 @@ func signalContext(logf kiosk.Logf) (context.Context, func()) {
 		close(done)
 		cancel(nil)
 	}
+}
+
+// newLogger is kioskd's logger: every line names the terminal and its facility (from the
+// enrollment in the data directory; "unenrolled" before one), so a facility's journal, or a
+// log shipper gathering many terminals, tells them apart.
+func newLogger(w io.Writer, o options, getenv func(string) string) *slog.Logger {
+	id, facility := "unenrolled", "unenrolled"
+	if enr, err := client.LoadEnrollment(o.dataDir); err == nil {
+		id, facility = enr.TerminalID, enr.Facility
+	}
+	return logging.New(w, o.log, getenv).With("terminal", id, "facility", facility)
 }

@@ -7,6 +7,9 @@
 package main
 
 import (
+	// First, before Fyne reads the locale: quiet under C.UTF-8, a service's default.
+	_ "github.com/tether-kiosk/tether/internal/plainlocale"
+
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -15,7 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +28,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/logging"
+	"github.com/tether-kiosk/tether/internal/sdnotify"
+	"github.com/tether-kiosk/tether/internal/version"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
 	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/relay/console"
@@ -86,6 +92,7 @@ type options struct {
 	insecure, noConsole, secureCookies       bool
 	enrollTTL                                time.Duration
 	pendingPerAddr                           int
+	log                                      logging.Options
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -107,9 +114,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		"raise it for a facility whose kiosks reach the relay through one NAT address")
 	fs.BoolVar(&o.noConsole, "no-console", false, "do not serve the staff web console under /console/")
 	fs.BoolVar(&o.secureCookies, "console-secure-cookies", false, "mark console cookies Secure even on plain HTTP (TLS ends at a proxy in front)")
+	o.log.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)\n"+
-			"       relayd console-user add|list|disable|enable -data DIR ...   (staff accounts of the web console)")
+			"       relayd backup -o FILE [-relay URL]   (copy a running relay's store)\n"+
+			"       relayd console-user add|list|disable|enable -data DIR ...   (staff accounts of the web console)\n       relayd -version")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, exitStatuses)
 	}
@@ -226,6 +235,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "verify" {
 		return verify(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "backup" {
+		return backup(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && (args[0] == "-version" || args[0] == "--version" || args[0] == "version") {
+		fmt.Fprintln(stdout, "relayd", version.String())
+		return nil
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -234,8 +250,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	logger := log.New(stderr, "", log.LstdFlags|log.LUTC)
-	r, err := relay.Open(relay.Config{DataDir: o.data, Logf: logger.Printf, AdminToken: token,
+	logger := logging.New(stderr, o.log, getenv)
+	r, err := relay.Open(relay.Config{DataDir: o.data, Logf: logging.Logf(logger), AdminToken: token,
 		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, MaxPendingPerAddr: o.pendingPerAddr})
 	if err != nil {
 		return err
@@ -262,13 +278,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var handler http.Handler = r
 	if !o.noConsole {
-		cons, err := console.New(console.Config{Relay: r, Logf: logger.Printf, SecureCookies: o.secureCookies})
+		cons, err := console.New(console.Config{Relay: r, Logf: logging.Logf(logger), SecureCookies: o.secureCookies})
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		mux := http.NewServeMux()
-		mux.Handle(console.Prefix, cons)
+		mux.Handle(console.Prefix, r.CountConsole(cons))
 		mux.Handle("/", r)
 		handler = mux
 	}
@@ -280,24 +296,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReadTimeout:    2 * time.Minute,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 16 << 10,
-		ErrorLog:       logger,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	base := scheme + "://" + ln.Addr().String()
-	logger.Printf("relayd: serving %s (data %s, outbound review: %s)", base, o.data, o.hold)
+	logger.Info("serving", "url", base, "data", o.data, "outbound_review", o.hold)
 	if !o.noConsole {
-		logger.Printf("relayd: staff console at %s%s (accounts: relayd console-user add)", base, console.Prefix)
+		logger.Info("staff console", "url", base+console.Prefix, "accounts", "relayd console-user add")
 	}
 	if ready != nil {
 		ready <- base
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// The socket listens: connections queue until Serve takes them, so systemd may start
+	// what depends on the relay.
+	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		logger.Warn("systemd notify failed", "err", err)
+	}
+	sdnotify.Status("serving " + base)
+	if every := sdnotify.WatchdogEvery(getenv, os.Getpid(), os.Getppid()); every > 0 {
+		go watchdog(ctx, r, every, logger)
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Printf("relayd: shutting down")
+	logger.Info("shutting down", "cause", context.Cause(ctx))
+	_, _ = sdnotify.Notify(sdnotify.Stopping)
 	// Websockets are hijacked, so Shutdown does not see them: the relay closes them first.
 	cerr := r.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -306,4 +332,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("shut down: %w", err)
 	}
 	return cerr
+}
+
+// watchdog pings systemd each time the store's write queue answers a readiness probe: a
+// relay whose writes hang (a stuck commit, a wedged disk) stops pinging and is restarted
+// after WatchdogSec. A probe that fails (a full disk) still pings, since a restart would
+// not help, and says why in the log and in systemctl status.
+func watchdog(ctx context.Context, r *relay.Relay, every time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		err := r.Ready(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil && !failing:
+			logger.Warn("the store does not take writes", "err", err)
+			sdnotify.Status("store not writable: " + err.Error())
+		case err == nil && failing:
+			logger.Info("the store takes writes again")
+			sdnotify.Status("serving")
+		}
+		failing = err != nil
+		_, _ = sdnotify.Notify(sdnotify.Watchdog)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -8,12 +8,14 @@
 package main
 
 import (
+	// First, before Fyne reads the locale: quiet under C.UTF-8, a service's default.
+	_ "github.com/tether-kiosk/tether/internal/plainlocale"
+
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 	"fyne.io/fyne/v2"
 
 	"github.com/tether-kiosk/tether/cmd/internal/kioskapp"
+	"github.com/tether-kiosk/tether/internal/logging"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/ui/i18n"
 )
@@ -62,8 +65,7 @@ func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int
 	if !ok {
 		return 2
 	}
-	lg := log.New(stderr, "tetherdemo ", log.LstdFlags|log.Lmicroseconds)
-	logf := kiosk.Logf(lg.Printf)
+	logf := kiosk.Logf(logging.Logf(logging.New(stderr, logging.Options{Format: logging.Text}, os.Getenv).With("program", "tetherdemo")))
 	if err := demoMain(o, logf, stderr, started, exit); err != nil {
 		logf("%v", err)
 		return 1

@@ -102,7 +102,7 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 		}
 		at += i
 	}
-	if m := regexp.MustCompile(`devices closed in (\S+)`).FindStringSubmatch(log); m == nil {
+	if m := regexp.MustCompile(`devices closed in ([0-9.]+[a-zµ]+)`).FindStringSubmatch(log); m == nil {
 		t.Error("no devices-closed line")
 	} else if d, err := time.ParseDuration(m[1]); err != nil || d > time.Second {
 		t.Errorf("devices closed in %s, want within 1s", m[1])

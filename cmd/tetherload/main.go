@@ -11,6 +11,9 @@
 package main
 
 import (
+	// First, before Fyne reads the locale: quiet under C.UTF-8, a service's default.
+	_ "github.com/tether-kiosk/tether/internal/plainlocale"
+
 	"context"
 	"errors"
 	"flag"
@@ -21,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tether-kiosk/tether/internal/logging"
 )
 
 func main() {
@@ -126,7 +131,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "tetherload: "+format+"\n", args...) }
+	logf := logging.Logf(logging.New(stderr, logging.Options{Format: logging.Text}, os.Getenv).With("program", "tetherload"))
 	if o.jsonOnly {
 		logf = func(string, ...any) {}
 	}

@@ -231,3 +231,26 @@ const (
 	PersonInmate     = "inmate"
 	PersonTechnician = "technician"
 )
+
+// Limits of a health report: the relay turns it into metric labels, so a terminal must not
+// be able to mint series without end.
+const (
+	MaxHealthDevices   = 8
+	MaxHealthNameBytes = 40
+)
+
+// DeviceHealth is one device of the terminal as the relay sees it: no path, no last badge.
+type DeviceHealth struct {
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+	State string `json:"state"` // "connected", "disconnected" or "unknown"
+}
+
+// Health is the body of a device_status item: the terminal's devices, its forwarding queue
+// and its build. The relay keeps the newest per terminal, shows it to technicians and
+// exports it as metrics.
+type Health struct {
+	Software     string         `json:"software,omitempty"`
+	ItemsWaiting int            `json:"items_waiting"`
+	Devices      []DeviceHealth `json:"devices"`
+}

@@ -76,6 +76,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	defer cancel()
 
 	hello, info, ok := r.handshake(ctx, c)
+	r.metrics.handshake(ok)
 	if !ok {
 		return
 	}

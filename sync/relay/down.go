@@ -43,12 +43,15 @@ type fanout struct {
 	logs  []string
 	// inmates remembers the inmate records read in this write call (fanout.inmateFor).
 	inmates map[string]inmateLookup
+	// counts are the uplink items this write stored, counted once it commits (metrics.go).
+	counts []itemCount
 }
 
 func (f *fanout) reset(tx *bolt.Tx) {
 	f.tx = tx
 	f.woken = f.woken[:0]
 	f.logs = f.logs[:0]
+	f.counts = f.counts[:0]
 	clear(f.inmates)
 }
 

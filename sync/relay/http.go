@@ -59,6 +59,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/refusals":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hRefusals)}, query: []string{"terminal_id"}},
 		"/admin/v1/terminals":                        {methods: map[string]http.HandlerFunc{"GET": h(r.hTerminals)}},
 		"/admin/v1/verify":                           {methods: map[string]http.HandlerFunc{"GET": h(r.hVerify)}},
+		PathBackup:                                   {methods: map[string]http.HandlerFunc{"GET": h(r.hBackup)}},
 		"/admin/v1/terminals/{id}/revoke":            {methods: map[string]http.HandlerFunc{"POST": h(r.hRevoke)}},
 	}
 	for pattern, rt := range routes {
@@ -75,6 +76,7 @@ func (r *Relay) admin(rt route) http.Handler {
 		defer func() {
 			// The path and status only: bodies may hold PINs, headers the token.
 			r.logf("relay: admin %s %s -> %d (%v)", req.Method, req.URL.Path, sw.status, r.clock.Now().Sub(start).Round(time.Millisecond))
+			r.metrics.adminRequest(req, sw.status)
 		}()
 		if !r.authorized(sw, req) {
 			return

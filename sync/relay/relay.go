@@ -69,6 +69,10 @@ type Relay struct {
 	logf  vocab.Logf
 	clock clock.Clock
 	hub   *hub
+	// metrics is the relay's own Prometheus registry and series (metrics.go).
+	metrics *metrics
+	// backups lets one online backup run at a time (backup.go).
+	backups backupGate
 	// handler serves everything; built once in Open.
 	handler http.Handler
 
@@ -131,9 +135,11 @@ func Open(cfg Config) (*Relay, error) {
 	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{})}
 	r.hub = newHub(cfg.MaxPending, cfg.MaxPendingPerAddr)
 	r.writes = &committer{db: db, txs: func() { r.writeTxs.Add(1) }}
+	r.metrics = newMetrics(r)
 	mux := http.NewServeMux()
 	r.routeTerminal(mux)
 	r.routeAdmin(mux)
+	r.routeOps(mux)
 	r.handler = mux
 	return r, nil
 }
@@ -168,6 +174,7 @@ func (r *Relay) update(op string, fn func(tx *bolt.Tx, f *fanout) error) error {
 	for _, l := range f.logs {
 		r.logf("%s", l)
 	}
+	r.metrics.committed(f)
 	r.hub.wake(f.woken)
 	return nil
 }

@@ -68,6 +68,7 @@ func (r *Relay) storeBatches(t TerminalInfo, batches []upBatch, seen *seenRec) (
 	}
 	var acks []wire.Ack
 	var stop error
+	defer r.metrics.batchStored(time.Now())
 	err := r.update("store batch", func(tx *bolt.Tx, f *fanout) error {
 		acks, stop = acks[:0], nil // a re-run starts over
 		if err := seenTx(tx, t.ID, seen); err != nil {
@@ -220,6 +221,7 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	if err := tx.Bucket([]byte(bItems)).Put(u64(n), raw); err != nil {
 		return "", fmt.Errorf("write item %d: %w", it.Seq, err)
 	}
+	f.count(it.Kind, reason)
 	return reason, nil
 }
 

@@ -249,6 +249,10 @@ func (a *App) DoAndWait(f func()) {
 	}
 }
 
+// Do hands f to the UI goroutine without waiting, unless the loop has ended (kioskd's
+// watchdog pings go this way, so a hung UI stops them).
+func (a *App) Do(f func()) { a.uiDo(f) }
+
 // uiDo hands f to the UI goroutine, unless the loop has ended.
 func (a *App) uiDo(f func()) {
 	if !a.loopDone.Load() {
@@ -316,7 +320,11 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancelBg()
 	a.devs.Run(bgCtx)
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
+	go func() {
+		defer bg.Done()
+		(&healthReporter{term: a.term, store: a.store, devices: a.devs.States, software: Software, logf: a.logf}).run(bgCtx)
+	}()
 	go func() {
 		defer bg.Done()
 		pumpDevices(bgCtx, a.events, a.k, a.feed, a.logf)

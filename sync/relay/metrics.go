@@ -1,0 +1,314 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
+)
+
+// Operations endpoints. They need no token: a probe and a scraper hold none, and they tell
+// nothing beyond counts, terminal ids and software versions (no inmate, no body, no PIN).
+const (
+	PathHealthz = "/healthz" // the process answers
+	PathReadyz  = "/readyz"  // the store is open and takes a write
+	PathMetrics = "/metrics" // Prometheus text format, tether_* series
+)
+
+// readyEvery bounds how often /readyz writes to the store: each probe is a transaction with
+// an fsync, and the endpoint is open to anyone who reaches the relay.
+const readyEvery = time.Second
+
+// metrics is one relay's Prometheus series, in a registry of its own (never the global
+// default one: two relays in a process, as in tests, keep separate counts).
+type metrics struct {
+	reg        *prometheus.Registry
+	stored     *prometheus.CounterVec
+	refusals   *prometheus.CounterVec
+	batch      prometheus.Histogram
+	handshakes *prometheus.CounterVec
+	admin      *prometheus.CounterVec
+	console    *prometheus.CounterVec
+	handler    http.Handler
+
+	// The last /readyz probe, so a flood of probes costs one write a second.
+	readyMu  sync.Mutex
+	readyAt  time.Time
+	readyErr error
+}
+
+// itemCount is one uplink item a write stored: its kind and, if refused, why. The fanout keeps
+// them until the transaction commits, like its log lines, so a re-run counts nothing twice.
+type itemCount struct{ kind, reason string }
+
+func newMetrics(r *Relay) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.stored = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_items_stored_total",
+		Help: "Uplink items stored and applied, by kind (resends of a held item are not counted)."}, []string{"kind"})
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_refusals_total",
+		Help: "Uplink items refused for good, by reason."}, []string{"reason"})
+	m.batch = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tether_batch_store_seconds",
+		Help:    "Time to store one connection's uplink batches, transaction and fsync included.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}})
+	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_handshakes_total",
+		Help: "Terminal handshakes (hello, challenge, auth), by result: ok or refused."}, []string{"result"})
+	m.admin = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_admin_requests_total",
+		Help: "Admin API requests, by route pattern, method and status code."}, []string{"route", "method", "code"})
+	m.console = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_console_requests_total",
+		Help: "Staff console requests, by method and status code."}, []string{"method", "code"})
+	m.reg.MustRegister(m.stored, m.refusals, m.batch, m.handshakes, m.admin, m.console,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tether_store_write_transactions_total",
+			Help: "Write transactions of the relay's store (group commits)."},
+			func() float64 { return float64(r.writeTxs.Load()) }),
+		&fleetCollector{r: r},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	return m
+}
+
+// Registry is the relay's own Prometheus registry, for a program that serves more series.
+func (r *Relay) Registry() *prometheus.Registry { return r.metrics.reg }
+
+// committed counts what a committed write stored.
+func (m *metrics) committed(f *fanout) {
+	for _, c := range f.counts {
+		if c.reason != "" {
+			m.refusals.WithLabelValues(c.reason).Inc()
+			continue
+		}
+		m.stored.WithLabelValues(c.kind).Inc()
+	}
+}
+
+// count keeps an item stored in this write (see itemCount). Only the kind of an item taken
+// is a label: a refused item's kind may be anything a hostile terminal made up.
+func (f *fanout) count(kind, reason string) {
+	f.counts = append(f.counts, itemCount{kind: kind, reason: reason})
+}
+
+func (m *metrics) batchStored(start time.Time) { m.batch.Observe(time.Since(start).Seconds()) }
+
+func (m *metrics) handshake(ok bool) {
+	res := "refused"
+	if ok {
+		res = "ok"
+	}
+	m.handshakes.WithLabelValues(res).Inc()
+}
+
+// methodLabel keeps a client's method out of the labels unless it is one the API uses: a
+// made-up method must not mint a new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodHead:
+		return m
+	}
+	return "other"
+}
+
+func (m *metrics) adminRequest(req *http.Request, status int) {
+	route := req.Pattern // the mux's pattern: a fixed set, whatever the path held
+	if route == "" {
+		route = "other"
+	}
+	m.admin.WithLabelValues(route, methodLabel(req.Method), codeLabel(status)).Inc()
+}
+
+func codeLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
+}
+
+// CountConsole wraps the staff console's handler so its requests show in
+// tether_console_requests_total. The console registers its own routes; this is its one hook.
+func (r *Relay) CountConsole(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() { r.metrics.console.WithLabelValues(methodLabel(req.Method), codeLabel(sw.status)).Inc() }()
+		h.ServeHTTP(sw, req)
+	})
+}
+
+// routeOps registers /healthz, /readyz and /metrics.
+func (r *Relay) routeOps(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+PathHealthz, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET "+PathReadyz, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := r.Ready(req.Context()); err != nil {
+			r.logf("relay: not ready: %v", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: the store does not take a write (see the log)\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET "+PathMetrics, r.metrics.handler)
+}
+
+// errClosed is Ready's answer once the relay is closing.
+var errClosed = errors.New("relay is closed")
+
+// Ready checks that the store is open and takes a write: a real write transaction (put and
+// delete of a probe key, so no data changes) through the same queue as every other write,
+// committed with an fsync. A check less than readyEvery old is answered again.
+func (r *Relay) Ready(ctx context.Context) error {
+	select {
+	case <-r.closed:
+		return errClosed
+	default:
+	}
+	m := r.metrics
+	m.readyMu.Lock()
+	defer m.readyMu.Unlock()
+	now := r.clock.Now()
+	if !m.readyAt.IsZero() && now.Sub(m.readyAt) >= 0 && now.Sub(m.readyAt) < readyEvery {
+		return m.readyErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.readyErr = r.update("readiness probe", func(tx *bolt.Tx, _ *fanout) error {
+		b := tx.Bucket([]byte(bMeta))
+		if b == nil {
+			return errors.New("meta bucket missing")
+		}
+		key := []byte("ready_probe")
+		if err := b.Put(key, []byte(now.UTC().Format(time.RFC3339Nano))); err != nil {
+			return err
+		}
+		return b.Delete(key)
+	})
+	m.readyAt = now
+	return m.readyErr
+}
+
+// fleetCollector reads the terminals at each scrape: how many are enrolled and connected, the
+// downlink backlog, and each terminal's health as it last reported it.
+type fleetCollector struct{ r *Relay }
+
+var (
+	descEnrolled  = prometheus.NewDesc("tether_terminals_enrolled", "Terminals enrolled and not revoked.", nil, nil)
+	descConnected = prometheus.NewDesc("tether_terminals_connected", "Terminals with an authenticated connection now.", nil, nil)
+	descBacklog   = prometheus.NewDesc("tether_downlink_backlog_items", "Downlink items queued and not yet acknowledged, all terminals.", nil, nil)
+	termLabels    = []string{"terminal", "facility", "mode"}
+	descTConn     = prometheus.NewDesc("tether_terminal_connected", "1 while the terminal is connected.", termLabels, nil)
+	descTBacklog  = prometheus.NewDesc("tether_terminal_downlink_backlog_items", "Downlink items queued for the terminal and not yet acknowledged.", termLabels, nil)
+	descTWaiting  = prometheus.NewDesc("tether_terminal_uplink_waiting_items", "The terminal's forwarding queue as it last reported it.", termLabels, nil)
+	descTSeen     = prometheus.NewDesc("tether_terminal_last_seen_timestamp_seconds", "When the terminal last authenticated (Unix time; 0: never).", termLabels, nil)
+	descTInfo     = prometheus.NewDesc("tether_terminal_info", "The terminal's software as its hello said (value 1).", append(termLabels, "software"), nil)
+	descTDevice   = prometheus.NewDesc("tether_terminal_device_connected", "1 while the device is connected, as the terminal last reported (device_status).",
+		append(termLabels, "device", "role"), nil)
+	descScrapeErr = prometheus.NewDesc("tether_fleet_scrape_errors", "1 when the terminals could not be read for this scrape.", nil, nil)
+)
+
+func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descEnrolled, descConnected, descBacklog, descTConn, descTBacklog, descTWaiting, descTSeen, descTInfo, descTDevice, descScrapeErr} {
+		ch <- d
+	}
+}
+
+func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(descConnected, float64(c.r.hub.count()))
+	terms, err := c.r.Terminals()
+	var devices map[string][]vocab.DeviceHealth
+	if err == nil {
+		devices, err = c.r.deviceReports()
+	}
+	if err != nil {
+		gauge(descScrapeErr, 1)
+		return
+	}
+	gauge(descScrapeErr, 0)
+	enrolled, backlog := 0, uint64(0)
+	for _, t := range terms {
+		if t.Revoked {
+			continue
+		}
+		enrolled++
+		behind := t.DownQueued - min(t.DownAcked, t.DownQueued)
+		backlog += behind
+		l := []string{t.ID, t.FacilityID, t.Mode}
+		conn := 0.0
+		if t.Connected {
+			conn = 1
+		}
+		seen := 0.0
+		if !t.LastSeen.IsZero() {
+			seen = float64(t.LastSeen.UnixNano()) / 1e9
+		}
+		gauge(descTConn, conn, l...)
+		gauge(descTBacklog, float64(behind), l...)
+		gauge(descTWaiting, float64(t.ItemsWaiting), l...)
+		gauge(descTSeen, seen, l...)
+		gauge(descTInfo, 1, append(l, t.Software)...)
+		seenDev := map[string]bool{}
+		for _, d := range devices[t.ID] {
+			if seenDev[d.Name] {
+				continue // two with one name would be one series twice
+			}
+			seenDev[d.Name] = true
+			up := 0.0
+			if d.State == "connected" {
+				up = 1
+			}
+			gauge(descTDevice, up, append(l, d.Name, d.Role)...)
+		}
+	}
+	gauge(descEnrolled, float64(enrolled))
+	gauge(descBacklog, float64(backlog))
+}
+
+// deviceReports is each terminal's last device_status report, its devices only, within the
+// limits a terminal keeps to (vocab.MaxHealthDevices, names cut to vocab.MaxHealthNameBytes):
+// what a hostile terminal sends beyond them mints no series. A body that is not a health
+// report (an older terminal's free-form one) gives no devices.
+func (r *Relay) deviceReports() (map[string][]vocab.DeviceHealth, error) {
+	out := map[string][]vocab.DeviceHealth{}
+	err := r.view("read device reports", func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bDevices)).ForEach(func(k, v []byte) error {
+			var h vocab.Health
+			if json.Unmarshal(v, &h) != nil {
+				return nil
+			}
+			devs := h.Devices[:min(len(h.Devices), vocab.MaxHealthDevices)]
+			for i := range devs {
+				devs[i].Name = cutLabel(devs[i].Name)
+				devs[i].Role = cutLabel(devs[i].Role)
+			}
+			out[string(k)] = devs
+			return nil
+		})
+	})
+	return out, err
+}
+
+// cutLabel keeps a terminal-given label within vocab.MaxHealthNameBytes and valid UTF-8.
+func cutLabel(s string) string {
+	if len(s) > vocab.MaxHealthNameBytes {
+		s = s[:vocab.MaxHealthNameBytes]
+	}
+	return strings.ToValidUTF8(s, "")
+}
