@@ -425,8 +425,8 @@ func (s *Store) dropChunk(obj Hash, i int) error {
 }
 
 // Put stores an object read from r (a relay receiving an upload, a test, a benchmark): it is
-// chunked, each chunk written once per digest, several chunks to a transaction, holding at
-// most putBatch chunks in memory whatever the size. Putting an object already held whole
+// chunked, each chunk written once per digest, putBatch chunks to a transaction, holding a
+// bounded number of chunks in memory whatever the size. Putting an object already held whole
 // writes nothing. It returns the object's manifest.
 func (s *Store) Put(r io.Reader) (*Manifest, error) {
 	var batch [][]byte
@@ -493,9 +493,11 @@ func (s *Store) Put(r io.Reader) (*Manifest, error) {
 	return m, nil
 }
 
-// putBatch is the number of chunks Put writes per transaction: 4 MiB, few enough fsyncs to
-// write at disk speed, small enough to hold in memory.
-const putBatch = 16
+// putBatch is the number of chunks Put writes per transaction (1 MiB). bbolt rewrites the
+// whole leaf each new chunk lands in (up to four chunks: it splits no node of four keys or
+// fewer), so a transaction holds several times its chunks in dirty pages until it commits:
+// 16 chunks a transaction held 26 MB live for 48 MB/s, 4 chunks 10 MB for about 15% less.
+const putBatch = 4
 
 // Reader reads an object held whole, one chunk in memory at a time, each chunk checked
 // against its digest as it is read.
