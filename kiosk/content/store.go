@@ -28,6 +28,7 @@ const (
 	bChunkRefs = "chunkrefs" // chunk sha256 -> uint32: objects whose manifest lists it
 	bHolders   = "holders"   // object sha256 + holder -> 1 if pinned, 0 if not
 	bLRU       = "lru"       // use (uint64 big endian) + object sha256 -> nothing
+	bRefs      = "refs"      // object sha256 -> Ref (JSON) while a holder retains it
 )
 
 // Meta keys.
@@ -51,6 +52,8 @@ var (
 	ErrObjectMismatch = errors.New("object does not match its sha256")
 	// ErrFull: the cache cap leaves no room even after evicting every object not pinned.
 	ErrFull = errors.New("content cache full")
+	// ErrNoSuchChunk: an index beyond the object's last chunk.
+	ErrNoSuchChunk = errors.New("no such chunk")
 	// ErrCorrupt: a stored chunk no longer matches its sha256 (a damaged disk). The chunk is
 	// dropped, so the object is incomplete again and the chunk is asked for anew.
 	ErrCorrupt = errors.New("stored chunk damaged")
@@ -98,7 +101,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, path: path, opts: opts}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range []string{bMeta, bObjects, bManifests, bChunks, bChunkRefs, bHolders, bLRU} {
+		for _, name := range []string{bMeta, bObjects, bManifests, bChunks, bChunkRefs, bHolders, bLRU, bRefs} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -342,6 +345,18 @@ const (
 	Whole                // every chunk held and the whole object checked
 )
 
+func (s State) String() string {
+	switch s {
+	case Absent:
+		return "absent"
+	case Partial:
+		return "partial"
+	case Whole:
+		return "whole"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
 // State reports whether obj is held, in part or whole.
 func (s *Store) State(obj Hash) (State, error) {
 	st := Absent
@@ -388,7 +403,7 @@ func (s *Store) Chunk(obj Hash, i int, buf []byte) ([]byte, error) {
 			return fmt.Errorf("chunk %d of %s: %w", i, obj, ErrUnknownObject)
 		}
 		if i < 0 || i >= o.Chunks {
-			return fmt.Errorf("chunk %d of %s: no such chunk (it has %d)", i, obj, o.Chunks)
+			return fmt.Errorf("chunk %d of %s: %w (it has %d)", i, obj, ErrNoSuchChunk, o.Chunks)
 		}
 		want := manifestChunk(tx.Bucket([]byte(bManifests)).Get(obj[:]), i)
 		v := tx.Bucket([]byte(bChunks)).Get(want[:])
@@ -565,20 +580,31 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// Retain records that holder (a letter, "msg:<id>"; a purchase) needs obj. A pinned holder
-// (a tablet's person's own item) keeps the object from eviction; an unpinned one does not (a
-// kiosk's cache), but either keeps it from deletion. The object need not be held yet: what is
-// retained and not held whole is what the terminal fetches (Wanted).
-func (s *Store) Retain(obj Hash, holder string, pinned bool) error {
+// Retain records that holder (a letter, "msg:<id>"; a purchase) needs the object ref names. A
+// pinned holder (a tablet's person's own item) keeps the object from eviction; an unpinned one
+// does not (a kiosk's cache), but either keeps it from deletion. The object need not be held
+// yet: what is retained and not held whole is what the terminal fetches (Wanted), and the
+// reference is kept for it so the manifest can be checked when it comes.
+func (s *Store) Retain(ref Ref, holder string, pinned bool) error {
 	if holder == "" {
 		return errors.New("retain: holder is empty")
+	}
+	if err := ref.Check(); err != nil {
+		return fmt.Errorf("retain for %s: %w", holder, err)
 	}
 	flag := []byte{0}
 	if pinned {
 		flag[0] = 1
 	}
+	rb, err := json.Marshal(ref)
+	if err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte(bHolders)).Put(holderKey(obj, holder), flag)
+		if err := tx.Bucket([]byte(bRefs)).Put(bytes.Clone(ref.Object[:]), rb); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bHolders)).Put(holderKey(ref.Object, holder), flag)
 	})
 }
 
@@ -595,6 +621,9 @@ func (s *Store) Release(obj Hash, holder string) error {
 		}
 		if k, _ := h.Cursor().Seek(obj[:]); k != nil && bytes.HasPrefix(k, obj[:]) {
 			return nil // another holder
+		}
+		if err := tx.Bucket([]byte(bRefs)).Delete(obj[:]); err != nil {
+			return err
 		}
 		return dropTx(tx, obj)
 	})
@@ -613,26 +642,23 @@ func (s *Store) Holders(obj Hash) (holders []string, pinned bool, err error) {
 	return holders, pinned, err
 }
 
-// Wanted lists up to max objects some holder retains that are not held whole: what the
-// terminal asks the relay for.
-func (s *Store) Wanted(max int) ([]Hash, error) {
-	var out []Hash
+// Wanted lists the references of up to max objects some holder retains that are not held
+// whole: what the terminal asks the relay for.
+func (s *Store) Wanted(max int) ([]Ref, error) {
+	var out []Ref
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket([]byte(bHolders)).Cursor()
-		var last Hash
-		for k, _ := c.First(); k != nil && len(out) < max; k, _ = c.Next() {
-			var h Hash
-			copy(h[:], k)
-			if h == last {
-				continue
+		c := tx.Bucket([]byte(bRefs)).Cursor()
+		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
+			var ref Ref
+			if err := json.Unmarshal(v, &ref); err != nil {
+				return fmt.Errorf("reference %x: %w", k, err)
 			}
-			last = h
-			o, err := getObject(tx, h)
+			o, err := getObject(tx, ref.Object)
 			if err != nil {
 				return err
 			}
 			if o == nil || !o.Complete {
-				out = append(out, h)
+				out = append(out, ref)
 			}
 		}
 		return nil

@@ -223,7 +223,7 @@ func TestStoredOncePerHash(t *testing.T) {
 		t.Fatal("same bytes, two references")
 	}
 	for _, h := range []string{"msg:a", "msg:b"} {
-		if err := s.Retain(m1.Object, h, false); err != nil {
+		if err := s.Retain(m1.Ref(), h, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -249,6 +249,9 @@ func TestStoredOncePerHash(t *testing.T) {
 	}
 	if n := countChunks(t, s); n != 0 {
 		t.Fatalf("%d chunks left after the object was deleted", n)
+	}
+	if w, _ := s.Wanted(10); len(w) != 0 {
+		t.Fatalf("a deleted object is still wanted: %v", w)
 	}
 	if st, _ := s.Stats(); st.Bytes != 0 || st.Objects != 0 {
 		t.Fatalf("stats after delete %+v", st)
@@ -302,7 +305,7 @@ func TestCacheCapEvictsLeastRecentlyUsed(t *testing.T) {
 	fill(0)
 	fill(1)
 	fill(2)
-	if err := s.Retain(refs[0].Object, "purchase:p1", true); err != nil {
+	if err := s.Retain(refs[0], "purchase:p1", true); err != nil {
 		t.Fatal(err)
 	}
 	readAll(t, s, refs[1].Object) // 1 was looked at: 2 is now the least recently used unpinned
@@ -318,15 +321,15 @@ func TestCacheCapEvictsLeastRecentlyUsed(t *testing.T) {
 		t.Fatalf("held %d bytes over the cap %d", st.Bytes, st.Cap)
 	}
 	// An evicted object still retained is wanted again.
-	if err := s.Retain(refs[2].Object, "msg:x", false); err != nil {
+	if err := s.Retain(refs[2], "msg:x", false); err != nil {
 		t.Fatal(err)
 	}
-	if w, _ := s.Wanted(10); len(w) != 1 || w[0] != refs[2].Object {
+	if w, _ := s.Wanted(10); len(w) != 1 || w[0] != refs[2] {
 		t.Fatalf("wanted %v, want the evicted object retained by a letter", w)
 	}
 	// When everything held is pinned, a new object is refused, not squeezed in.
 	for _, i := range []int{3, 4} {
-		if err := s.Retain(refs[i].Object, "purchase:p", true); err != nil {
+		if err := s.Retain(refs[i], "purchase:p", true); err != nil {
 			t.Fatal(err)
 		}
 	}
