@@ -21,8 +21,8 @@ import (
 
 // ChunkSize is the size of every chunk but an object's last. 256 KiB: a chunk travels base64
 // in one JSON frame (349,528 bytes plus a small envelope), well inside the frame limit
-// (sync/wire MaxFrameBytes, 1 MiB + 64 KiB), so a frame never carries a partial chunk; a cut
-// link costs at most one chunk in flight; a 1 MB photo is four chunks; and the buffers a
+// (sync/wire MaxFrameBytes, 1 MiB + 64 KiB), so a frame never carries a partial chunk; a
+// frame cut mid-way wastes at most one chunk; a 1 MB photo is four chunks; and the buffers a
 // reader or writer holds stay a quarter of a megabyte. It equals wire.MaxItemBytes, the largest
 // body a terminal already handles in one piece.
 const ChunkSize = 256 << 10

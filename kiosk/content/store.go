@@ -261,29 +261,61 @@ func advance(tx *bolt.Tx, obj Hash, o *object, enc []byte) error {
 // durably (one transaction, fsync'd), so a cut or a restart keeps it. It reports whether the
 // object is now complete, its whole sha256 checked. A chunk already held is accepted again.
 func (s *Store) PutChunk(obj Hash, i int, data []byte) (complete bool, err error) {
+	complete, refused, err := s.PutChunks(obj, []Received{{Index: i, Data: data}})
+	if err == nil && len(refused) > 0 {
+		err = refused[0].Err
+	}
+	return complete, err
+}
+
+// Received is a chunk as it came from the relay.
+type Received struct {
+	Index int
+	Data  []byte
+}
+
+// Refused is a chunk PutChunks left out; Err matches ErrChunkMismatch.
+type Refused struct {
+	Index int
+	Err   error
+}
+
+// PutChunks is PutChunk for several chunks of one object in one transaction (one fsync): a
+// terminal commits together the chunks that arrived while it committed the previous ones.
+// Each chunk is checked on its own; those that fail are left out and listed in refused, and
+// the others are stored. err is about the object or the store
+// (ErrUnknownObject, ErrObjectMismatch, a disk error), and then nothing was stored.
+func (s *Store) PutChunks(obj Hash, chunks []Received) (complete bool, refused []Refused, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		refused = refused[:0]
 		o, err := getObject(tx, obj)
 		if err != nil {
 			return err
 		}
 		if o == nil {
-			return fmt.Errorf("chunk %d of %s: %w (begin it first)", i, obj, ErrUnknownObject)
-		}
-		if i < 0 || i >= o.Chunks {
-			return fmt.Errorf("chunk %d of %s: %w (it has %d chunks)", i, obj, ErrChunkMismatch, o.Chunks)
+			return fmt.Errorf("chunks of %s: %w (begin it first)", obj, ErrUnknownObject)
 		}
 		enc := tx.Bucket([]byte(bManifests)).Get(obj[:])
-		want := manifestChunk(enc, i)
-		if len(data) != ChunkLen(o.Size, i) {
-			return fmt.Errorf("chunk %d of %s: %w (%d bytes, want %d)", i, obj, ErrChunkMismatch, len(data), ChunkLen(o.Size, i))
-		}
-		if Sum(data) != want {
-			return fmt.Errorf("chunk %d of %s: %w (sha256 %s, manifest lists %s)", i, obj, ErrChunkMismatch, Sum(data), want)
-		}
-		chunks := tx.Bucket([]byte(bChunks))
-		if chunks.Get(want[:]) == nil {
-			if err := chunks.Put(bytes.Clone(want[:]), data); err != nil {
-				return err
+		held := tx.Bucket([]byte(bChunks))
+		for _, c := range chunks {
+			i, data := c.Index, c.Data
+			if i < 0 || i >= o.Chunks {
+				refused = append(refused, Refused{i, fmt.Errorf("chunk %d of %s: %w (it has %d chunks)", i, obj, ErrChunkMismatch, o.Chunks)})
+				continue
+			}
+			want := manifestChunk(enc, i)
+			if len(data) != ChunkLen(o.Size, i) {
+				refused = append(refused, Refused{i, fmt.Errorf("chunk %d of %s: %w (%d bytes, want %d)", i, obj, ErrChunkMismatch, len(data), ChunkLen(o.Size, i))})
+				continue
+			}
+			if got := Sum(data); got != want {
+				refused = append(refused, Refused{i, fmt.Errorf("chunk %d of %s: %w (sha256 %s, manifest lists %s)", i, obj, ErrChunkMismatch, got, want)})
+				continue
+			}
+			if held.Get(want[:]) == nil {
+				if err := held.Put(bytes.Clone(want[:]), data); err != nil {
+					return err
+				}
 			}
 		}
 		if err := advance(tx, obj, o, bytes.Clone(enc)); err != nil {
@@ -299,11 +331,14 @@ func (s *Store) PutChunk(obj Hash, i int, data []byte) (complete bool, err error
 	if errors.As(err, &d) {
 		// The drop must be kept although the answer is an error: commit it on its own.
 		if derr := s.Drop(obj); derr != nil {
-			return false, errors.Join(d.err, derr)
+			return false, nil, errors.Join(d.err, derr)
 		}
-		return false, d.err
+		return false, nil, d.err
 	}
-	return complete, err
+	if err != nil {
+		return false, nil, err
+	}
+	return complete, refused, nil
 }
 
 // errDropped carries ErrObjectMismatch out of a transaction that is then rolled back, so the

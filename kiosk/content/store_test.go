@@ -178,6 +178,15 @@ func TestVerification(t *testing.T) {
 	if missing, _ := term.Missing(ref.Object, 10); !equalInts(missing, []int{0, 1, 2}) {
 		t.Fatalf("after refused chunks missing %v, want [0 1 2]", missing)
 	}
+	// Several chunks in one transaction: the good one is kept, the forged one left out.
+	c1, _ := relay.Chunk(ref.Object, 1, nil)
+	done, refused, err := term.PutChunks(ref.Object, []Received{{0, forged}, {1, c1}})
+	if err != nil || done || len(refused) != 1 || refused[0].Index != 0 || !errors.Is(refused[0].Err, ErrChunkMismatch) {
+		t.Fatalf("a forged and a good chunk together: done %v refused %v err %v", done, refused, err)
+	}
+	if missing, _ := term.Missing(ref.Object, 10); !equalInts(missing, []int{0, 2}) {
+		t.Fatalf("after a batch with one forged chunk missing %v, want [0 2]", missing)
+	}
 
 	// A manifest built honestly from other bytes, then given this object's digest: every chunk
 	// matches it, and only the whole-object check can tell.

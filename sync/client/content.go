@@ -12,13 +12,17 @@ import (
 // The terminal's side of content transfer (docs/PROTOCOL.md, "Content (photos and media)"):
 // on each connection, every object the content store wants (retained by a letter or a
 // purchase, not held whole) is pulled from the relay: the manifest first, checked against the
-// reference, then the missing chunks, at most wire.MaxWantChunks at a time, each checked and
-// committed before more are asked for. After a cut the next connection asks only for what the
-// store still misses.
+// reference, then the missing chunks, two wants of wire.MaxWantChunks in flight, each chunk
+// checked, those that arrived together committed in one transaction. After a cut the next
+// connection asks only for what the store still misses.
 
-// contentFrames is the room for content frames between the reader and the fetcher: one want's
-// answers (the manifest, the chunks, a content_missing), so the reader never waits on a commit.
-const contentFrames = wire.MaxWantChunks + 2
+// contentWindow is the chunks a terminal has asked for and not received, at most: two wants,
+// so the relay writes one window while the terminal commits the other (docs/PROTOCOL.md).
+const contentWindow = 2 * wire.MaxWantChunks
+
+// contentFrames is the room for content frames between the reader and the fetcher: a whole
+// window and its content_missing, so the reader never waits on a commit.
+const contentFrames = contentWindow + 2
 
 // FetchContent wakes the content fetcher: something new is retained (a letter with a photo was
 // applied) and is asked for now, on the open connection.
@@ -99,82 +103,131 @@ func (l *link) fetch(ctx context.Context, st *content.Store, ref content.Ref) (d
 			return false, nil
 		}
 	}
+	// Two wants in flight: the relay writes the next window while this one is committed.
+	outstanding := map[uint32]bool{}
 	failed := map[int]bool{} // chunks that came wrong once on this connection
+	batch := make([]content.Received, 0, contentWindow)
 	for {
-		missing, err := st.Missing(obj, wire.MaxWantChunks)
-		if errors.Is(err, content.ErrUnknownObject) {
-			return false, nil // evicted meanwhile: begun again on the next pass
-		}
-		if err != nil {
-			return false, fmt.Errorf("content %s: %w", obj, err)
-		}
-		if len(missing) == 0 {
-			return true, nil
-		}
-		want := wire.ContentWant{Object: obj}
-		outstanding := map[uint32]bool{}
-		for _, i := range missing {
-			want.Chunks = append(want.Chunks, uint32(i))
-			outstanding[uint32(i)] = true
-		}
-		if err := l.send(ctx, want); err != nil {
-			return false, err
-		}
-		for len(outstanding) > 0 {
-			f, ok := l.awaitContent(ctx, obj)
-			if !ok {
-				return false, nil
+		if len(outstanding) <= contentWindow-wire.MaxWantChunks {
+			missing, err := st.Missing(obj, len(outstanding)+wire.MaxWantChunks)
+			if errors.Is(err, content.ErrUnknownObject) {
+				return false, nil // evicted meanwhile: begun again on the next pass
 			}
-			if f.ContentMissing != nil {
-				l.e.logf("sync: relay will not send content %s: %s", obj, f.ContentMissing.Reason)
-				return false, nil
+			if err != nil {
+				return false, fmt.Errorf("content %s: %w", obj, err)
 			}
-			c := f.Chunk
-			if c == nil || !outstanding[c.Index] {
-				continue // not asked for: ignored
-			}
-			delete(outstanding, c.Index)
-			complete, err := st.PutChunk(obj, int(c.Index), c.Data)
-			switch {
-			case errors.Is(err, content.ErrChunkMismatch):
-				if failed[int(c.Index)] {
-					l.e.logf("sync: content %s: chunk %d came wrong twice: %v", obj, c.Index, err)
-					return false, nil
+			want := wire.ContentWant{Object: obj}
+			for _, i := range missing {
+				if !outstanding[uint32(i)] {
+					want.Chunks = append(want.Chunks, uint32(i))
 				}
-				failed[int(c.Index)] = true
-			case errors.Is(err, content.ErrObjectMismatch):
-				l.e.logf("sync: content %s: %v", obj, err)
-				return false, nil
-			case errors.Is(err, content.ErrUnknownObject):
-				return false, nil
-			case err != nil:
-				return false, fmt.Errorf("store content %s: %w", obj, err)
-			case complete:
-				l.e.logf("sync: content %s received (%d bytes)", obj, ref.Size)
 			}
+			if len(want.Chunks) > 0 {
+				if err := l.send(ctx, want); err != nil {
+					return false, err
+				}
+				for _, i := range want.Chunks {
+					outstanding[i] = true
+				}
+			} else if len(outstanding) == 0 {
+				return true, nil // nothing missing, nothing asked for: held whole
+			}
+		}
+		// One chunk asked for, then every other one already here, committed in one transaction.
+		batch = batch[:0]
+		refusedBy := "" // the relay's content_missing reason, once what came is committed
+		for len(batch) == 0 && refusedBy == "" {
+			f, ok := l.nextContent(ctx, obj, true)
+			if !ok {
+				return false, nil // the link ended
+			}
+			batch, refusedBy = takeChunk(f, outstanding, batch)
+		}
+		for len(batch) < cap(batch) && refusedBy == "" {
+			f, ok := l.nextContent(ctx, obj, false)
+			if !ok {
+				break
+			}
+			batch, refusedBy = takeChunk(f, outstanding, batch)
+		}
+		if len(batch) == 0 {
+			l.e.logf("sync: relay will not send content %s: %s", obj, refusedBy)
+			return false, nil
+		}
+		complete, refused, err := st.PutChunks(obj, batch)
+		switch {
+		case errors.Is(err, content.ErrObjectMismatch):
+			l.e.logf("sync: content %s: %v", obj, err)
+			return false, nil
+		case errors.Is(err, content.ErrUnknownObject):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("store content %s: %w", obj, err)
+		}
+		for _, r := range refused {
+			if failed[r.Index] {
+				l.e.logf("sync: content %s: chunk %d came wrong twice: %v", obj, r.Index, r.Err)
+				return false, nil
+			}
+			failed[r.Index] = true // asked for again with the next want
+		}
+		if complete {
+			l.e.logf("sync: content %s received (%d bytes)", obj, ref.Size)
+		}
+		if refusedBy != "" {
+			l.e.logf("sync: relay will not send content %s: %s", obj, refusedBy)
+			return false, nil
 		}
 	}
 }
 
+// takeChunk adds a chunk that was asked for to batch (others are ignored), or returns the
+// reason of a content_missing.
+func takeChunk(f wire.Frame, outstanding map[uint32]bool, batch []content.Received) ([]content.Received, string) {
+	if f.ContentMissing != nil {
+		return batch, f.ContentMissing.Reason
+	}
+	if c := f.Chunk; c != nil && outstanding[c.Index] {
+		delete(outstanding, c.Index)
+		batch = append(batch, content.Received{Index: int(c.Index), Data: c.Data})
+	}
+	return batch, ""
+}
+
 // awaitContent returns the next content frame about obj; ok is false when the link ends.
 func (l *link) awaitContent(ctx context.Context, obj content.Hash) (wire.Frame, bool) {
+	return l.nextContent(ctx, obj, true)
+}
+
+// nextContent returns the next content frame about obj (frames about other objects are
+// dropped). Without wait it returns at once, ok false, when none is queued.
+func (l *link) nextContent(ctx context.Context, obj content.Hash, wait bool) (wire.Frame, bool) {
 	for {
-		select {
-		case <-ctx.Done():
-			return wire.Frame{}, false
-		case f := <-l.contents:
-			var about content.Hash
-			switch {
-			case f.ContentManifest != nil:
-				about = f.ContentManifest.Object
-			case f.Chunk != nil:
-				about = f.Chunk.Object
-			case f.ContentMissing != nil:
-				about = f.ContentMissing.Object
+		var f wire.Frame
+		if wait {
+			select {
+			case <-ctx.Done():
+				return wire.Frame{}, false
+			case f = <-l.contents:
 			}
-			if about == obj {
-				return f, true
+		} else {
+			select {
+			case f = <-l.contents:
+			default:
+				return wire.Frame{}, false
 			}
+		}
+		var about content.Hash
+		switch {
+		case f.ContentManifest != nil:
+			about = f.ContentManifest.Object
+		case f.Chunk != nil:
+			about = f.Chunk.Object
+		case f.ContentMissing != nil:
+			about = f.ContentMissing.Object
+		}
+		if about == obj {
+			return f, true
 		}
 	}
 }
