@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/coder/websocket"
+
 	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -115,9 +117,10 @@ func (r *Relay) contentWant(ctx context.Context, s *session, wants chan wire.Con
 }
 
 // serveContent answers a connection's wants in order, reading one chunk at a time from the
-// store as it is about to be written.
+// store as it is about to be written, into one chunk buffer and one frame buffer.
 func (r *Relay) serveContent(ctx context.Context, s *session, wants <-chan wire.ContentWant) {
 	buf := make([]byte, 0, content.ChunkSize)
+	frame := make([]byte, 0, wire.ChunkFrameLen(content.ChunkSize))
 	for {
 		var w wire.ContentWant
 		select {
@@ -125,7 +128,7 @@ func (r *Relay) serveContent(ctx context.Context, s *session, wants <-chan wire.
 			return
 		case w = <-wants:
 		}
-		if err := r.answerWant(ctx, s, w, &buf); err != nil {
+		if err := r.answerWant(ctx, s, w, &buf, &frame); err != nil {
 			if ctx.Err() == nil {
 				r.fail(s.conn, "serve content to "+s.id, err)
 			}
@@ -134,7 +137,7 @@ func (r *Relay) serveContent(ctx context.Context, s *session, wants <-chan wire.
 	}
 }
 
-func (r *Relay) answerWant(ctx context.Context, s *session, w wire.ContentWant, buf *[]byte) error {
+func (r *Relay) answerWant(ctx context.Context, s *session, w wire.ContentWant, buf, frame *[]byte) error {
 	missing := func(reason string) error {
 		return r.send(ctx, s.conn, wire.ContentMissing{Object: w.Object, Reason: reason})
 	}
@@ -185,7 +188,7 @@ func (r *Relay) answerWant(ctx context.Context, s *session, w wire.ContentWant, 
 		case err != nil:
 			return err
 		}
-		if err := r.send(ctx, s.conn, wire.Chunk{Object: w.Object, Index: i, Data: *buf}); err != nil {
+		if err := r.sendChunk(ctx, s, wire.Chunk{Object: w.Object, Index: i, Data: *buf}, frame); err != nil {
 			return err
 		}
 	}
@@ -193,4 +196,17 @@ func (r *Relay) answerWant(ctx context.Context, s *session, w wire.ContentWant, 
 		return missing(wire.ContentNoSuchChunk)
 	}
 	return nil
+}
+
+// sendChunk writes a chunk frame built in one pass (wire.AppendChunkFrame) into the
+// connection's frame buffer.
+func (r *Relay) sendChunk(ctx context.Context, s *session, c wire.Chunk, frame *[]byte) error {
+	b, err := wire.AppendChunkFrame((*frame)[:0], c)
+	if err != nil {
+		return err
+	}
+	*frame = b
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return s.conn.Write(wctx, websocket.MessageText, b)
 }
