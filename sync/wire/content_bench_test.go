@@ -37,3 +37,18 @@ func BenchmarkDecodeChunk(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeChunkStd: the same frame through encoding/json alone (what DecodeFrame did
+// before the one-pass reader), for comparison in the same run.
+func BenchmarkDecodeChunkStd(b *testing.B) {
+	enc, err := Encode(benchChunkFrame())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(content.ChunkSize)
+	for b.Loop() {
+		if _, err := decodeFrameStd(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
