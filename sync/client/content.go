@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -41,17 +42,23 @@ func (l *link) contentFrame(ctx context.Context, f wire.Frame) {
 	}
 }
 
-// content fetches what the store wants, then waits for FetchContent. An object the relay does
-// not hold, will not send, or sends wrong is left for the next connection (logged); only a
+// contentRetry is how long an object given up on a connection (the relay does not hold it
+// yet, or sent it wrong) waits before it is asked for again on the same connection.
+const contentRetry = 5 * time.Minute
+
+// content fetches what the store wants, then waits for FetchContent or contentRetry. An object
+// the relay does not hold, will not send, or sends wrong is logged and left for later; only a
 // failing link or store ends the connection.
 func (l *link) content(ctx context.Context) error {
 	st := l.e.cfg.Content
 	if st == nil {
 		return nil
 	}
+	retry := l.e.tick.NewTimer(contentRetry)
+	defer retry.Stop()
 	skip := map[content.Hash]bool{}
 	for {
-		refs, err := st.Wanted(64)
+		refs, err := st.Wanted(maxWanted)
 		if err != nil {
 			return fmt.Errorf("read wanted content: %w", err)
 		}
@@ -71,9 +78,16 @@ func (l *link) content(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-l.e.contentWake:
+		case <-retry.C():
+			clear(skip)
+			retry.Reset(contentRetry)
 		}
 	}
 }
+
+// maxWanted bounds the references read per pass: a kiosk's letters of the day, a tablet's
+// library; more are read on the next pass.
+const maxWanted = 4096
 
 // fetch pulls one object; done is false when it was given up for this connection.
 func (l *link) fetch(ctx context.Context, st *content.Store, ref content.Ref) (done bool, err error) {
@@ -82,9 +96,20 @@ func (l *link) fetch(ctx context.Context, st *content.Store, ref content.Ref) (d
 	if err != nil {
 		return false, fmt.Errorf("content %s: %w", obj, err)
 	}
+	// Two wants in flight: the relay writes the next window while this one is committed.
+	outstanding := map[uint32]bool{}
 	if state == content.Absent {
-		if err := l.send(ctx, wire.ContentWant{Object: obj, Manifest: true}); err != nil {
+		// The manifest and the first chunks in one want: a photo arrives in one round trip.
+		// The chunks wait in l.contents until the manifest is checked.
+		want := wire.ContentWant{Object: obj, Manifest: true}
+		for i := range min(content.ChunkCount(ref.Size), wire.MaxWantChunks) {
+			want.Chunks = append(want.Chunks, uint32(i))
+		}
+		if err := l.send(ctx, want); err != nil {
 			return false, err
+		}
+		for _, i := range want.Chunks {
+			outstanding[i] = true
 		}
 		f, ok := l.awaitContent(ctx, obj)
 		if !ok {
@@ -103,8 +128,6 @@ func (l *link) fetch(ctx context.Context, st *content.Store, ref content.Ref) (d
 			return false, nil
 		}
 	}
-	// Two wants in flight: the relay writes the next window while this one is committed.
-	outstanding := map[uint32]bool{}
 	failed := map[int]bool{} // chunks that came wrong once on this connection
 	batch := make([]content.Received, 0, contentWindow)
 	for {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -91,7 +92,7 @@ func TestForgedChunkIsAskedForAgain(t *testing.T) {
 			}
 			for _, i := range w.Chunks {
 				b := bytes.Clone(chunkOf(data, i))
-				if i == 1 && n == 2 { // the first time chunk 1 is asked for, it comes forged
+				if i == 1 && n == 1 { // the first time chunk 1 is asked for, it comes forged
 					b[7] ^= 0x40
 				}
 				out = append(out, wire.Chunk{Object: ref.Object, Index: i, Data: b})
@@ -116,8 +117,8 @@ func TestForgedChunkIsAskedForAgain(t *testing.T) {
 		t.Fatal("object differs from what was served")
 	}
 	wants := h.seen()
-	if len(wants) != 3 || !wants[0].Manifest || !slices.Equal(wants[1].Chunks, []uint32{0, 1, 2}) || !slices.Equal(wants[2].Chunks, []uint32{1}) {
-		t.Fatalf("wants %+v: want the manifest, chunks 0 1 2, then chunk 1 alone", wants)
+	if len(wants) != 2 || !wants[0].Manifest || !slices.Equal(wants[0].Chunks, []uint32{0, 1, 2}) || !slices.Equal(wants[1].Chunks, []uint32{1}) {
+		t.Fatalf("wants %+v: want the manifest with chunks 0 1 2, then chunk 1 alone", wants)
 	}
 }
 
@@ -165,9 +166,65 @@ func TestManifestNotTheReferencesIsRefused(t *testing.T) {
 	if st, _ := store.State(ref.Object); st != content.Absent {
 		t.Fatalf("state after a refused manifest: %v", st)
 	}
-	for _, w := range h.seen() {
-		if len(w.Chunks) > 0 {
-			t.Fatalf("asked for chunks %v after a refused manifest", w.Chunks)
-		}
+	if wants := h.seen(); len(wants) != 1 {
+		t.Fatalf("wants %+v: after the manifest was refused nothing more is asked for", wants)
+	}
+	if n, _ := store.Stats(); n.Objects != 0 {
+		t.Fatalf("store holds %+v after a refused manifest", n)
+	}
+}
+
+// An object the relay does not hold yet is asked for again on the same connection after
+// contentRetry, and arrives then.
+func TestNotHeldIsAskedForAgainLater(t *testing.T) {
+	f := newFakeRelay(t, false)
+	term, dir := enrolledPlain(t, f)
+	store, err := content.Open(filepath.Join(t.TempDir(), content.File), content.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	data, m := contentObject(t)
+	ref := m.Ref()
+	var h hostileContent
+	var mu sync.Mutex
+	connections := 0
+	f.onConnect = func(ctx context.Context, c *websocket.Conn) {
+		mu.Lock()
+		connections++
+		mu.Unlock()
+		h.run(ctx, c, func(n int, w wire.ContentWant) []any {
+			if n == 1 {
+				return []any{wire.ContentMissing{Object: ref.Object, Reason: wire.ContentNotHeld}}
+			}
+			var out []any
+			if w.Manifest {
+				out = append(out, wire.ContentManifest{Object: ref.Object, Manifest: m.Encode()})
+			}
+			for _, i := range w.Chunks {
+				out = append(out, wire.Chunk{Object: ref.Object, Index: i, Data: chunkOf(data, i)})
+			}
+			return out
+		})
+	}
+	if err := store.Retain(ref, "msg:1", false); err != nil {
+		t.Fatal(err)
+	}
+	eng := runEngine(t, term, dir, func(c *Config) { c.Content = store })
+	testwait.UntilSaw(t, "the first answer", func() (bool, string) { return len(h.seen()) == 1, fmt.Sprint(len(h.seen())) })
+	// Until the retry is due nothing more is asked.
+	eng.clk.Advance(contentRetry - time.Second)
+	if st, _ := store.State(ref.Object); st != content.Absent || len(h.seen()) != 1 {
+		t.Fatalf("before the retry: state %v, %d wants", st, len(h.seen()))
+	}
+	eng.clk.Advance(time.Second)
+	testwait.UntilSaw(t, "the object to arrive on the retry", func() (bool, string) {
+		st, _ := store.State(ref.Object)
+		return st == content.Whole, st.String()
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if connections != 1 {
+		t.Fatalf("%d connections: the retry should use the open one", connections)
 	}
 }
