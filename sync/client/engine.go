@@ -15,6 +15,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -46,6 +47,8 @@ type Config struct {
 	Rand func() float64
 	// OnStatus, if set, is called after each status change, from the engine's goroutines.
 	OnStatus func(status.Link)
+	// Content, if set, is the store of photos and media: what it wants is fetched (content.go).
+	Content *content.Store
 }
 
 // Engine forwards the terminal's queue and applies the relay's downlink, on its own goroutines.
@@ -61,7 +64,8 @@ type Engine struct {
 	key   ed25519.PrivateKey
 	hc    *http.Client
 
-	wake chan struct{}
+	wake        chan struct{}
+	contentWake chan struct{} // FetchContent
 
 	mu sync.Mutex
 	st status.Link
@@ -150,7 +154,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	e := &Engine{cfg: cfg, term: cfg.Terminal, store: cfg.Terminal.Store(), clock: cfg.Clock, tick: cfg.Timers, logf: cfg.Logf,
-		enr: enr, ep: ep, key: key, hc: hc, wake: make(chan struct{}, 1)}
+		enr: enr, ep: ep, key: key, hc: hc, wake: make(chan struct{}, 1), contentWake: make(chan struct{}, 1)}
 	e.st = status.Link{Enrolled: true, RelayURL: cfg.RelayURL, TerminalID: enr.TerminalID, Facility: enr.Facility,
 		Mode: enr.Mode, InmateID: enr.InmateID}
 	return e, nil
@@ -396,10 +400,11 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 
 	ctx, stop := context.WithCancelCause(parent)
 	defer stop(nil)
-	l := &link{e: e, conn: conn, epoch: epoch, acks: make(chan wire.Ack, 64), downs: make(chan wire.Down, 16)}
+	l := &link{e: e, conn: conn, epoch: epoch, acks: make(chan wire.Ack, 64), downs: make(chan wire.Down, 16),
+		contents: make(chan wire.Frame, contentFrames)}
 	var wg sync.WaitGroup
 	var readErr error // the reader's own end: the relay's close frame, if it sent one
-	for i, fn := range []func(context.Context) error{l.read, l.uplink, l.downlink, l.ping} {
+	for i, fn := range []func(context.Context) error{l.read, l.uplink, l.downlink, l.ping, l.content} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -22,6 +22,8 @@ type link struct {
 	epoch string
 	acks  chan wire.Ack
 	downs chan wire.Down
+	// contents carries content frames to the fetcher (content.go).
+	contents chan wire.Frame
 }
 
 // writeTimeout bounds one frame write; a relay that cannot take 1 MiB in this long is gone.
@@ -57,6 +59,8 @@ func (l *link) read(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			}
+		case f.ContentManifest != nil, f.Chunk != nil, f.ContentMissing != nil:
+			l.contentFrame(ctx, f)
 		default:
 			return protocolErr(wire.ReasonUnexpected, "relay sent an unexpected %s frame", f.Type)
 		}

@@ -292,6 +292,7 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 		close(queue)
 		<-stopped
 	}()
+	var wants chan wire.ContentWant // the content worker's queue, from the first want (content.go)
 	for {
 		f, bodies, ok := r.readFrame(ctx, c)
 		if !ok {
@@ -310,6 +311,8 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 			}
 		case wire.TypeDownAck:
 			r.downAck(s, *f.DownAck)
+		case wire.TypeContentWant:
+			wants = r.contentWant(ctx, s, wants, *f.ContentWant)
 		default:
 			c.Close(websocket.StatusPolicyViolation, wire.ReasonUnexpected)
 			return

@@ -86,6 +86,8 @@ type Relay struct {
 	// backup: a terminal that keeps saying so on the same epoch (it should start a new one) is
 	// asked again for a new epoch, but does not make the relay build snapshot after snapshot.
 	restoreSnapshots sync.Map
+	// media is the content store (content.go), opened on first use.
+	media media
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.
@@ -152,6 +154,9 @@ func (r *Relay) Close() error {
 		r.hub.closeAll()
 		if cerr := r.db.Close(); cerr != nil {
 			err = fmt.Errorf("close relay store: %w", cerr)
+		}
+		if cerr := r.closeContent(); cerr != nil && err == nil {
+			err = fmt.Errorf("close relay content: %w", cerr)
 		}
 	})
 	return err

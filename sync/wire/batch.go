@@ -86,6 +86,11 @@ func IsCompactJSON(b []byte) bool {
 
 // decodeFrame is DecodeFrame, with the item bodies' UpBody when bodies is set.
 func decodeFrame(b []byte, bodies bool) (Frame, []UpBody, error) {
+	if len(b) <= MaxFrameBytes {
+		if f, ok := decodeChunkFast(b); ok { // chunkframe.go; all ASCII, so valid UTF-8
+			return f, nil, nil
+		}
+	}
 	if len(b) <= MaxFrameBytes && utf8.Valid(b) {
 		if f, ups, ok := decodeBatchFast(b, bodies); ok {
 			return f, ups, nil

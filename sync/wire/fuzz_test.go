@@ -45,6 +45,8 @@ func FuzzDecodeFrame(f *testing.F) {
 			msg = fr.Down
 		case TypeDownAck:
 			msg = fr.DownAck
+		case TypeContentWant, TypeContentManifest, TypeChunk, TypeContentMissing:
+			msg = contentMsg(fr)
 		default:
 			t.Fatalf("decoded unknown type %q", fr.Type)
 		}

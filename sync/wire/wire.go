@@ -203,6 +203,11 @@ type Frame struct {
 	Ack       *Ack
 	Down      *Down
 	DownAck   *DownAck
+	// Content transfer (content.go).
+	ContentWant     *ContentWant
+	ContentManifest *ContentManifest
+	Chunk           *Chunk
+	ContentMissing  *ContentMissing
 }
 
 // envelope is a frame on the wire: {"type": "...", "body": {...}}.
@@ -232,7 +237,9 @@ func Encode(msg any) ([]byte, error) {
 	case DownAck, *DownAck:
 		typ = TypeDownAck
 	default:
-		return nil, fmt.Errorf("encode frame: unknown message type %T", m)
+		if typ = contentType(msg); typ == "" {
+			return nil, fmt.Errorf("encode frame: unknown message type %T", m)
+		}
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {
@@ -309,7 +316,9 @@ func decodeFrameStd(b []byte) (Frame, error) {
 		f.DownAck = new(DownAck)
 		target = f.DownAck
 	default:
-		return Frame{}, fmt.Errorf("decode frame: unknown type %q", cut(env.Type))
+		if target = contentTarget(&f, env.Type); target == nil {
+			return Frame{}, fmt.Errorf("decode frame: unknown type %q", cut(env.Type))
+		}
 	}
 	if err := json.Unmarshal(env.Body, target); err != nil {
 		return Frame{}, fmt.Errorf("decode %s frame: %w", env.Type, err)

@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/sync/client"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+const deliverySize = 50 << 20
+
+// deliveryChunk fills buf with chunk i of the delivered object: random bytes, which no
+// compression shrinks, so neither side is flattered by permessage-deflate.
+func deliveryChunk(buf []byte, i int) []byte {
+	buf = buf[:content.ChunkLen(deliverySize, i)]
+	rand.NewChaCha8([32]byte{byte(i), byte(i >> 8), 0xde}).Read(buf)
+	return buf
+}
+
+type deliveryReader struct {
+	i   int
+	buf []byte
+	off int
+}
+
+func (r *deliveryReader) Read(p []byte) (int, error) {
+	if r.off == len(r.buf) {
+		if r.i == content.ChunkCount(deliverySize) {
+			return 0, io.EOF
+		}
+		r.buf = deliveryChunk(r.buf[:cap(r.buf)], r.i)
+		r.i++
+		r.off = 0
+	}
+	n := copy(p, r.buf[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// rawWebsocketBytes writes the delivered object's bytes over a loopback websocket with the
+// same compression, 256 KiB binary messages, to a server that reads them all: the ceiling.
+func rawWebsocketBytes(b *testing.B) time.Duration {
+	b.Helper()
+	n := content.ChunkCount(deliverySize)
+	got := make(chan int, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionNoContextTakeover})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(wire.MaxFrameBytes)
+		total := 0
+		for count := 0; count < n; count++ {
+			_, data, err := c.Read(r.Context())
+			if err != nil {
+				break
+			}
+			total += len(data)
+		}
+		got <- total
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{CompressionMode: websocket.CompressionNoContextTakeover})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.CloseNow()
+	buf := make([]byte, content.ChunkSize)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if err := c.Write(ctx, websocket.MessageBinary, deliveryChunk(buf, i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if k := <-got; k != deliverySize {
+		b.Fatalf("raw websocket: server read %d of %d bytes", k, deliverySize)
+	}
+	return time.Since(start)
+}
+
+// rssKiB is this process's resident set (relay and terminal together in these tests).
+func rssKiB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			kb, _ := strconv.Atoi(strings.Fields(l)[1])
+			return kb
+		}
+	}
+	return 0
+}
+
+// BenchmarkContentDelivery50MB: a 50 MB object pulled by a kiosk from a real relay through
+// real sync (manifest, chunks base64 in JSON frames, each verified and committed with fsync on
+// the terminal, the whole object checked), next to raw websocket writes of the same bytes in
+// the same run. rss-MB is the process's largest resident set during the deliveries, sampled
+// every 10 ms; it holds the relay too, and the start is rss-start-MB.
+func BenchmarkContentDelivery50MB(b *testing.B) {
+	rl := startRelay(b, "")
+	rl.seed()
+	store, err := content.Open(filepath.Join(b.TempDir(), content.File), content.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	tm := openTerminal(b, "", kiosk.StoreOptions{})
+	tm.enroll("http://"+rl.addr(), rl.code(wire.ModeKiosk, ""))
+	tm.cfg = func(c *client.Config) { c.Content = store }
+	tm.start()
+	tm.waitRoster()
+	ref, err := rl.r.PutContent(&deliveryReader{buf: make([]byte, 0, content.ChunkSize)}, "north")
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	startRSS := rssKiB()
+	var peak atomic.Int64
+	var delivering atomic.Bool
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if delivering.Load() {
+					peak.Store(max(peak.Load(), int64(rssKiB())))
+				}
+			}
+		}
+	}()
+	var syncTime, rawTime time.Duration
+	b.SetBytes(deliverySize)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		delivering.Store(true)
+		if err := store.Retain(ref, "bench", false); err != nil {
+			b.Fatal(err)
+		}
+		tm.eng.FetchContent()
+		for {
+			st, err := store.State(ref.Object)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if st == content.Whole {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		syncTime += time.Since(start)
+		delivering.Store(false)
+		b.StopTimer()
+		if err := store.Release(ref.Object, "bench"); err != nil { // deleted: fetched anew next time
+			b.Fatal(err)
+		}
+		rawTime += rawWebsocketBytes(b)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	close(stop)
+	<-sampled
+	mb := float64(deliverySize) / (1 << 20) * float64(b.N)
+	b.ReportMetric(mb/syncTime.Seconds(), "sync-MB/s")
+	b.ReportMetric(mb/rawTime.Seconds(), "raw_ws-MB/s")
+	b.ReportMetric(rawTime.Seconds()/syncTime.Seconds(), "sync/raw")
+	b.ReportMetric(float64(peak.Load())/1024, "rss-MB")
+	b.ReportMetric(float64(startRSS)/1024, "rss-start-MB")
+}

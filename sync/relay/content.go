@@ -1,0 +1,212 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// The relay's side of content transfer (docs/PROTOCOL.md, "Content (photos and media)"): the
+// objects it holds live in their own file, content.db in DataDir, opened on first use, so a
+// relay that serves no content never creates it. Each object is held for the facilities (or
+// the inmates) it was named to, and served only to their terminals.
+
+// media is the relay's content store, opened on first use and closed with the relay.
+type media struct {
+	mu     sync.Mutex
+	store  *content.Store
+	closed bool
+}
+
+// contentStore opens the content store on first use.
+func (r *Relay) contentStore() (*content.Store, error) {
+	r.media.mu.Lock()
+	defer r.media.mu.Unlock()
+	if r.media.closed {
+		return nil, errors.New("relay closed")
+	}
+	if r.media.store == nil {
+		s, err := content.Open(filepath.Join(r.cfg.DataDir, content.File), content.Options{NoSync: r.cfg.NoSync})
+		if err != nil {
+			return nil, err
+		}
+		r.media.store = s
+	}
+	return r.media.store, nil
+}
+
+// closeContent closes the content store, if it was opened; called by Close.
+func (r *Relay) closeContent() error {
+	r.media.mu.Lock()
+	defer r.media.mu.Unlock()
+	r.media.closed = true
+	if r.media.store == nil {
+		return nil
+	}
+	err := r.media.store.Close()
+	r.media.store = nil
+	return err
+}
+
+// Content holders: who an object was named to.
+func facilityHolder(facility string) string { return "facility:" + facility }
+func inmateHolder(inmate string) string     { return "inmate:" + inmate }
+
+// PutContent stores an object read from rd (streamed, a chunk at a time) and makes it
+// available to the terminals of facility, returning the reference a downlink body carries.
+// Checking what the object is (a photo: kiosk/photo) is the caller's part.
+func (r *Relay) PutContent(rd io.Reader, facility string) (content.Ref, error) {
+	if facility == "" {
+		return content.Ref{}, errors.New("put content: facility is missing")
+	}
+	s, err := r.contentStore()
+	if err != nil {
+		return content.Ref{}, fmt.Errorf("put content: %w", err)
+	}
+	m, err := s.Put(rd)
+	if err != nil {
+		return content.Ref{}, fmt.Errorf("put content: %w", err)
+	}
+	ref := m.Ref()
+	// Pinned: the relay evicts nothing (it has no cap); the holder is what entitles.
+	if err := s.Retain(ref, facilityHolder(facility), true); err != nil {
+		return content.Ref{}, fmt.Errorf("put content: %w", err)
+	}
+	return ref, nil
+}
+
+// entitled reports whether a terminal may fetch obj: it was named to the terminal's facility,
+// or to the inmate a tablet is bound to.
+func entitled(s *content.Store, obj content.Hash, t TerminalInfo) (bool, error) {
+	holders, _, err := s.Holders(obj)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range holders {
+		if h == facilityHolder(t.FacilityID) || (t.InmateID != "" && h == inmateHolder(t.InmateID)) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// contentQueue bounds the wants read on one connection and not yet answered: a terminal keeps
+// one outstanding (wire.MaxWantChunks chunks), so more only make a misbehaving one wait.
+const contentQueue = 4
+
+// contentWant hands a content_want to the connection's content worker, started on the first
+// one: the reader goes on reading (pongs, down_acks) while chunks are written.
+func (r *Relay) contentWant(ctx context.Context, s *session, wants chan wire.ContentWant, w wire.ContentWant) chan wire.ContentWant {
+	if wants == nil {
+		wants = make(chan wire.ContentWant, contentQueue)
+		go r.serveContent(ctx, s, wants)
+	}
+	select {
+	case wants <- w:
+	case <-ctx.Done():
+	}
+	return wants
+}
+
+// serveContent answers a connection's wants in order, reading one chunk at a time from the
+// store as it is about to be written, into one chunk buffer and one frame buffer.
+func (r *Relay) serveContent(ctx context.Context, s *session, wants <-chan wire.ContentWant) {
+	buf := make([]byte, 0, content.ChunkSize)
+	frame := make([]byte, 0, wire.ChunkFrameLen(content.ChunkSize))
+	for {
+		var w wire.ContentWant
+		select {
+		case <-ctx.Done():
+			return
+		case w = <-wants:
+		}
+		if err := r.answerWant(ctx, s, w, &buf, &frame); err != nil {
+			if ctx.Err() == nil {
+				r.fail(s.conn, "serve content to "+s.id, err)
+			}
+			return
+		}
+	}
+}
+
+func (r *Relay) answerWant(ctx context.Context, s *session, w wire.ContentWant, buf, frame *[]byte) error {
+	missing := func(reason string) error {
+		return r.send(ctx, s.conn, wire.ContentMissing{Object: w.Object, Reason: reason})
+	}
+	t, found, err := r.terminal(s.id)
+	if err != nil {
+		return err
+	}
+	if !found || t.Revoked {
+		return missing(wire.ContentNotYours)
+	}
+	st, err := r.contentStore()
+	if err != nil {
+		return err
+	}
+	ok, err := entitled(st, w.Object, t.TerminalInfo)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		r.logf("relay: terminal %s asked for content %s not named to it", s.id, w.Object)
+		return missing(wire.ContentNotYours)
+	}
+	if state, err := st.State(w.Object); err != nil {
+		return err
+	} else if state != content.Whole {
+		return missing(wire.ContentNotHeld)
+	}
+	if w.Manifest {
+		man, err := st.Manifest(w.Object)
+		if err != nil {
+			return err
+		}
+		if err := r.send(ctx, s.conn, wire.ContentManifest{Object: w.Object, Manifest: man}); err != nil {
+			return err
+		}
+	}
+	beyond := false
+	for _, i := range w.Chunks {
+		*buf, err = st.Chunk(w.Object, int(i), (*buf)[:0])
+		switch {
+		case errors.Is(err, content.ErrNoSuchChunk):
+			beyond = true
+			continue
+		case errors.Is(err, content.ErrCorrupt), errors.Is(err, content.ErrIncomplete), errors.Is(err, content.ErrUnknownObject):
+			// Damaged on disk (and dropped), or gone meanwhile: the terminal asks again later.
+			r.logf("relay: content %s chunk %d: %v", w.Object, i, err)
+			return missing(wire.ContentNotHeld)
+		case err != nil:
+			return err
+		}
+		if err := r.sendChunk(ctx, s, wire.Chunk{Object: w.Object, Index: i, Data: *buf}, frame); err != nil {
+			return err
+		}
+	}
+	if beyond {
+		return missing(wire.ContentNoSuchChunk)
+	}
+	return nil
+}
+
+// sendChunk writes a chunk frame built in one pass (wire.AppendChunkFrame) into the
+// connection's frame buffer.
+func (r *Relay) sendChunk(ctx context.Context, s *session, c wire.Chunk, frame *[]byte) error {
+	b, err := wire.AppendChunkFrame((*frame)[:0], c)
+	if err != nil {
+		return err
+	}
+	*frame = b
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return s.conn.Write(wctx, websocket.MessageText, b)
+}
