@@ -119,6 +119,36 @@ type Contact struct {
 	State     string    `json:"state"`
 	Reason    string    `json:"reason,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Invite is the contact's own answer to the invitation the relay sends once staff approve
+	// (Invite* below); "" from a relay without invitations. Letters flow only when it is
+	// accepted (or "").
+	Invite string `json:"invite,omitempty"`
+	// InviteExpires is when an invitation not yet answered stops being valid.
+	InviteExpires time.Time `json:"invite_expires,omitzero"`
+}
+
+// Invitation states of an approved contact: sent and waiting, or the contact's answer.
+// Expired is what an unanswered invitation is once InviteExpires has passed.
+const (
+	InviteInvited  = "invited"
+	InviteAccepted = "accepted"
+	InviteDeclined = "declined"
+	InviteBlocked  = "blocked"
+	InviteExpired  = "expired"
+)
+
+// InviteState is the invitation state to show now: "invited" past its expiry is "expired".
+func (c Contact) InviteState(now time.Time) string {
+	if c.Invite == InviteInvited && !c.InviteExpires.IsZero() && !now.Before(c.InviteExpires) {
+		return InviteExpired
+	}
+	return c.Invite
+}
+
+// MayWrite reports whether letters may flow with the contact: approved by staff and, where the
+// relay sends invitations, accepted by the contact.
+func (c Contact) MayWrite() bool {
+	return c.State == ContactApproved && (c.Invite == "" || c.Invite == InviteAccepted)
 }
 
 // Message boxes and states.

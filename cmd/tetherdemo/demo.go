@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -76,7 +77,8 @@ func newDemo(dir string, logf kiosk.Logf) (*demo, kioskapp.Config, error) {
 			d.close()
 		}
 	}()
-	d.relay, err = relay.Open(relay.Config{DataDir: filepath.Join(dir, "relay"), Logf: logf, HoldPolicy: relay.HoldAll})
+	d.relay, err = relay.Open(relay.Config{DataDir: filepath.Join(dir, "relay"), Logf: logf, HoldPolicy: relay.HoldAll,
+		Notifier: relay.SpoolNotifier{Dir: filepath.Join(dir, "invitations"), From: "Tether demo <invite@tether.invalid>"}})
 	if err != nil {
 		return nil, kioskapp.Config{}, err
 	}
@@ -288,6 +290,10 @@ func (d *demo) seedYesterday() error {
 		if _, err := d.relay.ApproveContact(c.ID); err != nil {
 			return err
 		}
+		// The family accepts the invitation the relay wrote to the demo's spool.
+		if err := d.acceptInvitation(c.ID); err != nil {
+			return err
+		}
 	}
 	peer := func(inmateID, email string) (string, bool) {
 		cs, err := t.Contacts(inmateID)
@@ -295,7 +301,7 @@ func (d *demo) seedYesterday() error {
 			return "", false
 		}
 		for _, c := range cs {
-			if strings.EqualFold(c.Email, email) && c.State == kiosk.ContactApproved {
+			if strings.EqualFold(c.Email, email) && c.MayWrite() {
 				return c.ID, true
 			}
 		}
@@ -444,4 +450,24 @@ func poll(ctx context.Context, what string, cond func() bool) error {
 		}
 	}
 	return nil
+}
+
+// acceptInvitation answers contact id's invitation with accept, with the code from the email
+// the relay spooled (the demo's stand-in for the family opening their mail).
+func (d *demo) acceptInvitation(id string) error {
+	files, err := filepath.Glob(filepath.Join(d.dir, "invitations", id+"-*.eml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no invitation spooled for contact %s (%v)", id, err)
+	}
+	sort.Strings(files)
+	raw, err := os.ReadFile(files[len(files)-1])
+	if err != nil {
+		return fmt.Errorf("read invitation: %w", err)
+	}
+	code, ok := relay.InvitationCode(raw)
+	if !ok {
+		return fmt.Errorf("invitation %s has no code", files[len(files)-1])
+	}
+	_, err = d.relay.AnswerInvitation(code, relay.AnswerAccept)
+	return err
 }

@@ -12,7 +12,10 @@ type facilityRec struct {
 	ID           string        `json:"id"`
 	Policy       *kiosk.Policy `json:"policy,omitempty"`
 	HoldOutbound *bool         `json:"hold_outbound,omitempty"` // HoldByFacility only; nil means hold
-	UpdatedAt    time.Time     `json:"updated_at"`
+	// RequestReview is the review of requests to staff: "" or RequestReviewNone delivers them
+	// at once, RequestReviewHold holds them (whatever the email hold).
+	RequestReview string    `json:"request_review,omitempty"`
+	UpdatedAt     time.Time `json:"updated_at"`
 	// Notices are the facility's notices still in force (the newest maxNotices), for snapshots.
 	Notices []wire.Notice `json:"notices,omitempty"`
 }

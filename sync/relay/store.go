@@ -54,6 +54,12 @@ const (
 	bConflicts = "seq_conflicts" // terminal id + "/" + epoch + "/" + seq (%020d) -> Refusal: a seq reused or skipped
 	// v4: who left a facility's roster, so a snapshot can tell a restored store they are gone.
 	bReleased = "released" // facility id + "/" + inmate id -> kiosk.Inmate as last sent (suspended)
+	// v5: contact invitations, blocks, reply idempotency keys and refunds.
+	bInvites     = "invites"      // contact id -> inviteRec (the contact's current invitation)
+	bInviteCodes = "invite_codes" // sha256(code) hex -> contact id
+	bBlocks      = "blocks"       // blockKey -> blockRec: an address that blocked an inmate or a facility
+	bReplyKeys   = "reply_keys"   // request id + "/" + idempotency key -> replyKeyRec
+	bRefunds     = "refunds"      // refund ref -> Refund
 )
 
 const kSchema = "schema_version"
@@ -61,11 +67,39 @@ const kSchema = "schema_version"
 func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
-		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased}
+		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 4
+const schemaVersion = 5
+
+// migrate4to5 adds the buckets of invitations, blocks, reply keys and refunds. A contact
+// approved before invitations existed has been writing and receiving letters: it is marked
+// accepted (grandfathered) rather than cut off until someone answers an invitation it never got.
+func migrate4to5(tx *bolt.Tx) error {
+	for _, name := range []string{bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	var approved []ContactRecord
+	if err := forEachJSON(tx, bContacts, "", func(_ string, c ContactRecord) bool {
+		if c.State == kiosk.ContactApproved && c.Invite == "" {
+			approved = append(approved, c)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, c := range approved {
+		c.Invite = kiosk.InviteAccepted
+		if err := putJSON(tx, bContacts, c.ID, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // migrate3to4 adds the record of who left each facility's roster (none is known from before).
 func migrate3to4(tx *bolt.Tx) error {
@@ -136,7 +170,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
 	}
 	if version < schemaVersion {
-		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4}
+		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5}
 		err := db.Update(func(tx *bolt.Tx) error {
 			for v := version; v < schemaVersion; v++ {
 				if err := migrations[v](tx); err != nil {

@@ -489,10 +489,11 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	if kiosk.ValidateLetter(m.Body, m.Subject, pol.MaxMessageChars) != nil {
 		return wire.RefuseInvalid, nil
 	}
-	known := false
+	known, dept := false, false
 	for _, d := range pol.Departments {
 		known = known || d.ID == m.Peer
 	}
+	dept = known
 	if !known {
 		var c ContactRecord
 		found, err := getJSON(tx, bContacts, m.Peer, &c)
@@ -500,12 +501,17 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 			return "", err
 		}
 		known = found && c.InmateID == m.InmateID && c.State == kiosk.ContactApproved
+		if known && c.Invite != kiosk.InviteAccepted {
+			// Approved by staff, but the contact has not accepted the invitation (or declined,
+			// or blocked the inmate): nothing flows until they do.
+			return wire.RefuseContactNotAccepted, nil
+		}
 	}
 	if !known {
 		return wire.RefuseUnknownContact, nil
 	}
 	status := kiosk.MsgDelivered
-	if r.holds(fac) {
+	if r.holdsLetter(fac, dept) {
 		status = kiosk.MsgHeld
 	}
 	m.Box, m.State, m.UpdatedAt = kiosk.BoxOutbox, status, now
@@ -555,6 +561,7 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol kiosk.Polic
 		return RefuseContactLimit, nil
 	}
 	c.State, c.Reason, c.UpdatedAt = kiosk.ContactPending, "", now
+	c.Invite, c.InviteExpires = "", time.Time{} // the relay's to set, after approval
 	rec := ContactRecord{Contact: c, FacilityID: t.FacilityID, TerminalID: t.ID, CreatedAt: now}
 	if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(c.InmateID, "c", c.ID), nil); err != nil {
 		return "", err
