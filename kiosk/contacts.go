@@ -146,11 +146,6 @@ func listContactsTx(tx *bolt.Tx, inmateID string) ([]Contact, error) {
 	return out, nil
 }
 
-// countsTowardLimit: only live contacts use one of the inmate's slots.
-func countsTowardLimit(state string) bool {
-	return state == ContactPending || state == ContactApproved
-}
-
 func getInmateTx(tx *bolt.Tx, op, inmateID string) (Inmate, error) {
 	var in Inmate
 	if inmateID == "" {
@@ -216,11 +211,11 @@ func (t *Terminal) AddContact(inmateID, name, email string) (Contact, error) {
 		live := 0
 		var old *Contact
 		for i, c := range all {
-			if countsTowardLimit(c.State) {
+			if c.Live(now) {
 				live++
 			}
 			if strings.EqualFold(c.Email, email) {
-				if countsTowardLimit(c.State) {
+				if c.Live(now) {
 					return &Error{Kind: KindConflict, Op: op, Err: fmt.Errorf("%s is already a contact (%s)", email, c.State)}
 				}
 				old = &all[i]

@@ -145,6 +145,22 @@ func (c Contact) InviteState(now time.Time) string {
 	return c.Invite
 }
 
+// Live reports whether the contact uses one of the inmate's Policy.MaxContacts places: waiting
+// for staff, or approved and not turned away by the contact (invited and not expired, or
+// accepted). A contact who declined, blocked or let the invitation expire frees the place.
+func (c Contact) Live(now time.Time) bool {
+	switch c.State {
+	case ContactPending:
+		return true
+	case ContactApproved:
+		switch c.InviteState(now) {
+		case "", InviteInvited, InviteAccepted:
+			return true
+		}
+	}
+	return false
+}
+
 // MayWrite reports whether letters may flow with the contact: approved by staff and, where the
 // relay sends invitations, accepted by the contact.
 func (c Contact) MayWrite() bool {

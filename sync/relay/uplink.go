@@ -541,8 +541,8 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol kiosk.Polic
 	if found && (prev.InmateID != c.InmateID || !strings.EqualFold(prev.Email, c.Email)) {
 		return wire.RefuseIDConflict, nil
 	}
-	if found && (prev.State == kiosk.ContactPending || prev.State == kiosk.ContactApproved) {
-		return "", nil // asked again for a contact already pending or approved: nothing new
+	if found && prev.Live(now) {
+		return "", nil // asked again for a contact already pending, invited or accepted: nothing new
 	}
 	if in.Status != kiosk.StatusActive {
 		return wire.RefuseSuspended, nil
@@ -553,7 +553,9 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol kiosk.Polic
 		return "", err
 	}
 	for _, x := range all {
-		if x.State == kiosk.ContactPending || x.State == kiosk.ContactApproved {
+		// Pending, invited and accepted contacts count; declined, blocked, expired and
+		// removed ones do not.
+		if x.Live(now) {
 			n++
 		}
 	}
