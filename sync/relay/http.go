@@ -41,7 +41,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/enrollments":                      {methods: map[string]http.HandlerFunc{"POST": h(r.hEnroll)}},
 		"/admin/v1/facilities/{facility}/roster":     {methods: map[string]http.HandlerFunc{"PUT": h(r.hRoster)}},
 		"/admin/v1/facilities/{facility}/policy":     {methods: map[string]http.HandlerFunc{"PUT": h(r.hPutPolicy), "GET": h(r.hGetPolicy)}},
-		"/admin/v1/facilities/{facility}/monitoring": {methods: map[string]http.HandlerFunc{"PUT": h(r.hMonitoring)}},
+		"/admin/v1/facilities/{facility}/monitoring": {methods: map[string]http.HandlerFunc{"PUT": h(r.hMonitoring), "GET": h(r.hGetMonitoring)}},
 		"/admin/v1/notices":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hNotice)}},
 		"/admin/v1/deposits":                         {methods: map[string]http.HandlerFunc{"POST": h(r.hDeposit)}},
 		"/admin/v1/inbound":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hInbound)}},
@@ -636,4 +636,13 @@ func (r *Relay) hReissueInvitation(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, inv)
+}
+
+func (r *Relay) hGetMonitoring(w http.ResponseWriter, req *http.Request) {
+	m, err := r.MonitoringOf(req.PathValue("facility"))
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
 }
