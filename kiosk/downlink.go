@@ -26,6 +26,7 @@ const (
 	DownRemoteCredit     = "remote_credit"      // Credit from another terminal
 	DownRemoteSessionEnd = "remote_session_end" // Session ended on another terminal
 	DownNotice           = "notice"             // Notice
+	DownRefund           = "refund"             // Refund of (part of) a deposit
 )
 
 // Keys of the downlink bucket.
@@ -297,6 +298,12 @@ func applyDownTx(tx *bolt.Tx, now time.Time, kind string, body json.RawMessage) 
 		}
 		_, err := applyDepositTx(tx, now, d)
 		return d.InmateID, nil, err
+	case DownRefund:
+		var rf Refund
+		if err := decode(&rf); err != nil {
+			return "", nil, err
+		}
+		return rf.InmateID, nil, applyRefundTx(tx, rf)
 	case DownContact:
 		var c Contact
 		if err := decode(&c); err != nil {

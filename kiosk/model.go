@@ -94,6 +94,18 @@ type Credit struct {
 	At        time.Time `json:"at"`
 }
 
+// Refund takes back (part of) a deposit, decided by the relay: never more than the deposit
+// less its earlier refunds, nor more than the balance the relay holds. Ref is the refund's own
+// reference (a refund applied twice counts once); DepositRef names the deposit.
+type Refund struct {
+	Ref        string    `json:"ref"`
+	DepositRef string    `json:"deposit_ref"`
+	InmateID   string    `json:"inmate_id"`
+	Cents      Cents     `json:"cents"`
+	Reason     string    `json:"reason,omitempty"`
+	At         time.Time `json:"at"`
+}
+
 // Deposit adds money; Ref makes the same deposit applied twice count once.
 type Deposit struct {
 	Ref      string    `json:"ref"`

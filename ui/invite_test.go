@@ -87,7 +87,7 @@ func TestContactInvitationWords(t *testing.T) {
 			}
 		}
 	}
-	if got := h.k.words("es").rejection("contact_not_accepted"); got != "Rechazado: este contacto no ha aceptado su invitación." {
+	if got := h.k.words("es").rejection("contact_not_accepted"); got != "Rechazado: este contacto no ha aceptado su invitación o ya no acepta mensajes." {
 		t.Errorf("rejection in es reads %q", got)
 	}
 }

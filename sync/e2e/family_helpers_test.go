@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -69,4 +71,25 @@ func familyAnswer(t testing.TB, rl *relayEnv, code, answer string) (int, string)
 		return st, page
 	}
 	return get(hc.PostForm(base+"answer", url.Values{"csrf": {m[1]}, "code": {code}, "answer": {answer}}))
+}
+
+// call is an admin request whose refusal the test looks at: the status and the body.
+func (e *relayEnv) call(method, path string, in any) (int, string) {
+	e.t.Helper()
+	raw, err := json.Marshal(in)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, "http://"+e.addr()+path, bytes.NewReader(raw))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }

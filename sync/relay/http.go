@@ -56,6 +56,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/contacts/{id}/invitation":         {methods: map[string]http.HandlerFunc{"POST": h(r.hReissueInvitation)}},
 		"/admin/v1/invitations":                      {methods: map[string]http.HandlerFunc{"GET": h(r.hInvitations)}, query: []string{"unsent"}},
 		"/admin/v1/invitations/retry":                {methods: map[string]http.HandlerFunc{"POST": h(r.hRetryInvitations)}},
+		"/admin/v1/refunds":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hRefund)}},
 		"/admin/v1/usage":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hUsage)}, query: []string{"inmate_id"}},
 		"/admin/v1/balances/{inmate_id}":             {methods: map[string]http.HandlerFunc{"GET": h(r.hBalance)}},
 		"/admin/v1/items":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hItems)}, query: []string{"terminal_id", "kind"}},
@@ -645,4 +646,24 @@ func (r *Relay) hGetMonitoring(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, m)
+}
+
+func (r *Relay) hRefund(w http.ResponseWriter, req *http.Request) {
+	b, err := body("refund", req, maxAdminBody)
+	if err == nil {
+		var rr RefundRequest
+		if err = decodeStrict("refund", b, &rr); err == nil {
+			var rf Refund
+			var created bool
+			if rf, created, err = r.Refund(rr); err == nil {
+				status := http.StatusOK
+				if created {
+					status = http.StatusCreated
+				}
+				writeJSON(w, status, rf)
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
 }

@@ -138,13 +138,18 @@ type totals struct {
 	Deposits kiosk.Cents `json:"deposits_cents"`
 	Charges  kiosk.Cents `json:"charges_cents"`
 	Credits  kiosk.Cents `json:"credits_cents"`
+	Refunds  kiosk.Cents `json:"refunds_cents,omitempty"`
 }
 
-// Balance is deposits - charges + credits across every terminal.
+// balance is what the inmate holds: deposits - refunds - charges + credits.
+func (t totals) balance() kiosk.Cents { return t.Deposits - t.Refunds - t.Charges + t.Credits }
+
+// Balance is deposits - refunds - charges + credits across every terminal.
 type Balance struct {
 	InmateID     string      `json:"inmate_id"`
 	BalanceCents kiosk.Cents `json:"balance_cents"`
 	Deposits     kiosk.Cents `json:"deposits_cents"`
 	Charges      kiosk.Cents `json:"charges_cents"`
 	Credits      kiosk.Cents `json:"credits_cents"`
+	Refunds      kiosk.Cents `json:"refunds_cents"`
 }

@@ -43,7 +43,7 @@ const (
 	bOutbound    = "outbound"    // message id -> letterRec (v3: the body text is in the item that carried it)
 	bPREA        = "prea"        // message id -> letterRec (never held, never shown in the review queue)
 	bContacts    = "contacts"    // contact id -> ContactRecord
-	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, or + "/c/" + contact id -> nil (index)
+	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, "/c/" + contact id or (v5) "/r/" + refund ref -> nil (index)
 	bInbound     = "inbound"     // message id -> kiosk.Message delivered to an inmate
 	bAudit       = "audit"       // terminal id + "/" + audit id -> kiosk.AuditEvent
 	bDevices     = "devices"     // terminal id -> last device_status body
@@ -258,7 +258,7 @@ func forEachJSON[T any](tx *bolt.Tx, bucket, prefix string, fn func(key string, 
 	return nil
 }
 
-// indexKey is a by_inmate key: what (d = deposit, c = contact) of an inmate.
+// indexKey is a by_inmate key: what (d = deposit, c = contact, r = refund) of an inmate.
 func indexKey(inmateID, what, id string) []byte { return []byte(inmateID + "/" + what + "/" + id) }
 
 // indexed lists the ids of one kind an inmate has, in key order.

@@ -96,6 +96,12 @@ func verifyRelayTx(tx *bolt.Tx) kiosk.VerifyReport {
 		}
 		sum(d.InmateID).Deposits += d.Cents
 	})
+	eachRaw(tx, bRefunds, decodeErr(bRefunds), func(k string, rf kiosk.Refund) {
+		if rf.Ref != k {
+			add("refund_key", "refund %q is stored under key %q", rf.Ref, k)
+		}
+		sum(rf.InmateID).Refunds += rf.Cents
+	})
 	charges := map[string]UsageRecord{}
 	eachRaw(tx, bCharges, decodeErr(bCharges), func(k string, u UsageRecord) {
 		if k != u.InmateID+"/"+u.RecordID {
@@ -218,7 +224,7 @@ func (r *Relay) LedgerFor(terminalID string, letters []string) (kiosk.Ledger, er
 				if _, err = getJSON(tx, bBalances, id, &tt); err != nil {
 					return false
 				}
-				l.Balances[id] = tt.Deposits - tt.Charges + tt.Credits
+				l.Balances[id] = tt.balance()
 			}
 			return true
 		}); err != nil {

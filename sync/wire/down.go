@@ -17,12 +17,13 @@ const (
 	DownRemoteCredit     = "remote_credit"      // kiosk.Credit from another terminal; applied once per record_id
 	DownRemoteSessionEnd = "remote_session_end" // kiosk.Session ended on another terminal: sets cool-down
 	DownNotice           = "notice"             // Notice
+	DownRefund           = "refund"             // kiosk.Refund of (part of) a deposit; applied once per ref
 )
 
 // DownKinds lists every downlink kind of this protocol version.
 var DownKinds = []string{DownInboundMessage, DownMessageStatus, DownInmate, DownTechnician,
 	DownTechnicianRemove, DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit,
-	DownRemoteSessionEnd, DownNotice}
+	DownRemoteSessionEnd, DownNotice, DownRefund}
 
 // Uplink item kinds (kiosk.ItemKind values).
 const (
