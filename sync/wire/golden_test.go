@@ -160,6 +160,8 @@ func goldenDownBodies() map[string]any {
 			Minutes: 1, Rate: 5, Charged: 5, Credited: 5, EndReason: kiosk.EndTerminalFault},
 		DownNotice: Notice{ID: "01920c6e-6000-7000-8000-0000000000n1", Text: "Kiosks close at 21:00 tonight.",
 			At: at.Add(2 * time.Minute), Until: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)},
+		DownRefund: kiosk.Refund{Ref: "ref-77", DepositRef: "dep-8812", InmateID: "A123456", Cents: 1200, Reason: "released",
+			At: at.Add(3 * time.Minute)},
 	}
 }
 
@@ -304,6 +306,7 @@ func goldenBodyTypes() map[string]func() any {
 		"down_" + DownRemoteCredit:     func() any { return new(kiosk.Credit) },
 		"down_" + DownRemoteSessionEnd: func() any { return new(kiosk.Session) },
 		"down_" + DownNotice:           func() any { return new(Notice) },
+		"down_" + DownRefund:           func() any { return new(kiosk.Refund) },
 	}
 }
 
