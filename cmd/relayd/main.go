@@ -76,6 +76,10 @@ type options struct {
 	insecure                                 bool
 	enrollTTL                                time.Duration
 	pendingPerAddr                           int
+	// Contact invitations: sent by SMTP or written to a spool directory.
+	smtp, smtpFrom, smtpUser, smtpPassFile, inviteSpool, familyURL string
+	smtpTLS                                                        bool
+	inviteTTL, inviteRetry                                         time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -95,6 +99,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.enrollTTL, "enroll-ttl", 24*time.Hour, "how long an enrollment code stays valid")
 	fs.IntVar(&o.pendingPerAddr, "max-pending-per-addr", 8, "connections from one source address allowed between upgrade and welcome (1-64):\n"+
 		"raise it for a facility whose kiosks reach the relay through one NAT address")
+	fs.StringVar(&o.smtp, "smtp", "", "SMTP server host:port that contact invitations are sent through (with -smtp-from)")
+	fs.StringVar(&o.smtpFrom, "smtp-from", "", "sender address of contact invitations, e.g. \"Tether <invite@example.org>\"")
+	fs.StringVar(&o.smtpUser, "smtp-user", "", "SMTP user name (PLAIN auth, over TLS only; password in -smtp-password-file)")
+	fs.StringVar(&o.smtpPassFile, "smtp-password-file", "", "file holding the SMTP password, mode 0600")
+	fs.BoolVar(&o.smtpTLS, "smtp-starttls", true, "require STARTTLS with the SMTP server")
+	fs.StringVar(&o.inviteSpool, "invite-spool", "", "directory to write contact invitations to, one email file each (instead of -smtp)")
+	fs.StringVar(&o.familyURL, "family-url", "", "address of this relay's /family/ page as contacts reach it, put in each invitation")
+	fs.DurationVar(&o.inviteTTL, "invite-ttl", relay.DefaultInviteTTL, "how long a contact invitation's code stays valid")
+	fs.DurationVar(&o.inviteRetry, "invite-retry", 5*time.Minute, "how often invitations that could not be sent are tried again")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)")
 		fs.PrintDefaults()
@@ -114,6 +127,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.pendingPerAddr < 1 || o.pendingPerAddr > 64 {
 		return o, usageErrorf("-max-pending-per-addr %d is outside 1..64 (64 is the relay's limit for all addresses together)", o.pendingPerAddr)
+	}
+	if o.smtp != "" && o.inviteSpool != "" {
+		return o, usageErrorf("-smtp and -invite-spool exclude each other")
+	}
+	if o.smtp != "" && o.smtpFrom == "" {
+		return o, usageErrorf("-smtp needs -smtp-from")
+	}
+	if (o.smtpUser == "") != (o.smtpPassFile == "") {
+		return o, usageErrorf("-smtp-user and -smtp-password-file go together")
+	}
+	if o.inviteTTL <= 0 || o.inviteRetry <= 0 {
+		return o, usageErrorf("-invite-ttl and -invite-retry must be positive")
 	}
 	if (o.cert == "") != (o.key == "") {
 		return o, usageErrorf("-cert and -key go together")
@@ -222,12 +247,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := log.New(stderr, "", log.LstdFlags|log.LUTC)
+	notifier, err := inviteNotifier(o)
+	if err != nil {
+		return err
+	}
 	r, err := relay.Open(relay.Config{DataDir: o.data, Logf: logger.Printf, AdminToken: token,
-		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, MaxPendingPerAddr: o.pendingPerAddr})
+		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, MaxPendingPerAddr: o.pendingPerAddr,
+		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	go retryInvitations(ctx, r, o.inviteRetry, logger)
 	if shown {
 		// The only time the token is ever written out; the log never carries it.
 		fmt.Fprintf(stdout, "relayd: generated admin token (shown once, kept in %s):\n%s\n", filepath.Join(o.data, TokenFile), token)
@@ -278,4 +309,64 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("shut down: %w", err)
 	}
 	return cerr
+}
+
+// inviteNotifier is how contact invitations leave the relay: SMTP, a spool directory, or
+// nothing (each invitation then waits, listed for staff, until one is configured).
+func inviteNotifier(o options) (relay.Notifier, error) {
+	switch {
+	case o.smtp != "":
+		n := relay.SMTPNotifier{Addr: o.smtp, From: o.smtpFrom, StartTLS: o.smtpTLS, RequireTLS: o.smtpTLS}
+		if o.smtpUser != "" {
+			pass, err := readPasswordFile(o.smtpPassFile)
+			if err != nil {
+				return nil, err
+			}
+			n.Username, n.Password = o.smtpUser, pass
+		}
+		return n, nil
+	case o.inviteSpool != "":
+		return relay.SpoolNotifier{Dir: o.inviteSpool, From: o.smtpFrom}, nil
+	}
+	return nil, nil
+}
+
+// retryInvitations sends again, every interval, the invitations that could not be sent.
+func retryInvitations(ctx context.Context, r *relay.Relay, every time.Duration, logger *log.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sent, failed, err := r.RetryInvitations(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Printf("relayd: retry invitations: %v", err)
+		case sent+failed > 0:
+			logger.Printf("relayd: invitations retried: %d sent, %d still failing", sent, failed)
+		}
+	}
+}
+
+// readPasswordFile reads the SMTP password, refusing a file others can read or an empty one.
+func readPasswordFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("-smtp-password-file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("-smtp-password-file: %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("-smtp-password-file: %w", err)
+	}
+	p := strings.TrimRight(string(raw), "\r\n")
+	if p == "" {
+		return "", fmt.Errorf("-smtp-password-file: %s is empty", path)
+	}
+	return p, nil
 }
