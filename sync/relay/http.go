@@ -251,6 +251,16 @@ func decodeDeposit(b []byte) (DepositRequest, error) {
 	return v, decodeStrict("deposit", b, &v)
 }
 
+func decodeRefund(b []byte) (RefundRequest, error) {
+	var v RefundRequest
+	return v, decodeStrict("refund", b, &v)
+}
+
+func decodeReply(b []byte) (ReplyRequest, error) {
+	var v ReplyRequest
+	return v, decodeStrict("reply to request", b, &v)
+}
+
 func decodeInbound(b []byte) (InboundRequest, error) {
 	var v InboundRequest
 	return v, decodeStrict("inbound", b, &v)
@@ -400,7 +410,7 @@ func (r *Relay) hReply(w http.ResponseWriter, req *http.Request) {
 	b, err := body("reply to request", req, maxAdminBody)
 	if err == nil {
 		var rr ReplyRequest
-		if err = decodeStrict("reply to request", b, &rr); err == nil {
+		if rr, err = decodeReply(b); err == nil {
 			// The Idempotency-Key header and a body "id" are the same thing; given both, they agree.
 			if key := strings.TrimSpace(req.Header.Get("Idempotency-Key")); key != "" {
 				if rr.ID != "" && rr.ID != key {
@@ -652,7 +662,7 @@ func (r *Relay) hRefund(w http.ResponseWriter, req *http.Request) {
 	b, err := body("refund", req, maxAdminBody)
 	if err == nil {
 		var rr RefundRequest
-		if err = decodeStrict("refund", b, &rr); err == nil {
+		if rr, err = decodeRefund(b); err == nil {
 			var rf Refund
 			var created bool
 			if rf, created, err = r.Refund(rr); err == nil {
