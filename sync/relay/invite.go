@@ -173,14 +173,15 @@ func dropCodeTx(tx *bolt.Tx, contactID string) error {
 }
 
 // sendInvitation mints a fresh code for contact id's invitation and sends it, if it is still
-// waiting to be sent. Sends are one at a time, so two never race to replace each other's code.
-func (r *Relay) sendInvitation(ctx context.Context, id string) error {
+// waiting to be sent (sent reports whether it went out now). Sends are one at a time, so two
+// never race to replace each other's code.
+func (r *Relay) sendInvitation(ctx context.Context, id string) (sent bool, err error) {
 	const op = "send invitation"
 	r.inviteMu.Lock()
 	defer r.inviteMu.Unlock()
 	code, err := newInviteCode()
 	if err != nil {
-		return ioErr(op, err)
+		return false, ioErr(op, err)
 	}
 	now := r.clock.Now().UTC()
 	var notice InvitationNotice
@@ -219,7 +220,7 @@ func (r *Relay) sendInvitation(ctx context.Context, id string) error {
 		return nil
 	})
 	if err != nil || !send {
-		return err
+		return false, err
 	}
 	var sendErr error
 	if r.cfg.Notifier == nil {
@@ -245,10 +246,10 @@ func (r *Relay) sendInvitation(ctx context.Context, id string) error {
 	if sendErr != nil {
 		// The address and the error only: never the code.
 		r.logf("relay: invitation of contact %s not sent (attempt kept for retry): %v", id, sendErr)
-		return &kiosk.Error{Kind: kiosk.KindTransient, Op: op, Err: sendErr}
+		return false, &kiosk.Error{Kind: kiosk.KindTransient, Op: op, Err: sendErr}
 	}
 	r.logf("relay: invitation of contact %s sent", id)
-	return err
+	return err == nil, err
 }
 
 // RetryInvitations sends every invitation not yet sent (a notifier that failed, a relay that
@@ -260,7 +261,11 @@ func (r *Relay) RetryInvitations(ctx context.Context) (sent, failed int, err err
 	err = r.view("retry invitations", func(tx *bolt.Tx) error {
 		return forEachJSON(tx, bInvites, "", func(_ string, inv inviteRec) bool {
 			if !inv.Sent && inv.Answer == "" && now.Before(inv.ExpiresAt) {
-				ids = append(ids, inv.ContactID)
+				var c ContactRecord
+				if ok, err := getJSON(tx, bContacts, inv.ContactID, &c); err == nil && ok &&
+					c.State == kiosk.ContactApproved && c.Invite == kiosk.InviteInvited {
+					ids = append(ids, inv.ContactID)
+				}
 			}
 			return true
 		})
@@ -272,14 +277,15 @@ func (r *Relay) RetryInvitations(ctx context.Context) (sent, failed int, err err
 		if ctx.Err() != nil {
 			return sent, failed, ctx.Err()
 		}
-		if err := r.sendInvitation(ctx, id); err != nil {
-			if kiosk.KindOf(err) != kiosk.KindTransient {
-				return sent, failed, err
-			}
+		ok, err := r.sendInvitation(ctx, id)
+		switch {
+		case err != nil && kiosk.KindOf(err) != kiosk.KindTransient:
+			return sent, failed, err
+		case err != nil:
 			failed++
-			continue
+		case ok:
+			sent++
 		}
-		sent++
 	}
 	return sent, failed, nil
 }
@@ -305,8 +311,12 @@ func (r *Relay) Invitations(unsent bool) ([]Invitation, error) {
 }
 
 func invitationOf(c ContactRecord, inv inviteRec, now time.Time) Invitation {
+	state := c.InviteState(now)
+	if c.State != kiosk.ContactApproved {
+		state = c.State // removed by the inmate, or asked for again and pending: no invitation open
+	}
 	return Invitation{ContactID: c.ID, InmateID: c.InmateID, FacilityID: c.FacilityID, Name: c.Name, Email: c.Email,
-		State: c.InviteState(now), IssuedAt: inv.IssuedAt, ExpiresAt: inv.ExpiresAt, Sent: inv.Sent,
+		State: state, IssuedAt: inv.IssuedAt, ExpiresAt: inv.ExpiresAt, Sent: inv.Sent,
 		Attempts: inv.Attempts, LastError: inv.LastError, AnsweredAt: inv.AnswerAt}
 }
 
@@ -344,7 +354,7 @@ func (r *Relay) ReissueInvitation(ctx context.Context, contactID string) (Invita
 	if err != nil {
 		return Invitation{}, err
 	}
-	sendErr := r.sendInvitation(ctx, contactID)
+	_, sendErr := r.sendInvitation(ctx, contactID)
 	if sendErr != nil && kiosk.KindOf(sendErr) != kiosk.KindTransient {
 		return Invitation{}, sendErr
 	}

@@ -329,6 +329,46 @@ func TestInvitationNotSentIsKeptAndRetried(t *testing.T) {
 	}
 }
 
+// TestInvitationOfARemovedContactIsNotRetried: an invitation that could not be sent, of a
+// contact the inmate then removed, is not sent later nor listed as waiting.
+func TestInvitationOfARemovedContactIsNotRetried(t *testing.T) {
+	blocked := filepath.Join(t.TempDir(), "spool")
+	if err := os.WriteFile(blocked, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Notifier = SpoolNotifier{Dir: blocked} })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
+	if _, err := e.r.ApproveContact("c1"); err != nil {
+		t.Fatal(err)
+	}
+	if ack := c.batch(k.item(wire.UpContactRemove, kiosk.Contact{ID: "c1", InmateID: "A1"})); len(ack.Rejected) != 0 {
+		t.Fatalf("remove: %+v", ack)
+	}
+	if err := os.Remove(blocked); err != nil {
+		t.Fatal(err)
+	}
+	var res map[string]int
+	e.must(http.StatusOK, "POST", "/admin/v1/invitations/retry", nil, &res)
+	if res["sent"] != 0 || res["failed"] != 0 {
+		t.Fatalf("retry = %v; want nothing to send", res)
+	}
+	if files, _ := filepath.Glob(filepath.Join(blocked, "*.eml")); len(files) != 0 {
+		t.Fatalf("an invitation was sent for a removed contact: %v", files)
+	}
+	var list struct{ Invitations []Invitation }
+	e.must(http.StatusOK, "GET", "/admin/v1/invitations?unsent=true", nil, &list)
+	if len(list.Invitations) != 0 {
+		t.Fatalf("unsent = %+v", list)
+	}
+	e.must(http.StatusOK, "GET", "/admin/v1/invitations", nil, &list)
+	if len(list.Invitations) != 1 || list.Invitations[0].State != kiosk.ContactRemoved {
+		t.Fatalf("invitations = %+v", list)
+	}
+}
+
 // TestFamilyPageGuards: a POST without the page's token, or from another site, is refused;
 // names a hostile inmate's roster holds are shown as text; wrong codes are limited per address
 // (even the right code waits), and the limit lifts after the window.

@@ -366,7 +366,7 @@ func (r *Relay) ApproveContact(id string) (ContactRecord, error) {
 	if err != nil || c.Invite != kiosk.InviteInvited {
 		return c, err
 	}
-	if err := r.sendInvitation(context.Background(), id); err != nil && kiosk.KindOf(err) != kiosk.KindTransient {
+	if _, err := r.sendInvitation(context.Background(), id); err != nil && kiosk.KindOf(err) != kiosk.KindTransient {
 		r.logf("relay: invitation of contact %s: %v", id, err)
 	}
 	return c, nil

@@ -589,6 +589,10 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c kio
 		return wire.RefuseIDConflict, nil
 	}
 	prev.State, prev.Reason, prev.UpdatedAt = kiosk.ContactRemoved, "", now
+	// An open invitation goes with the contact: its code no longer opens anything.
+	if err := dropCodeTx(tx, c.ID); err != nil {
+		return "", err
+	}
 	if err := putJSON(tx, bContacts, c.ID, prev); err != nil {
 		return "", err
 	}
