@@ -211,11 +211,11 @@ func (t *Terminal) AddContact(inmateID, name, email string) (Contact, error) {
 		live := 0
 		var old *Contact
 		for i, c := range all {
-			if c.Live(now) {
+			if ContactLive(c, now) {
 				live++
 			}
 			if strings.EqualFold(c.Email, email) {
-				if c.Live(now) {
+				if ContactLive(c, now) {
 					return &Error{Kind: KindConflict, Op: op, Err: fmt.Errorf("%s is already a contact (%s)", email, c.State)}
 				}
 				old = &all[i]

@@ -94,18 +94,6 @@ type Credit struct {
 	At        time.Time `json:"at"`
 }
 
-// Refund takes back (part of) a deposit, decided by the relay: never more than the deposit
-// less its earlier refunds, nor more than the balance the relay holds. Ref is the refund's own
-// reference (a refund applied twice counts once); DepositRef names the deposit.
-type Refund struct {
-	Ref        string    `json:"ref"`
-	DepositRef string    `json:"deposit_ref"`
-	InmateID   string    `json:"inmate_id"`
-	Cents      Cents     `json:"cents"`
-	Reason     string    `json:"reason,omitempty"`
-	At         time.Time `json:"at"`
-}
-
 // Deposit adds money; Ref makes the same deposit applied twice count once.
 type Deposit struct {
 	Ref      string    `json:"ref"`
@@ -137,46 +125,6 @@ type Contact struct {
 	Invite string `json:"invite,omitempty"`
 	// InviteExpires is when an invitation not yet answered stops being valid.
 	InviteExpires time.Time `json:"invite_expires,omitzero"`
-}
-
-// Invitation states of an approved contact: sent and waiting, or the contact's answer.
-// Expired is what an unanswered invitation is once InviteExpires has passed.
-const (
-	InviteInvited  = "invited"
-	InviteAccepted = "accepted"
-	InviteDeclined = "declined"
-	InviteBlocked  = "blocked"
-	InviteExpired  = "expired"
-)
-
-// InviteState is the invitation state to show now: "invited" past its expiry is "expired".
-func (c Contact) InviteState(now time.Time) string {
-	if c.Invite == InviteInvited && !c.InviteExpires.IsZero() && !now.Before(c.InviteExpires) {
-		return InviteExpired
-	}
-	return c.Invite
-}
-
-// Live reports whether the contact uses one of the inmate's Policy.MaxContacts places: waiting
-// for staff, or approved and not turned away by the contact (invited and not expired, or
-// accepted). A contact who declined, blocked or let the invitation expire frees the place.
-func (c Contact) Live(now time.Time) bool {
-	switch c.State {
-	case ContactPending:
-		return true
-	case ContactApproved:
-		switch c.InviteState(now) {
-		case "", InviteInvited, InviteAccepted:
-			return true
-		}
-	}
-	return false
-}
-
-// MayWrite reports whether letters may flow with the contact: approved by staff and, where the
-// relay sends invitations, accepted by the contact.
-func (c Contact) MayWrite() bool {
-	return c.State == ContactApproved && (c.Invite == "" || c.Invite == InviteAccepted)
 }
 
 // Message boxes and states.

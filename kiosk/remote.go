@@ -2,6 +2,7 @@ package kiosk
 
 import (
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -20,6 +21,18 @@ const (
 	// other terminals, a fact the relay decided that moves this terminal's balance.
 	remoteRefundPrefix = "refund/"
 )
+
+// Refund takes back (part of) a deposit, decided by the relay: never more than the deposit
+// less its earlier refunds, nor more than the balance the relay holds. Ref is the refund's own
+// reference (a refund applied twice counts once); DepositRef names the deposit.
+type Refund struct {
+	Ref        string    `json:"ref"`
+	DepositRef string    `json:"deposit_ref"`
+	InmateID   string    `json:"inmate_id"`
+	Cents      Cents     `json:"cents"`
+	Reason     string    `json:"reason,omitempty"`
+	At         time.Time `json:"at"`
+}
 
 // applyRefundTx lowers the inmate's balance by a refund the relay made, once per ref. The relay
 // refunded no more than its own balance allowed; this terminal applies it as it comes (its

@@ -48,7 +48,7 @@ func (k *Kiosk) showContactsWith(note string) {
 			}, func(cs []kiosk.Contact) {
 				live := 0
 				for _, c := range cs {
-					if c.Live(w.now) { // pending, invited and accepted count toward the limit
+					if kiosk.ContactLive(c, w.now) { // pending, invited and accepted count toward the limit
 						live++
 					}
 				}
@@ -70,7 +70,7 @@ func (k *Kiosk) showContactsWith(note string) {
 func contactColor(c kiosk.Contact, now time.Time) color.Color {
 	switch c.State {
 	case kiosk.ContactApproved:
-		switch c.InviteState(now) {
+		switch kiosk.InviteState(c, now) {
 		case "", kiosk.InviteAccepted:
 			return theme.Green
 		case kiosk.InviteInvited:

@@ -207,7 +207,7 @@ func (w words) contactState(c kiosk.Contact) string {
 		return w.T("contacts.pending")
 	case kiosk.ContactApproved:
 		// Approved by staff; then the contact's own answer to the invitation.
-		switch c.InviteState(w.now) {
+		switch kiosk.InviteState(c, w.now) {
 		case kiosk.InviteInvited:
 			return w.T("contacts.invited", "date", w.stamp(c.InviteExpires))
 		case kiosk.InviteAccepted:

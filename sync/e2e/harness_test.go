@@ -441,7 +441,7 @@ func approvedContact(t testing.TB, rl *relayEnv, tm *terminal, inmate, name, ema
 	testwait.UntilSaw(t, "the approval and acceptance on the terminal", func() (bool, string) {
 		cs, err := tm.term.Contacts(inmate)
 		for _, got := range cs {
-			if got.ID == c.ID && got.MayWrite() && got.Invite == kiosk.InviteAccepted {
+			if got.ID == c.ID && kiosk.ContactMayWrite(got) && got.Invite == kiosk.InviteAccepted {
 				return true, ""
 			}
 		}

@@ -120,7 +120,7 @@ func TestInvitationDeclinedThenSendingRefused(t *testing.T) {
 		t.Fatalf("decline on the family page: %d\n%s", st, page)
 	}
 	c := waitInvite(t, tm, "A1", id, kiosk.InviteDeclined)
-	if c.MayWrite() || c.Live(time.Now()) {
+	if kiosk.ContactMayWrite(c) || kiosk.ContactLive(c, time.Now()) {
 		t.Fatalf("a declined contact %+v may be written to or holds a place", c)
 	}
 	rs, err := tm.term.Recipients("A1")

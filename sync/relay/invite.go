@@ -311,7 +311,7 @@ func (r *Relay) Invitations(unsent bool) ([]Invitation, error) {
 }
 
 func invitationOf(c ContactRecord, inv inviteRec, now time.Time) Invitation {
-	state := c.InviteState(now)
+	state := kiosk.InviteState(c.Contact, now)
 	if c.State != kiosk.ContactApproved {
 		state = c.State // removed by the inmate, or asked for again and pending: no invitation open
 	}
@@ -338,9 +338,9 @@ func (r *Relay) ReissueInvitation(ctx context.Context, contactID string) (Invita
 		if !ok {
 			return notFound(op, "id", "no contact %q", contactID)
 		}
-		if c.State != kiosk.ContactApproved || c.InviteState(now) != kiosk.InviteExpired {
+		if c.State != kiosk.ContactApproved || kiosk.InviteState(c.Contact, now) != kiosk.InviteExpired {
 			return conflict(op, "id", "contact %q is %s with invitation %s: only an expired invitation is issued again",
-				contactID, c.State, c.InviteState(now))
+				contactID, c.State, kiosk.InviteState(c.Contact, now))
 		}
 		if _, err := r.inviteOnApprovalTx(tx, &c, now); err != nil {
 			return err
@@ -434,7 +434,7 @@ func invitationByCode(tx *bolt.Tx, op, norm string, now time.Time) (ContactRecor
 	if err != nil {
 		return c, inv, err
 	}
-	if !okC || !okI || inv.Answer != "" || c.State != kiosk.ContactApproved || c.InviteState(now) != kiosk.InviteInvited {
+	if !okC || !okI || inv.Answer != "" || c.State != kiosk.ContactApproved || kiosk.InviteState(c.Contact, now) != kiosk.InviteInvited {
 		return c, inv, errBadCode(op)
 	}
 	return c, inv, nil

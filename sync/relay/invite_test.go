@@ -143,7 +143,7 @@ func TestInvitationAcceptedThenLettersFlow(t *testing.T) {
 	if st != http.StatusOK || !strings.Contains(page, "You accepted") {
 		t.Fatalf("accept: %d\n%s", st, page)
 	}
-	if got := downContact(t, c, "c1", kiosk.InviteAccepted); !got.MayWrite() {
+	if got := downContact(t, c, "c1", kiosk.InviteAccepted); !kiosk.ContactMayWrite(got) {
 		t.Fatalf("after accepting the kiosk sees %+v", got)
 	}
 	ack = c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m2", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "c1", Body: "hi mom"}))
@@ -222,7 +222,7 @@ func TestInvitationDeclinedAndBlocks(t *testing.T) {
 	e.must(http.StatusOK, "GET", "/admin/v1/contacts?inmate_id=A1", nil, &cl)
 	live := 0
 	for _, x := range cl.Contacts {
-		if x.Live(e.clock.Now()) {
+		if kiosk.ContactLive(x.Contact, e.clock.Now()) {
 			live++
 		}
 	}

@@ -54,7 +54,7 @@ func (r *Relay) Inbound(req InboundRequest) (kiosk.Message, error) {
 			if c.State == kiosk.ContactApproved && (c.ID == req.From || strings.EqualFold(c.Email, req.From)) {
 				if c.Invite != kiosk.InviteAccepted {
 					return kiosk.Message{}, conflict(op, "from", "%q has not accepted the invitation to write with inmate %q (invitation %s)",
-						req.From, req.InmateID, c.InviteState(r.clock.Now()))
+						req.From, req.InmateID, kiosk.InviteState(c.Contact, r.clock.Now()))
 				}
 				return kiosk.Message{Peer: c.ID, PeerName: c.Name}, nil
 			}

@@ -541,7 +541,7 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol kiosk.Polic
 	if found && (prev.InmateID != c.InmateID || !strings.EqualFold(prev.Email, c.Email)) {
 		return wire.RefuseIDConflict, nil
 	}
-	if found && prev.Live(now) {
+	if found && kiosk.ContactLive(prev.Contact, now) {
 		return "", nil // asked again for a contact already pending, invited or accepted: nothing new
 	}
 	if in.Status != kiosk.StatusActive {
@@ -555,7 +555,7 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol kiosk.Polic
 	for _, x := range all {
 		// Pending, invited and accepted contacts count; declined, blocked, expired and
 		// removed ones do not.
-		if x.Live(now) {
+		if kiosk.ContactLive(x.Contact, now) {
 			n++
 		}
 	}
