@@ -146,11 +146,6 @@ func listContactsTx(tx *bolt.Tx, inmateID string) ([]Contact, error) {
 	return out, nil
 }
 
-// countsTowardLimit: only live contacts use one of the inmate's slots.
-func countsTowardLimit(state string) bool {
-	return state == ContactPending || state == ContactApproved
-}
-
 func getInmateTx(tx *bolt.Tx, op, inmateID string) (Inmate, error) {
 	var in Inmate
 	if inmateID == "" {
@@ -216,11 +211,11 @@ func (t *Terminal) AddContact(inmateID, name, email string) (Contact, error) {
 		live := 0
 		var old *Contact
 		for i, c := range all {
-			if countsTowardLimit(c.State) {
+			if ContactLive(c, now) {
 				live++
 			}
 			if strings.EqualFold(c.Email, email) {
-				if countsTowardLimit(c.State) {
+				if ContactLive(c, now) {
 					return &Error{Kind: KindConflict, Op: op, Err: fmt.Errorf("%s is already a contact (%s)", email, c.State)}
 				}
 				old = &all[i]
@@ -240,6 +235,7 @@ func (t *Terminal) AddContact(inmateID, name, email string) (Contact, error) {
 			added = Contact{ID: id.String(), InmateID: inmateID}
 		}
 		added.Name, added.Email, added.State, added.Reason, added.UpdatedAt = name, email, ContactPending, "", now
+		added.Invite, added.InviteExpires = "", time.Time{} // asked again: a new approval, a new invitation
 		if err := putJSON(tx, bContacts, contactKey(inmateID, added.ID), added); err != nil {
 			return err
 		}
@@ -357,7 +353,10 @@ func applyContactTx(tx *bolt.Tx, now time.Time, c Contact) error {
 		if c.State == ContactPending {
 			return nil // the terminal already knows it asked
 		}
-		return setContactStateTx(tx, now, c.InmateID, c.ID, c.State, c.Reason)
+		if err := setContactStateTx(tx, now, c.InmateID, c.ID, c.State, c.Reason); err != nil {
+			return err
+		}
+		return setInviteTx(tx, c)
 	}
 	switch c.State {
 	case ContactPending, ContactApproved, ContactDeclined:
@@ -372,6 +371,36 @@ func applyContactTx(tx *bolt.Tx, now time.Time, c Contact) error {
 	if c.Email, err = ValidateEmail(c.Email); err != nil {
 		return err
 	}
+	if !knownInvite(c.Invite) {
+		return errInvalid(op, "invitation state %q is not invited, accepted, declined, blocked or expired", c.Invite)
+	}
 	c.UpdatedAt = now.UTC()
 	return putJSON(tx, bContacts, contactKey(c.InmateID, c.ID), c)
+}
+
+func knownInvite(s string) bool {
+	switch s {
+	case "", InviteInvited, InviteAccepted, InviteDeclined, InviteBlocked, InviteExpired:
+		return true
+	}
+	return false
+}
+
+// setInviteTx applies the relay's invitation state of a contact this terminal holds (after its
+// staff decision). A contact the inmate removed stays as it is.
+func setInviteTx(tx *bolt.Tx, in Contact) error {
+	const op = "apply contact"
+	if !knownInvite(in.Invite) {
+		return errInvalid(op, "invitation state %q is not invited, accepted, declined, blocked or expired", in.Invite)
+	}
+	var c Contact
+	found, err := getJSON(tx, bContacts, contactKey(in.InmateID, in.ID), &c)
+	if err != nil || !found || c.State == ContactRemoved {
+		return err
+	}
+	if c.Invite == in.Invite && c.InviteExpires.Equal(in.InviteExpires) {
+		return nil
+	}
+	c.Invite, c.InviteExpires = in.Invite, in.InviteExpires.UTC()
+	return putJSON(tx, bContacts, contactKey(in.InmateID, in.ID), c)
 }

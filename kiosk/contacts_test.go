@@ -501,3 +501,110 @@ func TestApplyContactFromRelay(t *testing.T) {
 		t.Fatalf("contacts after bad records = %+v", cs)
 	}
 }
+
+// applyContact applies a contact record as the relay sends it.
+func (r *mbRig) applyContact(tb testing.TB, c Contact) {
+	tb.Helper()
+	raw, err := json.Marshal(c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	seq, err := r.t.DownlinkApplied()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if refused, err := r.t.ApplyDownlink(seq+1, DownContact, raw); err != nil || refused != "" {
+		tb.Fatalf("apply contact %+v: %q %v", c, refused, err)
+	}
+}
+
+// TestInvitationStatesOnTheTerminal: an approved contact is written to only once the contact
+// accepted the invitation; one who declined, blocked or let it expire is no recipient, is
+// refused contact_not_accepted, frees its place, and asked for again is pending afresh.
+func TestInvitationStatesOnTheTerminal(t *testing.T) {
+	r := newMBRig(t)
+	r.addInmate(t, "i1", true)
+	r.login(t, "i1")
+	p := r.t.Policy()
+	p.MaxContacts = 1
+	if err := r.t.SetPolicy(p, "test"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.t.AddContact("i1", "Mom", "mom@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipient := func() bool {
+		rs, err := r.t.Recipients("i1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range rs {
+			if x.ID == c.ID {
+				return true
+			}
+		}
+		return false
+	}
+	for _, tc := range []struct {
+		invite  string
+		expires time.Time
+		write   bool
+		live    bool
+	}{
+		{InviteInvited, mbStart.Add(240 * time.Hour), false, true},
+		{InviteInvited, mbStart.Add(-time.Second), false, false}, // expired
+		{InviteDeclined, time.Time{}, false, false},
+		{InviteBlocked, time.Time{}, false, false},
+		{InviteAccepted, time.Time{}, true, true},
+	} {
+		x := c
+		x.State, x.Invite, x.InviteExpires = ContactApproved, tc.invite, tc.expires
+		r.applyContact(t, x)
+		_, err := r.t.Send("i1", c.ID, "hi", "hello")
+		switch {
+		case tc.write && err != nil:
+			t.Fatalf("%s: send: %v", tc.invite, err)
+		case !tc.write && ReasonOf(err) != ReasonContactNotAccepted:
+			t.Fatalf("%s (expires %v): send: %v; want refused %s", tc.invite, tc.expires, err, ReasonContactNotAccepted)
+		}
+		if recipient() != tc.write {
+			t.Fatalf("%s: offered as a recipient: %v, want %v", tc.invite, !tc.write, tc.write)
+		}
+		_, err = r.t.AddContact("i1", "Dad", "dad@example.org")
+		if tc.live && ReasonOf(err) != ReasonContactLimit {
+			t.Fatalf("%s: a second contact with one place taken: %v", tc.invite, err)
+		}
+		if !tc.live {
+			if err != nil {
+				t.Fatalf("%s: the place was not freed: %v", tc.invite, err)
+			}
+			cs, _ := r.t.Contacts("i1")
+			for _, y := range cs {
+				if y.Email == "dad@example.org" {
+					if err := r.t.RemoveContact("i1", y.ID); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	// Declined, then asked for again: pending under the same id, the old answer forgotten.
+	x := c
+	x.State, x.Invite = ContactApproved, InviteDeclined
+	r.applyContact(t, x)
+	again, err := r.t.AddContact("i1", "Mom", "MOM@example.org")
+	if err != nil || again.ID != c.ID || again.State != ContactPending || again.Invite != "" || !again.InviteExpires.IsZero() {
+		t.Fatalf("asked again: %+v %v", again, err)
+	}
+	// An invitation state the terminal does not know is refused, and changes nothing.
+	raw, _ := json.Marshal(Contact{ID: c.ID, InmateID: "i1", Name: "Mom", Email: "mom@example.org", State: ContactApproved, Invite: "maybe"})
+	seq, _ := r.t.DownlinkApplied()
+	if refused, err := r.t.ApplyDownlink(seq+1, DownContact, raw); err == nil && refused == "" {
+		t.Fatal("an unknown invitation state was applied")
+	}
+	cs, _ := r.t.Contacts("i1")
+	if len(cs) != 1 || cs[0].State != ContactPending {
+		t.Fatalf("after a refused record: %+v", cs)
+	}
+}

@@ -31,6 +31,7 @@ const (
 	DownSentMessage      = "sent_message"       // Message (outbox) the inmate wrote on another terminal
 	DownHistory          = "history"            // History: a kiosk's copy of one session's letters
 	DownMessageRead      = "message_read"       // MessageRead: an inbox letter read on another terminal
+	DownRefund           = "refund"             // Refund of (part of) a deposit
 )
 
 // Keys of the downlink bucket.
@@ -278,6 +279,12 @@ func applyDownTx(tx *bolt.Tx, now time.Time, kind string, body json.RawMessage) 
 		}
 		_, err := applyDepositTx(tx, now, d)
 		return d.InmateID, nil, err
+	case DownRefund:
+		var rf Refund
+		if err := decode(&rf); err != nil {
+			return "", nil, err
+		}
+		return rf.InmateID, nil, applyRefundTx(tx, rf)
 	case DownContact:
 		var c Contact
 		if err := decode(&c); err != nil {

@@ -150,7 +150,7 @@ func (t *Terminal) Recipients(inmateID string) ([]Recipient, error) {
 				return err
 			}
 			for _, c := range cs {
-				if c.State == ContactApproved {
+				if ContactMayWrite(c) {
 					out = append(out, Recipient{ID: c.ID, Name: c.Name + " <" + c.Email + ">", Kind: peerKindHuman})
 				}
 			}
@@ -325,6 +325,10 @@ func resolvePeerTx(tx *bolt.Tx, op string, p Policy, in Inmate, peer string) (st
 	if c.State != ContactApproved {
 		return "", &Error{Kind: KindRefused, Op: op, Reason: ReasonContactNotApproved,
 			Err: fmt.Errorf("%s is %s, not approved", c.Name, c.State)}
+	}
+	if !ContactMayWrite(c) {
+		return "", &Error{Kind: KindRefused, Op: op, Reason: ReasonContactNotAccepted,
+			Err: fmt.Errorf("%s has not accepted the invitation (%s)", c.Name, c.Invite)}
 	}
 	return c.Name, nil
 }

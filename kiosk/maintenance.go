@@ -288,6 +288,8 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 			balance[rec.InmateID] -= rec.Cents
 		case strings.HasPrefix(string(k), remoteCreditPrefix):
 			balance[rec.InmateID] += rec.Cents
+		case strings.HasPrefix(string(k), remoteRefundPrefix):
+			balance[rec.InmateID] -= rec.Cents
 		default:
 			add("remote", "remote record under unknown key %q", k)
 		}

@@ -1,6 +1,8 @@
 package kiosk
 
 import (
+	"fmt"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -14,7 +16,33 @@ import (
 const (
 	remoteChargePrefix = "charge/"
 	remoteCreditPrefix = "credit/"
+	// remoteRefundPrefix keys a refund of a deposit (by the refund's ref): like the minutes of
+	// other terminals, a fact the relay decided that moves this terminal's balance.
+	remoteRefundPrefix = "refund/"
 )
+
+// applyRefundTx lowers the inmate's balance by a refund the relay made, once per ref. The relay
+// refunded no more than its own balance allowed; this terminal applies it as it comes (its
+// balance may lag the relay's by minutes not yet synced), the same ref again changes nothing.
+func applyRefundTx(tx *bolt.Tx, rf Refund) error {
+	const op = "apply refund"
+	if rf.Ref == "" || len(rf.Ref) > maxRefLen || rf.InmateID == "" || rf.DepositRef == "" || rf.Cents <= 0 || rf.Cents > MaxDepositLimit {
+		return errInvalid(op, "refund %q for inmate %q of %d cents", clip(rf.Ref, 64), clip(rf.InmateID, 64), int64(rf.Cents))
+	}
+	var old Refund
+	found, err := getJSON(tx, bRemote, remoteRefundPrefix+rf.Ref, &old)
+	if err != nil {
+		return err
+	}
+	if found {
+		if old.InmateID == rf.InmateID && old.Cents == rf.Cents && old.DepositRef == rf.DepositRef {
+			return nil
+		}
+		return &Error{Kind: KindConflict, Op: op, Err: fmt.Errorf("reference %q was already used for a different refund", rf.Ref)}
+	}
+	rf.At = rf.At.UTC()
+	return applyRemoteTx(tx, remoteRefundPrefix+rf.Ref, rf.InmateID, -rf.Cents, rf)
+}
 
 // applyRemoteChargeTx lowers the inmate's balance by a minute billed on another terminal.
 func applyRemoteChargeTx(tx *bolt.Tx, c Charge) error {

@@ -98,8 +98,12 @@ func TestSessionsNameTheEnrolledTerminal(t *testing.T) {
 func FuzzApplyDownlink(f *testing.F) {
 	kinds := []string{DownInboundMessage, DownMessageStatus, DownInmate, DownTechnician, DownTechnicianRemove,
 		DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit, DownRemoteSessionEnd, DownNotice,
-		DownSentMessage, DownHistory, DownMessageRead}
+		DownSentMessage, DownHistory, DownMessageRead, DownRefund}
 	f.Add(uint8(5), `{"ref":"d1","inmate_id":"A1","cents":500}`)
+	f.Add(uint8(12), `{"ref":"r1","deposit_ref":"seed","inmate_id":"A1","cents":300,"at":"2026-11-26T09:00:00Z"}`)
+	f.Add(uint8(12), `{"ref":"r1","deposit_ref":"seed","inmate_id":"A1","cents":-3}`)
+	f.Add(uint8(6), `{"id":"c1","inmate_id":"A1","name":"Ana","email":"ana@example.org","state":"approved","invite":"invited","invite_expires":"2026-12-06T09:00:00Z"}`)
+	f.Add(uint8(6), `{"id":"c1","inmate_id":"A1","name":"Ana","email":"ana@example.org","state":"approved","invite":"maybe"}`)
 	f.Add(uint8(8), `{"record_id":"S/000001","session_id":"S","inmate_id":"A1","minute":1,"cents":5}`)
 	f.Add(uint8(10), `{"id":"S","inmate_id":"A1","end":"2026-11-26T09:00:00Z"}`)
 	f.Add(uint8(0), `{"id":"0190b0c0-0000-7000-8000-000000000001","inmate_id":"A1","box":"inbox","peer":"c1","body":"hi"}`)

@@ -14,12 +14,13 @@ import (
 // LineKind is what one statement line did to an inmate's balance.
 type LineKind string
 
-// Statement line kinds. A refund of a billed minute is a credit (its Reason says why); money
-// only ever comes in as a deposit, so there is no other kind of refund to show.
+// Statement line kinds. A minute given back is a credit (its Reason says why); money given
+// back out of a deposit is a refund (Ref is the refund's, DepositRef the deposit's).
 const (
 	LineDeposit LineKind = "deposit"
 	LineCharge  LineKind = "charge"
 	LineCredit  LineKind = "credit"
+	LineRefund  LineKind = "refund"
 )
 
 // StatementLine is one movement of an inmate's money: a deposit, a minute charged or a minute
@@ -32,8 +33,10 @@ type StatementLine struct {
 	SessionID string // charges and credits
 	Minute    int    // charges and credits: the minute of the session, from 0
 	Reason    string // credits: CreditStall, CreditTerminalFault...
-	Ref       string // deposits: the payment's reference
-	Remote    bool   // billed or credited on another terminal of the facility
+	Ref       string // deposits: the payment's reference; refunds: the refund's
+	// DepositRef is the deposit a refund gives money back from.
+	DepositRef string
+	Remote     bool // billed or credited on another terminal of the facility
 	// Balance is the balance right after this line.
 	Balance Cents
 }
@@ -63,7 +66,7 @@ func (t *Terminal) Statement(inmateID string) ([]StatementLine, error) {
 	}
 	// Oldest first to run the balance; ties keep deposits before the minutes they paid for and
 	// a minute's charge before its credit.
-	rank := map[LineKind]int{LineDeposit: 0, LineCharge: 1, LineCredit: 2}
+	rank := map[LineKind]int{LineDeposit: 0, LineCharge: 1, LineCredit: 2, LineRefund: 3}
 	sort.SliceStable(lines, func(i, j int) bool {
 		a, b := lines[i], lines[j]
 		switch {
@@ -122,6 +125,16 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 	}
 	// The facility's other terminals' minutes and the deposits are not indexed by inmate.
 	err := tx.Bucket([]byte(bRemote)).ForEach(func(k, v []byte) error {
+		if strings.HasPrefix(string(k), remoteRefundPrefix) {
+			var rf Refund
+			if err := json.Unmarshal(v, &rf); err != nil {
+				return &Error{Kind: KindCorrupt, Op: "read remote", Err: fmt.Errorf("record %q: %w", k, err)}
+			}
+			if rf.InmateID == inmateID {
+				out = append(out, StatementLine{Kind: LineRefund, Cents: -rf.Cents, At: rf.At, Ref: rf.Ref, DepositRef: rf.DepositRef, Reason: rf.Reason})
+			}
+			return nil
+		}
 		credit := strings.HasPrefix(string(k), remoteCreditPrefix)
 		if !credit && !strings.HasPrefix(string(k), remoteChargePrefix) {
 			return &Error{Kind: KindCorrupt, Op: "read remote", Err: fmt.Errorf("record under unknown key %q", k)}

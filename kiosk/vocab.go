@@ -91,6 +91,7 @@ const (
 	PREAChannel               = vocab.PREAChannel
 	ReasonContactLimit        = vocab.ReasonContactLimit
 	ReasonContactNotApproved  = vocab.ReasonContactNotApproved
+	ReasonContactNotAccepted  = vocab.ReasonContactNotAccepted
 	ReasonCooldown            = vocab.ReasonCooldown
 	ReasonCurfew              = vocab.ReasonCurfew
 	ReasonInsufficientBalance = vocab.ReasonInsufficientBalance
@@ -197,3 +198,6 @@ const (
 	MaxHistoryLetters = vocab.MaxHistoryLetters
 	MaxHistoryBytes   = vocab.MaxHistoryBytes
 )
+
+// Refund takes back (part of) a deposit (vocab).
+type Refund = vocab.Refund

@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"strconv"
 	"strings"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -30,7 +31,7 @@ func (k *Kiosk) showContactsWith(note string) {
 		fillList(k, v, w, list, "contacts.empty", func() ([]kiosk.Contact, error) { return k.d.Contacts(id) },
 			func(c kiosk.Contact) fyne.CanvasObject {
 				name := theme.Text(c.Name, theme.TextSize, theme.White, true)
-				state := theme.Text(w.contactState(c), theme.TextSize, contactColor(c.State), false)
+				state := theme.Text(w.contactState(c), theme.TextSize, contactColor(c, w.now), false)
 				lines := []fyne.CanvasObject{name, text(c.Email, theme.Grey), state}
 				// Removing frees a slot but needs a new approval to undo: a second tap confirms.
 				var remove *widget.Button
@@ -47,7 +48,7 @@ func (k *Kiosk) showContactsWith(note string) {
 			}, func(cs []kiosk.Contact) {
 				live := 0
 				for _, c := range cs {
-					if c.State == kiosk.ContactPending || c.State == kiosk.ContactApproved {
+					if kiosk.ContactLive(c, w.now) { // pending, invited and accepted count toward the limit
 						live++
 					}
 				}
@@ -64,11 +65,19 @@ func (k *Kiosk) showContactsWith(note string) {
 	load()
 }
 
-// contactColor: green approved, orange pending, red declined.
-func contactColor(state string) color.Color {
-	switch state {
+// contactColor: green when letters flow, orange while waiting (for staff or for the contact),
+// red when turned away (declined by staff or the contact, blocked), grey otherwise (expired).
+func contactColor(c kiosk.Contact, now time.Time) color.Color {
+	switch c.State {
 	case kiosk.ContactApproved:
-		return theme.Green
+		switch kiosk.InviteState(c, now) {
+		case "", kiosk.InviteAccepted:
+			return theme.Green
+		case kiosk.InviteInvited:
+			return theme.Orange
+		case kiosk.InviteDeclined, kiosk.InviteBlocked:
+			return theme.Red
+		}
 	case kiosk.ContactPending:
 		return theme.Orange
 	case kiosk.ContactDeclined:

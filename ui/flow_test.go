@@ -219,7 +219,7 @@ func TestRefusalWordsForEveryReason(t *testing.T) {
 		for _, r := range []kiosk.Reason{kiosk.ReasonUnknownBadge, kiosk.ReasonSuspended, kiosk.ReasonLocked,
 			kiosk.ReasonCooldown, kiosk.ReasonCurfew, kiosk.ReasonLockdown, kiosk.ReasonInsufficientBalance,
 			kiosk.ReasonOfflineLimit, kiosk.ReasonNoMessaging, kiosk.ReasonNoticeNotAccepted, kiosk.ReasonWrongPIN,
-			kiosk.ReasonNotBound, kiosk.ReasonLoginExpired, kiosk.ReasonContactNotApproved, kiosk.ReasonContactLimit,
+			kiosk.ReasonNotBound, kiosk.ReasonLoginExpired, kiosk.ReasonContactNotApproved, kiosk.ReasonContactNotAccepted, kiosk.ReasonContactLimit,
 			kiosk.ReasonNoSession, kiosk.ReasonPREABacklog} {
 			err := &kiosk.Error{Kind: kiosk.KindRefused, Op: "login", Reason: r, Until: now.Add(35 * time.Minute)}
 			got := w.refusal(err)

@@ -55,7 +55,7 @@ func (k *Kiosk) showUsage() {
 		if depositsOnly {
 			lines = nil
 			for _, l := range all {
-				if l.Kind == kiosk.LineDeposit {
+				if l.Kind == kiosk.LineDeposit || l.Kind == kiosk.LineRefund { // the money moves, both ways
 					lines = append(lines, l)
 				}
 			}
@@ -132,6 +132,8 @@ func (w words) statementLine(l kiosk.StatementLine) string {
 	switch l.Kind {
 	case kiosk.LineDeposit:
 		return w.T("usage.deposit")
+	case kiosk.LineRefund:
+		return w.T("usage.refund")
 	case kiosk.LineCharge:
 		s = w.T("usage.charge", "n", n)
 	case kiosk.LineCredit:

@@ -110,6 +110,8 @@ func (w words) refusal(err error) string {
 		return w.T("refuse.login_expired")
 	case kiosk.ReasonContactNotApproved:
 		return w.T("write.err.not_approved")
+	case kiosk.ReasonContactNotAccepted:
+		return w.T("write.err.not_accepted")
 	case kiosk.ReasonContactLimit:
 		return w.T("contacts.err.full")
 	case kiosk.ReasonNeedsFunds:
@@ -167,7 +169,7 @@ func rejectKind(code string) string {
 	switch code {
 	case "content_policy":
 		return "review"
-	case "too_large", "unknown_contact", "suspended", "invalid", "unknown_kind", "id_conflict", "not_this_terminals_inmate":
+	case "too_large", "unknown_contact", "contact_not_accepted", "suspended", "invalid", "unknown_kind", "id_conflict", "not_this_terminals_inmate":
 		return "relay"
 	}
 	return ""
@@ -204,6 +206,19 @@ func (w words) contactState(c kiosk.Contact) string {
 	case kiosk.ContactPending:
 		return w.T("contacts.pending")
 	case kiosk.ContactApproved:
+		// Approved by staff; then the contact's own answer to the invitation.
+		switch kiosk.InviteState(c, w.now) {
+		case kiosk.InviteInvited:
+			return w.T("contacts.invited", "date", w.stamp(c.InviteExpires))
+		case kiosk.InviteAccepted:
+			return w.T("contacts.accepted")
+		case kiosk.InviteDeclined:
+			return w.T("contacts.invite_declined")
+		case kiosk.InviteBlocked:
+			return w.T("contacts.blocked")
+		case kiosk.InviteExpired:
+			return w.T("contacts.expired")
+		}
 		return w.T("contacts.approved")
 	case kiosk.ContactDeclined:
 		if c.Reason != "" {

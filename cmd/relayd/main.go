@@ -93,6 +93,10 @@ type options struct {
 	enrollTTL                                time.Duration
 	pendingPerAddr                           int
 	log                                      logging.Options
+	// Contact invitations: sent by SMTP or written to a spool directory.
+	smtp, smtpFrom, smtpUser, smtpPassFile, inviteSpool, familyURL string
+	smtpTLS                                                        bool
+	inviteTTL, inviteRetry                                         time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -115,6 +119,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.noConsole, "no-console", false, "do not serve the staff web console under /console/")
 	fs.BoolVar(&o.secureCookies, "console-secure-cookies", false, "mark console cookies Secure even on plain HTTP (TLS ends at a proxy in front)")
 	o.log.Register(fs)
+	fs.StringVar(&o.smtp, "smtp", "", "SMTP server host:port that contact invitations are sent through (with -smtp-from)")
+	fs.StringVar(&o.smtpFrom, "smtp-from", "", "sender address of contact invitations, e.g. \"Tether <invite@example.org>\"")
+	fs.StringVar(&o.smtpUser, "smtp-user", "", "SMTP user name (PLAIN auth, over TLS only; password in -smtp-password-file)")
+	fs.StringVar(&o.smtpPassFile, "smtp-password-file", "", "file holding the SMTP password, mode 0600")
+	fs.BoolVar(&o.smtpTLS, "smtp-starttls", true, "require STARTTLS with the SMTP server")
+	fs.StringVar(&o.inviteSpool, "invite-spool", "", "directory to write contact invitations to, one email file each (instead of -smtp)")
+	fs.StringVar(&o.familyURL, "family-url", "", "address of this relay's /family/ page as contacts reach it, put in each invitation")
+	fs.DurationVar(&o.inviteTTL, "invite-ttl", relay.DefaultInviteTTL, "how long a contact invitation's code stays valid")
+	fs.DurationVar(&o.inviteRetry, "invite-retry", 5*time.Minute, "how often invitations that could not be sent are tried again")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)\n"+
 			"       relayd backup -o FILE [-relay URL]   (copy a running relay's store)\n"+
@@ -136,6 +149,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.pendingPerAddr < 1 || o.pendingPerAddr > 64 {
 		return o, usageErrorf("-max-pending-per-addr %d is outside 1..64 (64 is the relay's limit for all addresses together)", o.pendingPerAddr)
+	}
+	if o.smtp != "" && o.inviteSpool != "" {
+		return o, usageErrorf("-smtp and -invite-spool exclude each other")
+	}
+	if o.smtp != "" && o.smtpFrom == "" {
+		return o, usageErrorf("-smtp needs -smtp-from")
+	}
+	if (o.smtpUser == "") != (o.smtpPassFile == "") {
+		return o, usageErrorf("-smtp-user and -smtp-password-file go together")
+	}
+	if o.inviteTTL <= 0 || o.inviteRetry <= 0 {
+		return o, usageErrorf("-invite-ttl and -invite-retry must be positive")
 	}
 	if (o.cert == "") != (o.key == "") {
 		return o, usageErrorf("-cert and -key go together")
@@ -251,12 +276,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := logging.New(stderr, o.log, getenv)
+	notifier, err := inviteNotifier(o)
+	if err != nil {
+		return err
+	}
 	r, err := relay.Open(relay.Config{DataDir: o.data, Logf: logging.Logf(logger), AdminToken: token,
-		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, MaxPendingPerAddr: o.pendingPerAddr})
+		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, MaxPendingPerAddr: o.pendingPerAddr,
+		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	go retryInvitations(ctx, r, o.inviteRetry, logger)
 	if shown {
 		// The only time the token is ever written out; the log never carries it.
 		fmt.Fprintf(stdout, "relayd: generated admin token (shown once, kept in %s):\n%s\n", filepath.Join(o.data, TokenFile), token)
@@ -363,4 +394,64 @@ func watchdog(ctx context.Context, r *relay.Relay, every time.Duration, logger *
 		case <-t.C:
 		}
 	}
+}
+
+// inviteNotifier is how contact invitations leave the relay: SMTP, a spool directory, or
+// nothing (each invitation then waits, listed for staff, until one is configured).
+func inviteNotifier(o options) (relay.Notifier, error) {
+	switch {
+	case o.smtp != "":
+		n := relay.SMTPNotifier{Addr: o.smtp, From: o.smtpFrom, StartTLS: o.smtpTLS, RequireTLS: o.smtpTLS}
+		if o.smtpUser != "" {
+			pass, err := readPasswordFile(o.smtpPassFile)
+			if err != nil {
+				return nil, err
+			}
+			n.Username, n.Password = o.smtpUser, pass
+		}
+		return n, nil
+	case o.inviteSpool != "":
+		return relay.SpoolNotifier{Dir: o.inviteSpool, From: o.smtpFrom}, nil
+	}
+	return nil, nil
+}
+
+// retryInvitations sends again, every interval, the invitations that could not be sent.
+func retryInvitations(ctx context.Context, r *relay.Relay, every time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sent, failed, err := r.RetryInvitations(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Warn("retry invitations", "err", err)
+		case sent+failed > 0:
+			logger.Info("invitations retried", "sent", sent, "still_failing", failed)
+		}
+	}
+}
+
+// readPasswordFile reads the SMTP password, refusing a file others can read or an empty one.
+func readPasswordFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("-smtp-password-file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("-smtp-password-file: %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("-smtp-password-file: %w", err)
+	}
+	p := strings.TrimRight(string(raw), "\r\n")
+	if p == "" {
+		return "", fmt.Errorf("-smtp-password-file: %s is empty", path)
+	}
+	return p, nil
 }

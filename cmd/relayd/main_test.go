@@ -23,6 +23,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -190,6 +191,10 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-data", dir, "extra"}, "unexpected argument"},
 		{[]string{"-data", dir, "-max-pending-per-addr", "0"}, "outside 1..64"},
 		{[]string{"-data", dir, "-max-pending-per-addr", "65"}, "outside 1..64"},
+		{[]string{"-data", dir, "-smtp", "mail:25", "-invite-spool", dir}, "exclude each other"},
+		{[]string{"-data", dir, "-smtp", "mail:25"}, "-smtp needs -smtp-from"},
+		{[]string{"-data", dir, "-smtp", "mail:25", "-smtp-from", "a@b.c", "-smtp-user", "u"}, "go together"},
+		{[]string{"-data", dir, "-invite-ttl", "0s"}, "must be positive"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := run(ctx, tc.args, func(string) string { return "" }, io.Discard, io.Discard, nil)
@@ -300,5 +305,48 @@ func TestMaxPendingPerAddrFlag(t *testing.T) {
 	_, _, err = second.Read(ctx)
 	if code := websocket.CloseStatus(err); code != websocket.StatusTryAgainLater {
 		t.Fatalf("second idle socket from the same address: %v (close %d), want 1013", err, code)
+	}
+}
+
+// With -invite-spool relayd writes each contact invitation there, names -family-url in it,
+// and serves the family page where the contact answers.
+func TestInviteSpoolFlag(t *testing.T) {
+	dir, spool := t.TempDir(), t.TempDir()
+	token := "invite-test-token-0123456789"
+	base, _, _, stop := start(t, []string{"-data", dir, "-listen", "127.0.0.1:0", "-invite-spool", spool,
+		"-smtp-from", "Tether <invite@example.org>", "-family-url", "https://relay.example.org/family/"},
+		map[string]string{TokenEnv: token})
+	defer stop()
+	resp, err := http.Get(base + "/family/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Identification code") {
+		t.Fatalf("family page: %d\n%s", resp.StatusCode, page)
+	}
+	if st := get(t, http.DefaultClient, base+"/admin/v1/invitations?unsent=true", token); st != http.StatusOK {
+		t.Fatalf("invitations list: %d", st)
+	}
+	// The notifier relayd builds from its flags.
+	o, err := parseFlags([]string{"-data", dir, "-invite-spool", spool, "-smtp-from", "x@example.org"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := inviteNotifier(o); err != nil || n.(relay.SpoolNotifier).Dir != spool || n.(relay.SpoolNotifier).From != "x@example.org" {
+		t.Fatalf("spool notifier = %#v, %v", n, err)
+	}
+	pass := filepath.Join(t.TempDir(), "smtp-pass")
+	os.WriteFile(pass, []byte("s3cret\n"), 0o644)
+	o, _ = parseFlags([]string{"-data", dir, "-smtp", "mail.example.org:587", "-smtp-from", "x@example.org", "-smtp-user", "u",
+		"-smtp-password-file", pass}, io.Discard)
+	if _, err := inviteNotifier(o); err == nil || !strings.Contains(err.Error(), "readable by others") {
+		t.Fatalf("a password file others can read: %v", err)
+	}
+	os.Chmod(pass, 0o600)
+	n, err := inviteNotifier(o)
+	if sn, ok := n.(relay.SMTPNotifier); err != nil || !ok || sn.Password != "s3cret" || !sn.RequireTLS || sn.Addr != "mail.example.org:587" {
+		t.Fatalf("smtp notifier = %#v, %v", n, err)
 	}
 }

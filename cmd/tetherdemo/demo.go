@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -85,7 +86,8 @@ func newDemo(dir string, logf kiosk.Logf, out io.Writer) (*demo, kioskapp.Config
 	if err != nil {
 		return nil, kioskapp.Config{}, err
 	}
-	d.relay, err = relay.Open(relay.Config{DataDir: filepath.Join(dir, "relay"), Logf: logf, HoldPolicy: relay.HoldAll, AdminToken: token})
+	d.relay, err = relay.Open(relay.Config{DataDir: filepath.Join(dir, "relay"), Logf: logf, HoldPolicy: relay.HoldAll, AdminToken: token,
+		Notifier: relay.SpoolNotifier{Dir: filepath.Join(dir, "invitations"), From: "Tether demo <invite@tether.invalid>"}})
 	if err != nil {
 		return nil, kioskapp.Config{}, err
 	}
@@ -303,6 +305,10 @@ func (d *demo) seedYesterday() error {
 		if _, err := d.relay.ApproveContact(c.ID); err != nil {
 			return err
 		}
+		// The family accepts the invitation the relay wrote to the demo's spool.
+		if err := d.acceptInvitation(c.ID); err != nil {
+			return err
+		}
 	}
 	peer := func(inmateID, email string) (string, bool) {
 		cs, err := t.Contacts(inmateID)
@@ -310,7 +316,7 @@ func (d *demo) seedYesterday() error {
 			return "", false
 		}
 		for _, c := range cs {
-			if strings.EqualFold(c.Email, email) && c.State == kiosk.ContactApproved {
+			if strings.EqualFold(c.Email, email) && kiosk.ContactMayWrite(c) {
 				return c.ID, true
 			}
 		}
@@ -389,8 +395,8 @@ var demoNotices = []relay.NoticeRequest{
 	{InmateID: demoRequest.inmate, Text: "Your property pickup is on Friday at 14:00."},
 }
 
-// seedRequestAndNotices has James write to Medical in a session, a reviewer pass it, Medical
-// answer it through the relay (POST /admin/v1/requests/{id}/reply), and the facility post the
+// seedRequestAndNotices has James write to Medical in a session (requests go straight to the
+// department: their own review setting is off, as in TRULINCS), Medical answer it through the relay (POST /admin/v1/requests/{id}/reply), and the facility post the
 // notices; all reach the kiosk by sync.
 func (d *demo) seedRequestAndNotices(t *kiosk.Terminal, session func(string, func() error) error, drained func(string) error) error {
 	var req kiosk.Message
@@ -404,10 +410,7 @@ func (d *demo) seedRequestAndNotices(t *kiosk.Terminal, session func(string, fun
 	if err := drained("the request to reach the relay"); err != nil {
 		return err
 	}
-	if _, err := d.relay.ApproveOutbound(req.ID); err != nil {
-		return fmt.Errorf("seed request review: %w", err)
-	}
-	if _, err := d.relay.ReplyToRequest(req.ID, relay.ReplyRequest{From: demoRequest.dept, Subject: "Re: " + demoRequest.subject,
+	if _, _, err := d.relay.ReplyToRequest(req.ID, relay.ReplyRequest{From: demoRequest.dept, Subject: "Re: " + demoRequest.subject,
 		Body: demoRequest.answer}); err != nil {
 		return fmt.Errorf("seed answer: %w", err)
 	}
@@ -512,4 +515,24 @@ func poll(ctx context.Context, what string, cond func() bool) error {
 		}
 	}
 	return nil
+}
+
+// acceptInvitation answers contact id's invitation with accept, with the code from the email
+// the relay spooled (the demo's stand-in for the family opening their mail).
+func (d *demo) acceptInvitation(id string) error {
+	files, err := filepath.Glob(filepath.Join(d.dir, "invitations", id+"-*.eml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no invitation spooled for contact %s (%v)", id, err)
+	}
+	sort.Strings(files)
+	raw, err := os.ReadFile(files[len(files)-1])
+	if err != nil {
+		return fmt.Errorf("read invitation: %w", err)
+	}
+	code, ok := relay.InvitationCode(raw)
+	if !ok {
+		return fmt.Errorf("invitation %s has no code", files[len(files)-1])
+	}
+	_, err = d.relay.AnswerInvitation(code, relay.AnswerAccept)
+	return err
 }

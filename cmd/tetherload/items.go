@@ -86,7 +86,8 @@ func (m Mix) pick(rng *rand.Rand) string {
 }
 
 // departments are where load messages go: a department needs no approved contact, so every
-// generated message is accepted (and held for review, like a real one under -hold all).
+// generated message is accepted (and delivered at once: requests to staff have their own review
+// setting, off by default; PUT /admin/v1/facilities/{facility}/monitoring).
 var departments = kiosk.DefaultPolicy().Departments
 
 // newItem makes the terminal's next uplink item with a body the relay accepts: a charge for an

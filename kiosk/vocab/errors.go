@@ -122,6 +122,9 @@ const (
 const (
 	ReasonContactLimit       Reason = "contact_limit"
 	ReasonContactNotApproved Reason = "contact_not_approved"
+	// ReasonContactNotAccepted: staff approved the contact but the contact has not accepted
+	// the relay's invitation (still invited, declined, blocked or expired).
+	ReasonContactNotAccepted Reason = "contact_not_accepted"
 	ReasonNoSession          Reason = "no_session"
 	ReasonPREABacklog        Reason = "prea_backlog" // too many PREA reports still waiting for the relay
 	// ReasonNeedsFunds: a free session (Policy.FreeServices) cannot do what only money pays for.

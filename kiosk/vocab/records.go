@@ -103,6 +103,12 @@ type Contact struct {
 	State     string    `json:"state"`
 	Reason    string    `json:"reason,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Invite is the contact's own answer to the invitation the relay sends once staff approve
+	// (Invite* in kiosk/invite.go); "" from a relay without invitations. Letters flow only when
+	// it is accepted (or "").
+	Invite string `json:"invite,omitempty"`
+	// InviteExpires is when an invitation not yet answered stops being valid.
+	InviteExpires time.Time `json:"invite_expires,omitzero"`
 }
 
 // Message boxes and states.
@@ -253,4 +259,16 @@ type Health struct {
 	Software     string         `json:"software,omitempty"`
 	ItemsWaiting int            `json:"items_waiting"`
 	Devices      []DeviceHealth `json:"devices"`
+}
+
+// Refund takes back (part of) a deposit, decided by the relay: never more than the deposit
+// less its earlier refunds, nor more than the balance the relay holds. Ref is the refund's own
+// reference (a refund applied twice counts once); DepositRef names the deposit.
+type Refund struct {
+	Ref        string    `json:"ref"`
+	DepositRef string    `json:"deposit_ref"`
+	InmateID   string    `json:"inmate_id"`
+	Cents      Cents     `json:"cents"`
+	Reason     string    `json:"reason,omitempty"`
+	At         time.Time `json:"at"`
 }

@@ -116,7 +116,7 @@ func TestRelayURLRules(t *testing.T) {
 func TestDownKindsMatchKiosk(t *testing.T) {
 	kioskKinds := []string{kiosk.DownInboundMessage, kiosk.DownMessageStatus, kiosk.DownInmate, kiosk.DownTechnician,
 		kiosk.DownTechnicianRemove, kiosk.DownDeposit, kiosk.DownContact, kiosk.DownPolicy, kiosk.DownRemoteCharge,
-		kiosk.DownRemoteCredit, kiosk.DownRemoteSessionEnd, kiosk.DownNotice, kiosk.DownSentMessage, kiosk.DownHistory, kiosk.DownMessageRead}
+		kiosk.DownRemoteCredit, kiosk.DownRemoteSessionEnd, kiosk.DownNotice, kiosk.DownSentMessage, kiosk.DownHistory, kiosk.DownMessageRead, kiosk.DownRefund}
 	if !slices.Equal(kioskKinds, wire.DownKinds) {
 		t.Fatalf("kiosk downlink kinds %v differ from wire %v", kioskKinds, wire.DownKinds)
 	}

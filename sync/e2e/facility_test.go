@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -131,6 +132,9 @@ func TestFacilityOneInmateTwoKiosks(t *testing.T) {
 		return false, fmt.Sprint(list.Contacts)
 	})
 	rl.admin("POST", "/admin/v1/contacts/"+c.ID+"/approve", nil, nil)
+	if st, page := familyAnswer(t, rl, spooledCode(t, rl.spool(), c.ID), relay.AnswerAccept); st != http.StatusOK {
+		t.Fatalf("accept the invitation: %d\n%s", st, page)
+	}
 	a.waitSynced()
 
 	// Kiosk B: the lowered balance, the cool-down from A's session end, the approved contact.

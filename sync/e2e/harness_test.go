@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,7 +55,8 @@ func startRelayHold(t testing.TB, dir string, hold relay.HoldPolicy) *relayEnv {
 func (e *relayEnv) open() {
 	e.t.Helper()
 	r, err := relay.Open(relay.Config{DataDir: e.dir, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
-		HoldPolicy: e.holdPolicy(), HandshakeTimeout: 5 * time.Second, Logf: quiet})
+		HoldPolicy: e.holdPolicy(), HandshakeTimeout: 5 * time.Second, Logf: quiet,
+		Notifier: relay.SpoolNotifier{Dir: e.spool(), From: "Tether <invite@relay.example>"}})
 	if err != nil {
 		e.t.Fatalf("open relay: %v", err)
 	}
@@ -93,6 +95,9 @@ func (e *relayEnv) holdPolicy() relay.HoldPolicy {
 }
 
 func (e *relayEnv) addr() string { return e.ln.Addr().String() }
+
+// spool is where the relay writes contact invitations (one email file each).
+func (e *relayEnv) spool() string { return filepath.Join(e.dir, "invitations") }
 
 func quiet(string, ...any) {}
 
@@ -429,10 +434,14 @@ func approvedContact(t testing.TB, rl *relayEnv, tm *terminal, inmate, name, ema
 	if _, err := rl.r.ApproveContact(c.ID); err != nil {
 		t.Fatalf("approve contact: %v", err)
 	}
-	testwait.UntilSaw(t, "the approval on the terminal", func() (bool, string) {
+	// The contact answers the invitation on the family page.
+	if st, page := familyAnswer(t, rl, spooledCode(t, rl.spool(), c.ID), relay.AnswerAccept); st != http.StatusOK {
+		t.Fatalf("accept the invitation: %d\n%s", st, page)
+	}
+	testwait.UntilSaw(t, "the approval and acceptance on the terminal", func() (bool, string) {
 		cs, err := tm.term.Contacts(inmate)
 		for _, got := range cs {
-			if got.ID == c.ID && got.State == kiosk.ContactApproved {
+			if got.ID == c.ID && kiosk.ContactMayWrite(got) && got.Invite == kiosk.InviteAccepted {
 				return true, ""
 			}
 		}

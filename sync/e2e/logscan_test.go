@@ -67,8 +67,10 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	termText := logging.New(&termOut, logging.Options{Format: logging.Text, Level: -4}, nil)
 
 	dir := t.TempDir()
+	spool := t.TempDir()
 	r, err := relay.Open(relay.Config{DataDir: dir, AdminToken: token, PINParams: kiosk.TestPINParams(),
-		HoldPolicy: relay.HoldAll, HandshakeTimeout: 5 * time.Second, Logf: logging.Logf(relayLog)})
+		HoldPolicy: relay.HoldAll, HandshakeTimeout: 5 * time.Second, Logf: logging.Logf(relayLog),
+		Notifier: relay.SpoolNotifier{Dir: spool, From: "Tether <invite@tether.invalid>"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,9 +193,14 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		return err == nil && len(cs) == 1, fmt.Sprint(cs, err)
 	})
 	must("POST", "/admin/v1/contacts/"+c.ID+"/approve", nil, nil)
-	testwait.UntilSaw(t, "the approval on the terminal", func() (bool, string) {
+	// The invitation's code is a secret too: only the contact's email holds it.
+	inviteCode := spooledCode(t, spool, c.ID)
+	if _, err := r.AnswerInvitation(inviteCode, relay.AnswerAccept); err != nil {
+		t.Fatal(err)
+	}
+	testwait.UntilSaw(t, "the accepted invitation on the terminal", func() (bool, string) {
 		cs, err := term.Contacts("A1")
-		return err == nil && len(cs) == 1 && cs[0].State == kiosk.ContactApproved, fmt.Sprint(cs, err)
+		return err == nil && len(cs) == 1 && kiosk.ContactMayWrite(cs[0]), fmt.Sprint(cs, err)
 	})
 	m, err := term.Send("A1", c.ID, letterSubj, letterBody)
 	if err != nil {
@@ -232,7 +239,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		if strings.Count(out, "\n") < 1 {
 			t.Fatalf("%s log has almost nothing; the scan would prove nothing:\n%s", name, out)
 		}
-		for _, secret := range []string{token, guess, en.Code, inmatePIN, inmatePIN2, wrongPIN, techPIN, badge, badge2, techBadge,
+		for _, secret := range []string{token, guess, en.Code, inviteCode, inmatePIN, inmatePIN2, wrongPIN, techPIN, badge, badge2, techBadge,
 			letterBody, letterSubj, deptBody, inboundBody, contactMail} {
 			for i, line := range strings.Split(out, "\n") {
 				if strings.Contains(line, secret) {

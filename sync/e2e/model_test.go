@@ -416,7 +416,9 @@ func (w *lcWorld) staff() {
 		if w.rng.IntN(4) == 0 {
 			_, err = w.rl.r.DeclineContact(c.ID, "unknown person")
 		} else {
-			_, err = w.rl.r.ApproveContact(c.ID)
+			if _, err = w.rl.r.ApproveContact(c.ID); err == nil {
+				_, err = w.rl.r.AnswerInvitation(spooledCode(w.t, w.rl.spool(), c.ID), relay.AnswerAccept)
+			}
 		}
 		if err != nil {
 			w.fail("decide contact %s: %v", c.ID, err)

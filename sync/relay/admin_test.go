@@ -84,6 +84,7 @@ func TestAdminHappyPaths(t *testing.T) {
 	}
 	var cr ContactRecord
 	e.must(http.StatusOK, "POST", "/admin/v1/contacts/c1/approve", nil, &cr)
+	e.accept("c1")
 	e.must(http.StatusOK, "POST", "/admin/v1/contacts/c2/decline", map[string]string{"reason": "not a known person"}, &cr)
 	if cr.State != kiosk.ContactDeclined || cr.Reason != "not a known person" {
 		t.Fatalf("declined = %+v", cr)
@@ -106,7 +107,8 @@ func TestAdminHappyPaths(t *testing.T) {
 		t.Fatalf("inbound = %+v", in)
 	}
 
-	// Outbound: held by default; one approved, one rejected; the kiosk sees both decisions.
+	// Outbound: letters to contacts held by default (the email hold), a request to staff not
+	// (its own review, none by default); one approved, one rejected; the kiosk sees both decisions.
 	msg := func(id, peer, text string) kiosk.Message {
 		return kiosk.Message{ID: id, InmateID: "A1", Box: kiosk.BoxOutbox, Peer: peer, Body: text, State: kiosk.MsgQueued, CreatedAt: t0}
 	}
@@ -117,8 +119,8 @@ func TestAdminHappyPaths(t *testing.T) {
 	}
 	var ol struct{ Messages []Outbound }
 	e.must(http.StatusOK, "GET", "/admin/v1/outbound?status=held&inmate_id=A1", nil, &ol)
-	if len(ol.Messages) != 3 || ol.Messages[0].ID != "m1" || ol.Messages[0].TerminalID != k.id {
-		t.Fatalf("held = %+v", ol)
+	if len(ol.Messages) != 2 || ol.Messages[0].ID != "m1" || ol.Messages[1].ID != "m2" || ol.Messages[0].TerminalID != k.id {
+		t.Fatalf("held = %+v; want m1 and m2, not the request m3", ol)
 	}
 	// A PREA report is never held with the mail and is listed apart, even from a suspended inmate.
 	ack = c.batch(k.item(wire.UpPREA, kiosk.Message{ID: "p1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: kiosk.PREAChannel, Body: "report"}))
@@ -131,7 +133,7 @@ func TestAdminHappyPaths(t *testing.T) {
 		t.Fatalf("prea = %+v", pl)
 	}
 	e.must(http.StatusOK, "GET", "/admin/v1/outbound?status=held&inmate_id=A1", nil, &ol)
-	if len(ol.Messages) != 3 {
+	if len(ol.Messages) != 2 {
 		t.Fatalf("a PREA report joined the review queue: %+v", ol)
 	}
 	var o Outbound
@@ -141,7 +143,7 @@ func TestAdminHappyPaths(t *testing.T) {
 		t.Fatalf("rejected = %+v", o)
 	}
 	e.must(http.StatusOK, "GET", "/admin/v1/outbound?status=delivered", nil, &ol)
-	if len(ol.Messages) != 1 || ol.Messages[0].ID != "m1" {
+	if len(ol.Messages) != 2 || ol.Messages[0].ID != "m1" || ol.Messages[1].ID != "m3" {
 		t.Fatalf("delivered = %+v", ol)
 	}
 	st := decodeAs[wire.MessageStatus](t, c.waitDown(wire.DownMessageStatus, func(b json.RawMessage) bool {
@@ -395,12 +397,13 @@ func TestHoldPolicies(t *testing.T) {
 	} {
 		e := newEnv(t, func(c *Config) { c.HoldPolicy = tc.policy })
 		e.seed()
+		e.letterContact("A1", "pal")
 		if tc.hold != nil {
 			e.must(http.StatusOK, "PUT", "/admin/v1/facilities/north/monitoring", Monitoring{HoldOutbound: *tc.hold}, nil)
 		}
 		k := e.enroll(wire.ModeKiosk, "")
 		c := k.connect(t, 0)
-		ack := c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-medical", Body: "hi"}))
+		ack := c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "pal", Body: "hi"}))
 		if len(ack.Rejected) != 0 {
 			t.Fatalf("ack = %+v", ack)
 		}
@@ -424,12 +427,15 @@ func TestReplyToRequest(t *testing.T) {
 	c := k.connect(t, 0)
 	c.batch(k.item(wire.UpContactRequest, kiosk.Contact{ID: "c1", InmateID: "A1", Name: "Mom", Email: "mom@example.org", State: kiosk.ContactPending}))
 	e.must(http.StatusOK, "POST", "/admin/v1/contacts/c1/approve", nil, nil)
+	e.accept("c1")
+	// The facility reviews requests to staff (request_review hold): staff answer one once it is
+	// delivered.
+	e.must(http.StatusOK, "PUT", "/admin/v1/facilities/north/monitoring", map[string]any{"hold_outbound": true, "request_review": "hold"}, nil)
 	ack := c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "req-1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-medical", Subject: "Tooth", Body: "My tooth hurts"}),
 		k.item(wire.UpMessage, kiosk.Message{ID: "mom-1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "c1", Body: "Hi Mom"}))
 	if len(ack.Rejected) != 0 {
 		t.Fatalf("ack = %+v", ack)
 	}
-	// Held for review like any letter; staff answer it once it is delivered.
 	st, b := e.call("POST", "/admin/v1/requests/req-1/reply", map[string]any{"from": "dept-medical", "body": "x"})
 	if st != http.StatusConflict || !strings.Contains(string(b), "message_id") {
 		t.Fatalf("reply to a held request: %d %s; want 409 naming message_id", st, b)

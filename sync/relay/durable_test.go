@@ -16,11 +16,12 @@ func TestRestartKeepsEverything(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
+	e.letterContact("A1", "pal")
 	c := k.connect(t, 0)
 	items := []wire.Item{
 		k.item(wire.UpCharge, charge("A1", "s1", 0, 5)),
 		k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "nobody", Body: "hi"}),
-		k.item(wire.UpMessage, kiosk.Message{ID: "m2", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-records", Body: "my file"}),
+		k.item(wire.UpMessage, kiosk.Message{ID: "m2", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "pal", Body: "my file"}),
 	}
 	ack := c.batch(items...)
 	if ack.Seq != 3 || len(ack.Rejected) != 1 || ack.Rejected[0].Reason != wire.RefuseUnknownContact {

@@ -109,6 +109,47 @@ func FuzzDecodeDeposit(f *testing.F) {
 	})
 }
 
+func FuzzDecodeRefund(f *testing.F) {
+	f.Add([]byte(`{"ref":"r1","deposit_ref":"d1","cents":1200,"reason":"released"}`))
+	f.Add([]byte(`{"ref":"r1","deposit_ref":"d1","cents":-1}`))
+	f.Add([]byte(`{"ref":"r1","cents":1e30}`))
+	f.Add([]byte(`{"ref":"r1","deposit_ref":"d1","cents":5,"extra":true}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, err := decodeRefund(b)
+		checkDecodeErr(t, err)
+	})
+}
+
+func FuzzDecodeReply(f *testing.F) {
+	f.Add([]byte(`{"id":"k-1","from":"dept-medical","subject":"Re: Tooth","body":"Tuesday"}`))
+	f.Add([]byte(`{"from":"dept-medical","body":"\u0000"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := decodeReply(b)
+		checkDecodeErr(t, err)
+		if err == nil && v.ID != "" {
+			_ = checkID("", "id", v.ID)
+		}
+	})
+}
+
+// FuzzInvitationCode: whatever an email holds, the code read from it is canonical or absent.
+func FuzzInvitationCode(f *testing.F) {
+	f.Add([]byte("Hello\r\nIdentification code: ABCD-EFGH-2345-6722\r\nValid until: x\r\n"))
+	f.Add([]byte("Identification code: abcd efgh 2345 6722"))
+	f.Add([]byte("Identification code: <script>\r\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		code, ok := InvitationCode(b)
+		if !ok {
+			return
+		}
+		if again, ok := normalizeCode(code); !ok || again != code {
+			t.Fatalf("%q gave %q, not canonical", b, code)
+		}
+	})
+}
+
 func FuzzDecodeInbound(f *testing.F) {
 	f.Add([]byte(`{"inmate_id":"A1","from":"c1","subject":"hi","body":"Hello"}`))
 	f.Add([]byte(`{"body":"\u0000"}`))

@@ -39,13 +39,17 @@ type env struct {
 	clock *clock.Fake
 	logMu sync.Mutex
 	logs  []string
+	// spool is where the relay's SpoolNotifier writes invitations.
+	spool string
 }
 
 func newEnv(t testing.TB, change ...func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), clock: clock.NewFake(t0)}
+	e.spool = t.TempDir()
 	e.cfg = Config{DataDir: e.dir, Clock: e.clock, AdminToken: testToken, PINParams: kiosk.TestPINParams(),
-		Logf: e.logf, HandshakeTimeout: 2 * time.Second}
+		Logf: e.logf, HandshakeTimeout: 2 * time.Second,
+		Notifier: SpoolNotifier{Dir: e.spool, From: "Tether <invite@relay.example>", Now: e.clock.Now}, FamilyURL: "https://relay.example/family/"}
 	for _, c := range change {
 		c(&e.cfg)
 	}

@@ -34,6 +34,15 @@ func histories(t *testing.T, r *Relay, id string) []wire.History {
 	return out
 }
 
+// holdRequests makes facility north hold requests to staff for review (their own setting),
+// so the letters to Medical below wait, as a letter to a contact would under the email hold.
+func holdRequests(t *testing.T, e *env) {
+	t.Helper()
+	if err := e.r.SetMonitoring("north", Monitoring{HoldOutbound: true, RequestReview: RequestReviewHold}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // letter is an outbound letter of inmate to Medical, the n-th in time.
 func letter(tm *term, inmate string, n int, body string) wire.Item {
 	at := t0.Add(time.Duration(n) * time.Minute)
@@ -47,6 +56,7 @@ func letter(tm *term, inmate string, n int, body string) wire.Item {
 func TestHistoryGoesToTheKioskOfTheSession(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
+	holdRequests(t, e)
 	writer := e.enroll(wire.ModeKiosk, "")
 	reader := e.enroll(wire.ModeKiosk, "")
 	bystander := e.enroll(wire.ModeKiosk, "")
@@ -107,6 +117,7 @@ func TestHistoryGoesToTheKioskOfTheSession(t *testing.T) {
 func TestHistoryBoundedInBytes(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
+	holdRequests(t, e)
 	p, err := e.r.Policy("north")
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +154,7 @@ func TestHistoryBoundedInBytes(t *testing.T) {
 func TestMessageReadFollowsThePerson(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
+	holdRequests(t, e)
 	kiosk1 := e.enroll(wire.ModeKiosk, "")
 	kiosk2 := e.enroll(wire.ModeKiosk, "")
 	tablet := e.enroll(wire.ModeTablet, "A1")
@@ -152,7 +164,7 @@ func TestMessageReadFollowsThePerson(t *testing.T) {
 	if _, err := e.r.ApproveOutbound("m-A1-000"); err != nil {
 		t.Fatal(err)
 	}
-	ans, err := e.r.ReplyToRequest("m-A1-000", ReplyRequest{From: "dept-medical", Body: "Tuesday."})
+	ans, _, err := e.r.ReplyToRequest("m-A1-000", ReplyRequest{From: "dept-medical", Body: "Tuesday."})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +199,7 @@ func TestMessageReadFollowsThePerson(t *testing.T) {
 func TestSchema4LettersIndexedForHistory(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
+	holdRequests(t, e)
 	k := e.enroll(wire.ModeKiosk, "")
 	c := k.connect(t, 0)
 	c.batch(letter(k, "A1", 0, "before the upgrade"), letter(k, "A2", 0, "Bo's"))
@@ -239,6 +252,7 @@ func TestSchema4LettersIndexedForHistory(t *testing.T) {
 func TestTabletSnapshotHoldsItsInmatesLetters(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
+	holdRequests(t, e)
 	k := e.enroll(wire.ModeKiosk, "")
 	c := k.connect(t, 0)
 	c.batch(letter(k, "A1", 0, "first"), letter(k, "A1", 1, "second"), letter(k, "A2", 0, "Bo's"))
@@ -262,6 +276,7 @@ func TestTabletSnapshotHoldsItsInmatesLetters(t *testing.T) {
 func TestHistoriesPerKioskBounded(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
+	holdRequests(t, e)
 	k := e.enroll(wire.ModeKiosk, "")
 	c := k.connect(t, 0)
 	c.batch(letter(k, "A1", 0, "a letter"))

@@ -41,7 +41,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/enrollments":                      {methods: map[string]http.HandlerFunc{"POST": h(r.hEnroll)}},
 		"/admin/v1/facilities/{facility}/roster":     {methods: map[string]http.HandlerFunc{"PUT": h(r.hRoster)}},
 		"/admin/v1/facilities/{facility}/policy":     {methods: map[string]http.HandlerFunc{"PUT": h(r.hPutPolicy), "GET": h(r.hGetPolicy)}},
-		"/admin/v1/facilities/{facility}/monitoring": {methods: map[string]http.HandlerFunc{"PUT": h(r.hMonitoring)}},
+		"/admin/v1/facilities/{facility}/monitoring": {methods: map[string]http.HandlerFunc{"PUT": h(r.hMonitoring), "GET": h(r.hGetMonitoring)}},
 		"/admin/v1/notices":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hNotice)}},
 		"/admin/v1/deposits":                         {methods: map[string]http.HandlerFunc{"POST": h(r.hDeposit)}},
 		"/admin/v1/inbound":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hInbound)}},
@@ -53,6 +53,10 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/contacts":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hContacts)}, query: []string{"status", "inmate_id"}},
 		"/admin/v1/contacts/{id}/approve":            {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveContact)}},
 		"/admin/v1/contacts/{id}/decline":            {methods: map[string]http.HandlerFunc{"POST": h(r.hDeclineContact)}},
+		"/admin/v1/contacts/{id}/invitation":         {methods: map[string]http.HandlerFunc{"POST": h(r.hReissueInvitation)}},
+		"/admin/v1/invitations":                      {methods: map[string]http.HandlerFunc{"GET": h(r.hInvitations)}, query: []string{"unsent"}},
+		"/admin/v1/invitations/retry":                {methods: map[string]http.HandlerFunc{"POST": h(r.hRetryInvitations)}},
+		"/admin/v1/refunds":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hRefund)}},
 		"/admin/v1/usage":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hUsage)}, query: []string{"inmate_id"}},
 		"/admin/v1/balances/{inmate_id}":             {methods: map[string]http.HandlerFunc{"GET": h(r.hBalance)}},
 		"/admin/v1/items":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hItems)}, query: []string{"terminal_id", "kind"}},
@@ -227,7 +231,8 @@ func policyFields() []string {
 
 func decodeMonitoring(b []byte) (Monitoring, error) {
 	var v struct {
-		HoldOutbound *bool `json:"hold_outbound"`
+		HoldOutbound  *bool  `json:"hold_outbound"`
+		RequestReview string `json:"request_review"`
 	}
 	if err := decodeStrict("set monitoring", b, &v); err != nil {
 		return Monitoring{}, err
@@ -235,7 +240,7 @@ func decodeMonitoring(b []byte) (Monitoring, error) {
 	if v.HoldOutbound == nil {
 		return Monitoring{}, invalid("set monitoring", "hold_outbound", "is required (true or false)")
 	}
-	return Monitoring{HoldOutbound: *v.HoldOutbound}, nil
+	return Monitoring{HoldOutbound: *v.HoldOutbound, RequestReview: v.RequestReview}, nil
 }
 
 func decodeNotice(b []byte) (NoticeRequest, error) {
@@ -246,6 +251,16 @@ func decodeNotice(b []byte) (NoticeRequest, error) {
 func decodeDeposit(b []byte) (DepositRequest, error) {
 	var v DepositRequest
 	return v, decodeStrict("deposit", b, &v)
+}
+
+func decodeRefund(b []byte) (RefundRequest, error) {
+	var v RefundRequest
+	return v, decodeStrict("refund", b, &v)
+}
+
+func decodeReply(b []byte) (ReplyRequest, error) {
+	var v ReplyRequest
+	return v, decodeStrict("reply to request", b, &v)
 }
 
 func decodeInbound(b []byte) (InboundRequest, error) {
@@ -397,10 +412,23 @@ func (r *Relay) hReply(w http.ResponseWriter, req *http.Request) {
 	b, err := body("reply to request", req, maxAdminBody)
 	if err == nil {
 		var rr ReplyRequest
-		if err = decodeStrict("reply to request", b, &rr); err == nil {
+		if rr, err = decodeReply(b); err == nil {
+			// The Idempotency-Key header and a body "id" are the same thing; given both, they agree.
+			if key := strings.TrimSpace(req.Header.Get("Idempotency-Key")); key != "" {
+				if rr.ID != "" && rr.ID != key {
+					r.writeErr(w, invalid("reply to request", "Idempotency-Key", "differs from the body's id"))
+					return
+				}
+				rr.ID = key
+			}
 			var m vocab.Message
-			if m, err = r.ReplyToRequest(req.PathValue("message_id"), rr); err == nil {
-				writeJSON(w, http.StatusCreated, m)
+			var created bool
+			if m, created, err = r.ReplyToRequest(req.PathValue("message_id"), rr); err == nil {
+				status := http.StatusOK
+				if created {
+					status = http.StatusCreated
+				}
+				writeJSON(w, status, m)
 				return
 			}
 		}
@@ -585,4 +613,69 @@ func (r *Relay) serveEnroll(w http.ResponseWriter, req *http.Request) {
 		r.logf("relay: enrollment failed: %v", err)
 		writeJSON(w, http.StatusInternalServerError, wire.ErrorResponse{Error: "internal", Message: "the relay could not enroll the terminal; see its log"})
 	}
+}
+
+func (r *Relay) hInvitations(w http.ResponseWriter, req *http.Request) {
+	unsent := false
+	switch v := req.URL.Query().Get("unsent"); v {
+	case "", "false":
+	case "true":
+		unsent = true
+	default:
+		r.writeErr(w, invalid("list invitations", "unsent", "must be true or false"))
+		return
+	}
+	list, err := r.Invitations(unsent)
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"invitations": list})
+}
+
+func (r *Relay) hRetryInvitations(w http.ResponseWriter, req *http.Request) {
+	sent, failed, err := r.RetryInvitations(req.Context())
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"sent": sent, "failed": failed})
+}
+
+func (r *Relay) hReissueInvitation(w http.ResponseWriter, req *http.Request) {
+	inv, err := r.ReissueInvitation(req.Context(), req.PathValue("id"))
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, inv)
+}
+
+func (r *Relay) hGetMonitoring(w http.ResponseWriter, req *http.Request) {
+	m, err := r.MonitoringOf(req.PathValue("facility"))
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (r *Relay) hRefund(w http.ResponseWriter, req *http.Request) {
+	b, err := body("refund", req, maxAdminBody)
+	if err == nil {
+		var rr RefundRequest
+		if rr, err = decodeRefund(b); err == nil {
+			var rf Refund
+			var created bool
+			if rf, created, err = r.Refund(rr); err == nil {
+				status := http.StatusOK
+				if created {
+					status = http.StatusCreated
+				}
+				writeJSON(w, status, rf)
+				return
+			}
+		}
+	}
+	r.writeErr(w, err)
 }

@@ -30,9 +30,10 @@ func TestLetterTextStoredOnce(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
+	e.letterContact("A1", "pal")
 	c := k.connect(t, 0)
 	text := "my tooth <hurts> & \"more\"\nline \u2028 two"
-	ack := c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-medical", Body: text}),
+	ack := c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "pal", Body: text}),
 		k.item(wire.UpPREA, kiosk.Message{ID: "p1", InmateID: "A1", Peer: kiosk.PREAChannel, Body: "report"}))
 	if ack.Seq != 2 || len(ack.Rejected) != 0 {
 		t.Fatalf("ack = %+v", ack)
@@ -54,8 +55,8 @@ func TestLetterTextStoredOnce(t *testing.T) {
 		t.Fatalf("prea = %+v", pl)
 	}
 	// The same message id with other text is still told apart from a resend.
-	ack = c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-medical", Body: "other"}),
-		k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-medical", Body: text}))
+	ack = c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "pal", Body: "other"}),
+		k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "pal", Body: text}))
 	if len(ack.Rejected) != 1 || ack.Rejected[0].Seq != 3 || ack.Rejected[0].Reason != wire.RefuseIDConflict {
 		t.Fatalf("ack = %+v, want item 3 refused %s and item 4 taken as a duplicate", ack, wire.RefuseIDConflict)
 	}
@@ -76,9 +77,10 @@ func TestSchema2LettersMigrate(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
+	e.letterContact("A1", "pal")
 	c := k.connect(t, 0)
 	msg := func(id, text string) kiosk.Message {
-		return kiosk.Message{ID: id, InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-medical", Body: text, State: kiosk.MsgQueued, CreatedAt: t0}
+		return kiosk.Message{ID: id, InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "pal", Body: text, State: kiosk.MsgQueued, CreatedAt: t0}
 	}
 	ack := c.batch(k.item(wire.UpMessage, msg("m1", "first <letter>")), k.item(wire.UpMessage, msg("m2", "second")),
 		k.item(wire.UpPREA, kiosk.Message{ID: "p1", InmateID: "A1", Peer: kiosk.PREAChannel, Body: "report"}),

@@ -205,9 +205,7 @@ func TestWipedTerminalGetsACompleteSnapshot(t *testing.T) {
 		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c1", InmateID: "A1", Name: "Mom", Email: "mom@example.org"}),
 		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c2", InmateID: "A1", Name: "Dad", Email: "dad@example.org"}),
 		k.item(wire.UpSessionEnd, kiosk.Session{ID: "s1", InmateID: "A1", Start: t0, End: t0.Add(time.Minute), Minutes: 1, Rate: 5, Charged: 5, EndReason: kiosk.EndLogout}))
-	if _, err := e.r.ApproveContact("c1"); err != nil {
-		t.Fatal(err)
-	}
+	e.approveAccepted("c1")
 	if _, err := e.r.DeclineContact("c2", "unknown person"); err != nil {
 		t.Fatal(err)
 	}
@@ -319,11 +317,12 @@ func (e *env) enrollClaiming(facility, mode, replaces string) ([]byte, int, ed25
 func TestReenrollNewKeyNamesTheTerminalItWas(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
+	e.letterContact("A1", "pal")
 	old := e.enroll(wire.ModeKiosk, "")
 	oc := old.connect(t, 0)
 	if ack := oc.batch(
 		old.item(wire.UpCharge, charge("A1", "s1", 0, 5)),
-		old.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-records", Body: "my file"}),
+		old.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "pal", Body: "my file"}),
 	); ack.Seq != 2 || len(ack.Rejected) != 0 {
 		t.Fatalf("ack = %+v", ack)
 	}
@@ -384,10 +383,11 @@ func TestReenrollNewKeyNamesTheTerminalItWas(t *testing.T) {
 func TestReviewReachesTheStoreAfterTwoReenrollments(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
+	e.letterContact("A1", "pal")
 	x := e.enroll(wire.ModeKiosk, "")
 	xc := x.connect(t, 0)
 	if ack := xc.batch(x.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox,
-		Peer: "dept-records", Body: "my file"})); ack.Seq != 1 || len(ack.Rejected) != 0 {
+		Peer: "pal", Body: "my file"})); ack.Seq != 1 || len(ack.Rejected) != 0 {
 		t.Fatalf("ack = %+v", ack)
 	}
 	xc.c.Close(websocket.StatusNormalClosure, "")

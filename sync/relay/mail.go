@@ -1,6 +1,10 @@
 package relay
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
@@ -28,7 +32,7 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 	if err := checkText(op, "from", req.From, true, 254); err != nil {
 		return vocab.Message{}, err
 	}
-	m, err := r.deliverInbound(op, req.Subject, req.Body, func(tx *bolt.Tx) (inmateRec, error) {
+	m, _, err := r.deliverInbound(op, "", req.Subject, req.Body, func(tx *bolt.Tx) (inmateRec, error) {
 		var in inmateRec
 		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
 		if err != nil {
@@ -48,6 +52,10 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 		}
 		for _, c := range all {
 			if c.State == vocab.ContactApproved && (c.ID == req.From || strings.EqualFold(c.Email, req.From)) {
+				if c.Invite != vocab.InviteAccepted {
+					return vocab.Message{}, conflict(op, "from", "%q has not accepted the invitation to write with inmate %q (invitation %s)",
+						req.From, req.InmateID, vocab.InviteState(c.Contact, r.clock.Now()))
+				}
 				return vocab.Message{Peer: c.ID, PeerName: c.Name}, nil
 			}
 		}
@@ -63,6 +71,10 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 // ReplyRequest is a department's answer to an inmate's request (POST
 // /admin/v1/requests/{message_id}/reply).
 type ReplyRequest struct {
+	// ID, if given (or the Idempotency-Key header), makes the reply count once: the same id
+	// again with the same reply stores and sends nothing new and returns the first reply; with
+	// another reply it is a conflict.
+	ID      string `json:"id,omitempty"`
 	From    string `json:"from"` // the department id the request was written to
 	Subject string `json:"subject,omitempty"`
 	Body    string `json:"body"`
@@ -71,16 +83,23 @@ type ReplyRequest struct {
 // ReplyToRequest delivers a department's answer to the inmate who wrote request requestID, as
 // an inbound_message whose reply_to is the request, to the inmate's terminals. A department
 // is no approved contact, so POST /admin/v1/inbound refuses it; this is its only way in.
-func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (vocab.Message, error) {
+func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (m vocab.Message, created bool, err error) {
 	const op = "reply to request"
 	if err := checkID(op, "message_id", requestID); err != nil {
-		return vocab.Message{}, err
+		return vocab.Message{}, false, err
 	}
 	if err := checkText(op, "from", req.From, true, 128); err != nil {
-		return vocab.Message{}, err
+		return vocab.Message{}, false, err
+	}
+	key := ""
+	if req.ID != "" {
+		if err := checkID(op, "id", req.ID); err != nil {
+			return vocab.Message{}, false, err
+		}
+		key = requestID + "/" + req.ID
 	}
 	var answer vocab.Message
-	m, err := r.deliverInbound(op, req.Subject, req.Body, func(tx *bolt.Tx) (inmateRec, error) {
+	m, created, err = r.deliverInbound(op, key, req.Subject, req.Body, func(tx *bolt.Tx) (inmateRec, error) {
 		var in inmateRec
 		o, found, err := getLetter(tx, bOutbound, requestID)
 		if err != nil {
@@ -119,31 +138,70 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (vocab.Messag
 		return in, nil
 	}, func(*bolt.Tx) (vocab.Message, error) { return answer, nil })
 	if err != nil {
-		return vocab.Message{}, err
+		return vocab.Message{}, false, err
 	}
-	r.logf("relay: reply %s to request %s for inmate %s", m.ID, requestID, m.InmateID)
-	return m, nil
+	if created {
+		r.logf("relay: reply %s to request %s for inmate %s", m.ID, requestID, m.InmateID)
+	}
+	return m, created, nil
+}
+
+// replyKeyRec is what an idempotency key stood for: the letter it made and what it said.
+type replyKeyRec struct {
+	MessageID string `json:"message_id"`
+	Sum       string `json:"sum"` // sha256 of sender, subject and body
+}
+
+func letterSum(peer, subject, body string) string {
+	h := sha256.New()
+	for _, s := range []string{peer, subject, body} {
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // deliverInbound is what every letter into the facility shares: a subject and a body checked,
 // then in one write: inmate finds the addressee (or refuses), the body is held to their
 // facility's limit, sender gives who writes (a template with the sender and any reply_to, or a
 // refusal), and the letter is stored and sent to the inmate's terminals.
-func (r *Relay) deliverInbound(op, subject, body string, inmate func(*bolt.Tx) (inmateRec, error),
-	sender func(*bolt.Tx) (vocab.Message, error)) (vocab.Message, error) {
+func (r *Relay) deliverInbound(op, key, subject, body string, inmate func(*bolt.Tx) (inmateRec, error),
+	sender func(*bolt.Tx) (vocab.Message, error)) (vocab.Message, bool, error) {
 	if err := checkText(op, "subject", subject, false, vocab.MaxSubjectChars); err != nil {
-		return vocab.Message{}, err
+		return vocab.Message{}, false, err
 	}
 	if strings.TrimSpace(body) == "" {
-		return vocab.Message{}, invalid(op, "body", "is required")
+		return vocab.Message{}, false, invalid(op, "body", "is required")
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return vocab.Message{}, ioErr(op, err)
+		return vocab.Message{}, false, ioErr(op, err)
 	}
 	now := r.clock.Now().UTC()
 	var m vocab.Message
+	created := false
 	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		created = false
+		if key != "" {
+			// Asked before under this key: the letter it made, if it is the same letter.
+			var prev replyKeyRec
+			found, err := getJSON(tx, bReplyKeys, key, &prev)
+			if err != nil {
+				return err
+			}
+			if found {
+				var pm vocab.Message
+				if ok, err := getJSON(tx, bInbound, prev.MessageID, &pm); err != nil {
+					return err
+				} else if !ok {
+					return fmt.Errorf("reply key %q names message %q, which is missing", key, prev.MessageID)
+				}
+				if prev.Sum != letterSum(pm.Peer, subject, body) {
+					return conflict(op, "id", "this idempotency key was already used for a different reply")
+				}
+				m = pm
+				return nil
+			}
+		}
 		in, err := inmate(tx)
 		if err != nil {
 			return err
@@ -164,12 +222,18 @@ func (r *Relay) deliverInbound(op, subject, body string, inmate func(*bolt.Tx) (
 		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
 			return err
 		}
+		if key != "" {
+			if err := putJSON(tx, bReplyKeys, key, replyKeyRec{MessageID: m.ID, Sum: letterSum(m.Peer, subject, body)}); err != nil {
+				return err
+			}
+		}
+		created = true
 		return f.toInmate(in.FacilityID, in.ID, "", wire.DownInboundMessage, m)
 	})
 	if err != nil {
-		return vocab.Message{}, err
+		return vocab.Message{}, false, err
 	}
-	return m, nil
+	return m, created, nil
 }
 
 // OutboundFilter narrows the review list; empty fields match everything.
@@ -294,9 +358,18 @@ func (r *Relay) Contacts(status, inmateID string) ([]ContactRecord, error) {
 	return out, err
 }
 
-// ApproveContact lets the inmate write to a pending contact.
+// ApproveContact approves a pending contact and invites it (Config.Notifier): letters flow once
+// the contact accepts. An invitation that cannot be sent now is kept and sent again by
+// RetryInvitations; the approval stands either way.
 func (r *Relay) ApproveContact(id string) (ContactRecord, error) {
-	return r.reviewContact("approve contact", id, vocab.ContactApproved, "")
+	c, err := r.reviewContact("approve contact", id, vocab.ContactApproved, "")
+	if err != nil || c.Invite != vocab.InviteInvited {
+		return c, err
+	}
+	if _, err := r.sendInvitation(context.Background(), id); err != nil && vocab.KindOf(err) != vocab.KindTransient {
+		r.logf("relay: invitation of contact %s: %v", id, err)
+	}
+	return c, nil
 }
 
 // DeclineContact refuses a pending contact; reason is optional.
@@ -326,6 +399,11 @@ func (r *Relay) reviewContact(op, id, state, reason string) (ContactRecord, erro
 			return conflict(op, "id", "contact %q is %s, not pending", id, c.State)
 		}
 		c.State, c.Reason, c.UpdatedAt = state, reason, now
+		if state == vocab.ContactApproved {
+			if _, err := r.inviteOnApprovalTx(tx, &c, now); err != nil {
+				return err
+			}
+		}
 		if err := putJSON(tx, bContacts, id, c); err != nil {
 			return err
 		}

@@ -12,7 +12,10 @@ type facilityRec struct {
 	ID           string        `json:"id"`
 	Policy       *vocab.Policy `json:"policy,omitempty"`
 	HoldOutbound *bool         `json:"hold_outbound,omitempty"` // HoldByFacility only; nil means hold
-	UpdatedAt    time.Time     `json:"updated_at"`
+	// RequestReview is the review of requests to staff: "" or RequestReviewNone delivers them
+	// at once, RequestReviewHold holds them (whatever the email hold).
+	RequestReview string    `json:"request_review,omitempty"`
+	UpdatedAt     time.Time `json:"updated_at"`
 	// Notices are the facility's notices still in force (the newest maxNotices), for snapshots.
 	Notices []wire.Notice `json:"notices,omitempty"`
 }
@@ -138,13 +141,18 @@ type totals struct {
 	Deposits vocab.Cents `json:"deposits_cents"`
 	Charges  vocab.Cents `json:"charges_cents"`
 	Credits  vocab.Cents `json:"credits_cents"`
+	Refunds  vocab.Cents `json:"refunds_cents,omitempty"`
 }
 
-// Balance is deposits - charges + credits across every terminal.
+// balance is what the inmate holds: deposits - refunds - charges + credits.
+func (t totals) balance() vocab.Cents { return t.Deposits - t.Refunds - t.Charges + t.Credits }
+
+// Balance is deposits - refunds - charges + credits across every terminal.
 type Balance struct {
 	InmateID     string      `json:"inmate_id"`
 	BalanceCents vocab.Cents `json:"balance_cents"`
 	Deposits     vocab.Cents `json:"deposits_cents"`
 	Charges      vocab.Cents `json:"charges_cents"`
 	Credits      vocab.Cents `json:"credits_cents"`
+	Refunds      vocab.Cents `json:"refunds_cents"`
 }

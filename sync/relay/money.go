@@ -109,7 +109,7 @@ func (r *Relay) Balance(inmateID string) (Balance, error) {
 		if !hasMoney && !known {
 			return notFound(op, "inmate_id", "unknown inmate %q", inmateID)
 		}
-		b = Balance{InmateID: inmateID, BalanceCents: t.Deposits - t.Charges + t.Credits, Deposits: t.Deposits, Charges: t.Charges, Credits: t.Credits}
+		b = Balance{InmateID: inmateID, BalanceCents: t.balance(), Deposits: t.Deposits, Charges: t.Charges, Credits: t.Credits, Refunds: t.Refunds}
 		return nil
 	})
 	return b, err
@@ -153,4 +153,98 @@ func (r *Relay) Usage(inmateID string) (Usage, error) {
 		return nil
 	})
 	return u, err
+}
+
+// RefundRequest gives back (part of) a deposit: Ref is the refund's own reference (a retried
+// refund counts once), DepositRef the deposit it comes out of.
+type RefundRequest struct {
+	Ref        string      `json:"ref"`
+	DepositRef string      `json:"deposit_ref"`
+	Cents      vocab.Cents `json:"cents"`
+	Reason     string      `json:"reason,omitempty"`
+}
+
+// Refund is a refund as the relay keeps it and sends it to terminals.
+type Refund = vocab.Refund
+
+// Refund records a refund once per ref and sends it to the inmate's terminals. It never gives
+// back more than the deposit less the refunds already made from it, nor more than the inmate's
+// balance as the relay holds it: a refund never makes the balance negative (409 naming cents).
+// Minutes a terminal billed offline and has not yet synced are not in that balance; they reach
+// the relay as facts already spent and are never refused, so the balance a refund leaves can
+// still fall by them later, as it can after any purchase. created is false when the same ref
+// was already recorded with the same deposit and amount; with others it is a conflict.
+func (r *Relay) Refund(req RefundRequest) (rf Refund, created bool, err error) {
+	const op = "refund"
+	if err := checkID(op, "ref", req.Ref); err != nil {
+		return rf, false, err
+	}
+	if err := checkID(op, "deposit_ref", req.DepositRef); err != nil {
+		return rf, false, err
+	}
+	if req.Cents <= 0 {
+		return rf, false, invalid(op, "cents", "must be more than 0, got %d", req.Cents)
+	}
+	if err := checkText(op, "reason", req.Reason, false, 200); err != nil {
+		return rf, false, err
+	}
+	now := r.clock.Now().UTC()
+	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+		rf, created = Refund{}, false
+		var prev Refund
+		if found, err := getJSON(tx, bRefunds, req.Ref, &prev); err != nil {
+			return err
+		} else if found {
+			if prev.DepositRef != req.DepositRef || prev.Cents != req.Cents {
+				return conflict(op, "ref", "ref %q was already used for a different refund", req.Ref)
+			}
+			rf = prev
+			return nil
+		}
+		var d vocab.Deposit
+		if found, err := getJSON(tx, bDeposits, req.DepositRef, &d); err != nil {
+			return err
+		} else if !found {
+			return notFound(op, "deposit_ref", "no deposit %q", req.DepositRef)
+		}
+		var refunded vocab.Cents
+		for _, ref := range indexed(tx, d.InmateID, "r") {
+			var o Refund
+			if _, err := getJSON(tx, bRefunds, ref, &o); err != nil {
+				return err
+			}
+			if o.DepositRef == d.Ref {
+				refunded += o.Cents
+			}
+		}
+		if left := d.Cents - refunded; req.Cents > left {
+			return conflict(op, "cents", "%s is more than is left of deposit %q (%s of %s)", req.Cents, d.Ref, left, d.Cents)
+		}
+		var t totals
+		if _, err := getJSON(tx, bBalances, d.InmateID, &t); err != nil {
+			return err
+		}
+		if bal := t.balance(); req.Cents > bal {
+			return conflict(op, "cents", "%s is more than inmate %s's balance of %s: a refund never makes it negative", req.Cents, d.InmateID, bal)
+		}
+		rf = Refund{Ref: req.Ref, DepositRef: d.Ref, InmateID: d.InmateID, Cents: req.Cents, Reason: req.Reason, At: now}
+		if err := putJSON(tx, bRefunds, rf.Ref, rf); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(rf.InmateID, "r", rf.Ref), nil); err != nil {
+			return err
+		}
+		if err := addTotals(tx, rf.InmateID, func(t *totals) { t.Refunds += rf.Cents }); err != nil {
+			return err
+		}
+		created = true
+		return f.toInmate(facilityOf(tx, rf.InmateID, ""), rf.InmateID, "", wire.DownRefund, rf)
+	})
+	if err != nil {
+		return Refund{}, false, err
+	}
+	if created {
+		r.logf("relay: refund %s of %s from deposit %s for inmate %s", rf.Ref, rf.Cents, rf.DepositRef, rf.InmateID)
+	}
+	return rf, created, nil
 }

@@ -60,6 +60,18 @@ type Config struct {
 	PingInterval time.Duration
 	// NoSync skips fsync; only for benchmarks that measure something else.
 	NoSync bool
+	// Notifier sends contact invitations (SMTPNotifier, SpoolNotifier); nil keeps each
+	// invitation unsent, listed for staff, until one is configured.
+	Notifier Notifier
+	// InviteTTL is how long an invitation's code is valid (default DefaultInviteTTL, 10 days).
+	InviteTTL time.Duration
+	// FamilyURL is the address of the family page (/family/) as contacts reach it, put in
+	// each invitation.
+	FamilyURL string
+	// FamilyAttempts bounds the wrong codes one address may try on the family page per
+	// FamilyWindow (defaults 10 and one hour).
+	FamilyAttempts int
+	FamilyWindow   time.Duration
 }
 
 // Relay is one relay over one data directory. Its methods are safe for concurrent use.
@@ -88,6 +100,10 @@ type Relay struct {
 	restoreSnapshots sync.Map
 	// media is the content store (content.go), opened on first use.
 	media media
+	// inviteMu makes invitation sends one at a time (each mints the code it sends).
+	inviteMu sync.Mutex
+	// family is the family page's state: its templates and the wrong-code counts per address.
+	family *familyPage
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.
@@ -130,6 +146,15 @@ func Open(cfg Config) (*Relay, error) {
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 30 * time.Second
 	}
+	if cfg.InviteTTL <= 0 {
+		cfg.InviteTTL = DefaultInviteTTL
+	}
+	if cfg.FamilyAttempts <= 0 {
+		cfg.FamilyAttempts = 10
+	}
+	if cfg.FamilyWindow <= 0 {
+		cfg.FamilyWindow = time.Hour
+	}
 	db, err := openDB(cfg.DataDir, cfg.NoSync)
 	if err != nil {
 		return nil, err
@@ -142,6 +167,7 @@ func Open(cfg Config) (*Relay, error) {
 	r.routeTerminal(mux)
 	r.routeAdmin(mux)
 	r.routeOps(mux)
+	r.routeFamily(mux)
 	r.handler = mux
 	return r, nil
 }

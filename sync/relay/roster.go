@@ -437,10 +437,21 @@ func (r *Relay) Policy(facility string) (vocab.Policy, error) {
 	return fac.policy(), nil
 }
 
-// Monitoring is a facility's outbound review setting (used when the relay's HoldPolicy is "facility").
+// Monitoring is a facility's review settings. HoldOutbound is the email hold of letters to
+// contacts (used when the relay's HoldPolicy is "facility"). RequestReview is the review of
+// requests to staff (letters to a department), whatever the HoldPolicy: RequestReviewNone (the
+// default, as TRULINCS sends requests straight to the department) or RequestReviewHold; empty
+// keeps the facility's current setting.
 type Monitoring struct {
-	HoldOutbound bool `json:"hold_outbound"`
+	HoldOutbound  bool   `json:"hold_outbound"`
+	RequestReview string `json:"request_review,omitempty"`
 }
+
+// Request review settings (Monitoring.RequestReview).
+const (
+	RequestReviewNone = "none"
+	RequestReviewHold = "hold"
+)
 
 // SetMonitoring sets whether a facility's outbound messages wait for review.
 func (r *Relay) SetMonitoring(facility string, m Monitoring) error {
@@ -448,11 +459,52 @@ func (r *Relay) SetMonitoring(facility string, m Monitoring) error {
 	if err := checkID(op, "facility", facility); err != nil {
 		return err
 	}
+	switch m.RequestReview {
+	case "", RequestReviewNone, RequestReviewHold:
+	default:
+		return invalid(op, "request_review", "%q is not none or hold", m.RequestReview)
+	}
 	now := r.clock.Now().UTC()
 	return r.update(op, func(tx *bolt.Tx, _ *fanout) error {
 		hold := m.HoldOutbound
-		return touchFacility(tx, facility, now, func(fac *facilityRec) { fac.HoldOutbound = &hold })
+		return touchFacility(tx, facility, now, func(fac *facilityRec) {
+			fac.HoldOutbound = &hold
+			if m.RequestReview != "" {
+				fac.RequestReview = m.RequestReview
+			}
+		})
 	})
+}
+
+// MonitoringOf returns a facility's review settings as they apply now.
+func (r *Relay) MonitoringOf(facility string) (Monitoring, error) {
+	var fac facilityRec
+	var ok bool
+	err := r.view("read monitoring", func(tx *bolt.Tx) error {
+		var err error
+		ok, err = getJSON(tx, bFacilities, facility, &fac)
+		return err
+	})
+	if err != nil {
+		return Monitoring{}, err
+	}
+	if !ok {
+		return Monitoring{}, notFound("read monitoring", "facility", "unknown facility %q", facility)
+	}
+	m := Monitoring{HoldOutbound: r.holds(fac), RequestReview: RequestReviewNone}
+	if fac.RequestReview != "" {
+		m.RequestReview = fac.RequestReview
+	}
+	return m, nil
+}
+
+// holdsLetter reports whether a new outbound letter waits for review: a request to staff (dept)
+// by the facility's request review, any other letter by the email hold.
+func (r *Relay) holdsLetter(fac facilityRec, dept bool) bool {
+	if dept {
+		return fac.RequestReview == RequestReviewHold
+	}
+	return r.holds(fac)
 }
 
 // holds reports whether a new outbound message of the facility waits for review.

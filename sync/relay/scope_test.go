@@ -36,13 +36,14 @@ func statusesFor(t *testing.T, r *Relay, id string) []string {
 func TestMessageStatusGoesToTheSenderAndTheInmatesTablet(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
+	e.letterContact("A1", "pal")
 	sender := e.enroll(wire.ModeKiosk, "")
 	other := e.enroll(wire.ModeKiosk, "")
 	tablet := e.enroll(wire.ModeTablet, "A1")
 	otherTablet := e.enroll(wire.ModeTablet, "A2")
 	c := sender.connect(t, 0)
 	msg := func(id string) wire.Item {
-		return sender.item(wire.UpMessage, kiosk.Message{ID: id, InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-medical", Body: "my tooth"})
+		return sender.item(wire.UpMessage, kiosk.Message{ID: id, InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "pal", Body: "my tooth"})
 	}
 	if ack := c.batch(msg("m1"), msg("m2")); ack.Seq != 2 || len(ack.Rejected) != 0 {
 		t.Fatalf("ack = %+v", ack)

@@ -190,6 +190,13 @@ func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in vocab.I
 		}
 		items = append(items, item{wire.DownDeposit, d})
 	}
+	for _, ref := range indexed(tx, in.ID, "r") {
+		var rf vocab.Refund
+		if _, err := getJSON(tx, bRefunds, ref, &rf); err != nil {
+			return err
+		}
+		items = append(items, item{wire.DownRefund, rf})
+	}
 	for _, b := range []struct{ bucket, kind string }{{bCharges, wire.DownRemoteCharge}, {bCredits, wire.DownRemoteCredit}} {
 		if err := forEachJSON(tx, b.bucket, in.ID+"/", func(_ string, u UsageRecord) bool {
 			items = append(items, item{b.kind, u.record()})

@@ -43,7 +43,7 @@ const (
 	bOutbound    = "outbound"    // message id -> letterRec (v3: the body text is in the item that carried it)
 	bPREA        = "prea"        // message id -> letterRec (never held, never shown in the review queue)
 	bContacts    = "contacts"    // contact id -> ContactRecord
-	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, + "/c/" + contact id, or (v5) + "/m/" + letter id -> nil (index)
+	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, "/c/" + contact id, (v5) "/m/" + letter id or (v6) "/r/" + refund ref -> nil
 	bInbound     = "inbound"     // message id -> vocab.Message delivered to an inmate
 	bAudit       = "audit"       // terminal id + "/" + audit id -> vocab.AuditEvent
 	bDevices     = "devices"     // terminal id -> last device_status body
@@ -54,6 +54,12 @@ const (
 	bConflicts = "seq_conflicts" // terminal id + "/" + epoch + "/" + seq (%020d) -> Refusal: a seq reused or skipped
 	// v4: who left a facility's roster, so a snapshot can tell a restored store they are gone.
 	bReleased = "released" // facility id + "/" + inmate id -> vocab.Inmate as last sent (suspended)
+	// v6: contact invitations, blocks, reply idempotency keys and refunds.
+	bInvites     = "invites"      // contact id -> inviteRec (the contact's current invitation)
+	bInviteCodes = "invite_codes" // sha256(code) hex -> contact id
+	bBlocks      = "blocks"       // blockKey -> blockRec: an address that blocked an inmate or a facility
+	bReplyKeys   = "reply_keys"   // request id + "/" + idempotency key -> replyKeyRec
+	bRefunds     = "refunds"      // refund ref -> Refund
 )
 
 const kSchema = "schema_version"
@@ -61,11 +67,39 @@ const kSchema = "schema_version"
 func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
-		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased}
+		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 5
+const schemaVersion = 6
+
+// migrate5to6 adds the buckets of invitations, blocks, reply keys and refunds. A contact
+// approved before invitations existed has been writing and receiving letters: it is marked
+// accepted (grandfathered) rather than cut off until someone answers an invitation it never got.
+func migrate5to6(tx *bolt.Tx) error {
+	for _, name := range []string{bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	var approved []ContactRecord
+	if err := forEachJSON(tx, bContacts, "", func(_ string, c ContactRecord) bool {
+		if c.State == vocab.ContactApproved && c.Invite == "" {
+			approved = append(approved, c)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, c := range approved {
+		c.Invite = vocab.InviteAccepted
+		if err := putJSON(tx, bContacts, c.ID, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // migrate3to4 adds the record of who left each facility's roster (none is known from before).
 func migrate3to4(tx *bolt.Tx) error {
@@ -136,7 +170,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
 	}
 	if version < schemaVersion {
-		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5}
+		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6}
 		err := db.Update(func(tx *bolt.Tx) error {
 			for v := version; v < schemaVersion; v++ {
 				if err := migrations[v](tx); err != nil {
@@ -224,7 +258,8 @@ func forEachJSON[T any](tx *bolt.Tx, bucket, prefix string, fn func(key string, 
 	return nil
 }
 
-// indexKey is a by_inmate key: what (d = deposit, c = contact, m = outbound letter) of an inmate.
+// indexKey is a by_inmate key: what (d = deposit, c = contact, m = outbound letter, r = refund)
+// of an inmate.
 func indexKey(inmateID, what, id string) []byte { return []byte(inmateID + "/" + what + "/" + id) }
 
 // indexed lists the ids of one kind an inmate has, in key order.

@@ -143,9 +143,7 @@ func TestSnapshotTabletAndMove(t *testing.T) {
 		t.Fatalf("ack = %+v", ack)
 	}
 	for _, id := range []string{"c1", "c2"} {
-		if _, err := e.r.ApproveContact(id); err != nil {
-			t.Fatal(err)
-		}
+		e.approveAccepted(id)
 	}
 
 	tab := e.enroll(wire.ModeTablet, "A1")

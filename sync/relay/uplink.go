@@ -502,10 +502,11 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	if vocab.ValidateLetter(m.Body, m.Subject, pol.MaxMessageChars) != nil {
 		return wire.RefuseInvalid, nil
 	}
-	known := false
+	known, dept := false, false
 	for _, d := range pol.Departments {
 		known = known || d.ID == m.Peer
 	}
+	dept = known
 	if !known {
 		var c ContactRecord
 		found, err := getJSON(tx, bContacts, m.Peer, &c)
@@ -513,12 +514,17 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 			return "", err
 		}
 		known = found && c.InmateID == m.InmateID && c.State == vocab.ContactApproved
+		if known && c.Invite != vocab.InviteAccepted {
+			// Approved by staff, but the contact has not accepted the invitation (or declined,
+			// or blocked the inmate): nothing flows until they do.
+			return wire.RefuseContactNotAccepted, nil
+		}
 	}
 	if !known {
 		return wire.RefuseUnknownContact, nil
 	}
 	status := vocab.MsgDelivered
-	if r.holds(fac) {
+	if r.holdsLetter(fac, dept) {
 		status = vocab.MsgHeld
 	}
 	m.Box, m.State, m.UpdatedAt = vocab.BoxOutbox, status, now
@@ -557,8 +563,8 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol vocab.Polic
 	if found && (prev.InmateID != c.InmateID || !strings.EqualFold(prev.Email, c.Email)) {
 		return wire.RefuseIDConflict, nil
 	}
-	if found && (prev.State == vocab.ContactPending || prev.State == vocab.ContactApproved) {
-		return "", nil // asked again for a contact already pending or approved: nothing new
+	if found && vocab.ContactLive(prev.Contact, now) {
+		return "", nil // asked again for a contact already pending, invited or accepted: nothing new
 	}
 	if in.Status != vocab.StatusActive {
 		return wire.RefuseSuspended, nil
@@ -569,7 +575,9 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol vocab.Polic
 		return "", err
 	}
 	for _, x := range all {
-		if x.State == vocab.ContactPending || x.State == vocab.ContactApproved {
+		// Pending, invited and accepted contacts count; declined, blocked, expired and
+		// removed ones do not.
+		if vocab.ContactLive(x.Contact, now) {
 			n++
 		}
 	}
@@ -577,6 +585,7 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol vocab.Polic
 		return RefuseContactLimit, nil
 	}
 	c.State, c.Reason, c.UpdatedAt = vocab.ContactPending, "", now
+	c.Invite, c.InviteExpires = "", time.Time{} // the relay's to set, after approval
 	rec := ContactRecord{Contact: c, FacilityID: t.FacilityID, TerminalID: t.ID, CreatedAt: now}
 	if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(c.InmateID, "c", c.ID), nil); err != nil {
 		return "", err
@@ -602,6 +611,10 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c voc
 		return wire.RefuseIDConflict, nil
 	}
 	prev.State, prev.Reason, prev.UpdatedAt = vocab.ContactRemoved, "", now
+	// An open invitation goes with the contact: its code no longer opens anything.
+	if err := dropCodeTx(tx, c.ID); err != nil {
+		return "", err
+	}
 	if err := putJSON(tx, bContacts, c.ID, prev); err != nil {
 		return "", err
 	}

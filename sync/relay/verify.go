@@ -97,6 +97,12 @@ func verifyRelayTx(tx *bolt.Tx) vocab.VerifyReport {
 		}
 		sum(d.InmateID).Deposits += d.Cents
 	})
+	eachRaw(tx, bRefunds, decodeErr(bRefunds), func(k string, rf vocab.Refund) {
+		if rf.Ref != k {
+			add("refund_key", "refund %q is stored under key %q", rf.Ref, k)
+		}
+		sum(rf.InmateID).Refunds += rf.Cents
+	})
 	charges := map[string]UsageRecord{}
 	eachRaw(tx, bCharges, decodeErr(bCharges), func(k string, u UsageRecord) {
 		if k != u.InmateID+"/"+u.RecordID {
@@ -219,7 +225,7 @@ func (r *Relay) LedgerFor(terminalID string, letters []string) (ledger.Ledger, e
 				if _, err = getJSON(tx, bBalances, id, &tt); err != nil {
 					return false
 				}
-				l.Balances[id] = tt.Deposits - tt.Charges + tt.Credits
+				l.Balances[id] = tt.balance()
 			}
 			return true
 		}); err != nil {

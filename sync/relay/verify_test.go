@@ -16,13 +16,14 @@ import (
 func TestVerifyCleanRelayAndLedger(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
+	e.letterContact("A1", "pal")
 	k := e.enroll(wire.ModeKiosk, "")
 	c := k.connect(t, 0)
 	ack := c.batch(
 		k.item(wire.UpCharge, charge("A1", "s1", 0, 5)),
 		k.item(wire.UpCharge, charge("A1", "s1", 1, 5)),
 		k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "nobody", Body: "hi"}),
-		k.item(wire.UpMessage, kiosk.Message{ID: "m2", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-records", Body: "my file"}),
+		k.item(wire.UpMessage, kiosk.Message{ID: "m2", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "pal", Body: "my file"}),
 	)
 	if ack.Seq != 4 {
 		t.Fatalf("ack = %+v", ack)

@@ -22,12 +22,13 @@ const (
 	DownSentMessage      = "sent_message"       // vocab.Message (outbox): a letter written on another terminal (tablets)
 	DownHistory          = "history"            // History: an inmate's letters for one kiosk session
 	DownMessageRead      = "message_read"       // MessageRead: an inbox letter read on another terminal
+	DownRefund           = "refund"             // vocab.Refund of (part of) a deposit; applied once per ref
 )
 
 // DownKinds lists every downlink kind of this protocol version.
 var DownKinds = []string{DownInboundMessage, DownMessageStatus, DownInmate, DownTechnician,
 	DownTechnicianRemove, DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit,
-	DownRemoteSessionEnd, DownNotice, DownSentMessage, DownHistory, DownMessageRead}
+	DownRemoteSessionEnd, DownNotice, DownSentMessage, DownHistory, DownMessageRead, DownRefund}
 
 // Uplink item kinds (vocab.ItemKind values).
 const (

@@ -168,6 +168,8 @@ func goldenDownBodies() map[string]any {
 			Letters: []vocab.Message{{ID: "01920c6e-8f00-7000-8000-000000000001", InmateID: "A123456", Box: vocab.BoxOutbox,
 				Peer: "c-17", PeerName: "Mom", Body: "Hi Mom", State: vocab.MsgHeld, CreatedAt: at, UpdatedAt: at}}},
 		DownMessageRead: MessageRead{MessageID: "01920c6e-7000-7000-8000-000000000009", InmateID: "A123456", At: at.Add(3 * time.Minute)},
+		DownRefund: vocab.Refund{Ref: "ref-77", DepositRef: "dep-8812", InmateID: "A123456", Cents: 1200, Reason: "released",
+			At: at.Add(3 * time.Minute)},
 	}
 }
 
@@ -316,6 +318,7 @@ func goldenBodyTypes() map[string]func() any {
 		"down_" + DownSentMessage:      func() any { return new(vocab.Message) },
 		"down_" + DownHistory:          func() any { return new(History) },
 		"down_" + DownMessageRead:      func() any { return new(MessageRead) },
+		"down_" + DownRefund:           func() any { return new(vocab.Refund) },
 	}
 }
 

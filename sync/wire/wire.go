@@ -86,10 +86,13 @@ const ReasonBinary = ReasonMalformed + ": binary message (frames are UTF-8 JSON 
 const (
 	RefuseTooLarge       = "too_large"
 	RefuseUnknownContact = "unknown_contact"
-	RefuseSuspended      = "suspended"
-	RefuseInvalid        = "invalid"
-	RefuseUnknownKind    = "unknown_kind"
-	RefuseNotYours       = "not_this_terminals_inmate" // not of the terminal's facility, or not the tablet's inmate
+	// RefuseContactNotAccepted: the contact is approved by staff but has not accepted the
+	// relay's invitation (invited, declined, blocked or expired).
+	RefuseContactNotAccepted = "contact_not_accepted"
+	RefuseSuspended          = "suspended"
+	RefuseInvalid            = "invalid"
+	RefuseUnknownKind        = "unknown_kind"
+	RefuseNotYours           = "not_this_terminals_inmate" // not of the terminal's facility, or not the tablet's inmate
 	// RefuseIDConflict: the item id, or a record id in its body, is already held with other content.
 	RefuseIDConflict = "id_conflict"
 	// Credits: a credit must give back a charge the relay holds, once, from the charging terminal.

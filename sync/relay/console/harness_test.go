@@ -88,6 +88,11 @@ func (e *env) seed() {
 		if err := e.r.PutRoster(fac, relay.Roster{Inmates: ins}); err != nil {
 			e.t.Fatal(err)
 		}
+		// Requests to staff are the held letters these tests review: a facility that reviews
+		// them (their own setting, apart from the email hold).
+		if err := e.r.SetMonitoring(fac, relay.Monitoring{HoldOutbound: true, RequestReview: relay.RequestReviewHold}); err != nil {
+			e.t.Fatal(err)
+		}
 	}
 	for _, id := range []string{"A1", "A2", "S1"} {
 		if _, _, err := e.r.Deposit(relay.DepositRequest{InmateID: id, Cents: 5000, Ref: "seed-" + id}); err != nil {

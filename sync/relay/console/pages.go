@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -219,6 +220,9 @@ type requestRow struct {
 	InmateName string
 	Department string
 	Replies    []vocab.Message
+	// ReplyKey is minted for each rendering of the form: the relay stores one answer per key,
+	// so a form sent twice (a double click, a resubmitted page) answers once.
+	ReplyKey string
 }
 
 func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u who) {
@@ -260,7 +264,8 @@ func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u wh
 		if !ok || !u.Serves(o.FacilityID) {
 			continue
 		}
-		rows = append(rows, requestRow{Outbound: o, InmateName: names[o.InmateID].Name, Department: name, Replies: replies[o.ID]})
+		rows = append(rows, requestRow{Outbound: o, InmateName: names[o.InmateID].Name, Department: name, Replies: replies[o.ID],
+			ReplyKey: uuid.NewString()})
 	}
 	// Unanswered first, then oldest first.
 	sort.SliceStable(rows, func(i, j int) bool {
@@ -288,7 +293,7 @@ func (c *Console) reply(w http.ResponseWriter, req *http.Request, u who) {
 		back(w, req, "departments", nil, "", errScope)
 		return
 	}
-	_, err = c.r.ReplyToRequest(id, relay.ReplyRequest{From: all[i].Peer, Body: req.PostForm.Get("body")})
+	_, _, err = c.r.ReplyToRequest(id, relay.ReplyRequest{ID: req.PostForm.Get("reply_id"), From: all[i].Peer, Body: req.PostForm.Get("body")})
 	if err == nil {
 		c.audit(u, "request.reply", id, all[i].FacilityID, "inmate "+all[i].InmateID+"; department "+all[i].Peer)
 	}

@@ -1,0 +1,643 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]{64})"`)
+
+// browser is a contact's browser on the family page: cookies kept, forms posted as a page does.
+type browser struct {
+	t    testing.TB
+	hc   *http.Client
+	base string
+	csrf string
+}
+
+func (e *env) browser() *browser {
+	e.t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b := &browser{t: e.t, hc: &http.Client{Jar: jar}, base: e.srv.URL + "/family/"}
+	st, page := b.do(b.hc.Get(b.base))
+	m := csrfField.FindStringSubmatch(page)
+	if st != http.StatusOK || m == nil {
+		e.t.Fatalf("family page: %d\n%s", st, page)
+	}
+	b.csrf = m[1]
+	return b
+}
+
+func (b *browser) do(resp *http.Response, err error) (int, string) {
+	b.t.Helper()
+	if err != nil {
+		b.t.Fatalf("family page: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return resp.StatusCode, string(raw)
+}
+
+func (b *browser) lookup(code string) (int, string) {
+	b.t.Helper()
+	return b.do(b.hc.PostForm(b.base, url.Values{"csrf": {b.csrf}, "code": {code}}))
+}
+
+func (b *browser) answer(code, answer string) (int, string) {
+	b.t.Helper()
+	return b.do(b.hc.PostForm(b.base+"answer", url.Values{"csrf": {b.csrf}, "code": {code}, "answer": {answer}}))
+}
+
+// contactOf asks for contact id of inmate through kiosk k's connection c.
+func contactOf(t *testing.T, k *term, c *tconn, inmate, id, name, email string) {
+	t.Helper()
+	if ack := c.batch(k.item(wire.UpContactRequest, kiosk.Contact{ID: id, InmateID: inmate, Name: name, Email: email,
+		State: kiosk.ContactPending})); len(ack.Rejected) != 0 {
+		t.Fatalf("contact request %s: %+v", id, ack)
+	}
+}
+
+// downContact waits for the next contact record of id with the given invitation state.
+func downContact(t *testing.T, c *tconn, id, invite string) kiosk.Contact {
+	t.Helper()
+	return decodeAs[kiosk.Contact](t, c.waitDown(wire.DownContact, func(b json.RawMessage) bool {
+		got := decodeAs[kiosk.Contact](t, b)
+		return got.ID == id && got.Invite == invite
+	}).Body)
+}
+
+// TestInvitationAcceptedThenLettersFlow: staff approve Mom; she is invited (a code valid 10
+// days, in the email the relay spooled); nothing flows either way until she accepts on the
+// family page, then letters go both ways; the code is spent.
+func TestInvitationAcceptedThenLettersFlow(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.HoldPolicy = HoldNone })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
+	if _, err := e.r.ApproveContact("c1"); err != nil {
+		t.Fatal(err)
+	}
+	inv := downContact(t, c, "c1", kiosk.InviteInvited)
+	if inv.State != kiosk.ContactApproved || !inv.InviteExpires.Equal(t0.Add(10*24*time.Hour)) {
+		t.Fatalf("the kiosk sees %+v; want approved, invited until %v", inv, t0.Add(10*24*time.Hour))
+	}
+	code := spooledCode(t, e.spool, "c1")
+	// The email says who invites and where to answer; the store never holds the code.
+	files, _ := filepath.Glob(filepath.Join(e.spool, "c1-*.eml"))
+	mail, _ := os.ReadFile(files[0])
+	for _, want := range []string{"To: \"Mom\" <mom@example.org>", "Ana", "https://relay.example/family/", "Valid until: 2026-03-12 10:00 UTC"} {
+		if !strings.Contains(string(mail), want) {
+			t.Errorf("invitation email lacks %q:\n%s", want, mail)
+		}
+	}
+	e.close()
+	raw, err := os.ReadFile(filepath.Join(e.dir, DBFile))
+	if err != nil || strings.Contains(string(raw), code) || strings.Contains(string(raw), strings.ReplaceAll(code, "-", "")) {
+		t.Fatalf("the relay store holds the plain code (%v)", err)
+	}
+	e.open()
+	c = k.connect(t, c.lastSeq())
+
+	// Before an answer: the letter is refused with its reason, inbound too.
+	ack := c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "c1", Body: "hi mom"}))
+	if len(ack.Rejected) != 1 || ack.Rejected[0].Reason != wire.RefuseContactNotAccepted {
+		t.Fatalf("letter to an invited contact: ack %+v; want refused %s", ack, wire.RefuseContactNotAccepted)
+	}
+	st, body := e.call("POST", "/admin/v1/inbound", map[string]any{"inmate_id": "A1", "from": "mom@example.org", "body": "hello"})
+	if st != http.StatusConflict || !strings.Contains(string(body), "has not accepted the invitation") {
+		t.Fatalf("inbound from an invited contact: %d %s", st, body)
+	}
+
+	b := e.browser()
+	st, page := b.lookup(strings.ToLower(strings.ReplaceAll(code, "-", " "))) // typed loosely
+	if st != http.StatusOK || !strings.Contains(page, "<strong>Ana") || !strings.Contains(page, "Accept: exchange messages with Ana") {
+		t.Fatalf("lookup: %d\n%s", st, page)
+	}
+	st, page = b.answer(code, AnswerAccept)
+	if st != http.StatusOK || !strings.Contains(page, "You accepted") {
+		t.Fatalf("accept: %d\n%s", st, page)
+	}
+	if got := downContact(t, c, "c1", kiosk.InviteAccepted); !kiosk.ContactMayWrite(got) {
+		t.Fatalf("after accepting the kiosk sees %+v", got)
+	}
+	ack = c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m2", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "c1", Body: "hi mom"}))
+	if len(ack.Rejected) != 0 {
+		t.Fatalf("letter to an accepted contact: %+v", ack)
+	}
+	e.must(http.StatusCreated, "POST", "/admin/v1/inbound", map[string]any{"inmate_id": "A1", "from": "mom@example.org", "body": "hello"}, nil)
+
+	// Single use: the same code again is not valid, and says nothing more.
+	if st, page := b.answer(code, AnswerBlockInmate); st != http.StatusNotFound || !strings.Contains(page, "not valid") {
+		t.Fatalf("code used twice: %d\n%s", st, page)
+	}
+	var list struct{ Invitations []Invitation }
+	e.must(http.StatusOK, "GET", "/admin/v1/invitations", nil, &list)
+	if len(list.Invitations) != 1 || list.Invitations[0].State != kiosk.InviteAccepted || !list.Invitations[0].Sent ||
+		list.Invitations[0].AnsweredAt.IsZero() {
+		t.Fatalf("invitations = %+v", list)
+	}
+}
+
+// TestInvitationDeclinedAndBlocks: a decline stops letters; blocking the facility blocks the
+// address for every inmate of the facility, now (an open invitation is spent) and later (an
+// approval is blocked at once, nothing is sent); blocking one inmate leaves the others.
+func TestInvitationDeclinedAndBlocks(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.HoldPolicy = HoldNone })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
+	contactOf(t, k, c, "A1", "c2", "Dad", "dad@example.org")
+	contactOf(t, k, c, "A2", "c3", "Mom", "MOM@example.org")
+	contactOf(t, k, c, "A2", "c4", "Dad", "dad@example.org")
+	for _, id := range []string{"c1", "c2", "c3"} {
+		if _, err := e.r.ApproveContact(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.browser()
+	if st, page := b.answer(spooledCode(t, e.spool, "c2"), AnswerDecline); st != http.StatusOK || !strings.Contains(page, "You declined") {
+		t.Fatalf("decline: %d\n%s", st, page)
+	}
+	downContact(t, c, "c2", kiosk.InviteDeclined)
+	ack := c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "c2", Body: "hi dad"}))
+	if len(ack.Rejected) != 1 || ack.Rejected[0].Reason != wire.RefuseContactNotAccepted {
+		t.Fatalf("letter to a contact who declined: %+v", ack)
+	}
+
+	c3code := spooledCode(t, e.spool, "c3")
+	if st, page := b.answer(spooledCode(t, e.spool, "c1"), AnswerBlockFacility); st != http.StatusOK || !strings.Contains(page, "blocked everyone at facility north") {
+		t.Fatalf("block facility: %d\n%s", st, page)
+	}
+	downContact(t, c, "c1", kiosk.InviteBlocked)
+	downContact(t, c, "c3", kiosk.InviteBlocked) // A2's invitation to the same address is spent
+	if st, _ := b.answer(c3code, AnswerAccept); st != http.StatusNotFound {
+		t.Fatalf("A2's invitation to a blocking address could still be accepted: %d", st)
+	}
+
+	// Dad blocks A1 only (on a new invitation after asking again): A2 may still invite him.
+	if _, err := e.r.ApproveContact("c4"); err != nil {
+		t.Fatal(err)
+	}
+	downContact(t, c, "c4", kiosk.InviteInvited)
+
+	// Mom asked for again by A2 and approved: blocked at once, no email.
+	before, _ := filepath.Glob(filepath.Join(e.spool, "*.eml"))
+	contactOf(t, k, c, "A2", "c5", "Mother", "mom@example.org")
+	if cr, err := e.r.ApproveContact("c5"); err != nil || cr.Invite != kiosk.InviteBlocked {
+		t.Fatalf("approval of a blocking address: %+v %v", cr, err)
+	}
+	after, _ := filepath.Glob(filepath.Join(e.spool, "*.eml"))
+	if len(after) != len(before) {
+		t.Fatalf("an invitation was sent to an address that blocked the facility: %v", after)
+	}
+	// Contacts that declined or blocked free their places.
+	var cl struct{ Contacts []ContactRecord }
+	e.must(http.StatusOK, "GET", "/admin/v1/contacts?inmate_id=A1", nil, &cl)
+	live := 0
+	for _, x := range cl.Contacts {
+		if kiosk.ContactLive(x.Contact, e.clock.Now()) {
+			live++
+		}
+	}
+	if live != 0 {
+		t.Fatalf("A1's live contacts = %d of %+v; want 0 (one declined, one blocked)", live, cl.Contacts)
+	}
+}
+
+// TestInvitationExpiresAndIsIssuedAgain: ten days on (the relay's clock) the code is refused;
+// staff see the invitation expired and issue it again; only the new code works.
+func TestInvitationExpiresAndIsIssuedAgain(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
+	if _, err := e.r.ApproveContact("c1"); err != nil {
+		t.Fatal(err)
+	}
+	old := spooledCode(t, e.spool, "c1")
+	st, _ := e.call("POST", "/admin/v1/contacts/c1/invitation", nil)
+	if st != http.StatusConflict {
+		t.Fatalf("reissue of a valid invitation: %d; want 409", st)
+	}
+	e.clock.Advance(10*24*time.Hour - time.Second)
+	b := e.browser()
+	if st, _ := b.lookup(old); st != http.StatusOK {
+		t.Fatalf("a second before expiry: %d", st)
+	}
+	e.clock.Advance(time.Second)
+	if st, page := b.lookup(old); st != http.StatusNotFound || !strings.Contains(page, "not valid") {
+		t.Fatalf("at expiry: %d\n%s", st, page)
+	}
+	var list struct{ Invitations []Invitation }
+	e.must(http.StatusOK, "GET", "/admin/v1/invitations", nil, &list)
+	if len(list.Invitations) != 1 || list.Invitations[0].State != kiosk.InviteExpired {
+		t.Fatalf("invitations = %+v", list)
+	}
+	var inv Invitation
+	e.must(http.StatusCreated, "POST", "/admin/v1/contacts/c1/invitation", nil, &inv)
+	if inv.State != kiosk.InviteInvited || !inv.ExpiresAt.Equal(e.clock.Now().Add(DefaultInviteTTL)) || !inv.Sent {
+		t.Fatalf("reissued = %+v", inv)
+	}
+	downContact(t, c, "c1", kiosk.InviteInvited)
+	fresh := spooledCode(t, e.spool, "c1")
+	if fresh == old {
+		t.Fatal("the reissued invitation has the old code")
+	}
+	if st, _ := b.answer(old, AnswerAccept); st != http.StatusNotFound {
+		t.Fatalf("the expired code answered: %d", st)
+	}
+	if st, _ := b.answer(fresh, AnswerAccept); st != http.StatusOK {
+		t.Fatalf("the new code: %d", st)
+	}
+	downContact(t, c, "c1", kiosk.InviteAccepted)
+}
+
+// TestInvitationNotSentIsKeptAndRetried: the spool cannot be written (a file where its
+// directory should be); the approval stands, staff see the invitation unsent with the error,
+// and a retry once the spool is fixed sends it with a code that works.
+func TestInvitationNotSentIsKeptAndRetried(t *testing.T) {
+	blocked := filepath.Join(t.TempDir(), "spool")
+	if err := os.WriteFile(blocked, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Notifier = SpoolNotifier{Dir: blocked} })
+	e.spool = blocked
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
+	var cr ContactRecord
+	e.must(http.StatusOK, "POST", "/admin/v1/contacts/c1/approve", nil, &cr)
+	if cr.State != kiosk.ContactApproved || cr.Invite != kiosk.InviteInvited {
+		t.Fatalf("approved = %+v", cr)
+	}
+	var list struct{ Invitations []Invitation }
+	e.must(http.StatusOK, "GET", "/admin/v1/invitations?unsent=true", nil, &list)
+	if len(list.Invitations) != 1 || list.Invitations[0].Sent || list.Invitations[0].Attempts != 1 ||
+		!strings.Contains(list.Invitations[0].LastError, "invitation spool") {
+		t.Fatalf("unsent = %+v", list)
+	}
+	var res map[string]int
+	e.must(http.StatusOK, "POST", "/admin/v1/invitations/retry", nil, &res)
+	if res["sent"] != 0 || res["failed"] != 1 {
+		t.Fatalf("retry with the spool still broken = %v", res)
+	}
+	if err := os.Remove(blocked); err != nil {
+		t.Fatal(err)
+	}
+	e.must(http.StatusOK, "POST", "/admin/v1/invitations/retry", nil, &res)
+	if res["sent"] != 1 || res["failed"] != 0 {
+		t.Fatalf("retry = %v", res)
+	}
+	e.must(http.StatusOK, "GET", "/admin/v1/invitations?unsent=true", nil, &list)
+	if len(list.Invitations) != 0 {
+		t.Fatalf("still unsent = %+v", list)
+	}
+	if _, err := e.r.AnswerInvitation(spooledCode(t, blocked, "c1"), AnswerAccept); err != nil {
+		t.Fatalf("accept with the retried code: %v", err)
+	}
+	if !strings.Contains(e.logText(), "not sent") || strings.Contains(e.logText(), spooledCode(t, blocked, "c1")) {
+		t.Fatalf("log: %s", e.logText())
+	}
+}
+
+// TestInvitationOfARemovedContactIsNotRetried: an invitation that could not be sent, of a
+// contact the inmate then removed, is not sent later nor listed as waiting.
+func TestInvitationOfARemovedContactIsNotRetried(t *testing.T) {
+	blocked := filepath.Join(t.TempDir(), "spool")
+	if err := os.WriteFile(blocked, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Notifier = SpoolNotifier{Dir: blocked} })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
+	if _, err := e.r.ApproveContact("c1"); err != nil {
+		t.Fatal(err)
+	}
+	if ack := c.batch(k.item(wire.UpContactRemove, kiosk.Contact{ID: "c1", InmateID: "A1"})); len(ack.Rejected) != 0 {
+		t.Fatalf("remove: %+v", ack)
+	}
+	if err := os.Remove(blocked); err != nil {
+		t.Fatal(err)
+	}
+	var res map[string]int
+	e.must(http.StatusOK, "POST", "/admin/v1/invitations/retry", nil, &res)
+	if res["sent"] != 0 || res["failed"] != 0 {
+		t.Fatalf("retry = %v; want nothing to send", res)
+	}
+	if files, _ := filepath.Glob(filepath.Join(blocked, "*.eml")); len(files) != 0 {
+		t.Fatalf("an invitation was sent for a removed contact: %v", files)
+	}
+	var list struct{ Invitations []Invitation }
+	e.must(http.StatusOK, "GET", "/admin/v1/invitations?unsent=true", nil, &list)
+	if len(list.Invitations) != 0 {
+		t.Fatalf("unsent = %+v", list)
+	}
+	e.must(http.StatusOK, "GET", "/admin/v1/invitations", nil, &list)
+	if len(list.Invitations) != 1 || list.Invitations[0].State != kiosk.ContactRemoved {
+		t.Fatalf("invitations = %+v", list)
+	}
+}
+
+// TestFamilyPageGuards: a POST without the page's token, or from another site, is refused;
+// names a hostile inmate's roster holds are shown as text; wrong codes are limited per address
+// (even the right code waits), and the limit lifts after the window.
+func TestFamilyPageGuards(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.FamilyAttempts = 3 })
+	e.seed()
+	ro := Roster{Inmates: []RosterInmate{{ID: "A1", Name: `<script>alert("x")</script>Ana`, Badges: []string{"B1"}, PIN: "1234",
+		Language: "en", Status: kiosk.StatusActive}}}
+	if err := e.r.PutRoster("north", ro); err != nil {
+		t.Fatal(err)
+	}
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	contactOf(t, k, c, "A1", "c1", `Mom" onclick="x`, "mom@example.org")
+	if _, err := e.r.ApproveContact("c1"); err != nil {
+		t.Fatal(err)
+	}
+	code := spooledCode(t, e.spool, "c1")
+
+	// No token (a forged form), a wrong token, another site.
+	st, _ := (&browser{t: t, hc: &http.Client{}, base: e.srv.URL + "/family/"}).do(
+		http.PostForm(e.srv.URL+"/family/answer", url.Values{"code": {code}, "answer": {AnswerAccept}}))
+	if st != http.StatusForbidden {
+		t.Fatalf("answer without a token: %d", st)
+	}
+	b := e.browser()
+	if st, _ := b.do(b.hc.PostForm(b.base+"answer", url.Values{"csrf": {strings.Repeat("0", 64)}, "code": {code}, "answer": {AnswerAccept}})); st != http.StatusForbidden {
+		t.Fatalf("answer with a wrong token: %d", st)
+	}
+	req, _ := http.NewRequest("POST", b.base+"answer", strings.NewReader(url.Values{"csrf": {b.csrf}, "code": {code}, "answer": {AnswerAccept}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if st, _ := b.do(b.hc.Do(req)); st != http.StatusForbidden {
+		t.Fatalf("answer from another site: %d", st)
+	}
+
+	st, page := b.lookup(code)
+	if st != http.StatusOK || strings.Contains(page, "<script>alert") || !strings.Contains(page, "&lt;script&gt;") ||
+		strings.Contains(page, `" onclick="`) {
+		t.Fatalf("hostile names not escaped: %d\n%s", st, page)
+	}
+
+	for i := range 3 {
+		if st, _ := b.lookup("AAAA-BBBB-CCCC-DDD" + string(rune('A'+i))); st != http.StatusNotFound {
+			t.Fatalf("wrong code %d: %d", i, st)
+		}
+	}
+	if st, page := b.lookup(code); st != http.StatusTooManyRequests || !strings.Contains(page, "Too many codes") {
+		t.Fatalf("after 3 wrong codes: %d\n%s", st, page)
+	}
+	if st, _ := b.answer(code, AnswerAccept); st != http.StatusTooManyRequests {
+		t.Fatalf("answer after 3 wrong codes: %d", st)
+	}
+	e.clock.Advance(time.Hour)
+	if st, _ := b.answer(code, AnswerAccept); st != http.StatusOK {
+		t.Fatalf("answer an hour later: %d", st)
+	}
+	downContact(t, c, "c1", kiosk.InviteAccepted)
+	if st, _ := b.answer(code, "maybe"); st != http.StatusNotFound && st != http.StatusBadRequest {
+		t.Fatalf("an unknown answer: %d", st)
+	}
+}
+
+// smtpServer is a small SMTP server on 127.0.0.1 for the test: it speaks enough of RFC 5321
+// (EHLO, MAIL, RCPT, DATA, QUIT) to take one message per session, and keeps what it got.
+type smtpServer struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	msgs []smtpMsg
+	wg   sync.WaitGroup
+}
+
+type smtpMsg struct {
+	from string
+	to   []string
+	data string
+}
+
+func startSMTP(t *testing.T) *smtpServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &smtpServer{ln: ln}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.serve(conn)
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	return s
+}
+
+func (s *smtpServer) serve(conn net.Conn) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	say := func(l string) { _, _ = io.WriteString(conn, l+"\r\n") }
+	say("220 test.invalid ESMTP")
+	var m smtpMsg
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.TrimSpace(line))
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
+			say("250-test.invalid")
+			say("250 8BITMIME")
+		case strings.HasPrefix(cmd, "MAIL FROM:"):
+			m.from = strings.TrimSpace(line[len("MAIL FROM:"):])
+			say("250 ok")
+		case strings.HasPrefix(cmd, "RCPT TO:"):
+			m.to = append(m.to, strings.TrimSpace(line[len("RCPT TO:"):]))
+			say("250 ok")
+		case cmd == "DATA":
+			say("354 go on")
+			var b strings.Builder
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+				b.WriteString(strings.TrimPrefix(l, "."))
+			}
+			m.data = b.String()
+			s.mu.Lock()
+			s.msgs = append(s.msgs, m)
+			s.mu.Unlock()
+			say("250 queued")
+		case cmd == "QUIT":
+			say("221 bye")
+			return
+		default:
+			say("502 not here")
+		}
+	}
+}
+
+// TestSMTPNotifierSendsTheInvitation: the relay's SMTP notifier delivers the invitation to a
+// real SMTP server; a name with line breaks adds no header; a server that is down leaves the
+// invitation unsent with the error.
+func TestSMTPNotifierSendsTheInvitation(t *testing.T) {
+	srv := startSMTP(t)
+	n := SMTPNotifier{Addr: srv.ln.Addr().String(), From: "Tether <invite@relay.example>"}
+	e := newEnv(t, func(c *Config) { c.Notifier = n })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	contactOf(t, k, c, "A1", "c1", "Mom\r\nBcc: spy@example.org", "mom@example.org")
+	if _, err := e.r.ApproveContact("c1"); err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	msgs := append([]smtpMsg(nil), srv.msgs...)
+	srv.mu.Unlock()
+	if len(msgs) != 1 || !strings.HasPrefix(msgs[0].from, "<invite@relay.example>") || len(msgs[0].to) != 1 || msgs[0].to[0] != "<mom@example.org>" {
+		t.Fatalf("smtp got %+v", msgs)
+	}
+	data := msgs[0].data
+	m := codeLine.FindStringSubmatch(data)
+	if m == nil || strings.Contains(data, "\r\nBcc:") || !strings.Contains(data, "\r\nSubject: Invitation to write with Ana\r\n") {
+		t.Fatalf("message:\n%s", data)
+	}
+	if _, err := e.r.AnswerInvitation(m[1], AnswerAccept); err != nil {
+		t.Fatalf("accept with the mailed code: %v", err)
+	}
+
+	// A server that is not there: kept, with the error.
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := down.Addr().String()
+	down.Close()
+	err = SMTPNotifier{Addr: addr, From: "invite@relay.example"}.NotifyInvitation(context.Background(), InvitationNotice{Email: "x@example.org"})
+	if err == nil || !strings.Contains(err.Error(), "smtp: dial") {
+		t.Fatalf("send to a closed port: %v", err)
+	}
+}
+
+// TestInvitationSchema4Migrates: a relay store of schema 4 with an approved contact (letters
+// flowing before invitations existed) opens as the current schema with that contact accepted, so its
+// mail is not cut off; a pending contact is invited when approved.
+func TestInvitationSchema4Migrates(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
+	contactOf(t, k, c, "A1", "c2", "Dad", "dad@example.org")
+	c.c.Close(websocket.StatusNormalClosure, "")
+	e.close()
+	// Make it the store a schema 4 relay left: c1 approved with no invitation, no v6 buckets.
+	db, err := bolt.Open(filepath.Join(e.dir, DBFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		var cr ContactRecord
+		if _, err := getJSON(tx, bContacts, "c1", &cr); err != nil {
+			return err
+		}
+		cr.State = kiosk.ContactApproved
+		if err := putJSON(tx, bContacts, "c1", cr); err != nil {
+			return err
+		}
+		for _, b := range []string{bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds} {
+			if err := tx.DeleteBucket([]byte(b)); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(4))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.open()
+	cs, err := e.r.Contacts("", "A1")
+	if err != nil || len(cs) != 2 || cs[0].Invite != kiosk.InviteAccepted || cs[1].Invite != "" {
+		t.Fatalf("after migration: %+v %v", cs, err)
+	}
+	c = k.connect(t, 0)
+	if ack := c.batch(k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "c1", Body: "hi"})); len(ack.Rejected) != 0 {
+		t.Fatalf("letter to a contact approved before invitations: %+v", ack)
+	}
+	if cr, err := e.r.ApproveContact("c2"); err != nil || cr.Invite != kiosk.InviteInvited {
+		t.Fatalf("approve after migration: %+v %v", cr, err)
+	}
+	spooledCode(t, e.spool, "c2")
+	var version uint64
+	_ = e.r.db.View(func(tx *bolt.Tx) error { version = readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema))); return nil })
+	if version != schemaVersion {
+		t.Fatalf("schema %d after open", version)
+	}
+}
+
+// FuzzNormalizeCode: whatever a person types, a code comes out canonical or not at all, and
+// a canonical code reads back as itself.
+func FuzzNormalizeCode(f *testing.F) {
+	for _, s := range []string{"ABCD-EFGH-2345-6722", "abcd efgh 2345 6722", "", "ABCD-EFGH-2345-672", "ÄBCD-EFGH-2345-6722",
+		"ABCD-EFGH-2345-67221", strings.Repeat("A", 100), "AB\r\nCD-EFGH-2345-6722"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out, ok := normalizeCode(in)
+		if !ok {
+			return
+		}
+		if len(out) != 19 || strings.Count(out, "-") != 3 {
+			t.Fatalf("%q -> %q", in, out)
+		}
+		if again, ok := normalizeCode(out); !ok || again != out {
+			t.Fatalf("%q -> %q -> %q", in, out, again)
+		}
+	})
+}
