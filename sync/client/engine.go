@@ -32,6 +32,9 @@ type Config struct {
 	RelayURL  string
 	Transport *Transport
 	Software  string
+	// NoAckLetters leaves hello's ack_letters out, as a terminal before it did: the relay then
+	// reports every letter's state on the downlink (for tests of that path).
+	NoAckLetters bool
 
 	BatchItems   int           // a batch closes at this many items (256)
 	BatchBytes   int           // ... or this many stored bytes (1 MiB, at most wire.MaxBatchBytes)
@@ -365,7 +368,7 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 		return false, fmt.Errorf("read queue length: %w", err)
 	}
 	if err := writeFrame(dctx, conn, wire.Hello{TerminalID: e.enr.TerminalID, Epoch: epoch, DownApplied: applied,
-		Software: e.cfg.Software, Waiting: waiting, UplinkNext: info.NextSeq}); err != nil {
+		Software: e.cfg.Software, Waiting: waiting, UplinkNext: info.NextSeq, AckLetters: !e.cfg.NoAckLetters}); err != nil {
 		return false, err
 	}
 	f, err := readFrame(dctx, conn)

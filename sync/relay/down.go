@@ -137,6 +137,12 @@ func liveHolder(tx *bolt.Tx, id string) (string, error) {
 	return "", nil
 }
 
+// toTablets queues kind/body for the tablets bound to the inmate, except the terminal `except`:
+// a letter's status for a sender that takes it in the ack (hello ack_letters).
+func (f *fanout) toTablets(facility, inmateID, except, kind string, body any) error {
+	return f.queue(facility, scopeTablets, inmateID, except, kind, body)
+}
+
 func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string, body any) error {
 	raw, err := json.Marshal(body)
 	if err != nil {
