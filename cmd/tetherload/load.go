@@ -55,7 +55,7 @@ type Config struct {
 	// NoAckLetters leaves hello's ack_letters out, as terminals built before it: the relay
 	// then sends each letter's state down as a message_status.
 	NoAckLetters bool
-	Logf            func(format string, args ...any)
+	Logf         func(format string, args ...any)
 }
 
 func (c *Config) check() error {
