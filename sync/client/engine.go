@@ -32,6 +32,10 @@ type Config struct {
 	RelayURL  string
 	Transport *Transport
 	Software  string
+	// NoCompression offers the relay no permessage-deflate. Compression (the default) costs
+	// CPU on both ends, about a sixth of a backlog's drain on loopback (docs/BENCHMARKS.md),
+	// and saves bytes on a slow facility link; turn it off where the link is fast.
+	NoCompression bool
 	// NoAckLetters leaves hello's ack_letters out, as a terminal before it did: the relay then
 	// reports every letter's state on the downlink (for tests of that path).
 	NoAckLetters bool
@@ -333,10 +337,14 @@ func peerClosed(op string, err error) error {
 func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	dctx, cancel := context.WithTimeout(parent, e.cfg.Handshake)
 	defer cancel()
+	compression := websocket.CompressionNoContextTakeover
+	if e.cfg.NoCompression {
+		compression = websocket.CompressionDisabled
+	}
 	conn, _, err := websocket.Dial(dctx, e.ep.websocket, &websocket.DialOptions{
 		HTTPClient:      e.hc,
 		Subprotocols:    []string{wire.Subprotocol},
-		CompressionMode: websocket.CompressionNoContextTakeover,
+		CompressionMode: compression,
 	})
 	if err != nil {
 		return false, fmt.Errorf("connect to %s: %w", e.ep.base, err)
