@@ -73,6 +73,20 @@ func TestAckCarriesLetterStatesToATerminalThatAsks(t *testing.T) {
 		t.Fatalf("ack under the new epoch = %+v letters %+v, want delivered 2", next, next.Letters)
 	}
 
+	// A kiosk of another facility that sends a copy of m1 (text and all, its own item) is told
+	// it is a duplicate, not how staff treated the letter.
+	if err := e.r.PutPolicy("south", kiosk.DefaultPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	stranger := e.enrollAt("south", wire.ModeKiosk, "")
+	stranger.ackLetters = true
+	sc := stranger.connect(t, 0)
+	copied := items[0]
+	copied.Seq, copied.ID = 1, "stranger-item-1"
+	if sack := sc.batch(copied); sack.Seq != 1 || len(sack.Rejected) != 0 || sack.Letters != nil {
+		t.Fatalf("ack to the other facility's kiosk = %+v letters %+v, want a plain ack", sack, sack.Letters)
+	}
+
 	// A terminal that does not ask: no states in its acks, its statuses on its downlink.
 	old := e.enroll(wire.ModeKiosk, "")
 	oc := old.connect(t, 0)

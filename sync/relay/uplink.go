@@ -131,7 +131,7 @@ func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 			}
 			if reason := ref.Get([]byte(sk)); reason != nil {
 				ack.Rejected = append(ack.Rejected, wire.Rejection{Seq: it.Seq, Reason: string(reason)})
-			} else if err := letterState(tx, lt, it, prep[i]); err != nil {
+			} else if err := letterState(tx, t, lt, it, prep[i]); err != nil {
 				return ack, nil, err
 			}
 			compared = it.Seq
@@ -185,7 +185,7 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	}
 	if found && prev.Hash == h {
 		if prev.Refused == "" {
-			if err := letterState(tx, lt, it, p); err != nil {
+			if err := letterState(tx, t, lt, it, p); err != nil {
 				return "", err
 			}
 		}
@@ -492,7 +492,7 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		if err == nil && reason == "" {
 			// The same letter under another item id: the sender learns where it stands.
-			err = addLetterState(tx, lt, seq, m.ID)
+			err = addLetterState(tx, t, lt, seq, m.ID)
 		}
 		return reason, err
 	}
@@ -549,7 +549,7 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 // letterState adds to lt (if not nil) the state of the letter an item the relay already holds
 // carries (a resend, or a seq compared again), so a terminal that crashed before applying an
 // ack learns it again. Other kinds, and a body that is not a letter, add nothing.
-func letterState(tx *bolt.Tx, lt *wire.Letters, it wire.Item, p prepared) error {
+func letterState(tx *bolt.Tx, t TerminalInfo, lt *wire.Letters, it wire.Item, p prepared) error {
 	if lt == nil || it.Kind != wire.UpMessage {
 		return nil
 	}
@@ -557,11 +557,13 @@ func letterState(tx *bolt.Tx, lt *wire.Letters, it wire.Item, p prepared) error 
 	if err != nil {
 		return nil // refused as invalid when it came: no letter
 	}
-	return addLetterState(tx, lt, it.Seq, v.(*kiosk.Message).ID)
+	return addLetterState(tx, t, lt, it.Seq, v.(*kiosk.Message).ID)
 }
 
-// addLetterState adds the state of the stored letter id (if any) under seq.
-func addLetterState(tx *bolt.Tx, lt *wire.Letters, seq uint64, id string) error {
+// addLetterState adds the state of the stored letter id (if any) under seq, if it is a letter
+// of an inmate terminal t serves: a terminal that sends a copy of another facility's letter
+// (its text and all) is told it is a duplicate, not how staff treated it.
+func addLetterState(tx *bolt.Tx, t TerminalInfo, lt *wire.Letters, seq uint64, id string) error {
 	if lt == nil {
 		return nil
 	}
@@ -569,6 +571,9 @@ func addLetterState(tx *bolt.Tx, lt *wire.Letters, seq uint64, id string) error 
 	found, err := getJSON(tx, bOutbound, id, &rec)
 	if err != nil || !found {
 		return err
+	}
+	if rec.FacilityID != t.FacilityID || (t.Mode == wire.ModeTablet && rec.InmateID != t.InmateID) {
+		return nil
 	}
 	lt.Add(seq, rec.Status)
 	return nil
