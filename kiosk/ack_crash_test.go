@@ -67,7 +67,7 @@ func TestAckCrashRecovery(t *testing.T) {
 			t.Fatalf("after kill %d: %v", i, err)
 		}
 	}
-	t.Logf("%d kills (%d left something waiting): %d messages and reports, %d read sent, %d reports erased",
+	t.Logf("%d kills (%d left something waiting): %d messages and reports, %d read acknowledged, %d reports erased",
 		kills, leftWaiting, len(sent), acked, erased)
 	if acked == 0 || erased == 0 || leftWaiting == 0 {
 		t.Fatalf("too little happened before the kills to test anything")
@@ -120,10 +120,12 @@ func ackConsistent(tx *bolt.Tx, sent map[string]bool) (acked, erased int, err er
 			return 0, 0, fmt.Errorf("message %s was reported stored but is found %v (box %q)", id, found, m.Box)
 		case (m.State == MsgQueued) != waiting[id]:
 			return 0, 0, fmt.Errorf("message %s reads %s, its item waiting: %v", id, m.State, waiting[id])
+		case !waiting[id] && m.Peer != PREAChannel && m.State != ackedStateOr(id, MsgSent):
+			return 0, 0, fmt.Errorf("acknowledged message %s reads %s, its acknowledgement said %s", id, m.State, ackedStateOr(id, MsgSent))
 		case m.Peer == PREAChannel && (m.Body == "") == waiting[id]:
 			return 0, 0, fmt.Errorf("PREA report %s reads %s with %d bytes of text, waiting: %v", id, m.State, len(m.Body), waiting[id])
 		}
-		if m.State == MsgSent {
+		if m.State != MsgQueued {
 			acked++
 			if m.Peer == PREAChannel {
 				erased++
@@ -131,6 +133,25 @@ func ackConsistent(tx *bolt.Tx, sent map[string]bool) (acked, erased int, err er
 		}
 	}
 	return acked, erased, nil
+}
+
+// ackedState is the state the crash child's "relay" reports for a letter with its
+// acknowledgement, fixed by the letter's id so the parent knows it: delivered, held, or none.
+func ackedState(id string) string {
+	switch c := id[len(id)-1]; {
+	case c <= '7':
+		return MsgDelivered
+	case c <= 'b':
+		return MsgHeld
+	}
+	return ""
+}
+
+func ackedStateOr(id, none string) string {
+	if st := ackedState(id); st != "" {
+		return st
+	}
+	return none
 }
 
 // TestAckCrashChild is the child's body; it runs only under TestAckCrashRecovery.
@@ -199,7 +220,20 @@ func TestAckCrashChild(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(items) > 0 {
-				if _, err := term.MarkForwarded(items[len(items)-1].Seq); err != nil {
+				// The relay reports states for some letters (ackedState), in the ack's transaction.
+				var letters []AckedLetter
+				for _, it := range items {
+					var ref struct {
+						ID string `json:"id"`
+					}
+					if it.Kind != ItemMessage || json.Unmarshal(it.Body, &ref) != nil {
+						continue
+					}
+					if st := ackedState(ref.ID); st != "" {
+						letters = append(letters, AckedLetter{Seq: it.Seq, State: st})
+					}
+				}
+				if _, err := term.MarkForwardedLetters(items[len(items)-1].Seq, letters); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -198,6 +198,26 @@ func (s *Store) QueueStats() (waiting int, oldest time.Time, err error) {
 // message needs no write: it reads as "sent" from the cursor. Acknowledging the same range twice
 // changes nothing the second time.
 func (s *Store) Ack(now time.Time, upTo uint64) (acked int, err error) {
+	return s.AckLetters(now, upTo, nil)
+}
+
+// AckedLetter is a relay's report, with an acknowledgement, of where the outbox message queued
+// at Seq stands: MsgHeld or MsgDelivered.
+type AckedLetter struct {
+	Seq   uint64
+	State string
+}
+
+// AckLetters is Ack that also records, in the same transaction, the states the relay reported
+// for letters among the items it acknowledges (a small entry each, bMsgState: the messages are
+// not rewritten). A state for a seq outside what this acknowledgement moves the cursor over is
+// ignored: one already acknowledged had its report then, one beyond comes with a later ack.
+func (s *Store) AckLetters(now time.Time, upTo uint64, letters []AckedLetter) (acked int, err error) {
+	for _, l := range letters {
+		if l.State != MsgHeld && l.State != MsgDelivered {
+			return 0, errInvalid("acknowledge forwarded items", "letter %d: state %q is not held or delivered", l.Seq, l.State)
+		}
+	}
 	err = s.update("acknowledge forwarded items", func(tx *bolt.Tx) error {
 		meta := tx.Bucket([]byte(bMeta))
 		next := meta.Get([]byte(kNextSeq))
@@ -212,6 +232,19 @@ func (s *Store) Ack(now time.Time, upTo uint64) (acked int, err error) {
 			return err
 		}
 		b := tx.Bucket([]byte(bOutq))
+		if len(letters) > 0 {
+			gen, cursor := ackCursorTx(tx)
+			st := tx.Bucket([]byte(bMsgState))
+			for _, l := range letters {
+				// Only an item still waiting: a relay cannot report on what was never sent.
+				if l.Seq <= cursor || l.Seq > upTo || b.Get(u64(l.Seq)) == nil {
+					continue
+				}
+				if err := st.Put(ackLogKey(gen, l.Seq), []byte(l.State)); err != nil {
+					return fmt.Errorf("record state of letter %d: %w", l.Seq, err)
+				}
+			}
+		}
 		var done [][]byte
 		c := b.Cursor()
 		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upTo; k, _ = c.Next() {
@@ -481,8 +514,14 @@ func onRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 // (a message now "sent") when anything was acknowledged. A PREA text erased by the ack is
 // scrubbed from the file at once.
 func (t *Terminal) MarkForwarded(upTo uint64) (int, error) {
+	return t.MarkForwardedLetters(upTo, nil)
+}
+
+// MarkForwardedLetters is Store.AckLetters for the sync engine: the acknowledgement and the
+// states of the letters it reports, in one transaction.
+func (t *Terminal) MarkForwardedLetters(upTo uint64, letters []AckedLetter) (int, error) {
 	now := t.clock.Now()
-	n, err := t.store.Ack(now, upTo)
+	n, err := t.store.AckLetters(now, upTo, letters)
 	if err == nil && n > 0 {
 		t.scrub()
 		t.emit(Event{Kind: EventChanged, At: now})

@@ -102,19 +102,29 @@ func putStoredMessageTx(tx *bolt.Tx, sm storedMessage) error {
 // getMessageTx loads a message with the state it has now: a queued outbox message whose item
 // was acknowledged reads "sent", updated when that acknowledgement was applied.
 func getMessageTx(tx *bolt.Tx, id string) (Message, bool, error) {
+	sm, found, err := getStoredMessageTx(tx, id)
+	return sm.Message, found, err
+}
+
+// getStoredMessageTx is getMessageTx with the message's queue position. A message read as
+// sent takes the state its acknowledgement reported, if it reported one (bMsgState).
+func getStoredMessageTx(tx *bolt.Tx, id string) (storedMessage, bool, error) {
 	var sm storedMessage
 	found, err := getJSON(tx, bMessages, id, &sm)
 	if err != nil || !found {
-		return Message{}, found, err
+		return storedMessage{}, found, err
 	}
 	gen, cursor := ackCursorTx(tx)
 	if state := messageState(sm, gen, cursor); state != sm.State {
 		sm.State = state
+		if v := tx.Bucket([]byte(bMsgState)).Get(ackLogKey(sm.QueueGen, sm.QueueSeq)); v != nil {
+			sm.State = string(v)
+		}
 		if at, ok := ackedAtTx(tx, sm.QueueGen, sm.QueueSeq); ok {
 			sm.UpdatedAt = at
 		}
 	}
-	return sm.Message, true, nil
+	return sm, true, nil
 }
 
 // messageState is the state of a stored message given the acknowledged cursor: a queued one
@@ -529,15 +539,26 @@ func setMessageStateTx(tx *bolt.Tx, now time.Time, id, state, reason string) err
 	default:
 		return errInvalid(op, "state %q is not sent, held, delivered or rejected", state)
 	}
-	m, found, err := getMessageTx(tx, id)
+	sm, found, err := getStoredMessageTx(tx, id)
 	if err != nil {
 		return err
 	}
 	if !found {
 		return errNotFound(op, "message %q", id)
 	}
+	m := sm.Message
 	if m.Box != BoxOutbox {
 		return errInvalid(op, "message %q was received, not sent", id)
+	}
+	if stateRank(state) <= stateRank(m.State) {
+		return nil
+	}
+	if sm.QueueSeq != 0 {
+		// The message is written with its new state and no queue position: the state its
+		// acknowledgement reported, if any, is no longer read.
+		if err := tx.Bucket([]byte(bMsgState)).Delete(ackLogKey(sm.QueueGen, sm.QueueSeq)); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
 	}
 	return advanceMessageTx(tx, now, m, state, reason)
 }

@@ -56,7 +56,8 @@ func TestValidateMessageBody(t *testing.T) {
 }
 
 func FuzzValidateMessageBody(f *testing.F) {
-	for _, s := range []string{"hello", "Hello world\a", "a\r\nb", "\t\n", "", "ñ😀中", "\xff", "a\u0085", strings.Repeat("x", 40)} {
+	for _, s := range []string{"hello", "Hello world\a", "a\r\nb", "\t\n", "", "ñ😀中", "\xff", "a\u0085", strings.Repeat("x", 40),
+		"   ", " \n\t ", "x\ty\nz ~", strings.Repeat("y", 20), strings.Repeat("y", 21), "a\x7f", "a\x1f"} {
 		f.Add(s, 20)
 	}
 	f.Fuzz(func(t *testing.T, body string, max int) {

@@ -494,8 +494,8 @@ func verifyAckTx(tx *bolt.Tx, next uint64, add func(check, format string, args .
 		add("ack_cursor", "the acknowledged cursor %d is not below the next sequence number %d", cursor, next)
 	}
 	follow := tx.Bucket([]byte(bOutFollow))
-	if follow == nil || tx.Bucket([]byte(bAckLog)) == nil {
-		add("bucket", "bucket %s or %s is missing", bOutFollow, bAckLog)
+	if follow == nil || tx.Bucket([]byte(bAckLog)) == nil || tx.Bucket([]byte(bMsgState)) == nil {
+		add("bucket", "bucket %s, %s or %s is missing", bOutFollow, bAckLog, bMsgState)
 		return
 	}
 	type queued struct {
@@ -645,7 +645,7 @@ func (t *Terminal) Reissue(actor string) (ReissueReport, error) {
 
 		// Whole buckets that hold only inmates' records.
 		for _, name := range []string{bInmates, bAccounts, bDeposits, bSessions, bCharges, bCredits, bRemote,
-			bContacts, bMessages, bDrafts, bMsgIndex, bSessIndex, bAckLog} {
+			bContacts, bMessages, bDrafts, bMsgIndex, bSessIndex, bAckLog, bMsgState} {
 			n, err := clearBucket(tx, name, nil)
 			if err != nil {
 				return err

@@ -50,6 +50,12 @@ const (
 	// an outbox message was among what it acknowledged: a message read as sent is stamped with
 	// it, as it was when an acknowledgement rewrote the message.
 	bAckLog = "acklog"
+	// bMsgState (schema 3): queue generation + seq (8+8 bytes big endian, as bAckLog) -> the
+	// state ("held" or "delivered") the relay's acknowledgement reported for the outbox
+	// message queued there (Store.AckLetters): a message reads it once the cursor has passed
+	// its item, so a relay's report at acknowledgement rewrites no message. A later report
+	// (message_status) rewrites the message and removes the entry.
+	bMsgState = "msgstate"
 )
 
 // Keys in the meta bucket.
@@ -80,6 +86,7 @@ func migrations() []func(tx *bolt.Tx) error {
 	return []func(tx *bolt.Tx) error{
 		migrate0to1,
 		migrate1to2,
+		migrate2to3,
 	}
 }
 
@@ -131,6 +138,15 @@ func migrate1to2(tx *bolt.Tx) error {
 		}
 		return nil
 	})
+}
+
+// migrate2to3 brings in the letters' states reported with acknowledgements (bMsgState); no
+// record changes: a store of schema 2 has none.
+func migrate2to3(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bMsgState)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bMsgState, err)
+	}
+	return nil
 }
 
 // Store is the terminal's one bbolt file. Every state change is one transaction.

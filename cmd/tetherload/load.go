@@ -52,7 +52,10 @@ type Config struct {
 	DialConcurrency int
 	RelayPID        int  // 0: no process figures
 	Verify          bool // check exactly-once through GET /admin/v1/items after the load
-	Logf            func(format string, args ...any)
+	// NoAckLetters leaves hello's ack_letters out, as terminals built before it: the relay
+	// then sends each letter's state down as a message_status.
+	NoAckLetters bool
+	Logf         func(format string, args ...any)
 }
 
 func (c *Config) check() error {

@@ -82,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the item mix, inmates, jitter and cuts")
 	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 32, "first connections in flight at once during the ramp")
 	fs.IntVar(&c.RelayPID, "relay-pid", 0, "relay process id, for RSS and CPU from /proc (set by -spawn)")
+	fs.BoolVar(&c.NoAckLetters, "no-ack-letters", false, "terminals as built before ack_letters: letters' states come down as message_status items, not in the acks")
 	fs.BoolVar(&c.Verify, "verify", true, "after the load, check through GET /admin/v1/items that every acknowledged item is stored exactly once")
 	fs.StringVar(&o.baselines, "baseline", "", "durable-write baselines measured in the same run: fsync,update,batch (or none)")
 	fs.DurationVar(&o.baselineTime, "baseline-time", 5*time.Second, "how long each baseline runs")

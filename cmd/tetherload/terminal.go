@@ -148,7 +148,7 @@ func (t *terminal) connect(ctx context.Context, first bool) (*websocket.Conn, er
 		return nil, fmt.Errorf("handshake %s: %w", what, err)
 	}
 	if err := write(hctx, c, wire.Hello{TerminalID: t.id, Epoch: t.epoch, DownApplied: t.downApplied.Load(),
-		Software: software, Waiting: len(t.pending)}); err != nil {
+		Software: software, Waiting: len(t.pending), AckLetters: !t.run.cfg.NoAckLetters}); err != nil {
 		return fail("hello", err)
 	}
 	f, err := read(hctx, c)

@@ -33,6 +33,13 @@ type Config struct {
 	RelayURL  string
 	Transport *Transport
 	Software  string
+	// NoCompression offers the relay no permessage-deflate. Compression (the default) costs
+	// CPU on both ends, about a sixth of a backlog's drain on loopback (docs/BENCHMARKS.md),
+	// and saves bytes on a slow facility link; turn it off where the link is fast.
+	NoCompression bool
+	// NoAckLetters leaves hello's ack_letters out, as a terminal before it did: the relay then
+	// reports every letter's state on the downlink (for tests of that path).
+	NoAckLetters bool
 
 	BatchItems   int           // a batch closes at this many items (256)
 	BatchBytes   int           // ... or this many stored bytes (1 MiB, at most wire.MaxBatchBytes)
@@ -334,10 +341,14 @@ func peerClosed(op string, err error) error {
 func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	dctx, cancel := context.WithTimeout(parent, e.cfg.Handshake)
 	defer cancel()
+	compression := websocket.CompressionNoContextTakeover
+	if e.cfg.NoCompression {
+		compression = websocket.CompressionDisabled
+	}
 	conn, _, err := websocket.Dial(dctx, e.ep.websocket, &websocket.DialOptions{
 		HTTPClient:      e.hc,
 		Subprotocols:    []string{wire.Subprotocol},
-		CompressionMode: websocket.CompressionNoContextTakeover,
+		CompressionMode: compression,
 	})
 	if err != nil {
 		return false, fmt.Errorf("connect to %s: %w", e.ep.base, err)
@@ -369,7 +380,7 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 		return false, fmt.Errorf("read queue length: %w", err)
 	}
 	if err := writeFrame(dctx, conn, wire.Hello{TerminalID: e.enr.TerminalID, Epoch: epoch, DownApplied: applied,
-		Software: e.cfg.Software, Waiting: waiting, OldestWaiting: oldest.UTC(), UplinkNext: info.NextSeq}); err != nil {
+		Software: e.cfg.Software, Waiting: waiting, OldestWaiting: oldest.UTC(), UplinkNext: info.NextSeq, AckLetters: !e.cfg.NoAckLetters}); err != nil {
 		return false, err
 	}
 	f, err := readFrame(dctx, conn)

@@ -272,7 +272,17 @@ func (l *link) acked(a wire.Ack, sent uint64, inflight []uint64) ([]uint64, erro
 		l.e.logf("sync: relay refused item %d: %s", r.Seq, r.Reason)
 	}
 	if upTo > 0 {
-		if _, err := l.e.term.MarkForwarded(upTo); err != nil {
+		var letters []kiosk.AckedLetter
+		if a.Letters != nil {
+			letters = make([]kiosk.AckedLetter, 0, a.Letters.Len())
+			for _, seq := range a.Letters.Delivered {
+				letters = append(letters, kiosk.AckedLetter{Seq: seq, State: kiosk.MsgDelivered})
+			}
+			for _, seq := range a.Letters.Held {
+				letters = append(letters, kiosk.AckedLetter{Seq: seq, State: kiosk.MsgHeld})
+			}
+		}
+		if _, err := l.e.term.MarkForwardedLetters(upTo, letters); err != nil {
 			return inflight, fmt.Errorf("mark items up to %d forwarded: %w", upTo, err)
 		}
 	}

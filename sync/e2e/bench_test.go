@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -71,10 +72,15 @@ func (tm *terminal) drain() time.Duration {
 // rawWebsocket writes n 1 KiB text messages over a loopback websocket with the same
 // compression, to a server that reads every one; it is the ceiling sync is compared with.
 func rawWebsocket(b *testing.B, n int) time.Duration {
+	return rawWebsocketMode(b, n, websocket.CompressionNoContextTakeover)
+}
+
+// rawWebsocketMode is rawWebsocket with the given compression on both ends.
+func rawWebsocketMode(b *testing.B, n int, mode websocket.CompressionMode) time.Duration {
 	b.Helper()
 	got := make(chan int, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionNoContextTakeover})
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: mode})
 		if err != nil {
 			return
 		}
@@ -91,7 +97,7 @@ func rawWebsocket(b *testing.B, n int) time.Duration {
 	}))
 	defer srv.Close()
 	ctx := context.Background()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{CompressionMode: websocket.CompressionNoContextTakeover})
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{CompressionMode: mode})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,7 +118,18 @@ func rawWebsocket(b *testing.B, n int) time.Duration {
 // benchDrain times, b.N times over, forwarding n queued messages and writing n raw websocket
 // messages (the baseline); only the forwarding counts in the benchmark's own time.
 func benchDrain(b *testing.B, n int) (syncTime, rawTime time.Duration) {
+	return benchDrainMode(b, n, false)
+}
+
+// benchDrainMode is benchDrain with compression on (plain false) or off (plain true) on both
+// the terminal's link and the raw baseline.
+func benchDrainMode(b *testing.B, n int, plain bool) (syncTime, rawTime time.Duration) {
 	_, tm := benchRig(b)
+	tm.cfg = func(c *client.Config) { c.NoCompression = plain }
+	mode := websocket.CompressionNoContextTakeover
+	if plain {
+		mode = websocket.CompressionDisabled
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -120,7 +137,7 @@ func benchDrain(b *testing.B, n int) (syncTime, rawTime time.Duration) {
 		b.StartTimer()
 		syncTime += tm.drain()
 		b.StopTimer()
-		rawTime += rawWebsocket(b, n)
+		rawTime += rawWebsocketMode(b, n, mode)
 	}
 	return syncTime, rawTime
 }
@@ -133,6 +150,25 @@ func BenchmarkUplink1KiB(b *testing.B) {
 	msgs := float64(per * b.N)
 	b.ReportMetric(msgs/syncTime.Seconds(), "msgs/s")
 	b.ReportMetric(msgs/rawTime.Seconds(), "raw_ws_msgs/s")
+	b.ReportMetric(rawTime.Seconds()/syncTime.Seconds(), "sync/raw")
+}
+
+// BenchmarkUplink1KiBPlain is BenchmarkUplink1KiB without permessage-deflate, on the terminal's
+// link and on the raw baseline alike: what compression costs a drain.
+func BenchmarkUplink1KiBPlain(b *testing.B) {
+	const per = 5000
+	syncTime, rawTime := benchDrainMode(b, per, true)
+	msgs := float64(per * b.N)
+	b.ReportMetric(msgs/syncTime.Seconds(), "msgs/s")
+	b.ReportMetric(msgs/rawTime.Seconds(), "raw_ws_msgs/s")
+	b.ReportMetric(rawTime.Seconds()/syncTime.Seconds(), "sync/raw")
+}
+
+// BenchmarkDrainBacklog100kPlain is BenchmarkDrainBacklog100k without permessage-deflate.
+func BenchmarkDrainBacklog100kPlain(b *testing.B) {
+	syncTime, rawTime := benchDrainMode(b, 100000, true)
+	b.ReportMetric(syncTime.Seconds()/float64(b.N), "s/drain")
+	b.ReportMetric(rawTime.Seconds()/float64(b.N), "raw_ws_s")
 	b.ReportMetric(rawTime.Seconds()/syncTime.Seconds(), "sync/raw")
 }
 

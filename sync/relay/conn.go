@@ -305,7 +305,7 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 				return
 			}
 			select {
-			case queue <- upBatch{Batch: *f.Batch, bodies: bodies}:
+			case queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: hello.AckLetters}:
 			case <-stopped:
 				return // the worker closed the connection
 			}

@@ -140,15 +140,34 @@ func liveHolder(tx *bolt.Tx, id string) (string, error) {
 	return "", nil
 }
 
+// toTablets queues kind/body for the tablets bound to the inmate, except the terminal `except`:
+// a letter's status for a sender that takes it in the ack (hello ack_letters).
+func (f *fanout) toTablets(facility, inmateID, except, kind string, body any) error {
+	return f.queue(facility, scopeTablets, inmateID, except, kind, body)
+}
+
+// queue queues kind/body for the terminals of facility in scope sc, except `except`. The body
+// is encoded once, at the first terminal it goes to: none (a letter's status with no tablet to
+// tell, the common case) costs no encoding.
 func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string, body any) error {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return fmt.Errorf("encode downlink %s: %w", kind, err)
-	}
-	return f.queueRaw(facility, sc, inmateID, except, kind, raw)
+	var raw json.RawMessage
+	return f.eachRoute(facility, sc, inmateID, except, func(id string) error {
+		if raw == nil {
+			var err error
+			if raw, err = json.Marshal(body); err != nil {
+				return fmt.Errorf("encode downlink %s: %w", kind, err)
+			}
+		}
+		return f.appendRaw(id, kind, raw)
+	})
 }
 
 func (f *fanout) queueRaw(facility string, sc scope, inmateID, except, kind string, raw json.RawMessage) error {
+	return f.eachRoute(facility, sc, inmateID, except, func(id string) error { return f.appendRaw(id, kind, raw) })
+}
+
+// eachRoute calls fn with every terminal of facility in scope sc, except `except`.
+func (f *fanout) eachRoute(facility string, sc scope, inmateID, except string, fn func(id string) error) error {
 	prefix := facility + "/"
 	c := f.tx.Bucket([]byte(bFacTerms)).Cursor()
 	for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
@@ -171,7 +190,7 @@ func (f *fanout) queueRaw(facility string, sc scope, inmateID, except, kind stri
 		default:
 			continue
 		}
-		if err := f.appendRaw(id, kind, raw); err != nil {
+		if err := fn(id); err != nil {
 			return err
 		}
 	}

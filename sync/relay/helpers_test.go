@@ -185,6 +185,8 @@ type term struct {
 	seq   uint64
 	// waiting is the queue length the next hello reports.
 	waiting int
+	// ackLetters: the hello asks for letters' states in the acks.
+	ackLetters bool
 }
 
 func (e *env) enroll(mode, inmate string) *term {
@@ -281,7 +283,7 @@ func read(t testing.TB, c *websocket.Conn) wire.Frame {
 func (tm *term) connect(t testing.TB, downApplied uint64) *tconn {
 	t.Helper()
 	c := dial(t, tm.e.wsURL())
-	send(t, c, wire.Hello{TerminalID: tm.id, Epoch: tm.epoch, DownApplied: downApplied, Software: "test", Waiting: tm.waiting})
+	send(t, c, wire.Hello{TerminalID: tm.id, Epoch: tm.epoch, DownApplied: downApplied, Software: "test", Waiting: tm.waiting, AckLetters: tm.ackLetters})
 	f := read(t, c)
 	if f.Type != wire.TypeChallenge {
 		t.Fatalf("got %s, want challenge", f.Type)

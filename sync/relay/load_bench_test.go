@@ -26,7 +26,9 @@ import (
 // BenchmarkRelayLoad drives n terminals (kiosks, 20 per facility) over real websockets on
 // 127.0.0.1 against a relay with fsync on. Each sends batches of `items` messages (to a
 // department, so each is stored and gets a message_status), one batch at a time, and answers
-// every downlink frame with a down_ack, like a real terminal. b.N is the number of batches sent
+// every downlink frame with a down_ack, like a real terminal. With ack_letters=true the hello asks
+// for the letters' states in the acks, as the reference terminal does (no message_status then
+// comes down for them); ack_letters=false is a terminal built before that. b.N is the number of batches sent
 // in all. It reports acknowledged batches/s, the ack's p50 and p99 (send to ack), connections
 // lost, how long the n connections took to be admitted (all dialled at once, a reconnect
 // storm), and in the same run the baselines: n goroutines each committing one-put bbolt
@@ -35,9 +37,12 @@ import (
 //	go test -run '^$' -bench RelayLoad -benchtime 4000x ./sync/relay/
 func BenchmarkRelayLoad(b *testing.B) {
 	raiseFileLimit(b)
-	for _, c := range []struct{ terminals, items int }{{200, 1}, {1000, 1}, {1000, 16}, {3000, 1}} {
-		b.Run(fmt.Sprintf("terminals=%d/items=%d", c.terminals, c.items), func(b *testing.B) {
-			benchLoad(b, c.terminals, c.items)
+	for _, c := range []struct {
+		terminals, items int
+		ackLetters       bool
+	}{{200, 1, true}, {1000, 1, true}, {1000, 1, false}, {1000, 16, true}, {3000, 1, true}} {
+		b.Run(fmt.Sprintf("terminals=%d/items=%d/ack_letters=%v", c.terminals, c.items, c.ackLetters), func(b *testing.B) {
+			benchLoad(b, c.terminals, c.items, c.ackLetters)
 		})
 	}
 }
@@ -63,9 +68,10 @@ type loadTerm struct {
 	id, epoch, inmate string
 	priv              ed25519.PrivateKey
 	seq               uint64
+	ackLetters        bool
 }
 
-func benchLoad(b *testing.B, n, perBatch int) {
+func benchLoad(b *testing.B, n, perBatch int, ackLetters bool) {
 	e := newEnv(b, func(c *Config) {
 		c.Logf = nil
 		c.HoldPolicy = HoldNone
@@ -113,7 +119,8 @@ func benchLoad(b *testing.B, n, perBatch int) {
 			}
 			ep := make([]byte, 16)
 			rand.Read(ep)
-			terms[i] = &loadTerm{id: resp.TerminalID, epoch: hex.EncodeToString(ep), inmate: fmt.Sprintf("%s-i%d", fac, i%perFacility), priv: priv}
+			terms[i] = &loadTerm{id: resp.TerminalID, epoch: hex.EncodeToString(ep), inmate: fmt.Sprintf("%s-i%d", fac, i%perFacility), priv: priv,
+				ackLetters: ackLetters}
 		}()
 	}
 	wg.Wait()
@@ -201,7 +208,7 @@ func loadConnect(url string, tm *loadTerm) (*websocket.Conn, error) {
 		return nil, err
 	}
 	c.SetReadLimit(wire.MaxFrameBytes)
-	if err := writeFrame(c, wire.Hello{TerminalID: tm.id, Epoch: tm.epoch, Software: "bench"}); err != nil {
+	if err := writeFrame(c, wire.Hello{TerminalID: tm.id, Epoch: tm.epoch, Software: "bench", AckLetters: tm.ackLetters}); err != nil {
 		return nil, err
 	}
 	f, err := readFrame(c)
@@ -247,6 +254,9 @@ func loadRun(c *websocket.Conn, tm *loadTerm, batches, perBatch int) ([]time.Dur
 			case wire.TypeAck:
 				if f.Ack.Seq != tm.seq {
 					return lat, fmt.Errorf("ack %d, want %d", f.Ack.Seq, tm.seq)
+				}
+				if tm.ackLetters && (f.Ack.Letters == nil || len(f.Ack.Letters.Delivered) != perBatch) {
+					return lat, fmt.Errorf("ack %d reports letters %+v, want %d delivered", f.Ack.Seq, f.Ack.Letters, perBatch)
 				}
 				lat = append(lat, time.Since(sent))
 				acked = true

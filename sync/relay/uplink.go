@@ -80,7 +80,7 @@ func (r *Relay) storeBatches(t TerminalInfo, batches []upBatch, seen *seenRec) (
 		}
 		pol := fac.policy()
 		for i, b := range batches {
-			ack, seqErr, err := r.storeBatchTx(tx, f, t, fac, pol, b.Batch, preps[i], now)
+			ack, seqErr, err := r.storeBatchTx(tx, f, t, fac, pol, b, preps[i], now)
 			if err != nil {
 				return err
 			}
@@ -100,9 +100,13 @@ func (r *Relay) storeBatches(t TerminalInfo, batches []upBatch, seen *seenRec) (
 
 // storeBatchTx is one batch of storeBatches inside its transaction: the ack, and a
 // *sequenceError if the batch stopped (what precedes the stop is stored).
-func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, b wire.Batch, prep []prepared, now time.Time) (wire.Ack, *sequenceError, error) {
+func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, b upBatch, prep []prepared, now time.Time) (wire.Ack, *sequenceError, error) {
 	ack := wire.Ack{Epoch: b.Epoch}
 	var stop *sequenceError
+	var lt *wire.Letters // the letters' states, for a terminal that takes them in the ack
+	if b.ackLetters {
+		lt = new(wire.Letters)
+	}
 	dk := []byte(dedupeKey(t.ID, b.Epoch))
 	dd := tx.Bucket([]byte(bDedupe))
 	high := readU64(dd.Get(dk))
@@ -127,6 +131,8 @@ func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 			}
 			if reason := ref.Get([]byte(sk)); reason != nil {
 				ack.Rejected = append(ack.Rejected, wire.Rejection{Seq: it.Seq, Reason: string(reason)})
+			} else if err := letterState(tx, t, lt, it, prep[i]); err != nil {
+				return ack, nil, err
 			}
 			compared = it.Seq
 			continue
@@ -139,7 +145,7 @@ func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 			}
 			break
 		}
-		reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, prep[i], now)
+		reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, prep[i], lt, now)
 		if err != nil {
 			return ack, nil, fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
 		}
@@ -149,14 +155,18 @@ func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 		high, compared = it.Seq, it.Seq
 	}
 	ack.Seq = compared
+	if lt.Len() > 0 {
+		ack.Letters = lt
+	}
 	return ack, stop, dd.Put(dk, u64(high))
 }
 
 // storeItem takes the item at seq H+1. An item id already held with the same content is a
 // resend (under a new epoch, or a new terminal id after re-enrollment): it counts in H, is not
 // stored or applied again, and its earlier refusal stands. An item id held with other content
-// is refused id_conflict. Anything else is applied by kind and stored.
-func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, now time.Time) (string, error) {
+// is refused id_conflict. Anything else is applied by kind and stored. lt, if not nil, gets the
+// state of a letter taken or recognised.
+func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, lt *wire.Letters, now time.Time) (string, error) {
 	h := p.hash
 	sk := seqKey(t.ID, epoch, it.Seq)
 	if err := putJSON(tx, bSeqs, sk, seqRec{ItemID: it.ID, Hash: h}); err != nil {
@@ -174,6 +184,11 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		return "", err
 	}
 	if found && prev.Hash == h {
+		if prev.Refused == "" {
+			if err := letterState(tx, t, lt, it, p); err != nil {
+				return "", err
+			}
+		}
 		return prev.Refused, remember(prev.Refused)
 	}
 	// The item's arrival number, taken first: a letter it carries refers to its record for the
@@ -189,7 +204,7 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		f.logf("relay: terminal %s item %d (%s): item id %s already held with other content (from terminal %s): refused %s",
 			t.ID, it.Seq, it.Kind, it.ID, prev.TerminalID, reason)
 	case p.valid:
-		if reason, err = r.applyItem(tx, f, t, fac, pol, it, p, n, now); err != nil {
+		if reason, err = r.applyItem(tx, f, t, fac, pol, it, p, n, lt, now); err != nil {
 			return "", err
 		}
 		if reason == wire.RefuseIDConflict {
@@ -230,6 +245,8 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 type upBatch struct {
 	wire.Batch
 	bodies []wire.UpBody
+	// ackLetters: the connection's hello asked for letters' states in the acks.
+	ackLetters bool
 }
 
 // prepared is an uplink item's body as the relay stores it (compact JSON, HTML-escaped as
@@ -299,8 +316,9 @@ func storedItemJSON(it wire.Item, canon json.RawMessage, termID, epoch string, n
 
 // applyItem stores one new item (p: its prepared body, n: its arrival number) by kind and
 // queues what other terminals must learn. It returns a refusal reason for an item refused for
-// good; an error aborts the whole batch.
-func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, it wire.Item, p prepared, n uint64, now time.Time) (string, error) {
+// good; an error aborts the whole batch. lt, if not nil, gets a letter's state instead of the
+// sender's downlink.
+func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, it wire.Item, p prepared, n uint64, lt *wire.Letters, now time.Time) (string, error) {
 	decode := func(v any) bool { return json.Unmarshal(it.Body, v) == nil }
 	switch it.Kind {
 	case wire.UpMessage, wire.UpPREA:
@@ -312,7 +330,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		if it.Kind == wire.UpPREA || m.Peer == vocab.PREAChannel {
 			return r.applyPREA(tx, f, t, m, n, now)
 		}
-		return r.applyMessage(tx, f, t, fac, pol, m, n, now)
+		return r.applyMessage(tx, f, t, fac, pol, m, n, it.Seq, lt, now)
 	case wire.UpContactRequest:
 		var c vocab.Contact
 		if !decode(&c) || checkID("", "", c.ID) != nil || strings.TrimSpace(c.Name) == "" || c.InmateID == "" {
@@ -480,8 +498,15 @@ func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m vocab.Messag
 	return "", putLetter(tx, bPREA, o, n)
 }
 
-func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, m vocab.Message, n uint64, now time.Time) (string, error) {
+// applyMessage takes a letter (n: its item's arrival number, seq: its uplink seq). Its state
+// goes to the sender in the ack (lt not nil) or as a message_status on its downlink, and to the
+// inmate's tablets as a message_status.
+func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, m vocab.Message, n, seq uint64, lt *wire.Letters, now time.Time) (string, error) {
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
+		if err == nil && reason == "" {
+			// The same letter under another item id: the sender learns where it stands.
+			err = addLetterState(tx, t, lt, seq, m.ID)
+		}
 		return reason, err
 	}
 	in, ok, err := f.inmateFor(t, m.InmateID)
@@ -535,14 +560,50 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	if err := indexLetterTx(tx, m.InmateID, m.ID); err != nil {
 		return "", err
 	}
-	// The terminal that wrote it hears its state; the inmate's tablets get the letter itself,
-	// so what was written on a kiosk is in Sent on the tablet (their status follows by
-	// message_status, which goes to the tablets too).
-	if err := f.toTerminal(t.ID, wire.DownMessageStatus,
+	// The terminal that wrote it hears its state, in the ack (lt not nil) or as a
+	// message_status on its downlink; the inmate's tablets get the letter itself, so what was
+	// written on a kiosk is in Sent on the tablet (their status follows by message_status,
+	// which goes to the tablets too).
+	if lt != nil {
+		lt.Add(seq, status)
+	} else if err := f.toTerminal(t.ID, wire.DownMessageStatus,
 		wire.MessageStatus{MessageID: m.ID, InmateID: m.InmateID, State: status, At: now}); err != nil {
 		return "", err
 	}
 	return "", f.queue(t.FacilityID, scopeTablets, m.InmateID, t.ID, wire.DownSentMessage, sentCopy(o))
+}
+
+// letterState adds to lt (if not nil) the state of the letter an item the relay already holds
+// carries (a resend, or a seq compared again), so a terminal that crashed before applying an
+// ack learns it again. Other kinds, and a body that is not a letter, add nothing.
+func letterState(tx *bolt.Tx, t TerminalInfo, lt *wire.Letters, it wire.Item, p prepared) error {
+	if lt == nil || it.Kind != wire.UpMessage {
+		return nil
+	}
+	v, err := p.upBody(it)
+	if err != nil {
+		return nil // refused as invalid when it came: no letter
+	}
+	return addLetterState(tx, t, lt, it.Seq, v.(*vocab.Message).ID)
+}
+
+// addLetterState adds the state of the stored letter id (if any) under seq, if it is a letter
+// of an inmate terminal t serves: a terminal that sends a copy of another facility's letter
+// (its text and all) is told it is a duplicate, not how staff treated it.
+func addLetterState(tx *bolt.Tx, t TerminalInfo, lt *wire.Letters, seq uint64, id string) error {
+	if lt == nil {
+		return nil
+	}
+	var rec letterRec // the record only: the text is not needed
+	found, err := getJSON(tx, bOutbound, id, &rec)
+	if err != nil || !found {
+		return err
+	}
+	if rec.FacilityID != t.FacilityID || (t.Mode == wire.ModeTablet && rec.InmateID != t.InmateID) {
+		return nil
+	}
+	lt.Add(seq, rec.Status)
+	return nil
 }
 
 func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol vocab.Policy, c vocab.Contact, now time.Time) (string, error) {

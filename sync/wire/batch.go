@@ -114,6 +114,7 @@ type scanner struct {
 	// compact is cleared by white space between tokens or one of < > & U+2028 U+2029 in a
 	// string; it is set again at the start of each item body.
 	compact bool
+	special [256]bool // strSpecial
 }
 
 func (s *scanner) ws() {
@@ -146,9 +147,17 @@ func (s *scanner) str() (start, end int, esc, ok bool) {
 		return 0, 0, false, false
 	}
 	b := s.b
+	sp := &s.special
 	i := s.i + 1
 	start = i
 	for i < len(b) {
+		// Most of a letter is plain bytes: skip them with one table look-up each.
+		for i < len(b) && !sp[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -183,6 +192,20 @@ func (s *scanner) str() (start, end int, esc, ok bool) {
 		}
 	}
 	return 0, 0, false, false
+}
+
+// strSpecial marks the bytes str must look at inside a string: the closing quote, an escape,
+// control characters, the ones json.Marshal escapes (<, >, &) and the first byte of U+2028 and
+// U+2029 (which it escapes too). Each scanner has its own copy (a frame is far longer than
+// the table).
+func strSpecial() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	for _, c := range []byte{'"', '\\', '<', '>', '&', 0xE2} {
+		t[c] = true
+	}
+	return t
 }
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
@@ -460,7 +483,7 @@ var (
 // decodeBatchFast reads a batch frame in one pass; ok is false for anything it leaves to
 // decodeFrameStd (any other frame type among them).
 func decodeBatchFast(b []byte, bodies bool) (Frame, []UpBody, bool) {
-	s := &scanner{b: b}
+	s := &scanner{b: b, special: strSpecial()}
 	var batch *Batch
 	var ups []UpBody
 	var seen uint16

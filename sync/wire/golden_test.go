@@ -96,7 +96,7 @@ func goldenFrames(t *testing.T) map[string]any {
 	}
 	down := goldenDownBodies()
 	return map[string]any{
-		"frame_hello.json":     Hello{TerminalID: vectorTerminal, Epoch: epoch, DownApplied: 4711, Software: "tether 0.1.0", Waiting: 12},
+		"frame_hello.json":     Hello{TerminalID: vectorTerminal, Epoch: epoch, DownApplied: 4711, Software: "tether 0.1.0", Waiting: 12, AckLetters: true},
 		"frame_challenge.json": Challenge{Nonce: b64(t, vectorNonce)},
 		"frame_auth.json":      Auth{Signature: b64(t, vectorAuthSig)},
 		"frame_welcome.json": Welcome{TerminalID: vectorTerminal, Facility: "north", Mode: ModeTablet, InmateID: "A123456",
@@ -105,7 +105,8 @@ func goldenFrames(t *testing.T) map[string]any {
 			{Seq: 101, ID: "01920c6e-8f3a-7b1c-9d2e-3f4a5b6c7d8e", Kind: UpMessage, CreatedAt: at.Add(2 * time.Second), Body: raw(bodies[UpMessage])},
 			{Seq: 102, ID: "01920c6e-9000-7000-8000-000000000002", Kind: UpCharge, CreatedAt: at.Add(5 * time.Second), Body: raw(bodies[UpCharge])},
 		}},
-		"frame_ack.json": Ack{Epoch: epoch, Seq: 102, Rejected: []Rejection{{Seq: 101, Reason: RefuseUnknownContact}}},
+		"frame_ack.json": Ack{Epoch: epoch, Seq: 104, Rejected: []Rejection{{Seq: 101, Reason: RefuseUnknownContact}},
+			Letters: &Letters{Delivered: []uint64{103}, Held: []uint64{104}}},
 		"frame_down.json": Down{Items: []DownItem{
 			{Seq: 4712, Kind: DownDeposit, Body: raw(down[DownDeposit])},
 			{Seq: 4713, Kind: DownNotice, Body: raw(down[DownNotice])},

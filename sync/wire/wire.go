@@ -126,6 +126,11 @@ type Hello struct {
 	// (0: not said). At or below what the relay already holds for the epoch, the store is older
 	// than what it forwarded: a backup was restored, and the relay sends a complete snapshot.
 	UplinkNext uint64 `json:"uplink_next,omitempty"`
+	// AckLetters says the terminal applies the states of its letters carried in acks
+	// (Ack.Letters): the relay then sends it no message_status downlink item for a letter's
+	// state known when the ack is written. An older terminal leaves it out and gets those
+	// states on the downlink as before.
+	AckLetters bool `json:"ack_letters,omitempty"`
 }
 
 // Challenge carries a fresh random nonce the terminal must sign.
@@ -174,6 +179,38 @@ type Ack struct {
 	Epoch    string      `json:"epoch"`
 	Seq      uint64      `json:"seq"`
 	Rejected []Rejection `json:"rejected,omitempty"`
+	// Letters, only to a terminal whose hello set AckLetters: the state of each letter
+	// (a message item taken by the relay) among the acknowledged seqs of this batch.
+	Letters *Letters `json:"letters,omitempty"`
+}
+
+// Letters lists letters by their uplink seq under the state the relay holds them in: held
+// (waiting for staff) or delivered. Every seq is at most the ack's seq, each list increases,
+// and a seq is in one list at most and never among the ack's refusals. A letter staff already
+// rejected is not listed (a letter sent again after its review): the review's message_status
+// is on the terminal's downlink, with the staff's reason.
+type Letters struct {
+	Delivered []uint64 `json:"delivered,omitempty"`
+	Held      []uint64 `json:"held,omitempty"`
+}
+
+// Add lists seq under state (vocab.MsgDelivered or MsgHeld); seqs must come in increasing
+// order. Another state adds nothing.
+func (l *Letters) Add(seq uint64, state string) {
+	switch state {
+	case vocab.MsgDelivered:
+		l.Delivered = append(l.Delivered, seq)
+	case vocab.MsgHeld:
+		l.Held = append(l.Held, seq)
+	}
+}
+
+// Len is the number of letters listed.
+func (l *Letters) Len() int {
+	if l == nil {
+		return 0
+	}
+	return len(l.Delivered) + len(l.Held)
 }
 
 // DownItem is one downlink record; Seq increases by one per terminal, with no gaps.
@@ -509,7 +546,49 @@ func (a *Ack) validate() error {
 	if err := checkID("epoch", a.Epoch, true); err != nil {
 		return err
 	}
-	return checkRejections("rejected", a.Rejected, a.Seq)
+	if err := checkRejections("rejected", a.Rejected, a.Seq); err != nil {
+		return err
+	}
+	return a.Letters.validate(a.Seq, a.Rejected)
+}
+
+func (l *Letters) validate(upTo uint64, refused []Rejection) error {
+	if l == nil {
+		return nil
+	}
+	if n := l.Len(); n > MaxBatchItems {
+		return fmt.Errorf("letters lists %d items, limit %d", n, MaxBatchItems)
+	}
+	seqs := func(field string, s []uint64) error {
+		var last uint64
+		for i, seq := range s {
+			if seq == 0 || seq <= last || seq > upTo {
+				return fmt.Errorf("letters %s %d: seq %d out of order or beyond %d", field, i, seq, upTo)
+			}
+			last = seq
+		}
+		return nil
+	}
+	if err := seqs("delivered", l.Delivered); err != nil {
+		return err
+	}
+	if err := seqs("held", l.Held); err != nil {
+		return err
+	}
+	// One state per letter, and none for an item refused: the lists are short (one batch).
+	seen := make(map[uint64]bool, l.Len()+len(refused))
+	for _, r := range refused {
+		seen[r.Seq] = true
+	}
+	for _, s := range [][]uint64{l.Delivered, l.Held} {
+		for _, seq := range s {
+			if seen[seq] {
+				return fmt.Errorf("letters: seq %d listed twice or refused", seq)
+			}
+			seen[seq] = true
+		}
+	}
+	return nil
 }
 
 func (d *Down) validate() error {
