@@ -88,7 +88,7 @@ func (k *Kiosk) showSentWith(note string) {
 	list := container.NewVBox()
 	load := func() {
 		id := s.inmateID
-		fillList(k, v, w, list, "sent.empty", func() ([]kiosk.Message, error) {
+		fillList(k, v, w, list, "sent.empty", func() ([]sentLetter, error) {
 			all, err := k.d.Sent(id)
 			var ms []kiosk.Message
 			for _, m := range all {
@@ -96,13 +96,17 @@ func (k *Kiosk) showSentWith(note string) {
 					ms = append(ms, m)
 				}
 			}
-			return ms, err
+			return k.sentLetters(id, ms), err // stamps.go
 		},
-			func(m kiosk.Message) fyne.CanvasObject {
+			func(l sentLetter) fyne.CanvasObject {
+				m := l.Message
 				to := theme.Text(w.T("sent.to", "name", m.PeerName), theme.TextSize, theme.White, true)
 				when := text(w.stamp(m.CreatedAt), theme.Grey)
 				state := theme.Text(w.msgState(m), theme.TextSize, stateColor(m.State), true)
 				lines := []fyne.CanvasObject{container.NewBorder(nil, nil, nil, when, to), state}
+				if r := refundLine(w, l); r != nil {
+					lines = append(lines, r)
+				}
 				if m.Subject != "" {
 					lines = append(lines, text(m.Subject, theme.White))
 				}
