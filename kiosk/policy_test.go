@@ -157,6 +157,9 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add(`{"rate_cents_per_minute": 7, "cooldown": "45m"}`)
 	f.Add(`{"curfew": [{"weekday": 4, "start": "22:00", "end": "06:00"}], "lockdown": true}`)
 	f.Add(`{"max_session": "1m", "idle_timeout": "30s", "idle_warning": "10s", "warn_before": ["30s"]}`)
+	f.Add(`{"pricing": "both", "stamp_price_cents": 30, "stamps_per_photo": 2}`)
+	f.Add(`{"pricing": "per_message", "stamp_price_cents": 0}`)
+	f.Add(`{"pricing": "", "stamp_price_cents": 0, "stamps_per_photo": 0}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParsePolicy([]byte(s))
 		if err != nil {
@@ -176,6 +179,10 @@ func FuzzParsePolicy(f *testing.F) {
 			t.Fatalf("accepted policy re-encoded as %s is refused: %v", raw, err)
 		}
 		p.CurfewAt(time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC))
+		// A valid policy never prices a letter above what one charge may carry on the wire.
+		if c := p.StampCost("contact-1", 0); c < 0 || c > MaxRatePerMinute || (p.ChargesStamps() && c == 0) {
+			t.Fatalf("policy %s prices a letter at %d cents", raw, c)
+		}
 	})
 }
 
