@@ -149,7 +149,8 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 		if err != nil || inmate != inmateID {
 			return err
 		}
-		l.Remote = true
+		// A stamp refund comes from the relay itself, not from another terminal.
+		l.Remote = !strings.HasPrefix(string(k), remoteCreditPrefix+vocab.StampRecordPrefix)
 		out = append(out, l)
 		return nil
 	})

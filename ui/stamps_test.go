@@ -65,4 +65,10 @@ func TestWriteShowsStampPriceAndRejectedLetterSaysRefunded(t *testing.T) {
 	h.mustSee("Balance: $20.00")
 	h.tap("Sent")
 	h.mustSee("The stamp ($0.25) was refunded to your balance.")
+
+	// The statement itemises the stamp and its refund (from the relay, not another kiosk).
+	h.tap("Back")
+	h.tap("Usage")
+	h.mustSee("Stamp on a letter", "Stamp refunded: the letter was rejected by staff")
+	h.mustNotSee("Minute 1 refunded", "(other kiosk)")
 }
