@@ -502,7 +502,10 @@ func onRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 		}
 		return preaSettledTx(tx, it)
 	case ItemCharge:
-		return chargeSettledTx(tx, it) // refused for good: no longer pending either
+		if err := chargeSettledTx(tx, it); err != nil { // refused for good: no longer pending either
+			return err
+		}
+		return stampRefusedTx(tx, now, it) // a stamp the relay never took comes back
 	case ItemContactRequest:
 		return contactRequestRefused(tx, now, it, reason)
 	default:

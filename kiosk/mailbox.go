@@ -214,7 +214,10 @@ func (t *Terminal) Send(inmateID, peer, subject, body string) (Message, error) {
 		if err != nil {
 			return err
 		}
-		return queueOutboxTx(tx, now, ItemMessage, m)
+		if err := queueOutboxTx(tx, now, ItemMessage, m); err != nil {
+			return err
+		}
+		return stampTx(tx, now, p, m) // after the letter: the relay must hold it first
 	})
 	if err != nil {
 		t.keepAsDraft(err, Draft{InmateID: inmateID, Peer: peer, Subject: subject, Body: body})

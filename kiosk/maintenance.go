@@ -200,6 +200,15 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 	var c Charge
 	each(bCharges, &c, func(k []byte) {
 		charges[string(k)] = c
+		if vocab.IsStampRecord(string(k)) {
+			// A stamp pays for a letter, not a minute: no session counts it (stamps.go).
+			if c.RecordID != string(k) || vocab.StampRecordID(c.MessageID) != string(k) || c.SessionID != "" {
+				add("charge_key", "stamp %q (letter %q) is stored under key %q", c.RecordID, c.MessageID, k)
+			}
+			balance[c.InmateID] -= c.Cents
+			c = Charge{}
+			return
+		}
 		if c.RecordID != string(k) || chargeKey(c.SessionID, c.Minute) != string(k) {
 			add("charge_key", "charge %q is stored under key %q", c.RecordID, k)
 		}
@@ -233,7 +242,9 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 			add("credit_charge", "credit %s (%s for %s in session %s) differs from its charge (%s for %s in session %s)",
 				k, cr.Cents, cr.InmateID, cr.SessionID, ch.Cents, ch.InmateID, ch.SessionID)
 		}
-		credited[cr.SessionID] += cr.Cents
+		if !vocab.IsStampRecord(string(k)) {
+			credited[cr.SessionID] += cr.Cents
+		}
 		balance[cr.InmateID] += cr.Cents
 		cr = Credit{}
 	})

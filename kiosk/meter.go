@@ -209,8 +209,8 @@ func (t *Terminal) advanceLocked(p Policy, now time.Duration, wall time.Time, ga
 	}
 	s.updateCurfew(p, now, wall)
 	var evs []Event
-	if s.free {
-		// Nothing to bill: only the rules (time limit, idle, curfew, lockdown) end it.
+	if s.free || s.rate == 0 {
+		// Nothing to bill (a free session, or one priced per letter): only the rules (time limit, idle, curfew, lockdown) end it.
 		if end, reason := t.deadline(p, s, now); end <= now {
 			evs = append(evs, t.endLocked(p, reason, end, now, wall)...)
 		}

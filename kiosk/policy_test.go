@@ -36,6 +36,12 @@ func TestPolicyNamesTheBadField(t *testing.T) {
 		{"monitoring_notice.es", func(p *Policy) { p.MonitoringNotice = map[string]string{"en": "x"} }},
 		{"timezone", func(p *Policy) { p.Timezone = "Mars/Olympus" }},
 		{"departments[1]", func(p *Policy) { p.Departments = []Department{{ID: "a", Name: "A"}, {ID: "a", Name: "B"}} }},
+		{"pricing", func(p *Policy) { p.Pricing = "per_letter" }},
+		{"stamp_price_cents", func(p *Policy) { p.StampPrice = -1 }},
+		{"stamp_price_cents", func(p *Policy) { p.StampPrice = MaxStampPrice + 1 }},
+		{"stamp_price_cents", func(p *Policy) { p.Pricing, p.StampPrice = PricingBoth, 0 }},
+		{"stamps_per_photo", func(p *Policy) { p.StampsPerPhoto = -1 }},
+		{"stamps_per_photo", func(p *Policy) { p.StampsPerPhoto = 11 }},
 	}
 	for _, c := range cases {
 		p := DefaultPolicy()
@@ -44,6 +50,28 @@ func TestPolicyNamesTheBadField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.field) || KindOf(err) != KindInvalid {
 			t.Errorf("%s: Validate() = %v, want an invalid error naming %s", c.field, err, c.field)
 		}
+	}
+}
+
+// A policy stored or sent before stamps existed has no pricing: it keeps today's per-minute
+// billing, and a stamp price of 0 is valid while no stamps are charged.
+func TestPolicyWithoutPricingKeepsPerMinute(t *testing.T) {
+	p, err := ParsePolicy([]byte(`{"rate_cents_per_minute": 7}`))
+	if err != nil || p.Pricing != PricingPerMinute || !p.ChargesMinutes() || p.ChargesStamps() || p.StampPrice != 25 {
+		t.Fatalf("defaults: %+v %v", p, err)
+	}
+	old := DefaultPolicy()
+	old.Pricing, old.StampPrice, old.StampsPerPhoto = "", 0, 0 // as an old relay record decodes
+	if err := old.Validate(); err != nil || !old.ChargesMinutes() || old.StampCost("contact-1", 0) != 0 {
+		t.Fatalf("a policy without pricing fields: %v", err)
+	}
+	both := DefaultPolicy()
+	both.Pricing, both.StampPrice, both.StampsPerPhoto = PricingBoth, 30, 2
+	if got := both.StampCost("contact-1", 2); got != 150 || !both.ChargesMinutes() {
+		t.Fatalf("a letter with 2 photos at 30¢ and 2 stamps a photo = %s, want $1.50", got)
+	}
+	if got := both.StampCost(both.Departments[0].ID, 0); got != 0 {
+		t.Fatalf("a letter to a department costs %s", got)
 	}
 }
 
@@ -129,6 +157,9 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add(`{"rate_cents_per_minute": 7, "cooldown": "45m"}`)
 	f.Add(`{"curfew": [{"weekday": 4, "start": "22:00", "end": "06:00"}], "lockdown": true}`)
 	f.Add(`{"max_session": "1m", "idle_timeout": "30s", "idle_warning": "10s", "warn_before": ["30s"]}`)
+	f.Add(`{"pricing": "both", "stamp_price_cents": 30, "stamps_per_photo": 2}`)
+	f.Add(`{"pricing": "per_message", "stamp_price_cents": 0}`)
+	f.Add(`{"pricing": "", "stamp_price_cents": 0, "stamps_per_photo": 0}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParsePolicy([]byte(s))
 		if err != nil {
@@ -148,6 +179,10 @@ func FuzzParsePolicy(f *testing.F) {
 			t.Fatalf("accepted policy re-encoded as %s is refused: %v", raw, err)
 		}
 		p.CurfewAt(time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC))
+		// A valid policy never prices a letter above what one charge may carry on the wire.
+		if c := p.StampCost("contact-1", 0); c < 0 || c > MaxRatePerMinute || (p.ChargesStamps() && c == 0) {
+			t.Fatalf("policy %s prices a letter at %d cents", raw, c)
+		}
 	})
 }
 

@@ -133,7 +133,7 @@ func (t *Terminal) AcceptNotice(p Pending) (SessionInfo, error) {
 		if err != nil {
 			return err
 		}
-		if free {
+		if free || !pol.ChargesMinutes() {
 			sess.Rate = 0 // nothing is billed: not minute 0, not any minute after
 		} else if err := chargeTx(tx, wall, &sess, &acc); err != nil {
 			return err
@@ -193,6 +193,8 @@ func (t *Terminal) eligible(tx *bolt.Tx, in Inmate, now time.Time) (free bool, e
 	}
 	var short Reason
 	switch {
+	case !p.ChargesMinutes():
+		return false, nil // priced per letter (stamps): the session itself costs nothing
 	case acc.Balance < p.RatePerMinute:
 		short = ReasonInsufficientBalance
 	case acc.Unsynced+p.RatePerMinute > p.OfflineSpendCap:

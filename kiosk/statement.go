@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // LineKind is what one statement line did to an inmate's balance.
@@ -37,6 +39,9 @@ type StatementLine struct {
 	// DepositRef is the deposit a refund gives money back from.
 	DepositRef string
 	Remote     bool // billed or credited on another terminal of the facility
+	// MessageID names the letter a stamp paid for (charges) or was refunded for (credits);
+	// SessionID and Minute are then empty.
+	MessageID string
 	// Balance is the balance right after this line.
 	Balance Cents
 }
@@ -123,6 +128,20 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 			}
 		}
 	}
+	// Stamps (stamps.go) and the stamps given back here are keyed by letter, not by session.
+	spfx := []byte(vocab.StampRecordPrefix)
+	for _, bucket := range []string{bCharges, bCredits} {
+		cc := tx.Bucket([]byte(bucket)).Cursor()
+		for k, v := cc.Seek(spfx); k != nil && bytes.HasPrefix(k, spfx); k, v = cc.Next() {
+			l, inmate, err := minuteLine(bucket == bCredits, k, v)
+			if err != nil {
+				return nil, err
+			}
+			if inmate == inmateID {
+				out = append(out, l)
+			}
+		}
+	}
 	// The facility's other terminals' minutes and the deposits are not indexed by inmate.
 	err := tx.Bucket([]byte(bRemote)).ForEach(func(k, v []byte) error {
 		if strings.HasPrefix(string(k), remoteRefundPrefix) {
@@ -143,7 +162,8 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 		if err != nil || inmate != inmateID {
 			return err
 		}
-		l.Remote = true
+		// A stamp refund comes from the relay itself, not from another terminal.
+		l.Remote = !strings.HasPrefix(string(k), remoteCreditPrefix+vocab.StampRecordPrefix)
 		out = append(out, l)
 		return nil
 	})
@@ -173,7 +193,7 @@ func minuteLine(credit bool, k, v []byte) (StatementLine, string, error) {
 	if err := json.Unmarshal(v, &r); err != nil {
 		return StatementLine{}, "", &Error{Kind: KindCorrupt, Op: "read statement", Err: fmt.Errorf("record %q: %w", k, err)}
 	}
-	l := StatementLine{Kind: LineCharge, Cents: -r.Cents, At: r.At, SessionID: r.SessionID, Minute: r.Minute}
+	l := StatementLine{Kind: LineCharge, Cents: -r.Cents, At: r.At, SessionID: r.SessionID, Minute: r.Minute, MessageID: r.MessageID}
 	if credit {
 		l.Kind, l.Cents, l.Reason = LineCredit, r.Cents, r.Reason
 	}

@@ -47,6 +47,8 @@ const (
 	ContactPending            = vocab.ContactPending
 	ContactRemoved            = vocab.ContactRemoved
 	CreditStall               = vocab.CreditStall
+	CreditStampRefused        = vocab.CreditStampRefused
+	CreditStampRejected       = vocab.CreditStampRejected
 	CreditTerminalFault       = vocab.CreditTerminalFault
 	EndBalance                = vocab.EndBalance
 	EndCurfew                 = vocab.EndCurfew
@@ -83,6 +85,10 @@ const (
 	MaxAuditKindLen           = vocab.MaxAuditKindLen
 	MaxDepositLimit           = vocab.MaxDepositLimit
 	MaxRatePerMinute          = vocab.MaxRatePerMinute
+	MaxStampPrice             = vocab.MaxStampPrice
+	PricingBoth               = vocab.PricingBoth
+	PricingPerMessage         = vocab.PricingPerMessage
+	PricingPerMinute          = vocab.PricingPerMinute
 	MsgDelivered              = vocab.MsgDelivered
 	MsgHeld                   = vocab.MsgHeld
 	MsgQueued                 = vocab.MsgQueued

@@ -26,6 +26,9 @@ type Domain interface {
 
 	Recipients(inmateID string) ([]kiosk.Recipient, error)
 	Send(inmateID, peer, subject, body string) (kiosk.Message, error)
+	// LetterPrice only reads the policy in memory; StampOf reads the store.
+	LetterPrice(peer string) kiosk.Cents
+	StampOf(inmateID, messageID string) (kiosk.Stamp, bool, error)
 	SaveDraft(d kiosk.Draft) error
 	Drafts(inmateID string) ([]kiosk.Draft, error)
 	DraftTo(inmateID, peer string) (kiosk.Draft, bool, error)

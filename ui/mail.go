@@ -186,7 +186,7 @@ func (k *Kiosk) showSentWith(note string) {
 	load := func() {
 		id := s.inmateID
 		fetched := true
-		fillList(k, v, w, list, "sent.empty", func() ([]kiosk.Message, error) {
+		fillList(k, v, w, list, "sent.empty", func() ([]sentLetter, error) {
 			// A shared kiosk gets the person's letters from other terminals at login; until
 			// they come (offline, or not yet) it shows what it holds and says so.
 			fetched = k.tablet || k.d.HistoryFetched(id)
@@ -197,13 +197,17 @@ func (k *Kiosk) showSentWith(note string) {
 					ms = append(ms, m)
 				}
 			}
-			return ms, err
+			return k.sentLetters(id, ms), err // stamps.go
 		},
-			func(m kiosk.Message) fyne.CanvasObject {
+			func(l sentLetter) fyne.CanvasObject {
+				m := l.Message
 				to := theme.Text(w.T("sent.to", "name", m.PeerName), theme.TextSize, theme.White, true)
 				when := text(w.stamp(m.CreatedAt), theme.Grey)
 				state := theme.Text(w.msgState(m), theme.TextSize, stateColor(m.State), true)
 				lines := []fyne.CanvasObject{container.NewBorder(nil, nil, nil, when, to), state}
+				if r := refundLine(w, l); r != nil {
+					lines = append(lines, r)
+				}
 				if m.Subject != "" {
 					lines = append(lines, text(m.Subject, theme.White))
 				}
@@ -212,7 +216,7 @@ func (k *Kiosk) showSentWith(note string) {
 				}
 				lines = append(lines, text(firstLine(m.Body, 80), theme.Grey))
 				return newTappable(card(theme.Panel, lines...), func() { k.touch(); k.showSentReader(m, k.showSent) })
-			}, func([]kiosk.Message) {
+			}, func([]sentLetter) {
 				// Online, the history is on its way or there is none (the relay sends none for
 				// someone with no letters); offline, it cannot come.
 				if !fetched && !k.online {

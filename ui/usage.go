@@ -129,11 +129,30 @@ func (k *Kiosk) showUsage() {
 func (w words) statementLine(l kiosk.StatementLine) string {
 	n := strconv.Itoa(l.Minute + 1)
 	var s string
-	switch l.Kind {
-	case kiosk.LineDeposit:
+	switch {
+	case l.Kind == kiosk.LineDeposit:
 		return w.T("usage.deposit")
-	case kiosk.LineRefund:
+	case l.Kind == kiosk.LineRefund:
 		return w.T("usage.refund")
+	case l.MessageID != "" && l.Kind == kiosk.LineCharge: // a stamp (pricing per message)
+		s = w.T("usage.stamp")
+	case l.MessageID != "" && l.Kind == kiosk.LineCredit:
+		why := w.T("usage.why.other")
+		switch l.Reason {
+		case kiosk.CreditStampRejected:
+			why = w.T("usage.why.letter_rejected")
+		case kiosk.CreditStampRefused:
+			why = w.T("usage.why.stamp_refused")
+		}
+		s = w.T("usage.stamp_refund", "why", why)
+	}
+	if s != "" {
+		if l.Remote {
+			s += " " + w.T("usage.other_kiosk")
+		}
+		return s
+	}
+	switch l.Kind {
 	case kiosk.LineCharge:
 		s = w.T("usage.charge", "n", n)
 	case kiosk.LineCredit:

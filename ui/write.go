@@ -280,7 +280,7 @@ func (k *Kiosk) showWrite() {
 		errT.SetText(msg)
 	}
 	if c.sendError != nil {
-		showErr(w.refusal(c.sendError))
+		showErr(k.sendRefusal(w, c.peer, c.sendError))
 	} else if c.noteID != "" {
 		showErr(w.T(c.noteID))
 		c.noteID = ""
@@ -344,7 +344,7 @@ func (k *Kiosk) showWrite() {
 				return // the inmate left the screen; the error shows when they come back
 			}
 			send.Enable()
-			showErr(w.refusal(err))
+			showErr(k.sendRefusal(w, c.peer, err))
 		})
 	})
 
@@ -352,6 +352,9 @@ func (k *Kiosk) showWrite() {
 	actions := container.NewHBox(big(toggle, 220, 60), big(send, 220, 60))
 	info := container.NewBorder(nil, nil, container.NewVBox(count, mark), actions, errT)
 	top := container.NewVBox(toRow, subject)
+	if price := k.priceLine(w, c.peer); price != nil { // stamps.go: the price before Send
+		top.Add(price)
+	}
 	bottom := container.NewVBox(info, kbObj)
 	form := container.NewBorder(top, bottom, nil, nil, body)
 	back := func() {
@@ -385,6 +388,7 @@ func (k *Kiosk) send(c *compose, fail func(error)) {
 				s.compose = nil
 			}
 			k.refreshCounts()
+			k.refreshSession() // a stamp moved the balance
 			w := k.words(s.lang)
 			if m.Peer == kiosk.PREAChannel {
 				// Not listed in Sent on a kiosk: the reference is what the person keeps.

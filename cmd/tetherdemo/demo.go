@@ -173,6 +173,9 @@ func resetDemoDir(dir string) error {
 func (d *demo) seedRelay() error {
 	p := kiosk.DefaultPolicy()
 	p.FacilityName = d.fac.Name
+	// Both pricings at once, so the demo shows stamps too: minutes as TRULINCS bills them, and a
+	// stamp per letter to a contact as JPay sells them (requests to staff and PREA stay free).
+	p.Pricing, p.StampPrice = kiosk.PricingBoth, 25
 	if err := d.relay.PutPolicy(d.fac.ID, p); err != nil {
 		return fmt.Errorf("seed policy: %w", err)
 	}

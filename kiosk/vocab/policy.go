@@ -53,6 +53,54 @@ type Policy struct {
 	// FreeReadMail (read the inbox). Empty: too little money refuses the login before the
 	// PIN. PREA reports are free whatever this says.
 	FreeServices []string `json:"free_services"`
+
+	// Pricing is how letters are paid for: PricingPerMinute (TRULINCS: the session's minutes,
+	// today's only mode and what "" means), PricingPerMessage (JPay: a stamp per letter, the
+	// session itself unbilled) or PricingBoth.
+	Pricing string `json:"pricing"`
+	// StampPrice is one stamp, charged per letter to a contact when Pricing charges stamps.
+	// Letters to departments and PREA reports never cost a stamp.
+	StampPrice Cents `json:"stamp_price_cents"`
+	// StampsPerPhoto is how many stamps each photo attached to a letter adds (photos are not
+	// sent yet: every letter counts 0 photos today).
+	StampsPerPhoto int `json:"stamps_per_photo"`
+}
+
+// Pricing modes (Policy.Pricing).
+const (
+	PricingPerMinute  = "per_minute"
+	PricingPerMessage = "per_message"
+	PricingBoth       = "both"
+)
+
+// MaxStampPrice refuses absurd stamp prices; a letter's stamps, photos included, must also fit
+// the largest single charge the wire carries (MaxRatePerMinute cents).
+const MaxStampPrice Cents = 100
+
+// MaxStampsPerPhoto bounds Policy.StampsPerPhoto.
+const MaxStampsPerPhoto = 10
+
+// ChargesMinutes reports whether sessions are billed by the minute.
+func (p Policy) ChargesMinutes() bool { return p.Pricing != PricingPerMessage }
+
+// ChargesStamps reports whether letters to contacts cost stamps.
+func (p Policy) ChargesStamps() bool {
+	return p.Pricing == PricingPerMessage || p.Pricing == PricingBoth
+}
+
+// StampCost is what a letter to peer with photos photos costs under p: nothing unless p charges
+// stamps, nothing to a department or the PREA channel (free services), else one stamp plus
+// StampsPerPhoto for each photo.
+func (p Policy) StampCost(peer string, photos int) Cents {
+	if !p.ChargesStamps() || peer == PREAChannel || peer == "" {
+		return 0
+	}
+	for _, d := range p.Departments {
+		if d.ID == peer {
+			return 0
+		}
+	}
+	return p.StampPrice * Cents(1+max(photos, 0)*p.StampsPerPhoto)
 }
 
 // Services a policy may make free (Policy.FreeServices).
@@ -129,7 +177,10 @@ func DefaultPolicy() Policy {
 			{ID: "dept-education", Name: "Education"},
 			{ID: "dept-records", Name: "Records"},
 		},
-		FreeServices: []string{FreeDepartments},
+		FreeServices:   []string{FreeDepartments},
+		Pricing:        PricingPerMinute,
+		StampPrice:     25,
+		StampsPerPhoto: 1,
 	}
 }
 
@@ -224,6 +275,20 @@ func (p Policy) Validate() error {
 			return bad(fmt.Sprintf("free_services[%d]", i), "%q is listed twice", s)
 		}
 		free[s] = true
+	}
+	switch p.Pricing {
+	case "", PricingPerMinute, PricingPerMessage, PricingBoth:
+	default:
+		return bad("pricing", "%q is not %q, %q or %q", p.Pricing, PricingPerMinute, PricingPerMessage, PricingBoth)
+	}
+	if p.StampPrice < 0 || p.StampPrice > MaxStampPrice {
+		return bad("stamp_price_cents", "%d is outside 0..%d", p.StampPrice, MaxStampPrice)
+	}
+	if p.ChargesStamps() && p.StampPrice == 0 {
+		return bad("stamp_price_cents", "must be at least 1 when pricing is %q", p.Pricing)
+	}
+	if p.StampsPerPhoto < 0 || p.StampsPerPhoto > MaxStampsPerPhoto {
+		return bad("stamps_per_photo", "%d is outside 0..%d", p.StampsPerPhoto, MaxStampsPerPhoto)
 	}
 	seen := map[string]bool{}
 	for i, d := range p.Departments {

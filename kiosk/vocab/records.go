@@ -2,6 +2,7 @@ package vocab
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -51,7 +52,9 @@ type Session struct {
 }
 
 // Charge bills one begun minute; its key and RecordID are the session id and minute number,
-// so writing it twice is impossible.
+// so writing it twice is impossible. A stamp (Policy.Pricing per message) is a Charge too: its
+// MessageID names the letter it paid for and its RecordID is StampRecordID of that letter, so
+// a letter is stamped at most once.
 type Charge struct {
 	RecordID  string    `json:"record_id"`
 	SessionID string    `json:"session_id"`
@@ -59,7 +62,17 @@ type Charge struct {
 	Minute    int       `json:"minute"`
 	Cents     Cents     `json:"cents"`
 	At        time.Time `json:"at"`
+	MessageID string    `json:"message_id,omitempty"` // stamps only
 }
+
+// StampRecordPrefix starts the record id of every stamp charge and of its refund.
+const StampRecordPrefix = "stamp/"
+
+// StampRecordID is the record id of the stamp on letter messageID (and of its refund).
+func StampRecordID(messageID string) string { return StampRecordPrefix + messageID }
+
+// IsStampRecord reports whether a charge or credit record id is a stamp's.
+func IsStampRecord(recordID string) bool { return strings.HasPrefix(recordID, StampRecordPrefix) }
 
 // Credit gives back a billed minute the terminal, not the inmate, lost.
 type Credit struct {
@@ -70,12 +83,18 @@ type Credit struct {
 	Cents     Cents     `json:"cents"`
 	Reason    string    `json:"reason"`
 	At        time.Time `json:"at"`
+	MessageID string    `json:"message_id,omitempty"` // stamp refunds only
 }
 
 // Credit reasons, stored on Credit records.
 const (
 	CreditStall         = "stall"
 	CreditTerminalFault = "terminal fault"
+	// CreditStampRejected: the relay refunds a stamp on a letter staff rejected.
+	CreditStampRejected = "letter rejected"
+	// CreditStampRefused: the terminal gives a stamp back when the relay refused the charge
+	// (the relay never took the money: the letter was refused, or the price did not match).
+	CreditStampRefused = "stamp refused"
 )
 
 // Deposit adds money; Ref makes the same deposit applied twice count once.

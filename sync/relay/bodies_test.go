@@ -82,6 +82,10 @@ func uplinkBodyCases() []bodyCase {
 		bad(k, "cents a string", set("cents", "5"))
 		bad(k, "negative minute", set("minute", -1))
 	}
+	// A stamp names its letter in message_id and record_id alike, and bills no minute.
+	bad(wire.UpCharge, "stamp of another letter", func(m map[string]any) { m["record_id"], m["message_id"], m["session_id"] = "stamp/m-2", "m-1", "" })
+	bad(wire.UpCharge, "stamp record without its letter", func(m map[string]any) { m["record_id"], m["session_id"] = "stamp/m-1", "" })
+	bad(wire.UpCharge, "stamp in a session", func(m map[string]any) { m["record_id"], m["message_id"] = "stamp/m-1", "m-1" })
 	for _, f := range []string{"id", "inmate_id", "start", "end", "minutes", "rate_cents", "charged_cents", "credited_cents", "end_reason"} {
 		bad(wire.UpSessionEnd, "no "+f, drop(f))
 	}

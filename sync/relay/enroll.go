@@ -262,9 +262,9 @@ func enrollClaimRule(found bool, old *terminalRec, e enrollmentRec) error {
 // record turns a stored usage record back into the kiosk record a terminal applies.
 func (u UsageRecord) record() any {
 	if u.Kind == "credit" {
-		return vocab.Credit{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, Reason: u.Reason, At: u.At}
+		return vocab.Credit{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, Reason: u.Reason, At: u.At, MessageID: u.MessageID}
 	}
-	return vocab.Charge{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, At: u.At}
+	return vocab.Charge{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, At: u.At, MessageID: u.MessageID}
 }
 
 // terminal reads one terminal's record.

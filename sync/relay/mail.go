@@ -323,6 +323,11 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 		if err := putLetter(tx, bOutbound, o, rec.BodyItem); err != nil {
 			return err
 		}
+		if state == vocab.MsgRejected {
+			if err := refundStampTx(tx, f, o, now); err != nil { // stamps.go
+				return err
+			}
+		}
 		holder, err := liveHolder(tx, o.TerminalID)
 		if err != nil {
 			return err

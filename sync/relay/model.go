@@ -18,6 +18,9 @@ type facilityRec struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 	// Notices are the facility's notices still in force (the newest maxNotices), for snapshots.
 	Notices []wire.Notice `json:"notices,omitempty"`
+	// PrevStampPrice is the stamp price (0: none) of the policy before the last change of it,
+	// still accepted for a stamp charged by a terminal that had not yet heard of the change.
+	PrevStampPrice vocab.Cents `json:"prev_stamp_price_cents,omitempty"`
 }
 
 // maxNotices bounds the notices a facility keeps for snapshots, as a terminal keeps at most
@@ -125,7 +128,8 @@ type UsageRecord struct {
 	Cents      vocab.Cents `json:"cents"`
 	Reason     string      `json:"reason,omitempty"`
 	At         time.Time   `json:"at"`
-	TerminalID string      `json:"terminal_id"`
+	TerminalID string      `json:"terminal_id"`          // "" for a refund the relay issued itself
+	MessageID  string      `json:"message_id,omitempty"` // stamps and their refunds
 }
 
 // Usage is an inmate's statement: every record, and charges minus credits.

@@ -390,7 +390,10 @@ func (r *Relay) PutPolicy(facility string, p vocab.Policy) error {
 	}
 	now := r.clock.Now().UTC()
 	return r.update(op, func(tx *bolt.Tx, f *fanout) error {
-		if err := touchFacility(tx, facility, now, func(fac *facilityRec) { fac.Policy = &p }); err != nil {
+		if err := touchFacility(tx, facility, now, func(fac *facilityRec) {
+			notePolicyChange(fac, p) // stamps.go
+			fac.Policy = &p
+		}); err != nil {
 			return err
 		}
 		return f.toFacility(facility, "", wire.DownPolicy, p)

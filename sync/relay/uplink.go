@@ -344,7 +344,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		}
 		return r.applyContactRemove(tx, f, t, c, now)
 	case wire.UpCharge, wire.UpCredit:
-		return r.applyUsage(tx, f, t, it)
+		return r.applyUsage(tx, f, t, fac, pol, it, now)
 	case wire.UpSessionEnd:
 		v, err := p.upBody(it)
 		if err != nil {
@@ -685,17 +685,21 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c voc
 // applyUsage records a billed or credited minute once per record id: money the terminal already
 // took is never refused for the inmate's status, only for a body that breaks the rules or an
 // inmate the terminal does not serve.
-func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item) (string, error) {
+func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, it wire.Item, now time.Time) (string, error) {
 	var u UsageRecord
 	var down any
+	var stamp *vocab.Charge // a stamp on a letter (stamps.go)
 	switch it.Kind {
 	case wire.UpCharge:
 		var c vocab.Charge
 		if json.Unmarshal(it.Body, &c) != nil {
 			return wire.RefuseInvalid, nil
 		}
-		u = UsageRecord{Kind: "charge", RecordID: c.RecordID, SessionID: c.SessionID, InmateID: c.InmateID, Minute: c.Minute, Cents: c.Cents, At: c.At}
+		u = UsageRecord{Kind: "charge", RecordID: c.RecordID, SessionID: c.SessionID, InmateID: c.InmateID, Minute: c.Minute, Cents: c.Cents, At: c.At, MessageID: c.MessageID}
 		down = c
+		if c.MessageID != "" || vocab.IsStampRecord(c.RecordID) {
+			stamp = &c
+		}
 	default:
 		var c vocab.Credit
 		if json.Unmarshal(it.Body, &c) != nil {
@@ -703,6 +707,9 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item)
 		}
 		u = UsageRecord{Kind: "credit", RecordID: c.RecordID, SessionID: c.SessionID, InmateID: c.InmateID, Minute: c.Minute, Cents: c.Cents, Reason: c.Reason, At: c.At}
 		down = c
+		if vocab.IsStampRecord(c.RecordID) || c.MessageID != "" {
+			return wire.RefuseStampRefund, nil // only the relay refunds a stamp (refundStampTx)
+		}
 	}
 	u.TerminalID = t.ID
 	if u.RecordID == "" || len(u.RecordID) > wire.MaxIDLen || checkID("", "", u.InmateID) != nil ||
@@ -737,6 +744,12 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item)
 			return wire.RefuseIDConflict, nil
 		}
 	}
+	// A new stamp (a resent one was let through above, whatever the policy says now).
+	if stamp != nil {
+		if reason, err := checkStamp(tx, t, fac, pol, *stamp); err != nil || reason != "" {
+			return reason, err
+		}
+	}
 	if err := putJSON(tx, bucket, key, u); err != nil {
 		return "", err
 	}
@@ -748,6 +761,11 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, it wire.Item)
 		}
 	}); err != nil {
 		return "", err
+	}
+	if stamp != nil {
+		if err := stampRecorded(tx, f, *stamp, now); err != nil {
+			return "", err
+		}
 	}
 	return "", f.toInmate(t.FacilityID, u.InmateID, t.ID, kind, down)
 }

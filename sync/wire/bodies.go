@@ -139,6 +139,11 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 			if err := decode(ch); err != nil {
 				return nil, err
 			}
+			// A stamp pays for one letter: its record id is the letter's, and it bills no minute.
+			if (ch.MessageID != "" || vocab.IsStampRecord(ch.RecordID)) &&
+				(ch.RecordID != vocab.StampRecordID(ch.MessageID) || ch.SessionID != "" || ch.Minute != 0) {
+				return nil, fmt.Errorf("a stamp's record_id must be %q with message_id set, no session_id and minute 0", vocab.StampRecordPrefix+"<message_id>")
+			}
 			c, out = vocab.Credit{RecordID: ch.RecordID, InmateID: ch.InmateID, Minute: ch.Minute, Cents: ch.Cents}, ch
 		} else if err := decode(&c); err != nil {
 			return nil, err

@@ -100,6 +100,10 @@ const (
 	RefuseCreditExceedsCharge  = "credit_exceeds_charge"  // more cents than the charge
 	RefuseAlreadyCredited      = "already_credited"       // the charge already has another credit
 	RefuseOtherTerminalsCharge = "other_terminals_charge" // the charge was billed by another terminal
+	// Stamps: a stamp charge (record id "stamp/<letter id>") pays for a letter the relay holds.
+	RefuseStampNoLetter = "stamp_no_letter"       // no letter with that id from this terminal and inmate
+	RefuseStampPrice    = "stamp_price"           // not what the facility's policy charges for that letter
+	RefuseStampRefund   = "stamp_refund_by_relay" // a terminal credited a stamp: only the relay refunds one
 )
 
 // Modes a terminal is enrolled in.

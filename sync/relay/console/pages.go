@@ -664,6 +664,13 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 	num("max_message_chars", &p.MaxMessageChars)
 	cents("max_deposit", &p.MaxDeposit)
 	cents("offline_spend_cap", &p.OfflineSpendCap)
+	// A form from before stamps has neither field: the stored pricing stays.
+	if v := strings.TrimSpace(f.Get("pricing")); v != "" {
+		p.Pricing = v
+	}
+	if f.Has("stamp_price") {
+		cents("stamp_price", &p.StampPrice)
+	}
 	p.Lockdown = f.Get("lockdown") == "on"
 	if cw, err := parseCurfew(f.Get("curfew")); err != nil {
 		errs = append(errs, err.Error())
@@ -683,7 +690,7 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 		back(w, req, "policy", q, "", err)
 		return
 	}
-	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, lockdown %v, hold %v", p.RatePerMinute, p.Lockdown, hold))
+	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, pricing %s, stamp %s, lockdown %v, hold %v", p.RatePerMinute, p.Pricing, p.StampPrice, p.Lockdown, hold))
 	back(w, req, "policy", q, "Policy saved; the facility's terminals get it at their next sync.", nil)
 }
 

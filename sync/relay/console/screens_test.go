@@ -90,10 +90,29 @@ func TestPolicyFormChangesThePolicy(t *testing.T) {
 		len(p.Curfew) != 2 || p.Curfew[1] != (kiosk.CurfewWindow{Weekday: time.Friday, Start: "23:00", End: "07:00"}) {
 		t.Errorf("policy after the form: %+v", p)
 	}
+	// Stamps: the facility prices letters per message at 30¢; a bad price is named.
+	b.get("/console/policy?facility=north")
+	if !strings.Contains(b.last, `name="stamp_price"`) || !strings.Contains(b.last, `value="per_message"`) {
+		t.Fatalf("the policy form offers no stamp pricing")
+	}
+	form.Set("pricing", "per_message")
+	form.Set("stamp_price", "0.30")
+	if resp := b.postForm("/console/policy?facility=north", "/console/policy", form); strings.Contains(resp.Header.Get("Location"), "err=") {
+		t.Fatalf("save stamp pricing: %s", resp.Header.Get("Location"))
+	}
+	if p, _ := e.r.Policy("north"); p.Pricing != kiosk.PricingPerMessage || p.StampPrice != 30 {
+		t.Errorf("pricing after the form: %q at %s", p.Pricing, p.StampPrice)
+	}
+	form.Set("stamp_price", "5.00")
+	resp := b.postForm("/console/policy?facility=north", "/console/policy", form)
+	if loc, _ := url.QueryUnescape(resp.Header.Get("Location")); !strings.Contains(loc, "stamp_price_cents") {
+		t.Errorf("a stamp price above the limit is not named: %s", loc)
+	}
+	form.Set("stamp_price", "0.30")
 	// A bad field is named and nothing changes.
 	form.Set("rate", "seven")
 	form.Set("facility_name", "Changed")
-	resp := b.postForm("/console/policy?facility=north", "/console/policy", form)
+	resp = b.postForm("/console/policy?facility=north", "/console/policy", form)
 	if loc, _ := url.QueryUnescape(resp.Header.Get("Location")); !strings.Contains(loc, "rate") {
 		t.Errorf("a bad rate is not named: %s", loc)
 	}
