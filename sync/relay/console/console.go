@@ -228,6 +228,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+Prefix+"review/{id}/reject", c.need(RoleMailroom, c.reject))
 	m.HandleFunc("GET "+Prefix+"contacts", c.need(RoleMailroom, c.contactsPage))
 	m.HandleFunc("POST "+Prefix+"contacts/{id}/{decision}", c.need(RoleMailroom, c.decideContact))
+	m.HandleFunc("POST "+Prefix+"contacts/{id}/invite", c.need(RoleMailroom, c.inviteAgain))
 	m.HandleFunc("GET "+Prefix+"departments", c.need(RoleMailroom, c.departmentsPage))
 	m.HandleFunc("POST "+Prefix+"departments/{id}/reply", c.need(RoleMailroom, c.reply))
 	m.HandleFunc("GET "+Prefix+"notices", c.need(RoleMailroom, c.noticesPage))

@@ -164,16 +164,33 @@ func (c *Console) contactsPage(w http.ResponseWriter, req *http.Request, u who) 
 		c.fail(w, req, u, err)
 		return
 	}
-	type row struct {
-		relay.ContactRecord
-		InmateName string
+	invs, err := c.r.Invitations(false)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
 	}
-	var pending, others []row
+	byContact := map[string]relay.Invitation{}
+	var unsent []contactRow
+	for _, v := range invs {
+		if !u.Serves(v.FacilityID) {
+			continue
+		}
+		byContact[v.ContactID] = v
+	}
+	var pending, others []contactRow
 	for _, ct := range all {
 		if !u.Serves(ct.FacilityID) {
 			continue
 		}
-		r := row{ct, names[ct.InmateID].Name}
+		r := contactRow{ContactRecord: ct, InmateName: names[ct.InmateID].Name}
+		if v, ok := byContact[ct.ID]; ok && ct.State == vocab.ContactApproved {
+			r.Invitation = &v
+			// Expired, or never sent (no notifier, or it failed): staff may send it again.
+			r.SendAgain = v.State == vocab.InviteExpired || (v.State == vocab.InviteInvited && !v.Sent)
+			if v.State == vocab.InviteInvited && !v.Sent {
+				unsent = append(unsent, r)
+			}
+		}
 		if ct.State == vocab.ContactPending {
 			pending = append(pending, r)
 		} else {
@@ -181,9 +198,56 @@ func (c *Console) contactsPage(w http.ResponseWriter, req *http.Request, u who) 
 		}
 	}
 	sort.SliceStable(pending, func(i, j int) bool { return pending[i].CreatedAt.Before(pending[j].CreatedAt) })
-	// TODO(invitations): show invitation state once sync/relay exports contact invitations.
+	sort.SliceStable(unsent, func(i, j int) bool { return unsent[i].Invitation.IssuedAt.Before(unsent[j].Invitation.IssuedAt) })
 	c.render(w, req, http.StatusOK, "contacts", u, pageData{Title: "Contacts", Current: "contacts",
-		Data: map[string]any{"Pending": pending, "Others": others}})
+		Data: map[string]any{"Pending": pending, "Unsent": unsent, "Others": others}})
+}
+
+// contactRow is a contact as the contacts screen lists it, with its invitation once approved.
+type contactRow struct {
+	relay.ContactRecord
+	InmateName string
+	Invitation *relay.Invitation
+	SendAgain  bool
+}
+
+// inviteAgain sends an approved contact's invitation again: a new one (a new code and expiry)
+// when it expired unanswered, the same one when it was never sent.
+func (c *Console) inviteAgain(w http.ResponseWriter, req *http.Request, u who) {
+	id := req.PathValue("id")
+	invs, err := c.r.Invitations(false)
+	if err != nil {
+		back(w, req, "contacts", nil, "", err)
+		return
+	}
+	i := slices.IndexFunc(invs, func(v relay.Invitation) bool { return v.ContactID == id })
+	if i < 0 {
+		back(w, req, "contacts", nil, "", fmt.Errorf("contact %s has no invitation", id))
+		return
+	}
+	v := invs[i]
+	if !u.Serves(v.FacilityID) {
+		back(w, req, "contacts", nil, "", errScope)
+		return
+	}
+	switch {
+	case v.State == vocab.InviteExpired:
+		v, err = c.r.ReissueInvitation(req.Context(), id)
+	case v.State == vocab.InviteInvited && !v.Sent:
+		v, err = c.r.SendInvitation(req.Context(), id)
+	default:
+		err = fmt.Errorf("the invitation of %s is %s: only an expired or unsent invitation is sent again", v.Name, v.State)
+	}
+	if err != nil {
+		back(w, req, "contacts", nil, "", err)
+		return
+	}
+	c.audit(u, "contact.invite_again", id, v.FacilityID, "inmate "+v.InmateID)
+	if !v.Sent {
+		back(w, req, "contacts", nil, "", fmt.Errorf("the invitation of %s is kept but could not be sent: %s", v.Name, v.LastError))
+		return
+	}
+	back(w, req, "contacts", nil, "Invitation sent to "+v.Name+"; it expires "+when(v.ExpiresAt)+".", nil)
 }
 
 func (c *Console) decideContact(w http.ResponseWriter, req *http.Request, u who) {
