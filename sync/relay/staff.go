@@ -137,3 +137,36 @@ func (r *Relay) SendInvitation(ctx context.Context, contactID string) (Invitatio
 	}
 	return r.invitation(contactID)
 }
+
+// DepositsOf lists an inmate's deposits and the refunds made from them, oldest first: the
+// money lines of the inmate's ledger that Usage (charges and credits) leaves out, and the
+// deposits a refund may come out of.
+func (r *Relay) DepositsOf(inmateID string) (deposits []vocab.Deposit, refunds []Refund, err error) {
+	const op = "list deposits"
+	if err := checkID(op, "inmate_id", inmateID); err != nil {
+		return nil, nil, err
+	}
+	err = r.view(op, func(tx *bolt.Tx) error {
+		deposits, refunds = nil, nil
+		for _, ref := range indexed(tx, inmateID, "d") {
+			var d vocab.Deposit
+			if ok, err := getJSON(tx, bDeposits, ref, &d); err != nil {
+				return err
+			} else if ok {
+				deposits = append(deposits, d)
+			}
+		}
+		for _, ref := range indexed(tx, inmateID, "r") {
+			var rf Refund
+			if ok, err := getJSON(tx, bRefunds, ref, &rf); err != nil {
+				return err
+			} else if ok {
+				refunds = append(refunds, rf)
+			}
+		}
+		return nil
+	})
+	sort.SliceStable(deposits, func(i, j int) bool { return deposits[i].At.Before(deposits[j].At) })
+	sort.SliceStable(refunds, func(i, j int) bool { return refunds[i].At.Before(refunds[j].At) })
+	return deposits, refunds, err
+}

@@ -235,6 +235,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+Prefix+"notices", c.need(RoleMailroom, c.postNotice))
 	m.HandleFunc("GET "+Prefix+"money", c.need(RoleBusiness, c.moneyPage))
 	m.HandleFunc("POST "+Prefix+"money/deposit", c.need(RoleBusiness, c.deposit))
+	m.HandleFunc("POST "+Prefix+"money/refund", c.need(RoleBusiness, c.refund))
 	m.HandleFunc("GET "+Prefix+"terminals", c.need(RoleTechnician, c.terminalsPage))
 	m.HandleFunc("POST "+Prefix+"terminals/{id}/revoke", c.need(RoleTechnician, c.revoke))
 	m.HandleFunc("POST "+Prefix+"terminals/enroll", c.need(RoleTechnician, c.enroll))

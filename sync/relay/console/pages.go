@@ -456,9 +456,20 @@ func (c *Console) moneyPage(w http.ResponseWriter, req *http.Request, u who) {
 			c.fail(w, req, u, err)
 			return
 		}
-		data["Inmate"], data["Balance"], data["Usage"] = names[id], bal, use
+		deps, refs, err := c.r.DepositsOf(id)
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		rref, err := newToken()
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		lines, refundable := ledgerLines(use.Records, deps, refs)
+		data["Inmate"], data["Balance"], data["Lines"], data["Refundable"] = names[id], bal, lines, refundable
+		data["RefundRef"] = "refund-" + rref[:12]
 	}
-	// TODO(refunds): a refund form once sync/relay exports deposit refunds.
 	c.render(w, req, http.StatusOK, "money", u, pageData{Title: "Money", Current: "money", Data: data})
 }
 
@@ -492,6 +503,139 @@ func (c *Console) deposit(w http.ResponseWriter, req *http.Request, u who) {
 	}
 	c.audit(u, "deposit", ref, in.FacilityID, fmt.Sprintf("inmate %s; %s", id, cents))
 	back(w, req, "money", q, "Deposited "+cents.String()+" for "+id+" (ref "+ref+").", nil)
+}
+
+// ledgerLine is one movement of an inmate's money as the relay holds it, the lines the
+// terminal's statement shows (kiosk.StatementLine): Cents is what it did to the balance,
+// negative for a charge or a refund, and Balance the balance right after it.
+type ledgerLine struct {
+	Kind       string
+	At         time.Time
+	Cents      vocab.Cents
+	Balance    vocab.Cents
+	Ref        string // deposits and refunds: their reference
+	DepositRef string // refunds: the deposit the money came out of
+	SessionID  string
+	Minute     int
+	MessageID  string
+	Reason     string
+	TerminalID string
+}
+
+// refundable is a deposit money may still be given back from.
+type refundable struct {
+	vocab.Deposit
+	Left vocab.Cents
+}
+
+// ledgerLines merges an inmate's charges and credits with the deposits and refunds, newest
+// first with a running balance (ties as the terminal orders them: deposits, charges, credits,
+// refunds), and lists the deposits with money left to refund.
+func ledgerLines(records []relay.UsageRecord, deps []vocab.Deposit, refs []relay.Refund) ([]ledgerLine, []refundable) {
+	var lines []ledgerLine
+	left := map[string]vocab.Cents{}
+	for _, d := range deps {
+		lines = append(lines, ledgerLine{Kind: "deposit", At: d.At, Cents: d.Cents, Ref: d.Ref})
+		left[d.Ref] = d.Cents
+	}
+	for _, r := range records {
+		l := ledgerLine{Kind: r.Kind, At: r.At, Cents: r.Cents, SessionID: r.SessionID, Minute: r.Minute, MessageID: r.MessageID,
+			Reason: r.Reason, TerminalID: r.TerminalID}
+		if r.Kind != "credit" {
+			l.Cents = -r.Cents
+		}
+		lines = append(lines, l)
+	}
+	for _, r := range refs {
+		lines = append(lines, ledgerLine{Kind: "refund", At: r.At, Cents: -r.Cents, Ref: r.Ref, DepositRef: r.DepositRef, Reason: r.Reason})
+		left[r.DepositRef] -= r.Cents
+	}
+	rank := map[string]int{"deposit": 0, "charge": 1, "credit": 2, "refund": 3}
+	sort.SliceStable(lines, func(i, j int) bool {
+		if !lines[i].At.Equal(lines[j].At) {
+			return lines[i].At.Before(lines[j].At)
+		}
+		return rank[lines[i].Kind] < rank[lines[j].Kind]
+	})
+	var run vocab.Cents
+	for i := range lines {
+		run += lines[i].Cents
+		lines[i].Balance = run
+	}
+	slices.Reverse(lines)
+	var out []refundable
+	for _, d := range deps {
+		if left[d.Ref] > 0 {
+			out = append(out, refundable{Deposit: d, Left: left[d.Ref]})
+		}
+	}
+	return lines, out
+}
+
+// refund gives back money out of one of an inmate's deposits. The refund has its own
+// reference, minted with the form, so a form sent twice refunds once; the relay refuses more
+// than is left of the deposit or than the balance, and the message says which.
+func (c *Console) refund(w http.ResponseWriter, req *http.Request, u who) {
+	f := req.PostForm
+	id, dref, ref := f.Get("inmate"), strings.TrimSpace(f.Get("deposit")), strings.TrimSpace(f.Get("ref"))
+	q := url.Values{"inmate": {id}}
+	names, err := c.inmateNames(u)
+	if err != nil {
+		back(w, req, "money", q, "", err)
+		return
+	}
+	in, ok := names[id]
+	if !ok {
+		back(w, req, "money", nil, "", fmt.Errorf("no inmate %q in your facilities", id))
+		return
+	}
+	deps, _, err := c.r.DepositsOf(id)
+	if err != nil {
+		back(w, req, "money", q, "", err)
+		return
+	}
+	// The deposit must be this inmate's: a reference typed or forged for another inmate's
+	// deposit (perhaps of another facility) is refused here, before the relay is asked.
+	if !slices.ContainsFunc(deps, func(d vocab.Deposit) bool { return d.Ref == dref }) {
+		back(w, req, "money", q, "", fmt.Errorf("deposit %q is not one of %s's deposits", dref, id))
+		return
+	}
+	cents, err := parseCents(f.Get("amount"))
+	if err == nil && cents <= 0 {
+		err = errors.New("amount: a refund is more than $0.00")
+	}
+	if err != nil {
+		back(w, req, "money", q, "", err)
+		return
+	}
+	reason := strings.Join(strings.Fields(f.Get("reason")), " ")
+	rf, created, err := c.r.Refund(relay.RefundRequest{Ref: ref, DepositRef: dref, Cents: cents, Reason: reason})
+	if err != nil {
+		back(w, req, "money", q, "", refundRefusal(err))
+		return
+	}
+	if !created {
+		back(w, req, "money", q, "", fmt.Errorf("refund %s was already recorded (%s on %s): nothing more given back", ref, rf.Cents, when(rf.At)))
+		return
+	}
+	c.audit(u, "refund", ref, in.FacilityID, fmt.Sprintf("inmate %s; %s from deposit %s", id, cents, dref))
+	back(w, req, "money", q, "Refunded "+cents.String()+" to "+id+" from deposit "+dref+" (ref "+ref+").", nil)
+}
+
+// refundRefusal words the relay's refusals of a refund for the business office: what was
+// wrong, and that nothing was given back.
+func refundRefusal(err error) error {
+	var fe *relay.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	switch {
+	case fe.Field == "cents" && vocab.KindOf(err) == vocab.KindConflict:
+		return fmt.Errorf("refund refused, nothing given back: %s", fe.Msg)
+	case fe.Field == "ref" && vocab.KindOf(err) == vocab.KindConflict:
+		return errors.New("refund refused, nothing given back: that reference was already used for a different refund (reload the page for a new one)")
+	}
+	return fmt.Errorf("refund refused, nothing given back: %s: %s", fe.Field, fe.Msg)
 }
 
 // ---- terminals
