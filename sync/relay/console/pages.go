@@ -287,6 +287,7 @@ type requestRow struct {
 	// ReplyKey is minted for each rendering of the form: the relay stores one answer per key,
 	// so a form sent twice (a double click, a resubmitted page) answers once.
 	ReplyKey string
+	CSRF     string // the session's token, for the row's own form template
 }
 
 func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u who) {
@@ -329,16 +330,22 @@ func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u wh
 			continue
 		}
 		rows = append(rows, requestRow{Outbound: o, InmateName: names[o.InmateID].Name, Department: name, Replies: replies[o.ID],
-			ReplyKey: uuid.NewString()})
+			ReplyKey: uuid.NewString(), CSRF: u.sess.CSRF})
 	}
-	// Unanswered first, then oldest first.
-	sort.SliceStable(rows, func(i, j int) bool {
-		if (len(rows[i].Replies) == 0) != (len(rows[j].Replies) == 0) {
-			return len(rows[i].Replies) == 0
+	// Waiting for an answer (held for review, or delivered and unanswered), oldest first, on
+	// top: those are the work. Answered and rejected requests below, newest first.
+	var pending, done []requestRow
+	for _, r := range rows {
+		if len(r.Replies) == 0 && r.Status != vocab.MsgRejected {
+			pending = append(pending, r)
+		} else {
+			done = append(done, r)
 		}
-		return rows[i].ReceivedAt.Before(rows[j].ReceivedAt)
-	})
-	c.render(w, req, http.StatusOK, "departments", u, pageData{Title: "Departments", Current: "departments", Data: rows})
+	}
+	sort.SliceStable(pending, func(i, j int) bool { return pending[i].ReceivedAt.Before(pending[j].ReceivedAt) })
+	sort.SliceStable(done, func(i, j int) bool { return done[i].ReceivedAt.After(done[j].ReceivedAt) })
+	c.render(w, req, http.StatusOK, "departments", u, pageData{Title: "Departments", Current: "departments",
+		Data: map[string]any{"Pending": pending, "Done": done}})
 }
 
 func (c *Console) reply(w http.ResponseWriter, req *http.Request, u who) {
@@ -819,7 +826,12 @@ func (c *Console) policyPage(w http.ResponseWriter, req *http.Request, u who) {
 			c.fail(w, req, u, err)
 			return
 		}
-		data["Policy"] = p
+		m, err := c.r.MonitoringOf(fac)
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		data["Policy"], data["Monitoring"] = p, m
 	}
 	c.render(w, req, http.StatusOK, "policy", u, pageData{Title: "Policy", Current: "policy", Data: data})
 }
@@ -885,6 +897,13 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 	} else {
 		p.Curfew = cw
 	}
+	// Requests' own review, apart from the email hold; a form without the field keeps it.
+	mon := relay.Monitoring{HoldOutbound: f.Get("hold_outbound") == "on", RequestReview: f.Get("request_review")}
+	switch mon.RequestReview {
+	case "", relay.RequestReviewNone, relay.RequestReviewHold:
+	default:
+		errs = append(errs, fmt.Sprintf("request_review: %q is not none or hold", mon.RequestReview))
+	}
 	if len(errs) > 0 {
 		back(w, req, "policy", q, "", errors.New(strings.Join(errs, "; ")))
 		return
@@ -893,12 +912,12 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 		back(w, req, "policy", q, "", err)
 		return
 	}
-	hold := f.Get("hold_outbound") == "on"
-	if err := c.r.SetMonitoring(fac, relay.Monitoring{HoldOutbound: hold}); err != nil {
+	if err := c.r.SetMonitoring(fac, mon); err != nil {
 		back(w, req, "policy", q, "", err)
 		return
 	}
-	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, pricing %s, stamp %s, lockdown %v, hold %v", p.RatePerMinute, p.Pricing, p.StampPrice, p.Lockdown, hold))
+	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, pricing %s, stamp %s, lockdown %v, hold %v, request review %s",
+		p.RatePerMinute, p.Pricing, p.StampPrice, p.Lockdown, mon.HoldOutbound, mon.RequestReview))
 	back(w, req, "policy", q, "Policy saved; the facility's terminals get it at their next sync.", nil)
 }
 
