@@ -47,9 +47,6 @@ type Config struct {
 	// SecureCookies marks cookies Secure even when the request did not come over TLS here (a
 	// TLS-terminating proxy in front). Over TLS they are always Secure.
 	SecureCookies bool
-	// ReviewTarget is how long a held letter should wait at most (default 24h); the review
-	// queue shows each letter's time held against it.
-	ReviewTarget time.Duration
 	// SessionIdle and SessionMax end a session after that long unused, or that long at all
 	// (defaults 30 minutes and 12 hours).
 	SessionIdle, SessionMax time.Duration
@@ -89,9 +86,6 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
-	}
-	if cfg.ReviewTarget <= 0 {
-		cfg.ReviewTarget = 24 * time.Hour
 	}
 	if cfg.SessionIdle <= 0 {
 		cfg.SessionIdle = 30 * time.Minute

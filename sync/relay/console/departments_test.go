@@ -6,10 +6,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/relay/console"
 )
 
 // section is the part of the last page inside <section id="id">.
@@ -122,4 +124,80 @@ func TestRequestReviewSetOnThePolicyScreen(t *testing.T) {
 		}
 		return false, fmt.Sprint(len(all), err)
 	})
+}
+
+// policyForm is the policy form of facility as the policy screen fills it, with changes.
+func (b *browser) policyForm(e *env, facility string, changes url.Values) url.Values {
+	b.t.Helper()
+	p, err := e.r.Policy(facility)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	form := url.Values{"facility": {facility}, "facility_name": {p.FacilityName}, "rate": {p.RatePerMinute.String()}, "max_session": {p.MaxSession.D().String()},
+		"idle_timeout": {p.IdleTimeout.D().String()}, "cooldown": {p.Cooldown.D().String()}, "idle_cooldown": {p.IdleCooldown.D().String()},
+		"max_contacts": {fmt.Sprint(p.MaxContacts)}, "max_message_chars": {fmt.Sprint(p.MaxMessageChars)}, "max_deposit": {p.MaxDeposit.String()},
+		"offline_spend_cap": {p.OfflineSpendCap.String()}}
+	for k, v := range changes {
+		form[k] = v
+	}
+	return form
+}
+
+// Each facility has its own review target (an hour until set), edited on the policy screen
+// beside the email hold, which the screen shows as the relay holds it; the review queue marks
+// a letter over its facility's target.
+func TestReviewTargetPerFacility(t *testing.T) {
+	e := newEnvWith(t, false, func(c *relay.Config) { c.HoldPolicy = relay.HoldByFacility })
+	if err := e.r.SetMonitoring("north", relay.Monitoring{HoldOutbound: false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.SetMonitoring("south", relay.Monitoring{HoldOutbound: true, ReviewTarget: kiosk.Duration(8 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	tm := e.kiosk("")
+	id := e.heldLetter(tm, "Is the clinic open on Sunday?")
+	e.addStaff("max", []string{console.RoleMailroom}, []string{console.AllFacilities})
+	mx := e.browser().mustLogin("max")
+	mx.get("/console/review")
+	if !strings.Contains(mx.last, `data-facility="north">north 1h 0m`) || !strings.Contains(mx.last, `data-facility="south">south 8h 0m`) {
+		t.Errorf("the queue does not show each facility's target: %.1500s", mx.last)
+	}
+	e.clock.Advance(90 * time.Minute)
+	mx = e.browser().mustLogin("max") // the session ended after 30 minutes idle
+	mx.get("/console/review")
+	letter := mx.last[strings.Index(mx.last, `id="letter-`+id+`"`):]
+	letter = letter[:strings.Index(letter, "</article>")]
+	if !strings.Contains(letter, "of 1h 0m") || !strings.Contains(letter, "over target") {
+		t.Errorf("a letter held 1h30m against north's hour is not over target: %s", letter)
+	}
+
+	ada := e.browser().mustLogin("ada")
+	ada.get("/console/policy?facility=north")
+	if strings.Contains(ada.last, `name="hold_outbound" checked`) || !strings.Contains(ada.last, `name="review_target" value="1h0m0s"`) {
+		t.Errorf("the policy screen does not show north's review settings as held")
+	}
+	resp := ada.postForm("/console/policy?facility=north", "/console/policy", ada.policyForm(e, "north", url.Values{"review_target": {"soon"}, "request_review": {"hold"}}))
+	if loc := location(resp); !strings.Contains(loc, "review_target: a duration") {
+		t.Errorf("a bad review target: %s", loc)
+	}
+	resp = ada.postForm("/console/policy?facility=north", "/console/policy", ada.policyForm(e, "north", url.Values{"review_target": {"10s"}, "request_review": {"hold"}}))
+	if loc := location(resp); !strings.Contains(loc, "review_target: between 1m and 744h") {
+		t.Errorf("a review target of 10s: %s", loc)
+	}
+	if m, _ := e.r.MonitoringOf("north"); m.ReviewTarget.D() != time.Hour || m.HoldOutbound {
+		t.Fatalf("refused forms changed north's settings: %+v", m)
+	}
+	resp = ada.postForm("/console/policy?facility=north", "/console/policy", ada.policyForm(e, "north", url.Values{"review_target": {"4h"}, "request_review": {"hold"}}))
+	if loc := location(resp); strings.Contains(loc, "err=") {
+		t.Fatalf("save the review target: %s", loc)
+	}
+	if m, _ := e.r.MonitoringOf("north"); m.ReviewTarget.D() != 4*time.Hour || m.HoldOutbound || m.RequestReview != relay.RequestReviewHold {
+		t.Errorf("north's settings after the form: %+v", m)
+	}
+	mx.get("/console/review")
+	letter = mx.last[strings.Index(mx.last, `id="letter-`+id+`"`):]
+	letter = letter[:strings.Index(letter, "</article>")]
+	if !strings.Contains(letter, "of 4h 0m") || strings.Contains(letter, "over target") {
+		t.Errorf("the letter against north's new target of 4h: %s", letter)
+	}
 }

@@ -72,7 +72,14 @@ type heldRow struct {
 	relay.Outbound
 	InmateName string
 	Held       time.Duration
+	Target     time.Duration // the facility's review target (relay.Monitoring.ReviewTarget)
 	Overdue    bool
+}
+
+// facilityTarget is a facility's review target as the review queue shows it.
+type facilityTarget struct {
+	Facility string
+	Target   time.Duration
 }
 
 func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
@@ -86,18 +93,38 @@ func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
 		c.fail(w, req, u, err)
 		return
 	}
+	facs, err := c.facilities(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	// Each facility sets its own target (the policy screen); the queue shows all it serves.
+	targets := map[string]time.Duration{}
+	var list []facilityTarget
+	for _, f := range facs {
+		m, err := c.r.MonitoringOf(f)
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		targets[f] = m.ReviewTarget.D()
+		list = append(list, facilityTarget{f, m.ReviewTarget.D()})
+	}
 	now := c.clock.Now()
 	var rows []heldRow
 	for _, o := range held {
 		if !u.Serves(o.FacilityID) {
 			continue
 		}
-		d := now.Sub(o.ReceivedAt)
-		rows = append(rows, heldRow{Outbound: o, InmateName: names[o.InmateID].Name, Held: d, Overdue: d > c.cfg.ReviewTarget})
+		d, target := now.Sub(o.ReceivedAt), targets[o.FacilityID]
+		if target <= 0 {
+			target = relay.DefaultReviewTarget // a facility the relay forgot since the list
+		}
+		rows = append(rows, heldRow{Outbound: o, InmateName: names[o.InmateID].Name, Held: d, Target: target, Overdue: d > target})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ReceivedAt.Before(rows[j].ReceivedAt) })
 	c.render(w, req, http.StatusOK, "review", u, pageData{Title: "Review queue", Current: "review", Data: map[string]any{
-		"Rows": rows, "Target": c.cfg.ReviewTarget, "Reasons": rejectReasons}})
+		"Rows": rows, "Targets": list, "Reasons": rejectReasons}})
 }
 
 // heldIn finds a held letter of a facility the account serves.
@@ -897,8 +924,16 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 	} else {
 		p.Curfew = cw
 	}
-	// Requests' own review, apart from the email hold; a form without the field keeps it.
+	// Requests' own review, apart from the email hold; a form without the field keeps it, as
+	// it keeps the review target.
 	mon := relay.Monitoring{HoldOutbound: f.Get("hold_outbound") == "on", RequestReview: f.Get("request_review")}
+	if f.Has("review_target") {
+		n := len(errs)
+		dur("review_target", &mon.ReviewTarget)
+		if len(errs) == n && mon.ReviewTarget.D() < time.Minute || mon.ReviewTarget.D() > 31*24*time.Hour {
+			errs = append(errs, "review_target: between 1m and 744h")
+		}
+	}
 	switch mon.RequestReview {
 	case "", relay.RequestReviewNone, relay.RequestReviewHold:
 	default:
@@ -916,8 +951,8 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 		back(w, req, "policy", q, "", err)
 		return
 	}
-	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, pricing %s, stamp %s, lockdown %v, hold %v, request review %s",
-		p.RatePerMinute, p.Pricing, p.StampPrice, p.Lockdown, mon.HoldOutbound, mon.RequestReview))
+	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, pricing %s, stamp %s, lockdown %v, hold %v, request review %s, review target %s",
+		p.RatePerMinute, p.Pricing, p.StampPrice, p.Lockdown, mon.HoldOutbound, mon.RequestReview, mon.ReviewTarget.D()))
 	back(w, req, "policy", q, "Policy saved; the facility's terminals get it at their next sync.", nil)
 }
 
