@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/tether-kiosk/tether/internal/testwait"
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/relay/console"
 )
 
@@ -115,5 +118,65 @@ func TestRefundFromTheMoneyScreen(t *testing.T) {
 	ada.get("/console/audit")
 	if strings.Count(ada.last, "<td>refund</td>") != 1 {
 		t.Errorf("the audit log does not hold the one refund: %.3000s", ada.last)
+	}
+}
+
+// A refund the relay refuses because it would make the balance negative (the inmate spent
+// part of the deposit on a stamp) is shown as such, and nothing moves.
+func TestRefundBeyondTheBalanceIsRefused(t *testing.T) {
+	spool := filepath.Join(t.TempDir(), "spool")
+	e := newEnvWith(t, false, func(c *relay.Config) { c.Notifier = relay.SpoolNotifier{Dir: spool} })
+	p, err := e.r.Policy("north")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Pricing, p.StampPrice = kiosk.PricingPerMessage, 30
+	if err := e.r.PutPolicy("north", p); err != nil {
+		t.Fatal(err)
+	}
+	tm := e.kiosk("")
+	tm.login()
+	c, err := tm.term.AddContact("A1", "Mom", "mom@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, "the contact on the relay", func() bool { cs, _ := e.r.Contacts(kiosk.ContactPending, "A1"); return len(cs) == 1 })
+	if _, err := e.r.ApproveContact(c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.AnswerInvitation(spoolCodes(t, spool, c.ID)[0], relay.AnswerAccept); err != nil {
+		t.Fatal(err)
+	}
+	bob := e.browser().mustLogin("bob")
+	if loc := location(bob.post("/console/money/refund", bob.refundForm("A1", "seed-A1", "45.00", ""))); !strings.Contains(loc, "Refunded $45.00") {
+		t.Fatalf("refund: %s", loc)
+	}
+	testwait.UntilSaw(t, "Mom accepted on the kiosk", func() (bool, string) {
+		cs, err := tm.term.Contacts("A1")
+		for _, ct := range cs {
+			if ct.ID == c.ID {
+				return kiosk.ContactMayWrite(ct), ct.Invite
+			}
+		}
+		return false, fmt.Sprint(cs, err)
+	})
+	if _, err := tm.term.Send("A1", c.ID, "", "Hi Mom"); err != nil {
+		t.Fatal(err)
+	}
+	testwait.UntilSaw(t, "the stamp on the relay", func() (bool, string) {
+		bal, err := e.r.Balance("A1")
+		return err == nil && bal.BalanceCents == 470, fmt.Sprint(bal, err)
+	})
+	// $5.00 is left of the deposit, but the balance is $4.70.
+	bob.get("/console/money?inmate=A1")
+	if !strings.Contains(bob.last, "$5.00 left") {
+		t.Fatalf("the deposit's money left is not shown")
+	}
+	loc := location(bob.post("/console/money/refund", bob.refundForm("A1", "seed-A1", "5.00", "")))
+	if !strings.Contains(loc, "refund refused, nothing given back: $5.00 is more than inmate A1's balance of $4.70") {
+		t.Errorf("a refund beyond the balance: %s", loc)
+	}
+	if bal, _ := e.r.Balance("A1"); bal.BalanceCents != 470 {
+		t.Errorf("a refused refund moved money: %s", bal.BalanceCents)
 	}
 }
