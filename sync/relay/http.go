@@ -233,6 +233,8 @@ func decodeMonitoring(b []byte) (Monitoring, error) {
 	var v struct {
 		HoldOutbound  *bool  `json:"hold_outbound"`
 		RequestReview string `json:"request_review"`
+		// A string parsed here, so a bad duration is refused naming the field.
+		ReviewTarget string `json:"review_target"`
 	}
 	if err := decodeStrict("set monitoring", b, &v); err != nil {
 		return Monitoring{}, err
@@ -240,7 +242,15 @@ func decodeMonitoring(b []byte) (Monitoring, error) {
 	if v.HoldOutbound == nil {
 		return Monitoring{}, invalid("set monitoring", "hold_outbound", "is required (true or false)")
 	}
-	return Monitoring{HoldOutbound: *v.HoldOutbound, RequestReview: v.RequestReview}, nil
+	m := Monitoring{HoldOutbound: *v.HoldOutbound, RequestReview: v.RequestReview}
+	if v.ReviewTarget != "" {
+		d, err := time.ParseDuration(v.ReviewTarget)
+		if err != nil || d == 0 {
+			return Monitoring{}, invalid("set monitoring", "review_target", "is not a duration like \"4h\"")
+		}
+		m.ReviewTarget = vocab.Duration(d)
+	}
+	return m, nil
 }
 
 func decodeNotice(b []byte) (NoticeRequest, error) {

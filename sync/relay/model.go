@@ -14,8 +14,10 @@ type facilityRec struct {
 	HoldOutbound *bool         `json:"hold_outbound,omitempty"` // HoldByFacility only; nil means hold
 	// RequestReview is the review of requests to staff: "" or RequestReviewNone delivers them
 	// at once, RequestReviewHold holds them (whatever the email hold).
-	RequestReview string    `json:"request_review,omitempty"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	RequestReview string `json:"request_review,omitempty"`
+	// ReviewTarget is how long a held letter should wait at most (0: DefaultReviewTarget).
+	ReviewTarget vocab.Duration `json:"review_target,omitempty"`
+	UpdatedAt    time.Time      `json:"updated_at"`
 	// Notices are the facility's notices still in force (the newest maxNotices), for snapshots.
 	Notices []wire.Notice `json:"notices,omitempty"`
 	// PrevStampPrice is the stamp price (0: none) of the policy before the last change of it,

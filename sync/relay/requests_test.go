@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -54,27 +55,44 @@ func TestRequestReviewIsItsOwnPolicy(t *testing.T) {
 	}
 }
 
-// TestRequestReviewSetting: GET shows the settings in force; a PUT without request_review
-// keeps it; a value that is neither none nor hold is refused naming the field.
+// TestRequestReviewSetting: GET shows the settings in force (a review target of an hour until
+// one is set); a PUT without request_review or review_target keeps them; a value out of range is
+// refused naming the field, and changes nothing.
 func TestRequestReviewSetting(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.HoldPolicy = HoldByFacility })
 	e.seed()
 	var m Monitoring
 	e.must(http.StatusOK, "GET", "/admin/v1/facilities/north/monitoring", nil, &m)
-	if m != (Monitoring{HoldOutbound: true, RequestReview: RequestReviewNone}) {
+	if m != (Monitoring{HoldOutbound: true, RequestReview: RequestReviewNone, ReviewTarget: kiosk.Duration(time.Hour)}) {
 		t.Fatalf("defaults = %+v", m)
 	}
-	e.must(http.StatusOK, "PUT", "/admin/v1/facilities/north/monitoring", map[string]any{"hold_outbound": true, "request_review": "hold"}, nil)
+	e.must(http.StatusOK, "PUT", "/admin/v1/facilities/north/monitoring", map[string]any{"hold_outbound": true, "request_review": "hold", "review_target": "4h"}, nil)
 	e.must(http.StatusOK, "PUT", "/admin/v1/facilities/north/monitoring", map[string]any{"hold_outbound": false}, nil)
 	e.must(http.StatusOK, "GET", "/admin/v1/facilities/north/monitoring", nil, &m)
-	if m != (Monitoring{HoldOutbound: false, RequestReview: RequestReviewHold}) {
-		t.Fatalf("after a PUT without request_review = %+v", m)
+	if m != (Monitoring{HoldOutbound: false, RequestReview: RequestReviewHold, ReviewTarget: kiosk.Duration(4 * time.Hour)}) {
+		t.Fatalf("after a PUT without request_review and review_target = %+v", m)
 	}
-	st, b := e.call("PUT", "/admin/v1/facilities/north/monitoring", map[string]any{"hold_outbound": true, "request_review": "sometimes"})
-	var eb ErrorBody
-	_ = json.Unmarshal(b, &eb)
-	if st != http.StatusBadRequest || eb.Field != "request_review" {
-		t.Fatalf("bad request_review: %d %s", st, b)
+	for _, tc := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"hold_outbound": true, "request_review": "sometimes"}, "request_review"},
+		{map[string]any{"hold_outbound": true, "review_target": "30s"}, "review_target"},
+		{map[string]any{"hold_outbound": true, "review_target": "-1h"}, "review_target"},
+		{map[string]any{"hold_outbound": true, "review_target": "1000h"}, "review_target"},
+		{map[string]any{"hold_outbound": true, "review_target": "soon"}, "review_target"},
+		{map[string]any{"hold_outbound": true, "review_target": "0s"}, "review_target"},
+	} {
+		st, b := e.call("PUT", "/admin/v1/facilities/north/monitoring", tc.body)
+		var eb ErrorBody
+		_ = json.Unmarshal(b, &eb)
+		if st != http.StatusBadRequest || eb.Field != tc.field {
+			t.Errorf("PUT %v: %d %s, want 400 naming %s", tc.body, st, b, tc.field)
+		}
+	}
+	e.must(http.StatusOK, "GET", "/admin/v1/facilities/north/monitoring", nil, &m)
+	if m.ReviewTarget.D() != 4*time.Hour || m.HoldOutbound {
+		t.Errorf("refused PUTs changed the settings: %+v", m)
 	}
 }
 

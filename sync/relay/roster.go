@@ -444,11 +444,21 @@ func (r *Relay) Policy(facility string) (vocab.Policy, error) {
 // contacts (used when the relay's HoldPolicy is "facility"). RequestReview is the review of
 // requests to staff (letters to a department), whatever the HoldPolicy: RequestReviewNone (the
 // default, as TRULINCS sends requests straight to the department) or RequestReviewHold; empty
-// keeps the facility's current setting.
+// keeps the facility's current setting. ReviewTarget is how long a held letter should wait at
+// most (DefaultReviewTarget unless set; 0 keeps the current target): the staff console shows
+// each held letter's time against it. The relay holds nothing longer or shorter for it.
 type Monitoring struct {
-	HoldOutbound  bool   `json:"hold_outbound"`
-	RequestReview string `json:"request_review,omitempty"`
+	HoldOutbound  bool           `json:"hold_outbound"`
+	RequestReview string         `json:"request_review,omitempty"`
+	ReviewTarget  vocab.Duration `json:"review_target,omitempty"`
 }
+
+// DefaultReviewTarget is a facility's review target until it sets one: a held letter should
+// be decided within the hour, as the facility's staff work the queue through the day.
+const DefaultReviewTarget = time.Hour
+
+// maxReviewTarget bounds a review target: a month is already no target at all.
+const maxReviewTarget = 31 * 24 * time.Hour
 
 // Request review settings (Monitoring.RequestReview).
 const (
@@ -467,6 +477,9 @@ func (r *Relay) SetMonitoring(facility string, m Monitoring) error {
 	default:
 		return invalid(op, "request_review", "%q is not none or hold", m.RequestReview)
 	}
+	if m.ReviewTarget < 0 || m.ReviewTarget.D() > maxReviewTarget || (m.ReviewTarget != 0 && m.ReviewTarget.D() < time.Minute) {
+		return invalid(op, "review_target", "%s is outside 1m..%s", m.ReviewTarget.D(), maxReviewTarget)
+	}
 	now := r.clock.Now().UTC()
 	return r.update(op, func(tx *bolt.Tx, _ *fanout) error {
 		hold := m.HoldOutbound
@@ -474,6 +487,9 @@ func (r *Relay) SetMonitoring(facility string, m Monitoring) error {
 			fac.HoldOutbound = &hold
 			if m.RequestReview != "" {
 				fac.RequestReview = m.RequestReview
+			}
+			if m.ReviewTarget != 0 {
+				fac.ReviewTarget = m.ReviewTarget
 			}
 		})
 	})
@@ -494,9 +510,12 @@ func (r *Relay) MonitoringOf(facility string) (Monitoring, error) {
 	if !ok {
 		return Monitoring{}, notFound("read monitoring", "facility", "unknown facility %q", facility)
 	}
-	m := Monitoring{HoldOutbound: r.holds(fac), RequestReview: RequestReviewNone}
+	m := Monitoring{HoldOutbound: r.holds(fac), RequestReview: RequestReviewNone, ReviewTarget: vocab.Duration(DefaultReviewTarget)}
 	if fac.RequestReview != "" {
 		m.RequestReview = fac.RequestReview
+	}
+	if fac.ReviewTarget != 0 {
+		m.ReviewTarget = fac.ReviewTarget
 	}
 	return m, nil
 }

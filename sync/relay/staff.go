@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"sort"
@@ -109,4 +110,63 @@ func (r *Relay) Replies() (map[string][]vocab.Message, error) {
 		sort.Slice(ms, func(i, j int) bool { return ms[i].CreatedAt.Before(ms[j].CreatedAt) })
 	}
 	return out, err
+}
+
+// SendInvitation sends again an approved contact's invitation that was never sent (no notifier
+// then, or it failed), now rather than at the next RetryInvitations, which would send every
+// facility's: a console clerk acts on the contacts of their own facilities only. An invitation
+// already sent, answered or expired is not sent (an expired one is ReissueInvitation's). A send
+// that fails again is kept for retry and the invitation is returned with its error.
+func (r *Relay) SendInvitation(ctx context.Context, contactID string) (Invitation, error) {
+	const op = "send invitation"
+	if err := checkID(op, "id", contactID); err != nil {
+		return Invitation{}, err
+	}
+	v, err := r.invitation(contactID)
+	if err != nil {
+		return Invitation{}, err
+	}
+	if v.ContactID == "" {
+		return Invitation{}, notFound(op, "id", "no contact %q", contactID)
+	}
+	if v.Sent || v.State != vocab.InviteInvited {
+		return v, conflict(op, "id", "the invitation of contact %q is %s (sent: %v): only an unsent invitation is sent again", contactID, v.State, v.Sent)
+	}
+	if _, err := r.sendInvitation(ctx, contactID); err != nil && vocab.KindOf(err) != vocab.KindTransient {
+		return Invitation{}, err
+	}
+	return r.invitation(contactID)
+}
+
+// DepositsOf lists an inmate's deposits and the refunds made from them, oldest first: the
+// money lines of the inmate's ledger that Usage (charges and credits) leaves out, and the
+// deposits a refund may come out of.
+func (r *Relay) DepositsOf(inmateID string) (deposits []vocab.Deposit, refunds []Refund, err error) {
+	const op = "list deposits"
+	if err := checkID(op, "inmate_id", inmateID); err != nil {
+		return nil, nil, err
+	}
+	err = r.view(op, func(tx *bolt.Tx) error {
+		deposits, refunds = nil, nil
+		for _, ref := range indexed(tx, inmateID, "d") {
+			var d vocab.Deposit
+			if ok, err := getJSON(tx, bDeposits, ref, &d); err != nil {
+				return err
+			} else if ok {
+				deposits = append(deposits, d)
+			}
+		}
+		for _, ref := range indexed(tx, inmateID, "r") {
+			var rf Refund
+			if ok, err := getJSON(tx, bRefunds, ref, &rf); err != nil {
+				return err
+			} else if ok {
+				refunds = append(refunds, rf)
+			}
+		}
+		return nil
+	})
+	sort.SliceStable(deposits, func(i, j int) bool { return deposits[i].At.Before(deposits[j].At) })
+	sort.SliceStable(refunds, func(i, j int) bool { return refunds[i].At.Before(refunds[j].At) })
+	return deposits, refunds, err
 }

@@ -307,3 +307,37 @@ func TestBrowserEnrollmentCodeEnrollsAKiosk(t *testing.T) {
 		t.Errorf("the enrollment code from the console enrolled a second terminal")
 	}
 }
+
+func TestBrowserRefundReachesTheKiosk(t *testing.T) {
+	browser := newBrowser(t)
+	e := newEnv(t, false)
+	tm := e.kiosk("")
+	b := e.open(t, browser)
+	b.login("bob", password)
+	b.waitText("Record a deposit")
+	b.do("open A1's ledger",
+		chromedp.Navigate(e.url("/console/money?inmate=A1")),
+		chromedp.WaitVisible(chromedp.CSS(`#refund-form`)),
+		chromedp.SetValue(chromedp.CSS(`#refund-form select[name=deposit]`), "seed-A1"),
+		chromedp.SendKeys(chromedp.CSS(`#refund-form input[name=amount]`), "7.50"),
+		chromedp.SendKeys(chromedp.CSS(`#refund-form input[name=reason]`), "Released"),
+		chromedp.Click(chromedp.CSS(`#refund-form button`)),
+	)
+	b.waitText("Refunded $7.50 to A1 from deposit seed-A1")
+	testwait.UntilSaw(t, "the refund in the kiosk's balance", func() (bool, string) {
+		bal, err := tm.term.Balance("A1")
+		return err == nil && bal == 5000-750, fmt.Sprint(bal, err)
+	})
+	if txt := b.text(); !strings.Contains(txt, "Balance $42.50") || !strings.Contains(txt, "-$7.50") {
+		t.Errorf("the ledger does not show the refund: %.600s", txt)
+	}
+	// More than is left of the deposit: the page says so, nothing moves.
+	b.do("refund too much",
+		chromedp.SendKeys(chromedp.CSS(`#refund-form input[name=amount]`), "45.00"),
+		chromedp.Click(chromedp.CSS(`#refund-form button`)),
+	)
+	b.waitText("refund refused, nothing given back: $45.00 is more than is left of deposit")
+	if bal, _ := e.r.Balance("A1"); bal.BalanceCents != 4250 {
+		t.Errorf("a refused refund moved money: %s", bal.BalanceCents)
+	}
+}

@@ -47,9 +47,6 @@ type Config struct {
 	// SecureCookies marks cookies Secure even when the request did not come over TLS here (a
 	// TLS-terminating proxy in front). Over TLS they are always Secure.
 	SecureCookies bool
-	// ReviewTarget is how long a held letter should wait at most (default 24h); the review
-	// queue shows each letter's time held against it.
-	ReviewTarget time.Duration
 	// SessionIdle and SessionMax end a session after that long unused, or that long at all
 	// (defaults 30 minutes and 12 hours).
 	SessionIdle, SessionMax time.Duration
@@ -89,9 +86,6 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
-	}
-	if cfg.ReviewTarget <= 0 {
-		cfg.ReviewTarget = 24 * time.Hour
 	}
 	if cfg.SessionIdle <= 0 {
 		cfg.SessionIdle = 30 * time.Minute
@@ -228,12 +222,14 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+Prefix+"review/{id}/reject", c.need(RoleMailroom, c.reject))
 	m.HandleFunc("GET "+Prefix+"contacts", c.need(RoleMailroom, c.contactsPage))
 	m.HandleFunc("POST "+Prefix+"contacts/{id}/{decision}", c.need(RoleMailroom, c.decideContact))
+	m.HandleFunc("POST "+Prefix+"contacts/{id}/invite", c.need(RoleMailroom, c.inviteAgain))
 	m.HandleFunc("GET "+Prefix+"departments", c.need(RoleMailroom, c.departmentsPage))
 	m.HandleFunc("POST "+Prefix+"departments/{id}/reply", c.need(RoleMailroom, c.reply))
 	m.HandleFunc("GET "+Prefix+"notices", c.need(RoleMailroom, c.noticesPage))
 	m.HandleFunc("POST "+Prefix+"notices", c.need(RoleMailroom, c.postNotice))
 	m.HandleFunc("GET "+Prefix+"money", c.need(RoleBusiness, c.moneyPage))
 	m.HandleFunc("POST "+Prefix+"money/deposit", c.need(RoleBusiness, c.deposit))
+	m.HandleFunc("POST "+Prefix+"money/refund", c.need(RoleBusiness, c.refund))
 	m.HandleFunc("GET "+Prefix+"terminals", c.need(RoleTechnician, c.terminalsPage))
 	m.HandleFunc("POST "+Prefix+"terminals/{id}/revoke", c.need(RoleTechnician, c.revoke))
 	m.HandleFunc("POST "+Prefix+"terminals/enroll", c.need(RoleTechnician, c.enroll))

@@ -320,8 +320,10 @@ func TestHostileInputIsShownAsText(t *testing.T) {
 	b.postForm("/console/contacts", "/console/contacts/"+c.ID+"/decline", url.Values{"reason": {"Note " + evil}})
 	b.get("/console/review")
 	review := b.last
+	b.get("/console/departments")
+	departments := b.last
 	b.get("/console/contacts")
-	pages := map[string]string{"review": review, "contacts": b.last}
+	pages := map[string]string{"review": review, "contacts": b.last, "departments": departments}
 	for name, page := range pages {
 		if strings.Contains(page, "<script>alert") || strings.Contains(page, "<img src=x") {
 			t.Errorf("%s page carries the hostile markup as markup", name)

@@ -43,10 +43,17 @@ type env struct {
 	srv   *httptest.Server
 }
 
-func newEnv(t testing.TB, tls bool) *env {
+func newEnv(t testing.TB, tls bool) *env { t.Helper(); return newEnvWith(t, tls, nil) }
+
+// newEnvWith is newEnv with the relay's config changed by tune first (a notifier, a clock).
+func newEnvWith(t testing.TB, tls bool, tune func(*relay.Config)) *env {
 	t.Helper()
-	r, err := relay.Open(relay.Config{DataDir: t.TempDir(), PINParams: kiosk.TestPINParams(), HoldPolicy: relay.HoldAll,
-		HandshakeTimeout: 5 * time.Second})
+	cfg := relay.Config{DataDir: t.TempDir(), PINParams: kiosk.TestPINParams(), HoldPolicy: relay.HoldAll,
+		HandshakeTimeout: 5 * time.Second}
+	if tune != nil {
+		tune(&cfg)
+	}
+	r, err := relay.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,14 @@ type heldRow struct {
 	relay.Outbound
 	InmateName string
 	Held       time.Duration
+	Target     time.Duration // the facility's review target (relay.Monitoring.ReviewTarget)
 	Overdue    bool
+}
+
+// facilityTarget is a facility's review target as the review queue shows it.
+type facilityTarget struct {
+	Facility string
+	Target   time.Duration
 }
 
 func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
@@ -86,18 +93,38 @@ func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
 		c.fail(w, req, u, err)
 		return
 	}
+	facs, err := c.facilities(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	// Each facility sets its own target (the policy screen); the queue shows all it serves.
+	targets := map[string]time.Duration{}
+	var list []facilityTarget
+	for _, f := range facs {
+		m, err := c.r.MonitoringOf(f)
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		targets[f] = m.ReviewTarget.D()
+		list = append(list, facilityTarget{f, m.ReviewTarget.D()})
+	}
 	now := c.clock.Now()
 	var rows []heldRow
 	for _, o := range held {
 		if !u.Serves(o.FacilityID) {
 			continue
 		}
-		d := now.Sub(o.ReceivedAt)
-		rows = append(rows, heldRow{Outbound: o, InmateName: names[o.InmateID].Name, Held: d, Overdue: d > c.cfg.ReviewTarget})
+		d, target := now.Sub(o.ReceivedAt), targets[o.FacilityID]
+		if target <= 0 {
+			target = relay.DefaultReviewTarget // a facility the relay forgot since the list
+		}
+		rows = append(rows, heldRow{Outbound: o, InmateName: names[o.InmateID].Name, Held: d, Target: target, Overdue: d > target})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ReceivedAt.Before(rows[j].ReceivedAt) })
 	c.render(w, req, http.StatusOK, "review", u, pageData{Title: "Review queue", Current: "review", Data: map[string]any{
-		"Rows": rows, "Target": c.cfg.ReviewTarget, "Reasons": rejectReasons}})
+		"Rows": rows, "Targets": list, "Reasons": rejectReasons}})
 }
 
 // heldIn finds a held letter of a facility the account serves.
@@ -164,16 +191,33 @@ func (c *Console) contactsPage(w http.ResponseWriter, req *http.Request, u who) 
 		c.fail(w, req, u, err)
 		return
 	}
-	type row struct {
-		relay.ContactRecord
-		InmateName string
+	invs, err := c.r.Invitations(false)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
 	}
-	var pending, others []row
+	byContact := map[string]relay.Invitation{}
+	var unsent []contactRow
+	for _, v := range invs {
+		if !u.Serves(v.FacilityID) {
+			continue
+		}
+		byContact[v.ContactID] = v
+	}
+	var pending, others []contactRow
 	for _, ct := range all {
 		if !u.Serves(ct.FacilityID) {
 			continue
 		}
-		r := row{ct, names[ct.InmateID].Name}
+		r := contactRow{ContactRecord: ct, InmateName: names[ct.InmateID].Name}
+		if v, ok := byContact[ct.ID]; ok && ct.State == vocab.ContactApproved {
+			r.Invitation = &v
+			// Expired, or never sent (no notifier, or it failed): staff may send it again.
+			r.SendAgain = v.State == vocab.InviteExpired || (v.State == vocab.InviteInvited && !v.Sent)
+			if v.State == vocab.InviteInvited && !v.Sent {
+				unsent = append(unsent, r)
+			}
+		}
 		if ct.State == vocab.ContactPending {
 			pending = append(pending, r)
 		} else {
@@ -181,9 +225,56 @@ func (c *Console) contactsPage(w http.ResponseWriter, req *http.Request, u who) 
 		}
 	}
 	sort.SliceStable(pending, func(i, j int) bool { return pending[i].CreatedAt.Before(pending[j].CreatedAt) })
-	// TODO(invitations): show invitation state once sync/relay exports contact invitations.
+	sort.SliceStable(unsent, func(i, j int) bool { return unsent[i].Invitation.IssuedAt.Before(unsent[j].Invitation.IssuedAt) })
 	c.render(w, req, http.StatusOK, "contacts", u, pageData{Title: "Contacts", Current: "contacts",
-		Data: map[string]any{"Pending": pending, "Others": others}})
+		Data: map[string]any{"Pending": pending, "Unsent": unsent, "Others": others}})
+}
+
+// contactRow is a contact as the contacts screen lists it, with its invitation once approved.
+type contactRow struct {
+	relay.ContactRecord
+	InmateName string
+	Invitation *relay.Invitation
+	SendAgain  bool
+}
+
+// inviteAgain sends an approved contact's invitation again: a new one (a new code and expiry)
+// when it expired unanswered, the same one when it was never sent.
+func (c *Console) inviteAgain(w http.ResponseWriter, req *http.Request, u who) {
+	id := req.PathValue("id")
+	invs, err := c.r.Invitations(false)
+	if err != nil {
+		back(w, req, "contacts", nil, "", err)
+		return
+	}
+	i := slices.IndexFunc(invs, func(v relay.Invitation) bool { return v.ContactID == id })
+	if i < 0 {
+		back(w, req, "contacts", nil, "", fmt.Errorf("contact %s has no invitation", id))
+		return
+	}
+	v := invs[i]
+	if !u.Serves(v.FacilityID) {
+		back(w, req, "contacts", nil, "", errScope)
+		return
+	}
+	switch {
+	case v.State == vocab.InviteExpired:
+		v, err = c.r.ReissueInvitation(req.Context(), id)
+	case v.State == vocab.InviteInvited && !v.Sent:
+		v, err = c.r.SendInvitation(req.Context(), id)
+	default:
+		err = fmt.Errorf("the invitation of %s is %s: only an expired or unsent invitation is sent again", v.Name, v.State)
+	}
+	if err != nil {
+		back(w, req, "contacts", nil, "", err)
+		return
+	}
+	c.audit(u, "contact.invite_again", id, v.FacilityID, "inmate "+v.InmateID)
+	if !v.Sent {
+		back(w, req, "contacts", nil, "", fmt.Errorf("the invitation of %s is kept but could not be sent: %s", v.Name, v.LastError))
+		return
+	}
+	back(w, req, "contacts", nil, "Invitation sent to "+v.Name+"; it expires "+when(v.ExpiresAt)+".", nil)
 }
 
 func (c *Console) decideContact(w http.ResponseWriter, req *http.Request, u who) {
@@ -223,6 +314,7 @@ type requestRow struct {
 	// ReplyKey is minted for each rendering of the form: the relay stores one answer per key,
 	// so a form sent twice (a double click, a resubmitted page) answers once.
 	ReplyKey string
+	CSRF     string // the session's token, for the row's own form template
 }
 
 func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u who) {
@@ -265,16 +357,22 @@ func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u wh
 			continue
 		}
 		rows = append(rows, requestRow{Outbound: o, InmateName: names[o.InmateID].Name, Department: name, Replies: replies[o.ID],
-			ReplyKey: uuid.NewString()})
+			ReplyKey: uuid.NewString(), CSRF: u.sess.CSRF})
 	}
-	// Unanswered first, then oldest first.
-	sort.SliceStable(rows, func(i, j int) bool {
-		if (len(rows[i].Replies) == 0) != (len(rows[j].Replies) == 0) {
-			return len(rows[i].Replies) == 0
+	// Waiting for an answer (held for review, or delivered and unanswered), oldest first, on
+	// top: those are the work. Answered and rejected requests below, newest first.
+	var pending, done []requestRow
+	for _, r := range rows {
+		if len(r.Replies) == 0 && r.Status != vocab.MsgRejected {
+			pending = append(pending, r)
+		} else {
+			done = append(done, r)
 		}
-		return rows[i].ReceivedAt.Before(rows[j].ReceivedAt)
-	})
-	c.render(w, req, http.StatusOK, "departments", u, pageData{Title: "Departments", Current: "departments", Data: rows})
+	}
+	sort.SliceStable(pending, func(i, j int) bool { return pending[i].ReceivedAt.Before(pending[j].ReceivedAt) })
+	sort.SliceStable(done, func(i, j int) bool { return done[i].ReceivedAt.After(done[j].ReceivedAt) })
+	c.render(w, req, http.StatusOK, "departments", u, pageData{Title: "Departments", Current: "departments",
+		Data: map[string]any{"Pending": pending, "Done": done}})
 }
 
 func (c *Console) reply(w http.ResponseWriter, req *http.Request, u who) {
@@ -392,9 +490,20 @@ func (c *Console) moneyPage(w http.ResponseWriter, req *http.Request, u who) {
 			c.fail(w, req, u, err)
 			return
 		}
-		data["Inmate"], data["Balance"], data["Usage"] = names[id], bal, use
+		deps, refs, err := c.r.DepositsOf(id)
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		rref, err := newToken()
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		lines, refundable := ledgerLines(use.Records, deps, refs)
+		data["Inmate"], data["Balance"], data["Lines"], data["Refundable"] = names[id], bal, lines, refundable
+		data["RefundRef"] = "refund-" + rref[:12]
 	}
-	// TODO(refunds): a refund form once sync/relay exports deposit refunds.
 	c.render(w, req, http.StatusOK, "money", u, pageData{Title: "Money", Current: "money", Data: data})
 }
 
@@ -428,6 +537,139 @@ func (c *Console) deposit(w http.ResponseWriter, req *http.Request, u who) {
 	}
 	c.audit(u, "deposit", ref, in.FacilityID, fmt.Sprintf("inmate %s; %s", id, cents))
 	back(w, req, "money", q, "Deposited "+cents.String()+" for "+id+" (ref "+ref+").", nil)
+}
+
+// ledgerLine is one movement of an inmate's money as the relay holds it, the lines the
+// terminal's statement shows (kiosk.StatementLine): Cents is what it did to the balance,
+// negative for a charge or a refund, and Balance the balance right after it.
+type ledgerLine struct {
+	Kind       string
+	At         time.Time
+	Cents      vocab.Cents
+	Balance    vocab.Cents
+	Ref        string // deposits and refunds: their reference
+	DepositRef string // refunds: the deposit the money came out of
+	SessionID  string
+	Minute     int
+	MessageID  string
+	Reason     string
+	TerminalID string
+}
+
+// refundable is a deposit money may still be given back from.
+type refundable struct {
+	vocab.Deposit
+	Left vocab.Cents
+}
+
+// ledgerLines merges an inmate's charges and credits with the deposits and refunds, newest
+// first with a running balance (ties as the terminal orders them: deposits, charges, credits,
+// refunds), and lists the deposits with money left to refund.
+func ledgerLines(records []relay.UsageRecord, deps []vocab.Deposit, refs []relay.Refund) ([]ledgerLine, []refundable) {
+	var lines []ledgerLine
+	left := map[string]vocab.Cents{}
+	for _, d := range deps {
+		lines = append(lines, ledgerLine{Kind: "deposit", At: d.At, Cents: d.Cents, Ref: d.Ref})
+		left[d.Ref] = d.Cents
+	}
+	for _, r := range records {
+		l := ledgerLine{Kind: r.Kind, At: r.At, Cents: r.Cents, SessionID: r.SessionID, Minute: r.Minute, MessageID: r.MessageID,
+			Reason: r.Reason, TerminalID: r.TerminalID}
+		if r.Kind != "credit" {
+			l.Cents = -r.Cents
+		}
+		lines = append(lines, l)
+	}
+	for _, r := range refs {
+		lines = append(lines, ledgerLine{Kind: "refund", At: r.At, Cents: -r.Cents, Ref: r.Ref, DepositRef: r.DepositRef, Reason: r.Reason})
+		left[r.DepositRef] -= r.Cents
+	}
+	rank := map[string]int{"deposit": 0, "charge": 1, "credit": 2, "refund": 3}
+	sort.SliceStable(lines, func(i, j int) bool {
+		if !lines[i].At.Equal(lines[j].At) {
+			return lines[i].At.Before(lines[j].At)
+		}
+		return rank[lines[i].Kind] < rank[lines[j].Kind]
+	})
+	var run vocab.Cents
+	for i := range lines {
+		run += lines[i].Cents
+		lines[i].Balance = run
+	}
+	slices.Reverse(lines)
+	var out []refundable
+	for _, d := range deps {
+		if left[d.Ref] > 0 {
+			out = append(out, refundable{Deposit: d, Left: left[d.Ref]})
+		}
+	}
+	return lines, out
+}
+
+// refund gives back money out of one of an inmate's deposits. The refund has its own
+// reference, minted with the form, so a form sent twice refunds once; the relay refuses more
+// than is left of the deposit or than the balance, and the message says which.
+func (c *Console) refund(w http.ResponseWriter, req *http.Request, u who) {
+	f := req.PostForm
+	id, dref, ref := f.Get("inmate"), strings.TrimSpace(f.Get("deposit")), strings.TrimSpace(f.Get("ref"))
+	q := url.Values{"inmate": {id}}
+	names, err := c.inmateNames(u)
+	if err != nil {
+		back(w, req, "money", q, "", err)
+		return
+	}
+	in, ok := names[id]
+	if !ok {
+		back(w, req, "money", nil, "", fmt.Errorf("no inmate %q in your facilities", id))
+		return
+	}
+	deps, _, err := c.r.DepositsOf(id)
+	if err != nil {
+		back(w, req, "money", q, "", err)
+		return
+	}
+	// The deposit must be this inmate's: a reference typed or forged for another inmate's
+	// deposit (perhaps of another facility) is refused here, before the relay is asked.
+	if !slices.ContainsFunc(deps, func(d vocab.Deposit) bool { return d.Ref == dref }) {
+		back(w, req, "money", q, "", fmt.Errorf("deposit %q is not one of %s's deposits", dref, id))
+		return
+	}
+	cents, err := parseCents(f.Get("amount"))
+	if err == nil && cents <= 0 {
+		err = errors.New("amount: a refund is more than $0.00")
+	}
+	if err != nil {
+		back(w, req, "money", q, "", err)
+		return
+	}
+	reason := strings.Join(strings.Fields(f.Get("reason")), " ")
+	rf, created, err := c.r.Refund(relay.RefundRequest{Ref: ref, DepositRef: dref, Cents: cents, Reason: reason})
+	if err != nil {
+		back(w, req, "money", q, "", refundRefusal(err))
+		return
+	}
+	if !created {
+		back(w, req, "money", q, "", fmt.Errorf("refund %s was already recorded (%s on %s): nothing more given back", ref, rf.Cents, when(rf.At)))
+		return
+	}
+	c.audit(u, "refund", ref, in.FacilityID, fmt.Sprintf("inmate %s; %s from deposit %s", id, cents, dref))
+	back(w, req, "money", q, "Refunded "+cents.String()+" to "+id+" from deposit "+dref+" (ref "+ref+").", nil)
+}
+
+// refundRefusal words the relay's refusals of a refund for the business office: what was
+// wrong, and that nothing was given back.
+func refundRefusal(err error) error {
+	var fe *relay.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	switch {
+	case fe.Field == "cents" && vocab.KindOf(err) == vocab.KindConflict:
+		return fmt.Errorf("refund refused, nothing given back: %s", fe.Msg)
+	case fe.Field == "ref" && vocab.KindOf(err) == vocab.KindConflict:
+		return errors.New("refund refused, nothing given back: that reference was already used for a different refund (reload the page for a new one)")
+	}
+	return fmt.Errorf("refund refused, nothing given back: %s: %s", fe.Field, fe.Msg)
 }
 
 // ---- terminals
@@ -611,7 +853,12 @@ func (c *Console) policyPage(w http.ResponseWriter, req *http.Request, u who) {
 			c.fail(w, req, u, err)
 			return
 		}
-		data["Policy"] = p
+		m, err := c.r.MonitoringOf(fac)
+		if err != nil {
+			c.fail(w, req, u, err)
+			return
+		}
+		data["Policy"], data["Monitoring"] = p, m
 	}
 	c.render(w, req, http.StatusOK, "policy", u, pageData{Title: "Policy", Current: "policy", Data: data})
 }
@@ -677,6 +924,21 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 	} else {
 		p.Curfew = cw
 	}
+	// Requests' own review, apart from the email hold; a form without the field keeps it, as
+	// it keeps the review target.
+	mon := relay.Monitoring{HoldOutbound: f.Get("hold_outbound") == "on", RequestReview: f.Get("request_review")}
+	if f.Has("review_target") {
+		n := len(errs)
+		dur("review_target", &mon.ReviewTarget)
+		if len(errs) == n && mon.ReviewTarget.D() < time.Minute || mon.ReviewTarget.D() > 31*24*time.Hour {
+			errs = append(errs, "review_target: between 1m and 744h")
+		}
+	}
+	switch mon.RequestReview {
+	case "", relay.RequestReviewNone, relay.RequestReviewHold:
+	default:
+		errs = append(errs, fmt.Sprintf("request_review: %q is not none or hold", mon.RequestReview))
+	}
 	if len(errs) > 0 {
 		back(w, req, "policy", q, "", errors.New(strings.Join(errs, "; ")))
 		return
@@ -685,12 +947,12 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 		back(w, req, "policy", q, "", err)
 		return
 	}
-	hold := f.Get("hold_outbound") == "on"
-	if err := c.r.SetMonitoring(fac, relay.Monitoring{HoldOutbound: hold}); err != nil {
+	if err := c.r.SetMonitoring(fac, mon); err != nil {
 		back(w, req, "policy", q, "", err)
 		return
 	}
-	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, pricing %s, stamp %s, lockdown %v, hold %v", p.RatePerMinute, p.Pricing, p.StampPrice, p.Lockdown, hold))
+	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, pricing %s, stamp %s, lockdown %v, hold %v, request review %s, review target %s",
+		p.RatePerMinute, p.Pricing, p.StampPrice, p.Lockdown, mon.HoldOutbound, mon.RequestReview, mon.ReviewTarget.D()))
 	back(w, req, "policy", q, "Policy saved; the facility's terminals get it at their next sync.", nil)
 }
 
