@@ -168,9 +168,10 @@ func stampDueOf(tx *bolt.Tx, t TerminalInfo) (*stampDue, error) {
 		if err != nil {
 			return nil, err
 		}
-		ids = ids[:0]
 		for id := range family {
-			ids = append(ids, id)
+			if id != t.ID { // its own first, the ones it replaced after
+				ids = append(ids, id)
+			}
 		}
 	}
 	for _, id := range ids {

@@ -204,3 +204,56 @@ func TestStampDueSchema6Migrates(t *testing.T) {
 		t.Fatalf("schema %d after open, want 7", version)
 	}
 }
+
+// A terminal enrolled again with the same key (its store kept) sends, under its new id and a
+// new epoch, what the relay had not acknowledged: the letter again, then its stamp. The letter
+// taken from the old terminal waits for that stamp and is released by it.
+func TestUnpaidLetterStampAfterReenrollment(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.HoldPolicy = HoldNone })
+	e.seed()
+	e.stampPricing(25)
+	if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 100, Ref: "d1"}); err != nil {
+		t.Fatal(err)
+	}
+	e.letterContact("A1", "c-ana")
+	old := e.enroll(wire.ModeKiosk, "")
+	c := old.connect(t, 0)
+	m := msg(uuid.Must(uuid.NewV7()).String(), "A1", "c-ana", "before the new enrollment")
+	letterItem := old.item(wire.UpMessage, m)
+	c.batch(letterItem)
+	c.c.Close(websocket.StatusNormalClosure, "store moved")
+
+	en, err := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: "north", Mode: wire.ModeKiosk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, status := e.postEnroll(en.Code, old.priv)
+	if status != 200 {
+		t.Fatalf("enroll again: %d %s", status, raw)
+	}
+	er := decodeAs[wire.EnrollResponse](t, raw)
+	fresh := uuid.New()
+	nt := &term{e: e, id: er.TerminalID, priv: old.priv, epoch: hex.EncodeToString(fresh[:]), mode: wire.ModeKiosk}
+	nc := nt.connect(t, 0)
+	again := letterItem
+	again.Seq = 1
+	nt.seq = 1
+	if ack := nc.batch(again); len(ack.Rejected) != 0 {
+		t.Fatalf("the letter again: %+v", ack)
+	}
+	if o := e.outboundOf(m.ID); !o.AwaitingStamp || o.Status != kiosk.MsgHeld {
+		t.Fatalf("the letter sent again decided it: %+v", o)
+	}
+	if ack := nc.batch(nt.item(wire.UpCharge, stamp(m, 25))); len(ack.Rejected) != 0 {
+		t.Fatalf("the stamp from the terminal enrolled again: %+v", ack)
+	}
+	if o := e.outboundOf(m.ID); o.AwaitingStamp || o.Status != kiosk.MsgDelivered {
+		t.Fatalf("the letter after its stamp: %+v", o)
+	}
+	if st, ok := e.statusSent(nt.id, m.ID); !ok || st.State != kiosk.MsgDelivered {
+		t.Fatalf("the terminal enrolled again was told %+v (%v), want delivered", st, ok)
+	}
+	if b := e.balanceOf("A1"); b != 75 {
+		t.Fatalf("balance %s, want 75¢", b)
+	}
+}
