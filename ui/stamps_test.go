@@ -2,6 +2,7 @@ package ui
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/ui/i18n"
 )
 
 // A facility that prices letters per message: the Write screen shows the stamp before Send,
@@ -71,4 +73,38 @@ func TestWriteShowsStampPriceAndRejectedLetterSaysRefunded(t *testing.T) {
 	h.tap("Usage")
 	h.mustSee("Stamp on a letter", "Stamp refunded: the letter was rejected by staff")
 	h.mustNotSee("Minute 1 refunded", "(other kiosk)")
+}
+
+// A letter the relay rejected because its stamp never came (or came at the wrong price) reads
+// as words about the stamp on the Sent screen, in each language, never as a staff note with
+// the raw code.
+func TestSentSaysALetterWentUnpaid(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	h.addContact("Ana Ruiz", "ana@example.com", kiosk.ContactApproved)
+	h.tap("Write")
+	h.tap("Ana Ruiz <ana@example.com>")
+	test.Type(h.entry("Type your message here"), "Hola Ana")
+	h.tap("Send")
+	h.mustSee("Your message to Ana Ruiz is on its way.")
+	h.tap("Back")
+	sent, err := h.term.Sent(mariaID)
+	must(t, err)
+	if len(sent) != 1 {
+		t.Fatalf("sent %d letters, want 1", len(sent))
+	}
+	must(t, h.term.SetMessageState(sent[0].ID, kiosk.MsgRejected, "stamp_missing"))
+	h.tap("Sent")
+	h.mustSee("Rejected: its stamp did not reach the facility with it, so it was not delivered.")
+	h.mustNotSee("stamp_missing", "Rejected by staff")
+
+	cat := i18n.MustLoad()
+	for _, lang := range cat.Languages() {
+		w := words{Lang: cat.For(lang), loc: time.UTC, now: start}
+		for _, code := range []string{"stamp_missing", "stamp_price", "stamp_no_letter"} {
+			if got := w.rejection(code); got != w.T("reject."+code) || strings.Contains(got, code) {
+				t.Fatalf("%s: %s reads %q", lang, code, got)
+			}
+		}
+	}
 }

@@ -169,7 +169,8 @@ func rejectKind(code string) string {
 	switch code {
 	case "content_policy":
 		return "review"
-	case "too_large", "unknown_contact", "contact_not_accepted", "suspended", "invalid", "unknown_kind", "id_conflict", "not_this_terminals_inmate":
+	case "too_large", "unknown_contact", "contact_not_accepted", "suspended", "invalid", "unknown_kind", "id_conflict", "not_this_terminals_inmate",
+		"stamp_missing", "stamp_price", "stamp_no_letter": // the last three: a letter the relay rejected unpaid
 		return "relay"
 	}
 	return ""

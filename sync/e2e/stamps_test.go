@@ -155,3 +155,221 @@ func TestStampsExactlyOnceAcrossLinkCutsAndRejection(t *testing.T) {
 		t.Fatalf("the statement shows %d stamp refunds, want %d", credits, rejected)
 	}
 }
+
+// TestStampedLettersNeverUnpaidAcrossLinkCuts: the relay holds a letter until the stamp that
+// follows it arrives, and rejects it stamp_missing if the next item its terminal sends is not
+// that stamp. An honest terminal, with batches of 3 items (so a letter and its stamp are split
+// across batches, and connections, often), link cuts at random moments and a restart of the
+// terminal and the relay, loses no letter to that rule: every letter ends delivered, on the
+// relay and on the terminal, each stamp charged once on both sides.
+func TestStampedLettersNeverUnpaidAcrossLinkCuts(t *testing.T) {
+	const letters = 30
+	rl := startRelayHold(t, "", relay.HoldNone) // no review: a paid letter goes out at once
+	rl.seed()
+	p, err := rl.r.Policy("north")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Pricing, p.StampPrice = kiosk.PricingPerMessage, 25
+	if err := rl.r.PutPolicy("north", p); err != nil {
+		t.Fatal(err)
+	}
+	px := startProxy(t, rl.addr())
+	tm := openTerminal(t, "", kiosk.StoreOptions{})
+	en := tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
+	tm.cfg = func(c *client.Config) { c.BatchItems = 3 } // odd batches: letter and stamp split
+	tm.start()
+	tm.waitRoster()
+	testwait.UntilSaw(t, "the stamp pricing on the terminal", func() (bool, string) {
+		return tm.term.Policy().ChargesStamps(), tm.term.Policy().Pricing
+	})
+	tm.login("B1", "1234")
+	ana := approvedContact(t, rl, tm, "A1", "Ana", "ana@example.org")
+	start, _ := tm.term.Balance("A1")
+
+	px.setBudget(300, 5000, 7)
+	stop := make(chan struct{})
+	var cutter sync.WaitGroup
+	cutter.Add(1)
+	go func() {
+		defer cutter.Done()
+		rng := rand.New(rand.NewPCG(7, 8))
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Duration(5+rng.IntN(40)) * time.Millisecond):
+				px.cutAll()
+			}
+		}
+	}()
+	var ids []string
+	for i := range letters {
+		m, err := tm.term.Send("A1", ana, "Hi", fmt.Sprintf("letter %d: %s", i, strings.Repeat("news. ", 8)))
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		ids = append(ids, m.ID)
+		switch i {
+		case letters / 3: // the terminal restarts: its queue, letters and stamps stay
+			tm.reopen(kiosk.StoreOptions{})
+			tm.start()
+			tm.login("B1", "1234")
+		case 2 * letters / 3: // the relay restarts under the proxy
+			rl.restart()
+			px.setBackend(rl.addr())
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
+	close(stop)
+	cutter.Wait()
+	px.setBudget(0, 0, 0)
+	px.cutAll()
+	tm.waitSynced()
+	downlinkDone(t, rl, tm, en.TerminalID)
+	if px.cuts.Load() < 3 {
+		t.Fatalf("only %d mid-stream cuts happened; the test proves little", px.cuts.Load())
+	}
+	t.Logf("%d mid-frame cuts", px.cuts.Load())
+
+	delivered, err := rl.r.Outbound(relay.OutboundFilter{Status: vocab.MsgDelivered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]relay.Outbound{}
+	for _, o := range delivered {
+		out[o.ID] = o
+	}
+	for i, id := range ids {
+		if o, ok := out[id]; !ok || o.AwaitingStamp || o.StampDue != 25 {
+			all, _ := rl.r.Outbound(relay.OutboundFilter{})
+			for _, o := range all {
+				if o.ID == id {
+					t.Fatalf("letter %d on the relay: %s %q (awaiting stamp %v), want delivered", i, o.Status, o.Reason, o.AwaitingStamp)
+				}
+			}
+			t.Fatalf("letter %d is not on the relay", i)
+		}
+	}
+	testwait.UntilSaw(t, "every letter delivered on the terminal", func() (bool, string) {
+		sent, err := tm.term.Sent("A1")
+		if err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, m := range sent {
+			if m.State == kiosk.MsgDelivered {
+				n++
+			} else if m.State == kiosk.MsgRejected {
+				return false, "rejected: " + m.Reason
+			}
+		}
+		return n == letters, fmt.Sprint(n, " delivered")
+	})
+	want := start - letters*25
+	if b, _ := tm.term.Balance("A1"); b != want {
+		t.Fatalf("terminal balance = %s, want %s", b, want)
+	}
+	if rb, err := rl.r.Balance("A1"); err != nil || rb.BalanceCents != want {
+		t.Fatalf("relay balance = %+v %v, want %s", rb, err, want)
+	}
+}
+
+// TestLetterUnstampedAcrossSwitchToStampsIsRejectedUnpaid: a terminal that has not heard that
+// the facility now prices letters per message (offline across the switch; to the relay no
+// different from a terminal that leaves stamps out) sends a letter with no stamp. The relay
+// holds it, never delivers it, and rejects it stamp_missing when the terminal's next item is
+// not its stamp; the terminal shows it rejected with that reason, no money moves for it, and
+// the next letter, stamped, is delivered.
+func TestLetterUnstampedAcrossSwitchToStampsIsRejectedUnpaid(t *testing.T) {
+	rl := startRelayHold(t, "", relay.HoldNone)
+	rl.seed()
+	tm := openTerminal(t, "", kiosk.StoreOptions{})
+	tm.enroll("http://"+rl.addr(), rl.code(wire.ModeKiosk, ""))
+	tm.start()
+	tm.waitRoster()
+	tm.login("B1", "1234")
+	ana := approvedContact(t, rl, tm, "A1", "Ana", "ana@example.org")
+	tm.waitSynced()
+
+	tm.stopSync() // the link is down
+	unpaid, err := tm.term.Send("A1", ana, "Hi", "written before the terminal heard of stamps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rl.r.Policy("north")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Pricing, p.StampPrice = kiosk.PricingPerMessage, 25
+	if err := rl.r.PutPolicy("north", p); err != nil {
+		t.Fatal(err)
+	}
+	tm.start()
+	testwait.UntilSaw(t, "the stamp pricing on the terminal", func() (bool, string) {
+		return tm.term.Policy().ChargesStamps(), tm.term.Policy().Pricing
+	})
+	tm.waitSynced()
+	if o := outboundByID(t, rl, unpaid.ID); o.Status == vocab.MsgDelivered {
+		t.Fatalf("an unstamped letter was delivered: %+v", o)
+	}
+	paid, err := tm.term.Send("A1", ana, "Hi", "stamped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm.waitSynced()
+	if o := outboundByID(t, rl, unpaid.ID); o.Status != vocab.MsgRejected || o.Reason != wire.ReasonStampMissing {
+		t.Fatalf("the unstamped letter on the relay: %s %q, want rejected %s", o.Status, o.Reason, wire.ReasonStampMissing)
+	}
+	if o := outboundByID(t, rl, paid.ID); o.Status != vocab.MsgDelivered {
+		t.Fatalf("the stamped letter on the relay: %s %q, want delivered", o.Status, o.Reason)
+	}
+	testwait.UntilSaw(t, "the terminal showing the unstamped letter rejected and the other delivered", func() (bool, string) {
+		sent, err := tm.term.Sent("A1")
+		if err != nil {
+			return false, err.Error()
+		}
+		st := map[string]kiosk.Message{}
+		for _, m := range sent {
+			st[m.ID] = m
+		}
+		u, d := st[unpaid.ID], st[paid.ID]
+		return u.State == kiosk.MsgRejected && u.Reason == wire.ReasonStampMissing && d.State == kiosk.MsgDelivered,
+			fmt.Sprintf("%s %q / %s", u.State, u.Reason, d.State)
+	})
+	if _, stamped, err := tm.term.StampOf("A1", unpaid.ID); err != nil || stamped {
+		t.Fatalf("the unstamped letter carries a stamp on the terminal: %v %v", stamped, err)
+	}
+	u, err := rl.r.Usage("A1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamps := 0
+	for _, r := range u.Records {
+		if r.Kind == "charge" && r.MessageID != "" {
+			stamps++
+			if r.MessageID != paid.ID {
+				t.Fatalf("a stamp recorded for letter %s", r.MessageID)
+			}
+		}
+	}
+	if stamps != 1 {
+		t.Fatalf("relay holds %d stamps, want 1 (the stamped letter's)", stamps)
+	}
+}
+
+// outboundByID is letter id as the relay's review API lists it.
+func outboundByID(t *testing.T, rl *relayEnv, id string) relay.Outbound {
+	t.Helper()
+	all, err := rl.r.Outbound(relay.OutboundFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range all {
+		if o.ID == id {
+			return o
+		}
+	}
+	t.Fatalf("letter %s is not on the relay", id)
+	return relay.Outbound{}
+}

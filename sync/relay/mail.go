@@ -319,6 +319,9 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 		if o.Status != vocab.MsgHeld {
 			return conflict(op, "id", "message %q is already %s", id, o.Status)
 		}
+		if state == vocab.MsgDelivered && o.AwaitingStamp { // stamps.go: never released unpaid
+			return conflict(op, "id", "message %q waits for its stamp (%s) and cannot be approved before it is paid", id, o.StampDue)
+		}
 		o.Status, o.State, o.Reason, o.ReviewedAt, o.UpdatedAt = state, state, reason, now, now
 		if err := putLetter(tx, bOutbound, o, rec.BodyItem); err != nil {
 			return err

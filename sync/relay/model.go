@@ -110,6 +110,14 @@ type Outbound struct {
 	Status     string    `json:"status"` // vocab.MsgHeld, MsgDelivered, MsgRejected
 	ReceivedAt time.Time `json:"received_at"`
 	ReviewedAt time.Time `json:"reviewed_at,omitempty"`
+	// StampDue is what the letter owes in stamps (0: nothing), fixed when it arrived: the
+	// facility's price then; StampPrevDue is the price before the last change, also taken from
+	// a terminal that had not heard of the change (stamps.go).
+	StampDue     vocab.Cents `json:"stamp_due_cents,omitempty"`
+	StampPrevDue vocab.Cents `json:"stamp_prev_due_cents,omitempty"`
+	// AwaitingStamp: the letter owes a stamp that has not come yet; it is held, and staff
+	// cannot approve it, until the stamp is recorded or it is rejected stamp_missing.
+	AwaitingStamp bool `json:"awaiting_stamp,omitempty"`
 }
 
 // ContactRecord is a contact as the relay keeps it.

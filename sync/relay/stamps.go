@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"encoding/json"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -61,6 +62,16 @@ func checkStamp(tx *bolt.Tx, t TerminalInfo, fac facilityRec, pol vocab.Policy, 
 			return wire.RefuseStampPrice, nil
 		}
 	}
+	if rec.Status == vocab.MsgRejected && unpaidReason(rec.Reason) {
+		return wire.RefuseStampLate, nil // the letter went unpaid: it is not paid for afterwards
+	}
+	if rec.StampDue > 0 {
+		// What the letter owed when it came (settleStampDue), whatever the policy says now.
+		if c.Cents != rec.StampDue && (rec.StampPrevDue <= 0 || c.Cents != rec.StampPrevDue) {
+			return wire.RefuseStampPrice, nil
+		}
+		return "", nil
+	}
 	if c.Cents <= 0 || (c.Cents != stampPrice(pol) && c.Cents != fac.PrevStampPrice) {
 		return wire.RefuseStampPrice, nil
 	}
@@ -101,4 +112,164 @@ func refundStampTx(tx *bolt.Tx, f *fanout, o Outbound, now time.Time) error {
 	f.logf("relay: stamp on letter %s refunded (%s): rejected at review", o.ID, u.Cents)
 	cr := vocab.Credit{RecordID: u.RecordID, InmateID: u.InmateID, Cents: u.Cents, Reason: u.Reason, At: now, MessageID: o.ID}
 	return f.toInmate(facilityOf(tx, o.InmateID, o.FacilityID), o.InmateID, "", wire.DownRemoteCredit, cr)
+}
+
+// The rule for an unpaid letter. The relay takes a letter before its stamp (the stamp is the
+// item after it), so a letter to a contact that the facility's policy prices arrives owing
+// its stamp: the price in force then (StampDue) or the one before the last change
+// (StampPrevDue, for a terminal that had not heard of it). It is held, not approvable, until
+// the stamp is recorded. The terminal queues the stamp in the same transaction as the letter,
+// right after it, so the stamp is the next new item the relay takes from that terminal (or the
+// terminal that replaced it, after enrolling again), in this batch or any later one, under
+// this epoch or a new one: a resend of something the relay already holds decides nothing. If
+// that next new item is the stamp and it is recorded, the letter is released (delivered, or
+// left for review); if it is anything else, or the stamp is refused, the letter is rejected
+// stamp_missing (or with the stamp's refusal reason) and no money moves. A letter whose
+// terminal never sends another item waits, held and visible to staff as awaiting its stamp.
+
+// stampDueRec is the letter a terminal sent last that waits for its stamp (bStampDue).
+type stampDueRec struct {
+	LetterID string `json:"letter_id"`
+	Epoch    string `json:"epoch"`
+	Seq      uint64 `json:"seq"`
+}
+
+// stampDue is a letter waiting for its stamp and the terminal it is filed under.
+type stampDue struct {
+	terminal string
+	rec      stampDueRec
+}
+
+// owesStamp marks o, a new letter (not to a department: the caller sees to that, and
+// StampCost too), with what it owes under pol: held and awaiting its stamp when not free.
+func owesStamp(fac facilityRec, pol vocab.Policy, o *Outbound) {
+	due := pol.StampCost(o.Peer, 0) // letters from terminals carry no photos
+	if due <= 0 {
+		return
+	}
+	o.StampDue, o.AwaitingStamp = due, true
+	if fac.PrevStampPrice != due {
+		o.StampPrevDue = fac.PrevStampPrice
+	}
+	o.Status, o.State = vocab.MsgHeld, vocab.MsgHeld
+}
+
+// noteStampDue files letter id (the item at epoch/seq) as terminal t's letter waiting for its stamp.
+func noteStampDue(tx *bolt.Tx, t TerminalInfo, epoch string, seq uint64, id string) error {
+	return putJSON(tx, bStampDue, t.ID, stampDueRec{LetterID: id, Epoch: epoch, Seq: seq})
+}
+
+// stampDueOf finds the letter waiting for its stamp from terminal t or a terminal it replaced
+// (nil: none). Only a terminal enrolled again walks its lineage.
+func stampDueOf(tx *bolt.Tx, t TerminalInfo) (*stampDue, error) {
+	ids := []string{t.ID}
+	if t.Replaces != "" {
+		family, err := lineage(tx, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		for id := range family {
+			if id != t.ID { // its own first, the ones it replaced after
+				ids = append(ids, id)
+			}
+		}
+	}
+	for _, id := range ids {
+		var rec stampDueRec
+		found, err := getJSON(tx, bStampDue, id, &rec)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			return &stampDue{terminal: id, rec: rec}, nil
+		}
+	}
+	return nil, nil
+}
+
+// settleStampDue decides letter due (waiting for its stamp) by the new item it that the relay
+// just took from the same terminal (reason: its refusal, "" if taken). The same letter again
+// under another item id decides nothing. lt, if not nil, is the batch's letter states: a letter
+// of this batch released by its stamp is listed delivered there instead of by a downlink.
+func (r *Relay) settleStampDue(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, due *stampDue, epoch string,
+	it wire.Item, p prepared, reason string, lt *wire.Letters, now time.Time) error {
+	if due == nil {
+		return nil
+	}
+	isStamp := false
+	switch it.Kind {
+	case wire.UpMessage:
+		if v, err := p.upBody(it); err == nil && v.(*vocab.Message).ID == due.rec.LetterID {
+			return nil // the letter itself again (a restored store): its stamp still follows
+		}
+	case wire.UpCharge:
+		var c vocab.Charge
+		isStamp = json.Unmarshal(it.Body, &c) == nil && c.RecordID == vocab.StampRecordID(due.rec.LetterID)
+	}
+	// The item may be a letter owing its own stamp, filed under the same terminal just now.
+	var cur stampDueRec
+	if found, err := getJSON(tx, bStampDue, due.terminal, &cur); err != nil {
+		return err
+	} else if found && cur.LetterID == due.rec.LetterID {
+		if err := tx.Bucket([]byte(bStampDue)).Delete([]byte(due.terminal)); err != nil {
+			return err
+		}
+	}
+	rec, found, err := getLetter(tx, bOutbound, due.rec.LetterID)
+	if err != nil || !found || !rec.AwaitingStamp {
+		return err
+	}
+	o := rec.Outbound
+	o.AwaitingStamp = false
+	if o.Status != vocab.MsgHeld { // rejected by staff meanwhile: a stamp recorded was refunded
+		return putLetter(tx, bOutbound, o, rec.BodyItem)
+	}
+	state, why := vocab.MsgHeld, ""
+	switch {
+	case isStamp && reason == "":
+		if !r.holdsLetter(fac, false) {
+			state = vocab.MsgDelivered
+		}
+	case isStamp:
+		state, why = vocab.MsgRejected, reason
+	default:
+		state, why = vocab.MsgRejected, wire.ReasonStampMissing
+	}
+	if state == vocab.MsgRejected {
+		o.ReviewedAt = now
+		f.logf("relay: letter %s from terminal %s rejected %s: the item after it (%s) did not pay its stamp",
+			o.ID, o.TerminalID, why, it.Kind)
+	}
+	o.Status, o.State, o.Reason, o.UpdatedAt = state, state, why, now
+	if err := putLetter(tx, bOutbound, o, rec.BodyItem); err != nil {
+		return err
+	}
+	if state == vocab.MsgHeld {
+		return nil // paid, and waiting for review as any letter: nothing new to tell
+	}
+	st := wire.MessageStatus{MessageID: o.ID, InmateID: o.InmateID, State: state, Reason: why, At: now}
+	if state == vocab.MsgDelivered && lt != nil && due.terminal == t.ID && due.rec.Epoch == epoch &&
+		len(lt.Held) > 0 && lt.Held[len(lt.Held)-1] == due.rec.Seq {
+		// The letter is the item just before, in this batch: its ack says delivered (every
+		// seq listed so far is below the stamp's, so the list stays in order); the inmate's
+		// tablets hear it as they hear a review.
+		lt.Held = lt.Held[:len(lt.Held)-1]
+		lt.Delivered = append(lt.Delivered, due.rec.Seq)
+		return f.queue(t.FacilityID, scopeTablets, o.InmateID, t.ID, wire.DownMessageStatus, st)
+	}
+	holder, err := liveHolder(tx, o.TerminalID)
+	if err != nil {
+		return err
+	}
+	return f.toHolder(facilityOf(tx, o.InmateID, o.FacilityID), o.InmateID, holder, wire.DownMessageStatus, st)
+}
+
+// unpaidReason says a letter's rejection was the relay's, for want of its stamp (settleStampDue),
+// not a reviewer's.
+func unpaidReason(reason string) bool {
+	switch reason {
+	case wire.ReasonStampMissing, wire.RefuseStampPrice, wire.RefuseStampNoLetter, wire.RefuseInvalid, wire.RefuseNotYours:
+		return true
+	}
+	return false
 }

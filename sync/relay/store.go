@@ -60,6 +60,8 @@ const (
 	bBlocks      = "blocks"       // blockKey -> blockRec: an address that blocked an inmate or a facility
 	bReplyKeys   = "reply_keys"   // request id + "/" + idempotency key -> replyKeyRec
 	bRefunds     = "refunds"      // refund ref -> Refund
+	// v7: the letter each terminal sent last that still waits for its stamp (stamps.go).
+	bStampDue = "stamp_due" // terminal id -> stampDueRec
 )
 
 const kSchema = "schema_version"
@@ -68,11 +70,20 @@ func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
-		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds}
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 6
+const schemaVersion = 7
+
+// migrate6to7 adds the bucket of letters waiting for their stamp. Letters stored before owe
+// nothing (they carry no StampDue): their stamps are checked as before, against the policy.
+func migrate6to7(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bStampDue)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bStampDue, err)
+	}
+	return nil
+}
 
 // migrate5to6 adds the buckets of invitations, blocks, reply keys and refunds. A contact
 // approved before invitations existed has been writing and receiving letters: it is marked
@@ -170,7 +181,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
 	}
 	if version < schemaVersion {
-		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6}
+		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7}
 		err := db.Update(func(tx *bolt.Tx) error {
 			for v := version; v < schemaVersion; v++ {
 				if err := migrations[v](tx); err != nil {

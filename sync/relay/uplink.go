@@ -204,7 +204,15 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		f.logf("relay: terminal %s item %d (%s): item id %s already held with other content (from terminal %s): refused %s",
 			t.ID, it.Seq, it.Kind, it.ID, prev.TerminalID, reason)
 	case p.valid:
-		if reason, err = r.applyItem(tx, f, t, fac, pol, it, p, n, lt, now); err != nil {
+		// A letter that waits for its stamp is decided by this item (stamps.go).
+		due, err := stampDueOf(tx, t)
+		if err != nil {
+			return "", err
+		}
+		if reason, err = r.applyItem(tx, f, t, fac, pol, epoch, it, p, n, lt, now); err != nil {
+			return "", err
+		}
+		if err := r.settleStampDue(tx, f, t, fac, due, epoch, it, p, reason, lt, now); err != nil {
 			return "", err
 		}
 		if reason == wire.RefuseIDConflict {
@@ -318,7 +326,7 @@ func storedItemJSON(it wire.Item, canon json.RawMessage, termID, epoch string, n
 // queues what other terminals must learn. It returns a refusal reason for an item refused for
 // good; an error aborts the whole batch. lt, if not nil, gets a letter's state instead of the
 // sender's downlink.
-func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, it wire.Item, p prepared, n uint64, lt *wire.Letters, now time.Time) (string, error) {
+func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, n uint64, lt *wire.Letters, now time.Time) (string, error) {
 	decode := func(v any) bool { return json.Unmarshal(it.Body, v) == nil }
 	switch it.Kind {
 	case wire.UpMessage, wire.UpPREA:
@@ -330,7 +338,7 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		if it.Kind == wire.UpPREA || m.Peer == vocab.PREAChannel {
 			return r.applyPREA(tx, f, t, m, n, now)
 		}
-		return r.applyMessage(tx, f, t, fac, pol, m, n, it.Seq, lt, now)
+		return r.applyMessage(tx, f, t, fac, pol, m, n, epoch, it.Seq, lt, now)
 	case wire.UpContactRequest:
 		var c vocab.Contact
 		if !decode(&c) || checkID("", "", c.ID) != nil || strings.TrimSpace(c.Name) == "" || c.InmateID == "" {
@@ -501,7 +509,7 @@ func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m vocab.Messag
 // applyMessage takes a letter (n: its item's arrival number, seq: its uplink seq). Its state
 // goes to the sender in the ack (lt not nil) or as a message_status on its downlink, and to the
 // inmate's tablets as a message_status.
-func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, m vocab.Message, n, seq uint64, lt *wire.Letters, now time.Time) (string, error) {
+func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, m vocab.Message, n uint64, epoch string, seq uint64, lt *wire.Letters, now time.Time) (string, error) {
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		if err == nil && reason == "" {
 			// The same letter under another item id: the sender learns where it stands.
@@ -554,6 +562,15 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 	}
 	m.Box, m.State, m.UpdatedAt = vocab.BoxOutbox, status, now
 	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: status, ReceivedAt: now}
+	if !dept {
+		// A letter the policy prices waits, held, for the stamp that follows it (stamps.go).
+		if owesStamp(fac, pol, &o); o.AwaitingStamp {
+			status, m = o.Status, o.Message
+			if err := noteStampDue(tx, t, epoch, seq, m.ID); err != nil {
+				return "", err
+			}
+		}
+	}
 	if err := putLetter(tx, bOutbound, o, n); err != nil {
 		return "", err
 	}

@@ -104,6 +104,10 @@ const (
 	RefuseStampNoLetter = "stamp_no_letter"       // no letter with that id from this terminal and inmate
 	RefuseStampPrice    = "stamp_price"           // not what the facility's policy charges for that letter
 	RefuseStampRefund   = "stamp_refund_by_relay" // a terminal credited a stamp: only the relay refunds one
+	RefuseStampLate     = "stamp_late"            // its letter was already refused for want of this stamp
+	// ReasonStampMissing is why the relay rejects a letter that owes a stamp when the next item
+	// of its terminal is not that stamp (a message_status reason, not an item refusal).
+	ReasonStampMissing = "stamp_missing"
 )
 
 // Modes a terminal is enrolled in.
