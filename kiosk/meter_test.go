@@ -575,7 +575,13 @@ func TestTechnicianGetsNoBilledSession(t *testing.T) {
 // and stall reports at once: under -race this finds unguarded state, and a lock-order mistake
 // between the meter and the store hangs it.
 func TestConcurrentUse(t *testing.T) {
-	r := newRig(t, func(p *Policy) { p.Cooldown = 0 })
+	// The idle timeout is the whole session: the screens goroutine touches as fast as the
+	// machine lets it, and a loaded machine may let the tick loop run three fake minutes
+	// between two touches, which is an idle logout, not what this test is about.
+	r := newRig(t, func(p *Policy) {
+		p.Cooldown = 0
+		p.IdleTimeout = p.MaxSession
+	})
 	r.addInmate("a", 100000)
 	r.mustLogin("a")
 	done := make(chan struct{})
