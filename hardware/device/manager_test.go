@@ -11,6 +11,7 @@ import (
 
 	"github.com/tether-kiosk/tether/hardware/badge"
 	"github.com/tether-kiosk/tether/hardware/sim"
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
@@ -219,6 +220,12 @@ func TestRepeatSuppressionOverPTY(t *testing.T) {
 	}
 	clk.Advance(399 * time.Millisecond) // still held: within the window
 	s.Present("0000000007")
+	// The reader goroutine takes the frame when it is scheduled: the clock moves on only once
+	// it has been counted, or it would be read after the window and count as a new card.
+	testwait.UntilSaw(t, "the repeat within the window counted", func() (bool, string) {
+		st, _ := r.m.State("door")
+		return st.Duplicates == 10, fmt.Sprintf("accepted %d duplicates %d", st.Accepted, st.Duplicates)
+	})
 	clk.Advance(400 * time.Millisecond) // lifted for the window (it slides with each repeat)
 	s.Present("0000000007")
 	if ev := r.next(EventBadge); ev.ID != "0000000007" {
