@@ -69,3 +69,48 @@ func TestQuotedLanguages(t *testing.T) {
 		t.Fatalf("QuotedLanguages() = %s", got)
 	}
 }
+
+func TestValidatePhotos(t *testing.T) {
+	d := strings.Repeat("ab", 32)
+	good := Photo{SHA256: d, Manifest: d, Size: 1000, Type: PhotoJPEG}
+	other := good
+	other.SHA256 = strings.Repeat("cd", 32)
+	if err := ValidatePhotos([]Photo{good, other}, 0); err != nil {
+		t.Fatalf("two good photos refused: %v", err)
+	}
+	six := make([]Photo, 6)
+	for i := range six {
+		six[i] = good
+		six[i].SHA256 = strings.Repeat(string(rune('0'+i)), 64)
+	}
+	bad := map[string][]Photo{
+		"too many for the policy": {good, other},
+		"six":                     six,
+		"upper case digest":       {{SHA256: strings.ToUpper(d), Manifest: d, Size: 1, Type: PhotoPNG}},
+		"short manifest":          {{SHA256: d, Manifest: "ab", Size: 1, Type: PhotoPNG}},
+		"empty":                   {{SHA256: d, Manifest: d, Size: 0, Type: PhotoPNG}},
+		"over 1 MB":               {{SHA256: d, Manifest: d, Size: MaxPhotoBytes + 1, Type: PhotoPNG}},
+		"gif":                     {{SHA256: d, Manifest: d, Size: 1, Type: "image/gif"}},
+		"twice":                   {good, good},
+	}
+	for name, ps := range bad {
+		max := 0
+		if name == "too many for the policy" {
+			max = 1
+		}
+		if err := ValidatePhotos(ps, max); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if got := (Policy{MaxPhotosPerLetter: 2}).PhotosPerLetter(); got != 2 {
+		t.Errorf("policy of 2 photos allows %d", got)
+	}
+	if got := (Policy{}).PhotosPerLetter(); got != MaxLetterPhotos {
+		t.Errorf("default policy allows %d photos", got)
+	}
+	pol := DefaultPolicy()
+	pol.MaxPhotosPerLetter = 6
+	if err := pol.Validate(); err == nil || !strings.Contains(err.Error(), "max_photos_per_letter") {
+		t.Errorf("a policy of 6 photos a letter: %v", err)
+	}
+}
