@@ -66,7 +66,7 @@ type Policy struct {
 	StampsPerPhoto int `json:"stamps_per_photo"`
 	// MaxPhotosPerLetter bounds the photos of one inbound letter (0: MaxLetterPhotos, JPay's
 	// 5; never more). Read it with PhotosPerLetter.
-	MaxPhotosPerLetter int `json:"max_photos_per_letter,omitempty"`
+	MaxPhotosPerLetter int `json:"max_photos_per_letter"`
 }
 
 // Pricing modes (Policy.Pricing).
@@ -180,10 +180,11 @@ func DefaultPolicy() Policy {
 			{ID: "dept-education", Name: "Education"},
 			{ID: "dept-records", Name: "Records"},
 		},
-		FreeServices:   []string{FreeDepartments},
-		Pricing:        PricingPerMinute,
-		StampPrice:     25,
-		StampsPerPhoto: 1,
+		FreeServices:       []string{FreeDepartments},
+		Pricing:            PricingPerMinute,
+		StampPrice:         25,
+		StampsPerPhoto:     1,
+		MaxPhotosPerLetter: MaxLetterPhotos,
 	}
 }
 

@@ -25,6 +25,8 @@ const (
 type ErrorBody struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
+	// Reason is a refusal's code, where it has one (a photo's: photo_too_many_pixels...).
+	Reason string `json:"reason,omitempty"`
 }
 
 // ServeHTTP makes the relay itself an http.Handler.
@@ -158,13 +160,18 @@ func (r *Relay) writeErr(w http.ResponseWriter, err error) {
 	if errors.As(err, &fe) {
 		msg = fe.Msg
 	}
+	var reason string
+	var ve *vocab.Error
+	if errors.As(err, &ve) {
+		reason = string(ve.Reason)
+	}
 	switch vocab.KindOf(err) {
 	case vocab.KindInvalid:
 		if field == "body" && strings.Contains(msg, "too large") {
 			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: msg, Field: field})
 			return
 		}
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: msg, Field: field})
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: msg, Field: field, Reason: reason})
 	case vocab.KindNotFound:
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: msg, Field: field})
 	case vocab.KindConflict, vocab.KindRefused:
@@ -394,7 +401,7 @@ func (r *Relay) hDeposit(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Relay) hInbound(w http.ResponseWriter, req *http.Request) {
-	b, err := body("inbound", req, maxAdminBody)
+	b, err := body("inbound", req, maxInboundBody)
 	if err == nil {
 		var ir InboundRequest
 		if ir, err = decodeInbound(b); err == nil {
