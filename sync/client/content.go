@@ -2,11 +2,13 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -32,6 +34,50 @@ func (e *Engine) FetchContent() {
 	case e.contentWake <- struct{}{}:
 	default:
 	}
+}
+
+// retainPhotos retains, in the content store, the photos of the letters among items: pinned
+// on a tablet (the person's own, kept until deleted), unpinned on a shared kiosk (a cache,
+// evicted least recently used under its cap). Each letter is the holder of its photos
+// (vocab.PhotoHolder). Retaining is idempotent, so a letter sent again retains nothing new;
+// a letter the terminal then refuses (a malformed reference) has its references skipped here
+// too. It reports whether anything was retained, for FetchContent.
+func (e *Engine) retainPhotos(items []wire.DownItem) (bool, error) {
+	st := e.cfg.Content
+	if st == nil {
+		return false, nil
+	}
+	tablet := false
+	checked := false
+	retained := false
+	for _, it := range items {
+		if it.Kind != wire.DownInboundMessage {
+			continue
+		}
+		var m vocab.Message
+		if json.Unmarshal(it.Body, &m) != nil || len(m.Photos) == 0 || m.ID == "" ||
+			vocab.ValidatePhotos(m.Photos, 0) != nil {
+			continue
+		}
+		if !checked {
+			_, bound, err := e.term.BoundInmate()
+			if err != nil {
+				return false, fmt.Errorf("retain photos: %w", err)
+			}
+			tablet, checked = bound, true
+		}
+		for _, p := range m.Photos {
+			ref, err := content.ParseRef(p.SHA256, p.Manifest, p.Size)
+			if err != nil {
+				continue
+			}
+			if err := st.Retain(ref, vocab.PhotoHolder(m.ID), tablet); err != nil {
+				return false, fmt.Errorf("retain photo %s of letter %s: %w", p.SHA256, m.ID, err)
+			}
+			retained = true
+		}
+	}
+	return retained, nil
 }
 
 // contentFrame hands a content frame from the reader to the fetcher.
