@@ -1,7 +1,9 @@
 package ui
 
 import (
+	"image"
 	"image/color"
+	"strconv"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -122,6 +124,9 @@ func (k *Kiosk) inboxCard(w words, m kiosk.Message, req *kiosk.Message, orphan b
 		lines = append(lines, text(m.Subject, theme.White))
 	}
 	lines = append(lines, text(firstLine(m.Body, 80), theme.Grey))
+	if len(m.Photos) > 0 {
+		lines = append(lines, theme.Text(w.T("inbox.photos", "n", strconv.Itoa(len(m.Photos))), theme.CaptionSize, theme.Yellow, false))
+	}
 	return newTappable(card(theme.Panel, lines...), func() { k.touch(); k.showReader(m, req) })
 }
 
@@ -150,6 +155,11 @@ func (k *Kiosk) showReader(m kiosk.Message, req *kiosk.Message) {
 		head = append(head, theme.Text(m.Subject, theme.SubHeadingSize, theme.Yellow, true))
 	}
 	parts := []fyne.CanvasObject{card(theme.Panel, label(m.Body))}
+	if strip := k.photoStrip(w, m, func(i int, img image.Image) {
+		k.showPhoto(m, i, img, func() { m.Read = true; k.showReader(m, req) })
+	}); strip != nil {
+		parts = append(parts, strip)
+	}
 	if req != nil {
 		parts = append(parts,
 			theme.Text(w.T("inbox.request", "name", req.PeerName, "time", w.stamp(req.CreatedAt)), theme.TextSize, theme.Grey, true),

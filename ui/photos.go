@@ -1,0 +1,107 @@
+package ui
+
+import (
+	"image"
+	"strconv"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/kiosk/photo"
+	"github.com/tether-kiosk/tether/ui/theme"
+)
+
+// The photos of an open letter: a thumbnail each, full screen on tap. The bytes come from the
+// content store (Deps.Content) once sync has them whole; until then the photo says it is still
+// arriving. Every photo is checked again here (kiosk/photo: type, size, the pixels its header
+// declares, before any decoding), so a photo the relay should have refused never reaches
+// the decoder.
+
+// thumbSide is a thumbnail's longest side on screen, in pixels.
+const thumbSide = 180
+
+// photoState is what the screen can show of one photo.
+type photoState int
+
+const (
+	photoArriving   photoState = iota // not whole in the content store yet
+	photoShown                        // decoded
+	photoUnreadable                   // whole, but refused by the check or unreadable
+)
+
+// loadPhoto reads and decodes one photo of a letter from the content store.
+func (k *Kiosk) loadPhoto(p kiosk.Photo) (image.Image, photoState) {
+	if k.media == nil {
+		return nil, photoArriving
+	}
+	ref, err := content.ParseRef(p.SHA256, p.Manifest, p.Size)
+	if err != nil {
+		return nil, photoUnreadable
+	}
+	st, err := k.media.State(ref.Object)
+	if err != nil {
+		k.logf("ui: photo state: %v", err)
+		return nil, photoArriving
+	}
+	if st != content.Whole {
+		return nil, photoArriving
+	}
+	r, err := k.media.Open(ref.Object)
+	if err != nil {
+		k.logf("ui: open photo: %v", err)
+		return nil, photoArriving // evicted between the two calls: it is wanted again
+	}
+	defer r.Close()
+	img, _, err := photo.DefaultPolicy().Read(p.Type, r)
+	if err != nil {
+		k.logf("ui: photo %s refused: %s", p.SHA256, photo.Reason(err))
+		return nil, photoUnreadable
+	}
+	return img, photoShown
+}
+
+// photoStrip is the thumbnails of letter m's photos for the reader, or nil when it has none.
+// open shows photo i full screen.
+func (k *Kiosk) photoStrip(w words, m kiosk.Message, open func(i int, img image.Image)) fyne.CanvasObject {
+	if len(m.Photos) == 0 {
+		return nil
+	}
+	cells := make([]fyne.CanvasObject, 0, len(m.Photos))
+	for i, p := range m.Photos {
+		img, st := k.loadPhoto(p)
+		switch st {
+		case photoShown:
+			th := canvas.NewImageFromImage(photo.Thumbnail(img, photo.ThumbSide))
+			th.FillMode = canvas.ImageFillContain
+			th.SetMinSize(fyne.NewSize(thumbSide, thumbSide))
+			cells = append(cells, newTappable(th, func() { k.touch(); open(i, img) }))
+		case photoArriving:
+			cells = append(cells, photoPlaceholder(w.T("inbox.photo_arriving")))
+		default:
+			cells = append(cells, photoPlaceholder(w.T("inbox.photo_unreadable")))
+		}
+	}
+	title := theme.Text(w.T("inbox.photos", "n", strconv.Itoa(len(m.Photos))), theme.TextSize, theme.Grey, true)
+	return container.NewVBox(title, container.NewGridWrap(fyne.NewSize(thumbSide, thumbSide), cells...))
+}
+
+// photoPlaceholder stands where a photo cannot be shown yet (or at all), saying why.
+func photoPlaceholder(why string) fyne.CanvasObject {
+	t := canvas.NewText(why, theme.Grey)
+	t.Alignment = fyne.TextAlignCenter
+	t.TextSize = theme.CaptionSize
+	return card(theme.Panel, container.NewCenter(t))
+}
+
+// showPhoto shows photo i of letter m full screen; back returns to the letter.
+func (k *Kiosk) showPhoto(m kiosk.Message, i int, img image.Image, back func()) {
+	v, w, status := k.sessionView("photo")
+	full := canvas.NewImageFromImage(img)
+	full.FillMode = canvas.ImageFillContain
+	full.ScaleMode = canvas.ImageScaleSmooth
+	title := w.T("photo.title", "i", strconv.Itoa(i+1), "n", strconv.Itoa(len(m.Photos)))
+	k.setScreen(v, k.frame(w, title, back, status, newTappable(full, func() { k.touch(); back() })))
+}
