@@ -21,6 +21,7 @@ import (
 	"github.com/tether-kiosk/tether/hardware/sim"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
@@ -221,8 +222,15 @@ func (d *demo) seedYesterday() error {
 		Label: "demo kiosk", Software: kioskapp.Software}); err != nil {
 		return err
 	}
+	// The photos of yesterday's letters arrive as the kiosk's own sync would fetch them: into
+	// content.db beside the store, which the kiosk opens next.
+	media, err := content.Open(filepath.Join(dir, content.File), content.Options{Cap: kioskapp.KioskContentCap})
+	if err != nil {
+		return err
+	}
+	defer media.Close()
 	eng, err := client.New(client.Config{DataDir: dir, Terminal: t, Software: kioskapp.Software, BatchDelay: 5 * time.Millisecond,
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Content: media})
 	if err != nil {
 		return err
 	}
@@ -344,7 +352,16 @@ func (d *demo) seedYesterday() error {
 		return err
 	}
 	for _, m := range d.fac.Inbound {
-		if _, err := d.relay.Inbound(relay.InboundRequest{InmateID: m.InmateID, From: m.From, Subject: m.Subject, Body: m.Body}); err != nil {
+		var photos []relay.InboundPhoto
+		for n := range m.Photos {
+			b, err := demoPhoto(n)
+			if err != nil {
+				return err
+			}
+			photos = append(photos, relay.InboundPhoto{Type: "image/png", Data: b})
+		}
+		if _, err := d.relay.Inbound(relay.InboundRequest{InmateID: m.InmateID, From: m.From, Subject: m.Subject, Body: m.Body,
+			Photos: photos}); err != nil {
 			return fmt.Errorf("seed inbound message: %w", err)
 		}
 	}
@@ -365,6 +382,9 @@ func (d *demo) seedYesterday() error {
 		}
 		if ns, err := t.Notices(demoRequest.inmate); err != nil || len(ns) < len(demoNotices) {
 			return false
+		}
+		if wanted, err := media.Wanted(1); err != nil || len(wanted) > 0 {
+			return false // a photo still on its way
 		}
 		for id, n := range want {
 			if in, err := t.Inbox(id); err != nil || len(in) < n {
