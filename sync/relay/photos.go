@@ -3,9 +3,13 @@ package relay
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/photo"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
@@ -80,4 +84,66 @@ func (r *Relay) storePhotos(op, inmateID string, photos []InboundPhoto) ([]vocab
 			Type: infos[i].Type, Width: infos[i].Width, Height: infos[i].Height})
 	}
 	return out, nil
+}
+
+// InboundPhoto opens photo i (from 0) of inbound letter messageID, for staff to see it with
+// the letter (GET /admin/v1/inbound/{message_id}/photos/{i}). The caller closes the reader.
+func (r *Relay) InboundPhoto(messageID string, i int) (vocab.Photo, io.ReadCloser, error) {
+	const op = "get inbound photo"
+	if err := checkID(op, "message_id", messageID); err != nil {
+		return vocab.Photo{}, nil, err
+	}
+	var m vocab.Message
+	err := r.view(op, func(tx *bolt.Tx) error {
+		ok, err := getJSON(tx, bInbound, messageID, &m)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(op, "message_id", "no inbound letter %q", messageID)
+		}
+		return nil
+	})
+	if err != nil {
+		return vocab.Photo{}, nil, err
+	}
+	if i < 0 || i >= len(m.Photos) {
+		return vocab.Photo{}, nil, notFound(op, "index", "letter %q has %d photos", messageID, len(m.Photos))
+	}
+	p := m.Photos[i]
+	ref, err := content.ParseRef(p.SHA256, p.Manifest, p.Size)
+	if err != nil {
+		return vocab.Photo{}, nil, fmt.Errorf("%s: letter %s photo %d: %w", op, messageID, i, err)
+	}
+	st, err := r.contentStore()
+	if err != nil {
+		return vocab.Photo{}, nil, ioErr(op, err)
+	}
+	rd, err := st.Open(ref.Object)
+	if err != nil {
+		return vocab.Photo{}, nil, ioErr(op, fmt.Errorf("photo %s: %w", p.SHA256, err))
+	}
+	return p, rd, nil
+}
+
+func (r *Relay) hInboundPhoto(w http.ResponseWriter, req *http.Request) {
+	i, err := strconv.Atoi(req.PathValue("index"))
+	if err != nil {
+		r.writeErr(w, invalid("get inbound photo", "index", "must be a photo's index, from 0"))
+		return
+	}
+	p, rd, err := r.InboundPhoto(req.PathValue("message_id"), i)
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	defer rd.Close()
+	w.Header().Set("Content-Type", p.Type)
+	w.Header().Set("Content-Length", strconv.FormatInt(p.Size, 10))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, rd); err != nil {
+		r.logf("relay: send inbound photo: %v", err)
+	}
 }

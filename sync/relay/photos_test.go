@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -130,6 +131,19 @@ func TestInboundWithPhotos(t *testing.T) {
 			t.Fatalf("photo %s: chunk 0 is not the photo", p.SHA256)
 		}
 	}
+	// Staff see the photos with the letter: each one's bytes, as sent.
+	for i, want := range [][]byte{jp, png1} {
+		status, b := e.call("GET", fmt.Sprintf("/admin/v1/inbound/%s/photos/%d", m.ID, i), nil)
+		if status != http.StatusOK || !bytes.Equal(b, want) {
+			t.Fatalf("GET photo %d of the letter: %d, %d bytes; want 200 and the %d bytes sent", i, status, len(b), len(want))
+		}
+	}
+	for _, path := range []string{"/admin/v1/inbound/" + m.ID + "/photos/2", "/admin/v1/inbound/nope/photos/0"} {
+		if status, b := e.call("GET", path, nil); status != http.StatusNotFound {
+			t.Errorf("GET %s: %d %s, want 404", path, status, b)
+		}
+	}
+
 	// The same photo again is stored once.
 	e.must(http.StatusCreated, "POST", "/admin/v1/inbound", letter(up{"data": jp}), &m)
 	if s, _ := st.Stats(); s.Objects != 2 {
