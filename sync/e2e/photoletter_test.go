@@ -18,6 +18,8 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/photo"
 	"github.com/tether-kiosk/tether/sync/client"
+	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // pngBombE2E is a real 8 x 8 PNG whose header is rewritten to declare 100,000 x 100,000 pixels
@@ -126,5 +128,63 @@ func TestPhotoLetterAcrossLinkCutsAndBombRefused(t *testing.T) {
 	}
 	if th := photo.Thumbnail(img, photo.ThumbSide); th.Bounds().Dx() != photo.ThumbSide || info.Width != 700 || info.Bytes != int64(len(jpg)) {
 		t.Fatalf("thumbnail %v of a %d x %d photo of %d bytes", th.Bounds(), info.Width, info.Height, info.Bytes)
+	}
+}
+
+// The same photo letter on a shared kiosk and on the inmate's tablet: both fetch the photo,
+// the kiosk as a cache (unpinned: evictable under its cap), the tablet as the person's own
+// (pinned: never evicted). The photo is stored once on the relay however many terminals
+// fetch it.
+func TestPhotoLetterPinnedOnTabletCachedOnKiosk(t *testing.T) {
+	rl := startRelay(t, "")
+	rl.seed()
+	url := "http://" + rl.addr()
+	mediaOf := func() *content.Store {
+		s, err := content.Open(filepath.Join(t.TempDir(), content.File), content.Options{Cap: 8 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	kMedia, tMedia := mediaOf(), mediaOf()
+	k := openTerminal(t, "", kiosk.StoreOptions{})
+	k.enroll(url, rl.code(wire.ModeKiosk, ""))
+	k.cfg = func(c *client.Config) { c.Content = kMedia }
+	k.start()
+	tab := openTerminal(t, "", kiosk.StoreOptions{})
+	tab.enroll(url, rl.code(wire.ModeTablet, "A1"))
+	tab.cfg = func(c *client.Config) { c.Content = tMedia }
+	tab.start()
+	k.waitRoster()
+	k.login("B1", "1234")
+	mom := approvedContact(t, rl, k, "A1", "Mom", "mom@example.org")
+
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 40, 30))); err != nil {
+		t.Fatal(err)
+	}
+	letter, err := rl.r.Inbound(relay.InboundRequest{InmateID: "A1", From: mom, Body: "a small one",
+		Photos: []relay.InboundPhoto{{Type: "image/png", Data: b.Bytes()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := content.ParseRef(letter.Photos[0].SHA256, letter.Photos[0].Manifest, letter.Photos[0].Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		media  *content.Store
+		pinned bool
+	}{{"kiosk", kMedia, false}, {"tablet", tMedia, true}} {
+		testwait.UntilSaw(t, "the photo whole on the "+tc.name, func() (bool, string) {
+			st, err := tc.media.State(ref.Object)
+			return st == content.Whole, fmt.Sprintf("%v %v", st, err)
+		})
+		holders, pinned, err := tc.media.Holders(ref.Object)
+		if err != nil || len(holders) != 1 || holders[0] != "msg:"+letter.ID || pinned != tc.pinned {
+			t.Fatalf("%s: holders %v pinned %v (%v); want the letter, pinned %v", tc.name, holders, pinned, err, tc.pinned)
+		}
 	}
 }
