@@ -1,6 +1,7 @@
 package vocab
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -113,4 +114,30 @@ func TestValidatePhotos(t *testing.T) {
 	if err := pol.Validate(); err == nil || !strings.Contains(err.Error(), "max_photos_per_letter") {
 		t.Errorf("a policy of 6 photos a letter: %v", err)
 	}
+}
+
+// FuzzValidatePhotos: whatever a relay sends as a letter's photos, the check answers without
+// panicking, and what it accepts is within the rules a content store relies on.
+func FuzzValidatePhotos(f *testing.F) {
+	d := strings.Repeat("ab", 32)
+	f.Add(`[{"sha256":"`+d+`","manifest":"`+d+`","size":1000,"type":"image/jpeg"}]`, 0)
+	f.Add(`[{"sha256":"AB","manifest":"","size":-1,"type":"image/gif"}]`, 5)
+	f.Add(`null`, 1)
+	f.Fuzz(func(t *testing.T, js string, max int) {
+		var ps []Photo
+		if json.Unmarshal([]byte(js), &ps) != nil {
+			return
+		}
+		if ValidatePhotos(ps, max) != nil {
+			return
+		}
+		if len(ps) > MaxLetterPhotos {
+			t.Fatalf("accepted %d photos", len(ps))
+		}
+		for _, p := range ps {
+			if len(p.SHA256) != 64 || len(p.Manifest) != 64 || p.Size < 1 || p.Size > MaxPhotoBytes {
+				t.Fatalf("accepted %+v", p)
+			}
+		}
+	})
 }
