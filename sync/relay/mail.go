@@ -42,11 +42,7 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 	if err := checkText(op, "from", req.From, true, 254); err != nil {
 		return vocab.Message{}, err
 	}
-	photos, err := r.storePhotos(op, req.InmateID, req.Photos)
-	if err != nil {
-		return vocab.Message{}, err
-	}
-	m, _, err := r.deliverInbound(op, "", req.Subject, req.Body, photos, func(tx *bolt.Tx) (inmateRec, error) {
+	inmate := func(tx *bolt.Tx) (inmateRec, error) {
 		var in inmateRec
 		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
 		if err != nil {
@@ -59,7 +55,8 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 			return in, conflict(op, "inmate_id", "inmate %q may not receive messages now (suspended or no messaging)", req.InmateID)
 		}
 		return in, nil
-	}, func(tx *bolt.Tx) (vocab.Message, error) {
+	}
+	sender := func(tx *bolt.Tx) (vocab.Message, error) {
 		all, err := inmateContacts(tx, req.InmateID)
 		if err != nil {
 			return vocab.Message{}, err
@@ -74,7 +71,34 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 			}
 		}
 		return vocab.Message{}, notFound(op, "from", "%q is not an approved contact of inmate %q", req.From, req.InmateID)
+	}
+	// Photos are checked and stored before the letter's write (the content store is its own
+	// file), once the addressee and the sender are known good, so a letter refused for who
+	// writes or who it is to leaves no photo behind; deliverInbound checks both again.
+	photos, err := r.storePhotos(op, req.Photos, func(tx *bolt.Tx) (inmateRec, error) {
+		in, err := inmate(tx)
+		if err != nil {
+			return in, err
+		}
+		if _, err = sender(tx); err != nil {
+			return in, err
+		}
+		var fac facilityRec
+		if _, err := getJSON(tx, bFacilities, in.FacilityID, &fac); err != nil {
+			return in, err
+		}
+		if err := checkText(op, "subject", req.Subject, false, vocab.MaxSubjectChars); err != nil {
+			return in, err
+		}
+		if strings.TrimSpace(req.Body) == "" {
+			return in, invalid(op, "body", "is required")
+		}
+		return in, checkText(op, "body", req.Body, true, fac.policy().MaxMessageChars)
 	})
+	if err != nil {
+		return vocab.Message{}, err
+	}
+	m, _, err := r.deliverInbound(op, "", req.Subject, req.Body, photos, inmate, sender)
 	if err != nil {
 		return vocab.Message{}, err
 	}

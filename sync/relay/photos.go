@@ -33,21 +33,18 @@ func photoRefused(op string, i int, err error) error {
 
 // storePhotos checks an inbound letter's photos against the inmate's facility policy and
 // stores those that pass, returning the references the letter carries. Nothing is stored
-// unless every photo passes. The inmate is read here only for the facility and its policy;
-// deliverInbound checks the inmate (and the photo count) again in its write.
-func (r *Relay) storePhotos(op, inmateID string, photos []InboundPhoto) ([]vocab.Photo, error) {
+// unless every photo passes and precheck (the letter's addressee and sender, read-only)
+// passes first. deliverInbound checks all of it (the photo count too) again in its write.
+func (r *Relay) storePhotos(op string, photos []InboundPhoto, precheck func(*bolt.Tx) (inmateRec, error)) ([]vocab.Photo, error) {
 	if len(photos) == 0 {
 		return nil, nil
 	}
 	var in inmateRec
 	var fac facilityRec
 	err := r.view(op, func(tx *bolt.Tx) error {
-		ok, err := getJSON(tx, bInmates, inmateID, &in)
-		if err != nil {
+		var err error
+		if in, err = precheck(tx); err != nil {
 			return err
-		}
-		if !ok {
-			return notFound(op, "inmate_id", "unknown inmate %q", inmateID)
 		}
 		_, err = getJSON(tx, bFacilities, in.FacilityID, &fac)
 		return err

@@ -81,18 +81,21 @@ func TestInboundWithPhotos(t *testing.T) {
 		body   up
 		field  string
 		reason string
+		status int
 	}{
-		{"bomb", letter(up{"type": "image/jpeg", "data": jp}, up{"type": "image/png", "data": testPNGBomb(t)}), "photos[1]", "photo_too_many_pixels"},
-		{"mismatch", letter(up{"type": "image/png", "data": jp}), "photos[0]", "photo_type_mismatch"},
-		{"not an image", letter(up{"data": []byte("hello, this is text")}), "photos[0]", "photo_not_image"},
-		{"six", letter(up{"data": jp}, up{"data": jp}, up{"data": jp}, up{"data": jp}, up{"data": jp}, up{"data": jp}), "photos", "photo_too_many"},
+		{"not a contact", up{"inmate_id": "A1", "from": "stranger@example.org", "body": "hi", "photos": []up{{"data": jp}}}, "from", "", 404},
+		{"no body", up{"inmate_id": "A1", "from": "c-ana", "body": " ", "photos": []up{{"data": jp}}}, "body", "", 400},
+		{"bomb", letter(up{"type": "image/jpeg", "data": jp}, up{"type": "image/png", "data": testPNGBomb(t)}), "photos[1]", "photo_too_many_pixels", 400},
+		{"mismatch", letter(up{"type": "image/png", "data": jp}), "photos[0]", "photo_type_mismatch", 400},
+		{"not an image", letter(up{"data": []byte("hello, this is text")}), "photos[0]", "photo_not_image", 400},
+		{"six", letter(up{"data": jp}, up{"data": jp}, up{"data": jp}, up{"data": jp}, up{"data": jp}, up{"data": jp}), "photos", "photo_too_many", 400},
 	}
 	for _, r := range refusals {
 		status, b := e.call("POST", "/admin/v1/inbound", r.body)
 		var eb ErrorBody
 		_ = json.Unmarshal(b, &eb)
-		if status != http.StatusBadRequest || eb.Field != r.field || eb.Reason != r.reason {
-			t.Errorf("%s: %d %s; want 400 naming %s with reason %s", r.name, status, b, r.field, r.reason)
+		if status != r.status || eb.Field != r.field || eb.Reason != r.reason {
+			t.Errorf("%s: %d %s; want %d naming %s with reason %q", r.name, status, b, r.status, r.field, r.reason)
 		}
 	}
 	st, err := e.r.contentStore()
@@ -100,7 +103,7 @@ func TestInboundWithPhotos(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s, _ := st.Stats(); s.Objects != 0 {
-		t.Fatalf("after the refusals the relay holds %d objects, want none (the good photo beside the bomb too)", s.Objects)
+		t.Fatalf("after the refusals the relay holds %d objects, want none (the good photo beside the bomb, and those of letters refused for their sender or body, too)", s.Objects)
 	}
 
 	png1 := func() []byte {
