@@ -63,11 +63,11 @@ func (k *Kiosk) loadPhoto(p kiosk.Photo) (image.Image, photoState) {
 	return img, photoShown
 }
 
-// photoStrip is the thumbnails of letter m's photos for the reader, or nil when it has none.
-// open shows photo i full screen.
-func (k *Kiosk) photoStrip(w words, m kiosk.Message, open func(i int, img image.Image)) fyne.CanvasObject {
+// photoStrip is the thumbnails of letter m's photos for the reader, or nil when it has none;
+// arriving lists the photos still in transit. open shows photo i full screen.
+func (k *Kiosk) photoStrip(w words, m kiosk.Message, open func(i int, img image.Image)) (strip fyne.CanvasObject, arriving []kiosk.Photo) {
 	if len(m.Photos) == 0 {
-		return nil
+		return nil, nil
 	}
 	cells := make([]fyne.CanvasObject, 0, len(m.Photos))
 	for i, p := range m.Photos {
@@ -79,13 +79,32 @@ func (k *Kiosk) photoStrip(w words, m kiosk.Message, open func(i int, img image.
 			th.SetMinSize(fyne.NewSize(thumbSide, thumbSide))
 			cells = append(cells, newTappable(th, func() { k.touch(); open(i, img) }))
 		case photoArriving:
+			arriving = append(arriving, p)
 			cells = append(cells, photoPlaceholder(w.T("inbox.photo_arriving")))
 		default:
 			cells = append(cells, photoPlaceholder(w.T("inbox.photo_unreadable")))
 		}
 	}
 	title := theme.Text(w.T("inbox.photos", "n", strconv.Itoa(len(m.Photos))), theme.TextSize, theme.Grey, true)
-	return container.NewVBox(title, container.NewGridWrap(fyne.NewSize(thumbSide, thumbSide), cells...))
+	return container.NewVBox(title, container.NewGridWrap(fyne.NewSize(thumbSide, thumbSide), cells...)), arriving
+}
+
+// anyArrived reports whether one of the photos that were in transit is whole now: the reader
+// checks on each tick (the content store tells the screens nothing) and shows it then.
+func (k *Kiosk) anyArrived(photos []kiosk.Photo) bool {
+	if k.media == nil {
+		return false
+	}
+	for _, p := range photos {
+		ref, err := content.ParseRef(p.SHA256, p.Manifest, p.Size)
+		if err != nil {
+			continue
+		}
+		if st, err := k.media.State(ref.Object); err == nil && st == content.Whole {
+			return true
+		}
+	}
+	return false
 }
 
 // photoPlaceholder stands where a photo cannot be shown yet (or at all), saying why.
