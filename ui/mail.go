@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"image"
 	"image/color"
 	"strconv"
 	"strings"
@@ -155,19 +154,18 @@ func (k *Kiosk) showReader(m kiosk.Message, req *kiosk.Message) {
 		head = append(head, theme.Text(m.Subject, theme.SubHeadingSize, theme.Yellow, true))
 	}
 	parts := []fyne.CanvasObject{card(theme.Panel, label(m.Body))}
-	strip, arriving := k.photoStrip(w, m, func(i int, img image.Image) {
-		k.showPhoto(m, i, img, func() { m.Read = true; k.showReader(m, req) })
+	again := func() { m.Read = true; k.showReader(m, req) }
+	strip := k.photoStrip(w, m, func(i int) { k.openPhoto(m, i, again) }, func(arriving []kiosk.Photo) {
+		if len(arriving) > 0 {
+			v.onTick = func() {
+				if k.anyArrived(arriving) {
+					again()
+				}
+			}
+		}
 	})
 	if strip != nil {
 		parts = append(parts, strip)
-	}
-	if len(arriving) > 0 {
-		v.onTick = func() {
-			if k.anyArrived(arriving) {
-				m.Read = true
-				k.showReader(m, req)
-			}
-		}
 	}
 	if req != nil {
 		parts = append(parts,

@@ -63,30 +63,64 @@ func (k *Kiosk) loadPhoto(p kiosk.Photo) (image.Image, photoState) {
 	return img, photoShown
 }
 
-// photoStrip is the thumbnails of letter m's photos for the reader, or nil when it has none;
-// arriving lists the photos still in transit. open shows photo i full screen.
-func (k *Kiosk) photoStrip(w words, m kiosk.Message, open func(i int, img image.Image)) (strip fyne.CanvasObject, arriving []kiosk.Photo) {
+// photoStrip is the thumbnails of letter m's photos for the reader, or nil when it has none.
+// The photos are read and decoded on the worker, one at a time, and only their thumbnails
+// kept (a photo may decode to 64 MB); until then each cell is an empty panel. Once loaded,
+// loaded is told the photos still in transit, on the UI goroutine. open shows photo i.
+func (k *Kiosk) photoStrip(w words, m kiosk.Message, open func(i int), loaded func(arriving []kiosk.Photo)) fyne.CanvasObject {
 	if len(m.Photos) == 0 {
-		return nil, nil
+		return nil
 	}
-	cells := make([]fyne.CanvasObject, 0, len(m.Photos))
-	for i, p := range m.Photos {
-		img, st := k.loadPhoto(p)
-		switch st {
-		case photoShown:
-			th := canvas.NewImageFromImage(photo.Thumbnail(img, photo.ThumbSide))
-			th.FillMode = canvas.ImageFillContain
-			th.SetMinSize(fyne.NewSize(thumbSide, thumbSide))
-			cells = append(cells, newTappable(th, func() { k.touch(); open(i, img) }))
-		case photoArriving:
-			arriving = append(arriving, p)
-			cells = append(cells, photoPlaceholder(w.T("inbox.photo_arriving")))
-		default:
-			cells = append(cells, photoPlaceholder(w.T("inbox.photo_unreadable")))
+	cells := make([]fyne.CanvasObject, len(m.Photos))
+	for i := range cells {
+		cells[i] = card(theme.Panel)
+	}
+	grid := container.NewGridWrap(fyne.NewSize(thumbSide, thumbSide), cells...)
+	photos := m.Photos
+	k.run(func() func() {
+		thumbs := make([]image.Image, len(photos))
+		states := make([]photoState, len(photos))
+		for i, p := range photos {
+			img, st := k.loadPhoto(p)
+			states[i] = st
+			if st == photoShown {
+				thumbs[i] = photo.Thumbnail(img, photo.ThumbSide)
+			}
 		}
-	}
+		return func() {
+			var arriving []kiosk.Photo
+			for i, st := range states {
+				switch st {
+				case photoShown:
+					th := canvas.NewImageFromImage(thumbs[i])
+					th.FillMode = canvas.ImageFillContain
+					th.SetMinSize(fyne.NewSize(thumbSide, thumbSide))
+					grid.Objects[i] = newTappable(th, func() { k.touch(); open(i) })
+				case photoArriving:
+					arriving = append(arriving, photos[i])
+					grid.Objects[i] = photoPlaceholder(w.T("inbox.photo_arriving"))
+				default:
+					grid.Objects[i] = photoPlaceholder(w.T("inbox.photo_unreadable"))
+				}
+			}
+			grid.Refresh()
+			loaded(arriving)
+		}
+	})
 	title := theme.Text(w.T("inbox.photos", "n", strconv.Itoa(len(m.Photos))), theme.TextSize, theme.Grey, true)
-	return container.NewVBox(title, container.NewGridWrap(fyne.NewSize(thumbSide, thumbSide), cells...)), arriving
+	return container.NewVBox(title, grid)
+}
+
+// openPhoto decodes photo i of letter m on the worker and shows it full screen.
+func (k *Kiosk) openPhoto(m kiosk.Message, i int, back func()) {
+	p := m.Photos[i]
+	k.run(func() func() {
+		img, st := k.loadPhoto(p)
+		if st != photoShown {
+			return nil // evicted since the thumbnail was made: the letter says so on its next load
+		}
+		return func() { k.showPhoto(m, i, img, back) }
+	})
 }
 
 // anyArrived reports whether one of the photos that were in transit is whole now: the reader
