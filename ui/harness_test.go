@@ -55,6 +55,7 @@ type setup struct {
 	onScreen func(h *harness, name string)
 	// media is Deps.Content: the photos of letters.
 	media *content.Store
+	fetch func() // Deps.FetchContent
 }
 
 func newHarness(t *testing.T, opts ...func(*setup)) *harness {
@@ -107,7 +108,7 @@ func newHarness(t *testing.T, opts ...func(*setup)) *harness {
 		onScreen = func(name string) { su.onScreen(h, name) }
 	}
 	k, err = New(h.app, Deps{Domain: d, Clock: h.clk, Logf: h.logf, Tablet: su.tablet,
-		Rand: rand.New(rand.NewPCG(1, 2)), Do: h.enqueue, OnScreen: onScreen, Content: su.media})
+		Rand: rand.New(rand.NewPCG(1, 2)), Do: h.enqueue, OnScreen: onScreen, Content: su.media, FetchContent: su.fetch})
 	must(t, err)
 	h.k = k
 	t.Cleanup(k.Close)

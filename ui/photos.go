@@ -77,7 +77,9 @@ func (k *Kiosk) photoStrip(w words, m kiosk.Message, open func(i int), loaded fu
 	}
 	grid := container.NewGridWrap(fyne.NewSize(thumbSide, thumbSide), cells...)
 	photos := m.Photos
+	holds := k.holdForViewing(m)
 	k.run(func() func() {
+		k.retainForViewing(holds)
 		thumbs := make([]image.Image, len(photos))
 		states := make([]photoState, len(photos))
 		for i, p := range photos {
@@ -109,6 +111,66 @@ func (k *Kiosk) photoStrip(w words, m kiosk.Message, open func(i int), loaded fu
 	})
 	title := theme.Text(w.T("inbox.photos", "n", strconv.Itoa(len(m.Photos))), theme.TextSize, theme.Grey, true)
 	return container.NewVBox(title, grid)
+}
+
+// viewHold is a photo a kiosk's open letter retained: released when the session ends.
+type viewHold struct {
+	ref    content.Ref
+	holder string
+}
+
+// holdForViewing lists, on a shared kiosk, the photos of letter m to retain while it is read
+// (on the UI goroutine, so the session's list is the UI's alone). A tablet holds its letters'
+// photos already (pinned by sync), and keeps them.
+func (k *Kiosk) holdForViewing(m kiosk.Message) []viewHold {
+	if k.tablet || k.media == nil {
+		return nil
+	}
+	var out []viewHold
+	for _, p := range m.Photos {
+		ref, err := content.ParseRef(p.SHA256, p.Manifest, p.Size)
+		if err != nil {
+			continue
+		}
+		h := viewHold{ref: ref, holder: "view:" + m.ID}
+		out = append(out, h)
+		k.viewing = append(k.viewing, h)
+	}
+	return out
+}
+
+// retainForViewing retains holds (on the worker) and wakes sync for those not whole.
+func (k *Kiosk) retainForViewing(holds []viewHold) {
+	want := false
+	for _, h := range holds {
+		if err := k.media.Retain(h.ref, h.holder, false); err != nil {
+			k.logf("ui: retain photo: %v", err)
+			continue
+		}
+		if st, err := k.media.State(h.ref.Object); err == nil && st != content.Whole {
+			want = true
+		}
+	}
+	if want && k.fetch != nil {
+		k.fetch()
+	}
+}
+
+// releaseViewed lets go of what this session's open letters retained on a kiosk: a photo no
+// one else holds is deleted then, so nothing of a person's photos stays after logout.
+func (k *Kiosk) releaseViewed() {
+	held := k.viewing
+	k.viewing = nil
+	if len(held) == 0 {
+		return
+	}
+	k.work.submit(func() {
+		for _, h := range held {
+			if err := k.media.Release(h.ref.Object, h.holder); err != nil {
+				k.logf("ui: release photo: %v", err)
+			}
+		}
+	})
 }
 
 // openPhoto decodes photo i of letter m on the worker and shows it full screen.

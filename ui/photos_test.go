@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,14 +53,16 @@ func (h *harness) images() (imgs []*canvas.Image, taps []*tappable) {
 
 // A letter with two photos: the one whole in the content store is a thumbnail in the open
 // letter and full screen on tap (the real image, its own size); the one still in transit
-// says so, and becomes a thumbnail in the open letter once it has arrived.
+// says so, is asked of sync, and becomes a thumbnail in the open letter once it has arrived.
+// After logout nothing of the photos is left on the kiosk.
 func TestLetterPhotosThumbnailFullScreenAndArriving(t *testing.T) {
 	media, err := content.Open(filepath.Join(t.TempDir(), content.File), content.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { media.Close() })
-	h := newHarness(t, func(s *setup) { s.media = media })
+	var fetches atomic.Int32
+	h := newHarness(t, func(s *setup) { s.media = media; s.fetch = func() { fetches.Add(1) } })
 	h.login()
 	ana := h.addContact("Ana Ruiz", "ana@example.com", kiosk.ContactApproved)
 
@@ -70,7 +73,6 @@ func TestLetterPhotosThumbnailFullScreenAndArriving(t *testing.T) {
 	m2, err := content.Build(bytes.NewReader(later), nil)
 	must(t, err)
 	p1, p2 := photoOf(m1, 320, 240), photoOf(m2, 200, 300)
-	must(t, media.Retain(m2.Ref(), "msg:in-1", false)) // wanted, not arrived
 	_, err = h.term.DeliverInbound(kiosk.Message{ID: "in-1", InmateID: mariaID, Peer: ana.ID, PeerName: "Ana Ruiz",
 		Body: "The baby at one month", Photos: []kiosk.Photo{p1, p2}, CreatedAt: h.clk.Now()})
 	must(t, err)
@@ -80,6 +82,13 @@ func TestLetterPhotosThumbnailFullScreenAndArriving(t *testing.T) {
 	h.mustSee("From: Ana Ruiz", "Photos: 2")
 	h.tapText("From: Ana Ruiz")
 	h.mustSee("The baby at one month", "Photos: 2", "Photo still arriving")
+	// Opening the letter on a kiosk asks sync for the photo still missing.
+	if holders, pinned, _ := media.Holders(m2.Object); len(holders) != 1 || holders[0] != "view:in-1" || pinned || fetches.Load() == 0 {
+		t.Fatalf("after opening the letter: holders %v pinned %v, %d fetches; want the open letter's hold and a fetch", holders, pinned, fetches.Load())
+	}
+	if w, _ := media.Wanted(5); len(w) != 1 || w[0] != m2.Ref() {
+		t.Fatalf("wanted %v, want the photo in transit", w)
+	}
 	imgs, taps := h.images()
 	if len(imgs) != 1 {
 		t.Fatalf("%d thumbnails in the open letter, want 1 (the other still arriving)", len(imgs))
@@ -114,5 +123,15 @@ func TestLetterPhotosThumbnailFullScreenAndArriving(t *testing.T) {
 	h.mustNotSee("Photo still arriving")
 	if imgs, _ := h.images(); len(imgs) != 2 || imgs[1].Image.Bounds().Dy() != 256 {
 		t.Fatalf("after the second photo arrived: %d thumbnails", len(imgs))
+	}
+
+	// On a shared kiosk nothing of Maria's photos stays after she logs out.
+	h.tap("Back") // to the inbox
+	h.tap("Back") // home
+	h.tap("Log out")
+	for i, obj := range []content.Hash{m1.Object, m2.Object} {
+		if st, _ := media.State(obj); st != content.Absent {
+			t.Fatalf("after logout photo %d is %v on the kiosk, want absent", i+1, st)
+		}
 	}
 }

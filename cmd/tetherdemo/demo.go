@@ -21,7 +21,6 @@ import (
 	"github.com/tether-kiosk/tether/hardware/sim"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
-	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
@@ -222,15 +221,10 @@ func (d *demo) seedYesterday() error {
 		Label: "demo kiosk", Software: kioskapp.Software}); err != nil {
 		return err
 	}
-	// The photos of yesterday's letters arrive as the kiosk's own sync would fetch them: into
-	// content.db beside the store, which the kiosk opens next.
-	media, err := content.Open(filepath.Join(dir, content.File), content.Options{Cap: kioskapp.KioskContentCap})
-	if err != nil {
-		return err
-	}
-	defer media.Close()
+	// No content store: a kiosk fetches a letter's photos when the letter is opened (kioskd
+	// does, with content.db beside the store), not when it arrives.
 	eng, err := client.New(client.Config{DataDir: dir, Terminal: t, Software: kioskapp.Software, BatchDelay: 5 * time.Millisecond,
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Content: media})
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
 	if err != nil {
 		return err
 	}
@@ -382,9 +376,6 @@ func (d *demo) seedYesterday() error {
 		}
 		if ns, err := t.Notices(demoRequest.inmate); err != nil || len(ns) < len(demoNotices) {
 			return false
-		}
-		if wanted, err := media.Wanted(1); err != nil || len(wanted) > 0 {
-			return false // a photo still on its way
 		}
 		for id, n := range want {
 			if in, err := t.Inbox(id); err != nil || len(in) < n {

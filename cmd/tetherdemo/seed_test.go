@@ -7,7 +7,6 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
-	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/photo"
 )
 
@@ -75,9 +74,9 @@ func TestDemoSeedsNoticesAndAnswer(t *testing.T) {
 	}
 }
 
-// TestDemoSeedsMariasPhotoLetter: the demo kiosk starts with Maria's mother's letter carrying
-// the photo the demo drew, whole in the kiosk's content.db, a real PNG that the screens'
-// check accepts.
+// TestDemoSeedsMariasPhotoLetter: the demo kiosk starts with Maria's mother's letter naming
+// the photo the demo drew, and the relay holds that photo, a real PNG the screens' check
+// accepts (the kiosk fetches it when Maria opens the letter).
 func TestDemoSeedsMariasPhotoLetter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("seeds a whole demo: skipped with -short")
@@ -87,7 +86,7 @@ func TestDemoSeedsMariasPhotoLetter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.close()
+	defer d.close()
 	st, err := kiosk.OpenStore(filepath.Join(dir, "terminal"), kiosk.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -110,20 +109,11 @@ func TestDemoSeedsMariasPhotoLetter(t *testing.T) {
 	if letter.PeerName != "Rosa Lopez" || len(letter.Photos) != 1 || letter.Photos[0].Type != "image/png" {
 		t.Fatalf("Maria's photo letter: %+v (inbox %d letters)", letter, len(in))
 	}
-	media, err := content.Open(filepath.Join(dir, "terminal", content.File), content.Options{})
+	p, r, err := d.relay.InboundPhoto(letter.ID, 0)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the relay does not hold the photo: %v", err)
 	}
-	defer media.Close()
-	p := letter.Photos[0]
-	ref, err := content.ParseRef(p.SHA256, p.Manifest, p.Size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := media.Open(ref.Object)
-	if err != nil {
-		t.Fatalf("the photo is not whole on the kiosk: %v", err)
-	}
+	defer r.Close()
 	if _, info, err := photo.DefaultPolicy().Read(p.Type, r); err != nil || info.Width != 480 {
 		t.Fatalf("the demo photo: %+v %v", info, err)
 	}

@@ -36,18 +36,19 @@ func (e *Engine) FetchContent() {
 	}
 }
 
-// retainPhotos retains, in the content store, the photos of the letters among items: pinned
-// on a tablet (the person's own, kept until deleted), unpinned on a shared kiosk (a cache,
-// evicted least recently used under its cap). Each letter is the holder of its photos
-// (vocab.PhotoHolder). Retaining is idempotent, so a letter sent again retains nothing new;
-// a letter the terminal then refuses (a malformed reference) has its references skipped here
-// too. It reports whether anything was retained, for FetchContent.
+// retainPhotos retains, on a tablet, the photos of the letters among items, pinned (the
+// person's own, kept until deleted) under their letter (vocab.PhotoHolder), so they are
+// fetched at once and are there offline. A shared kiosk retains nothing here: it fetches a
+// letter's photos when the letter is opened and lets go of them at logout (ui), so its cache
+// holds one person's photos at a time and never wants more than it can keep. Retaining is
+// idempotent, so a letter sent again retains nothing new; a letter the terminal then refuses
+// (a malformed reference) has its references skipped here too. It reports whether anything
+// was retained, for FetchContent.
 func (e *Engine) retainPhotos(items []wire.DownItem) (bool, error) {
 	st := e.cfg.Content
 	if st == nil {
 		return false, nil
 	}
-	tablet := false
 	checked := false
 	retained := false
 	for _, it := range items {
@@ -64,14 +65,17 @@ func (e *Engine) retainPhotos(items []wire.DownItem) (bool, error) {
 			if err != nil {
 				return false, fmt.Errorf("retain photos: %w", err)
 			}
-			tablet, checked = bound, true
+			if !bound {
+				return false, nil // a shared kiosk: on demand, from the screens
+			}
+			checked = true
 		}
 		for _, p := range m.Photos {
 			ref, err := content.ParseRef(p.SHA256, p.Manifest, p.Size)
 			if err != nil {
 				continue
 			}
-			if err := st.Retain(ref, vocab.PhotoHolder(m.ID), tablet); err != nil {
+			if err := st.Retain(ref, vocab.PhotoHolder(m.ID), true); err != nil {
 				return false, fmt.Errorf("retain photo %s of letter %s: %w", p.SHA256, m.ID, err)
 			}
 			retained = true

@@ -59,8 +59,8 @@ func postInbound(t *testing.T, rl *relayEnv, letter any) (int, []byte) {
 }
 
 // A family's letter with a 1 MB photo, posted to the admin API, reaches the inmate's kiosk
-// across at least ten link cuts: the letter in the inbox naming the photo, the photo whole in
-// the kiosk's content store, cache-held by the letter (a kiosk pins nothing), and shown
+// across at least ten link cuts: the letter in the inbox naming the photo, then, opened, the
+// photo whole in the kiosk's content store, cache-held by the open letter only, and shown
 // (checked, decoded and thumbnailed as the screen does). A letter with a decompression bomb
 // posted before it is refused at the admin API naming the photo, and nothing of it arrives.
 func TestPhotoLetterAcrossLinkCutsAndBombRefused(t *testing.T) {
@@ -100,7 +100,16 @@ func TestPhotoLetterAcrossLinkCutsAndBombRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testwait.UntilSaw(t, "the letter and its photo whole on the kiosk", func() (bool, string) {
+	testwait.UntilSaw(t, "the letter on the kiosk", func() (bool, string) {
+		in, _ := tm.term.Inbox("A1")
+		return len(in) == 1, fmt.Sprintf("inbox %d", len(in))
+	})
+	// What opening the letter on the kiosk's screen does (ui: the open letter's hold).
+	if err := store.Retain(ref, "view:"+sent.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	tm.eng.FetchContent()
+	testwait.UntilSaw(t, "the letter's photo whole on the kiosk", func() (bool, string) {
 		in, _ := tm.term.Inbox("A1")
 		st, err := store.State(ref.Object)
 		missing, _ := store.Missing(ref.Object, 8)
@@ -115,8 +124,8 @@ func TestPhotoLetterAcrossLinkCutsAndBombRefused(t *testing.T) {
 		t.Fatalf("inbox = %+v; want only the photo letter, naming its photo (the bomb letter never delivered)", in)
 	}
 	holders, pinned, err := store.Holders(ref.Object)
-	if err != nil || len(holders) != 1 || holders[0] != "msg:"+sent.ID || pinned {
-		t.Fatalf("holders of the photo on the kiosk: %v pinned %v (%v); want the letter, cache-held", holders, pinned, err)
+	if err != nil || len(holders) != 1 || holders[0] != "view:"+sent.ID || pinned {
+		t.Fatalf("holders of the photo on the kiosk: %v pinned %v (%v); want the open letter only, cache-held (sync pins nothing on a kiosk)", holders, pinned, err)
 	}
 	r, err := store.Open(ref.Object)
 	if err != nil {
@@ -131,10 +140,10 @@ func TestPhotoLetterAcrossLinkCutsAndBombRefused(t *testing.T) {
 	}
 }
 
-// The same photo letter on a shared kiosk and on the inmate's tablet: both fetch the photo,
-// the kiosk as a cache (unpinned: evictable under its cap), the tablet as the person's own
-// (pinned: never evicted). The photo is stored once on the relay however many terminals
-// fetch it.
+// The same photo letter on a shared kiosk and on the inmate's tablet: the tablet fetches the
+// photo at once and keeps it as the person's own (pinned: never evicted); the kiosk fetches
+// nothing until the letter is opened there (its screens retain and release photos per
+// session), so its cache never wants more than one person's open letters.
 func TestPhotoLetterPinnedOnTabletCachedOnKiosk(t *testing.T) {
 	rl := startRelay(t, "")
 	rl.seed()
@@ -173,18 +182,22 @@ func TestPhotoLetterPinnedOnTabletCachedOnKiosk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name   string
-		media  *content.Store
-		pinned bool
-	}{{"kiosk", kMedia, false}, {"tablet", tMedia, true}} {
-		testwait.UntilSaw(t, "the photo whole on the "+tc.name, func() (bool, string) {
-			st, err := tc.media.State(ref.Object)
-			return st == content.Whole, fmt.Sprintf("%v %v", st, err)
-		})
-		holders, pinned, err := tc.media.Holders(ref.Object)
-		if err != nil || len(holders) != 1 || holders[0] != "msg:"+letter.ID || pinned != tc.pinned {
-			t.Fatalf("%s: holders %v pinned %v (%v); want the letter, pinned %v", tc.name, holders, pinned, err, tc.pinned)
-		}
+	testwait.UntilSaw(t, "the photo whole on the tablet", func() (bool, string) {
+		st, err := tMedia.State(ref.Object)
+		return st == content.Whole, fmt.Sprintf("%v %v", st, err)
+	})
+	holders, pinned, err := tMedia.Holders(ref.Object)
+	if err != nil || len(holders) != 1 || holders[0] != "msg:"+letter.ID || !pinned {
+		t.Fatalf("tablet: holders %v pinned %v (%v); want the letter, pinned", holders, pinned, err)
+	}
+	testwait.UntilSaw(t, "the letter on the kiosk", func() (bool, string) {
+		in, _ := k.term.Inbox("A1")
+		return len(in) == 1 && len(in[0].Photos) == 1, fmt.Sprint(len(in))
+	})
+	if st, _ := kMedia.State(ref.Object); st != content.Absent {
+		t.Fatalf("the kiosk fetched the photo (%v) before anyone opened the letter", st)
+	}
+	if holders, _, _ := kMedia.Holders(ref.Object); len(holders) != 0 {
+		t.Fatalf("the kiosk holds the photo for %v; sync retains nothing on a kiosk", holders)
 	}
 }

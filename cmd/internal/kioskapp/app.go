@@ -235,7 +235,7 @@ func Open(o Options) (*App, error) {
 	}
 	a.k, err = ui.New(a.drv.App(), ui.Deps{Domain: a.term, Clock: clk, Logf: a.logf, Tablet: a.mode == ModeTablet, Size: size,
 		FullScreen: !o.Windowed, Catalog: cat, DefaultLanguage: cfg.Screen.Language, Do: a.uiDo, Tech: a.tech.deps(),
-		OnScreen: a.screenShown, Content: a.content})
+		OnScreen: a.screenShown, Content: a.content, FetchContent: a.fetchContent})
 	if err != nil {
 		return nil, err
 	}
@@ -516,6 +516,14 @@ func (a *App) release() error {
 		}
 	})
 	return a.releaseErr
+}
+
+// fetchContent wakes the sync engine's content fetcher, if one runs (a kiosk's open letter
+// just retained its photos).
+func (a *App) fetchContent() {
+	if e := a.syncs.Engine(); e != nil {
+		e.FetchContent()
+	}
 }
 
 // resolveMode: the enrollment says what the relay registered this terminal as; a config may
