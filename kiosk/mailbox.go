@@ -483,6 +483,11 @@ func deliverInboundTx(tx *bolt.Tx, now time.Time, m Message) (delivered bool, er
 	case len(m.Body)+len(m.Subject)+len(m.PeerName) > maxInboundBytes:
 		return false, errInvalid(op, "message %s is %d bytes, over %d", m.ID, len(m.Body), maxInboundBytes)
 	}
+	// The relay checked the photos against the facility's policy; the terminal holds them to
+	// the shared rules again, so a malformed reference never reaches the content store.
+	if err := ValidatePhotos(m.Photos, 0); err != nil {
+		return false, errInvalid(op, "message %s: %v", m.ID, err)
+	}
 	if _, found, err := getMessageTx(tx, m.ID); err != nil || found {
 		return false, err
 	}

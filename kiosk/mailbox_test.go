@@ -539,3 +539,36 @@ func TestAnswerKeepsLinkToOwnRequest(t *testing.T) {
 		t.Fatalf("inbox links = %v; want a1→%s, a2 kept, a3 and a4 unlinked", got, req.ID)
 	}
 }
+
+// A letter's photo references are held to the shared rules on the terminal too: a letter whose
+// photos are malformed (or too many) is refused whole, never stored half; a letter with good
+// references keeps them.
+func TestInboundPhotosHeldToTheSharedRules(t *testing.T) {
+	r := newMBRig(t)
+	r.addInmate(t, "i1", true)
+	c := r.approved(t, "i1", "Ana", "ana@example.com")
+	d := strings.Repeat("ab", 32)
+	good := Photo{SHA256: d, Manifest: strings.Repeat("cd", 32), Size: 5000, Type: "image/jpeg", Width: 10, Height: 10}
+	letter := func(id string, ps ...Photo) Message {
+		return Message{ID: id, InmateID: "i1", Peer: c.ID, PeerName: "Ana", Body: "photos", Photos: ps}
+	}
+	six := make([]Photo, 6)
+	for i := range six {
+		six[i] = good
+		six[i].SHA256 = strings.Repeat(string(rune('0'+i)), 64)
+	}
+	bad := good
+	bad.Manifest = "not a digest"
+	for name, m := range map[string]Message{"malformed": letter("0001", good, bad), "six": letter("0002", six...)} {
+		if _, err := r.t.DeliverInbound(m); KindOf(err) != KindInvalid || !strings.Contains(err.Error(), "photos") {
+			t.Fatalf("%s: %v, want invalid naming the photos", name, err)
+		}
+	}
+	if ok, err := r.t.DeliverInbound(letter("0003", good)); !ok || err != nil {
+		t.Fatalf("good letter: %v %v", ok, err)
+	}
+	in, _ := r.t.Inbox("i1")
+	if len(in) != 1 || in[0].ID != "0003" || len(in[0].Photos) != 1 || in[0].Photos[0] != good {
+		t.Fatalf("inbox = %+v; want only the good letter, with its photo", in)
+	}
+}

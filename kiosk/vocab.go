@@ -28,6 +28,7 @@ type (
 	Kind              = vocab.Kind
 	Logf              = vocab.Logf
 	Message           = vocab.Message
+	Photo             = vocab.Photo
 	MessageStatus     = vocab.MessageStatus
 	Notice            = vocab.Notice
 	Policy            = vocab.Policy
@@ -207,3 +208,6 @@ const (
 
 // Refund takes back (part of) a deposit (vocab).
 type Refund = vocab.Refund
+
+// ValidatePhotos checks a letter's photo references, as the relay does (vocab.ValidatePhotos).
+func ValidatePhotos(photos []Photo, max int) error { return vocab.ValidatePhotos(photos, max) }

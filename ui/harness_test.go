@@ -15,6 +15,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/content"
 )
 
 // The screens must work over the real domain.
@@ -52,6 +53,9 @@ type setup struct {
 	wrap   func(*kiosk.Terminal) Domain
 	// onScreen is Deps.OnScreen; it gets the harness, to check where it is called from.
 	onScreen func(h *harness, name string)
+	// media is Deps.Content: the photos of letters.
+	media *content.Store
+	fetch func() // Deps.FetchContent
 }
 
 func newHarness(t *testing.T, opts ...func(*setup)) *harness {
@@ -104,7 +108,7 @@ func newHarness(t *testing.T, opts ...func(*setup)) *harness {
 		onScreen = func(name string) { su.onScreen(h, name) }
 	}
 	k, err = New(h.app, Deps{Domain: d, Clock: h.clk, Logf: h.logf, Tablet: su.tablet,
-		Rand: rand.New(rand.NewPCG(1, 2)), Do: h.enqueue, OnScreen: onScreen})
+		Rand: rand.New(rand.NewPCG(1, 2)), Do: h.enqueue, OnScreen: onScreen, Content: su.media, FetchContent: su.fetch})
 	must(t, err)
 	h.k = k
 	t.Cleanup(k.Close)

@@ -13,6 +13,7 @@ import (
 	"github.com/tether-kiosk/tether/assets"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/ui/i18n"
 	"github.com/tether-kiosk/tether/ui/keypad"
 	"github.com/tether-kiosk/tether/ui/theme"
@@ -57,6 +58,11 @@ type Deps struct {
 	// ("welcome", "pin", "notice", "home", "inbox", "tech", ...), on the UI goroutine, starting
 	// with the welcome screen New builds. It must not block: the screens wait for it.
 	OnScreen func(name string)
+	// Content is where the photos of letters are (nil: letters show none, only a count).
+	Content *content.Store
+	// FetchContent wakes sync to fetch what Content wants now (nil: nothing to wake). On a
+	// shared kiosk the open letter retains its photos and calls it; logout lets them go.
+	FetchContent func()
 }
 
 // Kiosk is the whole touchscreen: one window whose content is rebuilt from scratch for
@@ -74,6 +80,10 @@ type Kiosk struct {
 	tablet bool
 	lang0  string
 	techD  TechDeps
+	media  *content.Store // Deps.Content
+	fetch  func()         // Deps.FetchContent
+	// viewing is what a kiosk's open letters retained in this session, released at its end.
+	viewing []viewHold
 
 	// Everything below is touched only on the UI goroutine.
 	gen         uint64 // bumped at each logout; results of older calls are dropped
@@ -129,7 +139,7 @@ func New(app fyne.App, deps Deps) (*Kiosk, error) {
 		return nil, fmt.Errorf("ui: Domain and Clock are required")
 	}
 	k := &Kiosk{app: app, d: deps.Domain, clk: deps.Clock, logf: deps.Logf, cat: deps.Catalog,
-		rng: deps.Rand, do: deps.Do, tablet: deps.Tablet, lang0: deps.DefaultLanguage, online: true, techD: deps.Tech}
+		rng: deps.Rand, do: deps.Do, tablet: deps.Tablet, lang0: deps.DefaultLanguage, online: true, techD: deps.Tech, media: deps.Content, fetch: deps.FetchContent}
 	if k.logf == nil {
 		k.logf = func(string, ...any) {}
 	}
@@ -374,6 +384,7 @@ func (k *Kiosk) endSession(reason kiosk.Reason) {
 	if k.sess != nil {
 		lang = k.sess.lang // said in the language the person was reading, not the welcome screen's
 	}
+	k.releaseViewed()
 	k.wipe()
 	k.note = &note{ended: reason, at: k.clk.Mono(), msgLang: lang}
 	k.showWelcome()

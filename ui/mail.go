@@ -2,6 +2,7 @@ package ui
 
 import (
 	"image/color"
+	"strconv"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -122,6 +123,9 @@ func (k *Kiosk) inboxCard(w words, m kiosk.Message, req *kiosk.Message, orphan b
 		lines = append(lines, text(m.Subject, theme.White))
 	}
 	lines = append(lines, text(firstLine(m.Body, 80), theme.Grey))
+	if len(m.Photos) > 0 {
+		lines = append(lines, theme.Text(w.T("inbox.photos", "n", strconv.Itoa(len(m.Photos))), theme.CaptionSize, theme.Yellow, false))
+	}
 	return newTappable(card(theme.Panel, lines...), func() { k.touch(); k.showReader(m, req) })
 }
 
@@ -150,6 +154,19 @@ func (k *Kiosk) showReader(m kiosk.Message, req *kiosk.Message) {
 		head = append(head, theme.Text(m.Subject, theme.SubHeadingSize, theme.Yellow, true))
 	}
 	parts := []fyne.CanvasObject{card(theme.Panel, label(m.Body))}
+	again := func() { m.Read = true; k.showReader(m, req) }
+	strip := k.photoStrip(w, m, func(i int) { k.openPhoto(m, i, again) }, func(arriving []kiosk.Photo) {
+		if len(arriving) > 0 {
+			v.onTick = func() {
+				if k.anyArrived(arriving) {
+					again()
+				}
+			}
+		}
+	})
+	if strip != nil {
+		parts = append(parts, strip)
+	}
 	if req != nil {
 		parts = append(parts,
 			theme.Text(w.T("inbox.request", "name", req.PeerName, "time", w.stamp(req.CreatedAt)), theme.TextSize, theme.Grey, true),

@@ -47,6 +47,9 @@ type Inbound struct {
 	From     string `json:"from"`
 	Subject  string `json:"subject"`
 	Body     string `json:"body"`
+	// Photos is how many photos come with the letter: the demo draws them itself (PNG), so
+	// it ships no image file.
+	Photos int `json:"photos,omitempty"`
 }
 
 // Held is a message the inmate sent earlier that waits for a reviewer.

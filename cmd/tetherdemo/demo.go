@@ -221,6 +221,8 @@ func (d *demo) seedYesterday() error {
 		Label: "demo kiosk", Software: kioskapp.Software}); err != nil {
 		return err
 	}
+	// No content store: a kiosk fetches a letter's photos when the letter is opened (kioskd
+	// does, with content.db beside the store), not when it arrives.
 	eng, err := client.New(client.Config{DataDir: dir, Terminal: t, Software: kioskapp.Software, BatchDelay: 5 * time.Millisecond,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
 	if err != nil {
@@ -344,7 +346,16 @@ func (d *demo) seedYesterday() error {
 		return err
 	}
 	for _, m := range d.fac.Inbound {
-		if _, err := d.relay.Inbound(relay.InboundRequest{InmateID: m.InmateID, From: m.From, Subject: m.Subject, Body: m.Body}); err != nil {
+		var photos []relay.InboundPhoto
+		for n := range m.Photos {
+			b, err := demoPhoto(n)
+			if err != nil {
+				return err
+			}
+			photos = append(photos, relay.InboundPhoto{Type: "image/png", Data: b})
+		}
+		if _, err := d.relay.Inbound(relay.InboundRequest{InmateID: m.InmateID, From: m.From, Subject: m.Subject, Body: m.Body,
+			Photos: photos}); err != nil {
 			return fmt.Errorf("seed inbound message: %w", err)
 		}
 	}

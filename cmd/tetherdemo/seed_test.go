@@ -7,6 +7,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/photo"
 )
 
 // TestDemoSeedsNoticesAndAnswer: the demo kiosk starts with the facility's notices and James's
@@ -70,5 +71,50 @@ func TestDemoSeedsNoticesAndAnswer(t *testing.T) {
 	}
 	if others, _ := term.Notices("A100001"); len(others) != len(demoNotices)-1 {
 		t.Fatalf("Maria sees %d notices, want the facility's %d", len(others), len(demoNotices)-1)
+	}
+}
+
+// TestDemoSeedsMariasPhotoLetter: the demo kiosk starts with Maria's mother's letter naming
+// the photo the demo drew, and the relay holds that photo, a real PNG the screens' check
+// accepts (the kiosk fetches it when Maria opens the letter).
+func TestDemoSeedsMariasPhotoLetter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds a whole demo: skipped with -short")
+	}
+	dir := t.TempDir()
+	d, _, err := newDemo(dir, t.Logf, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	st, err := kiosk.OpenStore(filepath.Join(dir, "terminal"), kiosk.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	term, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: st, Clock: clock.NewReal()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := term.Inbox("A100001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var letter kiosk.Message
+	for _, m := range in {
+		if len(m.Photos) > 0 {
+			letter = m
+		}
+	}
+	if letter.PeerName != "Rosa Lopez" || len(letter.Photos) != 1 || letter.Photos[0].Type != "image/png" {
+		t.Fatalf("Maria's photo letter: %+v (inbox %d letters)", letter, len(in))
+	}
+	p, r, err := d.relay.InboundPhoto(letter.ID, 0)
+	if err != nil {
+		t.Fatalf("the relay does not hold the photo: %v", err)
+	}
+	defer r.Close()
+	if _, info, err := photo.DefaultPolicy().Read(p.Type, r); err != nil || info.Width != 480 {
+		t.Fatalf("the demo photo: %+v %v", info, err)
 	}
 }

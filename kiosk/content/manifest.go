@@ -109,6 +109,21 @@ func (r Ref) Check() error {
 	return nil
 }
 
+// ParseRef is the reference a record names in text (a letter's photo: its sha256 and its
+// manifest's, in hex, and its size), checked (Check).
+func ParseRef(object, manifest string, size int64) (Ref, error) {
+	obj, err := ParseHash(object)
+	if err != nil {
+		return Ref{}, fmt.Errorf("content reference object: %w", err)
+	}
+	man, err := ParseHash(manifest)
+	if err != nil {
+		return Ref{}, fmt.Errorf("content reference manifest: %w", err)
+	}
+	ref := Ref{Object: obj, Manifest: man, Size: size}
+	return ref, ref.Check()
+}
+
 // ErrBadRef is wrapped by Ref.Check's errors.
 var ErrBadRef = errors.New("malformed content reference")
 

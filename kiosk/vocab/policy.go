@@ -64,6 +64,9 @@ type Policy struct {
 	// StampsPerPhoto is how many stamps each photo attached to a letter adds (photos are not
 	// sent yet: every letter counts 0 photos today).
 	StampsPerPhoto int `json:"stamps_per_photo"`
+	// MaxPhotosPerLetter bounds the photos of one inbound letter (0: MaxLetterPhotos, JPay's
+	// 5; never more). Read it with PhotosPerLetter.
+	MaxPhotosPerLetter int `json:"max_photos_per_letter"`
 }
 
 // Pricing modes (Policy.Pricing).
@@ -177,10 +180,11 @@ func DefaultPolicy() Policy {
 			{ID: "dept-education", Name: "Education"},
 			{ID: "dept-records", Name: "Records"},
 		},
-		FreeServices:   []string{FreeDepartments},
-		Pricing:        PricingPerMinute,
-		StampPrice:     25,
-		StampsPerPhoto: 1,
+		FreeServices:       []string{FreeDepartments},
+		Pricing:            PricingPerMinute,
+		StampPrice:         25,
+		StampsPerPhoto:     1,
+		MaxPhotosPerLetter: MaxLetterPhotos,
 	}
 }
 
@@ -289,6 +293,9 @@ func (p Policy) Validate() error {
 	}
 	if p.StampsPerPhoto < 0 || p.StampsPerPhoto > MaxStampsPerPhoto {
 		return bad("stamps_per_photo", "%d is outside 0..%d", p.StampsPerPhoto, MaxStampsPerPhoto)
+	}
+	if p.MaxPhotosPerLetter < 0 || p.MaxPhotosPerLetter > MaxLetterPhotos {
+		return bad("max_photos_per_letter", "%d is outside 0..%d", p.MaxPhotosPerLetter, MaxLetterPhotos)
 	}
 	seen := map[string]bool{}
 	for i, d := range p.Departments {

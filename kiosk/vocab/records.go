@@ -156,7 +156,10 @@ type Message struct {
 	Read     bool   `json:"read,omitempty"` // inbox only
 	// ReplyTo is, on a department's answer (inbox), the id of the inmate's request it answers,
 	// so the screens show it under that request.
-	ReplyTo   string    `json:"reply_to,omitempty"`
+	ReplyTo string `json:"reply_to,omitempty"`
+	// Photos are the photos a family sent with an inbound letter (ValidatePhotos); their
+	// bytes arrive apart, as content chunks.
+	Photos    []Photo   `json:"photos,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

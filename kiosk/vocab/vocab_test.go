@@ -1,6 +1,7 @@
 package vocab
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -68,4 +69,75 @@ func TestQuotedLanguages(t *testing.T) {
 	if got := QuotedLanguages(); got != `"en", "es"` {
 		t.Fatalf("QuotedLanguages() = %s", got)
 	}
+}
+
+func TestValidatePhotos(t *testing.T) {
+	d := strings.Repeat("ab", 32)
+	good := Photo{SHA256: d, Manifest: d, Size: 1000, Type: PhotoJPEG}
+	other := good
+	other.SHA256 = strings.Repeat("cd", 32)
+	if err := ValidatePhotos([]Photo{good, other}, 0); err != nil {
+		t.Fatalf("two good photos refused: %v", err)
+	}
+	six := make([]Photo, 6)
+	for i := range six {
+		six[i] = good
+		six[i].SHA256 = strings.Repeat(string(rune('0'+i)), 64)
+	}
+	bad := map[string][]Photo{
+		"too many for the policy": {good, other},
+		"six":                     six,
+		"upper case digest":       {{SHA256: strings.ToUpper(d), Manifest: d, Size: 1, Type: PhotoPNG}},
+		"short manifest":          {{SHA256: d, Manifest: "ab", Size: 1, Type: PhotoPNG}},
+		"empty":                   {{SHA256: d, Manifest: d, Size: 0, Type: PhotoPNG}},
+		"over 1 MB":               {{SHA256: d, Manifest: d, Size: MaxPhotoBytes + 1, Type: PhotoPNG}},
+		"gif":                     {{SHA256: d, Manifest: d, Size: 1, Type: "image/gif"}},
+		"twice":                   {good, good},
+	}
+	for name, ps := range bad {
+		max := 0
+		if name == "too many for the policy" {
+			max = 1
+		}
+		if err := ValidatePhotos(ps, max); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if got := (Policy{MaxPhotosPerLetter: 2}).PhotosPerLetter(); got != 2 {
+		t.Errorf("policy of 2 photos allows %d", got)
+	}
+	if got := (Policy{}).PhotosPerLetter(); got != MaxLetterPhotos {
+		t.Errorf("default policy allows %d photos", got)
+	}
+	pol := DefaultPolicy()
+	pol.MaxPhotosPerLetter = 6
+	if err := pol.Validate(); err == nil || !strings.Contains(err.Error(), "max_photos_per_letter") {
+		t.Errorf("a policy of 6 photos a letter: %v", err)
+	}
+}
+
+// FuzzValidatePhotos: whatever a relay sends as a letter's photos, the check answers without
+// panicking, and what it accepts is within the rules a content store relies on.
+func FuzzValidatePhotos(f *testing.F) {
+	d := strings.Repeat("ab", 32)
+	f.Add(`[{"sha256":"`+d+`","manifest":"`+d+`","size":1000,"type":"image/jpeg"}]`, 0)
+	f.Add(`[{"sha256":"AB","manifest":"","size":-1,"type":"image/gif"}]`, 5)
+	f.Add(`null`, 1)
+	f.Fuzz(func(t *testing.T, js string, max int) {
+		var ps []Photo
+		if json.Unmarshal([]byte(js), &ps) != nil {
+			return
+		}
+		if ValidatePhotos(ps, max) != nil {
+			return
+		}
+		if len(ps) > MaxLetterPhotos {
+			t.Fatalf("accepted %d photos", len(ps))
+		}
+		for _, p := range ps {
+			if len(p.SHA256) != 64 || len(p.Manifest) != 64 || p.Size < 1 || p.Size > MaxPhotoBytes {
+				t.Fatalf("accepted %+v", p)
+			}
+		}
+	})
 }

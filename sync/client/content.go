@@ -2,11 +2,13 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -32,6 +34,54 @@ func (e *Engine) FetchContent() {
 	case e.contentWake <- struct{}{}:
 	default:
 	}
+}
+
+// retainPhotos retains, on a tablet, the photos of the letters among items, pinned (the
+// person's own, kept until deleted) under their letter (vocab.PhotoHolder), so they are
+// fetched at once and are there offline. A shared kiosk retains nothing here: it fetches a
+// letter's photos when the letter is opened and lets go of them at logout (ui), so its cache
+// holds one person's photos at a time and never wants more than it can keep. Retaining is
+// idempotent, so a letter sent again retains nothing new; a letter the terminal then refuses
+// (a malformed reference) has its references skipped here too. It reports whether anything
+// was retained, for FetchContent.
+func (e *Engine) retainPhotos(items []wire.DownItem) (bool, error) {
+	st := e.cfg.Content
+	if st == nil {
+		return false, nil
+	}
+	checked := false
+	retained := false
+	for _, it := range items {
+		if it.Kind != wire.DownInboundMessage {
+			continue
+		}
+		var m vocab.Message
+		if json.Unmarshal(it.Body, &m) != nil || len(m.Photos) == 0 || m.ID == "" ||
+			vocab.ValidatePhotos(m.Photos, 0) != nil {
+			continue
+		}
+		if !checked {
+			_, bound, err := e.term.BoundInmate()
+			if err != nil {
+				return false, fmt.Errorf("retain photos: %w", err)
+			}
+			if !bound {
+				return false, nil // a shared kiosk: on demand, from the screens
+			}
+			checked = true
+		}
+		for _, p := range m.Photos {
+			ref, err := content.ParseRef(p.SHA256, p.Manifest, p.Size)
+			if err != nil {
+				continue
+			}
+			if err := st.Retain(ref, vocab.PhotoHolder(m.ID), true); err != nil {
+				return false, fmt.Errorf("retain photo %s of letter %s: %w", p.SHA256, m.ID, err)
+			}
+			retained = true
+		}
+	}
+	return retained, nil
 }
 
 // contentFrame hands a content frame from the reader to the fetcher.

@@ -307,6 +307,12 @@ func (l *link) downlink(ctx context.Context) error {
 		for i, it := range d.Items {
 			items[i] = kiosk.DownlinkItem{Seq: it.Seq, Kind: it.Kind, Body: it.Body}
 		}
+		// Photos are retained before their letters are applied, so no letter is ever stored
+		// (and acknowledged) without its photos being wanted.
+		fetch, err := l.e.retainPhotos(d.Items)
+		if err != nil {
+			return err
+		}
 		applied, refusals, err := l.e.term.ApplyDownlinkBatch(items)
 		if err != nil {
 			first, last := uint64(0), uint64(0)
@@ -321,6 +327,9 @@ func (l *link) downlink(ctx context.Context) error {
 		}
 		if err := l.send(ctx, wire.DownAck{Seq: applied, Refused: refused}); err != nil {
 			return err
+		}
+		if fetch {
+			l.e.FetchContent()
 		}
 		now := l.e.clock.Now()
 		l.e.update(func(st *status.Link) { st.LastSuccess = now })

@@ -153,6 +153,8 @@ func FuzzInvitationCode(f *testing.F) {
 func FuzzDecodeInbound(f *testing.F) {
 	f.Add([]byte(`{"inmate_id":"A1","from":"c1","subject":"hi","body":"Hello"}`))
 	f.Add([]byte(`{"body":"\u0000"}`))
+	f.Add([]byte(`{"inmate_id":"A1","from":"c1","body":"x","photos":[{"type":"image/png","data":"iVBORw0KGgo="},{"data":"/9j/"}]}`))
+	f.Add([]byte(`{"photos":[{"data":"not base64!"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := decodeInbound(b)
 		checkDecodeErr(t, err)

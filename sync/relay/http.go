@@ -25,6 +25,8 @@ const (
 type ErrorBody struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
+	// Reason is a refusal's code, where it has one (a photo's: photo_too_many_pixels...).
+	Reason string `json:"reason,omitempty"`
 }
 
 // ServeHTTP makes the relay itself an http.Handler.
@@ -38,33 +40,34 @@ type route struct {
 func (r *Relay) routeAdmin(mux *http.ServeMux) {
 	type h = http.HandlerFunc
 	routes := map[string]route{
-		"/admin/v1/enrollments":                      {methods: map[string]http.HandlerFunc{"POST": h(r.hEnroll)}},
-		"/admin/v1/facilities/{facility}/roster":     {methods: map[string]http.HandlerFunc{"PUT": h(r.hRoster)}},
-		"/admin/v1/facilities/{facility}/policy":     {methods: map[string]http.HandlerFunc{"PUT": h(r.hPutPolicy), "GET": h(r.hGetPolicy)}},
-		"/admin/v1/facilities/{facility}/monitoring": {methods: map[string]http.HandlerFunc{"PUT": h(r.hMonitoring), "GET": h(r.hGetMonitoring)}},
-		"/admin/v1/notices":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hNotice)}},
-		"/admin/v1/deposits":                         {methods: map[string]http.HandlerFunc{"POST": h(r.hDeposit)}},
-		"/admin/v1/inbound":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hInbound)}},
-		"/admin/v1/requests/{message_id}/reply":      {methods: map[string]http.HandlerFunc{"POST": h(r.hReply)}},
-		"/admin/v1/outbound":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hOutbound)}, query: []string{"status", "inmate_id"}},
-		"/admin/v1/outbound/{id}/approve":            {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveOutbound)}},
-		"/admin/v1/outbound/{id}/reject":             {methods: map[string]http.HandlerFunc{"POST": h(r.hRejectOutbound)}},
-		"/admin/v1/prea":                             {methods: map[string]http.HandlerFunc{"GET": h(r.hPREA)}, query: []string{"inmate_id"}},
-		"/admin/v1/contacts":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hContacts)}, query: []string{"status", "inmate_id"}},
-		"/admin/v1/contacts/{id}/approve":            {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveContact)}},
-		"/admin/v1/contacts/{id}/decline":            {methods: map[string]http.HandlerFunc{"POST": h(r.hDeclineContact)}},
-		"/admin/v1/contacts/{id}/invitation":         {methods: map[string]http.HandlerFunc{"POST": h(r.hReissueInvitation)}},
-		"/admin/v1/invitations":                      {methods: map[string]http.HandlerFunc{"GET": h(r.hInvitations)}, query: []string{"unsent"}},
-		"/admin/v1/invitations/retry":                {methods: map[string]http.HandlerFunc{"POST": h(r.hRetryInvitations)}},
-		"/admin/v1/refunds":                          {methods: map[string]http.HandlerFunc{"POST": h(r.hRefund)}},
-		"/admin/v1/usage":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hUsage)}, query: []string{"inmate_id"}},
-		"/admin/v1/balances/{inmate_id}":             {methods: map[string]http.HandlerFunc{"GET": h(r.hBalance)}},
-		"/admin/v1/items":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hItems)}, query: []string{"terminal_id", "kind"}},
-		"/admin/v1/refusals":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hRefusals)}, query: []string{"terminal_id"}},
-		"/admin/v1/terminals":                        {methods: map[string]http.HandlerFunc{"GET": h(r.hTerminals)}},
-		"/admin/v1/verify":                           {methods: map[string]http.HandlerFunc{"GET": h(r.hVerify)}},
-		PathBackup:                                   {methods: map[string]http.HandlerFunc{"GET": h(r.hBackup)}},
-		"/admin/v1/terminals/{id}/revoke":            {methods: map[string]http.HandlerFunc{"POST": h(r.hRevoke)}},
+		"/admin/v1/enrollments":                         {methods: map[string]http.HandlerFunc{"POST": h(r.hEnroll)}},
+		"/admin/v1/facilities/{facility}/roster":        {methods: map[string]http.HandlerFunc{"PUT": h(r.hRoster)}},
+		"/admin/v1/facilities/{facility}/policy":        {methods: map[string]http.HandlerFunc{"PUT": h(r.hPutPolicy), "GET": h(r.hGetPolicy)}},
+		"/admin/v1/facilities/{facility}/monitoring":    {methods: map[string]http.HandlerFunc{"PUT": h(r.hMonitoring), "GET": h(r.hGetMonitoring)}},
+		"/admin/v1/notices":                             {methods: map[string]http.HandlerFunc{"POST": h(r.hNotice)}},
+		"/admin/v1/deposits":                            {methods: map[string]http.HandlerFunc{"POST": h(r.hDeposit)}},
+		"/admin/v1/inbound":                             {methods: map[string]http.HandlerFunc{"POST": h(r.hInbound)}},
+		"/admin/v1/inbound/{message_id}/photos/{index}": {methods: map[string]http.HandlerFunc{"GET": h(r.hInboundPhoto)}},
+		"/admin/v1/requests/{message_id}/reply":         {methods: map[string]http.HandlerFunc{"POST": h(r.hReply)}},
+		"/admin/v1/outbound":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hOutbound)}, query: []string{"status", "inmate_id"}},
+		"/admin/v1/outbound/{id}/approve":               {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveOutbound)}},
+		"/admin/v1/outbound/{id}/reject":                {methods: map[string]http.HandlerFunc{"POST": h(r.hRejectOutbound)}},
+		"/admin/v1/prea":                                {methods: map[string]http.HandlerFunc{"GET": h(r.hPREA)}, query: []string{"inmate_id"}},
+		"/admin/v1/contacts":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hContacts)}, query: []string{"status", "inmate_id"}},
+		"/admin/v1/contacts/{id}/approve":               {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveContact)}},
+		"/admin/v1/contacts/{id}/decline":               {methods: map[string]http.HandlerFunc{"POST": h(r.hDeclineContact)}},
+		"/admin/v1/contacts/{id}/invitation":            {methods: map[string]http.HandlerFunc{"POST": h(r.hReissueInvitation)}},
+		"/admin/v1/invitations":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hInvitations)}, query: []string{"unsent"}},
+		"/admin/v1/invitations/retry":                   {methods: map[string]http.HandlerFunc{"POST": h(r.hRetryInvitations)}},
+		"/admin/v1/refunds":                             {methods: map[string]http.HandlerFunc{"POST": h(r.hRefund)}},
+		"/admin/v1/usage":                               {methods: map[string]http.HandlerFunc{"GET": h(r.hUsage)}, query: []string{"inmate_id"}},
+		"/admin/v1/balances/{inmate_id}":                {methods: map[string]http.HandlerFunc{"GET": h(r.hBalance)}},
+		"/admin/v1/items":                               {methods: map[string]http.HandlerFunc{"GET": h(r.hItems)}, query: []string{"terminal_id", "kind"}},
+		"/admin/v1/refusals":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hRefusals)}, query: []string{"terminal_id"}},
+		"/admin/v1/terminals":                           {methods: map[string]http.HandlerFunc{"GET": h(r.hTerminals)}},
+		"/admin/v1/verify":                              {methods: map[string]http.HandlerFunc{"GET": h(r.hVerify)}},
+		PathBackup:                                      {methods: map[string]http.HandlerFunc{"GET": h(r.hBackup)}},
+		"/admin/v1/terminals/{id}/revoke":               {methods: map[string]http.HandlerFunc{"POST": h(r.hRevoke)}},
 	}
 	for pattern, rt := range routes {
 		mux.Handle(pattern, r.admin(rt))
@@ -158,13 +161,18 @@ func (r *Relay) writeErr(w http.ResponseWriter, err error) {
 	if errors.As(err, &fe) {
 		msg = fe.Msg
 	}
+	var reason string
+	var ve *vocab.Error
+	if errors.As(err, &ve) {
+		reason = string(ve.Reason)
+	}
 	switch vocab.KindOf(err) {
 	case vocab.KindInvalid:
 		if field == "body" && strings.Contains(msg, "too large") {
 			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: msg, Field: field})
 			return
 		}
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: msg, Field: field})
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: msg, Field: field, Reason: reason})
 	case vocab.KindNotFound:
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: msg, Field: field})
 	case vocab.KindConflict, vocab.KindRefused:
@@ -404,7 +412,7 @@ func (r *Relay) hDeposit(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Relay) hInbound(w http.ResponseWriter, req *http.Request) {
-	b, err := body("inbound", req, maxAdminBody)
+	b, err := body("inbound", req, maxInboundBody)
 	if err == nil {
 		var ir InboundRequest
 		if ir, err = decodeInbound(b); err == nil {

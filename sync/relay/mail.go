@@ -20,6 +20,16 @@ type InboundRequest struct {
 	From     string `json:"from"`
 	Subject  string `json:"subject,omitempty"`
 	Body     string `json:"body"`
+	// Photos are the photos sent with the letter, at most the facility's
+	// Policy.PhotosPerLetter, each checked (kiosk/photo) before anything is stored.
+	Photos []InboundPhoto `json:"photos,omitempty"`
+}
+
+// InboundPhoto is one uploaded photo: its declared type (image/jpeg or image/png, or "" to
+// take what the bytes are) and its bytes (base64 in JSON).
+type InboundPhoto struct {
+	Type string `json:"type,omitempty"`
+	Data []byte `json:"data"`
 }
 
 // Inbound delivers a message from an approved contact to the inmate's terminals (every kiosk of
@@ -32,7 +42,7 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 	if err := checkText(op, "from", req.From, true, 254); err != nil {
 		return vocab.Message{}, err
 	}
-	m, _, err := r.deliverInbound(op, "", req.Subject, req.Body, func(tx *bolt.Tx) (inmateRec, error) {
+	inmate := func(tx *bolt.Tx) (inmateRec, error) {
 		var in inmateRec
 		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
 		if err != nil {
@@ -45,7 +55,8 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 			return in, conflict(op, "inmate_id", "inmate %q may not receive messages now (suspended or no messaging)", req.InmateID)
 		}
 		return in, nil
-	}, func(tx *bolt.Tx) (vocab.Message, error) {
+	}
+	sender := func(tx *bolt.Tx) (vocab.Message, error) {
 		all, err := inmateContacts(tx, req.InmateID)
 		if err != nil {
 			return vocab.Message{}, err
@@ -60,7 +71,34 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 			}
 		}
 		return vocab.Message{}, notFound(op, "from", "%q is not an approved contact of inmate %q", req.From, req.InmateID)
+	}
+	// Photos are checked and stored before the letter's write (the content store is its own
+	// file), once the addressee and the sender are known good, so a letter refused for who
+	// writes or who it is to leaves no photo behind; deliverInbound checks both again.
+	photos, err := r.storePhotos(op, req.Photos, func(tx *bolt.Tx) (inmateRec, error) {
+		in, err := inmate(tx)
+		if err != nil {
+			return in, err
+		}
+		if _, err = sender(tx); err != nil {
+			return in, err
+		}
+		var fac facilityRec
+		if _, err := getJSON(tx, bFacilities, in.FacilityID, &fac); err != nil {
+			return in, err
+		}
+		if err := checkText(op, "subject", req.Subject, false, vocab.MaxSubjectChars); err != nil {
+			return in, err
+		}
+		if strings.TrimSpace(req.Body) == "" {
+			return in, invalid(op, "body", "is required")
+		}
+		return in, checkText(op, "body", req.Body, true, fac.policy().MaxMessageChars)
 	})
+	if err != nil {
+		return vocab.Message{}, err
+	}
+	m, _, err := r.deliverInbound(op, "", req.Subject, req.Body, photos, inmate, sender)
 	if err != nil {
 		return vocab.Message{}, err
 	}
@@ -99,7 +137,7 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (m vocab.Mess
 		key = requestID + "/" + req.ID
 	}
 	var answer vocab.Message
-	m, created, err = r.deliverInbound(op, key, req.Subject, req.Body, func(tx *bolt.Tx) (inmateRec, error) {
+	m, created, err = r.deliverInbound(op, key, req.Subject, req.Body, nil, func(tx *bolt.Tx) (inmateRec, error) {
 		var in inmateRec
 		o, found, err := getLetter(tx, bOutbound, requestID)
 		if err != nil {
@@ -164,7 +202,7 @@ func letterSum(peer, subject, body string) string {
 // then in one write: inmate finds the addressee (or refuses), the body is held to their
 // facility's limit, sender gives who writes (a template with the sender and any reply_to, or a
 // refusal), and the letter is stored and sent to the inmate's terminals.
-func (r *Relay) deliverInbound(op, key, subject, body string, inmate func(*bolt.Tx) (inmateRec, error),
+func (r *Relay) deliverInbound(op, key, subject, body string, photos []vocab.Photo, inmate func(*bolt.Tx) (inmateRec, error),
 	sender func(*bolt.Tx) (vocab.Message, error)) (vocab.Message, bool, error) {
 	if err := checkText(op, "subject", subject, false, vocab.MaxSubjectChars); err != nil {
 		return vocab.Message{}, false, err
@@ -213,12 +251,16 @@ func (r *Relay) deliverInbound(op, key, subject, body string, inmate func(*bolt.
 		if err := checkText(op, "body", body, true, fac.policy().MaxMessageChars); err != nil {
 			return err
 		}
+		// Again in the write: the policy may have changed since the photos were stored.
+		if err := vocab.ValidatePhotos(photos, fac.policy().PhotosPerLetter()); err != nil {
+			return invalid(op, "photos", "%v", err)
+		}
 		tmpl, err := sender(tx)
 		if err != nil {
 			return err
 		}
 		m = vocab.Message{ID: id.String(), InmateID: in.ID, Box: vocab.BoxInbox, Peer: tmpl.Peer, PeerName: tmpl.PeerName,
-			Subject: subject, Body: body, ReplyTo: tmpl.ReplyTo, CreatedAt: now, UpdatedAt: now}
+			Subject: subject, Body: body, ReplyTo: tmpl.ReplyTo, Photos: photos, CreatedAt: now, UpdatedAt: now}
 		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
 			return err
 		}

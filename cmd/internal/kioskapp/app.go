@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime/pprof"
 	"sync"
 	"sync/atomic"
@@ -22,12 +23,17 @@ import (
 	"github.com/tether-kiosk/tether/hardware/pinpad"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/status"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/ui"
 	"github.com/tether-kiosk/tether/ui/i18n"
 	"github.com/tether-kiosk/tether/ui/keypad"
 )
+
+// KioskContentCap bounds a shared kiosk's cache of photos and media: what no holder pins is
+// evicted, least recently used first, beyond it.
+const KioskContentCap = 256 << 20
 
 // Software names this build to the relay.
 const Software = "tether kioskd 0.1.0"
@@ -98,6 +104,7 @@ type App struct {
 	opened time.Time
 
 	store    *kiosk.Store
+	content  *content.Store // photos and media (content.db beside the store)
 	term     *kiosk.Terminal
 	enrolled bool
 	mode     string
@@ -183,10 +190,21 @@ func Open(o Options) (*App, error) {
 		}
 	}
 
+	// Photos and media: their own file beside the store. A shared kiosk keeps them as a cache
+	// under a cap (least recently used evicted first); a tablet keeps its person's own.
+	contentCap := int64(KioskContentCap)
+	if a.mode == ModeTablet {
+		contentCap = 0
+	}
+	if a.content, err = content.Open(filepath.Join(o.DataDir, content.File), content.Options{Cap: contentCap}); err != nil {
+		return nil, fmt.Errorf("open content store: %w", err)
+	}
+
 	// Sync: only an enrolled terminal has a relay; the others keep everything for later, and
 	// start sync when a technician enrolls them while they run.
 	a.syncs = newSyncHolder(context.Background(), client.Config{DataDir: o.DataDir, Terminal: a.term, Logf: a.logf,
-		RelayURL: cfg.Relay.URL, Transport: cfg.Relay.Transport(), Software: Software, OnStatus: a.linkStatus}, a.mode, a.logf)
+		RelayURL: cfg.Relay.URL, Transport: cfg.Relay.Transport(), Software: Software, OnStatus: a.linkStatus,
+		Content: a.content}, a.mode, a.logf)
 
 	a.events = make(chan device.Event, 64)
 	if a.devs, err = newDeviceHost(cfg.DeviceConfigs(), device.Options{Events: a.events, Logf: a.logf}); err != nil {
@@ -217,7 +235,7 @@ func Open(o Options) (*App, error) {
 	}
 	a.k, err = ui.New(a.drv.App(), ui.Deps{Domain: a.term, Clock: clk, Logf: a.logf, Tablet: a.mode == ModeTablet, Size: size,
 		FullScreen: !o.Windowed, Catalog: cat, DefaultLanguage: cfg.Screen.Language, Do: a.uiDo, Tech: a.tech.deps(),
-		OnScreen: a.screenShown})
+		OnScreen: a.screenShown, Content: a.content, FetchContent: a.fetchContent})
 	if err != nil {
 		return nil, err
 	}
@@ -480,6 +498,12 @@ func (a *App) release() error {
 				a.logf("stopping: control socket: %v", err)
 			}
 		}
+		if a.content != nil {
+			// After sync stopped: nothing writes to it any more.
+			if err := a.content.Close(); err != nil {
+				a.logf("stopping: content store: %v", err)
+			}
+		}
 		if a.store != nil {
 			if a.term != nil {
 				a.logout()
@@ -492,6 +516,14 @@ func (a *App) release() error {
 		}
 	})
 	return a.releaseErr
+}
+
+// fetchContent wakes the sync engine's content fetcher, if one runs (a kiosk's open letter
+// just retained its photos).
+func (a *App) fetchContent() {
+	if e := a.syncs.Engine(); e != nil {
+		e.FetchContent()
+	}
 }
 
 // resolveMode: the enrollment says what the relay registered this terminal as; a config may

@@ -1,0 +1,146 @@
+package relay
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/kiosk/photo"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
+)
+
+// Photos sent with inbound letters (docs/PROTOCOL.md "Content (photos and media)", "Photos on
+// inbound letters"): each is checked by kiosk/photo (type, size, the pixel count its header
+// declares, then a full decode) before a byte of it is stored, so a decompression bomb or a
+// GIF named image/jpeg is refused with its reason and nothing is delivered; then stored once
+// by hash (PutContent) for the inmate's facility, and the letter names it.
+
+// maxInboundBody bounds POST /admin/v1/inbound: five photos of 1 MB in base64 (4/3 of their
+// bytes) and the letter's text, with room to spare.
+const maxInboundBody = 8 << 20
+
+// photoRefused is a photo kiosk/photo refused: 400, naming the photo (photos[i]) and carrying
+// its reason code (photo_too_many_pixels, photo_type_mismatch...).
+func photoRefused(op string, i int, err error) error {
+	return &vocab.Error{Kind: vocab.KindInvalid, Op: op, Reason: vocab.Reason(photo.Reason(err)),
+		Err: &FieldError{Field: fmt.Sprintf("photos[%d]", i), Msg: err.Error()}}
+}
+
+// storePhotos checks an inbound letter's photos against the inmate's facility policy and
+// stores those that pass, returning the references the letter carries. Nothing is stored
+// unless every photo passes and precheck (the letter's addressee and sender, read-only)
+// passes first. deliverInbound checks all of it (the photo count too) again in its write.
+func (r *Relay) storePhotos(op string, photos []InboundPhoto, precheck func(*bolt.Tx) (inmateRec, error)) ([]vocab.Photo, error) {
+	if len(photos) == 0 {
+		return nil, nil
+	}
+	var in inmateRec
+	var fac facilityRec
+	err := r.view(op, func(tx *bolt.Tx) error {
+		var err error
+		if in, err = precheck(tx); err != nil {
+			return err
+		}
+		_, err = getJSON(tx, bFacilities, in.FacilityID, &fac)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	pol := photo.DefaultPolicy()
+	pol.MaxBytes = vocab.MaxPhotoBytes
+	pol.MaxPerMessage = fac.policy().PhotosPerLetter()
+	if err := pol.CheckCount(len(photos)); err != nil {
+		return nil, &vocab.Error{Kind: vocab.KindInvalid, Op: op, Reason: vocab.Reason(photo.Reason(err)),
+			Err: &FieldError{Field: "photos", Msg: err.Error()}}
+	}
+	infos := make([]photo.Info, len(photos))
+	for i, p := range photos {
+		if infos[i], err = pol.Check(p.Type, p.Data); err != nil {
+			return nil, photoRefused(op, i, err)
+		}
+	}
+	out := make([]vocab.Photo, 0, len(photos))
+	seen := map[string]bool{}
+	for i, p := range photos {
+		ref, err := r.PutContent(bytes.NewReader(p.Data), in.FacilityID)
+		if err != nil {
+			return nil, ioErr(op, err)
+		}
+		sum := ref.Object.String()
+		if seen[sum] {
+			return nil, invalid(op, fmt.Sprintf("photos[%d]", i), "is the same photo as an earlier one")
+		}
+		seen[sum] = true
+		out = append(out, vocab.Photo{SHA256: sum, Manifest: ref.Manifest.String(), Size: ref.Size,
+			Type: infos[i].Type, Width: infos[i].Width, Height: infos[i].Height})
+	}
+	return out, nil
+}
+
+// InboundPhoto opens photo i (from 0) of inbound letter messageID, for staff to see it with
+// the letter (GET /admin/v1/inbound/{message_id}/photos/{i}). The caller closes the reader.
+func (r *Relay) InboundPhoto(messageID string, i int) (vocab.Photo, io.ReadCloser, error) {
+	const op = "get inbound photo"
+	if err := checkID(op, "message_id", messageID); err != nil {
+		return vocab.Photo{}, nil, err
+	}
+	var m vocab.Message
+	err := r.view(op, func(tx *bolt.Tx) error {
+		ok, err := getJSON(tx, bInbound, messageID, &m)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(op, "message_id", "no inbound letter %q", messageID)
+		}
+		return nil
+	})
+	if err != nil {
+		return vocab.Photo{}, nil, err
+	}
+	if i < 0 || i >= len(m.Photos) {
+		return vocab.Photo{}, nil, notFound(op, "index", "letter %q has %d photos", messageID, len(m.Photos))
+	}
+	p := m.Photos[i]
+	ref, err := content.ParseRef(p.SHA256, p.Manifest, p.Size)
+	if err != nil {
+		return vocab.Photo{}, nil, fmt.Errorf("%s: letter %s photo %d: %w", op, messageID, i, err)
+	}
+	st, err := r.contentStore()
+	if err != nil {
+		return vocab.Photo{}, nil, ioErr(op, err)
+	}
+	rd, err := st.Open(ref.Object)
+	if err != nil {
+		return vocab.Photo{}, nil, ioErr(op, fmt.Errorf("photo %s: %w", p.SHA256, err))
+	}
+	return p, rd, nil
+}
+
+func (r *Relay) hInboundPhoto(w http.ResponseWriter, req *http.Request) {
+	i, err := strconv.Atoi(req.PathValue("index"))
+	if err != nil {
+		r.writeErr(w, invalid("get inbound photo", "index", "must be a photo's index, from 0"))
+		return
+	}
+	p, rd, err := r.InboundPhoto(req.PathValue("message_id"), i)
+	if err != nil {
+		r.writeErr(w, err)
+		return
+	}
+	defer rd.Close()
+	w.Header().Set("Content-Type", p.Type)
+	w.Header().Set("Content-Length", strconv.FormatInt(p.Size, 10))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, rd); err != nil {
+		r.logf("relay: send inbound photo: %v", err)
+	}
+}
