@@ -132,7 +132,7 @@ func (k *Kiosk) holdForViewing(m kiosk.Message) []viewHold {
 		if err != nil {
 			continue
 		}
-		h := viewHold{ref: ref, holder: "view:" + m.ID}
+		h := viewHold{ref: ref, holder: content.ViewingHolder + m.ID}
 		out = append(out, h)
 		k.viewing = append(k.viewing, h)
 	}

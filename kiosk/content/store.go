@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -662,6 +663,46 @@ func (s *Store) Release(obj Hash, holder string) error {
 		}
 		return dropTx(tx, obj)
 	})
+}
+
+// ViewingHolder prefixes the claims a shared kiosk makes while a letter is open ("view:" and
+// the letter's id): they last one session, and are released at logout or, after a crash, when
+// the kiosk starts (ReleaseHolders).
+const ViewingHolder = "view:"
+
+// ReleaseHolders drops every claim whose holder name starts with prefix, as Release does for
+// each (an object no one else holds is deleted), and says how many it dropped. A kiosk calls
+// it with ViewingHolder when it starts: no session is open then, so a viewing claim left behind is
+// a crash's, and the person's photos must not wait for the next one to go.
+func (s *Store) ReleaseHolders(prefix string) (int, error) {
+	if prefix == "" {
+		return 0, errors.New("release holders: the prefix is empty")
+	}
+	type claim struct {
+		obj    Hash
+		holder string
+	}
+	var claims []claim
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bHolders)).ForEach(func(k, _ []byte) error {
+			if len(k) > len(Hash{}) && strings.HasPrefix(string(k[len(Hash{}):]), prefix) {
+				var c claim
+				copy(c.obj[:], k)
+				c.holder = string(k[len(Hash{}):])
+				claims = append(claims, c)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release holders %q: %w", prefix, err)
+	}
+	for i, c := range claims {
+		if err := s.Release(c.obj, c.holder); err != nil {
+			return i, fmt.Errorf("release holders %q: %w", prefix, err)
+		}
+	}
+	return len(claims), nil
 }
 
 // Holders lists who retains obj, and whether any of them pins it.

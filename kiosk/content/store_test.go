@@ -509,3 +509,50 @@ func TestLargeObjectBoundedMemory(t *testing.T) {
 	}
 	t.Logf("receive and read: largest live heap above the start %.1f MB for a %d MB object", float64(peak-base)/(1<<20), size>>20)
 }
+
+// A kiosk that crashed mid-session restarts with that session's viewing claims: releasing
+// every "view:" claim deletes the photos only they held, across a reopen of the file, and
+// keeps one another holder still needs.
+func TestReleaseHoldersAfterACrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewed, shared := randomBytes(300_000, 7), randomBytes(200_000, 8)
+	mv, err := s.Put(bytes.NewReader(viewed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := s.Put(bytes.NewReader(shared))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		m      *Manifest
+		holder string
+	}{{mv, "view:m-1"}, {mv, "view:m-2"}, {ms, "view:m-3"}, {ms, "msg:m-3"}} {
+		if err := s.Retain(c.m.Ref(), c.holder, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close() // the crash: nothing released
+
+	s = open(t, path, Options{})
+	n, err := s.ReleaseHolders("view:")
+	if err != nil || n != 3 {
+		t.Fatalf("released %d claims (%v), want 3", n, err)
+	}
+	if st, _ := s.State(mv.Object); st != Absent {
+		t.Fatalf("a photo only the crashed session viewed is still here: %v", st)
+	}
+	if holders, _, _ := s.Holders(ms.Object); len(holders) != 1 || holders[0] != "msg:m-3" {
+		t.Fatalf("holders of the shared photo: %v", holders)
+	}
+	if !bytes.Equal(readAll(t, s, ms.Object), shared) {
+		t.Fatal("the photo another holder needs was lost")
+	}
+	if _, err := s.ReleaseHolders(""); err == nil {
+		t.Fatal("an empty prefix released every claim")
+	}
+}

@@ -199,6 +199,15 @@ func Open(o Options) (*App, error) {
 	if a.content, err = content.Open(filepath.Join(o.DataDir, content.File), content.Options{Cap: contentCap}); err != nil {
 		return nil, fmt.Errorf("open content store: %w", err)
 	}
+	if a.mode != ModeTablet {
+		// No session is open yet: photos a session was viewing when the kiosk went down are
+		// that person's, and go now rather than wait in the cache for the next one.
+		if n, err := a.content.ReleaseHolders(content.ViewingHolder); err != nil {
+			a.logf("content: release photos left by an earlier session: %v", err)
+		} else if n > 0 {
+			a.logf("content: released %d photo claims left by an earlier session", n)
+		}
+	}
 
 	// Sync: only an enrolled terminal has a relay; the others keep everything for later, and
 	// start sync when a technician enrolls them while they run.

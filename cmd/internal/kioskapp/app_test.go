@@ -28,6 +28,7 @@ import (
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/ui/keypad"
 )
@@ -449,5 +450,56 @@ func TestPINPadKeysMapToScreenKeys(t *testing.T) {
 	}
 	if _, _, ok := uiKey(pinpad.KeyNone); ok {
 		t.Error("KeyNone mapped to a screen key")
+	}
+}
+
+// A kiosk that went down while a letter's photo was open starts without that person's photo:
+// Open releases the viewing claims a crashed session left in content.db. A tablet's own photos
+// (claims of its letters) are not viewing claims and stay.
+func TestOpenReleasesPhotosOfACrashedSession(t *testing.T) {
+	data := t.TempDir()
+	cs, err := content.Open(filepath.Join(data, content.File), content.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	photo := bytes.Repeat([]byte("a photo of the family "), 20_000)
+	kept := bytes.Repeat([]byte("a letter's own photo "), 20_000)
+	mv, err := cs.Put(bytes.NewReader(photo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, err := cs.Put(bytes.NewReader(kept))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Retain(mv.Ref(), content.ViewingHolder+"m-1", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Retain(mk.Ref(), "msg:m-2", false); err != nil {
+		t.Fatal(err)
+	}
+	cs.Close()
+
+	lb := &logBuf{t: t}
+	a, err := Open(Options{DataDir: data, Logf: lb.logf, Driver: newTestDriver(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	cs, err = content.Open(filepath.Join(data, content.File), content.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if st, _ := cs.State(mv.Object); st != content.Absent {
+		t.Fatalf("the crashed session's photo is still on the kiosk: %v", st)
+	}
+	if st, _ := cs.State(mk.Object); st != content.Whole {
+		t.Fatalf("a photo another claim holds was dropped: %v", st)
+	}
+	if !strings.Contains(lb.String(), "released 1 photo claims") {
+		t.Fatalf("no log line of the release:\n%s", lb.String())
 	}
 }
