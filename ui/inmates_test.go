@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/ui/i18n"
 )
 
@@ -502,4 +503,28 @@ func FuzzRejection(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Every reason a reviewer may choose reads, in each language, as its own sentence, never as
+// the code, with the reviewer's note after it when there is one.
+func TestEveryReviewReasonInWords(t *testing.T) {
+	cat := i18n.MustLoad()
+	for _, lang := range cat.Languages() {
+		w := words{Lang: cat.For(lang), loc: time.UTC, now: start}
+		seen := map[string]string{}
+		for _, code := range vocab.ReviewReasons() {
+			got := w.rejection(code)
+			// A code is never shown: not the code itself, no translation key, no underscores.
+			if got == "" || got == code || strings.Contains(got, "reject.") || strings.Contains(got, "_") || got == w.T("reject.staff") {
+				t.Errorf("%s: %s reads %q", lang, code, got)
+			}
+			if other, dup := seen[got]; dup {
+				t.Errorf("%s: %s and %s read the same: %q", lang, code, other, got)
+			}
+			seen[got] = code
+			if withNote := w.rejection(code + ": names another person"); !strings.Contains(withNote, got) || !strings.Contains(withNote, "names another person") {
+				t.Errorf("%s: %s with a note reads %q", lang, code, withNote)
+			}
+		}
+	}
 }

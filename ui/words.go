@@ -2,6 +2,7 @@ package ui
 
 import (
 	"errors"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"strconv"
 	"strings"
 	"time"
@@ -166,9 +167,10 @@ func (w words) msgState(m kiosk.Message) string {
 // after ": "), the relay's own refusal of the item (whose detail after ": " is technical and
 // never shown), or neither (docs/PROTOCOL.md lists them).
 func rejectKind(code string) string {
-	switch code {
-	case "content_policy":
+	if vocab.IsReviewReason(code) {
 		return "review"
+	}
+	switch code {
 	case "too_large", "unknown_contact", "contact_not_accepted", "suspended", "invalid", "unknown_kind", "id_conflict", "not_this_terminals_inmate",
 		"stamp_missing", "stamp_price", "stamp_no_letter": // the last three: a letter the relay rejected unpaid
 		return "relay"

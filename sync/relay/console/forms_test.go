@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 func TestParseCents(t *testing.T) {
@@ -69,4 +70,17 @@ func FuzzParseCurfew(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The review queue offers every reason the terminal translates, each with a label for staff.
+func TestEveryReviewReasonHasALabel(t *testing.T) {
+	got := rejectReasons()
+	if len(got) != len(vocab.ReviewReasons()) {
+		t.Fatalf("%d reasons offered, want %d", len(got), len(vocab.ReviewReasons()))
+	}
+	for _, r := range got {
+		if reasonLabels[r.Code] == "" || r.Label == r.Code {
+			t.Errorf("reason %s has no label", r.Code)
+		}
+	}
 }

@@ -22,10 +22,28 @@ import (
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
-// RejectReasons are the codes a reviewer may reject with: the terminal translates each for the
-// inmate (ui/words.go rejectKind "review"); a reviewer's note follows after ": ".
-var rejectReasons = []struct{ Code, Label string }{
-	{"content_policy", "Content policy"},
+// reasonLabels names, for staff, each reason a reviewer may reject with (vocab.ReviewReasons:
+// the terminal translates each for the inmate); a reviewer's note follows after ": ".
+var reasonLabels = map[string]string{
+	vocab.ReviewContentPolicy:    "Content policy",
+	vocab.ReviewThreat:           "A threat to safety or security",
+	vocab.ReviewCriminal:         "Criminal activity",
+	vocab.ReviewThirdParty:       "A message for or from a third party",
+	vocab.ReviewCodedLanguage:    "Codes or wording that cannot be read",
+	vocab.ReviewSexuallyExplicit: "Sexually explicit",
+}
+
+// rejectReasons is the review queue's list: every shared reason, in its order, with its label.
+func rejectReasons() []struct{ Code, Label string } {
+	var out []struct{ Code, Label string }
+	for _, code := range vocab.ReviewReasons() {
+		label := reasonLabels[code]
+		if label == "" {
+			label = code
+		}
+		out = append(out, struct{ Code, Label string }{code, label})
+	}
+	return out
 }
 
 // errScope is an action on a facility outside the account's.
@@ -124,7 +142,7 @@ func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ReceivedAt.Before(rows[j].ReceivedAt) })
 	c.render(w, req, http.StatusOK, "review", u, pageData{Title: "Review queue", Current: "review", Data: map[string]any{
-		"Rows": rows, "Targets": list, "Reasons": rejectReasons}})
+		"Rows": rows, "Targets": list, "Reasons": rejectReasons()}})
 }
 
 // heldIn finds a held letter of a facility the account serves.
@@ -159,7 +177,7 @@ func (c *Console) approve(w http.ResponseWriter, req *http.Request, u who) {
 func (c *Console) reject(w http.ResponseWriter, req *http.Request, u who) {
 	id := req.PathValue("id")
 	code := req.PostForm.Get("reason")
-	if !slices.ContainsFunc(rejectReasons, func(r struct{ Code, Label string }) bool { return r.Code == code }) {
+	if !vocab.IsReviewReason(code) {
 		back(w, req, "review", nil, "", fmt.Errorf("choose a reason from the list"))
 		return
 	}
