@@ -106,6 +106,7 @@ type App struct {
 	store    *kiosk.Store
 	content  *content.Store // photos and media (content.db beside the store)
 	term     *kiosk.Terminal
+	clock    clock.Clock // the terminal's: billing, screens and the health checks
 	enrolled bool
 	mode     string
 	hub      *screenHub
@@ -176,6 +177,7 @@ func Open(o Options) (*App, error) {
 	}
 	a.hub = &screenHub{}
 	clk := clock.NewReal()
+	a.clock = clk
 	a.term, err = kiosk.NewTerminal(kiosk.TerminalConfig{Store: a.store, Clock: clk, Logf: a.logf, OnEvent: a.hub.event, ID: enr.TerminalID})
 	if err != nil {
 		return nil, err
@@ -350,7 +352,7 @@ func (a *App) Run(ctx context.Context) error {
 	bg.Add(4)
 	go func() {
 		defer bg.Done()
-		(&healthReporter{term: a.term, store: a.store, devices: a.devs.States, software: Software, logf: a.logf}).run(bgCtx)
+		(&healthReporter{term: a.term, store: a.store, clock: a.clock, devices: a.devs.States, software: Software, logf: a.logf}).run(bgCtx)
 	}()
 	go func() {
 		defer bg.Done()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/status"
 )
 
@@ -17,6 +18,7 @@ const healthEvery = 10 * time.Second
 type healthReporter struct {
 	term     *kiosk.Terminal
 	store    *kiosk.Store
+	clock    clock.Clock
 	devices  func() []status.Device
 	software string
 	logf     kiosk.Logf
@@ -47,16 +49,18 @@ func (h *healthReporter) check() {
 	h.last, h.sent = key, true
 }
 
-// run checks every healthEvery until ctx ends.
+// run checks at once and then every healthEvery of the terminal's clock until ctx ends.
 func (h *healthReporter) run(ctx context.Context) {
-	t := time.NewTicker(healthEvery)
+	h.check()
+	t := h.clock.NewTimer(healthEvery)
 	defer t.Stop()
 	for {
-		h.check()
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
+			h.check()
+			t.Reset(healthEvery)
 		}
 	}
 }

@@ -1,10 +1,15 @@
 package kioskapp
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/status"
@@ -59,4 +64,62 @@ func TestHealthReportedOnChange(t *testing.T) {
 	if raw, _ := json.Marshal(r); strings.Contains(string(raw), "/dev/") {
 		t.Fatalf("a report carries a device path: %s", raw)
 	}
+}
+
+// The reporter looks again every healthEvery of the terminal's clock: a reader unplugged
+// between two looks is reported at the next one, and not before.
+func TestHealthLooksOnTheTerminalsClock(t *testing.T) {
+	st, err := kiosk.OpenStore(t.TempDir(), kiosk.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	clk := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	term, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: st, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	state := status.DeviceConnected
+	h := &healthReporter{term: term, store: st, clock: clk, software: Software, logf: t.Logf,
+		devices: func() []status.Device {
+			mu.Lock()
+			defer mu.Unlock()
+			return []status.Device{{Name: "badge reader", Role: "badge", State: state}}
+		}}
+	count := func() int {
+		items, err := st.Pending(0, 100, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, it := range items {
+			if it.Kind == kiosk.ItemDeviceStatus {
+				n++
+			}
+		}
+		return n
+	}
+	armed := clk.Timers() // the terminal's own, if any
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	clk.WaitTimers(armed + 1) // the first look is made and the next one armed
+	if n := count(); n != 1 {
+		t.Fatalf("%d reports at start, want 1", n)
+	}
+	mu.Lock()
+	state = status.DeviceDisconnected
+	mu.Unlock()
+	clk.Advance(healthEvery - time.Second)
+	if n := count(); n != 1 {
+		t.Fatalf("%d reports before the next look, want 1", n)
+	}
+	clk.Advance(time.Second)
+	testwait.UntilSaw(t, "the unplugged reader reported at the next look", func() (bool, string) {
+		n := count()
+		return n == 2, fmt.Sprint(n, " reports")
+	})
 }
