@@ -128,17 +128,20 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 			}
 		}
 	}
-	// Stamps (stamps.go) and the stamps given back here are keyed by letter, not by session.
-	spfx := []byte(vocab.StampRecordPrefix)
-	for _, bucket := range []string{bCharges, bCredits} {
-		cc := tx.Bucket([]byte(bucket)).Cursor()
-		for k, v := cc.Seek(spfx); k != nil && bytes.HasPrefix(k, spfx); k, v = cc.Next() {
-			l, inmate, err := minuteLine(bucket == bCredits, k, v)
-			if err != nil {
-				return nil, err
-			}
-			if inmate == inmateID {
-				out = append(out, l)
+	// Stamps (stamps.go), print jobs (print.go) and what was given back of them here are keyed
+	// by letter or job, not by session.
+	for _, pfx := range []string{vocab.StampRecordPrefix, vocab.PrintRecordPrefix} {
+		spfx := []byte(pfx)
+		for _, bucket := range []string{bCharges, bCredits} {
+			cc := tx.Bucket([]byte(bucket)).Cursor()
+			for k, v := cc.Seek(spfx); k != nil && bytes.HasPrefix(k, spfx); k, v = cc.Next() {
+				l, inmate, err := minuteLine(bucket == bCredits, k, v)
+				if err != nil {
+					return nil, err
+				}
+				if inmate == inmateID {
+					out = append(out, l)
+				}
 			}
 		}
 	}
