@@ -705,7 +705,7 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c voc
 func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, it wire.Item, now time.Time) (string, error) {
 	var u UsageRecord
 	var down any
-	var stamp *vocab.Charge // a stamp on a letter (stamps.go)
+	var stamp *vocab.Charge    // a stamp on a letter (stamps.go)
 	var printJob *vocab.Charge // a print job (print.go)
 	switch it.Kind {
 	case wire.UpCharge:
