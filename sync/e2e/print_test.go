@@ -74,7 +74,7 @@ func TestPrintChargedOnceAcrossLinkCuts(t *testing.T) {
 		if err := tm.term.PrintSubmitted(j.ID, 100+i); err != nil {
 			t.Fatal(err)
 		}
-		ok := i%4 != 0 // every fourth job the printer fails
+		ok := i%4 != 0   // every fourth job the printer fails
 		if i == jobs/2 { // the kiosk stops with the job at the printer; it settles after the start
 			tm.reopen(kiosk.StoreOptions{})
 			tm.start()
