@@ -1,228 +1,20 @@
 package printer
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/cupstest"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
-// These tests print through a real CUPS scheduler: a private cupsd with its own configuration
-// and spool under a temporary directory, listening on 127.0.0.1 only. Its queues are raw (the
-// PDF goes through unchanged) and point at printers the test runs itself: an AppSocket
-// (JetDirect) printer that keeps what it is sent, through CUPS's own socket backend, and an
-// LPD printer that refuses every job, through CUPS's lpd backend, on a queue whose error
-// policy aborts the job. Neither cups-pdf nor ippeveprinter serves here: cups-pdf writes
-// where /etc/cups/cups-pdf.conf says and must run as root; ippeveprinter will not start
-// without a DNS-SD daemon.
-
-// cupsLab is a private cupsd and its two printers.
-type cupsLab struct {
-	server  string        // cupsd's host:port
-	printed chan []byte   // each job the AppSocket printer received
-	cmd     *exec.Cmd     // cupsd
-	dir     string        // its configuration, spool and logs
-	refused chan struct{} // each job the LPD printer refused
-}
-
-// startCUPS starts a private cupsd with the queues "good" and "broken", or skips the test
-// saying exactly what is missing.
-func startCUPS(t *testing.T) *cupsLab {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: the CUPS tests start a print scheduler")
-	}
-	cupsd := lookBin("cupsd")
-	lpadmin := lookBin("lpadmin")
-	if cupsd == "" || lpadmin == "" {
-		t.Skip("CUPS is not installed (no cupsd or lpadmin; Debian's cups, installed by 'make deps')")
-	}
-	for _, be := range []string{"socket", "lpd"} {
-		if _, err := os.Stat(filepath.Join("/usr/lib/cups/backend", be)); err != nil {
-			t.Skipf("CUPS's %s backend is missing: %v", be, err)
-		}
-	}
-	// Not t.TempDir: cupsd runs the backends as user lp when it runs as root, and they must
-	// reach the spool.
-	dir, err := os.MkdirTemp("", "tether-cups-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	for _, d := range []string{"conf", "spool", "cache", "state", "log"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	lab := &cupsLab{server: fmt.Sprintf("127.0.0.1:%d", port), printed: make(chan []byte, 8), refused: make(chan struct{}, 8), dir: dir}
-	conf := fmt.Sprintf(`Listen 127.0.0.1:%d
-LogLevel info
-WebInterface No
-Browsing No
-DefaultAuthType None
-<Location />
-  Order allow,deny
-  Allow from 127.0.0.1
-</Location>
-<Location /admin>
-  Order allow,deny
-  Allow from 127.0.0.1
-</Location>
-`, port)
-	files := strings.NewReplacer("$D", dir).Replace(`ServerRoot $D/conf
-RequestRoot $D/spool
-CacheDir $D/cache
-StateDir $D/state
-TempDir $D/spool
-ErrorLog $D/log/error_log
-AccessLog $D/log/access_log
-PageLog $D/log/page_log
-ServerBin /usr/lib/cups
-DataDir /usr/share/cups
-`)
-	if os.Geteuid() != 0 {
-		u := os.Getenv("USER")
-		if u == "" {
-			u = fmt.Sprint(os.Geteuid())
-		}
-		files += "User " + u + "\n"
-	}
-	for name, text := range map[string]string{"cupsd.conf": conf, "cups-files.conf": files} {
-		if err := os.WriteFile(filepath.Join(dir, "conf", name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lab.cmd = exec.Command(cupsd, "-f", "-c", filepath.Join(dir, "conf", "cupsd.conf"), "-s", filepath.Join(dir, "conf", "cups-files.conf"))
-	var out strings.Builder
-	lab.cmd.Stdout, lab.cmd.Stderr = &out, &out
-	if err := lab.cmd.Start(); err != nil {
-		t.Skipf("cupsd cannot start here: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- lab.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = lab.cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "log", "error_log"))
-			t.Logf("cupsd's error log:\n%s", log)
-		}
-	})
-	// cupsd is another process: wait for it to listen, or for it to give up.
-	for i := 0; ; i++ {
-		c, err := net.DialTimeout("tcp", lab.server, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "log", "error_log"))
-			t.Skipf("cupsd cannot run here: it exited (%v): %s %s", err, out.String(), log)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if i == 200 {
-			t.Fatalf("cupsd did not listen on %s within 10s: %s", lab.server, out.String())
-		}
-	}
-	good := lab.appSocketPrinter(t)
-	broken := lab.refusingLPDPrinter(t)
-	lab.lpadmin(t, lpadmin, "-p", "good", "-E", "-v", "socket://"+good)
-	lab.lpadmin(t, lpadmin, "-p", "broken", "-E", "-v", "lpd://"+broken+"/queue", "-o", "printer-error-policy=abort-job")
-	return lab
-}
-
-func (lab *cupsLab) lpadmin(t *testing.T, bin string, args ...string) {
-	t.Helper()
-	out, err := exec.Command(bin, append([]string{"-h", lab.server}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("lpadmin %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-// appSocketPrinter keeps every job it is sent (a job is one connection) and returns its address.
-func (lab *cupsLab) appSocketPrinter(t *testing.T) string {
-	ln := listen(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			data, _ := io.ReadAll(io.LimitReader(c, 16<<20))
-			c.Close()
-			lab.printed <- data
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// refusingLPDPrinter answers every LPD "receive job" with a refusal (RFC 1179: a non-zero byte).
-func (lab *cupsLab) refusingLPDPrinter(t *testing.T) string {
-	ln := listen(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = bufio.NewReader(c).ReadString('\n')
-			_, _ = c.Write([]byte{1})
-			c.Close()
-			select {
-			case lab.refused <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	return ln.Addr().String()
-}
-
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
-}
-
-func freePort(t *testing.T) int {
-	ln := listen(t)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
-}
-
-func lookBin(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, d := range []string{"/usr/sbin", "/usr/bin"} {
-		if p := filepath.Join(d, name); fileExists(p) {
-			return p
-		}
-	}
-	return ""
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+// These tests print through a real CUPS scheduler (internal/cupstest): a private cupsd on
+// 127.0.0.1 with a queue to a printer that keeps what it is sent and one to a printer that
+// refuses every job.
 
 // kioskRig is a real terminal store with one inmate, A1, logged in with $1.00.
 type kioskRig struct {
@@ -275,8 +67,8 @@ func newKioskWithInmate(t *testing.T) *kioskRig {
 	return k
 }
 
-func (k *kioskRig) service(lab *cupsLab, queue string) *Service {
-	return &Service{Term: k.term, Printer: &Printer{Server: lab.server, Queue: queue, User: "kiosk-north-3"},
+func (k *kioskRig) service(lab *cupstest.Lab, queue string) *Service {
+	return &Service{Term: k.term, Printer: &Printer{Server: lab.Server, Queue: queue, User: "kiosk-north-3"},
 		Terminal: "kiosk-north-3", Clock: clock.NewReal(), Every: 100 * time.Millisecond}
 }
 
@@ -313,7 +105,7 @@ func ctxFor(t *testing.T) context.Context {
 // A two-page letter printed through CUPS comes out of the printer as a two-page PDF with the
 // watermark on each page, and costs two pages once the printer reports it completed.
 func TestCUPSPrintsAWatermarkedLetterAndChargesIt(t *testing.T) {
-	lab := startCUPS(t)
+	lab := cupstest.Start(t)
 	k := newKioskWithInmate(t)
 	svc := k.service(lab, "good")
 
@@ -328,12 +120,7 @@ func TestCUPSPrintsAWatermarkedLetterAndChargesIt(t *testing.T) {
 	if job.State != kiosk.PrintCharged || job.Pages != 2 || job.Cents != 30 {
 		t.Fatalf("job %+v, want charged 2 pages for 30¢", job)
 	}
-	var pdf []byte
-	select {
-	case pdf = <-lab.printed:
-	case <-time.After(10 * time.Second): // the printer's goroutine hands over what it read
-		t.Fatal("CUPS reported the job completed but the printer received nothing")
-	}
+	pdf := lab.NextPrinted(t)
 	if !strings.HasPrefix(string(pdf), "%PDF-") {
 		t.Fatalf("the printer received %d bytes that are not a PDF", len(pdf))
 	}
@@ -350,7 +137,7 @@ func TestCUPSPrintsAWatermarkedLetterAndChargesIt(t *testing.T) {
 // A job the printer refuses is aborted by CUPS and costs nothing: the balance the inmate sees
 // is what it was, and the relay hears nothing of it.
 func TestCUPSFailedJobIsReleased(t *testing.T) {
-	lab := startCUPS(t)
+	lab := cupstest.Start(t)
 	k := newKioskWithInmate(t)
 	job, err := k.service(lab, "broken").Print(ctxFor(t), "A1", "Ana Pérez (A1)", twoPageLetter())
 	if err != nil {
@@ -360,7 +147,7 @@ func TestCUPSFailedJobIsReleased(t *testing.T) {
 		t.Fatalf("job %+v, want released after the printer aborted it", job)
 	}
 	select {
-	case <-lab.refused:
+	case <-lab.Refused:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the job never reached the refusing printer")
 	}
@@ -384,7 +171,7 @@ func TestCUPSFailedJobIsReleased(t *testing.T) {
 // A kiosk that stopped while the printer worked settles the job when it starts again, by
 // asking CUPS: a completed job is charged once.
 func TestCUPSSettlesAJobAfterARestart(t *testing.T) {
-	lab := startCUPS(t)
+	lab := cupstest.Start(t)
 	k := newKioskWithInmate(t)
 	pdf, pages, err := Render(twoPageLetter(), Watermark{Person: "Ana Pérez (A1)", Terminal: "kiosk-north-3", At: time.Now()})
 	if err != nil {
@@ -394,7 +181,7 @@ func TestCUPSSettlesAJobAfterARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr := &Printer{Server: lab.server, Queue: "good"}
+	pr := &Printer{Server: lab.Server, Queue: "good"}
 	id, err := pr.Submit(ctxFor(t), "tether-"+job.ID, pdf)
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,11 @@
 package printer
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-kiosk/tether/internal/cupstest"
 )
 
 var testMark = Watermark{Person: "Ana Pérez (A1)", Terminal: "kiosk-north-3", At: time.Date(2026, 3, 4, 15, 30, 0, 0, time.UTC)}
@@ -22,32 +21,10 @@ func twoPageLetter() Document {
 	return Document{Title: "Letter to Mamá", Body: b.String()}
 }
 
-// pdfText extracts each page's text with poppler's pdftotext, or skips saying why it cannot.
-func pdfText(t *testing.T, pdf []byte) []string {
-	t.Helper()
-	bin, err := exec.LookPath("pdftotext")
-	if err != nil {
-		t.Skip("pdftotext (Debian's poppler-utils, installed by 'make deps') is not installed: cannot read the PDF back")
-	}
-	path := filepath.Join(t.TempDir(), "out.pdf")
-	if err := os.WriteFile(path, pdf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, "-enc", "UTF-8", path, "-").Output()
-	if err != nil {
-		t.Fatalf("pdftotext: %v", err)
-	}
-	pages := strings.Split(string(out), "\f")
-	if len(pages) > 0 && strings.TrimSpace(pages[len(pages)-1]) == "" {
-		pages = pages[:len(pages)-1]
-	}
-	return pages
-}
-
 // assertWatermarked checks that pdf has want pages, each carrying the watermark.
 func assertWatermarked(t *testing.T, pdf []byte, want int, w Watermark) {
 	t.Helper()
-	pages := pdfText(t, pdf)
+	pages := cupstest.PDFText(t, pdf)
 	if len(pages) != want {
 		t.Fatalf("the PDF has %d pages, want %d", len(pages), want)
 	}
@@ -81,7 +58,7 @@ func TestRenderWatermarksEveryPage(t *testing.T) {
 		t.Fatalf("an empty page takes %d pages", empty)
 	}
 	assertWatermarked(t, pdf, 2, testMark)
-	if text := strings.Join(pdfText(t, pdf), ""); !strings.Contains(text, "Querida mamá") {
+	if text := strings.Join(cupstest.PDFText(t, pdf), ""); !strings.Contains(text, "Querida mamá") {
 		t.Errorf("the body is not in the PDF:\n%s", text)
 	}
 }
@@ -100,7 +77,7 @@ func TestRenderRefusesWhatItCannotPrint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if text := strings.Join(pdfText(t, pdf), ""); strings.ContainsAny(text, "\x1b\x00") || !strings.Contains(text, "lineEone") {
+	if text := strings.Join(cupstest.PDFText(t, pdf), ""); strings.ContainsAny(text, "\x1b\x00") || !strings.Contains(text, "lineEone") {
 		t.Errorf("control characters reached the page: %q", text)
 	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -8,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/hardware/printer"
+	"github.com/tether-kiosk/tether/internal/cupstest"
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
@@ -174,5 +178,87 @@ func TestPrintChargedOnceAcrossLinkCuts(t *testing.T) {
 	}
 	if rep, err := tm.term.Verify("test"); err != nil || !rep.OK {
 		t.Fatalf("kiosk store: %+v %v", rep.Problems, err)
+	}
+}
+
+// TestPrintThroughCUPSWatermarkedAndCharged: an inmate prints a two-page letter on a kiosk
+// through a real CUPS; the printer receives two pages, each watermarked with the inmate, the
+// kiosk and the time, and the relay records one charge of two pages at its price. A job the
+// printer refuses costs nothing on either side.
+func TestPrintThroughCUPSWatermarkedAndCharged(t *testing.T) {
+	lab := cupstest.Start(t)
+	rl := startRelayHold(t, "", relay.HoldNone)
+	rl.seed()
+	p, err := rl.r.Policy("north")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Pricing, p.StampPrice = kiosk.PricingPerMessage, 25 // sessions unbilled: only pages cost here
+	p.PrintPagePrice, p.MaxPrintPages = 15, 5
+	if err := rl.r.PutPolicy("north", p); err != nil {
+		t.Fatal(err)
+	}
+	px := startProxy(t, rl.addr())
+	tm := openTerminal(t, "", kiosk.StoreOptions{})
+	tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
+	tm.start()
+	tm.waitRoster()
+	testwait.UntilSaw(t, "the print price on the terminal", func() (bool, string) {
+		return tm.term.Policy().PrintPagePrice == 15, fmt.Sprint(tm.term.Policy().PrintPagePrice)
+	})
+	tm.login("B1", "1234")
+	start, _ := tm.term.Balance("A1")
+	var body strings.Builder
+	for i := range 70 {
+		fmt.Fprintf(&body, "Line %d of a letter home.\n", i)
+	}
+	letter := printer.Document{Title: "To Mom", Body: body.String()}
+	svc := func(queue string) *printer.Service {
+		return &printer.Service{Term: tm.term, Printer: &printer.Printer{Server: lab.Server, Queue: queue, User: "kiosk-b3"},
+			Terminal: "Unit B kiosk 3", Clock: clock.NewReal(), Every: 50 * time.Millisecond}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Limit)
+	defer cancel()
+
+	pages, price, err := svc("good").Quote(letter)
+	if err != nil || pages != 2 || price != 30 {
+		t.Fatalf("quote: %d pages for %s, %v; want 2 for 30¢", pages, price, err)
+	}
+	job, err := svc("good").Print(ctx, "A1", "Ana (A1)", letter)
+	if err != nil || job.State != kiosk.PrintCharged {
+		t.Fatalf("print: %+v, %v", job, err)
+	}
+	got := cupstest.PDFText(t, lab.NextPrinted(t))
+	if len(got) != 2 {
+		t.Fatalf("the printer received %d pages, want 2", len(got))
+	}
+	for i, page := range got {
+		if !strings.Contains(strings.Join(strings.Fields(page), " "), "Printed for Ana (A1) at Unit B kiosk 3, ") {
+			t.Errorf("page %d carries no watermark:\n%s", i+1, page)
+		}
+	}
+	failed, err := svc("broken").Print(ctx, "A1", "Ana (A1)", letter)
+	if err != nil || failed.State != kiosk.PrintReleased {
+		t.Fatalf("print on the refusing printer: %+v, %v", failed, err)
+	}
+	tm.waitSynced()
+	if b, _ := tm.term.Balance("A1"); b != start-30 {
+		t.Fatalf("kiosk balance = %s, want %s", b, start-30)
+	}
+	if rb, err := rl.r.Balance("A1"); err != nil || rb.BalanceCents != start-30 {
+		t.Fatalf("relay balance = %+v %v, want %s", rb, err, start-30)
+	}
+	u, err := rl.r.Usage("A1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prints []relay.UsageRecord
+	for _, r := range u.Records {
+		if vocab.IsPrintRecord(r.RecordID) {
+			prints = append(prints, r)
+		}
+	}
+	if len(prints) != 1 || prints[0].RecordID != vocab.PrintRecordID(job.ID) || prints[0].Pages != 2 || prints[0].Cents != 30 {
+		t.Fatalf("the relay holds print records %+v, want one charge of 2 pages for 30¢", prints)
 	}
 }
