@@ -150,3 +150,34 @@ func TestPrintHeldAcrossRestart(t *testing.T) {
 	}
 	checkLedger(t, r.store, false)
 }
+
+// A print job another kiosk charged reaches this one as a remote charge, whatever it cost up to
+// the largest print charge: 10 pages at 15¢ is more than any minute, and must not be refused.
+func TestRemotePrintChargeApplied(t *testing.T) {
+	r := newRig(t, printPolicy)
+	r.addInmate("i1", 500)
+	apply := func(seq uint64, c Charge) string {
+		t.Helper()
+		raw, _ := json.Marshal(c)
+		refused, err := r.term.ApplyDownlink(seq, DownRemoteCharge, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return refused
+	}
+	c := Charge{RecordID: vocab.PrintRecordID("other-kiosk-job"), InmateID: "i1", Cents: 150, Pages: 10}
+	if refused := apply(1, c); refused != "" {
+		t.Fatalf("a 10-page job from another kiosk was refused: %s", refused)
+	}
+	if b := r.balance("i1"); b != 350 {
+		t.Fatalf("balance after a remote print charge = %s, want 350¢", b)
+	}
+	// A minute is still bounded by a minute's price.
+	if refused := apply(2, Charge{RecordID: "s/000001", SessionID: "s", Minute: 1, InmateID: "i1", Cents: 150}); refused == "" {
+		t.Fatal("a remote minute of 150¢ was applied")
+	}
+	if refused := apply(3, Charge{RecordID: vocab.PrintRecordID("too-dear"), InmateID: "i1", Cents: vocab.MaxPrintCharge + 1, Pages: 100}); refused == "" {
+		t.Fatal("a remote print charge above the largest was applied")
+	}
+	checkLedger(t, r.store, true)
+}

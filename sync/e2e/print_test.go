@@ -20,11 +20,11 @@ import (
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
-// TestPrintChargedOnceAcrossLinkCuts: a facility that sells printing at 15¢ a page. A kiosk
+// TestPrintChargedOnceAcrossLinkCuts: a facility that sells printing at 30¢ a page. A kiosk
 // prints jobs while the link is cut at random byte offsets and moments, and restarts in the
 // middle; the printer completes some jobs and fails others. Each completed job is charged
 // once, on the kiosk and on the relay; a failed one costs nothing and the relay never hears of
-// it. Then the relay's price changes while the kiosk is offline: the kiosk's charge at the old
+// it; the facility's other kiosk sees the same balance. Then the relay's price changes while the kiosk is offline: the kiosk's charge at the old
 // price is refused print_price and the kiosk gives it back itself, so both balances agree.
 func TestPrintChargedOnceAcrossLinkCuts(t *testing.T) {
 	const jobs = 40
@@ -35,7 +35,8 @@ func TestPrintChargedOnceAcrossLinkCuts(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Pricing, p.StampPrice = kiosk.PricingPerMessage, 25 // sessions unbilled: only pages cost here
-	p.PrintPagePrice, p.MaxPrintPages, p.OfflineSpendCap = 15, 5, 100000
+	// Up to 5 pages at 30¢: a job may cost more than any minute.
+	p.PrintPagePrice, p.MaxPrintPages, p.OfflineSpendCap = 30, 5, 100000
 	if err := rl.r.PutPolicy("north", p); err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +47,13 @@ func TestPrintChargedOnceAcrossLinkCuts(t *testing.T) {
 	tm.start()
 	tm.waitRoster()
 	testwait.UntilSaw(t, "the print price on the terminal", func() (bool, string) {
-		return tm.term.Policy().PrintPagePrice == 15 && tm.term.Policy().Pricing == kiosk.PricingPerMessage, fmt.Sprint(tm.term.Policy().PrintPagePrice)
+		return tm.term.Policy().PrintPagePrice == 30 && tm.term.Policy().Pricing == kiosk.PricingPerMessage, fmt.Sprint(tm.term.Policy().PrintPagePrice)
 	})
+	px2 := startProxy(t, rl.addr())
+	other := openTerminal(t, "", kiosk.StoreOptions{})
+	other.enroll(px2.url(), rl.code(wire.ModeKiosk, ""))
+	other.start()
+	other.waitRoster()
 	tm.login("B1", "1234")
 	start, _ := tm.term.Balance("A1")
 
@@ -88,7 +94,7 @@ func TestPrintChargedOnceAcrossLinkCuts(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ok {
-			spent += kiosk.Cents(pages) * 15
+			spent += kiosk.Cents(pages) * 30
 			completed[vocab.PrintRecordID(j.ID)] = true
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -99,6 +105,7 @@ func TestPrintChargedOnceAcrossLinkCuts(t *testing.T) {
 	tm.waitSynced()
 	rl.restart()
 	px.setBackend(rl.addr())
+	px2.setBackend(rl.addr())
 	close(stop)
 	cutter.Wait()
 	px.setBudget(0, 0, 0)
@@ -137,6 +144,10 @@ func TestPrintChargedOnceAcrossLinkCuts(t *testing.T) {
 	if rb, err := rl.r.Balance("A1"); err != nil || rb.BalanceCents != start-spent {
 		t.Fatalf("relay balance = %+v %v, want %s", rb, err, start-spent)
 	}
+	testwait.UntilSaw(t, "the other kiosk's balance", func() (bool, string) {
+		b, err := other.term.Balance("A1")
+		return err == nil && b == start-spent, fmt.Sprint(b, err)
+	})
 
 	// The price changes on the relay while the kiosk is offline and prints at the old one.
 	tm.stopSync()
@@ -147,7 +158,7 @@ func TestPrintChargedOnceAcrossLinkCuts(t *testing.T) {
 	if _, err := tm.term.SettlePrint(j.ID, true, ""); err != nil {
 		t.Fatal(err)
 	}
-	p.PrintPagePrice = 20
+	p.PrintPagePrice = 40
 	if err := rl.r.PutPolicy("north", p); err != nil {
 		t.Fatal(err)
 	}
