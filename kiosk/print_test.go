@@ -2,6 +2,8 @@ package kiosk
 
 import (
 	"encoding/json"
+	"fmt"
+	"sort"
 	"testing"
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
@@ -83,6 +85,21 @@ func TestPrintHeldThenChargedOrReleased(t *testing.T) {
 		t.Fatal("the terminal asked the relay for a refund")
 	}
 	checkLedger(t, r.store, true)
+	// The statement shows the job's pages charged and given back; the failed job not at all.
+	lines, err := r.term.Statement("i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var printed []string
+	for _, l := range lines {
+		if l.Pages > 0 {
+			printed = append(printed, fmt.Sprintf("%s %d pages %s", l.Kind, l.Pages, l.Cents))
+		}
+	}
+	sort.Strings(printed) // both at the same moment of the fake clock
+	if want := []string{"charge 3 pages -$0.45", "credit 3 pages $0.45"}; fmt.Sprint(printed) != fmt.Sprint(want) {
+		t.Fatalf("print lines of the statement: %q, want %q", printed, want)
+	}
 }
 
 // A job the inmate cannot pay, or the policy does not allow, holds nothing.
