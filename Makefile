@@ -5,7 +5,9 @@ GO ?= go
 BIN := bin
 # chromium: the staff console's browser tests (sync/relay/console) drive it headless with chromedp.
 # systemd gives systemd-analyze (the unit checks) and systemd-sysusers (the package install test).
-DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev xvfb chromium systemd
+# cups and printer-driver-cups-pdf: the printing tests (hardware/printer) start a private cupsd;
+# poppler-utils (pdftotext) reads the printed PDF back.
+DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev xvfb chromium systemd cups printer-driver-cups-pdf poppler-utils
 FUZZTIME ?= 10s
 LOAD_TERMINALS ?= 50
 LOAD_DURATION ?= 10s
@@ -36,6 +38,7 @@ test:
 	$(GO) vet ./...
 	@command -v Xvfb >/dev/null || echo "note: the kioskd smoke test (real window under Xvfb) will be skipped: Xvfb is not installed ('make deps' installs it)"
 	@command -v chromium >/dev/null || echo "note: the console's browser tests will be skipped: chromium is not installed ('make deps' installs it)"
+	@command -v cupsd >/dev/null || [ -x /usr/sbin/cupsd ] || echo "note: the printing tests will be skipped: CUPS is not installed ('make deps' installs it)"
 	$(GO) test -race -timeout 20m ./...
 
 bench:

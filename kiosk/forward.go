@@ -505,7 +505,10 @@ func onRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 		if err := chargeSettledTx(tx, it); err != nil { // refused for good: no longer pending either
 			return err
 		}
-		return stampRefusedTx(tx, now, it) // a stamp the relay never took comes back
+		if err := stampRefusedTx(tx, now, it); err != nil { // a stamp the relay never took comes back
+			return err
+		}
+		return printRefusedTx(tx, now, it) // and so does a print charge
 	case ItemContactRequest:
 		return contactRequestRefused(tx, now, it, reason)
 	default:

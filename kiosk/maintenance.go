@@ -200,6 +200,15 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 	var c Charge
 	each(bCharges, &c, func(k []byte) {
 		charges[string(k)] = c
+		if vocab.IsPrintRecord(string(k)) {
+			// A print job's charge counts in no session either (print.go).
+			if c.RecordID != string(k) || c.SessionID != "" || c.Pages < 1 {
+				add("charge_key", "print charge %q (%d pages) is stored under key %q", c.RecordID, c.Pages, k)
+			}
+			balance[c.InmateID] -= c.Cents
+			c = Charge{}
+			return
+		}
 		if vocab.IsStampRecord(string(k)) {
 			// A stamp pays for a letter, not a minute: no session counts it (stamps.go).
 			if c.RecordID != string(k) || vocab.StampRecordID(c.MessageID) != string(k) || c.SessionID != "" {
@@ -242,7 +251,7 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 			add("credit_charge", "credit %s (%s for %s in session %s) differs from its charge (%s for %s in session %s)",
 				k, cr.Cents, cr.InmateID, cr.SessionID, ch.Cents, ch.InmateID, ch.SessionID)
 		}
-		if !vocab.IsStampRecord(string(k)) {
+		if !vocab.IsStampRecord(string(k)) && !vocab.IsPrintRecord(string(k)) {
 			credited[cr.SessionID] += cr.Cents
 		}
 		balance[cr.InmateID] += cr.Cents
@@ -317,6 +326,7 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 		d = Deposit{}
 	})
 	unsynced := verifyQueuedLedgerTx(tx, charges, add)
+	heldPrintsTx(tx, balance, unsynced, add)
 	accounts := map[string]bool{}
 	var acc Account
 	each(bAccounts, &acc, func(k []byte) {
@@ -656,7 +666,7 @@ func (t *Terminal) Reissue(actor string) (ReissueReport, error) {
 
 		// Whole buckets that hold only inmates' records.
 		for _, name := range []string{bInmates, bAccounts, bDeposits, bSessions, bCharges, bCredits, bRemote,
-			bContacts, bMessages, bDrafts, bMsgIndex, bSessIndex, bAckLog, bMsgState} {
+			bContacts, bMessages, bDrafts, bMsgIndex, bSessIndex, bAckLog, bMsgState, bPrints} {
 			n, err := clearBucket(tx, name, nil)
 			if err != nil {
 				return err

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // Facts from the facility's other terminals, so balance and cool-down hold facility-wide.
@@ -47,7 +49,11 @@ func applyRefundTx(tx *bolt.Tx, rf Refund) error {
 // applyRemoteChargeTx lowers the inmate's balance by a minute billed on another terminal.
 func applyRemoteChargeTx(tx *bolt.Tx, c Charge) error {
 	const op = "apply remote charge"
-	if c.RecordID == "" || c.InmateID == "" || c.Cents <= 0 || c.Cents > MaxRatePerMinute {
+	limit := MaxRatePerMinute // a minute or a stamp
+	if vocab.IsPrintRecord(c.RecordID) {
+		limit = vocab.MaxPrintCharge // a print job (print.go)
+	}
+	if c.RecordID == "" || c.InmateID == "" || c.Cents <= 0 || c.Cents > limit {
 		return errInvalid(op, "record %q for inmate %q of %d cents", clip(c.RecordID, 64), clip(c.InmateID, 64), int64(c.Cents))
 	}
 	if tx.Bucket([]byte(bCharges)).Get([]byte(c.RecordID)) != nil {

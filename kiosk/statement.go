@@ -42,6 +42,9 @@ type StatementLine struct {
 	// MessageID names the letter a stamp paid for (charges) or was refunded for (credits);
 	// SessionID and Minute are then empty.
 	MessageID string
+	// Pages is what a print job's charge paid for, or its credit gave back (print.go);
+	// SessionID and Minute are then empty.
+	Pages int
 	// Balance is the balance right after this line.
 	Balance Cents
 }
@@ -128,16 +131,24 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 			}
 		}
 	}
-	// Stamps (stamps.go) and the stamps given back here are keyed by letter, not by session.
-	spfx := []byte(vocab.StampRecordPrefix)
-	for _, bucket := range []string{bCharges, bCredits} {
-		cc := tx.Bucket([]byte(bucket)).Cursor()
-		for k, v := cc.Seek(spfx); k != nil && bytes.HasPrefix(k, spfx); k, v = cc.Next() {
-			l, inmate, err := minuteLine(bucket == bCredits, k, v)
-			if err != nil {
-				return nil, err
-			}
-			if inmate == inmateID {
+	// Stamps (stamps.go), print jobs (print.go) and what was given back of them here are keyed
+	// by letter or job, not by session.
+	for _, pfx := range []string{vocab.StampRecordPrefix, vocab.PrintRecordPrefix} {
+		spfx := []byte(pfx)
+		for _, bucket := range []string{bCharges, bCredits} {
+			cc := tx.Bucket([]byte(bucket)).Cursor()
+			for k, v := cc.Seek(spfx); k != nil && bytes.HasPrefix(k, spfx); k, v = cc.Next() {
+				l, inmate, err := minuteLine(bucket == bCredits, k, v)
+				if err != nil {
+					return nil, err
+				}
+				if inmate != inmateID {
+					continue
+				}
+				if pfx == vocab.PrintRecordPrefix {
+					// A credit of a print job names no pages: its charge does.
+					l.Pages = recordPages(tx.Bucket([]byte(bCharges)).Get(k))
+				}
 				out = append(out, l)
 			}
 		}
@@ -161,6 +172,9 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 		l, inmate, err := minuteLine(credit, k, v)
 		if err != nil || inmate != inmateID {
 			return err
+		}
+		if strings.HasPrefix(string(k), remoteChargePrefix+vocab.PrintRecordPrefix) {
+			l.Pages = recordPages(v)
 		}
 		// A stamp refund comes from the relay itself, not from another terminal.
 		l.Remote = !strings.HasPrefix(string(k), remoteCreditPrefix+vocab.StampRecordPrefix)
@@ -198,4 +212,15 @@ func minuteLine(credit bool, k, v []byte) (StatementLine, string, error) {
 		l.Kind, l.Cents, l.Reason = LineCredit, r.Cents, r.Reason
 	}
 	return l, r.InmateID, nil
+}
+
+// recordPages reads the pages of a stored print charge (0 if there is none or it names none).
+func recordPages(v []byte) int {
+	var c struct {
+		Pages int `json:"pages"`
+	}
+	if v == nil || json.Unmarshal(v, &c) != nil {
+		return 0
+	}
+	return c.Pages
 }

@@ -134,6 +134,10 @@ func (w words) statementLine(l kiosk.StatementLine) string {
 		return w.T("usage.deposit")
 	case l.Kind == kiosk.LineRefund:
 		return w.T("usage.refund")
+	case l.Pages > 0 && l.Kind == kiosk.LineCharge: // a print job (kiosk/print.go)
+		s = w.T("usage.print", "n", strconv.Itoa(l.Pages))
+	case l.Pages > 0 && l.Kind == kiosk.LineCredit:
+		s = w.T("usage.print_refund", "n", strconv.Itoa(l.Pages))
 	case l.MessageID != "" && l.Kind == kiosk.LineCharge: // a stamp (pricing per message)
 		s = w.T("usage.stamp")
 	case l.MessageID != "" && l.Kind == kiosk.LineCredit:

@@ -67,6 +67,11 @@ type Policy struct {
 	// MaxPhotosPerLetter bounds the photos of one inbound letter (0: MaxLetterPhotos, JPay's
 	// 5; never more). Read it with PhotosPerLetter.
 	MaxPhotosPerLetter int `json:"max_photos_per_letter"`
+
+	// PrintPagePrice is one printed page on the facility printer (0: printing is free), and
+	// MaxPrintPages the most pages one print job may have (0: printing is off); print.go.
+	PrintPagePrice Cents `json:"print_page_price_cents"`
+	MaxPrintPages  int   `json:"max_print_pages"`
 }
 
 // Pricing modes (Policy.Pricing).
@@ -185,6 +190,8 @@ func DefaultPolicy() Policy {
 		StampPrice:         25,
 		StampsPerPhoto:     1,
 		MaxPhotosPerLetter: MaxLetterPhotos,
+		PrintPagePrice:     15,
+		MaxPrintPages:      20,
 	}
 }
 
@@ -296,6 +303,9 @@ func (p Policy) Validate() error {
 	}
 	if p.MaxPhotosPerLetter < 0 || p.MaxPhotosPerLetter > MaxLetterPhotos {
 		return bad("max_photos_per_letter", "%d is outside 0..%d", p.MaxPhotosPerLetter, MaxLetterPhotos)
+	}
+	if err := p.validatePrint(bad); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, d := range p.Departments {

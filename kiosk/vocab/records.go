@@ -63,6 +63,7 @@ type Charge struct {
 	Cents     Cents     `json:"cents"`
 	At        time.Time `json:"at"`
 	MessageID string    `json:"message_id,omitempty"` // stamps only
+	Pages     int       `json:"pages,omitempty"`      // print charges only (print.go)
 }
 
 // StampRecordPrefix starts the record id of every stamp charge and of its refund.

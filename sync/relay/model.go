@@ -140,6 +140,7 @@ type UsageRecord struct {
 	At         time.Time   `json:"at"`
 	TerminalID string      `json:"terminal_id"`          // "" for a refund the relay issued itself
 	MessageID  string      `json:"message_id,omitempty"` // stamps and their refunds
+	Pages      int         `json:"pages,omitempty"`      // print charges (print.go)
 }
 
 // Usage is an inmate's statement: every record, and charges minus credits.

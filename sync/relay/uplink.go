@@ -705,16 +705,20 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c voc
 func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, it wire.Item, now time.Time) (string, error) {
 	var u UsageRecord
 	var down any
-	var stamp *vocab.Charge // a stamp on a letter (stamps.go)
+	var stamp *vocab.Charge    // a stamp on a letter (stamps.go)
+	var printJob *vocab.Charge // a print job (print.go)
 	switch it.Kind {
 	case wire.UpCharge:
 		var c vocab.Charge
 		if json.Unmarshal(it.Body, &c) != nil {
 			return wire.RefuseInvalid, nil
 		}
-		u = UsageRecord{Kind: "charge", RecordID: c.RecordID, SessionID: c.SessionID, InmateID: c.InmateID, Minute: c.Minute, Cents: c.Cents, At: c.At, MessageID: c.MessageID}
+		u = UsageRecord{Kind: "charge", RecordID: c.RecordID, SessionID: c.SessionID, InmateID: c.InmateID, Minute: c.Minute, Cents: c.Cents, At: c.At, MessageID: c.MessageID, Pages: c.Pages}
 		down = c
-		if c.MessageID != "" || vocab.IsStampRecord(c.RecordID) {
+		switch {
+		case vocab.IsPrintRecord(c.RecordID) || c.Pages != 0:
+			printJob = &c
+		case c.MessageID != "" || vocab.IsStampRecord(c.RecordID):
 			stamp = &c
 		}
 	default:
@@ -727,10 +731,13 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityR
 		if vocab.IsStampRecord(c.RecordID) || c.MessageID != "" {
 			return wire.RefuseStampRefund, nil // only the relay refunds a stamp (refundStampTx)
 		}
+		if vocab.IsPrintRecord(c.RecordID) {
+			return wire.RefusePrintRefund, nil // a failed job is given back on the terminal, never here
+		}
 	}
 	u.TerminalID = t.ID
 	if u.RecordID == "" || len(u.RecordID) > wire.MaxIDLen || checkID("", "", u.InmateID) != nil ||
-		u.Cents < 0 || u.Cents > vocab.MaxRatePerMinute || u.Minute < 0 {
+		u.Cents < 0 || u.Cents > maxUsageCents(printJob != nil) || u.Minute < 0 {
 		return wire.RefuseInvalid, nil
 	}
 	// A terminal bills only inmates of its own facility (a tablet only its own inmate): an
@@ -759,6 +766,12 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityR
 			return wire.RefuseAlreadyCredited, nil
 		default:
 			return wire.RefuseIDConflict, nil
+		}
+	}
+	// A new print charge, checked like a new stamp.
+	if printJob != nil {
+		if reason := checkPrint(pol, *printJob); reason != "" {
+			return reason, nil
 		}
 	}
 	// A new stamp (a resent one was let through above, whatever the policy says now).

@@ -134,6 +134,7 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 	case UpCharge, UpCredit:
 		var c vocab.Credit
 		var out any = &c
+		maxCents := vocab.MaxRatePerMinute // a minute or a stamp
 		if kind == UpCharge {
 			ch := new(vocab.Charge)
 			if err := decode(ch); err != nil {
@@ -143,6 +144,13 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 			if (ch.MessageID != "" || vocab.IsStampRecord(ch.RecordID)) &&
 				(ch.RecordID != vocab.StampRecordID(ch.MessageID) || ch.SessionID != "" || ch.Minute != 0) {
 				return nil, fmt.Errorf("a stamp's record_id must be %q with message_id set, no session_id and minute 0", vocab.StampRecordPrefix+"<message_id>")
+			}
+			// A print charge pays for one job the printer completed: pages, no session, no letter.
+			if vocab.IsPrintRecord(ch.RecordID) || ch.Pages != 0 {
+				if err := checkPrintCharge(ch); err != nil {
+					return nil, err
+				}
+				maxCents = vocab.MaxPrintCharge
 			}
 			c, out = vocab.Credit{RecordID: ch.RecordID, InmateID: ch.InmateID, Minute: ch.Minute, Cents: ch.Cents}, ch
 		} else if err := decode(&c); err != nil {
@@ -154,8 +162,8 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 		if err := CheckRecordID("inmate_id", c.InmateID); err != nil {
 			return nil, err
 		}
-		if c.Cents < 0 || c.Cents > vocab.MaxRatePerMinute {
-			return nil, fmt.Errorf("cents %d is outside 0..%d", c.Cents, vocab.MaxRatePerMinute)
+		if c.Cents < 0 || c.Cents > maxCents {
+			return nil, fmt.Errorf("cents %d is outside 0..%d", c.Cents, maxCents)
 		}
 		if c.Minute < 0 {
 			return nil, fmt.Errorf("minute %d is negative", c.Minute)
@@ -292,6 +300,20 @@ func checkAudit(ev *vocab.AuditEvent, need func(...string) error, decode func(an
 		if len(v) > vocab.MaxAuditDetailValue {
 			return fmt.Errorf("detail %q is %d bytes, limit %d", cut(k), len(v), vocab.MaxAuditDetailValue)
 		}
+	}
+	return nil
+}
+
+// checkPrintCharge checks the shape of a print charge (record id "print/<job id>", 1 to
+// vocab.MaxPrintPagesLimit pages, no session, minute or letter); the relay checks its price
+// and page count against the facility's policy.
+func checkPrintCharge(ch *vocab.Charge) error {
+	if !vocab.IsPrintRecord(ch.RecordID) || len(ch.RecordID) == len(vocab.PrintRecordPrefix) ||
+		ch.SessionID != "" || ch.Minute != 0 || ch.MessageID != "" {
+		return fmt.Errorf("a print charge's record_id must be %q with pages set, no session_id, message_id or minute", vocab.PrintRecordPrefix+"<job id>")
+	}
+	if ch.Pages < 1 || ch.Pages > vocab.MaxPrintPagesLimit {
+		return fmt.Errorf("pages %d is outside 1..%d", ch.Pages, vocab.MaxPrintPagesLimit)
 	}
 	return nil
 }

@@ -105,6 +105,10 @@ const (
 	RefuseStampPrice    = "stamp_price"           // not what the facility's policy charges for that letter
 	RefuseStampRefund   = "stamp_refund_by_relay" // a terminal credited a stamp: only the relay refunds one
 	RefuseStampLate     = "stamp_late"            // its letter was already refused for want of this stamp
+	// Prints: a print charge (record id "print/<job id>") pays for a job the printer completed.
+	RefusePrintPages  = "print_pages"              // pages outside 1..the policy's max_print_pages (0: printing is off)
+	RefusePrintPrice  = "print_price"              // cents are not pages x the policy's print_page_price_cents
+	RefusePrintRefund = "print_refund_by_terminal" // a terminal credited a print job: failed jobs never reach the relay
 	// ReasonStampMissing is why the relay rejects a letter that owes a stamp when the next item
 	// of its terminal is not that stamp (a message_status reason, not an item refusal).
 	ReasonStampMissing = "stamp_missing"

@@ -936,6 +936,13 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 	if f.Has("stamp_price") {
 		cents("stamp_price", &p.StampPrice)
 	}
+	// Printing (a form from before printing has neither field: the stored ones stay).
+	if f.Has("print_page_price") {
+		cents("print_page_price", &p.PrintPagePrice)
+	}
+	if f.Has("max_print_pages") {
+		num("max_print_pages", &p.MaxPrintPages)
+	}
 	p.Lockdown = f.Get("lockdown") == "on"
 	if cw, err := parseCurfew(f.Get("curfew")); err != nil {
 		errs = append(errs, err.Error())

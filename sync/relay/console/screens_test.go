@@ -109,6 +109,25 @@ func TestPolicyFormChangesThePolicy(t *testing.T) {
 		t.Errorf("a stamp price above the limit is not named: %s", loc)
 	}
 	form.Set("stamp_price", "0.30")
+	// Printing: 10¢ a page, at most 8 pages a job; a page limit past the most is named.
+	b.get("/console/policy?facility=north")
+	if !strings.Contains(b.last, `name="print_page_price"`) || !strings.Contains(b.last, `name="max_print_pages"`) {
+		t.Fatalf("the policy form offers no print pricing")
+	}
+	form.Set("print_page_price", "0.10")
+	form.Set("max_print_pages", "8")
+	if resp := b.postForm("/console/policy?facility=north", "/console/policy", form); strings.Contains(resp.Header.Get("Location"), "err=") {
+		t.Fatalf("save print pricing: %s", resp.Header.Get("Location"))
+	}
+	if p, _ := e.r.Policy("north"); p.PrintPagePrice != 10 || p.MaxPrintPages != 8 {
+		t.Errorf("printing after the form: %s a page, %d pages", p.PrintPagePrice, p.MaxPrintPages)
+	}
+	form.Set("max_print_pages", "1000")
+	resp = b.postForm("/console/policy?facility=north", "/console/policy", form)
+	if loc, _ := url.QueryUnescape(resp.Header.Get("Location")); !strings.Contains(loc, "max_print_pages") {
+		t.Errorf("a page limit above the most is not named: %s", loc)
+	}
+	form.Set("max_print_pages", "8")
 	// A bad field is named and nothing changes.
 	form.Set("rate", "seven")
 	form.Set("facility_name", "Changed")
