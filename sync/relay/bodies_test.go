@@ -35,6 +35,7 @@ func uplinkBodyCases() []bodyCase {
 		wire.UpAudit:        {"id": "ev-1", "at": at, "kind": "login_ok", "actor": "A1", "detail": map[string]any{"badge_hint": "…34"}},
 		wire.UpDeviceStatus: {"items_waiting": 3, "printer": "ok"},
 		wire.UpMessageRead:  {"message_id": "in-1", "inmate_id": "A1", "at": at},
+		wire.UpQuizAttempt:  {"id": "qa-1", "inmate_id": "A1", "course_id": "crs-1", "quiz_id": "q1", "answers": []int{1, 0}, "at": at},
 	}
 	with := func(kind string, change func(map[string]any)) map[string]any {
 		m := map[string]any{}

@@ -140,6 +140,9 @@ type UsageRecord struct {
 	At         time.Time   `json:"at"`
 	TerminalID string      `json:"terminal_id"`          // "" for a refund the relay issued itself
 	MessageID  string      `json:"message_id,omitempty"` // stamps and their refunds
+	ItemID     string      `json:"item_id,omitempty"`    // library purchases
+	CourseID   string      `json:"course_id,omitempty"`  // education credits: the quiz passed
+	QuizID     string      `json:"quiz_id,omitempty"`
 }
 
 // Usage is an inmate's statement: every record, and charges minus credits.

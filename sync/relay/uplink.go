@@ -418,6 +418,12 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			return wire.RefuseInvalid, nil
 		}
 		return r.applyMessageRead(tx, f, t, *v.(*vocab.MessageRead), now)
+	case wire.UpQuizAttempt:
+		v, err := p.upBody(it)
+		if err != nil {
+			return wire.RefuseInvalid, nil
+		}
+		return applyQuizAttempt(tx, f, t, pol, *v.(*vocab.QuizAttempt), now)
 	default:
 		return wire.RefuseUnknownKind, nil
 	}
@@ -705,7 +711,8 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c voc
 func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, it wire.Item, now time.Time) (string, error) {
 	var u UsageRecord
 	var down any
-	var stamp *vocab.Charge // a stamp on a letter (stamps.go)
+	var stamp *vocab.Charge    // a stamp on a letter (stamps.go)
+	var purchase *vocab.Charge // a library purchase (purchase.go)
 	switch it.Kind {
 	case wire.UpCharge:
 		var c vocab.Charge
@@ -717,6 +724,10 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityR
 		if c.MessageID != "" || vocab.IsStampRecord(c.RecordID) {
 			stamp = &c
 		}
+		if c.ItemID != "" || vocab.IsPurchaseRecord(c.RecordID) {
+			purchase = &c
+		}
+		u.ItemID = c.ItemID
 	default:
 		var c vocab.Credit
 		if json.Unmarshal(it.Body, &c) != nil {
@@ -727,10 +738,13 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityR
 		if vocab.IsStampRecord(c.RecordID) || c.MessageID != "" {
 			return wire.RefuseStampRefund, nil // only the relay refunds a stamp (refundStampTx)
 		}
+		if vocab.IsPurchaseRecord(c.RecordID) || c.ItemID != "" {
+			return wire.RefusePurchaseRefund, nil // a refused purchase is given back by the terminal alone
+		}
 	}
 	u.TerminalID = t.ID
 	if u.RecordID == "" || len(u.RecordID) > wire.MaxIDLen || checkID("", "", u.InmateID) != nil ||
-		u.Cents < 0 || u.Cents > vocab.MaxRatePerMinute || u.Minute < 0 {
+		u.Cents < 0 || u.Cents > vocab.ChargeLimit(u.RecordID) || u.Minute < 0 {
 		return wire.RefuseInvalid, nil
 	}
 	// A terminal bills only inmates of its own facility (a tablet only its own inmate): an
@@ -767,6 +781,11 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityR
 			return reason, err
 		}
 	}
+	if purchase != nil {
+		if reason, err := checkPurchase(tx, t, *purchase); err != nil || reason != "" {
+			return reason, err
+		}
+	}
 	if err := putJSON(tx, bucket, key, u); err != nil {
 		return "", err
 	}
@@ -781,6 +800,11 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityR
 	}
 	if stamp != nil {
 		if err := stampRecorded(tx, f, *stamp, now); err != nil {
+			return "", err
+		}
+	}
+	if purchase != nil {
+		if err := purchaseRecorded(tx, f, t, *purchase, now); err != nil {
 			return "", err
 		}
 	}

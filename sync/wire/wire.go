@@ -105,6 +105,14 @@ const (
 	RefuseStampPrice    = "stamp_price"           // not what the facility's policy charges for that letter
 	RefuseStampRefund   = "stamp_refund_by_relay" // a terminal credited a stamp: only the relay refunds one
 	RefuseStampLate     = "stamp_late"            // its letter was already refused for want of this stamp
+	// Purchases of library items (docs/PROTOCOL.md, "Library"): the terminal gives the charge back.
+	RefusePurchaseUnknown   = "purchase_unknown_item"    // no such item in the facility's catalog
+	RefusePurchaseWithdrawn = "purchase_withdrawn"       // the item was withdrawn
+	RefusePurchasePrice     = "purchase_price"           // not the item's price in the relay's catalog
+	RefusePurchaseOwned     = "purchase_owned"           // the inmate already owns the item (another purchase)
+	RefusePurchaseRefund    = "purchase_refund_by_relay" // a terminal credited a purchase
+	// Quiz attempts.
+	RefuseQuizUnknown = "quiz_unknown" // no such course or quiz in the facility's catalog
 	// ReasonStampMissing is why the relay rejects a letter that owes a stamp when the next item
 	// of its terminal is not that stamp (a message_status reason, not an item refusal).
 	ReasonStampMissing = "stamp_missing"
