@@ -117,7 +117,7 @@ func TestSchema2StoreTakesAckedStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.reopen(t)
-	if info, _ := r.store.Info(); info.Schema != 3 {
+	if info, _ := r.store.Info(); info.Schema != SchemaVersion() {
 		t.Fatalf("schema after reopening = %d", info.Schema)
 	}
 	r.verify(t, "after the upgrade")

@@ -505,7 +505,7 @@ func onRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 		if err := chargeSettledTx(tx, it); err != nil { // refused for good: no longer pending either
 			return err
 		}
-		return stampRefusedTx(tx, now, it) // a stamp the relay never took comes back
+		return stampRefusedTx(tx, now, it) // a stamp or a purchase the relay never took comes back
 	case ItemContactRequest:
 		return contactRequestRefused(tx, now, it, reason)
 	default:

@@ -87,6 +87,7 @@ func migrations() []func(tx *bolt.Tx) error {
 		migrate0to1,
 		migrate1to2,
 		migrate2to3,
+		migrate3to4, // the library (library.go)
 	}
 }
 

@@ -25,7 +25,7 @@ const (
 // renderer is a large attack surface on a terminal, and text reflows on any screen.
 const (
 	MediaMP3  = "audio/mpeg"
-	MediaText = "text/plain; charset=utf-8"
+	MediaText = "text/plain" // always UTF-8
 	MediaJPEG = PhotoJPEG
 	MediaPNG  = PhotoPNG
 )
