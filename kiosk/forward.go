@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // enqueue appends an item in the caller's transaction, so the record and its forwarding
@@ -299,11 +301,18 @@ func followUpsTx(tx *bolt.Tx, now time.Time, upTo uint64) error {
 			}
 		case ItemCharge:
 			var ch struct {
+				RecordID string `json:"record_id"`
 				InmateID string `json:"inmate_id"`
 				Cents    Cents  `json:"cents"`
+				ItemID   string `json:"item_id"`
 			}
 			if err := json.Unmarshal(it.Body, &ch); err != nil {
 				return &Error{Kind: KindCorrupt, Op: "settle charge", Err: fmt.Errorf("item %d: %w", seq, err)}
+			}
+			if ch.ItemID != "" && vocab.IsPurchaseRecord(ch.RecordID) {
+				if err := purchaseSyncedTx(tx, ch.RecordID, ch.InmateID, ch.ItemID); err != nil {
+					return err
+				}
 			}
 			if _, seen := settle[ch.InmateID]; !seen {
 				inmates = append(inmates, ch.InmateID)

@@ -56,6 +56,9 @@ type OwnedItem struct {
 	Item       CatalogItem `json:"item"`
 	Cents      Cents       `json:"cents"` // 0: a free item
 	At         time.Time   `json:"at"`
+	// Pending: bought here and not yet acknowledged by the relay, which serves an owner's
+	// tablet the media only once it holds the purchase.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Catalog lists the library's items in force, by kind then title.
@@ -129,6 +132,7 @@ func (t *Terminal) Buy(inmateID, itemID string) (OwnedItem, error) {
 			return errRefused(op, vocab.ReasonAlreadyOwned, time.Time{})
 		}
 		o.Cents = o.Item.PriceCents
+		o.Pending = o.Cents > 0
 		if o.Cents > 0 {
 			if t.freeSession() {
 				return errRefused(op, ReasonNeedsFunds, time.Time{})
@@ -200,6 +204,17 @@ func purchaseRefusedTx(tx *bolt.Tx, now time.Time, c Charge) error {
 		return err
 	}
 	return tx.Bucket([]byte(bOwned)).Delete([]byte(key))
+}
+
+// purchaseSyncedTx marks a purchase the relay acknowledged as no longer pending.
+func purchaseSyncedTx(tx *bolt.Tx, recordID, inmateID, itemID string) error {
+	var o OwnedItem
+	key := inmateID + "/" + itemID
+	if found, err := getJSON(tx, bOwned, key, &o); err != nil || !found || !o.Pending || o.PurchaseID != vocab.PurchaseID(recordID) {
+		return err
+	}
+	o.Pending = false
+	return putJSON(tx, bOwned, key, o)
 }
 
 // ownRemotePurchaseTx records a purchase the inmate made on another terminal (a remote charge

@@ -31,8 +31,15 @@ func (e *Engine) retainOwned() (bool, error) {
 		return false, fmt.Errorf("retain owned media: %w", err)
 	}
 	want := map[content.Claim]bool{}
-	retained := false
+	retained, pending := false, false
+	defer func() { e.ownedPending.Store(pending) }()
 	for _, o := range owned {
+		if o.Pending {
+			// The relay serves an owner's media once it holds the purchase: asked before,
+			// it would answer not_yours. The acknowledgement wakes the fetcher (link.acked).
+			pending = true
+			continue
+		}
 		holder := vocab.OwnedHolder(o.PurchaseID)
 		for _, m := range o.Item.Media() {
 			ref, err := content.ParseRef(m.SHA256, m.Manifest, m.Size)
