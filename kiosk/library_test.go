@@ -108,6 +108,21 @@ func TestBuyChargedOnceWithinTheOfflineCapAndGivenBackWhenRefused(t *testing.T) 
 	if err != nil || len(owned) != 1 || owned[0].Item.ID != "f1" {
 		t.Errorf("owned after the refusal: %+v %v", owned, err)
 	}
+	lines, err := r.term.Statement("i1")
+	if err != nil {
+		t.Fatalf("statement: %v", err)
+	}
+	var bought, back bool
+	for _, l := range lines {
+		bought = bought || (l.Kind == LineCharge && l.ItemID == "t1" && l.Cents == -129)
+		back = back || (l.Kind == LineCredit && l.ItemID == "t1" && l.Cents == 129 && l.Reason == vocab.CreditPurchaseRefused)
+	}
+	if !bought || !back {
+		t.Errorf("the statement lacks the purchase (%v) or its refund (%v): %+v", bought, back, lines)
+	}
+	if rep, err := r.term.Verify("test"); err != nil || !rep.OK {
+		t.Errorf("verify after a purchase and its refusal: %+v %v", rep.Problems, err)
+	}
 	// Given back once: the refusal applied again changes nothing.
 	if err := r.term.MarkRefused(items[0].Seq, "purchase_price"); err == nil {
 		if b := r.balance("i1"); b != 250 {
@@ -124,6 +139,9 @@ func TestBuyChargedOnceWithinTheOfflineCapAndGivenBackWhenRefused(t *testing.T) 
 		}
 	}
 	r.applyDown(DownRemoteCharge, Charge{RecordID: vocab.PurchaseRecordID("p-elsewhere"), InmateID: "i1", ItemID: "t2", Cents: 99, At: rigStart})
+	if _, err := r.term.Statement("i1"); err != nil {
+		t.Errorf("statement after a purchase elsewhere: %v", err)
+	}
 	owned, _ = r.term.Owned("i1")
 	if len(owned) != 2 || r.balance("i1") != 250-99 {
 		t.Errorf("after a purchase on another terminal: owned %+v, balance %s", owned, r.balance("i1"))

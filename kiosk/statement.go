@@ -42,6 +42,10 @@ type StatementLine struct {
 	// MessageID names the letter a stamp paid for (charges) or was refunded for (credits);
 	// SessionID and Minute are then empty.
 	MessageID string
+	// ItemID names the library item a purchase paid for (charges) or was given back for
+	// (credits); SessionID and Minute are then empty. A quiz's credit has Reason
+	// vocab.CreditQuizPassed and no session.
+	ItemID string
 	// Balance is the balance right after this line.
 	Balance Cents
 }
@@ -128,17 +132,20 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 			}
 		}
 	}
-	// Stamps (stamps.go) and the stamps given back here are keyed by letter, not by session.
-	spfx := []byte(vocab.StampRecordPrefix)
-	for _, bucket := range []string{bCharges, bCredits} {
-		cc := tx.Bucket([]byte(bucket)).Cursor()
-		for k, v := cc.Seek(spfx); k != nil && bytes.HasPrefix(k, spfx); k, v = cc.Next() {
-			l, inmate, err := minuteLine(bucket == bCredits, k, v)
-			if err != nil {
-				return nil, err
-			}
-			if inmate == inmateID {
-				out = append(out, l)
+	// Stamps (stamps.go) and purchases (library.go), and what was given back of them here, are
+	// keyed by letter or purchase, not by session.
+	for _, prefix := range []string{vocab.StampRecordPrefix, vocab.PurchaseRecordPrefix} {
+		spfx := []byte(prefix)
+		for _, bucket := range []string{bCharges, bCredits} {
+			cc := tx.Bucket([]byte(bucket)).Cursor()
+			for k, v := cc.Seek(spfx); k != nil && bytes.HasPrefix(k, spfx); k, v = cc.Next() {
+				l, inmate, err := minuteLine(bucket == bCredits, k, v)
+				if err != nil {
+					return nil, err
+				}
+				if inmate == inmateID {
+					out = append(out, l)
+				}
 			}
 		}
 	}
@@ -163,7 +170,9 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 			return err
 		}
 		// A stamp refund comes from the relay itself, not from another terminal.
-		l.Remote = !strings.HasPrefix(string(k), remoteCreditPrefix+vocab.StampRecordPrefix)
+		// So does a quiz's credit.
+		l.Remote = !strings.HasPrefix(string(k), remoteCreditPrefix+vocab.StampRecordPrefix) &&
+			!strings.HasPrefix(string(k), remoteCreditPrefix+vocab.QuizRecordPrefix)
 		out = append(out, l)
 		return nil
 	})
@@ -193,7 +202,7 @@ func minuteLine(credit bool, k, v []byte) (StatementLine, string, error) {
 	if err := json.Unmarshal(v, &r); err != nil {
 		return StatementLine{}, "", &Error{Kind: KindCorrupt, Op: "read statement", Err: fmt.Errorf("record %q: %w", k, err)}
 	}
-	l := StatementLine{Kind: LineCharge, Cents: -r.Cents, At: r.At, SessionID: r.SessionID, Minute: r.Minute, MessageID: r.MessageID}
+	l := StatementLine{Kind: LineCharge, Cents: -r.Cents, At: r.At, SessionID: r.SessionID, Minute: r.Minute, MessageID: r.MessageID, ItemID: r.ItemID}
 	if credit {
 		l.Kind, l.Cents, l.Reason = LineCredit, r.Cents, r.Reason
 	}

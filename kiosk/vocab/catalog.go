@@ -45,6 +45,9 @@ const (
 	MaxCatalogTitle         = 200 // bytes
 	MaxCatalogText          = 2000
 	MaxQuizCredit     Cents = 1000 // $10: the most one passed quiz may earn
+	// MaxQuizAttempts is how many attempts of an inmate at one quiz the relay grades; later
+	// ones are kept and earn nothing (so no terminal can try every answer until one pays).
+	MaxQuizAttempts = 3
 )
 
 // MediaRef names one content object of a catalog item: the content reference (as Photo's:

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -238,6 +239,21 @@ func TestQuizGradedByTheRelay(t *testing.T) {
 	var c vocab.Credit
 	if err := json.Unmarshal(cr.Body, &c); err != nil || c.RecordID != vocab.QuizRecordID("c1", "q1") || c.Cents != 50 || c.Reason != vocab.CreditQuizPassed {
 		t.Errorf("the credit on the downlink: %s", cr.Body)
+	}
+	// No one finds the key by trying: after MaxQuizAttempts, even the right answers earn nothing.
+	var tries []wire.Item
+	for i := range vocab.MaxQuizAttempts {
+		tries = append(tries, k.item(wire.UpQuizAttempt, vocab.QuizAttempt{ID: fmt.Sprintf("b%d", i), InmateID: "A2", CourseID: "c1", QuizID: "q1", Answers: []int{0, i % 3}, At: t0}))
+	}
+	tries = append(tries, k.item(wire.UpQuizAttempt, vocab.QuizAttempt{ID: "b-right", InmateID: "A2", CourseID: "c1", QuizID: "q1", Answers: []int{1, 2}, At: t0}))
+	if ack := kc.batch(tries...); len(ack.Rejected) != 0 {
+		t.Errorf("ack %+v", ack)
+	}
+	if b := e.balanceOf("A2"); b != 0 {
+		t.Errorf("A2 earned %d cents after %d wrong attempts", b, vocab.MaxQuizAttempts)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Errorf("verify: %+v %v", rep.Problems, err)
 	}
 }
 

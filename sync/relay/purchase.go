@@ -36,7 +36,9 @@ func ownedMedia(inmate, sha string) string { return "m/" + inmate + "/" + sha }
 
 // checkPurchase decides a new purchase charge c from terminal t ("" lets it through).
 func checkPurchase(tx *bolt.Tx, t TerminalInfo, c vocab.Charge) (string, error) {
-	if c.ItemID == "" || vocab.PurchaseID(c.RecordID) == "" || c.SessionID != "" || c.Minute != 0 || c.MessageID != "" {
+	// The shape first, as wire.CheckUpBody states it (the same verdict: invalid).
+	if wire.CheckRecordID("item_id", c.ItemID) != nil || wire.CheckRecordID("purchase id", vocab.PurchaseID(c.RecordID)) != nil ||
+		c.SessionID != "" || c.Minute != 0 || c.MessageID != "" || c.Cents < 1 || c.Cents > vocab.MaxItemPrice {
 		return wire.RefuseInvalid, nil
 	}
 	var rec catalogRec

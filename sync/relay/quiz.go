@@ -39,6 +39,17 @@ func applyQuizAttempt(tx *bolt.Tx, f *fanout, t TerminalInfo, pol vocab.Policy, 
 	if len(a.Answers) != len(q.Questions) {
 		return wire.RefuseInvalid, nil
 	}
+	// Only the first MaxQuizAttempts attempts of an inmate at a quiz are graded: a terminal
+	// must not find the key by trying every combination until a credit comes back.
+	countKey := "q/" + a.InmateID + "/" + a.CourseID + "/" + a.QuizID
+	n := readU64(tx.Bucket([]byte(bOwned)).Get([]byte(countKey)))
+	if n >= vocab.MaxQuizAttempts {
+		f.logf("relay: inmate %s tried quiz %s/%s more than %d times: not graded", a.InmateID, a.CourseID, a.QuizID, vocab.MaxQuizAttempts)
+		return "", nil
+	}
+	if err := tx.Bucket([]byte(bOwned)).Put([]byte(countKey), u64(n+1)); err != nil {
+		return "", err
+	}
 	right := vocab.GradeQuiz(key, a.Answers)
 	credit := pol.QuizCredit()
 	if right < q.PassScore || credit <= 0 {
