@@ -222,12 +222,6 @@ func (r *Relay) PublishCatalogItem(req CatalogRequest) (vocab.CatalogItem, error
 		if err != nil {
 			return vocab.CatalogItem{}, invalid(op, "item", "media %d is not %s: %v", i, m.Type, errors.Unwrap(err))
 		}
-		if it.PriceCents == 0 {
-			// Free: any terminal of the facility, tablets too, may fetch it.
-			if err := s.Retain(ref, facilityHolder(req.FacilityID), true); err != nil {
-				return vocab.CatalogItem{}, ioErr(op, err)
-			}
-		}
 	}
 	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
 		if ok, err := getJSON(tx, bFacilities, req.FacilityID, &facilityRec{}); err != nil || !ok {
@@ -253,7 +247,17 @@ func (r *Relay) PublishCatalogItem(req CatalogRequest) (vocab.CatalogItem, error
 		f.logf("relay: catalog item %s (%s) published in facility %s at %d cents", it.ID, it.Kind, req.FacilityID, it.PriceCents)
 		return f.toFacility(req.FacilityID, "", wire.DownCatalogItem, it)
 	})
-	return it, err
+	if err != nil || it.PriceCents > 0 {
+		return it, err
+	}
+	// Free, and published: any terminal of the facility, tablets too, may fetch its media.
+	for _, m := range media {
+		ref, _ := content.ParseRef(m.SHA256, m.Manifest, m.Size) // checked above
+		if err := s.Retain(ref, facilityHolder(req.FacilityID), true); err != nil {
+			return it, ioErr(op, err)
+		}
+	}
+	return it, nil
 }
 
 func containsHolder(hs []string, h string) bool {
@@ -348,11 +352,17 @@ func (r *Relay) hCatalogMedia(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusCreated, out)
 }
 
+// decodeCatalog reads the body of POST /admin/v1/catalog (a pure function, fuzzed).
+func decodeCatalog(b []byte) (CatalogRequest, error) {
+	var v CatalogRequest
+	return v, decodeStrict("publish catalog item", b, &v)
+}
+
 func (r *Relay) hPublishCatalog(w http.ResponseWriter, req *http.Request) {
 	b, err := body("publish catalog item", req, maxAdminBody)
 	if err == nil {
 		var cr CatalogRequest
-		if err = decodeStrict("publish catalog item", b, &cr); err == nil {
+		if cr, err = decodeCatalog(b); err == nil {
 			var it vocab.CatalogItem
 			if it, err = r.PublishCatalogItem(cr); err == nil {
 				writeJSON(w, http.StatusCreated, it)

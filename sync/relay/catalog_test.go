@@ -286,3 +286,28 @@ func TestCatalogSchema7Migrates(t *testing.T) {
 		t.Fatalf("schema %d after open, want 8", version)
 	}
 }
+
+func FuzzDecodeCatalog(f *testing.F) {
+	f.Add([]byte(`{"facility_id":"north","item":{"id":"t1","kind":"track","title":"T","artist":"A","duration_s":3,"price_cents":129,` +
+		`"audio":{"sha256":"` + strings.Repeat("ab", 32) + `","manifest":"` + strings.Repeat("cd", 32) + `","size":4000,"type":"audio/mpeg"}}}`))
+	f.Add([]byte(`{"facility_id":"north","item":{"id":"c1","kind":"course","title":"C","lessons":["l1"],"quizzes":[{"id":"q1","pass_score":1,` +
+		`"questions":[{"text":"?","choices":["a","b"]}]}]},"quiz_keys":{"q1":[1]}}`))
+	f.Add([]byte(`{"item":{"price_cents":1e99}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cr, err := decodeCatalog(b)
+		checkDecodeErr(t, err)
+		if err != nil {
+			return
+		}
+		if vocab.ValidateCatalogItem(cr.Item) == nil {
+			if cr.Item.PriceCents < 0 || cr.Item.PriceCents > vocab.MaxItemPrice {
+				t.Fatalf("accepted price %d", cr.Item.PriceCents)
+			}
+			for id, key := range cr.QuizKeys {
+				if q, ok := cr.Item.FindQuiz(id); ok && vocab.ValidateQuizKey(q, key) == nil && vocab.GradeQuiz(key, key) != len(q.Questions) {
+					t.Fatalf("a key does not pass its own quiz")
+				}
+			}
+		}
+	})
+}
