@@ -9,7 +9,9 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
@@ -353,5 +355,103 @@ func TestLessonWithQuizEarningItsCredit(t *testing.T) {
 	}
 	if credits != 1 {
 		t.Fatalf("%d quiz credits on the relay, want 1", credits)
+	}
+}
+
+// Purchases made offline on a kiosk reach the relay exactly once although the terminal process
+// is SIGKILLed again and again while it syncs them: every purchase charged once, at its price.
+func TestPurchasesExactlyOnceAcrossKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	const tracks = 20
+	rl, px, tm, _ := syncedKiosk(t, nil)
+	unbilledSessions(t, rl, nil)
+	for i := range tracks {
+		publishTrack(t, rl, fmt.Sprintf("trk-%02d", i), mp3(8, byte(i+1)), kiosk.Cents(50+i))
+	}
+	waitCatalog(t, tm, fmt.Sprintf("trk-%02d", tracks-1))
+	testwait.UntilSaw(t, "per-message pricing on the kiosk", func() (bool, string) {
+		return !tm.term.Policy().ChargesMinutes(), tm.term.Policy().Pricing
+	})
+	px.setBackend("127.0.0.1:1") // offline while they buy
+	px.cutAll()
+	want := map[string]kiosk.Cents{}
+	for _, inmate := range []struct{ id, badge, pin string }{{"A1", "B1", "1234"}, {"A2", "B2", "2345"}} {
+		tm.login(inmate.badge, inmate.pin)
+		for i := range tracks {
+			o, err := tm.term.Buy(inmate.id, fmt.Sprintf("trk-%02d", i))
+			if err != nil {
+				t.Fatalf("%s buys track %d: %v", inmate.id, i, err)
+			}
+			want[inmate.id+"/"+vocab.PurchaseRecordID(o.PurchaseID)] = o.Cents
+		}
+		if err := tm.term.Logout(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tm.close() // a child process owns the store from here
+	px.setBackend(rl.addr())
+	held := func() int {
+		n := 0
+		for _, id := range []string{"A1", "A2"} {
+			u, _ := rl.r.Usage(id)
+			for _, rec := range u.Records {
+				if vocab.IsPurchaseRecord(rec.RecordID) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	for kill := range 3 {
+		child := startChild(t, tm.dir)
+		if kill == 0 {
+			// The first kill once the relay holds some: the acknowledgement of what it holds
+			// is lost, or not yet applied, and all of it is sent again.
+			testwait.UntilSaw(t, "the child to forward some purchases", func() (bool, string) {
+				return held() > 0, fmt.Sprint(held())
+			})
+		} else {
+			time.Sleep(time.Duration(kill*15) * time.Millisecond)
+		}
+		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		child.Wait()
+		t.Logf("kill %d: the relay holds %d of %d purchases", kill+1, held(), len(want))
+	}
+	tm.reopen(kiosk.StoreOptions{})
+	if n, _, err := tm.store.QueueStats(); err == nil {
+		t.Logf("after the kills %d items are still queued on the kiosk: sent again now", n)
+	}
+	tm.start()
+	tm.waitSynced()
+	got := map[string]kiosk.Cents{}
+	for _, id := range []string{"A1", "A2"} {
+		u, err := rl.r.Usage(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range u.Records {
+			if vocab.IsPurchaseRecord(rec.RecordID) {
+				key := id + "/" + rec.RecordID
+				if _, dup := got[key]; dup {
+					t.Errorf("purchase %s recorded twice", key)
+				}
+				got[key] = rec.Cents
+			}
+		}
+		if b, _ := rl.r.Balance(id); b.BalanceCents != 50000-tracks*50-tracks*(tracks-1)/2 {
+			t.Errorf("%s's relay balance %d, want every track charged once", id, b.BalanceCents)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d purchases on the relay, want %d", len(got), len(want))
+	}
+	for k, c := range want {
+		if got[k] != c {
+			t.Errorf("purchase %s: %d cents on the relay, want %d", k, got[k], c)
+		}
 	}
 }
