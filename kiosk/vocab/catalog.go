@@ -412,6 +412,4 @@ const (
 	ReasonAlreadyOwned Reason = "already_owned"
 	// ReasonNotInCatalog: the item is not (or no longer) in the catalog.
 	ReasonNotInCatalog Reason = "not_in_catalog"
-	// ReasonNoMedia: the inmate's media privilege is off (Inmate.Media false).
-	ReasonNoMedia Reason = "no_media_privilege"
 )
