@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -85,7 +86,7 @@ func (r *Relay) PutCatalogMedia(rd io.Reader, facility, typ string) (vocab.Media
 	}); err != nil {
 		return vocab.MediaRef{}, 0, err
 	}
-	f, err := os.CreateTemp(r.cfg.DataDir, "upload-*")
+	f, err := os.CreateTemp(r.cfg.DataDir, uploadPattern)
 	if err != nil {
 		return vocab.MediaRef{}, 0, ioErr(op, err)
 	}
@@ -126,6 +127,20 @@ func (r *Relay) PutCatalogMedia(rd io.Reader, facility, typ string) (vocab.Media
 		return vocab.MediaRef{}, 0, ioErr(op, err)
 	}
 	return vocab.MediaRef{SHA256: ref.Object.String(), Manifest: ref.Manifest.String(), Size: ref.Size, Type: typ}, seconds, nil
+}
+
+// uploadPattern names the spool files of media uploads in DataDir.
+const uploadPattern = "upload-*"
+
+// sweepUploads removes the spool files of uploads a crash cut short: only a call in progress
+// has one, and none is in progress while the relay opens.
+func sweepUploads(dir string, logf func(string, ...any)) {
+	names, _ := filepath.Glob(filepath.Join(dir, uploadPattern))
+	for _, n := range names {
+		if err := os.Remove(n); err != nil && logf != nil {
+			logf("relay: remove the spool of an upload cut short %s: %v", n, err)
+		}
+	}
 }
 
 // checkMedia reads an object of media type typ and says whether it is one (seconds: an MP3's).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -310,4 +311,18 @@ func FuzzDecodeCatalog(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The spool of an upload a crash cut short does not stay in the data directory.
+func TestUploadSpoolSweptAtOpen(t *testing.T) {
+	e := newEnv(t)
+	e.close()
+	left := filepath.Join(e.dir, "upload-123")
+	if err := os.WriteFile(left, make([]byte, 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.open()
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Fatalf("the spool of an upload cut short is still there: %v", err)
+	}
 }
