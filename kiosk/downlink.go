@@ -296,7 +296,10 @@ func applyDownTx(tx *bolt.Tx, now time.Time, kind string, body json.RawMessage) 
 		if err := decode(&c); err != nil {
 			return "", nil, err
 		}
-		return c.InmateID, nil, applyRemoteChargeTx(tx, c)
+		if err := applyRemoteChargeTx(tx, c); err != nil || c.ItemID == "" || !vocab.IsPurchaseRecord(c.RecordID) {
+			return c.InmateID, nil, err
+		}
+		return c.InmateID, nil, ownRemotePurchaseTx(tx, c) // bought on another terminal
 	case DownRemoteCredit:
 		var cr Credit
 		if err := decode(&cr); err != nil {
@@ -347,6 +350,18 @@ func applyDownTx(tx *bolt.Tx, now time.Time, kind string, body json.RawMessage) 
 			return "", nil, err
 		}
 		return r.InmateID, nil, applyReadTx(tx, now, r)
+	case DownCatalogItem:
+		var it CatalogItem
+		if err := decode(&it); err != nil {
+			return "", nil, err
+		}
+		return "", nil, applyCatalogItemTx(tx, it)
+	case DownCatalogWithdrawn:
+		var w vocab.CatalogWithdrawn
+		if err := decode(&w); err != nil {
+			return "", nil, err
+		}
+		return "", nil, applyCatalogWithdrawnTx(tx, w)
 	default:
 		return "", nil, errInvalid("apply downlink", "unknown kind %q", clip(kind, 64))
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // enqueue appends an item in the caller's transaction, so the record and its forwarding
@@ -299,11 +301,18 @@ func followUpsTx(tx *bolt.Tx, now time.Time, upTo uint64) error {
 			}
 		case ItemCharge:
 			var ch struct {
+				RecordID string `json:"record_id"`
 				InmateID string `json:"inmate_id"`
 				Cents    Cents  `json:"cents"`
+				ItemID   string `json:"item_id"`
 			}
 			if err := json.Unmarshal(it.Body, &ch); err != nil {
 				return &Error{Kind: KindCorrupt, Op: "settle charge", Err: fmt.Errorf("item %d: %w", seq, err)}
+			}
+			if ch.ItemID != "" && vocab.IsPurchaseRecord(ch.RecordID) {
+				if err := purchaseSyncedTx(tx, ch.RecordID, ch.InmateID, ch.ItemID); err != nil {
+					return err
+				}
 			}
 			if _, seen := settle[ch.InmateID]; !seen {
 				inmates = append(inmates, ch.InmateID)
@@ -505,7 +514,7 @@ func onRefused(tx *bolt.Tx, now time.Time, it Item, reason string) error {
 		if err := chargeSettledTx(tx, it); err != nil { // refused for good: no longer pending either
 			return err
 		}
-		if err := stampRefusedTx(tx, now, it); err != nil { // a stamp the relay never took comes back
+		if err := stampRefusedTx(tx, now, it); err != nil { // a stamp or a purchase the relay never took comes back
 			return err
 		}
 		return printRefusedTx(tx, now, it) // and so does a print charge

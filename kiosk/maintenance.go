@@ -218,6 +218,15 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 			c = Charge{}
 			return
 		}
+		if vocab.IsPurchaseRecord(string(k)) {
+			// A purchase pays for a library item, not a minute (library.go).
+			if c.RecordID != string(k) || c.ItemID == "" || c.SessionID != "" {
+				add("charge_key", "purchase %q (item %q) is stored under key %q", c.RecordID, c.ItemID, k)
+			}
+			balance[c.InmateID] -= c.Cents
+			c = Charge{}
+			return
+		}
 		if c.RecordID != string(k) || chargeKey(c.SessionID, c.Minute) != string(k) {
 			add("charge_key", "charge %q is stored under key %q", c.RecordID, k)
 		}
@@ -251,7 +260,7 @@ func verifyTx(tx *bolt.Tx) VerifyReport {
 			add("credit_charge", "credit %s (%s for %s in session %s) differs from its charge (%s for %s in session %s)",
 				k, cr.Cents, cr.InmateID, cr.SessionID, ch.Cents, ch.InmateID, ch.SessionID)
 		}
-		if !vocab.IsStampRecord(string(k)) && !vocab.IsPrintRecord(string(k)) {
+		if !vocab.IsStampRecord(string(k)) && !vocab.IsPrintRecord(string(k)) && !vocab.IsPurchaseRecord(string(k)) {
 			credited[cr.SessionID] += cr.Cents
 		}
 		balance[cr.InmateID] += cr.Cents

@@ -49,11 +49,7 @@ func applyRefundTx(tx *bolt.Tx, rf Refund) error {
 // applyRemoteChargeTx lowers the inmate's balance by a minute billed on another terminal.
 func applyRemoteChargeTx(tx *bolt.Tx, c Charge) error {
 	const op = "apply remote charge"
-	limit := MaxRatePerMinute // a minute or a stamp
-	if vocab.IsPrintRecord(c.RecordID) {
-		limit = vocab.MaxPrintCharge // a print job (print.go)
-	}
-	if c.RecordID == "" || c.InmateID == "" || c.Cents <= 0 || c.Cents > limit {
+	if c.RecordID == "" || c.InmateID == "" || c.Cents <= 0 || c.Cents > vocab.ChargeLimit(c.RecordID) {
 		return errInvalid(op, "record %q for inmate %q of %d cents", clip(c.RecordID, 64), clip(c.InmateID, 64), int64(c.Cents))
 	}
 	if tx.Bucket([]byte(bCharges)).Get([]byte(c.RecordID)) != nil {
@@ -65,7 +61,7 @@ func applyRemoteChargeTx(tx *bolt.Tx, c Charge) error {
 // applyRemoteCreditTx gives back a minute another terminal credited.
 func applyRemoteCreditTx(tx *bolt.Tx, cr Credit) error {
 	const op = "apply remote credit"
-	if cr.RecordID == "" || cr.InmateID == "" || cr.Cents <= 0 || cr.Cents > MaxRatePerMinute {
+	if cr.RecordID == "" || cr.InmateID == "" || cr.Cents <= 0 || cr.Cents > vocab.ChargeLimit(cr.RecordID) {
 		return errInvalid(op, "record %q for inmate %q of %d cents", clip(cr.RecordID, 64), clip(cr.InmateID, 64), int64(cr.Cents))
 	}
 	if tx.Bucket([]byte(bCredits)).Get([]byte(cr.RecordID)) != nil {

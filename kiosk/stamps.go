@@ -109,6 +109,9 @@ func stampRefusedTx(tx *bolt.Tx, now time.Time, it Item) error {
 	if err := json.Unmarshal(it.Body, &c); err != nil {
 		return &Error{Kind: KindCorrupt, Op: "refund refused stamp", Err: err}
 	}
+	if vocab.IsPurchaseRecord(c.RecordID) {
+		return purchaseRefusedTx(tx, now, c)
+	}
 	if !vocab.IsStampRecord(c.RecordID) {
 		return nil
 	}

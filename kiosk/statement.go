@@ -45,6 +45,10 @@ type StatementLine struct {
 	// Pages is what a print job's charge paid for, or its credit gave back (print.go);
 	// SessionID and Minute are then empty.
 	Pages int
+	// ItemID names the library item a purchase paid for (charges) or was given back for
+	// (credits); SessionID and Minute are then empty. A quiz's credit has Reason
+	// vocab.CreditQuizPassed and no session.
+	ItemID string
 	// Balance is the balance right after this line.
 	Balance Cents
 }
@@ -131,10 +135,10 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 			}
 		}
 	}
-	// Stamps (stamps.go), print jobs (print.go) and what was given back of them here are keyed
-	// by letter or job, not by session.
-	for _, pfx := range []string{vocab.StampRecordPrefix, vocab.PrintRecordPrefix} {
-		spfx := []byte(pfx)
+	// Stamps (stamps.go) and purchases (library.go), and what was given back of them here, are
+	// keyed by letter or purchase, and print jobs (print.go) by job, not by session.
+	for _, prefix := range []string{vocab.StampRecordPrefix, vocab.PurchaseRecordPrefix, vocab.PrintRecordPrefix} {
+		spfx := []byte(prefix)
 		for _, bucket := range []string{bCharges, bCredits} {
 			cc := tx.Bucket([]byte(bucket)).Cursor()
 			for k, v := cc.Seek(spfx); k != nil && bytes.HasPrefix(k, spfx); k, v = cc.Next() {
@@ -145,7 +149,7 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 				if inmate != inmateID {
 					continue
 				}
-				if pfx == vocab.PrintRecordPrefix {
+				if prefix == vocab.PrintRecordPrefix {
 					// A credit of a print job names no pages: its charge does.
 					l.Pages = recordPages(tx.Bucket([]byte(bCharges)).Get(k))
 				}
@@ -177,7 +181,9 @@ func statementTx(tx *bolt.Tx, inmateID string) ([]StatementLine, error) {
 			l.Pages = recordPages(v)
 		}
 		// A stamp refund comes from the relay itself, not from another terminal.
-		l.Remote = !strings.HasPrefix(string(k), remoteCreditPrefix+vocab.StampRecordPrefix)
+		// So does a quiz's credit.
+		l.Remote = !strings.HasPrefix(string(k), remoteCreditPrefix+vocab.StampRecordPrefix) &&
+			!strings.HasPrefix(string(k), remoteCreditPrefix+vocab.QuizRecordPrefix)
 		out = append(out, l)
 		return nil
 	})
@@ -207,7 +213,7 @@ func minuteLine(credit bool, k, v []byte) (StatementLine, string, error) {
 	if err := json.Unmarshal(v, &r); err != nil {
 		return StatementLine{}, "", &Error{Kind: KindCorrupt, Op: "read statement", Err: fmt.Errorf("record %q: %w", k, err)}
 	}
-	l := StatementLine{Kind: LineCharge, Cents: -r.Cents, At: r.At, SessionID: r.SessionID, Minute: r.Minute, MessageID: r.MessageID}
+	l := StatementLine{Kind: LineCharge, Cents: -r.Cents, At: r.At, SessionID: r.SessionID, Minute: r.Minute, MessageID: r.MessageID, ItemID: r.ItemID}
 	if credit {
 		l.Kind, l.Cents, l.Reason = LineCredit, r.Cents, r.Reason
 	}

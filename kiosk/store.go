@@ -88,6 +88,7 @@ func migrations() []func(tx *bolt.Tx) error {
 		migrate1to2,
 		migrate2to3,
 		migrate3to4, // print.go
+		migrate4to5, // the library (library.go)
 	}
 }
 

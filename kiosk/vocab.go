@@ -68,6 +68,7 @@ const (
 	ItemCredit                = vocab.ItemCredit
 	ItemDeviceStatus          = vocab.ItemDeviceStatus
 	ItemMessageRead           = vocab.ItemMessageRead
+	ItemQuizAttempt           = vocab.ItemQuizAttempt
 	ItemMessage               = vocab.ItemMessage
 	ItemPREA                  = vocab.ItemPREA
 	ItemSessionEnd            = vocab.ItemSessionEnd

@@ -665,6 +665,51 @@ func (s *Store) Release(obj Hash, holder string) error {
 	})
 }
 
+// Unclaim drops holder's claim on obj as Release does, but when no holder is left it keeps the
+// object's bytes: no longer wanted (never fetched again for itself), it stays as cache until it
+// is evicted, least recently used first, under the cap. A shared kiosk's library uses it when
+// a person closes an item: catalog media are no one's own, so what one person played may serve
+// the next without a fetch, and nothing closed is ever fetched again unasked. Unclaiming a
+// claim not held is no error.
+func (s *Store) Unclaim(obj Hash, holder string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		h := tx.Bucket([]byte(bHolders))
+		if h.Get(holderKey(obj, holder)) == nil {
+			return nil
+		}
+		if err := h.Delete(holderKey(obj, holder)); err != nil {
+			return err
+		}
+		if k, _ := h.Cursor().Seek(obj[:]); k != nil && bytes.HasPrefix(k, obj[:]) {
+			return nil // another holder
+		}
+		return tx.Bucket([]byte(bRefs)).Delete(obj[:])
+	})
+}
+
+// Claim is one holder's claim on an object.
+type Claim struct {
+	Object Hash
+	Holder string
+}
+
+// Claims lists the claims whose holder name starts with prefix.
+func (s *Store) Claims(prefix string) ([]Claim, error) {
+	var out []Claim
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bHolders)).ForEach(func(k, _ []byte) error {
+			if len(k) > len(Hash{}) && strings.HasPrefix(string(k[len(Hash{}):]), prefix) {
+				var c Claim
+				copy(c.Object[:], k)
+				c.Holder = string(k[len(Hash{}):])
+				out = append(out, c)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
 // ViewingHolder prefixes the claims a shared kiosk makes while a letter is open ("view:" and
 // the letter's id): they last one session, and are released at logout or, after a crash, when
 // the kiosk starts (ReleaseHolders).

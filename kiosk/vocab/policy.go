@@ -72,6 +72,23 @@ type Policy struct {
 	// MaxPrintPages the most pages one print job may have (0: printing is off); print.go.
 	PrintPagePrice Cents `json:"print_page_price_cents"`
 	MaxPrintPages  int   `json:"max_print_pages"`
+	// LibraryMinutesPerDay bounds the minutes an inmate may spend in the library (browsing,
+	// listening, reading) per day, in the policy's timezone (TRULINCS allows 60); 0 means no
+	// limit. Metered per inmate per terminal (Terminal.UseLibraryMinute).
+	LibraryMinutesPerDay int `json:"library_minutes_per_day"`
+	// QuizCreditCents and QuizCreditMinutes are what a passed quiz earns, once per inmate and
+	// quiz, as a ledger credit the relay grants after grading the attempt itself: cents, plus
+	// minutes valued at rate_cents_per_minute. Both 0 (the default): quizzes earn nothing.
+	QuizCreditCents   Cents `json:"quiz_credit_cents"`
+	QuizCreditMinutes int   `json:"quiz_credit_minutes"`
+}
+
+// MaxLibraryMinutesPerDay bounds Policy.LibraryMinutesPerDay (a whole day).
+const MaxLibraryMinutesPerDay = 24 * 60
+
+// QuizCredit is what a passed quiz earns under p, at most MaxQuizCredit.
+func (p Policy) QuizCredit() Cents {
+	return min(p.QuizCreditCents+Cents(p.QuizCreditMinutes)*p.RatePerMinute, MaxQuizCredit)
 }
 
 // Pricing modes (Policy.Pricing).
@@ -185,13 +202,14 @@ func DefaultPolicy() Policy {
 			{ID: "dept-education", Name: "Education"},
 			{ID: "dept-records", Name: "Records"},
 		},
-		FreeServices:       []string{FreeDepartments},
-		Pricing:            PricingPerMinute,
-		StampPrice:         25,
-		StampsPerPhoto:     1,
-		MaxPhotosPerLetter: MaxLetterPhotos,
-		PrintPagePrice:     15,
-		MaxPrintPages:      20,
+		FreeServices:         []string{FreeDepartments},
+		Pricing:              PricingPerMinute,
+		StampPrice:           25,
+		StampsPerPhoto:       1,
+		MaxPhotosPerLetter:   MaxLetterPhotos,
+		LibraryMinutesPerDay: 60,
+		PrintPagePrice:       15,
+		MaxPrintPages:        20,
 	}
 }
 
@@ -306,6 +324,18 @@ func (p Policy) Validate() error {
 	}
 	if err := p.validatePrint(bad); err != nil {
 		return err
+	}
+	if p.LibraryMinutesPerDay < 0 || p.LibraryMinutesPerDay > MaxLibraryMinutesPerDay {
+		return bad("library_minutes_per_day", "%d is outside 0..%d", p.LibraryMinutesPerDay, MaxLibraryMinutesPerDay)
+	}
+	if p.QuizCreditCents < 0 || p.QuizCreditCents > MaxQuizCredit {
+		return bad("quiz_credit_cents", "%d is outside 0..%d", p.QuizCreditCents, MaxQuizCredit)
+	}
+	if p.QuizCreditMinutes < 0 || Cents(p.QuizCreditMinutes)*p.RatePerMinute > MaxQuizCredit {
+		return bad("quiz_credit_minutes", "%d minutes at the rate is outside 0..%d cents", p.QuizCreditMinutes, MaxQuizCredit)
+	}
+	if p.QuizCreditCents+Cents(p.QuizCreditMinutes)*p.RatePerMinute > MaxQuizCredit {
+		return bad("quiz_credit_cents", "with quiz_credit_minutes, more than %d cents", MaxQuizCredit)
 	}
 	seen := map[string]bool{}
 	for i, d := range p.Departments {

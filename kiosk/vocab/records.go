@@ -64,6 +64,7 @@ type Charge struct {
 	At        time.Time `json:"at"`
 	MessageID string    `json:"message_id,omitempty"` // stamps only
 	Pages     int       `json:"pages,omitempty"`      // print charges only (print.go)
+	ItemID    string    `json:"item_id,omitempty"`    // purchases only: the catalog item bought
 }
 
 // StampRecordPrefix starts the record id of every stamp charge and of its refund.
@@ -85,6 +86,10 @@ type Credit struct {
 	Reason    string    `json:"reason"`
 	At        time.Time `json:"at"`
 	MessageID string    `json:"message_id,omitempty"` // stamp refunds only
+	ItemID    string    `json:"item_id,omitempty"`    // purchase refunds only
+	// CourseID and QuizID name the quiz a relay's education credit was earned by.
+	CourseID string `json:"course_id,omitempty"`
+	QuizID   string `json:"quiz_id,omitempty"`
 }
 
 // Credit reasons, stored on Credit records.
@@ -215,6 +220,7 @@ const (
 	ItemAudit          ItemKind = "audit"           // Body: AuditEvent
 	ItemDeviceStatus   ItemKind = "device_status"   // Body: whatever the device layer reports
 	ItemMessageRead    ItemKind = "message_read"    // Body: MessageRead (an inbox letter read here)
+	ItemQuizAttempt    ItemKind = "quiz_attempt"    // Body: QuizAttempt (graded by the relay)
 )
 
 // Item is one record waiting in the forwarding queue. Seq is unique and increasing within the

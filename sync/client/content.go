@@ -108,6 +108,9 @@ func (l *link) content(ctx context.Context) error {
 	defer retry.Stop()
 	skip := map[content.Hash]bool{}
 	for {
+		if _, err := l.e.retainOwned(); err != nil { // a tablet's library (library.go)
+			return err
+		}
 		refs, err := st.Wanted(maxWanted)
 		if err != nil {
 			return fmt.Errorf("read wanted content: %w", err)

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -73,6 +74,9 @@ type Engine struct {
 
 	wake        chan struct{}
 	contentWake chan struct{} // FetchContent
+	// ownedPending: a purchase made here waits for the relay; its acknowledgement wakes the
+	// content fetcher, which then retains the purchase's media (library.go).
+	ownedPending atomic.Bool
 
 	mu sync.Mutex
 	st status.Link

@@ -285,6 +285,9 @@ func (l *link) acked(a wire.Ack, sent uint64, inflight []uint64) ([]uint64, erro
 		if _, err := l.e.term.MarkForwardedLetters(upTo, letters); err != nil {
 			return inflight, fmt.Errorf("mark items up to %d forwarded: %w", upTo, err)
 		}
+		if l.e.ownedPending.Load() {
+			l.e.FetchContent() // a purchase may now be the relay's: its media can be fetched
+		}
 	}
 	for len(inflight) > 0 && inflight[0] <= upTo {
 		inflight = inflight[1:]

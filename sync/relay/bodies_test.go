@@ -35,6 +35,7 @@ func uplinkBodyCases() []bodyCase {
 		wire.UpAudit:        {"id": "ev-1", "at": at, "kind": "login_ok", "actor": "A1", "detail": map[string]any{"badge_hint": "…34"}},
 		wire.UpDeviceStatus: {"items_waiting": 3, "printer": "ok"},
 		wire.UpMessageRead:  {"message_id": "in-1", "inmate_id": "A1", "at": at},
+		wire.UpQuizAttempt:  {"id": "qa-1", "inmate_id": "A1", "course_id": "crs-1", "quiz_id": "q1", "answers": []int{1, 0}, "at": at},
 	}
 	with := func(kind string, change func(map[string]any)) map[string]any {
 		m := map[string]any{}
@@ -86,6 +87,25 @@ func uplinkBodyCases() []bodyCase {
 	bad(wire.UpCharge, "stamp of another letter", func(m map[string]any) { m["record_id"], m["message_id"], m["session_id"] = "stamp/m-2", "m-1", "" })
 	bad(wire.UpCharge, "stamp record without its letter", func(m map[string]any) { m["record_id"], m["session_id"] = "stamp/m-1", "" })
 	bad(wire.UpCharge, "stamp in a session", func(m map[string]any) { m["record_id"], m["message_id"] = "stamp/m-1", "m-1" })
+	// A purchase names its item and its own id, bills no minute, and costs 1 to MaxItemPrice.
+	purchase := func(change func(m map[string]any)) func(m map[string]any) {
+		return func(m map[string]any) {
+			m["record_id"], m["item_id"], m["session_id"], m["cents"] = "buy/p-1", "trk-1", "", 129
+			change(m)
+		}
+	}
+	bad(wire.UpCharge, "purchase without its item", purchase(func(m map[string]any) { delete(m, "item_id") }))
+	bad(wire.UpCharge, "purchase id with slash", purchase(func(m map[string]any) { m["record_id"] = "buy/p/1" }))
+	bad(wire.UpCharge, "purchase in a session", purchase(func(m map[string]any) { m["session_id"] = "s-1" }))
+	bad(wire.UpCharge, "free purchase", purchase(func(m map[string]any) { m["cents"] = 0 }))
+	bad(wire.UpCharge, "purchase above the largest price", purchase(func(m map[string]any) { m["cents"] = 5001 }))
+	bad(wire.UpCharge, "item without a purchase record", func(m map[string]any) { m["item_id"] = "trk-1" })
+	for _, f := range []string{"id", "inmate_id", "course_id", "quiz_id", "answers", "at"} {
+		bad(wire.UpQuizAttempt, "no "+f, drop(f))
+	}
+	bad(wire.UpQuizAttempt, "no answers", set("answers", []int{}))
+	bad(wire.UpQuizAttempt, "answer beyond the choices", set("answers", []int{6}))
+	bad(wire.UpQuizAttempt, "course id with slash", set("course_id", "c/1"))
 	for _, f := range []string{"id", "inmate_id", "start", "end", "minutes", "rate_cents", "charged_cents", "credited_cents", "end_reason"} {
 		bad(wire.UpSessionEnd, "no "+f, drop(f))
 	}

@@ -153,6 +153,9 @@ func (r *Relay) answerWant(ctx context.Context, s *session, w wire.ContentWant, 
 		return err
 	}
 	ok, err := entitled(st, w.Object, t.TerminalInfo)
+	if err == nil && !ok {
+		ok, err = r.catalogEntitled(st, w.Object, t.TerminalInfo) // library media (purchase.go)
+	}
 	if err != nil {
 		return err
 	}

@@ -262,9 +262,10 @@ func enrollClaimRule(found bool, old *terminalRec, e enrollmentRec) error {
 // record turns a stored usage record back into the kiosk record a terminal applies.
 func (u UsageRecord) record() any {
 	if u.Kind == "credit" {
-		return vocab.Credit{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, Reason: u.Reason, At: u.At, MessageID: u.MessageID}
+		return vocab.Credit{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, Reason: u.Reason, At: u.At, MessageID: u.MessageID,
+			CourseID: u.CourseID, QuizID: u.QuizID}
 	}
-	return vocab.Charge{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, At: u.At, MessageID: u.MessageID}
+	return vocab.Charge{RecordID: u.RecordID, SessionID: u.SessionID, InmateID: u.InmateID, Minute: u.Minute, Cents: u.Cents, At: u.At, MessageID: u.MessageID, ItemID: u.ItemID}
 }
 
 // terminal reads one terminal's record.

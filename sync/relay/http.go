@@ -68,6 +68,9 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/verify":                              {methods: map[string]http.HandlerFunc{"GET": h(r.hVerify)}},
 		PathBackup:                                      {methods: map[string]http.HandlerFunc{"GET": h(r.hBackup)}},
 		"/admin/v1/terminals/{id}/revoke":               {methods: map[string]http.HandlerFunc{"POST": h(r.hRevoke)}},
+		"/admin/v1/catalog":                             {methods: map[string]http.HandlerFunc{"POST": h(r.hPublishCatalog), "GET": h(r.hListCatalog)}, query: []string{"facility_id"}},
+		"/admin/v1/catalog/media":                       {methods: map[string]http.HandlerFunc{"POST": h(r.hCatalogMedia)}, query: []string{"facility_id", "type"}},
+		"/admin/v1/catalog/{facility}/{id}":             {methods: map[string]http.HandlerFunc{"DELETE": h(r.hWithdrawCatalog)}},
 	}
 	for pattern, rt := range routes {
 		mux.Handle(pattern, r.admin(rt))

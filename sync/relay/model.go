@@ -141,6 +141,9 @@ type UsageRecord struct {
 	TerminalID string      `json:"terminal_id"`          // "" for a refund the relay issued itself
 	MessageID  string      `json:"message_id,omitempty"` // stamps and their refunds
 	Pages      int         `json:"pages,omitempty"`      // print charges (print.go)
+	ItemID     string      `json:"item_id,omitempty"`    // library purchases
+	CourseID   string      `json:"course_id,omitempty"`  // education credits: the quiz passed
+	QuizID     string      `json:"quiz_id,omitempty"`
 }
 
 // Usage is an inmate's statement: every record, and charges minus credits.

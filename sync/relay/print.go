@@ -14,15 +14,6 @@ import (
 // A refused charge comes back on the kiosk (a credit it writes and does not forward), like a
 // refused stamp, so a price the relay does not know is never charged.
 
-// maxUsageCents bounds one charge or credit before the policy is read: a minute or a stamp
-// costs at most a dollar; a print job at most vocab.MaxPrintCharge.
-func maxUsageCents(print bool) vocab.Cents {
-	if print {
-		return vocab.MaxPrintCharge
-	}
-	return vocab.MaxRatePerMinute
-}
-
 // checkPrint decides a new print charge c under the facility's policy pol ("" lets it
 // through). A resent charge the relay holds already was let through before, whatever the
 // policy says now.

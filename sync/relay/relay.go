@@ -159,6 +159,7 @@ func Open(cfg Config) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
+	sweepUploads(cfg.DataDir, cfg.Logf) // catalog.go
 	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{})}
 	r.hub = newHub(cfg.MaxPending, cfg.MaxPendingPerAddr)
 	r.writes = &committer{db: db, txs: func() { r.writeTxs.Add(1) }}

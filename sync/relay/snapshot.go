@@ -34,6 +34,10 @@ func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo, now time.Time) 
 			return err
 		}
 	}
+	// The library before the money, so a purchase's remote_charge finds its item.
+	if err := snapshotCatalog(tx, f, t); err != nil {
+		return err
+	}
 	// Who left the facility's roster, first: a store restored from a backup taken before a
 	// release must not let them in again, and any badge of theirs that someone else holds now
 	// goes to that person below (a terminal gives a badge to the person named last).

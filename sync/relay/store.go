@@ -62,6 +62,9 @@ const (
 	bRefunds     = "refunds"      // refund ref -> Refund
 	// v7: the letter each terminal sent last that still waits for its stamp (stamps.go).
 	bStampDue = "stamp_due" // terminal id -> stampDueRec
+	// v8: the library (catalog.go, purchase.go).
+	bCatalog = "catalog" // facility id + "/" + item id -> catalogRec
+	bOwned   = "owned"   // "i/" + inmate id + "/" + item id -> ownedRec; "m/" + inmate id + "/" + sha256 -> nil; "q/" + inmate/course/quiz -> attempts graded (8 bytes)
 )
 
 const kSchema = "schema_version"
@@ -70,11 +73,22 @@ func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
-		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue}
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 7
+const schemaVersion = 8
+
+// migrate7to8 adds the library's buckets: the catalog and what inmates own. Nothing before
+// schema 8 was published or bought.
+func migrate7to8(tx *bolt.Tx) error {
+	for _, name := range []string{bCatalog, bOwned} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
 
 // migrate6to7 adds the bucket of letters waiting for their stamp. Letters stored before owe
 // nothing (they carry no StampDue): their stamps are checked as before, against the policy.
@@ -181,7 +195,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
 	}
 	if version < schemaVersion {
-		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7}
+		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8}
 		err := db.Update(func(tx *bolt.Tx) error {
 			for v := version; v < schemaVersion; v++ {
 				if err := migrations[v](tx); err != nil {

@@ -200,8 +200,8 @@ func TestStampDueSchema6Migrates(t *testing.T) {
 	}
 	var version uint64
 	_ = e.r.db.View(func(tx *bolt.Tx) error { version = readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema))); return nil })
-	if version != 7 {
-		t.Fatalf("schema %d after open, want 7", version)
+	if version != schemaVersion {
+		t.Fatalf("schema %d after open, want %d", version, schemaVersion)
 	}
 }
 

@@ -418,6 +418,12 @@ func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			return wire.RefuseInvalid, nil
 		}
 		return r.applyMessageRead(tx, f, t, *v.(*vocab.MessageRead), now)
+	case wire.UpQuizAttempt:
+		v, err := p.upBody(it)
+		if err != nil {
+			return wire.RefuseInvalid, nil
+		}
+		return applyQuizAttempt(tx, f, t, pol, *v.(*vocab.QuizAttempt), now)
 	default:
 		return wire.RefuseUnknownKind, nil
 	}
@@ -707,6 +713,7 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityR
 	var down any
 	var stamp *vocab.Charge    // a stamp on a letter (stamps.go)
 	var printJob *vocab.Charge // a print job (print.go)
+	var purchase *vocab.Charge // a library purchase (purchase.go)
 	switch it.Kind {
 	case wire.UpCharge:
 		var c vocab.Charge
@@ -721,6 +728,10 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityR
 		case c.MessageID != "" || vocab.IsStampRecord(c.RecordID):
 			stamp = &c
 		}
+		if c.ItemID != "" || vocab.IsPurchaseRecord(c.RecordID) {
+			purchase = &c
+		}
+		u.ItemID = c.ItemID
 	default:
 		var c vocab.Credit
 		if json.Unmarshal(it.Body, &c) != nil {
@@ -734,10 +745,13 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityR
 		if vocab.IsPrintRecord(c.RecordID) {
 			return wire.RefusePrintRefund, nil // a failed job is given back on the terminal, never here
 		}
+		if vocab.IsPurchaseRecord(c.RecordID) || c.ItemID != "" {
+			return wire.RefusePurchaseRefund, nil // a refused purchase is given back by the terminal alone
+		}
 	}
 	u.TerminalID = t.ID
 	if u.RecordID == "" || len(u.RecordID) > wire.MaxIDLen || checkID("", "", u.InmateID) != nil ||
-		u.Cents < 0 || u.Cents > maxUsageCents(printJob != nil) || u.Minute < 0 {
+		u.Cents < 0 || u.Cents > vocab.ChargeLimit(u.RecordID) || u.Minute < 0 {
 		return wire.RefuseInvalid, nil
 	}
 	// A terminal bills only inmates of its own facility (a tablet only its own inmate): an
@@ -780,6 +794,11 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityR
 			return reason, err
 		}
 	}
+	if purchase != nil {
+		if reason, err := checkPurchase(tx, t, *purchase); err != nil || reason != "" {
+			return reason, err
+		}
+	}
 	if err := putJSON(tx, bucket, key, u); err != nil {
 		return "", err
 	}
@@ -794,6 +813,11 @@ func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityR
 	}
 	if stamp != nil {
 		if err := stampRecorded(tx, f, *stamp, now); err != nil {
+			return "", err
+		}
+	}
+	if purchase != nil {
+		if err := purchaseRecorded(tx, f, t, *purchase, now); err != nil {
 			return "", err
 		}
 	}

@@ -134,7 +134,6 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 	case UpCharge, UpCredit:
 		var c vocab.Credit
 		var out any = &c
-		maxCents := vocab.MaxRatePerMinute // a minute or a stamp
 		if kind == UpCharge {
 			ch := new(vocab.Charge)
 			if err := decode(ch); err != nil {
@@ -150,7 +149,13 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 				if err := checkPrintCharge(ch); err != nil {
 					return nil, err
 				}
-				maxCents = vocab.MaxPrintCharge
+			}
+			// A purchase pays for one catalog item: its record id is the purchase's, it bills no
+			// minute, and it costs at least a cent (a free item is owned without a charge).
+			if ch.ItemID != "" || vocab.IsPurchaseRecord(ch.RecordID) {
+				if err := checkPurchase(ch); err != nil {
+					return nil, err
+				}
 			}
 			c, out = vocab.Credit{RecordID: ch.RecordID, InmateID: ch.InmateID, Minute: ch.Minute, Cents: ch.Cents}, ch
 		} else if err := decode(&c); err != nil {
@@ -162,8 +167,8 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 		if err := CheckRecordID("inmate_id", c.InmateID); err != nil {
 			return nil, err
 		}
-		if c.Cents < 0 || c.Cents > maxCents {
-			return nil, fmt.Errorf("cents %d is outside 0..%d", c.Cents, maxCents)
+		if limit := vocab.ChargeLimit(c.RecordID); c.Cents < 0 || c.Cents > limit {
+			return nil, fmt.Errorf("cents %d is outside 0..%d", c.Cents, limit)
 		}
 		if c.Minute < 0 {
 			return nil, fmt.Errorf("minute %d is negative", c.Minute)
@@ -177,6 +182,15 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 		return ev, checkAudit(ev, need, decode)
 	case UpDeviceStatus:
 		return nil, nil // any JSON object
+	case UpQuizAttempt:
+		a := new(vocab.QuizAttempt)
+		if err := decode(a); err != nil {
+			return nil, err
+		}
+		if err := need("id", "inmate_id", "course_id", "quiz_id", "answers", "at"); err != nil {
+			return nil, err
+		}
+		return a, vocab.ValidateQuizAttempt(*a)
 	case UpMessageRead:
 		r := new(vocab.MessageRead)
 		if err := decode(r); err != nil {
@@ -314,6 +328,20 @@ func checkPrintCharge(ch *vocab.Charge) error {
 	}
 	if ch.Pages < 1 || ch.Pages > vocab.MaxPrintPagesLimit {
 		return fmt.Errorf("pages %d is outside 1..%d", ch.Pages, vocab.MaxPrintPagesLimit)
+	}
+	return nil
+}
+
+// checkPurchase is the shape of a purchase charge: record id PurchaseRecordID of a record id,
+// item_id a record id, no session, minute 0, 1 to MaxItemPrice cents.
+func checkPurchase(ch *vocab.Charge) error {
+	id := vocab.PurchaseID(ch.RecordID)
+	if CheckRecordID("purchase id", id) != nil || CheckRecordID("item_id", ch.ItemID) != nil ||
+		ch.SessionID != "" || ch.Minute != 0 || ch.MessageID != "" {
+		return fmt.Errorf("a purchase's record_id must be %q with item_id set, no session_id or message_id and minute 0", vocab.PurchaseRecordPrefix+"<purchase id>")
+	}
+	if ch.Cents < 1 || ch.Cents > vocab.MaxItemPrice {
+		return fmt.Errorf("a purchase's cents %d is outside 1..%d", ch.Cents, vocab.MaxItemPrice)
 	}
 	return nil
 }

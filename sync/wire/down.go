@@ -23,12 +23,15 @@ const (
 	DownHistory          = "history"            // History: an inmate's letters for one kiosk session
 	DownMessageRead      = "message_read"       // MessageRead: an inbox letter read on another terminal
 	DownRefund           = "refund"             // vocab.Refund of (part of) a deposit; applied once per ref
+	DownCatalogItem      = "catalog_item"       // vocab.CatalogItem published (or published again) in the facility's library
+	DownCatalogWithdrawn = "catalog_withdrawn"  // vocab.CatalogWithdrawn: an item taken out of the library
 )
 
 // DownKinds lists every downlink kind of this protocol version.
 var DownKinds = []string{DownInboundMessage, DownMessageStatus, DownInmate, DownTechnician,
 	DownTechnicianRemove, DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit,
-	DownRemoteSessionEnd, DownNotice, DownSentMessage, DownHistory, DownMessageRead, DownRefund}
+	DownRemoteSessionEnd, DownNotice, DownSentMessage, DownHistory, DownMessageRead, DownRefund,
+	DownCatalogItem, DownCatalogWithdrawn}
 
 // Uplink item kinds (vocab.ItemKind values).
 const (
@@ -42,11 +45,12 @@ const (
 	UpAudit          = "audit"           // vocab.AuditEvent
 	UpDeviceStatus   = "device_status"   // free-form object from the device layer
 	UpMessageRead    = "message_read"    // MessageRead: an inbox letter read on this terminal
+	UpQuizAttempt    = "quiz_attempt"    // vocab.QuizAttempt: answers to a course's quiz, graded by the relay
 )
 
 // UpKinds lists every uplink kind of this protocol version.
 var UpKinds = []string{UpMessage, UpPREA, UpContactRequest, UpContactRemove, UpCharge, UpCredit,
-	UpSessionEnd, UpAudit, UpDeviceStatus, UpMessageRead}
+	UpSessionEnd, UpAudit, UpDeviceStatus, UpMessageRead, UpQuizAttempt}
 
 // Downlink bodies are the kiosk's own records, defined once there: MessageStatus changes the
 // state of a message the terminal sent, TechnicianRemoved takes a technician off the roster,

@@ -135,6 +135,8 @@ func goldenUpBodies() map[string]any {
 			Detail: map[string]string{"method": "badge"}},
 		UpDeviceStatus: map[string]any{"items_waiting": 12, "printer": "ok", "badge_reader": "ok"},
 		UpMessageRead:  MessageRead{MessageID: "01920c6e-7000-7000-8000-000000000009", InmateID: "A123456", At: at},
+		UpQuizAttempt: vocab.QuizAttempt{ID: "01920c6e-8f00-7000-8000-0000000000q1", InmateID: "A123456", CourseID: "crs-ged-math",
+			QuizID: "q-fractions", Answers: []int{1, 0, 3}, At: at},
 	}
 }
 
@@ -171,6 +173,11 @@ func goldenDownBodies() map[string]any {
 		DownMessageRead: MessageRead{MessageID: "01920c6e-7000-7000-8000-000000000009", InmateID: "A123456", At: at.Add(3 * time.Minute)},
 		DownRefund: vocab.Refund{Ref: "ref-77", DepositRef: "dep-8812", InmateID: "A123456", Cents: 1200, Reason: "released",
 			At: at.Add(3 * time.Minute)},
+		DownCatalogItem: vocab.CatalogItem{ID: "trk-blue-1", Kind: vocab.CatalogTrack, Title: "Blue Morning", Artist: "Tether House Band",
+			Duration: 184, PriceCents: 129, PublishedAt: at, Audio: &vocab.MediaRef{
+				SHA256:   "a82ee23ad027d808ef9a3be7e08826224ece8de90e35c0ebab7dca7b34f90723",
+				Manifest: "0d999c899e4dbad7f1690ae1671dde725b223bd3f23d7efeb4e55d2413b48e3f", Size: 262160, Type: vocab.MediaMP3}},
+		DownCatalogWithdrawn: vocab.CatalogWithdrawn{ID: "trk-blue-1", At: at.Add(time.Hour)},
 	}
 }
 
@@ -303,6 +310,7 @@ func goldenBodyTypes() map[string]func() any {
 		"up_" + UpAudit:          func() any { return new(vocab.AuditEvent) },
 		"up_" + UpDeviceStatus:   func() any { return new(map[string]any) },
 		"up_" + UpMessageRead:    func() any { return new(MessageRead) },
+		"up_" + UpQuizAttempt:    func() any { return new(vocab.QuizAttempt) },
 
 		"down_" + DownInboundMessage:   func() any { return new(vocab.Message) },
 		"down_" + DownMessageStatus:    func() any { return new(MessageStatus) },
@@ -320,6 +328,8 @@ func goldenBodyTypes() map[string]func() any {
 		"down_" + DownHistory:          func() any { return new(History) },
 		"down_" + DownMessageRead:      func() any { return new(MessageRead) },
 		"down_" + DownRefund:           func() any { return new(vocab.Refund) },
+		"down_" + DownCatalogItem:      func() any { return new(vocab.CatalogItem) },
+		"down_" + DownCatalogWithdrawn: func() any { return new(vocab.CatalogWithdrawn) },
 	}
 }
 

@@ -109,6 +109,14 @@ const (
 	RefusePrintPages  = "print_pages"              // pages outside 1..the policy's max_print_pages (0: printing is off)
 	RefusePrintPrice  = "print_price"              // cents are not pages x the policy's print_page_price_cents
 	RefusePrintRefund = "print_refund_by_terminal" // a terminal credited a print job: failed jobs never reach the relay
+	// Purchases of library items (docs/PROTOCOL.md, "Library"): the terminal gives the charge back.
+	RefusePurchaseUnknown   = "purchase_unknown_item"    // no such item in the facility's catalog
+	RefusePurchaseWithdrawn = "purchase_withdrawn"       // the item was withdrawn
+	RefusePurchasePrice     = "purchase_price"           // not the item's price in the relay's catalog
+	RefusePurchaseOwned     = "purchase_owned"           // the inmate already owns the item (another purchase)
+	RefusePurchaseRefund    = "purchase_refund_by_relay" // a terminal credited a purchase
+	// Quiz attempts.
+	RefuseQuizUnknown = "quiz_unknown" // no such course or quiz in the facility's catalog
 	// ReasonStampMissing is why the relay rejects a letter that owes a stamp when the next item
 	// of its terminal is not that stamp (a message_status reason, not an item refusal).
 	ReasonStampMissing = "stamp_missing"
