@@ -67,6 +67,9 @@ type Policy struct {
 	// MaxPhotosPerLetter bounds the photos of one inbound letter (0: MaxLetterPhotos, JPay's
 	// 5; never more). Read it with PhotosPerLetter.
 	MaxPhotosPerLetter int `json:"max_photos_per_letter"`
+	// PhotoKeepDays is how many days a tablet keeps the photos of a letter, counted from the
+	// letter's date (0: until the person deletes them). A kiosk keeps none past a session.
+	PhotoKeepDays int `json:"photo_keep_days"`
 }
 
 // Pricing modes (Policy.Pricing).
@@ -296,6 +299,9 @@ func (p Policy) Validate() error {
 	}
 	if p.MaxPhotosPerLetter < 0 || p.MaxPhotosPerLetter > MaxLetterPhotos {
 		return bad("max_photos_per_letter", "%d is outside 0..%d", p.MaxPhotosPerLetter, MaxLetterPhotos)
+	}
+	if p.PhotoKeepDays < 0 || p.PhotoKeepDays > MaxPhotoKeepDays {
+		return bad("photo_keep_days", "%d is outside 0..%d", p.PhotoKeepDays, MaxPhotoKeepDays)
 	}
 	seen := map[string]bool{}
 	for i, d := range p.Departments {
