@@ -195,6 +195,9 @@ func (t *Terminal) ExpirePhotos() (int, error) {
 	if days <= 0 {
 		return 0, nil
 	}
+	if _, bound, err := t.BoundInmate(); err != nil || !bound {
+		return 0, err // a shared kiosk: no write, no fsync
+	}
 	now := t.clock.Now()
 	before := now.Add(-time.Duration(days) * 24 * time.Hour)
 	n := 0

@@ -110,7 +110,13 @@ func (r *Relay) ApproveInbound(id string) (HeldInbound, error) {
 	if h.Status != vocab.MsgHeld {
 		return HeldInbound{}, conflict(op, "id", "letter %q is already %s", id, h.Status)
 	}
-	if err := r.retainPhotos(h.Photos, facilityHolder(h.FacilityID)); err != nil {
+	// The photos go to the facility the inmate is in now (moved since the letter came, the
+	// letter follows them, as every letter to them does).
+	var fac string
+	if err := r.view(op, func(tx *bolt.Tx) error { fac = facilityOf(tx, h.InmateID, h.FacilityID); return nil }); err != nil {
+		return HeldInbound{}, err
+	}
+	if err := r.retainPhotos(h.Photos, facilityHolder(fac)); err != nil {
 		return HeldInbound{}, ioErr(op, err)
 	}
 	now := r.clock.Now().UTC()
@@ -130,12 +136,15 @@ func (r *Relay) ApproveInbound(id string) (HeldInbound, error) {
 		if err := putJSON(tx, bInboundHeld, id, h); err != nil {
 			return err
 		}
+		if at := facilityOf(tx, h.InmateID, h.FacilityID); at != fac {
+			return conflict(op, "id", "inmate %q moved to facility %q while the letter was approved; approve it again", h.InmateID, at)
+		}
 		m := h.Message
 		m.UpdatedAt = now
 		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
 			return err
 		}
-		return f.toInmate(facilityOf(tx, m.InmateID, h.FacilityID), m.InmateID, "", wire.DownInboundMessage, m)
+		return f.toInmate(fac, m.InmateID, "", wire.DownInboundMessage, m)
 	})
 	if err != nil {
 		return HeldInbound{}, err

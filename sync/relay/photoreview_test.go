@@ -123,3 +123,44 @@ func mustParseHash(t *testing.T, s string) content.Hash {
 	}
 	return h
 }
+
+// An inmate moved to another facility while their letter waited: approval sends it, with
+// photos fetchable, to the facility they are in now, and the old facility's kiosk gets neither.
+func TestPhotoReviewFollowsAMovedInmate(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	if err := e.r.PutPolicy("south", kiosk.DefaultPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	e.letterContact("A1", "c-pal")
+	if err := e.r.SetMonitoring("north", Monitoring{HoldOutbound: true, PhotoReview: PhotoReviewHold}); err != nil {
+		t.Fatal(err)
+	}
+	var m kiosk.Message
+	e.must(http.StatusCreated, "POST", "/admin/v1/inbound", map[string]any{"inmate_id": "A1", "from": "c-pal", "body": "Look",
+		"photos": []map[string]any{{"data": testJPEG(t, 40, 30, 5)}}}, &m)
+	if err := e.r.PutRoster("south", Roster{Inmates: []RosterInmate{{ID: "A1", Name: "Ana", Badges: []string{"B1"}, PIN: "1234",
+		Language: "en", Status: kiosk.StatusActive}}}); err != nil {
+		t.Fatal(err)
+	}
+	south := e.enrollAt("south", wire.ModeKiosk, "")
+	sc := south.connect(t, 0)
+	if _, err := e.r.ApproveInbound(m.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := decodeAs[kiosk.Message](t, sc.waitDown(wire.DownInboundMessage, nil).Body)
+	if got.ID != m.ID {
+		t.Fatalf("south's kiosk got %+v", got)
+	}
+	obj := mustParseHash(t, m.Photos[0].SHA256)
+	send(t, sc.c, wire.ContentWant{Object: obj, Manifest: true})
+	if f := sc.readContent(); f.ContentManifest == nil {
+		t.Fatalf("south's kiosk asking for the approved photo: %s, want its manifest", f.Type)
+	}
+	north := e.enroll(wire.ModeKiosk, "")
+	nc := north.connect(t, 0)
+	send(t, nc.c, wire.ContentWant{Object: obj, Manifest: true})
+	if f := nc.readContent(); f.ContentMissing == nil || f.ContentMissing.Reason != wire.ContentNotYours {
+		t.Fatalf("north's kiosk asking for the photo of a letter to an inmate gone south: %s, want not_yours", f.Type)
+	}
+}
