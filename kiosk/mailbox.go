@@ -491,6 +491,9 @@ func deliverInboundTx(tx *bolt.Tx, now time.Time, m Message) (delivered bool, er
 	if _, found, err := getMessageTx(tx, m.ID); err != nil || found {
 		return false, err
 	}
+	if letterGoneTx(tx, m.ID) {
+		return false, nil // the person deleted it here (photos.go): sent again, it stays deleted
+	}
 	now = now.UTC()
 	m.Box, m.State, m.Reason, m.Read = BoxInbox, "", "", false
 	m.Body = strings.ToValidUTF8(m.Body, "\uFFFD")

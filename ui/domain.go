@@ -1,6 +1,9 @@
 package ui
 
-import "github.com/tether-kiosk/tether/kiosk"
+import (
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/content"
+)
 
 // Domain is what the screens need from the kiosk domain; *kiosk.Terminal satisfies it.
 // Every method may touch the disk, so the screens call them off the UI goroutine,
@@ -39,6 +42,13 @@ type Domain interface {
 	HistoryFetched(inmateID string) bool
 	MarkRead(inmateID, messageID string) error
 	Unread(inmateID string) int
+	// On the person's own tablet: delete a photo of a letter, or a letter with its photos;
+	// PhotosGone says which photos of a letter went and why (deleted, expired);
+	// ReleaseGonePhotos lets the content store drop their bytes.
+	DeletePhoto(inmateID, messageID, sha256 string) error
+	DeleteLetter(inmateID, messageID string) error
+	PhotosGone(messageID string) (map[string]string, error)
+	ReleaseGonePhotos(media *content.Store) (int, error)
 
 	Notices(inmateID string) ([]kiosk.Notice, error)
 

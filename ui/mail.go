@@ -9,6 +9,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	fynetheme "fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/ui/theme"
@@ -173,9 +174,45 @@ func (k *Kiosk) showReader(m kiosk.Message, req *kiosk.Message) {
 			card(theme.Panel, label(strings.TrimSpace(req.Subject+"\n"+req.Body))))
 	}
 	reply := big(k.primary(w.T("inbox.reply"), fynetheme.MailReplyIcon(), func() { k.reply(m) }), 260, 72)
-	content := container.NewBorder(container.NewVBox(head...), container.NewHBox(reply), nil, nil,
+	actions := container.NewHBox(reply)
+	if k.tablet {
+		// The person's own tablet keeps letters until they delete them: a second tap confirms.
+		var del *widget.Button
+		del = k.button(w.T("inbox.delete"), fynetheme.DeleteIcon(), func() {
+			if del.Importance != widget.DangerImportance {
+				del.Importance = widget.DangerImportance
+				del.SetText(w.T("inbox.delete_confirm"))
+				return
+			}
+			k.deleteLetter(m)
+		})
+		actions.Add(big(del, 420, 72))
+	}
+	content := container.NewBorder(container.NewVBox(head...), actions, nil, nil,
 		k.vscroll(container.NewVBox(parts...)))
 	k.setScreen(v, k.frame(w, w.T("inbox.title"), k.showInbox, status, content))
+}
+
+// deleteLetter deletes letter m with its photos on the person's tablet, frees the photos'
+// bytes, and shows the inbox.
+func (k *Kiosk) deleteLetter(m kiosk.Message) {
+	s := k.sess
+	id := s.inmateID
+	k.run(func() func() {
+		err := k.d.DeleteLetter(id, m.ID)
+		if err == nil {
+			k.releaseGone()
+		}
+		return func() {
+			if k.sess != s {
+				return
+			}
+			if err != nil {
+				k.logf("ui: delete letter: %v", err)
+			}
+			k.showInbox()
+		}
+	})
 }
 
 // showSentReader shows one sent letter in full, with its state; back returns where it was

@@ -7,6 +7,8 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
+	fynetheme "fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/content"
@@ -30,7 +32,17 @@ const (
 	photoArriving   photoState = iota // not whole in the content store yet
 	photoShown                        // decoded
 	photoUnreadable                   // whole, but refused by the check or unreadable
+	photoDeleted                      // the person deleted it (a tablet)
+	photoExpired                      // older than the policy keeps photos (a tablet)
 )
+
+// goneState is how a photo the terminal recorded gone (kiosk.PhotosGone) shows.
+func goneState(reason string) photoState {
+	if reason == kiosk.PhotoExpired {
+		return photoExpired
+	}
+	return photoDeleted
+}
 
 // loadPhoto reads and decodes one photo of a letter from the content store.
 func (k *Kiosk) loadPhoto(p kiosk.Photo) (image.Image, photoState) {
@@ -78,11 +90,22 @@ func (k *Kiosk) photoStrip(w words, m kiosk.Message, open func(i int), loaded fu
 	grid := container.NewGridWrap(fyne.NewSize(thumbSide, thumbSide), cells...)
 	photos := m.Photos
 	holds := k.holdForViewing(m)
+	keep := k.d.Policy().PhotoKeepDays
 	k.run(func() func() {
 		k.retainForViewing(holds)
+		// A photo deleted or expired shows as such, never as one still arriving: its bytes
+		// are gone for good.
+		gone, err := k.d.PhotosGone(m.ID)
+		if err != nil {
+			k.logf("ui: photos gone: %v", err)
+		}
 		thumbs := make([]image.Image, len(photos))
 		states := make([]photoState, len(photos))
 		for i, p := range photos {
+			if why := gone[p.SHA256]; why != "" {
+				states[i] = goneState(why)
+				continue
+			}
 			img, st := k.loadPhoto(p)
 			states[i] = st
 			if st == photoShown {
@@ -101,6 +124,10 @@ func (k *Kiosk) photoStrip(w words, m kiosk.Message, open func(i int), loaded fu
 				case photoArriving:
 					arriving = append(arriving, photos[i])
 					grid.Objects[i] = photoPlaceholder(w.T("inbox.photo_arriving"))
+				case photoDeleted:
+					grid.Objects[i] = photoPlaceholder(w.T("inbox.photo_deleted"))
+				case photoExpired:
+					grid.Objects[i] = photoPlaceholder(w.T("inbox.photo_expired", "n", strconv.Itoa(keep)))
 				default:
 					grid.Objects[i] = photoPlaceholder(w.T("inbox.photo_unreadable"))
 				}
@@ -211,12 +238,60 @@ func photoPlaceholder(why string) fyne.CanvasObject {
 	return card(theme.Panel, container.NewCenter(t))
 }
 
-// showPhoto shows photo i of letter m full screen; back returns to the letter.
+// showPhoto shows photo i of letter m full screen; back returns to the letter. On the person's
+// own tablet a Delete button deletes it, after a second tap confirms.
 func (k *Kiosk) showPhoto(m kiosk.Message, i int, img image.Image, back func()) {
 	v, w, status := k.sessionView("photo")
 	full := canvas.NewImageFromImage(img)
 	full.FillMode = canvas.ImageFillContain
 	full.ScaleMode = canvas.ImageScaleSmooth
 	title := w.T("photo.title", "i", strconv.Itoa(i+1), "n", strconv.Itoa(len(m.Photos)))
-	k.setScreen(v, k.frame(w, title, back, status, newTappable(full, func() { k.touch(); back() })))
+	var body fyne.CanvasObject = newTappable(full, func() { k.touch(); back() })
+	if k.tablet {
+		var del *widget.Button
+		del = k.button(w.T("photo.delete"), fynetheme.DeleteIcon(), func() {
+			if del.Importance != widget.DangerImportance {
+				del.Importance = widget.DangerImportance
+				del.SetText(w.T("photo.delete_confirm"))
+				return
+			}
+			k.deletePhoto(m, m.Photos[i], back)
+		})
+		body = container.NewBorder(nil, container.NewCenter(big(del, 360, 64)), nil, nil, body)
+	}
+	k.setScreen(v, k.frame(w, title, back, status, body))
+}
+
+// deletePhoto deletes photo p of letter m on the person's tablet and frees its bytes, then
+// goes back to the letter, which says the photo was deleted (a refusal, which only a session
+// ended meanwhile can cause, is logged and the letter shows the photo still).
+func (k *Kiosk) deletePhoto(m kiosk.Message, p kiosk.Photo, back func()) {
+	s := k.sess
+	id := s.inmateID
+	k.run(func() func() {
+		err := k.d.DeletePhoto(id, m.ID, p.SHA256)
+		if err == nil {
+			k.releaseGone()
+		}
+		return func() {
+			if k.sess != s {
+				return
+			}
+			if err != nil {
+				k.logf("ui: delete photo: %v", err)
+			}
+			back()
+		}
+	})
+}
+
+// releaseGone lets the content store drop the photos recorded gone (on the worker). A failure
+// is logged: the photo already shows deleted, and kioskd's daily check releases it again.
+func (k *Kiosk) releaseGone() {
+	if k.media == nil {
+		return
+	}
+	if _, err := k.d.ReleaseGonePhotos(k.media); err != nil {
+		k.logf("ui: release deleted photos: %v", err)
+	}
 }

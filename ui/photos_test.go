@@ -16,6 +16,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // gradientJPEG is a real JPEG of w x h pixels, made here.
@@ -134,4 +135,134 @@ func TestLetterPhotosThumbnailFullScreenAndArriving(t *testing.T) {
 			t.Fatalf("after logout photo %d is %v on the kiosk, want absent", i+1, st)
 		}
 	}
+}
+
+// tabletPhotos is a tablet bound to Maria with a content store, and a letter from Ana with two
+// photos held whole, retained as sync retains them on a tablet (pinned, under the letter).
+func tabletPhotos(t *testing.T, policy func(*kiosk.Policy)) (*harness, *content.Store, []kiosk.Photo) {
+	t.Helper()
+	media, err := content.Open(filepath.Join(t.TempDir(), content.File), content.Options{})
+	must(t, err)
+	t.Cleanup(func() { media.Close() })
+	h := newHarness(t, func(s *setup) { s.tablet = true; s.media = media; s.policy = policy })
+	var photos []kiosk.Photo
+	for _, size := range [][2]int{{320, 240}, {200, 300}} {
+		m, err := media.Put(bytes.NewReader(gradientJPEG(t, size[0], size[1])))
+		must(t, err)
+		must(t, media.Retain(m.Ref(), vocab.PhotoHolder("in-1"), true))
+		photos = append(photos, photoOf(m, size[0], size[1]))
+	}
+	_, err = h.term.DeliverInbound(kiosk.Message{ID: "in-1", InmateID: mariaID, Peer: "c-ana", PeerName: "Ana Ruiz",
+		Body: "The baby at one month", Photos: photos, CreatedAt: h.clk.Now()})
+	must(t, err)
+	h.typePIN(mariaPIN, "OK")
+	h.tap("I accept")
+	h.tap("Inbox (1)")
+	h.tapText("From: Ana Ruiz")
+	h.mustSee("The baby at one month", "Photos: 2")
+	return h, media, photos
+}
+
+// On her tablet Maria deletes a photo from the full-screen view (a second tap confirms): the
+// letter then says "Photo deleted" where it was, never a broken image or one still arriving,
+// and its bytes are gone from the tablet. Then she deletes the letter with its other photo.
+func TestTabletDeletesPhotoThenLetter(t *testing.T) {
+	h, media, photos := tabletPhotos(t, nil)
+	if imgs, _ := h.images(); len(imgs) != 2 {
+		t.Fatalf("%d thumbnails, want 2", len(imgs))
+	}
+	_, taps := h.images()
+	test.Tap(taps[0])
+	h.settle()
+	h.mustSee("Photo 1 of 2")
+	h.tap("Delete photo")
+	h.mustSee("Photo 1 of 2", "Yes, delete this photo") // nothing deleted on the first tap
+	if st, _ := media.State(mustHash(t, photos[0].SHA256)); st != content.Whole {
+		t.Fatalf("the first tap deleted the photo (%v)", st)
+	}
+	h.tap("Yes, delete this photo")
+	h.mustSee("The baby at one month", "Photo deleted")
+	h.mustNotSee("Photo still arriving", "This photo cannot be shown")
+	if imgs, _ := h.images(); len(imgs) != 1 || imgs[0].Image.Bounds().Dy() != 256 {
+		t.Fatalf("after deleting the first photo: %d thumbnails, want the second one", len(imgs))
+	}
+	if st, _ := media.State(mustHash(t, photos[0].SHA256)); st != content.Absent {
+		t.Fatalf("the deleted photo is %v on the tablet, want absent", st)
+	}
+
+	// Still deleted after she leaves the letter and opens it again.
+	h.tap("Back")
+	h.tapText("From: Ana Ruiz")
+	h.mustSee("Photo deleted")
+
+	h.tap("Delete letter")
+	h.mustSee("The baby at one month", "Yes, delete the letter and its photos")
+	h.tap("Yes, delete the letter and its photos")
+	h.mustSee("Inbox", "No messages yet.")
+	h.mustNotSee("Ana Ruiz")
+	if st, _ := media.State(mustHash(t, photos[1].SHA256)); st != content.Absent {
+		t.Fatalf("the deleted letter's photo is %v on the tablet, want absent", st)
+	}
+}
+
+// A photo the policy expired shows as removed, in Spanish too, and offers nothing to tap.
+func TestTabletExpiredPhotoShowsRemoved(t *testing.T) {
+	h, media, photos := tabletPhotos(t, func(p *kiosk.Policy) { p.PhotoKeepDays = 30 })
+	h.tap("Back")
+	h.clk.Advance(31 * 24 * time.Hour)
+	n, err := h.term.ExpirePhotos()
+	if err != nil || n != 2 {
+		t.Fatalf("expire = %d, %v; want 2", n, err)
+	}
+	_, err = h.term.ReleaseGonePhotos(media)
+	must(t, err)
+	h.settle()
+	h.tapText("From: Ana Ruiz")
+	h.mustSee("The baby at one month", "Photo removed: photos are kept 30 days")
+	h.mustNotSee("Photo still arriving")
+	if imgs, _ := h.images(); len(imgs) != 0 {
+		t.Fatalf("%d thumbnails of expired photos", len(imgs))
+	}
+	for _, p := range photos {
+		if st, _ := media.State(mustHash(t, p.SHA256)); st != content.Absent {
+			t.Fatalf("an expired photo is %v on the tablet", st)
+		}
+	}
+	h.tap("Back")
+	h.tap("Back")
+	h.tap("Español")
+	h.tapPrefix("Recibidos")
+	h.tapText("De: Ana Ruiz")
+	h.mustSee("Foto quitada: las fotos se guardan 30 días")
+}
+
+// A shared kiosk offers no Delete: its copies of a person's photos go at logout anyway.
+func TestKioskPhotoHasNoDelete(t *testing.T) {
+	media, err := content.Open(filepath.Join(t.TempDir(), content.File), content.Options{})
+	must(t, err)
+	t.Cleanup(func() { media.Close() })
+	h := newHarness(t, func(s *setup) { s.media = media })
+	h.login()
+	ana := h.addContact("Ana Ruiz", "ana@example.com", kiosk.ContactApproved)
+	m, err := media.Put(bytes.NewReader(gradientJPEG(t, 64, 64)))
+	must(t, err)
+	_, err = h.term.DeliverInbound(kiosk.Message{ID: "in-1", InmateID: mariaID, Peer: ana.ID, PeerName: "Ana Ruiz",
+		Body: "Hello", Photos: []kiosk.Photo{photoOf(m, 64, 64)}, CreatedAt: h.clk.Now()})
+	must(t, err)
+	h.settle()
+	h.tap("Inbox (1)")
+	h.tapText("From: Ana Ruiz")
+	h.mustNotSee("Delete letter")
+	_, taps := h.images()
+	test.Tap(taps[0])
+	h.settle()
+	h.mustSee("Photo 1 of 1")
+	h.mustNotSee("Delete photo")
+}
+
+func mustHash(t *testing.T, s string) content.Hash {
+	t.Helper()
+	h, err := content.ParseHash(s)
+	must(t, err)
+	return h
 }

@@ -32,6 +32,10 @@ const MaxLetterPhotos = 5
 // MaxPhotoBytes is the largest photo file (JPay's 1 MB).
 const MaxPhotoBytes = 1 << 20
 
+// MaxPhotoKeepDays bounds Policy.PhotoKeepDays (ten years): a larger number is a typo, and
+// 0 already keeps photos until the person deletes them.
+const MaxPhotoKeepDays = 3650
+
 // PhotosPerLetter is the most photos the policy lets one letter carry.
 func (p Policy) PhotosPerLetter() int {
 	if p.MaxPhotosPerLetter <= 0 || p.MaxPhotosPerLetter > MaxLetterPhotos {

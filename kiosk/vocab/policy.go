@@ -81,6 +81,9 @@ type Policy struct {
 	// minutes valued at rate_cents_per_minute. Both 0 (the default): quizzes earn nothing.
 	QuizCreditCents   Cents `json:"quiz_credit_cents"`
 	QuizCreditMinutes int   `json:"quiz_credit_minutes"`
+	// PhotoKeepDays is how many days a tablet keeps the photos of a letter, counted from the
+	// letter's date (0: until the person deletes them). A kiosk keeps none past a session.
+	PhotoKeepDays int `json:"photo_keep_days"`
 }
 
 // MaxLibraryMinutesPerDay bounds Policy.LibraryMinutesPerDay (a whole day).
@@ -336,6 +339,9 @@ func (p Policy) Validate() error {
 	}
 	if p.QuizCreditCents+Cents(p.QuizCreditMinutes)*p.RatePerMinute > MaxQuizCredit {
 		return bad("quiz_credit_cents", "with quiz_credit_minutes, more than %d cents", MaxQuizCredit)
+	}
+	if p.PhotoKeepDays < 0 || p.PhotoKeepDays > MaxPhotoKeepDays {
+		return bad("photo_keep_days", "%d is outside 0..%d", p.PhotoKeepDays, MaxPhotoKeepDays)
 	}
 	seen := map[string]bool{}
 	for i, d := range p.Departments {

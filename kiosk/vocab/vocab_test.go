@@ -114,6 +114,20 @@ func TestValidatePhotos(t *testing.T) {
 	if err := pol.Validate(); err == nil || !strings.Contains(err.Error(), "max_photos_per_letter") {
 		t.Errorf("a policy of 6 photos a letter: %v", err)
 	}
+	for _, days := range []int{-1, MaxPhotoKeepDays + 1} {
+		pol := DefaultPolicy()
+		pol.PhotoKeepDays = days
+		if err := pol.Validate(); err == nil || !strings.Contains(err.Error(), "photo_keep_days") {
+			t.Errorf("a policy keeping photos %d days: %v", days, err)
+		}
+	}
+	for _, days := range []int{0, 30, MaxPhotoKeepDays} {
+		pol := DefaultPolicy()
+		pol.PhotoKeepDays = days
+		if err := pol.Validate(); err != nil {
+			t.Errorf("a policy keeping photos %d days refused: %v", days, err)
+		}
+	}
 }
 
 // FuzzValidatePhotos: whatever a relay sends as a letter's photos, the check answers without

@@ -70,7 +70,16 @@ func (e *Engine) retainPhotos(items []wire.DownItem) (bool, error) {
 			}
 			checked = true
 		}
+		// A photo the person deleted here, or the policy expired, is not retained again when
+		// the relay sends its letter a second time (kiosk.DeletePhoto, DeleteLetter).
+		gone, err := e.term.PhotosGone(m.ID)
+		if err != nil {
+			return false, fmt.Errorf("retain photos of letter %s: %w", m.ID, err)
+		}
 		for _, p := range m.Photos {
+			if gone[p.SHA256] != "" {
+				continue
+			}
 			ref, err := content.ParseRef(p.SHA256, p.Manifest, p.Size)
 			if err != nil {
 				continue

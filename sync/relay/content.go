@@ -60,6 +60,9 @@ func (r *Relay) closeContent() error {
 func facilityHolder(facility string) string { return "facility:" + facility }
 func inmateHolder(inmate string) string     { return "inmate:" + inmate }
 
+// heldHolder holds the photos of a letter held for photo review: it entitles no terminal.
+func heldHolder(messageID string) string { return "held:" + messageID }
+
 // PutContent stores an object read from rd (streamed, a chunk at a time) and makes it
 // available to the terminals of facility, returning the reference a downlink body carries.
 // Checking what the object is (a photo: kiosk/photo) is the caller's part.
@@ -67,6 +70,11 @@ func (r *Relay) PutContent(rd io.Reader, facility string) (content.Ref, error) {
 	if facility == "" {
 		return content.Ref{}, errors.New("put content: facility is missing")
 	}
+	return r.putContent(rd, facilityHolder(facility))
+}
+
+// putContent stores an object for holder (a facility's terminals, or a letter held for review).
+func (r *Relay) putContent(rd io.Reader, holder string) (content.Ref, error) {
 	s, err := r.contentStore()
 	if err != nil {
 		return content.Ref{}, fmt.Errorf("put content: %w", err)
@@ -77,7 +85,7 @@ func (r *Relay) PutContent(rd io.Reader, facility string) (content.Ref, error) {
 	}
 	ref := m.Ref()
 	// Pinned: the relay evicts nothing (it has no cap); the holder is what entitles.
-	if err := s.Retain(ref, facilityHolder(facility), true); err != nil {
+	if err := s.Retain(ref, holder, true); err != nil {
 		return content.Ref{}, fmt.Errorf("put content: %w", err)
 	}
 	return ref, nil

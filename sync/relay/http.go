@@ -244,6 +244,7 @@ func decodeMonitoring(b []byte) (Monitoring, error) {
 	var v struct {
 		HoldOutbound  *bool  `json:"hold_outbound"`
 		RequestReview string `json:"request_review"`
+		PhotoReview   string `json:"photo_review"`
 		// A string parsed here, so a bad duration is refused naming the field.
 		ReviewTarget string `json:"review_target"`
 	}
@@ -253,7 +254,7 @@ func decodeMonitoring(b []byte) (Monitoring, error) {
 	if v.HoldOutbound == nil {
 		return Monitoring{}, invalid("set monitoring", "hold_outbound", "is required (true or false)")
 	}
-	m := Monitoring{HoldOutbound: *v.HoldOutbound, RequestReview: v.RequestReview}
+	m := Monitoring{HoldOutbound: *v.HoldOutbound, RequestReview: v.RequestReview, PhotoReview: v.PhotoReview}
 	if v.ReviewTarget != "" {
 		d, err := time.ParseDuration(v.ReviewTarget)
 		if err != nil || d == 0 {

@@ -75,7 +75,11 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 	// Photos are checked and stored before the letter's write (the content store is its own
 	// file), once the addressee and the sender are known good, so a letter refused for who
 	// writes or who it is to leaves no photo behind; deliverInbound checks both again.
-	photos, err := r.storePhotos(op, req.Photos, func(tx *bolt.Tx) (inmateRec, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return vocab.Message{}, ioErr(op, err)
+	}
+	photos, held, err := r.storePhotos(op, id.String(), req.Photos, func(tx *bolt.Tx) (inmateRec, error) {
 		in, err := inmate(tx)
 		if err != nil {
 			return in, err
@@ -98,11 +102,21 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 	if err != nil {
 		return vocab.Message{}, err
 	}
-	m, _, err := r.deliverInbound(op, "", req.Subject, req.Body, photos, inmate, sender)
+	m, _, err := r.deliverInbound(op, id.String(), "", req.Subject, req.Body, photos, held, inmate, sender)
 	if err != nil {
+		if held {
+			// Held photos are the letter's alone: a letter refused leaves none behind.
+			if rerr := r.releasePhotos(photos, heldHolder(id.String())); rerr != nil {
+				r.logf("relay: inbound %s refused: %v", id, rerr)
+			}
+		}
 		return vocab.Message{}, err
 	}
-	r.logf("relay: inbound message %s for inmate %s", m.ID, m.InmateID)
+	if held {
+		r.logf("relay: inbound message %s for inmate %s held for photo review", m.ID, m.InmateID)
+	} else {
+		r.logf("relay: inbound message %s for inmate %s", m.ID, m.InmateID)
+	}
 	return m, nil
 }
 
@@ -137,7 +151,7 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (m vocab.Mess
 		key = requestID + "/" + req.ID
 	}
 	var answer vocab.Message
-	m, created, err = r.deliverInbound(op, key, req.Subject, req.Body, nil, func(tx *bolt.Tx) (inmateRec, error) {
+	m, created, err = r.deliverInbound(op, "", key, req.Subject, req.Body, nil, false, func(tx *bolt.Tx) (inmateRec, error) {
 		var in inmateRec
 		o, found, err := getLetter(tx, bOutbound, requestID)
 		if err != nil {
@@ -201,8 +215,9 @@ func letterSum(peer, subject, body string) string {
 // deliverInbound is what every letter into the facility shares: a subject and a body checked,
 // then in one write: inmate finds the addressee (or refuses), the body is held to their
 // facility's limit, sender gives who writes (a template with the sender and any reply_to, or a
-// refusal), and the letter is stored and sent to the inmate's terminals.
-func (r *Relay) deliverInbound(op, key, subject, body string, photos []vocab.Photo, inmate func(*bolt.Tx) (inmateRec, error),
+// refusal), and the letter is stored and sent to the inmate's terminals, or, held, stored for
+// photo review (photoreview.go) and sent to no one yet. id is the letter's id ("": a new one).
+func (r *Relay) deliverInbound(op, id, key, subject, body string, photos []vocab.Photo, held bool, inmate func(*bolt.Tx) (inmateRec, error),
 	sender func(*bolt.Tx) (vocab.Message, error)) (vocab.Message, bool, error) {
 	if err := checkText(op, "subject", subject, false, vocab.MaxSubjectChars); err != nil {
 		return vocab.Message{}, false, err
@@ -210,14 +225,17 @@ func (r *Relay) deliverInbound(op, key, subject, body string, photos []vocab.Pho
 	if strings.TrimSpace(body) == "" {
 		return vocab.Message{}, false, invalid(op, "body", "is required")
 	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return vocab.Message{}, false, ioErr(op, err)
+	if id == "" {
+		u, err := uuid.NewV7()
+		if err != nil {
+			return vocab.Message{}, false, ioErr(op, err)
+		}
+		id = u.String()
 	}
 	now := r.clock.Now().UTC()
 	var m vocab.Message
 	created := false
-	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
 		created = false
 		if key != "" {
 			// Asked before under this key: the letter it made, if it is the same letter.
@@ -259,8 +277,12 @@ func (r *Relay) deliverInbound(op, key, subject, body string, photos []vocab.Pho
 		if err != nil {
 			return err
 		}
-		m = vocab.Message{ID: id.String(), InmateID: in.ID, Box: vocab.BoxInbox, Peer: tmpl.Peer, PeerName: tmpl.PeerName,
+		m = vocab.Message{ID: id, InmateID: in.ID, Box: vocab.BoxInbox, Peer: tmpl.Peer, PeerName: tmpl.PeerName,
 			Subject: subject, Body: body, ReplyTo: tmpl.ReplyTo, Photos: photos, CreatedAt: now, UpdatedAt: now}
+		if held {
+			created = true
+			return holdInboundTx(tx, m, in.FacilityID, now)
+		}
 		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
 			return err
 		}

@@ -15,6 +15,10 @@ type facilityRec struct {
 	// RequestReview is the review of requests to staff: "" or RequestReviewNone delivers them
 	// at once, RequestReviewHold holds them (whatever the email hold).
 	RequestReview string `json:"request_review,omitempty"`
+	// PhotoReview is the review of letters from families that carry photos (photoreview.go):
+	// "" or PhotoReviewNone delivers them once the photos pass the automatic checks,
+	// PhotoReviewHold holds them for staff.
+	PhotoReview string `json:"photo_review,omitempty"`
 	// ReviewTarget is how long a held letter should wait at most (0: DefaultReviewTarget).
 	ReviewTarget vocab.Duration `json:"review_target,omitempty"`
 	UpdatedAt    time.Time      `json:"updated_at"`

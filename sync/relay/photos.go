@@ -9,7 +9,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/photo"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
@@ -32,12 +31,15 @@ func photoRefused(op string, i int, err error) error {
 }
 
 // storePhotos checks an inbound letter's photos against the inmate's facility policy and
-// stores those that pass, returning the references the letter carries. Nothing is stored
+// stores those that pass, returning the references the letter carries and whether the
+// facility holds the letter for photo review (Monitoring.PhotoReview). Nothing is stored
 // unless every photo passes and precheck (the letter's addressee and sender, read-only)
-// passes first. deliverInbound checks all of it (the photo count too) again in its write.
-func (r *Relay) storePhotos(op string, photos []InboundPhoto, precheck func(*bolt.Tx) (inmateRec, error)) ([]vocab.Photo, error) {
+// passes first. deliverInbound checks all of it (the photo count too) again in its write. A
+// letter delivered at once has its photos held for its facility's terminals; a held one for
+// the letter alone (heldHolder(messageID)), so no terminal may fetch them before approval.
+func (r *Relay) storePhotos(op, messageID string, photos []InboundPhoto, precheck func(*bolt.Tx) (inmateRec, error)) ([]vocab.Photo, bool, error) {
 	if len(photos) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	var in inmateRec
 	var fac facilityRec
@@ -50,77 +52,58 @@ func (r *Relay) storePhotos(op string, photos []InboundPhoto, precheck func(*bol
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	pol := photo.DefaultPolicy()
 	pol.MaxBytes = vocab.MaxPhotoBytes
 	pol.MaxPerMessage = fac.policy().PhotosPerLetter()
 	if err := pol.CheckCount(len(photos)); err != nil {
-		return nil, &vocab.Error{Kind: vocab.KindInvalid, Op: op, Reason: vocab.Reason(photo.Reason(err)),
+		return nil, false, &vocab.Error{Kind: vocab.KindInvalid, Op: op, Reason: vocab.Reason(photo.Reason(err)),
 			Err: &FieldError{Field: "photos", Msg: err.Error()}}
 	}
 	infos := make([]photo.Info, len(photos))
 	for i, p := range photos {
 		if infos[i], err = pol.Check(p.Type, p.Data); err != nil {
-			return nil, photoRefused(op, i, err)
+			return nil, false, photoRefused(op, i, err)
 		}
+	}
+	held := fac.PhotoReview == PhotoReviewHold
+	holder := facilityHolder(in.FacilityID)
+	if held {
+		holder = heldHolder(messageID)
 	}
 	out := make([]vocab.Photo, 0, len(photos))
 	seen := map[string]bool{}
+	refuse := func(err error) ([]vocab.Photo, bool, error) {
+		if held { // what this letter stored alone goes with it
+			if rerr := r.releasePhotos(out, holder); rerr != nil {
+				r.logf("relay: %s: %v", op, rerr)
+			}
+		}
+		return nil, false, err
+	}
 	for i, p := range photos {
-		ref, err := r.PutContent(bytes.NewReader(p.Data), in.FacilityID)
+		ref, err := r.putContent(bytes.NewReader(p.Data), holder)
 		if err != nil {
-			return nil, ioErr(op, err)
+			return refuse(ioErr(op, err))
 		}
 		sum := ref.Object.String()
 		if seen[sum] {
-			return nil, invalid(op, fmt.Sprintf("photos[%d]", i), "is the same photo as an earlier one")
+			return refuse(invalid(op, fmt.Sprintf("photos[%d]", i), "is the same photo as an earlier one"))
 		}
 		seen[sum] = true
 		out = append(out, vocab.Photo{SHA256: sum, Manifest: ref.Manifest.String(), Size: ref.Size,
 			Type: infos[i].Type, Width: infos[i].Width, Height: infos[i].Height})
 	}
-	return out, nil
+	return out, held, nil
 }
 
-// InboundPhoto opens photo i (from 0) of inbound letter messageID, for staff to see it with
-// the letter (GET /admin/v1/inbound/{message_id}/photos/{i}). The caller closes the reader.
+// InboundPhoto opens photo i (from 0) of inbound letter messageID, delivered or held for
+// photo review, for staff to see it with the letter (GET
+// /admin/v1/inbound/{message_id}/photos/{i}). The caller closes the reader.
 func (r *Relay) InboundPhoto(messageID string, i int) (vocab.Photo, io.ReadCloser, error) {
-	const op = "get inbound photo"
-	if err := checkID(op, "message_id", messageID); err != nil {
-		return vocab.Photo{}, nil, err
-	}
-	var m vocab.Message
-	err := r.view(op, func(tx *bolt.Tx) error {
-		ok, err := getJSON(tx, bInbound, messageID, &m)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFound(op, "message_id", "no inbound letter %q", messageID)
-		}
-		return nil
-	})
-	if err != nil {
-		return vocab.Photo{}, nil, err
-	}
-	if i < 0 || i >= len(m.Photos) {
-		return vocab.Photo{}, nil, notFound(op, "index", "letter %q has %d photos", messageID, len(m.Photos))
-	}
-	p := m.Photos[i]
-	ref, err := content.ParseRef(p.SHA256, p.Manifest, p.Size)
-	if err != nil {
-		return vocab.Photo{}, nil, fmt.Errorf("%s: letter %s photo %d: %w", op, messageID, i, err)
-	}
-	st, err := r.contentStore()
-	if err != nil {
-		return vocab.Photo{}, nil, ioErr(op, err)
-	}
-	rd, err := st.Open(ref.Object)
-	if err != nil {
-		return vocab.Photo{}, nil, ioErr(op, fmt.Errorf("photo %s: %w", p.SHA256, err))
-	}
-	return p, rd, nil
+	lp, rd, err := r.LetterPhotoOf(messageID, i)
+	return lp.Photo, rd, err
 }
 
 func (r *Relay) hInboundPhoto(w http.ResponseWriter, req *http.Request) {

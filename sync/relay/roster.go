@@ -447,9 +447,15 @@ func (r *Relay) Policy(facility string) (vocab.Policy, error) {
 // keeps the facility's current setting. ReviewTarget is how long a held letter should wait at
 // most (DefaultReviewTarget unless set; 0 keeps the current target): the staff console shows
 // each held letter's time against it. The relay holds nothing longer or shorter for it.
+//
+// PhotoReview is the review of letters from families that carry photos (docs/PROTOCOL.md
+// "Photos on inbound letters"): PhotoReviewNone (the default: delivered once the photos pass
+// the automatic checks) or PhotoReviewHold (held, with their photos, until staff approve or
+// reject them in the console); empty keeps the current setting.
 type Monitoring struct {
 	HoldOutbound  bool           `json:"hold_outbound"`
 	RequestReview string         `json:"request_review,omitempty"`
+	PhotoReview   string         `json:"photo_review,omitempty"`
 	ReviewTarget  vocab.Duration `json:"review_target,omitempty"`
 }
 
@@ -477,6 +483,11 @@ func (r *Relay) SetMonitoring(facility string, m Monitoring) error {
 	default:
 		return invalid(op, "request_review", "%q is not none or hold", m.RequestReview)
 	}
+	switch m.PhotoReview {
+	case "", PhotoReviewNone, PhotoReviewHold:
+	default:
+		return invalid(op, "photo_review", "%q is not none or hold", m.PhotoReview)
+	}
 	if m.ReviewTarget < 0 || m.ReviewTarget.D() > maxReviewTarget || (m.ReviewTarget != 0 && m.ReviewTarget.D() < time.Minute) {
 		return invalid(op, "review_target", "%s is outside 1m..%s", m.ReviewTarget.D(), maxReviewTarget)
 	}
@@ -487,6 +498,9 @@ func (r *Relay) SetMonitoring(facility string, m Monitoring) error {
 			fac.HoldOutbound = &hold
 			if m.RequestReview != "" {
 				fac.RequestReview = m.RequestReview
+			}
+			if m.PhotoReview != "" {
+				fac.PhotoReview = m.PhotoReview
 			}
 			if m.ReviewTarget != 0 {
 				fac.ReviewTarget = m.ReviewTarget
@@ -510,9 +524,13 @@ func (r *Relay) MonitoringOf(facility string) (Monitoring, error) {
 	if !ok {
 		return Monitoring{}, notFound("read monitoring", "facility", "unknown facility %q", facility)
 	}
-	m := Monitoring{HoldOutbound: r.holds(fac), RequestReview: RequestReviewNone, ReviewTarget: vocab.Duration(DefaultReviewTarget)}
+	m := Monitoring{HoldOutbound: r.holds(fac), RequestReview: RequestReviewNone, PhotoReview: PhotoReviewNone,
+		ReviewTarget: vocab.Duration(DefaultReviewTarget)}
 	if fac.RequestReview != "" {
 		m.RequestReview = fac.RequestReview
+	}
+	if fac.PhotoReview != "" {
+		m.PhotoReview = fac.PhotoReview
 	}
 	if fac.ReviewTarget != 0 {
 		m.ReviewTarget = fac.ReviewTarget

@@ -349,7 +349,14 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancelBg()
 	a.devs.Run(bgCtx)
 	var bg sync.WaitGroup
-	bg.Add(4)
+	bg.Add(5)
+	go func() {
+		defer bg.Done()
+		// A tablet's photos: the policy's photo_keep_days at start and daily, and the release
+		// of what a person deleted (a crash between the two is finished here). On a shared
+		// kiosk nothing is bound and nothing is marked, so it finds nothing to do.
+		a.term.KeepPhotos(bgCtx, a.content, a.logf)
+	}()
 	go func() {
 		defer bg.Done()
 		(&healthReporter{term: a.term, store: a.store, clock: a.clock, devices: a.devs.States, software: Software, logf: a.logf}).run(bgCtx)

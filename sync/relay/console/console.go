@@ -220,6 +220,9 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+Prefix+"review", c.need(RoleMailroom, c.reviewPage))
 	m.HandleFunc("POST "+Prefix+"review/{id}/approve", c.need(RoleMailroom, c.approve))
 	m.HandleFunc("POST "+Prefix+"review/{id}/reject", c.need(RoleMailroom, c.reject))
+	m.HandleFunc("GET "+Prefix+"review/photos/{id}/{index}", c.letterPhoto) // photos.go: its own checks
+	m.HandleFunc("POST "+Prefix+"review/photos/{id}/approve", c.need(RoleMailroom, c.approvePhotos))
+	m.HandleFunc("POST "+Prefix+"review/photos/{id}/reject", c.need(RoleMailroom, c.rejectPhotos))
 	m.HandleFunc("GET "+Prefix+"contacts", c.need(RoleMailroom, c.contactsPage))
 	m.HandleFunc("POST "+Prefix+"contacts/{id}/{decision}", c.need(RoleMailroom, c.decideContact))
 	m.HandleFunc("POST "+Prefix+"contacts/{id}/invite", c.need(RoleMailroom, c.inviteAgain))

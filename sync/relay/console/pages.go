@@ -141,8 +141,13 @@ func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
 		rows = append(rows, heldRow{Outbound: o, InmateName: names[o.InmateID].Name, Held: d, Target: target, Overdue: d > target})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ReceivedAt.Before(rows[j].ReceivedAt) })
+	photoRows, err := c.heldPhotoRows(u, names, targets, now) // photos.go
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
 	c.render(w, req, http.StatusOK, "review", u, pageData{Title: "Review queue", Current: "review", Data: map[string]any{
-		"Rows": rows, "Targets": list, "Reasons": rejectReasons()}})
+		"Rows": rows, "PhotoRows": photoRows, "Targets": list, "Reasons": rejectReasons()}})
 }
 
 // heldIn finds a held letter of a facility the account serves.
@@ -943,6 +948,9 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 	if f.Has("max_print_pages") {
 		num("max_print_pages", &p.MaxPrintPages)
 	}
+	if f.Has("photo_keep_days") { // a form from before it keeps the stored value
+		num("photo_keep_days", &p.PhotoKeepDays)
+	}
 	p.Lockdown = f.Get("lockdown") == "on"
 	if cw, err := parseCurfew(f.Get("curfew")); err != nil {
 		errs = append(errs, err.Error())
@@ -951,7 +959,8 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 	}
 	// Requests' own review, apart from the email hold; a form without the field keeps it, as
 	// it keeps the review target.
-	mon := relay.Monitoring{HoldOutbound: f.Get("hold_outbound") == "on", RequestReview: f.Get("request_review")}
+	mon := relay.Monitoring{HoldOutbound: f.Get("hold_outbound") == "on", RequestReview: f.Get("request_review"),
+		PhotoReview: f.Get("photo_review")}
 	if f.Has("review_target") {
 		n := len(errs)
 		dur("review_target", &mon.ReviewTarget)
@@ -963,6 +972,11 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 	case "", relay.RequestReviewNone, relay.RequestReviewHold:
 	default:
 		errs = append(errs, fmt.Sprintf("request_review: %q is not none or hold", mon.RequestReview))
+	}
+	switch mon.PhotoReview {
+	case "", relay.PhotoReviewNone, relay.PhotoReviewHold:
+	default:
+		errs = append(errs, fmt.Sprintf("photo_review: %q is not none or hold", mon.PhotoReview))
 	}
 	if len(errs) > 0 {
 		back(w, req, "policy", q, "", errors.New(strings.Join(errs, "; ")))
@@ -976,8 +990,8 @@ func (c *Console) putPolicy(w http.ResponseWriter, req *http.Request, u who) {
 		back(w, req, "policy", q, "", err)
 		return
 	}
-	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, pricing %s, stamp %s, lockdown %v, hold %v, request review %s, review target %s",
-		p.RatePerMinute, p.Pricing, p.StampPrice, p.Lockdown, mon.HoldOutbound, mon.RequestReview, mon.ReviewTarget.D()))
+	c.audit(u, "policy.put", fac, fac, fmt.Sprintf("rate %s, pricing %s, stamp %s, lockdown %v, hold %v, request review %s, photo review %s, photo keep days %d, review target %s",
+		p.RatePerMinute, p.Pricing, p.StampPrice, p.Lockdown, mon.HoldOutbound, mon.RequestReview, mon.PhotoReview, p.PhotoKeepDays, mon.ReviewTarget.D()))
 	back(w, req, "policy", q, "Policy saved; the facility's terminals get it at their next sync.", nil)
 }
 
