@@ -1,0 +1,39 @@
+package jskv_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
+	"github.com/tether-kiosk/tether/sync/relay/kv/kvtest"
+)
+
+// openOn opens a store on a stream of its own on the cluster, through nc, and waits until the
+// stream's three replicas are ready.
+func openOn(t *testing.T, c *natstest.Cluster, nc *nats.Conn, name string) *jskv.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitStream(nc, name)
+	return s
+}
+
+// TestConformanceR3 runs the suite every store runs on an R3 stream of a real 3-node cluster.
+func TestConformanceR3(t *testing.T) {
+	c := natstest.Start(t)
+	nc := c.Connect(0)
+	n := 0
+	kvtest.Run(t, func(t *testing.T) kv.Store {
+		n++
+		return openOn(t, c, nc, fmt.Sprintf("conf%d", n))
+	})
+}

@@ -1,0 +1,405 @@
+// Package jskv is the kv interface over a NATS JetStream stream: the relay's store when several
+// stateless gateways share one replicated cluster (issue 16, docs/SCALE.md "The kv layer").
+//
+// One stream holds everything, one subject per key, keeping only each subject's last message
+// (MaxMsgsPerSubject 1). Transactions are optimistic: reads fetch the last message of a subject
+// from the stream leader and remember its stream sequence; a commit publishes every write as one
+// JetStream atomic batch (nats-server 2.12+), each written key carrying
+// Nats-Expected-Last-Subject-Sequence, and each key read but not written validated by a marker
+// message whose Nats-Expected-Last-Subject-Sequence-Subject names it. The server applies all of
+// the batch or none of it, so a transaction commits only if nothing it read changed since: the
+// store is serializable, not just snapshot-isolated. A commit that loses that race fails with
+// kv.ErrConflict and Update runs the transaction again.
+//
+// Subjects, under a prefix P (default "tk"), with each bucket name and key in unpadded base64url
+// (so any bytes fit a subject token) and d the bucket's depth (1 for a root bucket):
+//
+//	P.k<d>.<b1>…<bd>.<key>   a key's value; a deletion is a tombstone (KV-Operation: DEL) that
+//	                         expires after Options.TombstoneTTL
+//	P.b<d>.<b1>…<bd>         the bucket exists (a tombstone once deleted)
+//	P.s<d>.<b1>…<bd>         the bucket's sequence, 8 bytes big-endian
+//	P.v<d>.<b1>…<bd>         the bucket's version: rewritten by every transaction that writes in
+//	                         the bucket, read by every cursor over it (P.v0 for the root)
+//	P.r                      read-validation markers (only the last is kept)
+package jskv
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// Options configures a Store. The zero value of each field takes its default.
+type Options struct {
+	Stream       string                // stream name; default TETHER_KV
+	Prefix       string                // subject prefix, one token; default tk
+	Replicas     int                   // default 3
+	Storage      jetstream.StorageType // default file
+	OpTimeout    time.Duration         // one read or commit round trip; default 3 s
+	TombstoneTTL time.Duration         // how long a deletion is remembered; default 1 h
+}
+
+func (o Options) withDefaults() Options {
+	if o.Stream == "" {
+		o.Stream = "TETHER_KV"
+	}
+	if o.Prefix == "" {
+		o.Prefix = "tk"
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 3
+	}
+	if o.OpTimeout == 0 {
+		o.OpTimeout = 3 * time.Second
+	}
+	if o.TombstoneTTL == 0 {
+		o.TombstoneTTL = time.Hour
+	}
+	return o
+}
+
+// maxBatch is nats-server's default limit on the messages of one atomic batch.
+const maxBatch = 1000
+
+// Headers written on messages (the Nats- ones are JetStream's).
+const (
+	hdrBatchID       = "Nats-Batch-Id"
+	hdrBatchSeq      = "Nats-Batch-Sequence"
+	hdrBatchCommit   = "Nats-Batch-Commit"
+	hdrExpectSubjSeq = "Nats-Expected-Last-Subject-Sequence"
+	hdrExpectSubj    = "Nats-Expected-Last-Subject-Sequence-Subject"
+	hdrTTL           = "Nats-TTL"
+	hdrOp            = "KV-Operation" // "DEL" on a tombstone, as JetStream KV marks deletes
+	hdrTx            = "Tk-Tx"        // the committing transaction's id, for diagnosis
+)
+
+// Store is a kv.Store on one JetStream stream. It is safe for concurrent use.
+type Store struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+	st jetstream.Stream
+	o  Options
+
+	commits, conflicts, views atomic.Int64
+}
+
+// Open creates (or updates) the stream and returns a store on it. The connection stays the
+// caller's to close.
+func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
+	o = o.withDefaults()
+	if strings.ContainsAny(o.Prefix, ".*> \t\r\n") {
+		return nil, fmt.Errorf("jskv: prefix %q must be one subject token", o.Prefix)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jskv: %w", err)
+	}
+	cfg := jetstream.StreamConfig{
+		Name:               o.Stream,
+		Subjects:           []string{o.Prefix + ".>"},
+		Storage:            o.Storage,
+		Replicas:           o.Replicas,
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardOld,
+		MaxMsgsPerSubject:  1,
+		AllowAtomicPublish: true,
+		AllowMsgTTL:        true,
+		// Reads go to the stream leader, so a read after a commit (on any gateway) sees it.
+		// Direct gets would let every replica answer, and a lagging one answers stale.
+		AllowDirect: false,
+	}
+	st, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("jskv: stream %s: %w", o.Stream, classify(err))
+	}
+	return &Store{nc: nc, js: js, st: st, o: o}, nil
+}
+
+// Close does nothing: the connection belongs to the caller.
+func (s *Store) Close() error { return nil }
+
+// Stats counts what the store did, for benchmarks and metrics.
+type Stats struct {
+	Commits   int64 // Update transactions committed
+	Conflicts int64 // transactions run again because what they read changed
+	Views     int64 // View transactions completed
+}
+
+// Stats returns the counters so far.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Views: s.views.Load()}
+}
+
+// Update runs fn optimistically and commits its writes as one atomic batch, running it again
+// while it conflicts, until ctx ends. Lost quorum and timeouts are returned to the caller
+// (kv.Retryable), not retried here: the caller decides how long a client may wait.
+func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) error {
+	return s.run(ctx, true, fn)
+}
+
+// View runs fn and then checks that nothing it read changed meanwhile (reading each subject's
+// sequence again), running it again if something did: fn saw one consistent state.
+func (s *Store) View(ctx context.Context, fn func(kv.Tx) error) error {
+	return s.run(ctx, false, fn)
+}
+
+func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("jskv: %w: %w", kv.ErrTimeout, err)
+		}
+		t := newTx(ctx, s, writable)
+		err := fn(t)
+		switch {
+		case t.err != nil:
+			err = t.err // a failed read: fn's answer rests on a nil that was not one
+		case err != nil:
+			// fn gave up, perhaps on a state no transaction ever left: reads made at
+			// different moments can straddle another commit. Its error stands only if what
+			// it read still holds; otherwise it runs again, on the state as it is now.
+			if verr := t.validate(); verr != nil {
+				err = verr
+			}
+		default:
+			err = t.commit()
+		}
+		if !errors.Is(err, kv.ErrConflict) {
+			if err == nil {
+				if writable {
+					s.commits.Add(1)
+				} else {
+					s.views.Add(1)
+				}
+			}
+			return err
+		}
+		s.conflicts.Add(1)
+		// Back off a little, more after each conflict, at random so that two gateways that
+		// collided do not collide again in step.
+		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("jskv: %w after %d conflicts: %w", kv.ErrTimeout, attempt+1, ctx.Err())
+		case <-time.After(pause):
+		}
+	}
+}
+
+// classify maps what nats.go returned onto kv's error kinds, keeping the original in the chain.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		switch {
+		case apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence,
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant,
+			apiErr.Code == 429: // too many batches in flight: as good as a conflict, try again
+			return fmt.Errorf("%w: %w", kv.ErrConflict, err)
+		case apiErr.Code == 503:
+			return fmt.Errorf("%w: %w", kv.ErrNoQuorum, err)
+		case apiErr.Code == 408:
+			return fmt.Errorf("%w: %w", kv.ErrTimeout, err)
+		}
+		return err
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
+		return fmt.Errorf("%w: %w", kv.ErrNoQuorum, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrDisconnected):
+		return fmt.Errorf("%w: %w", kv.ErrTimeout, err)
+	}
+	return err
+}
+
+// unanswered turns a request that got no answer into the kind that says why: when the
+// cluster's JetStream API says it has no leader the stream cannot commit (kv.ErrNoQuorum);
+// otherwise it is a plain timeout. Without this a lost quorum looks like a slow network, since
+// a stream without a leader does not answer publishes at all.
+func (s *Store) unanswered(ctx context.Context, err error) error {
+	err = classify(err)
+	if !errors.Is(err, kv.ErrTimeout) || ctx.Err() == context.Canceled {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(context.Background(), s.o.OpTimeout)
+	defer cancel()
+	info, perr := s.st.Info(pctx)
+	switch {
+	case perr != nil:
+		var apiErr *jetstream.APIError
+		if errors.As(perr, &apiErr) || errors.Is(perr, context.DeadlineExceeded) || errors.Is(perr, nats.ErrNoResponders) {
+			return fmt.Errorf("%w: %w (stream info: %v)", kv.ErrNoQuorum, err, perr)
+		}
+	case info.Cluster != nil && info.Cluster.Leader == "":
+		return fmt.Errorf("%w: %w (stream has no leader)", kv.ErrNoQuorum, err)
+	}
+	return err
+}
+
+// opCtx bounds one round trip by OpTimeout and by the transaction's context.
+func (s *Store) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.o.OpTimeout)
+}
+
+// entry is a subject's committed state as read: its last sequence (0 if it has no message)
+// and value; present is false for no message or a tombstone.
+type entry struct {
+	seq     uint64
+	val     []byte
+	present bool
+}
+
+// fetch reads the last message of subj from the stream leader.
+func (s *Store) fetch(ctx context.Context, subj string) (entry, error) {
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	m, err := s.st.GetLastMsgForSubject(c, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return entry{}, nil
+	}
+	if err != nil {
+		return entry{}, s.unanswered(c, fmt.Errorf("jskv: read %s: %w", subj, err))
+	}
+	e := entry{seq: m.Sequence, present: m.Header.Get(hdrOp) != "DEL"}
+	if e.present {
+		e.val = m.Data
+		if e.val == nil {
+			e.val = []byte{}
+		}
+	}
+	return e, nil
+}
+
+// Subjects.
+
+func tok(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func untok(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// subj is P.<kind><depth>[.<path tokens>][.<key>].
+func (s *Store) subj(kind byte, path []string, key string) string {
+	var sb strings.Builder
+	sb.WriteString(s.o.Prefix)
+	sb.WriteByte('.')
+	sb.WriteByte(kind)
+	sb.WriteString(strconv.Itoa(len(path)))
+	for _, p := range path {
+		sb.WriteByte('.')
+		sb.WriteString(p)
+	}
+	if key != "" {
+		sb.WriteByte('.')
+		sb.WriteString(key)
+	}
+	return sb.String()
+}
+
+func (s *Store) readMarkerSubj() string { return s.o.Prefix + ".r" }
+
+// list returns the subjects matching filter that hold a message (tombstones included), as
+// the stream's per-subject state says: one stream info request, paged by the client.
+func (s *Store) list(ctx context.Context, filter string) ([]string, error) {
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	info, err := s.st.Info(c, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return nil, s.unanswered(c, fmt.Errorf("jskv: list %s: %w", filter, err))
+	}
+	subjs := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		subjs = append(subjs, subj)
+	}
+	return subjs, nil
+}
+
+// pubAck is JetStream's answer to a batch's commit message.
+type pubAck struct {
+	Error    *jetstream.APIError `json:"error,omitempty"`
+	Stream   string              `json:"stream"`
+	Sequence uint64              `json:"seq"`
+	BatchID  string              `json:"batch,omitempty"`
+	Count    int                 `json:"count,omitempty"`
+}
+
+// publishBatch sends msgs as one atomic batch and returns the commit's answer: all of them
+// are stored, or none. The first message is a request so that a stream that cannot take a
+// batch says so at once; the middle ones are plain publishes (the connection keeps their
+// order); the last commits.
+func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (*pubAck, error) {
+	if len(msgs) > maxBatch {
+		return nil, fmt.Errorf("jskv: %w: %d messages, at most %d", kv.ErrTxTooLarge, len(msgs), maxBatch)
+	}
+	id := nuid.Next()
+	for i, m := range msgs {
+		m.Header.Set(hdrBatchID, id)
+		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
+		m.Header.Set(hdrTx, id)
+	}
+	last := msgs[len(msgs)-1]
+	last.Header.Set(hdrBatchCommit, "1")
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	if len(msgs) > 1 {
+		r, err := s.nc.RequestMsgWithContext(c, msgs[0])
+		if err != nil {
+			return nil, s.unanswered(c, fmt.Errorf("jskv: start batch: %w", err))
+		}
+		if len(r.Data) > 0 {
+			var a pubAck
+			if err := json.Unmarshal(r.Data, &a); err != nil {
+				return nil, fmt.Errorf("jskv: start batch: answer %q: %w", r.Data, err)
+			}
+			if a.Error != nil {
+				return nil, classify(fmt.Errorf("jskv: start batch: %w", a.Error))
+			}
+		}
+		for _, m := range msgs[1 : len(msgs)-1] {
+			if err := s.nc.PublishMsg(m); err != nil {
+				return nil, classify(fmt.Errorf("jskv: batch: %w", err))
+			}
+		}
+	}
+	r, err := s.nc.RequestMsgWithContext(c, last)
+	if err != nil {
+		// The commit may have been applied with its answer lost: kv.ErrTimeout says so.
+		return nil, s.unanswered(c, fmt.Errorf("jskv: commit: %w", err))
+	}
+	var a pubAck
+	if err := json.Unmarshal(r.Data, &a); err != nil {
+		return nil, fmt.Errorf("jskv: commit: answer %q: %w", r.Data, err)
+	}
+	if a.Error != nil {
+		return nil, classify(fmt.Errorf("jskv: commit: %w", a.Error))
+	}
+	if a.BatchID != id || a.Count != len(msgs) {
+		return nil, fmt.Errorf("jskv: commit: answer for batch %q of %d, sent %q of %d", a.BatchID, a.Count, id, len(msgs))
+	}
+	return &a, nil
+}
+
+func u64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func sortKeys(keys [][]byte) {
+	slices.SortFunc(keys, func(a, b []byte) int { return strings.Compare(string(a), string(b)) })
+}
