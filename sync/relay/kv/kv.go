@@ -15,7 +15,8 @@
 //   - Get and the cursor return no error, as in bbolt, but a networked read can fail. A failed
 //     read poisons the transaction: it returns nil, every later call is a no-op, and Update or
 //     View returns the read's error whatever fn returned. Nothing fn decided on a nil that was
-//     really an error can be committed.
+//     really an error can be committed. Bucket then returns a handle that finds nothing
+//     rather than nil, so code that knows a bucket exists does not dereference a nil.
 //   - Cursors and ForEach list keys only, never nested buckets (bbolt lists a nested bucket as
 //     a key with a nil value); ForEachBucket lists nested buckets.
 //   - Errors say whether to try again: Retryable is true for ErrConflict, ErrNoQuorum and

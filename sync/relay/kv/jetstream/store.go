@@ -72,6 +72,12 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// nats-server's error codes for atomic batches (nats.go v1.55 names none of them).
+const (
+	errCodeIncompleteBatch = 10176
+	errCodeBatchTooLarge   = 10199
+)
+
 // maxBatch is nats-server's default limit on the messages of one atomic batch.
 const maxBatch = 1000
 
@@ -128,6 +134,9 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	}
 	return &Store{nc: nc, js: js, st: st, o: o}, nil
 }
+
+// Conn is the connection the store uses.
+func (s *Store) Conn() *nats.Conn { return s.nc }
 
 // Close does nothing: the connection belongs to the caller.
 func (s *Store) Close() error { return nil }
@@ -210,8 +219,13 @@ func classify(err error) error {
 		switch {
 		case apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence,
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant,
-			apiErr.Code == 429: // too many batches in flight: as good as a conflict, try again
+			apiErr.Code == 429, // too many batches in flight: as good as a conflict, try again
+			// The leader saw the commit but not every message before it (a reconnect or a
+			// leader change mid-batch): nothing was stored, so run it again.
+			apiErr.ErrorCode == errCodeIncompleteBatch:
 			return fmt.Errorf("%w: %w", kv.ErrConflict, err)
+		case apiErr.ErrorCode == errCodeBatchTooLarge:
+			return fmt.Errorf("%w: %w", kv.ErrTxTooLarge, err)
 		case apiErr.Code == 503:
 			return fmt.Errorf("%w: %w", kv.ErrNoQuorum, err)
 		case apiErr.Code == 408:
@@ -232,8 +246,8 @@ func classify(err error) error {
 // cluster's JetStream API says it has no leader the stream cannot commit (kv.ErrNoQuorum);
 // otherwise it is a plain timeout. Without this a lost quorum looks like a slow network, since
 // a stream without a leader does not answer publishes at all.
-func (s *Store) unanswered(ctx context.Context, err error) error {
-	err = classify(err)
+func (s *Store) unanswered(ctx context.Context, raw error) error {
+	err := classify(raw)
 	if !errors.Is(err, kv.ErrTimeout) || ctx.Err() == context.Canceled {
 		return err
 	}
@@ -244,10 +258,22 @@ func (s *Store) unanswered(ctx context.Context, err error) error {
 	case perr != nil:
 		var apiErr *jetstream.APIError
 		if errors.As(perr, &apiErr) || errors.Is(perr, context.DeadlineExceeded) || errors.Is(perr, nats.ErrNoResponders) {
-			return fmt.Errorf("%w: %w (stream info: %v)", kv.ErrNoQuorum, err, perr)
+			return fmt.Errorf("%w: %w (stream info: %v)", kv.ErrNoQuorum, raw, perr)
 		}
 	case info.Cluster != nil && info.Cluster.Leader == "":
-		return fmt.Errorf("%w: %w (stream has no leader)", kv.ErrNoQuorum, err)
+		return fmt.Errorf("%w: %w (stream has no leader)", kv.ErrNoQuorum, raw)
+	case info.Cluster != nil:
+		// A leader that lost its peers goes on calling itself leader until its election
+		// timeout; peers it has not heard from for as long as this request waited are gone.
+		heard := 1
+		for _, r := range info.Cluster.Replicas {
+			if r.Current && !r.Offline && r.Active < s.o.OpTimeout {
+				heard++
+			}
+		}
+		if heard <= info.Config.Replicas/2 {
+			return fmt.Errorf("%w: %w (leader %s hears %d of %d replicas)", kv.ErrNoQuorum, raw, info.Cluster.Leader, heard, info.Config.Replicas)
+		}
 	}
 	return err
 }

@@ -316,9 +316,12 @@ func (b *bucket) Bucket(name []byte) kv.Bucket {
 	if _, ok := b.t.writes[m]; !ok {
 		b.t.markers[m] = struct{}{}
 	}
-	if _, present := b.t.state(m, false); !present {
+	if _, present := b.t.state(m, false); !present && b.t.err == nil {
 		return nil
 	}
+	// After a failed read the answer is unknown: a handle whose reads find nothing keeps
+	// code that knows the bucket exists from tripping on a nil, and the transaction
+	// returns the read's error whatever it does.
 	return &bucket{t: b.t, path: p}
 }
 

@@ -560,22 +560,25 @@ func Increments(t *testing.T, s kv.Store, workers, each int) {
 
 // Increment adds one to ctr/n and logs who did it under the next sequence of log.
 func Increment(c context.Context, s kv.Store, who string) error {
-	return s.Update(c, func(tx kv.Tx) error {
-		b := tx.Bucket([]byte("ctr"))
-		var n uint64
-		if v := b.Get([]byte("n")); v != nil {
-			n = binary.BigEndian.Uint64(v)
-		}
-		if err := b.Put([]byte("n"), binary.BigEndian.AppendUint64(nil, n+1)); err != nil {
-			return err
-		}
-		log := tx.Bucket([]byte("log"))
-		seq, err := log.NextSequence()
-		if err != nil {
-			return err
-		}
-		return log.Put(binary.BigEndian.AppendUint64(nil, seq), []byte(who))
-	})
+	return s.Update(c, func(tx kv.Tx) error { return IncrementTx(tx, who) })
+}
+
+// IncrementTx is Increment's write, inside a transaction of the caller's.
+func IncrementTx(tx kv.Tx, who string) error {
+	b := tx.Bucket([]byte("ctr"))
+	var n uint64
+	if v := b.Get([]byte("n")); v != nil {
+		n = binary.BigEndian.Uint64(v)
+	}
+	if err := b.Put([]byte("n"), binary.BigEndian.AppendUint64(nil, n+1)); err != nil {
+		return err
+	}
+	log := tx.Bucket([]byte("log"))
+	seq, err := log.NextSequence()
+	if err != nil {
+		return err
+	}
+	return log.Put(binary.BigEndian.AppendUint64(nil, seq), []byte(who))
 }
 
 // testWriteSkew: two doctors on call, each may go off call only if the other is still on.
