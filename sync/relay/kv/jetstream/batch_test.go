@@ -85,9 +85,17 @@ func TestAtomicBatchHonoursExpectedSequences(t *testing.T) {
 			}
 		})
 	}
-	ack, err := s.publishBatch(ctx, build(right))
+	sent := build(right)
+	ack, err := s.publishBatch(ctx, sent)
 	if err != nil {
 		t.Fatalf("batch with every expectation right: %v", err)
+	}
+	// What a commit whose answer was lost looks at: is its id on what it wrote?
+	if !s.landed(ctx, ack.BatchID, sent) {
+		t.Error("a committed batch is not found by its id")
+	}
+	if s.landed(ctx, "not-"+ack.BatchID, sent) {
+		t.Error("a batch never sent is found")
 	}
 	if seqOf("ex.a") <= b || seqOf("ex.c") == 0 || seqOf("ex.d") != ack.Sequence || seqOf("ex.b") != b {
 		t.Fatalf("committed batch not stored as sent: a %d b %d c %d d %d (ack %d)", seqOf("ex.a"), seqOf("ex.b"), seqOf("ex.c"), seqOf("ex.d"), ack.Sequence)
@@ -125,5 +133,68 @@ func TestAtomicBatchHonoursExpectedSequences(t *testing.T) {
 		if won != 1 {
 			t.Fatalf("round %d: %d of 2 racing batches committed on one expected sequence, want exactly 1", round, won)
 		}
+	}
+}
+
+// TestDeleteBigBucket: deleting a bucket is one message however much it holds (a bucket of
+// 1,500 keys could not be tombstoned key by key in one batch of at most 1,000), the bucket made
+// again under its name is empty, and the purge after the commit leaves nothing of the old one.
+func TestDeleteBigBucket(t *testing.T) {
+	c := natstest.Start(t)
+	nc := c.Connect(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Open(ctx, nc, Options{Stream: "BIG", Prefix: "big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitStream(nc, "BIG")
+	var gen string
+	for part := range 2 {
+		if err := s.Update(ctx, func(tx kv.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("down"))
+			if err != nil {
+				return err
+			}
+			nb, err := b.CreateBucketIfNotExists([]byte("t1"))
+			if err != nil {
+				return err
+			}
+			gen = nb.(*bucket).gen
+			for i := range 750 {
+				if err := nb.Put(fmt.Appendf(nil, "%d-%04d", part, i), []byte("item")); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := s.list(ctx, s.subj('k', gen, "*"))
+	if err != nil || len(held) != 1500 {
+		t.Fatalf("bucket holds %d keys (%v), want 1500", len(held), err)
+	}
+	if err := s.Update(ctx, func(tx kv.Tx) error {
+		b := tx.Bucket([]byte("down"))
+		if err := b.DeleteBucket([]byte("t1")); err != nil {
+			return err
+		}
+		_, err := b.CreateBucket([]byte("t1"))
+		return err
+	}); err != nil {
+		t.Fatalf("delete and make again a bucket of 1500 keys: %v", err)
+	}
+	if err := s.View(ctx, func(tx kv.Tx) error {
+		if n := tx.Bucket([]byte("down")).Bucket([]byte("t1")).KeyN(); n != 0 {
+			t.Errorf("bucket made again holds %d keys", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	left, err := s.list(ctx, s.subj('k', gen, "*"))
+	if err != nil || len(left) != 0 || s.Stats().PurgeFailures != 0 {
+		t.Fatalf("after the purge %d keys of the deleted bucket are left (%v, %d purge failures)", len(left), err, s.Stats().PurgeFailures)
 	}
 }

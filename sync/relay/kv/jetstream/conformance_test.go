@@ -15,7 +15,7 @@ import (
 
 // openOn opens a store on a stream of its own on the cluster, through nc, and waits until the
 // stream's three replicas are ready.
-func openOn(t *testing.T, c *natstest.Cluster, nc *nats.Conn, name string) *jskv.Store {
+func openOn(t testing.TB, c *natstest.Cluster, nc *nats.Conn, name string) *jskv.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -4,22 +4,26 @@
 // One stream holds everything, one subject per key, keeping only each subject's last message
 // (MaxMsgsPerSubject 1). Transactions are optimistic: reads fetch the last message of a subject
 // from the stream leader and remember its stream sequence; a commit publishes every write as one
-// JetStream atomic batch (nats-server 2.12+), each written key carrying
+// JetStream atomic batch (nats-server 2.12+), each written key that was read carrying
 // Nats-Expected-Last-Subject-Sequence, and each key read but not written validated by a marker
-// message whose Nats-Expected-Last-Subject-Sequence-Subject names it. The server applies all of
+// message whose Nats-Expected-Last-Subject-Sequence-Subject names it. The server stores all of
 // the batch or none of it, so a transaction commits only if nothing it read changed since: the
 // store is serializable, not just snapshot-isolated. A commit that loses that race fails with
 // kv.ErrConflict and Update runs the transaction again.
 //
-// Subjects, under a prefix P (default "tk"), with each bucket name and key in unpadded base64url
-// (so any bytes fit a subject token) and d the bucket's depth (1 for a root bucket):
+// Every bucket has a generation, a random id given when it is made; its keys live under the
+// generation, not its name, so deleting a bucket is one tombstone (and a purge afterwards), and
+// a bucket made again under the same name starts empty. Subjects, under a prefix P (default
+// "tk"), with names and keys in unpadded base64url so that any bytes fit a subject token, and
+// 0 the generation of the root:
 //
-//	P.k<d>.<b1>…<bd>.<key>   a key's value; a deletion is a tombstone (KV-Operation: DEL) that
+//	P.b.<parent gen>.<name>  the bucket exists: its value is its generation (a tombstone once
+//	                         deleted)
+//	P.k.<gen>.<key>          a key's value; a deletion is a tombstone (KV-Operation: DEL) that
 //	                         expires after Options.TombstoneTTL
-//	P.b<d>.<b1>…<bd>         the bucket exists (a tombstone once deleted)
-//	P.s<d>.<b1>…<bd>         the bucket's sequence, 8 bytes big-endian
-//	P.v<d>.<b1>…<bd>         the bucket's version: rewritten by every transaction that writes in
-//	                         the bucket, read by every cursor over it (P.v0 for the root)
+//	P.s.<gen>                the bucket's sequence, 8 bytes big-endian
+//	P.v.<gen>                the bucket's version: rewritten by every transaction that writes in
+//	                         the bucket (keys or nested buckets), read by every cursor over it
 //	P.r                      read-validation markers (only the last is kept)
 package jskv
 
@@ -100,7 +104,7 @@ type Store struct {
 	st jetstream.Stream
 	o  Options
 
-	commits, conflicts, views atomic.Int64
+	commits, conflicts, views, purgeFailures atomic.Int64
 }
 
 // Open creates (or updates) the stream and returns a store on it. The connection stays the
@@ -146,11 +150,13 @@ type Stats struct {
 	Commits   int64 // Update transactions committed
 	Conflicts int64 // transactions run again because what they read changed
 	Views     int64 // View transactions completed
+	// PurgeFailures counts deleted buckets whose subjects could not all be purged.
+	PurgeFailures int64
 }
 
 // Stats returns the counters so far.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Views: s.views.Load()}
+	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Views: s.views.Load(), PurgeFailures: s.purgeFailures.Load()}
 }
 
 // Update runs fn optimistically and commits its writes as one atomic batch, running it again
@@ -318,20 +324,18 @@ func tok(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func untok(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
 
-// subj is P.<kind><depth>[.<path tokens>][.<key>].
-func (s *Store) subj(kind byte, path []string, key string) string {
+// subj is P.<kind>.<gen>[.<token>].
+func (s *Store) subj(kind byte, gen, token string) string {
 	var sb strings.Builder
+	sb.Grow(len(s.o.Prefix) + len(gen) + len(token) + 5)
 	sb.WriteString(s.o.Prefix)
 	sb.WriteByte('.')
 	sb.WriteByte(kind)
-	sb.WriteString(strconv.Itoa(len(path)))
-	for _, p := range path {
+	sb.WriteByte('.')
+	sb.WriteString(gen)
+	if token != "" {
 		sb.WriteByte('.')
-		sb.WriteString(p)
-	}
-	if key != "" {
-		sb.WriteByte('.')
-		sb.WriteString(key)
+		sb.WriteString(token)
 	}
 	return sb.String()
 }
@@ -364,9 +368,8 @@ type pubAck struct {
 }
 
 // publishBatch sends msgs as one atomic batch and returns the commit's answer: all of them
-// are stored, or none. The first message is a request so that a stream that cannot take a
-// batch says so at once; the middle ones are plain publishes (the connection keeps their
-// order); the last commits.
+// are stored, or none. All but the last are plain publishes (one connection keeps their order,
+// and the server answers for them all on the commit), so a commit is one round trip.
 func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (*pubAck, error) {
 	if len(msgs) > maxBatch {
 		return nil, fmt.Errorf("jskv: %w: %d messages, at most %d", kv.ErrTxTooLarge, len(msgs), maxBatch)
@@ -381,30 +384,20 @@ func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (*pubAck, er
 	last.Header.Set(hdrBatchCommit, "1")
 	c, cancel := s.opCtx(ctx)
 	defer cancel()
-	if len(msgs) > 1 {
-		r, err := s.nc.RequestMsgWithContext(c, msgs[0])
-		if err != nil {
-			return nil, s.unanswered(c, fmt.Errorf("jskv: start batch: %w", err))
-		}
-		if len(r.Data) > 0 {
-			var a pubAck
-			if err := json.Unmarshal(r.Data, &a); err != nil {
-				return nil, fmt.Errorf("jskv: start batch: answer %q: %w", r.Data, err)
-			}
-			if a.Error != nil {
-				return nil, classify(fmt.Errorf("jskv: start batch: %w", a.Error))
-			}
-		}
-		for _, m := range msgs[1 : len(msgs)-1] {
-			if err := s.nc.PublishMsg(m); err != nil {
-				return nil, classify(fmt.Errorf("jskv: batch: %w", err))
-			}
+	for _, m := range msgs[:len(msgs)-1] {
+		if err := s.nc.PublishMsg(m); err != nil {
+			return nil, classify(fmt.Errorf("jskv: batch: %w", err))
 		}
 	}
 	r, err := s.nc.RequestMsgWithContext(c, last)
 	if err != nil {
-		// The commit may have been applied with its answer lost: kv.ErrTimeout says so.
-		return nil, s.unanswered(c, fmt.Errorf("jskv: commit: %w", err))
+		err = s.unanswered(c, fmt.Errorf("jskv: commit: %w", err))
+		// The answer is lost, not necessarily the commit. If the batch is there (its id is
+		// on a subject it wrote), it committed; otherwise kv.ErrTimeout leaves it open.
+		if errors.Is(err, kv.ErrTimeout) && !errors.Is(err, kv.ErrNoQuorum) && s.landed(ctx, id, msgs) {
+			return &pubAck{BatchID: id, Count: len(msgs)}, nil
+		}
+		return nil, err
 	}
 	var a pubAck
 	if err := json.Unmarshal(r.Data, &a); err != nil {
@@ -417,6 +410,60 @@ func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (*pubAck, er
 		return nil, fmt.Errorf("jskv: commit: answer for batch %q of %d, sent %q of %d", a.BatchID, a.Count, id, len(msgs))
 	}
 	return &a, nil
+}
+
+// landed reports whether batch id is stored, by reading the subjects it wrote (each keeps only
+// its last message, so a later writer can hide it: false means "cannot tell", never "not
+// committed"). It stops at the first read that fails.
+func (s *Store) landed(ctx context.Context, id string, msgs []*nats.Msg) bool {
+	checked := 0
+	for _, m := range msgs {
+		if m.Subject == s.readMarkerSubj() || checked == 3 {
+			continue
+		}
+		checked++
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.OpTimeout)
+		got, err := s.st.GetLastMsgForSubject(c, m.Subject)
+		cancel()
+		if err != nil {
+			return false
+		}
+		if got.Header.Get(hdrTx) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// purge removes a deleted bucket's generation, and its nested buckets' generations, from the
+// stream. Nothing reads them any more, so this only frees space; a purge that fails leaves
+// unreachable subjects (counted in Stats.PurgeFailures) that a later sweep can remove.
+func (s *Store) purge(ctx context.Context, gen string) {
+	ctx = context.WithoutCancel(ctx)
+	kids, err := s.list(ctx, s.subj('b', gen, "*"))
+	if err != nil {
+		s.purgeFailures.Add(1)
+		return
+	}
+	for _, m := range kids {
+		e, err := s.fetch(ctx, m)
+		if err != nil {
+			s.purgeFailures.Add(1)
+			return
+		}
+		if e.present {
+			s.purge(ctx, string(e.val))
+		}
+	}
+	for _, filter := range []string{s.subj('k', gen, "*"), s.subj('b', gen, "*"), s.subj('s', gen, ""), s.subj('v', gen, "")} {
+		c, cancel := s.opCtx(ctx)
+		err := s.st.Purge(c, jetstream.WithPurgeSubject(filter))
+		cancel()
+		if err != nil {
+			s.purgeFailures.Add(1)
+			return
+		}
+	}
 }
 
 func u64(b []byte) uint64 {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
@@ -29,21 +30,22 @@ type tx struct {
 	// subject at most once, so it never sees two states of one key.
 	seen map[string]entry
 	// reads are the subjects whose fetched sequence the commit must still find (what fn's
-	// decisions rest on); markers are bucket-existence subjects looked at, checked only for
-	// buckets the transaction writes in (Update) or always (View).
-	reads   map[string]struct{}
-	markers map[string]struct{}
+	// decisions rest on). A bucket's marker seen present is not among them (see Bucket).
+	reads map[string]struct{}
+	// scanned: a cursor listed a bucket, so the values it read rest on its version too.
+	scanned bool
 	writes  map[string]*write
-	// touched are the buckets written in, by joined path: each gets its version rewritten
-	// and its existence checked at commit.
-	touched map[string][]string
+	// touched are the generations of the buckets written in: each gets its version rewritten.
+	touched map[string]struct{}
+	// dead are the generations of buckets this transaction deleted, purged once it commits.
+	dead []string
 
 	err error // the first failed read; the transaction is then void
 }
 
 func newTx(ctx context.Context, s *Store, writable bool) *tx {
 	return &tx{ctx: ctx, s: s, writable: writable, seen: map[string]entry{}, reads: map[string]struct{}{},
-		markers: map[string]struct{}{}, writes: map[string]*write{}, touched: map[string][]string{}}
+		writes: map[string]*write{}, touched: map[string]struct{}{}}
 }
 
 // fetch returns subj's committed state, from the cache or the stream.
@@ -102,15 +104,15 @@ func (t *tx) del(subj string) {
 	t.writes[subj] = &write{del: true}
 }
 
-func (t *tx) touch(path []string) { t.touched[strings.Join(path, ".")] = path }
+func (t *tx) touch(gen string) { t.touched[gen] = struct{}{} }
 
 // commit validates and publishes. A transaction that wrote nothing only validates its reads.
 func (t *tx) commit() error {
 	if !t.writable || len(t.writes) == 0 {
 		return t.validate()
 	}
-	for _, path := range t.touched {
-		t.writes[t.s.subj('v', path, "")] = &write{val: []byte{}}
+	for gen := range t.touched {
+		t.writes[t.s.subj('v', gen, "")] = &write{val: []byte{}}
 	}
 	var msgs []*nats.Msg
 	subjs := slices.Sorted(mapKeys(t.writes))
@@ -129,45 +131,39 @@ func (t *tx) commit() error {
 		msgs = append(msgs, m)
 	}
 	// What was read and not written: a marker that only passes if it is unchanged.
-	validate := map[string]struct{}{}
-	for subj := range t.reads {
-		validate[subj] = struct{}{}
-	}
-	for _, path := range t.touched {
-		if len(path) > 0 {
-			validate[t.s.subj('b', path, "")] = struct{}{}
-		}
-	}
-	for _, subj := range slices.Sorted(mapKeys(validate)) {
+	for _, subj := range slices.Sorted(mapKeys(t.reads)) {
 		if _, written := t.writes[subj]; written {
 			continue
 		}
-		e, ok := t.fetch(subj) // a marker of a bucket made before this tx is cached already
-		if !ok {
-			return t.err
-		}
+		e := t.seen[subj]
 		m := nats.NewMsg(t.s.readMarkerSubj())
 		m.Header.Set(hdrExpectSubjSeq, strconv.FormatUint(e.seq, 10))
 		m.Header.Set(hdrExpectSubj, subj)
 		msgs = append(msgs, m)
 	}
-	_, err := t.s.publishBatch(t.ctx, msgs)
-	return err
+	if _, err := t.s.publishBatch(t.ctx, msgs); err != nil {
+		return err
+	}
+	for _, gen := range t.dead {
+		t.s.purge(t.ctx, gen)
+	}
+	return nil
 }
 
 // validate reads again every subject the transaction depends on and fails with a conflict if
 // one moved. Each was unchanged from its first read to its second, and every first read came
 // before every second, so all held together at the moment between: one consistent state.
 func (t *tx) validate() error {
-	for _, set := range []map[string]struct{}{t.reads, t.markers} {
-		for subj := range set {
-			e, err := t.s.fetch(t.ctx, subj)
-			if err != nil {
-				return err
-			}
-			if e.seq != t.seen[subj].seq {
-				return fmt.Errorf("jskv: %w: %s moved from %d to %d", kv.ErrConflict, subj, t.seen[subj].seq, e.seq)
-			}
+	if len(t.reads) <= 1 && !t.scanned {
+		return nil // one read is one state: nothing to hold together
+	}
+	for subj := range t.reads {
+		e, err := t.s.fetch(t.ctx, subj)
+		if err != nil {
+			return err
+		}
+		if e.seq != t.seen[subj].seq {
+			return fmt.Errorf("jskv: %w: %s moved from %d to %d", kv.ErrConflict, subj, t.seen[subj].seq, e.seq)
 		}
 	}
 	return nil
@@ -183,11 +179,13 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
-// Tx: the root, a bucket with an empty path that holds no keys.
+// Tx: the root is a bucket of generation 0 that holds only buckets.
+
+const rootGen = "0"
 
 func (t *tx) Writable() bool { return t.writable }
 
-func (t *tx) root() *bucket { return &bucket{t: t} }
+func (t *tx) root() *bucket { return &bucket{t: t, gen: rootGen} }
 
 func (t *tx) Bucket(name []byte) kv.Bucket { return t.root().Bucket(name) }
 
@@ -201,17 +199,15 @@ func (t *tx) DeleteBucket(name []byte) error { return t.root().DeleteBucket(name
 
 func (t *tx) ForEachBucket(fn func(name []byte) error) error { return t.root().ForEachBucket(fn) }
 
-// bucket is a handle on a bucket path; it holds no state of its own.
+// bucket is a handle on one generation of a bucket; it holds no state of its own.
 type bucket struct {
-	t    *tx
-	path []string
+	t   *tx
+	gen string
 }
 
-func (b *bucket) child(name []byte) []string {
-	return append(slices.Clip(b.path), tok(name))
-}
+func (b *bucket) keySubj(key []byte) string { return b.t.s.subj('k', b.gen, tok(key)) }
 
-func (b *bucket) keySubj(key []byte) string { return b.t.s.subj('k', b.path, tok(key)) }
+func (b *bucket) markerSubj(name []byte) string { return b.t.s.subj('b', b.gen, tok(name)) }
 
 func (b *bucket) Get(key []byte) []byte {
 	if len(key) == 0 {
@@ -232,7 +228,7 @@ func (b *bucket) Put(key, value []byte) error {
 		return kv.ErrKeyRequired
 	}
 	b.t.put(b.keySubj(key), value)
-	b.t.touch(b.path)
+	b.t.touch(b.gen)
 	return nil
 }
 
@@ -244,19 +240,20 @@ func (b *bucket) Delete(key []byte) error {
 		return kv.ErrKeyRequired
 	}
 	b.t.del(b.keySubj(key))
-	b.t.touch(b.path)
+	b.t.touch(b.gen)
 	return nil
 }
 
-// names lists the last tokens of the subjects under prefix (committed and this transaction's),
-// decoded and sorted, with each one's subject. Reading the bucket's version first makes any
-// change to the listing after it a conflict at commit.
-func (b *bucket) names(kind byte, path []string) (names [][]byte, subjs map[string]string) {
-	b.t.state(b.t.s.subj('v', b.path, ""), true)
+// names lists the last tokens of the subjects P.<kind>.<gen>.* (committed and this
+// transaction's), decoded and sorted, with each one's subject. Reading the bucket's version
+// first makes any change to the listing after it a conflict.
+func (b *bucket) names(kind byte) (names [][]byte, subjs map[string]string) {
+	b.t.scanned = true
+	b.t.state(b.t.s.subj('v', b.gen, ""), true)
 	if b.t.err != nil {
 		return nil, nil
 	}
-	prefix := b.t.s.subj(kind, path, "") + "."
+	prefix := b.t.s.subj(kind, b.gen, "") + "."
 	committed, err := b.t.s.list(b.t.ctx, prefix+"*")
 	if err != nil {
 		b.t.err = err
@@ -305,24 +302,34 @@ func (b *bucket) KeyN() int {
 	return n
 }
 
-func (b *bucket) marker(path []string) string { return b.t.s.subj('b', path, "") }
-
+// Bucket finds a nested bucket by its marker. A marker seen present is not validated (by
+// Update's commit or View's second reads): every transaction looks up its buckets, and
+// validating them would make every two concurrent commits of one bucket collide, as the
+// server refuses a second in-flight expectation on one subject. If the bucket is deleted
+// meanwhile, this transaction's writes land in a generation nobody reads any more, as if it
+// had committed just before the delete; keys it read there vanish with the purge that follows
+// the delete, which makes its reads conflict if the purge came between read and commit. A
+// marker seen absent is validated like any read: deciding on "there is none" while one is
+// being made is a real conflict.
 func (b *bucket) Bucket(name []byte) kv.Bucket {
 	if len(name) == 0 {
 		return nil
 	}
-	p := b.child(name)
-	m := b.marker(p)
-	if _, ok := b.t.writes[m]; !ok {
-		b.t.markers[m] = struct{}{}
-	}
-	if _, present := b.t.state(m, false); !present && b.t.err == nil {
+	m := b.markerSubj(name)
+	gen, present := b.t.state(m, false)
+	switch {
+	case b.t.err != nil:
+		// After a failed read the answer is unknown: a handle whose reads find nothing
+		// keeps code that knows the bucket exists from tripping on a nil, and the
+		// transaction returns the read's error whatever it does.
+		return &bucket{t: b.t, gen: "-"}
+	case !present:
+		if _, mine := b.t.writes[m]; !mine {
+			b.t.reads[m] = struct{}{}
+		}
 		return nil
 	}
-	// After a failed read the answer is unknown: a handle whose reads find nothing keeps
-	// code that knows the bucket exists from tripping on a nil, and the transaction
-	// returns the read's error whatever it does.
-	return &bucket{t: b.t, path: p}
+	return &bucket{t: b.t, gen: string(gen)}
 }
 
 func (b *bucket) CreateBucket(name []byte) (kv.Bucket, error) {
@@ -332,25 +339,25 @@ func (b *bucket) CreateBucket(name []byte) (kv.Bucket, error) {
 	if len(name) == 0 {
 		return nil, kv.ErrNameRequired
 	}
-	p := b.child(name)
-	m := b.marker(p)
+	m := b.markerSubj(name)
 	if _, present := b.t.state(m, true); present {
 		return nil, fmt.Errorf("jskv: %q: %w", name, kv.ErrBucketExists)
 	}
 	if b.t.err != nil {
 		return nil, b.t.err
 	}
-	b.t.put(m, nil)
-	b.t.touch(b.path)
-	return &bucket{t: b.t, path: p}, nil
+	gen := nuid.Next()
+	b.t.put(m, []byte(gen))
+	b.t.touch(b.gen)
+	return &bucket{t: b.t, gen: gen}, nil
 }
 
 func (b *bucket) CreateBucketIfNotExists(name []byte) (kv.Bucket, error) {
+	if err := b.t.canWrite(); err != nil {
+		return nil, err
+	}
 	if nb := b.Bucket(name); nb != nil {
-		if err := b.t.canWrite(); err != nil {
-			return nil, err
-		}
-		return nb, nil
+		return nb, b.t.err
 	}
 	if b.t.err != nil {
 		return nil, b.t.err
@@ -358,8 +365,8 @@ func (b *bucket) CreateBucketIfNotExists(name []byte) (kv.Bucket, error) {
 	return b.CreateBucket(name)
 }
 
-// DeleteBucket tombstones the bucket's keys, nested buckets and sequence, then the bucket:
-// every subject of it is written, so a transaction that read any of them conflicts.
+// DeleteBucket tombstones the bucket's marker: one message however much it holds. Its
+// generation, with everything under it and its nested buckets', is purged after the commit.
 func (b *bucket) DeleteBucket(name []byte) error {
 	if err := b.t.canWrite(); err != nil {
 		return err
@@ -367,83 +374,22 @@ func (b *bucket) DeleteBucket(name []byte) error {
 	if len(name) == 0 {
 		return kv.ErrNameRequired
 	}
-	p := b.child(name)
-	m := b.marker(p)
-	if _, present := b.t.state(m, true); !present {
+	m := b.markerSubj(name)
+	gen, present := b.t.state(m, true)
+	if !present {
 		if b.t.err != nil {
 			return b.t.err
 		}
 		return fmt.Errorf("jskv: %q: %w", name, kv.ErrBucketNotFound)
 	}
-	return b.deleteTree(p)
-}
-
-func (b *bucket) deleteTree(p []string) error {
-	nb := &bucket{t: b.t, path: p}
-	keys, subjs := nb.names('k', p)
-	for _, k := range keys {
-		b.t.del(subjs[string(k)])
-	}
-	children, csubjs := nb.childNames()
-	for _, c := range children {
-		if _, present := b.t.state(csubjs[string(c)], true); present {
-			if err := nb.deleteTree(nb.child(c)); err != nil {
-				return err
-			}
-		}
-	}
-	if b.t.err != nil {
-		return b.t.err
-	}
-	b.t.del(b.t.s.subj('s', p, ""))
-	b.t.del(b.marker(p))
-	b.t.touch(p)
-	b.t.touch(b.path)
+	b.t.del(m)
+	b.t.touch(b.gen)
+	b.t.dead = append(b.t.dead, string(gen))
 	return nil
 }
 
-// childNames lists the nested buckets' names (with tombstoned ones) and marker subjects.
-func (b *bucket) childNames() ([][]byte, map[string]string) {
-	// Markers of children are P.b<d+1>.<path>.<name>: the subject of a depth one more.
-	b.t.state(b.t.s.subj('v', b.path, ""), true)
-	if b.t.err != nil {
-		return nil, nil
-	}
-	prefix := b.t.s.subj('b', append(slices.Clip(b.path), "x"), "")
-	prefix = prefix[:len(prefix)-1] // P.b<d+1>.<path>.
-	committed, err := b.t.s.list(b.t.ctx, prefix+"*")
-	if err != nil {
-		b.t.err = err
-		return nil, nil
-	}
-	subjs := map[string]string{}
-	var names [][]byte
-	add := func(subj string) {
-		rest, ok := strings.CutPrefix(subj, prefix)
-		if !ok || strings.Contains(rest, ".") {
-			return
-		}
-		name, err := untok(rest)
-		if err != nil || len(name) == 0 {
-			return
-		}
-		if _, dup := subjs[string(name)]; !dup {
-			subjs[string(name)] = subj
-			names = append(names, name)
-		}
-	}
-	for _, subj := range committed {
-		add(subj)
-	}
-	for subj := range b.t.writes {
-		add(subj)
-	}
-	sortKeys(names)
-	return names, subjs
-}
-
 func (b *bucket) ForEachBucket(fn func(name []byte) error) error {
-	names, subjs := b.childNames()
+	names, subjs := b.names('b')
 	for _, n := range names {
 		if _, present := b.t.state(subjs[string(n)], false); !present {
 			continue
@@ -456,7 +402,7 @@ func (b *bucket) ForEachBucket(fn func(name []byte) error) error {
 }
 
 func (b *bucket) Sequence() uint64 {
-	v, _ := b.t.state(b.t.s.subj('s', b.path, ""), true)
+	v, _ := b.t.state(b.t.s.subj('s', b.gen, ""), true)
 	return u64(v)
 }
 
@@ -464,8 +410,8 @@ func (b *bucket) SetSequence(v uint64) error {
 	if err := b.t.canWrite(); err != nil {
 		return err
 	}
-	b.t.put(b.t.s.subj('s', b.path, ""), binary.BigEndian.AppendUint64(nil, v))
-	b.t.touch(b.path)
+	b.t.put(b.t.s.subj('s', b.gen, ""), binary.BigEndian.AppendUint64(nil, v))
+	b.t.touch(b.gen)
 	return nil
 }
 
@@ -492,7 +438,7 @@ type cursor struct {
 
 func (c *cursor) load() {
 	if !c.loaded {
-		c.keys, c.subjs = c.b.names('k', c.b.path)
+		c.keys, c.subjs = c.b.names('k')
 		c.loaded = true
 	}
 }
