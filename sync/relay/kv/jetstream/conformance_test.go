@@ -17,9 +17,15 @@ import (
 // stream's three replicas are ready.
 func openOn(t testing.TB, c *natstest.Cluster, nc *nats.Conn, name string) *jskv.Store {
 	t.Helper()
+	return openWith(t, c, nc, jskv.Options{Stream: name, Prefix: name})
+}
+
+func openWith(t testing.TB, c *natstest.Cluster, nc *nats.Conn, o jskv.Options) *jskv.Store {
+	t.Helper()
+	name := o.Stream
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name})
+	s, err := jskv.Open(ctx, nc, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,5 +41,18 @@ func TestConformanceR3(t *testing.T) {
 	kvtest.Run(t, func(t *testing.T) kv.Store {
 		n++
 		return openOn(t, c, nc, fmt.Sprintf("conf%d", n))
+	})
+}
+
+// TestConformanceR3NoCache runs the suite with the gateway's read cache off, so that both
+// read paths (cache and leader) are held to it.
+func TestConformanceR3NoCache(t *testing.T) {
+	c := natstest.Start(t)
+	nc := c.Connect(1)
+	n := 0
+	kvtest.Run(t, func(t *testing.T) kv.Store {
+		n++
+		name := fmt.Sprintf("nocache%d", n)
+		return openWith(t, c, nc, jskv.Options{Stream: name, Prefix: name, CacheEntries: -1})
 	})
 }

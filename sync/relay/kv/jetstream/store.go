@@ -55,6 +55,9 @@ type Options struct {
 	Storage      jetstream.StorageType // default file
 	OpTimeout    time.Duration         // one read or commit round trip; default 3 s
 	TombstoneTTL time.Duration         // how long a deletion is remembered; default 1 h
+	// CacheEntries bounds the gateway's read cache (see readCache); default 100,000, and
+	// negative turns the cache off.
+	CacheEntries int
 }
 
 func (o Options) withDefaults() Options {
@@ -72,6 +75,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.TombstoneTTL == 0 {
 		o.TombstoneTTL = time.Hour
+	}
+	if o.CacheEntries == 0 {
+		o.CacheEntries = 100_000
 	}
 	return o
 }
@@ -103,6 +109,8 @@ type Store struct {
 	js jetstream.JetStream
 	st jetstream.Stream
 	o  Options
+	// cache is nil when Options.CacheEntries < 0.
+	cache *readCache
 
 	commits, conflicts, views, purgeFailures atomic.Int64
 }
@@ -132,11 +140,30 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		// Direct gets would let every replica answer, and a lagging one answers stale.
 		AllowDirect: false,
 	}
-	st, err := js.CreateOrUpdateStream(ctx, cfg)
+	// Every gateway opens the store; only the first creates the stream, and a gateway updates
+	// it only if it lacks what the store relies on (an update is a cluster-wide operation
+	// that can fail while a node is away, and a gateway must start then too).
+	st, err := js.Stream(ctx, o.Stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		st, err = js.CreateOrUpdateStream(ctx, cfg)
+	case err == nil && !suits(st.CachedInfo().Config, cfg):
+		st, err = js.UpdateStream(ctx, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("jskv: stream %s: %w", o.Stream, classify(err))
 	}
-	return &Store{nc: nc, js: js, st: st, o: o}, nil
+	s := &Store{nc: nc, js: js, st: st, o: o}
+	if o.CacheEntries > 0 {
+		s.cache = newReadCache(o.CacheEntries)
+	}
+	return s, nil
+}
+
+// suits reports whether an existing stream's configuration has what the store relies on.
+func suits(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		have.AllowAtomicPublish && have.AllowMsgTTL && !have.AllowDirect && have.Replicas == want.Replicas
 }
 
 // Conn is the connection the store uses.

@@ -37,6 +37,9 @@ type tx struct {
 	writes  map[string]*write
 	// touched are the generations of the buckets written in: each gets its version rewritten.
 	touched map[string]struct{}
+	// fromCache are the subjects read from the gateway's cache, not the leader: dropped
+	// from it if the transaction conflicts, since one of them may be why.
+	fromCache []string
 	// dead are the generations of buckets this transaction deleted, purged once it commits.
 	dead []string
 
@@ -56,10 +59,21 @@ func (t *tx) fetch(subj string) (entry, bool) {
 	if e, ok := t.seen[subj]; ok {
 		return e, true
 	}
+	cacheable := t.s.cacheable(subj)
+	if cacheable && t.writable {
+		if e, ok := t.s.cache.get(subj); ok {
+			t.seen[subj] = e
+			t.fromCache = append(t.fromCache, subj)
+			return e, true
+		}
+	}
 	e, err := t.s.fetch(t.ctx, subj)
 	if err != nil {
 		t.err = err
 		return entry{}, false
+	}
+	if cacheable {
+		t.s.cache.put(subj, e)
 	}
 	t.seen[subj] = e
 	return e, true
@@ -141,8 +155,25 @@ func (t *tx) commit() error {
 		m.Header.Set(hdrExpectSubj, subj)
 		msgs = append(msgs, m)
 	}
-	if _, err := t.s.publishBatch(t.ctx, msgs); err != nil {
+	ack, err := t.s.publishBatch(t.ctx, msgs)
+	if err != nil {
+		if t.s.cache != nil {
+			t.s.cache.drop(t.fromCache...)
+			t.s.cache.drop(subjs...) // a lost answer leaves their sequences unknown
+		}
 		return err
+	}
+	if t.s.cache != nil {
+		// A batch is stored in order under consecutive sequences ending at the ack's.
+		first := ack.Sequence + 1 - uint64(len(msgs))
+		for i, subj := range subjs {
+			if ack.Sequence == 0 || !t.s.cacheable(subj) {
+				t.s.cache.drop(subj)
+				continue
+			}
+			w := t.writes[subj]
+			t.s.cache.put(subj, entry{seq: first + uint64(i), val: w.val, present: !w.del})
+		}
 	}
 	for _, gen := range t.dead {
 		t.s.purge(t.ctx, gen)
@@ -154,7 +185,7 @@ func (t *tx) commit() error {
 // one moved. Each was unchanged from its first read to its second, and every first read came
 // before every second, so all held together at the moment between: one consistent state.
 func (t *tx) validate() error {
-	if len(t.reads) <= 1 && !t.scanned {
+	if len(t.reads) <= 1 && !t.scanned && len(t.fromCache) == 0 {
 		return nil // one read is one state: nothing to hold together
 	}
 	for subj := range t.reads {
@@ -163,6 +194,9 @@ func (t *tx) validate() error {
 			return err
 		}
 		if e.seq != t.seen[subj].seq {
+			if t.s.cache != nil {
+				t.s.cache.drop(t.fromCache...)
+			}
 			return fmt.Errorf("jskv: %w: %s moved from %d to %d", kv.ErrConflict, subj, t.seen[subj].seq, e.seq)
 		}
 	}
