@@ -349,7 +349,19 @@ func (s *Store) fetch(ctx context.Context, subj string) (entry, error) {
 
 func tok(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-func untok(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+// untok decodes only tokens tok writes: a token with stray trailing bits ("00" for "0w") or
+// line breaks (which the decoder skips) is not one the store wrote, and decoding it leniently
+// would give one key two subjects.
+func untok(s string) ([]byte, error) {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	if tok(b) != s {
+		return nil, fmt.Errorf("jskv: %q is not a token the store writes", s)
+	}
+	return b, nil
+}
 
 // subj is P.<kind>.<gen>[.<token>].
 func (s *Store) subj(kind byte, gen, token string) string {
