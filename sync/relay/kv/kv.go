@@ -90,7 +90,10 @@ type Bucket interface {
 }
 
 // Cursor walks the keys of a bucket in order. Each call returns the key and value it lands on,
-// or nil, nil past either end.
+// or nil, nil past either end. A cursor that ran past an end stays past it: Next at the end
+// and then Prev returns the last key, Prev at the start and then Next the first, Seek past
+// the last key and then Prev the last key. (bbolt's cursor instead stays on the last element
+// it read, nested buckets included; the relay does not rely on either, it calls Last.)
 type Cursor interface {
 	First() (k, v []byte)
 	Last() (k, v []byte)

@@ -140,7 +140,7 @@ func (b bucket) Delete(key []byte) error {
 	return kind(b.b.Delete(key))
 }
 
-func (b bucket) Cursor() kv.Cursor { return cursor{b.b.Cursor()} }
+func (b bucket) Cursor() kv.Cursor { return cursor{c: b.b.Cursor(), off: new(int)} }
 
 func (b bucket) ForEach(fn func(k, v []byte) error) error {
 	return b.b.ForEach(func(k, v []byte) error {
@@ -190,21 +190,55 @@ func (b bucket) Sequence() uint64              { return b.b.Sequence() }
 func (b bucket) SetSequence(v uint64) error    { return kind(b.b.SetSequence(v)) }
 func (b bucket) NextSequence() (uint64, error) { n, err := b.b.NextSequence(); return n, kind(err) }
 
-// cursor skips nested buckets (bbolt's nil values), so both stores list the same keys.
-type cursor struct{ c *bolt.Cursor }
+// cursor skips nested buckets (bbolt's nil values), so both stores list the same keys, and
+// keeps kv.Cursor's rule at the ends: after a step finds nothing the cursor is past that end,
+// so the opposite step finds the key there. (bbolt's own cursor stays on the last element it
+// read, which may be a nested bucket, so its answer would depend on what else the bucket holds.)
+type cursor struct {
+	c *bolt.Cursor
+	// off is +1 past the last key, -1 before the first, 0 on a key.
+	off *int
+}
 
-func (c cursor) skip(k, v []byte, step func() ([]byte, []byte)) ([]byte, []byte) {
+// land skips nested buckets from k, v onwards with step and records where that left the
+// cursor: on a key, or off the end (off) if it found none.
+func (c cursor) land(k, v []byte, step func() ([]byte, []byte), off int) ([]byte, []byte) {
 	for k != nil && v == nil {
 		k, v = step()
+	}
+	*c.off = 0
+	if k == nil {
+		*c.off = off
 	}
 	return k, v
 }
 
-func (c cursor) First() ([]byte, []byte) { k, v := c.c.First(); return c.skip(k, v, c.c.Next) }
-func (c cursor) Last() ([]byte, []byte)  { k, v := c.c.Last(); return c.skip(k, v, c.c.Prev) }
-func (c cursor) Next() ([]byte, []byte)  { k, v := c.c.Next(); return c.skip(k, v, c.c.Next) }
-func (c cursor) Prev() ([]byte, []byte)  { k, v := c.c.Prev(); return c.skip(k, v, c.c.Prev) }
+func (c cursor) First() ([]byte, []byte) { k, v := c.c.First(); return c.land(k, v, c.c.Next, 1) }
+func (c cursor) Last() ([]byte, []byte)  { k, v := c.c.Last(); return c.land(k, v, c.c.Prev, -1) }
+
+func (c cursor) Next() ([]byte, []byte) {
+	switch *c.off {
+	case 1:
+		return nil, nil
+	case -1:
+		return c.First()
+	}
+	k, v := c.c.Next()
+	return c.land(k, v, c.c.Next, 1)
+}
+
+func (c cursor) Prev() ([]byte, []byte) {
+	switch *c.off {
+	case -1:
+		return nil, nil
+	case 1:
+		return c.Last()
+	}
+	k, v := c.c.Prev()
+	return c.land(k, v, c.c.Prev, -1)
+}
+
 func (c cursor) Seek(s []byte) ([]byte, []byte) {
 	k, v := c.c.Seek(s)
-	return c.skip(k, v, c.c.Next)
+	return c.land(k, v, c.c.Next, 1)
 }

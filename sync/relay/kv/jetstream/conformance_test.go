@@ -3,12 +3,15 @@ package jskv_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/internal/testseed"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 	"github.com/tether-kiosk/tether/sync/relay/kv/kvtest"
 )
@@ -55,4 +58,19 @@ func TestConformanceR3NoCache(t *testing.T) {
 		name := fmt.Sprintf("nocache%d", n)
 		return openWith(t, c, nc, jskv.Options{Stream: name, Prefix: name, CacheEntries: -1})
 	})
+}
+
+// TestDifferentialAgainstBolt runs the same random transactions on bbolt and on an R3 stream
+// and compares everything each one sees (kvtest.Differential). Replay a failure with the seed
+// it prints (TETHER_SEED).
+func TestDifferentialAgainstBolt(t *testing.T) {
+	c := natstest.Start(t)
+	nc := c.Connect(2)
+	ref, err := boltkv.Open(filepath.Join(t.TempDir(), "ref.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	sut := openOn(t, c, nc, "diff")
+	kvtest.Differential(t, ref, sut, testseed.Seed(t), 300)
 }

@@ -477,6 +477,9 @@ func (c *cursor) load() {
 	}
 }
 
+// land moves to the first present key from i in direction dir. Finding none leaves the
+// cursor past the end it was heading for, so the opposite step finds the key at that end
+// (kv.Cursor's rule).
 func (c *cursor) land(i, dir int) ([]byte, []byte) {
 	for ; i >= 0 && i < len(c.keys); i += dir {
 		if v, present := c.b.t.state(c.subjs[string(c.keys[i])], false); present {

@@ -174,6 +174,29 @@ func testSeek(t *testing.T, s kv.Store) {
 				t.Errorf("Seek(%q) = %q, %q; want %q", tc.seek, k, v, tc.want)
 			}
 		}
+		// Past an end the cursor stays past it: the opposite step finds the key at that end.
+		last, first := sortedTricky()[len(tricky)-1], sortedTricky()[0]
+		c.Last()
+		if k, _ := c.Next(); k != nil {
+			t.Errorf("Next after Last = %q", k)
+		}
+		if k, _ := c.Next(); k != nil {
+			t.Errorf("Next twice past the end = %q", k)
+		}
+		if k, _ := c.Prev(); !bytes.Equal(k, last) {
+			t.Errorf("Prev after running off the end = %q, want the last key %q", k, last)
+		}
+		c.First()
+		c.Prev()
+		if k, _ := c.Next(); !bytes.Equal(k, first) {
+			t.Errorf("Next after running off the start = %q, want the first key %q", k, first)
+		}
+		if k, _ := c.Seek([]byte("\xff\xff\xff")); k != nil {
+			t.Errorf("Seek past the last key = %q", k)
+		}
+		if k, _ := c.Prev(); !bytes.Equal(k, last) {
+			t.Errorf("Prev after Seek past the end = %q, want the last key %q", k, last)
+		}
 		// Seek then walk on, both ways.
 		c.Seek([]byte("b"))
 		if k, _ := c.Next(); string(k) != "b c" {
