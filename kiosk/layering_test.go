@@ -39,6 +39,14 @@ func TestLayering(t *testing.T) {
 		}
 		rel := strings.TrimPrefix(p.ImportPath, mod)
 		for _, imp := range p.Imports {
+			// Test helpers stay out of programs: a real NATS server (internal/natstest) or the
+			// store conformance suite linked into relayd would be dead weight at best.
+			if irel := strings.TrimPrefix(imp, mod); irel == "internal/natstest" || irel == "sync/relay/kv/kvtest" {
+				t.Errorf("%s imports %s: a test helper, for tests only", rel, irel)
+			}
+			if strings.HasPrefix(imp, "github.com/nats-io/nats-server/") && rel != "internal/natstest" {
+				t.Errorf("%s imports %s: only the test cluster (internal/natstest) runs a NATS server", rel, imp)
+			}
 			if (rel == "sync/relay" || strings.HasPrefix(rel, "sync/relay/")) && imp == mod+"kiosk" {
 				t.Errorf("%s imports %s: the relay uses the shared vocabulary (kiosk/vocab, kiosk/pinhash, kiosk/ledger), never the terminal package", rel, imp)
 			}

@@ -1,0 +1,250 @@
+// Package natstest starts a real 3-node NATS JetStream cluster inside a test process, on
+// 127.0.0.1 with ports of its own, and stops and restarts its nodes to make the failures the
+// relay must survive: one node lost, quorum lost, recovery. It is for tests only; no
+// production package imports it (kiosk/layering_test.go guards that), so the NATS server
+// stays out of relayd's build.
+package natstest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tether-kiosk/tether/internal/testwait"
+)
+
+// Size is the number of nodes: the smallest cluster that keeps an R3 stream writable with one
+// node down and loses quorum with two.
+const Size = 3
+
+// Cluster is a running cluster. Its methods end the test on failure; call them from the test's
+// goroutine.
+type Cluster struct {
+	t     testing.TB
+	mu    sync.Mutex
+	nodes [Size]*node
+}
+
+type node struct {
+	opts server.Options // kept to restart the node with the same name, ports and store
+	srv  *server.Server // nil while stopped
+}
+
+// freePorts reserves n distinct loopback ports. The listeners are closed before the servers
+// bind, so another process could take one in between; fixed ports are what let a restarted
+// node come back where its peers expect it.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("natstest: reserve a port: %v", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		_ = l.Close()
+	}
+	return ports
+}
+
+// Start starts the cluster and waits until it has a JetStream meta leader. It is shut down
+// when the test ends.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	ports := freePorts(t, 2*Size)
+	var routes []*url.URL
+	for i := range Size {
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", ports[Size+i])})
+	}
+	c := &Cluster{t: t}
+	base := t.TempDir()
+	for i := range Size {
+		c.nodes[i] = &node{opts: server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       ports[i],
+			JetStream:  true,
+			StoreDir:   filepath.Join(base, fmt.Sprintf("n%d", i+1)),
+			// Small limits: each node reserves nothing it does not use, and a test
+			// cluster must not claim the machine's memory or disk.
+			JetStreamMaxMemory: 256 << 20,
+			JetStreamMaxStore:  4 << 30,
+			Cluster: server.ClusterOpts{
+				Name: "tether-test",
+				Host: "127.0.0.1",
+				Port: ports[Size+i],
+			},
+			Routes: routes,
+			NoLog:  true,
+			NoSigs: true,
+		}}
+	}
+	t.Cleanup(c.Shutdown)
+	for i := range Size {
+		c.start(i)
+	}
+	c.WaitMetaLeader()
+	return c
+}
+
+func (c *Cluster) start(i int) {
+	c.t.Helper()
+	opts := c.nodes[i].opts // a copy: the server writes into the options it is given
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		c.t.Fatalf("natstest: node %d: %v", i, err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		c.t.Fatalf("natstest: node %d not ready for connections", i)
+	}
+	c.mu.Lock()
+	c.nodes[i].srv = srv
+	c.mu.Unlock()
+}
+
+// URL is node i's client URL.
+func (c *Cluster) URL(i int) string {
+	return fmt.Sprintf("nats://127.0.0.1:%d", c.nodes[i].opts.Port)
+}
+
+// URLs is every node's client URL, comma-separated as nats.Connect takes them.
+func (c *Cluster) URLs() string {
+	var us []string
+	for i := range Size {
+		us = append(us, c.URL(i))
+	}
+	return strings.Join(us, ",")
+}
+
+// Connect connects to node i first (then the others, on failover), reconnecting without end
+// and quickly, as a gateway would. It is closed when the test ends.
+func (c *Cluster) Connect(i int) *nats.Conn {
+	c.t.Helper()
+	servers := []string{c.URL(i)}
+	for j := range Size {
+		if j != i {
+			servers = append(servers, c.URL(j))
+		}
+	}
+	nc, err := nats.Connect(strings.Join(servers, ","),
+		nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+		nats.Name(fmt.Sprintf("natstest-%d", i)))
+	if err != nil {
+		c.t.Fatalf("natstest: connect to node %d: %v", i, err)
+	}
+	c.t.Cleanup(nc.Close)
+	return nc
+}
+
+// Stop shuts node i down (its store stays, for Restart).
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	srv := c.nodes[i].srv
+	c.nodes[i].srv = nil
+	c.mu.Unlock()
+	if srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
+}
+
+// Restart starts a stopped node i again, with its store, and waits for a meta leader.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.start(i)
+	c.WaitMetaLeader()
+}
+
+// StopQuorum stops every node but keep: an R3 stream then has no quorum.
+func (c *Cluster) StopQuorum(keep int) {
+	for i := range Size {
+		if i != keep {
+			c.Stop(i)
+		}
+	}
+}
+
+// Running reports whether node i is up.
+func (c *Cluster) Running(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i].srv != nil
+}
+
+// Shutdown stops every node.
+func (c *Cluster) Shutdown() {
+	for i := range Size {
+		c.Stop(i)
+	}
+}
+
+// WaitMetaLeader polls until a running node is the JetStream meta leader and every running
+// node is current with it.
+func (c *Cluster) WaitMetaLeader() {
+	c.t.Helper()
+	testwait.UntilSaw(c.t, "a JetStream meta leader", func() (bool, string) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		leader, running := "", 0
+		for _, n := range c.nodes {
+			if n.srv == nil {
+				continue
+			}
+			running++
+			if n.srv.JetStreamIsLeader() {
+				leader = n.opts.ServerName
+			}
+			if !n.srv.JetStreamIsCurrent() {
+				return false, n.opts.ServerName + " not current"
+			}
+		}
+		return leader != "" && running > Size/2, "leader " + leader
+	})
+}
+
+// WaitStream polls until stream name has a leader and all its replicas are current, seen
+// through nc.
+func (c *Cluster) WaitStream(nc *nats.Conn, name string) {
+	c.t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	testwait.UntilSaw(c.t, "stream "+name+" ready", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		info := s.CachedInfo()
+		ci := info.Cluster
+		if ci == nil || ci.Leader == "" {
+			return false, "no leader"
+		}
+		if len(ci.Replicas)+1 < info.Config.Replicas {
+			return false, fmt.Sprintf("%d replicas", len(ci.Replicas)+1)
+		}
+		for _, r := range ci.Replicas {
+			if !r.Current || r.Offline {
+				return false, "replica " + r.Name + " not current"
+			}
+		}
+		return true, ""
+	})
+}

@@ -1,0 +1,517 @@
+// Package jskv is the kv interface over a NATS JetStream stream: the relay's store when several
+// stateless gateways share one replicated cluster (issue 16, docs/SCALE.md "The kv layer").
+//
+// One stream holds everything, one subject per key, keeping only each subject's last message
+// (MaxMsgsPerSubject 1). Transactions are optimistic: reads fetch the last message of a subject
+// from the stream leader and remember its stream sequence; a commit publishes every write as one
+// JetStream atomic batch (nats-server 2.12+), each written key that was read carrying
+// Nats-Expected-Last-Subject-Sequence, and each key read but not written validated by a marker
+// message whose Nats-Expected-Last-Subject-Sequence-Subject names it. The server stores all of
+// the batch or none of it, so a transaction commits only if nothing it read changed since: the
+// store is serializable, not just snapshot-isolated. A commit that loses that race fails with
+// kv.ErrConflict and Update runs the transaction again.
+//
+// Every bucket has a generation, a random id given when it is made; its keys live under the
+// generation, not its name, so deleting a bucket is one tombstone (and a purge afterwards), and
+// a bucket made again under the same name starts empty. Subjects, under a prefix P (default
+// "tk"), with names and keys in unpadded base64url so that any bytes fit a subject token, and
+// 0 the generation of the root:
+//
+//	P.b.<parent gen>.<name>  the bucket exists: its value is its generation (a tombstone once
+//	                         deleted)
+//	P.k.<gen>.<key>          a key's value; a deletion is a tombstone (KV-Operation: DEL) that
+//	                         expires after Options.TombstoneTTL
+//	P.s.<gen>                the bucket's sequence, 8 bytes big-endian
+//	P.v.<gen>                the bucket's version: rewritten by every transaction that writes in
+//	                         the bucket (keys or nested buckets), read by every cursor over it
+//	P.r                      read-validation markers (only the last is kept)
+package jskv
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// Options configures a Store. The zero value of each field takes its default.
+type Options struct {
+	Stream       string                // stream name; default TETHER_KV
+	Prefix       string                // subject prefix, one token; default tk
+	Replicas     int                   // default 3
+	Storage      jetstream.StorageType // default file
+	OpTimeout    time.Duration         // one read or commit round trip; default 3 s
+	TombstoneTTL time.Duration         // how long a deletion is remembered; default 1 h
+	// CacheEntries bounds the gateway's read cache (see readCache); default 100,000, and
+	// negative turns the cache off.
+	CacheEntries int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Stream == "" {
+		o.Stream = "TETHER_KV"
+	}
+	if o.Prefix == "" {
+		o.Prefix = "tk"
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 3
+	}
+	if o.OpTimeout == 0 {
+		o.OpTimeout = 3 * time.Second
+	}
+	if o.TombstoneTTL == 0 {
+		o.TombstoneTTL = time.Hour
+	}
+	if o.CacheEntries == 0 {
+		o.CacheEntries = 100_000
+	}
+	return o
+}
+
+// nats-server's error codes for atomic batches (nats.go v1.55 names none of them).
+const (
+	errCodeIncompleteBatch = 10176
+	errCodeBatchTooLarge   = 10199
+)
+
+// maxBatch is nats-server's default limit on the messages of one atomic batch.
+const maxBatch = 1000
+
+// Headers written on messages (the Nats- ones are JetStream's).
+const (
+	hdrBatchID       = "Nats-Batch-Id"
+	hdrBatchSeq      = "Nats-Batch-Sequence"
+	hdrBatchCommit   = "Nats-Batch-Commit"
+	hdrExpectSubjSeq = "Nats-Expected-Last-Subject-Sequence"
+	hdrExpectSubj    = "Nats-Expected-Last-Subject-Sequence-Subject"
+	hdrTTL           = "Nats-TTL"
+	hdrOp            = "KV-Operation" // "DEL" on a tombstone, as JetStream KV marks deletes
+	hdrTx            = "Tk-Tx"        // the committing transaction's id, for diagnosis
+)
+
+// Store is a kv.Store on one JetStream stream. It is safe for concurrent use.
+type Store struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+	st jetstream.Stream
+	o  Options
+	// cache is nil when Options.CacheEntries < 0.
+	cache *readCache
+
+	commits, conflicts, views, purgeFailures atomic.Int64
+}
+
+// Open creates (or updates) the stream and returns a store on it. The connection stays the
+// caller's to close.
+func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
+	o = o.withDefaults()
+	if strings.ContainsAny(o.Prefix, ".*> \t\r\n") {
+		return nil, fmt.Errorf("jskv: prefix %q must be one subject token", o.Prefix)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jskv: %w", err)
+	}
+	cfg := jetstream.StreamConfig{
+		Name:               o.Stream,
+		Subjects:           []string{o.Prefix + ".>"},
+		Storage:            o.Storage,
+		Replicas:           o.Replicas,
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardOld,
+		MaxMsgsPerSubject:  1,
+		AllowAtomicPublish: true,
+		AllowMsgTTL:        true,
+		// Reads go to the stream leader, so a read after a commit (on any gateway) sees it.
+		// Direct gets would let every replica answer, and a lagging one answers stale.
+		AllowDirect: false,
+	}
+	// Every gateway opens the store; only the first creates the stream, and a gateway updates
+	// it only if it lacks what the store relies on (an update is a cluster-wide operation
+	// that can fail while a node is away, and a gateway must start then too).
+	st, err := js.Stream(ctx, o.Stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		st, err = js.CreateOrUpdateStream(ctx, cfg)
+	case err == nil && !suits(st.CachedInfo().Config, cfg):
+		st, err = js.UpdateStream(ctx, cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jskv: stream %s: %w", o.Stream, classify(err))
+	}
+	s := &Store{nc: nc, js: js, st: st, o: o}
+	if o.CacheEntries > 0 {
+		s.cache = newReadCache(o.CacheEntries)
+	}
+	return s, nil
+}
+
+// suits reports whether an existing stream's configuration has what the store relies on.
+func suits(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		have.AllowAtomicPublish && have.AllowMsgTTL && !have.AllowDirect && have.Replicas == want.Replicas
+}
+
+// Conn is the connection the store uses.
+func (s *Store) Conn() *nats.Conn { return s.nc }
+
+// Close does nothing: the connection belongs to the caller.
+func (s *Store) Close() error { return nil }
+
+// Stats counts what the store did, for benchmarks and metrics.
+type Stats struct {
+	Commits   int64 // Update transactions committed
+	Conflicts int64 // transactions run again because what they read changed
+	Views     int64 // View transactions completed
+	// PurgeFailures counts deleted buckets whose subjects could not all be purged.
+	PurgeFailures int64
+}
+
+// Stats returns the counters so far.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Views: s.views.Load(), PurgeFailures: s.purgeFailures.Load()}
+}
+
+// Update runs fn optimistically and commits its writes as one atomic batch, running it again
+// while it conflicts, until ctx ends. Lost quorum and timeouts are returned to the caller
+// (kv.Retryable), not retried here: the caller decides how long a client may wait.
+func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) error {
+	return s.run(ctx, true, fn)
+}
+
+// View runs fn and then checks that nothing it read changed meanwhile (reading each subject's
+// sequence again), running it again if something did: fn saw one consistent state.
+func (s *Store) View(ctx context.Context, fn func(kv.Tx) error) error {
+	return s.run(ctx, false, fn)
+}
+
+func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("jskv: %w: %w", kv.ErrTimeout, err)
+		}
+		t := newTx(ctx, s, writable)
+		err := fn(t)
+		switch {
+		case t.err != nil:
+			err = t.err // a failed read: fn's answer rests on a nil that was not one
+		case err != nil:
+			// fn gave up, perhaps on a state no transaction ever left: reads made at
+			// different moments can straddle another commit. Its error stands only if what
+			// it read still holds; otherwise it runs again, on the state as it is now.
+			if verr := t.validate(); verr != nil {
+				err = verr
+			}
+		default:
+			err = t.commit()
+		}
+		if !errors.Is(err, kv.ErrConflict) {
+			if err == nil {
+				if writable {
+					s.commits.Add(1)
+				} else {
+					s.views.Add(1)
+				}
+			}
+			return err
+		}
+		s.conflicts.Add(1)
+		// Back off a little, more after each conflict, at random so that two gateways that
+		// collided do not collide again in step.
+		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("jskv: %w after %d conflicts: %w", kv.ErrTimeout, attempt+1, ctx.Err())
+		case <-time.After(pause):
+		}
+	}
+}
+
+// classify maps what nats.go returned onto kv's error kinds, keeping the original in the chain.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		switch {
+		case apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence,
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant,
+			apiErr.Code == 429, // too many batches in flight: as good as a conflict, try again
+			// The leader saw the commit but not every message before it (a reconnect or a
+			// leader change mid-batch): nothing was stored, so run it again.
+			apiErr.ErrorCode == errCodeIncompleteBatch:
+			return fmt.Errorf("%w: %w", kv.ErrConflict, err)
+		case apiErr.ErrorCode == errCodeBatchTooLarge:
+			return fmt.Errorf("%w: %w", kv.ErrTxTooLarge, err)
+		case apiErr.Code == 503:
+			return fmt.Errorf("%w: %w", kv.ErrNoQuorum, err)
+		case apiErr.Code == 408:
+			return fmt.Errorf("%w: %w", kv.ErrTimeout, err)
+		}
+		return err
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
+		return fmt.Errorf("%w: %w", kv.ErrNoQuorum, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrDisconnected):
+		return fmt.Errorf("%w: %w", kv.ErrTimeout, err)
+	}
+	return err
+}
+
+// unanswered turns a request that got no answer into the kind that says why: when the
+// cluster's JetStream API says it has no leader the stream cannot commit (kv.ErrNoQuorum);
+// otherwise it is a plain timeout. Without this a lost quorum looks like a slow network, since
+// a stream without a leader does not answer publishes at all.
+func (s *Store) unanswered(ctx context.Context, raw error) error {
+	err := classify(raw)
+	if !errors.Is(err, kv.ErrTimeout) || ctx.Err() == context.Canceled {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(context.Background(), s.o.OpTimeout)
+	defer cancel()
+	info, perr := s.st.Info(pctx)
+	switch {
+	case perr != nil:
+		var apiErr *jetstream.APIError
+		if errors.As(perr, &apiErr) || errors.Is(perr, context.DeadlineExceeded) || errors.Is(perr, nats.ErrNoResponders) {
+			return fmt.Errorf("%w: %w (stream info: %v)", kv.ErrNoQuorum, raw, perr)
+		}
+	case info.Cluster != nil && info.Cluster.Leader == "":
+		return fmt.Errorf("%w: %w (stream has no leader)", kv.ErrNoQuorum, raw)
+	case info.Cluster != nil:
+		// A leader that lost its peers goes on calling itself leader until its election
+		// timeout; peers it has not heard from for as long as this request waited are gone.
+		heard := 1
+		for _, r := range info.Cluster.Replicas {
+			if r.Current && !r.Offline && r.Active < s.o.OpTimeout {
+				heard++
+			}
+		}
+		if heard <= info.Config.Replicas/2 {
+			return fmt.Errorf("%w: %w (leader %s hears %d of %d replicas)", kv.ErrNoQuorum, raw, info.Cluster.Leader, heard, info.Config.Replicas)
+		}
+	}
+	return err
+}
+
+// opCtx bounds one round trip by OpTimeout and by the transaction's context.
+func (s *Store) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.o.OpTimeout)
+}
+
+// entry is a subject's committed state as read: its last sequence (0 if it has no message)
+// and value; present is false for no message or a tombstone.
+type entry struct {
+	seq     uint64
+	val     []byte
+	present bool
+}
+
+// fetch reads the last message of subj from the stream leader.
+func (s *Store) fetch(ctx context.Context, subj string) (entry, error) {
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	m, err := s.st.GetLastMsgForSubject(c, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return entry{}, nil
+	}
+	if err != nil {
+		return entry{}, s.unanswered(c, fmt.Errorf("jskv: read %s: %w", subj, err))
+	}
+	e := entry{seq: m.Sequence, present: m.Header.Get(hdrOp) != "DEL"}
+	if e.present {
+		e.val = m.Data
+		if e.val == nil {
+			e.val = []byte{}
+		}
+	}
+	return e, nil
+}
+
+// Subjects.
+
+func tok(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// untok decodes only tokens tok writes: a token with stray trailing bits ("00" for "0w") or
+// line breaks (which the decoder skips) is not one the store wrote, and decoding it leniently
+// would give one key two subjects.
+func untok(s string) ([]byte, error) {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	if tok(b) != s {
+		return nil, fmt.Errorf("jskv: %q is not a token the store writes", s)
+	}
+	return b, nil
+}
+
+// subj is P.<kind>.<gen>[.<token>].
+func (s *Store) subj(kind byte, gen, token string) string {
+	var sb strings.Builder
+	sb.Grow(len(s.o.Prefix) + len(gen) + len(token) + 5)
+	sb.WriteString(s.o.Prefix)
+	sb.WriteByte('.')
+	sb.WriteByte(kind)
+	sb.WriteByte('.')
+	sb.WriteString(gen)
+	if token != "" {
+		sb.WriteByte('.')
+		sb.WriteString(token)
+	}
+	return sb.String()
+}
+
+func (s *Store) readMarkerSubj() string { return s.o.Prefix + ".r" }
+
+// list returns the subjects matching filter that hold a message (tombstones included), as
+// the stream's per-subject state says: one stream info request, paged by the client.
+func (s *Store) list(ctx context.Context, filter string) ([]string, error) {
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	info, err := s.st.Info(c, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return nil, s.unanswered(c, fmt.Errorf("jskv: list %s: %w", filter, err))
+	}
+	subjs := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		subjs = append(subjs, subj)
+	}
+	return subjs, nil
+}
+
+// pubAck is JetStream's answer to a batch's commit message.
+type pubAck struct {
+	Error    *jetstream.APIError `json:"error,omitempty"`
+	Stream   string              `json:"stream"`
+	Sequence uint64              `json:"seq"`
+	BatchID  string              `json:"batch,omitempty"`
+	Count    int                 `json:"count,omitempty"`
+}
+
+// publishBatch sends msgs as one atomic batch and returns the commit's answer: all of them
+// are stored, or none. All but the last are plain publishes (one connection keeps their order,
+// and the server answers for them all on the commit), so a commit is one round trip.
+func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (*pubAck, error) {
+	if len(msgs) > maxBatch {
+		return nil, fmt.Errorf("jskv: %w: %d messages, at most %d", kv.ErrTxTooLarge, len(msgs), maxBatch)
+	}
+	id := nuid.Next()
+	for i, m := range msgs {
+		m.Header.Set(hdrBatchID, id)
+		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
+		m.Header.Set(hdrTx, id)
+	}
+	last := msgs[len(msgs)-1]
+	last.Header.Set(hdrBatchCommit, "1")
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	for _, m := range msgs[:len(msgs)-1] {
+		if err := s.nc.PublishMsg(m); err != nil {
+			return nil, classify(fmt.Errorf("jskv: batch: %w", err))
+		}
+	}
+	r, err := s.nc.RequestMsgWithContext(c, last)
+	if err != nil {
+		err = s.unanswered(c, fmt.Errorf("jskv: commit: %w", err))
+		// The answer is lost, not necessarily the commit. If the batch is there (its id is
+		// on a subject it wrote), it committed; otherwise kv.ErrTimeout leaves it open.
+		if errors.Is(err, kv.ErrTimeout) && !errors.Is(err, kv.ErrNoQuorum) && s.landed(ctx, id, msgs) {
+			return &pubAck{BatchID: id, Count: len(msgs)}, nil
+		}
+		return nil, err
+	}
+	var a pubAck
+	if err := json.Unmarshal(r.Data, &a); err != nil {
+		return nil, fmt.Errorf("jskv: commit: answer %q: %w", r.Data, err)
+	}
+	if a.Error != nil {
+		return nil, classify(fmt.Errorf("jskv: commit: %w", a.Error))
+	}
+	if a.BatchID != id || a.Count != len(msgs) {
+		return nil, fmt.Errorf("jskv: commit: answer for batch %q of %d, sent %q of %d", a.BatchID, a.Count, id, len(msgs))
+	}
+	return &a, nil
+}
+
+// landed reports whether batch id is stored, by reading the subjects it wrote (each keeps only
+// its last message, so a later writer can hide it: false means "cannot tell", never "not
+// committed"). It stops at the first read that fails.
+func (s *Store) landed(ctx context.Context, id string, msgs []*nats.Msg) bool {
+	checked := 0
+	for _, m := range msgs {
+		if m.Subject == s.readMarkerSubj() || checked == 3 {
+			continue
+		}
+		checked++
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.OpTimeout)
+		got, err := s.st.GetLastMsgForSubject(c, m.Subject)
+		cancel()
+		if err != nil {
+			return false
+		}
+		if got.Header.Get(hdrTx) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// purge removes a deleted bucket's generation, and its nested buckets' generations, from the
+// stream. Nothing reads them any more, so this only frees space; a purge that fails leaves
+// unreachable subjects (counted in Stats.PurgeFailures) that a later sweep can remove.
+func (s *Store) purge(ctx context.Context, gen string) {
+	ctx = context.WithoutCancel(ctx)
+	kids, err := s.list(ctx, s.subj('b', gen, "*"))
+	if err != nil {
+		s.purgeFailures.Add(1)
+		return
+	}
+	for _, m := range kids {
+		e, err := s.fetch(ctx, m)
+		if err != nil {
+			s.purgeFailures.Add(1)
+			return
+		}
+		if e.present {
+			s.purge(ctx, string(e.val))
+		}
+	}
+	for _, filter := range []string{s.subj('k', gen, "*"), s.subj('b', gen, "*"), s.subj('s', gen, ""), s.subj('v', gen, "")} {
+		c, cancel := s.opCtx(ctx)
+		err := s.st.Purge(c, jetstream.WithPurgeSubject(filter))
+		cancel()
+		if err != nil {
+			s.purgeFailures.Add(1)
+			return
+		}
+	}
+}
+
+func u64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func sortKeys(keys [][]byte) {
+	slices.SortFunc(keys, func(a, b []byte) int { return strings.Compare(string(a), string(b)) })
+}

@@ -1,0 +1,506 @@
+package jskv
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// write is a pending write of one subject: a value, or a tombstone.
+type write struct {
+	val []byte
+	del bool
+}
+
+// tx is one optimistic transaction. Nothing reaches the stream before commit.
+type tx struct {
+	ctx      context.Context
+	s        *Store
+	writable bool
+
+	// seen caches each subject's committed state as first fetched: a transaction reads every
+	// subject at most once, so it never sees two states of one key.
+	seen map[string]entry
+	// reads are the subjects whose fetched sequence the commit must still find (what fn's
+	// decisions rest on). A bucket's marker seen present is not among them (see Bucket).
+	reads map[string]struct{}
+	// scanned: a cursor listed a bucket, so the values it read rest on its version too.
+	scanned bool
+	writes  map[string]*write
+	// touched are the generations of the buckets written in: each gets its version rewritten.
+	touched map[string]struct{}
+	// fromCache are the subjects read from the gateway's cache, not the leader: dropped
+	// from it if the transaction conflicts, since one of them may be why.
+	fromCache []string
+	// dead are the generations of buckets this transaction deleted, purged once it commits.
+	dead []string
+
+	err error // the first failed read; the transaction is then void
+}
+
+func newTx(ctx context.Context, s *Store, writable bool) *tx {
+	return &tx{ctx: ctx, s: s, writable: writable, seen: map[string]entry{}, reads: map[string]struct{}{},
+		writes: map[string]*write{}, touched: map[string]struct{}{}}
+}
+
+// fetch returns subj's committed state, from the cache or the stream.
+func (t *tx) fetch(subj string) (entry, bool) {
+	if t.err != nil {
+		return entry{}, false
+	}
+	if e, ok := t.seen[subj]; ok {
+		return e, true
+	}
+	cacheable := t.s.cacheable(subj)
+	if cacheable && t.writable {
+		if e, ok := t.s.cache.get(subj); ok {
+			t.seen[subj] = e
+			t.fromCache = append(t.fromCache, subj)
+			return e, true
+		}
+	}
+	e, err := t.s.fetch(t.ctx, subj)
+	if err != nil {
+		t.err = err
+		return entry{}, false
+	}
+	if cacheable {
+		t.s.cache.put(subj, e)
+	}
+	t.seen[subj] = e
+	return e, true
+}
+
+// state is subj's value as this transaction sees it: its own write, else the committed one.
+// record says whether the commit must validate what was read.
+func (t *tx) state(subj string, record bool) (val []byte, present bool) {
+	if w, ok := t.writes[subj]; ok {
+		return w.val, !w.del
+	}
+	e, ok := t.fetch(subj)
+	if !ok {
+		return nil, false
+	}
+	if record {
+		t.reads[subj] = struct{}{}
+	}
+	return e.val, e.present
+}
+
+func (t *tx) canWrite() error {
+	if t.err != nil {
+		return t.err
+	}
+	if !t.writable {
+		return kv.ErrTxNotWritable
+	}
+	return nil
+}
+
+func (t *tx) put(subj string, val []byte) {
+	t.writes[subj] = &write{val: append([]byte{}, val...)}
+}
+
+func (t *tx) del(subj string) {
+	if _, pending := t.writes[subj]; !pending {
+		if e, ok := t.seen[subj]; ok && !e.present {
+			return // known absent: no tombstone needed
+		}
+	}
+	t.writes[subj] = &write{del: true}
+}
+
+func (t *tx) touch(gen string) { t.touched[gen] = struct{}{} }
+
+// commit validates and publishes. A transaction that wrote nothing only validates its reads.
+func (t *tx) commit() error {
+	if !t.writable || len(t.writes) == 0 {
+		return t.validate()
+	}
+	for gen := range t.touched {
+		t.writes[t.s.subj('v', gen, "")] = &write{val: []byte{}}
+	}
+	var msgs []*nats.Msg
+	subjs := slices.Sorted(mapKeys(t.writes))
+	for _, subj := range subjs {
+		w := t.writes[subj]
+		m := nats.NewMsg(subj)
+		m.Data = w.val
+		if w.del {
+			m.Data = nil
+			m.Header.Set(hdrOp, "DEL")
+			m.Header.Set(hdrTTL, strconv.FormatInt(int64(t.s.o.TombstoneTTL.Seconds()), 10))
+		}
+		if _, read := t.reads[subj]; read {
+			m.Header.Set(hdrExpectSubjSeq, strconv.FormatUint(t.seen[subj].seq, 10))
+		}
+		msgs = append(msgs, m)
+	}
+	// What was read and not written: a marker that only passes if it is unchanged.
+	for _, subj := range slices.Sorted(mapKeys(t.reads)) {
+		if _, written := t.writes[subj]; written {
+			continue
+		}
+		e := t.seen[subj]
+		m := nats.NewMsg(t.s.readMarkerSubj())
+		m.Header.Set(hdrExpectSubjSeq, strconv.FormatUint(e.seq, 10))
+		m.Header.Set(hdrExpectSubj, subj)
+		msgs = append(msgs, m)
+	}
+	ack, err := t.s.publishBatch(t.ctx, msgs)
+	if err != nil {
+		if t.s.cache != nil {
+			t.s.cache.drop(t.fromCache...)
+			t.s.cache.drop(subjs...) // a lost answer leaves their sequences unknown
+		}
+		return err
+	}
+	if t.s.cache != nil {
+		// A batch is stored in order under consecutive sequences ending at the ack's.
+		first := ack.Sequence + 1 - uint64(len(msgs))
+		for i, subj := range subjs {
+			if ack.Sequence == 0 || !t.s.cacheable(subj) {
+				t.s.cache.drop(subj)
+				continue
+			}
+			w := t.writes[subj]
+			t.s.cache.put(subj, entry{seq: first + uint64(i), val: w.val, present: !w.del})
+		}
+	}
+	for _, gen := range t.dead {
+		t.s.purge(t.ctx, gen)
+	}
+	return nil
+}
+
+// validate reads again every subject the transaction depends on and fails with a conflict if
+// one moved. Each was unchanged from its first read to its second, and every first read came
+// before every second, so all held together at the moment between: one consistent state.
+func (t *tx) validate() error {
+	if len(t.reads) <= 1 && !t.scanned && len(t.fromCache) == 0 {
+		return nil // one read is one state: nothing to hold together
+	}
+	for subj := range t.reads {
+		e, err := t.s.fetch(t.ctx, subj)
+		if err != nil {
+			return err
+		}
+		if e.seq != t.seen[subj].seq {
+			if t.s.cache != nil {
+				t.s.cache.drop(t.fromCache...)
+			}
+			return fmt.Errorf("jskv: %w: %s moved from %d to %d", kv.ErrConflict, subj, t.seen[subj].seq, e.seq)
+		}
+	}
+	return nil
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// Tx: the root is a bucket of generation 0 that holds only buckets.
+
+const rootGen = "0"
+
+func (t *tx) Writable() bool { return t.writable }
+
+func (t *tx) root() *bucket { return &bucket{t: t, gen: rootGen} }
+
+func (t *tx) Bucket(name []byte) kv.Bucket { return t.root().Bucket(name) }
+
+func (t *tx) CreateBucket(name []byte) (kv.Bucket, error) { return t.root().CreateBucket(name) }
+
+func (t *tx) CreateBucketIfNotExists(name []byte) (kv.Bucket, error) {
+	return t.root().CreateBucketIfNotExists(name)
+}
+
+func (t *tx) DeleteBucket(name []byte) error { return t.root().DeleteBucket(name) }
+
+func (t *tx) ForEachBucket(fn func(name []byte) error) error { return t.root().ForEachBucket(fn) }
+
+// bucket is a handle on one generation of a bucket; it holds no state of its own.
+type bucket struct {
+	t   *tx
+	gen string
+}
+
+func (b *bucket) keySubj(key []byte) string { return b.t.s.subj('k', b.gen, tok(key)) }
+
+func (b *bucket) markerSubj(name []byte) string { return b.t.s.subj('b', b.gen, tok(name)) }
+
+func (b *bucket) Get(key []byte) []byte {
+	if len(key) == 0 {
+		return nil
+	}
+	v, ok := b.t.state(b.keySubj(key), true)
+	if !ok {
+		return nil
+	}
+	return v
+}
+
+func (b *bucket) Put(key, value []byte) error {
+	if err := b.t.canWrite(); err != nil {
+		return err
+	}
+	if len(key) == 0 {
+		return kv.ErrKeyRequired
+	}
+	b.t.put(b.keySubj(key), value)
+	b.t.touch(b.gen)
+	return nil
+}
+
+func (b *bucket) Delete(key []byte) error {
+	if err := b.t.canWrite(); err != nil {
+		return err
+	}
+	if len(key) == 0 {
+		return kv.ErrKeyRequired
+	}
+	b.t.del(b.keySubj(key))
+	b.t.touch(b.gen)
+	return nil
+}
+
+// names lists the last tokens of the subjects P.<kind>.<gen>.* (committed and this
+// transaction's), decoded and sorted, with each one's subject. Reading the bucket's version
+// first makes any change to the listing after it a conflict.
+func (b *bucket) names(kind byte) (names [][]byte, subjs map[string]string) {
+	b.t.scanned = true
+	b.t.state(b.t.s.subj('v', b.gen, ""), true)
+	if b.t.err != nil {
+		return nil, nil
+	}
+	prefix := b.t.s.subj(kind, b.gen, "") + "."
+	committed, err := b.t.s.list(b.t.ctx, prefix+"*")
+	if err != nil {
+		b.t.err = err
+		return nil, nil
+	}
+	subjs = map[string]string{}
+	add := func(subj string) {
+		rest, ok := strings.CutPrefix(subj, prefix)
+		if !ok || strings.Contains(rest, ".") {
+			return
+		}
+		name, err := untok(rest)
+		if err != nil || len(name) == 0 {
+			return // not one of ours
+		}
+		if _, dup := subjs[string(name)]; !dup {
+			subjs[string(name)] = subj
+			names = append(names, name)
+		}
+	}
+	for _, subj := range committed {
+		add(subj)
+	}
+	for subj := range b.t.writes {
+		add(subj)
+	}
+	sortKeys(names)
+	return names, subjs
+}
+
+func (b *bucket) Cursor() kv.Cursor { return &cursor{b: b, i: -1} }
+
+func (b *bucket) ForEach(fn func(k, v []byte) error) error {
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return b.t.err
+}
+
+func (b *bucket) KeyN() int {
+	n := 0
+	_ = b.ForEach(func(_, _ []byte) error { n++; return nil })
+	return n
+}
+
+// Bucket finds a nested bucket by its marker. A marker seen present is not validated (by
+// Update's commit or View's second reads): every transaction looks up its buckets, and
+// validating them would make every two concurrent commits of one bucket collide, as the
+// server refuses a second in-flight expectation on one subject. If the bucket is deleted
+// meanwhile, this transaction's writes land in a generation nobody reads any more, as if it
+// had committed just before the delete; keys it read there vanish with the purge that follows
+// the delete, which makes its reads conflict if the purge came between read and commit. A
+// marker seen absent is validated like any read: deciding on "there is none" while one is
+// being made is a real conflict.
+func (b *bucket) Bucket(name []byte) kv.Bucket {
+	if len(name) == 0 {
+		return nil
+	}
+	m := b.markerSubj(name)
+	gen, present := b.t.state(m, false)
+	switch {
+	case b.t.err != nil:
+		// After a failed read the answer is unknown: a handle whose reads find nothing
+		// keeps code that knows the bucket exists from tripping on a nil, and the
+		// transaction returns the read's error whatever it does.
+		return &bucket{t: b.t, gen: "-"}
+	case !present:
+		if _, mine := b.t.writes[m]; !mine {
+			b.t.reads[m] = struct{}{}
+		}
+		return nil
+	}
+	return &bucket{t: b.t, gen: string(gen)}
+}
+
+func (b *bucket) CreateBucket(name []byte) (kv.Bucket, error) {
+	if err := b.t.canWrite(); err != nil {
+		return nil, err
+	}
+	if len(name) == 0 {
+		return nil, kv.ErrNameRequired
+	}
+	m := b.markerSubj(name)
+	if _, present := b.t.state(m, true); present {
+		return nil, fmt.Errorf("jskv: %q: %w", name, kv.ErrBucketExists)
+	}
+	if b.t.err != nil {
+		return nil, b.t.err
+	}
+	gen := nuid.Next()
+	b.t.put(m, []byte(gen))
+	b.t.touch(b.gen)
+	return &bucket{t: b.t, gen: gen}, nil
+}
+
+func (b *bucket) CreateBucketIfNotExists(name []byte) (kv.Bucket, error) {
+	if err := b.t.canWrite(); err != nil {
+		return nil, err
+	}
+	if nb := b.Bucket(name); nb != nil {
+		return nb, b.t.err
+	}
+	if b.t.err != nil {
+		return nil, b.t.err
+	}
+	return b.CreateBucket(name)
+}
+
+// DeleteBucket tombstones the bucket's marker: one message however much it holds. Its
+// generation, with everything under it and its nested buckets', is purged after the commit.
+func (b *bucket) DeleteBucket(name []byte) error {
+	if err := b.t.canWrite(); err != nil {
+		return err
+	}
+	if len(name) == 0 {
+		return kv.ErrNameRequired
+	}
+	m := b.markerSubj(name)
+	gen, present := b.t.state(m, true)
+	if !present {
+		if b.t.err != nil {
+			return b.t.err
+		}
+		return fmt.Errorf("jskv: %q: %w", name, kv.ErrBucketNotFound)
+	}
+	b.t.del(m)
+	b.t.touch(b.gen)
+	b.t.dead = append(b.t.dead, string(gen))
+	return nil
+}
+
+func (b *bucket) ForEachBucket(fn func(name []byte) error) error {
+	names, subjs := b.names('b')
+	for _, n := range names {
+		if _, present := b.t.state(subjs[string(n)], false); !present {
+			continue
+		}
+		if err := fn(n); err != nil {
+			return err
+		}
+	}
+	return b.t.err
+}
+
+func (b *bucket) Sequence() uint64 {
+	v, _ := b.t.state(b.t.s.subj('s', b.gen, ""), true)
+	return u64(v)
+}
+
+func (b *bucket) SetSequence(v uint64) error {
+	if err := b.t.canWrite(); err != nil {
+		return err
+	}
+	b.t.put(b.t.s.subj('s', b.gen, ""), binary.BigEndian.AppendUint64(nil, v))
+	b.t.touch(b.gen)
+	return nil
+}
+
+func (b *bucket) NextSequence() (uint64, error) {
+	if err := b.t.canWrite(); err != nil {
+		return 0, err
+	}
+	n := b.Sequence() + 1
+	if b.t.err != nil {
+		return 0, b.t.err
+	}
+	return n, b.SetSequence(n)
+}
+
+// cursor walks a listing made when it is first positioned; values are fetched as it lands on
+// keys, skipping tombstones. The bucket's version, read with the listing, covers both.
+type cursor struct {
+	b      *bucket
+	loaded bool
+	keys   [][]byte
+	subjs  map[string]string
+	i      int
+}
+
+func (c *cursor) load() {
+	if !c.loaded {
+		c.keys, c.subjs = c.b.names('k')
+		c.loaded = true
+	}
+}
+
+// land moves to the first present key from i in direction dir. Finding none leaves the
+// cursor past the end it was heading for, so the opposite step finds the key at that end
+// (kv.Cursor's rule).
+func (c *cursor) land(i, dir int) ([]byte, []byte) {
+	for ; i >= 0 && i < len(c.keys); i += dir {
+		if v, present := c.b.t.state(c.subjs[string(c.keys[i])], false); present {
+			c.i = i
+			return c.keys[i], v
+		}
+		if c.b.t.err != nil {
+			break
+		}
+	}
+	c.i = max(-1, min(i, len(c.keys)))
+	return nil, nil
+}
+
+func (c *cursor) First() ([]byte, []byte) { c.load(); return c.land(0, 1) }
+func (c *cursor) Last() ([]byte, []byte)  { c.load(); return c.land(len(c.keys)-1, -1) }
+func (c *cursor) Next() ([]byte, []byte)  { c.load(); return c.land(c.i+1, 1) }
+func (c *cursor) Prev() ([]byte, []byte)  { c.load(); return c.land(c.i-1, -1) }
+
+func (c *cursor) Seek(seek []byte) ([]byte, []byte) {
+	c.load()
+	i := sort.Search(len(c.keys), func(i int) bool { return string(c.keys[i]) >= string(seek) })
+	return c.land(i, 1)
+}

@@ -1,0 +1,132 @@
+// Package kv is the transactional key-value interface the relay's storage moves onto, so that
+// one relay runs either on an embedded bbolt file (sync/relay/kv/boltkv, the single-node
+// default) or on a replicated NATS JetStream stream shared by stateless gateways
+// (sync/relay/kv/jetstream).
+//
+// It mirrors the subset of bbolt the relay uses (Tx.Bucket, Bucket.Get/Put/Delete, ordered
+// cursors, ForEach, nested buckets, per-bucket sequences, a key count) closely enough that
+// moving the relay onto it is mechanical: a *bolt.Tx becomes a kv.Tx, a *bolt.Bucket a
+// kv.Bucket. Where it differs from bbolt it does so because a networked store cannot promise
+// what a local file can:
+//
+//   - Update may run fn more than once: an optimistic store re-runs a transaction whose reads
+//     changed under it (ErrConflict). The relay's write functions are already written to be
+//     re-run (sync/relay/commit.go), so this asks nothing new of them.
+//   - Get and the cursor return no error, as in bbolt, but a networked read can fail. A failed
+//     read poisons the transaction: it returns nil, every later call is a no-op, and Update or
+//     View returns the read's error whatever fn returned. Nothing fn decided on a nil that was
+//     really an error can be committed. Bucket then returns a handle that finds nothing
+//     rather than nil, so code that knows a bucket exists does not dereference a nil.
+//   - Cursors and ForEach list keys only, never nested buckets (bbolt lists a nested bucket as
+//     a key with a nil value); ForEachBucket lists nested buckets.
+//   - Errors say whether to try again: Retryable is true for ErrConflict, ErrNoQuorum and
+//     ErrTimeout, and false for everything else (a bad key, a missing bucket, fn's own error).
+//
+// Keys and bucket names are non-empty byte strings, ordered bytewise. A value returned by Get
+// or a cursor is valid only until the transaction ends (bbolt's rule; copy it to keep it).
+package kv
+
+import (
+	"context"
+	"errors"
+)
+
+// Store is a transactional key-value store. It is safe for concurrent use; a Tx is not.
+type Store interface {
+	// Update runs fn in a read-write transaction and commits what it wrote, or nothing if fn
+	// (or a read inside it) fails. fn may run more than once and must be safe to re-run.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	// View runs fn in a read-only transaction that sees one consistent state. fn may run more
+	// than once.
+	View(ctx context.Context, fn func(tx Tx) error) error
+	// Close releases the store; transactions in progress may fail.
+	Close() error
+}
+
+// Tx is one transaction: the root of the bucket tree.
+type Tx interface {
+	// Writable reports whether the transaction may write (Update) or not (View).
+	Writable() bool
+	// Bucket returns the root bucket name, or nil if there is none.
+	Bucket(name []byte) Bucket
+	// CreateBucket makes a root bucket; ErrBucketExists if there is one.
+	CreateBucket(name []byte) (Bucket, error)
+	// CreateBucketIfNotExists returns the root bucket name, making it if needed.
+	CreateBucketIfNotExists(name []byte) (Bucket, error)
+	// DeleteBucket removes a root bucket with everything in it; ErrBucketNotFound if none.
+	DeleteBucket(name []byte) error
+	// ForEachBucket calls fn with the name of each root bucket, in key order.
+	ForEachBucket(fn func(name []byte) error) error
+}
+
+// Bucket is an ordered set of keys with values, nested buckets and a sequence.
+type Bucket interface {
+	// Get returns the value of key, or nil if it has none.
+	Get(key []byte) []byte
+	// Put sets key to value (which may be empty, but the key is then present).
+	Put(key, value []byte) error
+	// Delete removes key; removing a missing key is not an error.
+	Delete(key []byte) error
+	// Cursor returns a cursor over the keys of the bucket (not its nested buckets).
+	Cursor() Cursor
+	// ForEach calls fn for each key and value in key order, stopping at fn's first error.
+	ForEach(fn func(k, v []byte) error) error
+	// KeyN counts the keys of the bucket (not its nested buckets). bbolt's Stats().KeyN.
+	KeyN() int
+
+	// Bucket returns the nested bucket name, or nil if there is none.
+	Bucket(name []byte) Bucket
+	CreateBucket(name []byte) (Bucket, error)
+	CreateBucketIfNotExists(name []byte) (Bucket, error)
+	DeleteBucket(name []byte) error
+	ForEachBucket(fn func(name []byte) error) error
+
+	// Sequence returns the bucket's sequence, 0 for a new bucket.
+	Sequence() uint64
+	// SetSequence sets the bucket's sequence.
+	SetSequence(v uint64) error
+	// NextSequence increments the bucket's sequence and returns the new value.
+	NextSequence() (uint64, error)
+}
+
+// Cursor walks the keys of a bucket in order. Each call returns the key and value it lands on,
+// or nil, nil past either end. A cursor that ran past an end stays past it: Next at the end
+// and then Prev returns the last key, Prev at the start and then Next the first, Seek past
+// the last key and then Prev the last key. (bbolt's cursor instead stays on the last element
+// it read, nested buckets included; the relay does not rely on either, it calls Last.)
+type Cursor interface {
+	First() (k, v []byte)
+	Last() (k, v []byte)
+	Next() (k, v []byte)
+	Prev() (k, v []byte)
+	// Seek lands on the first key at or after seek.
+	Seek(seek []byte) (k, v []byte)
+}
+
+// The error kinds. Implementations wrap them (errors.Is finds them) with what failed.
+var (
+	// ErrConflict: another transaction changed what this one read. Run it again.
+	ErrConflict = errors.New("kv: conflict with a concurrent transaction")
+	// ErrNoQuorum: the store cannot commit (or read consistently) now because too few of its
+	// replicas are up. Try again later; nothing of this transaction was committed.
+	ErrNoQuorum = errors.New("kv: no quorum")
+	// ErrTimeout: the store did not answer in time. The transaction may or may not have
+	// committed only where the implementation says so (jetstream: a commit whose answer was
+	// lost); re-running a transaction written as the relay writes them is then still right,
+	// because it re-reads what it depends on.
+	ErrTimeout = errors.New("kv: timeout")
+
+	ErrBucketNotFound = errors.New("kv: bucket not found")
+	ErrBucketExists   = errors.New("kv: bucket already exists")
+	ErrKeyRequired    = errors.New("kv: key required")
+	ErrNameRequired   = errors.New("kv: bucket name required")
+	ErrTxNotWritable  = errors.New("kv: transaction not writable")
+	// ErrTxTooLarge: the transaction writes more than the store commits at once.
+	ErrTxTooLarge = errors.New("kv: transaction too large")
+)
+
+// Retryable reports whether err means "try the same thing again later" rather than "give up":
+// a conflict, lost quorum or a timeout.
+func Retryable(err error) bool {
+	return errors.Is(err, ErrConflict) || errors.Is(err, ErrNoQuorum) || errors.Is(err, ErrTimeout)
+}
