@@ -5,7 +5,8 @@ GO ?= go
 BIN := bin
 # chromium: the staff console's browser tests (sync/relay/console) drive it headless with chromedp.
 # systemd gives systemd-analyze (the unit checks) and systemd-sysusers (the package install test).
-DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev xvfb chromium systemd
+# libasound2-dev: hardware/audio plays through oto, which links ALSA with cgo on Linux.
+DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libasound2-dev xvfb chromium systemd
 FUZZTIME ?= 10s
 LOAD_TERMINALS ?= 50
 LOAD_DURATION ?= 10s
@@ -13,7 +14,7 @@ LOAD_FLAGS ?= -per-facility 10 -baseline fsync,update,batch -baseline-time 2s
 
 .PHONY: deps build run test bench soak fuzz lint load package package-test
 
-# deps installs the Debian packages Fyne and the browser tests need when any is missing, then the Go modules.
+# deps installs the Debian packages Fyne, ALSA and the browser tests need when any is missing, then the Go modules.
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
