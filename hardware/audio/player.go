@@ -181,6 +181,9 @@ func (p *Player) Seek(d time.Duration) error {
 		p.state = Paused
 	}
 	if p.state == Playing {
+		// The output stops itself when its source runs dry, which can be a moment before the
+		// end check sees it: set it going again, or a seek back then would stay mute.
+		p.stream.Play()
 		p.armEndLocked()
 	}
 	p.unlockAndNotify()

@@ -236,3 +236,17 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// The output stops by itself when the source runs dry, a moment before the Player's end check
+// comes; a seek back in that moment must set it going again, not leave a "playing" track mute.
+func TestSeekBackJustAfterTheOutputRanDry(t *testing.T) {
+	p, clk := silentPlayer(t)
+	load(t, p, "letter-home.mp3")
+	must(t, p.Play())
+	must(t, p.Seek(p.Duration()))
+	clk.Advance(minEndCheck / 2) // the output has played everything; the end check is not due
+	want(t, p, Playing, p.Duration())
+	must(t, p.Seek(2*time.Second))
+	clk.Advance(time.Second)
+	want(t, p, Playing, 3*time.Second)
+}
