@@ -59,8 +59,9 @@ type PlayerView struct {
 	content       fyne.CanvasObject
 	cancel        func()
 
-	setting bool // the view itself moves the slider (SetValue fires the slider's callbacks)
-	failed  bool // the last Play or Seek was refused: say the track cannot be played
+	setting  bool // the view itself moves the slider (SetValue fires the slider's callbacks)
+	dragging bool // a finger is on the slider: a Tick must not pull the thumb from under it
+	failed   bool // the last Play or Seek was refused: say the track cannot be played
 }
 
 // NewPlayerView makes the view for p; call it on the UI goroutine.
@@ -134,6 +135,7 @@ func (v *PlayerView) dragged(secs float64) {
 		return
 	}
 	v.touch()
+	v.dragging = true
 	v.times.Text = clockTime(time.Duration(secs*float64(time.Second))) + " / " + clockTime(v.p.Duration())
 	v.times.Refresh()
 }
@@ -143,6 +145,7 @@ func (v *PlayerView) seek(secs float64) {
 		return
 	}
 	v.touch()
+	v.dragging = false
 	v.failed = v.p.Seek(time.Duration(secs*float64(time.Second))) != nil
 	v.update()
 }
@@ -156,14 +159,16 @@ func (v *PlayerView) update() {
 		v.play.SetText(v.lang.T("player.play"))
 		v.play.SetIcon(fynetheme.MediaPlayIcon())
 	}
-	pos, dur := v.p.Position(), v.p.Duration()
-	v.times.Text = clockTime(pos) + " / " + clockTime(dur)
-	v.times.Refresh()
-	v.setting = true
-	v.slider.Max = max(dur.Seconds(), 1)
-	v.slider.SetValue(pos.Truncate(time.Second).Seconds())
-	v.slider.Refresh()
-	v.setting = false
+	if !v.dragging {
+		pos, dur := v.p.Position(), v.p.Duration()
+		v.times.Text = clockTime(pos) + " / " + clockTime(dur)
+		v.times.Refresh()
+		v.setting = true
+		v.slider.Max = max(dur.Seconds(), 1)
+		v.slider.SetValue(pos.Truncate(time.Second).Seconds())
+		v.slider.Refresh()
+		v.setting = false
+	}
 	switch {
 	case v.failed:
 		v.note.Text = v.lang.T("player.cannot_play")

@@ -191,3 +191,37 @@ func TestClockTime(t *testing.T) {
 		}
 	}
 }
+
+// While a finger drags the slider, the track playing on must not pull the thumb back; the
+// release seeks to where the finger let go.
+func TestPlayerViewDragIsNotUndoneByTheTick(t *testing.T) {
+	r := newPlayerRig(t, "en", silentOutput)
+	test.Tap(r.v.play)
+	r.drain()
+	size := r.v.slider.Size()
+	// The driver's calls for a finger moving from the start to three quarters of the way.
+	r.v.slider.Dragged(&fyne.DragEvent{PointEvent: fyne.PointEvent{Position: fyne.NewPos(size.Width*3/4, size.Height/2)},
+		Dragged: fyne.NewDelta(size.Width*3/4, 0)})
+	dragged := r.v.slider.Value
+	if dragged < 10 {
+		t.Fatalf("the drag moved the slider to %v only", dragged)
+	}
+	r.clk.Advance(2 * time.Second)
+	r.v.Tick()
+	r.drain()
+	if r.v.slider.Value != dragged {
+		t.Errorf("a tick moved the slider from %v to %v under the finger", dragged, r.v.slider.Value)
+	}
+	if _, times, _ := r.seen(); times != clockTime(time.Duration(dragged)*time.Second)+" / 0:17" {
+		t.Errorf("while dragging the view shows %q, want the finger's position", times)
+	}
+	r.v.slider.DragEnd()
+	r.drain()
+	if pos := r.p.Position(); pos != time.Duration(dragged)*time.Second {
+		t.Errorf("after the release the track is at %s, want %vs", pos, dragged)
+	}
+	r.clk.Advance(time.Second)
+	r.v.Tick()
+	r.drain()
+	r.want("Pause", clockTime(time.Duration(dragged+1)*time.Second)+" / 0:17", "No sound on this terminal")
+}
