@@ -156,14 +156,14 @@ func (t *Track) readFrames(dst []byte, at int64, cur *int64) (n int, err error) 
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			t.readErr = formatErr(nil, "the decoder failed at %s (%v)", framesToDuration(at, t.rate), p)
+			t.readErr = formatErr(nil, "the decoder failed at %s (%v)", framesToDuration(at, t.rate).Round(time.Millisecond), p)
 			n, err = 0, io.EOF
 		}
 	}()
 	if *cur != at {
 		// Seeking to the very end would index past go-mp3's frame table; at < frames here.
 		if _, err := t.dec.Seek(at*bytesPerFrame, io.SeekStart); err != nil {
-			t.readErr = formatErr(err, "cannot seek to %s", framesToDuration(at, t.rate))
+			t.readErr = formatErr(err, "cannot seek to %s", framesToDuration(at, t.rate).Round(time.Millisecond))
 			return 0, io.EOF
 		}
 		*cur = at
@@ -174,7 +174,7 @@ func (t *Track) readFrames(dst []byte, at int64, cur *int64) (n int, err error) 
 		n += m
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				t.readErr = formatErr(err, "damaged at %s", framesToDuration(at+int64(n/bytesPerFrame), t.rate))
+				t.readErr = formatErr(err, "damaged at %s", framesToDuration(at+int64(n/bytesPerFrame), t.rate).Round(time.Millisecond))
 			}
 			break
 		}

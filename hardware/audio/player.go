@@ -199,7 +199,9 @@ func (p *Player) Position() time.Duration {
 	case Empty:
 		return 0
 	case Ended:
-		return p.track.Duration()
+		// Where it ended: the whole track, or where a damaged one could not be decoded further.
+		_, _, total := p.src.state()
+		return min(framesToDuration(total, p.out.Rate()), p.track.Duration())
 	}
 	return framesToDuration(p.playedLocked(), p.out.Rate())
 }
@@ -248,9 +250,9 @@ func (p *Player) Close() {
 	p.unlockAndNotify()
 }
 
-// armEndLocked sets a timer for when the rest of the track should have played; when it fires
-// the track has ended if the source is spent and the output has played all it buffered, and
-// otherwise (a stalled card, a late clock) the timer is set again for what is left.
+// armEndLocked sets a timer for when the rest of the track should have played, or a second if
+// that is sooner; when it fires the track has ended if the source is spent and the output has
+// played all it buffered, and otherwise the timer is set again for what is left.
 func (p *Player) armEndLocked() {
 	p.stopTimerLocked()
 	gen := p.timerGen
@@ -261,11 +263,15 @@ func (p *Player) armEndLocked() {
 	}
 	rate := int64(p.out.Rate())
 	wait := time.Duration((left*int64(time.Second) + rate - 1) / rate)
-	p.timer = p.clk.AfterFunc(max(wait, minEndCheck), func() { p.checkEnd(gen) })
+	p.timer = p.clk.AfterFunc(min(max(wait, minEndCheck), maxEndCheck), func() { p.checkEnd(gen) })
 }
 
 // minEndCheck spaces the checks near the end, so a card that drains slowly is not polled hot.
 const minEndCheck = 10 * time.Millisecond
+
+// maxEndCheck bounds the wait between checks: a track that runs dry early (damaged past its
+// headers) ends on screen within a second, not when its length says it should have.
+const maxEndCheck = time.Second
 
 func (p *Player) stopTimerLocked() {
 	p.timerGen++

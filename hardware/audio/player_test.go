@@ -3,6 +3,7 @@ package audio
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -249,4 +250,47 @@ func TestSeekBackJustAfterTheOutputRanDry(t *testing.T) {
 	must(t, p.Seek(2*time.Second))
 	clk.Advance(time.Second)
 	want(t, p, Playing, 3*time.Second)
+}
+
+// damaged is a demo track whose frames from the middle on have their side information
+// overwritten: the headers still scan (so the duration is the whole track's) but the audio
+// cannot be decoded past the first of them.
+func damaged(t *testing.T) []byte {
+	b := append([]byte(nil), demoBytes(t, "count-the-days.mp3")...)
+	for i, n := len(b)/2, 0; i+1 < len(b) && n < 20; i++ {
+		if b[i] == 0xff && b[i+1] == 0xfb { // an MPEG-1 Layer III frame header
+			for k := i + 4; k+1 < len(b) && (b[k] != 0xff || b[k+1] != 0xfb); k++ {
+				b[k] = 0xff
+			}
+			n++
+			i += 3
+		}
+	}
+	return b
+}
+
+func TestADamagedTrackEndsWhereItBreaks(t *testing.T) {
+	p, clk := silentPlayer(t)
+	ended := make(chan struct{}, 4)
+	p.Watch(func() {
+		if p.State() == Ended {
+			ended <- struct{}{}
+		}
+	})
+	must(t, p.Load(bytes.NewReader(damaged(t))))
+	if p.Duration() < 12*time.Second {
+		t.Fatalf("duration %s: the headers of the whole track should scan", p.Duration())
+	}
+	must(t, p.Play())
+	// The track breaks at 6.3 s; its end shows within a second, not at its 12.7 s length.
+	clk.Advance(7500 * time.Millisecond)
+	<-ended
+	pos := p.Position()
+	if pos < 5*time.Second || pos > 7*time.Second {
+		t.Errorf("a track damaged from the middle ended at %s", pos)
+	}
+	err := p.Err()
+	if !errors.Is(err, ErrNotMP3) || !strings.Contains(err.Error(), "damaged at 6.") {
+		t.Errorf("Err = %v, want it to say where the track is damaged", err)
+	}
 }
