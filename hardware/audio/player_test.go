@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
 
@@ -98,7 +99,16 @@ func TestTheEndIsToldAndPlayStartsAgain(t *testing.T) {
 	clk.Advance(dur - time.Millisecond)
 	want(t, p, Playing, dur-time.Millisecond)
 	clk.Advance(2 * time.Millisecond) // past the last frame, which ends within the last ms
-	if s := <-changed; s != Ended {
+	var s State
+	testwait.Until(t, "the watcher to be told of the end", func() bool {
+		select {
+		case s = <-changed:
+			return true
+		default:
+			return false
+		}
+	})
+	if s != Ended {
 		t.Fatalf("at the end the watcher saw %s", s)
 	}
 	want(t, p, Ended, dur)
@@ -133,7 +143,7 @@ func TestSeekingToTheEndWhilePlayingEnds(t *testing.T) {
 	must(t, p.Seek(time.Hour)) // a slider dragged past the end is clamped to it
 	clk.WaitTimers(1)
 	clk.Advance(minEndCheck)
-	<-ended
+	told(t, ended, "the end")
 	want(t, p, Ended, p.Duration())
 
 	must(t, p.Seek(5*time.Second)) // a seek after the end stands paused there
@@ -231,6 +241,19 @@ func TestNoDeviceFallsBackToTheSilentSink(t *testing.T) {
 	want(t, p, Playing, time.Second)
 }
 
+// told waits for the watcher to be told: the end comes from the clock's timer goroutine.
+func told(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	testwait.Until(t, "the watcher to be told of "+what, func() bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	})
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -284,7 +307,7 @@ func TestADamagedTrackEndsWhereItBreaks(t *testing.T) {
 	must(t, p.Play())
 	// The track breaks at 6.3 s; its end shows within a second, not at its 12.7 s length.
 	clk.Advance(7500 * time.Millisecond)
-	<-ended
+	told(t, ended, "the end")
 	pos := p.Position()
 	if pos < 5*time.Second || pos > 7*time.Second {
 		t.Errorf("a track damaged from the middle ended at %s", pos)
