@@ -95,8 +95,9 @@ func (p *Player) unlockAndNotify() {
 }
 
 // Load decodes r (see Decode) and makes it the current track, paused at its start. A bad file
-// changes nothing: the error names what was wrong. If r is an io.Closer, the Player closes it
-// when the track is replaced or the Player closed.
+// changes nothing: the error names what was wrong, and r stays the caller's to close. Once
+// loaded, an r that is an io.Closer is closed by the Player when the track is replaced or the
+// Player closed.
 func (p *Player) Load(r io.ReadSeeker) error {
 	t, err := Decode(r)
 	if err != nil {
@@ -172,7 +173,8 @@ func (p *Player) Seek(d time.Duration) error {
 		p.mu.Unlock()
 		return ErrNoTrack
 	}
-	frame := min(max(durationToFrames(d, p.out.Rate()), 0), p.src.total)
+	_, _, total := p.src.state() // total shrinks as the output's goroutine meets damage
+	frame := min(max(durationToFrames(d, p.out.Rate()), 0), total)
 	if _, err := p.stream.Seek(frame*bytesPerFrame, io.SeekStart); err != nil {
 		p.mu.Unlock()
 		return fmt.Errorf("audio: seek to %s: %w", d, err)

@@ -98,7 +98,9 @@ func TestTheEndIsToldAndPlayStartsAgain(t *testing.T) {
 	dur := p.Duration()
 	clk.Advance(dur - time.Millisecond)
 	want(t, p, Playing, dur-time.Millisecond)
-	clk.Advance(2 * time.Millisecond) // past the last frame, which ends within the last ms
+	// The check that came due found 1 ms left and armed the next one, minEndCheck on at most.
+	clk.WaitTimers(1)
+	clk.Advance(minEndCheck)
 	var s State
 	testwait.Until(t, "the watcher to be told of the end", func() bool {
 		select {
