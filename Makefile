@@ -5,9 +5,10 @@ GO ?= go
 BIN := bin
 # chromium: the staff console's browser tests (sync/relay/console) drive it headless with chromedp.
 # systemd gives systemd-analyze (the unit checks) and systemd-sysusers (the package install test).
+# libasound2-dev: hardware/audio plays through oto, which links ALSA with cgo on Linux.
 # cups and printer-driver-cups-pdf: the printing tests (hardware/printer) start a private cupsd;
 # poppler-utils (pdftotext) reads the printed PDF back.
-DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev xvfb chromium systemd cups printer-driver-cups-pdf poppler-utils
+DEBS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libasound2-dev xvfb chromium systemd cups printer-driver-cups-pdf poppler-utils
 FUZZTIME ?= 10s
 LOAD_TERMINALS ?= 50
 LOAD_DURATION ?= 10s
@@ -15,7 +16,7 @@ LOAD_FLAGS ?= -per-facility 10 -baseline fsync,update,batch -baseline-time 2s
 
 .PHONY: deps build run test bench soak fuzz lint load package package-test
 
-# deps installs the Debian packages Fyne and the browser tests need when any is missing, then the Go modules.
+# deps installs the Debian packages Fyne, ALSA and the browser tests need when any is missing, then the Go modules.
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
