@@ -40,6 +40,9 @@ type Config struct {
 	// NoAckLetters leaves hello's ack_letters out, as a terminal before it did: the relay then
 	// reports every letter's state on the downlink (for tests of that path).
 	NoAckLetters bool
+	// NoBinaryChunks leaves hello's binary_chunks out, as a terminal before it did: the relay
+	// then sends content chunks as JSON text frames (for tests and benchmarks of that path).
+	NoBinaryChunks bool
 
 	BatchItems   int           // a batch closes at this many items (256)
 	BatchBytes   int           // ... or this many stored bytes (1 MiB, at most wire.MaxBatchBytes)
@@ -380,10 +383,11 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 		return false, fmt.Errorf("read queue length: %w", err)
 	}
 	if err := writeFrame(dctx, conn, wire.Hello{TerminalID: e.enr.TerminalID, Epoch: epoch, DownApplied: applied,
-		Software: e.cfg.Software, Waiting: waiting, OldestWaiting: oldest.UTC(), UplinkNext: info.NextSeq, AckLetters: !e.cfg.NoAckLetters}); err != nil {
+		Software: e.cfg.Software, Waiting: waiting, OldestWaiting: oldest.UTC(), UplinkNext: info.NextSeq, AckLetters: !e.cfg.NoAckLetters,
+		BinaryChunks: !e.cfg.NoBinaryChunks}); err != nil {
 		return false, err
 	}
-	f, err := readFrame(dctx, conn)
+	f, err := readFrame(dctx, conn, false)
 	if err != nil {
 		return false, peerClosed("handshake", err)
 	}
@@ -393,7 +397,7 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	if err := writeFrame(dctx, conn, wire.Auth{Signature: wire.SignAuth(e.key, e.enr.TerminalID, f.Challenge.Nonce)}); err != nil {
 		return false, err
 	}
-	if f, err = readFrame(dctx, conn); err != nil {
+	if f, err = readFrame(dctx, conn, false); err != nil {
 		return false, peerClosed("handshake", err)
 	}
 	if f.Welcome == nil {
@@ -459,10 +463,20 @@ func writeFrame(ctx context.Context, conn *websocket.Conn, msg any) error {
 	return nil
 }
 
-func readFrame(ctx context.Context, conn *websocket.Conn) (wire.Frame, error) {
+// readFrame reads one frame. binaryChunks: the hello offered binary_chunks, so a binary
+// message is a chunk (wire.DecodeBinaryChunk); otherwise, and before welcome, a binary message
+// ends the connection as it always did.
+func readFrame(ctx context.Context, conn *websocket.Conn, binaryChunks bool) (wire.Frame, error) {
 	typ, b, err := conn.Read(ctx)
 	if err != nil {
 		return wire.Frame{}, err
+	}
+	if typ == websocket.MessageBinary && binaryChunks {
+		c, err := wire.DecodeBinaryChunk(b)
+		if err != nil {
+			return wire.Frame{}, protocolErr(wire.CloseReason(wire.ReasonMalformed+": "+err.Error()), "relay sent a bad frame: %w", err)
+		}
+		return wire.Frame{Type: wire.TypeChunk, Chunk: &c}, nil
 	}
 	if typ != websocket.MessageText {
 		return wire.Frame{}, protocolErr(wire.ReasonBinary, "relay sent a binary message")

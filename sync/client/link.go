@@ -39,7 +39,7 @@ func (l *link) send(ctx context.Context, msg any) error {
 // websocket library answer pings and see pongs.
 func (l *link) read(ctx context.Context) error {
 	for {
-		f, err := readFrame(ctx, l.conn)
+		f, err := readFrame(ctx, l.conn, !l.e.cfg.NoBinaryChunks)
 		if err != nil {
 			return peerClosed("receive", err)
 		}

@@ -56,11 +56,16 @@ func (r *deliveryReader) Read(p []byte) (int, error) {
 // rawWebsocketBytes writes the delivered object's bytes over a loopback websocket with the
 // same compression, 256 KiB binary messages, to a server that reads them all: the ceiling.
 func rawWebsocketBytes(b *testing.B) time.Duration {
+	return rawWebsocketBytesMode(b, websocket.CompressionNoContextTakeover)
+}
+
+// rawWebsocketBytesMode is rawWebsocketBytes with the given compression on both ends.
+func rawWebsocketBytesMode(b *testing.B, mode websocket.CompressionMode) time.Duration {
 	b.Helper()
 	n := content.ChunkCount(deliverySize)
 	got := make(chan int, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionNoContextTakeover})
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: mode})
 		if err != nil {
 			return
 		}
@@ -78,7 +83,7 @@ func rawWebsocketBytes(b *testing.B) time.Duration {
 	}))
 	defer srv.Close()
 	ctx := context.Background()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{CompressionMode: websocket.CompressionNoContextTakeover})
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{CompressionMode: mode})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,11 +117,19 @@ func rssKiB() int {
 }
 
 // BenchmarkContentDelivery50MB: a 50 MB object pulled by a kiosk from a real relay through
-// real sync (manifest, chunks base64 in JSON frames, each verified and committed with fsync on
-// the terminal, the whole object checked), next to raw websocket writes of the same bytes in
-// the same run. rss-MB is the process's largest resident set during the deliveries, sampled
-// every 10 ms; it holds the relay too, and the start is rss-start-MB.
+// real sync (manifest, chunks each verified and committed with fsync on the terminal, the
+// whole object checked), next to raw websocket writes of the same bytes in the same run: with
+// the link's compression (raw_ws, the baseline of the issue) and without (raw_plain, the
+// stricter ceiling). form=binary: chunks in binary messages, uncompressed (hello
+// binary_chunks); form=json: base64 in JSON text frames through permessage-deflate, as an
+// older terminal gets them. rss-MB is the process's largest resident set during the
+// deliveries, sampled every 10 ms; it holds the relay too, and the start is rss-start-MB.
 func BenchmarkContentDelivery50MB(b *testing.B) {
+	b.Run("form=binary", func(b *testing.B) { benchContentDelivery(b, false) })
+	b.Run("form=json", func(b *testing.B) { benchContentDelivery(b, true) })
+}
+
+func benchContentDelivery(b *testing.B, jsonChunks bool) {
 	rl := startRelay(b, "")
 	rl.seed()
 	store, err := content.Open(filepath.Join(b.TempDir(), content.File), content.Options{})
@@ -126,7 +139,7 @@ func BenchmarkContentDelivery50MB(b *testing.B) {
 	defer store.Close()
 	tm := openTerminal(b, "", kiosk.StoreOptions{})
 	tm.enroll("http://"+rl.addr(), rl.code(wire.ModeKiosk, ""))
-	tm.cfg = func(c *client.Config) { c.Content = store }
+	tm.cfg = func(c *client.Config) { c.Content, c.NoBinaryChunks = store, jsonChunks }
 	tm.start()
 	tm.waitRoster()
 	ref, err := rl.r.PutContent(&deliveryReader{buf: make([]byte, 0, content.ChunkSize)}, "north")
@@ -154,7 +167,7 @@ func BenchmarkContentDelivery50MB(b *testing.B) {
 			}
 		}
 	}()
-	var syncTime, rawTime time.Duration
+	var syncTime, rawTime, plainTime time.Duration
 	b.SetBytes(deliverySize)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -181,6 +194,7 @@ func BenchmarkContentDelivery50MB(b *testing.B) {
 			b.Fatal(err)
 		}
 		rawTime += rawWebsocketBytes(b)
+		plainTime += rawWebsocketBytesMode(b, websocket.CompressionDisabled)
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -190,6 +204,8 @@ func BenchmarkContentDelivery50MB(b *testing.B) {
 	b.ReportMetric(mb/syncTime.Seconds(), "sync-MB/s")
 	b.ReportMetric(mb/rawTime.Seconds(), "raw_ws-MB/s")
 	b.ReportMetric(rawTime.Seconds()/syncTime.Seconds(), "sync/raw")
+	b.ReportMetric(mb/plainTime.Seconds(), "raw_plain-MB/s")
+	b.ReportMetric(plainTime.Seconds()/syncTime.Seconds(), "sync/raw_plain")
 	b.ReportMetric(float64(peak.Load())/1024, "rss-MB")
 	b.ReportMetric(float64(startRSS)/1024, "rss-start-MB")
 }

@@ -83,7 +83,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	// The handshake takes no write transaction: what it records (last seen, software, queue
 	// length, the hello's downlink position) is kept with the session and written with the
 	// connection's first batch or its next downlink flush, whichever comes first.
-	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1),
+	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1), binaryChunks: hello.BinaryChunks,
 		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
 	defer r.flushAck(sess)
 	// What the connection this one replaces acknowledged may not be written yet: this one
