@@ -125,7 +125,7 @@ func encodeItemRef(r itemRef) []byte {
 // encodeStoredHead is json.Marshal(h) with body (valid compact JSON) added as its last member,
 // "body", which is how json.Marshal writes a StoredItem with that body.
 func encodeStoredHead(h storedHead, body []byte) ([]byte, error) {
-	w := newRecWriter(200 + len(h.ID) + len(h.Kind) + len(h.TerminalID) + len(h.Epoch) + len(h.Refused) + len(body))
+	w := newRecWriter(256 + len(h.ID) + len(h.Kind) + len(h.TerminalID) + len(h.Epoch) + len(h.Refused) + len(body))
 	w.uint("seq", h.Seq)
 	w.str("id", h.ID)
 	w.str("kind", h.Kind)
@@ -156,7 +156,9 @@ func encodeLetterRec(rec letterRec) ([]byte, error) {
 	if m.Photos != nil {
 		return json.Marshal(rec) // not a letter the relay takes from a terminal
 	}
-	w := newRecWriter(400 + len(m.Body) + len(m.Subject))
+	// Names, punctuation and five times take some 450 bytes; sized once, not grown.
+	w := newRecWriter(512 + len(m.ID) + len(m.InmateID) + len(m.Box) + len(m.Peer) + len(m.PeerName) + len(m.Subject) +
+		len(m.Body) + len(m.State) + len(m.Reason) + len(m.ReplyTo) + len(rec.FacilityID) + len(rec.TerminalID) + len(rec.Status))
 	w.str("id", m.ID)
 	w.str("inmate_id", m.InmateID)
 	w.str("box", m.Box)

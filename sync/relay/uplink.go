@@ -464,6 +464,9 @@ func inmateFor(tx *bolt.Tx, t TerminalInfo, id string) (inmateRec, bool, error) 
 // heldMessage finds a message id among outbound messages and PREA reports: one id space.
 func heldMessage(tx *bolt.Tx, id string) (vocab.Message, bool, error) {
 	for _, bucket := range []string{bOutbound, bPREA} {
+		if tx.Bucket([]byte(bucket)).Get([]byte(id)) == nil {
+			continue // the usual answer for a new letter: nothing to decode
+		}
 		o, found, err := getLetter(tx, bucket, id)
 		if err != nil || found {
 			return o.Message, found, err
