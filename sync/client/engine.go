@@ -470,6 +470,8 @@ func writeFrame(ctx context.Context, conn *websocket.Conn, msg any) error {
 // its result from 512 bytes by appending: a 256 KiB chunk cost about five times its size in
 // garbage, most of a terminal's heap while it pulled content. Nothing is kept between
 // messages (a decoded frame may hold slices of the buffer).
+// A peer that sends a small frame after a large one costs one allocation of the large one's
+// size, never more: the hint is the last length, not the largest.
 func readMessage(ctx context.Context, conn *websocket.Conn, hint *int) (websocket.MessageType, []byte, error) {
 	typ, rd, err := conn.Reader(ctx)
 	if err != nil {

@@ -257,6 +257,8 @@ func (r *Relay) readFrame(ctx context.Context, c *websocket.Conn, hint *int) (wi
 // times the frame; a terminal draining its queue sends frames of one size, so this is mostly
 // one allocation a frame. Nothing is kept between messages: the items of a batch hold slices
 // of the buffer until their transaction commits, and an idle connection holds no buffer.
+// A peer that sends a small frame after a large one costs one allocation of the large one's
+// size, never more: the hint is the last length, not the largest.
 func readMessage(ctx context.Context, c *websocket.Conn, hint *int) (websocket.MessageType, []byte, error) {
 	typ, rd, err := c.Reader(ctx)
 	if err != nil {
