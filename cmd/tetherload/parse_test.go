@@ -125,7 +125,7 @@ func FuzzParseRelayURL(f *testing.F) {
 // no other line.
 func TestServingURL(t *testing.T) {
 	for line, want := range map[string]string{
-		"relayd: serving http://127.0.0.1:4000 (data /tmp/x)": "http://127.0.0.1:4000",
+		"relayd: serving http://127.0.0.1:4000 (data /tmp/x)":                                                              "http://127.0.0.1:4000",
 		`time=2026-11-30T16:23:44.141Z level=INFO msg=serving url=http://127.0.0.1:35153 data=/tmp/d outbound_review=none`: "http://127.0.0.1:35153",
 		`{"time":"2026-11-30T16:23:44Z","level":"INFO","msg":"serving","url":"http://127.0.0.1:9","data":"/tmp/d"}`:        "http://127.0.0.1:9",
 	} {
