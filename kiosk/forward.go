@@ -148,12 +148,19 @@ func (s *Store) PendingWire(after uint64, maxItems, maxBytes int) ([]QueuedItem,
 	var ends []int
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket([]byte(bOutq)).Cursor()
-		size := 0
-		var prefix []byte
+		// First the batch's extent (count and bytes, no copy), so the arena and the lists are
+		// allocated once at their size: grown by appending, a 300 KB batch allocated about
+		// three times its bytes, a third of the terminal's garbage in a drain.
+		n, size := 0, 0
 		for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
-			if len(items) >= maxItems || (len(items) > 0 && size+len(v) > maxBytes) {
+			if n >= maxItems || (n > 0 && size+len(v) > maxBytes) {
 				break
 			}
+			n, size = n+1, size+len(v)
+		}
+		items, arena, ends = make([]QueuedItem, 0, n), make([]byte, 0, size), make([]int, 0, n)
+		var prefix []byte
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(items) < n; k, v = c.Next() {
 			seq := binary.BigEndian.Uint64(k)
 			prefix = strconv.AppendUint(append(prefix[:0], `{"seq":`...), seq, 10)
 			prefix = append(prefix, ',')
@@ -164,7 +171,6 @@ func (s *Store) PendingWire(after uint64, maxItems, maxBytes int) ([]QueuedItem,
 			items = append(items, QueuedItem{Seq: seq})
 			arena = append(arena, v...)
 			ends = append(ends, len(arena))
-			size += len(v)
 		}
 		return nil
 	})

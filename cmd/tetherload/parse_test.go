@@ -120,3 +120,25 @@ func FuzzParseRelayURL(f *testing.F) {
 		}
 	})
 }
+
+// The relay's address is found in each form relayd has written its "serving" line in, and in
+// no other line.
+func TestServingURL(t *testing.T) {
+	for line, want := range map[string]string{
+		"relayd: serving http://127.0.0.1:4000 (data /tmp/x)":                                                              "http://127.0.0.1:4000",
+		`time=2026-11-30T16:23:44.141Z level=INFO msg=serving url=http://127.0.0.1:35153 data=/tmp/d outbound_review=none`: "http://127.0.0.1:35153",
+		`{"time":"2026-11-30T16:23:44Z","level":"INFO","msg":"serving","url":"http://127.0.0.1:9","data":"/tmp/d"}`:        "http://127.0.0.1:9",
+	} {
+		if got, ok := servingURL(line); !ok || got != want {
+			t.Errorf("%s: got %q %v, want %q", line, got, ok, want)
+		}
+	}
+	for _, line := range []string{
+		`time=2026-11-30T16:23:44.141Z level=INFO msg="staff console" url=http://127.0.0.1:35153/console/`,
+		"relayd: generated admin token",
+	} {
+		if got, ok := servingURL(line); ok {
+			t.Errorf("%s: found %q in a line that is not the serving line", line, got)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,9 +79,9 @@ func spawnRelay(path, tmp string, extra []string) (*spawned, error) {
 			line := sc.Text()
 			fmt.Fprintln(logf, line)
 			if !found {
-				if _, rest, ok := strings.Cut(line, "relayd: serving "); ok {
+				if base, ok := servingURL(line); ok {
 					found = true
-					ready <- strings.Fields(rest + " ")[0]
+					ready <- base
 				}
 			}
 		}
@@ -99,8 +100,31 @@ func spawnRelay(path, tmp string, extra []string) (*spawned, error) {
 		cmd.Process.Kill()
 		<-s.exited
 		os.RemoveAll(dir)
-		return nil, errors.New("spawn relayd: no \"relayd: serving\" line within 15s")
+		return nil, errors.New("spawn relayd: no \"serving\" line within 15s")
 	}
+}
+
+// servingURL finds the relay's address in the log line that says it serves: the plain form of
+// older builds ("relayd: serving URL ..."), and the structured ones relayd writes now (text,
+// "msg=serving url=URL ...", or JSON, "msg":"serving",..."url":"URL").
+func servingURL(line string) (string, bool) {
+	if _, rest, ok := strings.Cut(line, "relayd: serving "); ok {
+		return strings.Fields(rest + " ")[0], true
+	}
+	if strings.Contains(line, "msg=serving ") {
+		if _, rest, ok := strings.Cut(line, " url="); ok {
+			return strings.Fields(rest + " ")[0], true
+		}
+	}
+	if strings.Contains(line, `"msg":"serving"`) {
+		var rec struct {
+			URL string `json:"url"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.URL != "" {
+			return rec.URL, true
+		}
+	}
+	return "", false
 }
 
 // stop ends relayd with SIGTERM (it closes terminals with 1001 and its store), kills it if it

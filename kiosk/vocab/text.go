@@ -66,7 +66,10 @@ func ValidateLetter(body, subject string, maxChars int) error {
 
 // LetterTooLong reports whether body is over maxChars as ValidateLetter counts it, in Unicode
 // code points; the relay refuses such a letter as too large rather than as invalid.
-func LetterTooLong(body string, maxChars int) bool { return chars(body) > maxChars }
+func LetterTooLong(body string, maxChars int) bool {
+	// A text has at most as many code points as bytes: a short one needs no count.
+	return len(body) > maxChars && chars(body) > maxChars
+}
 
 // chars is how a letter's body and subject are measured against their limits.
 func chars(s string) int { return utf8.RuneCountInString(s) }

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -25,6 +26,8 @@ import (
 type hostileContent struct {
 	mu    sync.Mutex
 	wants []wire.ContentWant
+	// binary: chunks go as binary chunk messages (hello binary_chunks), the rest as JSON.
+	binary bool
 }
 
 func (h *hostileContent) run(ctx context.Context, c *websocket.Conn, serve func(n int, w wire.ContentWant) []any) {
@@ -44,6 +47,11 @@ func (h *hostileContent) run(ctx context.Context, c *websocket.Conn, serve func(
 		n := len(h.wants)
 		h.mu.Unlock()
 		for _, msg := range serve(n, *f.ContentWant) {
+			if ch, ok := msg.(wire.Chunk); ok && h.binary {
+				b, _ := wire.AppendBinaryChunk(nil, ch)
+				c.Write(ctx, websocket.MessageBinary, b)
+				continue
+			}
 			b, _ := wire.Encode(msg)
 			c.Write(ctx, websocket.MessageText, b)
 		}
@@ -72,8 +80,14 @@ func chunkOf(data []byte, i uint32) []byte {
 }
 
 // A chunk whose bytes are not the manifest's is never stored: the terminal asks again for
-// that chunk alone, and the object becomes usable only when the right bytes came.
+// that chunk alone, and the object becomes usable only when the right bytes came; in a JSON
+// frame or in a binary chunk message alike.
 func TestForgedChunkIsAskedForAgain(t *testing.T) {
+	t.Run("json", func(t *testing.T) { forgedChunkIsAskedForAgain(t, false) })
+	t.Run("binary", func(t *testing.T) { forgedChunkIsAskedForAgain(t, true) })
+}
+
+func forgedChunkIsAskedForAgain(t *testing.T, binary bool) {
 	f := newFakeRelay(t, false)
 	term, dir := enrolledPlain(t, f)
 	store, err := content.Open(filepath.Join(t.TempDir(), content.File), content.Options{})
@@ -83,7 +97,7 @@ func TestForgedChunkIsAskedForAgain(t *testing.T) {
 	t.Cleanup(func() { store.Close() })
 	data, m := contentObject(t)
 	ref := m.Ref()
-	var h hostileContent
+	h := hostileContent{binary: binary}
 	f.onConnect = func(ctx context.Context, c *websocket.Conn) {
 		h.run(ctx, c, func(n int, w wire.ContentWant) []any {
 			var out []any
@@ -226,5 +240,45 @@ func TestNotHeldIsAskedForAgainLater(t *testing.T) {
 	defer mu.Unlock()
 	if connections != 1 {
 		t.Fatalf("%d connections: the retry should use the open one", connections)
+	}
+}
+
+// A binary message that is not a binary chunk closes the connection as malformed, naming what
+// was wrong; a terminal that did not offer binary_chunks closes on any binary message, as
+// every terminal before them did.
+func TestBadBinaryChunkClosesLink(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		noOffer bool
+		msg     []byte
+		reason  string
+	}{
+		{"short", false, []byte("TCC1 short"), "malformed frame: binary chunk: 10 bytes, shorter than its 40-byte header"},
+		{"not offered", true, append([]byte(wire.BinaryChunkMagic), make([]byte, 40)...), wire.ReasonBinary},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeRelay(t, false)
+			term, dir := enrolledPlain(t, f)
+			closed := make(chan websocket.CloseError, 1)
+			f.onConnect = func(ctx context.Context, conn *websocket.Conn) {
+				acceptAnyAuth(ctx, conn)
+				conn.Write(ctx, websocket.MessageBinary, c.msg)
+				var err error
+				for err == nil {
+					_, _, err = conn.Read(ctx) // until the close frame
+				}
+				var ce websocket.CloseError
+				if errors.As(err, &ce) {
+					select {
+					case closed <- ce:
+					default:
+					}
+				}
+			}
+			runEngine(t, term, dir, func(cfg *Config) { cfg.NoBinaryChunks = c.noOffer })
+			if ce := <-closed; ce.Code != websocket.StatusPolicyViolation || ce.Reason != c.reason {
+				t.Fatalf("terminal closed with %d %q, want 1008 %q", ce.Code, ce.Reason, c.reason)
+			}
+		})
 	}
 }

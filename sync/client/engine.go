@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -41,6 +42,9 @@ type Config struct {
 	// NoAckLetters leaves hello's ack_letters out, as a terminal before it did: the relay then
 	// reports every letter's state on the downlink (for tests of that path).
 	NoAckLetters bool
+	// NoBinaryChunks leaves hello's binary_chunks out, as a terminal before it did: the relay
+	// then sends content chunks as JSON text frames (for tests and benchmarks of that path).
+	NoBinaryChunks bool
 
 	BatchItems   int           // a batch closes at this many items (256)
 	BatchBytes   int           // ... or this many stored bytes (1 MiB, at most wire.MaxBatchBytes)
@@ -384,10 +388,12 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 		return false, fmt.Errorf("read queue length: %w", err)
 	}
 	if err := writeFrame(dctx, conn, wire.Hello{TerminalID: e.enr.TerminalID, Epoch: epoch, DownApplied: applied,
-		Software: e.cfg.Software, Waiting: waiting, OldestWaiting: oldest.UTC(), UplinkNext: info.NextSeq, AckLetters: !e.cfg.NoAckLetters}); err != nil {
+		Software: e.cfg.Software, Waiting: waiting, OldestWaiting: oldest.UTC(), UplinkNext: info.NextSeq, AckLetters: !e.cfg.NoAckLetters,
+		BinaryChunks: !e.cfg.NoBinaryChunks}); err != nil {
 		return false, err
 	}
-	f, err := readFrame(dctx, conn)
+	var hint int // readMessage's
+	f, err := readFrame(dctx, conn, false, &hint)
 	if err != nil {
 		return false, peerClosed("handshake", err)
 	}
@@ -397,7 +403,7 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	if err := writeFrame(dctx, conn, wire.Auth{Signature: wire.SignAuth(e.key, e.enr.TerminalID, f.Challenge.Nonce)}); err != nil {
 		return false, err
 	}
-	if f, err = readFrame(dctx, conn); err != nil {
+	if f, err = readFrame(dctx, conn, false, &hint); err != nil {
 		return false, peerClosed("handshake", err)
 	}
 	if f.Welcome == nil {
@@ -463,10 +469,50 @@ func writeFrame(ctx context.Context, conn *websocket.Conn, msg any) error {
 	return nil
 }
 
-func readFrame(ctx context.Context, conn *websocket.Conn) (wire.Frame, error) {
-	typ, b, err := conn.Read(ctx)
+// readMessage is websocket.Conn.Read (the same limit, the same errors) into a buffer sized
+// from *hint, the length of the connection's last message, which it then updates. Read grows
+// its result from 512 bytes by appending: a 256 KiB chunk cost about five times its size in
+// garbage, most of a terminal's heap while it pulled content. Nothing is kept between
+// messages (a decoded frame may hold slices of the buffer).
+// A peer that sends a small frame after a large one costs one allocation of the large one's
+// size, never more: the hint is the last length, not the largest.
+func readMessage(ctx context.Context, conn *websocket.Conn, hint *int) (websocket.MessageType, []byte, error) {
+	typ, rd, err := conn.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	buf := make([]byte, 0, max(512, *hint+*hint/16))
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+	*hint = min(len(buf), wire.MaxFrameBytes)
+	return typ, buf, nil
+}
+
+// readFrame reads one frame. binaryChunks: the hello offered binary_chunks, so a binary
+// message is a chunk (wire.DecodeBinaryChunk); otherwise, and before welcome, a binary message
+// ends the connection as it always did.
+func readFrame(ctx context.Context, conn *websocket.Conn, binaryChunks bool, hint *int) (wire.Frame, error) {
+	typ, b, err := readMessage(ctx, conn, hint)
 	if err != nil {
 		return wire.Frame{}, err
+	}
+	if typ == websocket.MessageBinary && binaryChunks {
+		c, err := wire.DecodeBinaryChunk(b)
+		if err != nil {
+			return wire.Frame{}, protocolErr(wire.CloseReason(wire.ReasonMalformed+": "+err.Error()), "relay sent a bad frame: %w", err)
+		}
+		return wire.Frame{Type: wire.TypeChunk, Chunk: &c}, nil
 	}
 	if typ != websocket.MessageText {
 		return wire.Frame{}, protocolErr(wire.ReasonBinary, "relay sent a binary message")

@@ -38,8 +38,9 @@ func (l *link) send(ctx context.Context, msg any) error {
 // read hands acks to the uplink and downlink frames to the applier. Reading also lets the
 // websocket library answer pings and see pongs.
 func (l *link) read(ctx context.Context) error {
+	var hint int // readMessage's: the length of the last message
 	for {
-		f, err := readFrame(ctx, l.conn)
+		f, err := readFrame(ctx, l.conn, !l.e.cfg.NoBinaryChunks, &hint)
 		if err != nil {
 			return peerClosed("receive", err)
 		}

@@ -12,9 +12,11 @@ import (
 	"testing"
 
 	"github.com/tether-kiosk/tether/internal/testwait"
+	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/photo"
 	"github.com/tether-kiosk/tether/sync/client"
+	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -55,14 +57,40 @@ func (p *proxy) budgets(pattern ...int64) {
 }
 
 // A family's 1 MB photo reaches a kiosk across at least ten link cuts, each connection going
-// on from the chunks the ones before stored, and is checked, decoded and thumbnailed there.
+// on from the chunks the ones before stored, and is checked, decoded and thumbnailed there:
+// in binary chunk messages between a relay and a terminal that both know them, and in JSON
+// chunk frames when either is older (a terminal that does not offer binary_chunks, a relay
+// that ignores the offer).
 func TestPhotoAcrossTenLinkCuts(t *testing.T) {
+	for _, c := range []struct {
+		name                  string
+		oldRelay, oldTerminal bool
+		form                  string
+	}{
+		{"binary", false, false, "binary"},
+		{"old terminal", false, true, "json"},
+		{"old relay", true, false, "json"},
+	} {
+		t.Run(c.name, func(t *testing.T) { photoAcrossTenLinkCuts(t, c.oldRelay, c.oldTerminal, c.form) })
+	}
+}
+
+func photoAcrossTenLinkCuts(t *testing.T, oldRelay, oldTerminal bool, form string) {
 	store, err := content.Open(filepath.Join(t.TempDir(), content.File), content.Options{Cap: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	rl, px, tm, _ := syncedKiosk(t, func(c *client.Config) { c.Content = store })
+	rl := &relayEnv{t: t, dir: t.TempDir(), hold: relay.HoldNone, jsonChunks: oldRelay}
+	rl.open()
+	t.Cleanup(rl.stop)
+	rl.seed()
+	px := startProxy(t, rl.addr())
+	tm := openTerminal(t, "", kiosk.StoreOptions{})
+	tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
+	tm.cfg = func(c *client.Config) { c.Content, c.NoBinaryChunks = store, oldTerminal }
+	tm.start()
+	tm.waitRoster()
 
 	jpg := noisePhoto(t)
 	// The relay's check, before the photo is accepted: the same validator the kiosk runs.
@@ -112,6 +140,35 @@ func TestPhotoAcrossTenLinkCuts(t *testing.T) {
 	if th := photo.Thumbnail(img, photo.ThumbSide); th.Bounds().Dx() != photo.ThumbSide || info.Width != 700 {
 		t.Fatalf("thumbnail %v of a %d x %d photo", th.Bounds(), info.Width, info.Height)
 	}
+	// Every chunk went in the form both sides agree on, and none in the other.
+	sent := chunksSent(t, rl)
+	other := map[string]string{"binary": "json", "json": "binary"}[form]
+	if sent[form] < 4 || sent[other] != 0 {
+		t.Fatalf("chunks sent by form: %v; want at least the photo's 4 as %s, none as %s", sent, form, other)
+	}
+}
+
+// chunksSent reads the relay's count of content chunks sent, by form (tether_content_chunks_sent_total).
+func chunksSent(t *testing.T, rl *relayEnv) map[string]float64 {
+	t.Helper()
+	mfs, err := rl.r.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "tether_content_chunks_sent_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "form" {
+					out[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
 }
 
 // A terminal cannot fetch what was not named to it: a photo held for another facility is

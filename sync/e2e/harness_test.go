@@ -34,6 +34,9 @@ type relayEnv struct {
 	r    *relay.Relay
 	srv  *http.Server
 	ln   net.Listener
+
+	// jsonChunks: the relay behaves as one before binary chunks (relay.Config.JSONChunksOnly).
+	jsonChunks bool
 }
 
 func startRelay(t testing.TB, dir string) *relayEnv {
@@ -55,7 +58,7 @@ func startRelayHold(t testing.TB, dir string, hold relay.HoldPolicy) *relayEnv {
 func (e *relayEnv) open() {
 	e.t.Helper()
 	r, err := relay.Open(relay.Config{DataDir: e.dir, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
-		HoldPolicy: e.holdPolicy(), HandshakeTimeout: 5 * time.Second, Logf: quiet,
+		HoldPolicy: e.holdPolicy(), HandshakeTimeout: 5 * time.Second, Logf: quiet, JSONChunksOnly: e.jsonChunks,
 		Notifier: relay.SpoolNotifier{Dir: e.spool(), From: "Tether <invite@relay.example>"}})
 	if err != nil {
 		e.t.Fatalf("open relay: %v", err)

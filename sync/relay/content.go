@@ -209,15 +209,52 @@ func (r *Relay) answerWant(ctx context.Context, s *session, w wire.ContentWant, 
 	return nil
 }
 
-// sendChunk writes a chunk frame built in one pass (wire.AppendChunkFrame) into the
-// connection's frame buffer.
+// sendChunk writes a chunk into the connection's frame buffer and sends it: as a binary chunk
+// message, uncompressed, to a terminal whose hello offered binary_chunks; otherwise as a JSON
+// chunk frame built in one pass (wire.AppendChunkFrame).
 func (r *Relay) sendChunk(ctx context.Context, s *session, c wire.Chunk, frame *[]byte) error {
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	if s.binaryChunks && !r.cfg.JSONChunksOnly {
+		b, err := wire.AppendBinaryChunk((*frame)[:0], c)
+		if err != nil {
+			return err
+		}
+		*frame = b
+		if err := writeUncompressed(wctx, s.conn, websocket.MessageBinary, b); err != nil {
+			return err
+		}
+		r.metrics.chunks.WithLabelValues("binary").Inc()
+		return nil
+	}
 	b, err := wire.AppendChunkFrame((*frame)[:0], c)
 	if err != nil {
 		return err
 	}
 	*frame = b
-	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	return s.conn.Write(wctx, websocket.MessageText, b)
+	if err := s.conn.Write(wctx, websocket.MessageText, b); err != nil {
+		return err
+	}
+	r.metrics.chunks.WithLabelValues("json").Inc()
+	return nil
+}
+
+// writeUncompressed sends b as one message without permessage-deflate, even on a connection
+// that negotiated it: compression is chosen per message (RFC 7692, the RSV1 bit), and the
+// websocket library compresses a message only if the first write of it reaches its threshold
+// (at least 128 bytes), so a first write of one byte sends the whole message plain, in
+// continuation frames. Chunks of media are already compressed: deflating them costs both ends
+// CPU for nothing (TestBinaryChunksGoUncompressed counts the bytes on the wire).
+func writeUncompressed(ctx context.Context, c *websocket.Conn, typ websocket.MessageType, b []byte) error {
+	w, err := c.Writer(ctx, typ)
+	if err != nil {
+		return err
+	}
+	for _, part := range [][]byte{b[:min(1, len(b))], b[min(1, len(b)):]} {
+		if _, err := w.Write(part); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	return w.Close()
 }

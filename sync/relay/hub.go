@@ -47,6 +47,9 @@ type session struct {
 	// never held across a transaction, so the admin list may read it.
 	seenMu sync.Mutex
 	seen   *seenRec
+
+	// binaryChunks: the hello offered binary_chunks; content chunks go as binary messages.
+	binaryChunks bool
 }
 
 // retire stops a replaced connection's writes of its downlink position (after any under way)

@@ -30,7 +30,14 @@ func putLetter(tx *bolt.Tx, bucket string, o Outbound, n uint64) error {
 	if n != 0 {
 		rec.Body = ""
 	}
-	return putJSON(tx, bucket, o.ID, rec)
+	raw, err := encodeLetterRec(rec)
+	if err != nil {
+		return fmt.Errorf("encode %s record %q: %w", bucket, o.ID, err)
+	}
+	if err := tx.Bucket([]byte(bucket)).Put([]byte(o.ID), raw); err != nil {
+		return fmt.Errorf("write %s record %q: %w", bucket, o.ID, err)
+	}
+	return nil
 }
 
 // getLetter reads one letter record, its body text filled in from its item.

@@ -40,6 +40,7 @@ type metrics struct {
 	handshakes *prometheus.CounterVec
 	admin      *prometheus.CounterVec
 	console    *prometheus.CounterVec
+	chunks     *prometheus.CounterVec
 	handler    http.Handler
 
 	// The last /readyz probe, so a flood of probes costs one write a second.
@@ -67,7 +68,9 @@ func newMetrics(r *Relay) *metrics {
 		Help: "Admin API requests, by route pattern, method and status code."}, []string{"route", "method", "code"})
 	m.console = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_console_requests_total",
 		Help: "Staff console requests, by method and status code."}, []string{"method", "code"})
-	m.reg.MustRegister(m.stored, m.refusals, m.batch, m.handshakes, m.admin, m.console,
+	m.chunks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_content_chunks_sent_total",
+		Help: "Content chunks sent to terminals, by form: binary (hello binary_chunks) or json."}, []string{"form"})
+	m.reg.MustRegister(m.stored, m.refusals, m.batch, m.handshakes, m.admin, m.console, m.chunks,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tether_store_write_transactions_total",
 			Help: "Write transactions of the relay's store (group commits)."},
 			func() float64 { return float64(r.writeTxs.Load()) }),

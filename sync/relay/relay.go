@@ -60,6 +60,9 @@ type Config struct {
 	PingInterval time.Duration
 	// NoSync skips fsync; only for benchmarks that measure something else.
 	NoSync bool
+	// JSONChunksOnly sends content chunks as JSON text frames even to a terminal whose hello
+	// offers binary_chunks, as a relay before binary chunks did (for tests of such a pair).
+	JSONChunksOnly bool
 	// Notifier sends contact invitations (SMTPNotifier, SpoolNotifier); nil keeps each
 	// invitation unsent, listed for staff, until one is configured.
 	Notifier Notifier

@@ -169,8 +169,8 @@ func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, lt *wire.Letters, now time.Time) (string, error) {
 	h := p.hash
 	sk := seqKey(t.ID, epoch, it.Seq)
-	if err := putJSON(tx, bSeqs, sk, seqRec{ItemID: it.ID, Hash: h}); err != nil {
-		return "", err
+	if err := tx.Bucket([]byte(bSeqs)).Put([]byte(sk), encodeSeqRec(seqRec{ItemID: it.ID, Hash: h})); err != nil {
+		return "", fmt.Errorf("write %s record %q: %w", bSeqs, sk, err)
 	}
 	remember := func(reason string) error {
 		if reason == "" {
@@ -225,8 +225,9 @@ func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		reason = wire.RefuseInvalid
 	}
 	if !found {
-		if err := putJSON(tx, bItemIDs, it.ID, itemRef{Hash: h, TerminalID: t.ID, Epoch: epoch, Seq: it.Seq, Refused: reason}); err != nil {
-			return "", err
+		ref := encodeItemRef(itemRef{Hash: h, TerminalID: t.ID, Epoch: epoch, Seq: it.Seq, Refused: reason})
+		if err := tx.Bucket([]byte(bItemIDs)).Put([]byte(it.ID), ref); err != nil {
+			return "", fmt.Errorf("write %s record %q: %w", bItemIDs, it.ID, err)
 		}
 	}
 	if err := remember(reason); err != nil {
@@ -310,16 +311,12 @@ type storedHead struct {
 // storedItemJSON encodes a StoredItem with canon (already valid, compact JSON) as its body,
 // without encoding and checking the body again.
 func storedItemJSON(it wire.Item, canon json.RawMessage, termID, epoch string, now time.Time, reason string) ([]byte, error) {
-	head, err := json.Marshal(storedHead{Seq: it.Seq, ID: it.ID, Kind: it.Kind, CreatedAt: it.CreatedAt,
-		TerminalID: termID, Epoch: epoch, ReceivedAt: now, Refused: reason})
+	out, err := encodeStoredHead(storedHead{Seq: it.Seq, ID: it.ID, Kind: it.Kind, CreatedAt: it.CreatedAt,
+		TerminalID: termID, Epoch: epoch, ReceivedAt: now, Refused: reason}, canon)
 	if err != nil {
 		return nil, fmt.Errorf("encode item %d: %w", it.Seq, err)
 	}
-	out := make([]byte, 0, len(head)+len(canon)+10)
-	out = append(out, head[:len(head)-1]...)
-	out = append(out, `,"body":`...)
-	out = append(out, canon...)
-	return append(out, '}'), nil
+	return out, nil
 }
 
 // applyItem stores one new item (p: its prepared body, n: its arrival number) by kind and
@@ -473,6 +470,9 @@ func inmateFor(tx *bolt.Tx, t TerminalInfo, id string) (inmateRec, bool, error) 
 // heldMessage finds a message id among outbound messages and PREA reports: one id space.
 func heldMessage(tx *bolt.Tx, id string) (vocab.Message, bool, error) {
 	for _, bucket := range []string{bOutbound, bPREA} {
+		if tx.Bucket([]byte(bucket)).Get([]byte(id)) == nil {
+			continue // the usual answer for a new letter: nothing to decode
+		}
 		o, found, err := getLetter(tx, bucket, id)
 		if err != nil || found {
 			return o.Message, found, err

@@ -151,6 +151,10 @@ type Hello struct {
 	// state known when the ack is written. An older terminal leaves it out and gets those
 	// states on the downlink as before.
 	AckLetters bool `json:"ack_letters,omitempty"`
+	// BinaryChunks says the terminal takes content chunks as binary websocket messages
+	// (AppendBinaryChunk): a relay that knows it sends chunks so, one that does not ignores it
+	// and sends JSON chunk frames, which such a terminal still reads.
+	BinaryChunks bool `json:"binary_chunks,omitempty"`
 }
 
 // Challenge carries a fresh random nonce the terminal must sign.
