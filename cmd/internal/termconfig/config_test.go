@@ -48,6 +48,9 @@ func TestBrokenConfigNamesTheField(t *testing.T) {
 		{`{"mode": `, "line"},
 		{`{"relay": {"url": "wss://tech:s3cret@"}}`, "credentials"},
 		{`{"relay": {"url": "wss://tech:s3cret@relay:8443/%zz"}}`, "relay.url"},
+		{`{"printer": {"url": "ftp://cups", "queue": "hall"}}`, "printer.url"},
+		{`{"printer": {"url": "ipp://tech:s3cret@cups:631", "queue": "hall"}}`, "printer.url"},
+		{`{"printer": {"url": "ipp://localhost:631", "queue": "hall/2"}}`, "printer.queue"},
 		{``, "empty"},
 	} {
 		_, err := Parse(strings.NewReader(c.json))
@@ -65,6 +68,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(string(raw))
 	}
 	f.Add(`{"mode":"tablet","screen":{"width":800,"height":1280}}`)
+	f.Add(`{"printer":{"url":"ipp://localhost","queue":"library"}}`)
 	f.Add(`{"devices":[{"name":"p","role":"pinpad","path":"/dev/ttyS0","key_map":{"0x2a":"clear"}}]}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := Parse(strings.NewReader(s))
