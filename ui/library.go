@@ -330,11 +330,19 @@ func (w words) itemDetail(it kiosk.CatalogItem) string {
 	case vocab.CatalogTrack:
 		return w.T("library.track", "artist", it.Artist, "length", clockTime(time.Duration(it.Duration)*time.Second))
 	case vocab.CatalogBook, vocab.CatalogLesson:
-		return w.T("library.pages", "kind", w.T("library.kind."+it.Kind), "n", strconv.Itoa(len(it.Pages)))
+		return w.T("library.pages", "kind", w.T("library.kind."+it.Kind), "pages", w.count("library.n_pages", len(it.Pages)))
 	case vocab.CatalogCourse:
-		return w.T("library.course", "lessons", strconv.Itoa(len(it.Lessons)), "quizzes", strconv.Itoa(len(it.Quizzes)))
+		return w.count("library.n_lessons", len(it.Lessons)) + " · " + w.count("library.n_quizzes", len(it.Quizzes))
 	}
 	return ""
+}
+
+// count says n things with key, or key_one for one of them.
+func (w words) count(key string, n int) string {
+	if n == 1 {
+		return w.T(key + "_one")
+	}
+	return w.T(key, "n", strconv.Itoa(n))
 }
 
 // libraryRefusal says why the library said no, with the item's price and the balance where

@@ -70,7 +70,7 @@ func (k *Kiosk) showPrintQuote(doc PrintDoc, back func()) {
 			}
 			rows := []fyne.CanvasObject{
 				theme.Text(doc.Title, theme.SubHeadingSize, theme.White, true),
-				text(w.T("print.quote", "n", strconv.Itoa(pages), "price", w.price(price)), theme.Yellow),
+				text(w.pages("print.quote", pages, price), theme.Yellow),
 				text(w.T("library.buy_balance", "balance", s.info.Balance.String()), theme.White),
 			}
 			var ok *widget.Button
@@ -105,7 +105,7 @@ func (k *Kiosk) startPrint(doc PrintDoc, back func()) {
 			k.refreshSession()
 			switch {
 			case err == nil && job.State == kiosk.PrintCharged:
-				k.showPrintOutcome(back, w.T("print.done", "n", strconv.Itoa(job.Pages), "price", w.price(job.Cents)), theme.Green)
+				k.showPrintOutcome(back, w.pages("print.done", job.Pages, job.Cents), theme.Green)
 			case kiosk.ReasonOf(err) != "":
 				k.showPrintOutcome(back, w.libraryRefusal(err, job.Cents, s.info.Balance), theme.Orange)
 			case job.State == kiosk.PrintHeld:
@@ -128,4 +128,12 @@ func (k *Kiosk) showPrintOutcome(back func(), msg string, c color.Color) {
 	rows := []fyne.CanvasObject{theme.Text(msg, theme.SubHeadingSize, c, true),
 		big(k.button(w.T("common.back"), fynetheme.NavigateBackIcon(), back), 220, 64)}
 	k.setScreen(v, k.frame(w, w.T("print.title"), back, status, container.NewVBox(rows...)))
+}
+
+// pages says key of n pages at price, with key_one for a single page.
+func (w words) pages(key string, n int, price kiosk.Cents) string {
+	if n == 1 {
+		return w.T(key+"_one", "price", w.price(price))
+	}
+	return w.T(key, "n", strconv.Itoa(n), "price", w.price(price))
 }

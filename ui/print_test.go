@@ -58,9 +58,9 @@ func TestPrintALetterShowsQuoteThenPrintedAndCharged(t *testing.T) {
 	h.tap("Inbox (1)")
 	h.tapText("Ana Ruiz")
 	h.tap("Print")
-	h.mustSee("Hola", "1 pages, $0.15", "Your balance: $20.00")
+	h.mustSee("Hola", "1 page, $0.15", "Your balance: $20.00")
 	h.tap("Print now")
-	h.waitSee("Printed: 1 pages, $0.15 charged.")
+	h.waitSee("Printed: 1 page, $0.15 charged.")
 	if pdf := lab.NextPrinted(t); len(pdf) == 0 {
 		t.Fatal("the printer got an empty job")
 	}
@@ -83,7 +83,7 @@ func TestPrintFailedChargesNothing(t *testing.T) {
 	h.tap("Sent")
 	h.tapText("Ana Ruiz")
 	h.tap("Print")
-	h.mustSee("1 pages, $0.15")
+	h.mustSee("1 page, $0.15")
 	h.tap("Print now")
 	h.waitSee("The printer could not print it. Nothing was charged.")
 	if b, err := h.term.Balance(mariaID); err != nil || b != 2000-25 {
