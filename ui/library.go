@@ -488,7 +488,9 @@ func (k *Kiosk) mediaWhole(m vocab.MediaRef) (content.Ref, bool) {
 	return ref, err == nil && st == content.Whole
 }
 
-// readMedia reads a whole medium of at most limit bytes (on the worker).
+// readMedia reads a whole medium of at most limit bytes (on the worker). The player needs a
+// reader it can seek and the content store reads forward only, so a track is held in memory
+// while it plays: at most vocab.MaxTrackBytes, one track per library visit.
 func (k *Kiosk) readMedia(ref content.Ref, limit int64) ([]byte, error) {
 	r, err := k.media.Open(ref.Object)
 	if err != nil {
