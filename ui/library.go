@@ -197,9 +197,23 @@ func (w words) libraryLeft(n int) string {
 }
 
 // showLibrary lists the catalog (read again each time) by kind, or says the library is closed.
-func (k *Kiosk) showLibrary() { k.showLibraryWith("") }
+func (k *Kiosk) showLibrary() { k.showLibraryWith(libNote{}) }
 
-func (k *Kiosk) showLibraryWith(note string) {
+// libNote is a line above the catalog: what the last action did, or why it was refused.
+type libNote struct {
+	text    string
+	refused bool
+}
+
+func (n libNote) line() fyne.CanvasObject {
+	c := theme.Green
+	if n.refused {
+		c = theme.Orange
+	}
+	return theme.Text(n.text, theme.TextSize, c, true)
+}
+
+func (k *Kiosk) showLibraryWith(note libNote) {
 	s, lib := k.sess, k.lib
 	if s == nil || lib == nil {
 		return
@@ -213,8 +227,8 @@ func (k *Kiosk) showLibraryWith(note string) {
 		return
 	}
 	list := container.NewVBox()
-	if note != "" {
-		list.Add(theme.Text(note, theme.TextSize, theme.Green, true))
+	if note.text != "" {
+		list.Add(note.line())
 	}
 	list.Add(text(w.T("common.loading"), theme.Grey))
 	k.setScreen(v, k.frame(w, w.T("library.title"), back, status, k.vscroll(list)))
@@ -254,7 +268,7 @@ var libraryKinds = []struct {
 }
 
 // libraryRows is the catalog by section, with the items the person owns that left the catalog.
-func (k *Kiosk) libraryRows(w words, note string) []fyne.CanvasObject {
+func (k *Kiosk) libraryRows(w words, note libNote) []fyne.CanvasObject {
 	lib := k.lib
 	items := append([]kiosk.CatalogItem(nil), lib.catalog...)
 	inCatalog := map[string]bool{}
@@ -267,8 +281,8 @@ func (k *Kiosk) libraryRows(w words, note string) []fyne.CanvasObject {
 		}
 	}
 	var rows []fyne.CanvasObject
-	if note != "" {
-		rows = append(rows, theme.Text(note, theme.TextSize, theme.Green, true))
+	if note.text != "" {
+		rows = append(rows, note.line())
 	}
 	if len(items) == 0 {
 		return append(rows, label(w.T("library.empty")))
@@ -401,7 +415,7 @@ func (k *Kiosk) confirmBuy(it kiosk.CatalogItem, refusal string) {
 					return
 				}
 				k.fetchOwned()
-				k.showLibraryWith(w.T("library.bought", "title", it.Title))
+				k.showLibraryWith(libNote{text: w.T("library.bought", "title", it.Title)})
 			}
 		})
 	})
@@ -433,7 +447,7 @@ func (k *Kiosk) openItem(it kiosk.CatalogItem) {
 					return
 				}
 				if err != nil && kiosk.ReasonOf(err) != vocab.ReasonAlreadyOwned {
-					k.showLibraryWith(k.words(s.lang).libraryRefusal(err, 0, 0))
+					k.showLibraryWith(libNote{text: k.words(s.lang).libraryRefusal(err, 0, 0), refused: true})
 					return
 				}
 				if err == nil {

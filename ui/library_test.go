@@ -410,3 +410,17 @@ func TestTabletPlaysAnOwnedTrackOffline(t *testing.T) {
 		t.Fatalf("the tablet woke the fetcher %d times for a track it holds", viewed)
 	}
 }
+
+// A free item withdrawn while the list was on screen: Open says so and the list loses it.
+func TestOpeningAWithdrawnFreeItemSaysItIsGone(t *testing.T) {
+	h := newHarness(t)
+	h.publish(kiosk.CatalogItem{ID: "les-budget", Kind: vocab.CatalogLesson, Title: "Budgeting your account",
+		Pages: []vocab.MediaRef{*fakeRef("budget-1", vocab.MediaText)}})
+	h.login()
+	h.tap("Library")
+	h.mustSee("Budgeting your account", "Free")
+	h.downlink(kiosk.DownCatalogWithdrawn, vocab.CatalogWithdrawn{ID: "les-budget", At: start})
+	h.tap("Open")
+	h.mustSee("This item is no longer in the library.", "The library has nothing yet.")
+	h.mustNotSee("Budgeting your account")
+}
