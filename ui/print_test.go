@@ -1,7 +1,9 @@
 package ui
 
 import (
+	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,8 @@ import (
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // cupsPrinter is the Printer kioskd makes of hardware/printer's Service (written out here as
@@ -109,4 +113,42 @@ func TestNoPrintButtonWhenPrintingIsOff(t *testing.T) {
 	h2.tapText("Ana Ruiz")
 	h2.mustSee("Te quiero mucho.")
 	h2.mustNotSee("Print")
+}
+
+// A lesson page prints too: its Print button quotes the page, the page comes out of the
+// printer with the watermark naming the person, and the outcome shows.
+func TestPrintALessonPage(t *testing.T) {
+	lab := cupstest.Start(t)
+	media, err := content.Open(filepath.Join(t.TempDir(), content.File), content.Options{})
+	must(t, err)
+	t.Cleanup(func() { media.Close() })
+	page := []byte("A budget is a plan for the week's money.")
+	ref, _ := mediaRef(t, page, vocab.MediaText)
+	_, err = media.Put(bytes.NewReader(page))
+	must(t, err)
+	h := newHarness(t, func(s *setup) {
+		s.media = media
+		s.policy = func(p *kiosk.Policy) {
+			p.Pricing, p.StampPrice, p.PrintPagePrice, p.MaxPrintPages = kiosk.PricingPerMessage, 25, 15, 5
+		}
+		s.printer = func(h *harness) Printer {
+			return cupsPrinter{&printer.Service{Term: h.term, Printer: &printer.Printer{Server: lab.Server, Queue: "good", User: "term-1"},
+				Terminal: "term-1", Clock: clock.NewReal(), Every: 50 * time.Millisecond}}
+		}
+	})
+	h.publish(kiosk.CatalogItem{ID: "les-budget", Kind: vocab.CatalogLesson, Title: "Budgeting your account", Pages: []vocab.MediaRef{ref}})
+	h.login()
+	h.tap("Library")
+	h.tap("Open")
+	h.mustSee("Page 1 of 1", "A budget is a plan for the week's money.")
+	h.tap("Print")
+	h.mustSee("Budgeting your account, page 1", "1 page, $0.15")
+	h.tap("Print now")
+	h.waitSee("Printed: 1 page, $0.15 charged.")
+	if text := strings.Join(cupstest.PDFText(t, lab.NextPrinted(t)), " "); !strings.Contains(text, "week's money") ||
+		!strings.Contains(text, "Printed for Maria Gonzalez (A1001) at term-1") {
+		t.Fatalf("the printed page reads %q", text)
+	}
+	h.tap("Back")
+	h.mustSee("Page 1 of 1")
 }

@@ -88,3 +88,29 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The printer is off until both its server and its queue are set (kioskctl sets one at a
+// time); the server's port is CUPS's 631 unless the URL names another.
+func TestPrinterConfig(t *testing.T) {
+	var c Config
+	if c.Printer.Enabled() {
+		t.Fatal("a config without a printer has one")
+	}
+	c, err := c.Set("printer.queue", "facility")
+	if err != nil || c.Printer.Enabled() {
+		t.Fatalf("queue alone: %+v %v, want accepted and still off", c.Printer, err)
+	}
+	if c, err = c.Set("printer.url", "ipp://localhost"); err != nil || !c.Printer.Enabled() {
+		t.Fatalf("then the url: %+v %v, want on", c.Printer, err)
+	}
+	if s, err := c.Printer.Server(); err != nil || s != "localhost:631" {
+		t.Fatalf("server %q %v, want localhost:631", s, err)
+	}
+	c.Printer.URL = "http://cups.unit-b:8631/printers"
+	if s, err := c.Printer.Server(); err != nil || s != "cups.unit-b:8631" {
+		t.Fatalf("server %q %v, want cups.unit-b:8631", s, err)
+	}
+	if _, err := c.Set("printer.url", "lp://x"); err == nil || !strings.Contains(err.Error(), "printer.url") {
+		t.Fatalf("a bad url: %v", err)
+	}
+}
