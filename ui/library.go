@@ -233,28 +233,34 @@ func (k *Kiosk) showLibraryWith(note libNote) {
 	list.Add(text(w.T("common.loading"), theme.Grey))
 	k.setScreen(v, k.frame(w, w.T("library.title"), back, status, k.vscroll(list)))
 	id := s.inmateID
-	k.run(func() func() {
-		cat, cerr := k.d.Catalog()
-		owned, oerr := k.d.Owned(id)
-		return func() {
-			if k.lib != lib || k.v != v {
-				return
-			}
-			if err := errors.Join(cerr, oerr); err != nil {
-				k.logf("ui: read library: %v", err)
-				list.Objects = []fyne.CanvasObject{label(w.T("error.generic"))}
+	load := func() {
+		k.run(func() func() {
+			cat, cerr := k.d.Catalog()
+			owned, oerr := k.d.Owned(id)
+			return func() {
+				if k.lib != lib || k.v != v {
+					return
+				}
+				if err := errors.Join(cerr, oerr); err != nil {
+					k.logf("ui: read library: %v", err)
+					list.Objects = []fyne.CanvasObject{label(w.T("error.generic"))}
+					list.Refresh()
+					return
+				}
+				lib.catalog = cat
+				lib.owned = map[string]kiosk.OwnedItem{}
+				for _, o := range owned {
+					lib.owned[o.Item.ID] = o
+				}
+				list.Objects = k.libraryRows(w, note)
 				list.Refresh()
-				return
 			}
-			lib.catalog = cat
-			lib.owned = map[string]kiosk.OwnedItem{}
-			for _, o := range owned {
-				lib.owned[o.Item.ID] = o
-			}
-			list.Objects = k.libraryRows(w, note)
-			list.Refresh()
-		}
-	})
+		})
+	}
+	// The relay may publish, withdraw, or give a purchase back while the list is on show: it
+	// is read again in place (the scroll stays where it is).
+	v.onChanged = load
+	load()
 }
 
 // libraryKinds are the catalog's sections in the order the screen shows them.

@@ -411,7 +411,7 @@ func TestTabletPlaysAnOwnedTrackOffline(t *testing.T) {
 	}
 }
 
-// A free item withdrawn while the list was on screen: Open says so and the list loses it.
+// A free item withdrawn as the person taps Open: Open says so and the list loses it.
 func TestOpeningAWithdrawnFreeItemSaysItIsGone(t *testing.T) {
 	h := newHarness(t)
 	h.publish(kiosk.CatalogItem{ID: "les-budget", Kind: vocab.CatalogLesson, Title: "Budgeting your account",
@@ -419,8 +419,28 @@ func TestOpeningAWithdrawnFreeItemSaysItIsGone(t *testing.T) {
 	h.login()
 	h.tap("Library")
 	h.mustSee("Budgeting your account", "Free")
-	h.downlink(kiosk.DownCatalogWithdrawn, vocab.CatalogWithdrawn{ID: "les-budget", At: start})
+	// Withdrawn just as the person taps Open: the list has not been read again yet.
+	b, err := json.Marshal(vocab.CatalogWithdrawn{ID: "les-budget", At: start})
+	must(t, err)
+	h.seq++
+	if refused, err := h.term.ApplyDownlink(h.seq, kiosk.DownCatalogWithdrawn, b); err != nil || refused != "" {
+		t.Fatalf("withdraw: %q %v", refused, err)
+	}
 	h.tap("Open")
 	h.mustSee("This item is no longer in the library.", "The library has nothing yet.")
 	h.mustNotSee("Budgeting your account")
+}
+
+// An item the relay publishes while the list is on show appears in it; one withdrawn goes.
+func TestLibraryListFollowsTheCatalog(t *testing.T) {
+	h := newHarness(t)
+	h.publish(track("trk-yard", "Morning Yard", 129))
+	h.login()
+	h.tap("Library")
+	h.mustSee("Morning Yard")
+	h.publish(track("trk-home", "Letter Home", 99))
+	h.mustSee("Morning Yard", "Letter Home", "Buy $0.99")
+	h.downlink(kiosk.DownCatalogWithdrawn, vocab.CatalogWithdrawn{ID: "trk-yard", At: start})
+	h.mustSee("Letter Home")
+	h.mustNotSee("Morning Yard")
 }
