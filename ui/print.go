@@ -106,8 +106,12 @@ func (k *Kiosk) startPrint(doc PrintDoc, back func()) {
 			switch {
 			case err == nil && job.State == kiosk.PrintCharged:
 				k.showPrintOutcome(back, w.pages("print.done", job.Pages, job.Cents), theme.Green)
+			case kiosk.ReasonOf(err) == kiosk.ReasonInsufficientBalance:
+				k.showPrintOutcome(back, w.T("print.err.insufficient_balance", "balance", s.info.Balance.String()), theme.Orange)
+			case kiosk.ReasonOf(err) == kiosk.ReasonOfflineLimit:
+				k.showPrintOutcome(back, w.T("print.err.offline_limit"), theme.Orange)
 			case kiosk.ReasonOf(err) != "":
-				k.showPrintOutcome(back, w.libraryRefusal(err, job.Cents, s.info.Balance), theme.Orange)
+				k.showPrintOutcome(back, w.refusal(err), theme.Orange)
 			case job.State == kiosk.PrintHeld:
 				k.logf("ui: print job %s: %v", job.ID, err)
 				k.showPrintOutcome(back, w.T("print.pending"), theme.Orange)

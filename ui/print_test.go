@@ -152,3 +152,27 @@ func TestPrintALessonPage(t *testing.T) {
 	h.tap("Back")
 	h.mustSee("Page 1 of 1")
 }
+
+// A job the offline spending limit cannot cover is refused before it reaches the printer, in
+// words about printing, and nothing is held.
+func TestPrintPastTheOfflineLimitIsRefused(t *testing.T) {
+	lab := cupstest.Start(t)
+	h := printRig(t, lab, "good", func(p *kiosk.Policy) {
+		p.Pricing, p.StampPrice, p.PrintPagePrice, p.MaxPrintPages, p.OfflineSpendCap = kiosk.PricingPerMessage, 25, 15, 5, 10
+	})
+	h.deliver("in-1", "ana@example.com", "Ana Ruiz", "Hola", "Te quiero mucho.")
+	h.login()
+	h.tap("Inbox (1)")
+	h.tapText("Ana Ruiz")
+	h.tap("Print")
+	h.tap("Print now")
+	h.waitSee("This terminal is offline and printing this would pass the offline spending limit. Nothing was charged.")
+	if held, err := h.term.PrintsHeld(); err != nil || len(held) != 0 {
+		t.Fatalf("held jobs %+v %v, want none", held, err)
+	}
+	select {
+	case <-lab.Printed:
+		t.Fatal("the printer got the refused job")
+	default:
+	}
+}
