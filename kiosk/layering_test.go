@@ -86,7 +86,7 @@ func TestLayering(t *testing.T) {
 // relay (a server, with its admin API), the serial simulators and the pseudo-terminals they
 // write into.
 var demoOnly = []string{"github.com/tether-kiosk/tether/sync/relay", "github.com/tether-kiosk/tether/hardware/sim",
-	"github.com/creack/pty"}
+	"github.com/creack/pty", "github.com/tether-kiosk/tether/assets/library"}
 
 // TestLayeringKioskdLinksNoDemo: the kioskd binary (everything it links, transitively) holds none of
 // the demo, and neither do kioskd's own tests, which test the binary a facility runs. The

@@ -13,6 +13,15 @@
 //	facility bulletin:       k.SetFacilityNotice(map[string]string{"en": ..., "es": ...})
 //	k.Window().ShowAndRun(); k.Close() when the app has quit
 //
+// The library and the printer come in Deps too, as interfaces kioskd fills from hardware and
+// sync (cmd/internal/kioskapp/library.go):
+//
+//	out, _ := audio.OpenOutput(clk)    // once per process; the silent sink where no card opens
+//	lib := ui.LibraryDeps{NewPlayer: func() ui.TrackPlayer { return audio.NewPlayer(out, clk) }}
+//	on a shared kiosk: lib.View = engine.ViewLibraryItem; lib.Close = engine.CloseLibraryItem
+//	with a printer configured: Deps.Printer = an adapter of hardware/printer's Service
+//	k, err := ui.New(app, ui.Deps{..., Library: lib, Printer: printer})
+//
 // Every exported method of Kiosk may be called from any goroutine: it hops to the UI
 // goroutine with Deps.Do (fyne.Do by default). New and Window are for the UI goroutine.
 // ShowWelcome logs out whoever is at the screen, draft saved, and shows the welcome screen.
@@ -70,8 +79,12 @@
 // -> Inbox/reader/reply, Write (the letters not sent, one draft per recipient, above the
 // recipient chooser; 13,000 code point countdown, draft saved at most every
 // Policy.DraftSaveEvery, on-screen keyboard with ñ á é í ó ú ü ¿ ¡ and a symbols layer), Sent
-// (states), Contacts (add, remove), Usage (the itemised statement: each deposit and minute
-// charged or refunded, with the balance after it, a page at a time). On a tablet the welcome
+// (states), Contacts (add, remove), Library (library.go, reader.go: the catalog by kind with
+// prices and owned items, Buy after the price and balance, the minutes left today, tracks in
+// the player view, pages of books and lessons, course quizzes), Usage (the itemised
+// statement: each deposit and minute charged or refunded, with the balance after it, a page
+// at a time). Letters and lesson pages have a Print button where the policy allows printing
+// and kioskd has a printer (print.go): pages and price first, then printed or nothing charged. On a tablet the welcome
 // screen takes the bound inmate's PIN directly. Warnings come as a band across the top, the
 // idle question as a full-screen layer that any touch dismisses. Every tap, key and scroll
 // calls Domain.Touch.

@@ -3,6 +3,7 @@ package ui
 import (
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 )
 
 // Domain is what the screens need from the kiosk domain; *kiosk.Terminal satisfies it.
@@ -51,6 +52,15 @@ type Domain interface {
 	ReleaseGonePhotos(media *content.Store) (int, error)
 
 	Notices(inmateID string) ([]kiosk.Notice, error)
+
+	// The library (library.go): the facility's catalog, what the inmate owns, buying, the
+	// daily browsing minutes, and quiz attempts.
+	Catalog() ([]kiosk.CatalogItem, error)
+	Owned(inmateID string) ([]kiosk.OwnedItem, error)
+	Buy(inmateID, itemID string) (kiosk.OwnedItem, error)
+	UseLibraryMinute(inmateID string) (left int, err error)
+	LibraryMinutesLeft(inmateID string) (int, error)
+	SubmitQuiz(inmateID, courseID, quizID string, answers []int) (vocab.QuizAttempt, error)
 
 	PREABadge(badgeID string) (kiosk.BadgeResult, error)
 	VerifyPREA(badgeID, pin string) (kiosk.PREAReporter, error)

@@ -44,6 +44,7 @@ type harness struct {
 	queue []func()
 	logs  []string // every line the terminal and the screens logged
 	onUI  bool     // the test goroutine is running queued UI work (drain)
+	seq   uint64   // the last downlink sequence number applied (publish, downlink)
 }
 
 type setup struct {
@@ -56,6 +57,9 @@ type setup struct {
 	// media is Deps.Content: the photos of letters.
 	media *content.Store
 	fetch func() // Deps.FetchContent
+	// library is Deps.Library, made with the harness (its clock); printer is Deps.Printer.
+	library func(h *harness) LibraryDeps
+	printer func(h *harness) Printer
 }
 
 func newHarness(t *testing.T, opts ...func(*setup)) *harness {
@@ -107,8 +111,17 @@ func newHarness(t *testing.T, opts ...func(*setup)) *harness {
 	if su.onScreen != nil {
 		onScreen = func(name string) { su.onScreen(h, name) }
 	}
+	var lib LibraryDeps
+	if su.library != nil {
+		lib = su.library(h)
+	}
+	var pr Printer
+	if su.printer != nil {
+		pr = su.printer(h)
+	}
 	k, err = New(h.app, Deps{Domain: d, Clock: h.clk, Logf: h.logf, Tablet: su.tablet,
-		Rand: rand.New(rand.NewPCG(1, 2)), Do: h.enqueue, OnScreen: onScreen, Content: su.media, FetchContent: su.fetch})
+		Rand: rand.New(rand.NewPCG(1, 2)), Do: h.enqueue, OnScreen: onScreen, Content: su.media, FetchContent: su.fetch,
+		Library: lib, Printer: pr})
 	must(t, err)
 	h.k = k
 	t.Cleanup(k.Close)

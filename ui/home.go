@@ -73,11 +73,12 @@ func (k *Kiosk) showHome() {
 	}
 	apply(s.info)
 	counts()
-	tiles := container.NewGridWithColumns(3,
+	tiles := container.NewGridWithColumns(4,
 		inboxTile,
 		tile("tile.write", fynetheme.MailComposeIcon(), k.openWrite),
 		tile("tile.sent", fynetheme.MailSendIcon(), k.showSent),
 		tile("tile.contacts", fynetheme.AccountIcon(), k.showContacts),
+		tile("tile.library", fynetheme.MediaMusicIcon(), k.openLibrary),
 		tile("tile.usage", fynetheme.ListIcon(), k.showUsage),
 		tile("tile.logout", fynetheme.LogoutIcon(), k.logout),
 	)

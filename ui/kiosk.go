@@ -63,25 +63,32 @@ type Deps struct {
 	// FetchContent wakes sync to fetch what Content wants now (nil: nothing to wake). On a
 	// shared kiosk the open letter retains its photos and calls it; logout lets them go.
 	FetchContent func()
+	// Library is what the library screens reach beyond the domain: the player, and on a
+	// shared kiosk sync's hold on an open item's media (library.go).
+	Library LibraryDeps
+	// Printer prints letters and lesson pages (nil: no printer here, no Print button).
+	Printer Printer
 }
 
 // Kiosk is the whole touchscreen: one window whose content is rebuilt from scratch for
 // each screen of each person. Its exported methods are safe to call from any goroutine.
 type Kiosk struct {
-	app    fyne.App
-	win    fyne.Window
-	d      Domain
-	clk    clock.Clock
-	logf   kiosk.Logf
-	cat    *i18n.Catalog
-	rng    *rand.Rand
-	do     func(func())
-	work   *worker
-	tablet bool
-	lang0  string
-	techD  TechDeps
-	media  *content.Store // Deps.Content
-	fetch  func()         // Deps.FetchContent
+	app     fyne.App
+	win     fyne.Window
+	d       Domain
+	clk     clock.Clock
+	logf    kiosk.Logf
+	cat     *i18n.Catalog
+	rng     *rand.Rand
+	do      func(func())
+	work    *worker
+	tablet  bool
+	lang0   string
+	techD   TechDeps
+	media   *content.Store // Deps.Content
+	fetch   func()         // Deps.FetchContent
+	libD    LibraryDeps
+	printer Printer
 	// viewing is what a kiosk's open letters retained in this session, released at its end.
 	viewing []viewHold
 
@@ -102,6 +109,7 @@ type Kiosk struct {
 	idleText    *canvas.Text
 	idleUntil   time.Duration
 	tech        *techArea // the technician area, while a technician is logged in
+	lib         *libState // the library visit in progress (library.go)
 	onScreen    func(string)
 	shown       string // the view name last told to onScreen
 }
@@ -139,7 +147,8 @@ func New(app fyne.App, deps Deps) (*Kiosk, error) {
 		return nil, fmt.Errorf("ui: Domain and Clock are required")
 	}
 	k := &Kiosk{app: app, d: deps.Domain, clk: deps.Clock, logf: deps.Logf, cat: deps.Catalog,
-		rng: deps.Rand, do: deps.Do, tablet: deps.Tablet, lang0: deps.DefaultLanguage, online: true, techD: deps.Tech, media: deps.Content, fetch: deps.FetchContent}
+		rng: deps.Rand, do: deps.Do, tablet: deps.Tablet, lang0: deps.DefaultLanguage, online: true, techD: deps.Tech, media: deps.Content, fetch: deps.FetchContent,
+		libD: deps.Library, printer: deps.Printer}
 	if k.logf == nil {
 		k.logf = func(string, ...any) {}
 	}
@@ -385,6 +394,7 @@ func (k *Kiosk) endSession(reason kiosk.Reason) {
 		lang = k.sess.lang // said in the language the person was reading, not the welcome screen's
 	}
 	k.releaseViewed()
+	k.leaveLibrary()
 	k.wipe()
 	k.note = &note{ended: reason, at: k.clk.Mono(), msgLang: lang}
 	k.showWelcome()
@@ -394,6 +404,7 @@ func (k *Kiosk) endSession(reason kiosk.Reason) {
 func (k *Kiosk) wipe() {
 	k.gen++
 	k.closeTech()
+	k.leaveLibrary()
 	k.sess = nil
 	k.login = nil
 	k.prea = nil

@@ -175,6 +175,9 @@ func (k *Kiosk) showReader(m kiosk.Message, req *kiosk.Message) {
 	}
 	reply := big(k.primary(w.T("inbox.reply"), fynetheme.MailReplyIcon(), func() { k.reply(m) }), 260, 72)
 	actions := container.NewHBox(reply)
+	if pb := k.printButton(w, letterDoc(w, who, m), func() { m.Read = true; k.showReader(m, req) }); pb != nil {
+		actions.Add(pb)
+	}
 	if k.tablet {
 		// The person's own tablet keeps letters until they delete them: a second tap confirms.
 		var del *widget.Button
@@ -226,7 +229,11 @@ func (k *Kiosk) showSentReader(m kiosk.Message, back func()) {
 	if m.Subject != "" {
 		head = append(head, theme.Text(m.Subject, theme.SubHeadingSize, theme.Yellow, true))
 	}
-	content := container.NewBorder(container.NewVBox(head...), nil, nil, nil, k.vscroll(card(theme.Panel, label(m.Body))))
+	var actions fyne.CanvasObject
+	if pb := k.printButton(w, letterDoc(w, w.T("sent.to", "name", m.PeerName), m), func() { k.showSentReader(m, back) }); pb != nil {
+		actions = container.NewHBox(pb)
+	}
+	content := container.NewBorder(container.NewVBox(head...), actions, nil, nil, k.vscroll(card(theme.Panel, label(m.Body))))
 	k.setScreen(v, k.frame(w, w.T("sent.title"), back, status, content))
 }
 
@@ -296,4 +303,13 @@ func stateColor(state string) color.Color {
 		return theme.Red
 	}
 	return theme.White
+}
+
+// letterDoc is a letter as it prints: who and when above the subject and the text.
+func letterDoc(w words, who string, m kiosk.Message) PrintDoc {
+	title := m.Subject
+	if title == "" {
+		title = who
+	}
+	return PrintDoc{Title: title, Body: who + "\n" + w.stamp(m.CreatedAt) + "\n\n" + m.Body}
 }

@@ -10,6 +10,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/ui/theme"
 )
 
@@ -138,6 +139,12 @@ func (w words) statementLine(l kiosk.StatementLine) string {
 		s = w.T("usage.print", "n", strconv.Itoa(l.Pages))
 	case l.Pages > 0 && l.Kind == kiosk.LineCredit:
 		s = w.T("usage.print_refund", "n", strconv.Itoa(l.Pages))
+	case l.Reason == vocab.CreditQuizPassed && l.Kind == kiosk.LineCredit: // education (library)
+		s = w.T("usage.quiz_passed")
+	case l.ItemID != "" && l.Kind == kiosk.LineCharge: // a library purchase
+		s = w.T("usage.purchase")
+	case l.ItemID != "" && l.Kind == kiosk.LineCredit:
+		s = w.T("usage.purchase_refund")
 	case l.MessageID != "" && l.Kind == kiosk.LineCharge: // a stamp (pricing per message)
 		s = w.T("usage.stamp")
 	case l.MessageID != "" && l.Kind == kiosk.LineCredit:

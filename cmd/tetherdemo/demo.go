@@ -109,6 +109,9 @@ func newDemo(dir string, logf kiosk.Logf, out io.Writer) (*demo, kioskapp.Config
 	if err := d.seedRelay(); err != nil {
 		return nil, kioskapp.Config{}, err
 	}
+	if err := d.seedLibrary(); err != nil {
+		return nil, kioskapp.Config{}, err
+	}
 	if err := d.seedYesterday(); err != nil {
 		return nil, kioskapp.Config{}, fmt.Errorf("seed contacts and messages: %w", err)
 	}
@@ -176,6 +179,8 @@ func (d *demo) seedRelay() error {
 	// Both pricings at once, so the demo shows stamps too: minutes as TRULINCS bills them, and a
 	// stamp per letter to a contact as JPay sells them (requests to staff and PREA stay free).
 	p.Pricing, p.StampPrice = kiosk.PricingBoth, 25
+	// A passed quiz of the library's course earns 50¢, as Edovo's model credits learning.
+	p.QuizCreditCents = 50
 	if err := d.relay.PutPolicy(d.fac.ID, p); err != nil {
 		return fmt.Errorf("seed policy: %w", err)
 	}
@@ -376,6 +381,9 @@ func (d *demo) seedYesterday() error {
 		}
 		if ns, err := t.Notices(demoRequest.inmate); err != nil || len(ns) < len(demoNotices) {
 			return false
+		}
+		if cat, err := t.Catalog(); err != nil || len(cat) < len(demoTrackPrices)+len(demoLessons)+1 {
+			return false // the library
 		}
 		for id, n := range want {
 			if in, err := t.Inbox(id); err != nil || len(in) < n {

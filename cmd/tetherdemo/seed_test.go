@@ -118,3 +118,53 @@ func TestDemoSeedsMariasPhotoLetter(t *testing.T) {
 		t.Fatalf("the demo photo: %+v %v", info, err)
 	}
 }
+
+// TestDemoSeedsTheLibrary: the demo kiosk starts with the library the README lists: the
+// project's three tracks (one free), the two lessons and the course with its three-question
+// quiz, as the relay lists them (the kiosk fetches the media when a person opens an item).
+func TestDemoSeedsTheLibrary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds a whole demo: skipped with -short")
+	}
+	dir := t.TempDir()
+	d, _, err := newDemo(dir, t.Logf, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	st, err := kiosk.OpenStore(filepath.Join(dir, "terminal"), kiosk.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	term, err := kiosk.NewTerminal(kiosk.TerminalConfig{Store: st, Clock: clock.NewReal()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := term.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]kiosk.CatalogItem{}
+	for _, it := range cat {
+		got[it.Title] = it
+	}
+	for title, price := range map[string]kiosk.Cents{"Morning Yard": 99, "Letter Home": 129, "Count the Days": 0,
+		"Writing a letter that gets through review": 0, "Budgeting your account": 0, "Staying in touch": 0} {
+		it, ok := got[title]
+		if !ok || it.PriceCents != price {
+			t.Fatalf("%q on the kiosk: %+v (catalog %d items)", title, it, len(cat))
+		}
+	}
+	if yard := got["Morning Yard"]; yard.Duration != 18 || yard.Artist != "The Tether Project" {
+		t.Fatalf("Morning Yard: %+v", yard)
+	}
+	course := got["Staying in touch"]
+	if len(course.Lessons) != 2 || len(course.Quizzes) != 1 || len(course.Quizzes[0].Questions) != 3 {
+		t.Fatalf("the course: %+v", course)
+	}
+	entries, err := d.relay.Catalog(d.fac.ID)
+	if err != nil || len(entries) != len(cat) {
+		t.Fatalf("the relay lists %d items (%v), the kiosk %d", len(entries), err, len(cat))
+	}
+}

@@ -19,8 +19,10 @@ import (
 	"fyne.io/fyne/v2/app"
 
 	"github.com/tether-kiosk/tether/cmd/internal/control"
+	"github.com/tether-kiosk/tether/hardware/audio"
 	"github.com/tether-kiosk/tether/hardware/device"
 	"github.com/tether-kiosk/tether/hardware/pinpad"
+	"github.com/tether-kiosk/tether/hardware/printer"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/content"
@@ -68,6 +70,9 @@ type Options struct {
 	// kioskd's main exits. Nil: only logged.
 	Hung   func()
 	Stderr io.Writer
+	// Audio is where library tracks play (nil: the sound card through oto, or the silent
+	// sink where no device opens). oto opens one device per process: tests pass the sink.
+	Audio audio.Output
 }
 
 // Driver is the window system under the screens: its event loop runs on the goroutine that
@@ -104,7 +109,9 @@ type App struct {
 	opened time.Time
 
 	store    *kiosk.Store
-	content  *content.Store // photos and media (content.db beside the store)
+	content  *content.Store   // photos and media (content.db beside the store)
+	audio    audio.Output     // where library tracks play
+	printing *printer.Service // the facility printer (nil: none configured)
 	term     *kiosk.Terminal
 	clock    clock.Clock // the terminal's: billing, screens and the health checks
 	enrolled bool
@@ -244,9 +251,26 @@ func Open(o Options) (*App, error) {
 	if o.ConfigPath != "" {
 		a.tech.save = func(name, path, framing string) error { return saveMove(o.ConfigPath, name, path, framing) }
 	}
+	var uiPrinter ui.Printer
+	if a.printing, err = openPrinter(cfg.Printer, a.term, enr.TerminalID, clk, a.logf); err != nil {
+		return nil, err
+	} else if a.printing != nil {
+		uiPrinter = printAdapter{a.printing}
+	}
+	a.audio = o.Audio
+	if a.audio == nil {
+		// A kiosk without a sound card still opens the library: the player says it has no sound.
+		if a.audio, err = audio.OpenOutput(clk); err != nil {
+			a.logf("audio: %v (tracks play on the silent sink)", err)
+		}
+		if a.audio == nil {
+			a.audio = audio.NewNull(clk, audio.OutputRate)
+		}
+	}
 	a.k, err = ui.New(a.drv.App(), ui.Deps{Domain: a.term, Clock: clk, Logf: a.logf, Tablet: a.mode == ModeTablet, Size: size,
 		FullScreen: !o.Windowed, Catalog: cat, DefaultLanguage: cfg.Screen.Language, Do: a.uiDo, Tech: a.tech.deps(),
-		OnScreen: a.screenShown, Content: a.content, FetchContent: a.fetchContent})
+		OnScreen: a.screenShown, Content: a.content, FetchContent: a.fetchContent, Library: a.libraryDeps(),
+		Printer: uiPrinter})
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +373,11 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancelBg()
 	a.devs.Run(bgCtx)
 	var bg sync.WaitGroup
-	bg.Add(5)
+	bg.Add(6)
+	go func() {
+		defer bg.Done()
+		a.settlePrints(bgCtx)
+	}()
 	go func() {
 		defer bg.Done()
 		// A tablet's photos: the policy's photo_keep_days at start and daily, and the release

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/hardware/device"
+	"github.com/tether-kiosk/tether/hardware/printer"
 	"github.com/tether-kiosk/tether/sync/client"
 )
 
@@ -33,6 +34,47 @@ type Config struct {
 	Mode    string         `json:"mode"` // kiosk or tablet; "" takes the enrollment's
 	Devices []DeviceConfig `json:"devices"`
 	Screen  ScreenConfig   `json:"screen"`
+	Printer PrinterConfig  `json:"printer"`
+}
+
+// PrinterConfig names the facility printer inmates print letters and lesson pages on: a CUPS
+// server and one of its queues. Off (no Print button) unless both are set; the policy's
+// max_print_pages must allow printing too.
+type PrinterConfig struct {
+	// URL is the CUPS server, ipp://host:port or http://host:port ("ipp://localhost:631"
+	// for the kiosk's own CUPS).
+	URL   string `json:"url"`
+	Queue string `json:"queue"` // the CUPS queue, as lpstat -p names it
+}
+
+// Enabled reports whether a printer is configured: both the server and the queue.
+func (p PrinterConfig) Enabled() bool { return p.URL != "" && p.Queue != "" }
+
+// Server is the CUPS server's host:port (the URL's; port 631 if it names none).
+func (p PrinterConfig) Server() (string, error) {
+	u, err := url.Parse(p.URL)
+	if err != nil || (u.Scheme != "ipp" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return "", errors.New("printer.url: want ipp://host:port or http://host:port")
+	}
+	if u.Port() == "" {
+		return net.JoinHostPort(u.Hostname(), "631"), nil
+	}
+	return u.Host, nil
+}
+
+// validate checks each field that is set (kioskctl sets them one at a time).
+func (p PrinterConfig) validate() error {
+	if p.URL != "" {
+		if _, err := p.Server(); err != nil {
+			return err
+		}
+	}
+	if p.Queue != "" {
+		if err := printer.CheckQueueName(p.Queue); err != nil {
+			return fmt.Errorf("printer.queue: %w", err)
+		}
+	}
+	return nil
 }
 
 // RelayConfig overrides where the relay is and how it is trusted (the enrollment has both).
@@ -197,7 +239,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("screen.language: %q is not one of en, es", c.Screen.Language)
 	}
-	return nil
+	return c.Printer.validate()
 }
 
 func (r RelayConfig) validate() error {

@@ -48,6 +48,9 @@ func TestBrokenConfigNamesTheField(t *testing.T) {
 		{`{"mode": `, "line"},
 		{`{"relay": {"url": "wss://tech:s3cret@"}}`, "credentials"},
 		{`{"relay": {"url": "wss://tech:s3cret@relay:8443/%zz"}}`, "relay.url"},
+		{`{"printer": {"url": "ftp://cups", "queue": "hall"}}`, "printer.url"},
+		{`{"printer": {"url": "ipp://tech:s3cret@cups:631", "queue": "hall"}}`, "printer.url"},
+		{`{"printer": {"url": "ipp://localhost:631", "queue": "hall/2"}}`, "printer.queue"},
 		{``, "empty"},
 	} {
 		_, err := Parse(strings.NewReader(c.json))
@@ -65,6 +68,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(string(raw))
 	}
 	f.Add(`{"mode":"tablet","screen":{"width":800,"height":1280}}`)
+	f.Add(`{"printer":{"url":"ipp://localhost","queue":"library"}}`)
 	f.Add(`{"devices":[{"name":"p","role":"pinpad","path":"/dev/ttyS0","key_map":{"0x2a":"clear"}}]}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := Parse(strings.NewReader(s))
@@ -83,4 +87,30 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("config changed on a round trip: %+v vs %+v", c, again)
 		}
 	})
+}
+
+// The printer is off until both its server and its queue are set (kioskctl sets one at a
+// time); the server's port is CUPS's 631 unless the URL names another.
+func TestPrinterConfig(t *testing.T) {
+	var c Config
+	if c.Printer.Enabled() {
+		t.Fatal("a config without a printer has one")
+	}
+	c, err := c.Set("printer.queue", "facility")
+	if err != nil || c.Printer.Enabled() {
+		t.Fatalf("queue alone: %+v %v, want accepted and still off", c.Printer, err)
+	}
+	if c, err = c.Set("printer.url", "ipp://localhost"); err != nil || !c.Printer.Enabled() {
+		t.Fatalf("then the url: %+v %v, want on", c.Printer, err)
+	}
+	if s, err := c.Printer.Server(); err != nil || s != "localhost:631" {
+		t.Fatalf("server %q %v, want localhost:631", s, err)
+	}
+	c.Printer.URL = "http://cups.unit-b:8631/printers"
+	if s, err := c.Printer.Server(); err != nil || s != "cups.unit-b:8631" {
+		t.Fatalf("server %q %v, want cups.unit-b:8631", s, err)
+	}
+	if _, err := c.Set("printer.url", "lp://x"); err == nil || !strings.Contains(err.Error(), "printer.url") {
+		t.Fatalf("a bad url: %v", err)
+	}
 }

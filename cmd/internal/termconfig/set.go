@@ -16,7 +16,7 @@ const DefaultPath = "/etc/tether/kioskd.json"
 
 // Keys lists what `kioskctl config set` can change; devices are "devices.NAME.FIELD".
 var Keys = []string{"relay.url", "relay.ca_file", "relay.pin_sha256", "relay.insecure", "mode",
-	"screen.width", "screen.height", "screen.language",
+	"screen.width", "screen.height", "screen.language", "printer.url", "printer.queue",
 	"devices.NAME (a JSON object)", "devices.NAME.{role,path,baud,data_bits,parity,stop_bits,framing,id_format,prefix,suffix,max_len,dedupe_window}"}
 
 // Set returns c with key set to value, validated; the error names the key. A device that
@@ -58,6 +58,10 @@ func (c Config) Set(key, value string) (Config, error) {
 		}
 	case "screen.language":
 		out.Screen.Language = value
+	case "printer.url":
+		out.Printer.URL = value
+	case "printer.queue":
+		out.Printer.Queue = value
 	default:
 		rest, ok := strings.CutPrefix(key, "devices.")
 		name, field, ok2 := strings.Cut(rest, ".")
