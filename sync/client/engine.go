@@ -81,6 +81,11 @@ type Engine struct {
 	// ownedPending: a purchase made here waits for the relay; its acknowledgement wakes the
 	// content fetcher, which then retains the purchase's media (library.go).
 	ownedPending atomic.Bool
+	// batchShift halves the uplink's batches (items and bytes) and holds the window at one
+	// batch: a connection that ended with batches unacknowledged raises it, each ack lowers it
+	// (link.go). A link that drops every few kilobytes would otherwise resend the same
+	// full-size batch, cut at the same place, forever: the tablet that never syncs.
+	batchShift atomic.Int32
 
 	mu sync.Mutex
 	st status.Link

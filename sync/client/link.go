@@ -82,6 +82,11 @@ func (l *link) uplink(ctx context.Context) error {
 		poll      = tick.NewTimer(0)
 	)
 	defer poll.Stop()
+	defer func() {
+		if len(inflight) > 0 { // cut (or stopped) with batches unacknowledged: smaller ones next
+			l.e.batchShift.Store(min(l.e.batchShift.Load()+1, maxBatchShift))
+		}
+	}()
 	for {
 		// Take every ack already here before deciding what to send.
 		for drained := false; !drained; {
@@ -92,13 +97,15 @@ func (l *link) uplink(ctx context.Context) error {
 					return err
 				}
 				lastAck = tick.Mono()
+				l.grow()
 			default:
 				drained = true
 			}
 		}
 		next := cfg.BatchDelay
-		if len(inflight) < cfg.Window {
-			items, full, err := l.nextBatch(sent)
+		maxItems, maxBytes, window := l.batchLimits()
+		if len(inflight) < window {
+			items, full, err := l.nextBatch(sent, maxItems, maxBytes)
 			if err != nil {
 				return err
 			}
@@ -148,6 +155,7 @@ func (l *link) uplink(ctx context.Context) error {
 				return err
 			}
 			lastAck = tick.Mono()
+			l.grow()
 		case <-l.e.wake:
 			waiting, waitSince = true, tick.Mono()-cfg.BatchDelay // send what waits now
 		case <-poll.C():
@@ -155,13 +163,34 @@ func (l *link) uplink(ctx context.Context) error {
 	}
 }
 
-// nextBatch reads the items after seq sent, as stored (their wire encoding); full says the
-// batch should go without waiting. Items too large to ever send are refused here, as the relay
-// would refuse them.
-func (l *link) nextBatch(sent uint64) ([]kiosk.QueuedItem, bool, error) {
+// maxBatchShift bounds Engine.batchShift: 2^12 shrinks any configured batch to one item.
+const maxBatchShift = 12
+
+// batchLimits are the batch size and window for the next batch: the configured ones, or after
+// connections cut with batches in flight, halved once per such cut (down to one item, which
+// the queue hands out whatever its size) with one batch in flight, until acks bring them back.
+func (l *link) batchLimits() (maxItems, maxBytes, window int) {
 	cfg := l.e.cfg
+	shift := l.e.batchShift.Load()
+	if shift == 0 {
+		return cfg.BatchItems, cfg.BatchBytes, cfg.Window
+	}
+	return max(cfg.BatchItems>>shift, 1), max(cfg.BatchBytes>>shift, 1), 1
+}
+
+// grow doubles the batches again after an ack, up to the configured size (batchLimits).
+func (l *link) grow() {
+	if shift := l.e.batchShift.Load(); shift > 0 {
+		l.e.batchShift.Store(shift - 1)
+	}
+}
+
+// nextBatch reads the items after seq sent, at most maxItems and maxBytes, as stored (their
+// wire encoding); full says the batch should go without waiting. Items too large to ever send
+// are refused here, as the relay would refuse them.
+func (l *link) nextBatch(sent uint64, maxItems, maxBytes int) ([]kiosk.QueuedItem, bool, error) {
 	for {
-		items, err := l.e.store.PendingWire(sent, cfg.BatchItems, cfg.BatchBytes)
+		items, err := l.e.store.PendingWire(sent, maxItems, maxBytes)
 		if err != nil {
 			return nil, false, fmt.Errorf("read forwarding queue: %w", err)
 		}
@@ -185,7 +214,7 @@ func (l *link) nextBatch(sent uint64) ([]kiosk.QueuedItem, bool, error) {
 		if refused {
 			continue
 		}
-		if len(items) == 0 || len(items) >= cfg.BatchItems {
+		if len(items) == 0 || len(items) >= maxItems {
 			return items, len(items) > 0, nil
 		}
 		// Fewer than BatchItems: full only if the byte budget stopped it, i.e. more items wait.
