@@ -359,9 +359,15 @@ func (d *demo) seedYesterday() error {
 			}
 			photos = append(photos, relay.InboundPhoto{Type: "image/png", Data: b})
 		}
-		if _, err := d.relay.Inbound(relay.InboundRequest{InmateID: m.InmateID, From: m.From, Subject: m.Subject, Body: m.Body,
-			Photos: photos}); err != nil {
+		msg, err := d.relay.Inbound(relay.InboundRequest{InmateID: m.InmateID, From: m.From, Subject: m.Subject, Body: m.Body,
+			Photos: photos})
+		if err != nil {
 			return fmt.Errorf("seed inbound message: %w", err)
+		}
+		if len(photos) > 0 { // held for photo review, as every family photo is: the mailroom passed it
+			if _, err := d.relay.ApproveInbound(msg.ID); err != nil {
+				return fmt.Errorf("approve the demo's photo letter: %w", err)
+			}
 		}
 	}
 	if err := d.seedRequestAndNotices(t, session, drained); err != nil {

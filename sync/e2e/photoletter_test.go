@@ -70,6 +70,7 @@ func TestPhotoLetterAcrossLinkCutsAndBombRefused(t *testing.T) {
 	}
 	defer store.Close()
 	rl, px, tm, _ := syncedKiosk(t, func(c *client.Config) { c.Content = store })
+	photosUnreviewed(t, rl)
 	tm.login("B1", "1234")
 	mom := approvedContact(t, rl, tm, "A1", "Mom", "mom@example.org")
 	jpg := noisePhoto(t)
@@ -147,6 +148,7 @@ func TestPhotoLetterAcrossLinkCutsAndBombRefused(t *testing.T) {
 func TestPhotoLetterPinnedOnTabletCachedOnKiosk(t *testing.T) {
 	rl := startRelay(t, "")
 	rl.seed()
+	photosUnreviewed(t, rl)
 	url := "http://" + rl.addr()
 	mediaOf := func() *content.Store {
 		s, err := content.Open(filepath.Join(t.TempDir(), content.File), content.Options{Cap: 8 << 20})
@@ -199,5 +201,19 @@ func TestPhotoLetterPinnedOnTabletCachedOnKiosk(t *testing.T) {
 	}
 	if holders, _, _ := kMedia.Holders(ref.Object); len(holders) != 0 {
 		t.Fatalf("the kiosk holds the photo for %v; sync retains nothing on a kiosk", holders)
+	}
+}
+
+// photosUnreviewed turns north's photo review off (it holds every photo letter for staff by
+// default), for tests of delivery rather than of review (photoreview_test.go has those).
+func photosUnreviewed(t testing.TB, rl *relayEnv) {
+	t.Helper()
+	m, err := rl.r.MonitoringOf("north")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.PhotoReview = relay.PhotoReviewNone
+	if err := rl.r.SetMonitoring("north", m); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -16,8 +16,8 @@ type facilityRec struct {
 	// at once, RequestReviewHold holds them (whatever the email hold).
 	RequestReview string `json:"request_review,omitempty"`
 	// PhotoReview is the review of letters from families that carry photos (photoreview.go):
-	// "" or PhotoReviewNone delivers them once the photos pass the automatic checks,
-	// PhotoReviewHold holds them for staff.
+	// "" (never set) or PhotoReviewHold holds them for staff, PhotoReviewNone delivers them
+	// once the photos pass the automatic checks.
 	PhotoReview string `json:"photo_review,omitempty"`
 	// ReviewTarget is how long a held letter should wait at most (0: DefaultReviewTarget).
 	ReviewTarget vocab.Duration `json:"review_target,omitempty"`

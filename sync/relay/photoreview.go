@@ -14,7 +14,7 @@ import (
 )
 
 // Photo review (docs/PROTOCOL.md "Photos on inbound letters"): a facility whose
-// Monitoring.PhotoReview is PhotoReviewHold holds each letter from a family that carries
+// Monitoring.PhotoReview is PhotoReviewHold, or was never set, holds each letter from a family that carries
 // photos, after the automatic photo checks, until staff approve or reject it with its photos
 // in the console. A held letter is in no terminal's downlink, history or snapshot (it is not
 // in bInbound), and its photos are held for the letter alone (heldHolder), which entitles no

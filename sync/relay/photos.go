@@ -67,7 +67,7 @@ func (r *Relay) storePhotos(op, messageID string, photos []InboundPhoto, prechec
 			return nil, false, photoRefused(op, i, err)
 		}
 	}
-	held := fac.PhotoReview == PhotoReviewHold
+	held := fac.PhotoReview != PhotoReviewNone // "" (never set) holds: staff see every photo first
 	holder := facilityHolder(in.FacilityID)
 	if held {
 		holder = heldHolder(messageID)

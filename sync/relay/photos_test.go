@@ -66,6 +66,10 @@ func testPNGBomb(t testing.TB) []byte {
 func TestInboundWithPhotos(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
+	// Delivery, not review (photoreview_test.go): north delivers photo letters once checked.
+	if err := e.r.SetMonitoring("north", Monitoring{HoldOutbound: true, PhotoReview: PhotoReviewNone}); err != nil {
+		t.Fatal(err)
+	}
 	k := e.enroll(wire.ModeKiosk, "")
 	c := k.connect(t, 0)
 	c.batch(k.item(wire.UpContactRequest, kiosk.Contact{ID: "c-ana", InmateID: "A1", Name: "Ana", Email: "ana@example.org", State: kiosk.ContactPending}))

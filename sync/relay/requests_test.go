@@ -63,13 +63,13 @@ func TestRequestReviewSetting(t *testing.T) {
 	e.seed()
 	var m Monitoring
 	e.must(http.StatusOK, "GET", "/admin/v1/facilities/north/monitoring", nil, &m)
-	if m != (Monitoring{HoldOutbound: true, RequestReview: RequestReviewNone, PhotoReview: PhotoReviewNone, ReviewTarget: kiosk.Duration(time.Hour)}) {
+	if m != (Monitoring{HoldOutbound: true, RequestReview: RequestReviewNone, PhotoReview: PhotoReviewHold, ReviewTarget: kiosk.Duration(time.Hour)}) {
 		t.Fatalf("defaults = %+v", m)
 	}
 	e.must(http.StatusOK, "PUT", "/admin/v1/facilities/north/monitoring", map[string]any{"hold_outbound": true, "request_review": "hold", "review_target": "4h"}, nil)
 	e.must(http.StatusOK, "PUT", "/admin/v1/facilities/north/monitoring", map[string]any{"hold_outbound": false}, nil)
 	e.must(http.StatusOK, "GET", "/admin/v1/facilities/north/monitoring", nil, &m)
-	if m != (Monitoring{HoldOutbound: false, RequestReview: RequestReviewHold, PhotoReview: PhotoReviewNone, ReviewTarget: kiosk.Duration(4 * time.Hour)}) {
+	if m != (Monitoring{HoldOutbound: false, RequestReview: RequestReviewHold, PhotoReview: PhotoReviewHold, ReviewTarget: kiosk.Duration(4 * time.Hour)}) {
 		t.Fatalf("after a PUT without request_review and review_target = %+v", m)
 	}
 	for _, tc := range []struct {

@@ -449,9 +449,9 @@ func (r *Relay) Policy(facility string) (vocab.Policy, error) {
 // each held letter's time against it. The relay holds nothing longer or shorter for it.
 //
 // PhotoReview is the review of letters from families that carry photos (docs/PROTOCOL.md
-// "Photos on inbound letters"): PhotoReviewNone (the default: delivered once the photos pass
-// the automatic checks) or PhotoReviewHold (held, with their photos, until staff approve or
-// reject them in the console); empty keeps the current setting.
+// "Photos on inbound letters"): PhotoReviewHold (the default: held, with their photos, until
+// staff approve or reject them in the console) or PhotoReviewNone (delivered once the photos
+// pass the automatic checks); empty keeps the current setting.
 type Monitoring struct {
 	HoldOutbound  bool           `json:"hold_outbound"`
 	RequestReview string         `json:"request_review,omitempty"`
@@ -524,7 +524,7 @@ func (r *Relay) MonitoringOf(facility string) (Monitoring, error) {
 	if !ok {
 		return Monitoring{}, notFound("read monitoring", "facility", "unknown facility %q", facility)
 	}
-	m := Monitoring{HoldOutbound: r.holds(fac), RequestReview: RequestReviewNone, PhotoReview: PhotoReviewNone,
+	m := Monitoring{HoldOutbound: r.holds(fac), RequestReview: RequestReviewNone, PhotoReview: PhotoReviewHold,
 		ReviewTarget: vocab.Duration(DefaultReviewTarget)}
 	if fac.RequestReview != "" {
 		m.RequestReview = fac.RequestReview

@@ -207,21 +207,21 @@ func TestPolicyFormPhotoSettings(t *testing.T) {
 	if loc := location(resp); !strings.Contains(loc, "photo_review") {
 		t.Errorf("photo review later: %s", loc)
 	}
-	if m, _ := e.r.MonitoringOf("north"); m.PhotoReview != relay.PhotoReviewNone {
-		t.Fatalf("refused forms changed north's photo review: %+v", m)
+	if m, _ := e.r.MonitoringOf("north"); m.PhotoReview != relay.PhotoReviewHold {
+		t.Fatalf("refused forms changed north's photo review from the default hold: %+v", m)
 	}
-	resp = ada.postForm("/console/policy?facility=north", "/console/policy", ada.policyForm(e, "north", url.Values{"photo_keep_days": {"90"}, "photo_review": {"hold"}}))
+	resp = ada.postForm("/console/policy?facility=north", "/console/policy", ada.policyForm(e, "north", url.Values{"photo_keep_days": {"90"}, "photo_review": {"none"}}))
 	if loc := location(resp); strings.Contains(loc, "err=") {
 		t.Fatalf("save: %s", loc)
 	}
 	if p, _ := e.r.Policy("north"); p.PhotoKeepDays != 90 {
 		t.Errorf("north keeps photos %d days, want 90", p.PhotoKeepDays)
 	}
-	if m, _ := e.r.MonitoringOf("north"); m.PhotoReview != relay.PhotoReviewHold {
+	if m, _ := e.r.MonitoringOf("north"); m.PhotoReview != relay.PhotoReviewNone {
 		t.Errorf("north's photo review after the form: %+v", m)
 	}
 	ada.get("/console/policy?facility=north")
-	if !strings.Contains(ada.last, `<option value="hold" selected>Wait for review with their photos first`) || !strings.Contains(ada.last, `name="photo_keep_days" value="90"`) {
+	if !strings.Contains(ada.last, `<option value="none" selected>Deliver once the photos pass the automatic checks`) || !strings.Contains(ada.last, `name="photo_keep_days" value="90"`) {
 		t.Errorf("the policy screen does not show the saved photo settings")
 	}
 }
