@@ -7,14 +7,17 @@ import (
 	"image/png"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/hardware/audio"
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/client"
@@ -24,6 +27,25 @@ import (
 
 // mp3 is frames MPEG-1 Layer III frames (128 kb/s, 44.1 kHz, 417 bytes each) whose bodies are
 // noise seeded by tag, so a link's compression cannot shrink them and tracks differ.
+// demoTrack is one of the project's own tracks (assets/library) with its MPEG frames repeated
+// times times after its ID3v2 tag: a real, playable MP3 as large as a test needs.
+func demoTrack(t testing.TB, times int) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "assets", "library", "morning-yard.mp3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 10 || string(b[:3]) != "ID3" {
+		t.Fatal("morning-yard.mp3 does not start with its ID3v2 tag")
+	}
+	tag := 10 + (int(b[6])<<21 | int(b[7])<<14 | int(b[8])<<7 | int(b[9]))
+	out := append([]byte(nil), b[:tag]...)
+	for range times {
+		out = append(out, b[tag:]...)
+	}
+	return out
+}
+
 func mp3(frames int, tag byte) []byte {
 	rng := rand.New(rand.NewPCG(uint64(tag), 9))
 	b := make([]byte, 0, frames*417)
@@ -119,7 +141,7 @@ func TestTrackBoughtOfflineSyncedOnceHeldOnTabletAfterRestart(t *testing.T) {
 	rl := startRelay(t, "")
 	rl.seed()
 	unbilledSessions(t, rl, nil)
-	track := mp3(1500, 7) // 625 KB: three chunks
+	track := demoTrack(t, 7) // 613 KB, a real MP3 the player decodes: three chunks
 	it := publishTrack(t, rl, "trk-1", track, 129)
 	px := startProxy(t, rl.addr())
 	tab := openTerminal(t, "", kiosk.StoreOptions{})
@@ -153,7 +175,7 @@ func TestTrackBoughtOfflineSyncedOnceHeldOnTabletAfterRestart(t *testing.T) {
 
 	// The link comes back, cut short again and again: no connection carries the track whole.
 	const short, long = 3 << 10, 400 << 10
-	px.budgets(short, short, long)
+	px.budgets(short, short, short, long) // a long one fits a 256 KiB chunk: none fits the track
 	px.setBackend(rl.addr())
 	px.cutAll()
 	obj, _ := content.ParseHash(it.Audio.SHA256)
@@ -213,6 +235,25 @@ func TestTrackBoughtOfflineSyncedOnceHeldOnTabletAfterRestart(t *testing.T) {
 	if secs, err := vocab.CheckMP3(bytes.NewReader(got)); err != nil || secs != it.Duration {
 		t.Fatalf("the track on the tablet: %d s, %v", secs, err)
 	}
+	// And it plays, with the link still down: the tablet's player (on the silent output, as
+	// this machine has no sound card) decodes it, plays two seconds of it and plays to the end.
+	clk := clock.NewFake(time.Date(2026, 11, 30, 20, 0, 0, 0, time.UTC))
+	player := audio.NewPlayer(audio.NewNull(clk, audio.OutputRate), clk)
+	defer player.Close()
+	if err := player.Load(bytes.NewReader(got)); err != nil {
+		t.Fatalf("the tablet cannot play the track it owns: %v", err)
+	}
+	if err := player.Play(); err != nil {
+		t.Fatalf("play: %v", err)
+	}
+	clk.Advance(2 * time.Second)
+	if pos := player.Position(); player.State() != audio.Playing || pos < 1900*time.Millisecond || pos > 2100*time.Millisecond {
+		t.Fatalf("after two seconds of play: %v at %v", player.State(), pos)
+	}
+	clk.Advance(player.Duration())
+	testwait.UntilSaw(t, "the track played to its end", func() (bool, string) {
+		return player.State() == audio.Ended, player.State().String()
+	})
 }
 
 // A kiosk's library cache keeps its cap: tracks opened one after another are fetched on
