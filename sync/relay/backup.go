@@ -1,13 +1,15 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"sync"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 )
 
 // PathBackup is the admin call that streams a consistent copy of relay.db.
@@ -23,9 +25,9 @@ type backupGate struct{ mu sync.Mutex }
 // relay.db with relayd stopped (docs/OPERATIONS.md).
 func (r *Relay) Backup(w io.Writer) (int64, error) {
 	var n int64
-	err := r.db.View(func(tx *bolt.Tx) error {
+	err := r.db.View(context.Background(), func(tx kv.Tx) error {
 		var err error
-		n, err = tx.WriteTo(w)
+		n, err = boltkv.BoltTx(tx).WriteTo(w)
 		return err
 	})
 	if err != nil {
@@ -42,14 +44,14 @@ func (r *Relay) hBackup(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	defer r.backups.mu.Unlock()
-	err := r.db.View(func(tx *bolt.Tx) error {
+	err := r.db.View(context.Background(), func(tx kv.Tx) error {
 		h := w.Header()
 		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Content-Length", strconv.FormatInt(tx.Size(), 10))
+		h.Set("Content-Length", strconv.FormatInt(boltkv.BoltTx(tx).Size(), 10))
 		h.Set("Content-Disposition", `attachment; filename="relay-`+r.clock.Now().UTC().Format("20060102T150405Z")+`.db"`)
 		h.Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
-		_, err := tx.WriteTo(w)
+		_, err := boltkv.BoltTx(tx).WriteTo(w)
 		return err
 	})
 	if err != nil {

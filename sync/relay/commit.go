@@ -1,10 +1,11 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
 // Group commit: every write of the relay goes through one queue. A committer goroutine (running
@@ -26,14 +27,14 @@ const maxGroup = 256
 
 // writeCall is one queued write function and where its result goes.
 type writeCall struct {
-	fn   func(tx *bolt.Tx, f *fanout) error
+	fn   func(tx kv.Tx, f *fanout) error
 	f    *fanout
 	done chan error
 }
 
 // committer queues write calls; the goroutine that commits them runs only while some wait.
 type committer struct {
-	db      *bolt.DB
+	db      kv.Store
 	mu      sync.Mutex
 	queue   []*writeCall
 	running bool
@@ -82,7 +83,7 @@ func (c *committer) commit(group []*writeCall) {
 		if c.txs != nil {
 			c.txs()
 		}
-		err := c.db.Update(func(tx *bolt.Tx) error {
+		err := c.db.Update(context.Background(), func(tx kv.Tx) error {
 			for i, call := range group {
 				call.f.reset(tx)
 				if err := safeCall(call, tx); err != nil {
@@ -106,7 +107,7 @@ func (c *committer) commit(group []*writeCall) {
 
 // safeCall runs one write function, turning a panic into that caller's error so it cannot take
 // the committer (and every other caller's write) down with it.
-func safeCall(call *writeCall, tx *bolt.Tx) (err error) {
+func safeCall(call *writeCall, tx kv.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("write panicked: %v", p)

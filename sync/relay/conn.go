@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -425,7 +426,7 @@ func (r *Relay) flushAck(s *session) error {
 	if seq <= persisted && seen == nil {
 		return nil
 	}
-	err := r.update("acknowledge downlink", func(tx *bolt.Tx, f *fanout) error {
+	err := r.update("acknowledge downlink", func(tx kv.Tx, f *fanout) error {
 		if err := seenTx(tx, s.id, seen); err != nil {
 			return err
 		}

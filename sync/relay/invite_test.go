@@ -18,9 +18,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -577,11 +578,11 @@ func TestInvitationSchema4Migrates(t *testing.T) {
 	c.c.Close(websocket.StatusNormalClosure, "")
 	e.close()
 	// Make it the store a schema 4 relay left: c1 approved with no invitation, no v6 buckets.
-	db, err := bolt.Open(filepath.Join(e.dir, DBFile), 0o600, nil)
+	db, err := boltkv.Open(filepath.Join(e.dir, DBFile), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(context.Background(), func(tx kv.Tx) error {
 		var cr ContactRecord
 		if _, err := getJSON(tx, bContacts, "c1", &cr); err != nil {
 			return err
@@ -615,7 +616,7 @@ func TestInvitationSchema4Migrates(t *testing.T) {
 	}
 	spooledCode(t, e.spool, "c2")
 	var version uint64
-	_ = e.r.db.View(func(tx *bolt.Tx) error { version = readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema))); return nil })
+	_ = e.r.db.View(context.Background(), func(tx kv.Tx) error { version = readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema))); return nil })
 	if version != schemaVersion {
 		t.Fatalf("schema %d after open", version)
 	}

@@ -4,17 +4,17 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/pinhash"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
 // HoldPolicy says which outbound messages wait for a reviewer.
@@ -77,7 +77,7 @@ type Config struct {
 // Relay is one relay over one data directory. Its methods are safe for concurrent use.
 type Relay struct {
 	cfg   Config
-	db    *bolt.DB
+	db    kv.Store
 	logf  vocab.Logf
 	clock clock.Clock
 	hub   *hub
@@ -198,7 +198,7 @@ func New(cfg Config) (*Relay, error) { return Open(cfg) }
 // update runs fn in a read-write transaction shared with other writers (group commit, see
 // commit.go) and, once it committed, wakes the terminals fn queued downlink for and writes the
 // log lines fn left with the fanout. fn may run more than once and must be safe to re-run.
-func (r *Relay) update(op string, fn func(tx *bolt.Tx, f *fanout) error) error {
+func (r *Relay) update(op string, fn func(tx kv.Tx, f *fanout) error) error {
 	f := &fanout{r: r}
 	if err := r.writes.do(&writeCall{fn: fn, f: f}); err != nil {
 		return ioErr(op, err)
@@ -211,6 +211,6 @@ func (r *Relay) update(op string, fn func(tx *bolt.Tx, f *fanout) error) error {
 	return nil
 }
 
-func (r *Relay) view(op string, fn func(tx *bolt.Tx) error) error {
-	return ioErr(op, r.db.View(fn))
+func (r *Relay) view(op string, fn func(tx kv.Tx) error) error {
+	return ioErr(op, r.db.View(context.Background(), fn))
 }
