@@ -35,6 +35,7 @@ type writeCall struct {
 // committer queues write calls; the goroutine that commits them runs only while some wait.
 type committer struct {
 	db      kv.Store
+	ctx     context.Context // ends when the relay closes
 	mu      sync.Mutex
 	queue   []*writeCall
 	running bool
@@ -83,7 +84,8 @@ func (c *committer) commit(group []*writeCall) {
 		if c.txs != nil {
 			c.txs()
 		}
-		err := c.db.Update(context.Background(), func(tx kv.Tx) error {
+		ctx, cancel := context.WithTimeout(c.ctx, txTimeout)
+		err := c.db.Update(ctx, func(tx kv.Tx) error {
 			for i, call := range group {
 				call.f.reset(tx)
 				if err := safeCall(call, tx); err != nil {
@@ -93,6 +95,7 @@ func (c *committer) commit(group []*writeCall) {
 			}
 			return nil
 		})
+		cancel()
 		if failed < 0 {
 			// Committed, or the commit itself failed: the same answer for every call.
 			for _, call := range group {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -438,7 +437,7 @@ func (r *Relay) flushAck(s *session) error {
 	})
 	if err != nil {
 		s.putBackSeen(seen)
-		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		if r.stopped() {
 			return nil // the relay closed; the next hello says where the terminal stands
 		}
 		return err
@@ -459,7 +458,7 @@ func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 			room := int(downWindow - (sent - s.acked.Load()))
 			items, last, err := r.pendingDownRaw(s.id, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
 			if err != nil {
-				if !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+				if !r.stopped() {
 					r.fail(s.conn, "read downlink of "+s.id, err)
 				}
 				return

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk/content"
@@ -97,7 +96,9 @@ func (r *Relay) catalogEntitled(s *content.Store, obj content.Hash, t TerminalIn
 		return false, nil
 	}
 	owned := false
-	err = r.db.View(context.Background(), func(tx kv.Tx) error {
+	ctx, cancel := r.txContext()
+	defer cancel()
+	err = r.db.View(ctx, func(tx kv.Tx) error {
 		owned = tx.Bucket([]byte(bOwned)).Get([]byte(ownedMedia(t.InmateID, obj.String()))) != nil
 		return nil
 	})

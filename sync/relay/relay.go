@@ -90,6 +90,10 @@ type Relay struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// ctx ends when the relay closes: every transaction's context derives from it, so a
+	// store that re-runs conflicts (JetStream) gives up at Close instead of at its deadline.
+	ctx    context.Context
+	cancel context.CancelFunc
 	// writes commits every write of the relay, shared between concurrent callers.
 	writes *committer
 	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
@@ -161,8 +165,9 @@ func Open(cfg Config) (*Relay, error) {
 	}
 	sweepUploads(cfg.DataDir, cfg.Logf) // catalog.go
 	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{})}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.hub = newHub(cfg.MaxPending, cfg.MaxPendingPerAddr)
-	r.writes = &committer{db: db, txs: func() { r.writeTxs.Add(1) }}
+	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }}
 	r.metrics = newMetrics(r)
 	mux := http.NewServeMux()
 	r.routeTerminal(mux)
@@ -178,6 +183,7 @@ func (r *Relay) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
 		close(r.closed)
+		r.cancel()
 		r.hub.closeAll()
 		if cerr := r.db.Close(); cerr != nil {
 			err = fmt.Errorf("close relay store: %w", cerr)
@@ -212,5 +218,28 @@ func (r *Relay) update(op string, fn func(tx kv.Tx, f *fanout) error) error {
 }
 
 func (r *Relay) view(op string, fn func(tx kv.Tx) error) error {
-	return ioErr(op, r.db.View(context.Background(), fn))
+	ctx, cancel := r.txContext()
+	defer cancel()
+	return ioErr(op, r.db.View(ctx, fn))
+}
+
+// txTimeout bounds one transaction, re-runs included. A bbolt file looks at it only before it
+// starts; a JetStream store re-runs a conflicting transaction until it ends, and fails with
+// kv.ErrNoQuorum or kv.ErrTimeout sooner when the cluster cannot answer.
+const txTimeout = 30 * time.Second
+
+// txContext is the context of one transaction: txTimeout, and cancelled by Close.
+func (r *Relay) txContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.ctx, txTimeout)
+}
+
+// stopped reports whether Close was called: an error of the store after that is the close,
+// not a fault to report.
+func (r *Relay) stopped() bool {
+	select {
+	case <-r.closed:
+		return true
+	default:
+		return false
+	}
 }
