@@ -183,8 +183,10 @@ func (r *Relay) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
 		close(r.closed)
-		r.cancel()
 		r.hub.closeAll()
+		// After the connections closed: each writes its terminal's last acknowledgement as it
+		// goes (flushAck), and that write must still commit.
+		r.cancel()
 		if cerr := r.db.Close(); cerr != nil {
 			err = fmt.Errorf("close relay store: %w", cerr)
 		}
