@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,12 +49,18 @@ func (r *Relay) Verify() (vocab.VerifyReport, error) {
 // errRolledBack ends a writable transaction that must change nothing.
 var errRolledBack = errors.New("rolled back")
 
-// inspect runs fn in a writable transaction that is always rolled back. A page check in a
-// read-only transaction races the commits made meanwhile: pages they free, the reader's
-// snapshot still reaches, and bbolt reports them "reachable freed". Holding the writer lock
-// for the check keeps the freelist and the snapshot the same.
+// inspect runs fn on one consistent state of the store. On a bbolt file that is a writable
+// transaction that is always rolled back: a page check in a read-only transaction races the
+// commits made meanwhile (pages they free, the reader's snapshot still reaches, and bbolt
+// reports them "reachable freed"); holding the writer lock keeps the freelist and the snapshot
+// the same. Any other store has no pages to check, and a View is one consistent state.
 func (r *Relay) inspect(op string, fn func(tx kv.Tx) error) error {
-	err := r.db.Update(context.Background(), func(tx kv.Tx) error {
+	ctx, cancel := r.txContext()
+	defer cancel()
+	if _, ok := r.db.(*boltkv.Store); !ok {
+		return ioErr(op, r.db.View(ctx, fn))
+	}
+	err := r.db.Update(ctx, func(tx kv.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -67,6 +72,17 @@ func (r *Relay) inspect(op string, fn func(tx kv.Tx) error) error {
 	return ioErr(op, err)
 }
 
+// entries counts what bbolt's Stats().KeyN counted, so a report reads as it did before the
+// store moved onto kv: the bucket's keys, and each nested bucket as one entry plus its own.
+func entries(b kv.Bucket) int {
+	n := b.KeyN()
+	_ = b.ForEachBucket(func(name []byte) error {
+		n += 1 + entries(b.Bucket(name))
+		return nil
+	})
+	return n
+}
+
 func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 	rep := vocab.VerifyReport{Records: map[string]int{}}
 	add := func(check, format string, args ...any) {
@@ -74,12 +90,15 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 			rep.Problems = append(rep.Problems, vocab.Problem{Check: check, Detail: fmt.Sprintf(format, args...)})
 		}
 	}
-	for cerr := range boltkv.BoltTx(tx).Check() {
-		add("pages", "%v", cerr)
+	// The page check is bbolt's own (a kv store has no pages); JetStream checks its stream.
+	if btx := boltkv.BoltTx(tx); btx != nil {
+		for cerr := range btx.Check() {
+			add("pages", "%v", cerr)
+		}
 	}
 	_ = tx.ForEachBucket(func(name []byte) error {
 		b := tx.Bucket(name)
-		rep.Records[string(name)] = b.KeyN()
+		rep.Records[string(name)] = entries(b)
 		return nil
 	})
 	decodeErr := func(bucket string) func(string, error) {
