@@ -357,14 +357,23 @@ func ackDownTx(tx kv.Tx, f *fanout, id string, seq uint64, cur *uint64) error {
 	return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
 }
 
-// pruneDown deletes terminal id's downlink items up to seq.
+// pruneDown deletes terminal id's downlink items up to seq. It lists them with one cursor and
+// then deletes them: kv cursors cannot delete, and a cursor opened again after each delete
+// would cost a listing of the bucket per item on JetStream (and bbolt's cursor is not to be
+// trusted across deletes made through its bucket).
 func pruneDown(tx kv.Tx, id string, seq uint64) error {
-	if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && readU64(k) <= seq; k, _ = c.First() {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+	b := tx.Bucket([]byte(bDown)).Bucket([]byte(id))
+	if b == nil {
+		return nil
+	}
+	var done [][]byte
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && readU64(k) <= seq; k, _ = c.Next() {
+		done = append(done, append([]byte(nil), k...)) // a key is valid only in the transaction's reads
+	}
+	for _, k := range done {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("prune downlink of %s: %w", id, err)
 		}
 	}
 	return nil
