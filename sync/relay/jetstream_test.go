@@ -4,12 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
+	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // jetStore opens a kv store on a stream of its own (name) on cluster c, as a gateway would,
@@ -78,4 +87,59 @@ func TestGroupCommitSplitsWhatIsTooLarge(t *testing.T) {
 		t.Errorf("group limit after a split: %d, want between 1 and %d", cm.limit, len(calls)-1)
 	}
 	t.Logf("%d transactions, group limit now %d", txs, cm.limit)
+}
+
+// onJetStream puts the relay of a test env on a stream of its own on a fresh 3-node cluster
+// (natstest), through node 0: newEnv(t, onJetStream(t)). The store outlives env.restart, as
+// the stream outlives a gateway.
+func onJetStream(t testing.TB) func(*Config) {
+	c := natstest.Start(t)
+	st := jetStore(t, c, 0, "relay")
+	return func(cfg *Config) { cfg.Store = st }
+}
+
+// A relay on JetStream keeps what it stored across a restart (a gateway going away and
+// coming back), and refuses a file backup it cannot make, saying why, before sending a byte.
+func TestRelayOnJetStreamKeepsItsState(t *testing.T) {
+	e := newEnv(t, onJetStream(t))
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	it := k.item(wire.UpCharge, charge("A1", "s1", 0, 5))
+	if ack := c.batch(it); ack.Seq != 1 || len(ack.Rejected) != 0 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	before, err := e.r.Balance("A1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.c.Close(websocket.StatusNormalClosure, "")
+	e.restart()
+	if b, err := e.r.Balance("A1"); err != nil || b != before {
+		t.Fatalf("balance after restart = %+v, %v; before %+v", b, err, before)
+	}
+	if stored, err := e.r.Items(ItemFilter{TerminalID: k.id}); err != nil || len(stored) != 1 {
+		t.Fatalf("items after restart: %d, %v", len(stored), err)
+	}
+	// The resend after the restart is recognised: nothing is stored or charged twice.
+	c = k.connect(t, 0)
+	if ack := c.batch(it); ack.Seq != 1 {
+		t.Fatalf("ack of the resend = %+v", ack)
+	}
+	if b, _ := e.r.Balance("A1"); b != before {
+		t.Fatalf("balance after the resend = %+v, want %+v", b, before)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify = %+v, %v", rep, err)
+	}
+	status, body := e.call("GET", PathBackup, nil)
+	if status != http.StatusNotImplemented || !strings.Contains(string(body), "not a bbolt file") {
+		t.Fatalf("backup on JetStream: %d %s", status, body)
+	}
+	if _, err := e.r.Backup(io.Discard); !errors.Is(err, ErrNoFileBackup) {
+		t.Fatalf("Backup on JetStream = %v, want ErrNoFileBackup", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, DBFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a relay on JetStream made %s (%v)", DBFile, err)
+	}
 }

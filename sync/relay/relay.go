@@ -31,10 +31,14 @@ const (
 
 // Config wires a Relay; only DataDir is required.
 type Config struct {
-	// DataDir holds the relay's one bbolt file.
+	// DataDir holds the relay's one bbolt file (unless Store is set) and its content store.
 	DataDir string
-	Logf    vocab.Logf
-	Clock   clock.Clock
+	// Store, if set, is the relay's store instead of DataDir/relay.db: a JetStream stream
+	// (sync/relay/kv/jetstream) shared by gateways, say. The relay migrates its schema on it
+	// at Open and leaves it open at Close (its opener closes it). Backup needs the bbolt file.
+	Store kv.Store
+	Logf  vocab.Logf
+	Clock clock.Clock
 	// AdminToken is the bearer token of the admin API; empty disables the admin API over HTTP
 	// (the Go methods still work, e.g. for an embedding demo).
 	AdminToken string
@@ -159,9 +163,21 @@ func Open(cfg Config) (*Relay, error) {
 	if cfg.FamilyWindow <= 0 {
 		cfg.FamilyWindow = time.Hour
 	}
-	db, err := openDB(cfg.DataDir, cfg.NoSync)
-	if err != nil {
-		return nil, err
+	var db kv.Store
+	if cfg.Store != nil {
+		if cfg.DataDir == "" {
+			return nil, invalid("open relay", "data_dir", "a data directory is required (the content store lives there)")
+		}
+		if err := migrateStore(cfg.Store, "the kv store"); err != nil {
+			return nil, err
+		}
+		db = cfg.Store
+	} else {
+		bdb, err := openDB(cfg.DataDir, cfg.NoSync)
+		if err != nil {
+			return nil, err
+		}
+		db = bdb
 	}
 	sweepUploads(cfg.DataDir, cfg.Logf) // catalog.go
 	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{})}
@@ -187,8 +203,10 @@ func (r *Relay) Close() error {
 		// After the connections closed: each writes its terminal's last acknowledgement as it
 		// goes (flushAck), and that write must still commit.
 		r.cancel()
-		if cerr := r.db.Close(); cerr != nil {
-			err = fmt.Errorf("close relay store: %w", cerr)
+		if r.cfg.Store == nil { // a store from Config is its opener's to close
+			if cerr := r.db.Close(); cerr != nil {
+				err = fmt.Errorf("close relay store: %w", cerr)
+			}
 		}
 		if cerr := r.closeContent(); cerr != nil && err == nil {
 			err = fmt.Errorf("close relay content: %w", cerr)

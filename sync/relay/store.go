@@ -184,36 +184,59 @@ func openDB(dir string, noSync bool) (kv.Store, error) {
 		db.Close()
 		return nil, damagedDB(path, err)
 	}
+	if err := migrateStore(db, path); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// migrateStore brings a store to this program's schema (where names it in errors): it refuses
+// a newer schema (KindCorrupt) and runs the migrations from the stored version in one
+// transaction. Gateways opening one shared store at once are safe: the store serializes the
+// transactions, and the later one finds the schema current.
+func migrateStore(db kv.Store, where string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
+	defer cancel()
 	var version uint64
-	_ = db.View(context.Background(), func(tx kv.Tx) error {
+	if err := db.View(ctx, func(tx kv.Tx) error {
+		version = 0
 		if m := tx.Bucket([]byte(bMeta)); m != nil {
 			if v := m.Get([]byte(kSchema)); len(v) == 8 {
 				version = binary.BigEndian.Uint64(v)
 			}
 		}
 		return nil
-	})
+	}); err != nil {
+		return &vocab.Error{Kind: vocab.KindIO, Op: "open relay", Err: fmt.Errorf("read the schema version of %s: %w", where, err)}
+	}
 	if version > schemaVersion {
-		db.Close()
-		return nil, &vocab.Error{Kind: vocab.KindCorrupt, Op: "open relay", Err: fmt.Errorf(
-			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
+		return &vocab.Error{Kind: vocab.KindCorrupt, Op: "open relay", Err: fmt.Errorf(
+			"%s has schema version %d, newer than this program's %d: install a newer relayd", where, version, schemaVersion)}
 	}
-	if version < schemaVersion {
-		migrations := []func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8}
-		err := db.Update(context.Background(), func(tx kv.Tx) error {
-			for v := version; v < schemaVersion; v++ {
-				if err := migrations[v](tx); err != nil {
-					return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
-				}
-			}
-			return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(schemaVersion))
-		})
-		if err != nil {
-			db.Close()
-			return nil, fmt.Errorf("open relay %s: %w", path, err)
+	if version == schemaVersion {
+		return nil
+	}
+	migrations := []func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8}
+	err := db.Update(ctx, func(tx kv.Tx) error {
+		from := uint64(0) // read again: another gateway may have migrated meanwhile
+		if m := tx.Bucket([]byte(bMeta)); m != nil {
+			from = readU64(m.Get([]byte(kSchema)))
 		}
+		if from > schemaVersion {
+			return fmt.Errorf("schema version %d is newer than this program's %d", from, schemaVersion)
+		}
+		for v := from; v < schemaVersion; v++ {
+			if err := migrations[v](tx); err != nil {
+				return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+			}
+		}
+		return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(schemaVersion))
+	})
+	if err != nil {
+		return fmt.Errorf("open relay %s: %w", where, err)
 	}
-	return db, nil
+	return nil
 }
 
 // damagedDB is the refusal of a damaged relay.db: KindCorrupt, naming the file and the way out.
