@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
@@ -93,6 +94,18 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	s, err := jskv.Open(octx, nc, jskv.Options{})
+	// A cluster starting with relayd may elect its meta leader before it knows its peers,
+	// and refuse the R3 stream meanwhile ("no suitable peers for placement", API error
+	// 10005): wait for it, within the open's deadline.
+	for err != nil && noPeers(err) {
+		select {
+		case <-octx.Done():
+		case <-time.After(250 * time.Millisecond):
+			s, err = jskv.Open(octx, nc, jskv.Options{})
+			continue
+		}
+		break
+	}
 	if err != nil {
 		nc.Close()
 		if errors.Is(err, context.DeadlineExceeded) || kv.Retryable(err) {
@@ -101,4 +114,10 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 		return nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster: %w", err)
 	}
 	return s, nc.Close, nil
+}
+
+// noPeers is JetStream's refusal to place a stream for want of peers (API error 10005).
+func noPeers(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == 10005
 }
