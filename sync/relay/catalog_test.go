@@ -261,6 +261,7 @@ func TestQuizGradedByTheRelay(t *testing.T) {
 
 // A store of schema 7 (no library) opens as schema 8, and the catalog works after it.
 func TestCatalogSchema7Migrates(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	e.close()

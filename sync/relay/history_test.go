@@ -199,6 +199,7 @@ func TestMessageReadFollowsThePerson(t *testing.T) {
 // A relay file of schema 4 (letters not yet listed by inmate) is migrated: a session started
 // after the upgrade brings the letters stored before it.
 func TestSchema4LettersIndexedForHistory(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	holdRequests(t, e)

@@ -8,12 +8,15 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -28,12 +31,24 @@ func jetStore(t testing.TB, c *natstest.Cluster, node int, name string) *jskv.St
 	nc := c.Connect(node)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// A cluster just started may have its meta leader before it knows its peers, and then
+	// refuses an R3 stream ("no suitable peers for placement", 10005): poll until it places it.
 	s, err := jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name})
+	for err != nil && isNoPeers(err) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+		s, err = jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.WaitStream(nc, name)
 	return s
+}
+
+// isNoPeers is JetStream's refusal to place a stream for want of peers (API error 10005).
+func isNoPeers(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == 10005
 }
 
 // A group of writes that together exceed what JetStream commits at once (1,000 messages) is
@@ -141,5 +156,51 @@ func TestRelayOnJetStreamKeepsItsState(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.dir, DBFile)); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a relay on JetStream made %s (%v)", DBFile, err)
+	}
+}
+
+// storeEnv, set to "jetstream", puts every test env of this package on a cluster of its own
+// (newEnv): TETHER_RELAY_STORE=jetstream go test ./sync/relay/ -run ...
+const storeEnv = "TETHER_RELAY_STORE"
+
+// bboltOnly skips a test that needs the bbolt file (it edits relay.db behind the relay's
+// back, or copies it) when the package's tests run on JetStream (storeEnv).
+func bboltOnly(t testing.TB) {
+	t.Helper()
+	if os.Getenv(storeEnv) == "jetstream" {
+		t.Skip("needs the relay's bbolt file")
+	}
+}
+
+// onJetStreamToo are the tests that run on JetStream as well as bbolt in every `go test` of
+// this package: syncing both ways, exactly-once (resends, reused and skipped seqs, credits,
+// refunds, one deposit ref), the group committer, restarts, and terminal lifecycles
+// (re-enrollment, wipes, restores). With TETHER_RELAY_STORE=jetstream every test of the
+// package runs on JetStream, but for those marked bboltOnly.
+var onJetStreamToo = []string{
+	"TestSyncEndToEnd", "TestSnapshotTabletAndMove", "TestUsageOnlyForTheTerminalsOwnInmates",
+	"TestRestartKeepsEverything", "TestCloseGoingAway",
+	"TestReenrollSameKey", "TestTechniciansGoToKiosksOnly", "TestWipedTerminalGetsACompleteSnapshot",
+	"TestReenrollNewKeyNamesTheTerminalItWas", "TestReviewReachesTheStoreAfterTwoReenrollments",
+	"TestRestoredHelloSnapshotsOncePerEpoch",
+	"TestGroupCommitRerunsAfterAFailure", "TestGroupCommitDepositsOneRef",
+	"TestCreditsMustMatchACharge", "TestSequenceConflictNeedsNewEpoch", "TestGapListedAndNotAcknowledged",
+	"TestMessageIDReused", "TestRefundLimitsAndOnce", "TestVerifyCleanRelayAndLedger",
+}
+
+// TestOnJetStreamToo runs onJetStreamToo again, each on a relay over an R3 stream of a
+// 3-node cluster of its own, in a child process of this test binary with storeEnv set (the
+// store is chosen per process, as newEnv is called deep inside each test).
+func TestOnJetStreamToo(t *testing.T) {
+	if os.Getenv(storeEnv) != "" {
+		t.Skip("already running on the store " + os.Getenv(storeEnv))
+	}
+	args := []string{"-test.run=^(" + strings.Join(onJetStreamToo, "|") + ")$", "-test.count=1", "-test.v"}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
+	cmd.Env = append(os.Environ(), storeEnv+"=jetstream")
+	out, err := cmd.CombinedOutput()
+	ran := strings.Count(string(out), "--- PASS: ")
+	if err != nil || ran != len(onJetStreamToo) {
+		t.Fatalf("on JetStream: %v, %d of %d passed:\n%s", err, ran, len(onJetStreamToo), out)
 	}
 }

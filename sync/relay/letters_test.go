@@ -76,6 +76,7 @@ func TestLetterTextStoredOnce(t *testing.T) {
 // A relay file of schema 2 (each letter's record holding its text) opens, is migrated, and
 // every admin answer stays what it was.
 func TestSchema2LettersMigrate(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
@@ -177,6 +178,7 @@ func TestSchema2LettersMigrate(t *testing.T) {
 // A schema 2 letter that no stored item carries (its item record lost, say) keeps its text in
 // its own record through the migration, and is shown with it.
 func TestSchema2LetterWithoutItemKeepsText(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	e.close()

@@ -354,6 +354,7 @@ func containsAll(s string, subs ...string) bool {
 // A relay file from schema 1 (before the seq and item id indexes) is upgraded with both filled
 // from the stored items: a reused seq is still caught and old refusals are listed.
 func TestUpgradeFillsSeqIndexes(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")

@@ -171,6 +171,7 @@ func TestUnpaidLetterIsNeverDelivered(t *testing.T) {
 // TestStampDueSchema6Migrates: a store of schema 6 (no bucket of letters awaiting stamps)
 // opens as the current schema, and an unstamped letter is held after it.
 func TestStampDueSchema6Migrates(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t, func(c *Config) { c.HoldPolicy = HoldNone })
 	e.seed()
 	e.stampPricing(25)

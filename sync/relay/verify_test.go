@@ -60,6 +60,7 @@ func TestVerifyCleanRelayAndLedger(t *testing.T) {
 // Verify finds running totals that disagree with the records, and a credit with no charge,
 // written behind the relay's back into its file.
 func TestVerifyFindsBrokenMoney(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
@@ -99,6 +100,7 @@ func TestVerifyFindsBrokenMoney(t *testing.T) {
 // buckets included), as before the relay moved onto kv: a terminal's queued downlink shows
 // under "down", the console's accounts under "staff_console".
 func TestVerifyCountsAsBboltDid(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
