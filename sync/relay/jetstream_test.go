@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -202,5 +204,43 @@ func TestOnJetStreamToo(t *testing.T) {
 	ran := strings.Count(string(out), "--- PASS: ")
 	if err != nil || ran != len(onJetStreamToo) {
 		t.Fatalf("on JetStream: %v, %d of %d passed:\n%s", err, ran, len(onJetStreamToo), out)
+	}
+}
+
+// A large batch (200 letters; a full batch of them is beyond the frame limit) writes more
+// than one JetStream commit holds: the relay stores it
+// in parts and answers one ack for the whole, with the refusals of every part, and each letter
+// is stored once.
+func TestFullBatchOnJetStream(t *testing.T) {
+	e := newEnv(t, onJetStream(t))
+	e.seed()
+	e.letterContact("A1", "pal")
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	const n = 200
+	var items []wire.Item
+	for i := range n {
+		peer := "pal"
+		if i == 1 || i == n-2 {
+			peer = "nobody" // refused, one in each half
+		}
+		items = append(items, k.item(wire.UpMessage, kiosk.Message{ID: fmt.Sprintf("m%03d", i), InmateID: "A1", Box: kiosk.BoxOutbox, Peer: peer, Body: "hi"}))
+	}
+	ack := c.batch(items...)
+	want := []wire.Rejection{{Seq: 2, Reason: wire.RefuseUnknownContact}, {Seq: n - 1, Reason: wire.RefuseUnknownContact}}
+	if ack.Seq != n || !slices.Equal(ack.Rejected, want) {
+		t.Fatalf("ack = seq %d, rejected %+v; want seq %d, rejected %+v", ack.Seq, ack.Rejected, n, want)
+	}
+	// Sent again (the ack lost): nothing is stored twice, and both refusals are listed again.
+	again := c.batch(items...)
+	if again.Seq != ack.Seq || !slices.Equal(again.Rejected, want) {
+		t.Fatalf("ack of the resend = %+v", again)
+	}
+	stored, err := e.r.Items(ItemFilter{TerminalID: k.id, Kind: wire.UpMessage})
+	if err != nil || len(stored) != n {
+		t.Fatalf("stored %d letters (%v), want %d", len(stored), err, n)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify = %+v, %v", rep, err)
 	}
 }

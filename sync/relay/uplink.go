@@ -50,7 +50,8 @@ func (r *Relay) storeBatchSeen(t TerminalInfo, b wire.Batch, seen *seenRec) (wir
 // batch stored. The hello record (if not nil) is written first. A batch that stops on a
 // *sequenceError is the last one answered: its ack is the last in the list, the batches after
 // it are not looked at, and the error is returned with the acks. Any other error answers none.
-func (r *Relay) storeBatches(t TerminalInfo, batches []upBatch, seen *seenRec) ([]wire.Ack, error) {
+// It is one transaction; storeBatches (split.go) splits what is too large for one.
+func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRec) ([]wire.Ack, error) {
 	now := r.clock.Now().UTC()
 	// What each item's body is, outside the transaction (and not again if it runs twice): the
 	// stored form, its hash, whether it is JSON at all and, from a decoded frame, its check.
