@@ -21,6 +21,7 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -34,6 +35,9 @@ type relayEnv struct {
 	r    *relay.Relay
 	srv  *http.Server
 	ln   net.Listener
+	// store is the relay's JetStream store when the tests run on one (storeEnv), kept
+	// across restarts; nil for the bbolt file in dir.
+	store kv.Store
 }
 
 func startRelay(t testing.TB, dir string) *relayEnv {
@@ -47,6 +51,9 @@ func startRelayHold(t testing.TB, dir string, hold relay.HoldPolicy) *relayEnv {
 		dir = t.TempDir()
 	}
 	e := &relayEnv{t: t, dir: dir, hold: hold}
+	if os.Getenv(storeEnv) == "jetstream" {
+		e.store = jetStore(t)
+	}
 	e.open()
 	t.Cleanup(e.stop)
 	return e
@@ -54,7 +61,7 @@ func startRelayHold(t testing.TB, dir string, hold relay.HoldPolicy) *relayEnv {
 
 func (e *relayEnv) open() {
 	e.t.Helper()
-	r, err := relay.Open(relay.Config{DataDir: e.dir, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
+	r, err := relay.Open(relay.Config{DataDir: e.dir, Store: e.store, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
 		HoldPolicy: e.holdPolicy(), HandshakeTimeout: 5 * time.Second, Logf: quiet,
 		Notifier: relay.SpoolNotifier{Dir: e.spool(), From: "Tether <invite@relay.example>"}})
 	if err != nil {

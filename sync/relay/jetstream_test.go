@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -190,6 +191,8 @@ var onJetStreamToo = []string{
 	"TestMessageIDReused", "TestRefundLimitsAndOnce", "TestVerifyCleanRelayAndLedger",
 }
 
+var topPass, topSkip = regexp.MustCompile(`(?m)^--- PASS: `), regexp.MustCompile(`(?m)^--- SKIP: `)
+
 // TestOnJetStreamToo runs onJetStreamToo again, each on a relay over an R3 stream of a
 // 3-node cluster of its own, in a child process of this test binary with storeEnv set (the
 // store is chosen per process, as newEnv is called deep inside each test).
@@ -198,10 +201,16 @@ func TestOnJetStreamToo(t *testing.T) {
 		t.Skip("already running on the store " + os.Getenv(storeEnv))
 	}
 	args := []string{"-test.run=^(" + strings.Join(onJetStreamToo, "|") + ")$", "-test.count=1", "-test.v"}
+	if testing.Short() {
+		args = append(args, "-test.short")
+	}
 	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
 	cmd.Env = append(os.Environ(), storeEnv+"=jetstream")
 	out, err := cmd.CombinedOutput()
-	ran := strings.Count(string(out), "--- PASS: ")
+	ran := len(topPass.FindAll(out, -1)) // the tests, not their subtests (indented)
+	if testing.Short() {
+		ran += len(topSkip.FindAll(out, -1)) // -short skips the long ones
+	}
 	if err != nil || ran != len(onJetStreamToo) {
 		t.Fatalf("on JetStream: %v, %d of %d passed:\n%s", err, ran, len(onJetStreamToo), out)
 	}
