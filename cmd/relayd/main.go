@@ -1,8 +1,9 @@
 // Command relayd is the reference Tether relay: terminals enroll and sync over websockets, staff
 // use the web console under /console/ and scripts the admin API under /admin/v1/. Everything is
-// stored in one bbolt file in -data.
+// stored in one bbolt file in -data, or with -store in a JetStream stream of a NATS cluster.
 //
 //	relayd -data DIR [-listen 127.0.0.1:8443] [-cert FILE -key FILE] [-insecure] [-admin-token-file FILE]
+//	       [-store nats://host:port[,host:port...] [-nats-creds FILE | -nats-nkey FILE]]
 //	relayd console-user add -data DIR -username U -name NAME -roles admin -facilities '*' < password
 package main
 
@@ -97,6 +98,8 @@ type options struct {
 	smtp, smtpFrom, smtpUser, smtpPassFile, inviteSpool, familyURL string
 	smtpTLS                                                        bool
 	inviteTTL, inviteRetry                                         time.Duration
+	// The store: empty for DIR/relay.db, or NATS servers and their credentials (store.go).
+	store, natsCreds, natsNkey string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -128,6 +131,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.familyURL, "family-url", "", "address of this relay's /family/ page as contacts reach it, put in each invitation")
 	fs.DurationVar(&o.inviteTTL, "invite-ttl", relay.DefaultInviteTTL, "how long a contact invitation's code stays valid")
 	fs.DurationVar(&o.inviteRetry, "invite-retry", 5*time.Minute, "how often invitations that could not be sent are tried again")
+	fs.StringVar(&o.store, "store", "", "keep the relay's state in a JetStream stream of this NATS cluster instead of DIR/relay.db:\n"+
+		"nats://host:port[,host:port...] (tls:// for TLS); -data still holds the content store")
+	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS user credentials file (JWT and nkey seed, mode 0600) for -store")
+	fs.StringVar(&o.natsNkey, "nats-nkey", "", "NATS nkey seed file (mode 0600) for -store")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)\n"+
 			"       relayd backup -o FILE [-relay URL]   (copy a running relay's store)\n"+
@@ -161,6 +168,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.inviteTTL <= 0 || o.inviteRetry <= 0 {
 		return o, usageErrorf("-invite-ttl and -invite-retry must be positive")
+	}
+	if err := checkStoreFlags(o); err != nil {
+		return o, err
 	}
 	if (o.cert == "") != (o.key == "") {
 		return o, usageErrorf("-cert and -key go together")
@@ -280,7 +290,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	r, err := relay.Open(relay.Config{DataDir: o.data, Logf: logging.Logf(logger), AdminToken: token,
+	store, closeStore, err := openStore(ctx, o, logging.Logf(logger))
+	if err != nil {
+		return err
+	}
+	defer closeStore() // after r.Close, deferred below
+	r, err := relay.Open(relay.Config{DataDir: o.data, Store: store, Logf: logging.Logf(logger), AdminToken: token,
 		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, MaxPendingPerAddr: o.pendingPerAddr,
 		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL})
 	if err != nil {
@@ -330,7 +345,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	base := scheme + "://" + ln.Addr().String()
-	logger.Info("serving", "url", base, "data", o.data, "outbound_review", o.hold)
+	storeAt := filepath.Join(o.data, relay.DBFile)
+	if o.store != "" {
+		storeAt = o.store // servers only: checkStoreFlags refuses credentials in it
+	}
+	logger.Info("serving", "url", base, "data", o.data, "store", storeAt, "outbound_review", o.hold)
 	if !o.noConsole {
 		logger.Info("staff console", "url", base+console.Prefix, "accounts", "relayd console-user add")
 	}

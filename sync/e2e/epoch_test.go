@@ -212,6 +212,7 @@ func TestRestoredTerminalLosesNothing(t *testing.T) {
 // terminal's next seqs leave a gap. The terminal starts a new epoch by itself and everything
 // still waiting reaches the relay once.
 func TestRestoredRelayTerminalRecovers(t *testing.T) {
+	bboltOnly(t) // restores a copy of relay.db
 	rl, px, tm, en := syncedKiosk(t, nil)
 	tm.login("B1", "1234")
 	tm.sendNumbered("A1", 0, 2)

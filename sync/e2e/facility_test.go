@@ -138,11 +138,13 @@ func TestFacilityOneInmateTwoKiosks(t *testing.T) {
 	a.waitSynced()
 
 	// Kiosk B: the lowered balance, the cool-down from A's session end, the approved contact.
-	testwait.UntilSaw(t, "A's charges, session end and the approval on B", func() (bool, string) {
+	testwait.UntilSaw(t, "A's charges, session end, the approval and the acceptance on B", func() (bool, string) {
 		bal, _ := b.term.Balance("A1")
 		reason, until := refusal(b, "B1")
 		cs, _ := b.term.Contacts("A1")
-		approved := len(cs) == 1 && cs[0].ID == c.ID && cs[0].State == kiosk.ContactApproved
+		// Approved and accepted: the acceptance is a second fan-out, after the approval's,
+		// and B may hold the one without the other for a moment.
+		approved := len(cs) == 1 && cs[0].ID == c.ID && cs[0].State == kiosk.ContactApproved && cs[0].Invite == kiosk.InviteAccepted
 		return bal == deposits-chargedA && reason == kiosk.ReasonCooldown && approved,
 			fmt.Sprintf("balance %s, refusal %q until %v, contacts %+v", bal, reason, until, cs)
 	})

@@ -21,6 +21,7 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -37,6 +38,9 @@ type relayEnv struct {
 
 	// jsonChunks: the relay behaves as one before binary chunks (relay.Config.JSONChunksOnly).
 	jsonChunks bool
+	// store is the relay's JetStream store when the tests run on one (storeEnv), kept
+	// across restarts; nil for the bbolt file in dir.
+	store kv.Store
 }
 
 func startRelay(t testing.TB, dir string) *relayEnv {
@@ -50,6 +54,9 @@ func startRelayHold(t testing.TB, dir string, hold relay.HoldPolicy) *relayEnv {
 		dir = t.TempDir()
 	}
 	e := &relayEnv{t: t, dir: dir, hold: hold}
+	if os.Getenv(storeEnv) == "jetstream" {
+		e.store = jetStore(t)
+	}
 	e.open()
 	t.Cleanup(e.stop)
 	return e
@@ -57,7 +64,7 @@ func startRelayHold(t testing.TB, dir string, hold relay.HoldPolicy) *relayEnv {
 
 func (e *relayEnv) open() {
 	e.t.Helper()
-	r, err := relay.Open(relay.Config{DataDir: e.dir, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
+	r, err := relay.Open(relay.Config{DataDir: e.dir, Store: e.store, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
 		HoldPolicy: e.holdPolicy(), HandshakeTimeout: 5 * time.Second, Logf: quiet, JSONChunksOnly: e.jsonChunks,
 		Notifier: relay.SpoolNotifier{Dir: e.spool(), From: "Tether <invite@relay.example>"}})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 // the file in place of relay.db) has the terminals, items and money of the moment it began,
 // and passes verify.
 func TestOnlineBackupRestores(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 1000, Ref: "d1"}); err != nil {
@@ -95,6 +96,7 @@ func TestOnlineBackupRestores(t *testing.T) {
 // TestBackupNeedsTokenAndRunsAlone: no token, no copy; a second backup while one runs is
 // refused with 409, not queued behind it.
 func TestBackupNeedsTokenAndRunsAlone(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	if st, _ := e.callAuth("GET", PathBackup, nil, ""); st != http.StatusUnauthorized {
 		t.Fatalf("without a token: %d", st)

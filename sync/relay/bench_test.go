@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -172,7 +172,7 @@ func BenchmarkUplinkBatch(b *testing.B) {
 	items := make([]wire.Item, 256)
 	b.Run("empty-tx", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			if err := e.r.update("bench", func(tx *bolt.Tx, _ *fanout) error {
+			if err := e.r.update("bench", func(tx kv.Tx, _ *fanout) error {
 				return tx.Bucket([]byte(bMeta)).Put([]byte("bench"), u64(uint64(i)))
 			}); err != nil {
 				b.Fatal(err)

@@ -13,11 +13,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/photo"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -75,7 +74,7 @@ func (r *Relay) PutCatalogMedia(rd io.Reader, facility, typ string) (vocab.Media
 	if limit == 0 {
 		return vocab.MediaRef{}, 0, invalid(op, "type", "must be %s, %s, %s or %s", vocab.MediaMP3, vocab.MediaText, vocab.MediaJPEG, vocab.MediaPNG)
 	}
-	if err := r.view(op, func(tx *bolt.Tx) error {
+	if err := r.view(op, func(tx kv.Tx) error {
 		if ok, err := getJSON(tx, bFacilities, facility, &facilityRec{}); err != nil || !ok {
 			if err == nil {
 				err = notFound(op, "facility_id", "unknown facility %q", facility)
@@ -238,7 +237,7 @@ func (r *Relay) PublishCatalogItem(req CatalogRequest) (vocab.CatalogItem, error
 			return vocab.CatalogItem{}, invalid(op, "item", "media %d is not %s: %v", i, m.Type, errors.Unwrap(err))
 		}
 	}
-	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err = r.update(op, func(tx kv.Tx, f *fanout) error {
 		if ok, err := getJSON(tx, bFacilities, req.FacilityID, &facilityRec{}); err != nil || !ok {
 			if err == nil {
 				err = notFound(op, "facility_id", "unknown facility %q", req.FacilityID)
@@ -296,7 +295,7 @@ func (r *Relay) WithdrawCatalogItem(facility, id string) (CatalogEntry, error) {
 		return CatalogEntry{}, err
 	}
 	var rec catalogRec
-	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err := r.update(op, func(tx kv.Tx, f *fanout) error {
 		ok, err := getJSON(tx, bCatalog, catalogKey(facility, id), &rec)
 		if err != nil {
 			return err
@@ -324,7 +323,7 @@ func (r *Relay) Catalog(facility string) ([]CatalogEntry, error) {
 		return nil, err
 	}
 	out := []CatalogEntry{}
-	err := r.view(op, func(tx *bolt.Tx) error {
+	err := r.view(op, func(tx kv.Tx) error {
 		return forEachJSON(tx, bCatalog, facility+"/", func(_ string, c catalogRec) bool {
 			out = append(out, CatalogEntry{FacilityID: c.FacilityID, Item: c.Item, Withdrawn: c.Withdrawn, WithdrawnAt: c.WithdrawnAt})
 			return true
@@ -335,7 +334,7 @@ func (r *Relay) Catalog(facility string) ([]CatalogEntry, error) {
 }
 
 // snapshotCatalog queues every item of the facility's catalog still published for terminal t.
-func snapshotCatalog(tx *bolt.Tx, f *fanout, t TerminalInfo) error {
+func snapshotCatalog(tx kv.Tx, f *fanout, t TerminalInfo) error {
 	var items []vocab.CatalogItem
 	if err := forEachJSON(tx, bCatalog, t.FacilityID+"/", func(_ string, c catalogRec) bool {
 		if !c.Withdrawn {

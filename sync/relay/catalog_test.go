@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,11 +11,11 @@ import (
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -260,14 +261,15 @@ func TestQuizGradedByTheRelay(t *testing.T) {
 
 // A store of schema 7 (no library) opens as schema 8, and the catalog works after it.
 func TestCatalogSchema7Migrates(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	e.close()
-	db, err := bolt.Open(filepath.Join(e.dir, DBFile), 0o600, nil)
+	db, err := boltkv.Open(filepath.Join(e.dir, DBFile), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(context.Background(), func(tx kv.Tx) error {
 		for _, b := range []string{bCatalog, bOwned} {
 			if err := tx.DeleteBucket([]byte(b)); err != nil {
 				return err
@@ -282,7 +284,7 @@ func TestCatalogSchema7Migrates(t *testing.T) {
 	e.open()
 	e.publish(CatalogRequest{FacilityID: "north", Item: track("t1", e.uploadTrack(testMP3(20, 1)), 129)})
 	var version uint64
-	_ = e.r.db.View(func(tx *bolt.Tx) error { version = readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema))); return nil })
+	_ = e.r.db.View(context.Background(), func(tx kv.Tx) error { version = readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema))); return nil })
 	if version != 8 {
 		t.Fatalf("schema %d after open, want 8", version)
 	}

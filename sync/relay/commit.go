@@ -1,10 +1,12 @@
 package relay
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
 // Group commit: every write of the relay goes through one queue. A committer goroutine (running
@@ -24,21 +26,33 @@ import (
 // and a huge transaction holds every caller in it until the slowest is done.
 const maxGroup = 256
 
+// A store may also bound what one transaction writes (JetStream: 1,000 messages per atomic
+// batch, kv.ErrTxTooLarge beyond). What a write function will write is known only once it ran,
+// so the committer learns the bound: a group too large is split in two halves, each committed
+// on its own (recursively, down to a single call, which then fails alone), and the group size
+// it takes from the queue drops to the half that fitted; each group that commits whole lets it
+// grow again by a quarter, back up to maxGroup. A bbolt file never refuses a size, so there
+// groups stay at maxGroup.
+
 // writeCall is one queued write function and where its result goes.
 type writeCall struct {
-	fn   func(tx *bolt.Tx, f *fanout) error
+	fn   func(tx kv.Tx, f *fanout) error
 	f    *fanout
 	done chan error
 }
 
 // committer queues write calls; the goroutine that commits them runs only while some wait.
 type committer struct {
-	db      *bolt.DB
+	db      kv.Store
+	ctx     context.Context // ends when the relay closes
 	mu      sync.Mutex
 	queue   []*writeCall
 	running bool
 	// txs counts committed (or attempted) write transactions.
 	txs func()
+	// limit is how many calls the next group takes (at most maxGroup, at least 1); 0 means
+	// maxGroup. Only the committer goroutine touches it.
+	limit int
 }
 
 // do queues fn and waits for the commit of the transaction it ran in (or its own error).
@@ -57,7 +71,10 @@ func (c *committer) do(call *writeCall) error {
 func (c *committer) run() {
 	for {
 		c.mu.Lock()
-		n := min(len(c.queue), maxGroup)
+		if c.limit <= 0 {
+			c.limit = maxGroup
+		}
+		n := min(len(c.queue), c.limit)
 		if n == 0 {
 			c.running = false
 			c.mu.Unlock()
@@ -82,7 +99,9 @@ func (c *committer) commit(group []*writeCall) {
 		if c.txs != nil {
 			c.txs()
 		}
-		err := c.db.Update(func(tx *bolt.Tx) error {
+		ctx, cancel := context.WithTimeout(c.ctx, txTimeout)
+		err := c.db.Update(ctx, func(tx kv.Tx) error {
+			failed, failErr = -1, nil // a store may run this more than once (kv.Store.Update)
 			for i, call := range group {
 				call.f.reset(tx)
 				if err := safeCall(call, tx); err != nil {
@@ -92,7 +111,18 @@ func (c *committer) commit(group []*writeCall) {
 			}
 			return nil
 		})
+		cancel()
+		if failed < 0 && errors.Is(err, kv.ErrTxTooLarge) && len(group) > 1 {
+			half := len(group) / 2
+			c.limit = max(1, half)
+			c.commit(group[:half:half])
+			c.commit(group[half:])
+			return
+		}
 		if failed < 0 {
+			if err == nil && len(group) >= c.limit && c.limit < maxGroup {
+				c.limit = min(maxGroup, c.limit+c.limit/4+1)
+			}
 			// Committed, or the commit itself failed: the same answer for every call.
 			for _, call := range group {
 				call.done <- err
@@ -106,7 +136,7 @@ func (c *committer) commit(group []*writeCall) {
 
 // safeCall runs one write function, turning a panic into that caller's error so it cannot take
 // the committer (and every other caller's write) down with it.
-func safeCall(call *writeCall, tx *bolt.Tx) (err error) {
+func safeCall(call *writeCall, tx kv.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("write panicked: %v", p)

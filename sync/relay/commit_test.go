@@ -6,9 +6,8 @@ import (
 	"sync"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -19,7 +18,7 @@ func holdCommitter(t *testing.T, r *Relay) (release func()) {
 	entered, gate := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- r.update("hold", func(*bolt.Tx, *fanout) error {
+		done <- r.update("hold", func(kv.Tx, *fanout) error {
 			select {
 			case <-entered:
 			default:
@@ -63,7 +62,7 @@ func TestGroupCommitRerunsAfterAFailure(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		okErr = e.r.update("ok write", func(tx *bolt.Tx, f *fanout) error {
+		okErr = e.r.update("ok write", func(tx kv.Tx, f *fanout) error {
 			okRuns++
 			f.logf("relay: ok write ran")
 			if err := tx.Bucket([]byte(bMeta)).Put([]byte("ok"), []byte("1")); err != nil {
@@ -76,7 +75,7 @@ func TestGroupCommitRerunsAfterAFailure(t *testing.T) {
 	errBad := errors.New("refused on purpose")
 	go func() {
 		defer wg.Done()
-		badErr = e.r.update("bad write", func(tx *bolt.Tx, f *fanout) error {
+		badErr = e.r.update("bad write", func(tx kv.Tx, f *fanout) error {
 			badRuns++
 			if err := tx.Bucket([]byte(bMeta)).Put([]byte("bad"), []byte("1")); err != nil {
 				return err
@@ -97,7 +96,7 @@ func TestGroupCommitRerunsAfterAFailure(t *testing.T) {
 	if okRuns != 2 || badRuns != 1 {
 		t.Fatalf("ok write ran %d times, bad write %d: want 2 and 1 (one shared transaction, then the ok one again)", okRuns, badRuns)
 	}
-	err := e.r.view("check", func(tx *bolt.Tx) error {
+	err := e.r.view("check", func(tx kv.Tx) error {
 		m := tx.Bucket([]byte(bMeta))
 		if m.Get([]byte("ok")) == nil || m.Get([]byte("bad")) != nil {
 			t.Errorf("ok written: %v, bad written: %v", m.Get([]byte("ok")) != nil, m.Get([]byte("bad")) != nil)

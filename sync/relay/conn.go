@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	bolt "go.etcd.io/bbolt"
 
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -459,7 +459,7 @@ func (r *Relay) flushAck(s *session) error {
 	if seq <= persisted && seen == nil {
 		return nil
 	}
-	err := r.update("acknowledge downlink", func(tx *bolt.Tx, f *fanout) error {
+	err := r.update("acknowledge downlink", func(tx kv.Tx, f *fanout) error {
 		if err := seenTx(tx, s.id, seen); err != nil {
 			return err
 		}
@@ -471,7 +471,7 @@ func (r *Relay) flushAck(s *session) error {
 	})
 	if err != nil {
 		s.putBackSeen(seen)
-		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		if r.stopped() {
 			return nil // the relay closed; the next hello says where the terminal stands
 		}
 		return err
@@ -492,7 +492,7 @@ func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 			room := int(downWindow - (sent - s.acked.Load()))
 			items, last, err := r.pendingDownRaw(s.id, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
 			if err != nil {
-				if !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+				if !r.stopped() {
 					r.fail(s.conn, "read downlink of "+s.id, err)
 				}
 				return

@@ -68,6 +68,7 @@ func openRelayDamaged(t *testing.T, raw []byte, what string) (refused bool) {
 // relay.db cut short at every page boundary and at odd offsets, or with bytes flipped in its
 // meta pages, is refused cleanly or works; relayd never crashes on it.
 func TestRelayStoreTruncatedAndFlippedNeverCrash(t *testing.T) {
+	bboltOnly(t)
 	raw := realRelayBytes(t)
 	const ps = 4096
 	refused := 0

@@ -7,8 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -38,7 +37,7 @@ func decodeRoute(v []byte) (termRoute, error) {
 // an earlier run left.
 type fanout struct {
 	r     *Relay
-	tx    *bolt.Tx
+	tx    kv.Tx
 	woken []string
 	logs  []string
 	// inmates remembers the inmate records read in this write call (fanout.inmateFor).
@@ -47,7 +46,7 @@ type fanout struct {
 	counts []itemCount
 }
 
-func (f *fanout) reset(tx *bolt.Tx) {
+func (f *fanout) reset(tx kv.Tx) {
 	f.tx = tx
 	f.woken = f.woken[:0]
 	f.logs = f.logs[:0]
@@ -111,7 +110,7 @@ func (f *fanout) toHolder(facility, inmateID, holder, kind string, body any) err
 // liveHolder is the live terminal that holds what terminal id forwarded: id itself, or the
 // terminal that replaced it by enrolling again with its store (and so on, through replaced
 // terminals that were themselves replaced); "" if there is none (revoked for good, or unknown).
-func liveHolder(tx *bolt.Tx, id string) (string, error) {
+func liveHolder(tx kv.Tx, id string) (string, error) {
 	for i := 0; id != "" && i < maxLineage; i++ {
 		var t terminalRec
 		ok, err := getJSON(tx, bTerminals, id, &t)
@@ -235,7 +234,7 @@ func (f *fanout) appendRaw(id, kind string, raw json.RawMessage) error {
 }
 
 // downState is where a terminal's downlink stands: last queued and last acknowledged seq.
-func downState(tx *bolt.Tx, id string) (last, acked uint64) {
+func downState(tx kv.Tx, id string) (last, acked uint64) {
 	if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
 		last = b.Sequence()
 	}
@@ -260,7 +259,7 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 // pendingDownRaw reads up to maxItems items (about maxBytes) after seq `after` as they are
 // stored (the JSON of a wire.DownItem, see appendRaw), and the seq of the last one.
 func (r *Relay) pendingDownRaw(id string, after uint64, maxItems, maxBytes int) (items [][]byte, last uint64, err error) {
-	err = r.view("read downlink", func(tx *bolt.Tx) error {
+	err = r.view("read downlink", func(tx kv.Tx) error {
 		items, last = items[:0], 0
 		b := tx.Bucket([]byte(bDown)).Bucket([]byte(id))
 		if b == nil {
@@ -313,7 +312,7 @@ func downFrame(items [][]byte) ([]byte, error) {
 // uplinkHigh is the highest contiguous uplink seq the relay holds for (terminal, epoch).
 func (r *Relay) uplinkHigh(id, epoch string) (uint64, error) {
 	var high uint64
-	err := r.view("read uplink position", func(tx *bolt.Tx) error {
+	err := r.view("read uplink position", func(tx kv.Tx) error {
 		high = readU64(tx.Bucket([]byte(bDedupe)).Get([]byte(dedupeKey(id, epoch))))
 		return nil
 	})
@@ -321,7 +320,7 @@ func (r *Relay) uplinkHigh(id, epoch string) (uint64, error) {
 }
 
 func (r *Relay) downPosition(id string) (last, acked uint64, err error) {
-	err = r.view("read downlink position", func(tx *bolt.Tx) error {
+	err = r.view("read downlink position", func(tx kv.Tx) error {
 		last, acked = downState(tx, id)
 		return nil
 	})
@@ -333,7 +332,7 @@ func (r *Relay) downPosition(id string) (last, acked uint64, err error) {
 // connection calls it at the hello and then only now and then (flushAck), never per down_ack.
 func (r *Relay) ackDown(id string, seq uint64) (uint64, error) {
 	var cur uint64
-	err := r.update("acknowledge downlink", func(tx *bolt.Tx, f *fanout) error {
+	err := r.update("acknowledge downlink", func(tx kv.Tx, f *fanout) error {
 		cur = 0
 		return ackDownTx(tx, f, id, seq, &cur)
 	})
@@ -341,7 +340,7 @@ func (r *Relay) ackDown(id string, seq uint64) (uint64, error) {
 }
 
 // ackDownTx is ackDown's write inside a transaction; cur receives the cursor now stored.
-func ackDownTx(tx *bolt.Tx, f *fanout, id string, seq uint64, cur *uint64) error {
+func ackDownTx(tx kv.Tx, f *fanout, id string, seq uint64, cur *uint64) error {
 	last, acked := downState(tx, id)
 	if seq > last {
 		f.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", id, seq, last)
@@ -358,14 +357,23 @@ func ackDownTx(tx *bolt.Tx, f *fanout, id string, seq uint64, cur *uint64) error
 	return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
 }
 
-// pruneDown deletes terminal id's downlink items up to seq.
-func pruneDown(tx *bolt.Tx, id string, seq uint64) error {
-	if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && readU64(k) <= seq; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
+// pruneDown deletes terminal id's downlink items up to seq. It lists them with one cursor and
+// then deletes them: kv cursors cannot delete, and a cursor opened again after each delete
+// would cost a listing of the bucket per item on JetStream (and bbolt's cursor is not to be
+// trusted across deletes made through its bucket).
+func pruneDown(tx kv.Tx, id string, seq uint64) error {
+	b := tx.Bucket([]byte(bDown)).Bucket([]byte(id))
+	if b == nil {
+		return nil
+	}
+	var done [][]byte
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && readU64(k) <= seq; k, _ = c.Next() {
+		done = append(done, append([]byte(nil), k...)) // a key is valid only in the transaction's reads
+	}
+	for _, k := range done {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("prune downlink of %s: %w", id, err)
 		}
 	}
 	return nil

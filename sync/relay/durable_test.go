@@ -108,6 +108,7 @@ func TestCloseGoingAway(t *testing.T) {
 }
 
 func TestOpenRefusesBadDir(t *testing.T) {
+	bboltOnly(t)
 	if _, err := Open(Config{}); FieldOf(err) != "data_dir" {
 		t.Fatalf("no data dir: %v", err)
 	}

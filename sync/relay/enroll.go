@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -77,7 +77,7 @@ func (r *Relay) CreateEnrollment(req EnrollmentRequest) (Enrollment, error) {
 	}
 	now := r.clock.Now().UTC()
 	e := Enrollment{Code: code, ExpiresAt: now.Add(r.cfg.EnrollTTL)}
-	err = r.update(op, func(tx *bolt.Tx, _ *fanout) error {
+	err = r.update(op, func(tx kv.Tx, _ *fanout) error {
 		if ok, err := getJSON(tx, bFacilities, req.FacilityID, &facilityRec{}); err != nil {
 			return err
 		} else if !ok {
@@ -124,7 +124,7 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 	now := r.clock.Now().UTC()
 	var resp wire.EnrollResponse
 	var replaced string
-	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err := r.update(op, func(tx kv.Tx, f *fanout) error {
 		replaced, resp = "", wire.EnrollResponse{}
 		key := codeKey(req.Code)
 		var e enrollmentRec
@@ -272,7 +272,7 @@ func (u UsageRecord) record() any {
 func (r *Relay) terminal(id string) (terminalRec, bool, error) {
 	var t terminalRec
 	var ok bool
-	err := r.view("read terminal", func(tx *bolt.Tx) error {
+	err := r.view("read terminal", func(tx kv.Tx) error {
 		var err error
 		ok, err = getJSON(tx, bTerminals, id, &t)
 		return err

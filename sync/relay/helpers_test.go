@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +51,9 @@ func newEnv(t testing.TB, change ...func(*Config)) *env {
 	e.cfg = Config{DataDir: e.dir, Clock: e.clock, AdminToken: testToken, PINParams: kiosk.TestPINParams(),
 		Logf: e.logf, HandshakeTimeout: 2 * time.Second,
 		Notifier: SpoolNotifier{Dir: e.spool, From: "Tether <invite@relay.example>", Now: e.clock.Now}, FamilyURL: "https://relay.example/family/"}
+	if os.Getenv(storeEnv) == "jetstream" {
+		onJetStream(t)(&e.cfg) // a change below may still set its own store
+	}
 	for _, c := range change {
 		c(&e.cfg)
 	}

@@ -7,9 +7,8 @@ import (
 	"sort"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -23,7 +22,7 @@ import (
 const auditSessionStart = "notice_accepted"
 
 // indexLetterTx lists a letter under its inmate (by_inmate, "m"), for the history.
-func indexLetterTx(tx *bolt.Tx, inmateID, id string) error {
+func indexLetterTx(tx kv.Tx, inmateID, id string) error {
 	if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(inmateID, "m", id), nil); err != nil {
 		return fmt.Errorf("index letter %s: %w", id, err)
 	}
@@ -31,7 +30,7 @@ func indexLetterTx(tx *bolt.Tx, inmateID, id string) error {
 }
 
 // migrate4to5 lists every outbound letter under its inmate.
-func migrate4to5(tx *bolt.Tx) error {
+func migrate4to5(tx kv.Tx) error {
 	var ierr error
 	err := forEachJSON(tx, bOutbound, "", func(k string, o Outbound) bool {
 		ierr = indexLetterTx(tx, o.InmateID, k)
@@ -66,7 +65,7 @@ func sessionStart(ev vocab.AuditEvent) (inmateID, sessionID string, ok bool) {
 // session_end of it stored). It cannot check that the inmate is at the kiosk: a kiosk whose
 // key was stolen can start a session in any name of its facility, as it can read any inmate's
 // inbox it holds. Each history sent is logged (ids only) for staff.
-func (r *Relay) queueHistory(tx *bolt.Tx, f *fanout, t TerminalInfo, ev vocab.AuditEvent, now time.Time) error {
+func (r *Relay) queueHistory(tx kv.Tx, f *fanout, t TerminalInfo, ev vocab.AuditEvent, now time.Time) error {
 	inmateID, sessionID, ok := sessionStart(ev)
 	if !ok || t.Mode != wire.ModeKiosk {
 		return nil
@@ -101,7 +100,7 @@ const maxHistoriesPerHour = 60
 
 // historyAllowed counts one history for kiosk id in the current hour window (meta
 // "history_rate/<id>": window start, count) and says whether it is within the bound.
-func historyAllowed(tx *bolt.Tx, id string, now time.Time) (bool, error) {
+func historyAllowed(tx kv.Tx, id string, now time.Time) (bool, error) {
 	key := []byte("history_rate/" + id)
 	meta := tx.Bucket([]byte(bMeta))
 	start, n := now, uint64(0)
@@ -122,7 +121,7 @@ func historyAllowed(tx *bolt.Tx, id string, now time.Time) (bool, error) {
 
 // historyOf is an inmate's newest letters (by id: UUIDv7s, in time order), newest first, within
 // wire.MaxHistoryLetters and wire.MaxHistoryBytes of JSON.
-func historyOf(tx *bolt.Tx, inmateID, sessionID string) (wire.History, error) {
+func historyOf(tx kv.Tx, inmateID, sessionID string) (wire.History, error) {
 	h := wire.History{InmateID: inmateID, SessionID: sessionID, Letters: []vocab.Message{}}
 	prefix := []byte(inmateID + "/m/")
 	size := 0
@@ -160,7 +159,7 @@ func historyOf(tx *bolt.Tx, inmateID, sessionID string) (wire.History, error) {
 // applyMessageRead records that an inmate read an inbound letter on terminal t and tells their
 // other terminals. A letter of another inmate, or an inmate t does not serve, is refused
 // not_this_terminals_inmate; an unknown letter is accepted and changes nothing.
-func (r *Relay) applyMessageRead(tx *bolt.Tx, f *fanout, t TerminalInfo, rd vocab.MessageRead, now time.Time) (string, error) {
+func (r *Relay) applyMessageRead(tx kv.Tx, f *fanout, t TerminalInfo, rd vocab.MessageRead, now time.Time) (string, error) {
 	if _, ok, err := f.inmateFor(t, rd.InmateID); err != nil || !ok {
 		return wire.RefuseNotYours, err
 	}

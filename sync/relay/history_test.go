@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -9,9 +10,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -197,6 +199,7 @@ func TestMessageReadFollowsThePerson(t *testing.T) {
 // A relay file of schema 4 (letters not yet listed by inmate) is migrated: a session started
 // after the upgrade brings the letters stored before it.
 func TestSchema4LettersIndexedForHistory(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	holdRequests(t, e)
@@ -205,11 +208,11 @@ func TestSchema4LettersIndexedForHistory(t *testing.T) {
 	c.batch(letter(k, "A1", 0, "before the upgrade"), letter(k, "A2", 0, "Bo's"))
 	c.c.Close(websocket.StatusNormalClosure, "")
 	e.close()
-	db, err := bolt.Open(filepath.Join(e.dir, DBFile), 0o600, nil)
+	db, err := boltkv.Open(filepath.Join(e.dir, DBFile), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(context.Background(), func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bByInmate))
 		var keys [][]byte
 		if err := b.ForEach(func(k, _ []byte) error {

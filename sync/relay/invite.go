@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -103,7 +102,7 @@ func blockKey(facility, inmateID, email string) string {
 }
 
 // blocked reports whether email blocked the inmate or the inmate's facility.
-func blocked(tx *bolt.Tx, facility, inmateID, email string) bool {
+func blocked(tx kv.Tx, facility, inmateID, email string) bool {
 	b := tx.Bucket([]byte(bBlocks))
 	return b.Get([]byte(blockKey(facility, "", email))) != nil || b.Get([]byte(blockKey(facility, inmateID, email))) != nil
 }
@@ -149,7 +148,7 @@ func codeHash(code string) string {
 // inviteOnApprovalTx starts the invitation of contact c, just approved: invited until now+TTL,
 // or blocked at once if the address blocked the inmate or the facility (no invitation is sent).
 // It reports whether an invitation is to be sent.
-func (r *Relay) inviteOnApprovalTx(tx *bolt.Tx, c *ContactRecord, now time.Time) (bool, error) {
+func (r *Relay) inviteOnApprovalTx(tx kv.Tx, c *ContactRecord, now time.Time) (bool, error) {
 	facility := facilityOf(tx, c.InmateID, c.FacilityID)
 	if blocked(tx, facility, c.InmateID, c.Email) {
 		c.Invite, c.InviteExpires = vocab.InviteBlocked, time.Time{}
@@ -163,7 +162,7 @@ func (r *Relay) inviteOnApprovalTx(tx *bolt.Tx, c *ContactRecord, now time.Time)
 }
 
 // dropCodeTx forgets the code of a contact's invitation, if any.
-func dropCodeTx(tx *bolt.Tx, contactID string) error {
+func dropCodeTx(tx kv.Tx, contactID string) error {
 	var inv inviteRec
 	found, err := getJSON(tx, bInvites, contactID, &inv)
 	if err != nil || !found || inv.CodeHash == "" {
@@ -186,7 +185,7 @@ func (r *Relay) sendInvitation(ctx context.Context, id string) (sent bool, err e
 	now := r.clock.Now().UTC()
 	var notice InvitationNotice
 	send := false
-	err = r.update(op, func(tx *bolt.Tx, _ *fanout) error {
+	err = r.update(op, func(tx kv.Tx, _ *fanout) error {
 		send = false
 		var c ContactRecord
 		var inv inviteRec
@@ -231,7 +230,7 @@ func (r *Relay) sendInvitation(ctx context.Context, id string) (sent bool, err e
 		cancel()
 	}
 	hash := codeHash(code)
-	err = r.update(op, func(tx *bolt.Tx, _ *fanout) error {
+	err = r.update(op, func(tx kv.Tx, _ *fanout) error {
 		var inv inviteRec
 		if ok, err := getJSON(tx, bInvites, id, &inv); err != nil || !ok || inv.CodeHash != hash {
 			return err // answered or re-issued meanwhile
@@ -258,7 +257,7 @@ func (r *Relay) sendInvitation(ctx context.Context, id string) (sent bool, err e
 func (r *Relay) RetryInvitations(ctx context.Context) (sent, failed int, err error) {
 	now := r.clock.Now().UTC()
 	var ids []string
-	err = r.view("retry invitations", func(tx *bolt.Tx) error {
+	err = r.view("retry invitations", func(tx kv.Tx) error {
 		return forEachJSON(tx, bInvites, "", func(_ string, inv inviteRec) bool {
 			if !inv.Sent && inv.Answer == "" && now.Before(inv.ExpiresAt) {
 				var c ContactRecord
@@ -294,7 +293,7 @@ func (r *Relay) RetryInvitations(ctx context.Context) (sent, failed int, err err
 func (r *Relay) Invitations(unsent bool) ([]Invitation, error) {
 	now := r.clock.Now().UTC()
 	out := []Invitation{}
-	err := r.view("list invitations", func(tx *bolt.Tx) error {
+	err := r.view("list invitations", func(tx kv.Tx) error {
 		return forEachJSON(tx, bInvites, "", func(_ string, inv inviteRec) bool {
 			var c ContactRecord
 			if ok, err := getJSON(tx, bContacts, inv.ContactID, &c); err != nil || !ok {
@@ -329,7 +328,7 @@ func (r *Relay) ReissueInvitation(ctx context.Context, contactID string) (Invita
 		return Invitation{}, err
 	}
 	now := r.clock.Now().UTC()
-	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err := r.update(op, func(tx kv.Tx, f *fanout) error {
 		var c ContactRecord
 		ok, err := getJSON(tx, bContacts, contactID, &c)
 		if err != nil {
@@ -364,7 +363,7 @@ func (r *Relay) ReissueInvitation(ctx context.Context, contactID string) (Invita
 func (r *Relay) invitation(contactID string) (Invitation, error) {
 	var v Invitation
 	now := r.clock.Now().UTC()
-	err := r.view("read invitation", func(tx *bolt.Tx) error {
+	err := r.view("read invitation", func(tx kv.Tx) error {
 		var c ContactRecord
 		var inv inviteRec
 		if ok, err := getJSON(tx, bContacts, contactID, &c); err != nil || !ok {
@@ -402,7 +401,7 @@ func (r *Relay) LookupInvitation(code string) (InvitationView, error) {
 		return v, errBadCode(op)
 	}
 	now := r.clock.Now().UTC()
-	err := r.view(op, func(tx *bolt.Tx) error {
+	err := r.view(op, func(tx kv.Tx) error {
 		c, _, err := invitationByCode(tx, op, norm, now)
 		if err != nil {
 			return err
@@ -419,7 +418,7 @@ func (r *Relay) LookupInvitation(code string) (InvitationView, error) {
 }
 
 // invitationByCode finds the contact and invitation a valid, unanswered, unexpired code opens.
-func invitationByCode(tx *bolt.Tx, op, norm string, now time.Time) (ContactRecord, inviteRec, error) {
+func invitationByCode(tx kv.Tx, op, norm string, now time.Time) (ContactRecord, inviteRec, error) {
 	var c ContactRecord
 	var inv inviteRec
 	id := tx.Bucket([]byte(bInviteCodes)).Get([]byte(codeHash(norm)))
@@ -462,7 +461,7 @@ func (r *Relay) AnswerInvitation(code, answer string) (Invitation, error) {
 	}
 	now := r.clock.Now().UTC()
 	var v Invitation
-	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err := r.update(op, func(tx kv.Tx, f *fanout) error {
 		c, inv, err := invitationByCode(tx, op, norm, now)
 		if err != nil {
 			return err
@@ -500,7 +499,7 @@ func (r *Relay) AnswerInvitation(code, answer string) (Invitation, error) {
 }
 
 // setInviteState stores c with its new invitation state and sends it to the inmate's terminals.
-func setInviteState(tx *bolt.Tx, f *fanout, facility string, c *ContactRecord, state string, now time.Time) error {
+func setInviteState(tx kv.Tx, f *fanout, facility string, c *ContactRecord, state string, now time.Time) error {
 	c.Invite, c.UpdatedAt = state, now
 	if state != vocab.InviteInvited {
 		c.InviteExpires = time.Time{}
@@ -513,7 +512,7 @@ func setInviteState(tx *bolt.Tx, f *fanout, facility string, c *ContactRecord, s
 
 // blockOthersTx blocks the other approved contacts with c's address of inmates of facility:
 // their open invitations are spent and no letter flows with them.
-func blockOthersTx(tx *bolt.Tx, f *fanout, facility string, c ContactRecord, now time.Time) error {
+func blockOthersTx(tx kv.Tx, f *fanout, facility string, c ContactRecord, now time.Time) error {
 	var others []ContactRecord
 	if err := forEachJSON(tx, bContacts, "", func(_ string, o ContactRecord) bool {
 		if o.ID != c.ID && strings.EqualFold(o.Email, c.Email) && o.State == vocab.ContactApproved &&

@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -25,7 +24,7 @@ type letterRec struct {
 }
 
 // putLetter stores o, its body text left to item n (0: kept in the record).
-func putLetter(tx *bolt.Tx, bucket string, o Outbound, n uint64) error {
+func putLetter(tx kv.Tx, bucket string, o Outbound, n uint64) error {
 	rec := letterRec{Outbound: o, BodyItem: n}
 	if n != 0 {
 		rec.Body = ""
@@ -41,7 +40,7 @@ func putLetter(tx *bolt.Tx, bucket string, o Outbound, n uint64) error {
 }
 
 // getLetter reads one letter record, its body text filled in from its item.
-func getLetter(tx *bolt.Tx, bucket, id string) (letterRec, bool, error) {
+func getLetter(tx kv.Tx, bucket, id string) (letterRec, bool, error) {
 	var rec letterRec
 	found, err := getJSON(tx, bucket, id, &rec)
 	if err != nil || !found {
@@ -52,7 +51,7 @@ func getLetter(tx *bolt.Tx, bucket, id string) (letterRec, bool, error) {
 
 // forEachLetter calls fn with every letter of bucket in id order, body text filled in, until it
 // returns false.
-func forEachLetter(tx *bolt.Tx, bucket string, fn func(o Outbound) bool) error {
+func forEachLetter(tx kv.Tx, bucket string, fn func(o Outbound) bool) error {
 	var ferr error
 	err := forEachJSON(tx, bucket, "", func(k string, rec letterRec) bool {
 		if ferr = fillBody(tx, bucket, k, &rec); ferr != nil {
@@ -77,7 +76,7 @@ type itemLetter struct {
 }
 
 // fillBody sets rec's body text from the item it names.
-func fillBody(tx *bolt.Tx, bucket, key string, rec *letterRec) error {
+func fillBody(tx kv.Tx, bucket, key string, rec *letterRec) error {
 	if rec.BodyItem == 0 {
 		return nil
 	}
@@ -93,7 +92,7 @@ func fillBody(tx *bolt.Tx, bucket, key string, rec *letterRec) error {
 }
 
 // readItemLetter reads the letter part of item n.
-func readItemLetter(tx *bolt.Tx, n uint64) (itemLetter, error) {
+func readItemLetter(tx kv.Tx, n uint64) (itemLetter, error) {
 	var il itemLetter
 	raw := tx.Bucket([]byte(bItems)).Get(u64(n))
 	if raw == nil {
@@ -111,7 +110,7 @@ func readItemLetter(tx *bolt.Tx, n uint64) (itemLetter, error) {
 // migrate2to3 moves each letter's body text out of its record: the record names the item that
 // carried it (the first stored, not refused, message or prea item of that message id whose
 // text is the same). A letter no item matches keeps its text.
-func migrate2to3(tx *bolt.Tx) error {
+func migrate2to3(tx kv.Tx) error {
 	carrier := map[string]uint64{}
 	err := forEachJSON(tx, bItems, "", func(k string, it StoredItem) bool {
 		if it.Refused != "" || (it.Kind != wire.UpMessage && it.Kind != wire.UpPREA) {

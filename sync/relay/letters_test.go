@@ -1,15 +1,17 @@
 package relay
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"testing"
 
 	"github.com/coder/websocket"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -17,7 +19,7 @@ import (
 func rawRecord(t *testing.T, r *Relay, bucket, key string) map[string]any {
 	t.Helper()
 	var out map[string]any
-	if err := r.db.View(func(tx *bolt.Tx) error {
+	if err := r.db.View(context.Background(), func(tx kv.Tx) error {
 		return json.Unmarshal(tx.Bucket([]byte(bucket)).Get([]byte(key)), &out)
 	}); err != nil {
 		t.Fatalf("%s %s: %v", bucket, key, err)
@@ -74,6 +76,7 @@ func TestLetterTextStoredOnce(t *testing.T) {
 // A relay file of schema 2 (each letter's record holding its text) opens, is migrated, and
 // every admin answer stays what it was.
 func TestSchema2LettersMigrate(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
@@ -107,12 +110,12 @@ func TestSchema2LettersMigrate(t *testing.T) {
 	e.close()
 
 	// Write the letters back as schema 2 kept them: the whole Outbound, text included.
-	db, err := bolt.Open(filepath.Join(e.dir, DBFile), 0o600, nil)
+	db, err := boltkv.Open(filepath.Join(e.dir, DBFile), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	old := map[string]string{}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(context.Background(), func(tx kv.Tx) error {
 		for _, bucket := range []string{bOutbound, bPREA} {
 			var recs []letterRec
 			if err := forEachJSON(tx, bucket, "", func(k string, rec letterRec) bool {
@@ -175,17 +178,18 @@ func TestSchema2LettersMigrate(t *testing.T) {
 // A schema 2 letter that no stored item carries (its item record lost, say) keeps its text in
 // its own record through the migration, and is shown with it.
 func TestSchema2LetterWithoutItemKeepsText(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	e.close()
-	db, err := bolt.Open(filepath.Join(e.dir, DBFile), 0o600, nil)
+	db, err := boltkv.Open(filepath.Join(e.dir, DBFile), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lone := Outbound{Message: kiosk.Message{ID: "m9", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-medical", Body: "kept",
 		State: kiosk.MsgHeld}, FacilityID: "north", TerminalID: "t-gone", Status: kiosk.MsgHeld, ReceivedAt: t0}
 	raw, _ := json.Marshal(lone)
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(context.Background(), func(tx kv.Tx) error {
 		if err := tx.Bucket([]byte(bOutbound)).Put([]byte("m9"), raw); err != nil {
 			return err
 		}

@@ -8,9 +8,9 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -42,7 +42,7 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 	if err := checkText(op, "from", req.From, true, 254); err != nil {
 		return vocab.Message{}, err
 	}
-	inmate := func(tx *bolt.Tx) (inmateRec, error) {
+	inmate := func(tx kv.Tx) (inmateRec, error) {
 		var in inmateRec
 		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
 		if err != nil {
@@ -56,7 +56,7 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 		}
 		return in, nil
 	}
-	sender := func(tx *bolt.Tx) (vocab.Message, error) {
+	sender := func(tx kv.Tx) (vocab.Message, error) {
 		all, err := inmateContacts(tx, req.InmateID)
 		if err != nil {
 			return vocab.Message{}, err
@@ -79,7 +79,7 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 	if err != nil {
 		return vocab.Message{}, ioErr(op, err)
 	}
-	photos, held, err := r.storePhotos(op, id.String(), req.Photos, func(tx *bolt.Tx) (inmateRec, error) {
+	photos, held, err := r.storePhotos(op, id.String(), req.Photos, func(tx kv.Tx) (inmateRec, error) {
 		in, err := inmate(tx)
 		if err != nil {
 			return in, err
@@ -151,7 +151,7 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (m vocab.Mess
 		key = requestID + "/" + req.ID
 	}
 	var answer vocab.Message
-	m, created, err = r.deliverInbound(op, "", key, req.Subject, req.Body, nil, false, func(tx *bolt.Tx) (inmateRec, error) {
+	m, created, err = r.deliverInbound(op, "", key, req.Subject, req.Body, nil, false, func(tx kv.Tx) (inmateRec, error) {
 		var in inmateRec
 		o, found, err := getLetter(tx, bOutbound, requestID)
 		if err != nil {
@@ -188,7 +188,7 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (m vocab.Mess
 		}
 		answer = vocab.Message{Peer: dept.ID, PeerName: dept.Name, ReplyTo: requestID}
 		return in, nil
-	}, func(*bolt.Tx) (vocab.Message, error) { return answer, nil })
+	}, func(kv.Tx) (vocab.Message, error) { return answer, nil })
 	if err != nil {
 		return vocab.Message{}, false, err
 	}
@@ -217,8 +217,8 @@ func letterSum(peer, subject, body string) string {
 // facility's limit, sender gives who writes (a template with the sender and any reply_to, or a
 // refusal), and the letter is stored and sent to the inmate's terminals, or, held, stored for
 // photo review (photoreview.go) and sent to no one yet. id is the letter's id ("": a new one).
-func (r *Relay) deliverInbound(op, id, key, subject, body string, photos []vocab.Photo, held bool, inmate func(*bolt.Tx) (inmateRec, error),
-	sender func(*bolt.Tx) (vocab.Message, error)) (vocab.Message, bool, error) {
+func (r *Relay) deliverInbound(op, id, key, subject, body string, photos []vocab.Photo, held bool, inmate func(kv.Tx) (inmateRec, error),
+	sender func(kv.Tx) (vocab.Message, error)) (vocab.Message, bool, error) {
 	if err := checkText(op, "subject", subject, false, vocab.MaxSubjectChars); err != nil {
 		return vocab.Message{}, false, err
 	}
@@ -235,7 +235,7 @@ func (r *Relay) deliverInbound(op, id, key, subject, body string, photos []vocab
 	now := r.clock.Now().UTC()
 	var m vocab.Message
 	created := false
-	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err := r.update(op, func(tx kv.Tx, f *fanout) error {
 		created = false
 		if key != "" {
 			// Asked before under this key: the letter it made, if it is the same letter.
@@ -320,7 +320,7 @@ func (r *Relay) Outbound(flt OutboundFilter) ([]Outbound, error) {
 		}
 	}
 	out := []Outbound{}
-	err := r.view(op, func(tx *bolt.Tx) error {
+	err := r.view(op, func(tx kv.Tx) error {
 		return forEachLetter(tx, bOutbound, func(o Outbound) bool {
 			if (flt.Status == "" || o.Status == flt.Status) && (flt.InmateID == "" || o.InmateID == flt.InmateID) {
 				out = append(out, o)
@@ -341,7 +341,7 @@ func (r *Relay) PREAReports(inmateID string) ([]Outbound, error) {
 		}
 	}
 	out := []Outbound{}
-	err := r.view(op, func(tx *bolt.Tx) error {
+	err := r.view(op, func(tx kv.Tx) error {
 		return forEachLetter(tx, bPREA, func(o Outbound) bool {
 			if inmateID == "" || o.InmateID == inmateID {
 				out = append(out, o)
@@ -371,7 +371,7 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 	}
 	now := r.clock.Now().UTC()
 	var o Outbound
-	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err := r.update(op, func(tx kv.Tx, f *fanout) error {
 		rec, ok, err := getLetter(tx, bOutbound, id) // a run again reads it afresh
 		if err != nil {
 			return err
@@ -419,7 +419,7 @@ func (r *Relay) Contacts(status, inmateID string) ([]ContactRecord, error) {
 		}
 	}
 	out := []ContactRecord{}
-	err := r.view(op, func(tx *bolt.Tx) error {
+	err := r.view(op, func(tx kv.Tx) error {
 		return forEachJSON(tx, bContacts, "", func(_ string, c ContactRecord) bool {
 			if (status == "" || c.State == status) && (inmateID == "" || c.InmateID == inmateID) {
 				out = append(out, c)
@@ -458,7 +458,7 @@ func (r *Relay) reviewContact(op, id, state, reason string) (ContactRecord, erro
 	}
 	now := r.clock.Now().UTC()
 	var c ContactRecord
-	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err := r.update(op, func(tx kv.Tx, f *fanout) error {
 		c = ContactRecord{} // a run again must not see what an earlier run decoded and changed
 		ok, err := getJSON(tx, bContacts, id, &c)
 		if err != nil {
@@ -485,7 +485,7 @@ func (r *Relay) reviewContact(op, id, state, reason string) (ContactRecord, erro
 }
 
 // facilityOf is where an inmate lives now (they may have moved since a record was made), else fallback.
-func facilityOf(tx *bolt.Tx, inmateID, fallback string) string {
+func facilityOf(tx kv.Tx, inmateID, fallback string) string {
 	var in inmateRec
 	if ok, err := getJSON(tx, bInmates, inmateID, &in); err == nil && ok {
 		return in.FacilityID

@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
 // Operations endpoints. They need no token: a probe and a scraper hold none, and they tell
@@ -190,7 +190,7 @@ func (r *Relay) Ready(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	m.readyErr = r.update("readiness probe", func(tx *bolt.Tx, _ *fanout) error {
+	m.readyErr = r.update("readiness probe", func(tx kv.Tx, _ *fanout) error {
 		b := tx.Bucket([]byte(bMeta))
 		if b == nil {
 			return errors.New("meta bucket missing")
@@ -290,7 +290,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 // report (an older terminal's free-form one) gives no devices.
 func (r *Relay) deviceReports() (map[string][]vocab.DeviceHealth, error) {
 	out := map[string][]vocab.DeviceHealth{}
-	err := r.view("read device reports", func(tx *bolt.Tx) error {
+	err := r.view("read device reports", func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bDevices)).ForEach(func(k, v []byte) error {
 			var h vocab.Health
 			if json.Unmarshal(v, &h) != nil {

@@ -3,9 +3,8 @@ package relay
 import (
 	"sort"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -31,7 +30,7 @@ func (r *Relay) Deposit(req DepositRequest) (d vocab.Deposit, created bool, err 
 		return d, false, invalid(op, "cents", "must be more than 0, got %d", req.Cents)
 	}
 	now := r.clock.Now().UTC()
-	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err = r.update(op, func(tx kv.Tx, f *fanout) error {
 		d, created = vocab.Deposit{}, false
 		var in inmateRec
 		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
@@ -80,7 +79,7 @@ func (r *Relay) Deposit(req DepositRequest) (d vocab.Deposit, created bool, err 
 	return d, created, nil
 }
 
-func addTotals(tx *bolt.Tx, inmateID string, change func(*totals)) error {
+func addTotals(tx kv.Tx, inmateID string, change func(*totals)) error {
 	var t totals
 	if _, err := getJSON(tx, bBalances, inmateID, &t); err != nil {
 		return err
@@ -96,7 +95,7 @@ func (r *Relay) Balance(inmateID string) (Balance, error) {
 		return Balance{}, err
 	}
 	var b Balance
-	err := r.view(op, func(tx *bolt.Tx) error {
+	err := r.view(op, func(tx kv.Tx) error {
 		var t totals
 		hasMoney, err := getJSON(tx, bBalances, inmateID, &t)
 		if err != nil {
@@ -122,7 +121,7 @@ func (r *Relay) Usage(inmateID string) (Usage, error) {
 		return Usage{}, err
 	}
 	u := Usage{InmateID: inmateID, Records: []UsageRecord{}, Sessions: []vocab.Session{}}
-	err := r.view(op, func(tx *bolt.Tx) error {
+	err := r.view(op, func(tx kv.Tx) error {
 		known, err := getJSON(tx, bInmates, inmateID, &inmateRec{})
 		if err != nil {
 			return err
@@ -189,7 +188,7 @@ func (r *Relay) Refund(req RefundRequest) (rf Refund, created bool, err error) {
 		return rf, false, err
 	}
 	now := r.clock.Now().UTC()
-	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err = r.update(op, func(tx kv.Tx, f *fanout) error {
 		rf, created = Refund{}, false
 		var prev Refund
 		if found, err := getJSON(tx, bRefunds, req.Ref, &prev); err != nil {

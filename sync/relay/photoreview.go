@@ -6,10 +6,9 @@ import (
 	"io"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -44,14 +43,14 @@ type HeldInbound struct {
 }
 
 // holdInboundTx stores m held for photo review.
-func holdInboundTx(tx *bolt.Tx, m vocab.Message, facility string, now time.Time) error {
+func holdInboundTx(tx kv.Tx, m vocab.Message, facility string, now time.Time) error {
 	if _, err := tx.CreateBucketIfNotExists([]byte(bInboundHeld)); err != nil {
 		return err
 	}
 	return putJSON(tx, bInboundHeld, m.ID, HeldInbound{Message: m, FacilityID: facility, ReceivedAt: now, Status: vocab.MsgHeld})
 }
 
-func getHeldTx(tx *bolt.Tx, id string) (HeldInbound, bool, error) {
+func getHeldTx(tx kv.Tx, id string) (HeldInbound, bool, error) {
 	var h HeldInbound
 	if tx.Bucket([]byte(bInboundHeld)) == nil {
 		return h, false, nil
@@ -63,7 +62,7 @@ func getHeldTx(tx *bolt.Tx, id string) (HeldInbound, bool, error) {
 // HeldInbound lists the letters from families waiting for photo review, oldest first.
 func (r *Relay) HeldInbound() ([]HeldInbound, error) {
 	out := []HeldInbound{}
-	err := r.view("list held inbound", func(tx *bolt.Tx) error {
+	err := r.view("list held inbound", func(tx kv.Tx) error {
 		if tx.Bucket([]byte(bInboundHeld)) == nil {
 			return nil
 		}
@@ -84,7 +83,7 @@ func (r *Relay) HeldInboundOf(id string) (HeldInbound, error) {
 		return HeldInbound{}, err
 	}
 	var h HeldInbound
-	err := r.view(op, func(tx *bolt.Tx) error {
+	err := r.view(op, func(tx kv.Tx) error {
 		var ok bool
 		var err error
 		if h, ok, err = getHeldTx(tx, id); err != nil {
@@ -113,14 +112,14 @@ func (r *Relay) ApproveInbound(id string) (HeldInbound, error) {
 	// The photos go to the facility the inmate is in now (moved since the letter came, the
 	// letter follows them, as every letter to them does).
 	var fac string
-	if err := r.view(op, func(tx *bolt.Tx) error { fac = facilityOf(tx, h.InmateID, h.FacilityID); return nil }); err != nil {
+	if err := r.view(op, func(tx kv.Tx) error { fac = facilityOf(tx, h.InmateID, h.FacilityID); return nil }); err != nil {
 		return HeldInbound{}, err
 	}
 	if err := r.retainPhotos(h.Photos, facilityHolder(fac)); err != nil {
 		return HeldInbound{}, ioErr(op, err)
 	}
 	now := r.clock.Now().UTC()
-	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err = r.update(op, func(tx kv.Tx, f *fanout) error {
 		cur, ok, err := getHeldTx(tx, id) // a run again reads it afresh
 		if err != nil {
 			return err
@@ -168,7 +167,7 @@ func (r *Relay) RejectInbound(id, reason string) (HeldInbound, error) {
 	}
 	now := r.clock.Now().UTC()
 	var h HeldInbound
-	err := r.update(op, func(tx *bolt.Tx, _ *fanout) error {
+	err := r.update(op, func(tx kv.Tx, _ *fanout) error {
 		cur, ok, err := getHeldTx(tx, id)
 		if err != nil {
 			return err
@@ -249,7 +248,7 @@ func (r *Relay) LetterPhotoOf(messageID string, i int) (LetterPhoto, io.ReadClos
 	}
 	var lp LetterPhoto
 	var m vocab.Message
-	err := r.view(op, func(tx *bolt.Tx) error {
+	err := r.view(op, func(tx kv.Tx) error {
 		h, held, err := getHeldTx(tx, messageID)
 		if err != nil {
 			return err

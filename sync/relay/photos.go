@@ -7,10 +7,9 @@ import (
 	"net/http"
 	"strconv"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/photo"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
 // Photos sent with inbound letters (docs/PROTOCOL.md "Content (photos and media)", "Photos on
@@ -37,13 +36,13 @@ func photoRefused(op string, i int, err error) error {
 // passes first. deliverInbound checks all of it (the photo count too) again in its write. A
 // letter delivered at once has its photos held for its facility's terminals; a held one for
 // the letter alone (heldHolder(messageID)), so no terminal may fetch them before approval.
-func (r *Relay) storePhotos(op, messageID string, photos []InboundPhoto, precheck func(*bolt.Tx) (inmateRec, error)) ([]vocab.Photo, bool, error) {
+func (r *Relay) storePhotos(op, messageID string, photos []InboundPhoto, precheck func(kv.Tx) (inmateRec, error)) ([]vocab.Photo, bool, error) {
 	if len(photos) == 0 {
 		return nil, false, nil
 	}
 	var in inmateRec
 	var fac facilityRec
-	err := r.view(op, func(tx *bolt.Tx) error {
+	err := r.view(op, func(tx kv.Tx) error {
 		var err error
 		if in, err = precheck(tx); err != nil {
 			return err

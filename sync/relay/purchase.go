@@ -3,10 +3,9 @@ package relay
 import (
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -35,7 +34,7 @@ func ownedKey(inmate, item string) string  { return "i/" + inmate + "/" + item }
 func ownedMedia(inmate, sha string) string { return "m/" + inmate + "/" + sha }
 
 // checkPurchase decides a new purchase charge c from terminal t ("" lets it through).
-func checkPurchase(tx *bolt.Tx, t TerminalInfo, c vocab.Charge) (string, error) {
+func checkPurchase(tx kv.Tx, t TerminalInfo, c vocab.Charge) (string, error) {
 	// The shape first, as wire.CheckUpBody states it (the same verdict: invalid).
 	if wire.CheckRecordID("item_id", c.ItemID) != nil || wire.CheckRecordID("purchase id", vocab.PurchaseID(c.RecordID)) != nil ||
 		c.SessionID != "" || c.Minute != 0 || c.MessageID != "" || c.Cents < 1 || c.Cents > vocab.MaxItemPrice {
@@ -64,7 +63,7 @@ func checkPurchase(tx *bolt.Tx, t TerminalInfo, c vocab.Charge) (string, error) 
 }
 
 // purchaseRecorded makes the inmate an owner of the item once its charge is stored.
-func purchaseRecorded(tx *bolt.Tx, f *fanout, t TerminalInfo, c vocab.Charge, now time.Time) error {
+func purchaseRecorded(tx kv.Tx, f *fanout, t TerminalInfo, c vocab.Charge, now time.Time) error {
 	var rec catalogRec
 	if _, err := getJSON(tx, bCatalog, catalogKey(t.FacilityID, c.ItemID), &rec); err != nil {
 		return err
@@ -97,7 +96,9 @@ func (r *Relay) catalogEntitled(s *content.Store, obj content.Hash, t TerminalIn
 		return false, nil
 	}
 	owned := false
-	err = r.db.View(func(tx *bolt.Tx) error {
+	ctx, cancel := r.txContext()
+	defer cancel()
+	err = r.db.View(ctx, func(tx kv.Tx) error {
 		owned = tx.Bucket([]byte(bOwned)).Get([]byte(ownedMedia(t.InmateID, obj.String()))) != nil
 		return nil
 	})

@@ -3,9 +3,8 @@ package relay
 import (
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -19,7 +18,7 @@ import (
 
 // applyQuizAttempt grades attempt a from terminal t. A failed attempt, or a pass already
 // credited, is accepted and changes no balance; the attempt itself is kept with the items.
-func applyQuizAttempt(tx *bolt.Tx, f *fanout, t TerminalInfo, pol vocab.Policy, a vocab.QuizAttempt, now time.Time) (string, error) {
+func applyQuizAttempt(tx kv.Tx, f *fanout, t TerminalInfo, pol vocab.Policy, a vocab.QuizAttempt, now time.Time) (string, error) {
 	if _, ok, err := f.inmateFor(t, a.InmateID); err != nil || !ok {
 		return wire.RefuseNotYours, err
 	}

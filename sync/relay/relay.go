@@ -4,17 +4,17 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/pinhash"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
 // HoldPolicy says which outbound messages wait for a reviewer.
@@ -31,10 +31,14 @@ const (
 
 // Config wires a Relay; only DataDir is required.
 type Config struct {
-	// DataDir holds the relay's one bbolt file.
+	// DataDir holds the relay's one bbolt file (unless Store is set) and its content store.
 	DataDir string
-	Logf    vocab.Logf
-	Clock   clock.Clock
+	// Store, if set, is the relay's store instead of DataDir/relay.db: a JetStream stream
+	// (sync/relay/kv/jetstream) shared by gateways, say. The relay migrates its schema on it
+	// at Open and leaves it open at Close (its opener closes it). Backup needs the bbolt file.
+	Store kv.Store
+	Logf  vocab.Logf
+	Clock clock.Clock
 	// AdminToken is the bearer token of the admin API; empty disables the admin API over HTTP
 	// (the Go methods still work, e.g. for an embedding demo).
 	AdminToken string
@@ -80,7 +84,7 @@ type Config struct {
 // Relay is one relay over one data directory. Its methods are safe for concurrent use.
 type Relay struct {
 	cfg   Config
-	db    *bolt.DB
+	db    kv.Store
 	logf  vocab.Logf
 	clock clock.Clock
 	hub   *hub
@@ -93,6 +97,10 @@ type Relay struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// ctx ends when the relay closes: every transaction's context derives from it, so a
+	// store that re-runs conflicts (JetStream) gives up at Close instead of at its deadline.
+	ctx    context.Context
+	cancel context.CancelFunc
 	// writes commits every write of the relay, shared between concurrent callers.
 	writes *committer
 	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
@@ -158,14 +166,27 @@ func Open(cfg Config) (*Relay, error) {
 	if cfg.FamilyWindow <= 0 {
 		cfg.FamilyWindow = time.Hour
 	}
-	db, err := openDB(cfg.DataDir, cfg.NoSync)
-	if err != nil {
-		return nil, err
+	var db kv.Store
+	if cfg.Store != nil {
+		if cfg.DataDir == "" {
+			return nil, invalid("open relay", "data_dir", "a data directory is required (the content store lives there)")
+		}
+		if err := migrateStore(cfg.Store, "the kv store"); err != nil {
+			return nil, err
+		}
+		db = cfg.Store
+	} else {
+		bdb, err := openDB(cfg.DataDir, cfg.NoSync)
+		if err != nil {
+			return nil, err
+		}
+		db = bdb
 	}
 	sweepUploads(cfg.DataDir, cfg.Logf) // catalog.go
 	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{})}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.hub = newHub(cfg.MaxPending, cfg.MaxPendingPerAddr)
-	r.writes = &committer{db: db, txs: func() { r.writeTxs.Add(1) }}
+	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }}
 	r.metrics = newMetrics(r)
 	mux := http.NewServeMux()
 	r.routeTerminal(mux)
@@ -182,8 +203,13 @@ func (r *Relay) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.closed)
 		r.hub.closeAll()
-		if cerr := r.db.Close(); cerr != nil {
-			err = fmt.Errorf("close relay store: %w", cerr)
+		// After the connections closed: each writes its terminal's last acknowledgement as it
+		// goes (flushAck), and that write must still commit.
+		r.cancel()
+		if r.cfg.Store == nil { // a store from Config is its opener's to close
+			if cerr := r.db.Close(); cerr != nil {
+				err = fmt.Errorf("close relay store: %w", cerr)
+			}
 		}
 		if cerr := r.closeContent(); cerr != nil && err == nil {
 			err = fmt.Errorf("close relay content: %w", cerr)
@@ -201,7 +227,7 @@ func New(cfg Config) (*Relay, error) { return Open(cfg) }
 // update runs fn in a read-write transaction shared with other writers (group commit, see
 // commit.go) and, once it committed, wakes the terminals fn queued downlink for and writes the
 // log lines fn left with the fanout. fn may run more than once and must be safe to re-run.
-func (r *Relay) update(op string, fn func(tx *bolt.Tx, f *fanout) error) error {
+func (r *Relay) update(op string, fn func(tx kv.Tx, f *fanout) error) error {
 	f := &fanout{r: r}
 	if err := r.writes.do(&writeCall{fn: fn, f: f}); err != nil {
 		return ioErr(op, err)
@@ -214,6 +240,29 @@ func (r *Relay) update(op string, fn func(tx *bolt.Tx, f *fanout) error) error {
 	return nil
 }
 
-func (r *Relay) view(op string, fn func(tx *bolt.Tx) error) error {
-	return ioErr(op, r.db.View(fn))
+func (r *Relay) view(op string, fn func(tx kv.Tx) error) error {
+	ctx, cancel := r.txContext()
+	defer cancel()
+	return ioErr(op, r.db.View(ctx, fn))
+}
+
+// txTimeout bounds one transaction, re-runs included. A bbolt file looks at it only before it
+// starts; a JetStream store re-runs a conflicting transaction until it ends, and fails with
+// kv.ErrNoQuorum or kv.ErrTimeout sooner when the cluster cannot answer.
+const txTimeout = 30 * time.Second
+
+// txContext is the context of one transaction: txTimeout, and cancelled by Close.
+func (r *Relay) txContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.ctx, txTimeout)
+}
+
+// stopped reports whether Close was called: an error of the store after that is the close,
+// not a fault to report.
+func (r *Relay) stopped() bool {
+	select {
+	case <-r.closed:
+		return true
+	default:
+		return false
+	}
 }

@@ -1,15 +1,15 @@
 package relay
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -162,7 +162,7 @@ func TestReplyOnceByIdempotencyKey(t *testing.T) {
 		t.Fatalf("inbound letters sent down: %v", seen)
 	}
 	n := 0
-	_ = e.r.db.View(func(tx *bolt.Tx) error { n = tx.Bucket([]byte(bInbound)).Stats().KeyN; return nil })
+	_ = e.r.db.View(context.Background(), func(tx kv.Tx) error { n = tx.Bucket([]byte(bInbound)).KeyN(); return nil })
 	if n != 2 {
 		t.Fatalf("the relay stored %d inbound letters, want 2", n)
 	}

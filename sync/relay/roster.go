@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk/pinhash"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -87,7 +87,7 @@ func checkBadges(op, field string, badges []string, owner string, seen map[strin
 
 // released records that gone (suspended, as last sent) left facility's roster: a snapshot
 // repeats it, so a store restored from before the release does not let them in again.
-func released(tx *bolt.Tx, facility string, gone vocab.Inmate) error {
+func released(tx kv.Tx, facility string, gone vocab.Inmate) error {
 	return putJSON(tx, bReleased, facility+"/"+gone.ID, gone)
 }
 
@@ -193,7 +193,7 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 		techs[i] = vocab.Technician{ID: tc.ID, Name: tc.Name, Badges: tc.Badges, PINHash: hash, Role: tc.Role}
 	}
 	now := r.clock.Now().UTC()
-	return r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	return r.update(op, func(tx kv.Tx, f *fanout) error {
 		if err := touchFacility(tx, facility, now, nil); err != nil {
 			return err
 		}
@@ -290,7 +290,7 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 	})
 }
 
-func (r *Relay) putTechnicians(tx *bolt.Tx, f *fanout, facility string, techs []vocab.Technician) error {
+func (r *Relay) putTechnicians(tx kv.Tx, f *fanout, facility string, techs []vocab.Technician) error {
 	const op = "put roster"
 	prefix := facility + "/"
 	old := map[string]vocab.Technician{}
@@ -337,7 +337,7 @@ func sameJSON(a, b any) bool {
 }
 
 // hasTablet reports whether a live tablet of the facility is bound to the inmate.
-func hasTablet(tx *bolt.Tx, facility, inmateID string) bool {
+func hasTablet(tx kv.Tx, facility, inmateID string) bool {
 	found := false
 	_ = forEachJSON(tx, bFacTerms, facility+"/", func(_ string, rt termRoute) bool {
 		found = rt.Mode == wire.ModeTablet && rt.InmateID == inmateID
@@ -347,7 +347,7 @@ func hasTablet(tx *bolt.Tx, facility, inmateID string) bool {
 }
 
 // forTerminals calls fn for each live terminal of the facility that receives the inmate's items.
-func forTerminals(tx *bolt.Tx, facility, inmateID string, fn func(id string) error) error {
+func forTerminals(tx kv.Tx, facility, inmateID string, fn func(id string) error) error {
 	var ids []string
 	if err := forEachJSON(tx, bFacTerms, facility+"/", func(k string, rt termRoute) bool {
 		if rt.Mode == wire.ModeKiosk || rt.InmateID == inmateID {
@@ -366,7 +366,7 @@ func forTerminals(tx *bolt.Tx, facility, inmateID string, fn func(id string) err
 }
 
 // touchFacility creates the facility record if needed and applies change to it.
-func touchFacility(tx *bolt.Tx, facility string, now time.Time, change func(*facilityRec)) error {
+func touchFacility(tx kv.Tx, facility string, now time.Time, change func(*facilityRec)) error {
 	var fac facilityRec
 	if _, err := getJSON(tx, bFacilities, facility, &fac); err != nil {
 		return err
@@ -389,7 +389,7 @@ func (r *Relay) PutPolicy(facility string, p vocab.Policy) error {
 		return invalid(op, policyField(err), "%s", policyMsg(err))
 	}
 	now := r.clock.Now().UTC()
-	return r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	return r.update(op, func(tx kv.Tx, f *fanout) error {
 		if err := touchFacility(tx, facility, now, func(fac *facilityRec) {
 			notePolicyChange(fac, p) // stamps.go
 			fac.Policy = &p
@@ -426,7 +426,7 @@ func policyMsg(err error) string {
 func (r *Relay) Policy(facility string) (vocab.Policy, error) {
 	var fac facilityRec
 	var ok bool
-	err := r.view("read policy", func(tx *bolt.Tx) error {
+	err := r.view("read policy", func(tx kv.Tx) error {
 		var err error
 		ok, err = getJSON(tx, bFacilities, facility, &fac)
 		return err
@@ -492,7 +492,7 @@ func (r *Relay) SetMonitoring(facility string, m Monitoring) error {
 		return invalid(op, "review_target", "%s is outside 1m..%s", m.ReviewTarget.D(), maxReviewTarget)
 	}
 	now := r.clock.Now().UTC()
-	return r.update(op, func(tx *bolt.Tx, _ *fanout) error {
+	return r.update(op, func(tx kv.Tx, _ *fanout) error {
 		hold := m.HoldOutbound
 		return touchFacility(tx, facility, now, func(fac *facilityRec) {
 			fac.HoldOutbound = &hold
@@ -513,7 +513,7 @@ func (r *Relay) SetMonitoring(facility string, m Monitoring) error {
 func (r *Relay) MonitoringOf(facility string) (Monitoring, error) {
 	var fac facilityRec
 	var ok bool
-	err := r.view("read monitoring", func(tx *bolt.Tx) error {
+	err := r.view("read monitoring", func(tx kv.Tx) error {
 		var err error
 		ok, err = getJSON(tx, bFacilities, facility, &fac)
 		return err
@@ -597,7 +597,7 @@ func (r *Relay) PostNotice(req NoticeRequest) (wire.Notice, error) {
 		return wire.Notice{}, ioErr(op, err)
 	}
 	n := wire.Notice{ID: id.String(), InmateID: req.InmateID, Text: req.Text, Language: req.Language, At: now, Until: req.Until.UTC()}
-	err = r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err = r.update(op, func(tx kv.Tx, f *fanout) error {
 		if ok, err := getJSON(tx, bFacilities, req.FacilityID, &facilityRec{}); err != nil {
 			return err
 		} else if !ok {

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
 // A terminal numbers its uplink items per epoch; the relay keeps, per (terminal, epoch), the
@@ -106,7 +106,7 @@ func (e *sequenceError) Error() string {
 
 // recordConflict makes a sequence conflict or gap visible to staff, once per (terminal, epoch,
 // seq): a terminal that does not start a new epoch would otherwise add one per connection.
-func recordConflict(tx *bolt.Tx, rf Refusal) error {
+func recordConflict(tx kv.Tx, rf Refusal) error {
 	k := seqKey(rf.TerminalID, rf.Epoch, rf.Seq)
 	if tx.Bucket([]byte(bConflicts)).Get([]byte(k)) != nil {
 		return nil
@@ -115,7 +115,7 @@ func recordConflict(tx *bolt.Tx, rf Refusal) error {
 }
 
 // recordRefusal lists an item refused for good in the staff view.
-func recordRefusal(tx *bolt.Tx, rf Refusal) error {
+func recordRefusal(tx kv.Tx, rf Refusal) error {
 	n, err := tx.Bucket([]byte(bRefused)).NextSequence()
 	if err != nil {
 		return fmt.Errorf("number refusal: %w", err)
@@ -138,7 +138,7 @@ func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 		}
 		return true
 	}
-	err := r.view("list refusals", func(tx *bolt.Tx) error {
+	err := r.view("list refusals", func(tx kv.Tx) error {
 		if err := forEachJSON(tx, bRefused, "", keep); err != nil {
 			return err
 		}
@@ -150,7 +150,7 @@ func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 
 // migrate1to2 adds the seq and item id indexes and the refusals listing, filled from the items
 // already stored, so a resend of anything stored before the upgrade is still recognised.
-func migrate1to2(tx *bolt.Tx) error {
+func migrate1to2(tx kv.Tx) error {
 	for _, name := range []string{bSeqs, bItemIDs, bRefused, bConflicts} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)

@@ -5,9 +5,8 @@ import (
 	"sort"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -24,7 +23,7 @@ const maxLineage = 64
 // snapshot queues the complete current state terminal t serves: policy, technicians (kiosks
 // only), each inmate it serves with their money, sessions, contacts and mail, and the notices
 // still in force.
-func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo, now time.Time) error {
+func (r *Relay) snapshot(tx kv.Tx, f *fanout, t TerminalInfo, now time.Time) error {
 	var fac facilityRec
 	if _, err := getJSON(tx, bFacilities, t.FacilityID, &fac); err != nil {
 		return err
@@ -104,7 +103,7 @@ func (r *Relay) snapshot(tx *bolt.Tx, f *fanout, t TerminalInfo, now time.Time) 
 }
 
 // lineage is the terminal and every terminal it replaced (re-enrollments with the same key).
-func lineage(tx *bolt.Tx, id string) (map[string]bool, error) {
+func lineage(tx kv.Tx, id string) (map[string]bool, error) {
 	ids := map[string]bool{}
 	for i := 0; id != "" && !ids[id] && i < maxLineage; i++ {
 		ids[id] = true
@@ -133,7 +132,7 @@ type mail struct {
 // whose status can change; the others ignore it). For a tablet (copies), every letter of its
 // inmates comes whole too: a tablet holds its inmate's history, and one wiped gets it back
 // (a letter it holds is left as it is).
-func mailOf(tx *bolt.Tx, inmates, own map[string]bool, copies bool) (mail, error) {
+func mailOf(tx kv.Tx, inmates, own map[string]bool, copies bool) (mail, error) {
 	m := mail{inbound: map[string][]vocab.Message{}, statuses: map[string][]wire.MessageStatus{}, sent: map[string][]vocab.Message{}}
 	var others []string
 	if err := forEachJSON(tx, bInbound, "", func(_ string, msg vocab.Message) bool {
@@ -178,7 +177,7 @@ func mailOf(tx *bolt.Tx, inmates, own map[string]bool, copies bool) (mail, error
 // snapshotInmate queues one inmate's roster entry, deposits, every charge and credit (those of
 // termID itself too: its store may have lost them, and a terminal skips a record it holds in its
 // own ledger), last session end, decided contacts, inbound messages and the statuses in m.
-func (r *Relay) snapshotInmate(tx *bolt.Tx, f *fanout, termID string, in vocab.Inmate, m mail) error {
+func (r *Relay) snapshotInmate(tx kv.Tx, f *fanout, termID string, in vocab.Inmate, m mail) error {
 	if err := f.toTerminal(termID, wire.DownInmate, in); err != nil {
 		return err
 	}
@@ -267,7 +266,7 @@ func inForce(n wire.Notice, now time.Time) bool { return n.Until.IsZero() || now
 func (r *Relay) resync(t TerminalInfo, applied, floor uint64, restored bool) (bool, error) {
 	now := r.clock.Now().UTC()
 	queued := false
-	err := r.update("resync terminal", func(tx *bolt.Tx, f *fanout) error {
+	err := r.update("resync terminal", func(tx kv.Tx, f *fanout) error {
 		queued = false
 		last, acked := downState(tx, t.ID)
 		acked = max(acked, min(floor, last))

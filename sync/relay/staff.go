@@ -6,9 +6,8 @@ import (
 	"errors"
 	"sort"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
 // What the staff console (sync/relay/console) needs of the relay beyond the admin API's
@@ -25,8 +24,8 @@ var errNoStaffBucket = errors.New("the staff console's bucket does not exist yet
 
 // StaffUpdate runs fn in a write transaction on the console's bucket (made if missing). fn may
 // run more than once (group commit) and must be safe to re-run.
-func (r *Relay) StaffUpdate(fn func(b *bolt.Bucket) error) error {
-	return r.update("staff console", func(tx *bolt.Tx, _ *fanout) error {
+func (r *Relay) StaffUpdate(fn func(b kv.Bucket) error) error {
+	return r.update("staff console", func(tx kv.Tx, _ *fanout) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(bStaff))
 		if err != nil {
 			return err
@@ -37,8 +36,8 @@ func (r *Relay) StaffUpdate(fn func(b *bolt.Bucket) error) error {
 
 // StaffView runs fn in a read transaction on the console's bucket; it fails before the first
 // StaffUpdate made it (the console makes it as it starts).
-func (r *Relay) StaffView(fn func(b *bolt.Bucket) error) error {
-	return r.view("staff console", func(tx *bolt.Tx) error {
+func (r *Relay) StaffView(fn func(b kv.Bucket) error) error {
+	return r.view("staff console", func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bStaff))
 		if b == nil {
 			return errNoStaffBucket
@@ -50,7 +49,7 @@ func (r *Relay) StaffView(fn func(b *bolt.Bucket) error) error {
 // Facilities lists the ids of the facilities the relay knows (a roster or policy was put).
 func (r *Relay) Facilities() ([]string, error) {
 	out := []string{}
-	err := r.view("list facilities", func(tx *bolt.Tx) error {
+	err := r.view("list facilities", func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bFacilities)).ForEach(func(k, _ []byte) error {
 			out = append(out, string(k))
 			return nil
@@ -71,7 +70,7 @@ type InmateInfo struct {
 // Inmates lists a facility's inmates ("" for every facility), by id.
 func (r *Relay) Inmates(facility string) ([]InmateInfo, error) {
 	out := []InmateInfo{}
-	err := r.view("list inmates", func(tx *bolt.Tx) error {
+	err := r.view("list inmates", func(tx kv.Tx) error {
 		return forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
 			if facility == "" || in.FacilityID == facility {
 				out = append(out, InmateInfo{ID: in.ID, Name: in.Name, FacilityID: in.FacilityID, Status: in.Status, Language: in.Language})
@@ -85,7 +84,7 @@ func (r *Relay) Inmates(facility string) ([]InmateInfo, error) {
 
 // DeviceStatus is the last device_status body a terminal sent (found false if none).
 func (r *Relay) DeviceStatus(terminalID string) (body json.RawMessage, found bool, err error) {
-	err = r.view("device status", func(tx *bolt.Tx) error {
+	err = r.view("device status", func(tx kv.Tx) error {
 		if v := tx.Bucket([]byte(bDevices)).Get([]byte(terminalID)); v != nil {
 			body, found = append(json.RawMessage(nil), v...), true
 		}
@@ -98,7 +97,7 @@ func (r *Relay) DeviceStatus(terminalID string) (body json.RawMessage, found boo
 // the request they answer, oldest first: one pass over the inbound letters for a whole page.
 func (r *Relay) Replies() (map[string][]vocab.Message, error) {
 	out := map[string][]vocab.Message{}
-	err := r.view("list replies", func(tx *bolt.Tx) error {
+	err := r.view("list replies", func(tx kv.Tx) error {
 		return forEachJSON(tx, bInbound, "", func(_ string, m vocab.Message) bool {
 			if m.ReplyTo != "" {
 				out[m.ReplyTo] = append(out[m.ReplyTo], m)
@@ -146,7 +145,7 @@ func (r *Relay) DepositsOf(inmateID string) (deposits []vocab.Deposit, refunds [
 	if err := checkID(op, "inmate_id", inmateID); err != nil {
 		return nil, nil, err
 	}
-	err = r.view(op, func(tx *bolt.Tx) error {
+	err = r.view(op, func(tx kv.Tx) error {
 		deposits, refunds = nil, nil
 		for _, ref := range indexed(tx, inmateID, "d") {
 			var d vocab.Deposit

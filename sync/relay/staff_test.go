@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	bolt "go.etcd.io/bbolt"
 
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -44,15 +44,15 @@ func TestHelloOldestWaitingShowsInTheFleet(t *testing.T) {
 func TestStaffBucket(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
-	if err := e.r.StaffView(func(*bolt.Bucket) error { return nil }); !errors.Is(err, errNoStaffBucket) {
+	if err := e.r.StaffView(func(kv.Bucket) error { return nil }); !errors.Is(err, errNoStaffBucket) {
 		t.Fatalf("StaffView before any StaffUpdate: %v", err)
 	}
-	if err := e.r.StaffUpdate(func(b *bolt.Bucket) error { return b.Put([]byte("k"), []byte("v")) }); err != nil {
+	if err := e.r.StaffUpdate(func(b kv.Bucket) error { return b.Put([]byte("k"), []byte("v")) }); err != nil {
 		t.Fatal(err)
 	}
 	e.restart()
 	var got string
-	if err := e.r.StaffView(func(b *bolt.Bucket) error { got = string(b.Get([]byte("k"))); return nil }); err != nil || got != "v" {
+	if err := e.r.StaffView(func(b kv.Bucket) error { got = string(b.Get([]byte("k"))); return nil }); err != nil || got != "v" {
 		t.Fatalf("after a restart: %q %v", got, err)
 	}
 	rep, err := e.r.Verify()

@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -39,7 +38,7 @@ func notePolicyChange(fac *facilityRec, p vocab.Policy) {
 // of the one it replaced last (the terminal had not heard of the change yet); any other amount
 // is refused stamp_price and the terminal gives the stamp back itself, so a price the relay
 // does not know is never charged. A letter to a department is free under any policy.
-func checkStamp(tx *bolt.Tx, t TerminalInfo, fac facilityRec, pol vocab.Policy, c vocab.Charge) (string, error) {
+func checkStamp(tx kv.Tx, t TerminalInfo, fac facilityRec, pol vocab.Policy, c vocab.Charge) (string, error) {
 	if c.MessageID == "" || c.RecordID != vocab.StampRecordID(c.MessageID) || c.SessionID != "" || c.Minute != 0 {
 		return wire.RefuseInvalid, nil
 	}
@@ -80,7 +79,7 @@ func checkStamp(tx *bolt.Tx, t TerminalInfo, fac facilityRec, pol vocab.Policy, 
 
 // stampRecorded runs after a stamp charge was stored: a letter staff already rejected (the
 // charge came in a later batch than its letter) is refunded at once.
-func stampRecorded(tx *bolt.Tx, f *fanout, c vocab.Charge, now time.Time) error {
+func stampRecorded(tx kv.Tx, f *fanout, c vocab.Charge, now time.Time) error {
 	rec, found, err := getLetter(tx, bOutbound, c.MessageID)
 	if err != nil || !found || rec.Status != vocab.MsgRejected {
 		return err
@@ -91,7 +90,7 @@ func stampRecorded(tx *bolt.Tx, f *fanout, c vocab.Charge, now time.Time) error 
 // refundStampTx gives back the stamp on letter o, once: nothing if it carried none or was
 // refunded already. The credit takes the stamp's record id, so a second one cannot be stored;
 // it goes to every kiosk of the facility and the inmate's tablets, the one that charged it too.
-func refundStampTx(tx *bolt.Tx, f *fanout, o Outbound, now time.Time) error {
+func refundStampTx(tx kv.Tx, f *fanout, o Outbound, now time.Time) error {
 	key := o.InmateID + "/" + vocab.StampRecordID(o.ID)
 	var ch UsageRecord
 	found, err := getJSON(tx, bCharges, key, &ch)
@@ -155,13 +154,13 @@ func owesStamp(fac facilityRec, pol vocab.Policy, o *Outbound) {
 }
 
 // noteStampDue files letter id (the item at epoch/seq) as terminal t's letter waiting for its stamp.
-func noteStampDue(tx *bolt.Tx, t TerminalInfo, epoch string, seq uint64, id string) error {
+func noteStampDue(tx kv.Tx, t TerminalInfo, epoch string, seq uint64, id string) error {
 	return putJSON(tx, bStampDue, t.ID, stampDueRec{LetterID: id, Epoch: epoch, Seq: seq})
 }
 
 // stampDueOf finds the letter waiting for its stamp from terminal t or a terminal it replaced
 // (nil: none). Only a terminal enrolled again walks its lineage.
-func stampDueOf(tx *bolt.Tx, t TerminalInfo) (*stampDue, error) {
+func stampDueOf(tx kv.Tx, t TerminalInfo) (*stampDue, error) {
 	ids := []string{t.ID}
 	if t.Replaces != "" {
 		family, err := lineage(tx, t.ID)
@@ -191,7 +190,7 @@ func stampDueOf(tx *bolt.Tx, t TerminalInfo) (*stampDue, error) {
 // just took from the same terminal (reason: its refusal, "" if taken). The same letter again
 // under another item id decides nothing. lt, if not nil, is the batch's letter states: a letter
 // of this batch released by its stamp is listed delivered there instead of by a downlink.
-func (r *Relay) settleStampDue(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, due *stampDue, epoch string,
+func (r *Relay) settleStampDue(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, due *stampDue, epoch string,
 	it wire.Item, p prepared, reason string, lt *wire.Letters, now time.Time) error {
 	if due == nil {
 		return nil

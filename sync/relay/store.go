@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 )
 
 // DBFile is the relay's one bbolt file inside its data directory.
@@ -81,7 +84,7 @@ const schemaVersion = 8
 
 // migrate7to8 adds the library's buckets: the catalog and what inmates own. Nothing before
 // schema 8 was published or bought.
-func migrate7to8(tx *bolt.Tx) error {
+func migrate7to8(tx kv.Tx) error {
 	for _, name := range []string{bCatalog, bOwned} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
@@ -92,7 +95,7 @@ func migrate7to8(tx *bolt.Tx) error {
 
 // migrate6to7 adds the bucket of letters waiting for their stamp. Letters stored before owe
 // nothing (they carry no StampDue): their stamps are checked as before, against the policy.
-func migrate6to7(tx *bolt.Tx) error {
+func migrate6to7(tx kv.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists([]byte(bStampDue)); err != nil {
 		return fmt.Errorf("create bucket %s: %w", bStampDue, err)
 	}
@@ -102,7 +105,7 @@ func migrate6to7(tx *bolt.Tx) error {
 // migrate5to6 adds the buckets of invitations, blocks, reply keys and refunds. A contact
 // approved before invitations existed has been writing and receiving letters: it is marked
 // accepted (grandfathered) rather than cut off until someone answers an invitation it never got.
-func migrate5to6(tx *bolt.Tx) error {
+func migrate5to6(tx kv.Tx) error {
 	for _, name := range []string{bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
@@ -127,14 +130,14 @@ func migrate5to6(tx *bolt.Tx) error {
 }
 
 // migrate3to4 adds the record of who left each facility's roster (none is known from before).
-func migrate3to4(tx *bolt.Tx) error {
+func migrate3to4(tx kv.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists([]byte(bReleased)); err != nil {
 		return fmt.Errorf("create bucket %s: %w", bReleased, err)
 	}
 	return nil
 }
 
-func migrate0to1(tx *bolt.Tx) error {
+func migrate0to1(tx kv.Tx) error {
 	for _, name := range allBuckets() {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
@@ -150,7 +153,7 @@ const RecoverAdvice = "it was left untouched: stop relayd, move it aside and res
 // newer schema and a damaged file (errors.Is(err, boltfile.ErrDamaged)) are KindCorrupt and
 // left untouched; a file the system will not open (permission, a directory in its place) is
 // KindIO wrapping the system's error.
-func openDB(dir string, noSync bool) (*bolt.DB, error) {
+func openDB(dir string, noSync bool) (kv.Store, error) {
 	if dir == "" {
 		return nil, invalid("open relay", "data_dir", "a data directory is required")
 	}
@@ -158,7 +161,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 		return nil, &vocab.Error{Kind: vocab.KindIO, Op: "open relay", Err: fmt.Errorf("make data directory %s: %w", dir, err)}
 	}
 	path := filepath.Join(dir, DBFile)
-	db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: noSync})
+	db, err := boltkv.Own(boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: noSync}))
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, &vocab.Error{Kind: vocab.KindConflict, Op: "open relay", Err: fmt.Errorf("%s is in use by another process", path)}
@@ -170,8 +173,9 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 	// A cheap look at the tree bbolt will walk first: the buckets' root pages. A full page
 	// check would read the whole file on every start.
 	if err := boltfile.Guard(path, func() error {
-		return db.View(func(tx *bolt.Tx) error {
-			return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+		return db.View(context.Background(), func(tx kv.Tx) error {
+			return tx.ForEachBucket(func(name []byte) error {
+				b := tx.Bucket(name)
 				b.Cursor().First()
 				return nil
 			})
@@ -180,36 +184,59 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 		db.Close()
 		return nil, damagedDB(path, err)
 	}
+	if err := migrateStore(db, path); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// migrateStore brings a store to this program's schema (where names it in errors): it refuses
+// a newer schema (KindCorrupt) and runs the migrations from the stored version in one
+// transaction. Gateways opening one shared store at once are safe: the store serializes the
+// transactions, and the later one finds the schema current.
+func migrateStore(db kv.Store, where string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
+	defer cancel()
 	var version uint64
-	_ = db.View(func(tx *bolt.Tx) error {
+	if err := db.View(ctx, func(tx kv.Tx) error {
+		version = 0
 		if m := tx.Bucket([]byte(bMeta)); m != nil {
 			if v := m.Get([]byte(kSchema)); len(v) == 8 {
 				version = binary.BigEndian.Uint64(v)
 			}
 		}
 		return nil
-	})
+	}); err != nil {
+		return &vocab.Error{Kind: vocab.KindIO, Op: "open relay", Err: fmt.Errorf("read the schema version of %s: %w", where, err)}
+	}
 	if version > schemaVersion {
-		db.Close()
-		return nil, &vocab.Error{Kind: vocab.KindCorrupt, Op: "open relay", Err: fmt.Errorf(
-			"%s has schema version %d, newer than this program's %d: install a newer relayd", path, version, schemaVersion)}
+		return &vocab.Error{Kind: vocab.KindCorrupt, Op: "open relay", Err: fmt.Errorf(
+			"%s has schema version %d, newer than this program's %d: install a newer relayd", where, version, schemaVersion)}
 	}
-	if version < schemaVersion {
-		migrations := []func(*bolt.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8}
-		err := db.Update(func(tx *bolt.Tx) error {
-			for v := version; v < schemaVersion; v++ {
-				if err := migrations[v](tx); err != nil {
-					return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
-				}
-			}
-			return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(schemaVersion))
-		})
-		if err != nil {
-			db.Close()
-			return nil, fmt.Errorf("open relay %s: %w", path, err)
+	if version == schemaVersion {
+		return nil
+	}
+	migrations := []func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8}
+	err := db.Update(ctx, func(tx kv.Tx) error {
+		from := uint64(0) // read again: another gateway may have migrated meanwhile
+		if m := tx.Bucket([]byte(bMeta)); m != nil {
+			from = readU64(m.Get([]byte(kSchema)))
 		}
+		if from > schemaVersion {
+			return fmt.Errorf("schema version %d is newer than this program's %d", from, schemaVersion)
+		}
+		for v := from; v < schemaVersion; v++ {
+			if err := migrations[v](tx); err != nil {
+				return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+			}
+		}
+		return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(schemaVersion))
+	})
+	if err != nil {
+		return fmt.Errorf("open relay %s: %w", where, err)
 	}
-	return db, nil
+	return nil
 }
 
 // damagedDB is the refusal of a damaged relay.db: KindCorrupt, naming the file and the way out.
@@ -237,7 +264,7 @@ func readU64(b []byte) uint64 {
 }
 
 // getJSON decodes bucket[key] into v; found is false when the key is absent.
-func getJSON(tx *bolt.Tx, bucket, key string, v any) (bool, error) {
+func getJSON(tx kv.Tx, bucket, key string, v any) (bool, error) {
 	raw := tx.Bucket([]byte(bucket)).Get([]byte(key))
 	if raw == nil {
 		return false, nil
@@ -248,7 +275,7 @@ func getJSON(tx *bolt.Tx, bucket, key string, v any) (bool, error) {
 	return true, nil
 }
 
-func putJSON(tx *bolt.Tx, bucket, key string, v any) error {
+func putJSON(tx kv.Tx, bucket, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s record %q: %w", bucket, key, err)
@@ -260,7 +287,7 @@ func putJSON(tx *bolt.Tx, bucket, key string, v any) error {
 }
 
 // forEachJSON decodes every value under prefix (all if prefix is "") and calls fn until it returns false.
-func forEachJSON[T any](tx *bolt.Tx, bucket, prefix string, fn func(key string, v T) bool) error {
+func forEachJSON[T any](tx kv.Tx, bucket, prefix string, fn func(key string, v T) bool) error {
 	c := tx.Bucket([]byte(bucket)).Cursor()
 	var k, raw []byte
 	if prefix == "" {
@@ -288,7 +315,7 @@ func forEachJSON[T any](tx *bolt.Tx, bucket, prefix string, fn func(key string, 
 func indexKey(inmateID, what, id string) []byte { return []byte(inmateID + "/" + what + "/" + id) }
 
 // indexed lists the ids of one kind an inmate has, in key order.
-func indexed(tx *bolt.Tx, inmateID, what string) []string {
+func indexed(tx kv.Tx, inmateID, what string) []string {
 	prefix := []byte(inmateID + "/" + what + "/")
 	var ids []string
 	c := tx.Bucket([]byte(bByInmate)).Cursor()
@@ -299,7 +326,7 @@ func indexed(tx *bolt.Tx, inmateID, what string) []string {
 }
 
 // inmateContacts reads an inmate's contacts through the index.
-func inmateContacts(tx *bolt.Tx, inmateID string) ([]ContactRecord, error) {
+func inmateContacts(tx kv.Tx, inmateID string) ([]ContactRecord, error) {
 	var out []ContactRecord
 	for _, id := range indexed(tx, inmateID, "c") {
 		var c ContactRecord

@@ -4,15 +4,14 @@ import (
 	"sort"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // Terminals lists every enrolled terminal, revoked ones included.
 func (r *Relay) Terminals() ([]TerminalInfo, error) {
 	out := []TerminalInfo{}
-	err := r.view("list terminals", func(tx *bolt.Tx) error {
+	err := r.view("list terminals", func(tx kv.Tx) error {
 		return forEachJSON(tx, bTerminals, "", func(_ string, t terminalRec) bool {
 			info := t.TerminalInfo
 			info.DownQueued, info.DownAcked = downState(tx, t.ID)
@@ -40,7 +39,7 @@ func (r *Relay) Revoke(id string) error {
 		return err
 	}
 	now := r.clock.Now().UTC()
-	err := r.update(op, func(tx *bolt.Tx, f *fanout) error {
+	err := r.update(op, func(tx kv.Tx, f *fanout) error {
 		if ok, err := getJSON(tx, bTerminals, id, &terminalRec{}); err != nil {
 			return err
 		} else if !ok {
@@ -59,7 +58,7 @@ func (r *Relay) Revoke(id string) error {
 // revokeTx marks terminal id revoked, takes it out of the fan-out index and drops its pending
 // downlink (keeping the sequence, so numbers are never reused). The caller closes its open
 // connection after commit (hub.kick). A terminal already revoked is left as it is.
-func (r *Relay) revokeTx(tx *bolt.Tx, f *fanout, id string, now time.Time) error {
+func (r *Relay) revokeTx(tx kv.Tx, f *fanout, id string, now time.Time) error {
 	var t terminalRec
 	ok, err := getJSON(tx, bTerminals, id, &t)
 	if err != nil || !ok || t.Revoked {
@@ -92,7 +91,7 @@ func (r *Relay) revokeTx(tx *bolt.Tx, f *fanout, id string, now time.Time) error
 }
 
 // refreshTabletBound keeps an inmate's tablet_bound flag true exactly while a live tablet is bound to them.
-func (r *Relay) refreshTabletBound(tx *bolt.Tx, f *fanout, facility, inmateID string) error {
+func (r *Relay) refreshTabletBound(tx kv.Tx, f *fanout, facility, inmateID string) error {
 	var in inmateRec
 	ok, err := getJSON(tx, bInmates, inmateID, &in)
 	if err != nil || !ok || in.FacilityID != facility {
@@ -124,7 +123,7 @@ func (seen seenRec) apply(t *TerminalInfo) {
 
 // seenTx writes a hello's record (nothing if seen is nil): a write of the connection carries
 // it, the handshake takes no transaction of its own.
-func seenTx(tx *bolt.Tx, id string, seen *seenRec) error {
+func seenTx(tx kv.Tx, id string, seen *seenRec) error {
 	if seen == nil {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -8,9 +9,10 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -226,7 +228,7 @@ func TestSequenceConflictNeedsNewEpoch(t *testing.T) {
 		t.Fatalf("id conflict listed as %+v", rf)
 	}
 	var ev kiosk.AuditEvent
-	if err := e.r.view("read", func(tx *bolt.Tx) error {
+	if err := e.r.view("read", func(tx kv.Tx) error {
 		_, err := getJSON(tx, bAudit, k.id+"/ev1", &ev)
 		return err
 	}); err != nil || ev.Kind != "login_ok" {
@@ -352,6 +354,7 @@ func containsAll(s string, subs ...string) bool {
 // A relay file from schema 1 (before the seq and item id indexes) is upgraded with both filled
 // from the stored items: a reused seq is still caught and old refusals are listed.
 func TestUpgradeFillsSeqIndexes(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
@@ -363,11 +366,11 @@ func TestUpgradeFillsSeqIndexes(t *testing.T) {
 	}
 	c.c.Close(websocket.StatusNormalClosure, "")
 	e.close()
-	db, err := bolt.Open(e.dir+"/"+DBFile, 0o600, nil)
+	db, err := boltkv.Open(e.dir+"/"+DBFile, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	if err := db.Update(context.Background(), func(tx kv.Tx) error {
 		for _, b := range []string{bSeqs, bItemIDs, bRefused, bConflicts} {
 			if err := tx.DeleteBucket([]byte(b)); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"encoding/hex"
 	"path/filepath"
 	"slices"
@@ -8,9 +9,10 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -169,16 +171,17 @@ func TestUnpaidLetterIsNeverDelivered(t *testing.T) {
 // TestStampDueSchema6Migrates: a store of schema 6 (no bucket of letters awaiting stamps)
 // opens as the current schema, and an unstamped letter is held after it.
 func TestStampDueSchema6Migrates(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t, func(c *Config) { c.HoldPolicy = HoldNone })
 	e.seed()
 	e.stampPricing(25)
 	e.letterContact("A1", "c-ana")
 	e.close()
-	db, err := bolt.Open(filepath.Join(e.dir, DBFile), 0o600, nil)
+	db, err := boltkv.Open(filepath.Join(e.dir, DBFile), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(context.Background(), func(tx kv.Tx) error {
 		if err := tx.DeleteBucket([]byte(bStampDue)); err != nil {
 			return err
 		}
@@ -199,7 +202,7 @@ func TestStampDueSchema6Migrates(t *testing.T) {
 		t.Fatalf("an unstamped letter after the migration: %+v", o)
 	}
 	var version uint64
-	_ = e.r.db.View(func(tx *bolt.Tx) error { version = readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema))); return nil })
+	_ = e.r.db.View(context.Background(), func(tx kv.Tx) error { version = readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema))); return nil })
 	if version != schemaVersion {
 		t.Fatalf("schema %d after open, want %d", version, schemaVersion)
 	}

@@ -6,9 +6,8 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -51,7 +50,8 @@ func (r *Relay) storeBatchSeen(t TerminalInfo, b wire.Batch, seen *seenRec) (wir
 // batch stored. The hello record (if not nil) is written first. A batch that stops on a
 // *sequenceError is the last one answered: its ack is the last in the list, the batches after
 // it are not looked at, and the error is returned with the acks. Any other error answers none.
-func (r *Relay) storeBatches(t TerminalInfo, batches []upBatch, seen *seenRec) ([]wire.Ack, error) {
+// It is one transaction; storeBatches (split.go) splits what is too large for one.
+func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRec) ([]wire.Ack, error) {
 	now := r.clock.Now().UTC()
 	// What each item's body is, outside the transaction (and not again if it runs twice): the
 	// stored form, its hash, whether it is JSON at all and, from a decoded frame, its check.
@@ -69,7 +69,7 @@ func (r *Relay) storeBatches(t TerminalInfo, batches []upBatch, seen *seenRec) (
 	var acks []wire.Ack
 	var stop error
 	defer r.metrics.batchStored(time.Now())
-	err := r.update("store batch", func(tx *bolt.Tx, f *fanout) error {
+	err := r.update("store batch", func(tx kv.Tx, f *fanout) error {
 		acks, stop = acks[:0], nil // a re-run starts over
 		if err := seenTx(tx, t.ID, seen); err != nil {
 			return err
@@ -100,7 +100,7 @@ func (r *Relay) storeBatches(t TerminalInfo, batches []upBatch, seen *seenRec) (
 
 // storeBatchTx is one batch of storeBatches inside its transaction: the ack, and a
 // *sequenceError if the batch stopped (what precedes the stop is stored).
-func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, b upBatch, prep []prepared, now time.Time) (wire.Ack, *sequenceError, error) {
+func (r *Relay) storeBatchTx(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, b upBatch, prep []prepared, now time.Time) (wire.Ack, *sequenceError, error) {
 	ack := wire.Ack{Epoch: b.Epoch}
 	var stop *sequenceError
 	var lt *wire.Letters // the letters' states, for a terminal that takes them in the ack
@@ -166,7 +166,7 @@ func (r *Relay) storeBatchTx(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 // stored or applied again, and its earlier refusal stands. An item id held with other content
 // is refused id_conflict. Anything else is applied by kind and stored. lt, if not nil, gets the
 // state of a letter taken or recognised.
-func (r *Relay) storeItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, lt *wire.Letters, now time.Time) (string, error) {
+func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, lt *wire.Letters, now time.Time) (string, error) {
 	h := p.hash
 	sk := seqKey(t.ID, epoch, it.Seq)
 	if err := tx.Bucket([]byte(bSeqs)).Put([]byte(sk), encodeSeqRec(seqRec{ItemID: it.ID, Hash: h})); err != nil {
@@ -323,7 +323,7 @@ func storedItemJSON(it wire.Item, canon json.RawMessage, termID, epoch string, n
 // queues what other terminals must learn. It returns a refusal reason for an item refused for
 // good; an error aborts the whole batch. lt, if not nil, gets a letter's state instead of the
 // sender's downlink.
-func (r *Relay) applyItem(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, n uint64, lt *wire.Letters, now time.Time) (string, error) {
+func (r *Relay) applyItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, n uint64, lt *wire.Letters, now time.Time) (string, error) {
 	decode := func(v any) bool { return json.Unmarshal(it.Body, v) == nil }
 	switch it.Kind {
 	case wire.UpMessage, wire.UpPREA:
@@ -455,7 +455,7 @@ type inmateLookup struct {
 }
 
 // inmateFor finds the inmate a terminal speaks for: in its facility and, for a tablet, its own.
-func inmateFor(tx *bolt.Tx, t TerminalInfo, id string) (inmateRec, bool, error) {
+func inmateFor(tx kv.Tx, t TerminalInfo, id string) (inmateRec, bool, error) {
 	var in inmateRec
 	ok, err := getJSON(tx, bInmates, id, &in)
 	if err != nil || !ok {
@@ -468,7 +468,7 @@ func inmateFor(tx *bolt.Tx, t TerminalInfo, id string) (inmateRec, bool, error) 
 }
 
 // heldMessage finds a message id among outbound messages and PREA reports: one id space.
-func heldMessage(tx *bolt.Tx, id string) (vocab.Message, bool, error) {
+func heldMessage(tx kv.Tx, id string) (vocab.Message, bool, error) {
 	for _, bucket := range []string{bOutbound, bPREA} {
 		if tx.Bucket([]byte(bucket)).Get([]byte(id)) == nil {
 			continue // the usual answer for a new letter: nothing to decode
@@ -483,7 +483,7 @@ func heldMessage(tx *bolt.Tx, id string) (vocab.Message, bool, error) {
 
 // messageIDReuse says what an uplink message whose id is already held is: a duplicate (""),
 // or an id reused for another message (id_conflict). found is false for a new id.
-func messageIDReuse(tx *bolt.Tx, m vocab.Message) (reason string, found bool, err error) {
+func messageIDReuse(tx kv.Tx, m vocab.Message) (reason string, found bool, err error) {
 	prev, found, err := heldMessage(tx, m.ID)
 	if err != nil || !found {
 		return "", false, err
@@ -496,7 +496,7 @@ func messageIDReuse(tx *bolt.Tx, m vocab.Message) (reason string, found bool, er
 
 // applyPREA stores a PREA report: never held, never refused for the inmate's status, contact
 // or money; but only for an inmate the terminal serves.
-func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m vocab.Message, n uint64, now time.Time) (string, error) {
+func (r *Relay) applyPREA(tx kv.Tx, f *fanout, t TerminalInfo, m vocab.Message, n uint64, now time.Time) (string, error) {
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		return reason, err
 	}
@@ -515,7 +515,7 @@ func (r *Relay) applyPREA(tx *bolt.Tx, f *fanout, t TerminalInfo, m vocab.Messag
 // applyMessage takes a letter (n: its item's arrival number, seq: its uplink seq). Its state
 // goes to the sender in the ack (lt not nil) or as a message_status on its downlink, and to the
 // inmate's tablets as a message_status.
-func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, m vocab.Message, n uint64, epoch string, seq uint64, lt *wire.Letters, now time.Time) (string, error) {
+func (r *Relay) applyMessage(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, m vocab.Message, n uint64, epoch string, seq uint64, lt *wire.Letters, now time.Time) (string, error) {
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		if err == nil && reason == "" {
 			// The same letter under another item id: the sender learns where it stands.
@@ -599,7 +599,7 @@ func (r *Relay) applyMessage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilit
 // letterState adds to lt (if not nil) the state of the letter an item the relay already holds
 // carries (a resend, or a seq compared again), so a terminal that crashed before applying an
 // ack learns it again. Other kinds, and a body that is not a letter, add nothing.
-func letterState(tx *bolt.Tx, t TerminalInfo, lt *wire.Letters, it wire.Item, p prepared) error {
+func letterState(tx kv.Tx, t TerminalInfo, lt *wire.Letters, it wire.Item, p prepared) error {
 	if lt == nil || it.Kind != wire.UpMessage {
 		return nil
 	}
@@ -613,7 +613,7 @@ func letterState(tx *bolt.Tx, t TerminalInfo, lt *wire.Letters, it wire.Item, p 
 // addLetterState adds the state of the stored letter id (if any) under seq, if it is a letter
 // of an inmate terminal t serves: a terminal that sends a copy of another facility's letter
 // (its text and all) is told it is a duplicate, not how staff treated it.
-func addLetterState(tx *bolt.Tx, t TerminalInfo, lt *wire.Letters, seq uint64, id string) error {
+func addLetterState(tx kv.Tx, t TerminalInfo, lt *wire.Letters, seq uint64, id string) error {
 	if lt == nil {
 		return nil
 	}
@@ -629,7 +629,7 @@ func addLetterState(tx *bolt.Tx, t TerminalInfo, lt *wire.Letters, seq uint64, i
 	return nil
 }
 
-func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol vocab.Policy, c vocab.Contact, now time.Time) (string, error) {
+func (r *Relay) applyContactRequest(tx kv.Tx, t TerminalInfo, pol vocab.Policy, c vocab.Contact, now time.Time) (string, error) {
 	in, ok, err := inmateFor(tx, t, c.InmateID)
 	if err != nil {
 		return "", err
@@ -678,7 +678,7 @@ func (r *Relay) applyContactRequest(tx *bolt.Tx, t TerminalInfo, pol vocab.Polic
 	return "", putJSON(tx, bContacts, c.ID, rec)
 }
 
-func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c vocab.Contact, now time.Time) (string, error) {
+func (r *Relay) applyContactRemove(tx kv.Tx, f *fanout, t TerminalInfo, c vocab.Contact, now time.Time) (string, error) {
 	var prev ContactRecord
 	found, err := getJSON(tx, bContacts, c.ID, &prev)
 	if err != nil {
@@ -708,7 +708,7 @@ func (r *Relay) applyContactRemove(tx *bolt.Tx, f *fanout, t TerminalInfo, c voc
 // applyUsage records a billed or credited minute once per record id: money the terminal already
 // took is never refused for the inmate's status, only for a body that breaks the rules or an
 // inmate the terminal does not serve.
-func (r *Relay) applyUsage(tx *bolt.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, it wire.Item, now time.Time) (string, error) {
+func (r *Relay) applyUsage(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, it wire.Item, now time.Time) (string, error) {
 	var u UsageRecord
 	var down any
 	var stamp *vocab.Charge    // a stamp on a letter (stamps.go)
@@ -834,7 +834,7 @@ func sameMinute(a, b UsageRecord) bool {
 // a charge the relay holds for the same inmate and session, billed by the same terminal; it
 // gives back at most that charge's cents, and a charge is credited once (the caller checks the
 // credits already held). Anything else would let a terminal mint money. "" lets it through.
-func checkCredit(tx *bolt.Tx, t TerminalInfo, u UsageRecord) (string, error) {
+func checkCredit(tx kv.Tx, t TerminalInfo, u UsageRecord) (string, error) {
 	key := u.InmateID + "/" + u.RecordID
 	var ch UsageRecord
 	found, err := getJSON(tx, bCharges, key, &ch)
@@ -860,7 +860,7 @@ func checkCredit(tx *bolt.Tx, t TerminalInfo, u UsageRecord) (string, error) {
 // sameTerminalLineage reports whether the terminal sending a credit is the one that billed the
 // charge, or replaced it by enrolling again with the same key and store (a session cut by a
 // crash is credited at the next start, which may come after the re-enrollment).
-func sameTerminalLineage(tx *bolt.Tx, creditTerminal, chargeTerminal string) (bool, error) {
+func sameTerminalLineage(tx kv.Tx, creditTerminal, chargeTerminal string) (bool, error) {
 	if creditTerminal == "" {
 		return false, nil
 	}
@@ -899,7 +899,7 @@ type ItemFilter struct {
 // Items lists every stored uplink item in arrival order (refused ones with their reason).
 func (r *Relay) Items(flt ItemFilter) ([]StoredItem, error) {
 	out := []StoredItem{}
-	err := r.view("list items", func(tx *bolt.Tx) error {
+	err := r.view("list items", func(tx kv.Tx) error {
 		return forEachJSON(tx, bItems, "", func(_ string, it StoredItem) bool {
 			if (flt.TerminalID == "" || it.TerminalID == flt.TerminalID) && (flt.Kind == "" || it.Kind == flt.Kind) {
 				out = append(out, it)

@@ -7,10 +7,10 @@ import (
 	"sort"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/ledger"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -27,7 +27,7 @@ const maxVerifyProblems = 200
 //     and the item it names for its text is a letter item of that id.
 func (r *Relay) Verify() (vocab.VerifyReport, error) {
 	var rep vocab.VerifyReport
-	err := r.inspect("verify", func(tx *bolt.Tx) (err error) {
+	err := r.inspect("verify", func(tx kv.Tx) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				rep.Problems = append(rep.Problems, vocab.Problem{Check: "pages", Detail: fmt.Sprintf("page check panicked: %v", p)})
@@ -49,12 +49,18 @@ func (r *Relay) Verify() (vocab.VerifyReport, error) {
 // errRolledBack ends a writable transaction that must change nothing.
 var errRolledBack = errors.New("rolled back")
 
-// inspect runs fn in a writable transaction that is always rolled back. A page check in a
-// read-only transaction races the commits made meanwhile: pages they free, the reader's
-// snapshot still reaches, and bbolt reports them "reachable freed". Holding the writer lock
-// for the check keeps the freelist and the snapshot the same.
-func (r *Relay) inspect(op string, fn func(tx *bolt.Tx) error) error {
-	err := r.db.Update(func(tx *bolt.Tx) error {
+// inspect runs fn on one consistent state of the store. On a bbolt file that is a writable
+// transaction that is always rolled back: a page check in a read-only transaction races the
+// commits made meanwhile (pages they free, the reader's snapshot still reaches, and bbolt
+// reports them "reachable freed"); holding the writer lock keeps the freelist and the snapshot
+// the same. Any other store has no pages to check, and a View is one consistent state.
+func (r *Relay) inspect(op string, fn func(tx kv.Tx) error) error {
+	ctx, cancel := r.txContext()
+	defer cancel()
+	if _, ok := r.db.(*boltkv.Store); !ok {
+		return ioErr(op, r.db.View(ctx, fn))
+	}
+	err := r.db.Update(ctx, func(tx kv.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -66,18 +72,33 @@ func (r *Relay) inspect(op string, fn func(tx *bolt.Tx) error) error {
 	return ioErr(op, err)
 }
 
-func verifyRelayTx(tx *bolt.Tx) vocab.VerifyReport {
+// entries counts what bbolt's Stats().KeyN counted, so a report reads as it did before the
+// store moved onto kv: the bucket's keys, and each nested bucket as one entry plus its own.
+func entries(b kv.Bucket) int {
+	n := b.KeyN()
+	_ = b.ForEachBucket(func(name []byte) error {
+		n += 1 + entries(b.Bucket(name))
+		return nil
+	})
+	return n
+}
+
+func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 	rep := vocab.VerifyReport{Records: map[string]int{}}
 	add := func(check, format string, args ...any) {
 		if len(rep.Problems) < maxVerifyProblems {
 			rep.Problems = append(rep.Problems, vocab.Problem{Check: check, Detail: fmt.Sprintf(format, args...)})
 		}
 	}
-	for cerr := range tx.Check() {
-		add("pages", "%v", cerr)
+	// The page check is bbolt's own (a kv store has no pages); JetStream checks its stream.
+	if btx := boltkv.BoltTx(tx); btx != nil {
+		for cerr := range btx.Check() {
+			add("pages", "%v", cerr)
+		}
 	}
-	_ = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-		rep.Records[string(name)] = b.Stats().KeyN
+	_ = tx.ForEachBucket(func(name []byte) error {
+		b := tx.Bucket(name)
+		rep.Records[string(name)] = entries(b)
 		return nil
 	})
 	decodeErr := func(bucket string) func(string, error) {
@@ -180,7 +201,7 @@ func verifyRelayTx(tx *bolt.Tx) vocab.VerifyReport {
 }
 
 // eachRaw decodes every record of a bucket, reporting the ones that do not decode.
-func eachRaw[T any](tx *bolt.Tx, bucket string, bad func(string, error), fn func(k string, v T)) {
+func eachRaw[T any](tx kv.Tx, bucket string, bad func(string, error), fn func(k string, v T)) {
 	b := tx.Bucket([]byte(bucket))
 	if b == nil {
 		bad(bucket, fmt.Errorf("bucket is missing"))
@@ -213,7 +234,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func (r *Relay) LedgerFor(terminalID string, letters []string) (ledger.Ledger, error) {
 	const op = "ledger"
 	l := ledger.Ledger{Balances: map[string]vocab.Cents{}, Letters: map[string]ledger.LetterState{}}
-	err := r.view(op, func(tx *bolt.Tx) error {
+	err := r.view(op, func(tx kv.Tx) error {
 		var t terminalRec
 		ok, err := getJSON(tx, bTerminals, terminalID, &t)
 		if err != nil {

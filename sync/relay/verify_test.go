@@ -1,13 +1,14 @@
 package relay
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -57,17 +58,18 @@ func TestVerifyCleanRelayAndLedger(t *testing.T) {
 // Verify finds running totals that disagree with the records, and a credit with no charge,
 // written behind the relay's back into its file.
 func TestVerifyFindsBrokenMoney(t *testing.T) {
+	bboltOnly(t)
 	e := newEnv(t)
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
 	c := k.connect(t, 0)
 	c.batch(k.item(wire.UpCharge, charge("A1", "s1", 0, 5)))
 	e.close()
-	db, err := bolt.Open(filepath.Join(e.dir, DBFile), 0o600, nil)
+	db, err := boltkv.Open(filepath.Join(e.dir, DBFile), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(context.Background(), func(tx kv.Tx) error {
 		if err := putJSON(tx, bBalances, "A1", totals{Deposits: 99999}); err != nil {
 			return err
 		}

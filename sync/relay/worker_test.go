@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	bolt "go.etcd.io/bbolt"
 
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -109,7 +109,7 @@ func TestDownFrameFromStoredItemsMatchesEncode(t *testing.T) {
 	k := e.enroll(wire.ModeKiosk, "")
 	texts := []string{"plain", `<b>&"quoted"</b>`, "line\nbreak \u2028 é ✓"}
 	for i, text := range texts {
-		if err := e.r.update("queue", func(tx *bolt.Tx, f *fanout) error {
+		if err := e.r.update("queue", func(tx kv.Tx, f *fanout) error {
 			return f.toTerminal(k.id, wire.DownNotice, wire.Notice{ID: fmt.Sprintf("n%d", i), Text: text, At: t0})
 		}); err != nil {
 			t.Fatal(err)

@@ -14,10 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tether-kiosk/tether/kiosk/pinhash"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
 // Roles a staff account may hold; one account may hold several.
@@ -153,7 +152,7 @@ func OpenStore(r *relay.Relay, params pinhash.Params) (*Store, error) {
 	if params == (pinhash.Params{}) {
 		params = pinhash.DefaultParams()
 	}
-	err := r.StaffUpdate(func(b *bolt.Bucket) error {
+	err := r.StaffUpdate(func(b kv.Bucket) error {
 		for _, name := range []string{bAccounts, bSessions, bAudit} {
 			if _, err := b.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("create console bucket %s: %w", name, err)
@@ -181,7 +180,7 @@ func (s *Store) AddAccount(now time.Time, who string, n NewAccount) (Account, er
 	roles := slices.Clone(n.Roles)
 	sort.Strings(roles)
 	a := Account{Username: n.Username, Name: n.Name, Roles: slices.Compact(roles), Facilities: slices.Clone(n.Facilities), Hash: hash, CreatedAt: now.UTC()}
-	err = s.r.StaffUpdate(func(b *bolt.Bucket) error {
+	err = s.r.StaffUpdate(func(b kv.Bucket) error {
 		acc := b.Bucket([]byte(bAccounts))
 		if acc.Get([]byte(a.Username)) != nil {
 			return fmt.Errorf("add account %s: %w", a.Username, ErrExists)
@@ -197,7 +196,7 @@ func (s *Store) AddAccount(now time.Time, who string, n NewAccount) (Account, er
 
 // SetDisabled turns an account off (its sessions end) or on again.
 func (s *Store) SetDisabled(now time.Time, who, username string, disabled bool) error {
-	return s.r.StaffUpdate(func(b *bolt.Bucket) error {
+	return s.r.StaffUpdate(func(b kv.Bucket) error {
 		var a Account
 		acc := b.Bucket([]byte(bAccounts))
 		if ok, err := getJSON(acc, username, &a); err != nil {
@@ -222,7 +221,7 @@ func (s *Store) SetDisabled(now time.Time, who, username string, disabled bool) 
 	})
 }
 
-func dropSessions(b *bolt.Bucket, username string) error {
+func dropSessions(b kv.Bucket, username string) error {
 	sb := b.Bucket([]byte(bSessions))
 	var drop [][]byte
 	err := sb.ForEach(func(k, v []byte) error {
@@ -246,7 +245,7 @@ func dropSessions(b *bolt.Bucket, username string) error {
 // Accounts lists every account, by username.
 func (s *Store) Accounts() ([]Account, error) {
 	var out []Account
-	err := s.r.StaffView(func(b *bolt.Bucket) error {
+	err := s.r.StaffView(func(b kv.Bucket) error {
 		return b.Bucket([]byte(bAccounts)).ForEach(func(k, v []byte) error {
 			var a Account
 			if err := json.Unmarshal(v, &a); err != nil {
@@ -263,7 +262,7 @@ func (s *Store) Accounts() ([]Account, error) {
 func (s *Store) Account(username string) (Account, bool, error) {
 	var a Account
 	var ok bool
-	err := s.r.StaffView(func(b *bolt.Bucket) error {
+	err := s.r.StaffView(func(b kv.Bucket) error {
 		var err error
 		ok, err = getJSON(b.Bucket([]byte(bAccounts)), username, &a)
 		return err
@@ -310,7 +309,7 @@ func (s *Store) newSession(now time.Time, username string, idle, absolute time.D
 		return "", session{}, err
 	}
 	se := session{Username: username, CSRF: csrf, CreatedAt: now.UTC(), LastSeen: now.UTC()}
-	err = s.r.StaffUpdate(func(b *bolt.Bucket) error {
+	err = s.r.StaffUpdate(func(b kv.Bucket) error {
 		sb := b.Bucket([]byte(bSessions))
 		var expired [][]byte
 		if err := sb.ForEach(func(k, v []byte) error {
@@ -338,8 +337,8 @@ func (s *Store) newSession(now time.Time, username string, idle, absolute time.D
 // sessionCount is how many sessions the store holds (for tests of the pruning).
 func (s *Store) sessionCount() int {
 	n := 0
-	_ = s.r.StaffView(func(b *bolt.Bucket) error {
-		n = b.Bucket([]byte(bSessions)).Stats().KeyN
+	_ = s.r.StaffView(func(b kv.Bucket) error {
+		n = b.Bucket([]byte(bSessions)).KeyN()
 		return nil
 	})
 	return n
@@ -350,7 +349,7 @@ func (s *Store) session(now time.Time, token string, idle, absolute time.Duratio
 	var se session
 	var a Account
 	var ok bool
-	err := s.r.StaffView(func(b *bolt.Bucket) error {
+	err := s.r.StaffView(func(b kv.Bucket) error {
 		found, err := getJSON(b.Bucket([]byte(bSessions)), tokenKey(token), &se)
 		if err != nil || !found {
 			return err
@@ -371,7 +370,7 @@ func (s *Store) touch(now time.Time, token string, se session) error {
 		return nil
 	}
 	se.LastSeen = now.UTC()
-	return s.r.StaffUpdate(func(b *bolt.Bucket) error {
+	return s.r.StaffUpdate(func(b kv.Bucket) error {
 		sb := b.Bucket([]byte(bSessions))
 		if sb.Get([]byte(tokenKey(token))) == nil {
 			return nil // logged out meanwhile
@@ -382,7 +381,7 @@ func (s *Store) touch(now time.Time, token string, se session) error {
 
 // endSession logs out.
 func (s *Store) endSession(now time.Time, token, username string) error {
-	return s.r.StaffUpdate(func(b *bolt.Bucket) error {
+	return s.r.StaffUpdate(func(b kv.Bucket) error {
 		if err := b.Bucket([]byte(bSessions)).Delete([]byte(tokenKey(token))); err != nil {
 			return err
 		}
@@ -392,13 +391,13 @@ func (s *Store) endSession(now time.Time, token, username string) error {
 
 // Audit appends one entry to the staff audit log.
 func (s *Store) Audit(e AuditEntry) error {
-	return s.r.StaffUpdate(func(b *bolt.Bucket) error { return appendAudit(b, e) })
+	return s.r.StaffUpdate(func(b kv.Bucket) error { return appendAudit(b, e) })
 }
 
 // AuditLog lists the newest limit entries, newest first.
 func (s *Store) AuditLog(limit int) ([]AuditEntry, error) {
 	var out []AuditEntry
-	err := s.r.StaffView(func(b *bolt.Bucket) error {
+	err := s.r.StaffView(func(b kv.Bucket) error {
 		c := b.Bucket([]byte(bAudit)).Cursor()
 		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
 			var e AuditEntry
@@ -412,7 +411,7 @@ func (s *Store) AuditLog(limit int) ([]AuditEntry, error) {
 	return out, err
 }
 
-func appendAudit(b *bolt.Bucket, e AuditEntry) error {
+func appendAudit(b kv.Bucket, e AuditEntry) error {
 	ab := b.Bucket([]byte(bAudit))
 	seq, err := ab.NextSequence()
 	if err != nil {
@@ -428,7 +427,7 @@ func appendAudit(b *bolt.Bucket, e AuditEntry) error {
 	return ab.Put(key, raw)
 }
 
-func getJSON(b *bolt.Bucket, key string, v any) (bool, error) {
+func getJSON(b kv.Bucket, key string, v any) (bool, error) {
 	raw := b.Get([]byte(key))
 	if raw == nil {
 		return false, nil
@@ -439,7 +438,7 @@ func getJSON(b *bolt.Bucket, key string, v any) (bool, error) {
 	return true, nil
 }
 
-func putJSON(b *bolt.Bucket, key string, v any) error {
+func putJSON(b kv.Bucket, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode console record %q: %w", key, err)

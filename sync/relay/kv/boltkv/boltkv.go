@@ -242,3 +242,22 @@ func (c cursor) Seek(s []byte) ([]byte, []byte) {
 	k, v := c.c.Seek(s)
 	return c.land(k, v, c.c.Next, 1)
 }
+
+// Own wraps what bolt.Open (or a checked opener such as kiosk/boltfile.Open) returned; Close
+// closes the database. An error comes back unchanged, so errors.Is still finds bbolt's.
+func Own(db *bolt.DB, err error) (*Store, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, owned: true}, nil
+}
+
+// BoltTx is the bbolt transaction under t, or nil if t is not one of this package's: for what
+// only a bbolt file has (Tx.WriteTo for a backup, Tx.Check for a page check). A caller checks
+// for nil, or knows its store is a bbolt file.
+func BoltTx(t kv.Tx) *bolt.Tx {
+	if bt, ok := t.(tx); ok {
+		return bt.t
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
+)
+
+// checkStoreFlags checks -store, -nats-creds and -nats-nkey together: -store is empty (the
+// bbolt file in -data) or a comma-separated list of nats:// (or tls://) host:port servers of
+// one cluster; the credentials go with -store, one kind at a time.
+func checkStoreFlags(o options) error {
+	if o.store == "" {
+		if o.natsCreds != "" || o.natsNkey != "" {
+			return usageErrorf("-nats-creds and -nats-nkey go with -store nats://...")
+		}
+		return nil
+	}
+	if o.natsCreds != "" && o.natsNkey != "" {
+		return usageErrorf("-nats-creds and -nats-nkey exclude each other")
+	}
+	for s := range strings.SplitSeq(o.store, ",") {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+			return usageErrorf("-store %q: each server is nats://host:port (or tls://host:port), comma-separated", s)
+		}
+		if u.User != nil {
+			return usageErrorf("-store %q: a password in the URL shows in ps; use -nats-creds or -nats-nkey", s)
+		}
+	}
+	return nil
+}
+
+// secretFile refuses a credentials file others can read, as the admin token's.
+func secretFile(flagName, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flagName, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s: %s is readable by others (mode %v): chmod 600 it", flagName, path, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// openStore connects to the NATS cluster of -store and opens the relay's stream on it
+// (created at the first start). It returns nil when -store is empty: the relay then opens its
+// bbolt file. closeFn closes the connection; call it after the relay closed.
+func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv.Store, closeFn func(), err error) {
+	if o.store == "" {
+		return nil, func() {}, nil
+	}
+	opts := []nats.Option{
+		nats.Name("relayd"),
+		nats.MaxReconnects(-1), // a gateway outlives any node of the cluster
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logf("relayd: lost the NATS server: %v", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { logf("relayd: reconnected to NATS at %s", nc.ConnectedUrlRedacted()) }),
+	}
+	switch {
+	case o.natsCreds != "":
+		if err := secretFile("-nats-creds", o.natsCreds); err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, nats.UserCredentials(o.natsCreds))
+	case o.natsNkey != "":
+		if err := secretFile("-nats-nkey", o.natsNkey); err != nil {
+			return nil, nil, err
+		}
+		opt, err := nats.NkeyOptionFromSeed(o.natsNkey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("-nats-nkey: %w", err)
+		}
+		opts = append(opts, opt)
+	}
+	nc, err := nats.Connect(o.store, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to the NATS cluster of -store: %w", err)
+	}
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := jskv.Open(octx, nc, jskv.Options{})
+	// A cluster starting with relayd may elect its meta leader before it knows its peers,
+	// and refuse the R3 stream meanwhile ("no suitable peers for placement", API error
+	// 10005): wait for it, within the open's deadline.
+	for err != nil && noPeers(err) {
+		select {
+		case <-octx.Done():
+		case <-time.After(250 * time.Millisecond):
+			s, err = jskv.Open(octx, nc, jskv.Options{})
+			continue
+		}
+		break
+	}
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, context.DeadlineExceeded) || kv.Retryable(err) {
+			return nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster (is JetStream up, with a quorum?): %w", err)
+		}
+		return nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster: %w", err)
+	}
+	return s, nc.Close, nil
+}
+
+// noPeers is JetStream's refusal to place a stream for want of peers (API error 10005).
+func noPeers(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == 10005
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay"
+)
+
+// relayd -store runs on a NATS cluster: no relay.db in -data, and what the admin API stored
+// is there after relayd restarts on another node of the cluster.
+func TestStoreFlagRunsOnNATS(t *testing.T) {
+	c := natstest.Start(t)
+	token := strings.Repeat("t", 20)
+	env := map[string]string{TokenEnv: token}
+	dir := t.TempDir()
+	args := func(node int) []string {
+		return []string{"-data", dir, "-listen", "127.0.0.1:0", "-store", c.URL(node) + "," + c.URL((node+1)%3)}
+	}
+	call := func(method, url string, body []byte) (int, string) {
+		req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	p := kiosk.DefaultPolicy()
+	p.FacilityName = "North Unit on NATS"
+	raw, _ := json.Marshal(p)
+	base, _, stderr, stop := start(t, args(0), env)
+	if got := get(t, http.DefaultClient, base+"/readyz", token); got != http.StatusOK {
+		t.Fatalf("readyz on NATS: %d\n%s", got, stderr)
+	}
+	if status, body := call("PUT", base+"/admin/v1/facilities/north/policy", raw); status != http.StatusOK {
+		t.Fatalf("put policy: %d %s\n%s", status, body, stderr)
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(dir, relay.DBFile)); err == nil {
+		t.Fatalf("relayd -store made %s", relay.DBFile)
+	}
+	base, _, stderr, stop = start(t, args(2), env)
+	defer stop()
+	if status, body := call("GET", base+"/admin/v1/facilities/north/policy", nil); status != http.StatusOK || !strings.Contains(body, p.FacilityName) {
+		t.Fatalf("policy after a restart on another node: %d %s\n%s", status, body, stderr)
+	}
+}
+
+func TestStoreFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	seed := filepath.Join(dir, "seed.nk")
+	os.WriteFile(seed, []byte("SUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHTC4\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-data", dir, "-nats-creds", "x.creds"}, "go with -store"},
+		{[]string{"-data", dir, "-store", "http://n1:4222"}, "nats://host:port"},
+		{[]string{"-data", dir, "-store", "nats://n1"}, "nats://host:port"},
+		{[]string{"-data", dir, "-store", "nats://n1:4222,n2:4222"}, "nats://host:port"},
+		{[]string{"-data", dir, "-store", "nats://u:pw@n1:4222"}, "shows in ps"},
+		{[]string{"-data", dir, "-store", "nats://n1:4222", "-nats-creds", "a", "-nats-nkey", "b"}, "exclude each other"},
+		{[]string{"-data", dir, "-listen", "127.0.0.1:0", "-store", "nats://127.0.0.1:1", "-nats-nkey", seed}, "readable by others"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := run(ctx, tc.args, func(k string) string {
+			if k == TokenEnv {
+				return strings.Repeat("t", 20)
+			}
+			return ""
+		}, io.Discard, io.Discard, nil)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,255 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// jetStore opens a kv store on a stream of its own (name) on cluster c, as a gateway would,
+// and waits until the stream's three replicas are ready.
+func jetStore(t testing.TB, c *natstest.Cluster, node int, name string) *jskv.Store {
+	t.Helper()
+	nc := c.Connect(node)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A cluster just started may have its meta leader before it knows its peers, and then
+	// refuses an R3 stream ("no suitable peers for placement", 10005): poll until it places it.
+	s, err := jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name})
+	for err != nil && isNoPeers(err) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+		s, err = jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitStream(nc, name)
+	return s
+}
+
+// isNoPeers is JetStream's refusal to place a stream for want of peers (API error 10005).
+func isNoPeers(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == 10005
+}
+
+// A group of writes that together exceed what JetStream commits at once (1,000 messages) is
+// split and committed in parts: every caller's write lands, and only a write too large on its
+// own fails, alone, with kv.ErrTxTooLarge.
+func TestGroupCommitSplitsWhatIsTooLarge(t *testing.T) {
+	c := natstest.Start(t)
+	st := jetStore(t, c, 0, "split")
+	ctx := context.Background()
+	if err := st.Update(ctx, func(tx kv.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	var txs int
+	cm := &committer{db: st, ctx: ctx, txs: func() { txs++ }}
+	write := func(name string, keys int) *writeCall {
+		return &writeCall{f: &fanout{}, done: make(chan error, 1), fn: func(tx kv.Tx, _ *fanout) error {
+			b := tx.Bucket([]byte("b"))
+			for i := range keys {
+				if err := b.Put(fmt.Appendf(nil, "%s/%04d", name, i), []byte("v")); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}
+	}
+	// Four writes of 300 keys (1,200 together) and one of 1,200 on its own, queued as one group.
+	calls := []*writeCall{write("a", 300), write("b", 300), write("huge", 1200), write("c", 300), write("d", 300)}
+	cm.queue, cm.running = append([]*writeCall(nil), calls...), true
+	cm.run()
+	for i, call := range calls {
+		err := <-call.done
+		if i == 2 {
+			if !errors.Is(err, kv.ErrTxTooLarge) {
+				t.Errorf("the write of 1,200 keys: %v, want kv.ErrTxTooLarge", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	if err := st.View(ctx, func(tx kv.Tx) error {
+		if n := tx.Bucket([]byte("b")).KeyN(); n != 4*300 {
+			t.Errorf("the bucket holds %d keys, want the 1,200 of the four writes that fit", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if cm.limit >= len(calls) || cm.limit < 1 {
+		t.Errorf("group limit after a split: %d, want between 1 and %d", cm.limit, len(calls)-1)
+	}
+	t.Logf("%d transactions, group limit now %d", txs, cm.limit)
+}
+
+// onJetStream puts the relay of a test env on a stream of its own on a fresh 3-node cluster
+// (natstest), through node 0: newEnv(t, onJetStream(t)). The store outlives env.restart, as
+// the stream outlives a gateway.
+func onJetStream(t testing.TB) func(*Config) {
+	c := natstest.Start(t)
+	st := jetStore(t, c, 0, "relay")
+	return func(cfg *Config) { cfg.Store = st }
+}
+
+// A relay on JetStream keeps what it stored across a restart (a gateway going away and
+// coming back), and refuses a file backup it cannot make, saying why, before sending a byte.
+func TestRelayOnJetStreamKeepsItsState(t *testing.T) {
+	e := newEnv(t, onJetStream(t))
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	it := k.item(wire.UpCharge, charge("A1", "s1", 0, 5))
+	if ack := c.batch(it); ack.Seq != 1 || len(ack.Rejected) != 0 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	before, err := e.r.Balance("A1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.c.Close(websocket.StatusNormalClosure, "")
+	e.restart()
+	if b, err := e.r.Balance("A1"); err != nil || b != before {
+		t.Fatalf("balance after restart = %+v, %v; before %+v", b, err, before)
+	}
+	if stored, err := e.r.Items(ItemFilter{TerminalID: k.id}); err != nil || len(stored) != 1 {
+		t.Fatalf("items after restart: %d, %v", len(stored), err)
+	}
+	// The resend after the restart is recognised: nothing is stored or charged twice.
+	c = k.connect(t, 0)
+	if ack := c.batch(it); ack.Seq != 1 {
+		t.Fatalf("ack of the resend = %+v", ack)
+	}
+	if b, _ := e.r.Balance("A1"); b != before {
+		t.Fatalf("balance after the resend = %+v, want %+v", b, before)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify = %+v, %v", rep, err)
+	}
+	status, body := e.call("GET", PathBackup, nil)
+	if status != http.StatusNotImplemented || !strings.Contains(string(body), "not a bbolt file") {
+		t.Fatalf("backup on JetStream: %d %s", status, body)
+	}
+	if _, err := e.r.Backup(io.Discard); !errors.Is(err, ErrNoFileBackup) {
+		t.Fatalf("Backup on JetStream = %v, want ErrNoFileBackup", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, DBFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a relay on JetStream made %s (%v)", DBFile, err)
+	}
+}
+
+// storeEnv, set to "jetstream", puts every test env of this package on a cluster of its own
+// (newEnv): TETHER_RELAY_STORE=jetstream go test ./sync/relay/ -run ...
+const storeEnv = "TETHER_RELAY_STORE"
+
+// bboltOnly skips a test that needs the bbolt file (it edits relay.db behind the relay's
+// back, or copies it) when the package's tests run on JetStream (storeEnv).
+func bboltOnly(t testing.TB) {
+	t.Helper()
+	if os.Getenv(storeEnv) == "jetstream" {
+		t.Skip("needs the relay's bbolt file")
+	}
+}
+
+// onJetStreamToo are the tests that run on JetStream as well as bbolt in every `go test` of
+// this package: syncing both ways, exactly-once (resends, reused and skipped seqs, credits,
+// refunds, one deposit ref), the group committer, restarts, and terminal lifecycles
+// (re-enrollment, wipes, restores). With TETHER_RELAY_STORE=jetstream every test of the
+// package runs on JetStream, but for those marked bboltOnly.
+var onJetStreamToo = []string{
+	"TestSyncEndToEnd", "TestSnapshotTabletAndMove", "TestUsageOnlyForTheTerminalsOwnInmates",
+	"TestRestartKeepsEverything", "TestCloseGoingAway",
+	"TestReenrollSameKey", "TestTechniciansGoToKiosksOnly", "TestWipedTerminalGetsACompleteSnapshot",
+	"TestReenrollNewKeyNamesTheTerminalItWas", "TestReviewReachesTheStoreAfterTwoReenrollments",
+	"TestRestoredHelloSnapshotsOncePerEpoch",
+	"TestGroupCommitRerunsAfterAFailure", "TestGroupCommitDepositsOneRef",
+	"TestCreditsMustMatchACharge", "TestSequenceConflictNeedsNewEpoch", "TestGapListedAndNotAcknowledged",
+	"TestMessageIDReused", "TestRefundLimitsAndOnce", "TestVerifyCleanRelayAndLedger",
+}
+
+var topPass, topSkip = regexp.MustCompile(`(?m)^--- PASS: `), regexp.MustCompile(`(?m)^--- SKIP: `)
+
+// TestOnJetStreamToo runs onJetStreamToo again, each on a relay over an R3 stream of a
+// 3-node cluster of its own, in a child process of this test binary with storeEnv set (the
+// store is chosen per process, as newEnv is called deep inside each test).
+func TestOnJetStreamToo(t *testing.T) {
+	if os.Getenv(storeEnv) != "" {
+		t.Skip("already running on the store " + os.Getenv(storeEnv))
+	}
+	args := []string{"-test.run=^(" + strings.Join(onJetStreamToo, "|") + ")$", "-test.count=1", "-test.v"}
+	if testing.Short() {
+		args = append(args, "-test.short")
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
+	cmd.Env = append(os.Environ(), storeEnv+"=jetstream")
+	out, err := cmd.CombinedOutput()
+	ran := len(topPass.FindAll(out, -1)) // the tests, not their subtests (indented)
+	if testing.Short() {
+		ran += len(topSkip.FindAll(out, -1)) // -short skips the long ones
+	}
+	if err != nil || ran != len(onJetStreamToo) {
+		t.Fatalf("on JetStream: %v, %d of %d passed:\n%s", err, ran, len(onJetStreamToo), out)
+	}
+}
+
+// A large batch (200 letters; a full batch of them is beyond the frame limit) writes more
+// than one JetStream commit holds: the relay stores it
+// in parts and answers one ack for the whole, with the refusals of every part, and each letter
+// is stored once.
+func TestFullBatchOnJetStream(t *testing.T) {
+	e := newEnv(t, onJetStream(t))
+	e.seed()
+	e.letterContact("A1", "pal")
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	const n = 200
+	var items []wire.Item
+	for i := range n {
+		peer := "pal"
+		if i == 1 || i == n-2 {
+			peer = "nobody" // refused, one in each half
+		}
+		items = append(items, k.item(wire.UpMessage, kiosk.Message{ID: fmt.Sprintf("m%03d", i), InmateID: "A1", Box: kiosk.BoxOutbox, Peer: peer, Body: "hi"}))
+	}
+	ack := c.batch(items...)
+	want := []wire.Rejection{{Seq: 2, Reason: wire.RefuseUnknownContact}, {Seq: n - 1, Reason: wire.RefuseUnknownContact}}
+	if ack.Seq != n || !slices.Equal(ack.Rejected, want) {
+		t.Fatalf("ack = seq %d, rejected %+v; want seq %d, rejected %+v", ack.Seq, ack.Rejected, n, want)
+	}
+	// Sent again (the ack lost): nothing is stored twice, and both refusals are listed again.
+	again := c.batch(items...)
+	if again.Seq != ack.Seq || !slices.Equal(again.Rejected, want) {
+		t.Fatalf("ack of the resend = %+v", again)
+	}
+	stored, err := e.r.Items(ItemFilter{TerminalID: k.id, Kind: wire.UpMessage})
+	if err != nil || len(stored) != n {
+		t.Fatalf("stored %d letters (%v), want %d", len(stored), err, n)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify = %+v, %v", rep, err)
+	}
+}
