@@ -275,9 +275,9 @@ func kioskInfo(repo, bin, scripts string) *nfpm.Info {
 			"kioskd runs full screen in a cage Wayland session on tty1, logged in as the\n" +
 			"dedicated user tether-kiosk; kioskctl provisions and looks after the terminal.",
 		Overridables: nfpm.Overridables{
-			// kioskd links libGL and libX11 and loads GLFW's X libraries; it draws through
-			// Xwayland inside cage.
-			Depends: append([]string{"libc6 (>= 2.34)", "libgl1", "libx11-6", "libxcursor1", "libxrandr2", "libxinerama1",
+			// kioskd links libGL, libX11 and ALSA (the music player) and loads GLFW's X
+			// libraries; it draws through Xwayland inside cage.
+			Depends: append([]string{"libc6 (>= 2.34)", "libasound2", "libgl1", "libx11-6", "libxcursor1", "libxrandr2", "libxinerama1",
 				"libxi6", "libxxf86vm1", "cage", "xwayland"}, usersDepends()...),
 			Contents: files.Contents{
 				file(filepath.Join(bin, "kioskd"), "/usr/bin/kioskd", 0o755),

@@ -104,7 +104,7 @@ func TestPackages(t *testing.T) {
 				"/var/lib/tether":                                 "drwx------ root/root",
 				"/etc/tether/kiosk":                               "drwx------ root/root",
 				"/usr/share/doc/tether-kiosk/changelog.Debian.gz": "-rw-r--r-- root/root",
-			}, []string{"/etc/tether/kioskd.env"}, []string{"cage", "xwayland", "libgl1", "libx11-6"}},
+			}, []string{"/etc/tether/kioskd.env"}, []string{"cage", "xwayland", "libgl1", "libx11-6", "libasound2"}},
 			{relay, map[string]string{
 				"/usr/bin/relayd":                                      "-rwxr-xr-x root/root",
 				"/usr/lib/systemd/system/relayd.service":               "-rw-r--r-- root/root",
