@@ -131,3 +131,34 @@ func (tr Transport) httpClient(timeout time.Duration) (*http.Client, error) {
 		},
 	}, nil
 }
+
+// MaxRelayURLs bounds a terminal's list of relay gateways (the enrolled URL included).
+const MaxRelayURLs = 8
+
+// maxRelayURLLen bounds one gateway URL; a longer one is a mistake, not an address.
+const maxRelayURLLen = 512
+
+// relayEndpoints parses the relay's first URL and its further gateways, in order, dropping
+// repeats: a list naming a gateway twice would spend two dials of every round on it.
+func relayEndpoints(first string, more []string, tr Transport) ([]endpoints, error) {
+	all := append([]string{first}, more...)
+	if len(all) > MaxRelayURLs {
+		return nil, fmt.Errorf("relay URLs: %d given, at most %d", len(all), MaxRelayURLs)
+	}
+	var eps []endpoints
+	seen := map[string]bool{}
+	for _, raw := range all {
+		if len(raw) > maxRelayURLLen {
+			return nil, fmt.Errorf("relay URL of %d bytes: at most %d", len(raw), maxRelayURLLen)
+		}
+		ep, err := parseRelayURL(raw, tr)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[ep.base] {
+			seen[ep.base] = true
+			eps = append(eps, ep)
+		}
+	}
+	return eps, nil
+}
