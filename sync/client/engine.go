@@ -290,6 +290,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		e.logf("sync: %s; retrying %s in %v", msg, e.ep.base, wait.Round(time.Millisecond))
 		e.update(func(st *status.Link) { st.Connected, st.LastError, st.RelayURL = false, msg, e.ep.base })
+		if wait <= 0 {
+			continue // the next gateway of this round, at once
+		}
 		t := e.tick.NewTimer(wait)
 		select {
 		case <-ctx.Done():
