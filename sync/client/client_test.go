@@ -566,7 +566,7 @@ func TestRelayURLListRules(t *testing.T) {
 	}
 	nine := make([]string, MaxRelayURLs)
 	for i := range nine {
-		nine[i] = fmt.Sprintf("wss://g%d.example", i)
+		nine[i] = fmt.Sprintf("wss://g%d.example", i+10)
 	}
 	for name, more := range map[string][]string{
 		"too many":  nine,

@@ -9,6 +9,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,8 +81,10 @@ type Engine struct {
 	eps   []endpoints // the relay's gateways in the order they are tried; eps[0] is the enrolled one
 	at    int         // index in eps of the gateway being tried or connected to
 	ep    endpoints   // eps[at]
-	key   ed25519.PrivateKey
-	hc    *http.Client
+	// savedGateways are the further gateways in the enrollment file (Run's goroutine only).
+	savedGateways []string
+	key           ed25519.PrivateKey
+	hc            *http.Client
 
 	wake        chan struct{}
 	contentWake chan struct{} // FetchContent
@@ -183,7 +187,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	e := &Engine{cfg: cfg, term: cfg.Terminal, store: cfg.Terminal.Store(), clock: cfg.Clock, tick: cfg.Timers, logf: cfg.Logf,
-		enr: enr, eps: eps, ep: eps[0], key: key, hc: hc, wake: make(chan struct{}, 1), contentWake: make(chan struct{}, 1)}
+		enr: enr, eps: eps, ep: eps[0], savedGateways: enr.RelayURLs, key: key, hc: hc, wake: make(chan struct{}, 1), contentWake: make(chan struct{}, 1)}
 	e.st = status.Link{Enrolled: true, RelayURL: eps[0].base, TerminalID: enr.TerminalID, Facility: enr.Facility,
 		Mode: enr.Mode, InmateID: enr.InmateID}
 	return e, nil
@@ -303,6 +307,47 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.update(func(st *status.Link) { st.Connected = false })
 	return nil
+}
+
+// adoptGateways takes the gateways the relay announced in welcome as the URLs tried after the
+// first, and keeps them with the enrollment so that a terminal restarted while the relay is
+// out of reach still knows them. A list this terminal cannot use (a plain URL off loopback
+// without insecure, say) is logged and the old one kept: the connection it came on works.
+// It runs on Run's goroutine, between dials, like every other use of eps.
+func (e *Engine) adoptGateways(announced []string) {
+	eps, err := relayEndpoints(e.eps[0].base, announced, e.enr.Transport)
+	if e.cfg.Transport != nil {
+		eps, err = relayEndpoints(e.eps[0].base, announced, *e.cfg.Transport)
+	}
+	if err != nil {
+		e.logf("sync: relay announced gateways this terminal cannot use, keeping its list: %v", err)
+		return
+	}
+	more := make([]string, 0, len(eps)-1)
+	for _, ep := range eps[1:] {
+		more = append(more, ep.base)
+	}
+	if slices.Equal(more, e.savedGateways) {
+		return
+	}
+	// The position moves to the current gateway in the new list, or before its start (the
+	// next round begins at the first) when the relay no longer lists it.
+	at := -1
+	for i, ep := range eps {
+		if ep.base == e.ep.base {
+			at = i
+		}
+	}
+	e.eps, e.at = eps, at
+	// e.enr stays as loaded: other goroutines read it (Enrollment) without a lock.
+	enr := e.enr
+	enr.RelayURLs = more
+	if err := saveEnrollment(e.cfg.DataDir, enr); err != nil {
+		e.logf("sync: keep the relay's gateways with the enrollment: %v", err)
+		return
+	}
+	e.savedGateways = more
+	e.logf("sync: relay gateways now %d: %s", len(eps), strings.Join(more, ", "))
 }
 
 // nextGateway moves to the next of the relay's gateways, wrapping to the first.
@@ -453,6 +498,9 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 		st.Facility, st.Mode, st.InmateID = w.Facility, w.Mode, w.InmateID
 	})
 	e.logf("sync: connected to %s as %s (%s, %s)", e.ep.base, w.TerminalID, w.Facility, w.Mode)
+	if len(w.RelayURLs) > 0 && len(e.cfg.RelayURLs) == 0 {
+		e.adoptGateways(w.RelayURLs)
+	}
 
 	ctx, stop := context.WithCancelCause(parent)
 	defer stop(nil)

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -41,13 +43,37 @@ func gatewayStores(t *testing.T, n int) []*jskv.Store {
 	return out
 }
 
-// startGateway is one relayd gateway: a relay.Relay with its own HTTP server over store.
-func startGateway(t *testing.T, store *jskv.Store) *relayEnv {
+// startGateway is one relayd gateway: a relay.Relay with its own HTTP server over store,
+// announcing announced (if any) in welcome.
+func startGateway(t *testing.T, store *jskv.Store, ln net.Listener, announced []string) *relayEnv {
 	t.Helper()
 	e := &relayEnv{t: t, dir: t.TempDir(), hold: relay.HoldNone, store: store}
-	e.open()
+	r, err := relay.Open(relay.Config{DataDir: e.dir, Store: store, Gateways: announced, AdminToken: adminToken,
+		PINParams: kiosk.TestPINParams(), HoldPolicy: relay.HoldNone, HandshakeTimeout: 5 * time.Second, Logf: quiet})
+	if err != nil {
+		t.Fatalf("open gateway: %v", err)
+	}
+	e.r, e.ln = r, ln
+	e.srv = &http.Server{Handler: r}
+	go e.srv.Serve(ln)
 	t.Cleanup(e.stop)
 	return e
+}
+
+// listeners are n loopback listeners and their base URLs, made before the gateways so each
+// gateway can announce all of them.
+func listeners(t *testing.T, n int) ([]net.Listener, []string) {
+	t.Helper()
+	var lns []net.Listener
+	var urls []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns, urls = append(lns, ln), append(urls, "http://"+ln.Addr().String())
+	}
+	return lns, urls
 }
 
 // TestGatewayStoppedTerminalMovesToTheNext enrolls a kiosk through gateway 1 with gateway 2
@@ -57,9 +83,10 @@ func startGateway(t *testing.T, store *jskv.Store) *relayEnv {
 func TestGatewayStoppedTerminalMovesToTheNext(t *testing.T) {
 	const n = 1500
 	stores := gatewayStores(t, 2)
-	g1, g2 := startGateway(t, stores[0]), startGateway(t, stores[1])
+	lns, urls := listeners(t, 2)
+	g1, g2 := startGateway(t, stores[0], lns[0], nil), startGateway(t, stores[1], lns[1], nil)
 	g1.seed()
-	url1, url2 := "http://"+g1.addr(), "http://"+g2.addr()
+	url1, url2 := urls[0], urls[1]
 
 	tm := openTerminal(t, "", kiosk.StoreOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -118,4 +145,35 @@ func TestGatewayStoppedTerminalMovesToTheNext(t *testing.T) {
 		b, err := tm.term.Balance("A2")
 		return err == nil && b == before+1234, fmt.Sprintf("A2 balance %v (was %v), err %v", b, before, err)
 	})
+}
+
+// TestGatewaysAnnouncedInWelcome: a kiosk enrolled through gateway 1 alone learns both
+// gateways from welcome and keeps them with its enrollment, so after a restart while gateway 1
+// is down it reaches gateway 2, and its letters arrive.
+func TestGatewaysAnnouncedInWelcome(t *testing.T) {
+	stores := gatewayStores(t, 2)
+	lns, urls := listeners(t, 2)
+	g1, g2 := startGateway(t, stores[0], lns[0], urls), startGateway(t, stores[1], lns[1], urls)
+	g1.seed()
+
+	tm := openTerminal(t, "", kiosk.StoreOptions{})
+	en := tm.enroll(urls[0], g1.code(wire.ModeKiosk, ""))
+	tm.start()
+	tm.waitRoster()
+	testwait.UntilSaw(t, "gateway 2 kept with the enrollment", func() (bool, string) {
+		saved, err := client.LoadEnrollment(tm.dir)
+		return err == nil && len(saved.RelayURLs) == 1 && saved.RelayURLs[0] == urls[1], fmt.Sprintf("%v, err %v", saved.RelayURLs, err)
+	})
+
+	tm.stopSync()
+	g1.stop()
+	tm.reopen(kiosk.StoreOptions{})
+	tm.login("B1", "1234")
+	tm.sendNumbered("A1", 0, 20)
+	tm.start()
+	tm.waitSynced()
+	if st := tm.eng.Status(); st.RelayURL != urls[1] {
+		t.Fatalf("status shows relay %s, want gateway 2 %s", st.RelayURL, urls[1])
+	}
+	checkMessages(t, g2.r, en.TerminalID, map[string]int{"A1": 20})
 }
