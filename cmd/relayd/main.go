@@ -89,6 +89,7 @@ func (e usageError) Unwrap() error { return e.error }
 func usageErrorf(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 type options struct {
+	gateways                                 string
 	data, listen, cert, key, tokenFile, hold string
 	insecure, noConsole, secureCookies       bool
 	enrollTTL                                time.Duration
@@ -133,6 +134,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.inviteRetry, "invite-retry", 5*time.Minute, "how often invitations that could not be sent are tried again")
 	fs.StringVar(&o.store, "store", "", "keep the relay's state in a JetStream stream of this NATS cluster instead of DIR/relay.db:\n"+
 		"nats://host:port[,host:port...] (tls:// for TLS); -data still holds the content store")
+	fs.StringVar(&o.gateways, "gateways", "", "comma-separated base URLs of every gateway of this relay (wss://gw1:8443,wss://gw2:8443),\n"+
+		"announced to terminals so they reconnect to another when one is down (at most 8)")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS user credentials file (JWT and nkey seed, mode 0600) for -store")
 	fs.StringVar(&o.natsNkey, "nats-nkey", "", "NATS nkey seed file (mode 0600) for -store")
 	fs.Usage = func() {
@@ -297,7 +300,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer closeStore() // after r.Close, deferred below
 	r, err := relay.Open(relay.Config{DataDir: o.data, Store: store, Logf: logging.Logf(logger), AdminToken: token,
 		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, MaxPendingPerAddr: o.pendingPerAddr,
-		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL})
+		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL, Gateways: splitList(o.gateways)})
 	if err != nil {
 		return err
 	}

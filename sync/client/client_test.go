@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -509,6 +510,73 @@ func TestClassifySessionEnd(t *testing.T) {
 	} {
 		if got := kiosk.Retryable(classify(c.err)); got != c.retryable {
 			t.Errorf("%v: retryable %v, want %v", c.err, got, c.retryable)
+		}
+	}
+}
+
+// deadURL is a loopback relay URL nothing listens on: a dial to it is refused.
+func deadURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+// Gateways are tried in order, the next at once after a refused dial; only a round that
+// reached none of them waits for the backoff, and the next round starts at the first again.
+func TestGatewaysTriedInOrderThenBackoff(t *testing.T) {
+	f := newFakeRelay(t, false)
+	term, dir := enrolledPlain(t, f)
+	dead1, dead2 := deadURL(t), deadURL(t)
+	connects := make(chan struct{}, 4)
+	f.onConnect = func(ctx context.Context, c *websocket.Conn) { connects <- struct{}{} }
+	eng := runEngine(t, term, dir, func(cfg *Config) {
+		cfg.RelayURL, cfg.RelayURLs = dead1, []string{dead2, f.srv.URL}
+		cfg.BackoffMin, cfg.BackoffMax = time.Second, time.Minute
+		cfg.Rand = func() float64 { return 0.5 }
+	})
+	<-connects // the third gateway, reached with the clock never advanced
+	st := waitStatus(t, eng, func(st status.Link) bool { return st.LastError != "" && st.RelayURL == dead1 })
+	t.Logf("after a round: %s", st.LastError)
+	eng.clk.WaitTimers(1) // the round's backoff
+	eng.clk.Advance(500*time.Millisecond - time.Millisecond)
+	if eng.clk.Timers() != 1 {
+		t.Fatal("a new round started before its backoff")
+	}
+	eng.clk.Advance(time.Millisecond)
+	<-connects
+}
+
+// The list of relay URLs is bounded, checked URL by URL, and a repeat is tried once.
+func TestRelayURLListRules(t *testing.T) {
+	eps, err := relayEndpoints("ws://127.0.0.1:1", []string{"ws://127.0.0.1:2/", "ws://127.0.0.1:1", "wss://g3.example"}, Transport{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ep := range eps {
+		got = append(got, ep.base)
+	}
+	if want := "ws://127.0.0.1:1 ws://127.0.0.1:2 wss://g3.example"; strings.Join(got, " ") != want {
+		t.Fatalf("gateways %q, want %q", strings.Join(got, " "), want)
+	}
+	nine := make([]string, MaxRelayURLs)
+	for i := range nine {
+		nine[i] = fmt.Sprintf("wss://g%d.example", i+10)
+	}
+	for name, more := range map[string][]string{
+		"too many":  nine,
+		"bad one":   {"wss://g2.example", "ftp://g3.example"},
+		"plain":     {"ws://g2.example"},
+		"too long":  {"wss://" + strings.Repeat("g", 600) + ".example"},
+		"with user": {"wss://u:s3cret@g2.example"},
+	} {
+		if _, err := relayEndpoints("wss://g1.example", more, Transport{}); err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: err %v", name, err)
 		}
 	}
 }

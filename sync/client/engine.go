@@ -9,6 +9,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +36,10 @@ type Config struct {
 	// RelayURL and Transport override the enrolled ones (e.g. a technician moved the relay).
 	RelayURL  string
 	Transport *Transport
+	// RelayURLs are further gateways of the same relay (docs/SCALE.md), tried in order after
+	// RelayURL (or the enrolled URL) when a connection fails; after a full round without a
+	// welcome the engine backs off as with one URL. At most MaxRelayURLs in all.
+	RelayURLs []string
 	Software  string
 	// NoCompression offers the relay no permessage-deflate. Compression (the default) costs
 	// CPU on both ends, about a sixth of a backlog's drain on loopback (docs/BENCHMARKS.md),
@@ -72,9 +78,13 @@ type Engine struct {
 	tick  clock.Clock // paces (Config.Timers)
 	logf  kiosk.Logf
 	enr   Enrollment
-	ep    endpoints
-	key   ed25519.PrivateKey
-	hc    *http.Client
+	eps   []endpoints // the relay's gateways in the order they are tried; eps[0] is the enrolled one
+	at    int         // index in eps of the gateway being tried or connected to
+	ep    endpoints   // eps[at]
+	// savedGateways are the further gateways in the enrollment file (Run's goroutine only).
+	savedGateways []string
+	key           ed25519.PrivateKey
+	hc            *http.Client
 
 	wake        chan struct{}
 	contentWake chan struct{} // FetchContent
@@ -128,11 +138,14 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.RelayURL == "" {
 		cfg.RelayURL = enr.RelayURL
 	}
+	if len(cfg.RelayURLs) == 0 {
+		cfg.RelayURLs = enr.RelayURLs
+	}
 	tr := enr.Transport
 	if cfg.Transport != nil {
 		tr = *cfg.Transport
 	}
-	ep, err := parseRelayURL(cfg.RelayURL, tr)
+	eps, err := relayEndpoints(cfg.RelayURL, cfg.RelayURLs, tr)
 	if err != nil {
 		return nil, fmt.Errorf("sync engine: %w", err)
 	}
@@ -174,8 +187,8 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	e := &Engine{cfg: cfg, term: cfg.Terminal, store: cfg.Terminal.Store(), clock: cfg.Clock, tick: cfg.Timers, logf: cfg.Logf,
-		enr: enr, ep: ep, key: key, hc: hc, wake: make(chan struct{}, 1), contentWake: make(chan struct{}, 1)}
-	e.st = status.Link{Enrolled: true, RelayURL: cfg.RelayURL, TerminalID: enr.TerminalID, Facility: enr.Facility,
+		enr: enr, eps: eps, ep: eps[0], savedGateways: enr.RelayURLs, key: key, hc: hc, wake: make(chan struct{}, 1), contentWake: make(chan struct{}, 1)}
+	e.st = status.Link{Enrolled: true, RelayURL: eps[0].base, TerminalID: enr.TerminalID, Facility: enr.Facility,
 		Mode: enr.Mode, InmateID: enr.InmateID}
 	return e, nil
 }
@@ -232,16 +245,28 @@ func Backoff(n int, base, max time.Duration, rnd func() float64) time.Duration {
 // working whatever happens here.
 func (e *Engine) Run(ctx context.Context) error {
 	failures, renewals := 0, 0
+	tried := 0 // gateways tried since the last welcome or the last full round
 	for ctx.Err() == nil {
 		welcomed, err := e.session(ctx)
 		if ctx.Err() != nil {
 			break
 		}
 		if welcomed {
-			failures = 0
+			failures, tried = 0, 0
 		}
-		failures++
-		wait := Backoff(failures, e.cfg.BackoffMin, e.cfg.BackoffMax, e.cfg.Rand)
+		// The next gateway is tried at once until every one was tried in this round; only a
+		// full round without a welcome waits, so a dead gateway costs a dial, not a backoff.
+		tried++
+		e.nextGateway()
+		roundDone := tried >= len(e.eps)
+		if roundDone {
+			tried = 0
+			failures++
+		}
+		wait := Backoff(max(failures, 1), e.cfg.BackoffMin, e.cfg.BackoffMax, e.cfg.Rand)
+		if !roundDone {
+			wait = 0
+		}
 		if err != nil && !kiosk.Retryable(classify(err)) {
 			// Asking again soon would fail the same way: a technician must act (re-enroll,
 			// free the store). Keep trying, at the slowest pace, so the fix is noticed.
@@ -267,8 +292,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		} else {
 			renewals = 0
 		}
-		e.logf("sync: %s; retrying in %v", msg, wait.Round(time.Millisecond))
-		e.update(func(st *status.Link) { st.Connected, st.LastError = false, msg })
+		e.logf("sync: %s; retrying %s in %v", msg, e.ep.base, wait.Round(time.Millisecond))
+		e.update(func(st *status.Link) { st.Connected, st.LastError, st.RelayURL = false, msg, e.ep.base })
+		if wait <= 0 {
+			continue // the next gateway of this round, at once
+		}
 		t := e.tick.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -279,6 +307,53 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.update(func(st *status.Link) { st.Connected = false })
 	return nil
+}
+
+// adoptGateways takes the gateways the relay announced in welcome as the URLs tried after the
+// first, and keeps them with the enrollment so that a terminal restarted while the relay is
+// out of reach still knows them. A list this terminal cannot use (a plain URL off loopback
+// without insecure, say) is logged and the old one kept: the connection it came on works.
+// It runs on Run's goroutine, between dials, like every other use of eps.
+func (e *Engine) adoptGateways(announced []string) {
+	eps, err := relayEndpoints(e.eps[0].base, announced, e.enr.Transport)
+	if e.cfg.Transport != nil {
+		eps, err = relayEndpoints(e.eps[0].base, announced, *e.cfg.Transport)
+	}
+	if err != nil {
+		e.logf("sync: relay announced gateways this terminal cannot use, keeping its list: %v", err)
+		return
+	}
+	more := make([]string, 0, len(eps)-1)
+	for _, ep := range eps[1:] {
+		more = append(more, ep.base)
+	}
+	if slices.Equal(more, e.savedGateways) {
+		return
+	}
+	// The position moves to the current gateway in the new list, or before its start (the
+	// next round begins at the first) when the relay no longer lists it.
+	at := -1
+	for i, ep := range eps {
+		if ep.base == e.ep.base {
+			at = i
+		}
+	}
+	e.eps, e.at = eps, at
+	// e.enr stays as loaded: other goroutines read it (Enrollment) without a lock.
+	enr := e.enr
+	enr.RelayURLs = more
+	if err := saveEnrollment(e.cfg.DataDir, enr); err != nil {
+		e.logf("sync: keep the relay's gateways with the enrollment: %v", err)
+		return
+	}
+	e.savedGateways = more
+	e.logf("sync: relay gateways now %d: %s", len(eps), strings.Join(more, ", "))
+}
+
+// nextGateway moves to the next of the relay's gateways, wrapping to the first.
+func (e *Engine) nextGateway() {
+	e.at = (e.at + 1) % len(e.eps)
+	e.ep = e.eps[e.at]
 }
 
 // classify gives a session's end the kiosk.Kind its retry depends on: the relay refusing this
@@ -423,6 +498,9 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 		st.Facility, st.Mode, st.InmateID = w.Facility, w.Mode, w.InmateID
 	})
 	e.logf("sync: connected to %s as %s (%s, %s)", e.ep.base, w.TerminalID, w.Facility, w.Mode)
+	if len(w.RelayURLs) > 0 && len(e.cfg.RelayURLs) == 0 {
+		e.adoptGateways(w.RelayURLs)
+	}
 
 	ctx, stop := context.WithCancelCause(parent)
 	defer stop(nil)

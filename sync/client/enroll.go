@@ -16,8 +16,11 @@ import (
 
 // EnrollConfig is what a technician gives `kioskctl enroll`.
 type EnrollConfig struct {
-	DataDir   string          // the terminal's data directory (key and enrollment are written here)
-	RelayURL  string          // e.g. wss://relay.example:8443
+	DataDir  string // the terminal's data directory (key and enrollment are written here)
+	RelayURL string // e.g. wss://relay.example:8443
+	// RelayURLs are the relay's further gateways (docs/SCALE.md), stored with the enrollment
+	// and tried in order after RelayURL when it cannot be reached.
+	RelayURLs []string
 	Code      string          // the one-time enrollment code
 	Transport Transport       // how to trust the relay
 	Terminal  *kiosk.Terminal // the terminal's domain: records the enrollment and binds a tablet
@@ -50,9 +53,14 @@ func Enroll(ctx context.Context, cfg EnrollConfig) (Enrollment, error) {
 	if cfg.Code == "" {
 		return Enrollment{}, fmt.Errorf("enroll: no enrollment code given")
 	}
-	ep, err := parseRelayURL(cfg.RelayURL, cfg.Transport)
+	eps, err := relayEndpoints(cfg.RelayURL, cfg.RelayURLs, cfg.Transport)
 	if err != nil {
 		return Enrollment{}, fmt.Errorf("enroll: %w", err)
+	}
+	ep := eps[0]
+	var more []string
+	for _, g := range eps[1:] {
+		more = append(more, g.base)
 	}
 	hc, err := cfg.Transport.httpClient(30 * time.Second)
 	if err != nil {
@@ -98,7 +106,7 @@ func Enroll(ctx context.Context, cfg EnrollConfig) (Enrollment, error) {
 		return Enrollment{}, fmt.Errorf("enroll: relay answer: %w", err)
 	}
 	e := Enrollment{TerminalID: ans.TerminalID, Facility: ans.Facility, Mode: ans.Mode, InmateID: ans.InmateID,
-		RelayURL: ep.base, Transport: cfg.Transport, EnrolledAt: cfg.Terminal.Clock().Now().UTC()}
+		RelayURL: ep.base, RelayURLs: more, Transport: cfg.Transport, EnrolledAt: cfg.Terminal.Clock().Now().UTC()}
 	// The store first: a terminal whose file says "enrolled" must also be bound in its store.
 	if err := cfg.Terminal.SetEnrollment(kiosk.Enrollment{TerminalID: e.TerminalID, Facility: e.Facility,
 		Mode: e.Mode, InmateID: e.InmateID}); err != nil {

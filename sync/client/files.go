@@ -35,11 +35,14 @@ const (
 
 // Enrollment is what the terminal keeps after enrolling: who it is and how to reach its relay.
 type Enrollment struct {
-	TerminalID string    `json:"terminal_id"`
-	Facility   string    `json:"facility"`
-	Mode       string    `json:"mode"`
-	InmateID   string    `json:"inmate_id,omitempty"`
-	RelayURL   string    `json:"relay_url"`
+	TerminalID string `json:"terminal_id"`
+	Facility   string `json:"facility"`
+	Mode       string `json:"mode"`
+	InmateID   string `json:"inmate_id,omitempty"`
+	RelayURL   string `json:"relay_url"`
+	// RelayURLs are further gateways of the same relay, tried in order after RelayURL
+	// (absent in files written before gateways; Config.RelayURLs overrides them).
+	RelayURLs  []string  `json:"relay_urls,omitempty"`
 	Transport  Transport `json:"transport"`
 	EnrolledAt time.Time `json:"enrolled_at"`
 }

@@ -131,3 +131,34 @@ func (tr Transport) httpClient(timeout time.Duration) (*http.Client, error) {
 		},
 	}, nil
 }
+
+// MaxRelayURLs bounds a terminal's list of relay gateways (the enrolled URL included).
+const MaxRelayURLs = wire.MaxRelayURLs
+
+// relayEndpoints parses the relay's first URL and its further gateways, in order, dropping
+// repeats: a list naming a gateway twice would spend two dials of every round on it.
+func relayEndpoints(first string, more []string, tr Transport) ([]endpoints, error) {
+	all := append([]string{first}, more...)
+	if len(all) > 2*MaxRelayURLs {
+		return nil, fmt.Errorf("relay URLs: %d given, at most %d", len(all), MaxRelayURLs)
+	}
+	var eps []endpoints
+	seen := map[string]bool{}
+	for _, raw := range all {
+		if len(raw) > wire.MaxRelayURLLen {
+			return nil, fmt.Errorf("relay URL of %d bytes: at most %d", len(raw), wire.MaxRelayURLLen)
+		}
+		ep, err := parseRelayURL(raw, tr)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[ep.base] {
+			seen[ep.base] = true
+			eps = append(eps, ep)
+		}
+	}
+	if len(eps) > MaxRelayURLs {
+		return nil, fmt.Errorf("relay URLs: %d different ones, at most %d", len(eps), MaxRelayURLs)
+	}
+	return eps, nil
+}

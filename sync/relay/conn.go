@@ -151,7 +151,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	sess.sent.Store(resume)
 	sess.persisted.Store(acked)
 	if err := r.send(ctx, c, wire.Welcome{TerminalID: info.ID, Facility: info.FacilityID, Mode: info.Mode,
-		InmateID: info.InmateID, ServerTime: r.clock.Now().UTC()}); err != nil {
+		InmateID: info.InmateID, ServerTime: r.clock.Now().UTC(), RelayURLs: r.cfg.Gateways}); err != nil {
 		return
 	}
 	r.logf("relay: terminal %s connected", info.ID)

@@ -15,6 +15,7 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/pinhash"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // HoldPolicy says which outbound messages wait for a reviewer.
@@ -37,8 +38,11 @@ type Config struct {
 	// (sync/relay/kv/jetstream) shared by gateways, say. The relay migrates its schema on it
 	// at Open and leaves it open at Close (its opener closes it). Backup needs the bbolt file.
 	Store kv.Store
-	Logf  vocab.Logf
-	Clock clock.Clock
+	// Gateways, optional, are the base URLs of every gateway of this relay, announced to
+	// terminals in welcome (relay_urls) so they can reconnect to another when one is down.
+	Gateways []string
+	Logf     vocab.Logf
+	Clock    clock.Clock
 	// AdminToken is the bearer token of the admin API; empty disables the admin API over HTTP
 	// (the Go methods still work, e.g. for an embedding demo).
 	AdminToken string
@@ -131,6 +135,14 @@ func Open(cfg Config) (*Relay, error) {
 	case HoldAll, HoldNone, HoldByFacility:
 	default:
 		return nil, invalid("open relay", "hold_policy", "%q is not one of all, none, facility", cfg.HoldPolicy)
+	}
+	if len(cfg.Gateways) > wire.MaxRelayURLs {
+		return nil, invalid("open relay", "gateways", "%d, at most %d", len(cfg.Gateways), wire.MaxRelayURLs)
+	}
+	for i, g := range cfg.Gateways {
+		if err := wire.CheckRelayURL(g); err != nil {
+			return nil, invalid("open relay", fmt.Sprintf("gateways[%d]", i), "%v", err)
+		}
 	}
 	if cfg.EnrollTTL <= 0 {
 		cfg.EnrollTTL = 24 * time.Hour

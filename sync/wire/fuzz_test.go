@@ -21,6 +21,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add([]byte(`{"type":"batch","body":{"epoch":"e","items":[{"seq":1,"id":"i","kind":"k","body":{}}]}}`))
 	f.Add([]byte(`{"type":"ack","body":{"epoch":"e","seq":18446744073709551615}}`))
 	f.Add([]byte(`{"type":"down","body":null}`))
+	f.Add([]byte(`{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"kiosk","server_time":"2026-01-02T03:04:05Z","relay_urls":["wss://g1:8443","ws://[::1]:9"]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := DecodeFrame(b)
 		if err != nil {

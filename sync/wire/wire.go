@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -174,6 +175,42 @@ type Welcome struct {
 	Mode       string    `json:"mode"`
 	InmateID   string    `json:"inmate_id,omitempty"` // tablet: the inmate it is bound to
 	ServerTime time.Time `json:"server_time"`
+	// RelayURLs, optional, are the relay's gateways (docs/SCALE.md) that a terminal may
+	// reconnect to, at most MaxRelayURLs, each checked by CheckRelayURL. A terminal keeps the
+	// latest list with its enrollment; a relay of one gateway leaves it out.
+	RelayURLs []string `json:"relay_urls,omitempty"`
+}
+
+// MaxRelayURLs bounds a list of relay gateway URLs (welcome.relay_urls, a terminal's list).
+const MaxRelayURLs = 8
+
+// MaxRelayURLLen bounds one relay URL in bytes.
+const MaxRelayURLLen = 512
+
+// CheckRelayURL checks the form of a relay gateway's base URL: scheme wss, https, ws or http,
+// a host, no credentials, query or fragment, at most MaxRelayURLLen bytes. Whether a plain
+// one may be used is the terminal's choice (its transport settings). The URL is not repeated
+// in the error: one with a password in it must not reach a log.
+func CheckRelayURL(raw string) error {
+	if len(raw) > MaxRelayURLLen {
+		return fmt.Errorf("relay URL of %d bytes, at most %d", len(raw), MaxRelayURLLen)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("relay URL does not parse")
+	}
+	switch u.Scheme {
+	case "wss", "https", "ws", "http":
+	default:
+		return fmt.Errorf("relay URL scheme %q is not wss, https, ws or http", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("relay URL has no host")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return errors.New("relay URL has credentials, a query or a fragment")
+	}
+	return nil
 }
 
 // Item is one uplink record, the shape of vocab.Item.
@@ -490,6 +527,14 @@ func (w *Welcome) validate() error {
 	}
 	if err := checkMode(w.Mode, w.InmateID); err != nil {
 		return err
+	}
+	if len(w.RelayURLs) > MaxRelayURLs {
+		return fmt.Errorf("relay_urls: %d, at most %d", len(w.RelayURLs), MaxRelayURLs)
+	}
+	for i, u := range w.RelayURLs {
+		if err := CheckRelayURL(u); err != nil {
+			return fmt.Errorf("relay_urls[%d]: %w", i, err)
+		}
 	}
 	return nil
 }

@@ -65,6 +65,12 @@ func TestDecodeRefuses(t *testing.T) {
 		"bad mode":        `{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"phone"}}`,
 		"unbound tablet":  `{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"tablet"}}`,
 		"bound kiosk":     `{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"kiosk","inmate_id":"x"}}`,
+		"gateway scheme":  `{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"kiosk","relay_urls":["wss://g1","ftp://g2"]}}`,
+		"gateway no host": `{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"kiosk","relay_urls":["wss://"]}}`,
+		"gateway creds":   `{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"kiosk","relay_urls":["wss://u:p@g1"]}}`,
+		"gateway query":   `{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"kiosk","relay_urls":["wss://g1/?x=1"]}}`,
+		"gateway long":    `{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"kiosk","relay_urls":["wss://` + strings.Repeat("g", 600) + `"]}}`,
+		"gateways many":   `{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"kiosk","relay_urls":["wss://1","wss://2","wss://3","wss://4","wss://5","wss://6","wss://7","wss://8","wss://9"]}}`,
 		"empty batch":     `{"type":"batch","body":{"epoch":"e","items":[]}}`,
 		"seq zero":        `{"type":"batch","body":{"epoch":"e","items":[{"seq":0,"id":"i","kind":"k","body":{}}]}}`,
 		"seq backwards":   `{"type":"batch","body":{"epoch":"e","items":[{"seq":2,"id":"i","kind":"k","body":{}},{"seq":2,"id":"j","kind":"k","body":{}}]}}`,
@@ -77,6 +83,19 @@ func TestDecodeRefuses(t *testing.T) {
 	for name, in := range cases {
 		if _, err := DecodeFrame([]byte(in)); err == nil {
 			t.Errorf("%s: decoded %s without error", name, in)
+		}
+	}
+}
+
+// A welcome from a relay of one gateway has no relay_urls; one of several lists them.
+func TestWelcomeGatewaysOptional(t *testing.T) {
+	for _, in := range []string{
+		`{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"kiosk","server_time":"2026-01-02T03:04:05Z"}}`,
+		`{"type":"welcome","body":{"terminal_id":"t","facility":"f","mode":"kiosk","server_time":"2026-01-02T03:04:05Z","relay_urls":["wss://g1:8443","http://127.0.0.1:9000"]}}`,
+	} {
+		f, err := DecodeFrame([]byte(in))
+		if err != nil || f.Welcome == nil {
+			t.Fatalf("%s: %v", in, err)
 		}
 	}
 }

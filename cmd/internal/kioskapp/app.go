@@ -221,7 +221,7 @@ func Open(o Options) (*App, error) {
 	// Sync: only an enrolled terminal has a relay; the others keep everything for later, and
 	// start sync when a technician enrolls them while they run.
 	a.syncs = newSyncHolder(context.Background(), client.Config{DataDir: o.DataDir, Terminal: a.term, Logf: a.logf,
-		RelayURL: cfg.Relay.URL, Transport: cfg.Relay.Transport(), Software: Software, OnStatus: a.linkStatus,
+		RelayURL: cfg.Relay.URL, RelayURLs: cfg.Relay.Gateways, Transport: cfg.Relay.Transport(), Software: Software, OnStatus: a.linkStatus,
 		Content: a.content}, a.mode, a.logf)
 
 	a.events = make(chan device.Event, 64)

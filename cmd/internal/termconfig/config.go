@@ -79,10 +79,13 @@ func (p PrinterConfig) validate() error {
 
 // RelayConfig overrides where the relay is and how it is trusted (the enrollment has both).
 type RelayConfig struct {
-	URL       string `json:"url"`        // wss://relay.example:8443
-	CAFile    string `json:"ca_file"`    // PEM file of CAs to trust instead of the system roots
-	PinSHA256 string `json:"pin_sha256"` // SHA-256 of the relay's leaf certificate, hex
-	Insecure  bool   `json:"insecure"`   // allow ws:// to a relay off loopback
+	URL string `json:"url"` // wss://relay.example:8443
+	// Gateways are further relayd gateways over the same cluster (docs/SCALE.md), tried in
+	// order after url (or the enrolled URL) when it cannot be reached; at most 7.
+	Gateways  []string `json:"gateways,omitempty"`
+	CAFile    string   `json:"ca_file"`    // PEM file of CAs to trust instead of the system roots
+	PinSHA256 string   `json:"pin_sha256"` // SHA-256 of the relay's leaf certificate, hex
+	Insecure  bool     `json:"insecure"`   // allow ws:// to a relay off loopback
 }
 
 // DeviceConfig is hardware/device's Config in JSON (snake_case, durations as "2s").
@@ -242,33 +245,22 @@ func (c Config) Validate() error {
 	return c.Printer.validate()
 }
 
+// maxGateways is the most further gateways: with url, the terminal's list holds at most 8
+// (client.MaxRelayURLs).
+const maxGateways = 7
+
 func (r RelayConfig) validate() error {
 	if r.URL != "" {
-		// The URL is never echoed back: one with a password in it must not reach a log.
-		u, err := url.Parse(strings.TrimSpace(r.URL))
-		if err != nil {
-			return errors.New("relay.url: not a URL (want wss://host:port)")
+		if err := r.checkURL("relay.url", r.URL); err != nil {
+			return err
 		}
-		if u.User != nil {
-			return fmt.Errorf("relay.url: credentials, query and fragment are not allowed")
-		}
-		if u.Host == "" {
-			return errors.New("relay.url: has no host (want wss://host:port)")
-		}
-		switch u.Scheme {
-		case "wss", "https":
-		case "ws", "http":
-			if !r.Insecure && !isLoopback(u.Hostname()) {
-				return fmt.Errorf("relay.url: plain %s:// is allowed only to a loopback address; use wss:// or set relay.insecure", u.Scheme)
-			}
-			if r.PinSHA256 != "" {
-				return fmt.Errorf("relay.pin_sha256: a pinned certificate needs wss://")
-			}
-		default:
-			return fmt.Errorf("relay.url: scheme %q is not wss, https, ws or http", u.Scheme)
-		}
-		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("relay.url: credentials, query and fragment are not allowed")
+	}
+	if len(r.Gateways) > maxGateways {
+		return fmt.Errorf("relay.gateways: %d given, at most %d", len(r.Gateways), maxGateways)
+	}
+	for i, g := range r.Gateways {
+		if err := r.checkURL(fmt.Sprintf("relay.gateways[%d]", i), g); err != nil {
+			return err
 		}
 	}
 	if r.PinSHA256 != "" {
@@ -281,6 +273,37 @@ func (r RelayConfig) validate() error {
 		if _, err := os.Stat(r.CAFile); err != nil {
 			return fmt.Errorf("relay.ca_file: %v", err)
 		}
+	}
+	return nil
+}
+
+// checkURL checks one relay URL named field. The URL is never echoed back: one with a
+// password in it must not reach a log.
+func (r RelayConfig) checkURL(field, raw string) error {
+	if len(raw) > 512 {
+		return fmt.Errorf("%s: %d bytes, at most 512", field, len(raw))
+	}
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return fmt.Errorf("%s: not a URL (want wss://host:port)", field)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%s: credentials, query and fragment are not allowed", field)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%s: has no host (want wss://host:port)", field)
+	}
+	switch u.Scheme {
+	case "wss", "https":
+	case "ws", "http":
+		if !r.Insecure && !isLoopback(u.Hostname()) {
+			return fmt.Errorf("%s: plain %s:// is allowed only to a loopback address; use wss:// or set relay.insecure", field, u.Scheme)
+		}
+		if r.PinSHA256 != "" {
+			return fmt.Errorf("relay.pin_sha256: a pinned certificate needs wss://")
+		}
+	default:
+		return fmt.Errorf("%s: scheme %q is not wss, https, ws or http", field, u.Scheme)
 	}
 	return nil
 }

@@ -35,6 +35,12 @@ func TestBrokenConfigNamesTheField(t *testing.T) {
 		{`{"relay": {"url": "ftp://relay"}}`, "relay.url"},
 		{`{"relay": {"url": "wss://r", "pin_sha256": "abc"}}`, "relay.pin_sha256"},
 		{`{"relay": {"ca_file": "/nonexistent/ca.pem"}}`, "relay.ca_file"},
+		{`{"relay": {"gateways": ["wss://g1", "ftp://g2"]}}`, "relay.gateways[1]"},
+		{`{"relay": {"gateways": ["ws://g1.example.org"]}}`, "relay.gateways[0]"},
+		{`{"relay": {"gateways": ["wss://tech:s3cret@g1"]}}`, "relay.gateways[0]"},
+		{`{"relay": {"gateways": ["wss://g1/?a=b"]}}`, "relay.gateways[0]"},
+		{`{"relay": {"gateways": ["wss://` + strings.Repeat("g", 600) + `"]}}`, "relay.gateways[0]"},
+		{`{"relay": {"gateways": ["wss://1","wss://2","wss://3","wss://4","wss://5","wss://6","wss://7","wss://8"]}}`, "relay.gateways"},
 		{`{"devices": [{"name": "b", "role": "badge", "path": "/dev/ttyUSB0"}]}`, "devices[0]"},
 		{`{"devices": [{"name": "d", "role": "badge", "path": "/dev/x", "framing": "morse"}]}`, "devices[0]"},
 		{`{"devices": [{"name": "p", "role": "pinpad", "path": "/dev/ttyUSB1", "key_map": {"300": "enter"}}]}`, "devices[0].key_map"},
@@ -62,6 +68,30 @@ func TestBrokenConfigNamesTheField(t *testing.T) {
 	}
 }
 
+// The further gateways a technician lists are kept in order and handed to the sync engine.
+func TestGatewaysKeptInOrder(t *testing.T) {
+	c, err := Parse(strings.NewReader(`{"relay": {"url": "wss://g1:8443", "gateways": ["wss://g2:8443", "wss://g3:8443"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"wss://g2:8443", "wss://g3:8443"}; !reflect.DeepEqual(c.Relay.Gateways, want) {
+		t.Fatalf("gateways %v, want %v", c.Relay.Gateways, want)
+	}
+	c, err = c.Set("relay.gateways", "wss://g4:8443, wss://g2:8443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"wss://g4:8443", "wss://g2:8443"}; !reflect.DeepEqual(c.Relay.Gateways, want) {
+		t.Fatalf("after set: gateways %v, want %v", c.Relay.Gateways, want)
+	}
+	if _, err := c.Set("relay.gateways", "wss://g4, ftp://g5"); err == nil || !strings.Contains(err.Error(), "relay.gateways[1]") {
+		t.Fatalf("set of a bad gateway: err %v, want one naming relay.gateways[1]", err)
+	}
+	if c, err = c.Set("relay.gateways", ""); err != nil || len(c.Relay.Gateways) != 0 {
+		t.Fatalf("an empty value clears the gateways: %v, err %v", c.Relay.Gateways, err)
+	}
+}
+
 // FuzzParse: no input panics, and whatever is accepted saves and parses back the same.
 func FuzzParse(f *testing.F) {
 	if raw, err := os.ReadFile(filepath.Join("..", "..", "..", "assets", "demo", "kioskd.json")); err == nil {
@@ -69,6 +99,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(`{"mode":"tablet","screen":{"width":800,"height":1280}}`)
 	f.Add(`{"printer":{"url":"ipp://localhost","queue":"library"}}`)
+	f.Add(`{"relay":{"url":"wss://g1:8443","gateways":["wss://g2:8443","ws://127.0.0.1:8080"]}}`)
 	f.Add(`{"devices":[{"name":"p","role":"pinpad","path":"/dev/ttyS0","key_map":{"0x2a":"clear"}}]}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := Parse(strings.NewReader(s))

@@ -15,7 +15,7 @@ import (
 const DefaultPath = "/etc/tether/kioskd.json"
 
 // Keys lists what `kioskctl config set` can change; devices are "devices.NAME.FIELD".
-var Keys = []string{"relay.url", "relay.ca_file", "relay.pin_sha256", "relay.insecure", "mode",
+var Keys = []string{"relay.url", "relay.gateways (comma-separated; empty clears)", "relay.ca_file", "relay.pin_sha256", "relay.insecure", "mode",
 	"screen.width", "screen.height", "screen.language", "printer.url", "printer.queue",
 	"devices.NAME (a JSON object)", "devices.NAME.{role,path,baud,data_bits,parity,stop_bits,framing,id_format,prefix,suffix,max_len,dedupe_window}"}
 
@@ -38,6 +38,14 @@ func (c Config) Set(key, value string) (Config, error) {
 	switch key {
 	case "relay.url":
 		out.Relay.URL = value
+	case "relay.gateways":
+		// One value, the further gateways in the order they are tried: "wss://g2,wss://g3".
+		out.Relay.Gateways = nil
+		for _, g := range strings.Split(value, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				out.Relay.Gateways = append(out.Relay.Gateways, g)
+			}
+		}
 	case "relay.ca_file":
 		out.Relay.CAFile = value
 	case "relay.pin_sha256":

@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/internal/testwait"
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/client"
+	"github.com/tether-kiosk/tether/sync/relay"
+	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// gatewayStores opens one relay stream on a 3-node cluster through n different nodes: the
+// stores of n stateless gateways (docs/SCALE.md), each talking to its own node.
+func gatewayStores(t *testing.T, n int) []*jskv.Store {
+	t.Helper()
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := jskv.Options{Stream: "relay", Prefix: "relay"}
+	var out []*jskv.Store
+	for i := range n {
+		nc := c.Connect(i)
+		s, err := jskv.Open(ctx, nc, o)
+		// A fresh cluster may refuse an R3 stream until it knows its peers (API error 10005).
+		for err != nil && isNoPeers(err) && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+			s, err = jskv.Open(ctx, nc, o)
+		}
+		if err != nil {
+			t.Fatalf("open the store through node %d: %v", i, err)
+		}
+		c.WaitStream(nc, o.Stream)
+		out = append(out, s)
+	}
+	return out
+}
+
+// startGateway is one relayd gateway: a relay.Relay with its own HTTP server over store,
+// announcing announced (if any) in welcome.
+func startGateway(t *testing.T, store *jskv.Store, ln net.Listener, announced []string) *relayEnv {
+	t.Helper()
+	e := &relayEnv{t: t, dir: t.TempDir(), hold: relay.HoldNone, store: store}
+	r, err := relay.Open(relay.Config{DataDir: e.dir, Store: store, Gateways: announced, AdminToken: adminToken,
+		PINParams: kiosk.TestPINParams(), HoldPolicy: relay.HoldNone, HandshakeTimeout: 5 * time.Second, Logf: quiet})
+	if err != nil {
+		t.Fatalf("open gateway: %v", err)
+	}
+	e.r, e.ln = r, ln
+	e.srv = &http.Server{Handler: r}
+	go e.srv.Serve(ln)
+	t.Cleanup(e.stop)
+	return e
+}
+
+// listeners are n loopback listeners and their base URLs, made before the gateways so each
+// gateway can announce all of them.
+func listeners(t *testing.T, n int) ([]net.Listener, []string) {
+	t.Helper()
+	var lns []net.Listener
+	var urls []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns, urls = append(lns, ln), append(urls, "http://"+ln.Addr().String())
+	}
+	return lns, urls
+}
+
+// TestGatewayStoppedTerminalMovesToTheNext enrolls a kiosk through gateway 1 with gateway 2
+// in its list of relay URLs, stops gateway 1 while a backlog drains, and checks that the
+// terminal goes on through gateway 2: every letter is on the relay exactly once, read through
+// gateway 2, and downlink posted on gateway 2 reaches the kiosk.
+func TestGatewayStoppedTerminalMovesToTheNext(t *testing.T) {
+	const n = 1500
+	stores := gatewayStores(t, 2)
+	lns, urls := listeners(t, 2)
+	g1, g2 := startGateway(t, stores[0], lns[0], nil), startGateway(t, stores[1], lns[1], nil)
+	g1.seed()
+	url1, url2 := urls[0], urls[1]
+
+	tm := openTerminal(t, "", kiosk.StoreOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	en, err := client.Enroll(ctx, client.EnrollConfig{DataDir: tm.dir, RelayURL: url1, RelayURLs: []string{url2},
+		Code: g1.code(wire.ModeKiosk, ""), Terminal: tm.term, Label: "e2e"})
+	if err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	// The list is kept with the enrollment: a terminal restarted while offline still has it.
+	if saved, err := client.LoadEnrollment(tm.dir); err != nil || len(saved.RelayURLs) != 1 || saved.RelayURLs[0] != url2 {
+		t.Fatalf("enrollment file keeps relay URLs %v (err %v), want [%s]", saved.RelayURLs, err, url2)
+	}
+	tm.start()
+	tm.waitRoster()
+	if got := tm.eng.Status().RelayURL; got != url1 {
+		t.Fatalf("status shows relay %s, want the enrolled gateway %s", got, url1)
+	}
+
+	tm.stopSync()
+	tm.reopen(kiosk.StoreOptions{NoSync: true})
+	tm.login("B1", "1234")
+	tm.sendNumbered("A1", 0, n)
+	tm.reopen(kiosk.StoreOptions{})
+	tm.cfg = func(c *client.Config) { c.BatchItems, c.Window = 16, 1 }
+	tm.start()
+	testwait.UntilSaw(t, "part of the backlog acknowledged by gateway 1", func() (bool, string) {
+		waiting, _, err := tm.store.QueueStats()
+		return err == nil && waiting < n-100, fmt.Sprintf("%d waiting, err %v", waiting, err)
+	})
+	g1.stop()
+	waiting, _, err := tm.store.QueueStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waiting == 0 {
+		t.Fatal("the backlog drained before gateway 1 was stopped: nothing was left for gateway 2")
+	}
+	t.Logf("gateway 1 stopped with %d letters waiting", waiting)
+
+	tm.waitSynced()
+	testwait.UntilSaw(t, "the terminal connected to gateway 2", func() (bool, string) {
+		st := tm.eng.Status()
+		return st.Connected && st.RelayURL == url2, fmt.Sprintf("%+v", st)
+	})
+	checkMessages(t, g2.r, en.TerminalID, map[string]int{"A1": n})
+
+	before, err := tm.term.Balance("A2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := g2.r.Deposit(relay.DepositRequest{InmateID: "A2", Cents: 1234, Ref: "through-gateway-2"}); err != nil {
+		t.Fatal(err)
+	}
+	testwait.UntilSaw(t, "the deposit posted on gateway 2 on the kiosk", func() (bool, string) {
+		b, err := tm.term.Balance("A2")
+		return err == nil && b == before+1234, fmt.Sprintf("A2 balance %v (was %v), err %v", b, before, err)
+	})
+}
+
+// TestGatewaysAnnouncedInWelcome: a kiosk enrolled through gateway 1 alone learns both
+// gateways from welcome and keeps them with its enrollment, so after a restart while gateway 1
+// is down it reaches gateway 2, and its letters arrive.
+func TestGatewaysAnnouncedInWelcome(t *testing.T) {
+	stores := gatewayStores(t, 2)
+	lns, urls := listeners(t, 2)
+	g1, g2 := startGateway(t, stores[0], lns[0], urls), startGateway(t, stores[1], lns[1], urls)
+	g1.seed()
+
+	tm := openTerminal(t, "", kiosk.StoreOptions{})
+	en := tm.enroll(urls[0], g1.code(wire.ModeKiosk, ""))
+	tm.start()
+	tm.waitRoster()
+	testwait.UntilSaw(t, "gateway 2 kept with the enrollment", func() (bool, string) {
+		saved, err := client.LoadEnrollment(tm.dir)
+		return err == nil && len(saved.RelayURLs) == 1 && saved.RelayURLs[0] == urls[1], fmt.Sprintf("%v, err %v", saved.RelayURLs, err)
+	})
+
+	tm.stopSync()
+	g1.stop()
+	tm.reopen(kiosk.StoreOptions{})
+	tm.login("B1", "1234")
+	tm.sendNumbered("A1", 0, 20)
+	tm.start()
+	tm.waitSynced()
+	if st := tm.eng.Status(); st.RelayURL != urls[1] {
+		t.Fatalf("status shows relay %s, want gateway 2 %s", st.RelayURL, urls[1])
+	}
+	checkMessages(t, g2.r, en.TerminalID, map[string]int{"A1": 20})
+}
