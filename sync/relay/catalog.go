@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -261,8 +262,17 @@ func (r *Relay) PublishCatalogItem(req CatalogRequest) (vocab.CatalogItem, error
 		f.logf("relay: catalog item %s (%s) published in facility %s at %d cents", it.ID, it.Kind, req.FacilityID, it.PriceCents)
 		return f.toFacility(req.FacilityID, "", wire.DownCatalogItem, it)
 	})
-	if err != nil || it.PriceCents > 0 {
+	if err != nil {
 		return it, err
+	}
+	if it.PriceCents > 0 {
+		// Priced: a free publication of it before left its media open to every tablet of the
+		// facility; that claim goes, unless another free item of the facility shows the same
+		// media. Owners keep theirs (the inmate's own holder).
+		if err := r.closeFreeMedia(s, req.FacilityID, it.ID, media); err != nil {
+			return it, ioErr(op, err)
+		}
+		return it, nil
 	}
 	// Free, and published: any terminal of the facility, tablets too, may fetch its media.
 	for _, m := range media {
@@ -272,6 +282,37 @@ func (r *Relay) PublishCatalogItem(req CatalogRequest) (vocab.CatalogItem, error
 		}
 	}
 	return it, nil
+}
+
+// closeFreeMedia drops the facility's open claim (facilityHolder) on media of item id, now
+// priced, for each object no other free published item of the facility names.
+func (r *Relay) closeFreeMedia(s *content.Store, facility, id string, media []vocab.MediaRef) error {
+	entries, err := r.Catalog(facility)
+	if err != nil {
+		return err
+	}
+	free := map[string]bool{}
+	for _, e := range entries {
+		if e.Withdrawn || e.Item.ID == id || e.Item.PriceCents > 0 {
+			continue
+		}
+		for _, m := range e.Item.Media() {
+			free[m.SHA256] = true
+		}
+	}
+	for _, m := range media {
+		if free[m.SHA256] {
+			continue
+		}
+		obj, err := content.ParseHash(m.SHA256)
+		if err != nil {
+			return err
+		}
+		if err := s.Release(obj, facilityHolder(facility)); err != nil {
+			return fmt.Errorf("close media %s of %s: %w", m.SHA256, id, err)
+		}
+	}
+	return nil
 }
 
 func containsHolder(hs []string, h string) bool {

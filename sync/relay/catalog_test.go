@@ -328,3 +328,41 @@ func TestUploadSpoolSweptAtOpen(t *testing.T) {
 		t.Fatalf("the spool of an upload cut short is still there: %v", err)
 	}
 }
+
+// An item published free and then priced is no longer open to every tablet: the facility's
+// claim on its media goes, unless another free item shows the same media.
+func TestRepricedItemClosesItsFreeMedia(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	r1, r2 := e.uploadTrack(testMP3(20, 1)), e.uploadTrack(testMP3(20, 2))
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("t1", r1, 0)})
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("t2", r2, 0)})
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("t2-again", r2, 0)})
+	s, err := e.r.contentStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(ref vocab.MediaRef) bool {
+		t.Helper()
+		obj, err := content.ParseHash(ref.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs, _, err := s.Holders(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return containsHolder(hs, facilityHolder("north"))
+	}
+	if !open(r1) || !open(r2) {
+		t.Fatal("free tracks are not open to the facility's tablets")
+	}
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("t1", r1, 129)})
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("t2", r2, 99)})
+	if open(r1) {
+		t.Error("t1, priced now, is still open to every tablet")
+	}
+	if !open(r2) {
+		t.Error("t2's media closed although t2-again still shows it free")
+	}
+}
