@@ -258,7 +258,7 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 				return err
 			}
 			// Back on this facility's roster: no longer one who left it.
-			if err := tx.Bucket([]byte(bReleased)).Delete([]byte(facility + "/" + in.ID)); err != nil {
+			if err := deleteKey(tx, bReleased, facility+"/"+in.ID); err != nil {
 				return err
 			}
 			if found && old.FacilityID == facility {
@@ -320,7 +320,7 @@ func (r *Relay) putTechnicians(tx kv.Tx, f *fanout, facility string, techs []voc
 		}
 	}
 	for id := range old {
-		if err := tx.Bucket([]byte(bTechnicians)).Delete([]byte(prefix + id)); err != nil {
+		if err := deleteKey(tx, bTechnicians, prefix+id); err != nil {
 			return err
 		}
 		if err := f.toKiosks(facility, wire.DownTechnicianRemove, wire.TechnicianRemoved{ID: id}); err != nil {
