@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -20,11 +21,15 @@ import (
 )
 
 // flattenLayout rewrites a store of this schema into the layout of schema 8: each owner-keyed
-// bucket flat (owner + "/" + key), refused_items numbered by one global sequence. Tests use
-// it to make a store as an older relay left it.
+// bucket flat (owner + "/" + key), refused_items numbered by one global sequence, no list of
+// each facility's inmates and no index of inbound letters. Tests use it to make a store as an
+// older relay left it.
 func flattenLayout(tx kv.Tx) error {
+	if err := tx.DeleteBucket([]byte(bFacInmates)); err != nil {
+		return err
+	}
 	for _, name := range allBuckets() {
-		if !ownerKeyed(name) {
+		if !ownerKeyed(name) || name == bFacInmates {
 			continue
 		}
 		b := tx.Bucket([]byte(name))
@@ -46,6 +51,9 @@ func flattenLayout(tx kv.Tx) error {
 			}
 			for _, r := range recs {
 				key := owner + "/" + string(r.k)
+				if name == bByInmate && bytes.HasPrefix(r.k, []byte("i/")) {
+					continue
+				}
 				if name == bRefused {
 					n, err := b.NextSequence()
 					if err != nil {
@@ -120,6 +128,11 @@ func TestSchema8FlatBucketsMigrate(t *testing.T) {
 	e.seedSouth()
 	holdRequests(t, e)
 	if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 500, Ref: "d1"}); err != nil {
+		t.Fatal(err)
+	}
+	e.letterContact("A1", "pal")
+	home, err := e.r.Inbound(InboundRequest{InmateID: "A1", From: "pal", Body: "from home"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	north, north2 := e.enroll(wire.ModeKiosk, ""), e.enroll(wire.ModeKiosk, "")
@@ -212,6 +225,19 @@ func TestSchema8FlatBucketsMigrate(t *testing.T) {
 	if n := len(e.downKinds(south.id, wire.DownRemoteCharge)); n != 0 {
 		t.Fatalf("south's kiosk was sent %d of north's charges", n)
 	}
+	// A kiosk enrolled after the upgrade gets north's inmates (fac_inmates, filled by the
+	// migration) and the letter A1 received before it (by_inmate "i"), and none of south's.
+	fresh := e.enroll(wire.ModeKiosk, "")
+	var names []string
+	for _, it := range e.downKinds(fresh.id, wire.DownInmate) {
+		names = append(names, decodeAs[kiosk.Inmate](t, it.Body).ID)
+	}
+	if !slices.Equal(names, []string{"A2", "A3", "A1"}) { // the released first, then the roster
+		t.Fatalf("inmates in the snapshot of a kiosk enrolled after the upgrade: %v", names)
+	}
+	if got := e.downKinds(fresh.id, wire.DownInboundMessage); len(got) != 1 || decodeAs[kiosk.Message](t, got[0].Body).ID != home.ID {
+		t.Fatalf("inbound letters in its snapshot: %+v, want %s", got, home.ID)
+	}
 	// A session start brings the letter written before the upgrade (by_inmate moved).
 	cn.batch(north.item(wire.UpAudit, sessionStarted("A1", "s-h")))
 	hs := histories(t, e.r, north.id)
@@ -239,9 +265,9 @@ func TestVerifyReportsAKeyWithNoOwner(t *testing.T) {
 
 // hotWork is what one terminal's commits do outside the items log, for inmate on terminal t:
 // a charge (its fan-out to the facility's terminals and the inmate's totals), a refusal, a
-// letter indexed for history, a session start's history, the inmate's contacts, and a
-// tablet's snapshot of the inmate (deposits, charges, credits, sessions). during runs between
-// its reads and its commit.
+// letter indexed for history, a session start's history, the inmate's contacts, a tablet's
+// snapshot of the inmate (deposits, charges, credits, sessions) and a restored kiosk's whole
+// snapshot. during runs between its reads and its commit.
 func hotWork(r *Relay, tx kv.Tx, t TerminalInfo, inmate, record string, during func()) error {
 	f := &fanout{r: r, tx: tx}
 	var fac facilityRec
@@ -270,6 +296,9 @@ func hotWork(r *Relay, tx kv.Tx, t TerminalInfo, inmate, record string, during f
 		return err
 	}
 	if err := r.snapshotInmate(tx, f, t.ID, in.Inmate, mail{}); err != nil {
+		return err
+	}
+	if err := r.snapshot(tx, f, t, t0); err != nil { // a wiped kiosk's whole snapshot
 		return err
 	}
 	if during != nil {

@@ -47,7 +47,7 @@ const (
 	bOutbound    = "outbound"    // message id -> letterRec (v3: the body text is in the item that carried it)
 	bPREA        = "prea"        // message id -> letterRec (never held, never shown in the review queue)
 	bContacts    = "contacts"    // contact id -> ContactRecord
-	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, "/c/" + contact id, (v5) "/m/" + letter id or (v6) "/r/" + refund ref -> nil
+	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, "/c/" + contact id, (v5) "/m/" + letter id, (v6) "/r/" + refund ref or (v9) "/i/" + inbound letter id -> nil
 	bInbound     = "inbound"     // message id -> vocab.Message delivered to an inmate
 	bAudit       = "audit"       // terminal id + "/" + audit id -> vocab.AuditEvent
 	bDevices     = "devices"     // terminal id -> last device_status body
@@ -69,6 +69,9 @@ const (
 	// v8: the library (catalog.go, purchase.go).
 	bCatalog = "catalog" // facility id + "/" + item id -> catalogRec
 	bOwned   = "owned"   // "i/" + inmate id + "/" + item id -> ownedRec; "m/" + inmate id + "/" + sha256 -> nil; "q/" + inmate/course/quiz -> attempts graded (8 bytes)
+	// v9: who is on each facility's roster, so a snapshot reads its facility's inmates only.
+	// From v9 on the owner-keyed buckets (ownerKeyed) hold a nested bucket per owner.
+	bFacInmates = "fac_inmates" // facility id + "/" + inmate id -> nil
 )
 
 const kSchema = "schema_version"
@@ -77,7 +80,7 @@ func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
-		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned}
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
@@ -87,8 +90,13 @@ const schemaVersion = 9
 // owner + "/" + rest to a nested bucket per owner, and numbers refused_items per terminal
 // instead of by one global arrival number (kept in order: a terminal's refusals are moved in
 // arrival order). A key that names no owner (or a refusal that does not decode) is left where
-// it is, flat, for verify to report: nothing is dropped.
+// it is, flat, for verify to report: nothing is dropped. It then lists each facility's
+// inmates (fac_inmates) and each inmate's inbound letters (by_inmate "i"), so that a snapshot
+// reads its own facility's and inmates' records instead of every one in the state.
 func migrate8to9(tx kv.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bFacInmates)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bFacInmates, err)
+	}
 	for _, name := range allBuckets() {
 		if !ownerKeyed(name) {
 			continue
@@ -136,6 +144,52 @@ func migrate8to9(tx kv.Tx) error {
 				return fmt.Errorf("move %s record %q: %w", name, r.k, err)
 			}
 		}
+	}
+	var werr error
+	if err := forEachJSON(tx, bInmates, "", func(id string, in inmateRec) bool {
+		werr = listInmate(tx, in.FacilityID, id)
+		return werr == nil
+	}); err != nil {
+		return err
+	}
+	if werr != nil {
+		return werr
+	}
+	if err := forEachJSON(tx, bInbound, "", func(_ string, m vocab.Message) bool {
+		werr = indexInbound(tx, m)
+		return werr == nil
+	}); err != nil {
+		return err
+	}
+	return werr
+}
+
+// listInmate puts an inmate on a facility's list (fac_inmates); a record with no valid
+// facility or id (an older relay's damage) is left off it rather than failing the write.
+func listInmate(tx kv.Tx, facility, inmateID string) error {
+	if checkID("", "", facility) != nil || checkID("", "", inmateID) != nil {
+		return nil
+	}
+	return putRaw(tx, bFacInmates, facility+"/"+inmateID, nil)
+}
+
+// facilityInmates lists the ids of a facility's inmates, in key order.
+func facilityInmates(tx kv.Tx, facility string) []string {
+	var ids []string
+	_ = forEachRaw(tx, bFacInmates, facility+"/", func(k string, _ []byte) bool {
+		ids = append(ids, k[len(facility)+1:])
+		return true
+	})
+	return ids
+}
+
+// indexInbound lists an inbound letter under its inmate (by_inmate "i"), for snapshots.
+func indexInbound(tx kv.Tx, m vocab.Message) error {
+	if checkID("", "", m.InmateID) != nil {
+		return nil
+	}
+	if err := putRaw(tx, bByInmate, indexKey(m.InmateID, "i", m.ID), nil); err != nil {
+		return fmt.Errorf("index inbound letter %s: %w", m.ID, err)
 	}
 	return nil
 }
@@ -328,7 +382,7 @@ func readU64(b []byte) uint64 {
 // hot paths (every fan-out, batch, login), so a scan must touch only its owner's keys.
 func ownerKeyed(bucket string) bool {
 	switch bucket {
-	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bCatalog, bRefused:
+	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bCatalog, bRefused, bFacInmates:
 		return true
 	}
 	return false
@@ -493,7 +547,8 @@ func forEachJSON[T any](tx kv.Tx, bucket, prefix string, fn func(key string, v T
 	return derr
 }
 
-// indexKey is a by_inmate key: what (d = deposit, c = contact, m = outbound letter, r = refund)
+// indexKey is a by_inmate key: what (d = deposit, c = contact, m = outbound letter, r = refund,
+// i = inbound letter)
 // of an inmate.
 func indexKey(inmateID, what, id string) string { return inmateID + "/" + what + "/" + id }
 

@@ -114,6 +114,12 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 	decodeErr := func(bucket string) func(string, error) {
 		return func(k string, err error) { add("decode", "%s record %q: %v", bucket, k, err) }
 	}
+	// Each inmate is on its facility's list, which snapshots read instead of every inmate.
+	eachRaw(tx, bInmates, decodeErr(bInmates), func(k string, in inmateRec) {
+		if getRaw(tx, bFacInmates, in.FacilityID+"/"+k) == nil {
+			add("facility_list", "inmate %s is missing from the list of facility %s", k, in.FacilityID)
+		}
+	})
 
 	// Money: totals per inmate against the records they sum.
 	sums := map[string]*totals{}
