@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -167,10 +166,15 @@ func (f *fanout) queueRaw(facility string, sc scope, inmateID, except, kind stri
 
 // eachRoute calls fn with every terminal of facility in scope sc, except `except`.
 func (f *fanout) eachRoute(facility string, sc scope, inmateID, except string, fn func(id string) error) error {
-	prefix := facility + "/"
-	c := f.tx.Bucket([]byte(bFacTerms)).Cursor()
-	for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
-		id := strings.TrimPrefix(string(k), prefix)
+	// The facility's own bucket (schema 9): a scan of one shared index conflicted with every
+	// enrollment anywhere.
+	terms := f.tx.Bucket([]byte(bFacTerms)).Bucket([]byte(facility))
+	if terms == nil {
+		return nil
+	}
+	c := terms.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		id := string(k)
 		if id == except {
 			continue
 		}

@@ -23,7 +23,7 @@ const auditSessionStart = "notice_accepted"
 
 // indexLetterTx lists a letter under its inmate (by_inmate, "m"), for the history.
 func indexLetterTx(tx kv.Tx, inmateID, id string) error {
-	if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(inmateID, "m", id), nil); err != nil {
+	if err := putRaw(tx, bByInmate, indexKey(inmateID, "m", id), nil); err != nil {
 		return fmt.Errorf("index letter %s: %w", id, err)
 	}
 	return nil
@@ -74,7 +74,7 @@ func (r *Relay) queueHistory(tx kv.Tx, f *fanout, t TerminalInfo, ev vocab.Audit
 	if err != nil || !serves || in.Status != vocab.StatusActive {
 		return err
 	}
-	if tx.Bucket([]byte(bSessions)).Get([]byte(inmateID+"/"+sessionID)) != nil {
+	if getRaw(tx, bSessions, inmateID+"/"+sessionID) != nil {
 		return nil // the session is over already: it was reported late, after its end
 	}
 	h, err := historyOf(tx, inmateID, sessionID)
@@ -123,9 +123,13 @@ func historyAllowed(tx kv.Tx, id string, now time.Time) (bool, error) {
 // wire.MaxHistoryLetters and wire.MaxHistoryBytes of JSON.
 func historyOf(tx kv.Tx, inmateID, sessionID string) (wire.History, error) {
 	h := wire.History{InmateID: inmateID, SessionID: sessionID, Letters: []vocab.Message{}}
-	prefix := []byte(inmateID + "/m/")
+	prefix := []byte("m/")
 	size := 0
-	c := tx.Bucket([]byte(bByInmate)).Cursor()
+	idx := tx.Bucket([]byte(bByInmate)).Bucket([]byte(inmateID))
+	if idx == nil {
+		return h, nil
+	}
+	c := idx.Cursor()
 	k, _ := c.Seek(append(bytes.Clone(prefix), 0xff))
 	if k == nil {
 		k, _ = c.Last()

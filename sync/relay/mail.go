@@ -286,6 +286,9 @@ func (r *Relay) deliverInbound(op, id, key, subject, body string, photos []vocab
 		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
 			return err
 		}
+		if err := indexInbound(tx, m); err != nil {
+			return err
+		}
 		if key != "" {
 			if err := putJSON(tx, bReplyKeys, key, replyKeyRec{MessageID: m.ID, Sum: letterSum(m.Peer, subject, body)}); err != nil {
 				return err

@@ -61,7 +61,7 @@ func (r *Relay) Deposit(req DepositRequest) (d vocab.Deposit, created bool, err 
 		if err := putJSON(tx, bDeposits, d.Ref, d); err != nil {
 			return err
 		}
-		if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(d.InmateID, "d", d.Ref), nil); err != nil {
+		if err := putRaw(tx, bByInmate, indexKey(d.InmateID, "d", d.Ref), nil); err != nil {
 			return err
 		}
 		if err := addTotals(tx, d.InmateID, func(t *totals) { t.Deposits += d.Cents }); err != nil {
@@ -230,7 +230,7 @@ func (r *Relay) Refund(req RefundRequest) (rf Refund, created bool, err error) {
 		if err := putJSON(tx, bRefunds, rf.Ref, rf); err != nil {
 			return err
 		}
-		if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(rf.InmateID, "r", rf.Ref), nil); err != nil {
+		if err := putRaw(tx, bByInmate, indexKey(rf.InmateID, "r", rf.Ref), nil); err != nil {
 			return err
 		}
 		if err := addTotals(tx, rf.InmateID, func(t *totals) { t.Refunds += rf.Cents }); err != nil {

@@ -143,6 +143,9 @@ func (r *Relay) ApproveInbound(id string) (HeldInbound, error) {
 		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
 			return err
 		}
+		if err := indexInbound(tx, m); err != nil {
+			return err
+		}
 		return f.toInmate(fac, m.InmateID, "", wire.DownInboundMessage, m)
 	})
 	if err != nil {

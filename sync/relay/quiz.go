@@ -58,7 +58,7 @@ func applyQuizAttempt(tx kv.Tx, f *fanout, t TerminalInfo, pol vocab.Policy, a v
 	}
 	recordID := vocab.QuizRecordID(a.CourseID, a.QuizID)
 	dbKey := a.InmateID + "/" + recordID
-	if tx.Bucket([]byte(bCredits)).Get([]byte(dbKey)) != nil {
+	if getRaw(tx, bCredits, dbKey) != nil {
 		return "", nil // passed before: credited once
 	}
 	u := UsageRecord{Kind: "credit", RecordID: recordID, InmateID: a.InmateID, Cents: credit,

@@ -204,16 +204,21 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 		// Inmates no longer listed go first: a badge they held may be another's in this roster,
 		// and terminals give a badge to the person the relay named last.
 		var removed []inmateRec
-		if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
-			if in.FacilityID == facility && !listed[in.ID] {
+		for _, id := range facilityInmates(tx, facility) {
+			var in inmateRec
+			found, err := getJSON(tx, bInmates, id, &in)
+			if err != nil {
+				return err
+			}
+			if found && in.FacilityID == facility && !listed[in.ID] {
 				removed = append(removed, in)
 			}
-			return true
-		}); err != nil {
-			return err
 		}
 		for _, in := range removed {
 			if err := tx.Bucket([]byte(bInmates)).Delete([]byte(in.ID)); err != nil {
+				return err
+			}
+			if err := deleteKey(tx, bFacInmates, facility+"/"+in.ID); err != nil {
 				return err
 			}
 			gone := in.Inmate
@@ -253,12 +258,18 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 				if err := f.toInmate(old.FacilityID, old.ID, "", wire.DownInmate, gone); err != nil {
 					return err
 				}
+				if err := deleteKey(tx, bFacInmates, old.FacilityID+"/"+in.ID); err != nil {
+					return err
+				}
 			}
 			if err := putJSON(tx, bInmates, in.ID, rec); err != nil {
 				return err
 			}
+			if err := listInmate(tx, facility, in.ID); err != nil {
+				return err
+			}
 			// Back on this facility's roster: no longer one who left it.
-			if err := tx.Bucket([]byte(bReleased)).Delete([]byte(facility + "/" + in.ID)); err != nil {
+			if err := deleteKey(tx, bReleased, facility+"/"+in.ID); err != nil {
 				return err
 			}
 			if found && old.FacilityID == facility {
@@ -271,11 +282,7 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 			// mail too (queued below, with the mail read once for all of them).
 			arrived = append(arrived, in)
 		}
-		ids := map[string]bool{}
-		for _, in := range arrived {
-			ids[in.ID] = true
-		}
-		m, err := mailOf(tx, ids, nil, false) // kiosks too: no copies of letters
+		m, err := mailOf(tx, arrived, nil, false) // kiosks too: no copies of letters
 		if err != nil {
 			return err
 		}
@@ -320,7 +327,7 @@ func (r *Relay) putTechnicians(tx kv.Tx, f *fanout, facility string, techs []voc
 		}
 	}
 	for id := range old {
-		if err := tx.Bucket([]byte(bTechnicians)).Delete([]byte(prefix + id)); err != nil {
+		if err := deleteKey(tx, bTechnicians, prefix+id); err != nil {
 			return err
 		}
 		if err := f.toKiosks(facility, wire.DownTechnicianRemove, wire.TechnicianRemoved{ID: id}); err != nil {

@@ -116,11 +116,18 @@ func recordConflict(tx kv.Tx, rf Refusal) error {
 
 // recordRefusal lists an item refused for good in the staff view.
 func recordRefusal(tx kv.Tx, rf Refusal) error {
-	n, err := tx.Bucket([]byte(bRefused)).NextSequence()
+	// Numbered per terminal (schema 9): one bucket-wide sequence made every two terminals'
+	// refusals one conflict on JetStream. Only one connection per terminal commits at a time,
+	// so its own sequence is not contended; Refusals orders the listing by time.
+	b, err := tx.Bucket([]byte(bRefused)).CreateBucketIfNotExists([]byte(rf.TerminalID))
+	if err != nil {
+		return fmt.Errorf("refusals of terminal %q: %w", rf.TerminalID, err)
+	}
+	n, err := b.NextSequence()
 	if err != nil {
 		return fmt.Errorf("number refusal: %w", err)
 	}
-	return putJSON(tx, bRefused, string(u64(n)), rf)
+	return putJSON(tx, bRefused, rf.TerminalID+"/"+string(u64(n)), rf)
 }
 
 // RefusalFilter narrows Refusals; empty fields match everything.
@@ -139,7 +146,11 @@ func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 		return true
 	}
 	err := r.view("list refusals", func(tx kv.Tx) error {
-		if err := forEachJSON(tx, bRefused, "", keep); err != nil {
+		prefix := ""
+		if flt.TerminalID != "" {
+			prefix = flt.TerminalID + "/" // that terminal's bucket alone
+		}
+		if err := forEachJSON(tx, bRefused, prefix, keep); err != nil {
 			return err
 		}
 		return forEachJSON(tx, bConflicts, "", keep)

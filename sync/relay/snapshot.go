@@ -70,20 +70,28 @@ func (r *Relay) snapshot(tx kv.Tx, f *fanout, t TerminalInfo, now time.Time) err
 	}
 	var inmates []vocab.Inmate
 	served := map[string]bool{}
-	if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
-		if in.FacilityID == t.FacilityID && (t.Mode == wire.ModeKiosk || in.ID == t.InmateID) {
+	// The facility's list (schema 9), not every inmate of the state: a snapshot reads what it
+	// sends, and conflicts only with changes to its own facility's roster.
+	ids := []string{t.InmateID}
+	if t.Mode == wire.ModeKiosk {
+		ids = facilityInmates(tx, t.FacilityID)
+	}
+	for _, id := range ids {
+		var in inmateRec
+		found, err := getJSON(tx, bInmates, id, &in)
+		if err != nil {
+			return err
+		}
+		if found && in.FacilityID == t.FacilityID && !served[id] {
 			inmates = append(inmates, in.Inmate)
 			served[in.ID] = true
 		}
-		return true
-	}); err != nil {
-		return err
 	}
 	family, err := lineage(tx, t.ID)
 	if err != nil {
 		return err
 	}
-	m, err := mailOf(tx, served, family, t.Mode == wire.ModeTablet)
+	m, err := mailOf(tx, inmates, family, t.Mode == wire.ModeTablet)
 	if err != nil {
 		return err
 	}
@@ -132,40 +140,48 @@ type mail struct {
 // whose status can change; the others ignore it). For a tablet (copies), every letter of its
 // inmates comes whole too: a tablet holds its inmate's history, and one wiped gets it back
 // (a letter it holds is left as it is).
-func mailOf(tx kv.Tx, inmates, own map[string]bool, copies bool) (mail, error) {
+//
+// The letters are found through each inmate's index (by_inmate "i" and "m", schema 9), not a
+// walk of every letter of the state.
+func mailOf(tx kv.Tx, inmates []vocab.Inmate, own map[string]bool, copies bool) (mail, error) {
 	m := mail{inbound: map[string][]vocab.Message{}, statuses: map[string][]wire.MessageStatus{}, sent: map[string][]vocab.Message{}}
-	var others []string
-	if err := forEachJSON(tx, bInbound, "", func(_ string, msg vocab.Message) bool {
-		if inmates[msg.InmateID] {
-			m.inbound[msg.InmateID] = append(m.inbound[msg.InmateID], msg)
-		}
-		return true
-	}); err != nil {
-		return m, err
-	}
-	if err := forEachJSON(tx, bOutbound, "", func(k string, o Outbound) bool {
-		if copies && inmates[o.InmateID] {
-			others = append(others, k)
-		}
-		if inmates[o.InmateID] && own[o.TerminalID] {
-			at := o.UpdatedAt
-			if !o.ReviewedAt.IsZero() {
-				at = o.ReviewedAt
+	for _, in := range inmates {
+		for _, id := range indexed(tx, in.ID, "i") {
+			var msg vocab.Message
+			found, err := getJSON(tx, bInbound, id, &msg)
+			if err != nil {
+				return m, err
 			}
-			m.statuses[o.InmateID] = append(m.statuses[o.InmateID],
-				wire.MessageStatus{MessageID: o.ID, InmateID: o.InmateID, State: o.Status, Reason: o.Reason, At: at})
+			if found && msg.InmateID == in.ID {
+				m.inbound[in.ID] = append(m.inbound[in.ID], msg)
+			}
 		}
-		return true
-	}); err != nil {
-		return m, err
-	}
-	for _, id := range others {
-		rec, found, err := getLetter(tx, bOutbound, id)
-		if err != nil {
-			return m, err
-		}
-		if found {
-			m.sent[rec.InmateID] = append(m.sent[rec.InmateID], sentCopy(rec.Outbound))
+		for _, id := range indexed(tx, in.ID, "m") {
+			var rec letterRec
+			found, err := getJSON(tx, bOutbound, id, &rec)
+			if err != nil {
+				return m, err
+			}
+			if !found || rec.InmateID != in.ID {
+				continue
+			}
+			if copies { // the text too, which may be kept in the item that carried it
+				if err := fillBody(tx, bOutbound, id, &rec); err != nil {
+					return m, err
+				}
+			}
+			o := rec.Outbound
+			if own[o.TerminalID] {
+				at := o.UpdatedAt
+				if !o.ReviewedAt.IsZero() {
+					at = o.ReviewedAt
+				}
+				m.statuses[o.InmateID] = append(m.statuses[o.InmateID],
+					wire.MessageStatus{MessageID: o.ID, InmateID: o.InmateID, State: o.Status, Reason: o.Reason, At: at})
+			}
+			if copies {
+				m.sent[o.InmateID] = append(m.sent[o.InmateID], sentCopy(o))
+			}
 		}
 	}
 	for _, list := range m.inbound {

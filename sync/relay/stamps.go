@@ -97,7 +97,7 @@ func refundStampTx(tx kv.Tx, f *fanout, o Outbound, now time.Time) error {
 	if err != nil || !found {
 		return err
 	}
-	if tx.Bucket([]byte(bCredits)).Get([]byte(key)) != nil {
+	if getRaw(tx, bCredits, key) != nil {
 		return nil
 	}
 	u := UsageRecord{Kind: "credit", RecordID: ch.RecordID, InmateID: ch.InmateID, Cents: ch.Cents,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -46,7 +47,7 @@ const (
 	bOutbound    = "outbound"    // message id -> letterRec (v3: the body text is in the item that carried it)
 	bPREA        = "prea"        // message id -> letterRec (never held, never shown in the review queue)
 	bContacts    = "contacts"    // contact id -> ContactRecord
-	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, "/c/" + contact id, (v5) "/m/" + letter id or (v6) "/r/" + refund ref -> nil
+	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, "/c/" + contact id, (v5) "/m/" + letter id, (v6) "/r/" + refund ref or (v9) "/i/" + inbound letter id -> nil
 	bInbound     = "inbound"     // message id -> vocab.Message delivered to an inmate
 	bAudit       = "audit"       // terminal id + "/" + audit id -> vocab.AuditEvent
 	bDevices     = "devices"     // terminal id -> last device_status body
@@ -68,6 +69,9 @@ const (
 	// v8: the library (catalog.go, purchase.go).
 	bCatalog = "catalog" // facility id + "/" + item id -> catalogRec
 	bOwned   = "owned"   // "i/" + inmate id + "/" + item id -> ownedRec; "m/" + inmate id + "/" + sha256 -> nil; "q/" + inmate/course/quiz -> attempts graded (8 bytes)
+	// v9: who is on each facility's roster, so a snapshot reads its facility's inmates only.
+	// From v9 on the owner-keyed buckets (ownerKeyed) hold a nested bucket per owner.
+	bFacInmates = "fac_inmates" // facility id + "/" + inmate id -> nil
 )
 
 const kSchema = "schema_version"
@@ -76,11 +80,119 @@ func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
-		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned}
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 8
+const schemaVersion = 9
+
+// migrate8to9 moves the owner-keyed buckets (ownerKeyed) from one flat bucket keyed
+// owner + "/" + rest to a nested bucket per owner, and numbers refused_items per terminal
+// instead of by one global arrival number (kept in order: a terminal's refusals are moved in
+// arrival order). A key that names no owner (or a refusal that does not decode) is left where
+// it is, flat, for verify to report: nothing is dropped. It then lists each facility's
+// inmates (fac_inmates) and each inmate's inbound letters (by_inmate "i"), so that a snapshot
+// reads its own facility's and inmates' records instead of every one in the state.
+func migrate8to9(tx kv.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bFacInmates)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bFacInmates, err)
+	}
+	for _, name := range allBuckets() {
+		if !ownerKeyed(name) {
+			continue
+		}
+		b := tx.Bucket([]byte(name))
+		type rec struct{ k, v []byte }
+		var flat []rec
+		if err := b.ForEach(func(k, v []byte) error {
+			flat = append(flat, rec{bytes.Clone(k), bytes.Clone(v)})
+			return nil
+		}); err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		for _, r := range flat {
+			owner, rest := "", r.k
+			if name == bRefused {
+				var rf Refusal
+				if json.Unmarshal(r.v, &rf) != nil || checkID("", "", rf.TerminalID) != nil {
+					continue
+				}
+				nb, err := b.CreateBucketIfNotExists([]byte(rf.TerminalID))
+				if err != nil {
+					return fmt.Errorf("%s of %s: %w", name, rf.TerminalID, err)
+				}
+				n, err := nb.NextSequence()
+				if err != nil {
+					return fmt.Errorf("number %s of %s: %w", name, rf.TerminalID, err)
+				}
+				owner, rest = rf.TerminalID, u64(n)
+			} else {
+				o, r2, err := splitOwner(name, string(r.k))
+				if err != nil {
+					continue
+				}
+				owner, rest = o, []byte(r2)
+			}
+			nb, err := b.CreateBucketIfNotExists([]byte(owner))
+			if err != nil {
+				return fmt.Errorf("%s of %s: %w", name, owner, err)
+			}
+			if err := nb.Put(rest, r.v); err != nil {
+				return fmt.Errorf("move %s record %q: %w", name, r.k, err)
+			}
+			if err := b.Delete(r.k); err != nil {
+				return fmt.Errorf("move %s record %q: %w", name, r.k, err)
+			}
+		}
+	}
+	var werr error
+	if err := forEachJSON(tx, bInmates, "", func(id string, in inmateRec) bool {
+		werr = listInmate(tx, in.FacilityID, id)
+		return werr == nil
+	}); err != nil {
+		return err
+	}
+	if werr != nil {
+		return werr
+	}
+	if err := forEachJSON(tx, bInbound, "", func(_ string, m vocab.Message) bool {
+		werr = indexInbound(tx, m)
+		return werr == nil
+	}); err != nil {
+		return err
+	}
+	return werr
+}
+
+// listInmate puts an inmate on a facility's list (fac_inmates); a record with no valid
+// facility or id (an older relay's damage) is left off it rather than failing the write.
+func listInmate(tx kv.Tx, facility, inmateID string) error {
+	if checkID("", "", facility) != nil || checkID("", "", inmateID) != nil {
+		return nil
+	}
+	return putRaw(tx, bFacInmates, facility+"/"+inmateID, nil)
+}
+
+// facilityInmates lists the ids of a facility's inmates, in key order.
+func facilityInmates(tx kv.Tx, facility string) []string {
+	var ids []string
+	_ = forEachRaw(tx, bFacInmates, facility+"/", func(k string, _ []byte) bool {
+		ids = append(ids, k[len(facility)+1:])
+		return true
+	})
+	return ids
+}
+
+// indexInbound lists an inbound letter under its inmate (by_inmate "i"), for snapshots.
+func indexInbound(tx kv.Tx, m vocab.Message) error {
+	if checkID("", "", m.InmateID) != nil {
+		return nil
+	}
+	if err := putRaw(tx, bByInmate, indexKey(m.InmateID, "i", m.ID), nil); err != nil {
+		return fmt.Errorf("index inbound letter %s: %w", m.ID, err)
+	}
+	return nil
+}
 
 // migrate7to8 adds the library's buckets: the catalog and what inmates own. Nothing before
 // schema 8 was published or bought.
@@ -217,7 +329,7 @@ func migrateStore(db kv.Store, where string) error {
 	if version == schemaVersion {
 		return nil
 	}
-	migrations := []func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8}
+	migrations := []func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9}
 	err := db.Update(ctx, func(tx kv.Tx) error {
 		from := uint64(0) // read again: another gateway may have migrated meanwhile
 		if m := tx.Bucket([]byte(bMeta)); m != nil {
@@ -263,9 +375,86 @@ func readU64(b []byte) uint64 {
 	return binary.BigEndian.Uint64(b)
 }
 
+// ownerKeyed reports whether bucket is kept (from schema 9 on) as one nested bucket per owner:
+// its logical keys are owner + "/" + rest (ids hold no "/", checkID), stored as rest in the
+// nested bucket owner. On JetStream a cursor reads a bucket's whole listing and makes its
+// transaction conflict with any write to that bucket; these buckets are scanned by owner on
+// hot paths (every fan-out, batch, login), so a scan must touch only its owner's keys.
+func ownerKeyed(bucket string) bool {
+	switch bucket {
+	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bCatalog, bRefused, bFacInmates:
+		return true
+	}
+	return false
+}
+
+// splitOwner cuts a logical key of an owner-keyed bucket into its owner and the rest.
+func splitOwner(bucket, key string) (owner, rest string, err error) {
+	owner, rest, ok := strings.Cut(key, "/")
+	if !ok || owner == "" || rest == "" {
+		return "", "", fmt.Errorf("%s key %q has no owner: want owner/key", bucket, key)
+	}
+	return owner, rest, nil
+}
+
+// slot is the bucket that holds key, and key within it: bucket itself, or for an owner-keyed
+// bucket its owner's nested bucket (nil if it has none and create is false; made if create).
+func slot(tx kv.Tx, bucket, key string, create bool) (kv.Bucket, []byte, error) {
+	b := tx.Bucket([]byte(bucket))
+	if !ownerKeyed(bucket) {
+		return b, []byte(key), nil
+	}
+	owner, rest, err := splitOwner(bucket, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !create {
+		return b.Bucket([]byte(owner)), []byte(rest), nil
+	}
+	nb, err := b.CreateBucketIfNotExists([]byte(owner))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s of %s: %w", bucket, owner, err)
+	}
+	return nb, []byte(rest), nil
+}
+
+// getRaw is bucket[key] (nil if absent), through the owner's nested bucket where there is one.
+func getRaw(tx kv.Tx, bucket, key string) []byte {
+	b, k, err := slot(tx, bucket, key, false)
+	if err != nil || b == nil {
+		return nil
+	}
+	return b.Get(k)
+}
+
+// putRaw sets bucket[key] to val.
+func putRaw(tx kv.Tx, bucket, key string, val []byte) error {
+	b, k, err := slot(tx, bucket, key, true)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(k, val); err != nil {
+		return fmt.Errorf("write %s record %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// deleteKey removes bucket[key]; a missing key (or owner) is not an error. An owner's nested
+// bucket stays when it empties: deleting it would conflict with its owner's next write.
+func deleteKey(tx kv.Tx, bucket, key string) error {
+	b, k, err := slot(tx, bucket, key, false)
+	if err != nil || b == nil {
+		return err
+	}
+	if err := b.Delete(k); err != nil {
+		return fmt.Errorf("delete %s record %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
 // getJSON decodes bucket[key] into v; found is false when the key is absent.
 func getJSON(tx kv.Tx, bucket, key string, v any) (bool, error) {
-	raw := tx.Bucket([]byte(bucket)).Get([]byte(key))
+	raw := getRaw(tx, bucket, key)
 	if raw == nil {
 		return false, nil
 	}
@@ -280,48 +469,97 @@ func putJSON(tx kv.Tx, bucket, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s record %q: %w", bucket, key, err)
 	}
-	if err := tx.Bucket([]byte(bucket)).Put([]byte(key), raw); err != nil {
-		return fmt.Errorf("write %s record %q: %w", bucket, key, err)
+	return putRaw(tx, bucket, key, raw)
+}
+
+// forEachRaw calls fn with every key under prefix (all if prefix is "") and its value, in key
+// order, until fn returns false. Keys are logical (owner + "/" + rest in an owner-keyed
+// bucket). A prefix of an owner-keyed bucket names its owner ("owner/..."): the scan reads
+// that owner's bucket only. Listing all of one ("") reads every owner's: for the console and
+// checks, never a hot path.
+func forEachRaw(tx kv.Tx, bucket, prefix string, fn func(key string, raw []byte) bool) error {
+	if !ownerKeyed(bucket) {
+		scanPrefix(tx.Bucket([]byte(bucket)), "", prefix, fn)
+		return nil
+	}
+	if prefix != "" {
+		owner, rest, ok := strings.Cut(prefix, "/")
+		if !ok || owner == "" {
+			return fmt.Errorf("scan %s under %q: a prefix must name an owner (owner/...)", bucket, prefix)
+		}
+		if b := tx.Bucket([]byte(bucket)).Bucket([]byte(owner)); b != nil {
+			scanPrefix(b, owner+"/", rest, fn)
+		}
+		return nil
+	}
+	root := tx.Bucket([]byte(bucket))
+	var owners []string
+	if err := root.ForEachBucket(func(name []byte) error { owners = append(owners, string(name)); return nil }); err != nil {
+		return fmt.Errorf("list %s: %w", bucket, err)
+	}
+	for _, owner := range owners {
+		more := true
+		scanPrefix(root.Bucket([]byte(owner)), owner+"/", "", func(k string, raw []byte) bool {
+			more = fn(k, raw)
+			return more
+		})
+		if !more {
+			break
+		}
 	}
 	return nil
 }
 
-// forEachJSON decodes every value under prefix (all if prefix is "") and calls fn until it returns false.
-func forEachJSON[T any](tx kv.Tx, bucket, prefix string, fn func(key string, v T) bool) error {
-	c := tx.Bucket([]byte(bucket)).Cursor()
+// scanPrefix walks b's keys that start with prefix, calling fn with outer+key.
+func scanPrefix(b kv.Bucket, outer, prefix string, fn func(key string, raw []byte) bool) {
+	if b == nil {
+		return
+	}
+	c := b.Cursor()
 	var k, raw []byte
 	if prefix == "" {
 		k, raw = c.First()
 	} else {
 		k, raw = c.Seek([]byte(prefix))
 	}
-	for ; k != nil; k, raw = c.Next() {
-		if prefix != "" && (len(k) < len(prefix) || string(k[:len(prefix)]) != prefix) {
-			break
-		}
-		var v T
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return &vocab.Error{Kind: vocab.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: %w", k, err)}
-		}
-		if !fn(string(k), v) {
-			break
+	for ; k != nil && bytes.HasPrefix(k, []byte(prefix)); k, raw = c.Next() {
+		if !fn(outer+string(k), raw) {
+			return
 		}
 	}
-	return nil
 }
 
-// indexKey is a by_inmate key: what (d = deposit, c = contact, m = outbound letter, r = refund)
+// forEachJSON decodes every value under prefix (all if prefix is "") and calls fn until it
+// returns false (forEachRaw says which keys a prefix reaches).
+func forEachJSON[T any](tx kv.Tx, bucket, prefix string, fn func(key string, v T) bool) error {
+	var derr error
+	err := forEachRaw(tx, bucket, prefix, func(k string, raw []byte) bool {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			derr = &vocab.Error{Kind: vocab.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: %w", k, err)}
+			return false
+		}
+		return fn(k, v)
+	})
+	if err != nil {
+		return err
+	}
+	return derr
+}
+
+// indexKey is a by_inmate key: what (d = deposit, c = contact, m = outbound letter, r = refund,
+// i = inbound letter)
 // of an inmate.
-func indexKey(inmateID, what, id string) []byte { return []byte(inmateID + "/" + what + "/" + id) }
+func indexKey(inmateID, what, id string) string { return inmateID + "/" + what + "/" + id }
 
 // indexed lists the ids of one kind an inmate has, in key order.
 func indexed(tx kv.Tx, inmateID, what string) []string {
-	prefix := []byte(inmateID + "/" + what + "/")
+	prefix := inmateID + "/" + what + "/"
 	var ids []string
-	c := tx.Bucket([]byte(bByInmate)).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		ids = append(ids, string(k[len(prefix):]))
-	}
+	_ = forEachRaw(tx, bByInmate, prefix, func(k string, _ []byte) bool {
+		ids = append(ids, k[len(prefix):])
+		return true
+	})
 	return ids
 }
 

@@ -68,7 +68,7 @@ func (r *Relay) revokeTx(tx kv.Tx, f *fanout, id string, now time.Time) error {
 	if err := putJSON(tx, bTerminals, id, t); err != nil {
 		return err
 	}
-	if err := tx.Bucket([]byte(bFacTerms)).Delete([]byte(t.FacilityID + "/" + id)); err != nil {
+	if err := deleteKey(tx, bFacTerms, t.FacilityID+"/"+id); err != nil {
 		return err
 	}
 	if b := tx.Bucket([]byte(bDown)); b.Bucket([]byte(id)) != nil {

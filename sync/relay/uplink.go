@@ -671,7 +671,7 @@ func (r *Relay) applyContactRequest(tx kv.Tx, t TerminalInfo, pol vocab.Policy, 
 	c.State, c.Reason, c.UpdatedAt = vocab.ContactPending, "", now
 	c.Invite, c.InviteExpires = "", time.Time{} // the relay's to set, after approval
 	rec := ContactRecord{Contact: c, FacilityID: t.FacilityID, TerminalID: t.ID, CreatedAt: now}
-	if err := tx.Bucket([]byte(bByInmate)).Put(indexKey(c.InmateID, "c", c.ID), nil); err != nil {
+	if err := putRaw(tx, bByInmate, indexKey(c.InmateID, "c", c.ID), nil); err != nil {
 		return "", err
 	}
 	// Other terminals learn of the contact once it is decided (approved or declined), not while pending.

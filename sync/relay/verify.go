@@ -101,9 +101,25 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 		rep.Records[string(name)] = entries(b)
 		return nil
 	})
+	// An owner-keyed bucket holds only its owners' buckets: a key left at its top is one the
+	// schema 9 migration could not place (no owner), unseen by every reader.
+	for _, name := range allBuckets() {
+		if b := tx.Bucket([]byte(name)); ownerKeyed(name) && b != nil {
+			_ = b.ForEach(func(k, _ []byte) error {
+				add("layout", "%s record %q is not under an owner", name, k)
+				return nil
+			})
+		}
+	}
 	decodeErr := func(bucket string) func(string, error) {
 		return func(k string, err error) { add("decode", "%s record %q: %v", bucket, k, err) }
 	}
+	// Each inmate is on its facility's list, which snapshots read instead of every inmate.
+	eachRaw(tx, bInmates, decodeErr(bInmates), func(k string, in inmateRec) {
+		if getRaw(tx, bFacInmates, in.FacilityID+"/"+k) == nil {
+			add("facility_list", "inmate %s is missing from the list of facility %s", k, in.FacilityID)
+		}
+	})
 
 	// Money: totals per inmate against the records they sum.
 	sums := map[string]*totals{}
@@ -207,15 +223,18 @@ func eachRaw[T any](tx kv.Tx, bucket string, bad func(string, error), fn func(k 
 		bad(bucket, fmt.Errorf("bucket is missing"))
 		return
 	}
-	_ = b.ForEach(func(k, raw []byte) error {
+	// Through forEachRaw: an owner-keyed bucket's records are in its owners' buckets.
+	if err := forEachRaw(tx, bucket, "", func(k string, raw []byte) bool {
 		var v T
 		if err := json.Unmarshal(raw, &v); err != nil {
-			bad(string(k), err)
-			return nil
+			bad(k, err)
+			return true
 		}
-		fn(string(k), v)
-		return nil
-	})
+		fn(k, v)
+		return true
+	}); err != nil {
+		bad(bucket, err)
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

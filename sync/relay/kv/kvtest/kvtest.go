@@ -27,6 +27,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("Seek", func(t *testing.T) { testSeek(t, open(t)) })
 	t.Run("GetPutDelete", func(t *testing.T) { testGetPutDelete(t, open(t)) })
 	t.Run("NestedBuckets", func(t *testing.T) { testNested(t, open(t)) })
+	t.Run("NestedCursor", func(t *testing.T) { testNestedCursor(t, open(t)) })
+	t.Run("NestedFirstWriters", func(t *testing.T) { testNestedFirstWriters(t, open(t)) })
 	t.Run("Sequences", func(t *testing.T) { testSequences(t, open(t)) })
 	t.Run("ReadYourWrites", func(t *testing.T) { testReadYourWrites(t, open(t)) })
 	t.Run("Rollback", func(t *testing.T) { testRollback(t, open(t)) })
@@ -369,6 +371,115 @@ func testNested(t *testing.T, s kv.Store) {
 		}
 		return nil
 	})
+}
+
+// testNestedCursor: the relay keeps an owner's records in a nested bucket of its own (one per
+// facility, inmate or terminal) and walks them with a cursor and Seek: a nested bucket's
+// cursor lists its keys only, in order, never its parent's or a sibling's.
+func testNestedCursor(t *testing.T, s kv.Store) {
+	update(t, s, func(tx kv.Tx) error {
+		root, err := tx.CreateBucket([]byte("by_owner"))
+		if err != nil {
+			return err
+		}
+		if err := root.Put([]byte("a/flat"), []byte("top")); err != nil {
+			return err
+		}
+		for _, owner := range []string{"a", "a-", "b"} {
+			nb, err := root.CreateBucketIfNotExists([]byte(owner))
+			if err != nil {
+				return err
+			}
+			for _, k := range []string{"c/2", "m/1", "m/2", "m/3", "r/1"} {
+				if err := nb.Put([]byte(k), []byte(owner+" "+k)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx kv.Tx) error {
+		a := tx.Bucket([]byte("by_owner")).Bucket([]byte("a"))
+		c := a.Cursor()
+		var got [][]byte
+		for k, v := c.Seek([]byte("m/")); k != nil && bytes.HasPrefix(k, []byte("m/")); k, v = c.Next() {
+			if string(v) != "a "+string(k) {
+				t.Errorf("a[%q] = %q", k, v)
+			}
+			got = append(got, k)
+		}
+		assertKeys(t, "Seek(m/) in a", got, [][]byte{[]byte("m/1"), []byte("m/2"), []byte("m/3")})
+		// From past the prefix back: the newest first (history's walk).
+		k, _ := c.Seek([]byte("m/\xff"))
+		if string(k) != "r/1" {
+			t.Errorf("Seek(m/\\xff) = %q, want r/1", k)
+		}
+		if k, _ := c.Prev(); string(k) != "m/3" {
+			t.Errorf("Prev after it = %q, want m/3", k)
+		}
+		if k, _ := c.Last(); string(k) != "r/1" {
+			t.Errorf("Last of a = %q, want its own last key r/1", k)
+		}
+		if k, _ := c.First(); string(k) != "c/2" {
+			t.Errorf("First of a = %q, want its own first key c/2", k)
+		}
+		if n := a.KeyN(); n != 5 {
+			t.Errorf("a holds %d keys, want 5", n)
+		}
+		return nil
+	})
+}
+
+// testNestedFirstWriters: transactions that each find an owner's nested bucket missing (or
+// few keys in it), make it and add a key only while it holds none, race. A serializable store
+// lets exactly one add its key, and loses no write: the others, run again, see the bucket and
+// its key. (The relay makes an owner's bucket on its first record, from any gateway.)
+func testNestedFirstWriters(t *testing.T, s kv.Store) {
+	update(t, s, func(tx kv.Tx) error { _, err := tx.CreateBucket([]byte("owners")); return err })
+	const writers = 4
+	for round := range 6 {
+		owner := []byte(fmt.Sprintf("o%d", round))
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for w := range writers {
+			wg.Go(func() {
+				<-start
+				errs <- s.Update(ctx(t), func(tx kv.Tx) error {
+					parent := tx.Bucket([]byte("owners"))
+					if nb := parent.Bucket(owner); nb != nil {
+						if k, _ := nb.Cursor().First(); k != nil {
+							return nil // someone was first
+						}
+					}
+					nb, err := parent.CreateBucketIfNotExists(owner)
+					if err != nil {
+						return err
+					}
+					return nb.Put([]byte(fmt.Sprintf("w%d", w)), []byte{1})
+				})
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		view(t, s, func(tx kv.Tx) error {
+			nb := tx.Bucket([]byte("owners")).Bucket(owner)
+			if nb == nil || nb.KeyN() != 1 {
+				var keys []string
+				if nb != nil {
+					_ = nb.ForEach(func(k, _ []byte) error { keys = append(keys, string(k)); return nil })
+				}
+				t.Fatalf("round %d: owner bucket holds %q, want exactly one first writer", round, keys)
+			}
+			return nil
+		})
+	}
 }
 
 func testSequences(t *testing.T, s kv.Store) {
