@@ -445,3 +445,41 @@ func (r *Relay) hWithdrawCatalog(w http.ResponseWriter, req *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, e)
 }
+
+// DiscardCatalogMedia undoes uploads a publication then refused (the console uploads an item's
+// media and publishes it in one form): each object no item of the facility names, published
+// or withdrawn, loses the facility's upload claim, and an object no one else holds is deleted.
+// An object some item names is left as it is, so a discard never takes an owner's media.
+func (r *Relay) DiscardCatalogMedia(facility string, refs []vocab.MediaRef) error {
+	const op = "discard catalog media"
+	if err := checkID(op, "facility_id", facility); err != nil {
+		return err
+	}
+	entries, err := r.Catalog(facility)
+	if err != nil {
+		return err
+	}
+	named := map[string]bool{}
+	for _, e := range entries {
+		for _, m := range e.Item.Media() {
+			named[m.SHA256] = true
+		}
+	}
+	s, err := r.contentStore()
+	if err != nil {
+		return ioErr(op, err)
+	}
+	for _, m := range refs {
+		if named[m.SHA256] {
+			continue
+		}
+		obj, err := content.ParseHash(m.SHA256)
+		if err != nil {
+			return invalid(op, "sha256", "%v", err)
+		}
+		if err := s.Release(obj, catalogHolder(facility)); err != nil {
+			return ioErr(op, fmt.Errorf("release %s: %w", m.SHA256, err))
+		}
+	}
+	return nil
+}
