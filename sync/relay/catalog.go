@@ -354,7 +354,22 @@ func (r *Relay) WithdrawCatalogItem(facility, id string) (CatalogEntry, error) {
 		f.logf("relay: catalog item %s withdrawn in facility %s", id, facility)
 		return f.toFacility(facility, "", wire.DownCatalogWithdrawn, vocab.CatalogWithdrawn{ID: id, At: rec.WithdrawnAt})
 	})
-	return CatalogEntry{FacilityID: facility, Item: rec.Item, Withdrawn: rec.Withdrawn, WithdrawnAt: rec.WithdrawnAt}, err
+	e := CatalogEntry{FacilityID: facility, Item: rec.Item, Withdrawn: rec.Withdrawn, WithdrawnAt: rec.WithdrawnAt}
+	if err != nil || rec.Item.PriceCents > 0 {
+		return e, err
+	}
+	// A free item's media were open to every tablet of the facility; withdrawn, they are
+	// its owners' only (those who fetched them while free: recordFreeFetch), unless another
+	// free item still shows them. Done on every call, so withdrawing again repairs a
+	// withdrawal whose release failed.
+	s, err := r.contentStore()
+	if err == nil {
+		err = r.closeFreeMedia(s, facility, id, rec.Item.Media())
+	}
+	if err != nil {
+		return e, ioErr(op, err)
+	}
+	return e, nil
 }
 
 // Catalog lists a facility's items, withdrawn ones too, by id.

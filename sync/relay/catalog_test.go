@@ -366,3 +366,62 @@ func TestRepricedItemClosesItsFreeMedia(t *testing.T) {
 		t.Error("t2's media closed although t2-again still shows it free")
 	}
 }
+
+// A free item withdrawn is its owners' only: a tablet that fetched it while it was free keeps
+// fetching it (a fetch cut short, a replaced tablet), another inmate's tablet is refused, the
+// facility's kiosks still serve its owners, and media another free item still shows stay open.
+func TestWithdrawnFreeItemClosesToNonOwners(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	r1, r2 := e.uploadTrack(testMP3(20, 1)), e.uploadTrack(testMP3(20, 2))
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("f1", r1, 0)})
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("f2", r2, 0)})
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("f2-again", r2, 0)})
+	owner, other, k := e.enroll(wire.ModeTablet, "A1"), e.enroll(wire.ModeTablet, "A2"), e.enroll(wire.ModeKiosk, "")
+	oc, xc, kc := owner.connect(t, 0), other.connect(t, 0), k.connect(t, 0)
+	obj1, _ := content.ParseHash(r1.SHA256)
+	obj2, _ := content.ParseHash(r2.SHA256)
+	ask := func(c *tconn, obj content.Hash) string {
+		t.Helper()
+		send(t, c.c, wire.ContentWant{Object: obj, Manifest: true, Chunks: []uint32{0}})
+		f := c.readContent()
+		switch {
+		case f.ContentMissing != nil:
+			return f.ContentMissing.Reason
+		case f.ContentManifest != nil:
+			// The chunk asked for follows the manifest.
+			if ch := c.readContent(); ch.Chunk == nil {
+				t.Fatalf("no chunk after the manifest: %+v", ch)
+			}
+			return "served"
+		}
+		t.Fatalf("answer %+v", f)
+		return ""
+	}
+	if got := ask(oc, obj1); got != "served" {
+		t.Fatalf("A1's tablet asking for a free track: %s", got)
+	}
+	e.must(http.StatusOK, "DELETE", "/admin/v1/catalog/north/f1", nil, nil)
+	e.must(http.StatusOK, "DELETE", "/admin/v1/catalog/north/f2", nil, nil)
+	for _, c := range []struct {
+		who  string
+		c    *tconn
+		obj  content.Hash
+		want string
+	}{
+		{"another inmate's tablet, the withdrawn track", xc, obj1, wire.ContentNotYours},
+		{"the tablet that fetched it while free", oc, obj1, "served"},
+		{"a kiosk of the facility", kc, obj1, "served"},
+		{"another inmate's tablet, media a free item still shows", xc, obj2, "served"},
+	} {
+		if got := ask(c.c, c.obj); got != c.want {
+			t.Errorf("%s: %s, want %s", c.who, got, c.want)
+		}
+	}
+	// Withdrawn again, nothing changes; published again free, it is open again.
+	e.must(http.StatusOK, "DELETE", "/admin/v1/catalog/north/f1", nil, nil)
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("f1", r1, 0)})
+	if got := ask(xc, obj1); got != "served" {
+		t.Errorf("published free again, another tablet: %s", got)
+	}
+}
