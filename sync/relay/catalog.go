@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/kiosk/mp3decode"
 	"github.com/tether-kiosk/tether/kiosk/photo"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -175,6 +176,37 @@ func checkMedia(rd io.Reader, typ string) (seconds int, err error) {
 	}
 }
 
+// trackTolerance is how far a track's decoded playing time may be from its declared
+// duration_s: the seconds are rounded, and an encoder's padding adds a frame or two.
+func trackTolerance(declared int) time.Duration {
+	return max(2*time.Second, time.Duration(declared)*time.Second/50)
+}
+
+// decodeTrack decodes the whole of a track's MP3 as the terminals' player will
+// (kiosk/mp3decode, the same decoder path), streaming from the content store: the frame
+// headers are checked on upload, but a body the decoder cannot read, or audio far longer or
+// shorter than the item says, must not reach a terminal as a track. Decoding stops once the
+// audio passes the declared duration and its tolerance, which bounds its time.
+func decodeTrack(s *content.Store, obj content.Hash, declared int) error {
+	rd, err := s.Open(obj)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	tol := trackTolerance(declared)
+	want := time.Duration(declared) * time.Second
+	played, err := mp3decode.Check(bufio.NewReaderSize(rd, content.ChunkSize), want+tol)
+	switch {
+	case errors.Is(err, mp3decode.ErrTooLong):
+		return fmt.Errorf("it plays longer than duration_s %d allows (%s with the tolerance of %s)", declared, want+tol, tol)
+	case err != nil:
+		return err
+	case played < want-tol:
+		return fmt.Errorf("it plays %s, but duration_s is %d (tolerance %s)", played.Round(10*time.Millisecond), declared, tol)
+	}
+	return nil
+}
+
 // PublishCatalogItem publishes (or publishes again, replacing) an item of a facility's catalog
 // and sends it to every terminal of the facility. Every object it names must have been
 // uploaded for that facility (PutCatalogMedia) and held whole; a course's lessons must be
@@ -236,6 +268,11 @@ func (r *Relay) PublishCatalogItem(req CatalogRequest) (vocab.CatalogItem, error
 		rd.Close()
 		if err != nil {
 			return vocab.CatalogItem{}, invalid(op, "item", "media %d is not %s: %v", i, m.Type, errors.Unwrap(err))
+		}
+		if m.Type == vocab.MediaMP3 {
+			if err := decodeTrack(s, ref.Object, it.Duration); err != nil {
+				return vocab.CatalogItem{}, invalid(op, "item", "the track's audio (%s): %v", m.SHA256, err)
+			}
 		}
 	}
 	err = r.update(op, func(tx kv.Tx, f *fanout) error {
