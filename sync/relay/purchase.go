@@ -130,3 +130,35 @@ func (r *Relay) recordFreeFetch(s *content.Store, obj content.Hash, t TerminalIn
 		return tx.Bucket([]byte(bOwned)).Put(key, nil)
 	})
 }
+
+// CatalogOwners counts, for each item of a facility's catalog, the inmates of the facility
+// whose purchase of it the relay recorded (the staff console's list). A free item is owned on
+// the terminal with nothing sent, so free items count no owners here.
+func (r *Relay) CatalogOwners(facility string) (map[string]int, error) {
+	const op = "count catalog owners"
+	if err := checkID(op, "facility_id", facility); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	err := r.view(op, func(tx kv.Tx) error {
+		var inmates []string
+		if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
+			if in.FacilityID == facility {
+				inmates = append(inmates, in.ID)
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, in := range inmates {
+			if err := forEachJSON(tx, bOwned, "i/"+in+"/", func(_ string, o ownedRec) bool {
+				out[o.ItemID]++
+				return true
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -65,6 +65,7 @@ func (c *Console) uploadToken(w http.ResponseWriter, req *http.Request, u who) (
 type libraryRow struct {
 	relay.CatalogEntry
 	Detail string
+	Owners int // purchases the relay recorded (free items: none are sent)
 }
 
 func (c *Console) libraryPage(w http.ResponseWriter, req *http.Request, u who) {
@@ -94,10 +95,15 @@ func (c *Console) libraryPage(w http.ResponseWriter, req *http.Request, u who) {
 		c.fail(w, req, u, err)
 		return
 	}
+	owners, err := c.r.CatalogOwners(fac)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
 	var rows []libraryRow
 	var lessons []relay.CatalogEntry
 	for _, e := range list {
-		rows = append(rows, libraryRow{e, itemDetail(e.Item)})
+		rows = append(rows, libraryRow{e, itemDetail(e.Item), owners[e.Item.ID]})
 		if e.Item.Kind == vocab.CatalogLesson && !e.Withdrawn {
 			lessons = append(lessons, e)
 		}

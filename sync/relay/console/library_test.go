@@ -145,6 +145,17 @@ func TestLibraryPublishAndWithdraw(t *testing.T) {
 		}
 	}
 
+	// A1 buys the track on the kiosk; the list counts the purchase once the relay records it.
+	tm.login()
+	if _, err := tm.term.Buy("A1", trackID); err != nil {
+		t.Fatal(err)
+	}
+	testwait.UntilSaw(t, "the purchase counted on the Library page", func() (bool, string) {
+		b.get("/console/library?facility=north")
+		row := b.last[strings.Index(b.last, `id="item-`+trackID+`"`):]
+		row = row[:strings.Index(row, "</tr>")]
+		return strings.Contains(row, `<td class="owners">1</td>`), row
+	})
 	ok, fail = b.result(b.postForm("/console/library", "/console/library/north/"+trackID+"/withdraw", nil))
 	if fail != "" || !strings.Contains(ok, `Withdrew "Morning Yard"`) {
 		t.Fatalf("withdraw: ok %q, err %q", ok, fail)
