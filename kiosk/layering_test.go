@@ -19,7 +19,8 @@ import (
 // only the standard library (and at most kiosk/clock), kiosk/pinhash and kiosk/ledger only
 // kiosk/vocab of the module; sync/wire (tests included) and the relay's code never import the
 // terminal package kiosk, so a relay links no terminal store. The relay's tests may, to drive
-// real terminals against it.
+// real terminals against it. kiosk/mp3decode, the MP3 decoder the player and the relay share,
+// links go-mp3 alone (and at most kiosk/vocab); the relay (tests included) links nothing of hardware.
 func TestLayering(t *testing.T) {
 	out, err := exec.Command("go", "list", "-json=ImportPath,Imports,TestImports,XTestImports", "github.com/tether-kiosk/tether/...").Output()
 	if err != nil {
@@ -65,6 +66,12 @@ func TestLayering(t *testing.T) {
 				t.Errorf("%s imports %s: it builds on kiosk/vocab alone", rel, irel)
 			case rel == "sync/wire" && irel == "kiosk":
 				t.Errorf("%s imports %s: frames are built from the shared vocabulary (kiosk/vocab), never the terminal package", rel, imp)
+			case rel == "kiosk/mp3decode" && irel != "" && irel != "kiosk/vocab":
+				t.Errorf("%s imports %s: the shared MP3 decoder imports nothing of the module but kiosk/vocab", rel, irel)
+			case rel == "kiosk/mp3decode" && irel == "" && strings.Contains(strings.Split(imp, "/")[0], ".") && !strings.HasPrefix(imp, "github.com/hajimehoshi/go-mp3"):
+				t.Errorf("%s imports %s: the shared MP3 decoder links go-mp3 alone (pure Go: the relay links it, no cgo, no device)", rel, imp)
+			case (rel == "sync/relay" || strings.HasPrefix(rel, "sync/relay/")) && strings.HasPrefix(irel, "hardware"):
+				t.Errorf("%s imports %s: the relay links no device code (hardware/audio is cgo); it decodes MP3s with kiosk/mp3decode", rel, irel)
 			case rel == "kiosk/status" && irel != "":
 				t.Errorf("%s imports %s: the shared status model imports nothing of the module", rel, irel)
 			case strings.HasPrefix(rel, "kiosk") && (strings.HasPrefix(irel, "sync/") || strings.HasPrefix(irel, "hardware/") || strings.HasPrefix(irel, "ui") || strings.HasPrefix(irel, "cmd/")):

@@ -20,7 +20,8 @@ import (
 func demoStaff() []console.NewAccount {
 	var out []console.NewAccount
 	names := map[string]string{console.RoleMailroom: "Mo Mailroom", console.RoleBusiness: "Bea Business",
-		console.RoleTechnician: "Tex Technician", console.RoleAdmin: "Ada Admin", console.RolePREA: "Pat PREA Coordinator"}
+		console.RoleTechnician: "Tex Technician", console.RoleAdmin: "Ada Admin", console.RolePREA: "Pat PREA Coordinator",
+		console.RoleLibrary: "Lee Librarian"}
 	for _, role := range console.Roles() {
 		out = append(out, console.NewAccount{Username: role, Name: names[role], Password: "tether-" + role + "-demo", Roles: []string{role}})
 	}

@@ -17,8 +17,10 @@
 //	v := ui.NewPlayerView(p, ui.PlayerViewConfig{Lang: lang, Touch: touch})
 //	v.SetTrack(title, artist); the tick loop calls v.Tick(); v.Close() and p.Close() at logout
 //
-// Decode alone checks an MP3 and reads its duration. Errors about the bytes match ErrNotMP3
-// and name what was wrong; Player.Err says why a track damaged past its headers stopped early.
+// Decode alone checks an MP3 and reads its duration. The decoding is kiosk/mp3decode's, as is
+// the relay's decode check, so one decoder path judges a track. Errors about the bytes match
+// ErrNotMP3 and name what was wrong; Player.Err says why a track damaged past its headers
+// stopped early.
 package audio
 
 //go:generate go run ./internal/gen -out ../../assets/library

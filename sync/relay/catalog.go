@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/kiosk/mp3decode"
 	"github.com/tether-kiosk/tether/kiosk/photo"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -175,6 +176,37 @@ func checkMedia(rd io.Reader, typ string) (seconds int, err error) {
 	}
 }
 
+// trackTolerance is how far a track's decoded playing time may be from its declared
+// duration_s: the seconds are rounded, and an encoder's padding adds a frame or two.
+func trackTolerance(declared int) time.Duration {
+	return max(2*time.Second, time.Duration(declared)*time.Second/50)
+}
+
+// decodeTrack decodes the whole of a track's MP3 as the terminals' player will
+// (kiosk/mp3decode, the same decoder path), streaming from the content store: the frame
+// headers are checked on upload, but a body the decoder cannot read, or audio far longer or
+// shorter than the item says, must not reach a terminal as a track. Decoding stops once the
+// audio passes the declared duration and its tolerance, which bounds its time.
+func decodeTrack(s *content.Store, obj content.Hash, declared int) error {
+	rd, err := s.Open(obj)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	tol := trackTolerance(declared)
+	want := time.Duration(declared) * time.Second
+	played, err := mp3decode.Check(bufio.NewReaderSize(rd, content.ChunkSize), want+tol)
+	switch {
+	case errors.Is(err, mp3decode.ErrTooLong):
+		return fmt.Errorf("it plays longer than duration_s %d allows (%s with the tolerance of %s)", declared, want+tol, tol)
+	case err != nil:
+		return err
+	case played < want-tol:
+		return fmt.Errorf("it plays %s, but duration_s is %d (tolerance %s)", played.Round(10*time.Millisecond), declared, tol)
+	}
+	return nil
+}
+
 // PublishCatalogItem publishes (or publishes again, replacing) an item of a facility's catalog
 // and sends it to every terminal of the facility. Every object it names must have been
 // uploaded for that facility (PutCatalogMedia) and held whole; a course's lessons must be
@@ -236,6 +268,11 @@ func (r *Relay) PublishCatalogItem(req CatalogRequest) (vocab.CatalogItem, error
 		rd.Close()
 		if err != nil {
 			return vocab.CatalogItem{}, invalid(op, "item", "media %d is not %s: %v", i, m.Type, errors.Unwrap(err))
+		}
+		if m.Type == vocab.MediaMP3 {
+			if err := decodeTrack(s, ref.Object, it.Duration); err != nil {
+				return vocab.CatalogItem{}, invalid(op, "item", "the track's audio (%s): %v", m.SHA256, err)
+			}
 		}
 	}
 	err = r.update(op, func(tx kv.Tx, f *fanout) error {
@@ -354,7 +391,22 @@ func (r *Relay) WithdrawCatalogItem(facility, id string) (CatalogEntry, error) {
 		f.logf("relay: catalog item %s withdrawn in facility %s", id, facility)
 		return f.toFacility(facility, "", wire.DownCatalogWithdrawn, vocab.CatalogWithdrawn{ID: id, At: rec.WithdrawnAt})
 	})
-	return CatalogEntry{FacilityID: facility, Item: rec.Item, Withdrawn: rec.Withdrawn, WithdrawnAt: rec.WithdrawnAt}, err
+	e := CatalogEntry{FacilityID: facility, Item: rec.Item, Withdrawn: rec.Withdrawn, WithdrawnAt: rec.WithdrawnAt}
+	if err != nil || rec.Item.PriceCents > 0 {
+		return e, err
+	}
+	// A free item's media were open to every tablet of the facility; withdrawn, they are
+	// its owners' only (those who fetched them while free: recordFreeFetch), unless another
+	// free item still shows them. Done on every call, so withdrawing again repairs a
+	// withdrawal whose release failed.
+	s, err := r.contentStore()
+	if err == nil {
+		err = r.closeFreeMedia(s, facility, id, rec.Item.Media())
+	}
+	if err != nil {
+		return e, ioErr(op, err)
+	}
+	return e, nil
 }
 
 // Catalog lists a facility's items, withdrawn ones too, by id.
@@ -444,4 +496,42 @@ func (r *Relay) hWithdrawCatalog(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, e)
+}
+
+// DiscardCatalogMedia undoes uploads a publication then refused (the console uploads an item's
+// media and publishes it in one form): each object no item of the facility names, published
+// or withdrawn, loses the facility's upload claim, and an object no one else holds is deleted.
+// An object some item names is left as it is, so a discard never takes an owner's media.
+func (r *Relay) DiscardCatalogMedia(facility string, refs []vocab.MediaRef) error {
+	const op = "discard catalog media"
+	if err := checkID(op, "facility_id", facility); err != nil {
+		return err
+	}
+	entries, err := r.Catalog(facility)
+	if err != nil {
+		return err
+	}
+	named := map[string]bool{}
+	for _, e := range entries {
+		for _, m := range e.Item.Media() {
+			named[m.SHA256] = true
+		}
+	}
+	s, err := r.contentStore()
+	if err != nil {
+		return ioErr(op, err)
+	}
+	for _, m := range refs {
+		if named[m.SHA256] {
+			continue
+		}
+		obj, err := content.ParseHash(m.SHA256)
+		if err != nil {
+			return invalid(op, "sha256", "%v", err)
+		}
+		if err := s.Release(obj, catalogHolder(facility)); err != nil {
+			return ioErr(op, fmt.Errorf("release %s: %w", m.SHA256, err))
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func (e *env) publish(req CatalogRequest) {
 }
 
 func track(id string, ref vocab.MediaRef, cents kiosk.Cents) vocab.CatalogItem {
-	return vocab.CatalogItem{ID: id, Kind: vocab.CatalogTrack, Title: "Song " + id, Artist: "Band", Duration: 10, Audio: &ref, PriceCents: cents}
+	return vocab.CatalogItem{ID: id, Kind: vocab.CatalogTrack, Title: "Song " + id, Artist: "Band", Duration: 1, Audio: &ref, PriceCents: cents}
 }
 
 // Staff publish only what they uploaded for the facility and what is what it says it is; the
@@ -88,7 +89,9 @@ func TestCatalogPublishedChecked(t *testing.T) {
 	if status, raw := e.call("POST", "/admin/v1/catalog", CatalogRequest{FacilityID: "north", Item: track("t0", asTrack, 99)}); status != http.StatusBadRequest || !strings.Contains(string(raw), "not audio/mpeg") {
 		t.Errorf("a text page published as a track: %d %s", status, raw)
 	}
-	e.publish(CatalogRequest{FacilityID: "north", Item: track("t1", ref.MediaRef, 129)})
+	t1 := track("t1", ref.MediaRef, 129)
+	t1.Duration = ref.Duration
+	e.publish(CatalogRequest{FacilityID: "north", Item: t1})
 	got := kc.waitDown(wire.DownCatalogItem, nil)
 	var item vocab.CatalogItem
 	if err := json.Unmarshal(got.Body, &item); err != nil || item.ID != "t1" || item.PriceCents != 129 || item.PublishedAt.IsZero() {
@@ -364,5 +367,126 @@ func TestRepricedItemClosesItsFreeMedia(t *testing.T) {
 	}
 	if !open(r2) {
 		t.Error("t2's media closed although t2-again still shows it free")
+	}
+}
+
+// A free item withdrawn is its owners' only: a tablet that fetched it while it was free keeps
+// fetching it (a fetch cut short, a replaced tablet), another inmate's tablet is refused, the
+// facility's kiosks still serve its owners, and media another free item still shows stay open.
+func TestWithdrawnFreeItemClosesToNonOwners(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	r1, r2 := e.uploadTrack(testMP3(20, 1)), e.uploadTrack(testMP3(20, 2))
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("f1", r1, 0)})
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("f2", r2, 0)})
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("f2-again", r2, 0)})
+	owner, other, k := e.enroll(wire.ModeTablet, "A1"), e.enroll(wire.ModeTablet, "A2"), e.enroll(wire.ModeKiosk, "")
+	oc, xc, kc := owner.connect(t, 0), other.connect(t, 0), k.connect(t, 0)
+	obj1, _ := content.ParseHash(r1.SHA256)
+	obj2, _ := content.ParseHash(r2.SHA256)
+	ask := func(c *tconn, obj content.Hash) string {
+		t.Helper()
+		send(t, c.c, wire.ContentWant{Object: obj, Manifest: true, Chunks: []uint32{0}})
+		f := c.readContent()
+		switch {
+		case f.ContentMissing != nil:
+			return f.ContentMissing.Reason
+		case f.ContentManifest != nil:
+			// The chunk asked for follows the manifest.
+			if ch := c.readContent(); ch.Chunk == nil {
+				t.Fatalf("no chunk after the manifest: %+v", ch)
+			}
+			return "served"
+		}
+		t.Fatalf("answer %+v", f)
+		return ""
+	}
+	if got := ask(oc, obj1); got != "served" {
+		t.Fatalf("A1's tablet asking for a free track: %s", got)
+	}
+	e.must(http.StatusOK, "DELETE", "/admin/v1/catalog/north/f1", nil, nil)
+	e.must(http.StatusOK, "DELETE", "/admin/v1/catalog/north/f2", nil, nil)
+	for _, c := range []struct {
+		who  string
+		c    *tconn
+		obj  content.Hash
+		want string
+	}{
+		{"another inmate's tablet, the withdrawn track", xc, obj1, wire.ContentNotYours},
+		{"the tablet that fetched it while free", oc, obj1, "served"},
+		{"a kiosk of the facility", kc, obj1, "served"},
+		{"another inmate's tablet, media a free item still shows", xc, obj2, "served"},
+	} {
+		if got := ask(c.c, c.obj); got != c.want {
+			t.Errorf("%s: %s, want %s", c.who, got, c.want)
+		}
+	}
+	// Withdrawn again, nothing changes; published again free, it is open again.
+	e.must(http.StatusOK, "DELETE", "/admin/v1/catalog/north/f1", nil, nil)
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("f1", r1, 0)})
+	if got := ask(xc, obj1); got != "served" {
+		t.Errorf("published free again, another tablet: %s", got)
+	}
+}
+
+// The relay decodes a track's whole MP3 before it publishes it, as the terminals' player will:
+// frames whose headers pass the upload check but whose audio cannot be decoded, and audio far
+// from the declared duration, are refused naming what was wrong; a real track publishes.
+func TestPublishDecodesTheTrack(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	// Sound headers, noise for bodies: the upload (headers only) takes it.
+	r := rand.New(rand.NewSource(1))
+	var garbled []byte
+	for range 40 {
+		f := make([]byte, 417)
+		r.Read(f)
+		copy(f, []byte{0xff, 0xfb, 0x90, 0x00})
+		f[4] = 0
+		garbled = append(garbled, f...)
+	}
+	demo, err := os.ReadFile(filepath.Join("..", "..", "assets", "library", "morning-yard.mp3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type upload struct {
+		vocab.MediaRef
+		Duration int `json:"duration_s"`
+	}
+	var bad, ten, real upload
+	e.must(http.StatusCreated, "POST", "/admin/v1/catalog/media?facility_id=north&type=audio/mpeg", garbled, &bad)
+	e.must(http.StatusCreated, "POST", "/admin/v1/catalog/media?facility_id=north&type=audio/mpeg", testMP3(382, 1), &ten)
+	e.must(http.StatusCreated, "POST", "/admin/v1/catalog/media?facility_id=north&type=audio/mpeg", demo, &real)
+	item := func(id string, u upload, secs int) vocab.CatalogItem {
+		it := track(id, u.MediaRef, 0)
+		it.Duration = secs
+		return it
+	}
+	for _, c := range []struct {
+		name string
+		it   vocab.CatalogItem
+		want string
+	}{
+		{"undecodable audio", item("bad", bad, bad.Duration), "damaged at"},
+		{"a 10 s track declared 184 s", item("short", ten, 184), "it plays 9.98s, but duration_s is 184"},
+		{"a 10 s track declared 3 s", item("long", ten, 3), "it plays longer than duration_s 3 allows"},
+	} {
+		status, raw := e.call("POST", "/admin/v1/catalog", CatalogRequest{FacilityID: "north", Item: c.it})
+		if status != http.StatusBadRequest || !strings.Contains(string(raw), c.want) || !strings.Contains(string(raw), "the track's audio") {
+			t.Errorf("%s: %d %s, want 400 saying %q", c.name, status, raw, c.want)
+		}
+	}
+	e.publish(CatalogRequest{FacilityID: "north", Item: item("ok", ten, ten.Duration)})
+	e.publish(CatalogRequest{FacilityID: "north", Item: item("demo", real, real.Duration)})
+	list, err := e.r.Catalog("north")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, l := range list {
+		ids = append(ids, l.Item.ID)
+	}
+	if strings.Join(ids, ",") != "demo,ok" {
+		t.Errorf("the catalog holds %v, want the two sound tracks only", ids)
 	}
 }

@@ -161,7 +161,9 @@ func (r *Relay) answerWant(ctx context.Context, s *session, w wire.ContentWant, 
 		return err
 	}
 	ok, err := entitled(st, w.Object, t.TerminalInfo)
-	if err == nil && !ok {
+	if err == nil && ok {
+		err = r.recordFreeFetch(st, w.Object, t.TerminalInfo) // library media (purchase.go)
+	} else if err == nil {
 		ok, err = r.catalogEntitled(st, w.Object, t.TerminalInfo) // library media (purchase.go)
 	}
 	if err != nil {

@@ -104,3 +104,61 @@ func (r *Relay) catalogEntitled(s *content.Store, obj content.Hash, t TerminalIn
 	})
 	return owned, err
 }
+
+// recordFreeFetch makes inmate t.InmateID an owner of catalog media obj that its tablet fetches
+// while a free item opens it to the facility (facilityHolder): a free item is owned on the
+// terminal with nothing sent to the relay, and its owners must keep fetching it (a fetch cut
+// short, a replaced tablet) once it is withdrawn or priced and the facility's claim goes.
+// Kiosks fetch for anyone and own nothing.
+func (r *Relay) recordFreeFetch(s *content.Store, obj content.Hash, t TerminalInfo) error {
+	if t.Mode == wire.ModeKiosk || t.InmateID == "" {
+		return nil
+	}
+	holders, _, err := s.Holders(obj)
+	if err != nil || !containsHolder(holders, catalogHolder(t.FacilityID)) || !containsHolder(holders, facilityHolder(t.FacilityID)) {
+		return err
+	}
+	key := []byte(ownedMedia(t.InmateID, obj.String()))
+	owned := false
+	if err := r.view("record free fetch", func(tx kv.Tx) error {
+		owned = tx.Bucket([]byte(bOwned)).Get(key) != nil
+		return nil
+	}); err != nil || owned {
+		return err
+	}
+	return r.update("record free fetch", func(tx kv.Tx, f *fanout) error {
+		return tx.Bucket([]byte(bOwned)).Put(key, nil)
+	})
+}
+
+// CatalogOwners counts, for each item of a facility's catalog, the inmates of the facility
+// whose purchase of it the relay recorded (the staff console's list). A free item is owned on
+// the terminal with nothing sent, so free items count no owners here.
+func (r *Relay) CatalogOwners(facility string) (map[string]int, error) {
+	const op = "count catalog owners"
+	if err := checkID(op, "facility_id", facility); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	err := r.view(op, func(tx kv.Tx) error {
+		var inmates []string
+		if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
+			if in.FacilityID == facility {
+				inmates = append(inmates, in.ID)
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, in := range inmates {
+			if err := forEachJSON(tx, bOwned, "i/"+in+"/", func(_ string, o ownedRec) bool {
+				out[o.ItemID]++
+				return true
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -26,10 +26,11 @@ const (
 	RoleTechnician = "technician" // terminals, enrollment codes, device health
 	RoleAdmin      = "admin"      // accounts, the audit log, policy, notices
 	RolePREA       = "prea"       // PREA reports, and nothing else
+	RoleLibrary    = "library"    // the media and education library: publish and withdraw items
 )
 
 // Roles is every role, in the order the accounts screen lists them.
-var roleList = []string{RoleMailroom, RoleBusiness, RoleTechnician, RoleAdmin, RolePREA}
+var roleList = []string{RoleMailroom, RoleBusiness, RoleTechnician, RoleAdmin, RolePREA, RoleLibrary}
 
 // Roles returns every role a staff account may hold.
 func Roles() []string { return slices.Clone(roleList) }

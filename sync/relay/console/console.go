@@ -6,6 +6,7 @@
 package console
 
 import (
+	"context"
 	"crypto/subtle"
 	"embed"
 	"errors"
@@ -204,6 +205,7 @@ func (c *Console) routes() {
 		{"departments", "Departments", RoleMailroom},
 		{"notices", "Notices", RoleMailroom},
 		{"money", "Money", RoleBusiness},
+		{"library", "Library", RoleLibrary},
 		{"terminals", "Terminals", RoleTechnician},
 		{"prea", "PREA reports", RolePREA},
 		{"policy", "Policy", RoleAdmin},
@@ -233,6 +235,11 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+Prefix+"money", c.need(RoleBusiness, c.moneyPage))
 	m.HandleFunc("POST "+Prefix+"money/deposit", c.need(RoleBusiness, c.deposit))
 	m.HandleFunc("POST "+Prefix+"money/refund", c.need(RoleBusiness, c.refund))
+	m.HandleFunc("GET "+Prefix+"library", c.need(RoleLibrary, c.libraryPage))
+	m.HandleFunc("POST "+Prefix+"library/track", c.need(RoleLibrary, c.publishTrack))
+	m.HandleFunc("POST "+Prefix+"library/pages", c.need(RoleLibrary, c.publishPages))
+	m.HandleFunc("POST "+Prefix+"library/course", c.need(RoleLibrary, c.publishCourse))
+	m.HandleFunc("POST "+Prefix+"library/{facility}/{id}/withdraw", c.need(RoleLibrary, c.withdrawItem))
 	m.HandleFunc("GET "+Prefix+"terminals", c.need(RoleTechnician, c.terminalsPage))
 	m.HandleFunc("POST "+Prefix+"terminals/{id}/revoke", c.need(RoleTechnician, c.revoke))
 	m.HandleFunc("POST "+Prefix+"terminals/enroll", c.need(RoleTechnician, c.enroll))
@@ -269,7 +276,15 @@ func (c *Console) need(role string, h handler) http.HandlerFunc {
 				Error: "Your account does not have the " + role + " role this page needs."})
 			return
 		}
-		if req.Method == http.MethodPost {
+		if req.Method == http.MethodPost && isMultipart(req) {
+			// An upload (the library's media): the token is the form's first part, checked
+			// before a byte of the file is read; the handler streams the rest.
+			mr, ok := c.uploadToken(w, req, u)
+			if !ok {
+				return
+			}
+			req = req.WithContext(context.WithValue(req.Context(), uploadKey{}, mr))
+		} else if req.Method == http.MethodPost {
 			req.Body = http.MaxBytesReader(w, req.Body, 64<<10)
 			if err := req.ParseForm(); err != nil {
 				http.Error(w, "bad form", http.StatusBadRequest)

@@ -21,6 +21,7 @@ var screens = map[string]string{
 	"/console/notices":     console.RoleMailroom,
 	"/console/money":       console.RoleBusiness,
 	"/console/terminals":   console.RoleTechnician,
+	"/console/library":     console.RoleLibrary,
 	"/console/prea":        console.RolePREA,
 	"/console/policy":      console.RoleAdmin,
 	"/console/accounts":    console.RoleAdmin,

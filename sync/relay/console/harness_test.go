@@ -31,6 +31,7 @@ var staff = map[string][]string{
 	"tess": {console.RoleTechnician},
 	"ada":  {console.RoleAdmin},
 	"pam":  {console.RolePREA},
+	"lin":  {console.RoleLibrary},
 }
 
 // env is a real relay with the console mounted beside it on one 127.0.0.1 listener, as relayd
