@@ -1,13 +1,17 @@
 package relay
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -44,21 +48,62 @@ func (r *Relay) routeTerminal(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+wire.PathEnroll, r.serveEnroll)
 }
 
-// serveTerminal runs one terminal connection: handshake, then uplink batches and downlink.
+// serveTerminal upgrades a terminal's request to a websocket and runs the connection on a
+// goroutine of its own, returning at once: an idle connection then holds none of net/http's
+// per-request state (the request, the response and its buffers, the handler's deep stack),
+// which would otherwise live as long as the connection (memory per terminal, docs/SCALE.md).
 func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	if !r.hub.enter() {
 		http.Error(w, wire.ReasonShutdown, http.StatusServiceUnavailable)
 		return
 	}
-	defer r.hub.exit()
-	c, err := websocket.Accept(w, req, &websocket.AcceptOptions{
+	c, err := websocket.Accept(smallBuffers{w}, req, &websocket.AcceptOptions{
 		Subprotocols:    []string{wire.Subprotocol},
 		CompressionMode: websocket.CompressionNoContextTakeover,
 	})
 	if err != nil {
+		r.hub.exit()
 		return // Accept already answered with an HTTP error
 	}
-	if refusal := r.hub.admit(c, sourceAddr(req)); refusal != "" {
+	addr := sourceAddr(req)
+	go func() {
+		defer r.hub.exit()
+		r.runTerminal(c, addr)
+	}()
+}
+
+// connBufSize is the read and write buffer of a terminal connection. net/http hands a
+// hijacked connection 4 KiB buffers each way, kept for the connection's life; most frames
+// (acks, down_acks, small batches and downlink) fit in 1 KiB, and a larger read or write
+// bypasses a bufio buffer anyway.
+const connBufSize = 1 << 10
+
+// smallBuffers gives the websocket library connBufSize buffers when it hijacks the connection.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// What the server read past the request (a client may send its first frame with it) must
+	// be in the new reader's buffer: the library keeps what is buffered and then reads the
+	// connection itself, so a reader that merely chained those bytes before it would lose them.
+	n := brw.Reader.Buffered()
+	b, _ := brw.Reader.Peek(n)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), c), max(connBufSize, n))
+	if n > 0 {
+		if _, err := br.Peek(n); err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("keep the bytes read past the upgrade request: %w", err)
+		}
+	}
+	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(c, connBufSize)), nil
+}
+
+// runTerminal runs one terminal connection: handshake, then uplink batches and downlink.
+func (r *Relay) runTerminal(c *websocket.Conn, addr string) {
+	if refusal := r.hub.admit(c, addr); refusal != "" {
 		code := websocket.StatusTryAgainLater
 		if refusal == wire.ReasonShutdown {
 			code = websocket.StatusGoingAway
@@ -308,23 +353,36 @@ const batchQueue = 8
 // readLoop reads frames until the connection ends. Batches go to the connection's batch worker
 // (storeLoop), so reading goes on while a commit is under way: pongs are read (a queued terminal
 // is not taken for a dead link), down_acks move the cursor, and the next batches are decoded
-// while the previous ones commit. The worker answers them in order.
+// while the previous ones commit. The worker answers them in order. It runs only while
+// batches wait: started by the first one queued, it ends when it finds the queue empty, so an
+// idle connection holds no worker goroutine (and its stack).
 func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 	c := s.conn
 	var hint int // readMessage's: the length of the connection's last frame
 	queue := make(chan upBatch, batchQueue)
-	stopped := make(chan struct{}) // closed when the worker ends (on its own after a failure)
+	failed := make(chan struct{}) // closed when a worker closed the connection after a failure
+	var (
+		mu      sync.Mutex // guards running, and orders a worker's exit with the next start
+		running bool
+		workers sync.WaitGroup
+	)
+	// idle ends a worker that found the queue empty, unless a batch came meanwhile; readLoop
+	// queues before it looks at running, so a batch is never left without a worker.
+	idle := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(queue) > 0 {
+			return false
+		}
+		running = false
+		return true
+	}
 	wctx, gone := context.WithCancel(ctx)
-	go func() {
-		defer close(stopped)
-		r.storeLoop(wctx, s, queue)
-	}()
 	defer func() {
 		// The connection is over: batches still queued are dropped unanswered (the terminal
 		// sends them again), one being stored finishes, and the session ends after it.
 		gone()
-		close(queue)
-		<-stopped
+		workers.Wait()
 	}()
 	var wants chan wire.ContentWant // the content worker's queue, from the first want (content.go)
 	for {
@@ -340,9 +398,21 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 			}
 			select {
 			case queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: hello.AckLetters}:
-			case <-stopped:
+			case <-failed:
 				return // the worker closed the connection
 			}
+			mu.Lock()
+			if !running {
+				running = true
+				workers.Add(1)
+				go func() {
+					defer workers.Done()
+					if !r.storeLoop(wctx, s, queue, idle) {
+						close(failed) // once: a failed worker stays "running", so none follows it
+					}
+				}()
+			}
+			mu.Unlock()
 		case wire.TypeDownAck:
 			r.downAck(s, *f.DownAck)
 		case wire.TypeContentWant:
@@ -356,20 +426,27 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 
 // storeLoop stores the batches readLoop queued and answers each with its ack, in the order they
 // came. What is queued when it turns to the queue goes into one transaction: the batches a
-// terminal pipelined while the last commit was under way share the next one. A failure closes
-// the connection and ends the loop.
-func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch) {
+// terminal pipelined while the last commit was under way share the next one. It returns true
+// when it found the queue empty and idle agreed to end it; false after a failure, which closed
+// the connection.
+func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch, idle func() bool) bool {
 	c := s.conn
 	var group []upBatch
-	for b := range queue {
+	for {
+		var b upBatch
+		select {
+		case b = <-queue:
+		default:
+			if idle() {
+				return true
+			}
+			continue // a batch came as the worker was ending
+		}
 		group = append(group[:0], b)
 	more:
 		for len(group) < batchQueue {
 			select {
-			case b, ok := <-queue:
-				if !ok {
-					break more
-				}
+			case b := <-queue:
 				group = append(group, b)
 			default:
 				break more
@@ -381,11 +458,11 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch)
 		t, found, err := r.terminal(s.id)
 		if err != nil {
 			r.fail(c, "read terminal", err)
-			return
+			return false
 		}
 		if !found || t.Revoked {
 			c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
-			return
+			return false
 		}
 		s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
 		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen())
@@ -393,11 +470,11 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch)
 		var seqErr *sequenceError
 		if err != nil && !errors.As(err, &seqErr) {
 			r.fail(c, "store batch from "+s.id, err)
-			return
+			return false
 		}
 		for _, ack := range acks {
 			if serr := r.send(ctx, c, ack); serr != nil {
-				return
+				return false
 			}
 		}
 		if seqErr != nil {
@@ -409,7 +486,7 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch)
 				reason = wire.ReasonSequenceGap
 			}
 			c.Close(websocket.StatusPolicyViolation, reason)
-			return
+			return false
 		}
 	}
 }
