@@ -156,7 +156,7 @@ type goMem struct {
 	Goroutines            int
 }
 
-// readGoMem asks a relayd's -debug-listen for a heap profile after a GC (whose text form
+// readGoMem asks a relayd's -debug-listen for a heap profile after three GCs (whose text form
 // ends with the runtime's MemStats) and for its goroutine count.
 func readGoMem(ctx context.Context, hc *http.Client, base string) (goMem, error) {
 	get := func(path string) ([]byte, error) {
@@ -175,6 +175,14 @@ func readGoMem(ctx context.Context, hc *http.Client, base string) (goMem, error)
 			return nil, fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
 		}
 		return io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	}
+	// Two collections first: each may halve a goroutine's stack that uses under a quarter of
+	// it, so an idle relay's stacks (grown during the handshake) settle to what it holds for
+	// good, as the relay's own periodic collections would make them over a few minutes.
+	for range 2 {
+		if _, err := get("/debug/pprof/heap?gc=1"); err != nil {
+			return goMem{}, fmt.Errorf("relay GC through %s: %w", base, err)
+		}
 	}
 	heap, err := get("/debug/pprof/heap?gc=1&debug=1")
 	if err != nil {
