@@ -121,17 +121,34 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) {
 	ctx, cancel := closeCtx()
 	defer cancel()
 
+	sess, hello, resume, ok := r.openSession(ctx, c)
+	if sess != nil {
+		defer r.flushAck(sess)
+	}
+	if !ok {
+		return
+	}
+	go r.writeLoop(ctx, sess, resume)
+	r.readLoop(ctx, sess, hello)
+}
+
+// openSession runs the handshake, takes over from a connection this one replaces, queues a
+// snapshot when the terminal's store was replaced, and sends welcome; ok is false when the
+// connection was closed instead (sess is set once the handshake succeeded, for the caller's
+// flushAck). Kept apart from runTerminal so that its large frame is gone from the stack while
+// the connection idles in readLoop: what an idle connection's stack uses then stays under a
+// quarter of 16 KiB, and the collector halves the stack the handshake grew.
+func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *session, hello wire.Hello, resume uint64, ok bool) {
 	hello, info, ok := r.handshake(ctx, c)
 	r.metrics.handshake(ok)
 	if !ok {
-		return
+		return nil, hello, 0, false
 	}
 	// The handshake takes no write transaction: what it records (last seen, software, queue
 	// length, the hello's downlink position) is kept with the session and written with the
 	// connection's first batch or its next downlink flush, whichever comes first.
 	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1), binaryChunks: hello.BinaryChunks,
 		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
-	defer r.flushAck(sess)
 	// What the connection this one replaces acknowledged may not be written yet: this one
 	// takes it over (and the old one writes nothing more).
 	var floor uint64
@@ -142,7 +159,7 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) {
 	last, acked, err := r.downPosition(info.ID)
 	if err != nil {
 		r.fail(c, "read downlink position", err)
-		return
+		return sess, hello, 0, false
 	}
 	// An uplink position at or below what the relay holds for the epoch means the store is
 	// older than what it forwarded: a backup was restored. Its downlink position may not show it
@@ -154,7 +171,7 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) {
 		high, err := r.uplinkHigh(info.ID, hello.Epoch)
 		if err != nil {
 			r.fail(c, "read uplink position", err)
-			return
+			return sess, hello, 0, false
 		}
 		restored = hello.UplinkNext <= high
 	}
@@ -168,7 +185,7 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) {
 		queued, err := r.resync(info, hello.DownApplied, floor, restored && !restoreAgain)
 		if err != nil {
 			r.fail(c, "resync terminal", err)
-			return
+			return sess, hello, 0, false
 		}
 		if queued {
 			r.logf("relay: terminal %s came back with downlink position %d, below what it acknowledged: store replaced, complete snapshot queued",
@@ -176,18 +193,18 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) {
 		}
 		if last, acked, err = r.downPosition(info.ID); err != nil {
 			r.fail(c, "read downlink position", err)
-			return
+			return sess, hello, 0, false
 		}
 	}
 	if restored {
 		r.logf("relay: terminal %s came back with uplink seq %d of epoch %s, below what it forwarded: a restored backup; snapshot queued, new epoch asked",
 			info.ID, hello.UplinkNext, hello.Epoch)
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonNewEpoch)
-		return
+		return sess, hello, 0, false
 	}
 	// hello.down_applied is the terminal's durable truth: resume after it, and forget what it
 	// applied at the connection's first flush (not here: no write in the connect path).
-	resume := max(hello.DownApplied, acked)
+	resume = max(hello.DownApplied, acked)
 	if resume > last {
 		r.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", info.ID, resume, last)
 		resume = last // it claims more than was ever queued; only ever send new seqs
@@ -197,11 +214,10 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) {
 	sess.persisted.Store(acked)
 	if err := r.send(ctx, c, wire.Welcome{TerminalID: info.ID, Facility: info.FacilityID, Mode: info.Mode,
 		InmateID: info.InmateID, ServerTime: r.clock.Now().UTC(), RelayURLs: r.cfg.Gateways}); err != nil {
-		return
+		return sess, hello, 0, false
 	}
 	r.logf("relay: terminal %s connected", info.ID)
-	go r.writeLoop(ctx, sess, resume)
-	r.readLoop(ctx, sess, hello)
+	return sess, hello, resume, true
 }
 
 // sourceAddr is the address a request came from (its IP, without the port): the unit the
