@@ -116,7 +116,7 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 	cfg.RelayPIDs = []int{os.Getpid(), os.Getpid()}
 	cfg.RelayDebug = []string{dbg, dbg}
 	cfg.Terminals, cfg.PerFacility, cfg.BatchItems, cfg.Batches = 20, 10, 1, 5
-	cfg.CutProb, cfg.Storm = 0, false
+	cfg.CutProb, cfg.Storm, cfg.EnrollSpread = 0, false, true
 	rep, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("run: %v", err)

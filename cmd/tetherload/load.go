@@ -56,6 +56,7 @@ type Config struct {
 	DialConcurrency int
 	RelayPIDs       []int    // one per gateway, for RSS and CPU; empty: no process figures
 	RelayDebug      []string // relayd -debug-listen bases, one per gateway, for Go heap figures; optional
+	EnrollSpread    bool     // enroll each terminal through its own gateway, not all through the first
 	Verify          bool     // check exactly-once through GET /admin/v1/items after the load
 	// NoAckLetters leaves hello's ack_letters out, as terminals built before it: the relay
 	// then sends each letter's state down as a message_status.
@@ -443,9 +444,13 @@ func enroll(ctx context.Context, r *run, a *admin, nf int, rep *Report) ([]*term
 			defer wg.Done()
 			for i := range jobs {
 				f := i / cfg.PerFacility
-				// Each terminal enrolls through the gateway it will connect to: every gateway
-				// takes enrollments against the one shared store.
-				ga := &admin{ep: r.eps[i%len(r.eps)], token: a.token, hc: a.hc}
+				// With EnrollSpread each terminal enrolls through the gateway it will connect
+				// to; by default all through the first, as staff would through one console
+				// (concurrent enrollments on two gateways conflict on the shared store).
+				ga := a
+				if cfg.EnrollSpread {
+					ga = &admin{ep: r.eps[i%len(r.eps)], token: a.token, hc: a.hc}
+				}
 				resp, priv, err := ga.enrollKiosk(ectx, facilities[f], fmt.Sprintf("load kiosk %d", i))
 				if err != nil {
 					select {
