@@ -13,8 +13,15 @@ FUZZTIME ?= 10s
 LOAD_TERMINALS ?= 50
 LOAD_DURATION ?= 10s
 LOAD_FLAGS ?= -per-facility 10 -baseline fsync,update,batch -baseline-time 2s
+# bench-scale (issue 16, docs/SCALE.md "Figures"): 2 relayd gateways on a 3-node NATS cluster.
+SCALE_TERMINALS ?= 1000
+SCALE_DURATION ?= 30s
+SCALE_IDLE_TERMINALS ?= 10000
+SCALE_FLAGS ?= -per-facility 20 -spawn-args "-max-pending-per-addr 32"
+# 250 kiosks a facility: enrollment on JetStream slows with the number of facilities (docs/SCALE.md).
+SCALE_IDLE_FLAGS ?= -per-facility 250 -spawn-args "-max-pending-per-addr 32"
 
-.PHONY: deps build run test bench soak fuzz lint load package package-test
+.PHONY: deps build run test bench bench-scale soak fuzz lint load package package-test
 
 # deps installs the Debian packages Fyne, ALSA and the browser tests need when any is missing, then the Go modules.
 deps:
@@ -42,8 +49,22 @@ test:
 	@command -v cupsd >/dev/null || [ -x /usr/sbin/cupsd ] || echo "note: the printing tests will be skipped: CUPS is not installed ('make deps' installs it)"
 	$(GO) test -race -timeout 20m ./...
 
-bench:
+bench: bench-scale
 	./scripts/bench.sh
+
+# bench-scale runs tetherload against 2 relayd gateways on a 3-node NATS JetStream cluster it
+# starts: SCALE_TERMINALS kiosks with one-item batches, compared with a durable R3 publish loop
+# of as many writers in the same run, then SCALE_IDLE_TERMINALS idle kiosks for memory per
+# terminal. nats-server is built from the module's own dependency: no program of the module
+# links the server (kiosk/layering_test.go).
+bench-scale:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/relayd ./cmd/tetherload
+	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
+	$(BIN)/tetherload -spawn $(BIN)/relayd -nats-server $(BIN)/nats-server -gateways 2 -terminals $(SCALE_TERMINALS) \
+		-batch-items 1 -duration $(SCALE_DURATION) -drain 5m -baseline jetstream -baseline-time 10s $(SCALE_FLAGS)
+	$(BIN)/tetherload -spawn $(BIN)/relayd -nats-server $(BIN)/nats-server -gateways 2 -terminals $(SCALE_IDLE_TERMINALS) \
+		-idle 30s -timeout 30m $(SCALE_IDLE_FLAGS)
 
 # soak runs the lifecycle model test over many seeds (SEEDS, STEPS, FIRST); too long for make test.
 soak:

@@ -101,6 +101,8 @@ type options struct {
 	inviteTTL, inviteRetry                                         time.Duration
 	// The store: empty for DIR/relay.db, or NATS servers and their credentials (store.go).
 	store, natsCreds, natsNkey string
+	// debugListen serves net/http/pprof (loopback only), for heap and goroutine profiles.
+	debugListen string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -138,6 +140,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		"announced to terminals so they reconnect to another when one is down (at most 8)")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS user credentials file (JWT and nkey seed, mode 0600) for -store")
 	fs.StringVar(&o.natsNkey, "nats-nkey", "", "NATS nkey seed file (mode 0600) for -store")
+	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)\n"+
 			"       relayd backup -o FILE [-relay URL]   (copy a running relay's store)\n"+
@@ -174,6 +177,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if err := checkStoreFlags(o); err != nil {
 		return o, err
+	}
+	if o.debugListen != "" && !loopback(o.debugListen) {
+		return o, usageErrorf("-debug-listen %s is not a loopback address: profiles show the relay's memory to whoever reads them", o.debugListen)
 	}
 	if (o.cert == "") != (o.key == "") {
 		return o, usageErrorf("-cert and -key go together")
@@ -361,6 +367,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if o.debugListen != "" {
+		stopDebug, err := serveDebug(o.debugListen, logger)
+		if err != nil {
+			srv.Close()
+			r.Close()
+			return err
+		}
+		defer stopDebug()
+	}
 	// The socket listens: connections queue until Serve takes them, so systemd may start
 	// what depends on the relay.
 	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {

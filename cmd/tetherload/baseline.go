@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -19,6 +21,9 @@ const (
 	BaselineFsync  = "fsync"  // one writer: write a small record to a file and fsync it
 	BaselineUpdate = "update" // W writers, each one Put per bbolt Update (one fsync per write)
 	BaselineBatch  = "batch"  // W writers, each one Put per bbolt Batch (writes grouped into one commit)
+	// W writers, each a synchronous nats.go js.Publish (waits for the ack) of a batch-sized
+	// message to an R3 file stream: the durable write a JetStream relay is compared with.
+	BaselineJetStream = "jetstream"
 )
 
 // ParseBaselines reads "fsync,update,batch" (any subset; "" or "none" for none).
@@ -30,9 +35,9 @@ func ParseBaselines(s string) ([]string, error) {
 	for _, name := range strings.Split(s, ",") {
 		name = strings.TrimSpace(name)
 		switch name {
-		case BaselineFsync, BaselineUpdate, BaselineBatch:
+		case BaselineFsync, BaselineUpdate, BaselineBatch, BaselineJetStream:
 		default:
-			return nil, fmt.Errorf("-baseline %q: unknown baseline %q (want fsync, update or batch)", s, name)
+			return nil, fmt.Errorf("-baseline %q: unknown baseline %q (want fsync, update, batch or jetstream)", s, name)
 		}
 		for _, prev := range out {
 			if prev == name {
@@ -47,9 +52,17 @@ func ParseBaselines(s string) ([]string, error) {
 // maxBaselineOps bounds each baseline in count as well as in time.
 const maxBaselineOps = 10_000_000
 
-// RunBaseline measures one baseline in a fresh file under dir for about d; writers is the
-// number of concurrent writers of the bbolt baselines (the fsync loop has one).
-func RunBaseline(ctx context.Context, name, dir string, writers int, d time.Duration) (Baseline, error) {
+// BaselineEnv is what the baselines write to besides a directory.
+type BaselineEnv struct {
+	NATS     string // the cluster's servers, comma-separated, for jetstream
+	Conns    int    // NATS connections the jetstream writers share (as many as gateways)
+	MsgBytes int    // the jetstream message size (the run's mean batch frame)
+}
+
+// RunBaseline measures one baseline in a fresh file under dir (or, for jetstream, in a fresh
+// stream of env.NATS) for about d; writers is the number of concurrent writers of all but the
+// fsync loop, which has one.
+func RunBaseline(ctx context.Context, name, dir string, writers int, d time.Duration, env BaselineEnv) (Baseline, error) {
 	tmp, err := os.MkdirTemp(dir, "tetherload-baseline-")
 	if err != nil {
 		return Baseline{}, fmt.Errorf("baseline %s: %w", name, err)
@@ -65,6 +78,8 @@ func RunBaseline(ctx context.Context, name, dir string, writers int, d time.Dura
 		ops, err = fsyncLoop(ctx, filepath.Join(tmp, "fsync.log"))
 	case BaselineUpdate, BaselineBatch:
 		ops, err = boltLoop(ctx, filepath.Join(tmp, "baseline.db"), writers, name == BaselineBatch)
+	case BaselineJetStream:
+		return publishLoop(ctx, env, writers)
 	default:
 		err = fmt.Errorf("unknown baseline %q", name)
 	}
@@ -136,4 +151,81 @@ func boltLoop(ctx context.Context, path string, writers int, batch bool) (int64,
 	}
 	wg.Wait()
 	return ops.Load(), firstErr
+}
+
+// baselineStream is the jetstream baseline's stream, made for the run and deleted after it.
+const baselineStream = "TETHERLOAD_BASELINE"
+
+// publishLoop runs writers goroutines over env.Conns connections, each publishing
+// env.MsgBytes-byte messages to an R3 file stream and waiting for each ack, until ctx ends.
+// The stream is made fresh and deleted afterwards; the time to make it is not counted.
+func publishLoop(ctx context.Context, env BaselineEnv, writers int) (Baseline, error) {
+	b := Baseline{Name: BaselineJetStream, Writers: writers, MsgBytes: max(env.MsgBytes, 1), Conns: max(env.Conns, 1)}
+	fail := func(err error) (Baseline, error) { return Baseline{}, fmt.Errorf("baseline jetstream: %w", err) }
+	var jss []jetstream.JetStream
+	for range b.Conns {
+		nc, err := nats.Connect(env.NATS, nats.Name("tetherload-baseline"))
+		if err != nil {
+			return fail(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return fail(err)
+		}
+		jss = append(jss, js)
+	}
+	// The setup and the cleanup get their own time: ctx is the measuring window.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	_ = jss[0].DeleteStream(sctx, baselineStream) // a crashed earlier run's
+	if _, err := jss[0].CreateStream(sctx, jetstream.StreamConfig{Name: baselineStream, Subjects: []string{"tetherload.baseline.>"},
+		Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
+		return fail(fmt.Errorf("make an R3 stream: %w", err))
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		_ = jss[0].DeleteStream(dctx, baselineStream)
+	}()
+	payload := make([]byte, b.MsgBytes)
+	var ops atomic.Int64
+	lats := make([][]time.Duration, writers)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	start := time.Now()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			js := jss[w%len(jss)]
+			subj := fmt.Sprintf("tetherload.baseline.%d", w)
+			for ctx.Err() == nil && ops.Load() < maxBaselineOps {
+				at := time.Now()
+				if _, err := js.Publish(ctx, subj, payload); err != nil {
+					if ctx.Err() == nil {
+						once.Do(func() { firstErr = err })
+					}
+					return
+				}
+				lats[w] = append(lats[w], time.Since(at))
+				ops.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start).Seconds()
+	if firstErr != nil {
+		return fail(firstErr)
+	}
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	lat := summarise(all)
+	b.Latency = &lat
+	b.Ops = ops.Load()
+	b.OpsPerS = float64(b.Ops) / el
+	return b, nil
 }

@@ -23,16 +23,20 @@ import (
 
 // Config is one load run.
 type Config struct {
-	RelayURL    string // http(s):// or ws(s):// base of the relay
+	// RelayURLs are the http(s):// or ws(s):// bases of the relay's gateways (one for a
+	// single relayd); terminal i connects to gateway i mod len, the admin calls go to the first.
+	RelayURLs   []string
 	AdminToken  string
 	Terminals   int
 	PerFacility int
 	Inmates     int // per facility
 	BatchItems  int
 	Window      int
-	// Duration of the load, or Batches per terminal (one of the two).
+	// Duration of the load, or Batches per terminal, or Idle: no load, the connections held
+	// this long and the relay's memory measured at the end (one of the three).
 	Duration time.Duration
 	Batches  int
+	Idle     time.Duration
 	// Drain bounds the wait for the last acks after Duration.
 	Drain time.Duration
 	// Timeout bounds the whole run, enrollment to the end of verification.
@@ -50,8 +54,10 @@ type Config struct {
 	// DialConcurrency bounds first connections in flight during the ramp (the relay refuses
 	// more than 64 unauthenticated connections by default).
 	DialConcurrency int
-	RelayPID        int  // 0: no process figures
-	Verify          bool // check exactly-once through GET /admin/v1/items after the load
+	RelayPIDs       []int    // one per gateway, for RSS and CPU; empty: no process figures
+	RelayDebug      []string // relayd -debug-listen bases, one per gateway, for Go heap figures; optional
+	EnrollSpread    bool     // enroll each terminal through its own gateway, not all through the first
+	Verify          bool     // check exactly-once through GET /admin/v1/items after the load
 	// NoAckLetters leaves hello's ack_letters out, as terminals built before it: the relay
 	// then sends each letter's state down as a message_status.
 	NoAckLetters bool
@@ -70,9 +76,15 @@ func (c *Config) check() error {
 		return fmt.Errorf("-batch-items %d: want 1..256 (a terminal closes a batch at 256)", c.BatchItems)
 	case c.Window < 1 || c.Window > 64:
 		return fmt.Errorf("-window %d: want 1..64", c.Window)
-	case (c.Duration > 0) == (c.Batches > 0):
-		return errors.New("give exactly one of -duration and -batches")
-	case c.Batches < 0 || c.Duration < 0 || c.Drain < 0 || c.CutEvery < 0 || c.StormAt < 0:
+	case len(c.RelayURLs) < 1 || len(c.RelayURLs) > 8:
+		return fmt.Errorf("%d relay URLs: want 1..8", len(c.RelayURLs))
+	case len(c.RelayPIDs) > 0 && len(c.RelayPIDs) != len(c.RelayURLs), len(c.RelayDebug) > 0 && len(c.RelayDebug) != len(c.RelayURLs):
+		return errors.New("give one relay process id (and debug address) per relay URL, or none")
+	case btoi(c.Duration > 0)+btoi(c.Batches > 0)+btoi(c.Idle > 0) != 1:
+		return errors.New("give exactly one of -duration, -batches and -idle")
+	case c.Idle > 0 && (c.Storm || c.CutEvery > 0 || c.CutProb > 0):
+		return errors.New("-idle holds the connections still: no -storm, -cut-every or -cut-prob")
+	case c.Batches < 0 || c.Duration < 0 || c.Idle < 0 || c.Drain < 0 || c.CutEvery < 0 || c.StormAt < 0:
 		return errors.New("durations and counts must not be negative")
 	case c.CutProb < 0 || c.CutProb >= 1:
 		return fmt.Errorf("-cut-prob %g: want 0 <= p < 1", c.CutProb)
@@ -86,10 +98,17 @@ func (c *Config) check() error {
 	return nil
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // run is the state the terminals of one run share.
 type run struct {
 	cfg     Config
-	ep      endpoints
+	eps     []endpoints // the gateways'; terminal i uses eps[i%len(eps)]
 	hc      *http.Client
 	dialSem chan struct{}
 
@@ -106,6 +125,7 @@ type run struct {
 
 	items, batches, downItems, downAcks, handshakes, handshakeErrors, busy, cuts, lostN atomic.Int64
 	lastAck                                                                             atomic.Int64
+	batchBytes, batchFrames                                                             atomic.Int64 // uplink batch frames as encoded, new or resent
 
 	mu        sync.Mutex
 	lostWhy   map[string]int64
@@ -155,40 +175,66 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	ep, err := parseRelayURL(cfg.RelayURL)
-	if err != nil {
-		return nil, err
+	var eps []endpoints
+	for _, u := range cfg.RelayURLs {
+		ep, err := parseRelayURL(u)
+		if err != nil {
+			return nil, err
+		}
+		eps = append(eps, ep)
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	// One transport for everything; enough idle connections that admin calls reuse them.
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second, ForceAttemptHTTP2: false}}
 	defer hc.CloseIdleConnections()
-	r := &run{cfg: cfg, ep: ep, hc: hc, dialSem: make(chan struct{}, cfg.DialConcurrency),
+	r := &run{cfg: cfg, eps: eps, hc: hc, dialSem: make(chan struct{}, cfg.DialConcurrency),
 		start: make(chan struct{}), loadOver: make(chan struct{}), runOver: make(chan struct{}),
 		storm: make(chan struct{}), stormDone: make(chan struct{}),
 		lostWhy: map[string]int64{}, failedWhy: map[string]int64{}, anomalies: map[string]int64{}}
 	nf := (cfg.Terminals + cfg.PerFacility - 1) / cfg.PerFacility
 	rep := &Report{Terminals: cfg.Terminals, PerFacility: cfg.PerFacility, Facilities: nf, BatchItems: cfg.BatchItems,
 		Window: cfg.Window, Mix: cfg.Mix.String(), CutEveryS: cfg.CutEvery.Seconds(), CutProb: cfg.CutProb, Seed: cfg.Seed,
-		CPUs: runtime.NumCPU(), LoadAvg: loadAverage(), Go: runtime.Version()}
+		CPUs: runtime.NumCPU(), LoadAvg: loadAverage(), Go: runtime.Version(), Gateways: len(eps)}
 
-	var proc [4]procSample // start, connected, load start, load end
+	// Per gateway: start, enrolled, connected, load start, load end.
+	const sStart, sEnrolled, sConnected, sLoadStart, sLoadEnd = 0, 1, 2, 3, 4
+	proc := make([][5]procSample, len(cfg.RelayPIDs))
 	sample := func(i int) error {
-		if cfg.RelayPID == 0 {
-			return nil
+		for g, pid := range cfg.RelayPIDs {
+			s, err := sampleProc(pid)
+			if err != nil {
+				return err
+			}
+			proc[g][i] = s
 		}
-		s, err := sampleProc(cfg.RelayPID)
-		proc[i] = s
-		return err
+		return nil
 	}
-	if err := sample(0); err != nil {
+	heaps := make([][2]goMem, len(cfg.RelayDebug)) // enrolled, connected
+	sampleHeap := func(i int) error {
+		for g, base := range cfg.RelayDebug {
+			m, err := readGoMem(ctx, hc, base)
+			if err != nil {
+				return err
+			}
+			heaps[g][i] = m
+		}
+		return nil
+	}
+	if err := sample(sStart); err != nil {
 		return nil, err
 	}
 
-	a := &admin{ep: ep, token: cfg.AdminToken, hc: hc}
+	a := &admin{ep: eps[0], token: cfg.AdminToken, hc: hc}
 	terms, err := enroll(ctx, r, a, nf, rep)
 	if err != nil {
+		return nil, err
+	}
+	// Memory before any terminal connects: what the connections add is measured from here.
+	if err := sampleHeap(0); err != nil {
+		return nil, err
+	}
+	if err := sample(sEnrolled); err != nil {
 		return nil, err
 	}
 
@@ -213,13 +259,37 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.RampS = time.Since(rampStart).Seconds()
 	rep.HandshakesPerS = float64(len(terms)) / rep.RampS
-	if err := sample(1); err != nil {
+	if cfg.Idle > 0 {
+		r.logf("%d terminals welcomed in %.2fs; holding them idle for %v", len(terms), rep.RampS, cfg.Idle)
+		select {
+		case <-time.After(cfg.Idle):
+		case <-ctx.Done():
+		}
+	}
+	// The heap read first: it runs a GC, so the RSS read after it holds less garbage.
+	if err := sampleHeap(1); err != nil {
 		stop()
 		return nil, err
 	}
+	if err := sample(sConnected); err != nil {
+		stop()
+		return nil, err
+	}
+	if cfg.Idle > 0 {
+		close(r.loadOver)
+		stop()
+		rep.Handshakes, rep.HandshakeErrors, rep.Busy = r.handshakes.Load(), r.handshakeErrors.Load(), r.busy.Load()
+		rep.Lost = r.lostN.Load()
+		r.mu.Lock()
+		rep.LostReasons, rep.FailureReasons, rep.Anomalies = nonEmpty(r.lostWhy), nonEmpty(r.failedWhy), nonEmpty(r.anomalies)
+		r.mu.Unlock()
+		rep.IdleS = cfg.Idle.Seconds()
+		rep.fillRelays(cfg, proc, heaps, len(terms))
+		return rep, nil
+	}
 	r.logf("%d terminals welcomed in %.2fs; load begins", len(terms), rep.RampS)
 
-	_ = sample(2)
+	_ = sample(sLoadStart)
 	loadStart := time.Now()
 	r.lastAck.Store(loadStart.UnixNano())
 	close(r.start)
@@ -292,7 +362,7 @@ wait:
 		}
 	}
 	loadEnd := time.Unix(0, r.lastAck.Load())
-	_ = sample(3)
+	_ = sample(sLoadEnd)
 	if !closed(r.loadOver) {
 		close(r.loadOver)
 	}
@@ -317,26 +387,17 @@ wait:
 		rep.DownAcksPerS = float64(rep.DownAcks) / rep.LoadS
 	}
 	rep.Ack = summarise(lat)
+	if n := r.batchFrames.Load(); n > 0 {
+		rep.BatchBytes = int(r.batchBytes.Load() / n)
+	}
 	rep.Handshakes, rep.HandshakeErrors, rep.Busy = r.handshakes.Load(), r.handshakeErrors.Load(), r.busy.Load()
 	rep.Cuts, rep.Lost = r.cuts.Load(), r.lostN.Load()
 	r.mu.Lock()
 	rep.LostReasons, rep.FailureReasons, rep.Anomalies = nonEmpty(r.lostWhy), nonEmpty(r.failedWhy), nonEmpty(r.anomalies)
 	r.mu.Unlock()
 
-	if cfg.RelayPID != 0 {
-		end, err := sampleProc(cfg.RelayPID)
-		if err != nil {
-			return rep, err
-		}
-		mib := func(kib int64) float64 { return float64(kib) / 1024 }
-		cpu := proc[3].cpu - proc[2].cpu
-		rep.Relay = &RelayStats{PID: cfg.RelayPID, RSSStartMiB: mib(proc[0].mem.RSSKiB), RSSConnectedMiB: mib(proc[1].mem.RSSKiB),
-			RSSEndMiB: mib(end.mem.RSSKiB), HWMMiB: mib(end.mem.HWMKiB),
-			KiBPerTerminal: float64(proc[1].mem.RSSKiB-proc[0].mem.RSSKiB) / float64(len(terms)),
-			CPUS:           cpu.Seconds()}
-		if wall := proc[3].at.Sub(proc[2].at); wall > 0 {
-			rep.Relay.CPUPercent = 100 * cpu.Seconds() / wall.Seconds()
-		}
+	if err := rep.fillRelays(cfg, proc, heaps, len(terms)); err != nil {
+		return rep, err
 	}
 	if cfg.Verify {
 		v, err := verify(ctx, a, terms)
@@ -383,7 +444,14 @@ func enroll(ctx context.Context, r *run, a *admin, nf int, rep *Report) ([]*term
 			defer wg.Done()
 			for i := range jobs {
 				f := i / cfg.PerFacility
-				resp, priv, err := a.enrollKiosk(ectx, facilities[f], fmt.Sprintf("load kiosk %d", i))
+				// With EnrollSpread each terminal enrolls through the gateway it will connect
+				// to; by default all through the first, as staff would through one console
+				// (concurrent enrollments on two gateways conflict on the shared store).
+				ga := a
+				if cfg.EnrollSpread {
+					ga = &admin{ep: r.eps[i%len(r.eps)], token: a.token, hc: a.hc}
+				}
+				resp, priv, err := ga.enrollKiosk(ectx, facilities[f], fmt.Sprintf("load kiosk %d", i))
 				if err != nil {
 					select {
 					case errc <- fmt.Errorf("enroll terminal %d of %s: %w", i, facilities[f], err):
@@ -507,4 +575,72 @@ func (r *run) reasons(m map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s (%d)", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// fillRelays turns the process and heap samples into the report's per-gateway figures (and
+// Relay, when there is one gateway). It reads each process once more for its end figures.
+func (rep *Report) fillRelays(cfg Config, proc [][5]procSample, heaps [][2]goMem, terminals int) error {
+	mib := func(kib int64) float64 { return float64(kib) / 1024 }
+	bmib := func(b uint64) float64 { return float64(b) / (1 << 20) }
+	var deltaKiB, deltaGoB int64
+	var withHeap bool
+	for g := range cfg.RelayURLs {
+		// Terminals on gateway g: i = g, g+n, g+2n, ...
+		n := len(cfg.RelayURLs)
+		on := terminals / n
+		if g < terminals%n {
+			on++
+		}
+		st := RelayStats{URL: cfg.RelayURLs[g], Terminals: on}
+		if g < len(proc) {
+			p := proc[g]
+			end, err := sampleProc(cfg.RelayPIDs[g])
+			if err != nil {
+				return err
+			}
+			st.PID = cfg.RelayPIDs[g]
+			st.RSSStartMiB, st.RSSEnrolledMiB, st.RSSConnectedMiB = mib(p[0].mem.RSSKiB), mib(p[1].mem.RSSKiB), mib(p[2].mem.RSSKiB)
+			st.RSSEndMiB, st.HWMMiB = mib(end.mem.RSSKiB), mib(end.mem.HWMKiB)
+			if on > 0 {
+				st.KiBPerTerminal = float64(p[2].mem.RSSKiB-p[0].mem.RSSKiB) / float64(on)
+				st.KiBPerConn = float64(p[2].mem.RSSKiB-p[1].mem.RSSKiB) / float64(on)
+			}
+			deltaKiB += p[2].mem.RSSKiB - p[1].mem.RSSKiB
+			if cfg.Idle == 0 {
+				cpu := p[4].cpu - p[3].cpu
+				st.CPUS = cpu.Seconds()
+				if wall := p[4].at.Sub(p[3].at); wall > 0 {
+					st.CPUPercent = 100 * cpu.Seconds() / wall.Seconds()
+				}
+			}
+		}
+		if g < len(heaps) {
+			h := heaps[g]
+			withHeap = true
+			st.GoEnrolledMiB, st.GoConnectedMiB = bmib(h[0].HeapInuse+h[0].StackInuse), bmib(h[1].HeapInuse+h[1].StackInuse)
+			st.GoroutinesEnrolled, st.GoroutinesConnected = h[0].Goroutines, h[1].Goroutines
+			d := int64(h[1].HeapInuse+h[1].StackInuse) - int64(h[0].HeapInuse+h[0].StackInuse)
+			deltaGoB += d
+			if on > 0 {
+				st.GoKiBPerConn = float64(d) / 1024 / float64(on)
+				st.StackKiBPerConn = (float64(h[1].StackInuse) - float64(h[0].StackInuse)) / 1024 / float64(on)
+			}
+		}
+		rep.Relays = append(rep.Relays, st)
+	}
+	if len(proc) > 0 && terminals > 0 {
+		rep.RelayKiBPerConn = float64(deltaKiB) / float64(terminals)
+	}
+	if withHeap && terminals > 0 {
+		rep.RelayGoKiBPerConn = float64(deltaGoB) / 1024 / float64(terminals)
+	}
+	if len(rep.Relays) == 1 {
+		// One relay keeps the report's older shape: "relay", no "relays".
+		if len(proc) > 0 || withHeap {
+			one := rep.Relays[0]
+			rep.Relay = &one
+		}
+		rep.Relays = nil
+	}
+	return nil
 }

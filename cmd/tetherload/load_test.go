@@ -36,10 +36,10 @@ func newRelay(t *testing.T) (*relay.Relay, *httptest.Server) {
 
 func testConfig(url string) Config {
 	mix, _ := ParseMix(DefaultMix)
-	return Config{RelayURL: url, AdminToken: testToken, Terminals: 20, PerFacility: 4, Inmates: 3,
+	return Config{RelayURLs: []string{url}, AdminToken: testToken, Terminals: 20, PerFacility: 4, Inmates: 3,
 		BatchItems: 3, Window: 4, Batches: 10, Drain: 10 * time.Second, Timeout: 2 * time.Minute,
 		CutProb: 0.2, Storm: true, StormTimeout: time.Minute, Mix: mix, Seed: 7, DialConcurrency: 8,
-		RelayPID: os.Getpid(), Verify: true}
+		RelayPIDs: []int{os.Getpid()}, Verify: true}
 }
 
 // With links cut at random after batches and a reconnect storm, the report counts each item
@@ -211,7 +211,7 @@ func TestLoadByDurationWithPeriodicCuts(t *testing.T) {
 func TestBaselines(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{BaselineFsync, BaselineUpdate, BaselineBatch} {
-		b, err := RunBaseline(context.Background(), name, dir, 4, 200*time.Millisecond)
+		b, err := RunBaseline(context.Background(), name, dir, 4, 200*time.Millisecond, BaselineEnv{})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -242,7 +242,13 @@ func TestFlags(t *testing.T) {
 	}{
 		{[]string{}, "-spawn"},
 		{[]string{"-spawn", "relayd", "-relay", "http://127.0.0.1:1"}, "leave out -relay"},
-		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-duration", "1s", "-batches", "3"}, "exactly one of -duration and -batches"},
+		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-duration", "1s", "-batches", "3"}, "exactly one of -duration, -batches and -idle"},
+		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-idle", "1s", "-storm"}, "-idle holds"},
+		{[]string{"-spawn", "relayd", "-gateways", "2"}, "-nats-server or -store"},
+		{[]string{"-spawn", "relayd", "-nats-server", "ns", "-store", "nats://127.0.0.1:4222"}, "give one"},
+		{[]string{"-spawn", "relayd", "-baseline", "jetstream"}, "-baseline jetstream"},
+		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-gateways", "2"}, "go with -spawn"},
+		{[]string{"-relay", "http://127.0.0.1:1,http://127.0.0.1:2", "-admin-token-file", tok, "-relay-pid", "1"}, "-relay-pid names 1 processes for 2"},
 		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-mix", "charge=x"}, "-mix"},
 		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-batch-items", "300"}, "-batch-items"},
 		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-baseline", "fsync,fsync"}, "twice"},

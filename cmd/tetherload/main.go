@@ -6,8 +6,13 @@
 //
 //	tetherload -spawn bin/relayd -terminals 200 -per-facility 20 -batch-items 1 -duration 30s -baseline fsync,update,batch
 //	tetherload -relay http://127.0.0.1:8443 -admin-token-file tok -relay-pid 1234 -terminals 1000 -batches 50 -json
+//	tetherload -spawn bin/relayd -nats-server bin/nats-server -gateways 2 -terminals 1000 -duration 30s -baseline jetstream
+//	tetherload -spawn bin/relayd -nats-server bin/nats-server -gateways 2 -terminals 10000 -idle 20s
 //
-// It talks only to the relay URL it is given (or to the relayd it spawns on 127.0.0.1).
+// With -nats-server it starts a 3-node NATS JetStream cluster from that binary, and the
+// spawned relayd gateways (-gateways) keep their state in it (relayd -store); -store names a
+// running cluster instead. Terminals are spread over the gateways (terminal i on gateway
+// i mod n). It talks only to the relay URLs it is given (or to what it spawns on 127.0.0.1).
 package main
 
 import (
@@ -15,12 +20,16 @@ import (
 	_ "github.com/tether-kiosk/tether/internal/plainlocale"
 
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +60,12 @@ type options struct {
 	baselines     string
 	baselineTime  time.Duration
 	baselineNames []string
+	natsServer    string
+	store         string
+	gateways      int
+	relayURLs     string
+	relayPIDs     string
+	relayDebug    string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -58,7 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	c := &o.cfg
 	fs := flag.NewFlagSet("tetherload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.RelayURL, "relay", "", "relay base URL (http://, https://, ws:// or wss://); not with -spawn")
+	fs.StringVar(&o.relayURLs, "relay", "", "relay base URL (http://, https://, ws:// or wss://), or the gateways' URLs comma-separated; not with -spawn")
 	fs.StringVar(&o.tokenFile, "admin-token-file", "", "file holding the relay's admin bearer token; not with -spawn")
 	fs.StringVar(&o.spawn, "spawn", "", "start this relayd binary on 127.0.0.1 with a fresh temporary data directory and measure it")
 	fs.StringVar(&o.spawnArgs, "spawn-args", "", "extra relayd arguments with -spawn, space-separated (e.g. \"-hold none\")")
@@ -81,10 +96,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.mix, "mix", DefaultMix, "uplink kinds by weight: charge, message (to a policy department), status (device_status)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the item mix, inmates, jitter and cuts")
 	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 32, "first connections in flight at once during the ramp")
-	fs.IntVar(&c.RelayPID, "relay-pid", 0, "relay process id, for RSS and CPU from /proc (set by -spawn)")
+	fs.StringVar(&o.relayPIDs, "relay-pid", "", "relay process ids, one per -relay URL comma-separated, for RSS and CPU from /proc (set by -spawn)")
+	fs.StringVar(&o.relayDebug, "relay-debug", "", "relayd -debug-listen base URLs, one per -relay URL, for Go heap figures (set by -spawn)")
+	fs.IntVar(&o.gateways, "gateways", 1, "with -spawn, relayd gateways to start (more than one needs -nats-server or -store)")
+	fs.StringVar(&o.natsServer, "nats-server", "", "with -spawn, start a 3-node NATS JetStream cluster from this nats-server binary and put the relay's state in it")
+	fs.StringVar(&o.store, "store", "", "NATS servers (nats://host:port,...) of a running cluster: the spawned gateways' -store, and the jetstream baseline's cluster")
+	fs.BoolVar(&c.EnrollSpread, "enroll-spread", false, "enroll each terminal through the gateway it connects to (default: all through the first)")
+	fs.DurationVar(&c.Idle, "idle", 0, "no load: connect every terminal, hold the connections this long, and measure the relay's memory")
 	fs.BoolVar(&c.NoAckLetters, "no-ack-letters", false, "terminals as built before ack_letters: letters' states come down as message_status items, not in the acks")
 	fs.BoolVar(&c.Verify, "verify", true, "after the load, check through GET /admin/v1/items that every acknowledged item is stored exactly once")
-	fs.StringVar(&o.baselines, "baseline", "", "durable-write baselines measured in the same run: fsync,update,batch (or none)")
+	fs.StringVar(&o.baselines, "baseline", "", "durable-write baselines measured in the same run: fsync,update,batch,jetstream (or none)")
 	fs.DurationVar(&o.baselineTime, "baseline-time", 5*time.Second, "how long each baseline runs")
 	fs.BoolVar(&o.jsonOnly, "json", false, "print only the report's JSON line")
 	if err := fs.Parse(args); err != nil {
@@ -103,16 +124,40 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.baselineTime <= 0 || o.baselineTime > 10*time.Minute {
 		return o, fmt.Errorf("-baseline-time %v: want more than 0 and at most 10m", o.baselineTime)
 	}
-	if c.Duration == 0 && c.Batches == 0 {
+	if c.Duration == 0 && c.Batches == 0 && c.Idle == 0 {
 		c.Duration = 30 * time.Second
 	}
+	c.RelayURLs = splitList(o.relayURLs)
+	c.RelayDebug = splitList(o.relayDebug)
+	for _, p := range splitList(o.relayPIDs) {
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid <= 0 {
+			return o, fmt.Errorf("-relay-pid %q: want process ids, comma-separated", o.relayPIDs)
+		}
+		c.RelayPIDs = append(c.RelayPIDs, pid)
+	}
 	switch {
-	case o.spawn != "" && (c.RelayURL != "" || o.tokenFile != "" || c.RelayPID != 0):
-		return o, errors.New("-spawn starts its own relay: leave out -relay, -admin-token-file and -relay-pid")
-	case o.spawn == "" && (c.RelayURL == "" || o.tokenFile == ""):
+	case o.spawn != "" && (len(c.RelayURLs) > 0 || o.tokenFile != "" || len(c.RelayPIDs) > 0 || len(c.RelayDebug) > 0):
+		return o, errors.New("-spawn starts its own relay: leave out -relay, -admin-token-file, -relay-pid and -relay-debug")
+	case o.spawn == "" && (len(c.RelayURLs) == 0 || o.tokenFile == ""):
 		return o, errors.New("give -relay URL and -admin-token-file FILE, or -spawn path/to/relayd")
-	case o.spawn == "" && (o.spawnArgs != "" || o.keep):
-		return o, errors.New("-spawn-args and -keep go with -spawn")
+	case o.spawn == "" && (o.spawnArgs != "" || o.keep || o.natsServer != "" || o.gateways != 1):
+		return o, errors.New("-spawn-args, -keep, -nats-server and -gateways go with -spawn")
+	case len(c.RelayPIDs) > 0 && len(c.RelayPIDs) != len(c.RelayURLs):
+		return o, fmt.Errorf("-relay-pid names %d processes for %d relay URLs", len(c.RelayPIDs), len(c.RelayURLs))
+	case len(c.RelayDebug) > 0 && len(c.RelayDebug) != len(c.RelayURLs):
+		return o, fmt.Errorf("-relay-debug names %d addresses for %d relay URLs", len(c.RelayDebug), len(c.RelayURLs))
+	case o.gateways < 1 || o.gateways > 8:
+		return o, fmt.Errorf("-gateways %d: want 1..8 (relayd announces at most 8)", o.gateways)
+	case o.gateways > 1 && o.natsServer == "" && o.store == "":
+		return o, errors.New("-gateways above 1 share one store: give -nats-server or -store")
+	case o.natsServer != "" && o.store != "":
+		return o, errors.New("-nats-server starts a cluster and -store names a running one: give one")
+	case slices.Contains(o.baselineNames, BaselineJetStream) && o.natsServer == "" && o.store == "":
+		return o, errors.New("-baseline jetstream publishes to a NATS cluster: give -nats-server or -store")
+	}
+	if o.spawn != "" {
+		c.RelayURLs = make([]string, o.gateways) // filled in by runMain; counted by check
 	}
 	if o.tokenFile != "" {
 		raw, err := os.ReadFile(o.tokenFile)
@@ -143,31 +188,62 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	logf("open-file limit %d", limit)
-	var sp *spawned
-	if o.spawn != "" {
-		if sp, err = spawnRelay(o.spawn, o.tmp, strings.Fields(o.spawnArgs)); err != nil {
+	natsURLs := o.store
+	if o.natsServer != "" {
+		cl, err := startCluster(ctx, o.natsServer, o.tmp, logf)
+		if err != nil {
 			return err
 		}
-		logf("spawned relayd pid %d at %s (directory %s)", sp.cmd.Process.Pid, sp.base, sp.dir)
-		o.cfg.RelayURL, o.cfg.AdminToken, o.cfg.RelayPID = sp.base, sp.token, sp.cmd.Process.Pid
+		defer func() {
+			if err := cl.stop(o.keep); err != nil {
+				logf("%v", err)
+			}
+		}()
+		natsURLs = cl.URLs()
+	}
+	var sps []*spawned
+	stopRelays := func() {
+		for _, sp := range sps {
+			if serr := sp.stop(o.keep); serr != nil {
+				logf("%v", serr)
+			} else if o.keep {
+				logf("kept %s", sp.dir)
+			}
+		}
+		sps = nil
+	}
+	defer stopRelays()
+	if o.spawn != "" {
+		if sps, err = spawnGateways(o, natsURLs, logf); err != nil {
+			return err
+		}
+		o.cfg.RelayURLs, o.cfg.RelayPIDs, o.cfg.RelayDebug = nil, nil, nil
+		for _, sp := range sps {
+			o.cfg.RelayURLs = append(o.cfg.RelayURLs, sp.base)
+			o.cfg.RelayPIDs = append(o.cfg.RelayPIDs, sp.cmd.Process.Pid)
+			o.cfg.RelayDebug = append(o.cfg.RelayDebug, sp.debug)
+		}
+		o.cfg.AdminToken = sps[0].token
 	}
 	rep, err := Run(ctx, o.cfg)
-	if sp != nil {
-		if serr := sp.stop(o.keep); serr != nil {
-			logf("%v", serr)
-		} else if o.keep {
-			logf("kept %s", sp.dir)
-		}
-	}
+	// The relays stop before the baselines, which then have the machine (and the cluster) alone.
+	stopRelays()
 	if err != nil {
 		if rep != nil {
 			_ = rep.JSON(stderr)
 		}
 		return err
 	}
+	if natsURLs != "" {
+		rep.Store = "nats"
+	}
+	env := BaselineEnv{NATS: natsURLs, Conns: len(o.cfg.RelayURLs), MsgBytes: rep.BatchBytes}
+	if env.MsgBytes == 0 {
+		env.MsgBytes = 256 // an -idle run sent no batch
+	}
 	for _, name := range o.baselineNames {
 		logf("baseline %s for %v", name, o.baselineTime)
-		b, err := RunBaseline(ctx, name, o.tmp, o.cfg.Terminals, o.baselineTime)
+		b, err := RunBaseline(ctx, name, o.tmp, o.cfg.Terminals, o.baselineTime, env)
 		if err != nil {
 			return err
 		}
@@ -207,4 +283,57 @@ func raiseOpenFiles(need uint64) (uint64, error) {
 		return rl.Cur, fmt.Errorf("these terminals need about %d open files but the hard limit is %d: lower -terminals or raise it (ulimit -Hn, or LimitNOFILE in a systemd unit)", need, rl.Cur)
 	}
 	return rl.Cur, nil
+}
+
+// spawnGateways starts o.gateways relayd processes on reserved loopback ports with one admin
+// token, each announcing all of them (-gateways) and, with natsURLs, keeping its state there
+// (-store); each serves its Go profiles on a loopback port of its own (-debug-listen).
+func spawnGateways(o options, natsURLs string, logf func(string, ...any)) ([]*spawned, error) {
+	ports, err := freePorts(2 * o.gateways)
+	if err != nil {
+		return nil, err
+	}
+	var urls []string
+	for g := range o.gateways {
+		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", ports[g]))
+	}
+	var tok [32]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return nil, fmt.Errorf("make admin token: %w", err)
+	}
+	token := hex.EncodeToString(tok[:])
+	var sps []*spawned
+	for g := range o.gateways {
+		debug := fmt.Sprintf("127.0.0.1:%d", ports[o.gateways+g])
+		args := []string{"-debug-listen", debug}
+		if natsURLs != "" {
+			args = append(args, "-store", natsURLs)
+		}
+		if o.gateways > 1 {
+			args = append(args, "-gateways", strings.Join(urls, ","))
+		}
+		args = append(args, strings.Fields(o.spawnArgs)...)
+		sp, err := spawnRelay(o.spawn, o.tmp, strings.TrimPrefix(urls[g], "http://"), token, args)
+		if err != nil {
+			for _, prev := range sps {
+				_ = prev.stop(false)
+			}
+			return nil, fmt.Errorf("gateway %d: %w", g+1, err)
+		}
+		sp.debug = "http://" + debug
+		logf("spawned relayd pid %d at %s (directory %s)", sp.cmd.Process.Pid, sp.base, sp.dir)
+		sps = append(sps, sp)
+	}
+	return sps, nil
+}
+
+// splitList splits a comma-separated list, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

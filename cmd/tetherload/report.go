@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,8 @@ type Report struct {
 	CutEveryS   float64 `json:"cut_every_s,omitempty"`
 	CutProb     float64 `json:"cut_prob,omitempty"`
 	Seed        uint64  `json:"seed"`
+	Gateways    int     `json:"gateways"`        // relay gateways the terminals were spread over
+	Store       string  `json:"store,omitempty"` // "nats" when the gateways keep their state in a NATS cluster
 	// The machine, because it is shared: figures are only comparable within one run.
 	CPUs    int     `json:"cpus"`
 	LoadAvg float64 `json:"loadavg"`
@@ -52,6 +55,8 @@ type Report struct {
 	Lost         int64   `json:"lost"` // connections ended by the relay or the network, not the tool
 	Unacked      int64   `json:"unacked"`
 	DrainTimeout bool    `json:"drain_timeout,omitempty"`
+	BatchBytes   int     `json:"batch_bytes"`      // mean uplink batch frame, as encoded
+	IdleS        float64 `json:"idle_s,omitempty"` // -idle: how long the connections were held, with no load
 
 	Storm *Storm `json:"storm,omitempty"`
 
@@ -60,8 +65,13 @@ type Report struct {
 	FailureReasons map[string]int64 `json:"failure_reasons,omitempty"`
 	Anomalies      map[string]int64 `json:"anomalies,omitempty"`
 
-	Verify *Verify     `json:"verify,omitempty"`
-	Relay  *RelayStats `json:"relay,omitempty"`
+	Verify *Verify      `json:"verify,omitempty"`
+	Relay  *RelayStats  `json:"relay,omitempty"`  // one relay
+	Relays []RelayStats `json:"relays,omitempty"` // several gateways, in -relay order
+	// What a connected terminal costs the relay, over every gateway: (connected - enrolled)
+	// summed over the gateways, divided by the terminals.
+	RelayKiBPerConn   float64 `json:"relay_kib_per_conn,omitempty"`    // RSS
+	RelayGoKiBPerConn float64 `json:"relay_go_kib_per_conn,omitempty"` // Go heap in use + stacks, after a GC
 
 	Baselines []Baseline `json:"baselines,omitempty"`
 }
@@ -87,16 +97,28 @@ type Verify struct {
 	OK         bool  `json:"ok"`
 }
 
-// RelayStats is the relay process, read from /proc.
+// RelayStats is one relay process (a gateway), read from /proc and, when its -debug-listen
+// address is known, from its Go runtime (after a GC).
 type RelayStats struct {
-	PID             int     `json:"pid"`
+	URL             string  `json:"url,omitempty"`
+	Terminals       int     `json:"terminals"` // connected to this gateway
+	PID             int     `json:"pid,omitempty"`
 	RSSStartMiB     float64 `json:"rss_start_mib"`     // before enrollment
-	RSSConnectedMiB float64 `json:"rss_connected_mib"` // all terminals welcomed, before the load
+	RSSEnrolledMiB  float64 `json:"rss_enrolled_mib"`  // terminals enrolled, none connected
+	RSSConnectedMiB float64 `json:"rss_connected_mib"` // all terminals welcomed (after -idle), before the load
 	RSSEndMiB       float64 `json:"rss_end_mib"`
 	HWMMiB          float64 `json:"hwm_mib"`
-	KiBPerTerminal  float64 `json:"kib_per_terminal"` // (connected - start) / terminals
+	KiBPerTerminal  float64 `json:"kib_per_terminal"` // (connected - start) / terminals: enrollment included
+	KiBPerConn      float64 `json:"kib_per_conn"`     // (connected - enrolled) / terminals: the connections alone
 	CPUS            float64 `json:"cpu_s"`            // during the load
 	CPUPercent      float64 `json:"cpu_pct"`          // of one core, during the load
+	// Go heap in use plus goroutine stacks, in MiB, and goroutines, from /debug/pprof.
+	GoEnrolledMiB       float64 `json:"go_enrolled_mib,omitempty"`
+	GoConnectedMiB      float64 `json:"go_connected_mib,omitempty"`
+	GoKiBPerConn        float64 `json:"go_kib_per_conn,omitempty"`
+	StackKiBPerConn     float64 `json:"stack_kib_per_conn,omitempty"`
+	GoroutinesEnrolled  int     `json:"goroutines_enrolled,omitempty"`
+	GoroutinesConnected int     `json:"goroutines_connected,omitempty"`
 }
 
 // Baseline is a durable-write loop measured in the same run, and the relay's batches/s as a
@@ -107,6 +129,11 @@ type Baseline struct {
 	Ops     int64   `json:"ops"`
 	OpsPerS float64 `json:"ops_per_s"`
 	Ratio   float64 `json:"ratio"` // relay batches/s ÷ ops/s
+	// The jetstream baseline: message size, NATS connections the writers share, and each
+	// publish's time to its ack.
+	MsgBytes int      `json:"msg_bytes,omitempty"`
+	Conns    int      `json:"conns,omitempty"`
+	Latency  *Latency `json:"latency,omitempty"`
 }
 
 // JSON writes the report as one line.
@@ -124,6 +151,9 @@ func (rep *Report) Table(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
 	row("terminals", "%d kiosks in %d facilities (%d each)", rep.Terminals, rep.Facilities, rep.PerFacility)
+	if rep.Gateways > 1 || rep.Store != "" {
+		row("relay", "%d gateway(s), store %s", rep.Gateways, cmp.Or(rep.Store, "bbolt"))
+	}
 	row("batches", "%d item(s) each, window %d, mix %s", rep.BatchItems, rep.Window, rep.Mix)
 	if rep.CutEveryS > 0 {
 		row("link cuts", "about every %.3gs per terminal", rep.CutEveryS)
@@ -134,9 +164,12 @@ func (rep *Report) Table(w io.Writer) error {
 	row("machine", "%d CPUs, load average %.2f at start, %s", rep.CPUs, rep.LoadAvg, rep.Go)
 	row("enrollment", "%.2fs (%.0f/s)", rep.EnrollS, rep.EnrollPerS)
 	row("handshakes", "%.0f/s over the ramp (%.2fs); %d in all, %d failed, %d busy", rep.HandshakesPerS, rep.RampS, rep.Handshakes, rep.HandshakeErrors, rep.Busy)
+	if rep.IdleS > 0 {
+		row("idle", "%.3gs, no load", rep.IdleS)
+	}
 	row("load", "%.2fs", rep.LoadS)
 	row("items acked", "%d (%.0f/s)", rep.Items, rep.ItemsPerS)
-	row("batches acked", "%d (%.0f/s)", rep.Batches, rep.BatchesPerS)
+	row("batches acked", "%d (%.0f/s), %d bytes each on average", rep.Batches, rep.BatchesPerS, rep.BatchBytes)
 	row("ack latency", "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d batches)", rep.Ack.P50ms, rep.Ack.P99ms, rep.Ack.MaxMs, rep.Ack.Samples)
 	row("downlink", "%d items applied (%.0f/s), %d down_acks sent (%.0f/s)", rep.DownItems, rep.DownPerS, rep.DownAcks, rep.DownAcksPerS)
 	row("refused", "%d", rep.Rejected)
@@ -163,13 +196,37 @@ func (rep *Report) Table(w io.Writer) error {
 	if v := rep.Verify; v != nil {
 		row("exactly once", "ok=%v: %d stored, %d duplicates, %d missing, %d refused", v.OK, v.Stored, v.Duplicates, v.Missing, v.Refused)
 	}
+	relayRows := func(name string, s *RelayStats) {
+		if s.PID != 0 {
+			row(name+" RSS", "%.1f MiB at start, %.1f MiB enrolled, %.1f MiB connected (%.1f KiB per connection, %.1f KiB per terminal with enrollment), %.1f MiB at end, peak %.1f MiB",
+				s.RSSStartMiB, s.RSSEnrolledMiB, s.RSSConnectedMiB, s.KiBPerConn, s.KiBPerTerminal, s.RSSEndMiB, s.HWMMiB)
+			if rep.IdleS == 0 {
+				row(name+" CPU", "%.2fs during the load (%.0f%% of one core)", s.CPUS, s.CPUPercent)
+			}
+		}
+		if s.GoroutinesConnected > 0 {
+			row(name+" Go heap", "%.1f MiB enrolled, %.1f MiB connected (%.1f KiB per connection, stacks %.1f KiB), goroutines %d -> %d",
+				s.GoEnrolledMiB, s.GoConnectedMiB, s.GoKiBPerConn, s.StackKiBPerConn, s.GoroutinesEnrolled, s.GoroutinesConnected)
+		}
+	}
 	if s := rep.Relay; s != nil {
-		row("relay RSS", "%.1f MiB at start, %.1f MiB connected (%.1f KiB per terminal), %.1f MiB at end, peak %.1f MiB",
-			s.RSSStartMiB, s.RSSConnectedMiB, s.KiBPerTerminal, s.RSSEndMiB, s.HWMMiB)
-		row("relay CPU", "%.2fs during the load (%.0f%% of one core)", s.CPUS, s.CPUPercent)
+		relayRows("relay", s)
+	}
+	for i := range rep.Relays {
+		s := &rep.Relays[i]
+		name := fmt.Sprintf("gateway %d", i+1)
+		row(name, "%s, %d terminals", s.URL, s.Terminals)
+		relayRows(name, s)
+	}
+	if len(rep.Relays) > 0 && (rep.RelayKiBPerConn != 0 || rep.RelayGoKiBPerConn != 0) {
+		row("memory per terminal", "%.1f KiB RSS, %.1f KiB Go heap+stacks (all gateways, connections alone)", rep.RelayKiBPerConn, rep.RelayGoKiBPerConn)
 	}
 	for _, b := range rep.Baselines {
 		row("baseline "+b.Name, "%.0f ops/s (%d writers); relay batches/s ÷ this = %.3f", b.OpsPerS, b.Writers, b.Ratio)
+		if b.Latency != nil {
+			row("baseline "+b.Name, "%d-byte messages over %d connections; publish ack p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+				b.MsgBytes, b.Conns, b.Latency.P50ms, b.Latency.P99ms, b.Latency.MaxMs)
+		}
 	}
 	return tw.Flush()
 }

@@ -23,6 +23,7 @@ type spawned struct {
 	base    string
 	token   string
 	logPath string
+	debug   string // the -debug-listen base URL, when given
 	exited  chan error
 }
 
@@ -30,9 +31,10 @@ type spawned struct {
 // relayd version (the -admin-token flag is being replaced by -admin-token-file).
 const relaydTokenEnv = "RELAYD_ADMIN_TOKEN"
 
-// spawnRelay starts relayd on 127.0.0.1 with an ephemeral port and a fresh data directory
-// under tmp, and waits for its "serving" log line to learn the address.
-func spawnRelay(path, tmp string, extra []string) (*spawned, error) {
+// spawnRelay starts relayd on listen (127.0.0.1:0 for an ephemeral port) with a fresh data
+// directory under tmp and the admin token (one is made when empty), and waits for its
+// "serving" log line to learn the address.
+func spawnRelay(path, tmp, listen, token string, extra []string) (*spawned, error) {
 	dir, err := os.MkdirTemp(tmp, "tetherload-relay-")
 	if err != nil {
 		return nil, fmt.Errorf("spawn relayd: %w", err)
@@ -42,11 +44,14 @@ func spawnRelay(path, tmp string, extra []string) (*spawned, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("spawn relayd: %w", err)
 	}
-	var tok [32]byte
-	if _, err := rand.Read(tok[:]); err != nil {
-		return fail(err)
+	s.token = token
+	if s.token == "" {
+		var tok [32]byte
+		if _, err := rand.Read(tok[:]); err != nil {
+			return fail(err)
+		}
+		s.token = hex.EncodeToString(tok[:])
 	}
-	s.token = hex.EncodeToString(tok[:])
 	// Kept beside the data for a person who wants to poke the relay while it runs.
 	if err := os.WriteFile(filepath.Join(dir, "admin-token"), []byte(s.token+"\n"), 0o600); err != nil {
 		return fail(err)
@@ -55,7 +60,7 @@ func spawnRelay(path, tmp string, extra []string) (*spawned, error) {
 	if err != nil {
 		return fail(err)
 	}
-	args := append([]string{"-data", filepath.Join(dir, "data"), "-listen", "127.0.0.1:0"}, extra...)
+	args := append([]string{"-data", filepath.Join(dir, "data"), "-listen", listen}, extra...)
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), relaydTokenEnv+"="+s.token)
 	cmd.Stdout = logf
@@ -96,11 +101,11 @@ func spawnRelay(path, tmp string, extra []string) (*spawned, error) {
 	case err := <-s.exited:
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("spawn relayd: it exited before serving (%v); its log: %s", err, tail(s.logPath))
-	case <-time.After(15 * time.Second):
+	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		<-s.exited
 		os.RemoveAll(dir)
-		return nil, errors.New("spawn relayd: no \"serving\" line within 15s")
+		return nil, errors.New("spawn relayd: no \"serving\" line within 60s")
 	}
 }
 

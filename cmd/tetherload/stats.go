@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -144,4 +148,88 @@ func loadAverage() float64 {
 		return -1
 	}
 	return v
+}
+
+// goMem is what a relayd's Go runtime says of its memory, after a GC.
+type goMem struct {
+	HeapInuse, StackInuse uint64
+	Goroutines            int
+}
+
+// readGoMem asks a relayd's -debug-listen for a heap profile after three GCs (whose text form
+// ends with the runtime's MemStats) and for its goroutine count.
+func readGoMem(ctx context.Context, hc *http.Client, base string) (goMem, error) {
+	get := func(path string) ([]byte, error) {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, strings.TrimRight(base, "/")+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
+		}
+		return io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	}
+	// Two collections first: each may halve a goroutine's stack that uses under a quarter of
+	// it, so an idle relay's stacks (grown during the handshake) settle to what it holds for
+	// good, as the relay's own periodic collections would make them over a few minutes.
+	for range 2 {
+		if _, err := get("/debug/pprof/heap?gc=1"); err != nil {
+			return goMem{}, fmt.Errorf("relay GC through %s: %w", base, err)
+		}
+	}
+	heap, err := get("/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		return goMem{}, fmt.Errorf("relay heap from %s: %w", base, err)
+	}
+	gor, err := get("/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return goMem{}, fmt.Errorf("relay goroutines from %s: %w", base, err)
+	}
+	return parseGoMem(heap, gor)
+}
+
+// parseGoMem reads "# HeapInuse = N" and "# Stack = inuse / sys" from a debug=1 heap profile
+// and "goroutine profile: total N" from a debug=1 goroutine profile.
+func parseGoMem(heap, goroutines []byte) (goMem, error) {
+	var m goMem
+	var haveHeap, haveStack bool
+	for line := range bytes.SplitSeq(heap, []byte("\n")) {
+		name, val, ok := bytes.Cut(bytes.TrimPrefix(line, []byte("# ")), []byte(" = "))
+		if !ok || !bytes.HasPrefix(line, []byte("# ")) {
+			continue
+		}
+		switch string(name) {
+		case "HeapInuse":
+			n, err := strconv.ParseUint(string(bytes.TrimSpace(val)), 10, 64)
+			if err != nil {
+				return goMem{}, fmt.Errorf("heap profile: HeapInuse %q", val)
+			}
+			m.HeapInuse, haveHeap = n, true
+		case "Stack":
+			inuse, _, _ := bytes.Cut(val, []byte(" / "))
+			n, err := strconv.ParseUint(string(bytes.TrimSpace(inuse)), 10, 64)
+			if err != nil {
+				return goMem{}, fmt.Errorf("heap profile: Stack %q", val)
+			}
+			m.StackInuse, haveStack = n, true
+		}
+	}
+	if !haveHeap || !haveStack {
+		return goMem{}, errors.New("heap profile: no HeapInuse or Stack line (not a debug=1 heap profile?)")
+	}
+	first, _, _ := bytes.Cut(goroutines, []byte("\n"))
+	_, total, ok := bytes.Cut(first, []byte("goroutine profile: total "))
+	n, err := strconv.Atoi(string(bytes.TrimSpace(total)))
+	if !ok || err != nil {
+		return goMem{}, fmt.Errorf("goroutine profile: first line %q", first)
+	}
+	m.Goroutines = n
+	return m, nil
 }

@@ -130,7 +130,7 @@ func (t *terminal) connect(ctx context.Context, first bool) (*websocket.Conn, er
 	}
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	c, _, err := websocket.Dial(hctx, r.ep.ws, &websocket.DialOptions{
+	c, _, err := websocket.Dial(hctx, r.eps[t.idx%len(r.eps)].ws, &websocket.DialOptions{
 		HTTPClient:      r.hc,
 		Subprotocols:    []string{wire.Subprotocol},
 		CompressionMode: websocket.CompressionNoContextTakeover,
@@ -175,13 +175,19 @@ func (t *terminal) connect(ctx context.Context, first bool) (*websocket.Conn, er
 }
 
 func write(ctx context.Context, c *websocket.Conn, msg any) error {
+	_, err := writeN(ctx, c, msg)
+	return err
+}
+
+// writeN writes msg as one frame and says how many bytes it encoded to (before compression).
+func writeN(ctx context.Context, c *websocket.Conn, msg any) (int, error) {
 	b, err := wire.Encode(msg)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, frameTimeout)
 	defer cancel()
-	return c.Write(wctx, websocket.MessageText, b)
+	return len(b), c.Write(wctx, websocket.MessageText, b)
 }
 
 func read(ctx context.Context, c *websocket.Conn) (wire.Frame, error) {
@@ -280,9 +286,12 @@ func (t *terminal) session(ctx context.Context, c *websocket.Conn, stormCh *<-ch
 				break
 			}
 			at := time.Now()
-			if err := write(ctx, c, wire.Batch{Epoch: t.epoch, Items: items}); err != nil {
+			n, err := writeN(ctx, c, wire.Batch{Epoch: t.epoch, Items: items})
+			if err != nil {
 				return lost(err)
 			}
+			r.batchBytes.Add(int64(n))
+			r.batchFrames.Add(1)
 			inflight = append(inflight, flight{last: items[len(items)-1].Seq, at: at})
 			sentUpTo = items[len(items)-1].Seq
 			if cfg.CutProb > 0 && t.rng.Float64() < cfg.CutProb {

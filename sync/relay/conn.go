@@ -1,13 +1,17 @@
 package relay
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -44,21 +48,62 @@ func (r *Relay) routeTerminal(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+wire.PathEnroll, r.serveEnroll)
 }
 
-// serveTerminal runs one terminal connection: handshake, then uplink batches and downlink.
+// serveTerminal upgrades a terminal's request to a websocket and runs the connection on a
+// goroutine of its own, returning at once: an idle connection then holds none of net/http's
+// per-request state (the request, the response and its buffers, the handler's deep stack),
+// which would otherwise live as long as the connection (memory per terminal, docs/SCALE.md).
 func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	if !r.hub.enter() {
 		http.Error(w, wire.ReasonShutdown, http.StatusServiceUnavailable)
 		return
 	}
-	defer r.hub.exit()
-	c, err := websocket.Accept(w, req, &websocket.AcceptOptions{
+	c, err := websocket.Accept(smallBuffers{w}, req, &websocket.AcceptOptions{
 		Subprotocols:    []string{wire.Subprotocol},
 		CompressionMode: websocket.CompressionNoContextTakeover,
 	})
 	if err != nil {
+		r.hub.exit()
 		return // Accept already answered with an HTTP error
 	}
-	if refusal := r.hub.admit(c, sourceAddr(req)); refusal != "" {
+	addr := sourceAddr(req)
+	go func() {
+		defer r.hub.exit()
+		r.runTerminal(c, addr)
+	}()
+}
+
+// connBufSize is the read and write buffer of a terminal connection. net/http hands a
+// hijacked connection 4 KiB buffers each way, kept for the connection's life; most frames
+// (acks, down_acks, small batches and downlink) fit in 1 KiB, and a larger read or write
+// bypasses a bufio buffer anyway.
+const connBufSize = 1 << 10
+
+// smallBuffers gives the websocket library connBufSize buffers when it hijacks the connection.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// What the server read past the request (a client may send its first frame with it) must
+	// be in the new reader's buffer: the library keeps what is buffered and then reads the
+	// connection itself, so a reader that merely chained those bytes before it would lose them.
+	n := brw.Reader.Buffered()
+	b, _ := brw.Reader.Peek(n)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), c), max(connBufSize, n))
+	if n > 0 {
+		if _, err := br.Peek(n); err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("keep the bytes read past the upgrade request: %w", err)
+		}
+	}
+	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(c, connBufSize)), nil
+}
+
+// runTerminal runs one terminal connection: handshake, then uplink batches and downlink.
+func (r *Relay) runTerminal(c *websocket.Conn, addr string) {
+	if refusal := r.hub.admit(c, addr); refusal != "" {
 		code := websocket.StatusTryAgainLater
 		if refusal == wire.ReasonShutdown {
 			code = websocket.StatusGoingAway
@@ -76,17 +121,34 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	ctx, cancel := closeCtx()
 	defer cancel()
 
+	sess, hello, resume, ok := r.openSession(ctx, c)
+	if sess != nil {
+		defer r.flushAck(sess)
+	}
+	if !ok {
+		return
+	}
+	go r.writeLoop(ctx, sess, resume)
+	r.readLoop(ctx, sess, hello)
+}
+
+// openSession runs the handshake, takes over from a connection this one replaces, queues a
+// snapshot when the terminal's store was replaced, and sends welcome; ok is false when the
+// connection was closed instead (sess is set once the handshake succeeded, for the caller's
+// flushAck). Kept apart from runTerminal so that its large frame is gone from the stack while
+// the connection idles in readLoop: what an idle connection's stack uses then stays under a
+// quarter of 16 KiB, and the collector halves the stack the handshake grew.
+func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *session, hello wire.Hello, resume uint64, ok bool) {
 	hello, info, ok := r.handshake(ctx, c)
 	r.metrics.handshake(ok)
 	if !ok {
-		return
+		return nil, hello, 0, false
 	}
 	// The handshake takes no write transaction: what it records (last seen, software, queue
 	// length, the hello's downlink position) is kept with the session and written with the
 	// connection's first batch or its next downlink flush, whichever comes first.
 	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1), binaryChunks: hello.BinaryChunks,
 		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
-	defer r.flushAck(sess)
 	// What the connection this one replaces acknowledged may not be written yet: this one
 	// takes it over (and the old one writes nothing more).
 	var floor uint64
@@ -97,7 +159,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	last, acked, err := r.downPosition(info.ID)
 	if err != nil {
 		r.fail(c, "read downlink position", err)
-		return
+		return sess, hello, 0, false
 	}
 	// An uplink position at or below what the relay holds for the epoch means the store is
 	// older than what it forwarded: a backup was restored. Its downlink position may not show it
@@ -109,7 +171,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		high, err := r.uplinkHigh(info.ID, hello.Epoch)
 		if err != nil {
 			r.fail(c, "read uplink position", err)
-			return
+			return sess, hello, 0, false
 		}
 		restored = hello.UplinkNext <= high
 	}
@@ -123,7 +185,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		queued, err := r.resync(info, hello.DownApplied, floor, restored && !restoreAgain)
 		if err != nil {
 			r.fail(c, "resync terminal", err)
-			return
+			return sess, hello, 0, false
 		}
 		if queued {
 			r.logf("relay: terminal %s came back with downlink position %d, below what it acknowledged: store replaced, complete snapshot queued",
@@ -131,18 +193,18 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		}
 		if last, acked, err = r.downPosition(info.ID); err != nil {
 			r.fail(c, "read downlink position", err)
-			return
+			return sess, hello, 0, false
 		}
 	}
 	if restored {
 		r.logf("relay: terminal %s came back with uplink seq %d of epoch %s, below what it forwarded: a restored backup; snapshot queued, new epoch asked",
 			info.ID, hello.UplinkNext, hello.Epoch)
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonNewEpoch)
-		return
+		return sess, hello, 0, false
 	}
 	// hello.down_applied is the terminal's durable truth: resume after it, and forget what it
 	// applied at the connection's first flush (not here: no write in the connect path).
-	resume := max(hello.DownApplied, acked)
+	resume = max(hello.DownApplied, acked)
 	if resume > last {
 		r.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", info.ID, resume, last)
 		resume = last // it claims more than was ever queued; only ever send new seqs
@@ -152,11 +214,10 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	sess.persisted.Store(acked)
 	if err := r.send(ctx, c, wire.Welcome{TerminalID: info.ID, Facility: info.FacilityID, Mode: info.Mode,
 		InmateID: info.InmateID, ServerTime: r.clock.Now().UTC(), RelayURLs: r.cfg.Gateways}); err != nil {
-		return
+		return sess, hello, 0, false
 	}
 	r.logf("relay: terminal %s connected", info.ID)
-	go r.writeLoop(ctx, sess, resume)
-	r.readLoop(ctx, sess, hello)
+	return sess, hello, resume, true
 }
 
 // sourceAddr is the address a request came from (its IP, without the port): the unit the
@@ -308,23 +369,36 @@ const batchQueue = 8
 // readLoop reads frames until the connection ends. Batches go to the connection's batch worker
 // (storeLoop), so reading goes on while a commit is under way: pongs are read (a queued terminal
 // is not taken for a dead link), down_acks move the cursor, and the next batches are decoded
-// while the previous ones commit. The worker answers them in order.
+// while the previous ones commit. The worker answers them in order. It runs only while
+// batches wait: started by the first one queued, it ends when it finds the queue empty, so an
+// idle connection holds no worker goroutine (and its stack).
 func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 	c := s.conn
 	var hint int // readMessage's: the length of the connection's last frame
 	queue := make(chan upBatch, batchQueue)
-	stopped := make(chan struct{}) // closed when the worker ends (on its own after a failure)
+	failed := make(chan struct{}) // closed when a worker closed the connection after a failure
+	var (
+		mu      sync.Mutex // guards running, and orders a worker's exit with the next start
+		running bool
+		workers sync.WaitGroup
+	)
+	// idle ends a worker that found the queue empty, unless a batch came meanwhile; readLoop
+	// queues before it looks at running, so a batch is never left without a worker.
+	idle := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(queue) > 0 {
+			return false
+		}
+		running = false
+		return true
+	}
 	wctx, gone := context.WithCancel(ctx)
-	go func() {
-		defer close(stopped)
-		r.storeLoop(wctx, s, queue)
-	}()
 	defer func() {
 		// The connection is over: batches still queued are dropped unanswered (the terminal
 		// sends them again), one being stored finishes, and the session ends after it.
 		gone()
-		close(queue)
-		<-stopped
+		workers.Wait()
 	}()
 	var wants chan wire.ContentWant // the content worker's queue, from the first want (content.go)
 	for {
@@ -340,9 +414,21 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 			}
 			select {
 			case queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: hello.AckLetters}:
-			case <-stopped:
+			case <-failed:
 				return // the worker closed the connection
 			}
+			mu.Lock()
+			if !running {
+				running = true
+				workers.Add(1)
+				go func() {
+					defer workers.Done()
+					if !r.storeLoop(wctx, s, queue, idle) {
+						close(failed) // once: a failed worker stays "running", so none follows it
+					}
+				}()
+			}
+			mu.Unlock()
 		case wire.TypeDownAck:
 			r.downAck(s, *f.DownAck)
 		case wire.TypeContentWant:
@@ -356,20 +442,27 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 
 // storeLoop stores the batches readLoop queued and answers each with its ack, in the order they
 // came. What is queued when it turns to the queue goes into one transaction: the batches a
-// terminal pipelined while the last commit was under way share the next one. A failure closes
-// the connection and ends the loop.
-func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch) {
+// terminal pipelined while the last commit was under way share the next one. It returns true
+// when it found the queue empty and idle agreed to end it; false after a failure, which closed
+// the connection.
+func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch, idle func() bool) bool {
 	c := s.conn
 	var group []upBatch
-	for b := range queue {
+	for {
+		var b upBatch
+		select {
+		case b = <-queue:
+		default:
+			if idle() {
+				return true
+			}
+			continue // a batch came as the worker was ending
+		}
 		group = append(group[:0], b)
 	more:
 		for len(group) < batchQueue {
 			select {
-			case b, ok := <-queue:
-				if !ok {
-					break more
-				}
+			case b := <-queue:
 				group = append(group, b)
 			default:
 				break more
@@ -381,11 +474,11 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch)
 		t, found, err := r.terminal(s.id)
 		if err != nil {
 			r.fail(c, "read terminal", err)
-			return
+			return false
 		}
 		if !found || t.Revoked {
 			c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
-			return
+			return false
 		}
 		s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
 		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen())
@@ -393,11 +486,11 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch)
 		var seqErr *sequenceError
 		if err != nil && !errors.As(err, &seqErr) {
 			r.fail(c, "store batch from "+s.id, err)
-			return
+			return false
 		}
 		for _, ack := range acks {
 			if serr := r.send(ctx, c, ack); serr != nil {
-				return
+				return false
 			}
 		}
 		if seqErr != nil {
@@ -409,7 +502,7 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch)
 				reason = wire.ReasonSequenceGap
 			}
 			c.Close(websocket.StatusPolicyViolation, reason)
-			return
+			return false
 		}
 	}
 }
