@@ -285,8 +285,8 @@ func TestCatalogSchema7Migrates(t *testing.T) {
 	e.publish(CatalogRequest{FacilityID: "north", Item: track("t1", e.uploadTrack(testMP3(20, 1)), 129)})
 	var version uint64
 	_ = e.r.db.View(context.Background(), func(tx kv.Tx) error { version = readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema))); return nil })
-	if version != 8 {
-		t.Fatalf("schema %d after open, want 8", version)
+	if version != schemaVersion {
+		t.Fatalf("schema %d after open, want %d", version, schemaVersion)
 	}
 }
 

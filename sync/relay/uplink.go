@@ -71,6 +71,8 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	defer r.metrics.batchStored(time.Now())
 	err := r.update("store batch", func(tx kv.Tx, f *fanout) error {
 		acks, stop = acks[:0], nil // a re-run starts over
+		// The items are written as log records once the batches are stored (itemlog.go).
+		tx = &logTx{Tx: tx, log: &itemLog{}}
 		if err := seenTx(tx, t.ID, seen); err != nil {
 			return err
 		}
@@ -90,7 +92,7 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 				break
 			}
 		}
-		return nil
+		return tx.(*logTx).log.flush(tx)
 	})
 	if err != nil {
 		return nil, err
@@ -242,9 +244,11 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 	if err != nil {
 		return "", err
 	}
-	if err := tx.Bucket([]byte(bItems)).Put(u64(n), raw); err != nil {
-		return "", fmt.Errorf("write item %d: %w", it.Seq, err)
+	ltx, ok := tx.(*logTx)
+	if !ok {
+		return "", fmt.Errorf("store item %d: not in an item log transaction", it.Seq)
 	}
+	ltx.log.add(n, raw)
 	f.count(it.Kind, reason)
 	return reason, nil
 }
@@ -900,7 +904,7 @@ type ItemFilter struct {
 func (r *Relay) Items(flt ItemFilter) ([]StoredItem, error) {
 	out := []StoredItem{}
 	err := r.view("list items", func(tx kv.Tx) error {
-		return forEachJSON(tx, bItems, "", func(_ string, it StoredItem) bool {
+		return forEachStoredItem(tx, func(_ uint64, it StoredItem) bool {
 			if (flt.TerminalID == "" || it.TerminalID == flt.TerminalID) && (flt.Kind == "" || it.Kind == flt.Kind) {
 				out = append(out, it)
 			}
