@@ -36,6 +36,9 @@ type itemLog struct {
 	next  uint64 // the number the next item must have to join buf
 	buf   []byte // the record being built; empty when nothing waits
 	recs  []logRec
+	// hint is about the bytes the transaction's items take: a record's buffer is sized by
+	// it once rather than grown (and copied) item by item.
+	hint int
 }
 
 // logRec is a record already cut, waiting for flush.
@@ -47,16 +50,37 @@ type logRec struct {
 // add appends item n (its StoredItem JSON) to the log. An item whose number does not follow
 // the previous one, or one that would take the record past logRecordMax, starts a new record.
 func (l *itemLog) add(n uint64, item []byte) {
-	if len(l.buf) > 0 && (n != l.next || len(l.buf)+4+len(item) > logRecordMax) {
+	l.open(n, len(item))
+	l.buf = binary.BigEndian.AppendUint32(l.buf, uint32(len(item)))
+	l.buf = append(l.buf, item...)
+	l.next = n + 1
+}
+
+// addItem is add of the StoredItem h with body, encoded straight into the record.
+func (l *itemLog) addItem(n uint64, h storedHead, body []byte) error {
+	l.open(n, storedHeadSize(h, body))
+	at := len(l.buf)
+	buf, err := appendStoredHead(append(l.buf, 0, 0, 0, 0), h, body)
+	if err != nil {
+		l.buf = l.buf[:at]
+		return fmt.Errorf("encode item %d: %w", h.Seq, err)
+	}
+	binary.BigEndian.PutUint32(buf[at:], uint32(len(buf)-at-4))
+	l.buf, l.next = buf, n+1
+	return nil
+}
+
+// open makes room for item n of about size bytes: a new record if n does not follow the
+// previous item or the record would pass logRecordMax.
+func (l *itemLog) open(n uint64, size int) {
+	if len(l.buf) > 0 && (n != l.next || len(l.buf)+4+size > logRecordMax) {
 		l.cut()
 	}
 	if len(l.buf) == 0 {
 		l.first = n
-		l.buf = append(l.buf, logMagic)
+		c := min(l.hint, logRecordMax)
+		l.buf = append(make([]byte, 0, max(c, 5+size)), logMagic)
 	}
-	l.buf = binary.BigEndian.AppendUint32(l.buf, uint32(len(item)))
-	l.buf = append(l.buf, item...)
-	l.next = n + 1
 }
 
 // cut closes the record being built.
