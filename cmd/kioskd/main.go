@@ -23,6 +23,7 @@ import (
 
 	"github.com/tether-kiosk/tether/cmd/internal/kioskapp"
 	"github.com/tether-kiosk/tether/cmd/internal/termconfig"
+	"github.com/tether-kiosk/tether/internal/gctune"
 	"github.com/tether-kiosk/tether/internal/logging"
 	"github.com/tether-kiosk/tether/internal/sdnotify"
 	"github.com/tether-kiosk/tether/internal/version"
@@ -39,7 +40,13 @@ type options struct {
 	windowed   bool
 	version    bool
 	log        logging.Options
+	gc         gctune.Options
 }
+
+// gcDefaults: kioskd's live heap is small and a backlog drain allocates fast; at GOGC=100 the
+// collector took some 15-25% of a drain's CPU (docs/BENCHMARKS.md, sixth round). The soft
+// limit keeps the larger heap this allows within what a kiosk PC can spare.
+func gcDefaults() gctune.Options { return gctune.Options{Percent: 400, LimitMiB: 1024} }
 
 // errUsage is a bad command line (flag has printed why).
 var errUsage = errors.New("usage")
@@ -51,6 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.configPath, "config", "", "JSON config file (relay, mode, devices, screen)")
 	fs.StringVar(&o.dataDir, "data", "", "data directory: the store, identity key and enrollment")
 	fs.BoolVar(&o.windowed, "windowed", false, "a normal window instead of full screen (development)")
+	gctune.Flags(fs, &o.gc, gcDefaults())
 	o.log.Register(fs)
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -103,6 +111,12 @@ func run(args []string, stderr io.Writer, started time.Time, exit func(int)) int
 		return 0
 	}
 	lg := newLogger(stderr, o, os.Getenv)
+	gcSet, err := gctune.Apply(o.gc, os.Getenv)
+	if err != nil {
+		lg.Error("bad flags", "err", err)
+		return exitUsage
+	}
+	lg.Info("garbage collector", "gc", gcSet)
 	// Fyne (and any other library) logs through the standard log package: its lines go
 	// through the same handler, with the terminal and facility, at Info.
 	slog.SetDefault(lg)

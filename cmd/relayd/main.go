@@ -29,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/gctune"
 	"github.com/tether-kiosk/tether/internal/logging"
 	"github.com/tether-kiosk/tether/internal/sdnotify"
 	"github.com/tether-kiosk/tether/internal/version"
@@ -103,13 +104,21 @@ type options struct {
 	store, natsCreds, natsNkey string
 	// debugListen serves net/http/pprof (loopback only), for heap and goroutine profiles.
 	debugListen string
+	// The garbage collector (internal/gctune).
+	gc gctune.Options
 }
+
+// gcDefaults: relayd's live heap is small and it allocates fast under load; at GOGC=100 the
+// collector took some 15-25% of a drain's CPU (docs/BENCHMARKS.md, sixth round). No memory
+// limit by default: a server's memory is the operator's to give (-memory-limit-mib).
+func gcDefaults() gctune.Options { return gctune.Options{Percent: 400} }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("relayd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.data, "data", "", "data directory (holds relay.db and, if generated, admin-token); required")
+	gctune.Flags(fs, &o.gc, gcDefaults())
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8443", "address to listen on")
 	fs.StringVar(&o.cert, "cert", "", "TLS certificate file (PEM); with -key")
 	fs.StringVar(&o.key, "key", "", "TLS private key file (PEM); with -cert")
@@ -295,6 +304,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := logging.New(stderr, o.log, getenv)
+	gcSet, err := gctune.Apply(o.gc, getenv)
+	if err != nil {
+		return err
+	}
 	notifier, err := inviteNotifier(o)
 	if err != nil {
 		return err
@@ -358,7 +371,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.store != "" {
 		storeAt = o.store // servers only: checkStoreFlags refuses credentials in it
 	}
-	logger.Info("serving", "url", base, "data", o.data, "store", storeAt, "outbound_review", o.hold)
+	logger.Info("serving", "url", base, "data", o.data, "store", storeAt, "outbound_review", o.hold, "gc", gcSet)
 	if !o.noConsole {
 		logger.Info("staff console", "url", base+console.Prefix, "accounts", "relayd console-user add")
 	}

@@ -189,6 +189,7 @@ var onJetStreamToo = []string{
 	"TestGroupCommitRerunsAfterAFailure", "TestGroupCommitDepositsOneRef",
 	"TestCreditsMustMatchACharge", "TestSequenceConflictNeedsNewEpoch", "TestGapListedAndNotAcknowledged",
 	"TestMessageIDReused", "TestRefundLimitsAndOnce", "TestVerifyCleanRelayAndLedger",
+	"TestItemLogOneRecordPerBatch",
 }
 
 var topPass, topSkip = regexp.MustCompile(`(?m)^--- PASS: `), regexp.MustCompile(`(?m)^--- SKIP: `)

@@ -94,7 +94,7 @@ func fillBody(tx kv.Tx, bucket, key string, rec *letterRec) error {
 // readItemLetter reads the letter part of item n.
 func readItemLetter(tx kv.Tx, n uint64) (itemLetter, error) {
 	var il itemLetter
-	raw := tx.Bucket([]byte(bItems)).Get(u64(n))
+	raw := storedItemRaw(tx, n)
 	if raw == nil {
 		return il, fmt.Errorf("item %d is missing", n)
 	}
@@ -112,7 +112,7 @@ func readItemLetter(tx kv.Tx, n uint64) (itemLetter, error) {
 // text is the same). A letter no item matches keeps its text.
 func migrate2to3(tx kv.Tx) error {
 	carrier := map[string]uint64{}
-	err := forEachJSON(tx, bItems, "", func(k string, it StoredItem) bool {
+	err := forEachStoredItem(tx, func(n uint64, it StoredItem) bool {
 		if it.Refused != "" || (it.Kind != wire.UpMessage && it.Kind != wire.UpPREA) {
 			return true
 		}
@@ -121,7 +121,7 @@ func migrate2to3(tx kv.Tx) error {
 			return true
 		}
 		if _, ok := carrier[m.ID]; !ok {
-			carrier[m.ID] = readU64([]byte(k))
+			carrier[m.ID] = n
 		}
 		return true
 	})

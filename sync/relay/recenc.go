@@ -125,7 +125,20 @@ func encodeItemRef(r itemRef) []byte {
 // encodeStoredHead is json.Marshal(h) with body (valid compact JSON) added as its last member,
 // "body", which is how json.Marshal writes a StoredItem with that body.
 func encodeStoredHead(h storedHead, body []byte) ([]byte, error) {
-	w := newRecWriter(256 + len(h.ID) + len(h.Kind) + len(h.TerminalID) + len(h.Epoch) + len(h.Refused) + len(body))
+	return appendStoredHead(make([]byte, 0, storedHeadSize(h, body)), h, body)
+}
+
+// storedHeadSize is about what encodeStoredHead writes for h and body (some 256 bytes of names
+// and times, and the strings), so a buffer sized by it is not grown.
+func storedHeadSize(h storedHead, body []byte) int {
+	return 256 + len(h.ID) + len(h.Kind) + len(h.TerminalID) + len(h.Epoch) + len(h.Refused) + len(body)
+}
+
+// appendStoredHead appends encodeStoredHead(h, body) to dst: the item log writes each item
+// into its record directly, not through a buffer of its own.
+func appendStoredHead(dst []byte, h storedHead, body []byte) ([]byte, error) {
+	start := len(dst)
+	w := &recWriter{b: append(dst, '{'), first: true, ok: true}
 	w.uint("seq", h.Seq)
 	w.str("id", h.ID)
 	w.str("kind", h.Kind)
@@ -141,10 +154,9 @@ func encodeStoredHead(h storedHead, body []byte) ([]byte, error) {
 	}
 	head, err := json.Marshal(h)
 	if err != nil {
-		return nil, err
+		return dst[:start], err
 	}
-	out := make([]byte, 0, len(head)+len(body)+10)
-	out = append(out, head[:len(head)-1]...)
+	out := append(w.b[:start], head[:len(head)-1]...)
 	out = append(out, `,"body":`...)
 	out = append(out, body...)
 	return append(out, '}'), nil

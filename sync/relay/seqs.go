@@ -168,7 +168,7 @@ func migrate1to2(tx kv.Tx) error {
 		}
 	}
 	var werr error
-	err := forEachJSON(tx, bItems, "", func(_ string, it StoredItem) bool {
+	err := forEachStoredItem(tx, func(_ uint64, it StoredItem) bool {
 		h := itemHash(it.Kind, it.Body)
 		if werr = putJSON(tx, bSeqs, seqKey(it.TerminalID, it.Epoch, it.Seq), seqRec{ItemID: it.ID, Hash: h}); werr != nil {
 			return false

@@ -36,7 +36,7 @@ const (
 	bFacTerms    = "fac_terms"   // facility id + "/" + terminal id -> nil (fan-out index)
 	bDedupe      = "dedupe"      // terminal id + "/" + epoch -> highest contiguous stored seq (8 bytes)
 	bRefusals    = "refusals"    // terminal id + "/" + epoch + "/" + seq (%020d) -> reason, re-listed when resent
-	bItems       = "items"       // arrival number (8 bytes) -> StoredItem: every uplink item stored, in order
+	bItems       = "items"       // arrival number (8 bytes) -> (v9) item log record: the items stored from that number on (itemlog.go)
 	bDown        = "down"        // terminal id -> nested bucket: seq (8 bytes) -> DownItem
 	bDownAcked   = "down_acked"  // terminal id -> highest downlink seq the terminal acknowledged
 	bDeposits    = "deposits"    // ref -> vocab.Deposit
@@ -84,7 +84,7 @@ func allBuckets() []string {
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 9
+const schemaVersion = 10
 
 // migrate8to9 moves the owner-keyed buckets (ownerKeyed) from one flat bucket keyed
 // owner + "/" + rest to a nested bucket per owner, and numbers refused_items per terminal
@@ -329,7 +329,7 @@ func migrateStore(db kv.Store, where string) error {
 	if version == schemaVersion {
 		return nil
 	}
-	migrations := []func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9}
+	migrations := []func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10}
 	err := db.Update(ctx, func(tx kv.Tx) error {
 		from := uint64(0) // read again: another gateway may have migrated meanwhile
 		if m := tx.Bucket([]byte(bMeta)); m != nil {

@@ -56,6 +56,7 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	// What each item's body is, outside the transaction (and not again if it runs twice): the
 	// stored form, its hash, whether it is JSON at all and, from a decoded frame, its check.
 	preps := make([][]prepared, len(batches))
+	logSize := 0 // about what the items take in the item log
 	for i, b := range batches {
 		preps[i] = make([]prepared, len(b.Items))
 		for j, it := range b.Items {
@@ -64,6 +65,7 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 				up = &b.bodies[j]
 			}
 			preps[i][j] = prepare(it, up)
+			logSize += 4 + 256 + len(it.ID) + len(it.Kind) + len(t.ID) + len(b.Epoch) + len(preps[i][j].canon)
 		}
 	}
 	var acks []wire.Ack
@@ -71,6 +73,8 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	defer r.metrics.batchStored(time.Now())
 	err := r.update("store batch", func(tx kv.Tx, f *fanout) error {
 		acks, stop = acks[:0], nil // a re-run starts over
+		// The items are written as log records once the batches are stored (itemlog.go).
+		tx = &logTx{Tx: tx, log: &itemLog{hint: logSize}}
 		if err := seenTx(tx, t.ID, seen); err != nil {
 			return err
 		}
@@ -90,7 +94,7 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 				break
 			}
 		}
-		return nil
+		return tx.(*logTx).log.flush(tx)
 	})
 	if err != nil {
 		return nil, err
@@ -238,12 +242,13 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 			return "", err
 		}
 	}
-	raw, err := storedItemJSON(it, p.canon, t.ID, epoch, now, reason)
-	if err != nil {
-		return "", err
+	ltx, ok := tx.(*logTx)
+	if !ok {
+		return "", fmt.Errorf("store item %d: not in an item log transaction", it.Seq)
 	}
-	if err := tx.Bucket([]byte(bItems)).Put(u64(n), raw); err != nil {
-		return "", fmt.Errorf("write item %d: %w", it.Seq, err)
+	if err := ltx.log.addItem(n, storedHead{Seq: it.Seq, ID: it.ID, Kind: it.Kind, CreatedAt: it.CreatedAt,
+		TerminalID: t.ID, Epoch: epoch, ReceivedAt: now, Refused: reason}, p.canon); err != nil {
+		return "", err
 	}
 	f.count(it.Kind, reason)
 	return reason, nil
@@ -900,7 +905,7 @@ type ItemFilter struct {
 func (r *Relay) Items(flt ItemFilter) ([]StoredItem, error) {
 	out := []StoredItem{}
 	err := r.view("list items", func(tx kv.Tx) error {
-		return forEachJSON(tx, bItems, "", func(_ string, it StoredItem) bool {
+		return forEachStoredItem(tx, func(_ uint64, it StoredItem) bool {
 			if (flt.TerminalID == "" || it.TerminalID == flt.TerminalID) && (flt.Kind == "" || it.Kind == flt.Kind) {
 				out = append(out, it)
 			}

@@ -182,8 +182,12 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 
 	// Uplink items: each item id once, each within its epoch's high-water mark.
 	seen := map[string]uint64{}
-	eachRaw(tx, bItems, decodeErr(bItems), func(k string, it StoredItem) {
-		n := readU64([]byte(k))
+	_ = forEachItemRaw(tx, decodeErr(bItems), func(n uint64, raw []byte) bool {
+		var it StoredItem
+		if err := json.Unmarshal(raw, &it); err != nil {
+			decodeErr(bItems)(fmt.Sprintf("item %d", n), err)
+			return true
+		}
 		if prev, dup := seen[it.ID]; dup {
 			add("item_once", "uplink item %s is stored twice (arrivals %d and %d)", it.ID, prev, n)
 		}
@@ -192,6 +196,7 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 		if it.Seq > high {
 			add("item_seq", "uplink item %s (seq %d of terminal %s) is above its epoch's acknowledged %d", it.ID, it.Seq, it.TerminalID, high)
 		}
+		return true
 	})
 
 	// Letters: under their own ids, with a status the sender can be shown, and their text in
@@ -294,7 +299,7 @@ func (r *Relay) LedgerFor(terminalID string, letters []string) (ledger.Ledger, e
 			}
 		}
 		// A letter the relay refused lives only as a refused uplink item.
-		return forEachJSON(tx, bItems, "", func(_ string, it StoredItem) bool {
+		return forEachStoredItem(tx, func(_ uint64, it StoredItem) bool {
 			if it.Refused == "" || (it.Kind != wire.UpMessage && it.Kind != wire.UpPREA) {
 				return true
 			}
