@@ -81,10 +81,18 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	// The handshake takes no write transaction: what it records (last seen, software, queue
-	// length, the hello's downlink position) is kept with the session and written with the
-	// connection's first batch or its next downlink flush, whichever comes first.
-	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1), binaryChunks: hello.BinaryChunks,
+	// On a store shared by gateways, the connection claims the terminal before it reads the
+	// downlink position, so that an older connection on another gateway writes nothing after
+	// that read (owner.go). The default relay on its own file writes nothing here.
+	own, err := r.claim(info.ID)
+	if err != nil {
+		r.fail(c, "claim terminal", err)
+		return
+	}
+	// The handshake takes no other write transaction: what it records (last seen, software,
+	// queue length, the hello's downlink position) is kept with the session and written with
+	// the connection's first batch or its next downlink flush, whichever comes first.
+	sess = &session{id: info.ID, conn: c, own: own, wake: make(chan struct{}, 1), binaryChunks: hello.BinaryChunks,
 		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
 	defer r.flushAck(sess)
 	// What the connection this one replaces acknowledged may not be written yet: this one
@@ -120,7 +128,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		_, restoreAgain = r.restoreSnapshots.LoadOrStore(info.ID+"/"+hello.Epoch, true)
 	}
 	if (restored && !restoreAgain) || hello.DownApplied < max(acked, min(floor, last)) {
-		queued, err := r.resync(info, hello.DownApplied, floor, restored && !restoreAgain)
+		queued, err := r.resync(sess.own, info, hello.DownApplied, floor, restored && !restoreAgain)
 		if err != nil {
 			r.fail(c, "resync terminal", err)
 			return
@@ -294,7 +302,11 @@ func (r *Relay) send(ctx context.Context, c *websocket.Conn, msg any) error {
 }
 
 // fail logs a relay-side error and closes the connection with 1011 and no detail.
+// A write that found the connection superseded by a newer one closes it as replaced instead.
 func (r *Relay) fail(c *websocket.Conn, what string, err error) {
+	if closeSuperseded(c, err) {
+		return
+	}
 	r.logf("relay: %s: %v", what, err)
 	c.Close(websocket.StatusInternalError, ReasonStorage)
 }
@@ -339,7 +351,7 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 				return
 			}
 			select {
-			case queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: hello.AckLetters}:
+			case queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: hello.AckLetters, own: s.own}:
 			case <-stopped:
 				return // the worker closed the connection
 			}
@@ -459,7 +471,7 @@ func (r *Relay) flushAck(s *session) error {
 	if seq <= persisted && seen == nil {
 		return nil
 	}
-	err := r.update("acknowledge downlink", func(tx kv.Tx, f *fanout) error {
+	err := r.updateAs(s.own, s.id, "acknowledge downlink", func(tx kv.Tx, f *fanout) error {
 		if err := seenTx(tx, s.id, seen); err != nil {
 			return err
 		}

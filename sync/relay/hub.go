@@ -30,6 +30,7 @@ type hub struct {
 type session struct {
 	id   string
 	conn *websocket.Conn
+	own  *owner        // the connection's owner claim on a shared store (owner.go), else nil
 	wake chan struct{} // capacity 1: "downlink may have grown"
 	// acked is the highest downlink seq the terminal acknowledged on this connection, kept in
 	// memory; sent is the highest seq sent on it (an ack beyond it is clamped).
