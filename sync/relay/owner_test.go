@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -258,5 +260,31 @@ func TestOwnFileRelayClaimsNothing(t *testing.T) {
 	}
 	if e.r.gateway != nil {
 		t.Errorf("a relay on its own file has a gateway id")
+	}
+}
+
+// Two relays sharing one boltkv store in one process (kv.Notifier in process): the same rule
+// holds without NATS, and the newer connection syncs.
+func TestNewerConnectionOnAnotherRelayOfOneBoltStore(t *testing.T) {
+	st, err := boltkv.Open(filepath.Join(t.TempDir(), "shared.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := newEnv(t, func(cfg *Config) { cfg.Store, cfg.PingInterval = st, time.Hour })
+	b := newEnv(t, func(cfg *Config) { cfg.Store, cfg.PingInterval = st, time.Hour })
+	a.seed()
+	tm := a.enroll(wire.ModeKiosk, "")
+	ca := tm.connect(t, 0)
+	if ack := ca.batch(tm.item(wire.UpAudit, sessionStarted("A1", "s1"))); ack.Seq != 1 {
+		t.Fatalf("ack %+v", ack)
+	}
+	cb := tm.via(b).connect(t, 0)
+	expectClose(t, ca.c, websocket.StatusPolicyViolation, wire.ReasonReplaced)
+	if ack := cb.batch(tm.item(wire.UpAudit, sessionStarted("A1", "s2"))); ack.Seq != 2 {
+		t.Fatalf("ack through the other relay %+v", ack)
+	}
+	if got, _ := b.r.Items(ItemFilter{TerminalID: tm.id}); len(got) != 2 {
+		t.Fatalf("%d items stored, want 2", len(got))
 	}
 }
