@@ -81,19 +81,14 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	// On a store shared by gateways, the connection claims the terminal before it reads the
-	// downlink position, so that an older connection on another gateway writes nothing after
-	// that read (owner.go). The default relay on its own file writes nothing here.
-	own, err := r.claim(info.ID)
-	if err != nil {
-		r.fail(c, "claim terminal", err)
-		return
-	}
-	// The handshake takes no other write transaction: what it records (last seen, software,
-	// queue length, the hello's downlink position) is kept with the session and written with
-	// the connection's first batch or its next downlink flush, whichever comes first.
-	sess = &session{id: info.ID, conn: c, own: own, wake: make(chan struct{}, 1), binaryChunks: hello.BinaryChunks,
+	// The handshake takes no write transaction: what it records (last seen, software, queue
+	// length, the hello's downlink position) is kept with the session and written with the
+	// connection's first batch or its next downlink flush, whichever comes first.
+	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1), binaryChunks: hello.BinaryChunks,
 		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
+	// On a store shared by gateways the connection claims the terminal, beside the handshake
+	// rather than in it; its writes wait for the claim (owner.go).
+	r.startClaim(sess)
 	defer r.flushAck(sess)
 	// What the connection this one replaces acknowledged may not be written yet: this one
 	// takes it over (and the old one writes nothing more).
@@ -128,7 +123,11 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		_, restoreAgain = r.restoreSnapshots.LoadOrStore(info.ID+"/"+hello.Epoch, true)
 	}
 	if (restored && !restoreAgain) || hello.DownApplied < max(acked, min(floor, last)) {
-		queued, err := r.resync(sess.own, info, hello.DownApplied, floor, restored && !restoreAgain)
+		own, err := sess.owner()
+		if err != nil {
+			return // the claim failed and closed the connection
+		}
+		queued, err := r.resync(own, info, hello.DownApplied, floor, restored && !restoreAgain)
 		if err != nil {
 			r.fail(c, "resync terminal", err)
 			return
@@ -351,7 +350,7 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 				return
 			}
 			select {
-			case queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: hello.AckLetters, own: s.own}:
+			case queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: hello.AckLetters}:
 			case <-stopped:
 				return // the worker closed the connection
 			}
@@ -398,6 +397,13 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch)
 		if !found || t.Revoked {
 			c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
 			return
+		}
+		own, err := s.owner()
+		if err != nil {
+			return // the claim failed and closed the connection
+		}
+		for i := range group {
+			group[i].own = own
 		}
 		s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
 		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen())
@@ -471,7 +477,12 @@ func (r *Relay) flushAck(s *session) error {
 	if seq <= persisted && seen == nil {
 		return nil
 	}
-	err := r.updateAs(s.own, s.id, "acknowledge downlink", func(tx kv.Tx, f *fanout) error {
+	own, err := s.owner()
+	if err != nil {
+		s.putBackSeen(seen)
+		return err
+	}
+	err = r.updateAs(own, s.id, "acknowledge downlink", func(tx kv.Tx, f *fanout) error {
 		if err := seenTx(tx, s.id, seen); err != nil {
 			return err
 		}

@@ -30,7 +30,6 @@ type hub struct {
 type session struct {
 	id   string
 	conn *websocket.Conn
-	own  *owner        // the connection's owner claim on a shared store (owner.go), else nil
 	wake chan struct{} // capacity 1: "downlink may have grown"
 	// acked is the highest downlink seq the terminal acknowledged on this connection, kept in
 	// memory; sent is the highest seq sent on it (an ack beyond it is clamped).
@@ -51,6 +50,12 @@ type session struct {
 
 	// binaryChunks: the hello offered binary_chunks; content chunks go as binary messages.
 	binaryChunks bool
+
+	// The connection's owner claim on a shared store (owner.go): own and claimErr are set
+	// before claimed is closed, and read only after it (s.owner).
+	claimed  chan struct{}
+	own      *owner
+	claimErr error
 }
 
 // retire stops a replaced connection's writes of its downlink position (after any under way)

@@ -153,9 +153,9 @@ func TestNewerConnectionOnAnotherGatewayClosesTheOlder(t *testing.T) {
 	checkCharges(t, a, tm.id, want)
 }
 
-// Fencing alone (gateway A hears of no takeover): once B welcomed the terminal, a batch sent on
-// A's older connection is not stored or acknowledged there; A closes it as replaced, and the
-// terminal's resend through B is stored once.
+// Fencing alone (gateway A hears of no takeover): once B stored a batch of the terminal (so its
+// claim committed), a batch sent on A's older connection is not stored or acknowledged there;
+// A closes it as replaced, and the terminal's resend through B is stored once.
 func TestSupersededConnectionStoresNothing(t *testing.T) {
 	a, b := twoGateways(t, func(s kv.Store) kv.Store { return plainStore{s} })
 	tm := a.enroll(wire.ModeKiosk, "")
@@ -165,8 +165,12 @@ func TestSupersededConnectionStoresNothing(t *testing.T) {
 		t.Fatalf("ack %+v", ack)
 	}
 	cb := tm.via(b).connect(t, 0)
+	second := tm.item(wire.UpCharge, charge("A1", "s2", 1, 3))
+	if ack := cb.batch(second); ack.Seq != 2 {
+		t.Fatalf("ack through B %+v", ack)
+	}
 
-	late := tm.item(wire.UpCharge, charge("A1", "s2", 1, 7))
+	late := tm.item(wire.UpCharge, charge("A1", "s3", 1, 7))
 	send(t, ca.c, wire.Batch{Epoch: tm.epoch, Items: []wire.Item{late}})
 	ack, closed := outcome(t, ca.c)
 	if ack != nil {
@@ -176,13 +180,13 @@ func TestSupersededConnectionStoresNothing(t *testing.T) {
 		t.Fatalf("A closed the superseded connection with %d %q, want %d %q", closed.Code, closed.Reason,
 			websocket.StatusPolicyViolation, wire.ReasonReplaced)
 	}
-	if got, _ := a.r.Items(ItemFilter{TerminalID: tm.id, Kind: wire.UpCharge}); len(got) != 1 {
-		t.Fatalf("%d charges stored after the superseded batch, want the first only", len(got))
+	if got, _ := a.r.Items(ItemFilter{TerminalID: tm.id, Kind: wire.UpCharge}); len(got) != 2 {
+		t.Fatalf("%d charges stored after the superseded batch, want the 2 before it", len(got))
 	}
-	if ack := cb.batch(late); ack.Seq != 2 || len(ack.Rejected) != 0 {
-		t.Fatalf("resend through B: ack %+v, want seq 2", ack)
+	if ack := cb.batch(late); ack.Seq != 3 || len(ack.Rejected) != 0 {
+		t.Fatalf("resend through B: ack %+v, want seq 3", ack)
 	}
-	checkCharges(t, a, tm.id, map[string]kiosk.Cents{first.ID: 5, late.ID: 7})
+	checkCharges(t, a, tm.id, map[string]kiosk.Cents{first.ID: 5, second.ID: 3, late.ID: 7})
 }
 
 // Both connections send the same batch at the same moment (the terminal resends on B what A
