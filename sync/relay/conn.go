@@ -149,6 +149,9 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 	// connection's first batch or its next downlink flush, whichever comes first.
 	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1), binaryChunks: hello.BinaryChunks,
 		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
+	// On a store shared by gateways the connection claims the terminal, beside the handshake
+	// rather than in it; its writes wait for the claim (owner.go).
+	r.startClaim(sess)
 	// What the connection this one replaces acknowledged may not be written yet: this one
 	// takes it over (and the old one writes nothing more).
 	var floor uint64
@@ -182,7 +185,11 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 		_, restoreAgain = r.restoreSnapshots.LoadOrStore(info.ID+"/"+hello.Epoch, true)
 	}
 	if (restored && !restoreAgain) || hello.DownApplied < max(acked, min(floor, last)) {
-		queued, err := r.resync(info, hello.DownApplied, floor, restored && !restoreAgain)
+		own, err := sess.owner()
+		if err != nil {
+			return sess, hello, 0, false // the claim failed and closed the connection
+		}
+		queued, err := r.resync(own, info, hello.DownApplied, floor, restored && !restoreAgain)
 		if err != nil {
 			r.fail(c, "resync terminal", err)
 			return sess, hello, 0, false
@@ -355,7 +362,11 @@ func (r *Relay) send(ctx context.Context, c *websocket.Conn, msg any) error {
 }
 
 // fail logs a relay-side error and closes the connection with 1011 and no detail.
+// A write that found the connection superseded by a newer one closes it as replaced instead.
 func (r *Relay) fail(c *websocket.Conn, what string, err error) {
+	if closeSuperseded(c, err) {
+		return
+	}
 	r.logf("relay: %s: %v", what, err)
 	c.Close(websocket.StatusInternalError, ReasonStorage)
 }
@@ -480,6 +491,13 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch,
 			c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
 			return false
 		}
+		own, err := s.owner()
+		if err != nil {
+			return false // the claim failed and closed the connection
+		}
+		for i := range group {
+			group[i].own = own
+		}
 		s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
 		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen())
 		s.flushMu.Unlock()
@@ -552,7 +570,12 @@ func (r *Relay) flushAck(s *session) error {
 	if seq <= persisted && seen == nil {
 		return nil
 	}
-	err := r.update("acknowledge downlink", func(tx kv.Tx, f *fanout) error {
+	own, err := s.owner()
+	if err != nil {
+		s.putBackSeen(seen)
+		return err
+	}
+	err = r.updateAs(own, s.id, "acknowledge downlink", func(tx kv.Tx, f *fanout) error {
 		if err := seenTx(tx, s.id, seen); err != nil {
 			return err
 		}

@@ -50,6 +50,12 @@ type session struct {
 
 	// binaryChunks: the hello offered binary_chunks; content chunks go as binary messages.
 	binaryChunks bool
+
+	// The connection's owner claim on a shared store (owner.go): own and claimErr are set
+	// before claimed is closed, and read only after it (s.owner).
+	claimed  chan struct{}
+	own      *owner
+	claimErr error
 }
 
 // retire stops a replaced connection's writes of its downlink position (after any under way)

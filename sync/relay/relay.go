@@ -119,6 +119,10 @@ type Relay struct {
 	inviteMu sync.Mutex
 	// family is the family page's state: its templates and the wrong-code counts per address.
 	family *familyPage
+	// gateway is this relay's random id as a gateway of a shared store, nil on its own file;
+	// unsubOwners ends its subscription to takeovers (owner.go).
+	gateway     []byte
+	unsubOwners func()
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.
@@ -200,6 +204,12 @@ func Open(cfg Config) (*Relay, error) {
 	r.hub = newHub(cfg.MaxPending, cfg.MaxPendingPerAddr)
 	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }}
 	r.metrics = newMetrics(r)
+	if cfg.Store != nil { // a store that other gateways may share: one connection per terminal across them
+		if err := r.startOwners(); err != nil {
+			r.cancel()
+			return nil, err
+		}
+	}
 	mux := http.NewServeMux()
 	r.routeTerminal(mux)
 	r.routeAdmin(mux)
@@ -214,6 +224,9 @@ func (r *Relay) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
 		close(r.closed)
+		if r.unsubOwners != nil {
+			r.unsubOwners()
+		}
 		r.hub.closeAll()
 		// After the connections closed: each writes its terminal's last acknowledgement as it
 		// goes (flushAck), and that write must still commit.

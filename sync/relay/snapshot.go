@@ -279,10 +279,12 @@ func inForce(n wire.Notice, now time.Time) bool { return n.Until.IsZero() || now
 // reports whether a snapshot was queued.
 //
 // floor is what the terminal's previous connection acknowledged, perhaps not yet written.
-func (r *Relay) resync(t TerminalInfo, applied, floor uint64, restored bool) (bool, error) {
+//
+// own is the connection's owner claim (owner.go): a newer connection's position is not reset.
+func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restored bool) (bool, error) {
 	now := r.clock.Now().UTC()
 	queued := false
-	err := r.update("resync terminal", func(tx kv.Tx, f *fanout) error {
+	err := r.updateAs(own, t.ID, "resync terminal", func(tx kv.Tx, f *fanout) error {
 		queued = false
 		last, acked := downState(tx, t.ID)
 		acked = max(acked, min(floor, last))

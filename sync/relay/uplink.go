@@ -71,7 +71,11 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	var acks []wire.Ack
 	var stop error
 	defer r.metrics.batchStored(time.Now())
-	err := r.update("store batch", func(tx kv.Tx, f *fanout) error {
+	var own *owner
+	if len(batches) > 0 {
+		own = batches[0].own
+	}
+	err := r.updateAs(own, t.ID, "store batch", func(tx kv.Tx, f *fanout) error {
 		acks, stop = acks[:0], nil // a re-run starts over
 		// The items are written as log records once the batches are stored (itemlog.go).
 		tx = &logTx{Tx: tx, log: &itemLog{hint: logSize}}
@@ -261,6 +265,8 @@ type upBatch struct {
 	bodies []wire.UpBody
 	// ackLetters: the connection's hello asked for letters' states in the acks.
 	ackLetters bool
+	// own is the connection's owner claim (owner.go); the batches stored together share one.
+	own *owner
 }
 
 // prepared is an uplink item's body as the relay stores it (compact JSON, HTML-escaped as

@@ -130,3 +130,32 @@ var (
 func Retryable(err error) bool {
 	return errors.Is(err, ErrConflict) || errors.Is(err, ErrNoQuorum) || errors.Is(err, ErrTimeout)
 }
+
+// Notifier is an optional capability of a Store: best-effort messages between the processes
+// that share it, for what must happen promptly but is not state (the relay closes a
+// connection another gateway took over). Delivery is at most once and unordered between
+// senders; nothing is stored, so what depends on it must also be safe when a message is lost.
+type Notifier interface {
+	// Notify sends msg to the subscribers of topic, if any. topic is one token of letters,
+	// digits, '-' and '_' (at most 64 bytes).
+	Notify(topic string, msg []byte) error
+	// Subscribe calls fn with each message sent to topic until unsubscribe is called. fn runs
+	// on a goroutine of the store's and must not block for long.
+	Subscribe(topic string, fn func(msg []byte)) (unsubscribe func(), err error)
+}
+
+// ErrBadTopic: a Notifier topic that is empty, too long or not one token.
+var ErrBadTopic = errors.New("kv: notify topic must be 1 to 64 letters, digits, '-' or '_'")
+
+// CheckTopic returns ErrBadTopic unless topic is a valid Notifier topic.
+func CheckTopic(topic string) error {
+	if len(topic) == 0 || len(topic) > 64 {
+		return ErrBadTopic
+	}
+	for _, c := range []byte(topic) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return ErrBadTopic
+		}
+	}
+	return nil
+}

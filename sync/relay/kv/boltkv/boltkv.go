@@ -16,6 +16,8 @@ import (
 type Store struct {
 	db    *bolt.DB
 	owned bool
+	// notify is the in-process kv.Notifier (notify.go).
+	notify notifyHub
 }
 
 // New wraps an open database; Close leaves it open (its opener closes it).
