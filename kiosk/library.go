@@ -367,8 +367,10 @@ func (t *Terminal) SubmitQuiz(inmateID, courseID, quizID string, answers []int) 
 				return errInvalid(op, "answer %d is choice %d of %d", i+1, a+1, len(q.Questions[i].Choices))
 			}
 		}
-		_, err = enqueue(tx, now, ItemQuizAttempt, a)
-		return err
+		if _, err := enqueue(tx, now, ItemQuizAttempt, a); err != nil {
+			return err
+		}
+		return putQuizSentTx(tx, a)
 	})
 	if err != nil {
 		return vocab.QuizAttempt{}, err

@@ -118,7 +118,7 @@ func TestDownKindsMatchKiosk(t *testing.T) {
 	kioskKinds := []string{kiosk.DownInboundMessage, kiosk.DownMessageStatus, kiosk.DownInmate, kiosk.DownTechnician,
 		kiosk.DownTechnicianRemove, kiosk.DownDeposit, kiosk.DownContact, kiosk.DownPolicy, kiosk.DownRemoteCharge,
 		kiosk.DownRemoteCredit, kiosk.DownRemoteSessionEnd, kiosk.DownNotice, kiosk.DownSentMessage, kiosk.DownHistory, kiosk.DownMessageRead, kiosk.DownRefund,
-		kiosk.DownCatalogItem, kiosk.DownCatalogWithdrawn}
+		kiosk.DownCatalogItem, kiosk.DownCatalogWithdrawn, kiosk.DownQuizResult}
 	if !slices.Equal(kioskKinds, wire.DownKinds) {
 		t.Fatalf("kiosk downlink kinds %v differ from wire %v", kioskKinds, wire.DownKinds)
 	}

@@ -25,13 +25,14 @@ const (
 	DownRefund           = "refund"             // vocab.Refund of (part of) a deposit; applied once per ref
 	DownCatalogItem      = "catalog_item"       // vocab.CatalogItem published (or published again) in the facility's library
 	DownCatalogWithdrawn = "catalog_withdrawn"  // vocab.CatalogWithdrawn: an item taken out of the library
+	DownQuizResult       = "quiz_result"        // vocab.QuizResult: the relay's verdict on one quiz attempt
 )
 
 // DownKinds lists every downlink kind of this protocol version.
 var DownKinds = []string{DownInboundMessage, DownMessageStatus, DownInmate, DownTechnician,
 	DownTechnicianRemove, DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit,
 	DownRemoteSessionEnd, DownNotice, DownSentMessage, DownHistory, DownMessageRead, DownRefund,
-	DownCatalogItem, DownCatalogWithdrawn}
+	DownCatalogItem, DownCatalogWithdrawn, DownQuizResult}
 
 // Uplink item kinds (vocab.ItemKind values).
 const (

@@ -178,6 +178,9 @@ func goldenDownBodies() map[string]any {
 				SHA256:   "a82ee23ad027d808ef9a3be7e08826224ece8de90e35c0ebab7dca7b34f90723",
 				Manifest: "0d999c899e4dbad7f1690ae1671dde725b223bd3f23d7efeb4e55d2413b48e3f", Size: 262160, Type: vocab.MediaMP3}},
 		DownCatalogWithdrawn: vocab.CatalogWithdrawn{ID: "trk-blue-1", At: at.Add(time.Hour)},
+		DownQuizResult: vocab.QuizResult{AttemptID: "01920c6e-8f00-7000-8000-0000000000q1", InmateID: "A123456", CourseID: "crs-ged-math",
+			QuizID: "q-fractions", Outcome: vocab.QuizFailed, Right: 2, Questions: 3, PassScore: 3, AttemptsUsed: 2, AttemptsLeft: 1,
+			At: at.Add(2 * time.Minute)},
 	}
 }
 
@@ -330,6 +333,7 @@ func goldenBodyTypes() map[string]func() any {
 		"down_" + DownRefund:           func() any { return new(vocab.Refund) },
 		"down_" + DownCatalogItem:      func() any { return new(vocab.CatalogItem) },
 		"down_" + DownCatalogWithdrawn: func() any { return new(vocab.CatalogWithdrawn) },
+		"down_" + DownQuizResult:       func() any { return new(vocab.QuizResult) },
 	}
 }
 
