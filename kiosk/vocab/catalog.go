@@ -491,3 +491,40 @@ func ValidateQuizResult(r QuizResult) error {
 	}
 	return nil
 }
+
+// LibraryUse is how many library minutes an inmate began on one terminal on one day
+// (ItemLibraryUse up, DownLibraryUse down): the count so far, so a later record supersedes an
+// earlier one and a resent or reordered one changes nothing (the larger count stands). The
+// relay keeps each terminal's count and tells the inmate's other terminals, which add them
+// to their own to hold the inmate to Policy.LibraryMinutesPerDay across terminals.
+type LibraryUse struct {
+	InmateID string `json:"inmate_id"`
+	Day      string `json:"day"` // YYYY-MM-DD in the policy's timezone
+	// TerminalID is the terminal that counted the minutes: set by the relay downlink (from
+	// the connection, never the body), empty uplink.
+	TerminalID string    `json:"terminal_id,omitempty"`
+	Minutes    int       `json:"minutes"`
+	At         time.Time `json:"at"`
+}
+
+// ValidateLibraryUse checks a library-use record's shape.
+func ValidateLibraryUse(u LibraryUse) error {
+	if err := checkCatalogID("inmate_id", u.InmateID); err != nil {
+		return errInvalid("library use", "%v", err)
+	}
+	if d, err := time.Parse("2006-01-02", u.Day); err != nil || d.Format("2006-01-02") != u.Day {
+		return errInvalid("library use", "day %q is not YYYY-MM-DD", cutText(u.Day, 20))
+	}
+	if u.TerminalID != "" {
+		if err := checkCatalogID("terminal_id", u.TerminalID); err != nil {
+			return errInvalid("library use", "%v", err)
+		}
+	}
+	if u.Minutes < 1 || u.Minutes > MaxLibraryMinutesPerDay {
+		return errInvalid("library use", "minutes: %d is outside 1..%d", u.Minutes, MaxLibraryMinutesPerDay)
+	}
+	if u.At.IsZero() {
+		return errInvalid("library use", "at is missing")
+	}
+	return nil
+}

@@ -9,7 +9,53 @@ import (
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/wire"
 )
+
+// Library minutes are the person's: an inmate who used 40 of 60 on kiosk A has 20 left on
+// kiosk B once both synced, and B refuses the 21st.
+func TestLibraryMinutesPerPersonAcrossKiosks(t *testing.T) {
+	rl, px, a, _ := syncedKiosk(t, nil)
+	unbilledSessions(t, rl, func(p *kiosk.Policy) { p.LibraryMinutesPerDay = 60 })
+	b := openTerminal(t, "", kiosk.StoreOptions{})
+	b.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
+	b.start()
+	b.waitRoster()
+	for _, tm := range []*terminal{a, b} {
+		testwait.UntilSaw(t, "the policy on the kiosk", func() (bool, string) {
+			p := tm.term.Policy()
+			return p.LibraryMinutesPerDay == 60 && p.Pricing == kiosk.PricingPerMessage, fmt.Sprint(p.LibraryMinutesPerDay)
+		})
+	}
+	a.login("B1", "1234")
+	for i := range 40 {
+		if _, err := a.term.UseLibraryMinute("A1"); err != nil {
+			t.Fatalf("minute %d on kiosk A: %v", i+1, err)
+		}
+	}
+	a.waitSynced()
+	testwait.UntilSaw(t, "kiosk A's 40 minutes counted on kiosk B", func() (bool, string) {
+		left, err := b.term.LibraryMinutesLeft("A1")
+		return left == 20, fmt.Sprint(left, err)
+	})
+	if err := a.term.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	b.login("B1", "1234")
+	for i := range 20 {
+		if left, err := b.term.UseLibraryMinute("A1"); err != nil || left != 19-i {
+			t.Fatalf("minute %d on kiosk B: %d left, %v", 41+i, left, err)
+		}
+	}
+	if _, err := b.term.UseLibraryMinute("A1"); kiosk.ReasonOf(err) != vocab.ReasonLibraryTimeUsed {
+		t.Fatalf("minute 61 on kiosk B: %v, want %s", err, vocab.ReasonLibraryTimeUsed)
+	}
+	b.waitSynced()
+	testwait.UntilSaw(t, "kiosk B's minutes back on kiosk A", func() (bool, string) {
+		left, err := a.term.LibraryMinutesLeft("A1")
+		return left == 0, fmt.Sprint(left, err)
+	})
+}
 
 // Every quiz attempt gets the relay's result on the terminal that sent it: a fail with the
 // score and the attempts left, a pass with its credit, a second pass with none and why.

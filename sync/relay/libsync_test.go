@@ -78,3 +78,43 @@ func TestQuizResultForEveryAttempt(t *testing.T) {
 		}
 	}
 }
+
+// A terminal's library minutes reach the inmate's other terminals, named by the connection,
+// only when the count grew; another inmate's tablet hears nothing and may not report.
+func TestLibraryUsePassedOnOnce(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	a, b := e.enroll(wire.ModeKiosk, ""), e.enroll(wire.ModeKiosk, "")
+	tab := e.enroll(wire.ModeTablet, "A2")
+	ac, bc, tc := a.connect(t, 0), b.connect(t, 0), tab.connect(t, 0)
+	use := func(n int) wire.Item {
+		return a.item(wire.UpLibraryUse, vocab.LibraryUse{InmateID: "A1", Day: "2026-03-01", Minutes: n, At: t0})
+	}
+	if ack := ac.batch(use(40), use(12), use(40)); len(ack.Rejected) != 0 {
+		t.Fatalf("ack %+v", ack)
+	}
+	var u vocab.LibraryUse
+	bc.waitDown(wire.DownLibraryUse, func(raw json.RawMessage) bool { return json.Unmarshal(raw, &u) == nil })
+	if u.TerminalID != a.id || u.Minutes != 40 || u.InmateID != "A1" {
+		t.Errorf("on kiosk B: %+v", u)
+	}
+	ac.batch(use(41))
+	bc.waitDown(wire.DownLibraryUse, func(raw json.RawMessage) bool { return json.Unmarshal(raw, &u) == nil && u.Minutes == 41 })
+	n := 0
+	for _, it := range bc.down {
+		if it.Kind == wire.DownLibraryUse {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("kiosk B got %d library_use items for counts 40, 12, 40, 41; want 2", n)
+	}
+	if ack := tc.batch(tab.item(wire.UpLibraryUse, vocab.LibraryUse{InmateID: "A1", Day: "2026-03-01", Minutes: 60, At: t0})); len(ack.Rejected) != 1 || ack.Rejected[0].Reason != wire.RefuseNotYours {
+		t.Errorf("another inmate's tablet reporting: %+v", ack)
+	}
+	for _, it := range tc.down {
+		if it.Kind == wire.DownLibraryUse {
+			t.Errorf("another inmate's tablet got %s", it.Body)
+		}
+	}
+}

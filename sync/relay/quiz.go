@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"strings"
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
@@ -127,4 +128,39 @@ func gradeQuizAttempt(tx kv.Tx, f *fanout, t TerminalInfo, pol vocab.Policy, a v
 	cr := vocab.Credit{RecordID: recordID, InmateID: a.InmateID, Cents: credit, Reason: vocab.CreditQuizPassed, At: now,
 		CourseID: a.CourseID, QuizID: a.QuizID}
 	return "", res, f.toInmate(t.FacilityID, a.InmateID, "", wire.DownRemoteCredit, cr)
+}
+
+// applyLibraryUse keeps terminal t's count of the library minutes an inmate began there on a
+// day (docs/PROTOCOL.md, "Library": library minutes per person) and, when it grew, tells the
+// inmate's other terminals (library_use, naming t), which add it to their own count against
+// the policy's library_minutes_per_day. A count never shrinks: a resent, reordered or lowered
+// record changes nothing and is not passed on. The terminal is the one of the connection,
+// never one the body names. Counts of the inmate's earlier days are dropped.
+func applyLibraryUse(tx kv.Tx, f *fanout, t TerminalInfo, u vocab.LibraryUse) (string, error) {
+	if _, ok, err := f.inmateFor(t, u.InmateID); err != nil || !ok {
+		return wire.RefuseNotYours, err
+	}
+	b := tx.Bucket([]byte(bOwned))
+	prefix := "l/" + u.InmateID + "/"
+	var old [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, _ = c.Next() {
+		if day, _, _ := strings.Cut(string(k[len(prefix):]), "/"); day < u.Day {
+			old = append(old, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			return "", err
+		}
+	}
+	key := []byte(prefix + u.Day + "/" + t.ID)
+	if readU64(b.Get(key)) >= uint64(u.Minutes) {
+		return "", nil
+	}
+	if err := b.Put(key, u64(uint64(u.Minutes))); err != nil {
+		return "", err
+	}
+	u.TerminalID = t.ID
+	return "", f.toInmate(t.FacilityID, u.InmateID, t.ID, wire.DownLibraryUse, u)
 }

@@ -67,7 +67,7 @@ const (
 	bStampDue = "stamp_due" // terminal id -> stampDueRec
 	// v8: the library (catalog.go, purchase.go).
 	bCatalog = "catalog" // facility id + "/" + item id -> catalogRec
-	bOwned   = "owned"   // "i/" + inmate id + "/" + item id -> ownedRec; "m/" + inmate id + "/" + sha256 -> nil; "q/" + inmate/course/quiz -> attempts graded (8 bytes); "r/" + inmate/attempt id -> vocab.QuizResult
+	bOwned   = "owned"   // "i/" + inmate id + "/" + item id -> ownedRec; "m/" + inmate id + "/" + sha256 -> nil; "q/" + inmate/course/quiz -> attempts graded (8 bytes); "r/" + inmate/attempt id -> vocab.QuizResult; "l/" + inmate/day/terminal -> library minutes (8 bytes)
 )
 
 const kSchema = "schema_version"
