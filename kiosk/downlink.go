@@ -32,6 +32,8 @@ const (
 	DownHistory          = "history"            // History: a kiosk's copy of one session's letters
 	DownMessageRead      = "message_read"       // MessageRead: an inbox letter read on another terminal
 	DownRefund           = "refund"             // Refund of (part of) a deposit
+	DownQuizResult       = "quiz_result"        // vocab.QuizResult: the relay's verdict on a quiz attempt
+	DownLibraryUse       = "library_use"        // vocab.LibraryUse: library minutes begun on another terminal
 )
 
 // Keys of the downlink bucket.
@@ -362,6 +364,18 @@ func applyDownTx(tx *bolt.Tx, now time.Time, kind string, body json.RawMessage) 
 			return "", nil, err
 		}
 		return "", nil, applyCatalogWithdrawnTx(tx, w)
+	case DownQuizResult:
+		var r vocab.QuizResult
+		if err := decode(&r); err != nil {
+			return "", nil, err
+		}
+		return r.InmateID, nil, applyQuizResultTx(tx, r)
+	case DownLibraryUse:
+		var u vocab.LibraryUse
+		if err := decode(&u); err != nil {
+			return "", nil, err
+		}
+		return u.InmateID, nil, applyLibraryUseTx(tx, u)
 	default:
 		return "", nil, errInvalid("apply downlink", "unknown kind %q", clip(kind, 64))
 	}

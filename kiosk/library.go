@@ -18,8 +18,8 @@ import (
 //   - what each inmate owns (bOwned), bought here (Buy), elsewhere (a remote_charge with an
 //     item_id), or added free; an owned item keeps the catalog entry it was bought under, so
 //     it stays playable after a withdrawal;
-//   - the minutes each inmate spent in the library today (bLibraryUse), against the policy's
-//     library_minutes_per_day.
+//   - the minutes each inmate spent in the library today (bLibraryUse), here and, as the relay
+//     tells, on other terminals, against the policy's library_minutes_per_day.
 // The media themselves are content (kiosk/content), kept by the sync layer: a tablet retains
 // what its person owns, pinned, under vocab.OwnedHolder; a kiosk fetches on demand.
 
@@ -27,7 +27,7 @@ import (
 const (
 	bCatalog    = "catalog"     // item id -> vocab.CatalogItem
 	bOwned      = "owned"       // inmate id + "/" + item id -> OwnedItem
-	bLibraryUse = "library_use" // inmate id + "/" + day (YYYY-MM-DD, policy zone) -> minutes begun (u64)
+	bLibraryUse = "library_use" // inmate id + "/" + day (YYYY-MM-DD, policy zone) -> minutes begun here (u64); + "/" + terminal id -> minutes begun there, as the relay said
 )
 
 // migrate4to5 brings in the library's buckets; nothing before schema 5 was published or bought.
@@ -274,6 +274,13 @@ func ownedTx(tx *bolt.Tx, prefix string) ([]OwnedItem, error) {
 // limit). The screens call it when the inmate enters the library and at each minute begun
 // there; it is refused with ReasonLibraryTimeUsed (Until: the next day) once the policy's
 // library_minutes_per_day are used. It needs the inmate's own session.
+//
+// The allowance is the person's, not the terminal's: the minutes counted are this terminal's
+// own and those the relay said the inmate began on other terminals today (library_use
+// downlink). Each minute begun here is told to the relay (ItemLibraryUse, this terminal's
+// count so far), which tells the inmate's other terminals. Offline, a terminal goes by what it
+// last heard plus its own minutes: an inmate can overrun the allowance by at most what one
+// terminal cut off from the relay lets them use unseen.
 func (t *Terminal) UseLibraryMinute(inmateID string) (left int, err error) {
 	const op = "use library"
 	if err := t.requireSession(op, inmateID); err != nil {
@@ -286,33 +293,29 @@ func (t *Terminal) UseLibraryMinute(inmateID string) (left int, err error) {
 	now := t.clock.Now()
 	day, next := libraryDay(p, now)
 	err = t.store.update(op, func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(bLibraryUse))
 		// Earlier days of this inmate are gone: a day's count is all the limit needs.
-		prefix := inmateID + "/"
-		var old [][]byte
-		c := b.Cursor()
-		for k, _ := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, _ = c.Next() {
-			if string(k) != prefix+day {
-				old = append(old, append([]byte(nil), k...))
-			}
+		if err := pruneLibraryUseTx(tx, inmateID, func(d string) bool { return d != day }); err != nil {
+			return err
 		}
-		for _, k := range old {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		used := int(readU64(b.Get([]byte(prefix + day))))
+		own, others := libraryUseTx(tx, inmateID, day)
+		used := own + others
 		if used >= p.LibraryMinutesPerDay {
 			return &Error{Kind: KindRefused, Op: op, Reason: vocab.ReasonLibraryTimeUsed, Until: next,
 				Err: fmt.Errorf("%d of %d library minutes used today", used, p.LibraryMinutesPerDay)}
 		}
 		left = p.LibraryMinutesPerDay - used - 1
-		return b.Put([]byte(prefix+day), u64(uint64(used+1)))
+		own++
+		if err := tx.Bucket([]byte(bLibraryUse)).Put([]byte(inmateID+"/"+day), u64(uint64(own))); err != nil {
+			return err
+		}
+		_, err := enqueue(tx, now.UTC(), ItemLibraryUse, vocab.LibraryUse{InmateID: inmateID, Day: day, Minutes: own, At: now.UTC()})
+		return err
 	})
 	return left, err
 }
 
-// LibraryMinutesLeft says how many library minutes the inmate has left today (-1: no limit).
+// LibraryMinutesLeft says how many library minutes the inmate has left today (-1: no limit),
+// here and elsewhere as far as this terminal knows.
 func (t *Terminal) LibraryMinutesLeft(inmateID string) (int, error) {
 	p := t.Policy()
 	if p.LibraryMinutesPerDay <= 0 {
@@ -321,10 +324,68 @@ func (t *Terminal) LibraryMinutesLeft(inmateID string) (int, error) {
 	day, _ := libraryDay(p, t.clock.Now())
 	used := 0
 	err := t.store.view(func(tx *bolt.Tx) error {
-		used = int(readU64(tx.Bucket([]byte(bLibraryUse)).Get([]byte(inmateID + "/" + day))))
+		own, others := libraryUseTx(tx, inmateID, day)
+		used = own + others
 		return nil
 	})
 	return max(p.LibraryMinutesPerDay-used, 0), err
+}
+
+// libraryUseTx reads the inmate's library minutes of day: begun on this terminal (key
+// inmate/day) and on the others the relay told of (keys inmate/day/terminal).
+func libraryUseTx(tx *bolt.Tx, inmateID, day string) (own, others int) {
+	prefix := inmateID + "/" + day
+	c := tx.Bucket([]byte(bLibraryUse)).Cursor()
+	for k, v := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
+		switch rest := string(k[len(prefix):]); {
+		case rest == "":
+			own = int(readU64(v))
+		case strings.HasPrefix(rest, "/") && !strings.Contains(rest[1:], "/"):
+			others += int(readU64(v))
+		}
+	}
+	return own, others
+}
+
+// pruneLibraryUseTx deletes the inmate's library counts of the days drop says.
+func pruneLibraryUseTx(tx *bolt.Tx, inmateID string, drop func(day string) bool) error {
+	b := tx.Bucket([]byte(bLibraryUse))
+	prefix := inmateID + "/"
+	var old [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, _ = c.Next() {
+		day, _, _ := strings.Cut(string(k[len(prefix):]), "/")
+		if drop(day) {
+			old = append(old, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyLibraryUseTx keeps what the relay said another terminal counted for the inmate on a
+// day. Counts only grow (the larger stands), so a replayed or reordered record changes
+// nothing; records of days before it are dropped.
+func applyLibraryUseTx(tx *bolt.Tx, u vocab.LibraryUse) error {
+	if err := vocab.ValidateLibraryUse(u); err != nil {
+		return err
+	}
+	if u.TerminalID == "" {
+		return errInvalid("apply library use", "terminal_id is missing")
+	}
+	if err := pruneLibraryUseTx(tx, u.InmateID, func(d string) bool { return d < u.Day }); err != nil {
+		return err
+	}
+	b := tx.Bucket([]byte(bLibraryUse))
+	key := []byte(u.InmateID + "/" + u.Day + "/" + u.TerminalID)
+	if int(readU64(b.Get(key))) >= u.Minutes {
+		return nil
+	}
+	return b.Put(key, u64(uint64(u.Minutes)))
 }
 
 // libraryDay names the policy's day at now and when the next one starts.
@@ -367,8 +428,10 @@ func (t *Terminal) SubmitQuiz(inmateID, courseID, quizID string, answers []int) 
 				return errInvalid(op, "answer %d is choice %d of %d", i+1, a+1, len(q.Questions[i].Choices))
 			}
 		}
-		_, err = enqueue(tx, now, ItemQuizAttempt, a)
-		return err
+		if _, err := enqueue(tx, now, ItemQuizAttempt, a); err != nil {
+			return err
+		}
+		return putQuizSentTx(tx, a)
 	})
 	if err != nil {
 		return vocab.QuizAttempt{}, err

@@ -98,7 +98,11 @@ func TestSessionsNameTheEnrolledTerminal(t *testing.T) {
 func FuzzApplyDownlink(f *testing.F) {
 	kinds := []string{DownInboundMessage, DownMessageStatus, DownInmate, DownTechnician, DownTechnicianRemove,
 		DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit, DownRemoteSessionEnd, DownNotice,
-		DownSentMessage, DownHistory, DownMessageRead, DownRefund}
+		DownSentMessage, DownHistory, DownMessageRead, DownRefund, DownCatalogItem, DownCatalogWithdrawn, DownQuizResult, DownLibraryUse}
+	f.Add(uint8(18), `{"attempt_id":"a1","inmate_id":"A1","course_id":"c1","quiz_id":"q1","outcome":"failed","right":2,"questions":3,"pass_score":3,"attempts_used":1,"attempts_left":2,"at":"2026-11-26T09:00:00Z"}`)
+	f.Add(uint8(18), `{"attempt_id":"a1","inmate_id":"A1","course_id":"c1","quiz_id":"q1","outcome":"failed","right":4,"questions":3,"credit_cents":50}`)
+	f.Add(uint8(19), `{"inmate_id":"A1","day":"2025-03-05","terminal_id":"T2","minutes":40,"at":"2026-11-26T09:00:00Z"}`)
+	f.Add(uint8(19), `{"inmate_id":"A1","day":"2025-02-30","terminal_id":"T2/x","minutes":-1}`)
 	f.Add(uint8(5), `{"ref":"d1","inmate_id":"A1","cents":500}`)
 	f.Add(uint8(12), `{"ref":"r1","deposit_ref":"seed","inmate_id":"A1","cents":300,"at":"2026-11-26T09:00:00Z"}`)
 	f.Add(uint8(12), `{"ref":"r1","deposit_ref":"seed","inmate_id":"A1","cents":-3}`)

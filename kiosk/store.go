@@ -89,6 +89,7 @@ func migrations() []func(tx *bolt.Tx) error {
 		migrate2to3,
 		migrate3to4, // print.go
 		migrate4to5, // the library (library.go)
+		migrate5to6, // quiz results (quiz.go)
 	}
 }
 

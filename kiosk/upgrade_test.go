@@ -123,7 +123,7 @@ func TestSchema1StoreForwardsAfterUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info, _ := s.Info(); info.Schema != SchemaVersion() || info.Schema != 5 {
+	if info, _ := s.Info(); info.Schema != SchemaVersion() || info.Schema != 6 {
 		t.Fatalf("schema after upgrade = %d", info.Schema)
 	}
 	if rep, err := term.Verify("test"); err != nil || !rep.OK {

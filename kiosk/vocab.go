@@ -69,6 +69,7 @@ const (
 	ItemDeviceStatus          = vocab.ItemDeviceStatus
 	ItemMessageRead           = vocab.ItemMessageRead
 	ItemQuizAttempt           = vocab.ItemQuizAttempt
+	ItemLibraryUse            = vocab.ItemLibraryUse
 	ItemMessage               = vocab.ItemMessage
 	ItemPREA                  = vocab.ItemPREA
 	ItemSessionEnd            = vocab.ItemSessionEnd

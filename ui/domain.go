@@ -61,6 +61,7 @@ type Domain interface {
 	UseLibraryMinute(inmateID string) (left int, err error)
 	LibraryMinutesLeft(inmateID string) (int, error)
 	SubmitQuiz(inmateID, courseID, quizID string, answers []int) (vocab.QuizAttempt, error)
+	LastQuizAttempt(inmateID, courseID, quizID string) (kiosk.QuizStatus, bool, error)
 
 	PREABadge(badgeID string) (kiosk.BadgeResult, error)
 	VerifyPREA(badgeID, pin string) (kiosk.PREAReporter, error)

@@ -444,3 +444,50 @@ func TestLibraryListFollowsTheCatalog(t *testing.T) {
 	h.mustSee("Letter Home")
 	h.mustNotSee("Morning Yard")
 }
+
+// The quiz screen waits for the relay's word ("Sent for grading", offline too) and then says
+// exactly what the relay said: a fail with the score, the pass mark and the attempts left;
+// a pass with the minutes credited.
+func TestQuizScreenShowsTheRelaysResult(t *testing.T) {
+	h := newHarness(t, func(s *setup) {
+		s.policy = func(p *kiosk.Policy) { p.QuizCreditMinutes = 10 }
+	})
+	qs := []vocab.QuizQuestion{{Text: "1+1?", Choices: []string{"2", "3"}}, {Text: "2+2?", Choices: []string{"4", "5"}},
+		{Text: "3+3?", Choices: []string{"6", "7"}}}
+	h.publish(
+		kiosk.CatalogItem{ID: "les-1", Kind: vocab.CatalogLesson, Title: "Sums", Pages: []vocab.MediaRef{*fakeRef("p1", vocab.MediaText)}},
+		kiosk.CatalogItem{ID: "crs-1", Kind: vocab.CatalogCourse, Title: "Arithmetic", Lessons: []string{"les-1"},
+			Quizzes: []vocab.Quiz{{ID: "q1", Title: "Sums quiz", PassScore: 3, Questions: qs}}},
+	)
+	h.login()
+	h.tap("Library")
+	h.k.SetLinkStatus(false)
+	h.settle()
+	take := func() string {
+		h.t.Helper()
+		h.openRow("Arithmetic")
+		h.tap("Take the quiz")
+		h.tap("2")
+		h.tap("5")
+		h.tap("6")
+		h.tap("Send my answers")
+		h.mustSee("Sent for grading.", "your answers will be sent when the connection is back")
+		st, ok, err := h.term.LastQuizAttempt(mariaID, "crs-1", "q1")
+		if err != nil || !ok || st.Result != nil {
+			h.t.Fatalf("the attempt: %+v %v %v", st, ok, err)
+		}
+		return st.AttemptID
+	}
+	id := take()
+	res := vocab.QuizResult{AttemptID: id, InmateID: mariaID, CourseID: "crs-1", QuizID: "q1", Outcome: vocab.QuizFailed,
+		Right: 2, Questions: 3, PassScore: 3, AttemptsUsed: 2, AttemptsLeft: 1, At: start}
+	h.downlink("quiz_result", res)
+	h.mustSee("You got 2 of 3 right; 3 needed to pass. 1 attempt left.")
+	h.tap("Back to the course")
+	h.tap("Back")
+	id = take()
+	res.AttemptID, res.Outcome, res.Right, res.CreditCents, res.CreditMinutes, res.AttemptsUsed, res.AttemptsLeft =
+		id, vocab.QuizPassed, 3, 10*h.term.Policy().RatePerMinute, 10, 3, 0
+	h.downlink("quiz_result", res)
+	h.mustSee("Passed — 10 minutes credited", "You got 3 of 3 right.")
+}

@@ -174,7 +174,7 @@ func (k *Kiosk) showQuizReady(course kiosk.CatalogItem, q vocab.Quiz, answers []
 		send.Disable()
 		id := s.inmateID
 		k.run(func() func() {
-			_, err := k.d.SubmitQuiz(id, course.ID, q.ID, answers)
+			a, err := k.d.SubmitQuiz(id, course.ID, q.ID, answers)
 			return func() {
 				if k.sess != s || k.lib == nil {
 					return
@@ -183,7 +183,7 @@ func (k *Kiosk) showQuizReady(course kiosk.CatalogItem, q vocab.Quiz, answers []
 					k.showQuizReady(course, q, answers, w.libraryRefusal(err, 0, 0))
 					return
 				}
-				k.showQuizSent(course, q)
+				k.showQuizSent(course, q, a.ID)
 			}
 		})
 	})
@@ -192,17 +192,85 @@ func (k *Kiosk) showQuizReady(course kiosk.CatalogItem, q vocab.Quiz, answers []
 	k.setScreen(v, k.frame(w, q.Title, back, status, container.NewVBox(rows...)))
 }
 
-// showQuizSent says the answers went for grading, offline or not, and where a credit shows.
-func (k *Kiosk) showQuizSent(course kiosk.CatalogItem, q vocab.Quiz) {
+// showQuizSent says the answers went for grading, offline or not, and, once the relay's
+// result of this attempt arrives (read again at every change), exactly what the relay said:
+// the score, the pass mark, the credit or why there is none, the attempts left. The terminal
+// never grades: until the result comes, the screen says only "Sent for grading".
+func (k *Kiosk) showQuizSent(course kiosk.CatalogItem, q vocab.Quiz, attemptID string) {
+	s := k.sess
 	v, w, status := k.libraryView("library_quiz_sent")
 	back := func() { k.showCourse(course) }
-	rows := []fyne.CanvasObject{theme.Text(w.T("library.quiz_sent"), theme.SubHeadingSize, theme.Green, true)}
-	if !k.online {
-		rows = append(rows, label(w.T("library.quiz_offline")))
+	box := container.NewVBox()
+	waiting := func() []fyne.CanvasObject {
+		rows := []fyne.CanvasObject{theme.Text(w.T("library.quiz_sent"), theme.SubHeadingSize, theme.Green, true)}
+		if !k.online {
+			rows = append(rows, label(w.T("library.quiz_offline")))
+		}
+		if credit := k.d.Policy().QuizCredit(); credit > 0 {
+			rows = append(rows, label(w.T("library.quiz_credit", "amount", credit.String())))
+		}
+		return rows
 	}
-	if credit := k.d.Policy().QuizCredit(); credit > 0 {
-		rows = append(rows, label(w.T("library.quiz_credit", "amount", credit.String())))
+	backBtn := big(k.button(w.T("library.back_to_course"), fynetheme.NavigateBackIcon(), back), 320, 64)
+	box.Objects = append(waiting(), backBtn)
+	k.setScreen(v, k.frame(w, q.Title, back, status, box))
+	id := s.inmateID
+	load := func() {
+		k.run(func() func() {
+			st, ok, err := k.d.LastQuizAttempt(id, course.ID, q.ID)
+			return func() {
+				if k.sess != s || k.v != v {
+					return
+				}
+				if err != nil {
+					k.logf("ui: read quiz result: %v", err)
+					return
+				}
+				if !ok || st.AttemptID != attemptID || st.Result == nil {
+					return // still waiting for the relay
+				}
+				box.Objects = append(w.quizResult(*st.Result), backBtn)
+				box.Refresh()
+			}
+		})
 	}
-	rows = append(rows, big(k.button(w.T("library.back_to_course"), fynetheme.NavigateBackIcon(), back), 320, 64))
-	k.setScreen(v, k.frame(w, q.Title, back, status, container.NewVBox(rows...)))
+	v.onChanged = load
+	load()
+}
+
+// quizResult says the relay's result of an attempt.
+func (w words) quizResult(r vocab.QuizResult) []fyne.CanvasObject {
+	score := map[string]string{"right": strconv.Itoa(r.Right), "n": strconv.Itoa(r.Questions), "pass": strconv.Itoa(r.PassScore)}
+	args := func(m map[string]string) []string {
+		var out []string
+		for k, v := range m {
+			out = append(out, k, v)
+		}
+		return out
+	}
+	attempts := w.T("library.quiz_attempts_none")
+	if r.AttemptsLeft > 0 {
+		attempts = w.count("library.quiz_attempts_left", r.AttemptsLeft)
+	}
+	switch r.Outcome {
+	case vocab.QuizPassed:
+		var head string
+		switch {
+		case r.CreditMinutes > 0:
+			head = w.count("library.quiz_passed_minutes", r.CreditMinutes)
+		case r.CreditCents > 0:
+			head = w.T("library.quiz_passed_amount", "amount", r.CreditCents.String())
+		case r.NoCredit == vocab.QuizAlreadyCredited:
+			head = w.T("library.quiz_passed_before")
+		default:
+			head = w.T("library.quiz_passed_no_credit")
+		}
+		return []fyne.CanvasObject{theme.Text(head, theme.SubHeadingSize, theme.Green, true),
+			label(w.T("library.quiz_score", args(score)...))}
+	case vocab.QuizFailed:
+		return []fyne.CanvasObject{theme.Text(w.T("library.quiz_failed", args(score)...)+" "+attempts, theme.SubHeadingSize, theme.Orange, true)}
+	case vocab.QuizNotGraded:
+		return []fyne.CanvasObject{theme.Text(w.T("library.quiz_not_graded"), theme.SubHeadingSize, theme.Orange, true)}
+	}
+	return []fyne.CanvasObject{theme.Text(w.T("library.quiz_refused"), theme.SubHeadingSize, theme.Orange, true)}
 }

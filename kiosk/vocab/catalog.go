@@ -416,3 +416,115 @@ const (
 	// ReasonNotInCatalog: the item is not (or no longer) in the catalog.
 	ReasonNotInCatalog Reason = "not_in_catalog"
 )
+
+// QuizResult is the relay's verdict on one quiz attempt (DownQuizResult), sent to the terminal
+// that sent the attempt and to the inmate's tablets for every attempt the relay graded or
+// would not grade: the inmate on the quiz screen learns the outcome, a fail included. It
+// never carries the answer key, nor which answers were right: only how many. The relay
+// decides it once per attempt id and sends the same result again for a resent attempt.
+type QuizResult struct {
+	AttemptID string `json:"attempt_id"`
+	InmateID  string `json:"inmate_id"`
+	CourseID  string `json:"course_id"`
+	QuizID    string `json:"quiz_id"`
+	Outcome   string `json:"outcome"` // QuizPassed, QuizFailed, QuizNotGraded or QuizRefused
+	Right     int    `json:"right"`   // answers right (0 unless graded)
+	Questions int    `json:"questions"`
+	PassScore int    `json:"pass_score"`
+	// CreditCents is the credit this attempt granted (0: none); CreditMinutes, when the policy
+	// sets the credit in minutes only, the minutes it stands for (valued in CreditCents
+	// already), else 0. NoCredit says why a pass earned nothing: QuizAlreadyCredited or
+	// QuizNoCreditPolicy.
+	CreditCents   Cents  `json:"credit_cents"`
+	CreditMinutes int    `json:"credit_minutes"`
+	NoCredit      string `json:"no_credit,omitempty"`
+	// Reason is the refusal reason of a refused attempt (the item's, e.g. quiz_unknown).
+	Reason       string    `json:"reason,omitempty"`
+	AttemptsUsed int       `json:"attempts_used"` // graded attempts of the inmate at this quiz, this one included
+	AttemptsLeft int       `json:"attempts_left"` // attempts still graded (MaxQuizAttempts - used)
+	At           time.Time `json:"at"`
+}
+
+// Quiz outcomes (QuizResult.Outcome).
+const (
+	QuizPassed    = "passed"     // graded: right >= pass_score
+	QuizFailed    = "failed"     // graded: too few right
+	QuizNotGraded = "not_graded" // over MaxQuizAttempts: kept, not graded, earns nothing
+	QuizRefused   = "refused"    // not a quiz the relay knows (Reason says why)
+)
+
+// Why a passed quiz earned nothing (QuizResult.NoCredit).
+const (
+	QuizAlreadyCredited = "already_credited" // passed and credited before (here or elsewhere)
+	QuizNoCreditPolicy  = "no_credit_policy" // the facility's policy grants nothing for a pass
+)
+
+// ValidateQuizResult checks a result's shape, as a terminal applies it.
+func ValidateQuizResult(r QuizResult) error {
+	for _, f := range []struct{ name, v string }{{"attempt_id", r.AttemptID}, {"inmate_id", r.InmateID}, {"course_id", r.CourseID}, {"quiz_id", r.QuizID}} {
+		if err := checkCatalogID(f.name, f.v); err != nil {
+			return errInvalid("quiz result", "%v", err)
+		}
+	}
+	switch r.Outcome {
+	case QuizPassed, QuizFailed, QuizNotGraded, QuizRefused:
+	default:
+		return errInvalid("quiz result", "outcome %q is not %s, %s, %s or %s", cutText(r.Outcome, 40), QuizPassed, QuizFailed, QuizNotGraded, QuizRefused)
+	}
+	switch {
+	case r.Questions < 0 || r.Questions > MaxQuizQuestions:
+		return errInvalid("quiz result", "questions: %d is outside 0..%d", r.Questions, MaxQuizQuestions)
+	case r.Right < 0 || r.Right > r.Questions:
+		return errInvalid("quiz result", "right: %d is outside 0..%d", r.Right, r.Questions)
+	case r.PassScore < 0 || r.PassScore > r.Questions:
+		return errInvalid("quiz result", "pass_score: %d is outside 0..%d", r.PassScore, r.Questions)
+	case r.CreditCents < 0 || r.CreditCents > MaxQuizCredit:
+		return errInvalid("quiz result", "credit_cents: %d is outside 0..%d", r.CreditCents, MaxQuizCredit)
+	case r.CreditCents > 0 && r.Outcome != QuizPassed:
+		return errInvalid("quiz result", "credit_cents: only a pass earns a credit")
+	case r.CreditMinutes < 0 || r.CreditMinutes > MaxLibraryMinutesPerDay:
+		return errInvalid("quiz result", "credit_minutes: %d is outside 0..%d", r.CreditMinutes, MaxLibraryMinutesPerDay)
+	case r.AttemptsUsed < 0 || r.AttemptsLeft < 0 || r.AttemptsLeft > MaxQuizAttempts:
+		return errInvalid("quiz result", "attempts_used %d, attempts_left %d", r.AttemptsUsed, r.AttemptsLeft)
+	case len(r.NoCredit) > 40 || len(r.Reason) > 64:
+		return errInvalid("quiz result", "no_credit or reason too long")
+	}
+	return nil
+}
+
+// LibraryUse is how many library minutes an inmate began on one terminal on one day
+// (ItemLibraryUse up, DownLibraryUse down): the count so far, so a later record supersedes an
+// earlier one and a resent or reordered one changes nothing (the larger count stands). The
+// relay keeps each terminal's count and tells the inmate's other terminals, which add them
+// to their own to hold the inmate to Policy.LibraryMinutesPerDay across terminals.
+type LibraryUse struct {
+	InmateID string `json:"inmate_id"`
+	Day      string `json:"day"` // YYYY-MM-DD in the policy's timezone
+	// TerminalID is the terminal that counted the minutes: set by the relay downlink (from
+	// the connection, never the body), empty uplink.
+	TerminalID string    `json:"terminal_id,omitempty"`
+	Minutes    int       `json:"minutes"`
+	At         time.Time `json:"at"`
+}
+
+// ValidateLibraryUse checks a library-use record's shape.
+func ValidateLibraryUse(u LibraryUse) error {
+	if err := checkCatalogID("inmate_id", u.InmateID); err != nil {
+		return errInvalid("library use", "%v", err)
+	}
+	if d, err := time.Parse("2006-01-02", u.Day); err != nil || d.Format("2006-01-02") != u.Day {
+		return errInvalid("library use", "day %q is not YYYY-MM-DD", cutText(u.Day, 20))
+	}
+	if u.TerminalID != "" {
+		if err := checkCatalogID("terminal_id", u.TerminalID); err != nil {
+			return errInvalid("library use", "%v", err)
+		}
+	}
+	if u.Minutes < 1 || u.Minutes > MaxLibraryMinutesPerDay {
+		return errInvalid("library use", "minutes: %d is outside 1..%d", u.Minutes, MaxLibraryMinutesPerDay)
+	}
+	if u.At.IsZero() {
+		return errInvalid("library use", "at is missing")
+	}
+	return nil
+}

@@ -74,7 +74,7 @@ type Policy struct {
 	MaxPrintPages  int   `json:"max_print_pages"`
 	// LibraryMinutesPerDay bounds the minutes an inmate may spend in the library (browsing,
 	// listening, reading) per day, in the policy's timezone (TRULINCS allows 60); 0 means no
-	// limit. Metered per inmate per terminal (Terminal.UseLibraryMinute).
+	// limit. Metered per inmate across terminals (Terminal.UseLibraryMinute, ItemLibraryUse).
 	LibraryMinutesPerDay int `json:"library_minutes_per_day"`
 	// QuizCreditCents and QuizCreditMinutes are what a passed quiz earns, once per inmate and
 	// quiz, as a ledger credit the relay grants after grading the attempt itself: cents, plus

@@ -221,6 +221,7 @@ const (
 	ItemDeviceStatus   ItemKind = "device_status"   // Body: whatever the device layer reports
 	ItemMessageRead    ItemKind = "message_read"    // Body: MessageRead (an inbox letter read here)
 	ItemQuizAttempt    ItemKind = "quiz_attempt"    // Body: QuizAttempt (graded by the relay)
+	ItemLibraryUse     ItemKind = "library_use"     // Body: LibraryUse (library minutes begun here today)
 )
 
 // Item is one record waiting in the forwarding queue. Seq is unique and increasing within the

@@ -118,13 +118,13 @@ func TestDownKindsMatchKiosk(t *testing.T) {
 	kioskKinds := []string{kiosk.DownInboundMessage, kiosk.DownMessageStatus, kiosk.DownInmate, kiosk.DownTechnician,
 		kiosk.DownTechnicianRemove, kiosk.DownDeposit, kiosk.DownContact, kiosk.DownPolicy, kiosk.DownRemoteCharge,
 		kiosk.DownRemoteCredit, kiosk.DownRemoteSessionEnd, kiosk.DownNotice, kiosk.DownSentMessage, kiosk.DownHistory, kiosk.DownMessageRead, kiosk.DownRefund,
-		kiosk.DownCatalogItem, kiosk.DownCatalogWithdrawn}
+		kiosk.DownCatalogItem, kiosk.DownCatalogWithdrawn, kiosk.DownQuizResult, kiosk.DownLibraryUse}
 	if !slices.Equal(kioskKinds, wire.DownKinds) {
 		t.Fatalf("kiosk downlink kinds %v differ from wire %v", kioskKinds, wire.DownKinds)
 	}
 	upKinds := []string{string(kiosk.ItemMessage), string(kiosk.ItemPREA), string(kiosk.ItemContactRequest), string(kiosk.ItemContactRemove),
 		string(kiosk.ItemCharge), string(kiosk.ItemCredit), string(kiosk.ItemSessionEnd), string(kiosk.ItemAudit), string(kiosk.ItemDeviceStatus),
-		string(kiosk.ItemMessageRead), string(kiosk.ItemQuizAttempt)}
+		string(kiosk.ItemMessageRead), string(kiosk.ItemQuizAttempt), string(kiosk.ItemLibraryUse)}
 	if !slices.Equal(upKinds, wire.UpKinds) {
 		t.Fatalf("kiosk item kinds %v differ from wire %v", upKinds, wire.UpKinds)
 	}

@@ -36,6 +36,7 @@ func uplinkBodyCases() []bodyCase {
 		wire.UpDeviceStatus: {"items_waiting": 3, "printer": "ok"},
 		wire.UpMessageRead:  {"message_id": "in-1", "inmate_id": "A1", "at": at},
 		wire.UpQuizAttempt:  {"id": "qa-1", "inmate_id": "A1", "course_id": "crs-1", "quiz_id": "q1", "answers": []int{1, 0}, "at": at},
+		wire.UpLibraryUse:   {"inmate_id": "A1", "day": "2026-03-02", "minutes": 40, "at": at},
 	}
 	with := func(kind string, change func(map[string]any)) map[string]any {
 		m := map[string]any{}
@@ -106,6 +107,13 @@ func uplinkBodyCases() []bodyCase {
 	bad(wire.UpQuizAttempt, "no answers", set("answers", []int{}))
 	bad(wire.UpQuizAttempt, "answer beyond the choices", set("answers", []int{6}))
 	bad(wire.UpQuizAttempt, "course id with slash", set("course_id", "c/1"))
+	for _, f := range []string{"inmate_id", "day", "minutes", "at"} {
+		bad(wire.UpLibraryUse, "no "+f, drop(f))
+	}
+	bad(wire.UpLibraryUse, "a terminal named by the body", set("terminal_id", "t-other"))
+	bad(wire.UpLibraryUse, "no minute", set("minutes", 0))
+	bad(wire.UpLibraryUse, "more minutes than a day", set("minutes", 24*60+1))
+	bad(wire.UpLibraryUse, "a day not a date", set("day", "2026-02-30"))
 	for _, f := range []string{"id", "inmate_id", "start", "end", "minutes", "rate_cents", "charged_cents", "credited_cents", "end_reason"} {
 		bad(wire.UpSessionEnd, "no "+f, drop(f))
 	}

@@ -18,25 +18,66 @@ import (
 
 // applyQuizAttempt grades attempt a from terminal t. A failed attempt, or a pass already
 // credited, is accepted and changes no balance; the attempt itself is kept with the items.
+// Every attempt of an inmate the terminal serves gets a quiz_result (resultOfQuiz), sent to
+// the sending terminal and the inmate's tablets (as a letter's status goes, toHolder): a
+// kiosk the inmate is not at has no screen waiting for it, and one attempt must not cost a
+// downlink on every kiosk. The result is kept under the attempt's id: an attempt that arrives
+// again (resent under another item id) is answered with the same result, counted and
+// credited once.
 func applyQuizAttempt(tx kv.Tx, f *fanout, t TerminalInfo, pol vocab.Policy, a vocab.QuizAttempt, now time.Time) (string, error) {
 	if _, ok, err := f.inmateFor(t, a.InmateID); err != nil || !ok {
 		return wire.RefuseNotYours, err
 	}
-	var rec catalogRec
-	found, err := getJSON(tx, bCatalog, catalogKey(t.FacilityID, a.CourseID), &rec)
+	resKey := "r/" + a.InmateID + "/" + a.ID
+	var res vocab.QuizResult
+	found, err := getJSON(tx, bOwned, resKey, &res)
 	if err != nil {
 		return "", err
 	}
+	if found {
+		if res.CourseID != a.CourseID || res.QuizID != a.QuizID {
+			return wire.RefuseIDConflict, nil
+		}
+		reason := ""
+		if res.Outcome == vocab.QuizRefused {
+			reason = res.Reason
+		}
+		return reason, f.toHolder(t.FacilityID, a.InmateID, t.ID, wire.DownQuizResult, res)
+	}
+	reason, res, err := gradeQuizAttempt(tx, f, t, pol, a, now)
+	if err != nil {
+		return "", err
+	}
+	if err := putJSON(tx, bOwned, resKey, res); err != nil {
+		return "", err
+	}
+	return reason, f.toHolder(t.FacilityID, a.InmateID, t.ID, wire.DownQuizResult, res)
+}
+
+// gradeQuizAttempt decides attempt a (the first time its id arrives): the item's refusal
+// reason ("" if accepted) and the result the inmate's terminals are told.
+func gradeQuizAttempt(tx kv.Tx, f *fanout, t TerminalInfo, pol vocab.Policy, a vocab.QuizAttempt, now time.Time) (string, vocab.QuizResult, error) {
+	res := vocab.QuizResult{AttemptID: a.ID, InmateID: a.InmateID, CourseID: a.CourseID, QuizID: a.QuizID, At: now}
+	refuse := func(reason string) (string, vocab.QuizResult, error) {
+		res.Outcome, res.Reason = vocab.QuizRefused, reason
+		return reason, res, nil
+	}
+	var rec catalogRec
+	found, err := getJSON(tx, bCatalog, catalogKey(t.FacilityID, a.CourseID), &rec)
+	if err != nil {
+		return "", res, err
+	}
 	if !found || rec.Item.Kind != vocab.CatalogCourse {
-		return wire.RefuseQuizUnknown, nil
+		return refuse(wire.RefuseQuizUnknown)
 	}
 	q, ok := rec.Item.FindQuiz(a.QuizID)
 	key, hasKey := rec.Keys[a.QuizID]
 	if !ok || !hasKey {
-		return wire.RefuseQuizUnknown, nil
+		return refuse(wire.RefuseQuizUnknown)
 	}
+	res.Questions, res.PassScore = len(q.Questions), q.PassScore
 	if len(a.Answers) != len(q.Questions) {
-		return wire.RefuseInvalid, nil
+		return refuse(wire.RefuseInvalid)
 	}
 	// Only the first MaxQuizAttempts attempts of an inmate at a quiz are graded: a terminal
 	// must not find the key by trying every combination until a credit comes back.
@@ -44,33 +85,78 @@ func applyQuizAttempt(tx kv.Tx, f *fanout, t TerminalInfo, pol vocab.Policy, a v
 	n := readU64(tx.Bucket([]byte(bOwned)).Get([]byte(countKey)))
 	if n >= vocab.MaxQuizAttempts {
 		f.logf("relay: inmate %s tried quiz %s/%s more than %d times: not graded", a.InmateID, a.CourseID, a.QuizID, vocab.MaxQuizAttempts)
-		return "", nil
+		res.Outcome, res.AttemptsUsed = vocab.QuizNotGraded, int(n)
+		return "", res, nil
 	}
 	if err := tx.Bucket([]byte(bOwned)).Put([]byte(countKey), u64(n+1)); err != nil {
-		return "", err
+		return "", res, err
 	}
-	right := vocab.GradeQuiz(key, a.Answers)
-	credit := pol.QuizCredit()
-	if right < q.PassScore || credit <= 0 {
+	res.AttemptsUsed, res.AttemptsLeft = int(n+1), vocab.MaxQuizAttempts-int(n+1)
+	res.Right = vocab.GradeQuiz(key, a.Answers)
+	if res.Right < q.PassScore {
 		f.logf("relay: inmate %s answered %d of %d of quiz %s/%s right (pass %d): no credit",
-			a.InmateID, right, len(key), a.CourseID, a.QuizID, q.PassScore)
-		return "", nil
+			a.InmateID, res.Right, len(key), a.CourseID, a.QuizID, q.PassScore)
+		res.Outcome = vocab.QuizFailed
+		return "", res, nil
+	}
+	res.Outcome = vocab.QuizPassed
+	credit := pol.QuizCredit()
+	if credit <= 0 {
+		res.NoCredit = vocab.QuizNoCreditPolicy
+		return "", res, nil
 	}
 	recordID := vocab.QuizRecordID(a.CourseID, a.QuizID)
 	dbKey := a.InmateID + "/" + recordID
 	if getRaw(tx, bCredits, dbKey) != nil {
-		return "", nil // passed before: credited once
+		res.NoCredit = vocab.QuizAlreadyCredited // passed before: credited once
+		return "", res, nil
 	}
 	u := UsageRecord{Kind: "credit", RecordID: recordID, InmateID: a.InmateID, Cents: credit,
 		Reason: vocab.CreditQuizPassed, At: now, CourseID: a.CourseID, QuizID: a.QuizID}
 	if err := putJSON(tx, bCredits, dbKey, u); err != nil {
-		return "", err
+		return "", res, err
 	}
 	if err := addTotals(tx, a.InmateID, func(tt *totals) { tt.Credits += credit }); err != nil {
-		return "", err
+		return "", res, err
 	}
 	f.logf("relay: inmate %s passed quiz %s/%s on terminal %s: credited %d cents", a.InmateID, a.CourseID, a.QuizID, t.ID, credit)
+	res.CreditCents = credit
+	if pol.RatePerMinute > 0 && pol.QuizCreditCents == 0 {
+		res.CreditMinutes = int(credit / pol.RatePerMinute) // a credit set in minutes, told in minutes
+	}
 	cr := vocab.Credit{RecordID: recordID, InmateID: a.InmateID, Cents: credit, Reason: vocab.CreditQuizPassed, At: now,
 		CourseID: a.CourseID, QuizID: a.QuizID}
-	return "", f.toInmate(t.FacilityID, a.InmateID, "", wire.DownRemoteCredit, cr)
+	return "", res, f.toInmate(t.FacilityID, a.InmateID, "", wire.DownRemoteCredit, cr)
+}
+
+// applyLibraryUse keeps terminal t's count of the library minutes an inmate began there on a
+// day (docs/PROTOCOL.md, "Library": library minutes per person) and, when it grew, tells the
+// inmate's other terminals (library_use, naming t), which add it to their own count against
+// the policy's library_minutes_per_day. A count never shrinks: a resent, reordered or lowered
+// record changes nothing and is not passed on. The terminal is the one of the connection,
+// never one the body names. One record per inmate and terminal holds the latest day's count,
+// so a new day replaces the last one, and the relay reads one key: a prefix scan here, once
+// per library minute, would read (and on JetStream conflict with) the whole owned bucket.
+func applyLibraryUse(tx kv.Tx, f *fanout, t TerminalInfo, u vocab.LibraryUse) (string, error) {
+	if _, ok, err := f.inmateFor(t, u.InmateID); err != nil || !ok {
+		return wire.RefuseNotYours, err
+	}
+	b := tx.Bucket([]byte(bOwned))
+	key := []byte("l/" + u.InmateID + "/" + t.ID)
+	if day, n, ok := decodeLibraryCount(b.Get(key)); ok && (day > u.Day || day == u.Day && n >= uint64(u.Minutes)) {
+		return "", nil // an earlier day's count, or not more than the relay has: nothing new
+	}
+	if err := b.Put(key, append(u64(uint64(u.Minutes)), u.Day...)); err != nil {
+		return "", err
+	}
+	u.TerminalID = t.ID
+	return "", f.toInmate(t.FacilityID, u.InmateID, t.ID, wire.DownLibraryUse, u)
+}
+
+// decodeLibraryCount reads a library-minutes record: the count (8 bytes) then its day.
+func decodeLibraryCount(v []byte) (day string, minutes uint64, ok bool) {
+	if len(v) < 8 {
+		return "", 0, false
+	}
+	return string(v[8:]), readU64(v[:8]), true
 }

@@ -68,7 +68,7 @@ const (
 	bStampDue = "stamp_due" // terminal id -> stampDueRec
 	// v8: the library (catalog.go, purchase.go).
 	bCatalog = "catalog" // facility id + "/" + item id -> catalogRec
-	bOwned   = "owned"   // "i/" + inmate id + "/" + item id -> ownedRec; "m/" + inmate id + "/" + sha256 -> nil; "q/" + inmate/course/quiz -> attempts graded (8 bytes)
+	bOwned   = "owned"   // "i/" + inmate id + "/" + item id -> ownedRec; "m/" + inmate id + "/" + sha256 -> nil; "q/" + inmate/course/quiz -> attempts graded (8 bytes); "r/" + inmate/attempt id -> vocab.QuizResult; "l/" + inmate/terminal -> library minutes (8 bytes) + day
 	// v9: who is on each facility's roster, so a snapshot reads its facility's inmates only.
 	// From v9 on the owner-keyed buckets (ownerKeyed) hold a nested bucket per owner.
 	bFacInmates = "fac_inmates" // facility id + "/" + inmate id -> nil

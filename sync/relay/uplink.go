@@ -432,6 +432,12 @@ func (r *Relay) applyItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 			return wire.RefuseInvalid, nil
 		}
 		return applyQuizAttempt(tx, f, t, pol, *v.(*vocab.QuizAttempt), now)
+	case wire.UpLibraryUse:
+		v, err := p.upBody(it)
+		if err != nil {
+			return wire.RefuseInvalid, nil
+		}
+		return applyLibraryUse(tx, f, t, *v.(*vocab.LibraryUse))
 	default:
 		return wire.RefuseUnknownKind, nil
 	}

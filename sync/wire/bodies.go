@@ -191,6 +191,19 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 			return nil, err
 		}
 		return a, vocab.ValidateQuizAttempt(*a)
+	case UpLibraryUse:
+		u := new(vocab.LibraryUse)
+		if err := decode(u); err != nil {
+			return nil, err
+		}
+		if err := need("inmate_id", "day", "minutes", "at"); err != nil {
+			return nil, err
+		}
+		if u.TerminalID != "" {
+			// The relay names the terminal from the connection; a body claiming one is refused.
+			return nil, fmt.Errorf("terminal_id is set by the relay, not the terminal")
+		}
+		return u, vocab.ValidateLibraryUse(*u)
 	case UpMessageRead:
 		r := new(vocab.MessageRead)
 		if err := decode(r); err != nil {

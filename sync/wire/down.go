@@ -25,13 +25,15 @@ const (
 	DownRefund           = "refund"             // vocab.Refund of (part of) a deposit; applied once per ref
 	DownCatalogItem      = "catalog_item"       // vocab.CatalogItem published (or published again) in the facility's library
 	DownCatalogWithdrawn = "catalog_withdrawn"  // vocab.CatalogWithdrawn: an item taken out of the library
+	DownQuizResult       = "quiz_result"        // vocab.QuizResult: the relay's verdict on one quiz attempt
+	DownLibraryUse       = "library_use"        // vocab.LibraryUse: library minutes the inmate began on another terminal
 )
 
 // DownKinds lists every downlink kind of this protocol version.
 var DownKinds = []string{DownInboundMessage, DownMessageStatus, DownInmate, DownTechnician,
 	DownTechnicianRemove, DownDeposit, DownContact, DownPolicy, DownRemoteCharge, DownRemoteCredit,
 	DownRemoteSessionEnd, DownNotice, DownSentMessage, DownHistory, DownMessageRead, DownRefund,
-	DownCatalogItem, DownCatalogWithdrawn}
+	DownCatalogItem, DownCatalogWithdrawn, DownQuizResult, DownLibraryUse}
 
 // Uplink item kinds (vocab.ItemKind values).
 const (
@@ -46,11 +48,12 @@ const (
 	UpDeviceStatus   = "device_status"   // free-form object from the device layer
 	UpMessageRead    = "message_read"    // MessageRead: an inbox letter read on this terminal
 	UpQuizAttempt    = "quiz_attempt"    // vocab.QuizAttempt: answers to a course's quiz, graded by the relay
+	UpLibraryUse     = "library_use"     // vocab.LibraryUse: library minutes begun on this terminal today
 )
 
 // UpKinds lists every uplink kind of this protocol version.
 var UpKinds = []string{UpMessage, UpPREA, UpContactRequest, UpContactRemove, UpCharge, UpCredit,
-	UpSessionEnd, UpAudit, UpDeviceStatus, UpMessageRead, UpQuizAttempt}
+	UpSessionEnd, UpAudit, UpDeviceStatus, UpMessageRead, UpQuizAttempt, UpLibraryUse}
 
 // Downlink bodies are the kiosk's own records, defined once there: MessageStatus changes the
 // state of a message the terminal sent, TechnicianRemoved takes a technician off the roster,

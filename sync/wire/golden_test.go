@@ -137,6 +137,7 @@ func goldenUpBodies() map[string]any {
 		UpMessageRead:  MessageRead{MessageID: "01920c6e-7000-7000-8000-000000000009", InmateID: "A123456", At: at},
 		UpQuizAttempt: vocab.QuizAttempt{ID: "01920c6e-8f00-7000-8000-0000000000q1", InmateID: "A123456", CourseID: "crs-ged-math",
 			QuizID: "q-fractions", Answers: []int{1, 0, 3}, At: at},
+		UpLibraryUse: vocab.LibraryUse{InmateID: "A123456", Day: "2026-03-01", Minutes: 40, At: at},
 	}
 }
 
@@ -178,6 +179,10 @@ func goldenDownBodies() map[string]any {
 				SHA256:   "a82ee23ad027d808ef9a3be7e08826224ece8de90e35c0ebab7dca7b34f90723",
 				Manifest: "0d999c899e4dbad7f1690ae1671dde725b223bd3f23d7efeb4e55d2413b48e3f", Size: 262160, Type: vocab.MediaMP3}},
 		DownCatalogWithdrawn: vocab.CatalogWithdrawn{ID: "trk-blue-1", At: at.Add(time.Hour)},
+		DownQuizResult: vocab.QuizResult{AttemptID: "01920c6e-8f00-7000-8000-0000000000q1", InmateID: "A123456", CourseID: "crs-ged-math",
+			QuizID: "q-fractions", Outcome: vocab.QuizFailed, Right: 2, Questions: 3, PassScore: 3, AttemptsUsed: 2, AttemptsLeft: 1,
+			At: at.Add(2 * time.Minute)},
+		DownLibraryUse: vocab.LibraryUse{InmateID: "A123456", Day: "2026-03-01", TerminalID: "t-01HZX4", Minutes: 40, At: at},
 	}
 }
 
@@ -311,6 +316,7 @@ func goldenBodyTypes() map[string]func() any {
 		"up_" + UpDeviceStatus:   func() any { return new(map[string]any) },
 		"up_" + UpMessageRead:    func() any { return new(MessageRead) },
 		"up_" + UpQuizAttempt:    func() any { return new(vocab.QuizAttempt) },
+		"up_" + UpLibraryUse:     func() any { return new(vocab.LibraryUse) },
 
 		"down_" + DownInboundMessage:   func() any { return new(vocab.Message) },
 		"down_" + DownMessageStatus:    func() any { return new(MessageStatus) },
@@ -330,6 +336,8 @@ func goldenBodyTypes() map[string]func() any {
 		"down_" + DownRefund:           func() any { return new(vocab.Refund) },
 		"down_" + DownCatalogItem:      func() any { return new(vocab.CatalogItem) },
 		"down_" + DownCatalogWithdrawn: func() any { return new(vocab.CatalogWithdrawn) },
+		"down_" + DownQuizResult:       func() any { return new(vocab.QuizResult) },
+		"down_" + DownLibraryUse:       func() any { return new(vocab.LibraryUse) },
 	}
 }
 
