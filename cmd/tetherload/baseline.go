@@ -68,6 +68,9 @@ func RunBaseline(ctx context.Context, name, dir string, writers int, d time.Dura
 		return Baseline{}, fmt.Errorf("baseline %s: %w", name, err)
 	}
 	defer os.RemoveAll(tmp)
+	if name == BaselineJetStream {
+		return publishLoop(ctx, env, writers, d)
+	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	start := time.Now()
@@ -78,8 +81,6 @@ func RunBaseline(ctx context.Context, name, dir string, writers int, d time.Dura
 		ops, err = fsyncLoop(ctx, filepath.Join(tmp, "fsync.log"))
 	case BaselineUpdate, BaselineBatch:
 		ops, err = boltLoop(ctx, filepath.Join(tmp, "baseline.db"), writers, name == BaselineBatch)
-	case BaselineJetStream:
-		return publishLoop(ctx, env, writers)
 	default:
 		err = fmt.Errorf("unknown baseline %q", name)
 	}
@@ -157,9 +158,12 @@ func boltLoop(ctx context.Context, path string, writers int, batch bool) (int64,
 const baselineStream = "TETHERLOAD_BASELINE"
 
 // publishLoop runs writers goroutines over env.Conns connections, each publishing
-// env.MsgBytes-byte messages to an R3 file stream and waiting for each ack, until ctx ends.
-// The stream is made fresh and deleted afterwards; the time to make it is not counted.
-func publishLoop(ctx context.Context, env BaselineEnv, writers int) (Baseline, error) {
+// env.MsgBytes-byte messages to an R3 file stream and waiting for each ack, for about d after
+// the stream is made (connecting and making it are not counted: on a busy machine they can
+// take longer than the window). A publish under way when the window ends is waited for and
+// counted, so every writer counts at least one and the rate is never a window with nothing
+// in it. The stream is deleted afterwards.
+func publishLoop(ctx context.Context, env BaselineEnv, writers int, d time.Duration) (Baseline, error) {
 	b := Baseline{Name: BaselineJetStream, Writers: writers, MsgBytes: max(env.MsgBytes, 1), Conns: max(env.Conns, 1)}
 	fail := func(err error) (Baseline, error) { return Baseline{}, fmt.Errorf("baseline jetstream: %w", err) }
 	var jss []jetstream.JetStream
@@ -189,6 +193,9 @@ func publishLoop(ctx context.Context, env BaselineEnv, writers int) (Baseline, e
 		_ = jss[0].DeleteStream(dctx, baselineStream)
 	}()
 	payload := make([]byte, b.MsgBytes)
+	var stop atomic.Bool
+	window := time.AfterFunc(d, func() { stop.Store(true) })
+	defer window.Stop()
 	var ops atomic.Int64
 	lats := make([][]time.Duration, writers)
 	var wg sync.WaitGroup
@@ -201,7 +208,7 @@ func publishLoop(ctx context.Context, env BaselineEnv, writers int) (Baseline, e
 			defer wg.Done()
 			js := jss[w%len(jss)]
 			subj := fmt.Sprintf("tetherload.baseline.%d", w)
-			for ctx.Err() == nil && ops.Load() < maxBaselineOps {
+			for first := true; first || !stop.Load() && ctx.Err() == nil && ops.Load() < maxBaselineOps; first = false {
 				at := time.Now()
 				if _, err := js.Publish(ctx, subj, payload); err != nil {
 					if ctx.Err() == nil {
