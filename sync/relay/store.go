@@ -311,14 +311,16 @@ func migrateStore(db kv.Store, where string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
 	defer cancel()
 	var version uint64
-	if err := db.View(ctx, func(tx kv.Tx) error {
-		version = 0
-		if m := tx.Bucket([]byte(bMeta)); m != nil {
-			if v := m.Get([]byte(kSchema)); len(v) == 8 {
-				version = binary.BigEndian.Uint64(v)
+	if err := retryOpening(ctx, func() error {
+		return db.View(ctx, func(tx kv.Tx) error {
+			version = 0
+			if m := tx.Bucket([]byte(bMeta)); m != nil {
+				if v := m.Get([]byte(kSchema)); len(v) == 8 {
+					version = binary.BigEndian.Uint64(v)
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	}); err != nil {
 		return &vocab.Error{Kind: vocab.KindIO, Op: "open relay", Err: fmt.Errorf("read the schema version of %s: %w", where, err)}
 	}
@@ -330,25 +332,51 @@ func migrateStore(db kv.Store, where string) error {
 		return nil
 	}
 	migrations := []func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10}
-	err := db.Update(ctx, func(tx kv.Tx) error {
-		from := uint64(0) // read again: another gateway may have migrated meanwhile
-		if m := tx.Bucket([]byte(bMeta)); m != nil {
-			from = readU64(m.Get([]byte(kSchema)))
-		}
-		if from > schemaVersion {
-			return fmt.Errorf("schema version %d is newer than this program's %d", from, schemaVersion)
-		}
-		for v := from; v < schemaVersion; v++ {
-			if err := migrations[v](tx); err != nil {
-				return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+	err := retryOpening(ctx, func() error {
+		return db.Update(ctx, func(tx kv.Tx) error {
+			from := uint64(0) // read again: another gateway may have migrated meanwhile
+			if m := tx.Bucket([]byte(bMeta)); m != nil {
+				from = readU64(m.Get([]byte(kSchema)))
 			}
-		}
-		return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(schemaVersion))
+			if from > schemaVersion {
+				return fmt.Errorf("schema version %d is newer than this program's %d", from, schemaVersion)
+			}
+			for v := from; v < schemaVersion; v++ {
+				if err := migrations[v](tx); err != nil {
+					return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+				}
+			}
+			return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(schemaVersion))
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("open relay %s: %w", where, err)
 	}
 	return nil
+}
+
+// retryOpening runs fn again while it fails for a reason the store calls passing (no quorum,
+// a timeout), until ctx ends: for opening, and for whole-store reads (inspect), which a
+// passing fault should delay, not fail. A gateway often starts beside a cluster that is still electing
+// the stream's leader, or has just made the stream: the first request then finds no
+// responder. Failing there would leave the restart to the supervisor's backoff; a few seconds'
+// wait here is what the operator means. Each transaction it runs re-reads what it depends on.
+func retryOpening(ctx context.Context, fn func() error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !kv.Retryable(err) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // damagedDB is the refusal of a damaged relay.db: KindCorrupt, naming the file and the way out.

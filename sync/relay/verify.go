@@ -1,11 +1,13 @@
 package relay
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tether-kiosk/tether/kiosk/ledger"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
@@ -49,17 +51,25 @@ func (r *Relay) Verify() (vocab.VerifyReport, error) {
 // errRolledBack ends a writable transaction that must change nothing.
 var errRolledBack = errors.New("rolled back")
 
+// inspectTimeout bounds a whole-store read (verify, ledger) on a store other than bbolt.
+const inspectTimeout = 5 * time.Minute
+
 // inspect runs fn on one consistent state of the store. On a bbolt file that is a writable
 // transaction that is always rolled back: a page check in a read-only transaction races the
 // commits made meanwhile (pages they free, the reader's snapshot still reaches, and bbolt
 // reports them "reachable freed"); holding the writer lock keeps the freelist and the snapshot
-// the same. Any other store has no pages to check, and a View is one consistent state.
+// the same. Any other store has no pages to check, and a View is one consistent state; it
+// reads the whole store a round trip at a time, which on a busy cluster takes longer than a
+// write may (inspectTimeout), and writes nothing, so it holds no one up meanwhile.
 func (r *Relay) inspect(op string, fn func(tx kv.Tx) error) error {
+	if _, ok := r.db.(*boltkv.Store); !ok {
+		ctx, cancel := context.WithTimeout(r.ctx, inspectTimeout)
+		defer cancel()
+		// A read that found no leader or timed out is read again, whole, within the bound.
+		return ioErr(op, retryOpening(ctx, func() error { return r.db.View(ctx, fn) }))
+	}
 	ctx, cancel := r.txContext()
 	defer cancel()
-	if _, ok := r.db.(*boltkv.Store); !ok {
-		return ioErr(op, r.db.View(ctx, fn))
-	}
 	err := r.db.Update(ctx, func(tx kv.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
