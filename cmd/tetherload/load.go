@@ -289,6 +289,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.logf("%d terminals welcomed in %.2fs; load begins", len(terms), rep.RampS)
 
+	// What each gateway's store did during the load (JetStream gateways export it).
+	storeOps := make([][2]map[string]int64, len(eps))
+	sampleOps := func(i int) {
+		for g, ep := range eps {
+			ops, err := readStoreOps(ctx, hc, ep.http)
+			if err != nil {
+				r.logf("gateway %d: %v", g+1, err)
+				continue
+			}
+			storeOps[g][i] = ops
+		}
+	}
+	sampleOps(0)
 	_ = sample(sLoadStart)
 	loadStart := time.Now()
 	r.lastAck.Store(loadStart.UnixNano())
@@ -363,6 +376,8 @@ wait:
 	}
 	loadEnd := time.Unix(0, r.lastAck.Load())
 	_ = sample(sLoadEnd)
+	sampleOps(1)
+	rep.storeOps = storeOps
 	if !closed(r.loadOver) {
 		close(r.loadOver)
 	}
@@ -624,6 +639,12 @@ func (rep *Report) fillRelays(cfg Config, proc [][5]procSample, heaps [][2]goMem
 			if on > 0 {
 				st.GoKiBPerConn = float64(d) / 1024 / float64(on)
 				st.StackKiBPerConn = (float64(h[1].StackInuse) - float64(h[0].StackInuse)) / 1024 / float64(on)
+			}
+		}
+		if g < len(rep.storeOps) && len(rep.storeOps[g][1]) > 0 {
+			st.StoreOps = map[string]int64{}
+			for op, n := range rep.storeOps[g][1] {
+				st.StoreOps[op] = n - rep.storeOps[g][0][op]
 			}
 		}
 		rep.Relays = append(rep.Relays, st)

@@ -254,3 +254,25 @@ func TestFullBatchOnJetStream(t *testing.T) {
 		t.Fatalf("verify = %+v, %v", rep, err)
 	}
 }
+
+// A gateway on JetStream exports what its store did (tether_store_kv_total), so that the
+// cause of a slow gateway (conflicts, leader round trips, listings) is read off its metrics:
+// a stored batch moves the commits, reads and messages committed.
+func TestStoreCountsInMetrics(t *testing.T) {
+	e := newEnv(t, onJetStream(t))
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	before := e.scrape()
+	if ack := c.batch(k.item(wire.UpCharge, charge("A1", "s1", 0, 5))); ack.Seq != 1 || len(ack.Rejected) != 0 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	after := e.scrape()
+	for _, op := range []string{"commit", "read", "message"} {
+		l := map[string]string{"op": op}
+		if value(after, "tether_store_kv_total", l) <= value(before, "tether_store_kv_total", l) {
+			t.Errorf("tether_store_kv_total{op=%q} did not move: %v -> %v", op,
+				value(before, "tether_store_kv_total", l), value(after, "tether_store_kv_total", l))
+		}
+	}
+}
