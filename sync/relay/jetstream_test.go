@@ -36,10 +36,12 @@ func jetStore(t testing.TB, c *natstest.Cluster, node int, name string) *jskv.St
 	defer cancel()
 	// A cluster just started may have its meta leader before it knows its peers, and then
 	// refuses an R3 stream ("no suitable peers for placement", 10005): poll until it places it.
-	s, err := jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name})
+	// As relayd opens it (cmd/relayd/store.go): bucket markers cached.
+	o := jskv.Options{Stream: name, Prefix: name, CacheBucketMarkers: true}
+	s, err := jskv.Open(ctx, nc, o)
 	for err != nil && isNoPeers(err) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
-		s, err = jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name})
+		s, err = jskv.Open(ctx, nc, o)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,14 @@ type Options struct {
 	// CacheEntries bounds the gateway's read cache (see readCache); default 100,000, and
 	// negative turns the cache off.
 	CacheEntries int
+	// CacheBucketMarkers lets an Update take a bucket's marker (does it exist, under which
+	// generation) from the read cache too. A marker seen present is not validated at commit,
+	// so a cached one that another gateway deleted since sends this gateway's writes into the
+	// deleted generation, where nobody reads them: set it only for a user that deletes no
+	// bucket whose late writes matter (the relay deletes one kind, a revoked terminal's
+	// downlink, whose writes are dropped anyway). A marker seen absent is validated as
+	// before, so a bucket another gateway made is found on the run again.
+	CacheBucketMarkers bool
 }
 
 func (o Options) withDefaults() Options {
