@@ -46,7 +46,7 @@ func startGateways(t *testing.T, c *natstest.Cluster, n int) []*gateway {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	o := jskv.Options{Stream: "relay", Prefix: "relay"}
+	o := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true} // as relayd opens it
 	var gws []*gateway
 	for i := range n {
 		nc := c.Connect(i)
