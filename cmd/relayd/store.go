@@ -93,7 +93,10 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s, err := jskv.Open(octx, nc, jskv.Options{})
+	// The relay deletes no bucket whose late writes matter (a revoked terminal's downlink is
+	// dropped anyway), so its gateways may cache bucket markers (docs/SCALE.md).
+	storeOptions := jskv.Options{CacheBucketMarkers: true}
+	s, err := jskv.Open(octx, nc, storeOptions)
 	// A cluster starting with relayd may elect its meta leader before it knows its peers,
 	// and refuse the R3 stream meanwhile ("no suitable peers for placement", API error
 	// 10005): wait for it, within the open's deadline.
@@ -101,7 +104,7 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 		select {
 		case <-octx.Done():
 		case <-time.After(250 * time.Millisecond):
-			s, err = jskv.Open(octx, nc, jskv.Options{})
+			s, err = jskv.Open(octx, nc, storeOptions)
 			continue
 		}
 		break

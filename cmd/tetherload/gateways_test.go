@@ -46,7 +46,7 @@ func startGateways(t *testing.T, c *natstest.Cluster, n int) []*gateway {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	o := jskv.Options{Stream: "relay", Prefix: "relay"}
+	o := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true} // as relayd opens it
 	var gws []*gateway
 	for i := range n {
 		nc := c.Connect(i)
@@ -149,6 +149,10 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 		if s.URL != cfg.RelayURLs[i] || s.Terminals != cfg.Terminals/2 || s.RSSConnectedMiB <= 0 || s.GoroutinesConnected <= 0 || s.GoConnectedMiB <= 0 {
 			t.Fatalf("gateway %d figures: %+v", i+1, s)
 		}
+		// What the gateway's store did over the load (tether_store_kv_total).
+		if s.StoreOps["commit"] <= 0 || s.StoreOps["message"] <= 0 {
+			t.Errorf("gateway %d store counts over the load: %v, want commits and messages", i+1, s.StoreOps)
+		}
 	}
 	if rep.BatchBytes <= 0 || rep.Ack.Samples != int(want) || rep.Ack.P50ms <= 0 || rep.Ack.P99ms < rep.Ack.P50ms {
 		t.Fatalf("batch size %d, latency %+v", rep.BatchBytes, rep.Ack)
@@ -191,7 +195,7 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 	if err := rep.Table(&buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"2 gateway(s), store nats", "gateway 1 ", "gateway 2 ", "gateway 2 Go heap", "memory per terminal",
+	for _, want := range []string{"2 gateway(s), store nats", "gateway 1 ", "gateway 2 ", "gateway 2 Go heap", "gateway 1 store", "memory per terminal",
 		"baseline jetstream", "publish ack p50", "ok=true: 100 stored"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())

@@ -57,7 +57,10 @@ type Config struct {
 	RelayPIDs       []int    // one per gateway, for RSS and CPU; empty: no process figures
 	RelayDebug      []string // relayd -debug-listen bases, one per gateway, for Go heap figures; optional
 	EnrollSpread    bool     // enroll each terminal through its own gateway, not all through the first
-	Verify          bool     // check exactly-once through GET /admin/v1/items after the load
+	// GatewayByFacility connects every terminal of a facility to one gateway (facility f to
+	// gateway f mod n) instead of spreading each facility's terminals over all of them.
+	GatewayByFacility bool
+	Verify            bool // check exactly-once through GET /admin/v1/items after the load
 	// NoAckLetters leaves hello's ack_letters out, as terminals built before it: the relay
 	// then sends each letter's state down as a message_status.
 	NoAckLetters bool
@@ -108,7 +111,7 @@ func btoi(b bool) int {
 // run is the state the terminals of one run share.
 type run struct {
 	cfg     Config
-	eps     []endpoints // the gateways'; terminal i uses eps[i%len(eps)]
+	eps     []endpoints // the gateways'; terminal i uses eps[r.gateway(i)]
 	hc      *http.Client
 	dialSem chan struct{}
 
@@ -131,6 +134,16 @@ type run struct {
 	lostWhy   map[string]int64
 	failedWhy map[string]int64
 	anomalies map[string]int64
+}
+
+// gateway is the index of the gateway terminal i connects to.
+func (r *run) gateway(i int) int { return gatewayOf(r.cfg, i) }
+
+func gatewayOf(cfg Config, i int) int {
+	if cfg.GatewayByFacility {
+		return (i / cfg.PerFacility) % len(cfg.RelayURLs)
+	}
+	return i % len(cfg.RelayURLs)
 }
 
 func (r *run) count(m map[string]int64, key string) {
@@ -289,6 +302,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.logf("%d terminals welcomed in %.2fs; load begins", len(terms), rep.RampS)
 
+	// What each gateway's store did during the load (JetStream gateways export it).
+	storeOps := make([][2]map[string]int64, len(eps))
+	sampleOps := func(i int) {
+		for g, ep := range eps {
+			ops, err := readStoreOps(ctx, hc, ep.http)
+			if err != nil {
+				r.logf("gateway %d: %v", g+1, err)
+				continue
+			}
+			storeOps[g][i] = ops
+		}
+	}
+	sampleOps(0)
 	_ = sample(sLoadStart)
 	loadStart := time.Now()
 	r.lastAck.Store(loadStart.UnixNano())
@@ -363,6 +389,8 @@ wait:
 	}
 	loadEnd := time.Unix(0, r.lastAck.Load())
 	_ = sample(sLoadEnd)
+	sampleOps(1)
+	rep.storeOps = storeOps
 	if !closed(r.loadOver) {
 		close(r.loadOver)
 	}
@@ -449,7 +477,7 @@ func enroll(ctx context.Context, r *run, a *admin, nf int, rep *Report) ([]*term
 				// (concurrent enrollments on two gateways conflict on the shared store).
 				ga := a
 				if cfg.EnrollSpread {
-					ga = &admin{ep: r.eps[i%len(r.eps)], token: a.token, hc: a.hc}
+					ga = &admin{ep: r.eps[r.gateway(i)], token: a.token, hc: a.hc}
 				}
 				resp, priv, err := ga.enrollKiosk(ectx, facilities[f], fmt.Sprintf("load kiosk %d", i))
 				if err != nil {
@@ -585,11 +613,11 @@ func (rep *Report) fillRelays(cfg Config, proc [][5]procSample, heaps [][2]goMem
 	var deltaKiB, deltaGoB int64
 	var withHeap bool
 	for g := range cfg.RelayURLs {
-		// Terminals on gateway g: i = g, g+n, g+2n, ...
-		n := len(cfg.RelayURLs)
-		on := terminals / n
-		if g < terminals%n {
-			on++
+		on := 0 // terminals on gateway g
+		for i := range terminals {
+			if gatewayOf(cfg, i) == g {
+				on++
+			}
 		}
 		st := RelayStats{URL: cfg.RelayURLs[g], Terminals: on}
 		if g < len(proc) {
@@ -624,6 +652,12 @@ func (rep *Report) fillRelays(cfg Config, proc [][5]procSample, heaps [][2]goMem
 			if on > 0 {
 				st.GoKiBPerConn = float64(d) / 1024 / float64(on)
 				st.StackKiBPerConn = (float64(h[1].StackInuse) - float64(h[0].StackInuse)) / 1024 / float64(on)
+			}
+		}
+		if g < len(rep.storeOps) && len(rep.storeOps[g][1]) > 0 {
+			st.StoreOps = map[string]int64{}
+			for op, n := range rep.storeOps[g][1] {
+				st.StoreOps[op] = n - rep.storeOps[g][0][op]
 			}
 		}
 		rep.Relays = append(rep.Relays, st)

@@ -101,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.gateways, "gateways", 1, "with -spawn, relayd gateways to start (more than one needs -nats-server or -store)")
 	fs.StringVar(&o.natsServer, "nats-server", "", "with -spawn, start a 3-node NATS JetStream cluster from this nats-server binary and put the relay's state in it")
 	fs.StringVar(&o.store, "store", "", "NATS servers (nats://host:port,...) of a running cluster: the spawned gateways' -store, and the jetstream baseline's cluster")
+	fs.BoolVar(&c.GatewayByFacility, "gateway-by-facility", false, "connect all terminals of a facility to one gateway (facility f to gateway f mod n), not terminal i to gateway i mod n")
 	fs.BoolVar(&c.EnrollSpread, "enroll-spread", false, "enroll each terminal through the gateway it connects to (default: all through the first)")
 	fs.DurationVar(&c.Idle, "idle", 0, "no load: connect every terminal, hold the connections this long, and measure the relay's memory")
 	fs.BoolVar(&c.NoAckLetters, "no-ack-letters", false, "terminals as built before ack_letters: letters' states come down as message_status items, not in the acks")

@@ -142,3 +142,21 @@ func TestServingURL(t *testing.T) {
 		}
 	}
 }
+
+// The store's counts are read off a relay's metrics page, among other series; a page without
+// them (a bbolt relay) gives none, and a garbled value is an error naming the op.
+func TestParseStoreOps(t *testing.T) {
+	page := "# HELP tether_store_kv_total What the store did.\n# TYPE tether_store_kv_total counter\n" +
+		"tether_store_kv_total{op=\"commit\"} 1234\ntether_store_kv_total{op=\"conflict\"} 5.0e+01\n" +
+		"tether_store_write_transactions_total 99\n"
+	ops, err := parseStoreOps([]byte(page))
+	if err != nil || len(ops) != 2 || ops["commit"] != 1234 || ops["conflict"] != 50 {
+		t.Fatalf("parseStoreOps = %v, %v", ops, err)
+	}
+	if ops, err := parseStoreOps([]byte("tether_store_write_transactions_total 99\n")); err != nil || len(ops) != 0 {
+		t.Fatalf("a page without the series = %v, %v", ops, err)
+	}
+	if _, err := parseStoreOps([]byte("tether_store_kv_total{op=\"read\"} x\n")); err == nil || !strings.Contains(err.Error(), "read") {
+		t.Fatalf("a garbled value: %v", err)
+	}
+}

@@ -13,6 +13,8 @@ import (
 // Report is what one run measured. It is printed as a table and as one JSON line; the JSON
 // names are the contract for scripts that compare runs.
 type Report struct {
+	// storeOps is each gateway's store counts at the load's start and end (fillRelays).
+	storeOps [][2]map[string]int64
 	// What was run.
 	Terminals   int     `json:"terminals"`
 	PerFacility int     `json:"per_facility"`
@@ -119,6 +121,9 @@ type RelayStats struct {
 	StackKiBPerConn     float64 `json:"stack_kib_per_conn,omitempty"`
 	GoroutinesEnrolled  int     `json:"goroutines_enrolled,omitempty"`
 	GoroutinesConnected int     `json:"goroutines_connected,omitempty"`
+	// StoreOps is what the gateway's store did during the load (tether_store_kv_total: commit,
+	// conflict, read, cache_hit, list, message, view), when it counts (JetStream).
+	StoreOps map[string]int64 `json:"store_ops,omitempty"`
 }
 
 // Baseline is a durable-write loop measured in the same run, and the relay's batches/s as a
@@ -203,6 +208,12 @@ func (rep *Report) Table(w io.Writer) error {
 			if rep.IdleS == 0 {
 				row(name+" CPU", "%.2fs during the load (%.0f%% of one core)", s.CPUS, s.CPUPercent)
 			}
+		}
+		if len(s.StoreOps) > 0 {
+			o := s.StoreOps
+			per := func(n int64) float64 { return float64(n) / float64(max(o["commit"], 1)) }
+			row(name+" store", "%d commits, %d conflicts (%.2f a commit), %d reads (%.1f a commit), %d cache hits, %d listings (%.1f a commit), %d messages (%.1f a commit), %d views",
+				o["commit"], o["conflict"], per(o["conflict"]), o["read"], per(o["read"]), o["cache_hit"], o["list"], per(o["list"]), o["message"], per(o["message"]), o["view"])
 		}
 		if s.GoroutinesConnected > 0 {
 			row(name+" Go heap", "%.1f MiB enrolled, %.1f MiB connected (%.1f KiB per connection, stacks %.1f KiB), goroutines %d -> %d",

@@ -233,3 +233,52 @@ func parseGoMem(heap, goroutines []byte) (goMem, error) {
 	m.Goroutines = n
 	return m, nil
 }
+
+// storeOpsMetric is the relay's count of what its key-value store did, by op (sync/relay
+// metrics.go): only a store that counts (JetStream) exports it.
+const storeOpsMetric = "tether_store_kv_total"
+
+// readStoreOps scrapes a relay's /metrics for storeOpsMetric; a relay that exports none gives
+// an empty map.
+func readStoreOps(ctx context.Context, hc *http.Client, base string) (map[string]int64, error) {
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, strings.TrimRight(base, "/")+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("relay metrics from %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("relay metrics from %s: status %d", base, resp.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("relay metrics from %s: %w", base, err)
+	}
+	return parseStoreOps(b)
+}
+
+// parseStoreOps reads the lines `tether_store_kv_total{op="x"} N` of a Prometheus text page.
+func parseStoreOps(page []byte) (map[string]int64, error) {
+	ops := map[string]int64{}
+	for line := range strings.Lines(string(page)) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), storeOpsMetric+`{op="`)
+		if !ok {
+			continue
+		}
+		op, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			return nil, fmt.Errorf("%s: malformed line %q", storeOpsMetric, line)
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s{op=%q}: %w", storeOpsMetric, op, err)
+		}
+		ops[op] = int64(f)
+	}
+	return ops, nil
+}

@@ -130,7 +130,7 @@ func (t *terminal) connect(ctx context.Context, first bool) (*websocket.Conn, er
 	}
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	c, _, err := websocket.Dial(hctx, r.eps[t.idx%len(r.eps)].ws, &websocket.DialOptions{
+	c, _, err := websocket.Dial(hctx, r.eps[r.gateway(t.idx)].ws, &websocket.DialOptions{
 		HTTPClient:      r.hc,
 		Subprotocols:    []string{wire.Subprotocol},
 		CompressionMode: websocket.CompressionNoContextTakeover,

@@ -24,7 +24,7 @@ func gatewayStores(t *testing.T, n int) []*jskv.Store {
 	c := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	o := jskv.Options{Stream: "relay", Prefix: "relay"}
+	o := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true} // as relayd opens it
 	var out []*jskv.Store
 	for i := range n {
 		nc := c.Connect(i)

@@ -28,7 +28,7 @@ func jetStore(t testing.TB) *jskv.Store {
 	nc := c.Connect(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	o := jskv.Options{Stream: "relay", Prefix: "relay"}
+	o := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true} // as relayd opens it
 	s, err := jskv.Open(ctx, nc, o)
 	// A fresh cluster may refuse an R3 stream until it knows its peers (API error 10005).
 	for err != nil && isNoPeers(err) && ctx.Err() == nil {

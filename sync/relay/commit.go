@@ -50,6 +50,11 @@ type committer struct {
 	running bool
 	// txs counts committed (or attempted) write transactions.
 	txs func()
+	// began, if set, is told that a run of a transaction starts (a store may run it more than
+	// once); ended, if set, how the transaction ended: Update's error, and whether that error
+	// is a write function's own (nothing committed) rather than the store's (itemnums.go).
+	began func()
+	ended func(err error, fnFailed bool)
 	// limit is how many calls the next group takes (at most maxGroup, at least 1); 0 means
 	// maxGroup. Only the committer goroutine touches it.
 	limit int
@@ -101,6 +106,9 @@ func (c *committer) commit(group []*writeCall) {
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, txTimeout)
 		err := c.db.Update(ctx, func(tx kv.Tx) error {
+			if c.began != nil {
+				c.began()
+			}
 			failed, failErr = -1, nil // a store may run this more than once (kv.Store.Update)
 			for i, call := range group {
 				call.f.reset(tx)
@@ -112,6 +120,9 @@ func (c *committer) commit(group []*writeCall) {
 			return nil
 		})
 		cancel()
+		if c.ended != nil {
+			c.ended(err, failed >= 0)
+		}
 		if failed < 0 && errors.Is(err, kv.ErrTxTooLarge) && len(group) > 1 {
 			half := len(group) / 2
 			c.limit = max(1, half)

@@ -36,10 +36,12 @@ func jetStore(t testing.TB, c *natstest.Cluster, node int, name string) *jskv.St
 	defer cancel()
 	// A cluster just started may have its meta leader before it knows its peers, and then
 	// refuses an R3 stream ("no suitable peers for placement", 10005): poll until it places it.
-	s, err := jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name})
+	// As relayd opens it (cmd/relayd/store.go): bucket markers cached.
+	o := jskv.Options{Stream: name, Prefix: name, CacheBucketMarkers: true}
+	s, err := jskv.Open(ctx, nc, o)
 	for err != nil && isNoPeers(err) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
-		s, err = jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name})
+		s, err = jskv.Open(ctx, nc, o)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -252,5 +254,27 @@ func TestFullBatchOnJetStream(t *testing.T) {
 	}
 	if rep, err := e.r.Verify(); err != nil || !rep.OK {
 		t.Fatalf("verify = %+v, %v", rep, err)
+	}
+}
+
+// A gateway on JetStream exports what its store did (tether_store_kv_total), so that the
+// cause of a slow gateway (conflicts, leader round trips, listings) is read off its metrics:
+// a stored batch moves the commits, reads and messages committed.
+func TestStoreCountsInMetrics(t *testing.T) {
+	e := newEnv(t, onJetStream(t))
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	before := e.scrape()
+	if ack := c.batch(k.item(wire.UpCharge, charge("A1", "s1", 0, 5))); ack.Seq != 1 || len(ack.Rejected) != 0 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	after := e.scrape()
+	for _, op := range []string{"commit", "read", "message"} {
+		l := map[string]string{"op": op}
+		if value(after, "tether_store_kv_total", l) <= value(before, "tether_store_kv_total", l) {
+			t.Errorf("tether_store_kv_total{op=%q} did not move: %v -> %v", op,
+				value(before, "tether_store_kv_total", l), value(after, "tether_store_kv_total", l))
+		}
 	}
 }

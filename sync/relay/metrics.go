@@ -75,6 +75,7 @@ func newMetrics(r *Relay) *metrics {
 			Help: "Write transactions of the relay's store (group commits)."},
 			func() float64 { return float64(r.writeTxs.Load()) }),
 		&fleetCollector{r: r},
+		storeCollector{r: r},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -203,6 +204,34 @@ func (r *Relay) Ready(ctx context.Context) error {
 	})
 	m.readyAt = now
 	return m.readyErr
+}
+
+// storeCollector exports what the store counts (kv.StatsReporter: the JetStream store), so
+// that where a gateway's time goes (conflicts re-run, leader round trips, listings) is
+// measured, not guessed. A store that counts nothing exports nothing.
+type storeCollector struct{ r *Relay }
+
+var descStoreOps = prometheus.NewDesc("tether_store_kv_total",
+	"What the relay's key-value store did, by op: commit (write transactions committed), conflict "+
+		"(transactions run again because what they read changed), view, read (network round trips), "+
+		"cache_hit (reads the gateway's cache answered), list (bucket listings), message (messages committed).",
+	[]string{"op"}, nil)
+
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descStoreOps }
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	sr, ok := c.r.db.(kv.StatsReporter)
+	if !ok {
+		return
+	}
+	st := sr.KVStats()
+	for _, o := range []struct {
+		op string
+		n  int64
+	}{{"commit", st.Commits}, {"conflict", st.Conflicts}, {"view", st.Views}, {"read", st.Reads},
+		{"cache_hit", st.CacheHits}, {"list", st.Lists}, {"message", st.Messages}} {
+		ch <- prometheus.MustNewConstMetric(descStoreOps, prometheus.CounterValue, float64(o.n), o.op)
+	}
 }
 
 // fleetCollector reads the terminals at each scrape: how many are enrolled and connected, the

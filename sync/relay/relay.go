@@ -38,6 +38,9 @@ type Config struct {
 	// (sync/relay/kv/jetstream) shared by gateways, say. The relay migrates its schema on it
 	// at Open and leaves it open at Close (its opener closes it). Backup needs the bbolt file.
 	Store kv.Store
+	// ItemNumberBlock is how many arrival numbers a relay on Store takes at once (itemnums.go;
+	// default defaultItemNumberBlock). On the bbolt file numbers are taken one at a time.
+	ItemNumberBlock uint64
 	// Gateways, optional, are the base URLs of every gateway of this relay, announced to
 	// terminals in welcome (relay_urls) so they can reconnect to another when one is down.
 	Gateways []string
@@ -107,6 +110,8 @@ type Relay struct {
 	cancel context.CancelFunc
 	// writes commits every write of the relay, shared between concurrent callers.
 	writes *committer
+	// itemNums hands out uplink items' arrival numbers (itemnums.go).
+	itemNums *itemNumbers
 	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
 	writeTxs atomic.Uint64
 	// restoreSnapshots remembers each (terminal, epoch) already sent a snapshot for a restored
@@ -202,7 +207,16 @@ func Open(cfg Config) (*Relay, error) {
 	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.hub = newHub(cfg.MaxPending, cfg.MaxPendingPerAddr)
-	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }}
+	// One number at a time on the bbolt file, whose one writer contends with nobody; a block
+	// per gateway on a shared store (itemnums.go).
+	r.itemNums = &itemNumbers{block: 1}
+	if cfg.Store != nil {
+		r.itemNums.block = cfg.ItemNumberBlock
+		if r.itemNums.block == 0 {
+			r.itemNums.block = defaultItemNumberBlock
+		}
+	}
+	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }, began: r.itemNums.began, ended: r.itemNums.ended}
 	r.metrics = newMetrics(r)
 	if cfg.Store != nil { // a store that other gateways may share: one connection per terminal across them
 		if err := r.startOwners(); err != nil {

@@ -3,6 +3,7 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -199,9 +200,13 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 		}
 		return prev.Refused, remember(prev.Refused)
 	}
+	ltx, ok := tx.(*logTx)
+	if !ok {
+		return "", fmt.Errorf("store item %d: not in an item log transaction", it.Seq)
+	}
 	// The item's arrival number, taken first: a letter it carries refers to its record for the
 	// body text (letterRec).
-	n, err := tx.Bucket([]byte(bItems)).NextSequence()
+	n, err := r.itemNums.take(ltx.Tx)
 	if err != nil {
 		return "", err
 	}
@@ -245,10 +250,6 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 		if err := recordRefusal(tx, Refusal{TerminalID: t.ID, Epoch: epoch, Seq: it.Seq, ItemID: it.ID, Kind: it.Kind, Reason: reason, At: now}); err != nil {
 			return "", err
 		}
-	}
-	ltx, ok := tx.(*logTx)
-	if !ok {
-		return "", fmt.Errorf("store item %d: not in an item log transaction", it.Seq)
 	}
 	if err := ltx.log.addItem(n, storedHead{Seq: it.Seq, ID: it.ID, Kind: it.Kind, CreatedAt: it.CreatedAt,
 		TerminalID: t.ID, Epoch: epoch, ReceivedAt: now, Refused: reason}, p.canon); err != nil {
@@ -913,10 +914,14 @@ type ItemFilter struct {
 	Kind       string
 }
 
-// Items lists every stored uplink item in arrival order (refused ones with their reason).
+// Items lists every stored uplink item in arrival order (refused ones with their reason). On a
+// shared store each gateway numbers items from blocks of its own (itemnums.go), so numbers
+// follow blocks, not time, across gateways: there the list is ordered by arrival time, and by
+// number within one moment (one gateway's order).
 func (r *Relay) Items(flt ItemFilter) ([]StoredItem, error) {
 	out := []StoredItem{}
 	err := r.view("list items", func(tx kv.Tx) error {
+		out = out[:0] // a View may run again
 		return forEachStoredItem(tx, func(_ uint64, it StoredItem) bool {
 			if (flt.TerminalID == "" || it.TerminalID == flt.TerminalID) && (flt.Kind == "" || it.Kind == flt.Kind) {
 				out = append(out, it)
@@ -924,5 +929,8 @@ func (r *Relay) Items(flt ItemFilter) ([]StoredItem, error) {
 			return true
 		})
 	})
+	if err == nil && r.itemNums.block > 1 {
+		slices.SortStableFunc(out, func(a, b StoredItem) int { return a.ReceivedAt.Compare(b.ReceivedAt) })
+	}
 	return out, err
 }

@@ -31,6 +31,24 @@ import (
 	"errors"
 )
 
+// Stats counts what a store did since it opened, for metrics. A store that counts offers it
+// through StatsReporter; fields it does not count stay zero.
+type Stats struct {
+	Commits   int64 // write transactions committed
+	Conflicts int64 // transactions run again because what they read changed
+	Views     int64 // read transactions completed
+	Reads     int64 // reads that went over the network (one round trip each)
+	CacheHits int64 // reads answered by the store's own cache instead
+	Lists     int64 // bucket listings (cursors, ForEach, KeyN)
+	Messages  int64 // messages in committed writes
+}
+
+// StatsReporter is a Store that counts what it does (the JetStream store does; bbolt's
+// wrapper has nothing worth counting beyond the relay's own write count).
+type StatsReporter interface {
+	KVStats() Stats
+}
+
 // Store is a transactional key-value store. It is safe for concurrent use; a Tx is not.
 type Store interface {
 	// Update runs fn in a read-write transaction and commits what it wrote, or nothing if fn

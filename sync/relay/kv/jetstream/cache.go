@@ -59,7 +59,7 @@ func (c *readCache) drop(subjs ...string) {
 	}
 }
 
-// cacheable: everything but bucket markers.
+// cacheable: everything but bucket markers, unless Options.CacheBucketMarkers.
 func (s *Store) cacheable(subj string) bool {
-	return s.cache != nil && !strings.HasPrefix(subj, s.o.Prefix+".b.")
+	return s.cache != nil && (s.o.CacheBucketMarkers || !strings.HasPrefix(subj, s.o.Prefix+".b."))
 }

@@ -271,3 +271,72 @@ func TestQuorumLost(t *testing.T) {
 	}
 	assertCounts(t, s, 6)
 }
+
+// With CacheBucketMarkers a gateway's Update finds its buckets in its cache: writing one key
+// of a nested bucket it wrote before costs no leader read. A nested bucket it saw absent and
+// another gateway made meanwhile is found on the run again (an absent marker is validated),
+// so the two gateways' first writes land in one bucket; and two gateways writing at once in
+// one bucket lose nothing.
+func TestCachedBucketMarkers(t *testing.T) {
+	c := natstest.Start(t)
+	o := jskv.Options{Stream: "marks", Prefix: "marks", CacheBucketMarkers: true}
+	a := openOn(t, c, c.Connect(0), "marks")
+	a2, err := jskv.Open(t.Context(), c.Connect(0), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := jskv.Open(t.Context(), c.Connect(1), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	makeBuckets(t, a, "down")
+	put := func(s *jskv.Store, owner, key string) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx kv.Tx) error {
+			nb, err := tx.Bucket([]byte("down")).CreateBucketIfNotExists([]byte(owner))
+			if err != nil {
+				return err
+			}
+			return nb.Put([]byte(key), []byte(owner+key))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Gateway b sees owner t1 absent (and caches it), then a makes it; b's first write still
+	// lands in a's bucket.
+	if err := b.View(ctx, func(tx kv.Tx) error {
+		if tx.Bucket([]byte("down")).Bucket([]byte("t1")) != nil {
+			t.Error("t1 exists before anyone made it")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	put(b, "t0", "warm") // b's cache holds the root bucket's marker
+	put(a2, "t1", "1")
+	put(b, "t1", "2")
+	reads := a2.Stats().Reads
+	put(a2, "t1", "3")
+	if n := a2.Stats().Reads - reads; n != 0 {
+		t.Errorf("a write into a bucket the gateway wrote before read the leader %d times, want 0", n)
+	}
+	var wg sync.WaitGroup
+	for g, s := range []*jskv.Store{a2, b} {
+		wg.Go(func() {
+			for i := range 10 {
+				put(s, "t1", fmt.Sprintf("g%d-%d", g, i))
+			}
+		})
+	}
+	wg.Wait()
+	if err := a.View(ctx, func(tx kv.Tx) error {
+		if n := tx.Bucket([]byte("down")).Bucket([]byte("t1")).KeyN(); n != 23 {
+			t.Errorf("t1 holds %d keys, want 23", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -58,6 +58,14 @@ type Options struct {
 	// CacheEntries bounds the gateway's read cache (see readCache); default 100,000, and
 	// negative turns the cache off.
 	CacheEntries int
+	// CacheBucketMarkers lets an Update take a bucket's marker (does it exist, under which
+	// generation) from the read cache too. A marker seen present is not validated at commit,
+	// so a cached one that another gateway deleted since sends this gateway's writes into the
+	// deleted generation, where nobody reads them: set it only for a user that deletes no
+	// bucket whose late writes matter (the relay deletes one kind, a revoked terminal's
+	// downlink, whose writes are dropped anyway). A marker seen absent is validated as
+	// before, so a bucket another gateway made is found on the run again.
+	CacheBucketMarkers bool
 }
 
 func (o Options) withDefaults() Options {
@@ -113,6 +121,9 @@ type Store struct {
 	cache *readCache
 
 	commits, conflicts, views, purgeFailures atomic.Int64
+	// What the transactions cost: leader reads, reads the gateway's cache answered, bucket
+	// listings (one stream info request each) and messages committed.
+	reads, cacheHits, lists, messages atomic.Int64
 }
 
 // Open creates (or updates) the stream and returns a store on it. The connection stays the
@@ -179,11 +190,23 @@ type Stats struct {
 	Views     int64 // View transactions completed
 	// PurgeFailures counts deleted buckets whose subjects could not all be purged.
 	PurgeFailures int64
+	Reads         int64 // leader reads (one round trip each), validation included
+	CacheHits     int64 // reads of an Update answered by the gateway's read cache
+	Lists         int64 // bucket listings (cursors, ForEach, KeyN): one stream info each
+	Messages      int64 // messages of committed batches (keys, versions, read markers)
 }
 
 // Stats returns the counters so far.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Views: s.views.Load(), PurgeFailures: s.purgeFailures.Load()}
+	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Views: s.views.Load(), PurgeFailures: s.purgeFailures.Load(),
+		Reads: s.reads.Load(), CacheHits: s.cacheHits.Load(), Lists: s.lists.Load(), Messages: s.messages.Load()}
+}
+
+// KVStats is Stats in the kv package's terms, for the relay's metrics.
+func (s *Store) KVStats() kv.Stats {
+	st := s.Stats()
+	return kv.Stats{Commits: st.Commits, Conflicts: st.Conflicts, Views: st.Views, Reads: st.Reads,
+		CacheHits: st.CacheHits, Lists: st.Lists, Messages: st.Messages}
 }
 
 // Update runs fn optimistically and commits its writes as one atomic batch, running it again
@@ -326,6 +349,7 @@ type entry struct {
 
 // fetch reads the last message of subj from the stream leader.
 func (s *Store) fetch(ctx context.Context, subj string) (entry, error) {
+	s.reads.Add(1)
 	c, cancel := s.opCtx(ctx)
 	defer cancel()
 	m, err := s.st.GetLastMsgForSubject(c, subj)
@@ -384,6 +408,7 @@ func (s *Store) readMarkerSubj() string { return s.o.Prefix + ".r" }
 // list returns the subjects matching filter that hold a message (tombstones included), as
 // the stream's per-subject state says: one stream info request, paged by the client.
 func (s *Store) list(ctx context.Context, filter string) ([]string, error) {
+	s.lists.Add(1)
 	c, cancel := s.opCtx(ctx)
 	defer cancel()
 	info, err := s.st.Info(c, jetstream.WithSubjectFilter(filter))

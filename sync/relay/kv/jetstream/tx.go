@@ -62,6 +62,7 @@ func (t *tx) fetch(subj string) (entry, bool) {
 	cacheable := t.s.cacheable(subj)
 	if cacheable && t.writable {
 		if e, ok := t.s.cache.get(subj); ok {
+			t.s.cacheHits.Add(1)
 			t.seen[subj] = e
 			t.fromCache = append(t.fromCache, subj)
 			return e, true
@@ -163,6 +164,7 @@ func (t *tx) commit() error {
 		}
 		return err
 	}
+	t.s.messages.Add(int64(len(msgs)))
 	if t.s.cache != nil {
 		// A batch is stored in order under consecutive sequences ending at the ack's.
 		first := ack.Sequence + 1 - uint64(len(msgs))
