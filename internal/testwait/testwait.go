@@ -35,25 +35,64 @@ func Until(tb testing.TB, what string, cond func() bool) {
 // failure, to show how far things got.
 func UntilSaw(tb testing.TB, what string, cond func() (ok bool, saw string)) {
 	tb.Helper()
-	deadline := time.Now().Add(Limit)
+	// The mark never changes, so the limit counts from the start.
+	poll(tb, what, func() (bool, string, string) { ok, saw := cond(); return ok, "", saw }, realTime{})
+}
+
+// UntilProgress is UntilSaw for work that moves in steps, like a queue draining through a
+// relay on a busy machine: mark says how far it got, and the limit counts from the last time
+// the mark changed. A wait that keeps moving is not a hang, however slow the machine; one
+// that stops moving for the limit is, and fails saying where it stopped.
+func UntilProgress(tb testing.TB, what string, cond func() (ok bool, mark, saw string)) {
+	tb.Helper()
+	poll(tb, what, cond, realTime{})
+}
+
+// clock is the time poll uses: real time, or a test's own (testwait_test.go).
+type clock interface {
+	Now() time.Time
+	Sleep(time.Duration)
+}
+
+type realTime struct{}
+
+func (realTime) Now() time.Time        { return time.Now() }
+func (realTime) Sleep(d time.Duration) { time.Sleep(d) }
+
+func poll(tb testing.TB, what string, cond func() (ok bool, mark, saw string), c clock) {
+	tb.Helper()
+	end := time.Time{} // the test binary's deadline, less the margin
 	if d, ok := tb.(interface{ Deadline() (time.Time, bool) }); ok {
-		if end, ok := d.Deadline(); ok && end.Add(-deadlineMargin).Before(deadline) {
-			deadline = end.Add(-deadlineMargin)
+		if e, ok := d.Deadline(); ok {
+			end = e.Add(-deadlineMargin)
 		}
 	}
+	deadline := func(from time.Time) time.Time {
+		d := from.Add(Limit)
+		if !end.IsZero() && end.Before(d) {
+			return end
+		}
+		return d
+	}
+	giveUp := deadline(c.Now())
+	var last string
 	pause := time.Millisecond
-	for {
-		ok, saw := cond()
+	for first := true; ; first = false {
+		ok, mark, saw := cond()
 		if ok {
 			return
 		}
-		if !time.Now().Before(deadline) {
+		if !first && mark != last {
+			giveUp = deadline(c.Now())
+		}
+		last = mark
+		if !c.Now().Before(giveUp) {
 			if saw != "" {
 				tb.Fatalf("gave up waiting for %s; last saw: %s", what, saw)
 			}
 			tb.Fatalf("gave up waiting for %s", what)
 		}
-		time.Sleep(pause)
+		c.Sleep(pause)
 		pause = min(2*pause, maxPause)
 	}
 }
