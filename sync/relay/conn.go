@@ -502,6 +502,7 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch,
 		s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
 		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen())
 		s.flushMu.Unlock()
+		r.batchesStored.Add(uint64(len(acks)))
 		var seqErr *sequenceError
 		if err != nil && !errors.As(err, &seqErr) {
 			r.fail(c, "store batch from "+s.id, err)
