@@ -387,7 +387,9 @@ const batchQueue = 8
 func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 	c := s.conn
 	var hint int // readMessage's: the length of the connection's last frame
-	queue := make(chan upBatch, batchQueue)
+	// queue is made at the first batch: its room for batchQueue batches (under 1 KiB) is not
+	// held by a connection that sends none (memory per idle terminal, docs/SCALE.md).
+	var queue chan upBatch
 	failed := make(chan struct{}) // closed when a worker closed the connection after a failure
 	var (
 		mu      sync.Mutex // guards running, and orders a worker's exit with the next start
@@ -423,6 +425,9 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 			if f.Batch.Epoch != hello.Epoch {
 				c.Close(websocket.StatusPolicyViolation, wire.ReasonWrongEpoch)
 				return
+			}
+			if queue == nil {
+				queue = make(chan upBatch, batchQueue) // before any worker starts (and reads it)
 			}
 			select {
 			case queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: hello.AckLetters}:
