@@ -663,15 +663,17 @@ func (r *Relay) startWriter(ctx context.Context, s *session) (stop func()) {
 	// The hello's record waits to be written: the flush timer starts armed.
 	s.flushArmed.Store(true)
 	s.flushTimer = time.AfterFunc(ackFlushInterval, func() {
-		s.flushArmed.Store(false) // before the write: an ack after it arms the timer again
 		if ctx.Err() != nil {
 			return
 		}
+		// Armed until the write is done, so a down_ack meanwhile sets no second timer: on a
+		// slow store the writes of one connection would pile up, each on a goroutine.
 		if err := r.flushAck(s); err != nil {
 			r.fail(s.conn, "acknowledge downlink of "+s.id, err)
 			return
 		}
-		s.armFlush() // acknowledged during the write, by a down_ack that found it armed
+		s.flushArmed.Store(false)
+		s.armFlush() // acknowledged during the write
 	})
 	// The ping runs on the timer's own goroutine, alive only until the pong is read (by
 	// readLoop) or PingInterval passed without one.
