@@ -125,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.data, "data", "", "data directory (holds relay.db and, if generated, admin-token); required")
 	gctune.Flags(fs, &o.gc, gcDefaults())
+	gctune.IdleFlag(fs, &o.gc, gcDefaults())
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8443", "address to listen on")
 	fs.StringVar(&o.cert, "cert", "", "TLS certificate file (PEM); with -key")
 	fs.StringVar(&o.key, "key", "", "TLS private key file (PEM); with -cert")

@@ -46,6 +46,11 @@ func Flags(fs *flag.FlagSet, o *Options, def Options) {
 		"garbage collector target: heap growth, in percent of the live heap, before a cycle (GOGC, which wins if set)")
 	fs.Int64Var(&o.LimitMiB, "memory-limit-mib", def.LimitMiB,
 		"soft limit of the Go heap in MiB; the collector works harder near it (GOMEMLIMIT, which wins if set); 0 for none")
+}
+
+// IdleFlag registers -gc-idle-percent on fs, for a daemon that runs Adapt (without it an idle
+// percentage would stay in force for good).
+func IdleFlag(fs *flag.FlagSet, o *Options, def Options) {
 	fs.IntVar(&o.IdlePercent, "gc-idle-percent", def.IdlePercent,
 		"garbage collector target while idle: -gc-percent holds only while work goes on, this one after "+
 			"some seconds without (free memory is then returned to the system); 0 for -gc-percent at all times")
