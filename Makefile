@@ -64,7 +64,7 @@ bench-scale:
 	$(BIN)/tetherload -spawn $(BIN)/relayd -nats-server $(BIN)/nats-server -gateways 2 -terminals $(SCALE_TERMINALS) \
 		-batch-items 1 -duration $(SCALE_DURATION) -drain 5m -baseline jetstream -baseline-time 10s $(SCALE_FLAGS)
 	$(BIN)/tetherload -spawn $(BIN)/relayd -nats-server $(BIN)/nats-server -gateways 2 -terminals $(SCALE_IDLE_TERMINALS) \
-		-idle 30s -timeout 30m $(SCALE_IDLE_FLAGS)
+		-idle 60s -timeout 30m $(SCALE_IDLE_FLAGS)
 
 # soak runs the lifecycle model test over many seeds (SEEDS, STEPS, FIRST); too long for make test.
 soak:

@@ -109,9 +109,15 @@ type options struct {
 }
 
 // gcDefaults: relayd's live heap is small and it allocates fast under load; at GOGC=100 the
-// collector took some 15-25% of a drain's CPU (docs/BENCHMARKS.md, sixth round). No memory
-// limit by default: a server's memory is the operator's to give (-memory-limit-mib).
-func gcDefaults() gctune.Options { return gctune.Options{Percent: 400} }
+// collector took some 15-25% of a drain's CPU (docs/BENCHMARKS.md, sixth round). That holds
+// only while batches are stored: an idle relay holding 10,000 connections had twice the RSS
+// at 400 (docs/SCALE.md, memory per idle terminal), so it runs at 100 when no batch came for
+// gcAdaptEvery*5. No memory limit by default: a server's memory is the operator's to give
+// (-memory-limit-mib).
+func gcDefaults() gctune.Options { return gctune.Options{Percent: 400, IdlePercent: 100} }
+
+// gcAdaptEvery is how often relayd looks whether batches are being stored (gctune.Adapt).
+const gcAdaptEvery = 2 * time.Second
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -119,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.data, "data", "", "data directory (holds relay.db and, if generated, admin-token); required")
 	gctune.Flags(fs, &o.gc, gcDefaults())
+	gctune.IdleFlag(fs, &o.gc, gcDefaults())
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8443", "address to listen on")
 	fs.StringVar(&o.cert, "cert", "", "TLS certificate file (PEM); with -key")
 	fs.StringVar(&o.key, "key", "", "TLS private key file (PEM); with -cert")
@@ -325,6 +332,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer r.Close()
 	go retryInvitations(ctx, r, o.inviteRetry, logger)
+	gcTick := time.NewTicker(gcAdaptEvery)
+	defer gcTick.Stop()
+	gcCtx, gcStop := context.WithCancel(ctx)
+	defer gcStop()
+	go gctune.Adapt(gcCtx, o.gc, getenv, r.BatchesStored, gcTick.C)
 	if shown {
 		// The only time the token is ever written out; the log never carries it.
 		fmt.Fprintf(stdout, "relayd: generated admin token (shown once, kept in %s):\n%s\n", filepath.Join(o.data, TokenFile), token)

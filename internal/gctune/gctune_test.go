@@ -1,11 +1,15 @@
 package gctune
 
 import (
+	"context"
 	"flag"
 	"math"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // restore puts the collector back as the test found it.
@@ -68,5 +72,81 @@ func TestBadOptionsRefused(t *testing.T) {
 	}
 	if p := debug.SetGCPercent(100); p != 100 {
 		t.Fatalf("GC percent changed to %d by refused options", p)
+	}
+}
+
+// gogc is the percentage in force.
+func gogc() uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// With an idle percentage the daemon starts idle, takes the busy percentage at the first tick
+// that sees work, and goes back to idle after idleTicks ticks without; ticks are sent by the
+// test, so no clock is involved (a tick's send returns once the one before it was handled).
+func TestAdaptFollowsWork(t *testing.T) {
+	restore(t)
+	o := Options{Percent: 400, IdlePercent: 100}
+	got, err := Apply(o, noEnv)
+	if err != nil || got != "gc-percent=400 gc-idle-percent=100 memory-limit-mib=none" {
+		t.Fatalf("Apply = %q, %v", got, err)
+	}
+	if p := gogc(); p != 100 {
+		t.Fatalf("GC percent %d before any work, want the idle 100", p)
+	}
+	// work is read once a tick, at its start, and says so: a step returns once its tick read
+	// the count, so a change the test makes after it is seen by the next tick and none before,
+	// and a step's send returns only once the tick before it was handled.
+	var count atomic.Uint64
+	read := make(chan struct{})
+	work := func() uint64 {
+		n := count.Load()
+		read <- struct{}{}
+		return n
+	}
+	tick := make(chan time.Time)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Adapt(ctx, o, noEnv, work, tick)
+	}()
+	<-read // Adapt's first reading
+	step := func() {
+		tick <- time.Time{}
+		<-read
+	}
+	step()
+	step()
+	if p := gogc(); p != 100 {
+		t.Fatalf("GC percent %d with no work, want 100", p)
+	}
+	count.Add(3)
+	step() // sees the work
+	step()
+	if p := gogc(); p != 400 {
+		t.Fatalf("GC percent %d while working, want 400", p)
+	}
+	for range idleTicks - 2 {
+		step()
+	}
+	// idleTicks-2 ticks without work handled, the idleTicks-1-th read: not idle yet.
+	if p := gogc(); p != 400 {
+		t.Fatalf("GC percent %d after %d ticks without work, want still 400", p, idleTicks-2)
+	}
+	step() // the idleTicks-th
+	step()
+	if p := gogc(); p != 100 {
+		t.Fatalf("GC percent %d after %d ticks without work, want the idle 100", p, idleTicks)
+	}
+	cancel()
+	<-done
+
+	// GOGC in the environment: Adapt leaves the collector alone.
+	debug.SetGCPercent(150)
+	Adapt(context.Background(), o, func(k string) string { return map[string]string{"GOGC": "150"}[k] }, count.Load, nil)
+	if p := gogc(); p != 150 {
+		t.Fatalf("GC percent %d with GOGC=150 set, want 150", p)
 	}
 }

@@ -121,14 +121,15 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) {
 	ctx, cancel := closeCtx()
 	defer cancel()
 
-	sess, hello, resume, ok := r.openSession(ctx, c)
+	sess, hello, ok := r.openSession(ctx, c)
 	if sess != nil {
 		defer r.flushAck(sess)
 	}
 	if !ok {
 		return
 	}
-	go r.writeLoop(ctx, sess, resume)
+	stop := r.startWriter(ctx, sess)
+	defer stop()
 	r.readLoop(ctx, sess, hello)
 }
 
@@ -138,16 +139,16 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) {
 // flushAck). Kept apart from runTerminal so that its large frame is gone from the stack while
 // the connection idles in readLoop: what an idle connection's stack uses then stays under a
 // quarter of 16 KiB, and the collector halves the stack the handshake grew.
-func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *session, hello wire.Hello, resume uint64, ok bool) {
+func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *session, hello wire.Hello, ok bool) {
 	hello, info, ok := r.handshake(ctx, c)
 	r.metrics.handshake(ok)
 	if !ok {
-		return nil, hello, 0, false
+		return nil, hello, false
 	}
 	// The handshake takes no write transaction: what it records (last seen, software, queue
 	// length, the hello's downlink position) is kept with the session and written with the
 	// connection's first batch or its next downlink flush, whichever comes first.
-	sess = &session{id: info.ID, conn: c, wake: make(chan struct{}, 1), binaryChunks: hello.BinaryChunks,
+	sess = &session{id: info.ID, conn: c, binaryChunks: hello.BinaryChunks,
 		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
 	// On a store shared by gateways the connection claims the terminal, beside the handshake
 	// rather than in it; its writes wait for the claim (owner.go).
@@ -162,7 +163,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 	last, acked, err := r.downPosition(info.ID)
 	if err != nil {
 		r.fail(c, "read downlink position", err)
-		return sess, hello, 0, false
+		return sess, hello, false
 	}
 	// An uplink position at or below what the relay holds for the epoch means the store is
 	// older than what it forwarded: a backup was restored. Its downlink position may not show it
@@ -174,7 +175,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 		high, err := r.uplinkHigh(info.ID, hello.Epoch)
 		if err != nil {
 			r.fail(c, "read uplink position", err)
-			return sess, hello, 0, false
+			return sess, hello, false
 		}
 		restored = hello.UplinkNext <= high
 	}
@@ -187,12 +188,12 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 	if (restored && !restoreAgain) || hello.DownApplied < max(acked, min(floor, last)) {
 		own, err := sess.owner()
 		if err != nil {
-			return sess, hello, 0, false // the claim failed and closed the connection
+			return sess, hello, false // the claim failed and closed the connection
 		}
 		queued, err := r.resync(own, info, hello.DownApplied, floor, restored && !restoreAgain)
 		if err != nil {
 			r.fail(c, "resync terminal", err)
-			return sess, hello, 0, false
+			return sess, hello, false
 		}
 		if queued {
 			r.logf("relay: terminal %s came back with downlink position %d, below what it acknowledged: store replaced, complete snapshot queued",
@@ -200,18 +201,18 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 		}
 		if last, acked, err = r.downPosition(info.ID); err != nil {
 			r.fail(c, "read downlink position", err)
-			return sess, hello, 0, false
+			return sess, hello, false
 		}
 	}
 	if restored {
 		r.logf("relay: terminal %s came back with uplink seq %d of epoch %s, below what it forwarded: a restored backup; snapshot queued, new epoch asked",
 			info.ID, hello.UplinkNext, hello.Epoch)
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonNewEpoch)
-		return sess, hello, 0, false
+		return sess, hello, false
 	}
 	// hello.down_applied is the terminal's durable truth: resume after it, and forget what it
 	// applied at the connection's first flush (not here: no write in the connect path).
-	resume = max(hello.DownApplied, acked)
+	resume := max(hello.DownApplied, acked)
 	if resume > last {
 		r.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", info.ID, resume, last)
 		resume = last // it claims more than was ever queued; only ever send new seqs
@@ -221,10 +222,10 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 	sess.persisted.Store(acked)
 	if err := r.send(ctx, c, wire.Welcome{TerminalID: info.ID, Facility: info.FacilityID, Mode: info.Mode,
 		InmateID: info.InmateID, ServerTime: r.clock.Now().UTC(), RelayURLs: r.cfg.Gateways}); err != nil {
-		return sess, hello, 0, false
+		return sess, hello, false
 	}
 	r.logf("relay: terminal %s connected", info.ID)
-	return sess, hello, resume, true
+	return sess, hello, true
 }
 
 // sourceAddr is the address a request came from (its IP, without the port): the unit the
@@ -386,7 +387,9 @@ const batchQueue = 8
 func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 	c := s.conn
 	var hint int // readMessage's: the length of the connection's last frame
-	queue := make(chan upBatch, batchQueue)
+	// queue is made at the first batch: its room for batchQueue batches (under 1 KiB) is not
+	// held by a connection that sends none (memory per idle terminal, docs/SCALE.md).
+	var queue chan upBatch
 	failed := make(chan struct{}) // closed when a worker closed the connection after a failure
 	var (
 		mu      sync.Mutex // guards running, and orders a worker's exit with the next start
@@ -422,6 +425,9 @@ func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
 			if f.Batch.Epoch != hello.Epoch {
 				c.Close(websocket.StatusPolicyViolation, wire.ReasonWrongEpoch)
 				return
+			}
+			if queue == nil {
+				queue = make(chan upBatch, batchQueue) // before any worker starts (and reads it)
 			}
 			select {
 			case queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: hello.AckLetters}:
@@ -501,6 +507,7 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch,
 		s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
 		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen())
 		s.flushMu.Unlock()
+		r.batchesStored.Add(uint64(len(acks)))
 		var seqErr *sequenceError
 		if err != nil && !errors.As(err, &seqErr) {
 			r.fail(c, "store batch from "+s.id, err)
@@ -545,10 +552,8 @@ func (r *Relay) downAck(s *session, da wire.DownAck) {
 		}
 	}
 	s.acked.Store(seq)
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.armFlush()
+	s.down.kick()
 }
 
 // flushed is the acknowledged seq last written to the store. It takes no lock: the writer
@@ -596,14 +601,117 @@ func (r *Relay) flushAck(s *session) error {
 	return nil
 }
 
-// writeLoop sends downlink after seq `sent`, at most downWindow unacknowledged, pings, and
-// writes the acknowledged cursor to the store now and then.
-func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
-	ping := time.NewTicker(r.cfg.PingInterval)
-	defer ping.Stop()
-	flush := time.NewTicker(ackFlushInterval)
-	defer flush.Stop()
+// downWriter runs a connection's downlink writer only while it has work, as readLoop runs
+// its batch worker: kick starts a writer goroutine, or tells the running one to look again,
+// and the writer ends when a look found nothing to do and no kick came meanwhile. An idle
+// connection then holds no writer goroutine (its stack) and no tickers: its pings and the
+// periodic write of its acknowledged position run on timers (startWriter).
+type downWriter struct {
+	mu      sync.Mutex
+	run     func() // starts the writer; nil before the connection is welcomed and after it ended
+	running bool
+	again   bool // kicked while running: look again before ending
+}
+
+// kick asks for a look at the downlink: new items were queued, or the terminal acknowledged
+// some (room in the window, a cursor to write). A kick before the writer is set up is
+// dropped: the writer's first look, at the welcome, sends whatever is queued by then.
+func (w *downWriter) kick() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.running:
+		w.again = true
+	case w.run != nil:
+		w.running = true
+		go w.run()
+	}
+}
+
+// idle ends a writer whose look found nothing to do, unless a kick came during it.
+func (w *downWriter) idle() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.again {
+		w.again = false
+		return false
+	}
+	w.running = false
+	return true
+}
+
+// setRun installs the writer (nil stops kicks from starting one).
+func (w *downWriter) setRun(run func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.run = run
+}
+
+// armFlush makes sure the acknowledged cursor is written within ackFlushInterval: the flush
+// timer runs only while something acknowledged (or the hello's record) waits to be written.
+func (s *session) armFlush() {
+	if s.flushTimer != nil && s.acked.Load() > s.flushed() && s.flushArmed.CompareAndSwap(false, true) {
+		s.flushTimer.Reset(ackFlushInterval)
+	}
+}
+
+// startWriter sets up the welcomed connection's downlink: a first look (what was queued
+// before it connected), pings every PingInterval, and the write of the hello's record and of
+// the acknowledged cursor within ackFlushInterval. The returned stop ends them with the
+// connection.
+func (r *Relay) startWriter(ctx context.Context, s *session) (stop func()) {
+	// The hello's record waits to be written: the flush timer starts armed.
+	s.flushArmed.Store(true)
+	s.flushTimer = time.AfterFunc(ackFlushInterval, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		// Armed until the write is done, so a down_ack meanwhile sets no second timer: on a
+		// slow store the writes of one connection would pile up, each on a goroutine.
+		if err := r.flushAck(s); err != nil {
+			r.fail(s.conn, "acknowledge downlink of "+s.id, err)
+			return
+		}
+		s.flushArmed.Store(false)
+		s.armFlush() // acknowledged during the write
+	})
+	// The ping runs on the timer's own goroutine, alive only until the pong is read (by
+	// readLoop) or PingInterval passed without one.
+	var ping *time.Timer
+	ping = time.AfterFunc(r.cfg.PingInterval, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		pctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
+		err := s.conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.conn.Close(websocket.StatusPolicyViolation, ReasonNoPong)
+			}
+			return
+		}
+		ping.Reset(r.cfg.PingInterval)
+	})
+	s.down.setRun(func() { r.writeDown(ctx, s) })
+	s.down.kick()
+	return func() {
+		s.down.setRun(nil)
+		ping.Stop()
+		s.flushTimer.Stop()
+	}
+}
+
+// writeDown is the downlink writer: it sends what is queued after the last seq sent, at most
+// downWindow unacknowledged, writes the acknowledged cursor once ackFlushItems piled up, and
+// ends when a look found nothing more to do (downWriter). After a failure, which closed the
+// connection, it ends still marked running, so no kick starts another.
+func (r *Relay) writeDown(ctx context.Context, s *session) {
 	for {
+		if ctx.Err() != nil {
+			return
+		}
+		sent := s.sent.Load() // only the writer moves it, and one writer runs at a time
 		for sent-s.acked.Load() < downWindow {
 			room := int(downWindow - (sent - s.acked.Load()))
 			items, last, err := r.pendingDownRaw(s.id, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
@@ -631,31 +739,14 @@ func (r *Relay) writeLoop(ctx context.Context, s *session, sent uint64) {
 				return
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.wake:
-			if a, p := s.acked.Load(), s.flushed(); a > p && a-p >= ackFlushItems {
-				if err := r.flushAck(s); err != nil {
-					r.fail(s.conn, "acknowledge downlink of "+s.id, err)
-					return
-				}
-			}
-		case <-flush.C:
+		if a, p := s.acked.Load(), s.flushed(); a > p && a-p >= ackFlushItems {
 			if err := r.flushAck(s); err != nil {
 				r.fail(s.conn, "acknowledge downlink of "+s.id, err)
 				return
 			}
-		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
-			err := s.conn.Ping(pctx)
-			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					s.conn.Close(websocket.StatusPolicyViolation, ReasonNoPong)
-				}
-				return
-			}
+		}
+		if s.down.idle() {
+			return
 		}
 	}
 }

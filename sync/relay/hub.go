@@ -30,7 +30,8 @@ type hub struct {
 type session struct {
 	id   string
 	conn *websocket.Conn
-	wake chan struct{} // capacity 1: "downlink may have grown"
+	// down runs the connection's downlink writer while it has work (conn.go).
+	down downWriter
 	// acked is the highest downlink seq the terminal acknowledged on this connection, kept in
 	// memory; sent is the highest seq sent on it (an ack beyond it is clamped).
 	acked atomic.Uint64
@@ -41,7 +42,11 @@ type session struct {
 	flushMu   sync.Mutex
 	persisted atomic.Uint64
 	clamped   atomic.Bool // an ack beyond what was sent was logged once (no lock: read path)
-	retired   bool        // replaced by a newer connection, which writes the position from now on
+	// flushTimer writes what waits (acked beyond persisted, the hello's record) within
+	// ackFlushInterval; flushArmed says it is set (startWriter, armFlush).
+	flushTimer *time.Timer
+	flushArmed atomic.Bool
+	retired    bool // replaced by a newer connection, which writes the position from now on
 
 	// seen is the hello's record until a write took it (nil since); seenMu guards it and is
 	// never held across a transaction, so the admin list may read it.
@@ -207,10 +212,7 @@ func (h *hub) wake(ids []string) {
 	defer h.mu.Unlock()
 	for _, id := range ids {
 		if s := h.sessions[id]; s != nil {
-			select {
-			case s.wake <- struct{}{}:
-			default:
-			}
+			s.down.kick()
 		}
 	}
 }

@@ -114,6 +114,8 @@ type Relay struct {
 	itemNums *itemNumbers
 	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
 	writeTxs atomic.Uint64
+	// batchesStored counts the uplink batches stored: the work relayd's collector follows.
+	batchesStored atomic.Uint64
 	// restoreSnapshots remembers each (terminal, epoch) already sent a snapshot for a restored
 	// backup: a terminal that keeps saying so on the same epoch (it should start a new one) is
 	// asked again for a new epoch, but does not make the relay build snapshot after snapshot.
@@ -259,6 +261,10 @@ func (r *Relay) Close() error {
 
 // Handler serves the terminal websocket (/v1/terminal), enrollment (/v1/enroll) and the admin API (/admin/v1/).
 func (r *Relay) Handler() http.Handler { return r.handler }
+
+// BatchesStored is the number of uplink batches stored since Open: while it moves the relay
+// drains terminals' queues (relayd runs its collector for speed then, internal/gctune).
+func (r *Relay) BatchesStored() uint64 { return r.batchesStored.Load() }
 
 // New is Open, under the name the terminal side's tests first asked for.
 func New(cfg Config) (*Relay, error) { return Open(cfg) }

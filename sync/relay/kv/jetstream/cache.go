@@ -5,21 +5,36 @@ import (
 	"sync"
 )
 
-// readCache holds subjects' committed states as this gateway last read or wrote them, so that
-// an Update reads a key its gateway wrote a moment ago without a round trip to the leader.
+// readCache holds subjects' committed states as this gateway's Updates last read or wrote
+// them, so that an Update reads a key its gateway wrote a moment ago without a round trip to
+// the leader. It is bounded by entries (Options.CacheEntries) and by bytes (defaultCacheBytes).
 // Nothing in it is trusted: every subject an Update takes from it is validated at commit (its
 // expected sequence or a read marker), a conflict drops what the transaction took from it,
 // and View and validation read the leader. Bucket markers are never cached: a marker seen
 // present is not validated (see bucket.Bucket), so a stale one would send writes into a
 // deleted bucket's generation for good.
 type readCache struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]entry
+	mu       sync.Mutex
+	max      int // entries
+	maxBytes int // what the entries hold, as entrySize counts it
+	bytes    int
+	m        map[string]entry
 }
 
+// defaultCacheBytes bounds a gateway's read cache by memory, whatever its entry bound: at
+// 100,000 entries alone it grew with the terminals to some 100 MB a gateway, about 10 KiB a
+// connected terminal (docs/SCALE.md, memory per idle terminal). 16 MiB holds the working set
+// of a gateway's busy terminals (their records, positions and accounts) many times over.
+const defaultCacheBytes = 16 << 20
+
+// entryOverhead is what an entry costs beyond its subject's and value's bytes: its map slot
+// (string header, entry) and the allocations' rounding, about.
+const entryOverhead = 96
+
+func entrySize(subj string, e entry) int { return len(subj) + cap(e.val) + entryOverhead }
+
 func newReadCache(max int) *readCache {
-	return &readCache{max: max, m: map[string]entry{}}
+	return &readCache{max: max, maxBytes: defaultCacheBytes, m: map[string]entry{}}
 }
 
 func (c *readCache) get(subj string) (entry, bool) {
@@ -34,28 +49,56 @@ func (c *readCache) get(subj string) (entry, bool) {
 func (c *readCache) put(subj string, e entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.m[subj]; ok && old.seq > e.seq {
+	old, had := c.m[subj]
+	if had && old.seq > e.seq {
 		return
 	}
-	if _, ok := c.m[subj]; !ok && len(c.m) >= c.max {
-		// Full: forget an eighth, whichever the map yields first. A cache miss costs one
-		// read; bookkeeping for a true LRU would cost every hit.
-		n := c.max / 8
-		for k := range c.m {
-			delete(c.m, k)
-			if n--; n <= 0 {
+	size := entrySize(subj, e)
+	if size > c.maxBytes/64 {
+		// A value this large would push out many small ones: it is read from the leader.
+		c.remove(subj)
+		return
+	}
+	if had {
+		c.bytes -= entrySize(subj, old)
+	}
+	// Full: forget an eighth of the entries, or of the bytes, whichever bound was reached,
+	// in the order the map yields them. A cache miss costs one read; bookkeeping for a true
+	// LRU would cost every hit.
+	n := 0
+	if !had && len(c.m) >= c.max {
+		n = max(c.max/8, 1)
+	}
+	if target := c.maxBytes - c.maxBytes/8 - size; n > 0 || c.bytes+size > c.maxBytes {
+		for k, v := range c.m {
+			if n <= 0 && c.bytes <= target {
 				break
 			}
+			if k == subj {
+				continue
+			}
+			delete(c.m, k)
+			c.bytes -= entrySize(k, v)
+			n--
 		}
 	}
 	c.m[subj] = e
+	c.bytes += size
+}
+
+// remove forgets subj; c.mu is held.
+func (c *readCache) remove(subj string) {
+	if e, ok := c.m[subj]; ok {
+		delete(c.m, subj)
+		c.bytes -= entrySize(subj, e)
+	}
 }
 
 func (c *readCache) drop(subjs ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range subjs {
-		delete(c.m, s)
+		c.remove(s)
 	}
 }
 

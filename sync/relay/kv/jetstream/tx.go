@@ -73,7 +73,9 @@ func (t *tx) fetch(subj string) (entry, bool) {
 		t.err = err
 		return entry{}, false
 	}
-	if cacheable {
+	if cacheable && t.writable {
+		// Only what an Update read: the cache serves Updates, and a View's reads (a
+		// handshake's, a downlink writer's) filled it with every connected terminal's records.
 		t.s.cache.put(subj, e)
 	}
 	t.seen[subj] = e
