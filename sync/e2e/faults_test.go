@@ -42,7 +42,10 @@ func downlinkDone(t *testing.T, rl *relayEnv, tm *terminal, id string) {
 // TestCutLinksExactlyOnceBothWays cuts the connection at random byte offsets (mid-frame, both
 // directions) and at random moments, while the terminal sends and the relay sends back.
 func TestCutLinksExactlyOnceBothWays(t *testing.T) {
-	const msgs, deposits, inbound = 600, 60, 60
+	// At least msgs letters, and more (up to maxMsgs) until minCuts cuts have landed mid-stream:
+	// on a fast machine the first 600 can be through before the cutter has cut often enough.
+	const msgs, maxMsgs, minCuts, deposits, inbound = 600, 3000, 10, 60, 60
+	sent := 0
 	rl, px, tm, en := syncedKiosk(t, func(c *client.Config) { c.BatchItems = 16 }) // many small batches: more cut points
 	tm.login("B1", "1234")
 	mom := approvedContact(t, rl, tm, "A1", "Mom", "mom@example.org")
@@ -67,11 +70,12 @@ func TestCutLinksExactlyOnceBothWays(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		for i := 0; i < msgs; i += 10 {
-			if err := tm.trySendNumbered("A1", i, 10); err != nil {
+		for sent < maxMsgs && (sent < msgs || px.cuts.Load() < minCuts) {
+			if err := tm.trySendNumbered("A1", sent, 10); err != nil {
 				t.Error(err)
 				return
 			}
+			sent += 10
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
@@ -101,12 +105,12 @@ func TestCutLinksExactlyOnceBothWays(t *testing.T) {
 	px.cutAll()
 	tm.waitSynced()
 	downlinkDone(t, rl, tm, en.TerminalID)
-	if px.cuts.Load() < 10 {
-		t.Fatalf("only %d mid-stream cuts happened; the test proves little", px.cuts.Load())
+	if px.cuts.Load() < minCuts {
+		t.Fatalf("only %d mid-stream cuts happened in %d letters; the test proves little", px.cuts.Load(), sent)
 	}
-	t.Logf("%d mid-frame cuts", px.cuts.Load())
+	t.Logf("%d mid-frame cuts over %d letters", px.cuts.Load(), sent)
 
-	checkMessages(t, rl.r, en.TerminalID, map[string]int{"A1": msgs})
+	checkMessages(t, rl.r, en.TerminalID, map[string]int{"A1": sent})
 	inbox, err := tm.term.Inbox("A1")
 	if err != nil {
 		t.Fatal(err)
