@@ -193,12 +193,15 @@ func (p *proxy) setBudget(lo, hi int64, seed uint64) {
 	p.mu.Unlock()
 }
 
-func (p *proxy) cutAll() {
+// cutAll closes every connection through the proxy and says how many sockets it closed (two
+// for each terminal connection: the terminal's side and the relay's).
+func (p *proxy) cutAll() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for c := range p.conns {
 		c.Close()
 	}
+	return len(p.conns)
 }
 
 func (p *proxy) serve() {
