@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -552,33 +551,17 @@ func writeFrame(ctx context.Context, conn *websocket.Conn, msg any) error {
 	return nil
 }
 
-// readMessage is websocket.Conn.Read (the same limit, the same errors) into a buffer sized
-// from *hint, the length of the connection's last message, which it then updates. Read grows
-// its result from 512 bytes by appending: a 256 KiB chunk cost about five times its size in
-// garbage, most of a terminal's heap while it pulled content. Nothing is kept between
-// messages (a decoded frame may hold slices of the buffer).
-// A peer that sends a small frame after a large one costs one allocation of the large one's
-// size, never more: the hint is the last length, not the largest.
+// readMessage is websocket.Conn.Read (the same limit, the same errors) through
+// wire.ReadFrame, which sizes the buffer from the connection's last message (*hint).
 func readMessage(ctx context.Context, conn *websocket.Conn, hint *int) (websocket.MessageType, []byte, error) {
 	typ, rd, err := conn.Reader(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
-	buf := make([]byte, 0, max(512, *hint+*hint/16))
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := rd.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, nil, err
-		}
+	buf, err := wire.ReadFrame(rd, hint)
+	if err != nil {
+		return 0, nil, err
 	}
-	*hint = min(len(buf), wire.MaxFrameBytes)
 	return typ, buf, nil
 }
 

@@ -320,34 +320,17 @@ func (r *Relay) readFrame(ctx context.Context, c *websocket.Conn, hint *int) (wi
 	return f, bodies, true
 }
 
-// readMessage is websocket.Conn.Read (the same limit, the same errors) into a buffer sized
-// from *hint, the length of the connection's last message, which it then updates. Read grows
-// its result from 512 bytes by appending, which for a 300 KB batch frame allocated about five
-// times the frame; a terminal draining its queue sends frames of one size, so this is mostly
-// one allocation a frame. Nothing is kept between messages: the items of a batch hold slices
-// of the buffer until their transaction commits, and an idle connection holds no buffer.
-// A peer that sends a small frame after a large one costs one allocation of the large one's
-// size, never more: the hint is the last length, not the largest.
+// readMessage is websocket.Conn.Read (the same limit, the same errors) through
+// wire.ReadFrame, which sizes the buffer from the connection's last message (*hint).
 func readMessage(ctx context.Context, c *websocket.Conn, hint *int) (websocket.MessageType, []byte, error) {
 	typ, rd, err := c.Reader(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
-	buf := make([]byte, 0, max(512, *hint+*hint/16))
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := rd.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, nil, err
-		}
+	buf, err := wire.ReadFrame(rd, hint)
+	if err != nil {
+		return 0, nil, err
 	}
-	*hint = min(len(buf), wire.MaxFrameBytes)
 	return typ, buf, nil
 }
 
