@@ -245,6 +245,28 @@ func (c *Cluster) WaitStream(nc *nats.Conn, name string) {
 				return false, "replica " + r.Name + " not current"
 			}
 		}
-		return true, ""
+		return routed(nc, info.Config.Subjects)
 	})
+}
+
+// routed reports whether a publish from nc to the stream's subjects reaches the stream. A
+// stream whose leader is elected may not yet have its interest carried over the routes to the
+// server nc talks to; a publish then gets "no responders". The probe names a stream that is
+// not this one (Nats-Expected-Stream), so the leader answers with an error and stores nothing.
+func routed(nc *nats.Conn, subjects []string) (bool, string) {
+	if len(subjects) == 0 {
+		return true, ""
+	}
+	subj := strings.ReplaceAll(subjects[0], ">", "probe")
+	subj = strings.ReplaceAll(subj, "*", "probe")
+	m := nats.NewMsg(subj)
+	m.Header.Set(jetstream.ExpectedStreamHeader, "natstest-probe-no-such-stream")
+	resp, err := nc.RequestMsg(m, 2*time.Second)
+	if err != nil {
+		return false, "publish to " + subj + ": " + err.Error()
+	}
+	if len(resp.Data) == 0 {
+		return false, "empty answer to the probe"
+	}
+	return true, ""
 }
