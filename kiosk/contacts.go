@@ -3,128 +3,17 @@ package kiosk
 import (
 	"encoding/json"
 	"fmt"
-	"net/mail"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	bolt "go.etcd.io/bbolt"
 )
 
-// Address limits from RFC 5321 (path 254 usable, local part 64, domain 253, label 63).
-const (
-	maxEmailLen       = 254
-	maxEmailLocalLen  = 64
-	maxEmailDomainLen = 253
-	maxEmailLabelLen  = 63
-	maxContactNameLen = 100 // code points
-)
-
-// ValidateEmail checks an address an inmate typed and returns it as it will be stored
-// (surrounding spaces trimmed, domain lower-cased). It accepts only one plain address: no
-// display name, no angle brackets, no comments, no quoted local part, no IP literal, ASCII only,
-// so what staff approve is exactly where the mail goes.
-func ValidateEmail(addr string) (string, error) {
-	bad := func(format string, args ...any) (string, error) {
-		return "", errInvalid("email address", format, args...)
-	}
-	a := strings.TrimSpace(addr)
-	if a == "" {
-		return bad("is empty")
-	}
-	// Display names, lists, comments, quoting and IP literals all need one of these.
-	if i := strings.IndexAny(a, `<>"(),;:[]\`); i >= 0 {
-		return bad("character %q is not allowed: enter one plain address like name@example.com", a[i])
-	}
-	for i, r := range a {
-		if r == utf8.RuneError || r > unicode.MaxASCII {
-			return bad("character %q at position %d is not allowed (plain letters, digits and . _ - + only)", r, utf8.RuneCountInString(a[:i])+1)
-		}
-		if r <= ' ' || r == 0x7f {
-			return bad("must not contain spaces or control characters (position %d)", utf8.RuneCountInString(a[:i])+1)
-		}
-	}
-	if len(a) > maxEmailLen {
-		return bad("is %d characters long; the limit is %d", len(a), maxEmailLen)
-	}
-	at := strings.Count(a, "@")
-	if at == 0 {
-		return bad("has no @")
-	}
-	if at > 1 {
-		return bad("has more than one @")
-	}
-	local, domain, _ := strings.Cut(a, "@")
-	if local == "" {
-		return bad("has nothing before the @")
-	}
-	if len(local) > maxEmailLocalLen {
-		return bad("the part before the @ is %d characters; the limit is %d", len(local), maxEmailLocalLen)
-	}
-	if domain == "" {
-		return bad("has no domain after the @")
-	}
-	if len(domain) > maxEmailDomainLen {
-		return bad("the domain is %d characters; the limit is %d", len(domain), maxEmailDomainLen)
-	}
-	if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
-		return bad("the part before the @ must not start or end with a dot or have two dots in a row")
-	}
-	if !strings.Contains(domain, ".") {
-		return bad("the domain %q has no dot (like example.com)", domain)
-	}
-	labels := strings.Split(domain, ".")
-	for _, l := range labels {
-		if l == "" {
-			return bad("the domain %q has an empty part between dots", domain)
-		}
-		if len(l) > maxEmailLabelLen {
-			return bad("the domain part %q is longer than %d characters", l, maxEmailLabelLen)
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return bad("the domain part %q must not start or end with a hyphen", l)
-		}
-		for _, r := range l {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return bad("the domain %q may hold only letters, digits, hyphens and dots", domain)
-			}
-		}
-	}
-	if tld := labels[len(labels)-1]; strings.Trim(tld, "0123456789") == "" {
-		return bad("the domain %q ends in a number, not a name like .com", domain)
-	}
-	// net/mail has the last word on syntax; it must read back exactly one bare address.
-	parsed, err := mail.ParseAddress(a)
-	if err != nil {
-		return bad("is not a valid address (%v)", err)
-	}
-	if parsed.Name != "" || parsed.Address != a {
-		return bad("enter only the address itself, like name@example.com")
-	}
-	return local + "@" + strings.ToLower(domain), nil
-}
-
-// validateContactName checks the name an inmate gives a contact.
-func validateContactName(name string) (string, error) {
-	n := strings.TrimSpace(name)
-	if n == "" {
-		return "", errInvalid("contact name", "is empty")
-	}
-	if !utf8.ValidString(n) {
-		return "", errInvalid("contact name", "is not valid text")
-	}
-	if c := utf8.RuneCountInString(n); c > maxContactNameLen {
-		return "", errInvalid("contact name", "is %d characters; the limit is %d", c, maxContactNameLen)
-	}
-	for i, r := range []rune(n) {
-		if unicode.IsControl(r) {
-			return "", errInvalid("contact name", "character U+%04X at position %d is not allowed", r, i+1)
-		}
-	}
-	return n, nil
-}
+// ValidateEmail checks an address an inmate typed and returns it as it will be stored; the
+// rule is vocab.ValidateEmail, the one the relay runs on every contact request.
+func ValidateEmail(addr string) (string, error) { return vocab.ValidateEmail(addr) }
 
 func contactKey(inmateID, contactID string) string { return inmateID + "/" + contactID }
 
@@ -182,7 +71,7 @@ func (t *Terminal) Contacts(inmateID string) ([]Contact, error) {
 // is asked for again under its old id.
 func (t *Terminal) AddContact(inmateID, name, email string) (Contact, error) {
 	const op = "add contact"
-	name, err := validateContactName(name)
+	name, err := vocab.ValidateContactName(name)
 	if err != nil {
 		return Contact{}, err
 	}
@@ -365,7 +254,7 @@ func applyContactTx(tx *bolt.Tx, now time.Time, c Contact) error {
 	default:
 		return errInvalid(op, "state %q is not pending, approved, declined or removed", c.State)
 	}
-	if c.Name, err = validateContactName(c.Name); err != nil {
+	if c.Name, err = vocab.ValidateContactName(c.Name); err != nil {
 		return err
 	}
 	if c.Email, err = ValidateEmail(c.Email); err != nil {

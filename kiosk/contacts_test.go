@@ -3,6 +3,7 @@ package kiosk
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"net/mail"
 	"strings"
 	"sync"
@@ -223,11 +224,11 @@ func FuzzValidateEmail(f *testing.F) {
 			return
 		}
 		// What is accepted is one bare ASCII address within the limits, stable under re-validation.
-		if len(got) > maxEmailLen || strings.Count(got, "@") != 1 {
+		if len(got) > vocab.MaxEmailLen || strings.Count(got, "@") != 1 {
 			t.Fatalf("accepted %q -> %q", in, got)
 		}
 		local, domain, _ := strings.Cut(got, "@")
-		if local == "" || len(local) > maxEmailLocalLen || !strings.Contains(domain, ".") || domain != strings.ToLower(domain) {
+		if local == "" || len(local) > vocab.MaxEmailLocalLen || !strings.Contains(domain, ".") || domain != strings.ToLower(domain) {
 			t.Fatalf("accepted %q -> %q with a bad part", in, got)
 		}
 		for i := 0; i < len(got); i++ {

@@ -535,7 +535,14 @@ func TestSMTPNotifierSendsTheInvitation(t *testing.T) {
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
 	c := k.connect(t, 0)
-	contactOf(t, k, c, "A1", "c1", "Mom\r\nBcc: spy@example.org", "mom@example.org")
+	// A name with a line break is refused where it arrives (the kiosk's own rule, vocab), so no
+	// invitation is ever made for it.
+	bad := c.batch(k.item(wire.UpContactRequest, kiosk.Contact{ID: "c0", InmateID: "A1", Name: "Mom\r\nBcc: spy@example.org",
+		Email: "mom@example.org", State: kiosk.ContactPending}))
+	if len(bad.Rejected) != 1 || bad.Rejected[0].Reason != wire.RefuseInvalid {
+		t.Fatalf("contact request with a line break in its name: %+v, want refused invalid", bad)
+	}
+	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
 	if _, err := e.r.ApproveContact("c1"); err != nil {
 		t.Fatal(err)
 	}
@@ -552,6 +559,17 @@ func TestSMTPNotifierSendsTheInvitation(t *testing.T) {
 	}
 	if _, err := e.r.AnswerInvitation(m[1], AnswerAccept); err != nil {
 		t.Fatalf("accept with the mailed code: %v", err)
+	}
+	// A record stored before names were checked at intake still adds no header.
+	if err := n.NotifyInvitation(context.Background(), InvitationNotice{ContactID: "c9", ContactName: "Mom\r\nBcc: spy@example.org",
+		Email: "mom@example.org", InmateName: "Ana", Code: "ABCD-EFGH"}); err != nil {
+		t.Fatalf("notify with a legacy name: %v", err)
+	}
+	srv.mu.Lock()
+	msgs = append([]smtpMsg(nil), srv.msgs...)
+	srv.mu.Unlock()
+	if len(msgs) != 2 || strings.Contains(msgs[1].data, "\r\nBcc:") || len(msgs[1].to) != 1 {
+		t.Fatalf("second message: %+v", msgs[len(msgs)-1])
 	}
 
 	// A server that is not there: kept, with the error.

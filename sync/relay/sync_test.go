@@ -137,7 +137,7 @@ func TestSnapshotTabletAndMove(t *testing.T) {
 		k.item(wire.UpSessionEnd, kiosk.Session{ID: "s1", InmateID: "A1", Start: t0, End: t0.Add(time.Minute), Minutes: 1, Rate: 5, Charged: 5, Credited: 5, EndReason: kiosk.EndLogout}),
 		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c1", InmateID: "A1", Name: "Mom", Email: "mom@example.org"}),
 		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c2", InmateID: "A1", Name: "Dad", Email: "dad@example.org"}),
-		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c3", InmateID: "A3", Name: "Sis"}), // A3 is suspended
+		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c3", InmateID: "A3", Name: "Sis", Email: "sis@example.org"}), // A3 is suspended
 	)
 	if ack.Seq != 6 || len(ack.Rejected) != 1 || ack.Rejected[0] != (wire.Rejection{Seq: 6, Reason: wire.RefuseSuspended}) {
 		t.Fatalf("ack = %+v", ack)

@@ -175,7 +175,7 @@ func TestSequenceConflictNeedsNewEpoch(t *testing.T) {
 	old := []wire.Item{
 		k.item(wire.UpAudit, kiosk.AuditEvent{ID: "ev1", At: t0, Kind: "login_ok", Actor: "A1"}),
 		k.item(wire.UpAudit, kiosk.AuditEvent{ID: "ev2", At: t0, Kind: "login_ok", Actor: "A2"}),
-		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c9", InmateID: "A3", Name: "Sis"}), // A3 suspended: refused
+		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c9", InmateID: "A3", Name: "Sis", Email: "sis@example.org"}), // A3 suspended: refused
 	}
 	if ack := c.batch(old...); ack.Seq != 3 || len(ack.Rejected) != 1 {
 		t.Fatalf("first batch: ack %+v", ack)
@@ -360,7 +360,7 @@ func TestUpgradeFillsSeqIndexes(t *testing.T) {
 	k := e.enroll(wire.ModeKiosk, "")
 	c := k.connect(t, 0)
 	first := k.item(wire.UpAudit, kiosk.AuditEvent{ID: "ev1", At: t0, Kind: "login_ok"})
-	refused := k.item(wire.UpContactRequest, kiosk.Contact{ID: "c9", InmateID: "A3", Name: "Sis"})
+	refused := k.item(wire.UpContactRequest, kiosk.Contact{ID: "c9", InmateID: "A3", Name: "Sis", Email: "sis@example.org"})
 	if ack := c.batch(first, refused); ack.Seq != 2 || len(ack.Rejected) != 1 {
 		t.Fatalf("ack %+v", ack)
 	}

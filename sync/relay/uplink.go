@@ -349,8 +349,12 @@ func (r *Relay) applyItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 		}
 		return r.applyMessage(tx, f, t, fac, pol, m, n, epoch, it.Seq, lt, now)
 	case wire.UpContactRequest:
-		var c vocab.Contact
-		if !decode(&c) || checkID("", "", c.ID) != nil || strings.TrimSpace(c.Name) == "" || c.InmateID == "" {
+		v, err := p.upBody(it) // the kiosk's own rules for the name and address (vocab)
+		if err != nil {
+			return wire.RefuseInvalid, nil
+		}
+		c := *v.(*vocab.Contact)
+		if checkID("", "", c.ID) != nil {
 			return wire.RefuseInvalid, nil
 		}
 		return r.applyContactRequest(tx, t, pol, c, now)
@@ -652,7 +656,7 @@ func (r *Relay) applyContactRequest(tx kv.Tx, t TerminalInfo, pol vocab.Policy, 
 	if err != nil {
 		return "", err
 	}
-	if !ok || len(c.Name) > wire.MaxContactName || len(c.Email) > wire.MaxContactEmail {
+	if !ok {
 		return wire.RefuseInvalid, nil
 	}
 	var prev ContactRecord

@@ -22,9 +22,7 @@ const MaxRecordIDLen = 64
 
 // Limits of the free text in uplink bodies.
 const (
-	MaxContactName  = 200 // bytes
-	MaxContactEmail = 254 // bytes
-	MaxEndReason    = 64  // bytes of a session's end_reason
+	MaxEndReason = 64 // bytes of a session's end_reason
 	// MaxSessionMinutes bounds a session's billed minutes: a policy's max_session is at most 24 h.
 	MaxSessionMinutes = 24 * 60
 )
@@ -112,14 +110,21 @@ func checkUpBody(kind string, body json.RawMessage) (any, error) {
 		if err := nonEmpty("inmate_id", c.InmateID); err != nil {
 			return nil, err
 		}
-		if strings.TrimSpace(c.Name) == "" {
-			return nil, fmt.Errorf("name is missing")
+		// The rules the kiosk applied when the inmate typed them, and the values as the kiosk
+		// stores them: anything else was not made by a kiosk's AddContact.
+		name, err := vocab.ValidateContactName(c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("name: %w", err)
 		}
-		if len(c.Name) > MaxContactName {
-			return nil, fmt.Errorf("name is %d bytes, limit %d", len(c.Name), MaxContactName)
+		if name != c.Name {
+			return nil, fmt.Errorf("name has spaces around it")
 		}
-		if len(c.Email) > MaxContactEmail {
-			return nil, fmt.Errorf("email is %d bytes, limit %d", len(c.Email), MaxContactEmail)
+		email, err := vocab.ValidateEmail(c.Email)
+		if err != nil {
+			return nil, fmt.Errorf("email: %w", err)
+		}
+		if email != c.Email {
+			return nil, fmt.Errorf("email %q is not in the stored form %q", c.Email, email)
 		}
 		return c, nil
 	case UpContactRemove:
