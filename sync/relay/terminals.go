@@ -14,7 +14,8 @@ func (r *Relay) Terminals() ([]TerminalInfo, error) {
 	err := r.view("list terminals", func(tx kv.Tx) error {
 		return forEachJSON(tx, bTerminals, "", func(_ string, t terminalRec) bool {
 			info := t.TerminalInfo
-			info.DownQueued, info.DownAcked = downState(tx, t.ID)
+			_, info.DownAcked = downState(tx, t.ID, t.FacilityID)
+			info.DownQueued = lastDownFor(tx, downReader{id: t.ID, facility: t.FacilityID, mode: t.Mode})
 			// A connected terminal's newest acknowledgement, and its hello, may not be written yet.
 			if s := r.hub.session(t.ID); s != nil {
 				info.Connected = true
