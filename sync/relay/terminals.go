@@ -15,7 +15,11 @@ func (r *Relay) Terminals() ([]TerminalInfo, error) {
 		return forEachJSON(tx, bTerminals, "", func(_ string, t terminalRec) bool {
 			info := t.TerminalInfo
 			_, info.DownAcked = downState(tx, t.ID, t.FacilityID)
-			info.DownQueued = lastDownFor(tx, downReader{id: t.ID, facility: t.FacilityID, mode: t.Mode})
+			rd := downReader{id: t.ID, facility: t.FacilityID, mode: t.Mode}
+			if t.Revoked {
+				rd.facility = "" // it reads nothing more: its facility's log is for the others
+			}
+			info.DownQueued = lastDownFor(tx, rd)
 			// A connected terminal's newest acknowledgement, and its hello, may not be written yet.
 			if s := r.hub.session(t.ID); s != nil {
 				info.Connected = true
