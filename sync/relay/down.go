@@ -399,8 +399,11 @@ func downState(tx kv.Tx, id, facility string) (last, acked uint64) {
 // lastDownFor is the seq of the last item queued for terminal rd (0 if none ever was): its own
 // bucket's last, or the last of its facility's log it is to read. Numbers are shared by the
 // facility: the facility's counter says nothing of what this terminal was sent. For the
-// console and metrics (a backlog of numbers, not items), not for a hot path.
-func lastDownFor(tx kv.Tx, rd downReader) uint64 {
+// console and metrics (a backlog of numbers, not items), not for a hot path. tails keeps the
+// end of each facility's log read by earlier calls of the same transaction: listing every
+// terminal's facility log once per terminal would list each log 20 times (on JetStream, a
+// listing of the bucket each).
+func lastDownFor(tx kv.Tx, rd downReader, tails map[string][]logTail) uint64 {
 	var last uint64
 	if b := tx.Bucket([]byte(bDown)).Bucket([]byte(rd.id)); b != nil {
 		if k, _ := b.Cursor().Last(); k != nil {
@@ -414,15 +417,50 @@ func lastDownFor(tx kv.Tx, rd downReader) uint64 {
 		return last
 	}
 	floor := max(last, downFrom(tx, rd.id))
+	tail, ok := tails[rd.facility]
+	if !ok {
+		c := fb.Cursor()
+		for k, v := c.Last(); k != nil && len(tail) < logTailLen; k, v = c.Prev() {
+			tag, except, _, good := logItem(v)
+			if good {
+				tail = append(tail, logTail{seq: readU64(k), tag: tag, except: string(except)})
+			}
+		}
+		tails[rd.facility] = tail
+	}
+	for _, it := range tail {
+		if it.seq <= floor {
+			return last
+		}
+		if it.except != rd.id && (it.tag == logAll || rd.mode == wire.ModeKiosk) {
+			return it.seq
+		}
+	}
+	// Not among the last few (a tablet behind kiosk-only items): walk on from there.
 	c := fb.Cursor()
-	for k, v := c.Last(); k != nil && readU64(k) > floor; k, v = c.Prev() {
-		tag, except, _, ok := logItem(v)
-		if ok && string(except) != rd.id && (tag == logAll || rd.mode == wire.ModeKiosk) {
+	k, v := c.Last()
+	if len(tail) > 0 {
+		k, v = c.Seek(u64(tail[len(tail)-1].seq))
+		k, v = c.Prev()
+	}
+	for ; k != nil && readU64(k) > floor; k, v = c.Prev() {
+		tag, except, _, good := logItem(v)
+		if good && string(except) != rd.id && (tag == logAll || rd.mode == wire.ModeKiosk) {
 			return readU64(k)
 		}
 	}
 	return last
 }
+
+// logTail is one of the last items of a facility's log, as lastDownFor keeps them.
+type logTail struct {
+	seq    uint64
+	tag    byte
+	except string
+}
+
+// logTailLen is how many of a facility's last log items lastDownFor keeps.
+const logTailLen = 4
 
 // downReader is whose downlink is read: a terminal, its facility and its mode.
 type downReader struct {

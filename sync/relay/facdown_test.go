@@ -322,3 +322,52 @@ func TestDownlinkMigratesSchema10(t *testing.T) {
 		t.Fatalf("kiosk 1 got the deposit as %d, kiosk 2 as %d", got.Seq, dep.Seq)
 	}
 }
+
+// The terminal list's down_queued is the last item queued for each terminal, not its facility's
+// last number: the kiosk that caused the newest items and a tablet bound to another inmate are
+// caught up once they applied what they were sent.
+func TestTerminalsQueuedIsEachOnesLastItem(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k1, k2 := e.enroll(wire.ModeKiosk, ""), e.enroll(wire.ModeKiosk, "")
+	tab := e.enroll(wire.ModeTablet, "A2")
+	c1 := k1.connect(t, 0)
+	c1.waitDown(wire.DownInmate, nil)
+	for i := range logTailLen + 2 { // more kiosk-only items than the list keeps of a log's end
+		c1.batch(k1.item(wire.UpCharge, charge("A1", "s1", i, 5)))
+	}
+	queued := func(id string) (uint64, uint64) {
+		t.Helper()
+		ts, err := e.r.Terminals()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ti := range ts {
+			if ti.ID == id {
+				return ti.DownQueued, ti.DownAcked
+			}
+		}
+		t.Fatalf("terminal %s not listed", id)
+		return 0, 0
+	}
+	for _, c := range []*tconn{c1, k2.connect(t, 0), tab.connect(t, 0)} {
+		if c != c1 {
+			c.waitDown(wire.DownInmate, nil)
+		}
+		// Everything queued for it has come once it has the item of the list's down_queued.
+		q, _ := queued(c.term.id)
+		for c.lastSeq() < q {
+			f := read(t, c.c)
+			if f.Down != nil {
+				c.down = append(c.down, f.Down.Items...)
+			}
+		}
+		if c.lastSeq() != q {
+			t.Fatalf("%s: last item received %d, listed down_queued %d", c.term.mode, c.lastSeq(), q)
+		}
+		closeAcked(t, e, c, q)
+		if q2, a := queued(c.term.id); q2 != a {
+			t.Fatalf("%s: after applying everything down_queued %d, down_acked %d", c.term.mode, q2, a)
+		}
+	}
+}
