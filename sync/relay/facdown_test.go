@@ -371,3 +371,32 @@ func TestTerminalsQueuedIsEachOnesLastItem(t *testing.T) {
 		}
 	}
 }
+
+// A facility log record is split into its tag, the terminal it is not for and the item, or
+// refused: a damaged record never panics, and what is split off is exactly what was stored.
+func FuzzLogItem(f *testing.F) {
+	f.Add([]byte{logKiosks, 4, 't', '-', '0', '1', '{', '}'})
+	f.Add([]byte{logAll, 0, '{', '"', 's', 'e', 'q', '"', ':', '1', '}'})
+	f.Add([]byte{logAll, 200, 'x'})
+	f.Add([]byte{'x', 0})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		tag, except, item, ok := logItem(v)
+		if !ok {
+			return
+		}
+		if tag != logAll && tag != logKiosks {
+			t.Fatalf("tag %q accepted", tag)
+		}
+		if len(except) != int(v[1]) || 2+len(except)+len(item) != len(v) || string(item) != string(v[2+len(except):]) {
+			t.Fatalf("split %q into %q and %q", v, except, item)
+		}
+		// What appendFacility writes splits back into what it was given.
+		enc := append([]byte{tag, byte(len(except))}, except...)
+		enc = encodeDownItem(enc, 7, wire.DownDeposit, json.RawMessage(`{}`))
+		tag2, except2, item2, ok := logItem(enc)
+		if !ok || tag2 != tag || string(except2) != string(except) || string(item2) != `{"seq":7,"kind":"deposit","body":{}}` {
+			t.Fatalf("round trip of %q: %q %q %q %v", enc, tag2, except2, item2, ok)
+		}
+	})
+}
