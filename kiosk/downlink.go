@@ -110,6 +110,18 @@ const maxFrameRetries = 8
 // writes, so the frame is applied again without it. A storage failure applies nothing and is
 // err. applied is the downlink position afterwards. The screens hear of the frame once.
 func (t *Terminal) ApplyDownlinkBatch(items []DownlinkItem) (applied uint64, refused []DownlinkRefusal, err error) {
+	return t.applyDownlinkBatch(items, false)
+}
+
+// ApplyDownlinkSparse is ApplyDownlinkBatch for a relay that numbers the downlink sparsely
+// (welcome down_sparse: a facility's items share one counter): a jump in seq is normal and
+// leaves no downlink_gap audit event. A replaced store is told apart by the snapshot the relay
+// sends, not by the jump.
+func (t *Terminal) ApplyDownlinkSparse(items []DownlinkItem) (applied uint64, refused []DownlinkRefusal, err error) {
+	return t.applyDownlinkBatch(items, true)
+}
+
+func (t *Terminal) applyDownlinkBatch(items []DownlinkItem, sparse bool) (applied uint64, refused []DownlinkRefusal, err error) {
 	for _, it := range items {
 		if it.Seq == 0 {
 			return 0, nil, errInvalid("apply downlink", "sequence number 0")
@@ -129,7 +141,7 @@ func (t *Terminal) ApplyDownlinkBatch(items []DownlinkItem) (applied uint64, ref
 				if it.Seq <= pos {
 					continue
 				}
-				if it.Seq > pos+1 {
+				if it.Seq > pos+1 && !sparse {
 					// The relay promises no gaps; if one appears anyway, keep going but leave a trace.
 					if err := appendAudit(tx, now, "downlink_gap", "relay", map[string]string{
 						"after": fmt.Sprint(pos), "seq": fmt.Sprint(it.Seq)}); err != nil {

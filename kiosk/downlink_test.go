@@ -237,6 +237,39 @@ func TestDownlinkGapIsAppliedAndAudited(t *testing.T) {
 	}
 }
 
+// On a sparse downlink (welcome down_sparse: a facility's items share one counter) a jump is
+// normal: the items apply in order, once, and no downlink_gap is recorded.
+func TestSparseDownlinkGapIsNotAudited(t *testing.T) {
+	r := newDLRig(t)
+	raw := func(v any) json.RawMessage {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tech := DownlinkItem{Seq: 3, Kind: DownTechnician, Body: raw(Technician{ID: "T1", Name: "Sam", Badges: []string{"TB1"}, PINHash: dlHash(t), Role: "installer"})}
+	applied, refused, err := r.t.ApplyDownlinkSparse([]DownlinkItem{tech,
+		{Seq: 9, Kind: DownTechnicianRemove, Body: raw(TechnicianRemoved{ID: "T1"})}})
+	if err != nil || len(refused) != 0 || applied != 9 {
+		t.Fatalf("applied %d, refused %v, %v", applied, refused, err)
+	}
+	if _, err := r.t.Technician("T1"); KindOf(err) != KindNotFound {
+		t.Fatalf("technician still present after both items: %v", err)
+	}
+	// Sent again after a link cut: already applied, nothing changes.
+	if applied, _, err := r.t.ApplyDownlinkSparse([]DownlinkItem{tech}); err != nil || applied != 9 {
+		t.Fatalf("resent item: applied %d, %v", applied, err)
+	}
+	if _, err := r.t.Technician("T1"); KindOf(err) != KindNotFound {
+		t.Fatalf("a resent item applied again: %v", err)
+	}
+	evs, _ := r.store.RecentAudit(10, func(ev AuditEvent) bool { return ev.Kind == "downlink_gap" })
+	if len(evs) != 0 {
+		t.Fatalf("gap audit on a sparse downlink = %+v", evs)
+	}
+}
+
 func TestSetEnrollmentBindsTablet(t *testing.T) {
 	r := newDLRig(t)
 	if _, ok, _ := r.t.Enrollment(); ok {

@@ -41,6 +41,9 @@ type terminal struct {
 	rng      *rand.Rand
 	run      *run
 
+	// downSparse: the last welcome said down_sparse (a gap in downlink seqs is no anomaly).
+	downSparse atomic.Bool
+
 	nextSeq uint64      // the last seq made
 	pending []wire.Item // made and not yet acknowledged, in seq order
 	batches int         // batches of new items made
@@ -170,6 +173,8 @@ func (t *terminal) connect(ctx context.Context, first bool) (*websocket.Conn, er
 	if f.Welcome.TerminalID != t.id || f.Welcome.Facility != t.facility {
 		return fail("welcome", fmt.Errorf("welcomed as %s of %s", f.Welcome.TerminalID, f.Welcome.Facility))
 	}
+	// A relay that numbers a facility's downlink with one counter says so: gaps are normal.
+	t.downSparse.Store(f.Welcome.DownSparse)
 	r.handshakes.Add(1)
 	return c, nil
 }
@@ -407,7 +412,7 @@ func (t *terminal) read(c *websocket.Conn, acks chan<- wire.Ack, downCh chan<- s
 				if it.Seq <= applied {
 					continue // already applied (resent after a reconnect)
 				}
-				if it.Seq != applied+1 {
+				if it.Seq != applied+1 && !t.downSparse.Load() {
 					r.anomaly("downlink gap")
 				}
 				applied = it.Seq

@@ -503,7 +503,7 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 
 	ctx, stop := context.WithCancelCause(parent)
 	defer stop(nil)
-	l := &link{e: e, conn: conn, epoch: epoch, acks: make(chan wire.Ack, 64), downs: make(chan wire.Down, 16),
+	l := &link{e: e, conn: conn, epoch: epoch, sparse: w.DownSparse, acks: make(chan wire.Ack, 64), downs: make(chan wire.Down, 16),
 		contents: make(chan wire.Frame, contentFrames)}
 	var wg sync.WaitGroup
 	var readErr error // the reader's own end: the relay's close frame, if it sent one

@@ -22,6 +22,8 @@ type link struct {
 	epoch string
 	acks  chan wire.Ack
 	downs chan wire.Down
+	// sparse: the welcome said down_sparse, so a jump in downlink seq is normal.
+	sparse bool
 	// contents carries content frames to the fetcher (content.go).
 	contents chan wire.Frame
 }
@@ -346,7 +348,11 @@ func (l *link) downlink(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		applied, refusals, err := l.e.term.ApplyDownlinkBatch(items)
+		apply := l.e.term.ApplyDownlinkBatch
+		if l.sparse {
+			apply = l.e.term.ApplyDownlinkSparse
+		}
+		applied, refusals, err := apply(items)
 		if err != nil {
 			first, last := uint64(0), uint64(0)
 			if len(items) > 0 {

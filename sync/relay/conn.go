@@ -148,7 +148,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 	// The handshake takes no write transaction: what it records (last seen, software, queue
 	// length, the hello's downlink position) is kept with the session and written with the
 	// connection's first batch or its next downlink flush, whichever comes first.
-	sess = &session{id: info.ID, conn: c, binaryChunks: hello.BinaryChunks,
+	sess = &session{id: info.ID, facility: info.FacilityID, mode: info.Mode, conn: c, binaryChunks: hello.BinaryChunks,
 		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
 	// On a store shared by gateways the connection claims the terminal, beside the handshake
 	// rather than in it; its writes wait for the claim (owner.go).
@@ -160,7 +160,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 		go old.conn.Close(websocket.StatusPolicyViolation, wire.ReasonReplaced)
 		floor = old.retire()
 	}
-	last, acked, err := r.downPosition(info.ID)
+	last, acked, err := r.downPosition(info.ID, info.FacilityID)
 	if err != nil {
 		r.fail(c, "read downlink position", err)
 		return sess, hello, false
@@ -199,7 +199,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 			r.logf("relay: terminal %s came back with downlink position %d, below what it acknowledged: store replaced, complete snapshot queued",
 				info.ID, hello.DownApplied)
 		}
-		if last, acked, err = r.downPosition(info.ID); err != nil {
+		if last, acked, err = r.downPosition(info.ID, info.FacilityID); err != nil {
 			r.fail(c, "read downlink position", err)
 			return sess, hello, false
 		}
@@ -221,7 +221,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 	sess.sent.Store(resume)
 	sess.persisted.Store(acked)
 	if err := r.send(ctx, c, wire.Welcome{TerminalID: info.ID, Facility: info.FacilityID, Mode: info.Mode,
-		InmateID: info.InmateID, ServerTime: r.clock.Now().UTC(), RelayURLs: r.cfg.Gateways}); err != nil {
+		InmateID: info.InmateID, ServerTime: r.clock.Now().UTC(), RelayURLs: r.cfg.Gateways, DownSparse: true}); err != nil {
 		return sess, hello, false
 	}
 	r.logf("relay: terminal %s connected", info.ID)
@@ -571,7 +571,7 @@ func (r *Relay) flushAck(s *session) error {
 			return nil
 		}
 		var cur uint64
-		return ackDownTx(tx, f, s.id, seq, &cur)
+		return ackDownTx(tx, f, s.id, s.facility, seq, &cur)
 	})
 	if err != nil {
 		s.putBackSeen(seen)
@@ -581,6 +581,9 @@ func (r *Relay) flushAck(s *session) error {
 		return err
 	}
 	s.persisted.Store(max(persisted, seq))
+	if seq > persisted {
+		r.pruneFacilityDue(s.facility)
+	}
 	return nil
 }
 
@@ -697,7 +700,7 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 		sent := s.sent.Load() // only the writer moves it, and one writer runs at a time
 		for sent-s.acked.Load() < downWindow {
 			room := int(downWindow - (sent - s.acked.Load()))
-			items, last, err := r.pendingDownRaw(s.id, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
+			items, last, err := r.pendingDownRaw(downReader{id: s.id, facility: s.facility, mode: s.mode}, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
 			if err != nil {
 				if !r.stopped() {
 					r.fail(s.conn, "read downlink of "+s.id, err)

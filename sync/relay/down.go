@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -43,6 +45,8 @@ type fanout struct {
 	inmates map[string]inmateLookup
 	// counts are the uplink items this write stored, counted once it commits (metrics.go).
 	counts []itemCount
+	// facs remembers the terminals' facilities read in this write call (facilityOfTerminal).
+	facs map[string]string
 }
 
 func (f *fanout) reset(tx kv.Tx) {
@@ -51,6 +55,7 @@ func (f *fanout) reset(tx kv.Tx) {
 	f.logs = f.logs[:0]
 	f.counts = f.counts[:0]
 	clear(f.inmates)
+	clear(f.facs)
 }
 
 // logf keeps a log line until the transaction commits: a run that is rolled back and run again
@@ -144,24 +149,45 @@ func (f *fanout) toTablets(facility, inmateID, except, kind string, body any) er
 	return f.queue(facility, scopeTablets, inmateID, except, kind, body)
 }
 
-// queue queues kind/body for the terminals of facility in scope sc, except `except`. The body
-// is encoded once, at the first terminal it goes to: none (a letter's status with no tablet to
-// tell, the common case) costs no encoding.
+// queue queues kind/body for the terminals of facility in scope sc, except `except`. What
+// every kiosk (or every terminal) of the facility receives is written once, to the facility's
+// downlink log (facLog); what goes to tablets only, to each tablet's own bucket. The body is
+// encoded once, at the first place it goes to: none (a letter's status with no tablet to tell,
+// the common case) costs no encoding.
 func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string, body any) error {
 	var raw json.RawMessage
-	return f.eachRoute(facility, sc, inmateID, except, func(id string) error {
-		if raw == nil {
-			var err error
-			if raw, err = json.Marshal(body); err != nil {
-				return fmt.Errorf("encode downlink %s: %w", kind, err)
-			}
+	enc := func() error {
+		if raw != nil {
+			return nil
 		}
-		return f.appendRaw(id, kind, raw)
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			return fmt.Errorf("encode downlink %s: %w", kind, err)
+		}
+		return nil
+	}
+	if sc != scopeTablets {
+		if err := enc(); err != nil {
+			return err
+		}
+		if err := f.appendFacility(facility, sc, inmateID, except, kind, raw); err != nil {
+			return err
+		}
+		if sc != scopeInmate {
+			return nil
+		}
+		// scopeInmate: the kiosks read the facility log; the inmate's tablets get their own copy.
+	}
+	return f.eachRoute(facility, scopeTablets, inmateID, except, func(id string) error {
+		if err := enc(); err != nil {
+			return err
+		}
+		return f.appendRawIn(facility, id, kind, raw)
 	})
 }
 
 func (f *fanout) queueRaw(facility string, sc scope, inmateID, except, kind string, raw json.RawMessage) error {
-	return f.eachRoute(facility, sc, inmateID, except, func(id string) error { return f.appendRaw(id, kind, raw) })
+	return f.eachRoute(facility, sc, inmateID, except, func(id string) error { return f.appendRawIn(facility, id, kind, raw) })
 }
 
 // eachRoute calls fn with every terminal of facility in scope sc, except `except`.
@@ -209,25 +235,81 @@ func (f *fanout) toTerminal(id, kind string, body any) error {
 	return f.appendRaw(id, kind, raw)
 }
 
+// facilityOfTerminal is the facility terminal id belongs to, read once per write run: its own
+// downlink items are numbered by that facility's counter.
+func (f *fanout) facilityOfTerminal(id string) (string, error) {
+	if fac, ok := f.facs[id]; ok {
+		return fac, nil
+	}
+	var t terminalRec
+	ok, err := getJSON(f.tx, bTerminals, id, &t)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("downlink of %s: no such terminal", id)
+	}
+	f.knowFacility(id, t.FacilityID)
+	return t.FacilityID, nil
+}
+
+// knowFacility tells the fanout a terminal's facility (a snapshot's terminal, perhaps enrolled
+// in this very transaction).
+func (f *fanout) knowFacility(id, facility string) {
+	if f.facs == nil {
+		f.facs = map[string]string{}
+	}
+	f.facs[id] = facility
+}
+
+// appendRaw queues one item in terminal id's own bucket.
 func (f *fanout) appendRaw(id, kind string, raw json.RawMessage) error {
+	facility, err := f.facilityOfTerminal(id)
+	if err != nil {
+		return err
+	}
+	return f.appendRawIn(facility, id, kind, raw)
+}
+
+// facCounter is facility's downlink log bucket, whose sequence numbers every downlink item of
+// the facility: its log's and each of its terminals' own (docs/SCALE.md, "Downlink").
+func facCounter(tx kv.Tx, facility string) (kv.Bucket, error) {
+	b, err := tx.Bucket([]byte(bFacDown)).CreateBucketIfNotExists([]byte(facility))
+	if err != nil {
+		return nil, fmt.Errorf("downlink log of facility %s: %w", facility, err)
+	}
+	return b, nil
+}
+
+// encodeDownItem is the JSON of a wire.DownItem, as the writer sends it.
+func encodeDownItem(dst []byte, seq uint64, kind string, raw json.RawMessage) []byte {
+	// raw came from json.Marshal once for every recipient: written as it is, not checked and
+	// compacted again per terminal. kind is one of wire's constants (plain letters and _).
+	dst = append(dst, `{"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, `,"kind":`...)
+	dst = strconv.AppendQuote(dst, kind)
+	dst = append(dst, `,"body":`...)
+	dst = append(dst, raw...)
+	return append(dst, '}')
+}
+
+// appendRawIn queues one item in terminal id (of facility)'s own bucket, numbered by the
+// facility's counter.
+func (f *fanout) appendRawIn(facility, id, kind string, raw json.RawMessage) error {
+	fb, err := facCounter(f.tx, facility)
+	if err != nil {
+		return err
+	}
 	b, err := f.tx.Bucket([]byte(bDown)).CreateBucketIfNotExists([]byte(id))
 	if err != nil {
 		return fmt.Errorf("downlink of %s: %w", id, err)
 	}
-	seq, err := b.NextSequence()
+	seq, err := fb.NextSequence()
 	if err != nil {
 		return fmt.Errorf("downlink of %s: %w", id, err)
 	}
-	// raw came from json.Marshal once for every recipient: written as it is, not checked and
-	// compacted again per terminal. kind is one of wire's constants (plain letters and _).
-	enc := make([]byte, 0, len(raw)+len(kind)+48)
-	enc = append(enc, `{"seq":`...)
-	enc = strconv.AppendUint(enc, seq, 10)
-	enc = append(enc, `,"kind":`...)
-	enc = strconv.AppendQuote(enc, kind)
-	enc = append(enc, `,"body":`...)
-	enc = append(enc, raw...)
-	enc = append(enc, '}')
+	enc := encodeDownItem(make([]byte, 0, len(raw)+len(kind)+48), seq, kind, raw)
 	if err := b.Put(u64(seq), enc); err != nil {
 		return fmt.Errorf("queue downlink %s for %s: %w", kind, id, err)
 	}
@@ -237,17 +319,165 @@ func (f *fanout) appendRaw(id, kind string, raw json.RawMessage) error {
 	return nil
 }
 
-// downState is where a terminal's downlink stands: last queued and last acknowledged seq.
-func downState(tx kv.Tx, id string) (last, acked uint64) {
+// A facility log record is a tag and the item: one byte of scope (logAll: every terminal of the
+// facility; logKiosks: its kiosks), one byte of length and the id of the terminal it is not for
+// ("" for none: the terminal whose uplink caused it already has it), then the wire.DownItem's
+// JSON as appendRawIn stores it.
+const (
+	logAll    = 'a'
+	logKiosks = 'k'
+)
+
+// appendFacility queues one item in facility's downlink log, for every terminal of scope sc
+// (scopeAll: all of them; scopeKiosks and scopeInmate: its kiosks) except `except`, and wakes
+// those that are to read it.
+func (f *fanout) appendFacility(facility string, sc scope, inmateID, except, kind string, raw json.RawMessage) error {
+	tag := byte(logKiosks)
+	if sc == scopeAll {
+		tag = logAll
+	}
+	if len(except) > maxIDLen {
+		return fmt.Errorf("downlink %s of facility %s: terminal id %q is too long", kind, facility, except)
+	}
+	fb, err := facCounter(f.tx, facility)
+	if err != nil {
+		return err
+	}
+	seq, err := fb.NextSequence()
+	if err != nil {
+		return fmt.Errorf("downlink log of facility %s: %w", facility, err)
+	}
+	enc := make([]byte, 0, 2+len(except)+len(raw)+len(kind)+48)
+	enc = append(enc, tag, byte(len(except)))
+	enc = append(enc, except...)
+	enc = encodeDownItem(enc, seq, kind, raw)
+	if err := fb.Put(u64(seq), enc); err != nil {
+		return fmt.Errorf("queue downlink %s for facility %s: %w", kind, facility, err)
+	}
+	// Who reads it: the terminals of the scope, woken after commit. The index is read as the
+	// per-terminal fan-out read it; only the writes are gone.
+	wake := scopeKiosks
+	if sc == scopeAll {
+		wake = scopeAll
+	}
+	return f.eachRoute(facility, wake, inmateID, except, func(id string) error {
+		if len(f.woken) == 0 || f.woken[len(f.woken)-1] != id {
+			f.woken = append(f.woken, id)
+		}
+		return nil
+	})
+}
+
+// logItem splits a facility log record into its tag, the terminal it is not for, and the item.
+func logItem(v []byte) (tag byte, except, item []byte, ok bool) {
+	if len(v) < 2 || (v[0] != logAll && v[0] != logKiosks) || len(v) < 2+int(v[1]) {
+		return 0, nil, nil, false
+	}
+	return v[0], v[2 : 2+int(v[1])], v[2+int(v[1]):], true
+}
+
+// downFromKey: bDownFrom holds, per terminal, the facility number below which (inclusive) the
+// facility's log holds nothing for it: the number its enrollment started at, or what it had
+// acknowledged when a snapshot replaced its store (resync).
+func downFrom(tx kv.Tx, id string) uint64 {
+	return readU64(tx.Bucket([]byte(bDownFrom)).Get([]byte(id)))
+}
+
+// downState is where a terminal's downlink stands: the last number queued in its facility
+// (its own items and its facility's are numbered together, docs/SCALE.md "Downlink"; an older
+// own bucket's sequence if higher) and the last seq it acknowledged.
+func downState(tx kv.Tx, id, facility string) (last, acked uint64) {
 	if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
 		last = b.Sequence()
+	}
+	if fb := tx.Bucket([]byte(bFacDown)).Bucket([]byte(facility)); fb != nil {
+		last = max(last, fb.Sequence())
 	}
 	return last, readU64(tx.Bucket([]byte(bDownAcked)).Get([]byte(id)))
 }
 
-// pendingDown reads up to maxItems items (about maxBytes) after seq `after`.
+// lastDownFor is the seq of the last item queued for terminal rd (0 if none ever was): its own
+// bucket's last, or the last of its facility's log it is to read. Numbers are shared by the
+// facility: the facility's counter says nothing of what this terminal was sent. For the
+// console and metrics (a backlog of numbers, not items), not for a hot path. tails keeps the
+// end of each facility's log read by earlier calls of the same transaction: listing every
+// terminal's facility log once per terminal would list each log 20 times (on JetStream, a
+// listing of the bucket each).
+func lastDownFor(tx kv.Tx, rd downReader, tails map[string][]logTail) uint64 {
+	var last uint64
+	if b := tx.Bucket([]byte(bDown)).Bucket([]byte(rd.id)); b != nil {
+		if k, _ := b.Cursor().Last(); k != nil {
+			last = readU64(k)
+		}
+	}
+	// Items acknowledged are pruned: the bucket may be empty with items sent before.
+	last = max(last, readU64(tx.Bucket([]byte(bDownAcked)).Get([]byte(rd.id))))
+	fb := tx.Bucket([]byte(bFacDown)).Bucket([]byte(rd.facility))
+	if fb == nil {
+		return last
+	}
+	floor := max(last, downFrom(tx, rd.id))
+	tail, ok := tails[rd.facility]
+	if !ok {
+		c := fb.Cursor()
+		for k, v := c.Last(); k != nil && len(tail) < logTailLen; k, v = c.Prev() {
+			tag, except, _, good := logItem(v)
+			if good {
+				tail = append(tail, logTail{seq: readU64(k), tag: tag, except: string(except)})
+			}
+		}
+		tails[rd.facility] = tail
+	}
+	for _, it := range tail {
+		if it.seq <= floor {
+			return last
+		}
+		if it.except != rd.id && (it.tag == logAll || rd.mode == wire.ModeKiosk) {
+			return it.seq
+		}
+	}
+	// Not among the last few (a tablet behind kiosk-only items): walk on from there.
+	c := fb.Cursor()
+	k, v := c.Last()
+	if len(tail) > 0 {
+		k, v = c.Seek(u64(tail[len(tail)-1].seq))
+		k, v = c.Prev()
+	}
+	for ; k != nil && readU64(k) > floor; k, v = c.Prev() {
+		tag, except, _, good := logItem(v)
+		if good && string(except) != rd.id && (tag == logAll || rd.mode == wire.ModeKiosk) {
+			return readU64(k)
+		}
+	}
+	return last
+}
+
+// logTail is one of the last items of a facility's log, as lastDownFor keeps them.
+type logTail struct {
+	seq    uint64
+	tag    byte
+	except string
+}
+
+// logTailLen is how many of a facility's last log items lastDownFor keeps.
+const logTailLen = 4
+
+// downReader is whose downlink is read: a terminal, its facility and its mode.
+type downReader struct {
+	id, facility, mode string
+}
+
+// pendingDown reads up to maxItems items (about maxBytes) after seq `after` of terminal id.
 func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]wire.DownItem, error) {
-	raw, _, err := r.pendingDownRaw(id, after, maxItems, maxBytes)
+	t, _, err := r.terminal(id)
+	if err != nil {
+		return nil, err
+	}
+	rd := downReader{id: id, facility: t.FacilityID, mode: t.Mode}
+	if t.Revoked {
+		rd.facility = "" // it reads nothing more; its facility's log is for the others
+	}
+	raw, _, err := r.pendingDownRaw(rd, after, maxItems, maxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -261,17 +491,42 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 }
 
 // pendingDownRaw reads up to maxItems items (about maxBytes) after seq `after` as they are
-// stored (the JSON of a wire.DownItem, see appendRaw), and the seq of the last one.
-func (r *Relay) pendingDownRaw(id string, after uint64, maxItems, maxBytes int) (items [][]byte, last uint64, err error) {
+// stored (the JSON of a wire.DownItem, see appendRawIn), and the seq of the last one: the
+// merge, by number, of the terminal's own bucket and its facility's log (what the log holds
+// for the terminal's mode, not what the terminal itself caused, and nothing at or below its
+// downFrom). One view: every number below the highest it sees is committed (the facility's
+// counter is written by every transaction that takes a number), so the merge skips nothing that
+// could still appear.
+func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes int) (items [][]byte, last uint64, err error) {
 	err = r.view("read downlink", func(tx kv.Tx) error {
 		items, last = items[:0], 0
-		b := tx.Bucket([]byte(bDown)).Bucket([]byte(id))
-		if b == nil {
-			return nil
+		var ok, ov, fk, fv []byte
+		var oc, fc kv.Cursor
+		if b := tx.Bucket([]byte(bDown)).Bucket([]byte(rd.id)); b != nil {
+			oc = b.Cursor()
+			ok, ov = oc.Seek(u64(after + 1))
 		}
-		c := b.Cursor()
+		if fb := tx.Bucket([]byte(bFacDown)).Bucket([]byte(rd.facility)); fb != nil {
+			fc = fb.Cursor()
+			fk, fv = fc.Seek(u64(max(after, downFrom(tx, rd.id)) + 1))
+		}
 		size := 0
-		for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
+		for ok != nil || fk != nil {
+			var k, v []byte
+			if fk == nil || (ok != nil && bytes.Compare(ok, fk) < 0) {
+				k, v = ok, ov
+				ok, ov = oc.Next()
+			} else {
+				tag, except, item, good := logItem(fv)
+				if !good {
+					return fmt.Errorf("downlink log of facility %s item %d: stored record is not a downlink item", rd.facility, readU64(fk))
+				}
+				k, v = fk, item
+				fk, fv = fc.Next()
+				if string(except) == rd.id || (tag == logKiosks && rd.mode != wire.ModeKiosk) {
+					continue
+				}
+			}
 			if len(items) >= maxItems || (len(items) > 0 && size+len(v) > maxBytes) {
 				break
 			}
@@ -279,7 +534,7 @@ func (r *Relay) pendingDownRaw(id string, after uint64, maxItems, maxBytes int) 
 			// checked, so a damaged record is the relay's error, not a frame the terminal
 			// refuses as malformed.
 			if !json.Valid(v) || !bytes.HasPrefix(v, []byte(`{"seq":`)) {
-				return fmt.Errorf("downlink %s item %d: stored record is not a downlink item", id, readU64(k))
+				return fmt.Errorf("downlink %s item %d: stored record is not a downlink item", rd.id, readU64(k))
 			}
 			items = append(items, bytes.Clone(v))
 			last = readU64(k)
@@ -323,29 +578,19 @@ func (r *Relay) uplinkHigh(id, epoch string) (uint64, error) {
 	return high, err
 }
 
-func (r *Relay) downPosition(id string) (last, acked uint64, err error) {
+func (r *Relay) downPosition(id, facility string) (last, acked uint64, err error) {
 	err = r.view("read downlink position", func(tx kv.Tx) error {
-		last, acked = downState(tx, id)
+		last, acked = downState(tx, id, facility)
 		return nil
 	})
 	return last, acked, err
 }
 
-// ackDown records that terminal id applied every item up to seq and drops them; it returns the
-// cursor now stored. A seq beyond what was ever queued is clamped. It is one transaction: the
-// connection calls it at the hello and then only now and then (flushAck), never per down_ack.
-func (r *Relay) ackDown(id string, seq uint64) (uint64, error) {
-	var cur uint64
-	err := r.update("acknowledge downlink", func(tx kv.Tx, f *fanout) error {
-		cur = 0
-		return ackDownTx(tx, f, id, seq, &cur)
-	})
-	return cur, err
-}
-
-// ackDownTx is ackDown's write inside a transaction; cur receives the cursor now stored.
-func ackDownTx(tx kv.Tx, f *fanout, id string, seq uint64, cur *uint64) error {
-	last, acked := downState(tx, id)
+// ackDownTx records that terminal id (of facility) applied every item up to seq and drops its
+// own items up to it; cur receives the cursor now stored. A seq beyond the facility's last
+// number is clamped. The facility's log is pruned apart (pruneFacilityDown), not per ack.
+func ackDownTx(tx kv.Tx, f *fanout, id, facility string, seq uint64, cur *uint64) error {
+	last, acked := downState(tx, id, facility)
 	if seq > last {
 		f.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", id, seq, last)
 		seq = last
@@ -381,4 +626,169 @@ func pruneDown(tx kv.Tx, id string, seq uint64) error {
 		}
 	}
 	return nil
+}
+
+// lowest is the lowest and second lowest position of a set of terminals, and who holds the
+// lowest: an item not for that one (its except) waits only for the second.
+type lowest struct {
+	first, second uint64
+	who           string
+}
+
+func (l *lowest) add(id string, pos uint64) {
+	switch {
+	case pos < l.first:
+		l.second, l.first, l.who = l.first, pos, id
+	case pos < l.second:
+		l.second = pos
+	}
+}
+
+// need is the position every terminal of the set but except has reached.
+func (l lowest) need(except []byte) uint64 {
+	if l.who != "" && string(except) == l.who {
+		return l.second
+	}
+	return l.first
+}
+
+// pruneFacilityDown deletes the items of facility's downlink log above `after` that every
+// terminal they are for has acknowledged (or, enrolled or given a snapshot after them, never
+// needs), looking at no more than maxPruneGets numbers. It reads the facility's terminals'
+// positions once, then the log's numbers one by one (Get, not a cursor: on JetStream a cursor
+// lists the whole bucket and would conflict with every item the facility queues meanwhile;
+// numbers below the positions are committed and nobody writes them again). known is false when
+// `after` is not known (the first prune since the relay started): the log's first key is read
+// then. It returns the number below which (inclusive) the log now holds nothing, and whether
+// it stopped at maxPruneGets (more to do).
+//
+// It runs now and then per facility (pruneFacilityDue), not per acknowledgement: one read of
+// the facility's 20 cursors per downPruneInterval instead of per down_ack. A terminal that
+// stays offline holds every item of its scope queued after its position, one copy each, until
+// it comes back or is revoked (docs/SCALE.md "Downlink").
+func pruneFacilityDown(tx kv.Tx, facility string, after uint64, known bool) (upTo uint64, more bool, err error) {
+	fb := tx.Bucket([]byte(bFacDown)).Bucket([]byte(facility))
+	if fb == nil {
+		return after, false, nil
+	}
+	if !known {
+		if k, _ := fb.Cursor().First(); k != nil {
+			after = readU64(k) - 1
+		} else {
+			after = fb.Sequence() // nothing at or below it: every number up to it is committed
+		}
+	}
+	const inf = ^uint64(0)
+	kiosks, all := lowest{first: inf, second: inf}, lowest{first: inf, second: inf}
+	if terms := tx.Bucket([]byte(bFacTerms)).Bucket([]byte(facility)); terms != nil {
+		acked, from := tx.Bucket([]byte(bDownAcked)), tx.Bucket([]byte(bDownFrom))
+		c := terms.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			rt, err := decodeRoute(v)
+			if err != nil {
+				return after, false, fmt.Errorf("read fan-out index %q: %w", k, err)
+			}
+			pos := max(readU64(acked.Get(k)), readU64(from.Get(k)))
+			id := string(k)
+			all.add(id, pos)
+			if rt.Mode == wire.ModeKiosk {
+				kiosks.add(id, pos)
+			}
+		}
+	}
+	// Nothing beyond the second lowest position of either set can go, nor beyond what was
+	// numbered when this transaction read the counter.
+	limit := min(max(kiosks.second, all.second), fb.Sequence())
+	if limit <= after {
+		return after, false, nil
+	}
+	end := limit
+	if limit-after > maxPruneGets {
+		end, more = after+maxPruneGets, true
+	}
+	upTo = end
+	stuck := false
+	for n := after + 1; n <= end; n++ {
+		v := fb.Get(u64(n))
+		if v == nil {
+			continue // a terminal's own item, or pruned already
+		}
+		tag, except, _, ok := logItem(v)
+		if !ok {
+			return after, false, fmt.Errorf("downlink log of facility %s item %d: stored record is not a downlink item", facility, n)
+		}
+		need := all.need(except)
+		if tag == logKiosks {
+			need = kiosks.need(except)
+		}
+		if n > need {
+			if !stuck {
+				stuck, upTo = true, n-1
+			}
+			continue
+		}
+		if err := fb.Delete(u64(n)); err != nil {
+			return after, false, fmt.Errorf("prune downlink log of facility %s: %w", facility, err)
+		}
+	}
+	return upTo, more && !stuck, nil
+}
+
+// maxPruneGets bounds the numbers one prune transaction looks at: each is a read (and a
+// message of the commit on JetStream, whose commits hold at most 1,000).
+const maxPruneGets = 800
+
+// downPruneInterval is how often a facility's downlink log is pruned, at most: on the first
+// acknowledgement written after it passed.
+const downPruneInterval = 5 * time.Second
+
+// prunedLog is what a relay remembers of a facility's downlink log (Relay.downPruned): when it
+// was last pruned and the number at or below which it holds nothing since.
+type prunedLog struct {
+	mu    sync.Mutex
+	at    time.Time
+	upTo  uint64
+	known bool
+}
+
+// pruneFacilityDue prunes facility's downlink log if downPruneInterval passed since this relay
+// last pruned it (gateways of a shared store each prune now and then, which is harmless: a
+// prune deletes only what every reader has passed). A failure is logged and tried again at the
+// next interval: nothing is lost while the log waits.
+func (r *Relay) pruneFacilityDue(facility string) {
+	v, _ := r.downPruned.LoadOrStore(facility, &prunedLog{})
+	pl := v.(*prunedLog)
+	if !pl.mu.TryLock() {
+		return // being pruned
+	}
+	defer pl.mu.Unlock()
+	now := r.clock.Now()
+	if pl.known && now.Sub(pl.at) < downPruneInterval {
+		return
+	}
+	pl.at = now
+	if err := r.pruneFacility(facility, pl); err != nil && !r.stopped() {
+		r.logf("relay: prune the downlink log of facility %s: %v", facility, err)
+	}
+}
+
+// pruneFacility prunes facility's downlink log as far as it can now, one transaction per
+// maxPruneGets numbers; pl (locked by the caller) says where the last prune stopped.
+func (r *Relay) pruneFacility(facility string, pl *prunedLog) error {
+	for {
+		var upTo uint64
+		var more bool
+		err := r.update("prune facility downlink", func(tx kv.Tx, _ *fanout) error {
+			var err error
+			upTo, more, err = pruneFacilityDown(tx, facility, pl.upTo, pl.known)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		pl.upTo, pl.known = max(pl.upTo, upTo), true
+		if !more {
+			return nil
+		}
+	}
 }

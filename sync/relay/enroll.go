@@ -179,6 +179,15 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 		if err := putJSON(tx, bFacTerms, t.FacilityID+"/"+t.ID, termRoute{Mode: t.Mode, InmateID: t.InmateID}); err != nil {
 			return err
 		}
+		// Its downlink starts at its facility's current number: what the facility's log holds
+		// up to there its snapshot (below) covers.
+		fb, err := facCounter(tx, t.FacilityID)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte(bDownFrom)).Put([]byte(t.ID), u64(fb.Sequence())); err != nil {
+			return err
+		}
 		if old.ID != "" {
 			if err := r.revokeTx(tx, f, old.ID, now); err != nil {
 				return err

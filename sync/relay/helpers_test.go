@@ -23,6 +23,7 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -372,4 +373,42 @@ func expectClose(t testing.TB, c *websocket.Conn, code websocket.StatusCode, rea
 		}
 		return
 	}
+}
+
+// ownDown lists the seqs held in terminal id's own downlink bucket (not its facility's log).
+func ownDown(t testing.TB, r *Relay, id string) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	if err := r.view("list own downlink", func(tx kv.Tx) error {
+		seqs = seqs[:0]
+		if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
+			return b.ForEach(func(k, _ []byte) error {
+				seqs = append(seqs, readU64(k))
+				return nil
+			})
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return seqs
+}
+
+// facilityLog lists the seqs held in facility's downlink log.
+func facilityLog(t testing.TB, r *Relay, facility string) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	if err := r.view("list facility downlink", func(tx kv.Tx) error {
+		seqs = seqs[:0]
+		if b := tx.Bucket([]byte(bFacDown)).Bucket([]byte(facility)); b != nil {
+			return b.ForEach(func(k, _ []byte) error {
+				seqs = append(seqs, readU64(k))
+				return nil
+			})
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return seqs
 }

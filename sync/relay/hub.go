@@ -28,8 +28,11 @@ type hub struct {
 
 // session is one authenticated connection.
 type session struct {
-	id   string
-	conn *websocket.Conn
+	id string
+	// facility and mode are the terminal's: its downlink is the merge of its own items and
+	// what its facility's log holds for its mode (down.go).
+	facility, mode string
+	conn           *websocket.Conn
 	// down runs the connection's downlink writer while it has work (conn.go).
 	down downWriter
 	// acked is the highest downlink seq the terminal acknowledged on this connection, kept in

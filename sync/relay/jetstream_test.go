@@ -179,8 +179,8 @@ func bboltOnly(t testing.TB) {
 
 // onJetStreamToo are the tests that run on JetStream as well as bbolt in every `go test` of
 // this package: syncing both ways, exactly-once (resends, reused and skipped seqs, credits,
-// refunds, one deposit ref), the group committer, restarts, and terminal lifecycles
-// (re-enrollment, wipes, restores). With TETHER_RELAY_STORE=jetstream every test of the
+// refunds, one deposit ref), the group committer, restarts, terminal lifecycles
+// (re-enrollment, wipes, restores) and the facility downlink log. With TETHER_RELAY_STORE=jetstream every test of the
 // package runs on JetStream, but for those marked bboltOnly.
 var onJetStreamToo = []string{
 	"TestSyncEndToEnd", "TestSnapshotTabletAndMove", "TestUsageOnlyForTheTerminalsOwnInmates",
@@ -192,6 +192,7 @@ var onJetStreamToo = []string{
 	"TestCreditsMustMatchACharge", "TestSequenceConflictNeedsNewEpoch", "TestGapListedAndNotAcknowledged",
 	"TestMessageIDReused", "TestRefundLimitsAndOnce", "TestVerifyCleanRelayAndLedger",
 	"TestItemLogOneRecordPerBatch",
+	"TestChargeStoredOnceForTheFacility", "TestFacilityLogPrunedOnceEveryReaderPassed", "TestNewKioskGetsAnOlderItemOnce",
 }
 
 var topPass, topSkip = regexp.MustCompile(`(?m)^--- PASS: `), regexp.MustCompile(`(?m)^--- SKIP: `)

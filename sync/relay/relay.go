@@ -120,6 +120,9 @@ type Relay struct {
 	// backup: a terminal that keeps saying so on the same epoch (it should start a new one) is
 	// asked again for a new epoch, but does not make the relay build snapshot after snapshot.
 	restoreSnapshots sync.Map
+	// downPruned is where and when each facility's downlink log was last pruned (facility ->
+	// *prunedLog, down.go's pruneFacilityDue).
+	downPruned sync.Map
 	// media is the content store (content.go), opened on first use.
 	media media
 	// inviteMu makes invitation sends one at a time (each mints the code it sends).

@@ -24,6 +24,7 @@ const maxLineage = 64
 // only), each inmate it serves with their money, sessions, contacts and mail, and the notices
 // still in force.
 func (r *Relay) snapshot(tx kv.Tx, f *fanout, t TerminalInfo, now time.Time) error {
+	f.knowFacility(t.ID, t.FacilityID)
 	var fac facilityRec
 	if _, err := getJSON(tx, bFacilities, t.FacilityID, &fac); err != nil {
 		return err
@@ -286,7 +287,7 @@ func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restor
 	queued := false
 	err := r.updateAs(own, t.ID, "resync terminal", func(tx kv.Tx, f *fanout) error {
 		queued = false
-		last, acked := downState(tx, t.ID)
+		last, acked := downState(tx, t.ID, t.FacilityID)
 		acked = max(acked, min(floor, last))
 		if applied >= acked && !restored {
 			return nil
@@ -294,6 +295,13 @@ func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restor
 		// What it acknowledged is gone from its store and is not resent: the snapshot holds it.
 		if err := pruneDown(tx, t.ID, acked); err != nil {
 			return err
+		}
+		// Nor is what its facility's log held up to there: the log's items stay for the other
+		// terminals, and this one reads the log from above it.
+		if acked > downFrom(tx, t.ID) {
+			if err := tx.Bucket([]byte(bDownFrom)).Put([]byte(t.ID), u64(acked)); err != nil {
+				return err
+			}
 		}
 		if err := r.snapshot(tx, f, t, now); err != nil {
 			return err

@@ -72,6 +72,9 @@ const (
 	// v9: who is on each facility's roster, so a snapshot reads its facility's inmates only.
 	// From v9 on the owner-keyed buckets (ownerKeyed) hold a nested bucket per owner.
 	bFacInmates = "fac_inmates" // facility id + "/" + inmate id -> nil
+	// v11: one downlink log and counter per facility (down.go).
+	bFacDown  = "fac_down"  // facility id -> nested bucket: seq (8 bytes) -> tag + DownItem; its sequence numbers all the facility's downlink
+	bDownFrom = "down_from" // terminal id -> facility seq at or below which the facility's log holds nothing for it
 )
 
 const kSchema = "schema_version"
@@ -80,11 +83,45 @@ func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
-		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates}
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 10
+const schemaVersion = 11
+
+// migrate10to11 gives each facility its downlink counter, above the largest downlink seq any
+// of its terminals was given or acknowledged, so that no terminal's numbers go back. Items
+// queued before stay in the terminals' own buckets, read by the same merge (pendingDownRaw).
+func migrate10to11(tx kv.Tx) error {
+	for _, name := range []string{bFacDown, bDownFrom} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	top := map[string]uint64{}
+	if err := forEachJSON(tx, bTerminals, "", func(id string, t terminalRec) bool {
+		if checkID("", "", t.FacilityID) != nil {
+			return true // damage verify reports; such a terminal cannot connect
+		}
+		last, acked := downState(tx, id, t.FacilityID)
+		top[t.FacilityID] = max(top[t.FacilityID], last, acked)
+		return true
+	}); err != nil {
+		return err
+	}
+	for facility, n := range top {
+		fb, err := facCounter(tx, facility)
+		if err != nil {
+			return err
+		}
+		if n > fb.Sequence() {
+			if err := fb.SetSequence(n); err != nil {
+				return fmt.Errorf("downlink counter of facility %s: %w", facility, err)
+			}
+		}
+	}
+	return nil
+}
 
 // migrate8to9 moves the owner-keyed buckets (ownerKeyed) from one flat bucket keyed
 // owner + "/" + rest to a nested bucket per owner, and numbers refused_items per terminal
@@ -331,7 +368,7 @@ func migrateStore(db kv.Store, where string) error {
 	if version == schemaVersion {
 		return nil
 	}
-	migrations := []func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10}
+	migrations := []func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11}
 	err := retryOpening(ctx, func() error {
 		return db.Update(ctx, func(tx kv.Tx) error {
 			from := uint64(0) // read again: another gateway may have migrated meanwhile

@@ -12,9 +12,16 @@ import (
 func (r *Relay) Terminals() ([]TerminalInfo, error) {
 	out := []TerminalInfo{}
 	err := r.view("list terminals", func(tx kv.Tx) error {
+		out = out[:0]
+		tails := map[string][]logTail{}
 		return forEachJSON(tx, bTerminals, "", func(_ string, t terminalRec) bool {
 			info := t.TerminalInfo
-			info.DownQueued, info.DownAcked = downState(tx, t.ID)
+			_, info.DownAcked = downState(tx, t.ID, t.FacilityID)
+			rd := downReader{id: t.ID, facility: t.FacilityID, mode: t.Mode}
+			if t.Revoked {
+				rd.facility = "" // it reads nothing more: its facility's log is for the others
+			}
+			info.DownQueued = lastDownFor(tx, rd, tails)
 			// A connected terminal's newest acknowledgement, and its hello, may not be written yet.
 			if s := r.hub.session(t.ID); s != nil {
 				info.Connected = true

@@ -179,6 +179,10 @@ type Welcome struct {
 	// reconnect to, at most MaxRelayURLs, each checked by CheckRelayURL. A terminal keeps the
 	// latest list with its enrollment; a relay of one gateway leaves it out.
 	RelayURLs []string `json:"relay_urls,omitempty"`
+	// DownSparse says the relay numbers this terminal's downlink sparsely (a facility's items
+	// share one counter, docs/PROTOCOL.md "Snapshots"): a jump in seq is normal, not a sign of
+	// a replaced store. A relay that leaves it out promises contiguous seqs, as before.
+	DownSparse bool `json:"down_sparse,omitempty"`
 }
 
 // MaxRelayURLs bounds a list of relay gateway URLs (welcome.relay_urls, a terminal's list).
