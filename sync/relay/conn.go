@@ -571,7 +571,7 @@ func (r *Relay) flushAck(s *session) error {
 			return nil
 		}
 		var cur uint64
-		return ackDownTx(tx, f, s.id, s.facility, seq, &cur)
+		return ackDownTx(tx, f, s.id, seq, &cur)
 	})
 	if err != nil {
 		s.putBackSeen(seen)

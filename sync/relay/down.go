@@ -586,15 +586,14 @@ func (r *Relay) downPosition(id, facility string) (last, acked uint64, err error
 	return last, acked, err
 }
 
-// ackDownTx records that terminal id (of facility) applied every item up to seq and drops its
-// own items up to it; cur receives the cursor now stored. A seq beyond the facility's last
-// number is clamped. The facility's log is pruned apart (pruneFacilityDown), not per ack.
-func ackDownTx(tx kv.Tx, f *fanout, id, facility string, seq uint64, cur *uint64) error {
-	last, acked := downState(tx, id, facility)
-	if seq > last {
-		f.logf("relay: terminal %s acknowledged downlink %d beyond the last queued %d; clamped", id, seq, last)
-		seq = last
-	}
+// ackDownTx records that terminal id applied every item up to seq and drops its own items up to
+// it; cur receives the cursor now stored. The facility's log is pruned apart
+// (pruneFacilityDown), not per ack.
+func ackDownTx(tx kv.Tx, f *fanout, id string, seq uint64, cur *uint64) error {
+	// seq is at most what this relay sent the terminal (downAck clamps it), so it is never
+	// beyond what was queued, and the facility's counter is not read: every downlink write of
+	// the facility moves it, and on a shared store each acknowledgement would conflict with them.
+	acked := readU64(tx.Bucket([]byte(bDownAcked)).Get([]byte(id)))
 	*cur = acked
 	if seq <= acked {
 		return nil

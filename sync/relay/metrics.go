@@ -228,7 +228,7 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, o := range []struct {
 		op string
 		n  int64
-	}{{"commit", st.Commits}, {"conflict", st.Conflicts}, {"view", st.Views}, {"read", st.Reads},
+	}{{"commit", st.Commits}, {"conflict", st.Conflicts}, {"view_conflict", st.ViewConflicts}, {"view", st.Views}, {"read", st.Reads},
 		{"cache_hit", st.CacheHits}, {"list", st.Lists}, {"message", st.Messages}} {
 		ch <- prometheus.MustNewConstMetric(descStoreOps, prometheus.CounterValue, float64(o.n), o.op)
 	}

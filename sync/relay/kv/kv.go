@@ -35,12 +35,14 @@ import (
 // through StatsReporter; fields it does not count stay zero.
 type Stats struct {
 	Commits   int64 // write transactions committed
-	Conflicts int64 // transactions run again because what they read changed
-	Views     int64 // read transactions completed
-	Reads     int64 // reads that went over the network (one round trip each)
-	CacheHits int64 // reads answered by the store's own cache instead
-	Lists     int64 // bucket listings (cursors, ForEach, KeyN)
-	Messages  int64 // messages in committed writes
+	Conflicts int64 // write transactions run again because what they read changed
+	// ViewConflicts: read transactions run again, because a write landed while they read.
+	ViewConflicts int64
+	Views         int64 // read transactions completed
+	Reads         int64 // reads that went over the network (one round trip each)
+	CacheHits     int64 // reads answered by the store's own cache instead
+	Lists         int64 // bucket listings (cursors, ForEach, KeyN)
+	Messages      int64 // messages in committed writes
 }
 
 // StatsReporter is a Store that counts what it does (the JetStream store does; bbolt's

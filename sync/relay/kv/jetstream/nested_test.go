@@ -67,3 +67,48 @@ func TestScanOfANestedBucketIgnoresItsSiblings(t *testing.T) {
 		t.Errorf("a write in x's bucket made the scan of x's run again %d times, want once", n)
 	}
 }
+
+// A View that a commit overtook runs again, and is counted apart from the Updates that ran
+// again (Stats.ViewConflicts): a busy bucket's readers re-read, which costs reads and no
+// commit, and the relay's metrics tell the two apart.
+func TestViewRunAgainIsCountedApart(t *testing.T) {
+	c := natstest.Start(t)
+	a, b := openOn(t, c, c.Connect(0), "views"), openOn(t, c, c.Connect(1), "views")
+	ctx := context.Background()
+	if err := a.Update(ctx, func(tx kv.Tx) error {
+		bk, err := tx.CreateBucket([]byte("log"))
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte("1"), []byte("x"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := a.Stats()
+	runs, first := 0, true
+	var seen int
+	if err := a.View(ctx, func(tx kv.Tx) error {
+		runs++
+		seen = 0
+		_ = tx.Bucket([]byte("log")).ForEach(func(_, _ []byte) error { seen++; return nil })
+		if first {
+			first = false
+			if err := b.Update(ctx, func(tx kv.Tx) error { return tx.Bucket([]byte("log")).Put([]byte("2"), []byte("y")) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	after := a.Stats()
+	if runs != 2 || seen != 2 {
+		t.Fatalf("view ran %d times and saw %d records, want twice and 2", runs, seen)
+	}
+	if got := after.ViewConflicts - before.ViewConflicts; got != 1 {
+		t.Errorf("ViewConflicts moved by %d, want 1", got)
+	}
+	if got := after.Conflicts - before.Conflicts; got != 0 {
+		t.Errorf("Conflicts moved by %d for a View, want 0", got)
+	}
+}

@@ -120,7 +120,7 @@ type Store struct {
 	// cache is nil when Options.CacheEntries < 0.
 	cache *readCache
 
-	commits, conflicts, views, purgeFailures atomic.Int64
+	commits, conflicts, viewConflicts, views, purgeFailures atomic.Int64
 	// What the transactions cost: leader reads, reads the gateway's cache answered, bucket
 	// listings (one stream info request each) and messages committed.
 	reads, cacheHits, lists, messages atomic.Int64
@@ -186,8 +186,12 @@ func (s *Store) Close() error { return nil }
 // Stats counts what the store did, for benchmarks and metrics.
 type Stats struct {
 	Commits   int64 // Update transactions committed
-	Conflicts int64 // transactions run again because what they read changed
-	Views     int64 // View transactions completed
+	Conflicts int64 // Update transactions run again because what they read changed
+	// ViewConflicts: View transactions run again because a commit landed while they read.
+	// Apart from Conflicts: a View re-run costs reads, never a commit, and a reader of a
+	// busy bucket (a facility's downlink log) makes them while the writes go through.
+	ViewConflicts int64
+	Views         int64 // View transactions completed
 	// PurgeFailures counts deleted buckets whose subjects could not all be purged.
 	PurgeFailures int64
 	Reads         int64 // leader reads (one round trip each), validation included
@@ -198,14 +202,14 @@ type Stats struct {
 
 // Stats returns the counters so far.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Views: s.views.Load(), PurgeFailures: s.purgeFailures.Load(),
+	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), ViewConflicts: s.viewConflicts.Load(), Views: s.views.Load(), PurgeFailures: s.purgeFailures.Load(),
 		Reads: s.reads.Load(), CacheHits: s.cacheHits.Load(), Lists: s.lists.Load(), Messages: s.messages.Load()}
 }
 
 // KVStats is Stats in the kv package's terms, for the relay's metrics.
 func (s *Store) KVStats() kv.Stats {
 	st := s.Stats()
-	return kv.Stats{Commits: st.Commits, Conflicts: st.Conflicts, Views: st.Views, Reads: st.Reads,
+	return kv.Stats{Commits: st.Commits, Conflicts: st.Conflicts, ViewConflicts: st.ViewConflicts, Views: st.Views, Reads: st.Reads,
 		CacheHits: st.CacheHits, Lists: st.Lists, Messages: st.Messages}
 }
 
@@ -252,7 +256,11 @@ func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) er
 			}
 			return err
 		}
-		s.conflicts.Add(1)
+		if writable {
+			s.conflicts.Add(1)
+		} else {
+			s.viewConflicts.Add(1)
+		}
 		// Back off a little, more after each conflict, at random so that two gateways that
 		// collided do not collide again in step.
 		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
