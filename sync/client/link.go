@@ -24,6 +24,9 @@ type link struct {
 	downs chan wire.Down
 	// contents carries content frames to the fetcher (content.go).
 	contents chan wire.Frame
+	// arena and frame are the uplink's buffers, reused batch after batch: the queued items'
+	// bytes (kiosk.Store.PendingWireInto) and the batch frame built from them.
+	arena, frame []byte
 }
 
 // writeTimeout bounds one frame write; a relay that cannot take 1 MiB in this long is gone.
@@ -280,7 +283,9 @@ func (l *link) grow() {
 // are refused here, as the relay would refuse them.
 func (l *link) nextBatch(sent uint64, maxItems, maxBytes int) ([]kiosk.QueuedItem, bool, error) {
 	for {
-		items, err := l.e.store.PendingWire(sent, maxItems, maxBytes)
+		// The last batch's items are sent (or dropped) by now: their bytes' room is reused.
+		items, arena, err := l.e.store.PendingWireInto(l.arena, sent, maxItems, maxBytes)
+		l.arena = arena
 		if err != nil {
 			return nil, false, fmt.Errorf("read forwarding queue: %w", err)
 		}
@@ -338,10 +343,11 @@ func (l *link) sendBatch(ctx context.Context, items []kiosk.QueuedItem) (last ui
 }
 
 func (l *link) sendFrame(ctx context.Context, items []kiosk.QueuedItem) error {
-	b, err := batchFrame(l.epoch, items)
+	b, err := batchFrame(l.frame[:0], l.epoch, items)
 	if err != nil {
 		return err
 	}
+	l.frame = b // Write is done with it when it returns: the next frame is built in it
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	if err := l.conn.Write(wctx, websocket.MessageText, b); err != nil {
@@ -353,7 +359,7 @@ func (l *link) sendFrame(ctx context.Context, items []kiosk.QueuedItem) error {
 // batchFrame is the batch frame wire.Encode(wire.Batch{...}) writes for these items, byte for
 // byte, built by copying each item's stored encoding between the envelope's bytes instead of
 // decoding and encoding every item twice (TestBatchFrameIsWireEncoding keeps them equal).
-func batchFrame(epoch string, items []kiosk.QueuedItem) ([]byte, error) {
+func batchFrame(dst []byte, epoch string, items []kiosk.QueuedItem) ([]byte, error) {
 	ep, err := json.Marshal(epoch)
 	if err != nil {
 		return nil, fmt.Errorf("encode batch frame: %w", err)
@@ -366,7 +372,10 @@ func batchFrame(epoch string, items []kiosk.QueuedItem) ([]byte, error) {
 	if size > wire.MaxFrameBytes {
 		return nil, fmt.Errorf("encode batch frame: %w (%d bytes, limit %d)", wire.ErrTooLarge, size, wire.MaxFrameBytes)
 	}
-	b := make([]byte, 0, size)
+	b := dst[:0]
+	if cap(b) < size {
+		b = make([]byte, 0, size)
+	}
 	b = append(append(append(b, head...), ep...), mid...)
 	for i, it := range items {
 		if i > 0 {
