@@ -143,8 +143,15 @@ func (q QueuedItem) Decode() (Item, error) {
 // (copied out of the transaction). Each must open with its own seq ({"seq":N,) and be one JSON
 // object; one that does not is KindCorrupt, as Pending reports an item that does not decode.
 func (s *Store) PendingWire(after uint64, maxItems, maxBytes int) ([]QueuedItem, error) {
+	items, _, err := s.PendingWireInto(nil, after, maxItems, maxBytes)
+	return items, err
+}
+
+// PendingWireInto is PendingWire that copies the items' bytes into arena's room (grown if too
+// small) and returns it with them: a caller that reads batch after batch (the uplink) passes
+// the last one back once it is done with those items, and a drain allocates no batch twice.
+func (s *Store) PendingWireInto(arena []byte, after uint64, maxItems, maxBytes int) ([]QueuedItem, []byte, error) {
 	var items []QueuedItem
-	var arena []byte // every item's bytes, one allocation per batch rather than one per item
 	var ends []int
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket([]byte(bOutq)).Cursor()
@@ -158,7 +165,10 @@ func (s *Store) PendingWire(after uint64, maxItems, maxBytes int) ([]QueuedItem,
 			}
 			n, size = n+1, size+len(v)
 		}
-		items, arena, ends = make([]QueuedItem, 0, n), make([]byte, 0, size), make([]int, 0, n)
+		if cap(arena) < size {
+			arena = make([]byte, 0, size)
+		}
+		items, arena, ends = make([]QueuedItem, 0, n), arena[:0], make([]int, 0, n)
 		var prefix []byte
 		for k, v := c.Seek(u64(after + 1)); k != nil && len(items) < n; k, v = c.Next() {
 			seq := binary.BigEndian.Uint64(k)
@@ -179,7 +189,7 @@ func (s *Store) PendingWire(after uint64, maxItems, maxBytes int) ([]QueuedItem,
 		items[i].JSON = arena[start:end:end]
 		start = end
 	}
-	return items, err
+	return items, arena, err
 }
 
 // QueueStats reports how many items wait and when the oldest was made (zero if none).

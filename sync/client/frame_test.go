@@ -62,7 +62,7 @@ func TestBatchFrameIsWireEncoding(t *testing.T) {
 		if err != nil || len(qs) != len(items) {
 			t.Fatalf("%s: PendingWire %d items, %v", when, len(qs), err)
 		}
-		got, err := batchFrame(epoch, qs)
+		got, err := batchFrame(nil, epoch, qs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,6 +72,24 @@ func TestBatchFrameIsWireEncoding(t *testing.T) {
 		f, err := wire.DecodeFrame(got)
 		if err != nil || f.Batch == nil || len(f.Batch.Items) != len(items) || f.Batch.Items[0].Seq != qs[0].Seq {
 			t.Fatalf("%s: relay decodes %+v, %v", when, f.Batch, err)
+		}
+		// As the uplink reads and builds them: into the buffers of an earlier batch, still
+		// holding its bytes (here: the first item alone, then the frame just built).
+		arena := bytes.Repeat([]byte{'#'}, 1<<16)
+		first, arena, err := store.PendingWireInto(arena, 0, 1, 1<<30)
+		if err != nil || len(first) != 1 {
+			t.Fatalf("%s: PendingWireInto of one item: %d items, %v", when, len(first), err)
+		}
+		again, _, err := store.PendingWireInto(arena, 0, 1000, 1<<30)
+		if err != nil || len(again) != len(qs) || &again[0].JSON[0] != &arena[0] {
+			t.Fatalf("%s: PendingWireInto %d items, %v, arena reused: %v", when, len(again), err, err == nil && len(again) > 0 && &again[0].JSON[0] == &arena[0])
+		}
+		reused, err := batchFrame(append(got[:0:len(got)], "stale"...), epoch, again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := wireFrame(t, epoch, items); !bytes.Equal(reused, want) {
+			t.Fatalf("%s: frame in reused buffers\n%s\nwant\n%s", when, reused, want)
 		}
 	}
 	check("as queued")
@@ -84,7 +102,7 @@ func TestBatchFrameIsWireEncoding(t *testing.T) {
 // A frame over the limit is refused with wire.ErrTooLarge, so the uplink splits it.
 func TestBatchFrameTooLarge(t *testing.T) {
 	big := kiosk.QueuedItem{Seq: 1, JSON: []byte(`{"seq":1,"body":"` + strings.Repeat("x", wire.MaxFrameBytes) + `"}`)}
-	if _, err := batchFrame("e", []kiosk.QueuedItem{big}); !errors.Is(err, wire.ErrTooLarge) {
+	if _, err := batchFrame(nil, "e", []kiosk.QueuedItem{big}); !errors.Is(err, wire.ErrTooLarge) {
 		t.Fatalf("oversized frame: %v", err)
 	}
 }

@@ -26,6 +26,9 @@ type link struct {
 	sparse bool
 	// contents carries content frames to the fetcher (content.go).
 	contents chan wire.Frame
+	// arena and frame are the uplink's buffers, reused batch after batch: the queued items'
+	// bytes (kiosk.Store.PendingWireInto) and the batch frame built from them.
+	arena, frame []byte
 }
 
 // writeTimeout bounds one frame write; a relay that cannot take 1 MiB in this long is gone.
@@ -72,11 +75,19 @@ func (l *link) read(ctx context.Context) error {
 
 // uplink sends batches from the forwarding queue, up to Window unacknowledged at a time, and
 // marks items forwarded as acks come back.
-func (l *link) uplink(ctx context.Context) error {
+//
+// An ack frees its batch's place in the window at once, but what it says is written to the
+// store later, all the acks taken since in one transaction (heldAcks), once the batches the
+// freed window allows are sent: the relay stores those while the terminal's commit is under
+// way instead of waiting for it. Nothing rests on the order: an ack not yet written when the
+// connection or the terminal stops only makes its items go again, and the relay recognises
+// them (exactly once is the relay's seq and item id checks, not the terminal's cursor).
+func (l *link) uplink(ctx context.Context) (err error) {
 	cfg := l.e.cfg
 	var (
 		sent      uint64        // highest seq sent on this connection
 		inflight  []uint64      // last seq of each unacknowledged batch
+		held      heldAcks      // acks taken and not yet written to the store
 		waiting   bool          // items wait for a batch, since waitSince
 		waitSince time.Duration // on the engine's timers clock, as every duration here
 		tick      = l.e.tick
@@ -88,24 +99,35 @@ func (l *link) uplink(ctx context.Context) error {
 		if len(inflight) > 0 { // cut (or stopped) with batches unacknowledged: smaller ones next
 			l.e.batchShift.Store(min(l.e.batchShift.Load()+1, maxBatchShift))
 		}
+		if err == nil { // stopped: what the relay acknowledged is not sent again at the next start
+			err = l.writeAcks(&held)
+		}
 	}()
+	take := func(a wire.Ack) {
+		held.add(a, sent)
+		for len(inflight) > 0 && inflight[0] <= min(a.Seq, sent) {
+			inflight = inflight[1:]
+		}
+		lastAck = tick.Mono()
+		l.grow()
+	}
 	for {
 		// Take every ack already here before deciding what to send.
 		for drained := false; !drained; {
 			select {
 			case a := <-l.acks:
-				var err error
-				if inflight, err = l.acked(a, sent, inflight); err != nil {
-					return err
-				}
-				lastAck = tick.Mono()
-				l.grow()
+				take(a)
 			default:
 				drained = true
 			}
 		}
 		next := cfg.BatchDelay
 		maxItems, maxBytes, window := l.batchLimits()
+		if len(held.acks) >= maxHeldAcks {
+			if err := l.writeAcks(&held); err != nil {
+				return err
+			}
+		}
 		if len(inflight) < window {
 			items, full, err := l.nextBatch(sent, maxItems, maxBytes)
 			if err != nil {
@@ -144,6 +166,10 @@ func (l *link) uplink(ctx context.Context) error {
 				next = cfg.BatchDelay - (tick.Mono() - waitSince)
 			}
 		}
+		// Nothing more to send now: write what the relay acknowledged while it stores the rest.
+		if err := l.writeAcks(&held); err != nil {
+			return err
+		}
 		if len(inflight) > 0 && tick.Mono()-lastAck > cfg.AckTimeout {
 			return fmt.Errorf("relay acknowledged nothing for %v", cfg.AckTimeout)
 		}
@@ -152,17 +178,84 @@ func (l *link) uplink(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case a := <-l.acks:
-			var err error
-			if inflight, err = l.acked(a, sent, inflight); err != nil {
-				return err
-			}
-			lastAck = tick.Mono()
-			l.grow()
+			take(a)
 		case <-l.e.wake:
 			waiting, waitSince = true, tick.Mono()-cfg.BatchDelay // send what waits now
 		case <-poll.C():
 		}
 	}
+}
+
+// maxHeldAcks bounds the acks taken and not yet written (heldAcks): a relay that answers as
+// fast as the terminal sends still sees them written every few batches.
+const maxHeldAcks = 16
+
+// heldAcks are acks taken by the uplink and not yet written to the store, in order.
+type heldAcks struct {
+	acks []heldAck
+}
+
+// heldAck is one ack as it is written: how far it moves the cursor (never past what the
+// connection had sent when it came) and what it says of the items up to there.
+type heldAck struct {
+	upTo     uint64
+	rejected []wire.Rejection
+	letters  *wire.Letters
+}
+
+func (h *heldAcks) add(a wire.Ack, sent uint64) {
+	h.acks = append(h.acks, heldAck{upTo: min(a.Seq, sent), rejected: a.Rejected, letters: a.Letters})
+}
+
+// writeAcks writes the held acks: each refusal first (so a refused item is never marked
+// forwarded), then the acknowledged range up to the last of them, with the letters' states,
+// in one transaction.
+func (l *link) writeAcks(h *heldAcks) error {
+	if len(h.acks) == 0 {
+		return nil
+	}
+	now := l.e.clock.Now()
+	var upTo uint64
+	n := 0
+	for _, a := range h.acks {
+		for _, r := range a.rejected {
+			if r.Seq > a.upTo {
+				break
+			}
+			if err := l.e.term.MarkRefused(r.Seq, r.Reason); err != nil {
+				return fmt.Errorf("record refusal of item %d: %w", r.Seq, err)
+			}
+			l.e.logf("sync: relay refused item %d: %s", r.Seq, r.Reason)
+		}
+		upTo = max(upTo, a.upTo)
+		n += a.letters.Len()
+	}
+	if upTo > 0 {
+		var letters []kiosk.AckedLetter
+		if n > 0 {
+			letters = make([]kiosk.AckedLetter, 0, n)
+			for _, a := range h.acks {
+				if a.letters == nil {
+					continue
+				}
+				for _, seq := range a.letters.Delivered {
+					letters = append(letters, kiosk.AckedLetter{Seq: seq, State: kiosk.MsgDelivered})
+				}
+				for _, seq := range a.letters.Held {
+					letters = append(letters, kiosk.AckedLetter{Seq: seq, State: kiosk.MsgHeld})
+				}
+			}
+		}
+		if _, err := l.e.term.MarkForwardedLetters(upTo, letters); err != nil {
+			return fmt.Errorf("mark items up to %d forwarded: %w", upTo, err)
+		}
+		if l.e.ownedPending.Load() {
+			l.e.FetchContent() // a purchase may now be the relay's: its media can be fetched
+		}
+	}
+	h.acks = h.acks[:0]
+	l.e.update(func(st *status.Link) { st.LastSuccess = now })
+	return nil
 }
 
 // maxBatchShift bounds Engine.batchShift: 2^12 shrinks any configured batch to one item.
@@ -192,7 +285,9 @@ func (l *link) grow() {
 // are refused here, as the relay would refuse them.
 func (l *link) nextBatch(sent uint64, maxItems, maxBytes int) ([]kiosk.QueuedItem, bool, error) {
 	for {
-		items, err := l.e.store.PendingWire(sent, maxItems, maxBytes)
+		// The last batch's items are sent (or dropped) by now: their bytes' room is reused.
+		items, arena, err := l.e.store.PendingWireInto(l.arena, sent, maxItems, maxBytes)
+		l.arena = arena
 		if err != nil {
 			return nil, false, fmt.Errorf("read forwarding queue: %w", err)
 		}
@@ -250,10 +345,11 @@ func (l *link) sendBatch(ctx context.Context, items []kiosk.QueuedItem) (last ui
 }
 
 func (l *link) sendFrame(ctx context.Context, items []kiosk.QueuedItem) error {
-	b, err := batchFrame(l.epoch, items)
+	b, err := batchFrame(l.frame[:0], l.epoch, items)
 	if err != nil {
 		return err
 	}
+	l.frame = b // Write is done with it when it returns: the next frame is built in it
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	if err := l.conn.Write(wctx, websocket.MessageText, b); err != nil {
@@ -265,7 +361,7 @@ func (l *link) sendFrame(ctx context.Context, items []kiosk.QueuedItem) error {
 // batchFrame is the batch frame wire.Encode(wire.Batch{...}) writes for these items, byte for
 // byte, built by copying each item's stored encoding between the envelope's bytes instead of
 // decoding and encoding every item twice (TestBatchFrameIsWireEncoding keeps them equal).
-func batchFrame(epoch string, items []kiosk.QueuedItem) ([]byte, error) {
+func batchFrame(dst []byte, epoch string, items []kiosk.QueuedItem) ([]byte, error) {
 	ep, err := json.Marshal(epoch)
 	if err != nil {
 		return nil, fmt.Errorf("encode batch frame: %w", err)
@@ -278,7 +374,10 @@ func batchFrame(epoch string, items []kiosk.QueuedItem) ([]byte, error) {
 	if size > wire.MaxFrameBytes {
 		return nil, fmt.Errorf("encode batch frame: %w (%d bytes, limit %d)", wire.ErrTooLarge, size, wire.MaxFrameBytes)
 	}
-	b := make([]byte, 0, size)
+	b := dst[:0]
+	if cap(b) < size {
+		b = make([]byte, 0, size)
+	}
 	b = append(append(append(b, head...), ep...), mid...)
 	for i, it := range items {
 		if i > 0 {
@@ -287,45 +386,6 @@ func batchFrame(epoch string, items []kiosk.QueuedItem) ([]byte, error) {
 		b = append(b, it.JSON...)
 	}
 	return append(b, tail...), nil
-}
-
-// acked applies one ack: refusals first (so a refused item is never marked forwarded), then
-// the acknowledged range. An ack never counts past what this connection sent.
-func (l *link) acked(a wire.Ack, sent uint64, inflight []uint64) ([]uint64, error) {
-	now := l.e.clock.Now()
-	upTo := min(a.Seq, sent)
-	for _, r := range a.Rejected {
-		if r.Seq > upTo {
-			break
-		}
-		if err := l.e.term.MarkRefused(r.Seq, r.Reason); err != nil {
-			return inflight, fmt.Errorf("record refusal of item %d: %w", r.Seq, err)
-		}
-		l.e.logf("sync: relay refused item %d: %s", r.Seq, r.Reason)
-	}
-	if upTo > 0 {
-		var letters []kiosk.AckedLetter
-		if a.Letters != nil {
-			letters = make([]kiosk.AckedLetter, 0, a.Letters.Len())
-			for _, seq := range a.Letters.Delivered {
-				letters = append(letters, kiosk.AckedLetter{Seq: seq, State: kiosk.MsgDelivered})
-			}
-			for _, seq := range a.Letters.Held {
-				letters = append(letters, kiosk.AckedLetter{Seq: seq, State: kiosk.MsgHeld})
-			}
-		}
-		if _, err := l.e.term.MarkForwardedLetters(upTo, letters); err != nil {
-			return inflight, fmt.Errorf("mark items up to %d forwarded: %w", upTo, err)
-		}
-		if l.e.ownedPending.Load() {
-			l.e.FetchContent() // a purchase may now be the relay's: its media can be fetched
-		}
-	}
-	for len(inflight) > 0 && inflight[0] <= upTo {
-		inflight = inflight[1:]
-	}
-	l.e.update(func(st *status.Link) { st.LastSuccess = now })
-	return inflight, nil
 }
 
 // downlink applies each frame in one store transaction (kiosk.Terminal.ApplyDownlinkBatch), in
