@@ -471,7 +471,7 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch,
 		if ctx.Err() != nil {
 			continue // the connection ended: nobody to answer; the terminal sends them again
 		}
-		t, found, err := r.terminal(s.id)
+		t, found, err := s.term.read(r, s.id)
 		if err != nil {
 			r.fail(c, "read terminal", err)
 			return false

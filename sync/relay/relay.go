@@ -114,6 +114,8 @@ type Relay struct {
 	itemNums *itemNumbers
 	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
 	writeTxs atomic.Uint64
+	// facilities remembers the facility records batches read, decoded (recmemo.go).
+	facilities facilityMemo
 	// batchesStored counts the uplink batches stored: the work relayd's collector follows.
 	batchesStored atomic.Uint64
 	// restoreSnapshots remembers each (terminal, epoch) already sent a snapshot for a restored

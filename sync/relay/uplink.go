@@ -83,11 +83,10 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 		if err := seenTx(tx, t.ID, seen); err != nil {
 			return err
 		}
-		var fac facilityRec
-		if _, err := getJSON(tx, bFacilities, t.FacilityID, &fac); err != nil {
+		fac, pol, err := r.facilities.facilityFor(tx, t.FacilityID)
+		if err != nil {
 			return err
 		}
-		pol := fac.policy()
 		for i, b := range batches {
 			ack, seqErr, err := r.storeBatchTx(tx, f, t, fac, pol, b, preps[i], now)
 			if err != nil {

@@ -1,0 +1,115 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// Records read on every batch, remembered decoded. Each uplink batch reads its terminal's
+// record (is it still enrolled?) and its facility's (the policy its items are checked
+// against), and decoding them with encoding/json was a quarter of the relay's CPU per
+// one-item batch: the facility's policy alone, with its departments and notices, some 30 µs.
+// Both records change seldom (an admin edit, a hello), so the relay keeps the bytes it last
+// decoded with what they decoded to, still reads the record every time (in the same
+// transaction as before, so nothing is read from a cache that a store did not just give), and
+// decodes it again only when the bytes differ. Equal bytes decode to equal values, so this
+// changes no answer, whoever wrote the record (an admin call, another gateway of a shared
+// store, a restored backup).
+
+// recMemo is the last record bytes decoded and what they decoded to. The value is shared by
+// every caller that gets it: callers only read it (nothing on the batch path writes into a
+// terminal or facility record it was given, nor into the policy's slices and maps).
+type recMemo[T any] struct {
+	raw []byte
+	v   T
+}
+
+// decode returns raw decoded as a record of bucket: what it decoded to last time if raw is
+// the same bytes, otherwise decoded now (and remembered; raw is copied, as a store's bytes are
+// valid only inside their transaction). A record that does not decode is an error, as getJSON
+// says it, and is not remembered.
+func (m *recMemo[T]) decode(raw []byte, bucket, key string) (T, error) {
+	if m.raw != nil && bytes.Equal(m.raw, raw) {
+		return m.v, nil
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, &vocab.Error{Kind: vocab.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: %w", key, err)}
+	}
+	m.raw, m.v = bytes.Clone(raw), v
+	return v, nil
+}
+
+// facilityMemo remembers each facility record the batches read, with its policy.
+type facilityMemo struct {
+	mu   sync.Mutex
+	byID map[string]*recMemo[facilityPolicy]
+}
+
+// facilityPolicy is a facility record and the policy its items are checked against.
+type facilityPolicy struct {
+	fac facilityRec
+	pol vocab.Policy
+}
+
+// UnmarshalJSON decodes a facility record and works out its policy once.
+func (fp *facilityPolicy) UnmarshalJSON(raw []byte) error {
+	if err := json.Unmarshal(raw, &fp.fac); err != nil {
+		return err
+	}
+	fp.pol = fp.fac.policy()
+	return nil
+}
+
+// facilityFor reads the facility record id in tx, as getJSON would, and its policy. A
+// facility without a record (none was ever put) is the zero record and the default policy.
+func (m *facilityMemo) facilityFor(tx kv.Tx, id string) (facilityRec, vocab.Policy, error) {
+	raw := getRaw(tx, bFacilities, id)
+	if raw == nil {
+		var fac facilityRec
+		return fac, fac.policy(), nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	memo := m.byID[id]
+	if memo == nil {
+		// One entry per facility that sent a batch: the facilities are few (an admin makes
+		// each), and an entry is its record's size.
+		memo = new(recMemo[facilityPolicy])
+		if m.byID == nil {
+			m.byID = map[string]*recMemo[facilityPolicy]{}
+		}
+		m.byID[id] = memo
+	}
+	fp, err := memo.decode(raw, bFacilities, id)
+	return fp.fac, fp.pol, err
+}
+
+// terminalMemo remembers a connection's terminal record as its batch worker last read it.
+// Only the connection's batch workers use it, one at a time (readLoop starts the next only
+// after the last ended), so it needs no lock.
+type terminalMemo struct {
+	memo recMemo[terminalRec]
+}
+
+// read reads the terminal record id in its own read transaction, as Relay.terminal does.
+func (m *terminalMemo) read(r *Relay, id string) (terminalRec, bool, error) {
+	var t terminalRec
+	var ok bool
+	err := r.view("read terminal", func(tx kv.Tx) error {
+		raw := getRaw(tx, bTerminals, id)
+		if raw == nil {
+			return nil
+		}
+		var err error
+		ok = true
+		t, err = m.memo.decode(raw, bTerminals, id)
+		return err
+	})
+	return t, ok, err
+}
