@@ -90,9 +90,10 @@ func (m *facilityMemo) facilityFor(tx kv.Tx, id string) (facilityRec, vocab.Poli
 	return fp.fac, fp.pol, err
 }
 
-// terminalMemo remembers a connection's terminal record as its batch worker last read it.
-// Only the connection's batch workers use it, one at a time (readLoop starts the next only
-// after the last ended), so it needs no lock.
+// terminalMemo remembers a connection's terminal record as its batches last read it. Only
+// the connection's batch workers use it, one at a time (readLoop starts the next only after
+// the last ended), and the worker's transactions, while the worker waits for them (check), so
+// it needs no lock.
 type terminalMemo struct {
 	memo recMemo[terminalRec]
 }
@@ -113,3 +114,33 @@ func (m *terminalMemo) read(r *Relay, id string) (terminalRec, bool, error) {
 	})
 	return t, ok, err
 }
+
+// last is the record read last, if any: the connection's terminal as its previous batch's
+// transaction found it enrolled.
+func (m *terminalMemo) last() (terminalRec, bool) {
+	return m.memo.v, m.memo.raw != nil
+}
+
+// checkTx is the check of a batch's transaction that terminal id is still enrolled:
+// errRevoked if its record is revoked or gone. It runs first in the transaction that stores
+// the batch, so a revocation committed before it (by this relay or by another gateway of a
+// shared store) stops the batch, and none can come between the check and the store. A
+// terminal's facility, mode and inmate never change once it is enrolled, so the record the
+// batch worker took from last (or read) before the transaction names the same terminal.
+func (m *terminalMemo) checkTx(tx kv.Tx, id string) error {
+	raw := getRaw(tx, bTerminals, id)
+	if raw == nil {
+		return errRevoked
+	}
+	t, err := m.memo.decode(raw, bTerminals, id)
+	if err != nil {
+		return err
+	}
+	if t.Revoked {
+		return errRevoked
+	}
+	return nil
+}
+
+// checkTerminal is the check of the connection's batches (upBatch.check).
+func (s *session) checkTerminal(tx kv.Tx) error { return s.term.checkTx(tx, s.id) }

@@ -80,6 +80,11 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 		acks, stop = acks[:0], nil // a re-run starts over
 		// The items are written as log records once the batches are stored (itemlog.go).
 		tx = &logTx{Tx: tx, log: &itemLog{hint: logSize}}
+		if len(batches) > 0 && batches[0].check != nil {
+			if err := batches[0].check(tx); err != nil {
+				return err
+			}
+		}
 		if err := seenTx(tx, t.ID, seen); err != nil {
 			return err
 		}
@@ -267,6 +272,9 @@ type upBatch struct {
 	ackLetters bool
 	// own is the connection's owner claim (owner.go); the batches stored together share one.
 	own *owner
+	// check, if set, runs first in the transaction that stores the batches (the connection's
+	// terminal still enrolled, recmemo.go); its error fails the store.
+	check func(tx kv.Tx) error
 }
 
 // prepared is an uplink item's body as the relay stores it (compact JSON, HTML-escaped as
