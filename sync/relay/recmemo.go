@@ -45,10 +45,53 @@ func (m *recMemo[T]) decode(raw []byte, bucket, key string) (T, error) {
 	return v, nil
 }
 
+// keyedMemo remembers the decoding of each record of one bucket that batches read, by key,
+// at most max of them: past that, an entry is dropped (any one: the map's order) for each
+// one added, so a relay serving more records than that decodes some of them again, as it
+// did before, and holds no more for them.
+type keyedMemo[T any] struct {
+	mu    sync.Mutex
+	max   int
+	byKey map[string]*recMemo[T]
+}
+
+// read reads bucket[key] in tx, as getJSON would: found is false for a key without a record.
+func (m *keyedMemo[T]) read(tx kv.Tx, bucket, key string) (v T, found bool, err error) {
+	raw := getRaw(tx, bucket, key)
+	if raw == nil {
+		return v, false, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	memo := m.byKey[key]
+	if memo == nil {
+		if m.byKey == nil {
+			m.byKey = map[string]*recMemo[T]{}
+		}
+		if len(m.byKey) >= m.max {
+			for k := range m.byKey {
+				delete(m.byKey, k)
+				break
+			}
+		}
+		memo = new(recMemo[T])
+		m.byKey[key] = memo
+	}
+	v, err = memo.decode(raw, bucket, key)
+	return v, true, err
+}
+
+// Bounds of the relay's memos. Facilities are few (an admin makes each); inmates many, but
+// those writing letters at one moment fewer: an entry is about a record's size (half a
+// kilobyte for an inmate), so the bound holds the memo under a megabyte.
+const (
+	facilityMemoMax = 4096
+	inmateMemoMax   = 2048
+)
+
 // facilityMemo remembers each facility record the batches read, with its policy.
 type facilityMemo struct {
-	mu   sync.Mutex
-	byID map[string]*recMemo[facilityPolicy]
+	keyedMemo[facilityPolicy]
 }
 
 // facilityPolicy is a facility record and the policy its items are checked against.
@@ -69,24 +112,11 @@ func (fp *facilityPolicy) UnmarshalJSON(raw []byte) error {
 // facilityFor reads the facility record id in tx, as getJSON would, and its policy. A
 // facility without a record (none was ever put) is the zero record and the default policy.
 func (m *facilityMemo) facilityFor(tx kv.Tx, id string) (facilityRec, vocab.Policy, error) {
-	raw := getRaw(tx, bFacilities, id)
-	if raw == nil {
+	fp, found, err := m.read(tx, bFacilities, id)
+	if !found {
 		var fac facilityRec
 		return fac, fac.policy(), nil
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	memo := m.byID[id]
-	if memo == nil {
-		// One entry per facility that sent a batch: the facilities are few (an admin makes
-		// each), and an entry is its record's size.
-		memo = new(recMemo[facilityPolicy])
-		if m.byID == nil {
-			m.byID = map[string]*recMemo[facilityPolicy]{}
-		}
-		m.byID[id] = memo
-	}
-	fp, err := memo.decode(raw, bFacilities, id)
 	return fp.fac, fp.pol, err
 }
 

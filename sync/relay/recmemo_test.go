@@ -80,3 +80,67 @@ func TestBatchAfterRevocationOnTheStoreIsRefused(t *testing.T) {
 		t.Fatalf("uplink position after the revoked batch = %d, want %d (the batch before it)", high, first.Seq)
 	}
 }
+
+// The inmate records batches read are remembered too: an inmate suspended by a roster upload
+// between two letters of one connection has the second refused suspended, and the first
+// letter after the roster makes them active again passes.
+func TestBatchesSeeTheRosterChangedBetweenThem(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	roster := func(status string) {
+		t.Helper()
+		ro := Roster{Inmates: []RosterInmate{
+			{ID: "A1", Name: "Ana", Badges: []string{"B1"}, PIN: "1234", Language: "en", Status: status},
+			{ID: "A2", Name: "Bo", Badges: []string{"B2"}, PIN: "2345", Language: "es", Status: kiosk.StatusActive},
+			{ID: "A3", Name: "Cy", Badges: []string{"B3"}, PIN: "3456", Language: "en", Status: kiosk.StatusSuspended},
+		}, Technicians: []RosterTechnician{{ID: "T1", Name: "Tess", Badges: []string{"TB1"}, PIN: "9999", Role: "installer"}}}
+		if err := e.r.PutRoster("north", ro); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, step := range []struct {
+		status string
+		reason string
+	}{{kiosk.StatusActive, ""}, {kiosk.StatusSuspended, wire.RefuseSuspended}, {kiosk.StatusActive, ""}} {
+		roster(step.status)
+		it := letter(k, "A1", i, "hello")
+		ack := c.batch(it)
+		got := ""
+		if len(ack.Rejected) > 0 {
+			got = ack.Rejected[0].Reason
+		}
+		if ack.Seq != it.Seq || got != step.reason {
+			t.Fatalf("A1 %s: ack %+v, want seq %d refused %q", step.status, ack, it.Seq, step.reason)
+		}
+	}
+}
+
+// A memo past its bound drops an entry for each one it adds, and what it answers is still
+// each record's own decoding.
+func TestKeyedMemoBound(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	m := keyedMemo[inmateRec]{max: 2}
+	for round := range 2 {
+		err := e.r.view("read inmates", func(tx kv.Tx) error {
+			for _, id := range []string{"A1", "A2", "A3", "nobody"} {
+				in, found, err := m.read(tx, bInmates, id)
+				if err != nil {
+					return err
+				}
+				if found != (id != "nobody") || (found && (in.ID != id || in.FacilityID != "north")) {
+					t.Fatalf("round %d: %s read as %+v, found %v", round, id, in, found)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.byKey) != 2 {
+			t.Fatalf("round %d: memo holds %d records, want its bound 2", round, len(m.byKey))
+		}
+	}
+}

@@ -458,7 +458,7 @@ func (f *fanout) inmateFor(t TerminalInfo, id string) (inmateRec, bool, error) {
 	look, ok := f.inmates[id]
 	if !ok {
 		var err error
-		look.found, err = getJSON(f.tx, bInmates, id, &look.rec)
+		look.rec, look.found, err = f.r.inmates.read(f.tx, bInmates, id)
 		if err != nil {
 			return inmateRec{}, false, err
 		}
