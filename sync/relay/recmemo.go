@@ -11,19 +11,19 @@ import (
 )
 
 // Records read on every batch, remembered decoded. Each uplink batch reads its terminal's
-// record (is it still enrolled?) and its facility's (the policy its items are checked
-// against), and decoding them with encoding/json was a quarter of the relay's CPU per
-// one-item batch: the facility's policy alone, with its departments and notices, some 30 µs.
-// Both records change seldom (an admin edit, a hello), so the relay keeps the bytes it last
-// decoded with what they decoded to, still reads the record every time (in the same
-// transaction as before, so nothing is read from a cache that a store did not just give), and
-// decodes it again only when the bytes differ. Equal bytes decode to equal values, so this
-// changes no answer, whoever wrote the record (an admin call, another gateway of a shared
-// store, a restored backup).
+// record (is it still enrolled?), its facility's (the policy its items are checked against)
+// and, for a letter, its inmate's (active? allowed to write?), and decoding them with
+// encoding/json was nearly a third of the relay's CPU per one-item letter batch: the facility's
+// policy alone, with its departments and notices, some 30 µs. These records change seldom (an
+// admin edit, a roster, a hello), so the relay keeps the bytes it last decoded with what they
+// decoded to, still reads the record every time, in the transaction that uses it (nothing
+// comes from a cache that the store did not just give), and decodes it again only when the
+// bytes differ. Equal bytes decode to equal values, so this changes no answer, whoever wrote
+// the record (an admin call, another gateway of a shared store, a restored backup).
 
 // recMemo is the last record bytes decoded and what they decoded to. The value is shared by
 // every caller that gets it: callers only read it (nothing on the batch path writes into a
-// terminal or facility record it was given, nor into the policy's slices and maps).
+// terminal, facility or inmate record it was given, nor into their slices and maps).
 type recMemo[T any] struct {
 	raw []byte
 	v   T
