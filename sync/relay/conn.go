@@ -471,14 +471,22 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch,
 		if ctx.Err() != nil {
 			continue // the connection ended: nobody to answer; the terminal sends them again
 		}
-		t, found, err := r.terminal(s.id)
-		if err != nil {
-			r.fail(c, "read terminal", err)
-			return false
-		}
-		if !found || t.Revoked {
-			c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
-			return false
+		// Whether the terminal is still enrolled is checked in the transaction that stores
+		// the batches (check); the record read for the batch before says which terminal it is
+		// (its facility, mode and inmate never change), so only a connection's first batch
+		// reads it before.
+		t, found := s.term.last()
+		if !found {
+			var err error
+			t, found, err = s.term.read(r, s.id)
+			if err != nil {
+				r.fail(c, "read terminal", err)
+				return false
+			}
+			if !found || t.Revoked {
+				c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
+				return false
+			}
 		}
 		own, err := s.owner()
 		if err != nil {
@@ -486,11 +494,16 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch,
 		}
 		for i := range group {
 			group[i].own = own
+			group[i].check = s.checkTerminal
 		}
 		s.flushMu.Lock() // ordered with flushAck, which may write the hello's record too
 		acks, err := r.storeBatches(t.TerminalInfo, group, s.takeSeen())
 		s.flushMu.Unlock()
 		r.batchesStored.Add(uint64(len(acks)))
+		if errors.Is(err, errRevoked) {
+			c.Close(websocket.StatusPolicyViolation, wire.ReasonRevoked)
+			return false
+		}
 		var seqErr *sequenceError
 		if err != nil && !errors.As(err, &seqErr) {
 			r.fail(c, "store batch from "+s.id, err)

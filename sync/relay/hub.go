@@ -56,6 +56,9 @@ type session struct {
 	seenMu sync.Mutex
 	seen   *seenRec
 
+	// term is the terminal's record as the connection's batches last read it (recmemo.go).
+	term terminalMemo
+
 	// binaryChunks: the hello offered binary_chunks; content chunks go as binary messages.
 	binaryChunks bool
 

@@ -114,6 +114,9 @@ type Relay struct {
 	itemNums *itemNumbers
 	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
 	writeTxs atomic.Uint64
+	// facilities and inmates remember the records batches read, decoded (recmemo.go).
+	facilities facilityMemo
+	inmates    keyedMemo[inmateRec]
 	// batchesStored counts the uplink batches stored: the work relayd's collector follows.
 	batchesStored atomic.Uint64
 	// restoreSnapshots remembers each (terminal, epoch) already sent a snapshot for a restored
@@ -212,6 +215,7 @@ func Open(cfg Config) (*Relay, error) {
 	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.hub = newHub(cfg.MaxPending, cfg.MaxPendingPerAddr)
+	r.facilities.max, r.inmates.max = facilityMemoMax, inmateMemoMax
 	// One number at a time on the bbolt file, whose one writer contends with nobody; a block
 	// per gateway on a shared store (itemnums.go).
 	r.itemNums = &itemNumbers{block: 1}

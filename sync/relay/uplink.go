@@ -80,14 +80,18 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 		acks, stop = acks[:0], nil // a re-run starts over
 		// The items are written as log records once the batches are stored (itemlog.go).
 		tx = &logTx{Tx: tx, log: &itemLog{hint: logSize}}
+		if len(batches) > 0 && batches[0].check != nil {
+			if err := batches[0].check(tx); err != nil {
+				return err
+			}
+		}
 		if err := seenTx(tx, t.ID, seen); err != nil {
 			return err
 		}
-		var fac facilityRec
-		if _, err := getJSON(tx, bFacilities, t.FacilityID, &fac); err != nil {
+		fac, pol, err := r.facilities.facilityFor(tx, t.FacilityID)
+		if err != nil {
 			return err
 		}
-		pol := fac.policy()
 		for i, b := range batches {
 			ack, seqErr, err := r.storeBatchTx(tx, f, t, fac, pol, b, preps[i], now)
 			if err != nil {
@@ -268,6 +272,9 @@ type upBatch struct {
 	ackLetters bool
 	// own is the connection's owner claim (owner.go); the batches stored together share one.
 	own *owner
+	// check, if set, runs first in the transaction that stores the batches (the connection's
+	// terminal still enrolled, recmemo.go); its error fails the store.
+	check func(tx kv.Tx) error
 }
 
 // prepared is an uplink item's body as the relay stores it (compact JSON, HTML-escaped as
@@ -455,7 +462,7 @@ func (f *fanout) inmateFor(t TerminalInfo, id string) (inmateRec, bool, error) {
 	look, ok := f.inmates[id]
 	if !ok {
 		var err error
-		look.found, err = getJSON(f.tx, bInmates, id, &look.rec)
+		look.rec, look.found, err = f.r.inmates.read(f.tx, bInmates, id)
 		if err != nil {
 			return inmateRec{}, false, err
 		}

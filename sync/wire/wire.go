@@ -323,6 +323,26 @@ type envelope struct {
 
 // Encode writes a frame for one of the message types above (value or pointer).
 func Encode(msg any) ([]byte, error) {
+	// An ack, the relay's answer to every batch, is written by hand (ackenc.go).
+	var a *Ack
+	switch m := msg.(type) {
+	case Ack:
+		a = &m
+	case *Ack:
+		a = m
+	}
+	if a == nil {
+		return encodeReflect(msg)
+	}
+	out := appendAckFrame(make([]byte, 0, 96), a)
+	if len(out) > MaxFrameBytes {
+		return nil, fmt.Errorf("encode %s frame: %w (%d bytes, limit %d)", TypeAck, ErrTooLarge, len(out), MaxFrameBytes)
+	}
+	return out, nil
+}
+
+// encodeReflect is Encode through encoding/json.
+func encodeReflect(msg any) ([]byte, error) {
 	var typ string
 	switch m := msg.(type) {
 	case Hello, *Hello:
