@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/relay/jscontent"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 )
@@ -53,12 +55,14 @@ func secretFile(flagName, path string) error {
 	return nil
 }
 
-// openStore connects to the NATS cluster of -store and opens the relay's stream on it
-// (created at the first start). It returns nil when -store is empty: the relay then opens its
-// bbolt file. closeFn closes the connection; call it after the relay closed.
-func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv.Store, closeFn func(), err error) {
+// openStore connects to the NATS cluster of -store and opens the relay's stream and its
+// content stream on it (created at the first start): every gateway of the cluster then serves
+// every object (docs/SCALE.md, "Content on JetStream"). It returns nils when -store is empty:
+// the relay then opens its bbolt files in -data. closeFn closes the content store and the
+// connection; call it after the relay closed.
+func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv.Store, media relay.ContentStore, closeFn func(), err error) {
 	if o.store == "" {
-		return nil, func() {}, nil
+		return nil, nil, func() {}, nil
 	}
 	opts := []nats.Option{
 		nats.Name("relayd"),
@@ -74,22 +78,22 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	switch {
 	case o.natsCreds != "":
 		if err := secretFile("-nats-creds", o.natsCreds); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		opts = append(opts, nats.UserCredentials(o.natsCreds))
 	case o.natsNkey != "":
 		if err := secretFile("-nats-nkey", o.natsNkey); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		opt, err := nats.NkeyOptionFromSeed(o.natsNkey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("-nats-nkey: %w", err)
+			return nil, nil, nil, fmt.Errorf("-nats-nkey: %w", err)
 		}
 		opts = append(opts, opt)
 	}
 	nc, err := nats.Connect(o.store, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to the NATS cluster of -store: %w", err)
+		return nil, nil, nil, fmt.Errorf("connect to the NATS cluster of -store: %w", err)
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -112,11 +116,25 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	if err != nil {
 		nc.Close()
 		if errors.Is(err, context.DeadlineExceeded) || kv.Retryable(err) {
-			return nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster (is JetStream up, with a quorum?): %w", err)
+			return nil, nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster (is JetStream up, with a quorum?): %w", err)
 		}
-		return nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster: %w", err)
+		return nil, nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster: %w", err)
 	}
-	return s, nc.Close, nil
+	cs, err := jscontent.Open(octx, nc, s, jscontent.Options{Logf: logf})
+	for err != nil && noPeers(err) { // as the relay's stream above
+		select {
+		case <-octx.Done():
+		case <-time.After(250 * time.Millisecond):
+			cs, err = jscontent.Open(octx, nc, s, jscontent.Options{Logf: logf})
+			continue
+		}
+		break
+	}
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("open the content stream on the NATS cluster: %w", err)
+	}
+	return s, cs, func() { cs.Close(); nc.Close() }, nil
 }
 
 // noPeers is JetStream's refusal to place a stream for want of peers (API error 10005).

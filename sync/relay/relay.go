@@ -38,6 +38,10 @@ type Config struct {
 	// (sync/relay/kv/jetstream) shared by gateways, say. The relay migrates its schema on it
 	// at Open and leaves it open at Close (its opener closes it). Backup needs the bbolt file.
 	Store kv.Store
+	// Content, if set, is the relay's content store instead of DataDir/content.db: one that
+	// gateways of a shared Store share (sync/relay/jscontent), so an object put through one is
+	// served by all. The relay leaves it open at Close (its opener closes it).
+	Content ContentStore
 	// ItemNumberBlock is how many arrival numbers a relay on Store takes at once (itemnums.go;
 	// default defaultItemNumberBlock). On the bbolt file numbers are taken one at a time.
 	ItemNumberBlock uint64
