@@ -198,7 +198,7 @@ func Open(cfg Config) (*Relay, error) {
 		if cfg.DataDir == "" {
 			return nil, invalid("open relay", "data_dir", "a data directory is required (the content store lives there)")
 		}
-		if err := migrateStore(cfg.Store, "the kv store"); err != nil {
+		if err := migrateStore(cfg.Store, cfg.DataDir, "the kv store"); err != nil {
 			return nil, err
 		}
 		db = cfg.Store

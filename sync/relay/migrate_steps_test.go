@@ -1,0 +1,185 @@
+package relay
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
+)
+
+// seedSchema8 writes, a few hundred keys a transaction, a store at schema 8 holding more
+// records to migrate than one JetStream transaction commits: 1,200 terminals of facilities
+// and 300 charges in the flat buckets schema 9 nests by owner, and 300 inmates to list.
+func seedSchema8(t *testing.T, db kv.Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	update := func(fn func(tx kv.Tx) error) {
+		t.Helper()
+		if err := db.Update(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(func(tx kv.Tx) error {
+		if err := migrate0to1(tx); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(8))
+	})
+	put := func(bucket string, n int, rec func(i int) (string, []byte)) {
+		for i := 0; i < n; i += 200 {
+			update(func(tx kv.Tx) error {
+				for j := i; j < min(n, i+200); j++ {
+					k, v := rec(j)
+					if err := tx.Bucket([]byte(bucket)).Put([]byte(k), v); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+	}
+	put(bFacTerms, 1200, func(i int) (string, []byte) { return fmt.Sprintf("fac-%02d/term-%04d", i%7, i), nil })
+	put(bCharges, 300, func(i int) (string, []byte) {
+		return fmt.Sprintf("inm-%03d/charge-%04d", i%50, i), []byte(fmt.Sprintf(`{"cents":%d}`, i))
+	})
+	put(bInmates, 300, func(i int) (string, []byte) {
+		b, _ := json.Marshal(inmateRec{Inmate: vocab.Inmate{ID: fmt.Sprintf("inm-%03d", i)}, FacilityID: fmt.Sprintf("fac-%02d", i%7)})
+		return fmt.Sprintf("inm-%03d", i), b
+	})
+}
+
+// dumpStore lists everything a store holds: each key with its value and each bucket's
+// sequence, by path.
+func dumpStore(t *testing.T, db kv.Store) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var walk func(path string, b kv.Bucket)
+	walk = func(path string, b kv.Bucket) {
+		out[path+" seq"] = fmt.Sprint(b.Sequence())
+		_ = b.ForEach(func(k, v []byte) error { out[path+" "+hex.EncodeToString(k)] = string(v); return nil })
+		_ = b.ForEachBucket(func(n []byte) error { walk(path+"/"+string(n), b.Bucket(n)); return nil })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := db.View(ctx, func(tx kv.Tx) error {
+		return tx.ForEachBucket(func(n []byte) error { walk(string(n), tx.Bucket(n)); return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sameStore fails the test with the first differences between two dumps.
+func sameStore(t *testing.T, what string, got, want map[string]string) {
+	t.Helper()
+	var diffs []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if g, ok := got[k]; !ok || g != want[k] {
+			diffs = append(diffs, fmt.Sprintf("%s: %q, want %q", k, g, want[k]))
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: %q, not in the store migrated in one transaction", k, got[k]))
+		}
+	}
+	if len(diffs) > 0 {
+		t.Fatalf("%s differs from the bbolt store migrated in one transaction in %d places, first: %s", what, len(diffs), strings.Join(diffs[:min(5, len(diffs))], "; "))
+	}
+}
+
+// A JetStream store holding more records to migrate than one transaction commits is migrated
+// in steps: cut by an error half way through applying the plan, or while storing the plan,
+// and run again, it ends holding exactly what the same store on bbolt holds after the
+// migrations ran there in one transaction, at the current schema, with no plan left. Before
+// the steps, a relay could not open such a store (kv: transaction too large).
+func TestMigrationInStepsSurvivesACut(t *testing.T) {
+	ref, err := boltkv.Open(filepath.Join(t.TempDir(), "ref.db"), &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	seedSchema8(t, ref)
+	if err := migrateStore(ref, t.TempDir(), "the bbolt reference"); err != nil {
+		t.Fatal(err)
+	}
+	want := dumpStore(t, ref)
+	if want[bMeta+" "+hex.EncodeToString([]byte(kSchema))] != string(u64(schemaVersion)) {
+		t.Fatal("the reference was not migrated")
+	}
+
+	c := natstest.Start(t)
+	cut := errors.New("cut")
+	for _, tc := range []struct {
+		name  string
+		phase string
+		step  int
+	}{{"cut applying", "apply", 3}, {"cut storing the plan", "plan", 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.ReplaceAll(tc.name, " ", "_")
+			db := jetStore(t, c, 0, name)
+			seedSchema8(t, db)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			steps := 0
+			hooks := &migrateHooks{after: func(phase string, step int) error {
+				if phase == "apply" {
+					steps++
+				}
+				if phase == tc.phase && step == tc.step {
+					return cut
+				}
+				return nil
+			}}
+			if err := migrateInSteps(ctx, db, t.TempDir(), name, hooks); !errors.Is(err, cut) {
+				t.Fatalf("the cut migration returned %v, want the cut", err)
+			}
+			half := dumpStore(t, db)
+			if half[bMeta+" "+hex.EncodeToString([]byte(kSchema))] != string(u64(8)) {
+				t.Fatal("the schema number moved before the migration finished")
+			}
+			// Run again, through another node, as a restarted gateway would.
+			again := jetStore(t, c, 1, name)
+			if err := migrateInSteps(ctx, again, t.TempDir(), name, nil); err != nil {
+				t.Fatalf("the migration run again: %v", err)
+			}
+			sameStore(t, "the JetStream store migrated across a cut", dumpStore(t, again), want)
+			if tc.phase == "apply" && steps <= 3 {
+				t.Fatalf("the plan was applied in %d steps: the cut was not half way", steps)
+			}
+			// A relay opens it as it is.
+			r, err := Open(Config{DataDir: t.TempDir(), Store: again})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+		})
+	}
+	t.Run("straight through, by relay.Open", func(t *testing.T) {
+		db := jetStore(t, c, 2, "straight")
+		seedSchema8(t, db)
+		r, err := Open(Config{DataDir: t.TempDir(), Store: db})
+		if err != nil {
+			t.Fatalf("open a relay on a schema 8 store of 1,800 records: %v", err)
+		}
+		r.Close()
+		got := dumpStore(t, db)
+		maps.DeleteFunc(got, func(k, _ string) bool { return strings.HasPrefix(k, "conn_owner") }) // the gateway's own (owner.go)
+		sameStore(t, "the JetStream store migrated by relay.Open", got, want)
+	})
+}
