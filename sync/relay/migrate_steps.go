@@ -137,7 +137,11 @@ func migrateInSteps(ctx context.Context, db kv.Store, dir, where string, hooks *
 		return nil
 	}
 	if hdr == nil || hdr.From != version || hdr.To != schemaVersion {
-		if err := makePlan(ctx, db, dir, version, hooks); err != nil {
+		err := makePlan(ctx, db, dir, version, hooks)
+		for try := 0; errors.Is(err, errPlanStale) && try < 3; try++ {
+			err = makePlan(ctx, db, dir, version, hooks)
+		}
+		if err != nil {
 			return fmt.Errorf("open relay %s: migrate schema %d to %d: %w", where, version, schemaVersion, err)
 		}
 	}
@@ -210,13 +214,13 @@ func makePlan(ctx context.Context, db kv.Store, dir string, from uint64, hooks *
 		sum.Write(raw)
 	}
 	planSum := hex.EncodeToString(sum.Sum(nil))
-	// A plan left by a cut run of another length goes; one of this length is written over
+	// A plan left by a cut run that is longer goes; one as long or shorter is written over
 	// (another gateway making the same plan from the same records at once writes the same),
-	// and checked whole against planSum when marked.
+	// and checked whole against planSum before it is marked.
 	// (Whole-plan reads are made in Views: an Update validates what it read, a message each,
 	// and a plan is longer than a transaction.)
 	n, err := storedPlan(ctx, db)
-	if err == nil && n.count >= 0 && n.count != len(ops) {
+	if err == nil && n.count > len(ops) {
 		err = dropPlan(ctx, db)
 	}
 	if err == nil {
@@ -261,7 +265,7 @@ func makePlan(ctx context.Context, db kv.Store, dir string, from uint64, hooks *
 		if err := dropPlan(ctx, db); err != nil {
 			return err
 		}
-		return errors.New("the stored plan is not the one made (another run wrote it from other records): open the relay again")
+		return errPlanStale
 	}
 	err = retryOpening(ctx, func() error {
 		return db.Update(ctx, func(tx kv.Tx) error {
@@ -343,6 +347,10 @@ func dropPlan(ctx context.Context, db kv.Store) error {
 		})
 	})
 }
+
+// errPlanStale: the plan stored is not the one made (a run cut before marking its plan left
+// writes made from other records); it was dropped, and the plan is made again.
+var errPlanStale = errors.New("the stored migration plan was made from other records")
 
 // stepEnd is where the step starting at ops[i] ends: at most planStepOps writes and
 // planStepBytes of values, and at least one.

@@ -129,7 +129,8 @@ func TestMigrationInStepsSurvivesACut(t *testing.T) {
 		name  string
 		phase string
 		step  int
-	}{{"cut applying", "apply", 3}, {"cut storing the plan", "plan", 2}} {
+		close bool // the gateway's connection closes instead of the step returning an error
+	}{{"cut applying", "apply", 3, false}, {"cut storing the plan", "plan", 2, false}, {"connection lost applying", "apply", 5, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := strings.ReplaceAll(tc.name, " ", "_")
 			db := jetStore(t, c, 0, name)
@@ -142,25 +143,43 @@ func TestMigrationInStepsSurvivesACut(t *testing.T) {
 					steps++
 				}
 				if phase == tc.phase && step == tc.step {
+					if tc.close {
+						db.Conn().Close()
+						return nil
+					}
 					return cut
 				}
 				return nil
 			}}
-			if err := migrateInSteps(ctx, db, t.TempDir(), name, hooks); !errors.Is(err, cut) {
+			cutCtx := ctx
+			if tc.close { // a gateway that lost its connection waits for it until its deadline
+				var cutCancel context.CancelFunc
+				cutCtx, cutCancel = context.WithTimeout(ctx, 3*time.Second)
+				defer cutCancel()
+			}
+			err := migrateInSteps(cutCtx, db, t.TempDir(), name, hooks)
+			if !errors.Is(err, cut) && !(tc.close && kv.Retryable(err)) {
 				t.Fatalf("the cut migration returned %v, want the cut", err)
 			}
-			half := dumpStore(t, db)
+			half := dumpStore(t, jetStore(t, c, 2, name))
 			if half[bMeta+" "+hex.EncodeToString([]byte(kSchema))] != string(u64(8)) {
 				t.Fatal("the schema number moved before the migration finished")
 			}
 			// Run again, through another node, as a restarted gateway would.
 			again := jetStore(t, c, 1, name)
-			if err := migrateInSteps(ctx, again, t.TempDir(), name, nil); err != nil {
+			resumed := 0
+			count := &migrateHooks{after: func(phase string, _ int) error {
+				if phase == "apply" {
+					resumed++
+				}
+				return nil
+			}}
+			if err := migrateInSteps(ctx, again, t.TempDir(), name, count); err != nil {
 				t.Fatalf("the migration run again: %v", err)
 			}
 			sameStore(t, "the JetStream store migrated across a cut", dumpStore(t, again), want)
-			if tc.phase == "apply" && steps <= 3 {
-				t.Fatalf("the plan was applied in %d steps: the cut was not half way", steps)
+			if tc.phase == "apply" && (steps != tc.step+1 || resumed == 0) {
+				t.Fatalf("%d steps applied before the cut and %d after it: the cut was not half way", steps, resumed)
 			}
 			// A relay opens it as it is.
 			r, err := Open(Config{DataDir: t.TempDir(), Store: again})
@@ -170,6 +189,22 @@ func TestMigrationInStepsSurvivesACut(t *testing.T) {
 			r.Close()
 		})
 	}
+	t.Run("two gateways at once", func(t *testing.T) {
+		a, b := jetStore(t, c, 0, "together"), jetStore(t, c, 1, "together")
+		seedSchema8(t, a)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		errs := make(chan error, 2)
+		for _, db := range []kv.Store{a, b} {
+			go func() { errs <- migrateInSteps(ctx, db, t.TempDir(), "together", nil) }()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("a gateway migrating beside another: %v", err)
+			}
+		}
+		sameStore(t, "the JetStream store two gateways migrated at once", dumpStore(t, b), want)
+	})
 	t.Run("straight through, by relay.Open", func(t *testing.T) {
 		db := jetStore(t, c, 2, "straight")
 		seedSchema8(t, db)
