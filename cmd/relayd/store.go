@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/relay/jscontent"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -134,7 +137,87 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("open the content stream on the NATS cluster: %w", err)
 	}
+	if err := importContent(o.data, cs, logf); err != nil {
+		cs.Close()
+		nc.Close()
+		return nil, nil, nil, err
+	}
 	return s, cs, func() { cs.Close(); nc.Close() }, nil
+}
+
+// importedSuffix is added to content.db once its objects are on the content stream.
+const importedSuffix = ".imported"
+
+// importContent moves what a relayd on -store kept in -data/content.db before the content
+// stream existed onto it: every object held whole, with each of its holders. The file is then
+// renamed (kept, never deleted: it is the operator's until they remove it). A cut import is
+// run again at the next start: an object put again is written once and gains its holders.
+func importContent(dir string, cs relay.ContentStore, logf func(string, ...any)) error {
+	path := filepath.Join(dir, content.File)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	old, err := content.Open(path, content.Options{})
+	if err != nil {
+		return fmt.Errorf("import %s onto the content stream: %w", path, err)
+	}
+	claims, err := old.Claims("")
+	if err != nil {
+		old.Close()
+		return fmt.Errorf("import %s onto the content stream: %w", path, err)
+	}
+	done := map[content.Hash]bool{}
+	objects, skipped := 0, 0
+	for _, c := range claims {
+		if done[c.Object] {
+			continue
+		}
+		done[c.Object] = true
+		if err := importObject(old, cs, c.Object); errors.Is(err, content.ErrIncomplete) || errors.Is(err, content.ErrUnknownObject) {
+			skipped++ // never held whole here: nothing of it to serve
+			continue
+		} else if err != nil {
+			old.Close()
+			return fmt.Errorf("import %s onto the content stream: object %s: %w", path, c.Object, err)
+		}
+		objects++
+	}
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	if err := os.Rename(path, path+importedSuffix); err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	logf("relayd: moved %d objects of %s onto the content stream (%d not held whole, left); the file is kept as %s",
+		objects, path, skipped, path+importedSuffix)
+	return nil
+}
+
+// importObject puts one object of old on cs for its first holder and adds the others.
+func importObject(old *content.Store, cs relay.ContentStore, obj content.Hash) error {
+	holders, _, err := old.Holders(obj)
+	if err != nil || len(holders) == 0 {
+		return err
+	}
+	rd, err := old.Open(obj)
+	if err != nil {
+		return err
+	}
+	ref, err := cs.PutFor(rd, holders[0])
+	rd.Close()
+	if err != nil {
+		return err
+	}
+	if ref.Object != obj {
+		return fmt.Errorf("read back as %s", ref.Object)
+	}
+	for _, h := range holders[1:] {
+		// The relay pins every claim it makes (it evicts nothing).
+		if err := cs.Retain(ref, h, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // noPeers is JetStream's refusal to place a stream for want of peers (API error 10005).
