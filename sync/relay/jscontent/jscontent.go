@@ -357,6 +357,10 @@ func (s *Store) PutFor(rd io.Reader, holder string) (content.Ref, error) {
 		defer ccancel()
 		return s.publish(cctx, s.chunkSubj(upload, i), chunk)
 	})
+	// The chunks may have taken longer than one operation's budget: what follows gets its own.
+	cancel()
+	ctx, cancel = s.opContext()
+	defer cancel()
 	if err == nil {
 		err = s.publish(ctx, s.manifestSubj(upload), m.Encode())
 	}
