@@ -216,3 +216,82 @@ func TestMigrationInStepsSurvivesACut(t *testing.T) {
 		sameStore(t, "the JetStream store migrated by relay.Open", got, want)
 	})
 }
+
+// buildTree writes into tx what data says, three bytes at a time: a key put or deleted, a
+// nested bucket made, a sequence set, in root buckets r0..r2 and their nested n0..n2. What
+// bbolt refuses (a bucket where a key is) is skipped.
+func buildTree(tx kv.Tx, data []byte) {
+	for i := 0; i+2 < len(data); i += 3 {
+		op, where, key := data[i], data[i+1], data[i+2]
+		b, err := tx.CreateBucketIfNotExists([]byte{'r', '0' + where%3})
+		if err != nil {
+			continue
+		}
+		if n := where / 3 % 4; n < 3 {
+			if b, err = b.CreateBucketIfNotExists([]byte{'n', '0' + n}); err != nil {
+				continue
+			}
+		}
+		k := []byte{'k', '0' + key%5}
+		switch op % 4 {
+		case 0:
+			_ = b.Put(k, []byte{op, key})
+		case 1:
+			_ = b.Delete(k)
+		case 2:
+			_ = b.SetSequence(uint64(op))
+		case 3:
+			if where%2 == 0 {
+				_ = tx.DeleteBucket([]byte{'r', '0' + key%3})
+			}
+		}
+	}
+}
+
+// FuzzMigrationPlan: the plan made from two stores (diffTree), applied to the first one write
+// at a time (applyOp), makes it hold exactly what the second holds: every key, value, nested
+// bucket and sequence. This is what makes a migration in steps end as the one transaction.
+func FuzzMigrationPlan(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 0, 3, 2}, []byte{0, 1, 1, 2, 4, 0})
+	f.Add([]byte{0, 0, 1, 1, 5, 1, 2, 7, 0}, []byte{3, 0, 0, 0, 9, 4})
+	f.Add([]byte{0, 2, 3, 0, 11, 3, 2, 2, 2}, []byte{})
+	f.Add([]byte{}, []byte{0, 4, 1, 0, 10, 2, 2, 9, 1, 0, 1, 4})
+	f.Fuzz(func(t *testing.T, before, after []byte) {
+		open := func(name string, data []byte) *boltkv.Store {
+			s, err := boltkv.Open(filepath.Join(t.TempDir(), name), &bolt.Options{Timeout: time.Second, NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if err := s.Update(context.Background(), func(tx kv.Tx) error { buildTree(tx, data); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		a, b := open("a.db", before), open("b.db", after)
+		var ops []planOp
+		if err := a.View(context.Background(), func(ta kv.Tx) error {
+			return b.View(context.Background(), func(tb kv.Tx) error { ops = diffTree(ta, tb); return nil })
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i, op := range ops {
+			// Each write in a transaction of its own, through its JSON form, as a step stores it.
+			raw, err := json.Marshal(op)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back planOp
+			if err := json.Unmarshal(raw, &back); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Update(context.Background(), func(tx kv.Tx) error { return applyOp(tx, back) }); err != nil {
+				t.Fatalf("write %d (%s %q %q): %v", i, op.Op, op.Path, op.Key, err)
+			}
+		}
+		got, want := dumpStore(t, a), dumpStore(t, b)
+		if !maps.Equal(got, want) {
+			t.Fatalf("after the plan's %d writes the store holds %v, want %v", len(ops), got, want)
+		}
+	})
+}
