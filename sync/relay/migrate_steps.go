@@ -154,6 +154,9 @@ func migrateInSteps(ctx context.Context, db kv.Store, dir, where string, hooks *
 // makePlan copies the store, migrates the copy and stores the writes that make the difference,
 // then marks the plan whole.
 func makePlan(ctx context.Context, db kv.Store, dir string, from uint64, hooks *migrateHooks) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("make the data directory for the copy: %w", err)
+	}
 	tmp, err := os.MkdirTemp(dir, "migrate-*")
 	if err != nil {
 		return fmt.Errorf("make a directory for the copy: %w", err)

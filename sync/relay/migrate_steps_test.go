@@ -206,11 +206,15 @@ func TestMigrationInStepsSurvivesACut(t *testing.T) {
 	t.Run("straight through, by relay.Open", func(t *testing.T) {
 		db := jetStore(t, c, 2, "straight")
 		seedSchema8(t, db)
-		r, err := Open(Config{DataDir: t.TempDir(), Store: db})
+		dir := filepath.Join(t.TempDir(), "not-yet-made")
+		r, err := Open(Config{DataDir: dir, Store: db})
 		if err != nil {
 			t.Fatalf("open a relay on a schema 8 store of 1,800 records: %v", err)
 		}
 		r.Close()
+		if left, _ := filepath.Glob(filepath.Join(dir, "migrate-*")); len(left) != 0 {
+			t.Fatalf("the migration left its copies: %v", left)
+		}
 		got := dumpStore(t, db)
 		maps.DeleteFunc(got, func(k, _ string) bool { return strings.HasPrefix(k, "conn_owner") }) // the gateway's own (owner.go)
 		sameStore(t, "the JetStream store migrated by relay.Open", got, want)
