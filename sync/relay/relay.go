@@ -32,7 +32,8 @@ const (
 
 // Config wires a Relay; only DataDir is required.
 type Config struct {
-	// DataDir holds the relay's one bbolt file (unless Store is set) and its content store.
+	// DataDir holds the relay's one bbolt file (unless Store is set) and its content store
+	// (unless Content is set); on a Store, a migration's copies while it runs.
 	DataDir string
 	// Store, if set, is the relay's store instead of DataDir/relay.db: a JetStream stream
 	// (sync/relay/kv/jetstream) shared by gateways, say. The relay migrates its schema on it
@@ -196,7 +197,7 @@ func Open(cfg Config) (*Relay, error) {
 	var db kv.Store
 	if cfg.Store != nil {
 		if cfg.DataDir == "" {
-			return nil, invalid("open relay", "data_dir", "a data directory is required (the content store lives there)")
+			return nil, invalid("open relay", "data_dir", "a data directory is required (for uploads, a migration's copies and, unless Content is set, the content store)")
 		}
 		if err := migrateStore(cfg.Store, cfg.DataDir, "the kv store"); err != nil {
 			return nil, err
