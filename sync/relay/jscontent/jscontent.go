@@ -351,12 +351,13 @@ func (s *Store) PutFor(rd io.Reader, holder string) (content.Ref, error) {
 	}); err != nil {
 		return content.Ref{}, fmt.Errorf("put object: record upload: %w", err)
 	}
+	var w window
 	m, err := content.Build(rd, func(i int, chunk []byte) error {
-		// A Put of a large object outlives one operation's budget: each chunk gets its own.
-		cctx, ccancel := s.opContext()
-		defer ccancel()
-		return s.publish(cctx, s.chunkSubj(upload, i), chunk)
+		return w.add(s, s.chunkSubj(upload, i), chunk)
 	})
+	if err == nil {
+		err = w.drain(s)
+	}
 	// The chunks may have taken longer than one operation's budget: what follows gets its own.
 	cancel()
 	ctx, cancel = s.opContext()
@@ -365,6 +366,9 @@ func (s *Store) PutFor(rd io.Reader, holder string) (content.Ref, error) {
 		err = s.publish(ctx, s.manifestSubj(upload), m.Encode())
 	}
 	if err != nil {
+		// What is in flight lands (or fails) before the purge: one landing after it would
+		// leave chunks no record names.
+		w.wait(s)
 		s.discard(upload, content.Hash{})
 		return content.Ref{}, fmt.Errorf("put object: %w", err)
 	}
@@ -416,6 +420,98 @@ func (s *Store) PutFor(rd io.Reader, holder string) (content.Ref, error) {
 		s.purgeUpload(ctx, upload)
 	}
 	return ref, nil
+}
+
+// putWindow is how many chunks a put keeps in flight: one R3 round trip per chunk, one after
+// the other, made a 4 MB track 16 round trips; a window overlaps them, holding putWindow
+// chunks in memory.
+const putWindow = 4
+
+// window is a put's chunks published and not yet acknowledged, oldest first.
+type window struct {
+	pending []inflight
+	spare   []byte // a settled chunk's buffer, for the next one
+}
+
+type inflight struct {
+	subj string
+	data []byte
+	ack  jetstream.PubAckFuture // nil: the asynchronous publish was refused at once
+}
+
+// add publishes a copy of chunk without waiting, after settling the oldest chunk in flight
+// if the window is full.
+func (w *window) add(s *Store, subj string, chunk []byte) error {
+	if len(w.pending) == putWindow {
+		if err := w.settle(s); err != nil {
+			return err
+		}
+	}
+	data := append(w.spare[:0], chunk...)
+	w.spare = nil
+	ack, err := s.js.PublishAsync(subj, data, jetstream.WithExpectStream(s.o.Stream))
+	if err != nil {
+		ack = nil // settle writes it synchronously
+	}
+	w.pending = append(w.pending, inflight{subj: subj, data: data, ack: ack})
+	return nil
+}
+
+// settle waits for the oldest chunk's acknowledgement; a chunk refused, or unanswered within
+// OpTimeout (a node lost, a reconnect), is written again synchronously with retries, within
+// a budget of its own: a put of a large object outlives one operation's.
+func (w *window) settle(s *Store) error {
+	f := w.pending[0]
+	copy(w.pending, w.pending[1:])
+	w.pending = w.pending[:len(w.pending)-1]
+	if f.ack != nil {
+		t := time.NewTimer(s.o.OpTimeout)
+		defer t.Stop()
+		select {
+		case <-f.ack.Ok():
+			w.spare = f.data
+			return nil
+		case <-f.ack.Err():
+		case <-t.C:
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		}
+	}
+	ctx, cancel := s.opContext()
+	defer cancel()
+	if err := s.publish(ctx, f.subj, f.data); err != nil {
+		return err
+	}
+	w.spare = f.data
+	return nil
+}
+
+// wait waits for the answers of the chunks in flight, each at most OpTimeout, whatever they are.
+func (w *window) wait(s *Store) {
+	for _, f := range w.pending {
+		if f.ack == nil {
+			continue
+		}
+		t := time.NewTimer(s.o.OpTimeout)
+		select {
+		case <-f.ack.Ok():
+		case <-f.ack.Err():
+		case <-t.C:
+		case <-s.ctx.Done():
+		}
+		t.Stop()
+	}
+	w.pending = nil
+}
+
+// drain settles every chunk still in flight.
+func (w *window) drain(s *Store) error {
+	for len(w.pending) > 0 {
+		if err := w.settle(s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // publish writes one message, retrying a publish whose answer did not come: the subject holds

@@ -392,3 +392,50 @@ func TestFailedAndAbandonedPutsPurged(t *testing.T) {
 		t.Fatalf("%d upload records left (err %v)", left, err)
 	}
 }
+
+// BenchmarkPutTrack puts a 4 MiB track (16 chunks) through one gateway of an R3 cluster, a new
+// object each time, and releases it.
+func BenchmarkPutTrack(b *testing.B) {
+	c := natstest.Start(b)
+	s := gatewaysTB(b, c)
+	track := object(7, 16*content.ChunkSize)
+	b.SetBytes(int64(len(track)))
+	for i := 0; b.Loop(); i++ {
+		track[0], track[1] = byte(i), byte(i>>8) // another object each time
+		ref, err := s.PutFor(bytes.NewReader(track), "catalog:north")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Release(ref.Object, "catalog:north"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// gatewaysTB is one gateway's content store for a benchmark.
+func gatewaysTB(b *testing.B, c *natstest.Cluster) *Store {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc := c.Connect(0)
+	ko := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true}
+	meta, err := jskv.Open(ctx, nc, ko)
+	for err != nil && noPeers(err) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+		meta, err = jskv.Open(ctx, nc, ko)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := Open(ctx, nc, meta, Options{SweepEvery: -1})
+	for err != nil && noPeers(err) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+		s, err = Open(ctx, nc, meta, Options{SweepEvery: -1})
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	c.WaitStream(nc, "TETHER_CONTENT")
+	return s
+}
