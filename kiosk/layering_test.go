@@ -48,6 +48,12 @@ func TestLayering(t *testing.T) {
 			if strings.HasPrefix(imp, "github.com/nats-io/nats-server/") && rel != "internal/natstest" {
 				t.Errorf("%s imports %s: only the test cluster (internal/natstest) runs a NATS server", rel, imp)
 			}
+			// The NATS client stays in the JetStream stores and the commands that wire them:
+			// the relay's code talks to kv.Store and ContentStore, and the domain (kiosk/)
+			// never to a network store.
+			if strings.HasPrefix(imp, "github.com/nats-io/") && !slices.Contains(natsClients, rel) {
+				t.Errorf("%s imports %s: only %v talk to NATS", rel, imp, natsClients)
+			}
 			if (rel == "sync/relay" || strings.HasPrefix(rel, "sync/relay/")) && imp == mod+"kiosk" {
 				t.Errorf("%s imports %s: the relay uses the shared vocabulary (kiosk/vocab, kiosk/pinhash, kiosk/ledger), never the terminal package", rel, imp)
 			}
@@ -88,6 +94,11 @@ func TestLayering(t *testing.T) {
 		}
 	}
 }
+
+// natsClients are the packages whose code may import the NATS client (nats.go, nuid): the
+// relay's kv store and content store on JetStream, the test cluster, and the commands that
+// connect them.
+var natsClients = []string{"sync/relay/kv/jetstream", "sync/relay/jscontent", "internal/natstest", "cmd/relayd", "cmd/tetherload"}
 
 // demoOnly are what the demo needs and a facility's kioskd must not carry: the reference
 // relay (a server, with its admin API), the serial simulators and the pseudo-terminals they

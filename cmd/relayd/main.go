@@ -319,12 +319,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := openStore(ctx, o, logging.Logf(logger))
+	store, media, closeStore, err := openStore(ctx, o, logging.Logf(logger))
 	if err != nil {
 		return err
 	}
 	defer closeStore() // after r.Close, deferred below
-	r, err := relay.Open(relay.Config{DataDir: o.data, Store: store, Logf: logging.Logf(logger), AdminToken: token,
+	r, err := relay.Open(relay.Config{DataDir: o.data, Store: store, Content: media, Logf: logging.Logf(logger), AdminToken: token,
 		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, MaxPendingPerAddr: o.pendingPerAddr,
 		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL, Gateways: splitList(o.gateways)})
 	if err != nil {

@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tether-kiosk/tether/kiosk/content"
+	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/relay/jscontent"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 )
@@ -53,12 +58,14 @@ func secretFile(flagName, path string) error {
 	return nil
 }
 
-// openStore connects to the NATS cluster of -store and opens the relay's stream on it
-// (created at the first start). It returns nil when -store is empty: the relay then opens its
-// bbolt file. closeFn closes the connection; call it after the relay closed.
-func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv.Store, closeFn func(), err error) {
+// openStore connects to the NATS cluster of -store and opens the relay's stream and its
+// content stream on it (created at the first start): every gateway of the cluster then serves
+// every object (docs/SCALE.md, "Content on JetStream"). It returns nils when -store is empty:
+// the relay then opens its bbolt files in -data. closeFn closes the content store and the
+// connection; call it after the relay closed.
+func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv.Store, media relay.ContentStore, closeFn func(), err error) {
 	if o.store == "" {
-		return nil, func() {}, nil
+		return nil, nil, func() {}, nil
 	}
 	opts := []nats.Option{
 		nats.Name("relayd"),
@@ -74,22 +81,22 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	switch {
 	case o.natsCreds != "":
 		if err := secretFile("-nats-creds", o.natsCreds); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		opts = append(opts, nats.UserCredentials(o.natsCreds))
 	case o.natsNkey != "":
 		if err := secretFile("-nats-nkey", o.natsNkey); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		opt, err := nats.NkeyOptionFromSeed(o.natsNkey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("-nats-nkey: %w", err)
+			return nil, nil, nil, fmt.Errorf("-nats-nkey: %w", err)
 		}
 		opts = append(opts, opt)
 	}
 	nc, err := nats.Connect(o.store, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to the NATS cluster of -store: %w", err)
+		return nil, nil, nil, fmt.Errorf("connect to the NATS cluster of -store: %w", err)
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -112,11 +119,105 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	if err != nil {
 		nc.Close()
 		if errors.Is(err, context.DeadlineExceeded) || kv.Retryable(err) {
-			return nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster (is JetStream up, with a quorum?): %w", err)
+			return nil, nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster (is JetStream up, with a quorum?): %w", err)
 		}
-		return nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster: %w", err)
+		return nil, nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster: %w", err)
 	}
-	return s, nc.Close, nil
+	cs, err := jscontent.Open(octx, nc, s, jscontent.Options{Logf: logf})
+	for err != nil && noPeers(err) { // as the relay's stream above
+		select {
+		case <-octx.Done():
+		case <-time.After(250 * time.Millisecond):
+			cs, err = jscontent.Open(octx, nc, s, jscontent.Options{Logf: logf})
+			continue
+		}
+		break
+	}
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("open the content stream on the NATS cluster: %w", err)
+	}
+	if err := importContent(o.data, cs, logf); err != nil {
+		cs.Close()
+		nc.Close()
+		return nil, nil, nil, err
+	}
+	return s, cs, func() { cs.Close(); nc.Close() }, nil
+}
+
+// importedSuffix is added to content.db once its objects are on the content stream.
+const importedSuffix = ".imported"
+
+// importContent moves what a relayd on -store kept in -data/content.db before the content
+// stream existed onto it: every object held whole, with each of its holders. The file is then
+// renamed (kept, never deleted: it is the operator's until they remove it). A cut import is
+// run again at the next start: an object put again is written once and gains its holders.
+func importContent(dir string, cs relay.ContentStore, logf func(string, ...any)) error {
+	path := filepath.Join(dir, content.File)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	old, err := content.Open(path, content.Options{})
+	if err != nil {
+		return fmt.Errorf("import %s onto the content stream: %w", path, err)
+	}
+	claims, err := old.Claims("")
+	if err != nil {
+		old.Close()
+		return fmt.Errorf("import %s onto the content stream: %w", path, err)
+	}
+	done := map[content.Hash]bool{}
+	objects, skipped := 0, 0
+	for _, c := range claims {
+		if done[c.Object] {
+			continue
+		}
+		done[c.Object] = true
+		if err := importObject(old, cs, c.Object); errors.Is(err, content.ErrIncomplete) || errors.Is(err, content.ErrUnknownObject) {
+			skipped++ // never held whole here: nothing of it to serve
+			continue
+		} else if err != nil {
+			old.Close()
+			return fmt.Errorf("import %s onto the content stream: object %s: %w", path, c.Object, err)
+		}
+		objects++
+	}
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	if err := os.Rename(path, path+importedSuffix); err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	logf("relayd: moved %d objects of %s onto the content stream (%d not held whole, left); the file is kept as %s",
+		objects, path, skipped, path+importedSuffix)
+	return nil
+}
+
+// importObject puts one object of old on cs for its first holder and adds the others.
+func importObject(old *content.Store, cs relay.ContentStore, obj content.Hash) error {
+	holders, _, err := old.Holders(obj)
+	if err != nil || len(holders) == 0 {
+		return err
+	}
+	rd, err := old.Open(obj)
+	if err != nil {
+		return err
+	}
+	ref, err := cs.PutFor(rd, holders[0])
+	rd.Close()
+	if err != nil {
+		return err
+	}
+	if ref.Object != obj {
+		return fmt.Errorf("read back as %s", ref.Object)
+	}
+	for _, h := range holders[1:] {
+		// The relay pins every claim it makes (it evicts nothing).
+		if err := cs.Retain(ref, h, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // noPeers is JetStream's refusal to place a stream for want of peers (API error 10005).

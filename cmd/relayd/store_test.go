@@ -14,7 +14,10 @@ import (
 
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/relay/jscontent"
+	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 )
 
 // relayd -store runs on a NATS cluster: no relay.db in -data, and what the admin API stored
@@ -86,5 +89,67 @@ func TestStoreFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Fatalf("%v: %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// relayd -store moves what an older relayd on -store kept in -data/content.db (a letter's
+// photo, held for a facility and a letter under review) onto the content stream at start,
+// keeps the file renamed, and then serves the photo from the stream: another gateway's
+// content store reads it whole, with both holders.
+func TestStoreFlagMovesContentDBOntoTheStream(t *testing.T) {
+	c := natstest.Start(t)
+	token := strings.Repeat("t", 20)
+	dir := t.TempDir()
+	photo := bytes.Repeat([]byte("a photo of the family, "), 30_000) // three chunks
+	old, err := content.Open(filepath.Join(dir, content.File), content.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := old.Put(bytes.NewReader(photo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"facility:north", "held:letter-1"} {
+		if err := old.Retain(m.Ref(), h, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+
+	base, _, stderr, stop := start(t, []string{"-data", dir, "-listen", "127.0.0.1:0", "-store", c.URL(0)}, map[string]string{TokenEnv: token})
+	if got := get(t, http.DefaultClient, base+"/readyz", token); got != http.StatusOK {
+		t.Fatalf("readyz: %d\n%s", got, stderr)
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(dir, content.File)); err == nil {
+		t.Fatalf("%s is still in -data after the import\n%s", content.File, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, content.File+importedSuffix)); err != nil {
+		t.Fatalf("the imported file is not kept: %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc := c.Connect(1)
+	meta, err := jskv.Open(ctx, nc, jskv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := jscontent.Open(ctx, nc, meta, jscontent.Options{SweepEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	hs, _, err := cs.Holders(m.Object)
+	if err != nil || strings.Join(hs, " ") != "facility:north held:letter-1" {
+		t.Fatalf("holders on the stream: %v (err %v)", hs, err)
+	}
+	rd, err := cs.Open(m.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if got, err := io.ReadAll(rd); err != nil || !bytes.Equal(got, photo) {
+		t.Fatalf("the photo read from the stream differs (err %v)", err)
 	}
 }

@@ -119,12 +119,8 @@ func (r *Relay) PutCatalogMedia(rd io.Reader, facility, typ string) (vocab.Media
 	if err != nil {
 		return vocab.MediaRef{}, 0, ioErr(op, err)
 	}
-	m, err := s.Put(bufio.NewReaderSize(f, content.ChunkSize))
+	ref, err := s.PutFor(bufio.NewReaderSize(f, content.ChunkSize), catalogHolder(facility))
 	if err != nil {
-		return vocab.MediaRef{}, 0, ioErr(op, err)
-	}
-	ref := m.Ref()
-	if err := s.Retain(ref, catalogHolder(facility), true); err != nil {
 		return vocab.MediaRef{}, 0, ioErr(op, err)
 	}
 	return vocab.MediaRef{SHA256: ref.Object.String(), Manifest: ref.Manifest.String(), Size: ref.Size, Type: typ}, seconds, nil
@@ -187,7 +183,7 @@ func trackTolerance(declared int) time.Duration {
 // headers are checked on upload, but a body the decoder cannot read, or audio far longer or
 // shorter than the item says, must not reach a terminal as a track. Decoding stops once the
 // audio passes the declared duration and its tolerance, which bounds its time.
-func decodeTrack(s *content.Store, obj content.Hash, declared int) error {
+func decodeTrack(s ContentStore, obj content.Hash, declared int) error {
 	rd, err := s.Open(obj)
 	if err != nil {
 		return err
@@ -323,7 +319,7 @@ func (r *Relay) PublishCatalogItem(req CatalogRequest) (vocab.CatalogItem, error
 
 // closeFreeMedia drops the facility's open claim (facilityHolder) on media of item id, now
 // priced, for each object no other free published item of the facility names.
-func (r *Relay) closeFreeMedia(s *content.Store, facility, id string, media []vocab.MediaRef) error {
+func (r *Relay) closeFreeMedia(s ContentStore, facility, id string, media []vocab.MediaRef) error {
 	entries, err := r.Catalog(facility)
 	if err != nil {
 		return err

@@ -15,19 +15,71 @@ import (
 )
 
 // The relay's side of content transfer (docs/PROTOCOL.md, "Content (photos and media)"): the
-// objects it holds live in their own file, content.db in DataDir, opened on first use, so a
-// relay that serves no content never creates it. Each object is held for the facilities (or
-// the inmates) it was named to, and served only to their terminals.
+// objects it holds live in a ContentStore. By default that is their own bbolt file, content.db
+// in DataDir, opened on first use, so a relay that serves no content never creates it; gateways
+// sharing a JetStream store share one on JetStream instead (Config.Content, sync/relay/jscontent).
+// Each object is held for the facilities (or the inmates) it was named to, and served only to
+// their terminals.
 
-// media is the relay's content store, opened on first use and closed with the relay.
+// ContentStore is what the relay needs of its content store: objects addressed by sha256,
+// chunked as kiosk/content chunks them, each held for named holders and deleted when the
+// last one lets go. Every method is safe for concurrent use.
+type ContentStore interface {
+	// PutFor stores an object read from rd (streamed, a chunk at a time) and adds holder's
+	// pinned claim on it, as one step: a concurrent Release of the object's last other holder
+	// cannot delete it between the two. Putting an object already held writes no bytes again.
+	PutFor(rd io.Reader, holder string) (content.Ref, error)
+	// Retain adds holder's claim on the object ref names (held or not yet).
+	Retain(ref content.Ref, holder string, pinned bool) error
+	// Release drops holder's claim; the object goes with its last holder. Releasing a claim
+	// not held is no error.
+	Release(obj content.Hash, holder string) error
+	// Holders lists who retains obj, and whether any of them pins it.
+	Holders(obj content.Hash) (holders []string, pinned bool, err error)
+	// State says whether obj's bytes are held whole.
+	State(obj content.Hash) (content.State, error)
+	// Manifest is obj's encoded manifest (content.ErrUnknownObject if not held).
+	Manifest(obj content.Hash) ([]byte, error)
+	// Chunk appends chunk i of obj to buf, checked against its manifest on the way out
+	// (content.ErrNoSuchChunk past the last, content.ErrCorrupt if damaged).
+	Chunk(obj content.Hash, i int, buf []byte) ([]byte, error)
+	// Open reads an object held whole, each chunk checked as it is read.
+	Open(obj content.Hash) (io.ReadCloser, error)
+	// Stats counts what the store holds.
+	Stats() (content.Stats, error)
+}
+
+// boltContent is the bbolt content store behind ContentStore: kiosk/content, as terminals use it.
+type boltContent struct{ *content.Store }
+
+func (b boltContent) PutFor(rd io.Reader, holder string) (content.Ref, error) {
+	m, err := b.Put(rd)
+	if err != nil {
+		return content.Ref{}, err
+	}
+	ref := m.Ref()
+	// Pinned: the relay evicts nothing (it has no cap); the holder is what entitles. One
+	// process writes this file, and nothing in it releases an object it is putting.
+	if err := b.Retain(ref, holder, true); err != nil {
+		return content.Ref{}, err
+	}
+	return ref, nil
+}
+
+func (b boltContent) Open(obj content.Hash) (io.ReadCloser, error) { return b.Store.Open(obj) }
+
+// media is the relay's own bbolt content store, opened on first use and closed with the relay.
 type media struct {
 	mu     sync.Mutex
 	store  *content.Store
 	closed bool
 }
 
-// contentStore opens the content store on first use.
-func (r *Relay) contentStore() (*content.Store, error) {
+// contentStore is Config.Content, or the bbolt content store in DataDir, opened on first use.
+func (r *Relay) contentStore() (ContentStore, error) {
+	if r.cfg.Content != nil {
+		return r.cfg.Content, nil
+	}
 	r.media.mu.Lock()
 	defer r.media.mu.Unlock()
 	if r.media.closed {
@@ -40,10 +92,11 @@ func (r *Relay) contentStore() (*content.Store, error) {
 		}
 		r.media.store = s
 	}
-	return r.media.store, nil
+	return boltContent{r.media.store}, nil
 }
 
-// closeContent closes the content store, if it was opened; called by Close.
+// closeContent closes the bbolt content store, if it was opened; called by Close. A store
+// from Config.Content is its opener's to close.
 func (r *Relay) closeContent() error {
 	r.media.mu.Lock()
 	defer r.media.mu.Unlock()
@@ -79,13 +132,8 @@ func (r *Relay) putContent(rd io.Reader, holder string) (content.Ref, error) {
 	if err != nil {
 		return content.Ref{}, fmt.Errorf("put content: %w", err)
 	}
-	m, err := s.Put(rd)
+	ref, err := s.PutFor(rd, holder)
 	if err != nil {
-		return content.Ref{}, fmt.Errorf("put content: %w", err)
-	}
-	ref := m.Ref()
-	// Pinned: the relay evicts nothing (it has no cap); the holder is what entitles.
-	if err := s.Retain(ref, holder, true); err != nil {
 		return content.Ref{}, fmt.Errorf("put content: %w", err)
 	}
 	return ref, nil
@@ -93,7 +141,7 @@ func (r *Relay) putContent(rd io.Reader, holder string) (content.Ref, error) {
 
 // entitled reports whether a terminal may fetch obj: it was named to the terminal's facility,
 // or to the inmate a tablet is bound to.
-func entitled(s *content.Store, obj content.Hash, t TerminalInfo) (bool, error) {
+func entitled(s ContentStore, obj content.Hash, t TerminalInfo) (bool, error) {
 	holders, _, err := s.Holders(obj)
 	if err != nil {
 		return false, err

@@ -84,7 +84,7 @@ func purchaseRecorded(tx kv.Tx, f *fanout, t TerminalInfo, c vocab.Charge, now t
 // catalogEntitled reports whether terminal t may fetch obj as catalog media: obj was uploaded
 // for t's facility, and t is a kiosk (which fetches any item on demand) or a tablet whose
 // inmate owns an item naming obj. (Free items' media are held for the facility as a whole.)
-func (r *Relay) catalogEntitled(s *content.Store, obj content.Hash, t TerminalInfo) (bool, error) {
+func (r *Relay) catalogEntitled(s ContentStore, obj content.Hash, t TerminalInfo) (bool, error) {
 	holders, _, err := s.Holders(obj)
 	if err != nil || !containsHolder(holders, catalogHolder(t.FacilityID)) {
 		return false, err
@@ -110,7 +110,7 @@ func (r *Relay) catalogEntitled(s *content.Store, obj content.Hash, t TerminalIn
 // terminal with nothing sent to the relay, and its owners must keep fetching it (a fetch cut
 // short, a replaced tablet) once it is withdrawn or priced and the facility's claim goes.
 // Kiosks fetch for anyone and own nothing.
-func (r *Relay) recordFreeFetch(s *content.Store, obj content.Hash, t TerminalInfo) error {
+func (r *Relay) recordFreeFetch(s ContentStore, obj content.Hash, t TerminalInfo) error {
 	if t.Mode == wire.ModeKiosk || t.InmateID == "" {
 		return nil
 	}

@@ -32,12 +32,17 @@ const (
 
 // Config wires a Relay; only DataDir is required.
 type Config struct {
-	// DataDir holds the relay's one bbolt file (unless Store is set) and its content store.
+	// DataDir holds the relay's one bbolt file (unless Store is set) and its content store
+	// (unless Content is set); on a Store, a migration's copies while it runs.
 	DataDir string
 	// Store, if set, is the relay's store instead of DataDir/relay.db: a JetStream stream
 	// (sync/relay/kv/jetstream) shared by gateways, say. The relay migrates its schema on it
 	// at Open and leaves it open at Close (its opener closes it). Backup needs the bbolt file.
 	Store kv.Store
+	// Content, if set, is the relay's content store instead of DataDir/content.db: one that
+	// gateways of a shared Store share (sync/relay/jscontent), so an object put through one is
+	// served by all. The relay leaves it open at Close (its opener closes it).
+	Content ContentStore
 	// ItemNumberBlock is how many arrival numbers a relay on Store takes at once (itemnums.go;
 	// default defaultItemNumberBlock). On the bbolt file numbers are taken one at a time.
 	ItemNumberBlock uint64
@@ -198,9 +203,9 @@ func Open(cfg Config) (*Relay, error) {
 	var db kv.Store
 	if cfg.Store != nil {
 		if cfg.DataDir == "" {
-			return nil, invalid("open relay", "data_dir", "a data directory is required (the content store lives there)")
+			return nil, invalid("open relay", "data_dir", "a data directory is required (for uploads, a migration's copies and, unless Content is set, the content store)")
 		}
-		if err := migrateStore(cfg.Store, "the kv store"); err != nil {
+		if err := migrateStore(cfg.Store, cfg.DataDir, "the kv store"); err != nil {
 			return nil, err
 		}
 		db = cfg.Store

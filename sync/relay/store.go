@@ -123,6 +123,15 @@ func migrate10to11(tx kv.Tx) error {
 	return nil
 }
 
+// migrations move each schema version to the next, in one transaction each.
+func migrations() [schemaVersion]func(kv.Tx) error {
+	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11}
+}
+
+// migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
+// every step.
+const migrateTimeout = 30 * time.Minute
+
 // migrate8to9 moves the owner-keyed buckets (ownerKeyed) from one flat bucket keyed
 // owner + "/" + rest to a nested bucket per owner, and numbers refused_items per terminal
 // instead of by one global arrival number (kept in order: a terminal's refusals are moved in
@@ -333,7 +342,7 @@ func openDB(dir string, noSync bool) (kv.Store, error) {
 		db.Close()
 		return nil, damagedDB(path, err)
 	}
-	if err := migrateStore(db, path); err != nil {
+	if err := migrateStore(db, dir, path); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -344,9 +353,18 @@ func openDB(dir string, noSync bool) (kv.Store, error) {
 // a newer schema (KindCorrupt) and runs the migrations from the stored version in one
 // transaction. Gateways opening one shared store at once are safe: the store serializes the
 // transactions, and the later one finds the schema current.
-func migrateStore(db kv.Store, where string) error {
+//
+// A store that bounds its transactions (JetStream) is migrated in steps instead
+// (migrate_steps.go), with copies of it in dir while that runs; its deadline is
+// migrateTimeout, since a step is one transaction and a real deployment has many.
+func migrateStore(db kv.Store, dir, where string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
 	defer cancel()
+	if !isBolt(ctx, db) {
+		sctx, scancel := context.WithTimeout(context.Background(), migrateTimeout)
+		defer scancel()
+		return migrateInSteps(sctx, db, dir, where, nil)
+	}
 	var version uint64
 	if err := retryOpening(ctx, func() error {
 		return db.View(ctx, func(tx kv.Tx) error {
@@ -368,7 +386,6 @@ func migrateStore(db kv.Store, where string) error {
 	if version == schemaVersion {
 		return nil
 	}
-	migrations := []func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11}
 	err := retryOpening(ctx, func() error {
 		return db.Update(ctx, func(tx kv.Tx) error {
 			from := uint64(0) // read again: another gateway may have migrated meanwhile
@@ -379,7 +396,7 @@ func migrateStore(db kv.Store, where string) error {
 				return fmt.Errorf("schema version %d is newer than this program's %d", from, schemaVersion)
 			}
 			for v := from; v < schemaVersion; v++ {
-				if err := migrations[v](tx); err != nil {
+				if err := migrations()[v](tx); err != nil {
 					return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
 				}
 			}
