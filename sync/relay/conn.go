@@ -102,14 +102,17 @@ func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// What the server read past the request (a client may send its first frame with it) must
 	// be in the new reader's buffer: the library keeps what is buffered and then reads the
 	// connection itself, so a reader that merely chained those bytes before it would lose them.
+	// Nothing read past the request (the usual case): the reader reads the connection itself,
+	// and an idle connection holds no chain of readers.
 	n := brw.Reader.Buffered()
+	if n == 0 {
+		return c, bufio.NewReadWriter(bufio.NewReaderSize(c, connReadBuf), bufio.NewWriterSize(c, connWriteBuf)), nil
+	}
 	b, _ := brw.Reader.Peek(n)
 	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), c), max(connReadBuf, n))
-	if n > 0 {
-		if _, err := br.Peek(n); err != nil {
-			c.Close()
-			return nil, nil, fmt.Errorf("keep the bytes read past the upgrade request: %w", err)
-		}
+	if _, err := br.Peek(n); err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("keep the bytes read past the upgrade request: %w", err)
 	}
 	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(c, connWriteBuf)), nil
 }
