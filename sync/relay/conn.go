@@ -52,6 +52,9 @@ func (r *Relay) routeTerminal(mux *http.ServeMux) {
 // goroutine of its own, returning at once: an idle connection then holds none of net/http's
 // per-request state (the request, the response and its buffers, the handler's deep stack),
 // which would otherwise live as long as the connection (memory per terminal, docs/SCALE.md).
+// The handshake's goroutine ends at the welcome and a fresh one reads the connection from
+// there (readLoop): the handshake (JSON, signatures, store reads) grew the first one's stack,
+// while the reader, idle, waits in a small one.
 func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	if !r.hub.enter() {
 		http.Error(w, wire.ReasonShutdown, http.StatusServiceUnavailable)
@@ -67,18 +70,28 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	}
 	addr := sourceAddr(req)
 	go func() {
-		defer r.hub.exit()
-		r.runTerminal(c, addr)
+		if l := r.runTerminal(c, addr); l != nil {
+			go r.readLoop(l) // it calls r.hub.exit when the connection is over
+			return
+		}
+		r.hub.exit()
 	}()
 }
 
-// connBufSize is the read and write buffer of a terminal connection. net/http hands a
-// hijacked connection 4 KiB buffers each way, kept for the connection's life; most frames
-// (acks, down_acks, small batches and downlink) fit in 1 KiB, and a larger read or write
-// bypasses a bufio buffer anyway.
-const connBufSize = 1 << 10
+// connReadBuf and connWriteBuf are the read and write buffers of a terminal connection, held
+// for its life, idle or not. net/http hands a hijacked connection 4 KiB buffers each way. A
+// frame larger than the read buffer takes one more read (its header and first bytes, then the
+// rest straight into the frame's buffer); pongs and down_acks fit. A frame larger than the
+// write buffer goes out in two writes; pongs, pings, acks and the welcome fit. Measured on
+// 2,000 idle terminals, 1 KiB each way cost some 1.5 KiB more a connection than these
+// (docs/SCALE.md, memory per idle terminal).
+const (
+	connReadBuf  = 256
+	connWriteBuf = 512
+)
 
-// smallBuffers gives the websocket library connBufSize buffers when it hijacks the connection.
+// smallBuffers gives the websocket library connReadBuf and connWriteBuf buffers when it hijacks
+// the connection.
 type smallBuffers struct{ http.ResponseWriter }
 
 func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -89,48 +102,51 @@ func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// What the server read past the request (a client may send its first frame with it) must
 	// be in the new reader's buffer: the library keeps what is buffered and then reads the
 	// connection itself, so a reader that merely chained those bytes before it would lose them.
+	// Nothing read past the request (the usual case): the reader reads the connection itself,
+	// and an idle connection holds no chain of readers.
 	n := brw.Reader.Buffered()
-	b, _ := brw.Reader.Peek(n)
-	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), c), max(connBufSize, n))
-	if n > 0 {
-		if _, err := br.Peek(n); err != nil {
-			c.Close()
-			return nil, nil, fmt.Errorf("keep the bytes read past the upgrade request: %w", err)
-		}
+	if n == 0 {
+		return c, bufio.NewReadWriter(bufio.NewReaderSize(c, connReadBuf), bufio.NewWriterSize(c, connWriteBuf)), nil
 	}
-	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(c, connBufSize)), nil
+	b, _ := brw.Reader.Peek(n)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), c), max(connReadBuf, n))
+	if _, err := br.Peek(n); err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("keep the bytes read past the upgrade request: %w", err)
+	}
+	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(c, connWriteBuf)), nil
 }
 
-// runTerminal runs one terminal connection: handshake, then uplink batches and downlink.
-func (r *Relay) runTerminal(c *websocket.Conn, addr string) {
+// runTerminal runs one terminal connection up to its welcome: the handshake, then the
+// downlink writer. It returns the connection's read side for readLoop, or nil when the
+// connection is over (closed, and what it held given back).
+func (r *Relay) runTerminal(c *websocket.Conn, addr string) *connLoop {
 	if refusal := r.hub.admit(c, addr); refusal != "" {
 		code := websocket.StatusTryAgainLater
 		if refusal == wire.ReasonShutdown {
 			code = websocket.StatusGoingAway
 		}
 		c.Close(code, refusal)
-		return
+		return nil
 	}
-	var sess *session
-	defer func() { r.hub.leave(c, sess) }()
 	if c.Subprotocol() != wire.Subprotocol {
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnsupportedVersion)
-		return
+		r.hub.leave(c, nil)
+		return nil
 	}
 	c.SetReadLimit(wire.MaxFrameBytes)
 	ctx, cancel := closeCtx()
-	defer cancel()
-
 	sess, hello, ok := r.openSession(ctx, c)
-	if sess != nil {
-		defer r.flushAck(sess)
-	}
 	if !ok {
-		return
+		if sess != nil {
+			r.flushAck(sess)
+		}
+		cancel()
+		r.hub.leave(c, sess)
+		return nil
 	}
 	stop := r.startWriter(ctx, sess)
-	defer stop()
-	r.readLoop(ctx, sess, hello)
+	return &connLoop{s: sess, ctx: ctx, cancel: cancel, stop: stop, epoch: hello.Epoch, ackLetters: hello.AckLetters}
 }
 
 // openSession runs the handshake, takes over from a connection this one replaces, queues a
@@ -243,12 +259,12 @@ func sourceAddr(req *http.Request) string {
 // and auth within HandshakeTimeout of the start, so an idle socket is let go early.
 func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, TerminalInfo, bool) {
 	start := time.Now()
-	var hint int // readMessage's
+	var hint int // wire.ReadFrame's
 	timer := time.AfterFunc(r.cfg.HelloTimeout, func() {
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonAuthTimeout)
 	})
 	defer timer.Stop()
-	f, _, ok := r.readFrame(ctx, c, &hint)
+	f, _, ok := r.readFrame(c, &hint)
 	if !ok {
 		return wire.Hello{}, TerminalInfo{}, false
 	}
@@ -269,7 +285,7 @@ func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, T
 	if err := r.send(ctx, c, wire.Challenge{Nonce: nonce}); err != nil {
 		return wire.Hello{}, TerminalInfo{}, false
 	}
-	f, _, ok = r.readFrame(ctx, c, &hint)
+	f, _, ok = r.readFrame(c, &hint)
 	if !ok {
 		return wire.Hello{}, TerminalInfo{}, false
 	}
@@ -302,9 +318,22 @@ func (r *Relay) handshake(ctx context.Context, c *websocket.Conn) (wire.Hello, T
 }
 
 // readFrame reads and decodes one frame, with what the decoder learned of a batch's item
-// bodies; a malformed one closes the connection with the decoder's error.
-func (r *Relay) readFrame(ctx context.Context, c *websocket.Conn, hint *int) (wire.Frame, []wire.UpBody, bool) {
-	typ, data, err := readMessage(ctx, c, hint)
+// bodies; a malformed one closes the connection with the decoder's error. The read itself
+// takes no context: a connection's reads end when it closes, and a read under a cancellable
+// context would leave a child registered in it (the library's AfterFunc) for the
+// connection's life.
+func (r *Relay) readFrame(c *websocket.Conn, hint *int) (wire.Frame, []wire.UpBody, bool) {
+	typ, rd, err := c.Reader(context.Background())
+	if err != nil {
+		return wire.Frame{}, nil, false // closed: by the peer, by us, or by the library
+	}
+	return r.decodeFrame(c, typ, rd, hint)
+}
+
+// decodeFrame reads the message rd of type typ (through wire.ReadFrame, which sizes the
+// buffer from the connection's last message, *hint) and decodes it as readFrame does.
+func (r *Relay) decodeFrame(c *websocket.Conn, typ websocket.MessageType, rd io.Reader, hint *int) (wire.Frame, []wire.UpBody, bool) {
+	data, err := wire.ReadFrame(rd, hint)
 	if err != nil {
 		return wire.Frame{}, nil, false // closed: by the peer, by us, or by the library (1009 too big)
 	}
@@ -320,29 +349,27 @@ func (r *Relay) readFrame(ctx context.Context, c *websocket.Conn, hint *int) (wi
 	return f, bodies, true
 }
 
-// readMessage is websocket.Conn.Read (the same limit, the same errors) through
-// wire.ReadFrame, which sizes the buffer from the connection's last message (*hint).
-func readMessage(ctx context.Context, c *websocket.Conn, hint *int) (websocket.MessageType, []byte, error) {
-	typ, rd, err := c.Reader(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	buf, err := wire.ReadFrame(rd, hint)
-	if err != nil {
-		return 0, nil, err
-	}
-	return typ, buf, nil
-}
-
+// send writes one frame within writeTimeout (writeCtx), unless ctx ended.
 func (r *Relay) send(ctx context.Context, c *websocket.Conn, msg any) error {
 	b, err := wire.Encode(msg)
 	if err != nil {
 		r.fail(c, "encode frame", err)
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	wctx, cancel := writeCtx()
 	defer cancel()
 	return c.Write(wctx, websocket.MessageText, b)
+}
+
+// writeCtx bounds one frame's write by writeTimeout. It is not derived from the connection's
+// context: each child would leave that context a map of children (and a channel) for the
+// connection's life, and the connection's context ends only after the connection closed,
+// which ends any write anyway.
+func writeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), writeTimeout)
 }
 
 // fail logs a relay-side error and closes the connection with 1011 and no detail.
@@ -361,83 +388,121 @@ var errRevoked = errors.New("terminal revoked")
 // pipeline (four in flight) fits, and a terminal sending faster waits for the relay to read.
 const batchQueue = 8
 
-// readLoop reads frames until the connection ends. Batches go to the connection's batch worker
-// (storeLoop), so reading goes on while a commit is under way: pongs are read (a queued terminal
-// is not taken for a dead link), down_acks move the cursor, and the next batches are decoded
-// while the previous ones commit. The worker answers them in order. It runs only while
-// batches wait: started by the first one queued, it ends when it finds the queue empty, so an
-// idle connection holds no worker goroutine (and its stack).
-func (r *Relay) readLoop(ctx context.Context, s *session, hello wire.Hello) {
-	c := s.conn
-	var hint int // readMessage's: the length of the connection's last frame
-	// queue is made at the first batch: its room for batchQueue batches (under 1 KiB) is not
-	// held by a connection that sends none (memory per idle terminal, docs/SCALE.md).
-	var queue chan upBatch
-	failed := make(chan struct{}) // closed when a worker closed the connection after a failure
-	var (
-		mu      sync.Mutex // guards running, and orders a worker's exit with the next start
-		running bool
-		workers sync.WaitGroup
-	)
-	// idle ends a worker that found the queue empty, unless a batch came meanwhile; readLoop
-	// queues before it looks at running, so a batch is never left without a worker.
-	idle := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(queue) > 0 {
+// connLoop is an authenticated connection's read side: what readLoop keeps from one frame to
+// the next, on the heap, so that readLoop's own frame (the one an idle connection's goroutine
+// holds while the websocket library waits for the next frame) stays small.
+type connLoop struct {
+	s      *session
+	ctx    context.Context // the connection's: cancelled when readLoop ends
+	cancel context.CancelFunc
+	stop   func() // the downlink writer's (startWriter)
+
+	epoch      string // the hello's: every batch must be of it
+	ackLetters bool   // the hello's
+	hint       int    // wire.ReadFrame's: the length of the connection's last frame
+
+	// queue and failed are made at the first batch: their room (under 1 KiB) is not held by a
+	// connection that sends none (memory per idle terminal, docs/SCALE.md). failed is closed
+	// when a worker closed the connection after a failure.
+	queue  chan upBatch
+	failed chan struct{}
+	mu     sync.Mutex // guards running, and orders a worker's exit with the next start
+	// running: a batch worker runs.
+	running bool
+	workers sync.WaitGroup
+	wants   chan wire.ContentWant // the content worker's queue, from the first want (content.go)
+}
+
+// readLoop reads frames until the connection ends, then ends the connection. Batches go to the
+// connection's batch worker (storeLoop), so reading goes on while a commit is under way: pongs
+// are read (a queued terminal is not taken for a dead link), down_acks move the cursor, and the
+// next batches are decoded while the previous ones commit. The worker answers them in order.
+// It runs only while batches wait: started by the first one queued, it ends when it finds the
+// queue empty, so an idle connection holds no worker goroutine (and its stack).
+//
+// An idle connection's goroutine waits here, in the websocket library's read of the next
+// frame's header, with about 1.7 KiB of stack: it fits the 4 KiB stack a new goroutine grows
+// to at its first read. Handling a frame (JSON, the store) grows the stack further, and the
+// runtime would not shrink it back while the goroutine waits (it halves a stack only when
+// its use, plus a margin of 800 bytes, is under a quarter), so each frame's reader hands the
+// next read to a fresh goroutine: an idle connection holds a 4 KiB stack, not 8 or 16.
+func (r *Relay) readLoop(l *connLoop) {
+	typ, rd, err := l.s.conn.Reader(context.Background()) // no context: see readFrame
+	if err == nil && r.takeFrame(l, typ, rd) {
+		go r.readLoop(l)
+		return
+	}
+	r.endConn(l)
+}
+
+// takeFrame decodes one message of the connection and acts on it; false when the connection
+// is over (it was closed).
+func (r *Relay) takeFrame(l *connLoop, typ websocket.MessageType, rd io.Reader) bool {
+	c := l.s.conn
+	f, bodies, ok := r.decodeFrame(c, typ, rd, &l.hint)
+	if !ok {
+		return false
+	}
+	switch f.Type {
+	case wire.TypeBatch:
+		if f.Batch.Epoch != l.epoch {
+			c.Close(websocket.StatusPolicyViolation, wire.ReasonWrongEpoch)
 			return false
 		}
-		running = false
-		return true
-	}
-	wctx, gone := context.WithCancel(ctx)
-	defer func() {
-		// The connection is over: batches still queued are dropped unanswered (the terminal
-		// sends them again), one being stored finishes, and the session ends after it.
-		gone()
-		workers.Wait()
-	}()
-	var wants chan wire.ContentWant // the content worker's queue, from the first want (content.go)
-	for {
-		f, bodies, ok := r.readFrame(ctx, c, &hint)
-		if !ok {
-			return
+		if l.queue == nil {
+			// Before any worker starts (and reads them).
+			l.queue, l.failed = make(chan upBatch, batchQueue), make(chan struct{})
 		}
-		switch f.Type {
-		case wire.TypeBatch:
-			if f.Batch.Epoch != hello.Epoch {
-				c.Close(websocket.StatusPolicyViolation, wire.ReasonWrongEpoch)
-				return
-			}
-			if queue == nil {
-				queue = make(chan upBatch, batchQueue) // before any worker starts (and reads it)
-			}
-			select {
-			case queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: hello.AckLetters}:
-			case <-failed:
-				return // the worker closed the connection
-			}
-			mu.Lock()
-			if !running {
-				running = true
-				workers.Add(1)
-				go func() {
-					defer workers.Done()
-					if !r.storeLoop(wctx, s, queue, idle) {
-						close(failed) // once: a failed worker stays "running", so none follows it
-					}
-				}()
-			}
-			mu.Unlock()
-		case wire.TypeDownAck:
-			r.downAck(s, *f.DownAck)
-		case wire.TypeContentWant:
-			wants = r.contentWant(ctx, s, wants, *f.ContentWant)
-		default:
-			c.Close(websocket.StatusPolicyViolation, wire.ReasonUnexpected)
-			return
+		select {
+		case l.queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: l.ackLetters}:
+		case <-l.failed:
+			return false // the worker closed the connection
 		}
+		l.mu.Lock()
+		if !l.running {
+			l.running = true
+			l.workers.Add(1)
+			go func() {
+				defer l.workers.Done()
+				if !r.storeLoop(l.ctx, l.s, l.queue, l.idle) {
+					close(l.failed) // once: a failed worker stays "running", so none follows it
+				}
+			}()
+		}
+		l.mu.Unlock()
+	case wire.TypeDownAck:
+		r.downAck(l.s, *f.DownAck)
+	case wire.TypeContentWant:
+		l.wants = r.contentWant(l.ctx, l.s, l.wants, *f.ContentWant)
+	default:
+		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnexpected)
+		return false
 	}
+	return true
+}
+
+// idle ends a worker that found the queue empty, unless a batch came meanwhile; takeFrame
+// queues before it looks at running, so a batch is never left without a worker.
+func (l *connLoop) idle() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.queue) > 0 {
+		return false
+	}
+	l.running = false
+	return true
+}
+
+// endConn ends a connection whose reads ended: batches still queued are dropped unanswered
+// (the terminal sends them again), one being stored finishes, the downlink writer and its
+// timers stop, and the acknowledged position is written before the hub forgets the session.
+func (r *Relay) endConn(l *connLoop) {
+	l.cancel()
+	l.workers.Wait()
+	l.stop()
+	r.flushAck(l.s)
+	r.hub.leave(l.s.conn, l.s)
+	r.hub.exit()
 }
 
 // storeLoop stores the batches readLoop queued and answers each with its ack, in the order they
@@ -681,7 +746,8 @@ func (r *Relay) startWriter(ctx context.Context, s *session) (stop func()) {
 		if ctx.Err() != nil {
 			return
 		}
-		pctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
+		// Not derived from ctx (see send): the ping ends when the connection closes anyway.
+		pctx, cancel := context.WithTimeout(context.Background(), r.cfg.PingInterval)
 		err := s.conn.Ping(pctx)
 		cancel()
 		if err != nil {
@@ -731,7 +797,7 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 			// Before the write: the terminal may ack these before Write returns.
 			sent = last
 			s.sent.Store(sent)
-			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+			wctx, cancel := writeCtx()
 			err = s.conn.Write(wctx, websocket.MessageText, frame)
 			cancel()
 			if err != nil {

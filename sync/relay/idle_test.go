@@ -2,6 +2,7 @@ package relay
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +59,56 @@ func TestIdleConnectionHoldsOneGoroutine(t *testing.T) {
 	idle("the connections went back to one goroutine each")
 	if got := e.r.hub.count(); got != n {
 		t.Fatalf("%d terminals connected, want %d", got, n)
+	}
+}
+
+// An idle connection waits for its next frame on a goroutine that holds nothing but that read:
+// the reader that handled a frame (JSON, the store, each of which grows a goroutine's stack
+// for good while it then waits) handed the next read to a fresh goroutine, so an idle
+// connection's stack is the small one its wait needs (memory per idle terminal,
+// docs/SCALE.md). Each connection here handled frames (down_acks) before going idle.
+func TestIdleConnectionWaitsOnAFreshReader(t *testing.T) {
+	const n = 3
+	e := newEnv(t, func(c *Config) { c.PingInterval = time.Hour })
+	e.seed()
+	conns := make([]*tconn, n)
+	for i := range conns {
+		conns[i] = e.enroll(wire.ModeKiosk, "").connect(t, 0)
+	}
+	for _, c := range conns {
+		c.waitDown(wire.DownInmate, nil)
+		c.ackDown(c.lastSeq())
+	}
+	waitUntil(t, "every acknowledgement taken", func() bool {
+		for _, c := range conns {
+			if s := e.r.hub.session(c.term.id); s == nil || s.acked.Load() != c.lastSeq() {
+				return false
+			}
+		}
+		return true
+	})
+	const pkg = "github.com/tether-kiosk/tether/sync/relay."
+	var readers []string
+	waitUntil(t, "a reader waiting on each connection", func() bool {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		readers = readers[:0]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, pkg+"(*Relay).readLoop(") && strings.Contains(g, "websocket.(*Conn).Reader") {
+				readers = append(readers, g)
+			}
+		}
+		return len(readers) == n
+	})
+	for _, g := range readers {
+		var ours []string
+		for _, line := range strings.Split(g, "\n") {
+			if strings.HasPrefix(line, pkg) {
+				ours = append(ours, line[len(pkg):strings.LastIndex(line, "(")])
+			}
+		}
+		if len(ours) != 1 || !strings.Contains(g, "created by "+pkg+"(*Relay).readLoop") {
+			t.Fatalf("an idle connection's reader holds the frames %v (want only readLoop's, on a goroutine readLoop started):\n%s", ours, g)
+		}
 	}
 }

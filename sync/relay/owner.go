@@ -115,11 +115,10 @@ func (r *Relay) claim(id string) (*owner, error) {
 // (s.owner); until it commits the older connection may still write, as it may until any
 // takeover. A claim that fails closes the connection as any storage error does.
 func (r *Relay) startClaim(s *session) {
-	s.claimed = make(chan struct{})
 	if r.gateway == nil {
-		close(s.claimed)
-		return
+		return // nothing to claim: s.claimed stays nil (no channel held by every connection)
 	}
+	s.claimed = make(chan struct{})
 	go func() {
 		s.own, s.claimErr = r.claim(s.id)
 		close(s.claimed)
