@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
@@ -200,6 +202,11 @@ func TestBothGatewaysStoreAtOnce(t *testing.T) {
 	ackedOnA, replaced := 0, 0
 	for round := range 6 {
 		ca := tm.connect(t, 0)
+		// A's claim is written on a goroutine after the welcome; the newer connection is the
+		// one whose claim commits last. A terminal's next connection comes after its last one
+		// was lost, long after that claim: wait for it here too, or B's claim may commit first
+		// and B, the connection the terminal really uses, is the one replaced (it reconnects).
+		testwait.Until(t, "A's claim of the terminal", func() bool { return ownedBy(t, a, tm.id) })
 		items := []wire.Item{tm.item(wire.UpCharge, charge("A1", fmt.Sprintf("r%d", round), 1, 1)),
 			tm.item(wire.UpCharge, charge("A1", fmt.Sprintf("r%d", round), 2, 1))}
 		more := tm.item(wire.UpCharge, charge("A1", fmt.Sprintf("r%d", round), 3, 1))
@@ -291,4 +298,17 @@ func TestNewerConnectionOnAnotherRelayOfOneBoltStore(t *testing.T) {
 	if got, _ := b.r.Items(ItemFilter{TerminalID: tm.id}); len(got) != 2 {
 		t.Fatalf("%d items stored, want 2", len(got))
 	}
+}
+
+// ownedBy reports whether the terminal's owner record names gateway e.
+func ownedBy(t *testing.T, e *env, id string) bool {
+	t.Helper()
+	var rec []byte
+	if err := e.r.view("read owner", func(tx kv.Tx) error {
+		rec = bytes.Clone(tx.Bucket([]byte(bOwners)).Get([]byte(id)))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return len(rec) > gatewayIDLen && bytes.Equal(rec[:gatewayIDLen], e.r.gateway)
 }
