@@ -848,42 +848,11 @@ func (s *Store) Open(obj content.Hash) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	return &reader{s: s, obj: obj, upload: rec.Upload, m: m}, nil
-}
-
-type reader struct {
-	s      *Store
-	obj    content.Hash
-	upload string
-	m      *content.Manifest
-	next   int
-	buf    []byte
-	off    int
-}
-
-func (r *reader) Read(p []byte) (int, error) {
-	if r.off == len(r.buf) {
-		if r.next == len(r.m.Chunks) {
-			return 0, io.EOF
-		}
-		ctx, cancel := r.s.opContext()
+	return content.NewReader(obj, m.Size, len(m.Chunks), func(i int, buf []byte) ([]byte, error) {
+		ctx, cancel := s.opContext()
 		defer cancel()
-		var err error
-		if r.buf, err = r.s.chunk(ctx, r.obj, r.upload, r.m, r.next, r.buf[:0]); err != nil {
-			r.buf, r.off = r.buf[:0], 0
-			return 0, fmt.Errorf("read %s: %w", r.obj, err)
-		}
-		r.next++
-		r.off = 0
-	}
-	n := copy(p, r.buf[r.off:])
-	r.off += n
-	return n, nil
-}
-
-func (r *reader) Close() error {
-	r.buf = nil
-	return nil
+		return s.chunk(ctx, obj, rec.Upload, m, i, buf)
+	}), nil
 }
 
 // Stats counts the objects held (every one whole) and their bytes.
