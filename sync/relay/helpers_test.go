@@ -376,31 +376,20 @@ func expectClose(t testing.TB, c *websocket.Conn, code websocket.StatusCode, rea
 }
 
 // ownDown lists the seqs held in terminal id's own downlink bucket (not its facility's log).
-func ownDown(t testing.TB, r *Relay, id string) []uint64 {
-	t.Helper()
-	var seqs []uint64
-	if err := r.view("list own downlink", func(tx kv.Tx) error {
-		seqs = seqs[:0]
-		if b := tx.Bucket([]byte(bDown)).Bucket([]byte(id)); b != nil {
-			return b.ForEach(func(k, _ []byte) error {
-				seqs = append(seqs, readU64(k))
-				return nil
-			})
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return seqs
-}
+func ownDown(t testing.TB, r *Relay, id string) []uint64 { return nestedSeqs(t, r, bDown, id) }
 
 // facilityLog lists the seqs held in facility's downlink log.
 func facilityLog(t testing.TB, r *Relay, facility string) []uint64 {
+	return nestedSeqs(t, r, bFacDown, facility)
+}
+
+// nestedSeqs lists the seq keys of the bucket name nested in root.
+func nestedSeqs(t testing.TB, r *Relay, root, name string) []uint64 {
 	t.Helper()
 	var seqs []uint64
-	if err := r.view("list facility downlink", func(tx kv.Tx) error {
+	if err := r.view("list "+root+" "+name, func(tx kv.Tx) error {
 		seqs = seqs[:0]
-		if b := tx.Bucket([]byte(bFacDown)).Bucket([]byte(facility)); b != nil {
+		if b := tx.Bucket([]byte(root)).Bucket([]byte(name)); b != nil {
 			return b.ForEach(func(k, _ []byte) error {
 				seqs = append(seqs, readU64(k))
 				return nil
