@@ -57,16 +57,16 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	now := r.clock.Now().UTC()
 	// What each item's body is, outside the transaction (and not again if it runs twice): the
 	// stored form, its hash, whether it is JSON at all and, from a decoded frame, its check.
+	// A batch from a connection comes prepared by its reader (takeFrame), in parallel with the
+	// commit before it.
 	preps := make([][]prepared, len(batches))
 	logSize := 0 // about what the items take in the item log
 	for i, b := range batches {
-		preps[i] = make([]prepared, len(b.Items))
+		preps[i] = b.preps
+		if len(preps[i]) != len(b.Items) {
+			preps[i] = prepareAll(b.Items, b.bodies)
+		}
 		for j, it := range b.Items {
-			var up *wire.UpBody
-			if b.bodies != nil {
-				up = &b.bodies[j]
-			}
-			preps[i][j] = prepare(it, up)
 			logSize += 4 + 256 + len(it.ID) + len(it.Kind) + len(t.ID) + len(b.Epoch) + len(preps[i][j].canon)
 		}
 	}
@@ -276,6 +276,23 @@ type upBatch struct {
 	// check, if set, runs first in the transaction that stores the batches (the connection's
 	// terminal still enrolled, recmemo.go); its error fails the store.
 	check func(tx kv.Tx) error
+	// preps, if it has one per item, is prepareAll's answer for the items, made by the
+	// connection's reader: the batches of one connection are stored one group after another,
+	// so what is prepared before the store waits for the commit before it is off that path.
+	preps []prepared
+}
+
+// prepareAll prepares each item of a batch (bodies: the frame decoder's, or nil).
+func prepareAll(items []wire.Item, bodies []wire.UpBody) []prepared {
+	out := make([]prepared, len(items))
+	for j, it := range items {
+		var up *wire.UpBody
+		if bodies != nil {
+			up = &bodies[j]
+		}
+		out[j] = prepare(it, up)
+	}
+	return out
 }
 
 // prepared is an uplink item's body as the relay stores it (compact JSON, HTML-escaped as
