@@ -2,11 +2,13 @@ package kiosk
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -250,23 +252,30 @@ func (s *Store) AckLetters(now time.Time, upTo uint64, letters []AckedLetter) (a
 			return err
 		}
 		b := tx.Bucket([]byte(bOutq))
+		// The items acknowledged, in seq order: what is removed below, and what a letter's
+		// state is looked up in (one walk of the queue, not a look-up in it per letter).
+		var done [][]byte
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upTo; k, _ = c.Next() {
+			done = append(done, append([]byte(nil), k...))
+		}
 		if len(letters) > 0 {
 			gen, cursor := ackCursorTx(tx)
 			st := tx.Bucket([]byte(bMsgState))
 			for _, l := range letters {
 				// Only an item still waiting: a relay cannot report on what was never sent.
-				if l.Seq <= cursor || l.Seq > upTo || b.Get(u64(l.Seq)) == nil {
+				if l.Seq <= cursor || l.Seq > upTo {
+					continue
+				}
+				if _, waiting := slices.BinarySearchFunc(done, l.Seq, func(k []byte, seq uint64) int {
+					return cmp.Compare(binary.BigEndian.Uint64(k), seq)
+				}); !waiting {
 					continue
 				}
 				if err := st.Put(ackLogKey(gen, l.Seq), []byte(l.State)); err != nil {
 					return fmt.Errorf("record state of letter %d: %w", l.Seq, err)
 				}
 			}
-		}
-		var done [][]byte
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upTo; k, _ = c.Next() {
-			done = append(done, append([]byte(nil), k...))
 		}
 		for _, k := range done {
 			if err := b.Delete(k); err != nil {

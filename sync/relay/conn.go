@@ -453,8 +453,12 @@ func (r *Relay) takeFrame(l *connLoop, typ websocket.MessageType, rd io.Reader) 
 			// Before any worker starts (and reads them).
 			l.queue, l.failed = make(chan upBatch, batchQueue), make(chan struct{})
 		}
+		// Prepared here, while the batches before it are stored: the store is one path per
+		// connection, the reader another.
+		ub := upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: l.ackLetters}
+		ub.preps = prepareAll(ub.Items, ub.bodies)
 		select {
-		case l.queue <- upBatch{Batch: *f.Batch, bodies: bodies, ackLetters: l.ackLetters}:
+		case l.queue <- ub:
 		case <-l.failed:
 			return false // the worker closed the connection
 		}

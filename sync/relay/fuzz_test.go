@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -266,6 +267,40 @@ func FuzzCompactJSON(f *testing.F) {
 		}
 		if !wire.IsCompactJSON(b) && string(want) == string(b) && !bytes.ContainsAny(b, " \t\r\n") {
 			t.Fatalf("IsCompactJSON refused %q, which is already compact", b)
+		}
+	})
+}
+
+// The letter check split between prepare (text, on the connection's goroutine) and the
+// transaction (the policy's length) takes and refuses exactly what vocab.ValidateLetter does
+// for every letter that is not too long for the policy (those are refused too_large first).
+func FuzzLetterTextIsValidateLetter(f *testing.F) {
+	for _, s := range []struct {
+		body, subject string
+		max           int
+	}{
+		{"Please send my file.\nThank you.", "Records", 20000},
+		{"ring \a ring", "", 20000},
+		{"fine", "two\nlines", 20000},
+		{"   \n\t", "", 20000},
+		{"héllo wörld", "Grüße", 11},
+		{"\xff\xfe", "", 100},
+		{"abc", "", 2},
+		{"", "", 0},
+	} {
+		f.Add(s.body, s.subject, s.max)
+	}
+	f.Fuzz(func(t *testing.T, body, subject string, max int) {
+		if max < 0 || vocab.LetterTooLong(body, max) {
+			return
+		}
+		m := &vocab.Message{Body: body, Subject: subject}
+		want := vocab.ValidateLetter(body, subject, max) == nil
+		if got := validLetter(m, max, letterText(m)); got != want {
+			t.Fatalf("body %q subject %q max %d: prepared check takes it %v, ValidateLetter %v", body, subject, max, got, want)
+		}
+		if got := validLetter(m, max, textUnchecked); got != want {
+			t.Fatalf("body %q subject %q max %d: unchecked path takes it %v, ValidateLetter %v", body, subject, max, got, want)
 		}
 	})
 }

@@ -56,6 +56,11 @@ func (r *Relay) storeInParts(t TerminalInfo, b upBatch, seen *seenRec) (wire.Ack
 	if b.bodies != nil {
 		first.bodies, second.bodies = b.bodies[:half:half], b.bodies[half:]
 	}
+	if len(b.preps) == len(b.Items) {
+		first.preps, second.preps = b.preps[:half:half], b.preps[half:]
+	} else {
+		first.preps, second.preps = nil, nil
+	}
 	a1, err := r.storeInParts(t, first, seen)
 	if err != nil {
 		return a1, err

@@ -3,6 +3,7 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -56,16 +57,16 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	now := r.clock.Now().UTC()
 	// What each item's body is, outside the transaction (and not again if it runs twice): the
 	// stored form, its hash, whether it is JSON at all and, from a decoded frame, its check.
+	// A batch from a connection comes prepared by its reader (takeFrame), in parallel with the
+	// commit before it.
 	preps := make([][]prepared, len(batches))
 	logSize := 0 // about what the items take in the item log
 	for i, b := range batches {
-		preps[i] = make([]prepared, len(b.Items))
+		preps[i] = b.preps
+		if len(preps[i]) != len(b.Items) {
+			preps[i] = prepareAll(b.Items, b.bodies)
+		}
 		for j, it := range b.Items {
-			var up *wire.UpBody
-			if b.bodies != nil {
-				up = &b.bodies[j]
-			}
-			preps[i][j] = prepare(it, up)
 			logSize += 4 + 256 + len(it.ID) + len(it.Kind) + len(t.ID) + len(b.Epoch) + len(preps[i][j].canon)
 		}
 	}
@@ -275,6 +276,23 @@ type upBatch struct {
 	// check, if set, runs first in the transaction that stores the batches (the connection's
 	// terminal still enrolled, recmemo.go); its error fails the store.
 	check func(tx kv.Tx) error
+	// preps, if it has one per item, is prepareAll's answer for the items, made by the
+	// connection's reader: the batches of one connection are stored one group after another,
+	// so what is prepared before the store waits for the commit before it is off that path.
+	preps []prepared
+}
+
+// prepareAll prepares each item of a batch (bodies: the frame decoder's, or nil).
+func prepareAll(items []wire.Item, bodies []wire.UpBody) []prepared {
+	out := make([]prepared, len(items))
+	for j, it := range items {
+		var up *wire.UpBody
+		if bodies != nil {
+			up = &bodies[j]
+		}
+		out[j] = prepare(it, up)
+	}
+	return out
 }
 
 // prepared is an uplink item's body as the relay stores it (compact JSON, HTML-escaped as
@@ -287,6 +305,41 @@ type prepared struct {
 	valid   bool
 	checked bool
 	up      wire.UpBody
+	// text is a letter's body and subject checked as vocab.ValidateLetter checks them, but
+	// for the policy's length limit (the policy is read in the transaction): done here, on
+	// the connection's goroutine, so the relay's one committer does not scan each body again.
+	text textCheck
+}
+
+// textCheck is what prepare learned of a letter's text: not looked at, or valid or not but for
+// its length.
+type textCheck int8
+
+const (
+	textUnchecked textCheck = iota
+	textValid
+	textInvalid
+)
+
+// letterText checks a letter's text but for the length limit (vocab.ValidateLetter with no
+// limit: the limit gates nothing else in it).
+func letterText(m *vocab.Message) textCheck {
+	if vocab.ValidateLetter(m.Body, m.Subject, math.MaxInt) != nil {
+		return textInvalid
+	}
+	return textValid
+}
+
+// validLetter is vocab.ValidateLetter(m.Body, m.Subject, maxChars) == nil for a letter whose
+// body is known to be within maxChars (vocab.LetterTooLong is false), with text from prepare.
+func validLetter(m *vocab.Message, maxChars int, text textCheck) bool {
+	switch text {
+	case textValid:
+		return true
+	case textInvalid:
+		return false
+	}
+	return vocab.ValidateLetter(m.Body, m.Subject, maxChars) == nil
 }
 
 // prepare makes an item's prepared body. up, if not nil, is what the frame decoder learned of
@@ -294,7 +347,8 @@ type prepared struct {
 // and copy, and its check is kept.
 func prepare(it wire.Item, up *wire.UpBody) prepared {
 	if up != nil && up.Compact {
-		return prepared{canon: it.Body, hash: canonHash(it.Kind, it.Body), valid: true, checked: true, up: *up}
+		return prepared{canon: it.Body, hash: canonHash(it.Kind, it.Body), valid: true, checked: true, up: *up,
+			text: upText(it, up)}
 	}
 	canon, err := json.Marshal(it.Body)
 	if err != nil {
@@ -302,9 +356,22 @@ func prepare(it wire.Item, up *wire.UpBody) prepared {
 	}
 	p := prepared{canon: canon, hash: canonHash(it.Kind, canon), valid: true}
 	if up != nil {
-		p.checked, p.up = true, *up
+		p.checked, p.up, p.text = true, *up, upText(it, up)
 	}
 	return p
+}
+
+// upText checks the text of a letter the frame decoder read (a message item whose body passed
+// its check); anything else is left unchecked.
+func upText(it wire.Item, up *wire.UpBody) textCheck {
+	if it.Kind != wire.UpMessage || up.Err != nil {
+		return textUnchecked
+	}
+	m, ok := up.Value.(*vocab.Message)
+	if !ok || m == nil {
+		return textUnchecked
+	}
+	return letterText(m)
 }
 
 // upBody is the item's body checked by wire.DecodeUpBody, from the frame decoder if it did so.
@@ -354,7 +421,7 @@ func (r *Relay) applyItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 		if it.Kind == wire.UpPREA || m.Peer == vocab.PREAChannel {
 			return r.applyPREA(tx, f, t, m, n, now)
 		}
-		return r.applyMessage(tx, f, t, fac, pol, m, n, epoch, it.Seq, lt, now)
+		return r.applyMessage(tx, f, t, fac, pol, m, p.text, n, epoch, it.Seq, lt, now)
 	case wire.UpContactRequest:
 		v, err := p.upBody(it) // the kiosk's own rules for the name and address (vocab)
 		if err != nil {
@@ -544,7 +611,7 @@ func (r *Relay) applyPREA(tx kv.Tx, f *fanout, t TerminalInfo, m vocab.Message, 
 // applyMessage takes a letter (n: its item's arrival number, seq: its uplink seq). Its state
 // goes to the sender in the ack (lt not nil) or as a message_status on its downlink, and to the
 // inmate's tablets as a message_status.
-func (r *Relay) applyMessage(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, m vocab.Message, n uint64, epoch string, seq uint64, lt *wire.Letters, now time.Time) (string, error) {
+func (r *Relay) applyMessage(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, m vocab.Message, text textCheck, n uint64, epoch string, seq uint64, lt *wire.Letters, now time.Time) (string, error) {
 	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
 		if err == nil && reason == "" {
 			// The same letter under another item id: the sender learns where it stands.
@@ -567,7 +634,7 @@ func (r *Relay) applyMessage(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	if vocab.LetterTooLong(m.Body, pol.MaxMessageChars) {
 		return wire.RefuseTooLarge, nil
 	}
-	if vocab.ValidateLetter(m.Body, m.Subject, pol.MaxMessageChars) != nil {
+	if !validLetter(&m, pol.MaxMessageChars, text) {
 		return wire.RefuseInvalid, nil
 	}
 	known, dept := false, false

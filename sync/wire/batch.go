@@ -427,8 +427,14 @@ func (s *scanner) key(names ...string) (k string, plain, ok bool) {
 			return "", false, true
 		}
 	}
+	// A known name is returned as the name itself: no string is made for each key of each item.
 	for _, n := range names {
-		if string(raw) != n && bytes.EqualFold(raw, []byte(n)) {
+		if string(raw) == n {
+			return n, true, true
+		}
+	}
+	for _, n := range names {
+		if bytes.EqualFold(raw, []byte(n)) {
 			return "", false, true
 		}
 	}

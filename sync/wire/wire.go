@@ -605,14 +605,14 @@ func (b *Batch) validate() error {
 			return fmt.Errorf("item %d: seq %d does not follow %d", i, it.Seq, last)
 		}
 		last = it.Seq
-		if err := checkID(fmt.Sprintf("item %d id", i), it.ID, true); err != nil {
-			return err
+		if checkID("", it.ID, true) != nil { // the field's name is made only for an error
+			return checkID(fmt.Sprintf("item %d id", i), it.ID, true)
 		}
-		if err := checkID(fmt.Sprintf("item %d kind", i), it.Kind, true); err != nil {
-			return err
+		if checkID("", it.Kind, true) != nil { // the field's name is made only for an error
+			return checkID(fmt.Sprintf("item %d kind", i), it.Kind, true)
 		}
-		if err := checkBody(fmt.Sprintf("item %d body", i), it.Body); err != nil {
-			return err
+		if checkBody("", it.Body) != nil { // the field's name is made only for an error
+			return checkBody(fmt.Sprintf("item %d body", i), it.Body)
 		}
 	}
 	return nil
@@ -628,8 +628,8 @@ func checkRejections(field string, rs []Rejection, upTo uint64) error {
 			return fmt.Errorf("%s %d: seq %d out of order or beyond %d", field, i, r.Seq, upTo)
 		}
 		last = r.Seq
-		if err := checkReason(fmt.Sprintf("%s %d reason", field, i), r.Reason); err != nil {
-			return err
+		if checkReason("", r.Reason) != nil { // the field's name is made only for an error
+			return checkReason(fmt.Sprintf("%s %d reason", field, i), r.Reason)
 		}
 	}
 	return nil
@@ -697,11 +697,11 @@ func (d *Down) validate() error {
 			return fmt.Errorf("item %d: seq %d does not follow %d", i, it.Seq, last)
 		}
 		last = it.Seq
-		if err := checkID(fmt.Sprintf("item %d kind", i), it.Kind, true); err != nil {
-			return err
+		if checkID("", it.Kind, true) != nil { // the field's name is made only for an error
+			return checkID(fmt.Sprintf("item %d kind", i), it.Kind, true)
 		}
-		if err := checkBody(fmt.Sprintf("item %d body", i), it.Body); err != nil {
-			return err
+		if checkBody("", it.Body) != nil { // the field's name is made only for an error
+			return checkBody(fmt.Sprintf("item %d body", i), it.Body)
 		}
 	}
 	return nil

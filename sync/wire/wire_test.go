@@ -261,3 +261,27 @@ func TestInvalidUTF8Refused(t *testing.T) {
 		t.Fatalf("invalid UTF-8 in an item body: got %v, want ErrNotUTF8", err)
 	}
 }
+
+// A refused item, rejection or downlink item is named by its place in the frame, so a
+// technician reading the relay's log knows which one was wrong (the name is made only then).
+func TestRefusalNamesTheItem(t *testing.T) {
+	ok := `{"seq":1,"id":"i","kind":"k","body":{}}`
+	cases := map[string]string{
+		`{"type":"batch","body":{"epoch":"e","items":[` + ok + `,{"seq":2,"kind":"k","body":{}}]}}`:                "item 1 id is missing",
+		`{"type":"batch","body":{"epoch":"e","items":[` + ok + `,{"seq":2,"id":"j","kind":"a\u0007","body":{}}]}}`: "item 1 kind holds a control character",
+		`{"type":"batch","body":{"epoch":"e","items":[` + ok + `,{"seq":2,"id":"j","kind":"k"}]}}`:                 "item 1 body is missing",
+		`{"type":"ack","body":{"epoch":"e","seq":3,"rejected":[{"seq":1,"reason":"x"},{"seq":2}]}}`:                "rejected 1 reason is missing",
+		`{"type":"down","body":{"items":[{"seq":1,"kind":"k","body":{}},{"seq":2,"body":{}}]}}`:                    "item 1 kind is missing",
+		`{"type":"down","body":{"items":[{"seq":1,"kind":"k","body":{}},{"seq":2,"kind":"k"}]}}`:                   "item 1 body is missing",
+	}
+	for in, want := range cases {
+		_, err := DecodeFrame([]byte(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("DecodeFrame(%s) = %v, want an error saying %q", in, err, want)
+		}
+		_, _, err = DecodeUplinkFrame([]byte(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("DecodeUplinkFrame(%s) = %v, want an error saying %q", in, err, want)
+		}
+	}
+}
