@@ -779,7 +779,7 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 		sent := s.sent.Load() // only the writer moves it, and one writer runs at a time
 		for sent-s.acked.Load() < downWindow {
 			room := int(downWindow - (sent - s.acked.Load()))
-			items, last, err := r.pendingDownRaw(downReader{id: s.id, facility: s.facility, mode: s.mode}, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
+			items, last, more, err := r.pendingDownRaw(downReader{id: s.id, facility: s.facility, mode: s.mode}, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
 			if err != nil {
 				if !r.stopped() {
 					r.fail(s.conn, "read downlink of "+s.id, err)
@@ -802,6 +802,12 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 			cancel()
 			if err != nil {
 				return
+			}
+			if !more {
+				// The view held nothing more: whatever committed since woke this writer
+				// (kick, after its commit), and s.down.idle below looks again. A second view
+				// per wake-up, to find nothing, was half of the writer's reads.
+				break
 			}
 		}
 		if a, p := s.acked.Load(), s.flushed(); a > p && a-p >= ackFlushItems {

@@ -503,7 +503,7 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 	if t.Revoked {
 		rd.facility = "" // it reads nothing more; its facility's log is for the others
 	}
-	raw, _, err := r.pendingDownRaw(rd, after, maxItems, maxBytes)
+	raw, _, _, err := r.pendingDownRaw(rd, after, maxItems, maxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -522,10 +522,11 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 // for the terminal's mode, not what the terminal itself caused, and nothing at or below its
 // downFrom). One view: every number below the highest it sees is committed (the facility's
 // counter is written by every transaction that takes a number), so the merge skips nothing that
-// could still appear.
-func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes int) (items [][]byte, last uint64, err error) {
+// could still appear. more says it stopped at maxItems or maxBytes with more to read; false,
+// it read everything its view held for the terminal.
+func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes int) (items [][]byte, last uint64, more bool, err error) {
 	err = r.view("read downlink", func(tx kv.Tx) error {
-		items, last = items[:0], 0
+		items, last, more = items[:0], 0, false
 		var ok, ov []byte
 		var oc kv.Cursor
 		if b := tx.Bucket([]byte(bDown)).Bucket([]byte(rd.id)); b != nil {
@@ -567,6 +568,7 @@ func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes i
 				}
 			}
 			if len(items) >= maxItems || (len(items) > 0 && size+len(v) > maxBytes) {
+				more = true
 				break
 			}
 			if !checked {
@@ -585,7 +587,7 @@ func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes i
 		}
 		return nil
 	})
-	return items, last, err
+	return items, last, more, err
 }
 
 // logReader walks a facility's downlink log for pendingDownRaw: its in-memory tail, or a
