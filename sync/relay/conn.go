@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -675,6 +676,23 @@ type downWriter struct {
 	run     func() // starts the writer; nil before the connection is welcomed and after it ended
 	running bool
 	again   bool // kicked while running: look again before ending
+	// queued is the highest number a commit of this relay queued for the terminal since the
+	// connection's session was registered (hub.wake sets it before the kick).
+	queued atomic.Uint64
+	// drained (the writer's alone): its last read of the store found everything it held for the
+	// terminal and sent it. Then, on a store no other gateway writes, nothing is left to read
+	// unless a commit queued a number above what was sent (queued): a look skips the view.
+	drained bool
+}
+
+// queuedUpTo records that a commit queued number seq for the terminal.
+func (w *downWriter) queuedUpTo(seq uint64) {
+	for {
+		cur := w.queued.Load()
+		if seq <= cur || w.queued.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
 }
 
 // kick asks for a look at the downlink: new items were queued, or the terminal acknowledged
@@ -778,6 +796,12 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 		}
 		sent := s.sent.Load() // only the writer moves it, and one writer runs at a time
 		for sent-s.acked.Load() < downWindow {
+			if s.down.drained && sent >= s.down.queued.Load() && r.cfg.Store == nil {
+				// Nothing was queued since the last read that sent all (a down_ack's kick, or
+				// a commit whose items that read already took): no view. On a shared store
+				// another gateway's writes wake nobody here, so every look reads.
+				break
+			}
 			room := int(downWindow - (sent - s.acked.Load()))
 			items, last, more, err := r.pendingDownRaw(downReader{id: s.id, facility: s.facility, mode: s.mode}, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
 			if err != nil {
@@ -786,6 +810,7 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 				}
 				return
 			}
+			s.down.drained = !more
 			if len(items) == 0 {
 				break
 			}

@@ -37,9 +37,10 @@ func decodeRoute(v []byte) (termRoute, error) {
 // log, after commit. A write function may run more than once (group commit): reset forgets what
 // an earlier run left.
 type fanout struct {
-	r     *Relay
-	tx    kv.Tx
-	woken []string
+	r  *Relay
+	tx kv.Tx
+	// woken is whom to wake after the commit, each with the last number queued for it.
+	woken []wakeUp
 	logs  []string
 	// inmates remembers the inmate records read in this write call (fanout.inmateFor).
 	inmates map[string]inmateLookup
@@ -336,9 +337,7 @@ func (f *fanout) appendRawIn(facility, id, kind string, raw json.RawMessage) err
 	if err := b.Put(u64(seq), enc); err != nil {
 		return fmt.Errorf("queue downlink %s for %s: %w", kind, id, err)
 	}
-	if len(f.woken) == 0 || f.woken[len(f.woken)-1] != id {
-		f.woken = append(f.woken, id)
-	}
+	f.wake(id, seq)
 	return nil
 }
 
@@ -387,11 +386,24 @@ func (f *fanout) appendFacility(facility string, sc scope, inmateID, except, kin
 		wake = scopeAll
 	}
 	return f.eachRoute(facility, wake, inmateID, except, func(id string) error {
-		if len(f.woken) == 0 || f.woken[len(f.woken)-1] != id {
-			f.woken = append(f.woken, id)
-		}
+		f.wake(id, seq)
 		return nil
 	})
+}
+
+// wakeUp is a terminal to wake after the commit and the last number queued for it.
+type wakeUp struct {
+	id  string
+	seq uint64
+}
+
+// wake remembers to wake terminal id, for which number seq was queued.
+func (f *fanout) wake(id string, seq uint64) {
+	if n := len(f.woken); n > 0 && f.woken[n-1].id == id {
+		f.woken[n-1].seq = max(f.woken[n-1].seq, seq)
+		return
+	}
+	f.woken = append(f.woken, wakeUp{id: id, seq: seq})
 }
 
 // logItem splits a facility log record into its tag, the terminal it is not for, and the item.

@@ -184,3 +184,56 @@ func TestDownTailBounds(t *testing.T) {
 		t.Fatal("the tail kept going over a number it never saw")
 	}
 }
+
+// A kiosk that comes back to a backlog longer than its window gets every item once and in
+// order, acknowledging as it goes, and then what is queued next: a writer that stopped at the
+// window reads the store again at the acknowledgement, though no commit woke it.
+func TestBacklogBeyondTheWindowArrivesWhole(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	base := lastOf(facilityLog(t, e.r, "north"))
+	const backlog = downWindow*2 + 100
+	if err := e.r.update("queue notices", func(_ kv.Tx, f *fanout) error {
+		for i := range backlog {
+			if err := f.toFacility("north", "", wire.DownNotice, wire.Notice{ID: fmt.Sprint("n", i), Text: "count"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := k.connect(t, base)
+	var got []wire.DownItem
+	seen := map[string]bool{}
+	notices, extra := 0, false
+	for notices < backlog+1 {
+		f := read(t, c.c)
+		if f.Type != wire.TypeDown {
+			t.Fatalf("unexpected %s frame", f.Type)
+		}
+		for _, it := range f.Down.Items {
+			if len(got) > 0 && it.Seq <= got[len(got)-1].Seq {
+				t.Fatalf("seq %d after %d", it.Seq, got[len(got)-1].Seq)
+			}
+			got = append(got, it)
+			if it.Kind != wire.DownNotice {
+				continue
+			}
+			n := decodeAs[wire.Notice](t, it.Body)
+			if seen[n.ID] {
+				t.Fatalf("notice %s (seq %d) came twice", n.ID, it.Seq)
+			}
+			seen[n.ID] = true
+			notices++
+		}
+		if !extra && notices == backlog {
+			extra = true
+			if _, err := e.r.PostNotice(NoticeRequest{FacilityID: "north", Text: "meanwhile"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.ackDown(got[len(got)-1].Seq)
+	}
+}
