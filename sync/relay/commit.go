@@ -55,6 +55,9 @@ type committer struct {
 	// is a write function's own (nothing committed) rather than the store's (itemnums.go).
 	began func()
 	ended func(err error, fnFailed bool)
+	// applied, if set, is told of each call of a committed transaction, in the order they ran,
+	// before any caller hears of the commit (the facilities' downlink tails, downtail.go).
+	applied func(f *fanout)
 	// limit is how many calls the next group takes (at most maxGroup, at least 1); 0 means
 	// maxGroup. Only the committer goroutine touches it.
 	limit int
@@ -133,6 +136,11 @@ func (c *committer) commit(group []*writeCall) {
 		if failed < 0 {
 			if err == nil && len(group) >= c.limit && c.limit < maxGroup {
 				c.limit = min(maxGroup, c.limit+c.limit/4+1)
+			}
+			if err == nil && c.applied != nil {
+				for _, call := range group {
+					c.applied(call.f)
+				}
 			}
 			// Committed, or the commit itself failed: the same answer for every call.
 			for _, call := range group {

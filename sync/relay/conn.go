@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -679,6 +680,23 @@ type downWriter struct {
 	run     func() // starts the writer; nil before the connection is welcomed and after it ended
 	running bool
 	again   bool // kicked while running: look again before ending
+	// queued is the highest number a commit of this relay queued for the terminal since the
+	// connection's session was registered (hub.wake sets it before the kick).
+	queued atomic.Uint64
+	// drained (the writer's alone): its last read of the store found everything it held for the
+	// terminal and sent it. Then, on a store no other gateway writes, nothing is left to read
+	// unless a commit queued a number above what was sent (queued): a look skips the view.
+	drained bool
+}
+
+// queuedUpTo records that a commit queued number seq for the terminal.
+func (w *downWriter) queuedUpTo(seq uint64) {
+	for {
+		cur := w.queued.Load()
+		if seq <= cur || w.queued.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
 }
 
 // kick asks for a look at the downlink: new items were queued, or the terminal acknowledged
@@ -782,14 +800,21 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 		}
 		sent := s.sent.Load() // only the writer moves it, and one writer runs at a time
 		for sent-s.acked.Load() < downWindow {
+			if s.down.drained && sent >= s.down.queued.Load() && r.cfg.Store == nil {
+				// Nothing was queued since the last read that sent all (a down_ack's kick, or
+				// a commit whose items that read already took): no view. On a shared store
+				// another gateway's writes wake nobody here, so every look reads.
+				break
+			}
 			room := int(downWindow - (sent - s.acked.Load()))
-			items, last, err := r.pendingDownRaw(downReader{id: s.id, facility: s.facility, mode: s.mode}, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
+			items, last, more, err := r.pendingDownRaw(downReader{id: s.id, facility: s.facility, mode: s.mode}, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
 			if err != nil {
 				if !r.stopped() {
 					r.fail(s.conn, "read downlink of "+s.id, err)
 				}
 				return
 			}
+			s.down.drained = !more
 			if len(items) == 0 {
 				break
 			}
@@ -806,6 +831,12 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 			cancel()
 			if err != nil {
 				return
+			}
+			if !more {
+				// The view held nothing more: whatever committed since woke this writer
+				// (kick, after its commit), and s.down.idle below looks again. A second view
+				// per wake-up, to find nothing, was half of the writer's reads.
+				break
 			}
 		}
 		if a, p := s.acked.Load(), s.flushed(); a > p && a-p >= ackFlushItems {

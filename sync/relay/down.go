@@ -37,9 +37,10 @@ func decodeRoute(v []byte) (termRoute, error) {
 // log, after commit. A write function may run more than once (group commit): reset forgets what
 // an earlier run left.
 type fanout struct {
-	r     *Relay
-	tx    kv.Tx
-	woken []string
+	r  *Relay
+	tx kv.Tx
+	// woken is whom to wake after the commit, each with the last number queued for it.
+	woken []wakeUp
 	logs  []string
 	// inmates remembers the inmate records read in this write call (fanout.inmateFor).
 	inmates map[string]inmateLookup
@@ -47,6 +48,9 @@ type fanout struct {
 	counts []itemCount
 	// facs remembers the terminals' facilities read in this write call (facilityOfTerminal).
 	facs map[string]string
+	// runs is what this write call did to each facility's downlink counter and log, for the
+	// facility's in-memory tail once the call commits (downtail.go).
+	runs map[string]*facRun
 }
 
 func (f *fanout) reset(tx kv.Tx) {
@@ -56,6 +60,26 @@ func (f *fanout) reset(tx kv.Tx) {
 	f.counts = f.counts[:0]
 	clear(f.inmates)
 	clear(f.facs)
+	clear(f.runs)
+}
+
+// takeNumber takes the facility's next downlink number from its counter fb, and remembers for
+// the facility's tail where the counter stood when this call first took one.
+func (f *fanout) takeNumber(facility string, fb kv.Bucket) (uint64, error) {
+	run := f.runs[facility]
+	if run == nil {
+		if f.runs == nil {
+			f.runs = map[string]*facRun{}
+		}
+		run = &facRun{start: fb.Sequence()}
+		f.runs[facility] = run
+	}
+	seq, err := fb.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	run.end = seq
+	return seq, nil
 }
 
 // logf keeps a log line until the transaction commits: a run that is rolled back and run again
@@ -305,7 +329,7 @@ func (f *fanout) appendRawIn(facility, id, kind string, raw json.RawMessage) err
 	if err != nil {
 		return fmt.Errorf("downlink of %s: %w", id, err)
 	}
-	seq, err := fb.NextSequence()
+	seq, err := f.takeNumber(facility, fb)
 	if err != nil {
 		return fmt.Errorf("downlink of %s: %w", id, err)
 	}
@@ -313,9 +337,7 @@ func (f *fanout) appendRawIn(facility, id, kind string, raw json.RawMessage) err
 	if err := b.Put(u64(seq), enc); err != nil {
 		return fmt.Errorf("queue downlink %s for %s: %w", kind, id, err)
 	}
-	if len(f.woken) == 0 || f.woken[len(f.woken)-1] != id {
-		f.woken = append(f.woken, id)
-	}
+	f.wake(id, seq)
 	return nil
 }
 
@@ -343,7 +365,7 @@ func (f *fanout) appendFacility(facility string, sc scope, inmateID, except, kin
 	if err != nil {
 		return err
 	}
-	seq, err := fb.NextSequence()
+	seq, err := f.takeNumber(facility, fb)
 	if err != nil {
 		return fmt.Errorf("downlink log of facility %s: %w", facility, err)
 	}
@@ -354,6 +376,9 @@ func (f *fanout) appendFacility(facility string, sc scope, inmateID, except, kin
 	if err := fb.Put(u64(seq), enc); err != nil {
 		return fmt.Errorf("queue downlink %s for facility %s: %w", kind, facility, err)
 	}
+	// enc is not written to again: the tail's readers share it once the call commits.
+	run := f.runs[facility]
+	run.recs = append(run.recs, tailRec{seq: seq, tag: tag, except: enc[2 : 2+len(except)], item: enc[2+len(except):]})
 	// Who reads it: the terminals of the scope, woken after commit. The index is read as the
 	// per-terminal fan-out read it; only the writes are gone.
 	wake := scopeKiosks
@@ -361,11 +386,24 @@ func (f *fanout) appendFacility(facility string, sc scope, inmateID, except, kin
 		wake = scopeAll
 	}
 	return f.eachRoute(facility, wake, inmateID, except, func(id string) error {
-		if len(f.woken) == 0 || f.woken[len(f.woken)-1] != id {
-			f.woken = append(f.woken, id)
-		}
+		f.wake(id, seq)
 		return nil
 	})
+}
+
+// wakeUp is a terminal to wake after the commit and the last number queued for it.
+type wakeUp struct {
+	id  string
+	seq uint64
+}
+
+// wake remembers to wake terminal id, for which number seq was queued.
+func (f *fanout) wake(id string, seq uint64) {
+	if n := len(f.woken); n > 0 && f.woken[n-1].id == id {
+		f.woken[n-1].seq = max(f.woken[n-1].seq, seq)
+		return
+	}
+	f.woken = append(f.woken, wakeUp{id: id, seq: seq})
 }
 
 // logItem splits a facility log record into its tag, the terminal it is not for, and the item.
@@ -477,7 +515,7 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 	if t.Revoked {
 		rd.facility = "" // it reads nothing more; its facility's log is for the others
 	}
-	raw, _, err := r.pendingDownRaw(rd, after, maxItems, maxBytes)
+	raw, _, _, err := r.pendingDownRaw(rd, after, maxItems, maxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -496,53 +534,108 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 // for the terminal's mode, not what the terminal itself caused, and nothing at or below its
 // downFrom). One view: every number below the highest it sees is committed (the facility's
 // counter is written by every transaction that takes a number), so the merge skips nothing that
-// could still appear.
-func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes int) (items [][]byte, last uint64, err error) {
+// could still appear. more says it stopped at maxItems or maxBytes with more to read; false,
+// it read everything its view held for the terminal.
+func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes int) (items [][]byte, last uint64, more bool, err error) {
 	err = r.view("read downlink", func(tx kv.Tx) error {
-		items, last = items[:0], 0
-		var ok, ov, fk, fv []byte
-		var oc, fc kv.Cursor
+		items, last, more = items[:0], 0, false
+		var ok, ov []byte
+		var oc kv.Cursor
 		if b := tx.Bucket([]byte(bDown)).Bucket([]byte(rd.id)); b != nil {
 			oc = b.Cursor()
 			ok, ov = oc.Seek(u64(after + 1))
 		}
+		// The facility's log, from its in-memory tail when that holds all the view can see
+		// above the position (downtail.go), else from the store.
+		var lg logReader
 		if fb := tx.Bucket([]byte(bFacDown)).Bucket([]byte(rd.facility)); fb != nil {
-			fc = fb.Cursor()
-			fk, fv = fc.Seek(u64(max(after, downFrom(tx, rd.id)) + 1))
+			from := max(after, downFrom(tx, rd.id))
+			if recs, whole := r.downTails.get(rd.facility).since(from, fb.Sequence()); whole {
+				lg.tail, lg.fromTail = recs, true
+			} else {
+				lg.c = fb.Cursor()
+				lg.k, lg.v = lg.c.Seek(u64(from + 1))
+			}
 		}
 		size := 0
-		for ok != nil || fk != nil {
-			var k, v []byte
-			if fk == nil || (ok != nil && bytes.Compare(ok, fk) < 0) {
-				k, v = ok, ov
+		for {
+			lseq, tag, except, item, lhas, err := lg.peek(rd.facility)
+			if err != nil {
+				return err
+			}
+			if ok == nil && !lhas {
+				break
+			}
+			var v []byte
+			var k uint64
+			checked := false
+			if !lhas || (ok != nil && readU64(ok) < lseq) {
+				k, v = readU64(ok), ov
 				ok, ov = oc.Next()
 			} else {
-				tag, except, item, good := logItem(fv)
-				if !good {
-					return fmt.Errorf("downlink log of facility %s item %d: stored record is not a downlink item", rd.facility, readU64(fk))
-				}
-				k, v = fk, item
-				fk, fv = fc.Next()
+				k, v, checked = lseq, item, lg.fromTail
+				lg.next()
 				if string(except) == rd.id || (tag == logKiosks && rd.mode != wire.ModeKiosk) {
 					continue
 				}
 			}
 			if len(items) >= maxItems || (len(items) > 0 && size+len(v) > maxBytes) {
+				more = true
 				break
 			}
-			// A value is copied out (bbolt's memory is only valid in the transaction) and
-			// checked, so a damaged record is the relay's error, not a frame the terminal
-			// refuses as malformed.
-			if !json.Valid(v) || !bytes.HasPrefix(v, []byte(`{"seq":`)) {
-				return fmt.Errorf("downlink %s item %d: stored record is not a downlink item", rd.id, readU64(k))
+			if !checked {
+				// A value is copied out (bbolt's memory is only valid in the transaction) and
+				// checked, so a damaged record is the relay's error, not a frame the terminal
+				// refuses as malformed. A tail's record is this relay's own encoding, shared
+				// and never changed.
+				if !json.Valid(v) || !bytes.HasPrefix(v, []byte(`{"seq":`)) {
+					return fmt.Errorf("downlink %s item %d: stored record is not a downlink item", rd.id, k)
+				}
+				v = bytes.Clone(v)
 			}
-			items = append(items, bytes.Clone(v))
-			last = readU64(k)
+			items = append(items, v)
+			last = k
 			size += len(v)
 		}
 		return nil
 	})
-	return items, last, err
+	return items, last, more, err
+}
+
+// logReader walks a facility's downlink log for pendingDownRaw: its in-memory tail, or a
+// cursor of the store.
+type logReader struct {
+	fromTail bool
+	tail     []tailRec
+	c        kv.Cursor
+	k, v     []byte
+}
+
+// peek is the record the reader stands at (has false at the end).
+func (l *logReader) peek(facility string) (seq uint64, tag byte, except, item []byte, has bool, err error) {
+	if l.fromTail {
+		if len(l.tail) == 0 {
+			return 0, 0, nil, nil, false, nil
+		}
+		t := &l.tail[0]
+		return t.seq, t.tag, t.except, t.item, true, nil
+	}
+	if l.k == nil {
+		return 0, 0, nil, nil, false, nil
+	}
+	tag, except, item, good := logItem(l.v)
+	if !good {
+		return 0, 0, nil, nil, false, fmt.Errorf("downlink log of facility %s item %d: stored record is not a downlink item", facility, readU64(l.k))
+	}
+	return readU64(l.k), tag, except, item, true, nil
+}
+
+func (l *logReader) next() {
+	if l.fromTail {
+		l.tail = l.tail[1:]
+		return
+	}
+	l.k, l.v = l.c.Next()
 }
 
 // downFrame is the `down` frame wire.Encode would write for items stored by appendRaw, put

@@ -209,15 +209,16 @@ func (h *hub) connected(id string) bool {
 	return h.sessions[id] != nil
 }
 
-// wake tells the named terminals' writers that their downlink grew.
-func (h *hub) wake(ids []string) {
-	if len(ids) == 0 {
+// wake tells the named terminals' writers that their downlink grew, and up to which number.
+func (h *hub) wake(ws []wakeUp) {
+	if len(ws) == 0 {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, id := range ids {
-		if s := h.sessions[id]; s != nil {
+	for _, w := range ws {
+		if s := h.sessions[w.id]; s != nil {
+			s.down.queuedUpTo(w.seq)
 			s.down.kick()
 		}
 	}

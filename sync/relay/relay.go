@@ -131,6 +131,9 @@ type Relay struct {
 	// downPruned is where and when each facility's downlink log was last pruned (facility ->
 	// *prunedLog, down.go's pruneFacilityDue).
 	downPruned sync.Map
+	// downTails is the newest records of each facility's downlink log, which its terminals'
+	// writers read instead of the store when they hold all they need (downtail.go).
+	downTails downTails
 	// media is the content store (content.go), opened on first use.
 	media media
 	// inviteMu makes invitation sends one at a time (each mints the code it sends).
@@ -230,7 +233,8 @@ func Open(cfg Config) (*Relay, error) {
 			r.itemNums.block = defaultItemNumberBlock
 		}
 	}
-	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }, began: r.itemNums.began, ended: r.itemNums.ended}
+	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }, began: r.itemNums.began, ended: r.itemNums.ended,
+		applied: r.downTails.committed}
 	r.metrics = newMetrics(r)
 	if cfg.Store != nil { // a store that other gateways may share: one connection per terminal across them
 		if err := r.startOwners(); err != nil {

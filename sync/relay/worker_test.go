@@ -115,7 +115,7 @@ func TestDownFrameFromStoredItemsMatchesEncode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw, last, err := e.r.pendingDownRaw(downReader{id: k.id, facility: "north", mode: wire.ModeKiosk}, 0, 1000, wire.MaxBatchBytes)
+	raw, last, _, err := e.r.pendingDownRaw(downReader{id: k.id, facility: "north", mode: wire.ModeKiosk}, 0, 1000, wire.MaxBatchBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
