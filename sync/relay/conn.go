@@ -427,28 +427,51 @@ type connLoop struct {
 // runtime would not shrink it back while the goroutine waits (it halves a stack only when
 // its use, plus a margin of 800 bytes, is under a quarter), so each frame's reader hands the
 // next read to a fresh goroutine: an idle connection holds a 4 KiB stack, not 8 or 16.
+//
+// A batch that finds no worker running is stored by the goroutine that read it, once it has
+// handed the next read on: its stack has grown already, where a worker goroutine of its own
+// would start small and grow again (a goroutine start and two or three stack copies for every
+// batch of a terminal that sends one at a time). It ends, as a worker does, when it finds the
+// queue empty, so the idle connection still waits on the fresh reader alone.
 func (r *Relay) readLoop(l *connLoop) {
 	typ, rd, err := l.s.conn.Reader(context.Background()) // no context: see readFrame
-	if err == nil && r.takeFrame(l, typ, rd) {
-		go r.readLoop(l)
-		return
+	if err == nil {
+		ok, work := r.takeFrame(l, typ, rd)
+		if work {
+			go r.readLoop(l) // ok: a worker starts only for a batch taken
+			r.storeWorker(l)
+			return
+		}
+		if ok {
+			go r.readLoop(l)
+			return
+		}
 	}
 	r.endConn(l)
 }
 
-// takeFrame decodes one message of the connection and acts on it; false when the connection
-// is over (it was closed).
-func (r *Relay) takeFrame(l *connLoop, typ websocket.MessageType, rd io.Reader) bool {
+// storeWorker runs the connection's batch worker; takeFrame counted it in l.workers.
+func (r *Relay) storeWorker(l *connLoop) {
+	defer l.workers.Done()
+	if !r.storeLoop(l.ctx, l.s, l.queue, l.idle) {
+		close(l.failed) // once: a failed worker stays "running", so none follows it
+	}
+}
+
+// takeFrame decodes one message of the connection and acts on it. ok is false when the
+// connection is over (it was closed). work is true when it queued a batch and no worker was
+// running: the caller must run storeWorker (it is counted in l.workers already).
+func (r *Relay) takeFrame(l *connLoop, typ websocket.MessageType, rd io.Reader) (ok, work bool) {
 	c := l.s.conn
 	f, bodies, ok := r.decodeFrame(c, typ, rd, &l.hint)
 	if !ok {
-		return false
+		return false, false
 	}
 	switch f.Type {
 	case wire.TypeBatch:
 		if f.Batch.Epoch != l.epoch {
 			c.Close(websocket.StatusPolicyViolation, wire.ReasonWrongEpoch)
-			return false
+			return false, false
 		}
 		if l.queue == nil {
 			// Before any worker starts (and reads them).
@@ -461,18 +484,13 @@ func (r *Relay) takeFrame(l *connLoop, typ websocket.MessageType, rd io.Reader) 
 		select {
 		case l.queue <- ub:
 		case <-l.failed:
-			return false // the worker closed the connection
+			return false, false // the worker closed the connection
 		}
 		l.mu.Lock()
 		if !l.running {
 			l.running = true
 			l.workers.Add(1)
-			go func() {
-				defer l.workers.Done()
-				if !r.storeLoop(l.ctx, l.s, l.queue, l.idle) {
-					close(l.failed) // once: a failed worker stays "running", so none follows it
-				}
-			}()
+			work = true
 		}
 		l.mu.Unlock()
 	case wire.TypeDownAck:
@@ -481,9 +499,9 @@ func (r *Relay) takeFrame(l *connLoop, typ websocket.MessageType, rd io.Reader) 
 		l.wants = r.contentWant(l.ctx, l.s, l.wants, *f.ContentWant)
 	default:
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonUnexpected)
-		return false
+		return false, false
 	}
-	return true
+	return true, work
 }
 
 // idle ends a worker that found the queue empty, unless a batch came meanwhile; takeFrame
