@@ -47,9 +47,17 @@ func gatewayStores(t *testing.T, n int) []*jskv.Store {
 // announcing announced (if any) in welcome.
 func startGateway(t *testing.T, store *jskv.Store, ln net.Listener, announced []string) *relayEnv {
 	t.Helper()
+	return startGatewayWith(t, store, ln, func(c *relay.Config) { c.Gateways = announced })
+}
+
+// startGatewayWith is startGateway with the gateway's configuration changed by set.
+func startGatewayWith(t *testing.T, store *jskv.Store, ln net.Listener, set func(*relay.Config)) *relayEnv {
+	t.Helper()
 	e := &relayEnv{t: t, dir: t.TempDir(), hold: relay.HoldNone, store: store}
-	r, err := relay.Open(relay.Config{DataDir: e.dir, Store: store, Gateways: announced, AdminToken: adminToken,
-		PINParams: kiosk.TestPINParams(), HoldPolicy: relay.HoldNone, HandshakeTimeout: 5 * time.Second, Logf: quiet})
+	cfg := relay.Config{DataDir: e.dir, Store: store, AdminToken: adminToken,
+		PINParams: kiosk.TestPINParams(), HoldPolicy: relay.HoldNone, HandshakeTimeout: 5 * time.Second, Logf: quiet}
+	set(&cfg)
+	r, err := relay.Open(cfg)
 	if err != nil {
 		t.Fatalf("open gateway: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -36,17 +35,7 @@ func startContentGateway(t *testing.T, store *jskv.Store, ln net.Listener) *rela
 		t.Fatalf("open the content store: %v", err)
 	}
 	t.Cleanup(func() { media.Close() })
-	e := &relayEnv{t: t, dir: t.TempDir(), hold: relay.HoldNone, store: store}
-	r, err := relay.Open(relay.Config{DataDir: e.dir, Store: store, Content: media, AdminToken: adminToken,
-		PINParams: kiosk.TestPINParams(), HoldPolicy: relay.HoldNone, HandshakeTimeout: 5 * time.Second, Logf: quiet})
-	if err != nil {
-		t.Fatalf("open gateway: %v", err)
-	}
-	e.r, e.ln = r, ln
-	e.srv = &http.Server{Handler: r}
-	go e.srv.Serve(ln)
-	t.Cleanup(e.stop)
-	return e
+	return startGatewayWith(t, store, ln, func(c *relay.Config) { c.Content = media })
 }
 
 // A photo put through gateway A's relay reaches a kiosk connected to gateway B only, over
