@@ -131,3 +131,65 @@ func TestSmallDownFramesGoUncompressed(t *testing.T) {
 		t.Fatalf("a backlog of %d bytes of down frames took %d bytes on the wire: want it deflated", frames, onWire)
 	}
 }
+
+// The writer takes a facility's new log records from memory (tailDown) only when they fill the
+// numbers above its position whole: a number missing from the log is an item of some
+// terminal's own bucket (here the snapshot a kiosk's enrollment queued for it), which only a
+// read of the store finds. Were the tail read anyway, the kiosk would be sent the charge after
+// its snapshot, move past the snapshot's numbers and never get it.
+func TestTailReadLeavesNoOwnItemBehind(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	sender := e.enroll(wire.ModeKiosk, "")
+	sc := sender.connect(t, 0)
+	minute := 0
+	charge := func() {
+		rec := fmt.Sprintf("s1/%06d", minute)
+		it := sender.item(wire.UpCharge, kiosk.Charge{RecordID: rec, SessionID: "s1", InmateID: "A1", Minute: minute, Cents: 5, At: t0})
+		minute++
+		if ack := sc.batch(it); len(ack.Rejected) != 0 {
+			t.Fatalf("charge refused: %+v", ack.Rejected)
+		}
+	}
+	charge()
+	log := facilityLog(t, e.r, "north")
+	before := log[len(log)-1] // a position the tail holds: the first charge's number
+
+	k := e.enroll(wire.ModeKiosk, "")
+	snap := ownDown(t, e.r, k.id)
+	if len(snap) == 0 || snap[0] <= before {
+		t.Fatalf("the new kiosk's snapshot is numbered %v, want items above %d", snap, before)
+	}
+	charge()
+	log = facilityLog(t, e.r, "north")
+	second := log[len(log)-1]
+	rd := downReader{id: k.id, facility: "north", mode: wire.ModeKiosk}
+
+	if items, _, _, _, ok := e.r.tailDown(rd, before, 100, wire.MaxBatchBytes); ok {
+		t.Fatalf("the tail answered for the numbers above %d with %d items, though the kiosk's snapshot (%v) is not in it", before, len(items), snap)
+	}
+	// What the store holds above the same position: the snapshot, then the charge.
+	raw, last, more, err := e.r.pendingDownRaw(rd, before, 1000, wire.MaxBatchBytes)
+	if err != nil || more || last != second || len(raw) != len(snap)+1 {
+		t.Fatalf("the store gave %d items up to %d (more %v, %v), want the %d of the snapshot and the charge %d", len(raw), last, more, err, len(snap), second)
+	}
+
+	// Above the snapshot the log fills the numbers whole: the charge, from memory.
+	items, last, upTo, more, ok := e.r.tailDown(rd, snap[len(snap)-1], 100, wire.MaxBatchBytes)
+	if !ok || len(items) != 1 || last != second || upTo != second || more {
+		t.Fatalf("tail above the snapshot: %d items, last %d, up to %d, more %v, ok %v; want the charge %d", len(items), last, upTo, more, ok, second)
+	}
+	// The sender is not sent its own charge, and has read past it.
+	items, _, upTo, _, ok = e.r.tailDown(downReader{id: sender.id, facility: "north", mode: wire.ModeKiosk}, snap[len(snap)-1], 100, wire.MaxBatchBytes)
+	if !ok || len(items) != 0 || upTo != second {
+		t.Fatalf("the sender's tail read: %d items, up to %d, ok %v; want none, up to %d", len(items), upTo, ok, second)
+	}
+	// A limit stops it below the record it did not take.
+	charge()
+	log = facilityLog(t, e.r, "north")
+	third := log[len(log)-1]
+	items, last, upTo, more, ok = e.r.tailDown(rd, snap[len(snap)-1], 1, wire.MaxBatchBytes)
+	if !ok || len(items) != 1 || last != second || upTo != third-1 || !more {
+		t.Fatalf("tail read of one item: %d items, last %d, up to %d, more %v, ok %v; want the charge %d, up to %d, more", len(items), last, upTo, more, ok, second, third-1)
+	}
+}
