@@ -80,6 +80,19 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	}()
 }
 
+// deflateFrom is the size from which the relay deflates a message it sends (permessage-deflate
+// is chosen per message, RFC 7692; the library's default is 512 bytes without context
+// takeover). Each message deflated costs a Huffman table built for it, 20-50 µs however small
+// the message: with charges fanning out to a facility's kiosks, a quarter of the relay's CPU
+// went to deflating `down` frames of a few items (2-4 KB), each once per kiosk. A kiosk of a
+// real facility gets a frame of one or two items at a time, a few hundred bytes a second,
+// which its link does not notice; what is large, and so compressed, is what a link carries in
+// bulk: a backlog after a cut, a snapshot, JSON content chunks. Not higher: on a link that
+// drops every few kilobytes, a frame must fit between drops to be applied at all, and at 8 KiB
+// TestStampsExactlyOnceAcrossLinkCutsAndRejection (cuts after 400-6,000 bytes) no longer
+// drained (docs/PROTOCOL.md, Transport; docs/BENCHMARKS.md, ninth round).
+const deflateFrom = 4 << 10
+
 // connReadBuf and connWriteBuf are the read and write buffers of a terminal connection, held
 // for its life, idle or not. net/http hands a hijacked connection 4 KiB buffers each way. A
 // frame larger than the read buffer takes one more read (its header and first bytes, then the
@@ -87,17 +100,6 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 // write buffer goes out in two writes; pongs, pings, acks and the welcome fit. Measured on
 // 2,000 idle terminals, 1 KiB each way cost some 1.5 KiB more a connection than these
 // (docs/SCALE.md, memory per idle terminal).
-// deflateFrom is the size from which the relay deflates a message it sends (permessage-deflate
-// is chosen per message, RFC 7692; the library's default is 512 bytes without context
-// takeover). Each message deflated costs a Huffman table built for it, some 40 µs however
-// small the message: with charges fanning out to a facility's kiosks, a quarter of the relay's
-// CPU went to deflating `down` frames of a few items (2-4 KB), each once per kiosk. A frame
-// below 8 KiB is a live trickle (a kiosk of a busy facility gets a few hundred bytes a second),
-// whose bytes the facility's link does not notice; what is large, and so compressed, is what
-// a link carries in bulk: a backlog after a cut, a snapshot, JSON content chunks
-// (docs/PROTOCOL.md, Transport; docs/BENCHMARKS.md, ninth round).
-const deflateFrom = 8 << 10
-
 const (
 	connReadBuf  = 256
 	connWriteBuf = 512
