@@ -62,8 +62,9 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	c, err := websocket.Accept(smallBuffers{w}, req, &websocket.AcceptOptions{
-		Subprotocols:    []string{wire.Subprotocol},
-		CompressionMode: websocket.CompressionNoContextTakeover,
+		Subprotocols:         []string{wire.Subprotocol},
+		CompressionMode:      websocket.CompressionNoContextTakeover,
+		CompressionThreshold: deflateFrom,
 	})
 	if err != nil {
 		r.hub.exit()
@@ -78,6 +79,19 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		r.hub.exit()
 	}()
 }
+
+// deflateFrom is the size from which the relay deflates a message it sends (permessage-deflate
+// is chosen per message, RFC 7692; the library's default is 512 bytes without context
+// takeover). Each message deflated costs a Huffman table built for it, 20-50 µs however small
+// the message: with charges fanning out to a facility's kiosks, a quarter of the relay's CPU
+// went to deflating `down` frames of a few items (2-4 KB), each once per kiosk. A kiosk of a
+// real facility gets a frame of one or two items at a time, a few hundred bytes a second,
+// which its link does not notice; what is large, and so compressed, is what a link carries in
+// bulk: a backlog after a cut, a snapshot, JSON content chunks. Not higher: on a link that
+// drops every few kilobytes, a frame must fit between drops to be applied at all, and at 8 KiB
+// TestStampsExactlyOnceAcrossLinkCutsAndRejection (cuts after 400-6,000 bytes) no longer
+// drained (docs/PROTOCOL.md, Transport; docs/BENCHMARKS.md, ninth round).
+const deflateFrom = 4 << 10
 
 // connReadBuf and connWriteBuf are the read and write buffers of a terminal connection, held
 // for its life, idle or not. net/http hands a hijacked connection 4 KiB buffers each way. A
@@ -705,6 +719,10 @@ type downWriter struct {
 	// terminal and sent it. Then, on a store no other gateway writes, nothing is left to read
 	// unless a commit queued a number above what was sent (queued): a look skips the view.
 	drained bool
+	// readTo (the writer's alone, meaningful while drained): every item for the terminal
+	// numbered at or below it was sent, or is not for it. A look on a bbolt file first tries
+	// the facility's tail above it (tailDown), without a view of the store.
+	readTo uint64
 }
 
 // queuedUpTo records that a commit queued number seq for the terminal.
@@ -825,12 +843,33 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 				break
 			}
 			room := int(downWindow - (sent - s.acked.Load()))
-			items, last, more, err := r.pendingDownRaw(downReader{id: s.id, facility: s.facility, mode: s.mode}, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
-			if err != nil {
-				if !r.stopped() {
-					r.fail(s.conn, "read downlink of "+s.id, err)
+			rd := downReader{id: s.id, facility: s.facility, mode: s.mode}
+			var items [][]byte
+			var last uint64
+			var more, fromTail bool
+			if s.down.drained && r.cfg.Store == nil {
+				// Most looks of a busy facility's kiosk: what a commit just added to the log,
+				// taken from memory without opening a read transaction (7-8 % of relayd's CPU
+				// with charges fanning out, docs/BENCHMARKS.md, ninth round).
+				var upTo uint64
+				items, last, upTo, more, fromTail = r.tailDown(rd, s.down.readTo, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
+				if fromTail {
+					s.down.readTo = upTo
 				}
-				return
+			}
+			if !fromTail {
+				var counter uint64
+				rd.counter = &counter
+				var err error
+				items, last, more, err = r.pendingDownRaw(rd, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
+				if err != nil {
+					if !r.stopped() {
+						r.fail(s.conn, "read downlink of "+s.id, err)
+					}
+					return
+				}
+				// A read that found all leaves nothing for the terminal up to the view's counter.
+				s.down.readTo = max(counter, sent)
 			}
 			s.down.drained = !more
 			if len(items) == 0 {

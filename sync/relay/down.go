@@ -503,6 +503,10 @@ const logTailLen = 4
 // downReader is whose downlink is read: a terminal, its facility and its mode.
 type downReader struct {
 	id, facility, mode string
+	// counter, when set, receives the facility's counter as the read's view saw it (0 if the
+	// facility has no counter yet): a read that found everything (not more) leaves nothing for
+	// the terminal at or below it (writeDown, tailDown).
+	counter *uint64
 }
 
 // pendingDown reads up to maxItems items (about maxBytes) after seq `after` of terminal id.
@@ -548,7 +552,13 @@ func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes i
 		// The facility's log, from its in-memory tail when that holds all the view can see
 		// above the position (downtail.go), else from the store.
 		var lg logReader
+		if rd.counter != nil {
+			*rd.counter = 0
+		}
 		if fb := tx.Bucket([]byte(bFacDown)).Bucket([]byte(rd.facility)); fb != nil {
+			if rd.counter != nil {
+				*rd.counter = fb.Sequence()
+			}
 			from := max(after, downFrom(tx, rd.id))
 			if recs, whole := r.downTails.get(rd.facility).since(from, fb.Sequence()); whole {
 				lg.tail, lg.fromTail = recs, true
@@ -600,6 +610,46 @@ func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes i
 		return nil
 	})
 	return items, last, more, err
+}
+
+// tailDown reads what follows `after` for a terminal from its facility's in-memory tail alone,
+// without a view of the store, when that is enough to know all of it: everything up to `after`
+// was read (a view that found all, or an earlier tailDown), and the tail holds a record for every
+// number in (after, to], to being the last number the tail knows committed. Every number of a
+// facility is taken once from its counter, either by a record of its log or by an item of one
+// terminal's own bucket (appendRawIn); a range the log fills whole therefore holds no item of
+// any terminal's own bucket, and the log's records are all the terminal has there. A number
+// missing from the tail (an item in some terminal's own bucket, or numbers the tail did not
+// see) answers ok false, and the caller reads the store. Only for a store no other gateway
+// writes: another gateway's numbers are in no tail of this relay.
+//
+// It returns the items (the tail's shared records, not to be changed), the last one's number,
+// upTo (everything at or below it is read: to, or below the record where maxItems or maxBytes
+// stopped it) and more (stopped at a limit).
+func (r *Relay) tailDown(rd downReader, after uint64, maxItems, maxBytes int) (items [][]byte, last, upTo uint64, more, ok bool) {
+	t := r.downTails.get(rd.facility)
+	t.mu.Lock()
+	to := t.to
+	t.mu.Unlock()
+	recs, whole := t.since(after, to)
+	if !whole || uint64(len(recs)) != to-after {
+		return nil, 0, 0, false, false
+	}
+	size := 0
+	upTo = to
+	for _, rec := range recs {
+		if string(rec.except) == rd.id || (rec.tag == logKiosks && rd.mode != wire.ModeKiosk) {
+			continue
+		}
+		if len(items) >= maxItems || (len(items) > 0 && size+len(rec.item) > maxBytes) {
+			more, upTo = true, rec.seq-1
+			break
+		}
+		items = append(items, rec.item)
+		last = rec.seq
+		size += len(rec.item)
+	}
+	return items, last, upTo, more, true
 }
 
 // logReader walks a facility's downlink log for pendingDownRaw: its in-memory tail, or a
