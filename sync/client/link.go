@@ -108,10 +108,11 @@ func (l *link) uplink(ctx context.Context) (err error) {
 		}
 	}()
 	take := func(a wire.Ack) {
-		aw.add(a, sent)
 		for len(inflight) > 0 && inflight[0] <= min(a.Seq, sent) {
 			inflight = inflight[1:]
 		}
+		// With batches still in flight another ack is due: a few are written together.
+		aw.add(a, sent, len(inflight) == 0)
 		lastAck = tick.Mono()
 		l.grow()
 	}
@@ -198,6 +199,10 @@ func (l *link) uplink(ctx context.Context) (err error) {
 // slower than the link, the items a restart sends again stay a few batches' worth.
 const maxHeldAcks = 16
 
+// ackGroup is how many acks the writer waits for while batches are in flight: in a drain each
+// transaction (two fdatasyncs, on the disk the relay may share) then writes several batches.
+const ackGroup = 4
+
 // ackWriter writes the uplink's acks to the store on a goroutine of its own, each transaction
 // with every ack taken while the one before was committing.
 type ackWriter struct {
@@ -242,11 +247,16 @@ func (w *ackWriter) run() {
 	}
 }
 
-// add hands the writer an ack taken when the connection had sent up to sent.
-func (w *ackWriter) add(a wire.Ack, sent uint64) {
+// add hands the writer an ack taken when the connection had sent up to sent; the writer
+// takes it at once if now, or once ackGroup acks wait.
+func (w *ackWriter) add(a wire.Ack, sent uint64, now bool) {
 	w.mu.Lock()
 	w.held.add(a, sent)
+	n := len(w.held.acks)
 	w.mu.Unlock()
+	if !now && n < ackGroup {
+		return
+	}
 	select {
 	case w.wake <- struct{}{}:
 	default:
