@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -77,17 +78,17 @@ func (l *link) read(ctx context.Context) error {
 // marks items forwarded as acks come back.
 //
 // An ack frees its batch's place in the window at once, but what it says is written to the
-// store later, all the acks taken since in one transaction (heldAcks), once the batches the
-// freed window allows are sent: the relay stores those while the terminal's commit is under
-// way instead of waiting for it. Nothing rests on the order: an ack not yet written when the
-// connection or the terminal stops only makes its items go again, and the relay recognises
-// them (exactly once is the relay's seq and item id checks, not the terminal's cursor).
+// store by the ack writer (ackWriter), on its own goroutine, all the acks taken since its last
+// transaction in one: the uplink goes on sending while the terminal's commit waits for the
+// disk, so the relay always has batches to store. Nothing rests on the order: an ack not yet
+// written when the connection or the terminal stops only makes its items go again, and the
+// relay recognises them (exactly once is the relay's seq and item id checks, not the
+// terminal's cursor).
 func (l *link) uplink(ctx context.Context) (err error) {
 	cfg := l.e.cfg
 	var (
 		sent      uint64        // highest seq sent on this connection
 		inflight  []uint64      // last seq of each unacknowledged batch
-		held      heldAcks      // acks taken and not yet written to the store
 		waiting   bool          // items wait for a batch, since waitSince
 		waitSince time.Duration // on the engine's timers clock, as every duration here
 		tick      = l.e.tick
@@ -95,19 +96,23 @@ func (l *link) uplink(ctx context.Context) (err error) {
 		poll      = tick.NewTimer(0)
 	)
 	defer poll.Stop()
+	aw := startAckWriter(l)
 	defer func() {
 		if len(inflight) > 0 { // cut (or stopped) with batches unacknowledged: smaller ones next
 			l.e.batchShift.Store(min(l.e.batchShift.Load()+1, maxBatchShift))
 		}
-		if err == nil { // stopped: what the relay acknowledged is not sent again at the next start
-			err = l.writeAcks(&held)
+		// Stopped: what the relay acknowledged is not sent again at the next start. Cut: the
+		// writer's transaction under way ends, the rest goes again.
+		if werr := aw.stop(err == nil); err == nil {
+			err = werr
 		}
 	}()
 	take := func(a wire.Ack) {
-		held.add(a, sent)
 		for len(inflight) > 0 && inflight[0] <= min(a.Seq, sent) {
 			inflight = inflight[1:]
 		}
+		// With batches still in flight another ack is due: a few are written together.
+		aw.add(a, sent, len(inflight) == 0)
 		lastAck = tick.Mono()
 		l.grow()
 	}
@@ -123,9 +128,15 @@ func (l *link) uplink(ctx context.Context) (err error) {
 		}
 		next := cfg.BatchDelay
 		maxItems, maxBytes, window := l.batchLimits()
-		if len(held.acks) >= maxHeldAcks {
-			if err := l.writeAcks(&held); err != nil {
-				return err
+		// The writer keeps up with the acks unless the disk does not: then the uplink waits
+		// rather than run ever further ahead of what the store knows was stored.
+		for aw.backlog() >= maxHeldAcks {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-aw.done:
+				return aw.err
+			case <-aw.taken:
 			}
 		}
 		if len(inflight) < window {
@@ -166,10 +177,6 @@ func (l *link) uplink(ctx context.Context) (err error) {
 				next = cfg.BatchDelay - (tick.Mono() - waitSince)
 			}
 		}
-		// Nothing more to send now: write what the relay acknowledged while it stores the rest.
-		if err := l.writeAcks(&held); err != nil {
-			return err
-		}
 		if len(inflight) > 0 && tick.Mono()-lastAck > cfg.AckTimeout {
 			return fmt.Errorf("relay acknowledged nothing for %v", cfg.AckTimeout)
 		}
@@ -177,6 +184,8 @@ func (l *link) uplink(ctx context.Context) (err error) {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-aw.done:
+			return aw.err
 		case a := <-l.acks:
 			take(a)
 		case <-l.e.wake:
@@ -186,9 +195,94 @@ func (l *link) uplink(ctx context.Context) (err error) {
 	}
 }
 
-// maxHeldAcks bounds the acks taken and not yet written (heldAcks): a relay that answers as
-// fast as the terminal sends still sees them written every few batches.
+// maxHeldAcks bounds the acks taken and not yet handed to a transaction (ackWriter): on a disk
+// slower than the link, the items a restart sends again stay a few batches' worth.
 const maxHeldAcks = 16
+
+// ackGroup is how many acks the writer waits for while batches are in flight: in a drain each
+// transaction (two fdatasyncs, on the disk the relay may share) then writes several batches.
+const ackGroup = 4
+
+// ackWriter writes the uplink's acks to the store on a goroutine of its own, each transaction
+// with every ack taken while the one before was committing.
+type ackWriter struct {
+	l     *link
+	mu    sync.Mutex
+	held  heldAcks      // taken, not yet in a transaction (mu)
+	wake  chan struct{} // an ack was added
+	quit  chan struct{} // the uplink ends
+	taken chan struct{} // the writer took the held acks
+	done  chan struct{} // closed when the writer ends; err is then set
+	err   error
+}
+
+func startAckWriter(l *link) *ackWriter {
+	w := &ackWriter{l: l, wake: make(chan struct{}, 1), quit: make(chan struct{}),
+		taken: make(chan struct{}, 1), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *ackWriter) run() {
+	defer close(w.done)
+	var cur heldAcks
+	for {
+		select {
+		case <-w.quit:
+			return
+		case <-w.wake:
+		}
+		w.mu.Lock()
+		cur.acks, w.held.acks = w.held.acks, cur.acks
+		w.mu.Unlock()
+		select {
+		case w.taken <- struct{}{}:
+		default:
+		}
+		if err := w.l.writeAcks(&cur); err != nil {
+			w.err = err
+			return
+		}
+		clear(cur.acks[:cap(cur.acks)]) // the letters' lists go with the acks written
+	}
+}
+
+// add hands the writer an ack taken when the connection had sent up to sent; the writer
+// takes it at once if now, or once ackGroup acks wait.
+func (w *ackWriter) add(a wire.Ack, sent uint64, now bool) {
+	w.mu.Lock()
+	w.held.add(a, sent)
+	n := len(w.held.acks)
+	w.mu.Unlock()
+	if !now && n < ackGroup {
+		return
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// backlog is the number of acks taken and not yet in a transaction.
+func (w *ackWriter) backlog() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.held.acks)
+}
+
+// stop ends the writer once its transaction under way is done and, if flush, writes the acks
+// still held; it returns the first error of either.
+func (w *ackWriter) stop(flush bool) error {
+	close(w.quit)
+	<-w.done
+	if w.err != nil {
+		return w.err
+	}
+	if !flush {
+		return nil
+	}
+	return w.l.writeAcks(&w.held)
+}
 
 // heldAcks are acks taken by the uplink and not yet written to the store, in order.
 type heldAcks struct {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 	"testing"
@@ -149,13 +152,54 @@ func benchDrainMode(b *testing.B, n int, plain bool) (syncTime, rawTime time.Dur
 		tm.queue(n)
 		b.StartTimer()
 		before := processCPU(b)
+		stopProfiles := profileDrain(b)
 		syncTime += tm.drain()
+		stopProfiles()
 		cpu += processCPU(b) - before
 		b.StopTimer()
 		rawTime += rawWebsocketMode(b, n, mode)
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n*b.N), "cpu_µs/item")
 	return syncTime, rawTime
+}
+
+// drainCPUProfileEnv and drainTraceEnv name files that get a CPU profile and an execution
+// trace of the drains alone: a profile of the whole run is mostly the filling of the queue.
+const (
+	drainCPUProfileEnv = "TETHER_DRAIN_CPUPROFILE"
+	drainTraceEnv      = "TETHER_DRAIN_TRACE"
+)
+
+// profileDrain starts the profiles the environment asks for (drainCPUProfileEnv,
+// drainTraceEnv) and returns what stops them.
+func profileDrain(b *testing.B) (stop func()) {
+	b.Helper()
+	var stops []func()
+	if name := os.Getenv(drainCPUProfileEnv); name != "" {
+		f, err := os.Create(name)
+		if err != nil {
+			b.Fatalf("drain cpu profile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatalf("drain cpu profile: %v", err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	if name := os.Getenv(drainTraceEnv); name != "" {
+		f, err := os.Create(name)
+		if err != nil {
+			b.Fatalf("drain trace: %v", err)
+		}
+		if err := trace.Start(f); err != nil {
+			b.Fatalf("drain trace: %v", err)
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
 }
 
 // BenchmarkUplink1KiB: messages/s the terminal forwards (stored durably on both sides, acked)

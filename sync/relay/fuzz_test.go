@@ -287,6 +287,9 @@ func FuzzLetterTextIsValidateLetter(f *testing.F) {
 		{"\xff\xfe", "", 100},
 		{"abc", "", 2},
 		{"", "", 0},
+		{"     ", "Records", 20000},
+		{"  x", "tab\there", 20000},
+		{"plain words ~!@#$%^&*()", "A1 #000001", 20000},
 	} {
 		f.Add(s.body, s.subject, s.max)
 	}
@@ -302,5 +305,20 @@ func FuzzLetterTextIsValidateLetter(f *testing.F) {
 		if got := validLetter(m, max, textUnchecked); got != want {
 			t.Fatalf("body %q subject %q max %d: unchecked path takes it %v, ValidateLetter %v", body, subject, max, got, want)
 		}
+		if printableASCIIOnly(body) {
+			if got := validLetter(m, max, asciiLetterText(m)); got != want {
+				t.Fatalf("body %q subject %q max %d: printable ASCII path takes it %v, ValidateLetter %v", body, subject, max, got, want)
+			}
+		}
 	})
+}
+
+// printableASCIIOnly is what wire.UpBody.ASCIIBody promises of a body: U+0020-U+007E only.
+func printableASCIIOnly(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7E {
+			return false
+		}
+	}
+	return true
 }

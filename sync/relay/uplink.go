@@ -371,7 +371,20 @@ func upText(it wire.Item, up *wire.UpBody) textCheck {
 	if !ok || m == nil {
 		return textUnchecked
 	}
+	if up.ASCIIBody {
+		return asciiLetterText(m)
+	}
 	return letterText(m)
+}
+
+// asciiLetterText is letterText for a letter whose body the frame decoder saw is printable
+// ASCII only (wire.UpBody.ASCIIBody): such a body is valid unless it is blank, so only its
+// leading spaces are looked at, not each of its bytes again.
+func asciiLetterText(m *vocab.Message) textCheck {
+	if strings.TrimLeft(m.Body, " ") == "" || vocab.ValidateSubject(m.Subject) != nil {
+		return textInvalid
+	}
+	return textValid
 }
 
 // upBody is the item's body checked by wire.DecodeUpBody, from the frame decoder if it did so.

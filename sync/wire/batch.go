@@ -34,6 +34,10 @@ type UpBody struct {
 	// Value and Err are what DecodeUpBody returns for the item's kind and body.
 	Value any
 	Err   error
+	// ASCIIBody: Value is a message whose body is printable ASCII only (U+0020-U+007E), as
+	// the decoder saw when it read it (no escape in it, no other byte), so a relay that
+	// checks the letter's text need not look at each byte again. False says nothing.
+	ASCIIBody bool
 }
 
 // DecodeUplinkFrame is DecodeFrame that also returns, for a batch frame, one UpBody per item
@@ -114,6 +118,10 @@ type scanner struct {
 	// compact is cleared by white space between tokens or one of < > & U+2028 U+2029 in a
 	// string; it is set again at the start of each item body.
 	compact bool
+	// high: str met a byte over 0x7E (text clears it first).
+	high bool
+	// plain: the last string text read had no escape and no byte over 0x7E.
+	plain   bool
 	special [256]bool // strSpecial
 }
 
@@ -185,8 +193,11 @@ func (s *scanner) str() (start, end int, esc, ok bool) {
 			s.compact = false
 			i++
 		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9):
-			s.compact = false
+			s.compact, s.high = false, true
 			i += 3
+		case c >= 0x7F:
+			s.high = true
+			i++
 		default:
 			i++
 		}
@@ -195,11 +206,15 @@ func (s *scanner) str() (start, end int, esc, ok bool) {
 }
 
 // strSpecial marks the bytes str must look at inside a string: the closing quote, an escape,
-// control characters, the ones json.Marshal escapes (<, >, &) and the first byte of U+2028 and
-// U+2029 (which it escapes too). Each scanner has its own copy (a frame is far longer than
-// the table).
+// control characters, the ones json.Marshal escapes (<, >, &), the first byte of U+2028 and
+// U+2029 (which it escapes too), and DEL and every byte of a multi-byte character (so text
+// tells printable ASCII from the rest). Each scanner has its own copy (a frame is far longer
+// than the table).
 func strSpecial() (t [256]bool) {
 	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	for c := 0x7F; c < 0x100; c++ {
 		t[c] = true
 	}
 	for _, c := range []byte{'"', '\\', '<', '>', '&', 0xE2} {
@@ -212,10 +227,12 @@ func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' ||
 
 // text scans a string value and returns it unquoted as encoding/json would.
 func (s *scanner) text() (string, bool) {
+	s.high = false
 	start, end, esc, ok := s.str()
 	if !ok {
 		return "", false
 	}
+	s.plain = !esc && !s.high
 	if !esc {
 		return string(s.b[start:end]), true
 	}
@@ -646,15 +663,15 @@ func (s *scanner) item(bodies bool) (Item, UpBody, bool) {
 			start := s.i
 			s.compact = true
 			if bodies && (it.Kind == UpMessage || it.Kind == UpPREA) {
-				m, regular, ok := s.message()
+				m, regular, ascii, ok := s.message()
 				switch {
 				case !ok:
 					return false
 				case regular:
 					err := checkMessage(it.Kind, m)
-					up.Value, up.Err = any(m), nil
+					up.Value, up.Err, up.ASCIIBody = any(m), nil, ascii
 					if err != nil {
-						up.Value, up.Err = nil, fmt.Errorf("%s body: %w", cut(it.Kind), err)
+						up.Value, up.Err, up.ASCIIBody = nil, fmt.Errorf("%s body: %w", cut(it.Kind), err), false
 					}
 				default:
 					// Valid or not, it is read again the plain way (DecodeUpBody, later).
@@ -680,7 +697,8 @@ func (s *scanner) item(bodies bool) (Item, UpBody, bool) {
 // message decodes a message body as encoding/json decodes a vocab.Message. ok is false for
 // invalid JSON; regular is false for valid JSON it leaves to encoding/json (a value of another
 // JSON type than its field's, a null, a key that differs from a field's name only in case).
-func (s *scanner) message() (m *vocab.Message, regular, ok bool) {
+// ascii says the body read is printable ASCII only (UpBody.ASCIIBody).
+func (s *scanner) message() (m *vocab.Message, regular, ascii, ok bool) {
 	m = new(vocab.Message)
 	regular = true
 	ok = s.object(messageFields, func(k string, plain bool) bool {
@@ -746,7 +764,10 @@ func (s *scanner) message() (m *vocab.Message, regular, ok bool) {
 		}
 		v, ok := s.text()
 		*field = v
+		if k == "body" { // the last "body" is the one kept, as with encoding/json
+			ascii = s.plain
+		}
 		return ok
 	})
-	return m, regular, ok || !regular
+	return m, regular, ascii, ok || !regular
 }

@@ -237,6 +237,12 @@ func FuzzBatchDecoderSame(f *testing.F) {
 				t.Fatalf("item %d body %s:\n got %v %#v %v\nwant %v %#v %v", i, want.Batch.Items[i].Body,
 					g.Compact, g.Value, g.Err, w.Compact, w.Value, w.Err)
 			}
+			if g.ASCIIBody {
+				m, ok := g.Value.(*vocab.Message)
+				if !ok || g.Err != nil || strings.IndexFunc(m.Body, func(r rune) bool { return r < 0x20 || r > 0x7E }) >= 0 {
+					t.Fatalf("item %d body %s: said printable ASCII, decoded %#v %v", i, want.Batch.Items[i].Body, g.Value, g.Err)
+				}
+			}
 		}
 	})
 }
@@ -266,5 +272,41 @@ func TestBatchDecoderTakesEncodedBatches(t *testing.T) {
 	}
 	if _, _, ok := decodeBatchFast([]byte(batchSeeds()[2]), true); ok {
 		t.Fatal("took a field name in other case itself")
+	}
+}
+
+// The decoder tells a relay which letters' bodies are printable ASCII, so it does not scan
+// those again: every plain letter, and nothing with an escape, a control character or a
+// character beyond ASCII in the body (the last body when a key repeats, the one kept).
+func TestBatchDecoderMarksASCIIBodies(t *testing.T) {
+	frame := func(body string) string {
+		return `{"type":"batch","body":{"epoch":"e1","items":[{"seq":1,"id":"i-1","kind":"message",` +
+			`"created_at":"2026-03-01T12:00:00Z","body":` + body + `}]}}`
+	}
+	for _, tc := range []struct {
+		body string
+		want bool
+	}{
+		{`{"id":"m-1","inmate_id":"A1","body":"Please send my file, thank you ~ <3 & bye"}`, true},
+		{`{"id":"m-1","inmate_id":"A1","subject":"caf\u00e9","body":"plain"}`, true},
+		{`{"id":"m-1","inmate_id":"A1","body":"caf` + "\u00e9" + `"}`, false},
+		{`{"id":"m-1","inmate_id":"A1","body":"two\nlines"}`, false},
+		{`{"id":"m-1","inmate_id":"A1","body":"say \"hi\""}`, false},
+		{`{"id":"m-1","inmate_id":"A1","body":"\u0041 escaped"}`, false},
+		{`{"id":"m-1","inmate_id":"A1","body":"del ` + "\x7f" + `"}`, false},
+		{`{"id":"m-1","inmate_id":"A1","body":"line ` + "\u2028" + `sep"}`, false},
+		{`{"id":"m-1","inmate_id":"A1","body":"caf` + "\u00e9" + `","body":"plain"}`, true},
+		{`{"id":"m-1","inmate_id":"A1","body":"plain","body":"caf` + "\u00e9" + `"}`, false},
+	} {
+		_, ups, err := DecodeUplinkFrame([]byte(frame(tc.body)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		if len(ups) != 1 || ups[0].Err != nil {
+			t.Fatalf("%s: bodies %#v", tc.body, ups)
+		}
+		if ups[0].ASCIIBody != tc.want {
+			t.Errorf("%s: ASCIIBody %v, want %v", tc.body, ups[0].ASCIIBody, tc.want)
+		}
 	}
 }
