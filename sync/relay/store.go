@@ -52,6 +52,7 @@ const (
 	bAudit       = "audit"       // terminal id + "/" + audit id -> vocab.AuditEvent
 	bDevices     = "devices"     // terminal id -> last device_status body
 	// v2: what each seq and each item id held, so a reused seq or id is told from a resend.
+	// (v12: a seq has a record in seqs only where its item's item_ids record does not name it.)
 	bSeqs      = "seqs"          // terminal id + "/" + epoch + "/" + seq (%020d) -> seqRec (item id, hash)
 	bItemIDs   = "item_ids"      // item id -> itemRef: the first item stored under that id
 	bRefused   = "refused_items" // arrival number (8 bytes) -> Refusal: every uplink item refused for good
@@ -87,7 +88,7 @@ func allBuckets() []string {
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 11
+const schemaVersion = 12
 
 // migrate10to11 gives each facility its downlink counter, above the largest downlink seq any
 // of its terminals was given or acknowledged, so that no terminal's numbers go back. Items
@@ -125,7 +126,7 @@ func migrate10to11(tx kv.Tx) error {
 
 // migrations move each schema version to the next, in one transaction each.
 func migrations() [schemaVersion]func(kv.Tx) error {
-	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11}
+	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12}
 }
 
 // migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
