@@ -522,6 +522,21 @@ func putRaw(tx kv.Tx, bucket, key string, val []byte) error {
 	return nil
 }
 
+// putAppended is putRaw of a key that comes after those already in its bucket (or owner's
+// bucket) most of the time, with the store told so (kv.HintAppended): a letter's index entry
+// under its inmate (letter ids are UUIDv7s, in time order).
+func putAppended(tx kv.Tx, bucket, key string, val []byte) error {
+	b, k, err := slot(tx, bucket, key, true)
+	if err != nil {
+		return err
+	}
+	kv.HintAppended(b)
+	if err := b.Put(k, val); err != nil {
+		return fmt.Errorf("write %s record %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
 // deleteKey removes bucket[key]; a missing key (or owner) is not an error. An owner's nested
 // bucket stays when it empties: deleting it would conflict with its owner's next write.
 func deleteKey(tx kv.Tx, bucket, key string) error {

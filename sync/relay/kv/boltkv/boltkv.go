@@ -188,6 +188,17 @@ func (b bucket) ForEachBucket(fn func(name []byte) error) error {
 	return b.b.ForEachBucket(fn)
 }
 
+// HintAppended is kv.Appended: pages of a bucket whose keys come in increasing order are split
+// full rather than half full. bbolt keeps FillPercent on the *Bucket of the transaction (the
+// same one each lookup of the bucket returns in it), not in the file, so the hint lasts for
+// the transaction and changes nothing already written.
+func (b bucket) HintAppended() { b.b.FillPercent = appendedFill }
+
+// appendedFill is the FillPercent of a hinted bucket: a little under 1.0, so that the page
+// split off before the next key still has room for a few keys put out of order before it
+// must split again.
+const appendedFill = 0.95
+
 func (b bucket) Sequence() uint64              { return b.b.Sequence() }
 func (b bucket) SetSequence(v uint64) error    { return kind(b.b.SetSequence(v)) }
 func (b bucket) NextSequence() (uint64, error) { n, err := b.b.NextSequence(); return n, kind(err) }
