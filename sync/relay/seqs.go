@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 )
 
 // A terminal numbers its uplink items per epoch; the relay keeps, per (terminal, epoch), the
@@ -21,13 +22,14 @@ import (
 // Up to schema 11 every stored seq had its own record in bSeqs. Its key (terminal, epoch,
 // seq) put each terminal's newest seq on a page of its own, so every letter wrote one more
 // B-tree page than it needed: of about five a one-letter batch wrote, a third of the relay's
-// page writes. From schema 12 a seq has a record in bSeqs only when the item id's record does
-// not already say it: when the item at that seq was an item id the relay held before (a resend
-// under a new epoch or terminal id, or an id_conflict). Otherwise the item stored at seq s of
+// page writes. From schema 12, on a bbolt file, a seq has a record in bSeqs only when the item
+// id's record does not already say it: when the item at that seq was an item id the relay held
+// before (a resend under a new epoch or terminal id, or an id_conflict). (Other stores keep
+// writing it: onBolt.) Otherwise the item stored at seq s of
 // (terminal, epoch) is the one whose bItemIDs record names exactly that terminal, epoch and
 // seq, so a resend (a seq at or below H) is checked by the id it carries:
 //   - bSeqs holds a record for the seq (every seq stored before schema 12, or one of the cases
-//     above): the item is the one it names, with its hash;
+//     above, or a store other than bbolt): the item is the one it names, with its hash;
 //   - otherwise the item's id record names this terminal, epoch and seq: it is that item (and
 //     the hashes are compared as before);
 //   - otherwise another item is held there: a sequence conflict. Which one is looked up only
@@ -128,13 +130,18 @@ func heldAt(tx kv.Tx, termID, epoch string, seq uint64, sk, sentID string) (seqR
 const heldScanMax = 8192
 
 // heldItemID is the id of the item seq of (termID, epoch) holds, for a sequence conflict's
-// listing: the one a conflict already listed at that seq names, else the one found among the
-// newest heldScanMax items, newest first ("" if it is older than that: the conflict is listed
-// without it, and Items finds it by terminal).
+// listing: the one a conflict already listed at that seq names, else, on a bbolt store, the
+// one found among the newest heldScanMax items, newest first. It is "" if the item is older
+// than that, or the store is not a bbolt file: on JetStream a cursor lists the whole item log
+// and makes the transaction conflict with every gateway's writes, for a name staff can also
+// find with Items (by terminal, epoch and seq).
 func heldItemID(tx kv.Tx, termID, epoch string, seq uint64, sk string) string {
 	var rf Refusal
 	if found, err := getJSON(tx, bConflicts, sk, &rf); err == nil && found && rf.HeldItemID != "" {
 		return rf.HeldItemID
+	}
+	if !onBolt(tx) {
+		return ""
 	}
 	var head struct {
 		Seq        uint64 `json:"seq"`
@@ -164,6 +171,23 @@ func heldItemID(tx kv.Tx, termID, epoch string, seq uint64, sk string) string {
 	}
 	return ""
 }
+
+// onBolt reports whether tx is a bbolt file's transaction (an item log's too). Only there is
+// a seq's record left out for an item stored under a new id (seqRecNeeded): it costs a B-tree
+// page of its own, where on JetStream it is one more message of the commit, and keeping it
+// there spares heldItemID a cursor over the whole item log (which on JetStream lists every
+// key and conflicts with every gateway's writes).
+func onBolt(tx kv.Tx) bool {
+	if lt, ok := tx.(*logTx); ok {
+		tx = lt.Tx
+	}
+	return boltkv.BoltTx(tx) != nil
+}
+
+// seqRecNeeded reports whether a seq whose item was stored now gets a record of its own in
+// bSeqs: when the item id was held before (found: its record names another seq), or the store
+// is not a bbolt file (onBolt).
+func seqRecNeeded(tx kv.Tx, found bool) bool { return found || !onBolt(tx) }
 
 // migrate11to12 changes nothing stored: from schema 12 a seq has a bSeqs record only where its
 // item id's record does not say what it holds (heldAt reads both). The number keeps a relay of

@@ -196,9 +196,8 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 	if err != nil {
 		return "", err
 	}
-	if found {
-		// The item id's record names where it was first stored, not this seq: this seq gets
-		// its own record (seqs.go, schema 12).
+	if seqRecNeeded(tx, found) {
+		// Where the item id's record does not name this seq, it gets its own (seqs.go).
 		if err := tx.Bucket([]byte(bSeqs)).Put([]byte(sk), encodeSeqRec(seqRec{ItemID: it.ID, Hash: h})); err != nil {
 			return "", fmt.Errorf("write %s record %q: %w", bSeqs, sk, err)
 		}
