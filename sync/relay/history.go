@@ -23,7 +23,7 @@ const auditSessionStart = "notice_accepted"
 
 // indexLetterTx lists a letter under its inmate (by_inmate, "m"), for the history.
 func indexLetterTx(tx kv.Tx, inmateID, id string) error {
-	if err := putRaw(tx, bByInmate, indexKey(inmateID, "m", id), nil); err != nil {
+	if err := putAppended(tx, bByInmate, indexKey(inmateID, "m", id), nil); err != nil {
 		return fmt.Errorf("index letter %s: %w", id, err)
 	}
 	return nil

@@ -110,6 +110,7 @@ func (l *itemLog) get(n uint64) []byte {
 func (l *itemLog) flush(tx kv.Tx) error {
 	l.cut()
 	b := tx.Bucket([]byte(bItems))
+	kv.HintAppended(b) // arrival numbers only grow
 	for _, r := range l.recs {
 		if err := b.Put(u64(r.key), r.raw); err != nil {
 			return fmt.Errorf("write item log record %d: %w", r.key, err)

@@ -184,6 +184,7 @@ func bboltOnly(t testing.TB) {
 // package runs on JetStream, but for those marked bboltOnly.
 var onJetStreamToo = []string{
 	"TestSyncEndToEnd", "TestSnapshotTabletAndMove", "TestUsageOnlyForTheTerminalsOwnInmates",
+	"TestSeqsKnownFromItemRecords", "TestSchema11SeqRecordsStillRead",
 	"TestRestartKeepsEverything", "TestCloseGoingAway",
 	"TestReenrollSameKey", "TestTechniciansGoToKiosksOnly", "TestWipedTerminalGetsACompleteSnapshot",
 	"TestReenrollNewKeyNamesTheTerminalItWas", "TestReviewReachesTheStoreAfterTwoReenrollments",

@@ -33,7 +33,10 @@ func putLetter(tx kv.Tx, bucket string, o Outbound, n uint64) error {
 	if err != nil {
 		return fmt.Errorf("encode %s record %q: %w", bucket, o.ID, err)
 	}
-	if err := tx.Bucket([]byte(bucket)).Put([]byte(o.ID), raw); err != nil {
+	// Letter ids are UUIDv7s, made in time order (kv.HintAppended).
+	b := tx.Bucket([]byte(bucket))
+	kv.HintAppended(b)
+	if err := b.Put([]byte(o.ID), raw); err != nil {
 		return fmt.Errorf("write %s record %q: %w", bucket, o.ID, err)
 	}
 	return nil

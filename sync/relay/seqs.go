@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,13 +10,31 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 )
 
 // A terminal numbers its uplink items per epoch; the relay keeps, per (terminal, epoch), the
 // highest contiguous seq H it holds. A seq alone does not say which item it was: a terminal
 // restored from a backup numbers new items with seqs the relay already holds. So the relay
-// remembers what each seq held (bSeqs) and where each item id was first seen (bItemIDs), and
-// compares before it acknowledges anything.
+// knows where each item id was first seen (bItemIDs: terminal, epoch, seq and hash) and what
+// each seq held, and compares before it acknowledges anything.
+//
+// Up to schema 11 every stored seq had its own record in bSeqs. Its key (terminal, epoch,
+// seq) put each terminal's newest seq on a page of its own, so every letter wrote one more
+// B-tree page than it needed: of about five a one-letter batch wrote, a third of the relay's
+// page writes. From schema 12, on a bbolt file, a seq has a record in bSeqs only when the item
+// id's record does not already say it: when the item at that seq was an item id the relay held
+// before (a resend under a new epoch or terminal id, or an id_conflict). (Other stores keep
+// writing it: onBolt.) Otherwise the item stored at seq s of
+// (terminal, epoch) is the one whose bItemIDs record names exactly that terminal, epoch and
+// seq, so a resend (a seq at or below H) is checked by the id it carries:
+//   - bSeqs holds a record for the seq (every seq stored before schema 12, or one of the cases
+//     above, or a store other than bbolt): the item is the one it names, with its hash;
+//   - otherwise the item's id record names this terminal, epoch and seq: it is that item (and
+//     the hashes are compared as before);
+//   - otherwise another item is held there: a sequence conflict. Which one is looked up only
+//     then, for staff (heldItemID).
+// Nothing is migrated: records written before are read first, and nothing else reads bSeqs.
 
 // Reasons in the refusals listing for a seq that was not acknowledged (not item refusals: the
 // terminal starts a new epoch and resends).
@@ -89,6 +108,92 @@ func canonHash(kind string, canon []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// heldAt is what seq of (termID, epoch) holds (sk its seqKey), as far as the records say
+// without a search, given that the item sent at that seq has id sentID: found is false if the
+// records do not show that seq holds sentID (another item is held there).
+func heldAt(tx kv.Tx, termID, epoch string, seq uint64, sk, sentID string) (seqRec, bool, error) {
+	var held seqRec
+	if found, err := getJSON(tx, bSeqs, sk, &held); err != nil || found {
+		return held, found, err
+	}
+	var ref itemRef
+	found, err := getJSON(tx, bItemIDs, sentID, &ref)
+	if err != nil || !found || ref.TerminalID != termID || ref.Epoch != epoch || ref.Seq != seq {
+		return seqRec{}, false, err
+	}
+	return seqRec{ItemID: sentID, Hash: ref.Hash}, true, nil
+}
+
+// heldScanMax bounds the items heldItemID reads: a sequence conflict ends the connection, so a
+// terminal that keeps reusing seqs could otherwise make the relay read its whole item log on
+// every connection.
+const heldScanMax = 8192
+
+// heldItemID is the id of the item seq of (termID, epoch) holds, for a sequence conflict's
+// listing: the one a conflict already listed at that seq names, else, on a bbolt store, the
+// one found among the newest heldScanMax items, newest first. It is "" if the item is older
+// than that, or the store is not a bbolt file: on JetStream a cursor lists the whole item log
+// and makes the transaction conflict with every gateway's writes, for a name staff can also
+// find with Items (by terminal, epoch and seq).
+func heldItemID(tx kv.Tx, termID, epoch string, seq uint64, sk string) string {
+	var rf Refusal
+	if found, err := getJSON(tx, bConflicts, sk, &rf); err == nil && found && rf.HeldItemID != "" {
+		return rf.HeldItemID
+	}
+	if !onBolt(tx) {
+		return ""
+	}
+	var head struct {
+		Seq        uint64 `json:"seq"`
+		ID         string `json:"id"`
+		TerminalID string `json:"terminal_id"`
+		Epoch      string `json:"epoch"`
+	}
+	read, term := 0, []byte(termID)
+	c := tx.Bucket([]byte(bItems)).Cursor()
+	for k, v := c.Last(); k != nil && read < heldScanMax; k, v = c.Prev() {
+		var items [][]byte
+		eachLogEntry(v, func(_ uint64, item []byte) bool {
+			items = append(items, item)
+			return true
+		})
+		for i := len(items) - 1; i >= 0 && read < heldScanMax; i-- {
+			read++
+			// A quick look first: most items are another terminal's.
+			if !bytes.Contains(items[i], term) {
+				continue
+			}
+			head.ID = ""
+			if json.Unmarshal(items[i], &head) == nil && head.TerminalID == termID && head.Epoch == epoch && head.Seq == seq {
+				return head.ID
+			}
+		}
+	}
+	return ""
+}
+
+// onBolt reports whether tx is a bbolt file's transaction (an item log's too). Only there is
+// a seq's record left out for an item stored under a new id (seqRecNeeded): it costs a B-tree
+// page of its own, where on JetStream it is one more message of the commit, and keeping it
+// there spares heldItemID a cursor over the whole item log (which on JetStream lists every
+// key and conflicts with every gateway's writes).
+func onBolt(tx kv.Tx) bool {
+	if lt, ok := tx.(*logTx); ok {
+		tx = lt.Tx
+	}
+	return boltkv.BoltTx(tx) != nil
+}
+
+// seqRecNeeded reports whether a seq whose item was stored now gets a record of its own in
+// bSeqs: when the item id was held before (found: its record names another seq), or the store
+// is not a bbolt file (onBolt).
+func seqRecNeeded(tx kv.Tx, found bool) bool { return found || !onBolt(tx) }
+
+// migrate11to12 changes nothing stored: from schema 12 a seq has a bSeqs record only where its
+// item id's record does not say what it holds (heldAt reads both). The number keeps a relay of
+// schema 11, which reads only bSeqs, from taking the seqs stored since as conflicts.
+func migrate11to12(kv.Tx) error { return nil }
+
 // sequenceError ends a connection without acknowledging the item at seq: another item is held
 // there (conflict), or seqs before it are missing (gap).
 type sequenceError struct {
@@ -100,6 +205,9 @@ type sequenceError struct {
 func (e *sequenceError) Error() string {
 	if e.gap {
 		return fmt.Sprintf("sequence gap: expected seq %d, got %d", e.want, e.got)
+	}
+	if e.held == "" {
+		return fmt.Sprintf("sequence conflict at seq %d: the relay holds another item there, the terminal sent item %q", e.got, e.id)
 	}
 	return fmt.Sprintf("sequence conflict at seq %d: the relay holds item %q there, the terminal sent item %q", e.got, e.held, e.id)
 }

@@ -52,6 +52,7 @@ const (
 	bAudit       = "audit"       // terminal id + "/" + audit id -> vocab.AuditEvent
 	bDevices     = "devices"     // terminal id -> last device_status body
 	// v2: what each seq and each item id held, so a reused seq or id is told from a resend.
+	// (v12: a seq has a record in seqs only where its item's item_ids record does not name it.)
 	bSeqs      = "seqs"          // terminal id + "/" + epoch + "/" + seq (%020d) -> seqRec (item id, hash)
 	bItemIDs   = "item_ids"      // item id -> itemRef: the first item stored under that id
 	bRefused   = "refused_items" // arrival number (8 bytes) -> Refusal: every uplink item refused for good
@@ -87,7 +88,7 @@ func allBuckets() []string {
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 11
+const schemaVersion = 12
 
 // migrate10to11 gives each facility its downlink counter, above the largest downlink seq any
 // of its terminals was given or acknowledged, so that no terminal's numbers go back. Items
@@ -125,7 +126,7 @@ func migrate10to11(tx kv.Tx) error {
 
 // migrations move each schema version to the next, in one transaction each.
 func migrations() [schemaVersion]func(kv.Tx) error {
-	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11}
+	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12}
 }
 
 // migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
@@ -515,6 +516,21 @@ func putRaw(tx kv.Tx, bucket, key string, val []byte) error {
 	if err != nil {
 		return err
 	}
+	if err := b.Put(k, val); err != nil {
+		return fmt.Errorf("write %s record %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// putAppended is putRaw of a key that comes after those already in its bucket (or owner's
+// bucket) most of the time, with the store told so (kv.HintAppended): a letter's index entry
+// under its inmate (letter ids are UUIDv7s, in time order).
+func putAppended(tx kv.Tx, bucket, key string, val []byte) error {
+	b, k, err := slot(tx, bucket, key, true)
+	if err != nil {
+		return err
+	}
+	kv.HintAppended(b)
 	if err := b.Put(k, val); err != nil {
 		return fmt.Errorf("write %s record %q: %w", bucket, key, err)
 	}

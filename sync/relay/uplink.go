@@ -130,12 +130,14 @@ func (r *Relay) storeBatchTx(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		h := prep[i].hash
 		sk := seqKey(t.ID, b.Epoch, it.Seq)
 		if it.Seq <= high {
-			var held seqRec
-			found, err := getJSON(tx, bSeqs, sk, &held)
+			held, found, err := heldAt(tx, t.ID, b.Epoch, it.Seq, sk, it.ID)
 			if err != nil {
 				return ack, nil, err
 			}
 			if !found || held.ItemID != it.ID || held.Hash != h {
+				if !found {
+					held.ItemID = heldItemID(tx, t.ID, b.Epoch, it.Seq, sk)
+				}
 				stop = &sequenceError{got: it.Seq, held: held.ItemID, id: it.ID}
 				if err := recordConflict(tx, Refusal{TerminalID: t.ID, Epoch: b.Epoch, Seq: it.Seq, ItemID: it.ID,
 					Kind: it.Kind, Reason: ConflictSequence, At: now, HeldItemID: held.ItemID}); err != nil {
@@ -183,9 +185,6 @@ func (r *Relay) storeBatchTx(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, lt *wire.Letters, now time.Time) (string, error) {
 	h := p.hash
 	sk := seqKey(t.ID, epoch, it.Seq)
-	if err := tx.Bucket([]byte(bSeqs)).Put([]byte(sk), encodeSeqRec(seqRec{ItemID: it.ID, Hash: h})); err != nil {
-		return "", fmt.Errorf("write %s record %q: %w", bSeqs, sk, err)
-	}
 	remember := func(reason string) error {
 		if reason == "" {
 			return nil
@@ -196,6 +195,12 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 	found, err := getJSON(tx, bItemIDs, it.ID, &prev)
 	if err != nil {
 		return "", err
+	}
+	if seqRecNeeded(tx, found) {
+		// Where the item id's record does not name this seq, it gets its own (seqs.go).
+		if err := tx.Bucket([]byte(bSeqs)).Put([]byte(sk), encodeSeqRec(seqRec{ItemID: it.ID, Hash: h})); err != nil {
+			return "", fmt.Errorf("write %s record %q: %w", bSeqs, sk, err)
+		}
 	}
 	if found && prev.Hash == h {
 		if prev.Refused == "" {

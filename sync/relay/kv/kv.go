@@ -109,6 +109,24 @@ type Bucket interface {
 	NextSequence() (uint64, error)
 }
 
+// Appended is an optional capability of a Bucket: the store is told that the keys put into it
+// in this transaction mostly come after those already there (arrival numbers, a terminal's
+// seqs, time-ordered ids), so it may fill its pages for that (bbolt: FillPercent 1.0, so a
+// split leaves a full page and a short one instead of two half-full ones, and the page the
+// next keys go to stays short). It is only a hint: a key put out of order is stored as any
+// other. HintAppended is how callers give it.
+type Appended interface {
+	HintAppended()
+}
+
+// HintAppended gives b the Appended hint if its store takes hints; a store that does not
+// (JetStream, which has no pages) is unaffected.
+func HintAppended(b Bucket) {
+	if a, ok := b.(Appended); ok {
+		a.HintAppended()
+	}
+}
+
 // Cursor walks the keys of a bucket in order. Each call returns the key and value it lands on,
 // or nil, nil past either end. A cursor that ran past an end stays past it: Next at the end
 // and then Prev returns the last key, Prev at the start and then Next the first, Seek past

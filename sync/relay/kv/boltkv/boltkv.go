@@ -117,16 +117,10 @@ func (t tx) ForEachBucket(fn func(name []byte) error) error {
 
 type bucket struct{ b *bolt.Bucket }
 
-func (b bucket) Get(key []byte) []byte {
-	v := b.b.Get(key)
-	if v == nil {
-		return nil
-	}
-	if b.b.Bucket(key) != nil {
-		return nil // a nested bucket is not a key here
-	}
-	return v
-}
+// Get is bbolt's, which already answers nil for a nested bucket's name (kv: a nested bucket
+// is not a key); asking Bucket(key) as well cost a second search of the tree on every Get that
+// found something, several of them in every batch.
+func (b bucket) Get(key []byte) []byte { return b.b.Get(key) }
 
 func (b bucket) Put(key, value []byte) error {
 	if value == nil {
@@ -187,6 +181,17 @@ func (b bucket) DeleteBucket(name []byte) error { return kind(b.b.DeleteBucket(n
 func (b bucket) ForEachBucket(fn func(name []byte) error) error {
 	return b.b.ForEachBucket(fn)
 }
+
+// HintAppended is kv.Appended: pages of a bucket whose keys come in increasing order are split
+// full rather than half full. bbolt keeps FillPercent on the *Bucket of the transaction (the
+// same one each lookup of the bucket returns in it), not in the file, so the hint lasts for
+// the transaction and changes nothing already written.
+func (b bucket) HintAppended() { b.b.FillPercent = appendedFill }
+
+// appendedFill is the FillPercent of a hinted bucket: a little under 1.0, so that the page
+// split off before the next key still has room for a few keys put out of order before it
+// must split again.
+const appendedFill = 0.95
 
 func (b bucket) Sequence() uint64              { return b.b.Sequence() }
 func (b bucket) SetSequence(v uint64) error    { return kind(b.b.SetSequence(v)) }

@@ -27,6 +27,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Seek", func(t *testing.T) { testSeek(t, open(t)) })
 	t.Run("GetPutDelete", func(t *testing.T) { testGetPutDelete(t, open(t)) })
 	t.Run("NestedBuckets", func(t *testing.T) { testNested(t, open(t)) })
+	t.Run("NestedNotAKey", func(t *testing.T) { testNestedNotAKey(t, open(t)) })
 	t.Run("NestedCursor", func(t *testing.T) { testNestedCursor(t, open(t)) })
 	t.Run("NestedFirstWriters", func(t *testing.T) { testNestedFirstWriters(t, open(t)) })
 	t.Run("Sequences", func(t *testing.T) { testSequences(t, open(t)) })
@@ -257,6 +258,40 @@ func testGetPutDelete(t *testing.T, s kv.Store) {
 		}
 		return nil
 	})
+}
+
+// testNestedNotAKey: a nested bucket's name is not a key of its parent, for Get, in the
+// transaction that made it and in a later one (the relay's records are read with Get from
+// buckets that also hold owners' nested buckets).
+func testNestedNotAKey(t *testing.T, s kv.Store) {
+	check := func(tx kv.Tx) {
+		b := tx.Bucket([]byte("parent"))
+		if v := b.Get([]byte("owner")); v != nil {
+			t.Errorf("Get of a nested bucket's name = %q, want nil", v)
+		}
+		if v := b.Get([]byte("key")); string(v) != "v" {
+			t.Errorf("Get of a key beside a nested bucket = %q, want v", v)
+		}
+	}
+	update(t, s, func(tx kv.Tx) error {
+		b, err := tx.CreateBucket([]byte("parent"))
+		if err != nil {
+			return err
+		}
+		nb, err := b.CreateBucket([]byte("owner"))
+		if err != nil {
+			return err
+		}
+		if err := nb.Put([]byte("k"), []byte("inside")); err != nil {
+			return err
+		}
+		if err := b.Put([]byte("key"), []byte("v")); err != nil {
+			return err
+		}
+		check(tx)
+		return nil
+	})
+	update(t, s, func(tx kv.Tx) error { check(tx); return nil })
 }
 
 func testNested(t *testing.T, s kv.Store) {
