@@ -818,14 +818,13 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 		}
 		sent := s.sent.Load() // only the writer moves it, and one writer runs at a time
 		for sent-s.acked.Load() < downWindow {
-			if s.down.drained && sent >= s.down.queued.Load() && r.cfg.Store == nil {
-				// Nothing was queued since the last read that sent all (a down_ack's kick, or
-				// a commit whose items that read already took): no view. On a shared store
-				// another gateway's writes wake nobody here, so every look reads.
+			room := int(downWindow - (sent - s.acked.Load()))
+			// Nothing to read (readDown's idle): nothing was queued since the last read that
+			// sent all, or the store's feed holds nothing beyond it: no view.
+			items, last, more, idle, err := r.readDown(s, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
+			if idle {
 				break
 			}
-			room := int(downWindow - (sent - s.acked.Load()))
-			items, last, more, err := r.pendingDownRaw(downReader{id: s.id, facility: s.facility, mode: s.mode}, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
 			if err != nil {
 				if !r.stopped() {
 					r.fail(s.conn, "read downlink of "+s.id, err)

@@ -537,8 +537,23 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 // could still appear. more says it stopped at maxItems or maxBytes with more to read; false,
 // it read everything its view held for the terminal.
 func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes int) (items [][]byte, last uint64, more bool, err error) {
+	return r.pendingDownRawInfo(rd, after, maxItems, maxBytes, nil)
+}
+
+// downViewInfo is what a read of the store tells the writer beyond the items: the facility's
+// counter in its view (every item for the terminal numbered up to it was read, when the read
+// did not stop early) and the terminal's downFrom.
+type downViewInfo struct {
+	counter, downFrom uint64
+}
+
+// pendingDownRawInfo is pendingDownRaw, telling info (if not nil) what the view saw.
+func (r *Relay) pendingDownRawInfo(rd downReader, after uint64, maxItems, maxBytes int, info *downViewInfo) (items [][]byte, last uint64, more bool, err error) {
 	err = r.view("read downlink", func(tx kv.Tx) error {
 		items, last, more = items[:0], 0, false
+		if info != nil {
+			*info = downViewInfo{downFrom: downFrom(tx, rd.id)}
+		}
 		var ok, ov []byte
 		var oc kv.Cursor
 		if b := tx.Bucket([]byte(bDown)).Bucket([]byte(rd.id)); b != nil {
@@ -550,7 +565,11 @@ func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes i
 		var lg logReader
 		if fb := tx.Bucket([]byte(bFacDown)).Bucket([]byte(rd.facility)); fb != nil {
 			from := max(after, downFrom(tx, rd.id))
-			if recs, whole := r.downTails.get(rd.facility).since(from, fb.Sequence()); whole {
+			counter := fb.Sequence()
+			if info != nil {
+				info.counter = counter
+			}
+			if recs, whole := r.downTails.get(rd.facility).since(from, counter); whole {
 				lg.tail, lg.fromTail = recs, true
 			} else {
 				lg.c = fb.Cursor()

@@ -193,7 +193,8 @@ func CheckTopic(topic string) error {
 // change from the feed as the truth, only the changes it got. Changes{Lost: true} says the
 // feed missed transactions (a reconnect, a node that went away, a consumer the server dropped):
 // everything learnt from it before may be incomplete; the feed then goes on from a later
-// transaction. Nothing is delivered for what committed before Watch returned.
+// transaction, and says Lost once more when it does (what committed in between is only in the
+// store). Nothing is delivered for what committed before Watch returned.
 type Watcher interface {
 	Watch(roots [][]byte, fn func(Changes)) (stop func(), err error)
 }

@@ -59,7 +59,7 @@ type watcher struct {
 	run      int
 	sub      *nats.Subscription
 	consumer string
-	from     uint64 // the stream sequence the current consumer started at
+	from     uint64                  // the stream sequence the current consumer started at
 	rootGens map[string][]byte       // root generation -> root name
 	gens     map[string]nestedBucket // nested generation -> where it is
 	byName   map[string]string       // root generation + "." + name token -> nested generation
@@ -225,7 +225,8 @@ func (w *watcher) dropConsumerLocked() {
 	w.group, w.groupTx = nil, ""
 }
 
-// lostLocked reports a loss and starts the feed again, from the stream's end.
+// lostLocked reports a loss and starts the feed again, from the stream's end (reporting the
+// loss again once it runs).
 func (w *watcher) lostLocked() {
 	w.dropConsumerLocked()
 	w.fn(kv.Changes{Lost: true})
@@ -240,6 +241,13 @@ func (w *watcher) restart() {
 		case <-time.After(pause):
 		}
 		if err := w.start(); err == nil {
+			// Again once it follows the stream: what committed between the loss and the new
+			// consumer's start is in the store, and only a reader told now will read it.
+			w.mu.Lock()
+			if !w.stopped {
+				w.fn(kv.Changes{Lost: true})
+			}
+			w.mu.Unlock()
 			return
 		}
 	}
