@@ -710,11 +710,44 @@ func ackDownTx(tx kv.Tx, f *fanout, id string, seq uint64, cur *uint64) error {
 	if seq <= acked {
 		return nil
 	}
-	if err := pruneDown(tx, id, seq); err != nil {
+	if err := f.pruneOwn(tx, id, acked, seq); err != nil {
 		return err
 	}
 	*cur = seq
 	return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
+}
+
+// pruneOwn deletes terminal id's own downlink items in (acked, seq] (those up to acked went
+// with earlier acknowledgements). On a store with a watch feed that holds the range (downfeed.go)
+// it deletes the items the feed says are there, without listing the bucket: one listing per
+// acknowledgement was most of a kiosk's cost in a group commit, for a bucket that is nearly
+// always empty. The range is closed (numbers are taken upwards, and seq was sent, so the feed
+// delivered it), so the list is exact; otherwise it lists the bucket (pruneDown).
+func (f *fanout) pruneOwn(tx kv.Tx, id string, acked, seq uint64) error {
+	if f.r == nil || f.r.feed == nil {
+		return pruneDown(tx, id, seq)
+	}
+	facility, ok := f.r.hub.facilityOf(id)
+	if !ok {
+		return pruneDown(tx, id, seq)
+	}
+	seqs, ok := f.r.feed.ownBetween(id, facility, acked, seq)
+	if !ok {
+		return pruneDown(tx, id, seq)
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	b := tx.Bucket([]byte(bDown)).Bucket([]byte(id))
+	if b == nil {
+		return nil
+	}
+	for _, n := range seqs {
+		if err := b.Delete(u64(n)); err != nil {
+			return fmt.Errorf("prune downlink of %s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // pruneDown deletes terminal id's downlink items up to seq. It lists them with one cursor and

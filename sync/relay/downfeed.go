@@ -234,11 +234,43 @@ func (d *downFeed) resetLocked() {
 	})
 }
 
-// ownSince is terminal id's own items numbered in (after, upTo], and whether the feed holds
-// all of them. The caller must not change what it gets.
-func (d *downFeed) ownSince(id string, after, upTo uint64) ([]ownRec, bool) {
+// since is what the feed holds numbered in (after, upTo] for terminal id of the facility whose
+// tail is given: the log's records and the terminal's own items, and whether it holds all of
+// them. Under d.mu: a loss clears both together. The caller must not change what it gets.
+func (d *downFeed) since(id string, tail *downTail, after, upTo uint64) ([]tailRec, []ownRec, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	recs, whole := tail.since(after, upTo)
+	if !whole {
+		return nil, nil, false
+	}
+	own, whole := d.ownSinceLocked(id, after, upTo)
+	return recs, own, whole
+}
+
+// ownBetween is the numbers of terminal id's own items in (after, upTo], if the feed holds all
+// of them: those an acknowledgement up to upTo deletes (pruneDown), known without listing the
+// bucket.
+func (d *downFeed) ownBetween(id, facility string, after, upTo uint64) ([]uint64, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, whole := d.r.downTails.get(facility).since(after, upTo); !whole {
+		return nil, false
+	}
+	own, whole := d.ownSinceLocked(id, after, upTo)
+	if !whole {
+		return nil, false
+	}
+	seqs := make([]uint64, len(own))
+	for i, o := range own {
+		seqs[i] = o.seq
+	}
+	return seqs, true
+}
+
+// ownSinceLocked is terminal id's own items numbered in (after, upTo], and whether the feed
+// holds all of them (d.mu held; the tail of its facility must hold the range).
+func (d *downFeed) ownSinceLocked(id string, after, upTo uint64) ([]ownRec, bool) {
 	o := d.own[id]
 	if o == nil {
 		return nil, true
@@ -249,6 +281,16 @@ func (d *downFeed) ownSince(id string, after, upTo uint64) ([]ownRec, bool) {
 	lo, _ := slices.BinarySearchFunc(o.recs, after+1, func(r ownRec, s uint64) int { return cmpU64(r.seq, s) })
 	hi, _ := slices.BinarySearchFunc(o.recs, upTo+1, func(r ownRec, s uint64) int { return cmpU64(r.seq, s) })
 	return slices.Clone(o.recs[lo:hi]), true
+}
+
+// facilityOf is the facility of terminal id if a connection of it is held here.
+func (h *hub) facilityOf(id string) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.sessions[id]; s != nil {
+		return s.facility, true
+	}
+	return "", false
 }
 
 // kickFacilities wakes the writers of the terminals held here in the given facilities (all of
@@ -318,11 +360,7 @@ func (r *Relay) readDown(s *session, sent uint64, maxItems, maxBytes int) (items
 // feedRead is pendingDownRaw's merge over what the feed holds, numbered in (after, upTo]: the
 // facility's tail and the terminal's own items. ok is false if the feed does not hold all of it.
 func (r *Relay) feedRead(rd downReader, tail *downTail, downFrom, after, upTo uint64, maxItems, maxBytes int) (items [][]byte, last uint64, more, ok bool) {
-	recs, whole := tail.since(after, upTo)
-	if !whole {
-		return nil, 0, false, false
-	}
-	own, whole := r.feed.ownSince(rd.id, after, upTo)
+	recs, own, whole := r.feed.since(rd.id, tail, after, upTo)
 	if !whole {
 		return nil, 0, false, false
 	}
