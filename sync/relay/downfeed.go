@@ -131,16 +131,25 @@ func (d *downFeed) apply(cs kv.Changes) {
 		return
 	}
 	// Own items are recorded before the tails move: a writer that sees a tail's end sees every
-	// own item numbered up to it.
+	// own item numbered up to it. Only the facilities of terminals held here keep a tail (each
+	// gateway sees every facility's log); another's is forgotten, and starts again at its next
+	// counter once one of its terminals connects here.
+	held := d.r.hub.heldOf(counters)
 	for fac, end := range counters {
 		recs := d.staged[fac]
 		delete(d.staged, fac)
+		if !held[fac] {
+			if v, ok := d.r.downTails.m.Load(fac); ok {
+				v.(*downTail).forget()
+			}
+			continue
+		}
 		slices.SortFunc(recs, func(a, b tailRec) int { return cmpU64(a.seq, b.seq) })
 		d.r.downTails.get(fac).feed(end, recs)
 	}
 	d.mu.Unlock()
-	if len(counters) > 0 {
-		d.r.hub.kickFacilities(counters)
+	if len(held) > 0 {
+		d.r.hub.kickFacilities(held)
 	}
 }
 
@@ -293,13 +302,29 @@ func (h *hub) facilityOf(id string) (string, bool) {
 	return "", false
 }
 
-// kickFacilities wakes the writers of the terminals held here in the given facilities (all of
-// them for nil): the feed moved their facility's tail, or was lost.
-func (h *hub) kickFacilities(facs map[string]uint64) {
+// heldOf is the facilities among facs that terminals connected here belong to.
+func (h *hub) heldOf(facs map[string]uint64) map[string]bool {
+	if len(facs) == 0 {
+		return nil
+	}
+	held := map[string]bool{}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, s := range h.sessions {
-		if _, ok := facs[s.facility]; ok || facs == nil {
+		if _, ok := facs[s.facility]; ok {
+			held[s.facility] = true
+		}
+	}
+	return held
+}
+
+// kickFacilities wakes the writers of the terminals held here in the given facilities (all of
+// them for nil): the feed moved their facility's tail, or was lost.
+func (h *hub) kickFacilities(facs map[string]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.sessions {
+		if facs == nil || facs[s.facility] {
 			s.down.kick()
 		}
 	}
