@@ -836,40 +836,18 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 		}
 		sent := s.sent.Load() // only the writer moves it, and one writer runs at a time
 		for sent-s.acked.Load() < downWindow {
-			if s.down.drained && sent >= s.down.queued.Load() && r.cfg.Store == nil {
-				// Nothing was queued since the last read that sent all (a down_ack's kick, or
-				// a commit whose items that read already took): no view. On a shared store
-				// another gateway's writes wake nobody here, so every look reads.
+			room := int(downWindow - (sent - s.acked.Load()))
+			// Nothing to read (readDown's idle): nothing was queued since the last read that
+			// sent all, or the store's feed holds nothing beyond it: no view.
+			items, last, more, idle, err := r.readDown(s, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
+			if idle {
 				break
 			}
-			room := int(downWindow - (sent - s.acked.Load()))
-			rd := downReader{id: s.id, facility: s.facility, mode: s.mode}
-			var items [][]byte
-			var last uint64
-			var more, fromTail bool
-			if s.down.drained && r.cfg.Store == nil {
-				// Most looks of a busy facility's kiosk: what a commit just added to the log,
-				// taken from memory without opening a read transaction (7-8 % of relayd's CPU
-				// with charges fanning out, docs/BENCHMARKS.md, ninth round).
-				var upTo uint64
-				items, last, upTo, more, fromTail = r.tailDown(rd, s.down.readTo, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
-				if fromTail {
-					s.down.readTo = upTo
+			if err != nil {
+				if !r.stopped() {
+					r.fail(s.conn, "read downlink of "+s.id, err)
 				}
-			}
-			if !fromTail {
-				var counter uint64
-				rd.counter = &counter
-				var err error
-				items, last, more, err = r.pendingDownRaw(rd, sent, min(room, wire.MaxBatchItems), wire.MaxBatchBytes)
-				if err != nil {
-					if !r.stopped() {
-						r.fail(s.conn, "read downlink of "+s.id, err)
-					}
-					return
-				}
-				// A read that found all leaves nothing for the terminal up to the view's counter.
-				s.down.readTo = max(counter, sent)
+				return
 			}
 			s.down.drained = !more
 			if len(items) == 0 {

@@ -541,8 +541,23 @@ func (r *Relay) pendingDown(id string, after uint64, maxItems, maxBytes int) ([]
 // could still appear. more says it stopped at maxItems or maxBytes with more to read; false,
 // it read everything its view held for the terminal.
 func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes int) (items [][]byte, last uint64, more bool, err error) {
+	return r.pendingDownRawInfo(rd, after, maxItems, maxBytes, nil)
+}
+
+// downViewInfo is what a read of the store tells the writer beyond the items: the facility's
+// counter in its view (every item for the terminal numbered up to it was read, when the read
+// did not stop early) and the terminal's downFrom.
+type downViewInfo struct {
+	counter, downFrom uint64
+}
+
+// pendingDownRawInfo is pendingDownRaw, telling info (if not nil) what the view saw.
+func (r *Relay) pendingDownRawInfo(rd downReader, after uint64, maxItems, maxBytes int, info *downViewInfo) (items [][]byte, last uint64, more bool, err error) {
 	err = r.view("read downlink", func(tx kv.Tx) error {
 		items, last, more = items[:0], 0, false
+		if info != nil {
+			*info = downViewInfo{downFrom: downFrom(tx, rd.id)}
+		}
 		var ok, ov []byte
 		var oc kv.Cursor
 		if b := tx.Bucket([]byte(bDown)).Bucket([]byte(rd.id)); b != nil {
@@ -560,7 +575,11 @@ func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes i
 				*rd.counter = fb.Sequence()
 			}
 			from := max(after, downFrom(tx, rd.id))
-			if recs, whole := r.downTails.get(rd.facility).since(from, fb.Sequence()); whole {
+			counter := fb.Sequence()
+			if info != nil {
+				info.counter = counter
+			}
+			if recs, whole := r.downTails.get(rd.facility).since(from, counter); whole {
 				lg.tail, lg.fromTail = recs, true
 			} else {
 				lg.c = fb.Cursor()
@@ -741,11 +760,44 @@ func ackDownTx(tx kv.Tx, f *fanout, id string, seq uint64, cur *uint64) error {
 	if seq <= acked {
 		return nil
 	}
-	if err := pruneDown(tx, id, seq); err != nil {
+	if err := f.pruneOwn(tx, id, acked, seq); err != nil {
 		return err
 	}
 	*cur = seq
 	return tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(seq))
+}
+
+// pruneOwn deletes terminal id's own downlink items in (acked, seq] (those up to acked went
+// with earlier acknowledgements). On a store with a watch feed that holds the range (downfeed.go)
+// it deletes the items the feed says are there, without listing the bucket: one listing per
+// acknowledgement was most of a kiosk's cost in a group commit, for a bucket that is nearly
+// always empty. The range is closed (numbers are taken upwards, and seq was sent, so the feed
+// delivered it), so the list is exact; otherwise it lists the bucket (pruneDown).
+func (f *fanout) pruneOwn(tx kv.Tx, id string, acked, seq uint64) error {
+	if f.r == nil || f.r.feed == nil {
+		return pruneDown(tx, id, seq)
+	}
+	facility, ok := f.r.hub.facilityOf(id)
+	if !ok {
+		return pruneDown(tx, id, seq)
+	}
+	seqs, ok := f.r.feed.ownBetween(id, facility, acked, seq)
+	if !ok {
+		return pruneDown(tx, id, seq)
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	b := tx.Bucket([]byte(bDown)).Bucket([]byte(id))
+	if b == nil {
+		return nil
+	}
+	for _, n := range seqs {
+		if err := b.Delete(u64(n)); err != nil {
+			return fmt.Errorf("prune downlink of %s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // pruneDown deletes terminal id's downlink items up to seq. It lists them with one cursor and

@@ -123,3 +123,43 @@ func searchTail(recs []tailRec, seq uint64) int {
 	}
 	return lo
 }
+
+// feed extends the tail with what the store's watch feed delivered (downfeed.go): the
+// facility's counter at end, and the log records delivered since its last counter, in order.
+// The first counter a tail gets starts it (what was numbered up to it may predate the feed);
+// after that, records in (to, end] are every record numbered there, since the feed delivers
+// each counter after the records numbered up to it.
+func (t *downTail) feed(end uint64, recs []tailRec) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.known {
+		t.known, t.from, t.to, t.recs = true, end, end, nil
+		return
+	}
+	if end <= t.to {
+		return // an older counter (a commit this tail already covers)
+	}
+	lo := searchTail(recs, t.to)
+	hi := searchTail(recs, end)
+	t.to = end
+	t.recs = append(t.recs, recs[lo:hi]...)
+	if len(t.recs) > downTailMax {
+		keep := t.recs[len(t.recs)-downTailMax/2:]
+		t.from = t.recs[len(t.recs)-downTailMax/2-1].seq
+		t.recs = append([]tailRec(nil), keep...)
+	}
+}
+
+// forget makes the tail hold nothing until it starts again.
+func (t *downTail) forget() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.known, t.recs = false, nil
+}
+
+// bounds is (from, to] and whether the tail holds it.
+func (t *downTail) bounds() (from, to uint64, known bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.from, t.to, t.known
+}

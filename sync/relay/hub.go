@@ -35,6 +35,8 @@ type session struct {
 	conn           *websocket.Conn
 	// down runs the connection's downlink writer while it has work (conn.go).
 	down downWriter
+	// dread is what the writer's last read of the store told it (downfeed.go; the writer's).
+	dread downRead
 	// acked is the highest downlink seq the terminal acknowledged on this connection, kept in
 	// memory; sent is the highest seq sent on it (an ack beyond it is clamped).
 	acked atomic.Uint64

@@ -134,6 +134,9 @@ type Relay struct {
 	// downTails is the newest records of each facility's downlink log, which its terminals'
 	// writers read instead of the store when they hold all they need (downtail.go).
 	downTails downTails
+	// feed follows the store's downlink buckets on a store with a watch feed (downfeed.go);
+	// nil otherwise.
+	feed *downFeed
 	// media is the content store (content.go), opened on first use.
 	media media
 	// inviteMu makes invitation sends one at a time (each mints the code it sends).
@@ -235,10 +238,19 @@ func Open(cfg Config) (*Relay, error) {
 	}
 	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }, began: r.itemNums.began, ended: r.itemNums.ended,
 		applied: r.downTails.committed}
+	if cfg.Store != nil {
+		// The tails then come from the feed alone, which sees this relay's commits too.
+		if r.startDownFeed(); r.feed != nil {
+			r.writes.applied = nil
+		}
+	}
 	r.metrics = newMetrics(r)
 	if cfg.Store != nil { // a store that other gateways may share: one connection per terminal across them
 		if err := r.startOwners(); err != nil {
 			r.cancel()
+			if r.feed != nil {
+				r.feed.stop()
+			}
 			return nil, err
 		}
 	}
@@ -258,6 +270,9 @@ func (r *Relay) Close() error {
 		close(r.closed)
 		if r.unsubOwners != nil {
 			r.unsubOwners()
+		}
+		if r.feed != nil {
+			r.feed.stop()
 		}
 		r.hub.closeAll()
 		// After the connections closed: each writes its terminal's last acknowledgement as it

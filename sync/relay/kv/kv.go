@@ -197,3 +197,40 @@ func CheckTopic(topic string) error {
 	}
 	return nil
 }
+
+// Watcher is an optional capability of a Store: a feed of what committed transactions (of
+// every process sharing the store) wrote in the buckets nested one level in some root buckets,
+// so that a gateway learns of another gateway's writes without reading the store for them
+// (the relay's downlink, docs/SCALE.md "Downlink").
+//
+// fn is called on one goroutine, once per committed transaction that wrote in a watched
+// bucket, in commit order, with that transaction's changes to the watched buckets (in no
+// particular order within it). A transaction's changes arrive together or not at all, except
+// that a change another commit overwrote before the feed delivered it may be missing (the
+// store keeps one state per key, not a history): a reader must never take the absence of a
+// change from the feed as the truth, only the changes it got. Changes{Lost: true} says the
+// feed missed transactions (a reconnect, a node that went away, a consumer the server dropped):
+// everything learnt from it before may be incomplete; the feed then goes on from a later
+// transaction, and says Lost once more when it does (what committed in between is only in the
+// store). Nothing is delivered for what committed before Watch returned.
+type Watcher interface {
+	Watch(roots [][]byte, fn func(Changes)) (stop func(), err error)
+}
+
+// Changes is one committed transaction's changes to watched buckets, or a loss (Lost).
+type Changes struct {
+	Lost bool
+	List []Change
+}
+
+// Change is one write in a watched bucket: a key put (Value) or deleted (Deleted), the
+// bucket's sequence set (Key nil, Sequence), or the bucket itself deleted (Key nil,
+// BucketDeleted). Root is the watched root bucket, Bucket the name of the nested bucket. The
+// byte slices are the receiver's to keep.
+type Change struct {
+	Root, Bucket  []byte
+	Key, Value    []byte
+	Deleted       bool
+	Sequence      uint64
+	BucketDeleted bool
+}

@@ -66,6 +66,10 @@ type Options struct {
 	// downlink, whose writes are dropped anyway). A marker seen absent is validated as
 	// before, so a bucket another gateway made is found on the run again.
 	CacheBucketMarkers bool
+	// WatchHeartbeat is how often a quiet watch feed (Watch) hears from the server; a feed
+	// silent for three of them, or that has not delivered one of this store's commits within
+	// three, is reported lost and started again. Default 1 s.
+	WatchHeartbeat time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -86,6 +90,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CacheEntries == 0 {
 		o.CacheEntries = 100_000
+	}
+	if o.WatchHeartbeat == 0 {
+		o.WatchHeartbeat = time.Second
 	}
 	return o
 }
@@ -124,6 +131,9 @@ type Store struct {
 	// What the transactions cost: leader reads, reads the gateway's cache answered, bucket
 	// listings (one stream info request each) and messages committed.
 	reads, cacheHits, lists, messages atomic.Int64
+	// lastCommit is the stream sequence of this store's last commit: a watch feed that has
+	// not delivered it within a few heartbeats is stale (watch.go).
+	lastCommit atomic.Uint64
 }
 
 // Open creates (or updates) the stream and returns a store on it. The connection stays the

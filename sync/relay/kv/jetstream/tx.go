@@ -167,6 +167,17 @@ func (t *tx) commit() error {
 		return err
 	}
 	t.s.messages.Add(int64(len(msgs)))
+	if ack.Sequence != 0 {
+		// The watch feed's health check waits for the last message it follows (writes are
+		// sent in subjs' order, read markers after them).
+		first := ack.Sequence + 1 - uint64(len(msgs))
+		for i := len(subjs) - 1; i >= 0; i-- {
+			if k := subjs[i][len(t.s.o.Prefix)+1]; watched(k) {
+				t.s.committedAt(first + uint64(i))
+				break
+			}
+		}
+	}
 	if t.s.cache != nil {
 		// A batch is stored in order under consecutive sequences ending at the ack's.
 		first := ack.Sequence + 1 - uint64(len(msgs))

@@ -1,0 +1,129 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-kiosk/tether/internal/testwait"
+
+	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// noticeText is a notice item's text.
+func noticeText(t testing.TB, b json.RawMessage) string { return decodeAs[wire.Notice](t, b).Text }
+
+// checkOnceInOrder fails unless a connection's downlink seqs increase strictly (nothing
+// repeated, nothing out of order) and are, above after (what it acknowledged), exactly what the
+// store holds for the terminal.
+func checkOnceInOrder(t *testing.T, e *env, tm *term, c *tconn, after uint64) {
+	t.Helper()
+	var got []string
+	for i, it := range c.down {
+		if i > 0 && it.Seq <= c.down[i-1].Seq {
+			t.Fatalf("%s got seq %d after %d", tm.mode, it.Seq, c.down[i-1].Seq)
+		}
+		if it.Seq > after {
+			got = append(got, fmt.Sprintf("%d:%s", it.Seq, it.Kind))
+		}
+	}
+	if want := downSeqs(t, e.r, tm, after); !slices.Equal(got, want) {
+		t.Fatalf("%s got %v, the store holds %v for it", tm.mode, got, want)
+	}
+}
+
+// A kiosk and a tablet connected to gateway B get what gateway A queues for them (a notice for
+// every terminal, a deposit: the kiosks' part in the facility's log and the tablet's own copy,
+// an item for the tablet alone), each once and in order, without B reading the store for it:
+// B follows the store's downlink buckets through its watch feed. When B's feed is lost, the
+// writers read the store again and miss nothing.
+func TestDownlinkFeedAcrossGateways(t *testing.T) {
+	a, b := twoGateways(t, nil)
+	k1, k2 := a.enroll(wire.ModeKiosk, ""), a.enroll(wire.ModeKiosk, "")
+	tab := a.enroll(wire.ModeTablet, "A1")
+	c2, ctab := k2.via(b).connect(t, 0), tab.via(b).connect(t, 0)
+	post := func(text string) {
+		t.Helper()
+		if _, err := a.r.PostNotice(NoticeRequest{FacilityID: "north", Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isText := func(text string) func(json.RawMessage) bool {
+		return func(raw json.RawMessage) bool { return noticeText(t, raw) == text }
+	}
+	// Nothing but A's commit wakes B's writers for this.
+	post("first")
+	c2.waitDown(wire.DownNotice, isText("first"))
+	ctab.waitDown(wire.DownNotice, isText("first"))
+	// The tablet acknowledges what it has (its enrollment's snapshot among it).
+	tabAcked := ctab.lastSeq()
+	ctab.ackDown(tabAcked)
+	testwait.Until(t, "the tablet's first acknowledgement written", func() bool { return len(ownDown(t, a.r, tab.id)) == 0 })
+
+	stB := b.cfg.Store.(*jskv.Store)
+	views := stB.Stats().Views
+	for i := range 5 {
+		post(fmt.Sprint("notice ", i))
+		if _, _, err := a.r.Deposit(DepositRequest{InmateID: "A1", Cents: 100, Ref: fmt.Sprint("feed", i)}); err != nil {
+			t.Fatal(err)
+		}
+		queueOwn(t, a.r, tab.id)
+	}
+	post("last")
+	c2.waitDown(wire.DownNotice, isText("last"))
+	ctab.waitDown(wire.DownNotice, isText("last"))
+	if n := stB.Stats().Views - views; n != 0 {
+		t.Errorf("gateway B read the store %d times to send what its feed delivered, want 0", n)
+	}
+	checkOnceInOrder(t, a, k2, c2, 0)
+	checkOnceInOrder(t, a, tab, ctab, tabAcked)
+	deposits := 0
+	for _, it := range ctab.down {
+		if it.Kind == wire.DownDeposit {
+			deposits++
+		}
+	}
+	if deposits != 6 { // twoGateways deposited once before
+		t.Errorf("the tablet got %d deposits, want 6", deposits)
+	}
+
+	// The tablet acknowledges the rest: its own items leave the store (B deletes what its
+	// feed says the bucket holds, without listing it).
+	if len(ownDown(t, a.r, tab.id)) == 0 {
+		t.Fatal("the tablet's own items are not in the store before it acknowledged them")
+	}
+	ctab.ackDown(ctab.lastSeq())
+	testwait.Until(t, "the tablet's acknowledged own items pruned", func() bool { return len(ownDown(t, a.r, tab.id)) == 0 })
+
+	// The server drops every gateway's consumer (as when their node goes away): B's feed is
+	// lost, and what A queues meanwhile still reaches B's terminals, once.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(stB.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, "relay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := st.ConsumerNames(ctx)
+	for name := range names.Name() {
+		if err := st.DeleteConsumer(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	post("after the loss")
+	c2.waitDown(wire.DownNotice, isText("after the loss"))
+	ctab.waitDown(wire.DownNotice, isText("after the loss"))
+	post("after the restart")
+	c2.waitDown(wire.DownNotice, isText("after the restart"))
+	checkOnceInOrder(t, a, k2, c2, 0)
+	_ = k1
+}

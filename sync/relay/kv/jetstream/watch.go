@@ -1,0 +1,392 @@
+package jskv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// The watch feed (kv.Watcher): one push consumer per Watch, ephemeral and in memory, that the
+// server delivers every bucket marker, key and sequence message of the stream to, from the
+// stream's end when the feed (re)starts. The consumer acknowledges nothing (AckNone); order and
+// completeness are checked here instead of by nats.go's ordered consumer, because that one
+// restarts itself after a gap and would hide it: on this stream a restart cannot replay what
+// it missed (each subject keeps its last message only), so a gap is reported as Lost.
+//
+// Keys live under generations, not names, so the feed keeps each watched root's nested
+// buckets by generation: listed once when it starts, then followed through their marker
+// messages. A transaction's messages are stored together under consecutive stream sequences
+// (an atomic batch), each carrying its Tk-Tx: they are handed to fn as one Changes when the
+// next message belongs to another transaction or nothing more is pending.
+
+var _ kv.Watcher = (*Store)(nil)
+
+// committedAt records that this store committed a batch whose last message the feed delivers
+// is at stream sequence seq.
+func (s *Store) committedAt(seq uint64) {
+	for {
+		cur := s.lastCommit.Load()
+		if seq <= cur || s.lastCommit.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
+
+// watched reports whether a subject's kind is one the feed follows.
+func watched(kind byte) bool { return kind == 'b' || kind == 'k' || kind == 's' }
+
+// nestedBucket is a watched root's nested bucket, as the feed knows it by generation.
+type nestedBucket struct{ root, name []byte }
+
+type watcher struct {
+	s     *Store
+	roots [][]byte
+	fn    func(kv.Changes)
+	done  chan struct{}
+
+	mu      sync.Mutex
+	stopped bool
+	// run numbers the consumers: a message of one that was replaced is dropped.
+	run      int
+	sub      *nats.Subscription
+	consumer string
+	from     uint64                  // the stream sequence the current consumer started at
+	rootGens map[string][]byte       // root generation -> root name
+	gens     map[string]nestedBucket // nested generation -> where it is
+	byName   map[string]string       // root generation + "." + name token -> nested generation
+	// lastCons and lastStream: the consumer and stream sequences of the last message delivered.
+	lastCons, lastStream uint64
+	heard                time.Time // the last message or heartbeat
+	behind               time.Time // since when one of this store's commits waits for the feed
+	group                []kv.Change
+	groupTx              string
+}
+
+// Watch starts the feed of the buckets nested in roots (kv.Watcher). A root that does not
+// exist when the feed starts is not followed.
+func (s *Store) Watch(roots [][]byte, fn func(kv.Changes)) (func(), error) {
+	w := &watcher{s: s, fn: fn, done: make(chan struct{})}
+	for _, r := range roots {
+		w.roots = append(w.roots, bytes.Clone(r))
+	}
+	if err := w.start(); err != nil {
+		return nil, err
+	}
+	go w.watchdog()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(w.done)
+			w.mu.Lock()
+			w.stopped = true
+			w.dropConsumerLocked()
+			w.mu.Unlock()
+		})
+	}, nil
+}
+
+// start lists the watched roots' nested buckets and starts a consumer after the stream's last
+// message: what committed before is in what a reader reads from the store.
+func (w *watcher) start() error {
+	s := w.s
+	ctx, cancel := context.WithTimeout(context.Background(), 4*s.o.OpTimeout)
+	defer cancel()
+	info, err := s.st.Info(ctx)
+	if err != nil {
+		return s.unanswered(ctx, fmt.Errorf("jskv: watch: stream info: %w", err))
+	}
+	from := info.State.LastSeq + 1
+	rootGens, gens, byName := map[string][]byte{}, map[string]nestedBucket{}, map[string]string{}
+	for _, root := range w.roots {
+		e, err := s.fetch(ctx, s.subj('b', rootGen, tok(root)))
+		if err != nil {
+			return fmt.Errorf("jskv: watch %q: %w", root, err)
+		}
+		if !e.present {
+			continue
+		}
+		rg := string(e.val)
+		rootGens[rg] = root
+		subjs, err := s.list(ctx, s.subj('b', rg, "*"))
+		if err != nil {
+			return fmt.Errorf("jskv: watch %q: %w", root, err)
+		}
+		found, err := s.fetchAll(ctx, subjs)
+		if err != nil {
+			return fmt.Errorf("jskv: watch %q: %w", root, err)
+		}
+		for i, subj := range subjs {
+			if !found[i].present {
+				continue
+			}
+			token := subj[strings.LastIndexByte(subj, '.')+1:]
+			name, err := untok(token)
+			if err != nil {
+				continue // not a subject the store wrote
+			}
+			gen := string(found[i].val)
+			gens[gen] = nestedBucket{root: root, name: name}
+			byName[rg+"."+token] = gen
+		}
+	}
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return nil
+	}
+	w.run++
+	run := w.run
+	w.rootGens, w.gens, w.byName = rootGens, gens, byName
+	w.from, w.lastCons, w.lastStream = from, 0, from-1
+	w.heard, w.behind = time.Now(), time.Time{}
+	w.group, w.groupTx = nil, ""
+	w.mu.Unlock()
+
+	inbox := s.nc.NewInbox()
+	sub, err := s.nc.Subscribe(inbox, func(m *nats.Msg) { w.handle(run, m) })
+	if err != nil {
+		return fmt.Errorf("jskv: watch: %w", classify(err))
+	}
+	p := s.o.Prefix
+	cons, err := s.js.CreatePushConsumer(ctx, s.o.Stream, jetstream.ConsumerConfig{
+		DeliverSubject: inbox,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+		AckPolicy:      jetstream.AckNonePolicy,
+		FilterSubjects: []string{p + ".b.>", p + ".k.>", p + ".s.>"},
+		FlowControl:    true,
+		IdleHeartbeat:  s.o.WatchHeartbeat,
+		MemoryStorage:  true,
+		Replicas:       1,
+		// The server removes a consumer whose gateway went away without deleting it.
+		InactiveThreshold: max(30*time.Second, 5*s.o.WatchHeartbeat),
+	})
+	if err != nil {
+		sub.Unsubscribe()
+		return s.unanswered(ctx, fmt.Errorf("jskv: watch: create consumer: %w", err))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped || w.run != run {
+		sub.Unsubscribe()
+		go s.deleteConsumer(cons.CachedInfo().Name)
+		return nil
+	}
+	w.sub, w.consumer = sub, cons.CachedInfo().Name
+	return nil
+}
+
+// fetchAll reads subjs' states, a few at a time.
+func (s *Store) fetchAll(ctx context.Context, subjs []string) ([]entry, error) {
+	out := make([]entry, len(subjs))
+	errs := make([]error, len(subjs))
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i, subj := range subjs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = s.fetch(ctx, subj)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) deleteConsumer(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.OpTimeout)
+	defer cancel()
+	s.st.DeleteConsumer(ctx, name) // best effort: InactiveThreshold removes it otherwise
+}
+
+// dropConsumerLocked ends the current consumer: its messages still under way are dropped.
+func (w *watcher) dropConsumerLocked() {
+	w.run++
+	if w.sub != nil {
+		w.sub.Unsubscribe()
+		go w.s.deleteConsumer(w.consumer)
+	}
+	w.sub, w.consumer = nil, ""
+	w.group, w.groupTx = nil, ""
+}
+
+// lostLocked reports a loss and starts the feed again, from the stream's end (reporting the
+// loss again once it runs).
+func (w *watcher) lostLocked() {
+	w.dropConsumerLocked()
+	w.fn(kv.Changes{Lost: true})
+	go w.restart()
+}
+
+func (w *watcher) restart() {
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+		select {
+		case <-w.done:
+			return
+		case <-time.After(pause):
+		}
+		if err := w.start(); err == nil {
+			// Again once it follows the stream: what committed between the loss and the new
+			// consumer's start is in the store, and only a reader told now will read it.
+			w.mu.Lock()
+			if !w.stopped {
+				w.fn(kv.Changes{Lost: true})
+			}
+			w.mu.Unlock()
+			return
+		}
+	}
+}
+
+// watchdog reports the feed lost when it went silent (no message or heartbeat for three
+// heartbeats: the connection or the consumer's node is gone) or when it has not delivered a
+// commit of this store for three heartbeats (a consumer that stopped, or fell that far behind).
+func (w *watcher) watchdog() {
+	hb := w.s.o.WatchHeartbeat
+	t := time.NewTicker(hb)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		if w.sub != nil && !w.stopped {
+			now := time.Now()
+			stale := now.Sub(w.heard) > 3*hb
+			if c := w.s.lastCommit.Load(); c >= w.from && c > w.lastStream {
+				if w.behind.IsZero() {
+					w.behind = now
+				} else if now.Sub(w.behind) > 3*hb {
+					stale = true
+				}
+			} else {
+				w.behind = time.Time{}
+			}
+			if stale {
+				w.lostLocked()
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+// handle takes one message of consumer run.
+func (w *watcher) handle(run int, m *nats.Msg) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped || run != w.run {
+		return
+	}
+	w.heard = time.Now()
+	if m.Header.Get("Status") == "100" {
+		// A heartbeat or a flow control request (which has a reply subject to answer).
+		if m.Reply != "" {
+			m.Respond(nil)
+		}
+		if st := m.Header.Get("Nats-Consumer-Stalled"); st != "" {
+			w.s.nc.Publish(st, nil)
+		}
+		if v := m.Header.Get("Nats-Last-Consumer"); v != "" {
+			if n, err := strconv.ParseUint(v, 10, 64); err == nil && n != w.lastCons {
+				w.lostLocked() // the server sent messages that never arrived
+			}
+		}
+		return
+	}
+	meta, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	if meta.Sequence.Consumer != w.lastCons+1 {
+		w.lostLocked()
+		return
+	}
+	w.lastCons, w.lastStream = meta.Sequence.Consumer, meta.Sequence.Stream
+	if tx := m.Header.Get(hdrTx); tx != w.groupTx {
+		w.flushLocked()
+		w.groupTx = tx
+	}
+	w.apply(m)
+	if meta.NumPending == 0 {
+		w.flushLocked()
+	}
+}
+
+func (w *watcher) flushLocked() {
+	if len(w.group) > 0 {
+		w.fn(kv.Changes{List: w.group})
+	}
+	w.group = nil
+}
+
+// apply adds what message m says to the transaction's changes.
+func (w *watcher) apply(m *nats.Msg) {
+	parts := strings.Split(m.Subject, ".")
+	if len(parts) < 3 || len(parts[1]) != 1 {
+		return
+	}
+	kind, gen := parts[1][0], parts[2]
+	del := m.Header.Get(hdrOp) == "DEL"
+	switch {
+	case kind == 'b' && len(parts) == 4:
+		root, ok := w.rootGens[gen]
+		if !ok {
+			return
+		}
+		name, err := untok(parts[3])
+		if err != nil {
+			return
+		}
+		key := gen + "." + parts[3]
+		old, had := w.byName[key]
+		if had {
+			delete(w.gens, old)
+			delete(w.byName, key)
+		}
+		if del {
+			if had {
+				w.group = append(w.group, kv.Change{Root: bytes.Clone(root), Bucket: name, BucketDeleted: true})
+			}
+			return
+		}
+		w.gens[string(m.Data)] = nestedBucket{root: root, name: name}
+		w.byName[key] = string(m.Data)
+	case kind == 'k' && len(parts) == 4:
+		nb, ok := w.gens[gen]
+		if !ok {
+			return
+		}
+		key, err := untok(parts[3])
+		if err != nil {
+			return
+		}
+		c := kv.Change{Root: bytes.Clone(nb.root), Bucket: bytes.Clone(nb.name), Key: key, Deleted: del}
+		if !del {
+			c.Value = append([]byte{}, m.Data...)
+		}
+		w.group = append(w.group, c)
+	case kind == 's' && len(parts) == 3:
+		nb, ok := w.gens[gen]
+		if !ok || del {
+			return
+		}
+		w.group = append(w.group, kv.Change{Root: bytes.Clone(nb.root), Bucket: bytes.Clone(nb.name), Sequence: u64(m.Data)})
+	}
+}
