@@ -34,7 +34,12 @@ type tx struct {
 	reads map[string]struct{}
 	// scanned: a cursor listed a bucket, so the values it read rest on its version too.
 	scanned bool
-	writes  map[string]*write
+	// listed holds each listing's committed subjects as first fetched (by filter): a group
+	// commit's fan-outs scan one facility's route list once per queued item, and a second
+	// listing could only show a state the bucket's version (read with the first) makes a
+	// conflict anyway. This transaction's own writes are laid over it at each scan.
+	listed map[string][]string
+	writes map[string]*write
 	// touched are the generations of the buckets written in: each gets its version rewritten.
 	touched map[string]struct{}
 	// fromCache are the subjects read from the gateway's cache, not the leader: dropped
@@ -293,6 +298,23 @@ func (b *bucket) Delete(key []byte) error {
 	return nil
 }
 
+// list is the committed subjects matching filter, listed from the stream once per
+// transaction (tx.listed).
+func (t *tx) list(filter string) ([]string, error) {
+	if subjs, ok := t.listed[filter]; ok {
+		return subjs, nil
+	}
+	subjs, err := t.s.list(t.ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	if t.listed == nil {
+		t.listed = map[string][]string{}
+	}
+	t.listed[filter] = subjs
+	return subjs, nil
+}
+
 // names lists the last tokens of the subjects P.<kind>.<gen>.* (committed and this
 // transaction's), decoded and sorted, with each one's subject. Reading the bucket's version
 // first makes any change to the listing after it a conflict.
@@ -303,7 +325,7 @@ func (b *bucket) names(kind byte) (names [][]byte, subjs map[string]string) {
 		return nil, nil
 	}
 	prefix := b.t.s.subj(kind, b.gen, "") + "."
-	committed, err := b.t.s.list(b.t.ctx, prefix+"*")
+	committed, err := b.t.list(prefix + "*")
 	if err != nil {
 		b.t.err = err
 		return nil, nil
