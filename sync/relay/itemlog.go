@@ -39,6 +39,9 @@ type itemLog struct {
 	// hint is about the bytes the transaction's items take: a record's buffer is sized by
 	// it once rather than grown (and copied) item by item.
 	hint int
+	// times keeps the text of the times the transaction's records carry (the receive time
+	// of every item), for the item records and the letters' records alike.
+	times timeMemo
 }
 
 // logRec is a record already cut, waiting for flush.
@@ -60,7 +63,7 @@ func (l *itemLog) add(n uint64, item []byte) {
 func (l *itemLog) addItem(n uint64, h storedHead, body []byte) error {
 	l.open(n, storedHeadSize(h, body))
 	at := len(l.buf)
-	buf, err := appendStoredHead(append(l.buf, 0, 0, 0, 0), h, body)
+	buf, err := appendStoredHead(append(l.buf, 0, 0, 0, 0), h, body, &l.times)
 	if err != nil {
 		l.buf = l.buf[:at]
 		return fmt.Errorf("encode item %d: %w", h.Seq, err)

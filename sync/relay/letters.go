@@ -29,7 +29,11 @@ func putLetter(tx kv.Tx, bucket string, o Outbound, n uint64) error {
 	if n != 0 {
 		rec.Body = ""
 	}
-	raw, err := encodeLetterRec(rec)
+	var tm *timeMemo // in a batch's transaction, the times its item records wrote
+	if ltx, ok := tx.(*logTx); ok {
+		tm = &ltx.log.times
+	}
+	raw, err := encodeLetterRec(rec, tm)
 	if err != nil {
 		return fmt.Errorf("encode %s record %q: %w", bucket, o.ID, err)
 	}

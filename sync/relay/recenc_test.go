@@ -58,7 +58,7 @@ func sameAsMarshal(t *testing.T, what string, got []byte, v any) {
 func TestRecordEncodersSame(t *testing.T) {
 	var full letterRec
 	fillAll(t, reflect.ValueOf(&full).Elem(), "v", map[string]bool{"Photos": true})
-	got, err := encodeLetterRec(full)
+	got, err := encodeLetterRec(full, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestRecordEncodersSame(t *testing.T) {
 	for _, s := range odd {
 		for _, tm := range times {
 			rec := letterRec{Outbound: Outbound{Message: vocab.Message{ID: s, Body: s, Subject: s, CreatedAt: tm}, ReceivedAt: tm}}
-			got, err := encodeLetterRec(rec)
+			got, err := encodeLetterRec(rec, nil)
 			want, werr := json.Marshal(rec)
 			if (err != nil) != (werr != nil) || !bytes.Equal(got, want) {
 				t.Errorf("letter %q at %v: appender wrote %s (%v), json.Marshal %s (%v)", s, tm, got, err, want, werr)
@@ -100,7 +100,7 @@ func TestRecordEncodersSame(t *testing.T) {
 	}
 	// A letter with photos is not the appender's: it is json.Marshal's, whole.
 	withPhoto := letterRec{Outbound: Outbound{Message: vocab.Message{ID: "m", Photos: []vocab.Photo{{}}}}}
-	got, err = encodeLetterRec(withPhoto)
+	got, err = encodeLetterRec(withPhoto, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func FuzzRecordEncodersSame(f *testing.F) {
 		tm := time.Unix(sec, nsec).In(time.FixedZone("z", off%(48*3600)))
 		rec := letterRec{Outbound: Outbound{Message: vocab.Message{ID: id, Body: body, Subject: status, State: status,
 			CreatedAt: tm, UpdatedAt: tm}, Status: status, ReceivedAt: tm, StampDue: vocab.Cents(n)}, BodyItem: n}
-		got, err := encodeLetterRec(rec)
+		got, err := encodeLetterRec(rec, nil)
 		want, werr := json.Marshal(rec)
 		if (err != nil) != (werr != nil) || !bytes.Equal(got, want) {
 			t.Fatalf("letter: appender %s (%v), json.Marshal %s (%v)", got, err, want, werr)
@@ -153,4 +153,33 @@ func headThenBody(t *testing.T, h storedHead, body []byte) []byte {
 		t.Fatal(err)
 	}
 	return append(append(append(head[:len(head)-1:len(head)-1], `,"body":`...), body...), '}')
+}
+
+// TestTimeMemoSameAsMarshal: records written through one memo (as a batch's transaction writes
+// them, the same receive time again and again) are what json.Marshal writes, for the same
+// instant in other zones, the zero time (also in a zone), and times it refuses in between.
+func TestTimeMemoSameAsMarshal(t *testing.T) {
+	at := time.Date(2026, 12, 1, 3, 4, 5, 600, time.UTC)
+	zone := time.FixedZone("x", 5*3600+30*60)
+	times := []time.Time{at, at, {}, at.In(zone), at, time.Time{}.In(zone), at.Add(time.Nanosecond),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), at, at.In(zone), time.Time{}.In(zone), {}, at.Round(time.Second)}
+	var memo timeMemo
+	for i, tm := range times {
+		prev := times[(i+len(times)-1)%len(times)]
+		rec := letterRec{Outbound: Outbound{Message: vocab.Message{ID: "m", CreatedAt: prev, UpdatedAt: tm},
+			ReceivedAt: tm, ReviewedAt: prev}, BodyItem: uint64(i + 1)}
+		got, err := encodeLetterRec(rec, &memo)
+		want, werr := json.Marshal(rec)
+		if (err != nil) != (werr != nil) || !bytes.Equal(got, want) {
+			t.Errorf("letter %d at %v: appender with memory wrote %s (%v), json.Marshal %s (%v)", i, tm, got, err, want, werr)
+		}
+		h := storedHead{Seq: uint64(i), ID: "i", Kind: "message", CreatedAt: prev, ReceivedAt: tm}
+		got, err = appendStoredHead([]byte("x"), h, []byte("null"), &memo)
+		if _, herr := json.Marshal(h); (err != nil) != (herr != nil) {
+			t.Fatalf("stored item %d: appender error %v, json.Marshal error %v", i, err, herr)
+		}
+		if err == nil && !bytes.Equal(got, append([]byte("x"), headThenBody(t, h, []byte("null"))...)) {
+			t.Errorf("stored item %d at %v: appender with memory wrote %s, want x%s", i, tm, got, headThenBody(t, h, []byte("null")))
+		}
+	}
 }
