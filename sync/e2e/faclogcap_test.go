@@ -62,7 +62,8 @@ func TestOfflineKioskPastTheCapGetsASnapshot(t *testing.T) {
 	rl.open()
 	t.Cleanup(rl.stop)
 	rl.seed()
-	url := "http://" + rl.addr()
+	px := startProxy(t, rl.addr()) // the relay's address changes when it restarts
+	url := px.url()
 	withdrawn := publishTrack(t, rl, "trk-old", mp3(8, 1), 99)
 	online, near, far := openTerminal(t, "", kiosk.StoreOptions{}), openTerminal(t, "", kiosk.StoreOptions{}), openTerminal(t, "", kiosk.StoreOptions{})
 	for _, tm := range []*terminal{online, near, far} {
@@ -139,6 +140,10 @@ func TestOfflineKioskPastTheCapGetsASnapshot(t *testing.T) {
 		return err == nil && n >= 3 && n < logCap, fmt.Sprintf("fac_down holds %d records, err %v", n, err)
 	})
 
+	// Weeks pass: the relay restarts meanwhile, so nothing it remembers of the log's recent
+	// records (its in-memory tail) stands in for what pruning took.
+	rl.restart()
+	px.setBackend(rl.addr())
 	// Both come back: each ends where the online kiosk stands.
 	far.start()
 	near.start()
