@@ -69,7 +69,7 @@ func (e *relayEnv) open() {
 	e.t.Helper()
 	r, err := relay.Open(relay.Config{DataDir: e.dir, Store: e.store, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
 		HoldPolicy: e.holdPolicy(), HandshakeTimeout: 5 * time.Second, Logf: quiet, JSONChunksOnly: e.jsonChunks,
-		Notifier: relay.SpoolNotifier{Dir: e.spool(), From: "Tether <invite@relay.example>"},
+		Notifier:   relay.SpoolNotifier{Dir: e.spool(), From: "Tether <invite@relay.example>"},
 		DownLogCap: e.downLogCap, Clock: e.clock})
 	if err != nil {
 		e.t.Fatalf("open relay: %v", err)
