@@ -94,6 +94,7 @@ type options struct {
 	data, listen, cert, key, tokenFile, hold string
 	insecure, noConsole, secureCookies       bool
 	enrollTTL                                time.Duration
+	downLogCap                               uint64
 	pendingPerAddr                           int
 	log                                      logging.Options
 	// Contact invitations: sent by SMTP or written to a spool directory.
@@ -136,6 +137,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&oldToken, "admin-token", "", "removed: a token given on the command line shows in ps to every user; use -admin-token-file or $"+TokenEnv)
 	fs.StringVar(&o.hold, "hold", string(relay.HoldAll), "outbound review: all (hold every message), none, or facility (each facility decides)")
 	fs.DurationVar(&o.enrollTTL, "enroll-ttl", 24*time.Hour, "how long an enrollment code stays valid")
+	fs.Uint64Var(&o.downLogCap, "down-log-cap", relay.DefaultDownLogCap,
+		"how many downlink numbers of its facility a terminal may lag before it stops holding the facility's log and gets a snapshot when it returns")
 	fs.IntVar(&o.pendingPerAddr, "max-pending-per-addr", 8, "connections from one source address allowed between upgrade and welcome (1-64):\n"+
 		"raise it for a facility whose kiosks reach the relay through one NAT address")
 	fs.BoolVar(&o.noConsole, "no-console", false, "do not serve the staff web console under /console/")
@@ -325,7 +328,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer closeStore() // after r.Close, deferred below
 	r, err := relay.Open(relay.Config{DataDir: o.data, Store: store, Content: media, Logf: logging.Logf(logger), AdminToken: token,
-		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, MaxPendingPerAddr: o.pendingPerAddr,
+		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, DownLogCap: o.downLogCap, MaxPendingPerAddr: o.pendingPerAddr,
 		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL, Gateways: splitList(o.gateways)})
 	if err != nil {
 		return err

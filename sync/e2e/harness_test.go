@@ -41,6 +41,9 @@ type relayEnv struct {
 	// store is the relay's JetStream store when the tests run on one (storeEnv), kept
 	// across restarts; nil for the bbolt file in dir.
 	store kv.Store
+	// downLogCap and clock, if set, are the relay's Config.DownLogCap and Config.Clock.
+	downLogCap uint64
+	clock      clock.Clock
 }
 
 func startRelay(t testing.TB, dir string) *relayEnv {
@@ -66,7 +69,8 @@ func (e *relayEnv) open() {
 	e.t.Helper()
 	r, err := relay.Open(relay.Config{DataDir: e.dir, Store: e.store, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
 		HoldPolicy: e.holdPolicy(), HandshakeTimeout: 5 * time.Second, Logf: quiet, JSONChunksOnly: e.jsonChunks,
-		Notifier: relay.SpoolNotifier{Dir: e.spool(), From: "Tether <invite@relay.example>"}})
+		Notifier:   relay.SpoolNotifier{Dir: e.spool(), From: "Tether <invite@relay.example>"},
+		DownLogCap: e.downLogCap, Clock: e.clock})
 	if err != nil {
 		e.t.Fatalf("open relay: %v", err)
 	}

@@ -425,13 +425,23 @@ func (r *Relay) Catalog(facility string) ([]CatalogEntry, error) {
 // snapshotCatalog queues every item of the facility's catalog still published for terminal t.
 func snapshotCatalog(tx kv.Tx, f *fanout, t TerminalInfo) error {
 	var items []vocab.CatalogItem
+	var gone []vocab.CatalogWithdrawn
 	if err := forEachJSON(tx, bCatalog, t.FacilityID+"/", func(_ string, c catalogRec) bool {
 		if !c.Withdrawn {
 			items = append(items, c.Item)
+		} else {
+			// A terminal that lapsed (or a restored store) may still list it: the withdrawal
+			// that the pruned log held comes again (a terminal deletes what it may not hold).
+			gone = append(gone, vocab.CatalogWithdrawn{ID: c.Item.ID, At: c.WithdrawnAt})
 		}
 		return true
 	}); err != nil {
 		return err
+	}
+	for _, w := range gone {
+		if err := f.toTerminal(t.ID, wire.DownCatalogWithdrawn, w); err != nil {
+			return err
+		}
 	}
 	for _, it := range items {
 		if err := f.toTerminal(t.ID, wire.DownCatalogItem, it); err != nil {

@@ -191,7 +191,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 		go old.conn.Close(websocket.StatusPolicyViolation, wire.ReasonReplaced)
 		floor = old.retire()
 	}
-	last, acked, err := r.downPosition(info.ID, info.FacilityID)
+	last, acked, from, err := r.downPosition(info.ID, info.FacilityID)
 	if err != nil {
 		r.fail(c, "read downlink position", err)
 		return sess, hello, false
@@ -216,7 +216,10 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 	if restored {
 		_, restoreAgain = r.restoreSnapshots.LoadOrStore(info.ID+"/"+hello.Epoch, true)
 	}
-	if (restored && !restoreAgain) || hello.DownApplied < max(acked, min(floor, last)) {
+	// A position more than DownLogCap behind its facility's counter means the facility's log
+	// was (or may be) pruned past it: it gets a complete snapshot instead of the log.
+	lapsed := lapsedBehind(last, max(hello.DownApplied, acked, from), r.cfg.DownLogCap)
+	if (restored && !restoreAgain) || lapsed || hello.DownApplied < max(acked, min(floor, last)) {
 		own, err := sess.owner()
 		if err != nil {
 			return sess, hello, false // the claim failed and closed the connection
@@ -226,11 +229,15 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 			r.fail(c, "resync terminal", err)
 			return sess, hello, false
 		}
-		if queued {
+		switch {
+		case queued && lapsed:
+			r.logf("relay: terminal %s came back with downlink position %d, more than %d behind its facility's %d: complete snapshot queued instead of the log",
+				info.ID, hello.DownApplied, r.cfg.DownLogCap, last)
+		case queued:
 			r.logf("relay: terminal %s came back with downlink position %d, below what it acknowledged: store replaced, complete snapshot queued",
 				info.ID, hello.DownApplied)
 		}
-		if last, acked, err = r.downPosition(info.ID, info.FacilityID); err != nil {
+		if last, acked, _, err = r.downPosition(info.ID, info.FacilityID); err != nil {
 			r.fail(c, "read downlink position", err)
 			return sess, hello, false
 		}

@@ -740,12 +740,15 @@ func (r *Relay) uplinkHigh(id, epoch string) (uint64, error) {
 	return high, err
 }
 
-func (r *Relay) downPosition(id, facility string) (last, acked uint64, err error) {
+// downPosition is where terminal id's downlink stands (downState) and the number below which
+// its facility's log holds nothing for it (downFrom).
+func (r *Relay) downPosition(id, facility string) (last, acked, from uint64, err error) {
 	err = r.view("read downlink position", func(tx kv.Tx) error {
 		last, acked = downState(tx, id, facility)
+		from = downFrom(tx, id)
 		return nil
 	})
-	return last, acked, err
+	return last, acked, from, err
 }
 
 // ackDownTx records that terminal id applied every item up to seq and drops its own items up to
@@ -859,8 +862,11 @@ func (l lowest) need(except []byte) uint64 {
 // It runs now and then per facility (pruneFacilityDue), not per acknowledgement: one read of
 // the facility's 20 cursors per downPruneInterval instead of per down_ack. A terminal that
 // stays offline holds every item of its scope queued after its position, one copy each, until
-// it comes back or is revoked (docs/SCALE.md "Downlink").
-func pruneFacilityDown(tx kv.Tx, facility string, after uint64, known bool) (upTo uint64, more bool, err error) {
+// it comes back, is revoked, or lags more than bound numbers behind the facility's counter: then
+// it holds nothing (unless online says it is connected here: a terminal catching up is not cut
+// off in mid-read), and its hello gets a snapshot instead of the log (resync; docs/SCALE.md
+// "Downlink").
+func pruneFacilityDown(tx kv.Tx, facility string, after uint64, known bool, bound uint64, online func(id string) bool) (upTo uint64, more bool, err error) {
 	fb := tx.Bucket([]byte(bFacDown)).Bucket([]byte(facility))
 	if fb == nil {
 		return after, false, nil
@@ -884,6 +890,9 @@ func pruneFacilityDown(tx kv.Tx, facility string, after uint64, known bool) (upT
 			}
 			pos := max(readU64(acked.Get(k)), readU64(from.Get(k)))
 			id := string(k)
+			if lapsedBehind(fb.Sequence(), pos, bound) && (online == nil || !online(id)) {
+				continue // past the cap: it gets a snapshot when it comes back (resync)
+			}
 			all.add(id, pos)
 			if rt.Mode == wire.ModeKiosk {
 				kiosks.add(id, pos)
@@ -927,6 +936,17 @@ func pruneFacilityDown(tx kv.Tx, facility string, after uint64, known bool) (upT
 	}
 	return upTo, more && !stuck, nil
 }
+
+// DefaultDownLogCap is Config.DownLogCap's default: 100,000 numbers of a facility's downlink
+// counter, weeks of a facility's downlink (a facility of 20 terminals queues a few thousand a
+// day), and a snapshot of a facility (some thousand items) is far cheaper than a backlog of that.
+const DefaultDownLogCap = 100_000
+
+// lapsedBehind reports whether a position pos is more than bound numbers behind a facility's
+// counter last: the facility's log is no longer kept for it, and it is brought up to date by a
+// snapshot. Pruning and hello decide with it alike; the counter only grows, so a terminal
+// pruning passed is one its hello finds lapsed.
+func lapsedBehind(last, pos, bound uint64) bool { return last > pos && last-pos > bound }
 
 // maxPruneGets bounds the numbers one prune transaction looks at: each is a read (and a
 // message of the commit on JetStream, whose commits hold at most 1,000).
@@ -974,7 +994,7 @@ func (r *Relay) pruneFacility(facility string, pl *prunedLog) error {
 		var more bool
 		err := r.update("prune facility downlink", func(tx kv.Tx, _ *fanout) error {
 			var err error
-			upTo, more, err = pruneFacilityDown(tx, facility, pl.upTo, pl.known)
+			upTo, more, err = pruneFacilityDown(tx, facility, pl.upTo, pl.known, r.cfg.DownLogCap, r.hub.connected)
 			return err
 		})
 		if err != nil {

@@ -57,6 +57,11 @@ type Config struct {
 	HoldPolicy HoldPolicy
 	// EnrollTTL is how long an enrollment code stays valid (default 24h).
 	EnrollTTL time.Duration
+	// DownLogCap is how far, in numbers of its facility's downlink counter, a terminal's
+	// position may lag before it stops holding the facility's log (default DefaultDownLogCap):
+	// pruning passes it, and when it comes back it gets a complete snapshot instead of the log
+	// (docs/SCALE.md "Downlink", docs/PROTOCOL.md "Snapshot").
+	DownLogCap uint64
 	// PINParams are the argon2id costs for plain PINs in a roster (zero: pinhash.DefaultParams).
 	PINParams pinhash.Params
 	// HandshakeTimeout bounds hello+auth on a new connection (default 10s).
@@ -171,6 +176,9 @@ func Open(cfg Config) (*Relay, error) {
 		if err := wire.CheckRelayURL(g); err != nil {
 			return nil, invalid("open relay", fmt.Sprintf("gateways[%d]", i), "%v", err)
 		}
+	}
+	if cfg.DownLogCap == 0 {
+		cfg.DownLogCap = DefaultDownLogCap
 	}
 	if cfg.EnrollTTL <= 0 {
 		cfg.EnrollTTL = 24 * time.Hour

@@ -272,8 +272,9 @@ func (r *Relay) snapshotInmate(tx kv.Tx, f *fanout, termID string, in vocab.Inma
 // inForce reports whether a notice is still to be shown at now.
 func inForce(n wire.Notice, now time.Time) bool { return n.Until.IsZero() || now.Before(n.Until) }
 
-// resync queues a complete snapshot for a terminal whose hello reports a downlink position below
-// the one it acknowledged: its store was replaced (wiped, or a backup restored) and what it
+// resync queues a complete snapshot for a terminal whose position is more than DownLogCap behind
+// its facility's counter (lapsed: its facility's log was pruned past it), or whose hello
+// reports a downlink position below the one it acknowledged: its store was replaced (wiped, or a backup restored) and what it
 // acknowledged was deleted here. The snapshot goes after the last seq queued; the terminal
 // accepts the jump from its position. The acknowledged position moves down to the hello's, so
 // a terminal that reconnects before applying anything does not get a second snapshot. It
@@ -289,7 +290,10 @@ func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restor
 		queued = false
 		last, acked := downState(tx, t.ID, t.FacilityID)
 		acked = max(acked, min(floor, last))
-		if applied >= acked && !restored {
+		from := downFrom(tx, t.ID)
+		// Lapsed: more than DownLogCap behind, so pruning may have passed it (down.go).
+		lapsed := lapsedBehind(last, max(applied, acked, from), r.cfg.DownLogCap)
+		if applied >= acked && !restored && !lapsed {
 			return nil
 		}
 		// What it acknowledged is gone from its store and is not resent: the snapshot holds it.
@@ -297,9 +301,16 @@ func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restor
 			return err
 		}
 		// Nor is what its facility's log held up to there: the log's items stay for the other
-		// terminals, and this one reads the log from above it.
-		if acked > downFrom(tx, t.ID) {
-			if err := tx.Bucket([]byte(bDownFrom)).Put([]byte(t.ID), u64(acked)); err != nil {
+		// terminals, and this one reads the log from above it. A lapsed terminal reads it from
+		// above the last number queued: the snapshot holds what the log held for it (what
+		// pruning left of it would come twice, and what pruning took would leave gaps). Its
+		// own items (its own bucket, never pruned past it) still come, after `applied`.
+		start := acked
+		if lapsed {
+			start = last
+		}
+		if start > from {
+			if err := tx.Bucket([]byte(bDownFrom)).Put([]byte(t.ID), u64(start)); err != nil {
 				return err
 			}
 		}

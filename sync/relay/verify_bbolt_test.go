@@ -36,7 +36,7 @@ func TestVerifyCountsAsBboltDid(t *testing.T) {
 	}
 	// Its items are in its own bucket (the snapshot) and its facility's log (the deposit),
 	// numbered together.
-	if last, _, _ := e.r.downPosition(k.id, "north"); last == 0 || rep.Records[bDown]+rep.Records[bFacDown] < int(last) {
+	if last, _, _, _ := e.r.downPosition(k.id, "north"); last == 0 || rep.Records[bDown]+rep.Records[bFacDown] < int(last) {
 		t.Fatalf("records of %s and %s = %d + %d with %d items queued for %s", bDown, bFacDown, rep.Records[bDown], rep.Records[bFacDown], last, k.id)
 	}
 	e.close()
