@@ -187,6 +187,7 @@ var onJetStreamToo = []string{
 	"TestSeqsKnownFromItemRecords", "TestSchema11SeqRecordsStillRead",
 	"TestRestartKeepsEverything", "TestCloseGoingAway",
 	"TestReenrollSameKey", "TestTechniciansGoToKiosksOnly", "TestWipedTerminalGetsACompleteSnapshot",
+	"TestSnapshotRemovesTechniciansOffTheRoster",
 	"TestReenrollNewKeyNamesTheTerminalItWas", "TestReviewReachesTheStoreAfterTwoReenrollments",
 	"TestRestoredHelloSnapshotsOncePerEpoch",
 	"TestGroupCommitRerunsAfterAFailure", "TestGroupCommitDepositsOneRef",

@@ -452,3 +452,62 @@ func TestRestoredHelloSnapshotsOncePerEpoch(t *testing.T) {
 		t.Fatalf("a second restored hello on the same epoch queued %d more items", again-queued)
 	}
 }
+
+// A technician taken off the roster must not be let in again by a kiosk whose store missed the
+// removal (a backup restored, a store wiped and rebuilt, a kiosk past the downlink log's cap):
+// its snapshot removes them. One put back on the roster is not removed by the next snapshot.
+func TestSnapshotRemovesTechniciansOffTheRoster(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	c.waitDown(wire.DownTechnician, func(b json.RawMessage) bool { return decodeAs[kiosk.Technician](t, b).ID == "T1" })
+	if err := e.r.PutRoster("north", Roster{Inmates: []RosterInmate{{ID: "A1", Name: "Ana", Badges: []string{"B1"}, Language: "en", Status: kiosk.StatusActive}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Everything received is applied: the next hello with nothing applied is a wiped store.
+	applyAll := func(c *tconn, last uint64) {
+		t.Helper()
+		c.ackDown(last)
+		deadline := time.Now().Add(10 * time.Second)
+		for e.terminalInfo(k.id).DownAcked != last {
+			if time.Now().After(deadline) {
+				t.Fatalf("down_acked = %d, want %d", e.terminalInfo(k.id).DownAcked, last)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		c.c.Close(websocket.StatusNormalClosure, "")
+	}
+	applyAll(c, c.waitDown(wire.DownTechnicianRemove, nil).Seq)
+
+	snapshotTechs := func(epoch string) (kept, removed []string) {
+		t.Helper()
+		k.epoch, k.seq = epoch, 0
+		c := k.connect(t, 0) // a store that applied nothing: it gets a snapshot
+		last := c.waitDown(wire.DownInmate, func(b json.RawMessage) bool { return decodeAs[kiosk.Inmate](t, b).ID == "A1" }).Seq
+		defer applyAll(c, last)
+		for _, it := range c.down {
+			switch it.Kind {
+			case wire.DownTechnician:
+				kept = append(kept, decodeAs[kiosk.Technician](t, it.Body).ID)
+			case wire.DownTechnicianRemove:
+				removed = append(removed, decodeAs[wire.TechnicianRemoved](t, it.Body).ID)
+			}
+		}
+		return kept, removed
+	}
+	if kept, removed := snapshotTechs("wiped-1"); len(kept) != 0 || len(removed) != 1 || removed[0] != "T1" {
+		t.Fatalf("snapshot after the removal: technicians %v, removed %v; want none, and T1 removed", kept, removed)
+	}
+
+	back := Roster{
+		Inmates:     []RosterInmate{{ID: "A1", Name: "Ana", Badges: []string{"B1"}, Language: "en", Status: kiosk.StatusActive}},
+		Technicians: []RosterTechnician{{ID: "T1", Name: "Tess", Badges: []string{"TB1"}, PIN: "9999", Role: "installer"}},
+	}
+	if err := e.r.PutRoster("north", back); err != nil {
+		t.Fatal(err)
+	}
+	if kept, removed := snapshotTechs("wiped-2"); !slices.Contains(kept, "T1") || len(removed) != 0 {
+		t.Fatalf("snapshot after T1 came back: technicians %v, removed %v; want T1 and no removal", kept, removed)
+	}
+}

@@ -319,6 +319,17 @@ func (r *Relay) putTechnicians(tx kv.Tx, f *fanout, facility string, techs []voc
 		if found && sameJSON(prev, tc) {
 			continue
 		}
+		if !found {
+			// Back on the roster: a snapshot must not remove them again.
+			var g wire.TechnicianRemoved
+			if was, err := getJSON(tx, bTechsGone, prefix+tc.ID, &g); err != nil {
+				return err
+			} else if was {
+				if err := deleteKey(tx, bTechsGone, prefix+tc.ID); err != nil {
+					return err
+				}
+			}
+		}
 		if err := putJSON(tx, bTechnicians, prefix+tc.ID, tc); err != nil {
 			return err
 		}
@@ -328,6 +339,9 @@ func (r *Relay) putTechnicians(tx kv.Tx, f *fanout, facility string, techs []voc
 	}
 	for id := range old {
 		if err := deleteKey(tx, bTechnicians, prefix+id); err != nil {
+			return err
+		}
+		if err := putJSON(tx, bTechsGone, prefix+id, wire.TechnicianRemoved{ID: id}); err != nil {
 			return err
 		}
 		if err := f.toKiosks(facility, wire.DownTechnicianRemove, wire.TechnicianRemoved{ID: id}); err != nil {
@@ -630,4 +644,14 @@ func (r *Relay) PostNotice(req NoticeRequest) (wire.Notice, error) {
 		return f.toFacility(req.FacilityID, "", wire.DownNotice, n)
 	})
 	return n, err
+}
+
+// migrate12to13 adds techs_removed: technicians taken off a roster from now on are
+// remembered, so that a snapshot removes them from a kiosk that missed the removal. Removals
+// from before the upgrade were not recorded and cannot be recovered.
+func migrate12to13(tx kv.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bTechsGone)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bTechsGone, err)
+	}
+	return nil
 }

@@ -20,8 +20,8 @@ import (
 // maxLineage bounds the walk back through the terminals a terminal replaced.
 const maxLineage = 64
 
-// snapshot queues the complete current state terminal t serves: policy, technicians (kiosks
-// only), each inmate it serves with their money, sessions, contacts and mail, and the notices
+// snapshot queues the complete current state terminal t serves: policy, technicians and the
+// technicians removed (kiosks only), each inmate it serves with their money, sessions, contacts and mail, and the notices
 // still in force.
 func (r *Relay) snapshot(tx kv.Tx, f *fanout, t TerminalInfo, now time.Time) error {
 	f.knowFacility(t.ID, t.FacilityID)
@@ -65,6 +65,21 @@ func (r *Relay) snapshot(tx kv.Tx, f *fanout, t TerminalInfo, now time.Time) err
 		}
 		for _, tc := range techs {
 			if err := f.toTerminal(t.ID, wire.DownTechnician, tc); err != nil {
+				return err
+			}
+		}
+		// Who was taken off the roster: a store that missed the removal (restored from a
+		// backup, or past the downlink log's cap) would still let their badge in. A kiosk that
+		// never had them ignores the removal.
+		var gone []wire.TechnicianRemoved
+		if err := forEachJSON(tx, bTechsGone, t.FacilityID+"/", func(_ string, g wire.TechnicianRemoved) bool {
+			gone = append(gone, g)
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, g := range gone {
+			if err := f.toTerminal(t.ID, wire.DownTechnicianRemove, g); err != nil {
 				return err
 			}
 		}

@@ -76,6 +76,9 @@ const (
 	// v11: one downlink log and counter per facility (down.go).
 	bFacDown  = "fac_down"  // facility id -> nested bucket: seq (8 bytes) -> tag + DownItem; its sequence numbers all the facility's downlink
 	bDownFrom = "down_from" // terminal id -> facility seq at or below which the facility's log holds nothing for it
+	// v13: technicians taken off a facility's roster, so a snapshot removes them from a kiosk
+	// whose store missed the removal (restored from a backup, or past the downlink log's cap).
+	bTechsGone = "techs_removed" // facility id + "/" + technician id -> wire.TechnicianRemoved
 )
 
 const kSchema = "schema_version"
@@ -84,11 +87,11 @@ func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
-		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom}
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom, bTechsGone}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 12
+const schemaVersion = 13
 
 // migrate10to11 gives each facility its downlink counter, above the largest downlink seq any
 // of its terminals was given or acknowledged, so that no terminal's numbers go back. Items
@@ -126,7 +129,7 @@ func migrate10to11(tx kv.Tx) error {
 
 // migrations move each schema version to the next, in one transaction each.
 func migrations() [schemaVersion]func(kv.Tx) error {
-	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12}
+	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13}
 }
 
 // migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
@@ -465,7 +468,7 @@ func readU64(b []byte) uint64 {
 // hot paths (every fan-out, batch, login), so a scan must touch only its owner's keys.
 func ownerKeyed(bucket string) bool {
 	switch bucket {
-	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bCatalog, bRefused, bFacInmates:
+	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates:
 		return true
 	}
 	return false
