@@ -194,7 +194,6 @@ func seqRecNeeded(tx kv.Tx, found bool) bool { return found || !onBolt(tx) }
 // schema 11, which reads only bSeqs, from taking the seqs stored since as conflicts.
 func migrate11to12(kv.Tx) error { return nil }
 
-
 // sequenceError ends a connection without acknowledging the item at seq: another item is held
 // there (conflict), or seqs before it are missing (gap).
 type sequenceError struct {
