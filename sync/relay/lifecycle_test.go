@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -227,16 +229,7 @@ func TestWipedTerminalGetsACompleteSnapshot(t *testing.T) {
 	}
 	last := c.waitDown(wire.DownNotice, func(b json.RawMessage) bool { return decodeAs[kiosk.Notice](t, b).Text == "package" }).Seq
 	c.ackDown(last)
-	waitAcked := func(want uint64) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for e.terminalInfo(k.id).DownAcked != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("down_acked = %d, want %d", e.terminalInfo(k.id).DownAcked, want)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	waitAcked := func(want uint64) { t.Helper(); e.waitDownAcked(k.id, want) }
 	waitAcked(last)
 	c.c.Close(websocket.StatusNormalClosure, "")
 	e.clock.Advance(2 * time.Hour) // the first notice is over
@@ -469,13 +462,7 @@ func TestSnapshotRemovesTechniciansOffTheRoster(t *testing.T) {
 	applyAll := func(c *tconn, last uint64) {
 		t.Helper()
 		c.ackDown(last)
-		deadline := time.Now().Add(10 * time.Second)
-		for e.terminalInfo(k.id).DownAcked != last {
-			if time.Now().After(deadline) {
-				t.Fatalf("down_acked = %d, want %d", e.terminalInfo(k.id).DownAcked, last)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		e.waitDownAcked(k.id, last)
 		c.c.Close(websocket.StatusNormalClosure, "")
 	}
 	applyAll(c, c.waitDown(wire.DownTechnicianRemove, nil).Seq)
@@ -510,4 +497,13 @@ func TestSnapshotRemovesTechniciansOffTheRoster(t *testing.T) {
 	if kept, removed := snapshotTechs("wiped-2"); !slices.Contains(kept, "T1") || len(removed) != 0 {
 		t.Fatalf("snapshot after T1 came back: technicians %v, removed %v; want T1 and no removal", kept, removed)
 	}
+}
+
+// waitDownAcked waits until the relay has written terminal id's downlink acknowledgement at want.
+func (e *env) waitDownAcked(id string, want uint64) {
+	e.t.Helper()
+	testwait.UntilSaw(e.t, fmt.Sprintf("down_acked of %s at %d", id, want), func() (bool, string) {
+		got := e.terminalInfo(id).DownAcked
+		return got == want, fmt.Sprintf("down_acked %d", got)
+	})
 }
