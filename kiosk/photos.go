@@ -187,7 +187,8 @@ func (t *Terminal) PhotosGone(messageID string) (map[string]string, error) {
 }
 
 // ExpirePhotos marks gone (PhotoExpired) every photo of the bound inmate's letters dated more
-// than the policy's PhotoKeepDays before now, and says how many it marked. It does nothing on
+// than the policy's PhotoKeepDays before the time both the terminal's and the relay's clocks
+// have reached (AgreedNow), and says how many it marked. It does nothing on
 // a kiosk or when the policy keeps photos until deleted (0).
 func (t *Terminal) ExpirePhotos() (int, error) {
 	const op = "expire photos"
@@ -198,10 +199,16 @@ func (t *Terminal) ExpirePhotos() (int, error) {
 	if _, bound, err := t.BoundInmate(); err != nil || !bound {
 		return 0, err // a shared kiosk: no write, no fsync
 	}
+	// Photos are gone for good once expired, so the date is one both clocks have reached: a
+	// tablet clock jumped a year ahead must not take a family's photos (AgreedNow).
+	agreed, err := t.AgreedNow()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
 	now := t.clock.Now()
-	before := now.Add(-time.Duration(days) * 24 * time.Hour)
+	before := agreed.Add(-time.Duration(days) * 24 * time.Hour)
 	n := 0
-	err := t.store.update(op, func(tx *bolt.Tx) error {
+	err = t.store.update(op, func(tx *bolt.Tx) error {
 		n = 0
 		inmate := boundInmateTx(tx)
 		if inmate == "" {

@@ -296,3 +296,46 @@ func mustHash(t *testing.T, s string) content.Hash {
 	}
 	return h
 }
+
+// A tablet's clock that jumps a year ahead (a dead RTC battery, a bad NTP answer) must not
+// expire a family's photos: expiry waits until the relay's clock, carried forward on the
+// monotonic clock, has reached the date too; after a restart it waits for the relay's next
+// word, and then expires what is truly due.
+func TestTabletClockJumpExpiresNoPhotoEarly(t *testing.T) {
+	r := newPhotoRig(t)
+	recent := r.photo(t, 6, 2000)
+	r.deliver(t, "RECENT", mbStart.Add(-2*24*time.Hour), recent)
+	p := r.t.Policy()
+	p.PhotoKeepDays = 30
+	if err := r.t.SetPolicy(p, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if off, err := r.t.NoteRelayTime(mbStart.Add(90 * time.Second)); err != nil || off != 90*time.Second {
+		t.Fatalf("relay time noted: offset %v, %v; want 1m30s", off, err)
+	}
+
+	r.clock.JumpWall(365 * 24 * time.Hour)
+	if n, err := r.t.ExpirePhotos(); err != nil || n != 0 {
+		t.Fatalf("after the tablet's clock jumped a year: expired %d, %v; want none", n, err)
+	}
+	if gone, _ := r.t.PhotosGone("RECENT"); len(gone) != 0 {
+		t.Fatalf("photos gone after a clock jump: %v", gone)
+	}
+
+	// A restart forgets the monotonic reading: the stored relay time holds expiry back.
+	r.reopen(t)
+	if n, err := r.t.ExpirePhotos(); err != nil || n != 0 {
+		t.Fatalf("after a restart with the clock still a year ahead: expired %d, %v; want none", n, err)
+	}
+
+	// The relay says a month has truly passed: now the photo is due, and it goes.
+	if _, err := r.t.NoteRelayTime(mbStart.Add(29 * 24 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.t.ExpirePhotos(); err != nil || n != 1 {
+		t.Fatalf("a month on by the relay's clock: expired %d, %v; want 1", n, err)
+	}
+	if gone, _ := r.t.PhotosGone("RECENT"); gone[recent.SHA256] != PhotoExpired {
+		t.Fatalf("gone = %v; want the photo expired", gone)
+	}
+}

@@ -66,6 +66,8 @@ type Terminal struct {
 	verified verifiedLogin
 	// preaVerified is the last badge and PIN checked for a PREA report only (prea.go).
 	preaVerified verifiedLogin
+	// relay is the relay's clock at the last welcome this process heard (relaytime.go).
+	relay relaySeen
 }
 
 // NewTerminal loads the stored policy (or the default) and is ready for logins.

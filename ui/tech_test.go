@@ -528,3 +528,23 @@ func TestSyncNowWaitsForEnrollment(t *testing.T) {
 		return !h.button("Sync now").Disabled()
 	})
 }
+
+// A terminal clock hours off the relay's is named on the link card, with the way it is off;
+// a clock within a minute of the relay's is not mentioned.
+func TestTechLinkNamesAClockOffTheRelays(t *testing.T) {
+	r := newTechRig(t)
+	r.link.ClockOffset = 30 * time.Second
+	h := techHarness(t, r.deps())
+	h.techLogin()
+	h.eventually("the link card", func() bool { return strings.Contains(h.screenText(), "Last contact with the relay") })
+	if s := h.screenText(); strings.Contains(s, "clock is") {
+		t.Fatalf("a clock 30 s off the relay's is reported:\n%s", s)
+	}
+	r.mu.Lock()
+	r.link.ClockOffset = -(3*time.Hour + 12*time.Minute)
+	r.mu.Unlock()
+	h.eventually("the clock ahead named", func() bool {
+		h.k.Tick()
+		return strings.Contains(h.screenText(), "This terminal's clock is 3 h 12 min ahead of the relay's")
+	})
+}

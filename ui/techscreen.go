@@ -381,6 +381,15 @@ func (k *Kiosk) techLinkRows(w words, deps TechDeps, l *status.Link) []fyne.Canv
 	} else {
 		rows = append(rows, text(w.T("tech.link.last", "when", w.stamp(l.LastSuccess)), theme.White))
 	}
+	if off := l.ClockOffset; off >= status.ClockOffsetShown || off <= -status.ClockOffsetShown {
+		key, by := "tech.link.clock_behind", off
+		if off < 0 {
+			key, by = "tech.link.clock_ahead", -off
+		}
+		by = by.Round(time.Minute)
+		c := text(w.T(key, "h", w.num(int(by/time.Hour)), "m", w.num(int(by%time.Hour/time.Minute))), theme.Orange)
+		rows = append(rows, c)
+	}
 	if l.Waiting > 0 && !l.OldestWaiting.IsZero() {
 		rows = append(rows, text(w.T("tech.link.oldest", "n", w.num(l.Waiting), "when", w.stamp(l.OldestWaiting)), theme.White))
 	} else {

@@ -86,6 +86,13 @@ func printStatus(w io.Writer, st control.Status, now time.Time) error {
 	} else if st.Kioskd == "running" {
 		fmt.Fprintf(tw, "last sync\tnot since kioskd started\n")
 	}
+	if sync != nil && (sync.ClockOffset >= status.ClockOffsetShown || sync.ClockOffset <= -status.ClockOffsetShown) {
+		off, how := sync.ClockOffset, "behind"
+		if off < 0 {
+			how, off = "ahead of", -off
+		}
+		fmt.Fprintf(tw, "clock\t%s %s the relay's: check the time settings\n", off.Round(time.Minute), how)
+	}
 	waiting := fmt.Sprintf("%d items", st.Queue.Waiting)
 	if st.Queue.Waiting > 0 {
 		waiting += ", oldest " + ago(st.Queue.Oldest, now)

@@ -58,6 +58,10 @@ func (d Device) RejectedTotal() uint64 {
 	return n
 }
 
+// ClockOffsetShown is the clock offset from which technicians are told the terminal's clock
+// is off: below it, network delay and ordinary drift.
+const ClockOffsetShown = 2 * time.Minute
+
 // Link is the sync link to the relay. The zero value is a terminal that is not enrolled:
 // no engine runs, there is no relay to reach.
 type Link struct {
@@ -77,6 +81,9 @@ type Link struct {
 	Mode        string `json:"mode,omitempty"`
 	InmateID    string `json:"inmate_id,omitempty"`
 	DownApplied uint64 `json:"down_applied"` // highest downlink seq applied
+	// ClockOffset is the relay's clock minus the terminal's at the last welcome: positive, the
+	// terminal's clock is behind. Technicians see it when it is large (ClockOffsetShown).
+	ClockOffset time.Duration `json:"clock_offset_ns,omitempty"`
 	// LastRecovery says what the engine last repaired by itself (a new epoch after the relay
 	// refused the numbering), and when; it stays after later successes, for the technicians.
 	LastRecovery   string    `json:"last_recovery,omitempty"`

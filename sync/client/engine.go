@@ -492,9 +492,16 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 		return false, protocolErr(wire.ReasonUnexpected, "handshake: relay welcomed terminal %q, we are %q", f.Welcome.TerminalID, e.enr.TerminalID)
 	}
 	w := *f.Welcome
+	// The relay's clock bounds what the terminal destroys by date (kiosk.Terminal.AgreedNow);
+	// failing to store it only delays such expiry, so it does not end the connection.
+	offset, err := e.term.NoteRelayTime(w.ServerTime)
+	if err != nil {
+		e.logf("sync: relay time not stored: %v", err)
+	}
 	e.update(func(st *status.Link) {
 		st.Connected, st.LastError, st.LastSuccess = true, "", e.clock.Now()
 		st.Facility, st.Mode, st.InmateID = w.Facility, w.Mode, w.InmateID
+		st.ClockOffset = offset
 	})
 	e.logf("sync: connected to %s as %s (%s, %s)", e.ep.base, w.TerminalID, w.Facility, w.Mode)
 	if len(w.RelayURLs) > 0 && len(e.cfg.RelayURLs) == 0 {
