@@ -873,6 +873,7 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 			if len(items) == 0 {
 				break
 			}
+			r.passBefore(s, sent, items[0])
 			frame, err := downFrame(items)
 			if err != nil {
 				r.fail(s.conn, "encode downlink of "+s.id, err)
@@ -894,7 +895,7 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 				break
 			}
 		}
-		if a, p := s.acked.Load(), s.flushed(); (a > p && a-p >= ackFlushItems) || r.passIdle(s) {
+		if a, p := s.acked.Load(), s.flushed(); (a > p && a-p >= ackFlushItems) || r.passIdle(s) || s.passTo.Load() > s.passed.Load() {
 			if err := r.flushAck(s); err != nil {
 				r.fail(s.conn, "acknowledge downlink of "+s.id, err)
 				return

@@ -967,9 +967,9 @@ func lapsedBehind(last, pos, bound uint64) bool { return last > pos && last-pos 
 func passStep(bound uint64) uint64 { return max(bound/4, 1) }
 
 // passIdle reports whether the writer of s should move the terminal's stored position up to
-// what it read (s.passTo, written by flushAck): only on a shared store (one relay's own pruning
-// keeps a terminal connected to it), only when the terminal acknowledged everything sent, and
-// only passStep numbers at a time. Called by the writer alone (s.dread, s.down are its own).
+// what it read (s.passTo, written by flushAck): after a look that found nothing to send, when
+// the terminal acknowledged everything sent. Called by the writer alone (s.dread, s.down are
+// its own).
 func (r *Relay) passIdle(s *session) bool {
 	if r.gateway == nil {
 		return false
@@ -989,12 +989,45 @@ func (r *Relay) passIdle(s *session) bool {
 	if s.acked.Load() < s.sent.Load() {
 		return false // it may still need what was sent
 	}
-	pos := max(s.flushed(), s.dread.downFrom, s.passed.Load(), s.passTo.Load())
-	if upTo <= pos || upTo-pos < passStep(r.cfg.DownLogCap) {
-		return false
+	r.notePass(s, upTo)
+	return s.passTo.Load() > s.passed.Load()
+}
+
+// passBefore notes, for a read that found items for the terminal after everything sent was
+// acknowledged, that nothing it has not applied is numbered below the first of them: a burst
+// of other terminals' numbers that came with an item for this one does not leave its stored
+// position behind the burst.
+func (r *Relay) passBefore(s *session, sent uint64, first []byte) {
+	if r.gateway == nil || s.acked.Load() < sent {
+		return
 	}
-	storeMax(&s.passTo, upTo)
-	return true
+	if seq, ok := itemSeq(first); ok && seq > 0 {
+		r.notePass(s, seq-1)
+	}
+}
+
+// notePass records upTo as a position the terminal may be moved to, if it is passStep beyond
+// where it is stored (only on a shared store: one relay's own pruning keeps the terminals
+// connected to it).
+func (r *Relay) notePass(s *session, upTo uint64) {
+	pos := max(s.flushed(), s.dread.downFrom, s.passed.Load(), s.passTo.Load())
+	if upTo > pos && upTo-pos >= passStep(r.cfg.DownLogCap) {
+		storeMax(&s.passTo, upTo)
+	}
+}
+
+// itemSeq is the seq of a stored downlink item (encodeDownItem: it starts {"seq":N,).
+func itemSeq(item []byte) (uint64, bool) {
+	rest, ok := bytes.CutPrefix(item, []byte(`{"seq":`))
+	if !ok {
+		return 0, false
+	}
+	n, _, ok := bytes.Cut(rest, []byte{','})
+	if !ok {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(string(n), 10, 64)
+	return seq, err == nil
 }
 
 // passDownTx raises terminal id's down_from to pos (never lowers it): the log holds nothing

@@ -11,6 +11,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/internal/testwait"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -24,6 +26,22 @@ func twoGatewaysCap(t *testing.T, logCap uint64) (a, b *env) {
 	b = newEnv(t, func(cfg *Config) { cfg.Store, cfg.PingInterval, cfg.DownLogCap = stB, time.Hour, logCap })
 	a.seed()
 	return a, b
+}
+
+// storedPosition is a terminal's position as pruning and hello see it (the higher of what it
+// acknowledged and its down_from) and its facility's counter.
+func storedPosition(t *testing.T, e *env, id, facility string) (pos, counter uint64) {
+	t.Helper()
+	if err := e.r.view("read position", func(tx kv.Tx) error {
+		pos = max(readU64(tx.Bucket([]byte(bDownAcked)).Get([]byte(id))), downFrom(tx, id))
+		if fb := tx.Bucket([]byte(bFacDown)).Bucket([]byte(facility)); fb != nil {
+			counter = fb.Sequence()
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return pos, counter
 }
 
 // readUpTo reads a connection's downlink until it got seq.
@@ -46,6 +64,11 @@ func (tc *tconn) readUpTo(seq uint64) {
 func TestIdleTabletOnAnotherGatewayKeepsItsPlaceInTheLog(t *testing.T) {
 	const logCap = 40
 	a, b := twoGatewaysCap(t, logCap)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gateway A:\n%s\ngateway B:\n%s", a.logText(), b.logText())
+		}
+	})
 	tab := a.enroll(wire.ModeTablet, "A1")
 	k := a.enroll(wire.ModeKiosk, "")
 
@@ -69,6 +92,12 @@ func TestIdleTabletOnAnotherGatewayKeepsItsPlaceInTheLog(t *testing.T) {
 		}
 	}
 	ck.waitDown(wire.DownDeposit, isDeposit(t, fmt.Sprint("a2-", 3*logCap-1)))
+	// Its connection on A moves its stored position along (on its own, nothing would: it has
+	// nothing to acknowledge).
+	testwait.UntilSaw(t, "the idle tablet's stored position within the cap of its facility's counter", func() (bool, string) {
+		pos, counter := storedPosition(t, b, tab.id, "north")
+		return !lapsedBehind(counter, pos, logCap), fmt.Sprintf("position %d, counter %d", pos, counter)
+	})
 	n, err := b.r.PostNotice(NoticeRequest{FacilityID: "north", Text: "visits cancelled today"})
 	if err != nil {
 		t.Fatal(err)
