@@ -3,6 +3,7 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -132,5 +134,58 @@ func TestIdleTabletOnAnotherGatewayKeepsItsPlaceInTheLog(t *testing.T) {
 	}
 	if log := b.logText(); strings.Contains(log, "complete snapshot queued instead of the log") {
 		t.Errorf("gateway B took the idle tablet for lapsed:\n%s", log)
+	}
+}
+
+// A tablet that was told nothing while its facility's kiosks were sent more than the cap's
+// numbers, and is then sent an item for it, is not behind either: its connection moves its
+// stored position to just below that item, so a gateway that prunes before the tablet
+// acknowledges it keeps it. On one boltkv store shared by two relays (no watch feed: the
+// tablet's writer on A hears nothing of the kiosks' numbers, and wakes only for the notice).
+func TestTabletWokenAfterABurstIsNotBehind(t *testing.T) {
+	const logCap = 40
+	st, err := boltkv.Open(filepath.Join(t.TempDir(), "shared.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := newEnv(t, func(cfg *Config) { cfg.Store, cfg.PingInterval, cfg.DownLogCap = st, time.Hour, logCap })
+	b := newEnv(t, func(cfg *Config) { cfg.Store, cfg.PingInterval, cfg.DownLogCap = st, time.Hour, logCap })
+	a.seed()
+	tab, k := a.enroll(wire.ModeTablet, "A1"), a.enroll(wire.ModeKiosk, "")
+	ctab := tab.connect(t, 0)
+	stored := downSeqs(t, a.r, tab, 0)
+	var tabPos uint64
+	if _, err := fmt.Sscanf(stored[len(stored)-1], "%d:", &tabPos); err != nil {
+		t.Fatal(err)
+	}
+	ctab.readUpTo(tabPos)
+	ctab.ackDown(tabPos)
+	a.waitDownAcked(tab.id, tabPos)
+
+	ck := k.connect(t, 0)
+	for i := range 3 * logCap {
+		if _, _, err := a.r.Deposit(DepositRequest{InmateID: "A2", Cents: 1, Ref: fmt.Sprint("a2-", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := a.r.PostNotice(NoticeRequest{FacilityID: "north", Text: "visits cancelled today"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	isNotice := func(raw json.RawMessage) bool { return decodeAs[wire.Notice](t, raw).ID == n.ID }
+	notice := ctab.waitDown(wire.DownNotice, isNotice)
+	testwait.UntilSaw(t, "the tablet's stored position just below the notice", func() (bool, string) {
+		pos, counter := storedPosition(t, b, tab.id, "north")
+		return pos == notice.Seq-1, fmt.Sprintf("position %d, counter %d, notice %d", pos, counter, notice.Seq)
+	})
+	ck.waitDown(wire.DownNotice, isNotice)
+	closeAcked(t, a, ck, notice.Seq)
+	if err := b.r.pruneFacility("north", &prunedLog{}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(facilityLog(t, b.r, "north"), notice.Seq) {
+		t.Errorf("relay B pruned the notice (seq %d) that the tablet on A has not acknowledged; log holds %v",
+			notice.Seq, facilityLog(t, b.r, "north"))
 	}
 }
