@@ -955,12 +955,13 @@ func lapsedBehind(last, pos, bound uint64) bool { return last > pos && last-pos 
 // numbers would look lapsed, and a gateway it is not connected to would prune past it an item
 // for every terminal that it has not read yet. Its writer knows better: everything for it up to
 // what its last read covered was sent, and once all of that is acknowledged the log holds
-// nothing it still needs at or below that number, which is what down_from says. So the writer
-// of a connection on a shared store moves down_from up to there (passIdle, flushAck), at most
-// once per passStep numbers: a write per idle connection per quarter of the cap, none for a
-// terminal that acknowledges anyway. Nothing is leased or kept alive: a gateway that dies stops
-// moving its terminals, which then lapse as any offline terminal does (docs/SCALE.md,
-// "Downlink").
+// nothing it still needs at or below that number, which is what down_from says; and when a
+// read finds items for it after it acknowledged all it was sent, the same holds below the
+// first of them. So the writer of a connection on a shared store moves down_from up to there
+// (passIdle, passBefore; written by flushAck), at most once per passStep numbers: a write per
+// idle connection per quarter of the cap, none for a terminal that acknowledges anyway.
+// Nothing is leased or kept alive: a gateway that dies stops moving its terminals, which then
+// lapse as any offline terminal does (docs/SCALE.md, "Downlink").
 
 // passStep is how far an idle connection's stored position may fall behind what its writer
 // read before the writer moves it: a quarter of the cap, so it never comes near the cap.
