@@ -176,14 +176,20 @@ func decodeLibraryUse(v []byte) (day string, minutes uint64, ok bool) {
 	return string(v[16:]), readU64(v[:8]), true
 }
 
-// snapshotLibraryUse queues, for a terminal's snapshot, the library minutes inmate began on
-// each other terminal on the policy's day (and the day before: the relay's clock and a
-// terminal's may stand either side of midnight), as library_use names them on the downlink.
-// Not the terminal's own counts, nor those of a terminal it replaced (own: its lineage): a
-// terminal counts its own minutes apart, and a library_use naming itself would count them twice.
-func snapshotLibraryUse(tx kv.Tx, f *fanout, termID, inmateID string, own map[string]bool, p vocab.Policy, now time.Time) error {
+// libraryDaysSince is the first day whose library counts a snapshot at now carries: the day
+// before the policy's day (the relay's clock and a terminal's may stand either side of
+// midnight; a terminal drops an earlier day's count when it applies a later one).
+func libraryDaysSince(p vocab.Policy, now time.Time) string {
 	local := now.In(p.Location())
-	since := time.Date(local.Year(), local.Month(), local.Day()-1, 12, 0, 0, 0, local.Location()).Format("2006-01-02")
+	return time.Date(local.Year(), local.Month(), local.Day()-1, 12, 0, 0, 0, local.Location()).Format("2006-01-02")
+}
+
+// snapshotLibraryUse queues, for a terminal's snapshot, the library minutes inmate began on
+// each other terminal on the days from since on (libraryDaysSince), as library_use names them
+// on the downlink. Not the terminal's own counts, nor those of a terminal it replaced (own: its
+// lineage): a terminal counts its own minutes apart, and a library_use naming itself would
+// count them twice.
+func snapshotLibraryUse(tx kv.Tx, f *fanout, termID, inmateID string, own map[string]bool, since string) error {
 	var uses []vocab.LibraryUse
 	prefix := inmateID + "/l/"
 	if err := forEachRaw(tx, bByInmate, prefix, func(k string, v []byte) bool {
