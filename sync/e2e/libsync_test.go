@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -107,5 +108,68 @@ func TestQuizResultOnTheSendingKiosk(t *testing.T) {
 	}
 	if r := result(1, 0, 0); r.Outcome != vocab.QuizNotGraded || r.CreditCents != 0 || r.AttemptsLeft != 0 {
 		t.Errorf("an attempt over the limit: %+v", r)
+	}
+}
+
+// A kiosk that comes back past the downlink cap gets a snapshot instead of the log, and the
+// snapshot carries the library minutes the inmate began on the other kiosks that day: it goes
+// on counting the person's allowance, not only its own minutes. A wiped kiosk (a new store
+// enrolled again) gets them the same way.
+func TestLibraryMinutesInTheSnapshotPastTheCap(t *testing.T) {
+	const logCap = 30
+	rl := &relayEnv{t: t, dir: t.TempDir(), hold: relay.HoldNone, downLogCap: logCap}
+	if os.Getenv(storeEnv) == "jetstream" {
+		rl.store = jetStore(t)
+	}
+	rl.open()
+	t.Cleanup(rl.stop)
+	rl.seed()
+	unbilledSessions(t, rl, func(p *kiosk.Policy) { p.LibraryMinutesPerDay = 60 })
+	px := startProxy(t, rl.addr())
+	a, far := openTerminal(t, "", kiosk.StoreOptions{}), openTerminal(t, "", kiosk.StoreOptions{})
+	for _, tm := range []*terminal{a, far} {
+		tm.enroll(px.url(), rl.code(wire.ModeKiosk, ""))
+		tm.start()
+		tm.waitRoster()
+		testwait.UntilSaw(t, "the policy on the kiosk", func() (bool, string) {
+			p := tm.term.Policy()
+			return p.LibraryMinutesPerDay == 60, fmt.Sprint(p.LibraryMinutesPerDay)
+		})
+	}
+	far.stopSync()
+
+	// A1 spends 25 library minutes on kiosk a while far is away; the facility's downlink then
+	// goes on past the cap (deposits for A2).
+	a.login("B1", "1234")
+	for i := range 25 {
+		if _, err := a.term.UseLibraryMinute("A1"); err != nil {
+			t.Fatalf("minute %d on kiosk a: %v", i+1, err)
+		}
+	}
+	if err := a.term.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	a.waitSynced()
+	for i := range logCap + 10 {
+		if _, _, err := rl.r.Deposit(relay.DepositRequest{InmateID: "A2", Cents: 1, Ref: fmt.Sprintf("cap-%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// far comes back past the cap: a snapshot, which counts a's 25 minutes.
+	far.start()
+	sameBalance(t, rl, far, "A2")
+	testwait.UntilSaw(t, "a's library minutes counted on far after its snapshot", func() (bool, string) {
+		left, err := far.term.LibraryMinutesLeft("A1")
+		return left == 35, fmt.Sprint(left, " left, err ", err)
+	})
+	far.login("B1", "1234")
+	for i := range 35 {
+		if _, err := far.term.UseLibraryMinute("A1"); err != nil {
+			t.Fatalf("minute %d on far: %v", 26+i, err)
+		}
+	}
+	if _, err := far.term.UseLibraryMinute("A1"); kiosk.ReasonOf(err) != vocab.ReasonLibraryTimeUsed {
+		t.Fatalf("minute 61 on far: %v, want %s", err, vocab.ReasonLibraryTimeUsed)
 	}
 }

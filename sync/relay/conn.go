@@ -677,7 +677,9 @@ func (r *Relay) flushAck(s *session) error {
 	seq := s.acked.Load()
 	seen := s.takeSeen()
 	persisted := s.persisted.Load()
-	if seq <= persisted && seen == nil {
+	pass := s.passTo.Load()
+	passing := pass > s.passed.Load()
+	if seq <= persisted && seen == nil && !passing {
 		return nil
 	}
 	own, err := s.owner()
@@ -688,6 +690,14 @@ func (r *Relay) flushAck(s *session) error {
 	err = r.updateAs(own, s.id, "acknowledge downlink", func(tx kv.Tx, f *fanout) error {
 		if err := seenTx(tx, s.id, seen); err != nil {
 			return err
+		}
+		if passing {
+			// In the same transaction as the acknowledgement: a store restored to below what
+			// was acknowledged is found replaced at its hello (snapshot), and never reads the
+			// log from above what it lost.
+			if err := passDownTx(tx, s.id, pass); err != nil {
+				return err
+			}
 		}
 		if seq <= persisted {
 			return nil
@@ -703,6 +713,9 @@ func (r *Relay) flushAck(s *session) error {
 		return err
 	}
 	s.persisted.Store(max(persisted, seq))
+	if passing {
+		storeMax(&s.passed, pass)
+	}
 	if seq > persisted {
 		r.pruneFacilityDue(s.facility)
 	}
@@ -860,6 +873,7 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 			if len(items) == 0 {
 				break
 			}
+			r.passBefore(s, sent, items[0])
 			frame, err := downFrame(items)
 			if err != nil {
 				r.fail(s.conn, "encode downlink of "+s.id, err)
@@ -881,7 +895,7 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 				break
 			}
 		}
-		if a, p := s.acked.Load(), s.flushed(); a > p && a-p >= ackFlushItems {
+		if a, p := s.acked.Load(), s.flushed(); (a > p && a-p >= ackFlushItems) || r.passIdle(s) || s.passTo.Load() > s.passed.Load() {
 			if err := r.flushAck(s); err != nil {
 				r.fail(s.conn, "acknowledge downlink of "+s.id, err)
 				return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -416,7 +417,8 @@ func logItem(v []byte) (tag byte, except, item []byte, ok bool) {
 
 // downFromKey: bDownFrom holds, per terminal, the facility number below which (inclusive) the
 // facility's log holds nothing for it: the number its enrollment started at, or what it had
-// acknowledged when a snapshot replaced its store (resync).
+// acknowledged when a snapshot replaced its store (resync), or what an idle connection's
+// writer found it at (passIdle: nothing there it has not applied).
 func downFrom(tx kv.Tx, id string) uint64 {
 	return readU64(tx.Bucket([]byte(bDownFrom)).Get([]byte(id)))
 }
@@ -947,6 +949,109 @@ const DefaultDownLogCap = 100_000
 // snapshot. Pruning and hello decide with it alike; the counter only grows, so a terminal
 // pruning passed is one its hello finds lapsed.
 func lapsedBehind(last, pos, bound uint64) bool { return last > pos && last-pos > bound }
+
+// An idle terminal is not behind. A terminal's stored position moves with what it
+// acknowledges, so a tablet whose inmate gets nothing while its kiosks are sent a cap's worth of
+// numbers would look lapsed, and a gateway it is not connected to would prune past it an item
+// for every terminal that it has not read yet. Its writer knows better: everything for it up to
+// what its last read covered was sent, and once all of that is acknowledged the log holds
+// nothing it still needs at or below that number, which is what down_from says; and when a
+// read finds items for it after it acknowledged all it was sent, the same holds below the
+// first of them. So the writer of a connection on a shared store moves down_from up to there
+// (passIdle, passBefore; written by flushAck), at most once per passStep numbers: a write per
+// idle connection per quarter of the cap, none for a terminal that acknowledges anyway.
+// Nothing is leased or kept alive: a gateway that dies stops moving its terminals, which then
+// lapse as any offline terminal does (docs/SCALE.md, "Downlink").
+
+// passStep is how far an idle connection's stored position may fall behind what its writer
+// read before the writer moves it: a quarter of the cap, so it never comes near the cap.
+func passStep(bound uint64) uint64 { return max(bound/4, 1) }
+
+// passIdle reports whether the writer of s should move the terminal's stored position up to
+// what it read (s.passTo, written by flushAck): after a look that found nothing to send, when
+// the terminal acknowledged everything sent. Called by the writer alone (s.dread, s.down are
+// its own).
+func (r *Relay) passIdle(s *session) bool {
+	if r.gateway == nil {
+		return false
+	}
+	var upTo uint64
+	if r.feed != nil {
+		if !s.dread.known {
+			return false
+		}
+		upTo = s.dread.upTo
+	} else {
+		if !s.down.drained {
+			return false
+		}
+		upTo = s.down.readTo
+	}
+	if s.acked.Load() < s.sent.Load() {
+		return false // it may still need what was sent
+	}
+	r.notePass(s, upTo)
+	return s.passTo.Load() > s.passed.Load()
+}
+
+// passBefore notes, for a read that found items for the terminal after everything sent was
+// acknowledged, that nothing it has not applied is numbered below the first of them: a burst
+// of other terminals' numbers that came with an item for this one does not leave its stored
+// position behind the burst.
+func (r *Relay) passBefore(s *session, sent uint64, first []byte) {
+	if r.gateway == nil || s.acked.Load() < sent {
+		return
+	}
+	if seq, ok := itemSeq(first); ok && seq > 0 {
+		r.notePass(s, seq-1)
+	}
+}
+
+// notePass records upTo as a position the terminal may be moved to, if it is passStep beyond
+// where it is stored (only on a shared store: one relay's own pruning keeps the terminals
+// connected to it).
+func (r *Relay) notePass(s *session, upTo uint64) {
+	pos := max(s.flushed(), s.dread.downFrom, s.passed.Load(), s.passTo.Load())
+	if upTo > pos && upTo-pos >= passStep(r.cfg.DownLogCap) {
+		storeMax(&s.passTo, upTo)
+	}
+}
+
+// itemSeq is the seq of a stored downlink item (encodeDownItem: it starts {"seq":N,).
+func itemSeq(item []byte) (uint64, bool) {
+	rest, ok := bytes.CutPrefix(item, []byte(`{"seq":`))
+	if !ok {
+		return 0, false
+	}
+	n, _, ok := bytes.Cut(rest, []byte{','})
+	if !ok {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(string(n), 10, 64)
+	return seq, err == nil
+}
+
+// passDownTx raises terminal id's down_from to pos (never lowers it): the log holds nothing
+// the terminal still needs at or below pos.
+func passDownTx(tx kv.Tx, id string, pos uint64) error {
+	if pos <= downFrom(tx, id) {
+		return nil
+	}
+	if err := tx.Bucket([]byte(bDownFrom)).Put([]byte(id), u64(pos)); err != nil {
+		return fmt.Errorf("move the downlink position of %s: %w", id, err)
+	}
+	return nil
+}
+
+// storeMax raises v to n if n is higher.
+func storeMax(v *atomic.Uint64, n uint64) {
+	for {
+		cur := v.Load()
+		if n <= cur || v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
 
 // maxPruneGets bounds the numbers one prune transaction looks at: each is a read (and a
 // message of the commit on JetStream, whose commits hold at most 1,000).

@@ -41,6 +41,11 @@ type session struct {
 	// memory; sent is the highest seq sent on it (an ack beyond it is clamped).
 	acked atomic.Uint64
 	sent  atomic.Uint64
+	// passTo is a position the writer found the terminal at without it acknowledging that far:
+	// every item for it numbered up to passTo was sent and acknowledged, and nothing else there
+	// is for it (passIdle, passBefore). flushAck writes it as the terminal's down_from; passed
+	// is the last it wrote.
+	passTo, passed atomic.Uint64
 
 	// flushMu orders the connection's writes (batches, and acked with the hello's record);
 	// persisted is the acked seq last written (changed only under flushMu).

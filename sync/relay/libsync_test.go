@@ -2,11 +2,13 @@ package relay
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -139,5 +141,91 @@ func TestLibraryUsePassedOnOnce(t *testing.T) {
 		if it.Kind == wire.DownLibraryUse {
 			t.Errorf("another inmate's tablet got %s", it.Body)
 		}
+	}
+}
+
+// libraryUses is the library_use items queued for terminal id after seq `after`.
+func libraryUses(t *testing.T, e *env, id string, after uint64) []vocab.LibraryUse {
+	t.Helper()
+	items, err := e.r.pendingDown(id, after, 10_000, wire.MaxBatchBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []vocab.LibraryUse
+	for _, it := range items {
+		if it.Kind == wire.DownLibraryUse {
+			out = append(out, decodeAs[vocab.LibraryUse](t, it.Body))
+		}
+	}
+	return out
+}
+
+// A snapshot carries the library minutes each inmate began on the other terminals of the day,
+// as library_use names them on the downlink: a kiosk enrolled later gets kiosk 1's count; a
+// count of an earlier day does not come; and kiosk 1, wiped and given a snapshot, does not get
+// its own count back as another terminal's (it would count those minutes twice).
+func TestSnapshotCarriesLibraryMinutesOfTheDay(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	p, _ := e.r.Policy("north")
+	p.Timezone = "UTC"
+	if err := e.r.PutPolicy("north", p); err != nil {
+		t.Fatal(err)
+	}
+	k1 := e.enroll(wire.ModeKiosk, "")
+	c1 := k1.connect(t, 0)
+	c1.batch(k1.item(wire.UpLibraryUse, vocab.LibraryUse{InmateID: "A1", Day: "2026-03-02", Minutes: 5, At: t0}),
+		k1.item(wire.UpLibraryUse, vocab.LibraryUse{InmateID: "A2", Day: "2026-02-20", Minutes: 7, At: t0.AddDate(0, 0, -10)}))
+
+	k2 := e.enroll(wire.ModeKiosk, "")
+	got := libraryUses(t, e, k2.id, 0)
+	want := vocab.LibraryUse{InmateID: "A1", Day: "2026-03-02", TerminalID: k1.id, Minutes: 5, At: t0}
+	if len(got) != 1 || !got[0].At.Equal(want.At) || func() bool { got[0].At = want.At; return got[0] != want }() {
+		t.Fatalf("kiosk 2's enrollment snapshot carries library use %+v, want only %+v", got, want)
+	}
+
+	// Kiosk 1's store is wiped: its snapshot does not name kiosk 1's own minutes.
+	last := downSeqs(t, e.r, k1, 0)
+	var seq uint64
+	if len(last) > 0 {
+		if _, err := fmt.Sscanf(last[len(last)-1], "%d:", &seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1.readUpTo(seq)
+	closeAcked(t, e, c1, seq)
+	e.waitDownAcked(k1.id, seq)
+	c1 = k1.connect(t, 0)
+	c1.waitDown(wire.DownInmate, nil)
+	if got := libraryUses(t, e, k1.id, 0); len(got) != 0 {
+		t.Fatalf("kiosk 1's snapshot names its own library minutes as another terminal's: %+v", got)
+	}
+}
+
+// A count an older relay kept in the owned bucket still stands: a lower one sent again is not
+// passed on; a higher one is, and is kept in the inmate's index from then on.
+func TestLibraryCountKeptByAnOlderRelayStillStands(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k1, k2 := e.enroll(wire.ModeKiosk, ""), e.enroll(wire.ModeKiosk, "")
+	if err := e.r.update("write an old library count", func(tx kv.Tx, _ *fanout) error {
+		return tx.Bucket([]byte(bOwned)).Put([]byte("l/A1/"+k1.id), append(u64(9), "2026-03-02"...))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := libraryUses(t, e, k2.id, 0)
+	c1 := k1.connect(t, 0)
+	c1.batch(k1.item(wire.UpLibraryUse, vocab.LibraryUse{InmateID: "A1", Day: "2026-03-02", Minutes: 8, At: t0}))
+	if got := libraryUses(t, e, k2.id, 0); len(got) != len(before) {
+		t.Fatalf("a count below the one an older relay kept was passed on: %+v", got)
+	}
+	c1.batch(k1.item(wire.UpLibraryUse, vocab.LibraryUse{InmateID: "A1", Day: "2026-03-02", Minutes: 10, At: t0}))
+	got := libraryUses(t, e, k2.id, 0)
+	if len(got) != len(before)+1 || got[len(got)-1].Minutes != 10 {
+		t.Fatalf("kiosk 2 was told %+v, want the count of 10 passed on", got)
+	}
+	c1.batch(k1.item(wire.UpLibraryUse, vocab.LibraryUse{InmateID: "A1", Day: "2026-03-02", Minutes: 10, At: t0}))
+	if again := libraryUses(t, e, k2.id, 0); len(again) != len(got) {
+		t.Fatalf("the same count again was passed on: %+v", again)
 	}
 }

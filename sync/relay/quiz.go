@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"sort"
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
@@ -137,20 +138,80 @@ func gradeQuizAttempt(tx kv.Tx, f *fanout, t TerminalInfo, pol vocab.Policy, a v
 // never one the body names. One record per inmate and terminal holds the latest day's count,
 // so a new day replaces the last one, and the relay reads one key: a prefix scan here, once
 // per library minute, would read (and on JetStream conflict with) the whole owned bucket.
+//
+// The record is kept in the inmate's own index (by_inmate, "l/" + terminal), where a snapshot
+// finds the inmate's counts with the listing it makes anyway (snapshotLibraryUse). A record a
+// relay before it kept in the owned bucket ("l/" + inmate + "/" + terminal) still counts here
+// until the index has one; it is not in snapshots (the day it was written is past by now).
 func applyLibraryUse(tx kv.Tx, f *fanout, t TerminalInfo, u vocab.LibraryUse) (string, error) {
 	if _, ok, err := f.inmateFor(t, u.InmateID); err != nil || !ok {
 		return wire.RefuseNotYours, err
 	}
-	b := tx.Bucket([]byte(bOwned))
-	key := []byte("l/" + u.InmateID + "/" + t.ID)
-	if day, n, ok := decodeLibraryCount(b.Get(key)); ok && (day > u.Day || day == u.Day && n >= uint64(u.Minutes)) {
+	day, n, ok := decodeLibraryUse(getRaw(tx, bByInmate, indexKey(u.InmateID, "l", t.ID)))
+	if !ok {
+		day, n, ok = decodeLibraryCount(tx.Bucket([]byte(bOwned)).Get([]byte("l/" + u.InmateID + "/" + t.ID)))
+	}
+	if ok && (day > u.Day || day == u.Day && n >= uint64(u.Minutes)) {
 		return "", nil // an earlier day's count, or not more than the relay has: nothing new
 	}
-	if err := b.Put(key, append(u64(uint64(u.Minutes)), u.Day...)); err != nil {
+	if err := putRaw(tx, bByInmate, indexKey(u.InmateID, "l", t.ID), encodeLibraryUse(u)); err != nil {
 		return "", err
 	}
 	u.TerminalID = t.ID
 	return "", f.toInmate(t.FacilityID, u.InmateID, t.ID, wire.DownLibraryUse, u)
+}
+
+// encodeLibraryUse is a library-minutes record of the inmate index: the count (8 bytes), when
+// the terminal counted it (8 bytes, Unix nanoseconds) and its day.
+func encodeLibraryUse(u vocab.LibraryUse) []byte {
+	v := append(u64(uint64(u.Minutes)), u64(uint64(u.At.UnixNano()))...)
+	return append(v, u.Day...)
+}
+
+// decodeLibraryUse reads what encodeLibraryUse wrote.
+func decodeLibraryUse(v []byte) (day string, minutes uint64, ok bool) {
+	if len(v) < 16 {
+		return "", 0, false
+	}
+	return string(v[16:]), readU64(v[:8]), true
+}
+
+// libraryDaysSince is the first day whose library counts a snapshot at now carries: the day
+// before the policy's day (the relay's clock and a terminal's may stand either side of
+// midnight; a terminal drops an earlier day's count when it applies a later one).
+func libraryDaysSince(p vocab.Policy, now time.Time) string {
+	local := now.In(p.Location())
+	return time.Date(local.Year(), local.Month(), local.Day()-1, 12, 0, 0, 0, local.Location()).Format("2006-01-02")
+}
+
+// snapshotLibraryUse queues, for a terminal's snapshot, the library minutes inmate began on
+// each other terminal on the days from since on (libraryDaysSince), as library_use names them
+// on the downlink. Not the terminal's own counts, nor those of a terminal it replaced (own: its
+// lineage): a terminal counts its own minutes apart, and a library_use naming itself would
+// count them twice.
+func snapshotLibraryUse(tx kv.Tx, f *fanout, termID, inmateID string, own map[string]bool, since string) error {
+	var uses []vocab.LibraryUse
+	prefix := inmateID + "/l/"
+	if err := forEachRaw(tx, bByInmate, prefix, func(k string, v []byte) bool {
+		term := k[len(prefix):]
+		day, n, ok := decodeLibraryUse(v)
+		if !ok || own[term] || day < since || n < 1 || n > vocab.MaxLibraryMinutesPerDay {
+			return true
+		}
+		uses = append(uses, vocab.LibraryUse{InmateID: inmateID, Day: day, TerminalID: term, Minutes: int(n),
+			At: time.Unix(0, int64(readU64(v[8:16]))).UTC()})
+		return true
+	}); err != nil {
+		return err
+	}
+	// The day before first: a terminal drops an inmate's counts of days before the one it applies.
+	sort.SliceStable(uses, func(i, j int) bool { return uses[i].Day < uses[j].Day })
+	for _, u := range uses {
+		if err := f.toTerminal(termID, wire.DownLibraryUse, u); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decodeLibraryCount reads a library-minutes record: the count (8 bytes) then its day.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -172,6 +173,55 @@ func heldItemID(tx kv.Tx, termID, epoch string, seq uint64, sk string) string {
 	return ""
 }
 
+// fillHeld names, for the staff listing, the item held at the seq of each sequence conflict
+// that could not name it when it was listed (on a bbolt file, an item older than the newest
+// heldScanMax items: heldItemID): one walk of the item log, newest first, until each is found.
+// A staff request pays for the walk, not a terminal's connection, so a terminal that keeps
+// reusing seqs cannot make the relay read its whole log at every hello. Elsewhere every seq
+// has its record, and the conflict named the item from it.
+func fillHeld(tx kv.Tx, rs []Refusal) {
+	want := map[string][]int{} // seqKey -> the refusals waiting for its item
+	var terms [][]byte
+	for i, rf := range rs {
+		if rf.Reason != ConflictSequence || rf.HeldItemID != "" {
+			continue
+		}
+		sk := seqKey(rf.TerminalID, rf.Epoch, rf.Seq)
+		if _, ok := want[sk]; !ok && !slices.ContainsFunc(terms, func(t []byte) bool { return string(t) == rf.TerminalID }) {
+			terms = append(terms, []byte(rf.TerminalID))
+		}
+		want[sk] = append(want[sk], i)
+	}
+	if len(want) == 0 || !onBolt(tx) {
+		return
+	}
+	var head struct {
+		Seq        uint64 `json:"seq"`
+		ID         string `json:"id"`
+		TerminalID string `json:"terminal_id"`
+		Epoch      string `json:"epoch"`
+	}
+	c := tx.Bucket([]byte(bItems)).Cursor()
+	for k, v := c.Last(); k != nil && len(want) > 0; k, v = c.Prev() {
+		eachLogEntry(v, func(_ uint64, item []byte) bool {
+			// A quick look first: most items are other terminals'.
+			if !slices.ContainsFunc(terms, func(t []byte) bool { return bytes.Contains(item, t) }) {
+				return true
+			}
+			head.ID, head.TerminalID = "", ""
+			if json.Unmarshal(item, &head) != nil || head.ID == "" {
+				return true
+			}
+			sk := seqKey(head.TerminalID, head.Epoch, head.Seq)
+			for _, i := range want[sk] {
+				rs[i].HeldItemID = head.ID
+			}
+			delete(want, sk)
+			return len(want) > 0
+		})
+	}
+}
+
 // onBolt reports whether tx is a bbolt file's transaction (an item log's too). Only there is
 // a seq's record left out for an item stored under a new id (seqRecNeeded): it costs a B-tree
 // page of its own, where on JetStream it is one more message of the commit, and keeping it
@@ -261,7 +311,11 @@ func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 		if err := forEachJSON(tx, bRefused, prefix, keep); err != nil {
 			return err
 		}
-		return forEachJSON(tx, bConflicts, "", keep)
+		if err := forEachJSON(tx, bConflicts, "", keep); err != nil {
+			return err
+		}
+		fillHeld(tx, out)
+		return nil
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out, err

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"testing"
 
@@ -171,5 +172,42 @@ func TestSchema11SeqRecordsStillRead(t *testing.T) {
 	}
 	if stored, _ := e.r.Items(ItemFilter{TerminalID: k.id}); len(stored) != 2 {
 		t.Fatalf("%d items stored, want 2", len(stored))
+	}
+}
+
+// A sequence conflict names the item held at the seq on a bbolt file even when that item is
+// older than the newest heldScanMax items (which the conflict itself looks through): the
+// staff listing finds it in the item log, by terminal, epoch and seq.
+func TestConflictNamesAnOldHeldItem(t *testing.T) {
+	bboltOnly(t)
+	e := newEnv(t)
+	e.seed()
+	k, busy := e.enroll(wire.ModeKiosk, ""), e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	held := k.item(wire.UpAudit, kiosk.AuditEvent{ID: "ev1", At: t0, Kind: "login_ok", Actor: "A1"})
+	if ack := c.batch(held); ack.Seq != 1 {
+		t.Fatalf("ack %+v", ack)
+	}
+	c.c.Close(websocket.StatusNormalClosure, "")
+	cb := busy.connect(t, 0)
+	for sent := 0; sent <= heldScanMax; {
+		var batch []wire.Item
+		for range min(1000, heldScanMax+1-sent) {
+			batch = append(batch, busy.item(wire.UpAudit, kiosk.AuditEvent{ID: fmt.Sprint("b", sent), At: t0, Kind: "login_ok", Actor: "A2"}))
+			sent++
+		}
+		if ack := cb.batch(batch...); ack.Seq != uint64(sent) {
+			t.Fatalf("busy kiosk: ack %+v, want %d", ack, sent)
+		}
+	}
+	k.seq = 0
+	other := k.item(wire.UpAudit, kiosk.AuditEvent{ID: "ev2", At: t0, Kind: "logout", Actor: "A1"})
+	c = k.connect(t, 0)
+	if ack := c.batch(other); ack.Seq != 0 {
+		t.Fatalf("another item at seq 1: ack %+v, want nothing acknowledged", ack)
+	}
+	expectClose(t, c.c, websocket.StatusPolicyViolation, wire.ReasonNewEpoch)
+	if rf := findRefusal(t, e.refusals(k.id), k.id, other.ID); rf.Reason != ConflictSequence || rf.Seq != 1 || rf.HeldItemID != held.ID {
+		t.Fatalf("conflict listed as %+v, want seq 1 holding %s", rf, held.ID)
 	}
 }

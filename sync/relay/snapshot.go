@@ -111,8 +111,18 @@ func (r *Relay) snapshot(tx kv.Tx, f *fanout, t TerminalInfo, now time.Time) err
 	if err != nil {
 		return err
 	}
+	var pol vocab.Policy
+	if fac.Policy != nil {
+		pol = *fac.Policy
+	}
+	libSince := libraryDaysSince(pol, now)
 	for _, in := range inmates {
 		if err := r.snapshotInmate(tx, f, t.ID, in, m); err != nil {
+			return err
+		}
+		// The library minutes the inmate began elsewhere today: a terminal past the cap or
+		// restored would otherwise count only its own against the day's allowance.
+		if err := snapshotLibraryUse(tx, f, t.ID, in.ID, family, libSince); err != nil {
 			return err
 		}
 	}

@@ -47,7 +47,7 @@ const (
 	bOutbound    = "outbound"    // message id -> letterRec (v3: the body text is in the item that carried it)
 	bPREA        = "prea"        // message id -> letterRec (never held, never shown in the review queue)
 	bContacts    = "contacts"    // contact id -> ContactRecord
-	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, "/c/" + contact id, (v5) "/m/" + letter id, (v6) "/r/" + refund ref or (v9) "/i/" + inbound letter id -> nil
+	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, "/c/" + contact id, (v5) "/m/" + letter id, (v6) "/r/" + refund ref or (v9) "/i/" + inbound letter id -> nil; "/l/" + terminal id -> library minutes begun there (8 bytes), when (8 bytes, Unix ns) + day
 	bInbound     = "inbound"     // message id -> vocab.Message delivered to an inmate
 	bAudit       = "audit"       // terminal id + "/" + audit id -> vocab.AuditEvent
 	bDevices     = "devices"     // terminal id -> last device_status body
@@ -69,7 +69,7 @@ const (
 	bStampDue = "stamp_due" // terminal id -> stampDueRec
 	// v8: the library (catalog.go, purchase.go).
 	bCatalog = "catalog" // facility id + "/" + item id -> catalogRec
-	bOwned   = "owned"   // "i/" + inmate id + "/" + item id -> ownedRec; "m/" + inmate id + "/" + sha256 -> nil; "q/" + inmate/course/quiz -> attempts graded (8 bytes); "r/" + inmate/attempt id -> vocab.QuizResult; "l/" + inmate/terminal -> library minutes (8 bytes) + day
+	bOwned   = "owned"   // "i/" + inmate id + "/" + item id -> ownedRec; "m/" + inmate id + "/" + sha256 -> nil; "q/" + inmate/course/quiz -> attempts graded (8 bytes); "r/" + inmate/attempt id -> vocab.QuizResult; "l/" + inmate/terminal -> library minutes (8 bytes) + day (written before the by_inmate "l/" record; read when there is none)
 	// v9: who is on each facility's roster, so a snapshot reads its facility's inmates only.
 	// From v9 on the owner-keyed buckets (ownerKeyed) hold a nested bucket per owner.
 	bFacInmates = "fac_inmates" // facility id + "/" + inmate id -> nil
