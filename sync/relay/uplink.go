@@ -249,7 +249,11 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 	}
 	if !found {
 		ref := encodeItemRef(itemRef{Hash: h, TerminalID: t.ID, Epoch: epoch, Seq: it.Seq, Refused: reason})
-		if err := tx.Bucket([]byte(bItemIDs)).Put([]byte(it.ID), ref); err != nil {
+		// Item ids are UUIDv7s, made in time order (kv.HintAppended): half-full pages doubled
+		// what this bucket wrote per letter.
+		ids := tx.Bucket([]byte(bItemIDs))
+		kv.HintAppended(ids)
+		if err := ids.Put([]byte(it.ID), ref); err != nil {
 			return "", fmt.Errorf("write %s record %q: %w", bItemIDs, it.ID, err)
 		}
 	}
