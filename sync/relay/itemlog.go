@@ -128,6 +128,9 @@ func (l *itemLog) flush(tx kv.Tx) error {
 type logTx struct {
 	kv.Tx
 	log *itemLog
+	// bounded: the transaction keeps a keyBound for each of boundedBuckets (keybound.go).
+	bounded bool
+	bounds  [len(boundedBuckets)]keyBound
 }
 
 // eachLogEntry calls fn with each item of a record (a log record or a schema-8 item record)
