@@ -129,6 +129,8 @@ func BenchmarkDrainStore(b *testing.B) {
 	b.ReportMetric(float64(st.GetSpillTime()-st0.GetSpillTime())/1e3/n, "spill-us/letter")
 	b.ReportMetric(float64(st.GetWriteTime()-st0.GetWriteTime())/1e3/n, "write-us/letter")
 	if bdb != nil && os.Getenv(drainBucketsEnv) != "" {
+		ds := bdb.DB().Stats()
+		b.Logf("freelist: %d free pages, %d pending, %d bytes allocated, %d in use; %d txs", ds.FreePageN, ds.PendingPageN, ds.FreeAlloc, ds.FreelistInuse, st.GetPageCount())
 		bdb.DB().View(func(tx *bolt.Tx) error {
 			return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
 				s := bk.Stats()

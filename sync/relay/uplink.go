@@ -80,7 +80,8 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	err := r.updateAs(own, t.ID, "store batch", func(tx kv.Tx, f *fanout) error {
 		acks, stop = acks[:0], nil // a re-run starts over
 		// The items are written as log records once the batches are stored (itemlog.go).
-		tx = &logTx{Tx: tx, log: &itemLog{hint: logSize}, bounded: onBolt(tx)}
+		bolt := onBolt(tx)
+		tx = &logTx{Tx: tx, log: &itemLog{hint: logSize, max: logRecordCut(bolt)}, bounded: bolt}
 		if len(batches) > 0 && batches[0].check != nil {
 			if err := batches[0].check(tx); err != nil {
 				return err
