@@ -146,6 +146,7 @@ type logTx struct {
 	// bounded: the transaction keeps a keyBound for each of boundedBuckets (keybound.go).
 	bounded bool
 	bounds  [len(boundedBuckets)]keyBound
+	wrapped [len(boundedBuckets)]kv.Bucket // each made at its first use
 }
 
 // eachLogEntry calls fn with each item of a record (a log record or a schema-8 item record)

@@ -27,28 +27,27 @@ type keyBound struct {
 // boundedBuckets are the buckets a logTx keeps a keyBound for, in the order of logTx.bounds.
 var boundedBuckets = [...]string{bItemIDs, bOutbound, bPREA}
 
-// boundOf is the index of name in boundedBuckets, or -1.
-func boundOf(name []byte) int {
-	for i, b := range boundedBuckets {
-		if string(name) == b {
-			return i
-		}
-	}
-	return -1
-}
-
 // Bucket is the transaction's bucket, through a keyBound for those of boundedBuckets on a bbolt
 // file. Every read and write of those buckets in the write call goes through it, so the bound
-// sees each key put.
+// sees each key put. The bounded bucket is made once a write call: no top-level bucket is
+// deleted or made again in a write call that stores batches.
 func (t *logTx) Bucket(name []byte) kv.Bucket {
-	b := t.Tx.Bucket(name)
-	if b == nil || !t.bounded {
-		return b
+	if t.bounded {
+		for i, bn := range boundedBuckets {
+			if string(name) != bn {
+				continue
+			}
+			if t.wrapped[i] == nil {
+				b := t.Tx.Bucket(name)
+				if b == nil {
+					return nil
+				}
+				t.wrapped[i] = boundedBucket{innerBucket: b, bound: &t.bounds[i]}
+			}
+			return t.wrapped[i]
+		}
 	}
-	if i := boundOf(name); i >= 0 {
-		return boundedBucket{innerBucket: b, bound: &t.bounds[i]}
-	}
-	return b
+	return t.Tx.Bucket(name)
 }
 
 // boundedBucket is a bucket whose Get answers nil without a search for a key after its bound.
