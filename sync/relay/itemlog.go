@@ -20,14 +20,23 @@ import (
 //
 // Each item is the JSON a schema-8 record held (storedItemJSON), so readers decode it as
 // before. A record is cut at logRecordMax bytes (a JetStream message is at most 1 MB by
-// default, and an item alone may be up to wire.MaxBatchBytes), so an item is found from its
-// number by the last record keyed at or below it. A record that starts with '{' is a
+// default, and an item alone may be up to wire.MaxBatchBytes), on a bbolt file at
+// logRecordMaxBolt, so an item is found from its number by the last record keyed at or below
+// it. A record that starts with '{' is a
 // schema-8 item record: readers take both, so migrations up to 9 (which read items) run
 // unchanged, and migrate9to10 rewrites the old records as log records.
 
 const (
 	logMagic     = 'L'
 	logRecordMax = 256 << 10
+	// logRecordMaxBolt is the cut on a bbolt file. bbolt never splits a leaf of four records
+	// or fewer, and keeps at least two on each side of a split, so with records larger than a
+	// page the log's last leaf holds the last two to four records, and each commit that
+	// appends to the log writes that leaf again whole: with 256 KiB records some 1 KB a
+	// letter of a drain was the previous commits' items written again (bbolt's pending pages,
+	// BenchmarkDrainStore), and a one-letter commit after a backlog wrote 844 KiB. Cut at
+	// 32 KiB, what a commit writes again is at most 128 KiB.
+	logRecordMaxBolt = 32 << 10
 )
 
 // itemLog gathers the items one transaction stores, written as log records at flush.
@@ -39,6 +48,8 @@ type itemLog struct {
 	// hint is about the bytes the transaction's items take: a record's buffer is sized by
 	// it once rather than grown (and copied) item by item.
 	hint int
+	// max is where a record is cut (0: logRecordMax).
+	max int
 	// times keeps the text of the times the transaction's records carry (the receive time
 	// of every item), for the item records and the letters' records alike.
 	times timeMemo
@@ -74,14 +85,18 @@ func (l *itemLog) addItem(n uint64, h storedHead, body []byte) error {
 }
 
 // open makes room for item n of about size bytes: a new record if n does not follow the
-// previous item or the record would pass logRecordMax.
+// previous item or the record would pass its limit (l.max).
 func (l *itemLog) open(n uint64, size int) {
-	if len(l.buf) > 0 && (n != l.next || len(l.buf)+4+size > logRecordMax) {
+	limit := l.max
+	if limit <= 0 {
+		limit = logRecordMax
+	}
+	if len(l.buf) > 0 && (n != l.next || len(l.buf)+4+size > limit) {
 		l.cut()
 	}
 	if len(l.buf) == 0 {
 		l.first = n
-		c := min(l.hint, logRecordMax)
+		c := min(l.hint, limit)
 		l.buf = append(make([]byte, 0, max(c, 5+size)), logMagic)
 	}
 }
@@ -128,6 +143,10 @@ func (l *itemLog) flush(tx kv.Tx) error {
 type logTx struct {
 	kv.Tx
 	log *itemLog
+	// bounded: the transaction keeps a keyBound for each of boundedBuckets (keybound.go).
+	bounded bool
+	bounds  [len(boundedBuckets)]keyBound
+	wrapped [len(boundedBuckets)]kv.Bucket // each made at its first use
 }
 
 // eachLogEntry calls fn with each item of a record (a log record or a schema-8 item record)
@@ -299,4 +318,14 @@ func migrate9to10(tx kv.Tx) error {
 		}
 		next = u64(log.next)
 	}
+}
+
+// logRecordCut is where a transaction's item log records are cut: smaller on a bbolt file,
+// where a commit writes the log's last leaf again whole (logRecordMaxBolt), than on JetStream,
+// where each record is a message of the commit.
+func logRecordCut(bolt bool) int {
+	if bolt {
+		return logRecordMaxBolt
+	}
+	return logRecordMax
 }

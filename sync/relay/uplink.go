@@ -80,7 +80,8 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	err := r.updateAs(own, t.ID, "store batch", func(tx kv.Tx, f *fanout) error {
 		acks, stop = acks[:0], nil // a re-run starts over
 		// The items are written as log records once the batches are stored (itemlog.go).
-		tx = &logTx{Tx: tx, log: &itemLog{hint: logSize}}
+		bolt := onBolt(tx)
+		tx = &logTx{Tx: tx, log: &itemLog{hint: logSize, max: logRecordCut(bolt)}, bounded: bolt}
 		if len(batches) > 0 && batches[0].check != nil {
 			if err := batches[0].check(tx); err != nil {
 				return err
@@ -249,7 +250,11 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 	}
 	if !found {
 		ref := encodeItemRef(itemRef{Hash: h, TerminalID: t.ID, Epoch: epoch, Seq: it.Seq, Refused: reason})
-		if err := tx.Bucket([]byte(bItemIDs)).Put([]byte(it.ID), ref); err != nil {
+		// Item ids are UUIDv7s, made in time order (kv.HintAppended): half-full pages doubled
+		// what this bucket wrote per letter.
+		ids := tx.Bucket([]byte(bItemIDs))
+		kv.HintAppended(ids)
+		if err := ids.Put([]byte(it.ID), ref); err != nil {
 			return "", fmt.Errorf("write %s record %q: %w", bItemIDs, it.ID, err)
 		}
 	}
