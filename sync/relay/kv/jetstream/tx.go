@@ -47,6 +47,10 @@ type tx struct {
 	fromCache []string
 	// dead are the generations of buckets this transaction deleted, purged once it commits.
 	dead []string
+	// pre holds what Prefetch (or the run before a conflict) fetched from the leader and fn
+	// has not read yet: a read takes its subject from here into seen, and only then is it one
+	// of the transaction's reads (prefetch.go).
+	pre map[string]entry
 
 	err error // the first failed read; the transaction is then void
 }
@@ -62,6 +66,13 @@ func (t *tx) fetch(subj string) (entry, bool) {
 		return entry{}, false
 	}
 	if e, ok := t.seen[subj]; ok {
+		return e, true
+	}
+	if e, ok := t.pre[subj]; ok {
+		// Fetched from the leader before fn asked: the read it would have made now, made
+		// earlier, and validated at commit all the same.
+		delete(t.pre, subj)
+		t.seen[subj] = e
 		return e, true
 	}
 	cacheable := t.s.cacheable(subj)

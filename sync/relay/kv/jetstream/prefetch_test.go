@@ -1,0 +1,145 @@
+package jskv_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
+	"github.com/tether-kiosk/tether/sync/relay/kv/kvtest"
+)
+
+// Two gateways of one stream, each with its read cache: a key one of them prefetched and the
+// other wrote before the first read it is validated at the first's commit (kvtest).
+func TestPrefetchRacesTwoGateways(t *testing.T) {
+	c := natstest.Start(t)
+	o := jskv.Options{Stream: "PR", Prefix: "pr", CacheBucketMarkers: true}
+	a := openWith(t, c, c.Connect(0), o)
+	b := openWith(t, c, c.Connect(1), o)
+	kvtest.PrefetchRaces(t, a, b)
+	// The prefetch answered the first runs (it is what made them conflict): the stale value
+	// came from it, not from a read at Get.
+	if st := a.Stats(); st.Prefetched == 0 || st.Conflicts < 3 {
+		t.Errorf("gateway a: %d reads prefetched, %d conflicts; want prefetched reads and a conflict in each of the three cases that read", st.Prefetched, st.Conflicts)
+	}
+}
+
+// oneByOne is how many leader reads s made one round trip after another.
+func oneByOne(s *jskv.Store) int64 { st := s.Stats(); return st.Reads - st.Prefetched }
+
+// A transaction that names its keys first reads them together: of 200 keys no gateway has in
+// its cache, none is read one round trip after another.
+func TestPrefetchReadsTogether(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := jskv.Options{Stream: "PT", Prefix: "pt", CacheBucketMarkers: true}
+	w := openWith(t, c, c.Connect(0), o)
+	const n = 200
+	var keys []kv.Key
+	if err := w.Update(ctx, func(tx kv.Tx) error {
+		b, err := tx.CreateBucket([]byte("items"))
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			k := fmt.Appendf(nil, "k%03d", i)
+			keys = append(keys, kv.Key{Path: [][]byte{[]byte("items")}, Key: k})
+			if i%2 == 0 { // half of them absent
+				if err := b.Put(k, []byte("v")); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := openWith(t, c, c.Connect(1), o) // a gateway whose cache holds none of them
+	before := oneByOne(r)
+	if err := r.Update(ctx, func(tx kv.Tx) error {
+		kv.Prefetch(tx, keys)
+		b := tx.Bucket([]byte("items"))
+		for i, k := range keys {
+			if v := b.Get(k.Key); (v != nil) != (i%2 == 0) {
+				t.Errorf("%s reads %q", k.Key, v)
+			}
+		}
+		return b.Put([]byte("k000"), []byte("w"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := oneByOne(r) - before; got != 0 {
+		t.Errorf("%d of %d prefetched keys were read one by one, want none", got, n)
+	}
+	if st := r.Stats(); st.Prefetched < n {
+		t.Errorf("%d reads made together, want at least the %d keys", st.Prefetched, n)
+	}
+}
+
+// A transaction run again after a conflict reads again, together and from the leader, what
+// its run before read: with no cache (as after a conflict, which drops what a run took from
+// it) the re-run makes no read one by one.
+func TestRunAgainReadsTogether(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := jskv.Options{Stream: "RA", Prefix: "ra", CacheEntries: -1}
+	a := openWith(t, c, c.Connect(0), o)
+	b := openWith(t, c, c.Connect(1), o)
+	const n = 100
+	if err := b.Update(ctx, func(tx kv.Tx) error {
+		bk, err := tx.CreateBucket([]byte("acct"))
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			if err := bk.Put(fmt.Appendf(nil, "a%03d", i), []byte{1}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	var first int64
+	start := oneByOne(a)
+	if err := a.Update(ctx, func(tx kv.Tx) error {
+		runs++
+		bk := tx.Bucket([]byte("acct"))
+		sum := 0
+		for i := range n {
+			sum += int(bk.Get(fmt.Appendf(nil, "a%03d", i))[0])
+		}
+		if runs == 1 {
+			first = oneByOne(a) - start
+			if err := b.Update(ctx, func(tx kv.Tx) error { return tx.Bucket([]byte("acct")).Put([]byte("a050"), []byte{2}) }); err != nil {
+				return err
+			}
+		}
+		return bk.Put([]byte("sum"), []byte{byte(sum)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if runs != 2 {
+		t.Fatalf("the transaction ran %d times, want 2 (one conflict)", runs)
+	}
+	if first < n {
+		t.Fatalf("the first run read %d keys one by one, want at least %d (no cache)", first, n)
+	}
+	if again := oneByOne(a) - start - first; again != 0 {
+		t.Errorf("the run after the conflict read %d keys one by one, want none (all %d together)", again, n)
+	}
+	if err := a.View(ctx, func(tx kv.Tx) error {
+		if v := tx.Bucket([]byte("acct")).Get([]byte("sum")); len(v) != 1 || v[0] != n+1 {
+			t.Errorf("sum = %v, want %d (the re-run saw the other gateway's write)", v, n+1)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
