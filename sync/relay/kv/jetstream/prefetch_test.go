@@ -143,3 +143,54 @@ func TestRunAgainReadsTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A bucket made in the transaction holds only what the transaction put in it: its keys,
+// sequence and listing are known without a round trip (a relay group commit makes an
+// inmate's nested buckets with the inmate's first charge, then looks each new charge up).
+func TestBucketMadeHereIsReadWithoutRoundTrips(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := openWith(t, c, c.Connect(0), jskv.Options{Stream: "BH", Prefix: "bh"})
+	if err := s.Update(ctx, func(tx kv.Tx) error { _, err := tx.CreateBucket([]byte("charges")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	var made, read jskv.Stats
+	if err := s.Update(ctx, func(tx kv.Tx) error {
+		nb, err := tx.Bucket([]byte("charges")).CreateBucket([]byte("A1"))
+		if err != nil {
+			return err
+		}
+		made = s.Stats()
+		for i := range 20 {
+			k := fmt.Appendf(nil, "r%02d", i)
+			if v := nb.Get(k); v != nil {
+				t.Errorf("%s in a new bucket reads %q", k, v)
+			}
+			if err := nb.Put(k, []byte("c")); err != nil {
+				return err
+			}
+		}
+		if nb.Sequence() != 0 || nb.Bucket([]byte("nested")) != nil || nb.KeyN() != 20 {
+			t.Errorf("new bucket: sequence %d, keys %d", nb.Sequence(), nb.KeyN())
+		}
+		read = s.Stats()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := read.Reads - made.Reads; n != 0 {
+		t.Errorf("reads in a bucket made in the transaction made %d round trips, want none", n)
+	}
+	if n := read.Lists - made.Lists; n != 0 {
+		t.Errorf("a cursor over a bucket made in the transaction made %d listings, want none", n)
+	}
+	if err := s.View(ctx, func(tx kv.Tx) error {
+		if n := tx.Bucket([]byte("charges")).Bucket([]byte("A1")).KeyN(); n != 20 {
+			t.Errorf("after the commit the new bucket holds %d keys, want 20", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -51,6 +51,10 @@ type tx struct {
 	// has not read yet: a read takes its subject from here into seen, and only then is it one
 	// of the transaction's reads (prefetch.go).
 	pre map[string]entry
+	// born are the generations of buckets this transaction made: nothing can be under them
+	// yet (a generation is a fresh random id nobody else knows before the commit), so their
+	// subjects are known absent without a read, and nothing read there needs validating.
+	born map[string]struct{}
 
 	err error // the first failed read; the transaction is then void
 }
@@ -66,6 +70,11 @@ func (t *tx) fetch(subj string) (entry, bool) {
 		return entry{}, false
 	}
 	if e, ok := t.seen[subj]; ok {
+		return e, true
+	}
+	if t.bornSubj(subj) {
+		e := entry{}
+		t.seen[subj] = e
 		return e, true
 	}
 	if e, ok := t.pre[subj]; ok {
@@ -108,10 +117,23 @@ func (t *tx) state(subj string, record bool) (val []byte, present bool) {
 	if !ok {
 		return nil, false
 	}
-	if record {
+	if record && !t.bornSubj(subj) {
 		t.reads[subj] = struct{}{}
 	}
 	return e.val, e.present
+}
+
+// bornSubj reports whether subj lies in a generation this transaction made (P.<kind>.<gen>...).
+func (t *tx) bornSubj(subj string) bool {
+	if len(t.born) == 0 || len(subj) < len(t.s.o.Prefix)+4 {
+		return false
+	}
+	rest := subj[len(t.s.o.Prefix)+3:] // past "P.<kind>."
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		rest = rest[:i]
+	}
+	_, ok := t.born[rest]
+	return ok
 }
 
 func (t *tx) canWrite() error {
@@ -336,10 +358,13 @@ func (b *bucket) names(kind byte) (names [][]byte, subjs map[string]string) {
 		return nil, nil
 	}
 	prefix := b.t.s.subj(kind, b.gen, "") + "."
-	committed, err := b.t.list(prefix + "*")
-	if err != nil {
-		b.t.err = err
-		return nil, nil
+	var committed []string
+	if _, born := b.t.born[b.gen]; !born { // a bucket made here has only what it wrote
+		var err error
+		if committed, err = b.t.list(prefix + "*"); err != nil {
+			b.t.err = err
+			return nil, nil
+		}
 	}
 	subjs = map[string]string{}
 	add := func(subj string) {
@@ -429,6 +454,10 @@ func (b *bucket) CreateBucket(name []byte) (kv.Bucket, error) {
 		return nil, b.t.err
 	}
 	gen := nuid.Next()
+	if b.t.born == nil {
+		b.t.born = map[string]struct{}{}
+	}
+	b.t.born[gen] = struct{}{}
 	b.t.put(m, []byte(gen))
 	b.t.touch(b.gen)
 	return &bucket{t: b.t, gen: gen}, nil
