@@ -194,3 +194,71 @@ func TestBucketMadeHereIsReadWithoutRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A cursor that walks a bucket reads its values a window at a time, not one round trip a
+// key: ForEach over 50 keys no gateway has cached reads the bucket's version and the first
+// key alone, and the other 49 together; Last and Prev read one key each way as well.
+func TestCursorWalkReadsAhead(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := jskv.Options{Stream: "CW", Prefix: "cw", CacheBucketMarkers: true}
+	w := openWith(t, c, c.Connect(0), o)
+	const n = 50
+	if err := w.Update(ctx, func(tx kv.Tx) error {
+		b, err := tx.CreateBucket([]byte("routes"))
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			if err := b.Put(fmt.Appendf(nil, "t%02d", i), fmt.Appendf(nil, "r%02d", i)); err != nil {
+				return err
+			}
+		}
+		// A deleted key among them: the walk steps over its tombstone.
+		return b.Delete([]byte("t25"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, writable := range []bool{false, true} {
+		r := openWith(t, c, c.Connect(1), o)
+		run := r.View
+		if writable {
+			run = r.Update
+		}
+		var walk, back, total int64
+		if err := run(ctx, func(tx kv.Tx) error {
+			b := tx.Bucket([]byte("routes"))
+			start := oneByOne(r)
+			seen := 0
+			if err := b.ForEach(func(k, v []byte) error {
+				if string(v) != "r"+string(k[1:]) {
+					t.Errorf("%s = %q", k, v)
+				}
+				seen++
+				return nil
+			}); err != nil {
+				return err
+			}
+			if seen != n-1 {
+				t.Errorf("the walk saw %d keys, want %d", seen, n-1)
+			}
+			walk = oneByOne(r) - start
+			total = r.Stats().Reads
+			// Backwards over what the walk read: no read at all.
+			cur := b.Cursor()
+			for k, _ := cur.Last(); k != nil; k, _ = cur.Prev() {
+			}
+			back = r.Stats().Reads - total
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if walk > 2 {
+			t.Errorf("writable %v: a walk over %d keys made %d reads one by one, want 2 (the version and the first key)", writable, n, walk)
+		}
+		if back != 0 {
+			t.Errorf("writable %v: walking back over keys read made %d reads", writable, back)
+		}
+	}
+}

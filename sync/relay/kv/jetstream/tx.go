@@ -391,7 +391,7 @@ func (b *bucket) names(kind byte) (names [][]byte, subjs map[string]string) {
 	return names, subjs
 }
 
-func (b *bucket) Cursor() kv.Cursor { return &cursor{b: b, i: -1} }
+func (b *bucket) Cursor() kv.Cursor { return &cursor{b: b, i: -1, hi: -1} }
 
 func (b *bucket) ForEach(fn func(k, v []byte) error) error {
 	c := b.Cursor()
@@ -545,6 +545,8 @@ type cursor struct {
 	keys   [][]byte
 	subjs  map[string]string
 	i      int
+	// ahead is the range of keys [lo, hi] whose values were fetched together (readAhead).
+	lo, hi int
 }
 
 func (c *cursor) load() {
@@ -573,8 +575,31 @@ func (c *cursor) land(i, dir int) ([]byte, []byte) {
 
 func (c *cursor) First() ([]byte, []byte) { c.load(); return c.land(0, 1) }
 func (c *cursor) Last() ([]byte, []byte)  { c.load(); return c.land(len(c.keys)-1, -1) }
-func (c *cursor) Next() ([]byte, []byte)  { c.load(); return c.land(c.i+1, 1) }
-func (c *cursor) Prev() ([]byte, []byte)  { c.load(); return c.land(c.i-1, -1) }
+func (c *cursor) Next() ([]byte, []byte)  { c.load(); c.readAhead(c.i+1, 1); return c.land(c.i+1, 1) }
+func (c *cursor) Prev() ([]byte, []byte)  { c.load(); c.readAhead(c.i-1, -1); return c.land(c.i-1, -1) }
+
+// cursorAhead is how many keys a cursor stepping through a bucket fetches together ahead of
+// where it is.
+const cursorAhead = 64
+
+// readAhead fetches together the values of the next cursorAhead keys from i in direction dir,
+// unless i is in the range fetched last. Only a cursor that steps does so: one that lands on
+// one key (First, Last, Seek: the relay's "newest item", "first log number") reads that key
+// alone, and one that walks (ForEach over a facility's route list, a terminal's downlink)
+// reads its keys a window at a time instead of a round trip each. The values are read, and
+// validated, by the bucket's version as before (prefetch.go).
+func (c *cursor) readAhead(i, dir int) {
+	if i < 0 || i >= len(c.keys) || (i >= c.lo && i <= c.hi) {
+		return
+	}
+	subjs := make([]string, 0, min(cursorAhead, len(c.keys)))
+	j := i
+	for ; j >= 0 && j < len(c.keys) && len(subjs) < cursorAhead; j += dir {
+		subjs = append(subjs, c.subjs[string(c.keys[j])])
+	}
+	c.lo, c.hi = min(i, j-dir), max(i, j-dir)
+	c.b.t.load(subjs, false)
+}
 
 func (c *cursor) Seek(seek []byte) ([]byte, []byte) {
 	c.load()
