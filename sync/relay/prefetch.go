@@ -98,3 +98,30 @@ func (r *Relay) updateAsKeys(own *owner, id, op string, keys []kv.Key, fn func(t
 		return fn(tx, f)
 	})
 }
+
+// prefetchPositions names, for a prune of a facility's downlink log, each terminal's
+// positions (acknowledged, and below which the log holds nothing for it), which the prune
+// reads for every terminal of the facility's route list (terms): two round trips a terminal
+// otherwise. Walking terms here reads its values ahead, so the prune's own walk reads none.
+func prefetchPositions(tx kv.Tx, terms kv.Bucket) {
+	var keys []kv.Key
+	c := terms.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		keys = append(keys, kv.Key{Path: [][]byte{[]byte(bDownAcked)}, Key: k}, kv.Key{Path: [][]byte{[]byte(bDownFrom)}, Key: k})
+	}
+	kv.Prefetch(tx, keys)
+}
+
+// prefetchLog names the numbers first..last of a facility's downlink log, which a prune reads
+// one by one (by number, not with a cursor: pruneFacilityDown says why).
+func prefetchLog(tx kv.Tx, facility string, first, last uint64) {
+	if last < first {
+		return
+	}
+	keys := make([]kv.Key, 0, last-first+1)
+	path := [][]byte{[]byte(bFacDown), []byte(facility)}
+	for n := first; n <= last; n++ {
+		keys = append(keys, kv.Key{Path: path, Key: u64(n)})
+	}
+	kv.Prefetch(tx, keys)
+}

@@ -1,11 +1,14 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -77,5 +80,70 @@ func TestBatchKeysReadTogether(t *testing.T) {
 		if b.Charges != want {
 			t.Errorf("%s charged %d cents, want %d", id, b.Charges, want)
 		}
+	}
+}
+
+// A prune of a facility's downlink log on JetStream reads the terminals' positions and the
+// log's numbers together, not one round trip each, and still deletes everything every
+// terminal acknowledged.
+func TestPruneReadsTogether(t *testing.T) {
+	c := natstest.Start(t)
+	st := jetStore(t, c, 0, "pruneread")
+	e := newEnv(t, func(cfg *Config) { cfg.Store = st })
+	e.seed()
+	var ids []string
+	for range 3 {
+		ids = append(ids, e.enroll(wire.ModeKiosk, "").id)
+	}
+	const deposits = 40
+	for i := range deposits {
+		if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 100, Ref: fmt.Sprintf("d%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last uint64
+	if err := e.r.update("test: every kiosk acknowledged everything", func(tx kv.Tx, _ *fanout) error {
+		last = tx.Bucket([]byte(bFacDown)).Bucket([]byte("north")).Sequence()
+		for _, id := range ids {
+			if err := tx.Bucket([]byte(bDownAcked)).Put([]byte(id), u64(last)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if last < deposits {
+		t.Fatalf("the facility's log numbers reach %d, want at least the %d deposits", last, deposits)
+	}
+	// Another gateway, whose cache holds none of it, prunes from the log's start.
+	other := jetStore(t, c, 1, "pruneread")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := other.Stats()
+	var upTo uint64
+	if err := other.Update(ctx, func(tx kv.Tx) error {
+		var err error
+		upTo, _, err = pruneFacilityDown(tx, "north", 0, false, DefaultDownLogCap, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	after := other.Stats()
+	oneByOne := (after.Reads - after.Prefetched) - (before.Reads - before.Prefetched)
+	t.Logf("a prune of %d numbers for %d kiosks: %d reads one by one, %d together", last, len(ids), oneByOne, after.Prefetched-before.Prefetched)
+	if upTo != last {
+		t.Errorf("pruned up to %d, want %d", upTo, last)
+	}
+	if oneByOne > 12 {
+		t.Errorf("a prune of %d numbers for %d kiosks made %d reads one by one, want a dozen at most", last, len(ids), oneByOne)
+	}
+	if err := st.View(ctx, func(tx kv.Tx) error {
+		if n := tx.Bucket([]byte(bFacDown)).Bucket([]byte("north")).KeyN(); n != 0 {
+			t.Errorf("the log holds %d items after the prune, want none", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
