@@ -189,3 +189,29 @@ func (t *tx) readSubjects() []string {
 	}
 	return out
 }
+
+// afterVersion is called when a cursor has read the version of bucket gen. The values a
+// cursor lands on are not validated one by one: they rest on the version, read before them
+// and validated at commit (or by View's second read), so that no commit changed the bucket
+// between the version's read and theirs. A value fetched together with the version (a re-run's
+// fetch) or before it (a Prefetch before the cursor) may come from before a commit the version
+// already shows, so the first time a transaction reads a bucket's version it forgets what it
+// prefetched in that bucket; a cursor's reads ahead, made after, stand.
+func (t *tx) afterVersion(gen string) {
+	if _, done := t.versioned[gen]; done {
+		return
+	}
+	if t.versioned == nil {
+		t.versioned = map[string]struct{}{}
+	}
+	t.versioned[gen] = struct{}{}
+	if len(t.pre) == 0 {
+		return
+	}
+	keys, nested := t.s.subj('k', gen, "")+".", t.s.subj('b', gen, "")+"."
+	for subj := range t.pre {
+		if strings.HasPrefix(subj, keys) || strings.HasPrefix(subj, nested) {
+			delete(t.pre, subj)
+		}
+	}
+}

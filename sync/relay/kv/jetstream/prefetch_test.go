@@ -262,3 +262,57 @@ func TestCursorWalkReadsAhead(t *testing.T) {
 		}
 	}
 }
+
+// The values a cursor lands on rest on the bucket's version, read from the leader before them
+// and validated at commit; a value the gateway's cache held from before another gateway's
+// commit must not be among them. Gateway a caches one account by reading it; b moves cents
+// from it to another; a's walk over the accounts (the version now read fresh, as a never
+// wrote the bucket) must see the total, not the stale account beside the fresh one.
+func TestCursorDoesNotTakeStaleCachedValues(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := jskv.Options{Stream: "CS", Prefix: "cs", CacheBucketMarkers: true}
+	a := openWith(t, c, c.Connect(0), o)
+	b := openWith(t, c, c.Connect(1), o)
+	update := func(s *jskv.Store, fn func(kv.Tx) error) {
+		t.Helper()
+		if err := s.Update(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(b, func(tx kv.Tx) error {
+		bk, err := tx.CreateBucket([]byte("acct"))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket([]byte("totals")); err != nil {
+			return err
+		}
+		for _, k := range []string{"a1", "a2", "a3"} {
+			if err := bk.Put([]byte(k), []byte{10}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	update(a, func(tx kv.Tx) error { tx.Bucket([]byte("acct")).Get([]byte("a1")); return nil })
+	update(b, func(tx kv.Tx) error {
+		bk := tx.Bucket([]byte("acct"))
+		if err := bk.Put([]byte("a1"), []byte{3}); err != nil {
+			return err
+		}
+		return bk.Put([]byte("a2"), []byte{17})
+	})
+	var sum int
+	update(a, func(tx kv.Tx) error {
+		sum = 0
+		if err := tx.Bucket([]byte("acct")).ForEach(func(_, v []byte) error { sum += int(v[0]); return nil }); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("totals")).Put([]byte("sum"), []byte{byte(sum)})
+	})
+	if sum != 30 {
+		t.Errorf("a walk over the accounts summed %d, want 30: a value cached before another gateway's commit was taken as current", sum)
+	}
+}

@@ -55,6 +55,8 @@ type tx struct {
 	// yet (a generation is a fresh random id nobody else knows before the commit), so their
 	// subjects are known absent without a read, and nothing read there needs validating.
 	born map[string]struct{}
+	// versioned are the generations whose version a cursor read (afterVersion).
+	versioned map[string]struct{}
 
 	err error // the first failed read; the transaction is then void
 }
@@ -65,7 +67,10 @@ func newTx(ctx context.Context, s *Store, writable bool) *tx {
 }
 
 // fetch returns subj's committed state, from the cache or the stream.
-func (t *tx) fetch(subj string) (entry, bool) {
+func (t *tx) fetch(subj string) (entry, bool) { return t.fetchOpt(subj, true) }
+
+// fetchOpt is fetch, taking subj from the gateway's cache only if cached says so.
+func (t *tx) fetchOpt(subj string, cached bool) (entry, bool) {
 	if t.err != nil {
 		return entry{}, false
 	}
@@ -85,7 +90,7 @@ func (t *tx) fetch(subj string) (entry, bool) {
 		return e, true
 	}
 	cacheable := t.s.cacheable(subj)
-	if cacheable && t.writable {
+	if cacheable && t.writable && cached {
 		if e, ok := t.s.cache.get(subj); ok {
 			t.s.cacheHits.Add(1)
 			t.seen[subj] = e
@@ -134,6 +139,22 @@ func (t *tx) bornSubj(subj string) bool {
 	}
 	_, ok := t.born[rest]
 	return ok
+}
+
+// scanState is state for a value a cursor lands on. Such a value is not validated on its
+// own: it rests on the bucket's version, read before it, so it must be what the stream held
+// after that read. It is never taken from the gateway's cache, which may hold a state from
+// before another gateway's commit that the version already shows (and what was prefetched
+// before the version was read is dropped, afterVersion).
+func (t *tx) scanState(subj string) (val []byte, present bool) {
+	if w, ok := t.writes[subj]; ok {
+		return w.val, !w.del
+	}
+	e, ok := t.fetchOpt(subj, false)
+	if !ok {
+		return nil, false
+	}
+	return e.val, e.present
 }
 
 func (t *tx) canWrite() error {
@@ -358,6 +379,7 @@ func (b *bucket) names(kind byte) (names [][]byte, subjs map[string]string) {
 		return nil, nil
 	}
 	prefix := b.t.s.subj(kind, b.gen, "") + "."
+	b.t.afterVersion(b.gen)
 	var committed []string
 	if _, born := b.t.born[b.gen]; !born { // a bucket made here has only what it wrote
 		var err error
@@ -561,7 +583,7 @@ func (c *cursor) load() {
 // (kv.Cursor's rule).
 func (c *cursor) land(i, dir int) ([]byte, []byte) {
 	for ; i >= 0 && i < len(c.keys); i += dir {
-		if v, present := c.b.t.state(c.subjs[string(c.keys[i])], false); present {
+		if v, present := c.b.t.scanState(c.subjs[string(c.keys[i])]); present {
 			c.i = i
 			return c.keys[i], v
 		}
@@ -598,7 +620,7 @@ func (c *cursor) readAhead(i, dir int) {
 		subjs = append(subjs, c.subjs[string(c.keys[j])])
 	}
 	c.lo, c.hi = min(i, j-dir), max(i, j-dir)
-	c.b.t.load(subjs, false)
+	c.b.t.load(subjs, true) // from the leader, cache or not (scanState)
 }
 
 func (c *cursor) Seek(seek []byte) ([]byte, []byte) {

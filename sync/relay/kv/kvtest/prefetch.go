@@ -215,6 +215,53 @@ func PrefetchRaces(t *testing.T, a, b kv.Store) {
 		t.Errorf("a blind delete of a key prefetched absent and made meanwhile left %q", v)
 	}
 
+	// A cursor over a key prefetched before another writer moved cents between it and another:
+	// the walk must see the total (the store may run the reader again), never half a move.
+	for _, writable := range []bool{false, true} {
+		update(t, b, func(tx kv.Tx) error {
+			bk := tx.Bucket([]byte("race"))
+			for _, k := range []string{"acct1", "acct2", "acct3"} {
+				if err := bk.Put([]byte(k), []byte{10}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		// One of the two named: a walk that took it from the prefetch and the other from
+		// after the move would see 37.
+		keys := key("acct1")
+		run := a.View
+		if writable {
+			run = a.Update
+		}
+		runs, sum := 0, 0
+		if err := run(ctx(t), func(tx kv.Tx) error {
+			runs++
+			kv.Prefetch(tx, keys)
+			if runs == 1 {
+				update(t, b, func(tx kv.Tx) error {
+					bk := tx.Bucket([]byte("race"))
+					if err := bk.Put([]byte("acct1"), []byte{3}); err != nil {
+						return err
+					}
+					return bk.Put([]byte("acct3"), []byte{17})
+				})
+			}
+			sum = 0
+			return tx.Bucket([]byte("race")).ForEach(func(k, v []byte) error {
+				if bytes.HasPrefix(k, []byte("acct")) {
+					sum += int(v[0])
+				}
+				return nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if sum != 30 {
+			t.Errorf("writable %v: a walk over accounts prefetched before a transfer summed %d, want 30 (runs %d)", writable, sum, runs)
+		}
+	}
+
 	// Named but never read: b's write to it is no conflict, and a runs once.
 	set(b, "unread", "0")
 	runs = 0
