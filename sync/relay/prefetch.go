@@ -125,3 +125,18 @@ func prefetchLog(tx kv.Tx, facility string, first, last uint64) {
 	}
 	kv.Prefetch(tx, keys)
 }
+
+// ackKeys is what a connection's acknowledgement write reads (flushAck): its owner record,
+// its terminal's record when it carries the hello's, its acknowledged position and whether it
+// has a downlink bucket of its own (the bucket's lookup: a Key without a key).
+func ackKeys(id string, own *owner, seen bool) []kv.Key {
+	var l keyList
+	if own != nil {
+		l.add(bOwners, id)
+	}
+	if seen {
+		l.add(bTerminals, id)
+	}
+	l.add(bDownAcked, id)
+	return append(l, kv.Key{Path: [][]byte{[]byte(bDown), []byte(id)}})
+}

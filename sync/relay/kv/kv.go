@@ -130,7 +130,8 @@ func HintAppended(b Bucket) {
 }
 
 // Key names one key of a store: the names of the buckets it is nested in, from the root (at
-// least one), and the key within the last of them.
+// least one), and the key within the last of them. A Key with no Key names only the buckets
+// of its path (a Prefetcher looks them up).
 type Key struct {
 	Path [][]byte
 	Key  []byte
