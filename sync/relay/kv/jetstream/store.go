@@ -376,6 +376,9 @@ type entry struct {
 	seq     uint64
 	val     []byte
 	present bool
+	// ver, in the gateway's cache, is the sequence of the key's bucket's version at which a
+	// commit of this gateway knew the key current (0: not known); see tx.scanState.
+	ver uint64
 }
 
 // fetch reads the last message of subj from the stream leader.
@@ -435,6 +438,17 @@ func (s *Store) subj(kind byte, gen, token string) string {
 }
 
 func (s *Store) readMarkerSubj() string { return s.o.Prefix + ".r" }
+
+// parse is the kind and generation of a subject P.<kind>.<gen>[.<token>] (0 and "" for the
+// read markers' subject).
+func (s *Store) parse(subj string) (kind byte, gen string) {
+	rest, ok := strings.CutPrefix(subj, s.o.Prefix+".")
+	if !ok || len(rest) < 3 || rest[1] != '.' {
+		return 0, ""
+	}
+	gen, _, _ = strings.Cut(rest[2:], ".")
+	return rest[0], gen
+}
 
 // list returns the subjects matching filter that hold a message (tombstones included), as
 // the stream's per-subject state says: one stream info request, paged by the client.

@@ -57,6 +57,8 @@ type tx struct {
 	born map[string]struct{}
 	// versioned are the generations whose version a cursor read (afterVersion).
 	versioned map[string]struct{}
+	// landed are, by generation, the subjects cursors read there (noteLanded).
+	landed map[string][]string
 
 	err error // the first failed read; the transaction is then void
 }
@@ -146,15 +148,60 @@ func (t *tx) bornSubj(subj string) bool {
 // after that read. It is never taken from the gateway's cache, which may hold a state from
 // before another gateway's commit that the version already shows (and what was prefetched
 // before the version was read is dropped, afterVersion).
-func (t *tx) scanState(subj string) (val []byte, present bool) {
+//
+// The exception is a cached value known current at the version just read: the cache marks an
+// entry with the version its bucket had when a commit of this gateway left the entry current
+// (entry.ver: the commit wrote the key, or read it after a version it validated). Every commit
+// that writes a key rewrites its bucket's version, so a version still at that sequence means
+// nobody wrote the key since.
+func (t *tx) scanState(subj, gen string) (val []byte, present bool) {
 	if w, ok := t.writes[subj]; ok {
 		return w.val, !w.del
+	}
+	if _, read := t.seen[subj]; !read {
+		if e, ok := t.cachedCurrent(subj, gen); ok {
+			t.s.cacheHits.Add(1)
+			t.seen[subj] = e
+			t.fromCache = append(t.fromCache, subj)
+			t.noteLanded(gen, subj)
+			return e.val, e.present
+		}
 	}
 	e, ok := t.fetchOpt(subj, false)
 	if !ok {
 		return nil, false
 	}
+	t.noteLanded(gen, subj)
 	return e.val, e.present
+}
+
+// cachedCurrent is subj's cached state if the cache marks it current at the version of bucket
+// gen this transaction read (scanState).
+func (t *tx) cachedCurrent(subj, gen string) (entry, bool) {
+	if !t.writable || !t.s.cacheable(subj) {
+		return entry{}, false
+	}
+	v, ok := t.seen[t.s.subj('v', gen, "")]
+	if !ok || v.seq == 0 {
+		return entry{}, false
+	}
+	e, ok := t.s.cache.get(subj)
+	if !ok || e.ver != v.seq {
+		return entry{}, false
+	}
+	return e, true
+}
+
+// noteLanded remembers a value a cursor read in bucket gen: if the commit validates the
+// bucket's version, the value is current as the commit leaves it (commit marks it so).
+func (t *tx) noteLanded(gen, subj string) {
+	if !t.writable || t.s.cache == nil {
+		return
+	}
+	if t.landed == nil {
+		t.landed = map[string][]string{}
+	}
+	t.landed[gen] = append(t.landed[gen], subj)
 }
 
 func (t *tx) canWrite() error {
@@ -185,7 +232,11 @@ func (t *tx) touch(gen string) { t.touched[gen] = struct{}{} }
 // commit validates and publishes. A transaction that wrote nothing only validates its reads.
 func (t *tx) commit() error {
 	if !t.writable || len(t.writes) == 0 {
-		return t.validate()
+		err := t.validate()
+		if err == nil && t.writable && t.s.cache != nil {
+			t.markLanded(nil)
+		}
+		return err
 	}
 	for gen := range t.touched {
 		t.writes[t.s.subj('v', gen, "")] = &write{val: []byte{}}
@@ -240,19 +291,59 @@ func (t *tx) commit() error {
 	if t.s.cache != nil {
 		// A batch is stored in order under consecutive sequences ending at the ack's.
 		first := ack.Sequence + 1 - uint64(len(msgs))
+		// vers: each bucket's version as this commit left it (it rewrote every bucket it
+		// wrote in). A key written here is current at that version (entry.ver, scanState).
+		vers := map[string]uint64{}
+		if ack.Sequence != 0 {
+			for i, subj := range subjs {
+				if kind, gen := t.s.parse(subj); kind == 'v' {
+					vers[gen] = first + uint64(i)
+				}
+			}
+		}
 		for i, subj := range subjs {
 			if ack.Sequence == 0 || !t.s.cacheable(subj) {
 				t.s.cache.drop(subj)
 				continue
 			}
 			w := t.writes[subj]
-			t.s.cache.put(subj, entry{seq: first + uint64(i), val: w.val, present: !w.del})
+			e := entry{seq: first + uint64(i), val: w.val, present: !w.del}
+			if kind, gen := t.s.parse(subj); kind == 'k' {
+				e.ver = vers[gen]
+			}
+			t.s.cache.put(subj, e)
+		}
+		if ack.Sequence != 0 {
+			t.markLanded(vers)
 		}
 	}
 	for _, gen := range t.dead {
 		t.s.purge(t.ctx, gen)
 	}
 	return nil
+}
+
+// markLanded marks in the cache what cursors read in a bucket whose version the transaction
+// validated (read, and found or expected unchanged) or rewrote (vers: its sequence now) as
+// current at that version (entry.ver, scanState).
+func (t *tx) markLanded(vers map[string]uint64) {
+	for gen, landed := range t.landed {
+		v, ok := vers[gen]
+		if vs := t.s.subj('v', gen, ""); !ok {
+			if _, read := t.reads[vs]; !read {
+				continue
+			}
+			v = t.seen[vs].seq
+		}
+		for _, subj := range landed {
+			if _, written := t.writes[subj]; written || !t.s.cacheable(subj) {
+				continue
+			}
+			e := t.seen[subj]
+			e.ver = v
+			t.s.cache.put(subj, e)
+		}
+	}
 }
 
 // validate reads again every subject the transaction depends on and fails with a conflict if
@@ -583,7 +674,7 @@ func (c *cursor) load() {
 // (kv.Cursor's rule).
 func (c *cursor) land(i, dir int) ([]byte, []byte) {
 	for ; i >= 0 && i < len(c.keys); i += dir {
-		if v, present := c.b.t.scanState(c.subjs[string(c.keys[i])]); present {
+		if v, present := c.b.t.scanState(c.subjs[string(c.keys[i])], c.b.gen); present {
 			c.i = i
 			return c.keys[i], v
 		}
@@ -616,8 +707,11 @@ func (c *cursor) readAhead(i, dir int) {
 	}
 	subjs := make([]string, 0, min(cursorAhead, len(c.keys)))
 	j := i
-	for ; j >= 0 && j < len(c.keys) && len(subjs) < cursorAhead; j += dir {
-		subjs = append(subjs, c.subjs[string(c.keys[j])])
+	for n := 0; j >= 0 && j < len(c.keys) && n < cursorAhead; j, n = j+dir, n+1 {
+		subj := c.subjs[string(c.keys[j])]
+		if _, ok := c.b.t.cachedCurrent(subj, c.b.gen); !ok {
+			subjs = append(subjs, subj)
+		}
 	}
 	c.lo, c.hi = min(i, j-dir), max(i, j-dir)
 	c.b.t.load(subjs, true) // from the leader, cache or not (scanState)
