@@ -185,7 +185,9 @@ func (t *tx) readSubjects() []string {
 		if len(out) == maxRerunPrefetch {
 			break
 		}
-		out = append(out, subj)
+		if !t.bornSubj(subj) { // a bucket made by that run: the next makes another
+			out = append(out, subj)
+		}
 	}
 	return out
 }
