@@ -36,8 +36,11 @@ const maxGroup = 256
 
 // writeCall is one queued write function and where its result goes.
 type writeCall struct {
-	fn   func(tx kv.Tx, f *fanout) error
-	f    *fanout
+	fn func(tx kv.Tx, f *fanout) error
+	f  *fanout
+	// keys, if any, are keys fn is known to read: the group's are prefetched together
+	// before its functions run (kv.Prefetch, prefetch.go).
+	keys []kv.Key
 	done chan error
 }
 
@@ -107,12 +110,19 @@ func (c *committer) commit(group []*writeCall) {
 		if c.txs != nil {
 			c.txs()
 		}
+		var keys []kv.Key
+		for _, call := range group {
+			keys = append(keys, call.keys...)
+		}
 		ctx, cancel := context.WithTimeout(c.ctx, txTimeout)
 		err := c.db.Update(ctx, func(tx kv.Tx) error {
 			if c.began != nil {
 				c.began()
 			}
 			failed, failErr = -1, nil // a store may run this more than once (kv.Store.Update)
+			// What the group is known to read, fetched together first: on JetStream a read is
+			// a round trip to the stream leader, and the functions below read one at a time.
+			kv.Prefetch(tx, keys)
 			for i, call := range group {
 				call.f.reset(tx)
 				if err := safeCall(call, tx); err != nil {

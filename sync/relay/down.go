@@ -884,6 +884,7 @@ func pruneFacilityDown(tx kv.Tx, facility string, after uint64, known bool, boun
 	kiosks, all := lowest{first: inf, second: inf}, lowest{first: inf, second: inf}
 	if terms := tx.Bucket([]byte(bFacTerms)).Bucket([]byte(facility)); terms != nil {
 		acked, from := tx.Bucket([]byte(bDownAcked)), tx.Bucket([]byte(bDownFrom))
+		prefetchPositions(tx, terms)
 		c := terms.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			rt, err := decodeRoute(v)
@@ -913,6 +914,7 @@ func pruneFacilityDown(tx kv.Tx, facility string, after uint64, known bool, boun
 	}
 	upTo = end
 	stuck := false
+	prefetchLog(tx, facility, after+1, end)
 	for n := after + 1; n <= end; n++ {
 		v := fb.Get(u64(n))
 		if v == nil {

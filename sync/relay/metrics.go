@@ -214,7 +214,8 @@ type storeCollector struct{ r *Relay }
 var descStoreOps = prometheus.NewDesc("tether_store_kv_total",
 	"What the relay's key-value store did, by op: commit (write transactions committed), conflict "+
 		"(transactions run again because what they read changed), view, read (network round trips), "+
-		"cache_hit (reads the gateway's cache answered), list (bucket listings), message (messages committed).",
+		"cache_hit (reads the gateway's cache answered), list (bucket listings), message (messages committed), "+
+		"prefetch (of read, those made several at a time rather than one after another).",
 	[]string{"op"}, nil)
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descStoreOps }
@@ -229,7 +230,7 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		op string
 		n  int64
 	}{{"commit", st.Commits}, {"conflict", st.Conflicts}, {"view_conflict", st.ViewConflicts}, {"view", st.Views}, {"read", st.Reads},
-		{"cache_hit", st.CacheHits}, {"list", st.Lists}, {"message", st.Messages}} {
+		{"cache_hit", st.CacheHits}, {"list", st.Lists}, {"message", st.Messages}, {"prefetch", st.Prefetched}} {
 		ch <- prometheus.MustNewConstMetric(descStoreOps, prometheus.CounterValue, float64(o.n), o.op)
 	}
 }

@@ -312,8 +312,14 @@ func New(cfg Config) (*Relay, error) { return Open(cfg) }
 // commit.go) and, once it committed, wakes the terminals fn queued downlink for and writes the
 // log lines fn left with the fanout. fn may run more than once and must be safe to re-run.
 func (r *Relay) update(op string, fn func(tx kv.Tx, f *fanout) error) error {
+	return r.updateKeys(op, nil, fn)
+}
+
+// updateKeys is update with keys fn is known to read, for the store to fetch with the rest of
+// its group's before the group runs (prefetch.go).
+func (r *Relay) updateKeys(op string, keys []kv.Key, fn func(tx kv.Tx, f *fanout) error) error {
 	f := &fanout{r: r}
-	if err := r.writes.do(&writeCall{fn: fn, f: f}); err != nil {
+	if err := r.writes.do(&writeCall{fn: fn, f: f, keys: keys}); err != nil {
 		return ioErr(op, err)
 	}
 	for _, l := range f.logs {

@@ -43,6 +43,8 @@ type Stats struct {
 	CacheHits     int64 // reads answered by the store's own cache instead
 	Lists         int64 // bucket listings (cursors, ForEach, KeyN)
 	Messages      int64 // messages in committed writes
+	// Prefetched: of Reads, those made together (Prefetcher, a re-run's reads), not one by one.
+	Prefetched int64
 }
 
 // StatsReporter is a Store that counts what it does (the JetStream store does; bbolt's
@@ -124,6 +126,36 @@ type Appended interface {
 func HintAppended(b Bucket) {
 	if a, ok := b.(Appended); ok {
 		a.HintAppended()
+	}
+}
+
+// Key names one key of a store: the names of the buckets it is nested in, from the root (at
+// least one), and the key within the last of them. A Key with no Key names only the buckets
+// of its path (a Prefetcher looks them up).
+type Key struct {
+	Path [][]byte
+	Key  []byte
+}
+
+// Prefetcher is an optional capability of a Tx: the caller names keys it expects to read, and
+// the store fetches those it does not hold yet together (a networked store: in parallel, in
+// about one round trip instead of one each), so that the Gets that follow are answered
+// without a round trip. It changes no answer and no isolation: a prefetched key counts as
+// read only once Get reads it, and is then validated at commit like any other read, so a key
+// another transaction wrote between the prefetch and the commit makes the commit conflict. A
+// key in a bucket that does not exist, or one the transaction never reads, costs a fetch and
+// nothing else: its bucket's absence is not taken as read either. A failed fetch is
+// forgotten (the Get that follows reads again and fails as Get does). Prefetch is a hint:
+// a store may fetch any part of keys, or none.
+type Prefetcher interface {
+	Prefetch(keys []Key)
+}
+
+// Prefetch gives keys to tx's store as a Prefetcher hint if it takes them; a store that does
+// not (bbolt, whose reads are local) is unaffected.
+func Prefetch(tx Tx, keys []Key) {
+	if p, ok := tx.(Prefetcher); ok && len(keys) > 0 {
+		p.Prefetch(keys)
 	}
 }
 

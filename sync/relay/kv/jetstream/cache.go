@@ -10,7 +10,9 @@ import (
 // the leader. It is bounded by entries (Options.CacheEntries) and by bytes (defaultCacheBytes).
 // Nothing in it is trusted: every subject an Update takes from it is validated at commit (its
 // expected sequence or a read marker), a conflict drops what the transaction took from it,
-// and View and validation read the leader. Bucket markers are never cached: a marker seen
+// and View and validation read the leader. A cursor's values, which rest on their bucket's
+// version instead of being validated, are taken from it only when marked current at that
+// version (entry.ver, tx.scanState). Bucket markers are never cached: a marker seen
 // present is not validated (see bucket.Bucket), so a stale one would send writes into a
 // deleted bucket's generation for good.
 type readCache struct {

@@ -131,6 +131,8 @@ type Store struct {
 	// What the transactions cost: leader reads, reads the gateway's cache answered, bucket
 	// listings (one stream info request each) and messages committed.
 	reads, cacheHits, lists, messages atomic.Int64
+	// prefetched: of reads, those made several at a time (prefetch.go).
+	prefetched atomic.Int64
 	// lastCommit is the stream sequence of this store's last commit: a watch feed that has
 	// not delivered it within a few heartbeats is stale (watch.go).
 	lastCommit atomic.Uint64
@@ -208,19 +210,23 @@ type Stats struct {
 	CacheHits     int64 // reads of an Update answered by the gateway's read cache
 	Lists         int64 // bucket listings (cursors, ForEach, KeyN): one stream info each
 	Messages      int64 // messages of committed batches (keys, versions, read markers)
+	// Prefetched: of Reads, those made several at a time (Prefetch, a re-run's reads) rather
+	// than one round trip after another.
+	Prefetched int64
 }
 
 // Stats returns the counters so far.
 func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), ViewConflicts: s.viewConflicts.Load(), Views: s.views.Load(), PurgeFailures: s.purgeFailures.Load(),
-		Reads: s.reads.Load(), CacheHits: s.cacheHits.Load(), Lists: s.lists.Load(), Messages: s.messages.Load()}
+		Reads: s.reads.Load(), CacheHits: s.cacheHits.Load(), Lists: s.lists.Load(), Messages: s.messages.Load(),
+		Prefetched: s.prefetched.Load()}
 }
 
 // KVStats is Stats in the kv package's terms, for the relay's metrics.
 func (s *Store) KVStats() kv.Stats {
 	st := s.Stats()
 	return kv.Stats{Commits: st.Commits, Conflicts: st.Conflicts, ViewConflicts: st.ViewConflicts, Views: st.Views, Reads: st.Reads,
-		CacheHits: st.CacheHits, Lists: st.Lists, Messages: st.Messages}
+		CacheHits: st.CacheHits, Lists: st.Lists, Messages: st.Messages, Prefetched: st.Prefetched}
 }
 
 // Update runs fn optimistically and commits its writes as one atomic batch, running it again
@@ -237,11 +243,17 @@ func (s *Store) View(ctx context.Context, fn func(kv.Tx) error) error {
 }
 
 func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) error {
+	// again: what the run before a conflict read. The run after it reads mostly the same
+	// subjects, and the conflict dropped from the cache what that run took from it, so it
+	// fetches them all together first, from the leader (one of them is what changed), instead
+	// of one round trip at a time as fn asks (prefetch.go).
+	var again []string
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("jskv: %w: %w", kv.ErrTimeout, err)
 		}
 		t := newTx(ctx, s, writable)
+		t.load(again, true)
 		err := fn(t)
 		switch {
 		case t.err != nil:
@@ -271,6 +283,7 @@ func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) er
 		} else {
 			s.viewConflicts.Add(1)
 		}
+		again = t.readSubjects()
 		// Back off a little, more after each conflict, at random so that two gateways that
 		// collided do not collide again in step.
 		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
@@ -363,6 +376,9 @@ type entry struct {
 	seq     uint64
 	val     []byte
 	present bool
+	// ver, in the gateway's cache, is the sequence of the key's bucket's version at which a
+	// commit of this gateway knew the key current (0: not known); see tx.scanState.
+	ver uint64
 }
 
 // fetch reads the last message of subj from the stream leader.
@@ -422,6 +438,17 @@ func (s *Store) subj(kind byte, gen, token string) string {
 }
 
 func (s *Store) readMarkerSubj() string { return s.o.Prefix + ".r" }
+
+// parse is the kind and generation of a subject P.<kind>.<gen>[.<token>] (0 and "" for the
+// read markers' subject).
+func (s *Store) parse(subj string) (kind byte, gen string) {
+	rest, ok := strings.CutPrefix(subj, s.o.Prefix+".")
+	if !ok || len(rest) < 3 || rest[1] != '.' {
+		return 0, ""
+	}
+	gen, _, _ = strings.Cut(rest[2:], ".")
+	return rest[0], gen
+}
 
 // list returns the subjects matching filter that hold a message (tombstones included), as
 // the stream's per-subject state says: one stream info request, paged by the client.

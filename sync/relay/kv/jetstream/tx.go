@@ -47,6 +47,18 @@ type tx struct {
 	fromCache []string
 	// dead are the generations of buckets this transaction deleted, purged once it commits.
 	dead []string
+	// pre holds what Prefetch (or the run before a conflict) fetched from the leader and fn
+	// has not read yet: a read takes its subject from here into seen, and only then is it one
+	// of the transaction's reads (prefetch.go).
+	pre map[string]entry
+	// born are the generations of buckets this transaction made: nothing can be under them
+	// yet (a generation is a fresh random id nobody else knows before the commit), so their
+	// subjects are known absent without a read, and nothing read there needs validating.
+	born map[string]struct{}
+	// versioned are the generations whose version a cursor read (afterVersion).
+	versioned map[string]struct{}
+	// landed are, by generation, the subjects cursors read there (noteLanded).
+	landed map[string][]string
 
 	err error // the first failed read; the transaction is then void
 }
@@ -57,15 +69,30 @@ func newTx(ctx context.Context, s *Store, writable bool) *tx {
 }
 
 // fetch returns subj's committed state, from the cache or the stream.
-func (t *tx) fetch(subj string) (entry, bool) {
+func (t *tx) fetch(subj string) (entry, bool) { return t.fetchOpt(subj, true) }
+
+// fetchOpt is fetch, taking subj from the gateway's cache only if cached says so.
+func (t *tx) fetchOpt(subj string, cached bool) (entry, bool) {
 	if t.err != nil {
 		return entry{}, false
 	}
 	if e, ok := t.seen[subj]; ok {
 		return e, true
 	}
+	if t.bornSubj(subj) {
+		e := entry{}
+		t.seen[subj] = e
+		return e, true
+	}
+	if e, ok := t.pre[subj]; ok {
+		// Fetched from the leader before fn asked: the read it would have made now, made
+		// earlier, and validated at commit all the same.
+		delete(t.pre, subj)
+		t.seen[subj] = e
+		return e, true
+	}
 	cacheable := t.s.cacheable(subj)
-	if cacheable && t.writable {
+	if cacheable && t.writable && cached {
 		if e, ok := t.s.cache.get(subj); ok {
 			t.s.cacheHits.Add(1)
 			t.seen[subj] = e
@@ -97,10 +124,84 @@ func (t *tx) state(subj string, record bool) (val []byte, present bool) {
 	if !ok {
 		return nil, false
 	}
-	if record {
+	if record && !t.bornSubj(subj) {
 		t.reads[subj] = struct{}{}
 	}
 	return e.val, e.present
+}
+
+// bornSubj reports whether subj lies in a generation this transaction made (P.<kind>.<gen>...).
+func (t *tx) bornSubj(subj string) bool {
+	if len(t.born) == 0 || len(subj) < len(t.s.o.Prefix)+4 {
+		return false
+	}
+	rest := subj[len(t.s.o.Prefix)+3:] // past "P.<kind>."
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		rest = rest[:i]
+	}
+	_, ok := t.born[rest]
+	return ok
+}
+
+// scanState is state for a value a cursor lands on. Such a value is not validated on its
+// own: it rests on the bucket's version, read before it, so it must be what the stream held
+// after that read. It is never taken from the gateway's cache, which may hold a state from
+// before another gateway's commit that the version already shows (and what was prefetched
+// before the version was read is dropped, afterVersion).
+//
+// The exception is a cached value known current at the version just read: the cache marks an
+// entry with the version its bucket had when a commit of this gateway left the entry current
+// (entry.ver: the commit wrote the key, or read it after a version it validated). Every commit
+// that writes a key rewrites its bucket's version, so a version still at that sequence means
+// nobody wrote the key since.
+func (t *tx) scanState(subj, gen string) (val []byte, present bool) {
+	if w, ok := t.writes[subj]; ok {
+		return w.val, !w.del
+	}
+	if _, read := t.seen[subj]; !read {
+		if e, ok := t.cachedCurrent(subj, gen); ok {
+			t.s.cacheHits.Add(1)
+			t.seen[subj] = e
+			t.fromCache = append(t.fromCache, subj)
+			t.noteLanded(gen, subj)
+			return e.val, e.present
+		}
+	}
+	e, ok := t.fetchOpt(subj, false)
+	if !ok {
+		return nil, false
+	}
+	t.noteLanded(gen, subj)
+	return e.val, e.present
+}
+
+// cachedCurrent is subj's cached state if the cache marks it current at the version of bucket
+// gen this transaction read (scanState).
+func (t *tx) cachedCurrent(subj, gen string) (entry, bool) {
+	if !t.writable || !t.s.cacheable(subj) {
+		return entry{}, false
+	}
+	v, ok := t.seen[t.s.subj('v', gen, "")]
+	if !ok || v.seq == 0 {
+		return entry{}, false
+	}
+	e, ok := t.s.cache.get(subj)
+	if !ok || e.ver != v.seq {
+		return entry{}, false
+	}
+	return e, true
+}
+
+// noteLanded remembers a value a cursor read in bucket gen: if the commit validates the
+// bucket's version, the value is current as the commit leaves it (commit marks it so).
+func (t *tx) noteLanded(gen, subj string) {
+	if !t.writable || t.s.cache == nil {
+		return
+	}
+	if t.landed == nil {
+		t.landed = map[string][]string{}
+	}
+	t.landed[gen] = append(t.landed[gen], subj)
 }
 
 func (t *tx) canWrite() error {
@@ -131,7 +232,11 @@ func (t *tx) touch(gen string) { t.touched[gen] = struct{}{} }
 // commit validates and publishes. A transaction that wrote nothing only validates its reads.
 func (t *tx) commit() error {
 	if !t.writable || len(t.writes) == 0 {
-		return t.validate()
+		err := t.validate()
+		if err == nil && t.writable && t.s.cache != nil {
+			t.markLanded(nil)
+		}
+		return err
 	}
 	for gen := range t.touched {
 		t.writes[t.s.subj('v', gen, "")] = &write{val: []byte{}}
@@ -186,19 +291,59 @@ func (t *tx) commit() error {
 	if t.s.cache != nil {
 		// A batch is stored in order under consecutive sequences ending at the ack's.
 		first := ack.Sequence + 1 - uint64(len(msgs))
+		// vers: each bucket's version as this commit left it (it rewrote every bucket it
+		// wrote in). A key written here is current at that version (entry.ver, scanState).
+		vers := map[string]uint64{}
+		if ack.Sequence != 0 {
+			for i, subj := range subjs {
+				if kind, gen := t.s.parse(subj); kind == 'v' {
+					vers[gen] = first + uint64(i)
+				}
+			}
+		}
 		for i, subj := range subjs {
 			if ack.Sequence == 0 || !t.s.cacheable(subj) {
 				t.s.cache.drop(subj)
 				continue
 			}
 			w := t.writes[subj]
-			t.s.cache.put(subj, entry{seq: first + uint64(i), val: w.val, present: !w.del})
+			e := entry{seq: first + uint64(i), val: w.val, present: !w.del}
+			if kind, gen := t.s.parse(subj); kind == 'k' {
+				e.ver = vers[gen]
+			}
+			t.s.cache.put(subj, e)
+		}
+		if ack.Sequence != 0 {
+			t.markLanded(vers)
 		}
 	}
 	for _, gen := range t.dead {
 		t.s.purge(t.ctx, gen)
 	}
 	return nil
+}
+
+// markLanded marks in the cache what cursors read in a bucket whose version the transaction
+// validated (read, and found or expected unchanged) or rewrote (vers: its sequence now) as
+// current at that version (entry.ver, scanState).
+func (t *tx) markLanded(vers map[string]uint64) {
+	for gen, landed := range t.landed {
+		v, ok := vers[gen]
+		if vs := t.s.subj('v', gen, ""); !ok {
+			if _, read := t.reads[vs]; !read {
+				continue
+			}
+			v = t.seen[vs].seq
+		}
+		for _, subj := range landed {
+			if _, written := t.writes[subj]; written || !t.s.cacheable(subj) {
+				continue
+			}
+			e := t.seen[subj]
+			e.ver = v
+			t.s.cache.put(subj, e)
+		}
+	}
 }
 
 // validate reads again every subject the transaction depends on and fails with a conflict if
@@ -325,10 +470,14 @@ func (b *bucket) names(kind byte) (names [][]byte, subjs map[string]string) {
 		return nil, nil
 	}
 	prefix := b.t.s.subj(kind, b.gen, "") + "."
-	committed, err := b.t.list(prefix + "*")
-	if err != nil {
-		b.t.err = err
-		return nil, nil
+	b.t.afterVersion(b.gen)
+	var committed []string
+	if _, born := b.t.born[b.gen]; !born { // a bucket made here has only what it wrote
+		var err error
+		if committed, err = b.t.list(prefix + "*"); err != nil {
+			b.t.err = err
+			return nil, nil
+		}
 	}
 	subjs = map[string]string{}
 	add := func(subj string) {
@@ -355,7 +504,7 @@ func (b *bucket) names(kind byte) (names [][]byte, subjs map[string]string) {
 	return names, subjs
 }
 
-func (b *bucket) Cursor() kv.Cursor { return &cursor{b: b, i: -1} }
+func (b *bucket) Cursor() kv.Cursor { return &cursor{b: b, i: -1, hi: -1} }
 
 func (b *bucket) ForEach(fn func(k, v []byte) error) error {
 	c := b.Cursor()
@@ -418,6 +567,10 @@ func (b *bucket) CreateBucket(name []byte) (kv.Bucket, error) {
 		return nil, b.t.err
 	}
 	gen := nuid.Next()
+	if b.t.born == nil {
+		b.t.born = map[string]struct{}{}
+	}
+	b.t.born[gen] = struct{}{}
 	b.t.put(m, []byte(gen))
 	b.t.touch(b.gen)
 	return &bucket{t: b.t, gen: gen}, nil
@@ -505,6 +658,8 @@ type cursor struct {
 	keys   [][]byte
 	subjs  map[string]string
 	i      int
+	// ahead is the range of keys [lo, hi] whose values were fetched together (readAhead).
+	lo, hi int
 }
 
 func (c *cursor) load() {
@@ -519,7 +674,7 @@ func (c *cursor) load() {
 // (kv.Cursor's rule).
 func (c *cursor) land(i, dir int) ([]byte, []byte) {
 	for ; i >= 0 && i < len(c.keys); i += dir {
-		if v, present := c.b.t.state(c.subjs[string(c.keys[i])], false); present {
+		if v, present := c.b.t.scanState(c.subjs[string(c.keys[i])], c.b.gen); present {
 			c.i = i
 			return c.keys[i], v
 		}
@@ -533,8 +688,34 @@ func (c *cursor) land(i, dir int) ([]byte, []byte) {
 
 func (c *cursor) First() ([]byte, []byte) { c.load(); return c.land(0, 1) }
 func (c *cursor) Last() ([]byte, []byte)  { c.load(); return c.land(len(c.keys)-1, -1) }
-func (c *cursor) Next() ([]byte, []byte)  { c.load(); return c.land(c.i+1, 1) }
-func (c *cursor) Prev() ([]byte, []byte)  { c.load(); return c.land(c.i-1, -1) }
+func (c *cursor) Next() ([]byte, []byte)  { c.load(); c.readAhead(c.i+1, 1); return c.land(c.i+1, 1) }
+func (c *cursor) Prev() ([]byte, []byte)  { c.load(); c.readAhead(c.i-1, -1); return c.land(c.i-1, -1) }
+
+// cursorAhead is how many keys a cursor stepping through a bucket fetches together ahead of
+// where it is.
+const cursorAhead = 64
+
+// readAhead fetches together the values of the next cursorAhead keys from i in direction dir,
+// unless i is in the range fetched last. Only a cursor that steps does so: one that lands on
+// one key (First, Last, Seek: the relay's "newest item", "first log number") reads that key
+// alone, and one that walks (ForEach over a facility's route list, a terminal's downlink)
+// reads its keys a window at a time instead of a round trip each. The values are read, and
+// validated, by the bucket's version as before (prefetch.go).
+func (c *cursor) readAhead(i, dir int) {
+	if i < 0 || i >= len(c.keys) || (i >= c.lo && i <= c.hi) {
+		return
+	}
+	subjs := make([]string, 0, min(cursorAhead, len(c.keys)))
+	j := i
+	for n := 0; j >= 0 && j < len(c.keys) && n < cursorAhead; j, n = j+dir, n+1 {
+		subj := c.subjs[string(c.keys[j])]
+		if _, ok := c.b.t.cachedCurrent(subj, c.b.gen); !ok {
+			subjs = append(subjs, subj)
+		}
+	}
+	c.lo, c.hi = min(i, j-dir), max(i, j-dir)
+	c.b.t.load(subjs, true) // from the leader, cache or not (scanState)
+}
 
 func (c *cursor) Seek(seek []byte) ([]byte, []byte) {
 	c.load()

@@ -75,9 +75,23 @@ func randomProgram(rng *rand.Rand) func(kv.Tx, *strings.Builder) error {
 		useNested := rng.IntN(3) == 0
 		k, v := pick(diffKeys), fmt.Appendf(nil, "v%d", rng.IntN(1000))
 		n := rng.Uint64N(50)
-		which := rng.IntN(14)
+		which := rng.IntN(15)
+		// What a prefetch names (which == 14): keys of this bucket, its nested one, one that
+		// may not exist, and another root's.
+		hint := []kv.Key{
+			{Path: [][]byte{root}, Key: k},
+			{Path: [][]byte{root}, Key: pick(diffKeys)},
+			{Path: [][]byte{root, nested}, Key: pick(diffKeys)},
+			{Path: [][]byte{pick(diffBuckets), []byte("none")}, Key: k},
+			{Path: [][]byte{pick(diffBuckets)}, Key: pick(diffKeys)},
+		}
 		life := rng.IntN(3) // decided now: both stores must run the same program
 		ops = append(ops, func(tx kv.Tx, log *strings.Builder) error {
+			if which == 14 { // a hint only: it must change nothing either store shows
+				kv.Prefetch(tx, hint)
+				log.WriteString("prefetch; ")
+				return nil
+			}
 			if which == 0 { // root bucket life
 				var err error
 				switch life {

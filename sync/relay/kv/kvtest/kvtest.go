@@ -37,6 +37,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("ConcurrentIncrements", func(t *testing.T) { testIncrements(t, open(t)) })
 	t.Run("WriteSkew", func(t *testing.T) { testWriteSkew(t, open(t)) })
 	t.Run("TransfersKeepTotal", func(t *testing.T) { testTransfers(t, open(t)) })
+	t.Run("Prefetch", func(t *testing.T) { testPrefetch(t, open(t)) })
 }
 
 // ctx bounds one test's store calls, so a hung store fails the test instead of hanging it.
