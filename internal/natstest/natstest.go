@@ -193,27 +193,35 @@ func (c *Cluster) Shutdown() {
 	}
 }
 
-// WaitMetaLeader polls until a running node is the JetStream meta leader and every running
-// node is current with it.
+// WaitMetaLeader polls until a running node is the JetStream meta leader, every running
+// node is current with it, and the leader counts every running node as a peer it can place
+// streams on. A leader elected before the other nodes' first statistics reach it refuses an R3
+// stream ("no suitable peers for placement", API error 10005), which on a loaded machine can
+// last long enough to fail a test that creates its stream at once.
 func (c *Cluster) WaitMetaLeader() {
 	c.t.Helper()
-	testwait.UntilSaw(c.t, "a JetStream meta leader", func() (bool, string) {
+	testwait.UntilSaw(c.t, "a JetStream meta leader with every running node as a peer", func() (bool, string) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		leader, running := "", 0
+		var leader *server.Server
+		running := 0
 		for _, n := range c.nodes {
 			if n.srv == nil {
 				continue
 			}
 			running++
 			if n.srv.JetStreamIsLeader() {
-				leader = n.opts.ServerName
+				leader = n.srv
 			}
 			if !n.srv.JetStreamIsCurrent() {
 				return false, n.opts.ServerName + " not current"
 			}
 		}
-		return leader != "" && running > Size/2, "leader " + leader
+		if leader == nil || running <= Size/2 {
+			return false, "no leader"
+		}
+		peers := leader.JetStreamClusterPeers()
+		return len(peers) >= running, fmt.Sprintf("leader %s places on %v of %d running", leader.Name(), peers, running)
 	})
 }
 
