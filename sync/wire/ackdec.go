@@ -31,26 +31,7 @@ func decodeAckFast(b []byte) (Frame, bool) {
 	if !ok {
 		return Frame{}, false
 	}
-	// What follows the body: more members of the envelope (ignored, as encoding/json ignores
-	// unknown fields), then its end.
-	ok = true
-	for ok {
-		switch s.next() {
-		case '}':
-			s.i++
-			ok = false
-			continue
-		case ',':
-			s.i++
-		default:
-			return Frame{}, false
-		}
-		k, plain, kok := s.key(envelopeFields...)
-		if !kok || !plain || k == "type" || k == "body" || !s.value(0) {
-			return Frame{}, false
-		}
-	}
-	if s.ws(); s.i != len(b) || a.validate() != nil {
+	if !s.envelopeEnd() || a.validate() != nil {
 		return Frame{}, false
 	}
 	return Frame{Type: TypeAck, Ack: a}, true
