@@ -168,3 +168,49 @@ func (s *scanner) letters(l *Letters) bool {
 		})
 	})
 }
+
+// downAckPrefix is how every down_ack frame a terminal writes begins (appendDownAckFrame).
+const downAckPrefix = `{"type":"down_ack","body":`
+
+var downAckFields = []string{"seq", "refused"}
+
+// decodeDownAckFast reads a down_ack frame that starts with downAckPrefix in one pass, as
+// decodeAckFast reads an ack: with charges fanning out, the relay reads one per charge per
+// kiosk of the facility. ok is false for anything it leaves to decodeFrameStd.
+func decodeDownAckFast(b []byte) (Frame, bool) {
+	if !bytes.HasPrefix(b, []byte(downAckPrefix)) {
+		return Frame{}, false
+	}
+	s := &scanner{b: b, i: len(downAckPrefix), special: strSpecial()}
+	d := new(DownAck)
+	var seen uint16
+	ok := s.object(downAckFields, func(k string, plain bool) bool {
+		switch {
+		case !plain:
+			return false
+		case k == "seq":
+			if !once(&seen, 1) {
+				return false
+			}
+			s.next()
+			n, ok := s.seq()
+			d.Seq = n
+			return ok
+		case k == "refused":
+			if !once(&seen, 2) {
+				return false
+			}
+			d.Refused = []Rejection{}
+			return s.array(func() bool {
+				r, ok := s.rejection()
+				d.Refused = append(d.Refused, r)
+				return ok
+			})
+		}
+		return s.value(0)
+	})
+	if !ok || !s.envelopeEnd() || d.validate() != nil {
+		return Frame{}, false
+	}
+	return Frame{Type: TypeDownAck, DownAck: d}, true
+}

@@ -44,10 +44,22 @@ func ackDecSeeds() []string {
 		`{"type":"ack","body":{}}`,
 		`{"type":"ack","body":[]}`,
 		`{"type":"ack","body":{"epoch":"e","seq":1,"letters":{"delivered":[1],"x":1}}}`,
+		// down_ack frames, as a terminal writes them and otherwise.
+		`{"type":"down_ack","body":{"seq":12}}`,
+		`{"type":"down_ack","body":{"seq":12,"refused":[{"seq":3,"reason":"unknown kind"},{"seq":12,"reason":"<x>"}]}}`,
+		`{"type":"down_ack","body":{"seq":12,"refused":[]}}`,
+		`{"type":"down_ack","body":{"seq":12,"refused":[{"seq":13,"reason":"beyond"}]}}`,
+		`{"type":"down_ack","body":{"seq":12,"refused":null}}`,
+		`{"type":"down_ack","body":{"seq":12,"seq":13}}`,
+		`{"type":"down_ack","body":{"SEQ":12}}`,
+		`{"type":"down_ack","body":{"seq":-1}}`,
+		`{"type":"down_ack","body":{"seq":1,"x":{"y":[true]}},"z":0}`,
+		`{"type":"down_ack","body":{}}`,
+		`{"type":"down_ack","body":{"seq":1}`,
 	)
 }
 
-// TestAckDecoderSameAsReflection reads every seed both ways: the same frame, or the same
+// TestAckDecoderSameAsReflection reads every seed (acks and down_acks) both ways: the same frame, or the same
 // error.
 func TestAckDecoderSameAsReflection(t *testing.T) {
 	fast := 0
@@ -70,6 +82,12 @@ func TestAckDecoderSameAsReflection(t *testing.T) {
 		b, _ := Encode(a)
 		if _, ok := decodeAckFast(b); !ok {
 			t.Fatalf("the relay's ack %s was left to encoding/json", b)
+		}
+	}
+	for _, d := range []DownAck{{Seq: 1}, {Seq: 9, Refused: []Rejection{{Seq: 2, Reason: "unknown kind"}}}} {
+		b, _ := Encode(d)
+		if _, ok := decodeDownAckFast(b); !ok {
+			t.Fatalf("a terminal's down_ack %s was left to encoding/json", b)
 		}
 	}
 	if fast < 10 {

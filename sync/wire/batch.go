@@ -102,6 +102,9 @@ func decodeFrame(b []byte, bodies bool) (Frame, []UpBody, error) {
 		if f, ok := decodeDownFast(b); ok { // downdec.go
 			return f, nil, nil
 		}
+		if f, ok := decodeDownAckFast(b); ok { // ackdec.go
+			return f, nil, nil
+		}
 		if f, ups, ok := decodeBatchFast(b, bodies); ok {
 			return f, ups, nil
 		}

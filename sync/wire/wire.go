@@ -323,10 +323,11 @@ type envelope struct {
 
 // Encode writes a frame for one of the message types above (value or pointer).
 func Encode(msg any) ([]byte, error) {
-	// An ack, the relay's answer to every batch, and a batch, a terminal's every uplink frame,
-	// are written by hand (ackenc.go, batchenc.go).
+	// An ack, the relay's answer to every batch, a batch, a terminal's every uplink frame, and
+	// a down_ack, its answer to every down frame, are written by hand (ackenc.go, batchenc.go).
 	var a *Ack
 	var b *Batch
+	var d *DownAck
 	switch m := msg.(type) {
 	case Ack:
 		a = &m
@@ -336,10 +337,17 @@ func Encode(msg any) ([]byte, error) {
 		b = &m
 	case *Batch:
 		b = m
+	case DownAck:
+		d = &m
+	case *DownAck:
+		d = m
 	}
 	var out []byte
 	typ := TypeAck
 	switch {
+	case d != nil:
+		typ = TypeDownAck
+		out = appendDownAckFrame(make([]byte, 0, 64), d)
 	case a != nil:
 		out = appendAckFrame(make([]byte, 0, 96), a)
 	case b != nil:
