@@ -61,7 +61,8 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, wire.ReasonShutdown, http.StatusServiceUnavailable)
 		return
 	}
-	c, err := websocket.Accept(smallBuffers{w}, req, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w, held: &r.heldBufs}
+	c, err := websocket.Accept(sb, req, &websocket.AcceptOptions{
 		Subprotocols:         []string{wire.Subprotocol},
 		CompressionMode:      websocket.CompressionNoContextTakeover,
 		CompressionThreshold: deflateFrom,
@@ -72,7 +73,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	}
 	addr := sourceAddr(req)
 	go func() {
-		if l := r.runTerminal(c, addr); l != nil {
+		if l := r.runTerminal(c, sb.conn, addr); l != nil {
 			go r.readLoop(l) // it calls r.hub.exit when the connection is over
 			return
 		}
@@ -106,14 +107,20 @@ const (
 )
 
 // smallBuffers gives the websocket library connReadBuf and connWriteBuf buffers when it hijacks
-// the connection.
-type smallBuffers struct{ http.ResponseWriter }
+// the connection, and the socket wrapped in a termConn (conn, set by Hijack) for its writes.
+type smallBuffers struct {
+	http.ResponseWriter
+	held *sync.Pool // the relay's cork buffers (termConn)
+	conn *termConn
+}
 
-func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+func (s *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	raw, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	c := &termConn{Conn: raw, pool: s.held}
+	s.conn = c
 	// What the server read past the request (a client may send its first frame with it) must
 	// be in the new reader's buffer: the library keeps what is buffered and then reads the
 	// connection itself, so a reader that merely chained those bytes before it would lose them.
@@ -135,7 +142,7 @@ func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // runTerminal runs one terminal connection up to its welcome: the handshake, then the
 // downlink writer. It returns the connection's read side for readLoop, or nil when the
 // connection is over (closed, and what it held given back).
-func (r *Relay) runTerminal(c *websocket.Conn, addr string) *connLoop {
+func (r *Relay) runTerminal(c *websocket.Conn, tc *termConn, addr string) *connLoop {
 	if refusal := r.hub.admit(c, addr); refusal != "" {
 		code := websocket.StatusTryAgainLater
 		if refusal == wire.ReasonShutdown {
@@ -151,7 +158,7 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) *connLoop {
 	}
 	c.SetReadLimit(wire.MaxFrameBytes)
 	ctx, cancel := closeCtx()
-	sess, hello, ok := r.openSession(ctx, c)
+	sess, hello, ok := r.openSession(ctx, c, tc)
 	if !ok {
 		if sess != nil {
 			r.flushAck(sess)
@@ -170,7 +177,7 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) *connLoop {
 // flushAck). Kept apart from runTerminal so that its large frame is gone from the stack while
 // the connection idles in readLoop: what an idle connection's stack uses then stays under a
 // quarter of 16 KiB, and the collector halves the stack the handshake grew.
-func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *session, hello wire.Hello, ok bool) {
+func (r *Relay) openSession(ctx context.Context, c *websocket.Conn, tc *termConn) (sess *session, hello wire.Hello, ok bool) {
 	hello, info, ok := r.handshake(ctx, c)
 	r.metrics.handshake(ok)
 	if !ok {
@@ -179,7 +186,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 	// The handshake takes no write transaction: what it records (last seen, software, queue
 	// length, the hello's downlink position) is kept with the session and written with the
 	// connection's first batch or its next downlink flush, whichever comes first.
-	sess = &session{id: info.ID, facility: info.FacilityID, mode: info.Mode, conn: c, binaryChunks: hello.BinaryChunks,
+	sess = &session{id: info.ID, facility: info.FacilityID, mode: info.Mode, conn: c, sock: tc, binaryChunks: hello.BinaryChunks,
 		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
 	// On a store shared by gateways the connection claims the terminal, beside the handshake
 	// rather than in it; its writes wait for the claim (owner.go).
@@ -371,7 +378,8 @@ func (r *Relay) decodeFrame(c *websocket.Conn, typ websocket.MessageType, rd io.
 	return f, bodies, true
 }
 
-// send writes one frame within writeTimeout (writeCtx), unless ctx ended.
+// send writes one frame, unless ctx ended. The write takes no context: the socket's write
+// deadline bounds it by writeTimeout (termConn), and a failed write closes the connection.
 func (r *Relay) send(ctx context.Context, c *websocket.Conn, msg any) error {
 	b, err := wire.Encode(msg)
 	if err != nil {
@@ -381,17 +389,7 @@ func (r *Relay) send(ctx context.Context, c *websocket.Conn, msg any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	wctx, cancel := writeCtx()
-	defer cancel()
-	return c.Write(wctx, websocket.MessageText, b)
-}
-
-// writeCtx bounds one frame's write by writeTimeout. It is not derived from the connection's
-// context: each child would leave that context a map of children (and a channel) for the
-// connection's life, and the connection's context ends only after the connection closed,
-// which ends any write anyway.
-func writeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), writeTimeout)
+	return c.Write(context.Background(), websocket.MessageText, b)
 }
 
 // fail logs a relay-side error and closes the connection with 1011 and no detail.
@@ -618,8 +616,18 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch,
 			r.fail(c, "store batch from "+s.id, err)
 			return false
 		}
+		// The acks of one transaction go out with one system call (termConn).
+		if len(acks) > 1 {
+			s.sock.cork()
+		}
 		for _, ack := range acks {
 			if serr := r.send(ctx, c, ack); serr != nil {
+				s.sock.uncork()
+				return false
+			}
+		}
+		if len(acks) > 1 {
+			if err := s.sock.uncork(); err != nil {
 				return false
 			}
 		}
@@ -868,9 +876,13 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 			// Before the write: the terminal may ack these before Write returns.
 			sent = last
 			s.sent.Store(sent)
-			wctx, cancel := writeCtx()
-			err = s.conn.Write(wctx, websocket.MessageText, frame)
-			cancel()
+			// Corked: a frame larger than the library's write buffer (connWriteBuf) goes out
+			// with one system call, not its first part and then the rest.
+			s.sock.cork()
+			err = s.conn.Write(context.Background(), websocket.MessageText, frame) // termConn's deadline bounds it
+			if uerr := s.sock.uncork(); err == nil {
+				err = uerr
+			}
 			if err != nil {
 				return
 			}

@@ -142,6 +142,8 @@ type Relay struct {
 	// feed follows the store's downlink buckets on a store with a watch feed (downfeed.go);
 	// nil otherwise.
 	feed *downFeed
+	// heldBufs keeps the terminal connections' cork buffers between uses (connwrite.go).
+	heldBufs sync.Pool
 	// media is the content store (content.go), opened on first use.
 	media media
 	// inviteMu makes invitation sends one at a time (each mints the code it sends).
