@@ -61,7 +61,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, wire.ReasonShutdown, http.StatusServiceUnavailable)
 		return
 	}
-	sb := &smallBuffers{ResponseWriter: w, held: &r.heldBufs}
+	sb := &smallBuffers{ResponseWriter: w, held: &r.heldBufs, read: &r.readBufs}
 	c, err := websocket.Accept(sb, req, &websocket.AcceptOptions{
 		Subprotocols:         []string{wire.Subprotocol},
 		CompressionMode:      websocket.CompressionNoContextTakeover,
@@ -95,12 +95,13 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 const deflateFrom = 4 << 10
 
 // connReadBuf and connWriteBuf are the read and write buffers of a terminal connection, held
-// for its life, idle or not. net/http hands a hijacked connection 4 KiB buffers each way. A
-// frame larger than the read buffer takes one more read (its header and first bytes, then the
-// rest straight into the frame's buffer); pongs and down_acks fit. A frame larger than the
-// write buffer goes out in two writes; pongs, pings, acks and the welcome fit. Measured on
-// 2,000 idle terminals, 1 KiB each way cost some 1.5 KiB more a connection than these
-// (docs/SCALE.md, memory per idle terminal).
+// for its life, idle or not. net/http hands a hijacked connection 4 KiB buffers each way. The
+// socket under the read buffer (termConn) reads up to readChunk bytes at once into a buffer of
+// the relay's pool, so a frame larger than the read buffer costs no more system calls. A frame
+// larger than the write buffer reaches the socket in two writes, which the downlink writer
+// corks into one; pongs, pings, acks and the welcome fit. Measured on 2,000 idle terminals,
+// 1 KiB each way cost some 1.5 KiB more a connection than these (docs/SCALE.md, memory per
+// idle terminal).
 const (
 	connReadBuf  = 256
 	connWriteBuf = 512
@@ -111,6 +112,7 @@ const (
 type smallBuffers struct {
 	http.ResponseWriter
 	held *sync.Pool // the relay's cork buffers (termConn)
+	read *sync.Pool // the relay's read buffers (termConn)
 	conn *termConn
 }
 
@@ -119,7 +121,7 @@ func (s *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c := &termConn{Conn: raw, pool: s.held}
+	c := newTermConn(raw, s.held, s.read)
 	s.conn = c
 	// What the server read past the request (a client may send its first frame with it) must
 	// be in the new reader's buffer: the library keeps what is buffered and then reads the

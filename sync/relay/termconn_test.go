@@ -57,7 +57,7 @@ func TestCorkedFramesGoOutInOneWrite(t *testing.T) {
 	peer, raw := tcpPair(t)
 	cc := &countingConn{Conn: raw}
 	var pool sync.Pool
-	c := &termConn{Conn: cc, pool: &pool}
+	c := &termConn{Conn: cc, pool: &pool, rpool: &sync.Pool{}}
 
 	frames := [][]byte{[]byte("ack one;"), []byte("ack two;"), bytes.Repeat([]byte("d"), 3000)}
 	c.cork()
@@ -104,7 +104,7 @@ func TestCorkedFramesGoOutInOneWrite(t *testing.T) {
 // every later write fails at once.
 func TestWriteToPeerThatDoesNotReadFailsAndCloses(t *testing.T) {
 	_, raw := tcpPair(t) // the client end never reads
-	c := &termConn{Conn: raw, pool: &sync.Pool{}, timeout: 200 * time.Millisecond}
+	c := &termConn{Conn: raw, pool: &sync.Pool{}, rpool: &sync.Pool{}, timeout: 200 * time.Millisecond}
 	chunk := make([]byte, 64<<10)
 	var err error
 	for i := 0; i < 10000 && err == nil; i++ {
@@ -123,5 +123,75 @@ func TestWriteToPeerThatDoesNotReadFailsAndCloses(t *testing.T) {
 	c.Write([]byte("held"))
 	if uerr := c.uncork(); uerr == nil {
 		t.Fatal("uncork after the failure succeeded")
+	}
+}
+
+// A read takes what the socket holds with one system call, up to readChunk bytes, and hands
+// it out in the pieces the library asks for: the bytes arrive whole and in order, a large read
+// goes straight into the caller's buffer, the end of the stream is io.EOF, and a connection
+// that read everything holds no buffer.
+func TestReadsTakeWhatTheSocketHoldsAtOnce(t *testing.T) {
+	peer, raw := tcpPair(t)
+	c := newTermConn(raw, &sync.Pool{}, &sync.Pool{})
+	if c.rc == nil {
+		t.Fatal("a TCP socket was not read through its raw connection")
+	}
+	frame := make([]byte, 500)
+	for i := range frame {
+		frame[i] = byte(i)
+	}
+	if _, err := peer.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, connReadBuf)
+	n, err := c.Read(p) // what the library's small buffer asks for
+	if err != nil || n != connReadBuf || !bytes.Equal(p[:n], frame[:n]) {
+		t.Fatalf("first read: %d, %v", n, err)
+	}
+	if c.rbuf == nil || c.rlen-c.roff != len(frame)-connReadBuf {
+		t.Fatalf("the rest of the frame was not taken with the first read (%d held)", c.rlen-c.roff)
+	}
+	rest := make([]byte, 1000)
+	if n, err = c.Read(rest); err != nil || n != len(frame)-connReadBuf || !bytes.Equal(rest[:n], frame[connReadBuf:]) {
+		t.Fatalf("second read: %d, %v", n, err)
+	}
+	if c.rbuf != nil {
+		t.Fatal("a connection that read everything still holds a buffer")
+	}
+
+	// A stream of pieces of every size, and a large one read straight in.
+	var want bytes.Buffer
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for i := 1; i < 300; i++ {
+			b := bytes.Repeat([]byte{byte(i)}, i*37%5000)
+			want.Write(b)
+			peer.Write(b)
+		}
+		big := bytes.Repeat([]byte{7}, 3*readChunk)
+		want.Write(big)
+		peer.Write(big)
+		peer.Close()
+	}()
+	var got bytes.Buffer
+	sizes := []int{1, 2, 256, 100, readChunk, 3 * readChunk, 7}
+	for i := 0; ; i++ {
+		b := make([]byte, sizes[i%len(sizes)])
+		n, err := c.Read(b)
+		got.Write(b[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-written
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("read %d bytes, %d written, or not the same", got.Len(), want.Len())
+	}
+	if c.rbuf != nil {
+		t.Fatal("a connection at its end still holds a buffer")
 	}
 }
