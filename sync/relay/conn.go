@@ -648,7 +648,8 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch,
 }
 
 // downAck takes a terminal's down_ack: the cursor moves in memory, and the writer is woken to
-// send more and to write the cursor once enough piled up (never a write on the read path).
+// send more when the window held it back, and to write the cursor once enough piled up (never
+// a write on the read path).
 func (r *Relay) downAck(s *session, da wire.DownAck) {
 	prev, seq := s.acked.Load(), da.Seq
 	if sent := s.sent.Load(); seq > sent {
@@ -668,7 +669,14 @@ func (r *Relay) downAck(s *session, da wire.DownAck) {
 	}
 	s.acked.Store(seq)
 	s.armFlush()
-	s.down.kick()
+	// The writer needs a look only if it may have stopped for a full window (it compares
+	// what it sent with an acknowledged position at most prev, so sent-prev was at least the
+	// window then, and sent only grows), or if the cursor is due to be written. Otherwise a
+	// kick per down_ack (one per down frame: with charges fanning out, one per charge per
+	// kiosk) started a writer goroutine to find nothing to do.
+	if s.sent.Load()-prev >= downWindow || seq-s.flushed() >= ackFlushItems {
+		s.down.kick()
+	}
 }
 
 // flushed is the acknowledged seq last written to the store. It takes no lock: the writer
