@@ -76,7 +76,12 @@ func (t *terminal) loop(ctx context.Context) {
 	r := t.run
 	defer r.exitWG.Done()
 	welcomed := false
-	var stormCh <-chan struct{} = r.storm
+	// Without -storm nothing closes r.storm: a nil channel keeps it out of every select (each
+	// of which locks and queues on all its channels, for every batch).
+	var stormCh <-chan struct{}
+	if r.cfg.Storm {
+		stormCh = r.storm
+	}
 	stormPending := false
 	fails := 0
 	for ctx.Err() == nil && !closed(r.runOver) {
