@@ -195,3 +195,38 @@ func TestReadsTakeWhatTheSocketHoldsAtOnce(t *testing.T) {
 		t.Fatal("a connection at its end still holds a buffer")
 	}
 }
+
+// A socket without a raw connection (TLS ends at relayd: a *tls.Conn; here a pipe) is read
+// as it is, and written through the same deadline and cork.
+func TestSocketWithoutRawConnReadsAsItIs(t *testing.T) {
+	peer, raw := net.Pipe()
+	t.Cleanup(func() { peer.Close(); raw.Close() })
+	c := newTermConn(raw, &sync.Pool{}, &sync.Pool{})
+	if c.rc != nil {
+		t.Fatal("a pipe was given a raw connection")
+	}
+	go peer.Write([]byte("hello, relay"))
+	p := make([]byte, 5)
+	if n, err := c.Read(p); err != nil || string(p[:n]) != "hello" {
+		t.Fatalf("read %q, %v", p[:n], err)
+	}
+	rest := make([]byte, 64)
+	if n, err := c.Read(rest); err != nil || string(rest[:n]) != ", relay" {
+		t.Fatalf("read %q, %v", rest[:n], err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		b := make([]byte, 64)
+		n, _ := io.ReadFull(peer, b[:len("ack;ack;")])
+		got <- string(b[:n])
+	}()
+	c.cork()
+	c.Write([]byte("ack;"))
+	c.Write([]byte("ack;"))
+	if err := c.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s != "ack;ack;" {
+		t.Fatalf("peer read %q", s)
+	}
+}
