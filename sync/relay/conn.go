@@ -372,6 +372,9 @@ func (r *Relay) decodeFrame(c *websocket.Conn, typ websocket.MessageType, rd io.
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonBinary)
 		return wire.Frame{}, nil, false
 	}
+	if len(data) >= len(batchPrefix) && string(data[:len(batchPrefix)]) == batchPrefix {
+		growStack()
+	}
 	f, bodies, err := wire.DecodeUplinkFrame(data)
 	if err != nil {
 		c.Close(websocket.StatusPolicyViolation, wire.CloseReason(wire.ReasonMalformed+": "+err.Error()))
@@ -379,6 +382,26 @@ func (r *Relay) decodeFrame(c *websocket.Conn, typ websocket.MessageType, rd io.
 	}
 	return f, bodies, true
 }
+
+// batchPrefix is how a batch frame a terminal writes begins (wire.Encode, sync/client).
+const batchPrefix = `{"type":"batch",`
+
+// growStack grows the calling goroutine's stack, in one copy, to what storing a batch takes.
+// A batch is decoded and stored by the fresh goroutine that read it (readLoop), which starts
+// with a small stack: it grew once a batch, deep in the decoder at its first allocation, and
+// the runtime's copy then adjusted every frame of the websocket library's read below it (all
+// of relayd's stack copies, 4-5 µs a batch under the message=1 load, docs/BENCHMARKS.md
+// tenth round). Here the stack holds the read loop's few frames; the goroutine ends with its
+// batch, so nothing stays grown on an idle connection.
+//
+//go:noinline
+func growStack() {
+	var pad [3 << 10]byte
+	touch(pad[:])
+}
+
+//go:noinline
+func touch(b []byte) { b[0] = 1 }
 
 // send writes one frame, unless ctx ended. The write takes no context: the socket's write
 // deadline bounds it by writeTimeout (termConn), and a failed write closes the connection.
