@@ -98,25 +98,122 @@ func (t *terminal) newItem(now time.Time) wire.Item {
 	seq := t.nextSeq
 	inmate := t.inmates[t.rng.IntN(len(t.inmates))]
 	kind := t.mix.pick(t.rng)
-	var body any
+	var raw []byte
 	switch kind {
 	case wire.UpCharge:
 		// A session is 60 minutes here; the record id is what the relay dedupes charges by.
-		session := fmt.Sprintf("ls-%s-%s-%d", t.id, t.epoch[:8], seq/60)
-		body = kiosk.Charge{RecordID: fmt.Sprintf("%s/%06d", session, seq%60), SessionID: session,
-			InmateID: inmate, Minute: int(seq % 60), Cents: 5, At: now}
+		session := "ls-" + t.id + "-" + t.epoch[:8] + "-" + strconv.FormatUint(seq/60, 10)
+		minute := strconv.FormatUint(seq%60, 10)
+		raw = chargeBody(kiosk.Charge{RecordID: session + "/" + strings.Repeat("0", 6-len(minute)) + minute, SessionID: session,
+			InmateID: inmate, Minute: int(seq % 60), Cents: 5, At: now})
 	case wire.UpMessage:
 		d := departments[t.rng.IntN(len(departments))]
-		body = kiosk.Message{ID: uuid.Must(uuid.NewV7()).String(), InmateID: inmate, Box: kiosk.BoxOutbox,
-			Peer: d.ID, PeerName: d.Name, Body: fmt.Sprintf("Load test letter %d from terminal %d.", seq, t.idx),
-			State: kiosk.MsgQueued, CreatedAt: now, UpdatedAt: now}
+		raw = messageBody(kiosk.Message{ID: uuid.Must(uuid.NewV7()).String(), InmateID: inmate, Box: kiosk.BoxOutbox,
+			Peer: d.ID, PeerName: d.Name, Body: "Load test letter " + strconv.FormatUint(seq, 10) + " from terminal " + strconv.Itoa(t.idx) + ".",
+			State: kiosk.MsgQueued, CreatedAt: now, UpdatedAt: now})
 	default:
-		body = map[string]any{"items_waiting": len(t.pending), "printer": "ok", "badge_reader": "ok",
-			"disk_free_mib": 2048, "software": software}
+		raw = mustJSON(kind, map[string]any{"items_waiting": len(t.pending), "printer": "ok", "badge_reader": "ok",
+			"disk_free_mib": 2048, "software": software})
 	}
+	return wire.Item{Seq: seq, ID: uuid.Must(uuid.NewV7()).String(), Kind: kind, CreatedAt: now, Body: raw}
+}
+
+func mustJSON(kind string, body any) []byte {
 	raw, err := json.Marshal(body)
 	if err != nil {
 		panic(fmt.Sprintf("encode %s body: %v", kind, err)) // our own structs always encode
 	}
-	return wire.Item{Seq: seq, ID: uuid.Must(uuid.NewV7()).String(), Kind: kind, CreatedAt: now, Body: raw}
+	return raw
+}
+
+// The tool makes an item for every batch on each of its terminals, which share the machine
+// with the relay they measure: messageBody and chargeBody write the bodies it makes by hand,
+// byte for byte what json.Marshal writes for them (TestGeneratedBodiesAsEncodingJSON), and
+// leave any other (a field the tool never sets, a string encoding/json escapes, a time it
+// refuses) to json.Marshal.
+
+// messageBody is json.Marshal(m) for a letter as newItem makes it.
+func messageBody(m kiosk.Message) []byte {
+	if m.Subject != "" || m.Reason != "" || m.Read || m.ReplyTo != "" || m.Photos != nil {
+		return mustJSON(wire.UpMessage, m)
+	}
+	b := make([]byte, 0, 256+len(m.Body))
+	b = append(b, `{"id":`...)
+	b, ok := appendPlain(b, m.ID)
+	for _, f := range []struct{ name, v string }{{`,"inmate_id":`, m.InmateID}, {`,"box":`, m.Box}, {`,"peer":`, m.Peer},
+		{`,"peer_name":`, m.PeerName}, {`,"body":`, m.Body}} {
+		if ok {
+			b = append(b, f.name...)
+			b, ok = appendPlain(b, f.v)
+		}
+	}
+	if ok && m.State != "" {
+		b = append(b, `,"state":`...)
+		b, ok = appendPlain(b, m.State)
+	}
+	if ok {
+		b = append(b, `,"created_at":`...)
+		b, ok = appendTime(b, m.CreatedAt)
+	}
+	if ok {
+		b = append(b, `,"updated_at":`...)
+		b, ok = appendTime(b, m.UpdatedAt)
+	}
+	if !ok {
+		return mustJSON(wire.UpMessage, m)
+	}
+	return append(b, '}')
+}
+
+// chargeBody is json.Marshal(c) for a charge as newItem makes it.
+func chargeBody(c kiosk.Charge) []byte {
+	if c.MessageID != "" || c.Pages != 0 || c.ItemID != "" {
+		return mustJSON(wire.UpCharge, c)
+	}
+	b := make([]byte, 0, 200)
+	b = append(b, `{"record_id":`...)
+	b, ok := appendPlain(b, c.RecordID)
+	if ok {
+		b = append(b, `,"session_id":`...)
+		b, ok = appendPlain(b, c.SessionID)
+	}
+	if ok {
+		b = append(b, `,"inmate_id":`...)
+		b, ok = appendPlain(b, c.InmateID)
+	}
+	if ok {
+		b = append(b, `,"minute":`...)
+		b = strconv.AppendInt(b, int64(c.Minute), 10)
+		b = append(b, `,"cents":`...)
+		b = strconv.AppendInt(b, int64(c.Cents), 10)
+		b = append(b, `,"at":`...)
+		b, ok = appendTime(b, c.At)
+	}
+	if !ok {
+		return mustJSON(wire.UpCharge, c)
+	}
+	return append(b, '}')
+}
+
+// appendPlain appends s quoted if encoding/json writes it as it is (printable ASCII without
+// '"', '\\', '<', '>', '&'); ok is false otherwise.
+func appendPlain(b []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return b, false
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), true
+}
+
+// appendTime appends t as encoding/json writes a time.Time; ok is false where it refuses one.
+func appendTime(b []byte, t time.Time) ([]byte, bool) {
+	b = append(b, '"')
+	b, err := t.AppendText(b)
+	if err != nil {
+		return b, false
+	}
+	return append(b, '"'), true
 }

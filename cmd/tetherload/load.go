@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	mrand "math/rand/v2"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -64,7 +67,10 @@ type Config struct {
 	// NoAckLetters leaves hello's ack_letters out, as terminals built before it: the relay
 	// then sends each letter's state down as a message_status.
 	NoAckLetters bool
-	Logf         func(format string, args ...any)
+	// CPUProfile, if set, receives a CPU profile of the tool itself over the load (from its
+	// first batch to its last ack): what the simulated terminals cost, apart from the relay.
+	CPUProfile io.Writer
+	Logf       func(format string, args ...any)
 }
 
 func (c *Config) check() error {
@@ -316,6 +322,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	sampleOps(0)
 	_ = sample(sLoadStart)
+	self, selfErr := sampleProc(os.Getpid())
+	profiling := false
+	if cfg.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+			r.logf("tool CPU profile: %v", err)
+		} else {
+			profiling = true
+		}
+	}
 	loadStart := time.Now()
 	r.lastAck.Store(loadStart.UnixNano())
 	close(r.start)
@@ -389,6 +404,15 @@ wait:
 	}
 	loadEnd := time.Unix(0, r.lastAck.Load())
 	_ = sample(sLoadEnd)
+	if profiling {
+		pprof.StopCPUProfile()
+	}
+	if selfEnd, err := sampleProc(os.Getpid()); err == nil && selfErr == nil {
+		rep.ToolCPUS = (selfEnd.cpu - self.cpu).Seconds()
+		if wall := selfEnd.at.Sub(self.at); wall > 0 {
+			rep.ToolCPUPercent = 100 * rep.ToolCPUS / wall.Seconds()
+		}
+	}
 	sampleOps(1)
 	rep.storeOps = storeOps
 	if !closed(r.loadOver) {

@@ -59,6 +59,9 @@ type Report struct {
 	DrainTimeout bool    `json:"drain_timeout,omitempty"`
 	BatchBytes   int     `json:"batch_bytes"`      // mean uplink batch frame, as encoded
 	IdleS        float64 `json:"idle_s,omitempty"` // -idle: how long the connections were held, with no load
+	// The tool's own CPU during the load (its terminals share the machine with the relay).
+	ToolCPUS       float64 `json:"tool_cpu_s,omitempty"`
+	ToolCPUPercent float64 `json:"tool_cpu_pct,omitempty"`
 
 	Storm *Storm `json:"storm,omitempty"`
 
@@ -178,6 +181,9 @@ func (rep *Report) Table(w io.Writer) error {
 	row("ack latency", "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d batches)", rep.Ack.P50ms, rep.Ack.P99ms, rep.Ack.MaxMs, rep.Ack.Samples)
 	row("downlink", "%d items applied (%.0f/s), %d down_acks sent (%.0f/s)", rep.DownItems, rep.DownPerS, rep.DownAcks, rep.DownAcksPerS)
 	row("refused", "%d", rep.Rejected)
+	if rep.ToolCPUS > 0 {
+		row("tool CPU", "%.2fs during the load (%.0f%% of one core), %.0f µs a batch", rep.ToolCPUS, rep.ToolCPUPercent, 1e6*rep.ToolCPUS/float64(max(rep.Batches, 1)))
+	}
 	row("connections", "%d cut by the tool, %d lost (closed by the relay or the network)", rep.Cuts, rep.Lost)
 	if rep.Unacked > 0 || rep.DrainTimeout {
 		row("unacknowledged", "%d items at the end (drain limit reached: %v)", rep.Unacked, rep.DrainTimeout)
@@ -206,7 +212,7 @@ func (rep *Report) Table(w io.Writer) error {
 			row(name+" RSS", "%.1f MiB at start, %.1f MiB enrolled, %.1f MiB connected (%.1f KiB per connection, %.1f KiB per terminal with enrollment), %.1f MiB at end, peak %.1f MiB",
 				s.RSSStartMiB, s.RSSEnrolledMiB, s.RSSConnectedMiB, s.KiBPerConn, s.KiBPerTerminal, s.RSSEndMiB, s.HWMMiB)
 			if rep.IdleS == 0 {
-				row(name+" CPU", "%.2fs during the load (%.0f%% of one core)", s.CPUS, s.CPUPercent)
+				row(name+" CPU", "%.2fs during the load (%.0f%% of one core), %.0f µs a batch", s.CPUS, s.CPUPercent, 1e6*s.CPUS/float64(max(rep.Batches, 1)))
 			}
 		}
 		if len(s.StoreOps) > 0 {

@@ -76,7 +76,12 @@ func (t *terminal) loop(ctx context.Context) {
 	r := t.run
 	defer r.exitWG.Done()
 	welcomed := false
-	var stormCh <-chan struct{} = r.storm
+	// Without -storm nothing closes r.storm: a nil channel keeps it out of every select (each
+	// of which locks and queues on all its channels, for every batch).
+	var stormCh <-chan struct{}
+	if r.cfg.Storm {
+		stormCh = r.storm
+	}
 	stormPending := false
 	fails := 0
 	for ctx.Err() == nil && !closed(r.runOver) {
@@ -196,7 +201,20 @@ func writeN(ctx context.Context, c *websocket.Conn, msg any) (int, error) {
 }
 
 func read(ctx context.Context, c *websocket.Conn) (wire.Frame, error) {
-	_, b, err := c.Read(ctx)
+	var hint int
+	return readHinted(ctx, c, &hint)
+}
+
+// readHinted reads and decodes one frame into a buffer sized from the connection's last frame
+// (wire.ReadFrame, as sync/client and the relay read), not grown from 512 bytes as
+// websocket.Conn.Read grows it: a kiosk of a busy facility reads a down frame of several
+// kilobytes for each few charges of its neighbours.
+func readHinted(ctx context.Context, c *websocket.Conn, hint *int) (wire.Frame, error) {
+	_, rd, err := c.Reader(ctx)
+	if err != nil {
+		return wire.Frame{}, err
+	}
+	b, err := wire.ReadFrame(rd, hint)
 	if err != nil {
 		return wire.Frame{}, err
 	}
@@ -391,8 +409,9 @@ func (t *terminal) acked(a wire.Ack, sentUpTo uint64, inflight *[]flight) {
 // next seq counts, like kiosk.Terminal.ApplyDownlink) and the loop is told to acknowledge it.
 func (t *terminal) read(c *websocket.Conn, acks chan<- wire.Ack, downCh chan<- struct{}, done chan<- error, quit <-chan struct{}) {
 	r := t.run
+	var hint int
 	for {
-		f, err := read(context.Background(), c)
+		f, err := readHinted(context.Background(), c, &hint)
 		if err != nil {
 			done <- err
 			return

@@ -61,7 +61,8 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, wire.ReasonShutdown, http.StatusServiceUnavailable)
 		return
 	}
-	c, err := websocket.Accept(smallBuffers{w}, req, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w, held: &r.heldBufs, read: &r.readBufs}
+	c, err := websocket.Accept(sb, req, &websocket.AcceptOptions{
 		Subprotocols:         []string{wire.Subprotocol},
 		CompressionMode:      websocket.CompressionNoContextTakeover,
 		CompressionThreshold: deflateFrom,
@@ -72,7 +73,7 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 	}
 	addr := sourceAddr(req)
 	go func() {
-		if l := r.runTerminal(c, addr); l != nil {
+		if l := r.runTerminal(c, sb.conn, addr); l != nil {
 			go r.readLoop(l) // it calls r.hub.exit when the connection is over
 			return
 		}
@@ -94,26 +95,34 @@ func (r *Relay) serveTerminal(w http.ResponseWriter, req *http.Request) {
 const deflateFrom = 4 << 10
 
 // connReadBuf and connWriteBuf are the read and write buffers of a terminal connection, held
-// for its life, idle or not. net/http hands a hijacked connection 4 KiB buffers each way. A
-// frame larger than the read buffer takes one more read (its header and first bytes, then the
-// rest straight into the frame's buffer); pongs and down_acks fit. A frame larger than the
-// write buffer goes out in two writes; pongs, pings, acks and the welcome fit. Measured on
-// 2,000 idle terminals, 1 KiB each way cost some 1.5 KiB more a connection than these
-// (docs/SCALE.md, memory per idle terminal).
+// for its life, idle or not. net/http hands a hijacked connection 4 KiB buffers each way. The
+// socket under the read buffer (termConn) reads up to readChunk bytes at once into a buffer of
+// the relay's pool, so a frame larger than the read buffer costs no more system calls. A frame
+// larger than the write buffer reaches the socket in two writes, which the downlink writer
+// corks into one; pongs, pings, acks and the welcome fit. Measured on 2,000 idle terminals,
+// 1 KiB each way cost some 1.5 KiB more a connection than these (docs/SCALE.md, memory per
+// idle terminal).
 const (
 	connReadBuf  = 256
 	connWriteBuf = 512
 )
 
 // smallBuffers gives the websocket library connReadBuf and connWriteBuf buffers when it hijacks
-// the connection.
-type smallBuffers struct{ http.ResponseWriter }
+// the connection, and the socket wrapped in a termConn (conn, set by Hijack) for its writes.
+type smallBuffers struct {
+	http.ResponseWriter
+	held *sync.Pool // the relay's cork buffers (termConn)
+	read *sync.Pool // the relay's read buffers (termConn)
+	conn *termConn
+}
 
-func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+func (s *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	raw, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	c := newTermConn(raw, s.held, s.read)
+	s.conn = c
 	// What the server read past the request (a client may send its first frame with it) must
 	// be in the new reader's buffer: the library keeps what is buffered and then reads the
 	// connection itself, so a reader that merely chained those bytes before it would lose them.
@@ -135,7 +144,7 @@ func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // runTerminal runs one terminal connection up to its welcome: the handshake, then the
 // downlink writer. It returns the connection's read side for readLoop, or nil when the
 // connection is over (closed, and what it held given back).
-func (r *Relay) runTerminal(c *websocket.Conn, addr string) *connLoop {
+func (r *Relay) runTerminal(c *websocket.Conn, tc *termConn, addr string) *connLoop {
 	if refusal := r.hub.admit(c, addr); refusal != "" {
 		code := websocket.StatusTryAgainLater
 		if refusal == wire.ReasonShutdown {
@@ -151,7 +160,7 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) *connLoop {
 	}
 	c.SetReadLimit(wire.MaxFrameBytes)
 	ctx, cancel := closeCtx()
-	sess, hello, ok := r.openSession(ctx, c)
+	sess, hello, ok := r.openSession(ctx, c, tc)
 	if !ok {
 		if sess != nil {
 			r.flushAck(sess)
@@ -170,7 +179,7 @@ func (r *Relay) runTerminal(c *websocket.Conn, addr string) *connLoop {
 // flushAck). Kept apart from runTerminal so that its large frame is gone from the stack while
 // the connection idles in readLoop: what an idle connection's stack uses then stays under a
 // quarter of 16 KiB, and the collector halves the stack the handshake grew.
-func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *session, hello wire.Hello, ok bool) {
+func (r *Relay) openSession(ctx context.Context, c *websocket.Conn, tc *termConn) (sess *session, hello wire.Hello, ok bool) {
 	hello, info, ok := r.handshake(ctx, c)
 	r.metrics.handshake(ok)
 	if !ok {
@@ -179,7 +188,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn) (sess *sessi
 	// The handshake takes no write transaction: what it records (last seen, software, queue
 	// length, the hello's downlink position) is kept with the session and written with the
 	// connection's first batch or its next downlink flush, whichever comes first.
-	sess = &session{id: info.ID, facility: info.FacilityID, mode: info.Mode, conn: c, binaryChunks: hello.BinaryChunks,
+	sess = &session{id: info.ID, facility: info.FacilityID, mode: info.Mode, conn: c, sock: tc, binaryChunks: hello.BinaryChunks,
 		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
 	// On a store shared by gateways the connection claims the terminal, beside the handshake
 	// rather than in it; its writes wait for the claim (owner.go).
@@ -363,6 +372,9 @@ func (r *Relay) decodeFrame(c *websocket.Conn, typ websocket.MessageType, rd io.
 		c.Close(websocket.StatusPolicyViolation, wire.ReasonBinary)
 		return wire.Frame{}, nil, false
 	}
+	if len(data) >= len(batchPrefix) && string(data[:len(batchPrefix)]) == batchPrefix {
+		growStack()
+	}
 	f, bodies, err := wire.DecodeUplinkFrame(data)
 	if err != nil {
 		c.Close(websocket.StatusPolicyViolation, wire.CloseReason(wire.ReasonMalformed+": "+err.Error()))
@@ -371,7 +383,28 @@ func (r *Relay) decodeFrame(c *websocket.Conn, typ websocket.MessageType, rd io.
 	return f, bodies, true
 }
 
-// send writes one frame within writeTimeout (writeCtx), unless ctx ended.
+// batchPrefix is how a batch frame a terminal writes begins (wire.Encode, sync/client).
+const batchPrefix = `{"type":"batch",`
+
+// growStack grows the calling goroutine's stack, in one copy, to what storing a batch takes.
+// A batch is decoded and stored by the fresh goroutine that read it (readLoop), which starts
+// with a small stack: it grew once a batch, deep in the decoder at its first allocation, and
+// the runtime's copy then adjusted every frame of the websocket library's read below it (all
+// of relayd's stack copies, 4-5 µs a batch under the message=1 load, docs/BENCHMARKS.md
+// tenth round). Here the stack holds the read loop's few frames; the goroutine ends with its
+// batch, so nothing stays grown on an idle connection.
+//
+//go:noinline
+func growStack() {
+	var pad [3 << 10]byte
+	touch(pad[:])
+}
+
+//go:noinline
+func touch(b []byte) { b[0] = 1 }
+
+// send writes one frame, unless ctx ended. The write takes no context: the socket's write
+// deadline bounds it by writeTimeout (termConn), and a failed write closes the connection.
 func (r *Relay) send(ctx context.Context, c *websocket.Conn, msg any) error {
 	b, err := wire.Encode(msg)
 	if err != nil {
@@ -381,17 +414,7 @@ func (r *Relay) send(ctx context.Context, c *websocket.Conn, msg any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	wctx, cancel := writeCtx()
-	defer cancel()
-	return c.Write(wctx, websocket.MessageText, b)
-}
-
-// writeCtx bounds one frame's write by writeTimeout. It is not derived from the connection's
-// context: each child would leave that context a map of children (and a channel) for the
-// connection's life, and the connection's context ends only after the connection closed,
-// which ends any write anyway.
-func writeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), writeTimeout)
+	return c.Write(context.Background(), websocket.MessageText, b)
 }
 
 // fail logs a relay-side error and closes the connection with 1011 and no detail.
@@ -618,8 +641,18 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch,
 			r.fail(c, "store batch from "+s.id, err)
 			return false
 		}
+		// The acks of one transaction go out with one system call (termConn).
+		if len(acks) > 1 {
+			s.sock.cork()
+		}
 		for _, ack := range acks {
 			if serr := r.send(ctx, c, ack); serr != nil {
+				s.sock.uncork()
+				return false
+			}
+		}
+		if len(acks) > 1 {
+			if err := s.sock.uncork(); err != nil {
 				return false
 			}
 		}
@@ -638,7 +671,8 @@ func (r *Relay) storeLoop(ctx context.Context, s *session, queue <-chan upBatch,
 }
 
 // downAck takes a terminal's down_ack: the cursor moves in memory, and the writer is woken to
-// send more and to write the cursor once enough piled up (never a write on the read path).
+// send more when the window held it back, and to write the cursor once enough piled up (never
+// a write on the read path).
 func (r *Relay) downAck(s *session, da wire.DownAck) {
 	prev, seq := s.acked.Load(), da.Seq
 	if sent := s.sent.Load(); seq > sent {
@@ -658,7 +692,14 @@ func (r *Relay) downAck(s *session, da wire.DownAck) {
 	}
 	s.acked.Store(seq)
 	s.armFlush()
-	s.down.kick()
+	// The writer needs a look only if it may have stopped for a full window (it compares
+	// what it sent with an acknowledged position at most prev, so sent-prev was at least the
+	// window then, and sent only grows), or if the cursor is due to be written. Otherwise a
+	// kick per down_ack (one per down frame: with charges fanning out, one per charge per
+	// kiosk) started a writer goroutine to find nothing to do.
+	if s.sent.Load()-prev >= downWindow || seq-s.flushed() >= ackFlushItems {
+		s.down.kick()
+	}
 }
 
 // flushed is the acknowledged seq last written to the store. It takes no lock: the writer
@@ -882,9 +923,13 @@ func (r *Relay) writeDown(ctx context.Context, s *session) {
 			// Before the write: the terminal may ack these before Write returns.
 			sent = last
 			s.sent.Store(sent)
-			wctx, cancel := writeCtx()
-			err = s.conn.Write(wctx, websocket.MessageText, frame)
-			cancel()
+			// Corked: a frame larger than the library's write buffer (connWriteBuf) goes out
+			// with one system call, not its first part and then the rest.
+			s.sock.cork()
+			err = s.conn.Write(context.Background(), websocket.MessageText, frame) // termConn's deadline bounds it
+			if uerr := s.sock.uncork(); err == nil {
+				err = uerr
+			}
 			if err != nil {
 				return
 			}

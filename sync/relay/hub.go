@@ -33,6 +33,7 @@ type session struct {
 	// what its facility's log holds for its mode (down.go).
 	facility, mode string
 	conn           *websocket.Conn
+	sock           *termConn // conn's socket: its write deadline and cork (termconn.go)
 	// down runs the connection's downlink writer while it has work (conn.go).
 	down downWriter
 	// dread is what the writer's last read of the store told it (downfeed.go; the writer's).

@@ -103,7 +103,8 @@ func TestIdleConnectionWaitsOnAFreshReader(t *testing.T) {
 	for _, g := range readers {
 		var ours []string
 		for _, line := range strings.Split(g, "\n") {
-			if strings.HasPrefix(line, pkg) {
+			// The socket's own read (termconn.go) is a frame of a few words, as net's is.
+			if strings.HasPrefix(line, pkg) && !strings.HasPrefix(line, pkg+"(*termConn).Read(") {
 				ours = append(ours, line[len(pkg):strings.LastIndex(line, "(")])
 			}
 		}

@@ -142,6 +142,9 @@ type Relay struct {
 	// feed follows the store's downlink buckets on a store with a watch feed (downfeed.go);
 	// nil otherwise.
 	feed *downFeed
+	// heldBufs and readBufs keep the terminal connections' cork and read buffers between uses
+	// (termconn.go).
+	heldBufs, readBufs sync.Pool
 	// media is the content store (content.go), opened on first use.
 	media media
 	// inviteMu makes invitation sends one at a time (each mints the code it sends).

@@ -83,3 +83,27 @@ func appendAckFrame(dst []byte, a *Ack) []byte {
 	}
 	return append(dst, "}}"...)
 }
+
+// appendDownAckFrame appends the down_ack frame of d, as encodeReflect writes it: a terminal
+// sends one after each down frame it applied, and with charges fanning out to a facility's
+// kiosks that is one frame per charge per kiosk (TestDownAckFrameSameAsReflection,
+// FuzzDownAckFrameSame).
+func appendDownAckFrame(dst []byte, d *DownAck) []byte {
+	dst = append(dst, `{"type":"down_ack","body":{"seq":`...)
+	dst = strconv.AppendUint(dst, d.Seq, 10)
+	if len(d.Refused) > 0 {
+		dst = append(dst, `,"refused":[`...)
+		for i, r := range d.Refused {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"seq":`...)
+			dst = strconv.AppendUint(dst, r.Seq, 10)
+			dst = append(dst, `,"reason":`...)
+			dst = appendJSONStr(dst, r.Reason)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, "}}"...)
+}

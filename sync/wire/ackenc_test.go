@@ -89,3 +89,55 @@ func FuzzAckFrameSame(f *testing.F) {
 		}
 	})
 }
+
+// downAckSamples are down_acks as a terminal sends them, and with strings encoding/json escapes.
+func downAckSamples() []DownAck {
+	return []DownAck{
+		{},
+		{Seq: 18446744073709551615},
+		{Seq: 7, Refused: []Rejection{}},
+		{Seq: 7, Refused: []Rejection{{Seq: 3, Reason: "unknown kind"}, {Seq: 7, Reason: "a<b>&\x00\x7f\u00e9\xc3\u2028"}}},
+	}
+}
+
+// Encode writes a down_ack frame by hand: byte for byte the frame encoding/json writes.
+func TestDownAckFrameSameAsReflection(t *testing.T) {
+	for _, d := range downAckSamples() {
+		want, err := encodeReflect(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range []any{d, &d} {
+			got, err := Encode(msg)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("down_ack %+v (%T):\n got %s, %v\nwant %s", d, msg, got, err, want)
+			}
+		}
+	}
+	var nilAck *DownAck
+	got, err := Encode(nilAck)
+	want, werr := encodeReflect(nilAck)
+	if !bytes.Equal(got, want) || (err == nil) != (werr == nil) {
+		t.Fatalf("nil down_ack: %s, %v; want %s, %v", got, err, want, werr)
+	}
+}
+
+// FuzzDownAckFrameSame holds the hand-written down_ack frame to encoding/json's.
+func FuzzDownAckFrameSame(f *testing.F) {
+	f.Add(uint64(7), "unknown kind", true)
+	f.Add(uint64(0), "", false)
+	f.Fuzz(func(t *testing.T, seq uint64, reason string, refused bool) {
+		d := DownAck{Seq: seq}
+		if refused {
+			d.Refused = []Rejection{{Seq: seq / 2, Reason: reason}, {Seq: seq, Reason: reason + "x"}}
+		}
+		want, err := encodeReflect(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Encode(&d)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("down_ack %+v:\n got %s, %v\nwant %s", d, got, err, want)
+		}
+	})
+}

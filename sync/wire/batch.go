@@ -96,6 +96,15 @@ func decodeFrame(b []byte, bodies bool) (Frame, []UpBody, error) {
 		}
 	}
 	if len(b) <= MaxFrameBytes && utf8.Valid(b) {
+		if f, ok := decodeAckFast(b); ok { // ackdec.go
+			return f, nil, nil
+		}
+		if f, ok := decodeDownFast(b); ok { // downdec.go
+			return f, nil, nil
+		}
+		if f, ok := decodeDownAckFast(b); ok { // ackdec.go
+			return f, nil, nil
+		}
 		if f, ups, ok := decodeBatchFast(b, bodies); ok {
 			return f, ups, nil
 		}

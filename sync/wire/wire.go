@@ -323,20 +323,48 @@ type envelope struct {
 
 // Encode writes a frame for one of the message types above (value or pointer).
 func Encode(msg any) ([]byte, error) {
-	// An ack, the relay's answer to every batch, is written by hand (ackenc.go).
+	// An ack, the relay's answer to every batch, a batch, a terminal's every uplink frame, and
+	// a down_ack, its answer to every down frame, are written by hand (ackenc.go, batchenc.go).
 	var a *Ack
+	var b *Batch
+	var d *DownAck
 	switch m := msg.(type) {
 	case Ack:
 		a = &m
 	case *Ack:
 		a = m
+	case Batch:
+		b = &m
+	case *Batch:
+		b = m
+	case DownAck:
+		d = &m
+	case *DownAck:
+		d = m
 	}
-	if a == nil {
+	var out []byte
+	typ := TypeAck
+	switch {
+	case d != nil:
+		typ = TypeDownAck
+		out = appendDownAckFrame(make([]byte, 0, 64), d)
+	case a != nil:
+		out = appendAckFrame(make([]byte, 0, 96), a)
+	case b != nil:
+		typ = TypeBatch
+		n := 160
+		for i := range b.Items {
+			n += 120 + len(b.Items[i].ID) + len(b.Items[i].Body)
+		}
+		var ok bool
+		if out, ok = appendBatchFrame(make([]byte, 0, n), b); !ok {
+			return encodeReflect(msg)
+		}
+	default:
 		return encodeReflect(msg)
 	}
-	out := appendAckFrame(make([]byte, 0, 96), a)
 	if len(out) > MaxFrameBytes {
-		return nil, fmt.Errorf("encode %s frame: %w (%d bytes, limit %d)", TypeAck, ErrTooLarge, len(out), MaxFrameBytes)
+		return nil, fmt.Errorf("encode %s frame: %w (%d bytes, limit %d)", typ, ErrTooLarge, len(out), MaxFrameBytes)
 	}
 	return out, nil
 }
