@@ -87,7 +87,7 @@ func bodyKeys(l *keyList, kind string, v any) {
 }
 
 // updateAsKeys is updateAs with keys fn is known to read (updateKeys).
-func (r *Relay) updateAsKeys(own *owner, id, op string, keys []kv.Key, fn func(tx kv.Tx, f *fanout) error) error {
+func (r *Relay) updateAsKeys(own *owner, id, op string, keys func() []kv.Key, fn func(tx kv.Tx, f *fanout) error) error {
 	if own == nil {
 		return r.updateKeys(op, keys, fn)
 	}
@@ -104,6 +104,9 @@ func (r *Relay) updateAsKeys(own *owner, id, op string, keys []kv.Key, fn func(t
 // reads for every terminal of the facility's route list (terms): two round trips a terminal
 // otherwise. Walking terms here reads its values ahead, so the prune's own walk reads none.
 func prefetchPositions(tx kv.Tx, terms kv.Bucket) {
+	if !kv.Prefetches(tx) {
+		return // bbolt: the walk would be for nothing
+	}
 	var keys []kv.Key
 	c := terms.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
@@ -115,7 +118,7 @@ func prefetchPositions(tx kv.Tx, terms kv.Bucket) {
 // prefetchLog names the numbers first..last of a facility's downlink log, which a prune reads
 // one by one (by number, not with a cursor: pruneFacilityDown says why).
 func prefetchLog(tx kv.Tx, facility string, first, last uint64) {
-	if last < first {
+	if last < first || !kv.Prefetches(tx) {
 		return
 	}
 	keys := make([]kv.Key, 0, last-first+1)

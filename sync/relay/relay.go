@@ -320,7 +320,7 @@ func (r *Relay) update(op string, fn func(tx kv.Tx, f *fanout) error) error {
 
 // updateKeys is update with keys fn is known to read, for the store to fetch with the rest of
 // its group's before the group runs (prefetch.go).
-func (r *Relay) updateKeys(op string, keys []kv.Key, fn func(tx kv.Tx, f *fanout) error) error {
+func (r *Relay) updateKeys(op string, keys func() []kv.Key, fn func(tx kv.Tx, f *fanout) error) error {
 	f := &fanout{r: r}
 	if err := r.writes.do(&writeCall{fn: fn, f: f, keys: keys}); err != nil {
 		return ioErr(op, err)

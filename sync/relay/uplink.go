@@ -60,8 +60,9 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	// A batch from a connection comes prepared by its reader (takeFrame), in parallel with the
 	// commit before it.
 	preps := make([][]prepared, len(batches))
-	logSize := 0 // about what the items take in the item log
+	logSize, items := 0, 0 // about what the items take in the item log; how many
 	for i, b := range batches {
+		items += len(b.Items)
 		preps[i] = b.preps
 		if len(preps[i]) != len(b.Items) {
 			preps[i] = prepareAll(b.Items, b.bodies)
@@ -77,11 +78,11 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	if len(batches) > 0 {
 		own = batches[0].own
 	}
-	err := r.updateAsKeys(own, t.ID, "store batch", batchKeys(t, own, batches, preps), func(tx kv.Tx, f *fanout) error {
+	err := r.updateAsKeys(own, t.ID, "store batch", func() []kv.Key { return batchKeys(t, own, batches, preps) }, func(tx kv.Tx, f *fanout) error {
 		acks, stop = acks[:0], nil // a re-run starts over
 		// The items are written as log records once the batches are stored (itemlog.go).
 		bolt := onBolt(tx)
-		tx = &logTx{Tx: tx, log: &itemLog{hint: logSize, max: logRecordCut(bolt)}, bounded: bolt}
+		tx = &logTx{Tx: tx, log: &itemLog{hint: logSize, max: logRecordCut(bolt)}, bounded: bolt && items >= minBoundedItems}
 		if len(batches) > 0 && batches[0].check != nil {
 			if err := batches[0].check(tx); err != nil {
 				return err

@@ -151,6 +151,13 @@ type Prefetcher interface {
 	Prefetch(keys []Key)
 }
 
+// Prefetches reports whether tx's store takes Prefetch hints, so that a caller on a store that
+// does not (bbolt) need not even work out the keys.
+func Prefetches(tx Tx) bool {
+	_, ok := tx.(Prefetcher)
+	return ok
+}
+
 // Prefetch gives keys to tx's store as a Prefetcher hint if it takes them; a store that does
 // not (bbolt, whose reads are local) is unaffected.
 func Prefetch(tx Tx, keys []Key) {
