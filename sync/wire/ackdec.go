@@ -53,13 +53,7 @@ func (s *scanner) ack() (*Ack, bool) {
 			a.Epoch = e
 			return ok
 		case k == "seq":
-			if !once(&seen, 2) {
-				return false
-			}
-			s.next()
-			n, ok := s.seq()
-			a.Seq = n
-			return ok
+			return s.seqField(&seen, 2, &a.Seq)
 		case k == "rejected":
 			if !once(&seen, 4) {
 				return false
@@ -117,20 +111,9 @@ func (s *scanner) rejection() (Rejection, bool) {
 		case !plain:
 			return false
 		case k == "seq":
-			if !once(&seen, 1) {
-				return false
-			}
-			s.next()
-			n, ok := s.seq()
-			r.Seq = n
-			return ok
+			return s.seqField(&seen, 1, &r.Seq)
 		case k == "reason":
-			if !once(&seen, 2) || s.next() != '"' {
-				return false
-			}
-			v, ok := s.text()
-			r.Reason = v
-			return ok
+			return s.textField(&seen, 2, &r.Reason)
 		}
 		return s.value(0)
 	})
@@ -189,13 +172,7 @@ func decodeDownAckFast(b []byte) (Frame, bool) {
 		case !plain:
 			return false
 		case k == "seq":
-			if !once(&seen, 1) {
-				return false
-			}
-			s.next()
-			n, ok := s.seq()
-			d.Seq = n
-			return ok
+			return s.seqField(&seen, 1, &d.Seq)
 		case k == "refused":
 			if !once(&seen, 2) {
 				return false

@@ -504,6 +504,28 @@ func once(seen *uint16, bit uint16) bool {
 	return true
 }
 
+// seqField reads a field's number into dst; a field seen before (its bit in seen) is left to
+// decodeFrameStd, as once says.
+func (s *scanner) seqField(seen *uint16, bit uint16, dst *uint64) bool {
+	if !once(seen, bit) {
+		return false
+	}
+	s.next()
+	n, ok := s.seq()
+	*dst = n
+	return ok
+}
+
+// textField reads a field's string into dst, with seqField's rule for a field seen twice.
+func (s *scanner) textField(seen *uint16, bit uint16, dst *string) bool {
+	if !once(seen, bit) || s.next() != '"' {
+		return false
+	}
+	v, ok := s.text()
+	*dst = v
+	return ok
+}
+
 var (
 	envelopeFields = []string{"type", "body"}
 	batchFields    = []string{"epoch", "items"}
@@ -633,13 +655,7 @@ func (s *scanner) item(bodies bool) (Item, UpBody, bool) {
 		case !plain:
 			return false
 		case k == "seq":
-			if !once(&seen, 1) {
-				return false
-			}
-			s.next()
-			n, ok := s.seq()
-			it.Seq = n
-			return ok
+			return s.seqField(&seen, 1, &it.Seq)
 		case k == "id", k == "kind":
 			bit := uint16(2)
 			if k == "kind" {

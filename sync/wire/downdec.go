@@ -102,20 +102,9 @@ func (s *scanner) downItem() (DownItem, bool) {
 		case !plain:
 			return false
 		case k == "seq":
-			if !once(&seen, 1) {
-				return false
-			}
-			s.next()
-			n, ok := s.seq()
-			it.Seq = n
-			return ok
+			return s.seqField(&seen, 1, &it.Seq)
 		case k == "kind":
-			if !once(&seen, 2) || s.next() != '"' {
-				return false
-			}
-			v, ok := s.text()
-			it.Kind = v
-			return ok
+			return s.textField(&seen, 2, &it.Kind)
 		case k == "body":
 			if !once(&seen, 4) || s.next() != '{' {
 				return false
