@@ -43,12 +43,17 @@ type Player struct {
 	out Output
 	clk clock.Clock
 
-	mu       sync.Mutex
-	track    *Track
-	closer   io.Closer // the loaded reader, closed when it is replaced
-	src      *source
-	stream   Stream
-	state    State
+	mu     sync.Mutex
+	track  *Track
+	closer io.Closer // the loaded reader, closed when it is replaced
+	src    *source
+	stream Stream
+	state  State
+	// held is where a Paused track stands, in output frames. The output's reader may still
+	// take a buffer from the source after a pause or a seek (oto reads outside its lock), which
+	// moves the source on before the output counts it as buffered; a paused track does not play,
+	// so its position is where it was paused or sought to.
+	held     int64
 	timer    clock.Timer
 	timerGen uint64 // a timer armed before the last change finds a newer gen and does nothing
 	watchers map[uint64]func()
@@ -110,7 +115,7 @@ func (p *Player) Load(r io.ReadSeeker) error {
 		return errors.New("audio: player is closed")
 	}
 	p.unloadLocked()
-	p.track, p.src, p.stream, p.state = t, src, p.out.NewStream(src), Paused
+	p.track, p.src, p.stream, p.state, p.held = t, src, p.out.NewStream(src), Paused, 0
 	if c, ok := r.(io.Closer); ok {
 		p.closer = c
 	}
@@ -161,6 +166,7 @@ func (p *Player) Pause() {
 	}
 	p.stream.Pause()
 	p.stopTimerLocked()
+	p.held = p.playedLocked()
 	p.state = Paused
 	p.unlockAndNotify()
 }
@@ -182,6 +188,7 @@ func (p *Player) Seek(d time.Duration) error {
 	if p.state == Ended {
 		p.state = Paused
 	}
+	p.held = frame
 	if p.state == Playing {
 		// The output stops itself when its source runs dry, which can be a moment before the
 		// end check sees it: set it going again, or a seek back then would stay mute.
@@ -200,6 +207,8 @@ func (p *Player) Position() time.Duration {
 	switch p.state {
 	case Empty:
 		return 0
+	case Paused:
+		return framesToDuration(p.held, p.out.Rate())
 	case Ended:
 		// Where it ended: the whole track, or where a damaged one could not be decoded further.
 		_, _, total := p.src.state()

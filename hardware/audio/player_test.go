@@ -319,3 +319,26 @@ func TestADamagedTrackEndsWhereItBreaks(t *testing.T) {
 		t.Errorf("Err = %v, want it to say where the track is damaged", err)
 	}
 }
+
+// A sound card's reader (oto) may take one more buffer from the source after a pause or a
+// seek, before the output counts it as buffered. The screen must still read where the track
+// was paused or sought to, not half a second past it (seen under load in the oto test).
+func TestAPausedTrackStandsWhereItWasPutDespiteAReadInFlight(t *testing.T) {
+	p, clk := silentPlayer(t)
+	load(t, p, "morning-yard.mp3")
+	must(t, p.Play())
+	clk.Advance(2 * time.Second)
+	p.Pause()
+	at := p.Position()
+	inFlight := make([]byte, 4096*bytesPerFrame) // what one late read of the output takes
+	if _, err := p.src.Read(inFlight); err != nil {
+		t.Fatal(err)
+	}
+	want(t, p, Paused, at)
+
+	must(t, p.Seek(4*time.Second))
+	if _, err := p.src.Read(inFlight); err != nil {
+		t.Fatal(err)
+	}
+	want(t, p, Paused, 4*time.Second)
+}
