@@ -46,12 +46,7 @@ func (s *scanner) ack() (*Ack, bool) {
 		case !plain:
 			return false
 		case k == "epoch":
-			if !once(&seen, 1) || s.next() != '"' {
-				return false
-			}
-			e, ok := s.text()
-			a.Epoch = e
-			return ok
+			return s.textField(&seen, 1, &a.Epoch)
 		case k == "seq":
 			return s.seqField(&seen, 2, &a.Seq)
 		case k == "rejected":

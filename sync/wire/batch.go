@@ -600,12 +600,7 @@ func (s *scanner) batch(bodies bool) (*Batch, []UpBody) {
 		case !plain:
 			return false
 		case k == "epoch":
-			if !once(&seen, 1) || s.next() != '"' {
-				return false
-			}
-			e, ok := s.text()
-			bt.Epoch = e
-			return ok
+			return s.textField(&seen, 1, &bt.Epoch)
 		case k == "items":
 			if !once(&seen, 2) || s.next() != '[' {
 				return false
