@@ -115,7 +115,8 @@ const (
 	hdrExpectSubj    = "Nats-Expected-Last-Subject-Sequence-Subject"
 	hdrTTL           = "Nats-TTL"
 	hdrOp            = "KV-Operation" // "DEL" on a tombstone, as JetStream KV marks deletes
-	hdrTx            = "Tk-Tx"        // the committing transaction's id, for diagnosis
+	hdrTx            = "Tk-Tx"        // the committing transaction's id
+	hdrTxEnd         = "Tk-Tx-End"    // on a transaction's last message the watch feed follows
 )
 
 // Store is a kv.Store on one JetStream stream. It is safe for concurrent use.

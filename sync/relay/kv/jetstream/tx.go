@@ -257,6 +257,15 @@ func (t *tx) commit() error {
 		}
 		msgs = append(msgs, m)
 	}
+	// The watch feed hands a transaction over when its last watched message arrives: the
+	// server's count of what is pending behind a message is an estimate that can stay above
+	// zero (watcher.handle).
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if watched(subjs[i][len(t.s.o.Prefix)+1]) {
+			msgs[i].Header.Set(hdrTxEnd, "1")
+			break
+		}
+	}
 	// What was read and not written: a marker that only passes if it is unchanged.
 	for _, subj := range slices.Sorted(mapKeys(t.reads)) {
 		if _, written := t.writes[subj]; written {

@@ -26,7 +26,8 @@ import (
 // buckets by generation: listed once when it starts, then followed through their marker
 // messages. A transaction's messages are stored together under consecutive stream sequences
 // (an atomic batch), each carrying its Tk-Tx: they are handed to fn as one Changes when the
-// next message belongs to another transaction or nothing more is pending.
+// transaction's last watched message (Tk-Tx-End) arrives, when the next message belongs to
+// another transaction, when nothing more is pending, or at an idle heartbeat.
 
 var _ kv.Watcher = (*Store)(nil)
 
@@ -304,8 +305,15 @@ func (w *watcher) handle(run int, m *nats.Msg) {
 			w.s.nc.Publish(st, nil)
 		}
 		if v := m.Header.Get("Nats-Last-Consumer"); v != "" {
-			if n, err := strconv.ParseUint(v, 10, 64); err == nil && n != w.lastCons {
+			n, err := strconv.ParseUint(v, 10, 64)
+			switch {
+			case err != nil:
+			case n != w.lastCons:
 				w.lostLocked() // the server sent messages that never arrived
+			default:
+				// Idle, and everything it sent arrived: what is held is all there is of its
+				// transaction for now (a message the store wrote before Tk-Tx-End existed).
+				w.flushLocked()
 			}
 		}
 		return
@@ -324,7 +332,12 @@ func (w *watcher) handle(run int, m *nats.Msg) {
 		w.groupTx = tx
 	}
 	w.apply(m)
-	if meta.NumPending == 0 {
+	// Its transaction's last message, or the last the server holds. NumPending alone is not
+	// enough: it is the consumer's running estimate, which a message removed while the
+	// consumer passed it (each subject keeps its last message, so every commit removes some)
+	// can leave above zero for good, and then a transaction was held until the next commit:
+	// a gateway's terminals did not hear of another gateway's last commit.
+	if m.Header.Get(hdrTxEnd) != "" || meta.NumPending == 0 {
 		w.flushLocked()
 	}
 }
