@@ -46,6 +46,23 @@ func storedPosition(t *testing.T, e *env, id, facility string) (pos, counter uin
 	return pos, counter
 }
 
+// waitPruned waits until e's relay pruned facility's log once and is not pruning it now.
+func waitPruned(t *testing.T, e *env, facility string) {
+	t.Helper()
+	waitUntil(t, "a prune of the facility's log, finished", func() bool {
+		v, ok := e.r.downPruned.Load(facility)
+		if !ok {
+			return false
+		}
+		pl := v.(*prunedLog)
+		if !pl.mu.TryLock() {
+			return false
+		}
+		defer pl.mu.Unlock()
+		return pl.known
+	})
+}
+
 // readUpTo reads a connection's downlink until it got seq.
 func (tc *tconn) readUpTo(seq uint64) {
 	tc.t.Helper()
@@ -84,6 +101,13 @@ func TestIdleTabletOnAnotherGatewayKeepsItsPlaceInTheLog(t *testing.T) {
 	ctab.readUpTo(tabPos)
 	ctab.ackDown(tabPos)
 	a.waitDownAcked(tab.id, tabPos)
+	// The acknowledgement's write prunes the facility's log on A just after it commits. A
+	// prune still running (re-run after conflicts with the deposits below) would see the
+	// kiosk, which acknowledges nothing and is connected to B, not A, more than the cap behind
+	// and prune the deposits before B's writer read them: a gateway cuts off only terminals
+	// that are not connected to it, as pruneFacilityDown says. A's clock stands still, so
+	// this is its last prune in the test.
+	waitPruned(t, a, "north")
 
 	// The facility's kiosks are sent three caps' worth of deposits for another inmate: nothing
 	// for the tablet. The kiosk, on B, reads and acknowledges them.
