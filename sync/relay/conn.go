@@ -188,7 +188,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn, tc *termConn
 	// The handshake takes no write transaction: what it records (last seen, software, queue
 	// length, the hello's downlink position) is kept with the session and written with the
 	// connection's first batch or its next downlink flush, whichever comes first.
-	sess = &session{id: info.ID, facility: info.FacilityID, mode: info.Mode, conn: c, sock: tc, binaryChunks: hello.BinaryChunks,
+	sess = &session{id: info.ID, facility: info.FacilityID, mode: info.Mode, info: info, conn: c, sock: tc, binaryChunks: hello.BinaryChunks,
 		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
 	// On a store shared by gateways the connection claims the terminal, beside the handshake
 	// rather than in it; its writes wait for the claim (owner.go).
@@ -233,7 +233,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn, tc *termConn
 		if err != nil {
 			return sess, hello, false // the claim failed and closed the connection
 		}
-		queued, err := r.resync(own, info, hello.DownApplied, floor, restored && !restoreAgain)
+		queued, err := r.resync(own, info, hello.DownApplied, floor, restored && !restoreAgain, false)
 		if err != nil {
 			r.fail(c, "resync terminal", err)
 			return sess, hello, false

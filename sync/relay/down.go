@@ -551,6 +551,9 @@ func (r *Relay) pendingDownRaw(rd downReader, after uint64, maxItems, maxBytes i
 // did not stop early) and the terminal's downFrom.
 type downViewInfo struct {
 	counter, downFrom uint64
+	// cut: a prune passed the terminal as lapsed (bDownCut): what the log held for it above
+	// its position may be gone.
+	cut bool
 }
 
 // pendingDownRawInfo is pendingDownRaw, telling info (if not nil) what the view saw.
@@ -559,6 +562,9 @@ func (r *Relay) pendingDownRawInfo(rd downReader, after uint64, maxItems, maxByt
 		items, last, more = items[:0], 0, false
 		if info != nil {
 			*info = downViewInfo{downFrom: downFrom(tx, rd.id)}
+			if cb := tx.Bucket([]byte(bDownCut)); cb != nil {
+				info.cut = cb.Get([]byte(rd.id)) != nil
+			}
 		}
 		var ok, ov []byte
 		var oc kv.Cursor
@@ -882,6 +888,7 @@ func pruneFacilityDown(tx kv.Tx, facility string, after uint64, known bool, boun
 	}
 	const inf = ^uint64(0)
 	kiosks, all := lowest{first: inf, second: inf}, lowest{first: inf, second: inf}
+	var cutOff []cutTerminal
 	if terms := tx.Bucket([]byte(bFacTerms)).Bucket([]byte(facility)); terms != nil {
 		acked, from := tx.Bucket([]byte(bDownAcked)), tx.Bucket([]byte(bDownFrom))
 		prefetchPositions(tx, terms)
@@ -894,7 +901,11 @@ func pruneFacilityDown(tx kv.Tx, facility string, after uint64, known bool, boun
 			pos := max(readU64(acked.Get(k)), readU64(from.Get(k)))
 			id := string(k)
 			if lapsedBehind(fb.Sequence(), pos, bound) && (online == nil || !online(id)) {
-				continue // past the cap: it gets a snapshot when it comes back (resync)
+				// Past the cap: it gets a snapshot when it comes back (resync), or, if it is
+				// connected to another gateway after all, when that gateway's writer finds it
+				// cut off (markCut).
+				cutOff = append(cutOff, cutTerminal{id: id, pos: pos})
+				continue
 			}
 			all.add(id, pos)
 			if rt.Mode == wire.ModeKiosk {
@@ -938,7 +949,44 @@ func pruneFacilityDown(tx kv.Tx, facility string, after uint64, known bool, boun
 			return after, false, fmt.Errorf("prune downlink log of facility %s: %w", facility, err)
 		}
 	}
+	if err := markCut(tx, cutOff, upTo); err != nil {
+		return after, false, fmt.Errorf("prune downlink log of facility %s: %w", facility, err)
+	}
 	return upTo, more && !stuck, nil
+}
+
+// cutTerminal is a terminal a prune passed as lapsed, at its stored position.
+type cutTerminal struct {
+	id  string
+	pos uint64
+}
+
+// bDownCut holds, per terminal, the stored position at which a prune first passed it as lapsed
+// (pruneFacilityDown), until a snapshot brings it up to date (resync). Only gateways of a
+// shared store keep it (startOwners makes it): there a gateway prunes past a terminal that is
+// connected to another gateway and fell more than the cap behind while online (it counts
+// only its own connections as online), and that other gateway's writer, reading the store,
+// would otherwise skip what was pruned without a word. Its writer finds the mark and queues
+// the snapshot a hello would (resyncCut). A relay on its own bbolt file keeps every terminal
+// connected to it, and a hello finds every other lapsed one by the cap alone.
+const bDownCut = "down_cut"
+
+// markCut records the terminals a prune passed, pruned up to upTo: one write per terminal and
+// episode (a mark already there stays until the snapshot clears it).
+func markCut(tx kv.Tx, cut []cutTerminal, upTo uint64) error {
+	b := tx.Bucket([]byte(bDownCut))
+	if b == nil || len(cut) == 0 {
+		return nil
+	}
+	for _, c := range cut {
+		if c.pos >= upTo || b.Get([]byte(c.id)) != nil {
+			continue
+		}
+		if err := b.Put([]byte(c.id), u64(c.pos)); err != nil {
+			return fmt.Errorf("mark terminal %s cut off: %w", c.id, err)
+		}
+	}
+	return nil
 }
 
 // DefaultDownLogCap is Config.DownLogCap's default: 100,000 numbers of a facility's downlink

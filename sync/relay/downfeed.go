@@ -365,7 +365,16 @@ func (r *Relay) readDown(s *session, sent uint64, maxItems, maxBytes int) (items
 		}
 		var counter uint64
 		rd.counter = &counter
-		items, last, more, err = r.pendingDownRaw(rd, sent, maxItems, maxBytes)
+		var info *downViewInfo
+		if r.gateway != nil {
+			info = &downViewInfo{}
+		}
+		items, last, more, err = r.pendingDownRawInfo(rd, sent, maxItems, maxBytes, info)
+		if err == nil && info != nil && info.cut {
+			if err = r.resyncCut(s); err == nil {
+				items, last, more, err = r.pendingDownRawInfo(rd, sent, maxItems, maxBytes, info)
+			}
+		}
 		if err == nil {
 			// A read that found all leaves nothing for the terminal up to the view's counter.
 			s.down.readTo = max(counter, sent)
@@ -390,6 +399,14 @@ func (r *Relay) readDown(s *session, sent uint64, maxItems, maxBytes int) (items
 	}
 	var info downViewInfo
 	items, last, more, err = r.pendingDownRawInfo(rd, pos, maxItems, maxBytes, &info)
+	if err == nil && info.cut && r.gateway != nil {
+		// What this read found may lack what the prune took: read again after the snapshot,
+		// from what was sent (the facility's log from above the snapshot).
+		s.dread = downRead{}
+		if err = r.resyncCut(s); err == nil {
+			items, last, more, err = r.pendingDownRawInfo(rd, sent, maxItems, maxBytes, &info)
+		}
+	}
 	if err != nil {
 		return nil, 0, false, false, err
 	}

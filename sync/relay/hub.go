@@ -32,8 +32,10 @@ type session struct {
 	// facility and mode are the terminal's: its downlink is the merge of its own items and
 	// what its facility's log holds for its mode (down.go).
 	facility, mode string
-	conn           *websocket.Conn
-	sock           *termConn // conn's socket: its write deadline and cork (termconn.go)
+	// info is the terminal's record as the hello read it (the snapshot of resyncCut).
+	info TerminalInfo
+	conn *websocket.Conn
+	sock *termConn // conn's socket: its write deadline and cork (termconn.go)
 	// down runs the connection's downlink writer while it has work (conn.go).
 	down downWriter
 	// dread is what the writer's last read of the store told it (downfeed.go; the writer's).

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/internal/testwait"
+	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -26,6 +27,22 @@ func twoGatewaysCap(t *testing.T, logCap uint64) (a, b *env) {
 	stA, stB := jetStore(t, c, 0, "relay"), jetStore(t, c, 1, "relay")
 	a = newEnv(t, func(cfg *Config) { cfg.Store, cfg.PingInterval, cfg.DownLogCap = stA, time.Hour, logCap })
 	b = newEnv(t, func(cfg *Config) { cfg.Store, cfg.PingInterval, cfg.DownLogCap = stB, time.Hour, logCap })
+	a.seed()
+	return a, b
+}
+
+// twoRelaysOneFile is two relays on one boltkv store (gateways of a shared store without a
+// watch feed: a relay's writers hear nothing of the other's commits), each with the downlink
+// cap logCap.
+func twoRelaysOneFile(t *testing.T, logCap uint64) (a, b *env) {
+	t.Helper()
+	st, err := boltkv.Open(filepath.Join(t.TempDir(), "shared.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a = newEnv(t, func(cfg *Config) { cfg.Store, cfg.PingInterval, cfg.DownLogCap = st, time.Hour, logCap })
+	b = newEnv(t, func(cfg *Config) { cfg.Store, cfg.PingInterval, cfg.DownLogCap = st, time.Hour, logCap })
 	a.seed()
 	return a, b
 }
@@ -168,14 +185,7 @@ func TestIdleTabletOnAnotherGatewayKeepsItsPlaceInTheLog(t *testing.T) {
 // tablet's writer on A hears nothing of the kiosks' numbers, and wakes only for the notice).
 func TestTabletWokenAfterABurstIsNotBehind(t *testing.T) {
 	const logCap = 40
-	st, err := boltkv.Open(filepath.Join(t.TempDir(), "shared.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	a := newEnv(t, func(cfg *Config) { cfg.Store, cfg.PingInterval, cfg.DownLogCap = st, time.Hour, logCap })
-	b := newEnv(t, func(cfg *Config) { cfg.Store, cfg.PingInterval, cfg.DownLogCap = st, time.Hour, logCap })
-	a.seed()
+	a, b := twoRelaysOneFile(t, logCap)
 	tab, k := a.enroll(wire.ModeTablet, "A1"), a.enroll(wire.ModeKiosk, "")
 	ctab := tab.connect(t, 0)
 	stored := downSeqs(t, a.r, tab, 0)
@@ -211,5 +221,59 @@ func TestTabletWokenAfterABurstIsNotBehind(t *testing.T) {
 	if !slices.Contains(facilityLog(t, b.r, "north"), notice.Seq) {
 		t.Errorf("relay B pruned the notice (seq %d) that the tablet on A has not acknowledged; log holds %v",
 			notice.Seq, facilityLog(t, b.r, "north"))
+	}
+}
+
+// A kiosk connected to gateway B that falls more than the cap behind while online (it reads
+// its snapshot and acknowledges nothing) is passed by gateway A's prune, which counts only its
+// own connections as online: the deposits it has not read leave the log. B's writer, reading
+// the store at the next wake-up, finds the prune's mark and queues the complete snapshot a
+// hello would; the kiosk gets every deposit from it (itemised) and the notice that woke it,
+// instead of the notice alone. On one boltkv store shared by two relays (no watch feed: B's
+// writer hears nothing of A's deposits, so it reads them only from the store, after the prune).
+func TestKioskPassedByAnotherGatewaysPruneGetsASnapshot(t *testing.T) {
+	const logCap = 40
+	a, b := twoRelaysOneFile(t, logCap)
+	k := a.enroll(wire.ModeKiosk, "")
+	ck := k.via(b).connect(t, 0)
+	stored := downSeqs(t, b.r, k, 0)
+	var snapPos uint64
+	if _, err := fmt.Sscanf(stored[len(stored)-1], "%d:", &snapPos); err != nil {
+		t.Fatal(err)
+	}
+	ck.readUpTo(snapPos)
+
+	const deposits = 3 * logCap
+	for i := range deposits {
+		if _, _, err := a.r.Deposit(DepositRequest{InmateID: "A2", Cents: 1, Ref: fmt.Sprint("a2-", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.r.pruneFacility("north", &prunedLog{}); err != nil {
+		t.Fatal(err)
+	}
+	if log := facilityLog(t, a.r, "north"); len(log) >= deposits {
+		t.Fatalf("A's prune kept the log (%d records): the kiosk on B was not passed, nothing to test", len(log))
+	}
+
+	n, err := b.r.PostNotice(NoticeRequest{FacilityID: "north", Text: "visits cancelled today"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.waitDown(wire.DownNotice, func(raw json.RawMessage) bool { return decodeAs[wire.Notice](t, raw).ID == n.ID })
+	ck.waitDown(wire.DownDeposit, isDeposit(t, fmt.Sprint("a2-", deposits-1)))
+	got := map[string]bool{}
+	for _, it := range ck.down {
+		if it.Kind == wire.DownDeposit {
+			got[decodeAs[kiosk.Deposit](t, it.Body).Ref] = true
+		}
+	}
+	for i := range deposits {
+		if ref := fmt.Sprint("a2-", i); !got[ref] {
+			t.Errorf("the kiosk never got deposit %s", ref)
+		}
+	}
+	if log := b.logText(); !strings.Contains(log, "passed by a prune of its facility's log while connected here") {
+		t.Errorf("gateway B did not say why it sent a snapshot:\n%s", log)
 	}
 }

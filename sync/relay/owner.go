@@ -56,6 +56,9 @@ func (r *Relay) startOwners() error {
 	ctx, cancel := r.txContext()
 	defer cancel()
 	if err := r.db.Update(ctx, func(tx kv.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists([]byte(bDownCut)); err != nil {
+			return err
+		}
 		_, err := tx.CreateBucketIfNotExists([]byte(bOwners))
 		return err
 	}); err != nil {

@@ -308,7 +308,10 @@ func inForce(n wire.Notice, now time.Time) bool { return n.Until.IsZero() || now
 // floor is what the terminal's previous connection acknowledged, perhaps not yet written.
 //
 // own is the connection's owner claim (owner.go): a newer connection's position is not reset.
-func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restored bool) (bool, error) {
+//
+// cut: a prune passed the terminal while it is connected here (bDownCut, resyncCut): it is
+// treated as lapsed, and what it acknowledged on the connection (applied) stays acknowledged.
+func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restored, cut bool) (bool, error) {
 	now := r.clock.Now().UTC()
 	queued := false
 	err := r.updateAs(own, t.ID, "resync terminal", func(tx kv.Tx, f *fanout) error {
@@ -317,9 +320,18 @@ func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restor
 		acked = max(acked, min(floor, last))
 		from := downFrom(tx, t.ID)
 		// Lapsed: more than DownLogCap behind, so pruning may have passed it (down.go).
-		lapsed := lapsedBehind(last, max(applied, acked, from), r.cfg.DownLogCap)
+		lapsed := cut || lapsedBehind(last, max(applied, acked, from), r.cfg.DownLogCap)
 		if applied >= acked && !restored && !lapsed {
 			return nil
+		}
+		if cut {
+			applied = max(applied, acked)
+		}
+		// The snapshot brings it up to date: a prune's mark that it was passed goes.
+		if cb := tx.Bucket([]byte(bDownCut)); cb != nil && cb.Get([]byte(t.ID)) != nil {
+			if err := cb.Delete([]byte(t.ID)); err != nil {
+				return err
+			}
 		}
 		// What it acknowledged is gone from its store and is not resent: the snapshot holds it.
 		if err := pruneDown(tx, t.ID, acked); err != nil {
@@ -346,4 +358,25 @@ func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restor
 		return tx.Bucket([]byte(bDownAcked)).Put([]byte(t.ID), u64(applied))
 	})
 	return queued, err
+}
+
+// resyncCut queues a complete snapshot for the terminal of connection s, which a prune of its
+// facility's log passed as lapsed while it was connected here (by another gateway, which
+// counts only its own connections as online; markCut). Called by the connection's writer when
+// its read of the store found the mark: the log may lack what the prune took.
+func (r *Relay) resyncCut(s *session) error {
+	own, err := s.owner()
+	if err != nil {
+		return err
+	}
+	acked := s.acked.Load()
+	queued, err := r.resync(own, s.info, acked, acked, false, true)
+	if err != nil {
+		return fmt.Errorf("resync terminal %s passed by a prune: %w", s.id, err)
+	}
+	if queued {
+		r.logf("relay: terminal %s was passed by a prune of its facility's log while connected here, more than %d behind: complete snapshot queued",
+			s.id, r.cfg.DownLogCap)
+	}
+	return nil
 }
