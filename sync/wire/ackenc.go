@@ -47,6 +47,24 @@ func appendSeqs(dst []byte, name string, seqs []uint64) []byte {
 	return append(dst, ']')
 }
 
+// appendRejections appends name and the list rs: [{"seq":N,"reason":"..."},...] (an ack's
+// rejected items, a down_ack's refused ones).
+func appendRejections(dst []byte, name string, rs []Rejection) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, '[')
+	for i, r := range rs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"seq":`...)
+		dst = strconv.AppendUint(dst, r.Seq, 10)
+		dst = append(dst, `,"reason":`...)
+		dst = appendJSONStr(dst, r.Reason)
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
+}
+
 // appendAckFrame appends the ack frame of a: {"type":"ack","body":{...}}, the fields in the
 // order of Ack's declaration, empty lists and a nil Letters left out (omitempty).
 func appendAckFrame(dst []byte, a *Ack) []byte {
@@ -55,18 +73,7 @@ func appendAckFrame(dst []byte, a *Ack) []byte {
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, a.Seq, 10)
 	if len(a.Rejected) > 0 {
-		dst = append(dst, `,"rejected":[`...)
-		for i, r := range a.Rejected {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `{"seq":`...)
-			dst = strconv.AppendUint(dst, r.Seq, 10)
-			dst = append(dst, `,"reason":`...)
-			dst = appendJSONStr(dst, r.Reason)
-			dst = append(dst, '}')
-		}
-		dst = append(dst, ']')
+		dst = appendRejections(dst, `,"rejected":`, a.Rejected)
 	}
 	if l := a.Letters; l != nil {
 		dst = append(dst, `,"letters":{`...)
@@ -92,18 +99,7 @@ func appendDownAckFrame(dst []byte, d *DownAck) []byte {
 	dst = append(dst, `{"type":"down_ack","body":{"seq":`...)
 	dst = strconv.AppendUint(dst, d.Seq, 10)
 	if len(d.Refused) > 0 {
-		dst = append(dst, `,"refused":[`...)
-		for i, r := range d.Refused {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `{"seq":`...)
-			dst = strconv.AppendUint(dst, r.Seq, 10)
-			dst = append(dst, `,"reason":`...)
-			dst = appendJSONStr(dst, r.Reason)
-			dst = append(dst, '}')
-		}
-		dst = append(dst, ']')
+		dst = appendRejections(dst, `,"refused":`, d.Refused)
 	}
 	return append(dst, "}}"...)
 }
