@@ -324,14 +324,26 @@ func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restor
 		if applied >= acked && !restored && !lapsed {
 			return nil
 		}
-		if cut {
-			applied = max(applied, acked)
-		}
 		// The snapshot brings it up to date: a prune's mark that it was passed goes.
 		if cb := tx.Bucket([]byte(bDownCut)); cb != nil && cb.Get([]byte(t.ID)) != nil {
 			if err := cb.Delete([]byte(t.ID)); err != nil {
 				return err
 			}
+		}
+		ti, ackTo := t, applied
+		if cut {
+			ackTo = max(applied, acked)
+			// The record as it is now, not as the connection's hello read it: a tablet reissued
+			// meanwhile gets nothing of its former inmate's (nor a revoked terminal anything).
+			var cur terminalRec
+			found, err := getJSON(tx, bTerminals, t.ID, &cur)
+			if err != nil {
+				return err
+			}
+			if !found || cur.Revoked {
+				return nil
+			}
+			ti = cur.TerminalInfo
 		}
 		// What it acknowledged is gone from its store and is not resent: the snapshot holds it.
 		if err := pruneDown(tx, t.ID, acked); err != nil {
@@ -351,11 +363,11 @@ func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restor
 				return err
 			}
 		}
-		if err := r.snapshot(tx, f, t, now); err != nil {
+		if err := r.snapshot(tx, f, ti, now); err != nil {
 			return err
 		}
 		queued = true
-		return tx.Bucket([]byte(bDownAcked)).Put([]byte(t.ID), u64(applied))
+		return tx.Bucket([]byte(bDownAcked)).Put([]byte(t.ID), u64(ackTo))
 	})
 	return queued, err
 }
