@@ -230,7 +230,7 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		op string
 		n  int64
 	}{{"commit", st.Commits}, {"conflict", st.Conflicts}, {"view_conflict", st.ViewConflicts}, {"view", st.Views}, {"read", st.Reads},
-		{"cache_hit", st.CacheHits}, {"list", st.Lists}, {"message", st.Messages}, {"prefetch", st.Prefetched}} {
+		{"cache_hit", st.CacheHits}, {"list", st.Lists}, {"message", st.Messages}, {"prefetch", st.Prefetched}, {"replica_read", st.ReplicaReads}} {
 		ch <- prometheus.MustNewConstMetric(descStoreOps, prometheus.CounterValue, float64(o.n), o.op)
 	}
 }

@@ -45,6 +45,9 @@ type Stats struct {
 	Messages      int64 // messages in committed writes
 	// Prefetched: of Reads, those made together (Prefetcher, a re-run's reads), not one by one.
 	Prefetched int64
+	// ReplicaReads: reads answered by any copy of the data rather than the one that orders
+	// writes (JetStream's direct gets), not counted in Reads.
+	ReplicaReads int64
 }
 
 // StatsReporter is a Store that counts what it does (the JetStream store does; bbolt's

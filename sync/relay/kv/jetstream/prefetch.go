@@ -110,11 +110,12 @@ func (t *tx) peek(subj string) (entry, bool) {
 	return entry{}, false
 }
 
-// load fetches from the leader, prefetchWorkers at a time, those of subjs the transaction
-// does not know yet (peek), or with fresh every one it has not read or written yet, cache or
-// not, and keeps the answers in t.pre (and, for an Update, in the cache, as fetch does). It
-// stops at the first failed read: the read fn then makes fails as reads do, and a cluster
-// that does not answer is not asked hundreds of times over.
+// load fetches those of subjs the transaction does not know yet (peek), or with fresh every
+// one it has not read or written yet, cache or not, and keeps the answers in t.pre (and, for
+// an Update, in the cache, as fetch does). Fresh reads (a re-run's, of what conflicted) go to
+// the leader; others of an Update to a replica where the rule of replica.go allows. Leader
+// reads stop at the first that fails: the read fn then makes fails as reads do, and a
+// cluster that does not answer is not asked hundreds of times over.
 func (t *tx) load(subjs []string, fresh bool) {
 	if t.err != nil {
 		return
@@ -140,6 +141,84 @@ func (t *tx) load(subjs []string, fresh bool) {
 	if len(todo) == 0 {
 		return
 	}
+	if !fresh {
+		// Hints are read as fn would read them: an Update's from a replica (replica.go).
+		var replica []string
+		todo, replica = t.splitReplica(todo)
+		if len(replica) > 0 {
+			got, missed := t.readReplicas(replica, "", 0)
+			t.keep(got)
+			todo = append(todo, missed...)
+		}
+	}
+	t.loadLeader(todo)
+}
+
+// loadScan reads ahead the values a cursor in bucket gen is about to land on, none of them
+// from the cache (scanState): from a replica, in one moment of it where the bucket's version
+// is the one the transaction read, or else from the leader (replica.go).
+func (t *tx) loadScan(subjs []string, gen string) {
+	if t.err != nil || len(subjs) == 0 {
+		return
+	}
+	ver := t.s.subj('v', gen, "")
+	v, read := t.seen[ver]
+	if !read || !t.onReplica(ver) {
+		t.load(subjs, true)
+		return
+	}
+	todo := make([]string, 0, len(subjs))
+	for _, subj := range subjs {
+		_, written := t.writes[subj]
+		_, seen := t.seen[subj]
+		_, pre := t.pre[subj]
+		if !written && !seen && !pre {
+			todo = append(todo, subj)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	got, missed := t.readReplicas(todo, ver, v.seq)
+	t.keep(got)
+	t.loadLeader(missed)
+}
+
+// splitReplica parts subjs into those this transaction reads from the leader and those it
+// may read from a replica.
+func (t *tx) splitReplica(subjs []string) (leader, replica []string) {
+	leader = subjs[:0:0]
+	for _, subj := range subjs {
+		if t.onReplica(subj) {
+			replica = append(replica, subj)
+		} else {
+			leader = append(leader, subj)
+		}
+	}
+	return leader, replica
+}
+
+// keep puts what was fetched ahead into t.pre, and an Update's into the cache, as fetch does.
+func (t *tx) keep(got map[string]entry) {
+	if len(got) == 0 {
+		return
+	}
+	if t.pre == nil {
+		t.pre = make(map[string]entry, len(got))
+	}
+	for subj, e := range got {
+		t.pre[subj] = e
+		if t.writable && t.s.cacheable(subj) {
+			t.s.cache.put(subj, e)
+		}
+	}
+}
+
+// loadLeader fetches todo from the leader, prefetchWorkers at a time, into t.pre.
+func (t *tx) loadLeader(todo []string) {
+	if t.err != nil || len(todo) == 0 {
+		return
+	}
 	got := make([]entry, len(todo))
 	ok := make([]bool, len(todo))
 	var next atomic.Int64
@@ -163,18 +242,13 @@ func (t *tx) load(subjs []string, fresh bool) {
 		})
 	}
 	wg.Wait()
-	if t.pre == nil {
-		t.pre = make(map[string]entry, len(todo))
-	}
+	kept := make(map[string]entry, len(todo))
 	for i, subj := range todo {
-		if !ok[i] {
-			continue
-		}
-		t.pre[subj] = got[i]
-		if t.writable && t.s.cacheable(subj) {
-			t.s.cache.put(subj, got[i])
+		if ok[i] {
+			kept[subj] = got[i]
 		}
 	}
+	t.keep(kept)
 }
 
 // readSubjects is what the transaction read (at most maxRerunPrefetch of it): a run again

@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,9 @@ type Options struct {
 	// downlink, whose writes are dropped anyway). A marker seen absent is validated as
 	// before, so a bucket another gateway made is found on the run again.
 	CacheBucketMarkers bool
+	// LeaderReadsOnly sends every read to the stream leader, as before replica reads
+	// (replica.go): for comparing the two, or a cluster whose replicas must not be asked.
+	LeaderReadsOnly bool
 	// WatchHeartbeat is how often a quiet watch feed (Watch) hears from the server; a feed
 	// silent for three of them, or that has not delivered one of this store's commits within
 	// three, is reported lost and started again. Default 1 s.
@@ -134,6 +138,12 @@ type Store struct {
 	reads, cacheHits, lists, messages atomic.Int64
 	// prefetched: of reads, those made several at a time (prefetch.go).
 	prefetched atomic.Int64
+	// replicaReads: subjects read from any replica (replica.go); replicaMisses: requests of
+	// those that failed or could not vouch for a cursor's values, read from the leader.
+	replicaReads, replicaMisses, replicaOneByOne atomic.Int64
+	replies                                      *replies
+	// bigBuckets are the generations a replica could not list in one answer (listReplica).
+	bigBuckets sync.Map
 	// lastCommit is the stream sequence of this store's last commit: a watch feed that has
 	// not delivered it within a few heartbeats is stale (watch.go).
 	lastCommit atomic.Uint64
@@ -160,9 +170,10 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		MaxMsgsPerSubject:  1,
 		AllowAtomicPublish: true,
 		AllowMsgTTL:        true,
-		// Reads go to the stream leader, so a read after a commit (on any gateway) sees it.
-		// Direct gets would let every replica answer, and a lagging one answers stale.
-		AllowDirect: false,
+		// Direct gets let every replica answer, and a lagging one answers stale: only the
+		// reads a commit validates use them (replica.go); the rest go to the leader, so a
+		// read after a commit (on any gateway) sees it.
+		AllowDirect: true,
 	}
 	// Every gateway opens the store; only the first creates the stream, and a gateway updates
 	// it only if it lacks what the store relies on (an update is a cluster-wide operation
@@ -177,7 +188,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jskv: stream %s: %w", o.Stream, classify(err))
 	}
-	s := &Store{nc: nc, js: js, st: st, o: o}
+	s := &Store{nc: nc, js: js, st: st, o: o, replies: &replies{nc: nc}}
 	if o.CacheEntries > 0 {
 		s.cache = newReadCache(o.CacheEntries)
 	}
@@ -187,7 +198,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 // suits reports whether an existing stream's configuration has what the store relies on.
 func suits(have, want jetstream.StreamConfig) bool {
 	return slices.Equal(have.Subjects, want.Subjects) && have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
-		have.AllowAtomicPublish && have.AllowMsgTTL && !have.AllowDirect && have.Replicas == want.Replicas
+		have.AllowAtomicPublish && have.AllowMsgTTL && have.AllowDirect && have.Replicas == want.Replicas
 }
 
 // Conn is the connection the store uses.
@@ -214,20 +225,28 @@ type Stats struct {
 	// Prefetched: of Reads, those made several at a time (Prefetch, a re-run's reads) rather
 	// than one round trip after another.
 	Prefetched int64
+	// ReplicaReads: subjects read from any replica (direct gets, most of them many to a
+	// request), not counted in Reads; ReplicaMisses: such requests that failed or answered
+	// from another version of a cursor's bucket, whose subjects were read from the leader.
+	ReplicaReads, ReplicaMisses int64
+	// ReplicaOneByOne: of ReplicaReads, those read one request a key (as fn asked).
+	ReplicaOneByOne int64
 }
 
 // Stats returns the counters so far.
 func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), ViewConflicts: s.viewConflicts.Load(), Views: s.views.Load(), PurgeFailures: s.purgeFailures.Load(),
 		Reads: s.reads.Load(), CacheHits: s.cacheHits.Load(), Lists: s.lists.Load(), Messages: s.messages.Load(),
-		Prefetched: s.prefetched.Load()}
+		Prefetched: s.prefetched.Load(), ReplicaReads: s.replicaReads.Load(), ReplicaMisses: s.replicaMisses.Load(),
+		ReplicaOneByOne: s.replicaOneByOne.Load()}
 }
 
 // KVStats is Stats in the kv package's terms, for the relay's metrics.
 func (s *Store) KVStats() kv.Stats {
 	st := s.Stats()
 	return kv.Stats{Commits: st.Commits, Conflicts: st.Conflicts, ViewConflicts: st.ViewConflicts, Views: st.Views, Reads: st.Reads,
-		CacheHits: st.CacheHits, Lists: st.Lists, Messages: st.Messages, Prefetched: st.Prefetched}
+		CacheHits: st.CacheHits, Lists: st.Lists, Messages: st.Messages, Prefetched: st.Prefetched,
+		ReplicaReads: st.ReplicaReads}
 }
 
 // Update runs fn optimistically and commits its writes as one atomic batch, running it again
@@ -382,21 +401,65 @@ type entry struct {
 	ver uint64
 }
 
-// fetch reads the last message of subj from the stream leader.
+// fetch reads the last message of subj from the stream leader, through the JetStream API
+// (the stream allows direct gets, which nats.go's own read would then use: replica.go).
 func (s *Store) fetch(ctx context.Context, subj string) (entry, error) {
 	s.reads.Add(1)
 	c, cancel := s.opCtx(ctx)
 	defer cancel()
-	m, err := s.st.GetLastMsgForSubject(c, subj)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return entry{}, nil
-	}
+	e, err := s.leaderGet(c, subj)
 	if err != nil {
 		return entry{}, s.unanswered(c, fmt.Errorf("jskv: read %s: %w", subj, err))
 	}
-	e := entry{seq: m.Sequence, present: m.Header.Get(hdrOp) != "DEL"}
+	return e, nil
+}
+
+// msgGetAnswer is the JetStream API's answer to a message get.
+type msgGetAnswer struct {
+	Error   *jetstream.APIError `json:"error,omitempty"`
+	Message *struct {
+		Sequence uint64 `json:"seq"`
+		Header   []byte `json:"hdrs,omitempty"`
+		Data     []byte `json:"data,omitempty"`
+	} `json:"message,omitempty"`
+}
+
+// errCodeNoMessage is the API's "no message found".
+const errCodeNoMessage = jetstream.JSErrCodeMessageNotFound
+
+func (s *Store) leaderGet(ctx context.Context, subj string) (entry, error) {
+	req, err := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{subj})
+	if err != nil {
+		return entry{}, err
+	}
+	r, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.o.Stream, req)
+	if err != nil {
+		return entry{}, err
+	}
+	var a msgGetAnswer
+	if err := json.Unmarshal(r.Data, &a); err != nil {
+		return entry{}, fmt.Errorf("answer %q: %w", r.Data, err)
+	}
+	switch {
+	case a.Error != nil && a.Error.ErrorCode == errCodeNoMessage:
+		return entry{}, nil
+	case a.Error != nil:
+		return entry{}, a.Error
+	case a.Message == nil:
+		return entry{}, fmt.Errorf("answer without a message: %q", r.Data)
+	}
+	e := entry{seq: a.Message.Sequence, present: true}
+	if len(a.Message.Header) > 0 {
+		h, err := nats.DecodeHeadersMsg(a.Message.Header)
+		if err != nil {
+			return entry{}, fmt.Errorf("headers of %s: %w", subj, err)
+		}
+		e.present = h.Get(hdrOp) != "DEL"
+	}
 	if e.present {
-		e.val = m.Data
+		e.val = a.Message.Data
 		if e.val == nil {
 			e.val = []byte{}
 		}

@@ -100,6 +100,18 @@ func (t *tx) fetchOpt(subj string, cached bool) (entry, bool) {
 			return e, true
 		}
 	}
+	if cached && t.onReplica(subj) {
+		// Validated at commit like every read of an Update, so any replica may answer
+		// (replica.go); one that cannot is not an error, the leader is asked instead.
+		if e, err := t.s.replicaGet(t.ctx, subj); err == nil {
+			if cacheable {
+				t.s.cache.put(subj, e)
+			}
+			t.seen[subj] = e
+			return e, true
+		}
+		t.s.replicaMisses.Add(1)
+	}
 	e, err := t.s.fetch(t.ctx, subj)
 	if err != nil {
 		t.err = err
@@ -474,18 +486,25 @@ func (t *tx) list(filter string) ([]string, error) {
 // first makes any change to the listing after it a conflict.
 func (b *bucket) names(kind byte) (names [][]byte, subjs map[string]string) {
 	b.t.scanned = true
-	b.t.state(b.t.s.subj('v', b.gen, ""), true)
-	if b.t.err != nil {
-		return nil, nil
-	}
+	ver := b.t.s.subj('v', b.gen, "")
 	prefix := b.t.s.subj(kind, b.gen, "") + "."
-	b.t.afterVersion(b.gen)
-	var committed []string
-	if _, born := b.t.born[b.gen]; !born { // a bucket made here has only what it wrote
-		var err error
-		if committed, err = b.t.list(prefix + "*"); err != nil {
-			b.t.err = err
+	_, born := b.t.born[b.gen] // a bucket made here has only what it wrote
+	committed, listed := []string(nil), false
+	if !born && kind == 'k' {
+		committed, listed = b.t.listReplica(ver, b.gen, prefix+"*")
+	}
+	if !listed {
+		b.t.state(ver, true)
+		if b.t.err != nil {
 			return nil, nil
+		}
+		b.t.afterVersion(b.gen)
+		if !born {
+			var err error
+			if committed, err = b.t.list(prefix + "*"); err != nil {
+				b.t.err = err
+				return nil, nil
+			}
 		}
 	}
 	subjs = map[string]string{}
@@ -723,7 +742,7 @@ func (c *cursor) readAhead(i, dir int) {
 		}
 	}
 	c.lo, c.hi = min(i, j-dir), max(i, j-dir)
-	c.b.t.load(subjs, true) // from the leader, cache or not (scanState)
+	c.b.t.loadScan(subjs, c.b.gen) // not from the cache (scanState)
 }
 
 func (c *cursor) Seek(seek []byte) ([]byte, []byte) {

@@ -1,0 +1,134 @@
+package jskv_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
+)
+
+// An Update reads from replicas (its reads are validated at commit); a View reads only the
+// leader; LeaderReadsOnly keeps an Update on the leader too. The answers are the same.
+func TestOnlyUpdatesReadReplicas(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w := openWith(t, c, c.Connect(0), jskv.Options{Stream: "OR", Prefix: "or"})
+	const n = 40
+	if err := w.Update(ctx, func(tx kv.Tx) error {
+		b, err := tx.CreateBucket([]byte("acct"))
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			if err := b.Put(fmt.Appendf(nil, "a%02d", i), []byte{byte(i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sum := func(tx kv.Tx) (int, int) {
+		b := tx.Bucket([]byte("acct"))
+		s, seen := 0, 0
+		for k, v := b.Cursor().First(); k != nil; k, v = nil, nil { // the first by itself
+			s += int(v[0])
+			seen++
+		}
+		c := b.Cursor()
+		c.First()
+		for k, v := c.Next(); k != nil; k, v = c.Next() { // the rest read ahead
+			s += int(v[0])
+			seen++
+		}
+		s += int(b.Get([]byte("a07"))[0]) // and one point read
+		return s, seen
+	}
+	want := n*(n-1)/2 + 7
+	for _, tc := range []struct {
+		name        string
+		o           jskv.Options
+		update      bool
+		wantReplica bool
+	}{
+		{"update", jskv.Options{Stream: "OR", Prefix: "or", CacheEntries: -1}, true, true},
+		{"view", jskv.Options{Stream: "OR", Prefix: "or", CacheEntries: -1}, false, false},
+		{"update, leader reads only", jskv.Options{Stream: "OR", Prefix: "or", CacheEntries: -1, LeaderReadsOnly: true}, true, false},
+	} {
+		s := openWith(t, c, c.Connect(1), tc.o)
+		run := s.View
+		if tc.update {
+			run = s.Update
+		}
+		var got, seen int
+		if err := run(ctx, func(tx kv.Tx) error {
+			got, seen = sum(tx)
+			if tc.update {
+				return tx.Bucket([]byte("acct")).Put([]byte("a00"), []byte{0})
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got != want || seen != n {
+			t.Errorf("%s: sum %d over %d keys, want %d over %d", tc.name, got, seen, want, n)
+		}
+		st := s.Stats()
+		if (st.ReplicaReads > 0) != tc.wantReplica {
+			t.Errorf("%s: %d replica reads, %d leader reads; want replica reads: %v", tc.name, st.ReplicaReads, st.Reads, tc.wantReplica)
+		}
+		if tc.wantReplica && st.Reads > 2 {
+			// What may still go to the leader: the bucket's marker (not cached here).
+			t.Errorf("%s: %d leader reads besides %d from replicas, want at most the marker's", tc.name, st.Reads, st.ReplicaReads)
+		}
+	}
+}
+
+// A bucket with more keys than one replica answer holds is listed from the leader, and its
+// cursor still sees every key; the store remembers not to ask a replica to list it again.
+func TestBigBucketListedFromTheLeader(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := openWith(t, c, c.Connect(0), jskv.Options{Stream: "BB", Prefix: "bb"})
+	const n = 1100 // past the server's 1,024 messages an answer
+	for from := 0; from < n; from += 500 {
+		if err := s.Update(ctx, func(tx kv.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("big"))
+			if err != nil {
+				return err
+			}
+			for i := from; i < min(n, from+500); i++ {
+				if err := b.Put(fmt.Appendf(nil, "k%04d", i), []byte{1}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 2 {
+		before := s.Stats()
+		count := 0
+		if err := s.Update(ctx, func(tx kv.Tx) error {
+			b := tx.Bucket([]byte("big"))
+			count = b.KeyN()
+			return b.Put([]byte("k0000"), []byte{2})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if count != n {
+			t.Errorf("round %d: the cursor saw %d keys, want %d", round, count, n)
+		}
+		misses := s.Stats().ReplicaMisses - before.ReplicaMisses
+		if want := int64(1 - round); misses != want {
+			t.Errorf("round %d: %d replica listings refused, want %d (the first, then none asked)", round, misses, want)
+		}
+	}
+}
