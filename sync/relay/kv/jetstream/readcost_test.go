@@ -13,13 +13,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
 // BenchmarkReadCosts measures, on one in-process 3-node cluster, what the cluster and client
 // spend in CPU on each kind of request the store makes, beside a durable R3 publish, 64
-// goroutines over two connections, each kind for b.N reads (or publishes) in total: a leader read (the
-// JetStream API's message get), a direct get answered by any replica, and multi gets of 8, 32
-// and 128 subjects (per subject). Everything runs in this process, so the process's CPU time
+// goroutines over two connections, each kind for b.N reads (or publishes) in total: a leader
+// read (the JetStream API's message get), a direct get answered by any replica, multi gets of
+// 8, 32 and 128 subjects (per subject), and the store's commits of 16 messages (per message). Everything runs in this process, so the process's CPU time
 // over a phase is what that phase cost (docs/SCALE.md "Reads from replicas").
 //
 //	go test ./sync/relay/kv/jetstream/ -run '^$' -bench ReadCosts -benchtime 60000x
@@ -45,13 +46,13 @@ func BenchmarkReadCosts(b *testing.B) {
 	}
 	const workers = 64
 	// phase makes b.N reads (b.N/perOp requests of perOp subjects) or publishes.
-	phase := func(name string, perOp int, fn func(nc *nats.Conn, i int) error) {
+	phase := func(name string, perOp int, fn func(nc *nats.Conn, w, i int) error) {
 		requests := max(1, b.N/perOp)
 		var next atomic.Int64
 		cpu0, start := cpuTime(), time.Now()
 		if d := each(b, workers, func(w int) error {
 			for i := int(next.Add(1)); i <= requests; i = int(next.Add(1)) {
-				if err := fn(ncs[w%2], i); err != nil {
+				if err := fn(ncs[w%2], w, i); err != nil {
 					return err
 				}
 			}
@@ -63,12 +64,12 @@ func BenchmarkReadCosts(b *testing.B) {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(requests*perOp), name+"-µs-cpu")
 		b.ReportMetric(float64(requests*perOp)/el.Seconds(), name+"/s")
 	}
-	pub := func(nc *nats.Conn, i int) error {
+	pub := func(nc *nats.Conn, _, i int) error {
 		j, _ := jetstream.New(nc)
 		_, err := j.Publish(ctx, "RCPUB.w"+strconv.Itoa(i%workers), payload)
 		return err
 	}
-	leader := func(nc *nats.Conn, i int) error {
+	leader := func(nc *nats.Conn, _, i int) error {
 		req, _ := json.Marshal(map[string]string{"last_by_subj": fmt.Sprintf("RCKV.k%d", i%keys)})
 		m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.RCKV", req)
 		if err == nil && len(m.Data) < len(payload) {
@@ -76,25 +77,32 @@ func BenchmarkReadCosts(b *testing.B) {
 		}
 		return err
 	}
-	direct := func(nc *nats.Conn, i int) error {
+	direct := func(nc *nats.Conn, _, i int) error {
 		m, err := nc.RequestWithContext(ctx, fmt.Sprintf("$JS.API.DIRECT.GET.RCKV.RCKV.k%d", i%keys), nil)
 		if err == nil && len(m.Data) != len(payload) {
 			err = fmt.Errorf("direct get answered %d bytes, status %q", len(m.Data), m.Header.Get("Status"))
 		}
 		return err
 	}
-	multi := func(n int) func(nc *nats.Conn, i int) error {
-		return func(nc *nats.Conn, i int) error {
+	// A multi get's answers come to an inbox each goroutine keeps, as the store's do to one
+	// subscription for its life: a subscription a request would cost every server of the
+	// cluster its interest and then its removal.
+	inboxes := make([]*nats.Subscription, workers)
+	for w := range inboxes {
+		sub, err := ncs[w%2].SubscribeSync(nats.NewInbox())
+		if err != nil {
+			b.Fatal(err)
+		}
+		inboxes[w] = sub
+	}
+	multi := func(n int) func(nc *nats.Conn, w, i int) error {
+		return func(nc *nats.Conn, w, i int) error {
 			subjs := make([]string, n)
 			for j := range subjs {
 				subjs[j] = fmt.Sprintf("RCKV.k%d", (i*n+j)%keys)
 			}
 			req, _ := json.Marshal(map[string][]string{"multi_last": subjs})
-			sub, err := nc.SubscribeSync(nats.NewInbox())
-			if err != nil {
-				return err
-			}
-			defer sub.Unsubscribe()
+			sub := inboxes[w]
 			if err := nc.PublishRequest("$JS.API.DIRECT.GET.RCKV", sub.Subject, req); err != nil {
 				return err
 			}
@@ -112,7 +120,25 @@ func BenchmarkReadCosts(b *testing.B) {
 			}
 		}
 	}
+	// A commit of 15 blind puts: 16 messages in one atomic batch (the keys and their bucket's
+	// version), as the relay's group commits write them; per message.
+	st := openOn(b, c, ncs[0], "RCTX")
+	if err := st.Update(ctx, func(tx kv.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
+		b.Fatal(err)
+	}
+	commit := func(_ *nats.Conn, w, i int) error {
+		return st.Update(ctx, func(tx kv.Tx) error {
+			bk := tx.Bucket([]byte("b"))
+			for j := range 15 {
+				if err := bk.Put(fmt.Appendf(nil, "w%d-%d", w, j), payload); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	phase("publish", 1, pub)
+	phase("commit-16-message", 16, commit)
 	phase("leader-read", 1, leader)
 	phase("direct-get", 1, direct)
 	for _, n := range []int{8, 32, 128} {
