@@ -112,8 +112,8 @@ func (t *tx) peek(subj string) (entry, bool) {
 
 // load fetches those of subjs the transaction does not know yet (peek), or with fresh every
 // one it has not read or written yet, cache or not, and keeps the answers in t.pre (and, for
-// an Update, in the cache, as fetch does). Fresh reads (a re-run's, of what conflicted) go to
-// the leader; others of an Update to a replica where the rule of replica.go allows. Leader
+// an Update, in the cache, as fetch does). Fresh reads (a second run again's, store.run) go
+// to the leader; others of an Update to a replica where the rule of replica.go allows. Leader
 // reads stop at the first that fails: the read fn then makes fails as reads do, and a
 // cluster that does not answer is not asked hundreds of times over.
 func (t *tx) load(subjs []string, fresh bool) {

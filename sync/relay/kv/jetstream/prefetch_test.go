@@ -89,8 +89,8 @@ func TestPrefetchReadsTogether(t *testing.T) {
 	}
 }
 
-// A transaction run again after a conflict reads again, together and from the leader, what
-// its run before read: with no cache (as after a conflict, which drops what a run took from
+// A transaction run again after a conflict reads again, together (from replicas, then the
+// leader if it conflicts again), what its run before read: with no cache (as after a conflict, which drops what a run took from
 // it) the re-run makes no read one by one.
 func TestRunAgainReadsTogether(t *testing.T) {
 	c := natstest.Start(t)

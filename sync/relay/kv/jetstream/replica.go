@@ -28,8 +28,9 @@ import (
 // the rule for which reads may go to a replica:
 //
 //   - only an Update's, never a View's (a View validates by reading twice, which must both
-//     be the leader's to show one moment) nor a validation's, nor a re-run's reads of what
-//     conflicted (they go to the leader, or a lagging replica would make the same conflict);
+//     be the leader's to show one moment) nor a validation's; a run again after a conflict
+//     reads from replicas the first time, and from the leader after that (store.run), so a
+//     replica that has not applied the conflicting commit yet costs at most one more run;
 //   - keys, sequences and versions: all validated. A bucket's marker seen present is not
 //     validated (bucket.Bucket), so markers go to a replica only when Updates already take
 //     them from the gateway's cache (Options.CacheBucketMarkers), which is no fresher;
