@@ -148,11 +148,19 @@ func (s *Store) multiGetUpTo(ctx context.Context, subjs []string, n int) (replic
 				}
 				s.replicaReads.Add(int64(max(len(subjs), len(a.got))))
 				return a, nil
+			case "404":
+				if d := m.Header.Get("Description"); d != "No Results" {
+					// A message the replica found and could not load.
+					return replicaAnswer{}, fmt.Errorf("jskv: replica read: status %s %s", st, d)
+				}
+				// None of the subjects has a message there: a group's new item ids all at
+				// once, say. The answer gives no moment, which a cursor does not need: its
+				// version was asked too, and is then absent (sequence 0) as well.
+				s.replicaReads.Add(int64(len(subjs)))
+				return a, nil
 			case "413":
 				return replicaAnswer{}, fmt.Errorf("jskv: replica read: %w", errTooManyResults)
 			default:
-				// 404: none of the subjects has a message, but the answer does not say as of
-				// when, so it cannot vouch for a cursor's values; the caller reads the leader.
 				return replicaAnswer{}, fmt.Errorf("jskv: replica read: status %s %s", st, m.Header.Get("Description"))
 			}
 		}

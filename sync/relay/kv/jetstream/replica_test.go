@@ -132,3 +132,36 @@ func TestBigBucketListedFromTheLeader(t *testing.T) {
 		}
 	}
 }
+
+// Keys none of which exists yet (a group commit's new item ids) are answered by a replica as
+// absent, not refused and read again from the leader.
+func TestAbsentKeysReadFromAReplica(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := jskv.Options{Stream: "AK", Prefix: "ak", CacheBucketMarkers: true}
+	w := openWith(t, c, c.Connect(0), o)
+	if err := w.Update(ctx, func(tx kv.Tx) error { _, err := tx.CreateBucket([]byte("ids")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	s := openWith(t, c, c.Connect(1), o)
+	var keys []kv.Key
+	for i := range 10 {
+		keys = append(keys, kv.Key{Path: [][]byte{[]byte("ids")}, Key: fmt.Appendf(nil, "new%d", i)})
+	}
+	if err := s.Update(ctx, func(tx kv.Tx) error {
+		kv.Prefetch(tx, keys)
+		b := tx.Bucket([]byte("ids"))
+		for _, k := range keys {
+			if v := b.Get(k.Key); v != nil {
+				t.Errorf("%s = %q, want none", k.Key, v)
+			}
+		}
+		return b.Put(keys[0].Key, []byte("first"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Reads != 0 || st.ReplicaMisses != 0 || st.ReplicaReads < int64(len(keys)) {
+		t.Errorf("%d leader reads, %d replica reads, %d refused; want none, at least %d, none", st.Reads, st.ReplicaReads, st.ReplicaMisses, len(keys))
+	}
+}
