@@ -25,11 +25,7 @@ func TestAtomicBatchHonoursExpectedSequences(t *testing.T) {
 	nc := c.Connect(0)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := Open(ctx, nc, Options{Stream: "EX", Prefix: "ex"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitStream(nc, "EX")
+	s := openTest(t, c, nc, Options{Stream: "EX", Prefix: "ex"})
 	js, _ := jetstream.New(nc)
 	seqOf := func(subj string) uint64 {
 		t.Helper()

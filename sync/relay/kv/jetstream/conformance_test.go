@@ -1,15 +1,11 @@
 package jskv_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/internal/testseed"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -27,28 +23,7 @@ func openOn(t testing.TB, c *natstest.Cluster, nc *nats.Conn, name string) *jskv
 
 func openWith(t testing.TB, c *natstest.Cluster, nc *nats.Conn, o jskv.Options) *jskv.Store {
 	t.Helper()
-	name := o.Stream
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := jskv.Open(ctx, nc, o)
-	// A cluster just started may have its meta leader before it knows its peers, and then
-	// refuses an R3 stream (10005, "no suitable peers for placement"): poll until it places
-	// it, as the relay's tests do (sync/relay jetStore).
-	for err != nil && isNoPeers(err) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-		s, err = jskv.Open(ctx, nc, o)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitStream(nc, name)
-	return s
-}
-
-// isNoPeers is JetStream's refusal to place a stream for want of peers (API error 10005).
-func isNoPeers(err error) bool {
-	var api *jetstream.APIError
-	return errors.As(err, &api) && api.ErrorCode == 10005
+	return jskv.OpenTest(t, c, nc, o)
 }
 
 // TestConformanceR3 runs the suite every store runs on an R3 stream of a real 3-node cluster.

@@ -19,11 +19,7 @@ func TestReplicaValuesOnlyAtTheVersionRead(t *testing.T) {
 	nc := c.Connect(0)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := Open(ctx, nc, Options{Stream: "RV", Prefix: "rv"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitStream(nc, "RV")
+	s := openTest(t, c, nc, Options{Stream: "RV", Prefix: "rv"})
 	if err := s.Update(ctx, func(tx kv.Tx) error {
 		b, err := tx.CreateBucket([]byte("b"))
 		if err != nil {
@@ -38,7 +34,7 @@ func TestReplicaValuesOnlyAtTheVersionRead(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	err = s.Update(ctx, func(ktx kv.Tx) error {
+	err := s.Update(ctx, func(ktx kv.Tx) error {
 		tx := ktx.(*tx)
 		b := tx.Bucket([]byte("b")).(*bucket)
 		ver := s.subj('v', b.gen, "")

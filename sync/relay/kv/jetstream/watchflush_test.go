@@ -42,11 +42,7 @@ func TestWatchHandsOverATransactionAtItsEndWhateverThePendingCount(t *testing.T)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	nc := c.Connect(0)
-	s, err := Open(ctx, nc, Options{Stream: "WF", Prefix: "wf"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitStream(nc, "WF")
+	s := openTest(t, c, nc, Options{Stream: "WF", Prefix: "wf"})
 	if err := s.Update(ctx, func(tx kv.Tx) error {
 		d, err := tx.CreateBucketIfNotExists([]byte("down"))
 		if err != nil {
