@@ -73,8 +73,12 @@ func (p *Pinger) Run(ctx context.Context) {
 	if ping == nil {
 		ping = func() { _, _ = Notify(Watchdog) }
 	}
-	t := p.Clock.NewTimer(p.Every)
-	defer t.Stop()
+	var t clock.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for {
 		if p.waiting.CompareAndSwap(false, true) {
 			p.attempts.Add(1)
@@ -84,9 +88,15 @@ func (p *Pinger) Run(ctx context.Context) {
 				ping()
 			})
 		}
-		// Armed again only after the attempt: a test that saw the timer armed knows the
-		// tick before it was taken.
-		t.Reset(p.Every)
+		// Armed only after the attempt, the first time too: a test that saw the timer armed
+		// knows the tick before it was taken. A timer made armed before the first attempt
+		// let a test's tick land before the Reset, which drops it (clock.Timer), and the
+		// next ping never came.
+		if t == nil {
+			t = p.Clock.NewTimer(p.Every)
+		} else {
+			t.Reset(p.Every)
+		}
 		select {
 		case <-ctx.Done():
 			return
