@@ -57,11 +57,7 @@ func TestBatchKeysReadTogether(t *testing.T) {
 	if ack.Seq != n+1 || len(ack.Rejected) != 0 {
 		t.Fatalf("ack = %+v, want seq %d and nothing refused", ack, n+1)
 	}
-	// Reads one round trip after another and reads made several to a round trip, from the
-	// leader or (an Update's) from replicas.
-	alone := func(s jskv.Stats) int64 { return s.Reads - s.Prefetched + s.ReplicaOneByOne }
-	grouped := func(s jskv.Stats) int64 { return s.Prefetched + s.ReplicaReads - s.ReplicaOneByOne }
-	oneByOne, together := alone(after)-alone(before), grouped(after)-grouped(before)
+	oneByOne, together := readsAlone(after)-readsAlone(before), readsGrouped(after)-readsGrouped(before)
 	t.Logf("a batch of %d new charges: %d reads one by one, %d together", n, oneByOne, together)
 	// Each new charge reads at least its item id and, on A1 whose charges bucket the first
 	// batch made, its usage record, which no cache holds (they are new): 1.5n one by one
@@ -134,8 +130,8 @@ func TestPruneReadsTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := other.Stats()
-	oneByOne := (after.Reads - after.Prefetched) - (before.Reads - before.Prefetched)
-	t.Logf("a prune of %d numbers for %d kiosks: %d reads one by one, %d together", last, len(ids), oneByOne, after.Prefetched-before.Prefetched)
+	oneByOne := readsAlone(after) - readsAlone(before)
+	t.Logf("a prune of %d numbers for %d kiosks: %d reads one by one, %d together", last, len(ids), oneByOne, readsGrouped(after)-readsGrouped(before))
 	if upTo != last {
 		t.Errorf("pruned up to %d, want %d", upTo, last)
 	}
@@ -151,3 +147,8 @@ func TestPruneReadsTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// readsAlone is how many reads a store made one round trip after another, and readsGrouped
+// how many several to a round trip, from the leader or (an Update's) from replicas.
+func readsAlone(s jskv.Stats) int64   { return s.Reads - s.Prefetched + s.ReplicaOneByOne }
+func readsGrouped(s jskv.Stats) int64 { return s.Prefetched + s.ReplicaReads - s.ReplicaOneByOne }
