@@ -234,8 +234,7 @@ func TestLibraryTrackArrivesThenPlays(t *testing.T) {
 	mp3 := demoTrack(t)
 	ref, _ := mediaRef(t, mp3, vocab.MediaMP3)
 	var viewed, closed []string
-	var h *harness
-	h = newHarness(t, func(s *setup) {
+	h := newHarness(t, func(s *setup) {
 		s.media = media
 		s.library = func(h0 *harness) LibraryDeps {
 			return LibraryDeps{

@@ -59,7 +59,7 @@ func (d *loopDriver) Quit() { d.once.Do(func() { close(d.quit) }) }
 // 15s; once a screen handler hangs the UI loop, no ping comes, and systemd (the last ping
 // against WatchdogSec) finds it unhealthy within WatchdogSec of the hang.
 func TestFrozenKioskdIsReportedUnhealthy(t *testing.T) {
-	const watchdogSec = 30 * time.Second
+	const watchdogTimeout = 30 * time.Second
 	sock := sdtest.Listen(t)
 
 	drv := &loopDriver{app: test.NewTempApp(t), q: make(chan func(), 4096), quit: make(chan struct{})}
@@ -92,8 +92,8 @@ func TestFrozenKioskdIsReportedUnhealthy(t *testing.T) {
 	p := startWatchdog(ctx, app, clk, func(k string) string {
 		return map[string]string{"WATCHDOG_USEC": "30000000"}[k]
 	}, t.Logf)
-	if p == nil || p.Every != watchdogSec/2 {
-		t.Fatalf("pinger %+v: want one every %v", p, watchdogSec/2)
+	if p == nil || p.Every != watchdogTimeout/2 {
+		t.Fatalf("pinger %+v: want one every %v", p, watchdogTimeout/2)
 	}
 	var lastPing time.Duration
 	for i := 0; i < 3; i++ {
@@ -110,17 +110,17 @@ func TestFrozenKioskdIsReportedUnhealthy(t *testing.T) {
 	app.Do(func() { <-unfreeze })
 	frozenAt := clk.Mono()
 	reported := time.Duration(-1)
-	for clk.Mono() < frozenAt+2*watchdogSec {
+	for clk.Mono() < frozenAt+2*watchdogTimeout {
 		clk.WaitTimers(1)
 		clk.Advance(p.Every)
 		clk.WaitTimers(1) // the tick was taken (and its ping, if any, handed to the loop)
 		sock.None("while the UI loop is frozen")
-		if reported < 0 && clk.Mono()-lastPing >= watchdogSec {
+		if reported < 0 && clk.Mono()-lastPing >= watchdogTimeout {
 			reported = clk.Mono()
 		}
 	}
-	if reported < 0 || reported-frozenAt > watchdogSec {
-		t.Fatalf("frozen at %v, found unhealthy at %v: want within %v", frozenAt, reported, watchdogSec)
+	if reported < 0 || reported-frozenAt > watchdogTimeout {
+		t.Fatalf("frozen at %v, found unhealthy at %v: want within %v", frozenAt, reported, watchdogTimeout)
 	}
 	unfreezeOnce.Do(func() { close(unfreeze) })
 	if got := sock.Next(); got != "WATCHDOG=1" {

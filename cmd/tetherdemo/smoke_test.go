@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,12 +35,12 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "tetherdemo")
-	build := exec.Command(goTool(), "build", "-o", bin, ".")
+	build := exec.Command(goTool(t), "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	ctl := filepath.Join(dir, "kioskctl")
-	if out, err := exec.Command(goTool(), "build", "-o", ctl, "../kioskctl").CombinedOutput(); err != nil {
+	if out, err := exec.Command(goTool(t), "build", "-o", ctl, "../kioskctl").CombinedOutput(); err != nil {
 		t.Fatalf("go build kioskctl: %v\n%s", err, out)
 	}
 	display := startXvfb(t, xvfb)
@@ -159,11 +158,15 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 	}
 }
 
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
+// goTool is the go command on PATH (go test puts its own GOROOT/bin first on PATH). With none
+// there, there is no GOROOT to fall back on either: `go env GOROOT` would need that go.
+func goTool(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("find the go command: %v", err)
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	return p
 }
 
 // startXvfb starts Xvfb on a free display number and stops it when the test ends.
@@ -290,7 +293,7 @@ func TestSmokeKioskdUnderXvfb(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "kioskd")
-	if out, err := exec.Command(goTool(), "build", "-o", bin, "../kioskd").CombinedOutput(); err != nil {
+	if out, err := exec.Command(goTool(t), "build", "-o", bin, "../kioskd").CombinedOutput(); err != nil {
 		t.Fatalf("go build kioskd: %v\n%s", err, out)
 	}
 	display := startXvfb(t, xvfb)

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -53,7 +52,7 @@ func TestProgramsQuietUnderC(t *testing.T) {
 		t.Skip("builds the programs")
 	}
 	dir := t.TempDir()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin := goCommand(t)
 	build := exec.Command(gobin, "build", "-o", dir+string(filepath.Separator),
 		"github.com/tether-kiosk/tether/cmd/kioskd",
 		"github.com/tether-kiosk/tether/cmd/kioskctl",
@@ -93,4 +92,21 @@ func TestProgramsQuietUnderC(t *testing.T) {
 			}
 		}
 	}
+}
+
+// goCommand is GOROOT/bin/go, the go command of the toolchain running the test, with GOROOT
+// from `go env GOROOT` (go test puts its own GOROOT/bin first on PATH).
+func goCommand(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command("go", "env", "GOROOT")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("find GOROOT: go env GOROOT: %v: %s", err, strings.TrimSpace(errb.String()))
+	}
+	root := strings.TrimSpace(out.String())
+	if root == "" {
+		t.Fatal("find GOROOT: go env GOROOT printed nothing")
+	}
+	return filepath.Join(root, "bin", "go")
 }

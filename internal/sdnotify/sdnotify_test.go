@@ -72,7 +72,7 @@ func (l *uiLoop) do(f func()) { l.jobs <- f }
 // time against WatchdogSec) finds the service unhealthy no later than WatchdogSec after the
 // hang. When the loop runs again, the ping that waited on it goes out; only one ever waits.
 func TestFrozenUILoopIsReportedWithinWatchdogSec(t *testing.T) {
-	const watchdogSec = 30 * time.Second
+	const watchdogTimeout = 30 * time.Second
 	s := sdtest.Listen(t)
 	clk := clock.NewFake(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	loop := newUILoop(t)
@@ -85,7 +85,7 @@ func TestFrozenUILoopIsReportedWithinWatchdogSec(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	var lastPing time.Duration
-	unhealthy := func(now time.Duration) bool { return now-lastPing >= watchdogSec }
+	unhealthy := func(now time.Duration) bool { return now-lastPing >= watchdogTimeout }
 	// Healthy: a ping at the start and at every tick.
 	for i := 0; i < 3; i++ {
 		if i > 0 {
@@ -105,7 +105,7 @@ func TestFrozenUILoopIsReportedWithinWatchdogSec(t *testing.T) {
 	loop.do(func() { <-unfreeze })
 	frozenAt := clk.Mono()
 	reported := time.Duration(-1)
-	for clk.Mono() < frozenAt+2*watchdogSec {
+	for clk.Mono() < frozenAt+2*watchdogTimeout {
 		clk.WaitTimers(1) // the tick before was taken: its ping (if any) was handed over
 		clk.Advance(p.Every)
 		clk.WaitTimers(1)
@@ -114,8 +114,8 @@ func TestFrozenUILoopIsReportedWithinWatchdogSec(t *testing.T) {
 			reported = clk.Mono()
 		}
 	}
-	if reported < 0 || reported-frozenAt > watchdogSec {
-		t.Fatalf("frozen at %v, reported unhealthy at %v: want within %v", frozenAt, reported, watchdogSec)
+	if reported < 0 || reported-frozenAt > watchdogTimeout {
+		t.Fatalf("frozen at %v, reported unhealthy at %v: want within %v", frozenAt, reported, watchdogTimeout)
 	}
 	if p.Attempts() != 4 || !p.Waiting() {
 		t.Fatalf("%d pings handed to the loop (waiting %v): a frozen loop must hold one, not pile them up", p.Attempts(), p.Waiting())

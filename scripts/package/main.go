@@ -178,11 +178,15 @@ func gitInfo(repo string) (gitState, error) {
 // static (no cgo), so they run in any root; kioskd needs cgo for its window.
 func build(repo, dir, version string, stderr io.Writer) error {
 	ldflags := "-s -w -X " + modulePath + "/internal/version.version=" + version
+	gobin, err := goCommand()
+	if err != nil {
+		return err
+	}
 	for _, b := range []struct {
 		pkg string
 		cgo bool
 	}{{"./cmd/kioskd", true}, {"./cmd/kioskctl", false}, {"./cmd/relayd", false}} {
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath", "-ldflags", ldflags,
+		cmd := exec.Command(gobin, "build", "-trimpath", "-ldflags", ldflags,
 			"-o", filepath.Join(dir, filepath.Base(b.pkg)), b.pkg)
 		cmd.Dir = repo
 		cmd.Stdout, cmd.Stderr = stderr, stderr
@@ -192,6 +196,22 @@ func build(repo, dir, version string, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// goCommand is GOROOT/bin/go, the go command of the toolchain that the go on PATH runs (it
+// may hand over to another toolchain, per GOTOOLCHAIN), with GOROOT from `go env GOROOT`.
+func goCommand() (string, error) {
+	cmd := exec.Command("go", "env", "GOROOT")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("find GOROOT: go env GOROOT: %w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	root := strings.TrimSpace(out.String())
+	if root == "" {
+		return "", errors.New("find GOROOT: go env GOROOT printed nothing")
+	}
+	return filepath.Join(root, "bin", "go"), nil
 }
 
 // writeChangelog writes the chglog file nfpm turns into changelog.Debian.gz: this build,

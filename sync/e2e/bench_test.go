@@ -73,13 +73,9 @@ func (tm *terminal) drain() time.Duration {
 	return d
 }
 
-// rawWebsocket writes n 1 KiB text messages over a loopback websocket with the same
-// compression, to a server that reads every one; it is the ceiling sync is compared with.
-func rawWebsocket(b *testing.B, n int) time.Duration {
-	return rawWebsocketMode(b, n, websocket.CompressionNoContextTakeover)
-}
-
-// rawWebsocketMode is rawWebsocket with the given compression on both ends.
+// rawWebsocketMode writes n 1 KiB text messages over a loopback websocket with the given
+// compression on both ends, to a server that reads every one; it is the ceiling sync is
+// compared with.
 func rawWebsocketMode(b *testing.B, n int, mode websocket.CompressionMode) time.Duration {
 	b.Helper()
 	got := make(chan int, 1)

@@ -168,12 +168,6 @@ func liveHolder(tx kv.Tx, id string) (string, error) {
 	return "", nil
 }
 
-// toTablets queues kind/body for the tablets bound to the inmate, except the terminal `except`:
-// a letter's status for a sender that takes it in the ack (hello ack_letters).
-func (f *fanout) toTablets(facility, inmateID, except, kind string, body any) error {
-	return f.queue(facility, scopeTablets, inmateID, except, kind, body)
-}
-
 // queue queues kind/body for the terminals of facility in scope sc, except `except`. What
 // every kiosk (or every terminal) of the facility receives is written once, to the facility's
 // downlink log (facLog); what goes to tablets only, to each tablet's own bucket. The body is
@@ -480,7 +474,8 @@ func lastDownFor(tx kv.Tx, rd downReader, tails map[string][]logTail) uint64 {
 	c := fb.Cursor()
 	k, v := c.Last()
 	if len(tail) > 0 {
-		k, v = c.Seek(u64(tail[len(tail)-1].seq))
+		// Seek for its position only: on the oldest item kept, for Prev to step back from.
+		c.Seek(u64(tail[len(tail)-1].seq))
 		k, v = c.Prev()
 	}
 	for ; k != nil && readU64(k) > floor; k, v = c.Prev() {

@@ -161,7 +161,8 @@ func migrate8to9(tx kv.Tx) error {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
 		for _, r := range flat {
-			owner, rest := "", r.k
+			var owner string
+			var rest []byte
 			if name == bRefused {
 				var rf Refusal
 				if json.Unmarshal(r.v, &rf) != nil || checkID("", "", rf.TerminalID) != nil {

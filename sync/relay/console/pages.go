@@ -1042,9 +1042,7 @@ func (c *Console) accountsPage(w http.ResponseWriter, req *http.Request, u who) 
 func (c *Console) addAccount(w http.ResponseWriter, req *http.Request, u who) {
 	f := req.PostForm
 	var facs []string
-	for _, s := range strings.FieldsFunc(f.Get("facilities"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		facs = append(facs, s)
-	}
+	facs = append(facs, strings.FieldsFunc(f.Get("facilities"), func(r rune) bool { return r == ',' || r == ' ' })...)
 	for _, fac := range facs {
 		// An admin grants only what they hold: a facility's admin cannot mint a wider account.
 		if (fac == AllFacilities && !slices.Contains(u.Facilities, AllFacilities)) || !u.Serves(fac) {

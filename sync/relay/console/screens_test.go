@@ -26,7 +26,7 @@ func TestNoticeInTwoLanguagesReachesTheKiosk(t *testing.T) {
 		ns, err := tm.term.Notices("A1")
 		langs := map[string]bool{}
 		for _, n := range ns {
-			if n.InmateID == "A1" && !n.Until.IsZero() && n.Until.Sub(time.Now()) < 9*time.Hour {
+			if n.InmateID == "A1" && !n.Until.IsZero() && time.Until(n.Until) < 9*time.Hour {
 				langs[n.Language] = true
 			}
 		}

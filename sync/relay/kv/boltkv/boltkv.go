@@ -10,6 +10,7 @@ import (
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Store is a kv.Store over one bbolt database.
@@ -66,15 +67,15 @@ func kind(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, bolt.ErrBucketExists):
+	case errors.Is(err, berrors.ErrBucketExists):
 		k = kv.ErrBucketExists
-	case errors.Is(err, bolt.ErrBucketNotFound):
+	case errors.Is(err, berrors.ErrBucketNotFound):
 		k = kv.ErrBucketNotFound
-	case errors.Is(err, bolt.ErrKeyRequired):
+	case errors.Is(err, berrors.ErrKeyRequired):
 		k = kv.ErrKeyRequired
-	case errors.Is(err, bolt.ErrBucketNameRequired):
+	case errors.Is(err, berrors.ErrBucketNameRequired):
 		k = kv.ErrNameRequired
-	case errors.Is(err, bolt.ErrTxNotWritable):
+	case errors.Is(err, berrors.ErrTxNotWritable):
 		k = kv.ErrTxNotWritable
 	default:
 		return err

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
@@ -44,10 +45,10 @@ func TestBoltTxAndOwn(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DB().View(func(*bolt.Tx) error { return nil }); !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if err := s.DB().View(func(*bolt.Tx) error { return nil }); !errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		t.Errorf("after Close of an owned store, View = %v, want the database closed", err)
 	}
-	if _, err := boltkv.Own(nil, bolt.ErrTimeout); !errors.Is(err, bolt.ErrTimeout) {
+	if _, err := boltkv.Own(nil, berrors.ErrTimeout); !errors.Is(err, berrors.ErrTimeout) {
 		t.Errorf("boltkv.Own(nil, err) = %v, want err unchanged", err)
 	}
 }
