@@ -55,6 +55,11 @@ func (c *readCache) put(subj string, e entry) {
 	if had && old.seq > e.seq {
 		return
 	}
+	if had && old.seq == e.seq && e.ver == 0 {
+		// The same state read again (a prefetch, a replica's answer) knows nothing of the
+		// version it is current at; what the cache knew stays true of it (tx.scanState).
+		e.ver = old.ver
+	}
 	size := entrySize(subj, e)
 	if size > c.maxBytes/64 {
 		// A value this large would push out many small ones: it is read from the leader.

@@ -20,11 +20,7 @@ func TestViewsDoNotFillTheCache(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	o := Options{Stream: "VC", Prefix: "vc"}
-	a, err := Open(ctx, c.Connect(0), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitStream(c.Connect(0), "VC")
+	a := openTest(t, c, c.Connect(0), o)
 	const n = 50
 	if err := a.Update(ctx, func(tx kv.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte("terminals"))
@@ -114,5 +110,25 @@ func TestReadCacheByteBound(t *testing.T) {
 	c.drop("p.k.terminals.t00001", "p.k.terminals.t00699")
 	if got := sum(); got != c.bytes {
 		t.Fatalf("after drop the cache counts %d bytes, its entries hold %d", c.bytes, got)
+	}
+}
+
+// Reading a state again (a prefetch, a replica's answer) keeps what the cache knew of the
+// version it is current at: a cursor then takes it without a read. A later state replaces
+// it whole, and an earlier one changes nothing.
+func TestReadCacheKeepsTheVersionOfAStateReadAgain(t *testing.T) {
+	c := newReadCache(100)
+	c.put("k", entry{seq: 5, val: []byte("v"), present: true, ver: 9})
+	c.put("k", entry{seq: 5, val: []byte("v"), present: true})
+	if e, _ := c.get("k"); e.ver != 9 {
+		t.Errorf("the same state read again: ver %d, want 9 kept", e.ver)
+	}
+	c.put("k", entry{seq: 4, val: []byte("old"), present: true})
+	if e, _ := c.get("k"); e.seq != 5 || e.ver != 9 {
+		t.Errorf("an earlier state: %+v, want seq 5 at ver 9 unchanged", e)
+	}
+	c.put("k", entry{seq: 7, val: []byte("new"), present: true})
+	if e, _ := c.get("k"); e.seq != 7 || e.ver != 0 {
+		t.Errorf("a later state: %+v, want seq 7 known current at no version", e)
 	}
 }
