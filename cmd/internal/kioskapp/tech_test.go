@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tether-kiosk/tether/hardware/badge"
 	"github.com/tether-kiosk/tether/hardware/device"
@@ -101,7 +102,11 @@ func TestTechnicianAdaptersCarryNoSecret(t *testing.T) {
 		case ev.Kind == "pin":
 			t.Errorf("a PIN event reached the live view: %+v", ev)
 		}
-		if s := fmt.Sprintf("%+v", ev); strings.ContainsAny(ev.Key+ev.Reason, "2468") || strings.Contains(s, "2468") {
+		// Everything the event shows but its time, whose digits can hold the PIN's by chance
+		// (13:06:32.824682597 does).
+		shown := ev
+		shown.At = time.Time{}
+		if s := fmt.Sprintf("%+v", shown); strings.ContainsAny(ev.Key+ev.Reason, "2468") || strings.Contains(s, "2468") {
 			t.Errorf("a digit of the PIN reached the live view: %s", s)
 		}
 	}
