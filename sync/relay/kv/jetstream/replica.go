@@ -14,12 +14,12 @@ import (
 
 // Reads from any replica (issue 16, docs/SCALE.md "Isolation"). A leader read is a JetStream
 // API request: JSON both ways, the value in base64, one request a key, and only the leader
-// answers. Measured on the 3-node test cluster (TestReadCosts), it costs the cluster about
+// answers. Measured on the 3-node test cluster (BenchmarkReadCosts), it costs the cluster about
 // twice a durable publish in CPU, and a group commit made some 16 of them an acknowledged
 // batch: most of what the servers spent on the relay. A direct get is answered by any
 // replica from its own copy, the message as it is stored; a "multi last" direct get answers
 // many subjects in one request, all from one moment of that replica's copy (the server holds
-// its writes off while it reads), and ends with that moment's sequence.
+// its writes off while it reads).
 //
 // A replica may lag the leader, so a direct read can be stale, never torn: a replica applies
 // a commit's batch whole, and only once the cluster agreed on it. An Update's reads are all
@@ -97,11 +97,9 @@ func (r *replies) open(n int) (inbox string, ch chan *nats.Msg, done func(), err
 	}, nil
 }
 
-// replicaAnswer is one multi get's: the subjects' states at one moment of one replica, and
-// that moment (the stream's last sequence there).
+// replicaAnswer is one multi get's: the subjects' states at one moment of one replica.
 type replicaAnswer struct {
-	got  map[string]entry // subjects absent from it have no message there
-	upTo uint64
+	got map[string]entry // subjects absent from it have no message there
 }
 
 // multiGet reads subjs (at most replicaBatch) from whichever replica answers.
@@ -141,11 +139,7 @@ func (s *Store) multiGetUpTo(ctx context.Context, subjs []string, n int) (replic
 					return replicaAnswer{}, err
 				}
 				a.got[subj] = e
-			case "204": // end of the answer, with the moment it was read at
-				a.upTo, err = strconv.ParseUint(m.Header.Get("Nats-UpTo-Sequence"), 10, 64)
-				if err != nil {
-					return replicaAnswer{}, fmt.Errorf("jskv: replica read: end without its sequence: %w", err)
-				}
+			case "204": // end of the answer
 				s.replicaReads.Add(int64(max(len(subjs), len(a.got))))
 				return a, nil
 			case "404":
@@ -154,8 +148,8 @@ func (s *Store) multiGetUpTo(ctx context.Context, subjs []string, n int) (replic
 					return replicaAnswer{}, fmt.Errorf("jskv: replica read: status %s %s", st, d)
 				}
 				// None of the subjects has a message there: a group's new item ids all at
-				// once, say. The answer gives no moment, which a cursor does not need: its
-				// version was asked too, and is then absent (sequence 0) as well.
+				// once, say. A cursor's version was asked too, and is then absent (sequence
+				// 0) as well.
 				s.replicaReads.Add(int64(len(subjs)))
 				return a, nil
 			case "413":

@@ -165,3 +165,55 @@ func TestAbsentKeysReadFromAReplica(t *testing.T) {
 		t.Errorf("%d leader reads, %d replica reads, %d refused; want none, at least %d, none", st.Reads, st.ReplicaReads, st.ReplicaMisses, len(keys))
 	}
 }
+
+// ForEachBucket reads the markers it lists as a cursor reads values, never from the cache or
+// a replica: a gateway that once found a nested bucket absent (and cached that, or asked a
+// replica not yet told) must still see it once another gateway made it. A migration step
+// that copies nested buckets would otherwise skip one.
+func TestForEachBucketSeesABucketMadeElsewhere(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := jskv.Options{Stream: "FB", Prefix: "fb", CacheBucketMarkers: true}
+	a := openWith(t, c, c.Connect(0), o)
+	b := openWith(t, c, c.Connect(1), o)
+	if err := a.Update(ctx, func(tx kv.Tx) error {
+		if _, err := tx.CreateBucket([]byte("owners")); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket([]byte("other"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// a looks for the nested bucket and finds none, writing elsewhere: its cache now holds
+	// the marker's absence and not the owners bucket's version.
+	if err := a.Update(ctx, func(tx kv.Tx) error {
+		if tx.Bucket([]byte("owners")).Bucket([]byte("T1")) != nil {
+			t.Error("T1 exists before anyone made it")
+		}
+		return tx.Bucket([]byte("other")).Put([]byte("k"), []byte("v"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update(ctx, func(tx kv.Tx) error {
+		_, err := tx.Bucket([]byte("owners")).CreateBucket([]byte("T1"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	if err := a.Update(ctx, func(tx kv.Tx) error {
+		names = nil
+		ob := tx.Bucket([]byte("owners"))
+		if err := ob.ForEachBucket(func(n []byte) error { names = append(names, string(n)); return nil }); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("other")).Put([]byte("k"), []byte("w"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 1 || names[0] != "T1" {
+		t.Errorf("gateway a lists nested buckets %q, want [T1] (made by gateway b)", names)
+	}
+}

@@ -643,7 +643,10 @@ func (b *bucket) DeleteBucket(name []byte) error {
 func (b *bucket) ForEachBucket(fn func(name []byte) error) error {
 	names, subjs := b.names('b')
 	for _, n := range names {
-		if _, present := b.t.state(subjs[string(n)], false); !present {
+		// Read as a cursor reads values (scanState): the listing rests on the bucket's
+		// version, so a marker must be no older than it. The cache (an absence an earlier
+		// lookup kept) or a replica could show one older, and the bucket would be skipped.
+		if _, present := b.t.scanState(subjs[string(n)], b.gen); !present {
 			continue
 		}
 		if err := fn(n); err != nil {
