@@ -40,6 +40,13 @@ type tx struct {
 	// conflict anyway. This transaction's own writes are laid over it at each scan.
 	listed map[string][]string
 	writes map[string]*write
+	// under are the subjects of writes, by the prefix of their last token (their bucket and
+	// kind), in the order first written: a listing lays only its own bucket's writes over the
+	// committed subjects, not the whole group commit's.
+	under map[string][]string
+	// named keeps each bucket's decoded, sorted listing (names): a group commit's fan-outs
+	// list one facility's routes once per queued item.
+	named map[string]*listing
 	// touched are the generations of the buckets written in: each gets its version rewritten.
 	touched map[string]struct{}
 	// fromCache are the subjects read from the gateway's cache, not the leader: dropped
@@ -227,7 +234,23 @@ func (t *tx) canWrite() error {
 }
 
 func (t *tx) put(subj string, val []byte) {
+	t.noteWrite(subj)
 	t.writes[subj] = &write{val: append([]byte{}, val...)}
+}
+
+// noteWrite files subj under its prefix the first time it is written.
+func (t *tx) noteWrite(subj string) {
+	if _, again := t.writes[subj]; again {
+		return
+	}
+	i := strings.LastIndexByte(subj, '.')
+	if i < 0 {
+		return
+	}
+	if t.under == nil {
+		t.under = map[string][]string{}
+	}
+	t.under[subj[:i+1]] = append(t.under[subj[:i+1]], subj)
 }
 
 func (t *tx) del(subj string) {
@@ -236,6 +259,7 @@ func (t *tx) del(subj string) {
 			return // known absent: no tombstone needed
 		}
 	}
+	t.noteWrite(subj)
 	t.writes[subj] = &write{del: true}
 }
 
@@ -507,29 +531,73 @@ func (b *bucket) names(kind byte) (names [][]byte, subjs map[string]string) {
 			}
 		}
 	}
-	subjs = map[string]string{}
-	add := func(subj string) {
-		rest, ok := strings.CutPrefix(subj, prefix)
-		if !ok || strings.Contains(rest, ".") {
-			return
+	return b.t.decodeNames(prefix, committed)
+}
+
+// listing is one bucket's names as names returns them, shared by every scan of the bucket in
+// a transaction until a write under it adds one; nobody changes them.
+type listing struct {
+	committed []string // the committed subjects it was made from
+	writes    int      // how many of the transaction's writes under the prefix it holds
+	names     [][]byte
+	subjs     map[string]string
+}
+
+// decodeNames decodes and sorts the names under prefix: the committed subjects and this
+// transaction's writes, each once. It decodes a listing once and then only the writes made
+// since.
+func (t *tx) decodeNames(prefix string, committed []string) ([][]byte, map[string]string) {
+	written := t.under[prefix]
+	l := t.named[prefix]
+	if l != nil && !sameList(l.committed, committed) {
+		l = nil
+	}
+	if l != nil && l.writes == len(written) {
+		return l.names, l.subjs
+	}
+	next := &listing{committed: committed, writes: len(written), subjs: map[string]string{}}
+	rest := written
+	if l != nil {
+		next.names = append(make([][]byte, 0, len(l.names)+len(written)-l.writes), l.names...)
+		for k, v := range l.subjs {
+			next.subjs[k] = v
 		}
-		name, err := untok(rest)
-		if err != nil || len(name) == 0 {
-			return // not one of ours
-		}
-		if _, dup := subjs[string(name)]; !dup {
-			subjs[string(name)] = subj
-			names = append(names, name)
+		rest = written[l.writes:]
+	} else {
+		for _, subj := range committed {
+			next.add(prefix, subj)
 		}
 	}
-	for _, subj := range committed {
-		add(subj)
+	for _, subj := range rest {
+		next.add(prefix, subj)
 	}
-	for subj := range b.t.writes {
-		add(subj)
+	sortKeys(next.names)
+	if t.named == nil {
+		t.named = map[string]*listing{}
 	}
-	sortKeys(names)
-	return names, subjs
+	t.named[prefix] = next
+	return next.names, next.subjs
+}
+
+// add adds subj's name if subj is a key right under prefix and not there yet.
+func (l *listing) add(prefix, subj string) {
+	rest, ok := strings.CutPrefix(subj, prefix)
+	if !ok || strings.Contains(rest, ".") {
+		return
+	}
+	name, err := untok(rest)
+	if err != nil || len(name) == 0 {
+		return // not one of ours
+	}
+	if _, dup := l.subjs[string(name)]; !dup {
+		l.subjs[string(name)] = subj
+		l.names = append(l.names, name)
+	}
+}
+
+// sameList says whether a and b are the same listing (one slice, not equal contents).
+func sameList(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func (b *bucket) Cursor() kv.Cursor { return &cursor{b: b, i: -1, hi: -1} }

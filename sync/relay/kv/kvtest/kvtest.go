@@ -603,6 +603,32 @@ func testReadYourWrites(t *testing.T, s kv.Store) {
 		if b.KeyN() != 3 {
 			t.Errorf("KeyN in the transaction = %d, want 3", b.KeyN())
 		}
+		// Writes after a scan show in the next one (a store may keep a listing between
+		// scans), and a write to another bucket does not.
+		if err := b.Put([]byte("b"), []byte("later")); err != nil {
+			return err
+		}
+		if err := b.Delete([]byte("e")); err != nil {
+			return err
+		}
+		if _, err := b.CreateBucket([]byte("sub")); err != nil {
+			return err
+		}
+		seen = seen[:0]
+		_ = b.ForEach(func(k, v []byte) error { seen = append(seen, string(k)+"="+string(v)); return nil })
+		if want := []string{"a=changed", "b=later", "d=new"}; !slices.Equal(seen, want) {
+			t.Errorf("second scan in the writing transaction sees %q, want %q", seen, want)
+		}
+		var subs []string
+		_ = b.ForEachBucket(func(name []byte) error { subs = append(subs, string(name)); return nil })
+		if _, err := b.CreateBucket([]byte("sub2")); err != nil {
+			return err
+		}
+		subs = subs[:0]
+		_ = b.ForEachBucket(func(name []byte) error { subs = append(subs, string(name)); return nil })
+		if want := []string{"sub", "sub2"}; !slices.Equal(subs, want) {
+			t.Errorf("nested buckets after a second CreateBucket: %q, want %q", subs, want)
+		}
 		nb, err := tx.CreateBucket([]byte("fresh"))
 		if err != nil {
 			return err
