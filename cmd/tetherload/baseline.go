@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,12 +58,33 @@ type BaselineEnv struct {
 	NATS     string // the cluster's servers, comma-separated, for jetstream
 	Conns    int    // NATS connections the jetstream writers share (as many as gateways)
 	MsgBytes int    // the jetstream message size (the run's mean batch frame)
+	// CPUPIDs are processes besides the tool whose CPU the baseline costs (the NATS nodes the
+	// tool started), for Baseline.CPUPerOpUS.
+	CPUPIDs []int
 }
 
 // RunBaseline measures one baseline in a fresh file under dir (or, for jetstream, in a fresh
 // stream of env.NATS) for about d; writers is the number of concurrent writers of all but the
 // fsync loop, which has one.
 func RunBaseline(ctx context.Context, name, dir string, writers int, d time.Duration, env BaselineEnv) (Baseline, error) {
+	// What the baseline costs the machine: the tool's CPU and env.CPUPIDs' (the relays are
+	// stopped by then).
+	pids := append([]int{os.Getpid()}, env.CPUPIDs...)
+	cpu0, cpuErr := cpuOf(pids)
+	t0 := time.Now()
+	b, err := runBaseline(ctx, name, dir, writers, d, env)
+	if err != nil {
+		return b, err
+	}
+	if cpu1, err := cpuOf(pids); err == nil && cpuErr == nil && b.Ops > 0 {
+		cpu, wall := cpu1-cpu0, time.Since(t0)
+		b.CPUPerOpUS = float64(cpu.Microseconds()) / float64(b.Ops)
+		b.MachinePct = 100 * cpu.Seconds() / wall.Seconds() / float64(runtime.NumCPU())
+	}
+	return b, nil
+}
+
+func runBaseline(ctx context.Context, name, dir string, writers int, d time.Duration, env BaselineEnv) (Baseline, error) {
 	tmp, err := os.MkdirTemp(dir, "tetherload-baseline-")
 	if err != nil {
 		return Baseline{}, fmt.Errorf("baseline %s: %w", name, err)

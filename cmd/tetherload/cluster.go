@@ -162,6 +162,15 @@ func probeR3(ctx context.Context, urls string) error {
 	return js.DeleteStream(pctx, "TETHERLOAD_PROBE")
 }
 
+// pids are the nodes' process ids.
+func (c *natsCluster) pids() []int {
+	var pids []int
+	for _, cmd := range c.nodes {
+		pids = append(pids, cmd.Process.Pid)
+	}
+	return pids
+}
+
 // stop ends every node with SIGTERM (SIGKILL after 15 s) and removes the directory unless keep.
 func (c *natsCluster) stop(keep bool) error {
 	var errs []error

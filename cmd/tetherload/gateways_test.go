@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -115,6 +116,7 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 	cfg.RelayURLs = []string{gws[0].url, gws[1].url}
 	cfg.RelayPIDs = []int{os.Getpid(), os.Getpid()}
 	cfg.RelayDebug = []string{dbg, dbg}
+	cfg.ClusterPIDs = []int{os.Getpid()} // the cluster runs in this process here
 	cfg.Terminals, cfg.PerFacility, cfg.BatchItems, cfg.Batches = 20, 10, 1, 5
 	cfg.CutProb, cfg.Storm, cfg.EnrollSpread = 0, false, true
 	rep, err := Run(context.Background(), cfg)
@@ -157,6 +159,14 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 	if rep.BatchBytes <= 0 || rep.Ack.Samples != int(want) || rep.Ack.P50ms <= 0 || rep.Ack.P99ms < rep.Ack.P50ms {
 		t.Fatalf("batch size %d, latency %+v", rep.BatchBytes, rep.Ack)
 	}
+	// The CPU a batch cost, by part: the gateways, the tool and the cluster are all this
+	// process here, so each part is the process's CPU over the load, a batch (read at
+	// slightly different moments: a few clock ticks apart at most).
+	near := func(a, b float64) bool { return math.Abs(a-b) <= 4*1e6/100/float64(rep.Batches) }
+	if c := rep.CPU; c == nil || rep.ClusterCPUS <= 0 || c.ToolUS <= 0 || !near(c.ClusterUS, c.ToolUS) || !near(c.GatewaysUS, 2*c.ToolUS) ||
+		c.TotalUS != c.ToolUS+c.GatewaysUS+c.ClusterUS || c.MachinePct <= 0 {
+		t.Fatalf("CPU a batch %+v, cluster %.3fs, tool %.3fs", c, rep.ClusterCPUS, rep.ToolCPUS)
+	}
 
 	b, err := RunBaseline(context.Background(), BaselineJetStream, t.TempDir(), cfg.Terminals, 300*time.Millisecond,
 		BaselineEnv{NATS: c.URLs(), Conns: 2, MsgBytes: rep.BatchBytes})
@@ -174,6 +184,13 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 	if _, err := js.Stream(context.Background(), baselineStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("the baseline's stream after the baseline: %v, want it deleted", err)
 	}
+	if b.CPUPerOpUS <= 0 || b.MachinePct <= 0 {
+		t.Fatalf("jetstream baseline's CPU an op: %+v", b)
+	}
+	b.costIn(rep)
+	if want := rep.CPU.TotalUS / b.CPUPerOpUS; b.BatchCost != want || b.ToolCost != rep.CPU.ToolUS/b.CPUPerOpUS {
+		t.Fatalf("a batch costs %.2f ops (tool %.2f), want %.2f", b.BatchCost, b.ToolCost, want)
+	}
 	b.Ratio = rep.BatchesPerS / b.OpsPerS
 	rep.Baselines = append(rep.Baselines, b)
 	rep.Store = "nats"
@@ -186,7 +203,7 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"gateways", "store", "relays", "batches_per_s", "ack", "batch_bytes", "relay_kib_per_conn", "relay_go_kib_per_conn", "baselines", "verify"} {
+	for _, k := range []string{"gateways", "store", "relays", "batches_per_s", "ack", "batch_bytes", "relay_kib_per_conn", "relay_go_kib_per_conn", "baselines", "verify", "cpu", "cluster_cpu_s"} {
 		if _, ok := back[k]; !ok {
 			t.Errorf("JSON report lacks %q: %s", k, buf.String())
 		}
@@ -196,7 +213,7 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"2 gateway(s), store nats", "gateway 1 ", "gateway 2 ", "gateway 2 Go heap", "gateway 1 store", "memory per terminal",
-		"baseline jetstream", "publish ack p50", "ok=true: 100 stored"} {
+		"baseline jetstream", "publish ack p50", "ok=true: 100 stored", "CPU a batch", "CPU an op", "where CPU is the limit, the ratio is at most"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}

@@ -59,7 +59,10 @@ type Config struct {
 	DialConcurrency int
 	RelayPIDs       []int    // one per gateway, for RSS and CPU; empty: no process figures
 	RelayDebug      []string // relayd -debug-listen bases, one per gateway, for Go heap figures; optional
-	EnrollSpread    bool     // enroll each terminal through its own gateway, not all through the first
+	// ClusterPIDs are the NATS nodes the tool started (-nats-server), for the CPU a batch
+	// costs the cluster; empty: the cluster's share is not known.
+	ClusterPIDs  []int
+	EnrollSpread bool // enroll each terminal through its own gateway, not all through the first
 	// GatewayByFacility connects every terminal of a facility to one gateway (facility f to
 	// gateway f mod n) instead of spreading each facility's terminals over all of them.
 	GatewayByFacility bool
@@ -322,6 +325,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	sampleOps(0)
 	_ = sample(sLoadStart)
+	clusterStart, clusterErr := cpuOf(cfg.ClusterPIDs)
 	self, selfErr := sampleProc(os.Getpid())
 	profiling := false
 	if cfg.CPUProfile != nil {
@@ -404,12 +408,17 @@ wait:
 	}
 	loadEnd := time.Unix(0, r.lastAck.Load())
 	_ = sample(sLoadEnd)
+	if clusterEnd, err := cpuOf(cfg.ClusterPIDs); err == nil && clusterErr == nil && len(cfg.ClusterPIDs) > 0 {
+		rep.ClusterCPUS = (clusterEnd - clusterStart).Seconds()
+	}
 	if profiling {
 		pprof.StopCPUProfile()
 	}
+	var cpuWall time.Duration // the span the CPU figures cover
 	if selfEnd, err := sampleProc(os.Getpid()); err == nil && selfErr == nil {
 		rep.ToolCPUS = (selfEnd.cpu - self.cpu).Seconds()
-		if wall := selfEnd.at.Sub(self.at); wall > 0 {
+		cpuWall = selfEnd.at.Sub(self.at)
+		if wall := cpuWall; wall > 0 {
 			rep.ToolCPUPercent = 100 * rep.ToolCPUS / wall.Seconds()
 		}
 	}
@@ -451,6 +460,7 @@ wait:
 	if err := rep.fillRelays(cfg, proc, heaps, len(terms)); err != nil {
 		return rep, err
 	}
+	rep.fillCPU(cpuWall)
 	if cfg.Verify {
 		v, err := verify(ctx, a, terms)
 		if err != nil {

@@ -209,6 +209,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}()
 		natsURLs = cl.URLs()
+		o.cfg.ClusterPIDs = cl.pids()
 	}
 	var sps []*spawned
 	stopRelays := func() {
@@ -254,7 +255,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if natsURLs != "" {
 		rep.Store = "nats"
 	}
-	env := BaselineEnv{NATS: natsURLs, Conns: len(o.cfg.RelayURLs), MsgBytes: rep.BatchBytes}
+	env := BaselineEnv{NATS: natsURLs, Conns: len(o.cfg.RelayURLs), MsgBytes: rep.BatchBytes, CPUPIDs: o.cfg.ClusterPIDs}
 	if env.MsgBytes == 0 {
 		env.MsgBytes = 256 // an -idle run sent no batch
 	}
@@ -264,6 +265,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
+		b.costIn(rep)
 		if b.OpsPerS > 0 {
 			b.Ratio = rep.BatchesPerS / b.OpsPerS
 		}

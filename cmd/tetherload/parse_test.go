@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"strings"
 	"testing"
@@ -158,5 +159,42 @@ func TestParseStoreOps(t *testing.T) {
 	}
 	if _, err := parseStoreOps([]byte("tether_store_kv_total{op=\"read\"} x\n")); err == nil || !strings.Contains(err.Error(), "read") {
 		t.Fatalf("a garbled value: %v", err)
+	}
+}
+
+// What a batch costs and how far that lets the ratio go: 1,000 batches over 1 s on 2 CPUs,
+// the tool 0.1 s, the gateways 0.2 + 0.3 s, the cluster 0.4 s; a baseline op 50 µs.
+func TestCPUCost(t *testing.T) {
+	rep := &Report{Batches: 1000, CPUs: 2, ToolCPUS: 0.1, ClusterCPUS: 0.4,
+		Relays: []RelayStats{{PID: 1, CPUS: 0.2}, {PID: 2, CPUS: 0.3}}}
+	rep.fillCPU(time.Second)
+	want := CPUCost{ToolUS: 100, GatewaysUS: 500, ClusterUS: 400, TotalUS: 1000, MachinePct: 50}
+	if rep.CPU == nil || *rep.CPU != want {
+		t.Fatalf("CPU a batch %+v, want %+v", rep.CPU, want)
+	}
+	b := Baseline{Name: "jetstream", OpsPerS: 40000, CPUPerOpUS: 50, MachinePct: 100}
+	b.costIn(rep)
+	if b.BatchCost != 20 || b.ToolCost != 2 {
+		t.Fatalf("a batch costs %v ops, the tool %v; want 20 and 2", b.BatchCost, b.ToolCost)
+	}
+	rep.Baselines = []Baseline{b}
+	var buf bytes.Buffer
+	if err := rep.Table(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"tool 100 µs + gateways 500 µs + cluster 400 µs = 1000 µs (the machine's CPUs 50% busy)",
+		"CPU an op 50.0 µs (the machine's CPUs 100% busy)",
+		"a batch costs 20.0 ops in CPU (the tool's share 2.0): where CPU is the limit, the ratio is at most 0.050",
+	} {
+		if !strings.Contains(buf.String(), line) {
+			t.Errorf("table lacks %q:\n%s", line, buf.String())
+		}
+	}
+	// Without the relays' processes nothing is divided, and an idle run has no batches.
+	for _, r := range []*Report{{Batches: 1000, CPUs: 2, ToolCPUS: 0.1}, {CPUs: 2, ToolCPUS: 0.1, Relays: []RelayStats{{PID: 1, CPUS: 0.2}}}} {
+		if r.fillCPU(time.Second); r.CPU != nil {
+			t.Errorf("CPU a batch of %+v = %+v, want none", r, r.CPU)
+		}
 	}
 }

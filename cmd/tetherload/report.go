@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"text/tabwriter"
+	"time"
 )
 
 // Report is what one run measured. It is printed as a table and as one JSON line; the JSON
@@ -62,6 +63,11 @@ type Report struct {
 	// The tool's own CPU during the load (its terminals share the machine with the relay).
 	ToolCPUS       float64 `json:"tool_cpu_s,omitempty"`
 	ToolCPUPercent float64 `json:"tool_cpu_pct,omitempty"`
+	// The NATS nodes' CPU during the load, when the tool started them (-nats-server).
+	ClusterCPUS float64 `json:"cluster_cpu_s,omitempty"`
+	// CPU is what an acknowledged batch cost the machine, by part; with a baseline's CPU an
+	// operation it says how far the machine's CPU alone lets the ratio go.
+	CPU *CPUCost `json:"cpu,omitempty"`
 
 	Storm *Storm `json:"storm,omitempty"`
 
@@ -142,6 +148,62 @@ type Baseline struct {
 	MsgBytes int      `json:"msg_bytes,omitempty"`
 	Conns    int      `json:"conns,omitempty"`
 	Latency  *Latency `json:"latency,omitempty"`
+	// What an operation cost the machine: the tool's CPU and the cluster's (the relays are
+	// stopped by then), in µs, and how busy the machine's CPUs were.
+	CPUPerOpUS float64 `json:"cpu_per_op_us,omitempty"`
+	MachinePct float64 `json:"machine_pct,omitempty"`
+	// BatchCost is an acknowledged batch's CPU (Report.CPU.TotalUS) in operations' CPU: on a
+	// machine whose CPUs are the limit in both, the ratio cannot exceed 1/BatchCost. ToolCost
+	// is the tool's share of it alone.
+	BatchCost float64 `json:"batch_cost_ops,omitempty"`
+	ToolCost  float64 `json:"tool_cost_ops,omitempty"`
+}
+
+// CPUCost is the CPU an acknowledged batch cost, in µs: the tool (its terminals), the gateways
+// and, when the tool started it, the NATS cluster; and how busy the machine's CPUs were.
+type CPUCost struct {
+	ToolUS     float64 `json:"tool_us"`
+	GatewaysUS float64 `json:"gateways_us"`
+	ClusterUS  float64 `json:"cluster_us,omitempty"`
+	TotalUS    float64 `json:"total_us"`
+	MachinePct float64 `json:"machine_pct"`
+}
+
+// fillCPU divides the load's CPU figures by the batches acknowledged; wall is the span they
+// cover. It leaves CPU nil when the relays' processes were not known.
+func (rep *Report) fillCPU(wall time.Duration) {
+	if rep.Batches == 0 || wall <= 0 || rep.IdleS > 0 {
+		return
+	}
+	var gw float64
+	n := 0
+	for _, s := range rep.Relays {
+		if s.PID != 0 {
+			gw += s.CPUS
+			n++
+		}
+	}
+	if rep.Relay != nil && rep.Relay.PID != 0 {
+		gw += rep.Relay.CPUS
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	per := func(s float64) float64 { return 1e6 * s / float64(rep.Batches) }
+	c := &CPUCost{ToolUS: per(rep.ToolCPUS), GatewaysUS: per(gw), ClusterUS: per(rep.ClusterCPUS)}
+	c.TotalUS = c.ToolUS + c.GatewaysUS + c.ClusterUS
+	c.MachinePct = 100 * (rep.ToolCPUS + gw + rep.ClusterCPUS) / wall.Seconds() / float64(max(rep.CPUs, 1))
+	rep.CPU = c
+}
+
+// costIn fills b's cost figures from its CPU an operation and the load's CPU a batch.
+func (b *Baseline) costIn(rep *Report) {
+	if b.CPUPerOpUS <= 0 || rep.CPU == nil {
+		return
+	}
+	b.BatchCost = rep.CPU.TotalUS / b.CPUPerOpUS
+	b.ToolCost = rep.CPU.ToolUS / b.CPUPerOpUS
 }
 
 // JSON writes the report as one line.
@@ -183,6 +245,13 @@ func (rep *Report) Table(w io.Writer) error {
 	row("refused", "%d", rep.Rejected)
 	if rep.ToolCPUS > 0 {
 		row("tool CPU", "%.2fs during the load (%.0f%% of one core), %.0f µs a batch", rep.ToolCPUS, rep.ToolCPUPercent, 1e6*rep.ToolCPUS/float64(max(rep.Batches, 1)))
+	}
+	if c := rep.CPU; c != nil {
+		cluster := ""
+		if c.ClusterUS > 0 {
+			cluster = fmt.Sprintf(" + cluster %.0f µs", c.ClusterUS)
+		}
+		row("CPU a batch", "tool %.0f µs + gateways %.0f µs%s = %.0f µs (the machine's CPUs %.0f%% busy)", c.ToolUS, c.GatewaysUS, cluster, c.TotalUS, c.MachinePct)
 	}
 	row("connections", "%d cut by the tool, %d lost (closed by the relay or the network)", rep.Cuts, rep.Lost)
 	if rep.Unacked > 0 || rep.DrainTimeout {
@@ -243,6 +312,12 @@ func (rep *Report) Table(w io.Writer) error {
 		if b.Latency != nil {
 			row("baseline "+b.Name, "%d-byte messages over %d connections; publish ack p50 %.2f ms, p99 %.2f ms, max %.2f ms",
 				b.MsgBytes, b.Conns, b.Latency.P50ms, b.Latency.P99ms, b.Latency.MaxMs)
+		}
+		if b.CPUPerOpUS > 0 {
+			row("baseline "+b.Name, "CPU an op %.1f µs (the machine's CPUs %.0f%% busy)", b.CPUPerOpUS, b.MachinePct)
+		}
+		if b.BatchCost > 0 {
+			row("baseline "+b.Name, "a batch costs %.1f ops in CPU (the tool's share %.1f): where CPU is the limit, the ratio is at most %.3f", b.BatchCost, b.ToolCost, 1/b.BatchCost)
 		}
 	}
 	return tw.Flush()

@@ -282,3 +282,16 @@ func parseStoreOps(page []byte) (map[string]int64, error) {
 	}
 	return ops, nil
 }
+
+// cpuOf is the CPU time the processes pids have used so far, summed.
+func cpuOf(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		s, err := sampleProc(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += s.cpu
+	}
+	return sum, nil
+}
