@@ -19,8 +19,10 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
@@ -279,5 +281,54 @@ func TestStoreCountsInMetrics(t *testing.T) {
 			t.Errorf("tether_store_kv_total{op=%q} did not move: %v -> %v", op,
 				value(before, "tether_store_kv_total", l), value(after, "tether_store_kv_total", l))
 		}
+	}
+}
+
+// The fleet's gauges on JetStream come from replicas: a scrape makes no leader read (a View
+// of every terminal made some twenty a terminal at each scrape of each gateway), and shows
+// the terminals as they are once the replicas have them.
+func TestFleetGaugesReadReplicas(t *testing.T) {
+	c := natstest.Start(t)
+	st := jetStore(t, c, 0, "fleet")
+	e := newEnv(t, func(cfg *Config) { cfg.Store = st })
+	e.seed()
+	var ks []*term
+	for range 3 {
+		ks = append(ks, e.enroll(wire.ModeKiosk, ""))
+	}
+	conn := ks[0].connect(t, 0)
+	conn.batch(ks[0].item(wire.UpDeviceStatus, kiosk.Health{Software: "tether kioskd test", ItemsWaiting: 2,
+		Devices: []kiosk.DeviceHealth{{Name: "badge reader", Role: "badge", State: "connected"}}}))
+	var fams map[string]*dto.MetricFamily
+	testwait.UntilSaw(t, "the scrape to show the fleet", func() (bool, string) {
+		fams = e.scrape()
+		enrolled := value(fams, "tether_terminals_enrolled", nil)
+		dev := value(fams, "tether_terminal_device_connected", map[string]string{"terminal": ks[0].id, "device": "badge reader"})
+		return enrolled == 3 && dev == 1, fmt.Sprintf("%v enrolled, badge reader %v", enrolled, dev)
+	})
+	before := st.Stats()
+	fams = e.scrape()
+	after := st.Stats()
+	if n := after.Reads - before.Reads; n != 0 {
+		t.Errorf("a scrape of 3 terminals made %d leader reads, want none", n)
+	}
+	if after.ReplicaReads <= before.ReplicaReads || after.StaleViews-before.StaleViews != 2 {
+		t.Errorf("a scrape: %d replica reads, %d stale views; want some, and 2 (terminals, device reports)",
+			after.ReplicaReads-before.ReplicaReads, after.StaleViews-before.StaleViews)
+	}
+	for i, k := range ks {
+		want := 0.0
+		if i == 0 {
+			want = 1
+		}
+		if got := value(fams, "tether_terminal_connected", map[string]string{"terminal": k.id}); got != want {
+			t.Errorf("terminal %d connected = %v, want %v", i, got, want)
+		}
+	}
+	if got := value(fams, "tether_terminal_uplink_waiting_items", map[string]string{"terminal": ks[0].id}); got != 2 {
+		t.Errorf("items waiting = %v, want 2 from the report", got)
+	}
+	if got := value(fams, "tether_store_kv_total", map[string]string{"op": "stale_view"}); got < 2 {
+		t.Errorf("tether_store_kv_total{op=stale_view} = %v, want at least 2", got)
 	}
 }

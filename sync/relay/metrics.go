@@ -215,7 +215,9 @@ var descStoreOps = prometheus.NewDesc("tether_store_kv_total",
 	"What the relay's key-value store did, by op: commit (write transactions committed), conflict "+
 		"(transactions run again because what they read changed), view, read (network round trips), "+
 		"cache_hit (reads the gateway's cache answered), list (bucket listings), message (messages committed), "+
-		"prefetch (of read, those made several at a time rather than one after another).",
+		"prefetch (of read, those made several at a time rather than one after another), replica_read (reads any replica "+
+		"answered), replica_miss (requests of those a replica could not answer, read from the leader instead), "+
+		"stale_view (reads of the fleet's gauges, from replicas).",
 	[]string{"op"}, nil)
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descStoreOps }
@@ -230,7 +232,8 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		op string
 		n  int64
 	}{{"commit", st.Commits}, {"conflict", st.Conflicts}, {"view_conflict", st.ViewConflicts}, {"view", st.Views}, {"read", st.Reads},
-		{"cache_hit", st.CacheHits}, {"list", st.Lists}, {"message", st.Messages}, {"prefetch", st.Prefetched}, {"replica_read", st.ReplicaReads}} {
+		{"cache_hit", st.CacheHits}, {"list", st.Lists}, {"message", st.Messages}, {"prefetch", st.Prefetched}, {"replica_read", st.ReplicaReads},
+		{"replica_miss", st.ReplicaMisses}, {"stale_view", st.StaleViews}} {
 		ch <- prometheus.MustNewConstMetric(descStoreOps, prometheus.CounterValue, float64(o.n), o.op)
 	}
 }
@@ -265,7 +268,9 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descConnected, float64(c.r.hub.count()))
-	terms, err := c.r.Terminals()
+	// Read from replicas where the store has them: a View of every terminal at every scrape
+	// of every gateway was most of a cluster's leader reads when nothing else ran.
+	terms, err := c.r.terminals(c.r.staleView)
 	var devices map[string][]vocab.DeviceHealth
 	if err == nil {
 		devices, err = c.r.deviceReports()
@@ -320,7 +325,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 // report (an older terminal's free-form one) gives no devices.
 func (r *Relay) deviceReports() (map[string][]vocab.DeviceHealth, error) {
 	out := map[string][]vocab.DeviceHealth{}
-	err := r.view("read device reports", func(tx kv.Tx) error {
+	err := r.staleView("read device reports", func(tx kv.Tx) error {
 		return tx.Bucket([]byte(bDevices)).ForEach(func(k, v []byte) error {
 			var h vocab.Health
 			if json.Unmarshal(v, &h) != nil {

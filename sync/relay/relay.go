@@ -339,6 +339,14 @@ func (r *Relay) view(op string, fn func(tx kv.Tx) error) error {
 	return ioErr(op, r.db.View(ctx, fn))
 }
 
+// staleView is view for figures nobody acts on at once (the fleet's gauges): on a store that
+// can (kv.StaleViewer), fn reads cheaper states that need not be one moment's.
+func (r *Relay) staleView(op string, fn func(tx kv.Tx) error) error {
+	ctx, cancel := r.txContext()
+	defer cancel()
+	return ioErr(op, kv.StaleView(ctx, r.db, fn))
+}
+
 // txTimeout bounds one transaction, re-runs included. A bbolt file looks at it only before it
 // starts; a JetStream store re-runs a conflicting transaction until it ends, and fails with
 // kv.ErrNoQuorum or kv.ErrTimeout sooner when the cluster cannot answer.

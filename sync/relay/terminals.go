@@ -9,9 +9,12 @@ import (
 )
 
 // Terminals lists every enrolled terminal, revoked ones included.
-func (r *Relay) Terminals() ([]TerminalInfo, error) {
+func (r *Relay) Terminals() ([]TerminalInfo, error) { return r.terminals(r.view) }
+
+// terminals is Terminals, read through view or staleView.
+func (r *Relay) terminals(read func(op string, fn func(tx kv.Tx) error) error) ([]TerminalInfo, error) {
 	out := []TerminalInfo{}
-	err := r.view("list terminals", func(tx kv.Tx) error {
+	err := read("list terminals", func(tx kv.Tx) error {
 		out = out[:0]
 		tails := map[string][]logTail{}
 		return forEachJSON(tx, bTerminals, "", func(_ string, t terminalRec) bool {

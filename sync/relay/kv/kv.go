@@ -46,8 +46,11 @@ type Stats struct {
 	// Prefetched: of Reads, those made together (Prefetcher, a re-run's reads), not one by one.
 	Prefetched int64
 	// ReplicaReads: reads answered by any copy of the data rather than the one that orders
-	// writes (JetStream's direct gets), not counted in Reads.
-	ReplicaReads int64
+	// writes (JetStream's direct gets), not counted in Reads. ReplicaMisses: requests of
+	// such reads that failed or could not be vouched for, whose reads went to the leader (a
+	// replica falling behind shows here first).
+	ReplicaReads, ReplicaMisses int64
+	StaleViews                  int64 // StaleViewer calls completed
 }
 
 // StatsReporter is a Store that counts what it does (the JetStream store does; bbolt's
@@ -167,6 +170,23 @@ func Prefetch(tx Tx, keys []Key) {
 	if p, ok := tx.(Prefetcher); ok && len(keys) > 0 {
 		p.Prefetch(keys)
 	}
+}
+
+// StaleViewer is a Store that can read more cheaply than View by giving up its promise: fn
+// sees committed states, each no older than the last commit the store had applied somewhere
+// when it was read, but not necessarily one state, and runs once. It is for figures a person
+// or a scraper looks at (the fleet's gauges), where a View's cost would grow with the fleet
+// (on JetStream: every read from the stream's leader, and every one read again to validate).
+type StaleViewer interface {
+	StaleView(ctx context.Context, fn func(tx Tx) error) error
+}
+
+// StaleView runs fn with s's StaleView if it has one, else in a View.
+func StaleView(ctx context.Context, s Store, fn func(tx Tx) error) error {
+	if sv, ok := s.(StaleViewer); ok {
+		return sv.StaleView(ctx, fn)
+	}
+	return s.View(ctx, fn)
 }
 
 // Cursor walks the keys of a bucket in order. Each call returns the key and value it lands on,

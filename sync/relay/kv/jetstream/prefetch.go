@@ -163,7 +163,10 @@ func (t *tx) loadScan(subjs []string, gen string) {
 	}
 	ver := t.s.subj('v', gen, "")
 	v, read := t.seen[ver]
-	if !read || !t.onReplica(ver) {
+	switch {
+	case t.stale:
+		ver = "" // any replica's values will do, at any version
+	case !read || !t.onReplica(ver):
 		t.load(subjs, true)
 		return
 	}

@@ -187,14 +187,16 @@ func (s *Store) directSubj() string { return "$JS.API.DIRECT.GET." + s.o.Stream 
 // onReplica reports whether this transaction may read subj from a replica (the rule above,
 // for a key read by itself or ahead of fn; a cursor's values go through loadScan).
 func (t *tx) onReplica(subj string) bool {
-	if !t.writable || t.s.o.LeaderReadsOnly {
+	if !(t.writable || t.stale) || t.s.o.LeaderReadsOnly {
 		return false
 	}
 	switch kind, _ := t.s.parse(subj); kind {
 	case 'k', 's', 'v':
 		return true
 	case 'b':
-		return t.s.o.CacheBucketMarkers
+		// A StaleView promises no state in particular, so a marker a replica shows present
+		// is as good as any other read of it.
+		return t.s.o.CacheBucketMarkers || t.stale
 	}
 	return false
 }

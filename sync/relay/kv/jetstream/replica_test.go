@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 )
@@ -215,5 +216,71 @@ func TestForEachBucketSeesABucketMadeElsewhere(t *testing.T) {
 	}
 	if len(names) != 1 || names[0] != "T1" {
 		t.Errorf("gateway a lists nested buckets %q, want [T1] (made by gateway b)", names)
+	}
+}
+
+// A StaleView reads replicas only: bucket markers (without CacheBucketMarkers), a cursor's
+// listing and values, a nested bucket's key. It validates nothing, keeps nothing in the
+// gateway's cache, and once the replicas have a commit it reads what was committed.
+func TestStaleViewReadsOnlyReplicas(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := jskv.Options{Stream: "SV", Prefix: "sv"}
+	w := openWith(t, c, c.Connect(0), o)
+	const n = 30
+	if err := w.Update(ctx, func(tx kv.Tx) error {
+		b, err := tx.CreateBucket([]byte("fleet"))
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			if err := b.Put(fmt.Appendf(nil, "t%02d", i), fmt.Appendf(nil, "v%d", i)); err != nil {
+				return err
+			}
+		}
+		nb, err := b.CreateBucket([]byte("dev"))
+		if err != nil {
+			return err
+		}
+		return nb.Put([]byte("x"), []byte("y"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s := openWith(t, c, c.Connect(1), o)
+	var got []string
+	var nested string
+	testwait.UntilSaw(t, "a StaleView to show the commit", func() (bool, string) {
+		got, nested = nil, ""
+		if err := s.StaleView(ctx, func(tx kv.Tx) error {
+			b := tx.Bucket([]byte("fleet"))
+			if b == nil {
+				return nil
+			}
+			if nb := b.Bucket([]byte("dev")); nb != nil {
+				nested = string(nb.Get([]byte("x")))
+			}
+			return b.ForEach(func(k, v []byte) error { got = append(got, string(k)+"="+string(v)); return nil })
+		}); err != nil {
+			t.Fatalf("StaleView: %v", err)
+		}
+		return len(got) == n && nested == "y", fmt.Sprintf("%d keys, nested %q", len(got), nested)
+	})
+	for i, pair := range got {
+		if want := fmt.Sprintf("t%02d=v%d", i, i); pair != want {
+			t.Errorf("key %d: %s, want %s", i, pair, want)
+		}
+	}
+	st := s.Stats()
+	if st.Reads != 0 || st.ReplicaReads < n || st.StaleViews < 1 || st.Views != 0 || st.CacheHits != 0 {
+		t.Errorf("%d leader reads, %d replica reads, %d stale views, %d views, %d cache hits; want none, at least %d, at least 1, none, none",
+			st.Reads, st.ReplicaReads, st.StaleViews, st.Views, st.CacheHits, n)
+	}
+	// Nothing it read was kept: an Update's read of a key it read is not a cache hit.
+	if err := s.Update(ctx, func(tx kv.Tx) error { tx.Bucket([]byte("fleet")).Get([]byte("t03")); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if after := s.Stats(); after.CacheHits != 0 {
+		t.Errorf("an Update after the StaleView took %d reads from the cache, want none", after.CacheHits)
 	}
 }

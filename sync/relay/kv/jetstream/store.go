@@ -132,7 +132,7 @@ type Store struct {
 	// cache is nil when Options.CacheEntries < 0.
 	cache *readCache
 
-	commits, conflicts, viewConflicts, views, purgeFailures atomic.Int64
+	commits, conflicts, viewConflicts, views, staleViews, purgeFailures atomic.Int64
 	// What the transactions cost: leader reads, reads the gateway's cache answered, bucket
 	// listings (one stream info request each) and messages committed.
 	reads, cacheHits, lists, messages atomic.Int64
@@ -231,6 +231,7 @@ type Stats struct {
 	ReplicaReads, ReplicaMisses int64
 	// ReplicaOneByOne: of ReplicaReads, those read one request a key (as fn asked).
 	ReplicaOneByOne int64
+	StaleViews      int64 // StaleView calls completed
 }
 
 // Stats returns the counters so far.
@@ -238,7 +239,7 @@ func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), ViewConflicts: s.viewConflicts.Load(), Views: s.views.Load(), PurgeFailures: s.purgeFailures.Load(),
 		Reads: s.reads.Load(), CacheHits: s.cacheHits.Load(), Lists: s.lists.Load(), Messages: s.messages.Load(),
 		Prefetched: s.prefetched.Load(), ReplicaReads: s.replicaReads.Load(), ReplicaMisses: s.replicaMisses.Load(),
-		ReplicaOneByOne: s.replicaOneByOne.Load()}
+		ReplicaOneByOne: s.replicaOneByOne.Load(), StaleViews: s.staleViews.Load()}
 }
 
 // KVStats is Stats in the kv package's terms, for the relay's metrics.
@@ -246,7 +247,7 @@ func (s *Store) KVStats() kv.Stats {
 	st := s.Stats()
 	return kv.Stats{Commits: st.Commits, Conflicts: st.Conflicts, ViewConflicts: st.ViewConflicts, Views: st.Views, Reads: st.Reads,
 		CacheHits: st.CacheHits, Lists: st.Lists, Messages: st.Messages, Prefetched: st.Prefetched,
-		ReplicaReads: st.ReplicaReads}
+		ReplicaReads: st.ReplicaReads, ReplicaMisses: st.ReplicaMisses, StaleViews: st.StaleViews}
 }
 
 // Update runs fn optimistically and commits its writes as one atomic batch, running it again
@@ -260,6 +261,24 @@ func (s *Store) Update(ctx context.Context, fn func(kv.Tx) error) error {
 // sequence again), running it again if something did: fn saw one consistent state.
 func (s *Store) View(ctx context.Context, fn func(kv.Tx) error) error {
 	return s.run(ctx, false, fn)
+}
+
+// StaleView runs fn once over what replicas answer (kv.StaleViewer): reads many to a request
+// where a cursor lists a bucket, none from the leader unless no replica answers, none kept in
+// the gateway's cache and none validated. A View of the fleet read each terminal's records
+// from the leader and then again to validate them: some twenty leader reads a terminal, each
+// about two durable publishes' worth of the cluster's CPU, at every scrape of every gateway.
+func (s *Store) StaleView(ctx context.Context, fn func(kv.Tx) error) error {
+	t := newTx(ctx, s, false)
+	t.stale = true
+	err := fn(t)
+	if t.err != nil {
+		return t.err
+	}
+	if err == nil {
+		s.staleViews.Add(1)
+	}
+	return err
 }
 
 func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) error {

@@ -25,6 +25,9 @@ type tx struct {
 	ctx      context.Context
 	s        *Store
 	writable bool
+	// stale: a StaleView's, which reads replicas as an Update does, and more of them (a
+	// cursor's values too), keeps nothing in the cache and validates nothing.
+	stale bool
 
 	// seen caches each subject's committed state as first fetched: a transaction reads every
 	// subject at most once, so it never sees two states of one key.
@@ -107,11 +110,11 @@ func (t *tx) fetchOpt(subj string, cached bool) (entry, bool) {
 			return e, true
 		}
 	}
-	if cached && t.onReplica(subj) {
+	if (cached || t.stale) && t.onReplica(subj) {
 		// Validated at commit like every read of an Update, so any replica may answer
 		// (replica.go); one that cannot is not an error, the leader is asked instead.
 		if e, err := t.s.replicaGet(t.ctx, subj); err == nil {
-			if cacheable {
+			if cacheable && t.writable {
 				t.s.cache.put(subj, e)
 			}
 			t.seen[subj] = e
