@@ -100,6 +100,9 @@ func (r *replies) open(n int) (inbox string, ch chan *nats.Msg, done func(), err
 // replicaAnswer is one multi get's: the subjects' states at one moment of one replica.
 type replicaAnswer struct {
 	got map[string]entry // subjects absent from it have no message there
+	// upTo is the last sequence the replica had applied when it answered (0: not said, as
+	// when it found none of the subjects).
+	upTo uint64
 }
 
 // multiGet reads subjs (at most replicaBatch) from whichever replica answers.
@@ -141,6 +144,7 @@ func (s *Store) multiGetUpTo(ctx context.Context, subjs []string, n int) (replic
 				a.got[subj] = e
 			case "204": // end of the answer
 				s.replicaReads.Add(int64(max(len(subjs), len(a.got))))
+				a.upTo, _ = strconv.ParseUint(m.Header.Get("Nats-UpTo-Sequence"), 10, 64)
 				return a, nil
 			case "404":
 				if d := m.Header.Get("Description"); d != "No Results" {
@@ -206,7 +210,7 @@ func (t *tx) onReplica(subj string) bool {
 // entry of sequence 0) and the subjects it could not vouch for, which the caller reads from
 // the leader: those of a request that failed, and, when ver is set (a cursor's values, with
 // the bucket's version the transaction read, at sequence verSeq), those of a request whose
-// replica showed another version.
+// replica showed another version, and those of a replica behind t.floor.
 func (t *tx) readReplicas(subjs []string, ver string, verSeq uint64) (got map[string]entry, missed []string) {
 	n := (len(subjs) + replicaBatch - 1) / replicaBatch
 	answers := make([]replicaAnswer, n)
@@ -225,6 +229,10 @@ func (t *tx) readReplicas(subjs []string, ver string, verSeq uint64) (got map[st
 			}
 			if ver != "" && a.got[ver].seq != verSeq {
 				t.s.replicaMisses.Add(1) // a replica behind (or ahead of) what the cursor read
+				return
+			}
+			if a.upTo < t.floor {
+				t.s.replicaMisses.Add(1) // a replica that has not applied the conflict's commit
 				return
 			}
 			answers[i], ok[i] = a, true
@@ -303,6 +311,10 @@ func (t *tx) listReplica(ver, gen, filter string) (subjs []string, ok bool) {
 		if errors.Is(err, errTooManyResults) {
 			t.s.bigBuckets.Store(gen, struct{}{})
 		}
+		return nil, false
+	}
+	if a.upTo < t.floor {
+		t.s.replicaMisses.Add(1) // behind the commit the last conflict ran into
 		return nil, false
 	}
 	t.s.lists.Add(1)

@@ -290,12 +290,17 @@ func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) er
 	// change yet costs one more run, which reads them from the leader. A group commit's run
 	// again read some 500 subjects; from the leader they were a fifth of its leader reads.
 	var again []string
+	// floor: how far the stream had got by the commit the last conflict ran into, when it
+	// said (conflictSeq). A run again reads replicas that have applied that much, however
+	// many conflicts there were; without it the second run again reads the leader.
+	var floor uint64
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("jskv: %w: %w", kv.ErrTimeout, err)
 		}
 		t := newTx(ctx, s, writable)
-		t.load(again, attempt > 1)
+		t.floor = floor
+		t.load(again, attempt > 1 && (floor == 0 || attempt > 3))
 		err := fn(t)
 		switch {
 		case t.err != nil:
@@ -326,6 +331,7 @@ func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) er
 			s.viewConflicts.Add(1)
 		}
 		again = t.readSubjects()
+		floor = max(floor, conflictSeq(err))
 		// Back off a little, more after each conflict, at random so that two gateways that
 		// collided do not collide again in step.
 		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
@@ -335,6 +341,30 @@ func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) er
 		case <-time.After(pause):
 		}
 	}
+}
+
+// movedTo is the sequence a subject a transaction read had moved to when it validated.
+type movedTo uint64
+
+func (m movedTo) Error() string { return strconv.FormatUint(uint64(m), 10) }
+
+// conflictSeq is a stream sequence the conflicting commit had reached, if err says: the
+// sequence a subject moved to (validate), or the one the stream found where an expected
+// sequence was not ("wrong last sequence: N", the leader's answer to a commit). 0 when it
+// does not say: a subject in another batch still in flight, a batch cut short.
+func conflictSeq(err error) uint64 {
+	var m movedTo
+	if errors.As(err, &m) {
+		return uint64(m)
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		_, n, ok := strings.Cut(apiErr.Description, ": ")
+		if seq, err := strconv.ParseUint(strings.TrimSpace(n), 10, 64); ok && err == nil {
+			return seq
+		}
+	}
+	return 0
 }
 
 // classify maps what nats.go returned onto kv's error kinds, keeping the original in the chain.

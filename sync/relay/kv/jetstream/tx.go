@@ -28,6 +28,10 @@ type tx struct {
 	// stale: a StaleView's, which reads replicas as an Update does, and more of them (a
 	// cursor's values too), keeps nothing in the cache and validates nothing.
 	stale bool
+	// floor, after a conflict, is a stream sequence the commit it ran into had reached: a
+	// replica's answer counts only from a replica that has applied that much (readReplicas),
+	// and a point read goes to the leader, whose answer says nothing of its own position.
+	floor uint64
 
 	// seen caches each subject's committed state as first fetched: a transaction reads every
 	// subject at most once, so it never sees two states of one key.
@@ -110,7 +114,7 @@ func (t *tx) fetchOpt(subj string, cached bool) (entry, bool) {
 			return e, true
 		}
 	}
-	if (cached || t.stale) && t.onReplica(subj) {
+	if (cached || t.stale) && t.floor == 0 && t.onReplica(subj) {
 		// Validated at commit like every read of an Update, so any replica may answer
 		// (replica.go); one that cannot is not an error, the leader is asked instead.
 		if e, err := t.s.replicaGet(t.ctx, subj); err == nil {
@@ -410,7 +414,7 @@ func (t *tx) validate() error {
 			if t.s.cache != nil {
 				t.s.cache.drop(t.fromCache...)
 			}
-			return fmt.Errorf("jskv: %w: %s moved from %d to %d", kv.ErrConflict, subj, t.seen[subj].seq, e.seq)
+			return fmt.Errorf("jskv: %w: %s moved from %d to %w", kv.ErrConflict, subj, t.seen[subj].seq, movedTo(e.seq))
 		}
 	}
 	return nil
