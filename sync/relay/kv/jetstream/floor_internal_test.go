@@ -151,3 +151,29 @@ func TestRunAgainSeesTheCommitItRanInto(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// streamLast is where the stream is: at least the sequence of the last commit made.
+func TestStreamLast(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := openTest(t, c, c.Connect(0), Options{Stream: "SL", Prefix: "sl", CacheEntries: -1})
+	var gen string
+	if err := s.Update(ctx, func(tx kv.Tx) error {
+		b, err := tx.CreateBucket([]byte("b"))
+		if err != nil {
+			return err
+		}
+		gen = b.(*bucket).gen
+		return b.Put([]byte("k"), []byte("v"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.fetch(ctx, s.subj('k', gen, tok([]byte("k"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.streamLast(ctx); got < e.seq {
+		t.Errorf("streamLast = %d, want at least %d (the key's commit)", got, e.seq)
+	}
+}

@@ -299,6 +299,12 @@ func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) er
 			return fmt.Errorf("jskv: %w: %w", kv.ErrTimeout, err)
 		}
 		t := newTx(ctx, s, writable)
+		if writable && floor == 0 && attempt > 1 && attempt <= 3 {
+			// The conflicts did not say where the stream was, and replicas the first time did
+			// not do: ask the leader how far the stream is (one request, where reading the
+			// run's subjects from it would be hundreds).
+			floor = s.streamLast(ctx)
+		}
 		t.floor = floor
 		t.load(again, attempt > 1 && (floor == 0 || attempt > 3))
 		err := fn(t)
@@ -341,6 +347,19 @@ func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) er
 		case <-time.After(pause):
 		}
 	}
+}
+
+// streamLast is the stream's last sequence as its leader tells it, or 0 if it does not
+// answer (the run again then reads the leader, as it would have).
+func (s *Store) streamLast(ctx context.Context) uint64 {
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	info, err := s.st.Info(c)
+	if err != nil {
+		return 0
+	}
+	s.reads.Add(1) // a leader request, counted with its reads
+	return info.State.LastSeq
 }
 
 // movedTo is the sequence a subject a transaction read had moved to when it validated.
