@@ -413,6 +413,7 @@ func (r *Relay) Catalog(facility string) ([]CatalogEntry, error) {
 	}
 	out := []CatalogEntry{}
 	err := r.view(op, func(tx kv.Tx) error {
+		out = out[:0] // a View may run again
 		return forEachJSON(tx, bCatalog, facility+"/", func(_ string, c catalogRec) bool {
 			out = append(out, CatalogEntry{FacilityID: c.FacilityID, Item: c.Item, Withdrawn: c.Withdrawn, WithdrawnAt: c.WithdrawnAt})
 			return true

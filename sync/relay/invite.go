@@ -258,6 +258,7 @@ func (r *Relay) RetryInvitations(ctx context.Context) (sent, failed int, err err
 	now := r.clock.Now().UTC()
 	var ids []string
 	err = r.view("retry invitations", func(tx kv.Tx) error {
+		ids = ids[:0] // a View may run again: an invitation listed twice would be sent twice
 		return forEachJSON(tx, bInvites, "", func(_ string, inv inviteRec) bool {
 			if !inv.Sent && inv.Answer == "" && now.Before(inv.ExpiresAt) {
 				var c ContactRecord
@@ -294,6 +295,7 @@ func (r *Relay) Invitations(unsent bool) ([]Invitation, error) {
 	now := r.clock.Now().UTC()
 	out := []Invitation{}
 	err := r.view("list invitations", func(tx kv.Tx) error {
+		out = out[:0] // a View may run again
 		return forEachJSON(tx, bInvites, "", func(_ string, inv inviteRec) bool {
 			var c ContactRecord
 			if ok, err := getJSON(tx, bContacts, inv.ContactID, &c); err != nil || !ok {

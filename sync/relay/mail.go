@@ -324,6 +324,7 @@ func (r *Relay) Outbound(flt OutboundFilter) ([]Outbound, error) {
 	}
 	out := []Outbound{}
 	err := r.view(op, func(tx kv.Tx) error {
+		out = out[:0] // a View may run again
 		return forEachLetter(tx, bOutbound, func(o Outbound) bool {
 			if (flt.Status == "" || o.Status == flt.Status) && (flt.InmateID == "" || o.InmateID == flt.InmateID) {
 				out = append(out, o)
@@ -345,6 +346,7 @@ func (r *Relay) PREAReports(inmateID string) ([]Outbound, error) {
 	}
 	out := []Outbound{}
 	err := r.view(op, func(tx kv.Tx) error {
+		out = out[:0] // a View may run again
 		return forEachLetter(tx, bPREA, func(o Outbound) bool {
 			if inmateID == "" || o.InmateID == inmateID {
 				out = append(out, o)
@@ -423,6 +425,7 @@ func (r *Relay) Contacts(status, inmateID string) ([]ContactRecord, error) {
 	}
 	out := []ContactRecord{}
 	err := r.view(op, func(tx kv.Tx) error {
+		out = out[:0] // a View may run again
 		return forEachJSON(tx, bContacts, "", func(_ string, c ContactRecord) bool {
 			if (status == "" || c.State == status) && (inmateID == "" || c.InmateID == inmateID) {
 				out = append(out, c)

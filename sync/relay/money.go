@@ -120,8 +120,11 @@ func (r *Relay) Usage(inmateID string) (Usage, error) {
 	if err := checkID(op, "inmate_id", inmateID); err != nil {
 		return Usage{}, err
 	}
-	u := Usage{InmateID: inmateID, Records: []UsageRecord{}, Sessions: []vocab.Session{}}
+	var u Usage
 	err := r.view(op, func(tx kv.Tx) error {
+		// A View may run again: a statement that kept the first run's lines would show every
+		// charge twice and twice the total.
+		u = Usage{InmateID: inmateID, Records: []UsageRecord{}, Sessions: []vocab.Session{}}
 		known, err := getJSON(tx, bInmates, inmateID, &inmateRec{})
 		if err != nil {
 			return err

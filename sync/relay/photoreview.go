@@ -63,6 +63,7 @@ func getHeldTx(tx kv.Tx, id string) (HeldInbound, bool, error) {
 func (r *Relay) HeldInbound() ([]HeldInbound, error) {
 	out := []HeldInbound{}
 	err := r.view("list held inbound", func(tx kv.Tx) error {
+		out = out[:0] // a View may run again
 		if tx.Bucket([]byte(bInboundHeld)) == nil {
 			return nil
 		}

@@ -141,6 +141,7 @@ func (r *Relay) CatalogOwners(facility string) (map[string]int, error) {
 	}
 	out := map[string]int{}
 	err := r.view(op, func(tx kv.Tx) error {
+		clear(out) // a View may run again
 		var inmates []string
 		if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
 			if in.FacilityID == facility {

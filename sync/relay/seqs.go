@@ -304,6 +304,7 @@ func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 		return true
 	}
 	err := r.view("list refusals", func(tx kv.Tx) error {
+		out = out[:0] // a View may run again
 		prefix := ""
 		if flt.TerminalID != "" {
 			prefix = flt.TerminalID + "/" // that terminal's bucket alone

@@ -50,6 +50,7 @@ func (r *Relay) StaffView(fn func(b kv.Bucket) error) error {
 func (r *Relay) Facilities() ([]string, error) {
 	out := []string{}
 	err := r.view("list facilities", func(tx kv.Tx) error {
+		out = out[:0] // a View may run again
 		return tx.Bucket([]byte(bFacilities)).ForEach(func(k, _ []byte) error {
 			out = append(out, string(k))
 			return nil
@@ -71,6 +72,7 @@ type InmateInfo struct {
 func (r *Relay) Inmates(facility string) ([]InmateInfo, error) {
 	out := []InmateInfo{}
 	err := r.view("list inmates", func(tx kv.Tx) error {
+		out = out[:0] // a View may run again
 		return forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
 			if facility == "" || in.FacilityID == facility {
 				out = append(out, InmateInfo{ID: in.ID, Name: in.Name, FacilityID: in.FacilityID, Status: in.Status, Language: in.Language})
@@ -98,6 +100,7 @@ func (r *Relay) DeviceStatus(terminalID string) (body json.RawMessage, found boo
 func (r *Relay) Replies() (map[string][]vocab.Message, error) {
 	out := map[string][]vocab.Message{}
 	err := r.view("list replies", func(tx kv.Tx) error {
+		clear(out) // a View may run again
 		return forEachJSON(tx, bInbound, "", func(_ string, m vocab.Message) bool {
 			if m.ReplyTo != "" {
 				out[m.ReplyTo] = append(out[m.ReplyTo], m)

@@ -1,0 +1,72 @@
+package relay
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// viewsTwice is a bbolt store that runs every View's fn twice and answers with the second
+// run, as the JetStream store does when a commit lands while a View reads (kv.Store: fn may
+// run more than once). A listing that kept its first run's lines showed them twice.
+type viewsTwice struct{ kv.Store }
+
+func (s viewsTwice) View(ctx context.Context, fn func(kv.Tx) error) error {
+	if err := s.Store.View(ctx, fn); err != nil {
+		return err
+	}
+	return s.Store.View(ctx, fn)
+}
+
+// What staff and inmates read through the relay is the same when every View runs twice:
+// letters, PREA reports, contacts, inmates, facilities, an inmate's statement (its lines and
+// total), refusals. TestRestoredTerminalLosesNothing on JetStream found a letter listed twice.
+func TestListingsWhenAViewRunsAgain(t *testing.T) {
+	db, err := boltkv.Open(filepath.Join(t.TempDir(), "relay.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(cfg *Config) { cfg.Store = viewsTwice{db} })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	ack := c.batch(
+		k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "dept-medical", Subject: "Tooth", Body: "My tooth hurts"}),
+		k.item(wire.UpPREA, kiosk.Message{ID: "p1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: kiosk.PREAChannel, Body: "a report"}),
+		k.item(wire.UpContactRequest, kiosk.Contact{ID: "c1", InmateID: "A1", Name: "Mom", Email: "mom@example.org", State: kiosk.ContactPending}),
+		k.item(wire.UpCharge, charge("A1", "s1", 0, 5)),
+		k.item(wire.UpCharge, charge("A1", "s1", 1, 5)),
+		k.item(wire.UpCharge, charge("Z9", "s2", 0, 5)), // nobody's inmate: refused
+	)
+	if ack.Seq != 6 || len(ack.Rejected) != 1 {
+		t.Fatalf("ack = %+v, want 6 items and one refused", ack)
+	}
+	letters, err := e.r.Outbound(OutboundFilter{InmateID: "A1"})
+	if err != nil || len(letters) != 1 {
+		t.Errorf("outbound letters: %d (%v), want 1", len(letters), err)
+	}
+	if prea, err := e.r.PREAReports("A1"); err != nil || len(prea) != 1 {
+		t.Errorf("PREA reports: %d (%v), want 1", len(prea), err)
+	}
+	if cs, err := e.r.Contacts("", "A1"); err != nil || len(cs) != 1 {
+		t.Errorf("contacts: %d (%v), want 1", len(cs), err)
+	}
+	if ins, err := e.r.Inmates("north"); err != nil || len(ins) != 3 {
+		t.Errorf("inmates: %d (%v), want 3", len(ins), err)
+	}
+	if fs, err := e.r.Facilities(); err != nil || len(fs) != 1 {
+		t.Errorf("facilities: %v (%v), want north", fs, err)
+	}
+	u, err := e.r.Usage("A1")
+	if err != nil || len(u.Records) != 2 || u.TotalCents != 10 {
+		t.Errorf("A1's statement: %d lines, %d cents (%v); want 2 lines, 10 cents", len(u.Records), u.TotalCents, err)
+	}
+	if rs, err := e.r.Refusals(RefusalFilter{}); err != nil || len(rs) != 1 {
+		t.Errorf("refusals: %d (%v), want 1", len(rs), err)
+	}
+}
