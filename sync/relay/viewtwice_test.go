@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"net/http"
 	"path/filepath"
 	"testing"
 
@@ -25,7 +26,7 @@ func (s viewsTwice) View(ctx context.Context, fn func(kv.Tx) error) error {
 
 // What staff and inmates read through the relay is the same when every View runs twice:
 // letters, PREA reports, contacts, inmates, facilities, an inmate's statement (its lines and
-// total), refusals. TestRestoredTerminalLosesNothing on JetStream found a letter listed twice.
+// total), refusals, invitations, letters held for photo review. TestRestoredTerminalLosesNothing on JetStream found a letter listed twice.
 func TestListingsWhenAViewRunsAgain(t *testing.T) {
 	db, err := boltkv.Open(filepath.Join(t.TempDir(), "relay.db"), nil)
 	if err != nil {
@@ -68,5 +69,16 @@ func TestListingsWhenAViewRunsAgain(t *testing.T) {
 	}
 	if rs, err := e.r.Refusals(RefusalFilter{}); err != nil || len(rs) != 1 {
 		t.Errorf("refusals: %d (%v), want 1", len(rs), err)
+	}
+	// The contact approved and invited, and a family letter with a photo held for review.
+	e.approveAccepted("c1")
+	if inv, err := e.r.Invitations(false); err != nil || len(inv) != 1 {
+		t.Errorf("invitations: %d (%v), want 1", len(inv), err)
+	}
+	e.must(http.StatusOK, "PUT", "/admin/v1/facilities/north/monitoring", map[string]any{"hold_outbound": false, "photo_review": "hold"}, nil)
+	e.must(http.StatusCreated, "POST", "/admin/v1/inbound", map[string]any{"inmate_id": "A1", "from": "c1", "body": "Look",
+		"photos": []map[string]any{{"data": testJPEG(t, 32, 32, 1)}}}, nil)
+	if held, err := e.r.HeldInbound(); err != nil || len(held) != 1 {
+		t.Errorf("letters held for photo review: %d (%v), want 1", len(held), err)
 	}
 }
