@@ -72,18 +72,7 @@ func TestReplicaBehindTheFloorIsNotTaken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s := openTest(t, c, c.Connect(0), Options{Stream: "RF", Prefix: "rf", CacheEntries: -1})
-	var gen string
-	if err := s.Update(ctx, func(tx kv.Tx) error {
-		b, err := tx.CreateBucket([]byte("b"))
-		if err != nil {
-			return err
-		}
-		gen = b.(*bucket).gen
-		return b.Put([]byte("k"), []byte("v"))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	subj := s.subj('k', gen, tok([]byte("k")))
+	subj := putK(t, ctx, s)
 	tx := newTx(ctx, s, true)
 	tx.floor = math.MaxUint64
 	if got, missed := tx.readReplicas([]string{subj}, "", 0); len(got) != 0 || len(missed) != 1 {
@@ -158,6 +147,19 @@ func TestStreamLast(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s := openTest(t, c, c.Connect(0), Options{Stream: "SL", Prefix: "sl", CacheEntries: -1})
+	subj := putK(t, ctx, s)
+	e, err := s.fetch(ctx, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.streamLast(ctx); got < e.seq {
+		t.Errorf("streamLast = %d, want at least %d (the key's commit)", got, e.seq)
+	}
+}
+
+// putK makes bucket b with key k = v and returns k's subject.
+func putK(t *testing.T, ctx context.Context, s *Store) string {
+	t.Helper()
 	var gen string
 	if err := s.Update(ctx, func(tx kv.Tx) error {
 		b, err := tx.CreateBucket([]byte("b"))
@@ -169,11 +171,5 @@ func TestStreamLast(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := s.fetch(ctx, s.subj('k', gen, tok([]byte("k"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := s.streamLast(ctx); got < e.seq {
-		t.Errorf("streamLast = %d, want at least %d (the key's commit)", got, e.seq)
-	}
+	return s.subj('k', gen, tok([]byte("k")))
 }
