@@ -266,7 +266,7 @@ func (s *Store) View(ctx context.Context, fn func(kv.Tx) error) error {
 // StaleView runs fn once over what replicas answer (kv.StaleViewer): reads many to a request
 // where a cursor lists a bucket, none from the leader unless no replica answers, none kept in
 // the gateway's cache and none validated. A View of the fleet read each terminal's records
-// from the leader and then again to validate them: some twenty leader reads a terminal, each
+// from the leader and then again to validate them: some sixteen leader reads a terminal, each
 // about two durable publishes' worth of the cluster's CPU, at every scrape of every gateway.
 func (s *Store) StaleView(ctx context.Context, fn func(kv.Tx) error) error {
 	t := newTx(ctx, s, false)
@@ -285,10 +285,10 @@ func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) er
 	// again: what the run before a conflict read. The run after it reads mostly the same
 	// subjects, and the conflict dropped from the cache what that run took from it, so it
 	// fetches them all together first instead of one round trip at a time as fn asks
-	// (prefetch.go). The first run again reads them as a first run would, an Update's from
-	// replicas (replica.go): one of them changed, and a replica that has not applied that
-	// change yet costs one more run, which reads them from the leader. A group commit's run
-	// again read some 500 subjects; from the leader they were a fifth of its leader reads.
+	// (prefetch.go). A run again reads them as a first run would, an Update's from replicas
+	// (replica.go), but only from replicas that have applied the change it ran into (floor).
+	// A group commit's run again read some 500 subjects; from the leader they were a fifth of
+	// its leader reads.
 	var again []string
 	// floor: how far the stream had got by the commit the last conflict ran into, when it
 	// said (conflictSeq). A run again reads replicas that have applied that much, however
