@@ -26,7 +26,7 @@ func (s viewsTwice) View(ctx context.Context, fn func(kv.Tx) error) error {
 
 // What staff and inmates read through the relay is the same when every View runs twice:
 // letters, PREA reports, contacts, inmates, facilities, an inmate's statement (its lines and
-// total), refusals, invitations, letters held for photo review. TestRestoredTerminalLosesNothing on JetStream found a letter listed twice.
+// total), refusals, invitations, letters held for photo review, replies, the catalog. TestRestoredTerminalLosesNothing on JetStream found a letter listed twice.
 func TestListingsWhenAViewRunsAgain(t *testing.T) {
 	db, err := boltkv.Open(filepath.Join(t.TempDir(), "relay.db"), nil)
 	if err != nil {
@@ -80,5 +80,16 @@ func TestListingsWhenAViewRunsAgain(t *testing.T) {
 		"photos": []map[string]any{{"data": testJPEG(t, 32, 32, 1)}}}, nil)
 	if held, err := e.r.HeldInbound(); err != nil || len(held) != 1 {
 		t.Errorf("letters held for photo review: %d (%v), want 1", len(held), err)
+	}
+	// The department answers the request, and the facility's catalog has a track.
+	if _, _, err := e.r.ReplyToRequest("m1", ReplyRequest{From: "dept-medical", Body: "Tuesday."}); err != nil {
+		t.Fatal(err)
+	}
+	if rp, err := e.r.Replies(); err != nil || len(rp["m1"]) != 1 {
+		t.Errorf("replies to m1: %d (%v), want 1", len(rp["m1"]), err)
+	}
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("t1", e.uploadTrack(testMP3(20, 1)), 0)})
+	if cat, err := e.r.Catalog("north"); err != nil || len(cat) != 1 {
+		t.Errorf("catalog: %d entries (%v), want 1", len(cat), err)
 	}
 }
