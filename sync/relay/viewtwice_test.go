@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -26,7 +27,8 @@ func (s viewsTwice) View(ctx context.Context, fn func(kv.Tx) error) error {
 
 // What staff and inmates read through the relay is the same when every View runs twice:
 // letters, PREA reports, contacts, inmates, facilities, an inmate's statement (its lines and
-// total), refusals, invitations, letters held for photo review, replies, the catalog. TestRestoredTerminalLosesNothing on JetStream found a letter listed twice.
+// total), refusals, invitations, letters held for photo review, replies, the catalog and its
+// owners. TestRestoredTerminalLosesNothing on JetStream found a letter listed twice.
 func TestListingsWhenAViewRunsAgain(t *testing.T) {
 	db, err := boltkv.Open(filepath.Join(t.TempDir(), "relay.db"), nil)
 	if err != nil {
@@ -89,7 +91,17 @@ func TestListingsWhenAViewRunsAgain(t *testing.T) {
 		t.Errorf("replies to m1: %d (%v), want 1", len(rp["m1"]), err)
 	}
 	e.publish(CatalogRequest{FacilityID: "north", Item: track("t1", e.uploadTrack(testMP3(20, 1)), 0)})
-	if cat, err := e.r.Catalog("north"); err != nil || len(cat) != 1 {
-		t.Errorf("catalog: %d entries (%v), want 1", len(cat), err)
+	e.publish(CatalogRequest{FacilityID: "north", Item: track("t2", e.uploadTrack(testMP3(20, 2)), 129)})
+	if cat, err := e.r.Catalog("north"); err != nil || len(cat) != 2 {
+		t.Errorf("catalog: %d entries (%v), want 2", len(cat), err)
+	}
+	// A1's tablet buys the priced track.
+	tab := e.enroll(wire.ModeTablet, "A1")
+	if ack := tab.connect(t, 0).batch(tab.item(wire.UpCharge, kiosk.Charge{RecordID: vocab.PurchaseRecordID("p1"), InmateID: "A1",
+		ItemID: "t2", Cents: 129, At: t0})); len(ack.Rejected) != 0 {
+		t.Fatalf("purchase: %+v", ack)
+	}
+	if owners, err := e.r.CatalogOwners("north"); err != nil || owners["t2"] != 1 {
+		t.Errorf("owners of t2: %d (%v), want 1", owners["t2"], err)
 	}
 }
