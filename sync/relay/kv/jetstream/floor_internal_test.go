@@ -66,7 +66,8 @@ func TestConflictSaysWhereTheStreamWas(t *testing.T) {
 
 // After a conflict a replica's answer counts only from a replica that has applied the
 // conflicting commit: one asked for more than the stream holds is refused whole, its
-// subjects left to the leader, and a point read goes to the leader.
+// subjects left to the leader, and a point read goes to the leader. The floor a conflict that
+// names no sequence takes, the leader's last sequence, is at least the last commit's.
 func TestReplicaBehindTheFloorIsNotTaken(t *testing.T) {
 	c := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -85,6 +86,10 @@ func TestReplicaBehindTheFloorIsNotTaken(t *testing.T) {
 	last, err := s.fetch(ctx, subj)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Where the leader says the stream is, asked after a conflict that named no sequence.
+	if got := s.streamLast(ctx); got < last.seq {
+		t.Errorf("streamLast = %d, want at least %d (the key's commit)", got, last.seq)
 	}
 	testwait.UntilSaw(t, "a replica at the key's commit to answer", func() (bool, string) {
 		tx := newTx(ctx, s, true)
@@ -138,22 +143,6 @@ func TestRunAgainSeesTheCommitItRanInto(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// streamLast is where the stream is: at least the sequence of the last commit made.
-func TestStreamLast(t *testing.T) {
-	c := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s := openTest(t, c, c.Connect(0), Options{Stream: "SL", Prefix: "sl", CacheEntries: -1})
-	subj := putK(t, ctx, s)
-	e, err := s.fetch(ctx, subj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := s.streamLast(ctx); got < e.seq {
-		t.Errorf("streamLast = %d, want at least %d (the key's commit)", got, e.seq)
 	}
 }
 
