@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -103,5 +104,38 @@ func TestListingsWhenAViewRunsAgain(t *testing.T) {
 	}
 	if owners, err := e.r.CatalogOwners("north"); err != nil || owners["t2"] != 1 {
 		t.Errorf("owners of t2: %d (%v), want 1", owners["t2"], err)
+	}
+}
+
+// An invitation waiting to be sent again goes out once when the View that finds it runs twice.
+// Two guards keep it so: the View's list starts over, and sendInvitation sends only what is
+// still unsent in its own transaction. The test fails only with both gone (checked): then the
+// family got two emails with two codes.
+func TestRetryInvitationsWhenAViewRunsAgain(t *testing.T) {
+	db, err := boltkv.Open(filepath.Join(t.TempDir(), "relay.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool := filepath.Join(t.TempDir(), "spool")
+	if err := os.WriteFile(spool, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(cfg *Config) { cfg.Store = viewsTwice{db}; cfg.Notifier = SpoolNotifier{Dir: spool} })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
+	if _, err := e.r.ApproveContact("c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(spool); err != nil { // the spool is mended; the invitation waits
+		t.Fatal(err)
+	}
+	sent, failed, err := e.r.RetryInvitations(context.Background())
+	if err != nil || sent != 1 || failed != 0 {
+		t.Fatalf("retry: %d sent, %d failed (%v); want 1 sent", sent, failed, err)
+	}
+	if mails, _ := filepath.Glob(filepath.Join(spool, "*.eml")); len(mails) != 1 {
+		t.Fatalf("the family got %d invitations, want 1: %v", len(mails), mails)
 	}
 }
