@@ -64,7 +64,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/balances/{inmate_id}":                {methods: map[string]http.HandlerFunc{"GET": h(r.hBalance)}},
 		"/admin/v1/items":                               {methods: map[string]http.HandlerFunc{"GET": h(r.hItems)}, query: []string{"terminal_id", "kind"}},
 		"/admin/v1/refusals":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hRefusals)}, query: []string{"terminal_id"}},
-		"/admin/v1/terminals":                           {methods: map[string]http.HandlerFunc{"GET": h(r.hTerminals)}},
+		"/admin/v1/terminals":                           {methods: map[string]http.HandlerFunc{"GET": h(r.hTerminals)}, query: []string{"facility_id"}},
 		"/admin/v1/verify":                              {methods: map[string]http.HandlerFunc{"GET": h(r.hVerify)}},
 		PathBackup:                                      {methods: map[string]http.HandlerFunc{"GET": h(r.hBackup)}},
 		"/admin/v1/terminals/{id}/revoke":               {methods: map[string]http.HandlerFunc{"POST": h(r.hRevoke)}},
@@ -581,8 +581,16 @@ func (r *Relay) hVerify(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, rep)
 }
 
+// hTerminals is GET /admin/v1/terminals: every terminal, or with ?facility_id= (repeatable)
+// those facilities' only, which reads theirs and not the state's.
 func (r *Relay) hTerminals(w http.ResponseWriter, req *http.Request) {
-	ts, err := r.Terminals()
+	var ts []TerminalInfo
+	var err error
+	if facs := req.URL.Query()["facility_id"]; len(facs) > 0 {
+		ts, err = r.TerminalsOf(facs...)
+	} else {
+		ts, err = r.Terminals()
+	}
 	if err != nil {
 		r.writeErr(w, err)
 		return

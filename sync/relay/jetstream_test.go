@@ -332,3 +332,56 @@ func TestFleetGaugesReadReplicas(t *testing.T) {
 		t.Errorf("tether_store_kv_total{op=stale_view} = %v, want at least 2", got)
 	}
 }
+
+// A facility's fleet page (its terminals and their device reports) reads as much of the
+// store in a state as in one prison: south's terminals cost north's page nothing, where the
+// state's list reads every one. On JetStream each of those reads is a request to the leader.
+func TestFacilityFleetReadsItsOwnTerminals(t *testing.T) {
+	c := natstest.Start(t)
+	st := jetStore(t, c, 0, "fleetpage")
+	e := newEnv(t, func(cfg *Config) { cfg.Store = st })
+	e.seed()
+	e.seedSouth()
+	north := []string{e.enroll(wire.ModeKiosk, "").id, e.enroll(wire.ModeTablet, "A1").id}
+	if err := e.r.Revoke(north[1]); err != nil {
+		t.Fatal(err)
+	}
+	page := func() (reads int64) {
+		t.Helper()
+		before := st.Stats()
+		ts, err := e.r.TerminalsOf("north")
+		if err != nil || len(ts) != 2 {
+			t.Fatalf("north's terminals: %d (%v), want 2", len(ts), err)
+		}
+		if _, err := e.r.DeviceStatuses(north...); err != nil {
+			t.Fatal(err)
+		}
+		return st.Stats().Reads - before.Reads
+	}
+	state := func() (reads int64) {
+		t.Helper()
+		before := st.Stats()
+		if _, err := e.r.Terminals(); err != nil {
+			t.Fatal(err)
+		}
+		return st.Stats().Reads - before.Reads
+	}
+	alone, stateAlone := page(), state()
+	for range 6 {
+		e.enrollAt("south", wire.ModeKiosk, "")
+	}
+	withSouth, stateWithSouth := page(), state()
+	t.Logf("leader reads: north's page %d, then %d with 6 south kiosks; the state's list %d, then %d",
+		alone, withSouth, stateAlone, stateWithSouth)
+	if withSouth != alone {
+		t.Errorf("north's page made %d leader reads with south's 6 kiosks enrolled, %d before; want the same", withSouth, alone)
+	}
+	if stateWithSouth <= stateAlone {
+		t.Errorf("the state's list made %d leader reads with 6 more kiosks, %d before: the comparison shows nothing", stateWithSouth, stateAlone)
+	}
+	before := st.Stats()
+	if info, found, err := e.r.Terminal(north[1]); err != nil || !found || !info.Revoked {
+		t.Fatalf("terminal %s: %+v found %v (%v)", north[1], info, found, err)
+	}
+	t.Logf("one terminal: %d leader reads", st.Stats().Reads-before.Reads)
+}

@@ -95,6 +95,28 @@ func (r *Relay) DeviceStatus(terminalID string) (body json.RawMessage, found boo
 	return body, found, err
 }
 
+// DeviceStatuses is DeviceStatus of several terminals in one read: a page of terminals
+// costs one read of the store, not one a terminal. A terminal that sent none is left out.
+func (r *Relay) DeviceStatuses(terminalIDs ...string) (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	err := r.view("device statuses", func(tx kv.Tx) error {
+		clear(out) // a View may run again
+		var keys keyList
+		for _, id := range terminalIDs {
+			keys.add(bDevices, id)
+		}
+		kv.Prefetch(tx, keys)
+		b := tx.Bucket([]byte(bDevices))
+		for _, id := range terminalIDs {
+			if v := b.Get([]byte(id)); v != nil {
+				out[id] = append(json.RawMessage(nil), v...)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Replies gives the answers already sent to requests (inbound messages with a reply_to), by
 // the request they answer, oldest first: one pass over the inbound letters for a whole page.
 func (r *Relay) Replies() (map[string][]vocab.Message, error) {

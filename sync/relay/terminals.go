@@ -1,6 +1,9 @@
 package relay
 
 import (
+	"encoding/json"
+	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -8,7 +11,8 @@ import (
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
-// Terminals lists every enrolled terminal, revoked ones included.
+// Terminals lists every enrolled terminal of the state, revoked ones included. It reads every
+// terminal: for the admin API and exports; a facility's staff read TerminalsOf.
 func (r *Relay) Terminals() ([]TerminalInfo, error) { return r.terminals(r.view) }
 
 // terminals is Terminals, read through view or staleView.
@@ -18,27 +22,104 @@ func (r *Relay) terminals(read func(op string, fn func(tx kv.Tx) error) error) (
 		out = out[:0]
 		tails := map[string][]logTail{}
 		return forEachJSON(tx, bTerminals, "", func(_ string, t terminalRec) bool {
-			info := t.TerminalInfo
-			_, info.DownAcked = downState(tx, t.ID, t.FacilityID)
-			rd := downReader{id: t.ID, facility: t.FacilityID, mode: t.Mode}
-			if t.Revoked {
-				rd.facility = "" // it reads nothing more: its facility's log is for the others
-			}
-			info.DownQueued = lastDownFor(tx, rd, tails)
-			// A connected terminal's newest acknowledgement, and its hello, may not be written yet.
-			if s := r.hub.session(t.ID); s != nil {
-				info.Connected = true
-				info.DownAcked = max(info.DownAcked, min(s.acked.Load(), info.DownQueued))
-				if seen, ok := s.pendingSeen(); ok {
-					seen.apply(&info)
-				}
-			}
-			out = append(out, info)
+			out = append(out, r.terminalInfo(tx, t, tails))
 			return true
 		})
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, err
+}
+
+// TerminalsOf lists the terminals of the given facilities, revoked ones included, by id. It
+// reads those facilities' lists (fac_terms, fac_revoked) and their terminals only, so a page
+// of one facility costs the same in a state of a hundred facilities as in a relay of one.
+func (r *Relay) TerminalsOf(facilities ...string) ([]TerminalInfo, error) {
+	const op = "list terminals"
+	for _, f := range facilities {
+		if err := checkID(op, "facility_id", f); err != nil {
+			return nil, err
+		}
+	}
+	out := []TerminalInfo{}
+	err := r.view(op, func(tx kv.Tx) error {
+		out = out[:0]
+		seen := map[string]bool{}
+		var ids []string
+		for _, fac := range facilities {
+			for _, list := range []string{bFacTerms, bFacRevoked} {
+				if err := forEachRaw(tx, list, fac+"/", func(k string, _ []byte) bool {
+					if id := k[len(fac)+1:]; !seen[id] {
+						seen[id] = true
+						ids = append(ids, id)
+					}
+					return true
+				}); err != nil {
+					return err
+				}
+			}
+		}
+		var keys keyList
+		for _, id := range ids {
+			keys.add(bTerminals, id)
+		}
+		kv.Prefetch(tx, keys)
+		tails := map[string][]logTail{}
+		for _, id := range ids {
+			var t terminalRec
+			ok, err := getJSON(tx, bTerminals, id, &t)
+			if err != nil {
+				return err
+			}
+			// A list names its facility's terminals; a record naming another is damage (verify).
+			if ok && slices.Contains(facilities, t.FacilityID) {
+				out = append(out, r.terminalInfo(tx, t, tails))
+			}
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
+
+// Terminal reads one terminal as Terminals shows it (found false if there is none).
+func (r *Relay) Terminal(id string) (info TerminalInfo, found bool, err error) {
+	const op = "read terminal"
+	if err := checkID(op, "id", id); err != nil {
+		return TerminalInfo{}, false, err
+	}
+	err = r.view(op, func(tx kv.Tx) error {
+		var t terminalRec
+		ok, err := getJSON(tx, bTerminals, id, &t)
+		if err != nil || !ok {
+			info, found = TerminalInfo{}, false
+			return err
+		}
+		info, found = r.terminalInfo(tx, t, map[string][]logTail{}), true
+		return nil
+	})
+	return info, found, err
+}
+
+// terminalInfo is what staff see of terminal t: its record, its downlink's progress, and
+// what its open connection (on this gateway) knows that is not written yet. tails caches
+// facility log tails across the terminals of one read.
+func (r *Relay) terminalInfo(tx kv.Tx, t terminalRec, tails map[string][]logTail) TerminalInfo {
+	info := t.TerminalInfo
+	_, info.DownAcked = downState(tx, t.ID, t.FacilityID)
+	rd := downReader{id: t.ID, facility: t.FacilityID, mode: t.Mode}
+	if t.Revoked {
+		rd.facility = "" // it reads nothing more: its facility's log is for the others
+	}
+	info.DownQueued = lastDownFor(tx, rd, tails)
+	// A connected terminal's newest acknowledgement, and its hello, may not be written yet.
+	if s := r.hub.session(t.ID); s != nil {
+		info.Connected = true
+		info.DownAcked = max(info.DownAcked, min(s.acked.Load(), info.DownQueued))
+		if seen, ok := s.pendingSeen(); ok {
+			seen.apply(&info)
+		}
+	}
+	return info
 }
 
 // Revoke stops a terminal for good: it can no longer authenticate, receives no more downlink, and
@@ -79,6 +160,9 @@ func (r *Relay) revokeTx(tx kv.Tx, f *fanout, id string, now time.Time) error {
 		return err
 	}
 	if err := deleteKey(tx, bFacTerms, t.FacilityID+"/"+id); err != nil {
+		return err
+	}
+	if err := listRevoked(tx, t.FacilityID, id); err != nil {
 		return err
 	}
 	if b := tx.Bucket([]byte(bDown)); b.Bucket([]byte(id)) != nil {
@@ -144,4 +228,38 @@ func seenTx(tx kv.Tx, id string, seen *seenRec) error {
 	}
 	seen.apply(&t.TerminalInfo)
 	return putJSON(tx, bTerminals, id, t)
+}
+
+// listRevoked puts a revoked terminal on its facility's list of revoked ones (fac_revoked); a
+// record with no valid facility or id (an older relay's damage) is left off it.
+func listRevoked(tx kv.Tx, facility, id string) error {
+	if checkID("", "", facility) != nil || checkID("", "", id) != nil {
+		return nil
+	}
+	return putRaw(tx, bFacRevoked, facility+"/"+id, nil)
+}
+
+// migrate13to14 lists every terminal revoked before the upgrade under its facility
+// (fac_revoked), which revocations keep from now on. A record that does not decode is passed
+// over (verify reports it) rather than failing the upgrade.
+func migrate13to14(tx kv.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bFacRevoked)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bFacRevoked, err)
+	}
+	revoked := map[string]string{} // terminal id -> facility
+	if err := forEachRaw(tx, bTerminals, "", func(id string, raw []byte) bool {
+		var t terminalRec
+		if json.Unmarshal(raw, &t) == nil && t.Revoked {
+			revoked[id] = t.FacilityID
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for id, facility := range revoked {
+		if err := listRevoked(tx, facility, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

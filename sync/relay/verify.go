@@ -130,6 +130,17 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 			add("facility_list", "inmate %s is missing from the list of facility %s", k, in.FacilityID)
 		}
 	})
+	// Each terminal is on its facility's list, live (fac_terms: fan-out) or revoked
+	// (fac_revoked), which the console reads instead of every terminal.
+	eachRaw(tx, bTerminals, decodeErr(bTerminals), func(k string, t terminalRec) {
+		list := bFacTerms
+		if t.Revoked {
+			list = bFacRevoked
+		}
+		if checkID("", "", t.FacilityID) == nil && getRaw(tx, list, t.FacilityID+"/"+k) == nil {
+			add("terminal_list", "terminal %s is missing from the %s list of facility %s", k, list, t.FacilityID)
+		}
+	})
 
 	// Money: totals per inmate against the records they sum.
 	sums := map[string]*totals{}

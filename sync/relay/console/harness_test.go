@@ -216,7 +216,21 @@ type terminal struct {
 	in   bool // A1 is logged in
 }
 
-func (e *env) kiosk(code string) *terminal {
+func (e *env) kiosk(code string) *terminal { e.t.Helper(); return e.kioskOf(code, "A1") }
+
+// southKiosk enrolls a kiosk of facility south, as kiosk does one of north's.
+func (e *env) southKiosk() *terminal {
+	e.t.Helper()
+	en, err := e.r.CreateEnrollment(relay.EnrollmentRequest{FacilityID: "south", Mode: wire.ModeKiosk})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.kioskOf(en.Code, "S1")
+}
+
+// kioskOf enrolls a kiosk with code (a new one of north's if empty), runs it, and waits
+// until it knows the balance of inmate, one of its facility's.
+func (e *env) kioskOf(code, inmate string) *terminal {
 	e.t.Helper()
 	if code == "" {
 		en, err := e.r.CreateEnrollment(relay.EnrollmentRequest{FacilityID: "north", Mode: wire.ModeKiosk})
@@ -252,7 +266,7 @@ func (e *env) kiosk(code string) *terminal {
 	e.t.Cleanup(func() { stop(); <-done; s.Close() })
 	tm := &terminal{t: e.t, dir: dir, term: term, en: en}
 	testwait.UntilSaw(e.t, "the roster on the kiosk", func() (bool, string) {
-		b, err := term.Balance("A1")
+		b, err := term.Balance(inmate)
 		return err == nil && b >= 5000, fmt.Sprint(b, err)
 	})
 	return tm

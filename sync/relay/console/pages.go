@@ -708,29 +708,45 @@ func (c *Console) terminalsPage(w http.ResponseWriter, req *http.Request, u who)
 	c.terminals(w, req, u, http.StatusOK, nil)
 }
 
+// terminals shows the terminals of the facility chosen (?facility=), or of every facility the
+// user serves. It reads those facilities' terminals only (TerminalsOf) and their device
+// reports in one read, so a facility's page costs the same in a state as in one prison.
 func (c *Console) terminals(w http.ResponseWriter, req *http.Request, u who, status int, enrolled map[string]any) {
-	all, err := c.r.Terminals()
-	if err != nil {
-		c.fail(w, req, u, err)
-		return
-	}
 	facs, err := c.facilities(u)
 	if err != nil {
 		c.fail(w, req, u, err)
 		return
 	}
-	var rows []termRow
-	for _, t := range all {
-		if !u.Serves(t.FacilityID) {
-			continue
+	shown := facs
+	fac := req.URL.Query().Get("facility")
+	if fac != "" {
+		if !slices.Contains(facs, fac) {
+			c.render(w, req, http.StatusForbidden, "terminals", u, pageData{Title: "Terminals", Current: "terminals",
+				Error: errScope.Error(), Data: map[string]any{"Facilities": facs, "Facility": fac}})
+			return
 		}
-		row := termRow{TerminalInfo: t, Backlog: t.DownQueued - min(t.DownAcked, t.DownQueued)}
-		body, found, err := c.r.DeviceStatus(t.ID)
-		if err != nil {
+		shown = []string{fac}
+	}
+	var all []relay.TerminalInfo
+	if len(shown) > 0 {
+		if all, err = c.r.TerminalsOf(shown...); err != nil {
 			c.fail(w, req, u, err)
 			return
 		}
-		if found {
+	}
+	ids := make([]string, len(all))
+	for i, t := range all {
+		ids[i] = t.ID
+	}
+	devices, err := c.r.DeviceStatuses(ids...)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	rows := make([]termRow, 0, len(all))
+	for _, t := range all {
+		row := termRow{TerminalInfo: t, Backlog: t.DownQueued - min(t.DownAcked, t.DownQueued)}
+		if body, found := devices[t.ID]; found {
 			row.Device, row.Faults = deviceSummary(body)
 		}
 		rows = append(rows, row)
@@ -743,7 +759,7 @@ func (c *Console) terminals(w http.ResponseWriter, req *http.Request, u who, sta
 		return rows[i].LastSeen.Before(rows[j].LastSeen)
 	})
 	c.render(w, req, status, "terminals", u, pageData{Title: "Terminals", Current: "terminals",
-		Data: map[string]any{"Rows": rows, "Facilities": facs, "Enrolled": enrolled}})
+		Data: map[string]any{"Rows": rows, "Facilities": facs, "Facility": fac, "Enrolled": enrolled}})
 }
 
 // deviceSummary shows a device_status body as short text, and the entries that look like
@@ -784,22 +800,18 @@ func deviceSummary(body json.RawMessage) (string, []string) {
 
 func (c *Console) revoke(w http.ResponseWriter, req *http.Request, u who) {
 	id := req.PathValue("id")
-	all, err := c.r.Terminals()
-	if err != nil {
-		back(w, req, "terminals", nil, "", err)
-		return
-	}
-	i := slices.IndexFunc(all, func(t relay.TerminalInfo) bool { return t.ID == id })
+	t, found, err := c.r.Terminal(id)
 	switch {
-	case i < 0:
+	case err != nil:
+	case !found:
 		err = fmt.Errorf("no terminal %s", id)
-	case !u.Serves(all[i].FacilityID):
+	case !u.Serves(t.FacilityID):
 		err = errScope
 	default:
 		err = c.r.Revoke(id)
 	}
 	if err == nil {
-		c.audit(u, "terminal.revoke", id, all[i].FacilityID, "")
+		c.audit(u, "terminal.revoke", id, t.FacilityID, "")
 	}
 	back(w, req, "terminals", nil, "Terminal "+id+" revoked.", err)
 }

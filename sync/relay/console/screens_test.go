@@ -11,6 +11,7 @@ import (
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/relay/console"
 )
 
 func TestNoticeInTwoLanguagesReachesTheKiosk(t *testing.T) {
@@ -204,5 +205,44 @@ func TestOnlyAnAdminOfEveryFacilityAddsOne(t *testing.T) {
 	}
 	if p, _ := e.r.Policy("east"); p.FacilityName != "East" {
 		t.Errorf("adding east again changed its policy: %q", p.FacilityName)
+	}
+}
+
+// The fleet page lists the terminals of the facilities its user serves, one facility when
+// chosen; a technician of north neither sees nor revokes south's.
+func TestFleetByFacility(t *testing.T) {
+	e := newEnv(t, false)
+	north := e.kiosk("")
+	south := e.southKiosk()
+	nid, sid := north.en.TerminalID, south.en.TerminalID
+	e.addStaff("tim", []string{console.RoleTechnician}, []string{console.AllFacilities})
+	tim := e.browser().mustLogin("tim")
+	tim.get("/console/terminals")
+	if !strings.Contains(tim.last, `id="terminal-`+nid) || !strings.Contains(tim.last, `id="terminal-`+sid) {
+		t.Errorf("every facility's fleet does not list both kiosks")
+	}
+	tim.get("/console/terminals?facility=south")
+	if strings.Contains(tim.last, `id="terminal-`+nid) || !strings.Contains(tim.last, `id="terminal-`+sid) {
+		t.Errorf("south's fleet: want south's kiosk only")
+	}
+	tess := e.browser().mustLogin("tess") // north's technician
+	tess.get("/console/terminals")
+	if !strings.Contains(tess.last, `id="terminal-`+nid) || strings.Contains(tess.last, sid) {
+		t.Errorf("north's technician: want north's kiosk only")
+	}
+	if resp := tess.get("/console/terminals?facility=south"); resp.StatusCode != http.StatusForbidden || strings.Contains(tess.last, sid) {
+		t.Errorf("north's technician asks for south's fleet: %d, want 403 and no kiosk of south", resp.StatusCode)
+	}
+	resp := tess.postForm("/console/terminals", "/console/terminals/"+sid+"/revoke", nil)
+	if loc, _ := url.QueryUnescape(resp.Header.Get("Location")); !strings.Contains(loc, "err=") {
+		t.Errorf("north's technician revokes south's kiosk: redirected to %s, want an error", loc)
+	}
+	if info, found, err := e.r.Terminal(sid); err != nil || !found || info.Revoked {
+		t.Errorf("south's kiosk after north's technician tried: %+v found %v (%v), want it live", info, found, err)
+	}
+	tess.postForm("/console/terminals", "/console/terminals/no-such/revoke", nil)
+	tess.get("/console/terminals")
+	if !strings.Contains(tess.last, `id="terminal-`+nid) {
+		t.Errorf("the fleet after revoking an unknown terminal does not list north's kiosk")
 	}
 }
