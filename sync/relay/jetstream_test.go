@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
 
 	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
@@ -24,6 +25,7 @@ import (
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -384,4 +386,60 @@ func TestFacilityFleetReadsItsOwnTerminals(t *testing.T) {
 		t.Fatalf("terminal %s: %+v found %v (%v)", north[1], info, found, err)
 	}
 	t.Logf("one terminal: %d leader reads", st.Stats().Reads-before.Reads)
+}
+
+// The review queue reads the letters held, not the mail the facility ever sent: a hundred
+// more letters delivered cost its read nothing. It is read on a second gateway, which no
+// terminal uses: the first one's connections read the store meanwhile.
+func TestReviewQueueReadsTheHeldLetters(t *testing.T) {
+	c := natstest.Start(t)
+	e := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 0, "reviewq"); cfg.HoldPolicy = HoldByFacility })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	conn := k.connect(t, 0)
+	conn.batch(k.item(wire.UpContactRequest, kiosk.Contact{ID: "c-ana", InmateID: "A1", Name: "Ana", Email: "ana@example.org", State: kiosk.ContactPending}))
+	e.approveAccepted("c-ana")
+	send := func(n int) {
+		t.Helper()
+		var items []wire.Item
+		for range n {
+			items = append(items, k.item(wire.UpMessage, msg(uuid.Must(uuid.NewV7()).String(), "A1", "c-ana", "a letter")))
+		}
+		if ack := conn.batch(items...); len(ack.Rejected) != 0 {
+			t.Fatalf("letters: ack %+v", ack)
+		}
+	}
+	send(2) // held: the facility holds letters until it says not
+	st := jetStore(t, c, 1, "reviewq")
+	other := newEnv(t, func(cfg *Config) { cfg.Store = st; cfg.HoldPolicy = HoldByFacility })
+	queue := func() (reads int64) {
+		t.Helper()
+		before := st.Stats()
+		held, err := other.r.HeldOutbound("north")
+		if err != nil || len(held) != 2 {
+			t.Fatalf("north's queue: %d letters (%v), want 2", len(held), err)
+		}
+		return st.Stats().Reads - before.Reads
+	}
+	if err := e.r.SetMonitoring("north", Monitoring{HoldOutbound: false}); err != nil {
+		t.Fatal(err)
+	}
+	// A held letter's body is found by a cursor over the item log, which reads the record
+	// after the letter's, if there is one, then steps back: a cost per letter, not per letter
+	// sent since.
+	send(25)
+	first := queue()
+	for range 4 {
+		send(25)
+	}
+	after := queue()
+	t.Logf("leader reads of north's queue of 2: %d, then %d with 100 more letters delivered since", first, after)
+	if after != first {
+		t.Errorf("north's queue made %d leader reads after 100 letters delivered, %d before; want the same", after, first)
+	}
+	before := st.Stats()
+	if _, err := other.r.Outbound(OutboundFilter{InmateID: "A1", Status: vocab.MsgDelivered}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("A1's delivered letters (125): %d leader reads", st.Stats().Reads-before.Reads)
 }

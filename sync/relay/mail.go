@@ -309,7 +309,9 @@ type OutboundFilter struct {
 	InmateID string
 }
 
-// Outbound lists outbound messages, oldest first.
+// Outbound lists outbound messages, oldest first (by id). Held ones are read from their
+// facilities' lists and one inmate's from its index; only a list of every status of every
+// inmate reads every letter stored.
 func (r *Relay) Outbound(flt OutboundFilter) ([]Outbound, error) {
 	const op = "list outbound"
 	switch flt.Status {
@@ -325,8 +327,26 @@ func (r *Relay) Outbound(flt OutboundFilter) ([]Outbound, error) {
 	out := []Outbound{}
 	err := r.view(op, func(tx kv.Tx) error {
 		out = out[:0] // a View may run again
+		match := func(o Outbound) bool {
+			return (flt.Status == "" || o.Status == flt.Status) && (flt.InmateID == "" || o.InmateID == flt.InmateID)
+		}
+		if flt.Status == vocab.MsgHeld || flt.InmateID != "" {
+			var some []Outbound
+			var err error
+			if flt.Status == vocab.MsgHeld {
+				some, err = heldLetters(tx, nil)
+			} else {
+				some, err = inmateLetters(tx, flt.InmateID)
+			}
+			for _, o := range some {
+				if match(o) {
+					out = append(out, o)
+				}
+			}
+			return err
+		}
 		return forEachLetter(tx, bOutbound, func(o Outbound) bool {
-			if (flt.Status == "" || o.Status == flt.Status) && (flt.InmateID == "" || o.InmateID == flt.InmateID) {
+			if match(o) {
 				out = append(out, o)
 			}
 			return true
@@ -392,7 +412,7 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 			return conflict(op, "id", "message %q waits for its stamp (%s) and cannot be approved before it is paid", id, o.StampDue)
 		}
 		o.Status, o.State, o.Reason, o.ReviewedAt, o.UpdatedAt = state, state, reason, now, now
-		if err := putLetter(tx, bOutbound, o, rec.BodyItem); err != nil {
+		if err := putOutbound(tx, o, rec.BodyItem, true); err != nil {
 			return err
 		}
 		if state == vocab.MsgRejected {

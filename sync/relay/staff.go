@@ -73,6 +73,20 @@ func (r *Relay) Inmates(facility string) ([]InmateInfo, error) {
 	out := []InmateInfo{}
 	err := r.view("list inmates", func(tx kv.Tx) error {
 		out = out[:0] // a View may run again
+		// One facility's: its roster (fac_inmates), not the state's inmates.
+		if facility != "" {
+			for _, id := range facilityInmates(tx, facility) {
+				var in inmateRec
+				ok, err := getJSON(tx, bInmates, id, &in)
+				if err != nil {
+					return err
+				}
+				if ok && in.FacilityID == facility {
+					out = append(out, InmateInfo{ID: in.ID, Name: in.Name, FacilityID: in.FacilityID, Status: in.Status, Language: in.Language})
+				}
+			}
+			return nil
+		}
 		return forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
 			if facility == "" || in.FacilityID == facility {
 				out = append(out, InmateInfo{ID: in.ID, Name: in.Name, FacilityID: in.FacilityID, Status: in.Status, Language: in.Language})

@@ -82,6 +82,9 @@ const (
 	// v14: the terminals revoked in each facility. With fac_terms (the live ones) it lists a
 	// facility's terminals, so the console reads its facility's and not the state's.
 	bFacRevoked = "fac_revoked" // facility id + "/" + terminal id -> nil
+	// v15: each facility's letters held for review (heldout.go), so the review queue reads the
+	// letters waiting and not every letter ever stored.
+	bHeldOut = "held_outbound" // facility id + "/" + letter id -> nil
 )
 
 const kSchema = "schema_version"
@@ -90,11 +93,11 @@ func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
-		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom, bTechsGone, bFacRevoked}
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom, bTechsGone, bFacRevoked, bHeldOut}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 14
+const schemaVersion = 15
 
 // migrate10to11 gives each facility its downlink counter, above the largest downlink seq any
 // of its terminals was given or acknowledged, so that no terminal's numbers go back. Items
@@ -132,7 +135,7 @@ func migrate10to11(tx kv.Tx) error {
 
 // migrations move each schema version to the next, in one transaction each.
 func migrations() [schemaVersion]func(kv.Tx) error {
-	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14}
+	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15}
 }
 
 // migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
@@ -472,7 +475,7 @@ func readU64(b []byte) uint64 {
 // hot paths (every fan-out, batch, login), so a scan must touch only its owner's keys.
 func ownerKeyed(bucket string) bool {
 	switch bucket {
-	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates, bFacRevoked:
+	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates, bFacRevoked, bHeldOut:
 		return true
 	}
 	return false

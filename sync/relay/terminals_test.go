@@ -82,18 +82,7 @@ func TestRevokedTerminalsListedAfterUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.close()
-	rewind := func(fn func(tx kv.Tx) error) {
-		t.Helper()
-		db, err := boltkv.Open(filepath.Join(e.dir, DBFile), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if err := db.Update(context.Background(), fn); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rewind(func(tx kv.Tx) error { // schema 13 had no list of revoked terminals
+	e.rewind(func(tx kv.Tx) error { // schema 13 had no list of revoked terminals
 		if err := tx.DeleteBucket([]byte(bFacRevoked)); err != nil {
 			return err
 		}
@@ -109,11 +98,25 @@ func TestRevokedTerminalsListedAfterUpgrade(t *testing.T) {
 		t.Fatalf("verify after the upgrade: %+v (%v)", rep, err)
 	}
 	e.close()
-	rewind(func(tx kv.Tx) error { return deleteKey(tx, bFacRevoked, "north/"+k2.id) })
+	e.rewind(func(tx kv.Tx) error { return deleteKey(tx, bFacRevoked, "north/"+k2.id) })
 	e.open()
 	rep, err := e.r.Verify()
 	if err != nil || rep.OK || len(rep.Problems) != 1 || rep.Problems[0].Check != "terminal_list" ||
 		!strings.Contains(rep.Problems[0].Detail, k2.id) {
 		t.Fatalf("verify of a revoked terminal off its list: %+v (%v), want one terminal_list problem naming %s", rep, err, k2.id)
+	}
+}
+
+// rewind changes the closed relay's bbolt file with fn, as an older relay or damage would
+// have left it.
+func (e *env) rewind(fn func(tx kv.Tx) error) {
+	e.t.Helper()
+	db, err := boltkv.Open(filepath.Join(e.dir, DBFile), nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(context.Background(), fn); err != nil {
+		e.t.Fatal(err)
 	}
 }

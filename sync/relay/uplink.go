@@ -697,7 +697,7 @@ func (r *Relay) applyMessage(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			}
 		}
 	}
-	if err := putLetter(tx, bOutbound, o, n); err != nil {
+	if err := putOutbound(tx, o, n, false); err != nil {
 		return "", err
 	}
 	if err := indexLetterTx(tx, m.InmateID, m.ID); err != nil {

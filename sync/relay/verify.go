@@ -237,6 +237,14 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 			default:
 				add("letter_status", "%s message %s has status %q", bucket, k, o.Status)
 			}
+			// The review queue reads a facility's list of held letters (heldout.go).
+			if bucket == bOutbound && checkID("", "", o.FacilityID) == nil && checkID("", "", k) == nil {
+				listed := getRaw(tx, bHeldOut, o.FacilityID+"/"+k) != nil
+				if held := o.Status == vocab.MsgHeld; held != listed {
+					add("held_list", "outbound message %s is %s and %s the held list of facility %s", k, o.Status,
+						map[bool]string{true: "on", false: "not on"}[listed], o.FacilityID)
+				}
+			}
 		})
 	}
 	return rep

@@ -70,14 +70,19 @@ func (c *Console) fail(w http.ResponseWriter, req *http.Request, u who, err erro
 }
 
 // inmateNames maps inmate id to name for the facilities served.
+// It reads the rosters of those facilities only.
 func (c *Console) inmateNames(u who) (map[string]relay.InmateInfo, error) {
-	ins, err := c.r.Inmates("")
+	facs, err := c.facilities(u)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]relay.InmateInfo{}
-	for _, in := range ins {
-		if u.Serves(in.FacilityID) {
+	for _, f := range facs {
+		ins, err := c.r.Inmates(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range ins {
 			out[in.ID] = in
 		}
 	}
@@ -100,18 +105,20 @@ type facilityTarget struct {
 	Target   time.Duration
 }
 
+// reviewPage reads the held letters of the facilities the account serves (HeldOutbound), not
+// every letter stored.
 func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
-	held, err := c.r.Outbound(relay.OutboundFilter{Status: vocab.MsgHeld})
+	facs, err := c.facilities(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	held, err := c.r.HeldOutbound(facs...)
 	if err != nil {
 		c.fail(w, req, u, err)
 		return
 	}
 	names, err := c.inmateNames(u)
-	if err != nil {
-		c.fail(w, req, u, err)
-		return
-	}
-	facs, err := c.facilities(u)
 	if err != nil {
 		c.fail(w, req, u, err)
 		return
@@ -152,19 +159,16 @@ func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
 
 // heldIn finds a held letter of a facility the account serves.
 func (c *Console) heldIn(u who, id string) (relay.Outbound, error) {
-	all, err := c.r.Outbound(relay.OutboundFilter{Status: vocab.MsgHeld})
-	if err != nil {
+	o, found, err := c.r.OutboundLetter(id)
+	switch {
+	case err != nil:
 		return relay.Outbound{}, err
+	case found && !u.Serves(o.FacilityID):
+		return relay.Outbound{}, errScope
+	case !found || o.Status != vocab.MsgHeld:
+		return relay.Outbound{}, fmt.Errorf("letter %s is no longer held (someone decided it already?)", id)
 	}
-	for _, o := range all {
-		if o.ID == id {
-			if !u.Serves(o.FacilityID) {
-				return relay.Outbound{}, errScope
-			}
-			return o, nil
-		}
-	}
-	return relay.Outbound{}, fmt.Errorf("letter %s is no longer held (someone decided it already?)", id)
+	return o, nil
 }
 
 func (c *Console) approve(w http.ResponseWriter, req *http.Request, u who) {
@@ -400,23 +404,22 @@ func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u wh
 
 func (c *Console) reply(w http.ResponseWriter, req *http.Request, u who) {
 	id := req.PathValue("id")
-	all, err := c.r.Outbound(relay.OutboundFilter{})
+	o, found, err := c.r.OutboundLetter(id)
 	if err != nil {
 		back(w, req, "departments", nil, "", err)
 		return
 	}
-	i := slices.IndexFunc(all, func(o relay.Outbound) bool { return o.ID == id })
-	if i < 0 {
+	if !found {
 		back(w, req, "departments", nil, "", fmt.Errorf("no request %s", id))
 		return
 	}
-	if !u.Serves(all[i].FacilityID) {
+	if !u.Serves(o.FacilityID) {
 		back(w, req, "departments", nil, "", errScope)
 		return
 	}
-	_, _, err = c.r.ReplyToRequest(id, relay.ReplyRequest{ID: req.PostForm.Get("reply_id"), From: all[i].Peer, Body: req.PostForm.Get("body")})
+	_, _, err = c.r.ReplyToRequest(id, relay.ReplyRequest{ID: req.PostForm.Get("reply_id"), From: o.Peer, Body: req.PostForm.Get("body")})
 	if err == nil {
-		c.audit(u, "request.reply", id, all[i].FacilityID, "inmate "+all[i].InmateID+"; department "+all[i].Peer)
+		c.audit(u, "request.reply", id, o.FacilityID, "inmate "+o.InmateID+"; department "+o.Peer)
 	}
 	back(w, req, "departments", nil, "Answer sent.", err)
 }
