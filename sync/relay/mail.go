@@ -446,6 +446,16 @@ func (r *Relay) Contacts(status, inmateID string) ([]ContactRecord, error) {
 	out := []ContactRecord{}
 	err := r.view(op, func(tx kv.Tx) error {
 		out = out[:0] // a View may run again
+		// One inmate's: through its index, not every contact of the state.
+		if inmateID != "" {
+			cs, err := inmateContacts(tx, inmateID)
+			for _, c := range cs {
+				if (status == "" || c.State == status) && c.InmateID == inmateID {
+					out = append(out, c)
+				}
+			}
+			return err
+		}
 		return forEachJSON(tx, bContacts, "", func(_ string, c ContactRecord) bool {
 			if (status == "" || c.State == status) && (inmateID == "" || c.InmateID == inmateID) {
 				out = append(out, c)

@@ -794,6 +794,14 @@ func (r *Relay) applyContactRequest(tx kv.Tx, t TerminalInfo, pol vocab.Policy, 
 	if err := putRaw(tx, bByInmate, indexKey(c.InmateID, "c", c.ID), nil); err != nil {
 		return "", err
 	}
+	if found && prev.FacilityID != rec.FacilityID { // asked again after a move: the new facility's
+		if err := unlistContact(tx, prev); err != nil {
+			return "", err
+		}
+	}
+	if err := listContact(tx, rec); err != nil {
+		return "", err
+	}
 	// Other terminals learn of the contact once it is decided (approved or declined), not while pending.
 	return "", putJSON(tx, bContacts, c.ID, rec)
 }

@@ -141,6 +141,21 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 			add("terminal_list", "terminal %s is missing from the %s list of facility %s", k, list, t.FacilityID)
 		}
 	})
+	// Each contact is on the list of the facility it was asked from (contactlist.go), and on
+	// no other (a contact asked for again after a move changes lists).
+	eachRaw(tx, bContacts, decodeErr(bContacts), func(k string, c ContactRecord) {
+		if checkID("", "", c.FacilityID) == nil && checkID("", "", k) == nil && getRaw(tx, bFacContacts, c.FacilityID+"/"+k) == nil {
+			add("contact_list", "contact %s is missing from the list of facility %s", k, c.FacilityID)
+		}
+	})
+	_ = forEachRaw(tx, bFacContacts, "", func(k string, _ []byte) bool {
+		fac, id, _ := splitOwner(bFacContacts, k)
+		var c ContactRecord
+		if ok, err := getJSON(tx, bContacts, id, &c); err == nil && (!ok || c.FacilityID != fac) {
+			add("contact_list", "facility %s lists contact %s, which is not one of its", fac, id)
+		}
+		return true
+	})
 
 	// Money: totals per inmate against the records they sum.
 	sums := map[string]*totals{}

@@ -101,6 +101,9 @@ func TestContactInvitationsShownAndSentAgain(t *testing.T) {
 	if resp := sol.postForm("/console/contacts", "/console/contacts/"+ids["Mom"]+"/invite", nil); !strings.Contains(resp.Header.Get("Location"), "err=") {
 		t.Errorf("a south clerk sent a north invitation: %s", resp.Header.Get("Location"))
 	}
+	if sol.get("/console/contacts"); strings.Contains(sol.last, ids["Mom"]) {
+		t.Errorf("a south clerk's contacts screen lists north's contact %s", ids["Mom"])
+	}
 	// The mail system still down: the clerk is told, and the invitation is kept.
 	resp := mia.postForm("/console/contacts", "/console/contacts/"+ids["Mom"]+"/invite", nil)
 	if loc, _ := url.QueryUnescape(resp.Header.Get("Location")); !strings.Contains(loc, "could not be sent") {

@@ -207,8 +207,15 @@ func (c *Console) reject(w http.ResponseWriter, req *http.Request, u who) {
 
 // ---- contacts
 
+// contactsPage reads the contacts of the facilities the account serves (ContactsOf) and
+// their invitations, not every contact of the state.
 func (c *Console) contactsPage(w http.ResponseWriter, req *http.Request, u who) {
-	all, err := c.r.Contacts("", "")
+	facs, err := c.facilities(u)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	all, err := c.r.ContactsOf(facs...)
 	if err != nil {
 		c.fail(w, req, u, err)
 		return
@@ -218,24 +225,18 @@ func (c *Console) contactsPage(w http.ResponseWriter, req *http.Request, u who) 
 		c.fail(w, req, u, err)
 		return
 	}
-	invs, err := c.r.Invitations(false)
+	ids := make([]string, len(all))
+	for i, ct := range all {
+		ids[i] = ct.ID
+	}
+	byContact, err := c.r.InvitationsOf(ids...)
 	if err != nil {
 		c.fail(w, req, u, err)
 		return
 	}
-	byContact := map[string]relay.Invitation{}
 	var unsent []contactRow
-	for _, v := range invs {
-		if !u.Serves(v.FacilityID) {
-			continue
-		}
-		byContact[v.ContactID] = v
-	}
 	var pending, others []contactRow
 	for _, ct := range all {
-		if !u.Serves(ct.FacilityID) {
-			continue
-		}
 		r := contactRow{ContactRecord: ct, InmateName: names[ct.InmateID].Name}
 		if v, ok := byContact[ct.ID]; ok && ct.State == vocab.ContactApproved {
 			r.Invitation = &v
@@ -269,17 +270,16 @@ type contactRow struct {
 // when it expired unanswered, the same one when it was never sent.
 func (c *Console) inviteAgain(w http.ResponseWriter, req *http.Request, u who) {
 	id := req.PathValue("id")
-	invs, err := c.r.Invitations(false)
+	invs, err := c.r.InvitationsOf(id)
 	if err != nil {
 		back(w, req, "contacts", nil, "", err)
 		return
 	}
-	i := slices.IndexFunc(invs, func(v relay.Invitation) bool { return v.ContactID == id })
-	if i < 0 {
+	v, ok := invs[id]
+	if !ok {
 		back(w, req, "contacts", nil, "", fmt.Errorf("contact %s has no invitation", id))
 		return
 	}
-	v := invs[i]
 	if !u.Serves(v.FacilityID) {
 		back(w, req, "contacts", nil, "", errScope)
 		return
@@ -306,17 +306,13 @@ func (c *Console) inviteAgain(w http.ResponseWriter, req *http.Request, u who) {
 
 func (c *Console) decideContact(w http.ResponseWriter, req *http.Request, u who) {
 	id, decision := req.PathValue("id"), req.PathValue("decision")
-	all, err := c.r.Contacts(vocab.ContactPending, "")
-	if err != nil {
-		back(w, req, "contacts", nil, "", err)
-		return
-	}
-	i := slices.IndexFunc(all, func(ct relay.ContactRecord) bool { return ct.ID == id })
+	ct, found, err := c.r.Contact(id)
 	switch {
-	case i < 0:
-		err = fmt.Errorf("contact %s is not pending", id)
-	case !u.Serves(all[i].FacilityID):
+	case err != nil:
+	case found && !u.Serves(ct.FacilityID):
 		err = errScope
+	case !found || ct.State != vocab.ContactPending:
+		err = fmt.Errorf("contact %s is not pending", id)
 	case decision == "approve":
 		_, err = c.r.ApproveContact(id)
 	case decision == "decline":
@@ -326,7 +322,7 @@ func (c *Console) decideContact(w http.ResponseWriter, req *http.Request, u who)
 		return
 	}
 	if err == nil {
-		c.audit(u, "contact."+decision, id, all[i].FacilityID, "inmate "+all[i].InmateID)
+		c.audit(u, "contact."+decision, id, ct.FacilityID, "inmate "+ct.InmateID)
 	}
 	back(w, req, "contacts", nil, "Contact "+decision+"d.", err)
 }
