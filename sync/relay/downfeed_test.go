@@ -67,7 +67,7 @@ func TestDownlinkFeedAcrossGateways(t *testing.T) {
 	testwait.Until(t, "the tablet's first acknowledgement written", func() bool { return len(ownDown(t, a.r, tab.id)) == 0 })
 
 	stB := b.cfg.Store.(*jskv.Store)
-	views := stB.Stats().Views
+	views, losses := stB.Stats().Views, stB.Stats().FeedLosses
 	for i := range 5 {
 		post(fmt.Sprint("notice ", i))
 		if _, _, err := a.r.Deposit(DepositRequest{InmateID: "A1", Cents: 100, Ref: fmt.Sprint("feed", i)}); err != nil {
@@ -78,8 +78,12 @@ func TestDownlinkFeedAcrossGateways(t *testing.T) {
 	post("last")
 	c2.waitDown(wire.DownNotice, isText("last"))
 	ctab.waitDown(wire.DownNotice, isText("last"))
-	if n := stB.Stats().Views - views; n != 0 {
+	// A feed that went silent for three heartbeats (a machine starved of CPU) is reported
+	// lost, and then B reads the store, by design: only then may it.
+	if n, lost := stB.Stats().Views-views, stB.Stats().FeedLosses-losses; n != 0 && lost == 0 {
 		t.Errorf("gateway B read the store %d times to send what its feed delivered, want 0", n)
+	} else if n != 0 {
+		t.Logf("gateway B's feed was lost %d times and B read the store %d times", lost, n)
 	}
 	checkOnceInOrder(t, a, k2, c2, 0)
 	checkOnceInOrder(t, a, tab, ctab, tabAcked)

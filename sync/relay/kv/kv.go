@@ -51,6 +51,9 @@ type Stats struct {
 	// replica falling behind shows here first).
 	ReplicaReads, ReplicaMisses int64
 	StaleViews                  int64 // StaleViewer calls completed
+	// FeedLosses: times a feed of commits (Watcher) reported Lost, after which its
+	// watchers read the store again (many on a gateway: its feed keeps failing).
+	FeedLosses int64
 }
 
 // StatsReporter is a Store that counts what it does (the JetStream store does; bbolt's

@@ -132,7 +132,7 @@ type Store struct {
 	// cache is nil when Options.CacheEntries < 0.
 	cache *readCache
 
-	commits, conflicts, viewConflicts, views, staleViews, purgeFailures atomic.Int64
+	commits, conflicts, viewConflicts, views, staleViews, purgeFailures, feedLosses atomic.Int64
 	// What the transactions cost: leader reads, reads the gateway's cache answered, bucket
 	// listings (one stream info request each) and messages committed.
 	reads, cacheHits, lists, messages atomic.Int64
@@ -232,6 +232,9 @@ type Stats struct {
 	// ReplicaOneByOne: of ReplicaReads, those read one request a key (as fn asked).
 	ReplicaOneByOne int64
 	StaleViews      int64 // StaleView calls completed
+	// FeedLosses: times a watch feed reported Lost (it went silent, fell behind or skipped),
+	// after which its watchers read the store again.
+	FeedLosses int64
 }
 
 // Stats returns the counters so far.
@@ -239,7 +242,7 @@ func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), ViewConflicts: s.viewConflicts.Load(), Views: s.views.Load(), PurgeFailures: s.purgeFailures.Load(),
 		Reads: s.reads.Load(), CacheHits: s.cacheHits.Load(), Lists: s.lists.Load(), Messages: s.messages.Load(),
 		Prefetched: s.prefetched.Load(), ReplicaReads: s.replicaReads.Load(), ReplicaMisses: s.replicaMisses.Load(),
-		ReplicaOneByOne: s.replicaOneByOne.Load(), StaleViews: s.staleViews.Load()}
+		ReplicaOneByOne: s.replicaOneByOne.Load(), StaleViews: s.staleViews.Load(), FeedLosses: s.feedLosses.Load()}
 }
 
 // KVStats is Stats in the kv package's terms, for the relay's metrics.
@@ -247,7 +250,7 @@ func (s *Store) KVStats() kv.Stats {
 	st := s.Stats()
 	return kv.Stats{Commits: st.Commits, Conflicts: st.Conflicts, ViewConflicts: st.ViewConflicts, Views: st.Views, Reads: st.Reads,
 		CacheHits: st.CacheHits, Lists: st.Lists, Messages: st.Messages, Prefetched: st.Prefetched,
-		ReplicaReads: st.ReplicaReads, ReplicaMisses: st.ReplicaMisses, StaleViews: st.StaleViews}
+		ReplicaReads: st.ReplicaReads, ReplicaMisses: st.ReplicaMisses, StaleViews: st.StaleViews, FeedLosses: st.FeedLosses}
 }
 
 // Update runs fn optimistically and commits its writes as one atomic batch, running it again

@@ -229,6 +229,7 @@ func (w *watcher) dropConsumerLocked() {
 // lostLocked reports a loss and starts the feed again, from the stream's end (reporting the
 // loss again once it runs).
 func (w *watcher) lostLocked() {
+	w.s.feedLosses.Add(1)
 	w.dropConsumerLocked()
 	w.fn(kv.Changes{Lost: true})
 	go w.restart()

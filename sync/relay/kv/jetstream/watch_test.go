@@ -141,6 +141,9 @@ func TestWatchFollowsEveryGatewaysCommits(t *testing.T) {
 	if g := next(); g != "lost" {
 		t.Fatalf("after its consumer was deleted the feed delivered %q, want a loss", g)
 	}
+	if n := a.Stats().FeedLosses; n < 1 {
+		t.Errorf("FeedLosses after a loss = %d, want at least 1", n)
+	}
 	i := 0
 	testwait.Until(t, "the feed to follow commits again", func() bool {
 		i++
