@@ -41,19 +41,15 @@ func (r *Relay) ContactsOf(facilities ...string) ([]ContactRecord, error) {
 		}
 	}
 	out := []ContactRecord{}
+	if len(facilities) == 0 {
+		return out, nil // none asked for (listedUnder reads every facility for nil)
+	}
 	err := r.view(op, func(tx kv.Tx) error {
 		out = out[:0] // a View may run again
-		var ids []string
-		for _, fac := range facilities {
-			if err := forEachRaw(tx, bFacContacts, fac+"/", func(k string, _ []byte) bool {
-				ids = append(ids, k[len(fac)+1:])
-				return true
-			}); err != nil {
-				return err
-			}
+		ids, err := listedUnder(tx, facilities, bFacContacts)
+		if err != nil {
+			return err
 		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
 		var keys keyList
 		for _, id := range ids {
 			keys.add(bContacts, id)

@@ -71,6 +71,9 @@ func TestContactsListedByFacility(t *testing.T) {
 	}
 	contactOf(t, ks, cs, "A1", "c-mom", "Mom", "mom@example.org")
 	check("asked again from south", []string{"c-dad approved"}, []string{"c-mom pending", "c-sis pending"})
+	if cs, err := e.r.ContactsOf(); err != nil || len(cs) != 0 {
+		t.Errorf("the contacts of no facility: %v (%v), want none", contactIDs(cs), err)
+	}
 	if _, err := e.r.ContactsOf("north", "no/such"); err == nil || !strings.Contains(err.Error(), "facility_id") {
 		t.Errorf("a facility id with a slash: %v, want an error naming facility_id", err)
 	}

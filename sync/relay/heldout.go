@@ -3,7 +3,6 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -33,24 +32,11 @@ func putOutbound(tx kv.Tx, o Outbound, n uint64, wasHeld bool) error {
 // heldLetters reads the held letters listed under the given facilities (every facility if
 // none is given), by id. A listed letter no longer held is passed over.
 func heldLetters(tx kv.Tx, facilities []string) ([]Outbound, error) {
-	var ids []string
-	collect := func(k string, _ []byte) bool {
-		_, id, _ := splitOwner(bHeldOut, k)
-		ids = append(ids, id)
-		return true
+	ids, err := listedUnder(tx, facilities, bHeldOut)
+	if err != nil {
+		return nil, err
 	}
-	if len(facilities) == 0 {
-		if err := forEachRaw(tx, bHeldOut, "", collect); err != nil {
-			return nil, err
-		}
-	}
-	for _, fac := range facilities {
-		if err := forEachRaw(tx, bHeldOut, fac+"/", collect); err != nil {
-			return nil, err
-		}
-	}
-	slices.Sort(ids)
-	return readLetters(tx, slices.Compact(ids), func(o Outbound) bool { return o.Status == vocab.MsgHeld })
+	return readLetters(tx, ids, func(o Outbound) bool { return o.Status == vocab.MsgHeld })
 }
 
 // readLetters reads the outbound letters named by ids (fetched together where the store can),

@@ -1,9 +1,11 @@
 package relay
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk/content"
@@ -47,7 +49,25 @@ func holdInboundTx(tx kv.Tx, m vocab.Message, facility string, now time.Time) er
 	if _, err := tx.CreateBucketIfNotExists([]byte(bInboundHeld)); err != nil {
 		return err
 	}
-	return putJSON(tx, bInboundHeld, m.ID, HeldInbound{Message: m, FacilityID: facility, ReceivedAt: now, Status: vocab.MsgHeld})
+	if err := putJSON(tx, bInboundHeld, m.ID, HeldInbound{Message: m, FacilityID: facility, ReceivedAt: now, Status: vocab.MsgHeld}); err != nil {
+		return err
+	}
+	if checkID("", "", facility) != nil || checkID("", "", m.ID) != nil {
+		return nil // an older relay's damage: verify reports it
+	}
+	return putRaw(tx, bPhotoQueue, facility+"/"+m.ID, nil)
+}
+
+// decideHeldTx stores h, decided (delivered or rejected), and takes it off its facility's
+// photo review queue.
+func decideHeldTx(tx kv.Tx, h HeldInbound) error {
+	if err := putJSON(tx, bInboundHeld, h.ID, h); err != nil {
+		return err
+	}
+	if checkID("", "", h.FacilityID) != nil || checkID("", "", h.ID) != nil {
+		return nil
+	}
+	return deleteKey(tx, bPhotoQueue, h.FacilityID+"/"+h.ID)
 }
 
 func getHeldTx(tx kv.Tx, id string) (HeldInbound, bool, error) {
@@ -60,21 +80,79 @@ func getHeldTx(tx kv.Tx, id string) (HeldInbound, bool, error) {
 }
 
 // HeldInbound lists the letters from families waiting for photo review, oldest first.
-func (r *Relay) HeldInbound() ([]HeldInbound, error) {
+func (r *Relay) HeldInbound() ([]HeldInbound, error) { return r.heldInbound(nil) }
+
+// HeldInboundIn is HeldInbound of the given facilities: it reads their queues (photo_queue)
+// only, so one prison's queue costs the same in a state, and after years of letters.
+func (r *Relay) HeldInboundIn(facilities ...string) ([]HeldInbound, error) {
+	for _, f := range facilities {
+		if err := checkID("list held inbound", "facility_id", f); err != nil {
+			return nil, err
+		}
+	}
+	if len(facilities) == 0 {
+		return []HeldInbound{}, nil
+	}
+	return r.heldInbound(facilities)
+}
+
+// heldInbound reads the photo review queues of facilities (every facility's if nil).
+func (r *Relay) heldInbound(facilities []string) ([]HeldInbound, error) {
 	out := []HeldInbound{}
 	err := r.view("list held inbound", func(tx kv.Tx) error {
 		out = out[:0] // a View may run again
-		if tx.Bucket([]byte(bInboundHeld)) == nil {
-			return nil
+		ids, err := listedUnder(tx, facilities, bPhotoQueue)
+		if err != nil {
+			return err
 		}
-		return forEachJSON(tx, bInboundHeld, "", func(_ string, h HeldInbound) bool {
-			if h.Status == vocab.MsgHeld {
+		var keys keyList
+		for _, id := range ids {
+			keys.add(bInboundHeld, id)
+		}
+		kv.Prefetch(tx, keys)
+		for _, id := range ids {
+			h, ok, err := getHeldTx(tx, id)
+			if err != nil {
+				return err
+			}
+			if ok && h.Status == vocab.MsgHeld {
 				out = append(out, h)
 			}
-			return true
-		})
+		}
+		return nil
 	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ReceivedAt.Before(out[j].ReceivedAt) })
 	return out, err
+}
+
+// migrate16to17 puts every letter held for photo review before the upgrade on its
+// facility's queue. A record that does not decode is passed over (verify reports it).
+func migrate16to17(tx kv.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bPhotoQueue)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bPhotoQueue, err)
+	}
+	if tx.Bucket([]byte(bInboundHeld)) == nil {
+		return nil // no letter was ever held
+	}
+	var held []HeldInbound
+	if err := forEachRaw(tx, bInboundHeld, "", func(id string, raw []byte) bool {
+		var h HeldInbound
+		if json.Unmarshal(raw, &h) == nil && h.Status == vocab.MsgHeld && h.ID == id {
+			held = append(held, h)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, h := range held {
+		if checkID("", "", h.FacilityID) != nil || checkID("", "", h.ID) != nil {
+			continue
+		}
+		if err := putRaw(tx, bPhotoQueue, h.FacilityID+"/"+h.ID, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // HeldInboundOf returns one letter held (or once held) for photo review.
@@ -133,7 +211,7 @@ func (r *Relay) ApproveInbound(id string) (HeldInbound, error) {
 		}
 		h = cur
 		h.Status, h.ReviewedAt = vocab.MsgDelivered, now
-		if err := putJSON(tx, bInboundHeld, id, h); err != nil {
+		if err := decideHeldTx(tx, h); err != nil {
 			return err
 		}
 		if at := facilityOf(tx, h.InmateID, h.FacilityID); at != fac {
@@ -184,7 +262,7 @@ func (r *Relay) RejectInbound(id, reason string) (HeldInbound, error) {
 		}
 		h = cur
 		h.Status, h.Reason, h.ReviewedAt = vocab.MsgRejected, reason, now
-		return putJSON(tx, bInboundHeld, id, h)
+		return decideHeldTx(tx, h)
 	})
 	if err != nil {
 		return HeldInbound{}, err

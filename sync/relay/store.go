@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,6 +89,9 @@ const (
 	// v16: each facility's contacts (contactlist.go), so its contacts screen reads them and not
 	// the state's.
 	bFacContacts = "fac_contacts" // facility id + "/" + contact id -> nil
+	// v17: each facility's family letters held for photo review (photoreview.go), so the
+	// queue reads those waiting and not every letter ever held.
+	bPhotoQueue = "photo_queue" // facility id + "/" + letter id -> nil
 )
 
 const kSchema = "schema_version"
@@ -96,11 +100,11 @@ func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
-		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom, bTechsGone, bFacRevoked, bHeldOut, bFacContacts}
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom, bTechsGone, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 16
+const schemaVersion = 17
 
 // migrate10to11 gives each facility its downlink counter, above the largest downlink seq any
 // of its terminals was given or acknowledged, so that no terminal's numbers go back. Items
@@ -138,7 +142,7 @@ func migrate10to11(tx kv.Tx) error {
 
 // migrations move each schema version to the next, in one transaction each.
 func migrations() [schemaVersion]func(kv.Tx) error {
-	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16}
+	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17}
 }
 
 // migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
@@ -478,7 +482,7 @@ func readU64(b []byte) uint64 {
 // hot paths (every fan-out, batch, login), so a scan must touch only its owner's keys.
 func ownerKeyed(bucket string) bool {
 	switch bucket {
-	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates, bFacRevoked, bHeldOut, bFacContacts:
+	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue:
 		return true
 	}
 	return false
@@ -656,6 +660,34 @@ func forEachJSON[T any](tx kv.Tx, bucket, prefix string, fn func(key string, v T
 		return err
 	}
 	return derr
+}
+
+// listedUnder gives the ids that the owner-keyed lists name under the given facilities
+// (under every facility if facilities is nil), sorted, each once: the facility lists the
+// console reads instead of every record of the state (fac_terms, fac_revoked, held_outbound,
+// fac_contacts, photo_queue).
+func listedUnder(tx kv.Tx, facilities []string, lists ...string) ([]string, error) {
+	var ids []string
+	for _, list := range lists {
+		collect := func(k string, _ []byte) bool {
+			if _, id, err := splitOwner(list, k); err == nil {
+				ids = append(ids, id)
+			}
+			return true
+		}
+		if facilities == nil {
+			if err := forEachRaw(tx, list, "", collect); err != nil {
+				return nil, err
+			}
+		}
+		for _, fac := range facilities {
+			if err := forEachRaw(tx, list, fac+"/", collect); err != nil {
+				return nil, err
+			}
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
 }
 
 // indexKey is a by_inmate key: what (d = deposit, c = contact, m = outbound letter, r = refund,

@@ -41,22 +41,14 @@ func (r *Relay) TerminalsOf(facilities ...string) ([]TerminalInfo, error) {
 		}
 	}
 	out := []TerminalInfo{}
+	if len(facilities) == 0 {
+		return out, nil // none asked for (listedUnder reads every facility for nil)
+	}
 	err := r.view(op, func(tx kv.Tx) error {
 		out = out[:0]
-		seen := map[string]bool{}
-		var ids []string
-		for _, fac := range facilities {
-			for _, list := range []string{bFacTerms, bFacRevoked} {
-				if err := forEachRaw(tx, list, fac+"/", func(k string, _ []byte) bool {
-					if id := k[len(fac)+1:]; !seen[id] {
-						seen[id] = true
-						ids = append(ids, id)
-					}
-					return true
-				}); err != nil {
-					return err
-				}
-			}
+		ids, err := listedUnder(tx, facilities, bFacTerms, bFacRevoked)
+		if err != nil {
+			return err
 		}
 		var keys keyList
 		for _, id := range ids {

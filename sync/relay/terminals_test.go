@@ -56,6 +56,9 @@ func TestTerminalsOfAFacility(t *testing.T) {
 	if got := terminalIDs(tl.Terminals); !slices.Equal(got, []string{s1.id}) {
 		t.Errorf("GET /admin/v1/terminals?facility_id=south: %v, want %v", got, []string{s1.id})
 	}
+	if ts, err := e.r.TerminalsOf(); err != nil || len(ts) != 0 {
+		t.Errorf("the terminals of no facility: %v (%v), want none", terminalIDs(ts), err)
+	}
 	if _, err := e.r.TerminalsOf("north", "no/such"); err == nil || !strings.Contains(err.Error(), "facility_id") {
 		t.Errorf("a facility id with a slash: %v, want an error naming facility_id", err)
 	}

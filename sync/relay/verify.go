@@ -156,6 +156,19 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 		}
 		return true
 	})
+	// Each family letter held for photo review is on its facility's queue, and no other.
+	if tx.Bucket([]byte(bInboundHeld)) != nil {
+		eachRaw(tx, bInboundHeld, decodeErr(bInboundHeld), func(k string, h HeldInbound) {
+			if checkID("", "", h.FacilityID) != nil || checkID("", "", k) != nil {
+				return
+			}
+			listed := getRaw(tx, bPhotoQueue, h.FacilityID+"/"+k) != nil
+			if held := h.Status == vocab.MsgHeld; held != listed {
+				add("photo_queue", "letter %s held for photo review is %s and %s the queue of facility %s", k, h.Status,
+					map[bool]string{true: "on", false: "not on"}[listed], h.FacilityID)
+			}
+		})
+	}
 
 	// Money: totals per inmate against the records they sum.
 	sums := map[string]*totals{}

@@ -148,7 +148,7 @@ func (c *Console) reviewPage(w http.ResponseWriter, req *http.Request, u who) {
 		rows = append(rows, heldRow{Outbound: o, InmateName: names[o.InmateID].Name, Held: d, Target: target, Overdue: d > target})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ReceivedAt.Before(rows[j].ReceivedAt) })
-	photoRows, err := c.heldPhotoRows(u, names, targets, now) // photos.go
+	photoRows, err := c.heldPhotoRows(u, facs, names, targets, now) // photos.go
 	if err != nil {
 		c.fail(w, req, u, err)
 		return

@@ -62,10 +62,10 @@ func byteSize(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// heldPhotoRows lists the letters held for photo review in the facilities u serves, oldest
-// first, timed against each facility's review target.
-func (c *Console) heldPhotoRows(u who, names map[string]relay.InmateInfo, targets map[string]time.Duration, now time.Time) ([]heldPhotoRow, error) {
-	held, err := c.r.HeldInbound()
+// heldPhotoRows lists the letters held for photo review in facs (those u serves), oldest
+// first, timed against each facility's review target. It reads those facilities' queues only.
+func (c *Console) heldPhotoRows(u who, facs []string, names map[string]relay.InmateInfo, targets map[string]time.Duration, now time.Time) ([]heldPhotoRow, error) {
+	held, err := c.r.HeldInboundIn(facs...)
 	if err != nil {
 		return nil, err
 	}
