@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -158,7 +159,48 @@ func (r *Relay) inviteOnApprovalTx(tx kv.Tx, c *ContactRecord, now time.Time) (b
 		return false, err
 	}
 	c.Invite, c.InviteExpires = vocab.InviteInvited, now.Add(r.cfg.InviteTTL)
-	return true, putJSON(tx, bInvites, c.ID, inviteRec{ContactID: c.ID, IssuedAt: now, ExpiresAt: c.InviteExpires})
+	return true, putInvite(tx, c.ID, inviteRec{ContactID: c.ID, IssuedAt: now, ExpiresAt: c.InviteExpires})
+}
+
+// putInvite stores the invitation of contact id and keeps the list of those neither sent nor
+// answered (invites_unsent), which RetryInvitations reads. It reads the list's key first so
+// that it writes the key only when it changes (on JetStream a delete is a message too).
+func putInvite(tx kv.Tx, id string, inv inviteRec) error {
+	if err := putJSON(tx, bInvites, id, inv); err != nil {
+		return err
+	}
+	unsent := !inv.Sent && inv.Answer == ""
+	if listed := getRaw(tx, bInvitesUnsent, id) != nil; listed == unsent {
+		return nil
+	}
+	if unsent {
+		return putRaw(tx, bInvitesUnsent, id, nil)
+	}
+	return deleteKey(tx, bInvitesUnsent, id)
+}
+
+// migrate17to18 lists every invitation neither sent nor answered. A record that does not
+// decode is passed over (verify reports it) rather than failing the upgrade.
+func migrate17to18(tx kv.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bInvitesUnsent)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bInvitesUnsent, err)
+	}
+	var unsent []string
+	if err := forEachRaw(tx, bInvites, "", func(id string, raw []byte) bool {
+		var inv inviteRec
+		if json.Unmarshal(raw, &inv) == nil && !inv.Sent && inv.Answer == "" {
+			unsent = append(unsent, id)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, id := range unsent {
+		if err := putRaw(tx, bInvitesUnsent, id, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dropCodeTx forgets the code of a contact's invitation, if any.
@@ -206,7 +248,7 @@ func (r *Relay) sendInvitation(ctx context.Context, id string) (sent bool, err e
 		if err := tx.Bucket([]byte(bInviteCodes)).Put([]byte(inv.CodeHash), []byte(id)); err != nil {
 			return err
 		}
-		if err := putJSON(tx, bInvites, id, inv); err != nil {
+		if err := putInvite(tx, id, inv); err != nil {
 			return err
 		}
 		var in inmateRec
@@ -240,7 +282,7 @@ func (r *Relay) sendInvitation(ctx context.Context, id string) (sent bool, err e
 		} else {
 			inv.Sent, inv.SentAt, inv.LastError = true, r.clock.Now().UTC(), ""
 		}
-		return putJSON(tx, bInvites, id, inv)
+		return putInvite(tx, id, inv)
 	})
 	if sendErr != nil {
 		// The address and the error only: never the code.
@@ -259,16 +301,32 @@ func (r *Relay) RetryInvitations(ctx context.Context) (sent, failed int, err err
 	var ids []string
 	err = r.view("retry invitations", func(tx kv.Tx) error {
 		ids = ids[:0] // a View may run again: an invitation listed twice would be sent twice
-		return forEachJSON(tx, bInvites, "", func(_ string, inv inviteRec) bool {
-			if !inv.Sent && inv.Answer == "" && now.Before(inv.ExpiresAt) {
-				var c ContactRecord
-				if ok, err := getJSON(tx, bContacts, inv.ContactID, &c); err == nil && ok &&
-					c.State == vocab.ContactApproved && c.Invite == vocab.InviteInvited {
-					ids = append(ids, inv.ContactID)
-				}
-			}
+		// The unsent ones only (invites_unsent), not every invitation ever made.
+		var listed []string
+		_ = forEachRaw(tx, bInvitesUnsent, "", func(id string, _ []byte) bool {
+			listed = append(listed, id)
 			return true
 		})
+		var keys keyList
+		for _, id := range listed {
+			keys.add(bInvites, id)
+			keys.add(bContacts, id)
+		}
+		kv.Prefetch(tx, keys)
+		for _, id := range listed {
+			var inv inviteRec
+			if ok, err := getJSON(tx, bInvites, id, &inv); err != nil {
+				return err
+			} else if !ok || inv.Sent || inv.Answer != "" || !now.Before(inv.ExpiresAt) {
+				continue
+			}
+			var c ContactRecord
+			if ok, err := getJSON(tx, bContacts, id, &c); err == nil && ok &&
+				c.State == vocab.ContactApproved && c.Invite == vocab.InviteInvited {
+				ids = append(ids, id)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, 0, err
@@ -472,7 +530,7 @@ func (r *Relay) AnswerInvitation(code, answer string) (Invitation, error) {
 			return err
 		}
 		inv.CodeHash, inv.Answer, inv.AnswerAt = "", answer, now
-		if err := putJSON(tx, bInvites, c.ID, inv); err != nil {
+		if err := putInvite(tx, c.ID, inv); err != nil {
 			return err
 		}
 		facility := facilityOf(tx, c.InmateID, c.FacilityID)
@@ -534,7 +592,7 @@ func blockOthersTx(tx kv.Tx, f *fanout, facility string, c ContactRecord, now ti
 			return err
 		} else if found && inv.Answer == "" {
 			inv.CodeHash, inv.Answer, inv.AnswerAt = "", AnswerBlockFacility, now
-			if err := putJSON(tx, bInvites, o.ID, inv); err != nil {
+			if err := putInvite(tx, o.ID, inv); err != nil {
 				return err
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -662,4 +663,77 @@ func FuzzNormalizeCode(f *testing.F) {
 			t.Fatalf("%q -> %q -> %q", in, out, again)
 		}
 	})
+}
+
+// Invitations that could not be sent are listed for the hourly retry, which reads that list
+// and not every invitation: each leaves it once sent, one sent at once is never on it, and a
+// store upgraded from schema 17 lists what it had unsent. verify names one off the list.
+func TestUnsentInvitationsListed(t *testing.T) {
+	spool := filepath.Join(t.TempDir(), "spool")
+	if err := os.WriteFile(spool, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Notifier = SpoolNotifier{Dir: spool} })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	for _, id := range []string{"c1", "c2", "c3"} {
+		contactOf(t, k, c, "A1", id, "Pal "+id, id+"@example.org")
+	}
+	for _, id := range []string{"c1", "c2"} {
+		if _, err := e.r.ApproveContact(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listed := func(when string, want ...string) {
+		t.Helper()
+		var got []string
+		_ = e.r.db.View(context.Background(), func(tx kv.Tx) error {
+			got = got[:0]
+			return forEachRaw(tx, bInvitesUnsent, "", func(id string, _ []byte) bool { got = append(got, id); return true })
+		})
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: unsent invitations listed %v, want %v", when, got, want)
+		}
+		if rep, err := e.r.Verify(); err != nil || !rep.OK {
+			t.Errorf("%s: verify %+v (%v)", when, rep, err)
+		}
+	}
+	listed("with the spool broken", "c1", "c2")
+	if os.Getenv(storeEnv) != "jetstream" {
+		c.c.Close(websocket.StatusNormalClosure, "")
+		e.close()
+		e.rewind(func(tx kv.Tx) error { // schema 17 had no list
+			if err := tx.DeleteBucket([]byte(bInvitesUnsent)); err != nil {
+				return err
+			}
+			return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(17))
+		})
+		e.open()
+		listed("after the upgrade", "c1", "c2")
+		e.close()
+		e.rewind(func(tx kv.Tx) error { return deleteKey(tx, bInvitesUnsent, "c2") })
+		e.open()
+		rep, err := e.r.Verify()
+		if err != nil || rep.OK || len(rep.Problems) != 1 || rep.Problems[0].Check != "unsent_list" || !strings.Contains(rep.Problems[0].Detail, "c2") {
+			t.Fatalf("verify of an unsent invitation off the list: %+v (%v), want one unsent_list problem naming c2", rep, err)
+		}
+		e.close()
+		e.rewind(func(tx kv.Tx) error { return putRaw(tx, bInvitesUnsent, "c2", nil) })
+		e.open()
+	}
+	if err := os.Remove(spool); err != nil { // mended
+		t.Fatal(err)
+	}
+	if sent, failed, err := e.r.RetryInvitations(context.Background()); err != nil || sent != 2 || failed != 0 {
+		t.Fatalf("retry: %d sent, %d failed (%v); want 2 sent", sent, failed, err)
+	}
+	listed("after the retry")
+	if _, err := e.r.ApproveContact("c3"); err != nil {
+		t.Fatal(err)
+	}
+	listed("after an invitation sent at once")
+	if mails, _ := filepath.Glob(filepath.Join(spool, "*.eml")); len(mails) != 3 {
+		t.Errorf("%d invitations in the spool, want 3", len(mails))
+	}
 }

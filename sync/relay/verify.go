@@ -169,6 +169,21 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 			}
 		})
 	}
+	// Each invitation neither sent nor answered is on the list the hourly retry reads, and
+	// nothing else is (invite.go).
+	eachRaw(tx, bInvites, decodeErr(bInvites), func(k string, inv inviteRec) {
+		listed := getRaw(tx, bInvitesUnsent, k) != nil
+		if unsent := !inv.Sent && inv.Answer == ""; unsent != listed {
+			add("unsent_list", "invitation of contact %s (sent %v, answer %q) is %s the list of unsent invitations", k, inv.Sent, inv.Answer,
+				map[bool]string{true: "on", false: "not on"}[listed])
+		}
+	})
+	_ = forEachRaw(tx, bInvitesUnsent, "", func(k string, _ []byte) bool {
+		if getRaw(tx, bInvites, k) == nil {
+			add("unsent_list", "the list of unsent invitations names contact %s, which has no invitation", k)
+		}
+		return true
+	})
 
 	// Money: totals per inmate against the records they sum.
 	sums := map[string]*totals{}
