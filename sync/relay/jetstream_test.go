@@ -443,3 +443,58 @@ func TestReviewQueueReadsTheHeldLetters(t *testing.T) {
 	}
 	t.Logf("A1's delivered letters (125): %d leader reads", st.Stats().Reads-before.Reads)
 }
+
+// A facility's contacts screen and the hourly retry of invitations read what they list, not
+// the state's contacts and invitations: south's new contacts, approved and invited, cost
+// north's screen nothing, and the retry the deletions the last hour left on its list.
+func TestContactListsReadTheirOwn(t *testing.T) {
+	c := natstest.Start(t)
+	spool := t.TempDir()
+	e := newEnv(t, func(cfg *Config) {
+		cfg.Store = jetStore(t, c, 0, "contactsq")
+		cfg.Notifier = SpoolNotifier{Dir: spool}
+	})
+	e.seed()
+	e.seedSouth()
+	kn, ks := e.enroll(wire.ModeKiosk, ""), e.enrollAt("south", wire.ModeKiosk, "")
+	cn, cs := kn.connect(t, 0), ks.connect(t, 0)
+	contactOf(t, kn, cn, "A1", "c-mom", "Mom", "mom@example.org")
+	cn.c.Close(websocket.StatusNormalClosure, "")
+	st := jetStore(t, c, 1, "contactsq")
+	other := newEnv(t, func(cfg *Config) { cfg.Store = st; cfg.Notifier = SpoolNotifier{Dir: spool} })
+	reads := func() (screen, retry int64) {
+		t.Helper()
+		before := st.Stats()
+		if cs, err := other.r.ContactsOf("north"); err != nil || len(cs) != 1 {
+			t.Fatalf("north's contacts: %d (%v), want 1", len(cs), err)
+		}
+		if _, err := other.r.InvitationsOf("c-mom"); err != nil {
+			t.Fatal(err)
+		}
+		mid := st.Stats()
+		if sent, _, err := other.r.RetryInvitations(context.Background()); err != nil || sent != 0 {
+			t.Fatalf("retry: %d sent (%v), want none", sent, err)
+		}
+		return mid.Reads - before.Reads, st.Stats().Reads - mid.Reads
+	}
+	screen, retry := reads()
+	for i := range 5 {
+		id := fmt.Sprint("c-s", i)
+		contactOf(t, ks, cs, "S1", id, "Pal", id+"@example.org")
+		if _, err := e.r.ApproveContact(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	screen2, retry2 := reads()
+	t.Logf("leader reads: north's contacts screen %d, then %d with 5 south contacts invited; the retry %d, then %d",
+		screen, screen2, retry, retry2)
+	if screen2 != screen {
+		t.Errorf("with 5 south contacts invited: north's screen made %d leader reads, %d before; want the same", screen2, screen)
+	}
+	// Each invitation sent left a deletion on the list, which a listing lands on and reads
+	// until it expires (TombstoneTTL, an hour): the retry reads what was sent in the last hour
+	// at most, not every invitation ever made.
+	if retry2 > retry+5 {
+		t.Errorf("with 5 south invitations sent: the retry made %d leader reads, %d before; want at most 5 more", retry2, retry)
+	}
+}
