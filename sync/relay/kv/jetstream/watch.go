@@ -255,12 +255,9 @@ func (w *watcher) restart() {
 	}
 }
 
-// watchdog reports the feed lost when it went silent (no message or heartbeat for three
-// heartbeats: the connection or the consumer's node is gone) or when it has not delivered a
-// commit of this store for three heartbeats (a consumer that stopped, or fell that far behind).
+// watchdog reports the feed lost when staleLocked says so, at every heartbeat.
 func (w *watcher) watchdog() {
-	hb := w.s.o.WatchHeartbeat
-	t := time.NewTicker(hb)
+	t := time.NewTicker(w.s.o.WatchHeartbeat)
 	defer t.Stop()
 	for {
 		select {
@@ -269,24 +266,30 @@ func (w *watcher) watchdog() {
 		case <-t.C:
 		}
 		w.mu.Lock()
-		if w.sub != nil && !w.stopped {
-			now := time.Now()
-			stale := now.Sub(w.heard) > 3*hb
-			if c := w.s.lastCommit.Load(); c >= w.from && c > w.lastStream {
-				if w.behind.IsZero() {
-					w.behind = now
-				} else if now.Sub(w.behind) > 3*hb {
-					stale = true
-				}
-			} else {
-				w.behind = time.Time{}
-			}
-			if stale {
-				w.lostLocked()
-			}
+		if w.sub != nil && !w.stopped && w.staleLocked(time.Now()) {
+			w.lostLocked()
 		}
 		w.mu.Unlock()
 	}
+}
+
+// staleLocked says, at a heartbeat's tick at now, whether the feed is to be reported lost: it
+// went silent (no message or heartbeat for three heartbeats: the connection or the consumer's
+// node is gone) or it has not delivered a commit of this store for three heartbeats (a
+// consumer that stopped, or fell that far behind).
+func (w *watcher) staleLocked(now time.Time) bool {
+	hb := w.s.o.WatchHeartbeat
+	stale := now.Sub(w.heard) > 3*hb
+	if c := w.s.lastCommit.Load(); c >= w.from && c > w.lastStream {
+		if w.behind.IsZero() {
+			w.behind = now
+		} else if now.Sub(w.behind) > 3*hb {
+			stale = true
+		}
+	} else {
+		w.behind = time.Time{}
+	}
+	return stale
 }
 
 // handle takes one message of consumer run.
