@@ -71,8 +71,9 @@ type Options struct {
 	// (replica.go): for comparing the two, or a cluster whose replicas must not be asked.
 	LeaderReadsOnly bool
 	// WatchHeartbeat is how often a quiet watch feed (Watch) hears from the server; a feed
-	// silent for three of them, or that has not delivered one of this store's commits within
-	// three, is reported lost and started again. Default 1 s.
+	// silent for three of them, that delivered nothing for three while one of this store's
+	// commits waits, or that has not delivered one of this store's commits within
+	// watchBehindMax (30) of them, is reported lost and started again. Default 1 s.
 	WatchHeartbeat time.Duration
 }
 

@@ -68,8 +68,12 @@ type watcher struct {
 	lastCons, lastStream uint64
 	heard                time.Time // the last message or heartbeat
 	behind               time.Time // since when one of this store's commits waits for the feed
-	group                []kv.Change
-	groupTx              string
+	// waitFor is that commit's stream sequence; moved is when the feed last delivered while
+	// it waited, and movedTo the stream sequence it had then delivered (staleLocked).
+	waitFor, movedTo uint64
+	moved            time.Time
+	group            []kv.Change
+	groupTx          string
 }
 
 // Watch starts the feed of the buckets nested in roots (kv.Watcher). A root that does not
@@ -273,23 +277,42 @@ func (w *watcher) watchdog() {
 	}
 }
 
+// watchBehindMax is how many heartbeats a commit of this store may wait for a feed that is
+// still delivering before the feed is reported lost anyway (fallen too far behind).
+const watchBehindMax = 30
+
 // staleLocked says, at a heartbeat's tick at now, whether the feed is to be reported lost: it
 // went silent (no message or heartbeat for three heartbeats: the connection or the consumer's
-// node is gone) or it has not delivered a commit of this store for three heartbeats (a
-// consumer that stopped, or fell that far behind).
+// node is gone), it delivered nothing for three heartbeats while a commit of this store waits
+// (a consumer that stopped), or a commit of this store has waited watchBehindMax heartbeats
+// (fallen that far behind). A feed that is late but delivering (a gateway short of CPU under
+// load, its consumer thousands of messages behind) has missed nothing: reporting it lost sends
+// every downlink writer of the gateway to the store and starts the feed again from the
+// stream's end, which under load made one gateway read the store 4-9 times as often as the
+// other. Before, three heartbeats with some commit of this store waiting were a loss, whether
+// the feed delivered meanwhile or not.
 func (w *watcher) staleLocked(now time.Time) bool {
 	hb := w.s.o.WatchHeartbeat
-	stale := now.Sub(w.heard) > 3*hb
-	if c := w.s.lastCommit.Load(); c >= w.from && c > w.lastStream {
-		if w.behind.IsZero() {
-			w.behind = now
-		} else if now.Sub(w.behind) > 3*hb {
-			stale = true
-		}
-	} else {
-		w.behind = time.Time{}
+	if now.Sub(w.heard) > 3*hb {
+		return true
 	}
-	return stale
+	c := w.s.lastCommit.Load()
+	if c < w.from || c <= w.lastStream {
+		w.behind = time.Time{}
+		return false
+	}
+	if w.behind.IsZero() {
+		w.behind, w.waitFor, w.moved, w.movedTo = now, c, now, w.lastStream
+	}
+	if w.lastStream != w.movedTo {
+		// It delivered since the last tick.
+		w.moved, w.movedTo = now, w.lastStream
+		if w.lastStream >= w.waitFor {
+			// The commit timed arrived; time the one that waits now.
+			w.behind, w.waitFor = now, c
+		}
+	}
+	return now.Sub(w.moved) > 3*hb || now.Sub(w.behind) > watchBehindMax*hb
 }
 
 // handle takes one message of consumer run.
