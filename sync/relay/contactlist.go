@@ -35,10 +35,8 @@ func unlistContact(tx kv.Tx, c ContactRecord) error {
 // those facilities' lists and their contacts only.
 func (r *Relay) ContactsOf(facilities ...string) ([]ContactRecord, error) {
 	const op = "list contacts"
-	for _, f := range facilities {
-		if err := checkID(op, "facility_id", f); err != nil {
-			return nil, err
-		}
+	if err := checkFacilityIDs(op, facilities); err != nil {
+		return nil, err
 	}
 	out := []ContactRecord{}
 	if len(facilities) == 0 {

@@ -65,10 +65,8 @@ func readLetters(tx kv.Tx, ids []string, keep func(Outbound) bool) ([]Outbound, 
 // a state, and after years of mail, as on its first day.
 func (r *Relay) HeldOutbound(facilities ...string) ([]Outbound, error) {
 	const op = "list held letters"
-	for _, f := range facilities {
-		if err := checkID(op, "facility_id", f); err != nil {
-			return nil, err
-		}
+	if err := checkFacilityIDs(op, facilities); err != nil {
+		return nil, err
 	}
 	if len(facilities) == 0 {
 		return []Outbound{}, nil

@@ -289,6 +289,9 @@ func (r *Relay) deliverInbound(op, id, key, subject, body string, photos []vocab
 		if err := indexInbound(tx, m); err != nil {
 			return err
 		}
+		if err := linkReply(tx, m); err != nil {
+			return err
+		}
 		if key != "" {
 			if err := putJSON(tx, bReplyKeys, key, replyKeyRec{MessageID: m.ID, Sum: letterSum(m.Peer, subject, body)}); err != nil {
 				return err

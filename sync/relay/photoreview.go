@@ -85,10 +85,8 @@ func (r *Relay) HeldInbound() ([]HeldInbound, error) { return r.heldInbound(nil)
 // HeldInboundIn is HeldInbound of the given facilities: it reads their queues (photo_queue)
 // only, so one prison's queue costs the same in a state, and after years of letters.
 func (r *Relay) HeldInboundIn(facilities ...string) ([]HeldInbound, error) {
-	for _, f := range facilities {
-		if err := checkID("list held inbound", "facility_id", f); err != nil {
-			return nil, err
-		}
+	if err := checkFacilityIDs("list held inbound", facilities); err != nil {
+		return nil, err
 	}
 	if len(facilities) == 0 {
 		return []HeldInbound{}, nil
@@ -220,6 +218,9 @@ func (r *Relay) ApproveInbound(id string) (HeldInbound, error) {
 		m := h.Message
 		m.UpdatedAt = now
 		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
+			return err
+		}
+		if err := linkReply(tx, m); err != nil {
 			return err
 		}
 		if err := indexInbound(tx, m); err != nil {

@@ -95,6 +95,10 @@ const (
 	// v18: invitations neither sent nor answered (invite.go), which the hourly retry reads
 	// instead of every invitation ever made.
 	bInvitesUnsent = "invites_unsent" // contact id -> nil
+	// v19: letters to each facility's departments, and the answers to each (requests.go), so
+	// the departments page reads its requests and not every letter either way.
+	bFacRequests    = "fac_requests"    // facility id + "/" + letter id -> nil
+	bRequestReplies = "request_replies" // request (letter) id + "/" + reply (inbound letter) id -> nil
 )
 
 const kSchema = "schema_version"
@@ -103,11 +107,11 @@ func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
-		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom, bTechsGone, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bInvitesUnsent}
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom, bTechsGone, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bInvitesUnsent, bFacRequests, bRequestReplies}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 18
+const schemaVersion = 19
 
 // migrate10to11 gives each facility its downlink counter, above the largest downlink seq any
 // of its terminals was given or acknowledged, so that no terminal's numbers go back. Items
@@ -145,7 +149,7 @@ func migrate10to11(tx kv.Tx) error {
 
 // migrations move each schema version to the next, in one transaction each.
 func migrations() [schemaVersion]func(kv.Tx) error {
-	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18}
+	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18, migrate18to19}
 }
 
 // migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
@@ -485,7 +489,7 @@ func readU64(b []byte) uint64 {
 // hot paths (every fan-out, batch, login), so a scan must touch only its owner's keys.
 func ownerKeyed(bucket string) bool {
 	switch bucket {
-	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue:
+	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bRequestReplies:
 		return true
 	}
 	return false
@@ -663,6 +667,16 @@ func forEachJSON[T any](tx kv.Tx, bucket, prefix string, fn func(key string, v T
 		return err
 	}
 	return derr
+}
+
+// checkFacilityIDs checks each of facilities as an id (checkID, field facility_id).
+func checkFacilityIDs(op string, facilities []string) error {
+	for _, f := range facilities {
+		if err := checkID(op, "facility_id", f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // listedUnder gives the ids that the owner-keyed lists name under the given facilities

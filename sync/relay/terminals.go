@@ -35,10 +35,8 @@ func (r *Relay) terminals(read func(op string, fn func(tx kv.Tx) error) error) (
 // of one facility costs the same in a state of a hundred facilities as in a relay of one.
 func (r *Relay) TerminalsOf(facilities ...string) ([]TerminalInfo, error) {
 	const op = "list terminals"
-	for _, f := range facilities {
-		if err := checkID(op, "facility_id", f); err != nil {
-			return nil, err
-		}
+	if err := checkFacilityIDs(op, facilities); err != nil {
+		return nil, err
 	}
 	out := []TerminalInfo{}
 	if len(facilities) == 0 {

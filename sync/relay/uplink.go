@@ -700,6 +700,11 @@ func (r *Relay) applyMessage(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 	if err := putOutbound(tx, o, n, false); err != nil {
 		return "", err
 	}
+	if dept {
+		if err := listRequest(tx, o); err != nil {
+			return "", err
+		}
+	}
 	if err := indexLetterTx(tx, m.InmateID, m.ID); err != nil {
 		return "", err
 	}

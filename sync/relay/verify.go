@@ -184,6 +184,22 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 		}
 		return true
 	})
+	// Each answer to a request is filed under it, and each listed request is a letter of the
+	// facility that lists it (requests.go).
+	eachRaw(tx, bInbound, decodeErr(bInbound), func(k string, m vocab.Message) {
+		if m.ReplyTo != "" && checkID("", "", m.ReplyTo) == nil && checkID("", "", k) == nil &&
+			getRaw(tx, bRequestReplies, m.ReplyTo+"/"+k) == nil {
+			add("reply_list", "letter %s answers request %s and is not filed under it", k, m.ReplyTo)
+		}
+	})
+	_ = forEachRaw(tx, bFacRequests, "", func(k string, _ []byte) bool {
+		fac, id, _ := splitOwner(bFacRequests, k)
+		var rec letterRec
+		if ok, err := getJSON(tx, bOutbound, id, &rec); err == nil && (!ok || rec.FacilityID != fac) {
+			add("request_list", "facility %s lists request %s, which is not one of its letters", fac, id)
+		}
+		return true
+	})
 
 	// Money: totals per inmate against the records they sum.
 	sums := map[string]*totals{}

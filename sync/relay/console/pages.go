@@ -358,7 +358,7 @@ func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u wh
 			depts[f][d.ID] = d.Name
 		}
 	}
-	all, err := c.r.Outbound(relay.OutboundFilter{})
+	all, err := c.r.RequestsOf(facs...)
 	if err != nil {
 		c.fail(w, req, u, err)
 		return
@@ -368,18 +368,13 @@ func (c *Console) departmentsPage(w http.ResponseWriter, req *http.Request, u wh
 		c.fail(w, req, u, err)
 		return
 	}
-	replies, err := c.r.Replies()
-	if err != nil {
-		c.fail(w, req, u, err)
-		return
-	}
 	var rows []requestRow
-	for _, o := range all {
-		name, ok := depts[o.FacilityID][o.Peer]
-		if !ok || !u.Serves(o.FacilityID) {
+	for _, rq := range all {
+		name, ok := depts[rq.FacilityID][rq.Peer] // a department the policy still names
+		if !ok {
 			continue
 		}
-		rows = append(rows, requestRow{Outbound: o, InmateName: names[o.InmateID].Name, Department: name, Replies: replies[o.ID],
+		rows = append(rows, requestRow{Outbound: rq.Outbound, InmateName: names[rq.InmateID].Name, Department: name, Replies: rq.Replies,
 			ReplyKey: uuid.NewString(), CSRF: u.sess.CSRF})
 	}
 	// Waiting for an answer (held for review, or delivered and unanswered), oldest first, on
