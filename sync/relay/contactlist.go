@@ -90,27 +90,9 @@ func (r *Relay) InvitationsOf(contactIDs ...string) (map[string]Invitation, erro
 	out := map[string]Invitation{}
 	err := r.view("list invitations", func(tx kv.Tx) error {
 		clear(out) // a View may run again
-		var keys keyList
-		for _, id := range contactIDs {
-			keys.add(bInvites, id)
-			keys.add(bContacts, id)
-		}
-		kv.Prefetch(tx, keys)
-		for _, id := range contactIDs {
-			var inv inviteRec
-			var c ContactRecord
-			if ok, err := getJSON(tx, bInvites, id, &inv); err != nil {
-				return err
-			} else if !ok {
-				continue
-			}
-			if ok, err := getJSON(tx, bContacts, id, &c); err != nil {
-				return err
-			} else if ok {
-				out[id] = invitationOf(c, inv, now)
-			}
-		}
-		return nil
+		return eachInvitation(tx, contactIDs, func(id string, inv inviteRec, c ContactRecord) {
+			out[id] = invitationOf(c, inv, now)
+		})
 	})
 	return out, err
 }

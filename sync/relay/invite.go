@@ -162,6 +162,32 @@ func (r *Relay) inviteOnApprovalTx(tx kv.Tx, c *ContactRecord, now time.Time) (b
 	return true, putInvite(tx, c.ID, inviteRec{ContactID: c.ID, IssuedAt: now, ExpiresAt: c.InviteExpires})
 }
 
+// eachInvitation reads the invitations of the contacts ids with the contacts themselves
+// (fetched together where the store can) and calls fn for each id that has both. An
+// invitation that does not decode is an error; a contact that does not decode is passed over
+// (verify reports it), so that one damaged contact holds up no one else's invitation.
+func eachInvitation(tx kv.Tx, ids []string, fn func(id string, inv inviteRec, c ContactRecord)) error {
+	var keys keyList
+	for _, id := range ids {
+		keys.add(bInvites, id)
+		keys.add(bContacts, id)
+	}
+	kv.Prefetch(tx, keys)
+	for _, id := range ids {
+		var inv inviteRec
+		if ok, err := getJSON(tx, bInvites, id, &inv); err != nil {
+			return err
+		} else if !ok {
+			continue
+		}
+		var c ContactRecord
+		if ok, err := getJSON(tx, bContacts, id, &c); err == nil && ok {
+			fn(id, inv, c)
+		}
+	}
+	return nil
+}
+
 // putInvite stores the invitation of contact id and keeps the list of those neither sent nor
 // answered (invites_unsent), which RetryInvitations reads. It reads the list's key first so
 // that it writes the key only when it changes (on JetStream a delete is a message too).
@@ -307,26 +333,12 @@ func (r *Relay) RetryInvitations(ctx context.Context) (sent, failed int, err err
 			listed = append(listed, id)
 			return true
 		})
-		var keys keyList
-		for _, id := range listed {
-			keys.add(bInvites, id)
-			keys.add(bContacts, id)
-		}
-		kv.Prefetch(tx, keys)
-		for _, id := range listed {
-			var inv inviteRec
-			if ok, err := getJSON(tx, bInvites, id, &inv); err != nil {
-				return err
-			} else if !ok || inv.Sent || inv.Answer != "" || !now.Before(inv.ExpiresAt) {
-				continue
-			}
-			var c ContactRecord
-			if ok, err := getJSON(tx, bContacts, id, &c); err == nil && ok &&
+		return eachInvitation(tx, listed, func(id string, inv inviteRec, c ContactRecord) {
+			if !inv.Sent && inv.Answer == "" && now.Before(inv.ExpiresAt) &&
 				c.State == vocab.ContactApproved && c.Invite == vocab.InviteInvited {
 				ids = append(ids, id)
 			}
-		}
-		return nil
+		})
 	})
 	if err != nil {
 		return 0, 0, err
