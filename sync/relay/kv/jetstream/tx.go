@@ -309,16 +309,31 @@ func (t *tx) commit() error {
 			break
 		}
 	}
-	// What was read and not written: a marker that only passes if it is unchanged.
+	// What was read and not written must be found unchanged. A write that expects nothing
+	// itself (a bucket's version, a key written blind) carries one such check, naming the
+	// read subject; the server checks that subject instead of the write's own, which had
+	// nothing to check. Only what is left over costs a read marker of its own: a group
+	// commit's versions alone carry most of its checks, and each message saved is about
+	// two thirds of a durable publish of the cluster's CPU.
+	var carriers []*nats.Msg
+	for i, subj := range subjs {
+		if _, read := t.reads[subj]; !read && !t.writes[subj].del {
+			carriers = append(carriers, msgs[i])
+		}
+	}
 	for _, subj := range slices.Sorted(mapKeys(t.reads)) {
 		if _, written := t.writes[subj]; written {
 			continue
 		}
-		e := t.seen[subj]
-		m := nats.NewMsg(t.s.readMarkerSubj())
-		m.Header.Set(hdrExpectSubjSeq, strconv.FormatUint(e.seq, 10))
+		var m *nats.Msg
+		if len(carriers) > 0 {
+			m, carriers = carriers[0], carriers[1:]
+		} else {
+			m = nats.NewMsg(t.s.readMarkerSubj())
+			msgs = append(msgs, m)
+		}
+		m.Header.Set(hdrExpectSubjSeq, strconv.FormatUint(t.seen[subj].seq, 10))
 		m.Header.Set(hdrExpectSubj, subj)
-		msgs = append(msgs, m)
 	}
 	ack, err := t.s.publishBatch(t.ctx, msgs)
 	if err != nil {
