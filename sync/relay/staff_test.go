@@ -32,6 +32,11 @@ func TestHelloOldestWaitingShowsInTheFleet(t *testing.T) {
 		t.Fatalf("while connected: waiting %d, oldest %v", ti.ItemsWaiting, ti.OldestWaiting)
 	}
 	tc := &tconn{t: t, c: c, term: k, w: *f.Welcome}
+	// A status that changes nothing leaves the record as it is (and is not written again).
+	tc.batch(k.item(wire.UpDeviceStatus, map[string]any{"items_waiting": 4}))
+	if ti := e.terminalInfo(k.id); ti.ItemsWaiting != 4 || !ti.OldestWaiting.Equal(oldest) {
+		t.Fatalf("after a status with as many waiting: waiting %d, oldest %v", ti.ItemsWaiting, ti.OldestWaiting)
+	}
 	tc.batch(k.item(wire.UpDeviceStatus, map[string]any{"items_waiting": 0}))
 	c.Close(websocket.StatusNormalClosure, "")
 	waitUntil(t, "the terminal is gone", func() bool { return !e.r.hub.connected(k.id) })

@@ -516,6 +516,11 @@ func (r *Relay) applyItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 			if _, err := getJSON(tx, bTerminals, t.ID, &rec); err != nil {
 				return "", err
 			}
+			if rec.ItemsWaiting == int(n) && (n != 0 || rec.OldestWaiting.IsZero()) {
+				// Unchanged: a terminal reports with every few batches, and rewriting its
+				// record costs a committed message (JetStream) or a page (bbolt) for nothing.
+				return "", nil
+			}
 			rec.ItemsWaiting = int(n)
 			if n == 0 {
 				rec.OldestWaiting = time.Time{} // nothing waits: the hello's oldest item went
