@@ -68,7 +68,16 @@ type inviteRec struct {
 	LastError string    `json:"last_error,omitempty"`
 	Answer    string    `json:"answer,omitempty"`
 	AnswerAt  time.Time `json:"answered_at,omitzero"`
+	// Lapsed: it expired before it could be sent (the mail was down for the whole TTL). It
+	// will never be sent, so it leaves the hourly retry's list; staff see it expired and may
+	// issue it again, which writes a fresh record.
+	Lapsed bool `json:"lapsed,omitempty"`
 }
+
+// awaitsSending is whether the hourly retry may still send inv: the rule of the list of
+// unsent invitations (bInvitesUnsent), which putInvite keeps, migrate17to18 fills and verify
+// checks.
+func (inv inviteRec) awaitsSending() bool { return !inv.Sent && inv.Answer == "" && !inv.Lapsed }
 
 // Invitation is a contact's invitation as staff see it (GET /admin/v1/invitations).
 type Invitation struct {
@@ -195,7 +204,7 @@ func putInvite(tx kv.Tx, id string, inv inviteRec) error {
 	if err := putJSON(tx, bInvites, id, inv); err != nil {
 		return err
 	}
-	unsent := !inv.Sent && inv.Answer == ""
+	unsent := inv.awaitsSending()
 	if listed := getRaw(tx, bInvitesUnsent, id) != nil; listed == unsent {
 		return nil
 	}
@@ -214,7 +223,7 @@ func migrate17to18(tx kv.Tx) error {
 	var unsent []string
 	if err := forEachRaw(tx, bInvites, "", func(id string, raw []byte) bool {
 		var inv inviteRec
-		if json.Unmarshal(raw, &inv) == nil && !inv.Sent && inv.Answer == "" {
+		if json.Unmarshal(raw, &inv) == nil && inv.awaitsSending() {
 			unsent = append(unsent, id)
 		}
 		return true
@@ -324,9 +333,9 @@ func (r *Relay) sendInvitation(ctx context.Context, id string) (sent bool, err e
 // how many failed again; relayd calls it periodically.
 func (r *Relay) RetryInvitations(ctx context.Context) (sent, failed int, err error) {
 	now := r.clock.Now().UTC()
-	var ids []string
+	var ids, lapsed []string
 	err = r.view("retry invitations", func(tx kv.Tx) error {
-		ids = ids[:0] // a View may run again: an invitation listed twice would be sent twice
+		ids, lapsed = ids[:0], lapsed[:0] // a View may run again: an invitation listed twice would be sent twice
 		// The unsent ones only (invites_unsent), not every invitation ever made.
 		var listed []string
 		_ = forEachRaw(tx, bInvitesUnsent, "", func(id string, _ []byte) bool {
@@ -334,14 +343,22 @@ func (r *Relay) RetryInvitations(ctx context.Context) (sent, failed int, err err
 			return true
 		})
 		return eachInvitation(tx, listed, func(id string, inv inviteRec, c ContactRecord) {
-			if !inv.Sent && inv.Answer == "" && now.Before(inv.ExpiresAt) &&
-				c.State == vocab.ContactApproved && c.Invite == vocab.InviteInvited {
+			switch {
+			case !inv.awaitsSending():
+			case !now.Before(inv.ExpiresAt):
+				lapsed = append(lapsed, id)
+			case c.State == vocab.ContactApproved && c.Invite == vocab.InviteInvited:
 				ids = append(ids, id)
 			}
 		})
 	})
 	if err != nil {
 		return 0, 0, err
+	}
+	if len(lapsed) > 0 {
+		if err := r.lapseInvitations(lapsed, now); err != nil {
+			return 0, 0, err
+		}
 	}
 	for _, id := range ids {
 		if ctx.Err() != nil {
@@ -358,6 +375,28 @@ func (r *Relay) RetryInvitations(ctx context.Context) (sent, failed int, err err
 		}
 	}
 	return sent, failed, nil
+}
+
+// lapseInvitations takes invitations that expired before they could be sent off the retry's
+// list, each if it is still unsent and expired when the transaction reads it (a reissue
+// meanwhile gave it a fresh expiry): read every hour, they would never be sent.
+func (r *Relay) lapseInvitations(ids []string, now time.Time) error {
+	return r.update("lapse invitations", func(tx kv.Tx, _ *fanout) error {
+		for _, id := range ids {
+			var inv inviteRec
+			if ok, err := getJSON(tx, bInvites, id, &inv); err != nil || !ok {
+				return err
+			}
+			if !inv.awaitsSending() || now.Before(inv.ExpiresAt) {
+				continue
+			}
+			inv.Lapsed = true
+			if err := putInvite(tx, id, inv); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Invitations lists invitations for staff, unsent ones only if unsent.

@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 	"github.com/tether-kiosk/tether/sync/wire"
@@ -669,11 +670,7 @@ func FuzzNormalizeCode(f *testing.F) {
 // and not every invitation: each leaves it once sent, one sent at once is never on it, and a
 // store upgraded from schema 17 lists what it had unsent. verify names one off the list.
 func TestUnsentInvitationsListed(t *testing.T) {
-	spool := filepath.Join(t.TempDir(), "spool")
-	if err := os.WriteFile(spool, []byte("not a directory"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, func(c *Config) { c.Notifier = SpoolNotifier{Dir: spool} })
+	e, spool := brokenSpoolEnv(t)
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")
 	c := k.connect(t, 0)
@@ -685,20 +682,7 @@ func TestUnsentInvitationsListed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	listed := func(when string, want ...string) {
-		t.Helper()
-		var got []string
-		_ = e.r.db.View(context.Background(), func(tx kv.Tx) error {
-			got = got[:0]
-			return forEachRaw(tx, bInvitesUnsent, "", func(id string, _ []byte) bool { got = append(got, id); return true })
-		})
-		if !slices.Equal(got, want) {
-			t.Errorf("%s: unsent invitations listed %v, want %v", when, got, want)
-		}
-		if rep, err := e.r.Verify(); err != nil || !rep.OK {
-			t.Errorf("%s: verify %+v (%v)", when, rep, err)
-		}
-	}
+	listed := func(when string, want ...string) { t.Helper(); unsentListed(t, e, when, want...) }
 	listed("with the spool broken", "c1", "c2")
 	if os.Getenv(storeEnv) != "jetstream" {
 		c.c.Close(websocket.StatusNormalClosure, "")
@@ -735,5 +719,84 @@ func TestUnsentInvitationsListed(t *testing.T) {
 	listed("after an invitation sent at once")
 	if mails, _ := filepath.Glob(filepath.Join(spool, "*.eml")); len(mails) != 3 {
 		t.Errorf("%d invitations in the spool, want 3", len(mails))
+	}
+}
+
+// An invitation that expired before the mail could take it leaves the hourly retry's list:
+// it would be read every hour and never sent. Staff see it expired, and issuing it again puts
+// it back on the list with a fresh expiry, and the retry sends it.
+func TestAnInvitationThatLapsedUnsentLeavesTheList(t *testing.T) {
+	e, spool := brokenSpoolEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	for _, id := range []string{"c1", "c2"} {
+		contactOf(t, k, c, "A1", id, "Pal "+id, id+"@example.org")
+	}
+	if _, err := e.r.ApproveContact("c1"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(5 * 24 * time.Hour)
+	if _, err := e.r.ApproveContact("c2"); err != nil {
+		t.Fatal(err)
+	}
+	listed := func(when string, want ...string) { t.Helper(); unsentListed(t, e, when, want...) }
+	listed("with the spool broken", "c1", "c2")
+
+	// The mail stays down past c1's expiry (10 days), not c2's.
+	e.clock.Advance(5*24*time.Hour + time.Minute)
+	if sent, failed, err := e.r.RetryInvitations(context.Background()); err != nil || sent != 0 || failed != 1 {
+		t.Fatalf("retry with the spool broken: %d sent, %d failed (%v); want c2 failed", sent, failed, err)
+	}
+	listed("after c1 expired unsent", "c2")
+	invs, err := e.r.Invitations(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range invs {
+		if want := map[string]string{"c1": vocab.InviteExpired, "c2": vocab.InviteInvited}[v.ContactID]; v.State != want {
+			t.Errorf("staff see %s's invitation %s, want %s", v.ContactID, v.State, want)
+		}
+	}
+
+	if err := os.Remove(spool); err != nil { // mended
+		t.Fatal(err)
+	}
+	if _, err := e.r.ReissueInvitation(context.Background(), "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if sent, failed, err := e.r.RetryInvitations(context.Background()); err != nil || sent != 1 || failed != 0 {
+		t.Fatalf("retry with the spool mended: %d sent, %d failed (%v); want c2 sent", sent, failed, err)
+	}
+	listed("after c1 was issued again, and c2 retried")
+	if mails, _ := filepath.Glob(filepath.Join(spool, "*.eml")); len(mails) != 2 {
+		t.Errorf("%d invitations in the spool, want 2 (c1 issued again, c2 retried)", len(mails))
+	}
+}
+
+// brokenSpoolEnv is a relay whose invitations go to a spool that cannot take them (a file
+// where the directory should be) until the test removes the file at spool.
+func brokenSpoolEnv(t *testing.T) (e *env, spool string) {
+	t.Helper()
+	spool = filepath.Join(t.TempDir(), "spool")
+	if err := os.WriteFile(spool, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return newEnv(t, func(c *Config) { c.Notifier = SpoolNotifier{Dir: spool} }), spool
+}
+
+// unsentListed checks the list of unsent invitations against want, and that verify agrees.
+func unsentListed(t *testing.T, e *env, when string, want ...string) {
+	t.Helper()
+	var got []string
+	_ = e.r.db.View(context.Background(), func(tx kv.Tx) error {
+		got = got[:0]
+		return forEachRaw(tx, bInvitesUnsent, "", func(id string, _ []byte) bool { got = append(got, id); return true })
+	})
+	if !slices.Equal(got, want) {
+		t.Errorf("%s: unsent invitations listed %v, want %v", when, got, want)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Errorf("%s: verify %+v (%v)", when, rep, err)
 	}
 }

@@ -169,12 +169,12 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 			}
 		})
 	}
-	// Each invitation neither sent nor answered is on the list the hourly retry reads, and
-	// nothing else is (invite.go).
+	// Each invitation neither sent nor answered, and not lapsed, is on the list the hourly
+	// retry reads, and nothing else is (invite.go).
 	eachRaw(tx, bInvites, decodeErr(bInvites), func(k string, inv inviteRec) {
 		listed := getRaw(tx, bInvitesUnsent, k) != nil
-		if unsent := !inv.Sent && inv.Answer == ""; unsent != listed {
-			add("unsent_list", "invitation of contact %s (sent %v, answer %q) is %s the list of unsent invitations", k, inv.Sent, inv.Answer,
+		if unsent := inv.awaitsSending(); unsent != listed {
+			add("unsent_list", "invitation of contact %s (sent %v, answer %q, lapsed %v) is %s the list of unsent invitations", k, inv.Sent, inv.Answer, inv.Lapsed,
 				map[bool]string{true: "on", false: "not on"}[listed])
 		}
 	})
