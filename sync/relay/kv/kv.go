@@ -175,6 +175,24 @@ func Prefetch(tx Tx, keys []Key) {
 	}
 }
 
+// Sizer is an optional capability of a Tx whose store bounds what one commit may write
+// (JetStream: the messages of one atomic batch; kv.ErrTxTooLarge beyond): Size is what the
+// commit would write if it were made now, and bound the most the store takes. A caller that
+// groups many writers' functions into one transaction (the relay's group commit) sizes its
+// groups by it, rather than learning the bound from refusals.
+type Sizer interface {
+	Size() (n, bound int)
+}
+
+// Size is tx's Size if its store bounds a commit (ok), and nothing otherwise (bbolt).
+func Size(tx Tx) (n, bound int, ok bool) {
+	if sz, is := tx.(Sizer); is {
+		n, bound = sz.Size()
+		return n, bound, true
+	}
+	return 0, 0, false
+}
+
 // StaleViewer is a Store that can read more cheaply than View by giving up its promise: fn
 // sees committed states, each no older than the last commit the store had applied somewhere
 // when it was read, but not necessarily one state, and runs once. It is for figures a person

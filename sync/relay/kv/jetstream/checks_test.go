@@ -87,3 +87,98 @@ func TestReadChecksRideOnBlindWrites(t *testing.T) {
 		})
 	}
 }
+
+// What a transaction says it would send (kv.Size) is what its commit sends, whatever mix of
+// reads, blind writes, deletes, scans and new buckets it holds: the relay's group commit
+// sizes its groups by it.
+func TestSizeIsWhatTheCommitSends(t *testing.T) {
+	c := natstest.Start(t)
+	s := openOn(t, c, c.Connect(0), "sizes")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	makeBuckets(t, s, "a", "b")
+	if err := s.Update(ctx, func(tx kv.Tx) error {
+		for _, k := range []string{"k1", "k2", "k3", "k4"} {
+			if err := tx.Bucket([]byte("a")).Put([]byte(k), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	get := func(tx kv.Tx, b, k string) { tx.Bucket([]byte(b)).Get([]byte(k)) }
+	put := func(tx kv.Tx, b, k string) error { return tx.Bucket([]byte(b)).Put([]byte(k), []byte("w")) }
+	cases := []struct {
+		name string
+		fn   func(tx kv.Tx) error
+	}{
+		{"blind writes", func(tx kv.Tx) error {
+			if err := put(tx, "b", "x1"); err != nil {
+				return err
+			}
+			return put(tx, "b", "x2")
+		}},
+		{"more keys read than blind writes to carry them", func(tx kv.Tx) error {
+			for _, k := range []string{"k1", "k2", "k3", "k4"} {
+				get(tx, "a", k)
+			}
+			get(tx, "b", "x1")
+			return put(tx, "b", "x1") // read, then written: its own check
+		}},
+		{"a read key deleted", func(tx kv.Tx) error {
+			get(tx, "a", "k2")
+			get(tx, "a", "k3")
+			return tx.Bucket([]byte("a")).Delete([]byte("k4"))
+		}},
+		{"a scan, then a write in the scanned bucket", func(tx kv.Tx) error {
+			cur := tx.Bucket([]byte("a")).Cursor()
+			for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+			}
+			get(tx, "b", "x2")
+			return put(tx, "a", "k5")
+		}},
+		{"a scan of a bucket not written", func(tx kv.Tx) error {
+			cur := tx.Bucket([]byte("b")).Cursor()
+			for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+			}
+			return put(tx, "a", "k6")
+		}},
+		{"a new nested bucket", func(tx kv.Tx) error {
+			get(tx, "a", "k1")
+			nb, err := tx.Bucket([]byte("b")).CreateBucket([]byte("nested"))
+			if err != nil {
+				return err
+			}
+			return nb.Put([]byte("n1"), []byte("v"))
+		}},
+		{"reads only", func(tx kv.Tx) error {
+			get(tx, "a", "k1")
+			return nil
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var said, bound int
+			before := s.Stats().Messages
+			if err := s.Update(ctx, func(tx kv.Tx) error {
+				if err := tc.fn(tx); err != nil {
+					return err
+				}
+				var ok bool
+				if said, bound, ok = kv.Size(tx); !ok {
+					t.Fatal("a JetStream transaction does not say its size")
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if sent := s.Stats().Messages - before; int64(said) != sent {
+				t.Errorf("the transaction said it would send %d messages, its commit sent %d", said, sent)
+			}
+			if bound != 1000 {
+				t.Errorf("bound %d, want nats-server's 1,000 messages an atomic batch", bound)
+			}
+		})
+	}
+}

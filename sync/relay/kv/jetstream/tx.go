@@ -390,6 +390,46 @@ func (t *tx) commit() error {
 	return nil
 }
 
+// Size is the messages commit would send now (kv.Sizer), and the most one commit may send:
+// every write, the version of each bucket written in, and each read-and-not-written key's
+// check beyond what the blind writes carry (commit). TestSizeIsWhatTheCommitSends holds the
+// two together.
+func (t *tx) Size() (n, bound int) {
+	if !t.writable || len(t.writes) == 0 {
+		return 0, maxBatch
+	}
+	n = len(t.writes)
+	carriers := 0
+	for subj, w := range t.writes {
+		if _, read := t.reads[subj]; !read && !w.del {
+			carriers++
+		}
+	}
+	for gen := range t.touched {
+		v := t.s.subj('v', gen, "")
+		n++
+		if _, read := t.reads[v]; !read {
+			carriers++
+		}
+	}
+	for subj := range t.reads {
+		if _, written := t.writes[subj]; written {
+			continue
+		}
+		if kind, gen := t.s.parse(subj); kind == 'v' {
+			if _, touched := t.touched[gen]; touched {
+				continue // rewritten at commit, with its own check
+			}
+		}
+		if carriers > 0 {
+			carriers--
+		} else {
+			n++
+		}
+	}
+	return n, maxBatch
+}
+
 // markLanded marks in the cache what cursors read in a bucket whose version the transaction
 // validated (read, and found or expected unchanged) or rewrote (vers: its sequence now) as
 // current at that version (entry.ver, scanState).
