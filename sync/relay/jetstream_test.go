@@ -113,6 +113,73 @@ func TestGroupCommitSplitsWhatIsTooLarge(t *testing.T) {
 	t.Logf("%d transactions, group limit now %d", txs, cm.limit)
 }
 
+// tooLarge counts the transactions its store refused as too large.
+type tooLarge struct {
+	kv.Store
+	refused int
+}
+
+func (s *tooLarge) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
+	err := s.Store.Update(ctx, fn)
+	if errors.Is(err, kv.ErrTxTooLarge) {
+		s.refused++
+	}
+	return err
+}
+
+// Under steady load the group commit sizes its groups by what the last one wrote, so groups
+// stop running over JetStream's bound: each refusal had cost a whole group's reads and work.
+// Ten rounds of 60 writes of 30 keys each (1,800 messages a round, 1,000 at most a commit).
+func TestGroupCommitSizesGroupsToTheBound(t *testing.T) {
+	c := natstest.Start(t)
+	st := &tooLarge{Store: jetStore(t, c, 0, "sized")}
+	ctx := context.Background()
+	if err := st.Update(ctx, func(tx kv.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	var txs int
+	cm := &committer{db: st, ctx: ctx, txs: func() { txs++ }}
+	const rounds, calls, keys = 10, 60, 30
+	for round := range rounds {
+		var queued []*writeCall
+		for i := range calls {
+			queued = append(queued, &writeCall{f: &fanout{}, done: make(chan error, 1), fn: func(tx kv.Tx, _ *fanout) error {
+				b := tx.Bucket([]byte("b"))
+				for k := range keys {
+					if err := b.Put(fmt.Appendf(nil, "%02d/%02d/%02d", round, i, k), []byte("v")); err != nil {
+						return err
+					}
+				}
+				return nil
+			}})
+		}
+		cm.queue, cm.running = queued, true
+		cm.run()
+		for i, call := range queued {
+			if err := <-call.done; err != nil {
+				t.Fatalf("round %d, write %d: %v", round, i, err)
+			}
+		}
+	}
+	if err := st.View(ctx, func(tx kv.Tx) error {
+		if n := tx.Bucket([]byte("b")).KeyN(); n != rounds*calls*keys {
+			t.Errorf("the bucket holds %d keys, want %d", n, rounds*calls*keys)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d transactions, %d refused as too large, group limit now %d", txs, st.refused, cm.limit)
+	if st.refused > 1 {
+		t.Errorf("%d group commits refused as too large over %d rounds, want at most the first", st.refused, rounds)
+	}
+	// A group at the limit fits (30 messages a write, and the bucket's version), and is not
+	// much smaller than what fits (33 writes).
+	if cm.limit*keys+1 > 1000 || cm.limit < 20 {
+		t.Errorf("group limit %d: %d messages a group, want 600 to 1,000", cm.limit, cm.limit*keys+1)
+	}
+}
+
 // onJetStream puts the relay of a test env on a stream of its own on a fresh 3-node cluster
 // (natstest), through node 0: newEnv(t, onJetStream(t)). The store outlives env.restart, as
 // the stream outlives a gateway.
