@@ -80,7 +80,10 @@ func (in *itemNumbers) ended(err error, fnFailed bool) {
 	in.running = false
 }
 
-// defaultItemNumberBlock: a gateway takes a block about once a second at a few hundred items
-// a second, so two gateways' blocks rarely collide, and items listed by number are in time
-// order to within about that.
-const defaultItemNumberBlock = 256
+// defaultItemNumberBlock: a gateway takes a block every one to four seconds at 1,000 to 4,000
+// items a second, and items listed by number are in time order to within about that. The
+// sequence a gateway reads to take a block is its cached one, which the other gateways' blocks
+// have moved since, so nearly every block taken costs its group commit one run again: at 256
+// a block, two gateways storing 1,500-2,300 status reports a second between them ran 0.2-0.7
+// of their commits twice, each time the whole group, its reads from the stream's leader.
+const defaultItemNumberBlock = 4096
