@@ -113,26 +113,12 @@ func TestGroupCommitSplitsWhatIsTooLarge(t *testing.T) {
 	t.Logf("%d transactions, group limit now %d", txs, cm.limit)
 }
 
-// tooLarge counts the transactions its store refused as too large.
-type tooLarge struct {
-	kv.Store
-	refused int
-}
-
-func (s *tooLarge) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
-	err := s.Store.Update(ctx, fn)
-	if errors.Is(err, kv.ErrTxTooLarge) {
-		s.refused++
-	}
-	return err
-}
-
 // Under steady load the group commit sizes its groups by what the last one wrote, so groups
 // stop running over JetStream's bound: each refusal had cost a whole group's reads and work.
 // Ten rounds of 60 writes of 30 keys each (1,800 messages a round, 1,000 at most a commit).
 func TestGroupCommitSizesGroupsToTheBound(t *testing.T) {
 	c := natstest.Start(t)
-	st := &tooLarge{Store: jetStore(t, c, 0, "sized")}
+	st := jetStore(t, c, 0, "sized")
 	ctx := context.Background()
 	if err := st.Update(ctx, func(tx kv.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
 		t.Fatal(err)
@@ -169,9 +155,10 @@ func TestGroupCommitSizesGroupsToTheBound(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d transactions, %d refused as too large, group limit now %d", txs, st.refused, cm.limit)
-	if st.refused > 1 {
-		t.Errorf("%d group commits refused as too large over %d rounds, want at most the first", st.refused, rounds)
+	refused := st.Stats().TooLarge
+	t.Logf("%d transactions, %d refused as too large, group limit now %d", txs, refused, cm.limit)
+	if refused > 1 {
+		t.Errorf("%d group commits refused as too large over %d rounds, want at most the first", refused, rounds)
 	}
 	// A group at the limit fits (30 messages a write, and the bucket's version), and is not
 	// much smaller than what fits (33 writes).

@@ -217,7 +217,9 @@ var descStoreOps = prometheus.NewDesc("tether_store_kv_total",
 		"cache_hit (reads the gateway's cache answered), list (bucket listings), message (messages committed), "+
 		"prefetch (of read, those made several at a time rather than one after another), replica_read (reads any replica "+
 		"answered), replica_miss (requests of those a replica could not answer, read from the leader instead), "+
-		"stale_view (reads of the fleet's gauges, from replicas).",
+		"stale_view (reads of the fleet's gauges, from replicas), feed_lost (times the watch feed was lost and its "+
+		"watchers read the store again), too_large (write transactions refused as larger than one commit takes: "+
+		"their work was for nothing).",
 	[]string{"op"}, nil)
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descStoreOps }
@@ -233,7 +235,8 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		n  int64
 	}{{"commit", st.Commits}, {"conflict", st.Conflicts}, {"view_conflict", st.ViewConflicts}, {"view", st.Views}, {"read", st.Reads},
 		{"cache_hit", st.CacheHits}, {"list", st.Lists}, {"message", st.Messages}, {"prefetch", st.Prefetched}, {"replica_read", st.ReplicaReads},
-		{"replica_miss", st.ReplicaMisses}, {"stale_view", st.StaleViews}, {"feed_lost", st.FeedLosses}} {
+		{"replica_miss", st.ReplicaMisses}, {"stale_view", st.StaleViews}, {"feed_lost", st.FeedLosses},
+		{"too_large", st.TooLarge}} {
 		ch <- prometheus.MustNewConstMetric(descStoreOps, prometheus.CounterValue, float64(o.n), o.op)
 	}
 }

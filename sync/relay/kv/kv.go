@@ -54,6 +54,9 @@ type Stats struct {
 	// FeedLosses: times a feed of commits (Watcher) reported Lost, after which its
 	// watchers read the store again (many on a gateway: its feed keeps failing).
 	FeedLosses int64
+	// TooLarge: write transactions refused at commit as larger than the store takes
+	// (ErrTxTooLarge): the work of the whole transaction was for nothing.
+	TooLarge int64
 }
 
 // StatsReporter is a Store that counts what it does (the JetStream store does; bbolt's

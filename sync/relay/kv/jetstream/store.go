@@ -133,7 +133,7 @@ type Store struct {
 	// cache is nil when Options.CacheEntries < 0.
 	cache *readCache
 
-	commits, conflicts, viewConflicts, views, staleViews, purgeFailures, feedLosses atomic.Int64
+	commits, conflicts, viewConflicts, views, staleViews, purgeFailures, feedLosses, tooLarge atomic.Int64
 	// What the transactions cost: leader reads, reads the gateway's cache answered, bucket
 	// listings (one stream info request each) and messages committed.
 	reads, cacheHits, lists, messages atomic.Int64
@@ -236,6 +236,7 @@ type Stats struct {
 	// FeedLosses: times a watch feed reported Lost (it went silent, fell behind or skipped),
 	// after which its watchers read the store again.
 	FeedLosses int64
+	TooLarge   int64 // write transactions refused as more than one atomic batch takes
 }
 
 // Stats returns the counters so far.
@@ -243,7 +244,8 @@ func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), ViewConflicts: s.viewConflicts.Load(), Views: s.views.Load(), PurgeFailures: s.purgeFailures.Load(),
 		Reads: s.reads.Load(), CacheHits: s.cacheHits.Load(), Lists: s.lists.Load(), Messages: s.messages.Load(),
 		Prefetched: s.prefetched.Load(), ReplicaReads: s.replicaReads.Load(), ReplicaMisses: s.replicaMisses.Load(),
-		ReplicaOneByOne: s.replicaOneByOne.Load(), StaleViews: s.staleViews.Load(), FeedLosses: s.feedLosses.Load()}
+		ReplicaOneByOne: s.replicaOneByOne.Load(), StaleViews: s.staleViews.Load(), FeedLosses: s.feedLosses.Load(),
+		TooLarge: s.tooLarge.Load()}
 }
 
 // KVStats is Stats in the kv package's terms, for the relay's metrics.
@@ -251,7 +253,8 @@ func (s *Store) KVStats() kv.Stats {
 	st := s.Stats()
 	return kv.Stats{Commits: st.Commits, Conflicts: st.Conflicts, ViewConflicts: st.ViewConflicts, Views: st.Views, Reads: st.Reads,
 		CacheHits: st.CacheHits, Lists: st.Lists, Messages: st.Messages, Prefetched: st.Prefetched,
-		ReplicaReads: st.ReplicaReads, ReplicaMisses: st.ReplicaMisses, StaleViews: st.StaleViews, FeedLosses: st.FeedLosses}
+		ReplicaReads: st.ReplicaReads, ReplicaMisses: st.ReplicaMisses, StaleViews: st.StaleViews, FeedLosses: st.FeedLosses,
+		TooLarge: st.TooLarge}
 }
 
 // Update runs fn optimistically and commits its writes as one atomic batch, running it again
@@ -620,6 +623,7 @@ type pubAck struct {
 // and the server answers for them all on the commit), so a commit is one round trip.
 func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (*pubAck, error) {
 	if len(msgs) > maxBatch {
+		s.tooLarge.Add(1)
 		return nil, fmt.Errorf("jskv: %w: %d messages, at most %d", kv.ErrTxTooLarge, len(msgs), maxBatch)
 	}
 	id := nuid.Next()
