@@ -42,14 +42,19 @@ func heldLetters(tx kv.Tx, facilities []string) ([]Outbound, error) {
 // readLetters reads the outbound letters named by ids (fetched together where the store can),
 // in that order, those keep accepts; an id with no letter is passed over.
 func readLetters(tx kv.Tx, ids []string, keep func(Outbound) bool) ([]Outbound, error) {
+	return readLettersIn(tx, bOutbound, ids, keep)
+}
+
+// readLettersIn is readLetters of bucket (bOutbound or bPREA).
+func readLettersIn(tx kv.Tx, bucket string, ids []string, keep func(Outbound) bool) ([]Outbound, error) {
 	var keys keyList
 	for _, id := range ids {
-		keys.add(bOutbound, id)
+		keys.add(bucket, id)
 	}
 	kv.Prefetch(tx, keys)
 	out := []Outbound{}
 	for _, id := range ids {
-		rec, found, err := getLetter(tx, bOutbound, id)
+		rec, found, err := getLetter(tx, bucket, id)
 		if err != nil {
 			return nil, err
 		}

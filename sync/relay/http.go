@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,7 +53,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/outbound":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hOutbound)}, query: []string{"status", "inmate_id"}},
 		"/admin/v1/outbound/{id}/approve":               {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveOutbound)}},
 		"/admin/v1/outbound/{id}/reject":                {methods: map[string]http.HandlerFunc{"POST": h(r.hRejectOutbound)}},
-		"/admin/v1/prea":                                {methods: map[string]http.HandlerFunc{"GET": h(r.hPREA)}, query: []string{"inmate_id"}},
+		"/admin/v1/prea":                                {methods: map[string]http.HandlerFunc{"GET": h(r.hPREA)}, query: []string{"inmate_id", "facility_id"}},
 		"/admin/v1/contacts":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hContacts)}, query: []string{"status", "inmate_id"}},
 		"/admin/v1/contacts/{id}/approve":               {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveContact)}},
 		"/admin/v1/contacts/{id}/decline":               {methods: map[string]http.HandlerFunc{"POST": h(r.hDeclineContact)}},
@@ -468,8 +469,26 @@ func (r *Relay) hOutbound(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"messages": list})
 }
 
+// hPREA is GET /admin/v1/prea: every report, or one inmate's; with ?facility_id= (repeatable)
+// those facilities' only, which reads their lists (schema 20) and not the state's reports.
 func (r *Relay) hPREA(w http.ResponseWriter, req *http.Request) {
-	list, err := r.PREAReports(req.URL.Query().Get("inmate_id"))
+	q := req.URL.Query()
+	inmate := q.Get("inmate_id")
+	var list []Outbound
+	var err error
+	if facs := q["facility_id"]; len(facs) > 0 {
+		if inmate != "" {
+			err = checkID("list PREA reports", "inmate_id", inmate)
+		}
+		if err == nil {
+			list, err = r.PREAReportsOf(facs...)
+		}
+		if inmate != "" {
+			list = slices.DeleteFunc(list, func(o Outbound) bool { return o.InmateID != inmate })
+		}
+	} else {
+		list, err = r.PREAReports(inmate)
+	}
 	if err != nil {
 		r.writeErr(w, err)
 		return

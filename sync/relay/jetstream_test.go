@@ -552,3 +552,61 @@ func TestContactListsReadTheirOwn(t *testing.T) {
 		t.Errorf("with 5 south invitations sent: the retry made %d leader reads, %d before; want at most 5 more", retry2, retry)
 	}
 }
+
+// A facility's PREA page reads that facility's reports, not the state's: a hundred reports
+// filed in south cost north's page nothing, where the unfiltered export reads every one. It
+// is read on a second gateway, which no terminal uses.
+func TestPREAPageReadsItsFacilitysReports(t *testing.T) {
+	c := natstest.Start(t)
+	e := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 0, "preaq") })
+	e.seed()
+	e.seedSouth()
+	kn, ks := e.enroll(wire.ModeKiosk, ""), e.enrollAt("south", wire.ModeKiosk, "")
+	cn, cs := kn.connect(t, 0), ks.connect(t, 0)
+	file := func(k *term, conn *tconn, inmate string, n int) {
+		t.Helper()
+		var items []wire.Item
+		for range n {
+			items = append(items, k.item(wire.UpPREA, msg(uuid.Must(uuid.NewV7()).String(), inmate, kiosk.PREAChannel, "a report")))
+		}
+		if ack := conn.batch(items...); len(ack.Rejected) != 0 {
+			t.Fatalf("reports: ack %+v", ack)
+		}
+	}
+	file(kn, cn, "A1", 2)
+	// A report's text is found by a cursor over the item log, which reads the record after
+	// the report's, if there is one: south's first reports come after north's before the count.
+	file(ks, cs, "S1", 5)
+	st := jetStore(t, c, 1, "preaq")
+	other := newEnv(t, func(cfg *Config) { cfg.Store = st })
+	page := func() (reads int64) {
+		t.Helper()
+		before := st.Stats()
+		reps, err := other.r.PREAReportsOf("north")
+		if err != nil || len(reps) != 2 {
+			t.Fatalf("north's reports: %d (%v), want 2", len(reps), err)
+		}
+		return st.Stats().Reads - before.Reads
+	}
+	export := func() (reads int64) {
+		t.Helper()
+		before := st.Stats()
+		if _, err := other.r.PREAReports(""); err != nil {
+			t.Fatal(err)
+		}
+		return st.Stats().Reads - before.Reads
+	}
+	first, exportFirst := page(), export()
+	for range 4 {
+		file(ks, cs, "S1", 25)
+	}
+	after, exportAfter := page(), export()
+	t.Logf("leader reads: north's PREA page (2 reports) %d, then %d with 100 more south reports; the export %d, then %d",
+		first, after, exportFirst, exportAfter)
+	if after != first {
+		t.Errorf("north's PREA page made %d leader reads after south filed 100 reports, %d before; want the same", after, first)
+	}
+	if exportAfter <= exportFirst {
+		t.Errorf("the export made %d leader reads with 100 more reports, %d before: the comparison shows nothing", exportAfter, exportFirst)
+	}
+}

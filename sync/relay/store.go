@@ -99,6 +99,9 @@ const (
 	// the departments page reads its requests and not every letter either way.
 	bFacRequests    = "fac_requests"    // facility id + "/" + letter id -> nil
 	bRequestReplies = "request_replies" // request (letter) id + "/" + reply (inbound letter) id -> nil
+	// v20: each facility's PREA reports (prealist.go), so its coordinator's page reads them
+	// and not every report of the state.
+	bFacPREA = "fac_prea" // facility id + "/" + report id -> nil
 )
 
 const kSchema = "schema_version"
@@ -107,11 +110,11 @@ func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
-		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom, bTechsGone, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bInvitesUnsent, bFacRequests, bRequestReplies}
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom, bTechsGone, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bInvitesUnsent, bFacRequests, bRequestReplies, bFacPREA}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 19
+const schemaVersion = 20
 
 // migrate10to11 gives each facility its downlink counter, above the largest downlink seq any
 // of its terminals was given or acknowledged, so that no terminal's numbers go back. Items
@@ -149,7 +152,7 @@ func migrate10to11(tx kv.Tx) error {
 
 // migrations move each schema version to the next, in one transaction each.
 func migrations() [schemaVersion]func(kv.Tx) error {
-	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18, migrate18to19}
+	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18, migrate18to19, migrate19to20}
 }
 
 // migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
@@ -489,7 +492,7 @@ func readU64(b []byte) uint64 {
 // hot paths (every fan-out, batch, login), so a scan must touch only its owner's keys.
 func ownerKeyed(bucket string) bool {
 	switch bucket {
-	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bRequestReplies:
+	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bRequestReplies, bFacPREA:
 		return true
 	}
 	return false
@@ -682,7 +685,7 @@ func checkFacilityIDs(op string, facilities []string) error {
 // listedUnder gives the ids that the owner-keyed lists name under the given facilities
 // (under every facility if facilities is nil), sorted, each once: the facility lists the
 // console reads instead of every record of the state (fac_terms, fac_revoked, held_outbound,
-// fac_contacts, photo_queue).
+// fac_contacts, photo_queue, fac_requests, fac_prea).
 func listedUnder(tx kv.Tx, facilities []string, lists ...string) ([]string, error) {
 	var ids []string
 	for _, list := range lists {

@@ -633,8 +633,11 @@ func (r *Relay) applyPREA(tx kv.Tx, f *fanout, t TerminalInfo, m vocab.Message, 
 		}
 	}
 	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: vocab.MsgDelivered, ReceivedAt: now}
-	f.logf("relay: PREA report %s received from terminal %s", m.ID, t.ID)
-	return "", putLetter(tx, bPREA, o, n)
+	f.logf("relay: PREA report %s received from terminal %s", m.ID, t.ID) // its id only: never its text
+	if err := putLetter(tx, bPREA, o, n); err != nil {
+		return "", err
+	}
+	return "", listPREA(tx, o)
 }
 
 // applyMessage takes a letter (n: its item's arrival number, seq: its uplink seq). Its state

@@ -304,8 +304,23 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 						map[bool]string{true: "on", false: "not on"}[listed], o.FacilityID)
 				}
 			}
+			// A facility's PREA coordinator reads its list of reports (prealist.go).
+			if bucket == bPREA && checkID("", "", o.FacilityID) == nil && checkID("", "", k) == nil &&
+				getRaw(tx, bFacPREA, o.FacilityID+"/"+k) == nil {
+				add("prea_list", "PREA report %s is missing from the list of facility %s", k, o.FacilityID)
+			}
 		})
 	}
+	// Each listed PREA report is one of the listing facility's: a report listed elsewhere too
+	// would be shown to that facility's coordinator, were PREAReportsOf not to check.
+	_ = forEachRaw(tx, bFacPREA, "", func(k string, _ []byte) bool {
+		fac, id, _ := splitOwner(bFacPREA, k)
+		var rec letterRec // the record alone: a report's text has no place in a problem's detail
+		if ok, err := getJSON(tx, bPREA, id, &rec); err == nil && (!ok || rec.FacilityID != fac) {
+			add("prea_list", "facility %s lists PREA report %s, which is not one of its reports", fac, id)
+		}
+		return true
+	})
 	return rep
 }
 

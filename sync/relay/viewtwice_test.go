@@ -27,9 +27,10 @@ func (s viewsTwice) View(ctx context.Context, fn func(kv.Tx) error) error {
 }
 
 // What staff and inmates read through the relay is the same when every View runs twice:
-// letters, PREA reports, contacts, inmates, facilities, an inmate's statement (its lines and
-// total), refusals, invitations, letters held for photo review, replies, the catalog and its
-// owners. TestRestoredTerminalLosesNothing on JetStream found a letter listed twice.
+// letters, PREA reports (every one and a facility's), contacts, inmates, facilities, an
+// inmate's statement (its lines and total), refusals, invitations, letters held for photo
+// review, replies, the catalog and its owners. TestRestoredTerminalLosesNothing on JetStream
+// found a letter listed twice.
 func TestListingsWhenAViewRunsAgain(t *testing.T) {
 	db, err := boltkv.Open(filepath.Join(t.TempDir(), "relay.db"), nil)
 	if err != nil {
@@ -56,6 +57,9 @@ func TestListingsWhenAViewRunsAgain(t *testing.T) {
 	}
 	if prea, err := e.r.PREAReports("A1"); err != nil || len(prea) != 1 {
 		t.Errorf("PREA reports: %d (%v), want 1", len(prea), err)
+	}
+	if prea, err := e.r.PREAReportsOf("north"); err != nil || len(prea) != 1 {
+		t.Errorf("north's PREA reports: %d (%v), want 1", len(prea), err)
 	}
 	if cs, err := e.r.Contacts("", "A1"); err != nil || len(cs) != 1 {
 		t.Errorf("contacts: %d (%v), want 1", len(cs), err)

@@ -76,6 +76,11 @@ func (c *Console) inmateNames(u who) (map[string]relay.InmateInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.inmateNamesIn(facs)
+}
+
+// inmateNamesIn maps inmate id to name for the given facilities, reading their rosters.
+func (c *Console) inmateNamesIn(facs []string) (map[string]relay.InmateInfo, error) {
 	out := map[string]relay.InmateInfo{}
 	for _, f := range facs {
 		ins, err := c.r.Inmates(f)
@@ -838,25 +843,46 @@ func (c *Console) enroll(w http.ResponseWriter, req *http.Request, u who) {
 
 // ---- PREA
 
+// preaPage shows the PREA reports of the facility chosen (?facility=), or of every facility
+// the user serves. It reads those facilities' reports only (PREAReportsOf), so a prison's
+// coordinator's page costs the same in a state as in one prison; a report of a facility the
+// user does not serve is never put on the page, whatever the relay returns.
 func (c *Console) preaPage(w http.ResponseWriter, req *http.Request, u who) {
-	all, err := c.r.PREAReports("")
+	facs, err := c.facilities(u)
 	if err != nil {
 		c.fail(w, req, u, err)
 		return
 	}
-	names, err := c.inmateNames(u)
+	shown := facs
+	fac := req.URL.Query().Get("facility")
+	if fac != "" {
+		if !slices.Contains(facs, fac) {
+			c.render(w, req, http.StatusForbidden, "prea", u, pageData{Title: "PREA reports", Current: "prea",
+				Error: errScope.Error(), Data: map[string]any{"Facilities": facs, "Facility": fac}})
+			return
+		}
+		shown = []string{fac}
+	}
+	reports, err := c.r.PREAReportsOf(shown...)
+	if err != nil {
+		c.fail(w, req, u, err)
+		return
+	}
+	names, err := c.inmateNamesIn(shown)
 	if err != nil {
 		c.fail(w, req, u, err)
 		return
 	}
 	var rows []heldRow
-	for _, o := range all {
+	for _, o := range reports {
 		if u.Serves(o.FacilityID) {
 			rows = append(rows, heldRow{Outbound: o, InmateName: names[o.InmateID].Name})
 		}
 	}
-	c.audit(u, "prea.view", "", "", fmt.Sprintf("%d reports", len(rows)))
-	c.render(w, req, http.StatusOK, "prea", u, pageData{Title: "PREA reports", Current: "prea", Data: rows})
+	// The count only: a report's text, and who filed it, stay out of the audit log.
+	c.audit(u, "prea.view", "", fac, fmt.Sprintf("%d reports", len(rows)))
+	c.render(w, req, http.StatusOK, "prea", u, pageData{Title: "PREA reports", Current: "prea",
+		Data: map[string]any{"Rows": rows, "Facilities": facs, "Facility": fac}})
 }
 
 // ---- policy

@@ -246,3 +246,36 @@ func TestFleetByFacility(t *testing.T) {
 		t.Errorf("the fleet after revoking an unknown terminal does not list north's kiosk")
 	}
 }
+
+// The PREA page shows the reports of the facilities its user serves, one facility when
+// chosen: north's coordinator never sees south's report, and asking for south is refused.
+func TestPREAReportsByFacility(t *testing.T) {
+	e := newEnv(t, false)
+	north, south := e.kiosk(""), e.southKiosk()
+	const northText, southText = "A report filed in the north.", "A report filed in the south."
+	if _, err := north.term.SendPREA("A1", northText); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := south.term.SendPREA("S1", southText); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, "both reports on the relay", func() bool { r, _ := e.r.PREAReports(""); return len(r) == 2 })
+	e.addStaff("pia", []string{console.RolePREA}, []string{console.AllFacilities})
+	pia := e.browser().mustLogin("pia")
+	pia.get("/console/prea")
+	if !strings.Contains(pia.last, northText) || !strings.Contains(pia.last, southText) {
+		t.Errorf("the state's coordinator does not see both reports")
+	}
+	pia.get("/console/prea?facility=south")
+	if strings.Contains(pia.last, northText) || !strings.Contains(pia.last, southText) {
+		t.Errorf("south's reports: want south's report only")
+	}
+	pam := e.browser().mustLogin("pam") // north's coordinator
+	pam.get("/console/prea")
+	if !strings.Contains(pam.last, northText) || strings.Contains(pam.last, southText) {
+		t.Errorf("north's coordinator: want north's report only")
+	}
+	if resp := pam.get("/console/prea?facility=south"); resp.StatusCode != http.StatusForbidden || strings.Contains(pam.last, southText) {
+		t.Errorf("north's coordinator asks for south's reports: %d, want 403 and no report of south", resp.StatusCode)
+	}
+}

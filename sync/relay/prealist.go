@@ -1,0 +1,70 @@
+package relay
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// PREA reports are listed under the facility whose terminal filed them (fac_prea), so that a
+// facility's PREA coordinator reads that facility's reports rather than every report of the
+// state. A report is written once (applyPREA) and never changes facility, so its listing is
+// written once with it, in the same transaction.
+
+// listPREA puts report o on its facility's list.
+func listPREA(tx kv.Tx, o Outbound) error {
+	if checkID("", "", o.FacilityID) != nil || checkID("", "", o.ID) != nil {
+		return nil // an older relay's damage: verify reports it
+	}
+	return putAppended(tx, bFacPREA, o.FacilityID+"/"+o.ID, nil) // ids are UUIDv7s, in time order
+}
+
+// PREAReportsOf lists the PREA reports filed in the given facilities, oldest first (by id),
+// bodies included. It reads those facilities' lists and their reports only, and gives a
+// report only if its own record names one of those facilities: a list entry in the wrong
+// place (damage verify reports) never shows one facility's report to another's coordinator.
+func (r *Relay) PREAReportsOf(facilities ...string) ([]Outbound, error) {
+	const op = "list PREA reports"
+	if err := checkFacilityIDs(op, facilities); err != nil {
+		return nil, err
+	}
+	if len(facilities) == 0 {
+		return []Outbound{}, nil // none asked for (listedUnder reads every facility for nil)
+	}
+	var out []Outbound
+	err := r.view(op, func(tx kv.Tx) error {
+		ids, err := listedUnder(tx, facilities, bFacPREA)
+		if err != nil {
+			return err
+		}
+		out, err = readLettersIn(tx, bPREA, ids, func(o Outbound) bool { return slices.Contains(facilities, o.FacilityID) })
+		return err
+	})
+	return out, err
+}
+
+// migrate19to20 lists every PREA report under its facility. A record that does not decode is
+// passed over (verify reports it) rather than failing the upgrade.
+func migrate19to20(tx kv.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bFacPREA)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bFacPREA, err)
+	}
+	var reports []Outbound
+	if err := forEachRaw(tx, bPREA, "", func(_ string, raw []byte) bool {
+		var rec letterRec
+		if json.Unmarshal(raw, &rec) == nil {
+			reports = append(reports, rec.Outbound)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, o := range reports {
+		if err := listPREA(tx, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
