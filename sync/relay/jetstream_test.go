@@ -610,3 +610,36 @@ func TestPREAPageReadsItsFacilitysReports(t *testing.T) {
 		t.Errorf("the export made %d leader reads with 100 more reports, %d before: the comparison shows nothing", exportAfter, exportFirst)
 	}
 }
+
+// The library page's owner counts read the facility's roster, not every inmate of the state:
+// fifty more inmates in south cost north's counts nothing. Read on a second gateway.
+func TestLibraryOwnersReadTheirRoster(t *testing.T) {
+	c := natstest.Start(t)
+	e := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 0, "ownersq") })
+	e.seed()
+	e.seedSouth()
+	st := jetStore(t, c, 1, "ownersq")
+	other := newEnv(t, func(cfg *Config) { cfg.Store = st })
+	counts := func() (reads int64) {
+		t.Helper()
+		before := st.Stats()
+		if _, err := other.r.CatalogOwners("north"); err != nil {
+			t.Fatal(err)
+		}
+		return st.Stats().Reads - before.Reads
+	}
+	first := counts()
+	var roster Roster
+	for i := range 50 {
+		roster.Inmates = append(roster.Inmates, RosterInmate{ID: fmt.Sprint("S", i+1), Name: "Sol", Badges: []string{fmt.Sprint("SB", i+1)},
+			PIN: "4567", Language: "en", Status: kiosk.StatusActive})
+	}
+	if err := e.r.PutRoster("south", roster); err != nil {
+		t.Fatal(err)
+	}
+	after := counts()
+	t.Logf("leader reads of north's owner counts: %d, then %d with 50 inmates in south", first, after)
+	if after != first {
+		t.Errorf("north's owner counts made %d leader reads with 50 south inmates, %d before; want the same", after, first)
+	}
+}

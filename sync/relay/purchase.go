@@ -142,17 +142,13 @@ func (r *Relay) CatalogOwners(facility string) (map[string]int, error) {
 	out := map[string]int{}
 	err := r.view(op, func(tx kv.Tx) error {
 		clear(out) // a View may run again
-		var inmates []string
-		if err := forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
-			if in.FacilityID == facility {
-				inmates = append(inmates, in.ID)
-			}
-			return true
-		}); err != nil {
+		// The facility's roster, not every inmate of the state.
+		inmates, err := rosterOf(tx, facility)
+		if err != nil {
 			return err
 		}
 		for _, in := range inmates {
-			if err := forEachJSON(tx, bOwned, "i/"+in+"/", func(_ string, o ownedRec) bool {
+			if err := forEachJSON(tx, bOwned, "i/"+in.ID+"/", func(_ string, o ownedRec) bool {
 				out[o.ItemID]++
 				return true
 			}); err != nil {

@@ -68,6 +68,30 @@ type InmateInfo struct {
 	Language   string `json:"language"`
 }
 
+// rosterOf reads the inmates on a facility's list (fac_inmates), fetched together where the
+// store can, rather than every inmate of the state; an entry whose inmate is gone or now of
+// another facility is passed over.
+func rosterOf(tx kv.Tx, facility string) ([]inmateRec, error) {
+	ids := facilityInmates(tx, facility)
+	var keys keyList
+	for _, id := range ids {
+		keys.add(bInmates, id)
+	}
+	kv.Prefetch(tx, keys)
+	var out []inmateRec
+	for _, id := range ids {
+		var in inmateRec
+		ok, err := getJSON(tx, bInmates, id, &in)
+		if err != nil {
+			return nil, err
+		}
+		if ok && in.FacilityID == facility {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
 // Inmates lists a facility's inmates ("" for every facility), by id.
 func (r *Relay) Inmates(facility string) ([]InmateInfo, error) {
 	out := []InmateInfo{}
@@ -75,17 +99,11 @@ func (r *Relay) Inmates(facility string) ([]InmateInfo, error) {
 		out = out[:0] // a View may run again
 		// One facility's: its roster (fac_inmates), not the state's inmates.
 		if facility != "" {
-			for _, id := range facilityInmates(tx, facility) {
-				var in inmateRec
-				ok, err := getJSON(tx, bInmates, id, &in)
-				if err != nil {
-					return err
-				}
-				if ok && in.FacilityID == facility {
-					out = append(out, InmateInfo{ID: in.ID, Name: in.Name, FacilityID: in.FacilityID, Status: in.Status, Language: in.Language})
-				}
+			ins, err := rosterOf(tx, facility)
+			for _, in := range ins {
+				out = append(out, InmateInfo{ID: in.ID, Name: in.Name, FacilityID: in.FacilityID, Status: in.Status, Language: in.Language})
 			}
-			return nil
+			return err
 		}
 		return forEachJSON(tx, bInmates, "", func(_ string, in inmateRec) bool {
 			if facility == "" || in.FacilityID == facility {
