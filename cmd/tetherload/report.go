@@ -287,8 +287,8 @@ func (rep *Report) Table(w io.Writer) error {
 		if len(s.StoreOps) > 0 {
 			o := s.StoreOps
 			per := func(n int64) float64 { return float64(n) / float64(max(o["commit"], 1)) }
-			row(name+" store", "%d commits, %d conflicts (%.2f a commit), %d leader reads (%.1f a commit; %.1f one by one), %d replica reads (%.1f a commit), %d cache hits, %d listings (%.1f a commit), %d messages (%.1f a commit), %d views (%d run again)",
-				o["commit"], o["conflict"], per(o["conflict"]), o["read"], per(o["read"]), per(o["read"]-o["prefetch"]), o["replica_read"], per(o["replica_read"]), o["cache_hit"], o["list"], per(o["list"]), o["message"], per(o["message"]), o["view"], o["view_conflict"])
+			row(name+" store", "%d commits, %d conflicts (%.2f a commit), %d refused as too large, %d leader reads (%.1f a commit; %.1f one by one), %d replica reads (%.1f a commit), %d cache hits, %d listings (%.1f a commit), %d messages (%.1f a commit), %d views (%d run again)",
+				o["commit"], o["conflict"], per(o["conflict"]), o["too_large"], o["read"], per(o["read"]), per(o["read"]-o["prefetch"]), o["replica_read"], per(o["replica_read"]), o["cache_hit"], o["list"], per(o["list"]), o["message"], per(o["message"]), o["view"], o["view_conflict"])
 		}
 		if s.GoroutinesConnected > 0 {
 			row(name+" Go heap", "%.1f MiB enrolled, %.1f MiB connected (%.1f KiB per connection, stacks %.1f KiB), goroutines %d -> %d",
