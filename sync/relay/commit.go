@@ -29,8 +29,10 @@ const maxGroup = 256
 // A store may also bound what one transaction writes (JetStream: 1,000 messages per atomic
 // batch, kv.ErrTxTooLarge beyond). What a write function will write is known only once it ran.
 // Such a store's transaction says its size (kv.Size): after each commit the group size is set
-// so that a group like it would fill the bound to groupFill, and a group that ran over is
-// split where that share of it would have fitted, each part committed on its own
+// so that a group like it would fill the bound to groupFill; halfway through a group, if what
+// it wrote so far says the whole would run over, it takes only what fits and leaves the rest
+// to the next transaction (willFit); and a group that ran over all the same is split where
+// that share of it would have fitted, each part committed on its own
 // (recursively, down to a single call, which then fails alone). A group too large was
 // refused after all its functions ran and all its reads were made: it cost the gateway and
 // the cluster a whole group's work for nothing. Growing the group by a quarter after each
@@ -121,6 +123,7 @@ func (c *committer) commit(group []*writeCall) {
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, txTimeout)
 		size, bound, sized := 0, 0, false
+		ran := len(group) // the calls the last run took; the rest go in the next transaction
 		err := c.db.Update(ctx, func(tx kv.Tx) error {
 			if c.began != nil {
 				c.began()
@@ -137,11 +140,18 @@ func (c *committer) commit(group []*writeCall) {
 				}
 				kv.Prefetch(tx, keys)
 			}
+			ran = len(group)
 			for i, call := range group {
+				if i == ran {
+					break
+				}
 				call.f.reset(tx)
 				if err := safeCall(call, tx); err != nil {
 					failed, failErr = i, err
 					return err
+				}
+				if i+1 == len(group)/2 {
+					ran = c.willFit(tx, i+1, len(group))
 				}
 			}
 			size, bound, sized = kv.Size(tx)
@@ -169,14 +179,21 @@ func (c *committer) commit(group []*writeCall) {
 		if failed < 0 {
 			switch {
 			case err == nil && sized:
-				c.limit = fitting(len(group), size, bound)
+				c.limit = fitting(ran, size, bound)
 			case err == nil && len(group) >= c.limit && c.limit < maxGroup:
 				c.limit = min(maxGroup, c.limit+c.limit/4+1)
 			}
 			if err == nil && c.applied != nil {
-				for _, call := range group {
+				for _, call := range group[:ran] {
 					c.applied(call.f)
 				}
+			}
+			if err == nil && ran < len(group) {
+				for _, call := range group[:ran] {
+					call.done <- nil
+				}
+				group = group[ran:] // stopped short of the bound: the rest in a transaction of their own
+				continue
 			}
 			// Committed, or the commit itself failed: the same answer for every call.
 			for _, call := range group {
@@ -187,6 +204,20 @@ func (c *committer) commit(group []*writeCall) {
 		group[failed].done <- failErr
 		group = append(group[:failed:failed], group[failed+1:]...)
 	}
+}
+
+// willFit is how many of a group's calls (of calls) the transaction tx, which has run the
+// first done of them, should take: all, unless what those wrote says the whole group would
+// run over the store's bound, in which case as many as fill it to groupFill (at least done).
+// Asked halfway through the group: a group is sized by the last one (fitting), and a group
+// of larger calls (several batches each, charges rather than status reports) would otherwise
+// be refused whole after all its work.
+func (c *committer) willFit(tx kv.Tx, done, calls int) int {
+	n, bound, ok := kv.Size(tx)
+	if !ok || n <= 0 || float64(n)*float64(calls)/float64(done) <= float64(bound) {
+		return calls
+	}
+	return max(done, fitting(done, n, bound))
 }
 
 // fitting is how many calls of a group like one of calls calls that wrote size (against a
