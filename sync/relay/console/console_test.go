@@ -302,6 +302,34 @@ func TestAStaffMemberActsOnlyInTheirFacilities(t *testing.T) {
 	}
 }
 
+// Accounts are listed to the admins who may change them: north's admin does not see south's
+// staff, or the state's.
+func TestAccountsPageListsTheAccountsAnAdminManages(t *testing.T) {
+	e := newEnv(t, false)
+	e.addStaff("sue", []string{console.RoleBusiness}, []string{"south"})
+	e.addStaff("nico", []string{console.RoleMailroom}, []string{"north", "south"})
+	e.addStaff("nadia", []string{console.RoleAdmin}, []string{"north"})
+	nadia := e.browser().mustLogin("nadia")
+	nadia.get("/console/accounts")
+	for _, name := range []string{"bob", "nico", "nadia"} {
+		if !strings.Contains(nadia.last, `id="account-`+name+`"`) {
+			t.Errorf("north's admin does not see the account %s", name)
+		}
+	}
+	for _, name := range []string{"sue", "ada"} {
+		if strings.Contains(nadia.last, `id="account-`+name+`"`) || strings.Contains(nadia.last, "Staff "+name) {
+			t.Errorf("north's admin sees the account %s", name)
+		}
+	}
+	ada := e.browser().mustLogin("ada")
+	ada.get("/console/accounts")
+	for _, name := range []string{"bob", "sue", "nico", "nadia", "ada"} {
+		if !strings.Contains(ada.last, `id="account-`+name+`"`) {
+			t.Errorf("the state's admin does not see the account %s", name)
+		}
+	}
+}
+
 func TestHostileInputIsShownAsText(t *testing.T) {
 	e := newEnv(t, false)
 	const evil = `<script>alert("x")</script><img src=x onerror=alert(1)>`

@@ -1061,14 +1061,22 @@ func (c *Console) addFacility(w http.ResponseWriter, req *http.Request, u who) {
 
 // ---- accounts and audit
 
+// manages reports whether admin u may see and change account a: a holds a facility u serves.
+// An account of every facility is only for an admin of every facility (u.Serves("*") is
+// false for the others). An account of north and south is managed by the admins of both.
+func manages(u, a Account) bool { return slices.ContainsFunc(a.Facilities, u.Serves) }
+
+// accountsPage lists the accounts the admin manages: a prison's admin does not see the other
+// prisons' staff (names, roles, facilities), as they may not change them.
 func (c *Console) accountsPage(w http.ResponseWriter, req *http.Request, u who) {
 	all, err := c.store.Accounts()
 	if err != nil {
 		c.fail(w, req, u, err)
 		return
 	}
+	shown := slices.DeleteFunc(all, func(a Account) bool { return !manages(u.Account, a) })
 	c.render(w, req, http.StatusOK, "accounts", u, pageData{Title: "Accounts", Current: "accounts",
-		Data: map[string]any{"Accounts": all, "Roles": roleList}})
+		Data: map[string]any{"Accounts": shown, "Roles": roleList}})
 }
 
 func (c *Console) addAccount(w http.ResponseWriter, req *http.Request, u who) {
@@ -1098,9 +1106,7 @@ func (c *Console) setAccount(w http.ResponseWriter, req *http.Request, u who) {
 		return
 	}
 	a, ok, err := c.store.Account(name)
-	if err == nil && (!ok || !slices.ContainsFunc(a.Facilities, func(f string) bool {
-		return f == AllFacilities && slices.Contains(u.Facilities, AllFacilities) || f != AllFacilities && u.Serves(f)
-	})) {
+	if err == nil && (!ok || !manages(u.Account, a)) {
 		err = fmt.Errorf("account %q: %w", name, errScope)
 	}
 	if err == nil {
