@@ -397,19 +397,61 @@ func (s *Store) Audit(e AuditEntry) error {
 
 // AuditLog lists the newest limit entries, newest first.
 func (s *Store) AuditLog(limit int) ([]AuditEntry, error) {
-	var out []AuditEntry
+	p, err := s.AuditLogWhere(0, limit, limit, nil)
+	return p.Entries, err
+}
+
+// AuditPage is one page of the audit log read by AuditLogWhere.
+type AuditPage struct {
+	Entries []AuditEntry // newest first
+	// Scanned is how many entries were read to find Entries.
+	Scanned int
+	// Next continues the search: the entries older than it were not read (0: the log was read
+	// to its first entry).
+	Next uint64
+}
+
+// AuditLogWhere lists, newest first, up to limit entries that keep accepts (nil: every
+// entry) among those older than before (0: from the newest). It reads at most scan entries,
+// so one page costs the same however rare the kept entries are; Next says where to go on.
+func (s *Store) AuditLogWhere(before uint64, limit, scan int, keep func(AuditEntry) bool) (AuditPage, error) {
+	var p AuditPage
 	err := s.r.StaffView(func(b kv.Bucket) error {
+		p = AuditPage{} // a View may run again
 		c := b.Bucket([]byte(bAudit)).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+		k, v := c.Last()
+		if before != 0 {
+			// Seek lands on before or the first key after it (or past the end); the entry
+			// before that is the newest one older than before.
+			c.Seek(auditKey(before))
+			k, v = c.Prev()
+		}
+		for ; k != nil; k, v = c.Prev() {
+			if len(p.Entries) == limit || p.Scanned == scan {
+				p.Next = binary.BigEndian.Uint64(k) + 1 // k is the newest entry not read
+				return nil
+			}
+			p.Scanned++
 			var e AuditEntry
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("audit entry %x: %w", k, err)
 			}
-			out = append(out, e)
+			if keep == nil || keep(e) {
+				p.Entries = append(p.Entries, e)
+			}
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return AuditPage{}, fmt.Errorf("read the audit log: %w", err)
+	}
+	return p, nil
+}
+
+func auditKey(seq uint64) []byte {
+	key := make([]byte, 8)
+	binary.BigEndian.PutUint64(key, seq)
+	return key
 }
 
 func appendAudit(b kv.Bucket, e AuditEntry) error {
@@ -419,13 +461,11 @@ func appendAudit(b kv.Bucket, e AuditEntry) error {
 		return fmt.Errorf("audit: %w", err)
 	}
 	e.Seq = seq
-	key := make([]byte, 8)
-	binary.BigEndian.PutUint64(key, seq)
 	raw, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	return ab.Put(key, raw)
+	return ab.Put(auditKey(seq), raw)
 }
 
 func getJSON(b kv.Bucket, key string, v any) (bool, error) {

@@ -55,6 +55,10 @@ type Config struct {
 	// the same for a client address (defaults 5, 20 and 15 minutes).
 	AccountFailures, AddressFailures int
 	FailureWindow                    time.Duration
+	// AuditScan is how many entries of the audit log one page reads at most while it looks
+	// for the entries its reader may see (default 10,000); past it the page links to the
+	// older entries rather than reading on.
+	AuditScan int
 }
 
 // Console is the console's http.Handler; mount it at Prefix.
@@ -102,6 +106,9 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.FailureWindow <= 0 {
 		cfg.FailureWindow = 15 * time.Minute
+	}
+	if cfg.AuditScan <= 0 {
+		cfg.AuditScan = 10000
 	}
 	st, err := OpenStore(cfg.Relay, cfg.PasswordParams)
 	if err != nil {

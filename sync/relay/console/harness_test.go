@@ -49,6 +49,12 @@ func newEnv(t testing.TB, tls bool) *env { t.Helper(); return newEnvWith(t, tls,
 // newEnvWith is newEnv with the relay's config changed by tune first (a notifier, a clock).
 func newEnvWith(t testing.TB, tls bool, tune func(*relay.Config)) *env {
 	t.Helper()
+	return newEnvTuned(t, tls, tune, nil)
+}
+
+// newEnvTuned is newEnvWith with the console's config changed by tuneConsole too.
+func newEnvTuned(t testing.TB, tls bool, tune func(*relay.Config), tuneConsole func(*console.Config)) *env {
+	t.Helper()
 	cfg := relay.Config{DataDir: t.TempDir(), PINParams: kiosk.TestPINParams(), HoldPolicy: relay.HoldAll,
 		HandshakeTimeout: 5 * time.Second}
 	if tune != nil {
@@ -59,7 +65,11 @@ func newEnvWith(t testing.TB, tls bool, tune func(*relay.Config)) *env {
 		t.Fatal(err)
 	}
 	fc := clock.NewFake(time.Now())
-	c, err := console.New(console.Config{Relay: r, Clock: fc, PasswordParams: kiosk.TestPINParams()})
+	ccfg := console.Config{Relay: r, Clock: fc, PasswordParams: kiosk.TestPINParams()}
+	if tuneConsole != nil {
+		tuneConsole(&ccfg)
+	}
+	c, err := console.New(ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}
