@@ -150,8 +150,8 @@ func (c *committer) commit(group []*writeCall) {
 					failed, failErr = i, err
 					return err
 				}
-				if i+1 == len(group)/2 {
-					ran = c.willFit(tx, i+1, len(group))
+				if i+1 == len(group)/2 || i+1 == len(group)*3/4 {
+					ran = min(ran, c.willFit(tx, i+1, len(group)))
 				}
 			}
 			size, bound, sized = kv.Size(tx)
@@ -208,13 +208,13 @@ func (c *committer) commit(group []*writeCall) {
 
 // willFit is how many of a group's calls (of calls) the transaction tx, which has run the
 // first done of them, should take: all, unless what those wrote says the whole group would
-// run over the store's bound, in which case as many as fill it to groupFill (at least done).
-// Asked halfway through the group: a group is sized by the last one (fitting), and a group
-// of larger calls (several batches each, charges rather than status reports) would otherwise
-// be refused whole after all its work.
+// come within a tenth of the store's bound, in which case as many as fill it to groupFill (at
+// least done). Asked halfway and three quarters through the group: a group is sized by the
+// last one (fitting), and a group of larger calls (several batches each, charges rather than
+// status reports) would otherwise be refused whole after all its work.
 func (c *committer) willFit(tx kv.Tx, done, calls int) int {
 	n, bound, ok := kv.Size(tx)
-	if !ok || n <= 0 || float64(n)*float64(calls)/float64(done) <= float64(bound) {
+	if !ok || n <= 0 || float64(n)*float64(calls)/float64(done) <= 0.9*float64(bound) {
 		return calls
 	}
 	return max(done, fitting(done, n, bound))
