@@ -29,11 +29,11 @@ const maxGroup = 256
 // A store may also bound what one transaction writes (JetStream: 1,000 messages per atomic
 // batch, kv.ErrTxTooLarge beyond). What a write function will write is known only once it ran.
 // Such a store's transaction says its size (kv.Size): after each commit the group size is set
-// so that a group like it would fill the bound to groupFill; halfway through a group, if what
-// it wrote so far says the whole would run over, it takes only what fits and leaves the rest
-// to the next transaction (willFit); and a group that ran over all the same is split where
-// that share of it would have fitted, each part committed on its own
-// (recursively, down to a single call, which then fails alone). A group too large was
+// so that a group like it would fill the bound to groupFill; at a half and three quarters of
+// a group, if what it wrote so far says the whole would come within a tenth of the bound, it
+// takes only what fits and leaves the rest to the next transaction (willFit); and a group
+// that ran over all the same is split where that share of it would have fitted, each part
+// committed on its own (recursively, down to a single call, which then fails alone). A group too large was
 // refused after all its functions ran and all its reads were made: it cost the gateway and
 // the cluster a whole group's work for nothing. Growing the group by a quarter after each
 // commit and halving it at each refusal, as before sizes were told, ran one group commit in
