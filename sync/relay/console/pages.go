@@ -711,22 +711,12 @@ func (c *Console) terminalsPage(w http.ResponseWriter, req *http.Request, u who)
 // user serves. It reads those facilities' terminals only (TerminalsOf) and their device
 // reports in one read, so a facility's page costs the same in a state as in one prison.
 func (c *Console) terminals(w http.ResponseWriter, req *http.Request, u who, status int, enrolled map[string]any) {
-	facs, err := c.facilities(u)
-	if err != nil {
-		c.fail(w, req, u, err)
+	facs, shown, fac, ok := c.chosenFacilities(w, req, u, "terminals", "Terminals")
+	if !ok {
 		return
 	}
-	shown := facs
-	fac := req.URL.Query().Get("facility")
-	if fac != "" {
-		if !slices.Contains(facs, fac) {
-			c.render(w, req, http.StatusForbidden, "terminals", u, pageData{Title: "Terminals", Current: "terminals",
-				Error: errScope.Error(), Data: map[string]any{"Facilities": facs, "Facility": fac}})
-			return
-		}
-		shown = []string{fac}
-	}
 	var all []relay.TerminalInfo
+	var err error
 	if len(shown) > 0 {
 		if all, err = c.r.TerminalsOf(shown...); err != nil {
 			c.fail(w, req, u, err)
@@ -847,21 +837,31 @@ func (c *Console) enroll(w http.ResponseWriter, req *http.Request, u who) {
 // the user serves. It reads those facilities' reports only (PREAReportsOf), so a prison's
 // coordinator's page costs the same in a state as in one prison; a report of a facility the
 // user does not serve is never put on the page, whatever the relay returns.
-func (c *Console) preaPage(w http.ResponseWriter, req *http.Request, u who) {
+// chosenFacilities is the facilities user u serves and those a page shows: all of them, or the
+// one asked for with ?facility=, which must be one of them (otherwise the page answers 403
+// itself and ok is false).
+func (c *Console) chosenFacilities(w http.ResponseWriter, req *http.Request, u who, page, title string) (facs, shown []string, fac string, ok bool) {
 	facs, err := c.facilities(u)
 	if err != nil {
 		c.fail(w, req, u, err)
-		return
+		return nil, nil, "", false
 	}
-	shown := facs
-	fac := req.URL.Query().Get("facility")
-	if fac != "" {
+	shown = facs
+	if fac = req.URL.Query().Get("facility"); fac != "" {
 		if !slices.Contains(facs, fac) {
-			c.render(w, req, http.StatusForbidden, "prea", u, pageData{Title: "PREA reports", Current: "prea",
+			c.render(w, req, http.StatusForbidden, page, u, pageData{Title: title, Current: page,
 				Error: errScope.Error(), Data: map[string]any{"Facilities": facs, "Facility": fac}})
-			return
+			return nil, nil, "", false
 		}
 		shown = []string{fac}
+	}
+	return facs, shown, fac, true
+}
+
+func (c *Console) preaPage(w http.ResponseWriter, req *http.Request, u who) {
+	facs, shown, fac, ok := c.chosenFacilities(w, req, u, "prea", "PREA reports")
+	if !ok {
+		return
 	}
 	reports, err := c.r.PREAReportsOf(shown...)
 	if err != nil {
