@@ -83,6 +83,17 @@ type planOp struct {
 // "plan" or "apply", step number from 0) and a non-nil error ends the migration with it.
 type migrateHooks struct {
 	after func(phase string, step int) error
+	// stepOps, when set, bounds a step's writes instead of planStepOps: a test takes as many
+	// steps through a store a tenth the size.
+	stepOps int
+}
+
+// ops is the most writes one step applies.
+func (h *migrateHooks) ops() int {
+	if h == nil || h.stepOps <= 0 {
+		return planStepOps
+	}
+	return h.stepOps
 }
 
 func (h *migrateHooks) cut(phase string, step int) error {
@@ -238,7 +249,7 @@ func makePlan(ctx context.Context, db kv.Store, dir string, from uint64, hooks *
 		return fmt.Errorf("start the plan: %w", err)
 	}
 	for i, step := 0, 0; i < len(ops); step++ {
-		j := stepEnd(ops, i)
+		j := stepEnd(ops, i, hooks.ops())
 		if err := retryOpening(ctx, func() error {
 			return db.Update(ctx, func(tx kv.Tx) error {
 				b := tx.Bucket([]byte(bMigration))
@@ -355,11 +366,11 @@ func dropPlan(ctx context.Context, db kv.Store) error {
 // writes made from other records); it was dropped, and the plan is made again.
 var errPlanStale = errors.New("the stored migration plan was made from other records")
 
-// stepEnd is where the step starting at ops[i] ends: at most planStepOps writes and
+// stepEnd is where the step starting at ops[i] ends: at most most writes (planStepOps) and
 // planStepBytes of values, and at least one.
-func stepEnd(ops []planOp, i int) int {
+func stepEnd(ops []planOp, i, most int) int {
 	j, size := i, 0
-	for j < len(ops) && j-i < planStepOps && (j == i || size+len(ops[j].Value) <= planStepBytes) {
+	for j < len(ops) && j-i < most && (j == i || size+len(ops[j].Value) <= planStepBytes) {
 		size += len(ops[j].Value)
 		j++
 	}
@@ -404,7 +415,7 @@ func applyPlan(ctx context.Context, db kv.Store, from uint64, hooks *migrateHook
 					return m.Put([]byte(kSchema), u64(schemaVersion))
 				}
 				size, start := 0, hdr.Applied
-				for n := start; n < hdr.Ops && n-start < planStepOps; n++ {
+				for n := start; n < hdr.Ops && n-start < uint64(hooks.ops()); n++ {
 					raw := plan.Get(u64(n))
 					if raw == nil {
 						return fmt.Errorf("the migration plan's write %d is missing", n)

@@ -23,8 +23,9 @@ import (
 
 // seedSchema8 writes, a few hundred keys a transaction, a store at schema 8 holding more
 // records to migrate than one JetStream transaction commits: 1,200 terminals of facilities
-// and 300 charges in the flat buckets schema 9 nests by owner, and 300 inmates to list.
-func seedSchema8(t *testing.T, db kv.Store) {
+// and 300 charges in the flat buckets schema 9 nests by owner, and 300 inmates to list; or,
+// with tenth, a tenth of each.
+func seedSchema8(t *testing.T, db kv.Store, tenth bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -53,11 +54,15 @@ func seedSchema8(t *testing.T, db kv.Store) {
 			})
 		}
 	}
-	put(bFacTerms, 1200, func(i int) (string, []byte) { return fmt.Sprintf("fac-%02d/term-%04d", i%7, i), nil })
-	put(bCharges, 300, func(i int) (string, []byte) {
+	terms, charges, inmates := 1200, 300, 300
+	if tenth {
+		terms, charges, inmates = 120, 30, 30
+	}
+	put(bFacTerms, terms, func(i int) (string, []byte) { return fmt.Sprintf("fac-%02d/term-%04d", i%7, i), nil })
+	put(bCharges, charges, func(i int) (string, []byte) {
 		return fmt.Sprintf("inm-%03d/charge-%04d", i%50, i), []byte(fmt.Sprintf(`{"cents":%d}`, i))
 	})
-	put(bInmates, 300, func(i int) (string, []byte) {
+	put(bInmates, inmates, func(i int) (string, []byte) {
 		b, _ := json.Marshal(inmateRec{Inmate: vocab.Inmate{ID: fmt.Sprintf("inm-%03d", i)}, FacilityID: fmt.Sprintf("fac-%02d", i%7)})
 		return fmt.Sprintf("inm-%03d", i), b
 	})
@@ -109,19 +114,26 @@ func sameStore(t *testing.T, what string, got, want map[string]string) {
 // migrations ran there in one transaction, at the current schema, with no plan left. Before
 // the steps, a relay could not open such a store (kv: transaction too large).
 func TestMigrationInStepsSurvivesACut(t *testing.T) {
-	ref, err := boltkv.Open(filepath.Join(t.TempDir(), "ref.db"), &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
+	// want is what the bbolt reference holds after migrating the seed in one transaction:
+	// want[true] a tenth of the seed, which the cut runs migrate in steps a tenth the size
+	// (migrateHooks.stepOps), so that they take as many steps for a tenth of the work.
+	want := map[bool]map[string]string{}
+	for _, tenth := range []bool{false, true} {
+		ref, err := boltkv.Open(filepath.Join(t.TempDir(), "ref.db"), &bolt.Options{Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ref.Close()
+		seedSchema8(t, ref, tenth)
+		if err := migrateStore(ref, t.TempDir(), "the bbolt reference"); err != nil {
+			t.Fatal(err)
+		}
+		want[tenth] = dumpStore(t, ref)
+		if want[tenth][bMeta+" "+hex.EncodeToString([]byte(kSchema))] != string(u64(schemaVersion)) {
+			t.Fatal("the reference was not migrated")
+		}
 	}
-	defer ref.Close()
-	seedSchema8(t, ref)
-	if err := migrateStore(ref, t.TempDir(), "the bbolt reference"); err != nil {
-		t.Fatal(err)
-	}
-	want := dumpStore(t, ref)
-	if want[bMeta+" "+hex.EncodeToString([]byte(kSchema))] != string(u64(schemaVersion)) {
-		t.Fatal("the reference was not migrated")
-	}
+	const tenthStep = planStepOps / 10
 
 	c := natstest.Start(t)
 	cut := errors.New("cut")
@@ -134,14 +146,14 @@ func TestMigrationInStepsSurvivesACut(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			name := strings.ReplaceAll(tc.name, " ", "_")
 			db := jetStore(t, c, 0, name)
-			seedSchema8(t, db)
+			seedSchema8(t, db, true)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			// A gateway that lost its connection retries until its deadline: here, at once.
 			cutCtx, cutCancel := context.WithCancel(ctx)
 			defer cutCancel()
 			steps := 0
-			hooks := &migrateHooks{after: func(phase string, step int) error {
+			hooks := &migrateHooks{stepOps: tenthStep, after: func(phase string, step int) error {
 				if phase == "apply" {
 					steps++
 				}
@@ -166,7 +178,7 @@ func TestMigrationInStepsSurvivesACut(t *testing.T) {
 			// Run again, through another node, as a restarted gateway would.
 			again := jetStore(t, c, 1, name)
 			resumed := 0
-			count := &migrateHooks{after: func(phase string, _ int) error {
+			count := &migrateHooks{stepOps: tenthStep, after: func(phase string, _ int) error {
 				if phase == "apply" {
 					resumed++
 				}
@@ -175,7 +187,7 @@ func TestMigrationInStepsSurvivesACut(t *testing.T) {
 			if err := migrateInSteps(ctx, again, t.TempDir(), name, count); err != nil {
 				t.Fatalf("the migration run again: %v", err)
 			}
-			sameStore(t, "the JetStream store migrated across a cut", dumpStore(t, again), want)
+			sameStore(t, "the JetStream store migrated across a cut", dumpStore(t, again), want[true])
 			if tc.phase == "apply" && (steps != tc.step+1 || resumed == 0) {
 				t.Fatalf("%d steps applied before the cut and %d after it: the cut was not half way", steps, resumed)
 			}
@@ -189,23 +201,25 @@ func TestMigrationInStepsSurvivesACut(t *testing.T) {
 	}
 	t.Run("two gateways at once", func(t *testing.T) {
 		a, b := jetStore(t, c, 0, "together"), jetStore(t, c, 1, "together")
-		seedSchema8(t, a)
+		seedSchema8(t, a, true)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		errs := make(chan error, 2)
 		for _, db := range []kv.Store{a, b} {
-			go func() { errs <- migrateInSteps(ctx, db, t.TempDir(), "together", nil) }()
+			go func() {
+				errs <- migrateInSteps(ctx, db, t.TempDir(), "together", &migrateHooks{stepOps: tenthStep})
+			}()
 		}
 		for range 2 {
 			if err := <-errs; err != nil {
 				t.Fatalf("a gateway migrating beside another: %v", err)
 			}
 		}
-		sameStore(t, "the JetStream store two gateways migrated at once", dumpStore(t, b), want)
+		sameStore(t, "the JetStream store two gateways migrated at once", dumpStore(t, b), want[true])
 	})
 	t.Run("straight through, by relay.Open", func(t *testing.T) {
 		db := jetStore(t, c, 2, "straight")
-		seedSchema8(t, db)
+		seedSchema8(t, db, false)
 		dir := filepath.Join(t.TempDir(), "not-yet-made")
 		r, err := Open(Config{DataDir: dir, Store: db})
 		if err != nil {
@@ -220,7 +234,7 @@ func TestMigrationInStepsSurvivesACut(t *testing.T) {
 		maps.DeleteFunc(got, func(k, _ string) bool {
 			return strings.HasPrefix(k, bOwners) || strings.HasPrefix(k, bDownCut)
 		})
-		sameStore(t, "the JetStream store migrated by relay.Open", got, want)
+		sameStore(t, "the JetStream store migrated by relay.Open", got, want[false])
 	})
 }
 
