@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Long runs kept out of `make test`: the lifecycle model test over many seeds and steps.
-# SEEDS (default 200) seeds from FIRST (default 1), STEPS (default 150) steps each. A failing
-# seed prints the command that replays it.
+# Long runs kept out of `make test`: a backlog of BACKLOG (default 10,000) letters queued while
+# the relay is down, then the lifecycle model test over many seeds and steps: SEEDS (default
+# 200) seeds from FIRST (default 1), STEPS (default 150) steps each. A failing seed prints the
+# command that replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 first=${FIRST:-1}
@@ -10,6 +11,14 @@ steps=${STEPS:-150}
 bin=$(mktemp -d)/e2e.test
 go test -c -o "$bin" ./sync/e2e/
 failed=0
+backlog=${BACKLOG:-10000}
+if ! out=$(cd sync/e2e && TETHER_BACKLOG=$backlog "$bin" -test.run '^TestBacklogWhileRelayDown$' -test.count=1 -test.v 2>&1); then
+	echo "$out" | tail -40
+	echo "FAILED the backlog of $backlog letters: replay with TETHER_BACKLOG=$backlog go test ./sync/e2e/ -run TestBacklogWhileRelayDown -v"
+	failed=$((failed + 1))
+else
+	echo "$out" | grep -E 'queued|drained'
+fi
 for ((s = first; s < first + seeds; s++)); do
 	if ! out=$(cd sync/e2e && TETHER_LIFECYCLE_SEED=$s TETHER_LIFECYCLE_STEPS=$steps "$bin" -test.run '^TestLifecycleModel$' -test.count=1 2>&1); then
 		echo "$out" | tail -40
@@ -17,5 +26,5 @@ for ((s = first; s < first + seeds; s++)); do
 		failed=$((failed + 1))
 	fi
 done
-echo "lifecycle soak: $((seeds - failed)) passed, $failed failed ($steps steps each)"
+echo "soak: the backlog and $seeds lifecycle seeds, $failed failed ($steps steps each)"
 [ "$failed" -eq 0 ]

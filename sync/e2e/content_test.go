@@ -62,6 +62,7 @@ func (p *proxy) budgets(pattern ...int64) {
 // chunk frames when either is older (a terminal that does not offer binary_chunks, a relay
 // that ignores the offer).
 func TestPhotoAcrossTenLinkCuts(t *testing.T) {
+	jpg := noisePhoto(t) // encoded once: a 700 x 700 JPEG costs seconds under -race
 	for _, c := range []struct {
 		name                  string
 		oldRelay, oldTerminal bool
@@ -71,11 +72,11 @@ func TestPhotoAcrossTenLinkCuts(t *testing.T) {
 		{"old terminal", false, true, "json"},
 		{"old relay", true, false, "json"},
 	} {
-		t.Run(c.name, func(t *testing.T) { photoAcrossTenLinkCuts(t, c.oldRelay, c.oldTerminal, c.form) })
+		t.Run(c.name, func(t *testing.T) { photoAcrossTenLinkCuts(t, jpg, c.oldRelay, c.oldTerminal, c.form) })
 	}
 }
 
-func photoAcrossTenLinkCuts(t *testing.T, oldRelay, oldTerminal bool, form string) {
+func photoAcrossTenLinkCuts(t *testing.T, jpg []byte, oldRelay, oldTerminal bool, form string) {
 	store, err := content.Open(filepath.Join(t.TempDir(), content.File), content.Options{Cap: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +93,6 @@ func photoAcrossTenLinkCuts(t *testing.T, oldRelay, oldTerminal bool, form strin
 	tm.start()
 	tm.waitRoster()
 
-	jpg := noisePhoto(t)
 	// The relay's check, before the photo is accepted: the same validator the kiosk runs.
 	if _, err := photo.DefaultPolicy().Check(photo.TypeJPEG, jpg); err != nil {
 		t.Fatalf("relay refused the photo: %v", err)

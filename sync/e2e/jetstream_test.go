@@ -59,23 +59,35 @@ func bboltOnly(t testing.TB) {
 // onJetStreamToo are the end-to-end tests that run on JetStream as well as bbolt in every
 // `go test` of this package: real terminals syncing both ways, exactly-once across cut links,
 // relay restarts and a relay down, and the lifecycle model (enroll, re-enroll, wipe, restore).
-var onJetStreamToo = []string{
+// They run in two child processes at once, of about the same length: the lifecycle model, and
+// the others.
+var onJetStreamToo = [][]string{{
 	"TestEnrollSyncBothWays", "TestCutLinksExactlyOnceBothWays", "TestBacklogWhileRelayDown",
-	"TestRelayRestartMidStream", "TestLifecycleModel",
+	"TestRelayRestartMidStream",
 	"TestReenrollSameKeyKeepsStoreAndMoney", "TestWipedKioskGetsItsStateBack",
 	"TestRestoredTerminalLosesNothing", "TestRestoreAcrossReenrollment",
-}
+}, {"TestLifecycleModel"}}
 
 var topPass, topSkip = regexp.MustCompile(`(?m)^--- PASS: `), regexp.MustCompile(`(?m)^--- SKIP: `)
 
-// TestOnJetStreamToo runs onJetStreamToo again with every relay on JetStream, in a child
-// process of this test binary with storeEnv set (the relay is started deep inside each test;
-// the store is chosen per process).
+// TestOnJetStreamToo runs onJetStreamToo again with every relay on JetStream, in child
+// processes of this test binary with storeEnv set (the relay is started deep inside each
+// test; the store is chosen per process).
 func TestOnJetStreamToo(t *testing.T) {
 	if os.Getenv(storeEnv) != "" {
 		t.Skip("already running on the store " + os.Getenv(storeEnv))
 	}
-	args := []string{"-test.run=^(" + strings.Join(onJetStreamToo, "|") + ")$", "-test.count=1", "-test.v"}
+	for _, tests := range onJetStreamToo {
+		t.Run(tests[0], func(t *testing.T) {
+			t.Parallel()
+			runOnJetStream(t, tests)
+		})
+	}
+}
+
+// runOnJetStream runs tests in a child process on JetStream and fails unless each passed.
+func runOnJetStream(t *testing.T, tests []string) {
+	args := []string{"-test.run=^(" + strings.Join(tests, "|") + ")$", "-test.count=1", "-test.v"}
 	if testing.Short() {
 		args = append(args, "-test.short")
 	}
@@ -86,7 +98,7 @@ func TestOnJetStreamToo(t *testing.T) {
 	if testing.Short() {
 		ran += len(topSkip.FindAll(out, -1)) // -short skips the long ones
 	}
-	if err != nil || ran != len(onJetStreamToo) {
-		t.Fatalf("on JetStream: %v, %d of %d passed:\n%s", err, ran, len(onJetStreamToo), out)
+	if err != nil || ran != len(tests) {
+		t.Fatalf("on JetStream: %v, %d of %d passed:\n%s", err, ran, len(tests), out)
 	}
 }
