@@ -116,7 +116,7 @@ func TestGroupCommitSplitsWhatIsTooLarge(t *testing.T) {
 // Under steady load the group commit sizes its groups by what the last one wrote, and the
 // first group, sized by nothing yet, stops halfway when what it wrote so far says the whole
 // would not fit: no group runs over JetStream's bound, where each refusal had cost a whole
-// group's reads and work. Ten rounds of 60 writes of 30 keys each (1,800 messages a round,
+// group's reads and work. Four rounds of 60 writes of 30 keys each (1,800 messages a round,
 // 1,000 at most a commit).
 func TestGroupCommitSizesGroupsToTheBound(t *testing.T) {
 	c := natstest.Start(t)
@@ -127,7 +127,7 @@ func TestGroupCommitSizesGroupsToTheBound(t *testing.T) {
 	}
 	var txs int
 	cm := &committer{db: st, ctx: ctx, txs: func() { txs++ }}
-	const rounds, calls, keys = 10, 60, 30
+	const rounds, calls, keys = 4, 60, 30
 	for round := range rounds {
 		var queued []*writeCall
 		for i := range calls {
