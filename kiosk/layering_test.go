@@ -40,9 +40,10 @@ func TestLayering(t *testing.T) {
 		}
 		rel := strings.TrimPrefix(p.ImportPath, mod)
 		for _, imp := range p.Imports {
-			// Test helpers stay out of programs: a real NATS server (internal/natstest) or the
-			// store conformance suite linked into relayd would be dead weight at best.
-			if irel := strings.TrimPrefix(imp, mod); irel == "internal/natstest" || irel == "sync/relay/kv/kvtest" {
+			// Test helpers stay out of programs: a real NATS server (internal/natstest), the
+			// store conformance suite linked into relayd or a program that starts X servers
+			// (internal/xvfbtest) would be dead weight at best.
+			if irel := strings.TrimPrefix(imp, mod); irel == "internal/natstest" || irel == "sync/relay/kv/kvtest" || irel == "internal/xvfbtest" {
 				t.Errorf("%s imports %s: a test helper, for tests only", rel, irel)
 			}
 			if strings.HasPrefix(imp, "github.com/nats-io/nats-server/") && rel != "internal/natstest" {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"image"
 	"image/png"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/xvfbtest"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 )
@@ -29,10 +29,7 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 	if testing.Short() {
 		t.Skip("smoke test: skipped with -short")
 	}
-	xvfb, err := exec.LookPath("Xvfb")
-	if err != nil {
-		t.Skip("smoke test skipped: Xvfb is not installed (make deps installs it)")
-	}
+	display := xvfbtest.Start(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "tetherdemo")
 	build := exec.Command(goTool(t), "build", "-o", bin, ".")
@@ -43,7 +40,6 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 	if out, err := exec.Command(goTool(t), "build", "-o", ctl, "../kioskctl").CombinedOutput(); err != nil {
 		t.Fatalf("go build kioskctl: %v\n%s", err, out)
 	}
-	display := startXvfb(t, xvfb)
 
 	welcome, home := filepath.Join(dir, "welcome.png"), filepath.Join(dir, "home.png")
 	script := filepath.Join(dir, "script.txt")
@@ -86,7 +82,7 @@ func TestSmokeDemoUnderXvfb(t *testing.T) {
 		}
 	case <-ctx.Done():
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	log := stderr.String()
 	if err != nil {
 		t.Fatalf("tetherdemo: %v\n%s", err, log)
@@ -169,51 +165,6 @@ func goTool(t *testing.T) string {
 	return p
 }
 
-// startXvfb starts Xvfb on a free display number and stops it when the test ends.
-func startXvfb(t *testing.T, xvfb string) string {
-	t.Helper()
-	for n := 90; n < 190; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
-		if _, err := os.Stat(sock); err == nil {
-			continue
-		}
-		cmd := exec.Command(xvfb, fmt.Sprintf(":%d", n), "-screen", "0", "1920x1080x24", "-nolisten", "tcp")
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start Xvfb: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
-			if _, err := os.Stat(sock); err == nil {
-				t.Cleanup(func() {
-					// SIGTERM lets Xvfb remove its lock and socket; a kill would leave them.
-					_ = cmd.Process.Signal(syscall.SIGTERM)
-					select {
-					case <-exited:
-					case <-time.After(5 * time.Second):
-						_ = cmd.Process.Kill()
-						<-exited
-					}
-				})
-				return fmt.Sprintf(":%d", n)
-			}
-			select {
-			case <-exited:
-				deadline = time.Time{} // lost a race for this number: try the next
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	t.Fatal("no free X display number for Xvfb")
-	return ""
-}
-
 func writeFile(t *testing.T, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
@@ -282,21 +233,16 @@ func (w *watchedBuffer) String() string {
 // TestSmokeKioskdUnderXvfb starts the production kioskd binary (no demo in it) as a facility
 // would, on a config and an empty data directory, in a real window under Xvfb: the welcome
 // screen comes up, SIGTERM stops it in order with exit status 0, and the store opens again.
-// It lives here, beside the demo's smoke test, to share its Xvfb helper.
 func TestSmokeKioskdUnderXvfb(t *testing.T) {
 	if testing.Short() {
 		t.Skip("smoke test: skipped with -short")
 	}
-	xvfb, err := exec.LookPath("Xvfb")
-	if err != nil {
-		t.Skip("smoke test skipped: Xvfb is not installed (make deps installs it)")
-	}
+	display := xvfbtest.Start(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "kioskd")
 	if out, err := exec.Command(goTool(t), "build", "-o", bin, "../kioskd").CombinedOutput(); err != nil {
 		t.Fatalf("go build kioskd: %v\n%s", err, out)
 	}
-	display := startXvfb(t, xvfb)
 	cfg, data := filepath.Join(dir, "kioskd.json"), filepath.Join(dir, "data")
 	writeFile(t, cfg, `{"mode": "kiosk", "screen": {"language": "es"}}`)
 
@@ -316,7 +262,7 @@ func TestSmokeKioskdUnderXvfb(t *testing.T) {
 		}
 	case <-ctx.Done():
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	log := stderr.String()
 	if err != nil {
 		t.Fatalf("kioskd: %v\n%s", err, log)
