@@ -93,9 +93,22 @@ type Driver interface {
 type fyneDriver struct{ a fyne.App }
 
 func (d fyneDriver) App() fyne.App      { return d.a }
-func (d fyneDriver) Do(f func())        { fyne.Do(f) }
-func (d fyneDriver) DoAndWait(f func()) { fyne.DoAndWait(f) }
+func (d fyneDriver) Do(f func())        { fyne.Do(onLoop(f)) }
+func (d fyneDriver) DoAndWait(f func()) { fyne.DoAndWait(onLoop(f)) }
 func (d fyneDriver) Quit()              { d.a.Quit() }
+
+// onLoop is f, dropped unless it runs on the loop's thread. Once Fyne's loop has ended it runs
+// a function handed to it at once, on the caller's goroutine, and GLFW is gone by then: a
+// widget changed that way panics ("The GLFW library is not initialized"). Fyne ends its loop
+// on SIGTERM by itself, while kioskd's orderly stop is still logging the session out, whose
+// end goes to the screens: a kiosk stopped by systemd crashed on it now and then.
+func onLoop(f func()) func() {
+	return func() {
+		if onMainThread() {
+			f()
+		}
+	}
+}
 func (d fyneDriver) Run(w fyne.Window, started func()) {
 	d.a.Lifecycle().SetOnStarted(started)
 	w.ShowAndRun()
