@@ -26,8 +26,8 @@ import (
 
 // mp3 is frames MPEG-1 Layer III frames (128 kb/s, 44.1 kHz, 417 bytes each) whose bodies are
 // noise seeded by tag, so a link's compression cannot shrink them and tracks differ.
-// mp3 is a playable MP3 of frames silent frames, its bytes made by tag: a track as large as a
-// test needs.
+// mp3 is a playable MP3 of the given number of silent frames, its bytes told apart by tag: a
+// track as large as a test needs.
 func mp3(frames int, tag byte) []byte {
 	rng := rand.New(rand.NewPCG(uint64(tag), 9))
 	b := make([]byte, 0, frames*mp3FrameBytes)

@@ -29,9 +29,9 @@ import (
 //
 // After every step each store and the relay pass their production verifiers (kioskctl verify's
 // and relay.Verify; on JetStream the relay's after every fourth step and every settle); at
-// checkpoints and at the end, once everything has synced, each terminal's
-// ledger is reconciled with the relay's (kiosk.Reconcile): the same balances, every letter held
-// by the relay with the state its sender sees, and the relay's deposits equal the model's.
+// checkpoints and at the end, once everything has synced, each terminal's ledger is reconciled
+// with the relay's (kiosk.Reconcile): the same balances, every letter held by the relay with
+// the state its sender sees, and the relay's deposits equal the model's.
 //
 // A run is replayable: TETHER_LIFECYCLE_SEED picks the seed (default: a fixed few) and
 // TETHER_LIFECYCLE_STEPS the number of steps. Timing of link cuts and kills is not part of the

@@ -366,8 +366,8 @@ func dropPlan(ctx context.Context, db kv.Store) error {
 // writes made from other records); it was dropped, and the plan is made again.
 var errPlanStale = errors.New("the stored migration plan was made from other records")
 
-// stepEnd is where the step starting at ops[i] ends: at most most writes (planStepOps) and
-// planStepBytes of values, and at least one.
+// stepEnd is where the step starting at ops[i] ends: at most the given number of writes
+// (planStepOps but in tests) and planStepBytes of values, and at least one.
 func stepEnd(ops []planOp, i, most int) int {
 	j, size := i, 0
 	for j < len(ops) && j-i < most && (j == i || size+len(ops[j].Value) <= planStepBytes) {
