@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tether-kiosk/tether/internal/leaktest"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -42,7 +43,7 @@ func TestAdminHappyPaths(t *testing.T) {
 		"technicians": []map[string]any{{"id": "T1", "name": "Tess", "badges": []string{"TB1"}, "pin": "9999", "role": "installer"}},
 	}
 	e.must(http.StatusOK, "PUT", "/admin/v1/facilities/north/roster", roster, nil)
-	if strings.Contains(e.logText(), "1234") {
+	if leaktest.HasNumber(e.logText(), "1234") {
 		t.Fatal("a PIN reached the log")
 	}
 
