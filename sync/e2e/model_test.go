@@ -98,17 +98,10 @@ type lcWorld struct {
 	deposits kiosk.Cents // every deposit the model made, seed ones included
 	nextRef  int
 	trail    []string // the steps taken, printed when a check fails
-	// relayEvery: the relay's verifier runs after every relayEvery-th step and every settle
-	// (the terminals' after every step). On JetStream a verify reads the whole store from the
-	// stream leader, key by key, which under -race was most of what the seed cost.
-	relayEvery int
 }
 
 func runLifecycle(t *testing.T, seed uint64, steps int) {
-	w := &lcWorld{t: t, rng: rand.New(rand.NewPCG(seed, 0x7e7e)), clk: clock.NewFake(time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)), relayEvery: 1}
-	if os.Getenv(storeEnv) == "jetstream" {
-		w.relayEvery = 4
-	}
+	w := &lcWorld{t: t, rng: rand.New(rand.NewPCG(seed, 0x7e7e)), clk: clock.NewFake(time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC))}
 	w.rl = startRelayHold(t, "", relay.HoldAll)
 	w.px = startProxy(t, w.rl.addr())
 	w.setup()
@@ -157,11 +150,11 @@ func runLifecycle(t *testing.T, seed uint64, steps int) {
 		}
 		w.note("step %d: %s", i, s.name)
 		s.run()
-		w.checkLocal(i%w.relayEvery == w.relayEvery-1 || s.name == "settle")
+		w.check()
 	}
 	w.px.setBudget(0, 0, 0)
 	w.settle()
-	w.checkLocal(true)
+	w.check()
 	var made kiosk.Cents
 	for _, p := range w.people {
 		if b, err := w.rl.r.Balance(p.id); err == nil {
@@ -576,8 +569,10 @@ func (w *lcWorld) policy() {
 	w.note("  rate now %s a minute", p.RatePerMinute)
 }
 
-// checkLocal runs the production verifiers of every store and, with andRelay, of the relay.
-func (w *lcWorld) checkLocal(andRelay bool) {
+// check runs the production verifiers of every store and of the relay, after every step. On
+// JetStream the relay's reads the stream once, in order (kv.WholeView); read key by key from
+// the stream's leader, as a View reads, it made the model eight times as long.
+func (w *lcWorld) check() {
 	w.t.Helper()
 	for _, lt := range w.terms {
 		rep, err := lt.tm.term.Verify("lifecycle")
@@ -587,9 +582,6 @@ func (w *lcWorld) checkLocal(andRelay bool) {
 		if !rep.OK {
 			w.fail("%s: verify found: %+v", lt.name, rep.Problems)
 		}
-	}
-	if !andRelay {
-		return
 	}
 	rep, err := w.rl.r.Verify()
 	if err != nil {

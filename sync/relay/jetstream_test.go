@@ -282,6 +282,54 @@ func TestOnJetStreamToo(t *testing.T) {
 	}
 }
 
+// Verify on JetStream reads the stream once, in order (kv.WholeView), not each key from the
+// leader and then again: a state's store has millions of keys. It still sees what a relay
+// would not let happen, written behind the relay's back.
+func TestVerifyOnJetStreamReadsTheStreamOnce(t *testing.T) {
+	e := newEnv(t, onJetStream(t))
+	e.seed()
+	e.letterContact("A1", "pal")
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	for i := range 5 {
+		c.batch(k.item(wire.UpCharge, charge("A1", fmt.Sprintf("s%d", i), 0, 5)),
+			k.item(wire.UpMessage, kiosk.Message{ID: fmt.Sprintf("m%d", i), InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "pal", Body: "hi"}))
+	}
+	st := e.cfg.Store.(*jskv.Store)
+	before := st.Stats()
+	rep, err := e.r.Verify()
+	if err != nil || !rep.OK {
+		t.Fatalf("verify = %+v, %v", rep, err)
+	}
+	after := st.Stats()
+	// Through a whole view, which asks the leader for no key (jskv's
+	// TestWholeViewSeesWhatAViewSees counts that; here the kiosk's connection reads too).
+	if after.WholeViews != before.WholeViews+1 || after.WholeMessages <= before.WholeMessages {
+		t.Errorf("verify made %d whole views reading %d messages, want 1 reading the store",
+			after.WholeViews-before.WholeViews, after.WholeMessages-before.WholeMessages)
+	}
+	if err := st.Update(context.Background(), func(tx kv.Tx) error {
+		if err := putJSON(tx, bBalances, "A1", totals{Deposits: 99999}); err != nil {
+			return err
+		}
+		return putJSON(tx, bCredits, "A1/forged", UsageRecord{Kind: "credit", RecordID: "forged", SessionID: "s9", InmateID: "A1", Cents: 50})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = e.r.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checks []string
+	for _, p := range rep.Problems {
+		checks = append(checks, p.Check+": "+p.Detail)
+	}
+	all := strings.Join(checks, "\n")
+	if rep.OK || !strings.Contains(all, "balance: inmate A1") || !strings.Contains(all, "credit_charge: credit forged") {
+		t.Fatalf("verify of a broken relay = ok %v:\n%s", rep.OK, all)
+	}
+}
+
 // A large batch (200 letters; a full batch of them is beyond the frame limit) writes more
 // than one JetStream commit holds: the relay stores it
 // in parts and answers one ack for the whole, with the refusals of every part, and each letter

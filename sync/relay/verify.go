@@ -58,15 +58,16 @@ const inspectTimeout = 5 * time.Minute
 // transaction that is always rolled back: a page check in a read-only transaction races the
 // commits made meanwhile (pages they free, the reader's snapshot still reaches, and bbolt
 // reports them "reachable freed"); holding the writer lock keeps the freelist and the snapshot
-// the same. Any other store has no pages to check, and a View is one consistent state; it
-// reads the whole store a round trip at a time, which on a busy cluster takes longer than a
-// write may (inspectTimeout), and writes nothing, so it holds no one up meanwhile.
+// the same. Any other store has no pages to check; fn runs on one consistent state of it, read
+// whole (kv.WholeView: on JetStream the stream read in order, not a leader request a key, which
+// at state scale was hours of the leader's time), which may take longer than a write may
+// (inspectTimeout) and writes nothing, so it holds no one up meanwhile.
 func (r *Relay) inspect(op string, fn func(tx kv.Tx) error) error {
 	if _, ok := r.db.(*boltkv.Store); !ok {
 		ctx, cancel := context.WithTimeout(r.ctx, inspectTimeout)
 		defer cancel()
 		// A read that found no leader or timed out is read again, whole, within the bound.
-		return ioErr(op, retryOpening(ctx, func() error { return r.db.View(ctx, fn) }))
+		return ioErr(op, retryOpening(ctx, func() error { return kv.WholeView(ctx, r.db, fn) }))
 	}
 	ctx, cancel := r.txContext()
 	defer cancel()

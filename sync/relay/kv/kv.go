@@ -213,6 +213,23 @@ func StaleView(ctx context.Context, s Store, fn func(tx Tx) error) error {
 	return s.View(ctx, fn)
 }
 
+// WholeViewer is a Store that can read all of itself at one moment more cheaply than a View
+// that reads each key it is asked for: for checks that read everything (the relay's verify
+// and ledger). fn sees one committed state, as in a View, and runs once. On JetStream a View
+// asks the stream's leader for every key and then again to validate, and starts over when a
+// commit lands meanwhile; a whole view reads the stream in order instead.
+type WholeViewer interface {
+	WholeView(ctx context.Context, fn func(tx Tx) error) error
+}
+
+// WholeView runs fn with s's WholeView if it has one, else in a View.
+func WholeView(ctx context.Context, s Store, fn func(tx Tx) error) error {
+	if wv, ok := s.(WholeViewer); ok {
+		return wv.WholeView(ctx, fn)
+	}
+	return s.View(ctx, fn)
+}
+
 // Cursor walks the keys of a bucket in order. Each call returns the key and value it lands on,
 // or nil, nil past either end. A cursor that ran past an end stays past it: Next at the end
 // and then Prev returns the last key, Prev at the start and then Next the first, Seek past

@@ -39,3 +39,13 @@ func isNoPeers(err error) bool {
 
 // OpenTest is openTest for the package's external tests.
 var OpenTest = openTest
+
+// StreamLastSeq is the stream's last sequence as its leader tells it, for the package's
+// external tests.
+func (s *Store) StreamLastSeq(ctx context.Context) (uint64, error) {
+	info, err := s.st.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.LastSeq, nil
+}

@@ -31,7 +31,7 @@ const maxRerunPrefetch = 4096
 // markers from it), then the keys of the buckets found. A bucket found absent is not
 // recorded as read: fn's own lookup of it records that, if fn depends on it.
 func (t *tx) Prefetch(keys []kv.Key) {
-	if t.err != nil || len(keys) == 0 {
+	if t.err != nil || len(keys) == 0 || t.whole != nil {
 		return
 	}
 	depth := 0
@@ -117,7 +117,7 @@ func (t *tx) peek(subj string) (entry, bool) {
 // reads stop at the first that fails: the read fn then makes fails as reads do, and a
 // cluster that does not answer is not asked hundreds of times over.
 func (t *tx) load(subjs []string, fresh bool) {
-	if t.err != nil {
+	if t.err != nil || t.whole != nil { // a whole copy answers every read itself
 		return
 	}
 	todo := make([]string, 0, len(subjs))
@@ -158,7 +158,7 @@ func (t *tx) load(subjs []string, fresh bool) {
 // from the cache (scanState): from a replica, in one moment of it where the bucket's version
 // is the one the transaction read, or else from the leader (replica.go).
 func (t *tx) loadScan(subjs []string, gen string) {
-	if t.err != nil || len(subjs) == 0 {
+	if t.err != nil || len(subjs) == 0 || t.whole != nil {
 		return
 	}
 	ver := t.s.subj('v', gen, "")

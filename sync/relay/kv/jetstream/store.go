@@ -134,6 +134,8 @@ type Store struct {
 	cache *readCache
 
 	commits, conflicts, viewConflicts, views, staleViews, purgeFailures, feedLosses, tooLarge atomic.Int64
+	// wholeViews, wholeMessages: WholeView calls completed, and the messages their reads took.
+	wholeViews, wholeMessages atomic.Int64
 	// What the transactions cost: leader reads, reads the gateway's cache answered, bucket
 	// listings (one stream info request each) and messages committed.
 	reads, cacheHits, lists, messages atomic.Int64
@@ -237,6 +239,9 @@ type Stats struct {
 	// after which its watchers read the store again.
 	FeedLosses int64
 	TooLarge   int64 // write transactions refused as more than one atomic batch takes
+	// WholeViews: WholeView calls completed; WholeMessages: the messages their consumers
+	// delivered (not counted in Reads or ReplicaReads).
+	WholeViews, WholeMessages int64
 }
 
 // Stats returns the counters so far.
@@ -245,7 +250,7 @@ func (s *Store) Stats() Stats {
 		Reads: s.reads.Load(), CacheHits: s.cacheHits.Load(), Lists: s.lists.Load(), Messages: s.messages.Load(),
 		Prefetched: s.prefetched.Load(), ReplicaReads: s.replicaReads.Load(), ReplicaMisses: s.replicaMisses.Load(),
 		ReplicaOneByOne: s.replicaOneByOne.Load(), StaleViews: s.staleViews.Load(), FeedLosses: s.feedLosses.Load(),
-		TooLarge: s.tooLarge.Load()}
+		TooLarge: s.tooLarge.Load(), WholeViews: s.wholeViews.Load(), WholeMessages: s.wholeMessages.Load()}
 }
 
 // KVStats is Stats in the kv package's terms, for the relay's metrics.

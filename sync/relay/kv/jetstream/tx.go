@@ -28,6 +28,9 @@ type tx struct {
 	// stale: a StaleView's, which reads replicas as an Update does, and more of them (a
 	// cursor's values too), keeps nothing in the cache and validates nothing.
 	stale bool
+	// whole: a WholeView's copy of the store at one moment (whole.go), which answers every
+	// read; nothing is read from the stream.
+	whole *wholeCopy
 	// floor, after a conflict, is a stream sequence the commit it ran into had reached: a
 	// replica's answer counts only from a replica that has applied that much (readReplicas),
 	// and a point read goes to the leader, whose answer says nothing of its own position.
@@ -97,6 +100,9 @@ func (t *tx) fetchOpt(subj string, cached bool) (entry, bool) {
 		e := entry{}
 		t.seen[subj] = e
 		return e, true
+	}
+	if t.whole != nil {
+		return t.whole.get(subj), true // nothing to validate, so not kept in t.seen too
 	}
 	if e, ok := t.pre[subj]; ok {
 		// Fetched from the leader before fn asked: the read it would have made now, made
@@ -556,7 +562,11 @@ func (t *tx) list(filter string) ([]string, error) {
 	if subjs, ok := t.listed[filter]; ok {
 		return subjs, nil
 	}
-	subjs, err := t.s.list(t.ctx, filter)
+	list := t.s.list
+	if t.whole != nil {
+		list = func(_ context.Context, filter string) ([]string, error) { return t.whole.list(filter) }
+	}
+	subjs, err := list(t.ctx, filter)
 	if err != nil {
 		return nil, err
 	}

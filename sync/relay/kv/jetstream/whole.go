@@ -1,0 +1,179 @@
+package jskv
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// A whole-store read (kv.WholeViewer): the relay's verify and ledger read every key. A View
+// reads each from the stream's leader, one JetStream API request a key, and then each again to
+// validate: at state scale, hours of the leader's time, and a store that changes meanwhile
+// makes it start over. WholeView instead reads the stream from its start through an ordered
+// consumer, messages in sequence order and many to a delivery, into memory, and runs fn over
+// that copy.
+//
+// Why the copy is one moment of the store. The stream keeps one message a subject, so a key
+// written again while the consumer has not reached its old message loses that message: a
+// copy cut at a sequence fixed beforehand would miss the key. So the read goes on until a
+// message arrives with nothing pending after it (the consumer's NumPending, at delivery): at
+// that moment the stream ended at that message's sequence S. Every message current at S has a
+// sequence at most S and existed when the consumer passed its sequence (sequences are
+// assigned in order, and the consumer waits at the end for the next), so it was delivered; a
+// message superseded by S was superseded by one at most S, which was delivered after it. The
+// last message of each subject in the copy is therefore that subject's state at S, for every
+// subject, as a replica applies commits: atomic batches whole. Two removals send no message:
+// a deleted bucket's purge (its keys' generation is dead to every reader anyway, its marker a
+// tombstone) and a tombstone's expiry after Options.TombstoneTTL (the key was absent before
+// and after; a read outlasting the TTL would be needed to see one expire unread, and the
+// caller's context bounds the read far below it).
+//
+// The consumer lives on one server of the stream, which may be a replica a little behind the
+// leader: the copy is then an earlier committed moment, which is as good for a check.
+
+// wholeCopy is the store's state at one stream sequence.
+type wholeCopy struct {
+	at      uint64           // the stream sequence it is the state at (0: the stream was empty)
+	entries map[string]entry // every subject's last message at that sequence
+	subjs   []string         // the subjects, sorted, for listings
+}
+
+// WholeView reads the whole store at one moment and runs fn over it once (kv.WholeViewer).
+// Its reads cost the cluster one consumer's deliveries, not a request a key, and nothing is
+// validated: the copy is one state by the argument above.
+func (s *Store) WholeView(ctx context.Context, fn func(kv.Tx) error) error {
+	w, err := s.readWhole(ctx)
+	if err != nil {
+		return err
+	}
+	t := newTx(ctx, s, false)
+	t.whole = w
+	err = fn(t)
+	if t.err != nil {
+		return t.err
+	}
+	if err == nil {
+		s.wholeViews.Add(1)
+	}
+	return err
+}
+
+// readWhole reads every subject's last message through an ordered consumer, until one
+// arrives with nothing pending after it.
+func (s *Store) readWhole(ctx context.Context) (*wholeCopy, error) {
+	w := &wholeCopy{entries: map[string]entry{}}
+	info, err := s.st.Info(ctx)
+	if err != nil {
+		return nil, s.unanswered(ctx, fmt.Errorf("jskv: whole read: stream info: %w", err))
+	}
+	if info.State.Msgs == 0 {
+		return w, nil // empty at that moment: a state like any other
+	}
+	cons, err := s.st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.o.Prefix + ".>"}})
+	if err != nil {
+		return nil, s.unanswered(ctx, fmt.Errorf("jskv: whole read: consumer: %w", err))
+	}
+	msgs, err := cons.Messages(jetstream.PullMaxMessages(wholeReadAhead))
+	if err != nil {
+		return nil, fmt.Errorf("jskv: whole read: %w", err)
+	}
+	defer func() {
+		msgs.Stop()
+		// The consumer would outlive the read by its inactivity threshold; it is not needed.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = s.st.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	for {
+		m, err := msgs.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return nil, s.unanswered(ctx, fmt.Errorf("jskv: whole read after %d subjects: %w", len(w.entries), err))
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("jskv: whole read: %s: %w", m.Subject(), err)
+		}
+		e := entry{seq: md.Sequence.Stream, present: m.Headers().Get(hdrOp) != "DEL"}
+		if e.present {
+			e.val = m.Data()
+			if e.val == nil {
+				e.val = []byte{}
+			}
+		}
+		w.entries[m.Subject()] = e
+		s.wholeMessages.Add(1)
+		// A candidate end: nothing pending, and the end of a commit (a replica stores a
+		// batch's messages one at a time, and the consumer may be there in between).
+		if md.NumPending != 0 || (m.Headers().Get(hdrBatchID) != "" && m.Headers().Get(hdrBatchCommit) == "") {
+			continue
+		}
+		end, err := s.endsAt(ctx, e.seq)
+		if err != nil {
+			return nil, err
+		}
+		if end {
+			w.at = e.seq
+			break
+		}
+	}
+	w.subjs = make([]string, 0, len(w.entries))
+	for subj := range w.entries {
+		w.subjs = append(w.subjs, subj)
+	}
+	slices.Sort(w.subjs)
+	return w, nil
+}
+
+// endsAt reports whether the stream's leader ends at seq. The consumer's NumPending is not
+// proof: the server counts new messages into it after storing them, so a message already
+// stored, and one it deleted (the key's older message) with it, can lie beyond a delivery
+// that said nothing was pending. Asked after the delivery, a leader at seq had stored nothing
+// beyond it then either. A leader behind seq (the consumer's replica applied it first) is
+// asked again; one beyond it means the read goes on.
+func (s *Store) endsAt(ctx context.Context, seq uint64) (bool, error) {
+	for {
+		s.reads.Add(1) // a leader request, counted with its reads
+		info, err := s.st.Info(ctx)
+		if err != nil {
+			return false, s.unanswered(ctx, fmt.Errorf("jskv: whole read: stream info: %w", err))
+		}
+		if last := info.State.LastSeq; last >= seq {
+			return last == seq, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("jskv: whole read: the leader at %d, behind %d: %w", info.State.LastSeq, seq, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// wholeReadAhead is how many messages the consumer delivers ahead of the reader.
+const wholeReadAhead = 1024
+
+// get is subj's state in the copy: absent, sequence 0, if the copy has no message of it.
+func (w *wholeCopy) get(subj string) entry { return w.entries[subj] }
+
+// list answers a listing filter as Store.list does: "P.<kind>.<gen>.*" gives the subjects one
+// token below the prefix (tombstones included, as a stream's subject list holds them).
+func (w *wholeCopy) list(filter string) ([]string, error) {
+	prefix, ok := strings.CutSuffix(filter, "*")
+	if !ok || strings.ContainsAny(prefix, "*>") {
+		return nil, fmt.Errorf("jskv: whole read: listing %q: only a last-token wildcard is served", filter)
+	}
+	i := sort.SearchStrings(w.subjs, prefix)
+	var out []string
+	for ; i < len(w.subjs) && strings.HasPrefix(w.subjs[i], prefix); i++ {
+		if rest := w.subjs[i][len(prefix):]; rest != "" && !strings.Contains(rest, ".") {
+			out = append(out, w.subjs[i])
+		}
+	}
+	return out, nil
+}
