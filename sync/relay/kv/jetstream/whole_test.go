@@ -312,3 +312,68 @@ func TestWholeViewListsOneLevel(t *testing.T) {
 		t.Fatalf("keys %v, nested buckets %v; want [1 2 3] and [inner]", keys, inner)
 	}
 }
+
+// BenchmarkWholeView reads a store of 20 buckets of 500 keys whole, in a View (each key from
+// the leader, then again to validate) and in a whole view (the stream once, in order), the two
+// alternating in one run, and reports their ratio and the leader requests of each.
+//
+//	go test ./sync/relay/kv/jetstream/ -run '^$' -bench WholeView -benchtime 5x
+func BenchmarkWholeView(b *testing.B) {
+	c := natstest.Start(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	s := openOn(b, c, c.Connect(0), "WB")
+	const buckets, keys = 20, 500
+	for i := range buckets {
+		if err := s.Update(ctx, func(tx kv.Tx) error {
+			bk, err := tx.CreateBucket(fmt.Appendf(nil, "b%02d", i))
+			if err != nil {
+				return err
+			}
+			for k := range keys {
+				if err := bk.Put(fmt.Appendf(nil, "k%04d", k), fmt.Appendf(nil, "a value of a record, %d/%d", i, k)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	readAll := func(tx kv.Tx) error {
+		n := 0
+		err := tx.ForEachBucket(func(name []byte) error {
+			return tx.Bucket(name).ForEach(func(_, _ []byte) error { n++; return nil })
+		})
+		if err == nil && n != buckets*keys {
+			err = fmt.Errorf("read %d keys, want %d", n, buckets*keys)
+		}
+		return err
+	}
+	var view, whole time.Duration
+	var viewReads, wholeReads int64
+	b.ResetTimer()
+	for range b.N {
+		st := s.Stats()
+		t0 := time.Now()
+		if err := s.View(ctx, readAll); err != nil {
+			b.Fatal(err)
+		}
+		view += time.Since(t0)
+		mid := s.Stats()
+		t0 = time.Now()
+		if err := s.WholeView(ctx, readAll); err != nil {
+			b.Fatal(err)
+		}
+		whole += time.Since(t0)
+		end := s.Stats()
+		viewReads += mid.Reads - st.Reads
+		wholeReads += end.Reads - mid.Reads
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(view.Milliseconds())/n, "view-ms")
+	b.ReportMetric(float64(whole.Milliseconds())/n, "whole-ms")
+	b.ReportMetric(float64(view)/float64(whole), "view/whole")
+	b.ReportMetric(float64(viewReads)/n, "view-leader-reads")
+	b.ReportMetric(float64(wholeReads)/n, "whole-leader-reads")
+}
