@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -439,9 +440,11 @@ func TestFleetGaugesReadReplicas(t *testing.T) {
 	}
 }
 
-// A facility's fleet page (its terminals and their device reports) reads as much of the
-// store in a state as in one prison: south's terminals cost north's page nothing, where the
-// state's list reads every one. On JetStream each of those reads is a request to the leader.
+// A facility's terminals read fresh (the admin API; the console's page right after an
+// enrollment or a revocation) cost as much of the store in a state as in one prison: south's
+// terminals cost north's list nothing, where the state's list reads every one. On JetStream
+// each of those reads is a request to the leader. The console's page only looked at (FleetOf,
+// DeviceStatuses) reads the same from replicas, with no request to the leader.
 func TestFacilityFleetReadsItsOwnTerminals(t *testing.T) {
 	c := natstest.Start(t)
 	st := jetStore(t, c, 0, "fleetpage")
@@ -459,10 +462,22 @@ func TestFacilityFleetReadsItsOwnTerminals(t *testing.T) {
 		if err != nil || len(ts) != 2 {
 			t.Fatalf("north's terminals: %d (%v), want 2", len(ts), err)
 		}
+		reads = st.Stats().Reads - before.Reads
+		// The console's page, only looked at, reads the same from replicas: no leader read.
+		before = st.Stats()
+		fleet, err := e.r.FleetOf("north")
+		if err != nil || !reflect.DeepEqual(fleet, ts) {
+			t.Fatalf("north's fleet from replicas: %+v (%v)\nfresh: %+v", fleet, err, ts)
+		}
 		if _, err := e.r.DeviceStatuses(north...); err != nil {
 			t.Fatal(err)
 		}
-		return st.Stats().Reads - before.Reads
+		after := st.Stats()
+		if n := after.Reads - before.Reads; n != 0 || after.ReplicaReads == before.ReplicaReads {
+			t.Errorf("north's page from replicas made %d leader reads (%d replica misses) and %d replica reads; want none and some",
+				n, after.ReplicaMisses-before.ReplicaMisses, after.ReplicaReads-before.ReplicaReads)
+		}
+		return reads
 	}
 	state := func() (reads int64) {
 		t.Helper()
@@ -477,10 +492,10 @@ func TestFacilityFleetReadsItsOwnTerminals(t *testing.T) {
 		e.enrollAt("south", wire.ModeKiosk, "")
 	}
 	withSouth, stateWithSouth := page(), state()
-	t.Logf("leader reads: north's page %d, then %d with 6 south kiosks; the state's list %d, then %d",
+	t.Logf("leader reads: north's list %d, then %d with 6 south kiosks; the state's list %d, then %d",
 		alone, withSouth, stateAlone, stateWithSouth)
 	if withSouth != alone {
-		t.Errorf("north's page made %d leader reads with south's 6 kiosks enrolled, %d before; want the same", withSouth, alone)
+		t.Errorf("north's list made %d leader reads with south's 6 kiosks enrolled, %d before; want the same", withSouth, alone)
 	}
 	if stateWithSouth <= stateAlone {
 		t.Errorf("the state's list made %d leader reads with 6 more kiosks, %d before: the comparison shows nothing", stateWithSouth, stateAlone)

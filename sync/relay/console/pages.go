@@ -708,8 +708,10 @@ func (c *Console) terminalsPage(w http.ResponseWriter, req *http.Request, u who)
 }
 
 // terminals shows the terminals of the facility chosen (?facility=), or of every facility the
-// user serves. It reads those facilities' terminals only (TerminalsOf) and their device
-// reports in one read, so a facility's page costs the same in a state as in one prison.
+// user serves. It reads those facilities' terminals only and their device reports in one read,
+// so a facility's page costs the same in a state as in one prison; from replicas (FleetOf)
+// when the page is only looked at, and fresh (TerminalsOf) when it answers what the user just
+// did (an enrollment, a revocation), which must show in it.
 func (c *Console) terminals(w http.ResponseWriter, req *http.Request, u who, status int, enrolled map[string]any) {
 	facs, shown, fac, ok := c.chosenFacilities(w, req, u, "terminals", "Terminals")
 	if !ok {
@@ -717,8 +719,12 @@ func (c *Console) terminals(w http.ResponseWriter, req *http.Request, u who, sta
 	}
 	var all []relay.TerminalInfo
 	var err error
+	list := c.r.FleetOf
+	if req.Method != http.MethodGet || enrolled != nil {
+		list = c.r.TerminalsOf
+	}
 	if len(shown) > 0 {
-		if all, err = c.r.TerminalsOf(shown...); err != nil {
+		if all, err = list(shown...); err != nil {
 			c.fail(w, req, u, err)
 			return
 		}
