@@ -49,3 +49,13 @@ func (s *Store) StreamLastSeq(ctx context.Context) (uint64, error) {
 	}
 	return info.State.LastSeq, nil
 }
+
+// StreamMsgs is how many messages the stream holds, as its leader tells it, for the
+// package's external tests.
+func (s *Store) StreamMsgs(ctx context.Context) (uint64, error) {
+	info, err := s.st.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}

@@ -2,6 +2,7 @@ package jskv
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -69,6 +70,7 @@ func (s *Store) WholeView(ctx context.Context, fn func(kv.Tx) error) error {
 // arrives with nothing pending after it.
 func (s *Store) readWhole(ctx context.Context) (*wholeCopy, error) {
 	w := &wholeCopy{entries: map[string]entry{}}
+	s.reads.Add(1)
 	info, err := s.st.Info(ctx)
 	if err != nil {
 		return nil, s.unanswered(ctx, fmt.Errorf("jskv: whole read: stream info: %w", err))
@@ -131,21 +133,28 @@ func (s *Store) readWhole(ctx context.Context) (*wholeCopy, error) {
 	return w, nil
 }
 
-// endsAt reports whether the stream's leader ends at seq. The consumer's NumPending is not
-// proof: the server counts new messages into it after storing them, so a message already
-// stored, and one it deleted (the key's older message) with it, can lie beyond a delivery
-// that said nothing was pending. Asked after the delivery, a leader at seq had stored nothing
-// beyond it then either. A leader behind seq (the consumer's replica applied it first) is
-// asked again; one beyond it means the read goes on.
+// endsAt reports whether the stream ends at seq: whether the leader holds no message after
+// it and has reached it. The consumer's NumPending is not proof: the server counts new
+// messages into it after storing them, so a message already stored, and one it deleted (the
+// key's older message) with it, can lie beyond a delivery that said nothing was pending.
+// Asked after the delivery, a leader with nothing after seq had stored nothing beyond it then
+// either. The question is "a message after seq", not the stream's last sequence, which stays
+// where it was when the last message goes (a tombstone expiring): an idle store whose newest
+// message expired would never end. A leader not yet at seq (the consumer's replica applied it
+// first) is asked again.
 func (s *Store) endsAt(ctx context.Context, seq uint64) (bool, error) {
 	for {
-		s.reads.Add(1) // a leader request, counted with its reads
+		after, err := s.anyAfter(ctx, seq)
+		if err != nil || after {
+			return false, err
+		}
+		s.reads.Add(1)
 		info, err := s.st.Info(ctx)
 		if err != nil {
 			return false, s.unanswered(ctx, fmt.Errorf("jskv: whole read: stream info: %w", err))
 		}
-		if last := info.State.LastSeq; last >= seq {
-			return last == seq, nil
+		if info.State.LastSeq >= seq {
+			return true, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -153,6 +162,35 @@ func (s *Store) endsAt(ctx context.Context, seq uint64) (bool, error) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// anyAfter asks the leader whether the stream holds a message of the store after seq.
+func (s *Store) anyAfter(ctx context.Context, seq uint64) (bool, error) {
+	s.reads.Add(1) // a leader request, counted with its reads
+	req, err := json.Marshal(struct {
+		Seq  uint64 `json:"seq"`
+		Next string `json:"next_by_subj"`
+	}{seq + 1, s.o.Prefix + ".>"})
+	if err != nil {
+		return false, err
+	}
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	r, err := s.nc.RequestWithContext(c, "$JS.API.STREAM.MSG.GET."+s.o.Stream, req)
+	if err != nil {
+		return false, s.unanswered(c, fmt.Errorf("jskv: whole read: a message after %d: %w", seq, err))
+	}
+	var a msgGetAnswer
+	if err := json.Unmarshal(r.Data, &a); err != nil {
+		return false, fmt.Errorf("jskv: whole read: answer %q: %w", r.Data, err)
+	}
+	switch {
+	case a.Error != nil && a.Error.ErrorCode == errCodeNoMessage:
+		return false, nil
+	case a.Error != nil:
+		return false, fmt.Errorf("jskv: whole read: a message after %d: %w", seq, a.Error)
+	}
+	return true, nil
 }
 
 // wholeReadAhead is how many messages the consumer delivers ahead of the reader.
