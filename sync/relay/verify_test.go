@@ -69,18 +69,27 @@ func TestVerifyFindsBrokenMoney(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(context.Background(), func(tx kv.Tx) error {
-		if err := putJSON(tx, bBalances, "A1", totals{Deposits: 99999}); err != nil {
-			return err
-		}
-		return putJSON(tx, bCredits, "A1/forged", UsageRecord{Kind: "credit", RecordID: "forged", SessionID: "s9", InmateID: "A1", Cents: 50})
-	})
-	if err != nil {
+	if err := db.Update(context.Background(), forgeMoney); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 	e.open()
-	rep, err := e.r.Verify()
+	mustFindForgedMoney(t, e.r)
+}
+
+// forgeMoney writes behind the relay's back what it never would: a balance no deposit made
+// for A1, and a credit of no charge.
+func forgeMoney(tx kv.Tx) error {
+	if err := putJSON(tx, bBalances, "A1", totals{Deposits: 99999}); err != nil {
+		return err
+	}
+	return putJSON(tx, bCredits, "A1/forged", UsageRecord{Kind: "credit", RecordID: "forged", SessionID: "s9", InmateID: "A1", Cents: 50})
+}
+
+// mustFindForgedMoney fails the test unless r's verify reports both things forgeMoney wrote.
+func mustFindForgedMoney(t *testing.T, r *Relay) {
+	t.Helper()
+	rep, err := r.Verify()
 	if err != nil {
 		t.Fatal(err)
 	}
