@@ -82,6 +82,39 @@ func TestContactsListedByFacility(t *testing.T) {
 	if got := contactIDs(list.Contacts); !slices.Equal(got, []string{"c-mom pending"}) {
 		t.Errorf("GET /admin/v1/contacts?inmate_id=A1: %v", got)
 	}
+	// The admin API's lists by facility: theirs only, filtered as the state's are.
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{
+		{"facility_id=south", []string{"c-mom pending", "c-sis pending"}},
+		{"facility_id=south&inmate_id=A1", []string{"c-mom pending"}},
+		{"facility_id=north&facility_id=south&status=approved", []string{"c-dad approved"}},
+		{"facility_id=north&status=pending", nil},
+	} {
+		list.Contacts = nil
+		e.must(http.StatusOK, "GET", "/admin/v1/contacts?"+c.query, nil, &list)
+		if got := contactIDs(list.Contacts); !slices.Equal(got, c.want) {
+			t.Errorf("GET /admin/v1/contacts?%s: %v, want %v", c.query, got, c.want)
+		}
+	}
+	for fac, want := range map[string][]string{"north": {"c-dad"}, "south": nil} {
+		var invs struct{ Invitations []Invitation }
+		e.must(http.StatusOK, "GET", "/admin/v1/invitations?facility_id="+fac, nil, &invs)
+		var got []string
+		for _, v := range invs.Invitations {
+			got = append(got, v.ContactID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("GET /admin/v1/invitations?facility_id=%s: %v, want %v", fac, got, want)
+		}
+	}
+	for _, path := range []string{"/admin/v1/contacts?facility_id=no/such", "/admin/v1/invitations?facility_id=no/such",
+		"/admin/v1/contacts?facility_id=north&status=maybe"} {
+		if status, raw := e.call("GET", path, nil); status != http.StatusBadRequest || !strings.Contains(string(raw), "facility_id") && !strings.Contains(string(raw), "status") {
+			t.Errorf("GET %s: %d %s, want 400 naming the field", path, status, raw)
+		}
+	}
 	if os.Getenv(storeEnv) == "jetstream" {
 		return // the rest rewinds the bbolt file
 	}

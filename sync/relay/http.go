@@ -54,11 +54,11 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 		"/admin/v1/outbound/{id}/approve":               {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveOutbound)}},
 		"/admin/v1/outbound/{id}/reject":                {methods: map[string]http.HandlerFunc{"POST": h(r.hRejectOutbound)}},
 		"/admin/v1/prea":                                {methods: map[string]http.HandlerFunc{"GET": h(r.hPREA)}, query: []string{"inmate_id", "facility_id"}},
-		"/admin/v1/contacts":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hContacts)}, query: []string{"status", "inmate_id"}},
+		"/admin/v1/contacts":                            {methods: map[string]http.HandlerFunc{"GET": h(r.hContacts)}, query: []string{"status", "inmate_id", "facility_id"}},
 		"/admin/v1/contacts/{id}/approve":               {methods: map[string]http.HandlerFunc{"POST": h(r.hApproveContact)}},
 		"/admin/v1/contacts/{id}/decline":               {methods: map[string]http.HandlerFunc{"POST": h(r.hDeclineContact)}},
 		"/admin/v1/contacts/{id}/invitation":            {methods: map[string]http.HandlerFunc{"POST": h(r.hReissueInvitation)}},
-		"/admin/v1/invitations":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hInvitations)}, query: []string{"unsent"}},
+		"/admin/v1/invitations":                         {methods: map[string]http.HandlerFunc{"GET": h(r.hInvitations)}, query: []string{"unsent", "facility_id"}},
 		"/admin/v1/invitations/retry":                   {methods: map[string]http.HandlerFunc{"POST": h(r.hRetryInvitations)}},
 		"/admin/v1/refunds":                             {methods: map[string]http.HandlerFunc{"POST": h(r.hRefund)}},
 		"/admin/v1/usage":                               {methods: map[string]http.HandlerFunc{"GET": h(r.hUsage)}, query: []string{"inmate_id"}},
@@ -520,9 +520,17 @@ func (r *Relay) hRejectOutbound(w http.ResponseWriter, req *http.Request) {
 	r.writeErr(w, err)
 }
 
+// hContacts is GET /admin/v1/contacts: every contact, or with ?facility_id= (repeatable)
+// those facilities' only, oldest first, which reads theirs and not the state's.
 func (r *Relay) hContacts(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
-	list, err := r.Contacts(q.Get("status"), q.Get("inmate_id"))
+	var list []ContactRecord
+	var err error
+	if facs := q["facility_id"]; len(facs) > 0 {
+		list, err = r.ContactsIn(facs, q.Get("status"), q.Get("inmate_id"))
+	} else {
+		list, err = r.Contacts(q.Get("status"), q.Get("inmate_id"))
+	}
 	if err != nil {
 		r.writeErr(w, err)
 		return
@@ -664,6 +672,8 @@ func (r *Relay) serveEnroll(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// hInvitations is GET /admin/v1/invitations: every invitation, or with ?facility_id=
+// (repeatable) those of the facilities' contacts only, which reads theirs and not the state's.
 func (r *Relay) hInvitations(w http.ResponseWriter, req *http.Request) {
 	unsent := false
 	switch v := req.URL.Query().Get("unsent"); v {
@@ -674,7 +684,13 @@ func (r *Relay) hInvitations(w http.ResponseWriter, req *http.Request) {
 		r.writeErr(w, invalid("list invitations", "unsent", "must be true or false"))
 		return
 	}
-	list, err := r.Invitations(unsent)
+	var list []Invitation
+	var err error
+	if facs := req.URL.Query()["facility_id"]; len(facs) > 0 {
+		list, err = r.InvitationsIn(facs, unsent)
+	} else {
+		list, err = r.Invitations(unsent)
+	}
 	if err != nil {
 		r.writeErr(w, err)
 		return

@@ -420,6 +420,32 @@ func (r *Relay) Invitations(unsent bool) ([]Invitation, error) {
 	return out, err
 }
 
+// InvitationsIn is Invitations of the given facilities' contacts only, in their contacts'
+// order (oldest first): it reads their lists (ContactsOf, InvitationsOf), not every
+// invitation of the state.
+func (r *Relay) InvitationsIn(facilities []string, unsent bool) ([]Invitation, error) {
+	cs, err := r.ContactsOf(facilities...)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
+	}
+	invs, err := r.InvitationsOf(ids...)
+	if err != nil {
+		return nil, err
+	}
+	out := []Invitation{}
+	for _, id := range ids {
+		v, ok := invs[id]
+		if ok && (!unsent || (!v.Sent && v.State == vocab.InviteInvited)) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
 func invitationOf(c ContactRecord, inv inviteRec, now time.Time) Invitation {
 	state := vocab.InviteState(c.Contact, now)
 	if c.State != vocab.ContactApproved {

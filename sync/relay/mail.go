@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -436,15 +437,8 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 // Contacts lists contacts in a state ("" for all), optionally of one inmate.
 func (r *Relay) Contacts(status, inmateID string) ([]ContactRecord, error) {
 	const op = "list contacts"
-	switch status {
-	case "", vocab.ContactPending, vocab.ContactApproved, vocab.ContactDeclined, vocab.ContactRemoved:
-	default:
-		return nil, invalid(op, "status", "must be pending, approved, declined or removed")
-	}
-	if inmateID != "" {
-		if err := checkID(op, "inmate_id", inmateID); err != nil {
-			return nil, err
-		}
+	if err := checkContactFilter(op, status, inmateID); err != nil {
+		return nil, err
 	}
 	out := []ContactRecord{}
 	err := r.view(op, func(tx kv.Tx) error {
@@ -467,6 +461,31 @@ func (r *Relay) Contacts(status, inmateID string) ([]ContactRecord, error) {
 		})
 	})
 	return out, err
+}
+
+// checkContactFilter checks a listing's state ("" for all) and inmate id ("" for all).
+func checkContactFilter(op, status, inmateID string) error {
+	switch status {
+	case "", vocab.ContactPending, vocab.ContactApproved, vocab.ContactDeclined, vocab.ContactRemoved:
+	default:
+		return invalid(op, "status", "must be pending, approved, declined or removed")
+	}
+	if inmateID != "" {
+		return checkID(op, "inmate_id", inmateID)
+	}
+	return nil
+}
+
+// ContactsIn is Contacts of the given facilities only, oldest first: it reads their lists
+// (ContactsOf), not every contact of the state.
+func (r *Relay) ContactsIn(facilities []string, status, inmateID string) ([]ContactRecord, error) {
+	if err := checkContactFilter("list contacts", status, inmateID); err != nil {
+		return nil, err
+	}
+	all, err := r.ContactsOf(facilities...)
+	return slices.DeleteFunc(all, func(c ContactRecord) bool {
+		return (status != "" && c.State != status) || (inmateID != "" && c.InmateID != inmateID)
+	}), err
 }
 
 // ApproveContact approves a pending contact and invites it (Config.Notifier): letters flow once
