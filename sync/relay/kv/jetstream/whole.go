@@ -3,6 +3,7 @@ package jskv
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -66,8 +67,12 @@ func (s *Store) WholeView(ctx context.Context, fn func(kv.Tx) error) error {
 	return err
 }
 
-// readWhole reads every subject's last message through an ordered consumer, until one
-// arrives with nothing pending after it.
+// readWhole reads every subject's last message through an ordered consumer until the stream
+// ends at a message it delivered (endsAt). It asks where the stream ends at the end of a commit
+// when the consumer says nothing is pending, when it has reached where the leader said the
+// stream ended last time it asked (the consumer's NumPending is an estimate the server can
+// leave above zero), and when nothing has come for wholeIdle (the stream's newest messages may
+// be gone, and then none of them comes).
 func (s *Store) readWhole(ctx context.Context) (*wholeCopy, error) {
 	w := &wholeCopy{entries: map[string]entry{}}
 	s.reads.Add(1)
@@ -78,6 +83,7 @@ func (s *Store) readWhole(ctx context.Context) (*wholeCopy, error) {
 	if info.State.Msgs == 0 {
 		return w, nil // empty at that moment: a state like any other
 	}
+	target := info.State.LastSeq
 	cons, err := s.st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.o.Prefix + ".>"}})
 	if err != nil {
 		return nil, s.unanswered(ctx, fmt.Errorf("jskv: whole read: consumer: %w", err))
@@ -93,8 +99,28 @@ func (s *Store) readWhole(ctx context.Context) (*wholeCopy, error) {
 		defer cancel()
 		_ = s.st.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
+	// last is the last sequence delivered, and commitEnd whether it ended a commit (a replica
+	// stores a batch's messages one at a time, and the consumer may be there in between).
+	var last uint64
+	commitEnd := true
 	for {
-		m, err := msgs.Next(jetstream.NextContext(ctx))
+		nctx, cancel := context.WithTimeout(ctx, wholeIdle)
+		m, err := msgs.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			if !commitEnd {
+				continue // the rest of the batch is on its way
+			}
+			end, newTarget, err := s.endsAt(ctx, last)
+			if err != nil {
+				return nil, err
+			}
+			if end {
+				break
+			}
+			target = newTarget
+			continue
+		}
 		if err != nil {
 			return nil, s.unanswered(ctx, fmt.Errorf("jskv: whole read after %d subjects: %w", len(w.entries), err))
 		}
@@ -111,20 +137,20 @@ func (s *Store) readWhole(ctx context.Context) (*wholeCopy, error) {
 		}
 		w.entries[m.Subject()] = e
 		s.wholeMessages.Add(1)
-		// A candidate end: nothing pending, and the end of a commit (a replica stores a
-		// batch's messages one at a time, and the consumer may be there in between).
-		if md.NumPending != 0 || (m.Headers().Get(hdrBatchID) != "" && m.Headers().Get(hdrBatchCommit) == "") {
+		last, commitEnd = e.seq, m.Headers().Get(hdrBatchID) == "" || m.Headers().Get(hdrBatchCommit) != ""
+		if !commitEnd || ((md.NumPending != 0 || s.pendingUntrusted) && last < target) {
 			continue
 		}
-		end, err := s.endsAt(ctx, e.seq)
+		end, newTarget, err := s.endsAt(ctx, last)
 		if err != nil {
 			return nil, err
 		}
 		if end {
-			w.at = e.seq
 			break
 		}
+		target = newTarget
 	}
+	w.at = last
 	w.subjs = make([]string, 0, len(w.entries))
 	for subj := range w.entries {
 		w.subjs = append(w.subjs, subj)
@@ -133,32 +159,39 @@ func (s *Store) readWhole(ctx context.Context) (*wholeCopy, error) {
 	return w, nil
 }
 
+// wholeIdle is how long a whole read waits for the consumer's next message before it asks
+// whether the stream ended at the last one.
+const wholeIdle = 250 * time.Millisecond
+
 // endsAt reports whether the stream ends at seq: whether the leader holds no message after
-// it and has reached it. The consumer's NumPending is not proof: the server counts new
-// messages into it after storing them, so a message already stored, and one it deleted (the
-// key's older message) with it, can lie beyond a delivery that said nothing was pending.
-// Asked after the delivery, a leader with nothing after seq had stored nothing beyond it then
-// either. The question is "a message after seq", not the stream's last sequence, which stays
-// where it was when the last message goes (a tombstone expiring): an idle store whose newest
-// message expired would never end. A leader not yet at seq (the consumer's replica applied it
-// first) is asked again.
-func (s *Store) endsAt(ctx context.Context, seq uint64) (bool, error) {
+// it and has reached it; if not, where the leader's stream ends now, to read to before asking
+// again. The consumer's NumPending is not proof: the server counts new messages into it after
+// storing them, so a message already stored, and one it deleted (the key's older message)
+// with it, can lie beyond a delivery that said nothing was pending. Asked after the delivery,
+// a leader with nothing after seq had stored nothing beyond it then either. The question is
+// "a message after seq", not the stream's last sequence, which stays where it was when the
+// last message goes (a tombstone expiring): an idle store whose newest message expired would
+// never end. A leader not yet at seq (the consumer's replica applied it first) is asked again.
+func (s *Store) endsAt(ctx context.Context, seq uint64) (end bool, last uint64, err error) {
 	for {
 		after, err := s.anyAfter(ctx, seq)
-		if err != nil || after {
-			return false, err
+		if err != nil {
+			return false, 0, err
 		}
 		s.reads.Add(1)
 		info, err := s.st.Info(ctx)
 		if err != nil {
-			return false, s.unanswered(ctx, fmt.Errorf("jskv: whole read: stream info: %w", err))
+			return false, 0, s.unanswered(ctx, fmt.Errorf("jskv: whole read: stream info: %w", err))
 		}
-		if info.State.LastSeq >= seq {
-			return true, nil
+		switch {
+		case after:
+			return false, info.State.LastSeq, nil
+		case info.State.LastSeq >= seq:
+			return true, 0, nil
 		}
 		select {
 		case <-ctx.Done():
-			return false, fmt.Errorf("jskv: whole read: the leader at %d, behind %d: %w", info.State.LastSeq, seq, ctx.Err())
+			return false, 0, fmt.Errorf("jskv: whole read: the leader at %d, behind %d: %w", info.State.LastSeq, seq, ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
