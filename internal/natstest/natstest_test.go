@@ -2,6 +2,8 @@ package natstest_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -46,5 +48,26 @@ func TestWaitStreamThenPublishFromAnotherNode(t *testing.T) {
 	}
 	if ack.Sequence != 1 {
 		t.Fatalf("first publish stored at %d, want 1", ack.Sequence)
+	}
+}
+
+// Placed asks again only while the cluster refuses to place a stream for want of peers.
+func TestPlacedRetriesOnlyNoPeers(t *testing.T) {
+	ctx := t.Context()
+	calls := 0
+	v, err := natstest.Placed(ctx, func() (int, error) {
+		calls++
+		if calls < 3 {
+			return 0, fmt.Errorf("create stream: %w", &jetstream.APIError{ErrorCode: 10005, Description: "no suitable peers for placement"})
+		}
+		return 7, nil
+	})
+	if v != 7 || err != nil || calls != 3 {
+		t.Fatalf("Placed = %d, %v after %d calls; want 7, nil after 3", v, err, calls)
+	}
+	calls = 0
+	other := &jetstream.APIError{ErrorCode: 10058, Description: "stream name already in use"}
+	if _, err := natstest.Placed(ctx, func() (int, error) { calls++; return 0, other }); !errors.Is(err, other) || calls != 1 {
+		t.Fatalf("Placed of another error = %v after %d calls; want it at once", err, calls)
 	}
 }

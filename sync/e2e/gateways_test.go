@@ -28,12 +28,7 @@ func gatewayStores(t *testing.T, n int) []*jskv.Store {
 	var out []*jskv.Store
 	for i := range n {
 		nc := c.Connect(i)
-		s, err := jskv.Open(ctx, nc, o)
-		// A fresh cluster may refuse an R3 stream until it knows its peers (API error 10005).
-		for err != nil && isNoPeers(err) && ctx.Err() == nil {
-			time.Sleep(20 * time.Millisecond)
-			s, err = jskv.Open(ctx, nc, o)
-		}
+		s, err := natstest.Placed(ctx, func() (*jskv.Store, error) { return jskv.Open(ctx, nc, o) })
 		if err != nil {
 			t.Fatalf("open the store through node %d: %v", i, err)
 		}

@@ -2,15 +2,12 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
@@ -29,22 +26,12 @@ func jetStore(t testing.TB) *jskv.Store {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	o := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true} // as relayd opens it
-	s, err := jskv.Open(ctx, nc, o)
-	// A fresh cluster may refuse an R3 stream until it knows its peers (API error 10005).
-	for err != nil && isNoPeers(err) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-		s, err = jskv.Open(ctx, nc, o)
-	}
+	s, err := natstest.Placed(ctx, func() (*jskv.Store, error) { return jskv.Open(ctx, nc, o) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.WaitStream(nc, o.Stream)
 	return s
-}
-
-func isNoPeers(err error) bool {
-	var api *jetstream.APIError
-	return errors.As(err, &api) && api.ErrorCode == 10005
 }
 
 // bboltOnly skips a test that needs the relay's bbolt file (it copies relay.db to restore it)

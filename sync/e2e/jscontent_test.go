@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/content"
@@ -26,11 +27,9 @@ func startContentGateway(t *testing.T, store *jskv.Store, ln net.Listener) *rela
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	media, err := jscontent.Open(ctx, store.Conn(), store, jscontent.Options{SweepEvery: -1})
-	for err != nil && isNoPeers(err) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-		media, err = jscontent.Open(ctx, store.Conn(), store, jscontent.Options{SweepEvery: -1})
-	}
+	media, err := natstest.Placed(ctx, func() (*jscontent.Store, error) {
+		return jscontent.Open(ctx, store.Conn(), store, jscontent.Options{SweepEvery: -1})
+	})
 	if err != nil {
 		t.Fatalf("open the content store: %v", err)
 	}

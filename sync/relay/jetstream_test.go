@@ -20,7 +20,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
-	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
@@ -43,22 +42,12 @@ func jetStore(t testing.TB, c *natstest.Cluster, node int, name string) *jskv.St
 	// refuses an R3 stream ("no suitable peers for placement", 10005): poll until it places it.
 	// As relayd opens it (cmd/relayd/store.go): bucket markers cached.
 	o := jskv.Options{Stream: name, Prefix: name, CacheBucketMarkers: true}
-	s, err := jskv.Open(ctx, nc, o)
-	for err != nil && isNoPeers(err) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-		s, err = jskv.Open(ctx, nc, o)
-	}
+	s, err := natstest.Placed(ctx, func() (*jskv.Store, error) { return jskv.Open(ctx, nc, o) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.WaitStream(nc, name)
 	return s
-}
-
-// isNoPeers is JetStream's refusal to place a stream for want of peers (API error 10005).
-func isNoPeers(err error) bool {
-	var api *jetstream.APIError
-	return errors.As(err, &api) && api.ErrorCode == 10005
 }
 
 // A group of writes that together exceed what JetStream commits at once (1,000 messages) is

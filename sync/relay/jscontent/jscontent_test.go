@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/kiosk/content"
@@ -38,20 +37,12 @@ func gateways(t *testing.T, c *natstest.Cluster, n int, o Options) []gateway {
 	for i := range n {
 		nc := c.Connect(i)
 		ko := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true}
-		meta, err := jskv.Open(ctx, nc, ko)
-		for err != nil && noPeers(err) && ctx.Err() == nil { // a fresh cluster places R3 streams once it knows its peers
-			time.Sleep(20 * time.Millisecond)
-			meta, err = jskv.Open(ctx, nc, ko)
-		}
+		meta, err := natstest.Placed(ctx, func() (*jskv.Store, error) { return jskv.Open(ctx, nc, ko) })
 		if err != nil {
 			t.Fatalf("open the kv store through node %d: %v", i, err)
 		}
 		c.WaitStream(nc, ko.Stream)
-		s, err := Open(ctx, nc, meta, o)
-		for err != nil && noPeers(err) && ctx.Err() == nil {
-			time.Sleep(20 * time.Millisecond)
-			s, err = Open(ctx, nc, meta, o)
-		}
+		s, err := natstest.Placed(ctx, func() (*Store, error) { return Open(ctx, nc, meta, o) })
 		if err != nil {
 			t.Fatalf("open the content store through node %d: %v", i, err)
 		}
@@ -60,11 +51,6 @@ func gateways(t *testing.T, c *natstest.Cluster, n int, o Options) []gateway {
 		out = append(out, gateway{nc: nc, meta: meta, store: s})
 	}
 	return out
-}
-
-func noPeers(err error) bool {
-	var api *jetstream.APIError
-	return errors.As(err, &api) && api.ErrorCode == 10005
 }
 
 // object is n random bytes (seeded: a failure replays).
@@ -419,19 +405,11 @@ func gatewaysTB(b *testing.B, c *natstest.Cluster) *Store {
 	defer cancel()
 	nc := c.Connect(0)
 	ko := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true}
-	meta, err := jskv.Open(ctx, nc, ko)
-	for err != nil && noPeers(err) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-		meta, err = jskv.Open(ctx, nc, ko)
-	}
+	meta, err := natstest.Placed(ctx, func() (*jskv.Store, error) { return jskv.Open(ctx, nc, ko) })
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := Open(ctx, nc, meta, Options{SweepEvery: -1})
-	for err != nil && noPeers(err) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-		s, err = Open(ctx, nc, meta, Options{SweepEvery: -1})
-	}
+	s, err := natstest.Placed(ctx, func() (*Store, error) { return Open(ctx, nc, meta, Options{SweepEvery: -1}) })
 	if err != nil {
 		b.Fatal(err)
 	}

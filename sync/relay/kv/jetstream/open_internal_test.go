@@ -2,12 +2,10 @@ package jskv
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tether-kiosk/tether/internal/natstest"
 )
 
@@ -19,22 +17,12 @@ func openTest(t testing.TB, c *natstest.Cluster, nc *nats.Conn, o Options) *Stor
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := Open(ctx, nc, o)
-	for err != nil && isNoPeers(err) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-		s, err = Open(ctx, nc, o)
-	}
+	s, err := natstest.Placed(ctx, func() (*Store, error) { return Open(ctx, nc, o) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.WaitStream(nc, s.o.Stream)
 	return s
-}
-
-// isNoPeers is JetStream's refusal to place a stream for want of peers (API error 10005).
-func isNoPeers(err error) bool {
-	var api *jetstream.APIError
-	return errors.As(err, &api) && api.ErrorCode == 10005
 }
 
 // OpenTest is openTest for the package's external tests.
