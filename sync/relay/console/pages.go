@@ -720,8 +720,8 @@ func (c *Console) terminals(w http.ResponseWriter, req *http.Request, u who, sta
 	var all []relay.TerminalInfo
 	var err error
 	list := c.r.FleetOf
-	if req.Method != http.MethodGet || enrolled != nil {
-		list = c.r.TerminalsOf
+	if q := req.URL.Query(); req.Method != http.MethodGet || enrolled != nil || q.Has("ok") || q.Has("err") {
+		list = c.r.TerminalsOf // an action's answer, or the page its redirect leads to (back)
 	}
 	if len(shown) > 0 {
 		if all, err = list(shown...); err != nil {
