@@ -48,6 +48,6 @@ func (s *Store) StreamMsgs(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
-// DistrustPending makes the store's whole reads ignore the consumer's NumPending, as if the
-// server left it above zero at the stream's end, for the package's external tests.
-func (s *Store) DistrustPending() { s.pendingUntrusted = true }
+// SetWholePage makes the store's whole reads read pages of n messages, for the package's
+// external tests: a test store far smaller than a real page still reads in many.
+func (s *Store) SetWholePage(n int) { s.wholePage = n }

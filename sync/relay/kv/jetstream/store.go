@@ -136,9 +136,8 @@ type Store struct {
 	commits, conflicts, viewConflicts, views, staleViews, purgeFailures, feedLosses, tooLarge atomic.Int64
 	// wholeViews, wholeMessages: WholeView calls completed, and the messages their reads took.
 	wholeViews, wholeMessages atomic.Int64
-	// pendingUntrusted, set by tests only, makes a whole read take every NumPending for an
-	// overstatement, as the server may leave it (whole.go).
-	pendingUntrusted bool
+	// wholePage, if set (tests only), is the page size of whole reads instead of wholePage.
+	wholePage int
 	// What the transactions cost: leader reads, reads the gateway's cache answered, bucket
 	// listings (one stream info request each) and messages committed.
 	reads, cacheHits, lists, messages atomic.Int64

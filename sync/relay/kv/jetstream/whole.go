@@ -3,14 +3,12 @@ package jskv
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
@@ -67,88 +65,45 @@ func (s *Store) WholeView(ctx context.Context, fn func(kv.Tx) error) error {
 	return err
 }
 
-// readWhole reads every subject's last message through an ordered consumer until the stream
-// ends at a message it delivered (endsAt). It asks where the stream ends at the end of a commit
-// when the consumer says nothing is pending, when it has reached where the leader said the
-// stream ended last time it asked (the consumer's NumPending is an estimate the server can
-// leave above zero), and when nothing has come for wholeIdle (the stream's newest messages may
-// be gone, and then none of them comes).
+// readWhole reads every subject's message in sequence order, a page at a time, from any
+// replica (direct gets by sequence: "the next messages of the store from seq on"), until the
+// stream ends at the last message read (endsAt). A page is read by a replica in one isolated
+// moment, and its end says how many of the store's messages that replica holds after it
+// (Nats-Num-Pending, counted from its store, not estimated); the leader is asked only when that
+// is none. A replica applies an atomic batch isolated from such reads, so a page never shows
+// part of a commit. No consumer is made: an ordered consumer, tried first, stopped delivering for good
+// in a CI run under load and the read waited until its bound, with nothing to retry but the
+// whole.
 func (s *Store) readWhole(ctx context.Context) (*wholeCopy, error) {
 	w := &wholeCopy{entries: map[string]entry{}}
-	s.reads.Add(1)
-	info, err := s.st.Info(ctx)
-	if err != nil {
-		return nil, s.unanswered(ctx, fmt.Errorf("jskv: whole read: stream info: %w", err))
-	}
-	if info.State.Msgs == 0 {
-		return w, nil // empty at that moment: a state like any other
-	}
-	target := info.State.LastSeq
-	cons, err := s.st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.o.Prefix + ".>"}})
-	if err != nil {
-		return nil, s.unanswered(ctx, fmt.Errorf("jskv: whole read: consumer: %w", err))
-	}
-	msgs, err := cons.Messages(jetstream.PullMaxMessages(wholeReadAhead))
-	if err != nil {
-		return nil, fmt.Errorf("jskv: whole read: %w", err)
-	}
-	defer func() {
-		msgs.Stop()
-		// The consumer would outlive the read by its inactivity threshold; it is not needed.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = s.st.DeleteConsumer(dctx, cons.CachedInfo().Name)
-	}()
-	// last is the last sequence delivered, and commitEnd whether it ended a commit (a replica
-	// stores a batch's messages one at a time, and the consumer may be there in between).
-	var last uint64
-	commitEnd := true
+	var last uint64 // the last sequence read
 	for {
-		nctx, cancel := context.WithTimeout(ctx, wholeIdle)
-		m, err := msgs.Next(jetstream.NextContext(nctx))
-		cancel()
-		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			if !commitEnd {
-				continue // the rest of the batch is on its way
-			}
-			end, newTarget, err := s.endsAt(ctx, last)
-			if err != nil {
-				return nil, err
-			}
-			if end {
-				break
-			}
-			target = newTarget
+		page, pending, err := s.seqPage(ctx, last+1)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range page {
+			w.entries[m.subj] = m.e
+			last = m.e.seq
+		}
+		s.wholeMessages.Add(int64(len(page)))
+		if pending > 0 {
 			continue
 		}
-		if err != nil {
-			return nil, s.unanswered(ctx, fmt.Errorf("jskv: whole read after %d subjects: %w", len(w.entries), err))
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			return nil, fmt.Errorf("jskv: whole read: %s: %w", m.Subject(), err)
-		}
-		e := entry{seq: md.Sequence.Stream, present: m.Headers().Get(hdrOp) != "DEL"}
-		if e.present {
-			e.val = m.Data()
-			if e.val == nil {
-				e.val = []byte{}
-			}
-		}
-		w.entries[m.Subject()] = e
-		s.wholeMessages.Add(1)
-		last, commitEnd = e.seq, m.Headers().Get(hdrBatchID) == "" || m.Headers().Get(hdrBatchCommit) != ""
-		if !commitEnd || ((md.NumPending != 0 || s.pendingUntrusted) && last < target) {
-			continue
-		}
-		end, newTarget, err := s.endsAt(ctx, last)
+		end, _, err := s.endsAt(ctx, last)
 		if err != nil {
 			return nil, err
 		}
 		if end {
 			break
 		}
-		target = newTarget
+		// The replica answering was behind the leader: the next page, from whichever
+		// replica answers, goes on from here.
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("jskv: whole read after %d subjects: %w: %w", len(w.entries), kv.ErrTimeout, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 	w.at = last
 	w.subjs = make([]string, 0, len(w.entries))
@@ -159,9 +114,87 @@ func (s *Store) readWhole(ctx context.Context) (*wholeCopy, error) {
 	return w, nil
 }
 
-// wholeIdle is how long a whole read waits for the consumer's next message before it asks
-// whether the stream ended at the last one.
-const wholeIdle = 250 * time.Millisecond
+// wholePage bounds the messages of one page of a whole read, and wholePageBytes its size (a
+// log record of items may be 256 KiB); the server stops a page at whichever comes first.
+const (
+	wholePage      = 4096
+	wholePageBytes = 8 << 20
+)
+
+// pageMsg is one message of a page: its subject and its state.
+type pageMsg struct {
+	subj string
+	e    entry
+}
+
+// seqPage reads the store's messages from sequence from on, a page of them, from whichever
+// replica answers, and how many more that replica holds after them. A request that fails
+// (no replica answered in time) is made again until ctx ends.
+func (s *Store) seqPage(ctx context.Context, from uint64) ([]pageMsg, uint64, error) {
+	for {
+		page, pending, err := s.seqPageOnce(ctx, from)
+		if err == nil || ctx.Err() != nil {
+			return page, pending, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, 0, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Store) seqPageOnce(ctx context.Context, from uint64) ([]pageMsg, uint64, error) {
+	n := wholePage
+	if s.wholePage > 0 {
+		n = s.wholePage // a test's smaller pages
+	}
+	req, err := json.Marshal(struct {
+		Seq      uint64 `json:"seq"`
+		Batch    int    `json:"batch"`
+		MaxBytes int    `json:"max_bytes"`
+		Next     string `json:"next_by_subj"`
+	}{from, n, wholePageBytes, s.o.Prefix + ".>"})
+	if err != nil {
+		return nil, 0, err
+	}
+	inbox, ch, done, err := s.replies.open(n + 1)
+	if err != nil {
+		return nil, 0, fmt.Errorf("jskv: whole read: %w", err)
+	}
+	defer done()
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	if err := s.nc.PublishRequest(s.directSubj(), inbox, req); err != nil {
+		return nil, 0, fmt.Errorf("jskv: whole read: %w", err)
+	}
+	var page []pageMsg
+	for {
+		select {
+		case <-c.Done():
+			return nil, 0, fmt.Errorf("jskv: whole read from %d: %w", from, c.Err())
+		case m := <-ch:
+			switch st := m.Header.Get("Status"); st {
+			case "":
+				subj, e, err := directEntry(m)
+				if err != nil {
+					return nil, 0, err
+				}
+				page = append(page, pageMsg{subj: subj, e: e})
+			case "204": // the end of the page
+				pending, err := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+				if err != nil {
+					return nil, 0, fmt.Errorf("jskv: whole read from %d: the page's end without its count: %w", from, err)
+				}
+				return page, pending, nil
+			case "404": // nothing from there on, on this replica
+				return nil, 0, nil
+			default:
+				return nil, 0, fmt.Errorf("jskv: whole read from %d: status %s %s", from, st, m.Header.Get("Description"))
+			}
+		}
+	}
+}
 
 // endsAt reports whether the stream ends at seq: whether the leader holds no message after
 // it and has reached it; if not, where the leader's stream ends now, to read to before asking
@@ -225,9 +258,6 @@ func (s *Store) anyAfter(ctx context.Context, seq uint64) (bool, error) {
 	}
 	return true, nil
 }
-
-// wholeReadAhead is how many messages the consumer delivers ahead of the reader.
-const wholeReadAhead = 1024
 
 // get is subj's state in the copy: absent, sequence 0, if the copy has no message of it.
 func (w *wholeCopy) get(subj string) entry { return w.entries[subj] }
