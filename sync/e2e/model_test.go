@@ -571,7 +571,7 @@ func (w *lcWorld) policy() {
 
 // check runs the production verifiers of every store and of the relay, after every step. On
 // JetStream the relay's reads the stream once, in order (kv.WholeView); read key by key from
-// the stream's leader, as a View reads, it made the model eight times as long.
+// the stream's leader, as a View reads, it made the model about seventeen times as long.
 func (w *lcWorld) check() {
 	w.t.Helper()
 	for _, lt := range w.terms {

@@ -241,8 +241,8 @@ type Stats struct {
 	// after which its watchers read the store again.
 	FeedLosses int64
 	TooLarge   int64 // write transactions refused as more than one atomic batch takes
-	// WholeViews: WholeView calls completed; WholeMessages: the messages their consumers
-	// delivered (not counted in Reads or ReplicaReads).
+	// WholeViews: WholeView calls completed; WholeMessages: the messages their pages read
+	// (not counted in Reads or ReplicaReads).
 	WholeViews, WholeMessages int64
 }
 

@@ -16,27 +16,22 @@ import (
 // A whole-store read (kv.WholeViewer): the relay's verify and ledger read every key. A View
 // reads each from the stream's leader, one JetStream API request a key, and then each again to
 // validate: at state scale, hours of the leader's time, and a store that changes meanwhile
-// makes it start over. WholeView instead reads the stream from its start through an ordered
-// consumer, messages in sequence order and many to a delivery, into memory, and runs fn over
-// that copy.
+// makes it start over. WholeView instead reads the store's messages in sequence order, a page
+// of them to a request from any replica (readWhole), into memory, and runs fn over that copy.
 //
 // Why the copy is one moment of the store. The stream keeps one message a subject, so a key
-// written again while the consumer has not reached its old message loses that message: a
-// copy cut at a sequence fixed beforehand would miss the key. So the read goes on until a
-// message arrives with nothing pending after it (the consumer's NumPending, at delivery): at
-// that moment the stream ended at that message's sequence S. Every message current at S has a
-// sequence at most S and existed when the consumer passed its sequence (sequences are
-// assigned in order, and the consumer waits at the end for the next), so it was delivered; a
-// message superseded by S was superseded by one at most S, which was delivered after it. The
-// last message of each subject in the copy is therefore that subject's state at S, for every
-// subject, as a replica applies commits: atomic batches whole. Two removals send no message:
-// a deleted bucket's purge (its keys' generation is dead to every reader anyway, its marker a
-// tombstone) and a tombstone's expiry after Options.TombstoneTTL (the key was absent before
-// and after; a read outlasting the TTL would be needed to see one expire unread, and the
-// caller's context bounds the read far below it).
-//
-// The consumer lives on one server of the stream, which may be a replica a little behind the
-// leader: the copy is then an earlier committed moment, which is as good for a check.
+// written again before the read reached its old message loses that message: a copy cut at a
+// sequence fixed beforehand would miss the key. So the read goes on until the stream ends at
+// the last message read, S: the leader holds nothing after S (endsAt). Every message current at
+// S has a sequence at most S and was there when the read passed its sequence (sequences are
+// assigned in order), so it was read; a message superseded by S was superseded by one at most
+// S, which was read after it. The last message of each subject in the copy is therefore that
+// subject's state at S, for every subject; a page never shows part of a commit, as a replica
+// applies an atomic batch isolated from such reads. Two removals send no message: a deleted
+// bucket's purge (its keys' generation is dead to every reader anyway, its marker a tombstone)
+// and a tombstone's expiry after Options.TombstoneTTL (the key was absent before and after; a
+// read outlasting the TTL would be needed to see one expire unread, and the caller's context
+// bounds the read far below it).
 
 // wholeCopy is the store's state at one stream sequence.
 type wholeCopy struct {
@@ -46,8 +41,8 @@ type wholeCopy struct {
 }
 
 // WholeView reads the whole store at one moment and runs fn over it once (kv.WholeViewer).
-// Its reads cost the cluster one consumer's deliveries, not a request a key, and nothing is
-// validated: the copy is one state by the argument above.
+// Its reads cost the cluster a direct get a page and a leader request or two, not a request a
+// key, and nothing is validated: the copy is one state by the argument above.
 func (s *Store) WholeView(ctx context.Context, fn func(kv.Tx) error) error {
 	w, err := s.readWhole(ctx)
 	if err != nil {
@@ -90,7 +85,7 @@ func (s *Store) readWhole(ctx context.Context) (*wholeCopy, error) {
 		if pending > 0 {
 			continue
 		}
-		end, _, err := s.endsAt(ctx, last)
+		end, err := s.endsAt(ctx, last)
 		if err != nil {
 			return nil, err
 		}
@@ -197,34 +192,28 @@ func (s *Store) seqPageOnce(ctx context.Context, from uint64) ([]pageMsg, uint64
 }
 
 // endsAt reports whether the stream ends at seq: whether the leader holds no message after
-// it and has reached it; if not, where the leader's stream ends now, to read to before asking
-// again. The consumer's NumPending is not proof: the server counts new messages into it after
-// storing them, so a message already stored, and one it deleted (the key's older message)
-// with it, can lie beyond a delivery that said nothing was pending. Asked after the delivery,
-// a leader with nothing after seq had stored nothing beyond it then either. The question is
-// "a message after seq", not the stream's last sequence, which stays where it was when the
-// last message goes (a tombstone expiring): an idle store whose newest message expired would
-// never end. A leader not yet at seq (the consumer's replica applied it first) is asked again.
-func (s *Store) endsAt(ctx context.Context, seq uint64) (end bool, last uint64, err error) {
+// it and has reached it. A replica's count of what it holds after a page is not proof, as the
+// replica may be behind the leader. The question is "a message after seq", not the stream's
+// last sequence, which stays where it was when the last message goes (a tombstone expiring):
+// an idle store whose newest message expired would never end. A leader not yet at seq (the
+// replica that answered applied it first) is asked again.
+func (s *Store) endsAt(ctx context.Context, seq uint64) (bool, error) {
 	for {
 		after, err := s.anyAfter(ctx, seq)
-		if err != nil {
-			return false, 0, err
+		if err != nil || after {
+			return false, err
 		}
 		s.reads.Add(1)
 		info, err := s.st.Info(ctx)
 		if err != nil {
-			return false, 0, s.unanswered(ctx, fmt.Errorf("jskv: whole read: stream info: %w", err))
+			return false, s.unanswered(ctx, fmt.Errorf("jskv: whole read: stream info: %w", err))
 		}
-		switch {
-		case after:
-			return false, info.State.LastSeq, nil
-		case info.State.LastSeq >= seq:
-			return true, 0, nil
+		if info.State.LastSeq >= seq {
+			return true, nil
 		}
 		select {
 		case <-ctx.Done():
-			return false, 0, fmt.Errorf("jskv: whole read: the leader at %d, behind %d: %w", info.State.LastSeq, seq, ctx.Err())
+			return false, fmt.Errorf("jskv: whole read: the leader at %d, behind %d: %w", info.State.LastSeq, seq, ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -284,8 +284,8 @@ func streamLast(t *testing.T, ctx context.Context, s *jskv.Store) uint64 {
 }
 
 // A store whose newest message went (one with a TTL that expired) still reads whole: the
-// stream's last sequence stays on the message that went, which the consumer never delivers, so
-// a read that waited to reach it would wait until its bound. The store's own commits end with a
+// stream's last sequence stays on the message that went, which no page returns, so a read that
+// waited to reach it would wait until its bound. The store's own commits end with a
 // bucket's version, which does not expire; the message here is published on the store's read
 // marker subject, which no read looks at, to make the case.
 func TestWholeViewEndsWhenTheNewestMessageExpired(t *testing.T) {
@@ -385,7 +385,7 @@ func TestWholeViewListsOneLevel(t *testing.T) {
 }
 
 // BenchmarkWholeView reads a store of 20 buckets of 500 keys whole, in a View (each key from
-// the leader, then again to validate) and in a whole view (the stream once, in order), the two
+// the leader, then again to validate) and in a whole view (the stream once, in sequence order, in pages), the two
 // alternating in one run, and reports their ratio and the leader requests of each.
 //
 //	go test ./sync/relay/kv/jetstream/ -run '^$' -bench WholeView -benchtime 5x
