@@ -91,6 +91,7 @@ func usageErrorf(format string, args ...any) error { return usageError{fmt.Error
 
 type options struct {
 	gateways                                 string
+	gatewayURL                               string
 	data, listen, cert, key, tokenFile, hold string
 	insecure, noConsole, secureCookies       bool
 	enrollTTL                                time.Duration
@@ -157,6 +158,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		"nats://host:port[,host:port...] (tls:// for TLS); -data still holds the content store")
 	fs.StringVar(&o.gateways, "gateways", "", "comma-separated base URLs of every gateway of this relay (wss://gw1:8443,wss://gw2:8443),\n"+
 		"announced to terminals so they reconnect to another when one is down (at most 8)")
+	fs.StringVar(&o.gatewayURL, "gateway-url", "", "this gateway's own URL, one of -gateways: with -store, each facility's terminals are then\n"+
+		"served by one gateway and sent there when they connect elsewhere (docs/SCALE.md \"Facility homes\")")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS user credentials file (JWT and nkey seed, mode 0600) for -store")
 	fs.StringVar(&o.natsNkey, "nats-nkey", "", "NATS nkey seed file (mode 0600) for -store")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
@@ -329,7 +332,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer closeStore() // after r.Close, deferred below
 	r, err := relay.Open(relay.Config{DataDir: o.data, Store: store, Content: media, Logf: logging.Logf(logger), AdminToken: token,
 		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, DownLogCap: o.downLogCap, MaxPendingPerAddr: o.pendingPerAddr,
-		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL, Gateways: splitList(o.gateways)})
+		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL, Gateways: splitList(o.gateways),
+		GatewayURL: o.gatewayURL})
 	if err != nil {
 		return err
 	}

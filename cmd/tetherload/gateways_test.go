@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
@@ -35,6 +37,13 @@ type gateway struct {
 // startGateways opens n relays on one R3 stream of a 3-node natstest cluster, gateway i
 // talking to node i, each announcing all of them, as relayd -store ... -gateways ... does.
 func startGateways(t *testing.T, c *natstest.Cluster, n int) []*gateway {
+	t.Helper()
+	return startGatewaysWith(t, c, n, false)
+}
+
+// startGatewaysWith is startGateways; with homes each gateway also knows its own URL
+// (relayd -gateway-url), so each facility is served by one of them.
+func startGatewaysWith(t *testing.T, c *natstest.Cluster, n int, homes bool) []*gateway {
 	t.Helper()
 	var lns []net.Listener
 	var urls []string
@@ -65,8 +74,12 @@ func startGateways(t *testing.T, c *natstest.Cluster, n int) []*gateway {
 			t.Fatalf("open the store through node %d: %v", i, err)
 		}
 		c.WaitStream(nc, o.Stream)
-		r, err := relay.Open(relay.Config{DataDir: t.TempDir(), Store: st, Gateways: urls, AdminToken: testToken,
-			PINParams: kiosk.TestPINParams(), Logf: t.Logf})
+		cfg := relay.Config{DataDir: t.TempDir(), Store: st, Gateways: urls, AdminToken: testToken,
+			PINParams: kiosk.TestPINParams(), Logf: t.Logf}
+		if homes {
+			cfg.GatewayURL = urls[i]
+		}
+		r, err := relay.Open(cfg)
 		if err != nil {
 			t.Fatalf("open gateway %d: %v", i, err)
 		}
@@ -217,6 +230,49 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+// With -homes, terminals spread over two gateways are sent to their facility's: of each
+// facility's ten, the five that first dial the other gateway are redirected once, and every
+// item is stored exactly once.
+func TestLoadFollowsFacilityHomes(t *testing.T) {
+	c := natstest.Start(t)
+	gws := startGatewaysWith(t, c, 2, true)
+	testwait.UntilSaw(t, "the gateways agree where facilities are served", func() (bool, string) {
+		for f := range 20 {
+			name := fmt.Sprintf("facility-%d", f)
+			if a, b := gws[0].r.HomeOf(name), gws[1].r.HomeOf(name); a != b {
+				return false, fmt.Sprintf("%s: %s and %s", name, a, b)
+			}
+		}
+		return true, ""
+	})
+	cfg := testConfig(gws[0].url)
+	cfg.RelayURLs = []string{gws[0].url, gws[1].url}
+	cfg.Terminals, cfg.PerFacility, cfg.BatchItems, cfg.Batches = 20, 10, 1, 5
+	cfg.CutProb, cfg.Storm, cfg.Homes = 0, false, true
+	cfg.RelayPIDs, cfg.RelayDebug = nil, nil
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	want := int64(cfg.Terminals * cfg.Batches * cfg.BatchItems)
+	if rep.Batches != want || rep.Lost != 0 || rep.Verify == nil || !rep.Verify.OK || rep.Verify.Stored != want {
+		t.Fatalf("report: %d batches acknowledged, %d lost (%v), exactly once %+v; want %d, 0, ok", rep.Batches, rep.Lost, rep.LostReasons, rep.Verify, want)
+	}
+	if rep.Redirects != 10 {
+		t.Fatalf("%d handshakes redirected, want 10 (half of each facility's terminals)", rep.Redirects)
+	}
+	if dials := gws[0].dials.Load() + gws[1].dials.Load(); dials != int64(cfg.Terminals)+rep.Redirects {
+		t.Fatalf("the gateways were dialled %d times, want %d (each terminal once, and once more if redirected)", dials, int64(cfg.Terminals)+rep.Redirects)
+	}
+	var buf bytes.Buffer
+	if err := rep.Table(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "10 redirected") {
+		t.Errorf("table does not show the redirects:\n%s", buf.String())
 	}
 }
 

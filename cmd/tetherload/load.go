@@ -66,7 +66,10 @@ type Config struct {
 	// GatewayByFacility connects every terminal of a facility to one gateway (facility f to
 	// gateway f mod n) instead of spreading each facility's terminals over all of them.
 	GatewayByFacility bool
-	Verify            bool // check exactly-once through GET /admin/v1/items after the load
+	// Homes: terminals follow the relay's redirects to their facility's gateway (hello
+	// redirects; docs/SCALE.md "Facility homes"). With -spawn the gateways get -gateway-url.
+	Homes  bool
+	Verify bool // check exactly-once through GET /admin/v1/items after the load
 	// NoAckLetters leaves hello's ack_letters out, as terminals built before it: the relay
 	// then sends each letter's state down as a message_status.
 	NoAckLetters bool
@@ -135,9 +138,9 @@ type run struct {
 	stormEnd  atomic.Int64 // unix nanoseconds of the last re-welcome
 	stormDone chan struct{}
 
-	items, batches, downItems, downAcks, handshakes, handshakeErrors, busy, cuts, lostN atomic.Int64
-	lastAck                                                                             atomic.Int64
-	batchBytes, batchFrames                                                             atomic.Int64 // uplink batch frames as encoded, new or resent
+	items, batches, downItems, downAcks, handshakes, handshakeErrors, busy, cuts, lostN, redirects atomic.Int64
+	lastAck                                                                                        atomic.Int64
+	batchBytes, batchFrames                                                                        atomic.Int64 // uplink batch frames as encoded, new or resent
 
 	mu        sync.Mutex
 	lostWhy   map[string]int64
@@ -300,7 +303,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Idle > 0 {
 		close(r.loadOver)
 		stop()
-		rep.Handshakes, rep.HandshakeErrors, rep.Busy = r.handshakes.Load(), r.handshakeErrors.Load(), r.busy.Load()
+		rep.Handshakes, rep.HandshakeErrors, rep.Busy, rep.Redirects = r.handshakes.Load(), r.handshakeErrors.Load(), r.busy.Load(), r.redirects.Load()
 		rep.Lost = r.lostN.Load()
 		r.mu.Lock()
 		rep.LostReasons, rep.FailureReasons, rep.Anomalies = nonEmpty(r.lostWhy), nonEmpty(r.failedWhy), nonEmpty(r.anomalies)
@@ -451,7 +454,7 @@ wait:
 	if n := r.batchFrames.Load(); n > 0 {
 		rep.BatchBytes = int(r.batchBytes.Load() / n)
 	}
-	rep.Handshakes, rep.HandshakeErrors, rep.Busy = r.handshakes.Load(), r.handshakeErrors.Load(), r.busy.Load()
+	rep.Handshakes, rep.HandshakeErrors, rep.Busy, rep.Redirects = r.handshakes.Load(), r.handshakeErrors.Load(), r.busy.Load(), r.redirects.Load()
 	rep.Cuts, rep.Lost = r.cuts.Load(), r.lostN.Load()
 	r.mu.Lock()
 	rep.LostReasons, rep.FailureReasons, rep.Anomalies = nonEmpty(r.lostWhy), nonEmpty(r.failedWhy), nonEmpty(r.anomalies)
@@ -531,7 +534,7 @@ func enroll(ctx context.Context, r *run, a *admin, nf int, rep *Report) ([]*term
 					cancel()
 					continue
 				}
-				terms[i] = &terminal{idx: i, id: resp.TerminalID, facility: facilities[f], inmates: inmates[f], priv: priv,
+				terms[i] = &terminal{idx: i, gw: r.gateway(i), id: resp.TerminalID, facility: facilities[f], inmates: inmates[f], priv: priv,
 					epoch: hex.EncodeToString(ep[:]), mix: cfg.Mix, run: r,
 					rng: mrand.New(mrand.NewPCG(cfg.Seed, uint64(i)))}
 			}

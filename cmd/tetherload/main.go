@@ -108,6 +108,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.gateways, "gateways", 1, "with -spawn, relayd gateways to start (more than one needs -nats-server or -store)")
 	fs.StringVar(&o.natsServer, "nats-server", "", "with -spawn, start a 3-node NATS JetStream cluster from this nats-server binary and put the relay's state in it")
 	fs.StringVar(&o.store, "store", "", "NATS servers (nats://host:port,...) of a running cluster: the spawned gateways' -store, and the jetstream baseline's cluster")
+	fs.BoolVar(&c.Homes, "homes", false, "terminals follow redirects to their facility's gateway; with -spawn and -gateways above 1 each gateway gets\n"+
+		"relayd -gateway-url, so the relay places each facility on one gateway (docs/SCALE.md \"Facility homes\")")
 	fs.BoolVar(&c.GatewayByFacility, "gateway-by-facility", false, "connect all terminals of a facility to one gateway (facility f to gateway f mod n), not terminal i to gateway i mod n")
 	fs.BoolVar(&c.EnrollSpread, "enroll-spread", false, "enroll each terminal through the gateway it connects to (default: all through the first)")
 	fs.DurationVar(&c.Idle, "idle", 0, "no load: connect every terminal, hold the connections this long, and measure the relay's memory")
@@ -330,6 +332,9 @@ func spawnGateways(o options, natsURLs string, logf func(string, ...any)) ([]*sp
 		}
 		if o.gateways > 1 {
 			args = append(args, "-gateways", strings.Join(urls, ","))
+			if o.cfg.Homes {
+				args = append(args, "-gateway-url", urls[g])
+			}
 		}
 		args = append(args, strings.Fields(o.spawnArgs)...)
 		sp, err := spawnRelay(o.spawn, o.tmp, strings.TrimPrefix(urls[g], "http://"), token, args)

@@ -41,6 +41,8 @@ type Report struct {
 	Handshakes      int64   `json:"handshakes"`       // every welcome of the run, reconnects too
 	HandshakeErrors int64   `json:"handshake_errors"`
 	Busy            int64   `json:"busy"` // handshakes refused with 1013 (too many unauthenticated)
+	// Redirects are handshakes answered with a redirect to the facility's gateway (-homes).
+	Redirects int64 `json:"redirects,omitempty"`
 
 	// The load.
 	LoadS        float64 `json:"load_s"` // from the first batch to the last ack (or the drain limit)
@@ -233,7 +235,7 @@ func (rep *Report) Table(w io.Writer) error {
 	}
 	row("machine", "%d CPUs, load average %.2f at start, %s", rep.CPUs, rep.LoadAvg, rep.Go)
 	row("enrollment", "%.2fs (%.0f/s)", rep.EnrollS, rep.EnrollPerS)
-	row("handshakes", "%.0f/s over the ramp (%.2fs); %d in all, %d failed, %d busy", rep.HandshakesPerS, rep.RampS, rep.Handshakes, rep.HandshakeErrors, rep.Busy)
+	row("handshakes", "%.0f/s over the ramp (%.2fs); %d in all, %d failed, %d busy, %d redirected", rep.HandshakesPerS, rep.RampS, rep.Handshakes, rep.HandshakeErrors, rep.Busy, rep.Redirects)
 	if rep.IdleS > 0 {
 		row("idle", "%.3gs, no load", rep.IdleS)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -43,6 +44,10 @@ type terminal struct {
 
 	// downSparse: the last welcome said down_sparse (a gap in downlink seqs is no anomaly).
 	downSparse atomic.Bool
+	// gw is the gateway (index in run.eps) the terminal connects to; redirected says a
+	// gateway sent it there since its last welcome (-homes).
+	gw         int
+	redirected bool
 
 	nextSeq uint64      // the last seq made
 	pending []wire.Item // made and not yet acknowledged, in seq order
@@ -86,6 +91,9 @@ func (t *terminal) loop(ctx context.Context) {
 	fails := 0
 	for ctx.Err() == nil && !closed(r.runOver) {
 		c, err := t.connect(ctx, !welcomed)
+		if errors.Is(err, errRedirected) {
+			continue // to its facility's gateway, at once
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -138,7 +146,7 @@ func (t *terminal) connect(ctx context.Context, first bool) (*websocket.Conn, er
 	}
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	c, _, err := websocket.Dial(hctx, r.eps[r.gateway(t.idx)].ws, &websocket.DialOptions{
+	c, _, err := websocket.Dial(hctx, r.eps[t.gw].ws, &websocket.DialOptions{
 		HTTPClient:      r.hc,
 		Subprotocols:    []string{wire.Subprotocol},
 		CompressionMode: websocket.CompressionNoContextTakeover,
@@ -156,7 +164,8 @@ func (t *terminal) connect(ctx context.Context, first bool) (*websocket.Conn, er
 		return nil, fmt.Errorf("handshake %s: %w", what, err)
 	}
 	if err := write(hctx, c, wire.Hello{TerminalID: t.id, Epoch: t.epoch, DownApplied: t.downApplied.Load(),
-		Software: software, Waiting: len(t.pending), AckLetters: !t.run.cfg.NoAckLetters}); err != nil {
+		Software: software, Waiting: len(t.pending), AckLetters: !t.run.cfg.NoAckLetters,
+		Redirects: t.run.cfg.Homes, Redirected: t.redirected}); err != nil {
 		return fail("hello", err)
 	}
 	f, err := read(hctx, c)
@@ -172,6 +181,17 @@ func (t *terminal) connect(ctx context.Context, first bool) (*websocket.Conn, er
 	if f, err = read(hctx, c); err != nil {
 		return fail("welcome", err)
 	}
+	if f.Type == wire.TypeRedirect && !t.redirected {
+		c.CloseNow()
+		to := slices.IndexFunc(r.eps, func(ep endpoints) bool { return ep.http == strings.TrimSuffix(f.Redirect.URL, "/") })
+		if to < 0 {
+			return fail("welcome", fmt.Errorf("redirected to %s, not one of the gateways", f.Redirect.URL))
+		}
+		t.gw, t.redirected = to, true
+		r.redirects.Add(1)
+		return nil, errRedirected
+	}
+	t.redirected = false
 	if f.Type != wire.TypeWelcome {
 		return fail("welcome", fmt.Errorf("got a %s frame", f.Type))
 	}
@@ -183,6 +203,9 @@ func (t *terminal) connect(ctx context.Context, first bool) (*websocket.Conn, er
 	r.handshakes.Add(1)
 	return c, nil
 }
+
+// errRedirected: the gateway sent the terminal to its facility's; it connects there next.
+var errRedirected = errors.New("redirected to the facility's gateway")
 
 func write(ctx context.Context, c *websocket.Conn, msg any) error {
 	_, err := writeN(ctx, c, msg)

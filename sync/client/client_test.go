@@ -580,3 +580,103 @@ func TestRelayURLListRules(t *testing.T) {
 		}
 	}
 }
+
+// helloThen plays a relay's handshake: it reads the hello (sent on hellos), challenges, reads
+// auth, and answers with answer (a welcome or a redirect); it closes the connection after a
+// redirect, and after a welcome once release is closed.
+func helloThen(hellos chan<- wire.Hello, release <-chan struct{}, answer func(n int) any) func(context.Context, *websocket.Conn) {
+	var mu sync.Mutex
+	n := 0
+	return func(ctx context.Context, c *websocket.Conn) {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			return
+		}
+		f, err := wire.DecodeFrame(b)
+		if err != nil || f.Hello == nil {
+			return
+		}
+		mu.Lock()
+		n++
+		a := answer(n)
+		mu.Unlock()
+		hellos <- *f.Hello
+		frame, _ := wire.Encode(wire.Challenge{Nonce: make([]byte, wire.NonceLen)})
+		c.Write(ctx, websocket.MessageText, frame)
+		c.Read(ctx) // auth
+		frame, _ = wire.Encode(a)
+		c.Write(ctx, websocket.MessageText, frame)
+		if _, ok := a.(wire.Redirect); ok {
+			c.Close(websocket.StatusNormalClosure, wire.ReasonRedirect)
+			return
+		}
+		select {
+		case <-release:
+			c.Close(websocket.StatusGoingAway, "test relay going away")
+		case <-ctx.Done():
+		}
+	}
+}
+
+var welcomeT1 = wire.Welcome{TerminalID: "t-1", Facility: "north", Mode: wire.ModeTablet, InmateID: "A7"}
+
+// A redirect is followed at once to the gateway it names, even one the terminal did not list
+// yet, and the hello there says it was redirected; a redirect to a URL the transport refuses
+// (plain, off loopback) sends the terminal back where it was, saying so; a relay that
+// redirects a hello saying so is broken, and that counts as a failed round, with its backoff.
+func TestRedirectFollowedOnce(t *testing.T) {
+	a, b := newFakeRelay(t, false), newFakeRelay(t, false)
+	term, dir := enrolledPlain(t, a)
+	atA, atB := make(chan wire.Hello, 8), make(chan wire.Hello, 8)
+	release := make(chan struct{})
+	a.onConnect = helloThen(atA, nil, func(n int) any {
+		switch n {
+		case 1:
+			return wire.Redirect{URL: b.srv.URL}
+		case 2:
+			return wire.Redirect{URL: "http://gw2.example"}
+		default:
+			return wire.Redirect{URL: "http://gw2.example"} // broken: the hello said redirected
+		}
+	})
+	b.onConnect = helloThen(atB, release, func(int) any { return welcomeT1 })
+	eng := runEngine(t, term, dir, func(cfg *Config) {
+		cfg.BackoffMin, cfg.BackoffMax = time.Second, time.Minute
+		cfg.Rand = func() float64 { return 0.5 }
+	})
+	if h := <-atA; !h.Redirects || h.Redirected {
+		t.Fatalf("first hello: redirects=%v redirected=%v, want true, false", h.Redirects, h.Redirected)
+	}
+	if h := <-atB; !h.Redirects || !h.Redirected {
+		t.Fatalf("hello at the gateway redirected to: redirects=%v redirected=%v, want true, true", h.Redirects, h.Redirected)
+	}
+	st := waitStatus(t, eng, func(st status.Link) bool { return st.Connected })
+	if st.RelayURL != b.srv.URL {
+		t.Fatalf("status shows relay %s, want the gateway redirected to %s", st.RelayURL, b.srv.URL)
+	}
+
+	// The welcome reset the flag: the next hello may be redirected again.
+	close(release)
+	waitStatus(t, eng, func(st status.Link) bool { return !st.Connected })
+	eng.clk.WaitTimers(1) // a round of one gateway ended: its backoff
+	eng.clk.Advance(time.Minute)
+	if h := <-atA; !h.Redirects || h.Redirected {
+		t.Fatalf("hello after a welcome: redirects=%v redirected=%v, want true, false", h.Redirects, h.Redirected)
+	}
+	// Redirected to a URL the transport refuses: back to a, saying it was redirected, at once.
+	if h := <-atA; !h.Redirected {
+		t.Fatal("hello after a redirect the transport refused does not say redirected")
+	}
+	// a redirects that hello too: a failed connection, and a round's backoff before the next.
+	waitStatus(t, eng, func(st status.Link) bool { return strings.Contains(st.LastError, "redirected") })
+	eng.clk.WaitTimers(1)
+	select {
+	case h := <-atA:
+		t.Fatalf("connected again (%+v) before the backoff", h)
+	default:
+	}
+	eng.clk.Advance(time.Minute)
+	if h := <-atA; !h.Redirected {
+		t.Fatal("after the backoff, the hello forgot it was redirected")
+	}
+}

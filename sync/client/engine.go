@@ -82,8 +82,11 @@ type Engine struct {
 	ep    endpoints   // eps[at]
 	// savedGateways are the further gateways in the enrollment file (Run's goroutine only).
 	savedGateways []string
-	key           ed25519.PrivateKey
-	hc            *http.Client
+	// redirected: a gateway sent this terminal to another since its last welcome (Run's
+	// goroutine only); the next hellos say so and are served wherever they land.
+	redirected bool
+	key        ed25519.PrivateKey
+	hc         *http.Client
 
 	wake        chan struct{}
 	contentWake chan struct{} // FetchContent
@@ -252,6 +255,22 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		if welcomed {
 			failures, tried = 0, 0
+			e.redirected = false
+		}
+		var re *redirectError
+		if errors.As(err, &re) && !e.redirected {
+			// Not a failure: the facility is served by another gateway. Go there at once, or, if
+			// this terminal's transport settings refuse its URL, ask again where it was; either
+			// way only once. A relay that redirects a hello saying it was redirected already is
+			// broken: that counts as a failed connection, with its backoff.
+			e.redirected = true
+			if ep, ok := e.redirectTarget(re.url); ok {
+				e.ep = ep
+				e.logf("sync: relay sent this terminal to gateway %s", e.ep.base)
+			} else {
+				e.logf("sync: relay sent this terminal to a gateway its transport settings refuse; staying with %s", e.ep.base)
+			}
+			continue
 		}
 		// The next gateway is tried at once until every one was tried in this round; only a
 		// full round without a welcome waits, so a dead gateway costs a dial, not a backoff.
@@ -348,6 +367,34 @@ func (e *Engine) adoptGateways(announced []string) {
 	e.savedGateways = more
 	e.logf("sync: relay gateways now %d: %s", len(eps), strings.Join(more, ", "))
 }
+
+// redirectTarget is the gateway a redirect names, if this terminal's transport settings take
+// its URL. It need not be in eps: a terminal enrolled through one gateway learns the others
+// from its first welcome, and the relay it authenticated is trusted with that list as much
+// as with this URL. e.at moves to it if it is in eps, and otherwise stays, so that the round
+// goes on from there.
+func (e *Engine) redirectTarget(raw string) (endpoints, bool) {
+	tr := e.enr.Transport
+	if e.cfg.Transport != nil {
+		tr = *e.cfg.Transport
+	}
+	if len(raw) > wire.MaxRelayURLLen {
+		return endpoints{}, false
+	}
+	ep, err := parseRelayURL(raw, tr)
+	if err != nil {
+		return endpoints{}, false
+	}
+	if at := slices.IndexFunc(e.eps, func(g endpoints) bool { return g.base == ep.base }); at >= 0 {
+		e.at = at
+	}
+	return ep, true
+}
+
+// redirectError ends a handshake the relay answered with a redirect frame.
+type redirectError struct{ url string }
+
+func (r *redirectError) Error() string { return "relay redirected the terminal to another gateway" }
 
 // nextGateway moves to the next of the relay's gateways, wrapping to the first.
 func (e *Engine) nextGateway() {
@@ -468,7 +515,7 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	}
 	if err := writeFrame(dctx, conn, wire.Hello{TerminalID: e.enr.TerminalID, Epoch: epoch, DownApplied: applied,
 		Software: e.cfg.Software, Waiting: waiting, OldestWaiting: oldest.UTC(), UplinkNext: info.NextSeq, AckLetters: !e.cfg.NoAckLetters,
-		BinaryChunks: !e.cfg.NoBinaryChunks}); err != nil {
+		BinaryChunks: !e.cfg.NoBinaryChunks, Redirects: true, Redirected: e.redirected}); err != nil {
 		return false, err
 	}
 	var hint int // readMessage's
@@ -485,6 +532,9 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	if f, err = readFrame(dctx, conn, false, &hint); err != nil {
 		return false, peerClosed("handshake", err)
 	}
+	if f.Redirect != nil {
+		return false, &redirectError{url: f.Redirect.URL}
+	}
 	if f.Welcome == nil {
 		return false, protocolErr(wire.ReasonUnexpected, "handshake: expected welcome, got %s", f.Type)
 	}
@@ -500,6 +550,7 @@ func (e *Engine) session(parent context.Context) (welcomed bool, err error) {
 	}
 	e.update(func(st *status.Link) {
 		st.Connected, st.LastError, st.LastSuccess = true, "", e.clock.Now()
+		st.RelayURL = e.ep.base // the gateway it reached: after a redirect, not the one it dialled first
 		st.Facility, st.Mode, st.InmateID = w.Facility, w.Mode, w.InmateID
 		st.ClockOffset = offset
 	})

@@ -180,3 +180,51 @@ func TestGatewaysAnnouncedInWelcome(t *testing.T) {
 	}
 	checkMessages(t, g2.r, en.TerminalID, map[string]int{"A1": 20})
 }
+
+// A kiosk enrolled through the gateway that does not serve its facility is sent to the one
+// that does (facility homes), and syncs there; when that gateway stops, the other still
+// takes it within one more connection, although it still thinks the stopped one serves the
+// facility: a terminal sent on once is served wherever it lands next. Every letter is
+// stored once.
+func TestTerminalFollowsItsFacilityHome(t *testing.T) {
+	stores := gatewayStores(t, 2)
+	lns, urls := listeners(t, 2)
+	var gws [2]*relayEnv
+	for i := range gws {
+		gws[i] = startGatewayWith(t, stores[i], lns[i], func(c *relay.Config) { c.Gateways, c.GatewayURL = urls, urls[i] })
+	}
+	gws[0].seed()
+	testwait.UntilSaw(t, "the gateways agree where north is served", func() (bool, string) {
+		a, b := gws[0].r.HomeOf("north"), gws[1].r.HomeOf("north")
+		return a == b, fmt.Sprintf("gateway 1 says %s, gateway 2 says %s", a, b)
+	})
+	home := 0
+	if gws[0].r.HomeOf("north") == urls[1] {
+		home = 1
+	}
+	other := 1 - home
+
+	tm := openTerminal(t, "", kiosk.StoreOptions{})
+	en := tm.enroll(urls[other], gws[other].code(wire.ModeKiosk, ""))
+	tm.start()
+	tm.waitRoster()
+	testwait.UntilSaw(t, "the kiosk connected to north's gateway", func() (bool, string) {
+		st := tm.eng.Status()
+		return st.Connected && st.RelayURL == urls[home], fmt.Sprintf("%+v", st)
+	})
+	tm.login("B1", "1234")
+	tm.sendNumbered("A1", 0, 20)
+	tm.waitSynced()
+	checkMessages(t, gws[home].r, en.TerminalID, map[string]int{"A1": 20})
+
+	gws[home].stop()
+	if got := gws[other].r.HomeOf("north"); got != urls[home] {
+		t.Fatalf("right after the stop, the other gateway says north is served by %s, want still %s", got, urls[home])
+	}
+	tm.sendNumbered("A1", 20, 20)
+	tm.waitSynced()
+	if st := tm.eng.Status(); st.RelayURL != urls[other] {
+		t.Fatalf("status shows relay %s, want the gateway left %s", st.RelayURL, urls[other])
+	}
+	checkMessages(t, gws[other].r, en.TerminalID, map[string]int{"A1": 40})
+}

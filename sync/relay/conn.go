@@ -182,14 +182,15 @@ func (r *Relay) runTerminal(c *websocket.Conn, tc *termConn, addr string) *connL
 func (r *Relay) openSession(ctx context.Context, c *websocket.Conn, tc *termConn) (sess *session, hello wire.Hello, ok bool) {
 	hello, info, ok := r.handshake(ctx, c)
 	r.metrics.handshake(ok)
-	if !ok {
+	if !ok || r.redirect(ctx, c, hello, info) {
 		return nil, hello, false
 	}
 	// The handshake takes no write transaction: what it records (last seen, software, queue
 	// length, the hello's downlink position) is kept with the session and written with the
 	// connection's first batch or its next downlink flush, whichever comes first.
 	sess = &session{id: info.ID, facility: info.FacilityID, mode: info.Mode, info: info, conn: c, sock: tc, binaryChunks: hello.BinaryChunks,
-		seen: &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
+		movable: hello.Redirects && !hello.Redirected,
+		seen:    &seenRec{at: r.clock.Now().UTC(), software: hello.Software, waiting: hello.Waiting, oldest: hello.OldestWaiting}}
 	// On a store shared by gateways the connection claims the terminal, beside the handshake
 	// rather than in it; its writes wait for the claim (owner.go).
 	r.startClaim(sess)

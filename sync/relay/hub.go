@@ -71,6 +71,11 @@ type session struct {
 
 	// binaryChunks: the hello offered binary_chunks; content chunks go as binary messages.
 	binaryChunks bool
+	// movable: the terminal follows redirects and did not come by one, so it may be sent to
+	// its facility's gateway (homes.go).
+	movable bool
+	// moved: sendHome closed the connection already (its handler may not have ended yet).
+	moved atomic.Bool
 
 	// The connection's owner claim on a shared store (owner.go): own and claimErr are set
 	// before claimed is closed, and read only after it (s.owner).
@@ -211,6 +216,17 @@ func (h *hub) session(id string) *session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.sessions[id]
+}
+
+// snapshot is the authenticated connections at this moment.
+func (h *hub) snapshot() []*session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		out = append(out, s)
+	}
+	return out
 }
 
 func (h *hub) connected(id string) bool {

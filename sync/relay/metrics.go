@@ -41,6 +41,7 @@ type metrics struct {
 	admin      *prometheus.CounterVec
 	console    *prometheus.CounterVec
 	chunks     *prometheus.CounterVec
+	homes      *prometheus.CounterVec
 	handler    http.Handler
 
 	// The last /readyz probe, so a flood of probes costs one write a second.
@@ -70,7 +71,9 @@ func newMetrics(r *Relay) *metrics {
 		Help: "Staff console requests, by method and status code."}, []string{"method", "code"})
 	m.chunks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_content_chunks_sent_total",
 		Help: "Content chunks sent to terminals, by form: binary (hello binary_chunks) or json."}, []string{"form"})
-	m.reg.MustRegister(m.stored, m.refusals, m.batch, m.handshakes, m.admin, m.console, m.chunks,
+	m.homes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_gateway_homes_total",
+		Help: "Terminals sent to the gateway that serves their facility: redirected at auth, or moved (connection closed to reconnect there)."}, []string{"action"})
+	m.reg.MustRegister(m.stored, m.refusals, m.batch, m.handshakes, m.admin, m.console, m.chunks, m.homes,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tether_store_write_transactions_total",
 			Help: "Write transactions of the relay's store (group commits)."},
 			func() float64 { return float64(r.writeTxs.Load()) }),

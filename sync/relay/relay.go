@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,8 +50,12 @@ type Config struct {
 	// Gateways, optional, are the base URLs of every gateway of this relay, announced to
 	// terminals in welcome (relay_urls) so they can reconnect to another when one is down.
 	Gateways []string
-	Logf     vocab.Logf
-	Clock    clock.Clock
+	// GatewayURL, optional, is this gateway's own URL among Gateways. With it, on a store
+	// shared by gateways, each facility's terminals are sent to one gateway (homes.go,
+	// docs/SCALE.md "Facility homes").
+	GatewayURL string
+	Logf       vocab.Logf
+	Clock      clock.Clock
 	// AdminToken is the bearer token of the admin API; empty disables the admin API over HTTP
 	// (the Go methods still work, e.g. for an embedding demo).
 	AdminToken string
@@ -155,6 +160,12 @@ type Relay struct {
 	// unsubOwners ends its subscription to takeovers (owner.go).
 	gateway     []byte
 	unsubOwners func()
+	// homes is where each facility is served among the gateways (homes.go); nil unless
+	// GatewayURL is set on a shared store. homesTimer is its next beat, under homesMu.
+	homes      *homes
+	unsubHomes func()
+	homesMu    sync.Mutex
+	homesTimer clock.Timer
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.
@@ -179,6 +190,9 @@ func Open(cfg Config) (*Relay, error) {
 		if err := wire.CheckRelayURL(g); err != nil {
 			return nil, invalid("open relay", fmt.Sprintf("gateways[%d]", i), "%v", err)
 		}
+	}
+	if cfg.GatewayURL != "" && !slices.Contains(cfg.Gateways, cfg.GatewayURL) {
+		return nil, invalid("open relay", "gateway_url", "not one of the %d gateways", len(cfg.Gateways))
 	}
 	if cfg.DownLogCap == 0 {
 		cfg.DownLogCap = DefaultDownLogCap
@@ -257,8 +271,16 @@ func Open(cfg Config) (*Relay, error) {
 	}
 	r.metrics = newMetrics(r)
 	if cfg.Store != nil { // a store that other gateways may share: one connection per terminal across them
-		if err := r.startOwners(); err != nil {
+		err := r.startOwners()
+		if err == nil {
+			err = r.startHomes()
+		}
+		if err != nil {
 			r.cancel()
+			close(r.closed)
+			if r.unsubOwners != nil {
+				r.unsubOwners()
+			}
 			if r.feed != nil {
 				r.feed.stop()
 			}
@@ -282,6 +304,7 @@ func (r *Relay) Close() error {
 		if r.unsubOwners != nil {
 			r.unsubOwners()
 		}
+		r.stopHomes()
 		if r.feed != nil {
 			r.feed.stop()
 		}

@@ -46,6 +46,8 @@ func FuzzDecodeFrame(f *testing.F) {
 			msg = fr.Down
 		case TypeDownAck:
 			msg = fr.DownAck
+		case TypeRedirect:
+			msg = fr.Redirect
 		case TypeContentWant, TypeContentManifest, TypeChunk, TypeContentMissing:
 			msg = contentMsg(fr)
 		default:

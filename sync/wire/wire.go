@@ -59,6 +59,7 @@ const (
 	TypeAck       = "ack"       // relay -> terminal: uplink acknowledged
 	TypeDown      = "down"      // relay -> terminal: downlink items
 	TypeDownAck   = "down_ack"  // terminal -> relay: downlink applied
+	TypeRedirect  = "redirect"  // relay -> terminal: instead of welcome, connect to another gateway
 )
 
 // Close reasons sent with StatusPolicyViolation (1008) unless noted. Each fits a close frame.
@@ -77,6 +78,11 @@ const (
 	ReasonWrongEpoch = "batch epoch differs from hello"
 	ReasonReplaced   = "replaced by a newer connection"
 	ReasonShutdown   = "relay shutting down" // StatusGoingAway
+	// ReasonRedirect (StatusNormalClosure) follows a redirect frame.
+	ReasonRedirect = "served by another gateway"
+	// ReasonMoved (StatusGoingAway): the terminal's facility is now served by another gateway
+	// of the relay; the terminal reconnects and is redirected there.
+	ReasonMoved = "facility moved to another gateway"
 )
 
 // ReasonBinary (1008) closes a connection on which the peer sent a binary websocket message;
@@ -156,6 +162,32 @@ type Hello struct {
 	// (AppendBinaryChunk): a relay that knows it sends chunks so, one that does not ignores it
 	// and sends JSON chunk frames, which such a terminal still reads.
 	BinaryChunks bool `json:"binary_chunks,omitempty"`
+	// Redirects says the terminal follows a redirect frame (docs/SCALE.md "Facility homes"): a
+	// relay of several gateways may answer its auth with one naming the gateway that serves
+	// its facility, instead of welcome. An older terminal leaves it out and is served wherever
+	// it connects.
+	Redirects bool `json:"redirects,omitempty"`
+	// Redirected says the terminal followed a redirect since its last welcome: it is served
+	// where it is, so a gateway whose view of the others differs, or one the terminal cannot
+	// reach, costs at most one more connection, never a loop.
+	Redirected bool `json:"redirected,omitempty"`
+}
+
+// Redirect answers a terminal's auth instead of welcome: its facility is served by the
+// gateway at URL (one of the relay's gateways, as welcome.relay_urls lists them). The relay
+// then closes the connection (StatusNormalClosure, ReasonRedirect); the terminal connects
+// there at once, with hello.redirected set. A terminal whose transport settings refuse URL
+// (a plain URL off loopback, say) connects again where it was, with hello.redirected set,
+// and is served there.
+type Redirect struct {
+	URL string `json:"url"`
+}
+
+func (r *Redirect) validate() error {
+	if err := CheckRelayURL(r.URL); err != nil {
+		return fmt.Errorf("url: %w", err)
+	}
+	return nil
 }
 
 // Challenge carries a fresh random nonce the terminal must sign.
@@ -308,6 +340,7 @@ type Frame struct {
 	Ack       *Ack
 	Down      *Down
 	DownAck   *DownAck
+	Redirect  *Redirect
 	// Content transfer (content.go).
 	ContentWant     *ContentWant
 	ContentManifest *ContentManifest
@@ -389,6 +422,8 @@ func encodeReflect(msg any) ([]byte, error) {
 		typ = TypeDown
 	case DownAck, *DownAck:
 		typ = TypeDownAck
+	case Redirect, *Redirect:
+		typ = TypeRedirect
 	default:
 		if typ = contentType(msg); typ == "" {
 			return nil, fmt.Errorf("encode frame: unknown message type %T", m)
@@ -468,6 +503,9 @@ func decodeFrameStd(b []byte) (Frame, error) {
 	case TypeDownAck:
 		f.DownAck = new(DownAck)
 		target = f.DownAck
+	case TypeRedirect:
+		f.Redirect = new(Redirect)
+		target = f.Redirect
 	default:
 		if target = contentTarget(&f, env.Type); target == nil {
 			return Frame{}, fmt.Errorf("decode frame: unknown type %q", cut(env.Type))

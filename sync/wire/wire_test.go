@@ -25,6 +25,8 @@ func samples() []any {
 		Ack{Epoch: "9f2c", Seq: 2, Rejected: []Rejection{{Seq: 1, Reason: RefuseUnknownContact}}},
 		Down{Items: []DownItem{{Seq: 4, Kind: DownDeposit, Body: json.RawMessage(`{"ref":"d1"}`)}}},
 		DownAck{Seq: 4},
+		Hello{TerminalID: "t-2", Epoch: "e", Redirects: true, Redirected: true},
+		Redirect{URL: "wss://gw2.example:8443"},
 	}
 }
 
@@ -79,6 +81,9 @@ func TestDecodeRefuses(t *testing.T) {
 		"reject no why":   `{"type":"ack","body":{"epoch":"e","seq":3,"rejected":[{"seq":2}]}}`,
 		"down empty":      `{"type":"down","body":{"items":[]}}`,
 		"wrong field":     `{"type":"ack","body":{"epoch":"e","seq":"three"}}`,
+		"redirect no url": `{"type":"redirect","body":{}}`,
+		"redirect ftp":    `{"type":"redirect","body":{"url":"ftp://gw2"}}`,
+		"redirect creds":  `{"type":"redirect","body":{"url":"wss://u:p@gw2"}}`,
 	}
 	for name, in := range cases {
 		if _, err := DecodeFrame([]byte(in)); err == nil {

@@ -1,0 +1,221 @@
+package relay
+
+import (
+	"context"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// Facility homes (docs/SCALE.md "Facility homes"). Gateways of one store may each serve any
+// terminal, but a facility's terminals write the same keys (its downlink counter and log, its
+// inmates' accounts), so a facility split over two gateways makes their group commits
+// conflict and run again: measured, 0.4-1.4 conflicts a commit and under half the throughput
+// of the same load with each facility on one gateway (BENCHMARKS.md, "Facility homes"). So
+// each facility has a home: of the
+// relay's gateways (Config.Gateways) that are live, the one that ranks highest for it by
+// rendezvous hashing. Every gateway works the home out alone, from the same list and what it
+// heard, and needs no record of it: a terminal that can follow a redirect (hello.redirects)
+// is sent to its facility's home at its auth, before anything is claimed or written; one a
+// gateway keeps although its home is elsewhere (it followed a redirect already, or its
+// gateway is not known to it) is served all the same. Correctness never depends on the home:
+// every write is a serializable transaction on any gateway, as before. Homes only decide
+// where the writes of a facility meet.
+//
+// A gateway is live while the others hear it: each announces its URL on the store's notifier
+// every homeBeat, and one not heard for homeLapse is taken as down, its facilities homed
+// among the rest. When it is heard again, new connections go back to it at once, and after
+// homeSettle the other gateways close the connections they hold of its facilities, a few
+// each beat, so that those terminals come back through it (wire.ReasonMoved).
+
+const (
+	homesTopic = "gateways"
+	homeBeat   = 2 * time.Second
+	homeLapse  = 3 * homeBeat
+	homeSettle = 5 * homeBeat
+	// homeMovesPerBeat bounds the connections one gateway closes each beat to send them
+	// home: a gateway that comes back draws its terminals back over seconds, not in a storm.
+	homeMovesPerBeat = 32
+)
+
+// homes is one gateway's view of the relay's gateways: which are live, and so where each
+// facility is served. Its zero value (no self) homes every facility here.
+type homes struct {
+	self  string   // this gateway's URL, one of all ("": homes are off)
+	all   []string // every gateway of the relay, Config.Gateways
+	clock clock.Clock
+
+	mu sync.Mutex
+	// last is when each other gateway was last heard and since when without a lapse
+	// (the clock's monotonic reading).
+	last, since map[string]time.Duration
+}
+
+func newHomes(self string, all []string, c clock.Clock) *homes {
+	return &homes{self: self, all: all, clock: c, last: map[string]time.Duration{}, since: map[string]time.Duration{}}
+}
+
+// on reports whether this gateway sends terminals to their facilities' homes.
+func (h *homes) on() bool { return h != nil && h.self != "" }
+
+// heard takes note of a gateway's announcement. Only the relay's own gateways count: a
+// message from a gateway configured with another list (during a change of it) is ignored.
+func (h *homes) heard(url string) {
+	if url == h.self || !slices.Contains(h.all, url) {
+		return
+	}
+	now := h.clock.Mono()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if last, ok := h.last[url]; !ok || now-last > homeLapse {
+		h.since[url] = now
+	}
+	h.last[url] = now
+}
+
+// of is the home of facility among the gateways live now (settled: heard without a lapse for
+// homeSettle at least), this gateway always among them.
+func (h *homes) of(facility string, settled bool) string {
+	if !h.on() {
+		return ""
+	}
+	now := h.clock.Mono()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	best, bestRank := "", uint64(0)
+	for _, g := range h.all {
+		if g != h.self {
+			last, ok := h.last[g]
+			if !ok || now-last > homeLapse || settled && now-h.since[g] < homeSettle {
+				continue
+			}
+		}
+		if r := homeRank(facility, g); best == "" || r > bestRank {
+			best, bestRank = g, r
+		}
+	}
+	return best
+}
+
+// homeRank is gateway's rank for facility (rendezvous hashing): the facility's home is the
+// live gateway of highest rank, so a gateway that goes away moves only its own facilities,
+// each to the next in its order, and comes back to the same ones.
+func homeRank(facility, gateway string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(facility))
+	h.Write([]byte{0})
+	h.Write([]byte(gateway))
+	x := h.Sum64()
+	// FNV's high bits barely move between names that differ in their last bytes; a finalizer
+	// (splitmix64's) spreads every input bit over the rank.
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// HomeOf is the URL of the gateway that serves facility's terminals, as this gateway sees the
+// others now; "" on a relay without homes (one gateway, or no GatewayURL).
+func (r *Relay) HomeOf(facility string) string { return r.homes.of(facility, false) }
+
+// startHomes announces this gateway and listens to the others, on a relay of several gateways
+// on a store that carries notifications. Without them every facility is served here.
+func (r *Relay) startHomes() error {
+	n, ok := r.db.(kv.Notifier)
+	if !ok || r.cfg.GatewayURL == "" {
+		return nil
+	}
+	h := newHomes(r.cfg.GatewayURL, r.cfg.Gateways, r.clock)
+	unsub, err := n.Subscribe(homesTopic, func(msg []byte) { h.heard(string(msg)) })
+	if err != nil {
+		return ioErr("open relay", err)
+	}
+	r.homes, r.unsubHomes = h, unsub
+	r.homeBeat()
+	return nil
+}
+
+// homeBeat announces this gateway, sends home what it holds of other gateways' facilities,
+// and arms the next beat; it stops when the relay closes.
+func (r *Relay) homeBeat() {
+	select {
+	case <-r.closed:
+		return
+	default:
+	}
+	if err := r.db.(kv.Notifier).Notify(homesTopic, []byte(r.homes.self)); err != nil {
+		r.logf("relay: announce this gateway to the others: %v", err)
+	}
+	if n := r.sendHome(homeMovesPerBeat); n > 0 {
+		r.metrics.homes.WithLabelValues("moved").Add(float64(n))
+		r.logf("relay: %d connections closed to reconnect through their facilities' gateways", n)
+	}
+	r.homesMu.Lock()
+	defer r.homesMu.Unlock()
+	select {
+	case <-r.closed:
+	default:
+		r.homesTimer = r.clock.AfterFunc(homeBeat, r.homeBeat)
+	}
+}
+
+// stopHomes ends the beats and the subscription (Close, after r.closed is closed).
+func (r *Relay) stopHomes() {
+	if r.unsubHomes != nil {
+		r.unsubHomes()
+	}
+	r.homesMu.Lock()
+	defer r.homesMu.Unlock()
+	if r.homesTimer != nil {
+		r.homesTimer.Stop()
+	}
+}
+
+// sendHome closes up to max connections held here whose facility's settled home is another
+// gateway, with wire.ReasonMoved: their terminals reconnect and are redirected there. A
+// connection whose terminal cannot follow a redirect, or came here by one, stays.
+func (r *Relay) sendHome(max int) int {
+	if !r.homes.on() {
+		return 0
+	}
+	var moving []*session
+	for _, s := range r.hub.snapshot() {
+		if len(moving) == max {
+			break
+		}
+		if s.movable && !s.moved.Load() && r.homes.of(s.facility, true) != r.homes.self && s.moved.CompareAndSwap(false, true) {
+			moving = append(moving, s)
+		}
+	}
+	for _, s := range moving {
+		go s.conn.Close(websocket.StatusGoingAway, wire.ReasonMoved)
+	}
+	return len(moving)
+}
+
+// redirect sends the terminal to its facility's home if that is another gateway and the
+// terminal follows redirects; it reports whether it did (the connection is then closed).
+func (r *Relay) redirect(ctx context.Context, c *websocket.Conn, hello wire.Hello, info TerminalInfo) bool {
+	if !r.homes.on() || !hello.Redirects || hello.Redirected {
+		return false
+	}
+	home := r.homes.of(info.FacilityID, false)
+	if home == r.homes.self {
+		return false
+	}
+	r.metrics.homes.WithLabelValues("redirected").Inc()
+	if err := r.send(ctx, c, wire.Redirect{URL: home}); err != nil {
+		return true // the connection is gone either way
+	}
+	c.Close(websocket.StatusNormalClosure, wire.ReasonRedirect)
+	return true
+}

@@ -1,0 +1,355 @@
+package relay
+
+import (
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/internal/testwait"
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// Every gateway works out the same home for a facility from what it heard, the facilities
+// spread over the gateways, and a gateway that goes away moves only its own facilities, which
+// come back to it when it is heard again: to new connections at once, to the connections
+// held elsewhere only once it has been heard for homeSettle.
+func TestHomesAgreeSpreadAndMoveOnlyTheLostGatewaysFacilities(t *testing.T) {
+	all := []string{"wss://gw1.example:8443", "wss://gw2.example:8443", "wss://gw3.example:8443"}
+	clk := clock.NewFake(t0)
+	views := make([]*homes, len(all))
+	for i, g := range all {
+		views[i] = newHomes(g, all, clk)
+	}
+	hearAll := func(except string) {
+		for _, v := range views {
+			for _, g := range all {
+				if g != except {
+					v.heard(g)
+				}
+			}
+		}
+	}
+	hearAll("")
+	facilities := make([]string, 300)
+	for i := range facilities {
+		facilities[i] = fmt.Sprintf("facility-%03d", i)
+	}
+	// homeOf is every facility's home, as the live gateways (all but silent) agree it is.
+	homeOf := func(settled bool, silent string) map[string]string {
+		out := map[string]string{}
+		for _, f := range facilities {
+			h := views[0].of(f, settled)
+			for _, v := range views[1:] {
+				if v.self == silent {
+					continue
+				}
+				if got := v.of(f, settled); got != h {
+					t.Fatalf("%s: gateway %s says %s is served by %s, gateway %s says %s", f, views[0].self, f, h, v.self, got)
+				}
+			}
+			out[f] = h
+		}
+		return out
+	}
+	// Heard once, just now: live at once, not settled.
+	before := homeOf(false, "")
+	for _, f := range facilities {
+		if got := views[0].of(f, true); got != views[0].self {
+			t.Fatalf("%s: settled home %s before anyone was heard for %v, want this gateway", f, got, homeSettle)
+		}
+	}
+	count := map[string]int{}
+	for _, h := range before {
+		count[h]++
+	}
+	for _, g := range all {
+		if count[g] < 60 || count[g] > 140 {
+			t.Errorf("gateway %s serves %d of %d facilities: not spread (%v)", g, count[g], len(facilities), count)
+		}
+	}
+
+	for range int(homeSettle / homeBeat) {
+		clk.Advance(homeBeat)
+		hearAll("")
+	}
+	if settled := homeOf(true, ""); fmt.Sprint(settled) != fmt.Sprint(before) {
+		t.Fatalf("settled homes after %v differ from the live ones", homeSettle)
+	}
+
+	// gw2 stops announcing; the others keep hearing each other.
+	for range 4 {
+		clk.Advance(homeBeat)
+		hearAll(all[1])
+	}
+	during := homeOf(false, all[1])
+	moved := 0
+	for _, f := range facilities {
+		switch {
+		case during[f] == all[1]:
+			t.Fatalf("%s still served by %s, not heard for %v", f, all[1], 4*homeBeat)
+		case before[f] != all[1] && during[f] != before[f]:
+			t.Fatalf("%s moved from %s to %s although its gateway is live", f, before[f], during[f])
+		case before[f] == all[1]:
+			moved++
+		}
+	}
+	if moved != count[all[1]] {
+		t.Fatalf("%d facilities moved, want gw2's %d", moved, count[all[1]])
+	}
+
+	// gw2 is heard again: new connections go back at once, held ones after homeSettle.
+	hearAll("")
+	if after := homeOf(false, ""); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatal("homes after gw2 came back differ from before it went")
+	}
+	if settled := homeOf(true, all[1]); fmt.Sprint(settled) != fmt.Sprint(during) {
+		t.Fatal("settled homes moved back to gw2 as soon as it was heard")
+	}
+	for range int(homeSettle / homeBeat) {
+		clk.Advance(homeBeat)
+		hearAll("")
+	}
+	if settled := homeOf(true, ""); fmt.Sprint(settled) != fmt.Sprint(before) {
+		t.Fatalf("settled homes after %v differ from before gw2 went", homeSettle)
+	}
+
+	// A gateway of another list is not heard; homes off serve everything here.
+	views[0].heard("wss://stranger.example")
+	if _, ok := views[0].last["wss://stranger.example"]; ok {
+		t.Fatal("a gateway not in the relay's list was taken as live")
+	}
+	var off *homes
+	if off.on() || off.of("facility-001", false) != "" {
+		t.Fatal("a relay without homes has one")
+	}
+}
+
+// live reports whether gateway url is taken as live now.
+func (h *homes) live(url string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last, ok := h.last[url]
+	return ok && h.clock.Mono()-last <= homeLapse
+}
+
+// settledAt reports whether gateway url has been heard without a lapse for homeSettle.
+func (h *homes) settledAt(url string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last, ok := h.last[url]
+	return ok && h.clock.Mono()-last <= homeLapse && h.clock.Mono()-h.since[url] >= homeSettle
+}
+
+// homeGateways is one of two relay gateways on one store, serving on a listener opened before
+// the relay so that its URL is in Config.Gateways.
+func homeGateways(t *testing.T) (clk *clock.Fake, gw [2]*env, urls [2]string, store [2]kv.Store) {
+	t.Helper()
+	var lns [2]net.Listener
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i], urls[i] = ln, "http://"+ln.Addr().String()
+	}
+	if os.Getenv(storeEnv) == "jetstream" {
+		c := natstest.Start(t)
+		store = [2]kv.Store{jetStore(t, c, 0, "relay"), jetStore(t, c, 1, "relay")}
+	} else {
+		db, err := boltkv.Open(filepath.Join(t.TempDir(), "shared.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		store = [2]kv.Store{db, db}
+	}
+	clk = clock.NewFake(t0)
+	for i := range gw {
+		gw[i] = &env{t: t, dir: t.TempDir(), clock: clk, spool: t.TempDir()}
+		gw[i].cfg = Config{DataDir: gw[i].dir, Clock: clk, AdminToken: testToken, PINParams: kiosk.TestPINParams(),
+			Logf: gw[i].logf, HandshakeTimeout: 2 * time.Second, PingInterval: time.Hour,
+			Store: store[i], Gateways: urls[:], GatewayURL: urls[i]}
+	}
+	for i, e := range gw {
+		e.serveOn(lns[i])
+		t.Cleanup(e.close)
+	}
+	return clk, gw, urls, store
+}
+
+// serveOn opens the env's relay and serves it on ln.
+func (e *env) serveOn(ln net.Listener) {
+	e.t.Helper()
+	r, err := Open(e.cfg)
+	if err != nil {
+		e.t.Fatalf("open gateway %s: %v", e.cfg.GatewayURL, err)
+	}
+	e.r = r
+	e.srv = httptest.NewUnstartedServer(r)
+	e.srv.Listener.Close()
+	e.srv.Listener = ln
+	e.srv.Start()
+}
+
+// hearEachOther advances the gateways' clock by a beat until each takes the other as live.
+func hearEachOther(t *testing.T, clk *clock.Fake, gw [2]*env, urls [2]string, settled bool) {
+	t.Helper()
+	testwait.Until(t, "the gateways hear each other", func() bool {
+		a, b := gw[0].r.homes, gw[1].r.homes
+		ok := a.of("north", settled) == b.of("north", settled) && a.live(urls[1]) && b.live(urls[0])
+		if settled {
+			ok = ok && a.settledAt(urls[1]) && b.settledAt(urls[0])
+		}
+		if !ok {
+			clk.Advance(homeBeat)
+		}
+		return ok
+	})
+}
+
+// hello runs a handshake with the given hello flags and returns the frame that answers auth
+// (welcome or redirect) and the connection.
+func (tm *term) hello(t *testing.T, url string, redirects, redirected bool) (wire.Frame, *websocket.Conn) {
+	t.Helper()
+	c := dial(t, "ws"+strings.TrimPrefix(url, "http")+wire.PathTerminal)
+	send(t, c, wire.Hello{TerminalID: tm.id, Epoch: tm.epoch, Software: "test", Redirects: redirects, Redirected: redirected})
+	f := read(t, c)
+	if f.Type != wire.TypeChallenge {
+		t.Fatalf("got %s, want challenge", f.Type)
+	}
+	send(t, c, wire.Auth{Signature: wire.SignAuth(tm.priv, tm.id, f.Challenge.Nonce)})
+	return read(t, c), c
+}
+
+// A terminal that follows redirects and reaches the gateway that does not serve its facility
+// is sent to the one that does, before anything is claimed or written for it; one that says
+// it was redirected already, and an older terminal, are served where they are.
+func TestTerminalSentToItsFacilitysGateway(t *testing.T) {
+	clk, gw, urls, store := homeGateways(t)
+	gw[0].seed()
+	hearEachOther(t, clk, gw, urls, false)
+	home := gw[0].r.homes.of("north", false)
+	at, other := 0, 1
+	if home == urls[0] {
+		at, other = 1, 0 // the terminal first reaches the gateway that is not north's
+	}
+	k := gw[0].enroll(wire.ModeKiosk, "")
+
+	f, c := k.hello(t, urls[at], true, false)
+	if f.Type != wire.TypeRedirect || f.Redirect.URL != urls[other] {
+		t.Fatalf("got %s frame %+v, want a redirect to %s", f.Type, f.Redirect, urls[other])
+	}
+	if _, closed := outcome(t, c); closed == nil || closed.Code != websocket.StatusNormalClosure || closed.Reason != wire.ReasonRedirect {
+		t.Fatalf("after the redirect: %v, want a normal close saying %q", closed, wire.ReasonRedirect)
+	}
+	claimed := false
+	if err := store[at].View(t.Context(), func(tx kv.Tx) error {
+		claimed = tx.Bucket([]byte(bOwners)).Get([]byte(k.id)) != nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if claimed {
+		t.Fatal("the redirecting gateway claimed the terminal")
+	}
+	if got := value(gw[at].scrape(), "tether_gateway_homes_total", map[string]string{"action": "redirected"}); got != 1 {
+		t.Fatalf("redirects counted: %v, want 1", got)
+	}
+
+	// Where it was sent, it is served, and its batch is stored.
+	f, c = k.hello(t, urls[other], true, true)
+	if f.Type != wire.TypeWelcome {
+		t.Fatalf("at its facility's gateway: got %s, want welcome", f.Type)
+	}
+	tc := &tconn{t: t, c: c, term: k, w: *f.Welcome}
+	if ack := tc.batch(k.item(wire.UpDeviceStatus, map[string]any{"printer": "ok"})); ack.Seq != 1 {
+		t.Fatalf("ack = %+v", ack)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+
+	// Served where they are: a terminal that followed a redirect already, and one that does
+	// not follow them.
+	for _, flags := range [][2]bool{{true, true}, {false, false}} {
+		f, c := k.hello(t, urls[at], flags[0], flags[1])
+		if f.Type != wire.TypeWelcome {
+			t.Fatalf("redirects=%v redirected=%v: got %s, want welcome", flags[0], flags[1], f.Type)
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+	}
+}
+
+// A gateway that comes back draws its facilities' terminals back once it has been heard for
+// homeSettle: the other closes their connections (going away, ReasonMoved), and a terminal
+// that came by a redirect, or follows none, keeps its connection.
+func TestGatewayBackDrawsItsFacilitysTerminals(t *testing.T) {
+	clk, gw, urls, _ := homeGateways(t)
+	gw[0].seed()
+	hearEachOther(t, clk, gw, urls, false)
+	home := gw[0].r.homes.of("north", false)
+	away := 0 // the gateway that is not north's home
+	if home == urls[0] {
+		away = 1
+	}
+	back := 1 - away
+	movable := gw[0].enroll(wire.ModeKiosk, "")
+	stays := gw[0].enroll(wire.ModeKiosk, "")
+	old := gw[0].enroll(wire.ModeKiosk, "")
+	// north's gateway goes silent: its terminals are served by the other.
+	gw[back].close()
+	testwait.Until(t, "north served by the other gateway", func() bool {
+		if gw[away].r.homes.of("north", false) == urls[away] {
+			return true
+		}
+		clk.Advance(homeBeat)
+		return false
+	})
+	conns := map[*term]*websocket.Conn{}
+	for tm, flags := range map[*term][2]bool{movable: {true, false}, stays: {true, true}, old: {false, false}} {
+		f, c := tm.hello(t, urls[away], flags[0], flags[1])
+		if f.Type != wire.TypeWelcome {
+			t.Fatalf("got %s, want welcome while north's gateway is down", f.Type)
+		}
+		conns[tm] = c
+	}
+	// It comes back (on the same URL); the terminals are moved only once it has settled.
+	lnBack, err := net.Listen("tcp", strings.TrimPrefix(urls[back], "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw[back].serveOn(lnBack)
+	hearEachOther(t, clk, gw, urls, false)
+	// Whether a beat has run since or not: nothing is moved yet.
+	if n := gw[away].r.sendHome(homeMovesPerBeat); n != 0 || gw[away].r.hub.session(movable.id).moved.Load() {
+		t.Fatal("a terminal was moved before its gateway settled")
+	}
+	hearEachOther(t, clk, gw, urls, true)
+	clk.Advance(homeBeat)
+	if _, closed := outcome(t, conns[movable]); closed == nil || closed.Code != websocket.StatusGoingAway || closed.Reason != wire.ReasonMoved {
+		t.Fatalf("the movable terminal's connection: %v, want going away saying %q", closed, wire.ReasonMoved)
+	}
+	for _, tm := range []*term{stays, old} {
+		tc := &tconn{t: t, c: conns[tm], term: tm}
+		if ack := tc.batch(tm.item(wire.UpDeviceStatus, map[string]any{"printer": "ok"})); ack.Seq != 1 {
+			t.Fatalf("a terminal that cannot be moved: ack = %+v", ack)
+		}
+	}
+	if got := value(gw[away].scrape(), "tether_gateway_homes_total", map[string]string{"action": "moved"}); got != 1 {
+		t.Fatalf("moves counted: %v, want 1", got)
+	}
+	// Coming back, the moved terminal is sent home.
+	if f, _ := movable.hello(t, urls[away], true, false); f.Type != wire.TypeRedirect || f.Redirect.URL != urls[back] {
+		t.Fatalf("the moved terminal reconnecting: got %s, want a redirect to %s", f.Type, urls[back])
+	}
+}
