@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/fnv"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,7 +32,9 @@ import (
 //
 // A gateway is live while the others hear it: each announces its URL on the store's notifier
 // every homeBeat, and one not heard for homeLapse is taken as down, its facilities homed
-// among the rest. When it is heard again, new connections go back to it at once, and after
+// among the rest. A gateway that closes says so ("-" and its URL) before it closes its
+// connections, so that on a planned restart the terminals it lets go are not sent back to it;
+// if that message is lost, the lapse does the same a few seconds later. When it is heard again, new connections go back to it at once, and after
 // homeSettle the other gateways close the connections they hold of its facilities, a few
 // each beat, so that those terminals come back through it (wire.ReasonMoved).
 
@@ -65,15 +68,22 @@ func newHomes(self string, all []string, c clock.Clock) *homes {
 // on reports whether this gateway sends terminals to their facilities' homes.
 func (h *homes) on() bool { return h != nil && h.self != "" }
 
-// heard takes note of a gateway's announcement. Only the relay's own gateways count: a
-// message from a gateway configured with another list (during a change of it) is ignored.
-func (h *homes) heard(url string) {
+// heard takes note of a gateway's announcement: its URL, or "-" and its URL when it closes.
+// Only the relay's own gateways count: a message from a gateway configured with another list
+// (during a change of it) is ignored.
+func (h *homes) heard(msg string) {
+	url, leaving := strings.CutPrefix(msg, "-")
 	if url == h.self || !slices.Contains(h.all, url) {
 		return
 	}
 	now := h.clock.Mono()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if leaving {
+		delete(h.last, url)
+		delete(h.since, url)
+		return
+	}
 	if last, ok := h.last[url]; !ok || now-last > homeLapse {
 		h.since[url] = now
 	}
@@ -168,10 +178,15 @@ func (r *Relay) homeBeat() {
 	}
 }
 
-// stopHomes ends the beats and the subscription (Close, after r.closed is closed).
+// stopHomes ends the beats and the subscription, and tells the other gateways this one is
+// going (Close, after r.closed is closed and before the connections are).
 func (r *Relay) stopHomes() {
-	if r.unsubHomes != nil {
-		r.unsubHomes()
+	if r.unsubHomes == nil {
+		return
+	}
+	r.unsubHomes()
+	if err := r.db.(kv.Notifier).Notify(homesTopic, []byte("-"+r.homes.self)); err != nil {
+		r.logf("relay: tell the other gateways this one is going: %v", err)
 	}
 	r.homesMu.Lock()
 	defer r.homesMu.Unlock()

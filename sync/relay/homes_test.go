@@ -125,6 +125,16 @@ func TestHomesAgreeSpreadAndMoveOnlyTheLostGatewaysFacilities(t *testing.T) {
 		t.Fatalf("settled homes after %v differ from before gw2 went", homeSettle)
 	}
 
+	// A gateway that says it is going is down at once, and back when heard again.
+	views[0].heard("-" + all[2])
+	if views[0].live(all[2]) {
+		t.Fatal("a gateway that said it was going is still taken as live")
+	}
+	views[0].heard(all[2])
+	if !views[0].live(all[2]) || views[0].settledAt(all[2]) {
+		t.Fatal("a gateway heard again after going is not live, or is settled at once")
+	}
+
 	// A gateway of another list is not heard; homes off serve everything here.
 	views[0].heard("wss://stranger.example")
 	if _, ok := views[0].last["wss://stranger.example"]; ok {
@@ -306,14 +316,11 @@ func TestGatewayBackDrawsItsFacilitysTerminals(t *testing.T) {
 	movable := gw[0].enroll(wire.ModeKiosk, "")
 	stays := gw[0].enroll(wire.ModeKiosk, "")
 	old := gw[0].enroll(wire.ModeKiosk, "")
-	// north's gateway goes silent: its terminals are served by the other.
+	// north's gateway closes, saying so: its terminals are served by the other at once,
+	// without waiting for the lapse (the clock does not move).
 	gw[back].close()
 	testwait.Until(t, "north served by the other gateway", func() bool {
-		if gw[away].r.homes.of("north", false) == urls[away] {
-			return true
-		}
-		clk.Advance(homeBeat)
-		return false
+		return gw[away].r.homes.of("north", false) == urls[away]
 	})
 	conns := map[*term]*websocket.Conn{}
 	for tm, flags := range map[*term][2]bool{movable: {true, false}, stays: {true, true}, old: {false, false}} {
