@@ -137,6 +137,14 @@ func homeRank(facility, gateway string) uint64 {
 // others now; "" on a relay without homes (one gateway, or no GatewayURL).
 func (r *Relay) HomeOf(facility string) string { return r.homes.of(facility, false) }
 
+// GatewayURL is this gateway's own URL when facility homes are on, else "".
+func (r *Relay) GatewayURL() string {
+	if !r.homes.on() {
+		return ""
+	}
+	return r.homes.self
+}
+
 // startHomes announces this gateway and listens to the others, on a relay of several gateways
 // on a store that carries notifications. Without them every facility is served here.
 func (r *Relay) startHomes() error {

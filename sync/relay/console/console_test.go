@@ -1,16 +1,20 @@
 package console_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/relay/console"
+	"github.com/tether-kiosk/tether/sync/relay/kv/boltkv"
 )
 
 // screens is every page and the one role that opens it.
@@ -366,5 +370,53 @@ func TestHostileInputIsShownAsText(t *testing.T) {
 	}
 	if !strings.Contains(pages["contacts"], "Note &lt;script&gt;") || !strings.Contains(pages["contacts"], "Mom&lt;script&gt;") {
 		t.Errorf("the contacts page lacks the escaped note or name")
+	}
+}
+
+// On a gateway of several, the terminals page says that "online now" is a connection through
+// this gateway, and where each facility's terminals connect, with a link to that gateway's
+// page for the facilities served elsewhere.
+func TestTerminalsPageSaysWhereEachFacilityConnects(t *testing.T) {
+	db, err := boltkv.Open(filepath.Join(t.TempDir(), "shared.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	gws := []string{"https://gw1.doc.example:8443", "wss://gw3.doc.example:8443"} // north at gw3, south at gw1 once gw3 is heard
+	// A fake clock that never moves: what the relay heard does not lapse while the test runs.
+	e := newEnvWith(t, false, func(c *relay.Config) {
+		c.Store, c.Gateways, c.GatewayURL, c.Clock = db, gws, gws[0], clock.NewFake(time.Now())
+	})
+	// The other gateway announces itself as a gateway does (homes.go).
+	if err := db.Notify("gateways", []byte(gws[1])); err != nil {
+		t.Fatal(err)
+	}
+	testwait.UntilSaw(t, "the other gateway heard", func() (bool, string) {
+		n, s := e.r.HomeOf("north"), e.r.HomeOf("south")
+		return n != s, fmt.Sprintf("north at %s, south at %s", n, s)
+	})
+	e.addStaff("tom", []string{console.RoleTechnician}, []string{console.AllFacilities})
+	b := e.browser().mustLogin("tom")
+	if resp := b.get("/console/terminals"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("terminals page: %d", resp.StatusCode)
+	}
+	page := b.last
+	if !strings.Contains(page, "served by gateway <code>"+gws[0]+"</code>") {
+		t.Fatalf("the page does not say which gateway serves it:\n%s", page)
+	}
+	for _, f := range []string{"north", "south"} {
+		i := strings.Index(page, `id="home-`+f+`"`)
+		if i < 0 {
+			t.Fatalf("no line for %s:\n%s", f, page)
+		}
+		line := page[i:]
+		line = line[:strings.Index(line, "</li>")]
+		want := f + ": this gateway"
+		if e.r.HomeOf(f) == gws[1] {
+			want = `<a href="https://gw3.doc.example:8443/console/terminals?facility=` + f + `">` + gws[1] + "</a>"
+		}
+		if !strings.Contains(line, want) {
+			t.Fatalf("%s's line %q, want %q", f, line, want)
+		}
 	}
 }

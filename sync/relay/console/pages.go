@@ -696,6 +696,13 @@ func refundRefusal(err error) error {
 
 // ---- terminals
 
+// facilityHome is where a facility's terminals connect, on a relay of several gateways.
+type facilityHome struct {
+	Facility, Home string
+	Here           bool   // Home is the gateway serving this page
+	Page           string // the facility's terminals page on Home (http or https: a terminal's ws(s) URL names the same server)
+}
+
 type termRow struct {
 	relay.TerminalInfo
 	Backlog uint64
@@ -753,8 +760,26 @@ func (c *Console) terminals(w http.ResponseWriter, req *http.Request, u who, sta
 		}
 		return rows[i].LastSeen.Before(rows[j].LastSeen)
 	})
+	// On a relay of several gateways "online now" is a connection through this one: say so,
+	// and where each facility shown connects, or a technician reads the terminals of a
+	// facility served elsewhere as all offline.
+	self := c.r.GatewayURL()
+	var homes []facilityHome
+	if self != "" {
+		for _, f := range shown {
+			h := c.r.HomeOf(f)
+			page := h
+			if rest, ok := strings.CutPrefix(h, "wss://"); ok {
+				page = "https://" + rest
+			} else if rest, ok := strings.CutPrefix(h, "ws://"); ok {
+				page = "http://" + rest
+			}
+			page = strings.TrimSuffix(page, "/") + "/console/terminals?facility=" + url.QueryEscape(f)
+			homes = append(homes, facilityHome{Facility: f, Home: h, Here: h == self, Page: page})
+		}
+	}
 	c.render(w, req, status, "terminals", u, pageData{Title: "Terminals", Current: "terminals",
-		Data: map[string]any{"Rows": rows, "Facilities": facs, "Facility": fac, "Enrolled": enrolled}})
+		Data: map[string]any{"Rows": rows, "Facilities": facs, "Facility": fac, "Enrolled": enrolled, "Self": self, "Homes": homes}})
 }
 
 // deviceSummary shows a device_status body as short text, and the entries that look like
