@@ -225,6 +225,29 @@ func (c *Cluster) WaitMetaLeader() {
 	})
 }
 
+// StreamLeader is the index of the node that leads stream name now, as seen through nc.
+func (c *Cluster) StreamLeader(nc *nats.Conn, name string) int {
+	c.t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		c.t.Fatalf("natstest: stream %s: %v", name, err)
+	}
+	leader := st.CachedInfo().Cluster.Leader
+	for i, n := range c.nodes {
+		if n.opts.ServerName == leader {
+			return i
+		}
+	}
+	c.t.Fatalf("natstest: stream %s is led by %q, not a node of this cluster", name, leader)
+	return -1
+}
+
 // WaitStream polls until stream name has a leader and all its replicas are current, seen
 // through nc.
 func (c *Cluster) WaitStream(nc *nats.Conn, name string) {

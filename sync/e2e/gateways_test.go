@@ -21,6 +21,13 @@ import (
 // stores of n stateless gateways (docs/SCALE.md), each talking to its own node.
 func gatewayStores(t *testing.T, n int) []*jskv.Store {
 	t.Helper()
+	_, stores := clusterStores(t, n)
+	return stores
+}
+
+// clusterStores is gatewayStores with the cluster, for tests that stop its nodes.
+func clusterStores(t *testing.T, n int) (*natstest.Cluster, []*jskv.Store) {
+	t.Helper()
 	c := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -35,7 +42,7 @@ func gatewayStores(t *testing.T, n int) []*jskv.Store {
 		c.WaitStream(nc, o.Stream)
 		out = append(out, s)
 	}
-	return out
+	return c, out
 }
 
 // startGateway is one relayd gateway: a relay.Relay with its own HTTP server over store,

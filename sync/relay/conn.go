@@ -26,7 +26,11 @@ const (
 	ReasonBusy     = "relay busy: too many unauthenticated connections"
 	ReasonBusyAddr = "relay busy: too many unauthenticated connections from this address"
 	ReasonStorage  = "relay storage error"
-	ReasonNoPong   = "no pong"
+	// ReasonUnavailable (StatusTryAgainLater, 1013): the store cannot take a write or answer
+	// a read now (a cluster without quorum, a timeout), which passes: the terminal keeps its
+	// queue and comes back later.
+	ReasonUnavailable = "relay store unavailable: try again later"
+	ReasonNoPong      = "no pong"
 )
 
 // downWindow bounds downlink items sent but not yet acknowledged on one connection.
@@ -418,13 +422,19 @@ func (r *Relay) send(ctx context.Context, c *websocket.Conn, msg any) error {
 	return c.Write(context.Background(), websocket.MessageText, b)
 }
 
-// fail logs a relay-side error and closes the connection with 1011 and no detail.
-// A write that found the connection superseded by a newer one closes it as replaced instead.
+// fail logs a relay-side error and closes the connection with 1011 and no detail, or with
+// 1013 ReasonUnavailable when the store says the fault passes (kv.Retryable: no quorum, a
+// timeout). A write that found the connection superseded by a newer one closes it as
+// replaced instead.
 func (r *Relay) fail(c *websocket.Conn, what string, err error) {
 	if closeSuperseded(c, err) {
 		return
 	}
 	r.logf("relay: %s: %v", what, err)
+	if kv.Retryable(err) {
+		c.Close(websocket.StatusTryAgainLater, ReasonUnavailable)
+		return
+	}
 	c.Close(websocket.StatusInternalError, ReasonStorage)
 }
 
