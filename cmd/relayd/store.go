@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,9 +26,15 @@ import (
 // bbolt file in -data) or a comma-separated list of nats:// (or tls://) host:port servers of
 // one cluster; the credentials go with -store, one kind at a time.
 func checkStoreFlags(o options) error {
+	if o.gatewayURL != "" && !slices.Contains(splitList(o.gateways), o.gatewayURL) {
+		return usageErrorf("-gateway-url %s is not one of -gateways: list every gateway there, this one too", o.gatewayURL)
+	}
 	if o.store == "" {
 		if o.natsCreds != "" || o.natsNkey != "" {
 			return usageErrorf("-nats-creds and -nats-nkey go with -store nats://...")
+		}
+		if o.gatewayURL != "" {
+			return usageErrorf("-gateway-url goes with -store nats://...: a relay on its own file is the only gateway")
 		}
 		return nil
 	}
