@@ -189,13 +189,17 @@ func TestGatewaysAnnouncedInWelcome(t *testing.T) {
 }
 
 // A kiosk enrolled through the gateway that does not serve its facility is sent to the one
-// that does (facility homes), and syncs there; when that gateway stops, the other still
-// takes it within one more connection, although it still thinks the stopped one serves the
-// facility: a terminal sent on once is served wherever it lands next. Every letter is
-// stored once.
+// that does (facility homes), and syncs there. When that gateway becomes unreachable while it
+// runs (its address cut off; it still announces itself, so the other gateway still sends
+// terminals to it), the kiosk is redirected there once more, cannot reach it, and is served
+// by the other all the same: a terminal sent on once is served wherever it lands next.
+// Every letter is stored once.
 func TestTerminalFollowsItsFacilityHome(t *testing.T) {
 	stores := gatewayStores(t, 2)
-	lns, urls := listeners(t, 2)
+	lns, _ := listeners(t, 2)
+	// Each gateway as terminals reach it: through a proxy, which the test can cut off.
+	pxs := [2]*proxy{startProxy(t, lns[0].Addr().String()), startProxy(t, lns[1].Addr().String())}
+	urls := []string{pxs[0].url(), pxs[1].url()}
 	var gws [2]*relayEnv
 	for i := range gws {
 		gws[i] = startGatewayWith(t, stores[i], lns[i], func(c *relay.Config) { c.Gateways, c.GatewayURL = urls, urls[i] })
@@ -224,9 +228,10 @@ func TestTerminalFollowsItsFacilityHome(t *testing.T) {
 	tm.waitSynced()
 	checkMessages(t, gws[home].r, en.TerminalID, map[string]int{"A1": 20})
 
-	gws[home].stop()
+	pxs[home].ln.Close()
+	pxs[home].cutAll()
 	if got := gws[other].r.HomeOf("north"); got != urls[home] {
-		t.Fatalf("right after the stop, the other gateway says north is served by %s, want still %s", got, urls[home])
+		t.Fatalf("with north's gateway cut off but running, the other says north is served by %s, want still %s", got, urls[home])
 	}
 	tm.sendNumbered("A1", 20, 20)
 	tm.waitSynced()

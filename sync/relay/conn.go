@@ -579,6 +579,7 @@ func (r *Relay) endConn(l *connLoop) {
 	l.workers.Wait()
 	l.stop()
 	r.flushAck(l.s)
+	r.releaseOwner(l.s)
 	r.hub.leave(l.s.conn, l.s)
 	r.hub.exit()
 }

@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"hash/fnv"
 	"slices"
 	"strings"
@@ -51,27 +53,56 @@ const (
 // homes is one gateway's view of the relay's gateways: which are live, and so where each
 // facility is served. Its zero value (no self) homes every facility here.
 type homes struct {
-	self  string   // this gateway's URL, one of all ("": homes are off)
-	all   []string // every gateway of the relay, Config.Gateways
-	clock clock.Clock
+	self   string   // this gateway's URL, one of all ("": homes are off)
+	selfID string   // this gateway's owner id (owner.go), hex
+	all    []string // every gateway of the relay, Config.Gateways
+	clock  clock.Clock
 
 	mu sync.Mutex
 	// last is when each other gateway was last heard and since when without a lapse
-	// (the clock's monotonic reading).
+	// (the clock's monotonic reading); ids is the owner id each last announced, hex.
 	last, since map[string]time.Duration
+	ids         map[string]string
 }
 
-func newHomes(self string, all []string, c clock.Clock) *homes {
-	return &homes{self: self, all: all, clock: c, last: map[string]time.Duration{}, since: map[string]time.Duration{}}
+func newHomes(self string, selfID []byte, all []string, c clock.Clock) *homes {
+	return &homes{self: self, selfID: hex.EncodeToString(selfID), all: all, clock: c,
+		last: map[string]time.Duration{}, since: map[string]time.Duration{}, ids: map[string]string{}}
+}
+
+// announcement is what this gateway says every beat: its URL and its owner id, so that the
+// others can tell which gateway an owner record names.
+func (h *homes) announcement() []byte { return []byte(h.self + " " + h.selfID) }
+
+// ownerGateway is the URL of the live gateway whose owner id is id (the first gatewayIDLen
+// bytes of an owner record), if one is.
+func (h *homes) ownerGateway(id []byte) (string, bool) {
+	if !h.on() {
+		return "", false
+	}
+	want := hex.EncodeToString(id)
+	if want == h.selfID {
+		return h.self, true
+	}
+	now := h.clock.Mono()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for url, got := range h.ids {
+		if got == want && now-h.last[url] <= homeLapse {
+			return url, true
+		}
+	}
+	return "", false
 }
 
 // on reports whether this gateway sends terminals to their facilities' homes.
 func (h *homes) on() bool { return h != nil && h.self != "" }
 
-// heard takes note of a gateway's announcement: its URL, or "-" and its URL when it closes.
-// Only the relay's own gateways count: a message from a gateway configured with another list
-// (during a change of it) is ignored.
+// heard takes note of a gateway's announcement: its URL and owner id, or "-" and its URL when
+// it closes. Only the relay's own gateways count: a message from a gateway configured with
+// another list (during a change of it) is ignored.
 func (h *homes) heard(msg string) {
+	msg, id, _ := strings.Cut(msg, " ")
 	url, leaving := strings.CutPrefix(msg, "-")
 	if url == h.self || !slices.Contains(h.all, url) {
 		return
@@ -82,8 +113,10 @@ func (h *homes) heard(msg string) {
 	if leaving {
 		delete(h.last, url)
 		delete(h.since, url)
+		delete(h.ids, url)
 		return
 	}
+	h.ids[url] = id
 	if last, ok := h.last[url]; !ok || now-last > homeLapse {
 		h.since[url] = now
 	}
@@ -152,7 +185,7 @@ func (r *Relay) startHomes() error {
 	if !ok || r.cfg.GatewayURL == "" {
 		return nil
 	}
-	h := newHomes(r.cfg.GatewayURL, r.cfg.Gateways, r.clock)
+	h := newHomes(r.cfg.GatewayURL, r.gateway, r.cfg.Gateways, r.clock)
 	unsub, err := n.Subscribe(homesTopic, func(msg []byte) { h.heard(string(msg)) })
 	if err != nil {
 		return ioErr("open relay", err)
@@ -170,7 +203,7 @@ func (r *Relay) homeBeat() {
 		return
 	default:
 	}
-	if err := r.db.(kv.Notifier).Notify(homesTopic, []byte(r.homes.self)); err != nil {
+	if err := r.db.(kv.Notifier).Notify(homesTopic, r.homes.announcement()); err != nil {
 		r.logf("relay: announce this gateway to the others: %v", err)
 	}
 	if n := r.sendHome(homeMovesPerBeat); n > 0 {
@@ -223,6 +256,48 @@ func (r *Relay) sendHome(max int) int {
 		go s.conn.Close(websocket.StatusGoingAway, wire.ReasonMoved)
 	}
 	return len(moving)
+}
+
+// releaseOwner deletes the terminal's owner record as the connection that wrote it ends, so
+// that the other gateways stop showing the terminal as connected (terminalInfo). Only with
+// homes, whose announcements name each gateway's owner id; not while the relay closes (it
+// announced it is going, so its records name a gateway no longer live).
+func (r *Relay) releaseOwner(s *session) {
+	if !r.homes.on() || s.claimed == nil || r.stopped() {
+		return
+	}
+	own, err := s.owner()
+	if err != nil || own == nil {
+		return
+	}
+	err = r.update("release terminal", func(tx kv.Tx, _ *fanout) error {
+		b := tx.Bucket([]byte(bOwners))
+		if b == nil || !bytes.Equal(b.Get([]byte(s.id)), own.rec) {
+			return nil // a newer connection's claim: it stays
+		}
+		return b.Delete([]byte(s.id))
+	})
+	if err != nil && !r.stopped() {
+		r.logf("relay: release terminal %s: %v", s.id, err)
+	}
+}
+
+// connectedElsewhere is the URL of the live gateway holding the terminal's connection, read
+// from its owner record in tx, when that is another gateway.
+func (r *Relay) connectedElsewhere(tx kv.Tx, id string) (string, bool) {
+	if !r.homes.on() {
+		return "", false
+	}
+	b := tx.Bucket([]byte(bOwners))
+	if b == nil {
+		return "", false
+	}
+	rec := b.Get([]byte(id))
+	if len(rec) < gatewayIDLen {
+		return "", false
+	}
+	url, ok := r.homes.ownerGateway(rec[:gatewayIDLen])
+	return url, ok && url != r.homes.self
 }
 
 // redirect sends the terminal to its facility's home if that is another gateway and the

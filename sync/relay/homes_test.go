@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -30,13 +31,13 @@ func TestHomesAgreeSpreadAndMoveOnlyTheLostGatewaysFacilities(t *testing.T) {
 	clk := clock.NewFake(t0)
 	views := make([]*homes, len(all))
 	for i, g := range all {
-		views[i] = newHomes(g, all, clk)
+		views[i] = newHomes(g, []byte{byte(i + 1)}, all, clk)
 	}
 	hearAll := func(except string) {
 		for _, v := range views {
-			for _, g := range all {
-				if g != except {
-					v.heard(g)
+			for _, w := range views {
+				if w.self != except {
+					v.heard(string(w.announcement()))
 				}
 			}
 		}
@@ -125,10 +126,17 @@ func TestHomesAgreeSpreadAndMoveOnlyTheLostGatewaysFacilities(t *testing.T) {
 		t.Fatalf("settled homes after %v differ from before gw2 went", homeSettle)
 	}
 
+	// An owner record names a live gateway by its id.
+	if url, ok := views[0].ownerGateway([]byte{3}); !ok || url != all[2] {
+		t.Fatalf("owner id 3 names %q (%v), want %s", url, ok, all[2])
+	}
 	// A gateway that says it is going is down at once, and back when heard again.
 	views[0].heard("-" + all[2])
 	if views[0].live(all[2]) {
 		t.Fatal("a gateway that said it was going is still taken as live")
+	}
+	if _, ok := views[0].ownerGateway([]byte{3}); ok {
+		t.Fatal("an owner record names a gateway that said it was going")
 	}
 	views[0].heard(all[2])
 	if !views[0].live(all[2]) || views[0].settledAt(all[2]) {
@@ -359,4 +367,58 @@ func TestGatewayBackDrawsItsFacilitysTerminals(t *testing.T) {
 	if f, _ := movable.hello(t, urls[away], true, false); f.Type != wire.TypeRedirect || f.Redirect.URL != urls[back] {
 		t.Fatalf("the moved terminal reconnecting: got %s, want a redirect to %s", f.Type, urls[back])
 	}
+}
+
+// On a relay with homes, every gateway shows a terminal connected through another as
+// connected, naming that gateway, and no longer once the connection ends or that gateway
+// goes.
+func TestConnectedThroughAnotherGatewayShown(t *testing.T) {
+	clk, gw, urls, _ := homeGateways(t)
+	gw[0].seed()
+	hearEachOther(t, clk, gw, urls, false)
+	k := gw[0].enroll(wire.ModeKiosk, "")
+	shown := func(e *env) TerminalInfo {
+		t.Helper()
+		ts, err := e.r.Terminals()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ti := range ts {
+			if ti.ID == k.id {
+				return ti
+			}
+		}
+		t.Fatalf("terminal %s not listed", k.id)
+		return TerminalInfo{}
+	}
+	waitShown := func(what string, e *env, connected bool, gateway string) {
+		t.Helper()
+		testwait.UntilSaw(t, what, func() (bool, string) {
+			ti := shown(e)
+			return ti.Connected == connected && ti.Gateway == gateway, fmt.Sprintf("connected %v through %q", ti.Connected, ti.Gateway)
+		})
+	}
+
+	f, c := k.hello(t, urls[1], false, false) // served where it lands
+	if f.Type != wire.TypeWelcome {
+		t.Fatalf("got %s, want welcome", f.Type)
+	}
+	waitShown("gateway 1 shows the terminal connected through gateway 2", gw[0], true, urls[1])
+	if ti := shown(gw[1]); !ti.Connected || ti.Gateway != urls[1] {
+		t.Fatalf("gateway 2 shows its own connection: connected %v through %q", ti.Connected, ti.Gateway)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	waitShown("gateway 1 shows the connection ended", gw[0], false, "")
+
+	_, c = k.hello(t, urls[1], false, false)
+	go func() { // reads what comes, and so answers the gateway's close as it goes
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	waitShown("gateway 1 shows the terminal connected again", gw[0], true, urls[1])
+	gw[1].close() // says it is going; its record of the connection stays, naming a gateway gone
+	waitShown("gateway 1 shows the terminal gone with its gateway", gw[0], false, "")
 }

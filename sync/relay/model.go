@@ -90,6 +90,9 @@ type TerminalInfo struct {
 	Revoked       bool      `json:"revoked"`
 	RevokedAt     time.Time `json:"revoked_at,omitempty"`
 	Connected     bool      `json:"connected"`
+	// Gateway is, on a relay with facility homes, the URL of the gateway its connection is
+	// on (docs/SCALE.md "Facility homes"); empty when it is not connected, or on one gateway.
+	Gateway string `json:"gateway,omitempty"`
 	// DownQueued and DownAcked are the last downlink seq queued for it and the last it applied.
 	DownQueued uint64 `json:"down_queued"`
 	DownAcked  uint64 `json:"down_acked"`

@@ -117,8 +117,11 @@ func (r *Relay) terminalInfo(tx kv.Tx, t terminalRec, tails map[string][]logTail
 	}
 	info.DownQueued = lastDownFor(tx, rd, tails)
 	// A connected terminal's newest acknowledgement, and its hello, may not be written yet.
+	if url, ok := r.connectedElsewhere(tx, t.ID); ok {
+		info.Connected, info.Gateway = true, url
+	}
 	if s := r.hub.session(t.ID); s != nil {
-		info.Connected = true
+		info.Connected, info.Gateway = true, r.GatewayURL()
 		info.DownAcked = max(info.DownAcked, min(s.acked.Load(), info.DownQueued))
 		if seen, ok := s.pendingSeen(); ok {
 			seen.apply(&info)

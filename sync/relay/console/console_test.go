@@ -373,9 +373,9 @@ func TestHostileInputIsShownAsText(t *testing.T) {
 	}
 }
 
-// On a gateway of several, the terminals page says that "online now" is a connection through
-// this gateway, and where each facility's terminals connect, with a link to that gateway's
-// page for the facilities served elsewhere.
+// On a gateway of several, the terminals page says which gateway serves it, and where each
+// facility's terminals connect, with a link to that gateway's page for the facilities served
+// elsewhere.
 func TestTerminalsPageSaysWhereEachFacilityConnects(t *testing.T) {
 	db, err := boltkv.Open(filepath.Join(t.TempDir(), "shared.db"), nil)
 	if err != nil {

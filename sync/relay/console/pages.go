@@ -760,9 +760,8 @@ func (c *Console) terminals(w http.ResponseWriter, req *http.Request, u who, sta
 		}
 		return rows[i].LastSeen.Before(rows[j].LastSeen)
 	})
-	// On a relay of several gateways "online now" is a connection through this one: say so,
-	// and where each facility shown connects, or a technician reads the terminals of a
-	// facility served elsewhere as all offline.
+	// On a relay of several gateways, say which gateway serves this page and where each
+	// facility shown connects; a terminal online through another gateway says which.
 	self := c.r.GatewayURL()
 	var homes []facilityHome
 	if self != "" {
