@@ -16,6 +16,7 @@ import (
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
+	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -94,6 +95,24 @@ func agreed(t *testing.T, r *relay.Relay, tm *terminal, inmate string, want voca
 	}
 }
 
+// kioskOnGateway starts one gateway on store, seeds it, and enrolls a kiosk through it that
+// has the roster; before is A2's balance on the kiosk then.
+func kioskOnGateway(t *testing.T, store *jskv.Store) (g *relayEnv, tm *terminal, en client.Enrollment, before vocab.Cents) {
+	t.Helper()
+	lns, urls := listeners(t, 1)
+	g = startGateway(t, store, lns[0], nil)
+	g.seed()
+	tm = openTerminal(t, "", kiosk.StoreOptions{})
+	en = tm.enroll(urls[0], g.code(wire.ModeKiosk, ""))
+	tm.start()
+	tm.waitRoster()
+	before, err := tm.term.Balance("A2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, tm, en, before
+}
+
 // The node that leads the relay's stream, and that the gateway talks to, is killed while a
 // kiosk drains a backlog through it: the gateway goes on through the nodes left, the kiosk
 // never notices more than a slow batch, every letter is stored once, a deposit posted during
@@ -102,17 +121,7 @@ func TestNATSNodeKilledMidSync(t *testing.T) {
 	const n = 600
 	c, stores := clusterStores(t, natstest.Size)
 	leader := c.StreamLeader(stores[0].Conn(), "relay")
-	lns, urls := listeners(t, 1)
-	g := startGateway(t, stores[leader], lns[0], nil)
-	g.seed()
-	tm := openTerminal(t, "", kiosk.StoreOptions{})
-	en := tm.enroll(urls[0], g.code(wire.ModeKiosk, ""))
-	tm.start()
-	tm.waitRoster()
-	before, err := tm.term.Balance("A2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, tm, en, before := kioskOnGateway(t, stores[leader])
 	tm.backlog(n)
 
 	c.Stop(leader)
@@ -178,17 +187,7 @@ func TestGatewayLostMidBatch(t *testing.T) {
 // acknowledges nothing, and once the nodes are back everything drains, each letter once.
 func TestQuorumLostKioskKeepsWorking(t *testing.T) {
 	c, stores := clusterStores(t, 1)
-	lns, urls := listeners(t, 1)
-	g := startGateway(t, stores[0], lns[0], nil)
-	g.seed()
-	tm := openTerminal(t, "", kiosk.StoreOptions{})
-	en := tm.enroll(urls[0], g.code(wire.ModeKiosk, ""))
-	tm.start()
-	tm.waitRoster()
-	before, err := tm.term.Balance("A2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, tm, en, before := kioskOnGateway(t, stores[0])
 	tm.login("B1", "1234")
 	tm.sendNumbered("A1", 0, 5)
 	tm.waitSynced()

@@ -116,26 +116,9 @@ func TestGatewayStoppedTerminalMovesToTheNext(t *testing.T) {
 		t.Fatalf("status shows relay %s, want the enrolled gateway %s", got, url1)
 	}
 
-	tm.stopSync()
-	tm.reopen(kiosk.StoreOptions{NoSync: true})
-	tm.login("B1", "1234")
-	tm.sendNumbered("A1", 0, n)
-	tm.reopen(kiosk.StoreOptions{})
-	tm.cfg = func(c *client.Config) { c.BatchItems, c.Window = 16, 1 }
-	tm.start()
-	testwait.UntilSaw(t, "part of the backlog acknowledged by gateway 1", func() (bool, string) {
-		waiting, _, err := tm.store.QueueStats()
-		return err == nil && waiting < n-100, fmt.Sprintf("%d waiting, err %v", waiting, err)
-	})
+	tm.backlog(n)
 	g1.stop()
-	waiting, _, err := tm.store.QueueStats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if waiting == 0 {
-		t.Fatal("the backlog drained before gateway 1 was stopped: nothing was left for gateway 2")
-	}
-	t.Logf("gateway 1 stopped with %d letters waiting", waiting)
+	tm.stillWaiting("gateway 1 stopped")
 
 	tm.waitSynced()
 	testwait.UntilSaw(t, "the terminal connected to gateway 2", func() (bool, string) {
