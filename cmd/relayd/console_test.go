@@ -2,11 +2,7 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 )
@@ -34,26 +30,9 @@ func TestConsoleUserAndLogin(t *testing.T) {
 
 	base, _, stderr, stop := start(t, []string{"-data", dir, "-listen", "127.0.0.1:0"}, nil)
 	defer stop()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	resp, err := c.Get(base + "/console/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
-	if resp.StatusCode != http.StatusOK || m == nil || !bytes.Contains(page, []byte(`name="password"`)) {
-		t.Fatalf("GET /console/: %d, not a login form: %.300s", resp.StatusCode, page)
-	}
-	resp, err = c.PostForm(base+"/console/login", url.Values{"csrf": {string(m[1])}, "username": {"root"}, "password": {"long enough password"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(page, []byte("Audit log")) || resp.Request.URL.Path != "/console/policy" {
-		t.Errorf("after signing in: %d at %s: %.300s", resp.StatusCode, resp.Request.URL.Path, page)
+	status, path, page := consoleLogin(t, base, "root", "long enough password")
+	if status != http.StatusOK || !bytes.Contains(page, []byte("Audit log")) || path != "/console/policy" {
+		t.Errorf("after signing in: %d at %s: %.300s", status, path, page)
 	}
 	if !strings.Contains(stderr.String(), "/console/") {
 		t.Errorf("relayd does not log the console's address:\n%s", stderr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,14 +11,15 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/kiosk"
-	"github.com/tether-kiosk/tether/sync/relay"
 	"github.com/tether-kiosk/tether/sync/relay/console"
 )
 
-// consoleUser is `relayd console-user add|list|disable|enable -data DIR ...`: staff accounts
-// of the web console, written into a stopped relay's file (a running relayd holds it; there,
-// an admin uses the console's Accounts page). The first admin is made this way. The password
-// is read from the first line of standard input, so it never shows in ps or a shell history.
+// consoleUser is `relayd console-user add|list|disable|enable -data DIR|-store URL ...`: staff
+// accounts of the web console, written into a stopped relay's file (a running relayd holds
+// it; there, an admin uses the console's Accounts page) or into the stream of gateways on a
+// NATS cluster, which may keep running (every gateway reads its accounts from the stream). The
+// first admin is made this way. The password is read from the first line of standard input,
+// so it never shows in ps or a shell history.
 func consoleUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageErrorf("console-user needs add, list, disable or enable")
@@ -25,7 +27,7 @@ func consoleUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	cmd := args[0]
 	fs := flag.NewFlagSet("relayd console-user "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", "", "data directory holding relay.db; required (relayd must be stopped)")
+	state := addStateFlags(fs)
 	username := fs.String("username", "", "login name (a-z, 0-9, '.', '-', '_')")
 	name := fs.String("name", "", "the person's full name (add)")
 	roles := fs.String("roles", "", "comma-separated roles (add): "+strings.Join(console.Roles(), ", "))
@@ -33,9 +35,11 @@ func consoleUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: relayd console-user add -data DIR -username U -name NAME -roles admin -facilities '*' < password-file\n"+
 			"       relayd console-user list -data DIR\n"+
-			"       relayd console-user disable|enable -data DIR -username U\n\n"+
-			"Staff accounts of the web console at /console/. relayd must be stopped. add reads the password\n"+
-			"(at least 10 characters) from the first line of standard input.")
+			"       relayd console-user disable|enable -data DIR -username U\n"+
+			"       (or -store nats://host:port[,...] [-nats-creds FILE | -nats-nkey FILE] instead of -data DIR)\n\n"+
+			"Staff accounts of the web console at /console/. With -data, relayd must be stopped; with -store,\n"+
+			"the gateways may keep running. add reads the password (at least 10 characters) from the first\n"+
+			"line of standard input.")
 		fs.PrintDefaults()
 	}
 	switch cmd {
@@ -49,17 +53,14 @@ func consoleUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	if fs.NArg() > 0 {
 		return usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *data == "" {
-		return usageErrorf("-data DIR is required")
-	}
 	if cmd != "list" && *username == "" {
 		return usageErrorf("-username is required")
 	}
-	r, err := relay.Open(relay.Config{DataDir: *data})
+	r, closeRelay, err := state.open(context.Background(), stderr)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRelay()
 	st, err := console.OpenStore(r, kiosk.PINParams{}) // the default argon2id costs
 	if err != nil {
 		return err

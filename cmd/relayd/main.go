@@ -5,6 +5,7 @@
 //	relayd -data DIR [-listen 127.0.0.1:8443] [-cert FILE -key FILE] [-insecure] [-admin-token-file FILE]
 //	       [-store nats://host:port[,host:port...] [-nats-creds FILE | -nats-nkey FILE]]
 //	relayd console-user add -data DIR -username U -name NAME -roles admin -facilities '*' < password
+//	relayd console-user add -store nats://host:port[,...] [-nats-creds FILE] -username U ... < password
 package main
 
 import (
@@ -164,9 +165,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.natsNkey, "nats-nkey", "", "NATS nkey seed file (mode 0600) for -store")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR [-json]   (check a stopped relay's file)\n"+
+		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR|-store URL [-json]   (check a stopped relay's file, or the gateways' stream)\n"+
 			"       relayd backup -o FILE [-relay URL]   (copy a running relay's store)\n"+
-			"       relayd console-user add|list|disable|enable -data DIR ...   (staff accounts of the web console)\n       relayd -version")
+			"       relayd console-user add|list|disable|enable -data DIR|-store URL ...   (staff accounts of the web console)\n       relayd -version")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, exitStatuses)
 	}

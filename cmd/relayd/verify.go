@@ -1,25 +1,28 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-
-	"github.com/tether-kiosk/tether/sync/relay"
 )
 
 // verify is `relayd verify`: relay.Verify on the file of a stopped relay (a running one holds
-// the file; its admin API answers GET /admin/v1/verify instead). It prints each problem, or
-// "relay ok", and fails when anything is wrong, as `kioskctl verify` does for a terminal.
+// the file; its admin API answers GET /admin/v1/verify instead), or on the gateways' stream
+// with -store while they run (the whole-store reads of a running relay, docs/SCALE.md). It
+// prints each problem, or "relay ok", and fails when anything is wrong, as `kioskctl verify`
+// does for a terminal.
 func verify(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("relayd verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", "", "data directory holding relay.db; required")
+	state := addStateFlags(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: relayd verify -data DIR [-json]\n\nChecks relay.db's pages and the relay's rules of money and letters: running totals against\n"+
-			"deposits, charges and credits; every credit against its charge; every uplink item stored\nonce; letters under their own ids. The relay must be stopped.")
+		fmt.Fprintln(stderr, "usage: relayd verify -data DIR [-json]\n       relayd verify -store nats://host:port[,...] [-nats-creds FILE | -nats-nkey FILE] [-json]\n\n"+
+			"Checks relay.db's pages and the relay's rules of money and letters: running totals against\n"+
+			"deposits, charges and credits; every credit against its charge; every uplink item stored\nonce; letters under their own ids. "+
+			"With -data the relay must be stopped; with -store the gateways\nmay keep running.")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, exitStatuses)
 	}
@@ -29,14 +32,11 @@ func verify(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *data == "" {
-		return usageErrorf("-data DIR is required")
-	}
-	r, err := relay.Open(relay.Config{DataDir: *data})
+	r, closeRelay, err := state.open(context.Background(), stderr)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRelay()
 	rep, err := r.Verify()
 	if err != nil {
 		return err

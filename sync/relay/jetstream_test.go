@@ -681,3 +681,57 @@ func TestLibraryOwnersReadTheirRoster(t *testing.T) {
 		t.Errorf("north's owner counts made %d leader reads with 50 south inmates, %d before; want the same", after, first)
 	}
 }
+
+// A command run beside the gateways (Config.Beside: relayd console-user or verify on -store)
+// opens the stream only at this program's schema: it migrates nothing under gateways still
+// serving, names what to do for an older or a newer schema and for a stream no gateway made,
+// and leaves the schema as it found it.
+func TestBesideOpensOnlyTheCurrentSchema(t *testing.T) {
+	c := natstest.Start(t)
+	st := jetStore(t, c, 0, "beside")
+	dir := t.TempDir()
+	if _, err := Open(Config{DataDir: dir, Store: st, Beside: true}); err == nil || !strings.Contains(err.Error(), "start a relayd gateway on it first") {
+		t.Fatalf("beside on a stream no gateway made: %v", err)
+	}
+	g, err := Open(Config{DataDir: dir, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	b, err := Open(Config{DataDir: t.TempDir(), Store: st, Beside: true})
+	if err != nil {
+		t.Fatalf("beside at the current schema: %v", err)
+	}
+	if err := b.StaffUpdate(func(kv.Bucket) error { return nil }); err != nil {
+		t.Fatalf("a write beside the gateway: %v", err)
+	}
+	b.Close()
+	setSchema := func(v uint64) {
+		t.Helper()
+		if err := st.Update(context.Background(), func(tx kv.Tx) error {
+			return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(v))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		version uint64
+		want    string
+	}{
+		{schemaVersion - 1, "older than this program's"},
+		{schemaVersion + 1, "newer than this program's"},
+	} {
+		setSchema(tc.version)
+		if _, err := Open(Config{DataDir: t.TempDir(), Store: st, Beside: true}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("beside at schema %d: %v, want %q", tc.version, err, tc.want)
+		}
+		var now uint64
+		if err := st.View(context.Background(), func(tx kv.Tx) error {
+			now = readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema)))
+			return nil
+		}); err != nil || now != tc.version {
+			t.Errorf("schema after a refused open beside: %d, %v; want %d left alone", now, err, tc.version)
+		}
+	}
+	setSchema(schemaVersion)
+}

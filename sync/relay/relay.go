@@ -44,6 +44,12 @@ type Config struct {
 	// gateways of a shared Store share (sync/relay/jscontent), so an object put through one is
 	// served by all. The relay leaves it open at Close (its opener closes it).
 	Content ContentStore
+	// Beside, with Store, opens the relay for a command run beside the gateways of a shared
+	// store (relayd console-user, relayd verify): it migrates nothing, refusing a store whose
+	// schema is not this program's (a newer command would otherwise migrate the schema under
+	// older gateways still serving), and serves no terminal, so it starts no downlink feed, no
+	// connection claims and no facility homes.
+	Beside bool
 	// ItemNumberBlock is how many arrival numbers a relay on Store takes at once (itemnums.go;
 	// default defaultItemNumberBlock). On the bbolt file numbers are taken one at a time.
 	ItemNumberBlock uint64
@@ -236,7 +242,11 @@ func Open(cfg Config) (*Relay, error) {
 		if cfg.DataDir == "" {
 			return nil, invalid("open relay", "data_dir", "a data directory is required (for uploads, a migration's copies and, unless Content is set, the content store)")
 		}
-		if err := migrateStore(cfg.Store, cfg.DataDir, "the kv store"); err != nil {
+		open := migrateStore
+		if cfg.Beside {
+			open = sameSchema
+		}
+		if err := open(cfg.Store, cfg.DataDir, "the kv store"); err != nil {
 			return nil, err
 		}
 		db = cfg.Store
@@ -263,14 +273,14 @@ func Open(cfg Config) (*Relay, error) {
 	}
 	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }, began: r.itemNums.began, ended: r.itemNums.ended,
 		applied: r.downTails.committed}
-	if cfg.Store != nil {
+	if cfg.Store != nil && !cfg.Beside {
 		// The tails then come from the feed alone, which sees this relay's commits too.
 		if r.startDownFeed(); r.feed != nil {
 			r.writes.applied = nil
 		}
 	}
 	r.metrics = newMetrics(r)
-	if cfg.Store != nil { // a store that other gateways may share: one connection per terminal across them
+	if cfg.Store != nil && !cfg.Beside { // a store that other gateways may share: one connection per terminal across them
 		err := r.startOwners()
 		if err == nil {
 			err = r.startHomes()

@@ -437,6 +437,38 @@ func migrateStore(db kv.Store, dir, where string) error {
 	return nil
 }
 
+// sameSchema opens a shared store for a command run beside its gateways (Config.Beside): the
+// store must be at this program's schema, neither older (the command would have to migrate it
+// under gateways still serving) nor newer. dir is unused: nothing is copied.
+func sameSchema(db kv.Store, _, where string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
+	defer cancel()
+	var version uint64
+	if err := retryOpening(ctx, func() error {
+		return db.View(ctx, func(tx kv.Tx) error {
+			version = 0
+			if m := tx.Bucket([]byte(bMeta)); m != nil {
+				version = readU64(m.Get([]byte(kSchema)))
+			}
+			return nil
+		})
+	}); err != nil {
+		return &vocab.Error{Kind: vocab.KindIO, Op: "open relay", Err: fmt.Errorf("read the schema version of %s: %w", where, err)}
+	}
+	switch {
+	case version == 0:
+		return &vocab.Error{Kind: vocab.KindInvalid, Op: "open relay", Err: fmt.Errorf(
+			"%s holds no relay yet: start a relayd gateway on it first, which makes it", where)}
+	case version > schemaVersion:
+		return &vocab.Error{Kind: vocab.KindCorrupt, Op: "open relay", Err: fmt.Errorf(
+			"%s has schema version %d, newer than this program's %d: run the relayd the gateways run", where, version, schemaVersion)}
+	case version < schemaVersion:
+		return &vocab.Error{Kind: vocab.KindInvalid, Op: "open relay", Err: fmt.Errorf(
+			"%s has schema version %d, older than this program's %d: start an upgraded gateway first (it migrates the store), or run the relayd the gateways run", where, version, schemaVersion)}
+	}
+	return nil
+}
+
 // retryOpening runs fn again while it fails for a reason the store calls passing (no quorum,
 // a timeout), until ctx ends: for opening, and for whole-store reads (inspect), which a
 // passing fault should delay, not fail. A gateway often starts beside a cluster that is still electing

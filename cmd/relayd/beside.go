@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/tether-kiosk/tether/sync/relay"
+)
+
+// stateFlags are the flags of a command that works on the relay's state (console-user,
+// verify): -data names the directory of a stopped relay's relay.db, or -store names the NATS
+// cluster whose stream the gateways share, with its credentials. On a stream the command runs
+// beside the gateways, which keep serving: each of its writes is a transaction like theirs.
+type stateFlags struct {
+	data, store, creds, nkey *string
+}
+
+func addStateFlags(fs *flag.FlagSet) stateFlags {
+	return stateFlags{
+		data:  fs.String("data", "", "data directory holding relay.db (relayd must be stopped); or -store"),
+		store: fs.String("store", "", "the NATS cluster of the gateways' stream, as relayd's -store: nats://host:port[,host:port...]\n(the gateways may keep running); or -data"),
+		creds: fs.String("nats-creds", "", "with -store: a user credentials file, mode 0600"),
+		nkey:  fs.String("nats-nkey", "", "with -store: an nkey seed file, mode 0600"),
+	}
+}
+
+// open opens the relay the flags name; closeFn closes it and what it opened.
+func (f stateFlags) open(ctx context.Context, stderr io.Writer) (r *relay.Relay, closeFn func(), err error) {
+	if *f.data != "" && *f.store != "" {
+		return nil, nil, usageErrorf("-data and -store exclude each other: -data for a stopped relay's relay.db, -store for the gateways' stream")
+	}
+	if *f.store == "" {
+		if *f.data == "" {
+			return nil, nil, usageErrorf("-data DIR or -store nats://... is required")
+		}
+		if *f.creds != "" || *f.nkey != "" {
+			return nil, nil, usageErrorf("-nats-creds and -nats-nkey go with -store nats://...")
+		}
+		r, err := relay.Open(relay.Config{DataDir: *f.data})
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, func() { r.Close() }, nil
+	}
+	o := options{store: *f.store, natsCreds: *f.creds, natsNkey: *f.nkey}
+	if err := checkStoreFlags(o); err != nil {
+		return nil, nil, err
+	}
+	// The relay wants a directory for uploads and a migration's copies; a command beside
+	// the gateways makes neither, so an empty one of its own does, removed at the end.
+	tmp, err := os.MkdirTemp("", "relayd-beside-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("make a scratch directory: %w", err)
+	}
+	o.data = tmp
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
+	st, media, closeStore, err := openStore(ctx, o, logf)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, nil, err
+	}
+	r, err = relay.Open(relay.Config{DataDir: tmp, Store: st, Content: media, Beside: true})
+	if err != nil {
+		closeStore()
+		os.RemoveAll(tmp)
+		return nil, nil, err
+	}
+	return r, func() { r.Close(); closeStore(); os.RemoveAll(tmp) }, nil
+}
