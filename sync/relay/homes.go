@@ -48,6 +48,9 @@ const (
 	// homeMovesPerBeat bounds the connections one gateway closes each beat to send them
 	// home: a gateway that comes back draws its terminals back over seconds, not in a storm.
 	homeMovesPerBeat = 32
+	// maxStrangers bounds how many announcing URLs outside this gateway's list it keeps
+	// (only to report them): a flood of forged ones costs a few kilobytes, no more.
+	maxStrangers = 32
 )
 
 // homes is one gateway's view of the relay's gateways: which are live, and so where each
@@ -56,6 +59,7 @@ type homes struct {
 	self   string   // this gateway's URL, one of all ("": homes are off)
 	selfID string   // this gateway's owner id (owner.go), hex
 	all    []string // every gateway of the relay, Config.Gateways
+	listID string   // gatewayListID(all), announced so that gateways can tell their lists differ
 	clock  clock.Clock
 
 	mu sync.Mutex
@@ -63,16 +67,37 @@ type homes struct {
 	// (the clock's monotonic reading); ids is the owner id each last announced, hex.
 	last, since map[string]time.Duration
 	ids         map[string]string
+	// differ holds, for each gateway of the list heard announcing a list other than this
+	// one's, when it was last heard; strangers the same for URLs not in this list at all.
+	// Both only feed GatewaysDisagreeing: a gateway with another list computes other homes.
+	differ, strangers map[string]time.Duration
 }
 
 func newHomes(self string, selfID []byte, all []string, c clock.Clock) *homes {
-	return &homes{self: self, selfID: hex.EncodeToString(selfID), all: all, clock: c,
-		last: map[string]time.Duration{}, since: map[string]time.Duration{}, ids: map[string]string{}}
+	return &homes{self: self, selfID: hex.EncodeToString(selfID), all: all, listID: gatewayListID(all), clock: c,
+		last: map[string]time.Duration{}, since: map[string]time.Duration{}, ids: map[string]string{},
+		differ: map[string]time.Duration{}, strangers: map[string]time.Duration{}}
 }
 
-// announcement is what this gateway says every beat: its URL and its owner id, so that the
-// others can tell which gateway an owner record names.
-func (h *homes) announcement() []byte { return []byte(h.self + " " + h.selfID) }
+// gatewayListID names a set of gateway URLs: FNV-1a of the sorted, distinct URLs, in hex. The
+// order of -gateways is the terminals' order of trying and does not change any home, so it
+// does not count.
+func gatewayListID(all []string) string {
+	urls := slices.Clone(all)
+	slices.Sort(urls)
+	urls = slices.Compact(urls)
+	f := fnv.New64a()
+	for _, u := range urls {
+		f.Write([]byte(u))
+		f.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(f.Sum(nil))
+}
+
+// announcement is what this gateway says every beat: its URL, its owner id, so that the others
+// can tell which gateway an owner record names, and the id of its gateway list, so that they
+// can tell it works out homes from another list.
+func (h *homes) announcement() []byte { return []byte(h.self + " " + h.selfID + " " + h.listID) }
 
 // ownerGateway is the URL of the live gateway whose owner id is id (the first gatewayIDLen
 // bytes of an owner record), if one is.
@@ -95,26 +120,72 @@ func (h *homes) ownerGateway(id []byte) (string, bool) {
 	return "", false
 }
 
+// disagreeing lists the gateways heard within homeLapse that work out homes from another
+// gateway list than this one's: listed here with another list, or not listed here at all.
+// Lapsed strangers are forgotten.
+func (h *homes) disagreeing() []string {
+	if !h.on() {
+		return nil
+	}
+	now := h.clock.Mono()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, m := range []map[string]time.Duration{h.differ, h.strangers} {
+		for url, last := range m {
+			if now-last > homeLapse {
+				delete(m, url)
+				continue
+			}
+			out = append(out, url)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // on reports whether this gateway sends terminals to their facilities' homes.
 func (h *homes) on() bool { return h != nil && h.self != "" }
 
-// heard takes note of a gateway's announcement: its URL and owner id, or "-" and its URL when
-// it closes. Only the relay's own gateways count: a message from a gateway configured with
-// another list (during a change of it) is ignored.
+// heard takes note of a gateway's announcement: its URL, owner id and list id (a gateway
+// before list ids sends none), or "-" and its URL when it closes. Only the relay's own gateways
+// count for homes: a message from a URL not in this gateway's list (a gateway configured with
+// another list, during a change of it) is only noted as a stranger, for GatewaysDisagreeing.
 func (h *homes) heard(msg string) {
-	msg, id, _ := strings.Cut(msg, " ")
-	url, leaving := strings.CutPrefix(msg, "-")
-	if url == h.self || !slices.Contains(h.all, url) {
+	fields := strings.Fields(msg)
+	if len(fields) == 0 {
+		return
+	}
+	url, leaving := strings.CutPrefix(fields[0], "-")
+	if url == h.self {
 		return
 	}
 	now := h.clock.Mono()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !slices.Contains(h.all, url) {
+		if _, known := h.strangers[url]; leaving || !known && len(h.strangers) >= maxStrangers {
+			delete(h.strangers, url)
+			return
+		}
+		h.strangers[url] = now
+		return
+	}
 	if leaving {
 		delete(h.last, url)
 		delete(h.since, url)
 		delete(h.ids, url)
+		delete(h.differ, url)
 		return
+	}
+	if len(fields) > 2 && fields[2] != h.listID {
+		h.differ[url] = now
+	} else {
+		delete(h.differ, url)
+	}
+	id := ""
+	if len(fields) > 1 {
+		id = fields[1]
 	}
 	h.ids[url] = id
 	if last, ok := h.last[url]; !ok || now-last > homeLapse {
@@ -170,6 +241,13 @@ func homeRank(facility, gateway string) uint64 {
 // others now; "" on a relay without homes (one gateway, or no GatewayURL).
 func (r *Relay) HomeOf(facility string) string { return r.homes.of(facility, false) }
 
+// GatewaysDisagreeing lists the gateways heard now that work out facility homes from another
+// -gateways list than this one's (another set of URLs, or a URL not in this list). Gateways
+// that disagree send some facilities' terminals to different gateways: each disagreement costs
+// a terminal one more connection and splits its facility's writes, never money or letters,
+// but the lists should be made the same (docs/OPERATIONS.md).
+func (r *Relay) GatewaysDisagreeing() []string { return r.homes.disagreeing() }
+
 // GatewayURL is this gateway's own URL when facility homes are on, else "".
 func (r *Relay) GatewayURL() string {
 	if !r.homes.on() {
@@ -210,8 +288,16 @@ func (r *Relay) homeBeat() {
 		r.metrics.homes.WithLabelValues("moved").Add(float64(n))
 		r.logf("relay: %d connections closed to reconnect through their facilities' gateways", n)
 	}
+	other := r.homes.disagreeing()
+	r.metrics.listsDiffer.Set(float64(len(other)))
 	r.homesMu.Lock()
 	defer r.homesMu.Unlock()
+	for _, url := range other {
+		if !slices.Contains(r.homesWarned, url) {
+			r.logf("relay: gateway %s works out facility homes from another -gateways list than this one's: give every gateway the same list", url)
+		}
+	}
+	r.homesWarned = other
 	select {
 	case <-r.closed:
 	default:

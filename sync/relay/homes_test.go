@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -421,4 +422,107 @@ func TestConnectedThroughAnotherGatewayShown(t *testing.T) {
 	waitShown("gateway 1 shows the terminal connected again", gw[0], true, urls[1])
 	gw[1].close() // says it is going; its record of the connection stays, naming a gateway gone
 	waitShown("gateway 1 shows the terminal gone with its gateway", gw[0], false, "")
+}
+
+// A gateway that works out homes from another -gateways list (another set of URLs, or a URL
+// this gateway does not list) is reported while it is heard, and only it: the same list in
+// another order, and an older gateway that announces no list, are not. It changes no home
+// here, and a flood of strangers keeps at most maxStrangers.
+func TestGatewaysWithAnotherListAreReported(t *testing.T) {
+	all := []string{"wss://gw1.example:8443", "wss://gw2.example:8443", "wss://gw3.example:8443"}
+	clk := clock.NewFake(t0)
+	v := newHomes(all[0], []byte{1}, all, clk)
+	reordered := newHomes(all[1], []byte{2}, []string{all[2], all[1], all[0], all[1]}, clk)
+	short := newHomes(all[2], []byte{3}, all[1:], clk)
+	stranger := newHomes("wss://gw4.example:8443", []byte{4}, append(slices.Clone(all), "wss://gw4.example:8443"), clk)
+	homesBefore := map[string]string{}
+	for i := range 50 {
+		f := fmt.Sprintf("facility-%02d", i)
+		v.heard(string(reordered.announcement()))
+		v.heard(string(short.announcement()))
+		homesBefore[f] = v.of(f, false)
+	}
+	if got := v.disagreeing(); fmt.Sprint(got) != fmt.Sprint([]string{all[2]}) {
+		t.Fatalf("disagreeing = %v, want only %s (the same list reordered agrees)", got, all[2])
+	}
+	v.heard(string(stranger.announcement()))
+	if got := v.disagreeing(); fmt.Sprint(got) != fmt.Sprint([]string{all[2], stranger.self}) {
+		t.Fatalf("disagreeing = %v, want %s and the stranger %s", got, all[2], stranger.self)
+	}
+	for f, h := range homesBefore {
+		if got := v.of(f, false); got != h {
+			t.Fatalf("%s: home %s after a stranger was heard, was %s", f, got, h)
+		}
+	}
+	// The short-listed gateway is fixed and restarted; an older build announces no list id.
+	v.heard("-" + all[2])
+	v.heard(all[2] + " 03")
+	if got := v.disagreeing(); fmt.Sprint(got) != fmt.Sprint([]string{stranger.self}) {
+		t.Fatalf("disagreeing after %s went and came back without a list id = %v", all[2], got)
+	}
+	if !v.live(all[2]) {
+		t.Fatalf("an announcement without a list id does not make %s live", all[2])
+	}
+	// Not heard for a lapse: forgotten.
+	clk.Advance(homeLapse + time.Second)
+	if got := v.disagreeing(); len(got) != 0 {
+		t.Fatalf("disagreeing after %v of silence = %v", homeLapse, got)
+	}
+	for i := range 10 * maxStrangers {
+		v.heard(fmt.Sprintf("wss://forged-%d.example:8443 00 ff", i))
+	}
+	if n := len(v.disagreeing()); n != maxStrangers {
+		t.Fatalf("%d strangers kept after a flood, want the bound %d", n, maxStrangers)
+	}
+	v.heard("")
+	v.heard("   ")
+}
+
+// Two gateways on one store, and a third started with another -gateways list: each of the
+// first two reports it in tether_gateway_lists_differ and logs it once, the third reports
+// both, and once it goes the count is 0 again.
+func TestGatewayWithAnotherListShownInMetricsAndLog(t *testing.T) {
+	clk, gw, urls, store := homeGateways(t)
+	hearEachOther(t, clk, gw, urls, false)
+	for _, e := range gw {
+		if got := value(e.scrape(), "tether_gateway_lists_differ", nil); got != 0 {
+			t.Fatalf("tether_gateway_lists_differ = %v with the same lists", got)
+		}
+	}
+	third := "http://gw3.example:8443"
+	odd := &env{t: t, dir: t.TempDir(), clock: clk, spool: t.TempDir()}
+	odd.cfg = gw[1].cfg
+	odd.cfg.DataDir, odd.cfg.Logf, odd.cfg.Store = odd.dir, odd.logf, store[1]
+	odd.cfg.Gateways, odd.cfg.GatewayURL = []string{urls[0], urls[1], third}, third
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	odd.serveOn(ln)
+	t.Cleanup(odd.close)
+	both := []string{urls[0], urls[1]}
+	slices.Sort(both) // as listed: by URL
+	testwait.Until(t, "every gateway reports the one with another list", func() bool {
+		clk.Advance(homeBeat)
+		return fmt.Sprint(gw[0].r.GatewaysDisagreeing()) == fmt.Sprint([]string{third}) &&
+			fmt.Sprint(gw[1].r.GatewaysDisagreeing()) == fmt.Sprint([]string{third}) &&
+			fmt.Sprint(odd.r.GatewaysDisagreeing()) == fmt.Sprint(both) &&
+			value(gw[0].scrape(), "tether_gateway_lists_differ", nil) == 1 && value(odd.scrape(), "tether_gateway_lists_differ", nil) == 2
+	})
+	clk.Advance(homeBeat)
+	clk.Advance(homeBeat)
+	const warning = "works out facility homes from another -gateways list than this one's"
+	for _, e := range gw {
+		if n := strings.Count(e.logText(), third+" "+warning); n != 1 {
+			t.Errorf("gateway logged the one with another list %d times, want once:\n%s", n, e.logText())
+		}
+	}
+	if h := gw[0].r.HomeOf("north"); h == third {
+		t.Errorf("a gateway outside the list became a facility's home")
+	}
+	odd.close()
+	testwait.Until(t, "the gateways report none once it went", func() bool {
+		clk.Advance(homeBeat)
+		return value(gw[0].scrape(), "tether_gateway_lists_differ", nil) == 0 && value(gw[1].scrape(), "tether_gateway_lists_differ", nil) == 0
+	})
 }

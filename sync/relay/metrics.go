@@ -42,7 +42,9 @@ type metrics struct {
 	console    *prometheus.CounterVec
 	chunks     *prometheus.CounterVec
 	homes      *prometheus.CounterVec
-	handler    http.Handler
+	// listsDiffer is how many gateways heard now work out homes from another gateway list.
+	listsDiffer prometheus.Gauge
+	handler     http.Handler
 
 	// The last /readyz probe, so a flood of probes costs one write a second.
 	readyMu  sync.Mutex
@@ -73,7 +75,9 @@ func newMetrics(r *Relay) *metrics {
 		Help: "Content chunks sent to terminals, by form: binary (hello binary_chunks) or json."}, []string{"form"})
 	m.homes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_gateway_homes_total",
 		Help: "Terminals sent to the gateway that serves their facility: redirected at auth, or moved (connection closed to reconnect there)."}, []string{"action"})
-	m.reg.MustRegister(m.stored, m.refusals, m.batch, m.handshakes, m.admin, m.console, m.chunks, m.homes,
+	m.listsDiffer = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tether_gateway_lists_differ",
+		Help: "Gateways heard now that work out facility homes from another -gateways list than this one's (should be 0)."})
+	m.reg.MustRegister(m.stored, m.refusals, m.batch, m.handshakes, m.admin, m.console, m.chunks, m.homes, m.listsDiffer,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tether_store_write_transactions_total",
 			Help: "Write transactions of the relay's store (group commits)."},
 			func() float64 { return float64(r.writeTxs.Load()) }),

@@ -167,11 +167,13 @@ type Relay struct {
 	gateway     []byte
 	unsubOwners func()
 	// homes is where each facility is served among the gateways (homes.go); nil unless
-	// GatewayURL is set on a shared store. homesTimer is its next beat, under homesMu.
-	homes      *homes
-	unsubHomes func()
-	homesMu    sync.Mutex
-	homesTimer clock.Timer
+	// GatewayURL is set on a shared store. homesTimer is its next beat, under homesMu;
+	// homesWarned, also under it, the disagreeing gateways already logged.
+	homes       *homes
+	unsubHomes  func()
+	homesMu     sync.Mutex
+	homesTimer  clock.Timer
+	homesWarned []string
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.

@@ -419,4 +419,16 @@ func TestTerminalsPageSaysWhereEachFacilityConnects(t *testing.T) {
 			t.Fatalf("%s's line %q, want %q", f, line, want)
 		}
 	}
+	if strings.Contains(page, `id="lists-differ"`) {
+		t.Fatalf("a warning of gateway lists that differ, from an announcement without a list:\n%s", page)
+	}
+	// A gateway started with another -gateways list announces it; staff are told.
+	if err := db.Notify("gateways", []byte("wss://gw9.doc.example:8443 09 0123456789abcdef")); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, "the stranger heard", func() bool { return len(e.r.GatewaysDisagreeing()) == 1 })
+	b.get("/console/terminals")
+	if !strings.Contains(b.last, `id="lists-differ">Gateway <code>wss://gw9.doc.example:8443</code> was started with another list of gateways`) {
+		t.Fatalf("no warning of a gateway with another list:\n%s", b.last)
+	}
 }

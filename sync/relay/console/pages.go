@@ -778,7 +778,8 @@ func (c *Console) terminals(w http.ResponseWriter, req *http.Request, u who, sta
 		}
 	}
 	c.render(w, req, status, "terminals", u, pageData{Title: "Terminals", Current: "terminals",
-		Data: map[string]any{"Rows": rows, "Facilities": facs, "Facility": fac, "Enrolled": enrolled, "Self": self, "Homes": homes}})
+		Data: map[string]any{"Rows": rows, "Facilities": facs, "Facility": fac, "Enrolled": enrolled, "Self": self, "Homes": homes,
+			"Disagreeing": c.r.GatewaysDisagreeing()}})
 }
 
 // deviceSummary shows a device_status body as short text, and the entries that look like
