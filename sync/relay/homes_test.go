@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -525,4 +526,84 @@ func TestGatewayWithAnotherListShownInMetricsAndLog(t *testing.T) {
 		clk.Advance(homeBeat)
 		return value(gw[0].scrape(), "tether_gateway_lists_differ", nil) == 0 && value(gw[1].scrape(), "tether_gateway_lists_differ", nil) == 0
 	})
+}
+
+// On gateways with facility homes each terminal's series come from the gateway that serves its
+// facility, whichever gateway its connection is on, and the fleet's gauges are that gateway's
+// share: summed over gateways they are the fleet's, as the alert rules read them
+// (deploy/prometheus). tether_gateway_connections is each gateway's own connections.
+func TestEachTerminalReportedByItsFacilitysGateway(t *testing.T) {
+	clk, gw, urls, _ := homeGateways(t)
+	hearEachOther(t, clk, gw, urls, false)
+	var facAt [2]string // a facility served by each gateway
+	for i := 0; facAt[0] == "" || facAt[1] == ""; i++ {
+		f := fmt.Sprintf("fac-%d", i)
+		switch gw[0].r.HomeOf(f) {
+		case urls[0]:
+			facAt[0] = cmp.Or(facAt[0], f)
+		case urls[1]:
+			facAt[1] = cmp.Or(facAt[1], f)
+		}
+	}
+	for _, f := range facAt {
+		if err := gw[0].r.PutPolicy(f, kiosk.DefaultPolicy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a1, a2 := gw[0].enrollAt(facAt[0], wire.ModeKiosk, ""), gw[0].enrollAt(facAt[0], wire.ModeKiosk, "")
+	b1 := gw[1].enrollAt(facAt[1], wire.ModeKiosk, "")
+	keepReading := func(c *websocket.Conn) {
+		go func() {
+			for {
+				if _, _, err := c.Read(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	// a1 is served by gateway 2 although its facility's home is gateway 1 (an older terminal
+	// that follows no redirect); b1 by its own home, gateway 2; a2 is not connected.
+	for _, k := range []*term{a1, b1} {
+		f, c := k.hello(t, urls[1], false, false)
+		if f.Type != wire.TypeWelcome {
+			t.Fatalf("got %s, want welcome", f.Type)
+		}
+		keepReading(c)
+	}
+	type report struct {
+		terminals                       string // the terminals with series, sorted
+		connectedSeries                 string // those whose tether_terminal_connected is 1
+		enrolled, connected, gatewayOwn float64
+	}
+	reported := func(e *env) report {
+		fams := e.scrape()
+		var all, on []string
+		if f := fams["tether_terminal_connected"]; f != nil {
+			for _, m := range f.Metric {
+				for _, l := range m.Label {
+					if l.GetName() == "terminal" {
+						all = append(all, l.GetValue())
+						if m.GetGauge().GetValue() == 1 {
+							on = append(on, l.GetValue())
+						}
+					}
+				}
+			}
+		}
+		slices.Sort(all)
+		slices.Sort(on)
+		return report{fmt.Sprint(all), fmt.Sprint(on), value(fams, "tether_terminals_enrolled", nil),
+			value(fams, "tether_terminals_connected", nil), value(fams, "tether_gateway_connections", nil)}
+	}
+	sorted := func(ids ...string) string { slices.Sort(ids); return fmt.Sprint(ids) }
+	want := [2]report{
+		{sorted(a1.id, a2.id), sorted(a1.id), 2, 1, 0},
+		{sorted(b1.id), sorted(b1.id), 1, 1, 2},
+	}
+	for i, e := range gw {
+		testwait.UntilSaw(t, fmt.Sprintf("gateway %d reports its facility's terminals", i+1), func() (bool, string) {
+			got := reported(e)
+			return got == want[i], fmt.Sprintf("%+v, want %+v", got, want[i])
+		})
+	}
 }

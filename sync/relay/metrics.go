@@ -249,13 +249,17 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // fleetCollector reads the terminals at each scrape: how many are enrolled and connected, the
-// downlink backlog, and each terminal's health as it last reported it.
+// downlink backlog, and each terminal's health as it last reported it. On a relay of gateways
+// with facility homes each gateway reports the terminals of the facilities it serves
+// (fleetForMetrics), so that every terminal's series come from one gateway and the fleet is
+// the sum over gateways; otherwise every terminal is reported.
 type fleetCollector struct{ r *Relay }
 
 var (
-	descEnrolled  = prometheus.NewDesc("tether_terminals_enrolled", "Terminals enrolled and not revoked.", nil, nil)
-	descConnected = prometheus.NewDesc("tether_terminals_connected", "Terminals with an authenticated connection now.", nil, nil)
-	descBacklog   = prometheus.NewDesc("tether_downlink_backlog_items", "Downlink items queued and not yet acknowledged, all terminals.", nil, nil)
+	descEnrolled  = prometheus.NewDesc("tether_terminals_enrolled", "Terminals enrolled and not revoked (with facility homes: of the facilities this gateway serves).", nil, nil)
+	descConnected = prometheus.NewDesc("tether_terminals_connected", "Of tether_terminals_enrolled, those with an authenticated connection now (with facility homes: through any gateway).", nil, nil)
+	descGwConns   = prometheus.NewDesc("tether_gateway_connections", "Authenticated terminal connections this relay or gateway holds now.", nil, nil)
+	descBacklog   = prometheus.NewDesc("tether_downlink_backlog_items", "Downlink items queued and not yet acknowledged, over the terminals of tether_terminals_enrolled.", nil, nil)
 	termLabels    = []string{"terminal", "facility", "mode"}
 	descTConn     = prometheus.NewDesc("tether_terminal_connected", "1 while the terminal is connected.", termLabels, nil)
 	descTBacklog  = prometheus.NewDesc("tether_terminal_downlink_backlog_items", "Downlink items queued for the terminal and not yet acknowledged.", termLabels, nil)
@@ -268,7 +272,7 @@ var (
 )
 
 func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEnrolled, descConnected, descBacklog, descTConn, descTBacklog, descTWaiting, descTSeen, descTInfo, descTDevice, descScrapeErr} {
+	for _, d := range []*prometheus.Desc{descEnrolled, descConnected, descGwConns, descBacklog, descTConn, descTBacklog, descTWaiting, descTSeen, descTInfo, descTDevice, descScrapeErr} {
 		ch <- d
 	}
 }
@@ -277,20 +281,14 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	gauge(descConnected, float64(c.r.hub.count()))
-	// Read from replicas where the store has them: a View of every terminal at every scrape
-	// of every gateway was most of a cluster's leader reads when nothing else ran.
-	terms, err := c.r.terminals(c.r.staleView)
-	var devices map[string][]vocab.DeviceHealth
-	if err == nil {
-		devices, err = c.r.deviceReports()
-	}
+	gauge(descGwConns, float64(c.r.hub.count()))
+	terms, devices, err := c.r.fleetForMetrics()
 	if err != nil {
 		gauge(descScrapeErr, 1)
 		return
 	}
 	gauge(descScrapeErr, 0)
-	enrolled, backlog := 0, uint64(0)
+	enrolled, connected, backlog := 0, 0, uint64(0)
 	for _, t := range terms {
 		if t.Revoked {
 			continue
@@ -302,6 +300,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		conn := 0.0
 		if t.Connected {
 			conn = 1
+			connected++
 		}
 		seen := 0.0
 		if !t.LastSeen.IsZero() {
@@ -326,7 +325,60 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(descEnrolled, float64(enrolled))
+	gauge(descConnected, float64(connected))
 	gauge(descBacklog, float64(backlog))
+}
+
+// fleetForMetrics reads the terminals a scrape reports, and their device reports, from
+// replicas where the store has them (a View of every terminal at every scrape of every
+// gateway was most of a cluster's leader reads when nothing else ran). With facility homes
+// they are the terminals of the facilities whose home is this gateway as it sees the others
+// now: a state's gateways then each read and report their share, not every terminal each.
+func (r *Relay) fleetForMetrics() ([]TerminalInfo, map[string][]vocab.DeviceHealth, error) {
+	if !r.homes.on() {
+		terms, err := r.terminals(r.staleView)
+		if err != nil {
+			return nil, nil, err
+		}
+		devices, err := r.deviceReports()
+		return terms, devices, err
+	}
+	var mine []string
+	err := r.staleView("list facilities with terminals", func(tx kv.Tx) error {
+		mine = mine[:0]
+		b := tx.Bucket([]byte(bFacTerms))
+		if b == nil {
+			return nil // no terminal enrolled yet
+		}
+		return b.ForEachBucket(func(name []byte) error {
+			if f := string(name); r.homes.of(f, false) == r.homes.self {
+				mine = append(mine, f)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	terms, err := r.FleetOf(mine...)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := make([]string, 0, len(terms))
+	for _, t := range terms {
+		if !t.Revoked {
+			ids = append(ids, t.ID)
+		}
+	}
+	raw, err := r.DeviceStatuses(ids...)
+	if err != nil {
+		return nil, nil, err
+	}
+	devices := make(map[string][]vocab.DeviceHealth, len(raw))
+	for id, body := range raw {
+		devices[id] = reportedDevices(body)
+	}
+	return terms, devices, nil
 }
 
 // deviceReports is each terminal's last device_status report, its devices only, within the
@@ -336,21 +388,30 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 func (r *Relay) deviceReports() (map[string][]vocab.DeviceHealth, error) {
 	out := map[string][]vocab.DeviceHealth{}
 	err := r.staleView("read device reports", func(tx kv.Tx) error {
+		clear(out) // a View may run again
 		return tx.Bucket([]byte(bDevices)).ForEach(func(k, v []byte) error {
-			var h vocab.Health
-			if json.Unmarshal(v, &h) != nil {
-				return nil
+			if devs := reportedDevices(v); devs != nil {
+				out[string(k)] = devs
 			}
-			devs := h.Devices[:min(len(h.Devices), vocab.MaxHealthDevices)]
-			for i := range devs {
-				devs[i].Name = cutLabel(devs[i].Name)
-				devs[i].Role = cutLabel(devs[i].Role)
-			}
-			out[string(k)] = devs
 			return nil
 		})
 	})
 	return out, err
+}
+
+// reportedDevices is the devices of one device_status body, within the limits of
+// deviceReports; nil for a body that is not a health report.
+func reportedDevices(body []byte) []vocab.DeviceHealth {
+	var h vocab.Health
+	if json.Unmarshal(body, &h) != nil {
+		return nil
+	}
+	devs := h.Devices[:min(len(h.Devices), vocab.MaxHealthDevices)]
+	for i := range devs {
+		devs[i].Name = cutLabel(devs[i].Name)
+		devs[i].Role = cutLabel(devs[i].Role)
+	}
+	return devs
 }
 
 // cutLabel keeps a terminal-given label within vocab.MaxHealthNameBytes and valid UTF-8.
