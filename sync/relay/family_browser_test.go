@@ -10,7 +10,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tether-kiosk/tether/kiosk"
-	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // TestFamilyPageInABrowser: a contact answers in a real browser (headless Chromium): types the
@@ -31,13 +30,7 @@ func TestFamilyPageInABrowser(t *testing.T) {
 		t.Skip("starts a browser: not in -short")
 	}
 	e := newEnv(t)
-	e.seed()
-	k := e.enroll(wire.ModeKiosk, "")
-	c := k.connect(t, 0)
-	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
-	if _, err := e.r.ApproveContact("c1"); err != nil {
-		t.Fatal(err)
-	}
+	_, c := e.approvedContact()
 	code := spooledCode(t, e.spool, "c1")
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Headless)

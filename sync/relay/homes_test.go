@@ -173,8 +173,8 @@ func (h *homes) settledAt(url string) bool {
 }
 
 // homeGateways is one of two relay gateways on one store, serving on a listener opened before
-// the relay so that its URL is in Config.Gateways.
-func homeGateways(t *testing.T) (clk *clock.Fake, gw [2]*env, urls [2]string, store [2]kv.Store) {
+// the relay so that its URL is in Config.Gateways; opts change both gateways' Config.
+func homeGateways(t *testing.T, opts ...func(*Config)) (clk *clock.Fake, gw [2]*env, urls [2]string, store [2]kv.Store) {
 	t.Helper()
 	var lns [2]net.Listener
 	for i := range lns {
@@ -201,6 +201,9 @@ func homeGateways(t *testing.T) (clk *clock.Fake, gw [2]*env, urls [2]string, st
 		gw[i].cfg = Config{DataDir: gw[i].dir, Clock: clk, AdminToken: testToken, PINParams: kiosk.TestPINParams(),
 			Logf: gw[i].logf, HandshakeTimeout: 2 * time.Second, PingInterval: time.Hour,
 			Store: store[i], Gateways: urls[:], GatewayURL: urls[i]}
+		for _, o := range opts {
+			o(&gw[i].cfg)
+		}
 	}
 	for i, e := range gw {
 		e.serveOn(lns[i])

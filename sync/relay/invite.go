@@ -72,7 +72,18 @@ type inviteRec struct {
 	// will never be sent, so it leaves the hourly retry's list; staff see it expired and may
 	// issue it again, which writes a fresh record.
 	Lapsed bool `json:"lapsed,omitempty"`
+	// SendingUntil: a gateway minted the code of this attempt and is sending it until then
+	// (inviteSendClaim after it began). Another gateway of the same store leaves the
+	// invitation alone meanwhile: its retry would mint a second code, which voids the first,
+	// and the family would get two emails, the first one's code refused. The sender clears it
+	// when the attempt ends; a gateway that died mid-send leaves it to lapse.
+	SendingUntil time.Time `json:"sending_until,omitzero"`
 }
+
+// inviteSendClaim is how long an attempt to send an invitation holds it against other
+// gateways: the send's own timeout (30 s), both transactions around it, and room for the
+// gateways' clocks to differ.
+const inviteSendClaim = 2 * time.Minute
 
 // awaitsSending is whether the hourly retry may still send inv: the rule of the list of
 // unsent invitations (bInvitesUnsent), which putInvite keeps, migrate17to18 fills and verify
@@ -249,8 +260,9 @@ func dropCodeTx(tx kv.Tx, contactID string) error {
 }
 
 // sendInvitation mints a fresh code for contact id's invitation and sends it, if it is still
-// waiting to be sent (sent reports whether it went out now). Sends are one at a time, so two
-// never race to replace each other's code.
+// waiting to be sent and no other gateway is sending it (sent reports whether it went out
+// now). Sends are one at a time here (inviteMu) and claimed in the store across gateways
+// (SendingUntil), so two never race to replace each other's code.
 func (r *Relay) sendInvitation(ctx context.Context, id string) (sent bool, err error) {
 	const op = "send invitation"
 	r.inviteMu.Lock()
@@ -275,11 +287,15 @@ func (r *Relay) sendInvitation(ctx context.Context, id string) (sent bool, err e
 		if inv.Sent || inv.Answer != "" || c.State != vocab.ContactApproved || c.Invite != vocab.InviteInvited || !now.Before(inv.ExpiresAt) {
 			return nil
 		}
+		if now.Before(inv.SendingUntil) {
+			return nil // another gateway is sending it now
+		}
 		if err := dropCodeTx(tx, id); err != nil {
 			return err
 		}
 		inv.CodeHash = codeHash(code)
 		inv.Attempts++
+		inv.SendingUntil = now.Add(inviteSendClaim)
 		if err := tx.Bucket([]byte(bInviteCodes)).Put([]byte(inv.CodeHash), []byte(id)); err != nil {
 			return err
 		}
@@ -312,6 +328,7 @@ func (r *Relay) sendInvitation(ctx context.Context, id string) (sent bool, err e
 		if ok, err := getJSON(tx, bInvites, id, &inv); err != nil || !ok || inv.CodeHash != hash {
 			return err // answered or re-issued meanwhile
 		}
+		inv.SendingUntil = time.Time{}
 		if sendErr != nil {
 			inv.LastError = sendErr.Error()
 		} else {

@@ -67,3 +67,29 @@ func (e *env) letterContact(inmateID, contactID string) {
 	}
 	e.approveAccepted(contactID)
 }
+
+// blockedSpool is a spool directory that cannot be written (a file stands where it should be),
+// for a notifier that fails until the test removes the file.
+func blockedSpool(t testing.TB) string {
+	t.Helper()
+	blocked := filepath.Join(t.TempDir(), "spool")
+	if err := os.WriteFile(blocked, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return blocked
+}
+
+// approvedContact seeds e, enrolls a kiosk and has inmate A1 ask for contact c1 (Mom), whom
+// staff approve: its invitation is sent, or waits when e's notifier fails. It returns the
+// kiosk and its connection.
+func (e *env) approvedContact() (*term, *tconn) {
+	e.t.Helper()
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(e.t, 0)
+	contactOf(e.t, k, c, "A1", "c1", "Mom", "mom@example.org")
+	if _, err := e.r.ApproveContact("c1"); err != nil {
+		e.t.Fatal(err)
+	}
+	return k, c
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -77,7 +79,7 @@ func (b *browser) answer(code, answer string) (int, string) {
 }
 
 // contactOf asks for contact id of inmate through kiosk k's connection c.
-func contactOf(t *testing.T, k *term, c *tconn, inmate, id, name, email string) {
+func contactOf(t testing.TB, k *term, c *tconn, inmate, id, name, email string) {
 	t.Helper()
 	if ack := c.batch(k.item(wire.UpContactRequest, kiosk.Contact{ID: id, InmateID: inmate, Name: name, Email: email,
 		State: kiosk.ContactPending})); len(ack.Rejected) != 0 {
@@ -289,10 +291,7 @@ func TestInvitationExpiresAndIsIssuedAgain(t *testing.T) {
 // directory should be); the approval stands, staff see the invitation unsent with the error,
 // and a retry once the spool is fixed sends it with a code that works.
 func TestInvitationNotSentIsKeptAndRetried(t *testing.T) {
-	blocked := filepath.Join(t.TempDir(), "spool")
-	if err := os.WriteFile(blocked, []byte("not a directory"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	blocked := blockedSpool(t)
 	e := newEnv(t, func(c *Config) { c.Notifier = SpoolNotifier{Dir: blocked} })
 	e.spool = blocked
 	e.seed()
@@ -337,18 +336,9 @@ func TestInvitationNotSentIsKeptAndRetried(t *testing.T) {
 // TestInvitationOfARemovedContactIsNotRetried: an invitation that could not be sent, of a
 // contact the inmate then removed, is not sent later nor listed as waiting.
 func TestInvitationOfARemovedContactIsNotRetried(t *testing.T) {
-	blocked := filepath.Join(t.TempDir(), "spool")
-	if err := os.WriteFile(blocked, []byte("not a directory"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	blocked := blockedSpool(t)
 	e := newEnv(t, func(c *Config) { c.Notifier = SpoolNotifier{Dir: blocked} })
-	e.seed()
-	k := e.enroll(wire.ModeKiosk, "")
-	c := k.connect(t, 0)
-	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
-	if _, err := e.r.ApproveContact("c1"); err != nil {
-		t.Fatal(err)
-	}
+	k, c := e.approvedContact()
 	if ack := c.batch(k.item(wire.UpContactRemove, kiosk.Contact{ID: "c1", InmateID: "A1"})); len(ack.Rejected) != 0 {
 		t.Fatalf("remove: %+v", ack)
 	}
@@ -444,6 +434,12 @@ type smtpServer struct {
 	mu   sync.Mutex
 	msgs []smtpMsg
 	wg   sync.WaitGroup
+	// Under mu: refuse answers every session 554 (a mail server down); gate, if not nil,
+	// holds each session before its greeting until it is closed (one slow to answer), and
+	// held counts the sessions it holds.
+	refuse bool
+	gate   chan struct{}
+	held   int
 }
 
 type smtpMsg struct {
@@ -482,6 +478,19 @@ func (s *smtpServer) serve(conn net.Conn) {
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(conn)
 	say := func(l string) { _, _ = io.WriteString(conn, l+"\r\n") }
+	s.mu.Lock()
+	refuse, gate := s.refuse, s.gate
+	if gate != nil {
+		s.held++
+	}
+	s.mu.Unlock()
+	if refuse {
+		say("554 no service here now")
+		return
+	}
+	if gate != nil {
+		<-gate
+	}
 	say("220 test.invalid ESMTP")
 	var m smtpMsg
 	for {
@@ -798,5 +807,119 @@ func unsentListed(t *testing.T, e *env, when string, want ...string) {
 	}
 	if rep, err := e.r.Verify(); err != nil || !rep.OK {
 		t.Errorf("%s: verify %+v (%v)", when, rep, err)
+	}
+}
+
+// Two gateways of one store each retry the invitations that could not be sent. While one is
+// sending an invitation (its mail server slow to answer), the other's retry leaves it alone:
+// the family gets one email, and its code is the one that works. Before, the second retry
+// minted a code of its own, voiding the first, and sent a second email.
+func TestInvitationSentOnceAcrossGateways(t *testing.T) {
+	srv := startSMTP(t)
+	n := SMTPNotifier{Addr: srv.ln.Addr().String(), From: "invite@relay.example"}
+	_, gw, _, _ := homeGateways(t, func(c *Config) { c.Notifier = n })
+	gw[0].seed()
+	k := gw[0].enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
+	srv.mu.Lock()
+	srv.refuse = true
+	srv.mu.Unlock()
+	if _, err := gw[0].r.ApproveContact("c1"); err != nil {
+		t.Fatal(err)
+	}
+	if inv, err := gw[1].r.invitation("c1"); err != nil || inv.Sent || inv.Attempts != 1 {
+		t.Fatalf("after a refused send: %+v, %v", inv, err)
+	}
+	gate := make(chan struct{})
+	srv.mu.Lock()
+	srv.refuse, srv.gate = false, gate
+	srv.mu.Unlock()
+	type result struct{ sent, failed int }
+	done := [2]chan result{make(chan result, 1), make(chan result, 1)}
+	retry := func(i int) {
+		sent, failed, err := gw[i].r.RetryInvitations(context.Background())
+		if err != nil {
+			t.Errorf("gateway %d retry: %v", i+1, err)
+		}
+		done[i] <- result{sent, failed}
+	}
+	go retry(0)
+	testwait.Until(t, "gateway 1's send reaches the mail server", func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return srv.held == 1
+	})
+	go retry(1)
+	// Gateway 2's retry ends without sending; were it to send, its session would be held too.
+	var second result
+	testwait.UntilSaw(t, "gateway 2's retry ends", func() (bool, string) {
+		srv.mu.Lock()
+		held := srv.held
+		srv.mu.Unlock()
+		if held > 1 {
+			close(gate)
+			t.Fatalf("gateway 2 sent the invitation gateway 1 was sending")
+		}
+		select {
+		case second = <-done[1]:
+			return true, ""
+		default:
+			return false, fmt.Sprintf("%d sessions at the mail server", held)
+		}
+	})
+	close(gate)
+	first := <-done[0]
+	if first != (result{1, 0}) || second != (result{0, 0}) {
+		t.Fatalf("retries: gateway 1 %+v, gateway 2 %+v; want one sent, by gateway 1", first, second)
+	}
+	srv.mu.Lock()
+	msgs := append([]smtpMsg(nil), srv.msgs...)
+	srv.mu.Unlock()
+	if len(msgs) != 1 {
+		t.Fatalf("%d emails to the family, want 1", len(msgs))
+	}
+	m := codeLine.FindStringSubmatch(msgs[0].data)
+	if m == nil {
+		t.Fatalf("the email has no code:\n%s", msgs[0].data)
+	}
+	if _, err := gw[1].r.AnswerInvitation(m[1], AnswerAccept); err != nil {
+		t.Fatalf("accept with the code the family got: %v", err)
+	}
+	// Nothing is left claimed: the retry of a later failure is not held off.
+	if inv, err := gw[0].r.invitation("c1"); err != nil || !inv.Sent {
+		t.Fatalf("after the send: %+v, %v", inv, err)
+	}
+}
+
+// A gateway that died while sending an invitation leaves its claim (SendingUntil): the other
+// gateways' retries leave the invitation alone until the claim lapses, then send it.
+func TestInvitationClaimOfADeadGatewayLapses(t *testing.T) {
+	blocked := blockedSpool(t)
+	e := newEnv(t, func(c *Config) { c.Notifier = SpoolNotifier{Dir: blocked} })
+	e.approvedContact()
+	// What a gateway that took the invitation and then died left in the store.
+	if err := e.r.update("a dead gateway's claim", func(tx kv.Tx, _ *fanout) error {
+		var inv inviteRec
+		if _, err := getJSON(tx, bInvites, "c1", &inv); err != nil {
+			return err
+		}
+		inv.SendingUntil = e.clock.Now().UTC().Add(inviteSendClaim)
+		return putInvite(tx, "c1", inv)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(blocked); err != nil {
+		t.Fatal(err)
+	}
+	if sent, failed, err := e.r.RetryInvitations(context.Background()); err != nil || sent+failed != 0 {
+		t.Fatalf("retry while claimed: sent %d, failed %d, %v; want it left alone", sent, failed, err)
+	}
+	e.clock.Advance(inviteSendClaim)
+	if sent, failed, err := e.r.RetryInvitations(context.Background()); err != nil || sent != 1 || failed != 0 {
+		t.Fatalf("retry once the claim lapsed: sent %d, failed %d, %v", sent, failed, err)
+	}
+	if _, err := e.r.AnswerInvitation(spooledCode(t, blocked, "c1"), AnswerAccept); err != nil {
+		t.Fatalf("accept with the code sent: %v", err)
 	}
 }

@@ -125,13 +125,7 @@ func TestRetryInvitationsWhenAViewRunsAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnv(t, func(cfg *Config) { cfg.Store = viewsTwice{db}; cfg.Notifier = SpoolNotifier{Dir: spool} })
-	e.seed()
-	k := e.enroll(wire.ModeKiosk, "")
-	c := k.connect(t, 0)
-	contactOf(t, k, c, "A1", "c1", "Mom", "mom@example.org")
-	if _, err := e.r.ApproveContact("c1"); err != nil {
-		t.Fatal(err)
-	}
+	e.approvedContact()
 	if err := os.Remove(spool); err != nil { // the spool is mended; the invitation waits
 		t.Fatal(err)
 	}
