@@ -51,6 +51,11 @@ const (
 	// maxStrangers bounds how many announcing URLs outside this gateway's list it keeps
 	// (only to report them): a flood of forged ones costs a few kilobytes, no more.
 	maxStrangers = 32
+	// maxUnreleased bounds the owner records whose release failed that a gateway keeps to
+	// delete again (about 100 bytes each), and releasesPerBeat how many it deletes in the one
+	// transaction of a beat.
+	maxUnreleased   = 100_000
+	releasesPerBeat = 512
 )
 
 // homes is one gateway's view of the relay's gateways: which are live, and so where each
@@ -284,6 +289,14 @@ func (r *Relay) homeBeat() {
 	if err := r.db.(kv.Notifier).Notify(homesTopic, r.homes.announcement()); err != nil {
 		r.logf("relay: announce this gateway to the others: %v", err)
 	}
+	// Off the beat: a store without quorum holds a write for seconds, and the announcement
+	// must not wait for it.
+	if r.releasing.CompareAndSwap(false, true) {
+		go func() {
+			defer r.releasing.Store(false)
+			r.releaseAgain(releasesPerBeat)
+		}()
+	}
 	if n := r.sendHome(homeMovesPerBeat); n > 0 {
 		r.metrics.homes.WithLabelValues("moved").Add(float64(n))
 		r.logf("relay: %d connections closed to reconnect through their facilities' gateways", n)
@@ -357,15 +370,69 @@ func (r *Relay) releaseOwner(s *session) {
 		return
 	}
 	err = r.update("release terminal", func(tx kv.Tx, _ *fanout) error {
-		b := tx.Bucket([]byte(bOwners))
-		if b == nil || !bytes.Equal(b.Get([]byte(s.id)), own.rec) {
-			return nil // a newer connection's claim: it stays
-		}
-		return b.Delete([]byte(s.id))
+		return releaseTx(tx, s.id, own.rec)
 	})
 	if err != nil && !r.stopped() {
-		r.logf("relay: release terminal %s: %v", s.id, err)
+		// Left in the store, the record would show the terminal online through this gateway
+		// for as long as the gateway lives, and keep the offline alert from firing for a
+		// terminal that lost its power: the beats delete it once the store takes writes.
+		r.logf("relay: release terminal %s: %v (deleted again once the store takes writes)", s.id, err)
+		r.homesMu.Lock()
+		if len(r.unreleased) < maxUnreleased {
+			if r.unreleased == nil {
+				r.unreleased = map[string][]byte{}
+			}
+			r.unreleased[s.id] = own.rec
+		}
+		r.homesMu.Unlock()
 	}
+}
+
+// releaseTx deletes terminal id's owner record if it is still rec, a connection's claim that
+// ended; a newer connection's claim stays.
+func releaseTx(tx kv.Tx, id string, rec []byte) error {
+	b := tx.Bucket([]byte(bOwners))
+	if b == nil || !bytes.Equal(b.Get([]byte(id)), rec) {
+		return nil
+	}
+	return b.Delete([]byte(id))
+}
+
+// releaseAgain deletes, in one transaction, up to max of the owner records whose release
+// failed; those it could not delete wait for the next beat.
+func (r *Relay) releaseAgain(max int) {
+	r.homesMu.Lock()
+	batch := make(map[string][]byte, min(max, len(r.unreleased)))
+	for id, rec := range r.unreleased {
+		if len(batch) == max {
+			break
+		}
+		batch[id] = rec
+		delete(r.unreleased, id)
+	}
+	r.homesMu.Unlock()
+	if len(batch) == 0 || r.stopped() {
+		return
+	}
+	err := r.update("release terminals again", func(tx kv.Tx, _ *fanout) error {
+		for id, rec := range batch {
+			if err := releaseTx(tx, id, rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		r.logf("relay: released %d terminals whose release had failed", len(batch))
+		return
+	}
+	r.homesMu.Lock()
+	for id, rec := range batch {
+		if _, newer := r.unreleased[id]; !newer && len(r.unreleased) < maxUnreleased {
+			r.unreleased[id] = rec
+		}
+	}
+	r.homesMu.Unlock()
 }
 
 // connectedElsewhere is the URL of the live gateway holding the terminal's connection, read

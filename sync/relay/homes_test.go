@@ -176,6 +176,17 @@ func (h *homes) settledAt(url string) bool {
 // the relay so that its URL is in Config.Gateways; opts change both gateways' Config.
 func homeGateways(t *testing.T, opts ...func(*Config)) (clk *clock.Fake, gw [2]*env, urls [2]string, store [2]kv.Store) {
 	t.Helper()
+	var c *natstest.Cluster
+	if os.Getenv(storeEnv) == "jetstream" {
+		c = natstest.Start(t)
+	}
+	return homeGatewaysOn(t, c, opts...)
+}
+
+// homeGatewaysOn is homeGateways on cluster c (each gateway through a node of its own), or on
+// one bbolt file when c is nil.
+func homeGatewaysOn(t *testing.T, c *natstest.Cluster, opts ...func(*Config)) (clk *clock.Fake, gw [2]*env, urls [2]string, store [2]kv.Store) {
+	t.Helper()
 	var lns [2]net.Listener
 	for i := range lns {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -184,8 +195,7 @@ func homeGateways(t *testing.T, opts ...func(*Config)) (clk *clock.Fake, gw [2]*
 		}
 		lns[i], urls[i] = ln, "http://"+ln.Addr().String()
 	}
-	if os.Getenv(storeEnv) == "jetstream" {
-		c := natstest.Start(t)
+	if c != nil {
 		store = [2]kv.Store{jetStore(t, c, 0, "relay"), jetStore(t, c, 1, "relay")}
 	} else {
 		db, err := boltkv.Open(filepath.Join(t.TempDir(), "shared.db"), nil)
@@ -608,5 +618,50 @@ func TestEachTerminalReportedByItsFacilitysGateway(t *testing.T) {
 			got := reported(e)
 			return got == want[i], fmt.Sprintf("%+v, want %+v", got, want[i])
 		})
+	}
+}
+
+// A connection that ends while the cluster has no quorum cannot delete its owner record; left
+// there, the terminal would show online through that gateway (and so raise no offline alert)
+// for as long as the gateway lives. Its gateway deletes the record at a beat once the store
+// takes writes again, and the other gateway then shows the terminal offline.
+func TestReleaseThatFailedIsDoneOnceTheStoreTakesWrites(t *testing.T) {
+	c := natstest.Start(t)
+	clk, gw, urls, _ := homeGatewaysOn(t, c)
+	gw[0].seed()
+	hearEachOther(t, clk, gw, urls, false)
+	k := gw[0].enroll(wire.ModeKiosk, "")
+	online := func(e *env) (bool, string) {
+		ts, err := e.r.Terminals()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, ti := range ts {
+			if ti.ID == k.id {
+				return ti.Connected, fmt.Sprintf("connected %v through %q", ti.Connected, ti.Gateway)
+			}
+		}
+		return false, "not listed"
+	}
+	f, conn := k.hello(t, urls[1], false, false)
+	if f.Type != wire.TypeWelcome {
+		t.Fatalf("got %s, want welcome", f.Type)
+	}
+	testwait.UntilSaw(t, "gateway 1 shows the terminal online through gateway 2", func() (bool, string) { return online(gw[0]) })
+
+	c.StopQuorum(0) // node 0 stays, without the other two
+	conn.Close(websocket.StatusNormalClosure, "")
+	testwait.UntilSaw(t, "gateway 2 fails to release the terminal", func() (bool, string) {
+		return strings.Contains(gw[1].logText(), "release terminal "+k.id), gw[1].logText()
+	})
+	c.Restart(1)
+	c.Restart(2)
+	testwait.UntilSaw(t, "gateway 1 shows the terminal offline once the store takes writes", func() (bool, string) {
+		clk.Advance(homeBeat)
+		on, saw := online(gw[0])
+		return !on && strings.HasPrefix(saw, "connected false"), saw
+	})
+	if !strings.Contains(gw[1].logText(), "released 1 terminals whose release had failed") {
+		t.Errorf("gateway 2 did not say it released the terminal again:\n%s", gw[1].logText())
 	}
 }

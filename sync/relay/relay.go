@@ -168,12 +168,15 @@ type Relay struct {
 	unsubOwners func()
 	// homes is where each facility is served among the gateways (homes.go); nil unless
 	// GatewayURL is set on a shared store. homesTimer is its next beat, under homesMu;
-	// homesWarned, also under it, the disagreeing gateways already logged.
+	// homesWarned, also under it, the disagreeing gateways already logged, and unreleased
+	// the owner records whose release failed, by terminal (releaseOwner).
 	homes       *homes
 	unsubHomes  func()
 	homesMu     sync.Mutex
 	homesTimer  clock.Timer
 	homesWarned []string
+	unreleased  map[string][]byte
+	releasing   atomic.Bool // a beat's releaseAgain is under way
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.
