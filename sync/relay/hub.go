@@ -218,15 +218,16 @@ func (h *hub) session(id string) *session {
 	return h.sessions[id]
 }
 
-// snapshot is the authenticated connections at this moment.
-func (h *hub) snapshot() []*session {
+// each calls fn with each authenticated connection, under the hub's lock (fn must not call
+// the hub), until fn returns false.
+func (h *hub) each(fn func(*session) bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]*session, 0, len(h.sessions))
 	for _, s := range h.sessions {
-		out = append(out, s)
+		if !fn(s) {
+			return
+		}
 	}
-	return out
 }
 
 func (h *hub) connected(id string) bool {
