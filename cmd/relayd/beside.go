@@ -15,16 +15,18 @@ import (
 // cluster whose stream the gateways share, with its credentials. On a stream the command runs
 // beside the gateways, which keep serving: each of its writes is a transaction like theirs.
 type stateFlags struct {
-	data, store, creds, nkey *string
+	data, store *string
+	nats        *natsFlags
 }
 
 func addStateFlags(fs *flag.FlagSet) stateFlags {
-	return stateFlags{
+	f := stateFlags{
 		data:  fs.String("data", "", "data directory holding relay.db (relayd must be stopped); or -store"),
 		store: fs.String("store", "", "the NATS cluster of the gateways' stream, as relayd's -store: nats://host:port[,host:port...]\n(the gateways may keep running); or -data"),
-		creds: fs.String("nats-creds", "", "with -store: a user credentials file, mode 0600"),
-		nkey:  fs.String("nats-nkey", "", "with -store: an nkey seed file, mode 0600"),
+		nats:  new(natsFlags),
 	}
+	f.nats.register(fs)
+	return f
 }
 
 // open opens the relay the flags name; closeFn closes it and what it opened.
@@ -36,8 +38,8 @@ func (f stateFlags) open(ctx context.Context, stderr io.Writer) (r *relay.Relay,
 		if *f.data == "" {
 			return nil, nil, usageErrorf("-data DIR or -store nats://... is required")
 		}
-		if *f.creds != "" || *f.nkey != "" {
-			return nil, nil, usageErrorf("-nats-creds and -nats-nkey go with -store nats://...")
+		if f.nats.any() {
+			return nil, nil, usageErrorf("-nats-creds, -nats-nkey, -nats-ca, -nats-cert and -nats-key go with -store nats://...")
 		}
 		r, err := relay.Open(relay.Config{DataDir: *f.data})
 		if err != nil {
@@ -45,7 +47,7 @@ func (f stateFlags) open(ctx context.Context, stderr io.Writer) (r *relay.Relay,
 		}
 		return r, func() { r.Close() }, nil
 	}
-	o := options{store: *f.store, natsCreds: *f.creds, natsNkey: *f.nkey}
+	o := options{store: *f.store, nats: *f.nats}
 	if err := checkStoreFlags(o); err != nil {
 		return nil, nil, err
 	}

@@ -104,7 +104,8 @@ type options struct {
 	smtpTLS                                                        bool
 	inviteTTL, inviteRetry                                         time.Duration
 	// The store: empty for DIR/relay.db, or NATS servers and their credentials (store.go).
-	store, natsCreds, natsNkey string
+	store string
+	nats  natsFlags
 	// debugListen serves net/http/pprof (loopback only), for heap and goroutine profiles.
 	debugListen string
 	// The garbage collector (internal/gctune).
@@ -161,8 +162,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		"announced to terminals so they reconnect to another when one is down (at most 8)")
 	fs.StringVar(&o.gatewayURL, "gateway-url", "", "this gateway's own URL, one of -gateways: with -store, each facility's terminals are then\n"+
 		"served by one gateway and sent there when they connect elsewhere (docs/SCALE.md \"Facility homes\")")
-	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS user credentials file (JWT and nkey seed, mode 0600) for -store")
-	fs.StringVar(&o.natsNkey, "nats-nkey", "", "NATS nkey seed file (mode 0600) for -store")
+	o.nats.register(fs)
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR|-store URL [-json]   (check a stopped relay's file, or the gateways' stream)\n"+

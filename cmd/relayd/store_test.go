@@ -155,3 +155,52 @@ func TestStoreFlagMovesContentDBOntoTheStream(t *testing.T) {
 		t.Fatalf("the photo read from the stream differs (err %v)", err)
 	}
 }
+
+// relayd reaches a cluster that speaks only TLS and asks its clients for certificates, as a
+// state's does: with the CA that signed the servers' certificates (-nats-ca) and a client
+// certificate (-nats-cert, -nats-key) it serves, and console-user works beside it with the
+// same flags. Without the client certificate, or without the CA, it fails at start and says
+// where; a key others can read is refused before any connection.
+func TestStoreFlagOverTLSWithClientCertificates(t *testing.T) {
+	files := natstest.NewTLSFiles(t)
+	c := natstest.StartTLS(t, files)
+	env := map[string]string{TokenEnv: strings.Repeat("t", 20)}
+	tlsArgs := []string{"-nats-ca", files.CA, "-nats-cert", files.ClientCert, "-nats-key", files.ClientKey}
+	args := append([]string{"-data", t.TempDir(), "-listen", "127.0.0.1:0", "-store", c.URL(0) + "," + c.URL(1)}, tlsArgs...)
+	base, _, stderr, stop := start(t, args, env)
+	defer stop()
+	if got := get(t, http.DefaultClient, base+"/readyz", ""); got != http.StatusOK {
+		t.Fatalf("readyz over TLS: %d\n%s", got, stderr)
+	}
+	add := append([]string{"add", "-store", c.URL(2), "-username", "root", "-name", "Root", "-roles", "admin", "-facilities", "*"}, tlsArgs...)
+	if err := consoleUser(add, strings.NewReader("long enough password\n"), io.Discard, io.Discard); err != nil {
+		t.Fatalf("console-user over TLS: %v", err)
+	}
+
+	loose := filepath.Join(t.TempDir(), "client.key")
+	raw, err := os.ReadFile(files.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(loose, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		tls  []string
+		want string
+	}{
+		{"no client certificate", []string{"-nats-ca", files.CA}, "connect to the NATS cluster of -store: remote error: tls: certificate required"},
+		{"not the cluster's CA", []string{"-nats-cert", files.ClientCert, "-nats-key", files.ClientKey}, "certificate signed by unknown authority"},
+		{"a key others can read", []string{"-nats-ca", files.CA, "-nats-cert", files.ClientCert, "-nats-key", loose}, "readable by others"},
+		{"a certificate without its key", []string{"-nats-ca", files.CA, "-nats-cert", files.ClientCert}, "go together"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		args := append([]string{"-data", t.TempDir(), "-listen", "127.0.0.1:0", "-store", c.URL(0)}, tc.tls...)
+		err := run(ctx, args, func(k string) string { return env[k] }, io.Discard, io.Discard, nil)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %q", tc.name, err, tc.want)
+		}
+	}
+}

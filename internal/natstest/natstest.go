@@ -32,6 +32,7 @@ type Cluster struct {
 	t     testing.TB
 	mu    sync.Mutex
 	nodes [Size]*node
+	tls   *TLSFiles // nil: plain client ports
 }
 
 type node struct {
@@ -62,14 +63,22 @@ func freePorts(t testing.TB, n int) []int {
 
 // Start starts the cluster and waits until it has a JetStream meta leader. It is shut down
 // when the test ends.
-func Start(t testing.TB) *Cluster {
+func Start(t testing.TB) *Cluster { return start(t, nil) }
+
+// StartTLS is Start with TLS on the nodes' client ports (the routes between them stay plain,
+// on loopback): each presents files' server certificate and requires a client certificate
+// the CA signed. URL gives tls:// addresses; Connect trusts the CA and presents the client
+// certificate.
+func StartTLS(t testing.TB, files TLSFiles) *Cluster { return start(t, &files) }
+
+func start(t testing.TB, files *TLSFiles) *Cluster {
 	t.Helper()
 	ports := freePorts(t, 2*Size)
 	var routes []*url.URL
 	for i := range Size {
 		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", ports[Size+i])})
 	}
-	c := &Cluster{t: t}
+	c := &Cluster{t: t, tls: files}
 	base := t.TempDir()
 	for i := range Size {
 		c.nodes[i] = &node{opts: server.Options{
@@ -91,6 +100,11 @@ func Start(t testing.TB) *Cluster {
 			NoLog:  true,
 			NoSigs: true,
 		}}
+		if files != nil {
+			c.nodes[i].opts.TLS, c.nodes[i].opts.TLSVerify = true, true
+			c.nodes[i].opts.TLSConfig = files.serverConfig(t)
+			c.nodes[i].opts.TLSTimeout = 5
+		}
 	}
 	t.Cleanup(c.Shutdown)
 	for i := range Size {
@@ -119,7 +133,11 @@ func (c *Cluster) start(i int) {
 
 // URL is node i's client URL.
 func (c *Cluster) URL(i int) string {
-	return fmt.Sprintf("nats://127.0.0.1:%d", c.nodes[i].opts.Port)
+	scheme := "nats"
+	if c.tls != nil {
+		scheme = "tls"
+	}
+	return fmt.Sprintf("%s://127.0.0.1:%d", scheme, c.nodes[i].opts.Port)
 }
 
 // URLs is every node's client URL, comma-separated as nats.Connect takes them.
@@ -141,9 +159,12 @@ func (c *Cluster) Connect(i int) *nats.Conn {
 			servers = append(servers, c.URL(j))
 		}
 	}
-	nc, err := nats.Connect(strings.Join(servers, ","),
-		nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
-		nats.Name(fmt.Sprintf("natstest-%d", i)))
+	opts := []nats.Option{nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond),
+		nats.Name(fmt.Sprintf("natstest-%d", i))}
+	if c.tls != nil {
+		opts = append(opts, nats.RootCAs(c.tls.CA), nats.ClientCert(c.tls.ClientCert, c.tls.ClientKey))
+	}
+	nc, err := nats.Connect(strings.Join(servers, ","), opts...)
 	if err != nil {
 		c.t.Fatalf("natstest: connect to node %d: %v", i, err)
 	}
