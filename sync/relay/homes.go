@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/coder/websocket"
 
@@ -51,6 +52,9 @@ const (
 	// maxStrangers bounds how many announcing URLs outside this gateway's list it keeps
 	// (only to report them): a flood of forged ones costs a few kilobytes, no more.
 	maxStrangers = 32
+	// maxStrangerURL bounds the URL of a stranger kept: longer ones, and any with a control
+	// character, are forged (they are logged and shown to staff) and ignored.
+	maxStrangerURL = 512
 	// maxUnreleased bounds the owner records whose release failed that a gateway keeps to
 	// delete again (about 100 bytes each), and releasesPerBeat how many it deletes in the one
 	// transaction of a beat.
@@ -169,6 +173,9 @@ func (h *homes) heard(msg string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !slices.Contains(h.all, url) {
+		if len(url) > maxStrangerURL || strings.ContainsFunc(url, unicode.IsControl) {
+			return
+		}
 		if _, known := h.strangers[url]; leaving || !known && len(h.strangers) >= maxStrangers {
 			delete(h.strangers, url)
 			return

@@ -490,6 +490,12 @@ func TestGatewaysWithAnotherListAreReported(t *testing.T) {
 	}
 	v.heard("")
 	v.heard("   ")
+	clk.Advance(homeLapse + time.Second)
+	v.heard("wss://" + strings.Repeat("x", maxStrangerURL) + ".example:8443 00 ff")
+	v.heard("wss://esc\x1b[2Jape.example:8443 00 ff")
+	if got := v.disagreeing(); len(got) != 0 {
+		t.Fatalf("a stranger with an overlong URL or a control character was kept: %q", got)
+	}
 }
 
 // Two gateways on one store, and a third started with another -gateways list: each of the
