@@ -164,6 +164,19 @@ func (h *homes) live(url string) bool {
 	return ok && h.clock.Mono()-last <= homeLapse
 }
 
+// heardNow reports whether gateway url (of the list, or a stranger) was heard at the clock's
+// reading now.
+func (h *homes) heardNow(url string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.clock.Mono()
+	last, ok := h.last[url]
+	if !ok {
+		last, ok = h.strangers[url]
+	}
+	return ok && last == now
+}
+
 // settledAt reports whether gateway url has been heard without a lapse for homeSettle.
 func (h *homes) settledAt(url string) bool {
 	h.mu.Lock()
@@ -522,15 +535,32 @@ func TestGatewayWithAnotherListShownInMetricsAndLog(t *testing.T) {
 	t.Cleanup(odd.close)
 	both := []string{urls[0], urls[1]}
 	slices.Sort(both) // as listed: by URL
-	testwait.Until(t, "every gateway reports the one with another list", func() bool {
+	// The clock moves a beat only once every gateway heard every other's announcement of the
+	// last one, so none lapses in another's view however slowly the messages go: each is
+	// logged once, not again at a lapse and return.
+	views := []*homes{gw[0].r.homes, gw[1].r.homes, odd.r.homes}
+	for beat := range 6 {
 		clk.Advance(homeBeat)
-		return fmt.Sprint(gw[0].r.GatewaysDisagreeing()) == fmt.Sprint([]string{third}) &&
-			fmt.Sprint(gw[1].r.GatewaysDisagreeing()) == fmt.Sprint([]string{third}) &&
-			fmt.Sprint(odd.r.GatewaysDisagreeing()) == fmt.Sprint(both) &&
-			value(gw[0].scrape(), "tether_gateway_lists_differ", nil) == 1 && value(odd.scrape(), "tether_gateway_lists_differ", nil) == 2
-	})
-	clk.Advance(homeBeat)
-	clk.Advance(homeBeat)
+		testwait.UntilSaw(t, fmt.Sprintf("beat %d heard by every gateway", beat), func() (bool, string) {
+			for _, v := range views {
+				for _, w := range views {
+					if v != w && !v.heardNow(w.self) {
+						return false, v.self + " has not heard " + w.self
+					}
+				}
+			}
+			return true, ""
+		})
+	}
+	if fmt.Sprint(gw[0].r.GatewaysDisagreeing()) != fmt.Sprint([]string{third}) ||
+		fmt.Sprint(gw[1].r.GatewaysDisagreeing()) != fmt.Sprint([]string{third}) ||
+		fmt.Sprint(odd.r.GatewaysDisagreeing()) != fmt.Sprint(both) {
+		t.Fatalf("disagreeing: %v, %v, %v; want %s, %s and %v", gw[0].r.GatewaysDisagreeing(), gw[1].r.GatewaysDisagreeing(),
+			odd.r.GatewaysDisagreeing(), third, third, both)
+	}
+	if a, b := value(gw[0].scrape(), "tether_gateway_lists_differ", nil), value(odd.scrape(), "tether_gateway_lists_differ", nil); a != 1 || b != 2 {
+		t.Fatalf("tether_gateway_lists_differ = %v and %v, want 1 and 2", a, b)
+	}
 	const warning = "works out facility homes from another -gateways list than this one's"
 	for _, e := range gw {
 		if n := strings.Count(e.logText(), third+" "+warning); n != 1 {
@@ -666,6 +696,17 @@ func TestReleaseThatFailedIsDoneOnceTheStoreTakesWrites(t *testing.T) {
 		clk.Advance(homeBeat)
 		on, saw := online(gw[0])
 		return !on && strings.HasPrefix(saw, "connected false"), saw
+	})
+	// Not only shown offline (which a lapse of gateway 2 in gateway 1's view would also do):
+	// the record is gone from the store.
+	testwait.UntilSaw(t, "the owner record deleted", func() (bool, string) {
+		clk.Advance(homeBeat)
+		var rec []byte
+		err := gw[0].r.db.View(context.Background(), func(tx kv.Tx) error {
+			rec = tx.Bucket([]byte(bOwners)).Get([]byte(k.id))
+			return nil
+		})
+		return err == nil && rec == nil, fmt.Sprintf("record %x, %v", rec, err)
 	})
 	if !strings.Contains(gw[1].logText(), "released 1 terminals whose release had failed") {
 		t.Errorf("gateway 2 did not say it released the terminal again:\n%s", gw[1].logText())
