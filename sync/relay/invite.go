@@ -104,6 +104,9 @@ type Invitation struct {
 	Attempts   int       `json:"attempts"`
 	LastError  string    `json:"last_error,omitempty"`
 	AnsweredAt time.Time `json:"answered_at,omitzero"`
+	// SendingUntil, while ahead, says a gateway is sending the invitation now
+	// (inviteRec.SendingUntil).
+	SendingUntil time.Time `json:"sending_until,omitzero"`
 }
 
 // blockRec is an address that blocked an inmate or a whole facility.
@@ -470,7 +473,7 @@ func invitationOf(c ContactRecord, inv inviteRec, now time.Time) Invitation {
 	}
 	return Invitation{ContactID: c.ID, InmateID: c.InmateID, FacilityID: c.FacilityID, Name: c.Name, Email: c.Email,
 		State: state, IssuedAt: inv.IssuedAt, ExpiresAt: inv.ExpiresAt, Sent: inv.Sent,
-		Attempts: inv.Attempts, LastError: inv.LastError, AnsweredAt: inv.AnswerAt}
+		Attempts: inv.Attempts, LastError: inv.LastError, AnsweredAt: inv.AnswerAt, SendingUntil: inv.SendingUntil}
 }
 
 // ReissueInvitation gives an approved contact whose invitation expired unanswered a new one

@@ -915,6 +915,10 @@ func TestInvitationClaimOfADeadGatewayLapses(t *testing.T) {
 	if sent, failed, err := e.r.RetryInvitations(context.Background()); err != nil || sent+failed != 0 {
 		t.Fatalf("retry while claimed: sent %d, failed %d, %v; want it left alone", sent, failed, err)
 	}
+	// Staff asking to send it now are told why not, not answered as if it went.
+	if _, err := e.r.SendInvitation(context.Background(), "c1"); vocab.KindOf(err) != vocab.KindConflict || !strings.Contains(err.Error(), "is being sent now") {
+		t.Fatalf("send again while claimed: %v, want a conflict saying it is being sent", err)
+	}
 	e.clock.Advance(inviteSendClaim)
 	if sent, failed, err := e.r.RetryInvitations(context.Background()); err != nil || sent != 1 || failed != 0 {
 		t.Fatalf("retry once the claim lapsed: sent %d, failed %d, %v", sent, failed, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
+	"time"
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -188,6 +189,10 @@ func (r *Relay) SendInvitation(ctx context.Context, contactID string) (Invitatio
 	}
 	if v.Sent || v.State != vocab.InviteInvited {
 		return v, conflict(op, "id", "the invitation of contact %q is %s (sent: %v): only an unsent invitation is sent again", contactID, v.State, v.Sent)
+	}
+	if r.clock.Now().Before(v.SendingUntil) {
+		return v, conflict(op, "id", "the invitation of contact %q is being sent now, by another gateway or an earlier attempt: look again after %s",
+			contactID, v.SendingUntil.UTC().Format(time.TimeOnly))
 	}
 	if _, err := r.sendInvitation(ctx, contactID); err != nil && vocab.KindOf(err) != vocab.KindTransient {
 		return Invitation{}, err
