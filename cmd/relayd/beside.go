@@ -29,8 +29,9 @@ func addStateFlags(fs *flag.FlagSet) stateFlags {
 	return f
 }
 
-// open opens the relay the flags name; closeFn closes it and what it opened.
-func (f stateFlags) open(ctx context.Context, stderr io.Writer) (r *relay.Relay, closeFn func(), err error) {
+// open opens the relay the flags name, its Config changed by opts; closeFn closes it and what
+// it opened.
+func (f stateFlags) open(ctx context.Context, stderr io.Writer, opts ...func(*relay.Config)) (r *relay.Relay, closeFn func(), err error) {
 	if *f.data != "" && *f.store != "" {
 		return nil, nil, usageErrorf("-data and -store exclude each other: -data for a stopped relay's relay.db, -store for the gateways' stream")
 	}
@@ -41,7 +42,11 @@ func (f stateFlags) open(ctx context.Context, stderr io.Writer) (r *relay.Relay,
 		if f.nats.any() {
 			return nil, nil, usageErrorf("-nats-creds, -nats-nkey, -nats-ca, -nats-cert and -nats-key go with -store nats://...")
 		}
-		r, err := relay.Open(relay.Config{DataDir: *f.data})
+		cfg := relay.Config{DataDir: *f.data}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		r, err := relay.Open(cfg)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -64,7 +69,11 @@ func (f stateFlags) open(ctx context.Context, stderr io.Writer) (r *relay.Relay,
 		os.RemoveAll(tmp)
 		return nil, nil, err
 	}
-	r, err = relay.Open(relay.Config{DataDir: tmp, Store: st, Content: media, Beside: true})
+	cfg := relay.Config{DataDir: tmp, Store: st, Content: media, Beside: true}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	r, err = relay.Open(cfg)
 	if err != nil {
 		closeStore()
 		os.RemoveAll(tmp)

@@ -81,7 +81,7 @@ func TestConsoleUserAndVerifyBesideRunningGateways(t *testing.T) {
 		t.Errorf("a disabled account signing in at %s: %d %.300s", g2, status, page)
 	}
 	out.Reset()
-	if err := verify([]string{"-store", store}, &out, &errb); err != nil || !strings.Contains(out.String(), "relay ok") {
+	if err := verify([]string{"-store", store, "-verify-max-mib", "1"}, &out, &errb); err != nil || !strings.Contains(out.String(), "relay ok") {
 		t.Errorf("verify -store: %v\n%s", err, out.String())
 	}
 	for _, tc := range []struct {

@@ -108,6 +108,8 @@ type options struct {
 	nats  natsFlags
 	// debugListen serves net/http/pprof (loopback only), for heap and goroutine profiles.
 	debugListen string
+	// verifyMaxMiB bounds the store a verify reads whole into memory (relay.Config.VerifyMaxBytes).
+	verifyMaxMiB uint64
 	// The garbage collector (internal/gctune).
 	gc gctune.Options
 }
@@ -163,6 +165,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.gatewayURL, "gateway-url", "", "this gateway's own URL, one of -gateways: with -store, each facility's terminals are then\n"+
 		"served by one gateway and sent there when they connect elsewhere (docs/SCALE.md \"Facility homes\")")
 	o.nats.register(fs)
+	registerVerifyMax(fs, &o.verifyMaxMiB)
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR|-store URL [-json]   (check a stopped relay's file, or the gateways' stream)\n"+
@@ -334,7 +337,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	r, err := relay.Open(relay.Config{DataDir: o.data, Store: store, Content: media, Logf: logging.Logf(logger), AdminToken: token,
 		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, DownLogCap: o.downLogCap, MaxPendingPerAddr: o.pendingPerAddr,
 		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL, Gateways: splitList(o.gateways),
-		GatewayURL: o.gatewayURL})
+		GatewayURL: o.gatewayURL, VerifyMaxBytes: o.verifyMaxMiB << 20})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/tether-kiosk/tether/sync/relay"
 )
 
 // verify is `relayd verify`: relay.Verify on the file of a stopped relay (a running one holds
@@ -17,9 +19,11 @@ func verify(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("relayd verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	state := addStateFlags(fs)
+	var maxMiB uint64
+	registerVerifyMax(fs, &maxMiB)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: relayd verify -data DIR [-json]\n       relayd verify -store nats://host:port[,...] [-nats-creds FILE | -nats-nkey FILE] [-json]\n\n"+
+		fmt.Fprintln(stderr, "usage: relayd verify -data DIR [-json]\n       relayd verify -store nats://host:port[,...] [-nats-creds FILE | -nats-nkey FILE] [-verify-max-mib N] [-json]\n\n"+
 			"Checks relay.db's pages and the relay's rules of money and letters: running totals against\n"+
 			"deposits, charges and credits; every credit against its charge; every uplink item stored\nonce; letters under their own ids. "+
 			"With -data the relay must be stopped; with -store the gateways\nmay keep running.")
@@ -32,7 +36,7 @@ func verify(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
-	r, closeRelay, err := state.open(context.Background(), stderr)
+	r, closeRelay, err := state.open(context.Background(), stderr, func(c *relay.Config) { c.VerifyMaxBytes = maxMiB << 20 })
 	if err != nil {
 		return err
 	}
@@ -54,4 +58,10 @@ func verify(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("verify: %d problems found", len(rep.Problems))
 	}
 	return nil
+}
+
+// registerVerifyMax adds -verify-max-mib, the largest store (on a cluster) a verify reads whole
+// into memory, to fs.
+func registerVerifyMax(fs *flag.FlagSet, mib *uint64) {
+	fs.Uint64Var(mib, "verify-max-mib", relay.DefaultVerifyMaxBytes>>20, "with -store: the largest stream, in MiB, a verify reads whole into memory (its copy takes\n2-3 times as much); a larger one is refused, not read")
 }

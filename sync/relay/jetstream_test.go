@@ -735,3 +735,23 @@ func TestBesideOpensOnlyTheCurrentSchema(t *testing.T) {
 	}
 	setSchema(schemaVersion)
 }
+
+// A verify on a store it would copy whole into memory is refused, before anything is read,
+// when the store is larger than the relay allows (Config.VerifyMaxBytes): at a state's
+// terabytes the copy would take the gateway down. Staff calling the admin API are told why.
+func TestVerifyRefusesAStoreTooLargeToCopy(t *testing.T) {
+	e := newEnv(t, onJetStream(t), func(c *Config) { c.VerifyMaxBytes = 1 })
+	e.seed()
+	if _, err := e.r.Verify(); vocab.KindOf(err) != vocab.KindConflict || !strings.Contains(err.Error(), "keeps a whole copy of it in memory") {
+		t.Fatalf("verify of a store over the bound: %v, want refused", err)
+	}
+	status, body := e.call("GET", "/admin/v1/verify", nil)
+	if status != http.StatusConflict || !strings.Contains(string(body), "relayd -verify-max-mib") {
+		t.Fatalf("GET verify over the bound: %d %s", status, body)
+	}
+	e.cfg.VerifyMaxBytes = 1 << 30
+	e.restart()
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify within the bound: %+v, %v", rep, err)
+	}
+}

@@ -50,6 +50,11 @@ type Config struct {
 	// older gateways still serving), and serves no terminal, so it starts no downlink feed, no
 	// connection claims and no facility homes.
 	Beside bool
+	// VerifyMaxBytes bounds the store a Verify reads whole into memory (a store other than
+	// bbolt that can tell its size, kv.WholeSizer; default DefaultVerifyMaxBytes): a larger
+	// one is refused before a byte is read, since the copy would take the gateway's memory
+	// and, at a state's terabytes, the gateway.
+	VerifyMaxBytes uint64
 	// ItemNumberBlock is how many arrival numbers a relay on Store takes at once (itemnums.go;
 	// default defaultItemNumberBlock). On the bbolt file numbers are taken one at a time.
 	ItemNumberBlock uint64

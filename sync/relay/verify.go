@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,6 +55,10 @@ var errRolledBack = errors.New("rolled back")
 // inspectTimeout bounds a whole-store read (verify, ledger) on a store other than bbolt.
 const inspectTimeout = 5 * time.Minute
 
+// DefaultVerifyMaxBytes is Config.VerifyMaxBytes when not set: a store of a few facilities'
+// years; the copy in memory takes two to three times the stream's bytes.
+const DefaultVerifyMaxBytes = 512 << 20
+
 // inspect runs fn on one consistent state of the store. On a bbolt file that is a writable
 // transaction that is always rolled back: a page check in a read-only transaction races the
 // commits made meanwhile (pages they free, the reader's snapshot still reaches, and bbolt
@@ -66,6 +71,14 @@ func (r *Relay) inspect(op string, fn func(tx kv.Tx) error) error {
 	if _, ok := r.db.(*boltkv.Store); !ok {
 		ctx, cancel := context.WithTimeout(r.ctx, inspectTimeout)
 		defer cancel()
+		if ws, ok := r.db.(kv.WholeSizer); ok {
+			limit := cmp.Or(r.cfg.VerifyMaxBytes, DefaultVerifyMaxBytes)
+			// A size that cannot be read (no quorum) leaves the read to fail as it would.
+			if n, err := ws.WholeSize(ctx); err == nil && n > limit {
+				return conflict(op, "store", "the store holds %d MiB, and %s keeps a whole copy of it in memory; this relay allows %d MiB "+
+					"(relayd -verify-max-mib): not run", n>>20, op, limit>>20)
+			}
+		}
 		// A read that found no leader or timed out is read again, whole, within the bound.
 		return ioErr(op, retryOpening(ctx, func() error { return kv.WholeView(ctx, r.db, fn) }))
 	}

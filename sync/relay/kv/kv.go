@@ -222,6 +222,13 @@ type WholeViewer interface {
 	WholeView(ctx context.Context, fn func(tx Tx) error) error
 }
 
+// WholeSizer is a WholeViewer that can tell before reading about how many bytes a whole view
+// would hold in memory (on JetStream: the stream's current messages), so that a caller can
+// refuse a read that would not fit rather than learn it from the kernel's OOM killer.
+type WholeSizer interface {
+	WholeSize(ctx context.Context) (uint64, error)
+}
+
 // WholeView runs fn with s's WholeView if it has one, else in a View.
 func WholeView(ctx context.Context, s Store, fn func(tx Tx) error) error {
 	if wv, ok := s.(WholeViewer); ok {

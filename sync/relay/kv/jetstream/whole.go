@@ -33,11 +33,25 @@ import (
 // read outlasting the TTL would be needed to see one expire unread, and the caller's context
 // bounds the read far below it).
 
+var _ kv.WholeSizer = (*Store)(nil)
+
 // wholeCopy is the store's state at one stream sequence.
 type wholeCopy struct {
 	at      uint64           // the stream sequence it is the state at (0: the stream was empty)
 	entries map[string]entry // every subject's last message at that sequence
 	subjs   []string         // the subjects, sorted, for listings
+}
+
+// WholeSize is what a whole view would hold, about: the bytes of the stream's messages, which
+// keeps one a subject (kv.WholeSizer).
+func (s *Store) WholeSize(ctx context.Context) (uint64, error) {
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	info, err := s.st.Info(c)
+	if err != nil {
+		return 0, s.unanswered(c, fmt.Errorf("jskv: stream info: %w", err))
+	}
+	return info.State.Bytes, nil
 }
 
 // WholeView reads the whole store at one moment and runs fn over it once (kv.WholeViewer).
