@@ -188,19 +188,23 @@ func TestStoreFlagOverTLSWithClientCertificates(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		tls  []string
-		want string
+		want []string
 	}{
-		{"no client certificate", []string{"-nats-ca", files.CA}, "connect to the NATS cluster of -store: remote error: tls: certificate required"},
-		{"not the cluster's CA", []string{"-nats-cert", files.ClientCert, "-nats-key", files.ClientKey}, "certificate signed by unknown authority"},
-		{"a key others can read", []string{"-nats-ca", files.CA, "-nats-cert", files.ClientCert, "-nats-key", loose}, "readable by others"},
-		{"a certificate without its key", []string{"-nats-ca", files.CA, "-nats-cert", files.ClientCert}, "go together"},
+		// Under TLS 1.3 the client may finish its handshake before the server's alert comes:
+		// it then reads a closed connection instead of "certificate required".
+		{"no client certificate", []string{"-nats-ca", files.CA}, []string{"connect to the NATS cluster of -store: ", "tls"}},
+		{"not the cluster's CA", []string{"-nats-cert", files.ClientCert, "-nats-key", files.ClientKey}, []string{"certificate signed by unknown authority"}},
+		{"a key others can read", []string{"-nats-ca", files.CA, "-nats-cert", files.ClientCert, "-nats-key", loose}, []string{"readable by others"}},
+		{"a certificate without its key", []string{"-nats-ca", files.CA, "-nats-cert", files.ClientCert}, []string{"go together"}},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		args := append([]string{"-data", t.TempDir(), "-listen", "127.0.0.1:0", "-store", c.URL(0)}, tc.tls...)
 		err := run(ctx, args, func(k string) string { return env[k] }, io.Discard, io.Discard, nil)
 		cancel()
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want an error naming %q", tc.name, err, tc.want)
+		for _, want := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v, want an error naming %q", tc.name, err, want)
+			}
 		}
 	}
 }

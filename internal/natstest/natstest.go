@@ -63,23 +63,59 @@ func freePorts(t testing.TB, n int) []int {
 
 // Start starts the cluster and waits until it has a JetStream meta leader. It is shut down
 // when the test ends.
-func Start(t testing.TB) *Cluster { return start(t, nil) }
+func Start(t testing.TB) *Cluster { return start(t, nil, freePorts, 15*time.Second) }
 
 // StartTLS is Start with TLS on the nodes' client ports (the routes between them stay plain,
 // on loopback): each presents files' server certificate and requires a client certificate
 // the CA signed. URL gives tls:// addresses; Connect trusts the CA and presents the client
 // certificate.
-func StartTLS(t testing.TB, files TLSFiles) *Cluster { return start(t, &files) }
+func StartTLS(t testing.TB, files TLSFiles) *Cluster {
+	return start(t, &files, freePorts, 15*time.Second)
+}
 
-func start(t testing.TB, files *TLSFiles) *Cluster {
+// start starts a cluster on ports from pick, each node given wait to take connections.
+func start(t testing.TB, files *TLSFiles, pick func(testing.TB, int) []int, wait time.Duration) *Cluster {
 	t.Helper()
-	ports := freePorts(t, 2*Size)
+	c := &Cluster{t: t, tls: files}
+	base := t.TempDir()
+	t.Cleanup(c.Shutdown)
+	// The ports are free when freePorts picks them and bound a moment later: another process
+	// of the test run may take one in between (a listener of its own on 127.0.0.1:0), and a
+	// node that cannot listen never becomes ready (seen once in CI, with several packages
+	// starting clusters at once). So the first start tries fresh ports a few times; a
+	// restart keeps its node's ports, which its peers know.
+	for attempt := 1; ; attempt++ {
+		c.configure(pick(t, 2*Size), filepath.Join(base, fmt.Sprint("start", attempt)), files)
+		err := c.startAll(wait)
+		if err == nil {
+			break
+		}
+		c.Shutdown()
+		if attempt == 3 {
+			t.Fatalf("natstest: %v (three sets of ports)", err)
+		}
+	}
+	c.WaitMetaLeader()
+	return c
+}
+
+// startAll starts every node, the first time.
+func (c *Cluster) startAll(wait time.Duration) error {
+	for i := range Size {
+		if err := c.tryStart(i, wait); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configure sets the nodes' options: client ports first, then route ports, stores under base.
+func (c *Cluster) configure(ports []int, base string, files *TLSFiles) {
+	t := c.t
 	var routes []*url.URL
 	for i := range Size {
 		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", ports[Size+i])})
 	}
-	c := &Cluster{t: t, tls: files}
-	base := t.TempDir()
 	for i := range Size {
 		c.nodes[i] = &node{opts: server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
@@ -106,29 +142,32 @@ func start(t testing.TB, files *TLSFiles) *Cluster {
 			c.nodes[i].opts.TLSTimeout = 5
 		}
 	}
-	t.Cleanup(c.Shutdown)
-	for i := range Size {
-		c.start(i)
-	}
-	c.WaitMetaLeader()
-	return c
 }
 
+// start starts node i again, on its ports, ending the test if it cannot.
 func (c *Cluster) start(i int) {
 	c.t.Helper()
+	if err := c.tryStart(i, 30*time.Second); err != nil {
+		c.t.Fatalf("natstest: %v", err)
+	}
+}
+
+// tryStart starts node i and waits up to wait for it to take connections.
+func (c *Cluster) tryStart(i int, wait time.Duration) error {
 	opts := c.nodes[i].opts // a copy: the server writes into the options it is given
 	srv, err := server.NewServer(&opts)
 	if err != nil {
-		c.t.Fatalf("natstest: node %d: %v", i, err)
+		return fmt.Errorf("node %d: %w", i, err)
 	}
 	srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
+	if !srv.ReadyForConnections(wait) {
 		srv.Shutdown()
-		c.t.Fatalf("natstest: node %d not ready for connections", i)
+		return fmt.Errorf("node %d not ready for connections within %v (ports %d, %d)", i, wait, opts.Port, opts.Cluster.Port)
 	}
 	c.mu.Lock()
 	c.nodes[i].srv = srv
 	c.mu.Unlock()
+	return nil
 }
 
 // URL is node i's client URL.
