@@ -85,6 +85,14 @@ type inviteRec struct {
 // gateways' clocks to differ.
 const inviteSendClaim = 2 * time.Minute
 
+// sendingHeld reports whether a hold until `until` keeps an invitation from being sent at now.
+// A hold further ahead than inviteSendClaim was set by a gateway whose clock ran fast; were it
+// honoured, a gateway that then died mid-send would keep the invitation from every other for
+// as long as its clock was wrong, so it counts as lapsed.
+func sendingHeld(until, now time.Time) bool {
+	return now.Before(until) && until.Sub(now) <= inviteSendClaim
+}
+
 // awaitsSending is whether the hourly retry may still send inv: the rule of the list of
 // unsent invitations (bInvitesUnsent), which putInvite keeps, migrate17to18 fills and verify
 // checks.
@@ -290,7 +298,7 @@ func (r *Relay) sendInvitation(ctx context.Context, id string) (sent bool, err e
 		if inv.Sent || inv.Answer != "" || c.State != vocab.ContactApproved || c.Invite != vocab.InviteInvited || !now.Before(inv.ExpiresAt) {
 			return nil
 		}
-		if now.Before(inv.SendingUntil) {
+		if sendingHeld(inv.SendingUntil, now) {
 			return nil // another gateway is sending it now
 		}
 		if err := dropCodeTx(tx, id); err != nil {

@@ -927,3 +927,28 @@ func TestInvitationClaimOfADeadGatewayLapses(t *testing.T) {
 		t.Fatalf("accept with the code sent: %v", err)
 	}
 }
+
+// A hold set by a gateway whose clock ran a day fast, which then died mid-send, does not keep
+// the invitation from the other gateways for that day: a hold further ahead than
+// inviteSendClaim counts as lapsed.
+func TestInvitationHoldFromAFastClockIsNotHonoured(t *testing.T) {
+	blocked := blockedSpool(t)
+	e := newEnv(t, func(c *Config) { c.Notifier = SpoolNotifier{Dir: blocked} })
+	e.approvedContact()
+	if err := e.r.update("a fast gateway's hold", func(tx kv.Tx, _ *fanout) error {
+		var inv inviteRec
+		if _, err := getJSON(tx, bInvites, "c1", &inv); err != nil {
+			return err
+		}
+		inv.SendingUntil = e.clock.Now().UTC().Add(24 * time.Hour)
+		return putInvite(tx, "c1", inv)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(blocked); err != nil {
+		t.Fatal(err)
+	}
+	if sent, failed, err := e.r.RetryInvitations(context.Background()); err != nil || sent != 1 || failed != 0 {
+		t.Fatalf("retry under a hold a day ahead: sent %d, failed %d, %v; want it sent", sent, failed, err)
+	}
+}

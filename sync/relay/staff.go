@@ -190,7 +190,7 @@ func (r *Relay) SendInvitation(ctx context.Context, contactID string) (Invitatio
 	if v.Sent || v.State != vocab.InviteInvited {
 		return v, conflict(op, "id", "the invitation of contact %q is %s (sent: %v): only an unsent invitation is sent again", contactID, v.State, v.Sent)
 	}
-	if r.clock.Now().Before(v.SendingUntil) {
+	if sendingHeld(v.SendingUntil, r.clock.Now()) {
 		return v, conflict(op, "id", "the invitation of contact %q is being sent now, by another gateway or an earlier attempt: look again after %s",
 			contactID, v.SendingUntil.UTC().Format(time.TimeOnly))
 	}
