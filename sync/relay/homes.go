@@ -298,7 +298,10 @@ func (r *Relay) homeBeat() {
 	}
 	// Off the beat: a store without quorum holds a write for seconds, and the announcement
 	// must not wait for it.
-	if r.releasing.CompareAndSwap(false, true) {
+	r.homesMu.Lock()
+	pending := len(r.unreleased) > 0
+	r.homesMu.Unlock()
+	if pending && r.releasing.CompareAndSwap(false, true) {
 		go func() {
 			defer r.releasing.Store(false)
 			r.releaseAgain(releasesPerBeat)
