@@ -23,14 +23,17 @@ import (
 // Up to schema 11 every stored seq had its own record in bSeqs. Its key (terminal, epoch,
 // seq) put each terminal's newest seq on a page of its own, so every letter wrote one more
 // B-tree page than it needed: of about five a one-letter batch wrote, a third of the relay's
-// page writes. From schema 12, on a bbolt file, a seq has a record in bSeqs only when the item
-// id's record does not already say it: when the item at that seq was an item id the relay held
-// before (a resend under a new epoch or terminal id, or an id_conflict). (Other stores keep
-// writing it: onBolt.) Otherwise the item stored at seq s of
-// (terminal, epoch) is the one whose bItemIDs record names exactly that terminal, epoch and
-// seq, so a resend (a seq at or below H) is checked by the id it carries:
-//   - bSeqs holds a record for the seq (every seq stored before schema 12, or one of the cases
-//     above, or a store other than bbolt): the item is the one it names, with its hash;
+// page writes. From schema 12 a seq has a record in bSeqs only when the item id's record does
+// not already say it: when the item at that seq was an item id the relay held before (a resend
+// under a new epoch or terminal id, or an id_conflict). (On JetStream the record was kept
+// until the record saved there, one message of three in a status report's commit, was shown
+// to cost more than naming a conflict's held item at the staff listing: fillHeld.) Otherwise
+// the item stored at seq s of (terminal, epoch) is the one whose bItemIDs record names exactly
+// that terminal, epoch and seq, so a resend (a seq at or below H) is checked by the id it
+// carries:
+//   - bSeqs holds a record for the seq (every seq stored before schema 12, every seq a
+//     JetStream relay stored before that change, or one of the cases above): the item is the
+//     one it names, with its hash;
 //   - otherwise the item's id record names this terminal, epoch and seq: it is that item (and
 //     the hashes are compared as before);
 //   - otherwise another item is held there: a sequence conflict. Which one is looked up only
@@ -175,11 +178,12 @@ func heldItemID(tx kv.Tx, termID, epoch string, seq uint64, sk string) string {
 
 // fillHeld names, for the staff listing, the item held at the seq of each sequence conflict
 // that could not name it when it was listed (on a bbolt file, an item older than the newest
-// heldScanMax items: heldItemID): one walk of the item log, newest first, until each is found.
-// A staff request pays for the walk, not a terminal's connection, so a terminal that keeps
-// reusing seqs cannot make the relay read its whole log at every hello. Elsewhere every seq
-// has its record, and the conflict named the item from it.
-func fillHeld(tx kv.Tx, rs []Refusal) {
+// heldScanMax items; on another store any item: heldItemID): one walk of the item log, newest
+// first, until each is found. A staff request pays for the walk, not a terminal's connection,
+// so a terminal that keeps reusing seqs cannot make the relay read its whole log at every
+// hello; and what it found is written back (keepHeld), so it is paid once a conflict. It
+// returns the refusals it named.
+func fillHeld(tx kv.Tx, rs []Refusal) []Refusal {
 	want := map[string][]int{} // seqKey -> the refusals waiting for its item
 	var terms [][]byte
 	for i, rf := range rs {
@@ -192,9 +196,10 @@ func fillHeld(tx kv.Tx, rs []Refusal) {
 		}
 		want[sk] = append(want[sk], i)
 	}
-	if len(want) == 0 || !onBolt(tx) {
-		return
+	if len(want) == 0 {
+		return nil
 	}
+	var named []Refusal
 	var head struct {
 		Seq        uint64 `json:"seq"`
 		ID         string `json:"id"`
@@ -216,28 +221,47 @@ func fillHeld(tx kv.Tx, rs []Refusal) {
 			for _, i := range want[sk] {
 				rs[i].HeldItemID = head.ID
 			}
+			if is, ok := want[sk]; ok {
+				named = append(named, rs[is[0]])
+			}
 			delete(want, sk)
 			return len(want) > 0
 		})
 	}
+	return named
 }
 
-// onBolt reports whether tx is a bbolt file's transaction (an item log's too). Only there is
-// a seq's record left out for an item stored under a new id (seqRecNeeded): it costs a B-tree
-// page of its own, where on JetStream it is one more message of the commit, and keeping it
-// there spares heldItemID a cursor over the whole item log (which on JetStream lists every
-// key and conflicts with every gateway's writes).
+// keepHeld writes the held item fillHeld named into each conflict's record that still names
+// none, so the next listing need not walk the log for it again.
+func keepHeld(tx kv.Tx, named []Refusal) error {
+	for _, rf := range named {
+		k := seqKey(rf.TerminalID, rf.Epoch, rf.Seq)
+		var stored Refusal
+		found, err := getJSON(tx, bConflicts, k, &stored)
+		if err != nil {
+			return err
+		}
+		if !found || stored.HeldItemID != "" {
+			continue
+		}
+		stored.HeldItemID = rf.HeldItemID
+		if err := putJSON(tx, bConflicts, k, stored); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onBolt reports whether tx is a bbolt file's transaction (an item log's too). Only there does
+// heldItemID look for a conflict's held item in the terminal's transaction: on JetStream a
+// cursor over the item log lists every key and conflicts with every gateway's writes, so the
+// staff listing names it instead (fillHeld).
 func onBolt(tx kv.Tx) bool {
 	if lt, ok := tx.(*logTx); ok {
 		tx = lt.Tx
 	}
 	return boltkv.BoltTx(tx) != nil
 }
-
-// seqRecNeeded reports whether a seq whose item was stored now gets a record of its own in
-// bSeqs: when the item id was held before (found: its record names another seq), or the store
-// is not a bbolt file (onBolt).
-func seqRecNeeded(tx kv.Tx, found bool) bool { return found || !onBolt(tx) }
 
 // migrate11to12 changes nothing stored: from schema 12 a seq has a bSeqs record only where its
 // item id's record does not say what it holds (heldAt reads both). The number keeps a relay of
@@ -297,6 +321,7 @@ type RefusalFilter struct {
 // first: what staff need to see of items that did not become records.
 func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 	out := []Refusal{}
+	var named []Refusal // conflicts whose held item the walk found
 	keep := func(_ string, rf Refusal) bool {
 		if flt.TerminalID == "" || rf.TerminalID == flt.TerminalID {
 			out = append(out, rf)
@@ -315,9 +340,16 @@ func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 		if err := forEachJSON(tx, bConflicts, "", keep); err != nil {
 			return err
 		}
-		fillHeld(tx, out)
+		named = fillHeld(tx, out)
 		return nil
 	})
+	if err == nil && len(named) > 0 {
+		// Best effort: the listing is right without it, and a store refusing writes now
+		// (no quorum) leaves the walk to the next listing.
+		if werr := r.update("keep held items", func(tx kv.Tx, _ *fanout) error { return keepHeld(tx, named) }); werr != nil {
+			r.logf("could not keep the held items a listing found: %v", werr)
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out, err
 }

@@ -47,9 +47,7 @@ func TestSeqsKnownFromItemRecords(t *testing.T) {
 	if ack := c.batch(old...); ack.Seq != 3 || len(ack.Rejected) != 1 {
 		t.Fatalf("first batch: ack %+v", ack)
 	}
-	// On JetStream each seq keeps its record (onBolt).
-	onJS := os.Getenv(storeEnv) == "jetstream"
-	if recs := seqRecords(t, e); len(recs) != 0 && !onJS {
+	if recs := seqRecords(t, e); len(recs) != 0 {
 		t.Fatalf("new items wrote seq records: %v", recs)
 	}
 
@@ -85,10 +83,17 @@ func TestSeqsKnownFromItemRecords(t *testing.T) {
 		t.Fatalf("another item at seq 3: ack %+v, want nothing acknowledged", ack)
 	}
 	expectClose(t, c.c, websocket.StatusPolicyViolation, wire.ReasonNewEpoch)
-	// Found in the item log on a bbolt file, in the seq's record on JetStream.
+	// Found in the item log: on a bbolt file by the conflict itself, elsewhere by the staff
+	// listing, which then keeps what it found in the conflict's record.
 	wantHeld := old[2].ID
+	if rf := storedConflict(t, e, k.id, k.epoch, 3); (rf.HeldItemID == wantHeld) != (os.Getenv(storeEnv) != "jetstream") {
+		t.Fatalf("conflict stored as %+v before the listing", rf)
+	}
 	if rf := findRefusal(t, e.refusals(k.id), k.id, other.ID); rf.Reason != ConflictSequence || rf.Seq != 3 || rf.HeldItemID != wantHeld {
 		t.Fatalf("conflict listed as %+v, want seq 3 holding %q", rf, wantHeld)
+	}
+	if rf := storedConflict(t, e, k.id, k.epoch, 3); rf.HeldItemID != wantHeld {
+		t.Fatalf("conflict stored as %+v after the listing, want it to name %q", rf, wantHeld)
 	}
 
 	// A new epoch: the held items come again under new seqs. They are recognised by id, and
@@ -100,7 +105,7 @@ func TestSeqsKnownFromItemRecords(t *testing.T) {
 	if ack := c.batch(again...); ack.Seq != 3 || len(ack.Rejected) != 1 || ack.Rejected[0] != (wire.Rejection{Seq: 2, Reason: wire.RefuseSuspended}) {
 		t.Fatalf("new epoch: ack %+v", ack)
 	}
-	if recs := seqRecords(t, e); (!onJS && len(recs) != 2) || recs[seqKey(k.id, "epoch-two", 1)] != old[1].ID || recs[seqKey(k.id, "epoch-two", 2)] != old[2].ID {
+	if recs := seqRecords(t, e); len(recs) != 2 || recs[seqKey(k.id, "epoch-two", 1)] != old[1].ID || recs[seqKey(k.id, "epoch-two", 2)] != old[2].ID {
 		t.Fatalf("seq records after the new epoch: %v, want the two items held before", recs)
 	}
 	// Its ack lost too: all three again, recognised, nothing stored twice.
@@ -207,7 +212,32 @@ func TestConflictNamesAnOldHeldItem(t *testing.T) {
 		t.Fatalf("another item at seq 1: ack %+v, want nothing acknowledged", ack)
 	}
 	expectClose(t, c.c, websocket.StatusPolicyViolation, wire.ReasonNewEpoch)
-	if rf := findRefusal(t, e.refusals(k.id), k.id, other.ID); rf.Reason != ConflictSequence || rf.Seq != 1 || rf.HeldItemID != held.ID {
-		t.Fatalf("conflict listed as %+v, want seq 1 holding %s", rf, held.ID)
+	if rf := storedConflict(t, e, k.id, k.epoch, 1); rf.HeldItemID != "" {
+		t.Fatalf("conflict stored as %+v: named past heldScanMax items", rf)
 	}
+	for range 2 { // the second listing reads what the first kept
+		if rf := findRefusal(t, e.refusals(k.id), k.id, other.ID); rf.Reason != ConflictSequence || rf.Seq != 1 || rf.HeldItemID != held.ID {
+			t.Fatalf("conflict listed as %+v, want seq 1 holding %s", rf, held.ID)
+		}
+		if rf := storedConflict(t, e, k.id, k.epoch, 1); rf.HeldItemID != held.ID {
+			t.Fatalf("conflict stored as %+v after the listing, want it to name %s", rf, held.ID)
+		}
+	}
+}
+
+// storedConflict is the sequence conflict's record as stored, not as the listing shows it.
+func storedConflict(t *testing.T, e *env, termID, epoch string, seq uint64) Refusal {
+	t.Helper()
+	var rf Refusal
+	err := e.r.db.View(context.Background(), func(tx kv.Tx) error {
+		found, err := getJSON(tx, bConflicts, seqKey(termID, epoch, seq), &rf)
+		if err == nil && !found {
+			err = fmt.Errorf("no conflict stored at %s/%s/%d", termID, epoch, seq)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rf
 }

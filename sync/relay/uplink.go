@@ -198,8 +198,8 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 	if err != nil {
 		return "", err
 	}
-	if seqRecNeeded(tx, found) {
-		// Where the item id's record does not name this seq, it gets its own (seqs.go).
+	if found {
+		// The item id's record names another seq, so this one gets its own (seqs.go).
 		if err := tx.Bucket([]byte(bSeqs)).Put([]byte(sk), encodeSeqRec(seqRec{ItemID: it.ID, Hash: h})); err != nil {
 			return "", fmt.Errorf("write %s record %q: %w", bSeqs, sk, err)
 		}
