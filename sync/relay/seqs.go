@@ -337,12 +337,19 @@ func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 		if err := forEachJSON(tx, bRefused, prefix, keep); err != nil {
 			return err
 		}
-		if err := forEachJSON(tx, bConflicts, "", keep); err != nil {
-			return err
-		}
-		named = fillHeld(tx, out)
-		return nil
+		return forEachJSON(tx, bConflicts, "", keep)
 	})
+	if err == nil && slices.ContainsFunc(out, func(rf Refusal) bool { return rf.Reason == ConflictSequence && rf.HeldItemID == "" }) {
+		// The walk of the item log goes in a view of its own that may read stale states: on
+		// JetStream a View that read the item log would conflict with every batch any gateway
+		// stores, and could run again until its deadline. A stored item never changes, and
+		// the one a conflict names was stored before the conflict; a replica too far behind
+		// to hold it leaves it unnamed until the next listing.
+		err = r.staleView("name held items", func(tx kv.Tx) error {
+			named = fillHeld(tx, out)
+			return nil
+		})
+	}
 	if err == nil && len(named) > 0 {
 		// Best effort: the listing is right without it, and a store refusing writes now
 		// (no quorum) leaves the walk to the next listing.

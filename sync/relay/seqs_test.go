@@ -89,8 +89,20 @@ func TestSeqsKnownFromItemRecords(t *testing.T) {
 	if rf := storedConflict(t, e, k.id, k.epoch, 3); (rf.HeldItemID == wantHeld) != (os.Getenv(storeEnv) != "jetstream") {
 		t.Fatalf("conflict stored as %+v before the listing", rf)
 	}
+	stats, counted := e.r.db.(kv.StatsReporter)
+	var before kv.Stats
+	if counted {
+		before = stats.KVStats()
+	}
 	if rf := findRefusal(t, e.refusals(k.id), k.id, other.ID); rf.Reason != ConflictSequence || rf.Seq != 3 || rf.HeldItemID != wantHeld {
 		t.Fatalf("conflict listed as %+v, want seq 3 holding %q", rf, wantHeld)
+	}
+	if counted {
+		// The walk of the item log is not a View's read, which every gateway's batches
+		// would make run again.
+		if n := stats.KVStats().StaleViews - before.StaleViews; n != 1 {
+			t.Errorf("the listing that walked the item log made %d stale views, want 1", n)
+		}
 	}
 	if rf := storedConflict(t, e, k.id, k.epoch, 3); rf.HeldItemID != wantHeld {
 		t.Fatalf("conflict stored as %+v after the listing, want it to name %q", rf, wantHeld)
