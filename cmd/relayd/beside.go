@@ -52,7 +52,7 @@ func (f stateFlags) open(ctx context.Context, stderr io.Writer, opts ...func(*re
 		}
 		return r, func() { r.Close() }, nil
 	}
-	o := options{store: *f.store, nats: *f.nats}
+	o := options{store: *f.store, nats: *f.nats, beside: true}
 	if err := checkStoreFlags(o); err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tether-kiosk/tether/internal/natstest"
 )
 
@@ -49,6 +51,17 @@ func TestConsoleUserAndVerifyBesideRunningGateways(t *testing.T) {
 	add := []string{"add", "-store", store, "-username", "root", "-name", "First Admin", "-roles", "admin", "-facilities", "*"}
 	if err := consoleUser(add, strings.NewReader(pass+"\n"), &out, &errb); err == nil || !strings.Contains(err.Error(), "start a relayd gateway on it first") {
 		t.Fatalf("console-user add before any gateway: %v", err)
+	}
+	if err := verify([]string{"-store", store}, &out, &errb); err == nil || !strings.Contains(err.Error(), "holds no relay") {
+		t.Fatalf("verify before any gateway: %v", err)
+	}
+	// Pointed at a cluster by mistake, neither left a stream there.
+	js, err := jetstream.New(c.Connect(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range js.StreamNames(context.Background()).Name() {
+		t.Errorf("the commands beside no gateway made stream %s", name)
 	}
 	env := map[string]string{TokenEnv: strings.Repeat("t", 20)}
 	gw := func(node int) string {

@@ -106,6 +106,8 @@ type options struct {
 	// The store: empty for DIR/relay.db, or NATS servers and their credentials (store.go).
 	store string
 	nats  natsFlags
+	// beside: a command run beside the gateways opens only the streams they made, as they are.
+	beside bool
 	// debugListen serves net/http/pprof (loopback only), for heap and goroutine profiles.
 	debugListen string
 	// verifyMaxMiB bounds the store a verify reads whole into memory (relay.Config.VerifyMaxBytes).

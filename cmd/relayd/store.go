@@ -145,7 +145,7 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	defer cancel()
 	// The relay deletes no bucket whose late writes matter (a revoked terminal's downlink is
 	// dropped anyway), so its gateways may cache bucket markers (docs/SCALE.md).
-	storeOptions := jskv.Options{CacheBucketMarkers: true}
+	storeOptions := jskv.Options{CacheBucketMarkers: true, Existing: o.beside}
 	s, err := jskv.Open(octx, nc, storeOptions)
 	// A cluster starting with relayd may elect its meta leader before it knows its peers,
 	// and refuse the R3 stream meanwhile ("no suitable peers for placement", API error
@@ -161,23 +161,29 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	}
 	if err != nil {
 		nc.Close()
+		if errors.Is(err, jskv.ErrNoStream) {
+			return nil, nil, nil, fmt.Errorf("-store %s holds no relay: %w (start a relayd gateway on it first, which makes it)", o.store, err)
+		}
 		if errors.Is(err, context.DeadlineExceeded) || kv.Retryable(err) {
 			return nil, nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster (is JetStream up, with a quorum?): %w", err)
 		}
 		return nil, nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster: %w", err)
 	}
-	cs, err := jscontent.Open(octx, nc, s, jscontent.Options{Logf: logf})
+	cs, err := jscontent.Open(octx, nc, s, jscontent.Options{Logf: logf, Existing: o.beside})
 	for err != nil && noPeers(err) { // as the relay's stream above
 		select {
 		case <-octx.Done():
 		case <-time.After(250 * time.Millisecond):
-			cs, err = jscontent.Open(octx, nc, s, jscontent.Options{Logf: logf})
+			cs, err = jscontent.Open(octx, nc, s, jscontent.Options{Logf: logf, Existing: o.beside})
 			continue
 		}
 		break
 	}
 	if err != nil {
 		nc.Close()
+		if errors.Is(err, jscontent.ErrNoStream) {
+			return nil, nil, nil, fmt.Errorf("-store %s: %w (start a relayd gateway of this build on it first, which makes it)", o.store, err)
+		}
 		return nil, nil, nil, fmt.Errorf("open the content stream on the NATS cluster: %w", err)
 	}
 	if err := importContent(o.data, cs, logf); err != nil {

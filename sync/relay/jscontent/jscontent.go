@@ -64,7 +64,12 @@ type Options struct {
 	Now func() time.Time
 	// Logf logs what failed in the background (a purge); default nothing.
 	Logf func(format string, args ...any)
+	// Existing opens only a stream that is there (jskv.Options.Existing): ErrNoStream if not.
+	Existing bool
 }
+
+// ErrNoStream: Options.Existing, and the cluster has no content stream.
+var ErrNoStream = errors.New("no content stream on the cluster")
 
 func (o Options) withDefaults() Options {
 	if o.Stream == "" {
@@ -163,7 +168,9 @@ func Open(ctx context.Context, nc *nats.Conn, meta kv.Store, o Options) (*Store,
 		AllowDirect: false,
 	}
 	st, err := js.Stream(ctx, o.Stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
+	if errors.Is(err, jetstream.ErrStreamNotFound) && o.Existing {
+		err = ErrNoStream
+	} else if errors.Is(err, jetstream.ErrStreamNotFound) {
 		st, err = js.CreateStream(ctx, cfg)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another gateway made it first
 			st, err = js.Stream(ctx, o.Stream)

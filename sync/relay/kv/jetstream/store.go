@@ -75,7 +75,14 @@ type Options struct {
 	// commits waits, or that has not delivered one of this store's commits within
 	// watchBehindMax (30) of them, is reported lost and started again. Default 1 s.
 	WatchHeartbeat time.Duration
+	// Existing opens only a stream that is there, as it is: for a command run beside the
+	// gateways, which must not make a stream on a cluster it was pointed at by mistake, nor
+	// change the one the gateways serve from. A stream that is not there is ErrNoStream.
+	Existing bool
 }
+
+// ErrNoStream: Options.Existing, and the cluster has no such stream.
+var ErrNoStream = errors.New("no such stream on the cluster")
 
 func (o Options) withDefaults() Options {
 	if o.Stream == "" {
@@ -185,8 +192,12 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	// that can fail while a node is away, and a gateway must start then too).
 	st, err := js.Stream(ctx, o.Stream)
 	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound) && o.Existing:
+		err = ErrNoStream
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		st, err = js.CreateOrUpdateStream(ctx, cfg)
+	case err == nil && !suits(st.CachedInfo().Config, cfg) && o.Existing:
+		err = fmt.Errorf("its configuration lacks what this build relies on (a gateway of this build updates it)")
 	case err == nil && !suits(st.CachedInfo().Config, cfg):
 		st, err = js.UpdateStream(ctx, cfg)
 	}
