@@ -137,8 +137,8 @@ const heldScanMax = 8192
 // listing: the one a conflict already listed at that seq names, else, on a bbolt store, the
 // one found among the newest heldScanMax items, newest first. It is "" if the item is older
 // than that, or the store is not a bbolt file: on JetStream a cursor lists the whole item log
-// and makes the transaction conflict with every gateway's writes, for a name staff can also
-// find with Items (by terminal, epoch and seq).
+// and makes the transaction conflict with every gateway's writes. The staff listing then
+// names it (fillHeld).
 func heldItemID(tx kv.Tx, termID, epoch string, seq uint64, sk string) string {
 	var rf Refusal
 	if found, err := getJSON(tx, bConflicts, sk, &rf); err == nil && found && rf.HeldItemID != "" {
