@@ -755,3 +755,56 @@ func TestVerifyRefusesAStoreTooLargeToCopy(t *testing.T) {
 		t.Fatalf("verify within the bound: %+v, %v", rep, err)
 	}
 }
+
+// On a shared store a new item's id is guessed absent, not read (storeItem): a run of new
+// items reads none. A queue resent under a new epoch through a gateway that has not seen its
+// ids (a kiosk restored from a backup, reconnecting elsewhere) costs one group commit run
+// again: the first resent id makes it conflict, and the connection reads its ids from then
+// on. Nothing is stored twice either way.
+func TestNewItemIDsGuessedAndAResentQueueRead(t *testing.T) {
+	c := natstest.Start(t)
+	e := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 0, "guess") })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	conn := k.connect(t, 0)
+	var sent []wire.Item
+	st := e.r.db.(kv.StatsReporter)
+	before := st.KVStats()
+	for i := range 4 {
+		it := k.item(wire.UpAudit, kiosk.AuditEvent{ID: fmt.Sprint("ev", i), At: t0, Kind: "login_ok", Actor: "A1"})
+		if ack := conn.batch(it); ack.Seq != uint64(i+1) || len(ack.Rejected) != 0 {
+			t.Fatalf("new item %d: ack %+v", i, ack)
+		}
+		sent = append(sent, it)
+	}
+	after := st.KVStats()
+	if g, n := after.Guessed-before.Guessed, after.Conflicts-before.Conflicts; g != 4 || n != 0 {
+		t.Errorf("4 new items: %d ids guessed, %d runs again; want 4 and 0", g, n)
+	}
+	conn.c.Close(websocket.StatusNormalClosure, "")
+
+	// Restored from a backup, the kiosk resends its queue under a new epoch, one item a
+	// batch, through the other gateway.
+	other := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 1, "guess") })
+	st = other.r.db.(kv.StatsReporter)
+	k.e, k.epoch, k.seq = other, "epoch-two", 0
+	conn = k.connect(t, 0)
+	before = st.KVStats()
+	for i, it := range sent {
+		k.seq++
+		it.Seq = k.seq
+		if ack := conn.batch(it); ack.Seq != it.Seq || len(ack.Rejected) != 0 {
+			t.Fatalf("resent item %d: ack %+v", i, ack)
+		}
+	}
+	after = st.KVStats()
+	if g, n := after.Guessed-before.Guessed, after.Conflicts-before.Conflicts; g != 1 || n != 1 {
+		t.Errorf("a queue of 4 resent: %d ids guessed, %d runs again; want 1 and 1 (then read)", g, n)
+	}
+	if stored, err := other.r.Items(ItemFilter{TerminalID: k.id}); err != nil || len(stored) != 4 {
+		t.Fatalf("%d items stored (%v), want the 4 once", len(stored), err)
+	}
+	if rep, err := other.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify = %+v, %v", rep, err)
+	}
+}

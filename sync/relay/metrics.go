@@ -242,7 +242,7 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		n  int64
 	}{{"commit", st.Commits}, {"conflict", st.Conflicts}, {"view_conflict", st.ViewConflicts}, {"view", st.Views}, {"read", st.Reads},
 		{"cache_hit", st.CacheHits}, {"list", st.Lists}, {"message", st.Messages}, {"prefetch", st.Prefetched}, {"replica_read", st.ReplicaReads},
-		{"replica_miss", st.ReplicaMisses}, {"stale_view", st.StaleViews}, {"feed_lost", st.FeedLosses},
+		{"replica_miss", st.ReplicaMisses}, {"stale_view", st.StaleViews}, {"guessed", st.Guessed}, {"feed_lost", st.FeedLosses},
 		{"too_large", st.TooLarge}} {
 		ch <- prometheus.MustNewConstMetric(descStoreOps, prometheus.CounterValue, float64(o.n), o.op)
 	}

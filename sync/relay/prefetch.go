@@ -56,7 +56,9 @@ func batchKeys(t TerminalInfo, own *owner, batches []upBatch, preps [][]prepared
 	for i, b := range batches {
 		l.add(bDedupe, dedupeKey(t.ID, b.Epoch))
 		for j, it := range b.Items {
-			l.add(bItemIDs, it.ID)
+			if own == nil || own.resends.Load() {
+				l.add(bItemIDs, it.ID) // else guessed absent (storeItem), not fetched
+			}
 			if i < len(preps) && j < len(preps[i]) {
 				bodyKeys(&l, it.Kind, preps[i][j].up.Value)
 			}

@@ -163,7 +163,7 @@ func (r *Relay) storeBatchTx(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			}
 			break
 		}
-		reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, prep[i], lt, now)
+		reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, prep[i], lt, b.own, now)
 		if err != nil {
 			return ack, nil, fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
 		}
@@ -184,7 +184,13 @@ func (r *Relay) storeBatchTx(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 // stored or applied again, and its earlier refusal stands. An item id held with other content
 // is refused id_conflict. Anything else is applied by kind and stored. lt, if not nil, gets the
 // state of a letter taken or recognised.
-func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, lt *wire.Letters, now time.Time) (string, error) {
+//
+// On a shared store the item id's record is guessed absent rather than read (kv.GuessAbsent):
+// an item at a new seq is nearly always new, and the read was most of a status report's round
+// trips to the cluster. The guess is validated at commit, so an id held after all makes the
+// group commit run again, reading it; the connection (own) then reads its ids from there on,
+// so a queue resent under a new epoch costs one run again, not one a batch.
+func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, lt *wire.Letters, own *owner, now time.Time) (string, error) {
 	h := p.hash
 	sk := seqKey(t.ID, epoch, it.Seq)
 	remember := func(reason string) error {
@@ -194,9 +200,17 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 		return tx.Bucket([]byte(bRefusals)).Put([]byte(sk), []byte(reason))
 	}
 	var prev itemRef
+	if own != nil && !own.resends.Load() {
+		if ids := tx.Bucket([]byte(bItemIDs)); ids != nil {
+			kv.GuessAbsent(ids, []byte(it.ID))
+		}
+	}
 	found, err := getJSON(tx, bItemIDs, it.ID, &prev)
 	if err != nil {
 		return "", err
+	}
+	if found && own != nil {
+		own.resends.Store(true)
 	}
 	if found {
 		// The item id's record names another seq, so this one gets its own (seqs.go).

@@ -57,6 +57,8 @@ type Stats struct {
 	// TooLarge: write transactions refused at commit as larger than the store takes
 	// (ErrTxTooLarge): the work of the whole transaction was for nothing.
 	TooLarge int64
+	// Guessed: reads answered absent on the caller's word, with no round trip (AbsentGuesser).
+	Guessed int64
 }
 
 // StatsReporter is a Store that counts what it does (the JetStream store does; bbolt's
@@ -161,6 +163,25 @@ type Key struct {
 // a store may fetch any part of keys, or none.
 type Prefetcher interface {
 	Prefetch(keys []Key)
+}
+
+// AbsentGuesser is a Bucket whose store may answer a read of a key it is told is almost surely
+// absent without asking anyone: a store whose reads are round trips (JetStream), for a key
+// such as a new item's id, which a writer reads only to find the rare one held already. The
+// guess is a read like any other: validated at commit (a key that was there after all makes
+// the commit a conflict, ErrConflict, and an Update's run again reads it), so isolation is
+// unchanged and only a wrong guess costs, a run again. A store guesses only where it knows
+// nothing better (its cache, a prefetch, an earlier read, a run again) and may never guess.
+type AbsentGuesser interface {
+	GuessAbsent(key []byte)
+}
+
+// GuessAbsent tells b's store that key is almost surely absent (AbsentGuesser); a store that
+// does not take the hint (bbolt, whose reads are local) is unaffected.
+func GuessAbsent(b Bucket, key []byte) {
+	if g, ok := b.(AbsentGuesser); ok {
+		g.GuessAbsent(key)
+	}
 }
 
 // Prefetches reports whether tx's store takes Prefetch hints, so that a caller on a store that

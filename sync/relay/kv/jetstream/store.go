@@ -153,7 +153,9 @@ type Store struct {
 	// replicaReads: subjects read from any replica (replica.go); replicaMisses: requests of
 	// those that failed or could not vouch for a cursor's values, read from the leader.
 	replicaReads, replicaMisses, replicaOneByOne atomic.Int64
-	replies                                      *replies
+	// guessed: reads answered absent without a round trip (kv.AbsentGuesser).
+	guessed atomic.Int64
+	replies *replies
 	// bigBuckets are the generations a replica could not list in one answer (listReplica).
 	bigBuckets sync.Map
 	// lastCommit is the stream sequence of this store's last commit: a watch feed that has
@@ -255,6 +257,8 @@ type Stats struct {
 	// WholeViews: WholeView calls completed; WholeMessages: the messages their pages read
 	// (not counted in Reads or ReplicaReads).
 	WholeViews, WholeMessages int64
+	// Guessed: reads answered absent on the caller's word (kv.AbsentGuesser), no round trip.
+	Guessed int64
 }
 
 // Stats returns the counters so far.
@@ -263,7 +267,8 @@ func (s *Store) Stats() Stats {
 		Reads: s.reads.Load(), CacheHits: s.cacheHits.Load(), Lists: s.lists.Load(), Messages: s.messages.Load(),
 		Prefetched: s.prefetched.Load(), ReplicaReads: s.replicaReads.Load(), ReplicaMisses: s.replicaMisses.Load(),
 		ReplicaOneByOne: s.replicaOneByOne.Load(), StaleViews: s.staleViews.Load(), FeedLosses: s.feedLosses.Load(),
-		TooLarge: s.tooLarge.Load(), WholeViews: s.wholeViews.Load(), WholeMessages: s.wholeMessages.Load()}
+		TooLarge: s.tooLarge.Load(), WholeViews: s.wholeViews.Load(), WholeMessages: s.wholeMessages.Load(),
+		Guessed: s.guessed.Load()}
 }
 
 // KVStats is Stats in the kv package's terms, for the relay's metrics.
@@ -272,7 +277,7 @@ func (s *Store) KVStats() kv.Stats {
 	return kv.Stats{Commits: st.Commits, Conflicts: st.Conflicts, ViewConflicts: st.ViewConflicts, Views: st.Views, Reads: st.Reads,
 		CacheHits: st.CacheHits, Lists: st.Lists, Messages: st.Messages, Prefetched: st.Prefetched,
 		ReplicaReads: st.ReplicaReads, ReplicaMisses: st.ReplicaMisses, StaleViews: st.StaleViews, FeedLosses: st.FeedLosses,
-		TooLarge: st.TooLarge}
+		TooLarge: st.TooLarge, Guessed: st.Guessed}
 }
 
 // Update runs fn optimistically and commits its writes as one atomic batch, running it again
@@ -324,6 +329,7 @@ func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) er
 			return fmt.Errorf("jskv: %w: %w", kv.ErrTimeout, err)
 		}
 		t := newTx(ctx, s, writable)
+		t.rerun = attempt > 0
 		if writable && floor == 0 && attempt > 1 && attempt <= 3 {
 			// The conflicts did not say where the stream was, and replicas the first time did
 			// not do: ask the leader how far the stream is (one request, where reading the

@@ -77,6 +77,13 @@ type tx struct {
 	// landed are, by generation, the subjects cursors read there (noteLanded).
 	landed map[string][]string
 
+	// rerun: a run after a conflict, which guesses nothing (kv.AbsentGuesser): the key
+	// guessed absent may be what it ran into.
+	rerun bool
+	// guesses are subjects fn said are almost surely absent (GuessAbsent) and has not read
+	// yet: fetch answers them absent, at sequence 0, unless something better is known.
+	guesses map[string]struct{}
+
 	err error // the first failed read; the transaction is then void
 }
 
@@ -119,6 +126,15 @@ func (t *tx) fetchOpt(subj string, cached bool) (entry, bool) {
 			t.fromCache = append(t.fromCache, subj)
 			return e, true
 		}
+	}
+	if _, guessed := t.guesses[subj]; guessed {
+		// Absent, as a read would have said of a subject with no message: the commit
+		// expects sequence 0 there, so a message there after all is a conflict.
+		delete(t.guesses, subj)
+		t.s.guessed.Add(1)
+		e := entry{}
+		t.seen[subj] = e
+		return e, true
 	}
 	if (cached || t.stale) && t.floor == 0 && t.onReplica(subj) {
 		// Validated at commit like every read of an Update, so any replica may answer
@@ -530,6 +546,28 @@ func (b *bucket) Get(key []byte) []byte {
 		return nil
 	}
 	return v
+}
+
+// GuessAbsent implements kv.AbsentGuesser: the next read of key, if nothing better is known
+// by then, is answered absent without a round trip and validated at commit like any read. Only
+// an Update's first run guesses: a run again after a conflict, or one that must read past a
+// floor, reads.
+func (b *bucket) GuessAbsent(key []byte) {
+	t := b.t
+	if len(key) == 0 || !t.writable || t.rerun || t.floor != 0 || t.whole != nil || t.err != nil || b.gen == "-" {
+		return
+	}
+	subj := b.keySubj(key)
+	if _, read := t.seen[subj]; read {
+		return
+	}
+	if _, fetched := t.pre[subj]; fetched {
+		return
+	}
+	if t.guesses == nil {
+		t.guesses = map[string]struct{}{}
+	}
+	t.guesses[subj] = struct{}{}
 }
 
 func (b *bucket) Put(key, value []byte) error {
