@@ -75,6 +75,8 @@ type Options struct {
 	// commits waits, or that has not delivered one of this store's commits within
 	// watchBehindMax (30) of them, is reported lost and started again. Default 1 s.
 	WatchHeartbeat time.Duration
+	// Logf, if set, is told what went wrong in the background (a watch feed lost, and why).
+	Logf func(format string, args ...any)
 	// Existing opens only a stream that is there, as it is: for a command run beside the
 	// gateways, which must not make a stream on a cluster it was pointed at by mistake, nor
 	// change the one the gateways serve from. A stream that is not there is ErrNoStream.
@@ -211,6 +213,13 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		s.cache = newReadCache(o.CacheEntries)
 	}
 	return s, nil
+}
+
+// logf logs through Options.Logf, if set.
+func (s *Store) logf(format string, args ...any) {
+	if s.o.Logf != nil {
+		s.o.Logf(format, args...)
+	}
 }
 
 // suits reports whether an existing stream's configuration has what the store relies on.

@@ -232,8 +232,11 @@ func (w *watcher) dropConsumerLocked() {
 
 // lostLocked reports a loss and starts the feed again, from the stream's end (reporting the
 // loss again once it runs).
-func (w *watcher) lostLocked() {
+// lostLocked reports the feed lost, for why (logged: Stats.FeedLosses counts losses, and an
+// operator seeing it move needs to know which of them it was).
+func (w *watcher) lostLocked(why string) {
 	w.s.feedLosses.Add(1)
+	w.s.logf("jskv: watch feed lost (%s); its watchers read the store again", why)
 	w.dropConsumerLocked()
 	w.fn(kv.Changes{Lost: true})
 	go w.restart()
@@ -270,8 +273,10 @@ func (w *watcher) watchdog() {
 		case <-t.C:
 		}
 		w.mu.Lock()
-		if w.sub != nil && !w.stopped && w.staleLocked(time.Now()) {
-			w.lostLocked()
+		if w.sub != nil && !w.stopped {
+			if why := w.staleLocked(time.Now()); why != "" {
+				w.lostLocked(why)
+			}
 		}
 		w.mu.Unlock()
 	}
@@ -291,15 +296,15 @@ const watchBehindMax = 30
 // stream's end, which under load made one gateway read the store 4-9 times as often as the
 // other. Before, three heartbeats with some commit of this store waiting were a loss, whether
 // the feed delivered meanwhile or not.
-func (w *watcher) staleLocked(now time.Time) bool {
+func (w *watcher) staleLocked(now time.Time) (why string) {
 	hb := w.s.o.WatchHeartbeat
 	if now.Sub(w.heard) > 3*hb {
-		return true
+		return fmt.Sprintf("silent for %v: no message or heartbeat", now.Sub(w.heard).Round(time.Millisecond))
 	}
 	c := w.s.lastCommit.Load()
 	if c < w.from || c <= w.lastStream {
 		w.behind = time.Time{}
-		return false
+		return ""
 	}
 	if w.behind.IsZero() {
 		w.behind, w.waitFor, w.moved, w.movedTo = now, c, now, w.lastStream
@@ -312,7 +317,15 @@ func (w *watcher) staleLocked(now time.Time) bool {
 			w.behind, w.waitFor = now, c
 		}
 	}
-	return now.Sub(w.moved) > 3*hb || now.Sub(w.behind) > watchBehindMax*hb
+	switch {
+	case now.Sub(w.moved) > 3*hb:
+		return fmt.Sprintf("delivered nothing for %v while a commit of this gateway at stream sequence %d waited; it had reached %d",
+			now.Sub(w.moved).Round(time.Millisecond), c, w.lastStream)
+	case now.Sub(w.behind) > watchBehindMax*hb:
+		return fmt.Sprintf("%v behind a commit of this gateway: it had reached stream sequence %d, the commit is at %d",
+			now.Sub(w.behind).Round(time.Millisecond), w.lastStream, w.waitFor)
+	}
+	return ""
 }
 
 // handle takes one message of consumer run.
@@ -336,7 +349,7 @@ func (w *watcher) handle(run int, m *nats.Msg) {
 			switch {
 			case err != nil:
 			case n != w.lastCons:
-				w.lostLocked() // the server sent messages that never arrived
+				w.lostLocked(fmt.Sprintf("the server sent %d messages, %d arrived", n, w.lastCons)) // some never arrived
 			default:
 				// Idle, and everything it sent arrived: what is held is all there is of its
 				// transaction for now (a message the store wrote before Tk-Tx-End existed).
@@ -350,7 +363,7 @@ func (w *watcher) handle(run int, m *nats.Msg) {
 		return
 	}
 	if meta.Sequence.Consumer != w.lastCons+1 {
-		w.lostLocked()
+		w.lostLocked(fmt.Sprintf("message %d of the consumer arrived after %d", meta.Sequence.Consumer, w.lastCons))
 		return
 	}
 	w.lastCons, w.lastStream = meta.Sequence.Consumer, meta.Sequence.Stream

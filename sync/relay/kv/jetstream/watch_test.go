@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,7 +48,13 @@ func describe(cs kv.Changes) string {
 func TestWatchFollowsEveryGatewaysCommits(t *testing.T) {
 	c := natstest.Start(t)
 	nc0, nc1 := c.Connect(0), c.Connect(1)
-	o := jskv.Options{Stream: "watch", Prefix: "w", WatchHeartbeat: 200 * time.Millisecond}
+	var logMu sync.Mutex
+	var logged []string
+	o := jskv.Options{Stream: "watch", Prefix: "w", WatchHeartbeat: 200 * time.Millisecond, Logf: func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		logged = append(logged, fmt.Sprintf(format, args...))
+	}}
 	a, b := openWith(t, c, nc0, o), openWith(t, c, nc1, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -146,6 +153,11 @@ func TestWatchFollowsEveryGatewaysCommits(t *testing.T) {
 	if n := a.Stats().FeedLosses; n < 1 {
 		t.Errorf("FeedLosses after a loss = %d, want at least 1", n)
 	}
+	logMu.Lock()
+	if len(logged) == 0 || !strings.HasPrefix(logged[0], "jskv: watch feed lost (") || !strings.Contains(logged[0], "); its watchers read the store again") {
+		t.Errorf("after the loss the store logged %q, want the loss and why", logged)
+	}
+	logMu.Unlock()
 	i := 0
 	testwait.Until(t, "the feed to follow commits again", func() bool {
 		i++

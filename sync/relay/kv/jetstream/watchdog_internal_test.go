@@ -3,6 +3,7 @@ package jskv
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,8 +59,8 @@ func TestWatchdogTellsALateFeedFromAStoppedOne(t *testing.T) {
 		pending = append(pending, commit())
 		w.lastStream, pending = pending[0], pending[1:]
 		w.heard = now.Add(-10 * time.Millisecond)
-		if w.staleLocked(now) {
-			t.Fatalf("tick %d: a feed delivering a commit a tick, five behind this store's, reported lost", tick)
+		if why := w.staleLocked(now); why != "" {
+			t.Fatalf("tick %d: a feed delivering a commit a tick, five behind this store's, reported lost: %s", tick, why)
 		}
 	}
 
@@ -68,9 +69,12 @@ func TestWatchdogTellsALateFeedFromAStoppedOne(t *testing.T) {
 		now = now.Add(hb)
 		commit()
 		w.heard = now
-		stale := w.staleLocked(now)
-		if stale != (tick == 4) {
-			t.Fatalf("tick %d of a feed delivering nothing: lost %v, want %v", tick, stale, tick == 4)
+		why := w.staleLocked(now)
+		if (why != "") != (tick == 4) {
+			t.Fatalf("tick %d of a feed delivering nothing: lost %q, want lost %v", tick, why, tick == 4)
+		}
+		if why != "" && !strings.Contains(why, "delivered nothing for") {
+			t.Errorf("a feed delivering nothing reported lost as %q, want why", why)
 		}
 	}
 
@@ -85,9 +89,12 @@ func TestWatchdogTellsALateFeedFromAStoppedOne(t *testing.T) {
 		now = now.Add(hb)
 		w.lastStream++
 		w.heard = now
-		if w.staleLocked(now) {
+		if why := w.staleLocked(now); why != "" {
 			if tick <= watchBehindMax {
-				t.Fatalf("a feed delivering reported lost at tick %d, before its %d heartbeats", tick, watchBehindMax)
+				t.Fatalf("a feed delivering reported lost at tick %d, before its %d heartbeats: %s", tick, watchBehindMax, why)
+			}
+			if !strings.Contains(why, "behind a commit of this gateway") {
+				t.Errorf("a feed fallen behind reported lost as %q, want why", why)
 			}
 			break
 		}
