@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/sync/relay"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 )
 
@@ -25,7 +26,7 @@ func jetStore(t testing.TB) *jskv.Store {
 	nc := c.Connect(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	o := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true} // as relayd opens it
+	o := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true, WatchRoots: relay.WatchedRoots()} // as relayd opens it
 	s, err := natstest.Placed(ctx, func() (*jskv.Store, error) { return jskv.Open(ctx, nc, o) })
 	if err != nil {
 		t.Fatal(err)

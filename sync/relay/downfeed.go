@@ -70,6 +70,10 @@ type downFeed struct {
 	stop     func()
 }
 
+// WatchedRoots are the root buckets the relay's downlink feed follows: a store that can make
+// their nested buckets cheap to follow is told so when it is opened (jskv.Options.WatchRoots).
+func WatchedRoots() [][]byte { return [][]byte{[]byte(bFacDown), []byte(bDown)} }
+
 // startDownFeed follows the store's downlink buckets if it offers a watch feed. Without one
 // (or if it cannot start) the writers read the store as before.
 func (r *Relay) startDownFeed() {
@@ -78,7 +82,7 @@ func (r *Relay) startDownFeed() {
 		return
 	}
 	d := &downFeed{r: r, own: map[string]*ownFed{}, staged: map[string][]tailRec{}}
-	stop, err := w.Watch([][]byte{[]byte(bFacDown), []byte(bDown)}, d.apply)
+	stop, err := w.Watch(WatchedRoots(), d.apply)
 	if err != nil {
 		r.logf("relay: downlink feed: %v; the downlink writers read the store", err)
 		return

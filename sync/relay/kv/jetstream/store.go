@@ -81,6 +81,13 @@ type Options struct {
 	// gateways, which must not make a stream on a cluster it was pointed at by mistake, nor
 	// change the one the gateways serve from. A stream that is not there is ErrNoStream.
 	Existing bool
+	// WatchRoots names the root buckets a Watch will follow. A bucket made in one of them
+	// takes a generation under the root's (<root gen>.<id>), so that the feed's consumer
+	// takes only their subjects rather than every key message of the stream (watch.go).
+	// Buckets made before (or by a store opened without it) keep a generation of their
+	// own, and the feed follows each with a filter of its own, or past maxOwnGenFilters of
+	// them every key message of the stream, as before.
+	WatchRoots [][]byte
 }
 
 // ErrNoStream: Options.Existing, and the cluster has no such stream.
@@ -157,12 +164,15 @@ type Store struct {
 	replicaReads, replicaMisses, replicaOneByOne atomic.Int64
 	// guessed: reads answered absent without a round trip (kv.AbsentGuesser).
 	guessed atomic.Int64
-	replies *replies
+	// feedRefollows: watch feeds' consumers made again for other filters (refollowLocked).
+	feedRefollows atomic.Int64
+	replies       *replies
 	// bigBuckets are the generations a replica could not list in one answer (listReplica).
 	bigBuckets sync.Map
-	// lastCommit is the stream sequence of this store's last commit: a watch feed that has
-	// not delivered it within a few heartbeats is stale (watch.go).
-	lastCommit atomic.Uint64
+	// feeds are the running watch feeds, told of each commit (noteCommit): copied on change,
+	// so that a commit reads it without a lock.
+	feeds   atomic.Pointer[[]*watcher]
+	feedsMu sync.Mutex
 }
 
 // Open creates (or updates) the stream and returns a store on it. The connection stays the
@@ -268,6 +278,9 @@ type Stats struct {
 	WholeViews, WholeMessages int64
 	// Guessed: reads answered absent on the caller's word (kv.AbsentGuesser), no round trip.
 	Guessed int64
+	// FeedRefollows: times a watch feed's consumer was made again to take other filters (a
+	// bucket of a generation of its own appeared, or the last went), missing nothing.
+	FeedRefollows int64
 }
 
 // Stats returns the counters so far.
@@ -277,7 +290,7 @@ func (s *Store) Stats() Stats {
 		Prefetched: s.prefetched.Load(), ReplicaReads: s.replicaReads.Load(), ReplicaMisses: s.replicaMisses.Load(),
 		ReplicaOneByOne: s.replicaOneByOne.Load(), StaleViews: s.staleViews.Load(), FeedLosses: s.feedLosses.Load(),
 		TooLarge: s.tooLarge.Load(), WholeViews: s.wholeViews.Load(), WholeMessages: s.wholeMessages.Load(),
-		Guessed: s.guessed.Load()}
+		Guessed: s.guessed.Load(), FeedRefollows: s.feedRefollows.Load()}
 }
 
 // KVStats is Stats in the kv package's terms, for the relay's metrics.
@@ -617,12 +630,43 @@ func (s *Store) readMarkerSubj() string { return s.o.Prefix + ".r" }
 // parse is the kind and generation of a subject P.<kind>.<gen>[.<token>] (0 and "" for the
 // read markers' subject).
 func (s *Store) parse(subj string) (kind byte, gen string) {
+	kind, gen, _ = s.split(subj)
+	return kind, gen
+}
+
+// split is the kind, generation and last token of a subject: P.k.<gen>.<key> and
+// P.b.<gen>.<name> end in a token, P.s.<gen> and P.v.<gen> do not. A generation is one token,
+// or two for a bucket made in a watched root (<root gen>.<id>, Options.WatchRoots), and keys
+// and names are tokens, so the kind says where the generation ends.
+func (s *Store) split(subj string) (kind byte, gen, token string) {
 	rest, ok := strings.CutPrefix(subj, s.o.Prefix+".")
 	if !ok || len(rest) < 3 || rest[1] != '.' {
-		return 0, ""
+		return 0, "", ""
 	}
-	gen, _, _ = strings.Cut(rest[2:], ".")
-	return rest[0], gen
+	kind, rest = rest[0], rest[2:]
+	if kind == 'k' || kind == 'b' {
+		i := strings.LastIndexByte(rest, '.')
+		if i < 0 {
+			return 0, "", ""
+		}
+		return kind, rest[:i], rest[i+1:]
+	}
+	return kind, rest, ""
+}
+
+// watchRoot reports whether name is one of Options.WatchRoots.
+func (s *Store) watchRoot(name []byte) bool {
+	for _, r := range s.o.WatchRoots {
+		if string(r) == string(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// underRoot reports whether gen is a generation made under root generation rg.
+func underRoot(gen, rg string) bool {
+	return len(gen) > len(rg)+1 && gen[len(rg)] == '.' && gen[:len(rg)] == rg
 }
 
 // list returns the subjects matching filter that hold a message (tombstones included), as

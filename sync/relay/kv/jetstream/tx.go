@@ -183,11 +183,8 @@ func (t *tx) bornSubj(subj string) bool {
 	if len(t.born) == 0 || len(subj) < len(t.s.o.Prefix)+4 {
 		return false
 	}
-	rest := subj[len(t.s.o.Prefix)+3:] // past "P.<kind>."
-	if i := strings.IndexByte(rest, '.'); i >= 0 {
-		rest = rest[:i]
-	}
-	_, ok := t.born[rest]
+	_, gen := t.s.parse(subj)
+	_, ok := t.born[gen]
 	return ok
 }
 
@@ -367,15 +364,8 @@ func (t *tx) commit() error {
 	}
 	t.s.messages.Add(int64(len(msgs)))
 	if ack.Sequence != 0 {
-		// The watch feed's health check waits for the last message it follows (writes are
-		// sent in subjs' order, read markers after them).
-		first := ack.Sequence + 1 - uint64(len(msgs))
-		for i := len(subjs) - 1; i >= 0; i-- {
-			if k := subjs[i][len(t.s.o.Prefix)+1]; watched(k) {
-				t.s.committedAt(first + uint64(i))
-				break
-			}
-		}
+		// Writes are sent in subjs' order, read markers after them.
+		t.s.noteCommit(ack.Sequence+1-uint64(len(msgs)), subjs)
 	}
 	if t.s.cache != nil {
 		// A batch is stored in order under consecutive sequences ending at the ack's.
@@ -531,6 +521,14 @@ func (t *tx) ForEachBucket(fn func(name []byte) error) error { return t.root().F
 type bucket struct {
 	t   *tx
 	gen string
+	// watched: a root named in Options.WatchRoots, whose nested buckets take generations
+	// under its own.
+	watched bool
+}
+
+// nested is the handle of the bucket named name in b, of generation gen.
+func (b *bucket) nested(name []byte, gen string) *bucket {
+	return &bucket{t: b.t, gen: gen, watched: b.gen == rootGen && b.t.s.watchRoot(name)}
 }
 
 func (b *bucket) keySubj(key []byte) string { return b.t.s.subj('k', b.gen, tok(key)) }
@@ -755,7 +753,7 @@ func (b *bucket) Bucket(name []byte) kv.Bucket {
 		}
 		return nil
 	}
-	return &bucket{t: b.t, gen: string(gen)}
+	return b.nested(name, string(gen))
 }
 
 func (b *bucket) CreateBucket(name []byte) (kv.Bucket, error) {
@@ -773,13 +771,16 @@ func (b *bucket) CreateBucket(name []byte) (kv.Bucket, error) {
 		return nil, b.t.err
 	}
 	gen := nuid.Next()
+	if b.watched {
+		gen = b.gen + "." + gen
+	}
 	if b.t.born == nil {
 		b.t.born = map[string]struct{}{}
 	}
 	b.t.born[gen] = struct{}{}
 	b.t.put(m, []byte(gen))
 	b.t.touch(b.gen)
-	return &bucket{t: b.t, gen: gen}, nil
+	return b.nested(name, gen), nil
 }
 
 func (b *bucket) CreateBucketIfNotExists(name []byte) (kv.Bucket, error) {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,11 +18,22 @@ import (
 )
 
 // The watch feed (kv.Watcher): one push consumer per Watch, ephemeral and in memory, that the
-// server delivers every bucket marker, key and sequence message of the stream to, from the
-// stream's end when the feed (re)starts. The consumer acknowledges nothing (AckNone); order and
-// completeness are checked here instead of by nats.go's ordered consumer, because that one
-// restarts itself after a gap and would hide it: on this stream a restart cannot replay what
-// it missed (each subject keeps its last message only), so a gap is reported as Lost.
+// server delivers the watched roots' nested bucket markers, and their keys and sequences, to,
+// from the stream's end when the feed (re)starts. The consumer acknowledges nothing (AckNone);
+// order and completeness are checked here instead of by nats.go's ordered consumer, because
+// that one restarts itself after a gap and would hide it: on this stream a restart cannot
+// replay what it missed (each subject keeps its last message only), so a gap is reported as
+// Lost.
+//
+// What the consumer takes (followSet): a bucket made in a root of Options.WatchRoots has a
+// generation under the root's, so its keys are P.k.<root gen>.<id>.<key> and three filters a
+// root take them and nothing else; a bucket of a generation of its own (made before, or by a
+// store opened without the option) takes two filters more, and past maxOwnGenFilters of them
+// the consumer takes every marker, key and sequence message of the stream, as it did before
+// (a relay's status report, which writes nothing under the downlink roots, was then delivered
+// to every gateway and thrown away). When a bucket of its own appears, or the last of them
+// goes, the consumer is made again from the next message with the filters that fit
+// (refollowLocked): nothing is missed.
 //
 // Keys live under generations, not names, so the feed keeps each watched root's nested
 // buckets by generation: listed once when it starts, then followed through their marker
@@ -31,12 +44,123 @@ import (
 
 var _ kv.Watcher = (*Store)(nil)
 
-// committedAt records that this store committed a batch whose last message the feed delivers
-// is at stream sequence seq.
-func (s *Store) committedAt(seq uint64) {
+// maxOwnGenFilters bounds the filters a feed's consumer takes for nested buckets of a
+// generation of their own (two each); past it the consumer takes the whole stream's markers,
+// keys and sequences, as before WatchRoots. A relay stream written before it has one such
+// bucket a terminal and a facility, and keeps them: moving a bucket under its root changes
+// its marker, and a gateway running meanwhile with the old marker cached (CacheBucketMarkers:
+// a marker seen present is not validated) would write into the old generation.
+const maxOwnGenFilters = 256
+
+// followSet is what a feed's consumer takes. It is not changed once made: a commit reads the
+// feed's current one without a lock (noteCommit).
+type followSet struct {
+	wide  bool            // every marker, key and sequence message of the stream
+	roots map[string]bool // the watched roots' generations
+	own   map[string]bool // nested buckets' generations not under their root's
+}
+
+// filters is the consumer's FilterSubjects for f (they must not overlap).
+func (f *followSet) filters(prefix string) []string {
+	if f.wide {
+		return []string{prefix + ".b.>", prefix + ".k.>", prefix + ".s.>"}
+	}
+	var out []string
+	for rg := range f.roots {
+		out = append(out, prefix+".b."+rg+".*", prefix+".k."+rg+".*.*", prefix+".s."+rg+".*")
+	}
+	for g := range f.own {
+		out = append(out, prefix+".k."+g+".*", prefix+".s."+g)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// follows reports whether the consumer takes subj: what filters match, token by token, for
+// any subject (FuzzFollowsMatchesFilters), without splitting it (a commit asks it of each of
+// its messages).
+func (f *followSet) follows(prefix, subj string) bool {
+	if len(subj) < len(prefix)+4 || subj[:len(prefix)] != prefix || subj[len(prefix)] != '.' {
+		return false
+	}
+	rest := subj[len(prefix)+1:]
+	if rest[1] != '.' || !watched(rest[0]) {
+		return false
+	}
+	kind, rest := rest[0], rest[2:]
+	if f.wide {
+		return true
+	}
+	// root: P.b.<root gen>.*, P.k.<root gen>.*.*, P.s.<root gen>.*
+	first, after, _ := strings.Cut(rest, ".")
+	tokens := 1 + strings.Count(rest, ".")
+	if f.roots[first] {
+		switch {
+		case kind == 'b' && tokens == 2, kind == 'k' && tokens == 3, kind == 's' && tokens == 2:
+			return after != ""
+		}
+	}
+	// own: P.k.<gen>.*, P.s.<gen>
+	switch kind {
+	case 'k':
+		i := strings.LastIndexByte(rest, '.')
+		return i > 0 && f.own[rest[:i]]
+	case 's':
+		return f.own[rest]
+	}
+	return false
+}
+
+// noteCommit tells each feed of a commit whose messages subjs are stored from stream
+// sequence first: a feed waits for the last of them it takes.
+func (s *Store) noteCommit(first uint64, subjs []string) {
+	feeds := s.feeds.Load()
+	if feeds == nil {
+		return
+	}
+	for _, w := range *feeds {
+		f := w.follow.Load()
+		if f == nil {
+			continue
+		}
+		for i := len(subjs) - 1; i >= 0; i-- {
+			if f.follows(s.o.Prefix, subjs[i]) {
+				w.committedAt(first + uint64(i))
+				break
+			}
+		}
+	}
+}
+
+// addFeed and dropFeed keep s.feeds.
+func (s *Store) addFeed(w *watcher) {
+	s.feedsMu.Lock()
+	defer s.feedsMu.Unlock()
+	var next []*watcher
+	if cur := s.feeds.Load(); cur != nil {
+		next = append(next, *cur...)
+	}
+	next = append(next, w)
+	s.feeds.Store(&next)
+}
+
+func (s *Store) dropFeed(w *watcher) {
+	s.feedsMu.Lock()
+	defer s.feedsMu.Unlock()
+	cur := s.feeds.Load()
+	if cur == nil {
+		return
+	}
+	next := slices.DeleteFunc(slices.Clone(*cur), func(x *watcher) bool { return x == w })
+	s.feeds.Store(&next)
+}
+
+// committedAt records that this store committed a batch whose last message the feed takes is
+// at stream sequence seq.
+func (w *watcher) committedAt(seq uint64) {
 	for {
-		cur := s.lastCommit.Load()
-		if seq <= cur || s.lastCommit.CompareAndSwap(cur, seq) {
+		cur := w.lastCommit.Load()
+		if seq <= cur || w.lastCommit.CompareAndSwap(cur, seq) {
 			return
 		}
 	}
@@ -45,14 +169,23 @@ func (s *Store) committedAt(seq uint64) {
 // watched reports whether a subject's kind is one the feed follows.
 func watched(kind byte) bool { return kind == 'b' || kind == 'k' || kind == 's' }
 
-// nestedBucket is a watched root's nested bucket, as the feed knows it by generation.
-type nestedBucket struct{ root, name []byte }
+// nestedBucket is a watched root's nested bucket, as the feed knows it by generation: rg is
+// the root's generation.
+type nestedBucket struct {
+	root, name []byte
+	rg         string
+}
 
 type watcher struct {
 	s     *Store
 	roots [][]byte
 	fn    func(kv.Changes)
 	done  chan struct{}
+	// follow is what the current consumer takes; lastCommit the stream sequence of this
+	// store's last commit that it takes: a feed that has not delivered it within a few
+	// heartbeats is stale (staleLocked).
+	follow     atomic.Pointer[followSet]
+	lastCommit atomic.Uint64
 
 	mu      sync.Mutex
 	stopped bool
@@ -74,6 +207,10 @@ type watcher struct {
 	moved            time.Time
 	group            []kv.Change
 	groupTx          string
+	// ownN counts gens not under their root's; refollow asks for a new consumer after the
+	// message being applied (apply).
+	ownN     int
+	refollow bool
 }
 
 // Watch starts the feed of the buckets nested in roots (kv.Watcher). A root that does not
@@ -83,13 +220,16 @@ func (s *Store) Watch(roots [][]byte, fn func(kv.Changes)) (func(), error) {
 	for _, r := range roots {
 		w.roots = append(w.roots, bytes.Clone(r))
 	}
+	s.addFeed(w)
 	if err := w.start(); err != nil {
+		s.dropFeed(w)
 		return nil, err
 	}
 	go w.watchdog()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			s.dropFeed(w)
 			close(w.done)
 			w.mu.Lock()
 			w.stopped = true
@@ -139,7 +279,7 @@ func (w *watcher) start() error {
 				continue // not a subject the store wrote
 			}
 			gen := string(found[i].val)
-			gens[gen] = nestedBucket{root: root, name: name}
+			gens[gen] = nestedBucket{root: root, name: name, rg: rg}
 			byName[rg+"."+token] = gen
 		}
 	}
@@ -151,23 +291,66 @@ func (w *watcher) start() error {
 	w.run++
 	run := w.run
 	w.rootGens, w.gens, w.byName = rootGens, gens, byName
+	w.ownN = 0
+	for gen, nb := range gens {
+		if !underRoot(gen, nb.rg) {
+			w.ownN++
+		}
+	}
 	w.from, w.lastCons, w.lastStream = from, 0, from-1
 	w.heard, w.behind = time.Now(), time.Time{}
 	w.group, w.groupTx = nil, ""
+	f := w.followSetLocked()
+	w.follow.Store(f)
 	w.mu.Unlock()
+	if f.wide {
+		w.s.logf("jskv: watch feed takes every key of the stream: %s", f.why(w.ownN))
+	}
+	return w.subscribe(run, from, f)
+}
 
+// why says what a consumer takes beyond its roots' buckets, for the log.
+func (f *followSet) why(ownN int) string {
+	if f.wide {
+		return fmt.Sprintf("%d buckets in its roots have a generation of their own (made before Options.WatchRoots, or by a gateway of an older build), more than the %d it filters one by one", ownN, maxOwnGenFilters)
+	}
+	return fmt.Sprintf("its roots' buckets and %d of a generation of their own (made before Options.WatchRoots, or by a gateway of an older build)", len(f.own))
+}
+
+// followSetLocked is what the consumer is to take, as the feed now knows the watched roots.
+func (w *watcher) followSetLocked() *followSet {
+	f := &followSet{roots: map[string]bool{}, own: map[string]bool{}}
+	if w.ownN > maxOwnGenFilters {
+		f.wide = true
+		return f
+	}
+	for rg := range w.rootGens {
+		f.roots[rg] = true
+	}
+	for gen, nb := range w.gens {
+		if !underRoot(gen, nb.rg) {
+			f.own[gen] = true
+		}
+	}
+	return f
+}
+
+// subscribe makes consumer run's subscription and consumer, taking f from stream sequence from.
+func (w *watcher) subscribe(run int, from uint64, f *followSet) error {
+	s := w.s
+	ctx, cancel := context.WithTimeout(context.Background(), 4*s.o.OpTimeout)
+	defer cancel()
 	inbox := s.nc.NewInbox()
 	sub, err := s.nc.Subscribe(inbox, func(m *nats.Msg) { w.handle(run, m) })
 	if err != nil {
 		return fmt.Errorf("jskv: watch: %w", classify(err))
 	}
-	p := s.o.Prefix
 	cons, err := s.js.CreatePushConsumer(ctx, s.o.Stream, jetstream.ConsumerConfig{
 		DeliverSubject: inbox,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
 		AckPolicy:      jetstream.AckNonePolicy,
-		FilterSubjects: []string{p + ".b.>", p + ".k.>", p + ".s.>"},
+		FilterSubjects: f.filters(s.o.Prefix),
 		FlowControl:    true,
 		IdleHeartbeat:  s.o.WatchHeartbeat,
 		MemoryStorage:  true,
@@ -187,7 +370,33 @@ func (w *watcher) start() error {
 		return nil
 	}
 	w.sub, w.consumer = sub, cons.CachedInfo().Name
+	w.heard = time.Now()
 	return nil
+}
+
+// refollowLocked makes the consumer again, with the filters the feed's buckets now need, from
+// the message after the last delivered: what the old one would have delivered after it is
+// delivered by the new one, and nothing twice (a consumer's messages are dropped once it is
+// replaced). What the transaction under way had delivered is handed on first.
+func (w *watcher) refollowLocked() {
+	w.flushLocked()
+	from := w.lastStream + 1
+	w.dropConsumerLocked()
+	run := w.run
+	f := w.followSetLocked()
+	w.follow.Store(f)
+	w.from, w.lastCons, w.behind = from, 0, time.Time{}
+	w.s.feedRefollows.Add(1)
+	w.s.logf("jskv: watch feed's consumer made again from stream sequence %d to take %s", from, f.why(w.ownN))
+	go func() {
+		if err := w.subscribe(run, from, f); err != nil {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if !w.stopped && w.run == run {
+				w.lostLocked(fmt.Sprintf("its consumer could not be made again for the buckets it follows: %v", err))
+			}
+		}
+	}()
 }
 
 // fetchAll reads subjs' states, a few at a time.
@@ -301,7 +510,7 @@ func (w *watcher) staleLocked(now time.Time) (why string) {
 	if now.Sub(w.heard) > 3*hb {
 		return fmt.Sprintf("silent for %v: no message or heartbeat", now.Sub(w.heard).Round(time.Millisecond))
 	}
-	c := w.s.lastCommit.Load()
+	c := w.lastCommit.Load()
 	if c < w.from || c <= w.lastStream {
 		w.behind = time.Time{}
 		return ""
@@ -372,6 +581,11 @@ func (w *watcher) handle(run int, m *nats.Msg) {
 		w.groupTx = tx
 	}
 	w.apply(m)
+	if w.refollow {
+		w.refollow = false
+		w.refollowLocked()
+		return
+	}
 	// Its transaction's last message, or the last the server holds. NumPending alone is not
 	// enough: it is the consumer's running estimate, which a message removed while the
 	// consumer passed it (each subject keeps its last message, so every commit removes some)
@@ -391,26 +605,22 @@ func (w *watcher) flushLocked() {
 
 // apply adds what message m says to the transaction's changes.
 func (w *watcher) apply(m *nats.Msg) {
-	parts := strings.Split(m.Subject, ".")
-	if len(parts) < 3 || len(parts[1]) != 1 {
-		return
-	}
-	kind, gen := parts[1][0], parts[2]
+	kind, gen, token := w.s.split(m.Subject)
 	del := m.Header.Get(hdrOp) == "DEL"
 	switch {
-	case kind == 'b' && len(parts) == 4:
+	case kind == 'b' && token != "":
 		root, ok := w.rootGens[gen]
 		if !ok {
 			return
 		}
-		name, err := untok(parts[3])
+		name, err := untok(token)
 		if err != nil {
 			return
 		}
-		key := gen + "." + parts[3]
+		key := gen + "." + token
 		old, had := w.byName[key]
 		if had {
-			delete(w.gens, old)
+			w.forgetLocked(old)
 			delete(w.byName, key)
 		}
 		if del {
@@ -419,14 +629,23 @@ func (w *watcher) apply(m *nats.Msg) {
 			}
 			return
 		}
-		w.gens[string(m.Data)] = nestedBucket{root: root, name: name}
-		w.byName[key] = string(m.Data)
-	case kind == 'k' && len(parts) == 4:
+		nb := string(m.Data)
+		w.gens[nb] = nestedBucket{root: root, name: name, rg: gen}
+		w.byName[key] = nb
+		if !underRoot(nb, gen) {
+			w.ownN++
+			// A bucket of a generation of its own (a store of an older build made it): the
+			// consumer takes it from its next message on, or takes everything again.
+			if f := w.follow.Load(); f != nil && !f.wide {
+				w.refollow = true
+			}
+		}
+	case kind == 'k' && token != "":
 		nb, ok := w.gens[gen]
 		if !ok {
 			return
 		}
-		key, err := untok(parts[3])
+		key, err := untok(token)
 		if err != nil {
 			return
 		}
@@ -435,11 +654,28 @@ func (w *watcher) apply(m *nats.Msg) {
 			c.Value = append([]byte{}, m.Data...)
 		}
 		w.group = append(w.group, c)
-	case kind == 's' && len(parts) == 3:
+	case kind == 's' && token == "":
 		nb, ok := w.gens[gen]
 		if !ok || del {
 			return
 		}
 		w.group = append(w.group, kv.Change{Root: bytes.Clone(nb.root), Bucket: bytes.Clone(nb.name), Sequence: u64(m.Data)})
+	}
+}
+
+// forgetLocked drops nested generation gen, deleted or replaced. The last of the generations
+// of their own gone while the consumer takes everything, it takes the roots' filters again.
+func (w *watcher) forgetLocked(gen string) {
+	nb, ok := w.gens[gen]
+	if !ok {
+		return
+	}
+	delete(w.gens, gen)
+	if underRoot(gen, nb.rg) {
+		return
+	}
+	w.ownN--
+	if f := w.follow.Load(); f != nil && f.wide && w.ownN <= maxOwnGenFilters {
+		w.refollow = true
 	}
 }

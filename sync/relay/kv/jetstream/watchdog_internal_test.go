@@ -25,6 +25,10 @@ func TestWatchdogTellsALateFeedFromAStoppedOne(t *testing.T) {
 	defer cancel()
 	const hb = time.Second
 	s := openTest(t, c, c.Connect(0), Options{Stream: "WD", Prefix: "wd", WatchHeartbeat: hb})
+	// The feed under test takes every message, and is told of each commit as a Watch's is.
+	w := &watcher{s: s}
+	w.follow.Store(&followSet{wide: true})
+	s.addFeed(w)
 	n := 0
 	commit := func() uint64 {
 		t.Helper()
@@ -42,11 +46,11 @@ func TestWatchdogTellsALateFeedFromAStoppedOne(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		return s.lastCommit.Load()
+		return w.lastCommit.Load()
 	}
 	now := time.Unix(1_000_000, 0)
 	first := commit()
-	w := &watcher{s: s, from: first, lastStream: first - 1, heard: now}
+	w.from, w.lastStream, w.heard = first, first-1, now
 
 	// Late: five of this store's commits ahead of the feed, which delivers one a tick while
 	// the store commits one more; a heartbeat or a message is heard at every tick.
@@ -80,11 +84,11 @@ func TestWatchdogTellsALateFeedFromAStoppedOne(t *testing.T) {
 
 	// Ever further behind: the feed delivers a message a tick, of this store's older commits,
 	// while the last, which it does not reach, waits (each commit is a message at least).
-	mark := s.lastCommit.Load()
+	mark := w.lastCommit.Load()
 	for range watchBehindMax + 10 {
 		commit()
 	}
-	w = &watcher{s: s, from: first, lastStream: mark, heard: now}
+	w.lastStream, w.heard, w.behind = mark, now, time.Time{}
 	for tick := 1; ; tick++ {
 		now = now.Add(hb)
 		w.lastStream++
