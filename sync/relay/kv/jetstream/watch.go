@@ -302,9 +302,10 @@ func (w *watcher) start() error {
 	w.group, w.groupTx = nil, ""
 	f := w.followSetLocked()
 	w.follow.Store(f)
+	why := f.why(w.ownN)
 	w.mu.Unlock()
 	if f.wide {
-		w.s.logf("jskv: watch feed takes every key of the stream: %s", f.why(w.ownN))
+		w.s.logf("jskv: watch feed takes every key of the stream: %s", why)
 	}
 	return w.subscribe(run, from, f)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,7 +241,28 @@ func TestFeedWidensAndNarrows(t *testing.T) {
 	c := natstest.Start(t)
 	nc := c.Connect(0)
 	older := openWith(t, c, c.Connect(1), jskv.Options{Stream: "WW", Prefix: "ww"})
-	s := openWith(t, c, nc, jskv.Options{Stream: "WW", Prefix: "ww", WatchRoots: [][]byte{[]byte("down")}})
+	var logMu sync.Mutex
+	var logged []string
+	s := openWith(t, c, nc, jskv.Options{Stream: "WW", Prefix: "ww", WatchRoots: [][]byte{[]byte("down")},
+		Logf: func(format string, args ...any) {
+			logMu.Lock()
+			defer logMu.Unlock()
+			logged = append(logged, fmt.Sprintf(format, args...))
+		}})
+	saidOnce := func(what string) {
+		t.Helper()
+		logMu.Lock()
+		defer logMu.Unlock()
+		n := 0
+		for _, l := range logged {
+			if strings.Contains(l, what) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("the store logged %q %d times, want once; it logged %q", what, n, logged)
+		}
+	}
 	mustUpdate(t, older, func(tx kv.Tx) error {
 		d, err := tx.CreateBucket([]byte("down"))
 		if err != nil {
@@ -257,6 +279,7 @@ func TestFeedWidensAndNarrows(t *testing.T) {
 	if filters, _ := feedConsumer(t, nc, "WW"); !slices.Equal(filters, []string{"ww.b.>", "ww.k.>", "ww.s.>"}) {
 		t.Fatalf("with 257 buckets of their own the consumer takes %d filters (%.80q…), want the whole stream's", len(filters), strings.Join(filters, " "))
 	}
+	saidOnce("jskv: watch feed takes every key of the stream: 257 buckets in its roots have a generation of their own")
 	mustUpdate(t, older, func(tx kv.Tx) error {
 		d := tx.Bucket([]byte("down"))
 		if err := d.DeleteBucket([]byte("o0")); err != nil {
@@ -281,6 +304,7 @@ func TestFeedWidensAndNarrows(t *testing.T) {
 	if g, want := next(), "down/o200 1=after"; g != want {
 		t.Fatalf("the feed delivered %q, want %q", g, want)
 	}
+	saidOnce("to take its roots' buckets and 256 of a generation of their own")
 	if st := s.Stats(); st.FeedRefollows != 1 || st.FeedLosses != 0 {
 		t.Errorf("FeedRefollows, FeedLosses = %d, %d; want 1, 0", st.FeedRefollows, st.FeedLosses)
 	}
