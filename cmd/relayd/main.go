@@ -345,6 +345,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer r.Close()
 	go retryInvitations(ctx, r, o.inviteRetry, logger)
+	if m, ok := store.(underRootsMover); ok {
+		go moveUnderRoots(ctx, m, logger)
+	}
 	gcTick := time.NewTicker(gcAdaptEvery)
 	defer gcTick.Stop()
 	gcCtx, gcStop := context.WithCancel(ctx)

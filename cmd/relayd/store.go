@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -192,6 +193,28 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 		return nil, nil, nil, err
 	}
 	return s, cs, func() { cs.Close(); nc.Close() }, nil
+}
+
+// underRootsMover is a store that can move the buckets of its watched roots under their
+// root's generation (jskv.Store.MoveUnderRoots).
+type underRootsMover interface {
+	MoveUnderRoots(ctx context.Context) (moved, left int, err error)
+}
+
+// moveUnderRoots moves the downlink buckets a stream written by an older build keeps under
+// generations of their own, so that every gateway's watch feed takes the downlink alone
+// (docs/SCALE.md "The watch feed takes only the downlink"). It runs in the background once the
+// gateway serves: its feed has listed them, so on a stream with none it costs nothing, and a
+// bucket moves in a transaction of its own while terminals go on. Every gateway tries at its
+// start; a bucket another moved first is a conflict, then found moved.
+func moveUnderRoots(ctx context.Context, m underRootsMover, logger *slog.Logger) {
+	moved, left, err := m.MoveUnderRoots(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		logger.Warn("downlink buckets not all moved under their roots; the next start tries again", "moved", moved, "left", left, "err", err)
+	case moved > 0 || left > 0:
+		logger.Info("downlink buckets moved under their roots", "moved", moved, "left", left)
+	}
 }
 
 // importedSuffix is added to content.db once its objects are on the content stream.

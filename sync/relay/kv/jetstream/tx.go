@@ -753,6 +753,15 @@ func (b *bucket) Bucket(name []byte) kv.Bucket {
 		}
 		return nil
 	}
+	if b.watched && !underRoot(string(gen), b.gen) {
+		// A bucket of a generation of its own, which MoveUnderRoots may move under its root
+		// meanwhile: its marker is validated like any read, so a transaction that took the
+		// old generation (from the cache, or a replica behind) runs again rather than write
+		// where nobody reads. Buckets under their root never move, and cost nothing here.
+		if _, mine := b.t.writes[m]; !mine && !b.t.bornSubj(m) {
+			b.t.reads[m] = struct{}{}
+		}
+	}
 	return b.nested(name, string(gen))
 }
 
