@@ -86,7 +86,7 @@ type Options struct {
 	// takes only their subjects rather than every key message of the stream (watch.go).
 	// Buckets made before (or by a store opened without it) keep a generation of their
 	// own, and the feed follows each with a filter of its own, or past maxOwnGenFilters of
-	// them every key message of the stream, as before.
+	// them every key message of the stream, as before, until MoveUnderRoots moves them.
 	WatchRoots [][]byte
 }
 

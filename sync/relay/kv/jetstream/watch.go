@@ -47,9 +47,7 @@ var _ kv.Watcher = (*Store)(nil)
 // maxOwnGenFilters bounds the filters a feed's consumer takes for nested buckets of a
 // generation of their own (two each); past it the consumer takes the whole stream's markers,
 // keys and sequences, as before WatchRoots. A relay stream written before it has one such
-// bucket a terminal and a facility, and keeps them: moving a bucket under its root changes
-// its marker, and a gateway running meanwhile with the old marker cached (CacheBucketMarkers:
-// a marker seen present is not validated) would write into the old generation.
+// bucket a terminal and a facility, until MoveUnderRoots moves them.
 const maxOwnGenFilters = 256
 
 // followSet is what a feed's consumer takes. It is not changed once made: a commit reads the
