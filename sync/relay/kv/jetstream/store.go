@@ -118,6 +118,12 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// hdrFed's values.
+const (
+	fedMore = "more"
+	fedEnd  = "end"
+)
+
 // nats-server's error codes for atomic batches (nats.go v1.55 names none of them).
 const (
 	errCodeIncompleteBatch = 10176
@@ -138,6 +144,9 @@ const (
 	hdrOp            = "KV-Operation" // "DEL" on a tombstone, as JetStream KV marks deletes
 	hdrTx            = "Tk-Tx"        // the committing transaction's id
 	hdrTxEnd         = "Tk-Tx-End"    // on a transaction's last message the watch feed follows
+	// hdrFed is on each message of a transaction in Options.WatchRoots' buckets: fedEnd on
+	// the last of them, fedMore on the others (watcher.handle).
+	hdrFed = "Tk-Fed"
 )
 
 // Store is a kv.Store on one JetStream stream. It is safe for concurrent use.

@@ -68,6 +68,10 @@ type tx struct {
 	// has not read yet: a read takes its subject from here into seen, and only then is it one
 	// of the transaction's reads (prefetch.go).
 	pre map[string]entry
+	// fedRoots are the generations of Options.WatchRoots this transaction opened, fed the
+	// generations of buckets in them: their markers, keys and sequences are what a feed of
+	// those roots takes (commit marks the last of them, hdrFed).
+	fedRoots, fed map[string]bool
 	// born are the generations of buckets this transaction made: nothing can be under them
 	// yet (a generation is a fresh random id nobody else knows before the commit), so their
 	// subjects are known absent without a read, and nothing read there needs validating.
@@ -328,6 +332,19 @@ func (t *tx) commit() error {
 			break
 		}
 	}
+	// A feed of the watched roots alone may not take that message (it is in another root),
+	// and then grouped the transaction by that estimate: each message it takes says whether
+	// more of the transaction's follow.
+	last := -1
+	for i, subj := range subjs {
+		if t.feeds(subj) {
+			msgs[i].Header.Set(hdrFed, fedMore)
+			last = i
+		}
+	}
+	if last >= 0 {
+		msgs[last].Header.Set(hdrFed, fedEnd)
+	}
 	// What was read and not written must be found unchanged. A write that expects nothing
 	// itself (a bucket's version, a key written blind) carries one such check, naming the
 	// read subject; the server checks that subject instead of the write's own, which had
@@ -528,7 +545,36 @@ type bucket struct {
 
 // nested is the handle of the bucket named name in b, of generation gen.
 func (b *bucket) nested(name []byte, gen string) *bucket {
-	return &bucket{t: b.t, gen: gen, watched: b.gen == rootGen && b.t.s.watchRoot(name)}
+	nb := &bucket{t: b.t, gen: gen, watched: b.gen == rootGen && b.t.s.watchRoot(name)}
+	t := b.t
+	switch {
+	case nb.watched:
+		if t.fedRoots == nil {
+			t.fedRoots = map[string]bool{}
+		}
+		t.fedRoots[gen] = true
+	case b.watched:
+		if t.fed == nil {
+			t.fed = map[string]bool{}
+		}
+		t.fed[gen] = true
+	}
+	return nb
+}
+
+// feeds reports whether subj is what a feed of Options.WatchRoots takes: a marker of a
+// bucket in one, or a key or sequence of such a bucket.
+func (t *tx) feeds(subj string) bool {
+	if t.fedRoots == nil {
+		return false
+	}
+	switch kind, gen := t.s.parse(subj); kind {
+	case 'b':
+		return t.fedRoots[gen]
+	case 'k', 's':
+		return t.fed[gen]
+	}
+	return false
 }
 
 func (b *bucket) keySubj(key []byte) string { return b.t.s.subj('k', b.gen, tok(key)) }

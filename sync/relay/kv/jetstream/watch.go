@@ -209,6 +209,8 @@ type watcher struct {
 	// message being applied (apply).
 	ownN     int
 	refollow bool
+	// groupMore: a message of the group's transaction said more of it follows (hdrFed).
+	groupMore bool
 }
 
 // Watch starts the feed of the buckets nested in roots (kv.Watcher). A root that does not
@@ -297,7 +299,7 @@ func (w *watcher) start() error {
 	}
 	w.from, w.lastCons, w.lastStream = from, 0, from-1
 	w.heard, w.behind = time.Now(), time.Time{}
-	w.group, w.groupTx = nil, ""
+	w.group, w.groupTx, w.groupMore = nil, "", false
 	f := w.followSetLocked()
 	w.follow.Store(f)
 	why := f.why(w.ownN)
@@ -435,7 +437,7 @@ func (w *watcher) dropConsumerLocked() {
 		go w.s.deleteConsumer(w.consumer)
 	}
 	w.sub, w.consumer = nil, ""
-	w.group, w.groupTx = nil, ""
+	w.group, w.groupTx, w.groupMore = nil, "", false
 }
 
 // lostLocked reports a loss and starts the feed again, from the stream's end (reporting the
@@ -589,8 +591,18 @@ func (w *watcher) handle(run int, m *nats.Msg) {
 	// enough: it is the consumer's running estimate, which a message removed while the
 	// consumer passed it (each subject keeps its last message, so every commit removes some)
 	// can leave above zero for good, and then a transaction was held until the next commit:
-	// a gateway's terminals did not hear of another gateway's last commit.
-	if m.Header.Get(hdrTxEnd) != "" || meta.NumPending == 0 {
+	// a gateway's terminals did not hear of another gateway's last commit. Nor can it be
+	// trusted to wait: it was zero between two messages of one transaction now and then, and
+	// the transaction reached the watcher as two Changes. A transaction in the watched roots
+	// says which of its messages is the last there (hdrFed): until that one, the estimate is
+	// not asked; a last one that never comes (another commit overwrote it first) is followed
+	// by the next transaction's message or an idle heartbeat, which hand the group over.
+	switch fed := m.Header.Get(hdrFed); {
+	case fed == fedEnd:
+		w.flushLocked()
+	case fed == fedMore:
+		w.groupMore = true
+	case !w.groupMore && (m.Header.Get(hdrTxEnd) != "" || meta.NumPending == 0):
 		w.flushLocked()
 	}
 }
@@ -599,7 +611,7 @@ func (w *watcher) flushLocked() {
 	if len(w.group) > 0 {
 		w.fn(kv.Changes{List: w.group})
 	}
-	w.group = nil
+	w.group, w.groupMore = nil, false
 }
 
 // apply adds what message m says to the transaction's changes.
