@@ -145,7 +145,9 @@ const (
 	hdrTx            = "Tk-Tx"        // the committing transaction's id
 	hdrTxEnd         = "Tk-Tx-End"    // on a transaction's last message the watch feed follows
 	// hdrFed is on each message of a transaction in Options.WatchRoots' buckets: fedEnd on
-	// the last of them, fedMore on the others (watcher.handle).
+	// the last of them, fedMore on the others (watcher.handle). A Watch of only some of those
+	// roots may not take the fedEnd message: its group then waits for the next transaction's
+	// message or an idle heartbeat (the relay watches all of them, relay.WatchedRoots).
 	hdrFed = "Tk-Fed"
 )
 
