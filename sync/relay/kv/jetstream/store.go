@@ -450,6 +450,10 @@ func conflictSeq(err error) uint64 {
 	return 0
 }
 
+// Classify maps what nats.go returned onto kv's error kinds (retry or give up), keeping the
+// original in the chain; the facilities' logs on the same cluster answer in the same kinds.
+func Classify(err error) error { return classify(err) }
+
 // classify maps what nats.go returned onto kv's error kinds, keeping the original in the chain.
 func classify(err error) error {
 	if err == nil {
