@@ -60,6 +60,9 @@ type Writer interface {
 // Entry is one entry of a facility's log.
 type Entry struct {
 	Seq uint64
+	// Prev is the entry it was appended after (0 for the log's first): each entry names the
+	// one before it, so a reader can tell that none is missing (Project).
+	Prev uint64
 	// Term is the claim the entry was appended under (a claim's own sequence, for a claim).
 	Term uint64
 	// Holder is the gateway that claimed the log, for a claim entry; empty for data.

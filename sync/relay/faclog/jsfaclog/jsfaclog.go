@@ -32,6 +32,9 @@ import (
 const (
 	hdrTerm   = "Tk-Term"   // a data entry: the sequence of the claim it was appended under
 	hdrHolder = "Tk-Holder" // a claim entry: the gateway that claimed
+	// hdrPrev: the entry it was appended after, which the server checked was the last
+	// (its own copy of that header, Nats-Expected-Last-Subject-Sequence, is its business).
+	hdrPrev = "Tk-Prev"
 )
 
 // Options of a Log.
@@ -190,6 +193,7 @@ func (l *Log) Claim(ctx context.Context, facility, holder string) (faclog.Writer
 		if err == nil {
 			m := nats.NewMsg(subj)
 			m.Header.Set(hdrHolder, holder)
+			m.Header.Set(hdrPrev, strconv.FormatUint(last, 10))
 			var ack *jetstream.PubAck
 			ack, err = l.publish(ctx, m, id, last)
 			if err == nil {
@@ -276,12 +280,17 @@ func (l *Log) next(ctx context.Context, subj string, seq uint64) (*jetstream.Raw
 // entryOf is the entry stored at seq with headers h and data.
 func entryOf(seq uint64, h nats.Header, data []byte) (faclog.Entry, error) {
 	e := faclog.Entry{Seq: seq, Data: data}
+	prev, err := strconv.ParseUint(h.Get(hdrPrev), 10, 64)
+	if err != nil || prev >= seq {
+		return faclog.Entry{}, fmt.Errorf("entry %d names no entry before it (%s %q)", seq, hdrPrev, h.Get(hdrPrev))
+	}
+	e.Prev = prev
 	if holder := h.Get(hdrHolder); holder != "" {
 		e.Term, e.Holder = seq, holder
 		return e, nil
 	}
 	term, err := strconv.ParseUint(h.Get(hdrTerm), 10, 64)
-	if err != nil || term == 0 || term >= seq {
+	if err != nil || term == 0 || term > prev {
 		return faclog.Entry{}, fmt.Errorf("entry %d names no claim before it (%s %q)", seq, hdrTerm, h.Get(hdrTerm))
 	}
 	e.Term = term
@@ -342,6 +351,7 @@ func (w *writer) send(ctx context.Context) (uint64, error) {
 	for {
 		m := nats.NewMsg(w.subj)
 		m.Header.Set(hdrTerm, strconv.FormatUint(w.term, 10))
+		m.Header.Set(hdrPrev, strconv.FormatUint(w.last, 10))
 		m.Data = p.data
 		ack, err := w.l.publish(ctx, m, p.id, w.last)
 		switch {

@@ -208,6 +208,7 @@ func TestAppendInDoubtIsStoredOnce(t *testing.T) {
 			w.doubt = &pending{id: fmt.Sprintf("d.%d.%d", w.term, w.n), data: []byte("lost answer")}
 			m := nats.NewMsg(w.subj)
 			m.Header.Set(hdrTerm, fmt.Sprint(w.term))
+			m.Header.Set(hdrPrev, fmt.Sprint(w.last))
 			m.Data = w.doubt.data
 			ack, err := l.js.PublishMsg(ctxFor(t, 10*time.Second), m, jetstream.WithMsgID(w.doubt.id), jetstream.WithExpectLastSequencePerSubject(w.last))
 			if err != nil {
@@ -377,18 +378,22 @@ func TestOpenRefusesAnotherStream(t *testing.T) {
 // Whatever a message's headers say, an entry is a claim of its own sequence or data under a
 // claim before it, or an error naming the entry.
 func FuzzEntryOf(f *testing.F) {
-	f.Add(uint64(5), "", "3")
-	f.Add(uint64(5), "gw", "")
-	f.Add(uint64(5), "", "5")
-	f.Add(uint64(1), "", "0")
-	f.Add(uint64(9), "", "-1")
-	f.Fuzz(func(t *testing.T, seq uint64, holder, term string) {
+	f.Add(uint64(5), "", "3", "4")
+	f.Add(uint64(5), "gw", "", "0")
+	f.Add(uint64(5), "", "5", "4")
+	f.Add(uint64(1), "", "0", "0")
+	f.Add(uint64(9), "", "-1", "8")
+	f.Add(uint64(9), "", "3", "9")
+	f.Fuzz(func(t *testing.T, seq uint64, holder, term, prev string) {
 		h := nats.Header{}
 		if holder != "" {
 			h.Set(hdrHolder, holder)
 		}
 		if term != "" {
 			h.Set(hdrTerm, term)
+		}
+		if prev != "" {
+			h.Set(hdrPrev, prev)
 		}
 		e, err := entryOf(seq, h, nil)
 		if err != nil {
@@ -402,8 +407,10 @@ func FuzzEntryOf(f *testing.F) {
 			t.Fatalf("entry %d read as %d", seq, e.Seq)
 		case e.Claim() && e.Term != seq:
 			t.Fatalf("a claim at %d of term %d", seq, e.Term)
-		case !e.Claim() && (e.Term == 0 || e.Term >= seq):
-			t.Fatalf("data at %d under a claim at %d", seq, e.Term)
+		case !e.Claim() && (e.Term == 0 || e.Term > e.Prev):
+			t.Fatalf("data at %d after %d under a claim at %d", seq, e.Prev, e.Term)
+		case e.Prev >= seq:
+			t.Fatalf("entry %d after %d", seq, e.Prev)
 		}
 	})
 }

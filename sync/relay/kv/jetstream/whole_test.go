@@ -19,30 +19,11 @@ import (
 	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
+	"github.com/tether-kiosk/tether/sync/relay/kv/kvtest"
 )
 
-// dump writes out everything tx sees, bucket by bucket, nested buckets after keys, with each
-// bucket's sequence: two reads of one state give the same text.
-func dump(tx kv.Tx) (string, error) {
-	var sb strings.Builder
-	var walk func(path string, b kv.Bucket) error
-	walk = func(path string, b kv.Bucket) error {
-		fmt.Fprintf(&sb, "%s seq=%d keys=%d\n", path, b.Sequence(), b.KeyN())
-		if err := b.ForEach(func(k, v []byte) error {
-			fmt.Fprintf(&sb, "%s/%s=%q\n", path, k, v)
-			return nil
-		}); err != nil {
-			return err
-		}
-		// A cursor's landing, as the relay's "newest item" reads take it.
-		if k, _ := b.Cursor().Last(); k != nil {
-			fmt.Fprintf(&sb, "%s last=%s\n", path, k)
-		}
-		return b.ForEachBucket(func(name []byte) error { return walk(path+"/"+string(name), b.Bucket(name)) })
-	}
-	err := tx.ForEachBucket(func(name []byte) error { return walk(string(name), tx.Bucket(name)) })
-	return sb.String(), err
-}
+// dump writes out everything tx sees (kvtest.Dump): two reads of one state give the same text.
+func dump(tx kv.Tx) (string, error) { return kvtest.Dump(tx) }
 
 // A whole view sees what a View sees: nested buckets, values (empty ones too), sequences, and
 // neither a deleted key nor a deleted bucket's keys; and it asks the leader for no key.

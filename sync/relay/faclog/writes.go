@@ -1,0 +1,205 @@
+package faclog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// Op is what a Write does to the kv state.
+type Op byte
+
+const (
+	// OpPut sets Key to Value in the bucket at Path, making the buckets on the way.
+	OpPut Op = 1
+	// OpDelete removes Key from the bucket at Path (nothing, if either is missing).
+	OpDelete Op = 2
+	// OpDeleteBucket removes the bucket at Path with everything in it (nothing, if missing).
+	OpDeleteBucket Op = 3
+	// OpSequence sets the sequence of the bucket at Path to Seq, making the buckets on the way.
+	OpSequence Op = 4
+)
+
+// Write is one change to the kv state, as a group commit of a held facility made it: an entry
+// of the facility's log carries the group's writes, in order, and the projection applies them
+// to the kv store.
+type Write struct {
+	Op    Op
+	Path  [][]byte // the bucket, from the root; never empty
+	Key   []byte   // OpPut, OpDelete
+	Value []byte   // OpPut
+	Seq   uint64   // OpSequence
+}
+
+// writesVersion leads an encoded entry: a later layout gets another.
+const writesVersion = 1
+
+// EncodeWrites is ws as an entry's data.
+func EncodeWrites(ws []Write) []byte {
+	b := []byte{writesVersion}
+	b = binary.AppendUvarint(b, uint64(len(ws)))
+	bytes := func(v []byte) { b = binary.AppendUvarint(b, uint64(len(v))); b = append(b, v...) }
+	for _, w := range ws {
+		b = append(b, byte(w.Op))
+		b = binary.AppendUvarint(b, uint64(len(w.Path)))
+		for _, p := range w.Path {
+			bytes(p)
+		}
+		switch w.Op {
+		case OpPut:
+			bytes(w.Key)
+			bytes(w.Value)
+		case OpDelete:
+			bytes(w.Key)
+		case OpSequence:
+			b = binary.AppendUvarint(b, w.Seq)
+		}
+	}
+	return b
+}
+
+// errShort: the data ends inside a write.
+var errShort = errors.New("ends too soon")
+
+// DecodeWrites reads an entry's data. An error names the write that was wrong and how.
+func DecodeWrites(data []byte) ([]Write, error) {
+	if len(data) == 0 || data[0] != writesVersion {
+		return nil, fmt.Errorf("faclog: writes: version %v, want %d", data[:min(1, len(data))], writesVersion)
+	}
+	d := data[1:]
+	uvarint := func() (uint64, error) {
+		v, n := binary.Uvarint(d)
+		if n <= 0 {
+			return 0, errShort
+		}
+		d = d[n:]
+		return v, nil
+	}
+	bytes := func() ([]byte, error) {
+		n, err := uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if n > uint64(len(d)) {
+			return nil, errShort
+		}
+		v := d[:n:n]
+		d = d[n:]
+		return v, nil
+	}
+	n, err := uvarint()
+	if err != nil {
+		return nil, fmt.Errorf("faclog: writes: the count %w", err)
+	}
+	if n > uint64(len(d)) { // each write takes two bytes at least
+		return nil, fmt.Errorf("faclog: writes: %d writes in %d bytes", n, len(d))
+	}
+	ws := make([]Write, 0, n)
+	for i := range n {
+		if len(d) == 0 {
+			return nil, fmt.Errorf("faclog: writes: write %d: %w", i, errShort)
+		}
+		w := Write{Op: Op(d[0])}
+		d = d[1:]
+		np, err := uvarint()
+		if err == nil && (np == 0 || np > uint64(len(d))) {
+			err = fmt.Errorf("has a path of %d buckets", np)
+		}
+		for j := uint64(0); err == nil && j < np; j++ {
+			var p []byte
+			if p, err = bytes(); err == nil && len(p) == 0 {
+				err = fmt.Errorf("names an empty bucket at depth %d", j)
+			}
+			w.Path = append(w.Path, p)
+		}
+		if err == nil {
+			switch w.Op {
+			case OpPut:
+				if w.Key, err = bytes(); err == nil {
+					w.Value, err = bytes()
+				}
+			case OpDelete:
+				w.Key, err = bytes()
+			case OpSequence:
+				w.Seq, err = uvarint()
+			case OpDeleteBucket:
+			default:
+				err = fmt.Errorf("has op %d", w.Op)
+			}
+		}
+		if err == nil && (w.Op == OpPut || w.Op == OpDelete) && len(w.Key) == 0 {
+			err = errors.New("has an empty key")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("faclog: writes: write %d %w", i, err)
+		}
+		ws = append(ws, w)
+	}
+	if len(d) != 0 {
+		return nil, fmt.Errorf("faclog: writes: %d bytes after the last write", len(d))
+	}
+	return ws, nil
+}
+
+// Apply applies ws to tx in order.
+func Apply(tx kv.Tx, ws []Write) error {
+	for i, w := range ws {
+		if err := apply(tx, w); err != nil {
+			return fmt.Errorf("faclog: write %d (op %d at %q): %w", i, w.Op, w.Path, err)
+		}
+	}
+	return nil
+}
+
+func apply(tx kv.Tx, w Write) error {
+	create := w.Op == OpPut || w.Op == OpSequence
+	parent := w.Path
+	if w.Op == OpDeleteBucket {
+		parent = w.Path[:len(w.Path)-1]
+	}
+	// b is the bucket at parent; nil with parent empty means the root.
+	var b kv.Bucket
+	for _, name := range parent {
+		var next kv.Bucket
+		var err error
+		switch {
+		case b == nil && create:
+			next, err = tx.CreateBucketIfNotExists(name)
+		case b == nil:
+			next = tx.Bucket(name)
+		case create:
+			next, err = b.CreateBucketIfNotExists(name)
+		default:
+			next = b.Bucket(name)
+		}
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			return nil // deleting in a bucket that is not there: nothing to delete
+		}
+		b = next
+	}
+	switch w.Op {
+	case OpPut:
+		return b.Put(w.Key, w.Value)
+	case OpDelete:
+		return b.Delete(w.Key)
+	case OpSequence:
+		return b.SetSequence(w.Seq)
+	default: // OpDeleteBucket
+		name := w.Path[len(w.Path)-1]
+		var err error
+		if b == nil {
+			err = tx.DeleteBucket(name)
+		} else {
+			err = b.DeleteBucket(name)
+		}
+		if errors.Is(err, kv.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	}
+}
