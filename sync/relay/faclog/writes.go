@@ -20,6 +20,8 @@ const (
 	OpDeleteBucket Op = 3
 	// OpSequence sets the sequence of the bucket at Path to Seq, making the buckets on the way.
 	OpSequence Op = 4
+	// OpCreateBucket makes the bucket at Path and the buckets on the way, if missing.
+	OpCreateBucket Op = 5
 )
 
 // Write is one change to the kv state, as a group commit of a held facility made it: an entry
@@ -124,7 +126,7 @@ func DecodeWrites(data []byte) ([]Write, error) {
 				w.Key, err = bytes()
 			case OpSequence:
 				w.Seq, err = uvarint()
-			case OpDeleteBucket:
+			case OpDeleteBucket, OpCreateBucket:
 			default:
 				err = fmt.Errorf("has op %d", w.Op)
 			}
@@ -154,7 +156,7 @@ func Apply(tx kv.Tx, ws []Write) error {
 }
 
 func apply(tx kv.Tx, w Write) error {
-	create := w.Op == OpPut || w.Op == OpSequence
+	create := w.Op == OpPut || w.Op == OpSequence || w.Op == OpCreateBucket
 	parent := w.Path
 	if w.Op == OpDeleteBucket {
 		parent = w.Path[:len(w.Path)-1]
@@ -189,6 +191,8 @@ func apply(tx kv.Tx, w Write) error {
 		return b.Delete(w.Key)
 	case OpSequence:
 		return b.SetSequence(w.Seq)
+	case OpCreateBucket:
+		return nil // made on the way
 	default: // OpDeleteBucket
 		name := w.Path[len(w.Path)-1]
 		var err error

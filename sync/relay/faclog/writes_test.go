@@ -16,6 +16,7 @@ func FuzzDecodeWrites(f *testing.F) {
 		{Op: OpDelete, Path: [][]byte{[]byte("b")}, Key: []byte("k")},
 		{Op: OpDeleteBucket, Path: [][]byte{[]byte("a"), []byte("n")}},
 		{Op: OpSequence, Path: [][]byte{[]byte("a")}, Seq: 1 << 40},
+		{Op: OpCreateBucket, Path: [][]byte{[]byte("c"), []byte("d")}},
 	}))
 	f.Add([]byte{1, 1, 9, 1, 1, 'a'})
 	f.Add([]byte{1, 200})
