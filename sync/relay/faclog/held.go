@@ -26,8 +26,22 @@ type Held struct {
 	mu    sync.Mutex // one Update at a time; guards doubt
 	state atomic.Pointer[bucket]
 	// doubt is the state an Update made whose entry is in doubt: it is the state once the
-	// entry is known to be in the log.
-	doubt *bucket
+	// entry is known to be in the log. doubtEntry is that entry, but for its sequence.
+	doubt      *bucket
+	doubtEntry Entry
+	// appended are the entries appended since TakeAppended, for the projection: the holder
+	// projects what it wrote without reading it back from the log.
+	appended []Entry
+}
+
+// TakeAppended returns the entries the Updates appended (and settled) since it was last
+// called, in order, and forgets them: the holder's projection applies them (ProjectEach).
+func (h *Held) TakeAppended() []Entry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := h.appended
+	h.appended = nil
+	return out
 }
 
 var _ kv.Store = (*Held)(nil)
@@ -108,6 +122,8 @@ func (h *Held) settleLocked(ctx context.Context) error {
 	}
 	if seq != 0 { // in the log, even if the facility was claimed after it
 		h.state.Store(h.doubt)
+		h.doubtEntry.Seq = seq
+		h.appended = append(h.appended, h.doubtEntry)
 	}
 	h.doubt = nil
 	return err
@@ -127,12 +143,16 @@ func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 	if len(tx.writes) == 0 {
 		return nil
 	}
-	if _, err := h.w.Append(ctx, EncodeWrites(tx.writes)); err != nil {
+	e := Entry{Prev: h.w.Last(), Term: h.w.Term(), Data: EncodeWrites(tx.writes)}
+	seq, err := h.w.Append(ctx, e.Data)
+	if err != nil {
 		if errors.Is(err, ErrInDoubt) {
-			h.doubt = tx.root
+			h.doubt, h.doubtEntry = tx.root, e
 		}
 		return fmt.Errorf("faclog: facility %q: %w", h.w.Facility(), err)
 	}
+	e.Seq = seq
+	h.appended = append(h.appended, e)
 	h.state.Store(tx.root)
 	return nil
 }

@@ -93,6 +93,26 @@ func Project(ctx context.Context, s kv.Store, facility string, entries []Entry) 
 	return at, nil
 }
 
+// ProjectEach projects entries in transactions of at most perTx entries, halving perTx while
+// the store finds a transaction too large. It returns the mark after (0 if nothing was
+// projected) and the perTx it ended with, for the next call.
+func ProjectEach(ctx context.Context, s kv.Store, facility string, entries []Entry, perTx int) (at uint64, _ int, _ error) {
+	perTx = max(1, perTx)
+	for len(entries) > 0 {
+		n := min(perTx, len(entries))
+		next, err := Project(ctx, s, facility, entries[:n])
+		if errors.Is(err, kv.ErrTxTooLarge) && n > 1 {
+			perTx = max(1, n/2)
+			continue
+		}
+		if err != nil {
+			return at, perTx, err
+		}
+		at, entries = next, entries[n:]
+	}
+	return at, perTx, nil
+}
+
 // CatchUp projects what facility's log holds after the kv state's mark, up to through, in
 // transactions of at most perTx entries (halved while the store finds one too large). It is
 // what a gateway does before it serves a facility it claimed (through: its claim), and it
@@ -104,19 +124,12 @@ func CatchUp(ctx context.Context, l Log, s kv.Store, facility string, through ui
 	}
 	var batch []Entry
 	flush := func() error {
-		for len(batch) > 0 {
-			n := min(perTx, len(batch))
-			next, err := Project(ctx, s, facility, batch[:n])
-			if errors.Is(err, kv.ErrTxTooLarge) && n > 1 {
-				perTx = max(1, n/2)
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			at, batch = next, batch[n:]
+		next, n, err := ProjectEach(ctx, s, facility, batch, perTx)
+		if next != 0 {
+			at = next
 		}
-		return nil
+		batch, perTx = nil, n
+		return err
 	}
 	errEnough := errors.New("read through")
 	err = l.Read(ctx, facility, at, func(e Entry) error {

@@ -16,12 +16,15 @@ import (
 	"github.com/tether-kiosk/tether/sync/relay/kv/kvtest"
 )
 
-func openKV(t *testing.T, c *natstest.Cluster, i int, name string) kv.Store {
+// openKV opens a kv store through node i as relayd does (bucket markers cached).
+func openKV(t testing.TB, c *natstest.Cluster, i int, name string) kv.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	nc := c.Connect(i)
-	s, err := natstest.Placed(ctx, func() (*jskv.Store, error) { return jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name}) })
+	s, err := natstest.Placed(ctx, func() (*jskv.Store, error) {
+		return jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name, CacheBucketMarkers: true})
+	})
 	if err != nil {
 		t.Fatalf("open the kv store through node %d: %v", i, err)
 	}

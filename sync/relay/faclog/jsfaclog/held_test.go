@@ -47,6 +47,21 @@ func TestHeldStateIsWhatItsLogProjects(t *testing.T) {
 		if got, want := dumpKV(t, projected), dumpKV(t, held); got != want {
 			t.Fatalf("seed %d: projected from the log\n%s\nheld\n%s", seed, got, want)
 		}
+		// The holder projects what it appended without reading it back, from its claim on.
+		own := openKV(t, c, 2, fmt.Sprintf("own%d", seed))
+		if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, own, facility, w.Term(), 64); err != nil {
+			t.Fatal(err)
+		}
+		appended := held.TakeAppended()
+		if at, _, err := faclog.ProjectEach(ctxFor(t, time.Minute), own, facility, appended, 64); err != nil || at != w.Last() {
+			t.Fatalf("seed %d: project the %d entries appended: at %d, %v; want %d", seed, len(appended), at, err, w.Last())
+		}
+		if got, want := dumpKV(t, own), dumpKV(t, held); got != want {
+			t.Fatalf("seed %d: projected from what the holder appended\n%s\nheld\n%s", seed, got, want)
+		}
+		if again := held.TakeAppended(); len(again) != 0 {
+			t.Fatalf("seed %d: %d entries taken twice", seed, len(again))
+		}
 		if got, want := dumpKV(t, held), dumpKV(t, ref); got != want {
 			t.Fatalf("seed %d: held\n%s\nbbolt\n%s", seed, got, want)
 		}
@@ -115,6 +130,17 @@ func TestHeldInDoubtThenDeposed(t *testing.T) {
 	}
 	if got := fmt.Sprint(logged); got != "[before cut after]" {
 		t.Fatalf("the log's writes: %s, want [before cut after] once each", got)
+	}
+	var taken []string
+	for _, e := range held.TakeAppended() {
+		ws, err := faclog.DecodeWrites(e.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken = append(taken, fmt.Sprintf("%s@%d", ws[len(ws)-1].Key, e.Seq-e.Prev))
+	}
+	if got := fmt.Sprint(taken); got != "[before@1 cut@1 after@1]" {
+		t.Fatalf("the entries taken for the projection: %s, want the three in order, each after the one before", got)
 	}
 
 	claim(t, open(t, c, 1, Options{}), "f", "gw-b")

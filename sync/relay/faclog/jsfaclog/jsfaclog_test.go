@@ -20,7 +20,7 @@ import (
 )
 
 // open opens the log through node i, as a gateway would.
-func open(t *testing.T, c *natstest.Cluster, i int, o Options) *Log {
+func open(t testing.TB, c *natstest.Cluster, i int, o Options) *Log {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

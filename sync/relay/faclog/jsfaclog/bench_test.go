@@ -1,0 +1,169 @@
+package jsfaclog
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/sync/relay/faclog"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// cpu is the process's CPU time so far (user and system): the cluster runs in this process,
+// so it counts the servers' work with the client's.
+func cpu(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// statusGroup writes what a group commit of one status report from each of a facility's
+// terminals writes, as the relay lays it out: each terminal's high-water mark and hello
+// record in its owner bucket, each item's id record, and the group's item log record.
+func statusGroup(tx kv.Tx, g, terminals int) error {
+	for _, root := range []string{"dedupe", "seen", "item_ids", "items"} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(root)); err != nil {
+			return err
+		}
+	}
+	logRec := make([]byte, 0, terminals*100)
+	for t := range terminals {
+		term := fmt.Appendf(nil, "term-%03d", t)
+		for _, root := range []string{"dedupe", "seen"} {
+			ob, err := tx.Bucket([]byte(root)).CreateBucketIfNotExists(term)
+			if err != nil {
+				return err
+			}
+			if err := ob.Put([]byte("e1"), binary.BigEndian.AppendUint64(nil, uint64(g+1))); err != nil {
+				return err
+			}
+		}
+		id := fmt.Appendf(nil, "0193f0c2-%04x-7000-8000-%012x", g%65536, t)
+		if err := tx.Bucket([]byte("item_ids")).Put(id, fmt.Appendf(nil, `{"h":"%064x","t":"%s","e":"e1","s":%d}`, t, term, g+1)); err != nil {
+			return err
+		}
+		logRec = fmt.Appendf(logRec, `{"seq":%d,"id":"%s","kind":"device_status","body":{"queue":0}}`, g+1, id)
+	}
+	return tx.Bucket([]byte("items")).Put(binary.BigEndian.AppendUint64(nil, uint64(g)), logRec)
+}
+
+// BenchmarkStatusGroupCommit compares, in one run on one in-process 3-node cluster, what a
+// group commit of status reports costs written as a kv transaction (as the relay commits it
+// today) and as one entry of the facility's log with its share of the projection behind it
+// (every projectEvery groups, coalesced, from the entries the holder appended), each against
+// a durable R3 publish of the same run.
+// It reports the process's CPU a status report for each, and in publishes.
+//
+//	go test ./sync/relay/faclog/jsfaclog/ -run '^$' -bench StatusGroupCommit -benchtime 40x
+func BenchmarkStatusGroupCommit(b *testing.B) {
+	const (
+		terminals    = 100 // a group commit: what a gateway groups under load, within one atomic batch
+		projectEvery = 8
+		rounds       = 4
+		publishers   = 16
+	)
+	c := natstest.Start(b)
+	nc := c.Connect(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := natstest.Placed(ctx, func() (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "PUB", Subjects: []string{"pub.>"}, Replicas: 3, Storage: jetstream.FileStorage})
+	}); err != nil {
+		b.Fatal(err)
+	}
+	c.WaitStream(nc, "PUB")
+	shared := openKV(b, c, 0, "kvpath")
+	l := open(b, c, 0, Options{})
+	projected := openKV(b, c, 0, "logpath")
+	w, err := l.Claim(ctx, "f", "gw")
+	if err != nil {
+		b.Fatal(err)
+	}
+	held := faclog.NewHeld(w)
+	if _, err := faclog.CatchUp(ctx, l, projected, "f", w.Term(), projectEvery); err != nil {
+		b.Fatal(err)
+	}
+
+	per := max(projectEvery, b.N/rounds/projectEvery*projectEvery)
+	var pubCPU, kvCPU, appendCPU, projectCPU time.Duration
+	pubs, g := 0, 0
+	b.ResetTimer()
+	for range rounds {
+		// The publishes come from 16 goroutines, as tetherload's baseline publishes many at
+		// once: one at a time, each pays a replication round of its own.
+		start := cpu(b)
+		n := per * terminals / 10 / publishers // a tenth as many publishes as status reports
+		var wg sync.WaitGroup
+		errs := make(chan error, publishers)
+		for p := range publishers {
+			wg.Go(func() {
+				for i := range n {
+					if _, err := js.Publish(ctx, fmt.Sprintf("pub.%d.%d", p, i%10), make([]byte, 64)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+		pubs += n * publishers
+		pubCPU += cpu(b) - start
+
+		start = cpu(b)
+		for i := range per {
+			if err := shared.Update(ctx, func(tx kv.Tx) error { return statusGroup(tx, g+i, terminals) }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		kvCPU += cpu(b) - start
+
+		for i := range per {
+			start = cpu(b)
+			if err := held.Update(ctx, func(tx kv.Tx) error { return statusGroup(tx, g+i, terminals) }); err != nil {
+				b.Fatal(err)
+			}
+			appendCPU += cpu(b) - start
+			if (i+1)%projectEvery == 0 {
+				start = cpu(b)
+				if _, _, err := faclog.ProjectEach(ctx, projected, "f", held.TakeAppended(), projectEvery); err != nil {
+					b.Fatal(err)
+				}
+				projectCPU += cpu(b) - start
+			}
+		}
+		g += per
+	}
+	b.StopTimer()
+	reports := float64(g * terminals)
+	pub := float64(pubCPU.Microseconds()) / float64(pubs)
+	kvEach := float64(kvCPU.Microseconds()) / reports
+	logEach := float64((appendCPU + projectCPU).Microseconds()) / reports
+	b.ReportMetric(float64(appendCPU.Microseconds())/reports, "µs/report-append")
+	b.ReportMetric(pub, "µs/publish")
+	b.ReportMetric(kvEach, "µs/report-kv")
+	b.ReportMetric(logEach, "µs/report-log")
+	b.ReportMetric(kvEach/pub, "publishes/report-kv")
+	b.ReportMetric(logEach/pub, "publishes/report-log")
+	b.ReportMetric(kvEach/logEach, "kv/log")
+	stats := shared.(kv.StatsReporter).KVStats()
+	b.ReportMetric(float64(stats.Messages)/reports, "messages/report-kv")
+	ps := projected.(kv.StatsReporter).KVStats()
+	b.ReportMetric((float64(ps.Messages)+float64(g))/reports, "messages/report-log")
+}
