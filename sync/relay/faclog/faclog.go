@@ -39,6 +39,8 @@ type Writer interface {
 	// Last is the sequence of the last entry this writer knows to be the log's last: its own
 	// last append, or its claim.
 	Last() uint64
+	// MaxEntry is the most bytes one entry's data may hold.
+	MaxEntry() int
 	// Append appends data after Last and returns its sequence. ErrDeposed: the facility was
 	// claimed since, and nothing was appended. ErrInDoubt (with kv.ErrTimeout or
 	// kv.ErrNoQuorum): no answer came, the entry may or may not be in the log, and nothing

@@ -136,7 +136,7 @@ func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 	if err := h.settleLocked(ctx); err != nil {
 		return fmt.Errorf("faclog: facility %q: %w", h.w.Facility(), err)
 	}
-	tx := &tx{root: h.state.Load(), writable: true, owned: map[*bucket]bool{}}
+	tx := &tx{root: h.state.Load(), writable: true, owned: map[*bucket]bool{}, bound: h.w.MaxEntry()}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -144,6 +144,10 @@ func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 		return nil
 	}
 	e := Entry{Prev: h.w.Last(), Term: h.w.Term(), Data: EncodeWrites(tx.writes)}
+	if len(e.Data) > tx.bound {
+		return fmt.Errorf("faclog: facility %q: %d bytes of writes, at most %d in an entry: %w",
+			h.w.Facility(), len(e.Data), tx.bound, kv.ErrTxTooLarge)
+	}
 	seq, err := h.w.Append(ctx, e.Data)
 	if err != nil {
 		if errors.Is(err, ErrInDoubt) {
@@ -213,9 +217,24 @@ type tx struct {
 	writable bool
 	owned    map[*bucket]bool // buckets this Update copied, which it may change
 	writes   []Write
+	// size is about what the writes take encoded; bound the most an entry takes (kv.Sizer),
+	// so that the relay's group commit sizes its groups to fit one entry.
+	size, bound int
 }
 
 func (t *tx) Writable() bool { return t.writable }
+
+// Size implements kv.Sizer: bytes of writes so far, and the most an entry holds.
+func (t *tx) Size() (n, bound int) { return t.size, t.bound }
+
+// wrote records w.
+func (t *tx) wrote(w Write) {
+	t.writes = append(t.writes, w)
+	t.size += 8 + len(w.Key) + len(w.Value) + 10
+	for _, p := range w.Path {
+		t.size += len(p) + 2
+	}
+}
 
 // find is the bucket at path, nil if there is none.
 func (t *tx) find(path [][]byte) *bucket {
@@ -290,7 +309,7 @@ func (t *tx) createAt(parent [][]byte, name []byte, ifNot bool) (kv.Bucket, erro
 	nb := newBucket()
 	t.owned[nb] = true
 	b.subs[string(name)] = nb
-	t.writes = append(t.writes, Write{Op: OpCreateBucket, Path: p})
+	t.wrote(Write{Op: OpCreateBucket, Path: p})
 	return &handle{t: t, path: p}, nil
 }
 
@@ -303,7 +322,7 @@ func (t *tx) deleteAt(parent [][]byte, name []byte) error {
 		return fmt.Errorf("faclog: delete bucket %q: %w", name, kv.ErrBucketNotFound)
 	}
 	delete(b.subs, string(name))
-	t.writes = append(t.writes, Write{Op: OpDeleteBucket, Path: append(slices.Clip(parent), slices.Clone(name))})
+	t.wrote(Write{Op: OpDeleteBucket, Path: append(slices.Clip(parent), slices.Clone(name))})
 	return nil
 }
 
@@ -384,7 +403,7 @@ func (h *handle) Put(key, value []byte) error {
 		b.sorted.Store(nil)
 	}
 	b.keys[string(key)] = v
-	h.t.writes = append(h.t.writes, Write{Op: OpPut, Path: h.path, Key: slices.Clone(key), Value: v})
+	h.t.wrote(Write{Op: OpPut, Path: h.path, Key: slices.Clone(key), Value: v})
 	return nil
 }
 
@@ -398,7 +417,7 @@ func (h *handle) Delete(key []byte) error {
 	}
 	delete(b.keys, string(key))
 	b.sorted.Store(nil)
-	h.t.writes = append(h.t.writes, Write{Op: OpDelete, Path: h.path, Key: slices.Clone(key)})
+	h.t.wrote(Write{Op: OpDelete, Path: h.path, Key: slices.Clone(key)})
 	return nil
 }
 
@@ -453,7 +472,7 @@ func (h *handle) SetSequence(v uint64) error {
 		return h.gone()
 	}
 	b.seq = v
-	h.t.writes = append(h.t.writes, Write{Op: OpSequence, Path: h.path, Seq: v})
+	h.t.wrote(Write{Op: OpSequence, Path: h.path, Seq: v})
 	return nil
 }
 
@@ -466,7 +485,7 @@ func (h *handle) NextSequence() (uint64, error) {
 		return 0, h.gone()
 	}
 	b.seq++
-	h.t.writes = append(h.t.writes, Write{Op: OpSequence, Path: h.path, Seq: b.seq})
+	h.t.wrote(Write{Op: OpSequence, Path: h.path, Seq: b.seq})
 	return b.seq, nil
 }
 

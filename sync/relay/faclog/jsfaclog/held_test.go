@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,5 +151,133 @@ func TestHeldInDoubtThenDeposed(t *testing.T) {
 	}
 	if got := fmt.Sprint(keys()); got != "[after before cut]" {
 		t.Fatalf("the state after a deposed write: %s", got)
+	}
+}
+
+// A failover: the gateway that claims a facility from a holder that died catches the kv state
+// up to its claim and loads the facility's buckets from it; its held state is then the dead
+// holder's, and its own writes follow on in the log and in the projection.
+func TestHeldFailoverLoadsTheStateItTakesOver(t *testing.T) {
+	c := natstest.Start(t)
+	la, lb := open(t, c, 0, Options{}), open(t, c, 1, Options{})
+	kvb := openKV(t, c, 1, "relay")
+	wa := claim(t, la, "f", "gw-a")
+	a := faclog.NewHeld(wa)
+	ref, err := boltkv.Open(filepath.Join(t.TempDir(), "ref"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	kvtest.Differential(t, ref, a, 11, 80)
+	// Something of another facility's lives in the same kv state, under a root the facility
+	// does not hold; loading must not bring it into the held state.
+	if err := kvb.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("elsewhere"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("k"), []byte("not the facility's"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// gw-a dies without projecting anything; gw-b claims, catches up and loads.
+	wb := claim(t, lb, "f", "gw-b")
+	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), lb, kvb, "f", wb.Term(), 64); err != nil {
+		t.Fatal(err)
+	}
+	var roots []string
+	if err := a.View(ctxFor(t, time.Second), func(tx kv.Tx) error {
+		return tx.ForEachBucket(func(name []byte) error { roots = append(roots, string(name)); return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(roots) == 0 {
+		t.Fatal("the random transactions made no bucket: nothing to take over")
+	}
+	b := faclog.NewHeld(wb)
+	if err := b.Load(ctxFor(t, time.Minute), kvb, append(roots, "never made")...); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dumpKV(t, b), dumpKV(t, a); got != want {
+		t.Fatalf("the state gw-b took over\n%s\ngw-a's\n%s", got, want)
+	}
+	// gw-a, deposed, changes nothing; gw-b's writes reach the log and the projection.
+	if err := a.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		_, err := tx.CreateBucketIfNotExists([]byte("late"))
+		return err
+	}); !errors.Is(err, faclog.ErrDeposed) {
+		t.Fatalf("the old holder's write: %v, want ErrDeposed", err)
+	}
+	kvtest.Differential(t, ref, b, 12, 40)
+	if _, _, err := faclog.ProjectEach(ctxFor(t, time.Minute), kvb, "f", b.TakeAppended(), 64); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dumpKV(t, kvb), "elsewhere seq=0 keys=1\nelsewhere/k=\"not the facility's\"\nelsewhere last=k\n"+dumpKV(t, b); !sameLines(got, want) {
+		t.Fatalf("the kv state after gw-b's writes\n%s\nwant gw-b's state and the other root\n%s", got, want)
+	}
+	if got, want := dumpKV(t, b), dumpKV(t, ref); got != want {
+		t.Fatalf("gw-b's state\n%s\nbbolt's\n%s", got, want)
+	}
+}
+
+// sameLines reports whether a and b hold the same lines in any order: dumps list root buckets
+// in key order, and one of a's roots may sort among b's.
+func sameLines(a, b string) bool {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	slices.Sort(la)
+	slices.Sort(lb)
+	return slices.Equal(la, lb)
+}
+
+// A transaction tells its size against what one entry holds, as the relay's group commit
+// asks of a store; one that would not fit is refused as too large, appending nothing and
+// changing nothing.
+func TestHeldRefusesAnEntryTooLarge(t *testing.T) {
+	c := natstest.Start(t)
+	l := open(t, c, 0, Options{})
+	w := claim(t, l, "f", "gw")
+	held := faclog.NewHeld(w)
+	if w.MaxEntry() < 64<<10 || w.MaxEntry() >= int(1<<20) {
+		t.Fatalf("an entry holds %d bytes: want the connection's largest message (1 MiB here) less its headers", w.MaxEntry())
+	}
+	value := make([]byte, w.MaxEntry()/4)
+	write := func(n int) (size, bound int, err error) {
+		err = held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("big"))
+			if err != nil {
+				return err
+			}
+			for i := range n {
+				if err := b.Put(fmt.Appendf(nil, "k%d", i), value); err != nil {
+					return err
+				}
+			}
+			var ok bool
+			if size, bound, ok = kv.Size(tx); !ok {
+				return errors.New("a held transaction does not tell its size")
+			}
+			return nil
+		})
+		return size, bound, err
+	}
+	size, bound, err := write(2)
+	if err != nil || size < 2*len(value) || size > 2*len(value)+200 || bound != w.MaxEntry() {
+		t.Fatalf("two quarters of an entry: size %d of %d, %v", size, bound, err)
+	}
+	last := w.Last()
+	if _, _, err := write(5); !errors.Is(err, kv.ErrTxTooLarge) {
+		t.Fatalf("five quarters of an entry: %v, want ErrTxTooLarge", err)
+	}
+	if w.Last() != last {
+		t.Fatalf("a refused transaction appended: the log's last moved from %d to %d", last, w.Last())
+	}
+	if err := held.View(ctxFor(t, time.Second), func(tx kv.Tx) error {
+		if n := tx.Bucket([]byte("big")).KeyN(); n != 2 {
+			return fmt.Errorf("the state holds %d keys after the refusal, want 2", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -317,6 +317,14 @@ func (w *writer) Facility() string { return w.facility }
 func (w *writer) Term() uint64     { return w.term }
 func (w *writer) Last() uint64     { return w.last }
 
+// MaxEntry implements faclog.Writer: the connection's largest message, less room for the
+// headers.
+func (w *writer) MaxEntry() int { return max(0, int(w.l.js.Conn().MaxPayload())-entryHeaderRoom) }
+
+// entryHeaderRoom is what an entry's headers may take of a message: ids, term, last
+// sequences, with room to spare.
+const entryHeaderRoom = 1024
+
 // Append implements faclog.Writer.
 func (w *writer) Append(ctx context.Context, data []byte) (uint64, error) {
 	switch {
