@@ -422,9 +422,9 @@ func (h *handle) Delete(key []byte) error {
 }
 
 func (h *handle) Cursor() kv.Cursor {
-	c := &cursor{pos: -1}
+	c := &cursor{h: h, pos: -1}
 	if b := h.t.find(h.path); b != nil {
-		c.b, c.keys = b, b.order()
+		c.keys = b.order()
 	}
 	return c
 }
@@ -489,20 +489,23 @@ func (h *handle) NextSequence() (uint64, error) {
 	return b.seq, nil
 }
 
-// cursor walks the keys a bucket had when the cursor was made, leaving out those deleted
-// since. pos is -1 before the first key and len(keys) past the last, where a cursor that ran
-// off an end stays (kv.Cursor).
+// cursor walks the keys its bucket had when the cursor was made, with their values as they
+// are now, leaving out those deleted since (a key added since is not walked). It finds its
+// bucket again at each step: the transaction's first write to the bucket copies it. pos is
+// -1 before the first key and len(keys) past the last, where a cursor that ran off an end
+// stays (kv.Cursor).
 type cursor struct {
-	b    *bucket
+	h    *handle
 	keys []string
 	pos  int
 }
 
 // walk moves from pos by step (1 or -1) until a key still held, or off an end.
 func (c *cursor) walk(step int) ([]byte, []byte) {
-	for ; c.pos >= 0 && c.pos < len(c.keys); c.pos += step {
+	b := c.h.t.find(c.h.path)
+	for ; b != nil && c.pos >= 0 && c.pos < len(c.keys); c.pos += step {
 		k := c.keys[c.pos]
-		if v, ok := c.b.keys[k]; ok {
+		if v, ok := b.keys[k]; ok {
 			return []byte(k), v
 		}
 	}

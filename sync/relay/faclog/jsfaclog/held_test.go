@@ -281,3 +281,46 @@ func TestHeldRefusesAnEntryTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A cursor made before a transaction's first write to its bucket sees that transaction's
+// writes to the keys it walks: deleting behind it as it goes, and a value changed ahead of it.
+func TestHeldCursorSeesItsTransactionsWrites(t *testing.T) {
+	c := natstest.Start(t)
+	held := faclog.NewHeld(claim(t, open(t, c, 0, Options{}), "f", "gw"))
+	if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		b, err := tx.CreateBucket([]byte("b"))
+		if err != nil {
+			return err
+		}
+		for _, k := range []string{"a", "b", "c", "d"} {
+			if err := b.Put([]byte(k), []byte("old")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var walked []string
+	if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		b := tx.Bucket([]byte("b"))
+		cur := b.Cursor()
+		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			walked = append(walked, string(k)+"="+string(v))
+			if string(k) == "a" {
+				if err := b.Put([]byte("c"), []byte("new")); err != nil {
+					return err
+				}
+				if err := b.Delete([]byte("b")); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(walked), "[a=old c=new d=old]"; got != want {
+		t.Fatalf("the cursor walked %s, want %s", got, want)
+	}
+}
