@@ -1,7 +1,10 @@
 package relay
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -71,5 +74,49 @@ func TestStaffBucket(t *testing.T) {
 	ins, err := e.r.Inmates(facs[0])
 	if err != nil || len(ins) == 0 {
 		t.Errorf("inmates of %s: %v %v", facs[0], ins, err)
+	}
+}
+
+// A device status sets the terminal's queue length only from a number in items_waiting,
+// spelt so: anything else leaves it as it was, and a body that is not an object is refused.
+// The status itself is kept as it came.
+func TestDeviceStatusReadsOnlyItsQueueLength(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	tc := k.connect(t, 0)
+	for _, step := range []struct {
+		body    string
+		refused bool
+		want    int
+	}{
+		{`{"items_waiting":7,"printer":"jammed"}`, false, 7},
+		{`{"items_waiting":"9"}`, false, 7},
+		{`{"items_waiting":-1}`, false, 7},
+		{`{"Items_Waiting":9}`, false, 7},
+		{`{"items_waiting":{"n":9}}`, false, 7},
+		{`{"items_waiting":3.0,"items":[1,2]}`, false, 3},
+		{`[{"items_waiting":9}]`, true, 3},
+		{`null`, true, 3},
+		{`{"items_waiting":0}`, false, 0},
+	} {
+		it := k.item(wire.UpDeviceStatus, json.RawMessage(step.body))
+		ack := tc.batch(it)
+		if refused := len(ack.Rejected) == 1 && ack.Rejected[0].Reason == wire.RefuseInvalid; refused != step.refused {
+			t.Fatalf("%s: refused %v (%+v), want %v", step.body, refused, ack.Rejected, step.refused)
+		}
+		if got := e.terminalInfo(k.id).ItemsWaiting; got != step.want {
+			t.Fatalf("%s: %d waiting, want %d", step.body, got, step.want)
+		}
+		if !step.refused {
+			if err := e.r.db.View(context.Background(), func(tx kv.Tx) error {
+				if got := string(tx.Bucket([]byte(bDevices)).Get([]byte(k.id))); got != step.body {
+					return fmt.Errorf("%s: the status kept is %s", step.body, got)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

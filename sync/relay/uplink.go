@@ -518,22 +518,34 @@ func (r *Relay) applyItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 		}
 		return "", r.queueHistory(tx, f, t, ev, now)
 	case wire.UpDeviceStatus:
-		var st map[string]any
+		// The body's fields are kept as they came (devices); only items_waiting is read, so
+		// the others are not decoded (a third of a status report's work on a gateway).
+		var st map[string]json.RawMessage
 		if !decode(&st) || st == nil {
 			return wire.RefuseInvalid, nil
 		}
 		if err := tx.Bucket([]byte(bDevices)).Put([]byte(t.ID), it.Body); err != nil {
 			return "", err
 		}
-		if n, ok := st["items_waiting"].(float64); ok && n >= 0 && n < 1e9 {
-			var rec terminalRec
-			if _, err := getJSON(tx, bTerminals, t.ID, &rec); err != nil {
+		var n float64
+		if raw, ok := st["items_waiting"]; ok && json.Unmarshal(raw, &n) == nil && n >= 0 && n < 1e9 {
+			// The record's queue fields alone first: most reports change nothing, and the
+			// whole record (its key, its history) is decoded only to be written.
+			var queue struct {
+				ItemsWaiting  int       `json:"items_waiting"`
+				OldestWaiting time.Time `json:"oldest_waiting,omitzero"`
+			}
+			if _, err := getJSON(tx, bTerminals, t.ID, &queue); err != nil {
 				return "", err
 			}
-			if rec.ItemsWaiting == int(n) && (n != 0 || rec.OldestWaiting.IsZero()) {
+			if queue.ItemsWaiting == int(n) && (n != 0 || queue.OldestWaiting.IsZero()) {
 				// Unchanged: a terminal reports with every few batches, and rewriting its
 				// record costs a committed message (JetStream) or a page (bbolt) for nothing.
 				return "", nil
+			}
+			var rec terminalRec
+			if _, err := getJSON(tx, bTerminals, t.ID, &rec); err != nil {
+				return "", err
 			}
 			rec.ItemsWaiting = int(n)
 			if n == 0 {
