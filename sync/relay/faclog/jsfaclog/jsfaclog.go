@@ -183,6 +183,10 @@ func (l *Log) Claim(ctx context.Context, facility, holder string) (faclog.Writer
 	if facility == "" || holder == "" {
 		return nil, fmt.Errorf("jsfaclog: claim of facility %q by %q: both must be named", facility, holder)
 	}
+	// The holder goes in a header, where a line break would end the header block.
+	if strings.ContainsAny(holder, "\r\n") {
+		return nil, fmt.Errorf("jsfaclog: claim of facility %q: holder %q holds a line break", facility, holder)
+	}
 	subj := l.subject(facility)
 	// One id for every attempt: a claim that landed without an answer is answered as the one
 	// stored when it is sent again.

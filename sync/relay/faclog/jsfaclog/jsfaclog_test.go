@@ -130,6 +130,12 @@ func TestClaimFencesTheHolderBefore(t *testing.T) {
 	if got := entries(t, b, "north", 0); len(got) != 0 {
 		t.Fatalf("a facility never claimed reads %v", got)
 	}
+	if _, err := b.Claim(ctxFor(t, 30*time.Second), "north", "gw\r\nTk-Term: 1"); err == nil || !strings.Contains(err.Error(), "line break") {
+		t.Fatalf("a holder that would end the headers: %v", err)
+	}
+	if got := entries(t, b, "north", 0); len(got) != 0 {
+		t.Fatalf("a refused claim left %v", got)
+	}
 }
 
 // A claim made while the holder keeps appending lands after one of its entries; every entry
