@@ -59,6 +59,11 @@ func NewHeld(w Writer) *Held {
 func (h *Held) Load(ctx context.Context, base kv.Store, roots ...string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// Settling would put back the state the write in doubt was made on, without what is
+	// loaded now.
+	if err := h.settleLocked(ctx); err != nil {
+		return fmt.Errorf("faclog: load the held state of facility %q: %w", h.w.Facility(), err)
+	}
 	var loaded map[string]*bucket
 	err := base.View(ctx, func(tx kv.Tx) error {
 		loaded = map[string]*bucket{}

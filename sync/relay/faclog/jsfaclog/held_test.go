@@ -111,11 +111,34 @@ func TestHeldInDoubtThenDeposed(t *testing.T) {
 	}
 	c.Restart(1)
 	c.Restart(2)
+	// A root loaded now (as after a catch-up) is loaded onto the settled state, and stays.
+	base, err := boltkv.Open(filepath.Join(t.TempDir(), "base"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	if err := base.Update(ctxFor(t, time.Second), func(tx kv.Tx) error {
+		_, err := tx.CreateBucket([]byte("other"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Load(ctxFor(t, 60*time.Second), base, "other"); err != nil {
+		t.Fatal(err)
+	}
 	if err := put(60*time.Second, "after"); err != nil {
 		t.Fatal(err)
 	}
 	if got := fmt.Sprint(keys()); got != "[after before cut]" {
 		t.Fatalf("the state once settled: %s, want [after before cut]", got)
+	}
+	if err := held.View(ctxFor(t, time.Second), func(tx kv.Tx) error {
+		if tx.Bucket([]byte("other")) == nil {
+			return errors.New("the root loaded while a write was in doubt is gone")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	var logged []string
 	if err := l.Read(ctxFor(t, 30*time.Second), "f", 0, func(e faclog.Entry) error {
