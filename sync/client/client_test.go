@@ -19,6 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/status"
@@ -421,11 +422,13 @@ func TestStatusCallbackAndQueueCounts(t *testing.T) {
 	if st.Waiting == 0 || st.OldestWaiting.IsZero() {
 		t.Fatalf("queue not reported: %+v", st)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) == 0 || !seen[len(seen)-1].Connected {
-		t.Fatalf("OnStatus calls = %+v", seen)
-	}
+	// The engine calls OnStatus after it changed the status, so the callback may still be on
+	// its way when Status says connected.
+	testwait.UntilSaw(t, "OnStatus reports the connection", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) > 0 && seen[len(seen)-1].Connected, fmt.Sprintf("OnStatus calls = %+v", seen)
+	})
 }
 
 func TestDeadLinkDetectedByMissedPongs(t *testing.T) {
