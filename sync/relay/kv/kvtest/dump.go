@@ -1,9 +1,12 @@
 package kvtest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
+	"testing"
+	"time"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
@@ -35,4 +38,20 @@ func Dump(tx kv.Tx, skip ...string) (string, error) {
 		return walk(string(name), tx.Bucket(name))
 	})
 	return sb.String(), err
+}
+
+// DumpStore is Dump of what a View of s sees now; a failed View fails the test.
+func DumpStore(tb testing.TB, s kv.Store, skip ...string) string {
+	tb.Helper()
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out string
+	if err := s.View(c, func(tx kv.Tx) error {
+		var err error
+		out, err = Dump(tx, skip...)
+		return err
+	}); err != nil {
+		tb.Fatalf("dump the store: %v", err)
+	}
+	return out
 }
