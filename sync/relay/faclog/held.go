@@ -12,19 +12,35 @@ import (
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
-// Held is a held facility's state in memory: a kv.Store whose every Update that writes is one
-// entry of the facility's log, appended by its Writer before the state changes. The holder is
-// the facility's only writer, so nothing is read from the cluster and nothing conflicts:
-// Updates run one at a time, Views read the last committed state. The entries reach the
-// shared kv state through Project, behind the holder.
+// Held is a held facility's state: a kv.Store whose every Update that writes is one entry of
+// the facility's log, appended by its Writer before the state changes. The holder is the
+// facility's only writer, so nothing conflicts: Updates run one at a time, Views read the last
+// committed state. The entries reach the kv state (base) through the Projector, behind the
+// holder.
+//
+// The state in memory is an overlay on base. A bucket the state has not loaded is read from
+// base, where it is current: the holder is the only writer of what it holds, and whatever it
+// wrote is loaded, so what base holds of a bucket not loaded is all there is. An Update loads
+// each bucket whose keys it reads or writes, whole (its keys, not its nested buckets), and the
+// names of nested buckets one at a time; a bucket deleted stays in the overlay as known absent
+// until base has it deleted too. So a gateway that claims a facility catches base up to its
+// claim (CatchUp) and serves at once: nothing is loaded ahead, and what its terminals touch is
+// loaded once. Held must hold only keys no one else writes: a bucket loaded is never read from
+// base again.
 //
 // An Update whose append got no answer leaves the state as it was and its writes in doubt;
 // the next Update (or Settle) settles them first, and they join the state if they are in the
 // log. Once the facility is claimed elsewhere every Update fails with ErrDeposed.
 type Held struct {
-	w     Writer
-	mu    sync.Mutex // one Update at a time; guards doubt
-	state atomic.Pointer[bucket]
+	w    Writer
+	base kv.Store
+	mu   sync.Mutex // one Update at a time; guards doubt and appended
+	// projecting keeps base still under a View: a View reads buckets not loaded from base,
+	// and the projection of an entry the View's state does not hold would show it part of
+	// a later state. An Update reads from base only buckets no entry wrote (those are
+	// loaded), so it needs no such lock.
+	projecting sync.RWMutex
+	state      atomic.Pointer[bucket]
 	// doubt is the state an Update made whose entry is in doubt: it is the state once the
 	// entry is known to be in the log. doubtEntry is that entry, but for its sequence.
 	doubt      *bucket
@@ -46,67 +62,13 @@ func (h *Held) TakeAppended() []Entry {
 
 var _ kv.Store = (*Held)(nil)
 
-// NewHeld is an empty state for the facility w writes.
-func NewHeld(w Writer) *Held {
-	h := &Held{w: w}
-	h.state.Store(newBucket())
+// NewHeld is the state of the facility w writes, over base: the kv state the facility's log
+// is projected into, caught up to w's claim.
+func NewHeld(w Writer, base kv.Store) *Held {
+	h := &Held{w: w, base: base}
+	// The root has no keys of its own: it is loaded, and its buckets are looked up in base.
+	h.state.Store(&bucket{keys: map[string][]byte{}, subs: map[string]*bucket{}})
 	return h
-}
-
-// Load copies the root buckets named from base (the kv state, caught up to the claim) into
-// the held state, replacing what it held of them. Nothing is appended: the log already holds
-// what made them.
-func (h *Held) Load(ctx context.Context, base kv.Store, roots ...string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	// Settling would put back the state the write in doubt was made on, without what is
-	// loaded now.
-	if err := h.settleLocked(ctx); err != nil {
-		return fmt.Errorf("faclog: load the held state of facility %q: %w", h.w.Facility(), err)
-	}
-	var loaded map[string]*bucket
-	err := base.View(ctx, func(tx kv.Tx) error {
-		loaded = map[string]*bucket{}
-		for _, name := range roots {
-			if b := tx.Bucket([]byte(name)); b != nil {
-				c, err := copyBucket(b)
-				if err != nil {
-					return err
-				}
-				loaded[name] = c
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("faclog: load the held state of facility %q: %w", h.w.Facility(), err)
-	}
-	root := h.state.Load().clone()
-	for _, name := range roots {
-		delete(root.subs, name)
-		if b, ok := loaded[name]; ok {
-			root.subs[name] = b
-		}
-	}
-	h.state.Store(root)
-	return nil
-}
-
-func copyBucket(b kv.Bucket) (*bucket, error) {
-	c := newBucket()
-	c.seq = b.Sequence()
-	if err := b.ForEach(func(k, v []byte) error {
-		c.keys[string(k)] = slices.Clone(v)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	err := b.ForEachBucket(func(name []byte) error {
-		sub, err := copyBucket(b.Bucket(name))
-		c.subs[string(name)] = sub
-		return err
-	})
-	return c, err
 }
 
 // Settle settles the writes an Update left in doubt (Writer.Settle): they join the state if
@@ -134,66 +96,97 @@ func (h *Held) settleLocked(ctx context.Context) error {
 	return err
 }
 
-// Update implements kv.Store. fn runs once per call: nothing conflicts.
+// Update implements kv.Store. fn runs again only where base's View runs its function again.
 func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.settleLocked(ctx); err != nil {
 		return fmt.Errorf("faclog: facility %q: %w", h.w.Facility(), err)
 	}
-	tx := &tx{root: h.state.Load(), writable: true, owned: map[*bucket]bool{}, bound: h.w.MaxEntry()}
-	if err := fn(tx); err != nil {
+	var t *tx
+	err := h.base.View(ctx, func(btx kv.Tx) error {
+		t = &tx{root: h.state.Load(), base: btx, writable: true, owned: map[*bucket]bool{}, bound: h.w.MaxEntry()}
+		if err := fn(t); err != nil {
+			return err
+		}
+		return t.err
+	})
+	if err != nil {
 		return err
 	}
-	if len(tx.writes) == 0 {
+	if len(t.writes) == 0 {
+		if len(t.owned) > 0 { // buckets loaded from base: the same state, kept for the next
+			h.state.Store(t.root)
+		}
 		return nil
 	}
-	e := Entry{Prev: h.w.Last(), Term: h.w.Term(), Data: EncodeWrites(tx.writes)}
-	if len(e.Data) > tx.bound {
+	e := Entry{Prev: h.w.Last(), Term: h.w.Term(), Data: EncodeWrites(t.writes)}
+	if len(e.Data) > t.bound {
 		return fmt.Errorf("faclog: facility %q: %d bytes of writes, at most %d in an entry: %w",
-			h.w.Facility(), len(e.Data), tx.bound, kv.ErrTxTooLarge)
+			h.w.Facility(), len(e.Data), t.bound, kv.ErrTxTooLarge)
 	}
 	seq, err := h.w.Append(ctx, e.Data)
 	if err != nil {
 		if errors.Is(err, ErrInDoubt) {
-			h.doubt, h.doubtEntry = tx.root, e
+			h.doubt, h.doubtEntry = t.root, e
 		}
 		return fmt.Errorf("faclog: facility %q: %w", h.w.Facility(), err)
 	}
 	e.Seq = seq
 	h.appended = append(h.appended, e)
-	h.state.Store(tx.root)
+	h.state.Store(t.root)
 	return nil
 }
 
 // View implements kv.Store: the last committed state.
-func (h *Held) View(_ context.Context, fn func(tx kv.Tx) error) error {
-	return fn(&tx{root: h.state.Load()})
+func (h *Held) View(ctx context.Context, fn func(tx kv.Tx) error) error {
+	h.projecting.RLock()
+	defer h.projecting.RUnlock()
+	return h.base.View(ctx, func(btx kv.Tx) error {
+		return fn(&tx{root: h.state.Load(), base: btx})
+	})
 }
 
-// Close implements kv.Store; the Writer is the caller's.
+// Close implements kv.Store; the Writer and base are the caller's.
 func (h *Held) Close() error { return nil }
 
 // bucket is one bucket of the state. A committed bucket is never changed: an Update copies
-// each bucket it writes on the way from the root (tx.owned).
+// each bucket it writes, or loads, on the way from the root (tx.owned).
 type bucket struct {
+	// keys is every key of the bucket, or nil where the bucket is not loaded: base holds
+	// them, and its sequence.
 	keys map[string][]byte
-	subs map[string]*bucket
-	seq  uint64
+	// subs is the nested buckets known: a bucket, or nil for one known not to be there
+	// (deleted, or looked up in base and not found). allSubs says it is every one; else a
+	// name it does not know is looked up in base.
+	subs    map[string]*bucket
+	allSubs bool
+	seq     uint64
 	// sorted is keys' keys in order, made for a cursor and kept while the bucket is not
 	// written (a committed bucket is not). Views made at once may both make it.
 	sorted atomic.Pointer[[]string]
 }
 
-func newBucket() *bucket { return &bucket{keys: map[string][]byte{}, subs: map[string]*bucket{}} }
+// newBucket is a bucket made in the state: empty, and nothing of it in base.
+func newBucket() *bucket {
+	return &bucket{keys: map[string][]byte{}, subs: map[string]*bucket{}, allSubs: true}
+}
+
+// stub is a bucket that base holds, nothing of it loaded.
+func stub() *bucket { return &bucket{subs: map[string]*bucket{}} }
+
+func (b *bucket) loaded() bool { return b.keys != nil }
 
 func (b *bucket) clone() *bucket {
-	c := &bucket{keys: cloneMap(b.keys), subs: cloneMap(b.subs), seq: b.seq}
+	c := &bucket{keys: cloneMap(b.keys), subs: cloneMap(b.subs), allSubs: b.allSubs, seq: b.seq}
 	c.sorted.Store(b.sorted.Load())
 	return c
 }
 
 func cloneMap[V any](m map[string]V) map[string]V {
+	if m == nil {
+		return nil
+	}
 	c := make(map[string]V, len(m))
 	for k, v := range m {
 		c[k] = v
@@ -219,9 +212,11 @@ func (b *bucket) order() []string {
 // buckets above it, which handles taken before then must see.
 type tx struct {
 	root     *bucket
+	base     kv.Tx // a View of base, for what the state has not loaded
 	writable bool
-	owned    map[*bucket]bool // buckets this Update copied, which it may change
+	owned    map[*bucket]bool // buckets this Update copied or loaded, which it may change
 	writes   []Write
+	err      error // the first failure to load from base, which fails the Update
 	// size is about what the writes take encoded; bound the most an entry takes (kv.Sizer),
 	// so that the relay's group commit sizes its groups to fit one entry.
 	size, bound int
@@ -241,19 +236,50 @@ func (t *tx) wrote(w Write) {
 	}
 }
 
-// find is the bucket at path, nil if there is none.
-func (t *tx) find(path [][]byte) *bucket {
-	b := t.root
-	for _, name := range path {
-		if b = b.subs[string(name)]; b == nil {
+// inBase is base's bucket at path, nil if base has none.
+func (t *tx) inBase(path [][]byte) kv.Bucket {
+	if len(path) == 0 {
+		return nil
+	}
+	b := t.base.Bucket(path[0])
+	for _, name := range path[1:] {
+		if b == nil {
 			return nil
 		}
+		b = b.Bucket(name)
 	}
 	return b
 }
 
+// at finds the bucket at path, and whether it exists. Its node is nil where only base holds
+// it, in a View; an Update puts a stub in the state for each bucket it finds in base, and
+// remembers each it did not find, so it asks base once.
+func (t *tx) at(path [][]byte) (*bucket, bool) {
+	b := t.root
+	for i, name := range path {
+		sub, known := b.subs[string(name)]
+		if !known && !b.allSubs {
+			if !t.writable {
+				// Nothing below a bucket the state does not know is in the state either.
+				return nil, t.inBase(path) != nil
+			}
+			inBase := t.inBase(path[:i+1]) != nil
+			if inBase {
+				sub = stub()
+				t.owned[sub] = true
+			}
+			t.own(path[:i]).subs[string(name)] = sub
+		}
+		if sub == nil {
+			return nil, false
+		}
+		b = sub
+	}
+	return b, true
+}
+
 // own is the bucket at path made changeable by this Update: it and each bucket above it
-// copied once. nil if there is none.
+// copied once. nil if there is none. It does not load the bucket's keys (load does).
 func (t *tx) own(path [][]byte) *bucket {
 	if !t.owned[t.root] {
 		t.root = t.root.clone()
@@ -275,6 +301,46 @@ func (t *tx) own(path [][]byte) *bucket {
 	return b
 }
 
+// load is the bucket at path with its keys, its sequence and the names of its nested buckets
+// loaded from base if they were not, made changeable by this Update; nil if there is no such
+// bucket. The names come with it so that a Put asks base nothing more: a key may not take a
+// nested bucket's name.
+func (t *tx) load(path [][]byte) (*bucket, error) {
+	n, ok := t.at(path)
+	if !ok {
+		return nil, nil
+	}
+	if n.loaded() && t.owned[n] {
+		return n, nil
+	}
+	b := t.own(path)
+	if b.loaded() {
+		return b, nil
+	}
+	bb := t.inBase(path)
+	if bb == nil {
+		return nil, fmt.Errorf("faclog: load bucket %q: base holds no such bucket", path)
+	}
+	keys := map[string][]byte{}
+	if err := bb.ForEach(func(k, v []byte) error {
+		keys[string(k)] = slices.Clone(v)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("faclog: load bucket %q: %w", path, err)
+	}
+	if err := bb.ForEachBucket(func(name []byte) error {
+		if _, known := b.subs[string(name)]; !known {
+			b.subs[string(name)] = stub()
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("faclog: load bucket %q: %w", path, err)
+	}
+	b.keys, b.seq, b.allSubs = keys, bb.Sequence(), true
+	b.sorted.Store(nil)
+	return b, nil
+}
+
 func (t *tx) check(name []byte) error {
 	if !t.writable {
 		return kv.ErrTxNotWritable
@@ -287,7 +353,7 @@ func (t *tx) check(name []byte) error {
 
 func (t *tx) bucketAt(parent [][]byte, name []byte) kv.Bucket {
 	p := append(slices.Clip(parent), slices.Clone(name))
-	if t.find(p) == nil {
+	if _, ok := t.at(p); !ok {
 		return nil
 	}
 	return &handle{t: t, path: p}
@@ -298,14 +364,17 @@ func (t *tx) createAt(parent [][]byte, name []byte, ifNot bool) (kv.Bucket, erro
 		return nil, err
 	}
 	p := append(slices.Clip(parent), slices.Clone(name))
-	b := t.own(parent)
-	if b == nil {
+	pb, err := t.load(parent)
+	if err != nil {
+		return nil, err
+	}
+	if pb == nil {
 		return nil, fmt.Errorf("faclog: create bucket %q: %w", name, kv.ErrBucketNotFound)
 	}
-	if _, ok := b.keys[string(name)]; ok {
+	if _, ok := pb.keys[string(name)]; ok {
 		return nil, fmt.Errorf("faclog: create bucket %q: a key has that name", name)
 	}
-	if b.subs[string(name)] != nil {
+	if _, ok := t.at(p); ok {
 		if ifNot {
 			return &handle{t: t, path: p}, nil
 		}
@@ -313,7 +382,7 @@ func (t *tx) createAt(parent [][]byte, name []byte, ifNot bool) (kv.Bucket, erro
 	}
 	nb := newBucket()
 	t.owned[nb] = true
-	b.subs[string(name)] = nb
+	t.own(parent).subs[string(name)] = nb
 	t.wrote(Write{Op: OpCreateBucket, Path: p})
 	return &handle{t: t, path: p}, nil
 }
@@ -322,27 +391,47 @@ func (t *tx) deleteAt(parent [][]byte, name []byte) error {
 	if err := t.check(name); err != nil {
 		return err
 	}
-	b := t.own(parent)
-	if b == nil || b.subs[string(name)] == nil {
+	p := append(slices.Clip(parent), slices.Clone(name))
+	if _, ok := t.at(p); !ok {
 		return fmt.Errorf("faclog: delete bucket %q: %w", name, kv.ErrBucketNotFound)
 	}
-	delete(b.subs, string(name))
-	t.wrote(Write{Op: OpDeleteBucket, Path: append(slices.Clip(parent), slices.Clone(name))})
+	// Known absent, not forgotten: base holds the bucket until the projection deletes it.
+	t.own(parent).subs[string(name)] = nil
+	t.wrote(Write{Op: OpDeleteBucket, Path: p})
 	return nil
 }
 
 func (t *tx) eachAt(path [][]byte, fn func(name []byte) error) error {
-	b := t.find(path)
-	if b == nil {
+	n, ok := t.at(path)
+	if !ok {
 		return nil
 	}
-	names := make([]string, 0, len(b.subs))
-	for n := range b.subs {
-		names = append(names, n)
+	names := map[string]bool{}
+	if n == nil || !n.allSubs {
+		var err error
+		if len(path) == 0 {
+			err = t.base.ForEachBucket(func(name []byte) error { names[string(name)] = true; return nil })
+		} else if bb := t.inBase(path); bb != nil {
+			err = bb.ForEachBucket(func(name []byte) error { names[string(name)] = true; return nil })
+		}
+		if err != nil {
+			return fmt.Errorf("faclog: list the buckets of %q: %w", path, err)
+		}
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := fn([]byte(n)); err != nil {
+	if n != nil {
+		for name, sub := range n.subs {
+			names[name] = sub != nil
+		}
+	}
+	var sorted []string
+	for name, there := range names {
+		if there {
+			sorted = append(sorted, name)
+		}
+	}
+	sort.Strings(sorted)
+	for _, name := range sorted {
+		if err := fn([]byte(name)); err != nil {
 			return err
 		}
 	}
@@ -370,9 +459,33 @@ func (h *handle) gone() error {
 	return fmt.Errorf("faclog: bucket %q: %w", h.path, kv.ErrBucketNotFound)
 }
 
+// read is the bucket's keys where the state has them loaded (an Update loads them), else
+// base's bucket: a View reads base for a bucket the state has not loaded. Both nil: gone.
+func (h *handle) read() (*bucket, kv.Bucket) {
+	if h.t.writable {
+		b, err := h.t.load(h.path)
+		if err != nil && h.t.err == nil {
+			h.t.err = err // the Update fails with it
+		}
+		return b, nil
+	}
+	n, ok := h.t.at(h.path)
+	switch {
+	case !ok:
+		return nil, nil
+	case n != nil && n.loaded():
+		return n, nil
+	}
+	return nil, h.t.inBase(h.path)
+}
+
 func (h *handle) Get(key []byte) []byte {
-	if b := h.t.find(h.path); b != nil {
+	b, bb := h.read()
+	switch {
+	case b != nil:
 		return b.keys[string(key)]
+	case bb != nil:
+		return bb.Get(key)
 	}
 	return nil
 }
@@ -385,7 +498,10 @@ func (h *handle) keyed(key []byte) (*bucket, error) {
 		}
 		return nil, err
 	}
-	b := h.t.own(h.path)
+	b, err := h.t.load(h.path)
+	if err != nil {
+		return nil, err
+	}
 	if b == nil {
 		return nil, h.gone()
 	}
@@ -397,7 +513,7 @@ func (h *handle) Put(key, value []byte) error {
 	if err != nil {
 		return err
 	}
-	if b.subs[string(key)] != nil {
+	if _, ok := h.t.at(append(slices.Clip(h.path), key)); ok {
 		return fmt.Errorf("faclog: put %q: a bucket has that name", key)
 	}
 	v := slices.Clone(value)
@@ -427,8 +543,12 @@ func (h *handle) Delete(key []byte) error {
 }
 
 func (h *handle) Cursor() kv.Cursor {
+	b, bb := h.read()
+	if bb != nil {
+		return bb.Cursor()
+	}
 	c := &cursor{h: h, pos: -1}
-	if b := h.t.find(h.path); b != nil {
+	if b != nil {
 		c.keys = b.order()
 	}
 	return c
@@ -445,8 +565,12 @@ func (h *handle) ForEach(fn func(k, v []byte) error) error {
 }
 
 func (h *handle) KeyN() int {
-	if b := h.t.find(h.path); b != nil {
+	b, bb := h.read()
+	switch {
+	case b != nil:
 		return len(b.keys)
+	case bb != nil:
+		return bb.KeyN()
 	}
 	return 0
 }
@@ -462,8 +586,12 @@ func (h *handle) DeleteBucket(name []byte) error                 { return h.t.de
 func (h *handle) ForEachBucket(fn func(name []byte) error) error { return h.t.eachAt(h.path, fn) }
 
 func (h *handle) Sequence() uint64 {
-	if b := h.t.find(h.path); b != nil {
+	b, bb := h.read()
+	switch {
+	case b != nil:
 		return b.seq
+	case bb != nil:
+		return bb.Sequence()
 	}
 	return 0
 }
@@ -472,7 +600,10 @@ func (h *handle) SetSequence(v uint64) error {
 	if !h.t.writable {
 		return kv.ErrTxNotWritable
 	}
-	b := h.t.own(h.path)
+	b, err := h.t.load(h.path)
+	if err != nil {
+		return err
+	}
 	if b == nil {
 		return h.gone()
 	}
@@ -485,7 +616,10 @@ func (h *handle) NextSequence() (uint64, error) {
 	if !h.t.writable {
 		return 0, kv.ErrTxNotWritable
 	}
-	b := h.t.own(h.path)
+	b, err := h.t.load(h.path)
+	if err != nil {
+		return 0, err
+	}
 	if b == nil {
 		return 0, h.gone()
 	}
@@ -498,7 +632,7 @@ func (h *handle) NextSequence() (uint64, error) {
 // are now, leaving out those deleted since (a key added since is not walked). It finds its
 // bucket again at each step: the transaction's first write to the bucket copies it. pos is
 // -1 before the first key and len(keys) past the last, where a cursor that ran off an end
-// stays (kv.Cursor).
+// stays (kv.Cursor). A View's cursor on a bucket the state has not loaded is base's.
 type cursor struct {
 	h    *handle
 	keys []string
@@ -507,7 +641,7 @@ type cursor struct {
 
 // walk moves from pos by step (1 or -1) until a key still held, or off an end.
 func (c *cursor) walk(step int) ([]byte, []byte) {
-	b := c.h.t.find(c.h.path)
+	b, _ := c.h.read()
 	for ; b != nil && c.pos >= 0 && c.pos < len(c.keys); c.pos += step {
 		k := c.keys[c.pos]
 		if v, ok := b.keys[k]; ok {

@@ -24,10 +24,11 @@ type Projector struct {
 	mark    uint64 // the kv state's mark, as the last Step left it
 }
 
-// NewProjector projects what held appends into store. perTx bounds the entries of one
-// projection transaction (halved while the store finds one too large).
-func NewProjector(held *Held, store kv.Store, perTx int) *Projector {
-	return &Projector{held: held, w: held.w, store: store, facility: held.w.Facility(), perTx: max(1, perTx)}
+// NewProjector projects what held appends into the kv state it reads through to. perTx
+// bounds the entries of one projection transaction (halved while the store finds one too
+// large).
+func NewProjector(held *Held, perTx int) *Projector {
+	return &Projector{held: held, w: held.w, store: held.base, facility: held.w.Facility(), perTx: max(1, perTx)}
 }
 
 // Step projects what is pending and trims the log through the mark. It returns the mark; an
@@ -38,7 +39,11 @@ func (p *Projector) Step(ctx context.Context) (uint64, error) {
 	defer p.mu.Unlock()
 	p.pending = append(p.pending, p.held.TakeAppended()...)
 	if len(p.pending) > 0 {
+		// A View of the held state reads base for what it has not loaded; it must not see
+		// the entries after its state land there meanwhile.
+		p.held.projecting.Lock()
 		at, perTx, err := ProjectEach(ctx, p.store, p.facility, p.pending, p.perTx)
+		p.held.projecting.Unlock()
 		p.perTx = perTx
 		if at != 0 {
 			p.mark = at
@@ -55,8 +60,12 @@ func (p *Projector) Step(ctx context.Context) (uint64, error) {
 	if p.mark == 0 {
 		return 0, nil
 	}
-	// Only what the kv state holds is trimmed; Trim itself keeps the log's last entry.
-	if err := p.w.Trim(ctx, p.mark); err != nil && !errors.Is(err, ErrDeposed) {
+	// Only what the kv state holds is trimmed; Trim itself keeps the log's last entry. The
+	// Writer is the holder's, and not safe for use beside its Updates' appends.
+	p.held.mu.Lock()
+	err := p.w.Trim(ctx, p.mark)
+	p.held.mu.Unlock()
+	if err != nil && !errors.Is(err, ErrDeposed) {
 		return p.mark, fmt.Errorf("faclog: facility %q: projected to %d, not trimmed: %w", p.facility, p.mark, err)
 	}
 	return p.mark, nil

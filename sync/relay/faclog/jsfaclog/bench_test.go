@@ -182,7 +182,8 @@ func newLogPath(b *testing.B, c *natstest.Cluster, l *Log, facility string, idsB
 	if err != nil {
 		b.Fatal(err)
 	}
-	lp := &logPath{facility: facility, idsByGroup: idsByGroup, w: w, held: faclog.NewHeld(w), projected: openKV(b, c, 0, "proj"+facility)}
+	projected := openKV(b, c, 0, "proj"+facility)
+	lp := &logPath{facility: facility, idsByGroup: idsByGroup, w: w, held: faclog.NewHeld(w, projected), projected: projected}
 	if _, err := faclog.CatchUp(ctx, l, lp.projected, facility, w.Term(), 8); err != nil {
 		b.Fatal(err)
 	}

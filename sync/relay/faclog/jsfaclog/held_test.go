@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,8 +22,19 @@ func TestHeldPassesTheKVSuite(t *testing.T) {
 	n := 0
 	kvtest.Run(t, func(t *testing.T) kv.Store {
 		n++
-		return faclog.NewHeld(claim(t, l, fmt.Sprintf("conf%d", n), "gw"))
+		return faclog.NewHeld(claim(t, l, fmt.Sprintf("conf%d", n), "gw"), openBase(t))
 	})
+}
+
+// openBase is an empty kv state for a held one to read through to.
+func openBase(t *testing.T) kv.Store {
+	t.Helper()
+	s, err := boltkv.Open(filepath.Join(t.TempDir(), "base"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // Random transactions give the held state what they give bbolt, and the kv state projected
@@ -36,7 +45,11 @@ func TestHeldStateIsWhatItsLogProjects(t *testing.T) {
 	for seed := range uint64(3) {
 		facility := fmt.Sprintf("f%d", seed)
 		w := claim(t, l, facility, "gw")
-		held := faclog.NewHeld(w)
+		own := openKV(t, c, 2, fmt.Sprintf("own%d", seed))
+		if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, own, facility, w.Term(), 64); err != nil {
+			t.Fatal(err)
+		}
+		held := faclog.NewHeld(w, own)
 		ref, err := boltkv.Open(filepath.Join(t.TempDir(), facility), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -50,10 +63,6 @@ func TestHeldStateIsWhatItsLogProjects(t *testing.T) {
 			t.Fatalf("seed %d: projected from the log\n%s\nheld\n%s", seed, got, want)
 		}
 		// The holder projects what it appended without reading it back, from its claim on.
-		own := openKV(t, c, 2, fmt.Sprintf("own%d", seed))
-		if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, own, facility, w.Term(), 64); err != nil {
-			t.Fatal(err)
-		}
 		appended := held.TakeAppended()
 		if at, _, err := faclog.ProjectEach(ctxFor(t, time.Minute), own, facility, appended, 64); err != nil || at != w.Last() {
 			t.Fatalf("seed %d: project the %d entries appended: at %d, %v; want %d", seed, len(appended), at, err, w.Last())
@@ -78,7 +87,15 @@ func TestHeldInDoubtThenDeposed(t *testing.T) {
 	c := natstest.Start(t)
 	l := open(t, c, 0, Options{OpTimeout: time.Second})
 	w := claim(t, l, "f", "gw-a")
-	held := faclog.NewHeld(w)
+	// The kv state under the held one has a bucket of its own, read through to.
+	base := openBase(t)
+	if err := base.Update(ctxFor(t, time.Second), func(tx kv.Tx) error {
+		_, err := tx.CreateBucket([]byte("other"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	held := faclog.NewHeld(w, base)
 	put := func(ctxd time.Duration, k string) error {
 		return held.Update(ctxFor(t, ctxd), func(tx kv.Tx) error {
 			b, err := tx.CreateBucketIfNotExists([]byte("acct"))
@@ -111,21 +128,6 @@ func TestHeldInDoubtThenDeposed(t *testing.T) {
 	}
 	c.Restart(1)
 	c.Restart(2)
-	// A root loaded now (as after a catch-up) is loaded onto the settled state, and stays.
-	base, err := boltkv.Open(filepath.Join(t.TempDir(), "base"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.Close()
-	if err := base.Update(ctxFor(t, time.Second), func(tx kv.Tx) error {
-		_, err := tx.CreateBucket([]byte("other"))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := held.Load(ctxFor(t, 60*time.Second), base, "other"); err != nil {
-		t.Fatal(err)
-	}
 	if err := put(60*time.Second, "after"); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +136,7 @@ func TestHeldInDoubtThenDeposed(t *testing.T) {
 	}
 	if err := held.View(ctxFor(t, time.Second), func(tx kv.Tx) error {
 		if tx.Bucket([]byte("other")) == nil {
-			return errors.New("the root loaded while a write was in doubt is gone")
+			return errors.New("the kv state's bucket is gone from the settled state")
 		}
 		return nil
 	}); err != nil {
@@ -178,37 +180,20 @@ func TestHeldInDoubtThenDeposed(t *testing.T) {
 }
 
 // A failover: the gateway that claims a facility from a holder that died catches the kv state
-// up to its claim and loads the facility's buckets from it; its held state is then the dead
+// up to its claim and serves at once, reading through to it; its held state is then the dead
 // holder's, and its own writes follow on in the log and in the projection.
-func TestHeldFailoverLoadsTheStateItTakesOver(t *testing.T) {
+func TestHeldFailoverReadsTheStateItTakesOver(t *testing.T) {
 	c := natstest.Start(t)
 	la, lb := open(t, c, 0, Options{}), open(t, c, 1, Options{})
-	kvb := openKV(t, c, 1, "relay")
+	kva, kvb := openKV(t, c, 0, "relay"), openKV(t, c, 1, "relay")
 	wa := claim(t, la, "f", "gw-a")
-	a := faclog.NewHeld(wa)
+	a := faclog.NewHeld(wa, kva)
 	ref, err := boltkv.Open(filepath.Join(t.TempDir(), "ref"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ref.Close()
 	kvtest.Differential(t, ref, a, 11, 80)
-	// Something of another facility's lives in the same kv state, under a root the facility
-	// does not hold; loading must not bring it into the held state.
-	if err := kvb.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte("elsewhere"))
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte("k"), []byte("not the facility's"))
-	}); err != nil {
-		t.Fatal(err)
-	}
-
-	// gw-a dies without projecting anything; gw-b claims, catches up and loads.
-	wb := claim(t, lb, "f", "gw-b")
-	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), lb, kvb, "f", wb.Term(), 64); err != nil {
-		t.Fatal(err)
-	}
 	var roots []string
 	if err := a.View(ctxFor(t, time.Second), func(tx kv.Tx) error {
 		return tx.ForEachBucket(func(name []byte) error { roots = append(roots, string(name)); return nil })
@@ -218,10 +203,16 @@ func TestHeldFailoverLoadsTheStateItTakesOver(t *testing.T) {
 	if len(roots) == 0 {
 		t.Fatal("the random transactions made no bucket: nothing to take over")
 	}
-	b := faclog.NewHeld(wb)
-	if err := b.Load(ctxFor(t, time.Minute), kvb, append(roots, "never made")...); err != nil {
+	// gw-a dies without projecting anything: the kv state holds none of it.
+	if got := dumpKV(t, kvb); got != "" {
+		t.Fatalf("the kv state before the catch-up: %q", got)
+	}
+
+	wb := claim(t, lb, "f", "gw-b")
+	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), lb, kvb, "f", wb.Term(), 64); err != nil {
 		t.Fatal(err)
 	}
+	b := faclog.NewHeld(wb, kvb)
 	if got, want := dumpKV(t, b), dumpKV(t, a); got != want {
 		t.Fatalf("the state gw-b took over\n%s\ngw-a's\n%s", got, want)
 	}
@@ -233,24 +224,15 @@ func TestHeldFailoverLoadsTheStateItTakesOver(t *testing.T) {
 		t.Fatalf("the old holder's write: %v, want ErrDeposed", err)
 	}
 	kvtest.Differential(t, ref, b, 12, 40)
-	if _, _, err := faclog.ProjectEach(ctxFor(t, time.Minute), kvb, "f", b.TakeAppended(), 64); err != nil {
+	if _, err := faclog.NewProjector(b, 64).Step(ctxFor(t, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := dumpKV(t, kvb), "elsewhere seq=0 keys=1\nelsewhere/k=\"not the facility's\"\nelsewhere last=k\n"+dumpKV(t, b); !sameLines(got, want) {
-		t.Fatalf("the kv state after gw-b's writes\n%s\nwant gw-b's state and the other root\n%s", got, want)
+	if got, want := dumpKV(t, kvb), dumpKV(t, b); got != want {
+		t.Fatalf("the kv state after gw-b's writes\n%s\ngw-b's state\n%s", got, want)
 	}
 	if got, want := dumpKV(t, b), dumpKV(t, ref); got != want {
 		t.Fatalf("gw-b's state\n%s\nbbolt's\n%s", got, want)
 	}
-}
-
-// sameLines reports whether a and b hold the same lines in any order: dumps list root buckets
-// in key order, and one of a's roots may sort among b's.
-func sameLines(a, b string) bool {
-	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
-	slices.Sort(la)
-	slices.Sort(lb)
-	return slices.Equal(la, lb)
 }
 
 // A transaction tells its size against what one entry holds, as the relay's group commit
@@ -260,7 +242,7 @@ func TestHeldRefusesAnEntryTooLarge(t *testing.T) {
 	c := natstest.Start(t)
 	l := open(t, c, 0, Options{})
 	w := claim(t, l, "f", "gw")
-	held := faclog.NewHeld(w)
+	held := faclog.NewHeld(w, openBase(t))
 	if w.MaxEntry() < 64<<10 || w.MaxEntry() >= int(1<<20) {
 		t.Fatalf("an entry holds %d bytes: want the connection's largest message (1 MiB here) less its headers", w.MaxEntry())
 	}
@@ -309,7 +291,7 @@ func TestHeldRefusesAnEntryTooLarge(t *testing.T) {
 // writes to the keys it walks: deleting behind it as it goes, and a value changed ahead of it.
 func TestHeldCursorSeesItsTransactionsWrites(t *testing.T) {
 	c := natstest.Start(t)
-	held := faclog.NewHeld(claim(t, open(t, c, 0, Options{}), "f", "gw"))
+	held := faclog.NewHeld(claim(t, open(t, c, 0, Options{}), "f", "gw"), openBase(t))
 	if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
 		b, err := tx.CreateBucket([]byte("b"))
 		if err != nil {
@@ -346,4 +328,169 @@ func TestHeldCursorSeesItsTransactionsWrites(t *testing.T) {
 	if got, want := fmt.Sprint(walked), "[a=old c=new d=old]"; got != want {
 		t.Fatalf("the cursor walked %s, want %s", got, want)
 	}
+}
+
+// A held state starts over a kv state that already holds what it holds (as after a catch-up)
+// and loads nothing ahead: random transactions on it give what they give bbolt holding the
+// same, while its projector writes its entries back under it; a second holder over the
+// projected state, as after a failover, goes on from there.
+func TestHeldReadsThroughToItsKVState(t *testing.T) {
+	c := natstest.Start(t)
+	la, lb := open(t, c, 0, Options{}), open(t, c, 1, Options{})
+	kva, kvb := openKV(t, c, 1, "relay"), openKV(t, c, 2, "relay")
+	ref, err := boltkv.Open(filepath.Join(t.TempDir(), "ref"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	kvtest.Differential(t, ref, kva, 21, 120) // the same state in both
+	before := dumpKV(t, kva)
+	if before == "" {
+		t.Fatal("the random transactions left the kv state empty")
+	}
+
+	wa := claim(t, la, "f", "gw-a")
+	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), la, kva, "f", wa.Term(), 64); err != nil {
+		t.Fatal(err)
+	}
+	a := faclog.NewHeld(wa, kva)
+	pa := faclog.NewProjector(a, 16)
+	for round := range 4 {
+		kvtest.Differential(t, ref, a, uint64(22+round), 40)
+		if _, err := pa.Step(ctxFor(t, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := dumpKV(t, kva), dumpKV(t, ref); got != want {
+			t.Fatalf("round %d: the kv state projected\n%s\nbbolt's\n%s", round, got, want)
+		}
+	}
+
+	wb := claim(t, lb, "f", "gw-b")
+	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), lb, kvb, "f", wb.Term(), 64); err != nil {
+		t.Fatal(err)
+	}
+	b := faclog.NewHeld(wb, kvb)
+	kvtest.Differential(t, ref, b, 30, 60)
+	if _, err := faclog.NewProjector(b, 16).Step(ctxFor(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dumpKV(t, kvb), dumpKV(t, ref); got != want {
+		t.Fatalf("after the failover: the kv state projected\n%s\nbbolt's\n%s", got, want)
+	}
+}
+
+// A View reads what its state has not loaded from the kv state, which the projector writes
+// meanwhile; it must never see there an entry its state does not hold. Transfers walk along
+// accounts the state has not loaded yet, each moving one from an account to the next, while
+// Views add up every account and the projector runs: each sum is the total.
+func TestHeldViewsDuringProjectionSeeOneState(t *testing.T) {
+	c := natstest.Start(t)
+	l := open(t, c, 0, Options{})
+	base := openKV(t, c, 1, "relay")
+	// A View that sees a later entry meets one often but not always: three facilities.
+	for _, f := range []string{"f1", "f2", "f3"} {
+		viewsDuringProjection(t, l, base, f)
+	}
+}
+
+func viewsDuringProjection(t *testing.T, l *Log, base kv.Store, facility string) {
+	const accounts, each = 150, 100
+	name := func(i int) []byte { return fmt.Appendf(nil, "%03d", i) }
+	if err := base.Update(ctxFor(t, time.Minute), func(tx kv.Tx) error {
+		root, err := tx.CreateBucket([]byte(facility))
+		if err != nil {
+			return err
+		}
+		for i := range accounts {
+			b, err := root.CreateBucket(name(i))
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte("bal"), fmt.Appendf(nil, "%d", each)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w := claim(t, l, facility, "gw")
+	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, base, facility, w.Term(), 64); err != nil {
+		t.Fatal(err)
+	}
+	held := faclog.NewHeld(w, base)
+	p := faclog.NewProjector(held, 4)
+	balance := func(b kv.Bucket) (n int) {
+		fmt.Sscan(string(b.Get([]byte("bal"))), &n)
+		return n
+	}
+
+	done := make(chan struct{})
+	errs := make(chan error, 3)
+	go func() { // the transfers
+		defer close(done)
+		for i := range accounts - 1 {
+			if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+				root := tx.Bucket([]byte(facility))
+				from, to := root.Bucket(name(i)), root.Bucket(name(i+1))
+				if err := from.Put([]byte("bal"), fmt.Appendf(nil, "%d", balance(from)-1)); err != nil {
+					return err
+				}
+				return to.Put([]byte("bal"), fmt.Appendf(nil, "%d", balance(to)+1))
+			}); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	go func() { // the projector
+		for {
+			select {
+			case <-done:
+				errs <- nil
+				return
+			default:
+			}
+			if _, err := p.Step(ctxFor(t, time.Minute)); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	views := 0
+	for stop := false; !stop; {
+		select {
+		case <-done:
+			stop = true
+		default:
+		}
+		var sum int
+		if err := held.View(ctxFor(t, time.Minute), func(tx kv.Tx) error {
+			sum = 0
+			root := tx.Bucket([]byte(facility))
+			for i := range accounts {
+				sum += balance(root.Bucket(name(i)))
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if sum != accounts*each {
+			t.Fatalf("%s: view %d added up to %d, want %d", facility, views, sum, accounts*each)
+		}
+		views++
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.Step(ctxFor(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dumpKV(t, base), dumpKV(t, held); got != want {
+		t.Fatalf("%s: the kv state\n%s\nthe held state\n%s", facility, got, want)
+	}
+	t.Logf("%s: %d views during %d transfers", facility, views, accounts-1)
 }

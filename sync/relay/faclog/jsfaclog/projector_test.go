@@ -46,12 +46,12 @@ func TestProjectorKeepsTheKVStateBehindAndTrims(t *testing.T) {
 	c := natstest.Start(t)
 	l := open(t, c, 0, Options{})
 	w := claim(t, l, "f", "gw")
-	held := faclog.NewHeld(w)
 	store := openKV(t, c, 1, "relay")
 	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, store, "f", w.Term(), 64); err != nil {
 		t.Fatal(err)
 	}
-	p := faclog.NewProjector(held, store, 4)
+	held := faclog.NewHeld(w, store)
+	p := faclog.NewProjector(held, 4)
 	for round := range 3 {
 		writeRound(t, held, round, 10)
 		if got := p.Behind(); got != 10 {
@@ -83,23 +83,34 @@ func TestProjectorStopsAtAGap(t *testing.T) {
 	c := natstest.Start(t)
 	l := open(t, c, 0, Options{})
 	w := claim(t, l, "f", "gw")
-	held := faclog.NewHeld(w)
-	first := openKV(t, c, 1, "relay")
-	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, first, "f", w.Term(), 64); err != nil {
+	store := openKV(t, c, 1, "relay")
+	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, store, "f", w.Term(), 64); err != nil {
 		t.Fatal(err)
 	}
+	held := faclog.NewHeld(w, store)
+	p := faclog.NewProjector(held, 8)
 	writeRound(t, held, 0, 5)
-	if _, err := faclog.NewProjector(held, first, 8).Step(ctxFor(t, time.Minute)); err != nil {
+	projected, err := p.Step(ctxFor(t, time.Minute))
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The kv state is replaced by one from before any projection.
-	restored := openKV(t, c, 1, "restored")
-	p := faclog.NewProjector(held, restored, 8)
+	// The kv state is put back, through another gateway, to one from before any projection.
+	restored := openKV(t, c, 2, "relay")
+	if err := restored.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		for _, root := range []string{"acct", "faclog_projected"} {
+			if err := tx.DeleteBucket([]byte(root)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	writeRound(t, held, 1, 5)
 	before := dumpKV(t, restored)
 	mark, err := p.Step(ctxFor(t, time.Minute))
-	if !errors.Is(err, faclog.ErrGap) || mark != 0 {
-		t.Fatalf("a step onto a kv state from before: mark %d, %v; want ErrGap", mark, err)
+	if !errors.Is(err, faclog.ErrGap) || mark != projected {
+		t.Fatalf("a step onto a kv state from before: mark %d, %v; want ErrGap and the mark it reached before, %d", mark, err, projected)
 	}
 	if got := p.Behind(); got != 5 {
 		t.Fatalf("%d entries behind, want the 5 appended since", got)
