@@ -66,8 +66,8 @@ var _ kv.Store = (*Held)(nil)
 // is projected into, caught up to w's claim.
 func NewHeld(w Writer, base kv.Store) *Held {
 	h := &Held{w: w, base: base}
-	// The root has no keys of its own: it is loaded, and its buckets are looked up in base.
-	h.state.Store(&bucket{keys: map[string][]byte{}, subs: map[string]*bucket{}})
+	// The root has no keys of its own; its buckets are looked up in base.
+	h.state.Store(&bucket{keys: map[string][]byte{}, allKeys: true, seqKnown: true, subs: map[string]*bucket{}})
 	return h
 }
 
@@ -143,7 +143,11 @@ func (h *Held) View(ctx context.Context, fn func(tx kv.Tx) error) error {
 	h.projecting.RLock()
 	defer h.projecting.RUnlock()
 	return h.base.View(ctx, func(btx kv.Tx) error {
-		return fn(&tx{root: h.state.Load(), base: btx})
+		t := &tx{root: h.state.Load(), base: btx}
+		if err := fn(t); err != nil {
+			return err
+		}
+		return t.err // base failed under a cursor
 	})
 }
 
@@ -151,42 +155,43 @@ func (h *Held) View(ctx context.Context, fn func(tx kv.Tx) error) error {
 func (h *Held) Close() error { return nil }
 
 // bucket is one bucket of the state. A committed bucket is never changed: an Update copies
-// each bucket it writes, or loads, on the way from the root (tx.owned).
+// each bucket it writes, or reads from base, on the way from the root (tx.owned).
 type bucket struct {
-	// keys is every key of the bucket, or nil where the bucket is not loaded: base holds
-	// them, and its sequence.
-	keys map[string][]byte
+	// keys is the keys known: a value, or nil for a key known not to be there (deleted, or
+	// read from base and not found). allKeys says it is every key; else a key it does not
+	// know is read from base. A value is never nil: an empty one is empty.
+	keys    map[string][]byte
+	allKeys bool
+	// seq is the bucket's sequence where seqKnown; else base has it.
+	seq      uint64
+	seqKnown bool
 	// subs is the nested buckets known: a bucket, or nil for one known not to be there
 	// (deleted, or looked up in base and not found). allSubs says it is every one; else a
 	// name it does not know is looked up in base.
 	subs    map[string]*bucket
 	allSubs bool
-	seq     uint64
-	// sorted is keys' keys in order, made for a cursor and kept while the bucket is not
-	// written (a committed bucket is not). Views made at once may both make it.
+	// sorted is the keys there, in order, for a cursor on a bucket with allKeys; kept while
+	// the bucket is not written (a committed bucket is not). Views made at once may both make
+	// it.
 	sorted atomic.Pointer[[]string]
 }
 
 // newBucket is a bucket made in the state: empty, and nothing of it in base.
 func newBucket() *bucket {
-	return &bucket{keys: map[string][]byte{}, subs: map[string]*bucket{}, allSubs: true}
+	return &bucket{keys: map[string][]byte{}, allKeys: true, seqKnown: true, subs: map[string]*bucket{}, allSubs: true}
 }
 
-// stub is a bucket that base holds, nothing of it loaded.
-func stub() *bucket { return &bucket{subs: map[string]*bucket{}} }
-
-func (b *bucket) loaded() bool { return b.keys != nil }
+// stub is a bucket that base holds, nothing of it read yet.
+func stub() *bucket { return &bucket{keys: map[string][]byte{}, subs: map[string]*bucket{}} }
 
 func (b *bucket) clone() *bucket {
-	c := &bucket{keys: cloneMap(b.keys), subs: cloneMap(b.subs), allSubs: b.allSubs, seq: b.seq}
+	c := &bucket{keys: cloneMap(b.keys), allKeys: b.allKeys, seq: b.seq, seqKnown: b.seqKnown,
+		subs: cloneMap(b.subs), allSubs: b.allSubs}
 	c.sorted.Store(b.sorted.Load())
 	return c
 }
 
 func cloneMap[V any](m map[string]V) map[string]V {
-	if m == nil {
-		return nil
-	}
 	c := make(map[string]V, len(m))
 	for k, v := range m {
 		c[k] = v
@@ -194,13 +199,16 @@ func cloneMap[V any](m map[string]V) map[string]V {
 	return c
 }
 
+// order is the keys there, in order; only for a bucket with allKeys.
 func (b *bucket) order() []string {
 	if s := b.sorted.Load(); s != nil {
 		return *s
 	}
 	s := make([]string, 0, len(b.keys))
-	for k := range b.keys {
-		s = append(s, k)
+	for k, v := range b.keys {
+		if v != nil {
+			s = append(s, k)
+		}
 	}
 	sort.Strings(s)
 	b.sorted.Store(&s)
@@ -216,7 +224,7 @@ type tx struct {
 	writable bool
 	owned    map[*bucket]bool // buckets this Update copied or loaded, which it may change
 	writes   []Write
-	err      error // the first failure to load from base, which fails the Update
+	err      error // the first failure to read base under a cursor, which fails the transaction
 	// size is about what the writes take encoded; bound the most an entry takes (kv.Sizer),
 	// so that the relay's group commit sizes its groups to fit one entry.
 	size, bound int
@@ -301,44 +309,82 @@ func (t *tx) own(path [][]byte) *bucket {
 	return b
 }
 
-// load is the bucket at path with its keys, its sequence and the names of its nested buckets
-// loaded from base if they were not, made changeable by this Update; nil if there is no such
-// bucket. The names come with it so that a Put asks base nothing more: a key may not take a
-// nested bucket's name.
-func (t *tx) load(path [][]byte) (*bucket, error) {
+// get is the value of key in the bucket at path, nil if there is none: from the state where
+// it knows the key, else from base. An Update remembers what base answered.
+func (t *tx) get(path [][]byte, key []byte) []byte {
+	n, ok := t.at(path)
+	if !ok {
+		return nil
+	}
+	if n != nil {
+		if v, known := n.keys[string(key)]; known || n.allKeys {
+			return v
+		}
+	}
+	var v []byte
+	if bb := t.inBase(path); bb != nil {
+		v = slices.Clone(bb.Get(key))
+	}
+	if t.writable {
+		t.own(path).keys[string(key)] = v
+	}
+	return v
+}
+
+// whole is the bucket at path with every key, as a cursor walks them: in an Update the
+// state's own, read whole from base once; in a View a copy made for the View where the state
+// does not have every key. nil if there is no such bucket.
+func (t *tx) whole(path [][]byte) (*bucket, error) {
 	n, ok := t.at(path)
 	if !ok {
 		return nil, nil
 	}
-	if n.loaded() && t.owned[n] {
+	if n != nil && n.allKeys {
 		return n, nil
 	}
-	b := t.own(path)
-	if b.loaded() {
-		return b, nil
-	}
-	bb := t.inBase(path)
-	if bb == nil {
-		return nil, fmt.Errorf("faclog: load bucket %q: base holds no such bucket", path)
-	}
-	keys := map[string][]byte{}
-	if err := bb.ForEach(func(k, v []byte) error {
-		keys[string(k)] = slices.Clone(v)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("faclog: load bucket %q: %w", path, err)
-	}
-	if err := bb.ForEachBucket(func(name []byte) error {
-		if _, known := b.subs[string(name)]; !known {
-			b.subs[string(name)] = stub()
+	var b *bucket
+	if t.writable {
+		b = t.own(path)
+	} else {
+		b = &bucket{keys: map[string][]byte{}}
+		if n != nil {
+			b.keys = cloneMap(n.keys)
 		}
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("faclog: load bucket %q: %w", path, err)
 	}
-	b.keys, b.seq, b.allSubs = keys, bb.Sequence(), true
+	if bb := t.inBase(path); bb != nil {
+		if err := bb.ForEach(func(k, v []byte) error {
+			if _, known := b.keys[string(k)]; !known {
+				b.keys[string(k)] = slices.Clone(v)
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("faclog: read bucket %q: %w", path, err)
+		}
+	}
+	for k, v := range b.keys {
+		if v == nil {
+			delete(b.keys, k)
+		}
+	}
+	b.allKeys = true
 	b.sorted.Store(nil)
 	return b, nil
+}
+
+// seqOf is the bucket at path made changeable by this Update, its sequence read from base if
+// the state did not have it; nil if there is no such bucket.
+func (t *tx) seqOf(path [][]byte) *bucket {
+	if _, ok := t.at(path); !ok {
+		return nil
+	}
+	b := t.own(path)
+	if !b.seqKnown {
+		if bb := t.inBase(path); bb != nil {
+			b.seq = bb.Sequence()
+		}
+		b.seqKnown = true
+	}
+	return b
 }
 
 func (t *tx) check(name []byte) error {
@@ -364,14 +410,10 @@ func (t *tx) createAt(parent [][]byte, name []byte, ifNot bool) (kv.Bucket, erro
 		return nil, err
 	}
 	p := append(slices.Clip(parent), slices.Clone(name))
-	pb, err := t.load(parent)
-	if err != nil {
-		return nil, err
-	}
-	if pb == nil {
+	if _, ok := t.at(parent); !ok {
 		return nil, fmt.Errorf("faclog: create bucket %q: %w", name, kv.ErrBucketNotFound)
 	}
-	if _, ok := pb.keys[string(name)]; ok {
+	if t.get(parent, name) != nil {
 		return nil, fmt.Errorf("faclog: create bucket %q: a key has that name", name)
 	}
 	if _, ok := t.at(p); ok {
@@ -459,36 +501,7 @@ func (h *handle) gone() error {
 	return fmt.Errorf("faclog: bucket %q: %w", h.path, kv.ErrBucketNotFound)
 }
 
-// read is the bucket's keys where the state has them loaded (an Update loads them), else
-// base's bucket: a View reads base for a bucket the state has not loaded. Both nil: gone.
-func (h *handle) read() (*bucket, kv.Bucket) {
-	if h.t.writable {
-		b, err := h.t.load(h.path)
-		if err != nil && h.t.err == nil {
-			h.t.err = err // the Update fails with it
-		}
-		return b, nil
-	}
-	n, ok := h.t.at(h.path)
-	switch {
-	case !ok:
-		return nil, nil
-	case n != nil && n.loaded():
-		return n, nil
-	}
-	return nil, h.t.inBase(h.path)
-}
-
-func (h *handle) Get(key []byte) []byte {
-	b, bb := h.read()
-	switch {
-	case b != nil:
-		return b.keys[string(key)]
-	case bb != nil:
-		return bb.Get(key)
-	}
-	return nil
-}
+func (h *handle) Get(key []byte) []byte { return h.t.get(h.path, key) }
 
 // keyed is the bucket made changeable for a write of key, or why it cannot be written.
 func (h *handle) keyed(key []byte) (*bucket, error) {
@@ -498,14 +511,10 @@ func (h *handle) keyed(key []byte) (*bucket, error) {
 		}
 		return nil, err
 	}
-	b, err := h.t.load(h.path)
-	if err != nil {
-		return nil, err
-	}
-	if b == nil {
+	if _, ok := h.t.at(h.path); !ok {
 		return nil, h.gone()
 	}
-	return b, nil
+	return h.t.own(h.path), nil
 }
 
 func (h *handle) Put(key, value []byte) error {
@@ -520,7 +529,7 @@ func (h *handle) Put(key, value []byte) error {
 	if v == nil {
 		v = []byte{}
 	}
-	if _, ok := b.keys[string(key)]; !ok {
+	if old, known := b.keys[string(key)]; !known || old == nil {
 		b.sorted.Store(nil)
 	}
 	b.keys[string(key)] = v
@@ -533,23 +542,34 @@ func (h *handle) Delete(key []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := b.keys[string(key)]; !ok {
+	if h.t.get(h.path, key) == nil {
 		return nil
 	}
-	delete(b.keys, string(key))
+	if b.allKeys {
+		delete(b.keys, string(key))
+	} else {
+		b.keys[string(key)] = nil // base has it until the projection deletes it
+	}
 	b.sorted.Store(nil)
 	h.t.wrote(Write{Op: OpDelete, Path: h.path, Key: slices.Clone(key)})
 	return nil
 }
 
 func (h *handle) Cursor() kv.Cursor {
-	b, bb := h.read()
-	if bb != nil {
-		return bb.Cursor()
+	c := &cursor{pos: -1}
+	b, err := h.t.whole(h.path)
+	if err != nil && h.t.err == nil {
+		h.t.err = err // fails the transaction
 	}
-	c := &cursor{h: h, pos: -1}
-	if b != nil {
-		c.keys = b.order()
+	if b == nil {
+		return c
+	}
+	c.keys = b.order()
+	if h.t.writable {
+		// The state's own bucket, found again at each step: a write copies it.
+		c.find = func() *bucket { n, _ := h.t.at(h.path); return n }
+	} else {
+		c.find = func() *bucket { return b }
 	}
 	return c
 }
@@ -561,18 +581,18 @@ func (h *handle) ForEach(fn func(k, v []byte) error) error {
 			return err
 		}
 	}
-	return nil
+	return h.t.err
 }
 
 func (h *handle) KeyN() int {
-	b, bb := h.read()
-	switch {
-	case b != nil:
-		return len(b.keys)
-	case bb != nil:
-		return bb.KeyN()
+	b, err := h.t.whole(h.path)
+	if err != nil && h.t.err == nil {
+		h.t.err = err
 	}
-	return 0
+	if b == nil {
+		return 0
+	}
+	return len(b.order())
 }
 
 func (h *handle) Bucket(name []byte) kv.Bucket { return h.t.bucketAt(h.path, name) }
@@ -586,11 +606,16 @@ func (h *handle) DeleteBucket(name []byte) error                 { return h.t.de
 func (h *handle) ForEachBucket(fn func(name []byte) error) error { return h.t.eachAt(h.path, fn) }
 
 func (h *handle) Sequence() uint64 {
-	b, bb := h.read()
+	n, ok := h.t.at(h.path)
 	switch {
-	case b != nil:
-		return b.seq
-	case bb != nil:
+	case !ok:
+		return 0
+	case n != nil && n.seqKnown:
+		return n.seq
+	case h.t.writable:
+		return h.t.seqOf(h.path).seq
+	}
+	if bb := h.t.inBase(h.path); bb != nil {
 		return bb.Sequence()
 	}
 	return 0
@@ -600,10 +625,7 @@ func (h *handle) SetSequence(v uint64) error {
 	if !h.t.writable {
 		return kv.ErrTxNotWritable
 	}
-	b, err := h.t.load(h.path)
-	if err != nil {
-		return err
-	}
+	b := h.t.seqOf(h.path)
 	if b == nil {
 		return h.gone()
 	}
@@ -616,10 +638,7 @@ func (h *handle) NextSequence() (uint64, error) {
 	if !h.t.writable {
 		return 0, kv.ErrTxNotWritable
 	}
-	b, err := h.t.load(h.path)
-	if err != nil {
-		return 0, err
-	}
+	b := h.t.seqOf(h.path)
 	if b == nil {
 		return 0, h.gone()
 	}
@@ -629,22 +648,25 @@ func (h *handle) NextSequence() (uint64, error) {
 }
 
 // cursor walks the keys its bucket had when the cursor was made, with their values as they
-// are now, leaving out those deleted since (a key added since is not walked). It finds its
-// bucket again at each step: the transaction's first write to the bucket copies it. pos is
-// -1 before the first key and len(keys) past the last, where a cursor that ran off an end
-// stays (kv.Cursor). A View's cursor on a bucket the state has not loaded is base's.
+// are now, leaving out those deleted since (a key added since is not walked). In an Update
+// it finds its bucket again at each step: the transaction's first write to the bucket
+// copies it. pos is -1 before the first key and len(keys) past the last, where a cursor that
+// ran off an end stays (kv.Cursor).
 type cursor struct {
-	h    *handle
+	find func() *bucket
 	keys []string
 	pos  int
 }
 
 // walk moves from pos by step (1 or -1) until a key still held, or off an end.
 func (c *cursor) walk(step int) ([]byte, []byte) {
-	b, _ := c.h.read()
+	var b *bucket
+	if c.find != nil {
+		b = c.find()
+	}
 	for ; b != nil && c.pos >= 0 && c.pos < len(c.keys); c.pos += step {
 		k := c.keys[c.pos]
-		if v, ok := b.keys[k]; ok {
+		if v := b.keys[k]; v != nil {
 			return []byte(k), v
 		}
 	}

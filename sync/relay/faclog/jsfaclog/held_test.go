@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -493,4 +494,90 @@ func viewsDuringProjection(t *testing.T, l *Log, base kv.Store, facility string)
 		t.Fatalf("%s: the kv state\n%s\nthe held state\n%s", facility, got, want)
 	}
 	t.Logf("%s: %d views during %d transfers", facility, views, accounts-1)
+}
+
+// A root that every facility writes keys into (a terminal's record under its id) is read a
+// key at a time: what the holder deleted stays deleted though base still has it, a key it
+// never touched is read from base, and a cursor or a count sees the keys of both.
+func TestHeldReadsKeysOneAtATime(t *testing.T) {
+	c := natstest.Start(t)
+	l := open(t, c, 0, Options{})
+	w := claim(t, l, "f", "gw")
+	base := openBase(t)
+	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, base, "f", w.Term(), 64); err != nil {
+		t.Fatal(err)
+	}
+	put := func(s kv.Store, fn func(b kv.Bucket) error) {
+		t.Helper()
+		if err := s.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("devices"))
+			if err != nil {
+				return err
+			}
+			return fn(b)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(base, func(b kv.Bucket) error {
+		for _, k := range []string{"t1", "t2", "t3", "t4", "t5"} {
+			if err := b.Put([]byte(k), []byte("v"+k[1:])); err != nil {
+				return err
+			}
+		}
+		return b.SetSequence(7)
+	})
+	held := faclog.NewHeld(w, base)
+	var got2 string
+	put(held, func(b kv.Bucket) error {
+		got2 = string(b.Get([]byte("t2")))
+		if err := b.Delete([]byte("t3")); err != nil {
+			return err
+		}
+		return b.Put([]byte("t6"), []byte("v6"))
+	})
+	if got2 != "v2" {
+		t.Fatalf("t2 read through: %q", got2)
+	}
+	var got3 []byte
+	last := w.Last()
+	put(held, func(b kv.Bucket) error {
+		got3 = b.Get([]byte("t3"))
+		return b.Delete([]byte("t3"))
+	})
+	if got3 != nil {
+		t.Fatalf("t3, deleted by the holder, read %q", got3)
+	}
+	if w.Last() != last {
+		t.Fatal("deleting what is gone appended an entry")
+	}
+	// Another facility's holder writes its own terminal's key into base meanwhile.
+	put(base, func(b kv.Bucket) error { return b.Put([]byte("t9"), []byte("v9")) })
+	view := func() string {
+		var out strings.Builder
+		if err := held.View(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+			b := tx.Bucket([]byte("devices"))
+			fmt.Fprintf(&out, "t3=%q t4=%q t9=%q keys=%d seq=%d walk", b.Get([]byte("t3")), b.Get([]byte("t4")),
+				b.Get([]byte("t9")), b.KeyN(), b.Sequence())
+			return b.ForEach(func(k, v []byte) error { fmt.Fprintf(&out, " %s=%s", k, v); return nil })
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	want := `t3="" t4="v4" t9="v9" keys=6 seq=7 walk t1=v1 t2=v2 t4=v4 t5=v5 t6=v6 t9=v9`
+	if got := view(); got != want {
+		t.Fatalf("the held state:\n%s\nwant\n%s", got, want)
+	}
+	put(held, func(b kv.Bucket) error { _, err := b.NextSequence(); return err })
+	if _, err := faclog.NewProjector(held, 8).Step(ctxFor(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	want = strings.Replace(want, "seq=7", "seq=8", 1)
+	if got := view(); got != want {
+		t.Fatalf("the held state after the projection:\n%s\nwant\n%s", got, want)
+	}
+	if got, want := dumpKV(t, base), dumpKV(t, held); got != want {
+		t.Fatalf("base after the projection\n%s\nheld\n%s", got, want)
+	}
 }
