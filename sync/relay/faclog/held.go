@@ -32,9 +32,10 @@ import (
 // the next Update (or Settle) settles them first, and they join the state if they are in the
 // log. Once the facility is claimed elsewhere every Update fails with ErrDeposed.
 type Held struct {
-	w    Writer
-	base kv.Store
-	mu   sync.Mutex // one Update at a time; guards doubt and appended
+	w     Writer
+	base  kv.Store
+	scope Scope
+	mu    sync.Mutex // one Update at a time; guards doubt and appended
 	// projecting keeps base still under a View: a View reads buckets not loaded from base,
 	// and the projection of an entry the View's state does not hold would show it part of
 	// a later state. An Update reads from base only buckets no entry wrote (those are
@@ -63,9 +64,14 @@ func (h *Held) TakeAppended() []Entry {
 var _ kv.Store = (*Held)(nil)
 
 // NewHeld is the state of the facility w writes, over base: the kv state the facility's log
-// is projected into, caught up to w's claim.
-func NewHeld(w Writer, base kv.Store) *Held {
-	h := &Held{w: w, base: base}
+// is projected into, caught up to w's claim. scope says which of base's records are the
+// facility's; nil holds them all. What lies outside it is read from base as it is there,
+// and a write to it fails with ErrNotHeld.
+func NewHeld(w Writer, base kv.Store, scope Scope) *Held {
+	if scope == nil {
+		scope = everything
+	}
+	h := &Held{w: w, base: base, scope: scope}
 	// The root has no keys of its own; its buckets are looked up in base.
 	h.state.Store(&bucket{keys: map[string][]byte{}, allKeys: true, seqKnown: true, subs: map[string]*bucket{}})
 	return h
@@ -105,7 +111,7 @@ func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 	}
 	var t *tx
 	err := h.base.View(ctx, func(btx kv.Tx) error {
-		t = &tx{root: h.state.Load(), base: btx, writable: true, owned: map[*bucket]bool{}, bound: h.w.MaxEntry()}
+		t = &tx{root: h.state.Load(), base: btx, scope: h.scope, writable: true, owned: map[*bucket]bool{}, bound: h.w.MaxEntry()}
 		if err := fn(t); err != nil {
 			return err
 		}
@@ -143,7 +149,7 @@ func (h *Held) View(ctx context.Context, fn func(tx kv.Tx) error) error {
 	h.projecting.RLock()
 	defer h.projecting.RUnlock()
 	return h.base.View(ctx, func(btx kv.Tx) error {
-		t := &tx{root: h.state.Load(), base: btx}
+		t := &tx{root: h.state.Load(), base: btx, scope: h.scope}
 		if err := fn(t); err != nil {
 			return err
 		}
@@ -221,6 +227,7 @@ func (b *bucket) order() []string {
 type tx struct {
 	root     *bucket
 	base     kv.Tx // a View of base, for what the state has not loaded
+	scope    Scope
 	writable bool
 	owned    map[*bucket]bool // buckets this Update copied or loaded, which it may change
 	writes   []Write
@@ -264,7 +271,14 @@ func (t *tx) inBase(path [][]byte) kv.Bucket {
 // remembers each it did not find, so it asks base once.
 func (t *tx) at(path [][]byte) (*bucket, bool) {
 	b := t.root
+	r := Partly
 	for i, name := range path {
+		if r == Partly {
+			r = t.scope(path[:i+1])
+		}
+		if r == Outside { // not the facility's: as base has it, not remembered
+			return nil, t.inBase(path) != nil
+		}
 		sub, known := b.subs[string(name)]
 		if !known && !b.allSubs {
 			if !t.writable {
@@ -309,11 +323,33 @@ func (t *tx) own(path [][]byte) *bucket {
 	return b
 }
 
+// reach is how much of the bucket at path, or of its key if key is not nil, the facility holds.
+func (t *tx) reach(path [][]byte, key []byte) Reach {
+	if key != nil {
+		path = append(slices.Clip(path), key)
+	}
+	return reach(t.scope, path)
+}
+
+// notHeld is the error of a write, or a walk, of what the facility does not hold.
+func notHeld(what string, path [][]byte, key []byte) error {
+	if key != nil {
+		return fmt.Errorf("faclog: %s %q in %q: %w", what, key, path, ErrNotHeld)
+	}
+	return fmt.Errorf("faclog: %s %q: %w", what, path, ErrNotHeld)
+}
+
 // get is the value of key in the bucket at path, nil if there is none: from the state where
 // it knows the key, else from base. An Update remembers what base answered.
 func (t *tx) get(path [][]byte, key []byte) []byte {
 	n, ok := t.at(path)
 	if !ok {
+		return nil
+	}
+	if t.reach(path, key) == Outside {
+		if bb := t.inBase(path); bb != nil {
+			return bb.Get(key)
+		}
 		return nil
 	}
 	if n != nil {
@@ -342,8 +378,12 @@ func (t *tx) whole(path [][]byte) (*bucket, error) {
 	if n != nil && n.allKeys {
 		return n, nil
 	}
+	r := t.reach(path, nil)
+	if r == Partly {
+		return nil, notHeld("walk the keys of", path, nil)
+	}
 	var b *bucket
-	if t.writable {
+	if t.writable && r == Inside {
 		b = t.own(path)
 	} else {
 		b = &bucket{keys: map[string][]byte{}}
@@ -413,6 +453,12 @@ func (t *tx) createAt(parent [][]byte, name []byte, ifNot bool) (kv.Bucket, erro
 	if _, ok := t.at(parent); !ok {
 		return nil, fmt.Errorf("faclog: create bucket %q: %w", name, kv.ErrBucketNotFound)
 	}
+	if t.reach(p, nil) != Inside {
+		if _, ok := t.at(p); ok && ifNot { // there already: nothing to write
+			return &handle{t: t, path: p}, nil
+		}
+		return nil, notHeld("create bucket", p, nil)
+	}
 	if t.get(parent, name) != nil {
 		return nil, fmt.Errorf("faclog: create bucket %q: a key has that name", name)
 	}
@@ -436,6 +482,9 @@ func (t *tx) deleteAt(parent [][]byte, name []byte) error {
 	p := append(slices.Clip(parent), slices.Clone(name))
 	if _, ok := t.at(p); !ok {
 		return fmt.Errorf("faclog: delete bucket %q: %w", name, kv.ErrBucketNotFound)
+	}
+	if t.reach(p, nil) != Inside {
+		return notHeld("delete bucket", p, nil)
 	}
 	// Known absent, not forgotten: base holds the bucket until the projection deletes it.
 	t.own(parent).subs[string(name)] = nil
@@ -514,6 +563,9 @@ func (h *handle) keyed(key []byte) (*bucket, error) {
 	if _, ok := h.t.at(h.path); !ok {
 		return nil, h.gone()
 	}
+	if h.t.reach(h.path, key) != Inside {
+		return nil, notHeld("write key", h.path, key)
+	}
 	return h.t.own(h.path), nil
 }
 
@@ -565,7 +617,7 @@ func (h *handle) Cursor() kv.Cursor {
 		return c
 	}
 	c.keys = b.order()
-	if h.t.writable {
+	if h.t.writable && h.t.reach(h.path, nil) == Inside {
 		// The state's own bucket, found again at each step: a write copies it.
 		c.find = func() *bucket { n, _ := h.t.at(h.path); return n }
 	} else {
@@ -612,7 +664,7 @@ func (h *handle) Sequence() uint64 {
 		return 0
 	case n != nil && n.seqKnown:
 		return n.seq
-	case h.t.writable:
+	case h.t.writable && h.t.reach(h.path, nil) == Inside:
 		return h.t.seqOf(h.path).seq
 	}
 	if bb := h.t.inBase(h.path); bb != nil {
@@ -624,6 +676,9 @@ func (h *handle) Sequence() uint64 {
 func (h *handle) SetSequence(v uint64) error {
 	if !h.t.writable {
 		return kv.ErrTxNotWritable
+	}
+	if h.t.reach(h.path, nil) != Inside {
+		return notHeld("set the sequence of", h.path, nil)
 	}
 	b := h.t.seqOf(h.path)
 	if b == nil {
@@ -637,6 +692,9 @@ func (h *handle) SetSequence(v uint64) error {
 func (h *handle) NextSequence() (uint64, error) {
 	if !h.t.writable {
 		return 0, kv.ErrTxNotWritable
+	}
+	if h.t.reach(h.path, nil) != Inside {
+		return 0, notHeld("take a sequence of", h.path, nil)
 	}
 	b := h.t.seqOf(h.path)
 	if b == nil {

@@ -183,7 +183,7 @@ func newLogPath(b *testing.B, c *natstest.Cluster, l *Log, facility string, idsB
 		b.Fatal(err)
 	}
 	projected := openKV(b, c, 0, "proj"+facility)
-	lp := &logPath{facility: facility, idsByGroup: idsByGroup, w: w, held: faclog.NewHeld(w, projected), projected: projected}
+	lp := &logPath{facility: facility, idsByGroup: idsByGroup, w: w, held: faclog.NewHeld(w, projected, nil), projected: projected}
 	if _, err := faclog.CatchUp(ctx, l, lp.projected, facility, w.Term(), 8); err != nil {
 		b.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func TestHeldPassesTheKVSuite(t *testing.T) {
 	n := 0
 	kvtest.Run(t, func(t *testing.T) kv.Store {
 		n++
-		return faclog.NewHeld(claim(t, l, fmt.Sprintf("conf%d", n), "gw"), openBase(t))
+		return faclog.NewHeld(claim(t, l, fmt.Sprintf("conf%d", n), "gw"), openBase(t), nil)
 	})
 }
 
@@ -50,7 +50,7 @@ func TestHeldStateIsWhatItsLogProjects(t *testing.T) {
 		if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, own, facility, w.Term(), 64); err != nil {
 			t.Fatal(err)
 		}
-		held := faclog.NewHeld(w, own)
+		held := faclog.NewHeld(w, own, nil)
 		ref, err := boltkv.Open(filepath.Join(t.TempDir(), facility), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -96,7 +96,7 @@ func TestHeldInDoubtThenDeposed(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	held := faclog.NewHeld(w, base)
+	held := faclog.NewHeld(w, base, nil)
 	put := func(ctxd time.Duration, k string) error {
 		return held.Update(ctxFor(t, ctxd), func(tx kv.Tx) error {
 			b, err := tx.CreateBucketIfNotExists([]byte("acct"))
@@ -188,7 +188,7 @@ func TestHeldFailoverReadsTheStateItTakesOver(t *testing.T) {
 	la, lb := open(t, c, 0, Options{}), open(t, c, 1, Options{})
 	kva, kvb := openKV(t, c, 0, "relay"), openKV(t, c, 1, "relay")
 	wa := claim(t, la, "f", "gw-a")
-	a := faclog.NewHeld(wa, kva)
+	a := faclog.NewHeld(wa, kva, nil)
 	ref, err := boltkv.Open(filepath.Join(t.TempDir(), "ref"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +213,7 @@ func TestHeldFailoverReadsTheStateItTakesOver(t *testing.T) {
 	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), lb, kvb, "f", wb.Term(), 64); err != nil {
 		t.Fatal(err)
 	}
-	b := faclog.NewHeld(wb, kvb)
+	b := faclog.NewHeld(wb, kvb, nil)
 	if got, want := dumpKV(t, b), dumpKV(t, a); got != want {
 		t.Fatalf("the state gw-b took over\n%s\ngw-a's\n%s", got, want)
 	}
@@ -243,7 +243,7 @@ func TestHeldRefusesAnEntryTooLarge(t *testing.T) {
 	c := natstest.Start(t)
 	l := open(t, c, 0, Options{})
 	w := claim(t, l, "f", "gw")
-	held := faclog.NewHeld(w, openBase(t))
+	held := faclog.NewHeld(w, openBase(t), nil)
 	if w.MaxEntry() < 64<<10 || w.MaxEntry() >= int(1<<20) {
 		t.Fatalf("an entry holds %d bytes: want the connection's largest message (1 MiB here) less its headers", w.MaxEntry())
 	}
@@ -292,7 +292,7 @@ func TestHeldRefusesAnEntryTooLarge(t *testing.T) {
 // writes to the keys it walks: deleting behind it as it goes, and a value changed ahead of it.
 func TestHeldCursorSeesItsTransactionsWrites(t *testing.T) {
 	c := natstest.Start(t)
-	held := faclog.NewHeld(claim(t, open(t, c, 0, Options{}), "f", "gw"), openBase(t))
+	held := faclog.NewHeld(claim(t, open(t, c, 0, Options{}), "f", "gw"), openBase(t), nil)
 	if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
 		b, err := tx.CreateBucket([]byte("b"))
 		if err != nil {
@@ -354,7 +354,7 @@ func TestHeldReadsThroughToItsKVState(t *testing.T) {
 	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), la, kva, "f", wa.Term(), 64); err != nil {
 		t.Fatal(err)
 	}
-	a := faclog.NewHeld(wa, kva)
+	a := faclog.NewHeld(wa, kva, nil)
 	pa := faclog.NewProjector(a, 16)
 	for round := range 4 {
 		kvtest.Differential(t, ref, a, uint64(22+round), 40)
@@ -370,7 +370,7 @@ func TestHeldReadsThroughToItsKVState(t *testing.T) {
 	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), lb, kvb, "f", wb.Term(), 64); err != nil {
 		t.Fatal(err)
 	}
-	b := faclog.NewHeld(wb, kvb)
+	b := faclog.NewHeld(wb, kvb, nil)
 	kvtest.Differential(t, ref, b, 30, 60)
 	if _, err := faclog.NewProjector(b, 16).Step(ctxFor(t, time.Minute)); err != nil {
 		t.Fatal(err)
@@ -419,7 +419,7 @@ func viewsDuringProjection(t *testing.T, l *Log, base kv.Store, facility string)
 	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, base, facility, w.Term(), 64); err != nil {
 		t.Fatal(err)
 	}
-	held := faclog.NewHeld(w, base)
+	held := faclog.NewHeld(w, base, nil)
 	p := faclog.NewProjector(held, 4)
 	balance := func(b kv.Bucket) (n int) {
 		fmt.Sscan(string(b.Get([]byte("bal"))), &n)
@@ -527,7 +527,7 @@ func TestHeldReadsKeysOneAtATime(t *testing.T) {
 		}
 		return b.SetSequence(7)
 	})
-	held := faclog.NewHeld(w, base)
+	held := faclog.NewHeld(w, base, nil)
 	var got2 string
 	put(held, func(b kv.Bucket) error {
 		got2 = string(b.Get([]byte("t2")))
@@ -579,5 +579,133 @@ func TestHeldReadsKeysOneAtATime(t *testing.T) {
 	}
 	if got, want := dumpKV(t, base), dumpKV(t, held); got != want {
 		t.Fatalf("base after the projection\n%s\nheld\n%s", got, want)
+	}
+}
+
+// A held facility writes only what its scope gives it, and reads the rest as the kv state has
+// it now: another facility's key in a shared root, a record of the whole state. A walk over a
+// root it holds only part of is refused, since the kv state's copy of its part is behind.
+func TestHeldKeepsToItsScope(t *testing.T) {
+	c := natstest.Start(t)
+	l := open(t, c, 0, Options{})
+	w := claim(t, l, "f1", "gw")
+	base := openBase(t)
+	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, base, "f1", w.Term(), 64); err != nil {
+		t.Fatal(err)
+	}
+	write := func(s kv.Store, root, key, value string) error {
+		return s.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+			b := tx.Bucket([]byte(root))
+			if b == nil {
+				return fmt.Errorf("no root %s", root)
+			}
+			return b.Put([]byte(key), []byte(value))
+		})
+	}
+	if err := base.Update(ctxFor(t, time.Second), func(tx kv.Tx) error {
+		for _, root := range []string{"devices", "dedupe", "terminals", "acct"} {
+			if _, err := tx.CreateBucket([]byte(root)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range [][3]string{{"devices", "f2-a", "theirs"}, {"terminals", "f1-a", "enrolled"}} {
+		if err := write(base, kv[0], kv[1], kv[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// f1 holds its terminals' keys in devices and their buckets in dedupe, and all of acct.
+	scope := func(path [][]byte) faclog.Reach {
+		switch {
+		case string(path[0]) == "acct":
+			return faclog.Inside
+		case string(path[0]) == "terminals":
+			return faclog.Outside
+		case len(path) == 1:
+			return faclog.Partly
+		case strings.HasPrefix(string(path[1]), "f1-"):
+			return faclog.Inside
+		}
+		return faclog.Outside
+	}
+	held := faclog.NewHeld(w, base, scope)
+
+	if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		if err := tx.Bucket([]byte("devices")).Put([]byte("f1-a"), []byte("mine")); err != nil {
+			return err
+		}
+		b, err := tx.Bucket([]byte("dedupe")).CreateBucketIfNotExists([]byte("f1-a"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("e1"), []byte("7"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	last := w.Last()
+	refused := map[string]func(tx kv.Tx) error{
+		"another facility's key": func(tx kv.Tx) error {
+			return tx.Bucket([]byte("devices")).Put([]byte("f2-a"), []byte("stolen"))
+		},
+		"a record of the state": func(tx kv.Tx) error {
+			return tx.Bucket([]byte("terminals")).Put([]byte("f1-a"), []byte("revoked"))
+		},
+		"another facility's bucket": func(tx kv.Tx) error {
+			_, err := tx.Bucket([]byte("dedupe")).CreateBucket([]byte("f2-a"))
+			return err
+		},
+		"a root's sequence": func(tx kv.Tx) error {
+			_, err := tx.Bucket([]byte("devices")).NextSequence()
+			return err
+		},
+		"a walk over a root held in part": func(tx kv.Tx) error {
+			// a write first: the walk's refusal must fail the whole transaction
+			if err := tx.Bucket([]byte("acct")).Put([]byte("k"), []byte("v")); err != nil {
+				return err
+			}
+			return tx.Bucket([]byte("devices")).ForEach(func(_, _ []byte) error { return nil })
+		},
+	}
+	for what, fn := range refused {
+		if err := held.Update(ctxFor(t, 30*time.Second), fn); !errors.Is(err, faclog.ErrNotHeld) {
+			t.Errorf("%s: %v, want ErrNotHeld", what, err)
+		}
+	}
+	if w.Last() != last {
+		t.Fatal("a refused write appended an entry")
+	}
+	// What is outside is read as base has it now, not as it was when first read.
+	read := func() string {
+		var out string
+		if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+			var walk []string
+			if err := tx.Bucket([]byte("terminals")).ForEach(func(k, v []byte) error {
+				walk = append(walk, string(k)+"="+string(v))
+				return nil
+			}); err != nil {
+				return err
+			}
+			d := tx.Bucket([]byte("devices"))
+			out = fmt.Sprintf("devices f1-a=%s f2-a=%s; terminals %v; acct k=%q", d.Get([]byte("f1-a")), d.Get([]byte("f2-a")),
+				walk, tx.Bucket([]byte("acct")).Get([]byte("k")))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got, want := read(), `devices f1-a=mine f2-a=theirs; terminals [f1-a=enrolled]; acct k=""`; got != want {
+		t.Fatalf("read: %s\nwant %s", got, want)
+	}
+	for _, kv := range [][3]string{{"devices", "f2-a", "theirs, later"}, {"terminals", "f1-a", "revoked"}} {
+		if err := write(base, kv[0], kv[1], kv[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := read(), `devices f1-a=mine f2-a=theirs, later; terminals [f1-a=revoked]; acct k=""`; got != want {
+		t.Fatalf("read after others wrote: %s\nwant %s", got, want)
 	}
 }

@@ -50,7 +50,7 @@ func TestProjectorKeepsTheKVStateBehindAndTrims(t *testing.T) {
 	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, store, "f", w.Term(), 64); err != nil {
 		t.Fatal(err)
 	}
-	held := faclog.NewHeld(w, store)
+	held := faclog.NewHeld(w, store, nil)
 	p := faclog.NewProjector(held, 4)
 	for round := range 3 {
 		writeRound(t, held, round, 10)
@@ -87,7 +87,7 @@ func TestProjectorStopsAtAGap(t *testing.T) {
 	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, store, "f", w.Term(), 64); err != nil {
 		t.Fatal(err)
 	}
-	held := faclog.NewHeld(w, store)
+	held := faclog.NewHeld(w, store, nil)
 	p := faclog.NewProjector(held, 8)
 	writeRound(t, held, 0, 5)
 	projected, err := p.Step(ctxFor(t, time.Minute))
