@@ -49,6 +49,21 @@ type Held struct {
 	// appended are the entries appended since TakeAppended, for the projection: the holder
 	// projects what it wrote without reading it back from the log.
 	appended []Entry
+	// deposed is closed once an append or a settle finds the facility claimed elsewhere.
+	deposed     chan struct{}
+	deposedOnce sync.Once
+}
+
+// Deposed is closed once a write found the facility claimed by another gateway: the held
+// state will write nothing more, and its holder should let it go.
+func (h *Held) Deposed() <-chan struct{} { return h.deposed }
+
+// noted passes err on, closing Deposed if it says the facility was claimed elsewhere.
+func (h *Held) noted(err error) error {
+	if errors.Is(err, ErrDeposed) {
+		h.deposedOnce.Do(func() { close(h.deposed) })
+	}
+	return err
 }
 
 // TakeAppended returns the entries the Updates appended (and settled) since it was last
@@ -71,7 +86,7 @@ func NewHeld(w Writer, base kv.Store, scope Scope) *Held {
 	if scope == nil {
 		scope = everything
 	}
-	h := &Held{w: w, base: base, scope: scope}
+	h := &Held{w: w, base: base, scope: scope, deposed: make(chan struct{})}
 	// The root has no keys of its own; its buckets are looked up in base.
 	h.state.Store(&bucket{keys: map[string][]byte{}, allKeys: true, seqKnown: true, subs: map[string]*bucket{}})
 	return h
@@ -99,7 +114,7 @@ func (h *Held) settleLocked(ctx context.Context) error {
 		h.appended = append(h.appended, h.doubtEntry)
 	}
 	h.doubt = nil
-	return err
+	return h.noted(err)
 }
 
 // Update implements kv.Store. fn runs again only where base's View runs its function again.
@@ -136,7 +151,7 @@ func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 		if errors.Is(err, ErrInDoubt) {
 			h.doubt, h.doubtEntry = t.root, e
 		}
-		return fmt.Errorf("faclog: facility %q: %w", h.w.Facility(), err)
+		return fmt.Errorf("faclog: facility %q: %w", h.w.Facility(), h.noted(err))
 	}
 	e.Seq = seq
 	h.appended = append(h.appended, e)

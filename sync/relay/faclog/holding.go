@@ -1,0 +1,143 @@
+package faclog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// Holding is a gateway's hold on one facility: its claim on the facility's log, the held
+// state over the kv state caught up to that claim, and the projector behind it, stepped every
+// HoldOptions.Every. The gateway serves the facility's terminals on Store, and lets go with
+// Release when the facility's home moves, or when Store's Deposed says another gateway took
+// it.
+type Holding struct {
+	facility string
+	held     *Held
+	proj     *Projector
+	clock    clock.Clock
+	every    time.Duration
+	log      *slog.Logger
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+
+	mu      sync.Mutex
+	lastErr error // the last step's error; nil once a step went through
+}
+
+// HoldOptions are a Holding's settings; the zero value holds everything (Scope) on the real
+// clock, projecting every half second in transactions of up to 64 entries.
+type HoldOptions struct {
+	Scope  Scope
+	Clock  clock.Clock
+	Every  time.Duration
+	PerTx  int
+	Logger *slog.Logger
+}
+
+// stepTimeout bounds one projector step: a step stuck on a cluster without quorum is tried
+// again at the next, and the entries wait in the log meanwhile.
+const stepTimeout = 30 * time.Second
+
+// Hold claims facility for holder, catches base up to the claim and starts the projector.
+// Until it returns the facility has no writer: its terminals' batches wait (at the holder
+// before, they fail ErrDeposed). If the catch-up fails the claim stands with no one serving
+// on it; holding the facility again claims it again.
+func Hold(ctx context.Context, l Log, base kv.Store, facility, holder string, o HoldOptions) (*Holding, error) {
+	if o.Clock == nil {
+		o.Clock = clock.NewReal()
+	}
+	if o.Every <= 0 {
+		o.Every = 500 * time.Millisecond
+	}
+	if o.PerTx <= 0 {
+		o.PerTx = 64
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	w, err := l.Claim(ctx, facility, holder)
+	if err != nil {
+		return nil, fmt.Errorf("faclog: hold facility %q: %w", facility, err)
+	}
+	if _, err := CatchUp(ctx, l, base, facility, w.Term(), o.PerTx); err != nil {
+		return nil, fmt.Errorf("faclog: hold facility %q: catch the kv state up to the claim at %d: %w", facility, w.Term(), err)
+	}
+	held := NewHeld(w, base, o.Scope)
+	h := &Holding{facility: facility, held: held, proj: NewProjector(held, o.PerTx), clock: o.Clock, every: o.Every,
+		log: o.Logger.With("facility", facility), stop: make(chan struct{}), done: make(chan struct{})}
+	timer := o.Clock.NewTimer(o.Every) // armed before Hold returns, so a clock moved after it fires it
+	go h.loop(timer)
+	return h, nil
+}
+
+// Store is the held state, on which the facility's group commits run.
+func (h *Holding) Store() *Held { return h.held }
+
+// Behind is how many entries the kv state lacks of what the held state appended.
+func (h *Holding) Behind() int { return h.proj.Behind() }
+
+// Err is the last projector step's error, nil once one went through. ErrGap stays until an
+// operator looks: the kv state is not the one the log follows.
+func (h *Holding) Err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastErr
+}
+
+func (h *Holding) loop(timer clock.Timer) {
+	defer close(h.done)
+	defer timer.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-h.held.Deposed():
+			// What it appended before the claim is the new holder's to project (its catch-up).
+			return
+		case <-timer.C():
+		}
+		h.step()
+		timer.Reset(h.every)
+	}
+}
+
+func (h *Holding) step() {
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	_, err := h.proj.Step(ctx)
+	h.mu.Lock()
+	was := h.lastErr
+	h.lastErr = err
+	h.mu.Unlock()
+	switch {
+	case err != nil && (was == nil || was.Error() != err.Error()):
+		level := slog.LevelWarn
+		if errors.Is(err, ErrGap) {
+			level = slog.LevelError
+		}
+		h.log.Log(ctx, level, "faclog: the kv state is behind the facility's log", "behind", h.Behind(), "err", err)
+	case err == nil && was != nil:
+		h.log.Info("faclog: the kv state caught up with the facility's log")
+	}
+}
+
+// Release stops the projector and projects what the held state appended, once more: the
+// gateway that holds the facility next finds its kv state caught up but for what this one
+// could not write. The held state must not be written from now on.
+func (h *Holding) Release(ctx context.Context) error {
+	h.stopOnce.Do(func() { close(h.stop) })
+	<-h.done
+	if _, err := h.proj.Step(ctx); err != nil {
+		return fmt.Errorf("faclog: release facility %q: %w", h.facility, err)
+	}
+	return nil
+}
