@@ -604,6 +604,27 @@ func (h *handle) Put(key, value []byte) error {
 	return nil
 }
 
+// AppendValue implements kv.Appender: the entry carries tail alone.
+func (h *handle) AppendValue(key, tail []byte) error {
+	b, err := h.keyed(key)
+	if err != nil {
+		return err
+	}
+	if _, ok := h.t.at(append(slices.Clip(h.path), key)); ok {
+		return fmt.Errorf("faclog: append to %q: a bucket has that name", key)
+	}
+	old := h.t.get(h.path, key)
+	if old == nil {
+		b.sorted.Store(nil)
+	}
+	// A new value: the old one may be a committed state's, which Views read.
+	v := make([]byte, 0, len(old)+len(tail))
+	v = append(append(v, old...), tail...)
+	b.keys[string(key)] = v
+	h.t.wrote(Write{Op: OpAppend, Path: h.path, Key: slices.Clone(key), Value: slices.Clone(tail)})
+	return nil
+}
+
 func (h *handle) Delete(key []byte) error {
 	b, err := h.keyed(key)
 	if err != nil {

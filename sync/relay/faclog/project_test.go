@@ -39,9 +39,11 @@ func randomWrites(rng *rand.Rand) []faclog.Write {
 	for i := range ws {
 		p := paths[rng.IntN(len(paths))]
 		k := fmt.Appendf(nil, "k%d", rng.IntN(6))
-		switch r := rng.IntN(20); {
+		switch r := rng.IntN(24); {
 		case r < 12:
 			ws[i] = faclog.Write{Op: faclog.OpPut, Path: p, Key: k, Value: fmt.Appendf(nil, "v%d", rng.IntN(1000))}
+		case r >= 20:
+			ws[i] = faclog.Write{Op: faclog.OpAppend, Path: p, Key: k, Value: fmt.Appendf(nil, "+%d", rng.IntN(1000))}
 		case r < 16:
 			ws[i] = faclog.Write{Op: faclog.OpDelete, Path: p, Key: k}
 		case r < 18:

@@ -22,6 +22,11 @@ const (
 	OpSequence Op = 4
 	// OpCreateBucket makes the bucket at Path and the buckets on the way, if missing.
 	OpCreateBucket Op = 5
+	// OpAppend adds Value to the end of Key's value in the bucket at Path (Value is the value
+	// if Key is missing), making the buckets on the way. An entry carries what was added, not
+	// the record again: a record that many group commits add to (a facility's item ids) costs
+	// each entry only its share, and the projection writes it once.
+	OpAppend Op = 6
 )
 
 // Write is one change to the kv state, as a group commit of a held facility made it: an entry
@@ -30,8 +35,8 @@ const (
 type Write struct {
 	Op    Op
 	Path  [][]byte // the bucket, from the root; never empty
-	Key   []byte   // OpPut, OpDelete
-	Value []byte   // OpPut
+	Key   []byte   // OpPut, OpDelete, OpAppend
+	Value []byte   // OpPut, OpAppend
 	Seq   uint64   // OpSequence
 }
 
@@ -50,7 +55,7 @@ func EncodeWrites(ws []Write) []byte {
 			bytes(p)
 		}
 		switch w.Op {
-		case OpPut:
+		case OpPut, OpAppend:
 			bytes(w.Key)
 			bytes(w.Value)
 		case OpDelete:
@@ -118,7 +123,7 @@ func DecodeWrites(data []byte) ([]Write, error) {
 		}
 		if err == nil {
 			switch w.Op {
-			case OpPut:
+			case OpPut, OpAppend:
 				if w.Key, err = bytes(); err == nil {
 					w.Value, err = bytes()
 				}
@@ -131,7 +136,7 @@ func DecodeWrites(data []byte) ([]Write, error) {
 				err = fmt.Errorf("has op %d", w.Op)
 			}
 		}
-		if err == nil && (w.Op == OpPut || w.Op == OpDelete) && len(w.Key) == 0 {
+		if err == nil && (w.Op == OpPut || w.Op == OpDelete || w.Op == OpAppend) && len(w.Key) == 0 {
 			err = errors.New("has an empty key")
 		}
 		if err != nil {
@@ -156,7 +161,7 @@ func Apply(tx kv.Tx, ws []Write) error {
 }
 
 func apply(tx kv.Tx, w Write) error {
-	create := w.Op == OpPut || w.Op == OpSequence || w.Op == OpCreateBucket
+	create := w.Op == OpPut || w.Op == OpSequence || w.Op == OpCreateBucket || w.Op == OpAppend
 	parent := w.Path
 	if w.Op == OpDeleteBucket {
 		parent = w.Path[:len(w.Path)-1]
@@ -187,6 +192,8 @@ func apply(tx kv.Tx, w Write) error {
 	switch w.Op {
 	case OpPut:
 		return b.Put(w.Key, w.Value)
+	case OpAppend:
+		return kv.Append(b, w.Key, w.Value)
 	case OpDelete:
 		return b.Delete(w.Key)
 	case OpSequence:

@@ -17,6 +17,7 @@ func FuzzDecodeWrites(f *testing.F) {
 		{Op: OpDeleteBucket, Path: [][]byte{[]byte("a"), []byte("n")}},
 		{Op: OpSequence, Path: [][]byte{[]byte("a")}, Seq: 1 << 40},
 		{Op: OpCreateBucket, Path: [][]byte{[]byte("c"), []byte("d")}},
+		{Op: OpAppend, Path: [][]byte{[]byte("ids")}, Key: []byte("m1"), Value: []byte("tail")},
 	}))
 	f.Add([]byte{1, 1, 9, 1, 1, 'a'})
 	f.Add([]byte{1, 200})
@@ -36,7 +37,7 @@ func FuzzDecodeWrites(f *testing.F) {
 			t.Fatalf("%x decodes to %+v, which encodes to what decodes to %+v, %v", data, ws, again, err)
 		}
 		for i, w := range ws {
-			if len(w.Path) == 0 || (w.Op == OpPut || w.Op == OpDelete) && len(w.Key) == 0 {
+			if len(w.Path) == 0 || (w.Op == OpPut || w.Op == OpDelete || w.Op == OpAppend) && len(w.Key) == 0 {
 				t.Fatalf("write %d of %x has no place: %+v", i, data, w)
 			}
 		}

@@ -143,6 +143,24 @@ func HintAppended(b Bucket) {
 	}
 }
 
+// Appender is an optional capability of a Bucket: it adds bytes to the end of a key's value
+// and carries only those bytes, where a Get and a Put would carry the whole value again (a
+// held facility's log entry, faclog). Append is how callers use it.
+type Appender interface {
+	AppendValue(key, tail []byte) error
+}
+
+// Append adds tail to the end of key's value in b (the value is tail if key is absent):
+// through b's Appender where it has one, else as a Get and a Put.
+func Append(b Bucket, key, tail []byte) error {
+	if a, ok := b.(Appender); ok {
+		return a.AppendValue(key, tail)
+	}
+	old := b.Get(key)
+	v := make([]byte, 0, len(old)+len(tail))
+	return b.Put(key, append(append(v, old...), tail...))
+}
+
 // Key names one key of a store: the names of the buckets it is nested in, from the root (at
 // least one), and the key within the last of them. A Key with no Key names only the buckets
 // of its path (a Prefetcher looks them up).

@@ -1,8 +1,10 @@
 package jsfaclog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -707,5 +709,77 @@ func TestHeldKeepsToItsScope(t *testing.T) {
 	}
 	if got, want := read(), `devices f1-a=mine f2-a=theirs, later; terminals [f1-a=revoked]; acct k=""`; got != want {
 		t.Fatalf("read after others wrote: %s\nwant %s", got, want)
+	}
+}
+
+// A record that group commits add to costs each entry only what was added: the held state and
+// its projection hold what Gets and Puts on bbolt hold, and an entry that adds a few bytes
+// to a long record carries a few bytes.
+func TestHeldAppendsCarryOnlyTheTail(t *testing.T) {
+	c := natstest.Start(t)
+	l := open(t, c, 0, Options{})
+	w := claim(t, l, "f", "gw")
+	base := openBase(t)
+	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, base, "f", w.Term(), 64); err != nil {
+		t.Fatal(err)
+	}
+	held := faclog.NewHeld(w, base, nil)
+	ref := openBase(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := range 120 {
+		ops := make([]func(b kv.Bucket) error, 1+rng.IntN(4))
+		for j := range ops {
+			k := fmt.Appendf(nil, "m%d", rng.IntN(4))
+			v := fmt.Appendf(nil, "[%d.%d]", i, j)
+			switch rng.IntN(10) {
+			case 0:
+				ops[j] = func(b kv.Bucket) error { return b.Put(k, v) }
+			case 1:
+				ops[j] = func(b kv.Bucket) error { return b.Delete(k) }
+			default:
+				ops[j] = func(b kv.Bucket) error { return kv.Append(b, k, v) }
+			}
+		}
+		for _, s := range []kv.Store{held, ref} {
+			if err := s.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+				b, err := tx.CreateBucketIfNotExists([]byte("ids"))
+				if err != nil {
+					return err
+				}
+				for _, op := range ops {
+					if err := op(b); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatalf("transaction %d: %v", i, err)
+			}
+		}
+	}
+	if got, want := dumpKV(t, held), dumpKV(t, ref); got != want {
+		t.Fatalf("held\n%s\nbbolt\n%s", got, want)
+	}
+	if _, err := faclog.NewProjector(held, 16).Step(ctxFor(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dumpKV(t, base), dumpKV(t, ref); got != want {
+		t.Fatalf("projected\n%s\nbbolt\n%s", got, want)
+	}
+
+	long := bytes.Repeat([]byte("x"), 8<<10)
+	for _, tail := range [][]byte{long, []byte("+1")} {
+		if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+			return kv.Append(tx.Bucket([]byte("ids")), []byte("long"), tail)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last faclog.Entry
+	if err := l.Read(ctxFor(t, 30*time.Second), "f", w.Last()-1, func(e faclog.Entry) error { last = e; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if last.Seq != w.Last() || len(last.Data) > 64 {
+		t.Fatalf("the entry that added 2 bytes to an 8 KiB record: entry %d of %d, %d bytes", last.Seq, w.Last(), len(last.Data))
 	}
 }
