@@ -29,6 +29,19 @@ func TestHeldPassesTheKVSuite(t *testing.T) {
 	})
 }
 
+// claimOnBase claims facility on a new cluster and catches an empty bbolt kv state up to the
+// claim, for a held state over it.
+func claimOnBase(t *testing.T, facility string) (*Log, faclog.Writer, kv.Store) {
+	t.Helper()
+	l := open(t, natstest.Start(t), 0, Options{})
+	w := claim(t, l, facility, "gw")
+	base := openBase(t)
+	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, base, facility, w.Term(), 64); err != nil {
+		t.Fatal(err)
+	}
+	return l, w, base
+}
+
 // openBase is an empty kv state for a held one to read through to.
 func openBase(t *testing.T) kv.Store {
 	t.Helper()
@@ -502,13 +515,7 @@ func viewsDuringProjection(t *testing.T, l *Log, base kv.Store, facility string)
 // key at a time: what the holder deleted stays deleted though base still has it, a key it
 // never touched is read from base, and a cursor or a count sees the keys of both.
 func TestHeldReadsKeysOneAtATime(t *testing.T) {
-	c := natstest.Start(t)
-	l := open(t, c, 0, Options{})
-	w := claim(t, l, "f", "gw")
-	base := openBase(t)
-	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, base, "f", w.Term(), 64); err != nil {
-		t.Fatal(err)
-	}
+	_, w, base := claimOnBase(t, "f")
 	put := func(s kv.Store, fn func(b kv.Bucket) error) {
 		t.Helper()
 		if err := s.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
@@ -588,13 +595,7 @@ func TestHeldReadsKeysOneAtATime(t *testing.T) {
 // it now: another facility's key in a shared root, a record of the whole state. A walk over a
 // root it holds only part of is refused, since the kv state's copy of its part is behind.
 func TestHeldKeepsToItsScope(t *testing.T) {
-	c := natstest.Start(t)
-	l := open(t, c, 0, Options{})
-	w := claim(t, l, "f1", "gw")
-	base := openBase(t)
-	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, base, "f1", w.Term(), 64); err != nil {
-		t.Fatal(err)
-	}
+	_, w, base := claimOnBase(t, "f1")
 	write := func(s kv.Store, root, key, value string) error {
 		return s.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
 			b := tx.Bucket([]byte(root))
@@ -716,13 +717,7 @@ func TestHeldKeepsToItsScope(t *testing.T) {
 // its projection hold what Gets and Puts on bbolt hold, and an entry that adds a few bytes
 // to a long record carries a few bytes.
 func TestHeldAppendsCarryOnlyTheTail(t *testing.T) {
-	c := natstest.Start(t)
-	l := open(t, c, 0, Options{})
-	w := claim(t, l, "f", "gw")
-	base := openBase(t)
-	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, base, "f", w.Term(), 64); err != nil {
-		t.Fatal(err)
-	}
+	l, w, base := claimOnBase(t, "f")
 	held := faclog.NewHeld(w, base, nil)
 	ref := openBase(t)
 	rng := rand.New(rand.NewPCG(7, 8))
