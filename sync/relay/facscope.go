@@ -1,0 +1,86 @@
+package relay
+
+import (
+	"bytes"
+
+	"github.com/tether-kiosk/tether/sync/relay/faclog"
+)
+
+// Which of the relay's records a facility holds (docs/SCALE.md, "Which keys a held facility
+// holds"): a held facility's state (faclog.Held) writes its own terminals', inmates' and own
+// records, and reads the rest as the kv state has it. The relay does not hold facilities yet;
+// this is the map it will hold them by, kept true by TestEveryRecordHasOneFacility.
+
+// ownerKind is whose records a root bucket holds.
+type ownerKind int
+
+const (
+	// sharedRecords: the state's (enrollments, terminal and facility records, contacts,
+	// deposits, letters by id, item ids): written in kv transactions of their own.
+	sharedRecords ownerKind = iota
+	terminalRecords
+	inmateRecords
+	facilityRecords
+)
+
+// rootOwner is whose records root holds; known is false for a root this map does not know,
+// which TestEveryRootHasAnOwnerKind refuses: each new root must be placed.
+func rootOwner(root string) (kind ownerKind, known bool) {
+	switch root {
+	case bDedupe, bRefusals, bRefused, bConflicts, bDevices, bAudit, bSeqs, bStampDue, bDown, bDownAcked, bDownFrom:
+		return terminalRecords, true
+	case bCharges, bCredits, bSessions, bBalances, bByInmate, bOwned:
+		return inmateRecords, true
+	case bFacDown, bFacTerms, bFacInmates, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bFacPREA,
+		bCatalog, bReleased, bTechnicians, bTechsGone:
+		return facilityRecords, true
+	case bMeta, bFacilities, bInmates, bEnrollments, bTerminals, bKeys, bItems, bDeposits, bOutbound, bPREA, bContacts,
+		bInbound, bItemIDs, bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bInvitesUnsent, bRequestReplies:
+		return sharedRecords, true
+	}
+	return sharedRecords, false
+}
+
+// ownerIn is the owner a key, or a nested bucket's name, directly in root names: the name of
+// an owner's nested bucket (ownerKeyed, and down and fac_down), the part of a flat key before
+// its first slash, the whole key where the key is the owner, and for owned the part after its
+// kind ("i/" + inmate + "/" + ...). ok is false for a name that names no owner.
+func ownerIn(root string, name []byte) (owner string, ok bool) {
+	switch root {
+	case bDevices, bBalances, bStampDue, bDownAcked, bDownFrom, bDown, bFacDown:
+		return string(name), len(name) > 0
+	case bOwned:
+		if len(name) < 2 || name[1] != '/' {
+			return "", false
+		}
+		name = name[2:]
+	}
+	if ownerKeyed(root) {
+		return string(name), len(name) > 0
+	}
+	o, _, found := bytes.Cut(name, []byte("/"))
+	return string(o), found && len(o) > 0
+}
+
+// facilityScope is what facility's held state holds: its own records, and its terminals'
+// and inmates' as ours says (the holder's sets, from fac_terms and fac_inmates, changed by
+// the moves its log records).
+func facilityScope(facility string, ours func(kind ownerKind, id string) bool) faclog.Scope {
+	return func(path [][]byte) faclog.Reach {
+		kind, _ := rootOwner(string(path[0]))
+		switch {
+		case kind == sharedRecords:
+			return faclog.Outside
+		case len(path) == 1:
+			return faclog.Partly
+		}
+		owner, ok := ownerIn(string(path[0]), path[1])
+		switch {
+		case !ok:
+			return faclog.Outside
+		case kind == facilityRecords && owner == facility, kind != facilityRecords && ours(kind, owner):
+			return faclog.Inside
+		}
+		return faclog.Outside
+	}
+}
