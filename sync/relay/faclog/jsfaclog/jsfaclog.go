@@ -117,6 +117,13 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 		return nil, fmt.Errorf("jsfaclog: stream %s exists with subjects %v and %d entries a facility, want %v and no bound",
 			o.Stream, have.Subjects, have.MaxMsgsPerSubject, cfg.Subjects)
 	}
+	// A stream made by hand may drop entries no holder trimmed (limits), or answer the last
+	// entry from a replica that is behind (direct gets): claims and settles would then rest on
+	// an entry that is not the last.
+	if have.MaxMsgs > 0 || have.MaxBytes > 0 || have.MaxAge > 0 || have.AllowDirect || have.MirrorDirect {
+		return nil, fmt.Errorf("jsfaclog: stream %s exists with limits (%d entries, %d bytes, %v) or direct gets (%v): want none, the holders trim it",
+			o.Stream, have.MaxMsgs, have.MaxBytes, have.MaxAge, have.AllowDirect || have.MirrorDirect)
+	}
 	return &Log{o: o, js: js, st: st}, nil
 }
 

@@ -369,15 +369,27 @@ func TestOpenRefusesAnotherStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxFor(t, 30*time.Second)
-	if _, err := natstest.Placed(ctx, func() (jetstream.Stream, error) {
-		return js.CreateStream(ctx, jetstream.StreamConfig{Name: "TETHER_FACLOG", Subjects: []string{"tf.f.*"}, Replicas: 3, MaxMsgsPerSubject: 1})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = Open(ctx, nc, Options{})
-	if err == nil || !strings.Contains(err.Error(), "1 entries a facility") {
-		t.Fatalf("open over a stream keeping one message a subject: %v, want a refusal naming it", err)
+	for i, tc := range []struct {
+		what   string
+		change func(*jetstream.StreamConfig)
+		says   string
+	}{
+		{"keeping one message a subject", func(c *jetstream.StreamConfig) { c.MaxMsgsPerSubject = 1 }, "1 entries a facility"},
+		{"keeping messages an hour", func(c *jetstream.StreamConfig) { c.MaxAge = time.Hour }, "limits"},
+		{"keeping a thousand messages", func(c *jetstream.StreamConfig) { c.MaxMsgs = 1000 }, "limits"},
+		{"answering from replicas", func(c *jetstream.StreamConfig) { c.AllowDirect = true }, "direct gets (true)"},
+	} {
+		ctx := ctxFor(t, 30*time.Second)
+		name, prefix := fmt.Sprintf("FACLOG_%d", i), fmt.Sprintf("tf%d", i)
+		cfg := jetstream.StreamConfig{Name: name, Subjects: []string{prefix + ".f.*"}, Replicas: 3}
+		tc.change(&cfg)
+		if _, err := natstest.Placed(ctx, func() (jetstream.Stream, error) { return js.CreateStream(ctx, cfg) }); err != nil {
+			t.Fatal(err)
+		}
+		_, err = Open(ctx, nc, Options{Stream: name, Prefix: prefix})
+		if err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("open over a stream %s: %v, want a refusal naming it (%q)", tc.what, err, tc.says)
+		}
 	}
 }
 
