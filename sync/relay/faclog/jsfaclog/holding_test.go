@@ -11,6 +11,7 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/relay/faclog"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/relay/kv/kvtest"
 )
 
 // A gateway's hold on a facility projects its writes every interval of its clock, not
@@ -96,4 +97,48 @@ func writeErr(t *testing.T, held *faclog.Held, key string) error {
 		}
 		return b.Put([]byte(key), fmt.Appendf(nil, "x"))
 	})
+}
+
+// A deposed holder may still project what it appended while the gateway that claimed the
+// facility catches the kv state up over the same entries. Run at once, each skips what the
+// other applied: the kv state is every group commit applied once, neither finds a gap, and
+// the new holder goes on from there.
+func TestDeposedProjectionRacesTheCatchUp(t *testing.T) {
+	c := natstest.Start(t)
+	la, lb := open(t, c, 0, Options{}), open(t, c, 1, Options{})
+	for round := range 4 {
+		facility := fmt.Sprintf("f%d", round)
+		// The random transactions name the same buckets each round: a kv state each.
+		stream := fmt.Sprintf("relay%d", round)
+		kva, kvb := openKV(t, c, 1, stream), openKV(t, c, 2, stream)
+		ref := openBase(t)
+		wa := claim(t, la, facility, "gw-a")
+		if _, err := faclog.CatchUp(ctxFor(t, time.Minute), la, kva, facility, wa.Term(), 64); err != nil {
+			t.Fatal(err)
+		}
+		a := faclog.NewHeld(wa, kva, nil)
+		kvtest.Differential(t, ref, a, uint64(40+round), 30)
+		pa := faclog.NewProjector(a, 1+round*3) // from one entry a transaction to ten
+
+		wb := claim(t, lb, facility, "gw-b")
+		errs := make(chan error, 2)
+		go func() { _, err := pa.Step(ctxFor(t, time.Minute)); errs <- err }()
+		go func() {
+			_, err := faclog.CatchUp(ctxFor(t, time.Minute), lb, kvb, facility, wb.Term(), 1+round*2)
+			errs <- err
+		}()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		b := faclog.NewHeld(wb, kvb, nil)
+		kvtest.Differential(t, ref, b, uint64(50+round), 20)
+		if _, err := faclog.NewProjector(b, 16).Step(ctxFor(t, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := dumpKV(t, kvb), dumpKV(t, ref); got != want {
+			t.Fatalf("round %d: the kv state\n%s\nbbolt's\n%s", round, got, want)
+		}
+	}
 }
