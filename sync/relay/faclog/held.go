@@ -110,6 +110,8 @@ func (h *Held) settleLocked(ctx context.Context) error {
 		return err
 	}
 	if seq != 0 { // in the log, even if the facility was claimed after it
+		ws, _ := DecodeWrites(h.doubtEntry.Data) // encoded here: it decodes
+		stamp(h.doubt, ws, seq)
 		h.state.Store(h.doubt)
 		h.doubtEntry.Seq = seq
 		h.appended = append(h.appended, h.doubtEntry)
@@ -156,8 +158,76 @@ func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 	}
 	e.Seq = seq
 	h.appended = append(h.appended, e)
+	stamp(t.root, t.writes, seq)
 	h.state.Store(t.root)
 	return nil
+}
+
+// stamp marks each bucket on the way to each of writes as written by entry seq. They are the
+// Update's own copies, not yet the state.
+func stamp(root *bucket, writes []Write, seq uint64) {
+	for _, w := range writes {
+		b := root
+		b.last = seq
+		for _, name := range w.Path {
+			if b = b.subs[string(name)]; b == nil {
+				break // the bucket deleted by this write, or after it
+			}
+			b.last = seq
+		}
+	}
+}
+
+// Forget drops from the state each bucket whose every write is in the kv state (at or before
+// projected, the projector's mark): it is read from base again when next used. The buckets
+// written since stay. It reports how many buckets it dropped, and does nothing while a write
+// is in doubt (its state would bring them back).
+func (h *Held) Forget(projected uint64) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.doubt != nil {
+		return 0
+	}
+	root, dropped := forget(h.state.Load(), projected)
+	if dropped > 0 {
+		h.state.Store(root)
+	}
+	return dropped
+}
+
+// forget is b without its nested buckets written at or before projected (b itself if it
+// drops none), and how many it dropped.
+func forget(b *bucket, projected uint64) (*bucket, int) {
+	var c *bucket
+	dropped := 0
+	for name, sub := range b.subs {
+		if sub == nil {
+			continue
+		}
+		var keep *bucket
+		n := 1
+		if sub.last > projected {
+			keep, n = forget(sub, projected)
+			if keep == sub {
+				continue
+			}
+		}
+		if c == nil {
+			c = b.clone()
+		}
+		dropped += n
+		if keep != nil {
+			c.subs[name] = keep
+			continue
+		}
+		// Unknown now, so looked up in base, which holds what it was.
+		delete(c.subs, name)
+		c.allSubs = false
+	}
+	if c == nil {
+		return b, 0
+	}
+	return c, dropped
 }
 
 // View implements kv.Store: the last committed state.
@@ -187,6 +257,9 @@ type bucket struct {
 	// seq is the bucket's sequence where seqKnown; else base has it.
 	seq      uint64
 	seqKnown bool
+	// last is the last entry that wrote in this bucket or below it: once the kv state holds
+	// it, the state may forget the bucket (Forget) and read it from base again.
+	last uint64
 	// subs is the nested buckets known: a bucket, or nil for one known not to be there
 	// (deleted, or looked up in base and not found). allSubs says it is every one; else a
 	// name it does not know is looked up in base.
@@ -208,7 +281,7 @@ func stub() *bucket { return &bucket{keys: map[string][]byte{}, subs: map[string
 
 func (b *bucket) clone() *bucket {
 	c := &bucket{keys: cloneMap(b.keys), allKeys: b.allKeys, seq: b.seq, seqKnown: b.seqKnown,
-		subs: cloneMap(b.subs), allSubs: b.allSubs}
+		subs: cloneMap(b.subs), allSubs: b.allSubs, last: b.last}
 	c.sorted.Store(b.sorted.Load())
 	return c
 }

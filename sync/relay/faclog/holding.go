@@ -29,18 +29,25 @@ type Holding struct {
 	stopOnce sync.Once
 	done     chan struct{}
 
+	forgetEvery, steps int
+
 	mu      sync.Mutex
 	lastErr error // the last step's error; nil once a step went through
 }
 
 // HoldOptions are a Holding's settings; the zero value holds everything (Scope) on the real
-// clock, projecting every half second in transactions of up to 64 entries.
+// clock, projecting every half second in transactions of up to 64 entries, and forgetting
+// what is projected every 20 steps.
 type HoldOptions struct {
 	Scope  Scope
 	Clock  clock.Clock
 	Every  time.Duration
 	PerTx  int
 	Logger *slog.Logger
+	// ForgetEvery is how many steps pass between two Forgets of the held state: what was
+	// not written in that time is read from the kv state again when next used, so a
+	// holder's memory is what its facility touched lately.
+	ForgetEvery int
 }
 
 // stepTimeout bounds one projector step: a step stuck on a cluster without quorum is tried
@@ -61,6 +68,9 @@ func Hold(ctx context.Context, l Log, base kv.Store, facility, holder string, o 
 	if o.PerTx <= 0 {
 		o.PerTx = 64
 	}
+	if o.ForgetEvery <= 0 {
+		o.ForgetEvery = 20
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -73,7 +83,7 @@ func Hold(ctx context.Context, l Log, base kv.Store, facility, holder string, o 
 	}
 	held := NewHeld(w, base, o.Scope)
 	h := &Holding{facility: facility, held: held, proj: NewProjector(held, o.PerTx), clock: o.Clock, every: o.Every,
-		log: o.Logger.With("facility", facility), stop: make(chan struct{}), done: make(chan struct{})}
+		log: o.Logger.With("facility", facility), stop: make(chan struct{}), done: make(chan struct{}), forgetEvery: o.ForgetEvery}
 	timer := o.Clock.NewTimer(o.Every) // armed before Hold returns, so a clock moved after it fires it
 	go h.loop(timer)
 	return h, nil
@@ -113,7 +123,10 @@ func (h *Holding) loop(timer clock.Timer) {
 func (h *Holding) step() {
 	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
-	_, err := h.proj.Step(ctx)
+	mark, err := h.proj.Step(ctx)
+	if h.steps++; err == nil && h.steps%h.forgetEvery == 0 {
+		h.held.Forget(mark)
+	}
 	h.mu.Lock()
 	was := h.lastErr
 	h.lastErr = err

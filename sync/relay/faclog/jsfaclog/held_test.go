@@ -371,14 +371,26 @@ func TestHeldReadsThroughToItsKVState(t *testing.T) {
 	}
 	a := faclog.NewHeld(wa, kva, nil)
 	pa := faclog.NewProjector(a, 16)
-	for round := range 4 {
-		kvtest.Differential(t, ref, a, uint64(22+round), 40)
-		if _, err := pa.Step(ctxFor(t, time.Minute)); err != nil {
+	forgotten, mark := 0, wa.Term()
+	for round := range 6 {
+		kvtest.Differential(t, ref, a, uint64(22+round), 20)
+		// The held state forgets what the kv state holds, not what it wrote since, and goes
+		// on reading the rest from there.
+		forgotten += a.Forget(mark)
+		kvtest.Differential(t, ref, a, uint64(122+round), 20)
+		var err error
+		if mark, err = pa.Step(ctxFor(t, time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := dumpKV(t, kva), dumpKV(t, ref); got != want {
 			t.Fatalf("round %d: the kv state projected\n%s\nbbolt's\n%s", round, got, want)
 		}
+		if round%3 == 2 { // and now and then all of it
+			forgotten += a.Forget(mark)
+		}
+	}
+	if forgotten == 0 {
+		t.Fatal("the held state forgot nothing the kv state holds")
 	}
 
 	wb := claim(t, lb, "f", "gw-b")
@@ -468,10 +480,12 @@ func viewsDuringProjection(t *testing.T, l *Log, base kv.Store, facility string)
 				return
 			default:
 			}
-			if _, err := p.Step(ctxFor(t, time.Minute)); err != nil {
+			mark, err := p.Step(ctxFor(t, time.Minute))
+			if err != nil {
 				errs <- err
 				return
 			}
+			held.Forget(mark) // the Views read base for what it dropped, too
 		}
 	}()
 	views := 0
@@ -776,5 +790,74 @@ func TestHeldAppendsCarryOnlyTheTail(t *testing.T) {
 	}
 	if last.Seq != w.Last() || len(last.Data) > 64 {
 		t.Fatalf("the entry that added 2 bytes to an 8 KiB record: entry %d of %d, %d bytes", last.Seq, w.Last(), len(last.Data))
+	}
+}
+
+// A held state forgets the buckets the kv state holds all of, keeping those written since,
+// and reads what it forgot from the kv state again: an account's nested buckets are dropped
+// while the account itself, written after the projection, stays.
+func TestHeldForgetsWhatTheKVStateHolds(t *testing.T) {
+	_, w, base := claimOnBase(t, "f")
+	held := faclog.NewHeld(w, base, nil)
+	p := faclog.NewProjector(held, 8)
+	update := func(fn func(acct kv.Bucket) error) {
+		t.Helper()
+		if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+			acct, err := tx.CreateBucketIfNotExists([]byte("acct"))
+			if err != nil {
+				return err
+			}
+			return fn(acct)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(func(acct kv.Bucket) error {
+		for _, n := range []string{"a1", "a2"} {
+			b, err := acct.CreateBucket([]byte(n))
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte("k"), []byte(n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	mark, err := p.Step(ctxFor(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	update(func(acct kv.Bucket) error { return acct.Put([]byte("total"), []byte("2")) })
+	if n := held.Forget(mark); n != 2 {
+		t.Fatalf("forgot %d buckets, want a1 and a2 (acct was written since)", n)
+	}
+	read := func() string {
+		var out strings.Builder
+		if err := held.View(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+			acct := tx.Bucket([]byte("acct"))
+			fmt.Fprintf(&out, "total=%s", acct.Get([]byte("total")))
+			return acct.ForEachBucket(func(n []byte) error {
+				fmt.Fprintf(&out, " %s:k=%s", n, acct.Bucket(n).Get([]byte("k")))
+				return nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	const want = "total=2 a1:k=a1 a2:k=a2"
+	if got := read(); got != want {
+		t.Fatalf("after forgetting: %s, want %s", got, want)
+	}
+	update(func(acct kv.Bucket) error { return acct.Bucket([]byte("a2")).Put([]byte("k"), []byte("a2")) })
+	if mark, err = p.Step(ctxFor(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n := held.Forget(mark); n == 0 {
+		t.Fatal("forgot nothing once all of it was projected")
+	}
+	if got := read(); got != want {
+		t.Fatalf("after forgetting all: %s, want %s", got, want)
 	}
 }

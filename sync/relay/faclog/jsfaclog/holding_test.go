@@ -22,7 +22,7 @@ func TestHoldingProjectsAndHandsOver(t *testing.T) {
 	la, lb := open(t, c, 0, Options{}), open(t, c, 1, Options{})
 	kva, kvb := openKV(t, c, 1, "relay"), openKV(t, c, 2, "relay")
 	fake := clock.NewFake(time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC))
-	opts := faclog.HoldOptions{Clock: fake, Every: time.Second, PerTx: 4}
+	opts := faclog.HoldOptions{Clock: fake, Every: time.Second, PerTx: 4, ForgetEvery: 1}
 
 	a, err := faclog.Hold(ctxFor(t, time.Minute), la, kva, "f", "gw-a", opts)
 	if err != nil {
