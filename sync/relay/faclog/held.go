@@ -27,7 +27,11 @@ import (
 // until base has it deleted too. So a gateway that claims a facility catches base up to its
 // claim (CatchUp) and serves at once: nothing is loaded ahead, and what its terminals touch is
 // loaded once. Held must hold only keys no one else writes: a bucket loaded is never read from
-// base again.
+// base again. And base must answer for buckets as they are: a jskv store that caches bucket
+// markers (CacheBucketMarkers) keeps one it saw present after another gateway deleted the
+// bucket, so a facility whose holders delete a bucket and make it again would lose the new
+// one's writes on a gateway that saw the old (the relay deletes only a revoked terminal's
+// downlink, and never makes it again).
 //
 // An Update whose append got no answer leaves the state as it was and its writes in doubt;
 // the next Update (or Settle) settles them first, and they join the state if they are in the

@@ -16,14 +16,19 @@ import (
 	"github.com/tether-kiosk/tether/sync/relay/kv/kvtest"
 )
 
-// openKV opens a kv store through node i as relayd does (bucket markers cached).
-func openKV(t testing.TB, c *natstest.Cluster, i int, name string) kv.Store {
+// openKV opens a kv store through node i as relayd does (bucket markers cached), or with
+// options changed.
+func openKV(t testing.TB, c *natstest.Cluster, i int, name string, change ...func(*jskv.Options)) kv.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	nc := c.Connect(i)
+	o := jskv.Options{Stream: name, Prefix: name, CacheBucketMarkers: true}
+	for _, f := range change {
+		f(&o)
+	}
 	s, err := natstest.Placed(ctx, func() (*jskv.Store, error) {
-		return jskv.Open(ctx, nc, jskv.Options{Stream: name, Prefix: name, CacheBucketMarkers: true})
+		return jskv.Open(ctx, nc, o)
 	})
 	if err != nil {
 		t.Fatalf("open the kv store through node %d: %v", i, err)
