@@ -29,9 +29,8 @@ import (
 // loaded once. Held must hold only keys no one else writes: a bucket loaded is never read from
 // base again. And base must answer for buckets as they are: a jskv store that caches bucket
 // markers (CacheBucketMarkers) keeps one it saw present after another gateway deleted the
-// bucket, so a facility whose holders delete a bucket and make it again would lose the new
-// one's writes on a gateway that saw the old (the relay deletes only a revoked terminal's
-// downlink, and never makes it again).
+// bucket and made it again, and would read and write the old one; Hold drops them once
+// caught up (kv.DropCachedMarkers).
 //
 // An Update whose append got no answer leaves the state as it was and its writes in doubt;
 // the next Update (or Settle) settles them first, and they join the state if they are in the

@@ -81,6 +81,10 @@ func Hold(ctx context.Context, l Log, base kv.Store, facility, holder string, o 
 	if _, err := CatchUp(ctx, l, base, facility, w.Term(), o.PerTx); err != nil {
 		return nil, fmt.Errorf("faclog: hold facility %q: catch the kv state up to the claim at %d: %w", facility, w.Term(), err)
 	}
+	// The holder before may have deleted a bucket and made it again while this gateway's
+	// store kept the old one's marker (kv.MarkerCache); from the claim on, only this holder
+	// writes the facility's buckets, so markers read from now on stay true.
+	kv.DropCachedMarkers(base)
 	held := NewHeld(w, base, o.Scope)
 	h := &Holding{facility: facility, held: held, proj: NewProjector(held, o.PerTx), clock: o.Clock, every: o.Every,
 		log: o.Logger.With("facility", facility), stop: make(chan struct{}), done: make(chan struct{}), forgetEvery: o.ForgetEvery}

@@ -161,6 +161,21 @@ func Append(b Bucket, key, tail []byte) error {
 	return b.Put(key, append(append(v, old...), tail...))
 }
 
+// MarkerCache is an optional capability of a Store that keeps bucket markers it saw present
+// without validating them again (jskv with CacheBucketMarkers): a gateway that takes over
+// buckets another gateway wrote (a held facility, after its catch-up) drops them, so that a
+// bucket the other deleted and made again is not read and written in its old generation.
+type MarkerCache interface {
+	DropCachedMarkers()
+}
+
+// DropCachedMarkers drops s's cached bucket markers where it keeps any (MarkerCache).
+func DropCachedMarkers(s Store) {
+	if m, ok := s.(MarkerCache); ok {
+		m.DropCachedMarkers()
+	}
+}
+
 // Key names one key of a store: the names of the buckets it is nested in, from the root (at
 // least one), and the key within the last of them. A Key with no Key names only the buckets
 // of its path (a Prefetcher looks them up).

@@ -109,6 +109,22 @@ func (c *readCache) drop(subjs ...string) {
 	}
 }
 
+// DropCachedMarkers implements kv.MarkerCache: every bucket marker in the read cache is
+// forgotten, and the next Update reads each from the stream.
+func (s *Store) DropCachedMarkers() {
+	if s.cache == nil {
+		return
+	}
+	prefix := s.o.Prefix + ".b."
+	s.cache.mu.Lock()
+	defer s.cache.mu.Unlock()
+	for subj := range s.cache.m {
+		if strings.HasPrefix(subj, prefix) {
+			s.cache.remove(subj)
+		}
+	}
+}
+
 // cacheable: everything but bucket markers, unless Options.CacheBucketMarkers.
 func (s *Store) cacheable(subj string) bool {
 	return s.cache != nil && (s.o.CacheBucketMarkers || !strings.HasPrefix(subj, s.o.Prefix+".b."))
