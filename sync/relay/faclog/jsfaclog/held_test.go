@@ -29,6 +29,17 @@ func TestHeldPassesTheKVSuite(t *testing.T) {
 	})
 }
 
+// heldOn claims facility through l for holder, catches store up to the claim and holds the
+// facility's state over it: faclog.Hold without the projector's loop.
+func heldOn(t *testing.T, l *Log, store kv.Store, facility, holder string) (faclog.Writer, *faclog.Held) {
+	t.Helper()
+	w := claim(t, l, facility, holder)
+	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, store, facility, w.Term(), 64); err != nil {
+		t.Fatal(err)
+	}
+	return w, faclog.NewHeld(w, store, nil)
+}
+
 // claimOnBase claims facility on a new cluster and catches an empty bbolt kv state up to the
 // claim, for a held state over it.
 func claimOnBase(t *testing.T, facility string) (*Log, faclog.Writer, kv.Store) {
@@ -60,12 +71,8 @@ func TestHeldStateIsWhatItsLogProjects(t *testing.T) {
 	l := open(t, c, 0, Options{})
 	for seed := range uint64(3) {
 		facility := fmt.Sprintf("f%d", seed)
-		w := claim(t, l, facility, "gw")
 		own := openKV(t, c, 2, fmt.Sprintf("own%d", seed))
-		if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, own, facility, w.Term(), 64); err != nil {
-			t.Fatal(err)
-		}
-		held := faclog.NewHeld(w, own, nil)
+		w, held := heldOn(t, l, own, facility, "gw")
 		ref, err := boltkv.Open(filepath.Join(t.TempDir(), facility), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -224,11 +231,7 @@ func TestHeldFailoverReadsTheStateItTakesOver(t *testing.T) {
 		t.Fatalf("the kv state before the catch-up: %q", got)
 	}
 
-	wb := claim(t, lb, "f", "gw-b")
-	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), lb, kvb, "f", wb.Term(), 64); err != nil {
-		t.Fatal(err)
-	}
-	b := faclog.NewHeld(wb, kvb, nil)
+	_, b := heldOn(t, lb, kvb, "f", "gw-b")
 	if got, want := dumpKV(t, b), dumpKV(t, a); got != want {
 		t.Fatalf("the state gw-b took over\n%s\ngw-a's\n%s", got, want)
 	}
@@ -365,11 +368,7 @@ func TestHeldReadsThroughToItsKVState(t *testing.T) {
 		t.Fatal("the random transactions left the kv state empty")
 	}
 
-	wa := claim(t, la, "f", "gw-a")
-	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), la, kva, "f", wa.Term(), 64); err != nil {
-		t.Fatal(err)
-	}
-	a := faclog.NewHeld(wa, kva, nil)
+	wa, a := heldOn(t, la, kva, "f", "gw-a")
 	pa := faclog.NewProjector(a, 16)
 	forgotten, mark := 0, wa.Term()
 	for round := range 6 {
@@ -393,11 +392,7 @@ func TestHeldReadsThroughToItsKVState(t *testing.T) {
 		t.Fatal("the held state forgot nothing the kv state holds")
 	}
 
-	wb := claim(t, lb, "f", "gw-b")
-	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), lb, kvb, "f", wb.Term(), 64); err != nil {
-		t.Fatal(err)
-	}
-	b := faclog.NewHeld(wb, kvb, nil)
+	_, b := heldOn(t, lb, kvb, "f", "gw-b")
 	kvtest.Differential(t, ref, b, 30, 60)
 	if _, err := faclog.NewProjector(b, 16).Step(ctxFor(t, time.Minute)); err != nil {
 		t.Fatal(err)
@@ -442,11 +437,7 @@ func viewsDuringProjection(t *testing.T, l *Log, base kv.Store, facility string)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	w := claim(t, l, facility, "gw")
-	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, base, facility, w.Term(), 64); err != nil {
-		t.Fatal(err)
-	}
-	held := faclog.NewHeld(w, base, nil)
+	_, held := heldOn(t, l, base, facility, "gw")
 	p := faclog.NewProjector(held, 4)
 	balance := func(b kv.Bucket) (n int) {
 		fmt.Sscan(string(b.Get([]byte("bal"))), &n)

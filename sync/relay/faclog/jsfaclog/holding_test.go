@@ -116,11 +116,7 @@ func TestDeposedProjectionRacesTheCatchUp(t *testing.T) {
 		stream := fmt.Sprintf("relay%d", round)
 		kva, kvb := openKV(t, c, 1, stream), openKV(t, c, 2, stream)
 		ref := openBase(t)
-		wa := claim(t, la, facility, "gw-a")
-		if _, err := faclog.CatchUp(ctxFor(t, time.Minute), la, kva, facility, wa.Term(), 64); err != nil {
-			t.Fatal(err)
-		}
-		a := faclog.NewHeld(wa, kva, nil)
+		_, a := heldOn(t, la, kva, facility, "gw-a")
 		kvtest.Differential(t, ref, a, uint64(40+round), 30)
 		pa := faclog.NewProjector(a, 1+round*3) // from one entry a transaction to ten
 

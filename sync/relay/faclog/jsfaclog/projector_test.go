@@ -45,12 +45,8 @@ func logLength(t *testing.T, l *Log, facility string) int {
 func TestProjectorKeepsTheKVStateBehindAndTrims(t *testing.T) {
 	c := natstest.Start(t)
 	l := open(t, c, 0, Options{})
-	w := claim(t, l, "f", "gw")
 	store := openKV(t, c, 1, "relay")
-	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, store, "f", w.Term(), 64); err != nil {
-		t.Fatal(err)
-	}
-	held := faclog.NewHeld(w, store, nil)
+	w, held := heldOn(t, l, store, "f", "gw")
 	p := faclog.NewProjector(held, 4)
 	for round := range 3 {
 		writeRound(t, held, round, 10)
@@ -82,12 +78,8 @@ func TestProjectorKeepsTheKVStateBehindAndTrims(t *testing.T) {
 func TestProjectorStopsAtAGap(t *testing.T) {
 	c := natstest.Start(t)
 	l := open(t, c, 0, Options{})
-	w := claim(t, l, "f", "gw")
 	store := openKV(t, c, 1, "relay")
-	if _, err := faclog.CatchUp(ctxFor(t, time.Minute), l, store, "f", w.Term(), 64); err != nil {
-		t.Fatal(err)
-	}
-	held := faclog.NewHeld(w, store, nil)
+	_, held := heldOn(t, l, store, "f", "gw")
 	p := faclog.NewProjector(held, 8)
 	writeRound(t, held, 0, 5)
 	projected, err := p.Step(ctxFor(t, time.Minute))
