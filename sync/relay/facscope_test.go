@@ -3,15 +3,20 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/relay/faclog"
+	"github.com/tether-kiosk/tether/sync/relay/faclog/jsfaclog"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -30,6 +35,100 @@ func TestEveryRootHasAnOwnerKind(t *testing.T) {
 // owner the records know, and exactly one facility's scope holds it: the one its terminal,
 // inmate or own record belongs to. What the state shares, no facility holds.
 func TestEveryRecordHasOneFacility(t *testing.T) {
+	e := dayOfTwoFacilities(t)
+	facilities, ownerFacility := owners(t, e.r)
+	var held []record
+	if err := e.r.db.View(context.Background(), func(tx kv.Tx) error {
+		for _, root := range allBuckets() {
+			if kind, _ := rootOwner(root); kind == sharedRecords {
+				continue
+			}
+			b := tx.Bucket([]byte(root))
+			if err := b.ForEach(func(k, _ []byte) error { held = append(held, record{root, string(k)}); return nil }); err != nil {
+				return err
+			}
+			if err := b.ForEachBucket(func(n []byte) error { held = append(held, record{root, string(n)}); return nil }); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(facilities) != 2 {
+		t.Fatalf("facilities %v, want north and south", facilities)
+	}
+	ours := func(facility string) func(ownerKind, string) bool {
+		return func(kind ownerKind, id string) bool { return ownerFacility[kind][id] == facility }
+	}
+	checkHolders(t, facilities, ownerFacility, ours, held)
+	roots := map[string]bool{}
+	for _, r := range held {
+		roots[r.root] = true
+	}
+	// The day touched most of the owners' roots; a root that held nothing tests nothing.
+	var missing []string
+	for _, root := range allBuckets() {
+		if kind, _ := rootOwner(root); kind != sharedRecords && !roots[root] {
+			missing = append(missing, root)
+		}
+	}
+	t.Logf("%d records in %d roots; roots left empty: %s", len(held), len(roots), strings.Join(missing, " "))
+	if len(roots) < 22 {
+		t.Fatalf("only %d roots held records: the day does not exercise the map", len(roots))
+	}
+	for f := range facilities {
+		scope := facilityScope(f, ours(f))
+		for _, root := range []string{bTerminals, bEnrollments, bOutbound, bItemIDs, bDeposits} {
+			if r := scope([][]byte{[]byte(root), []byte("x")}); r != faclog.Outside {
+				t.Errorf("%s holds %s records: %v", f, root, r)
+			}
+		}
+	}
+}
+
+// record is a key, or a nested bucket's name, directly in a root bucket.
+type record struct{ root, name string }
+
+// checkHolders checks that each record names an owner the records know, and that exactly
+// its facility's scope holds it.
+func checkHolders(t *testing.T, facilities map[string]bool, ownerFacility map[ownerKind]map[string]string,
+	ours func(string) func(ownerKind, string) bool, records []record) {
+	t.Helper()
+	for _, r := range records {
+		root, name := r.root, r.name
+		kind, _ := rootOwner(root)
+		owner, ok := ownerIn(root, []byte(name))
+		if !ok {
+			t.Errorf("%s %q names no owner", root, name)
+			continue
+		}
+		want := owner
+		if kind != facilityRecords {
+			want = ownerFacility[kind][owner]
+		}
+		if !facilities[want] {
+			t.Errorf("%s %q: owner %q belongs to no facility (%q)", root, name, owner, want)
+			continue
+		}
+		var holders []string
+		for f := range facilities {
+			if facilityScope(f, ours(f))([][]byte{[]byte(root), []byte(name)}) == faclog.Inside {
+				holders = append(holders, f)
+			}
+		}
+		if !slices.Equal(holders, []string{want}) {
+			t.Errorf("%s %q (owner %s of %s) is held by %v", root, name, owner, want, holders)
+		}
+	}
+}
+
+// dayOfTwoFacilities is a relay after a day of north's and south's terminals: charges,
+// credits, a session, letters held for review, a PREA report, an audit event, device
+// statuses, a library use, a quiz, a deposit, an inbound letter, a roster change and a
+// revocation.
+func dayOfTwoFacilities(t *testing.T) *env {
+	t.Helper()
 	e := newEnv(t)
 	e.seed()
 	e.seedSouth()
@@ -69,12 +168,15 @@ func TestEveryRecordHasOneFacility(t *testing.T) {
 	if err := e.r.Revoke(e.enrollAt("south", wire.ModeKiosk, "").id); err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
 
-	facilities := map[string]bool{}
-	ownerFacility := map[ownerKind]map[string]string{terminalRecords: {}, inmateRecords: {}}
-	type record struct{ root, name string }
-	var held []record
-	if err := e.r.db.View(context.Background(), func(tx kv.Tx) error {
+// owners is the relay's facilities, and the facility of each terminal and inmate.
+func owners(t *testing.T, r *Relay) (facilities map[string]bool, ownerFacility map[ownerKind]map[string]string) {
+	t.Helper()
+	facilities = map[string]bool{}
+	ownerFacility = map[ownerKind]map[string]string{terminalRecords: {}, inmateRecords: {}}
+	if err := r.db.View(context.Background(), func(tx kv.Tx) error {
 		if err := tx.Bucket([]byte(bFacilities)).ForEach(func(k, _ []byte) error { facilities[string(k)] = true; return nil }); err != nil {
 			return err
 		}
@@ -92,72 +194,88 @@ func TestEveryRecordHasOneFacility(t *testing.T) {
 				return err
 			}
 		}
-		for _, root := range allBuckets() {
-			if kind, _ := rootOwner(root); kind == sharedRecords {
-				continue
-			}
-			b := tx.Bucket([]byte(root))
-			if err := b.ForEach(func(k, _ []byte) error { held = append(held, record{root, string(k)}); return nil }); err != nil {
-				return err
-			}
-			if err := b.ForEachBucket(func(n []byte) error { held = append(held, record{root, string(n)}); return nil }); err != nil {
-				return err
-			}
-		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(facilities) != 2 {
-		t.Fatalf("facilities %v, want north and south", facilities)
+	return facilities, ownerFacility
+}
+
+// North, held over the relay's store with the map's scope, writes its own terminals', inmates'
+// and own records, and none of south's or the state's: a refused write appends nothing, and
+// what it wrote reaches the store through its projection when it lets go.
+func TestAHeldFacilityWritesOnlyItsOwn(t *testing.T) {
+	e := dayOfTwoFacilities(t)
+	_, ownerFacility := owners(t, e.r)
+	terminalOf := map[string]string{}
+	for id, f := range ownerFacility[terminalRecords] {
+		terminalOf[f] = id
 	}
-	ours := func(facility string) func(ownerKind, string) bool {
-		return func(kind ownerKind, id string) bool { return ownerFacility[kind][id] == facility }
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := natstest.Start(t)
+	nc := c.Connect(0)
+	l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, nc, jsfaclog.Options{}) })
+	if err != nil {
+		t.Fatal(err)
 	}
-	roots := map[string]bool{}
-	for _, r := range held {
-		roots[r.root] = true
-		kind, _ := rootOwner(r.root)
-		owner, ok := ownerIn(r.root, []byte(r.name))
-		if !ok {
-			t.Errorf("%s %q names no owner", r.root, r.name)
-			continue
-		}
-		want := owner
-		if kind != facilityRecords {
-			want = ownerFacility[kind][owner]
-		}
-		if !facilities[want] {
-			t.Errorf("%s %q: owner %q belongs to no facility (%q)", r.root, r.name, owner, want)
-			continue
-		}
-		var holders []string
-		for f := range facilities {
-			if facilityScope(f, ours(f))([][]byte{[]byte(r.root), []byte(r.name)}) == faclog.Inside {
-				holders = append(holders, f)
+	ours := func(kind ownerKind, id string) bool { return ownerFacility[kind][id] == "north" }
+	h, err := faclog.Hold(ctx, l, e.r.db, "north", "gw-test", faclog.HoldOptions{Scope: facilityScope("north", ours),
+		Clock: clock.NewFake(t0)}) // never moved: projected at release
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(path ...string) error {
+		return h.Store().Update(ctx, func(tx kv.Tx) error {
+			b := tx.Bucket([]byte(path[0]))
+			for _, name := range path[1 : len(path)-1] {
+				nb, err := b.CreateBucketIfNotExists([]byte(name))
+				if err != nil {
+					return err
+				}
+				b = nb
 			}
-		}
-		if !slices.Equal(holders, []string{want}) {
-			t.Errorf("%s %q (owner %s of %s) is held by %v", r.root, r.name, owner, want, holders)
+			return b.Put([]byte(path[len(path)-1]), []byte(`{"probe":true}`))
+		})
+	}
+	for _, w := range []struct {
+		path []string
+		held bool
+	}{
+		{[]string{bDevices, terminalOf["north"]}, true},
+		{[]string{bDevices, terminalOf["south"]}, false},
+		{[]string{bBalances, "A1"}, true},
+		{[]string{bBalances, "S1"}, false},
+		{[]string{bFacTerms, "north", "t-probe"}, true},
+		{[]string{bFacTerms, "south", "t-probe"}, false},
+		{[]string{bTerminals, terminalOf["north"]}, false},
+		{[]string{bItemIDs, "0193f0c2-0000-7000-8000-000000000001"}, false},
+	} {
+		err := put(w.path...)
+		switch {
+		case w.held && err != nil:
+			t.Errorf("north writes %v: %v", w.path, err)
+		case !w.held && !errors.Is(err, faclog.ErrNotHeld):
+			t.Errorf("north writes %v: %v, want ErrNotHeld", w.path, err)
 		}
 	}
-	// The day touched most of the owners' roots; a root that held nothing tests nothing.
-	var missing []string
-	for _, root := range allBuckets() {
-		if kind, _ := rootOwner(root); kind != sharedRecords && !roots[root] {
-			missing = append(missing, root)
-		}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("%d records in %d roots; roots left empty: %s", len(held), len(roots), strings.Join(missing, " "))
-	if len(roots) < 22 {
-		t.Fatalf("only %d roots held records: the day does not exercise the map", len(roots))
-	}
-	for f := range facilities {
-		scope := facilityScope(f, ours(f))
-		for _, root := range []string{bTerminals, bEnrollments, bOutbound, bItemIDs, bDeposits} {
-			if r := scope([][]byte{[]byte(root), []byte("x")}); r != faclog.Outside {
-				t.Errorf("%s holds %s records: %v", f, root, r)
-			}
+	var got []string
+	if err := e.r.db.View(ctx, func(tx kv.Tx) error {
+		for _, p := range [][]string{{bDevices, terminalOf["north"]}, {bDevices, terminalOf["south"]}, {bBalances, "A1"}, {bBalances, "S1"}} {
+			got = append(got, fmt.Sprintf("%s/%s=%v", p[0], p[1], strings.Contains(string(tx.Bucket([]byte(p[0])).Get([]byte(p[1]))), "probe")))
 		}
+		nb := tx.Bucket([]byte(bFacTerms)).Bucket([]byte("north"))
+		got = append(got, fmt.Sprintf("fac_terms/north/t-probe=%v", nb != nil && nb.Get([]byte("t-probe")) != nil))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"devices/" + terminalOf["north"] + "=true", "devices/" + terminalOf["south"] + "=false",
+		"balances/A1=true", "balances/S1=false", "fac_terms/north/t-probe=true"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the relay's store after north let go:\n%v\nwant\n%v", got, want)
 	}
 }
