@@ -1,0 +1,181 @@
+// Package idrecs is a held facility's item id records (docs/SCALE.md, "Item ids in a held
+// facility"): each id its terminals sent, with where it was first stored, grouped by the time
+// the id says it was made, in records that group commits add to (kv.Append) and close at
+// RecordBytes. An id sent again is found by reading the records of its span, whatever its
+// age, with no index of every id in memory.
+//
+// The relay does not use it yet.
+package idrecs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/google/uuid"
+)
+
+// Ref is where an item id was first stored: as the relay's item id record says it.
+type Ref struct {
+	ID       string
+	Terminal string
+	Epoch    string
+	Seq      uint64
+	Hash     string // the item's content hash, as the relay writes it
+	Refused  string // the reason it was refused, if it was
+}
+
+// RecordBytes is about the most a record holds: the entry that takes it past this closes it,
+// and the span's next entries go to its next record. A group commit rewrites at most this
+// much of a span in the kv state.
+const RecordBytes = 60 << 10
+
+// hashSpans is how many spans take the ids that are not UUIDv7s, by their hash.
+const hashSpans = 256
+
+// Span names the records id belongs in: "m" and the minute its UUIDv7 says it was made
+// (terminals make their ids with uuid.NewV7), or "h" and one of 256 groups by its hash for
+// an id that is not a UUIDv7. A forged time only moves a hostile terminal's ids among its
+// own facility's records.
+func Span(id string) string {
+	if u, err := uuid.Parse(id); err == nil && u.Version() == 7 {
+		ms := binary.BigEndian.Uint64(append([]byte{0, 0}, u[:6]...))
+		return fmt.Sprintf("m%09d", ms/60000)
+	}
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return fmt.Sprintf("h%02x", h.Sum32()%hashSpans)
+}
+
+// Key is the key of span's n-th record (from 0): keys sort by span, then by n.
+func Key(span string, n int) string { return fmt.Sprintf("%s.%04d", span, n) }
+
+// entryVersion leads each entry: a later layout gets another.
+const entryVersion = 1
+
+// Append adds r to the end of rec (a record's value so far, or nil) and returns it; only the
+// bytes added need writing (kv.Append).
+func Append(rec []byte, r Ref) []byte {
+	rec = append(rec, entryVersion)
+	for _, s := range []string{r.ID, r.Terminal, r.Epoch} {
+		rec = binary.AppendUvarint(rec, uint64(len(s)))
+		rec = append(rec, s...)
+	}
+	rec = binary.AppendUvarint(rec, r.Seq)
+	for _, s := range []string{r.Hash, r.Refused} {
+		rec = binary.AppendUvarint(rec, uint64(len(s)))
+		rec = append(rec, s...)
+	}
+	return rec
+}
+
+// Entry is r as Append adds it to a record.
+func Entry(r Ref) []byte { return Append(nil, r) }
+
+var errShort = errors.New("ends too soon")
+
+// Each calls fn with each entry of rec in order, until fn returns false. An error names the
+// entry that does not decode; the entries before it were given to fn.
+func Each(rec []byte, fn func(Ref) bool) error {
+	for n := 0; len(rec) > 0; n++ {
+		var r Ref
+		var err error
+		if r, rec, err = next(rec); err != nil {
+			return fmt.Errorf("idrecs: entry %d %w", n, err)
+		}
+		if !fn(r) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func next(rec []byte) (Ref, []byte, error) {
+	if rec[0] != entryVersion {
+		return Ref{}, nil, fmt.Errorf("has version %d, want %d", rec[0], entryVersion)
+	}
+	rec = rec[1:]
+	str := func() (string, error) {
+		n, k := binary.Uvarint(rec)
+		if k <= 0 || n > uint64(len(rec)-k) {
+			return "", errShort
+		}
+		s := string(rec[k : k+int(n)])
+		rec = rec[k+int(n):]
+		return s, nil
+	}
+	var r Ref
+	var err error
+	for _, f := range []*string{&r.ID, &r.Terminal, &r.Epoch} {
+		if *f, err = str(); err != nil {
+			return Ref{}, nil, err
+		}
+	}
+	seq, k := binary.Uvarint(rec)
+	if k <= 0 {
+		return Ref{}, nil, errShort
+	}
+	r.Seq, rec = seq, rec[k:]
+	for _, f := range []*string{&r.Hash, &r.Refused} {
+		if *f, err = str(); err != nil {
+			return Ref{}, nil, err
+		}
+	}
+	if r.ID == "" {
+		return Ref{}, nil, errors.New("has no id")
+	}
+	return r, rec, nil
+}
+
+// Find is the entry of id in rec: the first, if a record held it twice. It compares each
+// entry's id where it lies and decodes only the one it finds.
+func Find(rec []byte, id string) (Ref, bool, error) {
+	for n, at := 0, 0; at < len(rec); n++ {
+		start := at
+		end, match, err := skip(rec, at, id)
+		if err != nil {
+			return Ref{}, false, fmt.Errorf("idrecs: entry %d %w", n, err)
+		}
+		if match {
+			r, _, err := next(rec[start:end])
+			if err != nil {
+				return Ref{}, false, fmt.Errorf("idrecs: entry %d %w", n, err)
+			}
+			return r, true, nil
+		}
+		at = end
+	}
+	return Ref{}, false, nil
+}
+
+// skip is where the entry at rec[at:] ends, and whether its id is id.
+func skip(rec []byte, at int, id string) (end int, match bool, err error) {
+	if rec[at] != entryVersion {
+		return 0, false, fmt.Errorf("has version %d, want %d", rec[at], entryVersion)
+	}
+	at++
+	var idLen uint64
+	for field := range 6 {
+		n, k := binary.Uvarint(rec[at:])
+		if k <= 0 {
+			return 0, false, errShort
+		}
+		at += k
+		if field == 3 { // the seq: a number, not a length
+			continue
+		}
+		if n > uint64(len(rec)-at) {
+			return 0, false, errShort
+		}
+		if field == 0 {
+			idLen = n
+			match = string(rec[at:at+int(n)]) == id
+		}
+		at += int(n)
+	}
+	if idLen == 0 {
+		return 0, false, errors.New("has no id")
+	}
+	return at, match, nil
+}
