@@ -34,14 +34,14 @@ const RecordBytes = 60 << 10
 // hashSpans is how many spans take the ids that are not UUIDv7s, by their hash.
 const hashSpans = 256
 
-// Span names the records id belongs in: "m" and the minute its UUIDv7 says it was made
+// Span names the records id belongs in: "m" and the minute (ten digits) its UUIDv7 says it was made
 // (terminals make their ids with uuid.NewV7), or "h" and one of 256 groups by its hash for
 // an id that is not a UUIDv7. A forged time only moves a hostile terminal's ids among its
 // own facility's records.
 func Span(id string) string {
 	if u, err := uuid.Parse(id); err == nil && u.Version() == 7 {
 		ms := binary.BigEndian.Uint64(append([]byte{0, 0}, u[:6]...))
-		return fmt.Sprintf("m%09d", ms/60000)
+		return fmt.Sprintf("m%010d", ms/60000) // 2^48 ms is some 4.7 billion minutes
 	}
 	h := fnv.New32a()
 	h.Write([]byte(id))

@@ -104,11 +104,20 @@ func TestSpanIsTheMinuteTheIDWasMade(t *testing.T) {
 	at := time.Date(2026, 12, 2, 9, 41, 0, 0, time.UTC)
 	a, b := Span(v7(rng, at)), Span(v7(rng, at.Add(59*time.Second)))
 	next := Span(v7(rng, at.Add(time.Minute)))
-	if a != b || a != fmt.Sprintf("m%09d", at.Unix()/60) {
-		t.Fatalf("spans of one minute: %s, %s; want m%09d", a, b, at.Unix()/60)
+	if a != b || a != fmt.Sprintf("m%010d", at.Unix()/60) {
+		t.Fatalf("spans of one minute: %s, %s; want m%010d", a, b, at.Unix()/60)
 	}
 	if !(Key(a, 9999) < Key(next, 0)) || !(Key(a, 1) < Key(a, 2)) {
 		t.Fatalf("keys out of order: %s %s %s", Key(a, 9999), Key(next, 0), Key(a, 1))
+	}
+	// The latest time a UUIDv7 can say still sorts after the earliest.
+	var last uuid.UUID
+	for i := range 6 {
+		last[i] = 0xff
+	}
+	last[6], last[8] = 0x70, 0x80
+	if s := Span(last.String()); !(Key(s, 0) > Key(a, 0)) || len(s) != len(a) {
+		t.Errorf("span of the last minute a UUIDv7 can say: %s, after %s", s, a)
 	}
 	for _, id := range []string{uuid.NewString(), "m-A1-000", ""} {
 		s := Span(id)
