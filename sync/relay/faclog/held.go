@@ -56,6 +56,21 @@ type Held struct {
 	// deposed is closed once an append or a settle finds the facility claimed elsewhere.
 	deposed     chan struct{}
 	deposedOnce sync.Once
+	// gap, once set, is why base is not the state the log follows (ErrGap: restored from a
+	// backup under a running holder): what the state reads from base would be wrong, so
+	// every transaction fails with it until an operator looks.
+	gap atomic.Pointer[error]
+}
+
+// stopAtGap makes every transaction from now on fail with err (wrapping ErrGap).
+func (h *Held) stopAtGap(err error) { h.gap.CompareAndSwap(nil, &err) }
+
+// gapErr is the error stopAtGap set, nil if none.
+func (h *Held) gapErr() error {
+	if e := h.gap.Load(); e != nil {
+		return fmt.Errorf("faclog: facility %q: the held state reads a kv state its log does not follow: %w", h.w.Facility(), *e)
+	}
+	return nil
 }
 
 // Deposed is closed once a write found the facility claimed by another gateway: the held
@@ -127,6 +142,9 @@ func (h *Held) settleLocked(ctx context.Context) error {
 func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if err := h.gapErr(); err != nil {
+		return err
+	}
 	if err := h.settleLocked(ctx); err != nil {
 		return fmt.Errorf("faclog: facility %q: %w", h.w.Facility(), err)
 	}
@@ -237,6 +255,9 @@ func forget(b *bucket, projected uint64) (*bucket, int) {
 func (h *Held) View(ctx context.Context, fn func(tx kv.Tx) error) error {
 	h.projecting.RLock()
 	defer h.projecting.RUnlock()
+	if err := h.gapErr(); err != nil {
+		return err
+	}
 	return h.base.View(ctx, func(btx kv.Tx) error {
 		t := &tx{root: h.state.Load(), base: btx, scope: h.scope}
 		if err := fn(t); err != nil {

@@ -54,7 +54,12 @@ func (p *Projector) Step(ctx context.Context) (uint64, error) {
 			p.pending = append(p.pending[:0], p.pending[n:]...)
 		}
 		if err != nil {
-			return p.mark, fmt.Errorf("faclog: facility %q: %d entries not projected: %w", p.facility, len(p.pending), err)
+			err = fmt.Errorf("faclog: facility %q: %d entries not projected: %w", p.facility, len(p.pending), err)
+			if errors.Is(err, ErrGap) {
+				// The held state reads base for what it has not loaded: not from this base.
+				p.held.stopAtGap(err)
+			}
+			return p.mark, err
 		}
 	}
 	if p.mark == 0 {

@@ -79,7 +79,7 @@ func TestProjectorStopsAtAGap(t *testing.T) {
 	c := natstest.Start(t)
 	l := open(t, c, 0, Options{})
 	store := openKV(t, c, 1, "relay")
-	_, held := heldOn(t, l, store, "f", "gw")
+	w, held := heldOn(t, l, store, "f", "gw")
 	p := faclog.NewProjector(held, 8)
 	writeRound(t, held, 0, 5)
 	projected, err := p.Step(ctxFor(t, time.Minute))
@@ -115,5 +115,20 @@ func TestProjectorStopsAtAGap(t *testing.T) {
 	}
 	if _, err := p.Step(ctxFor(t, time.Minute)); !errors.Is(err, faclog.ErrGap) {
 		t.Fatalf("the next step: %v, want ErrGap again until someone looks", err)
+	}
+	// The held state would read what it has not loaded from that kv state (a balance from
+	// before, charged again): it serves nothing more, reading or writing.
+	last := w.Last()
+	if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		_, err := tx.CreateBucketIfNotExists([]byte("other"))
+		return err
+	}); !errors.Is(err, faclog.ErrGap) {
+		t.Fatalf("a write after the gap: %v, want ErrGap", err)
+	}
+	if err := held.View(ctxFor(t, 30*time.Second), func(kv.Tx) error { return nil }); !errors.Is(err, faclog.ErrGap) {
+		t.Fatalf("a read after the gap: %v, want ErrGap", err)
+	}
+	if w.Last() != last {
+		t.Fatal("a write after the gap was appended")
 	}
 }
