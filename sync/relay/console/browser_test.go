@@ -265,7 +265,9 @@ func TestBrowserEnrollmentCodeEnrollsAKiosk(t *testing.T) {
 	b.waitText("New enrollment code")
 	b.do("create a kiosk enrollment code", chromedp.Click(chromedp.CSS(`#enroll-form button`)))
 	b.waitText("Enrollment code for a kiosk of north")
-	code, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("#enroll-code")))
+	// Read in one evaluation: chromedp.Text looks the node up and then reads it, and CI once
+	// saw the node gone in between ("No node with given id found").
+	code, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('#enroll-code').innerText`))
 	if err != nil {
 		t.Fatal(err)
 	}
