@@ -4,7 +4,8 @@
 // RecordBytes. An id sent again is found by reading the records of its span, whatever its
 // age, with no index of every id in memory.
 //
-// The relay does not use it yet.
+// Index keeps each record's ids as a set, for a look-up that costs a map probe. The relay
+// does not use the package yet.
 package idrecs
 
 import (
@@ -151,31 +152,39 @@ func Find(rec []byte, id string) (Ref, bool, error) {
 
 // skip is where the entry at rec[at:] ends, and whether its id is id.
 func skip(rec []byte, at int, id string) (end int, match bool, err error) {
+	end, idStart, idEnd, err := entryAt(rec, at)
+	if err != nil {
+		return 0, false, err
+	}
+	return end, string(rec[idStart:idEnd]) == id, nil
+}
+
+// entryAt is where the entry at rec[at:] ends and where its id lies, found without decoding
+// the rest.
+func entryAt(rec []byte, at int) (end, idStart, idEnd int, err error) {
 	if rec[at] != entryVersion {
-		return 0, false, fmt.Errorf("has version %d, want %d", rec[at], entryVersion)
+		return 0, 0, 0, fmt.Errorf("has version %d, want %d", rec[at], entryVersion)
 	}
 	at++
-	var idLen uint64
 	for field := range 6 {
 		n, k := binary.Uvarint(rec[at:])
 		if k <= 0 {
-			return 0, false, errShort
+			return 0, 0, 0, errShort
 		}
 		at += k
 		if field == 3 { // the seq: a number, not a length
 			continue
 		}
 		if n > uint64(len(rec)-at) {
-			return 0, false, errShort
+			return 0, 0, 0, errShort
 		}
 		if field == 0 {
-			idLen = n
-			match = string(rec[at:at+int(n)]) == id
+			idStart, idEnd = at, at+int(n)
 		}
 		at += int(n)
 	}
-	if idLen == 0 {
-		return 0, false, errors.New("has no id")
+	if idEnd == idStart {
+		return 0, 0, 0, errors.New("has no id")
 	}
-	return at, match, nil
+	return at, idStart, idEnd, nil
 }
