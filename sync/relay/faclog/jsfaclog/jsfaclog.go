@@ -233,9 +233,9 @@ func classifyEnd(err error) error {
 	return err
 }
 
-// Read implements faclog.Log. Each entry is one read from the stream's leader (the next
-// message of the facility's subject): what a gateway taking a facility over reads is the tail
-// its kv state has not taken in, seconds of group commits.
+// Read implements faclog.Log. A few entries are read one at a time from the stream's leader;
+// more (a gateway catching up with a facility whose projection stalled) through an ordered
+// consumer, which streams them in batches where one request an entry would take minutes.
 func (l *Log) Read(ctx context.Context, facility string, after uint64, fn func(faclog.Entry) error) error {
 	if facility == "" {
 		return errors.New("jsfaclog: read: the facility is missing")
@@ -245,6 +245,34 @@ func (l *Log) Read(ctx context.Context, facility string, after uint64, fn func(f
 	if err != nil {
 		return fmt.Errorf("jsfaclog: read facility %q: %w", facility, err)
 	}
+	// A consumer now and then gives nothing for seconds (on the in-process cluster about one
+	// read of 2,000 entries in a hundred, with the client reporting a slow consumer just
+	// before): a new one is made rather than waited for.
+	for try := 0; try < streamTries && last > after && last-after > readOneByOne; try++ {
+		if after, err = l.readStreamed(ctx, facility, after, last, fn); err != nil {
+			return err
+		}
+	}
+	return l.readEach(ctx, facility, after, last, fn)
+}
+
+// readOneByOne is how many entries after the point a read begins are read one at a time: the
+// few a holder's projection has not applied, or fewer than a consumer is worth making for.
+const readOneByOne = 16
+
+// A streamed read asks for this many entries, or this many bytes, at a time. It waits
+// streamWait for each (or OpTimeout if less), and is made again up to streamTries times.
+const (
+	readBatch   = 128
+	readBytes   = 2 << 20
+	streamWait  = time.Second
+	streamTries = 3
+)
+
+// readEach calls fn with each entry of facility's log after after, up to last, each read from
+// the leader.
+func (l *Log) readEach(ctx context.Context, facility string, after, last uint64, fn func(faclog.Entry) error) error {
+	subj := l.subject(facility)
 	for after < last {
 		m, err := l.next(ctx, subj, after+1)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -266,6 +294,70 @@ func (l *Log) Read(ctx context.Context, facility string, after uint64, fn func(f
 		after = e.Seq
 	}
 	return nil
+}
+
+// readStreamed calls fn with the entries of facility's log after after, up to last, through an ordered
+// consumer, and returns the last entry it gave fn. It stops early, with no error, where the
+// consumer cannot be made or gives nothing for streamWait: the consumer may sit on a replica
+// that is behind, the cluster may have lost its quorum, or the rest may have been trimmed;
+// the caller makes another, or reads what is left from the leader, which tells those apart.
+func (l *Log) readStreamed(ctx context.Context, facility string, after, last uint64, fn func(faclog.Entry) error) (uint64, error) {
+	subj := l.subject(facility)
+	c, cancel := context.WithTimeout(ctx, l.o.OpTimeout)
+	cons, err := l.st.OrderedConsumer(c, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subj},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    after + 1,
+		// The server drops a consumer a gateway that died left behind.
+		InactiveThreshold: 30 * time.Second,
+	})
+	cancel()
+	if err != nil {
+		return after, nil
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(readBatch, readBytes))
+	if err != nil {
+		return after, nil
+	}
+	defer func() {
+		it.Stop()
+		// Stopping leaves the consumer on the server until its threshold: reads at each
+		// catch-up would pile them up.
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.o.OpTimeout)
+		_ = l.st.DeleteConsumer(c, cons.CachedInfo().Name)
+		cancel()
+	}()
+	for after < last {
+		c, cancel := context.WithTimeout(ctx, min(streamWait, l.o.OpTimeout))
+		m, err := it.Next(jetstream.NextContext(c))
+		cancel()
+		if ctx.Err() != nil {
+			return after, fmt.Errorf("jsfaclog: read facility %q after %d: %w", facility, after, ctx.Err())
+		}
+		if err != nil {
+			return after, nil
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return after, fmt.Errorf("jsfaclog: read facility %q after %d: %w", facility, after, err)
+		}
+		seq := md.Sequence.Stream
+		if seq > last {
+			return last, nil
+		}
+		if seq <= after {
+			continue // the consumer was made again and begins where it was asked to
+		}
+		e, err := entryOf(seq, m.Headers(), m.Data())
+		if err != nil {
+			return after, fmt.Errorf("jsfaclog: read facility %q: %w", facility, err)
+		}
+		if err := fn(e); err != nil {
+			return after, err
+		}
+		after = seq
+	}
+	return after, nil
 }
 
 // next is the first message of subj at or after seq, from the leader; it tries again while
@@ -290,7 +382,10 @@ func (l *Log) next(ctx context.Context, subj string, seq uint64) (*jetstream.Raw
 
 // entryOf is the entry stored at seq with headers h and data.
 func entryOf(seq uint64, h nats.Header, data []byte) (faclog.Entry, error) {
-	e := faclog.Entry{Seq: seq, Data: data}
+	e := faclog.Entry{Seq: seq}
+	if len(data) > 0 { // a claim's is nil however the message was read
+		e.Data = data
+	}
 	prev, err := strconv.ParseUint(h.Get(hdrPrev), 10, 64)
 	if err != nil || prev >= seq {
 		return faclog.Entry{}, fmt.Errorf("entry %d names no entry before it (%s %q)", seq, hdrPrev, h.Get(hdrPrev))
