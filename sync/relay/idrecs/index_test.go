@@ -322,3 +322,71 @@ func BenchmarkLookUpANewID(b *testing.B) {
 		})
 	})
 }
+
+// A group commit's 100 new ids on a bbolt file, the ids made in one minute per group: as the
+// relay writes them today (a key each in one bucket, in time order, kv.HintAppended, each
+// looked up first) and as a facility's records (looked up through the index, appended a
+// record at a time). Pages written a group, from bbolt's counts, say what each costs the disk.
+func BenchmarkGroupOfIDsOnBolt(b *testing.B) {
+	const perGroup = 100
+	ctx := context.Background()
+	for _, layout := range []string{"item_ids", "records"} {
+		b.Run(layout, func(b *testing.B) {
+			store, err := boltkv.Open(filepath.Join(b.TempDir(), "ids.db"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			rng := rand.New(rand.NewPCG(11, 12))
+			ix := NewIndex(64)
+			at := time.Date(2026, 12, 2, 22, 0, 0, 0, time.UTC)
+			written := func() int64 { st := store.DB().Stats(); return st.TxStats.GetWrite() }
+			before := written()
+			g := 0
+			for b.Loop() {
+				g++
+				// 2,000 ids a minute, made in the order they are sent, as a status report's are
+				made := at.Add(time.Duration(g) * 3 * time.Second)
+				err := store.Update(ctx, func(tx kv.Tx) error {
+					if layout == "item_ids" {
+						ids, err := tx.CreateBucketIfNotExists([]byte("item_ids"))
+						if err != nil {
+							return err
+						}
+						kv.HintAppended(ids)
+						for i := range perGroup {
+							r := randomRef(rng, made.Add(time.Duration(i)*20*time.Millisecond))
+							if ids.Get([]byte(r.ID)) != nil {
+								return fmt.Errorf("%s held", r.ID)
+							}
+							ref := fmt.Appendf(nil, `{"hash":"%s","terminal_id":"%s","epoch":"%s","seq":%d}`, r.Hash, r.Terminal, r.Epoch, r.Seq)
+							if err := ids.Put([]byte(r.ID), ref); err != nil {
+								return err
+							}
+						}
+						return nil
+					}
+					bk, err := facIDs(tx, "north")
+					if err != nil {
+						return err
+					}
+					recs := ix.In(bk, "north")
+					for i := range perGroup {
+						r := randomRef(rng, made.Add(time.Duration(i)*20*time.Millisecond))
+						if _, found, err := recs.Find(r.ID); err != nil || found {
+							return fmt.Errorf("%s: %v %v", r.ID, found, err)
+						}
+						if err := recs.Add(r); err != nil {
+							return err
+						}
+					}
+					return recs.Flush()
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(written()-before)/float64(g), "pages/group")
+		})
+	}
+}
