@@ -157,6 +157,35 @@ func FuzzEach(f *testing.F) {
 		if _, ok, ferr := Find(rec, "\x00not there"); ok || (ferr == nil) != (err == nil) {
 			t.Fatalf("%x: find an id not there: %v, %v; Each said %v", rec, ok, ferr, err)
 		}
+		// An index's set of the record agrees too: made whole, and made of a prefix then
+		// extended by the rest, as a record appended to is.
+		ix := NewIndex(4)
+		set, serr := ix.set("north/k", rec)
+		if (serr == nil) != (err == nil) {
+			t.Fatalf("%x: the index says %v, Each %v", rec, serr, err)
+		}
+		if serr != nil {
+			return
+		}
+		if len(got) > 1 {
+			cut, _, _, _ := entryAt(rec, 0) // where the first entry ends, however its numbers were written
+			ix = NewIndex(4)
+			if _, err := ix.set("north/k", rec[:cut]); err != nil {
+				t.Fatal(err)
+			}
+			if set, err = ix.set("north/k", rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, r := range got {
+			first := slices.IndexFunc(got, func(o Ref) bool { return o.ID == r.ID })
+			if f, ok, ferr := ix.find(set, rec, r.ID); !ok || ferr != nil || f != got[first] {
+				t.Fatalf("%x: the index finds entry %d's id: %+v %v %v, want %+v", rec, i, f, ok, ferr, got[first])
+			}
+		}
+		if _, ok, ferr := ix.find(set, rec, "\x00not there"); ok || ferr != nil {
+			t.Fatalf("%x: the index finds an id not there: %v, %v", rec, ok, ferr)
+		}
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/sync/relay/faclog"
+	"github.com/tether-kiosk/tether/sync/relay/idrecs"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
@@ -33,8 +34,9 @@ func cpu(b *testing.B) time.Duration {
 // ids says how the item id records are written: one a report (the relay's layout), the
 // group's as one record, or added to a record that about four groups share (about 60 KB
 // when full, as a facility's records of the ids made in one stretch of time would be:
-// faclog.OpAppend carries only what a group adds).
-func statusGroup(tx kv.Tx, g, terminals int, ids idLayout) error {
+// faclog.OpAppend carries only what a group adds), or through a facility's records and
+// their index (idrecs: each id looked up, then appended a record at a time), with ix.
+func statusGroup(tx kv.Tx, g, terminals int, ids idLayout, ix *idrecs.Index) error {
 	for _, root := range []string{"dedupe", "seen", "item_ids", "items"} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(root)); err != nil {
 			return err
@@ -42,6 +44,18 @@ func statusGroup(tx kv.Tx, g, terminals int, ids idLayout) error {
 	}
 	logRec := make([]byte, 0, terminals*100)
 	var group []byte
+	var recs *idrecs.Records
+	if ids == idsRecords {
+		root, err := tx.CreateBucketIfNotExists([]byte("fac_ids"))
+		if err != nil {
+			return err
+		}
+		fb, err := root.CreateBucketIfNotExists([]byte("north"))
+		if err != nil {
+			return err
+		}
+		recs = ix.In(fb, "north")
+	}
 	for t := range terminals {
 		term := fmt.Appendf(nil, "term-%03d", t)
 		for _, root := range []string{"dedupe", "seen"} {
@@ -55,10 +69,21 @@ func statusGroup(tx kv.Tx, g, terminals int, ids idLayout) error {
 		}
 		id := fmt.Appendf(nil, "0193f0c2-%04x-7000-8000-%012x", g%65536, t)
 		ref := fmt.Appendf(nil, `{"h":"%064x","t":"%s","e":"e1","s":%d}`, t, term, g+1)
-		if ids != idsEach {
+		switch ids {
+		case idsRecords:
+			if _, found, err := recs.Find(string(id)); err != nil || found {
+				return fmt.Errorf("id %s: found %v: %w", id, found, err)
+			}
+			if err := recs.Add(idrecs.Ref{ID: string(id), Terminal: string(term), Epoch: "e1", Seq: uint64(g + 1),
+				Hash: fmt.Sprintf("%064x", t)}); err != nil {
+				return err
+			}
+		case idsByGroup, idsAppended:
 			group = append(append(append(group, id...), ref...), '\n')
-		} else if err := tx.Bucket([]byte("item_ids")).Put(id, ref); err != nil {
-			return err
+		default:
+			if err := tx.Bucket([]byte("item_ids")).Put(id, ref); err != nil {
+				return err
+			}
 		}
 		logRec = fmt.Appendf(logRec, `{"seq":%d,"id":"%s","kind":"device_status","body":{"queue":0}}`, g+1, id)
 	}
@@ -69,6 +94,10 @@ func statusGroup(tx kv.Tx, g, terminals int, ids idLayout) error {
 		}
 	case idsAppended:
 		if err := kv.Append(tx.Bucket([]byte("item_ids")), fmt.Appendf(nil, "a/%08d", g/4), group); err != nil {
+			return err
+		}
+	case idsRecords:
+		if err := recs.Flush(); err != nil {
 			return err
 		}
 	}
@@ -82,6 +111,7 @@ const (
 	idsEach idLayout = iota
 	idsByGroup
 	idsAppended
+	idsRecords
 )
 
 // BenchmarkStatusGroupCommit compares, in one run on one in-process 3-node cluster, what a
@@ -113,14 +143,17 @@ func BenchmarkStatusGroupCommit(b *testing.B) {
 		b.Fatal(err)
 	}
 	c.WaitStream(nc, "PUB")
-	shared := openKV(b, c, 0, "kvpath")
+	// The kv path: the relay's layout, and the item ids in a facility's records.
+	kvPaths := []*kvPath{{name: "kv", ids: idsEach, store: openKV(b, c, 0, "kvpath")},
+		{name: "kvrec", ids: idsRecords, store: openKV(b, c, 0, "kvrec"), ix: idrecs.NewIndex(64)}}
 	l := open(b, c, 0, Options{})
 	// Three held facilities: the relay's layout, the item ids a group at a time, and added to
 	// a record several groups share.
-	paths := []*logPath{newLogPath(b, c, l, "f", idsEach), newLogPath(b, c, l, "g", idsByGroup), newLogPath(b, c, l, "h", idsAppended)}
+	paths := []*logPath{newLogPath(b, c, l, "f", idsEach), newLogPath(b, c, l, "g", idsByGroup), newLogPath(b, c, l, "h", idsAppended),
+		newLogPath(b, c, l, "i", idsRecords)}
 
 	per := max(projectEvery, b.N/rounds/projectEvery*projectEvery)
-	var pubCPU, kvCPU time.Duration
+	var pubCPU time.Duration
 	pubs, g := 0, 0
 	b.ResetTimer()
 	for range rounds {
@@ -148,13 +181,15 @@ func BenchmarkStatusGroupCommit(b *testing.B) {
 		pubs += n * publishers
 		pubCPU += cpu(b) - start
 
-		start = cpu(b)
-		for i := range per {
-			if err := shared.Update(ctx, func(tx kv.Tx) error { return statusGroup(tx, g+i, terminals, idsEach) }); err != nil {
-				b.Fatal(err)
+		for _, kp := range kvPaths {
+			start = cpu(b)
+			for i := range per {
+				if err := kp.store.Update(ctx, func(tx kv.Tx) error { return statusGroup(tx, g+i, terminals, kp.ids, kp.ix) }); err != nil {
+					b.Fatal(err)
+				}
 			}
+			kp.cpu += cpu(b) - start
 		}
-		kvCPU += cpu(b) - start
 		for _, lp := range paths {
 			lp.run(ctx, b, g, per, terminals, projectEvery)
 		}
@@ -163,13 +198,16 @@ func BenchmarkStatusGroupCommit(b *testing.B) {
 	b.StopTimer()
 	reports := float64(g * terminals)
 	pub := float64(pubCPU.Microseconds()) / float64(pubs)
-	kvEach := float64(kvCPU.Microseconds()) / reports
 	b.ReportMetric(pub, "µs/publish")
-	b.ReportMetric(kvEach, "µs/report-kv")
-	b.ReportMetric(kvEach/pub, "publishes/report-kv")
-	b.ReportMetric(float64(shared.(kv.StatsReporter).KVStats().Messages)/reports, "messages/report-kv")
+	kvEach := float64(kvPaths[0].cpu.Microseconds()) / reports
+	for _, kp := range kvPaths {
+		each := float64(kp.cpu.Microseconds()) / reports
+		b.ReportMetric(each, "µs/report-"+kp.name)
+		b.ReportMetric(each/pub, "publishes/report-"+kp.name)
+		b.ReportMetric(float64(kp.store.(kv.StatsReporter).KVStats().Messages)/reports, "messages/report-"+kp.name)
+	}
 	for _, lp := range paths {
-		name := [...]string{idsEach: "log", idsByGroup: "logids", idsAppended: "logappend"}[lp.ids]
+		name := [...]string{idsEach: "log", idsByGroup: "logids", idsAppended: "logappend", idsRecords: "logrec"}[lp.ids]
 		each := float64((lp.appendCPU + lp.projectCPU).Microseconds()) / reports
 		b.ReportMetric(float64(lp.appendCPU.Microseconds())/reports, "µs/report-"+name+"-append")
 		b.ReportMetric(each, "µs/report-"+name)
@@ -179,6 +217,15 @@ func BenchmarkStatusGroupCommit(b *testing.B) {
 	}
 }
 
+// kvPath is one facility of the benchmark written as kv transactions.
+type kvPath struct {
+	name  string
+	ids   idLayout
+	store kv.Store
+	ix    *idrecs.Index
+	cpu   time.Duration
+}
+
 // logPath is one held facility of the benchmark, with the kv store its log is projected into.
 type logPath struct {
 	facility              string
@@ -186,6 +233,7 @@ type logPath struct {
 	w                     faclog.Writer
 	held                  *faclog.Held
 	projected             kv.Store
+	ix                    *idrecs.Index
 	appendCPU, projectCPU time.Duration
 }
 
@@ -197,7 +245,7 @@ func newLogPath(b *testing.B, c *natstest.Cluster, l *Log, facility string, ids 
 		b.Fatal(err)
 	}
 	projected := openKV(b, c, 0, "proj"+facility)
-	lp := &logPath{facility: facility, ids: ids, w: w, held: faclog.NewHeld(w, projected, nil), projected: projected}
+	lp := &logPath{facility: facility, ids: ids, w: w, held: faclog.NewHeld(w, projected, nil), projected: projected, ix: idrecs.NewIndex(64)}
 	if _, err := faclog.CatchUp(ctx, l, lp.projected, facility, w.Term(), 8); err != nil {
 		b.Fatal(err)
 	}
@@ -208,7 +256,7 @@ func newLogPath(b *testing.B, c *natstest.Cluster, l *Log, facility string, ids 
 func (lp *logPath) run(ctx context.Context, b *testing.B, g, per, terminals, projectEvery int) {
 	for i := range per {
 		start := cpu(b)
-		if err := lp.held.Update(ctx, func(tx kv.Tx) error { return statusGroup(tx, g+i, terminals, lp.ids) }); err != nil {
+		if err := lp.held.Update(ctx, func(tx kv.Tx) error { return statusGroup(tx, g+i, terminals, lp.ids, lp.ix) }); err != nil {
 			b.Fatal(err)
 		}
 		lp.appendCPU += cpu(b) - start
