@@ -274,7 +274,9 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 		}
 	}
 
-	// Uplink items: each item id once, each within its epoch's high-water mark.
+	// Uplink items: each item id once, each within its epoch's high-water mark. An item
+	// refused id_conflict is kept under the id it reused, which another item holds: that is
+	// the refusal, not a second copy (verify said it was until stop 33).
 	seen := map[string]uint64{}
 	_ = forEachItemRaw(tx, decodeErr(bItems), func(n uint64, raw []byte) bool {
 		var it StoredItem
@@ -282,10 +284,12 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 			decodeErr(bItems)(fmt.Sprintf("item %d", n), err)
 			return true
 		}
-		if prev, dup := seen[it.ID]; dup {
+		if prev, dup := seen[it.ID]; dup && it.Refused != wire.RefuseIDConflict {
 			add("item_once", "uplink item %s is stored twice (arrivals %d and %d)", it.ID, prev, n)
 		}
-		seen[it.ID] = n
+		if it.Refused != wire.RefuseIDConflict {
+			seen[it.ID] = n
+		}
 		high := readU64(tx.Bucket([]byte(bDedupe)).Get([]byte(dedupeKey(it.TerminalID, it.Epoch))))
 		if it.Seq > high {
 			add("item_seq", "uplink item %s (seq %d of terminal %s) is above its epoch's acknowledged %d", it.ID, it.Seq, it.TerminalID, high)

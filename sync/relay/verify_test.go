@@ -12,22 +12,27 @@ import (
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
-// A relay that took deposits, charges, credits and letters verifies clean, and its ledger for
-// a kiosk is what the kiosk must show once synced.
+// A relay that took deposits, charges, credits and letters, and refused an item that reused
+// another's id, verifies clean (the refused item is kept under the id it reused: until stop 33
+// verify called that an item stored twice), and its ledger for a kiosk is what the kiosk must
+// show once synced.
 func TestVerifyCleanRelayAndLedger(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
 	e.letterContact("A1", "pal")
 	k := e.enroll(wire.ModeKiosk, "")
 	c := k.connect(t, 0)
-	ack := c.batch(
+	items := []wire.Item{
 		k.item(wire.UpCharge, charge("A1", "s1", 0, 5)),
 		k.item(wire.UpCharge, charge("A1", "s1", 1, 5)),
 		k.item(wire.UpMessage, kiosk.Message{ID: "m1", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "nobody", Body: "hi"}),
 		k.item(wire.UpMessage, kiosk.Message{ID: "m2", InmateID: "A1", Box: kiosk.BoxOutbox, Peer: "pal", Body: "my file"}),
-	)
-	if ack.Seq != 4 {
-		t.Fatalf("ack = %+v", ack)
+	}
+	reused := k.item(wire.UpCharge, charge("A1", "s2", 0, 9))
+	reused.ID = items[0].ID
+	ack := c.batch(append(items, reused)...)
+	if ack.Seq != 5 || len(ack.Rejected) != 2 || ack.Rejected[1].Reason != wire.RefuseIDConflict {
+		t.Fatalf("ack = %+v, want 5 and the reused id refused %s", ack, wire.RefuseIDConflict)
 	}
 	rep, err := e.r.Verify()
 	if err != nil || !rep.OK {
