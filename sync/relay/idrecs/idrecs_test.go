@@ -99,13 +99,13 @@ func TestEachNamesTheEntryThatIsWrong(t *testing.T) {
 // An id's span is the minute it was made, for a UUIDv7; ids of one minute share it, the next
 // minute's follow it in key order; any other id falls in one of the hash spans, the same
 // each time.
-func TestSpanIsTheMinuteTheIDWasMade(t *testing.T) {
+func TestSpanIsTheSecondTheIDWasMade(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	at := time.Date(2026, 12, 2, 9, 41, 0, 0, time.UTC)
-	a, b := Span(v7(rng, at)), Span(v7(rng, at.Add(59*time.Second)))
-	next := Span(v7(rng, at.Add(time.Minute)))
-	if a != b || a != fmt.Sprintf("m%010d", at.Unix()/60) {
-		t.Fatalf("spans of one minute: %s, %s; want m%010d", a, b, at.Unix()/60)
+	a, b := Span(v7(rng, at)), Span(v7(rng, at.Add(999*time.Millisecond)))
+	next := Span(v7(rng, at.Add(time.Second)))
+	if a != b || a != fmt.Sprintf("s%012d", at.Unix()) {
+		t.Fatalf("spans of one second: %s, %s; want s%012d", a, b, at.Unix())
 	}
 	if !(Key(a, 9999) < Key(next, 0)) || !(Key(a, 1) < Key(a, 2)) {
 		t.Fatalf("keys out of order: %s %s %s", Key(a, 9999), Key(next, 0), Key(a, 1))
@@ -117,7 +117,7 @@ func TestSpanIsTheMinuteTheIDWasMade(t *testing.T) {
 	}
 	last[6], last[8] = 0x70, 0x80
 	if s := Span(last.String()); !(Key(s, 0) > Key(a, 0)) || len(s) != len(a) {
-		t.Errorf("span of the last minute a UUIDv7 can say: %s, after %s", s, a)
+		t.Errorf("span of the last second a UUIDv7 can say: %s, after %s", s, a)
 	}
 	for _, id := range []string{uuid.NewString(), "m-A1-000", ""} {
 		s := Span(id)
@@ -159,7 +159,7 @@ func FuzzEach(f *testing.F) {
 		}
 		// An index's set of the record agrees too: made whole, and made of a prefix then
 		// extended by the rest, as a record appended to is.
-		ix := NewIndex(4)
+		ix := NewIndex(4, 0)
 		set, serr := ix.set("north/k", rec)
 		if (serr == nil) != (err == nil) {
 			t.Fatalf("%x: the index says %v, Each %v", rec, serr, err)
@@ -169,7 +169,7 @@ func FuzzEach(f *testing.F) {
 		}
 		if len(got) > 1 {
 			cut, _, _, _ := entryAt(rec, 0) // where the first entry ends, however its numbers were written
-			ix = NewIndex(4)
+			ix = NewIndex(4, 0)
 			if _, err := ix.set("north/k", rec[:cut]); err != nil {
 				t.Fatal(err)
 			}

@@ -23,6 +23,8 @@ import (
 type Index struct {
 	seed maphash.Seed
 	max  int
+	// recordBytes closes a record (RecordBytes unless NewIndex was told otherwise)
+	recordBytes int
 
 	mu   sync.Mutex
 	sets map[string]*list.Element // of *recSet, by bucket name and record key
@@ -37,9 +39,13 @@ type recSet struct {
 	at   map[uint64]int // hash of an id -> offset of its entry; -1: two ids share the hash
 }
 
-// NewIndex is an index of at most max records' sets (a full record's is some 10 KB).
-func NewIndex(max int) *Index {
-	return &Index{seed: maphash.MakeSeed(), max: max, sets: map[string]*list.Element{}}
+// NewIndex is an index of at most max records' sets (a full record's is under 1 KB), whose
+// Records close a record at recordBytes (RecordBytes if 0).
+func NewIndex(max, recordBytes int) *Index {
+	if recordBytes <= 0 {
+		recordBytes = RecordBytes
+	}
+	return &Index{seed: maphash.MakeSeed(), max: max, recordBytes: recordBytes, sets: map[string]*list.Element{}}
 }
 
 func (ix *Index) idHash(id string) uint64 { return maphash.String(ix.seed, id) }
@@ -222,7 +228,7 @@ func (r *Records) Add(ref Ref) error {
 	if last == 0 && len(s.recs) > 0 {
 		held += len(s.recs[len(s.recs)-1].v)
 	}
-	if held > 0 && held+len(e) > RecordBytes {
+	if held > 0 && held+len(e) > r.ix.recordBytes {
 		s.adds = append(s.adds, nil)
 		last++
 	}

@@ -46,7 +46,7 @@ func TestRecordsFindWhatWasCommitted(t *testing.T) {
 	store := openStore(t)
 	rng := rand.New(rand.NewPCG(7, 8))
 	// Few sets, so that they are dropped and made again.
-	holders := []*Index{NewIndex(6), NewIndex(6)}
+	holders := []*Index{NewIndex(6, 0), NewIndex(6, 0)}
 	at := time.Date(2026, 12, 2, 21, 0, 0, 0, time.UTC)
 	committed := map[string]Ref{}
 	var order []string // committed ids, to send again
@@ -213,7 +213,7 @@ func TestIndexNoticesARecordReplaced(t *testing.T) {
 		}
 		return found
 	}
-	ix := NewIndex(16)
+	ix := NewIndex(16, 0)
 	write(first)
 	if !find(ix, first[17].ID) {
 		t.Fatal("an id of the record is not found")
@@ -244,7 +244,7 @@ func TestIndexNamesARecordThatDoesNotDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := store.View(ctx, func(tx kv.Tx) error {
-		_, _, err := NewIndex(4).In(tx.Bucket([]byte("fac_ids")).Bucket([]byte("north")), "north").Find(r.ID)
+		_, _, err := NewIndex(4, 0).In(tx.Bucket([]byte("fac_ids")).Bucket([]byte("north")), "north").Find(r.ID)
 		return err
 	})
 	want := fmt.Sprintf("north/%s: entry at byte %d ends too soon", Key(Span(r.ID), 0), len(Entry(r)))
@@ -261,7 +261,7 @@ func BenchmarkLookUpANewID(b *testing.B) {
 	store := openStore(b)
 	rng := rand.New(rand.NewPCG(9, 10))
 	at := time.Date(2026, 12, 2, 22, 0, 0, 0, time.UTC)
-	ix := NewIndex(64)
+	ix := NewIndex(64, 0)
 	if err := store.Update(ctx, func(tx kv.Tx) error {
 		bk, err := facIDs(tx, "north")
 		if err != nil {
@@ -338,7 +338,7 @@ func BenchmarkGroupOfIDsOnBolt(b *testing.B) {
 			}
 			defer store.Close()
 			rng := rand.New(rand.NewPCG(11, 12))
-			ix := NewIndex(64)
+			ix := NewIndex(64, 0)
 			at := time.Date(2026, 12, 2, 22, 0, 0, 0, time.UTC)
 			written := func() int64 { st := store.DB().Stats(); return st.TxStats.GetWrite() }
 			before := written()

@@ -145,7 +145,7 @@ func BenchmarkStatusGroupCommit(b *testing.B) {
 	c.WaitStream(nc, "PUB")
 	// The kv path: the relay's layout, and the item ids in a facility's records.
 	kvPaths := []*kvPath{{name: "kv", ids: idsEach, store: openKV(b, c, 0, "kvpath")},
-		{name: "kvrec", ids: idsRecords, store: openKV(b, c, 0, "kvrec"), ix: idrecs.NewIndex(64)}}
+		{name: "kvrec", ids: idsRecords, store: openKV(b, c, 0, "kvrec"), ix: idrecs.NewIndex(64, 0)}}
 	l := open(b, c, 0, Options{})
 	// Three held facilities: the relay's layout, the item ids a group at a time, and added to
 	// a record several groups share.
@@ -245,7 +245,7 @@ func newLogPath(b *testing.B, c *natstest.Cluster, l *Log, facility string, ids 
 		b.Fatal(err)
 	}
 	projected := openKV(b, c, 0, "proj"+facility)
-	lp := &logPath{facility: facility, ids: ids, w: w, held: faclog.NewHeld(w, projected, nil), projected: projected, ix: idrecs.NewIndex(64)}
+	lp := &logPath{facility: facility, ids: ids, w: w, held: faclog.NewHeld(w, projected, nil), projected: projected, ix: idrecs.NewIndex(64, 0)}
 	if _, err := faclog.CatchUp(ctx, l, lp.projected, facility, w.Term(), 8); err != nil {
 		b.Fatal(err)
 	}
