@@ -83,16 +83,29 @@ func TestReadStreamsALongTail(t *testing.T) {
 		t.Fatalf("after the trim: read %d entries, %d entry by entry, want the last 402", len(after), len(each))
 	}
 
-	// Entries appended while the read runs are not in it.
-	var got int
+	// Entries appended while the read runs are not in it; a consumer serves the read while
+	// it runs, and is gone after it.
+	var got, consumers int
+	consumersNow := func() int {
+		t.Helper()
+		info, err := l.st.Info(ctxFor(t, time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Consumers
+	}
 	err := l.Read(ctxFor(t, time.Minute), "north", 0, func(e faclog.Entry) error {
 		if got++; got == 1 {
 			appendOK(t, w, "appended during the read")
+			consumers = consumersNow()
 		}
 		return nil
 	})
 	if err != nil || got != 402 {
 		t.Fatalf("read %d entries while one was appended (%v), want 402", got, err)
+	}
+	if after := consumersNow(); consumers != 1 || after != 0 {
+		t.Fatalf("%d consumers during a long read and %d after, want one and none", consumers, after)
 	}
 
 	// fn's error ends the read.
