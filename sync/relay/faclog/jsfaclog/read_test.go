@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/sync/relay/faclog"
 )
 
@@ -104,9 +105,12 @@ func TestReadStreamsALongTail(t *testing.T) {
 	if err != nil || got != 402 {
 		t.Fatalf("read %d entries while one was appended (%v), want 402", got, err)
 	}
-	if after := consumersNow(); consumers != 1 || after != 0 {
-		t.Fatalf("%d consumers during a long read and %d after, want one and none", consumers, after)
+	// A consumer the client library made again (after a slow-consumer gap) is deleted by
+	// it in a goroutine of its own, so there may be two for a moment.
+	if consumers < 1 {
+		t.Fatalf("no consumer served a long read")
 	}
+	testwait.Until(t, "the read's consumers are deleted", func() bool { return consumersNow() == 0 })
 
 	// fn's error ends the read.
 	stop := fmt.Errorf("enough")
