@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/tether-kiosk/tether/sync/relay/idrecs"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
@@ -72,6 +73,9 @@ type committer struct {
 	// applied, if set, is told of each call of a committed transaction, in the order they ran,
 	// before any caller hears of the commit (the facilities' downlink tails, downtail.go).
 	applied func(f *fanout)
+	// ids, if set, is the index of the facilities' item id records: each run of a
+	// transaction gives its calls one txIDs, written after the last (facids.go).
+	ids *idrecs.Index
 	// limit is how many calls the next group takes (at most maxGroup, at least 1); 0 means
 	// maxGroup. Only the committer goroutine touches it.
 	limit int
@@ -129,6 +133,10 @@ func (c *committer) commit(group []*writeCall) {
 				c.began()
 			}
 			failed, failErr = -1, nil // a store may run this more than once (kv.Store.Update)
+			var ids *txIDs
+			if c.ids != nil {
+				ids = &txIDs{tx: tx, ix: c.ids}
+			}
 			// What the group is known to read, fetched together first: on JetStream a read is
 			// a round trip to the stream leader, and the functions below read one at a time.
 			if kv.Prefetches(tx) {
@@ -146,12 +154,18 @@ func (c *committer) commit(group []*writeCall) {
 					break
 				}
 				call.f.reset(tx)
+				call.f.ids = ids
 				if err := safeCall(call, tx); err != nil {
 					failed, failErr = i, err
 					return err
 				}
 				if i+1 == len(group)/2 || i+1 == len(group)*3/4 {
 					ran = min(ran, c.willFit(tx, i+1, len(group)))
+				}
+			}
+			if ids != nil {
+				if err := ids.flush(); err != nil {
+					return err
 				}
 			}
 			size, bound, sized = kv.Size(tx)

@@ -52,6 +52,9 @@ type fanout struct {
 	// runs is what this write call did to each facility's downlink counter and log, for the
 	// facility's in-memory tail once the call commits (downtail.go).
 	runs map[string]*facRun
+	// ids is the group commit's item id records, which its calls share (facids.go): set by
+	// the committer on a store that keeps ids by facility.
+	ids *txIDs
 }
 
 func (f *fanout) reset(tx kv.Tx) {

@@ -16,7 +16,7 @@ type ownerKind int
 
 const (
 	// sharedRecords: the state's (enrollments, terminal and facility records, contacts,
-	// deposits, letters by id, item ids): written in kv transactions of their own.
+	// deposits, letters by id, item ids before schema 21): written in kv transactions of their own.
 	sharedRecords ownerKind = iota
 	terminalRecords
 	inmateRecords
@@ -32,7 +32,7 @@ func rootOwner(root string) (kind ownerKind, known bool) {
 	case bCharges, bCredits, bSessions, bBalances, bByInmate, bOwned:
 		return inmateRecords, true
 	case bFacDown, bFacTerms, bFacInmates, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bFacPREA,
-		bCatalog, bReleased, bTechnicians, bTechsGone:
+		bCatalog, bReleased, bTechnicians, bTechsGone, bFacIDs:
 		return facilityRecords, true
 	case bMeta, bFacilities, bInmates, bEnrollments, bTerminals, bKeys, bItems, bDeposits, bOutbound, bPREA, bContacts,
 		bInbound, bItemIDs, bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bInvitesUnsent, bRequestReplies:

@@ -55,6 +55,7 @@ func newEnv(t testing.TB, change ...func(*Config)) *env {
 	if os.Getenv(storeEnv) == "jetstream" {
 		onJetStream(t)(&e.cfg) // a change below may still set its own store
 	}
+	e.cfg.FacilityIDs = os.Getenv(idsEnv) == "facility"
 	for _, c := range change {
 		c(&e.cfg)
 	}

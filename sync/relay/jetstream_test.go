@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -218,6 +217,10 @@ func TestRelayOnJetStreamKeepsItsState(t *testing.T) {
 // (newEnv): TETHER_RELAY_STORE=jetstream go test ./sync/relay/ -run ...
 const storeEnv = "TETHER_RELAY_STORE"
 
+// idsEnv, set to "facility", makes every test env's bbolt file keep item ids by facility, as
+// a shared store does (Config.FacilityIDs): TETHER_RELAY_IDS=facility go test ./sync/relay/
+const idsEnv = "TETHER_RELAY_IDS"
+
 // bboltOnly skips a test that needs the bbolt file (it edits relay.db behind the relay's
 // back, or copies it) when the package's tests run on JetStream (storeEnv).
 func bboltOnly(t testing.TB) {
@@ -256,20 +259,7 @@ func TestOnJetStreamToo(t *testing.T) {
 	if os.Getenv(storeEnv) != "" {
 		t.Skip("already running on the store " + os.Getenv(storeEnv))
 	}
-	args := []string{"-test.run=^(" + strings.Join(onJetStreamToo, "|") + ")$", "-test.count=1", "-test.v"}
-	if testing.Short() {
-		args = append(args, "-test.short")
-	}
-	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
-	cmd.Env = append(os.Environ(), storeEnv+"=jetstream")
-	out, err := cmd.CombinedOutput()
-	ran := len(topPass.FindAll(out, -1)) // the tests, not their subtests (indented)
-	if testing.Short() {
-		ran += len(topSkip.FindAll(out, -1)) // -short skips the long ones
-	}
-	if err != nil || ran != len(onJetStreamToo) {
-		t.Fatalf("on JetStream: %v, %d of %d passed:\n%s", err, ran, len(onJetStreamToo), out)
-	}
+	runAgainWith(t, storeEnv+"=jetstream", onJetStreamToo)
 }
 
 // Verify on JetStream reads the stream once, in order (kv.WholeView), not each key from the
@@ -756,12 +746,13 @@ func TestVerifyRefusesAStoreTooLargeToCopy(t *testing.T) {
 	}
 }
 
-// On a shared store a new item's id is guessed absent, not read (storeItem): a run of new
-// items reads none. A queue resent under a new epoch through a gateway that has not seen its
-// ids (a kiosk restored from a backup, reconnecting elsewhere) costs one group commit run
-// again: the first resent id makes it conflict, and the connection reads its ids from then
-// on. Nothing is stored twice either way.
-func TestNewItemIDsGuessedAndAResentQueueRead(t *testing.T) {
+// On a shared store an item's id is looked up in its facility's id records of the second
+// the id was made (facids.go), named with the batch's other keys and read together: a run
+// of new items guesses nothing and reads no id record alone. A queue resent under a new epoch
+// through a gateway that has not seen its ids (a kiosk restored from a backup, reconnecting
+// elsewhere) is found in those records: no group commit runs again (when ids were guessed
+// absent, the first resent id made one), and nothing is stored twice.
+func TestNewItemIDsReadTogetherAndAResentQueueFound(t *testing.T) {
 	c := natstest.Start(t)
 	e := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 0, "guess") })
 	e.seed()
@@ -769,7 +760,8 @@ func TestNewItemIDsGuessedAndAResentQueueRead(t *testing.T) {
 	conn := k.connect(t, 0)
 	var sent []wire.Item
 	st := e.r.db.(kv.StatsReporter)
-	before := st.KVStats()
+	js := e.r.db.(*jskv.Store)
+	before, jsBefore := st.KVStats(), js.Stats()
 	for i := range 4 {
 		it := k.item(wire.UpAudit, kiosk.AuditEvent{ID: fmt.Sprint("ev", i), At: t0, Kind: "login_ok", Actor: "A1"})
 		if ack := conn.batch(it); ack.Seq != uint64(i+1) || len(ack.Rejected) != 0 {
@@ -777,10 +769,11 @@ func TestNewItemIDsGuessedAndAResentQueueRead(t *testing.T) {
 		}
 		sent = append(sent, it)
 	}
-	after := st.KVStats()
-	if g, n := after.Guessed-before.Guessed, after.Conflicts-before.Conflicts; g != 4 || n != 0 {
-		t.Errorf("4 new items: %d ids guessed, %d runs again; want 4 and 0", g, n)
+	after, jsAfter := st.KVStats(), js.Stats()
+	if g, n := after.Guessed-before.Guessed, after.Conflicts-before.Conflicts; g != 0 || n != 0 {
+		t.Errorf("4 new items: %d ids guessed, %d runs again; want none", g, n)
 	}
+	t.Logf("4 new items: %d reads one by one, %d together", readsAlone(jsAfter)-readsAlone(jsBefore), readsGrouped(jsAfter)-readsGrouped(jsBefore))
 	conn.c.Close(websocket.StatusNormalClosure, "")
 
 	// Restored from a backup, the kiosk resends its queue under a new epoch, one item a
@@ -798,8 +791,8 @@ func TestNewItemIDsGuessedAndAResentQueueRead(t *testing.T) {
 		}
 	}
 	after = st.KVStats()
-	if g, n := after.Guessed-before.Guessed, after.Conflicts-before.Conflicts; g != 1 || n != 1 {
-		t.Errorf("a queue of 4 resent: %d ids guessed, %d runs again; want 1 and 1 (then read)", g, n)
+	if g, n := after.Guessed-before.Guessed, after.Conflicts-before.Conflicts; g != 0 || n != 0 {
+		t.Errorf("a queue of 4 resent: %d ids guessed, %d runs again; want none", g, n)
 	}
 	if stored, err := other.r.Items(ItemFilter{TerminalID: k.id}); err != nil || len(stored) != 4 {
 		t.Fatalf("%d items stored (%v), want the 4 once", len(stored), err)

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/coder/websocket"
 
@@ -45,10 +44,6 @@ var errSuperseded = errors.New("superseded by a newer connection of the terminal
 // owner is one connection's claim: the owner record it wrote.
 type owner struct {
 	rec []byte // gateway id + nonce, as stored
-	// resends: an item id the connection sent at a new seq was found held already (a queue
-	// resent under a new epoch or terminal id). Until then its new seqs' ids are guessed
-	// absent (storeItem); from then on, for the connection's life, they are read.
-	resends atomic.Bool
 }
 
 // startOwners gives a relay on a shared store its gateway id, makes the owner bucket, and

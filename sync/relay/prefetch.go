@@ -42,10 +42,10 @@ func (l *keyList) add(bucket, key string) {
 
 // batchKeys is what storing batches of terminal t reads whatever its items hold: the
 // connection's owner record, the terminal's and its facility's records, each batch's
-// high-water mark, each new item's id, and what an item's kind reads by the ids in its body
+// high-water mark, each new item's id where the store keeps it (ids), and what an item's kind reads by the ids in its body
 // (an account's usage record, balance and inmate for money; a letter's records for a
 // message). Items at or below the high-water mark (resends) read other keys; they are rare.
-func batchKeys(t TerminalInfo, own *owner, batches []upBatch, preps [][]prepared) []kv.Key {
+func batchKeys(t TerminalInfo, own *owner, batches []upBatch, preps [][]prepared, ids *facIDs) []kv.Key {
 	var l keyList
 	if own != nil {
 		l.add(bOwners, t.ID)
@@ -56,8 +56,10 @@ func batchKeys(t TerminalInfo, own *owner, batches []upBatch, preps [][]prepared
 	for i, b := range batches {
 		l.add(bDedupe, dedupeKey(t.ID, b.Epoch))
 		for j, it := range b.Items {
-			if own == nil || own.resends.Load() {
-				l.add(bItemIDs, it.ID) // else guessed absent (storeItem), not fetched
+			if ids.on {
+				ids.keys(&l, t.FacilityID, it.ID)
+			} else {
+				l.add(bItemIDs, it.ID)
 			}
 			if i < len(preps) && j < len(preps[i]) {
 				bodyKeys(&l, it.Kind, preps[i][j].up.Value)

@@ -50,6 +50,10 @@ type Config struct {
 	// older gateways still serving), and serves no terminal, so it starts no downlink feed, no
 	// connection claims and no facility homes.
 	Beside bool
+	// FacilityIDs makes a bbolt store that holds no item id yet keep them in each facility's
+	// id records, as a shared store does (facids.go), so that the suite tests that layout
+	// without a cluster. A store keeps the layout it has.
+	FacilityIDs bool
 	// VerifyMaxBytes bounds the store a Verify reads whole into memory (a store other than
 	// bbolt that can tell its size, kv.WholeSizer; default DefaultVerifyMaxBytes): a larger
 	// one is refused before a byte is read, since the copy would take the gateway's memory
@@ -116,7 +120,9 @@ type Config struct {
 
 // Relay is one relay over one data directory. Its methods are safe for concurrent use.
 type Relay struct {
-	cfg   Config
+	cfg Config
+	// ids is how the store keeps item ids (facids.go)
+	ids   facIDs
 	db    kv.Store
 	logf  vocab.Logf
 	clock clock.Clock
@@ -267,8 +273,15 @@ func Open(cfg Config) (*Relay, error) {
 		}
 		db = bdb
 	}
+	ids, err := openIDLayout(db, cfg.FacilityIDs, cfg.Beside)
+	if err != nil {
+		if cfg.Store == nil {
+			db.Close()
+		}
+		return nil, &vocab.Error{Kind: vocab.KindIO, Op: "open relay", Err: err}
+	}
 	sweepUploads(cfg.DataDir, cfg.Logf) // catalog.go
-	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{})}
+	r := &Relay{cfg: cfg, db: db, logf: cfg.Logf, clock: cfg.Clock, closed: make(chan struct{}), ids: ids}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.hub = newHub(cfg.MaxPending, cfg.MaxPendingPerAddr)
 	r.facilities.max, r.inmates.max = facilityMemoMax, inmateMemoMax
@@ -283,6 +296,9 @@ func Open(cfg Config) (*Relay, error) {
 	}
 	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }, began: r.itemNums.began, ended: r.itemNums.ended,
 		applied: r.downTails.committed}
+	if ids.on {
+		r.writes.ids = ids.ix
+	}
 	if cfg.Store != nil && !cfg.Beside {
 		// The tails then come from the feed alone, which sees this relay's commits too.
 		if r.startDownFeed(); r.feed != nil {

@@ -112,17 +112,16 @@ func canonHash(kind string, canon []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// heldAt is what seq of (termID, epoch) holds (sk its seqKey), as far as the records say
+// heldAt is what seq of (terminal t, epoch) holds (sk its seqKey), as far as the records say
 // without a search, given that the item sent at that seq has id sentID: found is false if the
 // records do not show that seq holds sentID (another item is held there).
-func heldAt(tx kv.Tx, termID, epoch string, seq uint64, sk, sentID string) (seqRec, bool, error) {
+func (r *Relay) heldAt(tx kv.Tx, f *fanout, t TerminalInfo, epoch string, seq uint64, sk, sentID string) (seqRec, bool, error) {
 	var held seqRec
 	if found, err := getJSON(tx, bSeqs, sk, &held); err != nil || found {
 		return held, found, err
 	}
-	var ref itemRef
-	found, err := getJSON(tx, bItemIDs, sentID, &ref)
-	if err != nil || !found || ref.TerminalID != termID || ref.Epoch != epoch || ref.Seq != seq {
+	ref, found, err := r.findItemID(tx, f, t, sentID)
+	if err != nil || !found || ref.TerminalID != t.ID || ref.Epoch != epoch || ref.Seq != seq {
 		return seqRec{}, false, err
 	}
 	return seqRec{ItemID: sentID, Hash: ref.Hash}, true, nil

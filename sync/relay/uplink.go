@@ -78,7 +78,7 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	if len(batches) > 0 {
 		own = batches[0].own
 	}
-	err := r.updateAsKeys(own, t.ID, "store batch", func() []kv.Key { return batchKeys(t, own, batches, preps) }, func(tx kv.Tx, f *fanout) error {
+	err := r.updateAsKeys(own, t.ID, "store batch", func() []kv.Key { return batchKeys(t, own, batches, preps, &r.ids) }, func(tx kv.Tx, f *fanout) error {
 		acks, stop = acks[:0], nil // a re-run starts over
 		// The items are written as log records once the batches are stored (itemlog.go).
 		bolt := onBolt(tx)
@@ -132,7 +132,7 @@ func (r *Relay) storeBatchTx(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 		h := prep[i].hash
 		sk := seqKey(t.ID, b.Epoch, it.Seq)
 		if it.Seq <= high {
-			held, found, err := heldAt(tx, t.ID, b.Epoch, it.Seq, sk, it.ID)
+			held, found, err := r.heldAt(tx, f, t, b.Epoch, it.Seq, sk, it.ID)
 			if err != nil {
 				return ack, nil, err
 			}
@@ -163,7 +163,7 @@ func (r *Relay) storeBatchTx(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			}
 			break
 		}
-		reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, prep[i], lt, b.own, now)
+		reason, err := r.storeItem(tx, f, t, fac, pol, b.Epoch, it, prep[i], lt, now)
 		if err != nil {
 			return ack, nil, fmt.Errorf("item %d (%s): %w", it.Seq, it.Kind, err)
 		}
@@ -185,12 +185,11 @@ func (r *Relay) storeBatchTx(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 // is refused id_conflict. Anything else is applied by kind and stored. lt, if not nil, gets the
 // state of a letter taken or recognised.
 //
-// On a shared store the item id's record is guessed absent rather than read (kv.GuessAbsent):
-// an item at a new seq is nearly always new, and the read was most of a status report's round
-// trips to the cluster. The guess is validated at commit, so an id held after all makes the
-// group commit run again, reading it; the connection (own) then reads its ids from there on,
-// so a queue resent under a new epoch costs one run again, not one a batch.
-func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, lt *wire.Letters, own *owner, now time.Time) (string, error) {
+// The item id is looked up where the store keeps ids (facids.go): on a shared store in the
+// records of the second it was made, which the group read together with its other keys
+// (batchKeys). Until stop 34 a shared store guessed a new seq's id absent (kv.GuessAbsent) and
+// a queue resent under a new epoch cost a group commit run again.
+func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, epoch string, it wire.Item, p prepared, lt *wire.Letters, now time.Time) (string, error) {
 	h := p.hash
 	sk := seqKey(t.ID, epoch, it.Seq)
 	remember := func(reason string) error {
@@ -199,18 +198,9 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 		}
 		return tx.Bucket([]byte(bRefusals)).Put([]byte(sk), []byte(reason))
 	}
-	var prev itemRef
-	if own != nil && !own.resends.Load() {
-		if ids := tx.Bucket([]byte(bItemIDs)); ids != nil {
-			kv.GuessAbsent(ids, []byte(it.ID))
-		}
-	}
-	found, err := getJSON(tx, bItemIDs, it.ID, &prev)
+	prev, found, err := r.findItemID(tx, f, t, it.ID)
 	if err != nil {
 		return "", err
-	}
-	if found && own != nil {
-		own.resends.Store(true)
 	}
 	if found {
 		// The item id's record names another seq, so this one gets its own (seqs.go).
@@ -264,13 +254,8 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 		reason = wire.RefuseInvalid
 	}
 	if !found {
-		ref := encodeItemRef(itemRef{Hash: h, TerminalID: t.ID, Epoch: epoch, Seq: it.Seq, Refused: reason})
-		// Item ids are UUIDv7s, made in time order (kv.HintAppended): half-full pages doubled
-		// what this bucket wrote per letter.
-		ids := tx.Bucket([]byte(bItemIDs))
-		kv.HintAppended(ids)
-		if err := ids.Put([]byte(it.ID), ref); err != nil {
-			return "", fmt.Errorf("write %s record %q: %w", bItemIDs, it.ID, err)
+		if err := r.addItemID(tx, f, t, it.ID, itemRef{Hash: h, TerminalID: t.ID, Epoch: epoch, Seq: it.Seq, Refused: reason}); err != nil {
+			return "", err
 		}
 	}
 	if err := remember(reason); err != nil {

@@ -277,6 +277,15 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 	// Uplink items: each item id once, each within its epoch's high-water mark. An item
 	// refused id_conflict is kept under the id it reused, which another item holds: that is
 	// the refusal, not a second copy (verify said it was until stop 33).
+	// Where item ids are kept by facility (facids.go) each facility's are its own: another
+	// facility's terminal reusing an id is stored as a new item there.
+	byFac := idsByFacility(tx)
+	var facOf map[string]string // terminal -> facility
+	if byFac {
+		verifyIDRecords(tx, add)
+		facOf = map[string]string{}
+		eachRaw(tx, bTerminals, func(string, error) {}, func(k string, t terminalRec) { facOf[k] = t.FacilityID })
+	}
 	seen := map[string]uint64{}
 	_ = forEachItemRaw(tx, decodeErr(bItems), func(n uint64, raw []byte) bool {
 		var it StoredItem
@@ -284,11 +293,15 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 			decodeErr(bItems)(fmt.Sprintf("item %d", n), err)
 			return true
 		}
-		if prev, dup := seen[it.ID]; dup && it.Refused != wire.RefuseIDConflict {
+		key := it.ID
+		if byFac {
+			key = facOf[it.TerminalID] + "/" + it.ID
+		}
+		if prev, dup := seen[key]; dup && it.Refused != wire.RefuseIDConflict {
 			add("item_once", "uplink item %s is stored twice (arrivals %d and %d)", it.ID, prev, n)
 		}
 		if it.Refused != wire.RefuseIDConflict {
-			seen[it.ID] = n
+			seen[key] = n
 		}
 		high := readU64(tx.Bucket([]byte(bDedupe)).Get([]byte(dedupeKey(it.TerminalID, it.Epoch))))
 		if it.Seq > high {
