@@ -55,6 +55,9 @@ type facIDs struct {
 
 // legacy reports whether item_ids may hold id, which was stored before the switch.
 func (ids *facIDs) legacy(id string) bool {
+	if ids.before == 0 && !ids.other {
+		return false // item_ids holds nothing (a store made at schema 21): no id to parse
+	}
 	if ms, ok := idrecs.MadeAt(id); ok {
 		return ms < ids.before
 	}

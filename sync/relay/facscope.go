@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"encoding/binary"
 
 	"github.com/tether-kiosk/tether/sync/relay/faclog"
 )
@@ -62,11 +63,26 @@ func ownerIn(root string, name []byte) (owner string, ok bool) {
 	return string(o), found && len(o) > 0
 }
 
-// facilityScope is what facility's held state holds: its own records, and its terminals'
-// and inmates' as ours says (the holder's sets, from fac_terms and fac_inmates, changed by
-// the moves its log records).
-func facilityScope(facility string, ours func(kind ownerKind, id string) bool) faclog.Scope {
+// facilityScope is what facility's held state holds: its own records, its terminals' and
+// inmates' as ours says (the holder's sets, from fac_terms and fac_inmates, changed by the
+// moves its log records), and the items log's records that numbered says are numbered from
+// the holder's blocks of arrival numbers (nil: none).
+//
+// The items log is the state's, one root keyed by arrival number, but its numbers are taken
+// a block at a time by one gateway (itemnums.go), so a block's records are written by the
+// one that took it: the holder takes its blocks in kv transactions of its own (the root's
+// sequence is not the facility's) and numbers only its facility's items from them.
+func facilityScope(facility string, ours func(kind ownerKind, id string) bool, numbered func(n uint64) bool) faclog.Scope {
 	return func(path [][]byte) faclog.Reach {
+		if string(path[0]) == bItems {
+			switch {
+			case len(path) == 1:
+				return faclog.Partly
+			case len(path) == 2 && len(path[1]) == 8 && numbered != nil && numbered(binary.BigEndian.Uint64(path[1])):
+				return faclog.Inside
+			}
+			return faclog.Outside
+		}
 		kind, _ := rootOwner(string(path[0]))
 		switch {
 		case kind == sharedRecords:

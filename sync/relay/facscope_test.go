@@ -78,7 +78,7 @@ func TestEveryRecordHasOneFacility(t *testing.T) {
 		t.Fatalf("only %d roots held records: the day does not exercise the map", len(roots))
 	}
 	for f := range facilities {
-		scope := facilityScope(f, ours(f))
+		scope := facilityScope(f, ours(f), nil)
 		for _, root := range []string{bTerminals, bEnrollments, bOutbound, bItemIDs, bDeposits} {
 			if r := scope([][]byte{[]byte(root), []byte("x")}); r != faclog.Outside {
 				t.Errorf("%s holds %s records: %v", f, root, r)
@@ -113,7 +113,7 @@ func checkHolders(t *testing.T, facilities map[string]bool, ownerFacility map[ow
 		}
 		var holders []string
 		for f := range facilities {
-			if facilityScope(f, ours(f))([][]byte{[]byte(root), []byte(name)}) == faclog.Inside {
+			if facilityScope(f, ours(f), nil)([][]byte{[]byte(root), []byte(name)}) == faclog.Inside {
 				holders = append(holders, f)
 			}
 		}
@@ -129,7 +129,7 @@ func checkHolders(t *testing.T, facilities map[string]bool, ownerFacility map[ow
 // revocation.
 func dayOfTwoFacilities(t *testing.T) *env {
 	t.Helper()
-	e := newEnv(t)
+	e := newEnv(t, func(c *Config) { c.FacilityIDs = true }) // the ids in facilities' records, as a held facility keeps them
 	e.seed()
 	e.seedSouth()
 	holdRequests(t, e)
@@ -220,7 +220,11 @@ func TestAHeldFacilityWritesOnlyItsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	ours := func(kind ownerKind, id string) bool { return ownerFacility[kind][id] == "north" }
-	h, err := faclog.Hold(ctx, l, e.r.db, "north", "gw-test", faclog.HoldOptions{Scope: facilityScope("north", ours),
+	// North's holder numbers its items from a block of its own (the 4,096 numbers from
+	// 1<<40); the items log's records below it are another gateway's.
+	const block = 1 << 40
+	numbered := func(n uint64) bool { return n >= block && n < block+4096 }
+	h, err := faclog.Hold(ctx, l, e.r.db, "north", "gw-test", faclog.HoldOptions{Scope: facilityScope("north", ours, numbered),
 		Clock: clock.NewFake(t0)}) // never moved: projected at release
 	if err != nil {
 		t.Fatal(err)
@@ -250,14 +254,25 @@ func TestAHeldFacilityWritesOnlyItsOwn(t *testing.T) {
 		{[]string{bFacTerms, "south", "t-probe"}, false},
 		{[]string{bTerminals, terminalOf["north"]}, false},
 		{[]string{bItemIDs, "0193f0c2-0000-7000-8000-000000000001"}, false},
+		{[]string{bFacIDs, "north", "s001734567890.0000"}, true},
+		{[]string{bFacIDs, "south", "s001734567890.0000"}, false},
+		{[]string{bItems, string(u64(block + 7))}, true},
+		{[]string{bItems, string(u64(block - 1))}, false},
+		{[]string{bItems, string(u64(block + 4096))}, false},
+		{[]string{bItems, "not-a-number"}, false},
 	} {
 		err := put(w.path...)
 		switch {
 		case w.held && err != nil:
-			t.Errorf("north writes %v: %v", w.path, err)
+			t.Errorf("north writes %q: %v", w.path, err)
 		case !w.held && !errors.Is(err, faclog.ErrNotHeld):
-			t.Errorf("north writes %v: %v, want ErrNotHeld", w.path, err)
+			t.Errorf("north writes %q: %v, want ErrNotHeld", w.path, err)
 		}
+	}
+	// The items log's sequence is the state's: a holder takes its blocks in kv transactions
+	// of its own.
+	if err := h.Store().Update(ctx, func(tx kv.Tx) error { return tx.Bucket([]byte(bItems)).SetSequence(block + 8192) }); !errors.Is(err, faclog.ErrNotHeld) {
+		t.Errorf("north takes a block of arrival numbers: %v, want ErrNotHeld", err)
 	}
 	if err := h.Release(ctx); err != nil {
 		t.Fatal(err)
@@ -269,12 +284,14 @@ func TestAHeldFacilityWritesOnlyItsOwn(t *testing.T) {
 		}
 		nb := tx.Bucket([]byte(bFacTerms)).Bucket([]byte("north"))
 		got = append(got, fmt.Sprintf("fac_terms/north/t-probe=%v", nb != nil && nb.Get([]byte("t-probe")) != nil))
+		items := tx.Bucket([]byte(bItems))
+		got = append(got, fmt.Sprintf("items/block+7=%v", items.Get(u64(block+7)) != nil), fmt.Sprintf("items/block-1=%v", items.Get(u64(block-1)) != nil))
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"devices/" + terminalOf["north"] + "=true", "devices/" + terminalOf["south"] + "=false",
-		"balances/A1=true", "balances/S1=false", "fac_terms/north/t-probe=true"}
+		"balances/A1=true", "balances/S1=false", "fac_terms/north/t-probe=true", "items/block+7=true", "items/block-1=false"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("the relay's store after north let go:\n%v\nwant\n%v", got, want)
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 
 	"github.com/google/uuid"
 )
@@ -48,7 +49,9 @@ func Span(id string) string {
 	if ms, ok := MadeAt(id); ok {
 		// A second, not a minute: a busy facility makes a megabyte of entries a minute, which a
 		// group commit would read, and check, whole (tetherload found it, stop 33).
-		return fmt.Sprintf("s%012d", ms/1000) // 2^48 ms is some 281 billion seconds
+		// 2^48 ms is some 281 billion seconds. Not fmt: a gateway names every item's span
+		// twice a batch, and Sprintf was a fortieth of its CPU (stop 34).
+		return string(decimal(append(make([]byte, 0, 13), 's'), ms/1000, 12))
 	}
 	h := fnv.New32a()
 	h.Write([]byte(id))
@@ -66,7 +69,20 @@ func MadeAt(id string) (ms uint64, ok bool) {
 }
 
 // Key is the key of span's n-th record (from 0): keys sort by span, then by n.
-func Key(span string, n int) string { return fmt.Sprintf("%s.%04d", span, n) }
+func Key(span string, n int) string {
+	b := append(append(make([]byte, 0, len(span)+5), span...), '.')
+	return string(decimal(b, uint64(n), 4))
+}
+
+// decimal appends v to b in at least width digits, zero-padded (fmt's %0*d).
+func decimal(b []byte, v uint64, width int) []byte {
+	var d [20]byte
+	digits := strconv.AppendUint(d[:0], v, 10)
+	for range width - len(digits) {
+		b = append(b, '0')
+	}
+	return append(b, digits...)
+}
 
 // entryVersion leads each entry: a later layout gets another.
 const entryVersion = 1

@@ -110,6 +110,14 @@ func TestSpanIsTheSecondTheIDWasMade(t *testing.T) {
 	if !(Key(a, 9999) < Key(next, 0)) || !(Key(a, 1) < Key(a, 2)) {
 		t.Fatalf("keys out of order: %s %s %s", Key(a, 9999), Key(next, 0), Key(a, 1))
 	}
+	for _, n := range []int{0, 7, 123, 9999, 10000, 123456} {
+		if got, want := Key(a, n), fmt.Sprintf("%s.%04d", a, n); got != want {
+			t.Errorf("Key(%s, %d) = %s, want %s", a, n, got, want)
+		}
+	}
+	if s, want := Span(v7(rng, time.UnixMilli(999))), fmt.Sprintf("s%012d", 0); s != want {
+		t.Errorf("span of the first second: %s, want %s", s, want)
+	}
 	// The latest time a UUIDv7 can say still sorts after the earliest.
 	var last uuid.UUID
 	for i := range 6 {
