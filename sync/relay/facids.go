@@ -41,8 +41,10 @@ const (
 )
 
 // idIndexMax is how many records' sets a relay's index keeps (under 1 KB each at 4 KiB a
-// record): a second's records of every facility a gateway serves, many times over.
-const idIndexMax = 16384
+// record, so at most some 4 MB): the current second's records of every facility a gateway
+// serves (a state's 100, one or two each), many times over; an old resend reads its
+// second's records again.
+const idIndexMax = 4096
 
 // facIDs is how a relay keeps item ids, read once at open: a store never changes it.
 type facIDs struct {

@@ -28,7 +28,7 @@ const (
 // which TestEveryRootHasAnOwnerKind refuses: each new root must be placed.
 func rootOwner(root string) (kind ownerKind, known bool) {
 	switch root {
-	case bDedupe, bRefusals, bRefused, bConflicts, bDevices, bAudit, bSeqs, bStampDue, bDown, bDownAcked, bDownFrom:
+	case bDedupe, bRefusals, bRefused, bConflicts, bDevices, bAudit, bSeqs, bStampDue, bDown, bDownAcked, bDownFrom, bTermSeen:
 		return terminalRecords, true
 	case bCharges, bCredits, bSessions, bBalances, bByInmate, bOwned:
 		return inmateRecords, true
@@ -48,7 +48,7 @@ func rootOwner(root string) (kind ownerKind, known bool) {
 // kind ("i/" + inmate + "/" + ...). ok is false for a name that names no owner.
 func ownerIn(root string, name []byte) (owner string, ok bool) {
 	switch root {
-	case bDevices, bBalances, bStampDue, bDownAcked, bDownFrom, bDown, bFacDown:
+	case bDevices, bBalances, bStampDue, bDownAcked, bDownFrom, bDown, bFacDown, bTermSeen:
 		return string(name), len(name) > 0
 	case bOwned:
 		if len(name) < 2 || name[1] != '/' {

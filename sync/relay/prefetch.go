@@ -53,6 +53,7 @@ func batchKeys(t TerminalInfo, own *owner, batches []upBatch, preps [][]prepared
 	l.add(bTerminals, t.ID)
 	l.add(bFacilities, t.FacilityID)
 	l.add(bStampDue, t.ID)
+	status := false
 	for i, b := range batches {
 		l.add(bDedupe, dedupeKey(t.ID, b.Epoch))
 		for j, it := range b.Items {
@@ -60,6 +61,10 @@ func batchKeys(t TerminalInfo, own *owner, batches []upBatch, preps [][]prepared
 				ids.keys(&l, t.FacilityID, it.ID)
 			} else {
 				l.add(bItemIDs, it.ID)
+			}
+			if it.Kind == wire.UpDeviceStatus && !status {
+				l.add(bTermSeen, t.ID) // its queue (termseen.go)
+				status = true
 			}
 			if i < len(preps) && j < len(preps[i]) {
 				bodyKeys(&l, it.Kind, preps[i][j].up.Value)
@@ -143,6 +148,7 @@ func ackKeys(id string, own *owner, seen bool) []kv.Key {
 	}
 	if seen {
 		l.add(bTerminals, id)
+		l.add(bTermSeen, id)
 	}
 	l.add(bDownAcked, id)
 	return append(l, kv.Key{Path: [][]byte{[]byte(bDown), []byte(id)}})

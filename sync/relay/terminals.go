@@ -20,11 +20,21 @@ func (r *Relay) terminals(read func(op string, fn func(tx kv.Tx) error) error) (
 	out := []TerminalInfo{}
 	err := read("list terminals", func(tx kv.Tx) error {
 		out = out[:0]
-		tails := map[string][]logTail{}
-		return forEachJSON(tx, bTerminals, "", func(_ string, t terminalRec) bool {
-			out = append(out, r.terminalInfo(tx, t, tails))
+		var recs []terminalRec
+		var keys keyList
+		if err := forEachJSON(tx, bTerminals, "", func(_ string, t terminalRec) bool {
+			recs = append(recs, t)
+			keys.add(bTermSeen, t.ID)
 			return true
-		})
+		}); err != nil {
+			return err
+		}
+		kv.Prefetch(tx, keys) // each one's term_seen record, read together
+		tails := map[string][]logTail{}
+		for _, t := range recs {
+			out = append(out, r.terminalInfo(tx, t, tails))
+		}
+		return nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, err
@@ -66,6 +76,7 @@ func (r *Relay) terminalsOf(read func(op string, fn func(tx kv.Tx) error) error,
 		var keys keyList
 		for _, id := range ids {
 			keys.add(bTerminals, id)
+			keys.add(bTermSeen, id)
 		}
 		kv.Prefetch(tx, keys)
 		tails := map[string][]logTail{}
@@ -120,11 +131,14 @@ func (r *Relay) terminalInfo(tx kv.Tx, t terminalRec, tails map[string][]logTail
 	if url, ok := r.connectedElsewhere(tx, t.ID); ok {
 		info.Connected, info.Gateway = true, url
 	}
+	if seen, ok, err := seenOf(tx, t.ID); err == nil && ok {
+		seen.applyTo(&info)
+	}
 	if s := r.hub.session(t.ID); s != nil {
 		info.Connected, info.Gateway = true, r.GatewayURL()
 		info.DownAcked = max(info.DownAcked, min(s.acked.Load(), info.DownQueued))
 		if seen, ok := s.pendingSeen(); ok {
-			seen.apply(&info)
+			seen.state().applyTo(&info)
 		}
 	}
 	return info
@@ -210,17 +224,13 @@ func (r *Relay) refreshTabletBound(tx kv.Tx, f *fanout, facility, inmateID strin
 	return f.toInmate(facility, inmateID, "", wire.DownInmate, in.Inmate)
 }
 
-// apply sets what a hello reports on a terminal's record.
-func (seen seenRec) apply(t *TerminalInfo) {
-	t.LastSeen = seen.at
-	if seen.software != "" {
-		t.Software = seen.software
-	}
-	t.ItemsWaiting = seen.waiting
-	t.OldestWaiting = time.Time{}
+// state is what a hello reports, as the terminal's term_seen record keeps it (termseen.go).
+func (seen seenRec) state() seenState {
+	s := seenState{LastSeen: seen.at, Software: seen.software, ItemsWaiting: seen.waiting}
 	if seen.waiting > 0 && !seen.oldest.IsZero() {
-		t.OldestWaiting = seen.oldest.UTC()
+		s.OldestWaiting = seen.oldest.UTC()
 	}
+	return s
 }
 
 // seenTx writes a hello's record (nothing if seen is nil): a write of the connection carries
@@ -229,13 +239,18 @@ func seenTx(tx kv.Tx, id string, seen *seenRec) error {
 	if seen == nil {
 		return nil
 	}
-	var t terminalRec
-	ok, err := getJSON(tx, bTerminals, id, &t)
-	if err != nil || !ok {
-		return err // gone (a test wiped it?): nothing to record
+	if tx.Bucket([]byte(bTerminals)).Get([]byte(id)) == nil {
+		return nil // gone (a test wiped it?): nothing to record
 	}
-	seen.apply(&t.TerminalInfo)
-	return putJSON(tx, bTerminals, id, t)
+	s := seen.state()
+	if s.Software == "" { // a hello that did not say keeps what the last one said
+		prev, _, err := seenOf(tx, id)
+		if err != nil {
+			return err
+		}
+		s.Software = prev.Software
+	}
+	return putJSON(tx, bTermSeen, id, s)
 }
 
 // listRevoked puts a revoked terminal on its facility's list of revoked ones (fac_revoked); a

@@ -514,29 +514,20 @@ func (r *Relay) applyItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 		}
 		var n float64
 		if raw, ok := st["items_waiting"]; ok && json.Unmarshal(raw, &n) == nil && n >= 0 && n < 1e9 {
-			// The record's queue fields alone first: most reports change nothing, and the
-			// whole record (its key, its history) is decoded only to be written.
-			var queue struct {
-				ItemsWaiting  int       `json:"items_waiting"`
-				OldestWaiting time.Time `json:"oldest_waiting,omitzero"`
-			}
-			if _, err := getJSON(tx, bTerminals, t.ID, &queue); err != nil {
+			seen, _, err := seenOf(tx, t.ID)
+			if err != nil {
 				return "", err
 			}
-			if queue.ItemsWaiting == int(n) && (n != 0 || queue.OldestWaiting.IsZero()) {
+			if seen.ItemsWaiting == int(n) && (n != 0 || seen.OldestWaiting.IsZero()) {
 				// Unchanged: a terminal reports with every few batches, and rewriting its
 				// record costs a committed message (JetStream) or a page (bbolt) for nothing.
 				return "", nil
 			}
-			var rec terminalRec
-			if _, err := getJSON(tx, bTerminals, t.ID, &rec); err != nil {
-				return "", err
-			}
-			rec.ItemsWaiting = int(n)
+			seen.ItemsWaiting = int(n)
 			if n == 0 {
-				rec.OldestWaiting = time.Time{} // nothing waits: the hello's oldest item went
+				seen.OldestWaiting = time.Time{} // nothing waits: the hello's oldest item went
 			}
-			return "", putJSON(tx, bTerminals, t.ID, rec)
+			return "", putJSON(tx, bTermSeen, t.ID, seen)
 		}
 		return "", nil
 	case wire.UpMessageRead:

@@ -155,6 +155,12 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 			add("terminal_list", "terminal %s is missing from the %s list of facility %s", k, list, t.FacilityID)
 		}
 	})
+	// Each terminal's own record of what it said (termseen.go) is a known terminal's.
+	eachRaw(tx, bTermSeen, decodeErr(bTermSeen), func(k string, _ seenState) {
+		if getRaw(tx, bTerminals, k) == nil {
+			add("term_seen", "terminal %s has a term_seen record but is not enrolled", k)
+		}
+	})
 	// Each contact is on the list of the facility it was asked from (contactlist.go), and on
 	// no other (a contact asked for again after a move changes lists).
 	eachRaw(tx, bContacts, decodeErr(bContacts), func(k string, c ContactRecord) {
