@@ -765,6 +765,9 @@ func (r *Relay) flushAck(s *session) error {
 		}
 		return err
 	}
+	if seen != nil && own != nil {
+		own.queue.Store(0) // the hello's queue, written beside a batch's: read it again
+	}
 	s.persisted.Store(max(persisted, seq))
 	if passing {
 		storeMax(&s.passed, pass)

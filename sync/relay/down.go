@@ -55,6 +55,10 @@ type fanout struct {
 	// ids is the group commit's item id records, which its calls share (facids.go): set by
 	// the committer on a store that keeps ids by facility.
 	ids *txIDs
+	// waiting is one more than the queue length this call's last status report left in its
+	// terminal's term_seen record (0: not known), for the connection once the call commits
+	// (owner.queue).
+	waiting int64
 }
 
 func (f *fanout) reset(tx kv.Tx) {
@@ -65,6 +69,7 @@ func (f *fanout) reset(tx kv.Tx) {
 	clear(f.inmates)
 	clear(f.facs)
 	clear(f.runs)
+	f.waiting = 0
 }
 
 // takeNumber takes the facility's next downlink number from its counter fb, and remembers for

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/coder/websocket"
 
@@ -44,6 +45,12 @@ var errSuperseded = errors.New("superseded by a newer connection of the terminal
 // owner is one connection's claim: the owner record it wrote.
 type owner struct {
 	rec []byte // gateway id + nonce, as stored
+	// queue is one more than the queue length this connection's last committed status
+	// report left in the terminal's term_seen record (0: not known). A status report saying
+	// the same again reads and writes nothing: on a shared store a key read and not written
+	// costs the commit a message (termseen.go). Batches of a connection are stored one after
+	// another; a hello's record written by an acknowledgement makes it unknown again.
+	queue atomic.Int64
 }
 
 // startOwners gives a relay on a shared store its gateway id, makes the owner bucket, and

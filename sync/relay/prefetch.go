@@ -63,7 +63,7 @@ func batchKeys(t TerminalInfo, own *owner, batches []upBatch, preps [][]prepared
 				l.add(bItemIDs, it.ID)
 			}
 			if it.Kind == wire.UpDeviceStatus && !status {
-				l.add(bTermSeen, t.ID) // its queue (termseen.go)
+				l.add(bTermSeen, t.ID) // its queue (termseen.go): read unless the connection knows it
 				status = true
 			}
 			if i < len(preps) && j < len(preps[i]) {

@@ -8,6 +8,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tether-kiosk/tether/internal/natstest"
+	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
+
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -113,5 +116,57 @@ func TestSeenStateMovedOutOfTerminalRecords(t *testing.T) {
 	rep, err := e.r.Verify()
 	if err != nil || rep.OK || rep.Problems[0].Check != "term_seen" {
 		t.Fatalf("verify with a stray term_seen record = %+v, %v; want a term_seen problem", rep, err)
+	}
+}
+
+// On a shared store a status report that says the queue length the connection's last one
+// said reads nothing of the terminal's term_seen record, so its commit need carry no check of
+// it (a message of its own in a group of many terminals, when the group's writes cannot carry
+// all its checks): the connection remembers what it left there. Forgetting that (as after a
+// failed write) costs each such report a read.
+func TestAnUnchangedQueueReadsNothing(t *testing.T) {
+	c := natstest.Start(t)
+	st := jetStore(t, c, 0, "seen")
+	e := newEnv(t, func(cfg *Config) { cfg.Store = st })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	tc := k.connect(t, 0)
+	tc.batch(k.item(wire.UpDeviceStatus, map[string]any{"items_waiting": 2}))
+	sess := e.r.hub.session(k.id)
+	if sess == nil {
+		t.Fatal("no session")
+	}
+	own, err := sess.owner()
+	if err != nil || own == nil {
+		t.Fatalf("owner: %v, %v", own, err)
+	}
+	reads := func(s jskv.Stats) int64 { return s.Reads + s.ReplicaReads + s.CacheHits }
+	messages := func(forget bool) (int64, int64) {
+		before := st.Stats()
+		for range 5 {
+			if forget {
+				own.queue.Store(0)
+			}
+			if ack := tc.batch(k.item(wire.UpDeviceStatus, map[string]any{"items_waiting": 2})); len(ack.Rejected) != 0 {
+				t.Fatalf("status: ack %+v", ack)
+			}
+		}
+		after := st.Stats()
+		return after.Messages - before.Messages, reads(after) - reads(before)
+	}
+	messages(false) // the connection's own records in the gateway's cache, as they are under load
+	msgsForgot, readForgot := messages(true)
+	msgs, read := messages(false)
+	t.Logf("5 unchanged status reports: %d messages and %d reads remembered, %d and %d forgotten", msgs, read, msgsForgot, readForgot)
+	if read+5 > readForgot || msgs > msgsForgot {
+		t.Errorf("5 unchanged reports read %d keys (%d messages), %d (%d) when the connection forgets its queue: want 5 reads fewer",
+			read, msgs, readForgot, msgsForgot)
+	}
+	if ti := e.terminalInfo(k.id); ti.ItemsWaiting != 2 {
+		t.Fatalf("the fleet shows %d waiting, want 2", ti.ItemsWaiting)
+	}
+	tc.batch(k.item(wire.UpDeviceStatus, map[string]any{"items_waiting": 0}))
+	if ti := e.terminalInfo(k.id); ti.ItemsWaiting != 0 {
+		t.Fatalf("after a change the fleet shows %d waiting, want 0", ti.ItemsWaiting)
 	}
 }

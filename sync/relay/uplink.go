@@ -73,6 +73,7 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	}
 	var acks []wire.Ack
 	var stop error
+	var queue int64 // f.waiting as the last run left it
 	defer r.metrics.batchStored(time.Now())
 	var own *owner
 	if len(batches) > 0 {
@@ -88,8 +89,15 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 				return err
 			}
 		}
+		f.waiting = 0
+		if own != nil {
+			f.waiting = own.queue.Load()
+		}
 		if err := seenTx(tx, t.ID, seen); err != nil {
 			return err
+		}
+		if seen != nil {
+			f.waiting = int64(seen.waiting) + 1
 		}
 		fac, pol, err := r.facilities.facilityFor(tx, t.FacilityID)
 		if err != nil {
@@ -106,8 +114,15 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 				break
 			}
 		}
+		queue = f.waiting
 		return tx.(*logTx).log.flush(tx)
 	})
+	if own != nil {
+		if err != nil {
+			queue = 0 // unknown: what failed may have landed after all
+		}
+		own.queue.Store(queue)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -514,6 +529,10 @@ func (r *Relay) applyItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 		}
 		var n float64
 		if raw, ok := st["items_waiting"]; ok && json.Unmarshal(raw, &n) == nil && n >= 0 && n < 1e9 {
+			if f.waiting == int64(int(n))+1 {
+				return "", nil // as the connection's last report said, which its record holds
+			}
+			f.waiting = int64(int(n)) + 1
 			seen, _, err := seenOf(tx, t.ID)
 			if err != nil {
 				return "", err
