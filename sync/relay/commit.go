@@ -53,7 +53,10 @@ type writeCall struct {
 	// before its functions run (kv.Prefetch, prefetch.go). It is called only on a store that
 	// prefetches: on bbolt working the keys out was a twentieth of the relay's CPU for nothing.
 	keys func() []kv.Key
-	done chan error
+	// numbers is at most how many arrival numbers fn takes (the items of its batches): the
+	// group's are reserved before it runs (itemnums.go).
+	numbers int
+	done    chan error
 }
 
 // committer queues write calls; the goroutine that commits them runs only while some wait.
@@ -70,6 +73,10 @@ type committer struct {
 	// is a write function's own (nothing committed) rather than the store's (itemnums.go).
 	began func()
 	ended func(err error, fnFailed bool)
+	// reserve, if set, is told before each run of a transaction how many arrival numbers its
+	// calls may take, to take them in a transaction of their own (itemnums.go). Its error is
+	// not the group's: a group that runs short takes them in its own transaction.
+	reserve func(ctx context.Context, numbers int) error
 	// applied, if set, is told of each call of a committed transaction, in the order they ran,
 	// before any caller hears of the commit (the facilities' downlink tails, downtail.go).
 	applied func(f *fanout)
@@ -128,6 +135,13 @@ func (c *committer) commit(group []*writeCall) {
 		ctx, cancel := context.WithTimeout(c.ctx, txTimeout)
 		size, bound, sized := 0, 0, false
 		ran := len(group) // the calls the last run took; the rest go in the next transaction
+		if c.reserve != nil {
+			numbers := 0
+			for _, call := range group {
+				numbers += call.numbers
+			}
+			_ = c.reserve(ctx, numbers) // see reserve
+		}
 		err := c.db.Update(ctx, func(tx kv.Tx) error {
 			if c.began != nil {
 				c.began()

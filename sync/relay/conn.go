@@ -740,7 +740,7 @@ func (r *Relay) flushAck(s *session) error {
 		s.putBackSeen(seen)
 		return err
 	}
-	err = r.updateAsKeys(own, s.id, "acknowledge downlink", func() []kv.Key { return ackKeys(s.id, own, seen != nil) }, func(tx kv.Tx, f *fanout) error {
+	err = r.updateAsKeys(own, s.id, "acknowledge downlink", func() []kv.Key { return ackKeys(s.id, own, seen != nil) }, 0, func(tx kv.Tx, f *fanout) error {
 		if err := seenTx(tx, s.id, seen); err != nil {
 			return err
 		}

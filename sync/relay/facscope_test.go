@@ -220,11 +220,14 @@ func TestAHeldFacilityWritesOnlyItsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	ours := func(kind ownerKind, id string) bool { return ownerFacility[kind][id] == "north" }
-	// North's holder numbers its items from a block of its own (the 4,096 numbers from
-	// 1<<40); the items log's records below it are another gateway's.
-	const block = 1 << 40
-	numbered := func(n uint64) bool { return n >= block && n < block+4096 }
-	h, err := faclog.Hold(ctx, l, e.r.db, "north", "gw-test", faclog.HoldOptions{Scope: facilityScope("north", ours, numbered),
+	// North's holder numbers its items from blocks of its own, taken in kv transactions of
+	// their own (itemnums.go); the items log's records below them are another gateway's.
+	nums := &itemNumbers{block: 4096, keep: true}
+	if err := nums.reserve(ctx, e.r.db, 3); err != nil {
+		t.Fatal(err)
+	}
+	block := nums.blocks[0].first
+	h, err := faclog.Hold(ctx, l, e.r.db, "north", "gw-test", faclog.HoldOptions{Scope: facilityScope("north", ours, nums.reserved),
 		Clock: clock.NewFake(t0)}) // never moved: projected at release
 	if err != nil {
 		t.Fatal(err)
@@ -270,9 +273,32 @@ func TestAHeldFacilityWritesOnlyItsOwn(t *testing.T) {
 		}
 	}
 	// The items log's sequence is the state's: a holder takes its blocks in kv transactions
-	// of its own.
+	// of their own, and a group commit on the held state numbers its items from them.
 	if err := h.Store().Update(ctx, func(tx kv.Tx) error { return tx.Bucket([]byte(bItems)).SetSequence(block + 8192) }); !errors.Is(err, faclog.ErrNotHeld) {
 		t.Errorf("north takes a block of arrival numbers: %v, want ErrNotHeld", err)
+	}
+	takeThree := func(nums *itemNumbers) ([]uint64, error) {
+		var got []uint64
+		err := h.Store().Update(ctx, func(tx kv.Tx) error {
+			nums.began()
+			got = got[:0]
+			for range 3 {
+				n, err := nums.take(tx)
+				if err != nil {
+					return err
+				}
+				got = append(got, n)
+			}
+			return nil
+		})
+		nums.ended(err, false)
+		return got, err
+	}
+	if got, err := takeThree(nums); err != nil || !slices.Equal(got, []uint64{block, block + 1, block + 2}) {
+		t.Errorf("north numbers three items from its block: %v, %v, want %d.. and no error", got, err, block)
+	}
+	if _, err := takeThree(&itemNumbers{block: 4096}); !errors.Is(err, faclog.ErrNotHeld) {
+		t.Errorf("north numbers three items with no block taken: %v, want ErrNotHeld", err)
 	}
 	if err := h.Release(ctx); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -18,10 +19,20 @@ import (
 // time, and a gateway that stops leaves the rest of its block unused (gaps: a number names
 // at most one item, never every number an item). Nothing reads the numbers as a count.
 //
-// A block is taken inside the write transaction that needs it, and counts only once that
-// transaction committed: a transaction that runs again starts from the numbers of the last
-// commit (what a failed run took was never stored), and a commit whose outcome is unknown
-// drops the block (the next one is read from the store, past anything that landed).
+// Where numbers come in blocks, a block is taken in a kv transaction of its own (reserve),
+// before the group commit that needs it runs: the sequence is the state's, and a facility's
+// held state (faclog.Held) refuses a write of it, so a group committed there could not take a
+// block itself. A block so taken is committed before any number of it is handed out, and a
+// number handed out is never handed out again: a run of the group that failed, or whose commit
+// got no answer, leaves the numbers it took unused (gaps). Only a run again within one Update
+// (the store refused its commit, so nothing of it landed) starts from the numbers the run
+// before it started from.
+//
+// Where a group runs short all the same (its calls said fewer items than they stored, or the
+// block could not be taken), or numbers are taken one at a time (a block of 1, bbolt), the
+// numbers are taken inside the group's transaction, as before stop 35. Such a block counts
+// only once that transaction committed, and a commit whose outcome is unknown drops it (the
+// next one is read from the store, past anything that landed).
 type itemNumbers struct {
 	block uint64 // numbers a block holds; 1 is NextSequence's numbering (bbolt)
 
@@ -32,6 +43,62 @@ type itemNumbers struct {
 	// (commit.go tells began and ended).
 	running     bool
 	tnext, tend uint64
+	// inTx: the run took [tnext, tend) in its own transaction, so the block is not the
+	// store's until that commits.
+	inTx bool
+	// keep: these are a held facility's numbers, so reserve keeps each block it took in
+	// blocks, oldest first, for as long as the hold lasts: the facility's scope holds the items
+	// log's records they number (facscope.go). The relay's own numbers keep none.
+	keep   bool
+	blocks []numberBlock
+}
+
+// numberBlock is the arrival numbers [first, end).
+type numberBlock struct{ first, end uint64 }
+
+// reserve makes sure the committed block holds at least n more numbers, taking a new one of
+// max(block, n) numbers in a kv transaction of its own on db when it does not (the rest of
+// the old one is left unused). With a block of 1 it does nothing: numbers are taken in the
+// group's transaction.
+func (in *itemNumbers) reserve(ctx context.Context, db kv.Store, n int) error {
+	if in.block <= 1 || n <= 0 {
+		return nil
+	}
+	in.mu.Lock()
+	left := in.end - in.next
+	in.mu.Unlock()
+	if left >= uint64(n) {
+		return nil
+	}
+	size := max(in.block, uint64(n))
+	var first uint64
+	err := db.Update(ctx, func(tx kv.Tx) error {
+		b := tx.Bucket([]byte(bItems))
+		first = b.Sequence() + 1
+		return b.SetSequence(first + size - 1)
+	})
+	if err != nil {
+		return fmt.Errorf("take %d arrival numbers: %w", size, err)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.next, in.end = first, first+size
+	if in.keep {
+		in.blocks = append(in.blocks, numberBlock{first, first + size})
+	}
+	return nil
+}
+
+// reserved reports whether the number n is in a block reserve took.
+func (in *itemNumbers) reserved(n uint64) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i := len(in.blocks) - 1; i >= 0; i-- {
+		if b := in.blocks[i]; n >= b.first && n < b.end {
+			return true
+		}
+	}
+	return false
 }
 
 // began is told that a run of the committer's transaction starts: it takes from the numbers
@@ -39,7 +106,7 @@ type itemNumbers struct {
 func (in *itemNumbers) began() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.running, in.tnext, in.tend = true, in.next, in.end
+	in.running, in.tnext, in.tend, in.inTx = true, in.next, in.end, false
 }
 
 // take returns the next arrival number for an item stored in tx, the committer's running
@@ -56,7 +123,7 @@ func (in *itemNumbers) take(tx kv.Tx) (uint64, error) {
 		if err := b.SetSequence(first + in.block - 1); err != nil {
 			return 0, fmt.Errorf("take arrival numbers %d..%d: %w", first, first+in.block-1, err)
 		}
-		in.tnext, in.tend = first, first+in.block
+		in.tnext, in.tend, in.inTx = first, first+in.block, true
 	}
 	n := in.tnext
 	in.tnext++
@@ -65,16 +132,17 @@ func (in *itemNumbers) take(tx kv.Tx) (uint64, error) {
 
 // ended is told how the committer's transaction ended. Committed (err nil): what its last run
 // took is gone. A write function's own error (fnFailed): nothing was committed, what it took is
-// free again. Any other error drops the block, since a commit whose answer was lost may have
-// stored items under numbers of it; the next block is read from the store, past them.
+// free again. Any other error leaves what the run took unused, since a commit whose answer was
+// lost may have stored items under those numbers; a block the run took itself is dropped
+// whole (the next one is read from the store, past them).
 func (in *itemNumbers) ended(err error, fnFailed bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	switch {
-	case fnFailed:
-	case err != nil:
+	case fnFailed || !in.running:
+	case err != nil && in.inTx:
 		in.next, in.end = 0, 0
-	case in.running:
+	default:
 		in.next, in.end = in.tnext, in.tend
 	}
 	in.running = false

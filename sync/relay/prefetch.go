@@ -96,11 +96,11 @@ func bodyKeys(l *keyList, kind string, v any) {
 }
 
 // updateAsKeys is updateAs with keys fn is known to read (updateKeys).
-func (r *Relay) updateAsKeys(own *owner, id, op string, keys func() []kv.Key, fn func(tx kv.Tx, f *fanout) error) error {
+func (r *Relay) updateAsKeys(own *owner, id, op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) error {
 	if own == nil {
-		return r.updateKeys(op, keys, fn)
+		return r.updateKeys(op, keys, numbers, fn)
 	}
-	return r.updateKeys(op, keys, func(tx kv.Tx, f *fanout) error {
+	return r.updateKeys(op, keys, numbers, func(tx kv.Tx, f *fanout) error {
 		if err := ownerTx(tx, id, own); err != nil {
 			return err
 		}

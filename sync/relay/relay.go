@@ -295,7 +295,8 @@ func Open(cfg Config) (*Relay, error) {
 		}
 	}
 	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }, began: r.itemNums.began, ended: r.itemNums.ended,
-		applied: r.downTails.committed}
+		applied: r.downTails.committed,
+		reserve: func(ctx context.Context, n int) error { return r.itemNums.reserve(ctx, db, n) }}
 	if ids.on {
 		r.writes.ids = ids.ix
 	}
@@ -374,14 +375,15 @@ func New(cfg Config) (*Relay, error) { return Open(cfg) }
 // commit.go) and, once it committed, wakes the terminals fn queued downlink for and writes the
 // log lines fn left with the fanout. fn may run more than once and must be safe to re-run.
 func (r *Relay) update(op string, fn func(tx kv.Tx, f *fanout) error) error {
-	return r.updateKeys(op, nil, fn)
+	return r.updateKeys(op, nil, 0, fn)
 }
 
 // updateKeys is update with keys fn is known to read, for the store to fetch with the rest of
-// its group's before the group runs (prefetch.go).
-func (r *Relay) updateKeys(op string, keys func() []kv.Key, fn func(tx kv.Tx, f *fanout) error) error {
+// its group's before the group runs (prefetch.go), and at most how many arrival numbers it
+// takes (itemnums.go).
+func (r *Relay) updateKeys(op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) error {
 	f := &fanout{r: r}
-	if err := r.writes.do(&writeCall{fn: fn, f: f, keys: keys}); err != nil {
+	if err := r.writes.do(&writeCall{fn: fn, f: f, keys: keys, numbers: numbers}); err != nil {
 		return ioErr(op, err)
 	}
 	for _, l := range f.logs {

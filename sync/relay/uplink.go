@@ -79,7 +79,7 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	if len(batches) > 0 {
 		own = batches[0].own
 	}
-	err := r.updateAsKeys(own, t.ID, "store batch", func() []kv.Key { return batchKeys(t, own, batches, preps, &r.ids) }, func(tx kv.Tx, f *fanout) error {
+	err := r.updateAsKeys(own, t.ID, "store batch", func() []kv.Key { return batchKeys(t, own, batches, preps, &r.ids) }, items, func(tx kv.Tx, f *fanout) error {
 		acks, stop = acks[:0], nil // a re-run starts over
 		// The items are written as log records once the batches are stored (itemlog.go).
 		bolt := onBolt(tx)
