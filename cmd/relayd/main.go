@@ -171,6 +171,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR|-store URL [-json]   (check a stopped relay's file, or the gateways' stream)\n"+
+			"       relayd repair-ids -data DIR|-store URL [-json]   (rebuild the item id records verify names)\n"+
 			"       relayd backup -o FILE [-relay URL]   (copy a running relay's store)\n"+
 			"       relayd console-user add|list|disable|enable -data DIR|-store URL ...   (staff accounts of the web console)\n       relayd -version")
 		fs.PrintDefaults()
@@ -302,10 +303,14 @@ func readTokenFile(path string) (string, error) {
 }
 
 // run serves until ctx ends; ready, if set, receives the listening base URL. `relayd verify`
-// checks a stopped relay's file instead.
+// checks a stopped relay's file instead, and `relayd repair-ids` rebuilds its damaged item id
+// records.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
 	if len(args) > 0 && args[0] == "verify" {
 		return verify(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "repair-ids" {
+		return repairIDs(args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "backup" {
 		return backup(ctx, args[1:], getenv, stdout, stderr)

@@ -16,27 +16,10 @@ import (
 // prints each problem, or "relay ok", and fails when anything is wrong, as `kioskctl verify`
 // does for a terminal.
 func verify(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("relayd verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	state := addStateFlags(fs)
-	var maxMiB uint64
-	registerVerifyMax(fs, &maxMiB)
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: relayd verify -data DIR [-json]\n       relayd verify -store nats://host:port[,...] [-nats-creds FILE | -nats-nkey FILE] [-verify-max-mib N] [-json]\n\n"+
-			"Checks relay.db's pages and the relay's rules of money and letters: running totals against\n"+
-			"deposits, charges and credits; every credit against its charge; every uplink item stored\nonce; letters under their own ids. "+
-			"With -data the relay must be stopped; with -store the gateways\nmay keep running.")
-		fs.PrintDefaults()
-		fmt.Fprintln(stderr, exitStatuses)
-	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q", fs.Arg(0))
-	}
-	r, closeRelay, err := state.open(context.Background(), stderr, func(c *relay.Config) { c.VerifyMaxBytes = maxMiB << 20 })
+	r, closeRelay, asJSON, err := openWholeRead("relayd verify", "usage: relayd verify -data DIR [-json]\n       relayd verify -store nats://host:port[,...] [-nats-creds FILE | -nats-nkey FILE] [-verify-max-mib N] [-json]\n\n"+
+		"Checks relay.db's pages and the relay's rules of money and letters: running totals against\n"+
+		"deposits, charges and credits; every credit against its charge; every uplink item stored\nonce; letters under their own ids. "+
+		"With -data the relay must be stopped; with -store the gateways\nmay keep running.", "print the report as JSON", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -45,10 +28,8 @@ func verify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+	if asJSON {
+		if err := printJSON(stdout, rep); err != nil {
 			return fmt.Errorf("print report: %w", err)
 		}
 	} else if err := rep.WriteText(stdout, "relay"); err != nil {
@@ -58,6 +39,37 @@ func verify(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("verify: %d problems found", len(rep.Problems))
 	}
 	return nil
+}
+
+// openWholeRead parses the flags of a command that reads the relay's state whole (verify,
+// repair-ids: -data or -store, -verify-max-mib, -json) and opens the relay they name.
+func openWholeRead(name, usage, jsonUsage string, args []string, stderr io.Writer) (r *relay.Relay, closeFn func(), asJSON bool, err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	state := addStateFlags(fs)
+	var maxMiB uint64
+	registerVerifyMax(fs, &maxMiB)
+	j := fs.Bool("json", false, jsonUsage)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, usage)
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, exitStatuses)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, false, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, false, usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	r, closeFn, err = state.open(context.Background(), stderr, func(c *relay.Config) { c.VerifyMaxBytes = maxMiB << 20 })
+	return r, closeFn, *j, err
+}
+
+// printJSON writes v to w as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // registerVerifyMax adds -verify-max-mib, the largest store (on a cluster) a verify reads whole

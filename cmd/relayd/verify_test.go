@@ -61,3 +61,28 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatalf("verify of money minted behind the relay's back: exit %d %v, %q", exitStatus(err), err, out.String())
 	}
 }
+
+// relayd repair-ids on a stopped relay whose item id records are sound rebuilds nothing and
+// says so; on a running one it is refused the file, as verify is. (What it rebuilds, and that
+// a terminal's resend is then kept once, is sync/relay's TestRepairRebuildsADamagedIDSpan.)
+func TestRepairIDsCommand(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{TokenEnv: "repair-test-token-0123456789"}
+	_, _, _, stop := start(t, []string{"-data", dir, "-listen", "127.0.0.1:0"}, env)
+	var out syncBuf
+	if err := run(context.Background(), []string{"repair-ids", "-data", dir}, nil, &out, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("repair-ids on a running relay: %v", err)
+	}
+	stop()
+	out = syncBuf{}
+	if err := run(context.Background(), []string{"repair-ids", "-data", dir}, nil, &out, io.Discard, nil); err != nil || !strings.Contains(out.String(), "nothing to repair") {
+		t.Fatalf("repair-ids on a sound relay: %v, %q", err, out.String())
+	}
+	out = syncBuf{}
+	if err := run(context.Background(), []string{"repair-ids", "-data", dir, "-json"}, nil, &out, io.Discard, nil); err != nil || !strings.Contains(out.String(), `"spans": []`) {
+		t.Fatalf("repair-ids -json on a sound relay: %v, %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"repair-ids"}, nil, &out, io.Discard, nil); err == nil || exitStatus(err) != 2 {
+		t.Fatalf("repair-ids with neither -data nor -store: exit %d %v, want a usage error", exitStatus(err), err)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/tether-kiosk/tether/sync/relay/idrecs"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -144,8 +143,9 @@ func idsByFacility(tx kv.Tx) bool {
 	return boltkv.BoltTx(tx) == nil || string(tx.Bucket([]byte(bMeta)).Get([]byte(kIDLayout))) == "facility"
 }
 
-// verifyIDRecords adds a problem for each id record of a facility that does not decode, or
-// holds an id of another span than its key names (a look-up would not find it there).
+// verifyIDRecords adds a problem for each span of a facility's id records that a look-up
+// cannot read whole (findDamagedSpans, which relayd repair-ids rebuilds), and for each record
+// not named span.n, which no look-up reads.
 func verifyIDRecords(tx kv.Tx, add func(check, format string, args ...any)) {
 	root := tx.Bucket([]byte(bFacIDs))
 	if root == nil {
@@ -153,23 +153,16 @@ func verifyIDRecords(tx kv.Tx, add func(check, format string, args ...any)) {
 		return
 	}
 	_ = root.ForEachBucket(func(fac []byte) error {
-		return root.Bucket(fac).ForEach(func(k, v []byte) error {
-			span, _, ok := strings.Cut(string(k), ".")
-			if !ok {
+		return root.Bucket(fac).ForEach(func(k, _ []byte) error {
+			if _, ok := recordNumber(k); !ok {
 				add("id_records", "facility %s: record %q is not named span.n", fac, k)
-				return nil
-			}
-			if err := idrecs.Each(v, func(ref idrecs.Ref) bool {
-				if got := idrecs.Span(ref.ID); got != span {
-					add("id_records", "facility %s: record %s holds item id %s, of span %s", fac, k, ref.ID, got)
-				}
-				return true
-			}); err != nil {
-				add("id_records", "facility %s: record %s: %v", fac, k, err)
 			}
 			return nil
 		})
 	})
+	for _, d := range findDamagedSpans(tx) {
+		add("id_records", "facility %s: span %s: %s (relayd repair-ids rebuilds it)", d.facility, d.span, d.why)
+	}
 }
 
 // errHoldsIDs: a store that holds item ids in item_ids keeps them there.
