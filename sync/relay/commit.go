@@ -83,6 +83,9 @@ type committer struct {
 	// ids, if set, is the index of the facilities' item id records: each run of a
 	// transaction gives its calls one txIDs, written after the last (facids.go).
 	ids *idrecs.Index
+	// nums hands out the arrival numbers its calls' items take (itemnums.go); began, ended
+	// and reserve tell it of the transactions.
+	nums *itemNumbers
 	// limit is how many calls the next group takes (at most maxGroup, at least 1); 0 means
 	// maxGroup. Only the committer goroutine touches it.
 	limit int
@@ -168,7 +171,7 @@ func (c *committer) commit(group []*writeCall) {
 					break
 				}
 				call.f.reset(tx)
-				call.f.ids = ids
+				call.f.ids, call.f.nums = ids, c.nums
 				if err := safeCall(call, tx); err != nil {
 					failed, failErr = i, err
 					return err

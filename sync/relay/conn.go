@@ -217,7 +217,7 @@ func (r *Relay) openSession(ctx context.Context, c *websocket.Conn, tc *termConn
 	// carries its own records back, and starts a new epoch before numbering anything anew.
 	restored := false
 	if hello.UplinkNext > 0 {
-		high, err := r.uplinkHigh(info.ID, hello.Epoch)
+		high, err := r.uplinkHigh(info.ID, info.FacilityID, hello.Epoch)
 		if err != nil {
 			r.fail(c, "read uplink position", err)
 			return sess, hello, false
@@ -740,7 +740,7 @@ func (r *Relay) flushAck(s *session) error {
 		s.putBackSeen(seen)
 		return err
 	}
-	err = r.updateAsKeys(own, s.id, "acknowledge downlink", func() []kv.Key { return ackKeys(s.id, own, seen != nil) }, 0, func(tx kv.Tx, f *fanout) error {
+	err = r.updateAsKeys(own, s.id, s.facility, "acknowledge downlink", func() []kv.Key { return ackKeys(s.id, own, seen != nil) }, 0, func(tx kv.Tx, f *fanout) error {
 		if err := seenTx(tx, s.id, seen); err != nil {
 			return err
 		}

@@ -55,6 +55,9 @@ type fanout struct {
 	// ids is the group commit's item id records, which its calls share (facids.go): set by
 	// the committer on a store that keeps ids by facility.
 	ids *txIDs
+	// nums hands out the arrival numbers of the items this call stores: its committer's
+	// (the relay's, or a held facility's, holds.go).
+	nums *itemNumbers
 	// waiting is one more than the queue length this call's last status report left in its
 	// terminal's term_seen record (0: not known), for the connection once the call commits
 	// (owner.queue).
@@ -742,9 +745,9 @@ func downFrame(items [][]byte) ([]byte, error) {
 
 // downPosition reads where a terminal's downlink stands: last queued and last acknowledged seq.
 // uplinkHigh is the highest contiguous uplink seq the relay holds for (terminal, epoch).
-func (r *Relay) uplinkHigh(id, epoch string) (uint64, error) {
+func (r *Relay) uplinkHigh(id, facility, epoch string) (uint64, error) {
 	var high uint64
-	err := r.view("read uplink position", func(tx kv.Tx) error {
+	err := r.viewFor(facility, "read uplink position", func(tx kv.Tx) error {
 		high = readU64(tx.Bucket([]byte(bDedupe)).Get([]byte(dedupeKey(id, epoch))))
 		return nil
 	})
@@ -754,7 +757,7 @@ func (r *Relay) uplinkHigh(id, epoch string) (uint64, error) {
 // downPosition is where terminal id's downlink stands (downState) and the number below which
 // its facility's log holds nothing for it (downFrom).
 func (r *Relay) downPosition(id, facility string) (last, acked, from uint64, err error) {
-	err = r.view("read downlink position", func(tx kv.Tx) error {
+	err = r.viewFor(facility, "read downlink position", func(tx kv.Tx) error {
 		last, acked = downState(tx, id, facility)
 		from = downFrom(tx, id)
 		return nil

@@ -206,20 +206,6 @@ func ownerTx(tx kv.Tx, id string, own *owner) error {
 	return nil
 }
 
-// updateAs is update for a write made on behalf of a terminal's connection: fn runs only while
-// the connection still owns the terminal.
-func (r *Relay) updateAs(own *owner, id, op string, fn func(tx kv.Tx, f *fanout) error) error {
-	if own == nil {
-		return r.update(op, fn)
-	}
-	return r.update(op, func(tx kv.Tx, f *fanout) error {
-		if err := ownerTx(tx, id, own); err != nil {
-			return err
-		}
-		return fn(tx, f)
-	})
-}
-
 // closeSuperseded closes a connection whose write found it superseded, with the reason the
 // terminal knows, and reports whether it did.
 func closeSuperseded(c *websocket.Conn, err error) bool {

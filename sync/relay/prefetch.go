@@ -95,12 +95,16 @@ func bodyKeys(l *keyList, kind string, v any) {
 	}
 }
 
-// updateAsKeys is updateAs with keys fn is known to read (updateKeys).
-func (r *Relay) updateAsKeys(own *owner, id, op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) error {
+// updateAsKeys is update for a write made on behalf of a terminal's connection: fn runs only
+// while the connection still owns the terminal (own; nil: no claims, a single relay), with
+// the keys fn is known to read and the arrival numbers it may take (updateKeys), on the
+// terminal's facility's held state where this relay holds it (holds.go).
+func (r *Relay) updateAsKeys(own *owner, id, facility, op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) error {
+	w := r.writerFor(facility)
 	if own == nil {
-		return r.updateKeys(op, keys, numbers, fn)
+		return r.updateOn(w, op, keys, numbers, fn)
 	}
-	return r.updateKeys(op, keys, numbers, func(tx kv.Tx, f *fanout) error {
+	return r.updateOn(w, op, keys, numbers, func(tx kv.Tx, f *fanout) error {
 		if err := ownerTx(tx, id, own); err != nil {
 			return err
 		}

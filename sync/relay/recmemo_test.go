@@ -72,7 +72,7 @@ func TestBatchAfterRevocationOnTheStoreIsRefused(t *testing.T) {
 	}
 	send(t, c.c, wire.Batch{Epoch: k.epoch, Items: []wire.Item{letter(k, "A1", 2, "after")}})
 	expectClose(t, c.c, websocket.StatusPolicyViolation, wire.ReasonRevoked)
-	high, err := e.r.uplinkHigh(k.id, k.epoch)
+	high, err := e.r.uplinkHigh(k.id, "north", k.epoch)
 	if err != nil {
 		t.Fatal(err)
 	}

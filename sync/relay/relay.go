@@ -144,6 +144,8 @@ type Relay struct {
 	writes *committer
 	// itemNums hands out uplink items' arrival numbers (itemnums.go).
 	itemNums *itemNumbers
+	// held are the facilities this relay holds (holds.go).
+	held holdSet
 	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
 	writeTxs atomic.Uint64
 	// facilities and inmates remember the records batches read, decoded (recmemo.go).
@@ -294,7 +296,7 @@ func Open(cfg Config) (*Relay, error) {
 			r.itemNums.block = defaultItemNumberBlock
 		}
 	}
-	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }, began: r.itemNums.began, ended: r.itemNums.ended,
+	r.writes = &committer{db: db, ctx: r.ctx, txs: func() { r.writeTxs.Add(1) }, nums: r.itemNums, began: r.itemNums.began, ended: r.itemNums.ended,
 		applied: r.downTails.committed,
 		reserve: func(ctx context.Context, n int) error { return r.itemNums.reserve(ctx, db, n) }}
 	if ids.on {
@@ -346,6 +348,11 @@ func (r *Relay) Close() error {
 			r.feed.stop()
 		}
 		r.hub.closeAll()
+		// The connections' last writes went to their facilities' held states: projected once
+		// more as each is let go.
+		if herr := r.releaseAll(); herr != nil {
+			r.logf("relay: let the held facilities go: %v", herr)
+		}
 		// After the connections closed: each writes its terminal's last acknowledgement as it
 		// goes (flushAck), and that write must still commit.
 		r.cancel()
@@ -382,8 +389,13 @@ func (r *Relay) update(op string, fn func(tx kv.Tx, f *fanout) error) error {
 // its group's before the group runs (prefetch.go), and at most how many arrival numbers it
 // takes (itemnums.go).
 func (r *Relay) updateKeys(op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) error {
+	return r.updateOn(r.writes, op, keys, numbers, fn)
+}
+
+// updateOn is updateKeys through the committer w (a held facility's, holds.go).
+func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) error {
 	f := &fanout{r: r}
-	if err := r.writes.do(&writeCall{fn: fn, f: f, keys: keys, numbers: numbers}); err != nil {
+	if err := w.do(&writeCall{fn: fn, f: f, keys: keys, numbers: numbers}); err != nil {
 		return ioErr(op, err)
 	}
 	for _, l := range f.logs {

@@ -314,7 +314,7 @@ func inForce(n wire.Notice, now time.Time) bool { return n.Until.IsZero() || now
 func (r *Relay) resync(own *owner, t TerminalInfo, applied, floor uint64, restored, cut bool) (bool, error) {
 	now := r.clock.Now().UTC()
 	queued := false
-	err := r.updateAs(own, t.ID, "resync terminal", func(tx kv.Tx, f *fanout) error {
+	err := r.updateAsKeys(own, t.ID, t.FacilityID, "resync terminal", nil, 0, func(tx kv.Tx, f *fanout) error {
 		queued = false
 		last, acked := downState(tx, t.ID, t.FacilityID)
 		acked = max(acked, min(floor, last))

@@ -79,7 +79,7 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 	if len(batches) > 0 {
 		own = batches[0].own
 	}
-	err := r.updateAsKeys(own, t.ID, "store batch", func() []kv.Key { return batchKeys(t, own, batches, preps, &r.ids) }, items, func(tx kv.Tx, f *fanout) error {
+	err := r.updateAsKeys(own, t.ID, t.FacilityID, "store batch", func() []kv.Key { return batchKeys(t, own, batches, preps, &r.ids) }, items, func(tx kv.Tx, f *fanout) error {
 		acks, stop = acks[:0], nil // a re-run starts over
 		// The items are written as log records once the batches are stored (itemlog.go).
 		bolt := onBolt(tx)
@@ -237,7 +237,10 @@ func (r *Relay) storeItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 	}
 	// The item's arrival number, taken first: a letter it carries refers to its record for the
 	// body text (letterRec).
-	n, err := r.itemNums.take(ltx.Tx)
+	if f.nums == nil {
+		return "", fmt.Errorf("store item %d: no arrival numbers: not in a group commit", it.Seq)
+	}
+	n, err := f.nums.take(ltx.Tx)
 	if err != nil {
 		return "", err
 	}

@@ -1,0 +1,148 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tether-kiosk/tether/sync/relay/faclog"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// Held facilities (docs/SCALE.md, "A status report on a held facility" and "The second
+// writer"). A gateway that holds a facility (faclog.Hold) commits its terminals' batches and
+// acknowledgements on the facility's held state, one log entry a group commit, through a
+// committer of its own; the kv state follows by the holding's projection. The hello's
+// positions are read from the held state too, since the kv state is behind it.
+//
+// Only those writes are routed so far. Every other write of a held facility's records (the
+// console's deposits and reviews, downlink fan-outs, enrollment, a roster move) still goes
+// through kv transactions, where the projection would overwrite it: so no gateway holds a
+// facility yet, and only tests call holdFacility. What remains before relayd may hold its
+// home facilities is listed in SCALE.md.
+
+// heldFacility is one facility this relay holds.
+type heldFacility struct {
+	facility string
+	holding  *faclog.Holding
+	writes   *committer
+	nums     *itemNumbers
+	// members are the facility's terminals and inmates as the kv state listed them at the
+	// claim (fac_terms, fac_revoked, fac_inmates): the scope's owners.
+	members map[ownerKind]map[string]bool
+}
+
+// holdSet is the facilities a relay holds.
+type holdSet struct {
+	mu sync.Mutex
+	m  map[string]*heldFacility
+}
+
+// of is facility's hold, or nil.
+func (s *holdSet) of(facility string) *heldFacility {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[facility]
+}
+
+// holdFacility claims facility's log in l and serves its terminals' batches and
+// acknowledgements on its held state from now on.
+func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder string, o faclog.HoldOptions) (*heldFacility, error) {
+	if r.held.of(facility) != nil {
+		return nil, fmt.Errorf("hold facility %s: held already", facility)
+	}
+	hf := &heldFacility{facility: facility, nums: &itemNumbers{block: r.itemNums.block, keep: true},
+		members: map[ownerKind]map[string]bool{terminalRecords: {}, inmateRecords: {}}}
+	if hf.nums.block <= 1 {
+		hf.nums.block = defaultItemNumberBlock // a block of 1 would take its numbers in the held state
+	}
+	err := r.db.View(ctx, func(tx kv.Tx) error {
+		terms, err := listedUnder(tx, []string{facility}, bFacTerms, bFacRevoked)
+		if err != nil {
+			return err
+		}
+		inmates, err := listedUnder(tx, []string{facility}, bFacInmates)
+		if err != nil {
+			return err
+		}
+		clear(hf.members[terminalRecords])
+		clear(hf.members[inmateRecords])
+		for _, id := range terms {
+			hf.members[terminalRecords][id] = true
+		}
+		for _, id := range inmates {
+			hf.members[inmateRecords][id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hold facility %s: list its terminals and inmates: %w", facility, err)
+	}
+	ours := func(kind ownerKind, id string) bool { return hf.members[kind][id] }
+	o.Scope = facilityScope(facility, ours, hf.nums.reserved)
+	if hf.holding, err = faclog.Hold(ctx, l, r.db, facility, holder, o); err != nil {
+		return nil, err
+	}
+	hf.writes = &committer{db: hf.holding.Store(), ctx: r.ctx, txs: func() { r.writeTxs.Add(1) },
+		nums: hf.nums, began: hf.nums.began, ended: hf.nums.ended, applied: r.writes.applied, ids: r.writes.ids,
+		reserve: func(ctx context.Context, n int) error { return hf.nums.reserve(ctx, r.db, n) }}
+	r.held.mu.Lock()
+	defer r.held.mu.Unlock()
+	if r.held.m == nil {
+		r.held.m = map[string]*heldFacility{}
+	}
+	r.held.m[facility] = hf
+	return hf, nil
+}
+
+// releaseFacility lets facility go: what its held state appended is projected into the kv
+// state once more, and its writes go through kv transactions again.
+func (r *Relay) releaseFacility(ctx context.Context, facility string) error {
+	r.held.mu.Lock()
+	hf := r.held.m[facility]
+	delete(r.held.m, facility)
+	r.held.mu.Unlock()
+	if hf == nil {
+		return fmt.Errorf("release facility %s: not held", facility)
+	}
+	return hf.holding.Release(ctx)
+}
+
+// releaseAll lets every held facility go (Close).
+func (r *Relay) releaseAll() error {
+	r.held.mu.Lock()
+	facilities := make([]string, 0, len(r.held.m))
+	for f := range r.held.m {
+		facilities = append(facilities, f)
+	}
+	r.held.mu.Unlock()
+	var errs []error
+	for _, f := range facilities {
+		ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
+		errs = append(errs, r.releaseFacility(ctx, f))
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// writerFor is the committer of facility's writes: its held state's where this relay holds
+// it, the kv state's otherwise.
+func (r *Relay) writerFor(facility string) *committer {
+	if hf := r.held.of(facility); hf != nil {
+		return hf.writes
+	}
+	return r.writes
+}
+
+// viewFor reads facility's records as they stand: from its held state where this relay holds
+// it (the kv state is behind it by the projection), from the kv state otherwise.
+func (r *Relay) viewFor(facility, op string, fn func(tx kv.Tx) error) error {
+	hf := r.held.of(facility)
+	if hf == nil {
+		return r.view(op, fn)
+	}
+	ctx, cancel := r.txContext()
+	defer cancel()
+	return ioErr(op, hf.holding.Store().View(ctx, fn))
+}
