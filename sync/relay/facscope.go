@@ -28,7 +28,8 @@ const (
 // which TestEveryRootHasAnOwnerKind refuses: each new root must be placed.
 func rootOwner(root string) (kind ownerKind, known bool) {
 	switch root {
-	case bDedupe, bRefusals, bRefused, bConflicts, bDevices, bAudit, bSeqs, bStampDue, bDown, bDownAcked, bDownFrom, bTermSeen:
+	case bDedupe, bRefusals, bRefused, bConflicts, bDevices, bAudit, bSeqs, bStampDue, bDown, bDownAcked, bDownFrom, bTermSeen,
+		bDownCut:
 		return terminalRecords, true
 	case bCharges, bCredits, bSessions, bBalances, bByInmate, bOwned:
 		return inmateRecords, true
@@ -36,7 +37,8 @@ func rootOwner(root string) (kind ownerKind, known bool) {
 		bCatalog, bReleased, bTechnicians, bTechsGone, bFacIDs:
 		return facilityRecords, true
 	case bMeta, bFacilities, bInmates, bEnrollments, bTerminals, bKeys, bItems, bDeposits, bOutbound, bPREA, bContacts,
-		bInbound, bItemIDs, bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bInvitesUnsent, bRequestReplies:
+		bInbound, bItemIDs, bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bInvitesUnsent, bRequestReplies,
+		bOwners:
 		return sharedRecords, true
 	}
 	return sharedRecords, false
@@ -48,7 +50,7 @@ func rootOwner(root string) (kind ownerKind, known bool) {
 // kind ("i/" + inmate + "/" + ...). ok is false for a name that names no owner.
 func ownerIn(root string, name []byte) (owner string, ok bool) {
 	switch root {
-	case bDevices, bBalances, bStampDue, bDownAcked, bDownFrom, bDown, bFacDown, bTermSeen:
+	case bDevices, bBalances, bStampDue, bDownAcked, bDownFrom, bDown, bFacDown, bTermSeen, bDownCut:
 		return string(name), len(name) > 0
 	case bOwned:
 		if len(name) < 2 || name[1] != '/' {

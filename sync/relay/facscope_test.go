@@ -24,7 +24,9 @@ import (
 // Every root bucket is placed: a facility's own, its terminals', its inmates', or the
 // state's. A new root must be placed before a held facility could write it.
 func TestEveryRootHasAnOwnerKind(t *testing.T) {
-	for _, root := range allBuckets() {
+	// The two roots a store shared by gateways has besides (owner.go): a terminal passed by
+	// a prune, which its resync on a held facility clears, and the connections' claims.
+	for _, root := range append(allBuckets(), bDownCut, bOwners) {
 		if _, known := rootOwner(root); !known {
 			t.Errorf("root %q is not placed in rootOwner (facscope.go)", root)
 		}
@@ -226,6 +228,10 @@ func TestAHeldFacilityWritesOnlyItsOwn(t *testing.T) {
 	if err := nums.reserve(ctx, e.r.db, 3); err != nil {
 		t.Fatal(err)
 	}
+	// A store shared by gateways has the prunes' marks too (owner.go).
+	if err := e.r.db.Update(ctx, func(tx kv.Tx) error { _, err := tx.CreateBucketIfNotExists([]byte(bDownCut)); return err }); err != nil {
+		t.Fatal(err)
+	}
 	block := nums.blocks[0].first
 	h, err := faclog.Hold(ctx, l, e.r.db, "north", "gw-test", faclog.HoldOptions{Scope: facilityScope("north", ours, nums.reserved),
 		Clock: clock.NewFake(t0)}) // never moved: projected at release
@@ -251,6 +257,8 @@ func TestAHeldFacilityWritesOnlyItsOwn(t *testing.T) {
 	}{
 		{[]string{bDevices, terminalOf["north"]}, true},
 		{[]string{bDevices, terminalOf["south"]}, false},
+		{[]string{bDownCut, terminalOf["north"]}, true},
+		{[]string{bDownCut, terminalOf["south"]}, false},
 		{[]string{bBalances, "A1"}, true},
 		{[]string{bBalances, "S1"}, false},
 		{[]string{bFacTerms, "north", "t-probe"}, true},
