@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/coder/websocket"
+
 	"github.com/tether-kiosk/tether/sync/relay/faclog"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // Held facilities (docs/SCALE.md, "A status report on a held facility" and "The second
@@ -31,6 +34,8 @@ type heldFacility struct {
 	// members are the facility's terminals and inmates as the kv state listed them at the
 	// claim (fac_terms, fac_revoked, fac_inmates): the scope's owners.
 	members map[ownerKind]map[string]bool
+	// released is closed when this relay lets the facility go (releaseFacility).
+	released chan struct{}
 }
 
 // holdSet is the facilities a relay holds.
@@ -49,10 +54,15 @@ func (s *holdSet) of(facility string) *heldFacility {
 // holdFacility claims facility's log in l and serves its terminals' batches and
 // acknowledgements on its held state from now on.
 func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder string, o faclog.HoldOptions) (*heldFacility, error) {
-	if r.held.of(facility) != nil {
-		return nil, fmt.Errorf("hold facility %s: held already", facility)
+	if old := r.held.of(facility); old != nil {
+		select {
+		case <-old.holding.Store().Deposed():
+			// Claimed by another gateway since: this claim replaces the one that lost.
+		default:
+			return nil, fmt.Errorf("hold facility %s: held already", facility)
+		}
 	}
-	hf := &heldFacility{facility: facility, nums: &itemNumbers{block: r.itemNums.block, keep: true},
+	hf := &heldFacility{facility: facility, nums: &itemNumbers{block: r.itemNums.block, keep: true}, released: make(chan struct{}),
 		members: map[ownerKind]map[string]bool{terminalRecords: {}, inmateRecords: {}}}
 	if hf.nums.block <= 1 {
 		hf.nums.block = defaultItemNumberBlock // a block of 1 would take its numbers in the held state
@@ -93,7 +103,33 @@ func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder
 		r.held.m = map[string]*heldFacility{}
 	}
 	r.held.m[facility] = hf
+	go r.watchDeposed(hf)
 	return hf, nil
+}
+
+// watchDeposed waits for another gateway to claim hf's facility while this relay holds it. The
+// hold stays in place, so that the facility's writes keep going to its committer, which
+// refuses them (faclog.ErrDeposed): sent through kv transactions instead they would be a
+// second writer beside the new holder. What it appended is the new holder's to project (its
+// catch-up). The facility's connections here close with ReasonMoved, so that their terminals
+// go where it is held now (its home).
+func (r *Relay) watchDeposed(hf *heldFacility) {
+	select {
+	case <-hf.released:
+		return
+	case <-hf.holding.Store().Deposed():
+	}
+	r.logf("relay: facility %s was claimed by another gateway: its terminals' writes here are refused, and its connections close", hf.facility)
+	var moving []*session
+	r.hub.each(func(s *session) bool {
+		if s.facility == hf.facility {
+			moving = append(moving, s)
+		}
+		return true
+	})
+	for _, s := range moving {
+		go s.conn.Close(websocket.StatusGoingAway, wire.ReasonMoved)
+	}
 }
 
 // releaseFacility lets facility go: what its held state appended is projected into the kv
@@ -106,6 +142,7 @@ func (r *Relay) releaseFacility(ctx context.Context, facility string) error {
 	if hf == nil {
 		return fmt.Errorf("release facility %s: not held", facility)
 	}
+	close(hf.released)
 	return hf.holding.Release(ctx)
 }
 

@@ -127,3 +127,85 @@ func TestAHeldFacilitysBatchesGoThroughItsHolder(t *testing.T) {
 		t.Fatalf("north let go twice: %v, want an error saying it is not held", err)
 	}
 }
+
+// Another gateway claims north while this one holds it, as when north's home moves: this
+// gateway's next write for north is refused (faclog.ErrDeposed), never written through a kv
+// transaction beside the new holder, and north's connections here close. The kiosk goes on
+// at the new holder, which caught the kv state up at its claim: its hello is welcomed, its
+// batch is stored there, and once let go every item is stored once and A1 charged for each.
+func TestADeposedHolderWritesNothingMore(t *testing.T) {
+	c := natstest.Start(t)
+	e1 := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 0, "relay") })
+	e2 := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 1, "relay") })
+	e1.seed()
+	k := e1.enroll(wire.ModeKiosk, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	logOn := func(node int) *jsfaclog.Log {
+		l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(node), jsfaclog.Options{}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	before := e1.balanceOf("A1")
+	if _, err := e1.r.holdFacility(ctx, logOn(1), "north", "gw-1", faclog.HoldOptions{Clock: clock.NewFake(t0)}); err != nil {
+		t.Fatal(err)
+	}
+	first := k.item(wire.UpCharge, charge("A1", "s1", 0, 5))
+	kc := k.connect(t, 0)
+	if ack := kc.batch(first); ack.Seq != first.Seq || len(ack.Rejected) != 0 {
+		t.Fatalf("the first batch: ack %+v", ack)
+	}
+
+	if _, err := e2.r.holdFacility(ctx, logOn(2), "north", "gw-2", faclog.HoldOptions{Clock: clock.NewFake(t0)}); err != nil {
+		t.Fatal(err)
+	}
+	second := k.item(wire.UpCharge, charge("A1", "s1", 1, 5))
+	// refused sends the second charge on c and reads until the gateway closes c, failing if it
+	// acknowledges the charge first.
+	refused := func(c *websocket.Conn, what string) {
+		t.Helper()
+		send(t, c, wire.Batch{Epoch: k.epoch, Items: []wire.Item{second}})
+		ctx10, cancel10 := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel10()
+		for {
+			_, b, err := c.Read(ctx10)
+			if err != nil {
+				if websocket.CloseStatus(err) == -1 {
+					t.Fatalf("%s: the deposed gateway neither acknowledged nor closed: %v", what, err)
+				}
+				return
+			}
+			if f, derr := wire.DecodeFrame(b); derr == nil && f.Type == wire.TypeAck && f.Ack.Seq >= second.Seq {
+				t.Fatalf("%s: the deposed gateway acknowledged %+v", what, f.Ack)
+			}
+		}
+	}
+	refused(kc.c, "on the connection it held")
+	// Sent again to the deposed gateway: refused again.
+	refused(k.connect(t, 0).c, "on a new connection")
+	if !strings.Contains(e1.logText(), "north was claimed by another gateway") {
+		t.Errorf("the deposed gateway's log does not say north was claimed elsewhere:\n%s", e1.logText())
+	}
+
+	k.e = e2
+	kc = k.connect(t, 0)
+	if ack := kc.batch(second); ack.Seq != second.Seq || len(ack.Rejected) != 0 {
+		t.Fatalf("the batch at the new holder: ack %+v", ack)
+	}
+	kc.c.Close(websocket.StatusNormalClosure, "")
+	if err := e2.r.releaseFacility(ctx, "north"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e2.balanceOf("A1"); got != before-10 {
+		t.Fatalf("A1's balance %d, want %d: charged once for each of two minutes", got, before-10)
+	}
+	items, err := e2.r.Items(ItemFilter{TerminalID: k.id})
+	if err != nil || len(items) != 2 || items[0].ID != first.ID || items[1].ID != second.ID {
+		t.Fatalf("items %+v (%v), want the two charges once each", items, err)
+	}
+	if rep, err := e2.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify = %+v, %v", rep, err)
+	}
+}
