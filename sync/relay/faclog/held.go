@@ -138,7 +138,8 @@ func (h *Held) settleLocked(ctx context.Context) error {
 	return h.noted(err)
 }
 
-// Update implements kv.Store. fn runs again only where base's View runs its function again.
+// Update implements kv.Store. fn runs again only where base's View runs its function again
+// (kv.CurrentView: bbolt's never does, nor does a store with a CurrentView).
 func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -149,7 +150,11 @@ func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 		return fmt.Errorf("faclog: facility %q: %w", h.w.Facility(), err)
 	}
 	var t *tx
-	err := h.base.View(ctx, func(btx kv.Tx) error {
+	// Read as each key is now, not held to one moment (kv.CurrentView): a key the facility
+	// holds and the state does not know changes only by this holder's projection, of what the
+	// state knows, so it reads the same at any moment; one outside it is read as it is now in
+	// any case. A View read every key twice, the second time one round trip after another.
+	err := kv.CurrentView(ctx, h.base, func(btx kv.Tx) error {
 		t = &tx{root: h.state.Load(), base: btx, scope: h.scope, writable: true, owned: map[*bucket]bool{}, bound: h.w.MaxEntry()}
 		if err := fn(t); err != nil {
 			return err
@@ -354,6 +359,48 @@ func (t *tx) Writable() bool { return t.writable }
 
 // Size implements kv.Sizer: bytes of writes so far, and the most an entry holds.
 func (t *tx) Size() (n, bound int) { return t.size, t.bound }
+
+// Prefetch implements kv.Prefetcher: the keys the state does not hold already (those outside
+// the facility, which it never remembers, and those it has not read yet) are handed to base's
+// View as a hint, so that a group commit's reads from base are made together rather than a
+// round trip each. Nothing is loaded into the state by it: a key counts as read when Get reads
+// it, as on base.
+func (t *tx) Prefetch(keys []kv.Key) {
+	fwd := keys[:0:0]
+	for _, k := range keys {
+		if !t.holds(k.Path, k.Key) {
+			fwd = append(fwd, k)
+		}
+	}
+	kv.Prefetch(t.base, fwd)
+}
+
+// holds reports whether the state answers a Get of key at path (or, with no key, a look-up of
+// the bucket at path) without asking base.
+func (t *tx) holds(path [][]byte, key []byte) bool {
+	if len(path) == 0 {
+		return false
+	}
+	if t.reach(path, key) == Outside {
+		return false
+	}
+	b := t.root
+	for _, name := range path {
+		sub, known := b.subs[string(name)]
+		switch {
+		case !known && !b.allSubs:
+			return false
+		case sub == nil:
+			return true // known absent: so is everything below it
+		}
+		b = sub
+	}
+	if key == nil {
+		return true
+	}
+	_, known := b.keys[string(key)]
+	return known || b.allKeys
+}
 
 // wrote records w.
 func (t *tx) wrote(w Write) {

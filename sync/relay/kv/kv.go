@@ -250,6 +250,26 @@ func Size(tx Tx) (n, bound int, ok bool) {
 	return 0, 0, false
 }
 
+// CurrentViewer is a Store that can read without holding its reads to one moment: fn runs
+// once, each read answering the key's committed state at the moment it is made, from where
+// writes are ordered (so never older than a commit that had returned), and nothing is read a
+// second time at the end to prove the reads held together, as a View's are. A caller loses
+// nothing by it whose reads no one else changes meanwhile, or that takes each read as of its
+// own moment: a held facility's state reads so the keys only its holder writes, and the
+// state's records it never remembers (faclog.Held). Prefetch hints are taken as in a View.
+type CurrentViewer interface {
+	CurrentView(ctx context.Context, fn func(tx Tx) error) error
+}
+
+// CurrentView runs fn in s's CurrentView if it has one, else in a View (bbolt: a View is one
+// moment at no extra cost).
+func CurrentView(ctx context.Context, s Store, fn func(tx Tx) error) error {
+	if cv, ok := s.(CurrentViewer); ok {
+		return cv.CurrentView(ctx, fn)
+	}
+	return s.View(ctx, fn)
+}
+
 // StaleViewer is a Store that can read more cheaply than View by giving up its promise: fn
 // sees committed states, each no older than the last commit the store had applied somewhere
 // when it was read, but not necessarily one state, and runs once. It is for figures a person

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -850,5 +851,69 @@ func TestHeldForgetsWhatTheKVStateHolds(t *testing.T) {
 	}
 	if got := read(); got != want {
 		t.Fatalf("after forgetting all: %s, want %s", got, want)
+	}
+}
+
+// A group commit on a held state names the keys it will read (kv.Prefetch): those the state
+// does not hold are fetched from base together, and those it holds are not fetched at all.
+// Without it each key the state lacks is a round trip to the cluster of its own; read in a
+// View, each was read a second time at the end, one after another.
+func TestHeldPrefetchesWhatItLacks(t *testing.T) {
+	c := natstest.Start(t)
+	l := open(t, c, 0, Options{})
+	base := openKV(t, c, 1, "prefetch")
+	ctx := ctxFor(t, time.Minute)
+	if err := base.Update(ctx, func(tx kv.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("devices"))
+		if err != nil {
+			return err
+		}
+		for _, k := range []string{"t1", "t2", "t3"} {
+			if err := b.Put([]byte(k), []byte("v"+k[1:])); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, held := heldOn(t, l, base, "f", "gw")
+	stats := func() kv.Stats { return base.(kv.StatsReporter).KVStats() }
+	if err := held.Update(ctx, func(tx kv.Tx) error {
+		if v := tx.Bucket([]byte("devices")).Get([]byte("t1")); string(v) != "v1" {
+			return fmt.Errorf("t1 = %q", v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := stats()
+	var got []string
+	if err := held.Update(ctx, func(tx kv.Tx) error {
+		got = got[:0]
+		keys := []kv.Key{{Path: [][]byte{[]byte("devices")}}}
+		for _, k := range []string{"t1", "t2", "t3", "t9"} {
+			keys = append(keys, kv.Key{Path: [][]byte{[]byte("devices")}, Key: []byte(k)})
+		}
+		if !kv.Prefetches(tx) {
+			return errors.New("a held transaction takes no prefetch")
+		}
+		kv.Prefetch(tx, keys)
+		b := tx.Bucket([]byte("devices"))
+		for _, k := range []string{"t1", "t2", "t3", "t9"} {
+			got = append(got, k+"="+string(b.Get([]byte(k))))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	after := stats()
+	if want := []string{"t1=v1", "t2=v2", "t3=v3", "t9="}; !slices.Equal(got, want) {
+		t.Fatalf("read %v, want %v", got, want)
+	}
+	// The bucket's marker, t2, t3 and t9 together, nothing read again to hold them to one
+	// moment (kv.CurrentView); t1, which the state holds, not at all.
+	if together, alone := after.Prefetched-before.Prefetched, after.Reads-after.Prefetched-(before.Reads-before.Prefetched); together != 4 || alone != 0 {
+		t.Fatalf("%d keys read from base together and %d one by one, want 4 and 0", together, alone)
 	}
 }

@@ -326,6 +326,27 @@ func (s *Store) View(ctx context.Context, fn func(kv.Tx) error) error {
 	return s.run(ctx, false, fn)
 }
 
+// CurrentView runs fn once, each read from the stream leader as it is at that moment
+// (kv.CurrentViewer): a View without the second read of every subject that proves they held
+// together (tx.validate), which doubled a held facility's reads of the kv state, one round
+// trip after another.
+func (s *Store) CurrentView(ctx context.Context, fn func(kv.Tx) error) error {
+	return once(newTx(ctx, s, false), fn, &s.views)
+}
+
+// once runs fn on the read transaction t, with nothing validated after, and counts it in
+// done if it went through.
+func once(t *tx, fn func(kv.Tx) error, done *atomic.Int64) error {
+	err := fn(t)
+	if t.err != nil {
+		return t.err
+	}
+	if err == nil {
+		done.Add(1)
+	}
+	return err
+}
+
 // StaleView runs fn once over what replicas answer (kv.StaleViewer): reads many to a request
 // where a cursor lists a bucket, none from the leader unless no replica answers, none kept in
 // the gateway's cache and none validated. A View of the fleet read each terminal's records
@@ -334,14 +355,7 @@ func (s *Store) View(ctx context.Context, fn func(kv.Tx) error) error {
 func (s *Store) StaleView(ctx context.Context, fn func(kv.Tx) error) error {
 	t := newTx(ctx, s, false)
 	t.stale = true
-	err := fn(t)
-	if t.err != nil {
-		return t.err
-	}
-	if err == nil {
-		s.staleViews.Add(1)
-	}
-	return err
+	return once(t, fn, &s.staleViews)
 }
 
 func (s *Store) run(ctx context.Context, writable bool, fn func(kv.Tx) error) error {
