@@ -52,7 +52,8 @@ func (s *holdSet) of(facility string) *heldFacility {
 }
 
 // holdFacility claims facility's log in l and serves its terminals' batches and
-// acknowledgements on its held state from now on.
+// acknowledgements on its held state from now on. It is not to be called twice at once for
+// one facility: the claim takes network round trips, and the hold is entered once it stands.
 func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder string, o faclog.HoldOptions) (*heldFacility, error) {
 	if old := r.held.of(facility); old != nil {
 		select {
