@@ -201,13 +201,20 @@ func stamp(root *bucket, writes []Write, seq uint64) {
 			}
 			b.last = seq
 		}
+		if b != nil && w.Key != nil {
+			if b.stamps == nil {
+				b.stamps = map[string]uint64{}
+			}
+			b.stamps[string(w.Key)] = seq
+		}
 	}
 }
 
 // Forget drops from the state each bucket whose every write is in the kv state (at or before
-// projected, the projector's mark): it is read from base again when next used. The buckets
-// written since stay. It reports how many buckets it dropped, and does nothing while a write
-// is in doubt (its state would bring them back).
+// projected, the projector's mark), and from the buckets it keeps each key the kv state holds
+// as the state does (forget): what it dropped is read from base again when next used. What
+// was written since stays. It reports how many buckets and keys it dropped, and does nothing
+// while a write is in doubt (its state would bring them back).
 func (h *Held) Forget(projected uint64) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -221,11 +228,31 @@ func (h *Held) Forget(projected uint64) int {
 	return dropped
 }
 
-// forget is b without its nested buckets written at or before projected (b itself if it
-// drops none), and how many it dropped.
+// forget is b without its nested buckets written at or before projected, and without the keys
+// it holds that were written at or before projected or only read (b itself if it drops none),
+// and how many buckets and keys it dropped. A bucket written every group commit (the items
+// log's root, a terminal-keyed root) always has a write after the mark, so it is never dropped
+// whole: without dropping its keys one by one the state grew by every key written to it for as
+// long as the facility was held, and each Update copied it whole to write it. Keys are dropped
+// only from a bucket base holds (not allKeys): of one made in the state, base may not hold
+// the keys yet.
 func forget(b *bucket, projected uint64) (*bucket, int) {
 	var c *bucket
 	dropped := 0
+	if !b.allKeys {
+		for k := range b.keys {
+			if b.stamps[k] > projected {
+				continue
+			}
+			if c == nil {
+				c = b.clone()
+				c.sorted.Store(nil)
+			}
+			delete(c.keys, k)
+			delete(c.stamps, k)
+			dropped++
+		}
+	}
 	for name, sub := range b.subs {
 		if sub == nil {
 			continue
@@ -240,6 +267,7 @@ func forget(b *bucket, projected uint64) (*bucket, int) {
 		}
 		if c == nil {
 			c = b.clone()
+			c.sorted.Store(nil)
 		}
 		dropped += n
 		if keep != nil {
@@ -254,6 +282,22 @@ func forget(b *bucket, projected uint64) (*bucket, int) {
 		return b, 0
 	}
 	return c, dropped
+}
+
+// Size is how many buckets and keys the state holds in memory (a key known absent counts).
+func (h *Held) Size() (buckets, keys int) {
+	var walk func(b *bucket)
+	walk = func(b *bucket) {
+		buckets++
+		keys += len(b.keys)
+		for _, sub := range b.subs {
+			if sub != nil {
+				walk(sub)
+			}
+		}
+	}
+	walk(h.state.Load())
+	return buckets, keys
 }
 
 // View implements kv.Store: the last committed state.
@@ -294,6 +338,9 @@ type bucket struct {
 	// name it does not know is looked up in base.
 	subs    map[string]*bucket
 	allSubs bool
+	// stamps is the entry that last wrote each key the state wrote (stamp): once the kv
+	// state holds that entry, the key may be forgotten (forget) and read from base again.
+	stamps map[string]uint64
 	// sorted is the keys there, in order, for a cursor on a bucket with allKeys; kept while
 	// the bucket is not written (a committed bucket is not). Views made at once may both make
 	// it.
@@ -310,7 +357,7 @@ func stub() *bucket { return &bucket{keys: map[string][]byte{}, subs: map[string
 
 func (b *bucket) clone() *bucket {
 	c := &bucket{keys: cloneMap(b.keys), allKeys: b.allKeys, seq: b.seq, seqKnown: b.seqKnown,
-		subs: cloneMap(b.subs), allSubs: b.allSubs, last: b.last}
+		subs: cloneMap(b.subs), allSubs: b.allSubs, last: b.last, stamps: cloneMap(b.stamps)}
 	c.sorted.Store(b.sorted.Load())
 	return c
 }

@@ -854,6 +854,63 @@ func TestHeldForgetsWhatTheKVStateHolds(t *testing.T) {
 	}
 }
 
+// A bucket written by every group commit (the items log's root, a terminal-keyed root) always
+// has a write after the projector's mark, so it is never forgotten whole; its keys the kv
+// state holds are forgotten one by one, and read from there again. Without it the state held
+// every key written to it for as long as the facility was held.
+func TestHeldForgetsTheKeysOfABucketWrittenEachTime(t *testing.T) {
+	_, w, base := claimOnBase(t, "f")
+	if err := base.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		_, err := tx.CreateBucket([]byte("items"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	held := faclog.NewHeld(w, base, nil)
+	p := faclog.NewProjector(held, 64)
+	put := func(k string) {
+		t.Helper()
+		if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+			return tx.Bucket([]byte("items")).Put([]byte(k), []byte("v"+k))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 5 {
+		for i := range 20 {
+			put(fmt.Sprintf("r%d-%02d", round, i))
+		}
+		mark, err := p.Step(ctxFor(t, time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(fmt.Sprintf("r%d-after", round)) // the bucket is written after the mark again
+		held.Forget(mark)
+		if _, keys := held.Size(); keys != 1 {
+			t.Fatalf("round %d: the held state keeps %d keys, want 1 (the one written after the projection)", round, keys)
+		}
+	}
+	var got []string
+	if err := held.View(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		b := tx.Bucket([]byte("items"))
+		for _, k := range []string{"r0-00", "r2-19", "r4-after", "r3-after"} {
+			got = append(got, k+"="+string(b.Get([]byte(k))))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"r0-00=vr0-00", "r2-19=vr2-19", "r4-after=vr4-after", "r3-after=vr3-after"}; !slices.Equal(got, want) {
+		t.Fatalf("read %v, want %v", got, want)
+	}
+	if _, err := p.Step(ctxFor(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dumpKV(t, base), dumpKV(t, held); got != want {
+		t.Fatalf("base\n%s\nheld\n%s", got, want)
+	}
+}
+
 // A group commit on a held state names the keys it will read (kv.Prefetch): those the state
 // does not hold are fetched from base together, and those it holds are not fetched at all.
 // Without it each key the state lacks is a round trip to the cluster of its own; read in a
