@@ -307,7 +307,10 @@ func (h *Held) View(ctx context.Context, fn func(tx kv.Tx) error) error {
 	if err := h.gapErr(); err != nil {
 		return err
 	}
-	return h.base.View(ctx, func(btx kv.Tx) error {
+	// As an Update reads base (kv.CurrentView), and for the same reason; and while this View
+	// runs the projector writes nothing there (projecting), so what it does not find in its
+	// state reads as of that state.
+	return kv.CurrentView(ctx, h.base, func(btx kv.Tx) error {
 		t := &tx{root: h.state.Load(), base: btx, scope: h.scope}
 		if err := fn(t); err != nil {
 			return err

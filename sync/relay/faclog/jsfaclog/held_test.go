@@ -925,7 +925,7 @@ func TestHeldPrefetchesWhatItLacks(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		for _, k := range []string{"t1", "t2", "t3"} {
+		for _, k := range []string{"t1", "t2", "t3", "t4", "t5"} {
 			if err := b.Put([]byte(k), []byte("v"+k[1:])); err != nil {
 				return err
 			}
@@ -972,5 +972,19 @@ func TestHeldPrefetchesWhatItLacks(t *testing.T) {
 	// moment (kv.CurrentView); t1, which the state holds, not at all.
 	if together, alone := after.Prefetched-before.Prefetched, after.Reads-after.Prefetched-(before.Reads-before.Prefetched); together != 4 || alone != 0 {
 		t.Fatalf("%d keys read from base together and %d one by one, want 4 and 0", together, alone)
+	}
+	// A View (a hello's positions) reads what its state lacks once too: the bucket's marker,
+	// t4 and t5, nothing again at its end (a View of base read t4 and t5 twice).
+	before = stats()
+	var seen string
+	if err := held.View(ctx, func(tx kv.Tx) error {
+		b := tx.Bucket([]byte("devices"))
+		seen = string(b.Get([]byte("t4"))) + string(b.Get([]byte("t5"))) + string(b.Get([]byte("t2")))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if reads := stats().Reads - before.Reads; seen != "v4v5v2" || reads != 3 {
+		t.Fatalf("a View read %q with %d reads of base, want v4v5v2 with 3", seen, reads)
 	}
 }
