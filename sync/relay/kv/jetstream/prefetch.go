@@ -147,6 +147,7 @@ func (t *tx) load(subjs []string, fresh bool) {
 		todo, replica = t.splitReplica(todo)
 		if len(replica) > 0 {
 			got, missed := t.readReplicas(replica, "", 0)
+			t.fromReplica = t.fromReplica || len(got) > 0
 			t.keep(got)
 			todo = append(todo, missed...)
 		}

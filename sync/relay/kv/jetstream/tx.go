@@ -62,6 +62,10 @@ type tx struct {
 	// fromCache are the subjects read from the gateway's cache, not the leader: dropped
 	// from it if the transaction conflicts, since one of them may be why.
 	fromCache []string
+	// fromReplica: a replica answered a read of this transaction. Such a read may be behind
+	// the leader, so a function's error resting on it stands only once the leader confirms
+	// it, however few reads it made (validate).
+	fromReplica bool
 	// dead are the generations of buckets this transaction deleted, purged once it commits.
 	dead []string
 	// pre holds what Prefetch (or the run before a conflict) fetched from the leader and fn
@@ -147,6 +151,7 @@ func (t *tx) fetchOpt(subj string, cached bool) (entry, bool) {
 			if cacheable && t.writable {
 				t.s.cache.put(subj, e)
 			}
+			t.fromReplica = true
 			t.seen[subj] = e
 			return e, true
 		}
@@ -486,8 +491,8 @@ func (t *tx) markLanded(vers map[string]uint64) {
 // one moved. Each was unchanged from its first read to its second, and every first read came
 // before every second, so all held together at the moment between: one consistent state.
 func (t *tx) validate() error {
-	if len(t.reads) <= 1 && !t.scanned && len(t.fromCache) == 0 {
-		return nil // one read is one state: nothing to hold together
+	if len(t.reads) <= 1 && !t.scanned && len(t.fromCache) == 0 && !t.fromReplica {
+		return nil // one read of the leader is one state: nothing to hold together
 	}
 	for subj := range t.reads {
 		e, err := t.s.fetch(t.ctx, subj)
