@@ -27,6 +27,10 @@ func repairIDs(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
+	if !rep.ByFacility {
+		_, err := fmt.Fprintln(stdout, "item id records: none on this store, which keeps item ids in item_ids: nothing to repair")
+		return err
+	}
 	if len(rep.Spans) == 0 {
 		_, err := fmt.Fprintln(stdout, "item id records: nothing to repair")
 		return err

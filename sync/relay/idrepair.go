@@ -54,7 +54,10 @@ type IDSpanRepair struct {
 
 // IDRepair is what RepairItemIDs did.
 type IDRepair struct {
-	Spans []IDSpanRepair `json:"spans"`
+	// ByFacility says the store keeps item ids in its facilities' records. One that keeps
+	// them in item_ids (a bbolt file made before the switch) has no such records to repair.
+	ByFacility bool           `json:"by_facility"`
+	Spans      []IDSpanRepair `json:"spans"`
 }
 
 // damagedSpan names one span to rebuild.
@@ -63,7 +66,7 @@ type damagedSpan struct{ facility, span, why string }
 // RepairItemIDs rebuilds each span of the facilities' item id records that is damaged. A store
 // that keeps item ids in item_ids has none, and nothing is done.
 func (r *Relay) RepairItemIDs() (IDRepair, error) {
-	rep := IDRepair{Spans: []IDSpanRepair{}}
+	rep := IDRepair{ByFacility: r.ids.on, Spans: []IDSpanRepair{}}
 	if !r.ids.on {
 		return rep, nil
 	}

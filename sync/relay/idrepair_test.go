@@ -132,7 +132,7 @@ func repairADamagedSpan(t *testing.T, damage func(t *testing.T, b kv.Bucket, key
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Spans) != 1 || rep.Spans[0].Facility != "north" || rep.Spans[0].Span != span || rep.Spans[0].Kept != kept || rep.Spans[0].Recovered != recovered {
+	if !rep.ByFacility || len(rep.Spans) != 1 || rep.Spans[0].Facility != "north" || rep.Spans[0].Span != span || rep.Spans[0].Kept != kept || rep.Spans[0].Recovered != recovered {
 		t.Fatalf("repair = %+v, want span %s of north rebuilt: %d entries kept, %d recovered", rep, span, kept, recovered)
 	}
 	if vr, err := e.r.Verify(); err != nil || !vr.OK {
