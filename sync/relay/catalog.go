@@ -271,7 +271,7 @@ func (r *Relay) PublishCatalogItem(req CatalogRequest) (vocab.CatalogItem, error
 			}
 		}
 	}
-	err = r.update(op, func(tx kv.Tx, f *fanout) error {
+	err = r.updateFor(req.FacilityID, op, func(tx kv.Tx, f *fanout) error {
 		if ok, err := getJSON(tx, bFacilities, req.FacilityID, &facilityRec{}); err != nil || !ok {
 			if err == nil {
 				err = notFound(op, "facility_id", "unknown facility %q", req.FacilityID)
@@ -369,7 +369,7 @@ func (r *Relay) WithdrawCatalogItem(facility, id string) (CatalogEntry, error) {
 		return CatalogEntry{}, err
 	}
 	var rec catalogRec
-	err := r.update(op, func(tx kv.Tx, f *fanout) error {
+	err := r.updateFor(facility, op, func(tx kv.Tx, f *fanout) error {
 		ok, err := getJSON(tx, bCatalog, catalogKey(facility, id), &rec)
 		if err != nil {
 			return err

@@ -563,8 +563,12 @@ type downViewInfo struct {
 }
 
 // pendingDownRawInfo is pendingDownRaw, telling info (if not nil) what the view saw.
+//
+// A held facility's terminals read their downlink from its held state (viewFor): the kv
+// state has what its holder queued only once projected, and the wake its commit gave the
+// terminal would find nothing there.
 func (r *Relay) pendingDownRawInfo(rd downReader, after uint64, maxItems, maxBytes int, info *downViewInfo) (items [][]byte, last uint64, more bool, err error) {
-	err = r.view("read downlink", func(tx kv.Tx) error {
+	err = r.viewFor(rd.facility, "read downlink", func(tx kv.Tx) error {
 		items, last, more = items[:0], 0, false
 		if info != nil {
 			*info = downViewInfo{downFrom: downFrom(tx, rd.id)}
@@ -1153,7 +1157,7 @@ func (r *Relay) pruneFacility(facility string, pl *prunedLog) error {
 	for {
 		var upTo uint64
 		var more bool
-		err := r.update("prune facility downlink", func(tx kv.Tx, _ *fanout) error {
+		err := r.updateFor(facility, "prune facility downlink", func(tx kv.Tx, _ *fanout) error {
 			var err error
 			upTo, more, err = pruneFacilityDown(tx, facility, pl.upTo, pl.known, r.cfg.DownLogCap, r.hub.connected)
 			return err

@@ -184,3 +184,53 @@ func (r *Relay) viewFor(facility, op string, fn func(tx kv.Tx) error) error {
 	defer cancel()
 	return ioErr(op, hf.holding.Store().View(ctx, fn))
 }
+
+// updateFor is update for a call that writes facility's records ("" for a call that writes
+// only the state's): on facility's held state where this relay holds it, in a kv
+// transaction otherwise (SCALE.md, "The second writer"). A call routed to a held state that
+// writes the state's records too is refused faclog.ErrNotHeld: such a call is two, the
+// state's transaction and then the facility's.
+func (r *Relay) updateFor(facility, op string, fn func(tx kv.Tx, f *fanout) error) error {
+	return r.updateOn(r.writerFor(facility), op, nil, 0, fn)
+}
+
+// errPlacedElsewhere: the owner a routed call writes for is in another facility than the one
+// it was routed by (moved meanwhile); updateAt routes it again.
+var errPlacedElsewhere = errors.New("relay: the owner is in another facility now")
+
+// placeTries bounds how often updateAt routes a call again after its owner moved: a roster
+// moving the same inmate back and forth each time is a fight updateAt leaves to the caller.
+const placeTries = 4
+
+// updateAt is updateFor for a call whose facility is that of one owner (an inmate, a
+// terminal), which place reads from the state's records: once before the call, to route it,
+// and again inside it, where another answer (the owner moved meanwhile) runs the call again on
+// its new facility's writer. fn is told the facility. An owner place finds in no facility is
+// written for "" (in a kv transaction), as before.
+func (r *Relay) updateAt(op string, place func(tx kv.Tx) (string, error), fn func(tx kv.Tx, f *fanout, facility string) error) error {
+	var err error
+	for range placeTries {
+		var facility string
+		if err = r.view(op, func(tx kv.Tx) error {
+			var perr error
+			facility, perr = place(tx)
+			return perr
+		}); err != nil {
+			return err
+		}
+		err = r.updateFor(facility, op, func(tx kv.Tx, f *fanout) error {
+			now, err := place(tx)
+			if err != nil {
+				return err
+			}
+			if now != facility {
+				return errPlacedElsewhere
+			}
+			return fn(tx, f, facility)
+		})
+		if !errors.Is(err, errPlacedElsewhere) {
+			return err
+		}
+	}
+	return ioErr(op, fmt.Errorf("moved between facilities %d times while being written: %w", placeTries, err))
+}

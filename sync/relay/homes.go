@@ -307,6 +307,14 @@ func (r *Relay) homeBeat() {
 			r.releaseAgain(releasesPerBeat)
 		}()
 	}
+	if r.finishing.CompareAndSwap(false, true) {
+		go func() {
+			defer r.finishing.Store(false)
+			if _, err := r.finishDeposits(r.clock.Now(), dueSweepAge); err != nil {
+				r.logf("relay: finish the deposits cut off before: %v", err)
+			}
+		}()
+	}
 	if n := r.sendHome(homeMovesPerBeat); n > 0 {
 		r.metrics.homes.WithLabelValues("moved").Add(float64(n))
 		r.logf("relay: %d connections closed to reconnect through their facilities' gateways", n)

@@ -16,8 +16,9 @@ type DepositRequest struct {
 }
 
 // Deposit records a deposit once per ref and sends it to the inmate's terminals. created is false
-// when the same ref was already recorded with the same inmate and amount (nothing changes); the same
-// ref with a different inmate or amount is a conflict.
+// when the same ref was already recorded with the same inmate and amount (nothing changes, but
+// for a deposit whose credit a crash cut off: this call credits it); the same ref with a
+// different inmate or amount is a conflict.
 func (r *Relay) Deposit(req DepositRequest) (d vocab.Deposit, created bool, err error) {
 	const op = "deposit"
 	if err := checkID(op, "inmate_id", req.InmateID); err != nil {
@@ -29,8 +30,32 @@ func (r *Relay) Deposit(req DepositRequest) (d vocab.Deposit, created bool, err 
 	if req.Cents <= 0 {
 		return d, false, invalid(op, "cents", "must be more than 0, got %d", req.Cents)
 	}
+	d, created, err = r.recordDeposit(op, req)
+	if err != nil {
+		return vocab.Deposit{}, false, err
+	}
+	// A deposit found already recorded may be one whose second half a crash cut off: doing
+	// it again credits nothing twice (creditDeposit).
+	if err := r.finishDeposit(op, d); err != nil {
+		return vocab.Deposit{}, false, err
+	}
+	if created {
+		r.logf("relay: deposit %s of %s for inmate %s", d.Ref, d.Cents, d.InmateID)
+	}
+	return d, created, nil
+}
+
+// recordDeposit is a deposit's first half, the state's transaction: the request checked, the
+// deposit recorded under its ref and marked due (depositdue.go). d is the deposit the ref
+// names, created false where it was recorded before.
+func (r *Relay) recordDeposit(op string, req DepositRequest) (d vocab.Deposit, created bool, err error) {
 	now := r.clock.Now().UTC()
-	err = r.update(op, func(tx kv.Tx, f *fanout) error {
+	// Two transactions (SCALE.md, "The second writer"): the deposit's record is the state's,
+	// kept by its ref, and the money is the inmate's, which the holder of the inmate's
+	// facility writes. The state's goes first, with a mark that its second half is due; a
+	// crash between them leaves the mark, which a retry of the same deposit, the relay's next
+	// start or a later sweep (finishDeposits) clears by doing the second half.
+	err = r.update(op, func(tx kv.Tx, _ *fanout) error {
 		d, created = vocab.Deposit{}, false
 		var in inmateRec
 		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
@@ -61,20 +86,14 @@ func (r *Relay) Deposit(req DepositRequest) (d vocab.Deposit, created bool, err 
 		if err := putJSON(tx, bDeposits, d.Ref, d); err != nil {
 			return err
 		}
-		if err := putRaw(tx, bByInmate, indexKey(d.InmateID, "d", d.Ref), nil); err != nil {
-			return err
-		}
-		if err := addTotals(tx, d.InmateID, func(t *totals) { t.Deposits += d.Cents }); err != nil {
+		if err := markDepositDue(tx, d.Ref, now); err != nil {
 			return err
 		}
 		created = true
-		return f.toInmate(in.FacilityID, in.ID, "", wire.DownDeposit, d)
+		return nil
 	})
 	if err != nil {
 		return vocab.Deposit{}, false, err
-	}
-	if created {
-		r.logf("relay: deposit %s of %s for inmate %s", d.Ref, d.Cents, d.InmateID)
 	}
 	return d, created, nil
 }

@@ -120,15 +120,16 @@ func (r *Relay) recordFreeFetch(s ContentStore, obj content.Hash, t TerminalInfo
 	}
 	key := []byte(ownedMedia(t.InmateID, obj.String()))
 	owned := false
-	if err := r.view("record free fetch", func(tx kv.Tx) error {
+	if err := r.viewFor(t.FacilityID, "record free fetch", func(tx kv.Tx) error {
 		owned = tx.Bucket([]byte(bOwned)).Get(key) != nil
 		return nil
 	}); err != nil || owned {
 		return err
 	}
-	return r.update("record free fetch", func(tx kv.Tx, f *fanout) error {
-		return tx.Bucket([]byte(bOwned)).Put(key, nil)
-	})
+	// The record is the inmate's, written by the holder of the inmate's facility, which is
+	// the tablet's but for an inmate moved since the tablet's record was read.
+	return r.updateAt("record free fetch", func(tx kv.Tx) (string, error) { return facilityOf(tx, t.InmateID, t.FacilityID), nil },
+		func(tx kv.Tx, _ *fanout, _ string) error { return tx.Bucket([]byte(bOwned)).Put(key, nil) })
 }
 
 // CatalogOwners counts, for each item of a facility's catalog, the inmates of the facility

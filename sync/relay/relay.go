@@ -190,6 +190,7 @@ type Relay struct {
 	homesWarned []string
 	unreleased  map[string][]byte
 	releasing   atomic.Bool // a beat's releaseAgain is under way
+	finishing   atomic.Bool // a beat's finishDeposits is under way
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.
@@ -324,6 +325,13 @@ func Open(cfg Config) (*Relay, error) {
 				r.feed.stop()
 			}
 			return nil, err
+		}
+	}
+	if !cfg.Beside && !r.homes.on() {
+		// Deposits a crash cut in two (depositdue.go): on a relay of one gateway nothing else
+		// is at work on them now. Gateways with homes sweep on their beat instead.
+		if _, err := r.finishDeposits(r.clock.Now(), 0); err != nil {
+			r.logf("relay: finish the deposits cut off before: %v (a retry of each deposit, or the next start, finishes it)", err)
 		}
 	}
 	mux := http.NewServeMux()

@@ -233,7 +233,14 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 		if d.Ref != k {
 			add("deposit_key", "deposit %q is stored under key %q", d.Ref, k)
 		}
-		sum(d.InmateID).Deposits += d.Cents
+		// A deposit is credited in a transaction after its record's (depositdue.go): one
+		// not credited yet is counted once it is, and it must be marked due until then.
+		switch {
+		case getRaw(tx, bByInmate, indexKey(d.InmateID, "d", d.Ref)) != nil:
+			sum(d.InmateID).Deposits += d.Cents
+		case getRaw(tx, bDepositsDue, d.Ref) == nil:
+			add("deposit_credit", "deposit %q of inmate %s is not credited and not marked due: nothing will credit it", d.Ref, d.InmateID)
+		}
 	})
 	eachRaw(tx, bRefunds, decodeErr(bRefunds), func(k string, rf vocab.Refund) {
 		if rf.Ref != k {

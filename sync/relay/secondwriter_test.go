@@ -1,0 +1,314 @@
+package relay
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/faclog"
+	"github.com/tether-kiosk/tether/sync/relay/faclog/jsfaclog"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// The second writer (docs/SCALE.md, "The second writer"): while a gateway holds a facility,
+// nothing may write the facility's records in a kv transaction beside its holder. The tests
+// here hold north with a projector that never runs, so the kv state's copy of north's records
+// must not move at all until north is let go; any record of north's that changes meanwhile
+// was written by a second writer.
+
+// heldNorth is an env, seeded with north and south and then given what prepare makes (nil:
+// nothing), whose relay holds north over a 3-node cluster's log with a clock of its own that
+// never moves, so that nothing is projected until the test lets north go.
+func heldNorth(t *testing.T, prepare func(*env)) (*env, *heldFacility) {
+	t.Helper()
+	c := natstest.Start(t)
+	e := newEnv(t)
+	e.seed()
+	e.seedSouth()
+	if prepare != nil {
+		prepare(e)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(1), jsfaclog.Options{}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	hf, err := e.r.holdFacility(ctx, l, "north", "gw-test", faclog.HoldOptions{Clock: clock.NewFake(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(e.logText())
+		}
+	})
+	return e, hf
+}
+
+// storedRecords is every key of the kv state under the relay's roots, by its path (nested
+// buckets' names between slashes), with its value.
+func storedRecords(t *testing.T, db kv.Store) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	var walk func(b kv.Bucket, path string) error
+	walk = func(b kv.Bucket, path string) error {
+		if err := b.ForEach(func(k, v []byte) error { got[path+"\x00"+string(k)] = string(v); return nil }); err != nil {
+			return err
+		}
+		return b.ForEachBucket(func(name []byte) error { return walk(b.Bucket(name), path+"\x00"+string(name)) })
+	}
+	err := db.View(context.Background(), func(tx kv.Tx) error {
+		for _, root := range everyRoot() {
+			if b := tx.Bucket([]byte(root)); b != nil {
+				if err := walk(b, root); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// secondWrites runs do and returns the records of facility's that changed in the kv state
+// meanwhile (written, added or deleted), as "root/owner…" paths: each was written beside the
+// facility's holder. Whose a record is comes from the terminal and inmate records after do,
+// so that what do enrolled or moved counts too.
+func secondWrites(t *testing.T, e *env, facility string, do func()) []string {
+	t.Helper()
+	before := storedRecords(t, e.r.db)
+	do()
+	after := storedRecords(t, e.r.db)
+	_, ownerFacility := owners(t, e.r)
+	scope := facilityScope(facility, func(kind ownerKind, id string) bool { return ownerFacility[kind][id] == facility }, nil)
+	inside := func(p string) bool {
+		parts := strings.Split(p, "\x00")
+		path := make([][]byte, len(parts))
+		for i, s := range parts {
+			path[i] = []byte(s)
+		}
+		for i := range path {
+			switch scope(path[:i+1]) {
+			case faclog.Inside:
+				return true
+			case faclog.Outside:
+				return false
+			}
+		}
+		return false
+	}
+	name := func(p string) string { return strconv.QuoteToASCII(strings.ReplaceAll(p, "\x00", "/")) }
+	var wrote []string
+	for p, v := range after {
+		if was, ok := before[p]; (!ok || was != v) && inside(p) {
+			wrote = append(wrote, name(p))
+		}
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok && inside(p) {
+			wrote = append(wrote, name(p)+" (deleted)")
+		}
+	}
+	slices.Sort(wrote)
+	return wrote
+}
+
+// A deposit for a held facility's inmate is two transactions: its record, the state's, in a
+// kv transaction, and its credit on the facility's held state. None of north's records moves
+// in the kv state; the inmate's tablet, connected here, is sent the deposit at once; a retry
+// of the same deposit credits nothing more; south's deposit is made as before; let go, each
+// inmate's balance holds its deposit once and verify is clean.
+func TestADepositForAHeldFacilityIsCreditedByItsHolder(t *testing.T) {
+	var tablet *term
+	e, _ := heldNorth(t, func(e *env) { tablet = e.enroll(wire.ModeTablet, "A1") })
+	a1, s1 := e.balanceOf("A1"), e.balanceOf("S1")
+	c := tablet.connect(t, 0)
+	deposit := func(inmate, ref string, cents kiosk.Cents) {
+		t.Helper()
+		if _, _, err := e.r.Deposit(DepositRequest{InmateID: inmate, Cents: cents, Ref: ref}); err != nil {
+			t.Fatalf("deposit %s for %s: %v", ref, inmate, err)
+		}
+	}
+	wrote := secondWrites(t, e, "north", func() {
+		deposit("A1", "d1", 900)
+		deposit("S1", "d2", 700)
+		deposit("A1", "d1", 900) // the processor's retry
+	})
+	if len(wrote) != 0 {
+		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
+	}
+	got := c.waitDown(wire.DownDeposit, nil)
+	if d := decodeAs[kiosk.Deposit](t, got.Body); d.Ref != "d1" || d.Cents != 900 {
+		t.Fatalf("A1's tablet was sent %+v, want deposit d1 of 900", d)
+	}
+	c.c.Close(websocket.StatusNormalClosure, "")
+	if got := e.balanceOf("S1"); got != s1+700 {
+		t.Fatalf("S1's balance %d, want %d", got, s1+700)
+	}
+	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.balanceOf("A1"); got != a1+900 {
+		t.Fatalf("A1's balance %d after north was let go, want %d: deposit d1 credited once", got, a1+900)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+}
+
+// A deposit cut off between its record and its credit (the relay stopped between its two
+// transactions) is credited once: by a retry of the same deposit, by the relay's next start,
+// or by a gateway's sweep once it is old enough. Meanwhile verify says nothing is wrong, as
+// the deposit is marked due; a deposit neither credited nor marked is a problem it names.
+func TestADepositCutInTwoIsFinishedOnce(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	before := e.balanceOf("A1")
+	cut := func(ref string, cents kiosk.Cents) {
+		t.Helper()
+		if _, created, err := e.r.recordDeposit("deposit", DepositRequest{InmateID: "A1", Cents: cents, Ref: ref}); err != nil || !created {
+			t.Fatalf("record deposit %s: created %v, %v", ref, created, err)
+		}
+	}
+	balance := func(want kiosk.Cents, when string) {
+		t.Helper()
+		if got := e.balanceOf("A1"); got != before+want {
+			t.Fatalf("%s: A1's balance %d, want %d", when, got, before+want)
+		}
+		if rep, err := e.r.Verify(); err != nil || !rep.OK {
+			t.Fatalf("%s: verify: %v %+v", when, err, rep.Problems)
+		}
+	}
+
+	cut("r1", 100)
+	balance(0, "cut off")
+	// The payment processor heard no answer and sends the deposit again.
+	if _, created, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 100, Ref: "r1"}); err != nil || created {
+		t.Fatalf("retry: created %v, %v", created, err)
+	}
+	balance(100, "retried")
+
+	// Cut off again, and once more after its credit but before its mark was cleared.
+	cut("r2", 20)
+	cut("r3", 3)
+	if err := e.r.creditDeposit("deposit", vocab.Deposit{Ref: "r3", InmateID: "A1", Cents: 3, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	balance(103, "cut off twice")
+	e.restart()
+	balance(123, "restarted")
+	if !strings.Contains(e.logText(), "deposit r2 for inmate A1 finished") {
+		t.Fatalf("the start does not say it finished r2:\n%s", e.logText())
+	}
+	e.restart()
+	balance(123, "restarted again")
+	for _, ref := range []string{"r1", "r2", "r3"} {
+		if _, created, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: map[string]kiosk.Cents{"r1": 100, "r2": 20, "r3": 3}[ref], Ref: ref}); err != nil || created {
+			t.Fatalf("retry %s after the restarts: created %v, %v", ref, created, err)
+		}
+	}
+	balance(123, "retried after the restarts")
+
+	// A gateway's sweep leaves a young mark to the call at work on it.
+	cut("r4", 4000)
+	if n, err := e.r.finishDeposits(e.clock.Now(), dueSweepAge); err != nil || n != 0 {
+		t.Fatalf("sweep of a young mark finished %d (%v), want none", n, err)
+	}
+	e.clock.Advance(dueSweepAge)
+	if n, err := e.r.finishDeposits(e.clock.Now(), dueSweepAge); err != nil || n != 1 {
+		t.Fatalf("sweep of a mark %s old finished %d (%v), want 1", dueSweepAge, n, err)
+	}
+	balance(4123, "swept")
+
+	// A deposit's mark lost with its credit undone is what verify names.
+	cut("r5", 5)
+	if err := e.r.update("test", func(tx kv.Tx, _ *fanout) error { return deleteKey(tx, bDepositsDue, "r5") }); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.r.Verify()
+	if err != nil || rep.OK || len(rep.Problems) != 1 || rep.Problems[0].Check != "deposit_credit" {
+		t.Fatalf("verify of a deposit never to be credited: %v %+v", err, rep)
+	}
+}
+
+// What writes only a facility's records goes to its holder: a catalog item published and
+// withdrawn, and the prune of the facility's downlink log after its kiosk acknowledged it.
+// None of north's records moves in the kv state, north's kiosk hears of both at once, and let
+// go, the catalog lists the item withdrawn and verify is clean.
+func TestAHeldFacilitysOwnCallsGoThroughItsHolder(t *testing.T) {
+	var k *term
+	e, hf := heldNorth(t, func(e *env) { k = e.enroll(wire.ModeKiosk, "") })
+	// North's log was pruned just now, as this relay sees it: its kiosk's acknowledgements
+	// prune nothing, and the test's prune below has the log's records to prune.
+	e.r.downPruned.Store("north", &prunedLog{at: e.clock.Now(), known: true})
+	kc := k.connect(t, 0)
+	t1 := track("t1", e.uploadTrack(testMP3(20, 1)), 99)
+	wrote := secondWrites(t, e, "north", func() {
+		e.publish(CatalogRequest{FacilityID: "north", Item: t1})
+		got := kc.waitDown(wire.DownCatalogItem, nil)
+		if it := decodeAs[vocab.CatalogItem](t, got.Body); it.ID != "t1" {
+			t.Fatalf("north's kiosk heard of %+v, want t1", it)
+		}
+		if _, err := e.r.WithdrawCatalogItem("north", "t1"); err != nil {
+			t.Fatal(err)
+		}
+		w := kc.waitDown(wire.DownCatalogWithdrawn, nil)
+		kc.ackDown(w.Seq)
+		kc.c.Close(websocket.StatusNormalClosure, "")
+		kc = k.connect(t, w.Seq) // its hello says what it applied, whatever the first connection flushed
+		kc.c.Close(websocket.StatusNormalClosure, "")
+		before := logged(t, hf)
+		if err := e.r.pruneFacility("north", &prunedLog{}); err != nil {
+			t.Fatal(err)
+		}
+		if after := logged(t, hf); after >= before {
+			t.Fatalf("north's downlink log holds %d records after its prune, %d before", after, before)
+		}
+	})
+	if len(wrote) != 0 {
+		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
+	}
+	if hf.holding.Behind() == 0 {
+		t.Fatal("north's log holds nothing the kv state lacks")
+	}
+	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := e.r.Catalog("north")
+	if err != nil || len(entries) != 1 || !entries[0].Withdrawn {
+		t.Fatalf("north's catalog after it was let go: %+v %v, want t1 withdrawn", entries, err)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+}
+
+// logged counts the records of north's downlink log in hf's held state.
+func logged(t *testing.T, hf *heldFacility) int {
+	t.Helper()
+	n := 0
+	if err := hf.holding.Store().View(context.Background(), func(tx kv.Tx) error {
+		b := tx.Bucket([]byte(bFacDown)).Bucket([]byte("north"))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, _ []byte) error { n++; return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
