@@ -62,6 +62,12 @@ type fanout struct {
 	// terminal's term_seen record (0: not known), for the connection once the call commits
 	// (owner.queue).
 	waiting int64
+	// kvPath: the call runs in a kv transaction, not on a held facility's state. What it
+	// queues for a facility this relay holds is recorded due instead (fanoutdue.go): due, by
+	// facility, under the key dueKey.
+	kvPath bool
+	due    map[string]*dueRecord
+	dueKey string
 }
 
 func (f *fanout) reset(tx kv.Tx) {
@@ -73,6 +79,8 @@ func (f *fanout) reset(tx kv.Tx) {
 	clear(f.facs)
 	clear(f.runs)
 	f.waiting = 0
+	clear(f.due)
+	f.dueKey = ""
 }
 
 // takeNumber takes the facility's next downlink number from its counter fb, and remembers for
@@ -185,6 +193,13 @@ func liveHolder(tx kv.Tx, id string) (string, error) {
 // encoded once, at the first place it goes to: none (a letter's status with no tablet to tell,
 // the common case) costs no encoding.
 func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string, body any) error {
+	if f.deferTo(facility) {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode downlink %s: %w", kind, err)
+		}
+		return f.putDue(facility, dueItem{Scope: sc, Inmate: inmateID, Except: except, Kind: kind, Body: raw})
+	}
 	var raw json.RawMessage
 	enc := func() error {
 		if raw != nil {
@@ -217,6 +232,9 @@ func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string,
 }
 
 func (f *fanout) queueRaw(facility string, sc scope, inmateID, except, kind string, raw json.RawMessage) error {
+	if f.deferTo(facility) {
+		return f.putDue(facility, dueItem{Scope: sc, Inmate: inmateID, Except: except, Kind: kind, Body: raw})
+	}
 	return f.eachRoute(facility, sc, inmateID, except, func(id string) error { return f.appendRawIn(facility, id, kind, raw) })
 }
 
@@ -297,6 +315,9 @@ func (f *fanout) appendRaw(id, kind string, raw json.RawMessage) error {
 	facility, err := f.facilityOfTerminal(id)
 	if err != nil {
 		return err
+	}
+	if f.deferTo(facility) {
+		return f.putDue(facility, dueItem{Terminal: id, Kind: kind, Body: raw})
 	}
 	return f.appendRawIn(facility, id, kind, raw)
 }

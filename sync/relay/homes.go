@@ -310,8 +310,8 @@ func (r *Relay) homeBeat() {
 	if r.finishing.CompareAndSwap(false, true) {
 		go func() {
 			defer r.finishing.Store(false)
-			if _, err := r.finishDeposits(r.clock.Now(), dueSweepAge); err != nil {
-				r.logf("relay: finish the deposits cut off before: %v", err)
+			if err := r.finishDue(r.clock.Now(), dueSweepAge); err != nil {
+				r.logf("relay: finish the deposits and fan-outs cut off before: %v", err)
 			}
 		}()
 	}

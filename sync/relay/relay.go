@@ -190,7 +190,8 @@ type Relay struct {
 	homesWarned []string
 	unreleased  map[string][]byte
 	releasing   atomic.Bool // a beat's releaseAgain is under way
-	finishing   atomic.Bool // a beat's finishDeposits is under way
+	finishing   atomic.Bool // a beat's finishDue is under way
+	draining    dueLocks    // fanoutdue.go
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.
@@ -328,10 +329,11 @@ func Open(cfg Config) (*Relay, error) {
 		}
 	}
 	if !cfg.Beside && !r.homes.on() {
-		// Deposits a crash cut in two (depositdue.go): on a relay of one gateway nothing else
-		// is at work on them now. Gateways with homes sweep on their beat instead.
-		if _, err := r.finishDeposits(r.clock.Now(), 0); err != nil {
-			r.logf("relay: finish the deposits cut off before: %v (a retry of each deposit, or the next start, finishes it)", err)
+		// Deposits and fan-outs a crash cut in two (depositdue.go, fanoutdue.go): on a relay
+		// of one gateway nothing else is at work on them now. Gateways with homes sweep on
+		// their beat instead.
+		if err := r.finishDue(r.clock.Now(), 0); err != nil {
+			r.logf("relay: finish the deposits and fan-outs cut off before: %v (the next start tries again)", err)
 		}
 	}
 	mux := http.NewServeMux()
@@ -402,7 +404,7 @@ func (r *Relay) updateKeys(op string, keys func() []kv.Key, numbers int, fn func
 
 // updateOn is updateKeys through the committer w (a held facility's, holds.go).
 func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) error {
-	f := &fanout{r: r}
+	f := &fanout{r: r, kvPath: w == r.writes}
 	if err := w.do(&writeCall{fn: fn, f: f, keys: keys, numbers: numbers}); err != nil {
 		return ioErr(op, err)
 	}
@@ -411,6 +413,13 @@ func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers 
 	}
 	r.metrics.committed(f)
 	r.hub.wake(f.woken)
+	// What the call left due to held facilities is queued now, by their writers. The call
+	// itself is done: a failure here leaves the record, which finishDue drains later.
+	for facility := range f.due {
+		if _, err := r.drainDue(facility); err != nil {
+			r.logf("relay: %s: queue its fan-out to facility %s: %v (queued later)", op, facility, err)
+		}
+	}
 	return nil
 }
 

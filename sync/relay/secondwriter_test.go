@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -311,4 +312,63 @@ func logged(t *testing.T, hf *heldFacility) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A call whose records are the state's and whose news is the facility's (a policy, a notice)
+// records what it would queue for a held facility, due, and the holder queues it once the
+// call commits: north's kiosk hears both at once, in order, and nothing of north's moves in
+// the kv state. A record left due, as a crash between the two would leave it, is queued by
+// the sweep once it is old enough, through the holder too; let go, verify is clean.
+func TestAHeldFacilitysNewsIsQueuedByItsHolder(t *testing.T) {
+	var k *term
+	e, _ := heldNorth(t, func(e *env) { k = e.enroll(wire.ModeKiosk, "") })
+	kc := k.connect(t, 0)
+	p := kiosk.DefaultPolicy()
+	p.RatePerMinute = 7
+	wrote := secondWrites(t, e, "north", func() {
+		if err := e.r.PutPolicy("north", p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.r.PostNotice(NoticeRequest{FacilityID: "north", Text: "count at nine"}); err != nil {
+			t.Fatal(err)
+		}
+		// Its snapshot came first, with the policy it was enrolled under.
+		got := kc.waitDown(wire.DownPolicy, func(b json.RawMessage) bool { return decodeAs[kiosk.Policy](t, b).RatePerMinute == 7 })
+		n := kc.waitDown(wire.DownNotice, nil)
+		if notice := decodeAs[wire.Notice](t, n.Body); notice.Text != "count at nine" || n.Seq <= got.Seq {
+			t.Fatalf("north's kiosk was sent notice %+v at %d, after the policy at %d", notice, n.Seq, got.Seq)
+		}
+
+		// Cut off after its kv transaction: the call's record stays due.
+		f := &fanout{r: e.r, kvPath: true}
+		if err := e.r.writes.do(&writeCall{f: f, fn: func(tx kv.Tx, f *fanout) error {
+			return f.toFacility("north", "", wire.DownNotice, wire.Notice{ID: "n-cut", Text: "cut off", At: t0})
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.r.finishDue(e.clock.Now(), dueSweepAge); err != nil {
+			t.Fatal(err)
+		}
+		if due := storedBytes(t, e, bFanoutsDue, "north/"+f.dueKey); due == nil {
+			t.Fatal("a young record due was queued by the sweep, or never recorded")
+		}
+		e.clock.Advance(dueSweepAge)
+		if err := e.r.finishDue(e.clock.Now(), dueSweepAge); err != nil {
+			t.Fatal(err)
+		}
+		kc.waitDown(wire.DownNotice, func(b json.RawMessage) bool { return decodeAs[wire.Notice](t, b).ID == "n-cut" })
+		if due := storedBytes(t, e, bFanoutsDue, "north/"+f.dueKey); due != nil {
+			t.Fatal("the record due is still there after the sweep queued it")
+		}
+		kc.c.Close(websocket.StatusNormalClosure, "")
+	})
+	if len(wrote) != 0 {
+		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
+	}
+	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
 }

@@ -1,0 +1,209 @@
+package relay
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// Fan-outs due (SCALE.md, "The second writer"). A call that writes the state's records and
+// sends what it changed to a facility's terminals (a policy, a notice, a contact's review, a
+// letter's status) is two transactions where this relay holds the facility: its kv
+// transaction cannot write the facility's downlink, which is the holder's, so it records
+// what it would have queued here, under the facility, due. Once it commits, the facility's
+// writer queues it and the record goes (drainDue). A crash between them leaves the record,
+// which the relay's next start or a gateway's beat drains (finishDue).
+//
+// A facility's records are drained in the order they were made, each facility by one drain
+// at a time on a gateway: an older policy queued after a newer one would leave the
+// terminals on the older. A record drained twice (a crash after its queueing, before its
+// removal) queues its items twice; terminals apply downlink items by their ids, so the
+// second changes nothing.
+
+// bFanoutsDue holds the fan-outs due: facility + "/" + a UUIDv7 (made in time order) -> the
+// JSON of a dueRecord. The state's root, made on first use.
+const bFanoutsDue = "fanouts_due"
+
+// dueRecord is what one call left due to one facility.
+type dueRecord struct {
+	// At is when the call ran, by the relay's clock: a gateway's sweep leaves younger
+	// records to the call at work on them.
+	At    time.Time `json:"at"`
+	Items []dueItem `json:"items"`
+}
+
+// dueItem is one item a call would have queued: for one terminal (Terminal, its own bucket) or
+// for the facility's terminals in Scope (fanout.queue).
+type dueItem struct {
+	Terminal string          `json:"terminal,omitempty"`
+	Scope    scope           `json:"scope"`
+	Inmate   string          `json:"inmate,omitempty"`
+	Except   string          `json:"except,omitempty"`
+	Kind     string          `json:"kind"`
+	Body     json.RawMessage `json:"body"`
+}
+
+// deferTo says whether what this call queues for facility waits for its holder: a call in a
+// kv transaction for a facility this relay holds.
+func (f *fanout) deferTo(facility string) bool {
+	return f.kvPath && f.r.held.of(facility) != nil
+}
+
+// putDue records it in this call's record of what is due to facility.
+func (f *fanout) putDue(facility string, it dueItem) error {
+	if f.dueKey == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("name a fan-out due: %w", err)
+		}
+		f.dueKey = id.String()
+	}
+	if f.due == nil {
+		f.due = map[string]*dueRecord{}
+	}
+	rec := f.due[facility]
+	if rec == nil {
+		rec = &dueRecord{At: f.r.clock.Now().UTC()}
+		f.due[facility] = rec
+	}
+	rec.Items = append(rec.Items, it)
+	if _, err := f.tx.CreateBucketIfNotExists([]byte(bFanoutsDue)); err != nil {
+		return err
+	}
+	return putJSON(f.tx, bFanoutsDue, facility+"/"+f.dueKey, rec)
+}
+
+// queueDue queues it as the call that recorded it would have (on facility's writer).
+func (f *fanout) queueDue(facility string, it dueItem) error {
+	if it.Terminal != "" {
+		return f.appendRaw(it.Terminal, it.Kind, it.Body)
+	}
+	if it.Scope == scopeTablets {
+		return f.queueRaw(facility, it.Scope, it.Inmate, it.Except, it.Kind, it.Body)
+	}
+	return f.queue(facility, it.Scope, it.Inmate, it.Except, it.Kind, it.Body)
+}
+
+// dueLocks are the relay's locks of draining, one per facility.
+type dueLocks struct {
+	mu sync.Mutex
+	m  map[string]*sync.Mutex
+}
+
+func (d *dueLocks) of(facility string) *sync.Mutex {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = map[string]*sync.Mutex{}
+	}
+	if d.m[facility] == nil {
+		d.m[facility] = &sync.Mutex{}
+	}
+	return d.m[facility]
+}
+
+// drainDue queues what is due to facility on its writer, record by record in the order they
+// were made, and removes each record once its items are queued. It says how many records it
+// drained.
+func (r *Relay) drainDue(facility string) (int, error) {
+	const op = "queue the fan-outs due"
+	mu := r.draining.of(facility)
+	mu.Lock()
+	defer mu.Unlock()
+	type record struct {
+		key   string
+		items []dueItem
+	}
+	var recs []record
+	err := r.view(op, func(tx kv.Tx) error {
+		recs = recs[:0]
+		if tx.Bucket([]byte(bFanoutsDue)) == nil {
+			return nil
+		}
+		return forEachRaw(tx, bFanoutsDue, facility+"/", func(k string, raw []byte) bool {
+			var rec dueRecord
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				r.logf("relay: fan-out due %s does not decode, left in place: %v", k, err)
+				return true
+			}
+			recs = append(recs, record{k, rec.Items})
+			return true
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i, rec := range recs {
+		if err := r.updateFor(facility, op, func(tx kv.Tx, f *fanout) error {
+			for _, it := range rec.items {
+				if err := f.queueDue(facility, it); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return i, err
+		}
+		if err := r.update(op, func(tx kv.Tx, _ *fanout) error { return deleteKey(tx, bFanoutsDue, rec.key) }); err != nil {
+			return i, err
+		}
+	}
+	return len(recs), nil
+}
+
+// finishFanouts drains the fan-outs due whose oldest record was made at least age before now,
+// for the facilities this gateway serves (all, on a relay without homes).
+func (r *Relay) finishFanouts(now time.Time, age time.Duration) (int, error) {
+	var facilities []string
+	err := r.view("find the fan-outs due", func(tx kv.Tx) error {
+		facilities = facilities[:0]
+		if tx.Bucket([]byte(bFanoutsDue)) == nil {
+			return nil
+		}
+		return forEachRaw(tx, bFanoutsDue, "", func(k string, raw []byte) bool {
+			facility, _, _ := strings.Cut(k, "/")
+			if slices.Contains(facilities, facility) {
+				return true
+			}
+			var rec dueRecord
+			if err := json.Unmarshal(raw, &rec); err == nil && now.Sub(rec.At) < age {
+				return true // an undecodable record is drainDue's to name
+			}
+			if home := r.homes.of(facility, false); home == "" || home == r.homes.self {
+				facilities = append(facilities, facility)
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, facility := range facilities {
+		n, err := r.drainDue(facility)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		r.logf("relay: %d fan-outs due to facility %s queued after they were cut off", n, facility)
+	}
+	return total, nil
+}
+
+// finishDue finishes what a crash cut in two, made at least age before now: deposits not yet
+// credited (depositdue.go) and fan-outs not yet queued.
+func (r *Relay) finishDue(now time.Time, age time.Duration) error {
+	_, derr := r.finishDeposits(now, age)
+	_, ferr := r.finishFanouts(now, age)
+	if derr != nil {
+		return derr
+	}
+	return ferr
+}
