@@ -198,7 +198,7 @@ func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string,
 		if err != nil {
 			return fmt.Errorf("encode downlink %s: %w", kind, err)
 		}
-		return f.putDue(facility, dueItem{Scope: sc, Inmate: inmateID, Except: except, Kind: kind, Body: raw})
+		return f.putDue(f.tx, facility, dueItem{Scope: sc, Inmate: inmateID, Except: except, Kind: kind, Body: raw})
 	}
 	var raw json.RawMessage
 	enc := func() error {
@@ -233,7 +233,7 @@ func (f *fanout) queue(facility string, sc scope, inmateID, except, kind string,
 
 func (f *fanout) queueRaw(facility string, sc scope, inmateID, except, kind string, raw json.RawMessage) error {
 	if f.deferTo(facility) {
-		return f.putDue(facility, dueItem{Scope: sc, Inmate: inmateID, Except: except, Kind: kind, Body: raw})
+		return f.putDue(f.tx, facility, dueItem{Scope: sc, Inmate: inmateID, Except: except, Kind: kind, Body: raw})
 	}
 	return f.eachRoute(facility, sc, inmateID, except, func(id string) error { return f.appendRawIn(facility, id, kind, raw) })
 }
@@ -317,7 +317,7 @@ func (f *fanout) appendRaw(id, kind string, raw json.RawMessage) error {
 		return err
 	}
 	if f.deferTo(facility) {
-		return f.putDue(facility, dueItem{Terminal: id, Kind: kind, Body: raw})
+		return f.putDue(f.tx, facility, dueItem{Terminal: id, Kind: kind, Body: raw})
 	}
 	return f.appendRawIn(facility, id, kind, raw)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
@@ -39,15 +40,32 @@ type dueRecord struct {
 	Items []dueItem `json:"items"`
 }
 
-// dueItem is one item a call would have queued: for one terminal (Terminal, its own bucket) or
-// for the facility's terminals in Scope (fanout.queue).
+// dueItem is one thing a call would have done to the facility's records: a downlink item
+// queued for one terminal (Terminal, its own bucket) or for the facility's terminals in Scope
+// (fanout.queue); a record written blind, that is, whatever the call read (Put or Delete, the
+// root, and Key and Value); or a letter's stamp refunded (StampRefund), which reads the
+// inmate's charge and account on the facility's writer, and which is done once however often
+// it is asked.
 type dueItem struct {
-	Terminal string          `json:"terminal,omitempty"`
-	Scope    scope           `json:"scope"`
-	Inmate   string          `json:"inmate,omitempty"`
-	Except   string          `json:"except,omitempty"`
-	Kind     string          `json:"kind"`
-	Body     json.RawMessage `json:"body"`
+	Terminal    string          `json:"terminal,omitempty"`
+	Scope       scope           `json:"scope"`
+	Inmate      string          `json:"inmate,omitempty"`
+	Except      string          `json:"except,omitempty"`
+	Kind        string          `json:"kind,omitempty"`
+	Body        json.RawMessage `json:"body,omitempty"`
+	Put         string          `json:"put,omitempty"`
+	Delete      string          `json:"delete,omitempty"`
+	Key         string          `json:"key,omitempty"`
+	Value       []byte          `json:"value,omitempty"`
+	StampRefund *stampRefund    `json:"stamp_refund,omitempty"`
+}
+
+// stampRefund is what refundStampTx needs of a rejected letter.
+type stampRefund struct {
+	LetterID   string    `json:"letter_id"`
+	InmateID   string    `json:"inmate_id"`
+	FacilityID string    `json:"facility_id"`
+	At         time.Time `json:"at"`
 }
 
 // deferTo says whether what this call queues for facility waits for its holder: a call in a
@@ -57,7 +75,7 @@ func (f *fanout) deferTo(facility string) bool {
 }
 
 // putDue records it in this call's record of what is due to facility.
-func (f *fanout) putDue(facility string, it dueItem) error {
+func (f *fanout) putDue(tx kv.Tx, facility string, it dueItem) error {
 	if f.dueKey == "" {
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -74,14 +92,51 @@ func (f *fanout) putDue(facility string, it dueItem) error {
 		f.due[facility] = rec
 	}
 	rec.Items = append(rec.Items, it)
-	if _, err := f.tx.CreateBucketIfNotExists([]byte(bFanoutsDue)); err != nil {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bFanoutsDue)); err != nil {
 		return err
 	}
-	return putJSON(f.tx, bFanoutsDue, facility+"/"+f.dueKey, rec)
+	return putJSON(tx, bFanoutsDue, facility+"/"+f.dueKey, rec)
 }
 
-// queueDue queues it as the call that recorded it would have (on facility's writer).
-func (f *fanout) queueDue(facility string, it dueItem) error {
+// putIn sets bucket[key] to val, a record of facility's the call writes blind: at once, or
+// due where the call runs in a kv transaction and this relay holds the facility. What the
+// call reads afterwards does not see a write made due.
+func (f *fanout) putIn(tx kv.Tx, facility, bucket, key string, val []byte) error {
+	if f.deferTo(facility) {
+		return f.putDue(tx, facility, dueItem{Put: bucket, Key: key, Value: val})
+	}
+	return putRaw(tx, bucket, key, val)
+}
+
+// deleteIn removes bucket[key], a record of facility's, as putIn writes one.
+func (f *fanout) deleteIn(tx kv.Tx, facility, bucket, key string) error {
+	if f.deferTo(facility) {
+		return f.putDue(tx, facility, dueItem{Delete: bucket, Key: key})
+	}
+	return deleteKey(tx, bucket, key)
+}
+
+// refundStamp refunds rejected letter o's stamp (refundStampTx) on the writer of the
+// inmate's facility: at once, or due.
+func (f *fanout) refundStamp(tx kv.Tx, o Outbound, now time.Time) error {
+	facility := facilityOf(tx, o.InmateID, o.FacilityID)
+	if f.deferTo(facility) {
+		return f.putDue(tx, facility, dueItem{StampRefund: &stampRefund{LetterID: o.ID, InmateID: o.InmateID, FacilityID: o.FacilityID, At: now}})
+	}
+	return refundStampTx(tx, f, o, now)
+}
+
+// queueDue does it as the call that recorded it would have (on facility's writer).
+func (f *fanout) queueDue(tx kv.Tx, facility string, it dueItem) error {
+	switch {
+	case it.Put != "":
+		return putRaw(tx, it.Put, it.Key, it.Value)
+	case it.Delete != "":
+		return deleteKey(tx, it.Delete, it.Key)
+	case it.StampRefund != nil:
+		s := it.StampRefund
+		return refundStampTx(tx, f, Outbound{Message: vocab.Message{ID: s.LetterID, InmateID: s.InmateID}, FacilityID: s.FacilityID}, s.At)
+	}
 	if it.Terminal != "" {
 		return f.appendRaw(it.Terminal, it.Kind, it.Body)
 	}
@@ -143,7 +198,7 @@ func (r *Relay) drainDue(facility string) (int, error) {
 	for i, rec := range recs {
 		if err := r.updateFor(facility, op, func(tx kv.Tx, f *fanout) error {
 			for _, it := range rec.items {
-				if err := f.queueDue(facility, it); err != nil {
+				if err := f.queueDue(tx, facility, it); err != nil {
 					return err
 				}
 			}

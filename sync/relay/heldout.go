@@ -15,13 +15,22 @@ import (
 
 // putOutbound stores letter o whose body is item n (putLetter), and keeps its facility's list
 // of held letters: wasHeld says whether the stored letter was held before this write.
-func putOutbound(tx kv.Tx, o Outbound, n uint64, wasHeld bool) error {
+//
+// The list is the facility's (held_outbound): written through f, due where f's call runs in
+// a kv transaction for a facility this relay holds (fanoutdue.go).
+func putOutbound(tx kv.Tx, f *fanout, o Outbound, n uint64, wasHeld bool) error {
 	if err := putLetter(tx, bOutbound, o, n); err != nil {
 		return err
 	}
 	held := o.Status == vocab.MsgHeld
 	if held == wasHeld || checkID("", "", o.FacilityID) != nil || checkID("", "", o.ID) != nil {
 		return nil // a record with no valid facility (an older relay's damage) is left off; verify reports it
+	}
+	if f.deferTo(o.FacilityID) {
+		if held {
+			return f.putIn(tx, o.FacilityID, bHeldOut, o.FacilityID+"/"+o.ID, nil)
+		}
+		return f.deleteIn(tx, o.FacilityID, bHeldOut, o.FacilityID+"/"+o.ID)
 	}
 	if held {
 		return putAppended(tx, bHeldOut, o.FacilityID+"/"+o.ID, nil) // ids are UUIDv7s, in time order

@@ -19,11 +19,13 @@ import (
 // committer of its own; the kv state follows by the holding's projection. The hello's
 // positions are read from the held state too, since the kv state is behind it.
 //
-// Only those writes are routed so far. Every other write of a held facility's records (the
-// console's deposits and reviews, downlink fan-outs, enrollment, a roster move) still goes
-// through kv transactions, where the projection would overwrite it: so no gateway holds a
-// facility yet, and only tests call holdFacility. What remains before relayd may hold its
-// home facilities is listed in SCALE.md.
+// The console's calls go to the facility's writer too (updateFor, updateAt), or do what they
+// would do to a held facility's records after their kv transaction, through its writer
+// (fanoutdue.go); a deposit is two transactions (depositdue.go). What still writes a held
+// facility's records in kv transactions, where the projection would overwrite it (refunds,
+// enrollment and revocation, roster moves, a terminal's letter), is listed in SCALE.md
+// ("Built, stop 36"): until it moves no gateway holds a facility, and only tests call
+// holdFacility.
 
 // heldFacility is one facility this relay holds.
 type heldFacility struct {

@@ -282,12 +282,12 @@ func (r *Relay) deliverInbound(op, id, key, subject, body string, photos []vocab
 			Subject: subject, Body: body, ReplyTo: tmpl.ReplyTo, Photos: photos, CreatedAt: now, UpdatedAt: now}
 		if held {
 			created = true
-			return holdInboundTx(tx, m, in.FacilityID, now)
+			return holdInboundTx(tx, f, m, in.FacilityID, now)
 		}
 		if err := putJSON(tx, bInbound, m.ID, m); err != nil {
 			return err
 		}
-		if err := indexInbound(tx, m); err != nil {
+		if err := indexInboundIn(tx, f, in.FacilityID, m); err != nil {
 			return err
 		}
 		if err := linkReply(tx, m); err != nil {
@@ -416,11 +416,11 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 			return conflict(op, "id", "message %q waits for its stamp (%s) and cannot be approved before it is paid", id, o.StampDue)
 		}
 		o.Status, o.State, o.Reason, o.ReviewedAt, o.UpdatedAt = state, state, reason, now, now
-		if err := putOutbound(tx, o, rec.BodyItem, true); err != nil {
+		if err := putOutbound(tx, f, o, rec.BodyItem, true); err != nil {
 			return err
 		}
 		if state == vocab.MsgRejected {
-			if err := refundStampTx(tx, f, o, now); err != nil { // stamps.go
+			if err := f.refundStamp(tx, o, now); err != nil { // stamps.go
 				return err
 			}
 		}

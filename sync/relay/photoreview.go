@@ -44,8 +44,8 @@ type HeldInbound struct {
 	ReviewedAt time.Time `json:"reviewed_at,omitzero"`
 }
 
-// holdInboundTx stores m held for photo review.
-func holdInboundTx(tx kv.Tx, m vocab.Message, facility string, now time.Time) error {
+// holdInboundTx stores m held for photo review, on facility's queue (through f: fanout.putIn).
+func holdInboundTx(tx kv.Tx, f *fanout, m vocab.Message, facility string, now time.Time) error {
 	if _, err := tx.CreateBucketIfNotExists([]byte(bInboundHeld)); err != nil {
 		return err
 	}
@@ -55,19 +55,19 @@ func holdInboundTx(tx kv.Tx, m vocab.Message, facility string, now time.Time) er
 	if checkID("", "", facility) != nil || checkID("", "", m.ID) != nil {
 		return nil // an older relay's damage: verify reports it
 	}
-	return putRaw(tx, bPhotoQueue, facility+"/"+m.ID, nil)
+	return f.putIn(tx, facility, bPhotoQueue, facility+"/"+m.ID, nil)
 }
 
 // decideHeldTx stores h, decided (delivered or rejected), and takes it off its facility's
-// photo review queue.
-func decideHeldTx(tx kv.Tx, h HeldInbound) error {
+// photo review queue (through f: fanout.deleteIn).
+func decideHeldTx(tx kv.Tx, f *fanout, h HeldInbound) error {
 	if err := putJSON(tx, bInboundHeld, h.ID, h); err != nil {
 		return err
 	}
 	if checkID("", "", h.FacilityID) != nil || checkID("", "", h.ID) != nil {
 		return nil
 	}
-	return deleteKey(tx, bPhotoQueue, h.FacilityID+"/"+h.ID)
+	return f.deleteIn(tx, h.FacilityID, bPhotoQueue, h.FacilityID+"/"+h.ID)
 }
 
 func getHeldTx(tx kv.Tx, id string) (HeldInbound, bool, error) {
@@ -209,7 +209,7 @@ func (r *Relay) ApproveInbound(id string) (HeldInbound, error) {
 		}
 		h = cur
 		h.Status, h.ReviewedAt = vocab.MsgDelivered, now
-		if err := decideHeldTx(tx, h); err != nil {
+		if err := decideHeldTx(tx, f, h); err != nil {
 			return err
 		}
 		if at := facilityOf(tx, h.InmateID, h.FacilityID); at != fac {
@@ -223,7 +223,7 @@ func (r *Relay) ApproveInbound(id string) (HeldInbound, error) {
 		if err := linkReply(tx, m); err != nil {
 			return err
 		}
-		if err := indexInbound(tx, m); err != nil {
+		if err := indexInboundIn(tx, f, fac, m); err != nil {
 			return err
 		}
 		return f.toInmate(fac, m.InmateID, "", wire.DownInboundMessage, m)
@@ -250,7 +250,7 @@ func (r *Relay) RejectInbound(id, reason string) (HeldInbound, error) {
 	}
 	now := r.clock.Now().UTC()
 	var h HeldInbound
-	err := r.update(op, func(tx kv.Tx, _ *fanout) error {
+	err := r.update(op, func(tx kv.Tx, f *fanout) error {
 		cur, ok, err := getHeldTx(tx, id)
 		if err != nil {
 			return err
@@ -263,7 +263,7 @@ func (r *Relay) RejectInbound(id, reason string) (HeldInbound, error) {
 		}
 		h = cur
 		h.Status, h.Reason, h.ReviewedAt = vocab.MsgRejected, reason, now
-		return decideHeldTx(tx, h)
+		return decideHeldTx(tx, f, h)
 	})
 	if err != nil {
 		return HeldInbound{}, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/kiosk"
@@ -367,6 +368,65 @@ func TestAHeldFacilitysNewsIsQueuedByItsHolder(t *testing.T) {
 	}
 	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
 		t.Fatal(err)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+}
+
+// A review of a held facility's letter and a letter in from outside, made while the facility
+// is held: the letter's record and the inbound letter are the state's, written at once; the
+// facility's list of held letters, the stamp's refund (which reads the inmate's charge and
+// account) and the inmate's list of letters in are due, done on the holder. North's kiosk hears
+// of the rejection, the refund and the letter at once; nothing of north's moves in the kv
+// state; let go, the stamp is refunded once, north lists no letter held, and verify is clean.
+func TestAHeldFacilitysLettersAreReviewedThroughItsHolder(t *testing.T) {
+	var k *term
+	var l1 kiosk.Message
+	var before kiosk.Cents
+	e, _ := heldNorth(t, func(e *env) {
+		holdRequests(t, e)
+		e.stampPricing(25)
+		if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 200, Ref: "d1"}); err != nil {
+			t.Fatal(err)
+		}
+		k = e.enroll(wire.ModeKiosk, "")
+		c := k.connect(t, 0)
+		c.batch(k.item(wire.UpContactRequest, kiosk.Contact{ID: "c-ana", InmateID: "A1", Name: "Ana", Email: "ana@example.org", State: kiosk.ContactPending}))
+		e.approveAccepted("c-ana")
+		l1 = msg(uuid.Must(uuid.NewV7()).String(), "A1", "c-ana", "a letter")
+		if ack := c.batch(k.item(wire.UpMessage, l1), k.item(wire.UpCharge, stamp(l1, 25))); len(ack.Rejected) != 0 {
+			t.Fatalf("a letter and its stamp: ack %+v", ack)
+		}
+		c.c.Close(websocket.StatusNormalClosure, "")
+		before = e.balanceOf("A1")
+	})
+	kc := k.connect(t, 0)
+	wrote := secondWrites(t, e, "north", func() {
+		if _, err := e.r.RejectOutbound(l1.ID, "not allowed"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.r.Inbound(InboundRequest{InmateID: "A1", From: "c-ana", Body: "from home"}); err != nil {
+			t.Fatal(err)
+		}
+		kc.waitDown(wire.DownMessageStatus, func(b json.RawMessage) bool {
+			return decodeAs[wire.MessageStatus](t, b).MessageID == l1.ID && decodeAs[wire.MessageStatus](t, b).State == kiosk.MsgRejected
+		})
+		kc.waitDown(wire.DownRemoteCredit, func(b json.RawMessage) bool { return decodeAs[kiosk.Credit](t, b).MessageID == l1.ID })
+		kc.waitDown(wire.DownInboundMessage, func(b json.RawMessage) bool { return decodeAs[kiosk.Message](t, b).Body == "from home" })
+		kc.c.Close(websocket.StatusNormalClosure, "")
+	})
+	if len(wrote) != 0 {
+		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
+	}
+	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.balanceOf("A1"); got != before+25 {
+		t.Fatalf("A1's balance %d after north was let go, want %d: the stamp refunded once", got, before+25)
+	}
+	if held, err := e.r.Outbound(OutboundFilter{Status: kiosk.MsgHeld}); err != nil || len(held) != 0 {
+		t.Fatalf("letters held after the review: %+v %v", held, err)
 	}
 	if rep, err := e.r.Verify(); err != nil || !rep.OK {
 		t.Fatalf("verify: %v %+v", err, rep.Problems)

@@ -221,7 +221,7 @@ func (r *Relay) settleStampDue(tx kv.Tx, f *fanout, t TerminalInfo, fac facility
 	o := rec.Outbound
 	o.AwaitingStamp = false
 	if o.Status != vocab.MsgHeld { // rejected by staff meanwhile: a stamp recorded was refunded
-		return putOutbound(tx, o, rec.BodyItem, false)
+		return putOutbound(tx, f, o, rec.BodyItem, false)
 	}
 	state, why := vocab.MsgHeld, ""
 	switch {
@@ -240,7 +240,7 @@ func (r *Relay) settleStampDue(tx kv.Tx, f *fanout, t TerminalInfo, fac facility
 			o.ID, o.TerminalID, why, it.Kind)
 	}
 	o.Status, o.State, o.Reason, o.UpdatedAt = state, state, why, now
-	if err := putOutbound(tx, o, rec.BodyItem, true); err != nil {
+	if err := putOutbound(tx, f, o, rec.BodyItem, true); err != nil {
 		return err
 	}
 	if state == vocab.MsgHeld {

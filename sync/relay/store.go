@@ -268,6 +268,17 @@ func indexInbound(tx kv.Tx, m vocab.Message) error {
 	return nil
 }
 
+// indexInboundIn is indexInbound through f, for an inmate of facility (fanout.putIn).
+func indexInboundIn(tx kv.Tx, f *fanout, facility string, m vocab.Message) error {
+	if checkID("", "", m.InmateID) != nil {
+		return nil
+	}
+	if err := f.putIn(tx, facility, bByInmate, indexKey(m.InmateID, "i", m.ID), nil); err != nil {
+		return fmt.Errorf("index inbound letter %s: %w", m.ID, err)
+	}
+	return nil
+}
+
 // migrate7to8 adds the library's buckets: the catalog and what inmates own. Nothing before
 // schema 8 was published or bought.
 func migrate7to8(tx kv.Tx) error {

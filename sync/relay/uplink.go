@@ -729,7 +729,7 @@ func (r *Relay) applyMessage(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			}
 		}
 	}
-	if err := putOutbound(tx, o, n, false); err != nil {
+	if err := putOutbound(tx, f, o, n, false); err != nil {
 		return "", err
 	}
 	if dept {
