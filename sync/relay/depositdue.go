@@ -65,6 +65,29 @@ func (r *Relay) creditDeposit(op string, d vocab.Deposit) error {
 		})
 }
 
+// eachMarkDue calls fn with the key of each mark in root (a deposit's or a refund's: the time
+// it was made, 8 bytes of Unix nanoseconds) made at least age before now.
+func eachMarkDue(tx kv.Tx, root string, now time.Time, age time.Duration, fn func(ref string)) error {
+	b := tx.Bucket([]byte(root))
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error {
+		if now.Sub(time.Unix(0, int64(readU64(v)))) >= age {
+			fn(string(k))
+		}
+		return nil
+	})
+}
+
+// servesHere says whether this gateway finishes what is due to facility: its home facilities
+// (every facility, on a relay without homes). What is due to another gateway's facility is
+// that gateway's to finish: written here, it could be written beside the facility's holder.
+func (r *Relay) servesHere(facility string) bool {
+	home := r.homes.of(facility, false)
+	return home == "" || home == r.homes.self
+}
+
 // finishDeposits finishes the deposits marked due at least age before now whose
 // inmates' facilities this gateway serves (all, on a relay without homes), and says how many
 // it finished. A deposit of another gateway's facility is that gateway's to finish: written
@@ -74,27 +97,15 @@ func (r *Relay) finishDeposits(now time.Time, age time.Duration) (int, error) {
 	var due []vocab.Deposit
 	err := r.view(op, func(tx kv.Tx) error {
 		due = due[:0]
-		b := tx.Bucket([]byte(bDepositsDue))
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			if now.Sub(time.Unix(0, int64(readU64(v)))) < age {
-				return nil
-			}
+		return eachMarkDue(tx, bDepositsDue, now, age, func(ref string) {
 			var d vocab.Deposit
-			found, err := getJSON(tx, bDeposits, string(k), &d)
-			if err != nil {
-				return err
+			if found, err := getJSON(tx, bDeposits, ref, &d); err != nil || !found {
+				due = append(due, vocab.Deposit{Ref: ref}) // a mark without its deposit: cleared below
+				return
 			}
-			if !found {
-				d.Ref = string(k) // a mark without its deposit: cleared below, crediting nothing
+			if r.servesHere(facilityOf(tx, d.InmateID, "")) {
+				due = append(due, d)
 			}
-			if home := r.homes.of(facilityOf(tx, d.InmateID, ""), false); found && home != "" && home != r.homes.self {
-				return nil
-			}
-			due = append(due, d)
-			return nil
 		})
 	})
 	if err != nil {

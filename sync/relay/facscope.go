@@ -38,7 +38,7 @@ func rootOwner(root string) (kind ownerKind, known bool) {
 		return facilityRecords, true
 	case bMeta, bFacilities, bInmates, bEnrollments, bTerminals, bKeys, bItems, bDeposits, bOutbound, bPREA, bContacts,
 		bInbound, bItemIDs, bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bInvitesUnsent, bRequestReplies,
-		bOwners, bDepositsDue, bFanoutsDue, bStaff, bInboundHeld, bMigration:
+		bOwners, bDepositsDue, bRefundsDue, bDepositRefunds, bFanoutsDue, bStaff, bInboundHeld, bMigration:
 		return sharedRecords, true
 	}
 	return sharedRecords, false

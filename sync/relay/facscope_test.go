@@ -41,7 +41,7 @@ func TestEveryRootHasAnOwnerKind(t *testing.T) {
 // a held facility clears, and the connections' claims), those made on first use, and the plan
 // of a migration longer than a transaction (migrate_steps.go).
 func everyRoot() []string {
-	return append(allBuckets(), bDownCut, bOwners, bStaff, bInboundHeld, bDepositsDue, bFanoutsDue, bMigration)
+	return append(allBuckets(), bDownCut, bOwners, bStaff, bInboundHeld, bDepositsDue, bRefundsDue, bDepositRefunds, bFanoutsDue, bMigration)
 }
 
 // A root made on first use (tx.CreateBucketIfNotExists in the package's code) is one

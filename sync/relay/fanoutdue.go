@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -231,7 +232,7 @@ func (r *Relay) finishFanouts(now time.Time, age time.Duration) (int, error) {
 			if err := json.Unmarshal(raw, &rec); err == nil && now.Sub(rec.At) < age {
 				return true // an undecodable record is drainDue's to name
 			}
-			if home := r.homes.of(facility, false); home == "" || home == r.homes.self {
+			if r.servesHere(facility) {
 				facilities = append(facilities, facility)
 			}
 			return true
@@ -253,12 +254,11 @@ func (r *Relay) finishFanouts(now time.Time, age time.Duration) (int, error) {
 }
 
 // finishDue finishes what a crash cut in two, made at least age before now: deposits not yet
-// credited (depositdue.go) and fan-outs not yet queued.
+// credited (depositdue.go), refunds not yet debited (refunddue.go) and fan-outs not yet
+// queued.
 func (r *Relay) finishDue(now time.Time, age time.Duration) error {
 	_, derr := r.finishDeposits(now, age)
+	_, rerr := r.finishRefunds(now, age)
 	_, ferr := r.finishFanouts(now, age)
-	if derr != nil {
-		return derr
-	}
-	return ferr
+	return errors.Join(derr, rerr, ferr)
 }

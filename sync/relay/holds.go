@@ -21,9 +21,9 @@ import (
 //
 // The console's calls go to the facility's writer too (updateFor, updateAt), or do what they
 // would do to a held facility's records after their kv transaction, through its writer
-// (fanoutdue.go); a deposit is two transactions (depositdue.go). What still writes a held
-// facility's records in kv transactions, where the projection would overwrite it (refunds,
-// enrollment and revocation, roster moves, a terminal's letter), is listed in SCALE.md
+// (fanoutdue.go); a deposit and a refund are two transactions (depositdue.go, refunddue.go).
+// What still writes a held facility's records in kv transactions, where the projection would
+// overwrite it (enrollment and revocation, roster moves, a terminal's letter), is listed in SCALE.md
 // ("Built, stop 36"): until it moves no gateway holds a facility, and only tests call
 // holdFacility.
 

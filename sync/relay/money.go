@@ -5,7 +5,6 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
-	"github.com/tether-kiosk/tether/sync/wire"
 )
 
 // DepositRequest adds money to an inmate's account; Ref makes a retried deposit count once.
@@ -190,7 +189,8 @@ type Refund = vocab.Refund
 
 // Refund records a refund once per ref and sends it to the inmate's terminals. It never gives
 // back more than the deposit less the refunds already made from it, nor more than the inmate's
-// balance as the relay holds it: a refund never makes the balance negative (409 naming cents).
+// balance as the relay holds it: a refund never makes the balance negative (409 naming cents;
+// the refund, recorded first, is taken back: refunddue.go).
 // Minutes a terminal billed offline and has not yet synced are not in that balance; they reach
 // the relay as facts already spent and are never refused, so the balance a refund leaves can
 // still fall by them later, as it can after any purchase. created is false when the same ref
@@ -209,8 +209,27 @@ func (r *Relay) Refund(req RefundRequest) (rf Refund, created bool, err error) {
 	if err := checkText(op, "reason", req.Reason, false, 200); err != nil {
 		return rf, false, err
 	}
+	rf, created, err = r.recordRefund(op, req)
+	if err != nil {
+		return Refund{}, false, err
+	}
+	// A refund found already recorded may be one whose second half a crash cut off.
+	if err := r.finishRefund(op, rf); err != nil {
+		return Refund{}, false, err
+	}
+	if created {
+		r.logf("relay: refund %s of %s from deposit %s for inmate %s", rf.Ref, rf.Cents, rf.DepositRef, rf.InmateID)
+	}
+	return rf, created, nil
+}
+
+// recordRefund is a refund's first half, the state's transaction (refunddue.go): the refund
+// checked against its deposit and the refunds already made from it, recorded under its ref,
+// listed under its deposit and marked due. rf is the refund the ref names, created false
+// where it was recorded before.
+func (r *Relay) recordRefund(op string, req RefundRequest) (rf Refund, created bool, err error) {
 	now := r.clock.Now().UTC()
-	err = r.update(op, func(tx kv.Tx, f *fanout) error {
+	err = r.update(op, func(tx kv.Tx, _ *fanout) error {
 		rf, created = Refund{}, false
 		var prev Refund
 		if found, err := getJSON(tx, bRefunds, req.Ref, &prev); err != nil {
@@ -228,44 +247,25 @@ func (r *Relay) Refund(req RefundRequest) (rf Refund, created bool, err error) {
 		} else if !found {
 			return notFound(op, "deposit_ref", "no deposit %q", req.DepositRef)
 		}
-		var refunded vocab.Cents
-		for _, ref := range indexed(tx, d.InmateID, "r") {
-			var o Refund
-			if _, err := getJSON(tx, bRefunds, ref, &o); err != nil {
-				return err
-			}
-			if o.DepositRef == d.Ref {
-				refunded += o.Cents
-			}
+		refunded, err := refundedFrom(tx, d)
+		if err != nil {
+			return err
 		}
 		if left := d.Cents - refunded; req.Cents > left {
 			return conflict(op, "cents", "%s is more than is left of deposit %q (%s of %s)", req.Cents, d.Ref, left, d.Cents)
-		}
-		var t totals
-		if _, err := getJSON(tx, bBalances, d.InmateID, &t); err != nil {
-			return err
-		}
-		if bal := t.balance(); req.Cents > bal {
-			return conflict(op, "cents", "%s is more than inmate %s's balance of %s: a refund never makes it negative", req.Cents, d.InmateID, bal)
 		}
 		rf = Refund{Ref: req.Ref, DepositRef: d.Ref, InmateID: d.InmateID, Cents: req.Cents, Reason: req.Reason, At: now}
 		if err := putJSON(tx, bRefunds, rf.Ref, rf); err != nil {
 			return err
 		}
-		if err := putRaw(tx, bByInmate, indexKey(rf.InmateID, "r", rf.Ref), nil); err != nil {
-			return err
-		}
-		if err := addTotals(tx, rf.InmateID, func(t *totals) { t.Refunds += rf.Cents }); err != nil {
+		if err := markRefundDue(tx, rf, now); err != nil {
 			return err
 		}
 		created = true
-		return f.toInmate(facilityOf(tx, rf.InmateID, ""), rf.InmateID, "", wire.DownRefund, rf)
+		return nil
 	})
 	if err != nil {
 		return Refund{}, false, err
-	}
-	if created {
-		r.logf("relay: refund %s of %s from deposit %s for inmate %s", rf.Ref, rf.Cents, rf.DepositRef, rf.InmateID)
 	}
 	return rf, created, nil
 }

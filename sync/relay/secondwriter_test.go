@@ -34,7 +34,7 @@ import (
 func heldNorth(t *testing.T, prepare func(*env)) (*env, *heldFacility) {
 	t.Helper()
 	c := natstest.Start(t)
-	e := newEnv(t)
+	e := newEnv(t, func(c *Config) { c.FacilityIDs = true }) // item ids in facilities' records, which a holder writes
 	e.seed()
 	e.seedSouth()
 	if prepare != nil {
@@ -430,5 +430,113 @@ func TestAHeldFacilitysLettersAreReviewedThroughItsHolder(t *testing.T) {
 	}
 	if rep, err := e.r.Verify(); err != nil || !rep.OK {
 		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+}
+
+// A refund for a held facility's inmate: recorded by the state, taken from the balance by the
+// holder, whose balance is the one that counts. The tablet's charge made while north is held
+// is in the held state only, so a refund of the whole deposit, which the kv state's balance
+// would allow, is refused (the balance would go negative) and taken back; a smaller one is
+// taken once and sent to the tablet; nothing of north's moves in the kv state; let go, the
+// balance holds the charge and the refund once, and verify is clean.
+func TestARefundForAHeldFacilityIsCheckedByItsHolder(t *testing.T) {
+	var tablet *term
+	e, _ := heldNorth(t, func(e *env) {
+		tablet = e.enroll(wire.ModeTablet, "A1")
+		if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 1000, Ref: "d1"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	c := tablet.connect(t, 0)
+	wrote := secondWrites(t, e, "north", func() {
+		if ack := c.batch(tablet.item(wire.UpCharge, charge("A1", "s1", 0, 5))); len(ack.Rejected) != 0 {
+			t.Fatalf("the tablet's charge: ack %+v", ack)
+		}
+		_, _, err := e.r.Refund(RefundRequest{Ref: "r1", DepositRef: "d1", Cents: 1000})
+		if vocab.KindOf(err) != vocab.KindConflict || !strings.Contains(err.Error(), "balance") {
+			t.Fatalf("a refund of the whole deposit after a charge: %v, want a conflict naming the balance", err)
+		}
+		if rf, created, err := e.r.Refund(RefundRequest{Ref: "r2", DepositRef: "d1", Cents: 300}); err != nil || !created || rf.Cents != 300 {
+			t.Fatalf("refund r2: %+v %v %v", rf, created, err)
+		}
+		if _, created, err := e.r.Refund(RefundRequest{Ref: "r2", DepositRef: "d1", Cents: 300}); err != nil || created {
+			t.Fatalf("refund r2 again: created %v, %v", created, err)
+		}
+		c.waitDown(wire.DownRefund, func(b json.RawMessage) bool { return decodeAs[vocab.Refund](t, b).Ref == "r2" })
+		c.c.Close(websocket.StatusNormalClosure, "")
+	})
+	if len(wrote) != 0 {
+		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
+	}
+	if storedBytes(t, e, bRefunds, "r1") != nil {
+		t.Fatal("the refused refund r1 is still recorded")
+	}
+	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.balanceOf("A1"); got != 1000-5-300 {
+		t.Fatalf("A1's balance %d after north was let go, want %d", got, 1000-5-300)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+}
+
+// A refund cut off between its record and its debit is taken from the balance once, at the
+// relay's next start; one the balance no longer allows by then is taken back, and its ref may
+// be used again. Verify names a refund neither taken nor marked due.
+func TestARefundCutInTwoIsFinishedOrTakenBack(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 1000, Ref: "d1"}); err != nil {
+		t.Fatal(err)
+	}
+	cut := func(ref string, cents kiosk.Cents) {
+		t.Helper()
+		if _, created, err := e.r.recordRefund("refund", RefundRequest{Ref: ref, DepositRef: "d1", Cents: cents}); err != nil || !created {
+			t.Fatalf("record refund %s: created %v, %v", ref, created, err)
+		}
+	}
+	cut("r1", 300)
+	// Spent meanwhile: a kiosk's charges leave less than the next refund.
+	k := e.enroll(wire.ModeKiosk, "")
+	kc := k.connect(t, 0)
+	var items []wire.Item
+	for m := range 9 {
+		items = append(items, k.item(wire.UpCharge, charge("A1", "s1", m, 5)))
+	}
+	if ack := kc.batch(items...); len(ack.Rejected) != 0 {
+		t.Fatalf("charges: ack %+v", ack)
+	}
+	kc.c.Close(websocket.StatusNormalClosure, "")
+	cut("r2", 680) // 1000-45 = 955 left, 300 of it refunded at the start first: 655 is too little
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify with two refunds due: %v %+v", err, rep.Problems)
+	}
+	e.restart()
+	if got := e.balanceOf("A1"); got != 1000-45-300 {
+		t.Fatalf("A1's balance after the start %d, want %d: r1 taken once, r2 not", got, 1000-45-300)
+	}
+	log := e.logText()
+	if !strings.Contains(log, "refund r1 for inmate A1 finished") || !strings.Contains(log, "refund r2 for inmate A1 taken back") {
+		t.Fatalf("the start does not say what it did with r1 and r2:\n%s", log)
+	}
+	if storedBytes(t, e, bRefunds, "r2") != nil {
+		t.Fatal("r2 is still recorded after it was taken back")
+	}
+	if _, created, err := e.r.Refund(RefundRequest{Ref: "r2", DepositRef: "d1", Cents: 600}); err != nil || !created {
+		t.Fatalf("r2 again, for what the balance allows: created %v, %v", created, err)
+	}
+	e.restart()
+	if got := e.balanceOf("A1"); got != 1000-45-300-600 {
+		t.Fatalf("A1's balance after a second start %d, want %d", got, 1000-45-300-600)
+	}
+	cut("r3", 5)
+	if err := e.r.update("test", func(tx kv.Tx, _ *fanout) error { return deleteKey(tx, bRefundsDue, "r3") }); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.r.Verify()
+	if err != nil || rep.OK || len(rep.Problems) != 1 || rep.Problems[0].Check != "refund_debit" {
+		t.Fatalf("verify of a refund never to be taken: %v %+v", err, rep)
 	}
 }

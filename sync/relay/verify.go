@@ -246,7 +246,13 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 		if rf.Ref != k {
 			add("refund_key", "refund %q is stored under key %q", rf.Ref, k)
 		}
-		sum(rf.InmateID).Refunds += rf.Cents
+		// Taken from the balance in a transaction after its record's (refunddue.go).
+		switch {
+		case getRaw(tx, bByInmate, indexKey(rf.InmateID, "r", rf.Ref)) != nil:
+			sum(rf.InmateID).Refunds += rf.Cents
+		case getRaw(tx, bRefundsDue, rf.Ref) == nil:
+			add("refund_debit", "refund %q of inmate %s is not taken from the balance and not marked due: nothing will take it", rf.Ref, rf.InmateID)
+		}
 	})
 	charges := map[string]UsageRecord{}
 	eachRaw(tx, bCharges, decodeErr(bCharges), func(k string, u UsageRecord) {
