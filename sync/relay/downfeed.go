@@ -390,7 +390,11 @@ func (r *Relay) readDown(s *session, sent uint64, maxItems, maxBytes int) (items
 		pos = max(pos, s.dread.upTo)
 	}
 	tail := r.downTails.get(rd.facility)
-	if from, to, known := tail.bounds(); known && s.dread.known && pos >= from {
+	// A facility this relay holds commits on its held state, which the feed sees only once
+	// projected: its terminals read the held state (pendingDownRawInfo), never the feed's
+	// "nothing beyond".
+	held := r.held.of(rd.facility) != nil
+	if from, to, known := tail.bounds(); known && s.dread.known && pos >= from && !held {
 		if pos >= to {
 			return nil, 0, false, true, nil
 		}
