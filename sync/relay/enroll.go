@@ -176,17 +176,11 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 		if err := putJSON(tx, bTerminals, t.ID, t); err != nil {
 			return err
 		}
-		if err := putJSON(tx, bFacTerms, t.FacilityID+"/"+t.ID, termRoute{Mode: t.Mode, InmateID: t.InmateID}); err != nil {
-			return err
-		}
-		// Its downlink starts at its facility's current number: what the facility's log holds
-		// up to there its snapshot (below) covers.
-		fb, err := facCounter(tx, t.FacilityID)
-		if err != nil {
-			return err
-		}
-		if err := tx.Bucket([]byte(bDownFrom)).Put([]byte(t.ID), u64(fb.Sequence())); err != nil {
-			return err
+		// Bound first: a tablet enrolling again never leaves its inmate without one between.
+		if t.Mode == wire.ModeTablet {
+			if err := r.bindTablet(tx, f, t.FacilityID, t.InmateID, t.ID, true); err != nil {
+				return err
+			}
 		}
 		if old.ID != "" {
 			if err := r.revokeTx(tx, f, old.ID, now); err != nil {
@@ -202,16 +196,9 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 			}
 			replaced = old.ID
 		}
-		if t.Mode == wire.ModeTablet {
-			if err := r.refreshTabletBound(tx, f, t.FacilityID, t.InmateID); err != nil {
-				return err
-			}
-		}
-		if err := r.snapshot(tx, f, t.TerminalInfo, now); err != nil {
-			return err
-		}
 		resp = wire.EnrollResponse{TerminalID: t.ID, Facility: t.FacilityID, Mode: t.Mode, InmateID: t.InmateID, ServerTime: now}
-		return nil
+		// The rest is the facility's: at once, or by its holder after this commits.
+		return f.enrolledIn(tx, t.TerminalInfo, now)
 	})
 	if err != nil {
 		return wire.EnrollResponse{}, err
@@ -224,6 +211,30 @@ func (r *Relay) Enroll(req wire.EnrollRequest) (wire.EnrollResponse, error) {
 	}
 	r.logf("relay: terminal %s enrolled as a %s of facility %s", resp.TerminalID, resp.Mode, resp.Facility)
 	return resp, nil
+}
+
+// enrollFacilityTx is an enrollment's facility half (the state's half is Enroll's): the new
+// terminal t on its facility's route list, its downlink started at the facility's current
+// number, and the facility's state queued as its first downlink. Done once: a terminal on the
+// route list has had it.
+func (r *Relay) enrollFacilityTx(tx kv.Tx, f *fanout, t TerminalInfo, now time.Time) error {
+	if getRaw(tx, bFacTerms, t.FacilityID+"/"+t.ID) != nil {
+		return nil
+	}
+	if err := putJSON(tx, bFacTerms, t.FacilityID+"/"+t.ID, termRoute{Mode: t.Mode, InmateID: t.InmateID}); err != nil {
+		return err
+	}
+	// Its downlink starts at its facility's current number: what the facility's log holds
+	// up to there its snapshot (below) covers.
+	fb, err := facCounter(tx, t.FacilityID)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket([]byte(bDownFrom)).Put([]byte(t.ID), u64(fb.Sequence())); err != nil {
+		return err
+	}
+	f.knowFacility(t.ID, t.FacilityID)
+	return r.snapshot(tx, f, t, now)
 }
 
 // enrollKeyRule decides whether a key that already belongs to terminal old may enroll with

@@ -59,6 +59,16 @@ type dueItem struct {
 	Key         string          `json:"key,omitempty"`
 	Value       []byte          `json:"value,omitempty"`
 	StampRefund *stampRefund    `json:"stamp_refund,omitempty"`
+	// Enrolled and Revoked: a terminal's enrollment or revocation, whose facility half
+	// (enrollFacilityTx, revokeFacilityTx) is the holder's.
+	Enrolled *dueEnrolled `json:"enrolled,omitempty"`
+	Revoked  string       `json:"revoked,omitempty"`
+}
+
+// dueEnrolled is a terminal enrolled, and when.
+type dueEnrolled struct {
+	Terminal string    `json:"terminal"`
+	At       time.Time `json:"at"`
 }
 
 // stampRefund is what refundStampTx needs of a rejected letter.
@@ -127,6 +137,22 @@ func (f *fanout) refundStamp(tx kv.Tx, o Outbound, now time.Time) error {
 	return refundStampTx(tx, f, o, now)
 }
 
+// enrolledIn does terminal t's enrollment's facility half (enrollFacilityTx): at once, or due.
+func (f *fanout) enrolledIn(tx kv.Tx, t TerminalInfo, now time.Time) error {
+	if f.deferTo(t.FacilityID) {
+		return f.putDue(tx, t.FacilityID, dueItem{Enrolled: &dueEnrolled{Terminal: t.ID, At: now}})
+	}
+	return f.r.enrollFacilityTx(tx, f, t, now)
+}
+
+// revokedIn does terminal id's revocation's facility half (revokeFacilityTx): at once, or due.
+func (f *fanout) revokedIn(tx kv.Tx, facility, id string) error {
+	if f.deferTo(facility) {
+		return f.putDue(tx, facility, dueItem{Revoked: id})
+	}
+	return revokeFacilityTx(tx, facility, id)
+}
+
 // queueDue does it as the call that recorded it would have (on facility's writer).
 func (f *fanout) queueDue(tx kv.Tx, facility string, it dueItem) error {
 	switch {
@@ -134,6 +160,14 @@ func (f *fanout) queueDue(tx kv.Tx, facility string, it dueItem) error {
 		return putRaw(tx, it.Put, it.Key, it.Value)
 	case it.Delete != "":
 		return deleteKey(tx, it.Delete, it.Key)
+	case it.Revoked != "":
+		return revokeFacilityTx(tx, facility, it.Revoked)
+	case it.Enrolled != nil:
+		var t terminalRec
+		if ok, err := getJSON(tx, bTerminals, it.Enrolled.Terminal, &t); err != nil || !ok || t.Revoked {
+			return err // revoked since: its revocation's half follows
+		}
+		return f.r.enrollFacilityTx(tx, f, t.TerminalInfo, it.Enrolled.At)
 	case it.StampRefund != nil:
 		s := it.StampRefund
 		return refundStampTx(tx, f, Outbound{Message: vocab.Message{ID: s.LetterID, InmateID: s.InmateID}, FacilityID: s.FacilityID}, s.At)

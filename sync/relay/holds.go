@@ -23,7 +23,7 @@ import (
 // would do to a held facility's records after their kv transaction, through its writer
 // (fanoutdue.go); a deposit and a refund are two transactions (depositdue.go, refunddue.go).
 // What still writes a held facility's records in kv transactions, where the projection would
-// overwrite it (enrollment and revocation, roster moves, a terminal's letter), is listed in SCALE.md
+// overwrite it (roster moves, a terminal's letter), is listed in SCALE.md
 // ("Built, stop 36"): until it moves no gateway holds a facility, and only tests call
 // holdFacility.
 
@@ -34,10 +34,45 @@ type heldFacility struct {
 	writes   *committer
 	nums     *itemNumbers
 	// members are the facility's terminals and inmates as the kv state listed them at the
-	// claim (fac_terms, fac_revoked, fac_inmates): the scope's owners.
+	// claim (fac_terms, fac_revoked, fac_inmates), and the terminals found since (ours): the
+	// scope's owners. others are terminals found in other facilities. Under mu.
+	mu      sync.Mutex
 	members map[ownerKind]map[string]bool
+	others  map[string]bool
+	// placed reads a terminal's facility from the state's records ("" for none).
+	placed func(id string) (string, error)
 	// released is closed when this relay lets the facility go (releaseFacility).
 	released chan struct{}
+}
+
+// ours says whether the facility holds owner id's records: an owner listed at the claim, or a
+// terminal the state's records place in the facility. A terminal enrolled while the facility
+// is held is the state's record first (Enroll's first half), then the holder's to write
+// (SCALE.md, "The second writer"); its facility never changes, so the answer is kept either
+// way. An inmate moves between facilities only by a move the holders take part in, so an
+// inmate not listed at the claim is not the facility's.
+func (hf *heldFacility) ours(kind ownerKind, id string) bool {
+	hf.mu.Lock()
+	known, other := hf.members[kind][id], hf.others[id]
+	hf.mu.Unlock()
+	if known || other || kind != terminalRecords || hf.placed == nil {
+		return known
+	}
+	facility, err := hf.placed(id)
+	if err != nil || facility == "" {
+		return false // unknown yet, or unreadable now: asked again next time
+	}
+	hf.mu.Lock()
+	defer hf.mu.Unlock()
+	if facility != hf.facility {
+		if hf.others == nil {
+			hf.others = map[string]bool{}
+		}
+		hf.others[id] = true
+		return false
+	}
+	hf.members[kind][id] = true
+	return true
 }
 
 // holdSet is the facilities a relay holds.
@@ -92,8 +127,17 @@ func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder
 	if err != nil {
 		return nil, fmt.Errorf("hold facility %s: list its terminals and inmates: %w", facility, err)
 	}
-	ours := func(kind ownerKind, id string) bool { return hf.members[kind][id] }
-	o.Scope = facilityScope(facility, ours, hf.nums.reserved)
+	hf.placed = func(id string) (string, error) {
+		ctx, cancel := r.txContext()
+		defer cancel()
+		var t terminalRec
+		err := r.db.View(ctx, func(tx kv.Tx) error {
+			_, err := getJSON(tx, bTerminals, id, &t)
+			return err
+		})
+		return t.FacilityID, err
+	}
+	o.Scope = facilityScope(facility, hf.ours, hf.nums.reserved)
 	if hf.holding, err = faclog.Hold(ctx, l, r.db, facility, holder, o); err != nil {
 		return nil, err
 	}

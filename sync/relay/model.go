@@ -59,6 +59,13 @@ func (f facilityRec) policy() vocab.Policy {
 type inmateRec struct {
 	vocab.Inmate
 	FacilityID string `json:"facility_id"`
+	// Tablets are the live tablets bound to the inmate, the state's own account of them, from
+	// which tablet_bound follows: enrollment's and revocation's first halves keep it, and they
+	// cannot read a held facility's route list (SCALE.md, "The second writer"). TabletsKnown
+	// is false on a record from before: its tablets are read from the route list the first
+	// time they change, which no holder changed since (it would have kept this list).
+	Tablets      []string `json:"tablets,omitempty"`
+	TabletsKnown bool     `json:"tablets_known,omitempty"`
 }
 
 type enrollmentRec struct {

@@ -243,8 +243,17 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 				}
 				in.PINHash = old.PINHash
 			}
-			in.TabletBound = hasTablet(tx, facility, in.ID)
 			rec := inmateRec{Inmate: in, FacilityID: facility}
+			switch {
+			case found && old.FacilityID == facility && old.TabletsKnown:
+				rec.Tablets, rec.TabletsKnown = old.Tablets, true
+			case found && old.FacilityID == facility:
+				rec.Tablets = tabletsOf(tx, facility, in.ID) // as before the list was kept
+			default:
+				rec.TabletsKnown = true // new here: a tablet is another facility's, never bound here
+			}
+			rec.TabletBound = len(rec.Tablets) > 0
+			in.TabletBound = rec.TabletBound
 			if found && sameJSON(old, rec) {
 				continue
 			}
@@ -357,14 +366,17 @@ func sameJSON(a, b any) bool {
 	return err1 == nil && err2 == nil && string(x) == string(y)
 }
 
-// hasTablet reports whether a live tablet of the facility is bound to the inmate.
-func hasTablet(tx kv.Tx, facility, inmateID string) bool {
-	found := false
-	_ = forEachJSON(tx, bFacTerms, facility+"/", func(_ string, rt termRoute) bool {
-		found = rt.Mode == wire.ModeTablet && rt.InmateID == inmateID
-		return !found
+// tabletsOf lists the live tablets of the facility bound to the inmate, from its route list:
+// for a record that does not keep them yet (inmateRec.Tablets).
+func tabletsOf(tx kv.Tx, facility, inmateID string) []string {
+	var ids []string
+	_ = forEachJSON(tx, bFacTerms, facility+"/", func(k string, rt termRoute) bool {
+		if rt.Mode == wire.ModeTablet && rt.InmateID == inmateID {
+			ids = append(ids, strings.TrimPrefix(k, facility+"/"))
+		}
+		return true
 	})
-	return found
+	return ids
 }
 
 // forTerminals calls fn for each live terminal of the facility that receives the inmate's items.

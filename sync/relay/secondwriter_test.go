@@ -540,3 +540,56 @@ func TestARefundCutInTwoIsFinishedOrTakenBack(t *testing.T) {
 		t.Fatalf("verify of a refund never to be taken: %v %+v", err, rep)
 	}
 }
+
+// Enrollment and revocation while north is held: the terminal's record, the enrollment's and
+// the inmate's (whose list of tablets says tablet_bound) are the state's, written at once; the
+// route list, the new terminal's downlink start and its snapshot, and a revoked terminal's
+// downlink are north's, done by its holder, which takes a terminal enrolled since its claim as
+// north's from the state's record. Nothing of north's moves in the kv state; the new tablet
+// gets its snapshot, saying its inmate is bound to a tablet, and its charge is taken; the
+// revoked kiosk is closed and refused; let go, the fleet and verify agree.
+func TestAHeldFacilitysTerminalsEnrollAndAreRevokedThroughItsHolder(t *testing.T) {
+	e, hf := heldNorth(t, nil)
+	var tablet, k *term
+	wrote := secondWrites(t, e, "north", func() {
+		tablet, k = e.enroll(wire.ModeTablet, "A1"), e.enroll(wire.ModeKiosk, "")
+		tc := tablet.connect(t, 0)
+		in := tc.waitDown(wire.DownInmate, func(b json.RawMessage) bool { return decodeAs[kiosk.Inmate](t, b).ID == "A1" })
+		if !decodeAs[kiosk.Inmate](t, in.Body).TabletBound {
+			t.Fatalf("the tablet's snapshot says A1 is bound to no tablet: %s", in.Body)
+		}
+		if ack := tc.batch(tablet.item(wire.UpCharge, charge("A1", "s1", 0, 5))); len(ack.Rejected) != 0 {
+			t.Fatalf("the new tablet's charge: ack %+v", ack)
+		}
+		tc.c.Close(websocket.StatusNormalClosure, "")
+		kc := k.connect(t, 0)
+		if err := e.r.Revoke(k.id); err != nil {
+			t.Fatal(err)
+		}
+		expectClose(t, kc.c, websocket.StatusPolicyViolation, wire.ReasonRevoked)
+	})
+	if len(wrote) != 0 {
+		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
+	}
+	if !hf.ours(terminalRecords, tablet.id) {
+		t.Fatal("north's holder does not hold the tablet enrolled since its claim")
+	}
+	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
+		t.Fatal(err)
+	}
+	fleet, err := e.r.Terminals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ti := range fleet {
+		if ti.ID == k.id && !ti.Revoked || ti.ID == tablet.id && ti.Revoked {
+			t.Fatalf("after release the fleet lists %+v", ti)
+		}
+	}
+	if got := e.balanceOf("A1"); got != -5 {
+		t.Fatalf("A1's balance %d, want -5: the tablet's charge taken once", got)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+}

@@ -181,10 +181,23 @@ func (r *Relay) revokeTx(tx kv.Tx, f *fanout, id string, now time.Time) error {
 	if err := putJSON(tx, bTerminals, id, t); err != nil {
 		return err
 	}
-	if err := deleteKey(tx, bFacTerms, t.FacilityID+"/"+id); err != nil {
+	if t.Mode == wire.ModeTablet {
+		if err := r.bindTablet(tx, f, t.FacilityID, t.InmateID, id, false); err != nil {
+			return err
+		}
+	}
+	// The rest is the facility's: at once, or by its holder after this commits.
+	return f.revokedIn(tx, t.FacilityID, id)
+}
+
+// revokeFacilityTx is a revocation's facility half (the state's is revokeTx): terminal id off
+// its facility's route list and on its list of revoked terminals, its pending downlink
+// dropped (keeping the sequence, so numbers are never reused). Done again, it changes nothing.
+func revokeFacilityTx(tx kv.Tx, facility, id string) error {
+	if err := deleteKey(tx, bFacTerms, facility+"/"+id); err != nil {
 		return err
 	}
-	if err := listRevoked(tx, t.FacilityID, id); err != nil {
+	if err := listRevoked(tx, facility, id); err != nil {
 		return err
 	}
 	if b := tx.Bucket([]byte(bDown)); b.Bucket([]byte(id)) != nil {
@@ -200,26 +213,32 @@ func (r *Relay) revokeTx(tx kv.Tx, f *fanout, id string, now time.Time) error {
 			return err
 		}
 	}
-	if t.Mode == wire.ModeTablet {
-		return r.refreshTabletBound(tx, f, t.FacilityID, t.InmateID)
-	}
 	return nil
 }
 
-// refreshTabletBound keeps an inmate's tablet_bound flag true exactly while a live tablet is bound to them.
-func (r *Relay) refreshTabletBound(tx kv.Tx, f *fanout, facility, inmateID string) error {
+// bindTablet records that tablet is bound to inmate (bound) or no longer is, in the inmate's
+// record, and keeps its tablet_bound flag true exactly while a live tablet is bound to them,
+// telling the facility's terminals when it changes.
+func (r *Relay) bindTablet(tx kv.Tx, f *fanout, facility, inmateID, tablet string, bound bool) error {
 	var in inmateRec
 	ok, err := getJSON(tx, bInmates, inmateID, &in)
 	if err != nil || !ok || in.FacilityID != facility {
 		return err
 	}
-	bound := hasTablet(tx, facility, inmateID)
-	if in.TabletBound == bound {
-		return nil
+	if !in.TabletsKnown {
+		in.Tablets, in.TabletsKnown = tabletsOf(tx, facility, inmateID), true
 	}
-	in.TabletBound = bound
+	in.Tablets = slices.DeleteFunc(in.Tablets, func(id string) bool { return id == tablet })
+	if bound {
+		in.Tablets = append(in.Tablets, tablet)
+	}
+	was := in.TabletBound
+	in.TabletBound = len(in.Tablets) > 0
 	if err := putJSON(tx, bInmates, inmateID, in); err != nil {
 		return err
+	}
+	if in.TabletBound == was {
+		return nil
 	}
 	return f.toInmate(facility, inmateID, "", wire.DownInmate, in.Inmate)
 }
