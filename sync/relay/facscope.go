@@ -24,6 +24,9 @@ const (
 	facilityRecords
 )
 
+// String names the kind (a key prefix of heldFacility.others).
+func (k ownerKind) String() string { return [...]string{"shared/", "terminal/", "inmate/", "facility/"}[k] }
+
 // rootOwner is whose records root holds; known is false for a root this map does not know,
 // which TestEveryRootHasAnOwnerKind refuses: each new root must be placed.
 func rootOwner(root string) (kind ownerKind, known bool) {
@@ -33,12 +36,18 @@ func rootOwner(root string) (kind ownerKind, known bool) {
 		return terminalRecords, true
 	case bCharges, bCredits, bSessions, bBalances, bByInmate, bOwned:
 		return inmateRecords, true
-	case bFacDown, bFacTerms, bFacInmates, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bFacPREA,
-		bCatalog, bReleased, bTechnicians, bTechsGone, bFacIDs:
+	case bFacDown, bFacTerms, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bFacPREA,
+		bCatalog, bFacIDs:
 		return facilityRecords, true
 	case bMeta, bFacilities, bInmates, bEnrollments, bTerminals, bKeys, bItems, bDeposits, bOutbound, bPREA, bContacts,
 		bInbound, bItemIDs, bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bInvitesUnsent, bRequestReplies,
 		bOwners, bDepositsDue, bRefundsDue, bDepositRefunds, bFanoutsDue, bStaff, bInboundHeld, bMigration:
+		return sharedRecords, true
+	case bFacInmates, bReleased, bTechnicians, bTechsGone:
+		// A facility's roster (its inmates, those who left it, its technicians) is the state's:
+		// only a roster put writes it, in a kv transaction, and it decides from it which
+		// inmate records, the state's, to write (SCALE.md, "Built, stop 36"). Its holder reads
+		// it as the kv state has it, current.
 		return sharedRecords, true
 	}
 	return sharedRecords, false

@@ -23,7 +23,8 @@ import (
 // would do to a held facility's records after their kv transaction, through its writer
 // (fanoutdue.go); a deposit and a refund are two transactions (depositdue.go, refunddue.go).
 // What still writes a held facility's records in kv transactions, where the projection would
-// overwrite it (roster moves, a terminal's letter), is listed in SCALE.md
+// overwrite it (a terminal's letter; moves between held facilities are refused), is listed
+// in SCALE.md
 // ("Built, stop 36"): until it moves no gateway holds a facility, and only tests call
 // holdFacility.
 
@@ -39,40 +40,51 @@ type heldFacility struct {
 	mu      sync.Mutex
 	members map[ownerKind]map[string]bool
 	others  map[string]bool
-	// placed reads a terminal's facility from the state's records ("" for none).
-	placed func(id string) (string, error)
+	// placed reads a terminal's or an inmate's facility from the state's records ("" for
+	// none).
+	placed func(kind ownerKind, id string) (string, error)
 	// released is closed when this relay lets the facility go (releaseFacility).
 	released chan struct{}
 }
 
 // ours says whether the facility holds owner id's records: an owner listed at the claim, or a
-// terminal the state's records place in the facility. A terminal enrolled while the facility
-// is held is the state's record first (Enroll's first half), then the holder's to write
-// (SCALE.md, "The second writer"); its facility never changes, so the answer is kept either
-// way. An inmate moves between facilities only by a move the holders take part in, so an
-// inmate not listed at the claim is not the facility's.
+// terminal or inmate the state's records place in the facility. A terminal enrolled while the
+// facility is held is the state's record first (Enroll's first half), then the holder's to
+// write (SCALE.md, "The second writer"); its facility never changes, so the answer is kept
+// either way. An inmate put on the roster since the claim is likewise: an inmate moves between
+// facilities only where no relay holds either (PutRoster refuses it otherwise), and one taken
+// off the roster is forgotten (forget).
 func (hf *heldFacility) ours(kind ownerKind, id string) bool {
 	hf.mu.Lock()
-	known, other := hf.members[kind][id], hf.others[id]
+	known, other := hf.members[kind][id], hf.others[kind.String()+id]
 	hf.mu.Unlock()
-	if known || other || kind != terminalRecords || hf.placed == nil {
+	if known || other || hf.placed == nil {
 		return known
 	}
-	facility, err := hf.placed(id)
+	facility, err := hf.placed(kind, id)
 	if err != nil || facility == "" {
 		return false // unknown yet, or unreadable now: asked again next time
 	}
 	hf.mu.Lock()
 	defer hf.mu.Unlock()
 	if facility != hf.facility {
-		if hf.others == nil {
-			hf.others = map[string]bool{}
+		if kind == terminalRecords { // an inmate may come here later, by a roster put here
+			if hf.others == nil {
+				hf.others = map[string]bool{}
+			}
+			hf.others[kind.String()+id] = true
 		}
-		hf.others[id] = true
 		return false
 	}
 	hf.members[kind][id] = true
 	return true
+}
+
+// forget takes inmate id off the facility's owners: a roster put took them off its roster.
+func (hf *heldFacility) forget(id string) {
+	hf.mu.Lock()
+	defer hf.mu.Unlock()
+	delete(hf.members[inmateRecords], id)
 }
 
 // holdSet is the facilities a relay holds.
@@ -127,15 +139,23 @@ func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder
 	if err != nil {
 		return nil, fmt.Errorf("hold facility %s: list its terminals and inmates: %w", facility, err)
 	}
-	hf.placed = func(id string) (string, error) {
+	hf.placed = func(kind ownerKind, id string) (string, error) {
 		ctx, cancel := r.txContext()
 		defer cancel()
-		var t terminalRec
+		var facility string
 		err := r.db.View(ctx, func(tx kv.Tx) error {
-			_, err := getJSON(tx, bTerminals, id, &t)
+			var rec struct {
+				FacilityID string `json:"facility_id"`
+			}
+			root := bTerminals
+			if kind == inmateRecords {
+				root = bInmates
+			}
+			_, err := getJSON(tx, root, id, &rec)
+			facility = rec.FacilityID
 			return err
 		})
-		return t.FacilityID, err
+		return facility, err
 	}
 	o.Scope = facilityScope(facility, hf.ours, hf.nums.reserved)
 	if hf.holding, err = faclog.Hold(ctx, l, r.db, facility, holder, o); err != nil {
@@ -229,6 +249,35 @@ func (r *Relay) viewFor(facility, op string, fn func(tx kv.Tx) error) error {
 	ctx, cancel := r.txContext()
 	defer cancel()
 	return ioErr(op, hf.holding.Store().View(ctx, fn))
+}
+
+// viewsFor reads facilities' records as they stand, as viewFor does one's: fn is called for
+// those this relay does not hold (all of them if facilities is nil: every facility, from the
+// kv state) in a view of the kv state, and for each it holds in a view of its held state,
+// each time with the facilities it is to read; done is called after each view, once what fn
+// read in it stands (a view may run fn again).
+func (r *Relay) viewsFor(facilities []string, op string, fn func(tx kv.Tx, facilities []string) error, done func()) error {
+	var rest, held []string
+	for _, f := range facilities {
+		if r.held.of(f) != nil {
+			held = append(held, f)
+		} else {
+			rest = append(rest, f)
+		}
+	}
+	if facilities == nil || len(rest) > 0 {
+		if err := r.view(op, func(tx kv.Tx) error { return fn(tx, rest) }); err != nil {
+			return err
+		}
+		done()
+	}
+	for _, f := range held {
+		if err := r.viewFor(f, op, func(tx kv.Tx) error { return fn(tx, []string{f}) }); err != nil {
+			return err
+		}
+		done()
+	}
+	return nil
 }
 
 // updateFor is update for a call that writes facility's records ("" for a call that writes

@@ -94,11 +94,12 @@ func (r *Relay) HeldInboundIn(facilities ...string) ([]HeldInbound, error) {
 	return r.heldInbound(facilities)
 }
 
-// heldInbound reads the photo review queues of facilities (every facility's if nil).
+// heldInbound reads the photo review queues of facilities (every facility's if nil, from the
+// kv state). A facility this relay holds has its queue read from its held state (viewsFor).
 func (r *Relay) heldInbound(facilities []string) ([]HeldInbound, error) {
-	out := []HeldInbound{}
-	err := r.view("list held inbound", func(tx kv.Tx) error {
-		out = out[:0] // a View may run again
+	out, part := []HeldInbound{}, []HeldInbound(nil)
+	err := r.viewsFor(facilities, "list held inbound", func(tx kv.Tx, facilities []string) error {
+		part = part[:0]
 		ids, err := listedUnder(tx, facilities, bPhotoQueue)
 		if err != nil {
 			return err
@@ -114,11 +115,11 @@ func (r *Relay) heldInbound(facilities []string) ([]HeldInbound, error) {
 				return err
 			}
 			if ok && h.Status == vocab.MsgHeld {
-				out = append(out, h)
+				part = append(part, h)
 			}
 		}
 		return nil
-	})
+	}, func() { out = append(out, part...) })
 	sort.SliceStable(out, func(i, j int) bool { return out[i].ReceivedAt.Before(out[j].ReceivedAt) })
 	return out, err
 }

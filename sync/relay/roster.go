@@ -193,7 +193,9 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 		techs[i] = vocab.Technician{ID: tc.ID, Name: tc.Name, Badges: tc.Badges, PINHash: hash, Role: tc.Role}
 	}
 	now := r.clock.Now().UTC()
-	return r.update(op, func(tx kv.Tx, f *fanout) error {
+	var removed []inmateRec
+	err := r.update(op, func(tx kv.Tx, f *fanout) error {
+		removed = removed[:0]
 		if err := touchFacility(tx, facility, now, nil); err != nil {
 			return err
 		}
@@ -203,7 +205,6 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 		}
 		// Inmates no longer listed go first: a badge they held may be another's in this roster,
 		// and terminals give a badge to the person the relay named last.
-		var removed []inmateRec
 		for _, id := range facilityInmates(tx, facility) {
 			var in inmateRec
 			found, err := getJSON(tx, bInmates, id, &in)
@@ -257,6 +258,13 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 			if found && sameJSON(old, rec) {
 				continue
 			}
+			if found && old.FacilityID != facility && (r.held.of(facility) != nil || r.held.of(old.FacilityID) != nil) {
+				// The inmate's records are the old facility's holder's until the move is in its
+				// log and projected (SCALE.md, "Which keys a held facility holds"), which is
+				// not built: refused rather than written beside a holder.
+				return conflict(op, fmt.Sprintf("inmates[%d].id", i), "inmate %q is in facility %q, and this relay holds %q or %q: "+
+					"moving an inmate between facilities a relay holds is not supported yet; move them while neither is held", in.ID, old.FacilityID, old.FacilityID, facility)
+			}
 			if found && old.FacilityID != facility {
 				// Moved here from another facility: that facility's terminals stop letting them in.
 				gone := old.Inmate
@@ -304,6 +312,15 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 		}
 		return r.putTechnicians(tx, f, facility, techs)
 	})
+	if err != nil {
+		return err
+	}
+	if hf := r.held.of(facility); hf != nil {
+		for _, in := range removed {
+			hf.forget(in.ID)
+		}
+	}
+	return nil
 }
 
 func (r *Relay) putTechnicians(tx kv.Tx, f *fanout, facility string, techs []vocab.Technician) error {

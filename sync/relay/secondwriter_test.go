@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -588,6 +589,120 @@ func TestAHeldFacilitysTerminalsEnrollAndAreRevokedThroughItsHolder(t *testing.T
 	}
 	if got := e.balanceOf("A1"); got != -5 {
 		t.Fatalf("A1's balance %d, want -5: the tablet's charge taken once", got)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+}
+
+// Letters in held for photo review while north is held: the held letters are the state's, the
+// facility's review queue and the inmate's list of letters in are north's, written by its
+// holder after each call; an approved letter reaches north's kiosk at once, a notice to one
+// inmate too; nothing of north's moves in the kv state; let go, north's queue is empty and
+// verify is clean.
+func TestAHeldFacilitysPhotoReviewGoesThroughItsHolder(t *testing.T) {
+	var k *term
+	e, _ := heldNorth(t, func(e *env) {
+		e.letterContact("A1", "c-pal")
+		if err := e.r.SetMonitoring("north", Monitoring{PhotoReview: PhotoReviewHold}); err != nil {
+			t.Fatal(err)
+		}
+		k = e.enroll(wire.ModeKiosk, "")
+	})
+	kc := k.connect(t, 0)
+	letter := func(seed uint64) string {
+		t.Helper()
+		var m kiosk.Message
+		e.must(http.StatusCreated, "POST", "/admin/v1/inbound", map[string]any{"inmate_id": "A1", "from": "c-pal", "body": "Look",
+			"photos": []map[string]any{{"data": testJPEG(t, 40, 30, seed)}}}, &m)
+		return m.ID
+	}
+	var n1, n2 string
+	wrote := secondWrites(t, e, "north", func() {
+		n1, n2 = letter(1), letter(2)
+		if held, err := e.r.HeldInboundIn("north"); err != nil || len(held) != 2 {
+			t.Fatalf("north's photo review queue: %d letters (%v), want 2", len(held), err)
+		}
+		if _, err := e.r.ApproveInbound(n1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.r.RejectInbound(n2, "content"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.r.PostNotice(NoticeRequest{FacilityID: "north", InmateID: "A1", Text: "see the nurse"}); err != nil {
+			t.Fatal(err)
+		}
+		kc.waitDown(wire.DownInboundMessage, func(b json.RawMessage) bool { return decodeAs[kiosk.Message](t, b).ID == n1 })
+		kc.waitDown(wire.DownNotice, func(b json.RawMessage) bool { return decodeAs[wire.Notice](t, b).Text == "see the nurse" })
+		kc.c.Close(websocket.StatusNormalClosure, "")
+	})
+	if len(wrote) != 0 {
+		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
+	}
+	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := e.r.HeldInboundIn("north"); err != nil || len(held) != 0 {
+		t.Fatalf("north's photo review queue after release: %+v (%v), want none", held, err)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+}
+
+// A roster put for a held facility: the roster (its inmates, those who left, its technicians)
+// and the inmate records are the state's, written at once; what it sends north's terminals is
+// queued by the holder; an inmate new to the roster is the holder's to write for from the
+// state's record, and one taken off it no longer is. A move between north and another
+// facility is refused while north is held, naming why, and changes nothing. Nothing of north's
+// moves in the kv state; let go, verify is clean.
+func TestAHeldFacilitysRosterIsPutBesideItsHolder(t *testing.T) {
+	var k *term
+	e, hf := heldNorth(t, func(e *env) { k = e.enroll(wire.ModeKiosk, "") })
+	kc := k.connect(t, 0)
+	ro := Roster{
+		Inmates: []RosterInmate{
+			{ID: "A1", Name: "Ana Maria", Badges: []string{"B1"}, PIN: "1234", Language: "en", Status: kiosk.StatusActive},
+			{ID: "A4", Name: "Di", Badges: []string{"B4"}, PIN: "4567", Language: "en", Status: kiosk.StatusActive},
+		},
+		Technicians: []RosterTechnician{{ID: "T1", Name: "Tess", Badges: []string{"TB1"}, PIN: "9999", Role: "installer"}},
+	}
+	wrote := secondWrites(t, e, "north", func() {
+		if err := e.r.PutRoster("north", ro); err != nil {
+			t.Fatal(err)
+		}
+		kc.waitDown(wire.DownInmate, func(b json.RawMessage) bool { return decodeAs[kiosk.Inmate](t, b).Name == "Ana Maria" })
+		kc.waitDown(wire.DownInmate, func(b json.RawMessage) bool { return decodeAs[kiosk.Inmate](t, b).ID == "A4" })
+		kc.waitDown(wire.DownInmate, func(b json.RawMessage) bool {
+			in := decodeAs[kiosk.Inmate](t, b)
+			return in.ID == "A2" && in.Status == kiosk.StatusSuspended
+		})
+		if ack := kc.batch(k.item(wire.UpCharge, charge("A4", "s4", 0, 5))); len(ack.Rejected) != 0 {
+			t.Fatalf("the new inmate's charge: ack %+v", ack)
+		}
+		kc.c.Close(websocket.StatusNormalClosure, "")
+		// South's S1 onto north's roster: a move, refused.
+		moved := ro
+		moved.Inmates = append(slices.Clone(ro.Inmates), RosterInmate{ID: "S1", Name: "Sam", Badges: []string{"SB1"}, PIN: "1111", Language: "en", Status: kiosk.StatusActive})
+		err := e.r.PutRoster("north", moved)
+		if vocab.KindOf(err) != vocab.KindConflict || !strings.Contains(err.Error(), `inmate "S1" is in facility "south"`) {
+			t.Fatalf("a move into held north: %v, want a conflict naming S1 and south", err)
+		}
+	})
+	if len(wrote) != 0 {
+		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
+	}
+	if !hf.ours(inmateRecords, "A4") || hf.ours(inmateRecords, "A2") || hf.ours(inmateRecords, "S1") {
+		t.Fatalf("north's holder holds A4 %v, A2 %v, S1 %v; want A4 only", hf.ours(inmateRecords, "A4"), hf.ours(inmateRecords, "A2"), hf.ours(inmateRecords, "S1"))
+	}
+	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.balanceOf("A4"); got != -5 {
+		t.Fatalf("A4's balance %d, want -5", got)
+	}
+	if _, of := owners(t, e.r); of[inmateRecords]["S1"] != "south" {
+		t.Fatalf("S1 is in %q after the refused move, want south", of[inmateRecords]["S1"])
 	}
 	if rep, err := e.r.Verify(); err != nil || !rep.OK {
 		t.Fatalf("verify: %v %+v", err, rep.Problems)

@@ -352,8 +352,21 @@ func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 	if err == nil && len(named) > 0 {
 		// Best effort: the listing is right without it, and a store refusing writes now
 		// (no quorum) leaves the walk to the next listing.
-		if werr := r.update("keep held items", func(tx kv.Tx, _ *fanout) error { return keepHeld(tx, named) }); werr != nil {
-			r.logf("could not keep the held items a listing found: %v", werr)
+		// A conflict is its terminal's record, written by the writer of its facility.
+		byTerminal := map[string][]Refusal{}
+		for _, rf := range named {
+			byTerminal[rf.TerminalID] = append(byTerminal[rf.TerminalID], rf)
+		}
+		for id, rfs := range byTerminal {
+			place := func(tx kv.Tx) (string, error) {
+				var t terminalRec
+				_, err := getJSON(tx, bTerminals, id, &t)
+				return t.FacilityID, err
+			}
+			if werr := r.updateAt("keep held items", place, func(tx kv.Tx, _ *fanout, _ string) error { return keepHeld(tx, rfs) }); werr != nil {
+				r.logf("could not keep the held items a listing found: %v", werr)
+				break
+			}
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
