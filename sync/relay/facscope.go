@@ -24,9 +24,6 @@ const (
 	facilityRecords
 )
 
-// String names the kind (a key prefix of heldFacility.others).
-func (k ownerKind) String() string { return [...]string{"shared/", "terminal/", "inmate/", "facility/"}[k] }
-
 // rootOwner is whose records root holds; known is false for a root this map does not know,
 // which TestEveryRootHasAnOwnerKind refuses: each new root must be placed.
 func rootOwner(root string) (kind ownerKind, known bool) {

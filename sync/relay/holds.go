@@ -36,7 +36,8 @@ type heldFacility struct {
 	nums     *itemNumbers
 	// members are the facility's terminals and inmates as the kv state listed them at the
 	// claim (fac_terms, fac_revoked, fac_inmates), and the terminals found since (ours): the
-	// scope's owners. others are terminals found in other facilities. Under mu.
+	// scope's owners. others are terminals found in other facilities (an inmate may come here
+	// later). Under mu.
 	mu      sync.Mutex
 	members map[ownerKind]map[string]bool
 	others  map[string]bool
@@ -56,7 +57,7 @@ type heldFacility struct {
 // off the roster is forgotten (forget).
 func (hf *heldFacility) ours(kind ownerKind, id string) bool {
 	hf.mu.Lock()
-	known, other := hf.members[kind][id], hf.others[kind.String()+id]
+	known, other := hf.members[kind][id], kind == terminalRecords && hf.others[id]
 	hf.mu.Unlock()
 	if known || other || hf.placed == nil {
 		return known
@@ -72,7 +73,7 @@ func (hf *heldFacility) ours(kind ownerKind, id string) bool {
 			if hf.others == nil {
 				hf.others = map[string]bool{}
 			}
-			hf.others[kind.String()+id] = true
+			hf.others[id] = true
 		}
 		return false
 	}
