@@ -8,9 +8,10 @@ import (
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
-// A deposit is two transactions (money.go, Deposit): the state's records it and marks it due
-// here; the inmate's facility's holder then credits it (creditDeposit), and the mark is
-// cleared. What a crash between them leaves, a mark with no credit, is finished by a retry of
+// A deposit is two transactions where this relay holds the inmate's facility (money.go,
+// Deposit): the state's records it and marks it due here; the facility's holder then credits
+// it (creditDeposit), and the mark is cleared. Elsewhere it is one, as it always was: the
+// credit in the record's transaction, and no mark. What a crash between them leaves, a mark with no credit, is finished by a retry of
 // the same deposit, by the relay's next start, and by the sweep a gateway runs on its beat
 // for its home facilities' inmates (finishDeposits).
 
@@ -50,19 +51,22 @@ func (r *Relay) finishDeposit(op string, d vocab.Deposit) error {
 // (the statement's entry says it was done).
 func (r *Relay) creditDeposit(op string, d vocab.Deposit) error {
 	return r.updateAt(op, func(tx kv.Tx) (string, error) { return facilityOf(tx, d.InmateID, ""), nil },
-		func(tx kv.Tx, f *fanout, facility string) error {
-			key := indexKey(d.InmateID, "d", d.Ref)
-			if getRaw(tx, bByInmate, key) != nil {
-				return nil
-			}
-			if err := putRaw(tx, bByInmate, key, nil); err != nil {
-				return err
-			}
-			if err := addTotals(tx, d.InmateID, func(t *totals) { t.Deposits += d.Cents }); err != nil {
-				return err
-			}
-			return f.toInmate(facility, d.InmateID, "", wire.DownDeposit, d)
-		})
+		func(tx kv.Tx, f *fanout, facility string) error { return creditTx(tx, f, facility, d) })
+}
+
+// creditTx credits deposit d to its inmate, of facility, in tx, unless that was done.
+func creditTx(tx kv.Tx, f *fanout, facility string, d vocab.Deposit) error {
+	key := indexKey(d.InmateID, "d", d.Ref)
+	if getRaw(tx, bByInmate, key) != nil {
+		return nil
+	}
+	if err := putRaw(tx, bByInmate, key, nil); err != nil {
+		return err
+	}
+	if err := addTotals(tx, d.InmateID, func(t *totals) { t.Deposits += d.Cents }); err != nil {
+		return err
+	}
+	return f.toInmate(facility, d.InmateID, "", wire.DownDeposit, d)
 }
 
 // eachMarkDue calls fn with the key of each mark in root (a deposit's or a refund's: the time

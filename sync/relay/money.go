@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"sort"
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
@@ -29,14 +30,16 @@ func (r *Relay) Deposit(req DepositRequest) (d vocab.Deposit, created bool, err 
 	if req.Cents <= 0 {
 		return d, false, invalid(op, "cents", "must be more than 0, got %d", req.Cents)
 	}
-	d, created, err = r.recordDeposit(op, req)
+	d, created, due, err := r.recordDeposit(op, req)
 	if err != nil {
 		return vocab.Deposit{}, false, err
 	}
 	// A deposit found already recorded may be one whose second half a crash cut off: doing
 	// it again credits nothing twice (creditDeposit).
-	if err := r.finishDeposit(op, d); err != nil {
-		return vocab.Deposit{}, false, err
+	if due {
+		if err := r.finishDeposit(op, d); err != nil {
+			return vocab.Deposit{}, false, err
+		}
 	}
 	if created {
 		r.logf("relay: deposit %s of %s for inmate %s", d.Ref, d.Cents, d.InmateID)
@@ -45,17 +48,18 @@ func (r *Relay) Deposit(req DepositRequest) (d vocab.Deposit, created bool, err 
 }
 
 // recordDeposit is a deposit's first half, the state's transaction: the request checked, the
-// deposit recorded under its ref and marked due (depositdue.go). d is the deposit the ref
-// names, created false where it was recorded before.
-func (r *Relay) recordDeposit(op string, req DepositRequest) (d vocab.Deposit, created bool, err error) {
+// deposit recorded under its ref and, where this relay holds the inmate's facility, marked due
+// (depositdue.go; due says so), else credited at once. d is the deposit the ref names,
+// created false where it was recorded before.
+func (r *Relay) recordDeposit(op string, req DepositRequest) (d vocab.Deposit, created, due bool, err error) {
 	now := r.clock.Now().UTC()
 	// Two transactions (SCALE.md, "The second writer"): the deposit's record is the state's,
 	// kept by its ref, and the money is the inmate's, which the holder of the inmate's
 	// facility writes. The state's goes first, with a mark that its second half is due; a
 	// crash between them leaves the mark, which a retry of the same deposit, the relay's next
 	// start or a later sweep (finishDeposits) clears by doing the second half.
-	err = r.update(op, func(tx kv.Tx, _ *fanout) error {
-		d, created = vocab.Deposit{}, false
+	err = r.update(op, func(tx kv.Tx, f *fanout) error {
+		d, created, due = vocab.Deposit{}, false, false
 		var in inmateRec
 		ok, err := getJSON(tx, bInmates, req.InmateID, &in)
 		if err != nil {
@@ -79,22 +83,27 @@ func (r *Relay) recordDeposit(op string, req DepositRequest) (d vocab.Deposit, c
 				return conflict(op, "ref", "ref %q was already used for a different deposit", req.Ref)
 			}
 			d = prev
+			// Finished by this call where it is marked, or not credited as the kv state has it
+			// (damage verify names; or credited on a held state and not projected yet, which
+			// the finish finds and leaves).
+			due = getRaw(tx, bDepositsDue, d.Ref) != nil || getRaw(tx, bByInmate, indexKey(d.InmateID, "d", d.Ref)) == nil
 			return nil
 		}
 		d = vocab.Deposit{Ref: req.Ref, InmateID: req.InmateID, Cents: req.Cents, At: now}
 		if err := putJSON(tx, bDeposits, d.Ref, d); err != nil {
 			return err
 		}
-		if err := markDepositDue(tx, d.Ref, now); err != nil {
-			return err
-		}
 		created = true
-		return nil
+		if !f.deferTo(in.FacilityID) {
+			return creditTx(tx, f, in.FacilityID, d) // not held here: one transaction
+		}
+		due = true
+		return markDepositDue(tx, d.Ref, now)
 	})
 	if err != nil {
-		return vocab.Deposit{}, false, err
+		return vocab.Deposit{}, false, false, err
 	}
-	return d, created, nil
+	return d, created, due, nil
 }
 
 func addTotals(tx kv.Tx, inmateID string, change func(*totals)) error {
@@ -209,13 +218,15 @@ func (r *Relay) Refund(req RefundRequest) (rf Refund, created bool, err error) {
 	if err := checkText(op, "reason", req.Reason, false, 200); err != nil {
 		return rf, false, err
 	}
-	rf, created, err = r.recordRefund(op, req)
+	rf, created, due, err := r.recordRefund(op, req)
 	if err != nil {
 		return Refund{}, false, err
 	}
 	// A refund found already recorded may be one whose second half a crash cut off.
-	if err := r.finishRefund(op, rf); err != nil {
-		return Refund{}, false, err
+	if due {
+		if err := r.finishRefund(op, rf); err != nil {
+			return Refund{}, false, err
+		}
 	}
 	if created {
 		r.logf("relay: refund %s of %s from deposit %s for inmate %s", rf.Ref, rf.Cents, rf.DepositRef, rf.InmateID)
@@ -225,12 +236,13 @@ func (r *Relay) Refund(req RefundRequest) (rf Refund, created bool, err error) {
 
 // recordRefund is a refund's first half, the state's transaction (refunddue.go): the refund
 // checked against its deposit and the refunds already made from it, recorded under its ref,
-// listed under its deposit and marked due. rf is the refund the ref names, created false
-// where it was recorded before.
-func (r *Relay) recordRefund(op string, req RefundRequest) (rf Refund, created bool, err error) {
+// listed under its deposit and, where this relay holds the inmate's facility, marked due (due
+// says so), else taken from the balance at once. rf is the refund the ref names, created
+// false where it was recorded before.
+func (r *Relay) recordRefund(op string, req RefundRequest) (rf Refund, created, due bool, err error) {
 	now := r.clock.Now().UTC()
-	err = r.update(op, func(tx kv.Tx, _ *fanout) error {
-		rf, created = Refund{}, false
+	err = r.update(op, func(tx kv.Tx, f *fanout) error {
+		rf, created, due = Refund{}, false, false
 		var prev Refund
 		if found, err := getJSON(tx, bRefunds, req.Ref, &prev); err != nil {
 			return err
@@ -239,6 +251,7 @@ func (r *Relay) recordRefund(op string, req RefundRequest) (rf Refund, created b
 				return conflict(op, "ref", "ref %q was already used for a different refund", req.Ref)
 			}
 			rf = prev
+			due = getRaw(tx, bRefundsDue, rf.Ref) != nil || getRaw(tx, bByInmate, indexKey(rf.InmateID, "r", rf.Ref)) == nil
 			return nil
 		}
 		var d vocab.Deposit
@@ -258,14 +271,23 @@ func (r *Relay) recordRefund(op string, req RefundRequest) (rf Refund, created b
 		if err := putJSON(tx, bRefunds, rf.Ref, rf); err != nil {
 			return err
 		}
-		if err := markRefundDue(tx, rf, now); err != nil {
+		created = true
+		if facility := facilityOf(tx, rf.InmateID, ""); !f.deferTo(facility) {
+			// Not held here: one transaction, refused whole where the balance does not allow it.
+			if err := listRefund(tx, rf); err != nil {
+				return err
+			}
+			bal, err := debitTx(tx, f, facility, rf)
+			if errors.Is(err, errRefundRefused) {
+				return refusedRefund(op, rf, bal)
+			}
 			return err
 		}
-		created = true
-		return nil
+		due = true
+		return markRefundDue(tx, rf, now)
 	})
 	if err != nil {
-		return Refund{}, false, err
+		return Refund{}, false, false, err
 	}
-	return rf, created, nil
+	return rf, created, due, nil
 }

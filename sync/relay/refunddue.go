@@ -9,7 +9,9 @@ import (
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
-// A refund is two transactions, as a deposit is (depositdue.go), and sometimes three. The
+// Where this relay holds the inmate's facility, a refund is two transactions, as a deposit is
+// (depositdue.go), and sometimes three; elsewhere it is one, refused whole where the balance
+// does not allow it. The
 // state's records it, checked against its deposit and the refunds already made from it, lists
 // it under its deposit and marks it due; the inmate's facility's writer then takes it from
 // the balance once (debitRefund), unless the balance no longer allows it: a refund never makes
@@ -27,17 +29,28 @@ const bRefundsDue = "refunds_due"
 // facility held then. Made on first use.
 const bDepositRefunds = "deposit_refunds"
 
+// listRefund lists rf under its deposit.
+func listRefund(tx kv.Tx, rf Refund) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bDepositRefunds)); err != nil {
+		return err
+	}
+	return putRaw(tx, bDepositRefunds, rf.DepositRef+"/"+rf.Ref, nil)
+}
+
 // markRefundDue lists rf under its deposit and marks it as still to be taken from the balance.
 func markRefundDue(tx kv.Tx, rf Refund, now time.Time) error {
-	for _, root := range []string{bRefundsDue, bDepositRefunds} {
-		if _, err := tx.CreateBucketIfNotExists([]byte(root)); err != nil {
-			return err
-		}
+	if err := listRefund(tx, rf); err != nil {
+		return err
 	}
-	if err := putRaw(tx, bDepositRefunds, rf.DepositRef+"/"+rf.Ref, nil); err != nil {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bRefundsDue)); err != nil {
 		return err
 	}
 	return putRaw(tx, bRefundsDue, rf.Ref, u64(uint64(now.UnixNano())))
+}
+
+// refusedRefund is the conflict a refund the balance bal does not allow is refused with.
+func refusedRefund(op string, rf Refund, bal vocab.Cents) error {
+	return conflict(op, "cents", "%s is more than inmate %s's balance of %s: a refund never makes it negative", rf.Cents, rf.InmateID, bal)
 }
 
 // refundedFrom sums the refunds recorded from deposit d: those listed under it, and those of
@@ -80,7 +93,7 @@ func (r *Relay) finishRefund(op string, rf Refund) error {
 		if derr := r.dropRefund(op, rf); derr != nil {
 			return derr
 		}
-		return conflict(op, "cents", "%s is more than inmate %s's balance of %s: a refund never makes it negative", rf.Cents, rf.InmateID, bal)
+		return refusedRefund(op, rf, bal)
 	}
 	if err != nil {
 		return err
@@ -100,26 +113,34 @@ func (r *Relay) finishRefund(op string, rf Refund) error {
 func (r *Relay) debitRefund(op string, rf Refund) (bal vocab.Cents, err error) {
 	err = r.updateAt(op, func(tx kv.Tx) (string, error) { return facilityOf(tx, rf.InmateID, ""), nil },
 		func(tx kv.Tx, f *fanout, facility string) error {
-			key := indexKey(rf.InmateID, "r", rf.Ref)
-			if getRaw(tx, bByInmate, key) != nil {
-				return nil
-			}
-			var t totals
-			if _, err := getJSON(tx, bBalances, rf.InmateID, &t); err != nil {
-				return err
-			}
-			if bal = t.balance(); rf.Cents > bal {
-				return errRefundRefused
-			}
-			if err := putRaw(tx, bByInmate, key, nil); err != nil {
-				return err
-			}
-			if err := addTotals(tx, rf.InmateID, func(t *totals) { t.Refunds += rf.Cents }); err != nil {
-				return err
-			}
-			return f.toInmate(facility, rf.InmateID, "", wire.DownRefund, rf)
+			var err error
+			bal, err = debitTx(tx, f, facility, rf)
+			return err
 		})
 	return bal, err
+}
+
+// debitTx takes refund rf from its inmate's balance, of facility, in tx, unless that was done:
+// errRefundRefused, writing nothing, where the balance (bal) is smaller than the refund.
+func debitTx(tx kv.Tx, f *fanout, facility string, rf Refund) (bal vocab.Cents, err error) {
+	key := indexKey(rf.InmateID, "r", rf.Ref)
+	if getRaw(tx, bByInmate, key) != nil {
+		return 0, nil
+	}
+	var t totals
+	if _, err := getJSON(tx, bBalances, rf.InmateID, &t); err != nil {
+		return 0, err
+	}
+	if bal = t.balance(); rf.Cents > bal {
+		return bal, errRefundRefused
+	}
+	if err := putRaw(tx, bByInmate, key, nil); err != nil {
+		return bal, err
+	}
+	if err := addTotals(tx, rf.InmateID, func(t *totals) { t.Refunds += rf.Cents }); err != nil {
+		return bal, err
+	}
+	return bal, f.toInmate(facility, rf.InmateID, "", wire.DownRefund, rf)
 }
 
 // dropRefund takes back refund rf, recorded and refused by the balance: its record, its place

@@ -173,24 +173,37 @@ func TestADepositForAHeldFacilityIsCreditedByItsHolder(t *testing.T) {
 	}
 }
 
-// A deposit cut off between its record and its credit (the relay stopped between its two
-// transactions) is credited once: by a retry of the same deposit, by the relay's next start,
-// or by a gateway's sweep once it is old enough. Meanwhile verify says nothing is wrong, as
-// the deposit is marked due; a deposit neither credited nor marked is a problem it names.
+// A deposit for a held facility cut off between its record and its credit (the relay stopped
+// between its two transactions) is credited once: by a retry of the same deposit, by the
+// relay's next start, or by a gateway's sweep once it is old enough. Meanwhile verify says
+// nothing is wrong, as the deposit is marked due; a deposit neither credited nor marked is a
+// problem it names. Where the facility is not held, a deposit is one transaction, leaving
+// no mark.
 func TestADepositCutInTwoIsFinishedOnce(t *testing.T) {
-	e := newEnv(t)
-	e.seed()
-	before := e.balanceOf("A1")
+	e, hf := heldNorth(t, nil)
 	cut := func(ref string, cents kiosk.Cents) {
 		t.Helper()
-		if _, created, err := e.r.recordDeposit("deposit", DepositRequest{InmateID: "A1", Cents: cents, Ref: ref}); err != nil || !created {
-			t.Fatalf("record deposit %s: created %v, %v", ref, created, err)
+		if _, created, due, err := e.r.recordDeposit("deposit", DepositRequest{InmateID: "A1", Cents: cents, Ref: ref}); err != nil || !created || !due {
+			t.Fatalf("record deposit %s: created %v, due %v, %v", ref, created, due, err)
+		}
+	}
+	held := func(want kiosk.Cents, when string) {
+		t.Helper()
+		var tot totals
+		if err := hf.holding.Store().View(context.Background(), func(tx kv.Tx) error {
+			_, err := getJSON(tx, bBalances, "A1", &tot)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := tot.balance(); got != want {
+			t.Fatalf("%s: A1's balance on north's held state %d, want %d", when, got, want)
 		}
 	}
 	balance := func(want kiosk.Cents, when string) {
 		t.Helper()
-		if got := e.balanceOf("A1"); got != before+want {
-			t.Fatalf("%s: A1's balance %d, want %d", when, got, before+want)
+		if got := e.balanceOf("A1"); got != want {
+			t.Fatalf("%s: A1's balance %d, want %d", when, got, want)
 		}
 		if rep, err := e.r.Verify(); err != nil || !rep.OK {
 			t.Fatalf("%s: verify: %v %+v", when, err, rep.Problems)
@@ -198,20 +211,21 @@ func TestADepositCutInTwoIsFinishedOnce(t *testing.T) {
 	}
 
 	cut("r1", 100)
-	balance(0, "cut off")
+	held(0, "cut off")
 	// The payment processor heard no answer and sends the deposit again.
 	if _, created, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 100, Ref: "r1"}); err != nil || created {
 		t.Fatalf("retry: created %v, %v", created, err)
 	}
-	balance(100, "retried")
+	held(100, "retried")
 
-	// Cut off again, and once more after its credit but before its mark was cleared.
+	// Cut off again, and once more after its credit but before its mark was cleared; then the
+	// relay stops (letting north go) and starts, holding nothing.
 	cut("r2", 20)
 	cut("r3", 3)
 	if err := e.r.creditDeposit("deposit", vocab.Deposit{Ref: "r3", InmateID: "A1", Cents: 3, At: t0}); err != nil {
 		t.Fatal(err)
 	}
-	balance(103, "cut off twice")
+	held(103, "cut off twice")
 	e.restart()
 	balance(123, "restarted")
 	if !strings.Contains(e.logText(), "deposit r2 for inmate A1 finished") {
@@ -219,15 +233,31 @@ func TestADepositCutInTwoIsFinishedOnce(t *testing.T) {
 	}
 	e.restart()
 	balance(123, "restarted again")
-	for _, ref := range []string{"r1", "r2", "r3"} {
-		if _, created, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: map[string]kiosk.Cents{"r1": 100, "r2": 20, "r3": 3}[ref], Ref: ref}); err != nil || created {
+	for ref, cents := range map[string]kiosk.Cents{"r1": 100, "r2": 20, "r3": 3} {
+		if _, created, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: cents, Ref: ref}); err != nil || created {
 			t.Fatalf("retry %s after the restarts: created %v, %v", ref, created, err)
 		}
 	}
 	balance(123, "retried after the restarts")
+	if _, created, due, err := e.r.recordDeposit("deposit", DepositRequest{InmateID: "A1", Cents: 7, Ref: "r0"}); err != nil || !created || due {
+		t.Fatalf("a deposit where north is not held: created %v, due %v (%v), want credited in its one transaction", created, due, err)
+	}
+	balance(130, "one transaction")
 
-	// A gateway's sweep leaves a young mark to the call at work on it.
-	cut("r4", 4000)
+	// A gateway's sweep leaves a young mark to the call at work on it. (A record and its mark
+	// as a held facility's deposit leaves them.)
+	mark := func(ref string, cents kiosk.Cents) {
+		t.Helper()
+		if err := e.r.update("test", func(tx kv.Tx, _ *fanout) error {
+			if err := putJSON(tx, bDeposits, ref, vocab.Deposit{Ref: ref, InmateID: "A1", Cents: cents, At: e.clock.Now()}); err != nil {
+				return err
+			}
+			return markDepositDue(tx, ref, e.clock.Now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark("r4", 4000)
 	if n, err := e.r.finishDeposits(e.clock.Now(), dueSweepAge); err != nil || n != 0 {
 		t.Fatalf("sweep of a young mark finished %d (%v), want none", n, err)
 	}
@@ -235,10 +265,10 @@ func TestADepositCutInTwoIsFinishedOnce(t *testing.T) {
 	if n, err := e.r.finishDeposits(e.clock.Now(), dueSweepAge); err != nil || n != 1 {
 		t.Fatalf("sweep of a mark %s old finished %d (%v), want 1", dueSweepAge, n, err)
 	}
-	balance(4123, "swept")
+	balance(4130, "swept")
 
 	// A deposit's mark lost with its credit undone is what verify names.
-	cut("r5", 5)
+	mark("r5", 5)
 	if err := e.r.update("test", func(tx kv.Tx, _ *fanout) error { return deleteKey(tx, bDepositsDue, "r5") }); err != nil {
 		t.Fatal(err)
 	}
@@ -483,24 +513,25 @@ func TestARefundForAHeldFacilityIsCheckedByItsHolder(t *testing.T) {
 	}
 }
 
-// A refund cut off between its record and its debit is taken from the balance once, at the
-// relay's next start; one the balance no longer allows by then is taken back, and its ref may
-// be used again. Verify names a refund neither taken nor marked due.
+// A refund for a held facility cut off between its record and its debit is taken from the
+// balance once, at the relay's next start; one the balance no longer allows by then is taken
+// back, and its ref may be used again. Verify names a refund neither taken nor marked due.
 func TestARefundCutInTwoIsFinishedOrTakenBack(t *testing.T) {
-	e := newEnv(t)
-	e.seed()
-	if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 1000, Ref: "d1"}); err != nil {
-		t.Fatal(err)
-	}
+	var k *term
+	e, _ := heldNorth(t, func(e *env) {
+		if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 1000, Ref: "d1"}); err != nil {
+			t.Fatal(err)
+		}
+		k = e.enroll(wire.ModeKiosk, "")
+	})
 	cut := func(ref string, cents kiosk.Cents) {
 		t.Helper()
-		if _, created, err := e.r.recordRefund("refund", RefundRequest{Ref: ref, DepositRef: "d1", Cents: cents}); err != nil || !created {
-			t.Fatalf("record refund %s: created %v, %v", ref, created, err)
+		if _, created, due, err := e.r.recordRefund("refund", RefundRequest{Ref: ref, DepositRef: "d1", Cents: cents}); err != nil || !created || !due {
+			t.Fatalf("record refund %s: created %v, due %v, %v", ref, created, due, err)
 		}
 	}
 	cut("r1", 300)
 	// Spent meanwhile: a kiosk's charges leave less than the next refund.
-	k := e.enroll(wire.ModeKiosk, "")
 	kc := k.connect(t, 0)
 	var items []wire.Item
 	for m := range 9 {
@@ -514,7 +545,7 @@ func TestARefundCutInTwoIsFinishedOrTakenBack(t *testing.T) {
 	if rep, err := e.r.Verify(); err != nil || !rep.OK {
 		t.Fatalf("verify with two refunds due: %v %+v", err, rep.Problems)
 	}
-	e.restart()
+	e.restart() // lets north go: the start finishes on the kv state
 	if got := e.balanceOf("A1"); got != 1000-45-300 {
 		t.Fatalf("A1's balance after the start %d, want %d: r1 taken once, r2 not", got, 1000-45-300)
 	}
@@ -532,8 +563,13 @@ func TestARefundCutInTwoIsFinishedOrTakenBack(t *testing.T) {
 	if got := e.balanceOf("A1"); got != 1000-45-300-600 {
 		t.Fatalf("A1's balance after a second start %d, want %d", got, 1000-45-300-600)
 	}
-	cut("r3", 5)
-	if err := e.r.update("test", func(tx kv.Tx, _ *fanout) error { return deleteKey(tx, bRefundsDue, "r3") }); err != nil {
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+	// A refund recorded, not taken and not marked, as no transaction leaves it.
+	if err := e.r.update("test", func(tx kv.Tx, _ *fanout) error {
+		return putJSON(tx, bRefunds, "r3", Refund{Ref: "r3", DepositRef: "d1", InmateID: "A1", Cents: 5, At: t0})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := e.r.Verify()
