@@ -94,6 +94,13 @@ type holdSet struct {
 	m  map[string]*heldFacility
 }
 
+// empty says whether the relay holds no facility (the common case, and every relay's today).
+func (s *holdSet) empty() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m) == 0
+}
+
 // of is facility's hold, or nil.
 func (s *holdSet) of(facility string) *heldFacility {
 	s.mu.Lock()
@@ -250,6 +257,20 @@ func (r *Relay) viewFor(facility, op string, fn func(tx kv.Tx) error) error {
 	ctx, cancel := r.txContext()
 	defer cancel()
 	return ioErr(op, hf.holding.Store().View(ctx, fn))
+}
+
+// viewOfInmate reads inmate's records as they stand, as viewFor does a facility's: from the
+// held state of the inmate's facility where this relay holds it (one read more, to find the
+// facility, and none on a relay that holds nothing).
+func (r *Relay) viewOfInmate(inmateID, op string, fn func(tx kv.Tx) error) error {
+	if r.held.empty() {
+		return r.view(op, fn)
+	}
+	var facility string
+	if err := r.view(op, func(tx kv.Tx) error { facility = facilityOf(tx, inmateID, ""); return nil }); err != nil {
+		return err
+	}
+	return r.viewFor(facility, op, fn)
 }
 
 // viewsFor reads facilities' records as they stand, as viewFor does one's: fn is called for

@@ -122,7 +122,7 @@ func (r *Relay) Balance(inmateID string) (Balance, error) {
 		return Balance{}, err
 	}
 	var b Balance
-	err := r.view(op, func(tx kv.Tx) error {
+	err := r.viewOfInmate(inmateID, op, func(tx kv.Tx) error {
 		var t totals
 		hasMoney, err := getJSON(tx, bBalances, inmateID, &t)
 		if err != nil {
@@ -148,7 +148,7 @@ func (r *Relay) Usage(inmateID string) (Usage, error) {
 		return Usage{}, err
 	}
 	var u Usage
-	err := r.view(op, func(tx kv.Tx) error {
+	err := r.viewOfInmate(inmateID, op, func(tx kv.Tx) error {
 		// A View may run again: a statement that kept the first run's lines would show every
 		// charge twice and twice the total.
 		u = Usage{InmateID: inmateID, Records: []UsageRecord{}, Sessions: []vocab.Session{}}

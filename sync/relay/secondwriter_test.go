@@ -158,6 +158,10 @@ func TestADepositForAHeldFacilityIsCreditedByItsHolder(t *testing.T) {
 	if d := decodeAs[kiosk.Deposit](t, got.Body); d.Ref != "d1" || d.Cents != 900 {
 		t.Fatalf("A1's tablet was sent %+v, want deposit d1 of 900", d)
 	}
+	// Staff see the balance as it stands, before any projection.
+	if got := e.balanceOf("A1"); got != a1+900 {
+		t.Fatalf("A1's balance on the console while north is held %d, want %d", got, a1+900)
+	}
 	c.c.Close(websocket.StatusNormalClosure, "")
 	if got := e.balanceOf("S1"); got != s1+700 {
 		t.Fatalf("S1's balance %d, want %d", got, s1+700)
@@ -495,6 +499,13 @@ func TestARefundForAHeldFacilityIsCheckedByItsHolder(t *testing.T) {
 		}
 		c.waitDown(wire.DownRefund, func(b json.RawMessage) bool { return decodeAs[vocab.Refund](t, b).Ref == "r2" })
 		c.c.Close(websocket.StatusNormalClosure, "")
+		// Staff see the statement and the balance as they stand, before any projection.
+		if u, err := e.r.Usage("A1"); err != nil || len(u.Records) != 1 || u.Records[0].Cents != 5 {
+			t.Fatalf("A1's statement while north is held: %+v %v, want the tablet's charge", u, err)
+		}
+		if got := e.balanceOf("A1"); got != 1000-5-300 {
+			t.Fatalf("A1's balance on the console while north is held %d, want %d", got, 1000-5-300)
+		}
 	})
 	if len(wrote) != 0 {
 		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
