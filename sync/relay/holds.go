@@ -92,6 +92,9 @@ func (hf *heldFacility) forget(id string) {
 type holdSet struct {
 	mu sync.Mutex
 	m  map[string]*heldFacility
+	// claiming is the facilities a holdFacility is claiming now: a second claim of one waits
+	// for none, it is refused.
+	claiming map[string]bool
 }
 
 // empty says whether the relay holds no facility (the common case, and every relay's today).
@@ -109,17 +112,34 @@ func (s *holdSet) of(facility string) *heldFacility {
 }
 
 // holdFacility claims facility's log in l and serves its terminals' batches and
-// acknowledgements on its held state from now on. It is not to be called twice at once for
-// one facility: the claim takes network round trips, and the hold is entered once it stands.
+// acknowledgements on its held state from now on. A claim of a facility this relay holds, or
+// is claiming now, is refused: the claim takes network round trips, and the hold is entered
+// once it stands.
 func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder string, o faclog.HoldOptions) (*heldFacility, error) {
-	if old := r.held.of(facility); old != nil {
+	r.held.mu.Lock()
+	if r.held.claiming[facility] {
+		r.held.mu.Unlock()
+		return nil, fmt.Errorf("hold facility %s: being claimed already", facility)
+	}
+	if old := r.held.m[facility]; old != nil {
 		select {
 		case <-old.holding.Store().Deposed():
 			// Claimed by another gateway since: this claim replaces the one that lost.
 		default:
+			r.held.mu.Unlock()
 			return nil, fmt.Errorf("hold facility %s: held already", facility)
 		}
 	}
+	if r.held.claiming == nil {
+		r.held.claiming = map[string]bool{}
+	}
+	r.held.claiming[facility] = true
+	r.held.mu.Unlock()
+	defer func() {
+		r.held.mu.Lock()
+		delete(r.held.claiming, facility)
+		r.held.mu.Unlock()
+	}()
 	hf := &heldFacility{facility: facility, nums: &itemNumbers{block: r.itemNums.block, keep: true}, released: make(chan struct{}),
 		members: map[ownerKind]map[string]bool{terminalRecords: {}, inmateRecords: {}}}
 	if hf.nums.block <= 1 {

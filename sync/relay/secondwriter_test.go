@@ -755,3 +755,43 @@ func TestAHeldFacilitysRosterIsPutBesideItsHolder(t *testing.T) {
 		t.Fatalf("verify: %v %+v", err, rep.Problems)
 	}
 }
+
+// Two claims of one facility at once on one relay: one holds it, the other is refused, and the
+// relay holds it once (the claim takes round trips, and a second claim meanwhile would depose
+// the first from the same relay).
+func TestOneClaimOfAFacilityAtATime(t *testing.T) {
+	c := natstest.Start(t)
+	e := newEnv(t, func(c *Config) { c.FacilityIDs = true })
+	e.seed()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(1), jsfaclog.Options{}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := e.r.holdFacility(ctx, l, "north", "gw-test", faclog.HoldOptions{Clock: clock.NewFake(t0)})
+			errs <- err
+		}()
+	}
+	var refused []error
+	for range 2 {
+		if err := <-errs; err != nil {
+			refused = append(refused, err)
+		}
+	}
+	if len(refused) != 1 || !strings.Contains(refused[0].Error(), "already") {
+		t.Fatalf("two claims at once: refused %v, want one refused as claimed or held already", refused)
+	}
+	hf := e.r.held.of("north")
+	if hf == nil {
+		t.Fatal("north is not held after the claim that stood")
+	}
+	select {
+	case <-hf.holding.Store().Deposed():
+		t.Fatal("the hold that stood was deposed by the other claim")
+	default:
+	}
+}
