@@ -795,3 +795,70 @@ func TestOneClaimOfAFacilityAtATime(t *testing.T) {
 	default:
 	}
 }
+
+// A held facility's kiosk enrolls again with its store's key (kioskctl reissue): the state's
+// records at once, the old terminal's revocation and the new one's route and snapshot by the
+// holder. The snapshot holds what the holder took from the old terminal and has not projected;
+// what the new terminal resends of it is recognised by item id and not charged twice; new
+// downlink goes to the new terminal. Nothing of north's moves in the kv state; let go, three
+// charges are stored and verify is clean.
+func TestAHeldFacilitysKioskEnrollsAgainWithItsStore(t *testing.T) {
+	var old *term
+	e, _ := heldNorth(t, func(e *env) {
+		if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 700, Ref: "d-before"}); err != nil {
+			t.Fatal(err)
+		}
+		old = e.enroll(wire.ModeKiosk, "")
+	})
+	sent := []wire.Item{old.item(wire.UpCharge, charge("A1", "s1", 0, 5)), old.item(wire.UpCharge, charge("A1", "s1", 1, 5))}
+	wrote := secondWrites(t, e, "north", func() {
+		oc := old.connect(t, 0)
+		if ack := oc.batch(sent...); ack.Seq != 2 || len(ack.Rejected) != 0 {
+			t.Fatalf("the old terminal's charges: ack %+v", ack)
+		}
+		en, err := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: "north", Mode: wire.ModeKiosk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, status := e.postEnroll(en.Code, old.priv)
+		if status != http.StatusOK {
+			t.Fatalf("enrolling again with the same key: %d %s", status, raw)
+		}
+		var er wire.EnrollResponse
+		if err := json.Unmarshal(raw, &er); err != nil {
+			t.Fatal(err)
+		}
+		expectClose(t, oc.c, websocket.StatusPolicyViolation, wire.ReasonRevoked)
+		nt := &term{e: e, id: er.TerminalID, priv: old.priv, epoch: old.epoch + "-2", mode: wire.ModeKiosk}
+		nc := nt.connect(t, 0)
+		nc.waitDown(wire.DownDeposit, func(b json.RawMessage) bool { return decodeAs[kiosk.Deposit](t, b).Ref == "d-before" })
+		nc.waitDown(wire.DownRemoteCharge, func(b json.RawMessage) bool { return decodeAs[kiosk.Charge](t, b).RecordID == "s1/1" })
+		resent := func(it wire.Item) wire.Item { nt.seq++; it.Seq = nt.seq; return it }
+		if ack := nc.batch(resent(sent[0]), resent(sent[1]), nt.item(wire.UpCharge, charge("A1", "s2", 0, 5))); ack.Seq != 3 || len(ack.Rejected) != 0 {
+			t.Fatalf("the new terminal's resend: ack %+v, want seq 3 and no refusal", ack)
+		}
+		if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 300, Ref: "d-after"}); err != nil {
+			t.Fatal(err)
+		}
+		nc.waitDown(wire.DownDeposit, func(b json.RawMessage) bool { return decodeAs[kiosk.Deposit](t, b).Ref == "d-after" })
+		if b, err := e.r.Balance("A1"); err != nil || b.Charges != 15 || b.BalanceCents != 700+300-15 {
+			t.Fatalf("A1's account while north is held: %+v %v, want 15¢ charged and $9.85 left", b, err)
+		}
+		nc.c.Close(websocket.StatusNormalClosure, "")
+	})
+	if len(wrote) != 0 {
+		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
+	}
+	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
+		t.Fatal(err)
+	}
+	if items, err := e.r.Items(ItemFilter{Kind: wire.UpCharge}); err != nil || len(items) != 3 {
+		t.Fatalf("%d charges stored (%v), want 3: no resent item twice", len(items), err)
+	}
+	if oi := e.terminalInfo(old.id); !oi.Revoked {
+		t.Fatalf("the replaced terminal is not revoked: %+v", oi)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+}
