@@ -15,19 +15,22 @@ import (
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
-// Fan-outs due (SCALE.md, "The second writer"). A call that writes the state's records and
-// sends what it changed to a facility's terminals (a policy, a notice, a contact's review, a
-// letter's status) is two transactions where this relay holds the facility: its kv
-// transaction cannot write the facility's downlink, which is the holder's, so it records
-// what it would have queued here, under the facility, due. Once it commits, the facility's
-// writer queues it and the record goes (drainDue). A crash between them leaves the record,
-// which the relay's next start or a gateway's beat drains (finishDue).
+// What a kv-path call would do to a held facility's records, due (SCALE.md, "The second
+// writer"). A call that writes the state's records in a kv transaction and then the
+// facility's (queues what changed for its terminals, writes its lists, refunds a stamp,
+// enrolls or revokes a terminal) is two transactions where this relay holds the facility: its
+// kv transaction cannot write the facility's records, which are the holder's, so it records
+// what it would have done here, under the facility, due. Once it commits, the facility's
+// writer does it and the record goes (drainDue). A crash between them leaves the record,
+// which the relay's next start or a gateway's beat drains (finishDue). Where the facility is
+// not held here, the call does it all in its own transaction, as before.
 //
 // A facility's records are drained in the order they were made, each facility by one drain
 // at a time on a gateway: an older policy queued after a newer one would leave the
-// terminals on the older. A record drained twice (a crash after its queueing, before its
-// removal) queues its items twice; terminals apply downlink items by their ids, so the
-// second changes nothing.
+// terminals on the older. A record drained twice (a crash after it was done, before its
+// removal) is done twice: terminals apply downlink items by their ids, a blind write writes
+// the same again, and a refund, an enrollment's or a revocation's half looks first whether it
+// was done.
 
 // bFanoutsDue holds the fan-outs due: facility + "/" + a UUIDv7 (made in time order) -> the
 // JSON of a dueRecord. The state's root, made on first use.
