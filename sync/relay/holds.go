@@ -46,6 +46,10 @@ type heldFacility struct {
 	placed func(kind ownerKind, id string) (string, error)
 	// released is closed when this relay lets the facility go (releaseFacility).
 	released chan struct{}
+	// ready is closed once the claim stood (holding and writes set) or failed (they stay
+	// nil, and the hold is out of the relay's set). Until then the facility counts as held
+	// (a kv-path call defers what it would do to it), and its writes and reads wait.
+	ready chan struct{}
 }
 
 // ours says whether the facility holds owner id's records: an owner listed at the claim, or a
@@ -88,6 +92,12 @@ func (hf *heldFacility) forget(id string) {
 	delete(hf.members[inmateRecords], id)
 }
 
+// testHooks are points a test may stop the relay at, to order what it races; nil in use.
+type testHooks struct {
+	// beforeClaimBarrier is called as holdFacility waits for the kv writes under way.
+	beforeClaimBarrier func()
+}
+
 // holdSet is the facilities a relay holds.
 type holdSet struct {
 	mu sync.Mutex
@@ -121,7 +131,8 @@ func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder
 		r.held.mu.Unlock()
 		return nil, fmt.Errorf("hold facility %s: being claimed already", facility)
 	}
-	if old := r.held.m[facility]; old != nil {
+	old := r.held.m[facility]
+	if old != nil {
 		select {
 		case <-old.holding.Store().Deposed():
 			// Claimed by another gateway since: this claim replaces the one that lost.
@@ -133,17 +144,41 @@ func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder
 	if r.held.claiming == nil {
 		r.held.claiming = map[string]bool{}
 	}
+	if r.held.m == nil {
+		r.held.m = map[string]*heldFacility{}
+	}
+	hf := &heldFacility{facility: facility, nums: &itemNumbers{block: r.itemNums.block, keep: true}, released: make(chan struct{}),
+		ready: make(chan struct{}), members: map[ownerKind]map[string]bool{terminalRecords: {}, inmateRecords: {}}}
+	if hf.nums.block <= 1 {
+		hf.nums.block = defaultItemNumberBlock // a block of 1 would take its numbers in the held state
+	}
+	// Entered at once, pending: from here a kv-path call defers what it would do to the
+	// facility, and its writes and reads wait for the claim (writerFor, viewFor).
 	r.held.claiming[facility] = true
+	r.held.m[facility] = hf
 	r.held.mu.Unlock()
 	defer func() {
 		r.held.mu.Lock()
 		delete(r.held.claiming, facility)
+		if hf.writes == nil && r.held.m[facility] == hf { // failed: as it was before the claim
+			if old != nil {
+				r.held.m[facility] = old
+			} else {
+				delete(r.held.m, facility)
+			}
+		}
 		r.held.mu.Unlock()
+		close(hf.ready)
 	}()
-	hf := &heldFacility{facility: facility, nums: &itemNumbers{block: r.itemNums.block, keep: true}, released: make(chan struct{}),
-		members: map[ownerKind]map[string]bool{terminalRecords: {}, inmateRecords: {}}}
-	if hf.nums.block <= 1 {
-		hf.nums.block = defaultItemNumberBlock // a block of 1 would take its numbers in the held state
+	// The claim's moment: a kv-path call whose transaction ran before the hold was entered may
+	// not have committed yet, and the held state must not read what it writes before it
+	// lands. Group commit runs calls in order, so once an empty call through the kv committer
+	// returns, every such call has committed.
+	if h := r.hooks.beforeClaimBarrier; h != nil {
+		h()
+	}
+	if err := r.update("hold facility "+facility, func(kv.Tx, *fanout) error { return nil }); err != nil {
+		return nil, fmt.Errorf("hold facility %s: wait for the kv writes under way: %w", facility, err)
 	}
 	err := r.db.View(ctx, func(tx kv.Tx) error {
 		terms, err := listedUnder(tx, []string{facility}, bFacTerms, bFacRevoked)
@@ -186,18 +221,16 @@ func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder
 		return facility, err
 	}
 	o.Scope = facilityScope(facility, hf.ours, hf.nums.reserved)
-	if hf.holding, err = faclog.Hold(ctx, l, r.db, facility, holder, o); err != nil {
+	holding, err := faclog.Hold(ctx, l, r.db, facility, holder, o)
+	if err != nil {
 		return nil, err
 	}
-	hf.writes = &committer{db: hf.holding.Store(), ctx: r.ctx, txs: func() { r.writeTxs.Add(1) },
+	r.held.mu.Lock()
+	hf.holding = holding
+	hf.writes = &committer{db: holding.Store(), ctx: r.ctx, txs: func() { r.writeTxs.Add(1) },
 		nums: hf.nums, began: hf.nums.began, ended: hf.nums.ended, applied: r.writes.applied, ids: r.writes.ids,
 		reserve: func(ctx context.Context, n int) error { return hf.nums.reserve(ctx, r.db, n) }}
-	r.held.mu.Lock()
-	defer r.held.mu.Unlock()
-	if r.held.m == nil {
-		r.held.m = map[string]*heldFacility{}
-	}
-	r.held.m[facility] = hf
+	r.held.mu.Unlock()
 	go r.watchDeposed(hf)
 	return hf, nil
 }
@@ -237,7 +270,11 @@ func (r *Relay) releaseFacility(ctx context.Context, facility string) error {
 	if hf == nil {
 		return fmt.Errorf("release facility %s: not held", facility)
 	}
+	<-hf.ready
 	close(hf.released)
+	if hf.holding == nil {
+		return nil // a claim that failed: nothing to let go
+	}
 	return hf.holding.Release(ctx)
 }
 
@@ -261,16 +298,34 @@ func (r *Relay) releaseAll() error {
 // writerFor is the committer of facility's writes: its held state's where this relay holds
 // it, the kv state's otherwise.
 func (r *Relay) writerFor(facility string) *committer {
-	if hf := r.held.of(facility); hf != nil {
+	if hf := r.ready(facility); hf != nil {
 		return hf.writes
 	}
 	return r.writes
 }
 
+// ready is facility's hold once its claim stood, waiting for a claim under way; nil where this
+// relay does not hold it (a claim that failed leaves the relay as it was before).
+func (r *Relay) ready(facility string) *heldFacility {
+	for {
+		hf := r.held.of(facility)
+		if hf == nil {
+			return nil
+		}
+		<-hf.ready
+		r.held.mu.Lock()
+		writes := hf.writes
+		r.held.mu.Unlock()
+		if writes != nil {
+			return hf
+		}
+	}
+}
+
 // viewFor reads facility's records as they stand: from its held state where this relay holds
 // it (the kv state is behind it by the projection), from the kv state otherwise.
 func (r *Relay) viewFor(facility, op string, fn func(tx kv.Tx) error) error {
-	hf := r.held.of(facility)
+	hf := r.ready(facility)
 	if hf == nil {
 		return r.view(op, fn)
 	}

@@ -192,6 +192,7 @@ type Relay struct {
 	releasing   atomic.Bool // a beat's releaseAgain is under way
 	finishing   atomic.Bool // a beat's finishDue is under way
 	draining    dueLocks    // fanoutdue.go
+	hooks       testHooks
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.

@@ -862,3 +862,94 @@ func TestAHeldFacilitysKioskEnrollsAgainWithItsStore(t *testing.T) {
 		t.Fatalf("verify: %v %+v", err, rep.Problems)
 	}
 }
+
+// The claim's moment: a kv-path write for the facility whose transaction ran before the hold
+// was entered (a deposit's credit) lands before the held state reads what it writes, so the
+// holder's next charge is added to the account with the deposit in it. Let go, the balance
+// holds both (without the wait, the charge is written over a balance read before the deposit
+// landed, and the projection takes the deposit away).
+func TestAClaimWaitsForTheKVWritesUnderWay(t *testing.T) {
+	c := natstest.Start(t)
+	// On a shared store: a bbolt file's one writer makes the claim's own writes wait for the
+	// write under way anyway.
+	e := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 0, "relay") })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(1), jsfaclog.Options{}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, release := make(chan struct{}), make(chan struct{})
+	credited := make(chan error, 1)
+	go func() {
+		d := vocab.Deposit{Ref: "d1", InmateID: "A1", Cents: 1000, At: t0}
+		credited <- e.r.update("deposit", func(tx kv.Tx, f *fanout) error {
+			select {
+			case <-running:
+			default:
+				close(running)
+			}
+			<-release // its transaction under way as the claim begins
+			if err := putJSON(tx, bDeposits, d.Ref, d); err != nil {
+				return err
+			}
+			return creditTx(tx, f, "north", d)
+		})
+	}()
+	<-running
+	barrier := make(chan struct{})
+	e.r.hooks.beforeClaimBarrier = func() { close(barrier) }
+	claimed := make(chan error, 1)
+	go func() {
+		_, err := e.r.holdFacility(ctx, l, "north", "gw-test", faclog.HoldOptions{Clock: clock.NewFake(t0)})
+		claimed <- err
+	}()
+	charged := false
+	// The holder's charge, as a batch's transaction writes it.
+	charge := func() {
+		t.Helper()
+		err := e.r.held.of("north").holding.Store().Update(ctx, func(tx kv.Tx) error {
+			u := UsageRecord{Kind: "charge", RecordID: "s1/0", SessionID: "s1", InmateID: "A1", Cents: 5, At: t0, TerminalID: k.id}
+			if err := putJSON(tx, bCharges, "A1/s1/0", u); err != nil {
+				return err
+			}
+			return addTotals(tx, "A1", func(t *totals) { t.Charges += 5 })
+		})
+		if err != nil {
+			t.Fatalf("the holder's charge: %v", err)
+		}
+		charged = true
+	}
+	select {
+	case <-barrier: // the claim waits for the write under way
+	case err := <-claimed:
+		// A claim that did not wait: held while the write is under way, and its charge reads
+		// the balance before the write lands.
+		if err != nil {
+			t.Fatal(err)
+		}
+		charge()
+		claimed <- nil
+	}
+	close(release)
+	if err := <-credited; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-claimed; err != nil {
+		t.Fatal(err)
+	}
+	if !charged {
+		charge()
+	}
+	if err := e.r.releaseFacility(ctx, "north"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.balanceOf("A1"); got != 1000-5 {
+		t.Fatalf("A1's balance %d, want %d: the deposit under way at the claim and the holder's charge", got, 1000-5)
+	}
+	if rep, err := e.r.Verify(); err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep.Problems)
+	}
+}
