@@ -202,11 +202,21 @@ func (e *env) enroll(mode, inmate string) *term {
 
 func (e *env) enrollAt(facility, mode, inmate string) *term {
 	e.t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	er := e.enrollKey(facility, mode, inmate, priv)
+	ep := make([]byte, 16)
+	rand.Read(ep)
+	return &term{e: e, id: er.TerminalID, priv: priv, epoch: hex.EncodeToString(ep), mode: mode}
+}
+
+// enrollKey enrolls key priv with a new code of facility for mode (and inmate), as a
+// terminal's store does, and fails the test unless the relay answers 200.
+func (e *env) enrollKey(facility, mode, inmate string, priv ed25519.PrivateKey) wire.EnrollResponse {
+	e.t.Helper()
 	en, err := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: facility, Mode: mode, InmateID: inmate})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	resp, status := e.postEnroll(en.Code, priv)
 	if status != http.StatusOK {
 		e.t.Fatalf("enroll: status %d: %s", status, resp)
@@ -215,9 +225,7 @@ func (e *env) enrollAt(facility, mode, inmate string) *term {
 	if err := json.Unmarshal(resp, &er); err != nil {
 		e.t.Fatal(err)
 	}
-	ep := make([]byte, 16)
-	rand.Read(ep)
-	return &term{e: e, id: er.TerminalID, priv: priv, epoch: hex.EncodeToString(ep), mode: mode}
+	return er
 }
 
 func (e *env) postEnroll(code string, priv ed25519.PrivateKey) ([]byte, int) {

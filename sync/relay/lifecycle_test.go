@@ -57,18 +57,7 @@ func TestReenrollSameKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	en, err := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: "north", Mode: wire.ModeKiosk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, status := e.postEnroll(en.Code, old.priv)
-	if status != http.StatusOK {
-		t.Fatalf("enrolling again with the same key: %d %s", status, raw)
-	}
-	var er wire.EnrollResponse
-	if err := json.Unmarshal(raw, &er); err != nil {
-		t.Fatal(err)
-	}
+	er := e.enrollKey("north", wire.ModeKiosk, "", old.priv) // the same key again
 	expectClose(t, oc.c, websocket.StatusPolicyViolation, wire.ReasonRevoked)
 	if oi := e.terminalInfo(old.id); !oi.Revoked {
 		t.Fatalf("the replaced terminal is not revoked: %+v", oi)
@@ -136,8 +125,8 @@ func TestReenrollSameKey(t *testing.T) {
 	if err := e.r.Revoke(nt.id); err != nil {
 		t.Fatal(err)
 	}
-	en, _ = e.r.CreateEnrollment(EnrollmentRequest{FacilityID: "north", Mode: wire.ModeKiosk})
-	raw, status = e.postEnroll(en.Code, old.priv)
+	en, _ := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: "north", Mode: wire.ModeKiosk})
+	raw, status := e.postEnroll(en.Code, old.priv)
 	if er := wire.DecodeErrorResponse(raw); status != http.StatusConflict || er.Error != wire.EnrollKeyInUse || !strings.Contains(er.Message, "revoked") {
 		t.Fatalf("enrolling a revoked terminal's key: %d %s", status, raw)
 	}

@@ -816,18 +816,7 @@ func TestAHeldFacilitysKioskEnrollsAgainWithItsStore(t *testing.T) {
 		if ack := oc.batch(sent...); ack.Seq != 2 || len(ack.Rejected) != 0 {
 			t.Fatalf("the old terminal's charges: ack %+v", ack)
 		}
-		en, err := e.r.CreateEnrollment(EnrollmentRequest{FacilityID: "north", Mode: wire.ModeKiosk})
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, status := e.postEnroll(en.Code, old.priv)
-		if status != http.StatusOK {
-			t.Fatalf("enrolling again with the same key: %d %s", status, raw)
-		}
-		var er wire.EnrollResponse
-		if err := json.Unmarshal(raw, &er); err != nil {
-			t.Fatal(err)
-		}
+		er := e.enrollKey("north", wire.ModeKiosk, "", old.priv) // the same key again
 		expectClose(t, oc.c, websocket.StatusPolicyViolation, wire.ReasonRevoked)
 		nt := &term{e: e, id: er.TerminalID, priv: old.priv, epoch: old.epoch + "-2", mode: wire.ModeKiosk}
 		nc := nt.connect(t, 0)
