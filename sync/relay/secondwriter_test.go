@@ -151,9 +151,7 @@ func TestADepositForAHeldFacilityIsCreditedByItsHolder(t *testing.T) {
 		deposit("S1", "d2", 700)
 		deposit("A1", "d1", 900) // the processor's retry
 	})
-	if len(wrote) != 0 {
-		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
-	}
+	noSecondWrites(t, wrote)
 	got := c.waitDown(wire.DownDeposit, nil)
 	if d := decodeAs[kiosk.Deposit](t, got.Body); d.Ref != "d1" || d.Cents != 900 {
 		t.Fatalf("A1's tablet was sent %+v, want deposit d1 of 900", d)
@@ -166,15 +164,11 @@ func TestADepositForAHeldFacilityIsCreditedByItsHolder(t *testing.T) {
 	if got := e.balanceOf("S1"); got != s1+700 {
 		t.Fatalf("S1's balance %d, want %d", got, s1+700)
 	}
-	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
-		t.Fatal(err)
-	}
+	letNorthGo(t, e)
 	if got := e.balanceOf("A1"); got != a1+900 {
 		t.Fatalf("A1's balance %d after north was let go, want %d: deposit d1 credited once", got, a1+900)
 	}
-	if rep, err := e.r.Verify(); err != nil || !rep.OK {
-		t.Fatalf("verify: %v %+v", err, rep.Problems)
-	}
+	verifyClean(t, e)
 }
 
 // A deposit for a held facility cut off between its record and its credit (the relay stopped
@@ -316,22 +310,16 @@ func TestAHeldFacilitysOwnCallsGoThroughItsHolder(t *testing.T) {
 			t.Fatalf("north's downlink log holds %d records after its prune, %d before", after, before)
 		}
 	})
-	if len(wrote) != 0 {
-		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
-	}
+	noSecondWrites(t, wrote)
 	if hf.holding.Behind() == 0 {
 		t.Fatal("north's log holds nothing the kv state lacks")
 	}
-	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
-		t.Fatal(err)
-	}
+	letNorthGo(t, e)
 	entries, err := e.r.Catalog("north")
 	if err != nil || len(entries) != 1 || !entries[0].Withdrawn {
 		t.Fatalf("north's catalog after it was let go: %+v %v, want t1 withdrawn", entries, err)
 	}
-	if rep, err := e.r.Verify(); err != nil || !rep.OK {
-		t.Fatalf("verify: %v %+v", err, rep.Problems)
-	}
+	verifyClean(t, e)
 }
 
 // logged counts the records of north's downlink log in hf's held state.
@@ -398,15 +386,9 @@ func TestAHeldFacilitysNewsIsQueuedByItsHolder(t *testing.T) {
 		}
 		kc.c.Close(websocket.StatusNormalClosure, "")
 	})
-	if len(wrote) != 0 {
-		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
-	}
-	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := e.r.Verify(); err != nil || !rep.OK {
-		t.Fatalf("verify: %v %+v", err, rep.Problems)
-	}
+	noSecondWrites(t, wrote)
+	letNorthGo(t, e)
+	verifyClean(t, e)
 }
 
 // A review of a held facility's letter and a letter in from outside, made while the facility
@@ -451,21 +433,15 @@ func TestAHeldFacilitysLettersAreReviewedThroughItsHolder(t *testing.T) {
 		kc.waitDown(wire.DownInboundMessage, func(b json.RawMessage) bool { return decodeAs[kiosk.Message](t, b).Body == "from home" })
 		kc.c.Close(websocket.StatusNormalClosure, "")
 	})
-	if len(wrote) != 0 {
-		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
-	}
-	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
-		t.Fatal(err)
-	}
+	noSecondWrites(t, wrote)
+	letNorthGo(t, e)
 	if got := e.balanceOf("A1"); got != before+25 {
 		t.Fatalf("A1's balance %d after north was let go, want %d: the stamp refunded once", got, before+25)
 	}
 	if held, err := e.r.Outbound(OutboundFilter{Status: kiosk.MsgHeld}); err != nil || len(held) != 0 {
 		t.Fatalf("letters held after the review: %+v %v", held, err)
 	}
-	if rep, err := e.r.Verify(); err != nil || !rep.OK {
-		t.Fatalf("verify: %v %+v", err, rep.Problems)
-	}
+	verifyClean(t, e)
 }
 
 // A refund for a held facility's inmate: recorded by the state, taken from the balance by the
@@ -507,21 +483,15 @@ func TestARefundForAHeldFacilityIsCheckedByItsHolder(t *testing.T) {
 			t.Fatalf("A1's balance on the console while north is held %d, want %d", got, 1000-5-300)
 		}
 	})
-	if len(wrote) != 0 {
-		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
-	}
+	noSecondWrites(t, wrote)
 	if storedBytes(t, e, bRefunds, "r1") != nil {
 		t.Fatal("the refused refund r1 is still recorded")
 	}
-	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
-		t.Fatal(err)
-	}
+	letNorthGo(t, e)
 	if got := e.balanceOf("A1"); got != 1000-5-300 {
 		t.Fatalf("A1's balance %d after north was let go, want %d", got, 1000-5-300)
 	}
-	if rep, err := e.r.Verify(); err != nil || !rep.OK {
-		t.Fatalf("verify: %v %+v", err, rep.Problems)
-	}
+	verifyClean(t, e)
 }
 
 // A refund for a held facility cut off between its record and its debit is taken from the
@@ -574,9 +544,7 @@ func TestARefundCutInTwoIsFinishedOrTakenBack(t *testing.T) {
 	if got := e.balanceOf("A1"); got != 1000-45-300-600 {
 		t.Fatalf("A1's balance after a second start %d, want %d", got, 1000-45-300-600)
 	}
-	if rep, err := e.r.Verify(); err != nil || !rep.OK {
-		t.Fatalf("verify: %v %+v", err, rep.Problems)
-	}
+	verifyClean(t, e)
 	// A refund recorded, not taken and not marked, as no transaction leaves it.
 	if err := e.r.update("test", func(tx kv.Tx, _ *fanout) error {
 		return putJSON(tx, bRefunds, "r3", Refund{Ref: "r3", DepositRef: "d1", InmateID: "A1", Cents: 5, At: t0})
@@ -616,15 +584,11 @@ func TestAHeldFacilitysTerminalsEnrollAndAreRevokedThroughItsHolder(t *testing.T
 		}
 		expectClose(t, kc.c, websocket.StatusPolicyViolation, wire.ReasonRevoked)
 	})
-	if len(wrote) != 0 {
-		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
-	}
+	noSecondWrites(t, wrote)
 	if !hf.ours(terminalRecords, tablet.id) {
 		t.Fatal("north's holder does not hold the tablet enrolled since its claim")
 	}
-	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
-		t.Fatal(err)
-	}
+	letNorthGo(t, e)
 	fleet, err := e.r.Terminals()
 	if err != nil {
 		t.Fatal(err)
@@ -637,9 +601,7 @@ func TestAHeldFacilitysTerminalsEnrollAndAreRevokedThroughItsHolder(t *testing.T
 	if got := e.balanceOf("A1"); got != -5 {
 		t.Fatalf("A1's balance %d, want -5: the tablet's charge taken once", got)
 	}
-	if rep, err := e.r.Verify(); err != nil || !rep.OK {
-		t.Fatalf("verify: %v %+v", err, rep.Problems)
-	}
+	verifyClean(t, e)
 }
 
 // Letters in held for photo review while north is held: the held letters are the state's, the
@@ -683,18 +645,12 @@ func TestAHeldFacilitysPhotoReviewGoesThroughItsHolder(t *testing.T) {
 		kc.waitDown(wire.DownNotice, func(b json.RawMessage) bool { return decodeAs[wire.Notice](t, b).Text == "see the nurse" })
 		kc.c.Close(websocket.StatusNormalClosure, "")
 	})
-	if len(wrote) != 0 {
-		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
-	}
-	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
-		t.Fatal(err)
-	}
+	noSecondWrites(t, wrote)
+	letNorthGo(t, e)
 	if held, err := e.r.HeldInboundIn("north"); err != nil || len(held) != 0 {
 		t.Fatalf("north's photo review queue after release: %+v (%v), want none", held, err)
 	}
-	if rep, err := e.r.Verify(); err != nil || !rep.OK {
-		t.Fatalf("verify: %v %+v", err, rep.Problems)
-	}
+	verifyClean(t, e)
 }
 
 // A roster put for a held facility: the roster (its inmates, those who left, its technicians)
@@ -736,24 +692,18 @@ func TestAHeldFacilitysRosterIsPutBesideItsHolder(t *testing.T) {
 			t.Fatalf("a move into held north: %v, want a conflict naming S1 and south", err)
 		}
 	})
-	if len(wrote) != 0 {
-		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
-	}
+	noSecondWrites(t, wrote)
 	if !hf.ours(inmateRecords, "A4") || hf.ours(inmateRecords, "A2") || hf.ours(inmateRecords, "S1") {
 		t.Fatalf("north's holder holds A4 %v, A2 %v, S1 %v; want A4 only", hf.ours(inmateRecords, "A4"), hf.ours(inmateRecords, "A2"), hf.ours(inmateRecords, "S1"))
 	}
-	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
-		t.Fatal(err)
-	}
+	letNorthGo(t, e)
 	if got := e.balanceOf("A4"); got != -5 {
 		t.Fatalf("A4's balance %d, want -5", got)
 	}
 	if _, of := owners(t, e.r); of[inmateRecords]["S1"] != "south" {
 		t.Fatalf("S1 is in %q after the refused move, want south", of[inmateRecords]["S1"])
 	}
-	if rep, err := e.r.Verify(); err != nil || !rep.OK {
-		t.Fatalf("verify: %v %+v", err, rep.Problems)
-	}
+	verifyClean(t, e)
 }
 
 // Two claims of one facility at once on one relay: one holds it, the other is refused, and the
@@ -835,21 +785,15 @@ func TestAHeldFacilitysKioskEnrollsAgainWithItsStore(t *testing.T) {
 		}
 		nc.c.Close(websocket.StatusNormalClosure, "")
 	})
-	if len(wrote) != 0 {
-		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
-	}
-	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
-		t.Fatal(err)
-	}
+	noSecondWrites(t, wrote)
+	letNorthGo(t, e)
 	if items, err := e.r.Items(ItemFilter{Kind: wire.UpCharge}); err != nil || len(items) != 3 {
 		t.Fatalf("%d charges stored (%v), want 3: no resent item twice", len(items), err)
 	}
 	if oi := e.terminalInfo(old.id); !oi.Revoked {
 		t.Fatalf("the replaced terminal is not revoked: %+v", oi)
 	}
-	if rep, err := e.r.Verify(); err != nil || !rep.OK {
-		t.Fatalf("verify: %v %+v", err, rep.Problems)
-	}
+	verifyClean(t, e)
 }
 
 // The claim's moment: a kv-path write for the facility whose transaction ran before the hold
@@ -938,6 +882,28 @@ func TestAClaimWaitsForTheKVWritesUnderWay(t *testing.T) {
 	if got := e.balanceOf("A1"); got != 1000-5 {
 		t.Fatalf("A1's balance %d, want %d: the deposit under way at the claim and the holder's charge", got, 1000-5)
 	}
+	verifyClean(t, e)
+}
+
+// noSecondWrites fails the test with the records of north's written beside its holder.
+func noSecondWrites(t *testing.T, wrote []string) {
+	t.Helper()
+	if len(wrote) != 0 {
+		t.Fatalf("written beside north's holder: %s", strings.Join(wrote, " "))
+	}
+}
+
+// letNorthGo releases north: what its held state appended is projected into the kv state.
+func letNorthGo(t *testing.T, e *env) {
+	t.Helper()
+	if err := e.r.releaseFacility(context.Background(), "north"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// verifyClean fails the test unless verify finds nothing wrong.
+func verifyClean(t *testing.T, e *env) {
+	t.Helper()
 	if rep, err := e.r.Verify(); err != nil || !rep.OK {
 		t.Fatalf("verify: %v %+v", err, rep.Problems)
 	}
