@@ -61,11 +61,13 @@ type writeCall struct {
 
 // committer queues write calls; the goroutine that commits them runs only while some wait.
 type committer struct {
-	db      kv.Store
-	ctx     context.Context // ends when the relay closes
-	mu      sync.Mutex
-	queue   []*writeCall
-	running bool
+	// facility is the facility whose held state db is ("": the kv state's committer).
+	facility string
+	db       kv.Store
+	ctx      context.Context // ends when the relay closes
+	mu       sync.Mutex
+	queue    []*writeCall
+	running  bool
 	// txs counts committed (or attempted) write transactions.
 	txs func()
 	// began, if set, is told that a run of a transaction starts (a store may run it more than

@@ -68,6 +68,10 @@ type fanout struct {
 	kvPath bool
 	due    map[string]*dueRecord
 	dueKey string
+	// heldBy is the facility whose held state the call runs on ("": a kv transaction), and
+	// stateDue says that it wrote records of the state's there, due (statedue.go).
+	heldBy   string
+	stateDue bool
 }
 
 func (f *fanout) reset(tx kv.Tx) {
@@ -81,6 +85,7 @@ func (f *fanout) reset(tx kv.Tx) {
 	f.waiting = 0
 	clear(f.due)
 	f.dueKey = ""
+	f.stateDue = false
 }
 
 // takeNumber takes the facility's next downlink number from its counter fb, and remembers for

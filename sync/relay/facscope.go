@@ -34,7 +34,7 @@ func rootOwner(root string) (kind ownerKind, known bool) {
 	case bCharges, bCredits, bSessions, bBalances, bByInmate, bOwned:
 		return inmateRecords, true
 	case bFacDown, bFacTerms, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bFacPREA,
-		bCatalog, bFacIDs:
+		bCatalog, bFacIDs, bStateDue:
 		return facilityRecords, true
 	case bMeta, bFacilities, bInmates, bEnrollments, bTerminals, bKeys, bItems, bDeposits, bOutbound, bPREA, bContacts,
 		bInbound, bItemIDs, bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bInvitesUnsent, bRequestReplies,

@@ -292,10 +292,12 @@ func (r *Relay) finishFanouts(now time.Time, age time.Duration) (int, error) {
 
 // finishDue finishes what a crash cut in two, made at least age before now: deposits not yet
 // credited (depositdue.go), refunds not yet debited (refunddue.go) and fan-outs not yet
-// queued.
+// queued; and the state's records a held facility's entries wrote due, not yet written
+// (statedue.go).
 func (r *Relay) finishDue(now time.Time, age time.Duration) error {
 	_, derr := r.finishDeposits(now, age)
 	_, rerr := r.finishRefunds(now, age)
 	_, ferr := r.finishFanouts(now, age)
-	return errors.Join(derr, rerr, ferr)
+	serr := r.finishStateDue()
+	return errors.Join(derr, rerr, ferr, serr)
 }

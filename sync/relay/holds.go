@@ -96,6 +96,9 @@ func (hf *heldFacility) forget(id string) {
 type testHooks struct {
 	// beforeClaimBarrier is called as holdFacility waits for the kv writes under way.
 	beforeClaimBarrier func()
+	// stateDrain is asked before a drain of facility's state_due; false leaves it undrained
+	// (a crash between an entry and its drain).
+	stateDrain func(facility string) bool
 }
 
 // holdSet is the facilities a relay holds.
@@ -126,6 +129,20 @@ func (s *holdSet) of(facility string) *heldFacility {
 // is claiming now, is refused: the claim takes network round trips, and the hold is entered
 // once it stands.
 func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder string, o faclog.HoldOptions) (*heldFacility, error) {
+	hf, err := r.claimFacility(ctx, l, facility, holder, o)
+	if err != nil {
+		return nil, err
+	}
+	// What an earlier holder's entries wrote of the state's records and did not drain (it
+	// stopped in between) is written now.
+	if err := r.drainStateDue(facility); err != nil {
+		r.logf("relay: hold facility %s: write the state's records due: %v (written later)", facility, err)
+	}
+	return hf, nil
+}
+
+// claimFacility is holdFacility up to the hold's standing.
+func (r *Relay) claimFacility(ctx context.Context, l faclog.Log, facility, holder string, o faclog.HoldOptions) (*heldFacility, error) {
 	r.held.mu.Lock()
 	if r.held.claiming[facility] {
 		r.held.mu.Unlock()
@@ -227,7 +244,7 @@ func (r *Relay) holdFacility(ctx context.Context, l faclog.Log, facility, holder
 	}
 	r.held.mu.Lock()
 	hf.holding = holding
-	hf.writes = &committer{db: holding.Store(), ctx: r.ctx, txs: func() { r.writeTxs.Add(1) },
+	hf.writes = &committer{facility: facility, db: holding.Store(), ctx: r.ctx, txs: func() { r.writeTxs.Add(1) },
 		nums: hf.nums, began: hf.nums.began, ended: hf.nums.ended, applied: r.writes.applied, ids: r.writes.ids,
 		reserve: func(ctx context.Context, n int) error { return hf.nums.reserve(ctx, r.db, n) }}
 	r.held.mu.Unlock()

@@ -25,17 +25,9 @@ type letterRec struct {
 
 // putLetter stores o, its body text left to item n (0: kept in the record).
 func putLetter(tx kv.Tx, bucket string, o Outbound, n uint64) error {
-	rec := letterRec{Outbound: o, BodyItem: n}
-	if n != 0 {
-		rec.Body = ""
-	}
-	var tm *timeMemo // in a batch's transaction, the times its item records wrote
-	if ltx, ok := tx.(*logTx); ok {
-		tm = &ltx.log.times
-	}
-	raw, err := encodeLetterRec(rec, tm)
+	raw, err := letterRaw(tx, bucket, o, n)
 	if err != nil {
-		return fmt.Errorf("encode %s record %q: %w", bucket, o.ID, err)
+		return err
 	}
 	// Letter ids are UUIDv7s, made in time order (kv.HintAppended).
 	b := tx.Bucket([]byte(bucket))
@@ -46,6 +38,23 @@ func putLetter(tx kv.Tx, bucket string, o Outbound, n uint64) error {
 	return nil
 }
 
+// letterRaw is o's record as putLetter stores it.
+func letterRaw(tx kv.Tx, bucket string, o Outbound, n uint64) ([]byte, error) {
+	rec := letterRec{Outbound: o, BodyItem: n}
+	if n != 0 {
+		rec.Body = ""
+	}
+	var tm *timeMemo // in a batch's transaction, the times its item records wrote
+	if ltx, ok := tx.(*logTx); ok {
+		tm = &ltx.log.times
+	}
+	raw, err := encodeLetterRec(rec, tm)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s record %q: %w", bucket, o.ID, err)
+	}
+	return raw, nil
+}
+
 // getLetter reads one letter record, its body text filled in from its item.
 func getLetter(tx kv.Tx, bucket, id string) (letterRec, bool, error) {
 	var rec letterRec
@@ -54,6 +63,15 @@ func getLetter(tx kv.Tx, bucket, id string) (letterRec, bool, error) {
 		return rec, found, err
 	}
 	return rec, true, fillBody(tx, bucket, id, &rec)
+}
+
+// decodeLetter decodes raw, the record of letter key in bucket, its body text filled in.
+func decodeLetter(tx kv.Tx, bucket, key string, raw []byte) (letterRec, error) {
+	var rec letterRec
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return rec, &vocab.Error{Kind: vocab.KindCorrupt, Op: "read " + bucket, Err: fmt.Errorf("record %q: %w", key, err)}
+	}
+	return rec, fillBody(tx, bucket, key, &rec)
 }
 
 // forEachLetter calls fn with every letter of bucket in id order, body text filled in, until it

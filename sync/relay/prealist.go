@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
@@ -33,15 +34,38 @@ func (r *Relay) PREAReportsOf(facilities ...string) ([]Outbound, error) {
 	if len(facilities) == 0 {
 		return []Outbound{}, nil // none asked for (listedUnder reads every facility for nil)
 	}
-	var out []Outbound
-	err := r.view(op, func(tx kv.Tx) error {
-		ids, err := listedUnder(tx, facilities, bFacPREA)
-		if err != nil {
-			return err
+	out, part := []Outbound{}, []Outbound(nil)
+	// A held facility's list is read from its held state, and a report it has not drained
+	// into the kv state yet from its state_due (statedue.go).
+	err := r.viewsFor(facilities, op, func(tx kv.Tx, facilities []string) error {
+		part = part[:0]
+		for _, facility := range facilities {
+			ids, err := listedUnder(tx, []string{facility}, bFacPREA)
+			if err != nil {
+				return err
+			}
+			var keys keyList
+			for _, id := range ids {
+				keys.add(bPREA, id)
+			}
+			kv.Prefetch(tx, keys)
+			for _, id := range ids {
+				raw := onceGet(tx, facility, bPREA, id)
+				if raw == nil {
+					continue
+				}
+				rec, err := decodeLetter(tx, bPREA, id, raw)
+				if err != nil {
+					return err
+				}
+				if rec.FacilityID == facility {
+					part = append(part, rec.Outbound)
+				}
+			}
 		}
-		out, err = readLettersIn(tx, bPREA, ids, func(o Outbound) bool { return slices.Contains(facilities, o.FacilityID) })
-		return err
-	})
+		return nil
+	}, func() { out = append(out, part...) })
+	slices.SortStableFunc(out, func(a, b Outbound) int { return strings.Compare(a.ID, b.ID) })
 	return out, err
 }
 

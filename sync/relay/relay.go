@@ -192,6 +192,7 @@ type Relay struct {
 	releasing   atomic.Bool // a beat's releaseAgain is under way
 	finishing   atomic.Bool // a beat's finishDue is under way
 	draining    dueLocks    // fanoutdue.go
+	stateDrains dueLocks    // statedue.go
 	hooks       testHooks
 }
 
@@ -405,7 +406,7 @@ func (r *Relay) updateKeys(op string, keys func() []kv.Key, numbers int, fn func
 
 // updateOn is updateKeys through the committer w (a held facility's, holds.go).
 func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) error {
-	f := &fanout{r: r, kvPath: w == r.writes}
+	f := &fanout{r: r, kvPath: w == r.writes, heldBy: w.facility}
 	if err := w.do(&writeCall{fn: fn, f: f, keys: keys, numbers: numbers}); err != nil {
 		return ioErr(op, err)
 	}
@@ -419,6 +420,12 @@ func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers 
 	for facility := range f.due {
 		if _, err := r.drainDue(facility); err != nil {
 			r.logf("relay: %s: queue its fan-out to facility %s: %v (queued later)", op, facility, err)
+		}
+	}
+	// What the call wrote of the state's records on the held state goes to the kv state now.
+	if f.stateDue {
+		if err := r.drainStateDue(f.heldBy); err != nil {
+			r.logf("relay: %s: write the state's records due from facility %s: %v (written later)", op, f.heldBy, err)
 		}
 	}
 	return nil

@@ -34,6 +34,13 @@ import (
 // never moves, so that nothing is projected until the test lets north go.
 func heldNorth(t *testing.T, prepare func(*env)) (*env, *heldFacility) {
 	t.Helper()
+	e, hf, _ := heldNorthOn(t, prepare)
+	return e, hf
+}
+
+// heldNorthOn is heldNorth, with the log north is held over, for a claim after it.
+func heldNorthOn(t *testing.T, prepare func(*env)) (*env, *heldFacility, faclog.Log) {
+	t.Helper()
 	c := natstest.Start(t)
 	e := newEnv(t, func(c *Config) { c.FacilityIDs = true }) // item ids in facilities' records, which a holder writes
 	e.seed()
@@ -56,7 +63,7 @@ func heldNorth(t *testing.T, prepare func(*env)) (*env, *heldFacility) {
 			t.Log(e.logText())
 		}
 	})
-	return e, hf
+	return e, hf, l
 }
 
 // storedRecords is every key of the kv state under the relay's roots, by its path (nested

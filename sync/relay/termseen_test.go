@@ -156,7 +156,14 @@ func TestAnUnchangedQueueReadsNothing(t *testing.T) {
 	}
 	messages(false) // the connection's own records in the gateway's cache, as they are under load
 	msgsForgot, readForgot := messages(true)
+	// The store's counts take in what the relay's other work reads meanwhile (its beats, the
+	// watch feed), which only adds: the least of three rounds is the reports' own, so a
+	// loaded machine does not fail the test (it did, now and then).
 	msgs, read := messages(false)
+	for range 2 {
+		m, r := messages(false)
+		msgs, read = min(msgs, m), min(read, r)
+	}
 	t.Logf("5 unchanged status reports: %d messages and %d reads remembered, %d and %d forgotten", msgs, read, msgsForgot, readForgot)
 	if read+5 > readForgot || msgs > msgsForgot {
 		t.Errorf("5 unchanged reports read %d keys (%d messages), %d (%d) when the connection forgets its queue: want 5 reads fewer",

@@ -616,24 +616,27 @@ func inmateFor(tx kv.Tx, t TerminalInfo, id string) (inmateRec, bool, error) {
 	return in, true, nil
 }
 
-// heldMessage finds a message id among outbound messages and PREA reports: one id space.
-func heldMessage(tx kv.Tx, id string) (vocab.Message, bool, error) {
-	for _, bucket := range []string{bOutbound, bPREA} {
-		if tx.Bucket([]byte(bucket)).Get([]byte(id)) == nil {
-			continue // the usual answer for a new letter: nothing to decode
-		}
-		o, found, err := getLetter(tx, bucket, id)
+// heldMessage finds a message id among outbound messages and PREA reports (one id space), as
+// facility sees them: its PREA reports not yet drained into the kv state too (statedue.go).
+func heldMessage(tx kv.Tx, facility, id string) (vocab.Message, bool, error) {
+	if tx.Bucket([]byte(bOutbound)).Get([]byte(id)) != nil { // nil: the usual answer for a new letter
+		o, found, err := getLetter(tx, bOutbound, id)
 		if err != nil || found {
 			return o.Message, found, err
 		}
 	}
+	if raw := onceGet(tx, facility, bPREA, id); raw != nil {
+		o, err := decodeLetter(tx, bPREA, id, raw)
+		return o.Message, err == nil, err
+	}
 	return vocab.Message{}, false, nil
 }
 
-// messageIDReuse says what an uplink message whose id is already held is: a duplicate (""),
-// or an id reused for another message (id_conflict). found is false for a new id.
-func messageIDReuse(tx kv.Tx, m vocab.Message) (reason string, found bool, err error) {
-	prev, found, err := heldMessage(tx, m.ID)
+// messageIDReuse says what an uplink message from a terminal of facility whose id is already
+// held is: a duplicate (""), or an id reused for another message (id_conflict). found is false
+// for a new id.
+func messageIDReuse(tx kv.Tx, facility string, m vocab.Message) (reason string, found bool, err error) {
+	prev, found, err := heldMessage(tx, facility, m.ID)
 	if err != nil || !found {
 		return "", false, err
 	}
@@ -646,7 +649,7 @@ func messageIDReuse(tx kv.Tx, m vocab.Message) (reason string, found bool, err e
 // applyPREA stores a PREA report: never held, never refused for the inmate's status, contact
 // or money; but only for an inmate the terminal serves.
 func (r *Relay) applyPREA(tx kv.Tx, f *fanout, t TerminalInfo, m vocab.Message, n uint64, now time.Time) (string, error) {
-	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
+	if reason, found, err := messageIDReuse(tx, t.FacilityID, m); err != nil || found {
 		return reason, err
 	}
 	// An anonymous report names nobody; a named one must be of an inmate the terminal serves,
@@ -658,7 +661,18 @@ func (r *Relay) applyPREA(tx kv.Tx, f *fanout, t TerminalInfo, m vocab.Message, 
 	}
 	o := Outbound{Message: m, FacilityID: t.FacilityID, TerminalID: t.ID, Status: vocab.MsgDelivered, ReceivedAt: now}
 	f.logf("relay: PREA report %s received from terminal %s", m.ID, t.ID) // its id only: never its text
-	if err := putLetter(tx, bPREA, o, n); err != nil {
+	// Written once, the state's record: on a held facility, due (statedue.go), and with its
+	// text in it. The item that carried it is the facility's record, in the kv state only
+	// once projected, which may be after the drain; and a held state cannot seek the items
+	// log for it (the log is the state's, the facility holds only its own blocks).
+	if f.heldBy != "" {
+		n = 0
+	}
+	raw, err := letterRaw(tx, bPREA, o, n)
+	if err != nil {
+		return "", err
+	}
+	if err := f.putOnce(tx, t.FacilityID, bPREA, o.ID, raw); err != nil {
 		return "", err
 	}
 	return "", listPREA(tx, o)
@@ -668,7 +682,7 @@ func (r *Relay) applyPREA(tx kv.Tx, f *fanout, t TerminalInfo, m vocab.Message, 
 // goes to the sender in the ack (lt not nil) or as a message_status on its downlink, and to the
 // inmate's tablets as a message_status.
 func (r *Relay) applyMessage(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, pol vocab.Policy, m vocab.Message, text textCheck, n uint64, epoch string, seq uint64, lt *wire.Letters, now time.Time) (string, error) {
-	if reason, found, err := messageIDReuse(tx, m); err != nil || found {
+	if reason, found, err := messageIDReuse(tx, t.FacilityID, m); err != nil || found {
 		if err == nil && reason == "" {
 			// The same letter under another item id: the sender learns where it stands.
 			err = addLetterState(tx, t, lt, seq, m.ID)

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -365,12 +366,30 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 	// would be shown to that facility's coordinator, were PREAReportsOf not to check.
 	_ = forEachRaw(tx, bFacPREA, "", func(k string, _ []byte) bool {
 		fac, id, _ := splitOwner(bFacPREA, k)
-		var rec letterRec // the record alone: a report's text has no place in a problem's detail
-		if ok, err := getJSON(tx, bPREA, id, &rec); err == nil && (!ok || rec.FacilityID != fac) {
+		// The record alone: a report's text has no place in a problem's detail. One the
+		// facility's holder has not drained yet counts (statedue.go).
+		var rec letterRec
+		raw := onceGet(tx, fac, bPREA, id)
+		if raw == nil || json.Unmarshal(raw, &rec) != nil || rec.FacilityID != fac {
 			add("prea_list", "facility %s lists PREA report %s, which is not one of its reports", fac, id)
 		}
 		return true
 	})
+	// The state's records a held facility wrote, not yet drained (statedue.go): each of a root
+	// written once, and none colliding with another record under its key.
+	if tx.Bucket([]byte(bStateDue)) != nil {
+		_ = forEachRaw(tx, bStateDue, "", func(k string, raw []byte) bool {
+			fac, rest, _ := strings.Cut(k, "/")
+			root, key, ok := strings.Cut(rest, "/")
+			switch cur := getRaw(tx, root, key); {
+			case !ok || !onceRoot(root):
+				add("state_due", "facility %s has %q due to the state, which is not a record written once", fac, rest)
+			case cur != nil && !bytes.Equal(cur, raw):
+				add("state_due", "facility %s has %s %s due to the state, and another record holds its key", fac, root, key)
+			}
+			return true
+		})
+	}
 	return rep
 }
 

@@ -1,0 +1,181 @@
+package relay
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/sync/relay/faclog"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+	"github.com/tether-kiosk/tether/sync/wire"
+)
+
+// dueToState lists what facility's state_due holds, as its writer reads it.
+func dueToState(t *testing.T, e *env, facility string) []string {
+	t.Helper()
+	var keys []string
+	if err := e.r.viewFor(facility, "test", func(tx kv.Tx) error {
+		keys = keys[:0]
+		return forEachRaw(tx, bStateDue, facility+"/", func(k string, _ []byte) bool {
+			keys = append(keys, k)
+			return true
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// inKV reports whether the kv state holds root[key].
+func inKV(t *testing.T, e *env, root, key string) bool {
+	t.Helper()
+	var found bool
+	if err := e.r.view("test", func(tx kv.Tx) error { found = getRaw(tx, root, key) != nil; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// reportTexts is the text of each PREA report listed for facility, by id.
+func reportTexts(t *testing.T, e *env, facility string) map[string]string {
+	t.Helper()
+	reports, err := e.r.PREAReportsOf(facility)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, o := range reports {
+		out[o.ID] = o.Body
+	}
+	return out
+}
+
+// A PREA report filed on a held facility's kiosk is the state's record, written once: the
+// holder writes it in its entry under the facility (state_due) and then into the kv state,
+// and nothing of north's moves in the kv state meanwhile. The same report resent under
+// another item id is one report; its id reused for another text, here or at another
+// facility, is refused; and the facility's coordinator reads both reports while north is
+// held and after. Before the outbox, the kiosk's batch failed with a storage error.
+func TestAHeldFacilitysPREAReportsReachTheStateOnce(t *testing.T) {
+	var kn, ks *term
+	e, _ := heldNorth(t, func(e *env) {
+		kn = e.enroll(wire.ModeKiosk, "")
+		ks = e.enrollAt("south", wire.ModeKiosk, "")
+	})
+	named, anonymous := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
+	const secret, other = "the officer on night shift in block C", "a second text under the first one's id"
+	wrote := secondWrites(t, e, "north", func() {
+		cn := kn.connect(t, 0)
+		if ack := cn.batch(kn.item(wire.UpPREA, msg(named, "A1", kiosk.PREAChannel, secret)),
+			kn.item(wire.UpPREA, msg(anonymous, "", kiosk.PREAChannel, secret))); ack.Seq != 2 || len(ack.Rejected) != 0 {
+			t.Fatalf("north's reports: ack %+v", ack)
+		}
+		if ack := cn.batch(kn.item(wire.UpPREA, msg(named, "A1", kiosk.PREAChannel, secret))); len(ack.Rejected) != 0 {
+			t.Fatalf("the report resent under another item id: ack %+v, want it taken as the same report", ack)
+		}
+		if ack := cn.batch(kn.item(wire.UpPREA, msg(named, "A1", kiosk.PREAChannel, other))); len(ack.Rejected) != 1 || ack.Rejected[0].Reason != wire.RefuseIDConflict {
+			t.Fatalf("another report under the id: ack %+v, want id_conflict", ack)
+		}
+		cs := ks.connect(t, 0)
+		if ack := cs.batch(ks.item(wire.UpPREA, msg(anonymous, "", kiosk.PREAChannel, other))); len(ack.Rejected) != 1 || ack.Rejected[0].Reason != wire.RefuseIDConflict {
+			t.Fatalf("south's report under north's id: ack %+v, want id_conflict", ack)
+		}
+		if due := dueToState(t, e, "north"); len(due) != 0 {
+			t.Fatalf("north's state_due after its batches: %q, want it drained", due)
+		}
+		for _, id := range []string{named, anonymous} {
+			if !inKV(t, e, bPREA, id) {
+				t.Fatalf("report %s is not in the kv state", id)
+			}
+		}
+		if got := reportTexts(t, e, "north"); len(got) != 2 || got[named] != secret || got[anonymous] != secret {
+			t.Fatalf("north's coordinator reads %q while north is held, want its two reports", got)
+		}
+	})
+	noSecondWrites(t, wrote)
+	letNorthGo(t, e)
+	verifyClean(t, e)
+	if got := reportTexts(t, e, "north"); len(got) != 2 || got[named] != secret {
+		t.Fatalf("north's coordinator reads %q after north is let go", got)
+	}
+	if got := reportTexts(t, e, "south"); len(got) != 0 {
+		t.Fatalf("south's coordinator reads %q, want nothing", got)
+	}
+	if strings.Contains(e.logText(), secret) {
+		t.Fatal("a report's text reached the log")
+	}
+}
+
+// A report whose holder stopped between its entry and its drain is in north's records only
+// (state_due): the coordinator reads it, a report reusing its id for another text is still
+// refused, and the next holder's claim writes it into the kv state. A report that another
+// facility's terminal filed under the same id meanwhile is not written over: north's stays in
+// its state_due, shown to north's coordinator, and verify names it.
+func TestAPREAReportLeftDueIsWrittenByTheNextHolder(t *testing.T) {
+	var kn, ks *term
+	e, _, l := heldNorthOn(t, func(e *env) {
+		kn = e.enroll(wire.ModeKiosk, "")
+		ks = e.enrollAt("south", wire.ModeKiosk, "")
+	})
+	var drains atomic.Bool // false: the holder stops before each drain
+	e.r.hooks.stateDrain = func(string) bool { return drains.Load() }
+	left, collided := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
+	const text, southText = "report one", "south's own report"
+	cn := kn.connect(t, 0)
+	if ack := cn.batch(kn.item(wire.UpPREA, msg(left, "A1", kiosk.PREAChannel, text)),
+		kn.item(wire.UpPREA, msg(collided, "", kiosk.PREAChannel, text))); len(ack.Rejected) != 0 {
+		t.Fatalf("north's reports: ack %+v", ack)
+	}
+	if due := dueToState(t, e, "north"); len(due) != 2 {
+		t.Fatalf("north's state_due: %q, want both reports", due)
+	}
+	if inKV(t, e, bPREA, left) {
+		t.Fatal("a report in the kv state with no drain")
+	}
+	if got := reportTexts(t, e, "north"); len(got) != 2 || got[left] != text {
+		t.Fatalf("north's coordinator reads %q before the drain, want both reports", got)
+	}
+	if ack := cn.batch(kn.item(wire.UpPREA, msg(left, "A1", kiosk.PREAChannel, "another text"))); len(ack.Rejected) != 1 || ack.Rejected[0].Reason != wire.RefuseIDConflict {
+		t.Fatalf("another report under an undrained report's id: ack %+v, want id_conflict", ack)
+	}
+	cs := ks.connect(t, 0)
+	if ack := cs.batch(ks.item(wire.UpPREA, msg(collided, "", kiosk.PREAChannel, southText))); len(ack.Rejected) != 0 {
+		t.Fatalf("south's report: ack %+v (south cannot see north's undrained id)", ack)
+	}
+	cn.c.CloseNow()
+
+	// North's holder stops; the next claim drains.
+	letNorthGo(t, e)
+	drains.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := e.r.holdFacility(ctx, l, "north", "gw-next", faclog.HoldOptions{Clock: clock.NewFake(t0)}); err != nil {
+		t.Fatal(err)
+	}
+	if !inKV(t, e, bPREA, left) {
+		t.Fatal("the next holder's claim did not write the report left due")
+	}
+	if due := dueToState(t, e, "north"); len(due) != 1 || !strings.HasSuffix(due[0], collided) {
+		t.Fatalf("north's state_due after the claim: %q, want only the report whose id south took", due)
+	}
+	if got := reportTexts(t, e, "north"); len(got) != 2 || got[left] != text || got[collided] != text {
+		t.Fatalf("north's coordinator reads %q, want both of north's reports", got)
+	}
+	if got := reportTexts(t, e, "south"); len(got) != 1 || got[collided] != southText {
+		t.Fatalf("south's coordinator reads %q, want south's report", got)
+	}
+	if !strings.Contains(e.logText(), "left in state_due") {
+		t.Fatal("the collision is not in the log")
+	}
+	letNorthGo(t, e)
+	rep, err := e.r.Verify()
+	if err != nil || rep.OK || len(rep.Problems) != 1 || rep.Problems[0].Check != "state_due" || !strings.Contains(rep.Problems[0].Detail, collided) {
+		t.Fatalf("verify: %v %+v, want the collision named", err, rep.Problems)
+	}
+}
