@@ -195,6 +195,14 @@ func storedItemRaw(tx kv.Tx, n uint64) []byte {
 		if it := lt.log.get(n); it != nil {
 			return it
 		}
+		tx = lt.Tx
+	}
+	if h, ok := tx.(interface{ Outside() kv.Tx }); ok {
+		// A held facility's transaction, which cannot walk the item log (the holder writes
+		// only its own blocks of it): the item is read from the kv state, where every item a
+		// letter's record names is. A letter written on a held state keeps its text in its
+		// record (applyPREA), so the items a record names are the kv path's, stored with it.
+		tx = h.Outside()
 	}
 	c := tx.Bucket([]byte(bItems)).Cursor()
 	k, v := c.Seek(u64(n))

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -178,4 +179,33 @@ func TestAPREAReportLeftDueIsWrittenByTheNextHolder(t *testing.T) {
 	if err != nil || rep.OK || len(rep.Problems) != 1 || rep.Problems[0].Check != "state_due" || !strings.Contains(rep.Problems[0].Detail, collided) {
 		t.Fatalf("verify: %v %+v, want the collision named", err, rep.Problems)
 	}
+}
+
+// A tablet enrolled while its facility is held gets its inmate's letters in its snapshot,
+// text and all. The snapshot is written on the held state, which cannot walk the item log the
+// letters' text is kept in; before the held transaction read such an item from the kv state,
+// the snapshot failed at each try and the tablet never had it.
+func TestAHeldFacilitysNewTabletGetsItsInmatesLetters(t *testing.T) {
+	id := uuid.Must(uuid.NewV7()).String()
+	const text = "my tooth hurts"
+	e, _ := heldNorth(t, func(e *env) {
+		k := e.enroll(wire.ModeKiosk, "")
+		c := k.connect(t, 0)
+		if ack := c.batch(k.item(wire.UpMessage, msg(id, "A1", "dept-medical", text))); len(ack.Rejected) != 0 {
+			t.Fatalf("the letter before the claim: ack %+v", ack)
+		}
+		c.c.CloseNow()
+	})
+	tablet := e.enroll(wire.ModeTablet, "A1")
+	tc := tablet.connect(t, 0)
+	tc.waitDown(wire.DownSentMessage, func(b json.RawMessage) bool {
+		m := decodeAs[kiosk.Message](t, b)
+		return m.ID == id && m.Body == text
+	})
+	tc.c.CloseNow()
+	if strings.Contains(e.logText(), "queued later") {
+		t.Fatalf("the snapshot was put off:\n%s", e.logText())
+	}
+	letNorthGo(t, e)
+	verifyClean(t, e)
 }

@@ -407,6 +407,13 @@ type tx struct {
 
 func (t *tx) Writable() bool { return t.writable }
 
+// Outside is the view of base this transaction reads what the facility does not hold from. A
+// caller reads through it what it cannot reach through the transaction and knows to be none of
+// the facility's own: a record of base's, final once written, found by a walk of a bucket the
+// facility holds only part of (the relay's item log, whose blocks the holder writes, for an
+// item the kv state stored), which the transaction refuses (ErrNotHeld).
+func (t *tx) Outside() kv.Tx { return t.base }
+
 // Size implements kv.Sizer: bytes of writes so far, and the most an entry holds.
 func (t *tx) Size() (n, bound int) { return t.size, t.bound }
 
