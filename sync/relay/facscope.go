@@ -34,11 +34,11 @@ func rootOwner(root string) (kind ownerKind, known bool) {
 	case bCharges, bCredits, bSessions, bBalances, bByInmate, bOwned:
 		return inmateRecords, true
 	case bFacDown, bFacTerms, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bFacPREA,
-		bCatalog, bFacIDs, bStateDue:
+		bCatalog, bFacIDs, bStateDue, bLetters:
 		return facilityRecords, true
 	case bMeta, bFacilities, bInmates, bEnrollments, bTerminals, bKeys, bItems, bDeposits, bOutbound, bPREA, bContacts,
 		bInbound, bItemIDs, bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bInvitesUnsent, bRequestReplies,
-		bOwners, bDepositsDue, bRefundsDue, bDepositRefunds, bFanoutsDue, bStaff, bInboundHeld, bMigration:
+		bOwners, bDepositsDue, bRefundsDue, bDepositRefunds, bFanoutsDue, bStaff, bInboundHeld, bMigration, bLetterAt:
 		return sharedRecords, true
 	case bFacInmates, bReleased, bTechnicians, bTechsGone:
 		// A facility's roster (its inmates, those who left it, its technicians) is the state's:

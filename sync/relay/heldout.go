@@ -3,6 +3,8 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -19,7 +21,7 @@ import (
 // The list is the facility's (held_outbound): written through f, due where f's call runs in
 // a kv transaction for a facility this relay holds (fanoutdue.go).
 func putOutbound(tx kv.Tx, f *fanout, o Outbound, n uint64, wasHeld bool) error {
-	if err := putLetter(tx, bOutbound, o, n); err != nil {
+	if err := putLetter(tx, bLetters, o, n); err != nil {
 		return err
 	}
 	held := o.Status == vocab.MsgHeld
@@ -41,29 +43,25 @@ func putOutbound(tx kv.Tx, f *fanout, o Outbound, n uint64, wasHeld bool) error 
 // heldLetters reads the held letters listed under the given facilities (every facility if
 // none is given), by id. A listed letter no longer held is passed over.
 func heldLetters(tx kv.Tx, facilities []string) ([]Outbound, error) {
-	ids, err := listedUnder(tx, facilities, bHeldOut)
+	keys, err := listedKeys(tx, facilities, bHeldOut)
 	if err != nil {
 		return nil, err
 	}
-	return readLetters(tx, ids, func(o Outbound) bool { return o.Status == vocab.MsgHeld })
+	return readLetters(tx, keys, func(o Outbound) bool { return o.Status == vocab.MsgHeld })
 }
 
-// readLetters reads the outbound letters named by ids (fetched together where the store can),
-// in that order, those keep accepts; an id with no letter is passed over.
-func readLetters(tx kv.Tx, ids []string, keep func(Outbound) bool) ([]Outbound, error) {
-	return readLettersIn(tx, bOutbound, ids, keep)
-}
-
-// readLettersIn is readLetters of bucket (bOutbound or bPREA).
-func readLettersIn(tx kv.Tx, bucket string, ids []string, keep func(Outbound) bool) ([]Outbound, error) {
-	var keys keyList
-	for _, id := range ids {
-		keys.add(bucket, id)
+// readLetters reads the letters named by keys (facility + "/" + id, as bLetters keys them;
+// fetched together where the store can), in that order, those keep accepts; a key with no
+// letter is passed over.
+func readLetters(tx kv.Tx, keys []string, keep func(Outbound) bool) ([]Outbound, error) {
+	var fetch keyList
+	for _, k := range keys {
+		fetch.add(bLetters, k)
 	}
-	kv.Prefetch(tx, keys)
+	kv.Prefetch(tx, fetch)
 	out := []Outbound{}
-	for _, id := range ids {
-		rec, found, err := getLetter(tx, bucket, id)
+	for _, k := range keys {
+		rec, found, err := getLetter(tx, bLetters, k)
 		if err != nil {
 			return nil, err
 		}
@@ -85,12 +83,14 @@ func (r *Relay) HeldOutbound(facilities ...string) ([]Outbound, error) {
 	if len(facilities) == 0 {
 		return []Outbound{}, nil
 	}
-	var out []Outbound
-	err := r.view(op, func(tx kv.Tx) error {
+	// A facility this relay holds is read from its held state, where its letters are current.
+	out, part := []Outbound{}, []Outbound(nil)
+	err := r.viewsFor(facilities, op, func(tx kv.Tx, facilities []string) error {
 		var err error
-		out, err = heldLetters(tx, facilities)
+		part, err = heldLetters(tx, facilities)
 		return err
-	})
+	}, func() { out = append(out, part...) })
+	slices.SortStableFunc(out, func(a, b Outbound) int { return strings.Compare(a.ID, b.ID) })
 	return out, err
 }
 
@@ -100,8 +100,13 @@ func (r *Relay) OutboundLetter(id string) (o Outbound, found bool, err error) {
 	if err := checkID(op, "id", id); err != nil {
 		return Outbound{}, false, err
 	}
-	err = r.view(op, func(tx kv.Tx) error {
-		rec, ok, err := getLetter(tx, bOutbound, id)
+	// Found by its index, the state's; read where its facility's records are current.
+	var facility string
+	if err := r.view(op, func(tx kv.Tx) error { facility = letterAt(tx, "", id); return nil }); err != nil || facility == "" {
+		return Outbound{}, false, err
+	}
+	err = r.viewFor(facility, op, func(tx kv.Tx) error {
+		rec, ok, err := getLetter(tx, bLetters, facility+"/"+id)
 		o, found = rec.Outbound, ok
 		return err
 	})
@@ -111,7 +116,24 @@ func (r *Relay) OutboundLetter(id string) (o Outbound, found bool, err error) {
 // inmateLetters reads the outbound letters of one inmate through its index (by_inmate "m"),
 // by id.
 func inmateLetters(tx kv.Tx, inmateID string) ([]Outbound, error) {
-	return readLetters(tx, indexed(tx, inmateID, "m"), func(Outbound) bool { return true })
+	return readLetters(tx, letterKeys(tx, indexed(tx, inmateID, "m")), func(Outbound) bool { return true })
+}
+
+// letterKeys is where the kv state's index (bLetterAt) places each of ids, as bLetters keys
+// them; an id it places nowhere is left out.
+func letterKeys(tx kv.Tx, ids []string) []string {
+	var fetch keyList
+	for _, id := range ids {
+		fetch.add(bLetterAt, id)
+	}
+	kv.Prefetch(tx, fetch)
+	keys := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if facility := letterAt(tx, "", id); facility != "" {
+			keys = append(keys, facility+"/"+id)
+		}
+	}
+	return keys
 }
 
 // migrate14to15 lists every letter held before the upgrade under its facility. A record that

@@ -137,7 +137,7 @@ func historyOf(tx kv.Tx, inmateID, sessionID string) (wire.History, error) {
 		k, _ = c.Prev()
 	}
 	for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
-		rec, found, err := getLetter(tx, bOutbound, string(k[len(prefix):]))
+		rec, found, err := letterByID(tx, "", string(k[len(prefix):]))
 		if err != nil {
 			return h, err
 		}

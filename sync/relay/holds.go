@@ -22,11 +22,11 @@ import (
 // The console's calls go to the facility's writer too (updateFor, updateAt), or do what they
 // would do to a held facility's records after their kv transaction, through its writer
 // (fanoutdue.go); a deposit and a refund are two transactions (depositdue.go, refunddue.go).
-// What still writes a held facility's records in kv transactions, where the projection would
-// overwrite it (a terminal's letter; moves between held facilities are refused), is listed
-// in SCALE.md
-// ("Built, stop 36"): until it moves no gateway holds a facility, and only tests call
-// holdFacility.
+// A held transaction writes the state's records written once (a PREA report, a letter's index)
+// under the facility, due to the state (statedue.go). What a held transaction still cannot do
+// (a contact request, which writes the state's contact records; moves between held facilities
+// are refused) is listed in SCALE.md ("What remains before a gateway may hold a facility"):
+// until it moves no gateway holds a facility, and only tests call holdFacility.
 
 // heldFacility is one facility this relay holds.
 type heldFacility struct {

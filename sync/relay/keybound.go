@@ -7,12 +7,12 @@ import (
 )
 
 // A new letter costs three look-ups that find nothing: its item id in bItemIDs and its message
-// id in bOutbound and bPREA (one id space). Each was a search of a B-tree from its root, some
-// 15 % of the committer's CPU in a drain. Item ids and letter ids are UUIDv7s, made in time
-// order by the terminals, so the id of a new letter almost always sorts after every key those
-// buckets hold: a write call that stores batches (logTx) reads each bucket's last key once and
-// raises it with every key put through it since, and a key after it is known absent without a
-// search. An id that does not sort last (a terminal whose clock is behind, ids from before the
+// id in bLetterAt (bOutbound before v24) and bPREA (one id space). Each was a search of a
+// B-tree from its root, some 15 % of the committer's CPU in a drain. Item ids and letter ids
+// are UUIDv7s, made in time order by the terminals, so the id of a new letter almost always
+// sorts after every key those buckets hold: a write call that stores batches (logTx) reads
+// each bucket's last key once and raises it with every key put through it since, and a key
+// after it is known absent without a search. An id that does not sort last (a terminal whose clock is behind, ids from before the
 // terminals made UUIDv7s) is looked up as before, so nothing rests on the id's time.
 //
 // Only on a bbolt file (onBolt): there the last key is found down the right edge of the tree,
@@ -31,7 +31,7 @@ type keyBound struct {
 }
 
 // boundedBuckets are the buckets a logTx keeps a keyBound for, in the order of logTx.bounds.
-var boundedBuckets = [...]string{bItemIDs, bOutbound, bPREA}
+var boundedBuckets = [...]string{bItemIDs, bLetterAt, bPREA}
 
 // Bucket is the transaction's bucket, through a keyBound for those of boundedBuckets on a bbolt
 // file. Every read and write of those buckets in the write call goes through it, so the bound

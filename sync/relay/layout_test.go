@@ -25,6 +25,9 @@ import (
 // each facility's inmates and no index of inbound letters. Tests use it to make a store as an
 // older relay left it.
 func flattenLayout(tx kv.Tx) error {
+	if err := oldLetters(tx); err != nil { // letters were the state's records, by id, until v24
+		return err
+	}
 	if err := tx.DeleteBucket([]byte(bFacInmates)); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -16,24 +17,85 @@ import (
 // no body text; the text is read from the item when a letter is shown. A record without
 // BodyItem (one migrate2to3 could not match to its item) still holds its text itself.
 
-// letterRec is a letter as stored in bOutbound and bPREA.
+// From schema 24 a letter is its facility's record (bLetters, under the facility of the
+// terminal that sent it, which never changes), so that the facility's holder writes it
+// (SCALE.md, "A terminal's letter on a held facility"); an index of the state's, written once
+// (bLetterAt, through state_due on a held facility), finds a letter's facility from its id
+// for the calls that name only the id (the console's review, a department's reply). Letter
+// ids stay one id space with PREA reports'. A letter written on a held state keeps its text
+// in its record, as a PREA report does (statedue.go): the item that carried it is the
+// facility's, in the kv state only once projected.
+
+// letterRec is a letter as stored in bLetters (bOutbound before v24) and bPREA.
 type letterRec struct {
 	Outbound
 	// BodyItem is the arrival number of the item that carried the letter (0: Body is here).
 	BodyItem uint64 `json:"body_item,omitempty"`
 }
 
-// putLetter stores o, its body text left to item n (0: kept in the record).
+// putLetter stores o in bucket (bLetters under its facility, bPREA or, in the migrations
+// before v24, bOutbound under its id), its body text left to item n (0: kept in the record).
 func putLetter(tx kv.Tx, bucket string, o Outbound, n uint64) error {
 	raw, err := letterRaw(tx, bucket, o, n)
 	if err != nil {
 		return err
 	}
+	key := o.ID
+	if bucket == bLetters {
+		key = o.FacilityID + "/" + o.ID
+	}
 	// Letter ids are UUIDv7s, made in time order (kv.HintAppended).
-	b := tx.Bucket([]byte(bucket))
-	kv.HintAppended(b)
-	if err := b.Put([]byte(o.ID), raw); err != nil {
-		return fmt.Errorf("write %s record %q: %w", bucket, o.ID, err)
+	return putAppended(tx, bucket, key, raw)
+}
+
+// letterAt is the facility whose letter id is ("" for none), as a transaction of facility
+// viewer sees it (its own letters not yet indexed in the kv state too; "": the kv state's).
+func letterAt(tx kv.Tx, viewer, id string) string {
+	return string(onceGet(tx, viewer, bLetterAt, id))
+}
+
+// letterByID reads letter id, body text filled in, wherever its facility keeps it.
+func letterByID(tx kv.Tx, viewer, id string) (letterRec, bool, error) {
+	facility := letterAt(tx, viewer, id)
+	if facility == "" {
+		return letterRec{}, false, nil
+	}
+	return getLetter(tx, bLetters, facility+"/"+id)
+}
+
+// migrate23to24 moves every letter under its facility (bLetters) and indexes it by id
+// (bLetterAt). A record that does not decode, or names no valid facility, stays in bOutbound,
+// where verify names it (letter_unplaced).
+func migrate23to24(tx kv.Tx) error {
+	for _, name := range []string{bLetters, bLetterAt} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	type moved struct {
+		id, facility string
+		raw          []byte
+	}
+	var all []moved
+	if err := forEachRaw(tx, bOutbound, "", func(id string, raw []byte) bool {
+		var rec letterRec
+		if json.Unmarshal(raw, &rec) == nil && rec.ID == id && checkID("", "", rec.FacilityID) == nil && checkID("", "", id) == nil {
+			all = append(all, moved{id, rec.FacilityID, bytes.Clone(raw)})
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, m := range all {
+		if err := putRaw(tx, bLetters, m.facility+"/"+m.id, m.raw); err != nil {
+			return err
+		}
+		if err := putRaw(tx, bLetterAt, m.id, []byte(m.facility)); err != nil {
+			return err
+		}
+		if err := deleteKey(tx, bOutbound, m.id); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ func rawRecord(t *testing.T, r *Relay, bucket, key string) map[string]any {
 	t.Helper()
 	var out map[string]any
 	if err := r.db.View(context.Background(), func(tx kv.Tx) error {
-		return json.Unmarshal(tx.Bucket([]byte(bucket)).Get([]byte(key)), &out)
+		return json.Unmarshal(getRaw(tx, bucket, key), &out)
 	}); err != nil {
 		t.Fatalf("%s %s: %v", bucket, key, err)
 	}
@@ -40,7 +40,7 @@ func TestLetterTextStoredOnce(t *testing.T) {
 	if ack.Seq != 2 || len(ack.Rejected) != 0 {
 		t.Fatalf("ack = %+v", ack)
 	}
-	for _, l := range []struct{ bucket, id string }{{bOutbound, "m1"}, {bPREA, "p1"}} {
+	for _, l := range []struct{ bucket, id string }{{bLetters, "north/m1"}, {bPREA, "p1"}} {
 		rec := rawRecord(t, e.r, l.bucket, l.id)
 		if rec["body"] != "" || rec["body_item"] == nil {
 			t.Fatalf("%s %s record holds %v (body_item %v): the text is stored twice", l.bucket, l.id, rec["body"], rec["body_item"])
@@ -116,6 +116,9 @@ func TestSchema2LettersMigrate(t *testing.T) {
 	}
 	old := map[string]string{}
 	err = db.Update(context.Background(), func(tx kv.Tx) error {
+		if err := oldLetters(tx); err != nil {
+			return err
+		}
 		for _, bucket := range []string{bOutbound, bPREA} {
 			var recs []letterRec
 			if err := forEachJSON(tx, bucket, "", func(k string, rec letterRec) bool {
@@ -146,7 +149,7 @@ func TestSchema2LettersMigrate(t *testing.T) {
 	}
 
 	e.open()
-	for _, l := range []struct{ bucket, id string }{{bOutbound, "m1"}, {bOutbound, "m2"}, {bOutbound, "m3"}, {bPREA, "p1"}} {
+	for _, l := range []struct{ bucket, id string }{{bLetters, "north/m1"}, {bLetters, "north/m2"}, {bLetters, "north/m3"}, {bPREA, "p1"}} {
 		if rec := rawRecord(t, e.r, l.bucket, l.id); rec["body"] != "" || rec["body_item"] == nil {
 			t.Fatalf("%s %s not migrated: %v", l.bucket, l.id, rec)
 		}

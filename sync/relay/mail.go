@@ -154,7 +154,7 @@ func (r *Relay) ReplyToRequest(requestID string, req ReplyRequest) (m vocab.Mess
 	var answer vocab.Message
 	m, created, err = r.deliverInbound(op, "", key, req.Subject, req.Body, nil, false, func(tx kv.Tx) (inmateRec, error) {
 		var in inmateRec
-		o, found, err := getLetter(tx, bOutbound, requestID)
+		o, found, err := letterByID(tx, "", requestID)
 		if err != nil {
 			return in, err
 		}
@@ -349,7 +349,7 @@ func (r *Relay) Outbound(flt OutboundFilter) ([]Outbound, error) {
 			}
 			return err
 		}
-		return forEachLetter(tx, bOutbound, func(o Outbound) bool {
+		return forEachLetter(tx, bLetters, func(o Outbound) bool {
 			if match(o) {
 				out = append(out, o)
 			}
@@ -400,10 +400,17 @@ func (r *Relay) reviewOutbound(op, id, state, reason string) (Outbound, error) {
 	}
 	now := r.clock.Now().UTC()
 	var o Outbound
-	err := r.update(op, func(tx kv.Tx, f *fanout) error {
-		rec, ok, err := getLetter(tx, bOutbound, id) // a run again reads it afresh
-		if err != nil {
-			return err
+	// The letter is its facility's record: reviewed on the facility's writer (its holder's, where
+	// this relay holds it), found by the state's index.
+	place := func(tx kv.Tx) (string, error) { return letterAt(tx, "", id), nil }
+	err := r.updateAt(op, place, func(tx kv.Tx, f *fanout, facility string) error {
+		var rec letterRec
+		ok := false
+		if facility != "" {
+			var err error
+			if rec, ok, err = getLetter(tx, bLetters, facility+"/"+id); err != nil { // a run again reads it afresh
+				return err
+			}
 		}
 		o = rec.Outbound
 		if !ok {

@@ -86,7 +86,7 @@ func bodyKeys(l *keyList, kind string, v any) {
 		l.add(bBalances, b.InmateID)
 		l.add(bInmates, b.InmateID)
 	case *vocab.Message:
-		l.add(bOutbound, b.ID)
+		l.add(bLetterAt, b.ID)
 		l.add(bPREA, b.ID)
 		l.add(bInmates, b.InmateID)
 		if kind == wire.UpMessage && b.Peer != "" {

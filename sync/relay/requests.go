@@ -49,11 +49,11 @@ func (r *Relay) RequestsOf(facilities ...string) ([]Request, error) {
 	}
 	err := r.view(op, func(tx kv.Tx) error {
 		out = out[:0] // a View may run again
-		ids, err := listedUnder(tx, facilities, bFacRequests)
+		keys, err := listedKeys(tx, facilities, bFacRequests)
 		if err != nil {
 			return err
 		}
-		letters, err := readLetters(tx, ids, func(Outbound) bool { return true })
+		letters, err := readLetters(tx, keys, func(Outbound) bool { return true })
 		if err != nil {
 			return err
 		}

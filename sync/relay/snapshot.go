@@ -184,7 +184,11 @@ func mailOf(tx kv.Tx, inmates []vocab.Inmate, own map[string]bool, copies bool) 
 		}
 		for _, id := range indexed(tx, in.ID, "m") {
 			var rec letterRec
-			found, err := getJSON(tx, bOutbound, id, &rec)
+			at := letterAt(tx, "", id)
+			found, err := false, error(nil)
+			if at != "" {
+				found, err = getJSON(tx, bLetters, at+"/"+id, &rec)
+			}
 			if err != nil {
 				return m, err
 			}
@@ -192,7 +196,7 @@ func mailOf(tx kv.Tx, inmates []vocab.Inmate, own map[string]bool, copies bool) 
 				continue
 			}
 			if copies { // the text too, which may be kept in the item that carried it
-				if err := fillBody(tx, bOutbound, id, &rec); err != nil {
+				if err := fillBody(tx, bLetters, at+"/"+id, &rec); err != nil {
 					return m, err
 				}
 			}

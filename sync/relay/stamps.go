@@ -42,7 +42,7 @@ func checkStamp(tx kv.Tx, t TerminalInfo, fac facilityRec, pol vocab.Policy, c v
 	if c.MessageID == "" || c.RecordID != vocab.StampRecordID(c.MessageID) || c.SessionID != "" || c.Minute != 0 {
 		return wire.RefuseInvalid, nil
 	}
-	rec, found, err := getLetter(tx, bOutbound, c.MessageID)
+	rec, found, err := getLetter(tx, bLetters, t.FacilityID+"/"+c.MessageID) // the terminal's letter: its facility's
 	if err != nil {
 		return "", err
 	}
@@ -77,10 +77,11 @@ func checkStamp(tx kv.Tx, t TerminalInfo, fac facilityRec, pol vocab.Policy, c v
 	return "", nil
 }
 
-// stampRecorded runs after a stamp charge was stored: a letter staff already rejected (the
-// charge came in a later batch than its letter) is refunded at once.
-func stampRecorded(tx kv.Tx, f *fanout, c vocab.Charge, now time.Time) error {
-	rec, found, err := getLetter(tx, bOutbound, c.MessageID)
+// stampRecorded runs after a stamp charge was stored by a terminal of facility: a letter
+// staff already rejected (the charge came in a later batch than its letter) is refunded at
+// once.
+func stampRecorded(tx kv.Tx, f *fanout, facility string, c vocab.Charge, now time.Time) error {
+	rec, found, err := getLetter(tx, bLetters, facility+"/"+c.MessageID)
 	if err != nil || !found || rec.Status != vocab.MsgRejected {
 		return err
 	}
@@ -214,7 +215,7 @@ func (r *Relay) settleStampDue(tx kv.Tx, f *fanout, t TerminalInfo, fac facility
 			return err
 		}
 	}
-	rec, found, err := getLetter(tx, bOutbound, due.rec.LetterID)
+	rec, found, err := getLetter(tx, bLetters, t.FacilityID+"/"+due.rec.LetterID) // its facility is the terminal's
 	if err != nil || !found || !rec.AwaitingStamp {
 		return err
 	}

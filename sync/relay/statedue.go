@@ -37,7 +37,7 @@ const bStateDue = "state_due"
 // onceRoot reports whether a held transaction may write root's records through state_due:
 // the state's records written once, never changed after.
 func onceRoot(root string) bool {
-	return root == bPREA
+	return root == bPREA || root == bLetterAt
 }
 
 // stateDueKey is the key of root[key] in facility's state_due.
@@ -53,7 +53,7 @@ func (f *fanout) putOnce(tx kv.Tx, facility, root, key string, val []byte) error
 		return fmt.Errorf("write %s record %q: %s is not a root of records written once", root, key, root)
 	}
 	if f.heldBy == "" {
-		return putRaw(tx, root, key, val)
+		return putAppended(tx, root, key, val) // their keys are UUIDv7s, made in time order
 	}
 	if f.heldBy != facility {
 		return fmt.Errorf("write %s record %q for facility %s on the held state of %s", root, key, facility, f.heldBy)
@@ -116,7 +116,7 @@ func (r *Relay) drainStateDue(facility string) error {
 			}
 			switch cur := getRaw(tx, root, key); {
 			case cur == nil:
-				if err := putRaw(tx, root, key, rec.val); err != nil {
+				if err := putAppended(tx, root, key, rec.val); err != nil {
 					return err
 				}
 			case !bytes.Equal(cur, rec.val):

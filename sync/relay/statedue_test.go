@@ -209,3 +209,79 @@ func TestAHeldFacilitysNewTabletGetsItsInmatesLetters(t *testing.T) {
 	letNorthGo(t, e)
 	verifyClean(t, e)
 }
+
+// A letter written on a held facility's kiosk is the facility's record (schema 24), which its
+// holder writes, and its index by id the state's, written once through state_due: a letter to
+// a department and a stamped letter to a contact are taken, and nothing of north's is written
+// beside the holder. A resend is the same letter, another text under its id is refused here
+// and at another facility, the review queue shows the held letter while north is held, and
+// staff approve it by its id through the holder: the kiosk hears it delivered. Before the
+// move, the kiosk's batch failed with a storage error.
+func TestAHeldFacilitysLettersAreWrittenByItsHolder(t *testing.T) {
+	var kn, ks *term
+	e, _ := heldNorth(t, func(e *env) {
+		if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 200, Ref: "d1"}); err != nil {
+			t.Fatal(err)
+		}
+		e.stampPricing(25)
+		e.letterContact("A1", "pal")
+		kn = e.enroll(wire.ModeKiosk, "")
+		ks = e.enrollAt("south", wire.ModeKiosk, "")
+	})
+	dept := msg(uuid.Must(uuid.NewV7()).String(), "A1", "dept-medical", "my tooth hurts")
+	toPal := msg(uuid.Must(uuid.NewV7()).String(), "A1", "pal", "hello pal")
+	wrote := secondWrites(t, e, "north", func() {
+		cn := kn.connect(t, 0)
+		if ack := cn.batch(kn.item(wire.UpMessage, dept)); len(ack.Rejected) != 0 {
+			t.Fatalf("the letter to a department: ack %+v", ack)
+		}
+		if ack := cn.batch(kn.item(wire.UpMessage, toPal), kn.item(wire.UpCharge, stamp(toPal, 25))); len(ack.Rejected) != 0 {
+			t.Fatalf("the stamped letter to a contact: ack %+v", ack)
+		}
+		if ack := cn.batch(kn.item(wire.UpMessage, dept)); len(ack.Rejected) != 0 {
+			t.Fatalf("the letter resent under another item id: ack %+v, want it taken as the same letter", ack)
+		}
+		other := dept
+		other.Body = "another text"
+		if ack := cn.batch(kn.item(wire.UpMessage, other)); len(ack.Rejected) != 1 || ack.Rejected[0].Reason != wire.RefuseIDConflict {
+			t.Fatalf("another letter under the id: ack %+v, want id_conflict", ack)
+		}
+		cs := ks.connect(t, 0)
+		theirs := msg(dept.ID, "S1", "dept-medical", "south's letter")
+		if ack := cs.batch(ks.item(wire.UpMessage, theirs)); len(ack.Rejected) != 1 || ack.Rejected[0].Reason != wire.RefuseIDConflict {
+			t.Fatalf("south's letter under north's id: ack %+v, want id_conflict", ack)
+		}
+		cs.c.CloseNow()
+		if b, err := e.r.Balance("A1"); err != nil || b.BalanceCents != 175 {
+			t.Fatalf("A1's account: %+v %v, want the stamp taken once: 175¢", b, err)
+		}
+		held, err := e.r.HeldOutbound("north")
+		if err != nil || len(held) != 1 || held[0].ID != toPal.ID || held[0].Body != "hello pal" {
+			t.Fatalf("north's review queue while held: %+v %v, want the letter to pal", held, err)
+		}
+		if _, err := e.r.ApproveOutbound(toPal.ID); err != nil {
+			t.Fatalf("approve the letter while north is held: %v", err)
+		}
+		cn.waitDown(wire.DownMessageStatus, func(b json.RawMessage) bool {
+			st := decodeAs[wire.MessageStatus](t, b)
+			return st.MessageID == toPal.ID && st.State == kiosk.MsgDelivered
+		})
+		cn.c.CloseNow()
+		if o, found, err := e.r.OutboundLetter(toPal.ID); err != nil || !found || o.Status != kiosk.MsgDelivered || o.Body != "hello pal" {
+			t.Fatalf("the approved letter: %+v %v %v", o, found, err)
+		}
+		if due := dueToState(t, e, "north"); len(due) != 0 {
+			t.Fatalf("north's state_due: %q, want it drained", due)
+		}
+	})
+	noSecondWrites(t, wrote)
+	letNorthGo(t, e)
+	verifyClean(t, e)
+	mine, err := e.r.Outbound(OutboundFilter{InmateID: "A1"})
+	if err != nil || len(mine) != 2 {
+		t.Fatalf("A1's letters after north is let go: %v %v, want the two, once each", letterIDs(mine), err)
+	}
+	if theirs, err := e.r.Outbound(OutboundFilter{InmateID: "S1"}); err != nil || len(theirs) != 0 {
+		t.Fatalf("S1's letters: %v %v, want none", letterIDs(theirs), err)
+	}
+}

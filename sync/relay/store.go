@@ -45,7 +45,7 @@ const (
 	bCredits     = "credits"     // inmate id + "/" + record id -> usageRec
 	bSessions    = "sessions"    // inmate id + "/" + session id -> vocab.Session
 	bBalances    = "balances"    // inmate id -> totals
-	bOutbound    = "outbound"    // message id -> letterRec (v3: the body text is in the item that carried it)
+	bOutbound    = "outbound"    // message id -> letterRec (v3: the body text is in the item that carried it); until v24, now bLetters
 	bPREA        = "prea"        // message id -> letterRec (never held, never shown in the review queue)
 	bContacts    = "contacts"    // contact id -> ContactRecord
 	bByInmate    = "by_inmate"   // inmate id + "/d/" + deposit ref, "/c/" + contact id, (v5) "/m/" + letter id, (v6) "/r/" + refund ref or (v9) "/i/" + inbound letter id -> nil; "/l/" + terminal id -> library minutes begun there (8 bytes), when (8 bytes, Unix ns) + day
@@ -102,6 +102,11 @@ const (
 	// v20: each facility's PREA reports (prealist.go), so its coordinator's page reads them
 	// and not every report of the state.
 	bFacPREA = "fac_prea" // facility id + "/" + report id -> nil
+	// v24: each facility's letters, its own records, and the index by id of the state's
+	// (letters.go): before, every letter was the state's record (bOutbound), which the
+	// holder of a facility may not write.
+	bLetters  = "letters"   // facility id + "/" + letter id -> letterRec
+	bLetterAt = "letter_at" // letter id -> the id of the facility whose letter it is
 )
 
 const kSchema = "schema_version"
@@ -110,11 +115,11 @@ func allBuckets() []string {
 	return []string{bMeta, bFacilities, bInmates, bTechnicians, bEnrollments, bTerminals, bKeys, bFacTerms, bDedupe, bRefusals, bItems,
 		bDown, bDownAcked, bDeposits, bCharges, bCredits, bSessions, bBalances, bOutbound, bPREA, bContacts, bByInmate,
 		bInbound, bAudit, bDevices, bSeqs, bItemIDs, bRefused, bConflicts, bReleased,
-		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom, bTechsGone, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bInvitesUnsent, bFacRequests, bRequestReplies, bFacPREA, bFacIDs, bTermSeen, bStateDue}
+		bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bStampDue, bCatalog, bOwned, bFacInmates, bFacDown, bDownFrom, bTechsGone, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bInvitesUnsent, bFacRequests, bRequestReplies, bFacPREA, bFacIDs, bTermSeen, bStateDue, bLetters, bLetterAt}
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 23
+const schemaVersion = 24
 
 // migrate10to11 gives each facility its downlink counter, above the largest downlink seq any
 // of its terminals was given or acknowledged, so that no terminal's numbers go back. Items
@@ -152,7 +157,7 @@ func migrate10to11(tx kv.Tx) error {
 
 // migrations move each schema version to the next, in one transaction each.
 func migrations() [schemaVersion]func(kv.Tx) error {
-	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18, migrate18to19, migrate19to20, migrate20to21, migrate21to22, migrate22to23}
+	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18, migrate18to19, migrate19to20, migrate20to21, migrate21to22, migrate22to23, migrate23to24}
 }
 
 // migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
@@ -536,7 +541,7 @@ func readU64(b []byte) uint64 {
 func ownerKeyed(bucket string) bool {
 	switch bucket {
 	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bRequestReplies, bFacPREA, bFacIDs,
-		bStateDue:
+		bStateDue, bLetters:
 		return true
 	}
 	return false
@@ -733,25 +738,46 @@ func checkFacilityIDs(op string, facilities []string) error {
 func listedUnder(tx kv.Tx, facilities []string, lists ...string) ([]string, error) {
 	var ids []string
 	for _, list := range lists {
-		collect := func(k string, _ []byte) bool {
+		keys, err := listedKeys(tx, facilities, list)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
 			if _, id, err := splitOwner(list, k); err == nil {
 				ids = append(ids, id)
-			}
-			return true
-		}
-		if facilities == nil {
-			if err := forEachRaw(tx, list, "", collect); err != nil {
-				return nil, err
-			}
-		}
-		for _, fac := range facilities {
-			if err := forEachRaw(tx, list, fac+"/", collect); err != nil {
-				return nil, err
 			}
 		}
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
+}
+
+// listedKeys is the entries of one of listedUnder's lists as the list keys them, facility +
+// "/" + id, sorted by id (UUIDv7s: in time order) and then facility.
+func listedKeys(tx kv.Tx, facilities []string, list string) ([]string, error) {
+	var keys []string
+	collect := func(k string, _ []byte) bool {
+		keys = append(keys, k)
+		return true
+	}
+	if facilities == nil {
+		if err := forEachRaw(tx, list, "", collect); err != nil {
+			return nil, err
+		}
+	}
+	for _, fac := range facilities {
+		if err := forEachRaw(tx, list, fac+"/", collect); err != nil {
+			return nil, err
+		}
+	}
+	idOf := func(k string) string { _, id, _ := strings.Cut(k, "/"); return id }
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := strings.Compare(idOf(a), idOf(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return slices.Compact(keys), nil
 }
 
 // indexKey is a by_inmate key: what (d = deposit, c = contact, m = outbound letter, r = refund,

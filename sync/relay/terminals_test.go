@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"path/filepath"
@@ -119,7 +120,44 @@ func (e *env) rewind(fn func(tx kv.Tx) error) {
 		e.t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.Update(context.Background(), fn); err != nil {
+	if err := db.Update(context.Background(), func(tx kv.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema))) < 24 {
+			return oldLetters(tx)
+		}
+		return nil
+	}); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// oldLetters puts the letters back where a store before schema 24 kept them (bOutbound, by
+// id, with no index), for a test that rewinds a store to an older schema.
+func oldLetters(tx kv.Tx) error {
+	lb, out := tx.Bucket([]byte(bLetters)), tx.Bucket([]byte(bOutbound))
+	var facilities [][]byte
+	if err := lb.ForEachBucket(func(name []byte) error { facilities = append(facilities, bytes.Clone(name)); return nil }); err != nil {
+		return err
+	}
+	for _, f := range facilities {
+		if err := lb.Bucket(f).ForEach(func(k, v []byte) error { return out.Put(bytes.Clone(k), bytes.Clone(v)) }); err != nil {
+			return err
+		}
+		if err := lb.DeleteBucket(f); err != nil {
+			return err
+		}
+	}
+	at := tx.Bucket([]byte(bLetterAt))
+	var ids [][]byte
+	if err := at.ForEach(func(k, _ []byte) error { ids = append(ids, bytes.Clone(k)); return nil }); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := at.Delete(id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

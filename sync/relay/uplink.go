@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -616,13 +617,22 @@ func inmateFor(tx kv.Tx, t TerminalInfo, id string) (inmateRec, bool, error) {
 	return in, true, nil
 }
 
+// errIDTaken: a message id the index gives to another facility's letter, which this
+// transaction cannot read (that facility's holder has not projected it yet).
+var errIDTaken = errors.New("the id is another facility's letter's")
+
 // heldMessage finds a message id among outbound messages and PREA reports (one id space), as
-// facility sees them: its PREA reports not yet drained into the kv state too (statedue.go).
+// facility sees them: its own letters and PREA reports not yet drained into the kv state too
+// (statedue.go). An id the index places in another facility whose letter is not readable
+// here is errIDTaken.
 func heldMessage(tx kv.Tx, facility, id string) (vocab.Message, bool, error) {
-	if tx.Bucket([]byte(bOutbound)).Get([]byte(id)) != nil { // nil: the usual answer for a new letter
-		o, found, err := getLetter(tx, bOutbound, id)
+	if at := letterAt(tx, facility, id); at != "" { // "": the usual answer for a new letter
+		o, found, err := getLetter(tx, bLetters, at+"/"+id)
 		if err != nil || found {
 			return o.Message, found, err
+		}
+		if at != facility {
+			return vocab.Message{}, true, errIDTaken
 		}
 	}
 	if raw := onceGet(tx, facility, bPREA, id); raw != nil {
@@ -637,6 +647,9 @@ func heldMessage(tx kv.Tx, facility, id string) (vocab.Message, bool, error) {
 // for a new id.
 func messageIDReuse(tx kv.Tx, facility string, m vocab.Message) (reason string, found bool, err error) {
 	prev, found, err := heldMessage(tx, facility, m.ID)
+	if errors.Is(err, errIDTaken) {
+		return wire.RefuseIDConflict, true, nil
+	}
 	if err != nil || !found {
 		return "", false, err
 	}
@@ -743,7 +756,15 @@ func (r *Relay) applyMessage(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRe
 			}
 		}
 	}
+	// The facility's record, and the index of the state's, written once: on a held facility,
+	// due (statedue.go), and the letter's text kept in its record (letters.go).
+	if f.heldBy != "" {
+		n = 0
+	}
 	if err := putOutbound(tx, f, o, n, false); err != nil {
+		return "", err
+	}
+	if err := f.putOnce(tx, t.FacilityID, bLetterAt, m.ID, []byte(t.FacilityID)); err != nil {
 		return "", err
 	}
 	if dept {
@@ -789,7 +810,7 @@ func addLetterState(tx kv.Tx, t TerminalInfo, lt *wire.Letters, seq uint64, id s
 		return nil
 	}
 	var rec letterRec // the record only: the text is not needed
-	found, err := getJSON(tx, bOutbound, id, &rec)
+	found, err := getJSON(tx, bLetters, t.FacilityID+"/"+id, &rec)
 	if err != nil || !found {
 		return err
 	}
@@ -991,7 +1012,7 @@ func (r *Relay) applyUsage(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec,
 		return "", err
 	}
 	if stamp != nil {
-		if err := stampRecorded(tx, f, *stamp, now); err != nil {
+		if err := stampRecorded(tx, f, t.FacilityID, *stamp, now); err != nil {
 			return "", err
 		}
 	}

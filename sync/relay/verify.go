@@ -216,7 +216,7 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 	_ = forEachRaw(tx, bFacRequests, "", func(k string, _ []byte) bool {
 		fac, id, _ := splitOwner(bFacRequests, k)
 		var rec letterRec
-		if ok, err := getJSON(tx, bOutbound, id, &rec); err == nil && (!ok || rec.FacilityID != fac) {
+		if ok, err := getJSON(tx, bLetters, fac+"/"+id, &rec); err == nil && (!ok || rec.FacilityID != fac) {
 			add("request_list", "facility %s lists request %s, which is not one of its letters", fac, id)
 		}
 		return true
@@ -330,12 +330,31 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 		return true
 	})
 
-	// Letters: under their own ids, with a status the sender can be shown, and their text in
-	// the item they name.
-	for _, bucket := range []string{bOutbound, bPREA} {
+	// Letters: under their facility and their own ids, with a status the sender can be shown,
+	// and their text in the item they name. None is left where letters were before v24, and
+	// the index places each id with a letter.
+	_ = forEachRaw(tx, bOutbound, "", func(k string, _ []byte) bool {
+		add("letter_unplaced", "letter %q is in %s, where no reader looks: its record names no valid facility", k, bOutbound)
+		return true
+	})
+	_ = forEachRaw(tx, bLetterAt, "", func(id string, fac []byte) bool {
+		if getRaw(tx, bLetters, string(fac)+"/"+id) == nil {
+			add("letter_index", "the index places letter %s in facility %q, which has no such letter", id, fac)
+		}
+		return true
+	})
+	for _, bucket := range []string{bLetters, bPREA} {
 		eachRaw(tx, bucket, decodeErr(bucket), func(k string, o letterRec) {
-			if o.ID != k {
-				add("letter_key", "%s message %q is stored under key %q", bucket, o.ID, k)
+			want := o.ID
+			if bucket == bLetters {
+				want = o.FacilityID + "/" + o.ID
+			}
+			if k != want {
+				add("letter_key", "%s message %q of facility %q is stored under key %q", bucket, o.ID, o.FacilityID, k)
+			} else if bucket == bLetters && letterAt(tx, o.FacilityID, o.ID) != o.FacilityID {
+				// The console finds a letter by its id through the index (one a held facility
+				// has not drained into the kv state yet counts, statedue.go).
+				add("letter_index", "letter %s of facility %s is not indexed under it", o.ID, o.FacilityID)
 			}
 			if o.BodyItem != 0 {
 				if err := fillBody(tx, bucket, k, &o); err != nil {
@@ -348,8 +367,8 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 				add("letter_status", "%s message %s has status %q", bucket, k, o.Status)
 			}
 			// The review queue reads a facility's list of held letters (heldout.go).
-			if bucket == bOutbound && checkID("", "", o.FacilityID) == nil && checkID("", "", k) == nil {
-				listed := getRaw(tx, bHeldOut, o.FacilityID+"/"+k) != nil
+			if bucket == bLetters && checkID("", "", o.FacilityID) == nil && checkID("", "", o.ID) == nil {
+				listed := getRaw(tx, bHeldOut, o.FacilityID+"/"+o.ID) != nil
 				if held := o.Status == vocab.MsgHeld; held != listed {
 					add("held_list", "outbound message %s is %s and %s the held list of facility %s", k, o.Status,
 						map[bool]string{true: "on", false: "not on"}[listed], o.FacilityID)
@@ -458,11 +477,13 @@ func (r *Relay) LedgerFor(terminalID string, letters []string) (ledger.Ledger, e
 		for _, id := range letters {
 			want[id] = true
 			var o Outbound
-			if ok, err := getJSON(tx, bOutbound, id, &o); err != nil {
-				return err
-			} else if ok {
-				l.Letters[id] = ledger.LetterState{InmateID: o.InmateID, Peer: o.Peer, State: o.Status, Reason: o.Reason}
-				continue
+			if at := letterAt(tx, "", id); at != "" { // "": a PREA report, or nothing
+				if ok, err := getJSON(tx, bLetters, at+"/"+id, &o); err != nil {
+					return err
+				} else if ok {
+					l.Letters[id] = ledger.LetterState{InmateID: o.InmateID, Peer: o.Peer, State: o.Status, Reason: o.Reason}
+					continue
+				}
 			}
 			if ok, err := getJSON(tx, bPREA, id, &o); err != nil {
 				return err
