@@ -3,7 +3,6 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -42,29 +41,33 @@ func (r *Relay) ContactsOf(facilities ...string) ([]ContactRecord, error) {
 	if len(facilities) == 0 {
 		return out, nil // none asked for (listedUnder reads every facility for nil)
 	}
-	err := r.view(op, func(tx kv.Tx) error {
-		out = out[:0] // a View may run again
-		ids, err := listedUnder(tx, facilities, bFacContacts)
-		if err != nil {
-			return err
-		}
-		var keys keyList
-		for _, id := range ids {
-			keys.add(bContacts, id)
-		}
-		kv.Prefetch(tx, keys)
-		for _, id := range ids {
-			var c ContactRecord
-			ok, err := getJSON(tx, bContacts, id, &c)
+	// A facility this relay holds is read from its held state, its contacts asked for and not
+	// yet drained into the kv state too (statedue.go).
+	var part []ContactRecord
+	err := r.viewsFor(facilities, op, func(tx kv.Tx, facilities []string) error {
+		part = part[:0] // a View may run again
+		for _, facility := range facilities {
+			ids, err := listedUnder(tx, []string{facility}, bFacContacts)
 			if err != nil {
 				return err
 			}
-			if ok && slices.Contains(facilities, c.FacilityID) {
-				out = append(out, c)
+			var keys keyList
+			for _, id := range ids {
+				keys.add(bContacts, id)
+			}
+			kv.Prefetch(tx, keys)
+			for _, id := range ids {
+				c, ok, err := contactAt(tx, facility, id)
+				if err != nil {
+					return err
+				}
+				if ok && c.FacilityID == facility {
+					part = append(part, c)
+				}
 			}
 		}
 		return nil
-	})
+	}, func() { out = append(out, part...) })
 	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
 	return out, err
 }

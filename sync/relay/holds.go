@@ -23,10 +23,10 @@ import (
 // would do to a held facility's records after their kv transaction, through its writer
 // (fanoutdue.go); a deposit and a refund are two transactions (depositdue.go, refunddue.go).
 // A held transaction writes the state's records written once (a PREA report, a letter's index)
-// under the facility, due to the state (statedue.go). What a held transaction still cannot do
-// (a contact request, which writes the state's contact records; moves between held facilities
-// are refused) is listed in SCALE.md ("What remains before a gateway may hold a facility"):
-// until it moves no gateway holds a facility, and only tests call holdFacility.
+// or on a condition (a terminal's contact request or removal) under the facility, due to the
+// state (statedue.go). What remains before a gateway may hold its facilities (moves between
+// held facilities are refused) is listed in SCALE.md ("What remains before a gateway may hold
+// a facility"): until then only tests call holdFacility.
 
 // heldFacility is one facility this relay holds.
 type heldFacility struct {

@@ -291,7 +291,7 @@ func hotWork(r *Relay, tx kv.Tx, t TerminalInfo, inmate, record string, during f
 	if _, err := historyOf(tx, inmate, "s-"+record); err != nil {
 		return err
 	}
-	if _, err := inmateContacts(tx, inmate); err != nil {
+	if _, err := inmateContacts(tx, "", inmate); err != nil {
 		return err
 	}
 	var in inmateRec

@@ -58,7 +58,7 @@ func (r *Relay) Inbound(req InboundRequest) (vocab.Message, error) {
 		return in, nil
 	}
 	sender := func(tx kv.Tx) (vocab.Message, error) {
-		all, err := inmateContacts(tx, req.InmateID)
+		all, err := inmateContacts(tx, "", req.InmateID)
 		if err != nil {
 			return vocab.Message{}, err
 		}
@@ -452,7 +452,7 @@ func (r *Relay) Contacts(status, inmateID string) ([]ContactRecord, error) {
 		out = out[:0] // a View may run again
 		// One inmate's: through its index, not every contact of the state.
 		if inmateID != "" {
-			cs, err := inmateContacts(tx, inmateID)
+			cs, err := inmateContacts(tx, "", inmateID)
 			for _, c := range cs {
 				if (status == "" || c.State == status) && c.InmateID == inmateID {
 					out = append(out, c)

@@ -267,7 +267,7 @@ func (r *Relay) snapshotInmate(tx kv.Tx, f *fanout, termID string, in vocab.Inma
 	if last != nil {
 		items = append(items, item{wire.DownRemoteSessionEnd, *last})
 	}
-	contacts, err := inmateContacts(tx, in.ID)
+	contacts, err := inmateContacts(tx, "", in.ID)
 	if err != nil {
 		return err
 	}

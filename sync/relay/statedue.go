@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -30,9 +31,34 @@ import (
 // is, in the facility's records, still shown to the facility's staff and named by verify
 // (state_due), so that nothing of it is lost.
 
+// A contact (bContacts) is the state's record too, but one the console changes after a
+// terminal asked for it. A held facility's terminal writes it only on a condition, recorded
+// with it (stateWrite): that the kv state's record is still what the terminal's transaction
+// read. The drain writes it where the condition holds, or where it is written already. Where
+// the console changed the contact meanwhile, a request is dropped (the console's later word
+// reaches the terminals by its own downlink) and a removal is made again on the record as it
+// is now: an inmate's removal of a contact always stands, and its open invitation's code goes
+// with it (dropCodeTx, the state's, done by the drain).
+
 // bStateDue holds the writes of the state's records a held facility's transactions made:
-// facility + "/" + root + "/" + key -> the value (v23). The facility's records.
+// facility + "/" + root + "/" + key -> the value, or for a record written on a condition
+// (condRoot) the stateWrite (v23). The facility's records.
 const bStateDue = "state_due"
+
+// condRoot reports whether a held transaction may write root's records through state_due on a
+// condition (stateWrite).
+func condRoot(root string) bool {
+	return root == bContacts
+}
+
+// stateWrite is a record of the state's written on a condition: Value where the kv state holds
+// Expect (nil: no record). Removal: a contact's removal, made again on the record as it is now
+// where it changed meanwhile.
+type stateWrite struct {
+	Expect  []byte `json:"expect,omitempty"`
+	Value   []byte `json:"value"`
+	Removal bool   `json:"removal,omitempty"`
+}
 
 // onceRoot reports whether a held transaction may write root's records through state_due:
 // the state's records written once, never changed after.
@@ -62,12 +88,50 @@ func (f *fanout) putOnce(tx kv.Tx, facility, root, key string, val []byte) error
 	return putRaw(tx, bStateDue, stateDueKey(facility, root, key), val)
 }
 
-// onceGet reads root[key], a record of the state's written once, as facility sees it: its
-// own write not yet drained into the kv state first, the kv state's record otherwise.
+// putIf writes root[key] = val, a record of the state's (condRoot), for facility: at once in a
+// kv transaction, or due on the condition that the kv state still holds expect (what the call
+// read; nil: nothing) where the call runs on the facility's held state. removal marks a
+// contact's removal (stateWrite).
+func (f *fanout) putIf(tx kv.Tx, facility, root, key string, expect, val []byte, removal bool) error {
+	if !condRoot(root) {
+		return fmt.Errorf("write %s record %q: %s is not a root of records written on a condition", root, key, root)
+	}
+	if f.heldBy == "" {
+		return putRaw(tx, root, key, val)
+	}
+	if f.heldBy != facility {
+		return fmt.Errorf("write %s record %q for facility %s on the held state of %s", root, key, facility, f.heldBy)
+	}
+	k := stateDueKey(facility, root, key)
+	if prev := getRaw(tx, bStateDue, k); prev != nil {
+		// Written already in an entry not drained yet: the condition is still the first one's.
+		var w stateWrite
+		if err := json.Unmarshal(prev, &w); err != nil {
+			return fmt.Errorf("read %s %s: %w", bStateDue, k, err)
+		}
+		expect, removal = w.Expect, removal || w.Removal
+	}
+	raw, err := json.Marshal(stateWrite{Expect: expect, Value: val, Removal: removal})
+	if err != nil {
+		return fmt.Errorf("encode %s %s: %w", bStateDue, k, err)
+	}
+	f.stateDue = true
+	return putRaw(tx, bStateDue, k, raw)
+}
+
+// onceGet reads root[key], a record of the state's written once or on a condition, as facility
+// sees it: its own write not yet drained into the kv state first, the kv state's record
+// otherwise.
 func onceGet(tx kv.Tx, facility, root, key string) []byte {
 	if facility != "" && tx.Bucket([]byte(bStateDue)) != nil {
 		if raw := getRaw(tx, bStateDue, stateDueKey(facility, root, key)); raw != nil {
-			return raw
+			if !condRoot(root) {
+				return raw
+			}
+			var w stateWrite
+			if json.Unmarshal(raw, &w) == nil {
+				return w.Value
+			}
 		}
 	}
 	return getRaw(tx, root, key)
@@ -110,6 +174,17 @@ func (r *Relay) drainStateDue(facility string) error {
 		written, problems = written[:0], problems[:0]
 		for _, rec := range recs {
 			root, key, ok := strings.Cut(strings.TrimPrefix(rec.key, facility+"/"), "/")
+			if ok && condRoot(root) {
+				problem, err := writeOnCondition(tx, root, key, rec.val)
+				if err != nil {
+					return err
+				}
+				if problem != nil {
+					problems = append(problems, fmt.Errorf("%s %s: %w", root, key, problem))
+				}
+				written = append(written, rec.key) // done, or dropped: never left
+				continue
+			}
 			if !ok || !onceRoot(root) || tx.Bucket([]byte(root)) == nil {
 				problems = append(problems, fmt.Errorf("%s: not a record written once", rec.key))
 				continue
@@ -130,7 +205,11 @@ func (r *Relay) drainStateDue(facility string) error {
 		return err
 	}
 	for _, p := range problems {
-		r.logf("relay: facility %s: a record due to the state is left in state_due: %v", facility, p)
+		if errors.Is(p, errStateDueCollides) {
+			r.logf("relay: facility %s: a record due to the state is left in state_due: %v", facility, p)
+		} else {
+			r.logf("relay: facility %s: a record due to the state: %v", facility, p)
+		}
 	}
 	if len(written) == 0 {
 		return nil
@@ -143,6 +222,41 @@ func (r *Relay) drainStateDue(facility string) error {
 		}
 		return nil
 	})
+}
+
+// errStateChanged: a record due on a condition whose condition no longer holds (the console
+// changed the record since the terminal's transaction read it).
+var errStateChanged = errors.New("changed since the terminal's transaction read it: the terminal's write is dropped")
+
+// writeOnCondition writes raw, a stateWrite of root[key], in kv transaction tx: where the kv
+// state holds what the terminal's transaction read, or the value already; a removal on the
+// record as it is now otherwise. problem names a write dropped.
+func writeOnCondition(tx kv.Tx, root, key string, raw []byte) (problem, err error) {
+	var w stateWrite
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return fmt.Errorf("does not decode, dropped: %w", err), nil
+	}
+	cur, val := getRaw(tx, root, key), w.Value
+	switch {
+	case bytes.Equal(cur, w.Value):
+		val = nil // written already
+	case bytes.Equal(cur, w.Expect):
+	case w.Removal:
+		if val, err = removedAgain(cur, w.Value); err != nil {
+			return fmt.Errorf("%w; the removal cannot be made again: %w", errStateChanged, err), nil
+		}
+	default:
+		return errStateChanged, nil
+	}
+	if val != nil {
+		if err := putRaw(tx, root, key, val); err != nil {
+			return nil, err
+		}
+	}
+	if w.Removal {
+		return nil, dropCodeTx(tx, key) // the removed contact's invitation opens nothing
+	}
+	return nil, nil
 }
 
 // finishStateDue drains what a failed drain left in state_due: of the facilities this relay

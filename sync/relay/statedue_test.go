@@ -285,3 +285,91 @@ func TestAHeldFacilitysLettersAreWrittenByItsHolder(t *testing.T) {
 		t.Fatalf("S1's letters: %v %v, want none", letterIDs(theirs), err)
 	}
 }
+
+// contactNamed is the contact request of inmate A1 for id at the address id@example.org.
+func contactNamed(id string) kiosk.Contact {
+	return kiosk.Contact{ID: id, InmateID: "A1", Name: "Pen Pal", Email: id + "@example.org", State: kiosk.ContactPending}
+}
+
+// A contact is the state's record, which staff decide: a held facility's kiosk asks for it
+// and removes it through state_due, on the condition that the kv state still holds what its
+// transaction read, and nothing of north's is written beside the holder. Staff list the
+// facility's contacts while it is held, approve one (the kiosk hears it), and a letter to it
+// goes; the limit counts contacts not drained yet; another address under an id is refused; a
+// removal that staff's approval overtook before the drain is made again on the approved
+// record, and its invitation no longer opens. Before, the kiosk's batch failed.
+func TestAHeldFacilitysContactsGoThroughItsHolder(t *testing.T) {
+	var kn *term
+	e, _ := heldNorth(t, func(e *env) { kn = e.enroll(wire.ModeKiosk, "") })
+	var drains atomic.Bool
+	drains.Store(true)
+	e.r.hooks.stateDrain = func(string) bool { return drains.Load() }
+	wrote := secondWrites(t, e, "north", func() {
+		cn := kn.connect(t, 0)
+		if ack := cn.batch(kn.item(wire.UpContactRequest, contactNamed("pal")), kn.item(wire.UpContactRequest, contactNamed("aunt"))); len(ack.Rejected) != 0 {
+			t.Fatalf("two contact requests: ack %+v", ack)
+		}
+		drains.Store(false) // the next request is counted before its drain
+		if ack := cn.batch(kn.item(wire.UpContactRequest, contactNamed("uncle"))); len(ack.Rejected) != 0 {
+			t.Fatalf("a third request: ack %+v", ack)
+		}
+		if ack := cn.batch(kn.item(wire.UpContactRequest, contactNamed("cousin"))); len(ack.Rejected) != 1 || ack.Rejected[0].Reason != RefuseContactLimit {
+			t.Fatalf("a fourth request over the limit of 3: ack %+v, want %s", ack, RefuseContactLimit)
+		}
+		other := contactNamed("pal")
+		other.Email = "someone.else@example.org"
+		if ack := cn.batch(kn.item(wire.UpContactRequest, other)); len(ack.Rejected) != 1 || ack.Rejected[0].Reason != wire.RefuseIDConflict {
+			t.Fatalf("another address under pal's id: ack %+v, want id_conflict", ack)
+		}
+		listed, err := e.r.ContactsOf("north")
+		if err != nil || len(listed) != 3 {
+			t.Fatalf("north's contacts while held: %+v %v, want pal, aunt and uncle", listed, err)
+		}
+		drains.Store(true)
+		if err := e.r.finishStateDue(); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"pal", "aunt", "uncle"} {
+			if c, found, err := e.r.Contact(id); err != nil || !found || c.State != kiosk.ContactPending {
+				t.Fatalf("contact %s in the kv state: %+v %v %v, want pending", id, c, found, err)
+			}
+		}
+		e.approveAccepted("pal")
+		cn.waitDown(wire.DownContact, func(b json.RawMessage) bool {
+			c := decodeAs[kiosk.Contact](t, b)
+			return c.ID == "pal" && c.State == kiosk.ContactApproved
+		})
+		if ack := cn.batch(kn.item(wire.UpMessage, msg(uuid.Must(uuid.NewV7()).String(), "A1", "pal", "dear pal"))); len(ack.Rejected) != 0 {
+			t.Fatalf("a letter to the approved contact: ack %+v", ack)
+		}
+
+		// Staff approve aunt after the kiosk removed her, before the removal is drained.
+		drains.Store(false)
+		aunt := contactNamed("aunt")
+		aunt.State = kiosk.ContactRemoved
+		if ack := cn.batch(kn.item(wire.UpContactRemove, aunt)); len(ack.Rejected) != 0 {
+			t.Fatalf("remove aunt: ack %+v", ack)
+		}
+		if _, err := e.r.ApproveContact("aunt"); err != nil {
+			t.Fatalf("approve aunt: %v", err)
+		}
+		code := spooledCode(t, e.spool, "aunt")
+		drains.Store(true)
+		if err := e.r.finishStateDue(); err != nil {
+			t.Fatal(err)
+		}
+		if c, _, err := e.r.Contact("aunt"); err != nil || c.State != kiosk.ContactRemoved {
+			t.Fatalf("aunt after the drain: %+v %v, want removed: the inmate's removal stands", c, err)
+		}
+		if _, err := e.r.LookupInvitation(code); err == nil {
+			t.Fatal("the removed contact's invitation still opens")
+		}
+		if due := dueToState(t, e, "north"); len(due) != 0 {
+			t.Fatalf("north's state_due: %q, want it drained", due)
+		}
+		cn.c.CloseNow()
+	})
+	noSecondWrites(t, wrote)
+	letNorthGo(t, e)
+	verifyClean(t, e)
+}

@@ -796,12 +796,12 @@ func indexed(tx kv.Tx, inmateID, what string) []string {
 	return ids
 }
 
-// inmateContacts reads an inmate's contacts through the index.
-func inmateContacts(tx kv.Tx, inmateID string) ([]ContactRecord, error) {
+// inmateContacts reads an inmate's contacts through the index, as a transaction of facility
+// sees them ("": the kv state's; statedue.go).
+func inmateContacts(tx kv.Tx, facility, inmateID string) ([]ContactRecord, error) {
 	var out []ContactRecord
 	for _, id := range indexed(tx, inmateID, "c") {
-		var c ContactRecord
-		ok, err := getJSON(tx, bContacts, id, &c)
+		c, ok, err := contactAt(tx, facility, id)
 		if err != nil {
 			return nil, err
 		}
@@ -810,4 +810,18 @@ func inmateContacts(tx kv.Tx, inmateID string) ([]ContactRecord, error) {
 		}
 	}
 	return out, nil
+}
+
+// contactAt reads contact id as a transaction of facility sees it ("": the kv state's): a
+// write of its own not yet drained first (statedue.go).
+func contactAt(tx kv.Tx, facility, id string) (ContactRecord, bool, error) {
+	var c ContactRecord
+	raw := onceGet(tx, facility, bContacts, id)
+	if raw == nil {
+		return c, false, nil
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, true, &vocab.Error{Kind: vocab.KindCorrupt, Op: "read " + bContacts, Err: fmt.Errorf("record %q: %w", id, err)}
+	}
+	return c, true, nil
 }

@@ -473,7 +473,7 @@ func (r *Relay) applyItem(tx kv.Tx, f *fanout, t TerminalInfo, fac facilityRec, 
 		if checkID("", "", c.ID) != nil {
 			return wire.RefuseInvalid, nil
 		}
-		return r.applyContactRequest(tx, t, pol, c, now)
+		return r.applyContactRequest(tx, f, t, pol, c, now)
 	case wire.UpContactRemove:
 		var c vocab.Contact
 		if !decode(&c) || c.ID == "" || c.InmateID == "" {
@@ -821,7 +821,11 @@ func addLetterState(tx kv.Tx, t TerminalInfo, lt *wire.Letters, seq uint64, id s
 	return nil
 }
 
-func (r *Relay) applyContactRequest(tx kv.Tx, t TerminalInfo, pol vocab.Policy, c vocab.Contact, now time.Time) (string, error) {
+// A contact is the state's record, which the console changes after a terminal asks for it: on
+// a held facility a terminal's write of it is due to the state on the condition that the kv
+// state still holds what this transaction read (fanout.putIf, statedue.go).
+
+func (r *Relay) applyContactRequest(tx kv.Tx, f *fanout, t TerminalInfo, pol vocab.Policy, c vocab.Contact, now time.Time) (string, error) {
 	in, ok, err := inmateFor(tx, t, c.InmateID)
 	if err != nil {
 		return "", err
@@ -829,8 +833,8 @@ func (r *Relay) applyContactRequest(tx kv.Tx, t TerminalInfo, pol vocab.Policy, 
 	if !ok {
 		return wire.RefuseInvalid, nil
 	}
-	var prev ContactRecord
-	found, err := getJSON(tx, bContacts, c.ID, &prev)
+	read := getRaw(tx, bContacts, c.ID) // the condition of a write due
+	prev, found, err := contactAt(tx, t.FacilityID, c.ID)
 	if err != nil {
 		return "", err
 	}
@@ -846,7 +850,7 @@ func (r *Relay) applyContactRequest(tx kv.Tx, t TerminalInfo, pol vocab.Policy, 
 		return wire.RefuseSuspended, nil
 	}
 	n := 0
-	all, err := inmateContacts(tx, c.InmateID)
+	all, err := inmateContacts(tx, t.FacilityID, c.InmateID)
 	if err != nil {
 		return "", err
 	}
@@ -875,12 +879,16 @@ func (r *Relay) applyContactRequest(tx kv.Tx, t TerminalInfo, pol vocab.Policy, 
 		return "", err
 	}
 	// Other terminals learn of the contact once it is decided (approved or declined), not while pending.
-	return "", putJSON(tx, bContacts, c.ID, rec)
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return "", fmt.Errorf("encode contact %s: %w", c.ID, err)
+	}
+	return "", f.putIf(tx, t.FacilityID, bContacts, c.ID, read, raw, false)
 }
 
 func (r *Relay) applyContactRemove(tx kv.Tx, f *fanout, t TerminalInfo, c vocab.Contact, now time.Time) (string, error) {
-	var prev ContactRecord
-	found, err := getJSON(tx, bContacts, c.ID, &prev)
+	read := getRaw(tx, bContacts, c.ID) // the condition of a write due
+	prev, found, err := contactAt(tx, t.FacilityID, c.ID)
 	if err != nil {
 		return "", err
 	}
@@ -895,14 +903,43 @@ func (r *Relay) applyContactRemove(tx kv.Tx, f *fanout, t TerminalInfo, c vocab.
 		return wire.RefuseIDConflict, nil
 	}
 	prev.State, prev.Reason, prev.UpdatedAt = vocab.ContactRemoved, "", now
-	// An open invitation goes with the contact: its code no longer opens anything.
-	if err := dropCodeTx(tx, c.ID); err != nil {
-		return "", err
+	// An open invitation goes with the contact: its code no longer opens anything. The
+	// invitations are the state's: on a held facility the drain drops the code.
+	if f.heldBy == "" {
+		if err := dropCodeTx(tx, c.ID); err != nil {
+			return "", err
+		}
 	}
-	if err := putJSON(tx, bContacts, c.ID, prev); err != nil {
+	raw, err := json.Marshal(prev)
+	if err != nil {
+		return "", fmt.Errorf("encode contact %s: %w", c.ID, err)
+	}
+	if err := f.putIf(tx, t.FacilityID, bContacts, c.ID, read, raw, true); err != nil {
 		return "", err
 	}
 	return "", f.toInmate(t.FacilityID, prev.InmateID, t.ID, wire.DownContact, prev.Contact)
+}
+
+// removedAgain is a contact's removal made on cur, the contact's record as the kv state holds
+// it now, where the console changed it after the terminal's transaction read it: removed as
+// of the removal's time (removal, the record that transaction wrote). A contact removed
+// already stays as it is.
+func removedAgain(cur, removal []byte) ([]byte, error) {
+	var now, gone ContactRecord
+	if err := json.Unmarshal(removal, &gone); err != nil {
+		return nil, fmt.Errorf("the removal: %w", err)
+	}
+	if cur == nil {
+		return removal, nil
+	}
+	if err := json.Unmarshal(cur, &now); err != nil {
+		return nil, fmt.Errorf("the contact: %w", err)
+	}
+	if now.State == vocab.ContactRemoved {
+		return cur, nil
+	}
+	now.State, now.Reason, now.UpdatedAt = vocab.ContactRemoved, "", gone.UpdatedAt
+	return json.Marshal(now)
 }
 
 // applyUsage records a billed or credited minute once per record id: money the terminal already

@@ -395,12 +395,14 @@ func verifyRelayTx(tx kv.Tx) vocab.VerifyReport {
 		return true
 	})
 	// The state's records a held facility wrote, not yet drained (statedue.go): each of a root
-	// written once, and none colliding with another record under its key.
+	// written once, and none colliding with another record under its key, or of a root
+	// written on a condition (which its drain decides).
 	if tx.Bucket([]byte(bStateDue)) != nil {
 		_ = forEachRaw(tx, bStateDue, "", func(k string, raw []byte) bool {
 			fac, rest, _ := strings.Cut(k, "/")
 			root, key, ok := strings.Cut(rest, "/")
 			switch cur := getRaw(tx, root, key); {
+			case ok && condRoot(root):
 			case !ok || !onceRoot(root):
 				add("state_due", "facility %s has %q due to the state, which is not a record written once", fac, rest)
 			case cur != nil && !bytes.Equal(cur, raw):
