@@ -64,7 +64,7 @@ func (f stateFlags) open(ctx context.Context, stderr io.Writer, opts ...func(*re
 	}
 	o.data = tmp
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
-	st, media, closeStore, err := openStore(ctx, o, logf)
+	st, media, _, closeStore, err := openStore(ctx, o, logf)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, nil, err

@@ -106,6 +106,8 @@ type options struct {
 	// The store: empty for DIR/relay.db, or NATS servers and their credentials (store.go).
 	store string
 	nats  natsFlags
+	// holdFacilities: hold every facility in the cluster's facility log (relay.Config.FacilityLog).
+	holdFacilities bool
 	// beside: a command run beside the gateways opens only the streams they made, as they are.
 	beside bool
 	// debugListen serves net/http/pprof (loopback only), for heap and goroutine profiles.
@@ -167,6 +169,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.gatewayURL, "gateway-url", "", "this gateway's own URL, one of -gateways: with -store, each facility's terminals are then\n"+
 		"served by one gateway and sent there when they connect elsewhere (docs/SCALE.md \"Facility homes\")")
 	o.nats.register(fs)
+	fs.BoolVar(&o.holdFacilities, "hold-facilities", false, "with -store: hold every facility in the cluster's facility log, so that a facility's\n"+
+		"group commit is one log entry rather than its kv writes (docs/SCALE.md \"The per-facility log\");\n"+
+		"this gateway must be the only one")
 	registerVerifyMax(fs, &o.verifyMaxMiB)
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.Usage = func() {
@@ -336,7 +341,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	store, media, closeStore, err := openStore(ctx, o, logging.Logf(logger))
+	store, media, flog, closeStore, err := openStore(ctx, o, logging.Logf(logger))
 	if err != nil {
 		return err
 	}
@@ -344,7 +349,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	r, err := relay.Open(relay.Config{DataDir: o.data, Store: store, Content: media, Logf: logging.Logf(logger), AdminToken: token,
 		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, DownLogCap: o.downLogCap, MaxPendingPerAddr: o.pendingPerAddr,
 		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL, Gateways: splitList(o.gateways),
-		GatewayURL: o.gatewayURL, VerifyMaxBytes: o.verifyMaxMiB << 20})
+		GatewayURL: o.gatewayURL, VerifyMaxBytes: o.verifyMaxMiB << 20, FacilityLog: flog})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/tether-kiosk/tether/kiosk/content"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/relay/faclog"
+	"github.com/tether-kiosk/tether/sync/relay/faclog/jsfaclog"
 	"github.com/tether-kiosk/tether/sync/relay/jscontent"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
@@ -48,6 +50,12 @@ func (n natsFlags) any() bool { return n != natsFlags{} }
 func checkStoreFlags(o options) error {
 	if o.gatewayURL != "" && !slices.Contains(splitList(o.gateways), o.gatewayURL) {
 		return usageErrorf("-gateway-url %s is not one of -gateways: list every gateway there, this one too", o.gatewayURL)
+	}
+	if o.holdFacilities && o.store == "" {
+		return usageErrorf("-hold-facilities goes with -store nats://...: a relay on its own file writes each transaction once already")
+	}
+	if o.holdFacilities && len(splitList(o.gateways)) > 1 {
+		return usageErrorf("-hold-facilities needs this gateway to be the only one (-gateways lists %d): a console call through another would write a held facility's records beside it", len(splitList(o.gateways)))
 	}
 	if o.store == "" {
 		if o.nats.any() {
@@ -93,9 +101,9 @@ func secretFile(flagName, path string) error {
 // every object (docs/SCALE.md, "Content on JetStream"). It returns nils when -store is empty:
 // the relay then opens its bbolt files in -data. closeFn closes the content store and the
 // connection; call it after the relay closed.
-func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv.Store, media relay.ContentStore, closeFn func(), err error) {
+func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv.Store, media relay.ContentStore, flog faclog.Log, closeFn func(), err error) {
 	if o.store == "" {
-		return nil, nil, func() {}, nil
+		return nil, nil, nil, func() {}, nil
 	}
 	opts := []nats.Option{
 		nats.Name("relayd"),
@@ -111,16 +119,16 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	switch {
 	case o.nats.creds != "":
 		if err := secretFile("-nats-creds", o.nats.creds); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		opts = append(opts, nats.UserCredentials(o.nats.creds))
 	case o.nats.nkey != "":
 		if err := secretFile("-nats-nkey", o.nats.nkey); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		opt, err := nats.NkeyOptionFromSeed(o.nats.nkey)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("-nats-nkey: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("-nats-nkey: %w", err)
 		}
 		opts = append(opts, opt)
 	}
@@ -128,19 +136,19 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	// signed by the department's own CA and asks its clients for certificates.
 	if o.nats.ca != "" {
 		if _, err := os.Stat(o.nats.ca); err != nil {
-			return nil, nil, nil, fmt.Errorf("-nats-ca: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("-nats-ca: %w", err)
 		}
 		opts = append(opts, nats.RootCAs(o.nats.ca))
 	}
 	if o.nats.cert != "" {
 		if err := secretFile("-nats-key", o.nats.key); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		opts = append(opts, nats.ClientCert(o.nats.cert, o.nats.key))
 	}
 	nc, err := nats.Connect(o.store, opts...)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("connect to the NATS cluster of -store: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("connect to the NATS cluster of -store: %w", err)
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -163,12 +171,12 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	if err != nil {
 		nc.Close()
 		if errors.Is(err, jskv.ErrNoStream) {
-			return nil, nil, nil, fmt.Errorf("-store %s holds no relay: %w (start a relayd gateway on it first, which makes it)", o.store, err)
+			return nil, nil, nil, nil, fmt.Errorf("-store %s holds no relay: %w (start a relayd gateway on it first, which makes it)", o.store, err)
 		}
 		if errors.Is(err, context.DeadlineExceeded) || kv.Retryable(err) {
-			return nil, nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster (is JetStream up, with a quorum?): %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster (is JetStream up, with a quorum?): %w", err)
 		}
-		return nil, nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("open the relay's stream on the NATS cluster: %w", err)
 	}
 	cs, err := jscontent.Open(octx, nc, s, jscontent.Options{Logf: logf, Existing: o.beside})
 	for err != nil && noPeers(err) { // as the relay's stream above
@@ -183,16 +191,25 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	if err != nil {
 		nc.Close()
 		if errors.Is(err, jscontent.ErrNoStream) {
-			return nil, nil, nil, fmt.Errorf("-store %s: %w (start a relayd gateway of this build on it first, which makes it)", o.store, err)
+			return nil, nil, nil, nil, fmt.Errorf("-store %s: %w (start a relayd gateway of this build on it first, which makes it)", o.store, err)
 		}
-		return nil, nil, nil, fmt.Errorf("open the content stream on the NATS cluster: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("open the content stream on the NATS cluster: %w", err)
 	}
 	if err := importContent(o.data, cs, logf); err != nil {
 		cs.Close()
 		nc.Close()
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	return s, cs, func() { cs.Close(); nc.Close() }, nil
+	if o.holdFacilities {
+		l, err := jsfaclog.Open(octx, nc, jsfaclog.Options{})
+		if err != nil {
+			cs.Close()
+			nc.Close()
+			return nil, nil, nil, nil, fmt.Errorf("open the facility log on the NATS cluster: %w", err)
+		}
+		flog = l
+	}
+	return s, cs, flog, func() { cs.Close(); nc.Close() }, nil
 }
 
 // underRootsMover is a store that can move the buckets of its watched roots under their

@@ -20,6 +20,22 @@ import (
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 )
 
+// adminCaller makes admin API calls with token: status and body.
+func adminCaller(t *testing.T, token string) func(method, url, body string) (int, string) {
+	return func(method, url, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+}
+
 // relayd -store runs on a NATS cluster: no relay.db in -data, and what the admin API stored
 // is there after relayd restarts on another node of the cluster.
 func TestStoreFlagRunsOnNATS(t *testing.T) {
@@ -30,17 +46,7 @@ func TestStoreFlagRunsOnNATS(t *testing.T) {
 	args := func(node int) []string {
 		return []string{"-data", dir, "-listen", "127.0.0.1:0", "-store", c.URL(node) + "," + c.URL((node+1)%3)}
 	}
-	call := func(method, url string, body []byte) (int, string) {
-		req, _ := http.NewRequest(method, url, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(out)
-	}
+	call := adminCaller(t, token)
 	p := kiosk.DefaultPolicy()
 	p.FacilityName = "North Unit on NATS"
 	raw, _ := json.Marshal(p)
@@ -48,7 +54,7 @@ func TestStoreFlagRunsOnNATS(t *testing.T) {
 	if got := get(t, http.DefaultClient, base+"/readyz", token); got != http.StatusOK {
 		t.Fatalf("readyz on NATS: %d\n%s", got, stderr)
 	}
-	if status, body := call("PUT", base+"/admin/v1/facilities/north/policy", raw); status != http.StatusOK {
+	if status, body := call("PUT", base+"/admin/v1/facilities/north/policy", string(raw)); status != http.StatusOK {
 		t.Fatalf("put policy: %d %s\n%s", status, body, stderr)
 	}
 	stop()
@@ -57,8 +63,45 @@ func TestStoreFlagRunsOnNATS(t *testing.T) {
 	}
 	base, _, stderr, stop = start(t, args(2), env)
 	defer stop()
-	if status, body := call("GET", base+"/admin/v1/facilities/north/policy", nil); status != http.StatusOK || !strings.Contains(body, p.FacilityName) {
+	if status, body := call("GET", base+"/admin/v1/facilities/north/policy", ""); status != http.StatusOK || !strings.Contains(body, p.FacilityName) {
 		t.Fatalf("policy after a restart on another node: %d %s\n%s", status, body, stderr)
+	}
+}
+
+// relayd -store -hold-facilities holds each facility in the cluster's facility log from its
+// start: a deposit made while north is held is credited by its holder, and read back after a
+// restart of relayd that holds nothing.
+func TestHoldFacilitiesOnNATS(t *testing.T) {
+	c := natstest.Start(t)
+	token := strings.Repeat("t", 20)
+	env := map[string]string{TokenEnv: token}
+	dir := t.TempDir()
+	args := []string{"-data", dir, "-listen", "127.0.0.1:0", "-store", c.URL(0), "-hold-facilities"}
+	call := adminCaller(t, token)
+	base, _, stderr, stop := start(t, args, env)
+	if status, body := call("PUT", base+"/admin/v1/facilities/north/roster",
+		`{"inmates":[{"id":"A1","name":"Ana","badges":["B1"],"pin":"4821","language":"en","status":"active"}]}`); status != http.StatusOK {
+		t.Fatalf("put roster: %d %s\n%s", status, body, stderr)
+	}
+	stop()
+	base, _, stderr, stop = start(t, args, env) // north exists now: held from the start
+	if !strings.Contains(stderr.String(), "holding facility north") {
+		stop()
+		t.Fatalf("relayd -hold-facilities does not hold north:\n%s", stderr)
+	}
+	if status, body := call("POST", base+"/admin/v1/deposits", `{"inmate_id":"A1","cents":700,"ref":"d-held"}`); status != http.StatusOK && status != http.StatusCreated {
+		stop()
+		t.Fatalf("deposit while north is held: %d %s\n%s", status, body, stderr)
+	}
+	if status, body := call("GET", base+"/admin/v1/balances/A1", ""); status != http.StatusOK || !strings.Contains(body, `"balance_cents": 700`) {
+		stop()
+		t.Fatalf("A1's balance while held: %d %s", status, body)
+	}
+	stop()
+	base, _, stderr, stop = start(t, args[:len(args)-1], env) // holding nothing
+	defer stop()
+	if status, body := call("GET", base+"/admin/v1/balances/A1", ""); status != http.StatusOK || !strings.Contains(body, `"balance_cents": 700`) {
+		t.Fatalf("A1's balance after north was let go: %d %s\n%s", status, body, stderr)
 	}
 }
 
@@ -71,6 +114,8 @@ func TestStoreFlagErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"-data", dir, "-nats-creds", "x.creds"}, "go with -store"},
+		{[]string{"-data", dir, "-hold-facilities"}, "-hold-facilities goes with -store"},
+		{[]string{"-data", dir, "-store", "nats://n1:4222", "-hold-facilities", "-gateways", "wss://g1:8443,wss://g2:8443"}, "the only one"},
 		{[]string{"-data", dir, "-gateways", "wss://g1:8443,wss://g2:8443", "-gateway-url", "wss://g1:8443"}, "-gateway-url goes with -store"},
 		{[]string{"-data", dir, "-store", "nats://n1:4222", "-gateways", "wss://g1:8443", "-gateway-url", "wss://g3:8443"}, "not one of -gateways"},
 		{[]string{"-data", dir, "-store", "http://n1:4222"}, "nats://host:port"},

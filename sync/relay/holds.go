@@ -99,6 +99,8 @@ type testHooks struct {
 	// stateDrain is asked before a drain of facility's state_due; false leaves it undrained
 	// (a crash between an entry and its drain).
 	stateDrain func(facility string) bool
+	// holdBeat is called as a beat of holding the facilities ends (holdall.go).
+	holdBeat func()
 }
 
 // holdSet is the facilities a relay holds.

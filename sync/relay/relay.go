@@ -15,6 +15,7 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/pinhash"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
+	"github.com/tether-kiosk/tether/sync/relay/faclog"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -69,8 +70,12 @@ type Config struct {
 	// shared by gateways, each facility's terminals are sent to one gateway (homes.go,
 	// docs/SCALE.md "Facility homes").
 	GatewayURL string
-	Logf       vocab.Logf
-	Clock      clock.Clock
+	// FacilityLog, optional, is the log this relay holds its store's facilities in
+	// (holdall.go; docs/SCALE.md, "The per-facility log"): a facility's group commit is one
+	// entry of its log, projected into the store. The relay must be its store's only gateway.
+	FacilityLog faclog.Log
+	Logf        vocab.Logf
+	Clock       clock.Clock
 	// AdminToken is the bearer token of the admin API; empty disables the admin API over HTTP
 	// (the Go methods still work, e.g. for an embedding demo).
 	AdminToken string
@@ -193,6 +198,7 @@ type Relay struct {
 	finishing   atomic.Bool // a beat's finishDue is under way
 	draining    dueLocks    // fanoutdue.go
 	stateDrains dueLocks    // statedue.go
+	holding     holdLoop    // holdall.go: with Config.FacilityLog
 	hooks       testHooks
 }
 
@@ -221,6 +227,12 @@ func Open(cfg Config) (*Relay, error) {
 	}
 	if cfg.GatewayURL != "" && !slices.Contains(cfg.Gateways, cfg.GatewayURL) {
 		return nil, invalid("open relay", "gateway_url", "not one of the %d gateways", len(cfg.Gateways))
+	}
+	if cfg.FacilityLog != nil && len(cfg.Gateways) > 1 {
+		return nil, invalid("open relay", "facility_log", "%v: %d gateways are listed", errHoldGateways, len(cfg.Gateways))
+	}
+	if cfg.FacilityLog != nil && cfg.Beside {
+		return nil, invalid("open relay", "facility_log", "a command beside the gateways holds no facility")
 	}
 	if cfg.DownLogCap == 0 {
 		cfg.DownLogCap = DefaultDownLogCap
@@ -338,6 +350,9 @@ func Open(cfg Config) (*Relay, error) {
 			r.logf("relay: finish the deposits and fan-outs cut off before: %v (the next start tries again)", err)
 		}
 	}
+	if cfg.FacilityLog != nil {
+		r.startHolding()
+	}
 	mux := http.NewServeMux()
 	r.routeTerminal(mux)
 	r.routeAdmin(mux)
@@ -360,6 +375,7 @@ func (r *Relay) Close() error {
 			r.feed.stop()
 		}
 		r.hub.closeAll()
+		r.stopHolding()
 		// The connections' last writes went to their facilities' held states: projected once
 		// more as each is let go.
 		if herr := r.releaseAll(); herr != nil {
