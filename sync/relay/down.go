@@ -69,9 +69,9 @@ type fanout struct {
 	due    map[string]*dueRecord
 	dueKey string
 	// heldBy is the facility whose held state the call runs on ("": a kv transaction), and
-	// stateDue says that it wrote records of the state's there, due (statedue.go).
+	// stateDue the keys of the records of the state's it wrote there, due (statedue.go).
 	heldBy   string
-	stateDue bool
+	stateDue []string
 }
 
 func (f *fanout) reset(tx kv.Tx) {
@@ -85,7 +85,7 @@ func (f *fanout) reset(tx kv.Tx) {
 	f.waiting = 0
 	clear(f.due)
 	f.dueKey = ""
-	f.stateDue = false
+	f.stateDue = f.stateDue[:0]
 }
 
 // takeNumber takes the facility's next downlink number from its counter fb, and remembers for
@@ -1062,7 +1062,7 @@ func (r *Relay) passIdle(s *session) bool {
 		return false
 	}
 	var upTo uint64
-	if r.feed != nil {
+	if r.feed != nil && r.held.of(s.facility) == nil { // a held facility is read as without a feed (readDown)
 		if !s.dread.known {
 			return false
 		}

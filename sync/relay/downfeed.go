@@ -142,6 +142,12 @@ func (d *downFeed) apply(cs kv.Changes) {
 	for fac, end := range counters {
 		recs := d.staged[fac]
 		delete(d.staged, fac)
+		if d.r.held.of(fac) != nil {
+			// Its tail is kept by its holder's commits (holds.go): what the feed sees of it is
+			// their projection, late.
+			delete(held, fac)
+			continue
+		}
 		if !held[fac] {
 			if v, ok := d.r.downTails.m.Load(fac); ok {
 				v.(*downTail).forget()
@@ -349,13 +355,18 @@ type downRead struct {
 // commit of this relay not yet delivered by the feed wakes the writer again when it is).
 func (r *Relay) readDown(s *session, sent uint64, maxItems, maxBytes int) (items [][]byte, last uint64, more, idle bool, err error) {
 	rd := downReader{id: s.id, facility: s.facility, mode: s.mode}
-	if r.feed == nil {
-		if s.down.drained && sent >= s.down.queued.Load() && r.cfg.Store == nil {
+	// A facility this relay holds has its downlink written by this relay alone, on its held
+	// state, which the feed sees only once projected: it is read as on a relay of its own
+	// (its commits keep its tail, holds.go), never by the feed.
+	held := r.held.of(rd.facility) != nil
+	if r.feed == nil || held {
+		alone := r.cfg.Store == nil || held // no other gateway writes this facility's downlink
+		if s.down.drained && sent >= s.down.queued.Load() && alone {
 			// Nothing was queued since the last read that sent all. On a shared store without
 			// a feed another gateway's writes wake nobody here, so every look reads.
 			return nil, 0, false, true, nil
 		}
-		if s.down.drained && r.cfg.Store == nil {
+		if s.down.drained && alone {
 			// Most looks of a busy facility's kiosk: what a commit just added to the log,
 			// taken from memory without opening a read transaction (7-8 % of relayd's CPU
 			// with charges fanning out, docs/BENCHMARKS.md, ninth round).
@@ -390,11 +401,7 @@ func (r *Relay) readDown(s *session, sent uint64, maxItems, maxBytes int) (items
 		pos = max(pos, s.dread.upTo)
 	}
 	tail := r.downTails.get(rd.facility)
-	// A facility this relay holds commits on its held state, which the feed sees only once
-	// projected: its terminals read the held state (pendingDownRawInfo), never the feed's
-	// "nothing beyond".
-	held := r.held.of(rd.facility) != nil
-	if from, to, known := tail.bounds(); known && s.dread.known && pos >= from && !held {
+	if from, to, known := tail.bounds(); known && s.dread.known && pos >= from {
 		if pos >= to {
 			return nil, 0, false, true, nil
 		}

@@ -246,8 +246,11 @@ func (r *Relay) claimFacility(ctx context.Context, l faclog.Log, facility, holde
 	}
 	r.held.mu.Lock()
 	hf.holding = holding
+	// Its commits keep the facility's downlink tail (downtail.go) whatever the store: this relay
+	// alone writes the facility's downlink while it holds it, and its terminals read it from
+	// the tail, not the feed (readDown).
 	hf.writes = &committer{facility: facility, db: holding.Store(), ctx: r.ctx, txs: func() { r.writeTxs.Add(1) },
-		nums: hf.nums, began: hf.nums.began, ended: hf.nums.ended, applied: r.writes.applied, ids: r.writes.ids,
+		nums: hf.nums, began: hf.nums.began, ended: hf.nums.ended, applied: r.downTails.committed, ids: r.writes.ids,
 		reserve: func(ctx context.Context, n int) error { return hf.nums.reserve(ctx, r.db, n) }}
 	r.held.mu.Unlock()
 	go r.watchDeposed(hf)

@@ -188,18 +188,18 @@ type Relay struct {
 	// GatewayURL is set on a shared store. homesTimer is its next beat, under homesMu;
 	// homesWarned, also under it, the disagreeing gateways already logged, and unreleased
 	// the owner records whose release failed, by terminal (releaseOwner).
-	homes       *homes
-	unsubHomes  func()
-	homesMu     sync.Mutex
-	homesTimer  clock.Timer
-	homesWarned []string
-	unreleased  map[string][]byte
-	releasing   atomic.Bool // a beat's releaseAgain is under way
-	finishing   atomic.Bool // a beat's finishDue is under way
-	draining    dueLocks    // fanoutdue.go
-	stateDrains dueLocks    // statedue.go
-	holding     holdLoop    // holdall.go: with Config.FacilityLog
-	hooks       testHooks
+	homes        *homes
+	unsubHomes   func()
+	homesMu      sync.Mutex
+	homesTimer   clock.Timer
+	homesWarned  []string
+	unreleased   map[string][]byte
+	releasing    atomic.Bool  // a beat's releaseAgain is under way
+	finishing    atomic.Bool  // a beat's finishDue is under way
+	draining     dueLocks     // fanoutdue.go
+	stateFlushes stateFlushes // statedue.go
+	holding      holdLoop     // holdall.go: with Config.FacilityLog
+	hooks        testHooks
 }
 
 // Open opens (or creates) the relay's store in cfg.DataDir.
@@ -439,8 +439,8 @@ func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers 
 		}
 	}
 	// What the call wrote of the state's records on the held state goes to the kv state now.
-	if f.stateDue {
-		if err := r.drainStateDue(f.heldBy); err != nil {
+	if len(f.stateDue) > 0 {
+		if err := r.flushStateDue(f.heldBy, f.stateDue); err != nil {
 			r.logf("relay: %s: write the state's records due from facility %s: %v (written later)", op, f.heldBy, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
@@ -18,8 +19,10 @@ import (
 // written once and never changed after (a PREA report under its id) is written instead under
 // the facility, in state_due, in the same entry as everything else the item did; once the
 // entry committed, its holder writes it into the kv state in a kv transaction of its own and
-// takes it out of state_due (drainStateDue). A crash in between leaves it in state_due, in
-// the facility's log: the next entry's drain, the next claim's or a beat writes it.
+// takes it out of state_due (flushStateDue; the calls of a facility that commit while a drain
+// runs share the next one, so that under load a drain costs one kv transaction and one entry
+// for many letters). A crash in between leaves it in state_due, in the facility's log: the
+// next claim's drain or a beat writes it (drainStateDue).
 //
 // Until it is drained, the facility's own reads of such a record look in state_due first
 // (onceGet): a report resent under another item id is the same report, not a second one.
@@ -84,8 +87,9 @@ func (f *fanout) putOnce(tx kv.Tx, facility, root, key string, val []byte) error
 	if f.heldBy != facility {
 		return fmt.Errorf("write %s record %q for facility %s on the held state of %s", root, key, facility, f.heldBy)
 	}
-	f.stateDue = true
-	return putRaw(tx, bStateDue, stateDueKey(facility, root, key), val)
+	k := stateDueKey(facility, root, key)
+	f.dueToState(k)
+	return putRaw(tx, bStateDue, k, val)
 }
 
 // putIf writes root[key] = val, a record of the state's (condRoot), for facility: at once in a
@@ -115,8 +119,15 @@ func (f *fanout) putIf(tx kv.Tx, facility, root, key string, expect, val []byte,
 	if err != nil {
 		return fmt.Errorf("encode %s %s: %w", bStateDue, k, err)
 	}
-	f.stateDue = true
+	f.dueToState(k)
 	return putRaw(tx, bStateDue, k, raw)
+}
+
+// dueToState notes that the call wrote key of state_due, for its drain once it commits.
+func (f *fanout) dueToState(key string) {
+	if !slices.Contains(f.stateDue, key) {
+		f.stateDue = append(f.stateDue, key)
+	}
 }
 
 // onceGet reads root[key], a record of the state's written once or on a condition, as facility
@@ -141,16 +152,104 @@ func onceGet(tx kv.Tx, facility, root, key string) []byte {
 // under its key (see above).
 var errStateDueCollides = errors.New("another record holds its key")
 
-// drainStateDue writes facility's state_due into the kv state, and takes what it wrote (or
-// found written) out of state_due, on the facility's writer. A drain at a time per facility.
+// drainStateDue writes all of facility's state_due into the kv state (the next claim's, or a
+// beat's, for what a drain that failed, or a holder that stopped, left).
 func (r *Relay) drainStateDue(facility string) error {
-	const op = "write the state's records due"
+	var keys []string
+	if err := r.viewFor(facility, "find the state's records due", func(tx kv.Tx) error {
+		keys = keys[:0]
+		if tx.Bucket([]byte(bStateDue)) == nil {
+			return nil
+		}
+		return forEachRaw(tx, bStateDue, facility+"/", func(k string, _ []byte) bool {
+			keys = append(keys, k)
+			return true
+		})
+	}); err != nil || len(keys) == 0 {
+		return err
+	}
+	return r.flushStateDue(facility, keys)
+}
+
+// stateFlush gathers the state_due keys of one facility that calls wrote while a drain of
+// them ran, for the next drain: under load one drain writes what many calls left, as a group
+// commit does (one kv transaction, one entry of the facility's log).
+type stateFlush struct {
+	mu      sync.Mutex
+	keys    map[string]bool
+	waiters []chan error
+	running bool
+}
+
+// stateFlushes are the relay's stateFlush, one per facility.
+type stateFlushes struct {
+	mu sync.Mutex
+	m  map[string]*stateFlush
+}
+
+func (s *stateFlushes) of(facility string) *stateFlush {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]*stateFlush{}
+	}
+	if s.m[facility] == nil {
+		s.m[facility] = &stateFlush{keys: map[string]bool{}}
+	}
+	return s.m[facility]
+}
+
+// flushStateDue writes the records under keys of facility's state_due into the kv state and
+// returns once a drain that read them after they were written is done.
+func (r *Relay) flushStateDue(facility string, keys []string) error {
 	if h := r.hooks.stateDrain; h != nil && !h(facility) {
 		return nil
 	}
-	mu := r.stateDrains.of(facility)
-	mu.Lock()
-	defer mu.Unlock()
+	fl := r.stateFlushes.of(facility)
+	done := make(chan error, 1)
+	fl.mu.Lock()
+	for _, k := range keys {
+		fl.keys[k] = true
+	}
+	fl.waiters = append(fl.waiters, done)
+	if !fl.running {
+		fl.running = true
+		go r.runStateFlush(facility, fl)
+	}
+	fl.mu.Unlock()
+	return <-done
+}
+
+// runStateFlush drains what is gathered in fl until nothing more is.
+func (r *Relay) runStateFlush(facility string, fl *stateFlush) {
+	for {
+		fl.mu.Lock()
+		if len(fl.waiters) == 0 {
+			fl.running = false
+			fl.mu.Unlock()
+			return
+		}
+		keys := make([]string, 0, len(fl.keys))
+		for k := range fl.keys {
+			keys = append(keys, k)
+		}
+		waiters := fl.waiters
+		fl.keys, fl.waiters = map[string]bool{}, nil
+		fl.mu.Unlock()
+		slices.Sort(keys) // in the order the records were made where their keys' ids are UUIDv7s
+		err := r.writeStateDue(facility, keys)
+		for _, w := range waiters {
+			w <- err
+		}
+	}
+}
+
+// writeStateDue writes the records under keys of facility's state_due, read by key from the
+// facility's writer, into the kv state in one kv transaction, and takes out of state_due, in
+// one transaction of the facility's writer, each written (or found written, or dropped) that
+// no call wrote again meanwhile.
+func (r *Relay) writeStateDue(facility string, keys []string) error {
+	const op = "write the state's records due"
 	type record struct {
 		key string // in state_due
 		val []byte
@@ -161,14 +260,16 @@ func (r *Relay) drainStateDue(facility string) error {
 		if tx.Bucket([]byte(bStateDue)) == nil {
 			return nil
 		}
-		return forEachRaw(tx, bStateDue, facility+"/", func(k string, raw []byte) bool {
-			recs = append(recs, record{k, bytes.Clone(raw)})
-			return true
-		})
+		for _, k := range keys {
+			if raw := getRaw(tx, bStateDue, k); raw != nil {
+				recs = append(recs, record{k, bytes.Clone(raw)})
+			}
+		}
+		return nil
 	}); err != nil || len(recs) == 0 {
 		return err
 	}
-	var written []string
+	var written []record
 	var problems []error
 	if err := r.update(op, func(tx kv.Tx, _ *fanout) error {
 		written, problems = written[:0], problems[:0]
@@ -182,7 +283,7 @@ func (r *Relay) drainStateDue(facility string) error {
 				if problem != nil {
 					problems = append(problems, fmt.Errorf("%s %s: %w", root, key, problem))
 				}
-				written = append(written, rec.key) // done, or dropped: never left
+				written = append(written, rec) // done, or dropped: never left
 				continue
 			}
 			if !ok || !onceRoot(root) || tx.Bucket([]byte(root)) == nil {
@@ -198,7 +299,7 @@ func (r *Relay) drainStateDue(facility string) error {
 				problems = append(problems, fmt.Errorf("%s %s: %w", root, key, errStateDueCollides))
 				continue
 			}
-			written = append(written, rec.key)
+			written = append(written, rec)
 		}
 		return nil
 	}); err != nil {
@@ -215,8 +316,11 @@ func (r *Relay) drainStateDue(facility string) error {
 		return nil
 	}
 	return r.updateFor(facility, op, func(tx kv.Tx, _ *fanout) error {
-		for _, k := range written {
-			if err := deleteKey(tx, bStateDue, k); err != nil {
+		for _, rec := range written {
+			if !bytes.Equal(getRaw(tx, bStateDue, rec.key), rec.val) {
+				continue // written again since it was read: its own drain writes it
+			}
+			if err := deleteKey(tx, bStateDue, rec.key); err != nil {
 				return err
 			}
 		}
