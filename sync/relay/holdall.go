@@ -15,17 +15,18 @@ import (
 
 // A relay given a facility log (Config.FacilityLog) holds every facility of its store in it
 // (docs/SCALE.md, "The per-facility log"): each group commit of a facility's terminals is
-// then one entry of the facility's log, which the holding projects into the kv state, where
-// it was some seven kv messages a batch. The relay must be the store's only gateway: a
+// then one entry of the facility's log, which the holding projects into the kv state, rather
+// than the group's kv writes. The relay must be the store's only gateway: a
 // console call made through another gateway would write the records of a facility this one
 // holds beside it (SCALE.md, "What remains before a gateway may hold a facility"), so Open
 // refuses a facility log with more than one gateway.
 //
 // The facilities are held at Open, before the relay serves anything, and a facility made
-// since (its first policy or roster) at the next beat (holdBeat); a facility whose hold was
-// lost (another process claimed it: an old relayd still running through a restart) is
-// claimed again there too. Until a facility is held, its calls go through kv transactions, as
-// on any relay.
+// since (its first policy or roster) at the next beat (holdBeat), as is one whose claim
+// failed. One whose hold another process took (a relayd started while this one stops) is
+// left to it: claimed back, two processes would take it from each other every beat
+// (watchDeposed logs the loss). Until a facility is held, its calls go through kv
+// transactions, as on any relay.
 
 // holdBeat is how often a relay holding its facilities looks for one it does not hold yet, and
 // drains what a failed drain left due to the state.
@@ -45,8 +46,8 @@ func (r *Relay) holder() string {
 	return "relay"
 }
 
-// holdEvery holds each facility of the store this relay does not hold, or whose hold another
-// process took; it says how many it holds now that it did not before.
+// holdEvery holds each facility of the store this relay does not hold, or whose claim
+// failed; it says how many it holds now that it did not before.
 func (r *Relay) holdEvery(ctx context.Context) (int, error) {
 	var facilities []string
 	if err := r.view("list the facilities to hold", func(tx kv.Tx) error {
@@ -64,11 +65,7 @@ func (r *Relay) holdEvery(ctx context.Context) (int, error) {
 		if hf := r.held.of(facility); hf != nil {
 			<-hf.ready
 			if hf.holding != nil {
-				select {
-				case <-hf.holding.Store().Deposed():
-				default:
-					continue // held
-				}
+				continue // held here, or taken by another process, which keeps it
 			}
 		}
 		hctx, cancel := context.WithTimeout(ctx, holdTimeout)

@@ -821,10 +821,10 @@ func addLetterState(tx kv.Tx, t TerminalInfo, lt *wire.Letters, seq uint64, id s
 	return nil
 }
 
-// A contact is the state's record, which the console changes after a terminal asks for it: on
-// a held facility a terminal's write of it is due to the state on the condition that the kv
-// state still holds what this transaction read (fanout.putIf, statedue.go).
-
+// applyContactRequest takes a terminal's request for a contact. A contact is the state's
+// record, which the console changes after a terminal asks for it: on a held facility the
+// terminal's write of it (here and in applyContactRemove) is due to the state on the condition
+// that the kv state still holds what this transaction read (fanout.putIf, statedue.go).
 func (r *Relay) applyContactRequest(tx kv.Tx, f *fanout, t TerminalInfo, pol vocab.Policy, c vocab.Contact, now time.Time) (string, error) {
 	in, ok, err := inmateFor(tx, t, c.InmateID)
 	if err != nil {
