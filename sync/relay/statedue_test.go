@@ -215,8 +215,9 @@ func TestAHeldFacilitysNewTabletGetsItsInmatesLetters(t *testing.T) {
 // a department and a stamped letter to a contact are taken, and nothing of north's is written
 // beside the holder. A resend is the same letter, another text under its id is refused here
 // and at another facility, the review queue shows the held letter while north is held, and
-// staff approve it by its id through the holder: the kiosk hears it delivered. Before the
-// move, the kiosk's batch failed with a storage error.
+// staff approve it by its id through the holder: the kiosk hears it delivered. Staff reject
+// another: its stamp comes back once, and the kiosk hears of the credit. Before the move, the
+// kiosk's batch failed with a storage error.
 func TestAHeldFacilitysLettersAreWrittenByItsHolder(t *testing.T) {
 	var kn, ks *term
 	e, _ := heldNorth(t, func(e *env) {
@@ -266,6 +267,21 @@ func TestAHeldFacilitysLettersAreWrittenByItsHolder(t *testing.T) {
 			st := decodeAs[wire.MessageStatus](t, b)
 			return st.MessageID == toPal.ID && st.State == kiosk.MsgDelivered
 		})
+		// Staff reject a second stamped letter: its stamp comes back, once, through the holder.
+		again := msg(uuid.Must(uuid.NewV7()).String(), "A1", "pal", "hello again")
+		if ack := cn.batch(kn.item(wire.UpMessage, again), kn.item(wire.UpCharge, stamp(again, 25))); len(ack.Rejected) != 0 {
+			t.Fatalf("the second stamped letter: ack %+v", ack)
+		}
+		if _, err := e.r.RejectOutbound(again.ID, "content"); err != nil {
+			t.Fatalf("reject the letter while north is held: %v", err)
+		}
+		cn.waitDown(wire.DownRemoteCredit, func(b json.RawMessage) bool { return decodeAs[kiosk.Credit](t, b).MessageID == again.ID })
+		if _, err := e.r.RejectOutbound(again.ID, "content"); err == nil {
+			t.Fatal("a letter rejected twice")
+		}
+		if b, err := e.r.Balance("A1"); err != nil || b.BalanceCents != 175 {
+			t.Fatalf("A1's account after the rejection: %+v %v, want 175¢: the second stamp given back once", b, err)
+		}
 		cn.c.CloseNow()
 		if o, found, err := e.r.OutboundLetter(toPal.ID); err != nil || !found || o.Status != kiosk.MsgDelivered || o.Body != "hello pal" {
 			t.Fatalf("the approved letter: %+v %v %v", o, found, err)
@@ -278,8 +294,8 @@ func TestAHeldFacilitysLettersAreWrittenByItsHolder(t *testing.T) {
 	letNorthGo(t, e)
 	verifyClean(t, e)
 	mine, err := e.r.Outbound(OutboundFilter{InmateID: "A1"})
-	if err != nil || len(mine) != 2 {
-		t.Fatalf("A1's letters after north is let go: %v %v, want the two, once each", letterIDs(mine), err)
+	if err != nil || len(mine) != 3 {
+		t.Fatalf("A1's letters after north is let go: %v %v, want the three, once each", letterIDs(mine), err)
 	}
 	if theirs, err := e.r.Outbound(OutboundFilter{InmateID: "S1"}); err != nil || len(theirs) != 0 {
 		t.Fatalf("S1's letters: %v %v, want none", letterIDs(theirs), err)
