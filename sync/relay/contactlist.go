@@ -47,23 +47,14 @@ func (r *Relay) ContactsOf(facilities ...string) ([]ContactRecord, error) {
 	err := r.viewsFor(facilities, op, func(tx kv.Tx, facilities []string) error {
 		part = part[:0] // a View may run again
 		for _, facility := range facilities {
-			ids, err := listedUnder(tx, []string{facility}, bFacContacts)
-			if err != nil {
-				return err
-			}
-			var keys keyList
-			for _, id := range ids {
-				keys.add(bContacts, id)
-			}
-			kv.Prefetch(tx, keys)
-			for _, id := range ids {
-				c, ok, err := contactAt(tx, facility, id)
-				if err != nil {
-					return err
-				}
-				if ok && c.FacilityID == facility {
+			if err := eachListed(tx, facility, bFacContacts, bContacts, func(id string, raw []byte) error {
+				c, err := decodeContact(id, raw)
+				if err == nil && c.FacilityID == facility {
 					part = append(part, c)
 				}
+				return err
+			}); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
-	"github.com/tether-kiosk/tether/sync/relay/faclog/jsfaclog"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -22,10 +21,7 @@ func TestARelayWithAFacilityLogHoldsItsFacilities(t *testing.T) {
 	c := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(1), jsfaclog.Options{}) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openFacLog(ctx, t, c, 1)
 	e := newEnv(t, func(cfg *Config) { cfg.FacilityIDs = true; cfg.FacilityLog = l })
 	e.seed()
 	k := e.enroll(wire.ModeKiosk, "")

@@ -18,7 +18,6 @@ import (
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/relay/faclog"
-	"github.com/tether-kiosk/tether/sync/relay/faclog/jsfaclog"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -76,10 +75,7 @@ func benchHeldStatus(b *testing.B, held bool) {
 		}
 	}
 	if held {
-		l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(1), jsfaclog.Options{}) })
-		if err != nil {
-			b.Fatal(err)
-		}
+		l := openFacLog(ctx, b, c, 1)
 		for f := range facilities {
 			if _, err := e.r.holdFacility(ctx, l, fmt.Sprintf("fac%d", f), "gw-bench", faclog.HoldOptions{}); err != nil {
 				b.Fatal(err)

@@ -17,6 +17,17 @@ import (
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
+// openFacLog opens the facilities' log on node of cluster c, once the cluster has placed its
+// stream.
+func openFacLog(ctx context.Context, t testing.TB, c *natstest.Cluster, node int) *jsfaclog.Log {
+	t.Helper()
+	l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(node), jsfaclog.Options{}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // While this relay holds north, a north kiosk's batches and acknowledgements are committed on
 // north's held state, not in kv transactions: they are in the facility's log and the held
 // state at once, and in the kv state only once projected. The kiosk's next hello reads its
@@ -32,10 +43,7 @@ func TestAHeldFacilitysBatchesGoThroughItsHolder(t *testing.T) {
 	k, s := e.enroll(wire.ModeKiosk, ""), e.enrollAt("south", wire.ModeKiosk, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(1), jsfaclog.Options{}) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openFacLog(ctx, t, c, 1)
 	before := e.balanceOf("A1")
 	// The holding's clock is never moved: nothing is projected until north is let go.
 	hf, err := e.r.holdFacility(ctx, l, "north", "gw-test", faclog.HoldOptions{Clock: clock.NewFake(t0)})
@@ -142,11 +150,7 @@ func TestADeposedHolderWritesNothingMore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	logOn := func(node int) *jsfaclog.Log {
-		l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(node), jsfaclog.Options{}) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
+		return openFacLog(ctx, t, c, node)
 	}
 	before := e1.balanceOf("A1")
 	if _, err := e1.r.holdFacility(ctx, logOn(1), "north", "gw-1", faclog.HoldOptions{Clock: clock.NewFake(t0)}); err != nil {

@@ -40,27 +40,14 @@ func (r *Relay) PREAReportsOf(facilities ...string) ([]Outbound, error) {
 	err := r.viewsFor(facilities, op, func(tx kv.Tx, facilities []string) error {
 		part = part[:0]
 		for _, facility := range facilities {
-			ids, err := listedUnder(tx, []string{facility}, bFacPREA)
-			if err != nil {
-				return err
-			}
-			var keys keyList
-			for _, id := range ids {
-				keys.add(bPREA, id)
-			}
-			kv.Prefetch(tx, keys)
-			for _, id := range ids {
-				raw := onceGet(tx, facility, bPREA, id)
-				if raw == nil {
-					continue
-				}
+			if err := eachListed(tx, facility, bFacPREA, bPREA, func(id string, raw []byte) error {
 				rec, err := decodeLetter(tx, bPREA, id, raw)
-				if err != nil {
-					return err
-				}
-				if rec.FacilityID == facility {
+				if err == nil && rec.FacilityID == facility {
 					part = append(part, rec.Outbound)
 				}
+				return err
+			}); err != nil {
+				return err
 			}
 		}
 		return nil

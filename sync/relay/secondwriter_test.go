@@ -18,7 +18,6 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/faclog"
-	"github.com/tether-kiosk/tether/sync/relay/faclog/jsfaclog"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -50,10 +49,7 @@ func heldNorthOn(t *testing.T, prepare func(*env)) (*env, *heldFacility, faclog.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(1), jsfaclog.Options{}) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openFacLog(ctx, t, c, 1)
 	hf, err := e.r.holdFacility(ctx, l, "north", "gw-test", faclog.HoldOptions{Clock: clock.NewFake(t0)})
 	if err != nil {
 		t.Fatal(err)
@@ -722,10 +718,7 @@ func TestOneClaimOfAFacilityAtATime(t *testing.T) {
 	e.seed()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(1), jsfaclog.Options{}) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openFacLog(ctx, t, c, 1)
 	errs := make(chan error, 2)
 	for range 2 {
 		go func() {
@@ -817,10 +810,7 @@ func TestAClaimWaitsForTheKVWritesUnderWay(t *testing.T) {
 	k := e.enroll(wire.ModeKiosk, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(1), jsfaclog.Options{}) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openFacLog(ctx, t, c, 1)
 	running, release := make(chan struct{}), make(chan struct{})
 	credited := make(chan error, 1)
 	go func() {

@@ -55,12 +55,14 @@ func condRoot(root string) bool {
 }
 
 // stateWrite is a record of the state's written on a condition: Value where the kv state holds
-// Expect (nil: no record). Removal: a contact's removal, made again on the record as it is now
-// where it changed meanwhile.
+// Expect (nil: no record). Removal: the last write is a contact's removal, made again on the
+// record as it is now where it changed meanwhile. DropCode: a removal was among the writes,
+// so the contact's invitation code goes where the record is written.
 type stateWrite struct {
-	Expect  []byte `json:"expect,omitempty"`
-	Value   []byte `json:"value"`
-	Removal bool   `json:"removal,omitempty"`
+	Expect   []byte `json:"expect,omitempty"`
+	Value    []byte `json:"value"`
+	Removal  bool   `json:"removal,omitempty"`
+	DropCode bool   `json:"drop_code,omitempty"`
 }
 
 // onceRoot reports whether a held transaction may write root's records through state_due:
@@ -107,15 +109,18 @@ func (f *fanout) putIf(tx kv.Tx, facility, root, key string, expect, val []byte,
 		return fmt.Errorf("write %s record %q for facility %s on the held state of %s", root, key, facility, f.heldBy)
 	}
 	k := stateDueKey(facility, root, key)
+	dropCode := removal
 	if prev := getRaw(tx, bStateDue, k); prev != nil {
-		// Written already in an entry not drained yet: the condition is still the first one's.
+		// Written already in an entry not drained yet: the condition is still the first one's,
+		// and a removal among them still drops the code; whether the write is a removal is the
+		// last one's to say (a contact removed and asked for again is asked for).
 		var w stateWrite
 		if err := json.Unmarshal(prev, &w); err != nil {
 			return fmt.Errorf("read %s %s: %w", bStateDue, k, err)
 		}
-		expect, removal = w.Expect, removal || w.Removal
+		expect, dropCode = w.Expect, dropCode || w.DropCode
 	}
-	raw, err := json.Marshal(stateWrite{Expect: expect, Value: val, Removal: removal})
+	raw, err := json.Marshal(stateWrite{Expect: expect, Value: val, Removal: removal, DropCode: dropCode})
 	if err != nil {
 		return fmt.Errorf("encode %s %s: %w", bStateDue, k, err)
 	}
@@ -128,6 +133,29 @@ func (f *fanout) dueToState(key string) {
 	if !slices.Contains(f.stateDue, key) {
 		f.stateDue = append(f.stateDue, key)
 	}
+}
+
+// eachListed calls fn with each record of root that facility's list names, as facility sees
+// it (onceGet), the records fetched together where the store can; an id with no record is
+// passed over.
+func eachListed(tx kv.Tx, facility, list, root string, fn func(id string, raw []byte) error) error {
+	ids, err := listedUnder(tx, []string{facility}, list)
+	if err != nil {
+		return err
+	}
+	var keys keyList
+	for _, id := range ids {
+		keys.add(root, id)
+	}
+	kv.Prefetch(tx, keys)
+	for _, id := range ids {
+		if raw := onceGet(tx, facility, root, id); raw != nil {
+			if err := fn(id, raw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // onceGet reads root[key], a record of the state's written once or on a condition, as facility
@@ -357,7 +385,7 @@ func writeOnCondition(tx kv.Tx, root, key string, raw []byte) (problem, err erro
 			return nil, err
 		}
 	}
-	if w.Removal {
+	if w.Removal || w.DropCode {
 		return nil, dropCodeTx(tx, key) // the removed contact's invitation opens nothing
 	}
 	return nil, nil

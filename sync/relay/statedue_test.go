@@ -313,7 +313,8 @@ func contactNamed(id string) kiosk.Contact {
 // facility's contacts while it is held, approve one (the kiosk hears it), and a letter to it
 // goes; the limit counts contacts not drained yet; another address under an id is refused; a
 // removal that staff's approval overtook before the drain is made again on the approved
-// record, and its invitation no longer opens. Before, the kiosk's batch failed.
+// record, and its invitation no longer opens; one the kiosk asked back before the drain is
+// not. Before, the kiosk's batch failed.
 func TestAHeldFacilitysContactsGoThroughItsHolder(t *testing.T) {
 	var kn *term
 	e, _ := heldNorth(t, func(e *env) { kn = e.enroll(wire.ModeKiosk, "") })
@@ -379,6 +380,28 @@ func TestAHeldFacilitysContactsGoThroughItsHolder(t *testing.T) {
 		}
 		if _, err := e.r.LookupInvitation(code); err == nil {
 			t.Fatal("the removed contact's invitation still opens")
+		}
+
+		// The kiosk removes uncle and asks for him again; staff approve him before the drain:
+		// the inmate's last word is a request, so the approval stands.
+		drains.Store(false)
+		uncle := contactNamed("uncle")
+		uncle.State = kiosk.ContactRemoved
+		if ack := cn.batch(kn.item(wire.UpContactRemove, uncle), kn.item(wire.UpContactRequest, contactNamed("uncle"))); len(ack.Rejected) != 0 {
+			t.Fatalf("remove uncle and ask again: ack %+v", ack)
+		}
+		if _, err := e.r.ApproveContact("uncle"); err != nil {
+			t.Fatalf("approve uncle: %v", err)
+		}
+		drains.Store(true)
+		if err := e.r.finishStateDue(); err != nil {
+			t.Fatal(err)
+		}
+		if c, _, err := e.r.Contact("uncle"); err != nil || c.State != kiosk.ContactApproved {
+			t.Fatalf("uncle after the drain: %+v %v, want approved: a removal asked back is not made again", c, err)
+		}
+		if _, err := e.r.LookupInvitation(spooledCode(t, e.spool, "uncle")); err != nil {
+			t.Fatalf("uncle's invitation: %v, want it open", err)
 		}
 		if due := dueToState(t, e, "north"); len(due) != 0 {
 			t.Fatalf("north's state_due: %q, want it drained", due)

@@ -815,13 +815,19 @@ func inmateContacts(tx kv.Tx, facility, inmateID string) ([]ContactRecord, error
 // contactAt reads contact id as a transaction of facility sees it ("": the kv state's): a
 // write of its own not yet drained first (statedue.go).
 func contactAt(tx kv.Tx, facility, id string) (ContactRecord, bool, error) {
-	var c ContactRecord
 	raw := onceGet(tx, facility, bContacts, id)
 	if raw == nil {
-		return c, false, nil
+		return ContactRecord{}, false, nil
 	}
+	c, err := decodeContact(id, raw)
+	return c, true, err
+}
+
+// decodeContact decodes raw, the record of contact id.
+func decodeContact(id string, raw []byte) (ContactRecord, error) {
+	var c ContactRecord
 	if err := json.Unmarshal(raw, &c); err != nil {
-		return c, true, &vocab.Error{Kind: vocab.KindCorrupt, Op: "read " + bContacts, Err: fmt.Errorf("record %q: %w", id, err)}
+		return c, &vocab.Error{Kind: vocab.KindCorrupt, Op: "read " + bContacts, Err: fmt.Errorf("record %q: %w", id, err)}
 	}
-	return c, true, nil
+	return c, nil
 }
