@@ -251,12 +251,14 @@ func Size(tx Tx) (n, bound int, ok bool) {
 }
 
 // CurrentViewer is a Store that can read without holding its reads to one moment: fn runs
-// once, each read answering the key's committed state at the moment it is made, from where
-// writes are ordered (so never older than a commit that had returned), and nothing is read a
-// second time at the end to prove the reads held together, as a View's are. A caller loses
-// nothing by it whose reads no one else changes meanwhile, or that takes each read as of its
-// own moment: a held facility's state reads so the keys only its holder writes, and the
-// state's records it never remembers (faclog.Held). Prefetch hints are taken as in a View.
+// once, each read answering a committed state of the key no older than any commit made
+// through this Store or any state of the store it read before (a gateway reads its own writes
+// and never goes back in time; another gateway's commit it knows nothing of may show a
+// replication's lag late), and nothing is read a second time at the end to prove the reads
+// held together, as a View's are. A caller loses nothing by it whose reads no one else
+// changes meanwhile, or that takes each read as of its own moment: a held facility's state
+// reads so the keys only its holder writes, and the state's records it never remembers
+// (faclog.Held). Prefetch hints are taken as in a View.
 type CurrentViewer interface {
 	CurrentView(ctx context.Context, fn func(tx Tx) error) error
 }

@@ -127,5 +127,8 @@ func (s *Store) DropCachedMarkers() {
 
 // cacheable: everything but bucket markers, unless Options.CacheBucketMarkers.
 func (s *Store) cacheable(subj string) bool {
-	return s.cache != nil && (s.o.CacheBucketMarkers || !strings.HasPrefix(subj, s.o.Prefix+".b."))
+	return s.cache != nil && (s.o.CacheBucketMarkers || !s.isMarker(subj))
 }
+
+// isMarker reports whether subj is a bucket's marker (P.b.<gen>.<name>).
+func (s *Store) isMarker(subj string) bool { return strings.HasPrefix(subj, s.o.Prefix+".b.") }

@@ -102,7 +102,7 @@ func (t *tx) peek(subj string) (entry, bool) {
 	if e, ok := t.pre[subj]; ok {
 		return e, true
 	}
-	if t.writable && t.s.cacheable(subj) {
+	if (t.writable || t.current && t.s.isMarker(subj)) && t.s.cacheable(subj) {
 		if e, ok := t.s.cache.get(subj); ok {
 			return e, true
 		}
@@ -212,7 +212,7 @@ func (t *tx) keep(got map[string]entry) {
 	}
 	for subj, e := range got {
 		t.pre[subj] = e
-		if t.writable && t.s.cacheable(subj) {
+		if (t.writable || t.current && t.s.isMarker(subj)) && t.s.cacheable(subj) {
 			t.s.cache.put(subj, e)
 		}
 	}

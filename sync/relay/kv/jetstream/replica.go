@@ -27,7 +27,10 @@ import (
 // read there makes a conflict and a run again from the leader, never a wrong commit. That is
 // the rule for which reads may go to a replica:
 //
-//   - only an Update's, never a View's (a View validates by reading twice, which must both
+//   - a CurrentView's too, which validates nothing: it promises each read no older than
+//     what the gateway knows was stored (Store.known), so a replica's answer counts only
+//     from one that had applied that much (tx.floor);
+//   - an Update's, never a View's (a View validates by reading twice, which must both
 //     be the leader's to show one moment) nor a validation's; a run again after a conflict
 //     reads from replicas the first time, and from the leader after that (store.run), so a
 //     replica that has not applied the conflicting commit yet costs at most one more run;
@@ -145,6 +148,7 @@ func (s *Store) multiGetUpTo(ctx context.Context, subjs []string, n int) (replic
 			case "204": // end of the answer
 				s.replicaReads.Add(int64(max(len(subjs), len(a.got))))
 				a.upTo, _ = strconv.ParseUint(m.Header.Get("Nats-UpTo-Sequence"), 10, 64)
+				s.saw(a.upTo)
 				return a, nil
 			case "404":
 				if d := m.Header.Get("Description"); d != "No Results" {
@@ -191,7 +195,7 @@ func (s *Store) directSubj() string { return "$JS.API.DIRECT.GET." + s.o.Stream 
 // onReplica reports whether this transaction may read subj from a replica (the rule above,
 // for a key read by itself or ahead of fn; a cursor's values go through loadScan).
 func (t *tx) onReplica(subj string) bool {
-	if !(t.writable || t.stale) || t.s.o.LeaderReadsOnly {
+	if !(t.writable || t.stale || t.current) || t.s.o.LeaderReadsOnly {
 		return false
 	}
 	switch kind, _ := t.s.parse(subj); kind {
@@ -218,8 +222,14 @@ func (t *tx) readReplicas(subjs []string, ver string, verSeq uint64) (got map[st
 	var wg sync.WaitGroup
 	for i := range n {
 		part := subjs[i*replicaBatch : min(len(subjs), (i+1)*replicaBatch)]
-		if ver != "" {
+		switch {
+		case ver != "":
 			part = append(part[:len(part):len(part)], ver)
+		case t.floor > 0:
+			// A replica that finds none of the subjects answers without its position, so
+			// it could not vouch for "none there": the read markers' subject, there in any
+			// store a transaction has read and committed in, makes it say.
+			part = append(part[:len(part):len(part)], t.s.readMarkerSubj())
 		}
 		wg.Go(func() {
 			a, err := t.s.multiGet(t.ctx, part)
@@ -234,6 +244,9 @@ func (t *tx) readReplicas(subjs []string, ver string, verSeq uint64) (got map[st
 			if a.upTo < t.floor {
 				t.s.replicaMisses.Add(1) // a replica that has not applied the conflict's commit
 				return
+			}
+			if ver == "" && t.floor > 0 {
+				t.s.replicaReads.Add(-1) // the read markers' subject, asked only for the position
 			}
 			answers[i], ok[i] = a, true
 		})

@@ -184,6 +184,20 @@ type Store struct {
 	// so that a commit reads it without a lock.
 	feeds   atomic.Pointer[[]*watcher]
 	feedsMu sync.Mutex
+	// known is the latest stream sequence this store knows was stored: its own commits',
+	// what its reads found and what replicas said they had applied. A CurrentView reads only
+	// from replicas that have applied that much (currentFloor).
+	known atomic.Uint64
+}
+
+// saw raises known to seq.
+func (s *Store) saw(seq uint64) {
+	for {
+		k := s.known.Load()
+		if seq <= k || s.known.CompareAndSwap(k, seq) {
+			return
+		}
+	}
 }
 
 // Open creates (or updates) the stream and returns a store on it. The connection stays the
@@ -230,6 +244,9 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		return nil, fmt.Errorf("jskv: stream %s: %w", o.Stream, classify(err))
 	}
 	s := &Store{nc: nc, js: js, st: st, o: o, replies: &replies{nc: nc}}
+	if info := st.CachedInfo(); info != nil {
+		s.saw(info.State.LastSeq) // what a CurrentView reads is no older than the store opened on
+	}
 	if o.CacheEntries > 0 {
 		s.cache = newReadCache(o.CacheEntries)
 	}
@@ -326,12 +343,21 @@ func (s *Store) View(ctx context.Context, fn func(kv.Tx) error) error {
 	return s.run(ctx, false, fn)
 }
 
-// CurrentView runs fn once, each read from the stream leader as it is at that moment
-// (kv.CurrentViewer): a View without the second read of every subject that proves they held
-// together (tx.validate), which doubled a held facility's reads of the kv state, one round
-// trip after another.
+// CurrentView runs fn once (kv.CurrentViewer): a View without the second read of every
+// subject that proves they held together (tx.validate), which doubled a held facility's reads
+// of the kv state, one round trip after another. Its reads go to replicas as an Update's do,
+// many to a request where fn says ahead what it reads (Prefetch), but only to a replica that
+// has applied every commit this store knows of (Store.known: its own, and the latest any read
+// of it found), else to the leader. So a gateway reads its own writes and never reads back in
+// time; a commit made on another gateway that this one has heard nothing of may be seen a
+// replication's lag late, as if it had come that much later (docs/SCALE.md, "Isolation").
+// A held facility's group commit read its terminals' and the state's records one leader
+// request each, JSON both ways: a quarter of its gateway's CPU.
 func (s *Store) CurrentView(ctx context.Context, fn func(kv.Tx) error) error {
-	return once(newTx(ctx, s, false), fn, &s.views)
+	t := newTx(ctx, s, false)
+	t.current = true
+	t.floor = s.known.Load()
+	return once(t, fn, &s.views)
 }
 
 // once runs fn on the read transaction t, with nothing validated after, and counts it in
@@ -604,6 +630,7 @@ func (s *Store) leaderGet(ctx context.Context, subj string) (entry, error) {
 		return entry{}, fmt.Errorf("answer without a message: %q", r.Data)
 	}
 	e := entry{seq: a.Message.Sequence, present: true}
+	s.saw(e.seq)
 	if len(a.Message.Header) > 0 {
 		h, err := nats.DecodeHeadersMsg(a.Message.Header)
 		if err != nil {

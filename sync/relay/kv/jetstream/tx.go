@@ -35,6 +35,10 @@ type tx struct {
 	// replica's answer counts only from a replica that has applied that much (readReplicas),
 	// and a point read goes to the leader, whose answer says nothing of its own position.
 	floor uint64
+	// current: a CurrentView's, which reads replicas as an Update does, but only those that
+	// have applied floor (the store's known sequence when it began), validates nothing, and
+	// takes from the gateway's cache only bucket markers (as Updates do, CacheBucketMarkers).
+	current bool
 
 	// seen caches each subject's committed state as first fetched: a transaction reads every
 	// subject at most once, so it never sees two states of one key.
@@ -127,6 +131,25 @@ func (t *tx) fetchOpt(subj string, cached bool) (entry, bool) {
 		return e, true
 	}
 	cacheable := t.s.cacheable(subj)
+	if t.current && cacheable && cached && t.s.isMarker(subj) {
+		if e, ok := t.s.cache.get(subj); ok {
+			t.s.cacheHits.Add(1)
+			t.seen[subj] = e
+			return e, true
+		}
+	}
+	if t.current && t.onReplica(subj) {
+		// No older than floor (readReplicas), or else the leader is asked.
+		if got, missed := t.readReplicas([]string{subj}, "", 0); len(missed) == 0 {
+			e := got[subj]
+			if cacheable && t.s.isMarker(subj) {
+				t.s.cache.put(subj, e) // as an Update's read of it would be
+			}
+			t.s.replicaOneByOne.Add(1)
+			t.seen[subj] = e
+			return e, true
+		}
+	}
 	if cacheable && t.writable && cached {
 		if e, ok := t.s.cache.get(subj); ok {
 			t.s.cacheHits.Add(1)
@@ -385,6 +408,7 @@ func (t *tx) commit() error {
 		return err
 	}
 	t.s.messages.Add(int64(len(msgs)))
+	t.s.saw(ack.Sequence)
 	if ack.Sequence != 0 {
 		// Writes are sent in subjs' order, read markers after them.
 		t.s.noteCommit(ack.Sequence+1-uint64(len(msgs)), subjs)

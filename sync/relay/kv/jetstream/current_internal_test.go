@@ -1,0 +1,71 @@
+package jskv
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// A CurrentView takes a replica's answer only from a replica that has applied every commit
+// its gateway knows of: with the gateway knowing of more than the stream holds, each read
+// goes to the leader, and reads right.
+func TestCurrentViewTakesNoReplicaBehindWhatItsGatewayKnows(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := openTest(t, c, c.Connect(0), Options{Stream: "CV", Prefix: "cv", CacheEntries: -1})
+	putK(t, ctx, s)
+	if s.known.Load() == 0 {
+		t.Fatal("the store knows of no commit after its own")
+	}
+	s.saw(math.MaxUint64)
+	before := s.Stats()
+	var got string
+	if err := s.CurrentView(ctx, func(tx kv.Tx) error {
+		kv.Prefetch(tx, []kv.Key{{Path: [][]byte{[]byte("b")}, Key: []byte("k")}, {Path: [][]byte{[]byte("b")}, Key: []byte("none")}})
+		b := tx.Bucket([]byte("b"))
+		got = string(b.Get([]byte("k"))) + "," + string(b.Get([]byte("none")))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	after := s.Stats()
+	// The bucket's marker, k and none: each from the leader.
+	if got != "v," || after.Reads-before.Reads != 3 || after.ReplicaMisses == before.ReplicaMisses {
+		t.Fatalf("read %q with %d leader reads and %d replica answers refused, want \"v,\" from the leader (3 reads), replicas refused",
+			got, after.Reads-before.Reads, after.ReplicaMisses-before.ReplicaMisses)
+	}
+}
+
+// What a gateway knows of the store grows with whatever it reads: a leader's answer of a
+// key another gateway wrote, and a replica's position. Its CurrentViews then read no state
+// older than those.
+func TestAGatewayKnowsWhatItRead(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := Options{Stream: "KN", Prefix: "kn", CacheEntries: -1}
+	s, other := openTest(t, c, c.Connect(0), o), openTest(t, c, c.Connect(1), o)
+	subj := putK(t, ctx, other)
+	if err := other.Update(ctx, func(tx kv.Tx) error { return tx.Bucket([]byte("b")).Put([]byte("k"), []byte("w")) }); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.fetch(ctx, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.known.Load(); string(e.val) != "w" || got < e.seq {
+		t.Fatalf("after reading %q at %d from the leader the store knows %d, want at least %d", e.val, e.seq, got, e.seq)
+	}
+	a, err := s.multiGet(ctx, []string{subj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.known.Load(); a.upTo == 0 || got < a.upTo {
+		t.Fatalf("after a replica at %d answered the store knows %d", a.upTo, got)
+	}
+}
