@@ -107,7 +107,7 @@ func NewHeld(w Writer, base kv.Store, scope Scope) *Held {
 	}
 	h := &Held{w: w, base: base, scope: scope, deposed: make(chan struct{})}
 	// The root has no keys of its own; its buckets are looked up in base.
-	h.state.Store(&bucket{keys: map[string][]byte{}, allKeys: true, seqKnown: true, subs: map[string]*bucket{}})
+	h.state.Store(&bucket{allKeys: true, seqKnown: true, subs: map[string]*bucket{}})
 	return h
 }
 
@@ -202,10 +202,7 @@ func stamp(root *bucket, writes []Write, seq uint64) {
 			b.last = seq
 		}
 		if b != nil && w.Key != nil {
-			if b.stamps == nil {
-				b.stamps = map[string]uint64{}
-			}
-			b.stamps[string(w.Key)] = seq
+			b.stamps.set(string(w.Key), seq)
 		}
 	}
 }
@@ -240,18 +237,22 @@ func forget(b *bucket, projected uint64) (*bucket, int) {
 	var c *bucket
 	dropped := 0
 	if !b.allKeys {
-		for k := range b.keys {
-			if b.stamps[k] > projected {
-				continue
+		var drop []string
+		b.keys.each(func(k string, _ []byte) bool {
+			if at, _ := b.stamps.get(k); at <= projected {
+				drop = append(drop, k)
 			}
-			if c == nil {
-				c = b.clone()
-				c.sorted.Store(nil)
-			}
-			delete(c.keys, k)
-			delete(c.stamps, k)
-			dropped++
+			return true
+		})
+		if len(drop) > 0 {
+			c = b.clone()
+			c.sorted.Store(nil)
 		}
+		for _, k := range drop {
+			c.keys.del(k)
+			c.stamps.del(k)
+		}
+		dropped += len(drop)
 	}
 	for name, sub := range b.subs {
 		if sub == nil {
@@ -289,7 +290,7 @@ func (h *Held) Size() (buckets, keys int) {
 	var walk func(b *bucket)
 	walk = func(b *bucket) {
 		buckets++
-		keys += len(b.keys)
+		keys += b.keys.len()
 		for _, sub := range b.subs {
 			if sub != nil {
 				walk(sub)
@@ -328,7 +329,7 @@ type bucket struct {
 	// keys is the keys known: a value, or nil for a key known not to be there (deleted, or
 	// read from base and not found). allKeys says it is every key; else a key it does not
 	// know is read from base. A value is never nil: an empty one is empty.
-	keys    map[string][]byte
+	keys    cowMap[[]byte]
 	allKeys bool
 	// seq is the bucket's sequence where seqKnown; else base has it.
 	seq      uint64
@@ -343,7 +344,7 @@ type bucket struct {
 	allSubs bool
 	// stamps is the entry that last wrote each key the state wrote (stamp): once the kv
 	// state holds that entry, the key may be forgotten (forget) and read from base again.
-	stamps map[string]uint64
+	stamps cowMap[uint64]
 	// sorted is the keys there, in order, for a cursor on a bucket with allKeys; kept while
 	// the bucket is not written (a committed bucket is not). Views made at once may both make
 	// it.
@@ -352,15 +353,15 @@ type bucket struct {
 
 // newBucket is a bucket made in the state: empty, and nothing of it in base.
 func newBucket() *bucket {
-	return &bucket{keys: map[string][]byte{}, allKeys: true, seqKnown: true, subs: map[string]*bucket{}, allSubs: true}
+	return &bucket{allKeys: true, seqKnown: true, subs: map[string]*bucket{}, allSubs: true}
 }
 
 // stub is a bucket that base holds, nothing of it read yet.
-func stub() *bucket { return &bucket{keys: map[string][]byte{}, subs: map[string]*bucket{}} }
+func stub() *bucket { return &bucket{subs: map[string]*bucket{}} }
 
 func (b *bucket) clone() *bucket {
-	c := &bucket{keys: cloneMap(b.keys), allKeys: b.allKeys, seq: b.seq, seqKnown: b.seqKnown,
-		subs: cloneMap(b.subs), allSubs: b.allSubs, last: b.last, stamps: cloneMap(b.stamps)}
+	c := &bucket{keys: b.keys.clone(), allKeys: b.allKeys, seq: b.seq, seqKnown: b.seqKnown,
+		subs: cloneMap(b.subs), allSubs: b.allSubs, last: b.last, stamps: b.stamps.clone()}
 	c.sorted.Store(b.sorted.Load())
 	return c
 }
@@ -378,12 +379,13 @@ func (b *bucket) order() []string {
 	if s := b.sorted.Load(); s != nil {
 		return *s
 	}
-	s := make([]string, 0, len(b.keys))
-	for k, v := range b.keys {
+	s := make([]string, 0, b.keys.len())
+	b.keys.each(func(k string, v []byte) bool {
 		if v != nil {
 			s = append(s, k)
 		}
-	}
+		return true
+	})
 	sort.Strings(s)
 	b.sorted.Store(&s)
 	return s
@@ -455,7 +457,7 @@ func (t *tx) holds(path [][]byte, key []byte) bool {
 	if key == nil {
 		return true
 	}
-	_, known := b.keys[string(key)]
+	_, known := b.keys.get(string(key))
 	return known || b.allKeys
 }
 
@@ -570,7 +572,7 @@ func (t *tx) get(path [][]byte, key []byte) []byte {
 		return nil
 	}
 	if n != nil {
-		if v, known := n.keys[string(key)]; known || n.allKeys {
+		if v, known := n.keys.get(string(key)); known || n.allKeys {
 			return v
 		}
 	}
@@ -579,7 +581,7 @@ func (t *tx) get(path [][]byte, key []byte) []byte {
 		v = slices.Clone(bb.Get(key))
 	}
 	if t.writable {
-		t.own(path).keys[string(key)] = v
+		t.own(path).keys.set(string(key), v)
 	}
 	return v
 }
@@ -603,25 +605,30 @@ func (t *tx) whole(path [][]byte) (*bucket, error) {
 	if t.writable && r == Inside {
 		b = t.own(path)
 	} else {
-		b = &bucket{keys: map[string][]byte{}}
+		b = &bucket{}
 		if n != nil {
-			b.keys = cloneMap(n.keys)
+			b.keys = n.keys.clone()
 		}
 	}
 	if bb := t.inBase(path); bb != nil {
 		if err := bb.ForEach(func(k, v []byte) error {
-			if _, known := b.keys[string(k)]; !known {
-				b.keys[string(k)] = slices.Clone(v)
+			if _, known := b.keys.get(string(k)); !known {
+				b.keys.set(string(k), slices.Clone(v))
 			}
 			return nil
 		}); err != nil {
 			return nil, fmt.Errorf("faclog: read bucket %q: %w", path, err)
 		}
 	}
-	for k, v := range b.keys {
+	var absent []string
+	b.keys.each(func(k string, v []byte) bool {
 		if v == nil {
-			delete(b.keys, k)
+			absent = append(absent, k)
 		}
+		return true
+	})
+	for _, k := range absent {
+		b.keys.del(k)
 	}
 	b.allKeys = true
 	b.sorted.Store(nil)
@@ -820,10 +827,10 @@ func (h *handle) Put(key, value []byte) error {
 	if v == nil {
 		v = []byte{}
 	}
-	if old, known := b.keys[string(key)]; !known || old == nil {
+	if old, known := b.keys.get(string(key)); !known || old == nil {
 		b.sorted.Store(nil)
 	}
-	b.keys[string(key)] = v
+	b.keys.set(string(key), v)
 	h.t.wrote(Write{Op: OpPut, Path: h.path, Key: slices.Clone(key), Value: v})
 	return nil
 }
@@ -844,7 +851,7 @@ func (h *handle) AppendValue(key, tail []byte) error {
 	// A new value: the old one may be a committed state's, which Views read.
 	v := make([]byte, 0, len(old)+len(tail))
 	v = append(append(v, old...), tail...)
-	b.keys[string(key)] = v
+	b.keys.set(string(key), v)
 	h.t.wrote(Write{Op: OpAppend, Path: h.path, Key: slices.Clone(key), Value: slices.Clone(tail)})
 	return nil
 }
@@ -858,9 +865,9 @@ func (h *handle) Delete(key []byte) error {
 		return nil
 	}
 	if b.allKeys {
-		delete(b.keys, string(key))
+		b.keys.del(string(key))
 	} else {
-		b.keys[string(key)] = nil // base has it until the projection deletes it
+		b.keys.set(string(key), nil) // base has it until the projection deletes it
 	}
 	b.sorted.Store(nil)
 	h.t.wrote(Write{Op: OpDelete, Path: h.path, Key: slices.Clone(key)})
@@ -984,7 +991,7 @@ func (c *cursor) walk(step int) ([]byte, []byte) {
 	}
 	for ; b != nil && c.pos >= 0 && c.pos < len(c.keys); c.pos += step {
 		k := c.keys[c.pos]
-		if v := b.keys[k]; v != nil {
+		if v, _ := b.keys.get(k); v != nil {
 			return []byte(k), v
 		}
 	}
