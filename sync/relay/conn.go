@@ -425,9 +425,17 @@ func (r *Relay) send(ctx context.Context, c *websocket.Conn, msg any) error {
 // fail logs a relay-side error and closes the connection with 1011 and no detail, or with
 // 1013 ReasonUnavailable when the store says the fault passes (kv.Retryable: no quorum, a
 // timeout). A write that found the connection superseded by a newer one closes it as
-// replaced instead.
+// replaced instead, and one for a facility another gateway holds as moved.
 func (r *Relay) fail(c *websocket.Conn, what string, err error) {
 	if closeSuperseded(c, err) {
+		return
+	}
+	var he *HeldElsewhereError
+	if errors.As(err, &he) {
+		// Its facility is held by another gateway, which takes its writes: the terminal
+		// goes there (its home) on its next connection.
+		r.logf("relay: %s: facility %s is held elsewhere: the connection closes", what, he.Facility)
+		c.Close(websocket.StatusGoingAway, wire.ReasonMoved)
 		return
 	}
 	r.logf("relay: %s: %v", what, err)

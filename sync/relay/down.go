@@ -72,6 +72,9 @@ type fanout struct {
 	// stateDue the keys of the records of the state's it wrote there, due (statedue.go).
 	heldBy   string
 	stateDue []string
+	// elsewhere: the call on the kv path found a facility it writes for held by another
+	// gateway (deferTo), which fails it.
+	elsewhere error
 }
 
 func (f *fanout) reset(tx kv.Tx) {
@@ -86,6 +89,7 @@ func (f *fanout) reset(tx kv.Tx) {
 	clear(f.due)
 	f.dueKey = ""
 	f.stateDue = f.stateDue[:0]
+	f.elsewhere = nil
 }
 
 // takeNumber takes the facility's next downlink number from its counter fb, and remembers for

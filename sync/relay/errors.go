@@ -34,7 +34,8 @@ func ioErr(op string, err error) error {
 	}
 	var ke *vocab.Error
 	var ee *EnrollError
-	if errors.As(err, &ke) || errors.As(err, &ee) {
+	var he *HeldElsewhereError
+	if errors.As(err, &ke) || errors.As(err, &ee) || errors.As(err, &he) {
 		return err
 	}
 	return &vocab.Error{Kind: vocab.KindIO, Op: op, Err: err}

@@ -38,10 +38,11 @@ func TestEveryRootHasAnOwnerKind(t *testing.T) {
 
 // everyRoot is every root the relay makes: those of a new store (allBuckets), the two a store
 // shared by gateways has besides (owner.go: a terminal passed by a prune, which its resync on
-// a held facility clears, and the connections' claims), those made on first use, and the plan
-// of a migration longer than a transaction (migrate_steps.go).
+// a held facility clears, and the connections' claims), those made on first use (the holders
+// of held facilities among them), and the plan of a migration longer than a transaction
+// (migrate_steps.go).
 func everyRoot() []string {
-	return append(allBuckets(), bDownCut, bOwners, bStaff, bInboundHeld, bDepositsDue, bRefundsDue, bDepositRefunds, bFanoutsDue, bMigration)
+	return append(allBuckets(), bDownCut, bOwners, bStaff, bInboundHeld, bDepositsDue, bRefundsDue, bDepositRefunds, bFanoutsDue, bMigration, bHolds)
 }
 
 // A root made on first use (tx.CreateBucketIfNotExists in the package's code) is one

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,9 +84,20 @@ type stampRefund struct {
 }
 
 // deferTo says whether what this call queues for facility waits for its holder: a call in a
-// kv transaction for a facility this relay holds.
+// kv transaction for a facility this relay holds. For one another gateway holds, the call is
+// refused (heldelsewhere.go): it says so, and updateOn fails the call with f.elsewhere.
 func (f *fanout) deferTo(facility string) bool {
-	return f.kvPath && f.r.held.of(facility) != nil
+	if !f.kvPath {
+		return false
+	}
+	if f.r.held.of(facility) != nil {
+		return true
+	}
+	if err := f.r.heldElsewhere(f.tx, facility); err != nil {
+		f.elsewhere = cmp.Or(f.elsewhere, err)
+		return true // recorded due, and the call fails: nothing of it is written
+	}
+	return false
 }
 
 // putDue records it in this call's record of what is due to facility.

@@ -32,6 +32,7 @@ import (
 type heldFacility struct {
 	facility string
 	holding  *faclog.Holding
+	rec      holdRecord // what names this relay the holder in the kv state (heldelsewhere.go)
 	writes   *committer
 	nums     *itemNumbers
 	// members are the facility's terminals and inmates as the kv state listed them at the
@@ -244,8 +245,17 @@ func (r *Relay) claimFacility(ctx context.Context, l faclog.Log, facility, holde
 	if err != nil {
 		return nil, err
 	}
+	// Other gateways' kv-path calls are refused from here (heldelsewhere.go); one that
+	// committed before is in the kv state the held state reads.
+	rec := holdRecord{Holder: holder, Term: holding.Term()}
+	if err := r.recordHold(facility, rec); err != nil {
+		if rerr := holding.Release(ctx); rerr != nil {
+			r.logf("relay: hold facility %s: let the claim go: %v", facility, rerr)
+		}
+		return nil, fmt.Errorf("hold facility %s: record its holder: %w", facility, err)
+	}
 	r.held.mu.Lock()
-	hf.holding = holding
+	hf.holding, hf.rec = holding, rec
 	// Its commits keep the facility's downlink tail (downtail.go) whatever the store: this relay
 	// alone writes the facility's downlink while it holds it, and its terminals read it from
 	// the tail, not the feed (readDown).
@@ -297,7 +307,15 @@ func (r *Relay) releaseFacility(ctx context.Context, facility string) error {
 	if hf.holding == nil {
 		return nil // a claim that failed: nothing to let go
 	}
-	return hf.holding.Release(ctx)
+	if err := hf.holding.Release(ctx); err != nil {
+		// Its log may hold what the kv state lacks: the record keeps other gateways'
+		// calls off until a relay holds it again.
+		return err
+	}
+	if err := r.forgetHold(facility, hf.rec); err != nil {
+		return fmt.Errorf("release facility %s: %w", facility, err)
+	}
+	return nil
 }
 
 // releaseAll lets every held facility go (Close).
@@ -405,7 +423,11 @@ func (r *Relay) viewsFor(facilities []string, op string, fn func(tx kv.Tx, facil
 // writes the state's records too is refused faclog.ErrNotHeld: such a call is two, the
 // state's transaction and then the facility's.
 func (r *Relay) updateFor(facility, op string, fn func(tx kv.Tx, f *fanout) error) error {
-	return r.updateOn(r.writerFor(facility), op, nil, 0, fn)
+	w := r.writerFor(facility)
+	if w == r.writes {
+		fn = r.fenced(facility, fn)
+	}
+	return r.updateOn(w, op, nil, 0, fn)
 }
 
 // errPlacedElsewhere: the owner a routed call writes for is in another facility than the one

@@ -19,6 +19,38 @@ import (
 
 // openFacLog opens the facilities' log on node of cluster c, once the cluster has placed its
 // stream.
+// gatewaysOnCluster is two relays on one store in a 3-node cluster, each through a node of its
+// own, and the cluster, for the facility log (twoGateways seeds north and pings rarely).
+func gatewaysOnCluster(t *testing.T) (*natstest.Cluster, *env, *env) {
+	t.Helper()
+	c := natstest.Start(t)
+	e1 := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 0, "relay") })
+	e2 := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 1, "relay") })
+	return c, e1, e2
+}
+
+// notAcked sends b on c and reads until the gateway closes c, failing if it acknowledges b's
+// last item first or neither acknowledges nor closes within ten seconds; it returns the
+// close.
+func notAcked(t *testing.T, ctx context.Context, c *websocket.Conn, b wire.Batch, who string) error {
+	t.Helper()
+	send(t, c, b)
+	ctx10, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		_, raw, err := c.Read(ctx10)
+		if err != nil {
+			if websocket.CloseStatus(err) == -1 {
+				t.Fatalf("%s neither acknowledged nor closed: %v", who, err)
+			}
+			return err
+		}
+		if f, derr := wire.DecodeFrame(raw); derr == nil && f.Type == wire.TypeAck && f.Ack.Seq >= b.Items[len(b.Items)-1].Seq {
+			t.Fatalf("%s acknowledged %+v", who, f.Ack)
+		}
+	}
+}
+
 func openFacLog(ctx context.Context, t testing.TB, c *natstest.Cluster, node int) *jsfaclog.Log {
 	t.Helper()
 	l, err := natstest.Placed(ctx, func() (*jsfaclog.Log, error) { return jsfaclog.Open(ctx, c.Connect(node), jsfaclog.Options{}) })
@@ -142,9 +174,7 @@ func TestAHeldFacilitysBatchesGoThroughItsHolder(t *testing.T) {
 // at the new holder, which caught the kv state up at its claim: its hello is welcomed, its
 // batch is stored there, and once let go every item is stored once and A1 charged for each.
 func TestADeposedHolderWritesNothingMore(t *testing.T) {
-	c := natstest.Start(t)
-	e1 := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 0, "relay") })
-	e2 := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 1, "relay") })
+	c, e1, e2 := gatewaysOnCluster(t)
 	e1.seed()
 	k := e1.enroll(wire.ModeKiosk, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -170,21 +200,7 @@ func TestADeposedHolderWritesNothingMore(t *testing.T) {
 	// acknowledges the charge first.
 	refused := func(c *websocket.Conn, what string) {
 		t.Helper()
-		send(t, c, wire.Batch{Epoch: k.epoch, Items: []wire.Item{second}})
-		ctx10, cancel10 := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel10()
-		for {
-			_, b, err := c.Read(ctx10)
-			if err != nil {
-				if websocket.CloseStatus(err) == -1 {
-					t.Fatalf("%s: the deposed gateway neither acknowledged nor closed: %v", what, err)
-				}
-				return
-			}
-			if f, derr := wire.DecodeFrame(b); derr == nil && f.Type == wire.TypeAck && f.Ack.Seq >= second.Seq {
-				t.Fatalf("%s: the deposed gateway acknowledged %+v", what, f.Ack)
-			}
-		}
+		notAcked(t, ctx, c, wire.Batch{Epoch: k.epoch, Items: []wire.Item{second}}, "the deposed gateway, "+what)
 	}
 	refused(kc.c, "on the connection it held")
 	// Sent again to the deposed gateway: refused again.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -82,7 +83,7 @@ func (r *Relay) routeAdmin(mux *http.ServeMux) {
 // admin wraps a route with the bearer-token check, method and query validation, and a log line.
 func (r *Relay) admin(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK, req: req}
 		start := r.clock.Now()
 		defer func() {
 			// The path and status only: bodies may hold PINs, headers the token.
@@ -123,6 +124,7 @@ func (r *Relay) admin(rt route) http.Handler {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	req    *http.Request // the call answered, for a redirect to where it is made (writeErr)
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -169,6 +171,21 @@ func (r *Relay) writeErr(w http.ResponseWriter, err error) {
 	var ve *vocab.Error
 	if errors.As(err, &ve) {
 		reason = string(ve.Reason)
+	}
+	var he *HeldElsewhereError
+	if errors.As(err, &he) {
+		// The call is the holder's to make: sent there, method and body kept (307). A client
+		// sends its token again there; Go's and curl's drop it on a redirect to another host.
+		sw, ok := w.(*statusWriter)
+		if u := he.holderURL(); ok && u != nil {
+			// The gateway's URL is its terminals'; its admin API is served beside them.
+			loc := url.URL{Scheme: u.Scheme, Host: u.Host, Path: sw.req.URL.Path, RawQuery: sw.req.URL.RawQuery}
+			w.Header().Set("Location", loc.String())
+			writeJSON(w, http.StatusTemporaryRedirect, ErrorBody{Error: he.Error(), Field: "facility"})
+			return
+		}
+		writeJSON(w, http.StatusConflict, ErrorBody{Error: he.Error(), Field: "facility"})
+		return
 	}
 	switch vocab.KindOf(err) {
 	case vocab.KindInvalid:

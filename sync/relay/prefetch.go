@@ -101,6 +101,13 @@ func bodyKeys(l *keyList, kind string, v any) {
 // terminal's facility's held state where this relay holds it (holds.go).
 func (r *Relay) updateAsKeys(own *owner, id, facility, op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) error {
 	w := r.writerFor(facility)
+	if w == r.writes && facility != "" {
+		fn = r.fenced(facility, fn)
+		if keys != nil {
+			ks := keys
+			keys = func() []kv.Key { return append(ks(), kv.Key{Path: [][]byte{[]byte(bHolds)}, Key: []byte(facility)}) }
+		}
+	}
 	if own == nil {
 		return r.updateOn(w, op, keys, numbers, fn)
 	}

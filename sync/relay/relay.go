@@ -423,6 +423,15 @@ func (r *Relay) updateKeys(op string, keys func() []kv.Key, numbers int, fn func
 // updateOn is updateKeys through the committer w (a held facility's, holds.go).
 func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) error {
 	f := &fanout{r: r, kvPath: w == r.writes, heldBy: w.facility}
+	if f.kvPath {
+		inner := fn
+		fn = func(tx kv.Tx, f *fanout) error {
+			if err := inner(tx, f); err != nil {
+				return err
+			}
+			return f.elsewhere // it wrote for a facility another gateway holds: undone
+		}
+	}
 	if err := w.do(&writeCall{fn: fn, f: f, keys: keys, numbers: numbers}); err != nil {
 		return ioErr(op, err)
 	}

@@ -96,6 +96,9 @@ func Hold(ctx context.Context, l Log, base kv.Store, facility, holder string, o 
 // Store is the held state, on which the facility's group commits run.
 func (h *Holding) Store() *Held { return h.held }
 
+// Term is the claim's term: the fence its writes carry.
+func (h *Holding) Term() uint64 { return h.held.w.Term() }
+
 // Behind is how many entries the kv state lacks of what the held state appended.
 func (h *Holding) Behind() int { return h.proj.Behind() }
 

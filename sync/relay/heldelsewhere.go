@@ -1,0 +1,118 @@
+package relay
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/tether-kiosk/tether/sync/relay/kv"
+)
+
+// A facility held by another gateway (docs/SCALE.md, "A facility held elsewhere"). A gateway
+// that holds a facility is its records' only writer; a call made through any other gateway
+// must not write them in a kv transaction beside it. The facility log's claim says who holds
+// it, but a kv transaction cannot read another stream at its commit, so the holder also says
+// so in the kv state: holds/<facility> names it, written once its claim and catch-up stand,
+// before it serves anything, and taken away when it lets the facility go. Every kv-path call
+// that writes a facility's records reads that key in its own transaction, which is
+// serializable: a call that read "no holder" and commits after the holder's record conflicts
+// and runs again, and then finds it. A call that finds a holder other than this relay is
+// refused with HeldElsewhereError, and the admin API answers 307 to the holder's URL.
+//
+// A holder that stopped without letting go (a crash) leaves its record: its log may hold
+// entries the kv state lacks, so the facility's writes stay refused until a relay holds it
+// again (relayd -hold-facilities, whose claim catches the kv state up and names itself), not
+// written beside entries a later projection would write over.
+
+// bHolds holds who holds each held facility: facility -> the JSON of a holdRecord. The
+// state's root, made on first use.
+const bHolds = "holds"
+
+// holdRecord is a facility's holder, as its claim on the facility log named it (its URL on a
+// relay of several gateways), and the claim's term.
+type holdRecord struct {
+	Holder string `json:"holder"`
+	Term   uint64 `json:"term"`
+}
+
+// HeldElsewhereError is the error of a call that would write the records of a facility
+// another gateway holds: its writes are that gateway's. Holder is its URL where it has one.
+type HeldElsewhereError struct {
+	Facility, Holder string
+}
+
+func (e *HeldElsewhereError) Error() string {
+	return fmt.Sprintf("relay: facility %s is held by %s: its records are written there", e.Facility, e.Holder)
+}
+
+// holderURL is the holder's URL to send a call to, or nil where the holder named no URL.
+func (e *HeldElsewhereError) holderURL() *url.URL {
+	u, err := url.Parse(e.Holder)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return nil
+	}
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	}
+	return u
+}
+
+// heldElsewhere is HeldElsewhereError if tx shows facility held and this relay does not hold
+// it (a claim of its own under way counts as holding: its calls wait for it), nil otherwise.
+// The read is one of tx's, so a hold recorded after it makes tx conflict.
+func (r *Relay) heldElsewhere(tx kv.Tx, facility string) error {
+	if facility == "" || r.held.of(facility) != nil {
+		return nil
+	}
+	raw := getRaw(tx, bHolds, facility)
+	if raw == nil {
+		return nil
+	}
+	var rec holdRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return fmt.Errorf("relay: facility %s: its holder's record: %w", facility, err)
+	}
+	return &HeldElsewhereError{Facility: facility, Holder: rec.Holder}
+}
+
+// fenced is fn, run only where facility is not held elsewhere (heldElsewhere), for a call on
+// the kv path.
+func (r *Relay) fenced(facility string, fn func(tx kv.Tx, f *fanout) error) func(tx kv.Tx, f *fanout) error {
+	return func(tx kv.Tx, f *fanout) error {
+		if err := r.heldElsewhere(tx, facility); err != nil {
+			return err
+		}
+		return fn(tx, f)
+	}
+}
+
+// recordHold names holder, at the claim's term, as facility's holder in the kv state.
+func (r *Relay) recordHold(facility string, rec holdRecord) error {
+	return r.update("record the hold of facility "+facility, func(tx kv.Tx, _ *fanout) error {
+		if _, err := tx.CreateBucketIfNotExists([]byte(bHolds)); err != nil {
+			return err
+		}
+		return putJSON(tx, bHolds, facility, rec)
+	})
+}
+
+// forgetHold takes facility's holder record away if it is still rec: one a later claim wrote
+// (this relay was deposed) stays.
+func (r *Relay) forgetHold(facility string, rec holdRecord) error {
+	return r.update("let facility "+facility+" go", func(tx kv.Tx, _ *fanout) error {
+		var now holdRecord
+		found, err := getJSON(tx, bHolds, facility, &now)
+		if err != nil || !found || now != rec {
+			return err
+		}
+		b := tx.Bucket([]byte(bHolds))
+		if b == nil {
+			return errors.New("the holds bucket is gone")
+		}
+		return b.Delete([]byte(facility))
+	})
+}

@@ -1,0 +1,117 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/kiosk/clock"
+	"github.com/tether-kiosk/tether/sync/relay/faclog"
+	"github.com/tether-kiosk/tether/sync/wire"
+
+	"github.com/coder/websocket"
+)
+
+// noFollow makes one admin call on e without following a redirect: the answer as the client
+// gets it.
+func noFollow(t *testing.T, e *env, method, path, body string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, out
+}
+
+// A console call made through a gateway that does not hold the facility it writes for is
+// sent to the gateway that does (307, to the same path there), and nothing of it is written
+// where it was made: a deposit to an inmate of north, and a roster put of north's. The
+// holder makes it, once. Once the holder lets north go, the other gateway makes its calls
+// itself again.
+func TestACallForAFacilityHeldElsewhereGoesToItsHolder(t *testing.T) {
+	c, e1, e2 := gatewaysOnCluster(t)
+	e1.seed()
+	k := e1.enroll(wire.ModeKiosk, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	holder := "ws" + strings.TrimPrefix(e1.srv.URL, "http") // a gateway's URL, as its terminals have it
+	if _, err := e1.r.holdFacility(ctx, openFacLog(ctx, t, c, 1), "north", holder, faclog.HoldOptions{Clock: clock.NewFake(t0)}); err != nil {
+		t.Fatal(err)
+	}
+	// A north kiosk that reaches the other gateway: its charge is not taken there, and its
+	// connection is closed so that it goes where north is held.
+	k.e = e2
+	kc := k.connect(t, 0)
+	charged := k.item(wire.UpCharge, charge("A1", "s1", 0, 5))
+	err := notAcked(t, ctx, kc.c, wire.Batch{Epoch: k.epoch, Items: []wire.Item{charged}}, "the gateway not holding north")
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway || !strings.Contains(err.Error(), wire.ReasonMoved) {
+		t.Fatalf("the kiosk's connection closed with %v, want going away, %q", err, wire.ReasonMoved)
+	}
+	k.e = e1
+	if ack := k.connect(t, 0).batch(charged); ack.Seq != charged.Seq || len(ack.Rejected) != 0 {
+		t.Fatalf("the charge at the holder: ack %+v", ack)
+	}
+	before, beforeThere := e1.balanceOf("A1"), e2.balanceOf("A1")
+	deposit := `{"inmate_id":"A1","cents":700,"ref":"dep-elsewhere"}`
+	status, h, body := noFollow(t, e2, "POST", "/admin/v1/deposits", deposit)
+	if want := e1.srv.URL + "/admin/v1/deposits"; status != http.StatusTemporaryRedirect || h.Get("Location") != want || !strings.Contains(string(body), "north") {
+		t.Fatalf("a deposit for a north inmate at the gateway not holding north: %d, Location %q, %s; want 307 to %s naming north",
+			status, h.Get("Location"), body, want)
+	}
+	if got := e2.balanceOf("A1"); got != beforeThere {
+		t.Fatalf("the refused deposit moved A1's balance at the other gateway: %d, was %d", got, beforeThere)
+	}
+	// The roster of a facility held elsewhere: refused whole, the state's records too.
+	roster, err := json.Marshal(Roster{Inmates: []RosterInmate{
+		{ID: "A1", Name: "Ana", Badges: []string{"B1"}, PIN: "1234", Language: "en", Status: kiosk.StatusActive},
+		{ID: "A9", Name: "Nell", Badges: []string{"B9"}, PIN: "9876", Language: "en", Status: kiosk.StatusActive},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, body := noFollow(t, e2, "PUT", "/admin/v1/facilities/north/roster", string(roster)); status != http.StatusTemporaryRedirect {
+		t.Fatalf("north's roster put at the gateway not holding north: %d %s, want 307", status, body)
+	}
+	if _, err := e2.r.Balance("A9"); err == nil {
+		t.Fatal("the refused roster put wrote A9 at the other gateway")
+	}
+	// Followed (Go's client keeps the token on a redirect to the same host): made by the
+	// holder, once; made again there, the same deposit.
+	var dep struct {
+		BalanceCents int64 `json:"balance_cents"`
+	}
+	for range 2 {
+		code, out := e2.call("POST", "/admin/v1/deposits", deposit)
+		if code != http.StatusCreated && code != http.StatusOK {
+			t.Fatalf("the deposit followed to the holder: %d %s", code, out)
+		}
+		if err := json.Unmarshal(out, &dep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e1.balanceOf("A1"); got != before+700 {
+		t.Fatalf("A1's balance at the holder after the deposit, sent twice: %d, want %d", got, before+700)
+	}
+	if err := e1.r.releaseFacility(ctx, "north"); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, body := noFollow(t, e2, "POST", "/admin/v1/deposits", `{"inmate_id":"A1","cents":300,"ref":"dep-after"}`); status != http.StatusCreated {
+		t.Fatalf("a deposit at the other gateway once north was let go: %d %s, want 201 there", status, body)
+	}
+	if got := e2.balanceOf("A1"); got != before+1000 {
+		t.Fatalf("A1's balance after both deposits: %d, want %d", got, before+1000)
+	}
+}
