@@ -54,8 +54,8 @@ func checkStoreFlags(o options) error {
 	if o.holdFacilities && o.store == "" {
 		return usageErrorf("-hold-facilities goes with -store nats://...: a relay on its own file writes each transaction once already")
 	}
-	if o.holdFacilities && len(splitList(o.gateways)) > 1 {
-		return usageErrorf("-hold-facilities needs this gateway to be the only one (-gateways lists %d): a console call through another would write a held facility's records beside it", len(splitList(o.gateways)))
+	if o.holdFacilities && len(splitList(o.gateways)) > 1 && o.gatewayURL == "" {
+		return usageErrorf("-hold-facilities with %d gateways needs -gateway-url: each gateway holds the facilities whose home it is", len(splitList(o.gateways)))
 	}
 	if o.store == "" {
 		if o.nats.any() {

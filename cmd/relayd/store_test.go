@@ -115,7 +115,7 @@ func TestStoreFlagErrors(t *testing.T) {
 	}{
 		{[]string{"-data", dir, "-nats-creds", "x.creds"}, "go with -store"},
 		{[]string{"-data", dir, "-hold-facilities"}, "-hold-facilities goes with -store"},
-		{[]string{"-data", dir, "-store", "nats://n1:4222", "-hold-facilities", "-gateways", "wss://g1:8443,wss://g2:8443"}, "the only one"},
+		{[]string{"-data", dir, "-store", "nats://n1:4222", "-hold-facilities", "-gateways", "wss://g1:8443,wss://g2:8443"}, "needs -gateway-url"},
 		{[]string{"-data", dir, "-gateways", "wss://g1:8443,wss://g2:8443", "-gateway-url", "wss://g1:8443"}, "-gateway-url goes with -store"},
 		{[]string{"-data", dir, "-store", "nats://n1:4222", "-gateways", "wss://g1:8443", "-gateway-url", "wss://g3:8443"}, "not one of -gateways"},
 		{[]string{"-data", dir, "-store", "http://n1:4222"}, "nats://host:port"},

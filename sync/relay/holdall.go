@@ -13,20 +13,22 @@ import (
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
 
-// A relay given a facility log (Config.FacilityLog) holds every facility of its store in it
+// A relay given a facility log (Config.FacilityLog) holds the facilities of its store in it
 // (docs/SCALE.md, "The per-facility log"): each group commit of a facility's terminals is
 // then one entry of the facility's log, which the holding projects into the kv state, rather
-// than the group's kv writes. The relay must be the store's only gateway: a
-// console call made through another gateway would write the records of a facility this one
-// holds beside it (SCALE.md, "What remains before a gateway may hold a facility"), so Open
-// refuses a facility log with more than one gateway.
+// than the group's kv writes. A relay that is its store's only gateway holds every facility;
+// one of several (homes.go) holds its home facilities, and lets one go when its home moves
+// to another gateway. A call made through a gateway for a facility another holds is sent
+// there (heldelsewhere.go).
 //
-// The facilities are held at Open, before the relay serves anything, and a facility made
-// since (its first policy or roster) at the next beat (holdBeat), as is one whose claim
-// failed. One whose hold another process took (a relayd started while this one stops) is
-// left to it: claimed back, two processes would take it from each other every beat
-// (watchDeposed logs the loss). Until a facility is held, its calls go through kv
-// transactions, as on any relay.
+// A single gateway holds its facilities at Open, before it serves anything; one of several
+// first waits to have heard the others (homeLapse), or it would take itself for the home of
+// every facility. A facility made since (its first policy or roster) is held at the next beat
+// (holdBeat), as is one whose claim failed. One whose hold another process took is left to
+// it on a single gateway (a relayd started while this one stops: claimed back, the two would
+// take it from each other every beat; watchDeposed logs the loss), and claimed back by its
+// home among several. Until a facility is held, its calls go through kv transactions, as on
+// any relay.
 
 // holdBeat is how often a relay holding its facilities looks for one it does not hold yet, and
 // drains what a failed drain left due to the state.
@@ -35,8 +37,8 @@ const holdBeat = 5 * time.Second
 // holdTimeout bounds one facility's claim: its catch-up of the kv state included.
 const holdTimeout = time.Minute
 
-// errHoldGateways: Config.FacilityLog with other gateways.
-var errHoldGateways = errors.New("a relay holding its facilities must be its store's only gateway")
+// errHoldGateways: Config.FacilityLog with other gateways and no URL of its own among them.
+var errHoldGateways = errors.New("a relay holding its facilities among other gateways holds its home facilities, and needs its own URL for that")
 
 // holder is this relay's name in the facility log's claims.
 func (r *Relay) holder() string {
@@ -59,14 +61,43 @@ func (r *Relay) holdEvery(ctx context.Context) (int, error) {
 	}); err != nil {
 		return 0, err
 	}
+	homesOn := r.homes.on()
+	if homesOn && r.clock.Mono()-r.holding.since < homeLapse {
+		// Until it has heard the live gateways, a gateway would take itself for the home of
+		// every facility, and claim them from the others.
+		return 0, nil
+	}
 	n := 0
 	var errs []error
 	for _, facility := range facilities {
+		mine := !homesOn || r.homes.of(facility, false) == r.cfg.GatewayURL
 		if hf := r.held.of(facility); hf != nil {
 			<-hf.ready
 			if hf.holding != nil {
-				continue // held here, or taken by another process, which keeps it
+				deposed := isDone(hf.holding.Store().Deposed())
+				switch {
+				case mine && !deposed:
+					continue // held here
+				case !homesOn && deposed:
+					continue // taken by another process, which keeps it
+				case !mine:
+					// Its home is another gateway now (one came back, or this one's view
+					// changed): let go, its log projected, for the home to claim; or, taken
+					// already, its calls sent there (heldelsewhere.go).
+					if err := r.releaseFacility(ctx, facility); err != nil && !deposed {
+						errs = append(errs, fmt.Errorf("let facility %s go to its home: %w", facility, err))
+					} else if !deposed {
+						r.logf("relay: let facility %s go to its home gateway", facility)
+					}
+					continue
+				}
+				// Taken by another gateway while this one is its home: claimed back. Two
+				// gateways whose views of the live ones differ take it from each other at
+				// their beats until the views agree, a few seconds.
 			}
+		}
+		if !mine {
+			continue
 		}
 		hctx, cancel := context.WithTimeout(ctx, holdTimeout)
 		_, err := r.holdFacility(hctx, r.cfg.FacilityLog, facility, r.holder(), faclog.HoldOptions{Clock: r.clock})
@@ -89,11 +120,25 @@ type holdLoop struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	timer  clock.Timer // the next beat, under mu
+	// since is when the holding began (the monotonic clock): with homes, nothing is claimed
+	// before the gateways were heard (holdEvery).
+	since time.Duration
+}
+
+// isDone reports whether ch is closed.
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // startHolding holds every facility, then beats (Open, with Config.FacilityLog).
 func (r *Relay) startHolding() {
 	r.holding.ctx, r.holding.cancel = context.WithCancel(r.ctx)
+	r.holding.since = r.clock.Mono()
 	if _, err := r.holdEvery(r.holding.ctx); err != nil {
 		r.logf("relay: hold the facilities: %v (tried again in %s)", err, holdBeat)
 	}

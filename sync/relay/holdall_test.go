@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
+	"github.com/tether-kiosk/tether/internal/testwait"
+	"github.com/tether-kiosk/tether/kiosk"
+	"github.com/tether-kiosk/tether/sync/relay/faclog"
+	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
 
@@ -67,6 +72,111 @@ func TestARelayWithAFacilityLogHoldsItsFacilities(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Gateways = []string{"https://gw1.example", "https://gw2.example"}
 	if _, err := Open(cfg); err == nil || !strings.Contains(err.Error(), "facility_log") {
-		t.Fatalf("a facility log with two gateways: %v, want it refused naming facility_log", err)
+		t.Fatalf("a facility log with two gateways, none its own: %v, want it refused naming facility_log", err)
 	}
+}
+
+// holdsNow reports whether e's relay holds facility now: claimed, and not taken since.
+func holdsNow(e *env, facility string) bool {
+	hf := e.r.held.of(facility)
+	if hf == nil || !isDone(hf.ready) {
+		return false
+	}
+	e.r.held.mu.Lock()
+	h := hf.holding
+	e.r.held.mu.Unlock()
+	return h != nil && !isDone(h.Store().Deposed())
+}
+
+// Gateways of one store, each given the facility log, hold their home facilities: every
+// facility is held by its home gateway alone, which the kv state names its holder, once the
+// gateways have been up for a lapse (nothing is claimed at the first beat, before: each would
+// take itself for every facility's home). A gateway that stops lets its facilities go, and
+// the other, their home now, holds them.
+func TestGatewaysHoldTheirHomeFacilities(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	logs := []faclog.Log{openFacLog(ctx, t, c, 0), openFacLog(ctx, t, c, 1)}
+	n := 0
+	clk, gw, urls, _ := homeGatewaysOn(t, c, func(cfg *Config) { cfg.FacilityLog = logs[n]; n++ })
+	// Facilities enough that each gateway is the home of two: homes are a hash of the
+	// facility's name and the gateway's URL, whose port is new each run.
+	var facilities []string
+	homes := map[string]int{}
+	for i := 0; homes[urls[0]] < 2 || homes[urls[1]] < 2; i++ {
+		f := fmt.Sprintf("unit-%d", i)
+		home := urls[0]
+		if homeRank(f, urls[1]) > homeRank(f, urls[0]) {
+			home = urls[1]
+		}
+		homes[home]++
+		facilities = append(facilities, f)
+		if err := gw[0].r.PutPolicy(f, kiosk.DefaultPolicy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first beat, before the gateways were up for a lapse: nothing claimed.
+	beats := make(chan struct{}, 2)
+	for _, e := range gw {
+		e.r.hooks.holdBeat = func() { beats <- struct{}{} }
+	}
+	clk.Advance(holdBeat)
+	for range gw {
+		select {
+		case <-beats:
+		case <-ctx.Done():
+			t.Fatal("no beat")
+		}
+	}
+	for _, e := range gw {
+		e.r.hooks.holdBeat = nil
+		for _, f := range facilities {
+			if holdsNow(e, f) {
+				t.Fatalf("%s holds %s before the gateways were up for a lapse", e.cfg.GatewayURL, f)
+			}
+		}
+	}
+	hearEachOther(t, clk, gw, urls, false)
+	// byHome says how each facility stands: "" once its home alone holds it and the kv state
+	// names it so.
+	byHome := func(live []int) string {
+		for _, f := range facilities {
+			home := gw[live[0]].r.homes.of(f, false)
+			var holders []string
+			for _, i := range live {
+				if holdsNow(gw[i], f) {
+					holders = append(holders, urls[i])
+				}
+			}
+			var rec holdRecord
+			if err := gw[live[0]].r.view("read the holder", func(tx kv.Tx) error {
+				_, err := getJSON(tx, bHolds, f, &rec)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(holders) != 1 || holders[0] != home || rec.Holder != home {
+				return fmt.Sprintf("%s: home %s, held by %v, recorded %q", f, home, holders, rec.Holder)
+			}
+		}
+		return ""
+	}
+	held := func(what string, live ...int) {
+		t.Helper()
+		testwait.UntilSaw(t, what, func() (bool, string) {
+			saw := byHome(live)
+			if saw != "" {
+				clk.Advance(holdBeat)
+			}
+			return saw == "", saw
+		})
+	}
+	held("each facility held by its home", 0, 1)
+	gone := 0
+	if gw[1].r.homes.of(facilities[0], false) == urls[1] {
+		gone = 1
+	}
+	gw[gone].close()
+	held("every facility held by the gateway left", 1-gone)
 }

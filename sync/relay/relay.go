@@ -228,7 +228,7 @@ func Open(cfg Config) (*Relay, error) {
 	if cfg.GatewayURL != "" && !slices.Contains(cfg.Gateways, cfg.GatewayURL) {
 		return nil, invalid("open relay", "gateway_url", "not one of the %d gateways", len(cfg.Gateways))
 	}
-	if cfg.FacilityLog != nil && len(cfg.Gateways) > 1 {
+	if cfg.FacilityLog != nil && len(cfg.Gateways) > 1 && cfg.GatewayURL == "" {
 		return nil, invalid("open relay", "facility_log", "%v: %d gateways are listed", errHoldGateways, len(cfg.Gateways))
 	}
 	if cfg.FacilityLog != nil && cfg.Beside {
