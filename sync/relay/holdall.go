@@ -62,12 +62,12 @@ func (r *Relay) holdEvery(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	homesOn := r.homes.on()
-	if homesOn && r.clock.Mono()-r.holding.since < homeLapse {
-		// Until it has heard the live gateways, a gateway would take itself for the home of
-		// every facility, and claim them from the others.
+	if homesOn && !r.homes.heardAll() && r.clock.Mono()-r.holding.since < homeLapse {
+		// Until it has heard the live gateways (every one, or for a lapse), a gateway would
+		// take itself for the home of every facility, and claim them from the others.
 		return 0, nil
 	}
-	n := 0
+	var claim []string
 	var errs []error
 	for _, facility := range facilities {
 		mine := !homesOn || r.homes.of(facility, false) == r.cfg.GatewayURL
@@ -96,21 +96,49 @@ func (r *Relay) holdEvery(ctx context.Context) (int, error) {
 				// their beats until the views agree, a few seconds.
 			}
 		}
-		if !mine {
-			continue
+		if mine {
+			claim = append(claim, facility)
 		}
-		hctx, cancel := context.WithTimeout(ctx, holdTimeout)
-		_, err := r.holdFacility(hctx, r.cfg.FacilityLog, facility, r.holder(), faclog.HoldOptions{Clock: r.clock})
-		cancel()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("facility %s: %w", facility, err))
-			continue
-		}
-		r.logf("relay: holding facility %s in its log", facility)
-		n++
 	}
+	// Several claims at once: under load a claim waits for the kv committer's group in
+	// flight and catches the facility's log up, a second or more, and a gateway that took
+	// over another's facilities, or started while terminals poured in, served them on kv
+	// transactions for as long as one claim after another took.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		n    int
+		next = make(chan string)
+	)
+	for range min(claimsAtOnce, len(claim)) {
+		wg.Go(func() {
+			for facility := range next {
+				hctx, cancel := context.WithTimeout(ctx, holdTimeout)
+				_, err := r.holdFacility(hctx, r.cfg.FacilityLog, facility, r.holder(), faclog.HoldOptions{Clock: r.clock})
+				cancel()
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("facility %s: %w", facility, err))
+				} else {
+					n++
+				}
+				mu.Unlock()
+				if err == nil {
+					r.logf("relay: holding facility %s in its log", facility)
+				}
+			}
+		})
+	}
+	for _, facility := range claim {
+		next <- facility
+	}
+	close(next)
+	wg.Wait()
 	return n, errors.Join(errs...)
 }
+
+// claimsAtOnce bounds the claims a beat makes at once.
+const claimsAtOnce = 8
 
 // holdLoop is a relay's beats of holding its facilities. Its context ends at Close, before
 // the facilities are let go, and Close waits for a beat under way (wg).

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,16 +91,23 @@ func holdsNow(e *env, facility string) bool {
 
 // Gateways of one store, each given the facility log, hold their home facilities: every
 // facility is held by its home gateway alone, which the kv state names its holder, once the
-// gateways have been up for a lapse (nothing is claimed at the first beat, before: each would
-// take itself for every facility's home). A gateway that stops lets its facilities go, and
-// the other, their home now, holds them.
+// gateways have heard every gateway listed or been up for a lapse (one listed never starts
+// here, so nothing is claimed at the first beat: each would take itself for the home of
+// facilities not its own). A gateway that stops lets its facilities go, and the other, their
+// home now, holds them.
 func TestGatewaysHoldTheirHomeFacilities(t *testing.T) {
 	c := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	logs := []faclog.Log{openFacLog(ctx, t, c, 0), openFacLog(ctx, t, c, 1)}
 	n := 0
-	clk, gw, urls, _ := homeGatewaysOn(t, c, func(cfg *Config) { cfg.FacilityLog = logs[n]; n++ })
+	// A third gateway listed that never starts: the two cannot have heard every gateway, so
+	// they wait a lapse before they claim.
+	clk, gw, urls, _ := homeGatewaysOn(t, c, func(cfg *Config) {
+		cfg.FacilityLog = logs[n]
+		n++
+		cfg.Gateways = append(slices.Clip(cfg.Gateways), "http://127.0.0.1:1")
+	})
 	// Facilities enough that each gateway is the home of two: homes are a hash of the
 	// facility's name and the gateway's URL, whose port is new each run.
 	var facilities []string

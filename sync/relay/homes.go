@@ -206,6 +206,19 @@ func (h *homes) heard(msg string) {
 	h.last[url] = now
 }
 
+// heardAll reports whether every other gateway of the list has been heard since this one
+// started: its view of the live gateways is then as good as a lapse's wait would make it.
+func (h *homes) heardAll() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, g := range h.all {
+		if _, ok := h.last[g]; g != h.self && !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // of is the home of facility among the gateways live now (settled: heard without a lapse for
 // homeSettle at least), this gateway always among them.
 func (h *homes) of(facility string, settled bool) string {
