@@ -72,8 +72,8 @@ type fanout struct {
 	// stateDue the keys of the records of the state's it wrote there, due (statedue.go).
 	heldBy   string
 	stateDue []string
-	// elsewhere: the call on the kv path found a facility it writes for held by another
-	// gateway (deferTo), which fails it.
+	// elsewhere: the call on the kv path could not read who holds a facility it writes for
+	// (deferTo), which fails it.
 	elsewhere error
 }
 

@@ -84,8 +84,8 @@ type stampRefund struct {
 }
 
 // deferTo says whether what this call queues for facility waits for its holder: a call in a
-// kv transaction for a facility this relay holds. For one another gateway holds, the call is
-// refused (heldelsewhere.go): it says so, and updateOn fails the call with f.elsewhere.
+// kv transaction for a facility this relay or another gateway holds (heldelsewhere.go). What
+// is due to a facility held elsewhere is drained by its holder, told so (notifyDue).
 func (f *fanout) deferTo(facility string) bool {
 	if !f.kvPath {
 		return false
@@ -93,9 +93,14 @@ func (f *fanout) deferTo(facility string) bool {
 	if f.r.held.of(facility) != nil {
 		return true
 	}
-	if err := f.r.heldElsewhere(f.tx, facility); err != nil {
-		f.elsewhere = cmp.Or(f.elsewhere, err)
-		return true // recorded due, and the call fails: nothing of it is written
+	err := f.r.heldElsewhere(f.tx, facility)
+	var he *HeldElsewhereError
+	switch {
+	case errors.As(err, &he):
+		return true
+	case err != nil:
+		f.elsewhere = cmp.Or(f.elsewhere, err) // who holds it cannot be read: the call fails
+		return true
 	}
 	return false
 }

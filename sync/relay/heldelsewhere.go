@@ -18,7 +18,10 @@ import (
 // that writes a facility's records reads that key in its own transaction, which is
 // serializable: a call that read "no holder" and commits after the holder's record conflicts
 // and runs again, and then finds it. A call that finds a holder other than this relay is
-// refused with HeldElsewhereError, and the admin API answers 307 to the holder's URL.
+// refused with HeldElsewhereError, and the admin API answers 307 to the holder's URL; where
+// the call's facility half is one a kv-path call leaves due to a holder anyway (a fan-out, a
+// roster's or an enrollment's half, fanoutdue.go), it is left due to this one, which is told
+// (notifyDue) and drains it.
 //
 // A holder that stopped without letting go (a crash) leaves its record: its log may hold
 // entries the kv state lacks, so the facility's writes stay refused until a relay holds it
@@ -42,8 +45,12 @@ type HeldElsewhereError struct {
 	Facility, Holder string
 }
 
+// Error says where to make the call, as staff read it on the console and the admin API.
 func (e *HeldElsewhereError) Error() string {
-	return fmt.Sprintf("relay: facility %s is held by %s: its records are written there", e.Facility, e.Holder)
+	if u := e.holderURL(); u != nil {
+		return fmt.Sprintf("facility %s is served by the gateway at %s://%s: make this change there", e.Facility, u.Scheme, u.Host)
+	}
+	return fmt.Sprintf("facility %s is served by gateway %q: make this change there", e.Facility, e.Holder)
 }
 
 // holderURL is the holder's URL to send a call to, or nil where the holder named no URL.
@@ -88,6 +95,42 @@ func (r *Relay) fenced(facility string, fn func(tx kv.Tx, f *fanout) error) func
 		}
 		return fn(tx, f)
 	}
+}
+
+// dueTopic is the notifier topic on which a gateway tells the others that it left something
+// due to a facility one of them holds: the message is the facility's id.
+const dueTopic = "due"
+
+// notifyDue tells the gateways that something is due to facility, held by one of them, which
+// drains it at once; the sweep of its home's gateway (finishDue) drains it otherwise.
+func (r *Relay) notifyDue(facility string) {
+	n, ok := r.db.(kv.Notifier)
+	if !ok {
+		return
+	}
+	if err := n.Notify(dueTopic, []byte(facility)); err != nil {
+		r.logf("relay: tell the holder of facility %s what is due to it: %v (its gateway's sweep drains it)", facility, err)
+	}
+}
+
+// listenDue drains what other gateways left due to a facility this relay holds, as they tell
+// it; the returned function stops it.
+func (r *Relay) listenDue() (func(), error) {
+	n, ok := r.db.(kv.Notifier)
+	if !ok {
+		return func() {}, nil
+	}
+	return n.Subscribe(dueTopic, func(msg []byte) {
+		facility := string(msg)
+		if r.held.of(facility) == nil {
+			return // another gateway's, or no one's: its home's sweep drains it
+		}
+		go func() {
+			if _, err := r.drainDue(facility); err != nil {
+				r.logf("relay: queue the fan-outs due to facility %s: %v (queued later)", facility, err)
+			}
+		}()
+	})
 }
 
 // recordHold names holder, at the claim's term, as facility's holder in the kv state.

@@ -3,12 +3,14 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/relay/faclog"
@@ -36,11 +38,12 @@ func noFollow(t *testing.T, e *env, method, path, body string) (int, http.Header
 	return resp.StatusCode, resp.Header, out
 }
 
-// A console call made through a gateway that does not hold the facility it writes for is
-// sent to the gateway that does (307, to the same path there), and nothing of it is written
-// where it was made: a deposit to an inmate of north, and a roster put of north's. The
-// holder makes it, once. Once the holder lets north go, the other gateway makes its calls
-// itself again.
+// A call made through a gateway that does not hold the facility it writes for goes to the
+// gateway that does: a north kiosk's charge (its connection closed as moved), a deposit to a
+// north inmate (307 to the same path there, nothing of it written where it was made; made
+// once at the holder, sent twice). What a kv-path call leaves due to a facility anyway (a
+// roster put's half for north, an enrollment's) is left due to the holder, which drains it
+// when told. Once the holder lets north go, the other gateway makes its calls itself again.
 func TestACallForAFacilityHeldElsewhereGoesToItsHolder(t *testing.T) {
 	c, e1, e2 := gatewaysOnCluster(t)
 	e1.seed()
@@ -67,14 +70,17 @@ func TestACallForAFacilityHeldElsewhereGoesToItsHolder(t *testing.T) {
 	before, beforeThere := e1.balanceOf("A1"), e2.balanceOf("A1")
 	deposit := `{"inmate_id":"A1","cents":700,"ref":"dep-elsewhere"}`
 	status, h, body := noFollow(t, e2, "POST", "/admin/v1/deposits", deposit)
-	if want := e1.srv.URL + "/admin/v1/deposits"; status != http.StatusTemporaryRedirect || h.Get("Location") != want || !strings.Contains(string(body), "north") {
-		t.Fatalf("a deposit for a north inmate at the gateway not holding north: %d, Location %q, %s; want 307 to %s naming north",
-			status, h.Get("Location"), body, want)
+	want, says := e1.srv.URL+"/admin/v1/deposits", "facility north is served by the gateway at "+e1.srv.URL
+	if status != http.StatusTemporaryRedirect || h.Get("Location") != want || !strings.Contains(string(body), says) {
+		t.Fatalf("a deposit for a north inmate at the gateway not holding north: %d, Location %q, %s; want 307 to %s, saying %q",
+			status, h.Get("Location"), body, want, says)
 	}
 	if got := e2.balanceOf("A1"); got != beforeThere {
 		t.Fatalf("the refused deposit moved A1's balance at the other gateway: %d, was %d", got, beforeThere)
 	}
-	// The roster of a facility held elsewhere: refused whole, the state's records too.
+	// North's roster put at the other gateway: the state's records written there, north's
+	// half (its list, the inmate for its kiosks) left due to the holder, which drains it as
+	// told: the kiosk connected to gateway 1 hears of A9.
 	roster, err := json.Marshal(Roster{Inmates: []RosterInmate{
 		{ID: "A1", Name: "Ana", Badges: []string{"B1"}, PIN: "1234", Language: "en", Status: kiosk.StatusActive},
 		{ID: "A9", Name: "Nell", Badges: []string{"B9"}, PIN: "9876", Language: "en", Status: kiosk.StatusActive},
@@ -82,12 +88,27 @@ func TestACallForAFacilityHeldElsewhereGoesToItsHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status, _, body := noFollow(t, e2, "PUT", "/admin/v1/facilities/north/roster", string(roster)); status != http.StatusTemporaryRedirect {
-		t.Fatalf("north's roster put at the gateway not holding north: %d %s, want 307", status, body)
+	at1 := k.connect(t, 0)
+	if status, _, body := noFollow(t, e2, "PUT", "/admin/v1/facilities/north/roster", string(roster)); status != http.StatusOK {
+		t.Fatalf("north's roster put at the gateway not holding north: %d %s, want 200", status, body)
 	}
-	if _, err := e2.r.Balance("A9"); err == nil {
-		t.Fatal("the refused roster put wrote A9 at the other gateway")
+	at1.waitDown(wire.DownInmate, func(b json.RawMessage) bool { return strings.Contains(string(b), `"A9"`) })
+	// A kiosk enrolled through the other gateway: its facility half done by the holder, where
+	// it is served.
+	k2 := e2.enroll(wire.ModeKiosk, "")
+	k2.e = e1
+	if ack := k2.connect(t, 0).batch(k2.item(wire.UpCharge, charge("A9", "s9", 0, 5))); len(ack.Rejected) != 0 {
+		t.Fatalf("the kiosk enrolled through the other gateway, at the holder: ack %+v", ack)
 	}
+	testwait.UntilSaw(t, "the holder listing the kiosk enrolled elsewhere", func() (bool, string) {
+		ts, err := e1.r.TerminalsOf("north")
+		for _, tm := range ts {
+			if tm.ID == k2.id {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(len(ts), err)
+	})
 	// Followed (Go's client keeps the token on a redirect to the same host): made by the
 	// holder, once; made again there, the same deposit.
 	var dep struct {

@@ -394,6 +394,12 @@ func (r *Relay) viewOfInmate(inmateID, op string, fn func(tx kv.Tx) error) error
 // each time with the facilities it is to read; done is called after each view, once what fn
 // read in it stands (a view may run fn again).
 func (r *Relay) viewsFor(facilities []string, op string, fn func(tx kv.Tx, facilities []string) error, done func()) error {
+	return r.viewsVia(r.view, facilities, op, fn, done)
+}
+
+// viewsVia is viewsFor with the facilities not held here read through read (view, or
+// staleView for a page a person looks at).
+func (r *Relay) viewsVia(read func(op string, fn func(tx kv.Tx) error) error, facilities []string, op string, fn func(tx kv.Tx, facilities []string) error, done func()) error {
 	var rest, held []string
 	for _, f := range facilities {
 		if r.held.of(f) != nil {
@@ -403,7 +409,7 @@ func (r *Relay) viewsFor(facilities []string, op string, fn func(tx kv.Tx, facil
 		}
 	}
 	if facilities == nil || len(rest) > 0 {
-		if err := r.view(op, func(tx kv.Tx) error { return fn(tx, rest) }); err != nil {
+		if err := read(op, func(tx kv.Tx) error { return fn(tx, rest) }); err != nil {
 			return err
 		}
 		done()

@@ -5,6 +5,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -190,6 +191,7 @@ type Relay struct {
 	// the owner records whose release failed, by terminal (releaseOwner).
 	homes        *homes
 	unsubHomes   func()
+	unlistenDue  func() // heldelsewhere.go: drains of what other gateways leave due here
 	homesMu      sync.Mutex
 	homesTimer   clock.Timer
 	homesWarned  []string
@@ -330,12 +332,16 @@ func Open(cfg Config) (*Relay, error) {
 		if err == nil {
 			err = r.startHomes()
 		}
+		if err == nil {
+			r.unlistenDue, err = r.listenDue()
+		}
 		if err != nil {
 			r.cancel()
 			close(r.closed)
 			if r.unsubOwners != nil {
 				r.unsubOwners()
 			}
+			r.stopHomes()
 			if r.feed != nil {
 				r.feed.stop()
 			}
@@ -369,6 +375,9 @@ func (r *Relay) Close() error {
 		close(r.closed)
 		if r.unsubOwners != nil {
 			r.unsubOwners()
+		}
+		if r.unlistenDue != nil {
+			r.unlistenDue()
 		}
 		r.stopHomes()
 		if r.feed != nil {
@@ -429,7 +438,7 @@ func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers 
 			if err := inner(tx, f); err != nil {
 				return err
 			}
-			return f.elsewhere // it wrote for a facility another gateway holds: undone
+			return f.elsewhere
 		}
 	}
 	if err := w.do(&writeCall{fn: fn, f: f, keys: keys, numbers: numbers}); err != nil {
@@ -443,7 +452,12 @@ func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers 
 	// What the call left due to held facilities is queued now, by their writers. The call
 	// itself is done: a failure here leaves the record, which finishDue drains later.
 	for facility := range f.due {
-		if _, err := r.drainDue(facility); err != nil {
+		_, err := r.drainDue(facility)
+		var he *HeldElsewhereError
+		switch {
+		case errors.As(err, &he):
+			r.notifyDue(facility) // its holder drains it
+		case err != nil:
 			r.logf("relay: %s: queue its fan-out to facility %s: %v (queued later)", op, facility, err)
 		}
 	}

@@ -67,8 +67,11 @@ func (r *Relay) terminalsOf(read func(op string, fn func(tx kv.Tx) error) error,
 	if len(facilities) == 0 {
 		return out, nil // none asked for (listedUnder reads every facility for nil)
 	}
-	err := read(op, func(tx kv.Tx) error {
-		out = out[:0]
+	// A facility this gateway holds is read from its held state: its list and its
+	// terminals' positions there are current, the kv state's behind by the projector.
+	var part []TerminalInfo
+	err := r.viewsVia(read, facilities, op, func(tx kv.Tx, facilities []string) error {
+		part = part[:0]
 		ids, err := listedUnder(tx, facilities, bFacTerms, bFacRevoked)
 		if err != nil {
 			return err
@@ -88,11 +91,11 @@ func (r *Relay) terminalsOf(read func(op string, fn func(tx kv.Tx) error) error,
 			}
 			// A list names its facility's terminals; a record naming another is damage (verify).
 			if ok && slices.Contains(facilities, t.FacilityID) {
-				out = append(out, r.terminalInfo(tx, t, tails))
+				part = append(part, r.terminalInfo(tx, t, tails))
 			}
 		}
 		return nil
-	})
+	}, func() { out = append(out, part...) })
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, err
 }
