@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
@@ -17,11 +18,11 @@ import (
 // before it serves anything, and taken away when it lets the facility go. Every kv-path call
 // that writes a facility's records reads that key in its own transaction, which is
 // serializable: a call that read "no holder" and commits after the holder's record conflicts
-// and runs again, and then finds it. A call that finds a holder other than this relay is
-// refused with HeldElsewhereError, and the admin API answers 307 to the holder's URL; where
-// the call's facility half is one a kv-path call leaves due to a holder anyway (a fan-out, a
-// roster's or an enrollment's half, fanoutdue.go), it is left due to this one, which is told
-// (notifyDue) and drains it.
+// and runs again, and then finds it. What a kv-path call leaves due to a held facility anyway
+// (a fan-out, a roster's or an enrollment's facility half: fanoutdue.go) it leaves due to the
+// other gateway's too, and tells it (notifyDue), which drains it. A call whose facility part
+// runs on the facility's writer (updateFor, updateAt) is refused with HeldElsewhereError:
+// the admin API answers 307 to the holder's URL, a terminal's connection closes as moved.
 //
 // A holder that stopped without letting go (a crash) leaves its record: its log may hold
 // entries the kv state lacks, so the facility's writes stay refused until a relay holds it
@@ -125,12 +126,52 @@ func (r *Relay) listenDue() (func(), error) {
 		if r.held.of(facility) == nil {
 			return // another gateway's, or no one's: its home's sweep drains it
 		}
-		go func() {
+		r.dueNotes.drain(facility, func() {
 			if _, err := r.drainDue(facility); err != nil {
 				r.logf("relay: queue the fan-outs due to facility %s: %v (queued later)", facility, err)
 			}
-		}()
+		})
 	})
+}
+
+// dueNotes coalesces the drains other gateways ask for: a burst of notes for one facility
+// (a thousand enrollments through another gateway) makes one drain under way and at most one
+// more after it, which takes every record the burst left, not a drain each.
+type dueNotes struct {
+	mu      sync.Mutex
+	running map[string]bool // a drain under way
+	again   map[string]bool // asked for while it ran: one more after it
+}
+
+// drain runs fn on a goroutine of its own unless one runs for facility, in which case that
+// one runs fn once more when done.
+func (d *dueNotes) drain(facility string, fn func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running[facility] {
+		if d.again == nil {
+			d.again = map[string]bool{}
+		}
+		d.again[facility] = true
+		return
+	}
+	if d.running == nil {
+		d.running = map[string]bool{}
+	}
+	d.running[facility] = true
+	go func() {
+		for {
+			fn()
+			d.mu.Lock()
+			if !d.again[facility] {
+				delete(d.running, facility)
+				d.mu.Unlock()
+				return
+			}
+			delete(d.again, facility)
+			d.mu.Unlock()
+		}
+	}()
 }
 
 // recordHold names holder, at the claim's term, as facility's holder in the kv state.

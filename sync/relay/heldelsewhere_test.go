@@ -136,3 +136,45 @@ func TestACallForAFacilityHeldElsewhereGoesToItsHolder(t *testing.T) {
 		t.Fatalf("A1's balance after both deposits: %d, want %d", got, before+1000)
 	}
 }
+
+// Notes that something is due to a facility, however many arrive while its drain runs, make
+// one drain more after it, not one each; another facility's drain runs beside it.
+func TestDueNotesCoalesce(t *testing.T) {
+	var d dueNotes
+	release := make(chan struct{})
+	ran := make(chan string, 16)
+	fn := func(facility string) func() {
+		return func() {
+			ran <- facility
+			if facility == "north" {
+				<-release
+			}
+		}
+	}
+	d.drain("north", fn("north"))
+	if got := <-ran; got != "north" {
+		t.Fatalf("first drain of %s", got)
+	}
+	for range 5 {
+		d.drain("north", fn("north"))
+	}
+	d.drain("south", fn("south"))
+	if got := <-ran; got != "south" {
+		t.Fatalf("south's drain waited for north's, or north ran again first: %s", got)
+	}
+	release <- struct{}{} // the first north drain ends: one more runs
+	if got := <-ran; got != "north" {
+		t.Fatalf("after the burst: %s, want north once more", got)
+	}
+	release <- struct{}{}
+	testwait.UntilSaw(t, "north's drains done", func() (bool, string) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return !d.running["north"], ""
+	})
+	select {
+	case got := <-ran:
+		t.Fatalf("a third drain (%s) for a burst of notes", got)
+	default:
+	}
+}

@@ -199,6 +199,7 @@ type Relay struct {
 	releasing    atomic.Bool  // a beat's releaseAgain is under way
 	finishing    atomic.Bool  // a beat's finishDue is under way
 	draining     dueLocks     // fanoutdue.go
+	dueNotes     dueNotes     // heldelsewhere.go: drains other gateways asked for
 	stateFlushes stateFlushes // statedue.go
 	holding      holdLoop     // holdall.go: with Config.FacilityLog
 	hooks        testHooks
