@@ -431,7 +431,13 @@ func (r *Relay) fail(c *websocket.Conn, what string, err error) {
 		return
 	}
 	var he *HeldElsewhereError
-	if errors.As(err, &he) {
+	if errors.As(err, &he) && he.Self {
+		// This gateway takes the facility up again at its next beat: the terminal comes back.
+		r.logf("relay: %s: facility %s is being taken up again: the connection closes", what, he.Facility)
+		c.Close(websocket.StatusTryAgainLater, ReasonUnavailable)
+		return
+	}
+	if he != nil {
 		// Its facility is held by another gateway, which takes its writes: the terminal
 		// goes there (its home) on its next connection.
 		r.logf("relay: %s: facility %s is held elsewhere: the connection closes", what, he.Facility)

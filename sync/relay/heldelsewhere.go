@@ -44,10 +44,17 @@ type holdRecord struct {
 // another gateway holds: its writes are that gateway's. Holder is its URL where it has one.
 type HeldElsewhereError struct {
 	Facility, Holder string
+	// Self: the record names this relay, from a run that stopped without letting the
+	// facility go (a crash). Its own claim, at its next beat, takes the facility up again:
+	// the call is to be made again here in a few seconds, not sent anywhere.
+	Self bool
 }
 
 // Error says where to make the call, as staff read it on the console and the admin API.
 func (e *HeldElsewhereError) Error() string {
+	if e.Self {
+		return fmt.Sprintf("facility %s is being taken up again by this gateway after a restart: try again in a few seconds", e.Facility)
+	}
 	if u := e.holderURL(); u != nil {
 		return fmt.Sprintf("facility %s is served by the gateway at %s://%s: make this change there", e.Facility, u.Scheme, u.Host)
 	}
@@ -84,7 +91,7 @@ func (r *Relay) heldElsewhere(tx kv.Tx, facility string) error {
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		return fmt.Errorf("relay: facility %s: its holder's record: %w", facility, err)
 	}
-	return &HeldElsewhereError{Facility: facility, Holder: rec.Holder}
+	return &HeldElsewhereError{Facility: facility, Holder: rec.Holder, Self: rec.Holder == r.holder()}
 }
 
 // fenced is fn, run only where facility is not held elsewhere (heldElsewhere), for a call on

@@ -178,3 +178,38 @@ func TestDueNotesCoalesce(t *testing.T) {
 	default:
 	}
 }
+
+// A hold record naming this very relay, left by a run that stopped without letting the
+// facility go, does not send a call to itself: the admin API answers 503 with Retry-After,
+// saying so, and nothing is credited. Once the facility is taken up again (here, its record
+// gone), the same deposit is credited, once.
+func TestAHoldLeftByThisRelaysEarlierRunAsksToTryAgain(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	left := holdRecord{Holder: e.r.holder(), Term: 3}
+	if err := e.r.recordHold("north", left); err != nil {
+		t.Fatal(err)
+	}
+	before := e.balanceOf("A1")
+	deposit := `{"inmate_id":"A1","cents":700,"ref":"dep-restart"}`
+	status, h, body := noFollow(t, e, "POST", "/admin/v1/deposits", deposit)
+	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || h.Get("Location") != "" ||
+		!strings.Contains(string(body), "taken up again by this gateway") {
+		t.Fatalf("a deposit for north, held by this relay's earlier run: %d, Retry-After %q, Location %q, %s; want 503 asking to try again",
+			status, h.Get("Retry-After"), h.Get("Location"), body)
+	}
+	if got := e.balanceOf("A1"); got != before {
+		t.Fatalf("the refused deposit moved A1's balance: %d, was %d", got, before)
+	}
+	if err := e.r.forgetHold("north", left); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if status, _, body := noFollow(t, e, "POST", "/admin/v1/deposits", deposit); status != http.StatusCreated && status != http.StatusOK {
+			t.Fatalf("the deposit made again: %d %s", status, body)
+		}
+	}
+	if got := e.balanceOf("A1"); got != before+700 {
+		t.Fatalf("A1's balance after the deposit made again twice: %d, want %d", got, before+700)
+	}
+}

@@ -173,7 +173,13 @@ func (r *Relay) writeErr(w http.ResponseWriter, err error) {
 		reason = string(ve.Reason)
 	}
 	var he *HeldElsewhereError
-	if errors.As(err, &he) {
+	if errors.As(err, &he) && he.Self {
+		// Sent to itself, a client would follow the redirect in a loop.
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: he.Error(), Field: "facility"})
+		return
+	}
+	if he != nil {
 		// The call is the holder's to make: sent there, method and body kept (307). A client
 		// sends its token again there; Go's and curl's drop it on a redirect to another host.
 		sw, ok := w.(*statusWriter)
