@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -33,8 +31,11 @@ import (
 // the same again, and a refund, an enrollment's or a revocation's half looks first whether it
 // was done.
 
-// bFanoutsDue holds the fan-outs due: facility + "/" + a UUIDv7 (made in time order) -> the
-// JSON of a dueRecord. The state's root, made on first use.
+// bFanoutsDue holds the fan-outs due, one nested bucket per facility (ownerKeyed, from schema
+// 25): facility + "/" + a UUIDv7 (made in time order) -> the JSON of a dueRecord. The state's
+// root, made on first use. A drain lists its own facility's records alone: on JetStream a
+// listing reads every key of its bucket, and a bucket for the whole state made each drain's
+// cost grow with what waited for every facility (10,000 enrollments crawled, SCALE.md).
 const bFanoutsDue = "fanouts_due"
 
 // dueRecord is what one call left due to one facility.
@@ -269,28 +270,38 @@ func (r *Relay) drainDue(facility string) (int, error) {
 }
 
 // finishFanouts drains the fan-outs due whose oldest record was made at least age before now,
-// for the facilities this gateway serves (all, on a relay without homes).
+// for the facilities this gateway serves (all, on a relay without homes). It reads each
+// served facility's oldest record only.
 func (r *Relay) finishFanouts(now time.Time, age time.Duration) (int, error) {
 	var facilities []string
 	err := r.view("find the fan-outs due", func(tx kv.Tx) error {
 		facilities = facilities[:0]
-		if tx.Bucket([]byte(bFanoutsDue)) == nil {
+		root := tx.Bucket([]byte(bFanoutsDue))
+		if root == nil {
 			return nil
 		}
-		return forEachRaw(tx, bFanoutsDue, "", func(k string, raw []byte) bool {
-			facility, _, _ := strings.Cut(k, "/")
-			if slices.Contains(facilities, facility) {
-				return true
+		var all []string
+		if err := root.ForEachBucket(func(name []byte) error { all = append(all, string(name)); return nil }); err != nil {
+			return fmt.Errorf("list %s: %w", bFanoutsDue, err)
+		}
+		for _, facility := range all {
+			if !r.servesHere(facility) {
+				continue
 			}
-			var rec dueRecord
-			if err := json.Unmarshal(raw, &rec); err == nil && now.Sub(rec.At) < age {
-				return true // an undecodable record is drainDue's to name
+			old := false
+			if err := forEachRaw(tx, bFanoutsDue, facility+"/", func(_ string, raw []byte) bool {
+				var rec dueRecord
+				// An undecodable record is drainDue's to name.
+				old = json.Unmarshal(raw, &rec) != nil || now.Sub(rec.At) >= age
+				return false
+			}); err != nil {
+				return err
 			}
-			if r.servesHere(facility) {
+			if old {
 				facilities = append(facilities, facility)
 			}
-			return true
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, err
@@ -305,6 +316,22 @@ func (r *Relay) finishFanouts(now time.Time, age time.Duration) (int, error) {
 		r.logf("relay: %d fan-outs due to facility %s queued after they were cut off", n, facility)
 	}
 	return total, nil
+}
+
+// migrate24to25 nests the fan-outs due under their facilities (bFanoutsDue). A key that names
+// no facility stays where it is; no drain reads it.
+func migrate24to25(tx kv.Tx) error {
+	b := tx.Bucket([]byte(bFanoutsDue))
+	if b == nil {
+		return nil // made on first use
+	}
+	return nestByOwner(b, bFanoutsDue, func(k, _ []byte) (string, []byte, error) {
+		facility, rest, err := splitOwner(bFanoutsDue, string(k))
+		if err != nil || checkID("", "", facility) != nil {
+			return "", nil, nil
+		}
+		return facility, []byte(rest), nil
+	})
 }
 
 // finishDue finishes what a crash cut in two, made at least age before now: deposits not yet

@@ -119,7 +119,7 @@ func allBuckets() []string {
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 24
+const schemaVersion = 25
 
 // migrate10to11 gives each facility its downlink counter, above the largest downlink seq any
 // of its terminals was given or acknowledged, so that no terminal's numbers go back. Items
@@ -157,12 +157,46 @@ func migrate10to11(tx kv.Tx) error {
 
 // migrations move each schema version to the next, in one transaction each.
 func migrations() [schemaVersion]func(kv.Tx) error {
-	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18, migrate18to19, migrate19to20, migrate20to21, migrate21to22, migrate22to23, migrate23to24}
+	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18, migrate18to19, migrate19to20, migrate20to21, migrate21to22, migrate22to23, migrate23to24, migrate24to25}
 }
 
 // migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
 // every step.
 const migrateTimeout = 30 * time.Minute
+
+// nestByOwner moves each flat key of bucket b (named name) into its owner's nested bucket,
+// as place names it (owner "" leaves the key where it is): the move of a bucket that became
+// owner-keyed (ownerKeyed).
+func nestByOwner(b kv.Bucket, name string, place func(k, v []byte) (owner string, rest []byte, err error)) error {
+	type rec struct{ k, v []byte }
+	var flat []rec
+	if err := b.ForEach(func(k, v []byte) error {
+		flat = append(flat, rec{bytes.Clone(k), bytes.Clone(v)})
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	for _, r := range flat {
+		owner, rest, err := place(r.k, r.v)
+		if err != nil {
+			return err
+		}
+		if owner == "" {
+			continue
+		}
+		nb, err := b.CreateBucketIfNotExists([]byte(owner))
+		if err != nil {
+			return fmt.Errorf("%s of %s: %w", name, owner, err)
+		}
+		if err := nb.Put(rest, r.v); err != nil {
+			return fmt.Errorf("move %s record %q: %w", name, r.k, err)
+		}
+		if err := b.Delete(r.k); err != nil {
+			return fmt.Errorf("move %s record %q: %w", name, r.k, err)
+		}
+	}
+	return nil
+}
 
 // migrate8to9 moves the owner-keyed buckets (ownerKeyed) from one flat bucket keyed
 // owner + "/" + rest to a nested bucket per owner, and numbers refused_items per terminal
@@ -180,48 +214,29 @@ func migrate8to9(tx kv.Tx) error {
 			continue
 		}
 		b := tx.Bucket([]byte(name))
-		type rec struct{ k, v []byte }
-		var flat []rec
-		if err := b.ForEach(func(k, v []byte) error {
-			flat = append(flat, rec{bytes.Clone(k), bytes.Clone(v)})
-			return nil
-		}); err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
-		}
-		for _, r := range flat {
-			var owner string
-			var rest []byte
-			if name == bRefused {
-				var rf Refusal
-				if json.Unmarshal(r.v, &rf) != nil || checkID("", "", rf.TerminalID) != nil {
-					continue
-				}
-				nb, err := b.CreateBucketIfNotExists([]byte(rf.TerminalID))
+		if err := nestByOwner(b, name, func(k, v []byte) (string, []byte, error) {
+			if name != bRefused {
+				owner, rest, err := splitOwner(name, string(k))
 				if err != nil {
-					return fmt.Errorf("%s of %s: %w", name, rf.TerminalID, err)
+					return "", nil, nil
 				}
-				n, err := nb.NextSequence()
-				if err != nil {
-					return fmt.Errorf("number %s of %s: %w", name, rf.TerminalID, err)
-				}
-				owner, rest = rf.TerminalID, u64(n)
-			} else {
-				o, r2, err := splitOwner(name, string(r.k))
-				if err != nil {
-					continue
-				}
-				owner, rest = o, []byte(r2)
+				return owner, []byte(rest), nil
 			}
-			nb, err := b.CreateBucketIfNotExists([]byte(owner))
+			var rf Refusal
+			if json.Unmarshal(v, &rf) != nil || checkID("", "", rf.TerminalID) != nil {
+				return "", nil, nil
+			}
+			nb, err := b.CreateBucketIfNotExists([]byte(rf.TerminalID))
 			if err != nil {
-				return fmt.Errorf("%s of %s: %w", name, owner, err)
+				return "", nil, fmt.Errorf("%s of %s: %w", name, rf.TerminalID, err)
 			}
-			if err := nb.Put(rest, r.v); err != nil {
-				return fmt.Errorf("move %s record %q: %w", name, r.k, err)
+			n, err := nb.NextSequence()
+			if err != nil {
+				return "", nil, fmt.Errorf("number %s of %s: %w", name, rf.TerminalID, err)
 			}
-			if err := b.Delete(r.k); err != nil {
-				return fmt.Errorf("move %s record %q: %w", name, r.k, err)
-			}
+			return rf.TerminalID, u64(n), nil
+		}); err != nil {
+			return err
 		}
 	}
 	var werr error
@@ -533,7 +548,8 @@ func readU64(b []byte) uint64 {
 	return binary.BigEndian.Uint64(b)
 }
 
-// ownerKeyed reports whether bucket is kept (from schema 9 on) as one nested bucket per owner:
+// ownerKeyed reports whether bucket is kept (from schema 9 on; fanouts_due from 25, which
+// migrate24to25 nests) as one nested bucket per owner:
 // its logical keys are owner + "/" + rest (ids hold no "/", checkID), stored as rest in the
 // nested bucket owner. On JetStream a cursor reads a bucket's whole listing and makes its
 // transaction conflict with any write to that bucket; these buckets are scanned by owner on
@@ -541,7 +557,7 @@ func readU64(b []byte) uint64 {
 func ownerKeyed(bucket string) bool {
 	switch bucket {
 	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bRequestReplies, bFacPREA, bFacIDs,
-		bStateDue, bLetters:
+		bStateDue, bLetters, bFanoutsDue:
 		return true
 	}
 	return false
