@@ -158,6 +158,11 @@ func (t *tx) load(subjs []string, fresh bool) {
 // loadScan reads ahead the values a cursor in bucket gen is about to land on, none of them
 // from the cache (scanState): from a replica, in one moment of it where the bucket's version
 // is the one the transaction read, or else from the leader (replica.go).
+//
+// A View's too: it read the version from the leader and reads it there again to validate, so
+// a replica's moment with that same version holds the bucket's values as they were all that
+// while (every commit that writes a key rewrites the version). A drain walking the tombstones
+// of a queue's drained keys (fanouts_due) read them from the leader one request a key.
 func (t *tx) loadScan(subjs []string, gen string) {
 	if t.err != nil || len(subjs) == 0 || t.whole != nil {
 		return
@@ -167,7 +172,7 @@ func (t *tx) loadScan(subjs []string, gen string) {
 	switch {
 	case t.stale:
 		ver = "" // any replica's values will do, at any version
-	case !read || !t.onReplica(ver):
+	case !read || t.s.o.LeaderReadsOnly:
 		t.load(subjs, true)
 		return
 	}

@@ -272,6 +272,73 @@ func TestCursorWalkReadsAhead(t *testing.T) {
 	}
 }
 
+// A bucket used as a queue (records due, drained from the front) lists its drained keys until
+// their tombstones expire. A View's First or Seek steps over them a window at a time: over
+// 200 tombstones before the first live key it makes the version's read and the first key's
+// alone, and reads the rest from replicas, none from the leader.
+func TestCursorStepsOverTombstonesAWindowAtATime(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := jskv.Options{Stream: "CQ", Prefix: "cq", CacheBucketMarkers: true}
+	w := openWith(t, c, c.Connect(0), o)
+	const drained, live = 200, 3
+	if err := w.Update(ctx, func(tx kv.Tx) error {
+		b, err := tx.CreateBucket([]byte("due"))
+		if err != nil {
+			return err
+		}
+		for i := range drained + live {
+			if err := b.Put(fmt.Appendf(nil, "r%03d", i), []byte("record")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Update(ctx, func(tx kv.Tx) error {
+		for i := range drained {
+			if err := tx.Bucket([]byte("due")).Delete(fmt.Appendf(nil, "r%03d", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, seek := range []bool{false, true} {
+		r := openWith(t, c, c.Connect(1), o)
+		var first []byte
+		var reads, leader, replica int64
+		if err := r.View(ctx, func(tx kv.Tx) error {
+			b := tx.Bucket([]byte("due"))
+			start, before := oneByOne(r), r.Stats()
+			cur := b.Cursor()
+			if seek {
+				first, _ = cur.Seek([]byte("r"))
+			} else {
+				first, _ = cur.First()
+			}
+			reads = oneByOne(r) - start
+			after := r.Stats()
+			leader, replica = after.Prefetched-before.Prefetched, after.ReplicaReads-before.ReplicaReads
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("r%03d", drained); string(first) != want {
+			t.Fatalf("seek %v: the cursor landed on %q, want %s", seek, first, want)
+		}
+		if reads > 2 {
+			t.Errorf("seek %v: stepping over %d tombstones made %d reads one by one, want 2 (the version and the first key)", seek, drained, reads)
+		}
+		if leader != 0 || replica < drained {
+			t.Errorf("seek %v: the tombstones were read %d together from the leader and %d from replicas, want all from replicas", seek, leader, replica)
+		}
+	}
+}
+
 // The values a cursor lands on rest on the bucket's version, read from the leader before them
 // and validated at commit; a value the gateway's cache held from before another gateway's
 // commit must not be among them. Gateway a caches one account by reading it; b moves cents

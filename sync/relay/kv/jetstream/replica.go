@@ -41,7 +41,8 @@ import (
 //     their own, so they must be no older than that version: a cursor reads them ahead with
 //     the version in the same multi get, and takes them only if the replica's version is the
 //     one the transaction read. Same version, same bucket: every commit that writes a key
-//     rewrites its bucket's version.
+//     rewrites its bucket's version. So a View's cursor reads its values from a replica too:
+//     the version it read from the leader, and reads there again, vouches for them (loadScan).
 
 // replicaBatch bounds the subjects of one multi get: the server refuses a request that would
 // answer more than 1,024 messages, and smaller requests spread over the replicas.

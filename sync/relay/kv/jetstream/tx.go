@@ -966,6 +966,11 @@ func (c *cursor) load() {
 // land moves to the first present key from i in direction dir. Finding none leaves the
 // cursor past the end it was heading for, so the opposite step finds the key at that end
 // (kv.Cursor's rule).
+//
+// A key found deleted makes it read the next keys' values together (readAhead): a listing
+// holds the deleted keys until their tombstones expire, and a bucket used as a queue (records
+// due, drained from the front) has many before its first live key, which one round trip each
+// made a drain's cost grow with every record drained in the last hour.
 func (c *cursor) land(i, dir int) ([]byte, []byte) {
 	for ; i >= 0 && i < len(c.keys); i += dir {
 		if v, present := c.b.t.scanState(c.subjs[string(c.keys[i])], c.b.gen); present {
@@ -975,6 +980,7 @@ func (c *cursor) land(i, dir int) ([]byte, []byte) {
 		if c.b.t.err != nil {
 			break
 		}
+		c.readAhead(i+dir, dir)
 	}
 	c.i = max(-1, min(i, len(c.keys)))
 	return nil, nil
