@@ -233,7 +233,12 @@ func (r *Relay) drainDue(facility string) (int, error) {
 		items []dueItem
 	}
 	var recs []record
-	err := r.view(op, func(tx kv.Tx) error {
+	// The records are read as of their own moment (currentView): one this gateway's call left,
+	// or another's that told it so (listenDue reaches the note's position first), is there; one
+	// committed meanwhile is drained by the call that left it, after its own commit. A View
+	// here ran again at every record a concurrent call put under the facility, and read again
+	// every key it had listed, the drained ones' tombstones too, from the leader.
+	err := r.currentView(op, func(tx kv.Tx) error {
 		recs = recs[:0]
 		if tx.Bucket([]byte(bFanoutsDue)) == nil {
 			return nil
@@ -274,7 +279,7 @@ func (r *Relay) drainDue(facility string) (int, error) {
 // served facility's oldest record only.
 func (r *Relay) finishFanouts(now time.Time, age time.Duration) (int, error) {
 	var facilities []string
-	err := r.view("find the fan-outs due", func(tx kv.Tx) error {
+	err := r.currentView("find the fan-outs due", func(tx kv.Tx) error {
 		facilities = facilities[:0]
 		root := tx.Bucket([]byte(bFanoutsDue))
 		if root == nil {

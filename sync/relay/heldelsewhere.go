@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -106,8 +108,31 @@ func (r *Relay) fenced(facility string, fn func(tx kv.Tx, f *fanout) error) func
 }
 
 // dueTopic is the notifier topic on which a gateway tells the others that it left something
-// due to a facility one of them holds: the message is the facility's id.
+// due to a facility one of them holds: the message is the facility's id, and where the store
+// has positions (kv.Positioner) a space and the sender's, which the holder reaches before its
+// drain reads (drainDue reads in a CurrentView).
 const dueTopic = "due"
+
+// dueNote is the message of a note on dueTopic.
+func dueNote(facility string, pos uint64) []byte {
+	if pos == 0 {
+		return []byte(facility)
+	}
+	return fmt.Appendf(nil, "%s %d", facility, pos)
+}
+
+// parseDueNote is dueNote's facility and position (0: none, or one that does not parse).
+func parseDueNote(msg []byte) (facility string, pos uint64) {
+	f, p, found := strings.Cut(string(msg), " ")
+	if !found {
+		return f, 0
+	}
+	n, err := strconv.ParseUint(p, 10, 64)
+	if err != nil {
+		return f, 0
+	}
+	return f, n
+}
 
 // notifyDue tells the gateways that something is due to facility, held by one of them, which
 // drains it at once; the sweep of its home's gateway (finishDue) drains it otherwise.
@@ -116,7 +141,11 @@ func (r *Relay) notifyDue(facility string) {
 	if !ok {
 		return
 	}
-	if err := n.Notify(dueTopic, []byte(facility)); err != nil {
+	var pos uint64
+	if p, ok := r.db.(kv.Positioner); ok {
+		pos = p.Position() // at or past the commit that left the record
+	}
+	if err := n.Notify(dueTopic, dueNote(facility, pos)); err != nil {
 		r.logf("relay: tell the holder of facility %s what is due to it: %v (its gateway's sweep drains it)", facility, err)
 	}
 }
@@ -129,9 +158,12 @@ func (r *Relay) listenDue() (func(), error) {
 		return func() {}, nil
 	}
 	return n.Subscribe(dueTopic, func(msg []byte) {
-		facility := string(msg)
+		facility, pos := parseDueNote(msg)
 		if r.held.of(facility) == nil {
 			return // another gateway's, or no one's: its home's sweep drains it
+		}
+		if p, ok := r.db.(kv.Positioner); ok && pos > 0 {
+			p.Reached(pos) // before the drain is asked for: it reads what the note is of
 		}
 		r.dueNotes.drain(facility, func() {
 			if _, err := r.drainDue(facility); err != nil {

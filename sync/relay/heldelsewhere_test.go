@@ -213,3 +213,23 @@ func TestAHoldLeftByThisRelaysEarlierRunAsksToTryAgain(t *testing.T) {
 		t.Fatalf("A1's balance after the deposit made again twice: %d, want %d", got, before+700)
 	}
 }
+
+// A note of what is due names its facility and, where the store has positions, the sender's;
+// a note from a gateway without one, or with a position that does not parse, still names the
+// facility and asks for no floor.
+func FuzzDueNote(f *testing.F) {
+	f.Add("north", uint64(0))
+	f.Add("north", uint64(1234))
+	f.Add("load-96dccca9-f0038", uint64(1<<63))
+	f.Fuzz(func(t *testing.T, facility string, pos uint64) {
+		if checkID("", "", facility) == nil {
+			if got, gotPos := parseDueNote(dueNote(facility, pos)); got != facility || gotPos != pos {
+				t.Fatalf("note of %q at %d read back as %q at %d", facility, pos, got, gotPos)
+			}
+		}
+		got, gotPos := parseDueNote([]byte(facility))
+		if gotPos != 0 && !strings.HasPrefix(facility, got+" ") {
+			t.Fatalf("%q read as %q at %d", facility, got, gotPos)
+		}
+	})
+}

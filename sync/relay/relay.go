@@ -477,6 +477,16 @@ func (r *Relay) view(op string, fn func(tx kv.Tx) error) error {
 	return ioErr(op, r.db.View(ctx, fn))
 }
 
+// currentView is view without one moment's promise (kv.CurrentViewer): each read no older
+// than what this gateway wrote or read, nothing read twice and no run again. For a reader that
+// takes each record as of its own moment: a drain of records due, whose every record is
+// drained again by whoever left it or by the sweep.
+func (r *Relay) currentView(op string, fn func(tx kv.Tx) error) error {
+	ctx, cancel := r.txContext()
+	defer cancel()
+	return ioErr(op, kv.CurrentView(ctx, r.db, fn))
+}
+
 // staleView is view for figures nobody acts on at once (the fleet's gauges): on a store that
 // can (kv.StaleViewer), fn reads cheaper states that need not be one moment's.
 func (r *Relay) staleView(op string, fn func(tx kv.Tx) error) error {

@@ -272,6 +272,16 @@ func CurrentView(ctx context.Context, s Store, fn func(tx Tx) error) error {
 	return s.View(ctx, fn)
 }
 
+// Positioner is an optional capability of a CurrentViewer: how far the store is known written
+// (Position: its own commits and what it read) and a way to learn of more (Reached), so that
+// one process can hand another what it wrote with a note (Notifier): the receiver's
+// CurrentViews after Reached(the sender's position) read the sender's commits, not a replica
+// that has yet to apply them. Positions are comparable within one store only.
+type Positioner interface {
+	Position() uint64
+	Reached(pos uint64)
+}
+
 // StaleViewer is a Store that can read more cheaply than View by giving up its promise: fn
 // sees committed states, each no older than the last commit the store had applied somewhere
 // when it was read, but not necessarily one state, and runs once. It is for figures a person

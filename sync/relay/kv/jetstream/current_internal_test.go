@@ -69,3 +69,34 @@ func TestAGatewayKnowsWhatItRead(t *testing.T) {
 		t.Fatalf("after a replica at %d answered the store knows %d", a.upTo, got)
 	}
 }
+
+// A position handed from one gateway to another (kv.Positioner: a note carries it) is a floor
+// for the receiver's CurrentViews: it reads the sender's commit though it read nothing of it.
+func TestAReachedPositionIsAFloor(t *testing.T) {
+	c := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := Options{Stream: "RP", Prefix: "rp", CacheEntries: -1}
+	s, other := openTest(t, c, c.Connect(0), o), openTest(t, c, c.Connect(1), o)
+	putK(t, ctx, other)
+	sent := other.Position()
+	if s.Position() >= sent {
+		t.Fatalf("the gateway knows %d before it was told of %d", s.Position(), sent)
+	}
+	s.Reached(sent)
+	s.Reached(1) // an older position lowers nothing
+	var floor uint64
+	var got string
+	if err := s.CurrentView(ctx, func(kt kv.Tx) error {
+		floor = kt.(*tx).floor
+		if b := kt.Bucket([]byte("b")); b != nil {
+			got = string(b.Get([]byte("k")))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if floor < sent || got != "v" {
+		t.Fatalf("a CurrentView after reaching %d read from %d and found %q, want at least %d and v", sent, floor, got, sent)
+	}
+}

@@ -190,6 +190,12 @@ type Store struct {
 	known atomic.Uint64
 }
 
+// Position implements kv.Positioner: the latest stream sequence this store knows was stored.
+func (s *Store) Position() uint64 { return s.known.Load() }
+
+// Reached implements kv.Positioner: a CurrentView after it reads no replica behind pos.
+func (s *Store) Reached(pos uint64) { s.saw(pos) }
+
 // saw raises known to seq.
 func (s *Store) saw(seq uint64) {
 	for {
