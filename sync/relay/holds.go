@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/coder/websocket"
@@ -121,6 +123,13 @@ func (s *holdSet) empty() bool {
 }
 
 // of is facility's hold, or nil.
+// facilities is the facilities held here, sorted.
+func (s *holdSet) facilities() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.m))
+}
+
 func (s *holdSet) of(facility string) *heldFacility {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -905,3 +905,52 @@ func verifyClean(t *testing.T, e *env) {
 		t.Fatalf("verify: %v %+v", err, rep.Problems)
 	}
 }
+
+// A held facility's refusals and sequence conflicts are listed from its held state, where its
+// terminals' batches wrote them (the kv state's copy waits for the projector). The held item a
+// conflict names, found by the listing's walk of the item log, is kept in the conflict's
+// record by the holder (keepHeld through updateAt), and the next listing reads it there.
+// Nothing of north's moves in the kv state; let go, verify is clean.
+func TestAHeldFacilitysRefusalsAreListedFromItsHeldState(t *testing.T) {
+	var k *term
+	var held wire.Item
+	e, hf := heldNorth(t, func(e *env) {
+		k = e.enroll(wire.ModeKiosk, "")
+		c := k.connect(t, 0)
+		held = k.item(wire.UpAudit, kiosk.AuditEvent{ID: "ev1", At: t0, Kind: "login_ok", Actor: "A1"})
+		if ack := c.batch(held); ack.Seq != 1 {
+			t.Fatalf("ack %+v", ack)
+		}
+		c.c.Close(websocket.StatusNormalClosure, "")
+	})
+	wrote := secondWrites(t, e, "north", func() {
+		k.seq = 0
+		other := k.item(wire.UpAudit, kiosk.AuditEvent{ID: "ev2", At: t0, Kind: "logout", Actor: "A1"})
+		c := k.connect(t, 0)
+		if ack := c.batch(other); ack.Seq != 0 {
+			t.Fatalf("another item at seq 1: ack %+v, want nothing acknowledged", ack)
+		}
+		expectClose(t, c.c, websocket.StatusPolicyViolation, wire.ReasonNewEpoch)
+		for range 2 { // the second listing reads what the first kept
+			if rf := findRefusal(t, e.refusals(k.id), k.id, other.ID); rf.Reason != ConflictSequence || rf.Seq != 1 || rf.HeldItemID != held.ID {
+				t.Fatalf("conflict listed as %+v, want seq 1 holding %s", rf, held.ID)
+			}
+			var kept Refusal
+			if err := hf.holding.Store().View(t.Context(), func(tx kv.Tx) error {
+				_, err := getJSON(tx, bConflicts, seqKey(k.id, k.epoch, 1), &kept)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if kept.HeldItemID != held.ID {
+				t.Fatalf("the conflict in north's held state after the listing: %+v, want it to name %s", kept, held.ID)
+			}
+		}
+		if rs := e.refusals(""); len(rs) != 1 {
+			t.Fatalf("every refusal: %+v, want the one conflict, once", rs)
+		}
+	})
+	noSecondWrites(t, wrote)
+	letNorthGo(t, e)
+	verifyClean(t, e)
+}

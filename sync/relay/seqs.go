@@ -289,7 +289,7 @@ func (e *sequenceError) Error() string {
 // seq): a terminal that does not start a new epoch would otherwise add one per connection.
 func recordConflict(tx kv.Tx, rf Refusal) error {
 	k := seqKey(rf.TerminalID, rf.Epoch, rf.Seq)
-	if tx.Bucket([]byte(bConflicts)).Get([]byte(k)) != nil {
+	if getRaw(tx, bConflicts, k) != nil {
 		return nil
 	}
 	return putJSON(tx, bConflicts, k, rf)
@@ -338,6 +338,9 @@ func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 		}
 		return forEachJSON(tx, bConflicts, "", keep)
 	})
+	if err == nil {
+		out, err = r.heldRefusals(out, flt)
+	}
 	if err == nil && slices.ContainsFunc(out, func(rf Refusal) bool { return rf.Reason == ConflictSequence && rf.HeldItemID == "" }) {
 		// The walk of the item log goes in a view of its own that may read stale states: on
 		// JetStream a View that read the item log would conflict with every batch any gateway
@@ -371,6 +374,60 @@ func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out, err
+}
+
+// heldRefusals is out with the refusals and conflicts of the terminals of each facility this
+// relay holds read from its held state instead: the kv state's are behind it by the
+// projector, and a conflict's held item kept since (keepHeld, on the holder) is there first.
+func (r *Relay) heldRefusals(out []Refusal, flt RefusalFilter) ([]Refusal, error) {
+	for _, facility := range r.held.facilities() {
+		var mine []string
+		var theirs []Refusal
+		err := r.viewFor(facility, "list refusals", func(tx kv.Tx) error {
+			theirs, mine = theirs[:0], mine[:0] // a View may run again
+			ids, err := listedUnder(tx, []string{facility}, bFacTerms, bFacRevoked)
+			if err != nil {
+				return err
+			}
+			keep := func(_ string, rf Refusal) bool { theirs = append(theirs, rf); return true }
+			for _, id := range ids {
+				if flt.TerminalID != "" && id != flt.TerminalID {
+					continue
+				}
+				mine = append(mine, id)
+				if err := forEachJSON(tx, bRefused, id+"/", keep); err != nil {
+					return err
+				}
+				if err := forEachJSON(tx, bConflicts, id+"/", keep); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		out = slices.DeleteFunc(out, func(rf Refusal) bool { return slices.Contains(mine, rf.TerminalID) })
+		out = append(out, theirs...)
+	}
+	return out, nil
+}
+
+// migrate25to26 nests each terminal's sequence conflicts under it (ownerKeyed): a held
+// facility's listing of its terminals' conflicts reads their buckets in its held state, which
+// walks no root it holds only part of. A key that names no terminal stays where it is.
+func migrate25to26(tx kv.Tx) error {
+	b := tx.Bucket([]byte(bConflicts))
+	if b == nil {
+		return fmt.Errorf("the %s bucket is missing", bConflicts)
+	}
+	return nestByOwner(b, bConflicts, func(k, _ []byte) (string, []byte, error) {
+		terminal, rest, err := splitOwner(bConflicts, string(k))
+		if err != nil {
+			return "", nil, nil
+		}
+		return terminal, []byte(rest), nil
+	})
 }
 
 // migrate1to2 adds the seq and item id indexes and the refusals listing, filled from the items

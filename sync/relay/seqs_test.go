@@ -253,3 +253,51 @@ func storedConflict(t *testing.T, e *env, termID, epoch string, seq uint64) Refu
 	}
 	return rf
 }
+
+// A store of schema 25 kept every terminal's sequence conflicts in one flat bucket. Opened by
+// this program, each moves under its terminal, where the listing and the terminal's next
+// batch read it: the conflict is listed as before, naming its held item, and stored once.
+func TestSeqConflictsOfSchema25MoveUnderTheirTerminal(t *testing.T) {
+	bboltOnly(t)
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	c := k.connect(t, 0)
+	held := k.item(wire.UpAudit, kiosk.AuditEvent{ID: "ev1", At: t0, Kind: "login_ok", Actor: "A1"})
+	if ack := c.batch(held); ack.Seq != 1 {
+		t.Fatalf("ack %+v", ack)
+	}
+	c.c.Close(websocket.StatusNormalClosure, "")
+	k.seq = 0
+	other := k.item(wire.UpAudit, kiosk.AuditEvent{ID: "ev2", At: t0, Kind: "logout", Actor: "A1"})
+	c = k.connect(t, 0)
+	if ack := c.batch(other); ack.Seq != 0 {
+		t.Fatalf("another item at seq 1: ack %+v, want nothing acknowledged", ack)
+	}
+	expectClose(t, c.c, websocket.StatusPolicyViolation, wire.ReasonNewEpoch)
+	e.close()
+
+	key := seqKey(k.id, k.epoch, 1)
+	e.rewind(func(tx kv.Tx) error {
+		root := tx.Bucket([]byte(bConflicts))
+		nb := root.Bucket([]byte(k.id))
+		if nb == nil {
+			return fmt.Errorf("no conflicts under terminal %s", k.id)
+		}
+		raw := append([]byte(nil), getRaw(tx, bConflicts, key)...)
+		if err := root.DeleteBucket([]byte(k.id)); err != nil {
+			return err
+		}
+		if err := root.Put([]byte(key), raw); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(25))
+	})
+	e.open()
+	if rf := storedConflict(t, e, k.id, k.epoch, 1); rf.Reason != ConflictSequence || rf.HeldItemID != held.ID {
+		t.Fatalf("conflict stored as %+v after the upgrade, want seq 1 holding %s", rf, held.ID)
+	}
+	if rs := e.refusals(""); len(rs) != 1 || rs[0].ItemID != other.ID || rs[0].HeldItemID != held.ID {
+		t.Fatalf("refusals after the upgrade: %+v, want the one conflict holding %s", rs, held.ID)
+	}
+}

@@ -57,7 +57,7 @@ const (
 	bSeqs      = "seqs"          // terminal id + "/" + epoch + "/" + seq (%020d) -> seqRec (item id, hash)
 	bItemIDs   = "item_ids"      // item id -> itemRef: the first item stored under that id
 	bRefused   = "refused_items" // arrival number (8 bytes) -> Refusal: every uplink item refused for good
-	bConflicts = "seq_conflicts" // terminal id + "/" + epoch + "/" + seq (%020d) -> Refusal: a seq reused or skipped
+	bConflicts = "seq_conflicts" // terminal id + "/" + epoch + "/" + seq (%020d) -> Refusal: a seq reused or skipped (owner-keyed from v26)
 	// v4: who left a facility's roster, so a snapshot can tell a restored store they are gone.
 	bReleased = "released" // facility id + "/" + inmate id -> vocab.Inmate as last sent (suspended)
 	// v6: contact invitations, blocks, reply idempotency keys and refunds.
@@ -119,7 +119,7 @@ func allBuckets() []string {
 }
 
 // schemaVersion is what this program writes; migrations[i] moves version i to i+1.
-const schemaVersion = 25
+const schemaVersion = 26
 
 // migrate10to11 gives each facility its downlink counter, above the largest downlink seq any
 // of its terminals was given or acknowledged, so that no terminal's numbers go back. Items
@@ -157,7 +157,7 @@ func migrate10to11(tx kv.Tx) error {
 
 // migrations move each schema version to the next, in one transaction each.
 func migrations() [schemaVersion]func(kv.Tx) error {
-	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18, migrate18to19, migrate19to20, migrate20to21, migrate21to22, migrate22to23, migrate23to24, migrate24to25}
+	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18, migrate18to19, migrate19to20, migrate20to21, migrate21to22, migrate22to23, migrate23to24, migrate24to25, migrate25to26}
 }
 
 // migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
@@ -548,16 +548,17 @@ func readU64(b []byte) uint64 {
 	return binary.BigEndian.Uint64(b)
 }
 
-// ownerKeyed reports whether bucket is kept (from schema 9 on; fanouts_due from 25, which
-// migrate24to25 nests) as one nested bucket per owner:
-// its logical keys are owner + "/" + rest (ids hold no "/", checkID), stored as rest in the
-// nested bucket owner. On JetStream a cursor reads a bucket's whole listing and makes its
-// transaction conflict with any write to that bucket; these buckets are scanned by owner on
-// hot paths (every fan-out, batch, login), so a scan must touch only its owner's keys.
+// ownerKeyed reports whether bucket is kept (from schema 9 on; fanouts_due from 25 and
+// seq_conflicts from 26, which migrate24to25 and migrate25to26 nest) as one nested bucket
+// per owner: its logical keys are owner + "/" + rest (ids hold no "/", checkID), stored as
+// rest in the nested bucket owner. On JetStream a cursor reads a bucket's whole listing and
+// makes its transaction conflict with any write to that bucket; these buckets are scanned by
+// owner on hot paths (every fan-out, batch, login), so a scan must touch only its owner's
+// keys. A held facility's state walks only the buckets it holds whole, its owners'.
 func ownerKeyed(bucket string) bool {
 	switch bucket {
 	case bFacTerms, bByInmate, bCharges, bCredits, bSessions, bReleased, bTechnicians, bTechsGone, bCatalog, bRefused, bFacInmates, bFacRevoked, bHeldOut, bFacContacts, bPhotoQueue, bFacRequests, bRequestReplies, bFacPREA, bFacIDs,
-		bStateDue, bLetters, bFanoutsDue:
+		bStateDue, bLetters, bFanoutsDue, bConflicts:
 		return true
 	}
 	return false
