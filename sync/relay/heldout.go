@@ -114,14 +114,15 @@ func (r *Relay) OutboundLetter(id string) (o Outbound, found bool, err error) {
 }
 
 // inmateLetters reads the outbound letters of one inmate through its index (by_inmate "m"),
-// by id.
-func inmateLetters(tx kv.Tx, inmateID string) ([]Outbound, error) {
-	return readLetters(tx, letterKeys(tx, indexed(tx, inmateID, "m")), func(Outbound) bool { return true })
+// by id, as viewer sees the state's index (letterAt: "" for the kv state, or the facility
+// whose held state tx is).
+func inmateLetters(tx kv.Tx, viewer, inmateID string) ([]Outbound, error) {
+	return readLetters(tx, letterKeys(tx, viewer, indexed(tx, inmateID, "m")), func(Outbound) bool { return true })
 }
 
-// letterKeys is where the kv state's index (bLetterAt) places each of ids, as bLetters keys
-// them; an id it places nowhere is left out.
-func letterKeys(tx kv.Tx, ids []string) []string {
+// letterKeys is where the index (bLetterAt, as viewer sees it) places each of ids, as
+// bLetters keys them; an id it places nowhere is left out.
+func letterKeys(tx kv.Tx, viewer string, ids []string) []string {
 	var fetch keyList
 	for _, id := range ids {
 		fetch.add(bLetterAt, id)
@@ -129,7 +130,7 @@ func letterKeys(tx kv.Tx, ids []string) []string {
 	kv.Prefetch(tx, fetch)
 	keys := make([]string, 0, len(ids))
 	for _, id := range ids {
-		if facility := letterAt(tx, "", id); facility != "" {
+		if facility := letterAt(tx, viewer, id); facility != "" {
 			keys = append(keys, facility+"/"+id)
 		}
 	}

@@ -136,11 +136,11 @@ func decodeLetter(tx kv.Tx, bucket, key string, raw []byte) (letterRec, error) {
 	return rec, fillBody(tx, bucket, key, &rec)
 }
 
-// forEachLetter calls fn with every letter of bucket in id order, body text filled in, until it
-// returns false.
-func forEachLetter(tx kv.Tx, bucket string, fn func(o Outbound) bool) error {
+// forEachLetter calls fn with every letter of bucket under prefix ("": all; a facility's
+// bLetters: facility + "/") in key order, body text filled in, until it returns false.
+func forEachLetter(tx kv.Tx, bucket, prefix string, fn func(o Outbound) bool) error {
 	var ferr error
-	err := forEachJSON(tx, bucket, "", func(k string, rec letterRec) bool {
+	err := forEachJSON(tx, bucket, prefix, func(k string, rec letterRec) bool {
 		if ferr = fillBody(tx, bucket, k, &rec); ferr != nil {
 			return false
 		}

@@ -340,7 +340,7 @@ func (r *Relay) Outbound(flt OutboundFilter) ([]Outbound, error) {
 			if flt.Status == vocab.MsgHeld {
 				some, err = heldLetters(tx, nil)
 			} else {
-				some, err = inmateLetters(tx, flt.InmateID)
+				some, err = inmateLetters(tx, "", flt.InmateID)
 			}
 			for _, o := range some {
 				if match(o) {
@@ -349,14 +349,58 @@ func (r *Relay) Outbound(flt OutboundFilter) ([]Outbound, error) {
 			}
 			return err
 		}
-		return forEachLetter(tx, bLetters, func(o Outbound) bool {
+		return forEachLetter(tx, bLetters, "", func(o Outbound) bool {
 			if match(o) {
 				out = append(out, o)
 			}
 			return true
 		})
 	})
+	if err == nil {
+		out, err = r.heldFacilitiesLetters(out, flt)
+	}
+	slices.SortStableFunc(out, func(a, b Outbound) int { return strings.Compare(a.ID, b.ID) })
 	return out, err
+}
+
+// heldFacilitiesLetters is out with the letters of each facility this relay holds read from
+// its held state instead, as Outbound filters them: the kv state's are behind it by the
+// projector, and a letter written there is not in the kv state's index before its outbox is
+// drained (letterAt).
+func (r *Relay) heldFacilitiesLetters(out []Outbound, flt OutboundFilter) ([]Outbound, error) {
+	const op = "list outbound"
+	for _, facility := range r.held.facilities() {
+		var theirs []Outbound
+		err := r.viewFor(facility, op, func(tx kv.Tx) error {
+			theirs = theirs[:0] // a View may run again
+			keep := func(o Outbound) bool {
+				if o.FacilityID == facility && (flt.Status == "" || o.Status == flt.Status) && (flt.InmateID == "" || o.InmateID == flt.InmateID) {
+					theirs = append(theirs, o)
+				}
+				return true
+			}
+			var some []Outbound
+			var err error
+			switch {
+			case flt.Status == vocab.MsgHeld:
+				some, err = heldLetters(tx, []string{facility})
+			case flt.InmateID != "":
+				some, err = inmateLetters(tx, facility, flt.InmateID)
+			default:
+				return forEachLetter(tx, bLetters, facility+"/", keep)
+			}
+			for _, o := range some {
+				keep(o)
+			}
+			return err
+		})
+		if err != nil {
+			return out, err
+		}
+		out = slices.DeleteFunc(out, func(o Outbound) bool { return o.FacilityID == facility })
+		out = append(out, theirs...)
+	}
+	return out, nil
 }
 
 // PREAReports lists PREA reports, oldest first, optionally of one inmate. They are never held
@@ -371,7 +415,7 @@ func (r *Relay) PREAReports(inmateID string) ([]Outbound, error) {
 	out := []Outbound{}
 	err := r.view(op, func(tx kv.Tx) error {
 		out = out[:0] // a View may run again
-		return forEachLetter(tx, bPREA, func(o Outbound) bool {
+		return forEachLetter(tx, bPREA, "", func(o Outbound) bool {
 			if inmateID == "" || o.InmateID == inmateID {
 				out = append(out, o)
 			}

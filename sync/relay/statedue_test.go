@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -281,6 +282,23 @@ func TestAHeldFacilitysLettersAreWrittenByItsHolder(t *testing.T) {
 		}
 		if b, err := e.r.Balance("A1"); err != nil || b.BalanceCents != 175 {
 			t.Fatalf("A1's account after the rejection: %+v %v, want 175¢: the second stamp given back once", b, err)
+		}
+		// Staff's lists of letters read north's from its held state (the kv state has none of
+		// them yet): every letter, one inmate's, and those of one status.
+		lists := []struct {
+			flt  OutboundFilter
+			want []string
+		}{
+			{OutboundFilter{}, []string{dept.ID + " " + kiosk.MsgDelivered, toPal.ID + " " + kiosk.MsgDelivered, again.ID + " " + kiosk.MsgRejected}},
+			{OutboundFilter{InmateID: "A1"}, []string{dept.ID + " " + kiosk.MsgDelivered, toPal.ID + " " + kiosk.MsgDelivered, again.ID + " " + kiosk.MsgRejected}},
+			{OutboundFilter{InmateID: "S1"}, nil},
+			{OutboundFilter{Status: kiosk.MsgRejected}, []string{again.ID + " " + kiosk.MsgRejected}},
+			{OutboundFilter{Status: kiosk.MsgHeld}, nil},
+		}
+		for _, l := range lists {
+			if got, err := e.r.Outbound(l.flt); err != nil || !slices.Equal(letterIDs(got), l.want) {
+				t.Fatalf("letters listed by %+v while north is held: %v %v, want %v", l.flt, letterIDs(got), err, l.want)
+			}
 		}
 		cn.c.CloseNow()
 		if o, found, err := e.r.OutboundLetter(toPal.ID); err != nil || !found || o.Status != kiosk.MsgDelivered || o.Body != "hello pal" {
