@@ -85,15 +85,23 @@ func (r *Relay) heldElsewhere(tx kv.Tx, facility string) error {
 	if facility == "" || r.held.of(facility) != nil {
 		return nil
 	}
-	raw := getRaw(tx, bHolds, facility)
-	if raw == nil {
-		return nil
-	}
-	var rec holdRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return fmt.Errorf("relay: facility %s: its holder's record: %w", facility, err)
+	rec, held, err := holdOf(tx, facility)
+	if err != nil || !held {
+		return err
 	}
 	return &HeldElsewhereError{Facility: facility, Holder: rec.Holder, Self: rec.Holder == r.holder()}
+}
+
+// holdOf is the record naming facility's holder, as tx reads it; held is false for none.
+func holdOf(tx kv.Tx, facility string) (rec holdRecord, held bool, err error) {
+	raw := getRaw(tx, bHolds, facility)
+	if raw == nil {
+		return holdRecord{}, false, nil
+	}
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return holdRecord{}, false, fmt.Errorf("relay: facility %s: its holder's record: %w", facility, err)
+	}
+	return rec, true, nil
 }
 
 // fenced is fn, run only where facility is not held elsewhere (heldElsewhere), for a call on

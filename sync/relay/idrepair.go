@@ -128,6 +128,14 @@ func (r *Relay) RepairItemIDs() (IDRepair, error) {
 		var done IDSpanRepair
 		ctx, cancel := context.WithTimeout(r.ctx, txTimeout)
 		err := r.db.Update(ctx, func(tx kv.Tx) error {
+			// A held facility's id records are its holder's, and its log may hold entries the
+			// kv state lacks: rebuilt here, they would be written beside the holder and under
+			// entries its projection writes later (heldelsewhere.go).
+			if rec, held, err := holdOf(tx, d.facility); err != nil || held {
+				return cmp.Or(err, fmt.Errorf("facility %s is held by gateway %q (relayd -hold-facilities), whose log may hold "+
+					"entries the kv state lacks: stop that gateway so that it lets the facility go (or, after a crash, let a "+
+					"gateway hold it and then stop it), and repair again", d.facility, rec.Holder))
+			}
 			var err error
 			done, err = rebuildSpan(tx, d, refs[d])
 			return err

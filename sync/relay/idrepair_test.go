@@ -128,6 +128,26 @@ func repairADamagedSpan(t *testing.T, damage func(t *testing.T, b kv.Bucket, key
 		t.Fatalf("verify of the damaged span = %+v, %v; want one problem naming span %s", rep, err, span)
 	}
 
+	// Held by a gateway (its record in the kv state), the facility's records are its holder's:
+	// the repair is refused, naming the holder, and the span stays as it was.
+	if err := e.r.db.Update(context.Background(), func(tx kv.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists([]byte(bHolds)); err != nil {
+			return err
+		}
+		return putJSON(tx, bHolds, "north", holdRecord{Holder: "http://gw-b.example:8080", Term: 3})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := e.r.RepairItemIDs(); err == nil || !strings.Contains(err.Error(), `facility north is held by gateway "http://gw-b.example:8080"`) || len(rep.Spans) != 0 {
+		t.Fatalf("repair of a held facility = %+v, %v; want it refused, naming the holder", rep, err)
+	}
+	if rep, err := e.r.Verify(); err != nil || rep.OK || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].Detail, "span "+span) {
+		t.Fatalf("verify after the refused repair = %+v, %v; want the span still damaged", rep, err)
+	}
+	if err := e.r.db.Update(context.Background(), func(tx kv.Tx) error { return deleteKey(tx, bHolds, "north") }); err != nil {
+		t.Fatal(err)
+	}
+
 	rep, err := e.r.RepairItemIDs()
 	if err != nil {
 		t.Fatal(err)
