@@ -171,7 +171,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o.nats.register(fs)
 	fs.BoolVar(&o.holdFacilities, "hold-facilities", false, "with -store: hold every facility in the cluster's facility log, so that a facility's\n"+
 		"group commit is one log entry rather than its kv writes (docs/SCALE.md \"The per-facility log\");\n"+
-		"this gateway must be the only one")
+		"with several -gateways, each holds its home facilities and needs -gateway-url")
 	registerVerifyMax(fs, &o.verifyMaxMiB)
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.Usage = func() {
