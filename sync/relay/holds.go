@@ -122,7 +122,6 @@ func (s *holdSet) empty() bool {
 	return len(s.m) == 0
 }
 
-// of is facility's hold, or nil.
 // facilities is the facilities held here, sorted.
 func (s *holdSet) facilities() []string {
 	s.mu.Lock()
@@ -130,6 +129,7 @@ func (s *holdSet) facilities() []string {
 	return slices.Sorted(maps.Keys(s.m))
 }
 
+// of is facility's hold, or nil.
 func (s *holdSet) of(facility string) *heldFacility {
 	s.mu.Lock()
 	defer s.mu.Unlock()
