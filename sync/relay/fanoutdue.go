@@ -223,7 +223,11 @@ func (d *dueLocks) of(facility string) *sync.Mutex {
 // drainDue queues what is due to facility on its writer, record by record in the order they
 // were made, and removes each record once its items are queued. It says how many records it
 // drained.
-func (r *Relay) drainDue(facility string) (int, error) {
+func (r *Relay) drainDue(facility string) (int, error) { return r.drainDueFrom(facility, 0) }
+
+// drainDueFrom is drainDue reading the records no older than pos, a position another gateway's
+// note handed over (listenDue).
+func (r *Relay) drainDueFrom(facility string, pos uint64) (int, error) {
 	const op = "queue the fan-outs due"
 	mu := r.draining.of(facility)
 	mu.Lock()
@@ -233,12 +237,12 @@ func (r *Relay) drainDue(facility string) (int, error) {
 		items []dueItem
 	}
 	var recs []record
-	// The records are read as of their own moment (currentView): one this gateway's call left,
-	// or another's that told it so (listenDue reaches the note's position first), is there; one
-	// committed meanwhile is drained by the call that left it, after its own commit. A View
-	// here ran again at every record a concurrent call put under the facility, and read again
-	// every key it had listed, the drained ones' tombstones too, from the leader.
-	err := r.currentView(op, func(tx kv.Tx) error {
+	// The records are read as of their own moment (currentViewFrom): one this gateway's call
+	// left, or another's that told it so (its note's position, pos), is there; one committed
+	// meanwhile is drained by the call that left it, after its own commit. A View here ran
+	// again at every record a concurrent call put under the facility, and read again every key
+	// it had listed, the drained ones' tombstones too, from the leader.
+	err := r.currentViewFrom(op, pos, func(tx kv.Tx) error {
 		recs = recs[:0]
 		if tx.Bucket([]byte(bFanoutsDue)) == nil {
 			return nil
@@ -279,7 +283,7 @@ func (r *Relay) drainDue(facility string) (int, error) {
 // served facility's oldest record only.
 func (r *Relay) finishFanouts(now time.Time, age time.Duration) (int, error) {
 	var facilities []string
-	err := r.currentView("find the fan-outs due", func(tx kv.Tx) error {
+	err := r.currentViewFrom("find the fan-outs due", 0, func(tx kv.Tx) error {
 		facilities = facilities[:0]
 		root := tx.Bucket([]byte(bFanoutsDue))
 		if root == nil {

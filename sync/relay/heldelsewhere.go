@@ -117,8 +117,8 @@ func (r *Relay) fenced(facility string, fn func(tx kv.Tx, f *fanout) error) func
 
 // dueTopic is the notifier topic on which a gateway tells the others that it left something
 // due to a facility one of them holds: the message is the facility's id, and where the store
-// has positions (kv.Positioner) a space and the sender's, which the holder reaches before its
-// drain reads (drainDue reads in a CurrentView).
+// has positions (kv.Positioner) a space and the sender's, from which the holder's drain reads
+// (drainDueFrom reads in a CurrentView).
 const dueTopic = "due"
 
 // dueNote is the message of a note on dueTopic.
@@ -170,11 +170,8 @@ func (r *Relay) listenDue() (func(), error) {
 		if r.held.of(facility) == nil {
 			return // another gateway's, or no one's: its home's sweep drains it
 		}
-		if p, ok := r.db.(kv.Positioner); ok && pos > 0 {
-			p.Reached(pos) // before the drain is asked for: it reads what the note is of
-		}
-		r.dueNotes.drain(facility, func() {
-			if _, err := r.drainDue(facility); err != nil {
+		r.dueNotes.drain(facility, pos, func(pos uint64) {
+			if _, err := r.drainDueFrom(facility, pos); err != nil {
 				r.logf("relay: queue the fan-outs due to facility %s: %v (queued later)", facility, err)
 			}
 		})
@@ -187,19 +184,21 @@ func (r *Relay) listenDue() (func(), error) {
 type dueNotes struct {
 	mu      sync.Mutex
 	running map[string]bool // a drain under way
-	again   map[string]bool // asked for while it ran: one more after it
+	// again: asked for while it ran, one more after it, from the latest position the notes
+	// handed over (0: none).
+	again map[string]uint64
 }
 
-// drain runs fn on a goroutine of its own unless one runs for facility, in which case that
-// one runs fn once more when done.
-func (d *dueNotes) drain(facility string, fn func()) {
+// drain runs fn(pos) on a goroutine of its own unless one runs for facility, in which case
+// that one runs fn once more when done, with the latest position asked for meanwhile.
+func (d *dueNotes) drain(facility string, pos uint64, fn func(pos uint64)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.running[facility] {
 		if d.again == nil {
-			d.again = map[string]bool{}
+			d.again = map[string]uint64{}
 		}
-		d.again[facility] = true
+		d.again[facility] = max(d.again[facility], pos)
 		return
 	}
 	if d.running == nil {
@@ -208,14 +207,16 @@ func (d *dueNotes) drain(facility string, fn func()) {
 	d.running[facility] = true
 	go func() {
 		for {
-			fn()
+			fn(pos)
 			d.mu.Lock()
-			if !d.again[facility] {
+			next, more := d.again[facility]
+			if !more {
 				delete(d.running, facility)
 				d.mu.Unlock()
 				return
 			}
 			delete(d.again, facility)
+			pos = next
 			d.mu.Unlock()
 		}
 	}()

@@ -138,33 +138,34 @@ func TestACallForAFacilityHeldElsewhereGoesToItsHolder(t *testing.T) {
 }
 
 // Notes that something is due to a facility, however many arrive while its drain runs, make
-// one drain more after it, not one each; another facility's drain runs beside it.
+// one drain more after it, not one each, read from the latest position they handed over;
+// another facility's drain runs beside it.
 func TestDueNotesCoalesce(t *testing.T) {
 	var d dueNotes
 	release := make(chan struct{})
 	ran := make(chan string, 16)
-	fn := func(facility string) func() {
-		return func() {
-			ran <- facility
+	fn := func(facility string) func(uint64) {
+		return func(pos uint64) {
+			ran <- fmt.Sprintf("%s at %d", facility, pos)
 			if facility == "north" {
 				<-release
 			}
 		}
 	}
-	d.drain("north", fn("north"))
-	if got := <-ran; got != "north" {
-		t.Fatalf("first drain of %s", got)
+	d.drain("north", 7, fn("north"))
+	if got := <-ran; got != "north at 7" {
+		t.Fatalf("first drain: %s", got)
 	}
-	for range 5 {
-		d.drain("north", fn("north"))
+	for _, pos := range []uint64{12, 40, 0, 31, 9} {
+		d.drain("north", pos, fn("north"))
 	}
-	d.drain("south", fn("south"))
-	if got := <-ran; got != "south" {
+	d.drain("south", 3, fn("south"))
+	if got := <-ran; got != "south at 3" {
 		t.Fatalf("south's drain waited for north's, or north ran again first: %s", got)
 	}
 	release <- struct{}{} // the first north drain ends: one more runs
-	if got := <-ran; got != "north" {
-		t.Fatalf("after the burst: %s, want north once more", got)
+	if got := <-ran; got != "north at 40" {
+		t.Fatalf("after the burst: %s, want north once more, at the latest position 40", got)
 	}
 	release <- struct{}{}
 	testwait.UntilSaw(t, "north's drains done", func() (bool, string) {

@@ -477,14 +477,15 @@ func (r *Relay) view(op string, fn func(tx kv.Tx) error) error {
 	return ioErr(op, r.db.View(ctx, fn))
 }
 
-// currentView is view without one moment's promise (kv.CurrentViewer): each read no older
-// than what this gateway wrote or read, nothing read twice and no run again. For a reader that
-// takes each record as of its own moment: a drain of records due, whose every record is
+// currentViewFrom is view without one moment's promise (kv.CurrentViewer): each read no
+// older than what this gateway wrote or read, nor than pos (kv.Positioner: a position another
+// gateway's note handed over; 0 for none), nothing read twice and no run again. For a reader
+// that takes each record as of its own moment: a drain of records due, whose every record is
 // drained again by whoever left it or by the sweep.
-func (r *Relay) currentView(op string, fn func(tx kv.Tx) error) error {
+func (r *Relay) currentViewFrom(op string, pos uint64, fn func(tx kv.Tx) error) error {
 	ctx, cancel := r.txContext()
 	defer cancel()
-	return ioErr(op, kv.CurrentView(ctx, r.db, fn))
+	return ioErr(op, kv.CurrentViewFrom(ctx, r.db, pos, fn))
 }
 
 // staleView is view for figures nobody acts on at once (the fleet's gauges): on a store that

@@ -273,13 +273,23 @@ func CurrentView(ctx context.Context, s Store, fn func(tx Tx) error) error {
 }
 
 // Positioner is an optional capability of a CurrentViewer: how far the store is known written
-// (Position: its own commits and what it read) and a way to learn of more (Reached), so that
-// one process can hand another what it wrote with a note (Notifier): the receiver's
-// CurrentViews after Reached(the sender's position) read the sender's commits, not a replica
-// that has yet to apply them. Positions are comparable within one store only.
+// (Position: its own commits and what it read), and a CurrentView no older than a position
+// another process handed over with a note (Notifier), so that it reads that process's commits,
+// not a replica yet to apply them. The position is that one call's floor: a wrong one (too
+// high) costs the call its replica reads, and nothing after it. Positions are comparable
+// within one store only.
 type Positioner interface {
 	Position() uint64
-	Reached(pos uint64)
+	CurrentViewFrom(ctx context.Context, pos uint64, fn func(tx Tx) error) error
+}
+
+// CurrentViewFrom runs fn in s's CurrentView no older than pos where s has positions, else in
+// its CurrentView (CurrentView).
+func CurrentViewFrom(ctx context.Context, s Store, pos uint64, fn func(tx Tx) error) error {
+	if p, ok := s.(Positioner); ok {
+		return p.CurrentViewFrom(ctx, pos, fn)
+	}
+	return CurrentView(ctx, s, fn)
 }
 
 // StaleViewer is a Store that can read more cheaply than View by giving up its promise: fn

@@ -70,9 +70,11 @@ func TestAGatewayKnowsWhatItRead(t *testing.T) {
 	}
 }
 
-// A position handed from one gateway to another (kv.Positioner: a note carries it) is a floor
-// for the receiver's CurrentViews: it reads the sender's commit though it read nothing of it.
-func TestAReachedPositionIsAFloor(t *testing.T) {
+// A position handed from one gateway to another (kv.Positioner: a note carries it) is the floor
+// of the receiver's CurrentViewFrom: it reads the sender's commit though it read nothing of
+// it. A position nobody stored sends that view to the leader, and leaves the store's own
+// floor as it was.
+func TestAPositionHandedOverIsAFloor(t *testing.T) {
 	c := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -83,20 +85,26 @@ func TestAReachedPositionIsAFloor(t *testing.T) {
 	if s.Position() >= sent {
 		t.Fatalf("the gateway knows %d before it was told of %d", s.Position(), sent)
 	}
-	s.Reached(sent)
-	s.Reached(1) // an older position lowers nothing
-	var floor uint64
-	var got string
-	if err := s.CurrentView(ctx, func(kt kv.Tx) error {
-		floor = kt.(*tx).floor
-		if b := kt.Bucket([]byte("b")); b != nil {
-			got = string(b.Get([]byte("k")))
+	read := func(pos uint64) (floor uint64, got string) {
+		t.Helper()
+		if err := s.CurrentViewFrom(ctx, pos, func(kt kv.Tx) error {
+			floor = kt.(*tx).floor
+			if b := kt.Bucket([]byte("b")); b != nil {
+				got = string(b.Get([]byte("k")))
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+		return floor, got
 	}
-	if floor < sent || got != "v" {
-		t.Fatalf("a CurrentView after reaching %d read from %d and found %q, want at least %d and v", sent, floor, got, sent)
+	if floor, got := read(sent); floor < sent || got != "v" {
+		t.Fatalf("a CurrentView from %d read from %d and found %q, want at least %d and v", sent, floor, got, sent)
+	}
+	if floor, got := read(math.MaxUint64); floor != math.MaxUint64 || got != "v" {
+		t.Fatalf("a CurrentView from a position nobody stored read from %d and found %q, want the leader's v", floor, got)
+	}
+	if known := s.Position(); known == math.MaxUint64 {
+		t.Fatal("a position nobody stored became what the store knows")
 	}
 }

@@ -193,8 +193,15 @@ type Store struct {
 // Position implements kv.Positioner: the latest stream sequence this store knows was stored.
 func (s *Store) Position() uint64 { return s.known.Load() }
 
-// Reached implements kv.Positioner: a CurrentView after it reads no replica behind pos.
-func (s *Store) Reached(pos uint64) { s.saw(pos) }
+// CurrentViewFrom implements kv.Positioner: CurrentView, reading no replica behind pos either.
+// pos raises this view's floor alone, not what the store knows: a position nobody stored
+// (another stream's, or a bug's) sends this view to the leader, and no view after it.
+func (s *Store) CurrentViewFrom(ctx context.Context, pos uint64, fn func(kv.Tx) error) error {
+	t := newTx(ctx, s, false)
+	t.current = true
+	t.floor = max(s.known.Load(), pos)
+	return once(t, fn, &s.views)
+}
 
 // saw raises known to seq.
 func (s *Store) saw(seq uint64) {
@@ -360,10 +367,7 @@ func (s *Store) View(ctx context.Context, fn func(kv.Tx) error) error {
 // A held facility's group commit read its terminals' and the state's records one leader
 // request each, JSON both ways: a quarter of its gateway's CPU.
 func (s *Store) CurrentView(ctx context.Context, fn func(kv.Tx) error) error {
-	t := newTx(ctx, s, false)
-	t.current = true
-	t.floor = s.known.Load()
-	return once(t, fn, &s.views)
+	return s.CurrentViewFrom(ctx, 0, fn)
 }
 
 // once runs fn on the read transaction t, with nothing validated after, and counts it in
