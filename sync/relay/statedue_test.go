@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
@@ -423,6 +424,47 @@ func TestAHeldFacilitysContactsGoThroughItsHolder(t *testing.T) {
 		}
 		if due := dueToState(t, e, "north"); len(due) != 0 {
 			t.Fatalf("north's state_due: %q, want it drained", due)
+		}
+
+		// The kiosk asks for aunt again, and the state's record of her changes before the
+		// drain (no console call changes a removed contact; an operator's edit, written here
+		// straight into the kv state, stands for one): the request is dropped and logged,
+		// the record stays as it was changed, and nothing is left due.
+		drains.Store(false)
+		if ack := cn.batch(kn.item(wire.UpContactRequest, contactNamed("aunt"))); len(ack.Rejected) != 0 {
+			t.Fatalf("ask for aunt again: ack %+v", ack)
+		}
+		var edited []byte
+		if err := e.r.db.Update(t.Context(), func(tx kv.Tx) error {
+			var rec map[string]any
+			if err := json.Unmarshal(getRaw(tx, bContacts, "aunt"), &rec); err != nil {
+				return err
+			}
+			rec["name"] = "Aunt, as the operator wrote her"
+			raw, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			edited = raw
+			return putRaw(tx, bContacts, "aunt", raw)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		drains.Store(true)
+		if err := e.r.finishStateDue(); err != nil {
+			t.Fatal(err)
+		}
+		if c, _, err := e.r.Contact("aunt"); err != nil || c.State != kiosk.ContactRemoved || c.Name != "Aunt, as the operator wrote her" {
+			t.Fatalf("aunt after the drain: %+v %v, want the edited record, removed: the request overtaken is dropped", c, err)
+		}
+		if got := storedBytes(t, e, bContacts, "aunt"); !bytes.Equal(got, edited) {
+			t.Fatalf("aunt's record after the drain: %s, want it as edited: %s", got, edited)
+		}
+		if due := dueToState(t, e, "north"); len(due) != 0 {
+			t.Fatalf("north's state_due after the drain: %q, want the dropped request gone", due)
+		}
+		if !strings.Contains(e.logText(), "the terminal's write is dropped") {
+			t.Fatalf("the dropped request is not in the log:\n%s", e.logText())
 		}
 		cn.c.CloseNow()
 	})
