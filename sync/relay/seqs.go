@@ -336,7 +336,7 @@ func (r *Relay) Refusals(flt RefusalFilter) ([]Refusal, error) {
 		if err := forEachJSON(tx, bRefused, prefix, keep); err != nil {
 			return err
 		}
-		return forEachJSON(tx, bConflicts, "", keep)
+		return forEachJSON(tx, bConflicts, prefix, keep) // by terminal too since schema 26
 	})
 	if err == nil {
 		out, err = r.heldRefusals(out, flt)
