@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -445,7 +446,9 @@ func (r *Relay) fail(c *websocket.Conn, what string, err error) {
 		return
 	}
 	r.logf("relay: %s: %v", what, err)
-	if kv.Retryable(err) {
+	if kv.Retryable(err) || vocab.KindOf(err) == vocab.KindTransient {
+		// A store that will answer again, or an inmate whose records are being handed over
+		// (handover.go): the terminal sends the batch again shortly.
 		c.Close(websocket.StatusTryAgainLater, ReasonUnavailable)
 		return
 	}

@@ -50,7 +50,7 @@ func (r *Relay) finishDeposit(op string, d vocab.Deposit) error {
 // in the inmate's statement, added to the balance and sent to the inmate's terminals, once
 // (the statement's entry says it was done).
 func (r *Relay) creditDeposit(op string, d vocab.Deposit) error {
-	return r.updateAt(op, func(tx kv.Tx) (string, error) { return facilityOf(tx, d.InmateID, ""), nil },
+	return r.updateAt(op, func(tx kv.Tx) (string, error) { return inmatePlace(tx, op, d.InmateID, "") },
 		func(tx kv.Tx, f *fanout, facility string) error { return creditTx(tx, f, facility, d) })
 }
 

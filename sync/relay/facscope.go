@@ -39,7 +39,7 @@ func rootOwner(root string) (kind ownerKind, known bool) {
 	case bMeta, bFacilities, bInmates, bEnrollments, bTerminals, bKeys, bItems, bDeposits, bOutbound, bPREA, bContacts,
 		bInbound, bItemIDs, bInvites, bInviteCodes, bBlocks, bReplyKeys, bRefunds, bInvitesUnsent, bRequestReplies,
 		bOwners, bDepositsDue, bRefundsDue, bDepositRefunds, bFanoutsDue, bStaff, bInboundHeld, bMigration, bLetterAt,
-		bHolds:
+		bHolds, bHandovers:
 		return sharedRecords, true
 	case bFacInmates, bReleased, bTechnicians, bTechsGone:
 		// A facility's roster (its inmates, those who left it, its technicians) is the state's:

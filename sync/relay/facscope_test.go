@@ -42,7 +42,7 @@ func TestEveryRootHasAnOwnerKind(t *testing.T) {
 // of held facilities among them), and the plan of a migration longer than a transaction
 // (migrate_steps.go).
 func everyRoot() []string {
-	return append(allBuckets(), bDownCut, bOwners, bStaff, bInboundHeld, bDepositsDue, bRefundsDue, bDepositRefunds, bFanoutsDue, bMigration, bHolds)
+	return append(allBuckets(), bDownCut, bOwners, bStaff, bInboundHeld, bDepositsDue, bRefundsDue, bDepositRefunds, bFanoutsDue, bMigration, bHolds, bHandovers)
 }
 
 // A root made on first use (tx.CreateBucketIfNotExists in the package's code) is one

@@ -68,6 +68,11 @@ type dueItem struct {
 	// (enrollFacilityTx, revokeFacilityTx) is the holder's.
 	Enrolled *dueEnrolled `json:"enrolled,omitempty"`
 	Revoked  string       `json:"revoked,omitempty"`
+	// Handover: an inmate who left the facility, whose records its holder hands over
+	// (handover.go). Arrived: an inmate who came to the facility, whose terminals are sent the
+	// inmate's money, sessions, contacts and letters (arrive).
+	Handover string `json:"handover,omitempty"`
+	Arrived  string `json:"arrived,omitempty"`
 }
 
 // dueEnrolled is a terminal enrolled, and when.
@@ -151,7 +156,10 @@ func (f *fanout) deleteIn(tx kv.Tx, facility, bucket, key string) error {
 // refundStamp refunds rejected letter o's stamp (refundStampTx) on the writer of the
 // inmate's facility: at once, or due.
 func (f *fanout) refundStamp(tx kv.Tx, o Outbound, now time.Time) error {
-	facility := facilityOf(tx, o.InmateID, o.FacilityID)
+	facility, err := inmatePlace(tx, "refund a stamp", o.InmateID, o.FacilityID)
+	if err != nil {
+		return err
+	}
 	if f.deferTo(facility) {
 		return f.putDue(tx, facility, dueItem{StampRefund: &stampRefund{LetterID: o.ID, InmateID: o.InmateID, FacilityID: o.FacilityID, At: now}})
 	}
@@ -174,9 +182,45 @@ func (f *fanout) revokedIn(tx kv.Tx, facility, id string) error {
 	return revokeFacilityTx(tx, facility, id)
 }
 
+// arrivedIn sends inmate in's terminals in facility what an inmate new there needs (arrive): at
+// once, or due. Its holder reads its own list of terminals, which the kv state's may lack a
+// terminal of (enrolled on the held state, not projected yet).
+func (f *fanout) arrivedIn(tx kv.Tx, facility string, in vocab.Inmate) error {
+	if facility == "" {
+		return nil
+	}
+	if f.deferTo(facility) {
+		return f.putDue(tx, facility, dueItem{Arrived: in.ID})
+	}
+	return f.r.arrive(tx, f, facility, []vocab.Inmate{in})
+}
+
+// arrive sends facility's terminals that serve them the inmates' money, sessions, contacts and
+// letters, as for inmates new to the facility, with their mail read once for all of them.
+func (r *Relay) arrive(tx kv.Tx, f *fanout, facility string, inmates []vocab.Inmate) error {
+	m, err := mailOf(tx, inmates, nil, false) // kiosks too: no copies of letters
+	if err != nil {
+		return err
+	}
+	for _, in := range inmates {
+		if err := forTerminals(tx, facility, in.ID, func(termID string) error {
+			return r.snapshotInmate(tx, f, termID, in, m)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // queueDue does it as the call that recorded it would have (on facility's writer).
 func (f *fanout) queueDue(tx kv.Tx, facility string, it dueItem) error {
 	switch {
+	case it.Arrived != "":
+		var in inmateRec
+		if ok, err := getJSON(tx, bInmates, it.Arrived, &in); err != nil || !ok || in.FacilityID != facility || in.MovingFrom != "" {
+			return err // moved on since, or off the roster: what follows says so
+		}
+		return f.r.arrive(tx, f, facility, []vocab.Inmate{in.Inmate})
 	case it.Put != "":
 		return putRaw(tx, it.Put, it.Key, it.Value)
 	case it.Delete != "":
@@ -229,6 +273,9 @@ func (r *Relay) drainDue(facility string) (int, error) { return r.drainDueFrom(f
 // note handed over (listenDue).
 func (r *Relay) drainDueFrom(facility string, pos uint64) (int, error) {
 	const op = "queue the fan-outs due"
+	if h := r.hooks.dueDrain; h != nil && !h(facility) {
+		return 0, nil
+	}
 	mu := r.draining.of(facility)
 	mu.Lock()
 	defer mu.Unlock()
@@ -261,6 +308,12 @@ func (r *Relay) drainDueFrom(facility string, pos uint64) (int, error) {
 		return 0, err
 	}
 	for i, rec := range recs {
+		if inmates, rest := handoverItems(rec.items); len(inmates) > 0 {
+			if err := r.handOver(facility, rec.key, rest, inmates); err != nil {
+				return i, err
+			}
+			continue
+		}
 		if err := r.updateFor(facility, op, func(tx kv.Tx, f *fanout) error {
 			for _, it := range rec.items {
 				if err := f.queueDue(tx, facility, it); err != nil {

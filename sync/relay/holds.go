@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -104,6 +105,9 @@ type testHooks struct {
 	stateDrain func(facility string) bool
 	// holdBeat is called as a beat of holding the facilities ends (holdall.go).
 	holdBeat func()
+	// dueDrain is asked before a drain of facility's fan-outs due; false leaves them
+	// undrained (a holder that stopped before it drained them).
+	dueDrain func(facility string) bool
 }
 
 // holdSet is the facilities a relay holds.
@@ -238,6 +242,7 @@ func (r *Relay) claimFacility(ctx context.Context, l faclog.Log, facility, holde
 		err := r.db.View(ctx, func(tx kv.Tx) error {
 			var rec struct {
 				FacilityID string `json:"facility_id"`
+				MovingFrom string `json:"moving_from"`
 			}
 			root := bTerminals
 			if kind == inmateRecords {
@@ -245,6 +250,9 @@ func (r *Relay) claimFacility(ctx context.Context, l faclog.Log, facility, holde
 			}
 			_, err := getJSON(tx, root, id, &rec)
 			facility = rec.FacilityID
+			if rec.MovingFrom != "" {
+				facility = "" // the old facility's holder is handing their records over
+			}
 			return err
 		})
 		return facility, err
@@ -391,7 +399,15 @@ func (r *Relay) viewOfInmate(inmateID, op string, fn func(tx kv.Tx) error) error
 		return r.view(op, fn)
 	}
 	var facility string
-	if err := r.view(op, func(tx kv.Tx) error { facility = facilityOf(tx, inmateID, ""); return nil }); err != nil {
+	if err := r.view(op, func(tx kv.Tx) error {
+		var in inmateRec
+		if ok, err := getJSON(tx, bInmates, inmateID, &in); err != nil || !ok {
+			return err
+		}
+		// While the inmate's records are handed over, their old facility's holder has them.
+		facility = cmp.Or(in.MovingFrom, in.FacilityID)
+		return nil
+	}); err != nil {
 		return err
 	}
 	return r.viewFor(facility, op, fn)

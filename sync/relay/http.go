@@ -204,6 +204,10 @@ func (r *Relay) writeErr(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: msg, Field: field})
 	case vocab.KindConflict, vocab.KindRefused:
 		writeJSON(w, http.StatusConflict, ErrorBody{Error: msg, Field: field})
+	case vocab.KindTransient:
+		// The same call succeeds shortly (an inmate's records being handed over).
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: msg, Field: field})
 	default:
 		r.logf("relay: admin call failed: %v", err)
 		writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: "the relay could not complete the request; see its log"})

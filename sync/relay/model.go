@@ -66,6 +66,9 @@ type inmateRec struct {
 	// time they change, which no holder changed since (it would have kept this list).
 	Tablets      []string `json:"tablets,omitempty"`
 	TabletsKnown bool     `json:"tablets_known,omitempty"`
+	// MovingFrom names the held facility the inmate left whose holder has not handed their
+	// records over yet (handover.go): until it has, nothing else writes them.
+	MovingFrom string `json:"moving_from,omitempty"`
 }
 
 type enrollmentRec struct {

@@ -68,6 +68,9 @@ func (r *Relay) recordDeposit(op string, req DepositRequest) (d vocab.Deposit, c
 		if !ok {
 			return notFound(op, "inmate_id", "unknown inmate %q", req.InmateID)
 		}
+		if in.MovingFrom != "" {
+			return movingErr(op, in.ID, in.MovingFrom) // nothing recorded: the same deposit later
+		}
 		var fac facilityRec
 		if _, err := getJSON(tx, bFacilities, in.FacilityID, &fac); err != nil {
 			return err
@@ -272,7 +275,11 @@ func (r *Relay) recordRefund(op string, req RefundRequest) (rf Refund, created, 
 			return err
 		}
 		created = true
-		if facility := facilityOf(tx, rf.InmateID, ""); !f.deferTo(facility) {
+		facility, err := inmatePlace(tx, op, rf.InmateID, "")
+		if err != nil {
+			return err
+		}
+		if !f.deferTo(facility) {
 			// Not held here: one transaction, refused whole where the balance does not allow it.
 			if err := listRefund(tx, rf); err != nil {
 				return err

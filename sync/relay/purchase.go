@@ -128,7 +128,7 @@ func (r *Relay) recordFreeFetch(s ContentStore, obj content.Hash, t TerminalInfo
 	}
 	// The record is the inmate's, written by the holder of the inmate's facility, which is
 	// the tablet's but for an inmate moved since the tablet's record was read.
-	return r.updateAt("record free fetch", func(tx kv.Tx) (string, error) { return facilityOf(tx, t.InmateID, t.FacilityID), nil },
+	return r.updateAt("record free fetch", func(tx kv.Tx) (string, error) { return inmatePlace(tx, "record free fetch", t.InmateID, t.FacilityID) },
 		func(tx kv.Tx, _ *fanout, _ string) error { return tx.Bucket([]byte(bOwned)).Put(key, nil) })
 }
 

@@ -111,7 +111,7 @@ func (r *Relay) finishRefund(op string, rf Refund) error {
 // (the statement's entry says it was done); errRefundRefused, writing nothing, where the
 // balance (bal) is smaller than the refund.
 func (r *Relay) debitRefund(op string, rf Refund) (bal vocab.Cents, err error) {
-	err = r.updateAt(op, func(tx kv.Tx) (string, error) { return facilityOf(tx, rf.InmateID, ""), nil },
+	err = r.updateAt(op, func(tx kv.Tx) (string, error) { return inmatePlace(tx, op, rf.InmateID, "") },
 		func(tx kv.Tx, f *fanout, facility string) error {
 			var err error
 			bal, err = debitTx(tx, f, facility, rf)

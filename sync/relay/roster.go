@@ -216,8 +216,17 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 			}
 		}
 		for _, in := range removed {
+			if in.MovingFrom != "" {
+				return movingErr(op, in.ID, in.MovingFrom) // taken off this roster once it is here
+			}
 			if err := tx.Bucket([]byte(bInmates)).Delete([]byte(in.ID)); err != nil {
 				return err
+			}
+			if f.deferTo(facility) {
+				// Held: the inmate's records are its holder's until it hands them over.
+				if err := f.leaveHeld(tx, in.ID, facility, "", now); err != nil {
+					return err
+				}
 			}
 			if err := deleteKey(tx, bFacInmates, facility+"/"+in.ID); err != nil {
 				return err
@@ -244,7 +253,19 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 				}
 				in.PINHash = old.PINHash
 			}
+			h, moving, err := handoverOf(tx, in.ID)
+			if err != nil {
+				return err
+			}
+			if moving && (!found || old.FacilityID != facility) {
+				// Taken off a held roster, or moving to another facility than this one: the
+				// handover under way ends first.
+				return movingErr(op, in.ID, h.From)
+			}
 			rec := inmateRec{Inmate: in, FacilityID: facility}
+			if found && old.FacilityID == facility {
+				rec.MovingFrom = old.MovingFrom // still being handed over: its end sends the record
+			}
 			switch {
 			case found && old.FacilityID == facility && old.TabletsKnown:
 				rec.Tablets, rec.TabletsKnown = old.Tablets, true
@@ -258,14 +279,16 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 			if found && sameJSON(old, rec) {
 				continue
 			}
-			if found && old.FacilityID != facility && (r.held.of(facility) != nil || r.held.of(old.FacilityID) != nil) {
-				// The inmate's records are the old facility's holder's until the move is in its
-				// log and projected (SCALE.md, "Which keys a held facility holds"), which is
-				// not built: refused rather than written beside a holder.
-				return conflict(op, fmt.Sprintf("inmates[%d].id", i), "inmate %q is in facility %q, and this relay holds %q or %q: "+
-					"moving an inmate between facilities a relay holds is not supported yet; move them while neither is held", in.ID, old.FacilityID, old.FacilityID, facility)
-			}
+			handover := false
 			if found && old.FacilityID != facility {
+				// From a held facility, the inmate's records are its holder's until it hands
+				// them over (handover.go): their arrival here waits for it.
+				if handover = f.deferTo(old.FacilityID); handover {
+					rec.MovingFrom = old.FacilityID
+					if err := f.leaveHeld(tx, in.ID, old.FacilityID, facility, now); err != nil {
+						return err
+					}
+				}
 				// Moved here from another facility: that facility's terminals stop letting them in.
 				gone := old.Inmate
 				gone.Status = vocab.StatusSuspended
@@ -290,37 +313,34 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 				return err
 			}
 			if found && old.FacilityID == facility {
+				if rec.MovingFrom != "" {
+					continue // its terminals hear of the inmate once the handover ends
+				}
 				if err := f.toInmate(facility, in.ID, "", wire.DownInmate, in); err != nil {
 					return err
 				}
+				continue
+			}
+			if handover {
 				continue
 			}
 			// New to this facility: its terminals need the inmate's money, sessions, contacts and
 			// mail too (queued below, with the mail read once for all of them).
 			arrived = append(arrived, in)
 		}
-		m, err := mailOf(tx, arrived, nil, false) // kiosks too: no copies of letters
-		if err != nil {
-			return err
-		}
-		for _, in := range arrived {
-			if err := forTerminals(tx, facility, in.ID, func(termID string) error {
-				return r.snapshotInmate(tx, f, termID, in, m)
-			}); err != nil {
-				return err
+		if f.deferTo(facility) {
+			// Held: its holder sends them, to its terminals as it lists them.
+			for _, in := range arrived {
+				if err := f.arrivedIn(tx, facility, in); err != nil {
+					return err
+				}
 			}
+		} else if err := r.arrive(tx, f, facility, arrived); err != nil {
+			return err
 		}
 		return r.putTechnicians(tx, f, facility, techs)
 	})
-	if err != nil {
-		return err
-	}
-	if hf := r.held.of(facility); hf != nil {
-		for _, in := range removed {
-			hf.forget(in.ID)
-		}
-	}
-	return nil
+	return err
 }
 
 func (r *Relay) putTechnicians(tx kv.Tx, f *fanout, facility string, techs []vocab.Technician) error {

@@ -659,16 +659,24 @@ func TestAHeldFacilitysPhotoReviewGoesThroughItsHolder(t *testing.T) {
 // A roster put for a held facility: the roster (its inmates, those who left, its technicians)
 // and the inmate records are the state's, written at once; what it sends north's terminals is
 // queued by the holder; an inmate new to the roster is the holder's to write for from the
-// state's record, and one taken off it no longer is. A move between north and another
-// facility is refused while north is held, naming why, and changes nothing. Nothing of north's
-// moves in the kv state; let go, verify is clean.
+// state's record. An inmate moved to north from south, which no relay holds, is sent to north's
+// kiosk by its holder, their deposit too, and charged there. Nothing of north's moves in the kv
+// state. One taken off the roster is no longer the holder's (handed over, which projects what
+// the holder wrote); let go, verify is clean.
 func TestAHeldFacilitysRosterIsPutBesideItsHolder(t *testing.T) {
 	var k *term
-	e, hf := heldNorth(t, func(e *env) { k = e.enroll(wire.ModeKiosk, "") })
+	e, hf := heldNorth(t, func(e *env) {
+		k = e.enroll(wire.ModeKiosk, "")
+		if _, _, err := e.r.Deposit(DepositRequest{InmateID: "S1", Cents: 100, Ref: "s-d1"}); err != nil {
+			t.Fatal(err)
+		}
+	})
 	kc := k.connect(t, 0)
 	ro := Roster{
 		Inmates: []RosterInmate{
 			{ID: "A1", Name: "Ana Maria", Badges: []string{"B1"}, PIN: "1234", Language: "en", Status: kiosk.StatusActive},
+			{ID: "A2", Name: "Bo", Badges: []string{"B2"}, PIN: "2345", Language: "es", Status: kiosk.StatusActive},
+			{ID: "A3", Name: "Cy", Badges: []string{"B3"}, PIN: "3456", Language: "en", Status: kiosk.StatusSuspended},
 			{ID: "A4", Name: "Di", Badges: []string{"B4"}, PIN: "4567", Language: "en", Status: kiosk.StatusActive},
 		},
 		Technicians: []RosterTechnician{{ID: "T1", Name: "Tess", Badges: []string{"TB1"}, PIN: "9999", Role: "installer"}},
@@ -679,32 +687,47 @@ func TestAHeldFacilitysRosterIsPutBesideItsHolder(t *testing.T) {
 		}
 		kc.waitDown(wire.DownInmate, func(b json.RawMessage) bool { return decodeAs[kiosk.Inmate](t, b).Name == "Ana Maria" })
 		kc.waitDown(wire.DownInmate, func(b json.RawMessage) bool { return decodeAs[kiosk.Inmate](t, b).ID == "A4" })
-		kc.waitDown(wire.DownInmate, func(b json.RawMessage) bool {
-			in := decodeAs[kiosk.Inmate](t, b)
-			return in.ID == "A2" && in.Status == kiosk.StatusSuspended
-		})
 		if ack := kc.batch(k.item(wire.UpCharge, charge("A4", "s4", 0, 5))); len(ack.Rejected) != 0 {
 			t.Fatalf("the new inmate's charge: ack %+v", ack)
 		}
-		kc.c.Close(websocket.StatusNormalClosure, "")
-		// South's S1 onto north's roster: a move, refused.
+		// South's S1 onto north's roster: a move from a facility no relay holds, whose
+		// arrival north's holder sends its kiosk, S1's deposit with it.
 		moved := ro
 		moved.Inmates = append(slices.Clone(ro.Inmates), RosterInmate{ID: "S1", Name: "Sam", Badges: []string{"SB1"}, PIN: "1111", Language: "en", Status: kiosk.StatusActive})
-		err := e.r.PutRoster("north", moved)
-		if vocab.KindOf(err) != vocab.KindConflict || !strings.Contains(err.Error(), `inmate "S1" is in facility "south"`) {
-			t.Fatalf("a move into held north: %v, want a conflict naming S1 and south", err)
+		if err := e.r.PutRoster("north", moved); err != nil {
+			t.Fatalf("a move into held north: %v", err)
+		}
+		kc.waitDown(wire.DownInmate, func(b json.RawMessage) bool { return decodeAs[kiosk.Inmate](t, b).ID == "S1" })
+		kc.waitDown(wire.DownDeposit, func(b json.RawMessage) bool { return decodeAs[vocab.Deposit](t, b).Ref == "s-d1" })
+		if ack := kc.batch(k.item(wire.UpCharge, charge("S1", "s5", 0, 4))); len(ack.Rejected) != 0 {
+			t.Fatalf("the moved inmate's charge: ack %+v", ack)
 		}
 	})
 	noSecondWrites(t, wrote)
-	if !hf.ours(inmateRecords, "A4") || hf.ours(inmateRecords, "A2") || hf.ours(inmateRecords, "S1") {
-		t.Fatalf("north's holder holds A4 %v, A2 %v, S1 %v; want A4 only", hf.ours(inmateRecords, "A4"), hf.ours(inmateRecords, "A2"), hf.ours(inmateRecords, "S1"))
+	// A2 and A3 taken off the roster: north's holder hands their records over (handover.go),
+	// projecting what it wrote, and no longer holds them.
+	ro.Inmates = append(slices.DeleteFunc(ro.Inmates, func(in RosterInmate) bool { return in.ID == "A2" || in.ID == "A3" }),
+		RosterInmate{ID: "S1", Name: "Sam", Badges: []string{"SB1"}, PIN: "1111", Language: "en", Status: kiosk.StatusActive})
+	if err := e.r.PutRoster("north", ro); err != nil {
+		t.Fatal(err)
+	}
+	kc.waitDown(wire.DownInmate, func(b json.RawMessage) bool {
+		in := decodeAs[kiosk.Inmate](t, b)
+		return in.ID == "A2" && in.Status == kiosk.StatusSuspended
+	})
+	kc.c.Close(websocket.StatusNormalClosure, "")
+	if !hf.ours(inmateRecords, "A4") || hf.ours(inmateRecords, "A2") || !hf.ours(inmateRecords, "S1") {
+		t.Fatalf("north's holder holds A4 %v, A2 %v, S1 %v; want A4 and S1", hf.ours(inmateRecords, "A4"), hf.ours(inmateRecords, "A2"), hf.ours(inmateRecords, "S1"))
 	}
 	letNorthGo(t, e)
 	if got := e.balanceOf("A4"); got != -5 {
 		t.Fatalf("A4's balance %d, want -5", got)
 	}
-	if _, of := owners(t, e.r); of[inmateRecords]["S1"] != "south" {
-		t.Fatalf("S1 is in %q after the refused move, want south", of[inmateRecords]["S1"])
+	if got := e.balanceOf("S1"); got != 96 {
+		t.Fatalf("S1's balance %d, want 96: 100 deposited at south, 4 charged at north", got)
+	}
+	if _, of := owners(t, e.r); of[inmateRecords]["S1"] != "north" {
+		t.Fatalf("S1 is in %q after the move, want north", of[inmateRecords]["S1"])
 	}
 	verifyClean(t, e)
 }

@@ -595,6 +595,11 @@ func (f *fanout) inmateFor(t TerminalInfo, id string) (inmateRec, bool, error) {
 	if !look.found {
 		return inmateRec{}, false, nil
 	}
+	if look.rec.MovingFrom != "" && serves(t, look.rec) {
+		// Their records are not this facility's writer's yet (handover.go): the batch is
+		// sent again, and taken once the old facility's holder has handed them over.
+		return inmateRec{}, false, movingErr("store batch", id, look.rec.MovingFrom)
+	}
 	return look.rec, serves(t, look.rec), nil
 }
 
@@ -613,6 +618,9 @@ func inmateFor(tx kv.Tx, t TerminalInfo, id string) (inmateRec, bool, error) {
 	}
 	if in.FacilityID != t.FacilityID || (t.Mode == wire.ModeTablet && in.ID != t.InmateID) {
 		return in, false, nil
+	}
+	if in.MovingFrom != "" {
+		return in, false, movingErr("store batch", id, in.MovingFrom) // as fanout.inmateFor
 	}
 	return in, true, nil
 }

@@ -213,16 +213,22 @@ func stamp(root *bucket, writes []Write, seq uint64) {
 // was written since stays. It reports how many buckets and keys it dropped, and does nothing
 // while a write is in doubt (its state would bring them back).
 func (h *Held) Forget(projected uint64) int {
+	dropped, _ := h.forgetAt(projected)
+	return dropped
+}
+
+// forgetAt is Forget, saying too whether it could (settled false: a write in doubt).
+func (h *Held) forgetAt(projected uint64) (dropped int, settled bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.doubt != nil {
-		return 0
+		return 0, false
 	}
 	root, dropped := forget(h.state.Load(), projected)
 	if dropped > 0 {
 		h.state.Store(root)
 	}
-	return dropped
+	return dropped, true
 }
 
 // forget is b without its nested buckets written at or before projected, and without the keys

@@ -150,6 +150,29 @@ func (h *Holding) step() {
 	}
 }
 
+// ErrInDoubtStill: Flush found a write in doubt after settling (an Update since, whose append
+// got no answer): what is projected cannot be forgotten yet. Try again.
+var ErrInDoubtStill = errors.New("faclog: a write is in doubt")
+
+// Flush makes the kv state hold everything the held state appended so far and the held state
+// forget it: the writes in doubt settled, the projector stepped, and what is projected dropped
+// from memory. An owner the facility's scope let go of (a roster move) then has nothing of
+// theirs left in the held state, which would read stale if they came back, and the kv state
+// holds their records as this holder last wrote them.
+func (h *Holding) Flush(ctx context.Context) error {
+	if err := h.held.Settle(ctx); err != nil {
+		return fmt.Errorf("faclog: flush facility %q: settle: %w", h.facility, err)
+	}
+	mark, err := h.proj.Step(ctx)
+	if err != nil {
+		return fmt.Errorf("faclog: flush facility %q: %w", h.facility, err)
+	}
+	if _, settled := h.held.forgetAt(mark); !settled {
+		return fmt.Errorf("faclog: flush facility %q: %w", h.facility, ErrInDoubtStill)
+	}
+	return nil
+}
+
 // Release stops the projector and projects what the held state appended, once more: the
 // gateway that holds the facility next finds its kv state caught up but for what this one
 // could not write. The held state must not be written from now on.
