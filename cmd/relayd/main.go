@@ -178,6 +178,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fmt.Fprintln(stderr, "usage: relayd -data DIR [flags]\n       relayd verify -data DIR|-store URL [-json]   (check a stopped relay's file, or the gateways' stream)\n"+
 			"       relayd repair-ids -data DIR|-store URL [-json]   (rebuild the item id records verify names)\n"+
 			"       relayd backup -o FILE [-relay URL]   (copy a running relay's store)\n"+
+			"       relayd faclog-reset -store URL [-facility ID] [-dry-run]   (after a restore: facility logs that do not follow the kv state)\n"+
 			"       relayd console-user add|list|disable|enable -data DIR|-store URL ...   (staff accounts of the web console)\n       relayd -version")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, exitStatuses)
@@ -316,6 +317,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if len(args) > 0 && args[0] == "repair-ids" {
 		return repairIDs(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "faclog-reset" {
+		return faclogReset(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "backup" {
 		return backup(ctx, args[1:], getenv, stdout, stderr)

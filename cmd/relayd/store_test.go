@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/kiosk"
@@ -251,5 +254,85 @@ func TestStoreFlagOverTLSWithClientCertificates(t *testing.T) {
 				t.Errorf("%s: %v, want an error naming %q", tc.name, err, want)
 			}
 		}
+	}
+}
+
+// The facility log's stream made again (deleted by hand, or restored from a backup older than
+// the kv stream): relayd -hold-facilities does not hold north, whose log no longer follows
+// the kv state, and says what to do; north is served by kv transactions meanwhile. relayd
+// faclog-reset finds it (-dry-run changes nothing) and takes the kv state as it stands; the
+// next start holds north again, with nothing lost of what the kv state held.
+func TestFaclogResetAfterTheLogIsMadeAgain(t *testing.T) {
+	c := natstest.Start(t)
+	token := strings.Repeat("t", 20)
+	env := map[string]string{TokenEnv: token}
+	dir := t.TempDir()
+	args := []string{"-data", dir, "-listen", "127.0.0.1:0", "-store", c.URL(0), "-hold-facilities"}
+	call := adminCaller(t, token)
+	deposit := func(base, ref string, cents int) {
+		t.Helper()
+		if status, body := call("POST", base+"/admin/v1/deposits", fmt.Sprintf(`{"inmate_id":"A1","cents":%d,"ref":%q}`, cents, ref)); status != http.StatusCreated {
+			t.Fatalf("deposit %s: %d %s", ref, status, body)
+		}
+	}
+	balance := func(base string) string {
+		t.Helper()
+		_, body := call("GET", base+"/admin/v1/balances/A1", "")
+		return body
+	}
+	base, _, stderr, stop := start(t, args, env)
+	if status, body := call("PUT", base+"/admin/v1/facilities/north/roster",
+		`{"inmates":[{"id":"A1","name":"Ana","badges":["B1"],"pin":"4821","language":"en","status":"active"}]}`); status != http.StatusOK {
+		t.Fatalf("put roster: %d %s\n%s", status, body, stderr)
+	}
+	stop()
+	base, _, stderr, stop = start(t, args, env)
+	if !strings.Contains(stderr.String(), "holding facility north") {
+		stop()
+		t.Fatalf("north is not held:\n%s", stderr)
+	}
+	deposit(base, "d1", 700)
+	stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	js, err := jetstream.New(c.Connect(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctx, "TETHER_FACLOG"); err != nil {
+		t.Fatal(err)
+	}
+	base, _, stderr, stop = start(t, args, env)
+	if strings.Contains(stderr.String(), "holding facility north") || !strings.Contains(stderr.String(), "relayd faclog-reset") {
+		stop()
+		t.Fatalf("relayd on a log made again, want north not held and faclog-reset named:\n%s", stderr)
+	}
+	deposit(base, "d2", 200) // through kv transactions
+	stop()
+
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"faclog-reset", "-store", c.URL(1), "-dry-run"}, nil, &out, &errb, nil); err != nil ||
+		!strings.Contains(out.String(), "facility north: its log does not follow") {
+		t.Fatalf("faclog-reset -dry-run: %v\n%s%s", err, out.String(), errb.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"faclog-reset", "-store", c.URL(1)}, nil, &out, &errb, nil); err != nil ||
+		!strings.Contains(out.String(), "facility north: the kv state at entry") {
+		t.Fatalf("faclog-reset: %v\n%s%s", err, out.String(), errb.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"faclog-reset", "-store", c.URL(1)}, nil, &out, &errb, nil); err != nil ||
+		!strings.Contains(out.String(), "facility north: its log follows") {
+		t.Fatalf("faclog-reset again: %v\n%s%s", err, out.String(), errb.String())
+	}
+	base, _, stderr, stop = start(t, args, env)
+	defer stop()
+	if !strings.Contains(stderr.String(), "holding facility north") {
+		t.Fatalf("north is not held after the reset:\n%s", stderr)
+	}
+	deposit(base, "d3", 100)
+	if got := balance(base); !strings.Contains(got, `"balance_cents": 1000`) {
+		t.Fatalf("A1's balance after the reset: %s, want 1000", got)
 	}
 }

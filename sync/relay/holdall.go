@@ -96,7 +96,7 @@ func (r *Relay) holdEvery(ctx context.Context) (int, error) {
 				// their beats until the views agree, a few seconds.
 			}
 		}
-		if mine {
+		if mine && !r.holding.logApart(facility) {
 			claim = append(claim, facility)
 		}
 	}
@@ -117,9 +117,14 @@ func (r *Relay) holdEvery(ctx context.Context) (int, error) {
 				_, err := r.holdFacility(hctx, r.cfg.FacilityLog, facility, r.holder(), faclog.HoldOptions{Clock: r.clock, Every: projectEvery})
 				cancel()
 				mu.Lock()
-				if err != nil {
+				switch {
+				case errors.Is(err, faclog.ErrGap):
+					r.holding.setApart(facility)
+					r.logf("relay: facility %s is not held: %v; it is served by kv transactions until the gateways are stopped, "+
+						"relayd faclog-reset is run and they are started again (docs/OPERATIONS.md)", facility, err)
+				case err != nil:
 					errs = append(errs, fmt.Errorf("facility %s: %w", facility, err))
-				} else {
+				default:
 					n++
 				}
 				mu.Unlock()
@@ -160,6 +165,29 @@ type holdLoop struct {
 	// since is when the holding began (the monotonic clock): with homes, nothing is claimed
 	// before the gateways were heard (holdEvery).
 	since time.Duration
+	// apart are the facilities whose log does not follow the kv state (faclog.ErrGap at
+	// their claim: a restore of one without the other, a log made again), under mu. They are
+	// not claimed again by this process: each claim would append to the log and fail the same
+	// way, and they are served by kv transactions until an operator runs relayd faclog-reset
+	// and starts the gateways again.
+	apart map[string]bool
+}
+
+// logApart is whether facility's log was found apart from the kv state.
+func (h *holdLoop) logApart(facility string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.apart[facility]
+}
+
+// setApart records that facility's log was found apart from the kv state.
+func (h *holdLoop) setApart(facility string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.apart == nil {
+		h.apart = map[string]bool{}
+	}
+	h.apart[facility] = true
 }
 
 // isDone reports whether ch is closed.

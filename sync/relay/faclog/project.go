@@ -119,8 +119,18 @@ func ProjectEach(ctx context.Context, s kv.Store, facility string, entries []Ent
 // returns the mark after.
 func CatchUp(ctx context.Context, l Log, s kv.Store, facility string, through uint64, perTx int) (uint64, error) {
 	at, err := Projected(ctx, s, facility)
-	if err != nil || at >= through {
+	if err != nil {
 		return at, err
+	}
+	if at > through {
+		// A claim is appended after every entry, and the mark names an entry: a kv state past
+		// it follows another log (this one made again, or restored from before the kv state).
+		// Its entries' sequences would be at or below the mark, and each skipped as projected.
+		return at, fmt.Errorf("%w: facility %q: the kv state is at entry %d, past the claim at %d: the log was made again or restored from before the kv state",
+			ErrGap, facility, at, through)
+	}
+	if at == through {
+		return at, nil
 	}
 	var batch []Entry
 	flush := func() error {

@@ -40,6 +40,24 @@ func logLength(t *testing.T, l *Log, facility string) int {
 	return n
 }
 
+// restoreFromBefore puts the kv state "relay" back, through another gateway, to one from
+// before any projection (a restore of an old backup), and returns that gateway's store.
+func restoreFromBefore(t *testing.T, c *natstest.Cluster) kv.Store {
+	t.Helper()
+	restored := openKV(t, c, 2, "relay")
+	if err := restored.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		for _, root := range []string{"acct", "faclog_projected"} {
+			if err := tx.DeleteBucket([]byte(root)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return restored
+}
+
 // The projector keeps the kv state behind the held one and the log short: after each step
 // the kv state is the held state and the log holds its last entry alone.
 func TestProjectorKeepsTheKVStateBehindAndTrims(t *testing.T) {
@@ -86,18 +104,7 @@ func TestProjectorStopsAtAGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The kv state is put back, through another gateway, to one from before any projection.
-	restored := openKV(t, c, 2, "relay")
-	if err := restored.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
-		for _, root := range []string{"acct", "faclog_projected"} {
-			if err := tx.DeleteBucket([]byte(root)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	restored := restoreFromBefore(t, c)
 	writeRound(t, held, 1, 5)
 	before := dumpKV(t, restored)
 	mark, err := p.Step(ctxFor(t, time.Minute))
