@@ -517,6 +517,43 @@ func TestClassifySessionEnd(t *testing.T) {
 	}
 }
 
+// A relay that welcomes the terminal and then ends the session because it cannot do its work
+// (an internal error, try again later) is failing: the waits before the next connections
+// grow as after refused dials, where a welcome alone used to reset them to the shortest.
+func TestARelayFailingAfterTheWelcomeIsBackedOffFrom(t *testing.T) {
+	f := newFakeRelay(t, false)
+	term, dir := enrolledPlain(t, f)
+	connects := make(chan struct{}, 8)
+	f.onConnect = func(ctx context.Context, c *websocket.Conn) {
+		connects <- struct{}{}
+		for _, answer := range []any{wire.Challenge{Nonce: make([]byte, wire.NonceLen)}, welcomeT1} {
+			if _, _, err := c.Read(ctx); err != nil { // the hello, then the auth
+				return
+			}
+			frame, _ := wire.Encode(answer)
+			if err := c.Write(ctx, websocket.MessageText, frame); err != nil {
+				return
+			}
+		}
+		c.Close(websocket.StatusInternalError, "relay storage error")
+	}
+	eng := runEngine(t, term, dir, func(cfg *Config) {
+		cfg.BackoffMin, cfg.BackoffMax = time.Second, time.Minute
+		cfg.Rand = func() float64 { return 0.5 }
+	})
+	for _, wait := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second} {
+		<-connects
+		waitStatus(t, eng, func(st status.Link) bool { return st.LastError != "" && !st.Connected })
+		eng.clk.WaitTimers(1)
+		eng.clk.Advance(wait - time.Millisecond)
+		if eng.clk.Timers() != 1 {
+			t.Fatalf("reconnected before %v", wait)
+		}
+		eng.clk.Advance(time.Millisecond)
+	}
+	<-connects
+}
+
 // deadURL is a loopback relay URL nothing listens on: a dial to it is refused.
 func deadURL(t *testing.T) string {
 	t.Helper()

@@ -230,6 +230,19 @@ func (e *Engine) update(fn func(st *status.Link)) {
 	}
 }
 
+// refusedAfterWelcome says whether a session that was welcomed ended because the relay could
+// not do its work (it closed with an internal error, or asked to try again later): a
+// connection that never gets its batch stored is a failure, and backs off as one. Counted as
+// a success, such a session reset the backoff, and a terminal whose batch the relay refused
+// every time (a relay bug, a store without quorum) reconnected twice a second, for ever.
+func refusedAfterWelcome(err error) bool {
+	switch websocket.CloseStatus(err) {
+	case websocket.StatusInternalError, websocket.StatusTryAgainLater:
+		return true
+	}
+	return false
+}
+
 // Backoff is the wait before reconnect attempt n (n >= 1): full jitter, uniformly random in
 // [0, min(max, base*2^(n-1))).
 func Backoff(n int, base, max time.Duration, rnd func() float64) time.Duration {
@@ -253,7 +266,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		if welcomed {
+		if welcomed && !refusedAfterWelcome(err) {
 			failures, tried = 0, 0
 			e.redirected = false
 		}
