@@ -29,7 +29,7 @@ const (
 func rootOwner(root string) (kind ownerKind, known bool) {
 	switch root {
 	case bDedupe, bRefusals, bRefused, bConflicts, bDevices, bAudit, bSeqs, bStampDue, bDown, bDownAcked, bDownFrom, bTermSeen,
-		bDownCut:
+		bDownCut, bHistoryRate:
 		return terminalRecords, true
 	case bCharges, bCredits, bSessions, bBalances, bByInmate, bOwned:
 		return inmateRecords, true
@@ -57,7 +57,7 @@ func rootOwner(root string) (kind ownerKind, known bool) {
 // kind ("i/" + inmate + "/" + ...). ok is false for a name that names no owner.
 func ownerIn(root string, name []byte) (owner string, ok bool) {
 	switch root {
-	case bDevices, bBalances, bStampDue, bDownAcked, bDownFrom, bDown, bFacDown, bTermSeen, bDownCut:
+	case bDevices, bBalances, bStampDue, bDownAcked, bDownFrom, bDown, bFacDown, bTermSeen, bDownCut, bHistoryRate:
 		return string(name), len(name) > 0
 	case bOwned:
 		if len(name) < 2 || name[1] != '/' {

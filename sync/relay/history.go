@@ -98,11 +98,17 @@ func (r *Relay) queueHistory(tx kv.Tx, f *fanout, t TerminalInfo, ev vocab.Audit
 // letters it holds.
 const maxHistoriesPerHour = 60
 
-// historyAllowed counts one history for kiosk id in the current hour window (meta
-// "history_rate/<id>": window start, count) and says whether it is within the bound.
+// bHistoryRate holds each kiosk's count of histories in the current hour (historyAllowed):
+// terminal id -> window start, count (16 bytes). The kiosk's own record, so that its
+// facility's holder writes it (from schema 27; the state's meta root held it before, which a
+// held facility's batch may not write, and its kiosk's batches failed for good).
+const bHistoryRate = "history_rate"
+
+// historyAllowed counts one history for kiosk id in the current hour window (history_rate:
+// window start, count) and says whether it is within the bound.
 func historyAllowed(tx kv.Tx, id string, now time.Time) (bool, error) {
-	key := []byte("history_rate/" + id)
-	meta := tx.Bucket([]byte(bMeta))
+	key := []byte(id)
+	meta := tx.Bucket([]byte(bHistoryRate))
 	start, n := now, uint64(0)
 	if v := meta.Get(key); len(v) == 16 {
 		if s := time.Unix(0, int64(readU64(v[:8]))); !now.Before(s) && now.Sub(s) < time.Hour {
@@ -184,4 +190,13 @@ func (r *Relay) applyMessageRead(tx kv.Tx, f *fanout, t TerminalInfo, rd vocab.M
 	}
 	return "", f.toInmate(facilityOf(tx, m.InmateID, t.FacilityID), m.InmateID, t.ID, wire.DownMessageRead,
 		wire.MessageRead{MessageID: m.ID, InmateID: m.InmateID, At: now})
+}
+
+// migrate26to27 makes the history_rate root (bHistoryRate). The counts meta kept under
+// "history_rate/<kiosk>" are left there, read by nothing: an hour's count starts again once.
+func migrate26to27(tx kv.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(bHistoryRate)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bHistoryRate, err)
+	}
+	return nil
 }

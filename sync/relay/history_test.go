@@ -303,3 +303,63 @@ func TestHistoriesPerKioskBounded(t *testing.T) {
 		t.Fatalf("%d histories after an hour, want %d", got, maxHistoriesPerHour+1)
 	}
 }
+
+// A held facility's kiosk starting a session gets its history from the holder, which counts
+// it in the kiosk's own record: the count was the state's (meta) until schema 27, which a held
+// transaction may not write, and the kiosk's batch failed every time it was sent. Nothing of
+// north's moves in the kv state.
+func TestAHeldFacilitysKioskGetsItsHistory(t *testing.T) {
+	var k *term
+	e, _ := heldNorth(t, func(e *env) {
+		holdRequests(t, e)
+		k = e.enroll(wire.ModeKiosk, "")
+	})
+	c := k.connect(t, 0)
+	wrote := secondWrites(t, e, "north", func() {
+		if ack := c.batch(letter(k, "A1", 0, "a letter")); len(ack.Rejected) != 0 {
+			t.Fatalf("the letter: ack %+v", ack)
+		}
+		start := k.item(wire.UpAudit, sessionStarted("A1", "s-held"))
+		if ack := c.batch(start); ack.Seq != start.Seq || len(ack.Rejected) != 0 {
+			t.Fatalf("the session's start: ack %+v", ack)
+		}
+		h := decodeAs[wire.History](t, c.waitDown(wire.DownHistory, nil).Body)
+		if h.SessionID != "s-held" || len(h.Letters) != 1 || h.Letters[0].Body != "a letter" {
+			t.Fatalf("history %+v", h)
+		}
+	})
+	noSecondWrites(t, wrote)
+}
+
+// A store of schema 26 gets the history_rate root: its kiosks' counts start again.
+func TestSchema26GetsTheHistoryRateRoot(t *testing.T) {
+	bboltOnly(t)
+	e := newEnv(t)
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	e.close()
+	db, err := boltkv.Open(filepath.Join(e.dir, DBFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(context.Background(), func(tx kv.Tx) error {
+		if err := tx.DeleteBucket([]byte(bHistoryRate)); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(26))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.open()
+	c := k.connect(t, 0)
+	holdRequests(t, e)
+	c.batch(letter(k, "A1", 0, "a letter"))
+	if ack := c.batch(k.item(wire.UpAudit, sessionStarted("A1", "s-1"))); len(ack.Rejected) != 0 {
+		t.Fatalf("ack %+v", ack)
+	}
+	if got := len(histories(t, e.r, k.id)); got != 1 {
+		t.Fatalf("%d histories after the migration, want 1", got)
+	}
+}
