@@ -276,6 +276,21 @@ func (r *Relay) drainDueFrom(facility string, pos uint64) (int, error) {
 	if h := r.hooks.dueDrain; h != nil && !h(facility) {
 		return 0, nil
 	}
+	// What a handover leaves due to another facility (the inmate's arrival) is drained once
+	// this facility's lock is let go: two facilities handing inmates to each other would
+	// each wait for the other's lock.
+	var after []*fanout
+	n, err := r.drainDueLocked(facility, pos, &after)
+	for _, f := range after {
+		r.afterCommit("hand an inmate's records over", f)
+	}
+	return n, err
+}
+
+// drainDueLocked is drainDueFrom under facility's drain lock; the handovers' commits whose
+// dues are to be drained after it are added to after.
+func (r *Relay) drainDueLocked(facility string, pos uint64, after *[]*fanout) (int, error) {
+	const op = "queue the fan-outs due"
 	mu := r.draining.of(facility)
 	mu.Lock()
 	defer mu.Unlock()
@@ -309,7 +324,11 @@ func (r *Relay) drainDueFrom(facility string, pos uint64) (int, error) {
 	}
 	for i, rec := range recs {
 		if inmates, rest := handoverItems(rec.items); len(inmates) > 0 {
-			if err := r.handOver(facility, rec.key, rest, inmates); err != nil {
+			f, err := r.handOver(facility, rec.key, rest, inmates)
+			if f != nil {
+				*after = append(*after, f)
+			}
+			if err != nil {
 				return i, err
 			}
 			continue

@@ -100,8 +100,10 @@ func (f *fanout) leaveHeld(tx kv.Tx, inmate, from, to string, now time.Time) err
 
 // handOver is step 2 and 3 for the due record key of facility, whose items (what else the
 // roster put left due to facility: the notice that the inmate left, to its terminals) are
-// queued on facility's writer first, and whose handovers are inmates.
-func (r *Relay) handOver(facility, key string, items []dueItem, inmates []string) error {
+// queued on facility's writer first, and whose handovers are inmates. It returns the last
+// transaction's fanout, whose dues (the arrival, where the new facility is held) the caller
+// drains once it let go of facility's drain lock (afterCommit).
+func (r *Relay) handOver(facility, key string, items []dueItem, inmates []string) (*fanout, error) {
 	const op = "hand an inmate's records over"
 	hf := r.ready(facility)
 	if hf != nil {
@@ -120,20 +122,20 @@ func (r *Relay) handOver(facility, key string, items []dueItem, inmates []string
 		}
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	if hf != nil {
 		ctx, cancel := context.WithTimeout(r.ctx, txTimeout)
 		err := hf.holding.Flush(ctx)
 		cancel()
 		if err != nil {
-			return ioErr(op, err)
+			return nil, ioErr(op, err)
 		}
 	}
 	// The items are queued: a run again of this record (a crash before the end) queues them
 	// once more, which terminals take by their ids. The handover's end and the record's
 	// removal are one transaction.
-	return r.update(op, r.fenced(facility, func(tx kv.Tx, f *fanout) error {
+	return r.commitOn(r.writes, op, nil, 0, r.fenced(facility, func(tx kv.Tx, f *fanout) error {
 		for _, id := range inmates {
 			if err := r.endHandover(tx, f, facility, id); err != nil {
 				return err

@@ -432,6 +432,17 @@ func (r *Relay) updateKeys(op string, keys func() []kv.Key, numbers int, fn func
 
 // updateOn is updateKeys through the committer w (a held facility's, holds.go).
 func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) error {
+	f, err := r.commitOn(w, op, keys, numbers, fn)
+	if err != nil {
+		return err
+	}
+	r.afterCommit(op, f)
+	return nil
+}
+
+// commitOn is updateOn up to the commit and what follows it at once (the log lines, the
+// terminals woken): what the call left due, afterCommit does.
+func (r *Relay) commitOn(w *committer, op string, keys func() []kv.Key, numbers int, fn func(tx kv.Tx, f *fanout) error) (*fanout, error) {
 	f := &fanout{r: r, kvPath: w == r.writes, heldBy: w.facility}
 	if f.kvPath {
 		inner := fn
@@ -443,13 +454,19 @@ func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers 
 		}
 	}
 	if err := w.do(&writeCall{fn: fn, f: f, keys: keys, numbers: numbers}); err != nil {
-		return ioErr(op, err)
+		return nil, ioErr(op, err)
 	}
 	for _, l := range f.logs {
 		r.logf("%s", l)
 	}
 	r.metrics.committed(f)
 	r.hub.wake(f.woken)
+	return f, nil
+}
+
+// afterCommit does what call f committed left due: to held facilities, by their writers, and
+// the state's records its held transaction wrote.
+func (r *Relay) afterCommit(op string, f *fanout) {
 	// What the call left due to held facilities is queued now, by their writers. The call
 	// itself is done: a failure here leaves the record, which finishDue drains later.
 	for facility := range f.due {
@@ -468,7 +485,6 @@ func (r *Relay) updateOn(w *committer, op string, keys func() []kv.Key, numbers 
 			r.logf("relay: %s: write the state's records due from facility %s: %v (written later)", op, f.heldBy, err)
 		}
 	}
-	return nil
 }
 
 func (r *Relay) view(op string, fn func(tx kv.Tx) error) error {
