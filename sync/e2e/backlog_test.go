@@ -22,7 +22,7 @@ func TestBacklogWhileRelayDown(t *testing.T) {
 	// once. On JetStream (TestOnJetStreamToo) 1,000 already needs batches stored in parts (a
 	// few hundred letters are more than one atomic batch may hold).
 	n := 3000
-	if testing.Short() || os.Getenv(storeEnv) == "jetstream" {
+	if testing.Short() || onJetStream() {
 		n = 1000
 	}
 	if s := os.Getenv(backlogEnv); s != "" {

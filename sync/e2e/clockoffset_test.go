@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -20,8 +19,8 @@ import (
 func TestTerminalLearnsTheRelaysClock(t *testing.T) {
 	const behind = 3 * time.Hour
 	rl := &relayEnv{t: t, dir: t.TempDir(), hold: relay.HoldNone, clock: clock.NewFake(time.Now().Add(-behind))}
-	if os.Getenv(storeEnv) == "jetstream" {
-		rl.store = jetStore(t)
+	if onJetStream() {
+		rl.store, rl.flog = jetStore(t)
 	}
 	rl.open()
 	t.Cleanup(rl.stop)

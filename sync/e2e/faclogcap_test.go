@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -56,8 +55,8 @@ func TestOfflineKioskPastTheCapGetsASnapshot(t *testing.T) {
 	const logCap = 40
 	clk := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	rl := &relayEnv{t: t, dir: t.TempDir(), hold: relay.HoldNone, downLogCap: logCap, clock: clk}
-	if os.Getenv(storeEnv) == "jetstream" {
-		rl.store = jetStore(t)
+	if onJetStream() {
+		rl.store, rl.flog = jetStore(t)
 	}
 	rl.open()
 	t.Cleanup(rl.stop)

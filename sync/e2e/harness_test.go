@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +23,7 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/client"
 	"github.com/tether-kiosk/tether/sync/relay"
+	"github.com/tether-kiosk/tether/sync/relay/faclog"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -41,6 +44,8 @@ type relayEnv struct {
 	// store is the relay's JetStream store when the tests run on one (storeEnv), kept
 	// across restarts; nil for the bbolt file in dir.
 	store kv.Store
+	// flog is the facility log the relay holds its facilities in (storeHeld), nil for none.
+	flog faclog.Log
 	// downLogCap and clock, if set, are the relay's Config.DownLogCap and Config.Clock.
 	downLogCap uint64
 	clock      clock.Clock
@@ -57,8 +62,8 @@ func startRelayHold(t testing.TB, dir string, hold relay.HoldPolicy) *relayEnv {
 		dir = t.TempDir()
 	}
 	e := &relayEnv{t: t, dir: dir, hold: hold}
-	if os.Getenv(storeEnv) == "jetstream" {
-		e.store = jetStore(t)
+	if onJetStream() {
+		e.store, e.flog = jetStore(t)
 	}
 	e.open()
 	t.Cleanup(e.stop)
@@ -70,7 +75,7 @@ func (e *relayEnv) open() {
 	r, err := relay.Open(relay.Config{DataDir: e.dir, Store: e.store, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
 		HoldPolicy: e.holdPolicy(), HandshakeTimeout: 5 * time.Second, Logf: quiet, JSONChunksOnly: e.jsonChunks,
 		Notifier:   relay.SpoolNotifier{Dir: e.spool(), From: "Tether <invite@relay.example>"},
-		DownLogCap: e.downLogCap, Clock: e.clock})
+		DownLogCap: e.downLogCap, Clock: e.clock, FacilityLog: e.flog})
 	if err != nil {
 		e.t.Fatalf("open relay: %v", err)
 	}
@@ -500,4 +505,29 @@ func (e *relayEnv) admin(method, path string, in, out any) {
 			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
 		}
 	}
+}
+
+// metric is the value of the unlabelled series name the relay's /metrics shows now (-1 for
+// none).
+func (e *relayEnv) metric(name string) float64 {
+	e.t.Helper()
+	resp, err := http.Get("http://" + e.addr() + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				e.t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	return -1
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -118,8 +117,8 @@ func TestQuizResultOnTheSendingKiosk(t *testing.T) {
 func TestLibraryMinutesInTheSnapshotPastTheCap(t *testing.T) {
 	const logCap = 30
 	rl := &relayEnv{t: t, dir: t.TempDir(), hold: relay.HoldNone, downLogCap: logCap}
-	if os.Getenv(storeEnv) == "jetstream" {
-		rl.store = jetStore(t)
+	if onJetStream() {
+		rl.store, rl.flog = jetStore(t)
 	}
 	rl.open()
 	t.Cleanup(rl.stop)

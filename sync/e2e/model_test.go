@@ -46,7 +46,7 @@ func TestLifecycleModel(t *testing.T) {
 		t.Skip("long: spawns terminal processes")
 	}
 	seeds, steps := []uint64{1, 2, 3}, 45
-	if os.Getenv(storeEnv) == "jetstream" {
+	if onJetStream() {
 		// One seed on JetStream in every go test (three in-process nodes under -race take some
 		// 100 s a seed); TETHER_LIFECYCLE_SEED runs any other there.
 		seeds = seeds[:1]
@@ -105,6 +105,16 @@ func runLifecycle(t *testing.T, seed uint64, steps int) {
 	w.rl = startRelayHold(t, "", relay.HoldAll)
 	w.px = startProxy(t, w.rl.addr())
 	w.setup()
+	if os.Getenv(storeEnv) == storeHeld {
+		// The facility, made by the setup, is held from the relay's next start (a relay
+		// holds those made since at its next beat, seconds away): every step below runs on
+		// its held state, through the facility log.
+		w.rl.restart()
+		w.px.setBackend(w.rl.addr())
+		if n := w.rl.metric("tether_facilities_held"); n != 1 {
+			t.Fatalf("the relay holds %v facilities, want the model's one", n)
+		}
+	}
 	t.Cleanup(func() {
 		for _, lt := range w.terms {
 			lt.close()

@@ -133,6 +133,19 @@ func (s *holdSet) facilities() []string {
 	return slices.Sorted(maps.Keys(s.m))
 }
 
+// standing is how many facilities are held here with a claim that stood (tether_facilities_held).
+func (s *holdSet) standing() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, hf := range s.m {
+		if hf.writes != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // of is facility's hold, or nil.
 func (s *holdSet) of(facility string) *heldFacility {
 	s.mu.Lock()

@@ -269,10 +269,11 @@ var (
 	descTDevice   = prometheus.NewDesc("tether_terminal_device_connected", "1 while the device is connected, as the terminal last reported (device_status).",
 		append(termLabels, "device", "role"), nil)
 	descScrapeErr = prometheus.NewDesc("tether_fleet_scrape_errors", "1 when the terminals could not be read for this scrape.", nil, nil)
+	descHeld      = prometheus.NewDesc("tether_facilities_held", "Facilities this relay or gateway holds in the facility log now (-hold-facilities): claims that stood.", nil, nil)
 )
 
 func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEnrolled, descConnected, descGwConns, descBacklog, descTConn, descTBacklog, descTWaiting, descTSeen, descTInfo, descTDevice, descScrapeErr} {
+	for _, d := range []*prometheus.Desc{descEnrolled, descConnected, descGwConns, descBacklog, descTConn, descTBacklog, descTWaiting, descTSeen, descTInfo, descTDevice, descScrapeErr, descHeld} {
 		ch <- d
 	}
 }
@@ -282,6 +283,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descGwConns, float64(c.r.hub.count()))
+	gauge(descHeld, float64(c.r.held.standing()))
 	terms, devices, err := c.r.fleetForMetrics()
 	if err != nil {
 		gauge(descScrapeErr, 1)

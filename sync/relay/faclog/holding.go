@@ -160,10 +160,7 @@ var ErrInDoubtStill = errors.New("faclog: a write is in doubt")
 // theirs left in the held state, which would read stale if they came back, and the kv state
 // holds their records as this holder last wrote them.
 func (h *Holding) Flush(ctx context.Context) error {
-	if err := h.held.Settle(ctx); err != nil {
-		return fmt.Errorf("faclog: flush facility %q: settle: %w", h.facility, err)
-	}
-	mark, err := h.proj.Step(ctx)
+	mark, err := h.Project(ctx)
 	if err != nil {
 		return fmt.Errorf("faclog: flush facility %q: %w", h.facility, err)
 	}
@@ -171,6 +168,15 @@ func (h *Holding) Flush(ctx context.Context) error {
 		return fmt.Errorf("faclog: flush facility %q: %w", h.facility, ErrInDoubtStill)
 	}
 	return nil
+}
+
+// Project makes the kv state hold everything the held state appended so far, now: the writes
+// in doubt settled and the projector stepped. It returns the projector's mark.
+func (h *Holding) Project(ctx context.Context) (uint64, error) {
+	if err := h.held.Settle(ctx); err != nil {
+		return 0, fmt.Errorf("settle: %w", err)
+	}
+	return h.proj.Step(ctx)
 }
 
 // Release stops the projector and projects what the held state appended, once more: the
