@@ -25,7 +25,8 @@ import (
 // through random sequences of everything that happens to terminals in a facility's life:
 // billed sessions, fault credits, letters, contact requests, staff reviews, link cuts mid-frame,
 // SIGKILL of a terminal process, backups and restores, reissue, re-enrollment with the same key
-// and a new one, wiped stores, badges moving to new inmates, policy changes and deposits.
+// and a new one, wiped stores, badges moving to new inmates, inmates moved to another facility
+// and back, policy changes and deposits.
 //
 // After every step each store and the relay pass their production verifiers (kioskctl verify's
 // and relay.Verify; on JetStream the relay's after every fourth step and every settle); at
@@ -77,7 +78,11 @@ func TestLifecycleModel(t *testing.T) {
 type lcPerson struct {
 	id, badge, pin string
 	released       bool
+	away           bool // moved to facility south, which has no terminals; may come back
 }
+
+// here says whether the person is on north's roster now.
+func (p *lcPerson) here() bool { return !p.released && !p.away }
 
 // lcTerm is one terminal of the model: a data directory that outlives stores and processes.
 type lcTerm struct {
@@ -142,6 +147,8 @@ func runLifecycle(t *testing.T, seed uint64, steps int) {
 		{"reenroll-new-key", 1, func() { w.reenroll(true) }},
 		{"wipe", 2, w.wipe},
 		{"badge-move", 2, w.badgeMove},
+		{"transfer", 2, w.transfer},
+		{"come-back", 2, w.comeBack},
 		{"policy", 2, w.policy},
 		{"settle", 3, w.settle},
 	}
@@ -218,17 +225,23 @@ func (w *lcWorld) setup() {
 	w.settle()
 }
 
+// putRoster puts north's roster: everyone here.
 func (w *lcWorld) putRoster() {
-	var ro relay.Roster
+	w.putRosterOf("north", func(p *lcPerson) bool { return p.here() })
+}
+
+// putRosterOf puts facility's roster: the people on says.
+func (w *lcWorld) putRosterOf(facility string, on func(*lcPerson) bool) {
+	ro := relay.Roster{Inmates: []relay.RosterInmate{}}
 	for _, p := range w.people {
-		if !p.released {
+		if on(p) {
 			ro.Inmates = append(ro.Inmates, relay.RosterInmate{ID: p.id, Name: "Inmate " + p.id, Badges: []string{p.badge},
 				PIN: p.pin, Language: "en", Status: kiosk.StatusActive})
 		}
 	}
 	ro.Technicians = []relay.RosterTechnician{{ID: "T1", Name: "Tess", Badges: []string{"TB1"}, PIN: "9999", Role: "installer"}}
-	if err := w.rl.r.PutRoster("north", ro); err != nil {
-		w.fail("put roster: %v", err)
+	if err := w.rl.r.PutRoster(facility, ro); err != nil {
+		w.fail("put %s's roster: %v", facility, err)
 	}
 }
 
@@ -293,7 +306,7 @@ func (w *lcWorld) pickPerson(lt *lcTerm) *lcPerson {
 	}
 	var on []*lcPerson
 	for _, p := range w.people {
-		if !p.released {
+		if p.here() {
 			on = append(on, p)
 		}
 	}
@@ -551,7 +564,7 @@ func (w *lcWorld) wipe() {
 func (w *lcWorld) badgeMove() {
 	var candidates []*lcPerson
 	for _, p := range w.people[1:] {
-		if !p.released {
+		if p.here() {
 			candidates = append(candidates, p)
 		}
 	}
@@ -565,6 +578,44 @@ func (w *lcWorld) badgeMove() {
 	w.putRoster()
 	w.depositTo(p.id, 5000)
 	w.note("  badge %s moves from %s to %s", p.badge, old.id, p.id)
+}
+
+// transfer moves someone (not the tablet's inmate) to facility south, which no terminal of the
+// model serves: on a relay holding north, north's holder hands their records over first.
+// North's terminals stop letting them in; what they were charged goes with them.
+func (w *lcWorld) transfer() {
+	var candidates []*lcPerson
+	for _, p := range w.people[1:] {
+		if p.here() {
+			candidates = append(candidates, p)
+		}
+	}
+	if len(candidates) < 2 {
+		return
+	}
+	p := candidates[w.rng.IntN(len(candidates))]
+	p.away = true
+	w.putRosterOf("south", func(p *lcPerson) bool { return p.away })
+	w.note("  %s moves to south", p.id)
+}
+
+// comeBack moves someone from south back to north: north's terminals get their account,
+// with what was deposited while they were away.
+func (w *lcWorld) comeBack() {
+	var away []*lcPerson
+	for _, p := range w.people {
+		if p.away {
+			away = append(away, p)
+		}
+	}
+	if len(away) == 0 {
+		return
+	}
+	p := away[w.rng.IntN(len(away))]
+	p.away = false
+	w.putRoster()
+	w.putRosterOf("south", func(p *lcPerson) bool { return p.away })
+	w.note("  %s comes back from south", p.id)
 }
 
 func (w *lcWorld) policy() {
