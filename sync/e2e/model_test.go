@@ -562,12 +562,7 @@ func (w *lcWorld) wipe() {
 // badgeMove releases an inmate (not the tablet's) and gives their badge to a newcomer, in one
 // roster update.
 func (w *lcWorld) badgeMove() {
-	var candidates []*lcPerson
-	for _, p := range w.people[1:] {
-		if p.here() {
-			candidates = append(candidates, p)
-		}
-	}
+	candidates := w.movable()
 	if len(candidates) < 2 {
 		return
 	}
@@ -580,16 +575,22 @@ func (w *lcWorld) badgeMove() {
 	w.note("  badge %s moves from %s to %s", p.badge, old.id, p.id)
 }
 
+// movable is everyone on north's roster but the tablet's inmate: who may leave it.
+func (w *lcWorld) movable() []*lcPerson {
+	var out []*lcPerson
+	for _, p := range w.people[1:] {
+		if p.here() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // transfer moves someone (not the tablet's inmate) to facility south, which no terminal of the
 // model serves: on a relay holding north, north's holder hands their records over first.
 // North's terminals stop letting them in; what they were charged goes with them.
 func (w *lcWorld) transfer() {
-	var candidates []*lcPerson
-	for _, p := range w.people[1:] {
-		if p.here() {
-			candidates = append(candidates, p)
-		}
-	}
+	candidates := w.movable()
 	if len(candidates) < 2 {
 		return
 	}
