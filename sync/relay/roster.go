@@ -253,14 +253,17 @@ func (r *Relay) PutRoster(facility string, ro Roster) error {
 				}
 				in.PINHash = old.PINHash
 			}
-			h, moving, err := handoverOf(tx, in.ID)
-			if err != nil {
-				return err
-			}
-			if moving && (!found || old.FacilityID != facility) {
-				// Taken off a held roster, or moving to another facility than this one: the
-				// handover under way ends first.
-				return movingErr(op, in.ID, h.From)
+			if !found || old.FacilityID != facility {
+				// New here, or moving here: an inmate taken off a held roster, or moving to
+				// another facility, waits until that handover has ended. (One already here is
+				// read no further: a roster lists them all, again and again.)
+				h, moving, err := handoverOf(tx, in.ID)
+				if err != nil {
+					return err
+				}
+				if moving {
+					return movingErr(op, in.ID, h.From)
+				}
 			}
 			rec := inmateRec{Inmate: in, FacilityID: facility}
 			if found && old.FacilityID == facility {
