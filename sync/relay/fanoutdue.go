@@ -272,7 +272,6 @@ func (r *Relay) drainDue(facility string) (int, error) { return r.drainDueFrom(f
 // drainDueFrom is drainDue reading the records no older than pos, a position another gateway's
 // note handed over (listenDue).
 func (r *Relay) drainDueFrom(facility string, pos uint64) (int, error) {
-	const op = "queue the fan-outs due"
 	if h := r.hooks.dueDrain; h != nil && !h(facility) {
 		return 0, nil
 	}
