@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tether-kiosk/tether/internal/testwait"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/sync/wire"
 )
@@ -164,6 +165,17 @@ func TestTailReadLeavesNoOwnItemBehind(t *testing.T) {
 	log = facilityLog(t, e.r, "north")
 	second := log[len(log)-1]
 	rd := downReader{id: k.id, facility: "north", mode: wire.ModeKiosk}
+	senderRd := downReader{id: sender.id, facility: "north", mode: wire.ModeKiosk}
+	// On a shared store the tail takes a record from the watch feed, a moment after its commit:
+	// what follows is about a tail that holds it.
+	tailHolds := func(n uint64) {
+		t.Helper()
+		testwait.UntilSaw(t, fmt.Sprintf("the facility's tail to hold %d", n), func() (bool, string) {
+			_, _, upTo, _, ok := e.r.tailDown(senderRd, snap[len(snap)-1], 100, wire.MaxBatchBytes)
+			return ok && upTo >= n, fmt.Sprintf("up to %d, ok %v", upTo, ok)
+		})
+	}
+	tailHolds(second)
 
 	if items, _, _, _, ok := e.r.tailDown(rd, before, 100, wire.MaxBatchBytes); ok {
 		t.Fatalf("the tail answered for the numbers above %d with %d items, though the kiosk's snapshot (%v) is not in it", before, len(items), snap)
@@ -180,7 +192,7 @@ func TestTailReadLeavesNoOwnItemBehind(t *testing.T) {
 		t.Fatalf("tail above the snapshot: %d items, last %d, up to %d, more %v, ok %v; want the charge %d", len(items), last, upTo, more, ok, second)
 	}
 	// The sender is not sent its own charge, and has read past it.
-	items, _, upTo, _, ok = e.r.tailDown(downReader{id: sender.id, facility: "north", mode: wire.ModeKiosk}, snap[len(snap)-1], 100, wire.MaxBatchBytes)
+	items, _, upTo, _, ok = e.r.tailDown(senderRd, snap[len(snap)-1], 100, wire.MaxBatchBytes)
 	if !ok || len(items) != 0 || upTo != second {
 		t.Fatalf("the sender's tail read: %d items, up to %d, ok %v; want none, up to %d", len(items), upTo, ok, second)
 	}
@@ -188,6 +200,7 @@ func TestTailReadLeavesNoOwnItemBehind(t *testing.T) {
 	charge()
 	log = facilityLog(t, e.r, "north")
 	third := log[len(log)-1]
+	tailHolds(third)
 	items, last, upTo, more, ok = e.r.tailDown(rd, snap[len(snap)-1], 1, wire.MaxBatchBytes)
 	if !ok || len(items) != 1 || last != second || upTo != third-1 || !more {
 		t.Fatalf("tail read of one item: %d items, last %d, up to %d, more %v, ok %v; want the charge %d, up to %d, more", len(items), last, upTo, more, ok, second, third-1)
