@@ -156,6 +156,10 @@ func (c *committer) commit(group []*writeCall) {
 			if c.ids != nil {
 				ids = &txIDs{tx: tx, ix: c.ids}
 			}
+			var lastItems *lastRecord
+			if !onBolt(tx) {
+				lastItems = &lastRecord{}
+			}
 			// What the group is known to read, fetched together first: on JetStream a read is
 			// a round trip to the stream leader, and the functions below read one at a time.
 			if kv.Prefetches(tx) {
@@ -173,7 +177,7 @@ func (c *committer) commit(group []*writeCall) {
 					break
 				}
 				call.f.reset(tx)
-				call.f.ids, call.f.nums = ids, c.nums
+				call.f.ids, call.f.nums, call.f.lastItems = ids, c.nums, lastItems
 				if err := safeCall(call, tx); err != nil {
 					failed, failErr = i, err
 					return err

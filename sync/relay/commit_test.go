@@ -15,10 +15,16 @@ import (
 // release is called, so the writes queued meanwhile commit together in one group.
 func holdCommitter(t *testing.T, r *Relay) (release func()) {
 	t.Helper()
+	return holdCommitterOn(t, r, r.writes)
+}
+
+// holdCommitterOn is holdCommitter of the committer w (a held facility's).
+func holdCommitterOn(t *testing.T, r *Relay, w *committer) (release func()) {
+	t.Helper()
 	entered, gate := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- r.update("hold", func(kv.Tx, *fanout) error {
+		done <- r.updateOn(w, "hold", nil, 0, func(kv.Tx, *fanout) error {
 			select {
 			case <-entered:
 			default:

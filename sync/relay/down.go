@@ -58,6 +58,10 @@ type fanout struct {
 	// nums hands out the arrival numbers of the items this call stores: its committer's
 	// (the relay's, or a held facility's, holds.go).
 	nums *itemNumbers
+	// lastItems is the last item log record the group commit's calls wrote, which this
+	// call's items join where their numbers follow it (itemLog.flush): set by the committer
+	// on a shared store; nil, each call writes records of its own.
+	lastItems *lastRecord
 	// waiting is one more than the queue length this call's last status report left in its
 	// terminal's term_seen record (0: not known), for the connection once the call commits
 	// (owner.queue).

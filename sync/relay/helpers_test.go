@@ -324,6 +324,12 @@ func (tm *term) item(kind string, body any) wire.Item {
 func (tc *tconn) batch(items ...wire.Item) wire.Ack {
 	tc.t.Helper()
 	send(tc.t, tc.c, wire.Batch{Epoch: tc.term.epoch, Items: items})
+	return tc.ack()
+}
+
+// ack reads the next ack, keeping any downlink that arrives before it.
+func (tc *tconn) ack() wire.Ack {
+	tc.t.Helper()
 	for {
 		f := read(tc.t, tc.c)
 		switch f.Type {

@@ -57,8 +57,9 @@ type itemLog struct {
 
 // logRec is a record already cut, waiting for flush.
 type logRec struct {
-	key uint64
-	raw []byte
+	key  uint64
+	next uint64 // the arrival number after its last item
+	raw  []byte
 }
 
 // add appends item n (its StoredItem JSON) to the log. An item whose number does not follow
@@ -104,7 +105,7 @@ func (l *itemLog) open(n uint64, size int) {
 // cut closes the record being built.
 func (l *itemLog) cut() {
 	if len(l.buf) > 0 {
-		l.recs = append(l.recs, logRec{key: l.first, raw: l.buf})
+		l.recs = append(l.recs, logRec{key: l.first, next: l.next, raw: l.buf})
 		l.buf = nil
 	}
 }
@@ -124,18 +125,50 @@ func (l *itemLog) get(n uint64) []byte {
 	return nil
 }
 
-// flush writes what waits as records of bItems.
-func (l *itemLog) flush(tx kv.Tx) error {
+// flush writes what waits as records of bItems. With last (the group commit's, shared by its
+// calls) a first record that carries on where the transaction's last one ended is added to
+// that one's end (kv.Append) rather than written as a record of its own; last then names the
+// transaction's last record.
+func (l *itemLog) flush(tx kv.Tx, last *lastRecord) error {
 	l.cut()
 	b := tx.Bucket([]byte(bItems))
 	kv.HintAppended(b) // arrival numbers only grow
+	limit := l.max
+	if limit <= 0 {
+		limit = logRecordMax
+	}
 	for _, r := range l.recs {
-		if err := b.Put(u64(r.key), r.raw); err != nil {
-			return fmt.Errorf("write item log record %d: %w", r.key, err)
+		if last != nil && last.size > 0 && r.key == last.next && last.size+len(r.raw)-1 <= limit {
+			if err := kv.Append(b, u64(last.key), r.raw[1:]); err != nil {
+				return fmt.Errorf("add to item log record %d: %w", last.key, err)
+			}
+			last.size += len(r.raw) - 1
+		} else {
+			if err := b.Put(u64(r.key), r.raw); err != nil {
+				return fmt.Errorf("write item log record %d: %w", r.key, err)
+			}
+			if last != nil {
+				last.key, last.size = r.key, len(r.raw)
+			}
+		}
+		if last != nil {
+			last.next = r.next
 		}
 	}
 	l.recs = l.recs[:0]
 	return nil
+}
+
+// lastRecord is the last item log record a group commit's calls wrote, for the next call's
+// items to join it (itemLog.flush). On a shared store each record is a message of the commit
+// and a key the holder's projection writes again: one a call made a group of one-item
+// batches cost a message a batch, against one a group (docs/SCALE.md, "One item record a
+// group commit"). On a bbolt file each call writes its own: there adding to a record reads
+// and writes it again whole, and a record is no costlier than its bytes.
+type lastRecord struct {
+	key  uint64 // its key, the arrival number of its first item
+	next uint64 // the arrival number after its last item
+	size int    // its bytes; 0: no record written yet
 }
 
 // logTx is a write transaction that stores items through an item log: reads of an item by its
@@ -321,7 +354,7 @@ func migrate9to10(tx kv.Tx) error {
 				return fmt.Errorf("delete item record %d: %w", readU64(key), err)
 			}
 		}
-		if err := log.flush(tx); err != nil {
+		if err := log.flush(tx, nil); err != nil {
 			return err
 		}
 		next = u64(log.next)

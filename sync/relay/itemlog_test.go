@@ -118,7 +118,7 @@ func TestItemLogRecordsCut(t *testing.T) {
 			}
 		}
 		cut = len(l.recs) + 1
-		return l.flush(tx)
+		return l.flush(tx, nil)
 	})
 	if err != nil {
 		t.Fatal(err)

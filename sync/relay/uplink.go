@@ -116,7 +116,7 @@ func (r *Relay) storeBatchesOnce(t TerminalInfo, batches []upBatch, seen *seenRe
 			}
 		}
 		queue = f.waiting
-		return tx.(*logTx).log.flush(tx)
+		return tx.(*logTx).log.flush(tx, f.lastItems)
 	})
 	if own != nil {
 		if err != nil {
