@@ -229,3 +229,49 @@ func TestADeposedHolderWritesNothingMore(t *testing.T) {
 		t.Fatalf("verify = %+v, %v", rep, err)
 	}
 }
+
+// A held facility's writes do not read the connection's owner record: a batch waiting for the
+// holder's commit when the terminal connects to another gateway is refused once the holder
+// heard that claim (owner.superseded), and the kiosk is charged once.
+func TestAClaimHeardElsewhereStopsAHeldConnectionsBatch(t *testing.T) {
+	c, e1, e2 := gatewaysOnCluster(t)
+	e1.seed()
+	k := e1.enroll(wire.ModeKiosk, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before := e1.balanceOf("A1")
+	hf, err := e1.r.holdFacility(ctx, openFacLog(ctx, t, c, 1), "north", "gw-1", faclog.HoldOptions{Clock: clock.NewFake(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := k.item(wire.UpCharge, charge("A1", "s1", 0, 5))
+	kc := k.connect(t, 0)
+	if ack := kc.batch(first); ack.Seq != first.Seq || len(ack.Rejected) != 0 {
+		t.Fatalf("the first batch: ack %+v", ack)
+	}
+	release := holdCommitterOn(t, e1.r, hf.writes)
+	second := k.item(wire.UpCharge, charge("A1", "s1", 1, 5))
+	send(t, kc.c, wire.Batch{Epoch: k.epoch, Items: []wire.Item{second}})
+	queuedItems(t, hf.writes, 1)
+	// The terminal comes back on gateway 2, which claims it; gateway 1 hears it and closes the
+	// connection whose batch waits.
+	k.e = e2
+	newer := k.connect(t, 0)
+	defer newer.c.Close(websocket.StatusNormalClosure, "")
+	expectClose(t, kc.c, websocket.StatusPolicyViolation, wire.ReasonReplaced)
+	release()
+	// The committer takes calls in order: once this one commits, the batch's has run.
+	if err := e1.r.updateOn(hf.writes, "after", nil, 0, func(kv.Tx, *fanout) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := e1.r.releaseFacility(ctx, "north"); err != nil {
+		t.Fatal(err)
+	}
+	items, err := e1.r.Items(ItemFilter{TerminalID: k.id})
+	if err != nil || len(items) != 1 || items[0].ID != first.ID {
+		t.Fatalf("the terminal's items: %+v, %v (want the first charge alone)", items, err)
+	}
+	if got := e1.balanceOf("A1"); got != before-5 {
+		t.Fatalf("A1's balance %d, want %d (charged once)", got, before-5)
+	}
+}

@@ -51,6 +51,10 @@ type owner struct {
 	// costs the commit a message (termseen.go). Batches of a connection are stored one after
 	// another; a hello's record written by an acknowledgement makes it unknown again.
 	queue atomic.Int64
+	// superseded is set once this gateway heard another's claim of the terminal and read that
+	// it is newer (claimedElsewhere). A held facility's writes check it instead of reading
+	// the owner record (ownerTx).
+	superseded atomic.Bool
 }
 
 // startOwners gives a relay on a shared store its gateway id, makes the owner bucket, and
@@ -184,6 +188,7 @@ func (r *Relay) claimedElsewhere(msg []byte) {
 			return // fenced at its next write all the same
 		}
 		if !bytes.Equal(cur, s.own.rec) {
+			s.own.superseded.Store(true)
 			s.conn.Close(websocket.StatusPolicyViolation, wire.ReasonReplaced)
 		}
 	}()
@@ -192,8 +197,24 @@ func (r *Relay) claimedElsewhere(msg []byte) {
 // ownerTx fails with errSuperseded unless own is still the terminal's owner record: the one
 // read every write on behalf of a connection makes, in its own transaction. A nil own (the
 // only gateway of its store) passes.
-func ownerTx(tx kv.Tx, id string, own *owner) error {
+//
+// A write on a held facility's state (held) reads nothing: it fails only once this gateway
+// heard of a newer claim (owner.superseded). The record is outside what the state holds, so
+// its read was one of the kv state's replicas a batch, most of those a held status report
+// made, and never validated at the commit: no stronger than what was heard. Nothing is lost
+// by it. A newer connection on this gateway retires the old one before it writes
+// (session.retire); one on another gateway cannot write the facility's records, which only
+// its holder writes (a kv transaction for a facility held elsewhere is refused, fenced), so
+// the old connection's batches are the only ones its terminal's records take, deduplicated
+// by seq and id as any resend, until the claim is heard and the connection closed.
+func ownerTx(tx kv.Tx, id string, own *owner, held bool) error {
 	if own == nil {
+		return nil
+	}
+	if held {
+		if own.superseded.Load() {
+			return errSuperseded
+		}
 		return nil
 	}
 	b := tx.Bucket([]byte(bOwners))

@@ -4,6 +4,7 @@ import (
 	"github.com/tether-kiosk/tether/kiosk/vocab"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 	"github.com/tether-kiosk/tether/sync/wire"
+	"slices"
 )
 
 // Keys a write is known to read, given to the store before the group commit runs its write
@@ -111,8 +112,15 @@ func (r *Relay) updateAsKeys(own *owner, id, facility, op string, keys func() []
 	if own == nil {
 		return r.updateOn(w, op, keys, numbers, fn)
 	}
+	held := w != r.writes
+	if held && keys != nil {
+		ks := keys // the owner record is not read (ownerTx)
+		keys = func() []kv.Key {
+			return slices.DeleteFunc(ks(), func(k kv.Key) bool { return len(k.Path) == 1 && string(k.Path[0]) == bOwners })
+		}
+	}
 	return r.updateOn(w, op, keys, numbers, func(tx kv.Tx, f *fanout) error {
-		if err := ownerTx(tx, id, own); err != nil {
+		if err := ownerTx(tx, id, own, held); err != nil {
 			return err
 		}
 		return fn(tx, f)
