@@ -271,6 +271,9 @@ func (r *Relay) claimFacility(ctx context.Context, l faclog.Log, facility, holde
 		return facility, err
 	}
 	o.Scope = facilityScope(facility, hf.ours, hf.nums.reserved)
+	// The item log's records are read from the kv state, never from the held state
+	// (storedItemRaw): kept until the next whole forget they were most of its memory.
+	o.WriteOnce = []string{bItems}
 	holding, err := faclog.Hold(ctx, l, r.db, facility, holder, o)
 	if err != nil {
 		return nil, err

@@ -217,6 +217,39 @@ func (h *Held) Forget(projected uint64) int {
 	return dropped
 }
 
+// ForgetRoots is Forget of the root buckets named alone: the rest of the state stays as it
+// is. It reports how many buckets and keys it dropped.
+func (h *Held) ForgetRoots(projected uint64, roots ...[]byte) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.doubt != nil {
+		return 0
+	}
+	root := h.state.Load()
+	var c *bucket
+	dropped := 0
+	for _, name := range roots {
+		sub := root.subs[string(name)]
+		if sub == nil {
+			continue
+		}
+		keep, n := forget(sub, projected)
+		if keep == sub {
+			continue
+		}
+		if c == nil {
+			c = root.clone()
+			c.sorted.Store(nil)
+		}
+		c.subs[string(name)] = keep
+		dropped += n
+	}
+	if c != nil {
+		h.state.Store(c)
+	}
+	return dropped
+}
+
 // forgetAt is Forget, saying too whether it could (settled false: a write in doubt).
 func (h *Held) forgetAt(projected uint64) (dropped int, settled bool) {
 	h.mu.Lock()

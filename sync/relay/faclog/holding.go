@@ -30,6 +30,7 @@ type Holding struct {
 	done     chan struct{}
 
 	forgetEvery, steps int
+	writeOnce          [][]byte
 
 	mu      sync.Mutex
 	lastErr error // the last step's error; nil once a step went through
@@ -48,6 +49,10 @@ type HoldOptions struct {
 	// not written in that time is read from the kv state again when next used, so a
 	// holder's memory is what its facility touched lately.
 	ForgetEvery int
+	// WriteOnce names root buckets whose keys the facility writes and never reads back (the
+	// relay's item log): what of them is projected is forgotten at every step, not every
+	// ForgetEvery, so that the held state does not keep records no one reads until then.
+	WriteOnce []string
 }
 
 // stepTimeout bounds one projector step: a step stuck on a cluster without quorum is tried
@@ -88,6 +93,9 @@ func Hold(ctx context.Context, l Log, base kv.Store, facility, holder string, o 
 	held := NewHeld(w, base, o.Scope)
 	h := &Holding{facility: facility, held: held, proj: NewProjector(held, o.PerTx), clock: o.Clock, every: o.Every,
 		log: o.Logger.With("facility", facility), stop: make(chan struct{}), done: make(chan struct{}), forgetEvery: o.ForgetEvery}
+	for _, root := range o.WriteOnce {
+		h.writeOnce = append(h.writeOnce, []byte(root))
+	}
 	timer := o.Clock.NewTimer(o.Every) // armed before Hold returns, so a clock moved after it fires it
 	go h.loop(timer)
 	return h, nil
@@ -131,8 +139,11 @@ func (h *Holding) step() {
 	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
 	mark, err := h.proj.Step(ctx)
-	if h.steps++; err == nil && h.steps%h.forgetEvery == 0 {
+	switch h.steps++; {
+	case err == nil && h.steps%h.forgetEvery == 0:
 		h.held.Forget(mark)
+	case err == nil && len(h.writeOnce) > 0:
+		h.held.ForgetRoots(mark, h.writeOnce...)
 	}
 	h.mu.Lock()
 	was := h.lastErr

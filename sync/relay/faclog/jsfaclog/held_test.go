@@ -994,3 +994,61 @@ func TestHeldPrefetchesWhatItLacks(t *testing.T) {
 		t.Fatalf("a View read %q with %d reads of base, want v4v5v2 with 2", seen, reads)
 	}
 }
+
+// ForgetRoots forgets what is projected of the roots named alone (a holder's write-once
+// records, HoldOptions.WriteOnce): their keys leave memory and read back from the kv state,
+// while another root's keys, projected as well, stay held.
+func TestHeldForgetsWriteOnceRootsAlone(t *testing.T) {
+	_, w, base := claimOnBase(t, "f")
+	if err := base.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		for _, root := range []string{"items", "seen"} {
+			if _, err := tx.CreateBucket([]byte(root)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	held := faclog.NewHeld(w, base, nil)
+	p := faclog.NewProjector(held, 8)
+	put := func(i int) {
+		t.Helper()
+		if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+			if err := tx.Bucket([]byte("items")).Put(fmt.Appendf(nil, "i%02d", i), fmt.Appendf(nil, "item %d", i)); err != nil {
+				return err
+			}
+			return tx.Bucket([]byte("seen")).Put(fmt.Appendf(nil, "t%d", i%3), fmt.Appendf(nil, "at %d", i))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		put(i)
+	}
+	mark, err := p.Step(ctxFor(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(10)
+	_, before := held.Size()
+	if n := held.ForgetRoots(mark, []byte("items")); n != 10 {
+		t.Fatalf("forgot %d keys, want the 10 projected items", n)
+	}
+	if _, after := held.Size(); after != before-10 {
+		t.Fatalf("the state holds %d keys after, %d before: want the items alone gone", after, before)
+	}
+	var got strings.Builder
+	if err := held.View(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		for _, k := range []string{"i00", "i09", "i10"} {
+			fmt.Fprintf(&got, "%s=%s ", k, tx.Bucket([]byte("items")).Get([]byte(k)))
+		}
+		fmt.Fprintf(&got, "t1=%s", tx.Bucket([]byte("seen")).Get([]byte("t1")))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "i00=item 0 i09=item 9 i10=item 10 t1=at 10"; got.String() != want {
+		t.Fatalf("read after: %s, want %s", got.String(), want)
+	}
+}
