@@ -99,8 +99,9 @@ func spawnRelay(path, tmp, listen, token string, extra []string) (*spawned, erro
 		s.base = base
 		return s, nil
 	case err := <-s.exited:
+		said := tail(s.logPath) // before the directory that holds it goes
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("spawn relayd: it exited before serving (%v); its log: %s", err, tail(s.logPath))
+		return nil, fmt.Errorf("spawn relayd: it exited before serving (%v); its log: %s", err, said)
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		<-s.exited
