@@ -185,7 +185,10 @@ func (r *Relay) claimedElsewhere(msg []byte) {
 			if !r.stopped() {
 				r.logf("relay: read the owner of terminal %s: %v", s.id, err)
 			}
-			return // fenced at its next write all the same
+			// On the kv path its next write reads the record and is fenced. On a held
+			// facility it is not marked, and writes on until its socket ends: only its own
+			// terminal's batches, deduplicated as any resend (ownerTx).
+			return
 		}
 		if !bytes.Equal(cur, s.own.rec) {
 			s.own.superseded.Store(true)
