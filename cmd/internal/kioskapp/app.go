@@ -429,13 +429,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.hub.k.Store(nil)
 	// Nothing below waits on the network or a person; if it hangs anyway, say where and give up.
 	watchdog := time.AfterFunc(stopWatchdog, func() {
-		a.logf("stopping: not stopped %v after the window closed; goroutines follow", stopWatchdog)
-		if a.o.Stderr != nil {
-			_ = pprof.Lookup("goroutine").WriteTo(a.o.Stderr, 1)
-		}
-		if a.o.Hung != nil {
-			a.o.Hung()
-		}
+		a.giveUp(fmt.Sprintf("not stopped %v after the window closed", stopWatchdog))
 	})
 	defer watchdog.Stop()
 
@@ -475,13 +469,23 @@ func (a *App) requestStop(why string) {
 			a.stopping.Store(true)
 			close(a.stopped)
 			endLoop(func() { a.uiDo(a.drv.Quit) }, a.loopEnded, quitRetry, a.logf, func() {
-				a.logf("stopping: the window loop did not end; giving up")
-				if a.o.Hung != nil {
-					a.o.Hung()
-				}
+				a.giveUp("the window loop did not end")
 			})
 		}()
 	})
+}
+
+// giveUp ends a stop that hangs: it says so, writes every goroutine's stack to Stderr (where
+// it hangs, for whoever reads the log; a window loop that never ended said nothing more), and
+// calls Options.Hung.
+func (a *App) giveUp(why string) {
+	a.logf("stopping: %s; giving up, goroutines follow", why)
+	if a.o.Stderr != nil {
+		_ = pprof.Lookup("goroutine").WriteTo(a.o.Stderr, 1)
+	}
+	if a.o.Hung != nil {
+		a.o.Hung()
+	}
 }
 
 // shutdown ends the session in progress, then closes the devices and stops sync.

@@ -504,3 +504,26 @@ func TestOpenReleasesPhotosOfACrashedSession(t *testing.T) {
 		t.Fatalf("no log line of the release:\n%s", lb.String())
 	}
 }
+
+// A stop that gives up says why in the log, writes where every goroutine is to Stderr (a hung
+// window loop left nothing to go on before), and then calls Hung, which ends the process.
+func TestGivingUpWritesTheGoroutines(t *testing.T) {
+	var stderr, logged bytes.Buffer
+	hung := false
+	a := &App{o: Options{Stderr: &stderr, Hung: func() {
+		if !strings.Contains(stderr.String(), "goroutine ") {
+			t.Error("Hung was called before the goroutines were written")
+		}
+		hung = true
+	}}, logf: func(format string, args ...any) { fmt.Fprintf(&logged, format+"\n", args...) }}
+	a.giveUp("the window loop did not end")
+	if !hung {
+		t.Fatal("Hung was not called")
+	}
+	if !strings.Contains(logged.String(), "the window loop did not end; giving up") {
+		t.Errorf("the log says %q", logged.String())
+	}
+	if !strings.Contains(stderr.String(), "TestGivingUpWritesTheGoroutines") {
+		t.Errorf("the goroutines written do not show this test's own:\n%.400s", stderr.String())
+	}
+}
