@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/tether-kiosk/tether/internal/natstest"
 	"github.com/tether-kiosk/tether/kiosk"
 	"github.com/tether-kiosk/tether/kiosk/clock"
@@ -171,5 +173,47 @@ func TestAGroupCommitsBatchesAreOneItemRecord(t *testing.T) {
 				t.Fatalf("verify: %+v %v", rep, err)
 			}
 		})
+	}
+}
+
+// A holder forgets its item log records once its projector wrote them to the kv state (its
+// first step, not the whole forget twenty steps on): nothing reads them from the held state,
+// and they were most of a busy holder's memory. Staff read every item all the same.
+func TestAHolderForgetsItsItemRecordsOnceProjected(t *testing.T) {
+	c := natstest.Start(t)
+	e := newEnv(t, func(cfg *Config) { cfg.Store = jetStore(t, c, 0, "relay") })
+	e.seed()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fake := clock.NewFake(t0)
+	hf, err := e.r.holdFacility(ctx, openFacLog(ctx, t, c, 1), "north", "gw-test", faclog.HoldOptions{Clock: fake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := e.enroll(wire.ModeKiosk, "")
+	kc := k.connect(t, 0)
+	defer kc.c.Close(websocket.StatusNormalClosure, "")
+	var sent []string
+	for i := range 5 {
+		it := k.item(wire.UpDeviceStatus, map[string]any{"items_waiting": i})
+		sent = append(sent, it.ID)
+		if ack := kc.batch(it); ack.Seq != it.Seq || len(ack.Rejected) != 0 {
+			t.Fatalf("batch %d: ack %+v", i, ack)
+		}
+	}
+	_, before := hf.holding.Store().Size()
+	fake.Advance(time.Second) // the projector's first step
+	waitUntil(t, "the item records forgotten", func() bool {
+		_, keys := hf.holding.Store().Size()
+		return keys <= before-len(sent) // a record a batch: each came in a group of its own
+	})
+	list, err := e.r.Items(ItemFilter{TerminalID: k.id})
+	if err != nil || len(list) != len(sent) {
+		t.Fatalf("items: %d, %v", len(list), err)
+	}
+	for i, it := range list {
+		if it.ID != sent[i] {
+			t.Fatalf("item %d is %s, want %s", i, it.ID, sent[i])
+		}
 	}
 }
