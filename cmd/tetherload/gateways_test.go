@@ -130,6 +130,7 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 	cfg.RelayPIDs = []int{os.Getpid(), os.Getpid()}
 	cfg.RelayDebug = []string{dbg, dbg}
 	cfg.ClusterPIDs = []int{os.Getpid()} // the cluster runs in this process here
+	cfg.StoreNATS = c.URLs()
 	cfg.Terminals, cfg.PerFacility, cfg.BatchItems, cfg.Batches = 20, 10, 1, 5
 	cfg.CutProb, cfg.Storm, cfg.EnrollSpread = 0, false, true
 	rep, err := Run(context.Background(), cfg)
@@ -168,6 +169,19 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 		if s.StoreOps["commit"] <= 0 || s.StoreOps["message"] <= 0 {
 			t.Errorf("gateway %d store counts over the load: %v, want commits and messages", i+1, s.StoreOps)
 		}
+	}
+	// What the load made the cluster store: the gateways' state stream, "relay", took
+	// messages as the items were stored (the same stream's tombstones and all), and holds
+	// them at the end.
+	var state *StreamFigure
+	for i, f := range rep.Streams {
+		if f.Name == "relay" {
+			state = &rep.Streams[i]
+		}
+	}
+	if state == nil || state.Written == 0 || state.HeldMsgs == 0 || state.HeldBytes == 0 ||
+		state.PerBatch != float64(state.Written)/float64(rep.Batches) || state.BytesPerBatch <= 0 {
+		t.Fatalf("what the state stream took during the load: %+v (all: %+v)", state, rep.Streams)
 	}
 	if rep.BatchBytes <= 0 || rep.Ack.Samples != int(want) || rep.Ack.P50ms <= 0 || rep.Ack.P99ms < rep.Ack.P50ms {
 		t.Fatalf("batch size %d, latency %+v", rep.BatchBytes, rep.Ack)
@@ -216,7 +230,7 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"gateways", "store", "relays", "batches_per_s", "ack", "batch_bytes", "relay_kib_per_conn", "relay_go_kib_per_conn", "baselines", "verify", "cpu", "cluster_cpu_s"} {
+	for _, k := range []string{"gateways", "store", "relays", "batches_per_s", "ack", "batch_bytes", "relay_kib_per_conn", "relay_go_kib_per_conn", "baselines", "verify", "cpu", "cluster_cpu_s", "streams"} {
 		if _, ok := back[k]; !ok {
 			t.Errorf("JSON report lacks %q: %s", k, buf.String())
 		}
@@ -226,7 +240,8 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"2 gateway(s), store nats", "gateway 1 ", "gateway 2 ", "gateway 2 Go heap", "gateway 1 store", "memory per terminal",
-		"baseline jetstream", "publish ack p50", "ok=true: 100 stored", "CPU a batch", "CPU an op", "where CPU is the limit, the ratio is at most"} {
+		"baseline jetstream", "publish ack p50", "ok=true: 100 stored", "CPU a batch", "CPU an op", "where CPU is the limit, the ratio is at most",
+		"stream relay ", "bytes a batch"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}

@@ -61,7 +61,10 @@ type Config struct {
 	RelayDebug      []string // relayd -debug-listen bases, one per gateway, for Go heap figures; optional
 	// ClusterPIDs are the NATS nodes the tool started (-nats-server), for the CPU a batch
 	// costs the cluster; empty: the cluster's share is not known.
-	ClusterPIDs  []int
+	ClusterPIDs []int
+	// StoreNATS is the cluster the gateways keep their state in (servers, comma-separated),
+	// for what each of its streams took during the load; empty: not measured.
+	StoreNATS    string
 	EnrollSpread bool // enroll each terminal through its own gateway, not all through the first
 	// GatewayByFacility connects every terminal of a facility to one gateway (facility f to
 	// gateway f mod n) instead of spreading each facility's terminals over all of them.
@@ -326,6 +329,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			storeOps[g][i] = ops
 		}
 	}
+	// The streams are read outside the spans the CPU figures cover: the reads cost the cluster
+	// and the tool CPU that no batch did.
+	var streamsStart map[string]streamState
+	if cfg.StoreNATS != "" {
+		var err error
+		if streamsStart, err = sampleStreams(ctx, cfg.StoreNATS); err != nil {
+			r.logf("%v", err)
+		}
+	}
 	sampleOps(0)
 	_ = sample(sLoadStart)
 	clusterStart, clusterErr := cpuOf(cfg.ClusterPIDs)
@@ -427,6 +439,15 @@ wait:
 	}
 	sampleOps(1)
 	rep.storeOps = storeOps
+	if streamsStart != nil {
+		// ctx may be done (the drain limit): the figures are still wanted.
+		if end, err := sampleStreams(context.WithoutCancel(ctx), cfg.StoreNATS); err != nil {
+			r.logf("%v", err)
+		} else {
+			rep.Streams = streamFigures(streamsStart, end, r.batches.Load())
+		}
+	}
+
 	if !closed(r.loadOver) {
 		close(r.loadOver)
 	}

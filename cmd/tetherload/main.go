@@ -213,6 +213,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		natsURLs = cl.URLs()
 		o.cfg.ClusterPIDs = cl.pids()
 	}
+	o.cfg.StoreNATS = natsURLs
 	var sps []*spawned
 	stopRelays := func() {
 		for _, sp := range sps {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,34 @@ func TestCPUCost(t *testing.T) {
 		if r.fillCPU(time.Second); r.CPU != nil {
 			t.Errorf("CPU a batch of %+v = %+v, want none", r, r.CPU)
 		}
+	}
+}
+
+// What each stream took during a load: its last sequence's move, with the bytes of what it
+// holds spread over the messages; a stream made during the load counts from nothing, and one
+// that took nothing is left out.
+func TestStreamFigures(t *testing.T) {
+	start := map[string]streamState{
+		"relay":   {last: 1000, msgs: 900, bytes: 90_000},
+		"content": {last: 50, msgs: 50, bytes: 5_000_000},
+	}
+	end := map[string]streamState{
+		"relay":   {last: 3000, msgs: 2700, bytes: 540_000}, // 200 bytes a message held
+		"content": {last: 50, msgs: 50, bytes: 5_000_000},
+		"faclog":  {last: 400, msgs: 40, bytes: 400_000}, // new; trimmed to its latest 40
+	}
+	got := streamFigures(start, end, 1000)
+	want := []StreamFigure{
+		{Name: "faclog", Written: 400, PerBatch: 0.4, HeldMsgs: 40, HeldBytes: 400_000, BytesPerBatch: 4000},
+		{Name: "relay", Written: 2000, PerBatch: 2, HeldMsgs: 2700, HeldBytes: 540_000, BytesPerBatch: 400},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("stream figures:\n got %+v\nwant %+v", got, want)
+	}
+	if row := streamRow(got[1]); row != "2000 messages written (2.000 a batch), 200 B a message held: about 400 bytes a batch; 2700 messages, 527.3 KiB held at the end" {
+		t.Fatalf("table row: %q", row)
+	}
+	if got := streamFigures(start, end, 0); len(got) != 2 || got[0].PerBatch != 0 || got[0].BytesPerBatch != 0 {
+		t.Fatalf("with no batch: %+v", got)
 	}
 }

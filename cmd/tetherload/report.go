@@ -70,6 +70,8 @@ type Report struct {
 	// CPU is what an acknowledged batch cost the machine, by part; with a baseline's CPU an
 	// operation it says how far the machine's CPU alone lets the ratio go.
 	CPU *CPUCost `json:"cpu,omitempty"`
+	// Streams is what each stream of the gateways' cluster took during the load (StoreNATS).
+	Streams []StreamFigure `json:"streams,omitempty"`
 
 	Storm *Storm `json:"storm,omitempty"`
 
@@ -254,6 +256,9 @@ func (rep *Report) Table(w io.Writer) error {
 			cluster = fmt.Sprintf(" + cluster %.0f µs", c.ClusterUS)
 		}
 		row("CPU a batch", "tool %.0f µs + gateways %.0f µs%s = %.0f µs (the machine's CPUs %.0f%% busy)", c.ToolUS, c.GatewaysUS, cluster, c.TotalUS, c.MachinePct)
+	}
+	for _, f := range rep.Streams {
+		row("stream "+f.Name, "%s", streamRow(f))
 	}
 	row("connections", "%d cut by the tool, %d lost (closed by the relay or the network)", rep.Cuts, rep.Lost)
 	if rep.Unacked > 0 || rep.DrainTimeout {
