@@ -170,7 +170,7 @@ func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 		}
 		return nil
 	}
-	e := Entry{Prev: h.w.Last(), Term: h.w.Term(), Data: EncodeWrites(t.writes)}
+	e := Entry{Prev: h.w.Last(), Term: h.w.Term(), Data: EncodeWrites(Coalesce(t.writes))}
 	if len(e.Data) > t.bound {
 		return fmt.Errorf("faclog: facility %q: %d bytes of writes, at most %d in an entry: %w",
 			h.w.Facility(), len(e.Data), t.bound, kv.ErrTxTooLarge)

@@ -67,6 +67,64 @@ func EncodeWrites(ws []Write) []byte {
 	return b
 }
 
+// Coalesce is ws without the writes of a key that a later Put of the same key in the same
+// bucket makes moot: an earlier Put, Append or Delete of it. Applied in order, it leaves the
+// kv state ws leaves: the later Put sets the key whatever it held, and makes the buckets on
+// the way as the earlier write did (a bucket that write made and a write between them
+// deleted, the Put makes again; writes are blind, so nothing between reads what it dropped).
+// A later Delete makes nothing moot: the Put before it made the buckets on the way, which
+// stay. A group commit's calls each write what they changed, so a kiosk with three batches
+// in one group wrote its device report and its high-water mark three times each, and the
+// entry carried all three (docs/SCALE.md, "What a batch makes the cluster store"). ws is not
+// changed; the result is ws itself when nothing was dropped.
+func Coalesce(ws []Write) []Write {
+	later := map[string]bool{} // keys a later Put sets
+	var drop []bool
+	for i := len(ws) - 1; i >= 0; i-- {
+		w := ws[i]
+		if w.Op != OpPut && w.Op != OpAppend && w.Op != OpDelete {
+			continue
+		}
+		k := pathKey(w.Path, w.Key)
+		if later[k] {
+			if drop == nil {
+				drop = make([]bool, len(ws))
+			}
+			drop[i] = true
+			continue
+		}
+		if w.Op == OpPut {
+			later[k] = true
+		}
+	}
+	if drop == nil {
+		return ws
+	}
+	out := make([]Write, 0, len(ws))
+	for i, w := range ws {
+		if !drop[i] {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// pathKey names key in the bucket at path, each name length-prefixed so that no two differ
+// only in where the names split.
+func pathKey(path [][]byte, key []byte) string {
+	n := len(key) + 2
+	for _, p := range path {
+		n += len(p) + 2
+	}
+	b := make([]byte, 0, n)
+	for _, p := range path {
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	return string(append(b, key...))
+}
+
 // errShort: the data ends inside a write.
 var errShort = errors.New("ends too soon")
 

@@ -1052,3 +1052,59 @@ func TestHeldForgetsWriteOnceRootsAlone(t *testing.T) {
 		t.Fatalf("read after: %s, want %s", got.String(), want)
 	}
 }
+
+// A key a group commit writes again is carried once in its entry, as its last write left it:
+// three calls of one group, each writing a kiosk's device report and adding to a record, make
+// an entry with one report and the three additions, and the kv state projected from it is
+// what the calls left.
+func TestHeldEntryCarriesAKeysLastWrite(t *testing.T) {
+	l, w, base := claimOnBase(t, "f")
+	held := faclog.NewHeld(w, base, nil)
+	if err := held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+		dev, err := tx.CreateBucketIfNotExists([]byte("devices"))
+		if err != nil {
+			return err
+		}
+		ids, err := tx.CreateBucketIfNotExists([]byte("ids"))
+		if err != nil {
+			return err
+		}
+		for i := range 3 {
+			if err := dev.Put([]byte("t1"), fmt.Appendf(nil, `{"waiting":%d}`, i)); err != nil {
+				return err
+			}
+			if err := kv.Append(ids, []byte("r1"), fmt.Appendf(nil, "[%d]", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var last faclog.Entry
+	if err := l.Read(ctxFor(t, 30*time.Second), "f", w.Last()-1, func(e faclog.Entry) error { last = e; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := faclog.DecodeWrites(last.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reports, adds []string
+	for _, x := range ws {
+		switch {
+		case x.Op == faclog.OpPut && string(x.Key) == "t1":
+			reports = append(reports, string(x.Value))
+		case x.Op == faclog.OpAppend && string(x.Key) == "r1":
+			adds = append(adds, string(x.Value))
+		}
+	}
+	if !slices.Equal(reports, []string{`{"waiting":2}`}) || !slices.Equal(adds, []string{"[0]", "[1]", "[2]"}) {
+		t.Fatalf("the entry carries device reports %q and additions %q; want the last report alone and every addition", reports, adds)
+	}
+	if _, err := faclog.NewProjector(held, 16).Step(ctxFor(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := dumpKV(t, base); !strings.Contains(got, `devices/t1="{\"waiting\":2}"`) || !strings.Contains(got, `ids/r1="[0][1][2]"`) {
+		t.Fatalf("projected:\n%s", got)
+	}
+}
