@@ -154,7 +154,7 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 	defer cancel()
 	// The relay deletes no bucket whose late writes matter (a revoked terminal's downlink is
 	// dropped anyway), so its gateways may cache bucket markers (docs/SCALE.md).
-	storeOptions := jskv.Options{CacheBucketMarkers: true, Existing: o.beside, Logf: logf, WatchRoots: relay.WatchedRoots()}
+	storeOptions := jskv.Options{CacheBucketMarkers: true, Existing: o.beside, Logf: logf, WatchRoots: relay.WatchedRoots(), SteadyRoots: relay.SteadyRoots()}
 	s, err := jskv.Open(octx, nc, storeOptions)
 	// A cluster starting with relayd may elect its meta leader before it knows its peers,
 	// and refuse the R3 stream meanwhile ("no suitable peers for placement", API error

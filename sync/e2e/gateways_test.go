@@ -31,7 +31,7 @@ func clusterStores(t *testing.T, n int) (*natstest.Cluster, []*jskv.Store) {
 	c := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	o := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true, WatchRoots: relay.WatchedRoots()} // as relayd opens it
+	o := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true, WatchRoots: relay.WatchedRoots(), SteadyRoots: relay.SteadyRoots()} // as relayd opens it
 	var out []*jskv.Store
 	for i := range n {
 		nc := c.Connect(i)

@@ -40,7 +40,7 @@ func jetStore(t testing.TB) (*jskv.Store, faclog.Log) {
 	nc := c.Connect(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	o := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true, WatchRoots: relay.WatchedRoots()} // as relayd opens it
+	o := jskv.Options{Stream: "relay", Prefix: "relay", CacheBucketMarkers: true, WatchRoots: relay.WatchedRoots(), SteadyRoots: relay.SteadyRoots()} // as relayd opens it
 	s, err := natstest.Placed(ctx, func() (*jskv.Store, error) { return jskv.Open(ctx, nc, o) })
 	if err != nil {
 		t.Fatal(err)

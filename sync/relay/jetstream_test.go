@@ -40,7 +40,7 @@ func jetStore(t testing.TB, c *natstest.Cluster, node int, name string) *jskv.St
 	// A cluster just started may have its meta leader before it knows its peers, and then
 	// refuses an R3 stream ("no suitable peers for placement", 10005): poll until it places it.
 	// As relayd opens it (cmd/relayd/store.go): bucket markers cached.
-	o := jskv.Options{Stream: name, Prefix: name, CacheBucketMarkers: true, WatchRoots: WatchedRoots()}
+	o := jskv.Options{Stream: name, Prefix: name, CacheBucketMarkers: true, WatchRoots: WatchedRoots(), SteadyRoots: SteadyRoots()}
 	s, err := natstest.Placed(ctx, func() (*jskv.Store, error) { return jskv.Open(ctx, nc, o) })
 	if err != nil {
 		t.Fatal(err)

@@ -174,3 +174,8 @@ func (m *terminalMemo) checkTx(tx kv.Tx, id string) error {
 
 // checkTerminal is the check of the connection's batches (upBatch.check).
 func (s *session) checkTerminal(tx kv.Tx) error { return s.term.checkTx(tx, s.id) }
+
+// SteadyRoots are the root buckets a networked store may serve a held facility's reads of by
+// the bucket's version (jskv.Options.SteadyRoots): the terminal records, which each batch
+// reads for checkTx and only enrollments and revocations write.
+func SteadyRoots() [][]byte { return [][]byte{[]byte(bTerminals)} }

@@ -12,7 +12,8 @@ import (
 // expected sequence or a read marker), a conflict drops what the transaction took from it,
 // and View and validation read the leader. A cursor's values, which rest on their bucket's
 // version instead of being validated, are taken from it only when marked current at that
-// version (entry.ver, tx.scanState). Bucket markers are never cached: a marker seen
+// version (entry.ver, tx.scanState), and so are a steady bucket's keys in a CurrentView
+// (Options.SteadyRoots, steady.go), which validates nothing. Bucket markers are never cached: a marker seen
 // present is not validated (see bucket.Bucket), so a stale one would send writes into a
 // deleted bucket's generation for good.
 type readCache struct {

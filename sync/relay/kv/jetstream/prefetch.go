@@ -65,6 +65,7 @@ func (t *tx) Prefetch(keys []kv.Key) {
 			}
 		}
 	}
+	t.noteSteady(gens)
 	subjs := make([]string, 0, len(keys))
 	for _, k := range keys {
 		if len(k.Path) == 0 || len(k.Key) == 0 {
@@ -145,6 +146,9 @@ func (t *tx) load(subjs []string, fresh bool) {
 		// Hints are read as fn would read them: an Update's from a replica (replica.go).
 		var replica []string
 		todo, replica = t.splitReplica(todo)
+		if len(t.steady) > 0 {
+			replica = t.readSteady(replica)
+		}
 		if len(replica) > 0 {
 			got, missed := t.readReplicas(replica, "", 0)
 			t.fromReplica = t.fromReplica || len(got) > 0

@@ -88,6 +88,11 @@ type Options struct {
 	// own, and the feed follows each with a filter of its own, or past maxOwnGenFilters of
 	// them every key message of the stream, as before, until MoveUnderRoots moves them.
 	WatchRoots [][]byte
+	// SteadyRoots names root buckets that are written rarely (the relay's terminal records:
+	// enrollments and revocations). A CurrentView's reads ahead of their keys ask a replica
+	// for the bucket's version in their stead, and take each key's cached state where it was
+	// read at that same version (steady.go).
+	SteadyRoots [][]byte
 }
 
 // ErrNoStream: Options.Existing, and the cluster has no such stream.

@@ -84,6 +84,8 @@ type tx struct {
 	// yet (a generation is a fresh random id nobody else knows before the commit), so their
 	// subjects are known absent without a read, and nothing read there needs validating.
 	born map[string]struct{}
+	// steady are the generations of Options.SteadyRoots' buckets a Prefetch found (steady.go).
+	steady map[string]bool
 	// versioned are the generations whose version a cursor read (afterVersion).
 	versioned map[string]struct{}
 	// landed are, by generation, the subjects cursors read there (noteLanded).
