@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -275,4 +276,72 @@ func TestAnInmateMovesBetweenFacilitiesTwoGatewaysHold(t *testing.T) {
 		t.Fatalf("A1's balance let go: %d and %d, want 985 at both gateways", b1, b2)
 	}
 	verifyClean(t, e1)
+}
+
+// A letter from home to an inmate whose old facility's holder has not handed them over yet is
+// taken, not bounced: the family wrote to an approved contact, and the move is the facility's
+// business. It reaches the kiosk of the inmate's new facility, held by the same gateway or by
+// none, before the handover; the arrival sends it again with the inmate's other letters (a
+// kiosk keeps one copy of a letter by its id, kiosk.deliverInboundTx), and a kiosk enrolled
+// there after the handover finds it in its snapshot.
+func TestALetterToALeavingInmateReachesTheirNewKiosk(t *testing.T) {
+	for _, southHeld := range []bool{false, true} {
+		t.Run(fmt.Sprintf("south held %v", southHeld), func(t *testing.T) {
+			var ks *term
+			e, _, l := heldNorthOn(t, func(e *env) {
+				if _, _, err := e.r.Deposit(DepositRequest{InmateID: "A1", Cents: 1000, Ref: "d1"}); err != nil {
+					t.Fatal(err)
+				}
+				e.letterContact("A1", "pal")
+				ks = e.enrollAt("south", wire.ModeKiosk, "")
+			})
+			if southHeld {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if _, err := e.r.holdFacility(ctx, l, "south", "gw-test", faclog.HoldOptions{Clock: clock.NewFake(t0)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			drains := true
+			e.r.hooks.dueDrain = func(f string) bool { return f != "north" || drains }
+			drains = false
+			if err := e.r.PutRoster("south", southWith("A1")); err != nil {
+				t.Fatal(err)
+			}
+			m, err := e.r.Inbound(InboundRequest{InmateID: "A1", From: "pal", Body: "welcome to south"})
+			if err != nil {
+				t.Fatalf("a letter to A1 while north hands them over: %v", err)
+			}
+			letter := func(b json.RawMessage) bool { return decodeAs[kiosk.Message](t, b).ID == m.ID }
+			if !southHeld {
+				// Sent at once: south's records are the kv state's, which A1's already are.
+				cs := ks.connect(t, 0)
+				cs.ackDown(cs.waitDown(wire.DownInboundMessage, letter).Seq)
+				cs.c.Close(websocket.StatusNormalClosure, "")
+			}
+			// Held, south's holder writes A1's records only once north has handed them over:
+			// the letter's half there waits as due.
+
+			drains = true
+			if _, err := e.r.drainDue("north"); err != nil {
+				t.Fatal(err)
+			}
+			// South's holder is told of the arrival the handover leaves it, and drains the
+			// letter's half with it.
+			cs := ks.connect(t, 0)
+			// The arrival: A1's deposit from north, and their letters.
+			cs.waitDown(wire.DownDeposit, func(b json.RawMessage) bool { return decodeAs[kiosk.Deposit](t, b).InmateID == "A1" })
+			cs.waitDown(wire.DownInboundMessage, letter)
+			fresh := e.enrollAt("south", wire.ModeKiosk, "")
+			fresh.connect(t, 0).waitDown(wire.DownInboundMessage, letter)
+			letNorthGo(t, e)
+			if southHeld {
+				// Before the test's log closes, as north is let go.
+				if err := e.r.releaseFacility(context.Background(), "south"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			verifyClean(t, e)
+		})
+	}
 }
