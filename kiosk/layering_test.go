@@ -99,9 +99,9 @@ func TestLayering(t *testing.T) {
 }
 
 // natsClients are the packages whose code may import the NATS client (nats.go, nuid): the
-// relay's kv store, content store and facilities' logs on JetStream, the test cluster, and
-// the commands that connect them.
-var natsClients = []string{"sync/relay/kv/jetstream", "sync/relay/jscontent", "sync/relay/faclog/jsfaclog", "internal/natstest", "cmd/relayd", "cmd/tetherload"}
+// relay's kv store, content store and facilities' logs on JetStream, the test cluster, the
+// commands that connect them, and their connection flags (internal/natsconn).
+var natsClients = []string{"sync/relay/kv/jetstream", "sync/relay/jscontent", "sync/relay/faclog/jsfaclog", "internal/natstest", "internal/natsconn", "cmd/relayd", "cmd/tetherload"}
 
 // demoOnly are what the demo needs and a facility's kioskd must not carry: the reference
 // relay (a server, with its admin API), the serial simulators and the pseudo-terminals they

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/tether-kiosk/tether/internal/natsconn"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
 
@@ -16,16 +17,16 @@ import (
 // beside the gateways, which keep serving: each of its writes is a transaction like theirs.
 type stateFlags struct {
 	data, store *string
-	nats        *natsFlags
+	nats        *natsconn.Flags
 }
 
 func addStateFlags(fs *flag.FlagSet) stateFlags {
 	f := stateFlags{
 		data:  fs.String("data", "", "data directory holding relay.db (relayd must be stopped); or -store"),
 		store: fs.String("store", "", "the NATS cluster of the gateways' stream, as relayd's -store: nats://host:port[,host:port...]\n(the gateways may keep running); or -data"),
-		nats:  new(natsFlags),
+		nats:  new(natsconn.Flags),
 	}
-	f.nats.register(fs)
+	f.nats.Register(fs, "-store")
 	return f
 }
 
@@ -39,7 +40,7 @@ func (f stateFlags) open(ctx context.Context, stderr io.Writer, opts ...func(*re
 		if *f.data == "" {
 			return nil, nil, usageErrorf("-data DIR or -store nats://... is required")
 		}
-		if f.nats.any() {
+		if f.nats.Any() {
 			return nil, nil, usageErrorf("-nats-creds, -nats-nkey, -nats-ca, -nats-cert and -nats-key go with -store nats://...")
 		}
 		cfg := relay.Config{DataDir: *f.data}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/tether-kiosk/tether/internal/natsconn"
 	"github.com/tether-kiosk/tether/sync/relay"
 )
 
@@ -18,8 +19,8 @@ func faclogReset(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("relayd faclog-reset", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	store := fs.String("store", "", "the NATS cluster of the gateways' stream, as relayd's -store: nats://host:port[,host:port...]")
-	var nf natsFlags
-	nf.register(fs)
+	var nf natsconn.Flags
+	nf.Register(fs, "-store")
 	facility := fs.String("facility", "", "only this facility (default: every facility the stream has a record of)")
 	dryRun := fs.Bool("dry-run", false, "only say which facilities' logs do not follow the kv state")
 	asJSON := fs.Bool("json", false, "print what was found and done as JSON")

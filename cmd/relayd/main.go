@@ -32,6 +32,7 @@ import (
 
 	"github.com/tether-kiosk/tether/internal/gctune"
 	"github.com/tether-kiosk/tether/internal/logging"
+	"github.com/tether-kiosk/tether/internal/natsconn"
 	"github.com/tether-kiosk/tether/internal/sdnotify"
 	"github.com/tether-kiosk/tether/internal/version"
 	"github.com/tether-kiosk/tether/kiosk/boltfile"
@@ -105,7 +106,7 @@ type options struct {
 	inviteTTL, inviteRetry                                         time.Duration
 	// The store: empty for DIR/relay.db, or NATS servers and their credentials (store.go).
 	store string
-	nats  natsFlags
+	nats  natsconn.Flags
 	// holdFacilities: hold every facility in the cluster's facility log (relay.Config.FacilityLog).
 	holdFacilities bool
 	// beside: a command run beside the gateways opens only the streams they made, as they are.
@@ -168,7 +169,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		"announced to terminals so they reconnect to another when one is down (at most 8)")
 	fs.StringVar(&o.gatewayURL, "gateway-url", "", "this gateway's own URL, one of -gateways: with -store, each facility's terminals are then\n"+
 		"served by one gateway and sent there when they connect elsewhere (docs/SCALE.md \"Facility homes\")")
-	o.nats.register(fs)
+	o.nats.Register(fs, "-store")
 	fs.BoolVar(&o.holdFacilities, "hold-facilities", false, "with -store: hold every facility in the cluster's facility log, so that a facility's\n"+
 		"group commit is one log entry rather than its kv writes (docs/SCALE.md \"The per-facility log\");\n"+
 		"with several -gateways, each holds its home facilities and needs -gateway-url")

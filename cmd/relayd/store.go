@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -26,23 +25,6 @@ import (
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 )
 
-// natsFlags are how relayd reaches the NATS cluster of -store: its credentials (a user
-// credentials file or an nkey seed) and TLS (the CA that signed the cluster's certificates,
-// and a client certificate for a cluster that asks for one).
-type natsFlags struct {
-	creds, nkey, ca, cert, key string
-}
-
-func (n *natsFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&n.creds, "nats-creds", "", "NATS user credentials file (JWT and nkey seed, mode 0600) for -store")
-	fs.StringVar(&n.nkey, "nats-nkey", "", "NATS nkey seed file (mode 0600) for -store")
-	fs.StringVar(&n.ca, "nats-ca", "", "PEM file of the CA(s) that signed the NATS servers' certificates (TLS to -store; default: the system's)")
-	fs.StringVar(&n.cert, "nats-cert", "", "PEM client certificate for a NATS cluster that verifies clients (with -nats-key)")
-	fs.StringVar(&n.key, "nats-key", "", "PEM private key of -nats-cert, mode 0600")
-}
-
-func (n natsFlags) any() bool { return n != natsFlags{} }
-
 // checkStoreFlags checks -store and the NATS flags together: -store is empty (the bbolt file
 // in -data) or a comma-separated list of nats:// (or tls://) host:port servers of one cluster;
 // the NATS flags go with -store, one kind of credentials at a time, a client certificate with
@@ -58,7 +40,7 @@ func checkStoreFlags(o options) error {
 		return usageErrorf("-hold-facilities with %d gateways needs -gateway-url: each gateway holds the facilities whose home it is", len(splitList(o.gateways)))
 	}
 	if o.store == "" {
-		if o.nats.any() {
+		if o.nats.Any() {
 			return usageErrorf("-nats-creds, -nats-nkey, -nats-ca, -nats-cert and -nats-key go with -store nats://...")
 		}
 		if o.gatewayURL != "" {
@@ -66,11 +48,8 @@ func checkStoreFlags(o options) error {
 		}
 		return nil
 	}
-	if o.nats.creds != "" && o.nats.nkey != "" {
-		return usageErrorf("-nats-creds and -nats-nkey exclude each other")
-	}
-	if (o.nats.cert == "") != (o.nats.key == "") {
-		return usageErrorf("-nats-cert and -nats-key go together: a client certificate and its key")
+	if err := o.nats.Check(); err != nil {
+		return usageErrorf("%v", err)
 	}
 	for s := range strings.SplitSeq(o.store, ",") {
 		u, err := url.Parse(strings.TrimSpace(s))
@@ -80,18 +59,6 @@ func checkStoreFlags(o options) error {
 		if u.User != nil {
 			return usageErrorf("-store %q: a password in the URL shows in ps; use -nats-creds or -nats-nkey", s)
 		}
-	}
-	return nil
-}
-
-// secretFile refuses a credentials file others can read, as the admin token's.
-func secretFile(flagName, path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("%s: %w", flagName, err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%s: %s is readable by others (mode %v): chmod 600 it", flagName, path, fi.Mode().Perm())
 	}
 	return nil
 }
@@ -116,36 +83,11 @@ func openStore(ctx context.Context, o options, logf func(string, ...any)) (st kv
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { logf("relayd: reconnected to NATS at %s", nc.ConnectedUrlRedacted()) }),
 	}
-	switch {
-	case o.nats.creds != "":
-		if err := secretFile("-nats-creds", o.nats.creds); err != nil {
-			return nil, nil, nil, nil, err
-		}
-		opts = append(opts, nats.UserCredentials(o.nats.creds))
-	case o.nats.nkey != "":
-		if err := secretFile("-nats-nkey", o.nats.nkey); err != nil {
-			return nil, nil, nil, nil, err
-		}
-		opt, err := nats.NkeyOptionFromSeed(o.nats.nkey)
-		if err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("-nats-nkey: %w", err)
-		}
-		opts = append(opts, opt)
+	auth, err := o.nats.Options()
+	if err != nil {
+		return nil, nil, nil, nil, err
 	}
-	// TLS: a state's cluster carries letters and money between sites, so it is usually
-	// signed by the department's own CA and asks its clients for certificates.
-	if o.nats.ca != "" {
-		if _, err := os.Stat(o.nats.ca); err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("-nats-ca: %w", err)
-		}
-		opts = append(opts, nats.RootCAs(o.nats.ca))
-	}
-	if o.nats.cert != "" {
-		if err := secretFile("-nats-key", o.nats.key); err != nil {
-			return nil, nil, nil, nil, err
-		}
-		opts = append(opts, nats.ClientCert(o.nats.cert, o.nats.key))
-	}
+	opts = append(opts, auth...)
 	nc, err := nats.Connect(o.store, opts...)
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("connect to the NATS cluster of -store: %w", err)

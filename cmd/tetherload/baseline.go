@@ -55,9 +55,11 @@ const maxBaselineOps = 10_000_000
 
 // BaselineEnv is what the baselines write to besides a directory.
 type BaselineEnv struct {
-	NATS     string // the cluster's servers, comma-separated, for jetstream
-	Conns    int    // NATS connections the jetstream writers share (as many as gateways)
-	MsgBytes int    // the jetstream message size (the run's mean batch frame)
+	NATS string // the cluster's servers, comma-separated, for jetstream
+	// NATSOptions are the connection's credentials and TLS (tetherload -nats-creds and the like).
+	NATSOptions []nats.Option
+	Conns       int // NATS connections the jetstream writers share (as many as gateways)
+	MsgBytes    int // the jetstream message size (the run's mean batch frame)
 	// CPUPIDs are processes besides the tool whose CPU the baseline costs (the NATS nodes the
 	// tool started), for Baseline.CPUPerOpUS.
 	CPUPIDs []int
@@ -190,7 +192,7 @@ func publishLoop(ctx context.Context, env BaselineEnv, writers int, d time.Durat
 	fail := func(err error) (Baseline, error) { return Baseline{}, fmt.Errorf("baseline jetstream: %w", err) }
 	var jss []jetstream.JetStream
 	for range b.Conns {
-		nc, err := nats.Connect(env.NATS, nats.Name("tetherload-baseline"))
+		nc, err := nats.Connect(env.NATS, append([]nats.Option{nats.Name("tetherload-baseline")}, env.NATSOptions...)...)
 		if err != nil {
 			return fail(err)
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
 
 	"github.com/tether-kiosk/tether/kiosk"
 )
@@ -64,8 +65,10 @@ type Config struct {
 	ClusterPIDs []int
 	// StoreNATS is the cluster the gateways keep their state in (servers, comma-separated),
 	// for what each of its streams took during the load; empty: not measured.
-	StoreNATS    string
-	EnrollSpread bool // enroll each terminal through its own gateway, not all through the first
+	StoreNATS string
+	// StoreNATSOptions are how to connect to StoreNATS: its credentials and TLS.
+	StoreNATSOptions []nats.Option
+	EnrollSpread     bool // enroll each terminal through its own gateway, not all through the first
 	// GatewayByFacility connects every terminal of a facility to one gateway (facility f to
 	// gateway f mod n) instead of spreading each facility's terminals over all of them.
 	GatewayByFacility bool
@@ -334,7 +337,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var streamsStart map[string]streamState
 	if cfg.StoreNATS != "" {
 		var err error
-		if streamsStart, err = sampleStreams(ctx, cfg.StoreNATS); err != nil {
+		if streamsStart, err = sampleStreams(ctx, cfg.StoreNATS, cfg.StoreNATSOptions); err != nil {
 			r.logf("%v", err)
 		}
 	}
@@ -441,7 +444,7 @@ wait:
 	rep.storeOps = storeOps
 	if streamsStart != nil {
 		// ctx may be done (the drain limit): the figures are still wanted.
-		if end, err := sampleStreams(context.WithoutCancel(ctx), cfg.StoreNATS); err != nil {
+		if end, err := sampleStreams(context.WithoutCancel(ctx), cfg.StoreNATS, cfg.StoreNATSOptions); err != nil {
 			r.logf("%v", err)
 		} else {
 			rep.Streams = streamFigures(streamsStart, end, r.batches.Load())

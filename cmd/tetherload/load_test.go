@@ -253,6 +253,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-batch-items", "300"}, "-batch-items"},
 		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-baseline", "fsync,fsync"}, "twice"},
 		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", t.TempDir() + "/none"}, "-admin-token-file"},
+		{[]string{"-spawn", "relayd", "-nats-server", "ns", "-nats-ca", "ca.pem"}, "go with -store"},
+		{[]string{"-spawn", "relayd", "-store", "nats://127.0.0.1:4222", "-nats-cert", "c.pem"}, "go together"},
 	} {
 		_, err := parseFlags(c.args, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -37,6 +37,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tether-kiosk/tether/internal/logging"
+	"github.com/tether-kiosk/tether/internal/natsconn"
 )
 
 func main() {
@@ -68,6 +69,7 @@ type options struct {
 	baselineNames []string
 	natsServer    string
 	store         string
+	nats          natsconn.Flags
 	gateways      int
 	relayURLs     string
 	relayPIDs     string
@@ -105,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 32, "first connections in flight at once during the ramp")
 	fs.StringVar(&o.relayPIDs, "relay-pid", "", "relay process ids, one per -relay URL comma-separated, for RSS and CPU from /proc (set by -spawn)")
 	fs.StringVar(&o.relayDebug, "relay-debug", "", "relayd -debug-listen base URLs, one per -relay URL, for Go heap figures (set by -spawn)")
+	o.nats.Register(fs, "-store (its gateways, the jetstream baseline and the streams' figures)")
 	fs.IntVar(&o.gateways, "gateways", 1, "with -spawn, relayd gateways to start (more than one needs -nats-server or -store)")
 	fs.StringVar(&o.natsServer, "nats-server", "", "with -spawn, start a 3-node NATS JetStream cluster from this nats-server binary and put the relay's state in it")
 	fs.StringVar(&o.store, "store", "", "NATS servers (nats://host:port,...) of a running cluster: the spawned gateways' -store, and the jetstream baseline's cluster")
@@ -130,6 +133,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-mix: %w", err)
 	}
 	if o.baselineNames, err = ParseBaselines(o.baselines); err != nil {
+		return o, err
+	}
+	if o.nats.Any() && o.store == "" {
+		return o, fmt.Errorf("-nats-creds, -nats-nkey, -nats-ca, -nats-cert and -nats-key go with -store (a cluster -nats-server starts asks for none)")
+	}
+	if err := o.nats.Check(); err != nil {
 		return o, err
 	}
 	if o.baselineTime <= 0 || o.baselineTime > 10*time.Minute {
@@ -200,6 +209,11 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	logf("open-file limit %d", limit)
 	natsURLs := o.store
+	natsOpts, err := o.nats.Options()
+	if err != nil {
+		return err
+	}
+	o.cfg.StoreNATSOptions = natsOpts
 	if o.natsServer != "" {
 		cl, err := startCluster(ctx, o.natsServer, o.tmp, logf)
 		if err != nil {
@@ -258,7 +272,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if natsURLs != "" {
 		rep.Store = "nats"
 	}
-	env := BaselineEnv{NATS: natsURLs, Conns: len(o.cfg.RelayURLs), MsgBytes: rep.BatchBytes, CPUPIDs: o.cfg.ClusterPIDs}
+	env := BaselineEnv{NATS: natsURLs, NATSOptions: natsOpts, Conns: len(o.cfg.RelayURLs), MsgBytes: rep.BatchBytes, CPUPIDs: o.cfg.ClusterPIDs}
 	if env.MsgBytes == 0 {
 		env.MsgBytes = 256 // an -idle run sent no batch
 	}
@@ -330,6 +344,7 @@ func spawnGateways(o options, natsURLs string, logf func(string, ...any)) ([]*sp
 		args := []string{"-debug-listen", debug}
 		if natsURLs != "" {
 			args = append(args, "-store", natsURLs)
+			args = append(args, o.nats.Args()...)
 		}
 		if o.gateways > 1 {
 			args = append(args, "-gateways", strings.Join(urls, ","))

@@ -40,11 +40,12 @@ type streamState struct {
 	last, msgs, bytes uint64
 }
 
-// sampleStreams reads every stream's state from the cluster at servers (comma-separated).
-func sampleStreams(ctx context.Context, servers string) (map[string]streamState, error) {
+// sampleStreams reads every stream's state from the cluster at servers (comma-separated),
+// connecting with opts (credentials, TLS) too.
+func sampleStreams(ctx context.Context, servers string, opts []nats.Option) (map[string]streamState, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(servers, nats.Name("tetherload streams"))
+	nc, err := nats.Connect(servers, append([]nats.Option{nats.Name("tetherload streams")}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read the cluster's streams: %w", err)
 	}
