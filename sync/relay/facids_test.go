@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -273,5 +275,101 @@ func runAgainWith(t *testing.T, env string, tests []string) {
 	}
 	if err != nil || ran != len(tests) {
 		t.Fatalf("with %s: %v, %d of %d passed:\n%s", env, err, ran, len(tests), out)
+	}
+}
+
+// entryV1 is an id record's entry as schema 27 wrote it (idrecs' version 1): a version byte,
+// id, terminal and epoch as length and text, the seq, then hash and refused the same way.
+func entryV1(r idrecs.Ref) []byte {
+	rec := []byte{1}
+	for _, s := range []string{r.ID, r.Terminal, r.Epoch} {
+		rec = append(binary.AppendUvarint(rec, uint64(len(s))), s...)
+	}
+	rec = binary.AppendUvarint(rec, r.Seq)
+	for _, s := range []string{r.Hash, r.Refused} {
+		rec = append(binary.AppendUvarint(rec, uint64(len(s))), s...)
+	}
+	return rec
+}
+
+// A facility's id records written before schema 28 hold version 1 entries, and the records a
+// relay writes now version 2 ones, about half the size. Resent under a new epoch (a restored
+// backup), the items the old entries name are found: no charge counted twice, an id reused
+// with other content refused; a new item of the same span is added beside them, and verify
+// finds the records sound.
+func TestIDsRecordedBeforeSchema28AreFound(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.FacilityIDs = true })
+	e.seed()
+	k := e.enroll(wire.ModeKiosk, "")
+	const second = 1_796_000_000_000
+	inSpan := func(it wire.Item, i int) wire.Item {
+		it.ID = idMadeAt(second + uint64(i))
+		return it
+	}
+	queue := []wire.Item{
+		inSpan(k.item(wire.UpCharge, charge("A1", "s1", 0, 5)), 1),
+		inSpan(k.item(wire.UpCharge, charge("A1", "s1", 1, 7)), 2),
+		inSpan(k.item(wire.UpAudit, kiosk.AuditEvent{ID: "ev1", At: t0, Kind: "logout", Actor: "A1"}), 3),
+	}
+	c := k.connect(t, 0)
+	if ack := c.batch(queue...); ack.Seq != k.seq || len(ack.Rejected) != 0 {
+		t.Fatalf("the queue: ack %+v", ack)
+	}
+	c.c.Close(websocket.StatusNormalClosure, "")
+	balance := e.balanceOf("A1")
+
+	// The span's record as schema 27 would have written it.
+	key := []byte(idrecs.Key(idrecs.Span(queue[0].ID), 0))
+	var v2, v1 int
+	if err := e.r.db.Update(context.Background(), func(tx kv.Tx) error {
+		b := tx.Bucket([]byte(bFacIDs)).Bucket([]byte("north"))
+		rec := b.Get(key)
+		var old []byte
+		n := 0
+		if err := idrecs.Each(rec, func(r idrecs.Ref) bool { old = append(old, entryV1(r)...); n++; return true }); err != nil {
+			return err
+		}
+		if n != len(queue) {
+			return fmt.Errorf("the record holds %d entries, want %d", n, len(queue))
+		}
+		v2, v1 = len(rec), len(old)
+		return b.Put(key, old)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if 3*v2 > 2*v1 {
+		t.Errorf("the record took %d bytes in version 2 entries and %d in version 1: want well under", v2, v1)
+	}
+
+	k.epoch, k.seq = newEpoch(), 0
+	var again []wire.Item
+	for _, it := range queue {
+		k.seq++
+		it.Seq = k.seq
+		again = append(again, it)
+	}
+	reused := inSpan(k.item(wire.UpAudit, kiosk.AuditEvent{ID: "ev9", At: t0, Kind: "other content", Actor: "A1"}), 0)
+	reused.ID = queue[2].ID
+	fresh := inSpan(k.item(wire.UpCharge, charge("A1", "s2", 0, 11)), 4)
+	c = k.connect(t, 0)
+	ack := c.batch(append(again, reused, fresh)...)
+	c.c.Close(websocket.StatusNormalClosure, "")
+	if ack.Seq != k.seq || len(ack.Rejected) != 1 || ack.Rejected[0].Seq != reused.Seq || ack.Rejected[0].Reason != wire.RefuseIDConflict {
+		t.Fatalf("the queue resent with a reused id and a new charge: ack %+v, want only seq %d refused id_conflict", ack, reused.Seq)
+	}
+	if got := e.balanceOf("A1"); got != balance-11 {
+		t.Fatalf("A1's balance %d after the resend, want %d: the new charge alone", got, balance-11)
+	}
+	var entries int
+	if err := e.r.db.View(context.Background(), func(tx kv.Tx) error {
+		return idrecs.Each(tx.Bucket([]byte(bFacIDs)).Bucket([]byte("north")).Get(key), func(idrecs.Ref) bool { entries++; return true })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if entries != len(queue)+1 {
+		t.Errorf("the span's record holds %d entries, want %d: the old ones and the new charge's", entries, len(queue)+1)
+	}
+	if vr, err := e.r.Verify(); err != nil || !vr.OK {
+		t.Fatalf("verify = %+v, %v", vr, err)
 	}
 }

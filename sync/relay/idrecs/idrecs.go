@@ -4,13 +4,12 @@
 // RecordBytes. An id sent again is found by reading the records of its span, whatever its
 // age, with no index of every id in memory.
 //
-// Index keeps each record's ids as a set, for a look-up that costs a map probe. The relay
-// does not use the package yet: its switch to it is measured and kept apart (SCALE.md).
+// Index keeps each record's ids as a set, for a look-up that costs a map probe. A relay on a
+// shared store keeps its item ids so (sync/relay/facids.go); an entry's layout is entry.go's.
 package idrecs
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -82,141 +81,4 @@ func decimal(b []byte, v uint64, width int) []byte {
 		b = append(b, '0')
 	}
 	return append(b, digits...)
-}
-
-// entryVersion leads each entry: a later layout gets another.
-const entryVersion = 1
-
-// Append adds r to the end of rec (a record's value so far, or nil) and returns it; only the
-// bytes added need writing (kv.Append).
-func Append(rec []byte, r Ref) []byte {
-	rec = append(rec, entryVersion)
-	for _, s := range []string{r.ID, r.Terminal, r.Epoch} {
-		rec = binary.AppendUvarint(rec, uint64(len(s)))
-		rec = append(rec, s...)
-	}
-	rec = binary.AppendUvarint(rec, r.Seq)
-	for _, s := range []string{r.Hash, r.Refused} {
-		rec = binary.AppendUvarint(rec, uint64(len(s)))
-		rec = append(rec, s...)
-	}
-	return rec
-}
-
-// Entry is r as Append adds it to a record.
-func Entry(r Ref) []byte { return Append(nil, r) }
-
-var errShort = errors.New("ends too soon")
-
-// Each calls fn with each entry of rec in order, until fn returns false. An error names the
-// entry that does not decode; the entries before it were given to fn.
-func Each(rec []byte, fn func(Ref) bool) error {
-	for n := 0; len(rec) > 0; n++ {
-		var r Ref
-		var err error
-		if r, rec, err = next(rec); err != nil {
-			return fmt.Errorf("idrecs: entry %d %w", n, err)
-		}
-		if !fn(r) {
-			return nil
-		}
-	}
-	return nil
-}
-
-func next(rec []byte) (Ref, []byte, error) {
-	if rec[0] != entryVersion {
-		return Ref{}, nil, fmt.Errorf("has version %d, want %d", rec[0], entryVersion)
-	}
-	rec = rec[1:]
-	str := func() (string, error) {
-		n, k := binary.Uvarint(rec)
-		if k <= 0 || n > uint64(len(rec)-k) {
-			return "", errShort
-		}
-		s := string(rec[k : k+int(n)])
-		rec = rec[k+int(n):]
-		return s, nil
-	}
-	var r Ref
-	var err error
-	for _, f := range []*string{&r.ID, &r.Terminal, &r.Epoch} {
-		if *f, err = str(); err != nil {
-			return Ref{}, nil, err
-		}
-	}
-	seq, k := binary.Uvarint(rec)
-	if k <= 0 {
-		return Ref{}, nil, errShort
-	}
-	r.Seq, rec = seq, rec[k:]
-	for _, f := range []*string{&r.Hash, &r.Refused} {
-		if *f, err = str(); err != nil {
-			return Ref{}, nil, err
-		}
-	}
-	if r.ID == "" {
-		return Ref{}, nil, errors.New("has no id")
-	}
-	return r, rec, nil
-}
-
-// Find is the entry of id in rec: the first, if a record held it twice. It compares each
-// entry's id where it lies and decodes only the one it finds.
-func Find(rec []byte, id string) (Ref, bool, error) {
-	for n, at := 0, 0; at < len(rec); n++ {
-		start := at
-		end, match, err := skip(rec, at, id)
-		if err != nil {
-			return Ref{}, false, fmt.Errorf("idrecs: entry %d %w", n, err)
-		}
-		if match {
-			r, _, err := next(rec[start:end])
-			if err != nil {
-				return Ref{}, false, fmt.Errorf("idrecs: entry %d %w", n, err)
-			}
-			return r, true, nil
-		}
-		at = end
-	}
-	return Ref{}, false, nil
-}
-
-// skip is where the entry at rec[at:] ends, and whether its id is id.
-func skip(rec []byte, at int, id string) (end int, match bool, err error) {
-	end, idStart, idEnd, err := entryAt(rec, at)
-	if err != nil {
-		return 0, false, err
-	}
-	return end, string(rec[idStart:idEnd]) == id, nil
-}
-
-// entryAt is where the entry at rec[at:] ends and where its id lies, found without decoding
-// the rest.
-func entryAt(rec []byte, at int) (end, idStart, idEnd int, err error) {
-	if rec[at] != entryVersion {
-		return 0, 0, 0, fmt.Errorf("has version %d, want %d", rec[at], entryVersion)
-	}
-	at++
-	for field := range 6 {
-		n, k := binary.Uvarint(rec[at:])
-		if k <= 0 {
-			return 0, 0, 0, errShort
-		}
-		at += k
-		if field == 3 { // the seq: a number, not a length
-			continue
-		}
-		if n > uint64(len(rec)-at) {
-			return 0, 0, 0, errShort
-		}
-		if field == 0 {
-			idStart, idEnd = at, at+int(n)
-		}
-		at += int(n)
-	}
-	if idEnd == idStart {
-		return 0, 0, 0, errors.New("has no id")
-	}
-	return at, idStart, idEnd, nil
 }

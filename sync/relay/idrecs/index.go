@@ -39,7 +39,7 @@ type recSet struct {
 	at   map[uint64]int // hash of an id -> offset of its entry; -1: two ids share the hash
 }
 
-// NewIndex is an index of at most max records' sets (a full record's is under 1 KB), whose
+// NewIndex is an index of at most max records' sets (a full record's is under 2 KB), whose
 // Records close a record at recordBytes (RecordBytes if 0).
 func NewIndex(max, recordBytes int) *Index {
 	if recordBytes <= 0 {
@@ -48,7 +48,8 @@ func NewIndex(max, recordBytes int) *Index {
 	return &Index{seed: maphash.MakeSeed(), max: max, recordBytes: recordBytes, sets: map[string]*list.Element{}}
 }
 
-func (ix *Index) idHash(id string) uint64 { return maphash.String(ix.seed, id) }
+// idHash hashes id's key (keyOf), which is the same whatever shape its entry was written in.
+func (ix *Index) idHash(id string) uint64 { return maphash.Bytes(ix.seed, keyOf(nil, []byte(id))) }
 
 // set is rec's set: the one kept if it still answers for rec's bytes, extended by what was
 // appended to it since, else one made from rec. name is the bucket's and the record's.
@@ -91,13 +92,14 @@ func (ix *Index) set(name string, rec []byte) (*recSet, error) {
 
 // extend adds the entries of rec after s.n to s; h has hashed rec[:s.n].
 func (ix *Index) extend(s *recSet, rec []byte, h *maphash.Hash) error {
+	var key []byte
 	for at := s.n; at < len(rec); {
-		end, idStart, idEnd, err := entryAt(rec, at)
+		end, kb, err := entryAt(rec, at, key[:0])
 		if err != nil {
 			return fmt.Errorf("idrecs: %s: entry at byte %d %w", s.name, at, err)
 		}
-		// maphash gives a string and its bytes the same hash
-		k := maphash.Bytes(ix.seed, rec[idStart:idEnd])
+		key = kb
+		k := maphash.Bytes(ix.seed, key)
 		if _, dup := s.at[k]; dup {
 			s.at[k] = -1
 		} else {
