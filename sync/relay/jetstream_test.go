@@ -801,3 +801,48 @@ func TestNewItemIDsReadTogetherAndAResentQueueFound(t *testing.T) {
 		t.Fatalf("verify = %+v, %v", rep, err)
 	}
 }
+
+// A migration that reads and writes a few keys runs on JetStream in one transaction, as on a
+// bbolt file, not in steps: a state's store is not copied whole into -data twice for it (a
+// plan stored, marked, applied and dropped). A store at schema 26 opens at this program's
+// schema with its history_rate root made, in one commit more than opening a current one.
+func TestSmallMigrationsRunInOneTransactionOnJetStream(t *testing.T) {
+	c := natstest.Start(t)
+	st := jetStore(t, c, 0, "small")
+	open := func() (commits int64) {
+		t.Helper()
+		before := st.KVStats().Commits
+		r, err := Open(Config{DataDir: t.TempDir(), Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		return st.KVStats().Commits - before
+	}
+	open() // made at this program's schema
+	current := open()
+	if err := st.Update(context.Background(), func(tx kv.Tx) error {
+		if err := tx.DeleteBucket([]byte(bHistoryRate)); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bMeta)).Put([]byte(kSchema), u64(26))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	migrated := open()
+	var version uint64
+	var made bool
+	if err := st.View(context.Background(), func(tx kv.Tx) error {
+		version = readU64(tx.Bucket([]byte(bMeta)).Get([]byte(kSchema)))
+		made = tx.Bucket([]byte(bHistoryRate)) != nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if version != schemaVersion || !made {
+		t.Fatalf("after the open: schema %d, history_rate made %v; want %d and made", version, made, schemaVersion)
+	}
+	if migrated != current+1 {
+		t.Errorf("opening the schema 26 store committed %d transactions, a current one %d: want one more, the migration", migrated, current)
+	}
+}

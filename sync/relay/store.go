@@ -160,6 +160,22 @@ func migrations() [schemaVersion]func(kv.Tx) error {
 	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18, migrate18to19, migrate19to20, migrate20to21, migrate21to22, migrate22to23, migrate23to24, migrate24to25, migrate25to26, migrate26to27, migrate27to28}
 }
 
+// smallFrom reports whether every migration from schema version on reads and writes a few
+// keys, so that a store that bounds its transactions (JetStream) runs them in one, as a bbolt
+// file does, rather than in steps, which copy the store whole into -data twice (a state's
+// store, for a migration that changes nothing). A migration added later is small only once
+// listed here.
+func smallFrom(version uint64) bool {
+	for v := version; v < schemaVersion; v++ {
+		switch v {
+		case 26, 27: // the history_rate root made; nothing written (id entries of version 2)
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // migrateTimeout bounds a migration in steps (a JetStream store): the copy, the plan and
 // every step.
 const migrateTimeout = 30 * time.Minute
@@ -415,15 +431,11 @@ func openDB(dir string, noSync bool) (kv.Store, error) {
 //
 // A store that bounds its transactions (JetStream) is migrated in steps instead
 // (migrate_steps.go), with copies of it in dir while that runs; its deadline is
-// migrateTimeout, since a step is one transaction and a real deployment has many.
+// migrateTimeout, since a step is one transaction and a real deployment has many. Migrations
+// that read and write a few keys (smallFrom) run in one transaction there too.
 func migrateStore(db kv.Store, dir, where string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
 	defer cancel()
-	if !isBolt(ctx, db) {
-		sctx, scancel := context.WithTimeout(context.Background(), migrateTimeout)
-		defer scancel()
-		return migrateInSteps(sctx, db, dir, where, nil)
-	}
 	var version uint64
 	if err := retryOpening(ctx, func() error {
 		return db.View(ctx, func(tx kv.Tx) error {
@@ -444,6 +456,11 @@ func migrateStore(db kv.Store, dir, where string) error {
 	}
 	if version == schemaVersion {
 		return nil
+	}
+	if !isBolt(ctx, db) && !smallFrom(version) {
+		sctx, scancel := context.WithTimeout(context.Background(), migrateTimeout)
+		defer scancel()
+		return migrateInSteps(sctx, db, dir, where, nil)
 	}
 	err := retryOpening(ctx, func() error {
 		return db.Update(ctx, func(tx kv.Tx) error {
