@@ -369,6 +369,17 @@ func TestIDsRecordedBeforeSchema28AreFound(t *testing.T) {
 	if entries != len(queue)+1 {
 		t.Errorf("the span's record holds %d entries, want %d: the old ones and the new charge's", entries, len(queue)+1)
 	}
+	// The new charge, its entry of version 2, resent in its turn: found too.
+	k.epoch, k.seq = newEpoch(), 1
+	fresh.Seq = 1
+	c = k.connect(t, 0)
+	if ack := c.batch(fresh); ack.Seq != 1 || len(ack.Rejected) != 0 {
+		t.Fatalf("the new charge resent: ack %+v", ack)
+	}
+	c.c.Close(websocket.StatusNormalClosure, "")
+	if got := e.balanceOf("A1"); got != balance-11 {
+		t.Fatalf("A1's balance %d after the new charge was resent, want %d", got, balance-11)
+	}
 	if vr, err := e.r.Verify(); err != nil || !vr.OK {
 		t.Fatalf("verify = %+v, %v", vr, err)
 	}

@@ -1,7 +1,6 @@
 package idrecs
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -55,10 +54,10 @@ func Entry(r Ref) []byte { return Append(nil, r) }
 
 // appendField adds s in the shortest shape that gives it back exactly.
 func appendField(b []byte, s string) []byte {
-	if prefix, u, ok := canonUUID(s); ok {
+	if at, u, ok := canonUUID(s); ok {
 		b = append(b, fieldUUID)
-		b = binary.AppendUvarint(b, uint64(len(prefix)))
-		b = append(b, prefix...)
+		b = binary.AppendUvarint(b, uint64(at))
+		b = append(b, s[:at]...)
 		return append(b, u[:]...)
 	}
 	if len(s) >= 2 && len(s)%2 == 0 && lowerHex(s) {
@@ -72,31 +71,32 @@ func appendField(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// canonUUID splits s into a prefix and the UUID its last 36 characters are, where they are
-// one in canonical text (lowercase, hyphens at 8, 13, 18 and 23).
-func canonUUID(s string) (prefix string, u [16]byte, ok bool) {
+// canonUUID is where the UUID in canonical text (lowercase, hyphens at 8, 13, 18 and 23) that
+// s ends with begins, and its bytes; ok is false where s does not end with one. s[:at] is
+// its prefix.
+func canonUUID(s string) (at int, u [16]byte, ok bool) {
 	if len(s) < 36 {
-		return "", u, false
+		return 0, u, false
 	}
-	t := s[len(s)-36:]
+	at = len(s) - 36
 	n := 0
 	for i := 0; i < 36; {
 		if i == 8 || i == 13 || i == 18 || i == 23 {
-			if t[i] != '-' {
-				return "", u, false
+			if s[at+i] != '-' {
+				return 0, u, false
 			}
 			i++
 			continue
 		}
-		hi, lo := hexVal(t[i]), hexVal(t[i+1])
+		hi, lo := hexVal(s[at+i]), hexVal(s[at+i+1])
 		if hi < 0 || lo < 0 {
-			return "", u, false
+			return 0, u, false
 		}
 		u[n] = byte(hi<<4 | lo)
 		n++
 		i += 2
 	}
-	return s[:len(s)-36], u, true
+	return at, u, true
 }
 
 // hexVal is c's value as a lowercase hex digit, -1 if it is not one.
@@ -161,117 +161,107 @@ type field struct {
 
 // text is the string the field holds.
 func (f field) text() string {
-	switch f.shape {
-	case fieldUUID:
-		return string(uuidText(append(make([]byte, 0, len(f.prefix)+36), f.prefix...), f.body))
-	case fieldHex:
-		return hex.EncodeToString(f.body)
+	if f.shape == fieldText {
+		return string(f.body)
 	}
-	return string(f.body)
+	return string(f.appendText(make([]byte, 0, len(f.prefix)+2*len(f.body)+4)))
 }
 
-// key is the field's text as the index and Find compare ids: one byte string for one text,
-// whatever shape it was written in, and another for every other text (keyOf).
-func (f field) key(dst []byte) []byte {
+// appendText appends the string the field holds to dst: how Find and the index compare ids,
+// whatever shape an entry gave them (an id is its text, and the index hashes the text a look-up
+// is given as it is, with nothing to parse on the path every item takes).
+func (f field) appendText(dst []byte) []byte {
 	switch f.shape {
 	case fieldUUID:
-		return append(append(append(dst, 1), f.prefix...), f.body...)
+		return uuidText(append(dst, f.prefix...), f.body)
 	case fieldHex:
-		dst = append(dst, 0)
 		return hex.AppendEncode(dst, f.body)
 	}
-	return keyOf(dst, f.body)
+	return append(dst, f.body...)
 }
 
-// keyOf is text's key (field.key): a text that ends in a canonical UUID is keyed by its prefix
-// and the UUID's bytes, any other by itself.
-func keyOf(dst, text []byte) []byte {
-	if prefix, u, ok := canonUUID(string(text)); ok {
-		return append(append(append(dst, 1), prefix...), u[:]...)
-	}
-	return append(append(dst, 0), text...)
-}
-
-// reader reads an entry's parts from rec[at:].
-type reader struct {
-	rec []byte
-	at  int
-}
-
-func (r *reader) uvarint() (uint64, error) {
-	v, k := binary.Uvarint(r.rec[r.at:])
-	if k <= 0 {
-		return 0, errShort
-	}
-	r.at += k
-	return v, nil
-}
-
-func (r *reader) bytes(n uint64) ([]byte, error) {
-	if n > uint64(len(r.rec)-r.at) {
-		return nil, errShort
-	}
-	b := r.rec[r.at : r.at+int(n)]
-	r.at += int(n)
-	return b, nil
-}
-
-// field reads one string field of an entry of version v.
-func (r *reader) field(v byte) (field, error) {
-	shape := byte(fieldText)
+// partAt finds the string field of an entry of version v at rec[p:]: its shape, where its
+// bytes lie (rec[start:end]; for shape 1 the prefix, the UUID's 16 bytes after it) and where
+// the next part begins. Positions, not a field: an entry's look-up reads its id and steps over
+// the rest, dozens of entries a record.
+func partAt(rec []byte, p int, v byte) (shape byte, start, end, next int, err error) {
 	if v == entryV2 {
-		if r.at >= len(r.rec) {
-			return field{}, errShort
+		if p >= len(rec) {
+			return 0, 0, 0, 0, errShort
 		}
-		shape = r.rec[r.at]
-		r.at++
+		shape = rec[p]
+		p++
 		if shape > fieldHex {
-			return field{}, fmt.Errorf("has a field of shape %d", shape)
+			return 0, 0, 0, 0, fmt.Errorf("has a field of shape %d", shape)
 		}
 	}
-	n, err := r.uvarint()
-	if err != nil {
-		return field{}, err
+	n, k := binary.Uvarint(rec[p:])
+	if k <= 0 || n > uint64(len(rec)-p-k) {
+		return 0, 0, 0, 0, errShort
 	}
-	b, err := r.bytes(n)
-	if err != nil {
-		return field{}, err
-	}
-	f := field{shape: shape, body: b}
+	start = p + k
+	end = start + int(n)
+	next = end
 	if shape == fieldUUID {
-		f.prefix = b
-		if f.body, err = r.bytes(16); err != nil {
-			return field{}, err
+		if len(rec)-end < 16 {
+			return 0, 0, 0, 0, errShort
 		}
+		next = end + 16
 	}
-	return f, nil
+	return shape, start, end, next, nil
+}
+
+// fieldOf is the field partAt found.
+func fieldOf(rec []byte, shape byte, start, end int) field {
+	if shape == fieldUUID {
+		return field{shape: shape, prefix: rec[start:end], body: rec[end : end+16]}
+	}
+	return field{shape: shape, body: rec[start:end]}
+}
+
+// seqAt reads the seq at rec[p:] and where the next part begins.
+func seqAt(rec []byte, p int) (uint64, int, error) {
+	seq, k := binary.Uvarint(rec[p:])
+	if k <= 0 {
+		return 0, 0, errShort
+	}
+	return seq, p + k, nil
 }
 
 // entryFields reads the entry at rec[at:]: where it ends, and its fields in order (id,
 // terminal, epoch, hash, refused) with its seq.
 func entryFields(rec []byte, at int) (end int, fs [5]field, seq uint64, err error) {
-	v := rec[at]
-	if v != entryV1 && v != entryV2 {
-		return 0, fs, 0, fmt.Errorf("has version %d, want %d or %d", v, entryV1, entryV2)
-	}
-	r := &reader{rec: rec, at: at + 1}
-	for i := range 3 {
-		if fs[i], err = r.field(v); err != nil {
-			return 0, fs, 0, err
-		}
-	}
-	if seq, err = r.uvarint(); err != nil {
+	v, p, err := version(rec, at)
+	if err != nil {
 		return 0, fs, 0, err
 	}
-	for i := 3; i < 5; i++ {
-		if fs[i], err = r.field(v); err != nil {
+	for i := range 5 {
+		if i == 3 {
+			if seq, p, err = seqAt(rec, p); err != nil {
+				return 0, fs, 0, err
+			}
+		}
+		shape, start, end, next, err := partAt(rec, p, v)
+		if err != nil {
 			return 0, fs, 0, err
 		}
+		fs[i], p = fieldOf(rec, shape, start, end), next
 	}
 	if fs[0].shape != fieldUUID && len(fs[0].body) == 0 { // text or hex of nothing: ""
-		return 0, fs, 0, errors.New("has no id")
+		return 0, fs, 0, errNoID
 	}
-	return r.at, fs, seq, nil
+	return p, fs, seq, nil
+}
+
+var errNoID = errors.New("has no id")
+
+// version is the version of the entry at rec[at:] and where its fields begin.
+func version(rec []byte, at int) (byte, int, error) {
+	v := rec[at]
+	if v != entryV1 && v != entryV2 {
+		return 0, 0, fmt.Errorf("has version %d, want %d or %d", v, entryV1, entryV2)
+	}
+	return v, at + 1, nil
 }
 
 func next(rec []byte) (Ref, []byte, error) {
@@ -285,14 +275,14 @@ func next(rec []byte) (Ref, []byte, error) {
 // Find is the entry of id in rec: the first, if a record held it twice. It compares each
 // entry's id where it lies and decodes only the one it finds.
 func Find(rec []byte, id string) (Ref, bool, error) {
-	want := keyOf(nil, []byte(id))
-	var k []byte
+	var kb [64]byte // the relay's ids fit: no allocation a look-up
+	k := kb[:0]
 	for n, at := 0, 0; at < len(rec); n++ {
-		end, fs, _, err := entryFields(rec, at)
+		end, text, err := entryAt(rec, at, k[:0])
 		if err != nil {
 			return Ref{}, false, fmt.Errorf("idrecs: entry %d %w", n, err)
 		}
-		if k = fs[0].key(k[:0]); bytes.Equal(k, want) {
+		if k = text; string(k) == id {
 			r, _, err := next(rec[at:end])
 			if err != nil {
 				return Ref{}, false, fmt.Errorf("idrecs: entry %d %w", n, err)
@@ -304,12 +294,29 @@ func Find(rec []byte, id string) (Ref, bool, error) {
 	return Ref{}, false, nil
 }
 
-// entryAt is where the entry at rec[at:] ends and its id's key (field.key, appended to dst),
-// found without decoding the rest.
+// entryAt is where the entry at rec[at:] ends and its id's text (appended to dst), found
+// without decoding the rest.
 func entryAt(rec []byte, at int, dst []byte) (end int, key []byte, err error) {
-	end, fs, _, err := entryFields(rec, at)
+	v, p, err := version(rec, at)
 	if err != nil {
 		return 0, nil, err
 	}
-	return end, fs[0].key(dst), nil
+	shape, start, idEnd, p, err := partAt(rec, p, v)
+	if err != nil {
+		return 0, nil, err
+	}
+	for i := 1; i < 5; i++ {
+		if i == 3 {
+			if _, p, err = seqAt(rec, p); err != nil {
+				return 0, nil, err
+			}
+		}
+		if _, _, _, p, err = partAt(rec, p, v); err != nil {
+			return 0, nil, err
+		}
+	}
+	if shape != fieldUUID && idEnd == start { // text or hex of nothing: ""
+		return 0, nil, errNoID
+	}
+	return p, fieldOf(rec, shape, start, idEnd).appendText(dst), nil
 }

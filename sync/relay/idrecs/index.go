@@ -48,8 +48,8 @@ func NewIndex(max, recordBytes int) *Index {
 	return &Index{seed: maphash.MakeSeed(), max: max, recordBytes: recordBytes, sets: map[string]*list.Element{}}
 }
 
-// idHash hashes id's key (keyOf), which is the same whatever shape its entry was written in.
-func (ix *Index) idHash(id string) uint64 { return maphash.Bytes(ix.seed, keyOf(nil, []byte(id))) }
+// idHash hashes id's text, as extend hashes each entry's (whatever shape the entry gave it).
+func (ix *Index) idHash(id string) uint64 { return maphash.String(ix.seed, id) }
 
 // set is rec's set: the one kept if it still answers for rec's bytes, extended by what was
 // appended to it since, else one made from rec. name is the bucket's and the record's.
@@ -130,7 +130,12 @@ func (ix *Index) keep(s *recSet) {
 
 // find is id's entry in rec, whose set is s.
 func (ix *Index) find(s *recSet, rec []byte, id string) (Ref, bool, error) {
-	at, ok := s.at[ix.idHash(id)]
+	return ix.findHashed(s, rec, id, ix.idHash(id))
+}
+
+// findHashed is find, given id's hash (idHash): a span's records are probed with one.
+func (ix *Index) findHashed(s *recSet, rec []byte, id string, h uint64) (Ref, bool, error) {
+	at, ok := s.at[h]
 	switch {
 	case !ok:
 		return Ref{}, false, nil
@@ -205,8 +210,9 @@ func (r *Records) Find(id string) (Ref, bool, error) {
 	if err != nil {
 		return Ref{}, false, err
 	}
+	h := r.ix.idHash(id)
 	for _, rec := range s.recs {
-		if ref, ok, err := r.ix.find(rec.set, rec.v, id); err != nil || ok {
+		if ref, ok, err := r.ix.findHashed(rec.set, rec.v, id, h); err != nil || ok {
 			return ref, ok, err
 		}
 	}
