@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/tether-kiosk/tether/sync/relay/kv"
@@ -47,11 +48,7 @@ func (p *Projector) Step(ctx context.Context) (uint64, error) {
 		p.perTx = perTx
 		if at != 0 {
 			p.mark = at
-			n := 0
-			for n < len(p.pending) && p.pending[n].Seq <= at {
-				n++
-			}
-			p.pending = append(p.pending[:0], p.pending[n:]...)
+			p.pending = dropProjected(p.pending, at)
 		}
 		if err != nil {
 			err = fmt.Errorf("faclog: facility %q: %d entries not projected: %w", p.facility, len(p.pending), err)
@@ -74,6 +71,22 @@ func (p *Projector) Step(ctx context.Context) (uint64, error) {
 		return p.mark, fmt.Errorf("faclog: facility %q: projected to %d, not trimmed: %w", p.facility, p.mark, err)
 	}
 	return p.mark, nil
+}
+
+// dropProjected is pending without its entries up to at, which the kv state now holds. The
+// slots they leave are cleared, and an empty list let go of: a burst of entries (a facility's
+// enrollments) kept their data alive in the slice's array after they were projected, for as
+// long as the facility stayed quiet (9 MB of an idle gateway's heap, stop 43).
+func dropProjected(pending []Entry, at uint64) []Entry {
+	n := 0
+	for n < len(pending) && pending[n].Seq <= at {
+		n++
+	}
+	pending = slices.Delete(pending, 0, n) // zeroes the slots past the new end
+	if len(pending) == 0 {
+		return nil
+	}
+	return pending
 }
 
 // Behind is how many entries the holder appended that the kv state does not hold yet.
