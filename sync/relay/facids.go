@@ -276,8 +276,8 @@ func (ids *facIDs) keys(l *keyList, facility, id string) {
 }
 
 // migrate27to28 changes no record. From schema 28 a facility's id records take entries of
-// idrecs' version 2 (each id, terminal and epoch a UUID's 16 bytes, the hash its 32: about 94
-// bytes an entry where version 1 took 180), beside the version 1 entries they hold. The
+// idrecs' version 2 (each id, terminal and epoch a UUID's 16 bytes, the hash its 32: 96 bytes
+// an entry where version 1 took 183), beside the version 1 entries they hold. The
 // schema number is what keeps a relayd of an older build, which reads version 1 alone, from
 // opening a store that holds them (docs/SCALE.md, "Denser id records").
 func migrate27to28(kv.Tx) error { return nil }
