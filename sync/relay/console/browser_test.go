@@ -111,7 +111,8 @@ func (b *tab) waitText(s string) {
 	})
 }
 
-func (b *tab) login(user, pass string) {
+// signIn sends the sign-in form and returns as soon as it is sent.
+func (b *tab) signIn(user, pass string) {
 	b.t.Helper()
 	b.do("sign in as "+user,
 		chromedp.Navigate(b.e.url("/console/")),
@@ -120,6 +121,16 @@ func (b *tab) login(user, pass string) {
 		chromedp.SendKeys(chromedp.CSS("#password"), pass),
 		chromedp.Click(chromedp.CSS("#signin")),
 	)
+}
+
+// login signs in and waits for the signed-in page by a query of chromedp's own. The click
+// returns before the browser has followed the redirect; waiting only for the page's text
+// (an evaluation) let a form be filled while chromedp still took the sign-in page's nodes
+// for the document's, and CI once saw "No node with given id found" in the deposit form.
+func (b *tab) login(user, pass string) {
+	b.t.Helper()
+	b.signIn(user, pass)
+	b.do("wait for the signed-in page", chromedp.WaitVisible(chromedp.CSS("form.logout")))
 }
 
 func (b *tab) shot(name string) {
@@ -141,7 +152,7 @@ func TestBrowserLoginAndWrongPassword(t *testing.T) {
 	browser := newBrowser(t)
 	e := newEnv(t, false)
 	b := e.open(t, browser)
-	b.login("mia", "not the password")
+	b.signIn("mia", "not the password")
 	b.waitText("Wrong username or password")
 	b.login("mia", password)
 	b.waitText("Nothing is waiting for review")
