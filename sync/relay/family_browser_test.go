@@ -33,7 +33,9 @@ func TestFamilyPageInABrowser(t *testing.T) {
 	_, c := e.approvedContact()
 	code := spooledCode(t, e.spool, "c1")
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Headless)
+	// Chromium's singleton socket goes under TMPDIR and outlives a browser the test stops.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Headless,
+		chromedp.UserDataDir(t.TempDir()), chromedp.Env("TMPDIR="+t.TempDir()))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelA()
 	bctx, cancelB := chromedp.NewContext(actx)
