@@ -98,11 +98,21 @@ func (d *downFeed) apply(cs kv.Changes) {
 		return
 	}
 	var counters map[string]uint64
+	var here map[string]bool // whether a terminal is connected here, looked up once a transaction
 	d.mu.Lock()
 	for _, c := range cs.List {
 		switch string(c.Root) {
 		case bDown:
-			d.ownChange(c)
+			id := string(c.Bucket)
+			conn, ok := here[id]
+			if !ok {
+				if here == nil {
+					here = map[string]bool{}
+				}
+				_, conn = d.r.hub.facilityOf(id)
+				here[id] = conn
+			}
+			d.ownChange(c, conn)
 		case bFacDown:
 			fac := string(c.Bucket)
 			switch {
@@ -178,8 +188,14 @@ func validItem(v []byte) bool {
 	return json.Valid(v) && bytes.HasPrefix(v, []byte(`{"seq":`))
 }
 
-// ownChange records a change to a terminal's own bucket (d.mu held).
-func (d *downFeed) ownChange(c kv.Change) {
+// ownChange records a change to a terminal's own bucket (d.mu held). Only the items of a
+// terminal connected here are kept: each gateway sees every terminal's, and a writer reads
+// only its own connection's. Another's item raises its floor instead, so that the terminal's
+// writer reads the store for it if the terminal connects here later (as for items dropped
+// past ownFedMax). Kept for all, the items of 10,000 kiosks enrolled and not yet connected
+// were up to ownFedMaxBytes on every gateway, a third of its heap (docs/SCALE.md, "10,000
+// idle kiosks").
+func (d *downFeed) ownChange(c kv.Change, connectedHere bool) {
 	id := string(c.Bucket)
 	o := d.own[id]
 	switch {
@@ -210,8 +226,8 @@ func (d *downFeed) ownChange(c kv.Change) {
 			d.own[id] = o
 		}
 		seq := readU64(c.Key)
-		if !validItem(c.Value) {
-			o.floor = max(o.floor, seq) // the store's reader reports it
+		if !connectedHere || !validItem(c.Value) { // a damaged one: the store's reader reports it
+			o.floor = max(o.floor, seq)
 			return
 		}
 		i, found := slices.BinarySearchFunc(o.recs, seq, func(r ownRec, s uint64) int { return cmpU64(r.seq, s) })

@@ -131,3 +131,74 @@ func TestDownlinkFeedAcrossGateways(t *testing.T) {
 	checkOnceInOrder(t, a, k2, c2, 0)
 	_ = k1
 }
+
+// ownHeld is what gateway e's feed keeps of terminal id's own items: how many, and the floor
+// at or below which its writer reads the store.
+func ownHeld(e *env, id string) (items int, floor uint64) {
+	e.r.feed.mu.Lock()
+	defer e.r.feed.mu.Unlock()
+	if o := e.r.feed.own[id]; o != nil {
+		return len(o.recs), o.floor
+	}
+	return 0, 0
+}
+
+// A gateway's feed keeps the own items of the terminals connected to it, not every terminal's:
+// each gateway sees them all, and 10,000 kiosks enrolled before they connected filled every
+// gateway's feed with their snapshots. A terminal that connects later still gets each of its
+// items once, in order, read from the store, and its acknowledgement prunes them.
+func TestAGatewayKeepsOwnItemsOfItsConnectionsAlone(t *testing.T) {
+	a, b := twoGateways(t, nil)
+	here := a.enroll(wire.ModeTablet, "A1")
+	later := a.enroll(wire.ModeTablet, "A1")
+	chere := here.via(b).connect(t, 0)
+	for range 3 {
+		queueOwn(t, a.r, here.id)
+		queueOwn(t, a.r, later.id)
+	}
+	if _, err := a.r.PostNotice(NoticeRequest{FacilityID: "north", Text: "after the own items"}); err != nil {
+		t.Fatal(err)
+	}
+	isLast := func(raw json.RawMessage) bool { return noticeText(t, raw) == "after the own items" }
+	chere.waitDown(wire.DownNotice, isLast)
+	ownLater := ownDown(t, a.r, later.id)
+	if len(ownLater) < 3 {
+		t.Fatalf("the unconnected tablet has %v own items in the store, want its snapshot and 3 more", ownLater)
+	}
+	lastLater := ownLater[len(ownLater)-1]
+	// B's feed keeps the connected tablet's items, and only a floor for the other's.
+	testwait.UntilSaw(t, "gateway B's feed to hold the connected tablet's items and a floor for the other's", func() (bool, string) {
+		nHere, _ := ownHeld(b, here.id)
+		nLater, floor := ownHeld(b, later.id)
+		return nHere >= 3 && nLater == 0 && floor >= lastLater,
+			fmt.Sprintf("%d items of the connected tablet; %d of the other, floor %d (its last item %d)", nHere, nLater, floor, lastLater)
+	})
+	for _, tm := range []*term{here, later} {
+		if n, _ := ownHeld(a, tm.id); n != 0 {
+			t.Errorf("gateway A, with no connection, keeps %d own items of %s", n, tm.mode)
+		}
+	}
+	// The second tablet connects to B: its items come from the store, each once, in order.
+	clater := later.via(b).connect(t, 0)
+	clater.waitDown(wire.DownNotice, isLast)
+	checkOnceInOrder(t, a, later, clater, 0)
+	notes := 0
+	for _, it := range clater.down {
+		if it.Kind == wire.DownNotice && noticeText(t, it.Body) == "for you" {
+			notes++
+		}
+	}
+	if notes != 3 {
+		t.Errorf("the tablet that connected later got %d of its 3 own notices", notes)
+	}
+	// Items queued now are kept for it, and its acknowledgement prunes them all.
+	prev := clater.lastSeq()
+	queueOwn(t, a.r, later.id)
+	clater.waitDown(wire.DownNotice, func(json.RawMessage) bool { return clater.lastSeq() > prev })
+	testwait.Until(t, "gateway B's feed to keep the newly connected tablet's next item", func() bool {
+		n, _ := ownHeld(b, later.id)
+		return n == 1
+	})
+	clater.ackDown(clater.lastSeq())
+	testwait.Until(t, "the later tablet's acknowledged own items pruned", func() bool { return len(ownDown(t, a.r, later.id)) == 0 })
+}
