@@ -192,9 +192,9 @@ func validItem(v []byte) bool {
 // terminal connected here are kept: each gateway sees every terminal's, and a writer reads
 // only its own connection's. Another's item raises its floor instead, so that the terminal's
 // writer reads the store for it if the terminal connects here later (as for items dropped
-// past ownFedMax). Kept for all, the items of 10,000 kiosks enrolled and not yet connected
-// were up to ownFedMaxBytes on every gateway, a third of its heap (docs/SCALE.md, "10,000
-// idle kiosks").
+// past ownFedMax). Kept for all, the snapshots of 10,000 kiosks enrolled and not yet
+// connected were 28 and 41 MB of two gateways' heaps, up to ownFedMaxBytes on each
+// (docs/SCALE.md, "10,000 idle kiosks, stop 44").
 func (d *downFeed) ownChange(c kv.Change, connectedHere bool) {
 	id := string(c.Bucket)
 	o := d.own[id]
