@@ -230,7 +230,7 @@ func TestLoadTwoGatewaysOnJetStream(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"gateways", "store", "relays", "batches_per_s", "ack", "batch_bytes", "relay_kib_per_conn", "relay_go_kib_per_conn", "baselines", "verify", "cpu", "cluster_cpu_s", "streams"} {
+	for _, k := range []string{"gateways", "store", "relays", "batches_per_s", "ack", "batch_bytes", "relay_kib_per_conn", "relay_kib_per_terminal", "relay_go_kib_per_conn", "baselines", "verify", "cpu", "cluster_cpu_s", "streams"} {
 		if _, ok := back[k]; !ok {
 			t.Errorf("JSON report lacks %q: %s", k, buf.String())
 		}

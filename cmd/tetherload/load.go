@@ -671,7 +671,7 @@ func (r *run) reasons(m map[string]int64) string {
 func (rep *Report) fillRelays(cfg Config, proc [][5]procSample, heaps [][2]goMem, terminals int) error {
 	mib := func(kib int64) float64 { return float64(kib) / 1024 }
 	bmib := func(b uint64) float64 { return float64(b) / (1 << 20) }
-	var deltaKiB, deltaGoB int64
+	var deltaKiB, deltaTermKiB, deltaGoB int64
 	var withHeap bool
 	for g := range cfg.RelayURLs {
 		on := 0 // terminals on gateway g
@@ -695,6 +695,7 @@ func (rep *Report) fillRelays(cfg Config, proc [][5]procSample, heaps [][2]goMem
 				st.KiBPerConn = float64(p[2].mem.RSSKiB-p[1].mem.RSSKiB) / float64(on)
 			}
 			deltaKiB += p[2].mem.RSSKiB - p[1].mem.RSSKiB
+			deltaTermKiB += p[2].mem.RSSKiB - p[0].mem.RSSKiB
 			if cfg.Idle == 0 {
 				cpu := p[4].cpu - p[3].cpu
 				st.CPUS = cpu.Seconds()
@@ -725,6 +726,7 @@ func (rep *Report) fillRelays(cfg Config, proc [][5]procSample, heaps [][2]goMem
 	}
 	if len(proc) > 0 && terminals > 0 {
 		rep.RelayKiBPerConn = float64(deltaKiB) / float64(terminals)
+		rep.RelayKiBPerTerminal = float64(deltaTermKiB) / float64(terminals)
 	}
 	if withHeap && terminals > 0 {
 		rep.RelayGoKiBPerConn = float64(deltaGoB) / 1024 / float64(terminals)

@@ -87,6 +87,10 @@ type Report struct {
 	// summed over the gateways, divided by the terminals.
 	RelayKiBPerConn   float64 `json:"relay_kib_per_conn,omitempty"`    // RSS
 	RelayGoKiBPerConn float64 `json:"relay_go_kib_per_conn,omitempty"` // Go heap in use + stacks, after a GC
+	// RelayKiBPerTerminal is what a terminal costs with its enrollment: RSS from start to
+	// connected summed over the gateways, divided by the terminals (docs/SCALE.md, "10,000
+	// idle kiosks, stop 44": the enrollments' memory is not all the connections').
+	RelayKiBPerTerminal float64 `json:"relay_kib_per_terminal,omitempty"`
 
 	Baselines []Baseline `json:"baselines,omitempty"`
 }
@@ -312,7 +316,8 @@ func (rep *Report) Table(w io.Writer) error {
 		relayRows(name, s)
 	}
 	if len(rep.Relays) > 0 && (rep.RelayKiBPerConn != 0 || rep.RelayGoKiBPerConn != 0) {
-		row("memory per terminal", "%.1f KiB RSS, %.1f KiB Go heap+stacks (all gateways, connections alone)", rep.RelayKiBPerConn, rep.RelayGoKiBPerConn)
+		row("memory per terminal", "%.1f KiB RSS with its enrollment; %.1f KiB RSS, %.1f KiB Go heap+stacks for the connections alone (all gateways)",
+			rep.RelayKiBPerTerminal, rep.RelayKiBPerConn, rep.RelayGoKiBPerConn)
 	}
 	for _, b := range rep.Baselines {
 		row("baseline "+b.Name, "%.0f ops/s (%d writers); relay batches/s ÷ this = %.3f", b.OpsPerS, b.Writers, b.Ratio)
