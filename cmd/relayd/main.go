@@ -123,9 +123,9 @@ type options struct {
 // collector took some 15-25% of a drain's CPU (docs/BENCHMARKS.md, sixth round). That holds
 // only while batches are stored: an idle relay holding 10,000 connections had twice the RSS
 // at 400 (docs/SCALE.md, memory per idle terminal), so it runs at 50 when no batch came for
-// gcAdaptEvery*5. At 100, 10,000 idle kiosks on two gateways cost 32-39 KiB of RSS each with
-// their enrollment, at 50 25-29 KiB, for some 2 % more of an idle gateway's CPU (docs/SCALE.md,
-// "10,000 idle kiosks, stop 44"). No memory limit by default: a server's memory is the
+// gcAdaptEvery*5. At 100, 10,000 idle kiosks on two gateways cost 33-36 KiB of RSS each with
+// their enrollment (the gateways' mean), at 50 26-28 KiB, for some 2 % more of an idle
+// gateway's CPU (docs/SCALE.md, "10,000 idle kiosks, stop 44"). No memory limit by default: a server's memory is the
 // operator's to give (-memory-limit-mib).
 func gcDefaults() gctune.Options { return gctune.Options{Percent: 400, IdlePercent: 50} }
 
