@@ -20,13 +20,17 @@ import (
 
 // feedConsumer is the stream's one consumer (a Watch's): its filters, and how many messages it
 // has delivered.
+//
+// It waits for the one: a consumer whose creation returned may not be listed yet by the server
+// that answers the listing (CI once saw none right after Watch returned).
 func feedConsumer(t *testing.T, nc *nats.Conn, stream string) (filters []string, delivered uint64) {
 	t.Helper()
-	f, d, n := feedConsumers(t, nc, stream)
-	if n != 1 {
-		t.Fatalf("the stream has %d consumers, want the feed's one", n)
-	}
-	return f, d
+	testwait.UntilSaw(t, "the feed's consumer, and no other, listed on the stream", func() (bool, string) {
+		var n int
+		filters, delivered, n = feedConsumers(t, nc, stream)
+		return n == 1, fmt.Sprintf("%d consumers", n)
+	})
+	return filters, delivered
 }
 
 // feedConsumers is feedConsumer's answer and how many consumers the stream has (while a
