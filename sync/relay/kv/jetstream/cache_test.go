@@ -132,3 +132,25 @@ func TestReadCacheKeepsTheVersionOfAStateReadAgain(t *testing.T) {
 		t.Errorf("a later state: %+v, want seq 7 known current at no version", e)
 	}
 }
+
+// The cache keeps its own copy of a value: a value read from a replica is a slice of the
+// reply's buffer, whose headers before it would stay alive with it, uncounted.
+func TestTheCacheKeepsItsOwnCopyOfAValue(t *testing.T) {
+	c := newReadCache(100)
+	reply := []byte("NATS/1.0\r\nNats-Subject: s\r\nNats-Sequence: 7\r\n\r\nrecord")
+	val := reply[len(reply)-len("record"):]
+	c.put("s", entry{seq: 7, val: val, present: true})
+	copy(reply[len(reply)-len("record"):], "XXXXXX") // the reply's buffer used again
+	got, ok := c.get("s")
+	if !ok || string(got.val) != "record" {
+		t.Fatalf("the cache holds %q (%v) after the reply's buffer changed, want its own %q", got.val, ok, "record")
+	}
+	if c.bytes != entrySize("s", got) {
+		t.Errorf("the cache counts %d bytes, its entry is %d", c.bytes, entrySize("s", got))
+	}
+	// An absent key's state (no value) stays one without.
+	c.put("gone", entry{seq: 8})
+	if e, _ := c.get("gone"); e.val != nil || e.present {
+		t.Errorf("a deleted key's state came back as %+v", e)
+	}
+}
