@@ -265,7 +265,9 @@ func TestLoadFollowsFacilityHomes(t *testing.T) {
 	})
 	cfg := testConfig(gws[0].url)
 	cfg.RelayURLs = []string{gws[0].url, gws[1].url}
-	cfg.Terminals, cfg.PerFacility, cfg.BatchItems, cfg.Batches = 20, 10, 1, 5
+	// Three facilities of ten: the tool sends 15 terminals to each gateway first, and a
+	// gateway's homes hold 0, 10, 20 or 30, so the report cannot count where they were sent.
+	cfg.Terminals, cfg.PerFacility, cfg.BatchItems, cfg.Batches = 30, 10, 1, 5
 	cfg.CutProb, cfg.Storm, cfg.Homes = 0, false, true
 	cfg.RelayPIDs, cfg.RelayDebug = nil, nil
 	rep, err := Run(context.Background(), cfg)
@@ -276,17 +278,35 @@ func TestLoadFollowsFacilityHomes(t *testing.T) {
 	if rep.Batches != want || rep.Lost != 0 || rep.Verify == nil || !rep.Verify.OK || rep.Verify.Stored != want {
 		t.Fatalf("report: %d batches acknowledged, %d lost (%v), exactly once %+v; want %d, 0, ok", rep.Batches, rep.Lost, rep.LostReasons, rep.Verify, want)
 	}
-	if rep.Redirects != 10 {
-		t.Fatalf("%d handshakes redirected, want 10 (half of each facility's terminals)", rep.Redirects)
+	if rep.Redirects != 15 {
+		t.Fatalf("%d handshakes redirected, want 15 (half of each facility's terminals)", rep.Redirects)
 	}
 	if dials := gws[0].dials.Load() + gws[1].dials.Load(); dials != int64(cfg.Terminals)+rep.Redirects {
 		t.Fatalf("the gateways were dialled %d times, want %d (each terminal once, and once more if redirected)", dials, int64(cfg.Terminals)+rep.Redirects)
+	}
+	// Each gateway's terminals are those of the facilities homed there, where they were
+	// welcomed, not where the tool sent them first (terminal i to gateway i mod 2).
+	ts, err := gws[0].r.Terminals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	homed := map[string]int{}
+	for _, x := range ts {
+		homed[strings.TrimSuffix(gws[0].r.HomeOf(x.FacilityID), "/")]++
+	}
+	if len(rep.Relays) != 2 || len(ts) != cfg.Terminals {
+		t.Fatalf("the report has %d gateways and the relay %d terminals, want 2 and %d", len(rep.Relays), len(ts), cfg.Terminals)
+	}
+	for g, s := range rep.Relays {
+		if want := homed[strings.TrimSuffix(cfg.RelayURLs[g], "/")]; s.Terminals != want {
+			t.Errorf("gateway %d reports %d terminals, want the %d of the facilities homed there", g+1, s.Terminals, want)
+		}
 	}
 	var buf bytes.Buffer
 	if err := rep.Table(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "10 redirected") {
+	if !strings.Contains(buf.String(), "15 redirected") {
 		t.Errorf("table does not show the redirects:\n%s", buf.String())
 	}
 }

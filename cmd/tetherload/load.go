@@ -145,8 +145,11 @@ type run struct {
 	stormDone chan struct{}
 
 	items, batches, downItems, downAcks, handshakes, handshakeErrors, busy, cuts, lostN, redirects atomic.Int64
-	lastAck                                                                                        atomic.Int64
-	batchBytes, batchFrames                                                                        atomic.Int64 // uplink batch frames as encoded, new or resent
+	// firstWelcomes counts, by gateway, the terminals first welcomed there: after a home's
+	// redirect, not where they were sent first (gatewayOf).
+	firstWelcomes           []atomic.Int64
+	lastAck                 atomic.Int64
+	batchBytes, batchFrames atomic.Int64 // uplink batch frames as encoded, new or resent
 
 	mu        sync.Mutex
 	lostWhy   map[string]int64
@@ -156,6 +159,15 @@ type run struct {
 
 // gateway is the index of the gateway terminal i connects to.
 func (r *run) gateway(i int) int { return gatewayOf(r.cfg, i) }
+
+// welcomedBy is r.firstWelcomes as counts, read once every terminal was welcomed.
+func (r *run) welcomedBy() []int {
+	n := make([]int, len(r.firstWelcomes))
+	for g := range r.firstWelcomes {
+		n[g] = int(r.firstWelcomes[g].Load())
+	}
+	return n
+}
 
 func gatewayOf(cfg Config, i int) int {
 	if cfg.GatewayByFacility {
@@ -222,7 +234,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r := &run{cfg: cfg, eps: eps, hc: hc, dialSem: make(chan struct{}, cfg.DialConcurrency),
 		start: make(chan struct{}), loadOver: make(chan struct{}), runOver: make(chan struct{}),
 		storm: make(chan struct{}), stormDone: make(chan struct{}),
-		lostWhy: map[string]int64{}, failedWhy: map[string]int64{}, anomalies: map[string]int64{}}
+		lostWhy: map[string]int64{}, failedWhy: map[string]int64{}, anomalies: map[string]int64{},
+		firstWelcomes: make([]atomic.Int64, len(eps))}
 	nf := (cfg.Terminals + cfg.PerFacility - 1) / cfg.PerFacility
 	rep := &Report{Terminals: cfg.Terminals, PerFacility: cfg.PerFacility, Facilities: nf, BatchItems: cfg.BatchItems,
 		Window: cfg.Window, Mix: cfg.Mix.String(), CutEveryS: cfg.CutEvery.Seconds(), CutProb: cfg.CutProb, Seed: cfg.Seed,
@@ -315,7 +328,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.LostReasons, rep.FailureReasons, rep.Anomalies = nonEmpty(r.lostWhy), nonEmpty(r.failedWhy), nonEmpty(r.anomalies)
 		r.mu.Unlock()
 		rep.IdleS = cfg.Idle.Seconds()
-		rep.fillRelays(cfg, proc, heaps, len(terms))
+		rep.fillRelays(cfg, proc, heaps, len(terms), r.welcomedBy())
 		return rep, nil
 	}
 	r.logf("%d terminals welcomed in %.2fs; load begins", len(terms), rep.RampS)
@@ -484,7 +497,7 @@ wait:
 	rep.LostReasons, rep.FailureReasons, rep.Anomalies = nonEmpty(r.lostWhy), nonEmpty(r.failedWhy), nonEmpty(r.anomalies)
 	r.mu.Unlock()
 
-	if err := rep.fillRelays(cfg, proc, heaps, len(terms)); err != nil {
+	if err := rep.fillRelays(cfg, proc, heaps, len(terms), r.welcomedBy()); err != nil {
 		return rep, err
 	}
 	rep.fillCPU(cpuWall)
@@ -668,17 +681,16 @@ func (r *run) reasons(m map[string]int64) string {
 
 // fillRelays turns the process and heap samples into the report's per-gateway figures (and
 // Relay, when there is one gateway). It reads each process once more for its end figures.
-func (rep *Report) fillRelays(cfg Config, proc [][5]procSample, heaps [][2]goMem, terminals int) error {
+// welcomed is how many terminals each gateway first welcomed.
+func (rep *Report) fillRelays(cfg Config, proc [][5]procSample, heaps [][2]goMem, terminals int, welcomed []int) error {
 	mib := func(kib int64) float64 { return float64(kib) / 1024 }
 	bmib := func(b uint64) float64 { return float64(b) / (1 << 20) }
 	var deltaKiB, deltaTermKiB, deltaGoB int64
 	var withHeap bool
 	for g := range cfg.RelayURLs {
-		on := 0 // terminals on gateway g
-		for i := range terminals {
-			if gatewayOf(cfg, i) == g {
-				on++
-			}
+		on := 0 // terminals first welcomed on gateway g
+		if g < len(welcomed) {
+			on = welcomed[g]
 		}
 		st := RelayStats{URL: cfg.RelayURLs[g], Terminals: on}
 		if g < len(proc) {

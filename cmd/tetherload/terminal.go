@@ -115,6 +115,7 @@ func (t *terminal) loop(ctx context.Context) {
 		fails = 0
 		if !welcomed {
 			welcomed = true
+			r.firstWelcomes[t.gw].Add(1) // where it is held: its home, once redirected
 			r.rampWG.Done()
 		}
 		if stormPending {
