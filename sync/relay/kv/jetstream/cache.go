@@ -62,17 +62,17 @@ func (c *readCache) put(subj string, e entry) {
 		// version it is current at; what the cache knew stays true of it (tx.scanState).
 		e.ver = old.ver
 	}
-	// Its own copy: a value read from a replica is a slice of its reply's buffer, which holds
-	// the reply's headers (subject, sequence, time, the message's own) before the value, often
-	// more bytes than the value and counted nowhere (docs/SCALE.md, "10,000 idle kiosks,
-	// stop 44").
-	e.val = bytes.Clone(e.val)
-	size := entrySize(subj, e)
-	if size > c.maxBytes/64 {
+	if len(subj)+len(e.val)+entryOverhead > c.maxBytes/64 {
 		// A value this large would push out many small ones: it is read from the leader.
 		c.remove(subj)
 		return
 	}
+	// Its own copy, made once the value is known to be kept: a value read from a replica is
+	// a slice of its reply's buffer, which holds the reply's headers (subject, sequence,
+	// time, the message's own) before the value, often more bytes than the value and counted
+	// nowhere (docs/SCALE.md, "10,000 idle kiosks, stop 44").
+	e.val = bytes.Clone(e.val)
+	size := entrySize(subj, e)
 	if had {
 		c.bytes -= entrySize(subj, old)
 	}
