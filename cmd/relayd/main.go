@@ -109,6 +109,8 @@ type options struct {
 	nats  natsconn.Flags
 	// holdFacilities: hold every facility in the cluster's facility log (relay.Config.FacilityLog).
 	holdFacilities bool
+	// groupLinger: how long a busy held facility's group commit waits for company (relay.Config.GroupLinger).
+	groupLinger time.Duration
 	// beside: a command run beside the gateways opens only the streams they made, as they are.
 	beside bool
 	// debugListen serves net/http/pprof (loopback only), for heap and goroutine profiles.
@@ -175,6 +177,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.holdFacilities, "hold-facilities", false, "with -store: hold every facility in the cluster's facility log, so that a facility's\n"+
 		"group commit is one log entry rather than its kv writes (docs/SCALE.md \"The per-facility log\");\n"+
 		"with several -gateways, each holds its home facilities and needs -gateway-url")
+	fs.DurationVar(&o.groupLinger, "group-linger", relay.DefaultGroupLinger, "with -hold-facilities: how long a busy facility's group commit waits for more batches,\n"+
+		"so that one log entry carries more of them (0: none; docs/SCALE.md \"Group commits that wait for company\")")
 	registerVerifyMax(fs, &o.verifyMaxMiB)
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.Usage = func() {
@@ -356,7 +360,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	r, err := relay.Open(relay.Config{DataDir: o.data, Store: store, Content: media, Logf: logging.Logf(logger), AdminToken: token,
 		HoldPolicy: relay.HoldPolicy(o.hold), EnrollTTL: o.enrollTTL, DownLogCap: o.downLogCap, MaxPendingPerAddr: o.pendingPerAddr,
 		Notifier: notifier, InviteTTL: o.inviteTTL, FamilyURL: o.familyURL, Gateways: splitList(o.gateways),
-		GatewayURL: o.gatewayURL, VerifyMaxBytes: o.verifyMaxMiB << 20, FacilityLog: flog})
+		GatewayURL: o.gatewayURL, VerifyMaxBytes: o.verifyMaxMiB << 20, FacilityLog: flog,
+		GroupLinger: o.groupLinger})
 	if err != nil {
 		return err
 	}

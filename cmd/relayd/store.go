@@ -29,6 +29,10 @@ import (
 // in -data) or a comma-separated list of nats:// (or tls://) host:port servers of one cluster;
 // the NATS flags go with -store, one kind of credentials at a time, a client certificate with
 // its key.
+// maxGroupLinger bounds -group-linger: a terminal waits for its acknowledgement that much
+// longer while its facility is busy, and a second is already long for a kiosk.
+const maxGroupLinger = time.Second
+
 func checkStoreFlags(o options) error {
 	if o.gatewayURL != "" && !slices.Contains(splitList(o.gateways), o.gatewayURL) {
 		return usageErrorf("-gateway-url %s is not one of -gateways: list every gateway there, this one too", o.gatewayURL)
@@ -38,6 +42,9 @@ func checkStoreFlags(o options) error {
 	}
 	if o.holdFacilities && len(splitList(o.gateways)) > 1 && o.gatewayURL == "" {
 		return usageErrorf("-hold-facilities with %d gateways needs -gateway-url: each gateway holds the facilities whose home it is", len(splitList(o.gateways)))
+	}
+	if o.groupLinger < 0 || o.groupLinger > maxGroupLinger {
+		return usageErrorf("-group-linger %v: give 0 to %v (every batch of a busy facility waits that long for its acknowledgement)", o.groupLinger, maxGroupLinger)
 	}
 	if o.store == "" {
 		if o.nats.Any() {

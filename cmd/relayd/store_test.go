@@ -121,6 +121,8 @@ func TestStoreFlagErrors(t *testing.T) {
 		{[]string{"-data", dir, "-store", "nats://n1:4222", "-hold-facilities", "-gateways", "wss://g1:8443,wss://g2:8443"}, "needs -gateway-url"},
 		{[]string{"-data", dir, "-gateways", "wss://g1:8443,wss://g2:8443", "-gateway-url", "wss://g1:8443"}, "-gateway-url goes with -store"},
 		{[]string{"-data", dir, "-store", "nats://n1:4222", "-gateways", "wss://g1:8443", "-gateway-url", "wss://g3:8443"}, "not one of -gateways"},
+		{[]string{"-data", dir, "-store", "nats://n1:4222", "-hold-facilities", "-group-linger", "-5ms"}, "-group-linger -5ms: give 0 to 1s"},
+		{[]string{"-data", dir, "-store", "nats://n1:4222", "-hold-facilities", "-group-linger", "2s"}, "-group-linger 2s: give 0 to 1s"},
 		{[]string{"-data", dir, "-store", "http://n1:4222"}, "nats://host:port"},
 		{[]string{"-data", dir, "-store", "nats://n1"}, "nats://host:port"},
 		{[]string{"-data", dir, "-store", "nats://n1:4222,n2:4222"}, "nats://host:port"},

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	"github.com/tether-kiosk/tether/kiosk/clock"
 	"github.com/tether-kiosk/tether/sync/relay/idrecs"
 	"github.com/tether-kiosk/tether/sync/relay/kv"
 )
@@ -40,6 +42,22 @@ const maxGroup = 256
 // commit and halving it at each refusal, as before sizes were told, ran one group commit in
 // ten over the bound under steady load. A bbolt file never refuses a size, so there groups
 // stay at maxGroup.
+
+// A busy held facility's committer waits a moment before it takes a group (Config.GroupLinger).
+// Each group commit of a held facility is one log message and one CurrentView, whatever it
+// carries, and the cluster's cost is in the round more than in the bytes: a 300-byte message
+// cost it 467 µs of CPU with two publishers and 28 µs with a thousand, and one of 12 KB no more
+// than one of 300 bytes with two (SCALE.md, "What a message costs the cluster"). Under load a group is whatever queued while the one before
+// committed, about twenty status batches on two gateways with 1,000 kiosks; waiting 10 ms made
+// them about thirty and a batch 5-12 % cheaper in CPU ("Group commits that wait for company").
+// The wait is only while the facility is busy (its last group took more than one call; a
+// queue run dry does not count, as under load it runs dry between many groups), so a facility
+// whose batches come one at a time never waits, and it ends as soon as lingerTarget calls wait.
+const lingerTarget = 64
+
+// DefaultGroupLinger is relayd's Config.GroupLinger: 10 ms made a log message carry thirty
+// status batches rather than twenty; 25 ms, tried once, no more than that.
+const DefaultGroupLinger = 10 * time.Millisecond
 
 // groupFill is the share of a store's bound a group is sized to fill: groups vary (a call may
 // carry several batches, a charge writes more than a status report), so the rest is headroom.
@@ -91,6 +109,14 @@ type committer struct {
 	// limit is how many calls the next group takes (at most maxGroup, at least 1); 0 means
 	// maxGroup. Only the committer goroutine touches it.
 	limit int
+	// linger, if above zero, is how long the committer of a busy facility waits for more
+	// calls before it takes a group (lingerTarget), on clock. last is how many calls the
+	// last group took (the committer goroutine's); full, while the committer waits, is closed
+	// by the call that brings the queue to lingerTarget.
+	linger time.Duration
+	clock  clock.Clock
+	last   int
+	full   chan struct{}
 }
 
 // do queues fn and waits for the commit of the transaction it ran in (or its own error).
@@ -98,6 +124,10 @@ func (c *committer) do(call *writeCall) error {
 	call.done = make(chan error, 1)
 	c.mu.Lock()
 	c.queue = append(c.queue, call)
+	if c.full != nil && len(c.queue) >= lingerTarget {
+		close(c.full)
+		c.full = nil
+	}
 	if !c.running {
 		c.running = true
 		go c.run()
@@ -118,6 +148,10 @@ func (c *committer) run() {
 			c.mu.Unlock()
 			return
 		}
+		if c.linger > 0 && c.last > 1 && n < min(lingerTarget, c.limit) {
+			n = c.waitForCompany()
+		}
+		c.last = n
 		group := c.queue[:n:n]
 		c.queue = c.queue[n:]
 		if len(c.queue) == 0 {
@@ -126,6 +160,24 @@ func (c *committer) run() {
 		c.mu.Unlock()
 		c.commit(group)
 	}
+}
+
+// waitForCompany waits, with c.mu held on entry and on return, until lingerTarget calls are
+// queued, the linger is over or the relay closes, and returns how many calls the group takes.
+func (c *committer) waitForCompany() int {
+	full := make(chan struct{})
+	c.full = full
+	c.mu.Unlock()
+	t := c.clock.NewTimer(c.linger)
+	select {
+	case <-t.C():
+	case <-full:
+	case <-c.ctx.Done():
+	}
+	t.Stop()
+	c.mu.Lock()
+	c.full = nil
+	return min(len(c.queue), c.limit)
 }
 
 // commit runs group in one transaction, taking out (and answering) each call that fails and

@@ -294,7 +294,8 @@ func (r *Relay) claimFacility(ctx context.Context, l faclog.Log, facility, holde
 	// the tail, not the feed (readDown).
 	hf.writes = &committer{facility: facility, db: holding.Store(), ctx: r.ctx, txs: func() { r.writeTxs.Add(1) },
 		nums: hf.nums, began: hf.nums.began, ended: hf.nums.ended, applied: r.downTails.committed, ids: r.writes.ids,
-		reserve: func(ctx context.Context, n int) error { return hf.nums.reserve(ctx, r.db, n) }}
+		reserve: func(ctx context.Context, n int) error { return hf.nums.reserve(ctx, r.db, n) },
+		linger:  r.cfg.GroupLinger, clock: r.clock}
 	r.held.mu.Unlock()
 	go r.watchDeposed(hf)
 	return hf, nil

@@ -75,6 +75,10 @@ type Config struct {
 	// (holdall.go; docs/SCALE.md, "The per-facility log"): a facility's group commit is one
 	// entry of its log, projected into the store. The relay must be its store's only gateway.
 	FacilityLog faclog.Log
+	// GroupLinger, with FacilityLog, is how long a busy held facility's committer waits for
+	// more batches before it takes a group (commit.go, lingerTarget); zero takes each group at
+	// once. relayd sets DefaultGroupLinger.
+	GroupLinger time.Duration
 	Logf        vocab.Logf
 	Clock       clock.Clock
 	// AdminToken is the bearer token of the admin API; empty disables the admin API over HTTP
