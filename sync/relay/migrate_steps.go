@@ -202,7 +202,7 @@ func makePlan(ctx context.Context, db kv.Store, dir string, from uint64, hooks *
 	}
 	if err := after.Update(ctx, func(tx kv.Tx) error {
 		for v := from; v < schemaVersion; v++ {
-			if err := migrations()[v](tx); err != nil {
+			if err := migrations()[v].fn(tx); err != nil {
 				return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
 			}
 		}

@@ -155,21 +155,55 @@ func migrate10to11(tx kv.Tx) error {
 	return nil
 }
 
-// migrations move each schema version to the next, in one transaction each.
-func migrations() [schemaVersion]func(kv.Tx) error {
-	return [schemaVersion]func(kv.Tx) error{migrate0to1, migrate1to2, migrate2to3, migrate3to4, migrate4to5, migrate5to6, migrate6to7, migrate7to8, migrate8to9, migrate9to10, migrate10to11, migrate11to12, migrate12to13, migrate13to14, migrate14to15, migrate15to16, migrate16to17, migrate17to18, migrate18to19, migrate19to20, migrate20to21, migrate21to22, migrate22to23, migrate23to24, migrate24to25, migrate25to26, migrate26to27, migrate27to28}
+// A migration moves one schema version to the next, in one transaction.
+type migration struct {
+	fn func(kv.Tx) error
+	// small: it reads and writes a few keys, so that a store that bounds its transactions
+	// (JetStream) runs it in one, as a bbolt file does, rather than in steps, which copy the
+	// store whole into -data twice (a state's store, for a migration that changes nothing).
+	// A migration that may touch every record of a kind is not small.
+	small bool
 }
 
-// smallFrom reports whether every migration from schema version on reads and writes a few
-// keys, so that a store that bounds its transactions (JetStream) runs them in one, as a bbolt
-// file does, rather than in steps, which copy the store whole into -data twice (a state's
-// store, for a migration that changes nothing). A migration added later is small only once
-// listed here.
+// migrations move each schema version to the next.
+func migrations() [schemaVersion]migration {
+	return [schemaVersion]migration{
+		{fn: migrate0to1},
+		{fn: migrate1to2},
+		{fn: migrate2to3},
+		{fn: migrate3to4},
+		{fn: migrate4to5},
+		{fn: migrate5to6},
+		{fn: migrate6to7},
+		{fn: migrate7to8},
+		{fn: migrate8to9},
+		{fn: migrate9to10},
+		{fn: migrate10to11},
+		{fn: migrate11to12},
+		{fn: migrate12to13},
+		{fn: migrate13to14},
+		{fn: migrate14to15},
+		{fn: migrate15to16},
+		{fn: migrate16to17},
+		{fn: migrate17to18},
+		{fn: migrate18to19},
+		{fn: migrate19to20},
+		{fn: migrate20to21},
+		{fn: migrate21to22},
+		{fn: migrate22to23},
+		{fn: migrate23to24},
+		{fn: migrate24to25},
+		{fn: migrate25to26},
+		{fn: migrate26to27, small: true}, // the history_rate root made; nothing written
+		{fn: migrate27to28, small: true}, // id entries of version 2 from now on; nothing written
+	}
+}
+
+// smallFrom reports whether every migration from schema version on is small.
 func smallFrom(version uint64) bool {
+	ms := migrations()
 	for v := version; v < schemaVersion; v++ {
-		switch v {
-		case 26, 27: // the history_rate root made; nothing written (id entries of version 2)
-		default:
+		if !ms[v].small {
 			return false
 		}
 	}
@@ -472,7 +506,7 @@ func migrateStore(db kv.Store, dir, where string) error {
 				return fmt.Errorf("schema version %d is newer than this program's %d", from, schemaVersion)
 			}
 			for v := from; v < schemaVersion; v++ {
-				if err := migrations()[v](tx); err != nil {
+				if err := migrations()[v].fn(tx); err != nil {
 					return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
 				}
 			}
