@@ -75,7 +75,7 @@ func (e *relayEnv) open() {
 	r, err := relay.Open(relay.Config{DataDir: e.dir, Store: e.store, AdminToken: adminToken, PINParams: kiosk.TestPINParams(),
 		HoldPolicy: e.holdPolicy(), HandshakeTimeout: 5 * time.Second, Logf: quiet, JSONChunksOnly: e.jsonChunks,
 		Notifier:   relay.SpoolNotifier{Dir: e.spool(), From: "Tether <invite@relay.example>"},
-		DownLogCap: e.downLogCap, Clock: e.clock, FacilityLog: e.flog})
+		DownLogCap: e.downLogCap, Clock: e.clock, FacilityLog: e.flog, GroupLinger: e.groupLinger()})
 	if err != nil {
 		e.t.Fatalf("open relay: %v", err)
 	}
@@ -86,6 +86,16 @@ func (e *relayEnv) open() {
 	e.r, e.ln = r, ln
 	e.srv = &http.Server{Handler: r}
 	go e.srv.Serve(ln)
+}
+
+// groupLinger is relayd's on a relay that holds its facilities on the real clock, so that the
+// suite on jetstream-held runs its group commits as relayd does; on a fake clock none, as a
+// busy facility's group would wait for the test to move the clock.
+func (e *relayEnv) groupLinger() time.Duration {
+	if e.flog == nil || e.clock != nil {
+		return 0
+	}
+	return relay.DefaultGroupLinger
 }
 
 // stop shuts the relay down (terminals see 1001) and releases its file.

@@ -1,6 +1,7 @@
 package faclog
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -156,6 +157,9 @@ func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 	// any case. A View read every key twice, the second time one round trip after another.
 	err := kv.CurrentView(ctx, h.base, func(btx kv.Tx) error {
 		t = &tx{root: h.state.Load(), base: btx, scope: h.scope, writable: true, owned: map[*bucket]bool{}, bound: h.w.MaxEntry()}
+		if _, msgs, ok := kv.Size(btx); ok {
+			t.maxMessages = msgs
+		}
 		if err := fn(t); err != nil {
 			return err
 		}
@@ -170,7 +174,15 @@ func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 		}
 		return nil
 	}
-	e := Entry{Prev: h.w.Last(), Term: h.w.Term(), Data: EncodeWrites(Coalesce(t.writes))}
+	writes := Coalesce(t.writes)
+	// An entry must project in one transaction of base, whatever else joins it there: an
+	// entry base refuses as too large would stop its facility's projection for good, and with
+	// it every batch of the facility (a release waits for it, and a new holder's catch-up).
+	if n := projectedMessages(writes); t.maxMessages > 0 && n > t.maxMessages {
+		return fmt.Errorf("faclog: facility %q: %d writes would project as about %d messages, at most %d in a transaction: %w",
+			h.w.Facility(), len(writes), n, t.maxMessages, kv.ErrTxTooLarge)
+	}
+	e := Entry{Prev: h.w.Last(), Term: h.w.Term(), Data: EncodeWrites(writes)}
 	if len(e.Data) > t.bound {
 		return fmt.Errorf("faclog: facility %q: %d bytes of writes, at most %d in an entry: %w",
 			h.w.Facility(), len(e.Data), t.bound, kv.ErrTxTooLarge)
@@ -444,6 +456,9 @@ type tx struct {
 	// size is about what the writes take encoded; bound the most an entry takes (kv.Sizer),
 	// so that the relay's group commit sizes its groups to fit one entry.
 	size, bound int
+	// maxMessages is the most messages base commits at once (jskv's atomic batch), which an
+	// entry's projection must fit; 0 where base has no such bound (bbolt).
+	maxMessages int
 }
 
 func (t *tx) Writable() bool { return t.writable }
@@ -455,8 +470,28 @@ func (t *tx) Writable() bool { return t.writable }
 // item the kv state stored), which the transaction refuses (ErrNotHeld).
 func (t *tx) Outside() kv.Tx { return t.base }
 
-// Size implements kv.Sizer: bytes of writes so far, and the most an entry holds.
-func (t *tx) Size() (n, bound int) { return t.size, t.bound }
+// Size implements kv.Sizer: bytes of writes so far against the most an entry holds, or the
+// messages they would project as against the most base commits at once, whichever is nearer
+// its bound.
+func (t *tx) Size() (n, bound int) {
+	if t.maxMessages > 0 {
+		if m := projectedMessages(t.writes); m*t.bound > t.size*t.maxMessages {
+			return m, t.maxMessages
+		}
+	}
+	return t.size, t.bound
+}
+
+// projectedMessages is about how many messages writes project as in a store that bounds a
+// transaction's messages: each write, the version of each bucket written in (jskv's commit,
+// its tx.Size) and the facility's projected position.
+func projectedMessages(writes []Write) int {
+	buckets := map[string]bool{}
+	for _, w := range writes {
+		buckets[string(bytes.Join(w.Path, []byte{0}))] = true
+	}
+	return len(writes) + len(buckets) + 1
+}
 
 // Prefetch implements kv.Prefetcher: the keys the state does not hold already (those outside
 // the facility, which it never remembers, and those it has not read yet) are handed to base's

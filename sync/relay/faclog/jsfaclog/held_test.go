@@ -1108,3 +1108,62 @@ func TestHeldEntryCarriesAKeysLastWrite(t *testing.T) {
 		t.Fatalf("projected:\n%s", got)
 	}
 }
+
+// An entry must project into the kv state in one of its transactions, which JetStream bounds
+// at 1,000 messages however few bytes they carry: one that would not was appended, and then
+// no projection, release or new holder's catch-up could get past it, and its facility refused
+// every batch for good. Such a transaction is refused as too large before it is appended (the
+// relay's group commit then splits its group), and tells its size in messages once they are
+// nearer their bound than its bytes are; what is appended projects.
+func TestHeldRefusesAnEntryThatWouldNotProjectAtOnce(t *testing.T) {
+	c := natstest.Start(t)
+	l := open(t, c, 0, Options{})
+	w := claim(t, l, "f", "gw")
+	base := openKV(t, c, 1, "one_at_once")
+	if _, err := faclog.CatchUp(ctxFor(t, 30*time.Second), l, base, "f", w.Term(), 64); err != nil {
+		t.Fatalf("catch the kv state up to the claim: %v", err)
+	}
+	held := faclog.NewHeld(w, base, nil)
+	write := func(prefix string, n int) (size, bound int, err error) {
+		err = held.Update(ctxFor(t, 30*time.Second), func(tx kv.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("many"))
+			if err != nil {
+				return err
+			}
+			for i := range n {
+				if err := b.Put(fmt.Appendf(nil, "%s%04d", prefix, i), []byte("v")); err != nil {
+					return err
+				}
+			}
+			size, bound, _ = kv.Size(tx)
+			return nil
+		})
+		return size, bound, err
+	}
+	size, bound, err := write("a", 600)
+	if err != nil || bound != 1000 || size < 600 || size > 610 {
+		t.Fatalf("600 small keys: size %d of %d, %v; want about 600 messages of 1,000", size, bound, err)
+	}
+	last := w.Last()
+	if _, _, err := write("b", 1200); !errors.Is(err, kv.ErrTxTooLarge) {
+		t.Fatalf("1,200 small keys in one entry: %v, want ErrTxTooLarge", err)
+	}
+	if w.Last() != last {
+		t.Fatalf("a refused transaction appended: the log's last moved from %d to %d", last, w.Last())
+	}
+	if _, _, err := write("c", 300); err != nil {
+		t.Fatalf("300 keys after the refusal: %v", err)
+	}
+	entries := held.TakeAppended()
+	if _, _, err := faclog.ProjectEach(ctxFor(t, 30*time.Second), base, "f", entries, 64); err != nil {
+		t.Fatalf("projecting the %d entries appended: %v", len(entries), err)
+	}
+	if err := base.View(ctxFor(t, 10*time.Second), func(tx kv.Tx) error {
+		if n := tx.Bucket([]byte("many")).KeyN(); n != 900 {
+			return fmt.Errorf("the kv state holds %d keys, want the 900 of the two entries appended", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
