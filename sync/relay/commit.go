@@ -46,10 +46,11 @@ const maxGroup = 256
 // A busy held facility's committer waits a moment before it takes a group (Config.GroupLinger).
 // Each group commit of a held facility is one log message and one CurrentView, whatever it
 // carries, and the cluster's cost is in the round more than in the bytes: a 300-byte message
-// cost it 467 µs of CPU with two publishers and 28 µs with a thousand, and one of 12 KB no more
-// than one of 300 bytes with two (SCALE.md, "What a message costs the cluster"). Under load a group is whatever queued while the one before
-// committed, about twenty status batches on two gateways with 1,000 kiosks; waiting 10 ms made
-// them about thirty and a batch 5-12 % cheaper in CPU ("Group commits that wait for company").
+// cost it 467 µs of CPU with two publishers and 28 µs with a thousand, and one of 12 KB no
+// more than one of 300 bytes with two (SCALE.md, "What a message costs the cluster"). Under
+// load a group is whatever queued while the one before committed, about twenty status
+// batches on two gateways with 1,000 kiosks; waiting 10 ms made them about thirty and a batch
+// 5-12 % cheaper in CPU ("Group commits that wait for company").
 // The wait is only while the facility is busy (its last group took more than one call; a
 // queue run dry does not count, as under load it runs dry between many groups), so a facility
 // whose batches come one at a time never waits, and it ends as soon as lingerTarget calls wait.

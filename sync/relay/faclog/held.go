@@ -158,7 +158,7 @@ func (h *Held) Update(ctx context.Context, fn func(tx kv.Tx) error) error {
 	err := kv.CurrentView(ctx, h.base, func(btx kv.Tx) error {
 		t = &tx{root: h.state.Load(), base: btx, scope: h.scope, writable: true, owned: map[*bucket]bool{}, bound: h.w.MaxEntry()}
 		if _, msgs, ok := kv.Size(btx); ok {
-			t.maxMessages = msgs
+			t.maxMessages = msgs - msgs/10 // room for what a projection adds that is not counted here
 		}
 		if err := fn(t); err != nil {
 			return err
@@ -456,8 +456,8 @@ type tx struct {
 	// size is about what the writes take encoded; bound the most an entry takes (kv.Sizer),
 	// so that the relay's group commit sizes its groups to fit one entry.
 	size, bound int
-	// maxMessages is the most messages base commits at once (jskv's atomic batch), which an
-	// entry's projection must fit; 0 where base has no such bound (bbolt).
+	// maxMessages is nine tenths of the most messages base commits at once (jskv's atomic
+	// batch), which an entry's projection must fit; 0 where base has no such bound (bbolt).
 	maxMessages int
 }
 
