@@ -55,6 +55,10 @@ func TestARelayWithAFacilityLogHoldsItsFacilities(t *testing.T) {
 		tc.c.CloseNow()
 	})
 	noSecondWrites(t, wrote)
+	// The holder lists what it acknowledged at once, its projector's clock standing still.
+	if items, err := e.r.Items(ItemFilter{TerminalID: k.id}); err != nil || len(items) != 3 {
+		t.Fatalf("the holder lists %d of the kiosk's 3 items it acknowledged (%v)", len(items), err)
+	}
 
 	e.close() // lets north go: its entries are projected
 	e.open()

@@ -1146,6 +1146,12 @@ type ItemFilter struct {
 // follow blocks, not time, across gateways: there the list is ordered by arrival time, and by
 // number within one moment (one gateway's order).
 func (r *Relay) Items(flt ItemFilter) ([]StoredItem, error) {
+	// The item log is read from the kv state, which a facility held here has not caught up
+	// with until its projector's next step: without this, the holder's own listing would
+	// lack what it acknowledged in the last two seconds.
+	if !r.held.empty() {
+		r.projectHeld("list items")
+	}
 	out := []StoredItem{}
 	err := r.view("list items", func(tx kv.Tx) error {
 		out = out[:0] // a View may run again

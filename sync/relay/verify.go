@@ -38,13 +38,13 @@ func (r *Relay) Verify() (vocab.VerifyReport, error) {
 	// A facility another gateway holds is projected by it every two seconds: the second look
 	// comes a whole read later, and may still find what was written meanwhile (run again to
 	// tell; nothing here waits on a clock that tests stop).
-	r.projectHeld()
+	r.projectHeld("verify")
 	rep, elsewhere, err := r.verifyOnce()
 	if err != nil {
 		return rep, err
 	}
 	if len(rep.Problems) > 0 && (elsewhere || !r.held.empty()) {
-		r.projectHeld()
+		r.projectHeld("verify")
 		again, _, err := r.verifyOnce()
 		if err != nil {
 			return rep, err
@@ -88,8 +88,8 @@ func (r *Relay) verifyOnce() (rep vocab.VerifyReport, elsewhere bool, err error)
 }
 
 // projectHeld has each facility this relay holds, or only those named, project what it
-// appended, now (Verify, LedgerFor).
-func (r *Relay) projectHeld(only ...string) {
+// appended, now, before op reads the kv state (Verify, LedgerFor, Items).
+func (r *Relay) projectHeld(op string, only ...string) {
 	facilities := only
 	if only == nil {
 		facilities = r.held.facilities()
@@ -101,7 +101,7 @@ func (r *Relay) projectHeld(only ...string) {
 		}
 		ctx, cancel := context.WithTimeout(r.ctx, txTimeout)
 		if _, err := hf.holding.Project(ctx); err != nil {
-			r.logf("relay: verify: project facility %s first: %v (verified as the kv state has it)", facility, err)
+			r.logf("relay: %s: project facility %s first: %v (read as the kv state has it)", op, facility, err)
 		}
 		cancel()
 	}
@@ -521,7 +521,7 @@ func (r *Relay) LedgerFor(terminalID string, letters []string) (ledger.Ledger, e
 		}); err != nil {
 			return l, err
 		}
-		r.projectHeld(facility)
+		r.projectHeld(op, facility)
 	}
 	err := r.view(op, func(tx kv.Tx) error {
 		var t terminalRec
