@@ -25,14 +25,14 @@ import (
 	jskv "github.com/tether-kiosk/tether/sync/relay/kv/jetstream"
 )
 
-// checkStoreFlags checks -store and the NATS flags together: -store is empty (the bbolt file
-// in -data) or a comma-separated list of nats:// (or tls://) host:port servers of one cluster;
-// the NATS flags go with -store, one kind of credentials at a time, a client certificate with
-// its key.
 // maxGroupLinger bounds -group-linger: a terminal waits for its acknowledgement that much
 // longer while its facility is busy, and a second is already long for a kiosk.
 const maxGroupLinger = time.Second
 
+// checkStoreFlags checks -store and the NATS flags together: -store is empty (the bbolt file
+// in -data) or a comma-separated list of nats:// (or tls://) host:port servers of one cluster;
+// the NATS flags go with -store, one kind of credentials at a time, a client certificate with
+// its key, and -group-linger within its bounds.
 func checkStoreFlags(o options) error {
 	if o.gatewayURL != "" && !slices.Contains(splitList(o.gateways), o.gatewayURL) {
 		return usageErrorf("-gateway-url %s is not one of -gateways: list every gateway there, this one too", o.gatewayURL)
