@@ -409,7 +409,11 @@ type writer struct {
 	facility, subj string
 	term, last     uint64
 	n              uint64 // entries appended under this claim, for their ids
-	deposed        bool
+	// trimmed is what this claim's last trim dropped through: a trim through no more is not
+	// sent (a purge is a round of the stream's Raft group, and a held facility's projector
+	// trims at every step, idle or not).
+	trimmed uint64
+	deposed bool
 	// doubt is the append without an answer, sent again by Settle.
 	doubt *pending
 }
@@ -526,7 +530,7 @@ func (w *writer) Trim(ctx context.Context, through uint64) error {
 		return w.deposedErr()
 	}
 	through = min(through, w.last-1) // the last entry is the next append's fence
-	if through == 0 {
+	if through <= w.trimmed {
 		return nil
 	}
 	c, cancel := context.WithTimeout(ctx, w.l.o.OpTimeout)
@@ -534,5 +538,6 @@ func (w *writer) Trim(ctx context.Context, through uint64) error {
 	if err := w.l.st.Purge(c, jetstream.WithPurgeSubject(w.subj), jetstream.WithPurgeSequence(through+1)); err != nil {
 		return fmt.Errorf("jsfaclog: trim facility %q through %d: %w", w.facility, through, jskv.Classify(err))
 	}
+	w.trimmed = through
 	return nil
 }

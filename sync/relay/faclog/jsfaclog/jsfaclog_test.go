@@ -361,6 +361,86 @@ func TestTrimKeepsTheLastEntry(t *testing.T) {
 	}
 }
 
+// A trim through no more than the writer's last trim sends nothing: a held facility's
+// projector trims at every step, and each purge is a round of the stream's Raft group, so an
+// idle facility sent one every two seconds for good (25 a second from 50 idle facilities,
+// stop 46). The purges are counted as the server's API receives them.
+func TestTrimSendsNothingWhenNothingIsNew(t *testing.T) {
+	c := natstest.Start(t)
+	l := open(t, c, 0, Options{})
+	w := claim(t, l, "f", "gw")
+	sent := purgesSent(t, c, 0, l)
+	trim := func(w faclog.Writer, through uint64) {
+		t.Helper()
+		if err := w.Trim(ctxFor(t, 30*time.Second), through); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seqs []uint64
+	for i := range 3 {
+		seqs = append(seqs, appendOK(t, w, fmt.Sprintf("e%d", i)))
+	}
+	trim(w, seqs[1])
+	if n := sent(); n != 1 {
+		t.Fatalf("a trim through %d: %d purges sent, want 1", seqs[1], n)
+	}
+	trim(w, seqs[1])
+	trim(w, seqs[0])
+	trim(w, seqs[2]) // the last entry stays: the same trim as through seqs[1]
+	if n := sent(); n != 1 {
+		t.Fatalf("trims through nothing new: %d purges sent in all, want still 1", n)
+	}
+	e3 := appendOK(t, w, "e3")
+	trim(w, e3)
+	if n := sent(); n != 2 {
+		t.Fatalf("a trim once an entry was appended: %d purges sent in all, want 2", n)
+	}
+	if got, want := entries(t, l, "f", 0), []string{fmt.Sprintf("e3@%d/%d", e3, w.Term())}; !slices.Equal(got, want) {
+		t.Fatalf("after the trims: %v, want the last entry alone, %v", got, want)
+	}
+	// A new claim, on another gateway, trims what it was handed once.
+	l2 := open(t, c, 2, Options{})
+	w2 := claim(t, l2, "f", "gw2")
+	sent2 := purgesSent(t, c, 2, l2)
+	e4 := appendOK(t, w2, "e4")
+	for range 3 {
+		trim(w2, e4)
+	}
+	if n := sent2(); n != 1 {
+		t.Fatalf("the new holder's three trims through %d: %d purges sent, want 1", e4, n)
+	}
+}
+
+// purgesSent counts the purges of l's stream that l's connection, to node i, sends from now on,
+// as node i routes them: a subscriber of its own there, on the API's subject.
+func purgesSent(t *testing.T, c *natstest.Cluster, i int, l *Log) func() int {
+	t.Helper()
+	watch := c.Connect(i)
+	sub, err := watch.SubscribeSync("$JS.API.STREAM.PURGE." + l.o.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return func() int {
+		t.Helper()
+		// A request l's connection sent before its flush's answer is in the subscriber's
+		// queue before the answer to the subscriber's own flush: one server, one order.
+		if err := l.js.Conn().Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := watch.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := sub.Pending()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+}
+
 // A stream of the same name made for something else is refused, saying why.
 func TestOpenRefusesAnotherStream(t *testing.T) {
 	c := natstest.Start(t)
