@@ -32,7 +32,11 @@ func FuzzDecodeWrites(f *testing.F) {
 		}
 		// Lengths may be written in more bytes than they need, so the encoding of what was
 		// read need not be the same bytes; what it reads as must be the same writes.
-		again, err := DecodeWrites(EncodeWrites(ws))
+		enc := EncodeWrites(ws)
+		if len(enc) != encodedLen(ws) {
+			t.Fatalf("%+v encodes in %d bytes, told as %d", ws, len(enc), encodedLen(ws))
+		}
+		again, err := DecodeWrites(enc)
 		if err != nil || fmt.Sprintf("%+v", again) != fmt.Sprintf("%+v", ws) {
 			t.Fatalf("%x decodes to %+v, which encodes to what decodes to %+v, %v", data, ws, again, err)
 		}
@@ -42,4 +46,24 @@ func FuzzDecodeWrites(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkEncodeWrites encodes a status group commit's entry as the status mix makes them:
+// 30 calls, each a device report, a high-water mark, an item record's append and an id.
+func BenchmarkEncodeWrites(b *testing.B) {
+	var ws []Write
+	for i := range 30 {
+		t := []byte(fmt.Sprintf("terminal-%04d", i))
+		ws = append(ws,
+			Write{Op: OpPut, Path: [][]byte{[]byte("devices")}, Key: t, Value: []byte(strings.Repeat("s", 180))},
+			Write{Op: OpPut, Path: [][]byte{[]byte("dedupe")}, Key: append(t, "/epoch-1"...), Value: []byte("12345678")},
+			Write{Op: OpAppend, Path: [][]byte{[]byte("items")}, Key: []byte("block-7"), Value: []byte(strings.Repeat("i", 300))},
+			Write{Op: OpAppend, Path: [][]byte{[]byte("own"), []byte("fac_ids"), []byte("north")}, Key: []byte("rec-3"), Value: []byte(strings.Repeat("d", 40))})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(EncodeWrites(ws)) == 0 {
+			b.Fatal("empty")
+		}
+	}
 }
