@@ -36,6 +36,10 @@ type Config struct {
 	Inmates     int // per facility
 	BatchItems  int
 	Window      int
+	// Rate paces the load: new batches a second across all terminals, each terminal making
+	// one every Terminals/Rate seconds (0: as fast as the window allows). A machine kept below
+	// full measures a build's CPU a batch without the queueing of a saturated one.
+	Rate float64
 	// Duration of the load, or Batches per terminal, or Idle: no load, the connections held
 	// this long and the relay's memory measured at the end (one of the three).
 	Duration time.Duration
@@ -107,6 +111,10 @@ func (c *Config) check() error {
 		return errors.New("-idle holds the connections still: no -storm, -cut-every or -cut-prob")
 	case c.Batches < 0 || c.Duration < 0 || c.Idle < 0 || c.Drain < 0 || c.CutEvery < 0 || c.StormAt < 0:
 		return errors.New("durations and counts must not be negative")
+	case c.Rate < 0 || c.Rate > 1e7:
+		return fmt.Errorf("-rate %g: want 0 (unpaced) to 10,000,000 batches a second", c.Rate)
+	case c.Rate > 0 && c.Idle > 0:
+		return errors.New("-idle holds the connections still: no -rate")
 	case c.CutProb < 0 || c.CutProb >= 1:
 		return fmt.Errorf("-cut-prob %g: want 0 <= p < 1", c.CutProb)
 	case c.Timeout <= 0:
@@ -238,7 +246,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		firstWelcomes: make([]atomic.Int64, len(eps))}
 	nf := (cfg.Terminals + cfg.PerFacility - 1) / cfg.PerFacility
 	rep := &Report{Terminals: cfg.Terminals, PerFacility: cfg.PerFacility, Facilities: nf, BatchItems: cfg.BatchItems,
-		Window: cfg.Window, Mix: cfg.Mix.String(), CutEveryS: cfg.CutEvery.Seconds(), CutProb: cfg.CutProb, Seed: cfg.Seed,
+		Window: cfg.Window, Rate: cfg.Rate, Mix: cfg.Mix.String(), CutEveryS: cfg.CutEvery.Seconds(), CutProb: cfg.CutProb, Seed: cfg.Seed,
 		CPUs: runtime.NumCPU(), LoadAvg: loadAverage(), Go: runtime.Version(), Gateways: len(eps)}
 
 	// Per gateway: start, enrolled, connected, load start, load end.

@@ -207,6 +207,28 @@ func TestLoadByDurationWithPeriodicCuts(t *testing.T) {
 	}
 }
 
+// A paced load makes no more batches than its rate allows: each terminal one every
+// Terminals/Rate seconds, the first at a random point of its first interval, so at most
+// Rate×Duration + Terminals in all (a slow machine makes fewer, never more). Every one is
+// stored exactly once, and the report says the rate it ran at.
+func TestPacedLoadKeepsToItsRate(t *testing.T) {
+	_, srv := newRelay(t)
+	cfg := testConfig(srv.URL)
+	cfg.Terminals, cfg.Batches, cfg.Duration, cfg.Rate = 10, 0, time.Second, 50
+	cfg.CutProb, cfg.Storm, cfg.BatchItems = 0, false, 1
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	most := int64(cfg.Rate*cfg.Duration.Seconds()) + int64(cfg.Terminals)
+	if rep.Batches == 0 || rep.Batches > most || rep.Unacked != 0 {
+		t.Fatalf("paced at %g a second for %v: %d batches acknowledged (%d unacknowledged), want 1..%d", cfg.Rate, cfg.Duration, rep.Batches, rep.Unacked, most)
+	}
+	if rep.Rate != cfg.Rate || !rep.Verify.OK {
+		t.Fatalf("report: rate %g, exactly once %+v; want %g and ok", rep.Rate, rep.Verify, cfg.Rate)
+	}
+}
+
 // Each baseline runs and reports a positive rate, and leaves no file behind.
 func TestBaselines(t *testing.T) {
 	dir := t.TempDir()
@@ -251,6 +273,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"-relay", "http://127.0.0.1:1,http://127.0.0.1:2", "-admin-token-file", tok, "-relay-pid", "1"}, "-relay-pid names 1 processes for 2"},
 		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-mix", "charge=x"}, "-mix"},
 		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-batch-items", "300"}, "-batch-items"},
+		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-rate", "-5"}, "-rate -5"},
+		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-idle", "1s", "-rate", "10"}, "no -rate"},
 		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-baseline", "fsync,fsync"}, "twice"},
 		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", t.TempDir() + "/none"}, "-admin-token-file"},
 		{[]string{"-spawn", "relayd", "-nats-server", "ns", "-nats-ca", "ca.pem"}, "go with -store"},

@@ -93,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&c.Inmates, "inmates", 5, "inmates per facility")
 	fs.IntVar(&c.BatchItems, "batch-items", 1, "items per uplink batch")
 	fs.IntVar(&c.Window, "window", 4, "unacknowledged batches in flight per terminal")
+	fs.Float64Var(&c.Rate, "rate", 0, "pace the load at this many new batches a second across all terminals (0: as fast as the window allows)")
 	fs.DurationVar(&c.Duration, "duration", 0, "length of the load (or give -batches)")
 	fs.IntVar(&c.Batches, "batches", 0, "batches per terminal (or give -duration)")
 	fs.DurationVar(&c.Drain, "drain", 30*time.Second, "after -duration, how long to wait for the last acknowledgements")

@@ -22,6 +22,7 @@ type Report struct {
 	Facilities  int     `json:"facilities"`
 	BatchItems  int     `json:"batch_items"`
 	Window      int     `json:"window"`
+	Rate        float64 `json:"rate,omitempty"` // -rate: the paced load's batches a second (0: unpaced)
 	Mix         string  `json:"mix"`
 	CutEveryS   float64 `json:"cut_every_s,omitempty"`
 	CutProb     float64 `json:"cut_prob,omitempty"`
@@ -247,6 +248,9 @@ func (rep *Report) Table(w io.Writer) error {
 	}
 	row("load", "%.2fs", rep.LoadS)
 	row("items acked", "%d (%.0f/s)", rep.Items, rep.ItemsPerS)
+	if rep.Rate > 0 {
+		row("paced", "%.0f new batches a second offered (-rate)", rep.Rate)
+	}
 	row("batches acked", "%d (%.0f/s), %d bytes each on average", rep.Batches, rep.BatchesPerS, rep.BatchBytes)
 	row("ack latency", "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d batches)", rep.Ack.P50ms, rep.Ack.P99ms, rep.Ack.MaxMs, rep.Ack.Samples)
 	row("downlink", "%d items applied (%.0f/s), %d down_acks sent (%.0f/s)", rep.DownItems, rep.DownPerS, rep.DownAcks, rep.DownAcksPerS)

@@ -52,6 +52,7 @@ type terminal struct {
 	nextSeq uint64      // the last seq made
 	pending []wire.Item // made and not yet acknowledged, in seq order
 	batches int         // batches of new items made
+	due     time.Time   // with -rate, when the terminal may make its next batch
 	started bool        // the load has begun
 	done    bool        // nothing more to make and everything made is acknowledged
 	// downApplied is written by the connection's reader and read by the terminal's loop.
@@ -294,6 +295,14 @@ func (t *terminal) session(ctx context.Context, c *websocket.Conn, stormCh *<-ch
 	if t.started {
 		armCut()
 	}
+	// With -rate a terminal makes a batch when it is due, and the pacer wakes it then.
+	var pacer *time.Timer
+	var paced <-chan time.Time
+	defer func() {
+		if pacer != nil {
+			pacer.Stop()
+		}
+	}()
 	// lost classifies an end the tool did not ask for, using the reader's error when it has one
 	// (it carries the relay's close code and reason).
 	lost := func(werr error) endKind {
@@ -321,12 +330,13 @@ func (t *terminal) session(ctx context.Context, c *websocket.Conn, stormCh *<-ch
 			switch {
 			case i < len(t.pending):
 				items = t.pending[i:min(i+cfg.BatchItems, len(t.pending))]
-			case t.canMake():
+			case t.canMake() && t.isDue():
 				now := time.Now().UTC()
 				for range cfg.BatchItems {
 					t.pending = append(t.pending, t.newItem(now))
 				}
 				t.batches++
+				t.paced(now)
 				items = t.pending[len(t.pending)-cfg.BatchItems:]
 			}
 			if items == nil {
@@ -350,6 +360,15 @@ func (t *terminal) session(ctx context.Context, c *websocket.Conn, stormCh *<-ch
 			t.done = true
 			r.finishedWG.Done()
 		}
+		paced = nil
+		if cfg.Rate > 0 && t.canMake() && len(inflight) < cfg.Window {
+			if pacer == nil {
+				pacer = time.NewTimer(time.Until(t.due))
+			} else {
+				pacer.Reset(time.Until(t.due))
+			}
+			paced = pacer.C
+		}
 		select {
 		case a := <-acks:
 			t.acked(a, sentUpTo, &inflight)
@@ -370,6 +389,7 @@ func (t *terminal) session(ctx context.Context, c *websocket.Conn, stormCh *<-ch
 		case <-*stormCh:
 			*stormCh = nil
 			return endStorm
+		case <-paced: // due: the loop above makes the batch
 		case <-start:
 			start, t.started = nil, true
 			armCut()
@@ -391,6 +411,39 @@ func (t *terminal) session(ctx context.Context, c *websocket.Conn, stormCh *<-ch
 func (t *terminal) canMake() bool {
 	cfg := &t.run.cfg
 	return t.started && !closed(t.run.loadOver) && (cfg.Batches == 0 || t.batches < cfg.Batches)
+}
+
+// isDue reports whether a paced terminal's next batch is due (always, unpaced). A terminal's
+// first batch is due at a random point of its first interval, so that the terminals do not
+// all send at once.
+func (t *terminal) isDue() bool {
+	rate := t.run.cfg.Rate
+	if rate == 0 {
+		return true
+	}
+	if t.due.IsZero() {
+		t.due = time.Now().Add(time.Duration(t.rng.Float64() * float64(t.interval())))
+	}
+	return !time.Now().Before(t.due)
+}
+
+// paced moves a paced terminal's next batch one interval on from the last one due, or from now
+// if it fell more than an interval behind (its window full, or its link down): a terminal
+// that could not keep up does not send a burst to catch up.
+func (t *terminal) paced(now time.Time) {
+	if t.run.cfg.Rate == 0 {
+		return
+	}
+	iv := t.interval()
+	t.due = t.due.Add(iv)
+	if t.due.Before(now) {
+		t.due = now
+	}
+}
+
+// interval is the time between a paced terminal's batches.
+func (t *terminal) interval() time.Duration {
+	return time.Duration(float64(t.run.cfg.Terminals) / t.run.cfg.Rate * float64(time.Second))
 }
 
 // acked applies an ack: only up to the highest seq sent on this connection counts (the
