@@ -510,7 +510,11 @@ wait:
 	}
 	rep.fillCPU(cpuWall)
 	if cfg.Verify {
-		v, err := verify(ctx, a, terms)
+		admins := make([]*admin, len(r.eps))
+		for g, ep := range r.eps {
+			admins[g] = &admin{ep: ep, token: a.token, hc: a.hc}
+		}
+		v, err := verify(ctx, admins, terms)
 		if err != nil {
 			return rep, fmt.Errorf("check exactly-once: %w", err)
 		}
@@ -608,13 +612,26 @@ feed:
 	return terms, nil
 }
 
-// verify lists the relay's stored items and checks that every item this run's terminals had
-// acknowledged is there exactly once (by item id and by (terminal, epoch, seq)).
-func verify(ctx context.Context, a *admin, terms []*terminal) (*Verify, error) {
-	items, err := a.items(ctx)
-	if err != nil {
-		return nil, err
+// verify lists the relay's stored items through every gateway and checks that every item this
+// run's terminals had acknowledged is there exactly once (by item id and by (terminal, epoch,
+// seq)). A gateway lists the facilities it holds as they stand, and the others' as the kv state
+// has them, up to their holders' projection interval behind (docs/SCALE.md, "Where a held
+// relay's cluster time goes"): an item is stored if any gateway lists it.
+func verify(ctx context.Context, admins []*admin, terms []*terminal) (*Verify, error) {
+	listings := make([][]storedItem, 0, len(admins))
+	for _, a := range admins {
+		items, err := a.items(ctx)
+		if err != nil {
+			return nil, err
+		}
+		listings = append(listings, items)
 	}
+	return check(listings, terms), nil
+}
+
+// check is verify's count over the gateways' listings of one store: stored, what some listing
+// holds; duplicates, the most any one listing holds; missing, an acknowledged item none holds.
+func check(listings [][]storedItem, terms []*terminal) *Verify {
 	type key struct {
 		term, epoch string
 		seq         uint64
@@ -624,19 +641,27 @@ func verify(ctx context.Context, a *admin, terms []*terminal) (*Verify, error) {
 		ours[t.id] = t
 	}
 	v := &Verify{}
-	ids := map[string]bool{}
-	seqs := map[key]bool{}
-	for _, it := range items {
-		if _, ok := ours[it.TerminalID]; !ok {
-			continue
+	refused := map[key]bool{} // every item some listing holds, and whether it was refused
+	for _, items := range listings {
+		var dups int64
+		ids := map[string]bool{}
+		seqs := map[key]bool{}
+		for _, it := range items {
+			if _, ok := ours[it.TerminalID]; !ok {
+				continue
+			}
+			k := key{it.TerminalID, it.Epoch, it.Seq}
+			if ids[it.ID] || seqs[k] {
+				dups++
+			}
+			ids[it.ID], seqs[k] = true, true
+			refused[k] = refused[k] || it.Refused != ""
 		}
-		v.Stored++
-		k := key{it.TerminalID, it.Epoch, it.Seq}
-		if ids[it.ID] || seqs[k] {
-			v.Duplicates++
-		}
-		ids[it.ID], seqs[k] = true, true
-		if it.Refused != "" {
+		v.Duplicates = max(v.Duplicates, dups)
+	}
+	v.Stored = int64(len(refused)) + v.Duplicates
+	for _, r := range refused {
+		if r {
 			v.Refused++
 		}
 	}
@@ -646,13 +671,13 @@ func verify(ctx context.Context, a *admin, terms []*terminal) (*Verify, error) {
 			acked = t.pending[0].Seq - 1
 		}
 		for s := uint64(1); s <= acked; s++ {
-			if !seqs[key{t.id, t.epoch, s}] {
+			if _, ok := refused[key{t.id, t.epoch, s}]; !ok {
 				v.Missing++
 			}
 		}
 	}
 	v.OK = v.Duplicates == 0 && v.Missing == 0 && v.Refused == 0
-	return v, nil
+	return v
 }
 
 // waitWG waits for wg or ctx, whichever comes first.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -165,12 +166,39 @@ func TestLoadExactlyOnceWithCuts(t *testing.T) {
 	var some relay.StoredItem = items[0]
 	fake := &terminal{id: some.TerminalID, epoch: some.Epoch, nextSeq: uint64(perTerm) + 1}
 	a := &admin{ep: endpoints{http: srv.URL}, token: testToken, hc: srv.Client()}
-	v, err := verify(context.Background(), a, []*terminal{fake})
+	v, err := verify(context.Background(), []*admin{a}, []*terminal{fake})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v.OK || v.Missing != 1 || v.Stored != int64(perTerm) {
 		t.Fatalf("verify with an item the relay never got: %+v, want 1 missing", v)
+	}
+}
+
+// Two gateways list one store, each its own facilities as they stand and the other's as the kv
+// state has them, behind: an item either lists is stored, a duplicate in either is counted,
+// and an item neither lists is missing.
+func TestCheckCountsWhatAnyGatewayLists(t *testing.T) {
+	a := &terminal{id: "ta", epoch: "e1", nextSeq: 3}
+	b := &terminal{id: "tb", epoch: "e1", nextSeq: 2}
+	item := func(term *terminal, seq uint64) storedItem {
+		return storedItem{Seq: seq, ID: fmt.Sprintf("%s-%d", term.id, seq), TerminalID: term.id, Epoch: term.epoch}
+	}
+	// Gateway 1 holds a's facility, gateway 2 b's: each lists the other's last item late.
+	one := []storedItem{item(a, 1), item(a, 2), item(a, 3), item(b, 1)}
+	two := []storedItem{item(a, 1), item(a, 2), item(b, 1), item(b, 2), {Seq: 9, ID: "x", TerminalID: "not-ours", Epoch: "e1"}}
+	v := check([][]storedItem{one, two}, []*terminal{a, b})
+	if !v.OK || v.Stored != 5 || v.Missing != 0 {
+		t.Fatalf("both listings: %+v, want 5 stored, none missing", v)
+	}
+	if v := check([][]storedItem{one}, []*terminal{a, b}); v.OK || v.Missing != 1 {
+		t.Fatalf("gateway 1's listing alone: %+v, want b's last item missing", v)
+	}
+	two = append(two, item(b, 2))
+	a.nextSeq = 4
+	v = check([][]storedItem{one, two}, []*terminal{a, b})
+	if v.OK || v.Duplicates != 1 || v.Missing != 1 || v.Stored != 6 {
+		t.Fatalf("a duplicate in one listing, an item in none: %+v, want 1 duplicate, 1 missing, 6 stored", v)
 	}
 }
 
