@@ -641,7 +641,7 @@ func check(listings [][]storedItem, terms []*terminal) *Verify {
 		ours[t.id] = t
 	}
 	v := &Verify{}
-	refused := map[key]bool{} // every item some listing holds, and whether it was refused
+	listed := map[key]bool{} // every item some listing holds, and whether it was refused
 	for _, items := range listings {
 		var dups int64
 		ids := map[string]bool{}
@@ -655,12 +655,12 @@ func check(listings [][]storedItem, terms []*terminal) *Verify {
 				dups++
 			}
 			ids[it.ID], seqs[k] = true, true
-			refused[k] = refused[k] || it.Refused != ""
+			listed[k] = listed[k] || it.Refused != ""
 		}
 		v.Duplicates = max(v.Duplicates, dups)
 	}
-	v.Stored = int64(len(refused)) + v.Duplicates
-	for _, r := range refused {
+	v.Stored = int64(len(listed)) + v.Duplicates
+	for _, r := range listed {
 		if r {
 			v.Refused++
 		}
@@ -671,7 +671,7 @@ func check(listings [][]storedItem, terms []*terminal) *Verify {
 			acked = t.pending[0].Seq - 1
 		}
 		for s := uint64(1); s <= acked; s++ {
-			if _, ok := refused[key{t.id, t.epoch, s}]; !ok {
+			if _, ok := listed[key{t.id, t.epoch, s}]; !ok {
 				v.Missing++
 			}
 		}
