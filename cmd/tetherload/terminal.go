@@ -336,7 +336,7 @@ func (t *terminal) session(ctx context.Context, c *websocket.Conn, stormCh *<-ch
 					t.pending = append(t.pending, t.newItem(now))
 				}
 				t.batches++
-				t.paced(now)
+				t.paced(time.Now()) // not now: UTC drops the monotonic reading
 				items = t.pending[len(t.pending)-cfg.BatchItems:]
 			}
 			if items == nil {
