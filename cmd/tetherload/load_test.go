@@ -307,6 +307,9 @@ func TestFlags(t *testing.T) {
 		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", t.TempDir() + "/none"}, "-admin-token-file"},
 		{[]string{"-spawn", "relayd", "-nats-server", "ns", "-nats-ca", "ca.pem"}, "go with -store"},
 		{[]string{"-spawn", "relayd", "-store", "nats://127.0.0.1:4222", "-nats-cert", "c.pem"}, "go together"},
+		{[]string{"-spawn", "relayd", "-relay-file"}, "-relay-file spawns relayd on a file beside a cluster"},
+		{[]string{"-relay", "http://127.0.0.1:1", "-admin-token-file", tok, "-relay-file"}, "-relay-file spawns relayd on a file beside a cluster"},
+		{[]string{"-spawn", "relayd", "-nats-server", "ns", "-relay-file", "-gateways", "2"}, "-relay-file with -gateways 2"},
 	} {
 		_, err := parseFlags(c.args, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -316,6 +319,31 @@ func TestFlags(t *testing.T) {
 	o, err := parseFlags([]string{"-relay", "ws://127.0.0.1:1/", "-admin-token-file", tok}, &bytes.Buffer{})
 	if err != nil || o.cfg.AdminToken != testToken || o.cfg.Duration != 30*time.Second {
 		t.Fatalf("defaults: %v %+v", err, o.cfg)
+	}
+}
+
+// With -relay-file the spawned relayd keeps its state on its own file beside the cluster that
+// -nats-server starts, so the cluster serves the jetstream baseline alone; without it the
+// relay's state is in the cluster.
+func TestRelayFileKeepsTheRelayOffTheCluster(t *testing.T) {
+	const cluster = "nats://127.0.0.1:1,nats://127.0.0.1:2"
+	for _, c := range []struct {
+		args      []string
+		wantStore bool
+	}{
+		{[]string{"-spawn", "relayd", "-nats-server", "ns", "-baseline", "jetstream"}, true},
+		{[]string{"-spawn", "relayd", "-nats-server", "ns", "-baseline", "jetstream", "-relay-file"}, false},
+		{[]string{"-spawn", "relayd", "-store", cluster, "-relay-file"}, false},
+	} {
+		o, err := parseFlags(c.args, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		store := o.relayStore(cluster)
+		args := strings.Join(gatewayArgs(o, store, []string{"http://127.0.0.1:9"}, 0, "127.0.0.1:10"), " ")
+		if got := strings.Contains(args, "-store "+cluster); got != c.wantStore || (store != "") != c.wantStore {
+			t.Errorf("%q: relayd %s (store %q), want the cluster as its store: %v", c.args, args, store, c.wantStore)
+		}
 	}
 }
 

@@ -69,6 +69,7 @@ type options struct {
 	baselineNames []string
 	natsServer    string
 	store         string
+	relayFile     bool
 	nats          natsconn.Flags
 	gateways      int
 	relayURLs     string
@@ -112,6 +113,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.gateways, "gateways", 1, "with -spawn, relayd gateways to start (more than one needs -nats-server or -store)")
 	fs.StringVar(&o.natsServer, "nats-server", "", "with -spawn, start a 3-node NATS JetStream cluster from this nats-server binary and put the relay's state in it")
 	fs.StringVar(&o.store, "store", "", "NATS servers (nats://host:port,...) of a running cluster: the spawned gateways' -store, and the jetstream baseline's cluster")
+	fs.BoolVar(&o.relayFile, "relay-file", false, "with -spawn and -nats-server or -store, keep the spawned relayd's state in its own bbolt file all the same: the cluster\n"+
+		"serves the jetstream baseline alone (what a relay with no cluster behind it reaches against the publish rate of the same run)")
 	fs.BoolVar(&c.Homes, "homes", false, "terminals follow redirects to their facility's gateway; with -spawn and -gateways above 1 each gateway gets\n"+
 		"relayd -gateway-url, so the relay places each facility on one gateway (docs/SCALE.md \"Facility homes\")")
 	fs.BoolVar(&c.GatewayByFacility, "gateway-by-facility", false, "connect all terminals of a facility to one gateway (facility f to gateway f mod n), not terminal i to gateway i mod n")
@@ -176,6 +179,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-nats-server starts a cluster and -store names a running one: give one")
 	case slices.Contains(o.baselineNames, BaselineJetStream) && o.natsServer == "" && o.store == "":
 		return o, errors.New("-baseline jetstream publishes to a NATS cluster: give -nats-server or -store")
+	case o.relayFile && (o.spawn == "" || o.natsServer == "" && o.store == ""):
+		return o, errors.New("-relay-file spawns relayd on a file beside a cluster: give -spawn and -nats-server or -store")
+	case o.relayFile && o.gateways != 1:
+		return o, fmt.Errorf("-relay-file with -gateways %d: gateways on files share nothing, so run one", o.gateways)
 	}
 	if o.spawn != "" {
 		c.RelayURLs = make([]string, o.gateways) // filled in by runMain; counted by check
@@ -210,6 +217,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	logf("open-file limit %d", limit)
 	natsURLs := o.store
+	var clusterPIDs []int
 	natsOpts, err := o.nats.Options()
 	if err != nil {
 		return err
@@ -226,9 +234,14 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}()
 		natsURLs = cl.URLs()
-		o.cfg.ClusterPIDs = cl.pids()
+		clusterPIDs = cl.pids()
 	}
-	o.cfg.StoreNATS = natsURLs
+	// With -relay-file the cluster's CPU over the load is not the relay's: it is not counted.
+	relayNATS := o.relayStore(natsURLs)
+	if relayNATS != "" {
+		o.cfg.ClusterPIDs = clusterPIDs
+	}
+	o.cfg.StoreNATS = relayNATS
 	var sps []*spawned
 	stopRelays := func() {
 		for _, sp := range sps {
@@ -242,7 +255,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer stopRelays()
 	if o.spawn != "" {
-		if sps, err = spawnGateways(o, natsURLs, logf); err != nil {
+		if sps, err = spawnGateways(o, relayNATS, logf); err != nil {
 			return err
 		}
 		o.cfg.RelayURLs, o.cfg.RelayPIDs, o.cfg.RelayDebug = nil, nil, nil
@@ -270,10 +283,16 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return err
 	}
-	if natsURLs != "" {
+	if relayNATS != "" {
 		rep.Store = "nats"
 	}
-	env := BaselineEnv{NATS: natsURLs, NATSOptions: natsOpts, Conns: len(o.cfg.RelayURLs), MsgBytes: rep.BatchBytes, CPUPIDs: o.cfg.ClusterPIDs}
+	env := BaselineEnv{NATS: natsURLs, NATSOptions: natsOpts, Conns: len(o.cfg.RelayURLs), MsgBytes: rep.BatchBytes, CPUPIDs: clusterPIDs}
+	if o.relayFile {
+		// The publish rate the gateways' runs are held to is over two connections, one a
+		// gateway (docs/SCALE.md), and one connection publishes less: the same here, so that
+		// a relay on a file is measured against the same rate.
+		env.Conns = 2
+	}
 	if env.MsgBytes == 0 {
 		env.MsgBytes = 256 // an -idle run sent no batch
 	}
@@ -301,6 +320,32 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("exactly-once check failed: %d duplicates, %d missing, %d refused", rep.Verify.Duplicates, rep.Verify.Missing, rep.Verify.Refused)
 	}
 	return nil
+}
+
+// gatewayArgs are the arguments of spawned gateway g of urls, whose state is in the cluster
+// natsURLs ("": each on its own file).
+func gatewayArgs(o options, natsURLs string, urls []string, g int, debug string) []string {
+	args := []string{"-debug-listen", debug}
+	if natsURLs != "" {
+		args = append(args, "-store", natsURLs)
+		args = append(args, o.nats.Args()...)
+	}
+	if o.gateways > 1 {
+		args = append(args, "-gateways", strings.Join(urls, ","))
+		if o.cfg.Homes {
+			args = append(args, "-gateway-url", urls[g])
+		}
+	}
+	return append(args, strings.Fields(o.spawnArgs)...)
+}
+
+// relayStore is where spawned relays keep their state: the cluster natsURLs, or their own
+// files ("") with -relay-file, when the cluster is the jetstream baseline's alone.
+func (o options) relayStore(natsURLs string) string {
+	if o.relayFile {
+		return ""
+	}
+	return natsURLs
 }
 
 // raiseOpenFiles lifts the soft RLIMIT_NOFILE to the hard limit and says so when even that is
@@ -342,19 +387,7 @@ func spawnGateways(o options, natsURLs string, logf func(string, ...any)) ([]*sp
 	var sps []*spawned
 	for g := range o.gateways {
 		debug := fmt.Sprintf("127.0.0.1:%d", ports[o.gateways+g])
-		args := []string{"-debug-listen", debug}
-		if natsURLs != "" {
-			args = append(args, "-store", natsURLs)
-			args = append(args, o.nats.Args()...)
-		}
-		if o.gateways > 1 {
-			args = append(args, "-gateways", strings.Join(urls, ","))
-			if o.cfg.Homes {
-				args = append(args, "-gateway-url", urls[g])
-			}
-		}
-		args = append(args, strings.Fields(o.spawnArgs)...)
-		sp, err := spawnRelay(o.spawn, o.tmp, strings.TrimPrefix(urls[g], "http://"), token, args)
+		sp, err := spawnRelay(o.spawn, o.tmp, strings.TrimPrefix(urls[g], "http://"), token, gatewayArgs(o, natsURLs, urls, g, debug))
 		if err != nil {
 			for _, prev := range sps {
 				_ = prev.stop(false)
