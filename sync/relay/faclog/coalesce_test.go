@@ -98,7 +98,19 @@ func TestCoalesceKeepsWhatALaterPutDoesNotSet(t *testing.T) {
 		{"a key put three times: the last", []faclog.Write{put(a, "k", "1"), put(a, "k", "2"), put(a, "k", "3")}, []faclog.Write{put(a, "k", "3")}},
 		{"added to, then put", []faclog.Write{app(a, "k", "1"), put(a, "k", "2")}, []faclog.Write{put(a, "k", "2")}},
 		{"deleted, then put", []faclog.Write{del(a, "k"), put(a, "k", "2")}, []faclog.Write{put(a, "k", "2")}},
-		{"put, then added to: both", []faclog.Write{put(a, "k", "1"), app(a, "k", "2")}, []faclog.Write{put(a, "k", "1"), app(a, "k", "2")}},
+		{"put, then added to: one put of both", []faclog.Write{put(a, "k", "1"), app(a, "k", "2")}, []faclog.Write{put(a, "k", "12")}},
+		{"added to twice: one addition", []faclog.Write{app(a, "k", "1"), app(a, "k", "2")}, []faclog.Write{app(a, "k", "12")}},
+		{"added to across other keys' writes: joined where the first stood",
+			[]faclog.Write{put(a, "k", "1"), put(a, "j", "x"), app(a, "k", "2"), del(b, "k"), app(a, "k", "3")},
+			[]faclog.Write{put(a, "k", "123"), put(a, "j", "x"), del(b, "k")}},
+		{"deleted between: not joined", []faclog.Write{put(a, "k", "1"), del(a, "k"), app(a, "k", "2")},
+			[]faclog.Write{put(a, "k", "1"), del(a, "k"), app(a, "k", "2")}},
+		{"a bucket dropped between: not joined", []faclog.Write{put(a, "k", "1"), {Op: faclog.OpDeleteBucket, Path: a}, app(a, "k", "2")},
+			[]faclog.Write{put(a, "k", "1"), {Op: faclog.OpDeleteBucket, Path: a}, app(a, "k", "2")}},
+		{"a bucket made between: not joined", []faclog.Write{app(a, "k", "1"), {Op: faclog.OpCreateBucket, Path: b}, app(a, "k", "2")},
+			[]faclog.Write{app(a, "k", "1"), {Op: faclog.OpCreateBucket, Path: b}, app(a, "k", "2")}},
+		{"added to, then put, then added to: the put and what follows", []faclog.Write{app(a, "k", "1"), put(a, "k", "2"), app(a, "k", "3")},
+			[]faclog.Write{put(a, "k", "23")}},
 		// The Put made bucket a; the Delete alone would not.
 		{"put, then deleted: both", []faclog.Write{put(a, "k", "1"), del(a, "k")}, []faclog.Write{put(a, "k", "1"), del(a, "k")}},
 		{"the same key in two buckets", []faclog.Write{put(a, "k", "1"), put(b, "k", "2")}, []faclog.Write{put(a, "k", "1"), put(b, "k", "2")}},
@@ -107,8 +119,12 @@ func TestCoalesceKeepsWhatALaterPutDoesNotSet(t *testing.T) {
 		{"names that split differently", []faclog.Write{put([][]byte{[]byte("ab")}, "c", "1"), put([][]byte{[]byte("a")}, "bc", "2")},
 			[]faclog.Write{put([][]byte{[]byte("ab")}, "c", "1"), put([][]byte{[]byte("a")}, "bc", "2")}},
 	} {
+		before := fmt.Sprint(c.ws)
 		if got := faclog.Coalesce(c.ws); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: coalesced to %+v, want %+v", c.name, got, c.want)
+		}
+		if after := fmt.Sprint(c.ws); after != before {
+			t.Errorf("%s: Coalesce changed the writes it was given: %s, were %s", c.name, after, before)
 		}
 	}
 }

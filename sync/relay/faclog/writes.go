@@ -103,8 +103,16 @@ func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
 // A later Delete makes nothing moot: the Put before it made the buckets on the way, which
 // stay. A group commit's calls each write what they changed, so a kiosk with three batches
 // in one group wrote its device report and its high-water mark three times each, and the
-// entry carried all three (docs/SCALE.md, "What a batch makes the cluster store"). ws is not
-// changed; the result is ws itself when nothing was dropped.
+// entry carried all three (docs/SCALE.md, "What a batch makes the cluster store").
+//
+// An Append is then joined to the Put or Append of the same key before it, when no write
+// between them deletes the key or makes, drops or numbers a bucket: the one write sets or adds
+// both values, where it set or added the first. A group commit's calls each add their items
+// to the group's one item log record, so a group of thirty one-item batches carried a Put and
+// 29 Appends of one record, and each of them copied the whole record again where the entry
+// was projected.
+//
+// ws is not changed; the result is ws itself when nothing was dropped or joined.
 func Coalesce(ws []Write) []Write {
 	later := map[string]bool{} // keys a later Put sets
 	var drop []bool
@@ -125,12 +133,63 @@ func Coalesce(ws []Write) []Write {
 			later[k] = true
 		}
 	}
-	if drop == nil {
+	var out []Write
+	// last: where among the kept writes each key's Put or Append is that a following Append
+	// may join; joined: the kept writes whose Value is out's own (the first join copied it),
+	// which later joins grow in place. n counts the kept writes, whether or not out is built
+	// yet (it is from the first join on).
+	var last map[string]int
+	var joined map[int]bool
+	n := 0
+	for i, w := range ws {
+		if drop != nil && drop[i] {
+			continue
+		}
+		switch w.Op {
+		case OpPut, OpAppend:
+			k := pathKey(w.Path, w.Key)
+			if j, ok := last[k]; ok && w.Op == OpAppend {
+				if out == nil {
+					out = keptBefore(ws, drop, i)
+				}
+				if !joined[j] {
+					out[j].Value = append(make([]byte, 0, 2*(len(out[j].Value)+len(w.Value))), out[j].Value...)
+					if joined == nil {
+						joined = map[int]bool{}
+					}
+					joined[j] = true
+				}
+				out[j].Value = append(out[j].Value, w.Value...)
+				continue
+			}
+			if last == nil {
+				last = map[string]int{}
+			}
+			last[k] = n
+		case OpDelete:
+			delete(last, pathKey(w.Path, w.Key))
+		default: // a bucket made, dropped or numbered: nothing joins across it
+			clear(last)
+		}
+		n++
+		if out != nil {
+			out = append(out, w)
+		}
+	}
+	if out == nil && drop == nil {
 		return ws
 	}
+	if out == nil {
+		out = keptBefore(ws, drop, len(ws))
+	}
+	return out
+}
+
+// keptBefore is the writes of ws before i that drop does not drop, in a new slice.
+func keptBefore(ws []Write, drop []bool, i int) []Write {
 	out := make([]Write, 0, len(ws))
-	for i, w := range ws {
-		if !drop[i] {
+	for j, w := range ws[:i] {
+		if drop == nil || !drop[j] {
 			out = append(out, w)
 		}
 	}
