@@ -129,8 +129,11 @@ func TestCoalesceKeepsWhatALaterPutDoesNotSet(t *testing.T) {
 	}
 }
 
-// Whatever writes an entry's data decodes to, the coalesced writes leave the state the
-// writes leave (or fail to apply as they do).
+// Whatever writes an entry's data decodes to, where they apply the coalesced writes apply too
+// and leave the state they leave. Writes that fail to apply (a key and a bucket of one name)
+// come from no transaction: the held state refuses each such write as it is made, so Coalesce
+// promises nothing for them, and may drop the one that would fail (testdata: a Put under a
+// key's name, made moot by a later Put after the key was deleted).
 func FuzzCoalesce(f *testing.F) {
 	f.Add(faclog.EncodeWrites([]faclog.Write{
 		{Op: faclog.OpPut, Path: [][]byte{[]byte("a")}, Key: []byte("k"), Value: []byte("1")},
@@ -150,8 +153,11 @@ func FuzzCoalesce(f *testing.F) {
 			return
 		}
 		want, werr := applied(t, t.TempDir(), ws)
+		if werr != nil {
+			return
+		}
 		got, gerr := applied(t, t.TempDir(), faclog.Coalesce(ws))
-		if (werr == nil) != (gerr == nil) || got != want {
+		if gerr != nil || got != want {
 			t.Fatalf("writes %+v\ncoalesced %+v\nleave\n%s (%v)\nwant\n%s (%v)", ws, faclog.Coalesce(ws), got, gerr, want, werr)
 		}
 	})
