@@ -22,8 +22,8 @@ func TestGrowInPlaceKeepsEveryValueHandedOut(t *testing.T) {
 	if string(v1) != "ab" || string(v2) != "abcd" || string(v3) != "abcdef" {
 		t.Fatalf("grown: %q %q %q, want ab abcd abcdef", v1, v2, v3)
 	}
-	if &v2[0] != &v1[0] {
-		t.Errorf("the second addition copied the value: it should grow in the room the first left")
+	if own := t1.grown[&v3[0]]; cap(own) <= len(v3) {
+		t.Fatalf("the transaction keeps no room after the value it grew (%d of %d): the next addition would copy it", len(own), cap(own))
 	}
 	other := v3 // the same bytes stored under another key
 	o1 := t1.grow(other, []byte("X"))
@@ -37,5 +37,18 @@ func TestGrowInPlaceKeepsEveryValueHandedOut(t *testing.T) {
 	n := later.grow(k1, []byte("!"))
 	if string(n) != "abcdefY!" || string(k1) != "abcdefY" || &n[0] == &k1[0] {
 		t.Fatalf("a later transaction's addition: %q, the committed value %q (shared: %v)", n, k1, &n[0] == &k1[0])
+	}
+	if cap(n) != len(n) || cap(later.grown[&n[0]]) != len(n) {
+		t.Errorf("a value added to once keeps room for %d bytes, want its own %d", cap(later.grown[&n[0]]), len(n))
+	}
+	// A hundred additions to one value copy it as append grows a slice: a few times, not a
+	// hundred.
+	v, arrays := n, map[*byte]bool{}
+	for range 100 {
+		v = later.grow(v, []byte("0123456789"))
+		arrays[&v[0]] = true
+	}
+	if len(v) != 8+1000 || len(arrays) > 20 {
+		t.Fatalf("a hundred additions: %d bytes in %d arrays, want 1,008 in at most 20", len(v), len(arrays))
 	}
 }

@@ -931,12 +931,14 @@ func (h *handle) AppendValue(key, tail []byte) error {
 }
 
 // grow is old with tail added, as a new value: old may be a committed state's, which Views
-// read. A value this transaction made here is grown in the room it left after it, so that a
-// record each call of a group adds to (the group's item log record, a facility's id records)
-// is copied about twice in all rather than once a call, which was a tenth of a holding
-// gateway's CPU. The value is capped at its length, so that no reader's append writes in that
-// room; a value of the same bytes stored elsewhere (a Put of what a Get returned) is grown
-// there only while its length is the one grown last, and then only past it.
+// read. A value this transaction made here is grown as append grows a slice, in the room
+// append left after it, so that a record each call of a group adds to (the group's item log
+// record, a facility's id records) is copied a few times in all rather than once a call, which
+// was a tenth of a holding gateway's CPU. The first value is made at its length: a record added
+// to once a transaction keeps no room in the committed state. Values are handed out capped at
+// their length, so that no reader's append writes in that room; a value of the same bytes
+// stored elsewhere (a Put of what a Get returned) is grown there only while its length is the
+// one grown last, and then only past it.
 func (t *tx) grow(old, tail []byte) []byte {
 	var v []byte
 	if len(old) > 0 {
@@ -948,7 +950,7 @@ func (t *tx) grow(old, tail []byte) []byte {
 		}
 	}
 	if v == nil {
-		v = make([]byte, 0, 2*(len(old)+len(tail)))
+		v = make([]byte, 0, len(old)+len(tail))
 		v = append(append(v, old...), tail...)
 	}
 	if len(v) > 0 {
