@@ -193,7 +193,7 @@ func (r *Relay) claimFacility(ctx context.Context, l faclog.Log, facility, holde
 	if r.held.m == nil {
 		r.held.m = map[string]*heldFacility{}
 	}
-	hf := &heldFacility{facility: facility, nums: &itemNumbers{block: r.itemNums.block, keep: true}, released: make(chan struct{}),
+	hf := &heldFacility{facility: facility, nums: &itemNumbers{block: r.itemNums.block, keep: true, gate: r.numberBlocks}, released: make(chan struct{}),
 		ready: make(chan struct{}), members: map[ownerKind]map[string]bool{terminalRecords: {}, inmateRecords: {}}}
 	if hf.nums.block <= 1 {
 		hf.nums.block = defaultItemNumberBlock // a block of 1 would take its numbers in the held state

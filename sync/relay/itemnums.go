@@ -51,6 +51,15 @@ type itemNumbers struct {
 	// log's records they number (facscope.go). The relay's own numbers keep none.
 	keep   bool
 	blocks []numberBlock
+	// gate, where set, is held while a block is taken: a relay and every facility it holds
+	// take their blocks on the items bucket's one sequence, and after relayd starts the held
+	// facilities all took their first at once, so that each conflicted with the others and
+	// ran again (0.6–1.0 re-runs a kv commit in a short run, docs/SCALE.md "What this machine
+	// lets the throughput goal show"). Taken one at a time on a gateway, only gateways' blocks
+	// meet.
+	// A chan of one slot rather than a mutex: a take that waits for the gate gives up with
+	// its context, as its transaction would.
+	gate chan struct{}
 }
 
 // numberBlock is the arrival numbers [first, end).
@@ -71,6 +80,14 @@ func (in *itemNumbers) reserve(ctx context.Context, db kv.Store, n int) error {
 		return nil
 	}
 	size := max(in.block, uint64(n))
+	if in.gate != nil {
+		select {
+		case in.gate <- struct{}{}:
+			defer func() { <-in.gate }()
+		case <-ctx.Done():
+			return fmt.Errorf("take %d arrival numbers: wait for the relay's other blocks: %w", size, ctx.Err())
+		}
+	}
 	var first uint64
 	err := db.Update(ctx, func(tx kv.Tx) error {
 		b := tx.Bucket([]byte(bItems))

@@ -1,11 +1,13 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,4 +152,64 @@ func TestArrivalNumbersAreNotReusedAfterALostCommit(t *testing.T) {
 			t.Errorf("%s took %v, want %v", s.what, got, s.want)
 		}
 	}
+}
+
+// The facilities a gateway holds take their blocks of arrival numbers one at a time
+// (itemNumbers.gate): sixteen facilities taking their first block at once, as they do when
+// relayd starts, make no transaction run again, and each gets numbers of its own. Taken at
+// once, each read the sequence another had just moved and ran again.
+func TestHeldFacilitiesTakeTheirFirstBlocksWithoutConflicts(t *testing.T) {
+	c := natstest.Start(t)
+	st := jetStore(t, c, 0, "relay")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := st.Update(ctx, func(tx kv.Tx) error {
+		_, err := tx.CreateBucketIfNotExists([]byte(bItems)) // as the relay's schema makes it
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{}, 1)
+	nums := make([]*itemNumbers, 16)
+	for i := range nums {
+		nums[i] = &itemNumbers{block: 64, keep: true, gate: gate}
+	}
+	before := st.Stats().Conflicts
+	var wg sync.WaitGroup
+	errs := make(chan error, len(nums))
+	for _, in := range nums {
+		wg.Go(func() { errs <- in.reserve(ctx, st, 1) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.Stats().Conflicts - before; n != 0 {
+		t.Errorf("sixteen first blocks taken at once: %d transactions ran again, want none", n)
+	}
+	var blocks []numberBlock
+	for _, in := range nums {
+		if len(in.blocks) != 1 || in.end-in.next != 64 {
+			t.Fatalf("a facility's numbers: blocks %v, [%d, %d); want one block of 64", in.blocks, in.next, in.end)
+		}
+		blocks = append(blocks, in.blocks[0])
+	}
+	slices.SortFunc(blocks, func(a, b numberBlock) int { return cmp.Compare(a.first, b.first) })
+	for i := 1; i < len(blocks); i++ {
+		if blocks[i].first < blocks[i-1].end {
+			t.Fatalf("blocks %v and %v share numbers", blocks[i-1], blocks[i])
+		}
+	}
+	// A take that waits for the gate gives up with its context, and takes nothing.
+	gate <- struct{}{}
+	late := &itemNumbers{block: 64, keep: true, gate: gate}
+	gone, stop := context.WithCancel(ctx)
+	stop()
+	if err := late.reserve(gone, st, 1); !errors.Is(err, context.Canceled) || len(late.blocks) != 0 {
+		t.Fatalf("a take behind another's, its context ended: %v, blocks %v; want the context's end and none", err, late.blocks)
+	}
+	<-gate
 }

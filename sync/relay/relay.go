@@ -154,6 +154,9 @@ type Relay struct {
 	writes *committer
 	// itemNums hands out uplink items' arrival numbers (itemnums.go).
 	itemNums *itemNumbers
+	// numberBlocks is held while this relay, or a facility it holds, takes a block of arrival
+	// numbers (itemNumbers.gate).
+	numberBlocks chan struct{}
 	// held are the facilities this relay holds (holds.go).
 	held holdSet
 	// writeTxs counts the store's write transactions (what a flood of frames must not drive).
@@ -312,7 +315,8 @@ func Open(cfg Config) (*Relay, error) {
 	r.facilities.max, r.inmates.max = facilityMemoMax, inmateMemoMax
 	// One number at a time on the bbolt file, whose one writer contends with nobody; a block
 	// per gateway on a shared store (itemnums.go).
-	r.itemNums = &itemNumbers{block: 1}
+	r.numberBlocks = make(chan struct{}, 1)
+	r.itemNums = &itemNumbers{block: 1, gate: r.numberBlocks}
 	if cfg.Store != nil {
 		r.itemNums.block = cfg.ItemNumberBlock
 		if r.itemNums.block == 0 {
