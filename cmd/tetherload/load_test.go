@@ -344,6 +344,21 @@ func TestRelayFileKeepsTheRelayOffTheCluster(t *testing.T) {
 		if got := strings.Contains(args, "-store "+cluster); got != c.wantStore || (store != "") != c.wantStore {
 			t.Errorf("%q: relayd %s (store %q), want the cluster as its store: %v", c.args, args, store, c.wantStore)
 		}
+		// The cluster's CPU over the load is the relay's only where the relay is on it; the
+		// baseline publishes to the cluster, counts its CPU, and with -relay-file over two
+		// connections, as against the two gateways the runs have.
+		nodes := []int{11, 12, 13}
+		if got := o.relayClusterPIDs(nodes); (len(got) == 3) != c.wantStore {
+			t.Errorf("%q: the relay's cluster processes %v, want the nodes counted: %v", c.args, got, c.wantStore)
+		}
+		env := o.baselineEnv(cluster, nil, 1, 309, nodes)
+		wantConns := 1
+		if !c.wantStore {
+			wantConns = 2
+		}
+		if env.NATS != cluster || env.Conns != wantConns || env.MsgBytes != 309 || len(env.CPUPIDs) != 3 {
+			t.Errorf("%q: the baseline's %+v, want the cluster over %d connections, 309-byte messages, the nodes' CPU", c.args, env, wantConns)
+		}
 	}
 }
 

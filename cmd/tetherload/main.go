@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/tether-kiosk/tether/internal/logging"
 	"github.com/tether-kiosk/tether/internal/natsconn"
@@ -236,12 +237,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		natsURLs = cl.URLs()
 		clusterPIDs = cl.pids()
 	}
-	// With -relay-file the cluster's CPU over the load is not the relay's: it is not counted.
 	relayNATS := o.relayStore(natsURLs)
-	if relayNATS != "" {
-		o.cfg.ClusterPIDs = clusterPIDs
-	}
-	o.cfg.StoreNATS = relayNATS
+	o.cfg.StoreNATS, o.cfg.ClusterPIDs = relayNATS, o.relayClusterPIDs(clusterPIDs)
 	var sps []*spawned
 	stopRelays := func() {
 		for _, sp := range sps {
@@ -286,16 +283,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if relayNATS != "" {
 		rep.Store = "nats"
 	}
-	env := BaselineEnv{NATS: natsURLs, NATSOptions: natsOpts, Conns: len(o.cfg.RelayURLs), MsgBytes: rep.BatchBytes, CPUPIDs: clusterPIDs}
-	if o.relayFile {
-		// The publish rate the gateways' runs are held to is over two connections, one a
-		// gateway (docs/SCALE.md), and one connection publishes less: the same here, so that
-		// a relay on a file is measured against the same rate.
-		env.Conns = 2
-	}
-	if env.MsgBytes == 0 {
-		env.MsgBytes = 256 // an -idle run sent no batch
-	}
+	env := o.baselineEnv(natsURLs, natsOpts, len(o.cfg.RelayURLs), rep.BatchBytes, clusterPIDs)
 	for _, name := range o.baselineNames {
 		logf("baseline %s for %v", name, o.baselineTime)
 		b, err := RunBaseline(ctx, name, o.tmp, o.cfg.Terminals, o.baselineTime, env)
@@ -346,6 +334,31 @@ func (o options) relayStore(natsURLs string) string {
 		return ""
 	}
 	return natsURLs
+}
+
+// relayClusterPIDs are the cluster's processes whose CPU over the load is the relay's: none
+// with -relay-file, where the cluster serves the baseline alone.
+func (o options) relayClusterPIDs(clusterPIDs []int) []int {
+	if o.relayFile {
+		return nil
+	}
+	return clusterPIDs
+}
+
+// baselineEnv is what the baselines run against: the cluster natsURLs, over a connection a
+// relay (relays), messages of the run's batch size, the cluster's CPU counted as theirs.
+func (o options) baselineEnv(natsURLs string, natsOpts []nats.Option, relays, batchBytes int, clusterPIDs []int) BaselineEnv {
+	env := BaselineEnv{NATS: natsURLs, NATSOptions: natsOpts, Conns: relays, MsgBytes: batchBytes, CPUPIDs: clusterPIDs}
+	if o.relayFile {
+		// The publish rate the gateways' runs are held to is over two connections, one a
+		// gateway (docs/SCALE.md), and one connection publishes less: the same here, so that
+		// a relay on a file is measured against the same rate.
+		env.Conns = 2
+	}
+	if env.MsgBytes == 0 {
+		env.MsgBytes = 256 // an -idle run sent no batch
+	}
+	return env
 }
 
 // raiseOpenFiles lifts the soft RLIMIT_NOFILE to the hard limit and says so when even that is
