@@ -48,8 +48,9 @@ func FuzzDecodeWrites(f *testing.F) {
 	})
 }
 
-// BenchmarkEncodeWrites encodes a status group commit's entry as the status mix makes them:
-// 30 calls, each a device report, a high-water mark, an item record's append and an id.
+// BenchmarkEncodeWrites encodes a status group commit's writes as its calls make them, before
+// Coalesce joins the additions: 30 calls, each a device report, a high-water mark, an item
+// record's append and an id.
 func BenchmarkEncodeWrites(b *testing.B) {
 	var ws []Write
 	for i := range 30 {
